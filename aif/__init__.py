@@ -1,0 +1,15 @@
+"""aif: active inference in discrete state spaces.
+
+The tabular core: a POMDP generative model (A, B, C, D, E), fixed-point state inference, policies scored by
+expected free energy, the policy posterior and action selection, and an ``Agent`` that runs the cycle.
+"""
+
+from .errors import AifError, ModelError, ObservationError, ParameterError, PolicyError
+from .model import GenerativeModel, check_model, random_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AifError", "ModelError", "ObservationError", "ParameterError", "PolicyError",
+    "GenerativeModel", "check_model", "random_model",
+]
