@@ -1,0 +1,218 @@
+"""A grid world: walk from a start cell to a goal, around walls, with five actions.
+
+Cells are numbered row by row, ``index = row * cols + col`` (as in pymdp 1.0's grid environments).
+Actions: 0 up, 1 down, 2 left, 3 right, 4 stay; a move into a wall or off the grid leaves the agent where it
+is, and with probability ``slip`` any move fails the same way.
+
+Two variants share the class:
+
+- one goal, no cue (the default): factor 0 location; modality 0 location. The agent's preferences are over
+  locations.
+- several candidate goals (drawn at reset), optionally with a cue cell that reveals which one holds this
+  episode: factors [location, goal]; modalities [location, at-goal (0 no, 1 yes), and, with a cue,
+  cue (0 nothing, 1 + g: the goal is number g)].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import shortest_path
+
+from ..errors import ParameterError
+from ..model import GenerativeModel
+from .pomdp import POMDPEnv
+
+ACTION_NAMES = ("up", "down", "left", "right", "stay")
+MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1), (0, 0))
+
+KNOWN_COUNT = 1e4
+COUNT_FLOOR = 1e-6
+
+
+def grid_transitions(shape, walls=(), slip=0.0, moves=MOVES):
+    """Location transitions of a grid: ``B[next, prev, action]``, shape ``(rows*cols, rows*cols, len(moves))``.
+
+    A move that would leave the grid or enter a wall keeps the agent in place; so does any move with
+    probability ``slip``. Wall cells keep their own (unreachable) columns so that B stays a distribution.
+    """
+    rows, cols = shape
+    n = rows * cols
+    blocked = np.zeros(shape, dtype=bool)
+    for r, c in walls:
+        blocked[r, c] = True
+    B = np.zeros((n, n, len(moves)))
+    for r in range(rows):
+        for c in range(cols):
+            i = r * cols + c
+            for u, (dr, dc) in enumerate(moves):
+                rr, cc = r + dr, c + dc
+                ok = 0 <= rr < rows and 0 <= cc < cols and not blocked[rr, cc] and not blocked[r, c]
+                j = rr * cols + cc if ok else i
+                B[j, i, u] += 1.0 - slip
+                B[i, i, u] += slip
+    return B
+
+
+def _cell(cell, shape, name):
+    r, c = (int(x) for x in cell)
+    if not (0 <= r < shape[0] and 0 <= c < shape[1]):
+        raise ParameterError(f"{name} = {tuple(cell)} lies outside the {shape[0]}x{shape[1]} grid")
+    return r, c
+
+
+class GridWorld(POMDPEnv):
+    """A grid world as a Gymnasium environment.
+
+    Args:
+        shape: ``(rows, cols)``.
+        start: the start cell ``(row, col)``.
+        goals: candidate goal cells; one goal (default: the bottom-right corner) or several, of which
+            ``reset`` draws one uniformly (or takes ``options={"goal": g}``).
+        walls: cells the agent cannot enter.
+        cue_location: with several goals, the cell where a cue shows which goal holds (``None``: no cue).
+        slip: probability that a move fails and the agent stays.
+        terminate_at_goal: whether reaching the goal ends the episode.
+
+    Observation: ``MultiDiscrete(num_obs)`` (see the module docstring). Action: ``Discrete(5)``.
+    Reward: +1 on arriving at (or staying on) the goal.
+    """
+
+    def __init__(self, shape=(7, 7), start=(0, 0), goals=None, walls=(), cue_location=None, slip=0.0,
+                 terminate_at_goal=True):
+        rows, cols = (int(x) for x in shape)
+        if rows < 1 or cols < 1:
+            raise ParameterError(f"shape must hold two positive sizes, got {tuple(shape)}")
+        self.shape = (rows, cols)
+        self.walls = tuple(_cell(w, self.shape, f"walls[{i}]") for i, w in enumerate(walls))
+        self.start = _cell(start, self.shape, "start")
+        goals = [(rows - 1, cols - 1)] if goals is None else goals
+        self.goals = tuple(_cell(g, self.shape, f"goals[{i}]") for i, g in enumerate(goals))
+        if not self.goals:
+            raise ParameterError("goals must hold at least one cell")
+        self.cue_location = None if cue_location is None else _cell(cue_location, self.shape, "cue_location")
+        for name, cell in [("start", self.start), ("cue_location", self.cue_location)] + \
+                [(f"goals[{i}]", g) for i, g in enumerate(self.goals)]:
+            if cell in self.walls:
+                raise ParameterError(f"{name} = {cell} is a wall")
+        if not 0.0 <= slip < 1.0:
+            raise ParameterError(f"slip must lie in [0, 1), got {slip}")
+        self.slip = float(slip)
+        self.terminate_at_goal = bool(terminate_at_goal)
+        self.cued = len(self.goals) > 1 or self.cue_location is not None
+        super().__init__(*self._arrays(), control_factor=0)
+
+    def index(self, cell):
+        """Location index of a ``(row, col)`` cell."""
+        return cell[0] * self.shape[1] + cell[1]
+
+    def cell(self, index):
+        """``(row, col)`` of a location index."""
+        return divmod(int(index), self.shape[1])
+
+    def _arrays(self, slip=None):
+        n = self.shape[0] * self.shape[1]
+        B_loc = grid_transitions(self.shape, self.walls, self.slip if slip is None else slip)
+        D_loc = np.eye(n)[self.index(self.start)]
+        if not self.cued:
+            return [np.eye(n)], [B_loc], [D_loc]
+        G = len(self.goals)
+        goal_idx = [self.index(g) for g in self.goals]
+        A_loc = np.broadcast_to(np.eye(n)[:, :, None], (n, n, G)).copy()
+        A_at = np.zeros((2, n, G))
+        A_at[0] = 1.0
+        A_at[0, goal_idx, range(G)] = 0.0
+        A_at[1, goal_idx, range(G)] = 1.0
+        A = [A_loc, A_at]
+        if self.cue_location is not None:
+            A_cue = np.zeros((1 + G, n, G))
+            A_cue[0] = 1.0
+            cue = self.index(self.cue_location)
+            A_cue[0, cue, :] = 0.0
+            A_cue[1 + np.arange(G), cue, np.arange(G)] = 1.0
+            A.append(A_cue)
+        return A, [B_loc, np.eye(G)[:, :, None]], [D_loc, np.full(G, 1.0 / G)]
+
+    def _initial_state(self, state, options):
+        if "goal" in options:
+            g = int(options["goal"])
+            if not 0 <= g < len(self.goals):
+                raise ParameterError(f"options['goal'] = {g} is not one of the {len(self.goals)} goals")
+            if not self.cued:
+                return state
+            state = (state[0], g)
+        return state
+
+    @property
+    def goal(self):
+        """The goal cell of the current episode."""
+        if not self.cued:
+            return self.goals[0]
+        return None if self.state is None else self.goals[self.state[1]]
+
+    def location(self, obs):
+        """``(row, col)`` from an observation vector."""
+        return self.cell(obs[0])
+
+    def _at_goal(self, state):
+        g = self.goals[state[1]] if self.cued else self.goals[0]
+        return state[0] == self.index(g)
+
+    def reward(self, state, obs):
+        return 1.0 if self._at_goal(state) else 0.0
+
+    def terminal(self, state):
+        return self.terminate_at_goal and self._at_goal(state)
+
+    def distances(self, goal=None):
+        """Shortest-path step counts from every cell to ``goal`` (default: the first goal), shape ``(rows*cols,)``.
+
+        Unreachable cells (walls, enclosed cells) get the largest finite distance plus one.
+        """
+        goal = self.goals[0] if goal is None else _cell(goal, self.shape, "goal")
+        B = grid_transitions(self.shape, self.walls, 0.0)
+        # reached[next, prev]: an edge next -> prev in this graph is a move prev -> next in the grid, so the
+        # distances from the goal here are the step counts to the goal there.
+        reached = csr_matrix((B.sum(axis=2) > 0).astype(float))
+        d = shortest_path(reached, directed=True, unweighted=True, indices=self.index(goal))
+        finite = np.isfinite(d)
+        d[~finite] = d[finite].max() + 1
+        return d
+
+    def generative_model(self, preference="distance", goal_preference=4.0, distance_scale=1.0, slip=None,
+                         learn_B=False, prior_count=1.0) -> GenerativeModel:
+        """The model an agent needs here.
+
+        Args:
+            preference: one goal only. ``"distance"``: ``C[0][s] = -distance_scale * steps from s to the
+                goal`` (a one-step planner walks the shortest path); ``"goal"``: ``C[0][goal] =
+                goal_preference`` and zero elsewhere (the planning horizon must reach the goal). With several
+                goals, ``C[1] = [0, goal_preference]`` on the at-goal modality whatever this says.
+            slip: the agent's belief about the slip probability (the environment's when ``None``).
+            learn_B: ``pB[0]`` uniform with ``prior_count`` per entry, so ``B[0]`` is uniform; other factors
+                known.
+            prior_count: the Dirichlet count of an unknown entry.
+
+        Returns:
+            ``GenerativeModel`` with ``D`` the true start and, with several goals, a uniform goal prior.
+        """
+        A, B, D = self._arrays(slip)
+        if self.cued:
+            C = [np.zeros(a.shape[0]) for a in A]
+            C[1] = np.array([0.0, goal_preference])
+        elif preference == "distance":
+            C = [-distance_scale * self.distances()]
+        elif preference == "goal":
+            C = [np.zeros(A[0].shape[0])]
+            C[0][self.index(self.goals[0])] = goal_preference
+        else:
+            raise ParameterError(f"preference must be 'distance' or 'goal', got {preference!r}")
+        extra = {}
+        if learn_B:
+            if prior_count <= 0:
+                raise ParameterError(f"prior_count must be positive, got {prior_count}")
+            pB = [b * KNOWN_COUNT + COUNT_FLOOR for b in B]
+            pB[0] = np.full_like(B[0], prior_count)
+            B[0] = pB[0] / pB[0].sum(axis=0, keepdims=True)
+            extra["pB"] = pB
+        return GenerativeModel(A, B, C, D, **extra)

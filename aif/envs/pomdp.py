@@ -1,0 +1,112 @@
+"""A Gymnasium environment driven by categorical arrays: the generative process of a discrete POMDP.
+
+The true world of each task (T-maze, grid world, cue chaining) is written as the same kind of arrays an
+agent's generative model holds: ``D`` (initial states), ``B`` (transitions), ``A`` (observations). This
+module samples from them. Each task subclass builds its arrays, names its actions, and says what the reward
+and the end of an episode are.
+
+Shapes follow the model's conventions (``S_f = num_states[f]``, ``O_m = num_obs[m]``):
+
+- ``A[m]``: ``(O_m, *S_f for f in A_dependencies[m])``
+- ``B[f]``: ``(S_f, *S_g for g in B_dependencies[f], U_f)``
+- ``D[f]``: ``(S_f,)``
+
+Observations are ``np.ndarray`` of shape ``(num_modalities,)`` (space ``MultiDiscrete(num_obs)``); the
+action is one integer for the single controllable factor (space ``Discrete(U_f)``).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from ..errors import ModelError
+
+
+def sample_index(p, u):
+    """Inverse-CDF draw from the categorical ``p`` given one uniform number ``u`` in [0, 1).
+
+    One uniform per draw (instead of ``Generator.choice``) keeps a step cheap and makes the random stream
+    identical whatever the distributions are, so two agents acting alike see identical worlds.
+    """
+    return min(int(np.searchsorted(np.cumsum(p), u, side="right")), len(p) - 1)
+
+
+class POMDPEnv(gym.Env):
+    """Base class: samples states from ``D`` and ``B`` and observations from ``A``.
+
+    Args:
+        A, B, D: the generative process (see the module docstring for shapes). Columns must sum to one.
+        A_dependencies, B_dependencies: as in ``aif.GenerativeModel`` (all factors / ``[f]`` by default).
+        control_factor: the factor the agent's action moves; the other factors have one control.
+
+    Subclasses override ``reward(state, obs)`` and ``terminal(state)``; the default is no reward and no end.
+    ``info`` carries the hidden state as ``info["state"]`` (a tuple of ints, one per factor).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, A, B, D, A_dependencies=None, B_dependencies=None, control_factor=0):
+        self.A = [np.asarray(a, dtype=float) for a in A]
+        self.B = [np.asarray(b, dtype=float) for b in B]
+        self.D = [np.asarray(d, dtype=float) for d in D]
+        nf = len(self.B)
+        self.A_dependencies = [list(d) for d in A_dependencies] if A_dependencies else [list(range(nf))] * len(A)
+        self.B_dependencies = [list(d) for d in B_dependencies] if B_dependencies else [[f] for f in range(nf)]
+        self.num_states = [b.shape[0] for b in self.B]
+        self.num_obs = [a.shape[0] for a in self.A]
+        self.num_controls = [b.shape[-1] for b in self.B]
+        self.control_factor = int(control_factor)
+        for f, n in enumerate(self.num_controls):
+            if f != self.control_factor and n != 1:
+                raise ModelError(f"B[{f}] has {n} controls, but only factor {self.control_factor} is controllable")
+        self.observation_space = gym.spaces.MultiDiscrete(self.num_obs)
+        self.action_space = gym.spaces.Discrete(self.num_controls[self.control_factor])
+        self.state = None
+
+    # The task-specific parts.
+    def reward(self, state, obs) -> float:
+        """Scalar reward for arriving in ``state`` and seeing ``obs``."""
+        return 0.0
+
+    def terminal(self, state) -> bool:
+        """Whether the episode ends in ``state``."""
+        return False
+
+    # The sampling, shared by every task.
+    def _observe(self, u):
+        return np.array([sample_index(A_m[(slice(None), *[self.state[f] for f in deps])], u[m])
+                         for m, (A_m, deps) in enumerate(zip(self.A, self.A_dependencies))], dtype=np.int64)
+
+    def reset(self, *, seed=None, options=None):
+        """Start an episode; ``options={"state": (s_0, s_1, ...)}`` fixes the initial hidden state."""
+        super().reset(seed=seed)
+        options = options or {}
+        if "state" in options:
+            state = tuple(int(s) for s in options["state"])
+            if len(state) != len(self.D) or any(not 0 <= s < n for s, n in zip(state, self.num_states)):
+                raise ModelError(f"options['state'] = {state} is not a state of factors with sizes {self.num_states}")
+        else:
+            u = self.np_random.random(len(self.D))
+            state = tuple(sample_index(d, u_f) for d, u_f in zip(self.D, u))
+        self.state = self._initial_state(state, options)
+        obs = self._observe(self.np_random.random(len(self.A)))
+        return obs, {"state": self.state}
+
+    def _initial_state(self, state, options):
+        """Hook for tasks whose reset options name parts of the state (a reward condition, a goal)."""
+        return state
+
+    def step(self, action):
+        if self.state is None:
+            raise RuntimeError("call reset() before step()")
+        if not self.action_space.contains(action):
+            raise ModelError(f"action {action!r} is not in the action space {self.action_space}")
+        controls = [0] * len(self.B)
+        controls[self.control_factor] = int(action)
+        u = self.np_random.random(len(self.B) + len(self.A))
+        self.state = tuple(
+            sample_index(B_f[(slice(None), *[self.state[g] for g in deps], controls[f])], u[f])
+            for f, (B_f, deps) in enumerate(zip(self.B, self.B_dependencies)))
+        obs = self._observe(u[len(self.B):])
+        return obs, float(self.reward(self.state, obs)), bool(self.terminal(self.state)), False, {"state": self.state}

@@ -1,0 +1,144 @@
+"""The T-maze: an agent starts in the centre; a cue in the bottom arm tells which upper arm is baited.
+
+The layout and indices follow pymdp.legacy's ``TMazeEnv`` (and SPM's ``DEM_demo_MDP_maze``), so models and
+results can be compared one to one:
+
+- factor 0, location (4): 0 centre, 1 right arm, 2 left arm, 3 cue location (bottom arm). Action ``u``
+  moves the agent to location ``u`` from anywhere.
+- factor 1, reward condition (2): 0 reward on the right, 1 reward on the left. It never changes.
+- modality 0, location (4): the location, without noise.
+- modality 1, reward (3): 0 no reward, 1 reward, 2 loss. In the arm matching the condition, reward with
+  probability ``reward_prob`` and loss otherwise; in the other arm the reverse; elsewhere no reward.
+- modality 2, cue (2): at the cue location, the condition with probability ``cue_validity``; elsewhere
+  uniform noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..model import GenerativeModel
+from .pomdp import POMDPEnv
+
+CENTRE, RIGHT_ARM, LEFT_ARM, CUE = range(4)
+NO_REWARD, REWARD, LOSS = range(3)
+
+LOCATION_NAMES = ("centre", "right arm", "left arm", "cue")
+CONDITION_NAMES = ("reward on right", "reward on left")
+REWARD_NAMES = ("no reward", "reward", "loss")
+CUE_NAMES = ("cue right", "cue left")
+
+# Counts that pin a known distribution: large enough that learning barely moves it, positive because
+# Dirichlet counts must be.
+KNOWN_COUNT = 1e4
+COUNT_FLOOR = 1e-6
+
+
+def _check_prob(value, name):
+    if not 0.0 <= value <= 1.0:
+        raise ParameterError(f"{name} must lie in [0, 1], got {value}")
+    return float(value)
+
+
+def tmaze_arrays(reward_prob=0.98, cue_validity=1.0):
+    """The T-maze's A, B and D (as used by the environment and, by default, the agent).
+
+    Returns:
+        ``(A, B, D)``: ``A = [(4, 4, 2), (3, 4, 2), (2, 4, 2)]``, ``B = [(4, 4, 4), (2, 2, 1)]``,
+        ``D = [(4,), (2,)]`` (start in the centre; either condition with probability 1/2).
+    """
+    a = _check_prob(reward_prob, "reward_prob")
+    v = _check_prob(cue_validity, "cue_validity")
+    A_loc = np.zeros((4, 4, 2))
+    A_rew = np.zeros((3, 4, 2))
+    A_cue = np.zeros((2, 4, 2))
+    for c in range(2):
+        A_loc[:, :, c] = np.eye(4)
+        A_rew[NO_REWARD, [CENTRE, CUE], c] = 1.0
+        baited = RIGHT_ARM if c == 0 else LEFT_ARM
+        other = LEFT_ARM if c == 0 else RIGHT_ARM
+        A_rew[[REWARD, LOSS], baited, c] = a, 1 - a
+        A_rew[[REWARD, LOSS], other, c] = 1 - a, a
+        A_cue[:, [CENTRE, RIGHT_ARM, LEFT_ARM], c] = 0.5
+        A_cue[c, CUE, c] = v
+        A_cue[1 - c, CUE, c] = 1 - v
+    # B_loc[next, prev, u] = 1 when next == u: every action is "go to location u".
+    B_loc = np.broadcast_to(np.eye(4)[:, None, :], (4, 4, 4)).copy()
+    B_cond = np.eye(2)[:, :, None]
+    D = [np.eye(4)[CENTRE], np.full(2, 0.5)]
+    return [A_loc, A_rew, A_cue], [B_loc, B_cond], D
+
+
+class TMaze(POMDPEnv):
+    """The T-maze task as a Gymnasium environment.
+
+    Args:
+        reward_prob: probability of reward in the baited arm (and of loss in the other); 0.98 as in the
+            pymdp and SPM demos.
+        cue_validity: probability that the cue shows the true condition.
+
+    Observation: ``MultiDiscrete([4, 3, 2])`` (location, reward, cue). Action: ``Discrete(4)``, the location
+    to go to. Reward: +1 for a reward outcome, -1 for a loss. The episode never ends by itself (as in
+    pymdp.legacy); bound it with the number of steps or ``gymnasium.wrappers.TimeLimit``.
+    ``reset(options={"condition": 0 | 1})`` fixes the reward condition, otherwise it is drawn uniformly.
+    """
+
+    def __init__(self, reward_prob=0.98, cue_validity=1.0):
+        self.reward_prob = _check_prob(reward_prob, "reward_prob")
+        self.cue_validity = _check_prob(cue_validity, "cue_validity")
+        super().__init__(*tmaze_arrays(reward_prob, cue_validity), control_factor=0)
+
+    def _initial_state(self, state, options):
+        if "condition" in options:
+            c = int(options["condition"])
+            if c not in (0, 1):
+                raise ParameterError(f"options['condition'] must be 0 or 1, got {options['condition']}")
+            state = (state[0], c)
+        return state
+
+    @property
+    def condition(self):
+        """The current reward condition (0 right, 1 left)."""
+        return None if self.state is None else self.state[1]
+
+    def reward(self, state, obs):
+        return {NO_REWARD: 0.0, REWARD: 1.0, LOSS: -1.0}[int(obs[1])]
+
+    def generative_model(self, reward_preference=3.0, loss_preference=-3.0, reward_prob=None,
+                         cue_validity=None, learn_A=False, learn_B=False, prior_count=1.0) -> GenerativeModel:
+        """The model an agent needs in this maze: pymdp's T-maze demo settings by default.
+
+        Args:
+            reward_preference, loss_preference: ``C[1] = [0, reward_preference, loss_preference]``
+                (the demo's ``[0, 3, -3]``).
+            reward_prob, cue_validity: the agent's beliefs; the environment's values when ``None``
+                (give other values for a mismatched model).
+            learn_A: the agent does not know the reward contingencies of the arms: ``pA[1]`` holds
+                ``prior_count`` for reward and loss in both arms (so ``A[1]`` is 50/50 there), and the
+                other counts pin the true values (``1e4`` times the probabilities).
+            learn_B: the agent does not know where its actions lead: ``pB[0]`` is uniform with
+                ``prior_count`` per entry (so ``B[0]`` is uniform); the condition factor stays known.
+            prior_count: the Dirichlet count of an unknown entry.
+
+        Returns:
+            ``GenerativeModel`` with ``D = [centre, (1/2, 1/2)]``; ``pA``/``pB`` set when learning.
+        """
+        A, B, D = tmaze_arrays(self.reward_prob if reward_prob is None else reward_prob,
+                               self.cue_validity if cue_validity is None else cue_validity)
+        C = [np.zeros(4), np.array([0.0, reward_preference, loss_preference]), np.zeros(2)]
+        if prior_count <= 0:
+            raise ParameterError(f"prior_count must be positive, got {prior_count}")
+        extra = {}
+        if learn_A:
+            pA = [a * KNOWN_COUNT + COUNT_FLOOR for a in A]
+            pA[1][REWARD:, RIGHT_ARM:LEFT_ARM + 1, :] = prior_count
+            # The arrays are the counts' means, except that the floor of the known zeros is left out.
+            A[1][:, RIGHT_ARM:LEFT_ARM + 1, :] = np.array([0.0, 0.5, 0.5])[:, None, None]
+            extra["pA"] = pA
+        if learn_B:
+            pB = [b * KNOWN_COUNT + COUNT_FLOOR for b in B]
+            pB[0] = np.full_like(B[0], prior_count)
+            B[0] = pB[0] / pB[0].sum(axis=0, keepdims=True)
+            extra["pB"] = pB
+        return GenerativeModel(A, B, C, D, **extra)

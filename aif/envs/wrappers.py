@@ -1,0 +1,108 @@
+"""Connect any Gymnasium environment with discrete observations to an ``aif.Agent``.
+
+An agent reads one outcome index per modality and emits one control per factor: ``action: (num_factors,)``.
+Gymnasium environments speak in spaces: ``Discrete(n)`` (one index), ``MultiDiscrete(nvec)`` (a vector of
+indices) or a ``Tuple`` of ``Discrete``. ``AgentWrapper`` translates both ways.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from ..errors import ModelError, ObservationError, PolicyError
+
+
+def _obs_sizes(space, name):
+    """Outcomes per modality, the first index of each (Gymnasium spaces may start anywhere), and the kind."""
+    if isinstance(space, gym.spaces.Discrete):
+        return [int(space.n)], np.array([space.start]), "discrete"
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return [int(n) for n in np.ravel(space.nvec)], np.ravel(space.start), "multidiscrete"
+    if isinstance(space, gym.spaces.Tuple) and all(isinstance(s, gym.spaces.Discrete) for s in space.spaces):
+        return [int(s.n) for s in space.spaces], np.array([s.start for s in space.spaces]), "tuple"
+    raise ObservationError(f"{name} is {space}; AgentWrapper needs Discrete, MultiDiscrete or a Tuple of "
+                           f"Discrete spaces (discretise other spaces first)")
+
+
+class AgentWrapper(gym.Wrapper):
+    """Observations as a list of indices per modality; actions as an agent's control vector.
+
+    Args:
+        env: a Gymnasium environment whose observation space is ``Discrete``, ``MultiDiscrete`` or a
+            ``Tuple`` of ``Discrete``, and whose action space is ``Discrete`` or ``MultiDiscrete``.
+        num_controls: controls per factor of the agent's model (``model.num_controls``). By default one
+            factor per entry of the action space.
+        control_factors: the factors whose controls the environment receives, in the order of its action
+            space. By default the factors with more than one control (``Discrete``: exactly one of them).
+
+    The wrapped environment's observation space is ``Tuple(Discrete(O_m) ...)`` and its observations are
+    Python lists of ints; its action space is ``MultiDiscrete(num_controls)``. Use
+    ``AgentWrapper.for_model(env, model)`` to read ``num_controls`` from a model.
+    """
+
+    def __init__(self, env, num_controls=None, control_factors=None):
+        super().__init__(env)
+        self.num_obs, obs_start, self._obs_kind = _obs_sizes(env.observation_space, "the observation space")
+        self._obs_start = [int(x) for x in obs_start]
+        act = env.action_space
+        if isinstance(act, gym.spaces.Discrete):
+            env_controls = [int(act.n)]
+            self._act_kind = "discrete"
+        elif isinstance(act, gym.spaces.MultiDiscrete):
+            env_controls = [int(n) for n in np.ravel(act.nvec)]
+            self._act_kind = "multidiscrete"
+        else:
+            raise PolicyError(f"the action space is {act}; AgentWrapper needs Discrete or MultiDiscrete")
+        self._act_start = (np.ravel(act.start) if self._act_kind == "multidiscrete" else np.array([act.start])
+                           ).astype(np.int64)
+        if num_controls is None:
+            num_controls = list(env_controls)
+            control_factors = list(range(len(env_controls))) if control_factors is None else control_factors
+        num_controls = [int(n) for n in num_controls]
+        if control_factors is None:
+            control_factors = [f for f, n in enumerate(num_controls) if n > 1]
+        control_factors = [int(f) for f in control_factors]
+        if len(control_factors) != len(env_controls):
+            raise ModelError(f"control_factors = {control_factors} names {len(control_factors)} factors, but the "
+                             f"action space {act} takes {len(env_controls)} controls")
+        for f, n in zip(control_factors, env_controls):
+            if not 0 <= f < len(num_controls):
+                raise ModelError(f"control_factors names factor {f}, but the model has {len(num_controls)} factors")
+            if num_controls[f] != n:
+                raise ModelError(f"factor {f} has {num_controls[f]} controls in the model but the environment's "
+                                 f"action space offers {n}")
+        self.num_controls = num_controls
+        self.control_factors = control_factors
+        self.observation_space = gym.spaces.Tuple([gym.spaces.Discrete(n) for n in self.num_obs])
+        self.action_space = gym.spaces.MultiDiscrete(num_controls)
+
+    @classmethod
+    def for_model(cls, env, model, control_factors=None):
+        """Wrap ``env`` for an agent holding ``model`` (an ``aif.GenerativeModel``)."""
+        return cls(env, num_controls=model.num_controls, control_factors=control_factors)
+
+    def observation(self, obs) -> list:
+        """The environment's observation as one index per modality."""
+        if self._obs_kind == "discrete":
+            return [int(obs) - self._obs_start[0]]
+        return [int(o) - s for o, s in zip(np.ravel(obs), self._obs_start)]
+
+    def env_action(self, action):
+        """The environment's action for an agent's control vector ``action: (num_factors,)``."""
+        action = np.asarray(action).ravel()
+        if action.shape[0] != len(self.num_controls):
+            raise PolicyError(f"action has {action.shape[0]} entries, expected one per factor "
+                              f"({len(self.num_controls)})")
+        picked = action[self.control_factors].astype(np.int64) + self._act_start
+        if self._act_kind == "discrete":
+            return int(picked[0])
+        return picked
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        return self.observation(obs), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(self.env_action(action))
+        return self.observation(obs), reward, terminated, truncated, info
