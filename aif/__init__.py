@@ -5,6 +5,9 @@ expected free energy, the policy posterior and action selection, and an ``Agent`
 """
 
 from .errors import AifError, ModelError, ObservationError, ParameterError, PolicyError
+from .control import (EFEOptions, action_marginals, action_probabilities, enumerate_policies,
+                      expected_free_energy, policy_posterior, predict, select_action)
+from .inference import Exact, FixedPoint, infer_states, log_evidence, variational_free_energy
 from .model import GenerativeModel, check_model, random_model
 
 __version__ = "0.1.0"
@@ -12,4 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AifError", "ModelError", "ObservationError", "ParameterError", "PolicyError",
     "GenerativeModel", "check_model", "random_model",
+    "FixedPoint", "Exact", "infer_states", "variational_free_energy", "log_evidence",
+    "EFEOptions", "enumerate_policies", "expected_free_energy", "policy_posterior", "select_action",
+    "action_marginals", "action_probabilities", "predict",
 ]

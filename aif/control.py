@@ -1,0 +1,369 @@
+"""Policies: enumeration, expected free energy, the policy posterior and action selection.
+
+For a policy pi = (u_1, ..., u_H), beliefs are rolled forward with B, q(s_{t+1} | pi) = E_{q(s_t|pi)}[B(u_t)],
+and outcomes predicted with A, q(o_t | pi) = E_{q(s_t|pi)}[A]. The expected free energy sums, over steps,
+
+    G = risk + ambiguity
+      = KL[q(o | pi) || p(o)]  +  E_{q(s|pi)} H[p(o | s)]
+      = -( E_{q(o|pi)}[ln p(o)]  +  H[q(o | pi)] - E_{q(s|pi)} H[p(o | s)] )
+      = -( utility + state_info_gain ),
+
+with ln p(o) the log-preferences C. The four terms are returned per policy; the caller chooses which make
+up G (``terms=``), e.g. ``("utility",)`` for a purely pragmatic agent or the default
+``("utility", "state_info_gain")``. Parameter information gain (``"pA_info_gain"``, ``"pB_info_gain"``)
+enters the same way when the model has Dirichlet counts.
+
+Everything is computed for all policies at once: beliefs carry a leading policy axis ``(P, S_f)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import log_softmax, softmax, xlogy
+
+from .errors import ParameterError, PolicyError
+from .inference import check_beliefs
+from .maths import CLIP, LEGACY, outer
+from .model import GenerativeModel
+
+VALUE_TERMS = ("utility", "state_info_gain", "pA_info_gain", "pB_info_gain")
+COST_TERMS = ("risk", "ambiguity")
+DEFAULT_TERMS = ("utility", "state_info_gain")
+
+
+@dataclass(frozen=True)
+class EFEOptions:
+    """Conventions for computing the EFE terms.
+
+    Attributes:
+        normalize_C: turn C into log-probabilities with a log-softmax over outcomes before use (SPM and
+            pymdp.legacy do; pymdp 1.0 uses C as given, so its G differs by a constant per step and
+            modality, ``-logsumexp(C_m)``, and its q(pi) is the same).
+        info_gain: ``"per_modality"`` sums one information gain per modality (both pymdp agents);
+            ``"joint"`` uses the joint outcome of all modalities (SPM's ``spm_MDP_G``), the exact EFE term.
+            For independent modalities the per-modality sum is never below the joint value.
+        guards: ``"exact"`` (0 ln 0 = 0, exact logs), ``"pymdp"`` (ln max(x, eps), pymdp 1.0) or
+            ``"legacy"`` (pymdp.legacy: ln(x + 1e-16) for outcomes and C, ln(x + exp(-16)) inside
+            ``spm_MDP_G``, which also drops joint states with probability below exp(-16)).
+    """
+
+    normalize_C: bool = True
+    info_gain: str = "per_modality"
+    guards: str = "exact"
+
+    def __post_init__(self):
+        if self.info_gain not in ("per_modality", "joint"):
+            raise ParameterError(f"EFEOptions.info_gain must be 'per_modality' or 'joint', got {self.info_gain!r}")
+        if self.guards not in ("exact", "pymdp", "legacy"):
+            raise ParameterError(f"EFEOptions.guards must be 'exact', 'pymdp' or 'legacy', got {self.guards!r}")
+
+    @classmethod
+    def pymdp_legacy(cls) -> "EFEOptions":
+        """pymdp.legacy's ``update_posterior_policies_factorized``."""
+        return cls(normalize_C=True, info_gain="per_modality", guards="legacy")
+
+    @classmethod
+    def pymdp(cls) -> "EFEOptions":
+        """pymdp 1.0's ``update_posterior_policies``."""
+        return cls(normalize_C=False, info_gain="per_modality", guards="pymdp")
+
+
+def enumerate_policies(num_controls, horizon: int, control_factors=None) -> np.ndarray:
+    """All action sequences of length ``horizon``, in pymdp's order.
+
+    Args:
+        num_controls: controls per factor.
+        horizon: number of steps.
+        control_factors: factors whose actions vary; the others stay at action 0 (all by default).
+
+    Returns:
+        int array ``(num_policies, horizon, num_factors)``; the last factor of the last step varies fastest,
+        as in ``itertools.product`` over ``num_controls * horizon`` (pymdp's ``construct_policies``).
+    """
+    num_controls = [int(u) for u in num_controls]
+    if int(horizon) != horizon or horizon < 1:
+        raise PolicyError(f"horizon must be a positive integer, got {horizon!r}")
+    if any(u < 1 for u in num_controls):
+        raise PolicyError(f"num_controls must be positive, got {num_controls}")
+    nf = len(num_controls)
+    if control_factors is not None:
+        bad = [f for f in control_factors if not 0 <= f < nf]
+        if bad:
+            raise PolicyError(f"control_factors names factor {bad[0]}, but there are {nf} factors")
+        num_controls = [u if f in control_factors else 1 for f, u in enumerate(num_controls)]
+    dims = num_controls * int(horizon)
+    flat = np.stack(np.unravel_index(np.arange(int(np.prod(dims))), dims), axis=-1)
+    return flat.reshape(-1, int(horizon), nf)
+
+
+def check_policies(model: GenerativeModel, policies) -> np.ndarray:
+    """Validate a policy array against the model: shape ``(P, H, num_factors)``, actions in range."""
+    policies = np.asarray(policies)
+    if policies.ndim != 3 or policies.shape[2] != model.num_factors or policies.shape[0] == 0:
+        raise PolicyError(f"policies must have shape (num_policies, horizon, {model.num_factors}), "
+                          f"got {policies.shape}")
+    if not np.issubdtype(policies.dtype, np.integer):
+        raise PolicyError(f"policies must hold integer actions, got dtype {policies.dtype}")
+    for f, u in enumerate(model.num_controls):
+        a = policies[:, :, f]
+        bad = (a < 0) | (a >= u)
+        if bad.any():
+            p, t = (int(i) for i in np.argwhere(bad)[0])
+            raise PolicyError(f"policy {p} takes action {a[p, t]} at step {t} for factor {f}, which has "
+                              f"{u} controls (0 to {u - 1})")
+    return policies
+
+
+def _transition(B_f, qs_deps, actions_f):
+    """q(s_f') = sum_deps B_f[s_f', deps, u] q(deps), per policy: ``qs_deps[i]`` (P, S_g) -> (P, S_f)."""
+    # B_f[..., actions_f]: (S_f, *deps, P) -- one transition matrix per policy.
+    B_pi = B_f[..., actions_f]
+    k = len(qs_deps)
+    letters = "bcdefgh"[:k]
+    return np.einsum(f"a{letters}p," + ",".join(f"p{c}" for c in letters) + "->pa", B_pi, *qs_deps,
+                     optimize=True)
+
+
+def _expect(A_m, qs_deps):
+    """E_q[A_m] over the dependency factors, per policy: A_m (O, *deps), qs_deps[i] (P, S_g) -> (P, O)."""
+    k = len(qs_deps)
+    letters = "bcdefgh"[:k]
+    return np.einsum(f"a{letters}," + ",".join(f"p{c}" for c in letters) + "->pa", A_m, *qs_deps,
+                     optimize=True)
+
+
+def predict_policies(model: GenerativeModel, qs, actions):
+    """One step of B for a batch of action vectors: ``qs[f]`` (P, S_f), ``actions`` (P, F) -> list (P, S_f)."""
+    return [_transition(B_f, [qs[g] for g in deps], actions[:, f])
+            for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies))]
+
+
+def _log_preferences(C_m, t, options):
+    C_t = C_m if C_m.ndim == 1 else C_m[:, min(t, C_m.shape[1] - 1)]
+    if not options.normalize_C:
+        return C_t
+    if options.guards == "legacy":
+        return np.log(softmax(C_t) + 1e-16)
+    return log_softmax(C_t)
+
+
+def _entropy_terms(A_m, qs_deps, qo_m, options):
+    """(H[q(o)], E_q H[p(o|s)]) for one modality, shapes (P,), under the options' log guards."""
+    if options.guards == "exact":
+        H_A = -xlogy(A_m, A_m).sum(axis=0)
+        return -xlogy(qo_m, qo_m).sum(axis=-1), _expect(H_A[None], qs_deps)[:, 0]
+    if options.guards == "pymdp":
+        H_A = -(A_m * CLIP(A_m)).sum(axis=0)
+        return -(qo_m * CLIP(qo_m)).sum(axis=-1), _expect(H_A[None], qs_deps)[:, 0]
+    # pymdp.legacy's spm_MDP_G: joint states with q(s) <= exp(-16) are dropped from both sums.
+    q_joint = outer(qs_deps, batch=True)
+    q_joint = np.where(q_joint > np.exp(-16), q_joint, 0.0)
+    H_A = -(A_m * np.log(A_m + np.exp(-16))).sum(axis=0)
+    P = q_joint.shape[0]
+    ambiguity = q_joint.reshape(P, -1) @ H_A.reshape(-1)
+    qo_kept = q_joint.reshape(P, -1) @ A_m.reshape(A_m.shape[0], -1).T
+    return -(qo_kept * LEGACY(qo_kept)).sum(axis=-1), ambiguity
+
+
+def _joint_outcome_entropy(model, qs_next, options):
+    """H[q(o_1, ..., o_M)] of the joint outcome of all modalities, per policy (P,)."""
+    factors, outcomes = "abcdefghij"[: model.num_factors], "ABCDEFGHIJ"[: model.num_modalities]
+    subs = ["p" + factors[f] for f in range(model.num_factors)]
+    subs += [outcomes[m] + "".join(factors[f] for f in deps) for m, deps in enumerate(model.A_dependencies)]
+    qo = np.einsum(",".join(subs) + "->p" + outcomes, *qs_next, *model.A, optimize=True)
+    qo = qo.reshape(qo.shape[0], -1)  # (P, prod O_m)
+    if options.guards == "exact":
+        return -xlogy(qo, qo).sum(axis=-1)
+    guard = LEGACY if options.guards == "legacy" else CLIP
+    return -(qo * guard(qo)).sum(axis=-1)
+
+
+def expected_free_energy(model: GenerativeModel, qs, policies, terms=DEFAULT_TERMS, options=None):
+    """Expected free energy of every policy, with its terms.
+
+    Args:
+        model: the generative model.
+        qs: current beliefs, one vector ``(num_states[f],)`` per factor.
+        policies: int array ``(num_policies, horizon, num_factors)``.
+        terms: names of the terms that make up G: value terms (``utility``, ``state_info_gain``,
+            ``pA_info_gain``, ``pB_info_gain``) enter with a minus sign, cost terms (``risk``,
+            ``ambiguity``) with a plus sign. ``("risk", "ambiguity")`` gives the same G as the default
+            ``("utility", "state_info_gain")``.
+        options: ``EFEOptions``; the default normalises C and uses exact logarithms.
+
+    Returns:
+        ``(G, terms)``: ``G`` of shape ``(num_policies,)``, lower is better; ``terms`` a dict of arrays of
+        the same shape with ``risk``, ``ambiguity``, ``utility``, ``state_info_gain`` (and the parameter
+        terms asked for), each summed over the horizon, with ``risk + ambiguity = -(utility +
+        state_info_gain)``.
+    """
+    options = EFEOptions() if options is None else options
+    unknown = [t for t in terms if t not in VALUE_TERMS + COST_TERMS]
+    if unknown or not terms:
+        raise ParameterError(f"unknown EFE term {unknown[0]!r}; choose from {VALUE_TERMS + COST_TERMS}"
+                             if unknown else "terms must name at least one EFE term")
+    qs = check_beliefs(model, qs, "qs")
+    policies = check_policies(model, policies)
+    P, H, _ = policies.shape
+    want_pA = "pA_info_gain" in terms
+    want_pB = "pB_info_gain" in terms
+    if want_pA and model.pA is None or want_pB and model.pB is None:
+        raise ParameterError("parameter information gain needs Dirichlet counts: the model has no "
+                             + ("pA" if want_pA and model.pA is None else "pB"))
+
+    if want_pA or want_pB:
+        from . import learning  # imported here: only parameter terms need it
+
+    out = {name: np.zeros(P) for name in ("risk", "ambiguity", "utility", "state_info_gain")}
+    if want_pA:
+        out["pA_info_gain"] = np.zeros(P)
+    if want_pB:
+        out["pB_info_gain"] = np.zeros(P)
+    qs_t = [np.broadcast_to(q, (P, q.size)) for q in qs]
+    for t in range(H):
+        qs_next = predict_policies(model, qs_t, policies[:, t, :])
+        entropy_qo, ambiguity = np.zeros(P), np.zeros(P)
+        for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies)):
+            qs_deps = [qs_next[f] for f in deps]
+            qo_m = _expect(A_m, qs_deps)
+            out["utility"] += qo_m @ _log_preferences(model.C[m], t, options)
+            H_qo_m, ambiguity_m = _entropy_terms(A_m, qs_deps, qo_m, options)
+            entropy_qo += H_qo_m
+            ambiguity += ambiguity_m
+            if want_pA:
+                out["pA_info_gain"] += learning.pA_info_gain([model.pA[m]], qs_next, [deps], qo_t=[qo_m])
+        if options.info_gain == "joint" and model.num_modalities > 1:
+            entropy_qo = _joint_outcome_entropy(model, qs_next, options)
+        if want_pB:
+            out["pB_info_gain"] += learning.pB_info_gain(model.pB, qs_next, qs_t, policies[:, t, :],
+                                                         model.B_dependencies)
+        # Both decompositions share H[q(o)] and the ambiguity, so they agree to rounding:
+        # state_info_gain = H[q(o)] - ambiguity, risk = -utility - H[q(o)] (= KL[q(o) || p(o)]).
+        out["ambiguity"] += ambiguity
+        out["state_info_gain"] += entropy_qo - ambiguity
+        qs_t = qs_next
+    out["risk"] = -out["utility"] - out["state_info_gain"] - out["ambiguity"]
+    G = sum((out[name] if name in COST_TERMS else -out[name]) for name in terms)
+    return G, out
+
+
+def policy_posterior(G, E=None, gamma: float = 16.0) -> np.ndarray:
+    """q(pi) = softmax(-gamma G + ln E) over the last axis.
+
+    Args:
+        G: expected free energies ``(num_policies,)`` (or ``(..., num_policies)``), lower is better.
+        E: prior over policies ``(num_policies,)``; uniform when absent. A zero entry rules a policy out.
+        gamma: policy precision, positive and finite.
+    """
+    gamma = check_positive(gamma, "gamma")
+    G = np.asarray(G, dtype=float)
+    if not np.isfinite(G).all():
+        raise ParameterError(f"G has a non-finite entry at index {tuple(np.argwhere(~np.isfinite(G))[0])}")
+    logits = -gamma * G
+    if E is not None:
+        E = np.asarray(E, dtype=float)
+        if E.shape != G.shape[-1:]:
+            raise ParameterError(f"E has shape {E.shape} but there are {G.shape[-1]} policies")
+        with np.errstate(divide="ignore"):
+            logits = logits + np.log(E)
+    return softmax(logits, axis=-1)
+
+
+def check_positive(x, name):
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a positive number, got {x!r}") from None
+    if not (np.isfinite(x) and x > 0):
+        raise ParameterError(f"{name} must be positive and finite, got {x}")
+    return x
+
+
+def action_marginals(q_pi, policies, num_controls=None) -> list:
+    """p(u_f) = sum of q(pi) over the policies whose first action for factor f is u, one vector per factor."""
+    policies = np.asarray(policies)
+    if num_controls is None:
+        num_controls = policies[:, 0, :].max(axis=0) + 1
+    return [np.bincount(policies[:, 0, f], weights=q_pi, minlength=int(u)) for f, u in enumerate(num_controls)]
+
+
+def action_probabilities(q_pi, policies, mode="deterministic", alpha: float = 16.0, sampling="full",
+                         num_controls=None):
+    """The distribution ``select_action`` draws from.
+
+    Returns:
+        ``sampling="full"``: probabilities over policies ``(num_policies,)``; ``"marginal"``: one vector per
+        factor over its first actions. Deterministic selection takes the argmax of the same quantity
+        (q(pi) or the action marginals); stochastic selection samples from ``softmax(alpha ln p)``.
+    """
+    q_pi, policies = _check_selection(q_pi, policies, mode, sampling)
+    alpha = check_positive(alpha, "alpha")
+    if sampling == "full":
+        return q_pi if mode == "deterministic" else _sharpen(q_pi, alpha)
+    marginals = action_marginals(q_pi, policies, num_controls)
+    return marginals if mode == "deterministic" else [_sharpen(p, alpha) for p in marginals]
+
+
+def _sharpen(p, alpha):
+    # pymdp's stochastic selection: softmax(alpha * ln p), with ln guarded at machine epsilon.
+    return softmax(alpha * CLIP(p))
+
+
+def select_action(q_pi, policies, mode="deterministic", rng=None, alpha: float = 16.0, sampling="full"):
+    """Choose the next action vector from the policy posterior.
+
+    Args:
+        q_pi: posterior over policies ``(num_policies,)``.
+        policies: ``(num_policies, horizon, num_factors)``.
+        mode: ``"deterministic"`` (argmax; the first of exact ties, as pymdp 1.0 -- pymdp.legacy breaks
+            ties within 1e-8 at random) or ``"stochastic"`` (sample ``softmax(alpha ln p)``; needs ``rng``).
+        rng: ``np.random.Generator``, required for stochastic selection.
+        alpha: action precision.
+        sampling: ``"full"`` chooses a policy and takes its first action; ``"marginal"`` chooses each
+            factor's action from its marginal under q(pi).
+
+    Returns:
+        int array ``(num_factors,)``.
+    """
+    if mode == "stochastic" and rng is None:
+        raise ParameterError("stochastic action selection needs rng (a np.random.Generator)")
+    probs = action_probabilities(q_pi, policies, mode, alpha, sampling)
+    policies = np.asarray(policies)
+    if sampling == "full":
+        idx = int(np.argmax(probs)) if mode == "deterministic" else int(rng.choice(len(probs), p=probs))
+        return policies[idx, 0].astype(int)
+    if mode == "deterministic":
+        return np.array([int(np.argmax(p)) for p in probs])
+    return np.array([int(rng.choice(len(p), p=p)) for p in probs])
+
+
+def _check_selection(q_pi, policies, mode, sampling):
+    if mode not in ("deterministic", "stochastic"):
+        raise ParameterError(f"mode must be 'deterministic' or 'stochastic', got {mode!r}")
+    if sampling not in ("full", "marginal"):
+        raise ParameterError(f"sampling must be 'full' or 'marginal', got {sampling!r}")
+    q_pi = np.asarray(q_pi, dtype=float)
+    policies = np.asarray(policies)
+    if policies.ndim != 3 or q_pi.shape != policies.shape[:1]:
+        raise PolicyError(f"q_pi has shape {q_pi.shape} but policies has shape {policies.shape}; "
+                          "expected (P,) and (P, horizon, num_factors)")
+    if not np.isfinite(q_pi).all() or (q_pi < 0).any() or abs(q_pi.sum() - 1) > 1e-6:
+        raise ParameterError(f"q_pi is not a probability vector (sum {q_pi.sum():.6g}, min {q_pi.min():.3g})")
+    return q_pi, policies
+
+
+def predict(model: GenerativeModel, qs, action) -> list:
+    """The prior for the next step: q(s_f') = E_q[B_f(u_f)], one vector per factor.
+
+    Args:
+        qs: beliefs, one vector ``(num_states[f],)`` per factor.
+        action: int array ``(num_factors,)``.
+    """
+    action = np.asarray(action)
+    if action.shape != (model.num_factors,):
+        raise PolicyError(f"action has shape {action.shape}, expected ({model.num_factors},): one per factor")
+    check_policies(model, action.astype(int)[None, None, :])
+    qs = [np.asarray(q, dtype=float)[None] for q in qs]
+    return [q[0] for q in predict_policies(model, qs, action.astype(int)[None])]

@@ -1,0 +1,287 @@
+"""State inference at one time step: q(s) from an observation and a prior.
+
+With the mean-field posterior q(s) = prod_f q(s_f), the variational free energy is
+
+    F[q] = sum_f E_q[ln q(s_f) - ln p(s_f)] - E_q[ln p(o | s)],
+
+and setting its derivative in q(s_f) to zero, with the other factors held fixed, gives the fixed point
+
+    q(s_f) = softmax( E_{q(s_not f)}[ln p(o | s)] + ln p(s_f) ).
+
+With one factor this is the exact posterior. With several, the methods below iterate it. They differ in
+*which* beliefs the update reads (the newest, one factor at a time; or last iteration's, all factors at
+once), when they stop, and how they guard logarithms. ``FixedPoint()`` is our default; the two presets
+reproduce pymdp exactly:
+
+- ``FixedPoint.pymdp_legacy()`` (pymdp.legacy ``run_vanilla_fpi_factorized``, which the legacy Agent always
+  calls): starts from uniform beliefs and updates all factors *simultaneously* from the previous iterate;
+  10 iterations at most; stops once |F_k - F_{k-1}| < 0.001, where F_0 is computed at the uniform start
+  *without* the accuracy term; logarithms guarded as ln(x + 1e-16) (of each modality's likelihood and the
+  prior).
+- ``FixedPoint.pymdp()`` (pymdp 1.0 ``run_factorized_fpi``): the same simultaneous update, but exactly
+  ``num_iter`` (16) iterations, no stopping rule, logarithms guarded as ln(max(x, eps)).
+
+A simultaneous (Jacobi) update is not a coordinate descent: it can raise F, and it can settle into a
+two-cycle, alternating between two posteriors forever (seen with pymdp 1.0 on random two-factor models).
+Legacy hides this with its early stop on the change in F (a cycle between two points of equal F stops at
+once). Both give different posteriors from each other whenever the iteration has not converged by the
+time each stops. The default instead updates one factor at a time from the newest beliefs (Gauss-Seidel):
+each update minimises F exactly in that factor with the others fixed, so F never increases, and it
+iterates until F changes by less than ``tol``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import softmax, xlogy
+
+from .errors import ObservationError, ParameterError
+from .maths import CLIP, LEGACY, LogGuard, factor_dot, outer
+from .model import GenerativeModel, uniform_like
+
+PROB_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """Mean-field fixed-point iteration (pymdp's FPI).
+
+    Attributes:
+        num_iter: maximum number of sweeps over the factors.
+        tol: stop once the VFE changes by less than this between sweeps; ``None`` runs every sweep.
+        schedule: ``"sequential"`` (each factor reads the newest beliefs; F never increases) or
+            ``"parallel"`` (all factors read the previous sweep's beliefs, as pymdp does).
+        guard: how logarithms of the likelihood and prior treat zeros (``aif.maths.CLIP`` or ``LEGACY``).
+        legacy_initial_vfe: compute the VFE of the uniform starting point without its accuracy term, as
+            pymdp.legacy does (this only matters for legacy's stopping rule).
+    """
+
+    num_iter: int = 16
+    tol: float | None = 1e-10
+    schedule: str = "sequential"
+    guard: LogGuard = CLIP
+    legacy_initial_vfe: bool = field(default=False, repr=False)
+
+    def __post_init__(self):
+        if int(self.num_iter) != self.num_iter or self.num_iter < 1:
+            raise ParameterError(f"FixedPoint.num_iter must be a positive integer, got {self.num_iter!r}")
+        if self.tol is not None and not (np.isfinite(self.tol) and self.tol >= 0):
+            raise ParameterError(f"FixedPoint.tol must be None or a finite number >= 0, got {self.tol!r}")
+        if self.schedule not in ("sequential", "parallel"):
+            raise ParameterError(f"FixedPoint.schedule must be 'sequential' or 'parallel', got {self.schedule!r}")
+
+    @classmethod
+    def pymdp_legacy(cls, num_iter: int = 10, dF_tol: float = 0.001) -> "FixedPoint":
+        """pymdp.legacy's ``run_vanilla_fpi_factorized`` with the legacy Agent's defaults."""
+        return cls(num_iter=num_iter, tol=dF_tol, schedule="parallel", guard=LEGACY, legacy_initial_vfe=True)
+
+    @classmethod
+    def pymdp(cls, num_iter: int = 16) -> "FixedPoint":
+        """pymdp 1.0's ``run_factorized_fpi`` (``inference_algo="fpi"``)."""
+        return cls(num_iter=num_iter, tol=None, schedule="parallel", guard=CLIP)
+
+    def __call__(self, log_likelihoods, log_prior, A_dependencies, trace=None):
+        """Run the iteration on log-likelihood messages; see ``infer_states``.
+
+        Args:
+            log_likelihoods: ``ln p(o_m | s)`` per modality, shape ``(*S_f for f in A_dependencies[m])``.
+            log_prior: ``ln p(s_f)`` per factor, shape ``(S_f,)``.
+            A_dependencies: the factors each modality depends on.
+            trace: optional list; the VFE after each sweep is appended to it.
+        """
+        num_factors = len(log_prior)
+        if num_factors == 1:
+            # One factor: the fixed point is reached in one step from any start.
+            return [softmax(sum(log_likelihoods) + log_prior[0])]
+        qs = uniform_like([len(lp) for lp in log_prior])
+        vfe = _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, self.guard,
+                              accuracy=not self.legacy_initial_vfe)
+        for _ in range(self.num_iter):
+            if self.schedule == "sequential":
+                for f in range(num_factors):
+                    qs[f] = softmax(_expected_log_likelihood(qs, f, log_likelihoods, A_dependencies) + log_prior[f])
+            else:
+                qs = [softmax(_expected_log_likelihood(qs, f, log_likelihoods, A_dependencies) + log_prior[f])
+                      for f in range(num_factors)]
+            if self.tol is None and trace is None:
+                continue
+            new_vfe = _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, self.guard)
+            if trace is not None:
+                trace.append(new_vfe)
+            if self.tol is not None and abs(vfe - new_vfe) < self.tol:
+                break
+            vfe = new_vfe
+        return qs
+
+
+@dataclass(frozen=True)
+class Exact:
+    """The exact joint posterior over all factors, marginalised per factor (for checking mean field).
+
+    Costs the product of the factors' sizes in memory; meant for small models.
+    """
+
+    guard: LogGuard = CLIP
+
+    def __call__(self, log_likelihoods, log_prior, A_dependencies, trace=None):
+        num_states = [len(lp) for lp in log_prior]
+        joint = _broadcast_joint(log_likelihoods, log_prior, A_dependencies, num_states)
+        post = np.exp(joint - joint.max())
+        post /= post.sum()
+        axes = range(len(num_states))
+        return [post.sum(axis=tuple(a for a in axes if a != f)) for f in axes]
+
+
+def _expected_log_likelihood(qs, f, log_likelihoods, A_dependencies):
+    """E_{q(s_not f)}[ln p(o | s)] as a function of s_f: sum over modalities that depend on factor f."""
+    out = np.zeros(len(qs[f]))
+    for logL_m, deps in zip(log_likelihoods, A_dependencies):
+        if f not in deps:
+            continue
+        others = [i for i, g in enumerate(deps) if g != f]
+        out += factor_dot(logL_m, [qs[deps[i]] for i in others], others, keep=(deps.index(f),))
+    return out
+
+
+def _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, guard, accuracy=True):
+    """F = sum_f q_f . (ln q_f - ln p_f) - sum_m E_q[ln p(o_m | s)], with the method's log guard."""
+    vfe = sum(q @ (guard(q) - lp) for q, lp in zip(qs, log_prior))
+    if accuracy:
+        for logL_m, deps in zip(log_likelihoods, A_dependencies):
+            vfe -= factor_dot(logL_m, [qs[g] for g in deps], list(range(len(deps))))
+    return float(vfe)
+
+
+def _broadcast_joint(log_likelihoods, log_prior, A_dependencies, num_states):
+    """ln p(o | s) + ln p(s) on the full joint state space, shape ``num_states``."""
+    nf = len(num_states)
+    joint = np.zeros(num_states)
+    for logL_m, deps in zip(log_likelihoods, A_dependencies):
+        order = np.argsort(deps)
+        shape = [1] * nf
+        for f in deps:
+            shape[f] = num_states[f]
+        joint = joint + np.transpose(logL_m, order).reshape(shape)
+    for f, lp in enumerate(log_prior):
+        shape = [1] * nf
+        shape[f] = num_states[f]
+        joint = joint + lp.reshape(shape)
+    return joint
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Input checking and the public functions
+
+
+def check_obs(model: GenerativeModel, obs) -> list:
+    """Validate an observation: one outcome index or probability vector per modality.
+
+    Returns a list with, per modality, an ``int`` or a float vector of shape ``(num_obs[m],)``.
+    """
+    if isinstance(obs, (int, np.integer)) or (isinstance(obs, np.ndarray) and obs.ndim == 0):
+        raise ObservationError(f"obs must be a sequence with one entry per modality ({model.num_modalities}), "
+                               f"got the single value {obs!r}; write [{obs!r}]")
+    try:
+        entries = list(obs)
+    except TypeError:
+        raise ObservationError(f"obs must be a sequence with one entry per modality, got {type(obs).__name__}") from None
+    if len(entries) != model.num_modalities:
+        raise ObservationError(f"obs has {len(entries)} entries but the model has {model.num_modalities} "
+                               f"modalities (a probability vector for one modality is written [p])")
+    out = []
+    for m, o in enumerate(entries):
+        n = model.num_obs[m]
+        arr = np.asarray(o)
+        if arr.ndim == 0:
+            if not np.issubdtype(arr.dtype, np.integer) or isinstance(o, (bool, np.bool_)):
+                raise ObservationError(f"obs[{m}] = {o!r} is not an outcome index (an integer) or a vector")
+            if not 0 <= int(arr) < n:
+                raise ObservationError(f"observation {int(arr)} is out of range for modality {m} with {n} "
+                                       f"outcomes (0 to {n - 1})")
+            out.append(int(arr))
+        else:
+            vec = np.asarray(arr, dtype=float)
+            if vec.shape != (n,):
+                raise ObservationError(f"obs[{m}] has shape {vec.shape}, expected ({n},) for modality {m}")
+            _check_distribution(vec, f"obs[{m}]", ObservationError)
+            out.append(vec)
+    return out
+
+
+def check_beliefs(model: GenerativeModel, qs, name="prior") -> list:
+    """Validate beliefs over states: one probability vector per factor."""
+    if qs is None or isinstance(qs, np.ndarray) and qs.dtype != object:
+        raise ObservationError(f"{name} must be a list with one probability vector per factor "
+                               f"({model.num_factors}), got {type(qs).__name__}")
+    qs = [np.asarray(q, dtype=float) for q in qs]
+    if len(qs) != model.num_factors:
+        raise ObservationError(f"{name} has {len(qs)} vectors but the model has {model.num_factors} factors")
+    for f, q in enumerate(qs):
+        if q.shape != (model.num_states[f],):
+            raise ObservationError(f"{name}[{f}] has shape {q.shape}, expected ({model.num_states[f]},)")
+        _check_distribution(q, f"{name}[{f}]", ObservationError)
+    return qs
+
+
+def _check_distribution(p, label, error):
+    if not np.isfinite(p).all() or (p < 0).any():
+        i = int(np.argwhere(~np.isfinite(p) | (p < 0))[0, 0])
+        raise error(f"{label} is not a probability vector: entry {i} is {p[i]}")
+    if abs(p.sum() - 1.0) > PROB_TOL:
+        raise error(f"{label} is not a probability vector: it sums to {p.sum():.6g}, not 1")
+
+
+def likelihoods(model: GenerativeModel, obs) -> list:
+    """p(o_m | s) for each modality at the observed outcome, shape ``(*S_f for f in A_dependencies[m])``.
+
+    A probability vector ``o`` gives the mixture ``sum_o o[o] p(o | s)`` (pymdp.legacy's convention).
+    """
+    out = []
+    for A_m, o in zip(model.A, check_obs(model, obs)):
+        out.append(A_m[o] if isinstance(o, int) else np.tensordot(o, A_m, axes=(0, 0)))
+    return out
+
+
+def infer_states(model: GenerativeModel, obs, prior=None, method=None, trace=None) -> list:
+    """Posterior over hidden states after one observation.
+
+    Args:
+        model: the generative model.
+        obs: one outcome index (int) or probability vector ``(num_obs[m],)`` per modality.
+        prior: beliefs ``p(s_f)``, one vector ``(num_states[f],)`` per factor; ``model.D`` when absent.
+        method: ``FixedPoint()`` (default), ``FixedPoint.pymdp_legacy()``, ``FixedPoint.pymdp()`` or ``Exact()``.
+        trace: optional list to which iterative methods append the VFE after each sweep.
+
+    Returns:
+        ``qs``: list of posterior vectors, ``qs[f]`` of shape ``(num_states[f],)``.
+    """
+    method = FixedPoint() if method is None else method
+    prior = model.D if prior is None else check_beliefs(model, prior)
+    logL = [method.guard(L) for L in likelihoods(model, obs)]
+    log_prior = [method.guard(p) for p in prior]
+    return method(logL, log_prior, model.A_dependencies, trace=trace)
+
+
+def variational_free_energy(model: GenerativeModel, obs, qs, prior=None) -> float:
+    """F = E_q[ln q(s) - ln p(o, s)] for mean-field beliefs ``qs`` (exact logs, 0 ln 0 = 0).
+
+    F >= -ln p(o), with equality when ``qs`` is the exact posterior and that posterior factorises.
+    """
+    qs = check_beliefs(model, qs, "qs")
+    prior = model.D if prior is None else check_beliefs(model, prior)
+    vfe = sum(float(xlogy(q, q).sum() - xlogy(q, p).sum()) for q, p in zip(qs, prior))
+    for L_m, deps in zip(likelihoods(model, obs), model.A_dependencies):
+        q_joint = outer([qs[f] for f in deps])
+        vfe -= float(xlogy(q_joint, L_m).sum())
+    return vfe
+
+
+def log_evidence(model: GenerativeModel, obs, prior=None) -> float:
+    """ln p(o) = ln sum_s p(o | s) p(s), by enumerating the joint state space (small models)."""
+    prior = model.D if prior is None else check_beliefs(model, prior)
+    joint = _broadcast_joint([np.log(L) for L in likelihoods(model, obs)],
+                             [np.log(p) for p in prior], model.A_dependencies, model.num_states)
+    top = joint.max()
+    return float(top + np.log(np.exp(joint - top).sum()))
