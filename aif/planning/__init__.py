@@ -1,0 +1,19 @@
+"""Planners beside expected free energy: control as inference (soft value iteration) and inductive inference."""
+
+from .inductive import inductive_cost, inductive_matrix, inductive_value
+from .soft_value import (
+    SoftQPlanner,
+    SoftValues,
+    forward_messages,
+    joint_rewards,
+    joint_transitions,
+    optimal_state_marginals,
+    soft_value_iteration,
+    state_marginals,
+)
+
+__all__ = [
+    "SoftValues", "soft_value_iteration", "state_marginals", "forward_messages", "optimal_state_marginals",
+    "SoftQPlanner", "joint_transitions", "joint_rewards",
+    "inductive_matrix", "inductive_value", "inductive_cost",
+]
