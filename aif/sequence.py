@@ -1,0 +1,416 @@
+"""Inference over time: policy-conditioned beliefs over a past window and the policy horizon.
+
+At time ``t`` an agent with a backward window of ``W`` steps holds, for every policy ``pi``, beliefs
+``q(s_tau | pi)`` about the hidden states at each step ``tau`` of the window ``t-W+1 .. t`` (where it has
+observations) and of the policy's future ``t+1 .. t+H`` (where it has none). Past actions are shared by
+all policies; the future actions are the policy's. With a mean-field posterior over factors and time,
+
+    F(pi) = sum_tau E_q[ln q(s_tau|pi)] - sum_{tau<=t} E_q[ln p(o_tau|s_tau)]
+            - E_q[ln p(s_first)] - sum_tau E_q[ln p(s_tau | s_tau-1, pi)],
+
+and the policy posterior is ``q(pi) = softmax(-gamma G(pi) - F(pi) + ln E(pi))`` (SPM's ``spm_MDP_VB_X``,
+where ``F`` is this free energy; SPM's own variable ``F`` is its negative). Two methods, each a small
+frozen dataclass passed to :func:`infer_sequence`:
+
+- :class:`MarginalMessagePassing`: SPM's scheme (``spm_MDP_VB_X``, Parr et al. 2019, "Neuronal message
+  passing using mean-field, Bethe, and marginal approximations"), as ported by pymdp.legacy's ``run_mmp``.
+  Messages are logs of *expected* probabilities: ``ln(B q_{tau-1})`` from the past and
+  ``ln(B_norm^T q_{tau+1})`` from the future (``B^T`` with its columns renormalised), and
+  ``ln E_q[p(o|s)]`` from the observation. Beliefs take gradient steps, one factor and one time step after
+  another, each reading the newest beliefs.
+- :class:`VariationalMessagePassing`: the mean-field (variational) messages, *expected logs*:
+  ``E_q[ln B]`` from both neighbours and ``E_q[ln A]`` from the observation, all steps and factors updated
+  together from the previous iterate (pymdp 1.0's ``run_vmp``).
+
+Shapes: ``P`` policies, ``H`` policy horizon, ``W`` window length (observations), ``L = W + H`` steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from string import ascii_letters
+
+import numpy as np
+from scipy.special import softmax
+
+from .errors import ModelError, ObservationError, ParameterError, PolicyError
+from .inference import likelihoods
+from .maths import CLIP, LEGACY, LogGuard
+from .model import GenerativeModel
+
+PROB_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class SequenceTrace:
+    """What one call computed at each iteration (for checking against SPM's ``xn`` and ``vn``).
+
+    Attributes:
+        qs: ``qs[f]`` of shape ``(num_iter, P, L, S_f)``: beliefs after each iteration.
+        err: ``err[f]`` of the same shape: the update's prediction error (state prediction error minus its
+            mean over states; SPM's ``vn``). Zero for fixed-point updates.
+    """
+
+    qs: list
+    err: list
+
+
+@dataclass(frozen=True)
+class MarginalMessagePassing:
+    """SPM's marginal message passing (pymdp.legacy ``run_mmp``).
+
+    Each iteration visits the steps in order and, at each step, the factors in order. With ``lnA`` the log
+    of the likelihood averaged over the other factors' newest beliefs (zero in the future), ``fwd`` =
+    ``ln(B_{u} q_{tau-1})`` (the prior at the first step) and ``bwd`` = ``ln(B_norm^T_{u} q_{tau+1})``,
+    the gradient update is
+
+        err = c lnA + fwd + bwd - c ln q,  c = 2 with a backward message and 1 without,
+        ln q <- ln q + tau (err - mean(err)),
+
+    and the fixed-point update is ``q = softmax(lnA + fwd + bwd)``. No backward message enters the last
+    two steps of the window (the last one when the policy horizon is 0): for one-step policies that is
+    SPM's rule (none into the present, ``R = t`` in ``spm_MDP_VB_X``); for longer horizons it is
+    pymdp.legacy's (``future_cutoff``), which SPM has no counterpart for.
+
+    The free energy per policy is SPM's running sum over the last iteration, taken with the beliefs
+    before their update: ``-sum q . (err / 2)`` at the first and last step, and
+    ``-sum q . (err / 2 - (F - 1)/F lnA)`` elsewhere (``F`` factors; SPM's correction for counting the
+    likelihood once per factor). SPM tests ``j == 1`` (the trial's first step) where legacy and this
+    function test the window's first step; they differ only with several factors and a window that does
+    not start the trial.
+
+    Attributes:
+        num_iter: number of sweeps over the window.
+        tau: step size of the gradient update (SPM: 1/4).
+        grad_descent: gradient updates (SPM) or fixed-point updates (``q = softmax(messages)``).
+        guard: how logarithms treat zeros; ``LEGACY`` (ln(x + 1e-16)) is SPM's ``spm_log`` and legacy's.
+        legacy_vfe: halve the likelihood correction in the free energy, as pymdp.legacy's ``run_mmp`` does
+            (``sx . (0.5 (err - (F - 1)/F lnA))`` where SPM has ``sx . (0.5 err - (F - 1)/F lnA)``); only
+            matters with several factors.
+    """
+
+    num_iter: int = 10
+    tau: float = 0.25
+    grad_descent: bool = True
+    guard: LogGuard = LEGACY
+    legacy_vfe: bool = False
+
+    def __post_init__(self):
+        _check_iter_tau(self.num_iter, self.tau)
+
+    def __call__(self, lik, deps, trans, ln_prior, past_len, record=False):
+        return _mmp(self, lik, deps, trans, ln_prior, past_len, record)
+
+
+@dataclass(frozen=True)
+class VariationalMessagePassing:
+    """Mean-field variational message passing (pymdp 1.0 ``run_vmp``).
+
+    Every iteration updates all steps and factors at once from the previous iterate:
+
+        err = E_q[ln A] + E_{q_{tau-1}}[ln B] + E_{q_{tau+1}}[ln B] - ln q,   ln q <- ln q + tau err,
+
+    with ``ln prior`` in place of the past message at the first step. With ``tau = 1`` this is the
+    coordinate-free fixed point. The free energy per policy is the mean-field VFE of the final beliefs
+    (module docstring), with the method's log guard.
+
+    Attributes:
+        num_iter: number of iterations (pymdp 1.0's Agent uses 16).
+        tau: step size (pymdp 1.0: 1).
+        guard: how logarithms treat zeros; ``CLIP`` (ln(max(x, eps))) is pymdp 1.0's ``log_stable``.
+    """
+
+    num_iter: int = 16
+    tau: float = 1.0
+    guard: LogGuard = CLIP
+
+    def __post_init__(self):
+        _check_iter_tau(self.num_iter, self.tau)
+
+    def __call__(self, lik, deps, trans, ln_prior, past_len, record=False):
+        return _vmp(self, lik, deps, trans, ln_prior, past_len, record)
+
+
+def _check_iter_tau(num_iter, tau):
+    if not (isinstance(num_iter, (int, np.integer)) and num_iter >= 1):
+        raise ParameterError(f"num_iter must be a positive integer, got {num_iter!r}")
+    if not (np.isfinite(tau) and tau > 0):
+        raise ParameterError(f"tau must be a positive number, got {tau!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The public function
+
+
+def infer_sequence(model: GenerativeModel, obs_window, actions_window, policies, prior=None,
+                   method=None, return_trace=False):
+    """Policy-conditioned beliefs over a past window and the policy horizon, and the VFE per policy.
+
+    Args:
+        model: the generative model (``B_dependencies[f] == [f]``; ``A_dependencies`` may be sparse).
+        obs_window: the ``W >= 1`` past observations, oldest first, the last one the present; each one
+            outcome index or probability vector per modality.
+        actions_window: ``(W - 1, num_factors)`` int array, the actions between consecutive observations
+            (may be ``None`` when ``W == 1``).
+        policies: ``(P, H, num_factors)`` int array; ``H`` may be 0 (the last step of a trial).
+        prior: the prior over the window's first state: one vector ``(S_f,)`` per factor, shared by the
+            policies, or ``(P, S_f)`` per factor (SPM's and legacy's policy-separated prior). ``model.D``
+            when absent (a window that starts the trial).
+        method: ``MarginalMessagePassing()`` (default) or ``VariationalMessagePassing()``.
+        return_trace: also return a :class:`SequenceTrace` with the beliefs after each iteration.
+
+    Returns:
+        ``(qs_seq, F)``: ``qs_seq[f]`` of shape ``(P, W + H, S_f)``, ``qs_seq[f][p, tau]`` the belief
+        about factor ``f`` at window step ``tau`` under policy ``p`` (``tau = W - 1`` is the present);
+        ``F`` of shape ``(P,)``, the variational free energy of each policy (lower is better; it enters
+        the policy posterior as ``softmax(-gamma G - F + ln E)``). With ``return_trace``, a third item.
+    """
+    method = MarginalMessagePassing() if method is None else method
+    if any(list(d) != [f] for f, d in enumerate(model.B_dependencies)):
+        raise ModelError(f"infer_sequence needs B_dependencies[f] == [f] for every factor, got "
+                         f"{model.B_dependencies}")
+    past_len = _window_length(obs_window)
+    policies = _check_policies(model, policies)
+    actions_window = _check_actions(model, actions_window, past_len)
+    num_policies = policies.shape[0]
+    lik = [_likelihoods(model, obs_window[t], t) for t in range(past_len)]
+    prior = _check_prior(model, model.D if prior is None else prior, num_policies)
+    ln_prior = [method.guard(p) for p in prior]
+
+    # actions of every transition under every policy: (P, L - 1, F)
+    past = np.broadcast_to(actions_window, (num_policies, *actions_window.shape))
+    seq = np.concatenate([past, policies], axis=1).astype(int)
+    # B_f[:, :, u] for each transition and policy, as matrices (P, L - 1, S_f, S_f)
+    trans = [B_f.transpose(2, 0, 1)[seq[..., f]] for f, B_f in enumerate(model.B)]
+    qs, F, trace = method(lik, model.A_dependencies, trans, ln_prior, past_len, record=return_trace)
+    return (qs, F, trace) if return_trace else (qs, F)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Marginal message passing
+
+
+def _mmp(method, lik, deps, trans, ln_prior, past_len, record):
+    log = method.guard
+    num_factors = len(trans)
+    num_policies, num_steps = trans[0].shape[0], trans[0].shape[1] + 1
+    num_states = [B.shape[-1] for B in trans]
+    # SPM's L{t}: p(o_t | s) over the joint state space, the product over modalities
+    joint = [_joint(lik_t, deps, num_states) for lik_t in lik]
+    # SPM's b_t = spm_norm(b'): the transposed transition with its columns renormalised; legacy adds
+    # 1e-16 before normalising (spm_norm), which we follow (it also keeps all-zero rows of B defined).
+    back = [(np.swapaxes(B, -1, -2) + 1e-16) / (np.swapaxes(B, -1, -2) + 1e-16).sum(-2, keepdims=True)
+            for B in trans]
+    # no backward message into the last two steps (the last one without a policy horizon): legacy's
+    # future_cutoff, SPM's R = t for one-step policies
+    cutoff = max(num_steps - 2, past_len - 1)
+    # SPM subtracts (F - 1)/F of each factor's likelihood term; legacy writes it inside the 1/2
+    correction = (num_factors - 1) / num_factors * (0.5 if method.legacy_vfe else 1.0)
+    qs = [np.full((num_policies, num_steps, s), 1.0 / s) for s in num_states]
+    trace_q = [np.zeros((method.num_iter, *q.shape)) for q in qs] if record else None
+    trace_e = [np.zeros((method.num_iter, *q.shape)) for q in qs] if record else None
+
+    for it in range(method.num_iter):
+        F = np.zeros(num_policies)
+        for t in range(num_steps):
+            for f in range(num_factors):
+                sx = qs[f][:, t]  # (P, S_f), the belief before this update
+                if t < past_len:
+                    lnA = log(_expect(joint[t], [q[:, t] for q in qs], keep=f))
+                else:
+                    lnA = np.zeros_like(sx)
+                if t == 0:
+                    fwd = np.broadcast_to(ln_prior[f], sx.shape)
+                else:
+                    fwd = log(np.einsum("pij,pj->pi", trans[f][:, t - 1], qs[f][:, t - 1]))
+                if t >= cutoff:
+                    bwd, coeff = 0.0, 1.0
+                else:
+                    bwd, coeff = log(np.einsum("pij,pj->pi", back[f][:, t], qs[f][:, t + 1])), 2.0
+                lnq = log(sx)
+                err = coeff * lnA + fwd + bwd - coeff * lnq
+                if t == 0 or t == num_steps - 1:
+                    F -= np.einsum("ps,ps->p", sx, 0.5 * err)
+                else:
+                    F -= np.einsum("ps,ps->p", sx, 0.5 * err - correction * lnA)
+                if method.grad_descent:
+                    # centring the error does not change the softmax; SPM does it, and vn records it
+                    v = err - err.mean(axis=-1, keepdims=True)
+                    new = softmax(lnq + method.tau * v, axis=-1)
+                else:
+                    v = np.zeros_like(sx)
+                    new = softmax(lnA + fwd + bwd, axis=-1)
+                qs[f][:, t] = new
+                if record:
+                    trace_e[f][it, :, t] = v
+        if record:
+            for f in range(num_factors):
+                trace_q[f][it] = qs[f]
+    trace = SequenceTrace(trace_q, trace_e) if record else None
+    return qs, F, trace
+
+
+def _expect(L, qs, keep=None):
+    """Contract the axes of ``L`` with batched beliefs: ``sum_s L(s) prod_{i != keep} qs[i](s_i)``.
+
+    ``L`` has one axis per entry of ``qs`` (no batch axis); ``qs[i]`` is ``(P, L.shape[i])`` (the one at
+    ``keep`` only gives ``P``). Returns ``(P, L.shape[keep])``, or ``(P,)`` when ``keep`` is None.
+    """
+    num_policies = qs[0].shape[0]
+    letters = ascii_letters[1 : L.ndim + 1]
+    others = [i for i in range(L.ndim) if i != keep]
+    spec = ",".join(["a" + letters] + ["a" + letters[i] for i in others])
+    spec += "->a" + (letters[keep] if keep is not None else "")
+    L = np.broadcast_to(L, (num_policies, *L.shape))
+    return np.einsum(spec, L, *[qs[i] for i in others], optimize=len(others) > 1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Variational message passing
+
+
+def _vmp(method, lik, deps, trans, ln_prior, past_len, record):
+    log = method.guard
+    num_factors = len(trans)
+    num_policies, num_steps = trans[0].shape[0], trans[0].shape[1] + 1
+    num_states = [B.shape[-1] for B in trans]
+    ln_lik = [[log(L_m) for L_m in lik_t] for lik_t in lik]
+    ln_B = [log(B) for B in trans]  # (P, L - 1, S_f, S_f)
+    qs = [np.full((num_policies, num_steps, s), 1.0 / s) for s in num_states]
+    trace_q = [np.zeros((method.num_iter, *q.shape)) for q in qs] if record else None
+
+    for it in range(method.num_iter):
+        lnA = _expected_log_lik(ln_lik, deps, qs, past_len)
+        new = []
+        for f in range(num_factors):
+            lnq = log(qs[f])
+            msg = lnA[f] + 0.0
+            msg[:, 0] += ln_prior[f]
+            # E_{q_{tau-1}}[ln B(s_tau | s_tau-1)] and E_{q_{tau+1}}[ln B(s_tau+1 | s_tau)]
+            msg[:, 1:] += np.einsum("ptij,ptj->pti", ln_B[f], qs[f][:, :-1])
+            msg[:, :-1] += np.einsum("ptij,pti->ptj", ln_B[f], qs[f][:, 1:])
+            new.append(softmax(lnq + method.tau * (msg - lnq), axis=-1))
+        qs = new
+        if record:
+            for f in range(num_factors):
+                trace_q[f][it] = qs[f]
+
+    F = _mean_field_vfe(qs, ln_lik, deps, ln_B, ln_prior, past_len, log)
+    trace = SequenceTrace(trace_q, [np.zeros_like(q) for q in trace_q]) if record else None
+    return qs, F, trace
+
+
+def _expected_log_lik(ln_lik, deps, qs, past_len):
+    """E_{q(s_not f)}[sum_m ln p(o_m | s)] per factor: list of (P, L, S_f), zero after the present."""
+    out = [np.zeros_like(q) for q in qs]
+    for t in range(past_len):
+        for lnL_m, deps_m in zip(ln_lik[t], deps):
+            for i, f in enumerate(deps_m):
+                out[f][:, t] += _expect(lnL_m, [qs[g][:, t] for g in deps_m], keep=i)
+    return out
+
+
+def _mean_field_vfe(qs, ln_lik, deps, ln_B, ln_prior, past_len, log):
+    """Mean-field VFE per policy (module docstring), shape (P,)."""
+    F = np.zeros(qs[0].shape[0])
+    for f, q in enumerate(qs):
+        F += np.einsum("pts,pts->p", q, log(q))
+        F -= np.einsum("ps,ps->p", q[:, 0], np.broadcast_to(ln_prior[f], q[:, 0].shape))
+        F -= np.einsum("ptij,pti,ptj->p", ln_B[f], q[:, 1:], q[:, :-1])
+    for t in range(past_len):
+        for lnL_m, deps_m in zip(ln_lik[t], deps):
+            F -= _expect(lnL_m, [qs[g][:, t] for g in deps_m])
+    return F
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Input checking and likelihoods
+
+
+def _likelihoods(model, obs_t, t):
+    """p(o_m | s) per modality at one step, shape ``(*S_f for f in A_dependencies[m])``."""
+    try:
+        return likelihoods(model, obs_t)
+    except ObservationError as err:
+        raise ObservationError(f"obs_window[{t}]: {err}") from None
+
+
+def _joint(lik_t, deps, num_states):
+    """The product of the modalities' likelihoods on the joint state space, shape ``num_states``."""
+    joint = np.ones(num_states)
+    for L_m, deps_m in zip(lik_t, deps):
+        shape = [1] * len(num_states)
+        for f in deps_m:
+            shape[f] = num_states[f]
+        joint = joint * np.transpose(L_m, np.argsort(deps_m)).reshape(shape)
+    return joint
+
+
+def _window_length(obs_window):
+    try:
+        n = len(obs_window)
+    except TypeError:
+        raise ObservationError("obs_window must be a list of observations, one per past step") from None
+    if n < 1:
+        raise ObservationError("obs_window is empty: it needs at least the present observation")
+    return n
+
+
+def _check_policies(model, policies):
+    policies = np.asarray(policies)
+    nf = model.num_factors
+    if policies.ndim != 3 or policies.shape[2] != nf or policies.shape[0] < 1:
+        raise PolicyError(f"policies has shape {policies.shape}, expected (num_policies >= 1, horizon, {nf})")
+    if policies.size and not np.issubdtype(policies.dtype, np.integer):
+        raise PolicyError(f"policies must hold integer actions, got dtype {policies.dtype}")
+    for f, u in enumerate(model.num_controls):
+        bad = (policies[..., f] < 0) | (policies[..., f] >= u)
+        if bad.any():
+            p, t = (int(i) for i in np.argwhere(bad)[0])
+            raise PolicyError(f"policies[{p}, {t}, {f}] = {policies[p, t, f]} is out of range for factor {f} "
+                              f"with {u} controls (0 to {u - 1})")
+    return policies.astype(int)
+
+
+def _check_actions(model, actions, past_len):
+    nf = model.num_factors
+    if actions is None:
+        actions = np.zeros((0, nf), dtype=int)
+    actions = np.asarray(actions)
+    if actions.size == 0:
+        actions = actions.reshape(0, nf)
+    if actions.shape != (past_len - 1, nf):
+        raise PolicyError(f"actions_window has shape {actions.shape}, expected ({past_len - 1}, {nf}): one "
+                          f"action per factor between each of the {past_len} observations")
+    if actions.size and not np.issubdtype(actions.dtype, np.integer):
+        raise PolicyError(f"actions_window must hold integer actions, got dtype {actions.dtype}")
+    for f, u in enumerate(model.num_controls):
+        bad = (actions[:, f] < 0) | (actions[:, f] >= u)
+        if bad.any():
+            t = int(np.argwhere(bad)[0, 0])
+            raise PolicyError(f"actions_window[{t}, {f}] = {actions[t, f]} is out of range for factor {f} "
+                              f"with {u} controls (0 to {u - 1})")
+    return actions.astype(int)
+
+
+def _check_prior(model, prior, num_policies):
+    if len(prior) != model.num_factors:
+        raise ObservationError(f"prior has {len(prior)} arrays but the model has {model.num_factors} factors")
+    out = []
+    for f, p in enumerate(prior):
+        p = np.asarray(p, dtype=float)
+        s = model.num_states[f]
+        if p.shape not in ((s,), (num_policies, s)):
+            raise ObservationError(f"prior[{f}] has shape {p.shape}, expected ({s},) or ({num_policies}, {s}) "
+                                   f"(one prior per policy)")
+        if not np.isfinite(p).all() or (p < 0).any():
+            raise ObservationError(f"prior[{f}] has a negative or non-finite entry")
+        sums = p.sum(axis=-1)
+        if np.any(np.abs(sums - 1.0) > PROB_TOL):
+            raise ObservationError(f"prior[{f}] is not a probability vector: it sums to "
+                                   f"{np.ravel(sums)[np.argmax(np.abs(np.ravel(sums) - 1))]:.6g}")
+        out.append(p)
+    return out
+
+
+__all__ = ["MarginalMessagePassing", "VariationalMessagePassing", "SequenceTrace", "infer_sequence"]
