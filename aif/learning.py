@@ -1,0 +1,485 @@
+r"""Dirichlet learning of A, B and D, parameter information gain ("novelty"), Bayesian model reduction.
+
+Counts ``pA[m]``, ``pB[f]``, ``pD[f]`` have the shapes of ``A[m]``, ``B[f]``, ``D[f]`` (see ``aif.model``):
+the first axis is the outcome (or next state), every column is a Dirichlet over it, and the model's
+array is the column-normalised mean of the counts.
+
+Learning (one time step; every function is pure and returns new arrays)::
+
+    pA[m]'          = forgetting * pA[m] + lr * o_m ⊗ qs[g] ⊗ ... (g in A_dependencies[m])
+    pB[f]'          = forgetting * pB[f]                                       (every action slice)
+    pB[f]'[..., u]  += lr * qs[f] ⊗ qs_prev[g] ⊗ ...   (g in B_dependencies[f], u = action[f])
+    pD[f]'          = forgetting * pD[f] + lr * qs[f]
+
+``o_m`` is a one-hot vector or a probability vector; ⊗ is the outer product. With ``forgetting = 1``
+(the default) these are exactly pymdp.legacy's ``update_obs_likelihood_dirichlet_factorized``,
+``update_state_likelihood_dirichlet_interactions``, ``update_state_prior_dirichlet`` and pymdp 1.0's
+``pymdp.learning`` updates (1.0 sums the same outer products over a time axis). Neither pymdp has a
+forgetting factor, so there is nothing to reproduce there and no second convention: ``forgetting < 1``
+discounts the old counts before the new evidence is added (the volatility / "forgetting" of SPM-style
+models). pymdp.legacy also multiplies the update by ``A > 0`` (structural zeros stay zero); the counts here
+must be positive, so every entry of the mean is positive and that mask is always one.
+
+Parameter information gain (novelty) for one future step under each policy, positive = valuable::
+
+    W(a)             = 1/a0 - 1/a                 a0 = column sums (SPM's spm_wnorm; negative entries)
+    pA_info_gain(π)  = - Σ_m Σ_o qo_m(o | π) Σ_s W(pA[m])[o, s] Π_g qs_g(s_g | π)
+    pB_info_gain(π)  = - Σ_f Σ_{s', s} qs_f(s' | π) W(pB[f])[s', s, u_f(π)] Π_g qs_prev_g(s_g | π)
+
+``W`` comes in three conventions, chosen with a ``WNorm`` value: ``WNORM_LEGACY`` (pymdp.legacy:
+``a + 1e-16`` before the reciprocals), ``WNORM_SPM`` (SPM's ``spm_wnorm.m``: ``a + exp(-16)``) and
+``WNORM_EXACT`` (pymdp 1.0's default, ``spm_wnorm(..., exact_param_info_gain=True)``)::
+
+    W_exact(a) = -(ln a0 - ln a + ψ(a + 1) - ψ(a0 + 1))
+
+With ``W_exact`` and ``qo`` the predicted outcome of a single known column, ``-Σ_o qo(o) W_exact[o]`` is
+exactly the mutual information between that column and the outcome, E_o KL[Dir(a + e_o) || Dir(a)]. The
+heuristic ``W`` is -2 times the large-count expansion of it (Da Costa et al. 2020, eqs. D.15 to D.17), so for
+well-counted columns the heuristic scores about twice the exact value.
+
+Bayesian model reduction of Dirichlet counts (SPM's ``spm_MDP_log_evidence``), columns along axis 0::
+
+    s = q + r - p
+    F = ln Beta(q) + ln Beta(r) - ln Beta(p) - ln Beta(s)       (ln Beta(a) = Σ ln Γ(a) - ln Γ(a0))
+
+``F`` is the change in free energy, ``ln p(o | full) - ln p(o | reduced)``: ``F < 0`` favours the reduced
+prior ``r``; ``s`` is the reduced posterior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from string import ascii_letters
+
+import numpy as np
+from scipy.special import digamma, gammaln
+
+from .errors import ModelError, ObservationError, ParameterError, PolicyError
+from .maths import EPS, LEGACY_EPS
+
+BELIEF_TOL = 1e-6
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Novelty weights
+
+
+@dataclass(frozen=True)
+class WNorm:
+    """How the novelty weights ``W`` are computed from Dirichlet counts ``a`` (columns along axis 0).
+
+    Attributes:
+        exact: ``False``: the heuristic ``1/a0 - 1/a`` (SPM, pymdp.legacy); ``True``: pymdp 1.0's exact
+            ``-(ln a0 - ln a + ψ(a+1) - ψ(a0+1))``.
+        eps: heuristic: added to every count before the reciprocals; exact: counts are clipped below at it.
+    """
+
+    exact: bool = False
+    eps: float = LEGACY_EPS
+
+    def __post_init__(self):
+        if not self.eps >= 0:
+            raise ParameterError(f"WNorm.eps must be non-negative, got {self.eps}")
+
+
+WNORM_LEGACY = WNorm(exact=False, eps=LEGACY_EPS)  # pymdp.legacy.maths.spm_wnorm: A + 1e-16
+WNORM_SPM = WNorm(exact=False, eps=float(np.exp(-16)))  # SPM spm_wnorm.m: A + exp(-16)
+WNORM_EXACT = WNorm(exact=True, eps=EPS)  # pymdp 1.0 maths.spm_wnorm (exact_param_info_gain=True)
+
+
+def spm_wnorm(a, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
+    """Novelty weights of Dirichlet counts, one per count (non-positive entries).
+
+    Args:
+        a: counts, shape ``(n, *columns)``; every column ``a[:, j...]`` is one Dirichlet.
+        wnorm: the convention (``WNORM_LEGACY``, ``WNORM_SPM``, ``WNORM_EXACT``).
+
+    Returns:
+        ``W``, the shape of ``a``: ``1/a0 - 1/a`` (heuristic) or ``-(ln a0 - ln a + ψ(a+1) - ψ(a0+1))``.
+        Unmasked: zero counts give large negative weights; the information-gain functions mask them.
+    """
+    a = np.asarray(a, dtype=float)
+    if not wnorm.exact:
+        a = a + wnorm.eps
+        return 1.0 / a.sum(axis=0) - 1.0 / a
+    a = np.maximum(a, wnorm.eps)
+    a0 = np.maximum(a.sum(axis=0), wnorm.eps)
+    # ln a0 - ln a + ψ(a+1) - ψ(a0+1) rather than the equivalent 1/a - 1/a0 + ψ(a) - ψ(a0): the two
+    # diverging pairs of the latter cancel badly for small counts (pymdp 1.0 makes the same choice).
+    return -(np.log(a0) - np.log(a) + digamma(a + 1.0) - digamma(a0 + 1.0))
+
+
+def _masked_wnorm(p, wnorm):
+    # Zero counts (structural zeros, e.g. after model reduction) carry no novelty; both pymdps mask them.
+    return np.where(p > 0, spm_wnorm(p, wnorm), 0.0)
+
+
+def _batched_contraction(T, first, rest):
+    """``-> (P,)`` (or ``(P, last)``): ``T`` (n, *S) against ``first`` (P, n) and ``rest[i]`` (P, S_i).
+
+    When ``T`` has one more axis than the beliefs cover, that trailing axis is kept: ``(P, T.shape[-1])``.
+    """
+    nd = T.ndim
+    letters = ascii_letters[1 : nd + 1]
+    keep = letters[len(rest) + 1 :]
+    subs = [letters, "a" + letters[0]] + ["a" + letters[i + 1] for i in range(len(rest))]
+    return np.einsum(",".join(subs) + "->a" + keep, T, first, *rest, optimize=True)
+
+
+def pA_info_gain(pA, qs_t, A_dependencies=None, qo_t=None, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
+    """Expected information gain about A's parameters at one future step, for every policy.
+
+    Args:
+        pA: counts, ``pA[m]`` of shape ``(num_obs[m], *num_states[g] for g in A_dependencies[m])``;
+            non-negative (zero counts are masked out).
+        qs_t: predicted beliefs, ``qs_t[f]`` of shape ``(P, num_states[f])``.
+        A_dependencies: factors each modality depends on; all factors by default.
+        qo_t: predicted outcomes, ``qo_t[m]`` of shape ``(P, num_obs[m])``; by default the outcomes
+            predicted by the mean of ``pA`` (which is what both pymdps use when ``A`` is that mean).
+        wnorm: ``WNORM_LEGACY`` (default; pymdp.legacy), ``WNORM_SPM`` or ``WNORM_EXACT`` (pymdp 1.0).
+
+    Returns:
+        ``(P,)``: the information gain (positive; subtract it from G). Summed over a policy's steps it is
+        pymdp.legacy's ``calc_pA_info_gain_factorized``; with ``WNORM_EXACT`` it is minus pymdp 1.0's
+        ``calc_negative_pA_info_gain`` for each step.
+    """
+    qs_t = [np.asarray(q, dtype=float) for q in qs_t]
+    if A_dependencies is None:
+        A_dependencies = [list(range(len(qs_t)))] * len(pA)
+    if len(A_dependencies) != len(pA):
+        raise ModelError(f"A_dependencies has {len(A_dependencies)} entries but pA has {len(pA)} modalities")
+    if qo_t is not None and len(qo_t) != len(pA):
+        raise ObservationError(f"qo_t has {len(qo_t)} entries but pA has {len(pA)} modalities")
+    P = qs_t[0].shape[0]
+    gain = np.zeros(P)
+    for m, pA_m in enumerate(pA):
+        pA_m = np.asarray(pA_m, dtype=float)
+        qs_deps = _batched_beliefs(qs_t, A_dependencies[m], pA_m.shape[1:], P, "qs_t", f"pA[{m}]")
+        if qo_t is None:
+            A_m = pA_m / pA_m.sum(axis=0, keepdims=True)
+            qo_m = _batched_predict(A_m, qs_deps)
+        else:
+            qo_m = np.asarray(qo_t[m], dtype=float)
+            if qo_m.shape != (P, pA_m.shape[0]):
+                raise ObservationError(f"qo_t[{m}] has shape {qo_m.shape}, expected ({P}, {pA_m.shape[0]}) "
+                                       f"(policies, outcomes)")
+        gain -= _batched_contraction(_masked_wnorm(pA_m, wnorm), qo_m, qs_deps)
+    return gain
+
+
+def _batched_beliefs(qs, deps, sizes, P, name, owner):
+    """``[qs[g] for g in deps]`` as float arrays, each checked to be ``(P, sizes[i])``."""
+    out = []
+    for g, n in zip(deps, sizes):
+        if not 0 <= g < len(qs):
+            raise ObservationError(f"{name} has {len(qs)} factors but {owner} depends on factor {g}")
+        q = np.asarray(qs[g], dtype=float)
+        if q.shape != (P, n):
+            raise ObservationError(f"{name}[{g}] has shape {q.shape}, expected ({P}, {n}) (policies, states) "
+                                   f"for {owner}")
+        out.append(q)
+    return out
+
+
+def _batched_predict(T, qs):
+    """``T`` (n, *S_i) against ``qs[i]`` (P, S_i) -> (P, n)."""
+    letters = ascii_letters[1 : T.ndim + 1]
+    subs = [letters] + ["a" + letters[i + 1] for i in range(len(qs))]
+    return np.einsum(",".join(subs) + "->a" + letters[0], T, *qs, optimize=True)
+
+
+def pB_info_gain(pB, qs_next, qs_prev, actions_t, B_dependencies=None,
+                 wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
+    """Expected information gain about B's parameters over one future transition, for every policy.
+
+    Args:
+        pB: counts, ``pB[f]`` of shape ``(num_states[f], *num_states[g] for g in B_dependencies[f],
+            num_controls[f])``; non-negative (zero counts are masked out).
+        qs_next: predicted beliefs after the transition, ``qs_next[f]`` of shape ``(P, num_states[f])``.
+        qs_prev: beliefs before it, ``qs_prev[f]`` of shape ``(P, num_states[f])`` (the current posterior,
+            repeated over policies, at a policy's first step).
+        actions_t: ``(P, num_factors)`` int, the action each policy takes on each factor at this step.
+        B_dependencies: factors each factor's transition depends on; ``[[0], [1], ...]`` by default.
+        wnorm: ``WNORM_LEGACY`` (default; pymdp.legacy), ``WNORM_SPM`` or ``WNORM_EXACT`` (pymdp 1.0).
+
+    Returns:
+        ``(P,)``: the information gain (positive; subtract it from G). Summed over a policy's steps it is
+        pymdp.legacy's ``calc_pB_info_gain_interactions``.
+    """
+    actions_t = np.asarray(actions_t)
+    if B_dependencies is None:
+        B_dependencies = [[f] for f in range(len(pB))]
+    if len(B_dependencies) != len(pB):
+        raise ModelError(f"B_dependencies has {len(B_dependencies)} entries but pB has {len(pB)} factors")
+    if actions_t.ndim != 2 or actions_t.shape[1] != len(pB):
+        raise PolicyError(f"actions_t has shape {actions_t.shape}, expected (num_policies, {len(pB)})")
+    P = actions_t.shape[0]
+    gain = np.zeros(P)
+    for f, pB_f in enumerate(pB):
+        pB_f = np.asarray(pB_f, dtype=float)
+        qs_deps = _batched_beliefs(qs_prev, B_dependencies[f], pB_f.shape[1:-1], P, "qs_prev", f"pB[{f}]")
+        (q_next,) = _batched_beliefs(qs_next, [f], pB_f.shape[:1], P, "qs_next", f"pB[{f}]")
+        num_controls = pB_f.shape[-1]
+        if not ((actions_t[:, f] >= 0) & (actions_t[:, f] < num_controls)).all():
+            bad = int(actions_t[:, f][(actions_t[:, f] < 0) | (actions_t[:, f] >= num_controls)][0])
+            raise PolicyError(f"actions_t holds action {bad} for factor {f} with {num_controls} controls "
+                              f"(0 to {num_controls - 1})")
+        # Contract every action slice, then pick each policy's: (P, U_f) scores rather than a (P, *B_f) gather.
+        per_action = _batched_contraction(_masked_wnorm(pB_f, wnorm), q_next, qs_deps)
+        gain -= np.take_along_axis(per_action, actions_t[:, f : f + 1].astype(np.intp), axis=1)[:, 0]
+    return gain
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Learning
+
+
+def _check_rates(lr, forgetting):
+    if not (np.ndim(lr) == 0 and np.isfinite(lr) and lr >= 0):
+        raise ParameterError(f"lr (the learning rate) must be a finite number >= 0, got {lr!r}")
+    if not (np.ndim(forgetting) == 0 and 0 < forgetting <= 1):
+        raise ParameterError(f"forgetting must be a number in (0, 1] (1 = no forgetting), got {forgetting!r}")
+
+
+def _check_counts_list(counts, name):
+    if isinstance(counts, np.ndarray):
+        raise ModelError(f"{name} must be a list of arrays, got a single array; wrap it as [{name}]")
+    out = []
+    for i, p in enumerate(counts):
+        p = np.asarray(p, dtype=float)
+        bad = ~np.isfinite(p) | (p <= 0)
+        if bad.any():
+            idx = tuple(int(k) for k in np.argwhere(bad)[0])
+            raise ModelError(f"Dirichlet counts {name}[{i}] must be positive and finite; found {p[idx]} "
+                             f"at index {idx}")
+        out.append(p)
+    return out
+
+
+def _check_belief(q, expected_size, label):
+    q = np.asarray(q, dtype=float)
+    if q.shape != (expected_size,):
+        raise ObservationError(f"{label} has shape {q.shape}, expected ({expected_size},)")
+    if not np.isfinite(q).all() or (q < 0).any():
+        i = int(np.argwhere(~np.isfinite(q) | (q < 0))[0, 0])
+        raise ObservationError(f"{label} is not a probability vector: entry {i} is {q[i]}")
+    if abs(q.sum() - 1.0) > BELIEF_TOL:
+        raise ObservationError(f"{label} is not a probability vector: it sums to {q.sum():.6g}, not 1")
+    return q
+
+
+def _check_beliefs(qs, name):
+    if isinstance(qs, np.ndarray) and qs.dtype != object:
+        raise ObservationError(f"{name} must be a list with one probability vector per factor, got a single "
+                               f"array; wrap it as [{name}]")
+    return [np.asarray(q, dtype=float) for q in qs]
+
+
+def _check_deps(deps, n, num_factors, name, default):
+    if deps is None:
+        return [default(i) for i in range(n)]
+    if len(deps) != n:
+        raise ModelError(f"{name} has {len(deps)} entries, expected {n}")
+    for i, d in enumerate(deps):
+        bad = [g for g in d if not 0 <= g < num_factors]
+        if bad:
+            raise ModelError(f"{name}[{i}] names factor {bad[0]}, but the beliefs cover {num_factors} factors")
+    return [list(d) for d in deps]
+
+
+def _selection(which, n, name):
+    if which is None:
+        return range(n)
+    which = list(which)
+    bad = [i for i in which if not 0 <= i < n]
+    if bad:
+        raise ParameterError(f"{name} names {bad[0]}, but there are {n} (0 to {n - 1})")
+    return which
+
+
+def _outcome_vector(o, n, m):
+    arr = np.asarray(o)
+    if arr.ndim == 0:
+        if not np.issubdtype(arr.dtype, np.integer) or isinstance(o, (bool, np.bool_)):
+            raise ObservationError(f"obs[{m}] = {o!r} is not an outcome index (an integer) or a vector")
+        if not 0 <= int(arr) < n:
+            raise ObservationError(f"observation {int(arr)} is out of range for modality {m} with {n} "
+                                   f"outcomes (0 to {n - 1})")
+        return np.eye(n)[int(arr)]
+    return _check_belief(arr, n, f"obs[{m}]")
+
+
+def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modalities=None) -> list:
+    """Dirichlet update of the likelihood counts after one observation: ``forgetting*pA + lr * o ⊗ qs``.
+
+    Args:
+        pA: counts, ``pA[m]`` of shape ``(num_obs[m], *num_states[g] for g in A_dependencies[m])``, positive.
+        obs: one entry per modality: an outcome index or a probability vector ``(num_obs[m],)``.
+        qs: posterior beliefs, ``qs[f]`` of shape ``(num_states[f],)``.
+        lr: learning rate, >= 0.
+        forgetting: in (0, 1]; the old counts are multiplied by it (1 = none).
+        A_dependencies: factors each modality depends on; all factors by default.
+        modalities: indices of the modalities to update (all by default); the others are returned as copies.
+
+    Returns:
+        New counts, a list of fresh arrays shaped like ``pA`` (the input is not modified).
+
+    Raises:
+        ParameterError: ``lr`` or ``forgetting`` out of range. ModelError: counts not positive, bad
+        dependencies. ObservationError: an outcome out of range, a vector that is not a distribution, a
+        belief of the wrong size.
+    """
+    _check_rates(lr, forgetting)
+    pA = _check_counts_list(pA, "pA")
+    qs = _check_beliefs(qs, "qs")
+    if isinstance(obs, (int, np.integer)) or (isinstance(obs, np.ndarray) and obs.ndim == 0):
+        raise ObservationError(f"obs must be a sequence with one entry per modality ({len(pA)}), got the "
+                               f"single value {obs!r}; write [{obs!r}]")
+    obs = list(obs)
+    if len(obs) != len(pA):
+        raise ObservationError(f"obs has {len(obs)} entries but pA has {len(pA)} modalities")
+    A_dependencies = _check_deps(A_dependencies, len(pA), len(qs), "A_dependencies",
+                                 default=lambda m: list(range(len(qs))))
+    out = [p.copy() for p in pA]
+    for m in _selection(modalities, len(pA), "modalities"):
+        deps = A_dependencies[m]
+        if pA[m].ndim != len(deps) + 1:
+            raise ModelError(f"pA[{m}] has {pA[m].ndim} axes, expected {len(deps) + 1} (outcomes, then the "
+                             f"factors {deps} of A_dependencies[{m}])")
+        o_m = _outcome_vector(obs[m], pA[m].shape[0], m)
+        factors = [_check_belief(qs[g], pA[m].shape[i + 1], f"qs[{g}]") for i, g in enumerate(deps)]
+        # o ⊗ qs[g1] ⊗ qs[g2] ..., shape (num_obs[m], *num_states[deps])
+        counts = np.einsum(",".join(ascii_letters[: len(factors) + 1]) + "->" + ascii_letters[: len(factors) + 1],
+                           o_m, *factors)
+        out[m] = forgetting * pA[m] + lr * counts
+    return out
+
+
+def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=None, factors=None) -> list:
+    """Dirichlet update of the transition counts after one transition under ``action``.
+
+    ``pB[f]' = forgetting * pB[f]``, then ``pB[f]'[..., action[f]] += lr * qs[f] ⊗ qs_prev[g] ⊗ ...`` for
+    ``g`` in ``B_dependencies[f]``.
+
+    Args:
+        pB: counts, ``pB[f]`` of shape ``(num_states[f], *num_states[g] for g in B_dependencies[f],
+            num_controls[f])``, positive.
+        qs: beliefs after the transition, ``qs[f]`` of shape ``(num_states[f],)``.
+        qs_prev: beliefs before it, same shapes.
+        action: ``(num_factors,)`` int, the action taken on each factor (0 on an uncontrolled factor).
+        lr: learning rate, >= 0.
+        forgetting: in (0, 1]; the old counts (every action slice) are multiplied by it (1 = none).
+        B_dependencies: factors each factor's transition depends on; ``[[0], [1], ...]`` by default.
+        factors: indices of the factors to update (all by default); the others are returned as copies.
+
+    Returns:
+        New counts, a list of fresh arrays shaped like ``pB``.
+
+    Raises:
+        ParameterError, ModelError, ObservationError as ``update_A``; PolicyError: an action out of range.
+    """
+    _check_rates(lr, forgetting)
+    pB = _check_counts_list(pB, "pB")
+    qs = _check_beliefs(qs, "qs")
+    qs_prev = _check_beliefs(qs_prev, "qs_prev")
+    nf = len(pB)
+    if len(qs) != nf or len(qs_prev) != nf:
+        raise ObservationError(f"qs and qs_prev must have one vector per factor ({nf}), got {len(qs)} and "
+                               f"{len(qs_prev)}")
+    action = np.asarray(action)
+    if action.shape != (nf,) or not np.issubdtype(action.dtype, np.integer):
+        raise PolicyError(f"action must be an integer array of shape ({nf},), one action per factor; got "
+                          f"{action!r}")
+    B_dependencies = _check_deps(B_dependencies, nf, nf, "B_dependencies", default=lambda f: [f])
+    out = [p.copy() for p in pB]
+    for f in _selection(factors, nf, "factors"):
+        deps = B_dependencies[f]
+        if pB[f].ndim != len(deps) + 2:
+            raise ModelError(f"pB[{f}] has {pB[f].ndim} axes, expected {len(deps) + 2} (next state, the "
+                             f"factors {deps} of B_dependencies[{f}], control)")
+        num_controls = pB[f].shape[-1]
+        u = int(action[f])
+        if not 0 <= u < num_controls:
+            raise PolicyError(f"action {u} is out of range for factor {f} with {num_controls} controls "
+                              f"(0 to {num_controls - 1})")
+        q_next = _check_belief(qs[f], pB[f].shape[0], f"qs[{f}]")
+        q_deps = [_check_belief(qs_prev[g], pB[f].shape[i + 1], f"qs_prev[{g}]") for i, g in enumerate(deps)]
+        k = len(q_deps) + 1
+        # qs[f] ⊗ qs_prev[g1] ⊗ ..., shape (num_states[f], *num_states[deps])
+        counts = np.einsum(",".join(ascii_letters[:k]) + "->" + ascii_letters[:k], q_next, *q_deps)
+        new = forgetting * pB[f]
+        new[..., u] += lr * counts
+        out[f] = new
+    return out
+
+
+def update_D(pD, qs, lr=1.0, forgetting=1.0, *, factors=None) -> list:
+    """Dirichlet update of the initial-state counts: ``pD[f]' = forgetting * pD[f] + lr * qs[f]``.
+
+    Args:
+        pD: counts, ``pD[f]`` of shape ``(num_states[f],)``, positive.
+        qs: beliefs about the initial state, ``qs[f]`` of shape ``(num_states[f],)``.
+        lr, forgetting, factors: as in ``update_B``.
+
+    Returns:
+        New counts, a list of fresh arrays shaped like ``pD``.
+    """
+    _check_rates(lr, forgetting)
+    pD = _check_counts_list(pD, "pD")
+    qs = _check_beliefs(qs, "qs")
+    if len(qs) != len(pD):
+        raise ObservationError(f"qs has {len(qs)} vectors but pD has {len(pD)} factors")
+    out = [p.copy() for p in pD]
+    for f in _selection(factors, len(pD), "factors"):
+        if pD[f].ndim != 1:
+            raise ModelError(f"pD[{f}] has shape {pD[f].shape}, expected (num_states[{f}],)")
+        out[f] = forgetting * pD[f] + lr * _check_belief(qs[f], pD[f].shape[0], f"qs[{f}]")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Bayesian model reduction
+
+
+def _ln_beta(a):
+    """Log multivariate beta function of the columns of ``a`` (axis 0)."""
+    return gammaln(a).sum(axis=0) - gammaln(a.sum(axis=0))
+
+
+def reduce_dirichlet(q_dir, p_dir, r_dir):
+    """Bayesian model reduction of Dirichlet counts (SPM's ``spm_MDP_log_evidence``).
+
+    Given the posterior ``q`` and prior ``p`` counts of a full model, score a reduced prior ``r`` without
+    refitting: ``s = q + r - p`` and ``F = ln B(q) + ln B(r) - ln B(p) - ln B(s)``.
+
+    Args:
+        q_dir: posterior counts of the full model, shape ``(n, ...)``; columns along axis 0.
+        p_dir: prior counts of the full model, broadcastable with ``q_dir``.
+        r_dir: reduced prior counts, broadcastable (e.g. ``(n, k)`` for ``k`` candidate reductions against
+            ``(n, 1)`` counts).
+
+    Returns:
+        ``(F, s_dir)``: ``F`` of the broadcast shape without axis 0, the change in free energy
+        ``ln p(o | full) - ln p(o | reduced)`` (negative favours the reduced model); ``s_dir`` the reduced
+        posterior counts, of the broadcast shape.
+
+    Raises:
+        ModelError: a count is not positive (including the reduced posterior ``s_dir``).
+    """
+    q, p, r = (np.asarray(x, dtype=float) for x in (q_dir, p_dir, r_dir))
+    for name, x in (("q_dir", q), ("p_dir", p), ("r_dir", r)):
+        if not (np.isfinite(x).all() and (x > 0).all()):
+            raise ModelError(f"{name} must hold positive, finite Dirichlet counts")
+    s = q + r - p
+    if not (s > 0).all():
+        idx = tuple(int(k) for k in np.argwhere(s <= 0)[0])
+        raise ModelError(f"the reduced posterior s_dir = q_dir + r_dir - p_dir is {s[idx]} at index {idx}; "
+                         f"the reduced prior removes more counts than the data added")
+    F = _ln_beta(q) + _ln_beta(r) - _ln_beta(p) - _ln_beta(s)
+    return F, s
+
+
+__all__ = [
+    "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT", "spm_wnorm", "pA_info_gain", "pB_info_gain",
+    "update_A", "update_B", "update_D", "reduce_dirichlet",
+]
