@@ -137,6 +137,15 @@ def test_random_models_match_pymdp():
         for f in range(2):
             np.testing.assert_array_equal(I[f], np.asarray(ref_I[f][i]))
         Is.append(I)
+    # I given directly with values in [0, 1] (pymdp accepts any I): the anchor row is the column's argmax
+    # and the term is scaled by the column sum clipped to [0, 1]
+    for i in range(4):
+        Is.append([np.round(rng.random((depth, s)) * rng.integers(0, 2, size=(depth, s)), 2)
+                   for s in num_states])
+        models.append(models[i])
+        cases.append(cases[i])
+    n = len(models)
+    B_batch = stack([m.B for m in models])
     ref = pymdp_inductive_neg_efe(
         stack([qs for *_, qs in cases]), stack([m.A for m in models]), B_batch,
         [jnp.zeros((n, o)) for o in models[0].num_obs], stack(Is),

@@ -224,6 +224,8 @@ def test_bad_inputs_raise():
         soft_value_iteration(B, reward, 0)
     with pytest.raises(ParameterError, match="r has shape"):
         soft_value_iteration(B, np.zeros(3), 1)
+    with pytest.raises(ParameterError, match=r"non-finite entry -inf at index \(2,\)"):
+        soft_value_iteration(B, np.array([0.0, 1.0, -np.inf, 0.0]), 1)
     bad = B.copy()
     bad[0, 1, 0] = 0.5
     with pytest.raises(ModelError, match=r"state 1, action 0"):

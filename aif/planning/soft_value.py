@@ -59,7 +59,7 @@ def soft_value_iteration(B, r, horizon, mode="exact", action_prior=None, termina
     Args:
         B: ``(S, S, U)``, ``B[s', s, a] = p(s' | s, a)``; columns sum to one.
         r: rewards (log-likelihoods of optimality): ``(S,)`` for ``r(s)``, ``(S, U)`` for ``r(s, a)``, or
-            ``(T, S, U)`` for time-varying ``r_t(s, a)``; received at steps ``t = 0 .. T-1``.
+            ``(T, S, U)`` for time-varying ``r_t(s, a)``; received at steps ``t = 0 .. T-1``; finite.
         horizon: T >= 1, the number of actions.
         mode: ``"exact"``, ``Q = r + ln E[exp V(s')]`` (the exact posterior, optimistic under stochastic
             dynamics), or ``"variational"``, ``Q = r + E[V(s')]`` (maximum-entropy RL).
@@ -90,8 +90,7 @@ def soft_value_iteration(B, r, horizon, mode="exact", action_prior=None, termina
         Q[t] = r[t] + backup
         V[t] = logsumexp(Q[t] + log_prior, axis=-1)
         V_next = V[t]
-    with np.errstate(invalid="ignore"):
-        policy = np.exp(Q + log_prior - V[:-1, :, None])
+    policy = np.exp(Q + log_prior - V[:-1, :, None])
     return SoftValues(Q=Q, V=V, policy=policy)
 
 
@@ -167,9 +166,13 @@ class SoftQPlanner:
     The model's joint hidden state is flattened; rewards come from the log-preferences,
     ``r(s) = sum_m sum_o A_m[o | s] C_m[o]`` (C used as given, not normalised), received for each
     predicted state ``s_1 .. s_T`` (``C_m[:, t]`` for ``s_{t+1}`` when C is time-varying, its last column
-    beyond its end, as in ``expected_free_energy``). Then ``Q(b, a) = sum_s q(s) Q_0(s, a)`` with ``q`` the product of the factor beliefs.
+    beyond its end, as in ``expected_free_energy``). Then ``Q(b, a) = sum_s q(s) Q_0(s, a)`` with ``q``
+    the product of the factor beliefs (the QMDP approximation: the plan assumes the state is known from the
+    next step on, so it puts no value on information).
     With ``horizon=1`` and ``mode="variational"``, ``-Q(b, a)`` is the EFE's utility term (minus
-    expected log-preference) of the one-step policy ``a``.
+    expected log-preference) of the one-step policy ``a``. The joint transition array has
+    ``prod(num_states)**2 * prod(num_controls)`` entries and is built at each call: this is a planner for
+    small models.
 
     Attributes:
         horizon: T >= 1, the number of actions planned over.
@@ -283,12 +286,15 @@ def _check_horizon(horizon):
 
 def _rewards(r, T, S, U):
     r = np.asarray(r, dtype=float)
-    if r.shape == (S,):
-        r = r[:, None]
-    elif r.shape not in ((S, U), (T, S, U)):
+    if r.shape not in ((S,), (S, U), (T, S, U)):
         raise ParameterError(f"r has shape {r.shape}, expected ({S},), ({S}, {U}) or ({T}, {S}, {U})")
-    if np.isnan(r).any() or np.isposinf(r).any():
-        raise ParameterError("r has a NaN or +inf entry (-inf, an impossible step, is allowed)")
+    if not np.isfinite(r).all():
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(r))[0])
+        # a large negative reward forbids a step as well as -inf does, without 0 * inf in the backups
+        raise ParameterError(f"r has a non-finite entry {r[idx]} at index {idx}; use a large negative "
+                             "reward to forbid a step")
+    if r.ndim == 1:
+        r = r[:, None]
     return np.broadcast_to(r, (T, S, U))
 
 
@@ -309,8 +315,8 @@ def _terminal(terminal, S):
     if terminal is None:
         return np.zeros(S)
     v = np.asarray(terminal, dtype=float)
-    if v.shape != (S,):
-        raise ParameterError(f"terminal has shape {v.shape}, expected ({S},)")
+    if v.shape != (S,) or not np.isfinite(v).all():
+        raise ParameterError(f"terminal must be a finite vector of shape ({S},), got shape {v.shape}")
     return v
 
 
