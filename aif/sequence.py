@@ -72,12 +72,14 @@ class MarginalMessagePassing:
     SPM's rule (none into the present, ``R = t`` in ``spm_MDP_VB_X``); for longer horizons it is
     pymdp.legacy's (``future_cutoff``), which SPM has no counterpart for.
 
-    The free energy per policy is SPM's running sum over the last iteration, taken with the beliefs
-    before their update: ``-sum q . (err / 2)`` at the first and last step, and
-    ``-sum q . (err / 2 - (F - 1)/F lnA)`` elsewhere (``F`` factors; SPM's correction for counting the
-    likelihood once per factor). SPM tests ``j == 1`` (the trial's first step) where legacy and this
-    function test the window's first step; they differ only with several factors and a window that does
-    not start the trial.
+    The free energy per policy is minus SPM's running sum ``F(k)`` over the last iteration (SPM's is the
+    negative free energy), taken with the beliefs before their update: ``-sum q . (err / 2)`` at the
+    first and last step, and ``-sum q . (err / 2 - (N - 1)/N lnA)`` elsewhere, with ``N`` factors (SPM's
+    correction for counting the likelihood once per factor). It is computed the same way with
+    fixed-point updates (legacy's fixed-point ``F`` is another quantity: ``calc_free_energy`` with an
+    unlogged prior). SPM tests ``j == 1`` (the trial's first step) where legacy and this function test
+    the window's first step; they differ only with several factors and a window that does not start the
+    trial.
 
     Attributes:
         num_iter: number of sweeps over the window.
@@ -85,8 +87,8 @@ class MarginalMessagePassing:
         grad_descent: gradient updates (SPM) or fixed-point updates (``q = softmax(messages)``).
         guard: how logarithms treat zeros; ``LEGACY`` (ln(x + 1e-16)) is SPM's ``spm_log`` and legacy's.
         legacy_vfe: halve the likelihood correction in the free energy, as pymdp.legacy's ``run_mmp`` does
-            (``sx . (0.5 (err - (F - 1)/F lnA))`` where SPM has ``sx . (0.5 err - (F - 1)/F lnA)``); only
-            matters with several factors.
+            (``q . 0.5 (err - (N - 1)/N lnA)`` where SPM has ``q . (0.5 err - (N - 1)/N lnA)``); only matters
+            with several factors.
     """
 
     num_iter: int = 10
@@ -204,7 +206,7 @@ def _mmp(method, lik, deps, trans, ln_prior, past_len, record):
     # no backward message into the last two steps (the last one without a policy horizon): legacy's
     # future_cutoff, SPM's R = t for one-step policies
     cutoff = max(num_steps - 2, past_len - 1)
-    # SPM subtracts (F - 1)/F of each factor's likelihood term; legacy writes it inside the 1/2
+    # SPM subtracts (N - 1)/N of each factor's likelihood term; legacy puts it inside the 1/2
     correction = (num_factors - 1) / num_factors * (0.5 if method.legacy_vfe else 1.0)
     qs = [np.full((num_policies, num_steps, s), 1.0 / s) for s in num_states]
     trace_q = [np.zeros((method.num_iter, *q.shape)) for q in qs] if record else None
