@@ -55,7 +55,7 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 from .errors import ModelError, ObservationError, ParameterError, PolicyError
-from .maths import EPS, LEGACY_EPS
+from .maths import EPS, LEGACY_EPS, outer
 
 BELIEF_TOL = 1e-6
 
@@ -348,9 +348,7 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modali
                              f"factors {deps} of A_dependencies[{m}])")
         o_m = _outcome_vector(obs[m], pA[m].shape[0], m)
         factors = [_check_belief(qs[g], pA[m].shape[i + 1], f"qs[{g}]") for i, g in enumerate(deps)]
-        # o ⊗ qs[g1] ⊗ qs[g2] ..., shape (num_obs[m], *num_states[deps])
-        counts = np.einsum(",".join(ascii_letters[: len(factors) + 1]) + "->" + ascii_letters[: len(factors) + 1],
-                           o_m, *factors)
+        counts = outer([o_m, *factors])  # (num_obs[m], *num_states[deps])
         out[m] = forgetting * pA[m] + lr * counts
     return out
 
@@ -404,9 +402,7 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
                               f"(0 to {num_controls - 1})")
         q_next = _check_belief(qs[f], pB[f].shape[0], f"qs[{f}]")
         q_deps = [_check_belief(qs_prev[g], pB[f].shape[i + 1], f"qs_prev[{g}]") for i, g in enumerate(deps)]
-        k = len(q_deps) + 1
-        # qs[f] ⊗ qs_prev[g1] ⊗ ..., shape (num_states[f], *num_states[deps])
-        counts = np.einsum(",".join(ascii_letters[:k]) + "->" + ascii_letters[:k], q_next, *q_deps)
+        counts = outer([q_next, *q_deps])  # (num_states[f], *num_states[deps])
         new = forgetting * pB[f]
         new[..., u] += lr * counts
         out[f] = new
