@@ -192,3 +192,25 @@ def test_bad_inputs_raise():
         inductive_matrix([np.ones(3)], [B], 0.1, 2)
     with pytest.raises(ModelError, match="B_dependencies"):
         inductive_matrix([np.ones(2)], [np.ones((2, 2, 2, 1)) / 2], 0.1, 2)
+
+
+def test_legacy_backwards_induction_agrees_on_the_graph_world_but_runs_forwards(graph_world):
+    """pymdp.legacy's ``backwards_induction`` propagates I with ``b[next, state] @ I`` (the successors of
+    the goal), pymdp 1.0 and aif with its transpose (the predecessors). On the graph world, whose moves can
+    be undone, the two agree; on one-way dynamics only the predecessors find the routes to the goal."""
+    from pymdp.legacy.control import backwards_induction
+
+    model = graph_world
+    L, K = model.num_states
+    for goal in range(L):
+        H = [np.eye(L)[goal], np.zeros(K)]
+        legacy = backwards_induction(H, model.B, model.B_dependencies, 0.5, 5)
+        for f in range(2):
+            np.testing.assert_array_equal(inductive_matrix(H, model.B, 0.5, 5)[f], legacy[f])
+    n = 4
+    B = np.zeros((n, n, 2))
+    B[np.minimum(np.arange(n) + 1, n - 1), np.arange(n), 0] = 1.0  # step right
+    B[np.arange(n), np.arange(n), 1] = 1.0  # stay
+    H = [np.eye(n)[n - 1]]
+    np.testing.assert_array_equal(inductive_matrix(H, [B], 0.5, n)[0], np.tril(np.ones((n, n)))[:, ::-1])
+    assert backwards_induction(H, [B], [[0]], 0.5, n)[0][:, :-1].sum() == 0
