@@ -9,8 +9,10 @@ all policies; the future actions are the policy's. With a mean-field posterior o
             - E_q[ln p(s_first)] - sum_tau E_q[ln p(s_tau | s_tau-1, pi)],
 
 and the policy posterior is ``q(pi) = softmax(-gamma G(pi) - F(pi) + ln E(pi))`` (SPM's ``spm_MDP_VB_X``,
-where ``F`` is this free energy; SPM's own variable ``F`` is its negative). Two methods, each a small
-frozen dataclass passed to :func:`infer_sequence`:
+where ``F`` is this free energy; SPM's own variable ``F`` is its negative; pymdp.legacy's Agent adds its
+run_mmp's ``F``, also the negative free energy, with the opposite sign: ``softmax(-gamma G + F)``). Two
+methods, each a small frozen dataclass passed to :func:`infer_sequence`; VMP returns the ``F`` above,
+MMP SPM's running estimate of it:
 
 - :class:`MarginalMessagePassing`: SPM's scheme (``spm_MDP_VB_X``, Parr et al. 2019, "Neuronal message
   passing using mean-field, Bethe, and marginal approximations"), as ported by pymdp.legacy's ``run_mmp``.
@@ -23,6 +25,13 @@ frozen dataclass passed to :func:`infer_sequence`:
   together from the previous iterate (pymdp 1.0's ``run_vmp``).
 
 Shapes: ``P`` policies, ``H`` policy horizon, ``W`` window length (observations), ``L = W + H`` steps.
+
+An agent calls :func:`infer_sequence` once per time step with the last ``W`` observations, the ``W - 1``
+actions between them, its policies (truncated to the steps left in the trial; horizon 0 at the last
+step), and a prior over the window's first state. While the window starts the trial that prior is ``D``.
+Once the window has moved, SPM's test script (vbx_test_1a) and pymdp.legacy's Agent (``policy_sep_prior``)
+pass each policy the belief it held about the *previous* window's first step, ``[q[:, 0] for q in
+qs_seq]``, unchanged (not pushed through ``B``), although it is a belief about one step earlier.
 """
 
 from __future__ import annotations
@@ -151,7 +160,8 @@ def infer_sequence(model: GenerativeModel, obs_window, actions_window, policies,
     Args:
         model: the generative model (``B_dependencies[f] == [f]``; ``A_dependencies`` may be sparse).
         obs_window: the ``W >= 1`` past observations, oldest first, the last one the present; each one
-            outcome index or probability vector per modality.
+            outcome index or probability vector per modality (a vector ``o`` gives the likelihood
+            ``sum_o o[o] p(o | s)``, as in pymdp.legacy; pymdp 1.0's VMP uses ``sum_o o[o] ln p(o | s)``).
         actions_window: ``(W - 1, num_factors)`` int array, the actions between consecutive observations
             (may be ``None`` when ``W == 1``).
         policies: ``(P, H, num_factors)`` int array; ``H`` may be 0 (the last step of a trial).

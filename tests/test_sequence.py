@@ -333,6 +333,19 @@ def test_vmp_free_energy_is_the_mean_field_vfe_and_bounds_the_evidence():
         assert F[0] >= -np.log(alpha.sum()) - 1e-12
 
 
+def test_mmp_last_future_step_is_the_prediction():
+    """The last step gets no backward message and no observation, so a fixed-point update sets it to
+    B(u) q_prev exactly, for every policy (the future under each policy's own actions)."""
+    rng = np.random.default_rng(9)
+    model = aif.random_model(rng, [3, 2], [3], [3, 2])
+    policies = np.stack([rng.integers(3, size=(6, 2)), rng.integers(2, size=(6, 2))], axis=-1)  # (6, 2, 2)
+    qs, _ = infer_sequence(model, [[0], [2]], [[1, 0]], policies,
+                           method=MarginalMessagePassing(num_iter=3, grad_descent=False))
+    for f in range(2):
+        B_u = model.B[f][:, :, policies[:, -1, f]].transpose(2, 0, 1)  # (P, S, S)
+        np.testing.assert_allclose(qs[f][:, -1], np.einsum("pij,pj->pi", B_u, qs[f][:, -2]), atol=1e-12)
+
+
 # --------------------------------------------------------------------------------------------------------
 # Contract over both methods
 
