@@ -152,6 +152,17 @@ def test_update_B_touches_only_the_taken_action_and_handles_uncontrolled_factors
 # Learning and information gain against pymdp 1.0 (JAX)
 
 
+# Each structure costs pymdp 1.0 one compilation, so a few hand-picked ones cover the cases: one factor,
+# an uncontrolled factor, sparse A dependencies, B dependencies, 3 factors and 3 modalities.
+PYMDP_1_STRUCTURES = [  # (num_states, num_obs, num_controls, A_dependencies, B_dependencies)
+    ([4], [3], [3], [[0]], [[0]]),
+    ([2, 5], [3, 6], [2, 1], [[0], [0, 1]], [[0], [1]]),
+    ([3, 2, 4], [2, 5, 3], [4, 1, 2], [[0, 2], [1], [0, 1, 2]], [[0, 1], [1], [0, 2]]),
+    ([6, 3], [4], [3, 4], [[1]], [[0, 1], [0, 1]]),
+    ([2, 2, 3], [2, 3], [2, 3, 1], [[0, 1, 2], [2]], [[0], [1, 2], [2]]),
+]
+
+
 def test_updates_and_info_gain_match_pymdp_1():
     jax = pytest.importorskip("jax")
     jax.config.update("jax_enable_x64", True)
@@ -160,10 +171,10 @@ def test_updates_and_info_gain_match_pymdp_1():
     from pymdp import learning as learning1
 
     rng = np.random.default_rng(21)
-    num_structures, per_structure, T, P = 8, 25, 4, 5
+    per_structure, T, P = 34, 4, 5
     worst = {"A": 0.0, "B": 0.0, "pA_gain": 0.0, "pB_gain": 0.0}
-    for _ in range(num_structures):
-        S, O, U, A_deps, B_deps = structure = random_structure(rng)
+    for structure in PYMDP_1_STRUCTURES + [random_structure(rng)]:
+        S, O, U, A_deps, B_deps = structure
         cases = [random_case(rng, structure, T=T, P=P, H=1) for _ in range(per_structure)]
         beliefs = [dict(qs=[rng.dirichlet(np.ones(s), size=P) for s in S],
                         qs_prev=[rng.dirichlet(np.ones(s), size=P) for s in S]) for _ in cases]
