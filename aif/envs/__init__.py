@@ -11,7 +11,8 @@ Every environment has ``generative_model(...) -> aif.GenerativeModel``.
 from .cue_chaining import CueChaining
 from .gridworld import GridWorld, grid_transitions
 from .pomdp import POMDPEnv
-from .tmaze import TMaze, tmaze_arrays
+from .tmaze import TMaze, summarize_tmaze, tmaze_arrays
 from .wrappers import AgentWrapper
 
-__all__ = ["TMaze", "GridWorld", "CueChaining", "AgentWrapper", "POMDPEnv", "grid_transitions", "tmaze_arrays"]
+__all__ = ["TMaze", "GridWorld", "CueChaining", "AgentWrapper", "POMDPEnv", "grid_transitions", "tmaze_arrays",
+           "summarize_tmaze"]

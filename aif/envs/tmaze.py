@@ -142,3 +142,40 @@ class TMaze(POMDPEnv):
             B[0] = pB[0] / pB[0].sum(axis=0, keepdims=True)
             extra["pB"] = pB
         return GenerativeModel(A, B, C, D, **extra)
+
+
+def summarize_tmaze(locations, conditions, rewards) -> dict:
+    """Per-trial outcomes of T-maze runs and their rates.
+
+    Args:
+        locations: int ``(K, T + 1)``: observed location at each step of each trial, the start included
+            (``Trajectory.observations[:, 0]`` stacked over trials).
+        conditions: int ``(K,)``: the reward condition of each trial.
+        rewards: ``(K, T)``: the reward after each action.
+
+    Returns:
+        dict with per-trial arrays ``cue_first`` (the first move went to the cue), ``first_arm`` (the first
+        arm entered, 1 or 2; -1 if none), ``correct_arm`` (it was the baited arm), ``first_arm_reward``
+        (the reward on entering it) and ``total_reward``; and the rates ``cue_first_rate``,
+        ``correct_arm_rate`` and ``first_arm_reward_rate`` (share of trials rewarded on the first arm entered).
+    """
+    locations = np.asarray(locations, dtype=int)
+    conditions = np.asarray(conditions, dtype=int)
+    rewards = np.asarray(rewards, dtype=float)
+    in_arm = (locations[:, 1:] == RIGHT_ARM) | (locations[:, 1:] == LEFT_ARM)
+    entered = in_arm.any(axis=1)
+    step = np.argmax(in_arm, axis=1)  # first step whose action led into an arm
+    rows = np.arange(len(locations))
+    first_arm = np.where(entered, locations[rows, step + 1], -1)
+    first_arm_reward = np.where(entered, rewards[rows, step], 0.0)
+    out = {
+        "cue_first": locations[:, 1] == CUE,
+        "first_arm": first_arm,
+        "correct_arm": first_arm == conditions + 1,
+        "first_arm_reward": first_arm_reward,
+        "total_reward": rewards.sum(axis=1),
+    }
+    out["cue_first_rate"] = float(out["cue_first"].mean())
+    out["correct_arm_rate"] = float(out["correct_arm"].mean())
+    out["first_arm_reward_rate"] = float((first_arm_reward > 0).mean())
+    return out

@@ -94,10 +94,9 @@ class AgentWrapper(gym.Wrapper):
         if action.shape[0] != len(self.num_controls):
             raise PolicyError(f"action has {action.shape[0]} entries, expected one per factor "
                               f"({len(self.num_controls)})")
-        picked = action[self.control_factors].astype(np.int64) + self._act_start
         if self._act_kind == "discrete":
-            return int(picked[0])
-        return picked
+            return int(action[self.control_factors[0]]) + int(self._act_start[0])
+        return action[self.control_factors].astype(np.int64) + self._act_start
 
     def reset(self, *, seed=None, options=None):
         obs, info = self.env.reset(seed=seed, options=options)

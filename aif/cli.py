@@ -1,0 +1,343 @@
+"""The ``aif`` command: ``aif demo tmaze | gridworld | cue-chaining``.
+
+Each demo builds the task's environment and the generative model it provides, runs an ``aif.Agent`` in it,
+prints an account of the first trial (what the agent saw, what it believed, which options it weighed and
+why it chose one, in terms of expected utility and information gain) and a summary over all trials, and
+writes figures to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DESCRIPTION = """Active inference demos. Each runs an agent that picks actions by minimising expected free energy
+G = -(expected utility) - (expected information gain), prints what it believed and why it acted, and
+writes figures (PNG) to --out."""
+
+
+# ---------------------------------------------------------------- explaining one step
+
+def _fmt(x):
+    return f"{x:+.2f}"
+
+
+def explain_step(traj, t, action_names, obs_text, belief_text, out=print):
+    """Print step ``t`` of a trajectory: observation, beliefs, options by first action, choice and reason.
+
+    With a planning horizon above one, each first action is represented by its best policy (lowest G).
+    """
+    G = traj.G[t]
+    util = traj.terms["utility"][t]
+    gain = traj.terms["state_info_gain"][t]
+    first = traj.policies[:, 0, :]
+    chosen = tuple(traj.actions[t])
+    options = {}
+    for i in np.argsort(G, kind="stable"):
+        options.setdefault(tuple(first[i]), i)
+    out(f"step {t}: {obs_text(traj.observations[t])}")
+    if belief_text:
+        out(f"  believes: {belief_text(traj, t)}")
+    out("  options (best policy for each first action; G = -utility - info gain, lower is better):")
+    for a, i in options.items():
+        mark = "->" if a == chosen else "  "
+        out(f"   {mark} {action_names(a):<16} G {_fmt(G[i])}   utility {_fmt(util[i])}   info gain {gain[i]:.2f}")
+    i_chosen = options.get(chosen)
+    others = [i for a, i in options.items() if a != chosen]
+    if i_chosen is None or not others:
+        out(f"  chose {action_names(chosen)}")
+        return
+    runner = min(others, key=lambda i: G[i])
+    d_util, d_gain = util[i_chosen] - util[runner], gain[i_chosen] - gain[runner]
+    runner_name = action_names(tuple(first[runner]))
+    if abs(d_util) < 1e-6 and abs(d_gain) < 1e-6:
+        reason = f"it ties with {runner_name}; the first of tied policies is taken"
+    elif d_gain >= d_util:
+        reason = (f"epistemic: {d_gain:+.2f} nats more information than {runner_name}"
+                  + (f", at {d_util:+.2f} utility" if abs(d_util) > 0.005 else ", same utility"))
+    else:
+        reason = (f"pragmatic: {d_util:+.2f} more expected utility than {runner_name}"
+                  + (f", with {d_gain:+.2f} nats information" if abs(d_gain) > 0.005 else ""))
+    out(f"  chose {action_names(chosen)} -- {reason}")
+
+
+def _save(fig, out_dir, name, written):
+    path = Path(out_dir) / name
+    fig.savefig(path, dpi=100)
+    written.append(str(path))
+
+
+def _make_agent(model, horizon):
+    import aif
+
+    # C is used as given (not log-softmax-normalised), so "utility" reads in the units of C: +3 for an
+    # expected reward. The choice is the same either way (normalising shifts every G by one constant).
+    return aif.Agent(model, policy_horizon=horizon, efe=aif.EFEOptions(normalize_C=False))
+
+
+def _trials(agent, env, steps, trials, seed, options=None):
+    from .rollout import rollout
+
+    rng = np.random.default_rng(seed)
+    return [rollout(agent, env, steps, rng, options=options, progress=False) for _ in range(trials)]
+
+
+# ---------------------------------------------------------------- the three demos
+
+def demo_tmaze(args, out=print):
+    from .envs.tmaze import CONDITION_NAMES, CUE_NAMES, LOCATION_NAMES, REWARD_NAMES, TMaze, summarize_tmaze
+    from . import plotting
+
+    env = TMaze(reward_prob=args.reward_prob, cue_validity=args.cue_validity)
+    model = env.generative_model()
+    agent = _make_agent(model, 1)
+    out(f"T-maze: reward in the baited arm with p = {env.reward_prob}, cue validity {env.cue_validity}; "
+        f"preferences C[reward] = {model.C[1].tolist()} (no reward, reward, loss).")
+    out(f"Agent: policy horizon 1, gamma 16; {args.trials} trial(s) of {args.steps} step(s), seed {args.seed}.\n")
+    trajs = _trials(agent, env, args.steps, args.trials, args.seed)
+
+    first = trajs[0]
+    out(f"Trial 1 (hidden condition: {CONDITION_NAMES[first.states[0, 1]]})")
+    at = {0: "in the centre", 1: "in the right arm", 2: "in the left arm", 3: "at the cue"}
+    for t in range(first.num_steps):
+        explain_step(
+            first, t,
+            action_names=lambda a: f"go to {LOCATION_NAMES[a[0]]}",
+            obs_text=lambda o: f"{at[o[0]]}, sees {REWARD_NAMES[o[1]]}"
+                               + (f", {CUE_NAMES[o[2]]}" if o[0] == 3 else ""),
+            belief_text=lambda tr, t: ", ".join(f"{n} {p:.2f}" for n, p in zip(CONDITION_NAMES, tr.qs[1][t])),
+            out=out)
+    o = first.observations[-1]
+    out(f"end: {at[o[0]]}, sees {REWARD_NAMES[o[1]]}\n")
+
+    locations = np.array([tr.observations[:, 0] for tr in trajs if tr.num_steps == args.steps])
+    conditions = np.array([tr.states[0, 1] for tr in trajs])
+    rewards = np.array([tr.rewards for tr in trajs])
+    s = summarize_tmaze(locations, conditions, rewards)
+    out(f"Over {len(trajs)} trial(s): cue visited first {s['cue_first_rate']:.0%}, "
+        f"then the arm the cue indicated {s['correct_arm_rate']:.0%}, "
+        f"rewarded on the first arm entered {s['first_arm_reward_rate']:.0%} "
+        f"(the arm pays with p = {env.reward_prob}).")
+
+    figures = []
+    if args.out:
+        _save(plotting.plot_beliefs(first.qs, ["location", "reward condition"],
+                                    [list(LOCATION_NAMES), list(CONDITION_NAMES)],
+                                    title="Trial 1: beliefs over time"), args.out, "tmaze_beliefs.png", figures)
+        labels = [f"go to {n}" for n in LOCATION_NAMES]
+        for t in range(min(2, first.num_steps)):
+            _save(plotting.plot_efe_terms(first.step_terms(t), labels, title=f"Trial 1, step {t}: EFE by policy"),
+                  args.out, f"tmaze_efe_step{t}.png", figures)
+        _save(plotting.plot_tmaze_summary(locations, conditions, rewards, title=f"T-maze over {len(trajs)} trials"),
+              args.out, "tmaze_summary.png", figures)
+    return figures
+
+
+def _grid_landmarks(env):
+    marks = {"goal": list(env.goals)}
+    if getattr(env, "cue_location", None) is not None:
+        marks["cue"] = [env.cue_location]
+    return marks
+
+
+DEMO_WALLS = ((1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (3, 1), (3, 2), (3, 3), (3, 4), (3, 5), (3, 6),
+              (5, 0), (5, 1), (5, 2), (5, 3), (5, 4))
+
+
+def demo_gridworld(args, out=print):
+    from .envs.gridworld import ACTION_NAMES, GridWorld
+    from . import plotting
+
+    env = GridWorld((7, 7), start=(0, 0), goals=[(6, 6)], walls=DEMO_WALLS, slip=args.slip)
+    model = env.generative_model(preference="distance")
+    agent = _make_agent(model, args.horizon)
+    shortest = int(env.distances()[env.index(env.start)])
+    out(f"Grid world 7x7 with {len(env.walls)} walls, start {env.start}, goal {env.goals[0]}, slip {env.slip}.")
+    out(f"Preferences over locations: C[location] = -(steps to the goal); shortest path {shortest} moves.")
+    out(f"Agent: policy horizon {args.horizon}; {args.trials} trial(s) of at most {args.steps} step(s), "
+        f"seed {args.seed}.\n")
+    trajs = _trials(agent, env, args.steps, args.trials, args.seed)
+
+    first = trajs[0]
+    out("Trial 1")
+    shown = min(first.num_steps, 4)
+    for t in range(shown):
+        explain_step(first, t, action_names=lambda a: ACTION_NAMES[a[0]],
+                     obs_text=lambda o: f"at {env.cell(o[0])}", belief_text=None, out=out)
+    if first.num_steps > shown:
+        rest = " ".join(ACTION_NAMES[a] for a in first.actions[shown:, 0])
+        out(f"steps {shown}..{first.num_steps - 1}: {rest}")
+    cells = [env.cell(o) for o in first.observations[:, 0]]
+    out(f"end: at {cells[-1]}" + (" -- goal reached" if first.terminated else " -- goal not reached") + "\n")
+
+    reached = [tr.terminated for tr in trajs]
+    moves = [tr.num_steps for tr in trajs if tr.terminated]
+    out(f"Over {len(trajs)} trial(s): goal reached in {np.mean(reached):.0%}"
+        + (f", in {np.mean(moves):.1f} moves on average (shortest {shortest})." if moves else "."))
+
+    figures = []
+    if args.out:
+        _save(plotting.plot_grid_path(cells, env.shape, env.walls, _grid_landmarks(env), title="Trial 1: path"),
+              args.out, "gridworld_path.png", figures)
+        labels = [" ".join(ACTION_NAMES[u][0].upper() for u in p[:, 0]) for p in first.policies]
+        _save(plotting.plot_efe_terms(first.step_terms(0), labels, title="Step 0: EFE by policy"),
+              args.out, "gridworld_efe_step0.png", figures)
+        _save(plotting.plot_beliefs(first.qs, ["location (cell index)"], title="Trial 1: beliefs over time"),
+              args.out, "gridworld_beliefs.png", figures)
+    return figures
+
+
+def demo_cue_chaining(args, out=print):
+    from .envs.cue_chaining import REWARD_OBS_NAMES, CueChaining
+    from .envs.gridworld import ACTION_NAMES
+    from . import plotting
+
+    env = CueChaining()
+    model = env.generative_model()
+    agent = _make_agent(model, args.horizon)
+    cue2_names = [f"L{k + 1} {c}" for k, c in enumerate(env.cue2_locations)]
+    cond_names = [f"reward at {c}" for c in env.reward_locations]
+    out(f"Cue chaining on a {env.shape[0]}x{env.shape[1]} grid: start {env.start}, cue 1 at {env.cue1_location}, "
+        f"cue 2 candidates {list(env.cue2_locations)}, reward cells {list(env.reward_locations)}.")
+    out(f"Preferences C[reward] = {model.C[3].tolist()} (null, cheese, shock). Agent: policy horizon "
+        f"{args.horizon} ({len(agent.policies)} policies); {args.trials} trial(s) of {args.steps} step(s), "
+        f"seed {args.seed}.\n")
+    trajs = _trials(agent, env, args.steps, args.trials, args.seed)
+
+    def obs_text(o):
+        parts = [f"at {env.cell(o[0])}"]
+        if o[1]:
+            parts.append(f"cue 1 says: cue 2 is {cue2_names[o[1] - 1]}")
+        if o[2]:
+            parts.append(f"cue 2 says: {cond_names[o[2] - 1]}")
+        if o[3]:
+            parts.append(REWARD_OBS_NAMES[o[3]])
+        return ", ".join(parts)
+
+    def belief_text(tr, t):
+        k, r = int(np.argmax(tr.qs[1][t])), int(np.argmax(tr.qs[2][t]))
+        return (f"cue 2 is {cue2_names[k]} ({tr.qs[1][t][k]:.2f}); "
+                f"{cond_names[r]} ({tr.qs[2][t][r]:.2f})")
+
+    first = trajs[0]
+    out(f"Trial 1 (hidden: cue 2 is {cue2_names[first.states[0, 1]]}, {cond_names[first.states[0, 2]]})")
+    for t in range(first.num_steps):
+        explain_step(first, t, action_names=lambda a: ACTION_NAMES[a[0]], obs_text=obs_text,
+                     belief_text=belief_text, out=out)
+    out(f"end: {obs_text(first.observations[-1])}\n")
+
+    def route(tr):
+        loc = tr.observations[:, 0]
+        cue1 = np.flatnonzero(loc == env.index(env.cue1_location))
+        cue2 = np.flatnonzero(loc == env.index(env.cue2_locations[tr.states[0, 1]]))
+        goal = np.flatnonzero(loc == env.index(env.reward_locations[tr.states[0, 2]]))
+        in_order = cue1.size and cue2.size and goal.size and cue1[0] < cue2[0] < goal[0]
+        return bool(in_order), (int(goal[0]) if goal.size else None)
+
+    routes = [route(tr) for tr in trajs]
+    arrivals = [g for ok, g in routes if g is not None]
+    out(f"Over {len(trajs)} trial(s): cues collected in order and reward reached in "
+        f"{np.mean([ok for ok, _ in routes]):.0%}"
+        + (f", reward reached after {np.mean(arrivals):.1f} moves on average." if arrivals else "."))
+
+    figures = []
+    if args.out:
+        cells = [env.cell(o) for o in first.observations[:, 0]]
+        marks = {"cue 1": [env.cue1_location], "cue 2 candidates": list(env.cue2_locations),
+                 "reward cells": list(env.reward_locations)}
+        _save(plotting.plot_grid_path(cells, env.shape, (), marks, title="Trial 1: path"),
+              args.out, "cue_chaining_path.png", figures)
+        _save(plotting.plot_beliefs(first.qs[1:], ["cue 2 location", "reward condition"], [cue2_names, cond_names],
+                                    title="Trial 1: beliefs over time"), args.out, "cue_chaining_beliefs.png", figures)
+        labels = [" ".join(ACTION_NAMES[u][0].upper() for u in p[:, 0]) for p in first.policies]
+        _save(plotting.plot_efe_terms(first.step_terms(0), labels, title="Step 0: EFE of the best 16 policies"),
+              args.out, "cue_chaining_efe_step0.png", figures)
+    return figures
+
+
+# ---------------------------------------------------------------- argument parsing
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _probability(text):
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+
+
+def _common(p, steps, trials):
+    p.add_argument("--steps", type=_positive_int, default=steps,
+                   help=f"actions per trial (default {steps})")
+    p.add_argument("--trials", type=_positive_int, default=trials,
+                   help=f"trials, each with a fresh environment seed drawn from --seed (default {trials}); "
+                        "the first is told step by step, all are summarised")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random generator (default 0)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="folder for the PNG figures (created if needed); without it no figures are written")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aif", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    demo = commands.add_parser("demo", help="run a demonstration task", description=DESCRIPTION)
+    tasks = demo.add_subparsers(dest="task", metavar="TASK", required=True)
+
+    p = tasks.add_parser(
+        "tmaze", help="the T-maze: visit the cue, then the arm it indicates",
+        description="The T-maze (pymdp's demo): the agent starts in the centre; one upper arm holds a reward, "
+                    "the other a loss; a cue in the lower arm tells which. With preferences [0, 3, -3] over "
+                    "(no reward, reward, loss), the agent first goes to the cue for its information, then to "
+                    "the arm the cue indicates.")
+    _common(p, steps=4, trials=100)
+    p.add_argument("--reward-prob", type=_probability, default=0.98,
+                   help="probability of reward in the baited arm (default 0.98)")
+    p.add_argument("--cue-validity", type=_probability, default=1.0,
+                   help="probability that the cue shows the true arm (default 1.0)")
+    p.set_defaults(run=demo_tmaze)
+
+    p = tasks.add_parser(
+        "gridworld", help="a 7x7 grid world: walk around walls to a goal",
+        description="A 7x7 grid world with walls. The agent prefers locations closer to the goal "
+                    "(C = -steps to the goal) and plans over --horizon moves.")
+    _common(p, steps=30, trials=1)
+    p.add_argument("--horizon", type=_positive_int, default=1, help="policy horizon in moves (default 1)")
+    p.add_argument("--slip", type=float, default=0.0, help="probability that a move fails (default 0)")
+    p.set_defaults(run=demo_gridworld)
+
+    p = tasks.add_parser(
+        "cue-chaining", help="cue chaining: cue 1 tells where cue 2 is, cue 2 where the reward is",
+        description="pymdp's epistemic-chaining task on a 5x7 grid: cue 1 reveals which of four cells holds "
+                    "cue 2, which reveals which of two cells holds the reward (the other a shock). The agent "
+                    "plans 4 moves ahead (625 policies) and collects the cues in order.")
+    _common(p, steps=12, trials=1)
+    p.add_argument("--horizon", type=_positive_int, default=4, help="policy horizon in moves (default 4)")
+    p.set_defaults(run=demo_cue_chaining)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    figures = args.run(args)
+    if figures:
+        print("\nFigures: " + ", ".join(figures))
+    elif not args.out:
+        print("\n(pass --out DIR to write figures)")
+    print(f"Done in {time.perf_counter() - start:.1f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Figures of what an agent believed, weighed and did. Every function returns a ``matplotlib`` figure.
+
+- ``plot_beliefs``: posterior over each factor's states across time, one heatmap per factor.
+- ``plot_efe_terms``: the expected free energy of each policy split into its terms (stacked bars).
+- ``plot_grid_path``: the agent's path on a grid, with walls and landmarks.
+- ``plot_tmaze_summary``: where the agent went and what it got over many T-maze trials.
+
+The functions take arrays (most often fields of an ``aif.rollout.Trajectory``), not agents or
+environments, so they work for any model. Save with ``fig.savefig(path)``; in scripts and tests without a
+display, select the Agg backend first (``matplotlib.use("Agg")``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+
+# Contribution of each term to G: value terms lower it, cost terms raise it (see aif.control).
+TERM_SIGN = {"utility": -1.0, "state_info_gain": -1.0, "pA_info_gain": -1.0, "pB_info_gain": -1.0,
+             "risk": 1.0, "ambiguity": 1.0}
+TERM_LABEL = {"utility": "−utility (pragmatic)", "state_info_gain": "−state info gain (epistemic)",
+              "pA_info_gain": "−info gain about A", "pB_info_gain": "−info gain about B",
+              "risk": "risk", "ambiguity": "ambiguity"}
+
+
+def _figure(width, height):
+    # Figure() rather than pyplot.figure(): nothing is registered with pyplot, so figures made in a loop are
+    # freed with their last reference and no GUI backend is touched.
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def plot_beliefs(qs, factor_names=None, state_names=None, title="Beliefs over time") -> Figure:
+    """Heatmaps of q(s_f) over time, one panel per factor.
+
+    Args:
+        qs: one array ``(T, num_states[f])`` per factor (``Trajectory.qs``).
+        factor_names: a name per factor (default ``factor 0``, ...).
+        state_names: per factor, a list of state names or ``None`` (default: indices).
+    """
+    qs = [np.asarray(q) for q in qs]
+    factor_names = factor_names or [f"factor {f}" for f in range(len(qs))]
+    state_names = state_names or [None] * len(qs)
+    heights = [max(1.2, 0.25 * q.shape[1]) for q in qs]
+    fig = _figure(max(5.0, 0.35 * qs[0].shape[0] + 3), min(2.0 + sum(heights), 14))
+    axes = fig.subplots(len(qs), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    for ax, q, name, names in zip(axes, qs, factor_names, state_names):
+        im = ax.imshow(q.T, aspect="auto", origin="upper", vmin=0.0, vmax=1.0, cmap="viridis",
+                       interpolation="nearest")
+        ax.set_title(name, fontsize=10, loc="left")
+        ax.set_ylabel("state")
+        if names is not None and len(names) <= 40:
+            ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.set_xticks(range(q.shape[0]))
+        fig.colorbar(im, ax=ax, label="q(s)", fraction=0.04)
+    axes[-1].set_xlabel("step")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_efe_terms(terms, policy_labels=None, components=("utility", "state_info_gain"), max_policies=16,
+                   title="Expected free energy by policy") -> Figure:
+    """Stacked bars of each policy's EFE terms, as contributions to G (lower is better).
+
+    Value terms (utility, information gains) enter G with a minus sign and cost terms (risk, ambiguity) with
+    a plus sign; the bars show the signed contributions and a black tick marks their sum, G.
+
+    Args:
+        terms: name -> ``(P,)`` (``agent.terms`` or ``Trajectory.step_terms(t)``).
+        policy_labels: a label per policy (default: its index).
+        components: the terms to stack: ``("utility", "state_info_gain")`` (pragmatic and epistemic
+            value) or ``("risk", "ambiguity")``; both sum to the same G.
+        max_policies: show at most this many policies, those with the lowest G.
+    """
+    parts = {name: TERM_SIGN[name] * np.asarray(terms[name], dtype=float) for name in components}
+    G = sum(parts.values())
+    labels = list(policy_labels) if policy_labels is not None else [str(i) for i in range(len(G))]
+    order = np.argsort(G, kind="stable")[:max_policies]
+    fig = _figure(max(6.0, 0.55 * len(order) + 4), 4.0)
+    ax = fig.subplots()
+    x = np.arange(len(order))
+    up, down = np.zeros(len(order)), np.zeros(len(order))
+    for name, values in parts.items():
+        v = values[order]
+        bottom = np.where(v >= 0, up, down)
+        ax.bar(x, v, bottom=bottom, label=TERM_LABEL.get(name, name), width=0.7)
+        up += np.maximum(v, 0)
+        down += np.minimum(v, 0)
+    ax.scatter(x, G[order], marker="_", s=400, color="black", zorder=3, label="G")
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xticks(x, [labels[i] for i in order], rotation=45 if len(order) > 6 else 0, ha="right"
+                  if len(order) > 6 else "center")
+    ax.set_xlabel("policy (lowest G first)")
+    ax.set_ylabel("contribution to G (nats)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def plot_grid_path(cells, shape, walls=(), landmarks=None, title="Path") -> Figure:
+    """The agent's path on a grid.
+
+    Args:
+        cells: visited cells in order, ``[(row, col), ...]`` (``[env.cell(o) for o in
+            trajectory.observations[:, 0]]`` for the grid environments).
+        shape: ``(rows, cols)``.
+        walls: wall cells, drawn dark.
+        landmarks: name -> list of cells (e.g. ``{"goal": [(6, 6)], "cue": [(2, 0)]}``), drawn as labelled
+            markers.
+    """
+    rows, cols = shape
+    grid = np.zeros(shape)
+    for r, c in walls:
+        grid[r, c] = 1.0
+    fig = _figure(max(3.0, 0.6 * cols + 1.5), max(3.0, 0.6 * rows + 1.0))
+    ax = fig.subplots()
+    ax.imshow(grid, cmap=ListedColormap(["#f4f4f4", "#404040"]), vmin=0, vmax=1, origin="upper")
+    ax.set_xticks(np.arange(-0.5, cols, 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, rows, 1), minor=True)
+    ax.grid(which="minor", color="#c8c8c8", lw=0.8)
+    ax.tick_params(which="minor", length=0)
+    ax.set_xticks(range(cols))
+    ax.set_yticks(range(rows))
+    markers = iter(["*", "s", "D", "^", "P", "X", "o"])
+    for (name, where), marker in zip((landmarks or {}).items(), markers):
+        where = np.asarray(where, dtype=float).reshape(-1, 2)
+        ax.scatter(where[:, 1], where[:, 0], marker=marker, s=220, label=name, zorder=2, edgecolor="black")
+    path = np.asarray(cells, dtype=float).reshape(-1, 2)
+    # A small offset per step keeps revisits and back-and-forth moves visible.
+    jitter = np.linspace(-0.12, 0.12, len(path))[:, None] if len(path) > 1 else np.zeros((1, 1))
+    ax.plot(path[:, 1] + jitter[:, 0], path[:, 0] + jitter[:, 0], "-", color="tab:red", lw=2, zorder=3)
+    ax.scatter(path[:, 1], path[:, 0], c=np.arange(len(path)), cmap="autumn", s=40, zorder=4,
+               edgecolor="black", label="path (early→late)")
+    ax.scatter([path[0, 1]], [path[0, 0]], marker="o", s=160, facecolor="none", edgecolor="blue", lw=2,
+               zorder=5, label="start")
+    ax.set_title(f"{title} ({len(path) - 1} moves)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def plot_tmaze_summary(locations, conditions, rewards, location_names=("centre", "right", "left", "cue"),
+                       title="T-maze over trials") -> Figure:
+    """Where the agent went in each T-maze trial, and the rates that sum it up.
+
+    Args:
+        locations: int ``(K, T + 1)``: the location observed at each step of each trial (start included).
+        conditions: int ``(K,)``: the reward condition of each trial (0 right, 1 left).
+        rewards: ``(K, T)``: the reward after each action.
+
+    Left: one row per trial, one column per step, coloured by location; the condition is marked at the
+    right. Right: the share of trials that visited the cue first, that entered the arm the condition baits
+    (after the cue), and that were rewarded on the first arm entered.
+    """
+    from .envs.tmaze import summarize_tmaze
+
+    locations = np.asarray(locations)
+    s = summarize_tmaze(locations, conditions, rewards)
+    K, T1 = locations.shape
+    fig = _figure(10.0, max(3.5, 0.18 * K + 1.5))
+    ax_grid, ax_rates = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    cmap = ListedColormap(["#dddddd", "#4c72b0", "#dd8452", "#55a868"])
+    ax_grid.imshow(locations, cmap=cmap, vmin=-0.5, vmax=3.5, aspect="auto", interpolation="nearest")
+    ax_grid.set_xlabel("step")
+    ax_grid.set_ylabel("trial")
+    ax_grid.set_xticks(range(T1))
+    ax_grid.set_yticks(range(0, K, max(1, K // 10)))
+    for k, c in enumerate(np.asarray(conditions)):
+        ax_grid.text(T1 - 0.4, k, "R" if c == 0 else "L", va="center", fontsize=7)
+    handles = [ax_grid.bar(0, 0, color=cmap(i), label=n) for i, n in enumerate(location_names)]
+    ax_grid.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.12), ncol=4)
+    ax_grid.set_title("location per step (R/L: reward condition)", fontsize=10)
+    names = ["cue first", "correct arm", "first arm rewarded"]
+    rates = [s["cue_first_rate"], s["correct_arm_rate"], s["first_arm_reward_rate"]]
+    bars = ax_rates.bar(names, rates, color=["#55a868", "#4c72b0", "#c44e52"])
+    ax_rates.bar_label(bars, [f"{r:.2f}" for r in rates])
+    ax_rates.set_ylim(0, 1.1)
+    ax_rates.set_ylabel(f"share of {K} trials")
+    fig.suptitle(title)
+    return fig
+
+
+__all__ = ["plot_beliefs", "plot_efe_terms", "plot_grid_path", "plot_tmaze_summary"]

@@ -1,0 +1,127 @@
+"""Run an agent in an environment and keep a record of every step.
+
+``rollout(agent, env, steps, rng)`` resets both, then repeats: the agent infers its state from the
+observation, scores its policies by expected free energy and picks an action; the environment steps. The
+returned ``Trajectory`` holds what the agent saw, believed, weighed and did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .envs.wrappers import AgentWrapper
+from .errors import ParameterError
+
+# Runs at least this long show a progress bar unless ``progress=False``.
+PROGRESS_MIN_STEPS = 500
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectory:
+    """One episode, step by step (``T`` steps taken, ``M`` modalities, ``F`` factors, ``P`` policies).
+
+    Attributes:
+        observations: int ``(T + 1, M)``: the observation before each step and the last one after it.
+        actions: int ``(T, F)``: the agent's action vector at each step.
+        qs: one array ``(T, num_states[f])`` per factor: the posterior after each observation.
+        q_pi: ``(T, P)``: the posterior over policies at each step.
+        G: ``(T, P)``: the expected free energy of each policy (lower is better).
+        terms: name -> ``(T, P)``: the EFE terms at each step (``risk``, ``ambiguity``, ``utility``,
+            ``state_info_gain``, and parameter terms when the agent computes them).
+        rewards: ``(T,)``: the environment's reward after each action.
+        states: int ``(T + 1, F_env)``: the environment's hidden states when it reports them as
+            ``info["state"]`` (the environments in ``aif.envs`` do), else ``None``.
+        policies: int ``(P, horizon, F)``: the policies the columns of ``q_pi``, ``G`` and ``terms`` refer to.
+        terminated, truncated: how the episode ended (both false when it ran for all the steps asked).
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    qs: tuple
+    q_pi: np.ndarray
+    G: np.ndarray
+    terms: dict = field(repr=False)
+    rewards: np.ndarray
+    states: np.ndarray | None
+    policies: np.ndarray = field(repr=False)
+    terminated: bool = False
+    truncated: bool = False
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def total_reward(self) -> float:
+        return float(self.rewards.sum())
+
+    def step_terms(self, t: int) -> dict:
+        """The EFE terms at step ``t``: name -> ``(P,)``."""
+        return {name: values[t] for name, values in self.terms.items()}
+
+
+def rollout(agent, env, steps: int, rng: np.random.Generator | None = None, *, seed: int | None = None,
+            options: dict | None = None, progress: bool | None = None) -> Trajectory:
+    """Run ``agent`` in ``env`` for up to ``steps`` actions.
+
+    Args:
+        agent: an ``aif.Agent`` (anything with ``reset()``, ``step(obs) -> action`` and the attributes
+            ``qs``, ``q_pi``, ``G``, ``terms``, ``policies``, ``model``).
+        env: a Gymnasium environment with discrete observations; it is wrapped in ``AgentWrapper`` for the
+            agent's model unless it is one already.
+        steps: the most actions to take; the episode stops earlier when the environment ends it.
+        rng: ``np.random.Generator`` that seeds the environment's reset (when ``seed`` is not given).
+        seed: the environment's reset seed (takes precedence over ``rng``).
+        options: passed to ``env.reset`` (e.g. ``{"condition": 1}`` in the T-maze).
+        progress: show a tqdm bar; by default only for runs of ``PROGRESS_MIN_STEPS`` steps or more.
+
+    Returns:
+        ``Trajectory``.
+    """
+    steps = int(steps)
+    if steps < 1:
+        raise ParameterError(f"steps must be at least 1, got {steps}")
+    if not isinstance(env, AgentWrapper):
+        env = AgentWrapper.for_model(env, agent.model)
+    if seed is None and rng is not None:
+        seed = int(rng.integers(2**31 - 1))
+    show = steps >= PROGRESS_MIN_STEPS if progress is None else bool(progress)
+
+    agent.reset()
+    obs, info = env.reset(seed=seed, options=options)
+    observations, states = [obs], [info.get("state")]
+    actions, qs, q_pi, G, rewards = [], [], [], [], []
+    terms = {}
+    terminated = truncated = False
+    for _ in tqdm(range(steps), disable=not show, desc="rollout", unit="step", leave=False):
+        action = np.asarray(agent.step(obs))
+        actions.append(action)
+        qs.append([np.array(q) for q in agent.qs])
+        q_pi.append(np.array(agent.q_pi))
+        G.append(np.array(agent.G))
+        for name, values in agent.terms.items():
+            terms.setdefault(name, []).append(np.array(values))
+        obs, reward, terminated, truncated, info = env.step(action)
+        observations.append(obs)
+        states.append(info.get("state"))
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+
+    has_states = all(s is not None for s in states)
+    return Trajectory(
+        observations=np.array(observations, dtype=np.int64),
+        actions=np.array(actions, dtype=np.int64),
+        qs=tuple(np.array(per_factor) for per_factor in zip(*qs)),
+        q_pi=np.array(q_pi),
+        G=np.array(G),
+        terms={name: np.array(values) for name, values in terms.items()},
+        rewards=np.array(rewards, dtype=float),
+        states=np.array(states, dtype=np.int64) if has_states else None,
+        policies=np.array(agent.policies),
+        terminated=bool(terminated),
+        truncated=bool(truncated),
+    )
