@@ -22,7 +22,8 @@ MMP SPM's running estimate of it:
   another, each reading the newest beliefs.
 - :class:`VariationalMessagePassing`: the mean-field (variational) messages, *expected logs*:
   ``E_q[ln B]`` from both neighbours and ``E_q[ln A]`` from the observation, all steps and factors updated
-  together from the previous iterate (pymdp 1.0's ``run_vmp``).
+  together from the previous iterate (pymdp 1.0's ``run_vmp``). It handles sparse ``B_dependencies`` (a
+  factor then also hears from every factor whose transition reads it); MMP, like SPM, does not.
 
 Shapes: ``P`` policies, ``H`` policy horizon, ``W`` window length (observations), ``L = W + H`` steps.
 
@@ -109,8 +110,11 @@ class MarginalMessagePassing:
     def __post_init__(self):
         _check_iter_tau(self.num_iter, self.tau)
 
-    def __call__(self, lik, deps, trans, ln_prior, past_len, record=False):
-        return _mmp(self, lik, deps, trans, ln_prior, past_len, record)
+    def __call__(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record=False):
+        if any(list(d) != [f] for f, d in enumerate(B_deps)):
+            raise ModelError(f"MarginalMessagePassing needs B_dependencies[f] == [f] for every factor (as SPM "
+                             f"and legacy's run_mmp), got {B_deps}; VariationalMessagePassing handles them")
+        return _mmp(self, lik, A_deps, trans, ln_prior, past_len, record)
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,8 @@ class VariationalMessagePassing:
     def __post_init__(self):
         _check_iter_tau(self.num_iter, self.tau)
 
-    def __call__(self, lik, deps, trans, ln_prior, past_len, record=False):
-        return _vmp(self, lik, deps, trans, ln_prior, past_len, record)
+    def __call__(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record=False):
+        return _vmp(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record)
 
 
 def _check_iter_tau(num_iter, tau):
@@ -158,7 +162,8 @@ def infer_sequence(model: GenerativeModel, obs_window, actions_window, policies,
     """Policy-conditioned beliefs over a past window and the policy horizon, and the VFE per policy.
 
     Args:
-        model: the generative model (``B_dependencies[f] == [f]``; ``A_dependencies`` may be sparse).
+        model: the generative model; ``A_dependencies`` may be sparse; ``B_dependencies`` too with
+            ``VariationalMessagePassing`` (MMP needs ``B_dependencies[f] == [f]``).
         obs_window: the ``W >= 1`` past observations, oldest first, the last one the present; each one
             outcome index or probability vector per modality (a vector ``o`` gives the likelihood
             ``sum_o o[o] p(o | s)``, as in pymdp.legacy; pymdp 1.0's VMP uses ``sum_o o[o] ln p(o | s)``).
@@ -178,9 +183,6 @@ def infer_sequence(model: GenerativeModel, obs_window, actions_window, policies,
         the policy posterior as ``softmax(-gamma G - F + ln E)``). With ``return_trace``, a third item.
     """
     method = MarginalMessagePassing() if method is None else method
-    if any(list(d) != [f] for f, d in enumerate(model.B_dependencies)):
-        raise ModelError(f"infer_sequence needs B_dependencies[f] == [f] for every factor, got "
-                         f"{model.B_dependencies}")
     past_len = _window_length(obs_window)
     policies = _check_policies(model, policies)
     actions_window = _check_actions(model, actions_window, past_len)
@@ -192,9 +194,10 @@ def infer_sequence(model: GenerativeModel, obs_window, actions_window, policies,
     # actions of every transition under every policy: (P, L - 1, F)
     past = np.broadcast_to(actions_window, (num_policies, *actions_window.shape))
     seq = np.concatenate([past, policies], axis=1).astype(int)
-    # B_f[:, :, u] for each transition and policy, as matrices (P, L - 1, S_f, S_f)
-    trans = [B_f.transpose(2, 0, 1)[seq[..., f]] for f, B_f in enumerate(model.B)]
-    qs, F, trace = method(lik, model.A_dependencies, trans, ln_prior, past_len, record=return_trace)
+    # B_f[..., u] for each transition and policy: (P, L - 1, S_f, *S_g for g in B_dependencies[f])
+    trans = [np.moveaxis(B_f, -1, 0)[seq[..., f]] for f, B_f in enumerate(model.B)]
+    qs, F, trace = method(lik, model.A_dependencies, trans, model.B_dependencies, ln_prior, past_len,
+                          record=return_trace)
     return (qs, F, trace) if return_trace else (qs, F)
 
 
@@ -206,7 +209,7 @@ def _mmp(method, lik, deps, trans, ln_prior, past_len, record):
     log = method.guard
     num_factors = len(trans)
     num_policies, num_steps = trans[0].shape[0], trans[0].shape[1] + 1
-    num_states = [B.shape[-1] for B in trans]
+    num_states = [B.shape[2] for B in trans]
     # SPM's L{t}: p(o_t | s) over the joint state space, the product over modalities
     joint = [_joint(lik_t, deps, num_states) for lik_t in lik]
     # SPM's b_t = spm_norm(b'): the transposed transition with its columns renormalised; legacy adds
@@ -262,32 +265,34 @@ def _mmp(method, lik, deps, trans, ln_prior, past_len, record):
     return qs, F, trace
 
 
-def _expect(L, qs, keep=None):
-    """Contract the axes of ``L`` with batched beliefs: ``sum_s L(s) prod_{i != keep} qs[i](s_i)``.
+def _expect(T, qs, keep=None):
+    """Contract the last ``len(qs)`` axes of ``T`` with batched beliefs: ``sum_s T(s) prod_{i != keep} qs[i](s_i)``.
 
-    ``L`` has one axis per entry of ``qs`` (no batch axis); ``qs[i]`` is ``(P, L.shape[i])`` (the one at
-    ``keep`` only gives ``P``). Returns ``(P, L.shape[keep])``, or ``(P,)`` when ``keep`` is None.
+    ``qs[i]`` is ``(*batch, T.shape[-len(qs) + i])`` (the one at ``keep`` only gives the batch shape); ``T``
+    is ``(*batch, ...)`` or, without the batch axes, shared by the batch. Returns ``(*batch, size at keep)``,
+    or ``batch`` when ``keep`` is None.
     """
-    num_policies = qs[0].shape[0]
-    letters = ascii_letters[1 : L.ndim + 1]
-    others = [i for i in range(L.ndim) if i != keep]
-    spec = ",".join(["a" + letters] + ["a" + letters[i] for i in others])
-    spec += "->a" + (letters[keep] if keep is not None else "")
-    L = np.broadcast_to(L, (num_policies, *L.shape))
-    return np.einsum(spec, L, *[qs[i] for i in others], optimize=len(others) > 1)
+    n = len(qs)
+    if T.ndim == n:
+        T = np.broadcast_to(T, qs[0].shape[:-1] + T.shape)
+    letters = ascii_letters[:n]
+    others = [i for i in range(n) if i != keep]
+    spec = "..." + letters + "".join(",..." + letters[i] for i in others)
+    spec += "->..." + (letters[keep] if keep is not None else "")
+    return np.einsum(spec, T, *[qs[i] for i in others], optimize=len(others) > 1)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Variational message passing
 
 
-def _vmp(method, lik, deps, trans, ln_prior, past_len, record):
+def _vmp(method, lik, deps, trans, B_deps, ln_prior, past_len, record):
     log = method.guard
     num_factors = len(trans)
     num_policies, num_steps = trans[0].shape[0], trans[0].shape[1] + 1
-    num_states = [B.shape[-1] for B in trans]
+    num_states = [B.shape[2] for B in trans]
     ln_lik = [[log(L_m) for L_m in lik_t] for lik_t in lik]
-    ln_B = [log(B) for B in trans]  # (P, L - 1, S_f, S_f)
+    ln_B = [log(B) for B in trans]  # (P, L - 1, S_f, *S_deps)
     qs = [np.full((num_policies, num_steps, s), 1.0 / s) for s in num_states]
     trace_q = [np.zeros((method.num_iter, *q.shape)) for q in qs] if record else None
 
@@ -298,16 +303,20 @@ def _vmp(method, lik, deps, trans, ln_prior, past_len, record):
             lnq = log(qs[f])
             msg = lnA[f] + 0.0
             msg[:, 0] += ln_prior[f]
-            # E_{q_{tau-1}}[ln B(s_tau | s_tau-1)] and E_{q_{tau+1}}[ln B(s_tau+1 | s_tau)]
-            msg[:, 1:] += np.einsum("ptij,ptj->pti", ln_B[f], qs[f][:, :-1])
-            msg[:, :-1] += np.einsum("ptij,pti->ptj", ln_B[f], qs[f][:, 1:])
+            # from the past: E_{q_{tau-1}}[ln B_f(s_f,tau | s_deps,tau-1)]
+            msg[:, 1:] += _expect(ln_B[f], [qs[f][:, 1:]] + [qs[g][:, :-1] for g in B_deps[f]], keep=0)
+            # from the future: E[ln B_i(s_i,tau+1 | s_deps,tau)] for every factor i whose transition reads f
+            for i, deps_i in enumerate(B_deps):
+                if f in deps_i:
+                    beliefs = [qs[i][:, 1:]] + [qs[g][:, :-1] for g in deps_i]
+                    msg[:, :-1] += _expect(ln_B[i], beliefs, keep=1 + list(deps_i).index(f))
             new.append(softmax(lnq + method.tau * (msg - lnq), axis=-1))
         qs = new
         if record:
             for f in range(num_factors):
                 trace_q[f][it] = qs[f]
 
-    F = _mean_field_vfe(qs, ln_lik, deps, ln_B, ln_prior, past_len, log)
+    F = _mean_field_vfe(qs, ln_lik, deps, ln_B, B_deps, ln_prior, past_len, log)
     trace = SequenceTrace(trace_q, [np.zeros_like(q) for q in trace_q]) if record else None
     return qs, F, trace
 
@@ -322,13 +331,13 @@ def _expected_log_lik(ln_lik, deps, qs, past_len):
     return out
 
 
-def _mean_field_vfe(qs, ln_lik, deps, ln_B, ln_prior, past_len, log):
+def _mean_field_vfe(qs, ln_lik, deps, ln_B, B_deps, ln_prior, past_len, log):
     """Mean-field VFE per policy (module docstring), shape (P,)."""
     F = np.zeros(qs[0].shape[0])
     for f, q in enumerate(qs):
         F += np.einsum("pts,pts->p", q, log(q))
         F -= np.einsum("ps,ps->p", q[:, 0], np.broadcast_to(ln_prior[f], q[:, 0].shape))
-        F -= np.einsum("ptij,pti,ptj->p", ln_B[f], q[:, 1:], q[:, :-1])
+        F -= _expect(ln_B[f], [q[:, 1:]] + [qs[g][:, :-1] for g in B_deps[f]]).sum(-1)
     for t in range(past_len):
         for lnL_m, deps_m in zip(ln_lik[t], deps):
             F -= _expect(lnL_m, [qs[g][:, t] for g in deps_m])

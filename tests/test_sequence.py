@@ -241,7 +241,8 @@ def test_mmp_matches_legacy_run_mmp_on_200_random_windows():
 
 
 def test_vmp_matches_pymdp_run_vmp():
-    """Posteriors over a past window (no policy horizon: run_vmp has none) on 2 x 40 random models, to 1e-10.
+    """Posteriors over a past window (no policy horizon: run_vmp has none) on 2 x 40 random models, one
+    with sparse A and B dependencies, to 1e-10.
 
     One jitted, vmapped pymdp call per model shape, in float64.
     """
@@ -250,21 +251,23 @@ def test_vmp_matches_pymdp_run_vmp():
     from pymdp.algos import run_vmp
 
     rng = np.random.default_rng(7)
-    shapes = [([3], [4], [3], None, 4, 16, 1.0), ([2, 3], [3, 2], [2, 2], [[0], [0, 1]], 3, 7, 0.5)]
+    # sizes, outcomes, controls, A_dependencies, B_dependencies, window, iterations, tau
+    shapes = [([3], [4], [3], None, None, 4, 16, 1.0),
+              ([2, 3], [3, 2], [2, 2], [[0], [0, 1]], [[0], [0, 1]], 3, 7, 0.5)]
     with jax.enable_x64(True):
-        for ns, no, nu, deps, W, num_iter, tau in shapes:
-            models = [aif.random_model(rng, ns, no, nu, A_dependencies=deps, concentration=float(c))
-                      for c in rng.choice([0.3, 1.0], size=40)]
+        for ns, no, nu, deps, B_deps, W, num_iter, tau in shapes:
+            models = [aif.random_model(rng, ns, no, nu, A_dependencies=deps, B_dependencies=B_deps,
+                                       concentration=float(c)) for c in rng.choice([0.3, 1.0], size=40)]
             obs = [[[int(rng.integers(o)) for o in no] for _ in range(W)] for _ in models]
             actions = [np.stack([rng.integers(u, size=W - 1) for u in nu], -1) for _ in models]
             priors = [[rng.dirichlet(np.ones(s)) for s in ns] for _ in models]
             stack = lambda xs: jnp.asarray(np.stack(xs))  # noqa: E731
             A = [stack([m.A[i] for m in models]) for i in range(len(no))]
-            B = [stack([m.B[f].transpose(2, 0, 1)[a[:, f]] for m, a in zip(models, actions)])
+            B = [stack([np.moveaxis(m.B[f], -1, 0)[a[:, f]] for m, a in zip(models, actions)])
                  for f in range(len(ns))]
             o = [stack([np.eye(n)[[ob[t][i] for t in range(W)]] for ob in obs]) for i, n in enumerate(no)]
             p = [stack([pr[f] for pr in priors]) for f in range(len(ns))]
-            A_deps, B_deps = models[0].A_dependencies, [[f] for f in range(len(ns))]
+            A_deps, B_deps = models[0].A_dependencies, models[0].B_dependencies
             ref = jax.jit(jax.vmap(lambda A, B, o, p: run_vmp(A, B, o, p, A_deps, B_deps, num_iter=num_iter,
                                                               tau=tau)))(A, B, o, p)
             method = VariationalMessagePassing(num_iter=num_iter, tau=tau)
@@ -301,36 +304,49 @@ def test_one_step_one_factor_is_the_exact_posterior(method):
                                    atol=1e-10)
 
 
-def _enumerated_vfe(model, obs, actions, policy, prior, qs):
-    """E_q[ln q - ln p(o, s)] summed over every state sequence (one factor), q the product of marginals."""
-    A, B = model.A[0], model.B[0]
-    seq = np.concatenate([actions[:, 0], policy[:, 0]]).astype(int)
-    L = qs.shape[0]
-    F = 0.0
-    for s in itertools.product(range(model.num_states[0]), repeat=L):
-        q = np.prod([qs[t, s[t]] for t in range(L)])
-        ln_p = np.log(prior[s[0]]) + sum(np.log(B[s[t], s[t - 1], seq[t - 1]]) for t in range(1, L))
-        ln_p += sum(np.log(A[obs[t][0], s[t]]) for t in range(len(obs)))
-        F += q * (np.log(q) - ln_p)
-    return F
+def _enumerated(model, obs, actions, policy, prior, qs):
+    """Sum over every joint state sequence s (all factors, all steps) of
+
+    - q(s) (ln q(s) - ln p(o, s)), with q the product of the marginals ``qs[f][t]``: the mean-field VFE;
+    - p(o, s) over the observed steps only: the evidence p(o_window).
+    """
+    nf, L, W = model.num_factors, qs[0].shape[0], len(obs)
+    seq = np.concatenate([actions, policy]).astype(int)
+
+    def ln_p(path):                                                     # path[t] = joint state at t
+        out = sum(np.log(prior[f][path[0][f]]) for f in range(nf))
+        for t in range(1, len(path)):
+            for f, deps in enumerate(model.B_dependencies):
+                out += np.log(model.B[f][(path[t][f], *[path[t - 1][g] for g in deps], seq[t - 1, f])])
+        for t in range(min(W, len(path))):
+            for m, deps in enumerate(model.A_dependencies):
+                out += np.log(model.A[m][(obs[t][m], *[path[t][g] for g in deps])])
+        return out
+
+    joint_states = list(itertools.product(*[range(s) for s in model.num_states]))
+    vfe = 0.0
+    for path in itertools.product(joint_states, repeat=L):
+        q = np.prod([qs[f][t, path[t][f]] for t in range(L) for f in range(nf)])
+        vfe += q * (np.log(q) - ln_p(path))
+    evidence = sum(np.exp(ln_p(path)) for path in itertools.product(joint_states, repeat=W))
+    return vfe, evidence
 
 
-def test_vmp_free_energy_is_the_mean_field_vfe_and_bounds_the_evidence():
-    """VMP's F equals the VFE summed over all state sequences, and F >= -ln p(o_window | policy)."""
+@pytest.mark.parametrize("sizes, B_deps", [([3], None), ([2, 2], [[0, 1], [1]])], ids=["one-factor", "B-deps"])
+def test_vmp_free_energy_is_the_mean_field_vfe_and_bounds_the_evidence(sizes, B_deps):
+    """VMP's F equals the VFE summed over all state sequences, and F >= -ln p(o_window | actions)."""
     rng = np.random.default_rng(5)
-    for _ in range(10):
-        model = aif.random_model(rng, [3], [3], [2])
+    nf = len(sizes)
+    for _ in range(6):
+        model = aif.random_model(rng, sizes, [3, 2], [2] * nf, B_dependencies=B_deps)
         W, H = int(rng.integers(1, 4)), int(rng.integers(0, 2))
-        obs = [[int(rng.integers(3))] for _ in range(W)]
-        actions, policy = rng.integers(2, size=(W - 1, 1)), rng.integers(2, size=(1, H, 1))
-        prior = rng.dirichlet(np.ones(3))
-        qs, F = infer_sequence(model, obs, actions, policy, prior=[prior], method=VariationalMessagePassing(64))
-        assert F[0] == pytest.approx(_enumerated_vfe(model, obs, actions, policy[0], prior, qs[0][0]), abs=1e-9)
-        # -ln p(o): forward algorithm over the observed steps
-        alpha = prior * model.A[0][obs[0][0]]
-        for t in range(1, W):
-            alpha = model.A[0][obs[t][0]] * (model.B[0][:, :, actions[t - 1, 0]] @ alpha)
-        assert F[0] >= -np.log(alpha.sum()) - 1e-12
+        obs = [[int(rng.integers(3)), int(rng.integers(2))] for _ in range(W)]
+        actions, policy = rng.integers(2, size=(W - 1, nf)), rng.integers(2, size=(1, H, nf))
+        prior = [rng.dirichlet(np.ones(s)) for s in sizes]
+        qs, F = infer_sequence(model, obs, actions, policy, prior=prior, method=VariationalMessagePassing(64))
+        vfe, evidence = _enumerated(model, obs, actions, policy[0], prior, [q[0] for q in qs])
+        assert F[0] == pytest.approx(vfe, abs=1e-9)
+        assert F[0] >= -np.log(evidence) - 1e-12
 
 
 def test_mmp_last_future_step_is_the_prediction():
@@ -423,3 +439,4 @@ def test_bad_settings_and_unsupported_models():
     model = aif.random_model(rng, [2, 2], [2], [2, 2], B_dependencies=[[0, 1], [1]])
     with pytest.raises(ModelError, match="B_dependencies"):
         infer_sequence(model, [[0]], None, np.zeros((1, 1, 2), int))
+    infer_sequence(model, [[0]], None, np.zeros((1, 1, 2), int), method=VariationalMessagePassing())
