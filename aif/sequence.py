@@ -125,9 +125,10 @@ class VariationalMessagePassing:
 
         err = E_q[ln A] + E_{q_{tau-1}}[ln B] + E_{q_{tau+1}}[ln B] - ln q,   ln q <- ln q + tau err,
 
-    with ``ln prior`` in place of the past message at the first step. With ``tau = 1`` this is the
-    coordinate-free fixed point. The free energy per policy is the mean-field VFE of the final beliefs
-    (module docstring), with the method's log guard.
+    with ``ln prior`` in place of the past message at the first step. With ``tau = 1`` every belief jumps
+    to its fixed point given the previous iterate (a Jacobi sweep: unlike one-at-a-time updates it can
+    raise F or oscillate; a smaller ``tau`` damps it). The free energy per policy is the mean-field VFE of
+    the final beliefs (module docstring), with the method's log guard.
 
     Attributes:
         num_iter: number of iterations (pymdp 1.0's Agent uses 16).
