@@ -23,7 +23,7 @@ writes figures (PNG) to --out."""
 # ---------------------------------------------------------------- explaining one step
 
 def _fmt(x):
-    return f"{x:+.2f}"
+    return f"{round(float(x), 2) + 0.0:+.2f}"  # + 0.0 turns a rounded -0.00 into +0.00
 
 
 def explain_step(traj, t, action_names, obs_text, belief_text, out=print):
