@@ -88,8 +88,9 @@ def plot_efe_terms(terms, policy_labels=None, components=("utility", "state_info
         down += np.minimum(v, 0)
     ax.scatter(x, G[order], marker="_", s=400, color="black", zorder=3, label="G")
     ax.axhline(0.0, color="grey", lw=0.8)
-    ax.set_xticks(x, [labels[i] for i in order], rotation=45 if len(order) > 6 else 0, ha="right"
-                  if len(order) > 6 else "center")
+    shown = [labels[i] for i in order]
+    crowded = len(order) > 6 or sum(len(lab) for lab in shown) > 40
+    ax.set_xticks(x, shown, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     ax.set_xlabel("policy (lowest G first)")
     ax.set_ylabel("contribution to G (nats)")
     ax.set_title(title)
