@@ -183,6 +183,17 @@ def test_gridworld_goal_preference_needs_the_horizon_to_reach_it():
     assert not near.terminated  # one step ahead, every move looks alike
 
 
+def test_cued_gridworld_agent_reads_the_cue_then_goes_to_the_goal():
+    env = GridWorld((3, 4), start=(1, 0), goals=[(0, 3), (2, 3)], cue_location=(1, 1))
+    model = env.generative_model()
+    for g in (0, 1):
+        traj = rollout(aif.Agent(model, policy_horizon=3), env, 8, seed=0, options={"goal": g})
+        cells = [env.cell(o) for o in traj.observations[:, 0]]
+        assert cells[1] == (1, 1) and cells[-1] == env.goals[g]
+        assert traj.terminated and traj.num_steps == 4
+        assert traj.qs[1][1][g] > 0.99  # the cue settled the goal
+
+
 # ---------------------------------------------------------------- rollout
 
 def test_trajectory_record():
@@ -300,6 +311,16 @@ def test_cli_tmaze_writes_figures(tmp_path, capsys):
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["tmaze_beliefs.png", "tmaze_efe_step0.png", "tmaze_efe_step1.png", "tmaze_summary.png"]
     assert all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_cli_as_a_module(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "aif.cli", "demo", "tmaze", "--steps", "2", "--trials", "1",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Figures:" in done.stdout and len(list(tmp_path.glob("*.png"))) == 4
 
 
 @pytest.mark.parametrize("task, extra, expected", [
