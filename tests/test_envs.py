@@ -8,7 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from aif.envs import AgentWrapper, CueChaining, GridWorld, TMaze, tmaze_arrays
-from aif.errors import ModelError, ObservationError, ParameterError
+from aif.errors import ModelError, ObservationError, ParameterError, PolicyError
 from aif.model import check_model
 
 ENVS = {
@@ -213,8 +213,10 @@ def test_bad_action_and_reset_options_raise():
     with pytest.raises(RuntimeError):
         env.step(0)
     env.reset(seed=0)
-    with pytest.raises(ModelError, match="action 4"):
+    with pytest.raises(PolicyError, match="action 4"):
         env.step(4)
+    with pytest.raises(ParameterError, match="options"):
+        env.reset(options={"state": (0, 2)})
     with pytest.raises(ParameterError, match="condition"):
         env.reset(options={"condition": 2})
 

@@ -22,7 +22,7 @@ from bisect import bisect_right
 import gymnasium as gym
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, ParameterError, PolicyError
 
 
 def _cdf(p):
@@ -103,7 +103,7 @@ class POMDPEnv(gym.Env):
         if "state" in options:
             state = tuple(int(s) for s in options["state"])
             if len(state) != len(self.D) or any(not 0 <= s < n for s, n in zip(state, self.num_states)):
-                raise ModelError(f"options['state'] = {state} is not a state of factors with sizes {self.num_states}")
+                raise ParameterError(f"options['state'] = {state} is not a state of factors with sizes {self.num_states}")
         else:
             u = self.np_random.random(len(self.D)).tolist()
             state = tuple(self._draw(self.D, f, (), u_f) for f, u_f in enumerate(u))
@@ -119,7 +119,7 @@ class POMDPEnv(gym.Env):
         if self.state is None:
             raise RuntimeError("call reset() before step()")
         if not (isinstance(action, (int, np.integer)) and 0 <= action < self.action_space.n):
-            raise ModelError(f"action {action!r} is not in the action space {self.action_space}")
+            raise PolicyError(f"action {action!r} is not in the action space {self.action_space}")
         controls = [0] * len(self.B)
         controls[self.control_factor] = int(action)
         u = self.np_random.random(len(self.B) + len(self.A)).tolist()
