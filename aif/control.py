@@ -21,11 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_softmax, softmax, xlogy
+from scipy.special import log_softmax, xlogy
 
+from . import learning
 from .errors import ParameterError, PolicyError
 from .inference import check_beliefs
-from .maths import CLIP, LEGACY, outer
+from .maths import CLIP, LEGACY, batch_contract, outer, softmax
 from .model import GenerativeModel
 
 VALUE_TERMS = ("utility", "state_info_gain", "pA_info_gain", "pB_info_gain")
@@ -47,17 +48,23 @@ class EFEOptions:
         guards: ``"exact"`` (0 ln 0 = 0, exact logs), ``"pymdp"`` (ln max(x, eps), pymdp 1.0) or
             ``"legacy"`` (pymdp.legacy: ln(x + 1e-16) for outcomes and C, ln(x + exp(-16)) inside
             ``spm_MDP_G``, which also drops joint states with probability below exp(-16)).
+        wnorm: how parameter information gain weighs Dirichlet counts (``aif.learning.WNorm``):
+            ``WNORM_LEGACY`` (pymdp.legacy's 1/a0 - 1/a, the default), ``WNORM_SPM`` or ``WNORM_EXACT``
+            (pymdp 1.0's exact expected information gain).
     """
 
     normalize_C: bool = True
     info_gain: str = "per_modality"
     guards: str = "exact"
+    wnorm: object = None
 
     def __post_init__(self):
         if self.info_gain not in ("per_modality", "joint"):
             raise ParameterError(f"EFEOptions.info_gain must be 'per_modality' or 'joint', got {self.info_gain!r}")
         if self.guards not in ("exact", "pymdp", "legacy"):
             raise ParameterError(f"EFEOptions.guards must be 'exact', 'pymdp' or 'legacy', got {self.guards!r}")
+        if self.wnorm is None:
+            object.__setattr__(self, "wnorm", learning.WNORM_LEGACY)
 
     @classmethod
     def pymdp_legacy(cls) -> "EFEOptions":
@@ -67,7 +74,7 @@ class EFEOptions:
     @classmethod
     def pymdp(cls) -> "EFEOptions":
         """pymdp 1.0's ``update_posterior_policies``."""
-        return cls(normalize_C=False, info_gain="per_modality", guards="pymdp")
+        return cls(normalize_C=False, info_gain="per_modality", guards="pymdp", wnorm=learning.WNORM_EXACT)
 
 
 def enumerate_policies(num_controls, horizon: int, control_factors=None) -> np.ndarray:
@@ -117,27 +124,39 @@ def check_policies(model: GenerativeModel, policies) -> np.ndarray:
 
 
 def _transition(B_f, qs_deps, actions_f):
-    """q(s_f') = sum_deps B_f[s_f', deps, u] q(deps), per policy: ``qs_deps[i]`` (P, S_g) -> (P, S_f)."""
-    # B_f[..., actions_f]: (S_f, *deps, P) -- one transition matrix per policy.
-    B_pi = B_f[..., actions_f]
-    k = len(qs_deps)
-    letters = "bcdefgh"[:k]
-    return np.einsum(f"a{letters}p," + ",".join(f"p{c}" for c in letters) + "->pa", B_pi, *qs_deps,
-                     optimize=True)
-
-
-def _expect(A_m, qs_deps):
-    """E_q[A_m] over the dependency factors, per policy: A_m (O, *deps), qs_deps[i] (P, S_g) -> (P, O)."""
-    k = len(qs_deps)
-    letters = "bcdefgh"[:k]
-    return np.einsum(f"a{letters}," + ",".join(f"p{c}" for c in letters) + "->pa", A_m, *qs_deps,
-                     optimize=True)
+    """q(s_f') = sum_deps B_f[s_f', deps, u] q(deps), per row: ``qs_deps[i]`` (n, S_g) -> (n, S_f)."""
+    if B_f.shape[-1] == 1:  # uncontrolled: one matrix shared by every row
+        return batch_contract(B_f[..., 0], qs_deps)
+    return batch_contract(np.moveaxis(B_f, -1, 0)[actions_f], qs_deps)  # (n, S_f, *deps) gathered per row
 
 
 def predict_policies(model: GenerativeModel, qs, actions):
-    """One step of B for a batch of action vectors: ``qs[f]`` (P, S_f), ``actions`` (P, F) -> list (P, S_f)."""
+    """One step of B for a batch of action vectors: ``qs[f]`` (n, S_f), ``actions`` (n, F) -> list (n, S_f)."""
     return [_transition(B_f, [qs[g] for g in deps], actions[:, f])
             for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies))]
+
+
+def policy_prefixes(policies):
+    """The tree of distinct policy prefixes, depth by depth.
+
+    Policies that share their first t actions share the beliefs of those steps, so each distinct prefix is
+    evaluated once and its terms are added to every policy that extends it.
+
+    Returns:
+        one ``(parent, actions, inverse)`` per step t: ``parent`` (n_t,) indexes the distinct prefixes of
+        step t-1 (zeros at t = 0), ``actions`` (n_t, F) is each prefix's action at step t, and ``inverse``
+        (P,) maps every policy to its prefix of length t + 1.
+    """
+    P, H, F = policies.shape
+    radix = policies.reshape(-1, F).max(axis=0) + 1
+    codes = np.ravel_multi_index(policies.reshape(-1, F).T, radix).reshape(P, H)  # joint action per step
+    ids, levels = np.zeros(P, dtype=np.int64), []
+    for t in range(H):
+        _, first, inverse = np.unique(ids * int(np.prod(radix)) + codes[:, t], return_index=True,
+                                      return_inverse=True)
+        levels.append((ids[first], policies[first, t], inverse.reshape(-1)))
+        ids = inverse.reshape(-1)
+    return levels
 
 
 def _log_preferences(C_m, t, options):
@@ -153,10 +172,10 @@ def _entropy_terms(A_m, qs_deps, qo_m, options):
     """(H[q(o)], E_q H[p(o|s)]) for one modality, shapes (P,), under the options' log guards."""
     if options.guards == "exact":
         H_A = -xlogy(A_m, A_m).sum(axis=0)
-        return -xlogy(qo_m, qo_m).sum(axis=-1), _expect(H_A[None], qs_deps)[:, 0]
+        return -xlogy(qo_m, qo_m).sum(axis=-1), batch_contract(H_A[None], qs_deps)[:, 0]
     if options.guards == "pymdp":
         H_A = -(A_m * CLIP(A_m)).sum(axis=0)
-        return -(qo_m * CLIP(qo_m)).sum(axis=-1), _expect(H_A[None], qs_deps)[:, 0]
+        return -(qo_m * CLIP(qo_m)).sum(axis=-1), batch_contract(H_A[None], qs_deps)[:, 0]
     # pymdp.legacy's spm_MDP_G: joint states with q(s) <= exp(-16) are dropped from both sums.
     q_joint = outer(qs_deps, batch=True)
     q_joint = np.where(q_joint > np.exp(-16), q_joint, 0.0)
@@ -213,36 +232,38 @@ def expected_free_energy(model: GenerativeModel, qs, policies, terms=DEFAULT_TER
         raise ParameterError("parameter information gain needs Dirichlet counts: the model has no "
                              + ("pA" if want_pA and model.pA is None else "pB"))
 
-    if want_pA or want_pB:
-        from . import learning  # imported here: only parameter terms need it
-
     out = {name: np.zeros(P) for name in ("risk", "ambiguity", "utility", "state_info_gain")}
     if want_pA:
         out["pA_info_gain"] = np.zeros(P)
     if want_pB:
         out["pB_info_gain"] = np.zeros(P)
-    qs_t = [np.broadcast_to(q, (P, q.size)) for q in qs]
-    for t in range(H):
-        qs_next = predict_policies(model, qs_t, policies[:, t, :])
-        entropy_qo, ambiguity = np.zeros(P), np.zeros(P)
+    qs_t = [q[None] for q in qs]  # beliefs of the distinct prefixes of the previous step: (n, S_f)
+    for t, (parent, actions, inverse) in enumerate(policy_prefixes(policies)):
+        qs_prev = [q[parent] for q in qs_t]
+        qs_next = predict_policies(model, qs_prev, actions)
+        n = len(parent)
+        step = {name: np.zeros(n) for name in out}
+        entropy_qo = np.zeros(n)
         for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies)):
             qs_deps = [qs_next[f] for f in deps]
-            qo_m = _expect(A_m, qs_deps)
-            out["utility"] += qo_m @ _log_preferences(model.C[m], t, options)
+            qo_m = batch_contract(A_m, qs_deps)  # (n, O_m)
+            step["utility"] += qo_m @ _log_preferences(model.C[m], t, options)
             H_qo_m, ambiguity_m = _entropy_terms(A_m, qs_deps, qo_m, options)
             entropy_qo += H_qo_m
-            ambiguity += ambiguity_m
+            step["ambiguity"] += ambiguity_m
             if want_pA:
-                out["pA_info_gain"] += learning.pA_info_gain([model.pA[m]], qs_next, [deps], qo_t=[qo_m])
+                step["pA_info_gain"] += learning.pA_info_gain([model.pA[m]], qs_next, [deps], qo_t=[qo_m],
+                                                              wnorm=options.wnorm)
         if options.info_gain == "joint" and model.num_modalities > 1:
             entropy_qo = _joint_outcome_entropy(model, qs_next, options)
         if want_pB:
-            out["pB_info_gain"] += learning.pB_info_gain(model.pB, qs_next, qs_t, policies[:, t, :],
-                                                         model.B_dependencies)
+            step["pB_info_gain"] += learning.pB_info_gain(model.pB, qs_next, qs_prev, actions,
+                                                          model.B_dependencies, wnorm=options.wnorm)
         # Both decompositions share H[q(o)] and the ambiguity, so they agree to rounding:
         # state_info_gain = H[q(o)] - ambiguity, risk = -utility - H[q(o)] (= KL[q(o) || p(o)]).
-        out["ambiguity"] += ambiguity
-        out["state_info_gain"] += entropy_qo - ambiguity
+        step["state_info_gain"] = entropy_qo - step["ambiguity"]
+        for name, value in step.items():
+            out[name] += value[inverse]
         qs_t = qs_next
     out["risk"] = -out["utility"] - out["state_info_gain"] - out["ambiguity"]
     G = sum((out[name] if name in COST_TERMS else -out[name]) for name in terms)

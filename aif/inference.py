@@ -35,10 +35,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import softmax, xlogy
+from scipy.special import xlogy
 
 from .errors import ObservationError, ParameterError
-from .maths import CLIP, LEGACY, LogGuard, factor_dot, outer
+from .maths import CLIP, LEGACY, LogGuard, factor_dot, outer, softmax
 from .model import GenerativeModel, uniform_like
 
 PROB_TOL = 1e-6
