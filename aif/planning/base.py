@@ -1,0 +1,130 @@
+"""The planner interface: given a belief and a model, score policies (or first actions) and choose one.
+
+Every planner returns a ``Plan``: ``G`` over the rows of ``Plan.policies`` (lower is better), the terms it
+was made of, and the planner's own choice of action. The Agent turns ``G`` into a posterior,
+q(pi) = softmax(-gamma G + ln E) over ``Plan.policies``, and selects its action from that, so a planner
+only has to say how good each candidate is:
+
+- ``PolicyEnumeration``: every action sequence of a horizon, scored by ``aif.expected_free_energy``
+  (the core's behaviour).
+- ``SophisticatedInference`` (``sophisticated.py``): first actions scored by a recursive EFE over the
+  beliefs each outcome would lead to.
+- ``FirstActionAdapter``: wraps planners written as ``plan(model, qs) -> (G, action)`` over joint first
+  actions (``SoftQPlanner``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..control import DEFAULT_TERMS, EFEOptions, check_policies, enumerate_policies, expected_free_energy
+from ..errors import ParameterError, PolicyError
+from ..model import GenerativeModel
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a planner returns.
+
+    Attributes:
+        G: ``(P,)`` expected free energy (or the planner's stand-in for it) of each row of ``policies``;
+            lower is better.
+        policies: int ``(P, H, num_factors)``, the policies ``G`` scores; ``H = 1`` for planners that
+            score first actions only.
+        terms: dict of ``(P,)`` arrays, the parts ``G`` was made of (may be empty).
+        action: int ``(num_factors,)``, the planner's own choice: the first action of the policy with the
+            lowest ``G`` (the first of ties), i.e. the argmax of ``-G``.
+    """
+
+    G: np.ndarray
+    policies: np.ndarray
+    terms: dict = field(default_factory=dict)
+    action: np.ndarray | None = None
+
+    def __post_init__(self):
+        G = np.asarray(self.G, dtype=float)
+        policies = np.asarray(self.policies)
+        if G.ndim != 1 or policies.ndim != 3 or policies.shape[0] != G.shape[0]:
+            raise PolicyError(f"Plan.G has shape {G.shape} and Plan.policies {policies.shape}; expected (P,) "
+                              "and (P, horizon, num_factors)")
+        if not np.issubdtype(policies.dtype, np.integer):
+            raise PolicyError(f"Plan.policies must hold integer actions, got dtype {policies.dtype}")
+        for name, value in self.terms.items():
+            if np.shape(value) != G.shape:
+                raise ParameterError(f"Plan.terms[{name!r}] has shape {np.shape(value)}, expected {G.shape}")
+        action = policies[int(np.argmin(G)), 0] if self.action is None else np.asarray(self.action)
+        if action.shape != policies.shape[2:]:
+            raise PolicyError(f"Plan.action has shape {action.shape}, expected ({policies.shape[2]},)")
+        object.__setattr__(self, "G", G)
+        object.__setattr__(self, "policies", policies)
+        object.__setattr__(self, "action", action.astype(int))
+
+
+@runtime_checkable
+class Planner(Protocol):
+    """Anything with ``plan(model, qs, rng=None) -> Plan``.
+
+    ``qs`` is the current belief, one ``(num_states[f],)`` vector per factor; ``rng`` an
+    ``np.random.Generator`` for planners that sample (the deterministic ones ignore it).
+    """
+
+    def plan(self, model: GenerativeModel, qs, rng=None) -> Plan:
+        ...
+
+
+def first_of_lowest(G, policies) -> np.ndarray:
+    """The first action of the policy with the lowest G, the first one on ties: ``(num_factors,)``."""
+    return np.asarray(policies)[int(np.argmin(G)), 0].astype(int)
+
+
+@dataclass(frozen=True)
+class PolicyEnumeration:
+    """Score every policy of a horizon by its expected free energy (the core's planner).
+
+    Attributes:
+        horizon: policy length (ignored when ``policies`` is given).
+        efe_terms: names of the EFE terms that make up G (see ``aif.expected_free_energy``).
+        options: ``EFEOptions``.
+        control_factors: factors whose actions the enumerated policies vary (all by default).
+        policies: explicit policies ``(P, H, num_factors)``; enumerated from the model when absent.
+    """
+
+    horizon: int = 1
+    efe_terms: tuple = DEFAULT_TERMS
+    options: EFEOptions = field(default_factory=EFEOptions)
+    control_factors: tuple | None = None
+    policies: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.policies is None and (int(self.horizon) != self.horizon or self.horizon < 1):
+            raise PolicyError(f"PolicyEnumeration.horizon must be a positive integer, got {self.horizon!r}")
+
+    def policies_for(self, model: GenerativeModel) -> np.ndarray:
+        """The policies scored for ``model``: ``(P, H, num_factors)``."""
+        if self.policies is not None:
+            return check_policies(model, self.policies)
+        return enumerate_policies(model.num_controls, self.horizon, self.control_factors)
+
+    def plan(self, model: GenerativeModel, qs, rng=None) -> Plan:
+        """``G`` and the EFE terms of every policy; ``Plan.action`` is the first action of the lowest G."""
+        policies = self.policies_for(model)
+        G, terms = expected_free_energy(model, qs, policies, self.efe_terms, self.options)
+        return Plan(G, policies, terms, first_of_lowest(G, policies))
+
+
+@dataclass(frozen=True)
+class FirstActionAdapter:
+    """A ``Planner`` made from one whose ``plan(model, qs)`` returns ``(G, action)`` over joint first actions.
+
+    ``G[i]`` must score the joint first actions in ``enumerate_policies(num_controls, 1)`` order (the last
+    factor's control varies fastest), as ``SoftQPlanner`` does; the wrapped planner's action is kept.
+    """
+
+    planner: object
+
+    def plan(self, model: GenerativeModel, qs, rng=None) -> Plan:
+        G, action = self.planner.plan(model, qs)
+        return Plan(np.asarray(G, dtype=float), enumerate_policies(model.num_controls, 1), {}, action)
