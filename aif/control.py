@@ -18,6 +18,7 @@ Everything is computed for all policies at once: beliefs carry a leading policy 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ from scipy.special import log_softmax, xlogy
 from . import learning
 from .errors import ParameterError, PolicyError
 from .inference import check_beliefs
-from .maths import CLIP, LEGACY, batch_contract, outer, softmax
+from .maths import CLIP, JOINT_LIMIT, LEGACY, batch_contract, outer, softmax
 from .model import GenerativeModel
 
 VALUE_TERMS = ("utility", "state_info_gain", "pA_info_gain", "pB_info_gain")
@@ -168,22 +169,33 @@ def _log_preferences(C_m, t, options):
     return log_softmax(C_t)
 
 
-def _entropy_terms(A_m, qs_deps, qo_m, options):
-    """(H[q(o)], E_q H[p(o|s)]) for one modality, shapes (P,), under the options' log guards."""
+def _expectations(tensors, qs_deps):
+    """E_q[T] for tensors ``T`` of shape ``(X, *deps)`` sharing beliefs ``qs_deps[i]`` (n, S_g): list of (n, X)."""
+    n, D = qs_deps[0].shape[0], math.prod(q.shape[1] for q in qs_deps)
+    if n * D > JOINT_LIMIT:
+        return [batch_contract(T, qs_deps) for T in tensors]
+    joint = qs_deps[0] if len(qs_deps) == 1 else outer(qs_deps, batch=True).reshape(n, D)
+    return [joint @ T.reshape(T.shape[0], D).T for T in tensors]
+
+
+def _outcome_terms(A_m, qs_deps, options):
+    """(q(o_m) (n, O_m), H[q(o_m)] (n,), E_q H[p(o_m | s)] (n,)) for one modality, under the options' guards."""
+    if options.guards == "legacy":
+        # pymdp.legacy's spm_MDP_G: joint states with q(s) <= exp(-16) are dropped from its two sums
+        # (but not from the q(o) that scores utility).
+        qo_m = _expectations([A_m], qs_deps)[0]
+        q_joint = outer(qs_deps, batch=True).reshape(qo_m.shape[0], -1)
+        q_joint = np.where(q_joint > np.exp(-16), q_joint, 0.0)
+        H_A = -(A_m * np.log(A_m + np.exp(-16))).sum(axis=0).reshape(-1)
+        qo_kept = q_joint @ A_m.reshape(A_m.shape[0], -1).T
+        return qo_m, -(qo_kept * LEGACY(qo_kept)).sum(axis=-1), q_joint @ H_A
     if options.guards == "exact":
         H_A = -xlogy(A_m, A_m).sum(axis=0)
-        return -xlogy(qo_m, qo_m).sum(axis=-1), batch_contract(H_A[None], qs_deps)[:, 0]
-    if options.guards == "pymdp":
+    else:
         H_A = -(A_m * CLIP(A_m)).sum(axis=0)
-        return -(qo_m * CLIP(qo_m)).sum(axis=-1), batch_contract(H_A[None], qs_deps)[:, 0]
-    # pymdp.legacy's spm_MDP_G: joint states with q(s) <= exp(-16) are dropped from both sums.
-    q_joint = outer(qs_deps, batch=True)
-    q_joint = np.where(q_joint > np.exp(-16), q_joint, 0.0)
-    H_A = -(A_m * np.log(A_m + np.exp(-16))).sum(axis=0)
-    P = q_joint.shape[0]
-    ambiguity = q_joint.reshape(P, -1) @ H_A.reshape(-1)
-    qo_kept = q_joint.reshape(P, -1) @ A_m.reshape(A_m.shape[0], -1).T
-    return -(qo_kept * LEGACY(qo_kept)).sum(axis=-1), ambiguity
+    qo_m, ambiguity = _expectations([A_m, H_A[None]], qs_deps)
+    H_qo = -xlogy(qo_m, qo_m).sum(axis=-1) if options.guards == "exact" else -(qo_m * CLIP(qo_m)).sum(axis=-1)
+    return qo_m, H_qo, ambiguity[:, 0]
 
 
 def _joint_outcome_entropy(model, qs_next, options):
@@ -245,10 +257,8 @@ def expected_free_energy(model: GenerativeModel, qs, policies, terms=DEFAULT_TER
         step = {name: np.zeros(n) for name in out}
         entropy_qo = np.zeros(n)
         for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies)):
-            qs_deps = [qs_next[f] for f in deps]
-            qo_m = batch_contract(A_m, qs_deps)  # (n, O_m)
+            qo_m, H_qo_m, ambiguity_m = _outcome_terms(A_m, [qs_next[f] for f in deps], options)
             step["utility"] += qo_m @ _log_preferences(model.C[m], t, options)
-            H_qo_m, ambiguity_m = _entropy_terms(A_m, qs_deps, qo_m, options)
             entropy_qo += H_qo_m
             step["ambiguity"] += ambiguity_m
             if want_pA:

@@ -10,6 +10,7 @@ a value passed around (``LogGuard``) rather than a constant buried in each funct
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from functools import reduce
 from string import ascii_letters
 
@@ -18,6 +19,7 @@ from scipy.special import log_softmax, softmax  # noqa: F401  (re-exported for c
 
 EPS = float(np.finfo(np.float64).eps)
 LEGACY_EPS = 1e-16
+JOINT_LIMIT = 1 << 22  # entries of a batch of joint beliefs that batch_contract will materialise
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,17 @@ def batch_contract(T, qs):
         ``(P, X)``: ``sum_{d} T[p, x, d_1..d_k] prod_i qs[i][p, d_i]``.
     """
     P = qs[0].shape[0] if qs else T.shape[0]
-    if T.ndim == len(qs) + 1:  # shared tensor: contract the last axis with BLAS, batch axis to the front
-        if not qs:
-            return np.broadcast_to(T, (P,) + T.shape)
+    shared = T.ndim == len(qs) + 1
+    if not qs:
+        return np.broadcast_to(T, (P,) + T.shape) if shared else T
+    D = math.prod(q.shape[1] for q in qs)
+    if P * D <= JOINT_LIMIT:
+        # Small joints: one outer product and one matrix product (fewest numpy calls; most agents' case).
+        joint = qs[0] if len(qs) == 1 else outer(qs, batch=True).reshape(P, D)
+        if shared:
+            return joint @ T.reshape(T.shape[0], D).T
+        return np.matmul(T.reshape(P, T.shape[1], D), joint[:, :, None])[..., 0]
+    if shared:  # contract the last axis with BLAS, batch axis to the front
         T = np.moveaxis(np.tensordot(T, qs[-1], axes=([T.ndim - 1], [1])), -1, 0)
         qs = qs[:-1]
     for q in reversed(qs):  # (P, X, ..., d) @ (P, 1, ..., d, 1) -> (P, X, ...)
