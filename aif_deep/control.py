@@ -1,0 +1,193 @@
+"""Policies in PyTorch: expected free energy, the policy posterior, action selection and prediction.
+
+Same names, arguments and meaning as ``aif.control``; every function takes a leading batch of beliefs (and
+of agents, through the model's ``batch_shape``) and is differentiable in the model's arrays, ``gamma`` and
+``alpha``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from aif.control import DEFAULT_TERMS
+from aif.errors import ParameterError, PolicyError
+from aif.maths import EPS
+
+from .evaluator import check_policies, evaluate_policies
+from .model import BeliefModel
+
+
+def expected_free_energy(model: BeliefModel, qs, policies, terms=DEFAULT_TERMS, options=None, **evaluator_kwargs):
+    """Expected free energy of every policy, with its terms (``aif.expected_free_energy`` batched).
+
+    Args:
+        model: a ``TabularModel`` (or any ``BeliefModel``).
+        qs: beliefs, one tensor ``(*batch, S_f)`` per factor.
+        policies: int array ``(num_policies, horizon, num_factors)``.
+        terms, options: as in ``aif.expected_free_energy``.
+        evaluator_kwargs: ``terminal_value``, ``discount``, ``memory_budget`` (see ``evaluate_policies``).
+
+    Returns:
+        ``(G, terms)``: ``G`` of shape ``(*batch, num_policies)``, lower is better; ``terms`` a dict of
+        tensors of that shape (``risk``, ``ambiguity``, ``utility``, ``state_info_gain``).
+    """
+    return evaluate_policies(model, qs, policies=policies, terms=terms, options=options, **evaluator_kwargs)
+
+
+def _as_param(x, name, like):
+    """A positive precision as a tensor that broadcasts against ``(*batch, P)``: ``(*batch, 1)`` or scalar."""
+    x = torch.as_tensor(x, dtype=like.dtype, device=like.device)
+    if not torch.isfinite(x).all() or (x <= 0).any():
+        raise ParameterError(f"{name} must be positive and finite, got {x.detach().cpu().numpy()}")
+    return x[..., None] if x.ndim else x
+
+
+def policy_posterior(G, E=None, gamma=16.0) -> torch.Tensor:
+    """q(pi) = softmax(-gamma G + ln E) over the last axis.
+
+    Args:
+        G: ``(*batch, num_policies)``.
+        E: prior over policies ``(*batch, num_policies)`` or ``(num_policies,)``; uniform when absent.
+        gamma: policy precision: a number or a tensor ``(*batch,)``.
+    """
+    return torch.softmax(log_policy_posterior_logits(G, E, gamma), -1)
+
+
+def log_policy_posterior_logits(G, E=None, gamma=16.0) -> torch.Tensor:
+    """``-gamma G + ln E``: the logits of q(pi), ``(*batch, num_policies)``."""
+    if not torch.isfinite(G).all():
+        raise ParameterError("G has a non-finite entry")
+    logits = -_as_param(gamma, "gamma", G) * G
+    if E is not None:
+        E = torch.as_tensor(E, dtype=G.dtype, device=G.device)
+        if E.shape[-1] != G.shape[-1]:
+            raise ParameterError(f"E has {E.shape[-1]} entries but there are {G.shape[-1]} policies")
+        logits = logits + torch.log(E)
+    return logits
+
+
+def _first_actions(policies, device):
+    return torch.as_tensor(np.asarray(policies)[:, 0, :], device=device, dtype=torch.long)  # (P, F)
+
+
+def action_marginals(q_pi, policies, num_controls) -> list:
+    """p(u_f) = sum of q(pi) over the policies whose first action for factor f is u: ``(*batch, U_f)``."""
+    first = _first_actions(policies, q_pi.device)
+    return [q_pi @ torch.nn.functional.one_hot(first[:, f], int(u)).to(q_pi.dtype)
+            for f, u in enumerate(num_controls)]
+
+
+def _sharpen_log(p, alpha):
+    # pymdp's stochastic selection: softmax(alpha * ln p), with ln guarded at float64's machine epsilon.
+    return torch.log_softmax(_as_param(alpha, "alpha", p) * torch.log(p.clamp_min(EPS)), -1)
+
+
+def action_probabilities(q_pi, policies, mode="deterministic", alpha=16.0, sampling="full", num_controls=None):
+    """The distribution ``select_action`` draws from (as ``aif.action_probabilities``).
+
+    Returns:
+        ``sampling="full"``: ``(*batch, num_policies)``; ``"marginal"``: one ``(*batch, U_f)`` per factor.
+    """
+    _check_mode(mode, sampling)
+    policies = check_policies_shape(policies)
+    if num_controls is None:
+        num_controls = policies[:, 0, :].max(axis=0) + 1
+    if sampling == "full":
+        return q_pi if mode == "deterministic" else _sharpen_log(q_pi, alpha).exp()
+    marginals = action_marginals(q_pi, policies, num_controls)
+    return marginals if mode == "deterministic" else [_sharpen_log(p, alpha).exp() for p in marginals]
+
+
+def action_log_probability(q_pi, policies, action, alpha=16.0, sampling="full", num_controls=None):
+    """ln p(action) under stochastic selection: ``(*batch,)``; differentiable in ``q_pi`` and ``alpha``.
+
+    Args:
+        q_pi: ``(*batch, num_policies)``.
+        policies: ``(num_policies, horizon, num_factors)``.
+        action: int ``(*batch, num_factors)``, the action taken.
+        sampling: ``"full"`` (a policy is drawn from softmax(alpha ln q(pi)); the action is its first step,
+            so its probability sums over the policies that start with it) or ``"marginal"``.
+    """
+    _check_mode("stochastic", sampling)
+    policies = check_policies_shape(policies)
+    action = torch.as_tensor(action, device=q_pi.device).long()
+    first = _first_actions(policies, q_pi.device)  # (P, F)
+    if sampling == "full":
+        log_p = _sharpen_log(q_pi, alpha)
+        match = (first == action[..., None, :]).all(-1)  # (*batch, P)
+        return torch.logsumexp(log_p.masked_fill(~match, -torch.inf), -1)
+    if num_controls is None:
+        num_controls = policies[:, 0, :].max(axis=0) + 1
+    marginals = action_marginals(q_pi, policies, num_controls)
+    return sum(_sharpen_log(p, alpha).gather(-1, action[..., f:f + 1])[..., 0] for f, p in enumerate(marginals))
+
+
+def select_action(q_pi, policies, mode="deterministic", rng=None, alpha=16.0, sampling="full"):
+    """Choose the next action vector for each belief in the batch.
+
+    Args:
+        q_pi: ``(*batch, num_policies)``.
+        policies: ``(num_policies, horizon, num_factors)``.
+        mode: ``"deterministic"`` (argmax, the first of exact ties) or ``"stochastic"`` (sample
+            ``softmax(alpha ln p)``; needs ``rng``).
+        rng: ``torch.Generator`` on ``q_pi``'s device, required for stochastic selection.
+        alpha: action precision (a number or ``(*batch,)``).
+        sampling: ``"full"`` or ``"marginal"``, as in ``aif.select_action``.
+
+    Returns:
+        int tensor ``(*batch, num_factors)``.
+    """
+    if mode == "stochastic" and rng is None:
+        raise ParameterError("stochastic action selection needs rng (a torch.Generator)")
+    policies = check_policies_shape(policies)
+    probs = action_probabilities(q_pi, policies, mode, alpha, sampling)
+    if sampling == "full":
+        idx = _choose(probs, mode, rng)
+        return _first_actions(policies, q_pi.device)[idx]
+    return torch.stack([_choose(p, mode, rng) for p in probs], -1)
+
+
+def _choose(p, mode, rng):
+    if mode == "deterministic":
+        return p.argmax(-1)  # the first maximal index, as np.argmax
+    flat = p.reshape(-1, p.shape[-1])
+    return torch.multinomial(flat.detach(), 1, generator=rng)[:, 0].reshape(p.shape[:-1])
+
+
+def _check_mode(mode, sampling):
+    if mode not in ("deterministic", "stochastic"):
+        raise ParameterError(f"mode must be 'deterministic' or 'stochastic', got {mode!r}")
+    if sampling not in ("full", "marginal"):
+        raise ParameterError(f"sampling must be 'full' or 'marginal', got {sampling!r}")
+
+
+def check_policies_shape(policies) -> np.ndarray:
+    if isinstance(policies, torch.Tensor):
+        policies = policies.detach().cpu().numpy()
+    policies = np.asarray(policies)
+    if policies.ndim != 3:
+        raise PolicyError(f"policies must have shape (num_policies, horizon, num_factors), got {policies.shape}")
+    return policies
+
+
+def predict(model: BeliefModel, qs, action) -> list:
+    """The prior for the next step, q(s_f') = E_q[B_f(u_f)]: ``qs[f]`` (*batch, S_f), ``action`` (*batch, F)."""
+    ref = model.prior()[0]
+    action = torch.as_tensor(action, device=ref.device).long()
+    F = len(model.num_controls)
+    if action.shape[-1:] != (F,):
+        raise PolicyError(f"action has shape {tuple(action.shape)}, expected (..., {F}): one per factor")
+    for f, u in enumerate(model.num_controls):
+        bad = (action[..., f] < 0) | (action[..., f] >= u)
+        if bad.any():
+            raise PolicyError(f"action {int(action[..., f][bad].flatten()[0])} is out of range for factor {f} "
+                              f"with {u} controls")
+    qs = [torch.as_tensor(q, device=ref.device, dtype=ref.dtype) for q in qs]
+    out = []
+    for f, q_all in enumerate(model.predict_all(qs)):  # (U_f, *lead, S_f)
+        lead = torch.broadcast_shapes(q_all.shape[1:-1], action.shape[:-1])
+        q_all = q_all.expand(q_all.shape[0], *lead, q_all.shape[-1])
+        u = action[..., f].expand(lead)
+        out.append(q_all.gather(0, u[None, ..., None].expand(1, *q_all.shape[1:]))[0])
+    return out

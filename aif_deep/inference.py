@@ -1,0 +1,210 @@
+"""State inference at one time step in PyTorch: the equations of ``aif.inference`` for a batch of beliefs.
+
+The settings objects are ``aif``'s (``aif.FixedPoint``, ``aif.Exact``: same fields, same presets); their
+PyTorch counterparts here subclass them and run the same iteration on tensors. Beliefs carry any leading
+shape; each belief stops iterating on its own when its VFE change falls below ``tol``, so a batch gives the
+same posteriors as running ``aif`` on each member.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+import torch
+
+import aif
+from aif.errors import ObservationError
+
+from .model import BeliefModel, _LETTERS, guarded_log
+
+
+def _batch_shape(log_likelihoods, log_prior, A_dependencies):
+    shapes = [L.shape[: L.ndim - len(d)] for L, d in zip(log_likelihoods, A_dependencies)]
+    shapes += [lp.shape[:-1] for lp in log_prior]
+    return torch.broadcast_shapes(*shapes)
+
+
+def _expected_log_likelihood(qs, f, log_likelihoods, A_dependencies):
+    """E_{q(s_not f)}[ln p(o | s)] as a function of s_f: ``(*batch, S_f)``."""
+    out = 0.0
+    for logL_m, deps in zip(log_likelihoods, A_dependencies):
+        if f not in deps:
+            continue
+        sub = _LETTERS[: len(deps)]
+        others = [i for i, g in enumerate(deps) if g != f]
+        expr = ",".join(["..." + sub] + ["..." + sub[i] for i in others]) + "->..." + sub[deps.index(f)]
+        out = out + torch.einsum(expr, logL_m, *[qs[deps[i]] for i in others])
+    return out
+
+
+def _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, guard, accuracy=True):
+    """F = sum_f q_f . (ln q_f - ln p_f) - sum_m E_q[ln p(o_m | s)], ``(*batch,)``."""
+    vfe = sum((q * (guarded_log(q, guard) - lp)).sum(-1) for q, lp in zip(qs, log_prior))
+    if accuracy:
+        for logL_m, deps in zip(log_likelihoods, A_dependencies):
+            sub = _LETTERS[: len(deps)]
+            expr = ",".join(["..." + sub] + ["..." + c for c in sub]) + "->..."
+            vfe = vfe - torch.einsum(expr, logL_m, *[qs[g] for g in deps])
+    return vfe
+
+
+class FixedPoint(aif.FixedPoint):
+    """``aif.FixedPoint`` on tensors (same fields and presets: ``FixedPoint.pymdp_legacy()``, ``.pymdp()``)."""
+
+    def __call__(self, log_likelihoods, log_prior, A_dependencies, trace=None):
+        num_factors = len(log_prior)
+        if num_factors == 1:
+            return [torch.softmax(sum(log_likelihoods) + log_prior[0], -1)]
+        batch = _batch_shape(log_likelihoods, log_prior, A_dependencies)
+        like = log_prior[0]
+        qs = [torch.full((*batch, lp.shape[-1]), 1.0 / lp.shape[-1], dtype=like.dtype, device=like.device)
+              for lp in log_prior]
+        vfe = _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, self.guard,
+                              accuracy=not self.legacy_initial_vfe)
+        # A belief that has met the stopping rule keeps its value while the others iterate on.
+        done = torch.zeros(batch, dtype=torch.bool, device=like.device)
+        for _ in range(self.num_iter):
+            keep = done[..., None]
+            if self.schedule == "sequential":
+                for f in range(num_factors):
+                    new = torch.softmax(_expected_log_likelihood(qs, f, log_likelihoods, A_dependencies)
+                                        + log_prior[f], -1)
+                    qs[f] = torch.where(keep, qs[f], new)
+            else:
+                new = [torch.softmax(_expected_log_likelihood(qs, f, log_likelihoods, A_dependencies)
+                                     + log_prior[f], -1) for f in range(num_factors)]
+                qs = [torch.where(keep, q, n) for q, n in zip(qs, new)]
+            if self.tol is None and trace is None:
+                continue
+            new_vfe = _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, self.guard)
+            if trace is not None:
+                trace.append(new_vfe.detach())
+            if self.tol is None:
+                continue
+            converged = (vfe - new_vfe).abs() < self.tol
+            vfe = torch.where(done | converged, vfe, new_vfe)
+            done = done | converged
+            if bool(done.all()):
+                break
+        return qs
+
+
+class Exact(aif.Exact):
+    """``aif.Exact`` on tensors: the exact joint posterior, marginalised per factor."""
+
+    def __call__(self, log_likelihoods, log_prior, A_dependencies, trace=None):
+        nf = len(log_prior)
+        sub = _LETTERS[:nf]
+        joint = 0.0
+        for logL_m, deps in zip(log_likelihoods, A_dependencies):
+            # Broadcast each message onto the joint state axes (..., S_0, ..., S_{F-1}).
+            expr = "..." + "".join(sub[f] for f in deps) + "->..." + "".join(sub[f] for f in sorted(deps))
+            L = torch.einsum(expr, logL_m)
+            shape = list(L.shape[: L.ndim - len(deps)]) + [lp.shape[-1] if f in deps else 1
+                                                            for f, lp in enumerate(log_prior)]
+            joint = joint + L.reshape(shape)
+        for f, lp in enumerate(log_prior):
+            joint = joint + lp.reshape(*lp.shape[:-1], *[lp.shape[-1] if g == f else 1 for g in range(nf)])
+        flat = torch.softmax(joint.reshape(*joint.shape[: joint.ndim - nf], -1), -1)
+        post = flat.reshape(joint.shape)
+        axes = list(range(-nf, 0))
+        return [post.sum(dim=[a for a in axes if a != f - nf]) if nf > 1 else post for f in range(nf)]
+
+
+def _settings(method):
+    return {f.name: getattr(method, f.name) for f in fields(method)}
+
+
+def as_torch_method(method):
+    """The PyTorch strategy for an ``aif`` inference setting (same fields); ``FixedPoint()`` for ``None``."""
+    if method is None:
+        return FixedPoint()
+    if isinstance(method, (FixedPoint, Exact)):
+        return method
+    if type(method) is aif.FixedPoint:
+        return FixedPoint(**_settings(method))
+    if type(method) is aif.Exact:
+        return Exact(**_settings(method))
+    return method  # any other callable with the strategy interface
+
+
+def as_obs(model: BeliefModel, obs, device=None, dtype=torch.float64) -> list:
+    """Observations as one tensor per modality: int ``(*lead,)`` (indices) or float ``(*lead, O_m)``.
+
+    Accepts a sequence with one entry per modality (ints, int arrays ``(*lead,)`` or probability arrays
+    ``(*lead, O_m)``), or an integer array ``(*lead, num_modalities)`` (e.g. a vector environment's).
+    """
+    M = len(model.num_obs)
+    if isinstance(obs, (np.ndarray, torch.Tensor)) and not torch.is_floating_point(torch.as_tensor(obs)):
+        obs = torch.as_tensor(obs, device=device)
+        if obs.ndim == 0 or obs.shape[-1] != M:
+            raise ObservationError(f"an integer observation array must end with one entry per modality ({M}), "
+                                   f"got shape {tuple(obs.shape)}")
+        obs = list(obs.unbind(-1))
+    elif isinstance(obs, (int, np.integer, float)):
+        raise ObservationError(f"obs must have one entry per modality ({M}), got the single value {obs!r}")
+    entries = list(obs)
+    if len(entries) != M:
+        raise ObservationError(f"obs has {len(entries)} entries but the model has {M} modalities")
+    out = []
+    for m, o in enumerate(entries):
+        n = model.num_obs[m]
+        o = torch.as_tensor(o, device=device)
+        if o.is_floating_point():
+            o = o.to(dtype)
+            if o.shape[-1:] != (n,):
+                raise ObservationError(f"obs[{m}] has shape {tuple(o.shape)}, expected (..., {n}) for modality {m}")
+            if (o < 0).any() or ((o.sum(-1) - 1).abs() > 1e-6).any():
+                raise ObservationError(f"obs[{m}] is not a probability vector over the {n} outcomes of modality {m}")
+        else:
+            if o.dtype == torch.bool:
+                raise ObservationError(f"obs[{m}] is boolean; give outcome indices or probabilities")
+            bad = (o < 0) | (o >= n)
+            if bad.any():
+                raise ObservationError(f"observation {int(o[bad].flatten()[0])} is out of range for modality {m} "
+                                       f"with {n} outcomes (0 to {n - 1})")
+            o = o.long()
+        out.append(o)
+    return out
+
+
+def as_beliefs(model: BeliefModel, qs, name="prior", device=None, dtype=None) -> list:
+    """Beliefs as one float tensor ``(*lead, S_f)`` per factor (shapes checked)."""
+    if qs is None or isinstance(qs, (np.ndarray, torch.Tensor)):
+        raise ObservationError(f"{name} must be a list with one probability vector per factor "
+                               f"({len(model.num_states)}), got {type(qs).__name__}")
+    qs = list(qs)
+    if len(qs) != len(model.num_states):
+        raise ObservationError(f"{name} has {len(qs)} vectors but the model has {len(model.num_states)} factors")
+    out = []
+    for f, q in enumerate(qs):
+        q = torch.as_tensor(q, device=device, dtype=dtype)
+        if q.ndim == 0 or q.shape[-1] != model.num_states[f]:
+            raise ObservationError(f"{name}[{f}] has shape {tuple(q.shape)}, expected (..., {model.num_states[f]})")
+        out.append(q)
+    return out
+
+
+def infer_states(model: BeliefModel, obs, prior=None, method=None, trace=None) -> list:
+    """Posterior over hidden states after one observation, for one belief or a batch.
+
+    Args:
+        model: a ``TabularModel`` (or any ``BeliefModel``).
+        obs: one entry per modality: outcome indices (int or int tensor ``(*lead,)``) or probabilities
+            ``(*lead, O_m)``; or an integer tensor ``(*lead, num_modalities)``.
+        prior: one tensor ``(*lead, S_f)`` per factor; ``model.prior()`` when absent.
+        method: ``FixedPoint()`` (default), ``FixedPoint.pymdp_legacy()``, ``FixedPoint.pymdp()`` or
+            ``Exact()`` (``aif``'s settings objects are accepted too).
+        trace: optional list to which iterative methods append the VFE ``(*lead,)`` after each sweep.
+
+    Returns:
+        ``qs``: one tensor ``(*lead, S_f)`` per factor (``lead`` broadcast over obs, prior and the model's
+        batch shape).
+    """
+    method = as_torch_method(method)
+    ref = model.prior()[0]
+    prior = model.prior() if prior is None else as_beliefs(model, prior, device=ref.device, dtype=ref.dtype)
+    logL = model.log_likelihood(as_obs(model, obs, ref.device, ref.dtype), method.guard)
+    log_prior = [guarded_log(p, method.guard) for p in prior]
+    return method(logL, log_prior, model.A_dependencies, trace=trace)

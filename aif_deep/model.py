@@ -1,0 +1,304 @@
+"""What the evaluator and the agent need from a model, and the tabular model that provides it in PyTorch.
+
+Shape convention. A model may carry a batch of agents, each with its own parameters: every array has the
+leading shape ``model.batch_shape`` (``()`` for one agent). Beliefs ``qs[f]`` have shape ``(*lead, S_f)``
+where ``lead`` broadcasts, from the right, with ``batch_shape``: extra axes (policies, prefix-tree nodes,
+trials) go in front, never between the batch and the state axis. Written for one belief, every function
+below batches by broadcasting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import torch
+
+from aif.errors import ModelError, ObservationError
+from aif.maths import LogGuard
+from aif.model import GenerativeModel
+
+Tensor = torch.Tensor
+
+
+def default_device() -> torch.device:
+    """``cuda`` when a GPU is present, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def guarded_log(x: Tensor, guard: LogGuard) -> Tensor:
+    """``aif.maths.LogGuard`` in torch: ln max(x, eps) (``clip``) or ln(x + eps) (``add``)."""
+    if guard.kind == "clip":
+        return torch.log(x.clamp_min(guard.eps))
+    return torch.log(x + guard.eps)
+
+
+def entropy(p: Tensor, dim: int = -1) -> Tensor:
+    """Shannon entropy in nats along ``dim`` (0 ln 0 = 0)."""
+    return -torch.special.xlogy(p, p).sum(dim)
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def contract(T: Tensor, qs_deps: Sequence[Tensor], lead: str = "o") -> Tensor:
+    """``sum_{s_1..s_k} T[..., o, s_1, ..., s_k] prod_i qs_deps[i][..., s_i]``.
+
+    Args:
+        T: ``(*batch, O, *S_deps)`` (one leading ``O`` axis kept; give ``O = 1`` for a scalar per state).
+        qs_deps: ``k`` beliefs, ``qs_deps[i]`` of shape ``(*lead_i, S_i)``.
+
+    Returns:
+        ``(*broadcast(batch, lead), O)``.
+
+    The largest factor is contracted first (a matrix product); the intermediate then holds
+    ``O * prod(other S)`` numbers per belief instead of ``O * prod(all S)``.
+    """
+    k = len(qs_deps)
+    order = sorted(range(k), key=lambda i: -qs_deps[i].shape[-1])
+    sub = _LETTERS[:k]
+    expr_T = "...z" + sub
+    operands = [T] + [qs_deps[i] for i in order]
+    expr_q = ["..." + sub[i] for i in order]
+    return torch.einsum(",".join([expr_T] + expr_q) + "->...z", *operands)
+
+
+@runtime_checkable
+class BeliefModel(Protocol):
+    """What ``infer_states``, the policy evaluator and ``Agent`` need from a model (tabular or neural).
+
+    Attributes:
+        num_states, num_obs, num_controls: sizes per factor, modality, factor.
+        A_dependencies: the factors each likelihood message (one per modality) ranges over.
+        batch_shape: leading shape of a batch of agents with their own parameters (``()`` for one).
+    """
+
+    num_states: list
+    num_obs: list
+    num_controls: list
+    A_dependencies: list
+    batch_shape: tuple
+
+    def prior(self) -> list:
+        """Initial beliefs, one ``(*batch_shape, S_f)`` tensor per factor."""
+
+    def log_likelihood(self, obs: list, guard: LogGuard) -> list:
+        """``ln p(o_m | s)`` per modality, ``(*lead, *S_f for f in A_dependencies[m])``.
+
+        ``obs[m]`` is an int tensor ``(*lead,)`` of outcome indices or a float tensor ``(*lead, O_m)`` of
+        outcome probabilities (a mixture of likelihoods).
+        """
+
+    def predict_all(self, qs: list) -> list:
+        """``q(s_f' | u_f) = E_q[p(s_f' | s, u_f)]`` for every control: ``(U_f, *lead, S_f)`` per factor."""
+
+    def outcome_terms(self, qs: list, t: int, options) -> dict:
+        """Expected-observation terms of beliefs ``qs`` at step ``t`` of a policy: ``utility``
+        (``E_q(o)[ln p(o)]``), ``entropy`` (``H[q(o)]``) and ``ambiguity`` (``E_q(s) H[p(o|s)]``), each
+        ``(*lead,)`` summed over modalities, under ``options`` (an ``aif.EFEOptions``)."""
+
+
+@dataclass(frozen=True, eq=False)
+class TabularModel:
+    """A POMDP generative model (``aif.GenerativeModel``'s arrays) as tensors, for one agent or a batch.
+
+    Attributes:
+        A: ``A[m]``: ``(*batch_shape, O_m, *S_f for f in A_dependencies[m])``.
+        B: ``B[f]``: ``(*batch_shape, S_f, *S_g for g in B_dependencies[f], U_f)``.
+        C: ``C[m]``: ``(*batch_shape, O_m)`` or ``(*batch_shape, O_m, T)``: log-preferences (not normalised
+            here; ``EFEOptions.normalize_C`` says whether the EFE does).
+        D: ``D[f]``: ``(*batch_shape, S_f)``.
+        E: ``(*batch_shape, num_policies)`` or ``None`` (uniform).
+        A_dependencies, B_dependencies: as in ``aif.GenerativeModel``.
+        batch_shape: the leading shape shared by all arrays.
+
+    No validation of the values happens here (the tensors may be built from logits inside an optimiser);
+    ``from_aif`` starts from models that ``aif.check_model`` has passed.
+    """
+
+    A: list
+    B: list
+    C: list
+    D: list
+    E: Tensor | None
+    A_dependencies: list
+    B_dependencies: list
+    batch_shape: tuple = ()
+    num_states: list = field(init=False, repr=False)
+    num_obs: list = field(init=False, repr=False)
+    num_controls: list = field(init=False, repr=False)
+
+    def __post_init__(self):
+        nb = len(self.batch_shape)
+        object.__setattr__(self, "num_states", [int(b.shape[nb]) for b in self.B])
+        object.__setattr__(self, "num_obs", [int(a.shape[nb]) for a in self.A])
+        object.__setattr__(self, "num_controls", [int(b.shape[-1]) for b in self.B])
+        for name in ("A", "B", "C", "D"):
+            for i, x in enumerate(getattr(self, name)):
+                if tuple(x.shape[:nb]) != tuple(self.batch_shape):
+                    raise ModelError(f"{name}[{i}] has shape {tuple(x.shape)}, whose leading axes should be the "
+                                     f"batch shape {tuple(self.batch_shape)}")
+
+    @classmethod
+    def from_aif(cls, model, device=None, dtype=torch.float64) -> "TabularModel":
+        """Tensors from an ``aif.GenerativeModel``, or a batch from a list of them (same sizes).
+
+        Args:
+            model: a ``GenerativeModel`` (``batch_shape == ()``) or a sequence of them (``(len(model),)``),
+                which must share sizes and dependencies; ``E`` is uniform where a model has none.
+            device: torch device; ``default_device()`` (``cuda`` when present) when ``None``.
+            dtype: floating dtype of the arrays.
+        """
+        device = default_device() if device is None else torch.device(device)
+        models = [model] if isinstance(model, GenerativeModel) else list(model)
+        if not models or not all(isinstance(m, GenerativeModel) for m in models):
+            raise ModelError("from_aif needs an aif.GenerativeModel or a non-empty list of them")
+        first = models[0]
+        for i, m in enumerate(models[1:], 1):
+            for attr in ("num_states", "num_obs", "num_controls", "A_dependencies", "B_dependencies"):
+                if getattr(m, attr) != getattr(first, attr):
+                    raise ModelError(f"model {i} has {attr} = {getattr(m, attr)}, but model 0 has "
+                                     f"{getattr(first, attr)}; a batch must share sizes and dependencies")
+            if [c.shape for c in m.C] != [c.shape for c in first.C]:
+                raise ModelError(f"model {i} has C shapes {[c.shape for c in m.C]}, but model 0 has "
+                                 f"{[c.shape for c in first.C]}")
+
+        def stack(get):
+            arrays = [np.asarray(get(m)) for m in models]
+            out = torch.as_tensor(np.stack(arrays) if len(models) > 1 or not isinstance(model, GenerativeModel)
+                                  else arrays[0], dtype=dtype, device=device)
+            return out
+
+        E = None
+        if any(m.E is not None for m in models):
+            sizes = {len(m.E) for m in models if m.E is not None}
+            if len(sizes) > 1:
+                raise ModelError(f"the models' E have different lengths {sorted(sizes)}")
+            P = sizes.pop()
+            E = stack(lambda m: m.E if m.E is not None else np.full(P, 1.0 / P))
+        batch_shape = () if isinstance(model, GenerativeModel) else (len(models),)
+        return cls(
+            A=[stack(lambda m, i=i: m.A[i]) for i in range(first.num_modalities)],
+            B=[stack(lambda m, i=i: m.B[i]) for i in range(first.num_factors)],
+            C=[stack(lambda m, i=i: m.C[i]) for i in range(first.num_modalities)],
+            D=[stack(lambda m, i=i: m.D[i]) for i in range(first.num_factors)],
+            E=E,
+            A_dependencies=[list(d) for d in first.A_dependencies],
+            B_dependencies=[list(d) for d in first.B_dependencies],
+            batch_shape=batch_shape,
+        )
+
+    @property
+    def num_factors(self) -> int:
+        return len(self.B)
+
+    @property
+    def num_modalities(self) -> int:
+        return len(self.A)
+
+    @property
+    def device(self) -> torch.device:
+        return self.A[0].device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.A[0].dtype
+
+    def replace(self, **changes) -> "TabularModel":
+        """A copy with some arrays replaced (e.g. ones built from logits inside an optimiser)."""
+        return replace(self, **changes)
+
+    def to(self, device=None, dtype=None) -> "TabularModel":
+        move = lambda x: None if x is None else x.to(device=device, dtype=dtype)  # noqa: E731
+        return replace(self, A=[move(a) for a in self.A], B=[move(b) for b in self.B],
+                       C=[move(c) for c in self.C], D=[move(d) for d in self.D], E=move(self.E))
+
+    # --- BeliefModel -------------------------------------------------------------------------------------
+
+    def prior(self) -> list:
+        return list(self.D)
+
+    def log_likelihood(self, obs: list, guard: LogGuard) -> list:
+        out = []
+        for m, (A_m, o) in enumerate(zip(self.A, obs)):
+            k = len(self.A_dependencies[m])
+            if not o.is_floating_point():
+                o = torch.nn.functional.one_hot(o, self.num_obs[m]).to(A_m.dtype)
+            # A mixture sum_o p(o) A[o, s]; for a one-hot p this is the row A[o] exactly.
+            flat = A_m.reshape(*A_m.shape[: A_m.ndim - k], -1)  # (*batch, O_m, prod S_deps)
+            L = torch.einsum("...o,...os->...s", o, flat)
+            out.append(guarded_log(L.reshape(*L.shape[:-1], *A_m.shape[A_m.ndim - k:]), guard))
+        return out
+
+    def predict_all(self, qs: list) -> list:
+        out = []
+        for B_f, deps in zip(self.B, self.B_dependencies):
+            sub = _LETTERS[: len(deps)]
+            expr = ",".join(["...z" + sub + "u"] + ["..." + c for c in sub]) + "->u...z"
+            out.append(torch.einsum(expr, B_f, *[qs[g] for g in deps]))
+        return out
+
+    def log_preferences(self, m: int, t: int, options) -> Tensor:
+        """ln p(o_m) at step ``t``: ``(*batch_shape, O_m)``, log-softmaxed when ``options.normalize_C``."""
+        C_m = self.C[m]
+        if C_m.ndim - len(self.batch_shape) == 2:
+            C_m = C_m[..., min(t, C_m.shape[-1] - 1)]
+        if not options.normalize_C:
+            return C_m
+        if options.guards == "legacy":
+            # pymdp.legacy: ln(softmax(C) + 1e-16).
+            return torch.log(torch.softmax(C_m, -1) + 1e-16)
+        return torch.log_softmax(C_m, -1)
+
+    def outcome_terms(self, qs: list, t: int, options) -> dict:
+        utility = entropy_qo = ambiguity = 0.0
+        for m, (A_m, deps) in enumerate(zip(self.A, self.A_dependencies)):
+            qs_deps = [qs[f] for f in deps]
+            qo_m = contract(A_m, qs_deps)  # (*lead, O_m)
+            utility = utility + (qo_m * self.log_preferences(m, t, options)).sum(-1)
+            H_qo, amb = _entropy_terms(A_m, qs_deps, qo_m, options)
+            entropy_qo = entropy_qo + H_qo
+            ambiguity = ambiguity + amb
+        if options.info_gain == "joint" and self.num_modalities > 1:
+            entropy_qo = self._joint_outcome_entropy(qs, options)
+        return {"utility": utility, "entropy": entropy_qo, "ambiguity": ambiguity}
+
+    def _joint_outcome_entropy(self, qs, options):
+        """H[q(o_1, ..., o_M)] of the joint outcome of all modalities (SPM's exact term), ``(*lead,)``."""
+        nf = self.num_factors
+        fl, ol = _LETTERS[:nf], _LETTERS[nf: nf + self.num_modalities].upper()
+        subs = ["..." + fl[f] for f in range(nf)]
+        subs += ["..." + ol[m] + "".join(fl[f] for f in deps) for m, deps in enumerate(self.A_dependencies)]
+        qo = torch.einsum(",".join(subs) + "->..." + ol, *qs, *self.A)
+        qo = qo.reshape(*qo.shape[: qo.ndim - self.num_modalities], -1)
+        return _outcome_entropy(qo, options)
+
+
+def _outcome_entropy(qo, options):
+    if options.guards == "exact":
+        return entropy(qo)
+    guard = LogGuard("add", 1e-16) if options.guards == "legacy" else LogGuard("clip", float(np.finfo(float).eps))
+    return -(qo * guarded_log(qo, guard)).sum(-1)
+
+
+def _entropy_terms(A_m, qs_deps, qo_m, options):
+    """(H[q(o_m)], E_q H[p(o_m|s)]) for one modality, ``(*lead,)`` each, under the options' log guards."""
+    k = len(qs_deps)
+    if options.guards in ("exact", "pymdp"):
+        if options.guards == "exact":
+            H_A = entropy(A_m, dim=-1 - k)  # (*batch, *S_deps)
+        else:
+            H_A = -(A_m * guarded_log(A_m, LogGuard("clip", float(np.finfo(float).eps)))).sum(-1 - k)
+        return _outcome_entropy(qo_m, options), contract(H_A.unsqueeze(-1 - k), qs_deps)[..., 0]
+    # pymdp.legacy's spm_MDP_G: joint states with q(s) <= exp(-16) are dropped from both sums, and its log
+    # there is ln(x + exp(-16)).
+    q_joint = qs_deps[0]
+    for i, q in enumerate(qs_deps[1:], 1):
+        q_joint = q_joint.unsqueeze(-1) * q.reshape(*q.shape[:-1], *([1] * i), q.shape[-1])
+    q_joint = torch.where(q_joint > np.exp(-16), q_joint, torch.zeros_like(q_joint))
+    flat_q = q_joint.reshape(*q_joint.shape[: q_joint.ndim - k], -1)  # (*lead, prod S_deps)
+    H_A = -(A_m * torch.log(A_m + np.exp(-16))).sum(-1 - k)  # (*batch, *S_deps)
+    ambiguity = (flat_q * H_A.reshape(*H_A.shape[: H_A.ndim - k], -1)).sum(-1)
+    qo_kept = torch.einsum("...s,...os->...o", flat_q, A_m.reshape(*A_m.shape[: A_m.ndim - k], -1))
+    return -(qo_kept * torch.log(qo_kept + 1e-16)).sum(-1), ambiguity
