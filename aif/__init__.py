@@ -5,7 +5,7 @@ expected free energy, the policy posterior and action selection, and an ``Agent`
 """
 
 from .errors import AifError, ModelError, ObservationError, ParameterError, PolicyError
-from .agent import Agent, Selection
+from .agent import Agent, Learning, Selection
 from .control import (EFEOptions, action_marginals, action_probabilities, enumerate_policies,
                       expected_free_energy, policy_posterior, predict, select_action)
 from .inference import Exact, FixedPoint, infer_states, log_evidence, variational_free_energy
@@ -19,5 +19,5 @@ __all__ = [
     "FixedPoint", "Exact", "infer_states", "variational_free_energy", "log_evidence",
     "EFEOptions", "enumerate_policies", "expected_free_energy", "policy_posterior", "select_action",
     "action_marginals", "action_probabilities", "predict",
-    "Agent", "Selection",
+    "Agent", "Learning", "Selection",
 ]
