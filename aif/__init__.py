@@ -9,7 +9,12 @@ from .agent import Agent, Learning, Selection
 from .control import (EFEOptions, action_marginals, action_probabilities, enumerate_policies,
                       expected_free_energy, policy_posterior, predict, select_action)
 from .inference import Exact, FixedPoint, infer_states, log_evidence, variational_free_energy
+from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNorm, pA_info_gain, pB_info_gain,
+                       reduce_dirichlet, spm_wnorm, update_A, update_B, update_D)
 from .model import GenerativeModel, check_model, random_model
+from .rollout import Trajectory, rollout
+from .sequence import MarginalMessagePassing, SequenceTrace, VariationalMessagePassing, infer_sequence
+from . import envs, planning  # noqa: E402  (subpackages; aif.plotting is imported on demand: matplotlib)
 
 __version__ = "0.1.0"
 
@@ -20,4 +25,8 @@ __all__ = [
     "EFEOptions", "enumerate_policies", "expected_free_energy", "policy_posterior", "select_action",
     "action_marginals", "action_probabilities", "predict",
     "Agent", "Learning", "Selection",
+    "update_A", "update_B", "update_D", "pA_info_gain", "pB_info_gain", "spm_wnorm", "reduce_dirichlet",
+    "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT",
+    "MarginalMessagePassing", "VariationalMessagePassing", "infer_sequence", "SequenceTrace",
+    "rollout", "Trajectory", "envs", "planning",
 ]
