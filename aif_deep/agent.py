@@ -1,0 +1,241 @@
+"""The Agent in PyTorch: ``aif.Agent``'s thin shell over the cycle's functions, for a batch of agents at once,
+and a rollout over a Gymnasium vector environment (or a list of ``aif.envs`` environments).
+
+Every agent in the batch has its own beliefs; they share the policies and the settings, and each has its own
+parameters when the model carries a batch (``TabularModel.from_aif([model_1, model_2, ...])``) or when
+``gamma`` / ``alpha`` are tensors ``(*batch,)``. With an unbatched model and ``batch_shape=()`` the agent is a
+drop-in for ``aif.Agent`` (its attributes are tensors of the same shapes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from aif.agent import Selection
+from aif.control import DEFAULT_TERMS, EFEOptions, enumerate_policies
+from aif.envs.wrappers import AgentWrapper
+from aif.errors import ParameterError, PolicyError
+
+from .control import policy_posterior, predict, select_action
+from .evaluator import check_policies, evaluate_policies
+from .inference import FixedPoint, as_beliefs, as_torch_method, infer_states
+from .model import BeliefModel
+
+
+@dataclass
+class Agent:
+    """A batch of active-inference agents for a ``TabularModel`` (or any ``BeliefModel``).
+
+    Args:
+        model: the generative model, possibly with a batch of parameters (``model.batch_shape``).
+        policy_horizon: length of the enumerated policies (ignored when ``policies`` is given).
+        gamma, alpha: policy and action precision: numbers or tensors ``(*batch,)``.
+        inference: state-inference method (``aif_deep.FixedPoint()`` by default; ``aif``'s are accepted).
+        efe: ``aif.EFEOptions``.
+        efe_terms: names of the terms that make up G.
+        selection: ``aif.Selection`` (deterministic / stochastic, full / marginal).
+        policies: explicit policies ``(P, H, num_factors)``; enumerated when absent.
+        control_factors: factors whose actions the enumerated policies vary (all by default).
+        rng: ``torch.Generator`` on the model's device, for stochastic selection.
+        batch_shape: the agents' batch shape when the model is unbatched (broadcast with the model's).
+        terminal_value, discount: optional value of the beliefs at the horizon (see ``evaluate_policies``).
+
+    Attributes (after a step, each with the leading ``batch`` shape): ``qs``, ``prior``, ``q_pi``, ``G``,
+    ``terms``, ``action``; ``t`` (steps taken).
+    """
+
+    model: BeliefModel
+    policy_horizon: int = 1
+    gamma: float | torch.Tensor = 16.0
+    alpha: float | torch.Tensor = 16.0
+    inference: object = field(default_factory=FixedPoint)
+    efe: EFEOptions = field(default_factory=EFEOptions)
+    efe_terms: tuple = DEFAULT_TERMS
+    selection: Selection = field(default_factory=Selection)
+    policies: np.ndarray | None = None
+    control_factors: list | None = None
+    rng: torch.Generator | None = None
+    batch_shape: tuple = ()
+    terminal_value: object = None
+    discount: float = 1.0
+
+    def __post_init__(self):
+        if not isinstance(self.model, BeliefModel):
+            raise TypeError(f"model must implement aif_deep.BeliefModel, got {type(self.model).__name__}")
+        self.inference = as_torch_method(self.inference)
+        if self.policies is None:
+            self.policies = enumerate_policies(self.model.num_controls, self.policy_horizon, self.control_factors)
+        self.policies = check_policies(self.model, self.policies)
+        self.policy_horizon = self.policies.shape[1]
+        self.batch_shape = tuple(torch.broadcast_shapes(tuple(self.batch_shape), tuple(self.model.batch_shape)))
+        E = getattr(self.model, "E", None)
+        if E is not None and E.shape[-1] != len(self.policies):
+            raise ParameterError(f"model.E has {E.shape[-1]} entries but the agent has {len(self.policies)} policies")
+        if self.selection.mode == "stochastic" and self.rng is None:
+            raise ParameterError("stochastic selection needs rng (a torch.Generator)")
+        self.reset()
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.prior()[0].device
+
+    def reset(self, prior=None, agents=None) -> None:
+        """Start an episode: the prior is the model's (or ``prior``); forget the last step.
+
+        ``agents``: optional boolean mask ``(*batch,)``: reset only those agents (the others keep their
+        prior and step count) -- for vector environments whose episodes end at different times.
+        """
+        ref = self.model.prior()
+        new = ref if prior is None else as_beliefs(self.model, prior, device=ref[0].device, dtype=ref[0].dtype)
+        new = [p.expand(*self.batch_shape, p.shape[-1]).clone() for p in new]
+        if agents is None or not hasattr(self, "prior"):
+            self.prior = new
+            self.qs = self.q_pi = self.G = self.terms = self.action = None
+            self.t = 0
+            return
+        mask = torch.as_tensor(agents, device=ref[0].device, dtype=torch.bool)[..., None]
+        self.prior = [torch.where(mask, n, p) for n, p in zip(new, self.prior)]
+
+    def infer_states(self, obs) -> list:
+        """Posterior over states from ``obs`` (one entry per modality, or an int array ``(*batch, M)``)."""
+        self.qs = infer_states(self.model, obs, self.prior, self.inference)
+        return self.qs
+
+    def infer_policies(self):
+        """EFE of every policy and the policy posterior. Returns ``(q_pi, G)``, each ``(*batch, P)``."""
+        if self.qs is None:
+            raise RuntimeError("infer_policies needs a posterior: call infer_states(obs) first")
+        self.G, self.terms = evaluate_policies(self.model, self.qs, policies=self.policies, terms=self.efe_terms,
+                                               options=self.efe, terminal_value=self.terminal_value,
+                                               discount=self.discount)
+        self.q_pi = policy_posterior(self.G, getattr(self.model, "E", None), self.gamma)
+        return self.q_pi, self.G
+
+    def sample_action(self) -> torch.Tensor:
+        """Choose an action ``(*batch, num_factors)`` and carry the prior forward."""
+        if self.q_pi is None:
+            raise RuntimeError("sample_action needs q_pi: call infer_policies() first")
+        self.action = select_action(self.q_pi, self.policies, self.selection.mode, self.rng, self.alpha,
+                                    self.selection.sampling)
+        self.prior = predict(self.model, self.qs, self.action)
+        self.t += 1
+        return self.action
+
+    def step(self, obs) -> torch.Tensor:
+        """``infer_states(obs)``, ``infer_policies()``, ``sample_action()``; returns the actions."""
+        self.infer_states(obs)
+        self.infer_policies()
+        return self.sample_action()
+
+
+@dataclass(frozen=True, eq=False)
+class BatchTrajectory:
+    """Episodes of ``N`` agents run together (``T`` steps, ``M`` modalities, ``F`` factors, ``P`` policies).
+
+    Attributes:
+        observations: int ``(N, T + 1, M)``; ``-1`` after an agent's episode ended.
+        actions: int ``(N, T, F)``; ``-1`` after the end.
+        qs: one ``(N, T, S_f)`` array per factor (posteriors after each observation).
+        q_pi, G: ``(N, T, P)``.
+        rewards: ``(N, T)`` (0 after the end).
+        ended: bool ``(N, T)``: the agent's episode had ended (terminated or truncated) before step t.
+        policies: ``(P, H, F)``.
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    qs: tuple
+    q_pi: np.ndarray
+    G: np.ndarray
+    rewards: np.ndarray
+    ended: np.ndarray
+    policies: np.ndarray
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.actions.shape[1])
+
+
+def vectorize(envs, model) -> gym.vector.VectorEnv:
+    """A ``SyncVectorEnv`` over ``AgentWrapper``s of ``envs`` (observations: a tuple of index arrays, one
+    per modality; actions: ``(N, num_factors)``); a ``VectorEnv`` is returned as it is."""
+    if isinstance(envs, gym.vector.VectorEnv):
+        return envs
+    envs = list(envs)
+    if not envs:
+        raise ParameterError("rollout needs at least one environment")
+    return gym.vector.SyncVectorEnv([lambda e=e: AgentWrapper.for_model(e, model) for e in envs])
+
+
+def _env_actions(envs, action):
+    """Agent actions ``(N, F)`` in the vector environment's action format."""
+    space = envs.single_action_space
+    if isinstance(space, gym.spaces.MultiDiscrete) and space.shape == (action.shape[-1],):
+        return action
+    if isinstance(space, gym.spaces.Discrete):
+        varying = [f for f in range(action.shape[-1]) if (action[:, f] != 0).any()] or [0]
+        if action.shape[-1] == 1:
+            return action[:, 0]
+        raise PolicyError(f"the vector environment takes one Discrete action but the agent has {action.shape[-1]} "
+                          f"factors (varying: {varying}); pass a list of environments to wrap them for the model")
+    raise PolicyError(f"the vector environment's action space {space} does not fit actions of shape {action.shape}")
+
+
+def rollout(agent: Agent, envs, steps: int, *, seed: int | None = None, options: dict | None = None,
+            progress: bool = False) -> BatchTrajectory:
+    """Run a batch of agents, one per environment, for up to ``steps`` actions.
+
+    Args:
+        agent: an ``aif_deep.Agent`` with ``batch_shape == (N,)``.
+        envs: ``N`` Gymnasium environments with discrete observations (``aif.envs``' or any that
+            ``aif.envs.AgentWrapper`` accepts), or a ``gymnasium.vector.VectorEnv`` of ``N`` of them whose
+            observations are per-modality indices and whose actions are ``(N, F)`` (or ``(N,)`` for one factor).
+        steps: the most actions per agent; an agent whose episode ends stops there (its rows are filled with
+            ``-1``), and the rollout stops once every episode has ended.
+        seed: reset seed (environment ``i`` gets ``seed + i``).
+        options: passed to every environment's ``reset``.
+        progress: show a tqdm bar.
+    """
+    steps = int(steps)
+    if steps < 1:
+        raise ParameterError(f"steps must be at least 1, got {steps}")
+    envs = vectorize(envs, agent.model)
+    N = envs.num_envs
+    if agent.batch_shape != (N,):
+        raise ParameterError(f"the agent's batch shape is {agent.batch_shape} but there are {N} environments")
+    agent.reset()
+    obs, _ = envs.reset(seed=seed, options=options)
+    M, F = len(agent.model.num_obs), len(agent.model.num_controls)
+    to_np = lambda x: x.detach().cpu().numpy()  # noqa: E731
+    as_index_array = lambda o: np.stack([np.asarray(x) for x in o], -1) if isinstance(o, tuple) else np.asarray(o)  # noqa: E731
+    observations = [as_index_array(obs).reshape(N, M)]
+    actions, qs, q_pi, G, rewards, ended = [], [], [], [], [], []
+    done = np.zeros(N, dtype=bool)
+    for _ in tqdm(range(steps), disable=not progress, desc="rollout", unit="step", leave=False):
+        action = agent.step(np.where(done[:, None], 0, observations[-1]))
+        a = to_np(action)
+        actions.append(np.where(done[:, None], -1, a))
+        qs.append([to_np(q) for q in agent.qs])
+        q_pi.append(to_np(agent.q_pi))
+        G.append(to_np(agent.G))
+        ended.append(done.copy())
+        obs, reward, terminated, truncated, _ = envs.step(_env_actions(envs, a))
+        rewards.append(np.where(done, 0.0, reward))
+        observations.append(np.where(done[:, None], -1, as_index_array(obs).reshape(N, M)))
+        done = done | terminated | truncated
+        if done.all():
+            break
+    return BatchTrajectory(
+        observations=np.stack(observations, 1).astype(np.int64),
+        actions=np.stack(actions, 1).astype(np.int64),
+        qs=tuple(np.stack(per_factor, 1) for per_factor in zip(*qs)),
+        q_pi=np.stack(q_pi, 1), G=np.stack(G, 1),
+        rewards=np.stack(rewards, 1).astype(float),
+        ended=np.stack(ended, 1),
+        policies=np.array(agent.policies),
+    )
