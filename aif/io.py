@@ -204,9 +204,10 @@ def _read(path, kind):
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise FormatError(f"{path} is a single .npy array, not an aif save file (an .npz archive)")
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise FormatError(f"{path} is a single .npy array, not an aif save file (an .npz archive)")
+        with data:
             if META_KEY not in data.files:
                 raise FormatError(f"{path} is not an aif save file: it has no {META_KEY!r} entry")
             meta = json.loads(str(data[META_KEY][()]))

@@ -1,0 +1,204 @@
+"""Soak run: a long agent-environment loop with online learning of B, checked for drift and leaks.
+
+    python benchmarks/soak.py --steps 100000          # the full run (a few minutes)
+    python benchmarks/soak.py --steps 2000 --json     # the short run the tests use, as one JSON line
+
+A grid world whose transitions the agent does not know (``pB[0]`` uniform): at every step the agent infers
+its state, updates the transition counts from the last transition (``aif.learning.update_B`` with
+forgetting), rebuilds its model from the counts, scores its policies by expected free energy with the
+information gain about B, and samples an action. Episodes end at the goal and start again; the learned
+counts carry over.
+
+Checked at every step: the posterior, q(pi), G and the counts are finite. Reported: the largest count (with
+forgetting ``f`` and learning rate ``lr`` every count stays below ``max(prior) + lr / (1 - f)``), the memory
+traced by ``tracemalloc`` at the end of the warm-up and at checkpoints after it (it should not grow), and
+the resident set size (RSS, from ``/proc/self/statm``) at the same points, and the wall time (tracemalloc
+makes the loop about four times slower; ``--no-trace`` measures RSS only).
+
+Forgetting. ``update_B`` multiplies the old counts by ``f`` and adds the new evidence, so a column the agent
+never updates (a wall cell, an action it stops taking) decays as ``f**t``. What stops it at a tiny positive
+value rather than zero is the log guard of state inference: ``ln max(x, eps)`` leaves about ``eps`` of
+posterior mass on every state, and that mass, times the prior, is added back at each update. With ``f = 0.9``
+counts fall to about 1e-56, and the novelty of such a column (``1/a0 - 1/a``) to about -1e56. ``--decay prior``
+(the default) forgets *towards the prior* instead, ``pB' = f pB + (1 - f) pB_prior + lr * evidence``, which
+keeps every count at or above its prior; ``--decay zero`` runs ``update_B``'s forgetting alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+import aif
+from aif.envs import GridWorld
+from aif.learning import update_B
+
+WALLS = ((1, 1), (1, 2), (1, 3), (3, 3), (3, 4), (3, 5), (5, 1), (5, 2))
+
+
+def _rss():
+    """Resident set size in bytes (Linux), or None elsewhere."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, decay="prior", warmup=None, checkpoints=10,
+         trace=True, max_episode_steps=200, progress=False) -> dict:
+    """Run the loop for ``steps`` steps; returns the figures (see the module docstring).
+
+    Args:
+        steps: agent-environment steps in all (over as many episodes as it takes).
+        seed: seeds the agent's generator and the environment.
+        forgetting: ``f`` in ``update_B``; 1 means no forgetting.
+        lr: learning rate of ``update_B``.
+        decay: ``"prior"`` (forget towards the prior counts) or ``"zero"`` (``update_B`` alone).
+        warmup: steps before the memory baseline is taken; ``min(steps // 10, 5000)`` by default.
+        checkpoints: memory samples taken after the warm-up, evenly spaced.
+        trace: trace memory with ``tracemalloc`` (slower).
+        max_episode_steps: an episode that has not reached the goal by then is restarted.
+
+    Returns:
+        dict: ``steps``, ``episodes``, ``goals`` (episodes that reached the goal), ``wall_s``,
+        ``steps_per_s``, ``max_count``, ``min_count``, ``count_bound``, ``nonfinite`` (steps with a
+        non-finite value; the run stops at the first), ``error`` (the exception that stopped it, or None),
+        ``memory_warmup``, ``memory_end``, ``memory_peak`` (bytes traced; None without ``trace``),
+        ``rss_warmup``, ``rss_end`` (resident set size in bytes) and ``memory_checkpoints`` (``[step, traced
+        bytes, RSS bytes]``).
+    """
+    if decay not in ("prior", "zero"):
+        raise ValueError(f"decay must be 'prior' or 'zero', got {decay!r}")
+    warmup = min(steps // 10, 5000) if warmup is None else int(warmup)
+    env = GridWorld((7, 7), start=(0, 0), goals=[(6, 6)], walls=WALLS, slip=0.1)
+    model = env.generative_model(learn_B=True, prior_count=1.0)
+    prior_pB = [p.copy() for p in model.pB]
+    rng = np.random.default_rng(seed)
+    agent = aif.Agent(model, policy_horizon=1, efe_terms=("utility", "state_info_gain", "pB_info_gain"),
+                      selection=aif.Selection("stochastic"), rng=rng)
+    count_bound = max(float(p.max()) for p in prior_pB) + (lr / (1.0 - forgetting) if forgetting < 1 else np.inf)
+
+    marks = sorted({warmup + round(k * (steps - warmup) / checkpoints) for k in range(1, checkpoints + 1)})
+    memory_checkpoints = []
+    memory_warmup = rss_warmup = None
+    error = None
+    nonfinite = 0
+    episodes = goals = 0
+    max_count = max(float(p.max()) for p in model.pB)
+    min_count = min(float(p.min()) for p in model.pB)
+
+    _visit_every_column(env)
+    if trace:
+        tracemalloc.start()
+    start = time.perf_counter()
+    pB = model.pB
+    obs, _ = env.reset(seed=seed)
+    agent.reset()
+    qs_prev = action_prev = None
+    t_episode = 0
+    episodes = 1
+    step = 0
+    try:
+        for step in range(1, steps + 1):
+            qs = agent.infer_states(list(obs))
+            if qs_prev is not None:
+                pB = update_B(pB, qs, qs_prev, action_prev, lr=lr, forgetting=forgetting, factors=[0])
+                if decay == "prior":
+                    pB[0] = pB[0] + (1.0 - forgetting) * prior_pB[0]
+                agent.model = agent.model.replace(pB=pB, B=None)
+            q_pi, G = agent.infer_policies()
+            action = agent.sample_action()
+            if not (all(np.isfinite(q).all() for q in qs) and np.isfinite(q_pi).all() and np.isfinite(G).all()
+                    and np.isfinite(pB[0]).all()):
+                nonfinite += 1
+                break
+            max_count = max(max_count, float(pB[0].max()))
+            min_count = min(min_count, float(pB[0].min()))
+            obs, _, terminated, truncated, _ = env.step(int(action[0]))
+            qs_prev, action_prev = qs, action
+            t_episode += 1
+            if terminated or truncated or t_episode >= max_episode_steps:
+                goals += int(terminated)
+                obs, _ = env.reset()
+                agent.reset()
+                qs_prev = action_prev = None
+                t_episode = 0
+                if step < steps:
+                    episodes += 1
+            if step == warmup:
+                gc.collect()  # count live memory, not garbage awaiting the cyclic collector
+                rss_warmup = _rss()
+                if trace:
+                    memory_warmup = tracemalloc.get_traced_memory()[0]
+                    tracemalloc.reset_peak()
+            if step in marks:
+                gc.collect()
+                memory_checkpoints.append([step, tracemalloc.get_traced_memory()[0] if trace else None, _rss()])
+            if progress and step % 10_000 == 0:
+                print(f"  step {step}: max count {max_count:.4g}, min count {min_count:.3g}", file=sys.stderr,
+                      flush=True)
+    except aif.AifError as err:
+        error = f"{type(err).__name__} at step {step}: {err}"
+    wall = time.perf_counter() - start
+    memory_end = memory_peak = None
+    gc.collect()
+    rss_end = _rss()
+    if trace:
+        memory_end, memory_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return dict(steps=step, episodes=episodes, goals=goals, wall_s=wall, steps_per_s=step / wall,
+                max_count=max_count, min_count=min_count, count_bound=count_bound, nonfinite=nonfinite,
+                error=error, memory_warmup=memory_warmup, memory_end=memory_end, memory_peak=memory_peak,
+                memory_checkpoints=memory_checkpoints, rss_warmup=rss_warmup, rss_end=rss_end, forgetting=forgetting, lr=lr, decay=decay, warmup=warmup)
+
+
+def _visit_every_column(env):
+    """Step once from every state with every action, so that the environment's lazily filled cache of column
+    distributions is complete before the run and does not count as growth after the warm-up."""
+    for s in range(env.num_states[0]):
+        for u in range(env.action_space.n):
+            env.reset(seed=0, options={"state": (s,)})
+            env.step(u)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--forgetting", type=float, default=0.99)
+    parser.add_argument("--lr", type=float, default=1.0)
+    parser.add_argument("--decay", choices=("prior", "zero"), default="prior")
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--no-trace", action="store_true", help="do not trace memory (faster)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    args = parser.parse_args(argv)
+    out = soak(args.steps, args.seed, args.forgetting, args.lr, args.decay, args.warmup, trace=not args.no_trace,
+               progress=not args.json)
+    if args.json:
+        print(json.dumps(out))
+        return 0 if out["error"] is None and out["nonfinite"] == 0 else 1
+    kib = lambda b: "-" if b is None else f"{b / 1024:.1f} KiB"  # noqa: E731
+    print(f"steps {out['steps']} ({out['episodes']} episodes, {out['goals']} reached the goal), "
+          f"wall {out['wall_s']:.1f} s ({out['steps_per_s']:.0f} steps/s{'' if args.no_trace else ', traced'})")
+    print(f"counts: max {out['max_count']:.6g} (bound {out['count_bound']:.6g}), min {out['min_count']:.3g}; "
+          f"forgetting {out['forgetting']} towards {out['decay']}, lr {out['lr']}")
+    print(f"non-finite steps: {out['nonfinite']}; error: {out['error']}")
+    if not args.no_trace:
+        print(f"memory traced: {kib(out['memory_warmup'])} after the warm-up ({out['warmup']} steps), "
+              f"{kib(out['memory_end'])} at the end, peak {kib(out['memory_peak'])}")
+    print(f"RSS: {kib(out['rss_warmup'])} after the warm-up, {kib(out['rss_end'])} at the end")
+    print("checkpoints (step: traced, RSS): " + ", ".join(f"{s}: {kib(b)}, {kib(r)}"
+                                                          for s, b, r in out["memory_checkpoints"]))
+    return 0 if out["error"] is None and out["nonfinite"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""State that survives and runs that repeat: save/load of models and agents, seeded determinism (in one process
+and across processes), and a short soak run of online learning (benchmarks/soak.py).
+"""
+
+import copy
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import aif
+from aif import io
+from aif.envs import AgentWrapper, CueChaining, GridWorld, TMaze
+from aif.io import FormatError, load_agent, load_model, save_agent, save_model
+from aif.rollout import rollout
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Save and load
+
+
+def assert_models_identical(a, b):
+    for name in ("A", "B", "C", "D", "pA", "pB", "pD"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert len(x) == len(y), name
+            for i, (u, v) in enumerate(zip(x, y)):
+                assert u.dtype == v.dtype and np.array_equal(u, v), f"{name}[{i}]"
+    assert (a.E is None) == (b.E is None) and (a.E is None or np.array_equal(a.E, b.E))
+    assert a.A_dependencies == b.A_dependencies and a.B_dependencies == b.B_dependencies
+    assert a.num_states == b.num_states and a.num_obs == b.num_obs and a.num_controls == b.num_controls
+
+
+def full_model(rng):
+    """Every optional part set: counts, sparse dependencies, time-varying C, a policy prior E."""
+    model = aif.random_model(rng, [3, 2, 4], [4, 3], [2, 1, 3], A_dependencies=[[0, 2], [1]],
+                             B_dependencies=[[0, 1], [1], [2, 0]], dirichlet=True)
+    E = rng.dirichlet(np.ones(6))
+    return model.replace(C=[rng.normal(size=(4, 3)), np.array([0.0, -1e3, 1e3])], E=E)
+
+
+def test_model_round_trip_is_bit_identical(tmp_path, rng):
+    model = full_model(rng)
+    save_model(tmp_path / "m.npz", model)
+    assert_models_identical(model, load_model(tmp_path / "m.npz"))
+    # the environments' models too (pA differs from A's mean on purpose in the T-maze's learn_A)
+    tmaze = TMaze().generative_model(learn_A=True, learn_B=True)
+    save_model(tmp_path / "t.npz", tmaze)
+    assert_models_identical(tmaze, load_model(tmp_path / "t.npz"))
+
+
+def test_files_hold_no_pickles_and_one_metadata_entry(tmp_path, rng):
+    agent = aif.Agent(full_model(rng), rng=np.random.default_rng(1))
+    save_agent(tmp_path / "a.npz", agent)
+    with zipfile.ZipFile(tmp_path / "a.npz") as zf:
+        names = zf.namelist()
+    assert io.META_KEY + ".npy" in names
+    with np.load(tmp_path / "a.npz", allow_pickle=False) as data:
+        for key in data.files:
+            assert data[key].dtype != object
+        meta = json.loads(str(data[io.META_KEY][()]))
+    assert meta["format"] == "aif" and meta["format_version"] == io.FORMAT_VERSION and meta["kind"] == "agent"
+
+
+def run_steps(agent, env, obs, n):
+    """``n`` agent-environment steps from ``obs``: (actions, q_pi, qs, observations), and the last obs."""
+    record = []
+    for _ in range(n):
+        action = agent.step(obs)
+        record.append((action.copy(), agent.q_pi.copy(), [q.copy() for q in agent.qs], list(obs)))
+        obs, *_ = env.step(action)
+    return record, obs
+
+
+@pytest.mark.parametrize("preset", ["default", "pymdp_legacy", "pymdp"])
+def test_loaded_agent_continues_the_rollout_identically(tmp_path, preset):
+    """Save mid-episode; the loaded agent (same rng state, beliefs, prior) matches the original step for step."""
+    env_model = TMaze(reward_prob=0.8, cue_validity=0.9)
+    model = env_model.generative_model(learn_A=True)
+    make = {"default": aif.Agent, "pymdp_legacy": aif.Agent.pymdp_legacy, "pymdp": aif.Agent.pymdp}[preset]
+    agent = make(model, policy_horizon=2, mode="stochastic", rng=np.random.default_rng(7)) if preset != "default" \
+        else aif.Agent(model, policy_horizon=2, selection=aif.Selection("stochastic"), rng=np.random.default_rng(7))
+    env = AgentWrapper.for_model(env_model, model)
+    obs, _ = env.reset(seed=3)
+    _, obs = run_steps(agent, env, obs, 3)
+    save_agent(tmp_path / "agent.npz", agent)
+    loaded = load_agent(tmp_path / "agent.npz")
+    assert loaded.rng is not agent.rng
+    assert loaded.rng.bit_generator.state == agent.rng.bit_generator.state
+    assert loaded.t == agent.t and np.array_equal(loaded.action, agent.action)
+    for p, q in zip(loaded.prior, agent.prior):
+        assert np.array_equal(p, q)
+    assert loaded.inference == agent.inference and loaded.efe == agent.efe and loaded.selection == agent.selection
+    env_copy = copy.deepcopy(env)
+    original, _ = run_steps(agent, env, obs, 12)
+    resumed, _ = run_steps(loaded, env_copy, obs, 12)
+    for (a1, p1, qs1, o1), (a2, p2, qs2, o2) in zip(original, resumed):
+        assert np.array_equal(a1, a2) and np.array_equal(p1, p2) and o1 == o2
+        assert all(np.array_equal(x, y) for x, y in zip(qs1, qs2))
+
+
+def test_agent_with_a_learned_model_and_legacy_generator_round_trips(tmp_path, rng):
+    """A model rebuilt from counts after learning, and a generator other than PCG64 (MT19937: array state)."""
+    env = GridWorld((3, 3))
+    model = env.generative_model(learn_B=True)
+    pB = aif.learning.update_B(model.pB, [np.eye(9)[1]], [np.eye(9)[0]], np.array([3]), forgetting=0.9)
+    model = model.replace(pB=pB, B=None)
+    agent = aif.Agent(model, selection=aif.Selection("stochastic", "marginal"),
+                      rng=np.random.Generator(np.random.MT19937(5)))
+    agent.step([0])
+    save_agent(tmp_path / "a.npz", agent)
+    loaded = load_agent(tmp_path / "a.npz")
+    assert_models_identical(agent.model, loaded.model)
+    assert isinstance(loaded.rng.bit_generator, np.random.MT19937)
+    assert np.array_equal(loaded.rng.random(5), agent.rng.random(5))
+    assert loaded.terms.keys() == agent.terms.keys()
+
+
+def test_unsaveable_attribute_is_named(tmp_path, rng):
+    agent = aif.Agent(aif.random_model(rng, [2], [2]))
+    agent.qs = [object()]
+    with pytest.raises(TypeError, match=r"agent\.qs\[0\]"):
+        save_agent(tmp_path / "a.npz", agent)
+    assert not (tmp_path / "a.npz").exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+@pytest.fixture
+def model_file(tmp_path, rng):
+    path = tmp_path / "model.npz"
+    save_model(path, full_model(rng))
+    return path
+
+
+def rewrite_meta(src, dst, change):
+    """Copy an aif file, editing its metadata with ``change(meta)``."""
+    with np.load(src, allow_pickle=False) as data:
+        entries = {k: data[k] for k in data.files}
+    meta = json.loads(str(entries[io.META_KEY][()]))
+    change(meta)
+    entries[io.META_KEY] = np.array(json.dumps(meta))
+    with open(dst, "wb") as fh:
+        np.savez(fh, **entries)
+
+
+def test_truncated_file_gives_format_error(model_file, tmp_path):
+    data = model_file.read_bytes()
+    for cut in (len(data) // 2, len(data) - 10, 30):
+        bad = tmp_path / f"cut{cut}.npz"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(FormatError, match=r"cut\d+\.npz is damaged or not an aif save file"):
+            load_model(bad)
+
+
+def test_corrupted_bytes_give_format_error(model_file, tmp_path):
+    data = bytearray(model_file.read_bytes())
+    # flip bytes inside the first stored member's compressed data (past its 30-byte local header and name)
+    for offset in range(60, 80):
+        data[offset] ^= 0xFF
+    bad = tmp_path / "flipped.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match="flipped.npz is damaged"):
+        load_model(bad)
+
+
+def test_random_bytes_and_foreign_files_give_format_error(tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(np.random.default_rng(0).bytes(500))
+    with pytest.raises(FormatError, match="junk.npz is damaged or not an aif save file"):
+        load_model(junk)
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, x=np.zeros(3))
+    with pytest.raises(FormatError, match="not an aif save file: it has no '__aif_meta__' entry"):
+        load_model(plain)
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros(3))
+    with pytest.raises(FormatError, match="single .npy array"):
+        load_model(single)
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "absent.npz")
+
+
+def test_incompatible_version_gives_format_error(model_file, tmp_path):
+    newer = tmp_path / "newer.npz"
+    rewrite_meta(model_file, newer, lambda m: m.update(format_version=io.FORMAT_VERSION + 1))
+    with pytest.raises(FormatError, match=rf"format version {io.FORMAT_VERSION + 1}.*reads format version "
+                                          rf"{io.FORMAT_VERSION} only"):
+        load_model(newer)
+
+
+def test_wrong_kind_and_tampered_content_give_format_error(model_file, tmp_path, rng):
+    with pytest.raises(FormatError, match="holds a 'model', not a 'agent'; use load_model"):
+        load_agent(model_file)
+    foreign = tmp_path / "foreign.npz"
+    rewrite_meta(model_file, foreign, lambda m: m["root"].update({"__dataclass__": "os:system"}))
+    with pytest.raises(FormatError, match="'os:system', which is not an aif class"):
+        load_model(foreign)
+    unknown_field = tmp_path / "field.npz"
+    rewrite_meta(model_file, unknown_field, lambda m: m["root"]["fields"].update(F=None))
+    with pytest.raises(FormatError, match=r"sets \['F'\] on GenerativeModel.*incompatible version"):
+        load_model(unknown_field)
+    # arrays that fail the model's own checks: the ModelError's message is carried over
+    bad_arrays = tmp_path / "bad.npz"
+    with np.load(model_file, allow_pickle=False) as data:
+        entries = {k: data[k] for k in data.files}
+    meta = json.loads(str(entries[io.META_KEY][()]))
+    key = meta["root"]["fields"]["A"][0]["__array__"]
+    entries[key] = entries[key] * 0.5
+    with open(bad_arrays, "wb") as fh:
+        np.savez(fh, **entries)
+    with pytest.raises(FormatError, match=r"invalid GenerativeModel: columns of A\[0\] sum to 0\.5"):
+        load_model(bad_arrays)
+    missing = tmp_path / "missing.npz"
+    del entries[key]
+    with open(missing, "wb") as fh:
+        np.savez(fh, **entries)
+    with pytest.raises(FormatError, match=rf"the array '{key}' of model\.A\[0\] is missing"):
+        load_model(missing)
+
+
+def test_save_rejects_the_wrong_object(tmp_path, rng):
+    with pytest.raises(TypeError, match="model must be an aif.GenerativeModel"):
+        save_model(tmp_path / "x.npz", [np.eye(2)])
+    with pytest.raises(TypeError, match="agent must be an aif.Agent"):
+        save_agent(tmp_path / "x.npz", aif.random_model(rng, [2], [2]))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Determinism: the same seed gives the same trajectory, in this process and in another one.
+
+STEPS = 15
+
+
+def _env(name):
+    return {"tmaze": lambda: TMaze(reward_prob=0.8, cue_validity=0.9),
+            "grid": lambda: GridWorld((4, 4), walls=[(1, 1)], slip=0.2),
+            "grid-cued": lambda: GridWorld((4, 4), goals=[(0, 3), (3, 0)], cue_location=(2, 2)),
+            "cue-chaining": lambda: CueChaining()}[name]()
+
+
+def _agent(preset, model, seed):
+    rng = np.random.default_rng(seed)
+    if preset == "default":
+        return aif.Agent(model, selection=aif.Selection("stochastic"), rng=rng)
+    if preset == "default-H2-marginal":
+        return aif.Agent(model, policy_horizon=2, selection=aif.Selection("stochastic", "marginal"), rng=rng)
+    return getattr(aif.Agent, preset)(model, mode="stochastic", rng=rng)
+
+
+CASES = [(p, e) for p in ("default", "pymdp_legacy", "pymdp") for e in ("tmaze", "grid", "grid-cued", "cue-chaining")]
+CASES += [("default-H2-marginal", "tmaze")]
+
+
+def trajectory_digest(preset, env_name, seed):
+    """SHA-256 of everything a seeded rollout records (observations, states, actions, beliefs, q(pi), G)."""
+    env = _env(env_name)
+    model = env.generative_model()
+    traj = rollout(_agent(preset, model, seed), env, STEPS, seed=seed, progress=False)
+    h = hashlib.sha256()
+    for arr in (traj.observations, traj.states, traj.actions, traj.q_pi, traj.G, traj.rewards, *traj.qs,
+                *(traj.terms[k] for k in sorted(traj.terms))):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def all_digests(seed=11):
+    return {f"{p}/{e}": trajectory_digest(p, e, seed) for p, e in CASES}
+
+
+@pytest.fixture(scope="module")
+def digests():
+    return all_digests()
+
+
+def test_same_seed_same_trajectory_in_one_process(digests):
+    assert all_digests() == digests
+
+
+def test_different_seeds_give_different_trajectories(digests):
+    """The digests cover the random parts: another seed changes every stochastic run."""
+    other = all_digests(seed=12)
+    assert all(other[k] != digests[k] for k in digests)
+
+
+def test_same_seed_same_trajectory_across_processes(digests):
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
+            "from test_io_determinism import all_digests; print(json.dumps(all_digests()))")
+    env = dict(os.environ, PYTHONHASHSEED="12345")  # a different string hashing than this process's
+    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True,
+                         env=env, cwd=REPO, timeout=120, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == digests
+
+
+def test_soft_q_planner_is_deterministic():
+    from aif.planning import SoftQPlanner
+
+    model = _env("grid-cued").generative_model()
+    planner = SoftQPlanner(horizon=3)
+    G1, a1 = planner.plan(model, model.D)
+    G2, a2 = planner.plan(model, model.D)
+    assert np.array_equal(G1, G2) and np.array_equal(a1, a2)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Soak: online learning for a while, finite, bounded, no growth of live memory after the warm-up
+
+
+def _load_soak():
+    spec = importlib.util.spec_from_file_location("soak", REPO / "benchmarks" / "soak.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SOAK_GROWTH_LIMIT = 128 * 1024  # bytes of live memory gained after the warm-up; a leak of 90 B/step exceeds it
+
+
+def test_short_soak_run_stays_finite_bounded_and_flat():
+    soak = _load_soak()
+    out = soak.soak(steps=2000, seed=0, warmup=500)
+    assert out["error"] is None and out["nonfinite"] == 0 and out["steps"] == 2000
+    assert out["max_count"] <= out["count_bound"] * (1 + 1e-12)
+    assert out["min_count"] >= 1.0 - 1e-12  # forgetting towards the prior keeps every count at its prior or above
+    assert out["memory_end"] - out["memory_warmup"] < SOAK_GROWTH_LIMIT, out["memory_checkpoints"]
+
