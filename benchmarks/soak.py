@@ -3,25 +3,29 @@
     python benchmarks/soak.py --steps 100000          # the full run (a few minutes)
     python benchmarks/soak.py --steps 2000 --json     # the short run the tests use, as one JSON line
 
-A grid world whose transitions the agent does not know (``pB[0]`` uniform): at every step the agent infers
-its state, updates the transition counts from the last transition (``aif.learning.update_B`` with
-forgetting), rebuilds its model from the counts, scores its policies by expected free energy with the
-information gain about B, and samples an action. Episodes end at the goal and start again; the learned
-counts carry over.
+A 7x7 grid world with walls and slips whose transitions the agent does not know (``pB[0]`` uniform). At every
+step the agent infers its state, updates its transition counts from the last transition with forgetting,
+rebuilds B from the counts, scores its policies by expected free energy with the information gain about B,
+and samples an action. Episodes end at the goal or after ``--episode-steps`` steps and start again; the
+learned counts carry over. ``--learner agent`` (the default) uses the Agent's own online learning
+(``aif.Agent(..., learning=aif.Learning(lr, forgetting, learn_A=False))``); ``--learner manual`` calls
+``aif.learning.update_B`` in the loop instead and forgets towards the prior (below).
 
 Checked at every step: the posterior, q(pi), G and the counts are finite. Reported: the largest count (with
-forgetting ``f`` and learning rate ``lr`` every count stays below ``max(prior) + lr / (1 - f)``), the memory
-traced by ``tracemalloc`` at the end of the warm-up and at checkpoints after it (it should not grow), and
-the resident set size (RSS, from ``/proc/self/statm``) at the same points, and the wall time (tracemalloc
-makes the loop about four times slower; ``--no-trace`` measures RSS only).
+forgetting ``f`` and learning rate ``lr`` every count stays below ``max(prior) + lr / (1 - f)``), the smallest,
+the memory traced by ``tracemalloc`` at the end of the warm-up and at checkpoints after it (live memory,
+after a garbage collection; it should not grow), the resident set size (RSS, from ``/proc/self/statm``) at
+the same points, and the wall time (tracemalloc makes the loop about four times slower; ``--no-trace``
+measures RSS only). Before the run, every (state, action) of the environment is stepped once so that its
+lazily filled cache of column distributions does not count as growth.
 
-Forgetting. ``update_B`` multiplies the old counts by ``f`` and adds the new evidence, so a column the agent
-never updates (a wall cell, an action it stops taking) decays as ``f**t``. What stops it at a tiny positive
-value rather than zero is the log guard of state inference: ``ln max(x, eps)`` leaves about ``eps`` of
-posterior mass on every state, and that mass, times the prior, is added back at each update. With ``f = 0.9``
-counts fall to about 1e-56, and the novelty of such a column (``1/a0 - 1/a``) to about -1e56. ``--decay prior``
-(the default) forgets *towards the prior* instead, ``pB' = f pB + (1 - f) pB_prior + lr * evidence``, which
-keeps every count at or above its prior; ``--decay zero`` runs ``update_B``'s forgetting alone.
+Forgetting. ``f * counts + lr * evidence`` (``update_B``, and the Agent's ``Learning``) lets a column the
+agent never updates (a wall cell, an action it stops taking) decay as ``f**t``. What stops it at a tiny
+positive value rather than zero is the log guard of state inference: ``ln max(x, eps)`` leaves about ``eps``
+of posterior mass on every state, and that mass, times the prior, is added back at each update. With
+``f = 0.9`` counts fall to about 1e-56, and the novelty of such a column (``1/a0 - 1/a``) to about -1e56.
+``--learner manual`` forgets *towards the prior* instead, ``pB' = f pB + (1 - f) pB_prior + lr * evidence``,
+which keeps every count at or above its prior.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ def _rss():
         return None
 
 
-def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, decay="prior", warmup=None, checkpoints=10,
+def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup=None, checkpoints=10,
          trace=True, max_episode_steps=200, progress=False) -> dict:
     """Run the loop for ``steps`` steps; returns the figures (see the module docstring).
 
@@ -61,11 +65,13 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, decay="prior", warmup=N
         seed: seeds the agent's generator and the environment.
         forgetting: ``f`` in ``update_B``; 1 means no forgetting.
         lr: learning rate of ``update_B``.
-        decay: ``"prior"`` (forget towards the prior counts) or ``"zero"`` (``update_B`` alone).
+        learner: ``"agent"`` (the Agent's own online learning, ``aif.Learning``: forgetting towards zero) or
+            ``"manual"`` (``update_B`` in the loop, forgetting towards the prior counts).
         warmup: steps before the memory baseline is taken; ``min(steps // 10, 5000)`` by default.
         checkpoints: memory samples taken after the warm-up, evenly spaced.
         trace: trace memory with ``tracemalloc`` (slower).
-        max_episode_steps: an episode that has not reached the goal by then is restarted.
+        max_episode_steps: an episode that has not reached the goal by then is restarted (0: never restart,
+            one episode that continues at the goal: a continuing task).
 
     Returns:
         dict: ``steps``, ``episodes``, ``goals`` (episodes that reached the goal), ``wall_s``,
@@ -75,15 +81,17 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, decay="prior", warmup=N
         ``rss_warmup``, ``rss_end`` (resident set size in bytes) and ``memory_checkpoints`` (``[step, traced
         bytes, RSS bytes]``).
     """
-    if decay not in ("prior", "zero"):
-        raise ValueError(f"decay must be 'prior' or 'zero', got {decay!r}")
+    if learner not in ("agent", "manual"):
+        raise ValueError(f"learner must be 'agent' or 'manual', got {learner!r}")
     warmup = min(steps // 10, 5000) if warmup is None else int(warmup)
-    env = GridWorld((7, 7), start=(0, 0), goals=[(6, 6)], walls=WALLS, slip=0.1)
+    continuing = max_episode_steps == 0
+    env = GridWorld((7, 7), start=(0, 0), goals=[(6, 6)], walls=WALLS, slip=0.1, terminate_at_goal=not continuing)
     model = env.generative_model(learn_B=True, prior_count=1.0)
     prior_pB = [p.copy() for p in model.pB]
     rng = np.random.default_rng(seed)
+    learning = aif.Learning(lr=lr, forgetting=forgetting, learn_A=False, learn_B=True) if learner == "agent" else None
     agent = aif.Agent(model, policy_horizon=1, efe_terms=("utility", "state_info_gain", "pB_info_gain"),
-                      selection=aif.Selection("stochastic"), rng=rng)
+                      selection=aif.Selection("stochastic"), rng=rng, learning=learning)
     count_bound = max(float(p.max()) for p in prior_pB) + (lr / (1.0 - forgetting) if forgetting < 1 else np.inf)
 
     marks = sorted({warmup + round(k * (steps - warmup) / checkpoints) for k in range(1, checkpoints + 1)})
@@ -108,12 +116,12 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, decay="prior", warmup=N
     step = 0
     try:
         for step in range(1, steps + 1):
-            qs = agent.infer_states(list(obs))
-            if qs_prev is not None:
+            qs = agent.infer_states(list(obs))  # the Agent's own learning (if any) updates its model here
+            if learner == "manual" and qs_prev is not None:
                 pB = update_B(pB, qs, qs_prev, action_prev, lr=lr, forgetting=forgetting, factors=[0])
-                if decay == "prior":
-                    pB[0] = pB[0] + (1.0 - forgetting) * prior_pB[0]
+                pB[0] = pB[0] + (1.0 - forgetting) * prior_pB[0]
                 agent.model = agent.model.replace(pB=pB, B=None)
+            pB = agent.model.pB
             q_pi, G = agent.infer_policies()
             action = agent.sample_action()
             if not (all(np.isfinite(q).all() for q in qs) and np.isfinite(q_pi).all() and np.isfinite(G).all()
@@ -125,7 +133,7 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, decay="prior", warmup=N
             obs, _, terminated, truncated, _ = env.step(int(action[0]))
             qs_prev, action_prev = qs, action
             t_episode += 1
-            if terminated or truncated or t_episode >= max_episode_steps:
+            if terminated or truncated or (not continuing and t_episode >= max_episode_steps):
                 goals += int(terminated)
                 obs, _ = env.reset()
                 agent.reset()
@@ -157,7 +165,8 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, decay="prior", warmup=N
     return dict(steps=step, episodes=episodes, goals=goals, wall_s=wall, steps_per_s=step / wall,
                 max_count=max_count, min_count=min_count, count_bound=count_bound, nonfinite=nonfinite,
                 error=error, memory_warmup=memory_warmup, memory_end=memory_end, memory_peak=memory_peak,
-                memory_checkpoints=memory_checkpoints, rss_warmup=rss_warmup, rss_end=rss_end, forgetting=forgetting, lr=lr, decay=decay, warmup=warmup)
+                memory_checkpoints=memory_checkpoints, rss_warmup=rss_warmup, rss_end=rss_end, forgetting=forgetting, lr=lr,
+                learner=learner, warmup=warmup, max_episode_steps=max_episode_steps)
 
 
 def _visit_every_column(env):
@@ -175,13 +184,16 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--forgetting", type=float, default=0.99)
     parser.add_argument("--lr", type=float, default=1.0)
-    parser.add_argument("--decay", choices=("prior", "zero"), default="prior")
+    parser.add_argument("--learner", choices=("agent", "manual"), default="agent",
+                        help="the Agent's own learning (forgetting towards zero) or update_B by hand (towards the prior)")
+    parser.add_argument("--episode-steps", type=int, default=200, help="restart an episode after this many steps "
+                        "(0: one continuing episode, never reset)")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--no-trace", action="store_true", help="do not trace memory (faster)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args(argv)
-    out = soak(args.steps, args.seed, args.forgetting, args.lr, args.decay, args.warmup, trace=not args.no_trace,
-               progress=not args.json)
+    out = soak(args.steps, args.seed, args.forgetting, args.lr, args.learner, args.warmup, trace=not args.no_trace,
+               max_episode_steps=args.episode_steps, progress=not args.json)
     if args.json:
         print(json.dumps(out))
         return 0 if out["error"] is None and out["nonfinite"] == 0 else 1
@@ -189,7 +201,7 @@ def main(argv=None):
     print(f"steps {out['steps']} ({out['episodes']} episodes, {out['goals']} reached the goal), "
           f"wall {out['wall_s']:.1f} s ({out['steps_per_s']:.0f} steps/s{'' if args.no_trace else ', traced'})")
     print(f"counts: max {out['max_count']:.6g} (bound {out['count_bound']:.6g}), min {out['min_count']:.3g}; "
-          f"forgetting {out['forgetting']} towards {out['decay']}, lr {out['lr']}")
+          f"forgetting {out['forgetting']} ({out['learner']} learner), lr {out['lr']}")
     print(f"non-finite steps: {out['nonfinite']}; error: {out['error']}")
     if not args.no_trace:
         print(f"memory traced: {kib(out['memory_warmup'])} after the warm-up ({out['warmup']} steps), "

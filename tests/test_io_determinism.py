@@ -82,14 +82,21 @@ def run_steps(agent, env, obs, n):
     return record, obs
 
 
-@pytest.mark.parametrize("preset", ["default", "pymdp_legacy", "pymdp"])
+@pytest.mark.parametrize("preset", ["default", "pymdp_legacy", "pymdp", "learning"])
 def test_loaded_agent_continues_the_rollout_identically(tmp_path, preset):
-    """Save mid-episode; the loaded agent (same rng state, beliefs, prior) matches the original step for step."""
+    """Save mid-episode; the loaded agent (same rng state, beliefs, prior, learned counts and learning record)
+    matches the original step for step."""
     env_model = TMaze(reward_prob=0.8, cue_validity=0.9)
     model = env_model.generative_model(learn_A=True)
-    make = {"default": aif.Agent, "pymdp_legacy": aif.Agent.pymdp_legacy, "pymdp": aif.Agent.pymdp}[preset]
-    agent = make(model, policy_horizon=2, mode="stochastic", rng=np.random.default_rng(7)) if preset != "default" \
-        else aif.Agent(model, policy_horizon=2, selection=aif.Selection("stochastic"), rng=np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    if preset == "default":
+        agent = aif.Agent(model, policy_horizon=2, selection=aif.Selection("stochastic"), rng=rng)
+    elif preset == "learning":
+        agent = aif.Agent(model, policy_horizon=2, selection=aif.Selection("stochastic"), rng=rng,
+                          learning=aif.Learning(lr=0.5, forgetting=0.95, learn_B=False),
+                          efe_terms=("utility", "state_info_gain", "pA_info_gain"))
+    else:
+        agent = getattr(aif.Agent, preset)(model, policy_horizon=2, mode="stochastic", rng=rng)
     env = AgentWrapper.for_model(env_model, model)
     obs, _ = env.reset(seed=3)
     _, obs = run_steps(agent, env, obs, 3)
@@ -101,6 +108,8 @@ def test_loaded_agent_continues_the_rollout_identically(tmp_path, preset):
     for p, q in zip(loaded.prior, agent.prior):
         assert np.array_equal(p, q)
     assert loaded.inference == agent.inference and loaded.efe == agent.efe and loaded.selection == agent.selection
+    assert loaded.learning == agent.learning
+    assert_models_identical(agent.model, loaded.model)
     env_copy = copy.deepcopy(env)
     original, _ = run_steps(agent, env, obs, 12)
     resumed, _ = run_steps(loaded, env_copy, obs, 12)
@@ -326,10 +335,23 @@ SOAK_GROWTH_LIMIT = 128 * 1024  # bytes of live memory gained after the warm-up;
 
 
 def test_short_soak_run_stays_finite_bounded_and_flat():
-    soak = _load_soak()
-    out = soak.soak(steps=2000, seed=0, warmup=500)
+    """The Agent's own online learning of B with forgetting, episodes restarted: finite, counts bounded, flat."""
+    out = _load_soak().soak(steps=2000, seed=0, warmup=500)
     assert out["error"] is None and out["nonfinite"] == 0 and out["steps"] == 2000
-    assert out["max_count"] <= out["count_bound"] * (1 + 1e-12)
-    assert out["min_count"] >= 1.0 - 1e-12  # forgetting towards the prior keeps every count at its prior or above
+    assert 0 < out["min_count"] and out["max_count"] <= out["count_bound"] * (1 + 1e-12)
     assert out["memory_end"] - out["memory_warmup"] < SOAK_GROWTH_LIMIT, out["memory_checkpoints"]
 
+
+def test_short_soak_forgetting_towards_the_prior_keeps_counts_at_the_prior():
+    out = _load_soak().soak(steps=1000, seed=1, learner="manual", trace=False)
+    assert out["error"] is None and out["nonfinite"] == 0
+    assert out["min_count"] >= 1.0 - 1e-12 and out["max_count"] <= out["count_bound"] * (1 + 1e-12)
+
+
+@pytest.mark.xfail(strict=True, reason="Agent.history keeps (obs, qs, previous) of every step while learning, "
+                   "also online, and only reset() clears it: about 1 KB per step in a continuing task. Proposed: "
+                   "with Learning.online keep only the first posterior (for D) and the last step (for B)")
+def test_continuing_task_with_online_learning_does_not_grow():
+    out = _load_soak().soak(steps=600, seed=0, warmup=100, checkpoints=2, max_episode_steps=0)
+    assert out["error"] is None and out["nonfinite"] == 0
+    assert out["memory_end"] - out["memory_warmup"] < SOAK_GROWTH_LIMIT, out["memory_checkpoints"]
