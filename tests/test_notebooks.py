@@ -18,7 +18,6 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_from_a_fresh_kernel(path, tmp_path, monkeypatch):
     monkeypatch.setenv("AIF_SMOKE", "1")  # the kernel inherits this process's environment
-    monkeypatch.setenv("MPLBACKEND", "agg")
     copy = tmp_path / path.name
     shutil.copy(path, copy)
     nb = nbformat.read(copy, as_version=4)
