@@ -22,12 +22,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_softmax, xlogy
+from scipy.special import xlogy
 
 from . import learning
 from .errors import ParameterError, PolicyError
 from .inference import check_beliefs
-from .maths import CLIP, JOINT_LIMIT, LEGACY, batch_contract, outer, softmax
+from .maths import CLIP, JOINT_LIMIT, LEGACY, batch_contract, log_softmax, outer, softmax
 from .model import GenerativeModel
 
 VALUE_TERMS = ("utility", "state_info_gain", "pA_info_gain", "pB_info_gain")
@@ -114,13 +114,12 @@ def check_policies(model: GenerativeModel, policies) -> np.ndarray:
                           f"got {policies.shape}")
     if not np.issubdtype(policies.dtype, np.integer):
         raise PolicyError(f"policies must hold integer actions, got dtype {policies.dtype}")
-    for f, u in enumerate(model.num_controls):
-        a = policies[:, :, f]
-        bad = (a < 0) | (a >= u)
-        if bad.any():
-            p, t = (int(i) for i in np.argwhere(bad)[0])
-            raise PolicyError(f"policy {p} takes action {a[p, t]} at step {t} for factor {f}, which has "
-                              f"{u} controls (0 to {u - 1})")
+    bad = (policies < 0) | (policies >= np.asarray(model.num_controls))
+    if bad.any():
+        p, t, f = (int(i) for i in np.argwhere(bad)[0])
+        u = model.num_controls[f]
+        raise PolicyError(f"policy {p} takes action {policies[p, t, f]} at step {t} for factor {f}, which has "
+                          f"{u} controls (0 to {u - 1})")
     return policies
 
 
