@@ -118,6 +118,37 @@ def test_loaded_agent_continues_the_rollout_identically(tmp_path, preset):
         assert all(np.array_equal(x, y) for x, y in zip(qs1, qs2))
 
 
+def _time_and_planner_settings(name):
+    from aif.planning import SoftQPlanner
+    from aif.planning.base import FirstActionAdapter, PolicyEnumeration
+    from aif.sequence import MarginalMessagePassing, VariationalMessagePassing
+
+    return {"mmp": dict(inference=MarginalMessagePassing(), inference_horizon=2, policy_horizon=2),
+            "vmp": dict(inference=VariationalMessagePassing(), inference_horizon=2, policy_horizon=2),
+            "enumeration": dict(planner=PolicyEnumeration(horizon=2)),
+            "soft-q": dict(planner=FirstActionAdapter(SoftQPlanner(horizon=2)))}[name]
+
+
+@pytest.mark.parametrize("name", ["mmp", "vmp", "enumeration", "soft-q"])
+def test_loaded_agent_with_sequence_inference_or_a_planner_continues_identically(tmp_path, name):
+    """The running state of inference over a window (observations, actions, qs_seq, F) and planners' settings."""
+    env_model = TMaze(reward_prob=0.8, cue_validity=0.9)
+    model = env_model.generative_model()
+    agent = aif.Agent(model, selection=aif.Selection("stochastic"), rng=np.random.default_rng(0),
+                      **_time_and_planner_settings(name))
+    env = AgentWrapper.for_model(env_model, model)
+    obs, _ = env.reset(seed=1)
+    _, obs = run_steps(agent, env, obs, 3)
+    save_agent(tmp_path / "agent.npz", agent)
+    loaded = load_agent(tmp_path / "agent.npz")
+    env_copy = copy.deepcopy(env)
+    original, _ = run_steps(agent, env, obs, 6)
+    resumed, _ = run_steps(loaded, env_copy, obs, 6)
+    for (a1, p1, qs1, o1), (a2, p2, qs2, o2) in zip(original, resumed):
+        assert np.array_equal(a1, a2) and np.array_equal(p1, p2) and o1 == o2
+        assert all(np.array_equal(x, y) for x, y in zip(qs1, qs2))
+
+
 def test_agent_with_a_learned_model_and_legacy_generator_round_trips(tmp_path, rng):
     """A model rebuilt from counts after learning, and a generator other than PCG64 (MT19937: array state)."""
     env = GridWorld((3, 3))
@@ -263,11 +294,14 @@ def _agent(preset, model, seed):
         return aif.Agent(model, selection=aif.Selection("stochastic"), rng=rng)
     if preset == "default-H2-marginal":
         return aif.Agent(model, policy_horizon=2, selection=aif.Selection("stochastic", "marginal"), rng=rng)
-    return getattr(aif.Agent, preset)(model, mode="stochastic", rng=rng)
+    if preset in ("pymdp_legacy", "pymdp"):
+        return getattr(aif.Agent, preset)(model, mode="stochastic", rng=rng)
+    return aif.Agent(model, selection=aif.Selection("stochastic"), rng=rng, **_time_and_planner_settings(preset))
 
 
 CASES = [(p, e) for p in ("default", "pymdp_legacy", "pymdp") for e in ("tmaze", "grid", "grid-cued", "cue-chaining")]
-CASES += [("default-H2-marginal", "tmaze")]
+CASES += [("default-H2-marginal", "tmaze"), ("mmp", "tmaze"), ("vmp", "grid-cued"), ("enumeration", "grid"),
+          ("soft-q", "grid")]
 
 
 def trajectory_digest(preset, env_name, seed):
