@@ -222,6 +222,10 @@ def test_random_bytes_and_foreign_files_give_format_error(tmp_path):
     np.savez(plain, x=np.zeros(3))
     with pytest.raises(FormatError, match="not an aif save file: it has no '__aif_meta__' entry"):
         load_model(plain)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, **{io.META_KEY: np.array(["x", None], dtype=object)})
+    with pytest.raises(FormatError, match="pickled.npz is damaged or not an aif save file.*allow_pickle"):
+        load_model(pickled)
     single = tmp_path / "single.npy"
     np.save(single, np.zeros(3))
     with pytest.raises(FormatError, match="single .npy array"):
