@@ -1,0 +1,127 @@
+"""aif_deep.Agent against aif.Agent, batched rollouts, gradients, and parameter recovery with aif_deep.fit."""
+
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import aif  # noqa: E402
+import aif_deep  # noqa: E402
+from aif.envs import AgentWrapper, TMaze  # noqa: E402
+from aif.rollout import rollout as aif_rollout  # noqa: E402
+
+TOL = 1e-10
+
+
+def test_unbatched_agent_is_a_drop_in_for_aif_agent():
+    """The same aif.rollout loop, only the lines that build the model and agent changed."""
+    model = TMaze().generative_model()
+    ref = aif_rollout(aif.Agent(model, policy_horizon=2), TMaze(), 6, seed=3)
+    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(model, device="cpu"), policy_horizon=2)
+    got = aif_rollout(agent, TMaze(), 6, seed=3)
+    assert (ref.actions == got.actions).all()
+    assert ref.actions[0, 0] == 3  # the cue first
+    assert np.abs(ref.q_pi - got.q_pi).max() < TOL
+    assert np.abs(ref.G - got.G).max() < TOL
+    assert np.abs(ref.terms["state_info_gain"] - got.terms["state_info_gain"]).max() < TOL
+
+
+def test_batched_rollout_equals_one_aif_agent_per_environment():
+    model = TMaze().generative_model()
+    N = 5
+    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(model, device="cpu"), policy_horizon=2, batch_shape=(N,))
+    run = aif_deep.rollout(agent, [TMaze() for _ in range(N)], 4, seed=10)
+    assert run.actions.shape == (N, 4, 2) and run.observations.shape == (N, 5, 3)
+    for i in range(N):
+        ref = aif_rollout(aif.Agent(model, policy_horizon=2), TMaze(), 4, seed=10 + i)
+        assert (ref.actions == run.actions[i]).all() and (ref.observations == run.observations[i]).all()
+        assert np.abs(ref.q_pi - run.q_pi[i]).max() < TOL
+    # A Gymnasium vector environment built by the caller gives the same episodes.
+    envs = gym.vector.SyncVectorEnv([lambda: AgentWrapper.for_model(TMaze(), model) for _ in range(N)])
+    again = aif_deep.rollout(agent, envs, 4, seed=10)
+    assert (again.actions == run.actions).all()
+
+
+def test_agents_with_their_own_parameters_and_stochastic_selection():
+    env = TMaze()
+    models = [env.generative_model(reward_preference=r, loss_preference=-r) for r in (1.0, 2.0, 4.0)]
+    tm = aif_deep.TabularModel.from_aif(models, device="cpu")
+    gen = torch.Generator().manual_seed(0)
+    agent = aif_deep.Agent(tm, gamma=torch.tensor([1.0, 4.0, 16.0]), alpha=1.0,
+                           selection=aif.Selection("stochastic", "full"), rng=gen)
+    run = aif_deep.rollout(agent, [TMaze() for _ in range(3)], 3, seed=0)
+    assert run.q_pi.shape == (3, 3, 4)
+    for i, model in enumerate(models):  # every agent's q(pi) is its own aif agent's at the same history
+        ref = aif.Agent(model, gamma=[1.0, 4.0, 16.0][i])
+        for t in range(3):
+            ref.infer_states(list(run.observations[i, t]))
+            q_pi, _ = ref.infer_policies()
+            assert np.abs(q_pi - run.q_pi[i, t]).max() < TOL
+            ref.prior = aif.predict(model, ref.qs, run.actions[i, t])
+
+
+def test_gradients_reach_A_B_C_D_gamma_and_alpha():
+    rng = np.random.default_rng(0)
+    model = aif.random_model(rng, [3, 2], [3, 2], [3, 2])
+    base = aif_deep.TabularModel.from_aif(model, device="cpu")
+    policies = aif.enumerate_policies(model.num_controls, 2)
+    obs = [[1, 0], [2, 1]]
+    actions = torch.tensor([[1, 0], [2, 1]])
+    method = aif_deep.FixedPoint(num_iter=6, tol=None)  # a fixed number of sweeps: a smooth function
+
+    def log_likelihood(A0, B0, C1, D0, raw_gamma, raw_alpha):
+        tm = base.replace(A=[torch.softmax(A0, 0), base.A[1]], B=[torch.softmax(B0, 0), base.B[1]],
+                          C=[base.C[0], C1], D=[torch.softmax(D0, 0), base.D[1]])
+        gamma, alpha = torch.nn.functional.softplus(raw_gamma), torch.nn.functional.softplus(raw_alpha)
+        prior, total = tm.prior(), 0.0
+        for o, u in zip(obs, actions):
+            qs = aif_deep.infer_states(tm, o, prior, method)
+            G, _ = aif_deep.expected_free_energy(tm, qs, policies)
+            q_pi = aif_deep.policy_posterior(G, gamma=gamma)
+            total = total + aif_deep.action_log_probability(q_pi, policies, u, alpha, "marginal")
+            prior = aif_deep.predict(tm, qs, u)
+        return total
+
+    inputs = [torch.log(base.A[0]), torch.log(base.B[0]), base.C[1].clone(), torch.log(base.D[0]),
+              torch.tensor(1.0, dtype=torch.float64), torch.tensor(0.5, dtype=torch.float64)]
+    inputs = [x.detach().requires_grad_() for x in inputs]
+    grads = torch.autograd.grad(log_likelihood(*inputs), inputs)
+    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+    # Against finite differences (along random directions: fast_mode keeps the check to a few evaluations).
+    assert torch.autograd.gradcheck(log_likelihood, inputs, eps=1e-6, atol=1e-6, fast_mode=True)
+
+
+def simulate_tmaze(gamma, strength, trials, steps, alpha, reward_prob, seed):
+    env = TMaze(reward_prob)
+    models = [env.generative_model(reward_preference=r, loss_preference=-r) for r in strength]
+    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(models, device="cpu"), gamma=torch.tensor(gamma),
+                           alpha=alpha, selection=aif.Selection("stochastic", "full"),
+                           rng=torch.Generator().manual_seed(seed))
+    rng = np.random.default_rng(seed)
+    runs = [aif_deep.rollout(agent, [TMaze(reward_prob) for _ in gamma], steps, seed=int(rng.integers(2**31)))
+            for _ in range(trials)]
+    return models[0], np.stack([r.observations for r in runs], 1), np.stack([r.actions for r in runs], 1)
+
+
+def test_parameter_recovery_small():
+    """6 T-maze agents: gamma and preference strength fitted back from their choices (the full study is
+    examples/fit_tmaze_parameters.py)."""
+    start = time.perf_counter()
+    gamma = np.array([1.5, 4.0, 7.0, 10.0, 13.0, 16.0])
+    strength = np.array([3.5, 1.0, 6.0, 2.0, 5.0, 3.0])
+    alpha, reward_prob = 0.25, 0.6
+    model, obs, act = simulate_tmaze(gamma, strength, trials=40, steps=3, alpha=alpha, reward_prob=reward_prob,
+                                     seed=0)
+    shape = torch.tensor([0.0, 1.0, -1.0])
+    start_model = aif_deep.TabularModel.from_aif(model, device="cpu")
+    result = aif_deep.fit(start_model, obs, act, params=("gamma",), gamma=4.0, alpha=alpha,
+                          custom={"strength": (torch.full((6,), 2.0),
+                                               lambda r, m: m.replace(C=[m.C[0], r[:, None] * shape, m.C[2]]))},
+                          steps=150, lr=0.1, progress=False)
+    assert np.corrcoef(gamma, result.gamma.numpy())[0, 1] >= 0.9
+    assert np.corrcoef(strength, result.custom["strength"].numpy())[0, 1] >= 0.9
+    assert result.history[-1] < result.history[0]
+    assert time.perf_counter() - start < 60
