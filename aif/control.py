@@ -130,6 +130,25 @@ def _transition(B_f, qs_deps, actions_f):
     return batch_contract(np.moveaxis(B_f, -1, 0)[actions_f], qs_deps)  # (n, S_f, *deps) gathered per row
 
 
+def _expand(model, qs_parents, parent, actions):
+    """Beliefs of the distinct prefixes at the next depth, from their parents' beliefs.
+
+    A factor whose transition depends on itself alone is pushed through B for every action from each
+    distinct parent once -- one matrix product, (n_parents, S) @ (S, U * S') -- and each child picks its
+    action's row; other factors are gathered per child.
+    """
+    out = []
+    for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies)):
+        S_next, U = B_f.shape[0], B_f.shape[-1]
+        if deps == [f] and U > 1:
+            q = qs_parents[f]  # (n_parents, S)
+            every = (q @ B_f.transpose(1, 2, 0).reshape(q.shape[1], U * S_next)).reshape(-1, U, S_next)
+            out.append(every[parent, actions[:, f]])
+        else:
+            out.append(_transition(B_f, [qs_parents[g][parent] for g in deps], actions[:, f]))
+    return out
+
+
 def predict_policies(model: GenerativeModel, qs, actions):
     """One step of B for a batch of action vectors: ``qs[f]`` (n, S_f), ``actions`` (n, F) -> list (n, S_f)."""
     return [_transition(B_f, [qs[g] for g in deps], actions[:, f])
@@ -168,22 +187,31 @@ def _log_preferences(C_m, t, options):
     return log_softmax(C_t)
 
 
-def _expectations(tensors, qs_deps):
-    """E_q[T] for tensors ``T`` of shape ``(X, *deps)`` sharing beliefs ``qs_deps[i]`` (n, S_g): list of (n, X)."""
-    n, D = qs_deps[0].shape[0], math.prod(q.shape[1] for q in qs_deps)
-    if n * D > JOINT_LIMIT:
-        return [batch_contract(T, qs_deps) for T in tensors]
-    joint = qs_deps[0] if len(qs_deps) == 1 else outer(qs_deps, batch=True).reshape(n, D)
-    return [joint @ T.reshape(T.shape[0], D).T for T in tensors]
+class _Joints:
+    """Joint beliefs over each dependency set, computed once per step and shared by the modalities."""
+
+    def __init__(self, qs):
+        self.qs, self.cache = qs, {}
+
+    def expect(self, tensors, deps):
+        """E_q[T] for tensors ``T`` of shape ``(X, *deps)``: list of (n, X)."""
+        qs_deps = [self.qs[f] for f in deps]
+        n, D = qs_deps[0].shape[0], math.prod(q.shape[1] for q in qs_deps)
+        if n * D > JOINT_LIMIT:  # too large to hold: contract one factor at a time
+            return [batch_contract(T, qs_deps) for T in tensors]
+        key = tuple(deps)
+        if key not in self.cache:
+            self.cache[key] = qs_deps[0] if len(deps) == 1 else outer(qs_deps, batch=True).reshape(n, D)
+        return [self.cache[key] @ T.reshape(T.shape[0], D).T for T in tensors]
 
 
-def _outcome_terms(A_m, qs_deps, options):
+def _outcome_terms(A_m, joints, deps, options):
     """(q(o_m) (n, O_m), H[q(o_m)] (n,), E_q H[p(o_m | s)] (n,)) for one modality, under the options' guards."""
     if options.guards == "legacy":
         # pymdp.legacy's spm_MDP_G: joint states with q(s) <= exp(-16) are dropped from its two sums
         # (but not from the q(o) that scores utility).
-        qo_m = _expectations([A_m], qs_deps)[0]
-        q_joint = outer(qs_deps, batch=True).reshape(qo_m.shape[0], -1)
+        qo_m = joints.expect([A_m], deps)[0]
+        q_joint = outer([joints.qs[f] for f in deps], batch=True).reshape(qo_m.shape[0], -1)
         q_joint = np.where(q_joint > np.exp(-16), q_joint, 0.0)
         H_A = -(A_m * np.log(A_m + np.exp(-16))).sum(axis=0).reshape(-1)
         qo_kept = q_joint @ A_m.reshape(A_m.shape[0], -1).T
@@ -192,7 +220,7 @@ def _outcome_terms(A_m, qs_deps, options):
         H_A = -xlogy(A_m, A_m).sum(axis=0)
     else:
         H_A = -(A_m * CLIP(A_m)).sum(axis=0)
-    qo_m, ambiguity = _expectations([A_m, H_A[None]], qs_deps)
+    qo_m, ambiguity = joints.expect([A_m, H_A[None]], deps)
     H_qo = -xlogy(qo_m, qo_m).sum(axis=-1) if options.guards == "exact" else -(qo_m * CLIP(qo_m)).sum(axis=-1)
     return qo_m, H_qo, ambiguity[:, 0]
 
@@ -250,13 +278,13 @@ def expected_free_energy(model: GenerativeModel, qs, policies, terms=DEFAULT_TER
         out["pB_info_gain"] = np.zeros(P)
     qs_t = [q[None] for q in qs]  # beliefs of the distinct prefixes of the previous step: (n, S_f)
     for t, (parent, actions, inverse) in enumerate(policy_prefixes(policies)):
-        qs_prev = [q[parent] for q in qs_t]
-        qs_next = predict_policies(model, qs_prev, actions)
+        qs_next = _expand(model, qs_t, parent, actions)
         n = len(parent)
         step = {name: np.zeros(n) for name in out}
         entropy_qo = np.zeros(n)
+        joints = _Joints(qs_next)
         for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies)):
-            qo_m, H_qo_m, ambiguity_m = _outcome_terms(A_m, [qs_next[f] for f in deps], options)
+            qo_m, H_qo_m, ambiguity_m = _outcome_terms(A_m, joints, deps, options)
             step["utility"] += qo_m @ _log_preferences(model.C[m], t, options)
             entropy_qo += H_qo_m
             step["ambiguity"] += ambiguity_m
@@ -266,7 +294,7 @@ def expected_free_energy(model: GenerativeModel, qs, policies, terms=DEFAULT_TER
         if options.info_gain == "joint" and model.num_modalities > 1:
             entropy_qo = _joint_outcome_entropy(model, qs_next, options)
         if want_pB:
-            step["pB_info_gain"] += learning.pB_info_gain(model.pB, qs_next, qs_prev, actions,
+            step["pB_info_gain"] += learning.pB_info_gain(model.pB, qs_next, [q[parent] for q in qs_t], actions,
                                                           model.B_dependencies, wnorm=options.wnorm)
         # Both decompositions share H[q(o)] and the ambiguity, so they agree to rounding:
         # state_info_gain = H[q(o)] - ambiguity, risk = -utility - H[q(o)] (= KL[q(o) || p(o)]).
