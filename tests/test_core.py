@@ -29,7 +29,6 @@ def test_single_factor_methods_equal_exact_and_the_evidence_bound_is_tight(metho
 
 def test_default_fixed_point_never_increases_the_vfe_and_bounds_the_evidence():
     rng = np.random.default_rng(11)
-    final = {"default": [], "legacy": [], "pymdp": []}
     for _ in range(200):
         config = random_config(rng)
         config["num_states"] = config["num_states"] or [2]
@@ -39,12 +38,8 @@ def test_default_fixed_point_never_increases_the_vfe_and_bounds_the_evidence():
         assert np.all(np.diff(trace) <= 1e-12), trace
         F = aif.variational_free_energy(model, obs, qs, prior)
         assert F >= -aif.log_evidence(model, obs, prior) - 1e-10
-        for name, method in [("legacy", FixedPoint.pymdp_legacy()), ("pymdp", FixedPoint.pymdp())]:
-            q_ref = aif.infer_states(model, obs, prior, method)
-            final[name].append(aif.variational_free_energy(model, obs, q_ref, prior) - F)
-    # Reported in the note: how much higher the references' VFE ends than the default's.
-    for name in ("legacy", "pymdp"):
-        assert np.min(final[name]) > -1e-3
+    # How the default's final VFE compares with the references' is reported by
+    # benchmarks/fpi_vfe_comparison.py (mean-field VFE has local minima: no ordering is guaranteed).
 
 
 def test_fixed_point_converges_where_parallel_updates_cycle():
