@@ -3,10 +3,17 @@
 One step: ``infer_states`` (posterior from the observation and the carried prior), ``infer_policies``
 (EFE of every policy and q(pi)), ``sample_action``, then the prior for the next step is ``predict(qs, u)``.
 The Agent holds settings and the current beliefs; every equation lives in ``inference`` and ``control``.
+
+With a method that infers over time (``MarginalMessagePassing``, ``VariationalMessagePassing``; see
+:func:`infers_over_time`) the same cycle runs on a window: ``infer_states`` calls ``infer_sequence`` with the
+last ``inference_horizon`` observations and the actions between them, ``infer_policies`` scores each policy
+from its own beliefs (``sequence_control``) and weighs in the window's free energy ``F``, and
+``sample_action`` carries the prior of the next window (``SequenceOptions.prior``) instead of ``predict``.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +23,26 @@ from .control import (DEFAULT_TERMS, EFEOptions, check_policies, check_positive,
 from .errors import ParameterError
 from .inference import FixedPoint, infer_states
 from .model import GenerativeModel
+from .sequence import MarginalMessagePassing, VariationalMessagePassing, infer_sequence
+from .sequence_control import (SequenceOptions, policy_average, sequence_expected_free_energy,
+                               sequence_policy_posterior)
+
+
+@functools.singledispatch
+def infers_over_time(method) -> bool:
+    """Whether an inference method infers beliefs over a window of steps (``aif.infer_sequence``) rather
+    than at one step (``aif.infer_states``). The Agent asks this once, at construction.
+
+    Methods of ``aif.sequence`` answer ``True``, every other method ``False``; a new sequence method joins
+    with ``infers_over_time.register(MyMethod, lambda method: True)``.
+    """
+    return False
+
+
+@infers_over_time.register(MarginalMessagePassing)
+@infers_over_time.register(VariationalMessagePassing)
+def _(method) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -85,9 +112,20 @@ class Agent:
             means. ``None``: the model is fixed.
         planner: an ``aif.planning`` planner (``plan(model, qs) -> Plan``) used instead of enumerating
             ``policies``; q(pi) is then formed over the plan's policies or first actions.
+        inference_horizon: with a method that infers over time, the number ``W`` of observations in the
+            backward window (the present and ``W - 1`` before it); 1 for one-step methods.
+        trial_length: with a method that infers over time, the number ``T`` of observations in a trial:
+            at step ``t`` the policies are cut to the ``T - 1 - t`` steps left (none at the last step, as
+            SPM). ``None``: an open-ended episode, every policy at its full horizon (pymdp.legacy).
+        sequence: ``SequenceOptions`` (the prior of a moved window, the sign of F in q(pi), C's clock).
 
     Attributes (after a step): ``qs`` (posterior), ``prior`` (the prior used for the next observation),
-    ``q_pi``, ``G``, ``terms`` (dict of EFE terms per policy), ``action``, ``t`` (steps taken).
+    ``q_pi``, ``G``, ``terms`` (dict of EFE terms per policy), ``action``, ``t`` (steps taken). With a
+    method that infers over time, also ``qs_seq`` (``qs_seq[f]`` of shape ``(P, W + H, S_f)``, each policy's
+    beliefs over the window and its future; the present is step ``present``) and ``F`` (``(P,)``, the
+    free energy of each policy's window); ``qs`` is then the present belief averaged over policies with
+    q(pi) (the Bayesian model average; after ``infer_states`` alone, with q(pi) from ``F`` and ``E`` only),
+    and ``prior`` is the prior over the next window's first state (one ``(S_f,)`` or ``(P, S_f)`` per factor).
     """
 
     model: GenerativeModel
@@ -103,10 +141,15 @@ class Agent:
     rng: np.random.Generator | None = None
     learning: Learning | None = None
     planner: object = None
+    inference_horizon: int = 1
+    trial_length: int | None = None
+    sequence: SequenceOptions = field(default_factory=SequenceOptions)
 
     def __post_init__(self):
         if not isinstance(self.model, GenerativeModel):
             raise TypeError(f"model must be an aif.GenerativeModel, got {type(self.model).__name__}")
+        self._over_time = infers_over_time(self.inference)
+        self._check_time_settings()
         self.gamma = check_positive(self.gamma, "gamma")
         self.alpha = check_positive(self.alpha, "alpha")
         if self.policies is None:
@@ -124,6 +167,24 @@ class Agent:
                     raise ParameterError(f"Learning.learn_{name} needs Dirichlet counts: the model has no p{name}")
         self.reset()
 
+    def _check_time_settings(self):
+        W, T = self.inference_horizon, self.trial_length
+        if not (isinstance(W, (int, np.integer)) and W >= 1):
+            raise ParameterError(f"inference_horizon must be a positive integer, got {W!r}")
+        if T is not None and not (isinstance(T, (int, np.integer)) and T >= 1):
+            raise ParameterError(f"trial_length must be None or a positive integer, got {T!r}")
+        if self._over_time:
+            if self.planner is not None:
+                raise ParameterError("a planner scores one current belief: it cannot be combined with an "
+                                     f"inference method over time ({type(self.inference).__name__})")
+            if self.learning is not None:
+                raise ParameterError("learning is not supported yet with an inference method over time "
+                                     f"({type(self.inference).__name__})")
+        elif W != 1 or T is not None:
+            raise ParameterError(f"inference_horizon = {W} and trial_length = {T} need an inference method over "
+                                 f"time (MarginalMessagePassing, VariationalMessagePassing), got "
+                                 f"{type(self.inference).__name__}")
+
     @classmethod
     def pymdp_legacy(cls, model, policy_horizon=1, sampling="marginal", **kwargs) -> "Agent":
         """The settings of pymdp.legacy's ``Agent`` (its FPI, its EFE guards, marginal action selection)."""
@@ -135,6 +196,19 @@ class Agent:
         """The settings of pymdp 1.0's ``Agent`` (its FPI, raw C, full-posterior action selection)."""
         return cls(model, policy_horizon, inference=FixedPoint.pymdp(), efe=EFEOptions.pymdp(),
                    selection=Selection(kwargs.pop("mode", "deterministic"), sampling), **kwargs)
+
+    @classmethod
+    def pymdp_legacy_mmp(cls, model, policy_horizon=1, inference_horizon=2, policy_sep_prior=False,
+                         sampling="marginal", **kwargs) -> "Agent":
+        """The settings of pymdp.legacy's ``Agent(inference_algo="MMP")``: its run_mmp (10 gradient
+        iterations, tau 1/4, its F), its EFE guards, ``q(pi) = softmax(-gamma G + F + ln E)``, an open-ended
+        episode, and the prior of a moved window per policy (``policy_sep_prior=True``) or averaged over
+        policies (its default, ``use_BMA=True``). pymdp.legacy's ``inference_horizon`` must be at least 2
+        (with 1 it passes every past action to run_mmp)."""
+        return cls(model, policy_horizon, inference=MarginalMessagePassing(legacy_vfe=True),
+                   efe=EFEOptions.pymdp_legacy(), selection=Selection(kwargs.pop("mode", "deterministic"), sampling),
+                   inference_horizon=inference_horizon, sequence=SequenceOptions.pymdp_legacy(policy_sep_prior),
+                   **kwargs)
 
     def reset(self, prior=None) -> None:
         """Start an episode: the prior is ``model.D`` (or ``prior``); forget the last step.
@@ -148,9 +222,14 @@ class Agent:
         self.qs = None
         self.q_pi = self.G = self.terms = self.action = None
         self.t = 0
+        # inference over time: the observations and actions of the window, its beliefs and free energy
+        self.obs_window, self.actions_window = [], []
+        self.qs_seq = self.F = self.present = None
 
     def infer_states(self, obs) -> list:
         """Posterior over states from ``obs`` and the carried prior."""
+        if self._over_time:
+            return self._infer_sequence(obs)
         self.qs = infer_states(self.model, obs, self.prior, self.inference)
         if self.learning is not None:
             previous = (self.history[-1][1], self.action) if self.history else None
@@ -198,10 +277,51 @@ class Agent:
         self.history = []
         return self.model
 
+    def _steps_left(self) -> int:
+        if self.trial_length is None:
+            return self.policy_horizon
+        if self.t >= self.trial_length:
+            raise ParameterError(f"the trial has {self.trial_length} observations and this would be observation "
+                                 f"{self.t + 1}: call reset() to start a new trial")
+        return min(self.policy_horizon, self.trial_length - 1 - self.t)
+
+    def _infer_sequence(self, obs):
+        policies = self.policies[:, : self._steps_left()]
+        window = (self.obs_window + [obs])[-self.inference_horizon :]
+        actions = np.array(self.actions_window[len(self.actions_window) - (len(window) - 1) :], dtype=int)
+        actions = actions.reshape(len(window) - 1, self.model.num_factors)
+        self.qs_seq, self.F = infer_sequence(self.model, window, actions, policies, self.prior, self.inference)
+        self.obs_window, self.actions_window = window, list(actions)
+        self.present = len(window) - 1
+        # until G is known, the policies are weighed by their evidence alone
+        evidence = sequence_policy_posterior(np.zeros_like(self.F), self.F, self.model.E, self.gamma,
+                                             self.sequence.vfe_sign)
+        self.qs = policy_average([q[:, self.present] for q in self.qs_seq], evidence)
+        return self.qs
+
+    def _infer_sequence_policies(self):
+        future = [q[:, self.present :] for q in self.qs_seq]
+        C_time = self.t if self.sequence.C_time == "absolute" else 0
+        policies = self.policies[:, : future[0].shape[1] - 1]
+        self.G, self.terms = sequence_expected_free_energy(self.model, future, policies, self.efe_terms, self.efe,
+                                                           C_time)
+        self.q_pi = sequence_policy_posterior(self.G, self.F, self.model.E, self.gamma, self.sequence.vfe_sign)
+        self.qs = policy_average([q[:, self.present] for q in self.qs_seq], self.q_pi)
+        return self.q_pi, self.G
+
+    def _carry_window_prior(self):
+        """After an action: the prior over the next window's first state (``SequenceOptions.prior``)."""
+        if len(self.obs_window) < self.inference_horizon:
+            return  # the next window still starts the trial: its prior stays the initial one
+        first = [q[:, 0] for q in self.qs_seq]  # each policy's belief about this window's first step
+        self.prior = first if self.sequence.prior == "policy" else policy_average(first, self.q_pi)
+
     def infer_policies(self):
         """EFE of every policy and the policy posterior, from the current posterior. Returns ``(q_pi, G)``."""
         if self.qs is None:
             raise RuntimeError("infer_policies needs a posterior: call infer_states(obs) first")
+        if self._over_time:
+            return self._infer_sequence_policies()
         if self.planner is not None:
             plan = self.planner.plan(self.model, self.qs)
             self.policies, self.G, self.terms = plan.policies, plan.G, plan.terms
@@ -218,7 +338,11 @@ class Agent:
             raise RuntimeError("sample_action needs q_pi: call infer_policies() first")
         self.action = select_action(self.q_pi, self.policies, self.selection.mode, self.rng, self.alpha,
                                     self.selection.sampling)
-        self.prior = predict(self.model, self.qs, self.action)
+        if self._over_time:
+            self.actions_window.append(self.action)
+            self._carry_window_prior()
+        else:
+            self.prior = predict(self.model, self.qs, self.action)
         self.t += 1
         return self.action
 

@@ -1,0 +1,204 @@
+"""Policies scored from their own beliefs over time: the control half of inference over time.
+
+``aif.sequence.infer_sequence`` gives, for every policy ``pi``, beliefs ``q(s_tau | pi)`` over a past window
+and the policy's future, and the free energy ``F(pi)`` of the window. An agent that infers this way
+(SPM's ``spm_MDP_VB_X``, pymdp.legacy's Agent with ``inference_algo="MMP"``) scores each policy with the
+beliefs that policy itself holds, from the present ``tau = t`` to its horizon ``t + H``:
+
+    G(pi) = sum_{tau = t}^{t + H} G_tau(q(s_tau | pi)),
+
+each ``G_tau`` the one-step EFE of ``aif.control`` (risk + ambiguity, or -(utility + information gain)),
+and forms the policy posterior with the window's evidence:
+
+    q(pi) = softmax(-gamma G(pi) - F(pi) + ln E(pi))          (SPM)
+    q(pi) = softmax(-gamma G(pi) + F(pi) + ln E(pi))          (pymdp.legacy's Agent).
+
+The two differ in the sign of ``F``: SPM subtracts the free energy (policies that explain the past well
+are more probable); pymdp.legacy adds ``-F_legacy``, where its run_mmp's ``F_legacy`` is already the
+negative free energy, and so rewards a *high* free energy. ``SequenceOptions.vfe_sign`` chooses.
+
+Unlike ``expected_free_energy``, which rolls one current belief forward with ``B``, the present step is
+scored too (as SPM and legacy do), and the beliefs of each future step are the policy's smoothed beliefs
+from message passing rather than plain predictions. With predictions in place of the smoothed beliefs,
+``sequence_expected_free_energy`` is ``expected_free_energy`` plus the present step's terms (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import learning
+# The one-step terms are aif.control's own (private) helpers, so both EFEs share one implementation.
+from .control import (COST_TERMS, DEFAULT_TERMS, VALUE_TERMS, EFEOptions, _joint_outcome_entropy, _Joints,
+                      _log_preferences, _outcome_terms, check_policies, check_positive)
+from .errors import ObservationError, ParameterError, PolicyError
+from .maths import softmax
+from .model import GenerativeModel
+
+
+@dataclass(frozen=True)
+class SequenceOptions:
+    """How an agent that infers over time (``aif.sequence``) carries its past and weighs its evidence.
+
+    Attributes:
+        prior: the prior over the first state of a window that no longer starts the trial. ``"policy"``:
+            each policy's own belief about the previous window's first step, used as is (SPM's vbx test,
+            pymdp.legacy's ``policy_sep_prior=True``); ``"average"``: that belief averaged over policies
+            with the q(pi) of the step that produced it (pymdp.legacy's default, ``use_BMA=True``).
+        vfe_sign: ``"spm"``: ``q(pi) = softmax(-gamma G - F + ln E)``; ``"pymdp_legacy"``:
+            ``softmax(-gamma G + F + ln E)`` (pymdp.legacy's Agent; module docstring).
+        C_time: which column of a time-varying C scores each step: ``"absolute"`` (column ``tau`` for
+            time ``tau`` of the episode, SPM) or ``"relative"`` (column 0 for the present, pymdp.legacy).
+    """
+
+    prior: str = "policy"
+    vfe_sign: str = "spm"
+    C_time: str = "absolute"
+
+    def __post_init__(self):
+        if self.prior not in ("policy", "average"):
+            raise ParameterError(f"SequenceOptions.prior must be 'policy' or 'average', got {self.prior!r}")
+        if self.vfe_sign not in ("spm", "pymdp_legacy"):
+            raise ParameterError(f"SequenceOptions.vfe_sign must be 'spm' or 'pymdp_legacy', got {self.vfe_sign!r}")
+        if self.C_time not in ("absolute", "relative"):
+            raise ParameterError(f"SequenceOptions.C_time must be 'absolute' or 'relative', got {self.C_time!r}")
+
+    @classmethod
+    def pymdp_legacy(cls, policy_sep_prior: bool = False) -> "SequenceOptions":
+        """pymdp.legacy's Agent with ``inference_algo="MMP"`` and its ``policy_sep_prior`` (default False)."""
+        return cls(prior="policy" if policy_sep_prior else "average", vfe_sign="pymdp_legacy", C_time="relative")
+
+
+def sequence_expected_free_energy(model: GenerativeModel, qs_future, policies, terms=DEFAULT_TERMS,
+                                  options: EFEOptions | None = None, C_time: int = 0):
+    """Expected free energy of every policy from its own beliefs, summed from the present to the horizon.
+
+    Args:
+        model: the generative model.
+        qs_future: ``qs_future[f]`` of shape ``(P, H + 1, S_f)``: each policy's beliefs about factor ``f``
+            at the present (index 0) and at each of its ``H`` future steps, e.g. ``q[:, W - 1:]`` for
+            ``q`` in ``infer_sequence``'s ``qs_seq``.
+        policies: ``(P, H, num_factors)`` int: the actions between those steps (used by
+            ``pB_info_gain``, the information gain of each transition ``tau -> tau + 1``).
+        terms: the terms that make up G, as in ``expected_free_energy``.
+        options: ``EFEOptions`` (C normalisation, information-gain and log conventions).
+        C_time: the column of a time-varying C (``(num_obs[m], T)``) that scores the present; step ``k``
+            uses column ``min(C_time + k, T - 1)``. SPM indexes C by absolute time (``C_time = t``);
+            pymdp.legacy's Agent by the step within this sum (``C_time = 0``).
+
+    Returns:
+        ``(G, terms)``: ``G`` of shape ``(P,)``, lower is better; ``terms`` a dict of ``(P,)`` arrays
+        (``risk``, ``ambiguity``, ``utility``, ``state_info_gain`` and the parameter terms asked for), each
+        summed over the ``H + 1`` steps (parameter information gain about B over the ``H`` transitions).
+    """
+    options = EFEOptions() if options is None else options
+    unknown = [t for t in terms if t not in VALUE_TERMS + COST_TERMS]
+    if unknown or not terms:
+        raise ParameterError(f"unknown EFE term {unknown[0]!r}; choose from {VALUE_TERMS + COST_TERMS}"
+                             if unknown else "terms must name at least one EFE term")
+    qs_future, policies = _check_future(model, qs_future, policies)
+    P, K = qs_future[0].shape[:2]
+    want_pA, want_pB = "pA_info_gain" in terms, "pB_info_gain" in terms
+    if want_pA and model.pA is None or want_pB and model.pB is None:
+        raise ParameterError("parameter information gain needs Dirichlet counts: the model has no "
+                             + ("pA" if want_pA and model.pA is None else "pB"))
+
+    flat = [q.reshape(P * K, -1) for q in qs_future]  # every (policy, step) is one row: (P K, S_f)
+    step = {name: np.zeros(P * K) for name in ("utility", "ambiguity")}
+    entropy_qo = np.zeros(P * K)
+    qo = []
+    joints = _Joints(flat)
+    for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies)):
+        qo_m, H_qo_m, ambiguity_m = _outcome_terms(A_m, joints, deps, options)
+        ln_C = np.stack([_log_preferences(model.C[m], C_time + k, options) for k in range(K)])  # (K, O_m)
+        step["utility"] += np.einsum("pko,ko->pk", qo_m.reshape(P, K, -1), ln_C).reshape(-1)
+        entropy_qo += H_qo_m
+        step["ambiguity"] += ambiguity_m
+        qo.append(qo_m)
+    if options.info_gain == "joint" and model.num_modalities > 1:
+        entropy_qo = _joint_outcome_entropy(model, flat, options)
+    step["state_info_gain"] = entropy_qo - step["ambiguity"]
+    if want_pA:
+        step["pA_info_gain"] = learning.pA_info_gain(model.pA, flat, model.A_dependencies, qo_t=qo,
+                                                     wnorm=options.wnorm)
+    out = {name: value.reshape(P, K).sum(axis=1) for name, value in step.items()}
+    if want_pB and K == 1:
+        out["pB_info_gain"] = np.zeros(P)  # no transition ahead (the last step of a trial)
+    elif want_pB:
+        # the transitions k -> k + 1 of every policy, as rows: (P H, S_f) before and after, (P H, F) actions
+        before = [q[:, :-1].reshape(P * (K - 1), q.shape[-1]) for q in qs_future]
+        after = [q[:, 1:].reshape(P * (K - 1), q.shape[-1]) for q in qs_future]
+        gain = learning.pB_info_gain(model.pB, after, before, policies.reshape(P * (K - 1), model.num_factors),
+                                     model.B_dependencies, wnorm=options.wnorm)
+        out["pB_info_gain"] = gain.reshape(P, K - 1).sum(axis=1)
+    out["risk"] = -out["utility"] - out["state_info_gain"] - out["ambiguity"]
+    G = sum((out[name] if name in COST_TERMS else -out[name]) for name in terms)
+    return G, out
+
+
+def sequence_policy_posterior(G, F, E=None, gamma: float = 16.0, vfe_sign: str = "spm") -> np.ndarray:
+    """q(pi) = softmax(-gamma G - F + ln E) (``vfe_sign="spm"``) or with ``+ F`` (``"pymdp_legacy"``).
+
+    Args:
+        G: expected free energies ``(P,)``, lower is better.
+        F: variational free energies of the policies' windows ``(P,)`` (``infer_sequence``), lower is better.
+        E: prior over policies ``(P,)``; uniform when absent. A zero entry rules a policy out.
+        gamma: policy precision.
+        vfe_sign: see ``SequenceOptions``.
+    """
+    gamma = check_positive(gamma, "gamma")
+    G, F = np.asarray(G, dtype=float), np.asarray(F, dtype=float)
+    if G.ndim != 1 or F.shape != G.shape:
+        raise ParameterError(f"G and F must both have shape (num_policies,), got {G.shape} and {F.shape}")
+    for name, x in (("G", G), ("F", F)):
+        if not np.isfinite(x).all():
+            raise ParameterError(f"{name} has a non-finite entry at index {int(np.argwhere(~np.isfinite(x))[0, 0])}")
+    if vfe_sign not in ("spm", "pymdp_legacy"):
+        raise ParameterError(f"vfe_sign must be 'spm' or 'pymdp_legacy', got {vfe_sign!r}")
+    logits = -gamma * G + (F if vfe_sign == "pymdp_legacy" else -F)
+    if E is not None:
+        E = np.asarray(E, dtype=float)
+        if E.shape != G.shape:
+            raise ParameterError(f"E has shape {E.shape} but there are {G.shape[0]} policies")
+        with np.errstate(divide="ignore"):
+            logits = logits + np.log(E)
+    return softmax(logits)
+
+
+def policy_average(qs_t, q_pi) -> list:
+    """The Bayesian model average of policy-conditioned beliefs: ``sum_pi q(pi) q(s_f | pi)`` per factor.
+
+    Args:
+        qs_t: ``qs_t[f]`` of shape ``(P, S_f)``, each policy's belief about one time step.
+        q_pi: ``(P,)`` weights (a distribution over policies).
+
+    Returns:
+        one vector ``(S_f,)`` per factor.
+    """
+    q_pi = np.asarray(q_pi, dtype=float)
+    return [q_pi @ np.asarray(q, dtype=float) for q in qs_t]
+
+
+def _check_future(model, qs_future, policies):
+    if len(qs_future) != model.num_factors:
+        raise ObservationError(f"qs_future has {len(qs_future)} arrays but the model has {model.num_factors} factors")
+    qs_future = [np.asarray(q, dtype=float) for q in qs_future]
+    shape = qs_future[0].shape[:2] if qs_future[0].ndim == 3 else None
+    for f, q in enumerate(qs_future):
+        s = model.num_states[f]
+        if q.ndim != 3 or q.shape[2] != s or q.shape[:2] != shape or q.shape[1] < 1:
+            raise ObservationError(f"qs_future[{f}] has shape {q.shape}, expected (num_policies, steps >= 1, {s}) "
+                                   f"with the same policies and steps for every factor")
+        sums = q.sum(axis=-1)
+        if not np.isfinite(q).all() or (q < 0).any() or np.abs(sums - 1.0).max() > 1e-6:
+            raise ObservationError(f"qs_future[{f}] holds a row that is not a probability vector")
+    policies = check_policies(model, policies)
+    if policies.shape[:2] != (shape[0], shape[1] - 1):
+        raise PolicyError(f"policies has shape {policies.shape} but qs_future covers {shape[0]} policies and "
+                               f"{shape[1]} steps: expected ({shape[0]}, {shape[1] - 1}, {model.num_factors})")
+    return qs_future, policies
+
+
+__all__ = ["SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average"]
