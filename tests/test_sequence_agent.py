@@ -44,11 +44,12 @@ def _legacy_run_mmp_kernel(A, mb_dict, B, B_factor_list, prev_obs, policies, pre
                                                   policy_sep_prior, **kwargs)
 
 
-def _closed_loop(model, env_kwargs, W, policy_len, separated, seed, steps):
-    """Run pymdp.legacy's MMP Agent and ours side by side, each in its own T-maze with the same seed.
+def _closed_loop(model, make_env, W, policy_len, separated, seed, steps):
+    """Run pymdp.legacy's MMP Agent and ours side by side, each in its own environment with the same seed.
 
-    Returns the actions of each and, per step, the deviations of q_pi, G (ours is legacy's -G), F (ours is
-    legacy's -F, up to a constant shared by the policies) and the policy-conditioned beliefs.
+    Returns the actions of each and the largest deviations over the steps of q_pi, G (ours is legacy's -G),
+    F (ours is legacy's -F, up to a constant shared by the policies) and the policy-conditioned beliefs; and,
+    under ``"sign"``, how far SPM's sign of F would have moved q_pi.
     """
     from pymdp.legacy.agent import Agent as LegacyAgent
 
@@ -57,10 +58,11 @@ def _closed_loop(model, env_kwargs, W, policy_len, separated, seed, steps):
                          control_fac_idx=[0], policy_len=policy_len, inference_algo="MMP",
                          inference_horizon=W, policy_sep_prior=separated, use_BMA=not separated)
     ours = aif.Agent.pymdp_legacy_mmp(model, policy_len, inference_horizon=W, policy_sep_prior=separated)
-    env_legacy, env_ours = TMaze(**env_kwargs), TMaze(**env_kwargs)
+    env_legacy, env_ours = make_env(), make_env()
     obs_legacy, _ = env_legacy.reset(seed=seed)
     obs_ours, _ = env_ours.reset(seed=seed)
     actions_legacy, actions_ours, dev = [], [], {"q_pi": 0.0, "G": 0.0, "F": 0.0, "qs": 0.0}
+    sign = 0.0
     for _ in range(steps):
         with contextlib.redirect_stdout(io.StringIO()):                # legacy's run_mmp_factorized prints
             legacy.infer_states([int(o) for o in obs_legacy])
@@ -73,11 +75,12 @@ def _closed_loop(model, env_kwargs, W, policy_len, separated, seed, steps):
         dev["qs"] = max(dev["qs"], max(np.abs(legacy.qs[p][k][f] - ours.qs_seq[f][p, k]).max()
                                        for p in range(len(q_pi)) for k in range(len(legacy.qs[p]))
                                        for f in range(model.num_factors)))
+        sign = max(sign, np.abs(sequence_policy_posterior(ours.G, ours.F, None, ours.gamma) - ours.q_pi).max())
         actions_legacy.append(int(a_legacy[0]))
         actions_ours.append(int(a_ours[0]))
         obs_legacy, *_ = env_legacy.step(int(a_legacy[0]))
         obs_ours, *_ = env_ours.step(int(a_ours[0]))
-    return actions_legacy, actions_ours, dev
+    return actions_legacy, actions_ours, dev, sign
 
 
 @pytest.mark.parametrize("W, policy_len, separated, seed", [(3, 2, True, 1), (2, 1, False, 2)])
@@ -94,12 +97,31 @@ def test_tmaze_closed_loop_matches_legacy_mmp_agent(monkeypatch, W, policy_len, 
 
     monkeypatch.setattr(inference, "update_posterior_states_full_factorized", _legacy_run_mmp_kernel)
     model = TMaze(reward_prob=0.8).generative_model()
-    actions_legacy, actions_ours, dev = _closed_loop(model, {"reward_prob": 0.8}, W, policy_len, separated,
-                                                     seed, steps=20)
+    actions_legacy, actions_ours, dev, _ = _closed_loop(model, lambda: TMaze(reward_prob=0.8), W, policy_len,
+                                                        separated, seed, steps=20)
     assert actions_ours == actions_legacy
     assert actions_ours[0] == 3 and len(set(actions_ours)) >= 2              # cue first, then the arms
     for name, value in dev.items():
         assert value <= REF_TOL, f"{name}: max deviation {value:.3g}"
+
+
+def test_random_pomdp_closed_loop_matches_legacy_mmp_agent(monkeypatch):
+    """The same comparison in a random POMDP (two factors, two modalities, stochastic transitions, 25
+    steps), where F differs between policies: in the T-maze it does not (deterministic moves, so the
+    policies' windows explain the past equally well) and the sign of F cannot matter there. Here SPM's
+    sign would move q_pi by more than 1e-3, and legacy's sign reproduces legacy to 1e-8."""
+    from pymdp.legacy import inference
+
+    from aif.envs.pomdp import POMDPEnv
+
+    monkeypatch.setattr(inference, "update_posterior_states_full_factorized", _legacy_run_mmp_kernel)
+    model = aif.random_model(np.random.default_rng(2), [3, 2], [3, 2], [3, 1], concentration=1.0, C_scale=2.0)
+    actions_legacy, actions_ours, dev, sign = _closed_loop(
+        model, lambda: POMDPEnv(model.A, model.B, model.D), 3, 2, True, seed=0, steps=25)
+    assert actions_ours == actions_legacy and len(set(actions_ours)) == 3
+    for name, value in dev.items():
+        assert value <= REF_TOL, f"{name}: max deviation {value:.3g}"
+    assert sign > 1e-3
 
 
 def test_legacy_agent_unmodified_at_the_demo_settings():
@@ -112,7 +134,7 @@ def test_legacy_agent_unmodified_at_the_demo_settings():
     q_pi and the actions still agree. With arms that pay 0.8 the actions part ways within 15 steps.
     """
     model = TMaze().generative_model()
-    actions_legacy, actions_ours, dev = _closed_loop(model, {}, 2, 1, False, seed=0, steps=20)
+    actions_legacy, actions_ours, dev, _ = _closed_loop(model, TMaze, 2, 1, False, seed=0, steps=20)
     assert actions_ours == actions_legacy
     assert dev["q_pi"] <= REF_TOL
     assert dev["G"] > 1e-6                                                  # the kernels differ
