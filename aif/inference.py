@@ -22,12 +22,13 @@ reproduce pymdp exactly:
   ``num_iter`` (16) iterations, no stopping rule, logarithms guarded as ln(max(x, eps)).
 
 A simultaneous (Jacobi) update is not a coordinate descent: it can raise F, and it can settle into a
-two-cycle, alternating between two posteriors forever (seen with pymdp 1.0 on random two-factor models).
-Legacy hides this with its early stop on the change in F (a cycle between two points of equal F stops at
-once). Both give different posteriors from each other whenever the iteration has not converged by the
-time each stops. The default instead updates one factor at a time from the newest beliefs (Gauss-Seidel):
-each update minimises F exactly in that factor with the others fixed, so F never increases, and it
-iterates until F changes by less than ``tol``.
+two-cycle, alternating between two posteriors forever (seen with pymdp 1.0 on random two-factor models with
+sharp likelihoods). Legacy's early stop does not rescue it: on such models the two points of the cycle have
+different F, so legacy runs its 10 sweeps and, 10 and 16 both being even, returns the same half of the cycle
+as pymdp 1.0. Where the iteration does converge, the two references differ by how far each has got when it
+stops (legacy's rule often stops within 1e-4 of the fixed point). The default instead updates one factor at
+a time from the newest beliefs (Gauss-Seidel): each update minimises F exactly in that factor with the
+others fixed, so F never increases, and it iterates until F changes by less than ``tol``.
 """
 
 from __future__ import annotations

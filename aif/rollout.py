@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain tqdm: tqdm.auto warns in notebooks without ipywidgets
 
 from .envs.wrappers import AgentWrapper
 from .errors import ParameterError
