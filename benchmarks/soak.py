@@ -75,7 +75,7 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
 
     Returns:
         dict: ``steps``, ``episodes``, ``goals`` (episodes that reached the goal), ``wall_s``,
-        ``steps_per_s``, ``max_count``, ``min_count``, ``count_bound``, ``nonfinite`` (steps with a
+        ``steps_per_s``, ``max_count``, ``min_count``, ``count_bound``, ``max_abs_G`` (the largest |G| seen), ``nonfinite`` (steps with a
         non-finite value; the run stops at the first), ``error`` (the exception that stopped it, or None),
         ``memory_warmup``, ``memory_end``, ``memory_peak`` (bytes traced; None without ``trace``),
         ``rss_warmup``, ``rss_end`` (resident set size in bytes) and ``memory_checkpoints`` (``[step, traced
@@ -102,6 +102,7 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
     episodes = goals = 0
     max_count = max(float(p.max()) for p in model.pB)
     min_count = min(float(p.min()) for p in model.pB)
+    max_abs_G = 0.0
 
     _visit_every_column(env)
     if trace:
@@ -128,6 +129,7 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
                     and np.isfinite(pB[0]).all()):
                 nonfinite += 1
                 break
+            max_abs_G = max(max_abs_G, float(np.abs(G).max()))
             max_count = max(max_count, float(pB[0].max()))
             min_count = min(min_count, float(pB[0].min()))
             obs, _, terminated, truncated, _ = env.step(int(action[0]))
@@ -163,7 +165,7 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
         memory_end, memory_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     return dict(steps=step, episodes=episodes, goals=goals, wall_s=wall, steps_per_s=step / wall,
-                max_count=max_count, min_count=min_count, count_bound=count_bound, nonfinite=nonfinite,
+                max_count=max_count, min_count=min_count, max_abs_G=max_abs_G, count_bound=count_bound, nonfinite=nonfinite,
                 error=error, memory_warmup=memory_warmup, memory_end=memory_end, memory_peak=memory_peak,
                 memory_checkpoints=memory_checkpoints, rss_warmup=rss_warmup, rss_end=rss_end, forgetting=forgetting, lr=lr,
                 learner=learner, warmup=warmup, max_episode_steps=max_episode_steps)
@@ -202,7 +204,7 @@ def main(argv=None):
           f"wall {out['wall_s']:.1f} s ({out['steps_per_s']:.0f} steps/s{'' if args.no_trace else ', traced'})")
     print(f"counts: max {out['max_count']:.6g} (bound {out['count_bound']:.6g}), min {out['min_count']:.3g}; "
           f"forgetting {out['forgetting']} ({out['learner']} learner), lr {out['lr']}")
-    print(f"non-finite steps: {out['nonfinite']}; error: {out['error']}")
+    print(f"largest |G|: {out['max_abs_G']:.4g}; non-finite steps: {out['nonfinite']}; error: {out['error']}")
     if not args.no_trace:
         print(f"memory traced: {kib(out['memory_warmup'])} after the warm-up ({out['warmup']} steps), "
               f"{kib(out['memory_end'])} at the end, peak {kib(out['memory_peak'])}")
