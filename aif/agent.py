@@ -200,11 +200,16 @@ class Agent:
     @classmethod
     def pymdp_legacy_mmp(cls, model, policy_horizon=1, inference_horizon=2, policy_sep_prior=False,
                          sampling="marginal", **kwargs) -> "Agent":
-        """The settings of pymdp.legacy's ``Agent(inference_algo="MMP")``: its run_mmp (10 gradient
-        iterations, tau 1/4, its F), its EFE guards, ``q(pi) = softmax(-gamma G + F + ln E)``, an open-ended
+        """The settings of pymdp.legacy's ``Agent(inference_algo="MMP")``: 10 gradient iterations of MMP
+        with tau 1/4 and legacy's F, its EFE guards, ``q(pi) = softmax(-gamma G + F + ln E)``, an open-ended
         episode, and the prior of a moved window per policy (``policy_sep_prior=True``) or averaged over
-        policies (its default, ``use_BMA=True``). pymdp.legacy's ``inference_horizon`` must be at least 2
-        (with 1 it passes every past action to run_mmp)."""
+        policies (its default, ``use_BMA=True``).
+
+        The message passing is legacy's ``run_mmp`` (SPM's scheme). Legacy's Agent itself calls
+        ``run_mmp_factorized``, which halves the backward messages and multiplies the modalities' expected
+        likelihoods (SPM takes the expectation of their product): its beliefs, G and at times its actions
+        differ. Legacy's ``inference_horizon`` must be at least 2 (with 1 it passes every past action).
+        """
         return cls(model, policy_horizon, inference=MarginalMessagePassing(legacy_vfe=True),
                    efe=EFEOptions.pymdp_legacy(), selection=Selection(kwargs.pop("mode", "deterministic"), sampling),
                    inference_horizon=inference_horizon, sequence=SequenceOptions.pymdp_legacy(policy_sep_prior),
