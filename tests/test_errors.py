@@ -572,3 +572,83 @@ def test_rollout_needs_at_least_one_step():
     env = TMaze()
     with pytest.raises(ParameterError, match=r"steps must be at least 1, got 0"):
         rollout(aif.Agent(env.generative_model()), env, 0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Inference over a window and planners
+
+
+def test_sequence_observation_out_of_range(model, policies):
+    from aif.sequence import infer_sequence
+
+    with pytest.raises(ObservationError, match=r"obs_window\[1\]: observation 5 is out of range for modality 0"):
+        infer_sequence(model, [[0, 0], [5, 0]], [np.array([0, 0])], policies)
+
+
+def test_sequence_actions_of_the_wrong_length(model, policies):
+    from aif.sequence import infer_sequence
+
+    with pytest.raises(PolicyError, match=r"actions_window has shape \(0, 2\), expected \(1, 2\)"):
+        infer_sequence(model, [[0, 0], [1, 0]], [], policies)
+
+
+def test_sequence_action_out_of_range(model, policies):
+    from aif.sequence import infer_sequence
+
+    with pytest.raises(PolicyError, match=r"actions_window\[0, 0\] = 3 is out of range for factor 0 with 2 controls"):
+        infer_sequence(model, [[0, 0], [1, 0]], [np.array([3, 0])], policies)
+
+
+def test_message_passing_settings_out_of_range():
+    from aif.sequence import MarginalMessagePassing
+
+    with pytest.raises(ParameterError, match=r"num_iter must be a positive integer, got 0"):
+        MarginalMessagePassing(num_iter=0)
+    with pytest.raises(ParameterError, match=r"tau must be a positive number, got -1"):
+        MarginalMessagePassing(tau=-1)
+
+
+def test_soft_value_iteration_B_not_normalised(model):
+    from aif.planning import soft_value_iteration
+
+    with pytest.raises(ModelError, match=r"columns of B sum to 1\.1 at \(state 0, action 0\)"):
+        soft_value_iteration(model.B[0] * 1.1, np.zeros((2, 3, 2)), 2)
+
+
+def test_soft_value_iteration_non_finite_reward(model):
+    from aif.planning import soft_value_iteration
+
+    with pytest.raises(ParameterError, match=r"r has a non-finite entry nan at index \(0, 0, 0\)"):
+        soft_value_iteration(model.B[0], np.full((2, 3, 2), np.nan), 2)
+
+
+def test_planner_horizon_not_positive():
+    from aif.planning import SoftQPlanner
+
+    with pytest.raises(ParameterError, match=r"horizon must be a positive integer, got 0"):
+        SoftQPlanner(horizon=0)
+
+
+def test_inductive_preference_of_the_wrong_size(model):
+    from aif.planning import inductive_matrix
+
+    with pytest.raises(ModelError, match=r"H\[0\] has shape \(2,\), expected \(3,\)"):
+        inductive_matrix([np.array([1.0, 0.0])], [model.B[0]], threshold=0.5, depth=3)
+
+
+@missing("planning.inductive_matrix", "ParameterError('threshold must lie in [0, 1), got -1') -- today every "
+                                      "transition counts as possible")
+def test_inductive_threshold_out_of_range(model):
+    from aif.planning import inductive_matrix
+
+    with pytest.raises(ParameterError, match=r"threshold must lie in \[0, 1\), got -1"):
+        inductive_matrix([np.array([1.0, 0.0, 0.0])], [model.B[0]], threshold=-1, depth=3)
+
+
+@missing("planning.inductive_value / inductive_cost", "ParameterError('epsilon must lie in (0, 1), got -1') -- "
+                                                      "today ln max(-1, eps) = ln eps is used silently")
+def test_inductive_epsilon_out_of_range():
+    from aif.planning import inductive_value
+
+    with pytest.raises(ParameterError, match=r"epsilon must lie in \(0, 1\), got -1"):
+        inductive_value([np.full(3, 1 / 3)], [np.full((2, 3), 1 / 3)], [np.ones((3, 3))], epsilon=-1)
