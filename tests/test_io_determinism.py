@@ -121,15 +121,17 @@ def test_loaded_agent_continues_the_rollout_identically(tmp_path, preset):
 def _time_and_planner_settings(name):
     from aif.planning import SoftQPlanner
     from aif.planning.base import FirstActionAdapter, PolicyEnumeration
+    from aif.planning.sophisticated import SophisticatedInference
     from aif.sequence import MarginalMessagePassing, VariationalMessagePassing
 
     return {"mmp": dict(inference=MarginalMessagePassing(), inference_horizon=2, policy_horizon=2),
             "vmp": dict(inference=VariationalMessagePassing(), inference_horizon=2, policy_horizon=2),
             "enumeration": dict(planner=PolicyEnumeration(horizon=2)),
-            "soft-q": dict(planner=FirstActionAdapter(SoftQPlanner(horizon=2)))}[name]
+            "soft-q": dict(planner=FirstActionAdapter(SoftQPlanner(horizon=2))),
+            "sophisticated": dict(planner=SophisticatedInference(depth=2))}[name]
 
 
-@pytest.mark.parametrize("name", ["mmp", "vmp", "enumeration", "soft-q"])
+@pytest.mark.parametrize("name", ["mmp", "vmp", "enumeration", "soft-q", "sophisticated"])
 def test_loaded_agent_with_sequence_inference_or_a_planner_continues_identically(tmp_path, name):
     """The running state of inference over a window (observations, actions, qs_seq, F) and planners' settings."""
     env_model = TMaze(reward_prob=0.8, cue_validity=0.9)
@@ -305,7 +307,7 @@ def _agent(preset, model, seed):
 
 CASES = [(p, e) for p in ("default", "pymdp_legacy", "pymdp") for e in ("tmaze", "grid", "grid-cued", "cue-chaining")]
 CASES += [("default-H2-marginal", "tmaze"), ("mmp", "tmaze"), ("vmp", "grid-cued"), ("enumeration", "grid"),
-          ("soft-q", "grid")]
+          ("soft-q", "grid"), ("sophisticated", "tmaze")]
 
 
 def trajectory_digest(preset, env_name, seed):
