@@ -14,7 +14,7 @@ learned counts carry over. ``--learner agent`` (the default) uses the Agent's ow
 Checked at every step: the posterior, q(pi), G and the counts are finite. Reported: the largest count (with
 forgetting ``f`` and learning rate ``lr`` every count stays below ``max(prior) + lr / (1 - f)``), the smallest,
 the memory traced by ``tracemalloc`` at the end of the warm-up and at checkpoints after it (live memory,
-after a garbage collection; it should not grow), the resident set size (RSS, from ``/proc/self/statm``) at
+after a garbage collection, at the first episode boundary after each point; it should not grow), the resident set size (RSS, from ``/proc/self/statm``) at
 the same points, and the wall time (tracemalloc makes the loop about four times slower; ``--no-trace``
 measures RSS only). Before the run, every (state, action) of the environment is stepped once so that its
 lazily filled cache of column distributions does not count as growth.
@@ -58,6 +58,13 @@ def _rss():
         return None
 
 
+def _memory(trace):
+    """(bytes traced by tracemalloc or None, RSS bytes), after a collection: live memory, not garbage
+    awaiting the cyclic collector."""
+    gc.collect()
+    return (tracemalloc.get_traced_memory()[0] if trace else None), _rss()
+
+
 def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup=None, checkpoints=10,
          trace=True, max_episode_steps=200, progress=False) -> dict:
     """Run the loop for ``steps`` steps; returns the figures (see the module docstring).
@@ -69,7 +76,8 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
         lr: learning rate of ``update_B``.
         learner: ``"agent"`` (the Agent's own online learning, ``aif.Learning``: forgetting towards zero) or
             ``"manual"`` (``update_B`` in the loop, forgetting towards the prior counts).
-        warmup: steps before the memory baseline is taken; ``min(steps // 10, 5000)`` by default.
+        warmup: steps before the memory baseline is taken (at the next episode boundary);
+            ``min(steps // 10, 5000)`` by default.
         checkpoints: memory samples taken after the warm-up, evenly spaced.
         trace: trace memory with ``tracemalloc`` (slower).
         max_episode_steps: an episode that has not reached the goal by then is restarted (0: never restart,
@@ -98,7 +106,7 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
 
     marks = sorted({warmup + round(k * (steps - warmup) / checkpoints) for k in range(1, checkpoints + 1)})
     memory_checkpoints = []
-    memory_warmup = rss_warmup = None
+    memory_warmup = rss_warmup = warmup_step = None
     error = None
     nonfinite = 0
     episodes = goals = 0
@@ -137,40 +145,44 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
             obs, _, terminated, truncated, _ = env.step(int(action[0]))
             qs_prev, action_prev = qs, action
             t_episode += 1
+            boundary = continuing
             if terminated or truncated or (not continuing and t_episode >= max_episode_steps):
                 goals += int(terminated)
                 obs, _ = env.reset()
                 agent.reset()
                 qs_prev = action_prev = None
                 t_episode = 0
+                boundary = True
                 if step < steps:
                     episodes += 1
-            if step == warmup:
-                gc.collect()  # count live memory, not garbage awaiting the cyclic collector
-                rss_warmup = _rss()
+            # Memory is sampled at the first episode boundary at or after each mark: within an episode the
+            # agent's record of it (for learning) grows and is cleared at reset, which is not a leak.
+            if boundary and warmup_step is None and step >= warmup:
+                warmup_step = step
+                memory_warmup, rss_warmup = _memory(trace)
                 if trace:
-                    memory_warmup = tracemalloc.get_traced_memory()[0]
                     tracemalloc.reset_peak()
-            if step in marks:
-                gc.collect()
-                memory_checkpoints.append([step, tracemalloc.get_traced_memory()[0] if trace else None, _rss()])
+            elif boundary and marks and step >= marks[0] and warmup_step is not None:
+                while marks and step >= marks[0]:
+                    marks.pop(0)
+                memory_checkpoints.append([step, *_memory(trace)])
             if progress and step % 10_000 == 0:
                 print(f"  step {step}: max count {max_count:.4g}, min count {min_count:.3g}", file=sys.stderr,
                       flush=True)
     except aif.AifError as err:
         error = f"{type(err).__name__} at step {step}: {err}"
     wall = time.perf_counter() - start
-    memory_end = memory_peak = None
-    gc.collect()
-    rss_end = _rss()
+    agent.reset()  # the end of the last episode, as at the checkpoints
+    memory_end, rss_end = _memory(trace)
+    memory_peak = None
     if trace:
-        memory_end, memory_peak = tracemalloc.get_traced_memory()
+        memory_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     return dict(steps=step, episodes=episodes, goals=goals, wall_s=wall, steps_per_s=step / wall,
                 max_count=max_count, min_count=min_count, max_abs_G=max_abs_G, count_bound=count_bound, nonfinite=nonfinite,
                 error=error, memory_warmup=memory_warmup, memory_end=memory_end, memory_peak=memory_peak,
                 memory_checkpoints=memory_checkpoints, rss_warmup=rss_warmup, rss_end=rss_end, forgetting=forgetting, lr=lr,
-                learner=learner, warmup=warmup, max_episode_steps=max_episode_steps)
+                learner=learner, warmup=warmup, warmup_step=warmup_step, max_episode_steps=max_episode_steps)
 
 
 def _visit_every_column(env):
@@ -208,7 +220,7 @@ def main(argv=None):
           f"forgetting {out['forgetting']} ({out['learner']} learner), lr {out['lr']}")
     print(f"largest |G|: {out['max_abs_G']:.4g}; non-finite steps: {out['nonfinite']}; error: {out['error']}")
     if not args.no_trace:
-        print(f"memory traced: {kib(out['memory_warmup'])} after the warm-up ({out['warmup']} steps), "
+        print(f"memory traced: {kib(out['memory_warmup'])} after the warm-up (step {out['warmup_step']}), "
               f"{kib(out['memory_end'])} at the end, peak {kib(out['memory_peak'])}")
     print(f"RSS: {kib(out['rss_warmup'])} after the warm-up, {kib(out['rss_end'])} at the end")
     print("checkpoints (step: traced, RSS): " + ", ".join(f"{s}: {kib(b)}, {kib(r)}"
