@@ -172,7 +172,8 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
     except aif.AifError as err:
         error = f"{type(err).__name__} at step {step}: {err}"
     wall = time.perf_counter() - start
-    agent.reset()  # the end of the last episode, as at the checkpoints
+    if not continuing:
+        agent.reset()  # the end of the last episode, as at the checkpoints
     memory_end, rss_end = _memory(trace)
     memory_peak = None
     if trace:
