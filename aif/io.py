@@ -28,6 +28,7 @@ import os
 import tempfile
 import zipfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -231,6 +232,17 @@ def _read(path, kind):
     return meta, arrays
 
 
+@contextmanager
+def _malformed(path):
+    """Metadata that parses as JSON but not as our nodes (a missing key, a wrong type) is a FormatError too."""
+    try:
+        yield
+    except FormatError:
+        raise
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
+        raise FormatError(f"{path}: malformed metadata ({type(err).__name__}: {err})") from err
+
+
 def _aif_version():
     from . import __version__
 
@@ -260,7 +272,8 @@ def load_model(path):
     from .model import GenerativeModel
 
     meta, arrays = _read(path, "model")
-    model = _Decoder(arrays, Path(path))(meta["root"], "model")
+    with _malformed(path):
+        model = _Decoder(arrays, Path(path))(meta["root"], "model")
     if not isinstance(model, GenerativeModel):
         raise FormatError(f"{path}: the root entry is a {type(model).__name__}, not a GenerativeModel")
     return model
@@ -306,10 +319,11 @@ def load_agent(path):
     if not issubclass(cls, Agent):
         raise FormatError(f"{path}: the agent entry names {root['class']!r}, which is not an aif Agent")
     decode = _Decoder(arrays, path)
-    init = {name: decode(node, f"agent.{name}") for name, node in root["init"].items()}
-    agent = _construct(cls, init, path, "agent")
-    for name, node in root["state"].items():
-        setattr(agent, name, decode(node, f"agent.{name}"))
+    with _malformed(path):
+        init = {name: decode(node, f"agent.{name}") for name, node in root["init"].items()}
+        agent = _construct(cls, init, path, "agent")
+        for name, node in root["state"].items():
+            setattr(agent, name, decode(node, f"agent.{name}"))
     return agent
 
 

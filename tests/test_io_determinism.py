@@ -251,6 +251,10 @@ def test_wrong_kind_and_tampered_content_give_format_error(model_file, tmp_path,
     rewrite_meta(model_file, foreign, lambda m: m["root"].update({"__dataclass__": "os:system"}))
     with pytest.raises(FormatError, match="'os:system', which is not an aif class"):
         load_model(foreign)
+    malformed = tmp_path / "malformed.npz"
+    rewrite_meta(model_file, malformed, lambda m: m["root"].pop("fields"))
+    with pytest.raises(FormatError, match=r"malformed\.npz: malformed metadata \(KeyError"):
+        load_model(malformed)
     unknown_field = tmp_path / "field.npz"
     rewrite_meta(model_file, unknown_field, lambda m: m["root"]["fields"].update(F=None))
     with pytest.raises(FormatError, match=r"sets \['F'\] on GenerativeModel.*incompatible version"):
