@@ -371,3 +371,54 @@ def test_agent_steps_stay_finite(kind, data, gamma):
             for f, q in enumerate(agent.prior):
                 assert_distribution(q, f"prior[{f}]")
             assert action.shape == (model.num_factors,)
+
+
+def _max_deviations():
+    """The largest deviations from the long-double references over the examples the tests draw (for reports):
+    ``python tests/test_properties.py``."""
+    worst = {}
+
+    def record(key, value):
+        worst[key] = max(worst.get(key, 0.0), float(value))
+
+    def rel(q, r):
+        r = r.astype(float)
+        m = r > 1e-290
+        return np.max(np.abs(q[m] - r[m]) / r[m]) if m.any() else 0.0
+
+    @SETTINGS
+    @given(st.data())
+    def collect(kind, data):
+        model, obs = data.draw(models(kind))
+        for eps in (EPS, 0.0):
+            with np.errstate(divide="ignore"):
+                qs = aif.infer_states(model, obs, method=aif.Exact(guard=LogGuard("clip", eps)))
+            for q, r in zip(qs, bayes_ld(model, obs, eps=eps or None)):
+                record(f"posterior, Exact, guard eps {eps:.3g}: relative", rel(q, r))
+        qs = aif.infer_states(model, obs)
+        policies = aif.enumerate_policies(model.num_controls, 1)
+        _, terms = aif.expected_free_energy(model, qs, policies)
+        for p, policy in enumerate(policies):
+            risk, ambiguity, info_gain, lp_scale = one_step_efe_ld(model, qs, policy[0])
+            record("risk: absolute", abs(terms["risk"][p] - float(risk)))
+            record("risk: absolute / (1 + max |ln p(o)|)", abs(terms["risk"][p] - float(risk)) / (1 + lp_scale))
+            record("ambiguity: absolute", abs(terms["ambiguity"][p] - float(ambiguity)))
+            record("state_info_gain: absolute", abs(terms["state_info_gain"][p] - float(info_gain)))
+        record("most negative risk", -min(0.0, terms["risk"].min()))
+        record("most negative state_info_gain", -min(0.0, terms["state_info_gain"].min()))
+        G, _ = aif.expected_free_energy(model, qs, aif.enumerate_policies(model.num_controls, 2))
+        for gamma in (1e-3, 16.0, 1e4):
+            r = softmax_ld(-LD(gamma) * G.astype(LD))
+            dev = rel(aif.policy_posterior(G, None, gamma), r)
+            record(f"q_pi, gamma {gamma:g}: relative", dev)
+            record(f"q_pi, gamma {gamma:g}: relative / (eps (1 + gamma max|G|))",
+                   dev / (EPS * (1 + gamma * np.abs(G).max())))
+
+    for kind in KINDS:
+        collect(kind)
+    return worst
+
+
+if __name__ == "__main__":
+    for key, value in _max_deviations().items():
+        print(f"{key}: {value:.3g}")
