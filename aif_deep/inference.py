@@ -16,7 +16,7 @@ import torch
 import aif
 from aif.errors import ObservationError
 
-from .model import BeliefModel, _LETTERS, guarded_log
+from .model import BeliefModel, _LETTERS, guarded_log, sum_against
 
 
 def _batch_shape(log_likelihoods, log_prior, A_dependencies):
@@ -31,10 +31,11 @@ def _expected_log_likelihood(qs, f, log_likelihoods, A_dependencies):
     for logL_m, deps in zip(log_likelihoods, A_dependencies):
         if f not in deps:
             continue
-        sub = _LETTERS[: len(deps)]
+        k = len(deps)
         others = [i for i, g in enumerate(deps) if g != f]
-        expr = ",".join(["..." + sub] + ["..." + sub[i] for i in others]) + "->..." + sub[deps.index(f)]
-        out = out + torch.einsum(expr, logL_m, *[qs[deps[i]] for i in others])
+        # Move s_f to the front of the state axes, so the others form the trailing block.
+        L = logL_m.movedim(logL_m.ndim - k + deps.index(f), logL_m.ndim - k)
+        out = out + sum_against(L, [qs[deps[i]] for i in others], keep=1)
     return out
 
 
@@ -43,9 +44,7 @@ def _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, guard, accur
     vfe = sum((q * (guarded_log(q, guard) - lp)).sum(-1) for q, lp in zip(qs, log_prior))
     if accuracy:
         for logL_m, deps in zip(log_likelihoods, A_dependencies):
-            sub = _LETTERS[: len(deps)]
-            expr = ",".join(["..." + sub] + ["..." + c for c in sub]) + "->..."
-            vfe = vfe - torch.einsum(expr, logL_m, *[qs[g] for g in deps])
+            vfe = vfe - sum_against(logL_m, [qs[g] for g in deps], keep=0)
     return vfe
 
 

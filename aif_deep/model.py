@@ -35,14 +35,19 @@ def guarded_log(x: Tensor, guard: LogGuard) -> Tensor:
 
 
 def entropy(p: Tensor, dim: int = -1) -> Tensor:
-    """Shannon entropy in nats along ``dim`` (0 ln 0 = 0)."""
-    return -torch.special.xlogy(p, p).sum(dim)
+    """Shannon entropy in nats along ``dim`` (0 ln 0 = 0, with a zero gradient there).
+
+    ``p ln p`` is written as ``p * ln(where(p > 0, p, 1))`` rather than ``xlogy(p, p)``: the values are the same,
+    but xlogy's derivative at p = 0 is ln 0 = -inf, which turns into NaN in the gradient of any model whose
+    predicted outcome probabilities contain exact zeros (the T-maze's location modality).
+    """
+    return -(p * torch.log(torch.where(p > 0, p, torch.ones_like(p)))).sum(dim)
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
-def contract(T: Tensor, qs_deps: Sequence[Tensor], lead: str = "o") -> Tensor:
+def contract(T: Tensor, qs_deps: Sequence[Tensor]) -> Tensor:
     """``sum_{s_1..s_k} T[..., o, s_1, ..., s_k] prod_i qs_deps[i][..., s_i]``.
 
     Args:
@@ -51,17 +56,29 @@ def contract(T: Tensor, qs_deps: Sequence[Tensor], lead: str = "o") -> Tensor:
 
     Returns:
         ``(*broadcast(batch, lead), O)``.
-
-    The largest factor is contracted first (a matrix product); the intermediate then holds
-    ``O * prod(other S)`` numbers per belief instead of ``O * prod(all S)``.
     """
-    k = len(qs_deps)
-    order = sorted(range(k), key=lambda i: -qs_deps[i].shape[-1])
-    sub = _LETTERS[:k]
-    expr_T = "...z" + sub
-    operands = [T] + [qs_deps[i] for i in order]
-    expr_q = ["..." + sub[i] for i in order]
-    return torch.einsum(",".join([expr_T] + expr_q) + "->...z", *operands)
+    return sum_against(T, qs_deps, keep=1)
+
+
+def sum_against(T: Tensor, qs: Sequence[Tensor], keep: int) -> Tensor:
+    """Sum the last ``len(qs)`` axes of ``T`` against the beliefs ``qs`` (in that order), keeping the ``keep``
+    axes before them; leading axes of ``T`` and of the beliefs broadcast.
+
+    ``T``: ``(*batch, *K, S_1, ..., S_k)`` with ``len(K) == keep``; ``qs[i]``: ``(*lead, S_i)``. Returns
+    ``(*broadcast(batch, lead), *K)``. The largest factor goes first, one pair of operands at a time: the
+    intermediate then holds the product of the remaining sizes, and two-operand einsums skip opt_einsum's path
+    search, which costs more than the arithmetic on small tensors.
+    """
+    k = len(qs)
+    letters = _LETTERS[: keep + k]
+    cur = letters
+    out = T
+    for i in sorted(range(k), key=lambda i: -qs[i].shape[-1]):
+        c = letters[keep + i]
+        nxt = cur.replace(c, "")
+        out = torch.einsum(f"...{cur},...{c}->...{nxt}", out, qs[i])
+        cur = nxt
+    return out
 
 
 @runtime_checkable
@@ -234,9 +251,10 @@ class TabularModel:
     def predict_all(self, qs: list) -> list:
         out = []
         for B_f, deps in zip(self.B, self.B_dependencies):
-            sub = _LETTERS[: len(deps)]
-            expr = ",".join(["...z" + sub + "u"] + ["..." + c for c in sub]) + "->u...z"
-            out.append(torch.einsum(expr, B_f, *[qs[g] for g in deps]))
+            k = len(deps)
+            # B_f: (*batch, S_f, *S_deps, U_f) -> (*batch, U_f, S_f, *S_deps) -> (*lead, U_f, S_f) -> (U_f, *lead, S_f)
+            pred = sum_against(B_f.movedim(-1, -2 - k), [qs[g] for g in deps], keep=2)
+            out.append(pred.movedim(-2, 0))
         return out
 
     def log_preferences(self, m: int, t: int, options) -> Tensor:

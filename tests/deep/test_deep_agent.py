@@ -94,30 +94,39 @@ def test_gradients_reach_A_B_C_D_gamma_and_alpha():
     assert torch.autograd.gradcheck(log_likelihood, inputs, eps=1e-6, atol=1e-6, fast_mode=True)
 
 
-def simulate_tmaze(gamma, strength, trials, steps, alpha, reward_prob, seed):
+def simulate_tmaze(gamma, strength, trials, steps, alpha, reward_prob, seed, inference=None):
+    """All trials of all agents as one batch of agent copies: observations (N, K, T + 1, M), actions (N, K, T, F)."""
     env = TMaze(reward_prob)
+    N = len(gamma)
     models = [env.generative_model(reward_preference=r, loss_preference=-r) for r in strength]
-    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(models, device="cpu"), gamma=torch.tensor(gamma),
-                           alpha=alpha, selection=aif.Selection("stochastic", "full"),
-                           rng=torch.Generator().manual_seed(seed))
-    rng = np.random.default_rng(seed)
-    runs = [aif_deep.rollout(agent, [TMaze(reward_prob) for _ in gamma], steps, seed=int(rng.integers(2**31)))
-            for _ in range(trials)]
-    return models[0], np.stack([r.observations for r in runs], 1), np.stack([r.actions for r in runs], 1)
+    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(models * trials, device="cpu"),
+                           gamma=torch.tensor(np.tile(gamma, trials)), alpha=alpha, inference=inference,
+                           selection=aif.Selection("stochastic", "full"), rng=torch.Generator().manual_seed(seed))
+    run = aif_deep.rollout(agent, [TMaze(reward_prob) for _ in range(N * trials)], steps, seed=seed)
+    per_agent = lambda x: x.reshape(trials, N, *x.shape[1:]).swapaxes(0, 1)  # noqa: E731
+    return models[0], per_agent(run.observations), per_agent(run.actions)
 
 
 def test_parameter_recovery_small():
-    """6 T-maze agents: gamma and preference strength fitted back from their choices (the full study is
-    examples/fit_tmaze_parameters.py)."""
-    start = time.perf_counter()
-    gamma = np.array([1.5, 4.0, 7.0, 10.0, 13.0, 16.0])
+    """6 T-maze agents: gamma and preference strength fitted back from their choices (the settings and the full
+    40-agent study are in examples/fit_tmaze_parameters.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tensors of a few thousand numbers: a second thread only adds contention
+    try:
+        _recover(time.perf_counter())
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _recover(start):
+    gamma = np.array([2.0, 4.5, 7.0, 10.0, 13.0, 16.0])
     strength = np.array([3.5, 1.0, 6.0, 2.0, 5.0, 3.0])
-    alpha, reward_prob = 0.25, 0.6
-    model, obs, act = simulate_tmaze(gamma, strength, trials=40, steps=3, alpha=alpha, reward_prob=reward_prob,
-                                     seed=0)
+    alpha, reward_prob, exact = 0.25, 0.6, aif_deep.Exact()  # the T-maze's posterior factorises: exact = FPI
+    model, obs, act = simulate_tmaze(gamma, strength, trials=150, steps=4, alpha=alpha, reward_prob=reward_prob,
+                                     seed=0, inference=exact)
     shape = torch.tensor([0.0, 1.0, -1.0])
     start_model = aif_deep.TabularModel.from_aif(model, device="cpu")
-    result = aif_deep.fit(start_model, obs, act, params=("gamma",), gamma=4.0, alpha=alpha,
+    result = aif_deep.fit(start_model, obs, act, params=("gamma",), gamma=4.0, alpha=alpha, inference=exact,
                           custom={"strength": (torch.full((6,), 2.0),
                                                lambda r, m: m.replace(C=[m.C[0], r[:, None] * shape, m.C[2]]))},
                           steps=150, lr=0.1, progress=False)
@@ -125,3 +134,21 @@ def test_parameter_recovery_small():
     assert np.corrcoef(strength, result.custom["strength"].numpy())[0, 1] >= 0.9
     assert result.history[-1] < result.history[0]
     assert time.perf_counter() - start < 60
+
+
+def test_fit_with_priors_and_bad_names():
+    gamma = np.array([2.0, 8.0])
+    model, obs, act = simulate_tmaze(gamma, np.array([3.0, 3.0]), trials=5, steps=2, alpha=1.0, reward_prob=0.9,
+                                     seed=1)
+    tm = aif_deep.TabularModel.from_aif(model, device="cpu")
+    # A narrow prior (MAP) holds gamma near its mode whatever the data say.
+    prior = torch.distributions.LogNormal(torch.tensor(np.log(5.0)), torch.tensor(0.01))
+    result = aif_deep.fit(tm, obs, act, params=("gamma", "D[1]"), gamma=5.0, alpha=1.0, priors={"gamma": prior},
+                          steps=30, lr=0.05, progress=False)
+    assert np.abs(result.gamma.numpy() - 5.0).max() < 0.2
+    assert torch.allclose(result.model.D[1].sum(-1), torch.ones(2, dtype=torch.float64))
+    assert (result.log_prior < 0).all() or (result.log_prior > 0).all()
+    with pytest.raises(aif.ParameterError, match="cannot fit 'beta'"):
+        aif_deep.fit(tm, obs, act, params=("beta",), progress=False)
+    with pytest.raises(aif.ParameterError, match="priors name"):
+        aif_deep.fit(tm, obs, act, params=("gamma",), priors={"alpha": prior}, progress=False)

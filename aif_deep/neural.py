@@ -1,0 +1,419 @@
+"""A neural generative model over categorical latent states, with the ``BeliefModel`` interface.
+
+The latent state is one or more factors, factor ``f`` with ``S_f`` classes, exactly as in the tabular model,
+so state inference, the policy evaluator and ``Agent`` run it unchanged:
+
+- encoder (amortised): observation -> likelihood message, one vector of logits ``(*lead, S_f)`` per factor
+  and modality; inference is the tabular formula with that message, q(s_f) ∝ exp(message_f + ln prior_f).
+- transition network: (one-hot state of every factor, one-hot control u_f) -> logits of s_f'. Evaluated on
+  every state and control it is a table ``B_f: (S_f, *S, U_f)``, and ``predict_all`` is ``TabularModel``'s
+  E_q[B_f] over the current belief.
+- decoder (likelihood network): one-hot states -> an observation distribution, one head per modality:
+  ``Categorical`` (outcome indices), ``Bernoulli`` (binary pixels), ``Gaussian`` (real vectors).
+- preferences: ``C[m]`` over the outcomes of a categorical modality (as ``TabularModel.C``); for images, a
+  reward head r(s) and a log-preference linear in the reward, ln p~(r) = ``reward_preference`` * r.
+
+EFE terms. With categorical modalities the decoder evaluated on every state is a table ``A_m`` and the
+terms are the tabular ones, exactly. For Bernoulli and Gaussian modalities the ambiguity E_q(s) H[p(o|s)] is
+exact (closed-form entropies per state), and the state information gain I(o; s) = H[q(o)] - E_q H[p(o|s)]
+of the mixture q(o) = sum_s q(s) p(o|s) is estimated by sampling: for every joint state ``s``, ``N`` fixed
+samples o_{s,n} ~ p(o|s) are scored under the decoder of every state, and
+
+    I(o; s) ≈ sum_s q(s) (1/N) sum_n [ln p(o_{s,n}|s) - ln sum_s' q(s') p(o_{s,n}|s')].
+
+It is unbiased for each state's inner expectation up to the concavity of the log (the estimate converges as
+N grows), the same noise is reused at every call (common random numbers, drawn once from ``seed``), so G is a
+deterministic, differentiable function of the beliefs. ``estimated_info_gain`` computes it for any head, so
+it is tested against the exact value on a categorical modality.
+
+Training (``aif_deep.training``) samples latent states with ``OneHotCategoricalStraightThrough``; every
+categorical distribution of the model (prior, posterior in training, transitions) is mixed with a little of
+the uniform distribution (``unimix``) so that no class has probability zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from aif.errors import ModelError, ObservationError
+
+from .model import _entropy_terms, contract, sum_against
+
+Tensor = torch.Tensor
+
+
+# --- observation heads -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Categorical:
+    """A modality with ``num_obs`` outcomes, observed as an index (int ``(*lead,)``) or probabilities."""
+
+    num_obs: int
+
+    @property
+    def size(self) -> int:
+        return self.num_obs
+
+    def num_params(self) -> int:
+        return self.num_obs
+
+    def features(self, o: Tensor) -> Tensor:
+        """Encoder input ``(*lead, num_obs)``."""
+        if o.is_floating_point():
+            return o
+        return nn.functional.one_hot(o.long(), self.num_obs).to(torch.get_default_dtype())
+
+    def log_prob(self, params: Tensor, o: Tensor) -> Tensor:
+        logp = torch.log_softmax(params, -1)
+        return (self.features(o).to(logp.dtype) * logp).sum(-1)  # broadcasts o against params
+
+    def entropy(self, params: Tensor) -> Tensor:
+        logp = torch.log_softmax(params, -1)
+        return -(logp.exp() * logp).sum(-1)
+
+    def noise(self, n: int, gen: torch.Generator) -> Tensor:
+        return torch.rand(n, generator=gen, dtype=torch.float64)
+
+    def sample(self, params: Tensor, noise: Tensor) -> Tensor:
+        """Inverse-CDF samples: ``params (J, P)``, ``noise (N,)`` -> indices ``(J, N)``."""
+        cdf = torch.cumsum(torch.softmax(params, -1), -1)
+        idx = torch.searchsorted(cdf.contiguous(), noise.to(cdf.dtype).expand(cdf.shape[0], -1).contiguous())
+        return idx.clamp_max(self.num_obs - 1)
+
+
+@dataclass(frozen=True)
+class Bernoulli:
+    """Binary pixels of shape ``shape``, observed as an int or bool tensor ``(*lead, *shape)`` of 0s and 1s.
+
+    ``num_obs`` is 2 (the values one pixel takes), so ``aif_deep``'s observation checks accept the images.
+    """
+
+    shape: tuple
+
+    num_obs = 2
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def num_params(self) -> int:
+        return self.size
+
+    def features(self, o: Tensor) -> Tensor:
+        return o.reshape(*o.shape[: o.ndim - len(self.shape)], self.size).to(torch.get_default_dtype())
+
+    def log_prob(self, params: Tensor, o: Tensor) -> Tensor:
+        x = self.features(o).to(params.dtype)
+        # ln p(x) = x ln sigmoid(l) + (1 - x) ln sigmoid(-l), written out so that x and l broadcast
+        return (x * nn.functional.logsigmoid(params) + (1 - x) * nn.functional.logsigmoid(-params)).sum(-1)
+
+    def entropy(self, params: Tensor) -> Tensor:
+        p = torch.sigmoid(params)
+        return nn.functional.binary_cross_entropy_with_logits(params, p, reduction="none").sum(-1)
+
+    def noise(self, n: int, gen: torch.Generator) -> Tensor:
+        return torch.rand(n, self.size, generator=gen, dtype=torch.float64)
+
+    def sample(self, params: Tensor, noise: Tensor) -> Tensor:
+        """``params (J, D)``, ``noise (N, D)`` -> pixels ``(J, N, *shape)`` (float 0/1)."""
+        x = (noise.to(params.dtype) < torch.sigmoid(params)[:, None]).to(params.dtype)
+        return x.reshape(*x.shape[:2], *self.shape)
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """Real vectors of shape ``shape`` (float ``(*lead, *shape)``), a diagonal Gaussian per state.
+
+    ``aif_deep.infer_states`` checks float observations as probability vectors, so a Gaussian modality is
+    trained and scored here but cannot yet pass through ``Agent``/``infer_states`` (see the module notes).
+    """
+
+    shape: tuple
+    min_std: float = 0.05
+
+    num_obs = 1
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def num_params(self) -> int:
+        return 2 * self.size
+
+    def features(self, o: Tensor) -> Tensor:
+        return o.reshape(*o.shape[: o.ndim - len(self.shape)], self.size).to(torch.get_default_dtype())
+
+    def _split(self, params):
+        mean, raw = params.chunk(2, -1)
+        return mean, self.min_std + nn.functional.softplus(raw)
+
+    def log_prob(self, params: Tensor, o: Tensor) -> Tensor:
+        mean, std = self._split(params)
+        return torch.distributions.Normal(mean, std).log_prob(self.features(o).to(params.dtype)).sum(-1)
+
+    def entropy(self, params: Tensor) -> Tensor:
+        _, std = self._split(params)
+        return (0.5 * math.log(2 * math.pi * math.e) + torch.log(std)).sum(-1)
+
+    def noise(self, n: int, gen: torch.Generator) -> Tensor:
+        return torch.randn(n, self.size, generator=gen, dtype=torch.float64)
+
+    def sample(self, params: Tensor, noise: Tensor) -> Tensor:
+        mean, std = self._split(params)
+        x = mean[:, None] + std[:, None] * noise.to(params.dtype)
+        return x.reshape(*x.shape[:2], *self.shape)
+
+
+def _mlp(n_in, hidden, n_out, layers=1):
+    mods, n = [], n_in
+    for _ in range(layers):
+        mods += [nn.Linear(n, hidden), nn.ELU()]
+        n = hidden
+    mods.append(nn.Linear(n, n_out))
+    return nn.Sequential(*mods)
+
+
+def unimix(p: Tensor, eps: float) -> Tensor:
+    """(1 - eps) p + eps / K along the last axis: no class gets probability zero."""
+    return (1.0 - eps) * p + eps / p.shape[-1]
+
+
+class NeuralModel(nn.Module):
+    """A learned generative model with categorical latent states (see the module docstring).
+
+    Args:
+        num_states: classes per latent factor, e.g. ``[9]``.
+        num_controls: controls per factor.
+        observations: one head per modality: ``Categorical(O)``, ``Bernoulli(shape)``, ``Gaussian(shape)``.
+        C: log-preferences per modality: ``(O_m,)`` tensors for categorical modalities, ``None`` elsewhere
+            (and ``None`` for none at all).
+        reward_preference: with it, a reward head r(s) is trained and the utility is
+            ``reward_preference * E_q[r(s)]`` (ln p~(r) linear in r); ``None`` for no reward head.
+        hidden: width of the hidden layers.
+        unimix: the uniform mixture of every categorical distribution.
+        info_gain_samples: samples per state of the information-gain estimator (non-categorical modalities).
+        seed: seeds the initial weights and the estimator's fixed noise.
+
+    ``A_dependencies``: every modality depends on every factor. ``batch_shape`` is ``()``. In eval mode
+    (``model.eval()``) the tables (transitions, categorical likelihoods, decoder outputs per state) are computed
+    once per parameter version, without gradients.
+    """
+
+    def __init__(self, num_states, num_controls, observations, C=None, reward_preference=None, hidden=64,
+                 unimix=0.01, info_gain_samples=64, seed=0):
+        super().__init__()
+        self.num_states = [int(s) for s in num_states]
+        self.num_controls = [int(u) for u in num_controls]
+        if len(self.num_states) != len(self.num_controls) or not self.num_states:
+            raise ModelError(f"num_states {self.num_states} and num_controls {self.num_controls} need one entry "
+                             "per factor (at least one)")
+        self.heads = list(observations)
+        for m, h in enumerate(self.heads):
+            if not isinstance(h, (Categorical, Bernoulli, Gaussian)):
+                raise ModelError(f"observations[{m}] is {h!r}; use Categorical, Bernoulli or Gaussian")
+        self.num_obs = [h.num_obs for h in self.heads]
+        self.A_dependencies = [list(range(len(self.num_states))) for _ in self.heads]
+        self.B_dependencies = [list(range(len(self.num_states))) for _ in self.num_states]
+        self.batch_shape = ()
+        self.unimix = float(unimix)
+        self.info_gain_samples = int(info_gain_samples)
+        gen = torch.Generator().manual_seed(int(seed))
+        with torch.random.fork_rng():
+            torch.manual_seed(int(seed))
+            S = sum(self.num_states)
+            self.encoders = nn.ModuleList([_mlp(h.size, hidden, S) for h in self.heads])
+            self.decoders = nn.ModuleList([_mlp(S, hidden, h.num_params()) for h in self.heads])
+            self.transitions = nn.ModuleList([_mlp(S + u, hidden, s) for s, u in zip(self.num_states,
+                                                                                   self.num_controls)])
+            self.prior_logits = nn.ParameterList([nn.Parameter(torch.zeros(s)) for s in self.num_states])
+            self.reward_preference = None if reward_preference is None else float(reward_preference)
+            self.reward_head = None if reward_preference is None else _mlp(S, hidden, 1)
+        C = [None] * len(self.heads) if C is None else list(C)
+        if len(C) != len(self.heads):
+            raise ModelError(f"C has {len(C)} entries but there are {len(self.heads)} modalities")
+        for m, (c, h) in enumerate(zip(C, self.heads)):
+            if c is not None and not (isinstance(h, Categorical) and tuple(torch.as_tensor(c).shape) == (h.num_obs,)):
+                raise ModelError(f"C[{m}] must be None or a ({h.num_obs},) vector for a categorical modality")
+            self.register_buffer(f"C_{m}", None if c is None else torch.as_tensor(c, dtype=torch.get_default_dtype()))
+        for m, h in enumerate(self.heads):
+            self.register_buffer(f"noise_{m}", h.noise(self.info_gain_samples, gen).to(torch.get_default_dtype()))
+        self._cache = None
+
+    # --- building blocks ---------------------------------------------------------------------------------
+
+    @property
+    def num_factors(self) -> int:
+        return len(self.num_states)
+
+    @property
+    def C(self) -> list:
+        return [getattr(self, f"C_{m}") for m in range(len(self.heads))]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.prior_logits[0].dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.prior_logits[0].device
+
+    def joint_states(self) -> Tensor:
+        """Every joint state as concatenated one-hots, ``(J, sum S_f)`` in row-major order of ``(s_0, s_1, ...)``."""
+        eyes = [torch.eye(s, dtype=self.dtype, device=self.device) for s in self.num_states]
+        grids = torch.meshgrid(*[torch.arange(s, device=self.device) for s in self.num_states], indexing="ij")
+        return torch.cat([eye[g.reshape(-1)] for eye, g in zip(eyes, grids)], -1)
+
+    def messages(self, obs: list) -> list:
+        """Per-factor likelihood messages summed over modalities: ``(*lead, S_f)`` logits per factor."""
+        total = 0.0
+        for m, (h, enc) in enumerate(zip(self.heads, self.encoders)):
+            total = total + enc(h.features(obs[m]).to(self.dtype))
+        return [torch.log_softmax(x, -1) for x in total.split(self.num_states, -1)]
+
+    def decode(self, states: Tensor) -> list:
+        """Head parameters per modality for one-hot states ``(*lead, sum S_f)``."""
+        return [dec(states) for dec in self.decoders]
+
+    def transition_logits(self, states: Tensor, action: Tensor) -> list:
+        """Logits of s_f' per factor for one-hot states ``(*lead, sum S)`` and int actions ``(*lead, F)``."""
+        out = []
+        for f, (net, u) in enumerate(zip(self.transitions, self.num_controls)):
+            onehot_u = nn.functional.one_hot(action[..., f].long(), u).to(states.dtype)
+            out.append(net(torch.cat([states, onehot_u], -1)))
+        return out
+
+    def tables(self) -> dict:
+        """Every network evaluated on every joint state: ``B`` (one ``(S_f, *S, U_f)`` per factor), ``params``
+        (decoder outputs ``(J, P_m)`` per modality), ``A`` (``(O_m, *S)`` for categorical modalities, else
+        ``None``), ``reward`` (``(J,)`` or ``None``), ``D`` (``(S_f,)`` per factor)."""
+        if self.training:
+            return self._tables()
+        cache = self._eval_cache()
+        if "tables" not in cache:
+            with torch.no_grad():
+                cache["tables"] = self._tables()
+        return cache["tables"]
+
+    def _eval_cache(self) -> dict:
+        """Values computed in eval mode, valid while no parameter changes (their versions and identities)."""
+        version = tuple((id(p), p._version) for p in self.parameters())
+        if self._cache is None or self._cache["version"] != version:
+            self._cache = {"version": version}
+        return self._cache
+
+    def _tables(self):
+        S = self.num_states
+        states = self.joint_states()  # (J, sum S)
+        J = states.shape[0]
+        B = []
+        for f, u in enumerate(self.num_controls):
+            actions = torch.zeros(J, u, self.num_factors, dtype=torch.long, device=self.device)
+            actions[..., f] = torch.arange(u, device=self.device)
+            logits = self.transition_logits(states[:, None].expand(J, u, -1), actions)[f]  # (J, U_f, S_f)
+            p = unimix(torch.softmax(logits, -1), self.unimix)
+            B.append(p.permute(2, 0, 1).reshape(S[f], *S, u))  # (S_f, *S, U_f)
+        params = self.decode(states)
+        A = [torch.softmax(p, -1).T.reshape(h.num_obs, *S) if isinstance(h, Categorical) else None
+             for p, h in zip(params, self.heads)]
+        reward = None if self.reward_head is None else self.reward_head(states)[:, 0]
+        D = [unimix(torch.softmax(lg, -1), self.unimix) for lg in self.prior_logits]
+        return {"B": B, "params": params, "A": A, "reward": reward, "D": D}
+
+    # --- BeliefModel -------------------------------------------------------------------------------------
+
+    def prior(self) -> list:
+        return list(self.tables()["D"])
+
+    def log_likelihood(self, obs: list, guard=None) -> list:
+        """The encoder's messages, summed over factors onto the joint axes: ``(*lead, *S)`` per modality.
+
+        The messages are logits, finite everywhere, so no log guard applies.
+        """
+        if len(obs) != len(self.heads):
+            raise ObservationError(f"obs has {len(obs)} entries but the model has {len(self.heads)} modalities")
+        out = []
+        F = self.num_factors
+        for m, (h, enc) in enumerate(zip(self.heads, self.encoders)):
+            msgs = [torch.log_softmax(x, -1) for x in enc(h.features(obs[m]).to(self.dtype)).split(self.num_states, -1)]
+            joint = 0.0
+            for f, x in enumerate(msgs):
+                joint = joint + x.reshape(*x.shape[:-1], *[x.shape[-1] if g == f else 1 for g in range(F)])
+            out.append(joint)
+        return out
+
+    def predict_all(self, qs: list) -> list:
+        return predict_all_from(self.tables()["B"], qs)
+
+    def log_preferences(self, m: int, t: int, options) -> Tensor:
+        C_m = self.C[m]
+        return torch.log_softmax(C_m, -1) if options.normalize_C else C_m
+
+    def outcome_terms(self, qs: list, t: int, options) -> dict:
+        tab = self.tables()
+        utility = entropy_qo = ambiguity = 0.0
+        q_joint = None
+        for m, h in enumerate(self.heads):
+            if isinstance(h, Categorical):
+                A_m = tab["A"][m].to(qs[0].dtype)
+                qo_m = contract(A_m, list(qs))  # (*lead, O_m)
+                if self.C[m] is not None:
+                    utility = utility + (qo_m * self.log_preferences(m, t, options).to(qo_m.dtype)).sum(-1)
+                H_qo, amb = _entropy_terms(A_m, list(qs), qo_m, options)
+            else:
+                q_joint = _joint(qs) if q_joint is None else q_joint  # (*lead, J)
+                H_s = h.entropy(tab["params"][m]).to(q_joint.dtype)  # (J,)
+                amb = (q_joint * H_s).sum(-1)
+                H_qo = amb + self.estimated_info_gain(qs, m)
+            entropy_qo = entropy_qo + H_qo
+            ambiguity = ambiguity + amb
+        if tab["reward"] is not None:
+            q_joint = _joint(qs) if q_joint is None else q_joint
+            utility = utility + self.reward_preference * (q_joint * tab["reward"].to(q_joint.dtype)).sum(-1)
+        return {"utility": utility, "entropy": entropy_qo, "ambiguity": ambiguity}
+
+    def estimated_info_gain(self, qs: list, m: int, num_samples: int | None = None) -> Tensor:
+        """Sampled I(o_m; s) under beliefs ``qs`` (module docstring), ``(*lead,)``; ``num_samples`` at most
+        ``info_gain_samples`` (the fixed noise drawn at construction)."""
+        h = self.heads[m]
+        noise = getattr(self, f"noise_{m}")[: num_samples or self.info_gain_samples]
+        key = ("info_gain", m, noise.shape[0])
+        cache = None if self.training else self._eval_cache()
+        if cache is not None and key in cache:
+            L = cache[key]
+        else:
+            params = self.tables()["params"][m]  # (J, P)
+            samples = h.sample(params, noise)  # (J, N, *shape)
+            # L[s, n, s'] = ln p(o_{s,n} | s'), (J, N, J); the samples carry no gradient (a score-free
+            # estimator: the gradient flows through the log densities only)
+            L = h.log_prob(params[None, None], samples.detach()[:, :, None])
+            if cache is not None:
+                cache[key] = L
+        q = _joint(qs)  # (*lead, J)
+        L = L.to(q.dtype)
+        own = torch.diagonal(L, dim1=0, dim2=2).T  # (J, N): ln p(o_{s,n} | s)
+        log_q = torch.log(q.clamp_min(1e-300))
+        # ln q(o_{s,n}) = logsumexp_s' [ln q(s') + L[s, n, s']]: (*lead, J, N)
+        log_mix = torch.logsumexp(log_q[..., None, None, :] + L, -1)
+        return (q * (own - log_mix).mean(-1)).sum(-1)
+
+
+def predict_all_from(B: list, qs: list) -> list:
+    """``TabularModel.predict_all`` for tables ``B[f]: (S_f, *S, U_f)`` over all factors: ``(U_f, *lead, S_f)``."""
+    out = []
+    for B_f in B:
+        # (S_f, *S, U_f) -> (U_f, S_f, *S), summed against every factor's belief -> (*lead, U_f, S_f)
+        pred = sum_against(B_f.movedim(-1, -2 - len(qs)), list(qs), keep=2)
+        out.append(pred.movedim(-2, 0))
+    return out
+
+
+def _joint(qs: list) -> Tensor:
+    """The joint belief of factorised ``qs`` flattened row-major: ``(*lead, prod S_f)``."""
+    out = qs[0]
+    for q in qs[1:]:
+        out = (out[..., :, None] * q[..., None, :]).reshape(*torch.broadcast_shapes(out.shape[:-1], q.shape[:-1]), -1)
+    return out

@@ -1,0 +1,296 @@
+"""Training a ``NeuralModel`` by minimising the variational free energy of sequences from a replay buffer.
+
+For a window ``o_0..o_L``, ``u_0..u_{L-1}`` the belief is filtered exactly as the agent does it:
+prior_0 = D (uniform when the window starts inside an episode), q_t ∝ exp(message(o_t) + ln prior_t) mixed
+with ``unimix`` of the uniform, prior_{t+1} = E_{q_t}[B(u_t)] (``predict``). The loss per step is the VFE
+
+    F_t = KL[q_t || prior_t] - E_{q_t}[ln p(o_t | s_t)]     (+ squared error of the reward head),
+
+where the reconstruction term is estimated with one straight-through sample
+(``OneHotCategoricalStraightThrough``) of every factor, so gradients reach the encoder through the sample.
+The KL between categorical beliefs is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch.distributions import OneHotCategoricalStraightThrough
+from tqdm.auto import tqdm
+
+from aif.errors import ParameterError
+
+from .neural import NeuralModel, predict_all_from, unimix
+
+
+class ReplayBuffer:
+    """Episodes of observations, actions and rewards, from which training windows are drawn.
+
+    An episode of ``T`` steps holds ``observations``: one array ``(T + 1, *obs_shape_m)`` per modality,
+    ``actions``: int ``(T, F)``, ``rewards``: ``(T,)`` (the reward that arrives with observation ``t + 1``).
+    """
+
+    def __init__(self):
+        self.episodes = []
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    @property
+    def num_steps(self) -> int:
+        return sum(len(e[1]) for e in self.episodes)
+
+    def add(self, observations, actions, rewards=None) -> None:
+        observations = [np.asarray(o) for o in observations]
+        actions = np.asarray(actions, dtype=np.int64)
+        if actions.ndim != 2:
+            raise ParameterError(f"actions must have shape (T, num_factors), got {actions.shape}")
+        T = actions.shape[0]
+        for m, o in enumerate(observations):
+            if o.shape[0] != T + 1:
+                raise ParameterError(f"observations[{m}] has {o.shape[0]} steps; an episode of {T} actions needs "
+                                     f"{T + 1}")
+        rewards = np.zeros(T) if rewards is None else np.asarray(rewards, dtype=float)
+        if rewards.shape != (T,):
+            raise ParameterError(f"rewards has shape {rewards.shape}, expected ({T},)")
+        self.episodes.append((observations, actions, rewards))
+
+    def sample(self, batch_size: int, length: int, rng: np.random.Generator) -> dict:
+        """``batch_size`` windows of ``length`` actions (``length + 1`` observations), uniformly over the
+        positions of every episode long enough.
+
+        Returns a dict of numpy arrays: ``observations`` (list over modalities of ``(B, L + 1, *shape)``),
+        ``actions`` ``(B, L, F)``, ``rewards`` ``(B, L)``, ``first`` bool ``(B,)`` (window starts an episode).
+        """
+        starts = [(i, t) for i, e in enumerate(self.episodes) for t in range(len(e[1]) - length + 1)]
+        if not starts:
+            raise ParameterError(f"no episode in the buffer has {length} steps")
+        pick = rng.integers(len(starts), size=batch_size)
+        obs, act, rew, first = [], [], [], []
+        for k in pick:
+            i, t = starts[k]
+            o, a, r = self.episodes[i]
+            obs.append([x[t: t + length + 1] for x in o])
+            act.append(a[t: t + length])
+            rew.append(r[t: t + length])
+            first.append(t == 0)
+        return {"observations": [np.stack(x) for x in zip(*obs)], "actions": np.stack(act),
+                "rewards": np.stack(rew), "first": np.array(first)}
+
+
+def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | None = None) -> tuple:
+    """Mean VFE per step of a batch of windows (module docstring) and its parts.
+
+    Returns:
+        ``(loss, metrics)``: a scalar tensor and a dict of floats (``vfe``, ``reconstruction``, ``kl``,
+        ``reward``).
+    """
+    dev, dt = model.device, model.dtype
+    obs = [torch.as_tensor(o, device=dev) for o in batch["observations"]]
+    obs = [o.to(dt) if o.is_floating_point() else o for o in obs]
+    actions = torch.as_tensor(batch["actions"], device=dev)
+    rewards = torch.as_tensor(batch["rewards"], device=dev, dtype=dt)
+    first = torch.as_tensor(batch["first"], device=dev)
+    Bsz, L = actions.shape[:2]
+    B = model.tables()["B"]  # once per batch: the transition network on every state and control
+    D = [unimix(torch.softmax(lg, -1), model.unimix) for lg in model.prior_logits]
+    prior = [torch.where(first[:, None], d, torch.full_like(d, 1.0 / d.shape[-1])) for d in D]
+    messages = model.messages([o.flatten(0, 1) for o in obs])  # encode every step at once: (B * (L+1), S_f)
+    messages = [x.reshape(Bsz, L + 1, -1) for x in messages]
+    kl = 0.0
+    samples = []
+    for t in range(L + 1):
+        qs = [unimix(torch.softmax(x[:, t] + torch.log(p), -1), model.unimix) for x, p in zip(messages, prior)]
+        kl = kl + sum((q * (torch.log(q) - torch.log(p))).sum(-1) for q, p in zip(qs, prior))
+        samples.append(torch.cat([_st_sample(q, generator) for q in qs], -1))  # (B, sum S)
+        if t < L:
+            prior = _predict(B, qs, actions[:, t])  # prior_{t+1} = E_{q_t}[B(u_t)], the agent's predict
+    # The decoder and the reward head see every step's sample at once.
+    samples = torch.stack(samples, 1)  # (B, L + 1, sum S)
+    params = model.decode(samples)
+    recon = -sum(h.log_prob(p, o) for h, p, o in zip(model.heads, params, obs)).sum(-1)  # (B,)
+    rew_loss = torch.zeros_like(recon)
+    if model.reward_head is not None and L > 0:
+        rew_loss = ((model.reward_head(samples[:, 1:])[..., 0] - rewards) ** 2).sum(-1)
+    vfe = (recon + kl) / (L + 1)
+    loss = (vfe + rew_loss / max(L, 1)).mean()
+    with torch.no_grad():
+        metrics = {"vfe": float(vfe.mean()), "reconstruction": float(recon.mean() / (L + 1)),
+                   "kl": float(kl.mean() / (L + 1)), "reward": float(rew_loss.mean() / max(L, 1))}
+    return loss, metrics
+
+
+def _st_sample(q, generator):
+    if generator is None:
+        return OneHotCategoricalStraightThrough(probs=q).rsample()
+    # OneHotCategoricalStraightThrough draws from the global generator; with a generator given, draw the
+    # same one-hot (inverse CDF) and add its straight-through gradient, q - q.detach(), by hand.
+    u = torch.rand(q.shape[:-1] + (1,), generator=generator, device=q.device, dtype=q.dtype)
+    idx = (torch.cumsum(q, -1) < u).sum(-1).clamp_max(q.shape[-1] - 1)
+    onehot = torch.nn.functional.one_hot(idx, q.shape[-1]).to(q.dtype)
+    return onehot + q - q.detach()
+
+
+def _predict(B, qs, action):
+    out = []
+    for f, q_all in enumerate(predict_all_from(B, qs)):  # (U_f, B, S_f)
+        out.append(q_all.gather(0, action[:, f][None, :, None].expand(1, *q_all.shape[1:]))[0])
+    return out
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Settings of ``train``.
+
+    Attributes:
+        steps: optimiser steps (in total, counting those of a resumed checkpoint).
+        batch_size: windows per step.
+        length: actions per window.
+        lr: Adam's learning rate.
+        seed: seeds the window draws and the straight-through samples.
+        checkpoint: path of the checkpoint written every ``checkpoint_every`` steps and at the end (``None``:
+            none); ``train`` resumes from it when it exists.
+        checkpoint_every: steps between checkpoints.
+        log: path of a JSON-lines metrics log (one line per ``log_every`` steps), or ``None``.
+        log_every: steps between log lines.
+        progress: show a tqdm bar.
+    """
+
+    steps: int = 1000
+    batch_size: int = 32
+    length: int = 8
+    lr: float = 3e-3
+    seed: int = 0
+    checkpoint: str | None = None
+    checkpoint_every: int = 500
+    log: str | None = None
+    log_every: int = 50
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """``history``: one dict of metrics per logged step (``step``, ``vfe``, ``reconstruction``, ``kl``,
+    ``reward``); ``step``: the steps taken in total."""
+
+    history: list = field(default_factory=list)
+    step: int = 0
+
+
+def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = TrainSettings()) -> TrainResult:
+    """Minimise the sequence VFE of ``model`` on windows of ``buffer`` with Adam; leaves the model in eval mode.
+
+    With ``settings.checkpoint`` an existing checkpoint there is loaded first (model, optimiser, step, window
+    sampler and history), and training continues up to ``settings.steps``.
+    """
+    rng = np.random.default_rng(settings.seed)
+    gen = torch.Generator(device=model.device).manual_seed(settings.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    result = TrainResult()
+    if settings.checkpoint and os.path.exists(settings.checkpoint):
+        result = load_checkpoint(settings.checkpoint, model, opt, rng, gen)
+    model.train()
+    bar = tqdm(range(result.step, settings.steps), disable=not settings.progress, desc="train", unit="step",
+               initial=result.step, total=settings.steps, leave=False)
+    for step in bar:
+        loss, metrics = sequence_vfe(model, buffer.sample(settings.batch_size, settings.length, rng), gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        result.step = step + 1
+        if result.step % settings.log_every == 0 or result.step == settings.steps:
+            metrics = {"step": result.step, **metrics}
+            result.history.append(metrics)
+            bar.set_postfix(vfe=f"{metrics['vfe']:.3f}")
+            if settings.log:
+                with open(settings.log, "a") as fh:
+                    fh.write(json.dumps(metrics) + "\n")
+        if settings.checkpoint and (result.step % settings.checkpoint_every == 0 or result.step == settings.steps):
+            save_checkpoint(settings.checkpoint, model, opt, result, rng, gen)
+    model.eval()
+    return result
+
+
+def save_checkpoint(path, model, optimizer, result: TrainResult, rng=None, generator=None) -> None:
+    """Model and optimiser state, the step, the history and the random states, in one ``torch.save`` file."""
+    tmp = f"{path}.tmp"
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": result.step,
+                "history": result.history, "rng": None if rng is None else rng.bit_generator.state,
+                "generator": None if generator is None else generator.get_state()}, tmp)
+    os.replace(tmp, path)  # a crash while writing leaves the previous checkpoint intact
+
+
+def load_checkpoint(path, model, optimizer=None, rng=None, generator=None) -> TrainResult:
+    """Restore what ``save_checkpoint`` wrote (in place) and return the ``TrainResult`` so far."""
+    state = torch.load(path, map_location=model.device, weights_only=False)
+    model.load_state_dict(state["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if rng is not None and state["rng"] is not None:
+        rng.bit_generator.state = state["rng"]
+    if generator is not None and state["generator"] is not None:
+        generator.set_state(state["generator"])
+    return TrainResult(history=list(state["history"]), step=int(state["step"]))
+
+
+class NoisyGridImages(gym.ObservationWrapper):
+    """A grid world (``aif.envs.GridWorld`` without a cue) seen as noisy binary images.
+
+    The agent's cell is drawn as a filled block of an ``image_shape`` image (the grid's cells tile the image),
+    then every pixel flips with probability ``flip``. Observations: a one-element tuple ``(image,)`` with
+    ``image`` int ``image_shape`` of 0s and 1s (one entry per modality, as ``Agent.step`` takes them); ``info``
+    keeps the environment's ``state``.
+    """
+
+    def __init__(self, env, image_shape=(8, 8), flip=0.05):
+        super().__init__(env)
+        self.image_shape = tuple(int(x) for x in image_shape)
+        self.flip = float(flip)
+        rows, cols = env.unwrapped.shape
+        H, W = self.image_shape
+        r_edges = np.linspace(0, H, rows + 1).round().astype(int)
+        c_edges = np.linspace(0, W, cols + 1).round().astype(int)
+        self.templates = np.zeros((rows * cols, H, W), dtype=np.int64)
+        for r in range(rows):
+            for c in range(cols):
+                self.templates[r * cols + c, r_edges[r]: r_edges[r + 1], c_edges[c]: c_edges[c + 1]] = 1
+        self.observation_space = gym.spaces.Tuple((gym.spaces.MultiBinary(list(self.image_shape)),))
+
+    def render_image(self, location, rng: np.random.Generator) -> np.ndarray:
+        """A noisy image of ``location`` (an index or an int array of them): ``(*shape, H, W)``."""
+        clean = self.templates[np.asarray(location)]
+        return clean ^ (rng.random(clean.shape) < self.flip)
+
+    def observation(self, obs):
+        return (self.render_image(int(np.ravel(obs)[0]), self.env.unwrapped.np_random),)
+
+
+def collect_random(env: NoisyGridImages, episodes: int, steps: int, rng: np.random.Generator,
+                   buffer: ReplayBuffer | None = None) -> tuple:
+    """Random-action episodes of ``steps`` steps from uniformly drawn start cells, added to a buffer.
+
+    Returns ``(buffer, states)`` with ``states`` int ``(episodes, steps + 1)``: the true locations.
+    """
+    buffer = ReplayBuffer() if buffer is None else buffer
+    n_cells = env.templates.shape[0]
+    n_actions = env.action_space.n
+    all_states = []
+    for _ in range(episodes):
+        obs, info = env.reset(seed=int(rng.integers(2**31 - 1)),
+                              options={"state": (int(rng.integers(n_cells)),)})
+        images, actions, rewards, states = [obs[0]], [], [], [info["state"][0]]
+        for _ in range(steps):
+            a = int(rng.integers(n_actions))
+            obs, r, terminated, truncated, info = env.step(a)
+            images.append(obs[0])
+            actions.append([a])
+            rewards.append(r)
+            states.append(info["state"][0])
+        buffer.add([np.stack(images)], np.array(actions), np.array(rewards))
+        all_states.append(states)
+    return buffer, np.array(all_states)
