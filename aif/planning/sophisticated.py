@@ -51,9 +51,11 @@ runs out of nodes it stops expanding). pymdp.legacy's ``sophisticated_inference_
 (depth first; prunes on q_1 >= threshold at every node but the last level, subtracting the penalty from
 the pruned action's one-step value; skips outcomes with probability < threshold): not reproduced.
 
-Cost: each level evaluates all actions of all frontier nodes; the work is vectorised over actions (and the
-prediction over the whole frontier), the recursion over levels and the posterior of each kept outcome
-run in Python.
+Cost: each level evaluates all actions of all frontier nodes; the EFE is vectorised over actions, the
+prediction over the whole frontier; the recursion over levels and the posterior of each kept outcome run
+in Python. Within a search, identical beliefs share their one-step G and identical (prior, outcome) pairs
+their posterior (in the T-maze many actions lead to the same belief: 2.7x faster at depth 3). The
+posteriors are most of the remaining time.
 """
 
 from __future__ import annotations
@@ -122,11 +124,14 @@ class SearchTree:
         levels: ``levels[d]`` holds the belief nodes at depth d (``Level``); the root is ``levels[0]``.
         actions: int ``(U, num_factors)``, the first actions the slots refer to.
         depth_reached: number of levels expanded (``depth``, or less when the entropy stop fired).
+        peak_nodes: the most nodes the tree held at once (after an expansion, before that level's cuts);
+            pymdp's ``max_nodes`` must exceed it for pymdp to build the same tree.
     """
 
     levels: list
     actions: np.ndarray
     depth_reached: int
+    peak_nodes: int = 0
 
     @property
     def num_belief_nodes(self) -> int:
@@ -231,10 +236,11 @@ class SophisticatedInference:
             raise ParameterError(f"SophisticatedInference.max_branching is {self.max_branching}, below the "
                                  f"{U} first actions each belief node must hold")
         levels = [Level.new([q[None] for q in qs], [-1], [[-1] * model.num_modalities], [1.0], U)]
-        depth_reached = 0
+        depth_reached = peak = 0
         for d in range(self.depth):
             levels.append(self._expand(model, levels[d], actions, d))
             depth_reached = d + 1
+            peak = max(peak, SearchTree(levels, actions, depth_reached).num_nodes)
             for level in reversed(range(d + 1)):
                 self._backward(levels[level], levels[level + 1])
             for level in range(1, len(levels)):
@@ -243,7 +249,7 @@ class SophisticatedInference:
                 q_root = self._slot_posterior(levels[0].G_action[:1])[0]
                 if -(q_root * CLIP(q_root)).sum() <= self.entropy_stop_threshold:
                     break
-        return SearchTree(levels, actions, depth_reached)
+        return SearchTree(levels, actions, depth_reached, peak)
 
     # ------------------------------------------------------------------------------------------------------
 
@@ -253,9 +259,13 @@ class SophisticatedInference:
         live = np.flatnonzero(level.alive)
         model_d = _model_at_depth(model, d)
         one_step = actions[:, None, :]
+        G_by_belief = {}  # identical beliefs (reached by different paths) have identical one-step G
         for n in live:
-            level.G_step[n] = expected_free_energy(model_d, [q[n] for q in level.qs], one_step,
-                                                   self.efe_terms, self.options)[0]
+            key = b"".join(q[n].tobytes() for q in level.qs)
+            if key not in G_by_belief:
+                G_by_belief[key] = expected_free_energy(model_d, [q[n] for q in level.qs], one_step,
+                                                        self.efe_terms, self.options)[0]
+            level.G_step[n] = G_by_belief[key]
             level.q[n] = softmax(-self.gamma * level.G_step[n])
         level.added[live] = level.q[live] > self.policy_prune_threshold
 
@@ -269,11 +279,16 @@ class SophisticatedInference:
         qo = [batch_contract(A_m, [qs_next[f] for f in deps]) for A_m, deps in zip(model.A, model.A_dependencies)]
 
         new_qs, parents, observations, probs = [[] for _ in range(nf)], [], [], []
+        posteriors = {}  # many branches repeat a (prior, outcome) pair: actions that lead to the same belief
         for row, slot in enumerate(slots):
             combos, p = self._outcomes([qo_m[row] for qo_m in qo])
             prior = [q[row] for q in qs_next]
+            prior_key = b"".join(q.tobytes() for q in prior)
             for o, p_o in zip(combos, p):
-                post = infer_states(model, [int(i) for i in o], prior, self.inference)
+                key = (prior_key, o.tobytes())
+                if key not in posteriors:
+                    posteriors[key] = infer_states(model, [int(i) for i in o], prior, self.inference)
+                post = posteriors[key]
                 for f in range(nf):
                     new_qs[f].append(post[f])
                 parents.append(slot)
