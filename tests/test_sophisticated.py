@@ -212,6 +212,33 @@ def test_unpruned_search_is_the_recursive_formula(seed):
                                atol=1e-10)
 
 
+def test_sophisticated_agent_pays_for_an_informative_cue():
+    """pymdp 1.0's own SI test, rebuilt: the cue costs 2, a wrong arm 12, the right one gains 6. Two steps of
+    plain EFE cannot use what the cue will say (its second step is scored from the prior), so they avoid the
+    cue; sophisticated inference plans the second step from the posterior after the cue, and takes it."""
+    start, left, right, cue = range(4)
+    A_where = np.zeros((5, 4, 2))  # start, left, right, cue says left, cue says right
+    A_outcome = np.zeros((3, 4, 2))  # nothing, reward, punishment
+    for s in range(2):
+        A_where[[0, 1, 2], [start, left, right], s] = 1.0
+        A_where[3 + s, cue, s] = 1.0
+        A_outcome[0, [start, cue], s] = 1.0
+        A_outcome[1 if s == 0 else 2, left, s] = 1.0
+        A_outcome[1 if s == 1 else 2, right, s] = 1.0
+    B_where = np.zeros((4, 4, 4))
+    B_where[np.arange(4), :, np.arange(4)] = 1.0  # action u goes to location u
+    model = aif.GenerativeModel([A_where, A_outcome], [B_where, np.eye(2)[:, :, None]],
+                                [np.array([0.0, 0, 0, -2, -2]), np.array([0.0, 6, -12])],
+                                [np.eye(4)[start], np.full(2, 0.5)])
+    options = aif.EFEOptions.pymdp()
+    si = SophisticatedInference(depth=2, policy_prune_threshold=0.0, observation_prune_threshold=0.0, gamma=4.0,
+                                options=options).plan(model, model.D)
+    assert si.action[0] == cue and np.argsort(si.G)[0] == cue
+    flat = PolicyEnumeration(horizon=2, options=options).plan(model, model.D)
+    marginal = aif.action_marginals(policy_posterior(flat.G, gamma=4.0), flat.policies, model.num_controls)[0]
+    assert marginal[cue] < marginal[start] and flat.action[0] != cue
+
+
 def test_depth_one_is_one_step_efe():
     rng = np.random.default_rng(7)
     model = aif.random_model(rng, [3, 2], [4, 2], [3, 2])
