@@ -80,6 +80,18 @@ class Agent:
             raise ParameterError("stochastic selection needs rng (a torch.Generator)")
         self.reset()
 
+    @classmethod
+    def pymdp_legacy(cls, model, policy_horizon=1, sampling="marginal", **kwargs) -> "Agent":
+        """The settings of pymdp.legacy's ``Agent`` (as ``aif.Agent.pymdp_legacy``)."""
+        return cls(model, policy_horizon, inference=FixedPoint.pymdp_legacy(), efe=EFEOptions.pymdp_legacy(),
+                   selection=Selection(kwargs.pop("mode", "deterministic"), sampling), **kwargs)
+
+    @classmethod
+    def pymdp(cls, model, policy_horizon=1, sampling="full", **kwargs) -> "Agent":
+        """The settings of pymdp 1.0's ``Agent`` (as ``aif.Agent.pymdp``)."""
+        return cls(model, policy_horizon, inference=FixedPoint.pymdp(), efe=EFEOptions.pymdp(),
+                   selection=Selection(kwargs.pop("mode", "deterministic"), sampling), **kwargs)
+
     @property
     def device(self) -> torch.device:
         return self.model.prior()[0].device

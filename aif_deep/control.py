@@ -14,7 +14,7 @@ from aif.control import DEFAULT_TERMS
 from aif.errors import ParameterError, PolicyError
 from aif.maths import EPS
 
-from .evaluator import check_policies, evaluate_policies
+from .evaluator import evaluate_policies
 from .model import BeliefModel
 
 

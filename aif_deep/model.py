@@ -15,7 +15,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 
-from aif.errors import ModelError, ObservationError
+from aif.errors import ModelError
 from aif.maths import LogGuard
 from aif.model import GenerativeModel
 

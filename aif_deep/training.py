@@ -106,7 +106,9 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
     samples = []
     for t in range(L + 1):
         qs = [unimix(torch.softmax(x[:, t] + torch.log(p), -1), model.unimix) for x, p in zip(messages, prior)]
-        kl = kl + sum((q * (torch.log(q) - torch.log(p))).sum(-1) for q, p in zip(qs, prior))
+        # The plain KL: DreamerV3's free nats and KL balancing (0.8 to the prior) both made the grid-image
+        # model collapse to one class here.
+        kl = kl + sum(_kl(q, p) for q, p in zip(qs, prior))
         samples.append(torch.cat([_st_sample(q, generator) for q in qs], -1))  # (B, sum S)
         if t < L:
             prior = _predict(B, qs, actions[:, t])  # prior_{t+1} = E_{q_t}[B(u_t)], the agent's predict
@@ -123,6 +125,10 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
         metrics = {"vfe": float(vfe.mean()), "reconstruction": float(recon.mean() / (L + 1)),
                    "kl": float(kl.mean() / (L + 1)), "reward": float(rew_loss.mean() / max(L, 1))}
     return loss, metrics
+
+
+def _kl(q, p):
+    return (q * (torch.log(q) - torch.log(p))).sum(-1)
 
 
 def _st_sample(q, generator):

@@ -37,8 +37,9 @@ SIZES = [(5, 3), (5, 4), (5, 5), (4, 6), (4, 7), (4, 8), (4, 10)]
 BATCHES = [1, 64, 256]
 QUICK_SIZES = [(5, 3), (4, 6)]
 QUICK_BATCHES = [1, 64]
-# Rough costs in seconds per policy evaluation (one policy, one belief), to skip sizes that would take too long.
-COST_GUESS = {"aif": 2e-5 / 4, "aif_deep cpu": 2e-7, "aif_deep cuda": 2e-9, "pymdp.legacy": 3e-4,
+# Rough costs in seconds per policy evaluation (one policy, one belief) on a 2-core CPU, to skip sizes that
+# would take too long; the CUDA figure is a guess for a data-centre GPU.
+COST_GUESS = {"aif": 1e-5, "aif_deep cpu": 1e-5, "aif_deep cuda": 2e-9, "pymdp.legacy": 3e-4,
               "pymdp 1.0": 2e-6}
 
 

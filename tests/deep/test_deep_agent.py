@@ -29,6 +29,15 @@ def test_unbatched_agent_is_a_drop_in_for_aif_agent():
     assert np.abs(ref.terms["state_info_gain"] - got.terms["state_info_gain"]).max() < TOL
 
 
+@pytest.mark.parametrize("preset", ["pymdp_legacy", "pymdp"])
+def test_presets_match_aif_presets(preset):
+    model = TMaze().generative_model()
+    ref = aif_rollout(getattr(aif.Agent, preset)(model, policy_horizon=2), TMaze(), 4, seed=1)
+    agent = getattr(aif_deep.Agent, preset)(aif_deep.TabularModel.from_aif(model, device="cpu"), policy_horizon=2)
+    got = aif_rollout(agent, TMaze(), 4, seed=1)
+    assert (ref.actions == got.actions).all() and np.abs(ref.q_pi - got.q_pi).max() < TOL
+
+
 def test_batched_rollout_equals_one_aif_agent_per_environment():
     model = TMaze().generative_model()
     N = 5
