@@ -83,8 +83,14 @@ class ReplayBuffer:
                 "rewards": np.stack(rew), "first": np.array(first)}
 
 
-def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | None = None) -> tuple:
+def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | None = None,
+                 usage_weight: float = 1.0) -> tuple:
     """Mean VFE per step of a batch of windows (module docstring) and its parts.
+
+    The loss adds ``usage_weight`` times KL[q_bar || uniform], with q_bar the posterior averaged over the
+    batch and the window (per factor): without it, training from images falls into the local optima of
+    clustering (two locations share a class, another class is never used: latent-location accuracy stalled
+    at 0.75-0.9 for two seeds out of three on the 3x3 grid, against 0.99 with it after 100 steps).
 
     Returns:
         ``(loss, metrics)``: a scalar tensor and a dict of floats (``vfe``, ``reconstruction``, ``kl``,
@@ -104,11 +110,13 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
     messages = [x.reshape(Bsz, L + 1, -1) for x in messages]
     kl = 0.0
     samples = []
+    usage = [0.0] * model.num_factors
     for t in range(L + 1):
         qs = [unimix(torch.softmax(x[:, t] + torch.log(p), -1), model.unimix) for x, p in zip(messages, prior)]
         # The plain KL: DreamerV3's free nats and KL balancing (0.8 to the prior) both made the grid-image
         # model collapse to one class here.
         kl = kl + sum(_kl(q, p) for q, p in zip(qs, prior))
+        usage = [u + q.mean(0) / (L + 1) for u, q in zip(usage, qs)]
         samples.append(torch.cat([_st_sample(q, generator) for q in qs], -1))  # (B, sum S)
         if t < L:
             prior = _predict(B, qs, actions[:, t])  # prior_{t+1} = E_{q_t}[B(u_t)], the agent's predict
@@ -120,9 +128,12 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
     if model.reward_head is not None and L > 0:
         rew_loss = ((model.reward_head(samples[:, 1:])[..., 0] - rewards) ** 2).sum(-1)
     vfe = (recon + kl) / (L + 1)
-    loss = (vfe + rew_loss / max(L, 1)).mean()
+    # KL[mean posterior || uniform], per factor: the aggregate-posterior part of the VFE's KL (in the
+    # decomposition E KL[q(s|o) || p] = I(o; s) + KL[q(s) || p]) against uniform class use, weighted up.
+    usage_kl = sum((u * torch.log(u * u.shape[-1])).sum() for u in usage)
+    loss = (vfe + rew_loss / max(L, 1)).mean() + usage_weight * usage_kl
     with torch.no_grad():
-        metrics = {"vfe": float(vfe.mean()), "reconstruction": float(recon.mean() / (L + 1)),
+        metrics = {"vfe": float(vfe.mean()), "usage_kl": float(usage_kl), "reconstruction": float(recon.mean() / (L + 1)),
                    "kl": float(kl.mean() / (L + 1)), "reward": float(rew_loss.mean() / max(L, 1))}
     return loss, metrics
 
@@ -165,6 +176,7 @@ class TrainSettings:
         log: path of a JSON-lines metrics log (one line per ``log_every`` steps), or ``None``.
         log_every: steps between log lines.
         progress: show a tqdm bar.
+        usage_weight: weight of the class-usage term (see ``sequence_vfe``).
     """
 
     steps: int = 1000
@@ -177,6 +189,7 @@ class TrainSettings:
     log: str | None = None
     log_every: int = 50
     progress: bool = True
+    usage_weight: float = 1.0
 
 
 @dataclass
@@ -204,7 +217,8 @@ def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = Tr
     bar = tqdm(range(result.step, settings.steps), disable=not settings.progress, desc="train", unit="step",
                initial=result.step, total=settings.steps, leave=False)
     for step in bar:
-        loss, metrics = sequence_vfe(model, buffer.sample(settings.batch_size, settings.length, rng), gen)
+        loss, metrics = sequence_vfe(model, buffer.sample(settings.batch_size, settings.length, rng), gen,
+                                     settings.usage_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -245,12 +259,13 @@ def load_checkpoint(path, model, optimizer=None, rng=None, generator=None) -> Tr
 
 
 class NoisyGridImages(gym.ObservationWrapper):
-    """A grid world (``aif.envs.GridWorld`` without a cue) seen as noisy binary images.
+    """A grid world seen as noisy binary images.
 
-    The agent's cell is drawn as a filled block of an ``image_shape`` image (the grid's cells tile the image),
-    then every pixel flips with probability ``flip``. Observations: a one-element tuple ``(image,)`` with
-    ``image`` int ``image_shape`` of 0s and 1s (one entry per modality, as ``Agent.step`` takes them); ``info``
-    keeps the environment's ``state``.
+    Wraps ``AgentWrapper(GridWorld(...))`` (no cue: one location modality): actions are what the agent gives
+    (an array, one entry per factor), observations become a one-element tuple ``(image,)`` (one entry per
+    modality, as ``Agent.step`` takes them) with ``image`` int ``image_shape`` of 0s and 1s: the agent's cell is
+    a filled block (the grid's cells tile the image), then every pixel flips with probability ``flip``.
+    ``info`` keeps the environment's ``state``.
     """
 
     def __init__(self, env, image_shape=(8, 8), flip=0.05):
@@ -268,7 +283,7 @@ class NoisyGridImages(gym.ObservationWrapper):
         self.observation_space = gym.spaces.Tuple((gym.spaces.MultiBinary(list(self.image_shape)),))
 
     def render_image(self, location, rng: np.random.Generator) -> np.ndarray:
-        """A noisy image of ``location`` (an index or an int array of them): ``(*shape, H, W)``."""
+        """Noisy images of ``location`` (an index or an int array of them): ``(*location.shape, H, W)``."""
         clean = self.templates[np.asarray(location)]
         return clean ^ (rng.random(clean.shape) < self.flip)
 
@@ -278,25 +293,26 @@ class NoisyGridImages(gym.ObservationWrapper):
 
 def collect_random(env: NoisyGridImages, episodes: int, steps: int, rng: np.random.Generator,
                    buffer: ReplayBuffer | None = None) -> tuple:
-    """Random-action episodes of ``steps`` steps from uniformly drawn start cells, added to a buffer.
+    """Random-action episodes of up to ``steps`` steps from uniformly drawn start cells, added to a buffer.
 
-    Returns ``(buffer, states)`` with ``states`` int ``(episodes, steps + 1)``: the true locations.
+    Returns ``(buffer, states)`` with ``states`` a list of int arrays (one per episode): the true locations.
     """
     buffer = ReplayBuffer() if buffer is None else buffer
     n_cells = env.templates.shape[0]
-    n_actions = env.action_space.n
+    n_actions = int(env.unwrapped.action_space.n)
     all_states = []
     for _ in range(episodes):
-        obs, info = env.reset(seed=int(rng.integers(2**31 - 1)),
-                              options={"state": (int(rng.integers(n_cells)),)})
+        obs, info = env.reset(seed=int(rng.integers(2**31 - 1)), options={"state": (int(rng.integers(n_cells)),)})
         images, actions, rewards, states = [obs[0]], [], [], [info["state"][0]]
         for _ in range(steps):
-            a = int(rng.integers(n_actions))
+            a = np.array([rng.integers(n_actions)])
             obs, r, terminated, truncated, info = env.step(a)
             images.append(obs[0])
-            actions.append([a])
+            actions.append(a)
             rewards.append(r)
             states.append(info["state"][0])
+            if terminated or truncated:
+                break
         buffer.add([np.stack(images)], np.array(actions), np.array(rewards))
-        all_states.append(states)
-    return buffer, np.array(all_states)
+        all_states.append(np.array(states))
+    return buffer, all_states
