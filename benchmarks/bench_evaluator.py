@@ -39,7 +39,7 @@ QUICK_SIZES = [(5, 3), (4, 6)]
 QUICK_BATCHES = [1, 64]
 # Rough costs in seconds per policy evaluation (one policy, one belief) on a 2-core CPU, to skip sizes that
 # would take too long; the CUDA figure is a guess for a data-centre GPU.
-COST_GUESS = {"aif": 1e-5, "aif_deep cpu": 1e-5, "aif_deep cuda": 2e-9, "pymdp.legacy": 3e-4,
+COST_GUESS = {"aif": 1e-5, "aif_deep cpu": 1e-5, "aif_deep cuda": 2e-9, "pymdp.legacy": 1e-2,
               "pymdp 1.0": 2e-6}
 
 
@@ -184,11 +184,15 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="warm calls to take the median of")
     parser.add_argument("--max-seconds", type=float, default=20.0, help="skip a size whose estimated call time exceeds this")
     parser.add_argument("--skip", default="", help="comma-separated libraries to leave out (aif, legacy, jax, deep)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0: torch's default); on a shared machine 1 avoids thread contention")
     parser.add_argument("--plot", default="benchmarks/bench_evaluator.png", help="where to write the scaling plot")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes, batches = (QUICK_SIZES, QUICK_BATCHES) if args.quick else (SIZES, BATCHES)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     libraries = []
@@ -245,18 +249,20 @@ def plot(results, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     libs = sorted({r[0] for r in results})
     for ax, metric, label in ((axes[0], 5, "policy evaluations / s"), (axes[1], 6, "time to first result (s)")):
-        for lib in libs:
-            for batch, marker in zip(BATCHES, "o^s"):
+        for lib, color in zip(libs, plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+            for batch, marker, style in zip(BATCHES, "o^s", ("-", "--", ":")):
                 rows = sorted((r[3], r[metric]) for r in results if r[0] == lib and r[4] == batch)
                 if rows:
                     x, y = zip(*rows)
-                    ax.plot(x, y, marker=marker, label=f"{lib}, batch {batch}")
+                    ax.plot(x, y, marker=marker, linestyle=style, color=color, label=f"{lib}, batch {batch}")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("policies")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)

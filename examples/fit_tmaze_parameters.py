@@ -48,14 +48,9 @@ def simulate(rng, gen, num_agents, trials, steps, alpha, horizon, reward_prob):
     run = rollout(agent, [TMaze(reward_prob) for _ in copies], steps, seed=int(rng.integers(2**31 - 1)))
     # (K * N, T + 1, M) -> (N, K, T + 1, M), and the same for the actions
     per_agent = lambda x: x.reshape(trials, num_agents, *x.shape[1:]).swapaxes(0, 1)  # noqa: E731
-    return gamma, strength, TabularModel_start(models[0]), per_agent(run.observations), per_agent(run.actions)
-
-
-def TabularModel_start(model):
-    """The fit's starting point: the T-maze model with neutral preferences C[1] = [0, 1, -1]."""
-    C = [c.copy() for c in model.C]
-    C[1] = np.array([0.0, 1.0, -1.0])
-    return aif_deep.TabularModel.from_aif(model.replace(C=C), device="cpu")
+    # The fit starts from any agent's model: C[1] is replaced by the fitted strength, gamma given separately.
+    start_model = aif_deep.TabularModel.from_aif(models[0], device="cpu")
+    return gamma, strength, start_model, per_agent(run.observations), per_agent(run.actions)
 
 
 def main(argv=None):
@@ -81,8 +76,9 @@ def main(argv=None):
     start = time.perf_counter()
     shape = torch.tensor([0.0, 1.0, -1.0])  # C[1] = strength * [0, 1, -1]
     with_strength = lambda r, m: m.replace(C=[m.C[0], r[:, None] * shape, m.C[2]])  # noqa: E731
-    result = aif_deep.fit(start_model, obs, act, params=("gamma",), policy_horizon=args.horizon, inference=INFERENCE,
-                          gamma=4.0, alpha=args.alpha, custom={"strength": (torch.full((args.agents,), 2.0), with_strength)},
+    result = aif_deep.fit(start_model, obs, act, params=("gamma",), policy_horizon=args.horizon,
+                          inference=INFERENCE, gamma=4.0, alpha=args.alpha,
+                          custom={"strength": (torch.full((args.agents,), 2.0), with_strength)},
                           priors={"strength": torch.distributions.Normal(3.5, 2.5)},  # weak: MAP, not ML
                           steps=args.fit_steps, lr=args.lr)
     t_fit = time.perf_counter() - start
