@@ -21,8 +21,8 @@ samples o_{s,n} ~ p(o|s) are scored under the decoder of every state, and
 
     I(o; s) ≈ sum_s q(s) (1/N) sum_n [ln p(o_{s,n}|s) - ln sum_s' q(s') p(o_{s,n}|s')].
 
-It is unbiased for each state's inner expectation up to the concavity of the log (the estimate converges as
-N grows), the same noise is reused at every call (common random numbers, drawn once from ``seed``), so G is a
+The mixture density q(o) is computed exactly over the enumerated states, so the estimate is unbiased; its
+error is Monte Carlo noise of order sd[ln p(o|s) / q(o)] / sqrt(N) per state. The same noise is reused at every call (common random numbers, drawn once from ``seed``), so G is a
 deterministic, differentiable function of the beliefs. ``estimated_info_gain`` computes it for any head, so
 it is tested against the exact value on a categorical modality.
 

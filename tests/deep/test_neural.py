@@ -1,0 +1,214 @@
+"""aif_deep.NeuralModel: the model protocol, exact and sampled EFE terms, VFE training from noisy grid images,
+checkpoints, the learned EFE Q-function, and the tabular-to-neural swap example."""
+
+import importlib.util
+import itertools
+import pathlib
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import aif  # noqa: E402
+import aif_deep  # noqa: E402
+from aif.envs import AgentWrapper, GridWorld  # noqa: E402
+from aif_deep.model import TabularModel  # noqa: E402
+from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
+from aif_deep.training import (NoisyGridImages, ReplayBuffer, TrainSettings, collect_random,  # noqa: E402
+                               load_checkpoint, sequence_vfe, train)
+
+torch.set_num_threads(1)
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _random_categorical_model(seed=1, samples=64):
+    model = NeuralModel([3, 2], [2, 3], [Categorical(4), Categorical(3)], C=[torch.randn(4), torch.randn(3)],
+                        seed=seed, info_gain_samples=samples).double()
+    with torch.no_grad():  # sharper decoders than at initialisation, so the information gain is not tiny
+        for p in model.decoders.parameters():
+            p.mul_(4)
+    return model.eval()
+
+
+def _random_beliefs(gen, n, sizes):
+    return [torch.softmax(2 * torch.randn(n, s, generator=gen, dtype=torch.float64), -1) for s in sizes]
+
+
+def test_categorical_neural_model_is_its_tabular_model():
+    """With categorical modalities every EFE term is the tabular one, on the networks' tables."""
+    model = _random_categorical_model()
+    tab = model.tables()
+    lifted = TabularModel(A=tab["A"], B=tab["B"], C=model.C, D=tab["D"], E=None,
+                          A_dependencies=model.A_dependencies, B_dependencies=model.B_dependencies)
+    for a in tab["A"]:
+        assert torch.allclose(a.sum(0), torch.ones_like(a[0]))
+    for b in tab["B"]:
+        assert torch.allclose(b.sum(0), torch.ones_like(b[0]))
+        assert b.min() > 0  # the uniform mixture
+    qs = _random_beliefs(torch.Generator().manual_seed(0), 5, model.num_states)
+    policies = aif.enumerate_policies(model.num_controls, 2)
+    G, terms = aif_deep.expected_free_energy(model, qs, policies)
+    G_ref, terms_ref = aif_deep.expected_free_energy(lifted, qs, policies)
+    assert (G - G_ref).abs().max() < 1e-12
+    for k in ("risk", "ambiguity", "utility", "state_info_gain"):
+        assert (terms[k] - terms_ref[k]).abs().max() < 1e-12
+    nxt = aif_deep.predict(model, qs, torch.tensor([1, 2]))
+    nxt_ref = aif_deep.predict(lifted, qs, torch.tensor([1, 2]))
+    assert max((a - b).abs().max() for a, b in zip(nxt, nxt_ref)) < 1e-12
+
+
+def test_sampled_info_gain_matches_exact_on_categorical_outcomes():
+    model = _random_categorical_model(samples=5000)
+    qs = _random_beliefs(torch.Generator().manual_seed(1), 6, model.num_states)
+    exact = model.outcome_terms(qs, 0, aif.EFEOptions())
+    exact_ig = exact["entropy"] - exact["ambiguity"]  # both modalities
+    est = model.estimated_info_gain(qs, 0) + model.estimated_info_gain(qs, 1)
+    assert exact_ig.min() > 0.01
+    # Monte Carlo error with 5000 samples per state: about 0.002 nats here.
+    assert (est - exact_ig).abs().max() < 0.01
+    few = model.estimated_info_gain(qs, 0, num_samples=50) + model.estimated_info_gain(qs, 1, num_samples=50)
+    assert (few - exact_ig).abs().max() > (est - exact_ig).abs().max()  # the error shrinks with samples
+
+
+def test_bernoulli_info_gain_against_enumerated_outcomes():
+    """2x2 binary images: 16 outcomes, so H[q(o)] of the mixture can be enumerated exactly."""
+    model = NeuralModel([4], [2], [Bernoulli((2, 2))], seed=2, info_gain_samples=40000).double()
+    with torch.no_grad():
+        for p in model.decoders.parameters():
+            p.mul_(3)
+    model.eval()
+    qs = _random_beliefs(torch.Generator().manual_seed(2), 5, model.num_states)
+    params = model.tables()["params"][0]  # (4, 4): logits per state and pixel
+    images = torch.tensor(list(itertools.product([0, 1], repeat=4)), dtype=torch.float64)  # (16, 4)
+    log_p = model.heads[0].log_prob(params[None], images[:, None].reshape(16, 1, 2, 2))  # (16 outcomes, 4 states)
+    p_os = log_p.exp()
+    assert torch.allclose(p_os.sum(0), torch.ones(4, dtype=torch.float64))
+    q_o = qs[0] @ p_os.T  # (5, 16)
+    H_qo = -(q_o * q_o.log()).sum(-1)
+    H_cond = -(p_os * log_p).sum(0)  # (4,)
+    exact_amb = qs[0] @ H_cond
+    terms = model.outcome_terms(qs, 0, aif.EFEOptions())
+    assert (terms["ambiguity"] - exact_amb).abs().max() < 1e-12  # closed form
+    assert (terms["entropy"] - H_qo).abs().max() < 0.01  # sampled information gain
+
+
+def test_gaussian_head_scores_and_samples():
+    head = Gaussian((3,))
+    params = torch.tensor([[0.0, 1.0, -1.0, 0.2, -0.5, 1.0]], dtype=torch.float64)
+    x = head.sample(params, torch.randn(20000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    mean, std = head._split(params)
+    assert (x[0].mean(0) - mean[0]).abs().max() < 0.05
+    # entropy = -E log p
+    assert abs(float(-head.log_prob(params, x[0]).mean() - head.entropy(params)[0])) < 0.05
+
+
+def _grid_data(seed, episodes=40):
+    env = NoisyGridImages(AgentWrapper(GridWorld((3, 3), terminate_at_goal=False)), (8, 8), flip=0.05)
+    return collect_random(env, episodes, 20, np.random.default_rng(seed))
+
+
+def _accuracy(model, buffer, states):
+    from scipy.optimize import linear_sum_assignment
+    images = torch.as_tensor(np.concatenate([e[0][0] for e in buffer.episodes]))
+    true = np.concatenate(states)
+    with torch.no_grad():
+        pred = model.messages([images])[0].argmax(-1).numpy()
+    K = model.num_states[0]
+    counts = np.zeros((K, K))
+    np.add.at(counts, (pred, true), 1)
+    rows, cols = linear_sum_assignment(-counts)
+    return counts[rows, cols].sum() / len(true), dict(zip(rows, cols))
+
+
+@pytest.fixture(scope="module")
+def grid_model():
+    buffer, states = _grid_data(0)
+    model = NeuralModel([9], [5], [Bernoulli((8, 8))], reward_preference=4.0, seed=0)
+    result = train(model, buffer, TrainSettings(steps=300, batch_size=32, length=8, lr=1e-2, seed=0, progress=False))
+    return model, buffer, states, result
+
+
+def test_grid_images_latent_state_identifies_location(grid_model):
+    model, _, _, result = grid_model
+    buffer, states = _grid_data(1, episodes=20)  # fresh images
+    accuracy, match = _accuracy(model, buffer, states)
+    assert accuracy >= 0.95
+    assert result.history[-1]["vfe"] < result.history[0]["vfe"]
+    # The transition network under matched classes is the grid's: from the centre, each move lands in the
+    # neighbouring cell.
+    B = model.tables()["B"][0]  # (S', S, U)
+    B_true = aif.envs.grid_transitions((3, 3))
+    to_class = {loc: k for k, loc in match.items()}
+    for u in range(5):
+        predicted = int(B[:, to_class[4], u].argmax())
+        assert match[predicted] == int(B_true[:, 4, u].argmax())
+
+
+def test_agent_with_neural_model_reaches_goal(grid_model):
+    model = grid_model[0]
+    env = NoisyGridImages(AgentWrapper(GridWorld((3, 3))), (8, 8), flip=0.05)
+    agent = aif_deep.Agent(model, policy_horizon=4)
+    obs, info = env.reset(seed=3)
+    with torch.no_grad():
+        for t in range(8):
+            action = agent.step(obs)
+            obs, reward, terminated, _, info = env.step(np.asarray(action))
+            if terminated:
+                break
+    assert terminated and reward == 1.0 and t == 3  # the shortest path: 4 moves
+    terms = agent.terms
+    assert torch.allclose(terms["risk"] + terms["ambiguity"], -(terms["utility"] + terms["state_info_gain"]))
+
+
+def test_checkpoint_resume_gives_the_same_parameters(tmp_path):
+    buffer, _ = _grid_data(2, episodes=6)
+    settings = dict(batch_size=8, length=4, lr=1e-2, seed=3, progress=False, log_every=5)
+    a = NeuralModel([9], [5], [Bernoulli((8, 8))], seed=4)
+    train(a, buffer, TrainSettings(steps=20, **settings))
+    b = NeuralModel([9], [5], [Bernoulli((8, 8))], seed=4)
+    path = str(tmp_path / "ckpt.pt")
+    log = tmp_path / "log.jsonl"
+    first = train(b, buffer, TrainSettings(steps=10, checkpoint=path, log=str(log), **settings))
+    assert first.step == 10
+    c = NeuralModel([9], [5], [Bernoulli((8, 8))], seed=99)  # other weights, restored from the checkpoint
+    second = train(c, buffer, TrainSettings(steps=20, checkpoint=path, log=str(log), **settings))
+    assert second.step == 20 and [h["step"] for h in second.history] == [5, 10, 15, 20]
+    for (name, p), q in zip(a.state_dict().items(), c.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert len(log.read_text().splitlines()) == 4
+    assert load_checkpoint(path, NeuralModel([9], [5], [Bernoulli((8, 8))])).step == 20
+
+
+def test_vfe_is_kl_plus_reconstruction_and_bounds_surprise():
+    """One-step windows with an exact posterior: the VFE is at least -ln p(o) (computed by enumeration)."""
+    model = NeuralModel([3], [2], [Categorical(4)], seed=5).double()
+    buffer = ReplayBuffer()
+    buffer.add([np.array([1, 2])], np.array([[0]]))
+    batch = buffer.sample(4, 1, np.random.default_rng(0))
+    loss, metrics = sequence_vfe(model, batch, torch.Generator().manual_seed(0))
+    assert abs(metrics["vfe"] - metrics["kl"] - metrics["reconstruction"]) < 1e-9
+    assert torch.isfinite(loss)
+    with pytest.raises(aif.errors.ParameterError):
+        buffer.sample(2, 5, np.random.default_rng(0))
+    with pytest.raises(aif.errors.ParameterError):
+        buffer.add([np.array([1, 2, 3])], np.array([[0]]))
+
+
+def test_bad_model_arguments():
+    with pytest.raises(aif.errors.ModelError):
+        NeuralModel([3], [2, 2], [Categorical(4)])
+    with pytest.raises(aif.errors.ModelError):
+        NeuralModel([3], [2], ["pixels"])
+    with pytest.raises(aif.errors.ModelError):
+        NeuralModel([3], [2], [Bernoulli((2, 2))], C=[torch.zeros(4)])
+
+
+def test_swap_example_quick():
+    spec = importlib.util.spec_from_file_location("swap", ROOT / "examples" / "swap_tabular_for_neural.py")
+    swap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(swap)
+    runs, accuracy = swap.main(["--quick"])
+    assert accuracy >= 0.95
+    for name, (locations, total) in runs.items():
+        assert total == 1.0 and len(locations) == 5, name  # each reaches the goal by a shortest path
