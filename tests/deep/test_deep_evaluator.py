@@ -73,6 +73,10 @@ def test_chunks_and_shuffled_explicit_lists_give_the_same_result():
     assert torch.allclose(G_pick, G_full[:, pick], rtol=0, atol=TOL)
     G_ref, _ = aif.expected_free_energy(model, [q[0] for q in qs], policies[pick])
     assert np.abs(G_pick[0].numpy() - G_ref).max() < TOL
+    # Enumeration over some factors only (the others stay at action 0), as aif.enumerate_policies.
+    G_f0, _ = aif_deep.evaluate_policies(tm, q_t, horizon=2, control_factors=[0])
+    G_f0_ref, _ = aif_deep.expected_free_energy(tm, q_t, aif.enumerate_policies(model.num_controls, 2, [0]))
+    assert G_f0.shape == (3, 9) and torch.allclose(G_f0, G_f0_ref, rtol=0, atol=TOL)
     # Duplicated policies are scored alike.
     G_dup, _ = aif_deep.expected_free_energy(tm, q_t, policies[[5, 5, 3]])
     assert torch.equal(G_dup[:, 0], G_dup[:, 1])
