@@ -331,8 +331,16 @@ class NeuralModel(nn.Module):
     def log_likelihood(self, obs: list, guard=None) -> list:
         """The encoder's messages, summed over factors onto the joint axes: ``(*lead, *S)`` per modality.
 
-        The messages are logits, finite everywhere, so no log guard applies.
+        The messages are logits, finite everywhere, so no log guard applies. In eval mode they carry no
+        gradient (the model is then a fixed generative model for an agent; ``aif.rollout`` converts the
+        agent's beliefs to NumPy).
         """
+        if not self.training:
+            with torch.no_grad():
+                return self._log_likelihood(obs)
+        return self._log_likelihood(obs)
+
+    def _log_likelihood(self, obs: list) -> list:
         if len(obs) != len(self.heads):
             raise ObservationError(f"obs has {len(obs)} entries but the model has {len(self.heads)} modalities")
         out = []

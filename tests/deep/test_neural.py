@@ -212,3 +212,50 @@ def test_swap_example_quick():
     assert accuracy >= 0.95
     for name, (locations, total) in runs.items():
         assert total == 1.0 and len(locations) == 5, name  # each reaches the goal by a shortest path
+
+
+def test_qfunction_learns_soft_efe_to_go_and_extends_the_horizon():
+    """On the 3x3 grid with a preference for the goal cell only, a horizon-1 agent sees no difference between
+    moves far from the goal; with the learned G_phi as its terminal value it walks the shortest path."""
+    from aif.rollout import rollout
+    from aif_deep.qfunction import QFunction, QSettings, train_qfunction
+
+    gm = GridWorld((3, 3)).generative_model(preference="goal", goal_preference=4.0)
+    model = TabularModel.from_aif(gm, device="cpu")
+    S, T, d = 9, 1.0, 0.9
+    onehot = torch.eye(S, dtype=torch.float64)
+    mixed = torch.distributions.Dirichlet(torch.full((S,), 0.3, dtype=torch.float64)).sample((2000,))
+    qf = QFunction([S], [5], temperature=T, seed=0).double()
+    train_qfunction(qf, model, [torch.cat([onehot.repeat(50, 1), mixed])],
+                    QSettings(steps=1000, batch_size=64, lr=3e-3, discount=d, tau=0.05, progress=False))
+    # Exact soft value iteration on one-hot beliefs (B is deterministic, so they stay one-hot).
+    g, _ = aif_deep.expected_free_energy(model, [onehot], aif.enumerate_policies([5], 1))
+    nxt = torch.as_tensor(gm.B[0].argmax(0))  # (S, U)
+    Q = torch.zeros(S, 5, dtype=torch.float64)
+    for _ in range(400):
+        Q = g + d * (-T * torch.logsumexp(-Q / T, -1))[nxt]
+    with torch.no_grad():
+        Q_phi = qf([onehot])
+    assert (Q_phi - Q).abs().max() < 0.1 * (Q.max() - Q.min())
+    greedy = Q_phi.argmin(-1)
+    assert torch.allclose(Q.gather(1, greedy[:, None])[:, 0], Q.min(-1).values)  # its greedy actions are optimal
+
+    plain = rollout(aif_deep.Agent(model, policy_horizon=1), GridWorld((3, 3)), 8, seed=0)
+    with_q = rollout(aif_deep.Agent(model, policy_horizon=1, terminal_value=qf.value, discount=d),
+                     GridWorld((3, 3)), 8, seed=0)
+    assert plain.total_reward == 0.0
+    assert with_q.total_reward == 1.0 and with_q.num_steps == 4
+
+
+def test_td_targets_order_joint_actions_as_enumerate_policies():
+    from aif_deep.qfunction import QFunction, td_targets
+
+    model = _random_categorical_model()
+    qf = QFunction(model.num_states, model.num_controls, temperature=0.5, seed=1).double().eval()
+    qs = _random_beliefs(torch.Generator().manual_seed(4), 3, model.num_states)
+    y = td_targets(qf, model, qs, discount=0.7)
+    policies = aif.enumerate_policies(model.num_controls, 1)
+    g, _ = aif_deep.expected_free_energy(model, qs, policies)
+    for k, pi in enumerate(policies):
+        nxt = aif_deep.predict(model, qs, torch.as_tensor(pi[0]).expand(3, -1))
+        assert torch.allclose(y[:, k], g[:, k] + 0.7 * qf.value(nxt))

@@ -1,0 +1,144 @@
+"""A learned EFE Q-function: G_phi(belief, action), the expected free energy to go, for a longer horizon.
+
+For beliefs ``qs`` and a joint action ``a`` (``aif.enumerate_policies(num_controls, 1)``'s order),
+
+    G_phi(qs, a) ≈ g(qs, a) + discount * V(qs'_a),      V(qs) = -T ln sum_a' exp(-G_phi(qs, a') / T),
+
+where ``g`` is the one-step EFE of the policy evaluator (the same terms as the agent's G), ``qs'_a =
+predict(qs, a)`` the predicted belief, and ``V`` a soft minimum over actions with temperature ``T`` (the hard
+minimum as T -> 0). The next belief is the predicted one, before any observation, because that is what the
+policy evaluator hands its terminal value: ``G(pi) = sum_t g_t + discount^H V(q(s_H | pi))``. So
+
+- ``Agent(model, policy_horizon=H, terminal_value=qf.value, discount=d)`` plans H steps and lets G_phi
+  score the rest;
+- with ``policy_horizon=1`` the agent's G is g + d V(qs'), the Q-function's own target: a one-step policy.
+
+Training is temporal-difference regression on beliefs drawn from a pool (e.g. the posteriors of a replay
+buffer, plus random ones), with a target network that follows the online one by Polyak averaging.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from aif.control import DEFAULT_TERMS, EFEOptions
+from aif.errors import ParameterError
+
+from .evaluator import evaluate_policies
+from .model import BeliefModel
+
+
+class QFunction(nn.Module):
+    """G_phi: beliefs (one ``(*lead, S_f)`` tensor per factor) -> EFE to go per joint action ``(*lead, K)``.
+
+    Args:
+        num_states, num_controls: the model's sizes.
+        temperature: T of the soft minimum in ``value``.
+        hidden: width of the two hidden layers.
+        seed: seeds the initial weights.
+    """
+
+    def __init__(self, num_states, num_controls, temperature=1.0, hidden=128, seed=0):
+        super().__init__()
+        if temperature <= 0:
+            raise ParameterError(f"temperature must be positive, got {temperature}")
+        self.num_states = [int(s) for s in num_states]
+        self.num_controls = [int(u) for u in num_controls]
+        self.temperature = float(temperature)
+        with torch.random.fork_rng():
+            torch.manual_seed(int(seed))
+            self.net = nn.Sequential(nn.Linear(sum(self.num_states), hidden), nn.ELU(), nn.Linear(hidden, hidden),
+                                     nn.ELU(), nn.Linear(hidden, math.prod(self.num_controls)))
+
+    def forward(self, qs) -> torch.Tensor:
+        x = torch.cat(list(qs), -1).to(self.net[0].weight.dtype)
+        return self.net(x)
+
+    def value(self, qs) -> torch.Tensor:
+        """V(qs) = soft minimum of G_phi over actions, ``(*lead,)``; the evaluator's ``terminal_value``.
+
+        In eval mode (where ``train_qfunction`` leaves it) without gradients, so that an agent's G and q(pi)
+        stay plain values (``aif.rollout`` converts them to NumPy).
+        """
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            G = self(qs)
+            return (-self.temperature * torch.logsumexp(-G / self.temperature, -1)).to(qs[0].dtype)
+
+
+@dataclass(frozen=True)
+class QSettings:
+    """Settings of ``train_qfunction``.
+
+    Attributes:
+        steps: optimiser steps.
+        batch_size: beliefs per step.
+        lr: Adam's learning rate.
+        discount: the discount of V(next belief).
+        tau: Polyak rate of the target network (target <- (1 - tau) target + tau online).
+        terms, options: the EFE terms of g and their options (as the agent's).
+        seed: seeds the draws from the belief pool.
+        progress: show a tqdm bar.
+    """
+
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    discount: float = 0.9
+    tau: float = 0.02
+    terms: tuple = DEFAULT_TERMS
+    options: EFEOptions = EFEOptions()
+    seed: int = 0
+    progress: bool = True
+
+
+def td_targets(qf_target: QFunction, model: BeliefModel, qs, discount: float, terms=DEFAULT_TERMS,
+               options=None) -> torch.Tensor:
+    """g(qs, a) + discount * V_target(predict(qs, a)) for every joint action: ``(*lead, K)``, no gradient."""
+    with torch.no_grad():
+        g, _ = evaluate_policies(model, qs, horizon=1, terms=terms, options=options, with_terms=False)
+        nxt = model.predict_all(qs)  # (U_f, *lead, S_f) per factor
+        # Joint actions in enumerate_policies' order (the last factor varies fastest): broadcast each
+        # factor's predictions over the others' controls, then flatten to K.
+        F = len(nxt)
+        joint = []
+        for f, q in enumerate(nxt):
+            shape = [1] * F
+            shape[f] = q.shape[0]
+            q = q.reshape(*shape, *q.shape[1:]).expand(*[p.shape[0] for p in nxt], *q.shape[1:])
+            joint.append(q.reshape(-1, *q.shape[F:]))  # (K, *lead, S_f)
+        V = qf_target.value(joint)  # (K, *lead)
+        return g + discount * V.movedim(0, -1)
+
+
+def train_qfunction(qf: QFunction, model: BeliefModel, beliefs, settings: QSettings = QSettings()) -> list:
+    """Fit G_phi by temporal differences on beliefs drawn from ``beliefs`` (one ``(N, S_f)`` tensor per factor).
+
+    Returns the history of the mean squared TD error, one value per step.
+    """
+    beliefs = [torch.as_tensor(b) for b in beliefs]
+    N = beliefs[0].shape[0]
+    qf.train()
+    target = copy.deepcopy(qf).requires_grad_(False)
+    opt = torch.optim.Adam(qf.parameters(), lr=settings.lr)
+    gen = torch.Generator().manual_seed(settings.seed)
+    history = []
+    for _ in tqdm(range(settings.steps), disable=not settings.progress, desc="Q", unit="step", leave=False):
+        idx = torch.randint(N, (settings.batch_size,), generator=gen)
+        qs = [b[idx] for b in beliefs]
+        y = td_targets(target, model, qs, settings.discount, settings.terms, settings.options)
+        loss = ((qf(qs) - y.to(qf.net[0].weight.dtype)) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for p_t, p in zip(target.parameters(), qf.parameters()):
+                p_t.lerp_(p, settings.tau)
+        history.append(float(loss.detach()))
+    qf.eval()
+    return history
