@@ -14,7 +14,8 @@ from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNorm, pA_info_gain
 from .model import GenerativeModel, check_model, random_model
 from .rollout import Trajectory, rollout
 from .sequence import MarginalMessagePassing, SequenceTrace, VariationalMessagePassing, infer_sequence
-from . import envs, planning  # noqa: E402  (subpackages; aif.plotting is imported on demand: matplotlib)
+from . import envs, io, planning  # noqa: E402  (subpackages; aif.plotting is imported on demand: matplotlib)
+from .io import FormatError, load_agent, load_model, save_agent, save_model
 
 __version__ = "0.1.0"
 
@@ -28,5 +29,6 @@ __all__ = [
     "update_A", "update_B", "update_D", "pA_info_gain", "pB_info_gain", "spm_wnorm", "reduce_dirichlet",
     "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT",
     "MarginalMessagePassing", "VariationalMessagePassing", "infer_sequence", "SequenceTrace",
-    "rollout", "Trajectory", "envs", "planning",
+    "rollout", "Trajectory", "envs", "planning", "io",
+    "save_model", "load_model", "save_agent", "load_agent", "FormatError",
 ]

@@ -112,6 +112,8 @@ def check_policies(model: GenerativeModel, policies) -> np.ndarray:
     if policies.ndim != 3 or policies.shape[2] != model.num_factors or policies.shape[0] == 0:
         raise PolicyError(f"policies must have shape (num_policies, horizon, {model.num_factors}), "
                           f"got {policies.shape}")
+    if policies.shape[1] == 0:
+        raise PolicyError(f"policies have horizon 0 (shape {policies.shape}); a policy takes at least one step")
     if not np.issubdtype(policies.dtype, np.integer):
         raise PolicyError(f"policies must hold integer actions, got dtype {policies.dtype}")
     bad = (policies < 0) | (policies >= np.asarray(model.num_controls))
@@ -318,12 +320,20 @@ def policy_posterior(G, E=None, gamma: float = 16.0) -> np.ndarray:
     gamma = check_positive(gamma, "gamma")
     G = np.asarray(G, dtype=float)
     if not np.isfinite(G).all():
-        raise ParameterError(f"G has a non-finite entry at index {tuple(np.argwhere(~np.isfinite(G))[0])}")
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(G))[0])
+        raise ParameterError(f"G has a non-finite entry at index {index}")
     logits = -gamma * G
     if E is not None:
         E = np.asarray(E, dtype=float)
         if E.shape != G.shape[-1:]:
             raise ParameterError(f"E has shape {E.shape} but there are {G.shape[-1]} policies")
+        bad = ~np.isfinite(E) | (E < 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ParameterError(f"E has a negative entry {E[i]} at index {i}" if E[i] < 0
+                                 else f"E has a non-finite entry {E[i]} at index {i}")
+        if abs(E.sum() - 1.0) > 1e-6:
+            raise ParameterError(f"E sums to {E.sum():.6g}, not 1 (it is a prior over policies)")
         with np.errstate(divide="ignore"):
             logits = logits + np.log(E)
     return softmax(logits, axis=-1)
@@ -342,6 +352,10 @@ def check_positive(x, name):
 def action_marginals(q_pi, policies, num_controls=None) -> list:
     """p(u_f) = sum of q(pi) over the policies whose first action for factor f is u, one vector per factor."""
     policies = np.asarray(policies)
+    q_pi = np.asarray(q_pi, dtype=float)
+    if policies.ndim != 3 or q_pi.shape != policies.shape[:1]:
+        raise PolicyError(f"q_pi has shape {q_pi.shape} but policies has shape {policies.shape}; "
+                          "expected (P,) and (P, horizon, num_factors)")
     if num_controls is None:
         num_controls = policies[:, 0, :].max(axis=0) + 1
     return [np.bincount(policies[:, 0, f], weights=q_pi, minlength=int(u)) for f, u in enumerate(num_controls)]
@@ -407,8 +421,12 @@ def _check_selection(q_pi, policies, mode, sampling):
     if policies.ndim != 3 or q_pi.shape != policies.shape[:1]:
         raise PolicyError(f"q_pi has shape {q_pi.shape} but policies has shape {policies.shape}; "
                           "expected (P,) and (P, horizon, num_factors)")
-    if not np.isfinite(q_pi).all() or (q_pi < 0).any() or abs(q_pi.sum() - 1) > 1e-6:
-        raise ParameterError(f"q_pi is not a probability vector (sum {q_pi.sum():.6g}, min {q_pi.min():.3g})")
+    bad = ~np.isfinite(q_pi) | (q_pi < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ParameterError(f"q_pi is not a probability vector: entry {i} is {q_pi[i]}")
+    if abs(q_pi.sum() - 1) > 1e-6:
+        raise ParameterError(f"q_pi is not a probability vector (sum {q_pi.sum():.6g}, not 1)")
     return q_pi, policies
 
 
@@ -422,6 +440,8 @@ def predict(model: GenerativeModel, qs, action) -> list:
     action = np.asarray(action)
     if action.shape != (model.num_factors,):
         raise PolicyError(f"action has shape {action.shape}, expected ({model.num_factors},): one per factor")
-    check_policies(model, action.astype(int)[None, None, :])
-    qs = [np.asarray(q, dtype=float)[None] for q in qs]
+    if not np.issubdtype(action.dtype, np.integer):
+        raise PolicyError(f"action must hold integers, got dtype {action.dtype}")
+    check_policies(model, action[None, None, :])
+    qs = [q[None] for q in check_beliefs(model, qs, "qs")]
     return [q[0] for q in predict_policies(model, qs, action.astype(int)[None])]

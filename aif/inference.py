@@ -259,6 +259,9 @@ def infer_states(model: GenerativeModel, obs, prior=None, method=None, trace=Non
         ``qs``: list of posterior vectors, ``qs[f]`` of shape ``(num_states[f],)``.
     """
     method = FixedPoint() if method is None else method
+    if not callable(method) or not hasattr(method, "guard"):
+        raise TypeError(f"method must be an inference method such as aif.FixedPoint() or aif.Exact(), "
+                        f"got {method!r}")
     prior = model.D if prior is None else check_beliefs(model, prior)
     logL = [method.guard(L) for L in likelihoods(model, obs)]
     log_prior = [method.guard(p) for p in prior]

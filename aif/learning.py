@@ -464,8 +464,10 @@ def reduce_dirichlet(q_dir, p_dir, r_dir):
     """
     q, p, r = (np.asarray(x, dtype=float) for x in (q_dir, p_dir, r_dir))
     for name, x in (("q_dir", q), ("p_dir", p), ("r_dir", r)):
-        if not (np.isfinite(x).all() and (x > 0).all()):
-            raise ModelError(f"{name} must hold positive, finite Dirichlet counts")
+        bad = ~np.isfinite(x) | (x <= 0)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ModelError(f"{name} must hold positive, finite Dirichlet counts; found {x[index]} at index {index}")
     s = q + r - p
     if not (s > 0).all():
         idx = tuple(int(k) for k in np.argwhere(s <= 0)[0])

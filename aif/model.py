@@ -254,8 +254,8 @@ def random_model(rng, num_states, num_obs, num_controls=None, A_dependencies=Non
     """
     nf = len(num_states)
     num_controls = list(num_states) if num_controls is None else list(num_controls)
-    A_dependencies = A_dependencies or [list(range(nf)) for _ in num_obs]
-    B_dependencies = B_dependencies or [[f] for f in range(nf)]
+    A_dependencies = _deps(A_dependencies, len(num_obs), nf, "A", default=lambda m: list(range(nf)))
+    B_dependencies = _deps(B_dependencies, nf, nf, "B", default=lambda f: [f])
 
     def columns(shape):
         x = rng.gamma(concentration, size=shape) + 1e-12

@@ -45,6 +45,8 @@ def inductive_matrix(H, B, threshold, depth, B_dependencies=None) -> list:
     """
     if int(depth) != depth or depth < 1:
         raise ParameterError(f"depth must be an integer >= 1, got {depth!r}")
+    if not 0 <= threshold < 1:
+        raise ParameterError(f"threshold must lie in [0, 1), got {threshold}")
     if len(H) != len(B):
         raise ModelError(f"H has {len(H)} vectors but B has {len(B)} factors")
     I = []
@@ -87,6 +89,8 @@ def inductive_value(qs, qs_next, I, epsilon=1e-3) -> np.ndarray:
     """
     if not len(qs) == len(qs_next) == len(I):
         raise ModelError(f"qs, qs_next and I have {len(qs)}, {len(qs_next)} and {len(I)} factors")
+    if not 0 < epsilon < 1:
+        raise ParameterError(f"epsilon must lie in (0, 1), got {epsilon}")
     log_eps = float(CLIP(epsilon))
     value = 0.0
     for f, (q_f, q_next_f, I_f) in enumerate(zip(qs, qs_next, I)):
