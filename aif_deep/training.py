@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import gymnasium as gym
 import numpy as np
@@ -234,6 +234,41 @@ def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = Tr
             save_checkpoint(settings.checkpoint, model, opt, result, rng, gen)
     model.eval()
     return result
+
+
+def evaluate_vfe(model: NeuralModel, buffer: ReplayBuffer, windows: int = 512, length: int = 8, seed: int = 0) -> float:
+    """Mean VFE per step over ``windows`` fixed windows of the buffer (same windows for every model)."""
+    was_training = model.training
+    model.train()  # tables with the current parameters, straight-through samples as in training
+    with torch.no_grad():
+        _, metrics = sequence_vfe(model, buffer.sample(windows, length, np.random.default_rng(seed)),
+                                  torch.Generator(device=model.device).manual_seed(seed), usage_weight=0.0)
+    model.train(was_training)
+    return metrics["vfe"]
+
+
+def train_best_of(make_model, buffer: ReplayBuffer, settings: TrainSettings = TrainSettings(), tries: int = 3):
+    """Train ``tries`` models (``make_model(k)`` builds the k-th; settings seed ``settings.seed + k``) and keep
+    the one with the lowest VFE on the same held windows.
+
+    Why: fitting categorical latents is a clustering problem with local optima (two locations share a class,
+    another location is split between two). On the 3x3 grid from 8x8 images, one run in eight ended in one
+    (latent-location accuracy 0.86), and its VFE stood out (14.9 nats per step against 13.2-13.6 for the
+    others), so the VFE alone, without labels, picks a good run.
+
+    Returns:
+        ``(model, result, vfes)``: the chosen model (eval mode), its ``TrainResult``, every try's VFE.
+    """
+    best, vfes = None, []
+    for k in range(int(tries)):
+        model = make_model(k)
+        result = train(model, buffer, replace(settings, seed=settings.seed + k,
+                                              checkpoint=None if settings.checkpoint is None else
+                                              f"{settings.checkpoint}.{k}"))
+        vfes.append(evaluate_vfe(model, buffer, length=settings.length))
+        if best is None or vfes[-1] < best[2]:
+            best = (model, result, vfes[-1])
+    return best[0], best[1], vfes
 
 
 def save_checkpoint(path, model, optimizer, result: TrainResult, rng=None, generator=None) -> None:

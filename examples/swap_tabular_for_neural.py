@@ -1,6 +1,6 @@
 """One agent loop, three models: the true tabular model, the same model in PyTorch, and a learned neural model.
 
-    python examples/swap_tabular_for_neural.py            # trains the neural model (about a minute on a CPU)
+    python examples/swap_tabular_for_neural.py            # trains the neural model (under a minute on a CPU)
     python examples/swap_tabular_for_neural.py --quick    # small settings, as in the tests
     python examples/swap_tabular_for_neural.py --out swap.png
 
@@ -12,7 +12,7 @@ environment's view, the model and the agent differ:
 2. ``aif_deep.Agent`` with that model lifted to torch (``aif_deep.TabularModel.from_aif``).
 3. ``aif_deep.Agent`` with an ``aif_deep.NeuralModel`` learned from the grid rendered as noisy 8x8 binary
    images: encoder, transition network, Bernoulli decoder and a reward head (its preferences are over the
-   reward), trained on random walks by minimising the sequence VFE.
+   reward), trained on random walks by minimising the sequence VFE (best of three runs by their VFE).
 
 It prints, for each agent, the path, the steps to the goal and the reward, and for the neural model the
 latent-location accuracy (classes matched to locations with the Hungarian algorithm); it plots the three
@@ -34,7 +34,7 @@ import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.envs import AgentWrapper, GridWorld  # noqa: E402
 from aif_deep.neural import Bernoulli, NeuralModel  # noqa: E402
-from aif_deep.training import NoisyGridImages, TrainSettings, collect_random, train  # noqa: E402
+from aif_deep.training import NoisyGridImages, TrainSettings, collect_random, train_best_of  # noqa: E402
 
 SHAPE = (3, 3)
 HORIZON = 4  # the goal is 4 moves from the start: the planner must see it
@@ -60,10 +60,12 @@ def learn_neural_model(quick, seed=0):
     rng = np.random.default_rng(seed)
     data_env = NoisyGridImages(AgentWrapper(GridWorld(SHAPE, terminate_at_goal=False)), (8, 8), flip=0.05)
     buffer, states = collect_random(data_env, 20 if quick else 60, 20, rng)
-    model = NeuralModel([SHAPE[0] * SHAPE[1]], [5], [Bernoulli((8, 8))], reward_preference=4.0, seed=seed)
     t0 = time.perf_counter()
-    result = train(model, buffer, TrainSettings(steps=250 if quick else 800, batch_size=32, length=8, lr=1e-2,
-                                                seed=seed, progress=not quick))
+    # Three runs, keeping the lowest VFE: latent clustering has local optima, and the VFE spots them.
+    model, result, vfes = train_best_of(
+        lambda k: NeuralModel([SHAPE[0] * SHAPE[1]], [5], [Bernoulli((8, 8))], reward_preference=4.0, seed=seed + k),
+        buffer, TrainSettings(steps=250 if quick else 600, batch_size=32, length=8, lr=1e-2, seed=seed,
+                              progress=not quick), tries=3)
     seconds = time.perf_counter() - t0
     images = torch.as_tensor(np.concatenate([e[0][0] for e in buffer.episodes]))
     true = np.concatenate(states)
@@ -73,8 +75,9 @@ def learn_neural_model(quick, seed=0):
     counts = np.zeros((K, K))
     np.add.at(counts, (pred, true), 1)
     rows, cols = linear_sum_assignment(-counts)
-    print(f"neural model: {result.step} steps in {seconds:.1f} s, final VFE per step "
-          f"{result.history[-1]['vfe']:.2f} nats, latent-location accuracy {counts[rows, cols].sum() / len(true):.3f}")
+    print(f"neural model: 3 x {result.step} steps in {seconds:.1f} s, VFE per step of each run "
+          f"{', '.join(f'{v:.2f}' for v in vfes)} nats; latent-location accuracy of the best "
+          f"{counts[rows, cols].sum() / len(true):.3f}")
     return model, counts[rows, cols].sum() / len(true)
 
 
@@ -123,7 +126,7 @@ def main(argv=None):
         ax.set_yticks(range(SHAPE[0]))
         ax.grid(True, alpha=0.3)
         ax.set_title(f"{name}\n{len(locations) - 1} steps, reward {total:.0f}", fontsize=9)
-    axes[0].legend(loc="lower left", fontsize=8)
+    axes[0].legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     if args.out:
         fig.savefig(args.out, dpi=120)

@@ -16,7 +16,7 @@ from aif.envs import AgentWrapper, GridWorld  # noqa: E402
 from aif_deep.model import TabularModel  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
 from aif_deep.training import (NoisyGridImages, ReplayBuffer, TrainSettings, collect_random,  # noqa: E402
-                               load_checkpoint, sequence_vfe, train)
+                               evaluate_vfe, load_checkpoint, sequence_vfe, train, train_best_of)
 
 torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -123,9 +123,14 @@ def _accuracy(model, buffer, states):
 
 @pytest.fixture(scope="module")
 def grid_model():
+    """3x3 grid, 8x8 images with 5% of the pixels flipped, 40 random walks of 20 steps; best of two runs of
+    300 steps (each about 2-4 s on one CPU thread; 5 seeds of one run reached 0.99-1.0, one in eight
+    runs with other data stalled at 0.86, which the VFE exposes: see train_best_of)."""
     buffer, states = _grid_data(0)
-    model = NeuralModel([9], [5], [Bernoulli((8, 8))], reward_preference=4.0, seed=0)
-    result = train(model, buffer, TrainSettings(steps=300, batch_size=32, length=8, lr=1e-2, seed=0, progress=False))
+    model, result, vfes = train_best_of(
+        lambda k: NeuralModel([9], [5], [Bernoulli((8, 8))], reward_preference=4.0, seed=k), buffer,
+        TrainSettings(steps=300, batch_size=32, length=8, lr=1e-2, seed=0, progress=False), tries=2)
+    assert len(vfes) == 2 and abs(min(vfes) - evaluate_vfe(model, buffer)) < 1e-9
     return model, buffer, states, result
 
 
