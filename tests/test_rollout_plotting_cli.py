@@ -123,12 +123,24 @@ def test_cue_chaining_matches_pymdp_1_on_all_contexts():
     differently (pymdp 1.0 computes in float32) and may pick different tied actions; the test checks that a
     divergence only ever happens at such a tie.
     """
+    import jax
     import jax.numpy as jnp
     import jax.random as jr
     from pymdp.agent import Agent as JaxAgent
     from pymdp.envs.cue_chaining import CueChainingEnv
     from pymdp.envs.rollout import rollout as jax_rollout
 
+    # pymdp 1.0's rollout is written for float32: under jax_enable_x64 (set by other tests in the same
+    # process) its scan carries mix float32 and float64 and it fails. Run it as it ships.
+    x64 = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    try:
+        _cue_chaining_against_pymdp_1(jnp, jr, JaxAgent, CueChainingEnv, jax_rollout)
+    finally:
+        jax.config.update("jax_enable_x64", x64)
+
+
+def _cue_chaining_against_pymdp_1(jnp, jr, JaxAgent, CueChainingEnv, jax_rollout):
     T = 10
     contexts = [(k, r) for k in range(4) for r in range(2)]
     n = len(contexts)
