@@ -150,6 +150,19 @@ def test_grid_images_latent_state_identifies_location(grid_model):
         assert match[predicted] == int(B_true[:, 4, u].argmax())
 
 
+def test_gaussian_images_latent_state_identifies_location():
+    """The same walks seen as real-valued images (block + N(0, 0.3^2) noise per pixel), a Gaussian decoder."""
+    buffer, states = _grid_data(0)
+    templates = NoisyGridImages(AgentWrapper(GridWorld((3, 3))), (8, 8)).templates
+    rng = np.random.default_rng(0)
+    real = ReplayBuffer()
+    for (_, actions, rewards), s in zip(buffer.episodes, states):
+        real.add([templates[s] + 0.3 * rng.standard_normal((len(s), 8, 8))], actions, rewards)
+    model, _, _ = train_best_of(lambda k: NeuralModel([9], [5], [Gaussian((8, 8))], seed=k), real,
+                                TrainSettings(steps=300, batch_size=32, length=8, lr=1e-2, progress=False), tries=2)
+    assert _accuracy(model, real, states)[0] >= 0.95
+
+
 def test_agent_with_neural_model_reaches_goal(grid_model):
     model = grid_model[0]
     env = NoisyGridImages(AgentWrapper(GridWorld((3, 3))), (8, 8), flip=0.05)
