@@ -21,10 +21,17 @@ samples o_{s,n} ~ p(o|s) are scored under the decoder of every state, and
 
     I(o; s) ≈ sum_s q(s) (1/N) sum_n [ln p(o_{s,n}|s) - ln sum_s' q(s') p(o_{s,n}|s')].
 
-The mixture density q(o) is computed exactly over the enumerated states, so the estimate is unbiased; its
-error is Monte Carlo noise of order sd[ln p(o|s) / q(o)] / sqrt(N) per state. The same noise is reused at every call (common random numbers, drawn once from ``seed``), so G is a
-deterministic, differentiable function of the beliefs. ``estimated_info_gain`` computes it for any head, so
-it is tested against the exact value on a categorical modality.
+The mixture density q(o) is computed exactly over the enumerated states (the latent space is small and
+discrete), so the estimate is unbiased; its error is Monte Carlo noise of order sd[ln p(o|s) / q(o)] /
+sqrt(N) per state. The same noise is reused at every call (common random numbers, drawn once from
+``seed``), so G is a deterministic, differentiable function of the beliefs. ``estimated_info_gain`` computes
+it for any head, so it is tested against the exact value on categorical outcomes and on 2x2 binary images
+(16 outcomes, enumerable).
+
+Observations reach ``log_likelihood`` through ``aif_deep.inference.as_obs``, which checks them against
+``num_obs``: a Bernoulli modality declares ``num_obs = 2`` (pixel values 0 and 1), so int images pass.
+Real-valued (Gaussian) observations fail its probability-vector check: such a model trains and scores here,
+but ``Agent``/``infer_states`` need ``as_obs`` to leave non-categorical modalities to the model.
 
 Training (``aif_deep.training``) samples latent states with ``OneHotCategoricalStraightThrough``; every
 categorical distribution of the model (prior, posterior in training, transitions) is mixed with a little of
@@ -129,7 +136,7 @@ class Gaussian:
     """Real vectors of shape ``shape`` (float ``(*lead, *shape)``), a diagonal Gaussian per state.
 
     ``aif_deep.infer_states`` checks float observations as probability vectors, so a Gaussian modality is
-    trained and scored here but cannot yet pass through ``Agent``/``infer_states`` (see the module notes).
+    trained and scored here but cannot yet pass through ``Agent``/``infer_states`` (module docstring).
     """
 
     shape: tuple
