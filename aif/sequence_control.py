@@ -162,6 +162,9 @@ def sequence_policy_posterior(G, F, E=None, gamma: float = 16.0, vfe_sign: str =
         E = np.asarray(E, dtype=float)
         if E.shape != G.shape:
             raise ParameterError(f"E has shape {E.shape} but there are {G.shape[0]} policies")
+        if not np.isfinite(E).all() or (E < 0).any() or abs(E.sum() - 1.0) > 1e-6:
+            raise ParameterError(f"E is not a probability vector over the policies (sum {E.sum():.6g}, "
+                                 f"min {E.min():.3g})")
         with np.errstate(divide="ignore"):
             logits = logits + np.log(E)
     return softmax(logits)
@@ -194,11 +197,12 @@ def _check_future(model, qs_future, policies):
         sums = q.sum(axis=-1)
         if not np.isfinite(q).all() or (q < 0).any() or np.abs(sums - 1.0).max() > 1e-6:
             raise ObservationError(f"qs_future[{f}] holds a row that is not a probability vector")
-    policies = check_policies(model, policies)
-    if policies.shape[:2] != (shape[0], shape[1] - 1):
+    policies = np.asarray(policies)
+    if policies.shape != (shape[0], shape[1] - 1, model.num_factors):
         raise PolicyError(f"policies has shape {policies.shape} but qs_future covers {shape[0]} policies and "
-                               f"{shape[1]} steps: expected ({shape[0]}, {shape[1] - 1}, {model.num_factors})")
-    return qs_future, policies
+                          f"{shape[1]} steps: expected ({shape[0]}, {shape[1] - 1}, {model.num_factors})")
+    # horizon 0 (the last step of a trial: only the present is scored) is valid here, not in check_policies
+    return qs_future, check_policies(model, policies) if shape[1] > 1 else policies.astype(int)
 
 
 __all__ = ["SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average"]
