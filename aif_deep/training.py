@@ -182,7 +182,7 @@ class TrainSettings:
     steps: int = 1000
     batch_size: int = 32
     length: int = 8
-    lr: float = 3e-3
+    lr: float = 1e-2
     seed: int = 0
     checkpoint: str | None = None
     checkpoint_every: int = 500
