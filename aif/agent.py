@@ -20,7 +20,7 @@ import numpy as np
 
 from .control import (DEFAULT_TERMS, EFEOptions, check_policies, check_positive, enumerate_policies,
                       expected_free_energy, policy_posterior, predict, select_action)
-from .errors import ParameterError
+from .errors import ParameterError, PolicyError
 from .inference import FixedPoint, infer_states
 from .model import GenerativeModel
 from .sequence import MarginalMessagePassing, VariationalMessagePassing, infer_sequence
@@ -155,6 +155,9 @@ class Agent:
         if self.policies is None:
             self.policies = enumerate_policies(self.model.num_controls, self.policy_horizon, self.control_factors)
         self.policies = check_policies(self.model, self.policies)
+        if self.policies.shape[1] == 0:
+            raise PolicyError(f"policies have horizon 0 (shape {self.policies.shape}); a policy takes at least "
+                              "one step")
         self.policy_horizon = self.policies.shape[1]
         if self.model.E is not None and self.model.E.shape != (len(self.policies),):
             raise ParameterError(f"model.E has {self.model.E.shape[0]} entries but the agent has "

@@ -112,8 +112,6 @@ def check_policies(model: GenerativeModel, policies) -> np.ndarray:
     if policies.ndim != 3 or policies.shape[2] != model.num_factors or policies.shape[0] == 0:
         raise PolicyError(f"policies must have shape (num_policies, horizon, {model.num_factors}), "
                           f"got {policies.shape}")
-    if policies.shape[1] == 0:
-        raise PolicyError(f"policies have horizon 0 (shape {policies.shape}); a policy takes at least one step")
     if not np.issubdtype(policies.dtype, np.integer):
         raise PolicyError(f"policies must hold integer actions, got dtype {policies.dtype}")
     bad = (policies < 0) | (policies >= np.asarray(model.num_controls))
