@@ -1,4 +1,4 @@
-"""aif_deep: active inference in PyTorch, for tabular and (next) neural models.
+"""aif_deep: active inference in PyTorch, for tabular and neural models.
 
 The same cycle and names as ``aif`` (``infer_states``, ``expected_free_energy``, ``policy_posterior``,
 ``select_action``, ``predict``, ``Agent``), for a batch of beliefs and of agents at once, differentiable in
@@ -12,6 +12,10 @@ from .evaluator import evaluate_policies
 from .fit import FitResult, fit
 from .inference import Exact, FixedPoint, infer_states
 from .model import BeliefModel, TabularModel, default_device
+from .neural import NeuralModel, unimix
+from .qfunction import QFunction, QSettings, td_targets, train_qfunction
+from .training import (NoisyGridImages, ReplayBuffer, TrainResult, TrainSettings, collect_random, evaluate_vfe,
+                       load_checkpoint, save_checkpoint, sequence_vfe, train, train_best_of)
 
 __all__ = [
     "BeliefModel", "TabularModel", "default_device",
@@ -19,4 +23,8 @@ __all__ = [
     "evaluate_policies", "expected_free_energy", "policy_posterior", "select_action", "action_probabilities",
     "action_marginals", "action_log_probability", "predict",
     "Agent", "BatchTrajectory", "rollout", "fit", "FitResult",
+    "NeuralModel", "unimix",  # observation heads: aif_deep.neural.Categorical / Bernoulli / Gaussian
+    "ReplayBuffer", "TrainSettings", "TrainResult", "train", "train_best_of", "sequence_vfe", "evaluate_vfe",
+    "save_checkpoint", "load_checkpoint", "NoisyGridImages", "collect_random",
+    "QFunction", "QSettings", "train_qfunction", "td_targets",
 ]
