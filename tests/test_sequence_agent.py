@@ -64,7 +64,7 @@ def _closed_loop(model, make_env, W, policy_len, separated, seed, steps):
     actions_legacy, actions_ours, dev = [], [], {"q_pi": 0.0, "G": 0.0, "F": 0.0, "qs": 0.0}
     sign = 0.0
     for _ in range(steps):
-        with contextlib.redirect_stdout(io.StringIO()):                # legacy's run_mmp_factorized prints
+        with contextlib.redirect_stdout(io.StringIO()):                # legacy's message passing prints
             legacy.infer_states([int(o) for o in obs_legacy])
             q_pi, neg_G = legacy.infer_policies()
             a_legacy = legacy.sample_action().astype(int)
