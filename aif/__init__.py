@@ -5,7 +5,7 @@ expected free energy, the policy posterior and action selection, and an ``Agent`
 """
 
 from .errors import AifError, ModelError, ObservationError, ParameterError, PolicyError
-from .agent import Agent, Learning, Selection
+from .agent import Agent, Learning, Selection, infers_over_time
 from .control import (EFEOptions, action_marginals, action_probabilities, enumerate_policies,
                       expected_free_energy, policy_posterior, predict, select_action)
 from .inference import Exact, FixedPoint, infer_states, log_evidence, variational_free_energy
@@ -13,6 +13,8 @@ from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNorm, pA_info_gain
                        reduce_dirichlet, spm_wnorm, update_A, update_B, update_D)
 from .model import GenerativeModel, check_model, random_model
 from .rollout import Trajectory, rollout
+from .sequence_control import (SequenceOptions, policy_average, sequence_expected_free_energy,
+                               sequence_policy_posterior)
 from .sequence import MarginalMessagePassing, SequenceTrace, VariationalMessagePassing, infer_sequence
 from . import envs, io, planning  # noqa: E402  (subpackages; aif.plotting is imported on demand: matplotlib)
 from .io import FormatError, load_agent, load_model, save_agent, save_model
@@ -29,6 +31,8 @@ __all__ = [
     "update_A", "update_B", "update_D", "pA_info_gain", "pB_info_gain", "spm_wnorm", "reduce_dirichlet",
     "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT",
     "MarginalMessagePassing", "VariationalMessagePassing", "infer_sequence", "SequenceTrace",
+    "SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average",
+    "infers_over_time",
     "rollout", "Trajectory", "envs", "planning", "io",
     "save_model", "load_model", "save_agent", "load_agent", "FormatError",
 ]

@@ -21,7 +21,7 @@ import numpy as np
 from .control import (DEFAULT_TERMS, EFEOptions, check_policies, check_positive, enumerate_policies,
                       expected_free_energy, policy_posterior, predict, select_action)
 from .errors import ParameterError, PolicyError
-from .inference import FixedPoint, infer_states
+from .inference import FixedPoint, check_beliefs, infer_states
 from .model import GenerativeModel
 from .sequence import MarginalMessagePassing, VariationalMessagePassing, infer_sequence
 from .sequence_control import (SequenceOptions, policy_average, sequence_expected_free_energy,
@@ -146,6 +146,13 @@ class Agent:
     sequence: SequenceOptions = field(default_factory=SequenceOptions)
 
     def __post_init__(self):
+        for name, kind in (("selection", Selection), ("efe", EFEOptions)):
+            if not isinstance(getattr(self, name), kind):
+                raise TypeError(f"{name} must be an aif.{kind.__name__}, got {getattr(self, name)!r}")
+        if not hasattr(self.inference, "guard"):  # FixedPoint, Exact and the sequence methods all carry one
+            raise TypeError(f"inference must be an inference method such as aif.FixedPoint(), got {self.inference!r}")
+        if self.rng is not None and not isinstance(self.rng, np.random.Generator):
+            raise TypeError(f"rng must be a np.random.Generator, got {type(self.rng).__name__}")
         if not isinstance(self.model, GenerativeModel):
             raise TypeError(f"model must be an aif.GenerativeModel, got {type(self.model).__name__}")
         self._over_time = infers_over_time(self.inference)
@@ -226,7 +233,7 @@ class Agent:
         if getattr(self, "history", None) and self.learning is not None and self.learning.online:
             self._learn_D()
         self.history = []  # (obs, qs, action before obs) per step, for learning
-        self.prior = [d.copy() for d in self.model.D] if prior is None else [np.asarray(p, float) for p in prior]
+        self.prior = [d.copy() for d in self.model.D] if prior is None else check_beliefs(self.model, prior)
         self.qs = None
         self.q_pi = self.G = self.terms = self.action = None
         self.t = 0
@@ -244,6 +251,7 @@ class Agent:
             self.history.append((obs, self.qs, previous))
             if self.learning.online:
                 self._learn_step(obs, self.qs, previous)
+                del self.history[1:-1]  # online learning needs only the first posterior (D) and the last (B)
         return self.qs
 
     def _learn_step(self, obs, qs, previous):

@@ -214,8 +214,6 @@ def test_predict_checks_the_beliefs(model):
         aif.predict(model, [np.array([0.5, 0.5, 0.2]), model.D[1]], np.array([1, 0]))
 
 
-@missing("Agent.reset", "ObservationError('prior[0] has shape (2,), expected (3,)') (check_beliefs in reset, "
-                        "so the error comes where the bad prior is given, not at the next observation)")
 def test_agent_reset_checks_the_prior(model):
     agent = aif.Agent(model)
     with pytest.raises(ObservationError, match=r"prior\[0\] has shape \(2,\), expected \(3,\)"):
@@ -414,16 +412,11 @@ def test_inference_method_given_as_a_string(model):
         aif.infer_states(model, [0, 0], method="fpi")
 
 
-@missing("Agent.__post_init__", "TypeError(\"selection must be an aif.Selection, got 'stochastic'\") (and the "
-                                "same for inference and efe) -- today AttributeError: 'str' object has no "
-                                "attribute 'mode'")
 def test_agent_selection_given_as_a_string(model):
     with pytest.raises(TypeError, match=r"selection must be an aif\.Selection, got 'stochastic'"):
         aif.Agent(model, selection="stochastic")
 
 
-@missing("Agent.__post_init__", "TypeError('rng must be a np.random.Generator, got int') -- today accepted; the "
-                                "first stochastic action fails with AttributeError")
 def test_agent_rng_that_is_not_a_generator(model):
     with pytest.raises(TypeError, match=r"rng must be a np\.random\.Generator, got int"):
         aif.Agent(model, selection=aif.Selection("stochastic"), rng=42)

@@ -405,9 +405,6 @@ def test_agent_forgetting_keeps_counts_away_from_zero():
     assert out["max_abs_G"] < 1e3, out["max_abs_G"]
 
 
-@pytest.mark.xfail(strict=True, reason="Agent.history keeps (obs, qs, previous) of every step while learning, "
-                   "also online, and only reset() clears it: about 1 KB per step in a continuing task. Proposed: "
-                   "with Learning.online keep only the first posterior (for D) and the last step (for B)")
 def test_continuing_task_with_online_learning_does_not_grow():
     out = _load_soak().soak(steps=600, seed=0, warmup=100, checkpoints=2, max_episode_steps=0)
     assert out["error"] is None and out["nonfinite"] == 0
