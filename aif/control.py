@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.special import xlogy
@@ -166,6 +167,14 @@ def policy_prefixes(policies):
         step t-1 (zeros at t = 0), ``actions`` (n_t, F) is each prefix's action at step t, and ``inverse``
         (P,) maps every policy to its prefix of length t + 1.
     """
+    policies = np.ascontiguousarray(policies)
+    # An agent scores the same policies every step: build each tree once (keyed by the array's bytes).
+    return _prefix_tree(policies.tobytes(), policies.shape, policies.dtype.str)
+
+
+@lru_cache(maxsize=16)
+def _prefix_tree(data, shape, dtype):
+    policies = np.frombuffer(data, dtype=dtype).reshape(shape)
     P, H, F = policies.shape
     radix = policies.reshape(-1, F).max(axis=0) + 1
     codes = np.ravel_multi_index(policies.reshape(-1, F).T, radix).reshape(P, H)  # joint action per step
@@ -175,7 +184,10 @@ def policy_prefixes(policies):
                                       return_inverse=True)
         levels.append((ids[first], policies[first, t], inverse.reshape(-1)))
         ids = inverse.reshape(-1)
-    return levels
+    for level in levels:
+        for array in level:
+            array.flags.writeable = False  # shared between calls through the cache
+    return tuple(levels)
 
 
 def _log_preferences(C_m, t, options):
