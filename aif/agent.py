@@ -76,6 +76,9 @@ class Learning:
         online: update after every observation (``True``) or only when ``learn()`` is called, from the
             episode recorded since the last ``reset`` (``False``). D is learned from the episode's first
             posterior in both cases, at ``learn()`` or ``reset()``.
+        forget_to_prior: with ``forgetting < 1``, old counts decay towards the model's initial counts
+            (``True``) rather than towards zero (``False``), so counts the agent never revisits stay at their
+            prior instead of shrinking to nothing (and their novelty growing without bound).
     """
 
     lr: float = 1.0
@@ -84,6 +87,7 @@ class Learning:
     learn_B: bool = True
     learn_D: bool = False
     online: bool = True
+    forget_to_prior: bool = True
 
     def __post_init__(self):
         if not (np.isfinite(self.lr) and self.lr >= 0):
@@ -171,6 +175,8 @@ class Agent:
                                  f"{len(self.policies)} policies")
         if self.selection.mode == "stochastic" and self.rng is None:
             raise ParameterError("stochastic selection needs rng (a np.random.Generator)")
+        # The counts the agent started with: forgetting decays learned counts back towards them.
+        self.initial_counts = {name: getattr(self.model, name) for name in ("pA", "pB", "pD")}
         if self.learning is not None:
             for name in ("A", "B", "D"):
                 if getattr(self.learning, f"learn_{name}") and getattr(self.model, f"p{name}") is None:
@@ -261,22 +267,27 @@ class Agent:
         changes = {}
         if self.learning.learn_A:
             changes["pA"] = learning.update_A(self.model.pA, obs, qs, A_dependencies=self.model.A_dependencies,
-                                              **rates)
+                                              prior=self._prior_counts("pA"), **rates)
             changes["A"] = None
         if self.learning.learn_B and previous is not None:
             qs_prev, action = previous
             changes["pB"] = learning.update_B(self.model.pB, qs, qs_prev, action,
-                                              B_dependencies=self.model.B_dependencies, **rates)
+                                              B_dependencies=self.model.B_dependencies,
+                                              prior=self._prior_counts("pB"), **rates)
             changes["B"] = None
         if changes:
             self.model = self.model.replace(**changes)
+
+    def _prior_counts(self, name):
+        """The counts forgetting decays towards: the model's counts when the agent was built (or None)."""
+        return self.initial_counts[name] if self.learning.forget_to_prior else None
 
     def _learn_D(self):
         from . import learning
 
         if self.learning.learn_D and self.history:
             pD = learning.update_D(self.model.pD, self.history[0][1], lr=self.learning.lr,
-                                   forgetting=self.learning.forgetting)
+                                   forgetting=self.learning.forgetting, prior=self._prior_counts("pD"))
             self.model = self.model.replace(pD=pD, D=None)
 
     def learn(self) -> GenerativeModel:

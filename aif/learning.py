@@ -309,7 +309,17 @@ def _outcome_vector(o, n, m):
     return _check_belief(arr, n, f"obs[{m}]")
 
 
-def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modalities=None) -> list:
+def _forget(p, forgetting, prior, label):
+    """forgetting * p + (1 - forgetting) * prior: old counts decay towards ``prior`` (towards zero without one)."""
+    if prior is None or forgetting == 1:
+        return forgetting * p
+    prior = np.asarray(prior, dtype=float)
+    if prior.shape != p.shape:
+        raise ModelError(f"prior counts for {label} have shape {prior.shape}, expected {p.shape}")
+    return forgetting * p + (1.0 - forgetting) * prior
+
+
+def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modalities=None, prior=None) -> list:
     """Dirichlet update of the likelihood counts after one observation: ``forgetting*pA + lr * o ⊗ qs``.
 
     Args:
@@ -318,6 +328,9 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modali
         qs: posterior beliefs, ``qs[f]`` of shape ``(num_states[f],)``.
         lr: learning rate, >= 0.
         forgetting: in (0, 1]; the old counts are multiplied by it (1 = none).
+        prior: optional counts shaped like ``pA`` that forgetting decays towards:
+            ``forgetting * pA + (1 - forgetting) * prior`` (towards zero when absent). Decaying towards zero
+            shrinks counts the agent never updates without bound (their novelty then grows as 1/count).
         A_dependencies: factors each modality depends on; all factors by default.
         modalities: indices of the modalities to update (all by default); the others are returned as copies.
 
@@ -349,11 +362,12 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modali
         o_m = _outcome_vector(obs[m], pA[m].shape[0], m)
         factors = [_check_belief(qs[g], pA[m].shape[i + 1], f"qs[{g}]") for i, g in enumerate(deps)]
         counts = outer([o_m, *factors])  # (num_obs[m], *num_states[deps])
-        out[m] = forgetting * pA[m] + lr * counts
+        out[m] = _forget(pA[m], forgetting, None if prior is None else prior[m], f"pA[{m}]") + lr * counts
     return out
 
 
-def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=None, factors=None) -> list:
+def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=None, factors=None,
+             prior=None) -> list:
     """Dirichlet update of the transition counts after one transition under ``action``.
 
     ``pB[f]' = forgetting * pB[f]``, then ``pB[f]'[..., action[f]] += lr * qs[f] ⊗ qs_prev[g] ⊗ ...`` for
@@ -403,13 +417,13 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
         q_next = _check_belief(qs[f], pB[f].shape[0], f"qs[{f}]")
         q_deps = [_check_belief(qs_prev[g], pB[f].shape[i + 1], f"qs_prev[{g}]") for i, g in enumerate(deps)]
         counts = outer([q_next, *q_deps])  # (num_states[f], *num_states[deps])
-        new = forgetting * pB[f]
+        new = _forget(pB[f], forgetting, None if prior is None else prior[f], f"pB[{f}]")
         new[..., u] += lr * counts
         out[f] = new
     return out
 
 
-def update_D(pD, qs, lr=1.0, forgetting=1.0, *, factors=None) -> list:
+def update_D(pD, qs, lr=1.0, forgetting=1.0, *, factors=None, prior=None) -> list:
     """Dirichlet update of the initial-state counts: ``pD[f]' = forgetting * pD[f] + lr * qs[f]``.
 
     Args:
@@ -429,7 +443,8 @@ def update_D(pD, qs, lr=1.0, forgetting=1.0, *, factors=None) -> list:
     for f in _selection(factors, len(pD), "factors"):
         if pD[f].ndim != 1:
             raise ModelError(f"pD[{f}] has shape {pD[f].shape}, expected (num_states[{f}],)")
-        out[f] = forgetting * pD[f] + lr * _check_belief(qs[f], pD[f].shape[0], f"qs[{f}]")
+        out[f] = (_forget(pD[f], forgetting, None if prior is None else prior[f], f"pD[{f}]")
+                  + lr * _check_belief(qs[f], pD[f].shape[0], f"qs[{f}]"))
     return out
 
 

@@ -18,9 +18,10 @@ def test_online_learning_applies_update_A_and_update_B_with_the_agents_beliefs()
     qs_prev = action = None
     for obs in ([0, 1], [2, 0], [1, 1]):
         agent.step(obs)
-        pA = learning.update_A(pA, obs, agent.qs, lr=0.5, forgetting=0.9)
+        # forgetting decays the counts towards the model's initial counts (Learning.forget_to_prior)
+        pA = learning.update_A(pA, obs, agent.qs, lr=0.5, forgetting=0.9, prior=model.pA)
         if qs_prev is not None:
-            pB = learning.update_B(pB, agent.qs, qs_prev, action, lr=0.5, forgetting=0.9)
+            pB = learning.update_B(pB, agent.qs, qs_prev, action, lr=0.5, forgetting=0.9, prior=model.pB)
         qs_prev, action = agent.qs, agent.action
         for a, b in zip(agent.model.pA, pA):
             np.testing.assert_allclose(a, b, atol=1e-12)
@@ -28,6 +29,16 @@ def test_online_learning_applies_update_A_and_update_B_with_the_agents_beliefs()
             np.testing.assert_allclose(a, b, atol=1e-12)
     # The arrays the agent uses are the Dirichlet means.
     np.testing.assert_allclose(agent.model.A[0], pA[0] / pA[0].sum(axis=0), atol=1e-12)
+
+
+def test_forgetting_towards_zero_or_towards_the_prior():
+    model = _model(3)
+    for to_prior in (True, False):
+        agent = aif.Agent(model, learning=aif.Learning(lr=0.0, forgetting=0.5, forget_to_prior=to_prior))
+        for obs in ([0, 1], [2, 0], [1, 1]):
+            agent.step(obs)
+        expected = model.pA[0] if to_prior else model.pA[0] * 0.5 ** 3
+        np.testing.assert_allclose(agent.model.pA[0], expected, rtol=1e-12)
 
 
 def test_offline_learning_waits_for_learn_and_then_updates():

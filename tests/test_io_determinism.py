@@ -393,11 +393,6 @@ def test_short_soak_forgetting_towards_the_prior_keeps_counts_at_the_prior():
     assert out["max_abs_G"] < 10  # novelty stays of the order of the preferences (3.5 in 5000 steps)
 
 
-@pytest.mark.xfail(strict=True, reason="Learning's forgetting (f * counts + lr * evidence, as update_B) decays the "
-                   "columns the agent never updates (wall cells) as f**t: after 1500 steps at f = 0.99 they hold "
-                   "~3e-7 of their prior, their novelty 1/a0 - 1/a is ~3e6 and |G| reaches ~9e5 (6e15 after 5000 "
-                   "steps; forgetting towards the prior keeps |G| < 4). Proposed: forget towards the prior counts, "
-                   "pB' = f pB + (1 - f) pB_prior + lr * evidence (a Learning/update_* option)")
 def test_agent_forgetting_keeps_counts_away_from_zero():
     out = _load_soak().soak(steps=1500, seed=0, trace=False)
     assert out["error"] is None and out["nonfinite"] == 0
