@@ -9,7 +9,7 @@ rebuilds B from the counts, scores its policies by expected free energy with the
 and samples an action. Episodes end at the goal or after ``--episode-steps`` steps and start again; the
 learned counts carry over. ``--learner agent`` (the default) uses the Agent's own online learning
 (``aif.Agent(..., learning=aif.Learning(lr, forgetting, learn_A=False))``); ``--learner manual`` calls
-``aif.learning.update_B`` in the loop instead and forgets towards the prior (below).
+``aif.learning.update_B`` in the loop instead (by default without a prior: forgetting towards zero, below).
 
 Checked at every step: the posterior, q(pi), G and the counts are finite. Reported: the largest count (with
 forgetting ``f`` and learning rate ``lr`` every count stays below ``max(prior) + lr / (1 - f)``), the smallest,
@@ -19,15 +19,15 @@ the same points, and the wall time (tracemalloc makes the loop about four times 
 measures RSS only). Before the run, every (state, action) of the environment is stepped once so that its
 lazily filled cache of column distributions does not count as growth.
 
-Forgetting. ``f * counts + lr * evidence`` (``update_B``, and the Agent's ``Learning``) lets a column the
-agent never updates (a wall cell, an action it stops taking) decay as ``f**t``. What stops it at a tiny
-positive value rather than zero is the log guard of state inference: ``ln max(x, eps)`` leaves about ``eps``
-of posterior mass on every state, and that mass, times the prior, is added back at each update. Counts fall
-to about 1e-55 (``f = 0.99``, 100,000 steps), the novelty of such columns (``1/a0 - 1/a``) grows as ``f**-t``,
-and so does the parameter information gain of any policy that might enter them: the largest |G| is about
-1e6 after 1,500 steps and 6e15 after 5,000 (forgetting towards the prior: below 4).
-``--learner manual`` forgets *towards the prior* instead, ``pB' = f pB + (1 - f) pB_prior + lr * evidence``,
-which keeps every count at or above its prior.
+Forgetting. ``f * counts + lr * evidence`` (``update_B`` without ``prior=``, ``Learning(forget_to_prior=False)``)
+lets a column the agent never updates (a wall cell, an action it stops taking) decay as ``f**t``. What stops it
+at a tiny positive value rather than zero is the log guard of state inference: ``ln max(x, eps)`` leaves about
+``eps`` of posterior mass on every state, and that mass, times the prior, is added back at each update. Counts
+fell to about 1e-55 (``f = 0.99``, 100,000 steps), the novelty of such columns (``1/a0 - 1/a``) grows as
+``f**-t``, and so does the parameter information gain of any policy that might enter them: the largest |G| was
+about 1e6 after 1,500 steps and 6e15 after 5,000. The Agent's ``Learning`` therefore forgets towards the initial
+counts by default (``forget_to_prior=True``), ``pB' = f pB + (1 - f) pB_prior + lr * evidence``, which keeps
+every count at or above its prior; ``--learner manual`` does the same by hand with ``update_B(..., prior=)``.
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
         seed: seeds the agent's generator and the environment.
         forgetting: ``f`` in ``update_B``; 1 means no forgetting.
         lr: learning rate of ``update_B``.
-        learner: ``"agent"`` (the Agent's own online learning, ``aif.Learning``: forgetting towards zero) or
-            ``"manual"`` (``update_B`` in the loop, forgetting towards the prior counts).
+        learner: ``"agent"`` (the Agent's own online learning, ``aif.Learning``: forgetting towards the initial
+            counts) or ``"manual"`` (``update_B`` in the loop, forgetting towards the prior counts).
         warmup: steps before the memory baseline is taken (at the next episode boundary);
             ``min(steps // 10, 5000)`` by default.
         checkpoints: memory samples taken after the warm-up, evenly spaced.
@@ -129,8 +129,8 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
         for step in range(1, steps + 1):
             qs = agent.infer_states(list(obs))  # the Agent's own learning (if any) updates its model here
             if learner == "manual" and qs_prev is not None:
-                pB = update_B(pB, qs, qs_prev, action_prev, lr=lr, forgetting=forgetting, factors=[0])
-                pB[0] = pB[0] + (1.0 - forgetting) * prior_pB[0]
+                pB = update_B(pB, qs, qs_prev, action_prev, lr=lr, forgetting=forgetting, factors=[0],
+                              prior=prior_pB)
                 agent.model = agent.model.replace(pB=pB, B=None)
             pB = agent.model.pB
             q_pi, G = agent.infer_policies()
@@ -202,7 +202,7 @@ def main(argv=None):
     parser.add_argument("--forgetting", type=float, default=0.99)
     parser.add_argument("--lr", type=float, default=1.0)
     parser.add_argument("--learner", choices=("agent", "manual"), default="agent",
-                        help="the Agent's own learning (forgetting towards zero) or update_B by hand (towards the prior)")
+                        help="the Agent's own learning or update_B by hand (both forget towards the prior counts)")
     parser.add_argument("--episode-steps", type=int, default=200, help="restart an episode after this many steps "
                         "(0: one continuing episode, never reset)")
     parser.add_argument("--warmup", type=int, default=None)
