@@ -276,6 +276,7 @@ class NeuralModel(nn.Module):
 
     def messages(self, obs: list) -> list:
         """Per-factor likelihood messages summed over modalities: ``(*lead, S_f)`` logits per factor."""
+        self._check_obs(obs)
         total = 0.0
         for m, (h, enc) in enumerate(zip(self.heads, self.encoders)):
             total = total + enc(h.features(obs[m]).to(self.dtype))
@@ -347,9 +348,19 @@ class NeuralModel(nn.Module):
                 return self._log_likelihood(obs)
         return self._log_likelihood(obs)
 
-    def _log_likelihood(self, obs: list) -> list:
+    def _check_obs(self, obs: list) -> None:
         if len(obs) != len(self.heads):
             raise ObservationError(f"obs has {len(obs)} entries but the model has {len(self.heads)} modalities")
+        for m, (h, o) in enumerate(zip(self.heads, obs)):
+            shape = getattr(h, "shape", None)
+            if shape is None and torch.is_tensor(o) and o.is_floating_point():
+                shape = (h.num_obs,)  # categorical probabilities
+            if shape is not None and tuple(o.shape[max(o.ndim - len(shape), 0):]) != tuple(shape):
+                raise ObservationError(f"obs[{m}] has shape {tuple(o.shape)}; modality {m} ({type(h).__name__}) "
+                                       f"expects (*lead, {', '.join(map(str, shape))})")
+
+    def _log_likelihood(self, obs: list) -> list:
+        self._check_obs(obs)
         out = []
         F = self.num_factors
         for m, (h, enc) in enumerate(zip(self.heads, self.encoders)):

@@ -24,7 +24,9 @@ from torch.distributions import OneHotCategoricalStraightThrough
 from tqdm.auto import tqdm
 
 from aif.errors import ParameterError
+from aif.io import FormatError
 
+from .checkpoint import read_torch_file
 from .neural import NeuralModel, predict_all_from, unimix
 
 
@@ -281,9 +283,16 @@ def save_checkpoint(path, model, optimizer, result: TrainResult, rng=None, gener
 
 
 def load_checkpoint(path, model, optimizer=None, rng=None, generator=None) -> TrainResult:
-    """Restore what ``save_checkpoint`` wrote (in place) and return the ``TrainResult`` so far."""
-    state = torch.load(path, map_location=model.device, weights_only=False)
-    model.load_state_dict(state["model"])
+    """Restore what ``save_checkpoint`` wrote (in place) and return the ``TrainResult`` so far.
+
+    Read with ``weights_only=True`` (no code from the file runs); a damaged, truncated or foreign file, or
+    weights of another architecture, raise ``aif.io.FormatError``.
+    """
+    state = read_torch_file(path, model.device, ("model", "optimizer", "step", "history", "rng", "generator"))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise FormatError(f"{path}: the checkpoint's weights do not fit the model: {err}") from err
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])
     if rng is not None and state["rng"] is not None:

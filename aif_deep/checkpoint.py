@@ -1,0 +1,193 @@
+"""Save and restore ``aif_deep`` agents and replay buffers; read torch checkpoint files safely.
+
+    aif_deep.save_agent("agent.pt", agent);  agent = aif_deep.load_agent("agent.pt")
+    aif_deep.save_buffer("buffer.pt", buffer);  buffer = aif_deep.load_buffer("buffer.pt")
+
+A file is one ``torch.save`` dictionary of tensors, plain numbers and strings, with the settings as a JSON
+string; it is read with ``torch.load(..., weights_only=True)``, so loading never runs code from the file.
+An agent is saved whole: its model (a ``TabularModel``'s tensors, or a ``NeuralModel``'s ``state_dict``, whose
+architecture the caller rebuilds and passes to ``load_agent``), its settings, its ``torch.Generator`` state and
+its current state (prior, posterior, q(pi), G, terms, last action, step count), so a restored agent continues a
+rollout with the same actions as the saved one would have taken.
+
+A damaged, truncated or foreign file raises ``aif.io.FormatError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import torch
+
+import aif
+import aif.errors
+from aif.errors import ParameterError
+from aif.io import FormatError, _Decoder, _Encoder
+
+from .agent import Agent
+from .model import TabularModel
+
+AGENT_FORMAT = "aif_deep.agent"
+BUFFER_FORMAT = "aif_deep.replay_buffer"
+FORMAT_VERSION = 1
+
+
+def read_torch_file(path, device=None, keys=(), kind=None) -> dict:
+    """``torch.load(path, weights_only=True)`` as a dict holding ``keys``; any failure is a ``FormatError``."""
+    try:
+        # torch.load does not check the archive's CRC-32s: a flipped byte inside a tensor would load silently.
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+        if damaged is not None:
+            raise FormatError(f"{path}: the entry {damaged!r} fails its CRC check (the file is damaged)")
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FormatError:
+        raise
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # truncated zip, bad pickle opcodes, a forbidden global: all "not a valid file"
+        raise FormatError(f"{path}: not a readable aif_deep checkpoint (damaged, truncated or not a torch "
+                          f"file): {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
+    if not isinstance(state, dict):
+        raise FormatError(f"{path}: expected a dictionary checkpoint, found {type(state).__name__}")
+    if kind is not None and (state.get("format") != kind or state.get("format_version") != FORMAT_VERSION):
+        raise FormatError(f"{path}: expected a {kind} file of version {FORMAT_VERSION}, found "
+                          f"{state.get('format')!r} version {state.get('format_version')!r}")
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise FormatError(f"{path}: the checkpoint lacks the entries {missing}")
+    return state
+
+
+def _write(path, state) -> None:
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a crash while writing leaves the previous file intact
+
+
+def _tensors(xs):
+    return None if xs is None else [x.detach().cpu().clone() for x in xs]
+
+
+def _settings_json(agent: Agent) -> tuple:
+    """The agent's non-tensor settings as JSON (via ``aif.io``'s encoder) and the arrays it set aside."""
+    inference = agent.inference
+    base = {"FixedPoint": aif.FixedPoint, "Exact": aif.Exact}.get(type(inference).__name__)
+    if base is None or not isinstance(inference, base):
+        raise TypeError(f"cannot save agent.inference of type {type(inference).__name__}: only FixedPoint and "
+                        f"Exact settings are saved")
+    if agent.terminal_value is not None:
+        raise TypeError("cannot save an agent with a terminal_value (a callable); save its settings yourself")
+    enc = _Encoder()
+    settings = {
+        "inference": base(**{f: getattr(inference, f) for f in inference.__dataclass_fields__}),
+        "efe": agent.efe, "efe_terms": tuple(agent.efe_terms), "selection": agent.selection,
+        "control_factors": agent.control_factors, "batch_shape": tuple(agent.batch_shape),
+        "discount": float(agent.discount),
+    }
+    root = enc(settings, "agent")
+    return json.dumps(root), {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in enc.arrays.items()}
+
+
+def save_agent(path, agent: Agent) -> None:
+    """Write ``agent`` (an ``aif_deep.Agent``) to ``path``; see the module docstring."""
+    if not isinstance(agent, Agent):
+        raise TypeError(f"agent must be an aif_deep.Agent, got {type(agent).__name__}")
+    settings, arrays = _settings_json(agent)
+    model = agent.model
+    if isinstance(model, TabularModel):
+        model_state = {"kind": "tabular", "A": _tensors(model.A), "B": _tensors(model.B), "C": _tensors(model.C),
+                       "D": _tensors(model.D), "E": None if model.E is None else model.E.detach().cpu().clone(),
+                       "A_dependencies": [list(map(int, d)) for d in model.A_dependencies],
+                       "B_dependencies": [list(map(int, d)) for d in model.B_dependencies],
+                       "batch_shape": list(model.batch_shape)}
+    elif isinstance(model, torch.nn.Module):
+        model_state = {"kind": "module", "state_dict": {k: v.detach().cpu().clone()
+                                                        for k, v in model.state_dict().items()}}
+    else:
+        raise TypeError(f"cannot save agent.model of type {type(model).__name__}: TabularModel or an nn.Module")
+    as_t = lambda x: x.detach().cpu().clone() if torch.is_tensor(x) else float(x)  # noqa: E731
+    _write(path, {
+        "format": AGENT_FORMAT, "format_version": FORMAT_VERSION, "settings": settings, "arrays": arrays,
+        "model": model_state, "policies": torch.from_numpy(np.asarray(agent.policies, dtype=np.int64)),
+        "gamma": as_t(agent.gamma), "alpha": as_t(agent.alpha),
+        "rng": None if agent.rng is None else agent.rng.get_state(),
+        "state": {"prior": _tensors(agent.prior), "qs": _tensors(agent.qs),
+                  "q_pi": None if agent.q_pi is None else agent.q_pi.detach().cpu().clone(),
+                  "G": None if agent.G is None else agent.G.detach().cpu().clone(),
+                  "terms": None if agent.terms is None else {k: v.detach().cpu().clone() for k, v in agent.terms.items()},
+                  "action": None if agent.action is None else agent.action.detach().cpu().clone(),
+                  "t": int(agent.t)},
+    })
+
+
+def load_agent(path, model=None) -> Agent:
+    """The ``aif_deep.Agent`` that ``save_agent`` wrote, on the CPU.
+
+    ``model``: required when the saved agent's model was an ``nn.Module`` (e.g. ``NeuralModel``): an instance
+    of the same architecture, whose weights are replaced by the saved ones (in place).
+    """
+    state = read_torch_file(path, "cpu", ("settings", "arrays", "model", "policies", "gamma", "alpha", "rng",
+                                          "state"), kind=AGENT_FORMAT)
+    try:
+        settings = _Decoder({k: v.numpy() for k, v in state["arrays"].items()}, path)(
+            json.loads(state["settings"]), "agent")
+    except (json.JSONDecodeError, TypeError, AttributeError) as err:
+        raise FormatError(f"{path}: the agent's settings are unreadable: {err}") from err
+    saved = state["model"]
+    try:
+        if saved["kind"] == "tabular":
+            if model is not None:
+                raise ParameterError("model: this file holds a TabularModel; load_agent(path) rebuilds it, pass no model")
+            model = TabularModel(A=saved["A"], B=saved["B"], C=saved["C"], D=saved["D"], E=saved["E"],
+                                 A_dependencies=saved["A_dependencies"], B_dependencies=saved["B_dependencies"],
+                                 batch_shape=tuple(saved["batch_shape"]))
+        elif saved["kind"] == "module":
+            if not isinstance(model, torch.nn.Module):
+                raise ParameterError(f"model: this file holds the weights of a neural model; pass an instance of its "
+                                     f"architecture as model, got {type(model).__name__}")
+            model.load_state_dict(saved["state_dict"])
+        else:
+            raise FormatError(f"{path}: unknown model kind {saved['kind']!r}")
+    except (KeyError, RuntimeError, aif.errors.ModelError) as err:
+        raise FormatError(f"{path}: the saved model cannot be rebuilt: {err}") from err
+    rng = None
+    if state["rng"] is not None:
+        rng = torch.Generator(device="cpu")
+        rng.set_state(state["rng"])
+    s = state["state"]
+    try:
+        agent = Agent(model, gamma=state["gamma"], alpha=state["alpha"], inference=settings["inference"],
+                      efe=settings["efe"], efe_terms=settings["efe_terms"], selection=settings["selection"],
+                      policies=state["policies"].numpy(), control_factors=settings["control_factors"], rng=rng,
+                      batch_shape=settings["batch_shape"], discount=settings["discount"])
+        agent.prior, agent.qs, agent.q_pi, agent.G = s["prior"], s["qs"], s["q_pi"], s["G"]
+        agent.terms, agent.action, agent.t = s["terms"], s["action"], int(s["t"])
+    except (KeyError, aif.errors.AifError) as err:
+        raise FormatError(f"{path}: the saved agent cannot be rebuilt: {err}") from err
+    return agent
+
+
+def save_buffer(path, buffer) -> None:
+    """Write a ``ReplayBuffer``'s episodes (observations, actions, rewards) to ``path``."""
+    episodes = [{"observations": [torch.from_numpy(np.ascontiguousarray(o)) for o in obs],
+                 "actions": torch.from_numpy(np.ascontiguousarray(a)), "rewards": torch.from_numpy(np.asarray(r))}
+                for obs, a, r in buffer.episodes]
+    _write(path, {"format": BUFFER_FORMAT, "format_version": FORMAT_VERSION, "episodes": episodes})
+
+
+def load_buffer(path):
+    """The ``ReplayBuffer`` that ``save_buffer`` wrote (arrays of the same dtypes and values)."""
+    from .training import ReplayBuffer
+
+    state = read_torch_file(path, "cpu", ("episodes",), kind=BUFFER_FORMAT)
+    buffer = ReplayBuffer()
+    try:
+        for i, e in enumerate(state["episodes"]):
+            buffer.add([o.numpy() for o in e["observations"]], e["actions"].numpy(), e["rewards"].numpy())
+    except (KeyError, TypeError, AttributeError, ParameterError) as err:
+        raise FormatError(f"{path}: episode {i} of the buffer is unreadable: {err}") from err
+    return buffer
