@@ -67,6 +67,10 @@ class Agent:
     def __post_init__(self):
         if not isinstance(self.model, BeliefModel):
             raise TypeError(f"model must implement aif_deep.BeliefModel, got {type(self.model).__name__}")
+        for name in ("gamma", "alpha"):
+            value = torch.as_tensor(getattr(self, name))
+            if not (torch.isfinite(value).all() and (value > 0).all()):
+                raise ParameterError(f"{name} must be positive and finite, got {getattr(self, name)}")
         self.inference = as_torch_method(self.inference)
         if self.policies is None:
             self.policies = enumerate_policies(self.model.num_controls, self.policy_horizon, self.control_factors)

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from aif.errors import ModelError, ObservationError
+from aif.errors import ModelError, ObservationError, ParameterError
 
 from .model import _entropy_terms, contract, sum_against
 
@@ -186,6 +186,8 @@ def _mlp(n_in, hidden, n_out, layers=1):
 
 def unimix(p: Tensor, eps: float) -> Tensor:
     """(1 - eps) p + eps / K along the last axis: no class gets probability zero."""
+    if not 0.0 <= float(eps) <= 1.0:
+        raise ParameterError(f"eps must be in [0, 1], got {eps}")
     return (1.0 - eps) * p + eps / p.shape[-1]
 
 
@@ -218,10 +220,22 @@ class NeuralModel(nn.Module):
         if len(self.num_states) != len(self.num_controls) or not self.num_states:
             raise ModelError(f"num_states {self.num_states} and num_controls {self.num_controls} need one entry "
                              "per factor (at least one)")
+        for name, counts in (("num_states", self.num_states), ("num_controls", self.num_controls)):
+            for f, n in enumerate(counts):
+                if n < 1:
+                    raise ModelError(f"{name}[{f}] is {n}; every factor needs at least one")
         self.heads = list(observations)
         for m, h in enumerate(self.heads):
             if not isinstance(h, (Categorical, Bernoulli, Gaussian)):
                 raise ModelError(f"observations[{m}] is {h!r}; use Categorical, Bernoulli or Gaussian")
+            if isinstance(h, Categorical) and h.num_obs < 1 or not isinstance(h, Categorical) and (
+                    not h.shape or min(h.shape) < 1):
+                raise ModelError(f"observations[{m}] is {h!r}; it needs at least one outcome (a shape of "
+                                 f"positive sizes)")
+        if not 0.0 <= float(unimix) <= 1.0:
+            raise ParameterError(f"unimix must be in [0, 1], got {unimix}")
+        if int(info_gain_samples) < 1:
+            raise ParameterError(f"info_gain_samples must be at least 1, got {info_gain_samples}")
         self.num_obs = [h.num_obs for h in self.heads]
         self.A_dependencies = [list(range(len(self.num_states))) for _ in self.heads]
         self.B_dependencies = [list(range(len(self.num_states))) for _ in self.num_states]

@@ -96,6 +96,17 @@ class QSettings:
     seed: int = 0
     progress: bool = True
 
+    def __post_init__(self):
+        for name in ("steps", "batch_size"):
+            if int(getattr(self, name)) < (0 if name == "steps" else 1):
+                raise ParameterError(f"QSettings.{name} must be at least {0 if name == 'steps' else 1}, "
+                                     f"got {getattr(self, name)}")
+        if not 0.0 < float(self.lr) < float("inf"):
+            raise ParameterError(f"QSettings.lr must be positive and finite, got {self.lr}")
+        for name in ("discount", "tau"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ParameterError(f"QSettings.{name} must be in [0, 1], got {getattr(self, name)}")
+
 
 def td_targets(qf_target: QFunction, model: BeliefModel, qs, discount: float, terms=DEFAULT_TERMS,
                options=None) -> torch.Tensor:

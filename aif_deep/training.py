@@ -193,6 +193,15 @@ class TrainSettings:
     progress: bool = True
     usage_weight: float = 1.0
 
+    def __post_init__(self):
+        for name, least in (("steps", 0), ("batch_size", 1), ("length", 0), ("checkpoint_every", 1), ("log_every", 1)):
+            if int(getattr(self, name)) < least:
+                raise ParameterError(f"TrainSettings.{name} must be at least {least}, got {getattr(self, name)}")
+        if not 0.0 < float(self.lr) < float("inf"):
+            raise ParameterError(f"TrainSettings.lr must be positive and finite, got {self.lr}")
+        if not 0.0 <= float(self.usage_weight) < float("inf"):
+            raise ParameterError(f"TrainSettings.usage_weight must be non-negative and finite, got {self.usage_weight}")
+
 
 @dataclass
 class TrainResult:

@@ -86,6 +86,28 @@ def test_agent_and_rollout_settings_are_checked():
         aif_deep.rollout(aif_deep.Agent(model, batch_shape=(1,)), [], 0)
 
 
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: NeuralModel([0], [2], [Categorical(3)]), aif.ModelError, r"num_states\[0\] is 0"),
+    (lambda: NeuralModel([3], [2, 0], [Categorical(3)]), aif.ModelError, r"num_states \[3\] and num_controls"),
+    (lambda: NeuralModel([3, 2], [2, 0], [Categorical(3)]), aif.ModelError, r"num_controls\[1\] is 0"),
+    (lambda: NeuralModel([3], [2], [Categorical(3), Bernoulli((0, 4))]), aif.ModelError, r"observations\[1\] is Bernoulli"),
+    (lambda: NeuralModel([3], [2], [Categorical(3)], unimix=1.5), ParameterError, r"unimix must be in \[0, 1\]"),
+    (lambda: NeuralModel([3], [2], [Categorical(3)], info_gain_samples=0), ParameterError, r"info_gain_samples"),
+    (lambda: aif_deep.unimix(torch.ones(3) / 3, -0.1), ParameterError, r"eps must be in \[0, 1\], got -0.1"),
+    (lambda: TrainSettings(steps=-1), ParameterError, r"TrainSettings.steps must be at least 0, got -1"),
+    (lambda: TrainSettings(batch_size=0), ParameterError, r"TrainSettings.batch_size must be at least 1"),
+    (lambda: TrainSettings(lr=0.0), ParameterError, r"TrainSettings.lr must be positive"),
+    (lambda: TrainSettings(checkpoint_every=0), ParameterError, r"TrainSettings.checkpoint_every"),
+    (lambda: aif_deep.QSettings(tau=2.0), ParameterError, r"QSettings.tau must be in \[0, 1\], got 2.0"),
+    (lambda: aif_deep.QSettings(lr=float("nan")), ParameterError, r"QSettings.lr"),
+    (lambda: aif_deep.Agent(_tabular(), gamma=-1.0), ParameterError, r"gamma must be positive and finite, got -1.0"),
+    (lambda: aif_deep.Agent(_tabular(), alpha=torch.tensor([1.0, float("inf")])), ParameterError, r"alpha must be"),
+])
+def test_constructors_name_the_bad_setting(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
 def test_replay_buffer_names_the_bad_argument():
     buffer = ReplayBuffer()
     with pytest.raises(ParameterError, match=r"observations\[0\] has 3 steps; an episode of 3 actions needs 4"):
