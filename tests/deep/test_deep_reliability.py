@@ -166,6 +166,18 @@ def test_restored_neural_agent_continues_with_identical_actions(tmp_path):
         load_agent(path)
 
 
+@pytest.mark.parametrize("make", [lambda m: aif_deep.Agent.pymdp_legacy(m, 2), lambda m: aif_deep.Agent.pymdp(m, 1),
+                                  lambda m: aif_deep.Agent(m, inference=aif.Exact())])
+def test_agent_settings_round_trip(tmp_path, make):
+    agent = make(_tabular(3))
+    agent.step([0, 1])
+    save_agent(tmp_path / "a.pt", agent)
+    back = load_agent(tmp_path / "a.pt")
+    assert type(back.inference) is type(agent.inference) and back.inference == agent.inference
+    assert back.efe == agent.efe and back.selection == agent.selection and back.efe_terms == agent.efe_terms
+    assert torch.equal(back.step([1, 1]), agent.step([1, 1])) and torch.equal(back.G, agent.G)
+
+
 def test_batched_agent_round_trips_its_whole_state(tmp_path):
     model = aif_deep.TabularModel.from_aif([aif.random_model(np.random.default_rng(s), [3], [4], [2])
                                             for s in range(3)])
