@@ -8,6 +8,7 @@ the model's parameters, with a policy evaluator that shares the computation of c
 from .control import (action_log_probability, action_marginals, action_probabilities, expected_free_energy,
                       policy_posterior, predict, select_action)
 from .agent import Agent, BatchTrajectory, rollout
+from .checkpoint import load_agent, load_buffer, save_agent, save_buffer
 from .evaluator import evaluate_policies
 from .fit import FitResult, fit
 from .inference import Exact, FixedPoint, infer_states
@@ -27,4 +28,5 @@ __all__ = [
     "ReplayBuffer", "TrainSettings", "TrainResult", "train", "train_best_of", "sequence_vfe", "evaluate_vfe",
     "save_checkpoint", "load_checkpoint", "NoisyGridImages", "collect_random",
     "QFunction", "QSettings", "train_qfunction", "td_targets",
+    "save_agent", "load_agent", "save_buffer", "load_buffer",
 ]
