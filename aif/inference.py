@@ -191,24 +191,31 @@ def check_obs(model: GenerativeModel, obs) -> list:
     if len(entries) != model.num_modalities:
         raise ObservationError(f"obs has {len(entries)} entries but the model has {model.num_modalities} "
                                f"modalities (a probability vector for one modality is written [p])")
-    out = []
-    for m, o in enumerate(entries):
-        n = model.num_obs[m]
-        arr = np.asarray(o)
-        if arr.ndim == 0:
-            if not np.issubdtype(arr.dtype, np.integer) or isinstance(o, (bool, np.bool_)):
-                raise ObservationError(f"obs[{m}] = {o!r} is not an outcome index (an integer) or a vector")
-            if not 0 <= int(arr) < n:
-                raise ObservationError(f"observation {int(arr)} is out of range for modality {m} with {n} "
-                                       f"outcomes (0 to {n - 1})")
-            out.append(int(arr))
-        else:
-            vec = np.asarray(arr, dtype=float)
-            if vec.shape != (n,):
-                raise ObservationError(f"obs[{m}] has shape {vec.shape}, expected ({n},) for modality {m}")
-            _check_distribution(vec, f"obs[{m}]", ObservationError)
-            out.append(vec)
-    return out
+    return [check_outcome(o, model.num_obs[m], m) for m, o in enumerate(entries)]
+
+
+def check_outcome(o, n, m):
+    """One modality's observation: an outcome index (returned as ``int``) or a probability vector ``(n,)``."""
+    arr = np.asarray(o)
+    if arr.ndim == 0:
+        if not np.issubdtype(arr.dtype, np.integer) or isinstance(o, (bool, np.bool_)):
+            raise ObservationError(f"obs[{m}] = {o!r} is not an outcome index (an integer) or a vector")
+        if not 0 <= int(arr) < n:
+            raise ObservationError(f"observation {int(arr)} is out of range for modality {m} with {n} "
+                                   f"outcomes (0 to {n - 1})")
+        return int(arr)
+    if arr.shape != (n,):
+        raise ObservationError(f"obs[{m}] has shape {arr.shape}, expected ({n},) for modality {m}")
+    return check_vector(arr, n, f"obs[{m}]")
+
+
+def check_vector(p, n, label):
+    """A probability vector of shape ``(n,)`` (finite, non-negative, summing to 1 within 1e-6), as floats."""
+    p = np.asarray(p, dtype=float)
+    if p.shape != (n,):
+        raise ObservationError(f"{label} has shape {p.shape}, expected ({n},)")
+    _check_distribution(p, label, ObservationError)
+    return p
 
 
 def check_beliefs(model: GenerativeModel, qs, name="prior") -> list:

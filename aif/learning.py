@@ -55,9 +55,9 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 from .errors import ModelError, ObservationError, ParameterError, PolicyError
+from .inference import check_outcome, check_vector
 from .maths import EPS, LEGACY_EPS, outer
 
-BELIEF_TOL = 1e-6
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -257,15 +257,7 @@ def _check_counts_list(counts, name):
 
 
 def _check_belief(q, expected_size, label):
-    q = np.asarray(q, dtype=float)
-    if q.shape != (expected_size,):
-        raise ObservationError(f"{label} has shape {q.shape}, expected ({expected_size},)")
-    if not np.isfinite(q).all() or (q < 0).any():
-        i = int(np.argwhere(~np.isfinite(q) | (q < 0))[0, 0])
-        raise ObservationError(f"{label} is not a probability vector: entry {i} is {q[i]}")
-    if abs(q.sum() - 1.0) > BELIEF_TOL:
-        raise ObservationError(f"{label} is not a probability vector: it sums to {q.sum():.6g}, not 1")
-    return q
+    return check_vector(q, expected_size, label)
 
 
 def _check_beliefs(qs, name):
@@ -298,15 +290,8 @@ def _selection(which, n, name):
 
 
 def _outcome_vector(o, n, m):
-    arr = np.asarray(o)
-    if arr.ndim == 0:
-        if not np.issubdtype(arr.dtype, np.integer) or isinstance(o, (bool, np.bool_)):
-            raise ObservationError(f"obs[{m}] = {o!r} is not an outcome index (an integer) or a vector")
-        if not 0 <= int(arr) < n:
-            raise ObservationError(f"observation {int(arr)} is out of range for modality {m} with {n} "
-                                   f"outcomes (0 to {n - 1})")
-        return np.eye(n)[int(arr)]
-    return _check_belief(arr, n, f"obs[{m}]")
+    o = check_outcome(o, n, m)
+    return np.eye(n)[o] if isinstance(o, int) else o
 
 
 def _forget(p, forgetting, prior, label):
