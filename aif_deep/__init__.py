@@ -9,6 +9,7 @@ from .control import (action_log_probability, action_marginals, action_probabili
                       policy_posterior, predict, select_action)
 from .agent import Agent, BatchTrajectory, rollout
 from .checkpoint import load_agent, load_buffer, save_agent, save_buffer
+from . import learning
 from .evaluator import evaluate_policies
 from .fit import FitResult, fit
 from .inference import Exact, FixedPoint, infer_states
@@ -29,4 +30,5 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "NoisyGridImages", "collect_random",
     "QFunction", "QSettings", "train_qfunction", "td_targets",
     "save_agent", "load_agent", "save_buffer", "load_buffer",
+    "learning",  # Dirichlet updates update_A/B/D for batches of agents, novelty_weights
 ]

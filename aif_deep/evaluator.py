@@ -26,21 +26,26 @@ import torch
 from aif.control import COST_TERMS, DEFAULT_TERMS, EFEOptions
 from aif.errors import ParameterError, PolicyError
 
-from .model import BeliefModel
+from .learning import novelty_weights
+from .model import BeliefModel, contract, sum_against
 
-SUPPORTED_TERMS = ("utility", "state_info_gain", "risk", "ambiguity")
+SUPPORTED_TERMS = ("utility", "state_info_gain", "risk", "ambiguity", "pA_info_gain", "pB_info_gain")
+PARAMETER_TERMS = ("pA_info_gain", "pB_info_gain")
 CPU_BUDGET = 1 << 30  # bytes of intermediate tensors per chunk on the CPU
 CUDA_BUDGET_FRACTION = 0.4  # of the free GPU memory
 
 
-def _check_terms(terms):
+def _check_terms(terms, model):
     terms = tuple(terms)
     unknown = [t for t in terms if t not in SUPPORTED_TERMS]
     if unknown or not terms:
-        if unknown and unknown[0] in ("pA_info_gain", "pB_info_gain"):
-            raise ParameterError(f"aif_deep does not compute {unknown[0]!r}; use aif.expected_free_energy")
         raise ParameterError(f"unknown EFE term {unknown[0]!r}; choose from {SUPPORTED_TERMS}"
                              if unknown else "terms must name at least one EFE term")
+    for name in PARAMETER_TERMS:
+        counts = name[:2]
+        if name in terms and getattr(model, counts, None) is None:
+            raise ParameterError(f"the term {name!r} needs Dirichlet counts, but the model has no {counts} "
+                                 f"(give TabularModel {counts}=..., or build it from an aif model with {counts})")
     return terms
 
 
@@ -128,7 +133,9 @@ def evaluate_policies(model: BeliefModel, qs, policies=None, horizon=None, terms
             ``horizon`` (in ``aif.enumerate_policies``'s order, over ``control_factors``).
         horizon: the horizon of the enumerated policies.
         terms: the terms that make up G, as in ``aif.expected_free_energy`` (``utility``,
-            ``state_info_gain`` enter with a minus sign; ``risk``, ``ambiguity`` with a plus sign).
+            ``state_info_gain``, ``pA_info_gain``, ``pB_info_gain`` enter with a minus sign; ``risk``,
+            ``ambiguity`` with a plus sign). The parameter terms need a model with Dirichlet counts
+            (``TabularModel.pA``/``pB``) and weigh them by ``options.wnorm``.
         options: ``aif.EFEOptions`` (normalisation of C, per-modality or joint information gain, log guards).
         terminal_value: optional ``V(qs_H) -> (N, *batch)``, added as ``discount**H * V``.
         discount: the discount of the terminal value.
@@ -139,10 +146,11 @@ def evaluate_policies(model: BeliefModel, qs, policies=None, horizon=None, terms
     Returns:
         ``(G, terms)``: ``G`` of shape ``(*batch, P)``, lower is better; ``terms`` a dict of tensors of the
         same shape, summed over the horizon: ``risk``, ``ambiguity``, ``utility``, ``state_info_gain``
-        (``risk + ambiguity = -(utility + state_info_gain)``) and ``terminal_value`` when given.
+        (``risk + ambiguity = -(utility + state_info_gain)``), the parameter terms that ``terms`` names, and
+        ``terminal_value`` when given.
     """
     options = EFEOptions() if options is None else options
-    terms = _check_terms(terms)
+    terms = _check_terms(terms, model)
     ref = model.prior()[0]
     device, dtype = ref.device, ref.dtype
     qs = [torch.as_tensor(q, device=device, dtype=dtype) for q in qs]
@@ -152,6 +160,8 @@ def evaluate_policies(model: BeliefModel, qs, policies=None, horizon=None, terms
         if q.ndim == 0 or q.shape[-1] != model.num_states[f]:
             raise PolicyError(f"qs[{f}] has shape {tuple(q.shape)}, expected (..., {model.num_states[f]})")
     batch = torch.broadcast_shapes(tuple(model.batch_shape), *[q.shape[:-1] for q in qs])
+    # The tree's node axis goes in front of the batch: beliefs shared by a batch of agents are expanded first.
+    qs = [q.expand(*batch, q.shape[-1]) for q in qs]
 
     order = None
     if policies is None:
@@ -178,7 +188,9 @@ def evaluate_policies(model: BeliefModel, qs, policies=None, horizon=None, terms
     per_leaf = _bytes_per_leaf(model, math.prod(batch), torch.finfo(dtype).bits // 8, options)
     chunk = int(max(1, min(P, budget // per_leaf)))
 
-    names = ["utility", "state_info_gain", "ambiguity"] + (["terminal_value"] if terminal_value is not None else [])
+    parameter_terms = [t for t in PARAMETER_TERMS if t in terms]
+    names = (["utility", "state_info_gain", "ambiguity"] + parameter_terms
+             + (["terminal_value"] if terminal_value is not None else []))
     out = {k: torch.empty((*batch, P), device=device, dtype=dtype) for k in names} if with_terms else {}
     G = torch.empty((*batch, P), device=device, dtype=dtype)
     place = (None if order is None else torch.as_tensor(order, device=device))
@@ -186,7 +198,7 @@ def evaluate_policies(model: BeliefModel, qs, policies=None, horizon=None, terms
         stop = min(P, start + chunk)
         rows = (_enumerated_rows(start, stop, controls, H, device) if sorted_policies is None
                 else sorted_policies[start:stop])
-        sums = _evaluate_rows(model, qs, rows, options, terminal_value, discount)
+        sums = _evaluate_rows(model, qs, rows, options, terminal_value, parameter_terms)
         G_rows = _combine(sums, terms, discount ** H)
         idx = torch.arange(start, stop, device=device) if place is None else place[start:stop]
         G.index_copy_(-1, idx, G_rows.expand(stop - start, *batch).movedim(0, -1))
@@ -209,22 +221,56 @@ def _combine(sums, terms, weight):
     return G
 
 
-def _evaluate_rows(model, qs, rows, options, terminal_value, discount):
+def _evaluate_rows(model, qs, rows, options, terminal_value, parameter_terms=()):
     """Summed step terms for sorted policies ``rows`` (n, H, F): dict of ``(n, *batch)`` tensors."""
     nodes = [q[None] for q in qs]  # (N_t, *batch, S_f), one node at the root
     sums = None
     for t, (parent, action, node_of_row) in enumerate(_prefix_tree(rows)):
         n_parents = nodes[0].shape[0]
-        children = []
-        for f, q_all in enumerate(model.predict_all(nodes)):  # (U_f, N_t, *batch, S_f)
-            flat = q_all.reshape(-1, *q_all.shape[2:])
-            children.append(flat.index_select(0, action[:, f] * n_parents + parent))
+        child_rows = [action[:, f] * n_parents + parent for f in range(len(nodes))]  # rows of (U_f * N_t)
+
+        def select(per_control):  # (U_f, N_t, *batch, S_f) per factor -> (N_{t+1}, *batch, S_f)
+            return [x.reshape(-1, *x.shape[2:]).index_select(0, r) for x, r in zip(per_control, child_rows)]
+
+        children = select(model.predict_all(nodes))
         step = model.outcome_terms(children, t, options)
         step = {"utility": step["utility"], "ambiguity": step["ambiguity"],
                 "state_info_gain": step["entropy"] - step["ambiguity"]}
+        if "pA_info_gain" in parameter_terms:
+            step["pA_info_gain"] = _pA_info_gain(model, children, options)
+        if "pB_info_gain" in parameter_terms:
+            weighted = select(_predict_all_with(model, model.pB, nodes, options))
+            step["pB_info_gain"] = -sum((q * w).sum(-1) for q, w in zip(children, weighted))
         sums = step if sums is None else {k: sums[k].index_select(0, parent) + step[k] for k in step}
         nodes = children
     leaves = {k: v.index_select(0, node_of_row) for k, v in sums.items()}
     if terminal_value is not None:
         leaves["terminal_value"] = terminal_value(nodes).index_select(0, node_of_row)
     return leaves
+
+
+def _pA_info_gain(model, qs, options):
+    """-sum_m sum_o q(o_m) sum_s W(pA[m])[o, s] q(s): the novelty of A at one step, ``(*lead,)``.
+
+    ``q(o_m)`` is predicted by the model's ``A`` (as ``aif.expected_free_energy`` does).
+    """
+    gain = 0.0
+    for A_m, pA_m, deps in zip(model.A, model.pA, model.A_dependencies):
+        qs_deps = [qs[f] for f in deps]
+        W = novelty_weights(pA_m, pA_m.ndim - len(deps) - 1, options.wnorm)
+        gain = gain - (contract(A_m, qs_deps) * contract(W, qs_deps)).sum(-1)
+    return gain
+
+
+def _predict_all_with(model, tables, qs, options):
+    """``predict_all`` with the novelty weights of ``pB`` in place of ``B``: ``(U_f, *lead, S_f)`` per factor.
+
+    Contracted with the predicted next beliefs it gives the novelty of B for each control,
+    -sum_{s', s} q(s') W(pB[f])[s', s, u] q(s).
+    """
+    out = []
+    for pB_f, deps in zip(tables, model.B_dependencies):
+        k = len(deps)
+        W = novelty_weights(pB_f, pB_f.ndim - k - 2, options.wnorm)
+        out.append(sum_against(W.movedim(-1, -2 - k), [qs[g] for g in deps], keep=2).movedim(-2, 0))
+    return out

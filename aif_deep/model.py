@@ -129,6 +129,9 @@ class TabularModel:
         E: ``(*batch_shape, num_policies)`` or ``None`` (uniform).
         A_dependencies, B_dependencies: as in ``aif.GenerativeModel``.
         batch_shape: the leading shape shared by all arrays.
+        pA, pB: optional Dirichlet counts shaped like ``A`` and ``B`` (with the batch shape), for the
+            ``pA_info_gain`` and ``pB_info_gain`` terms of the policy evaluator and for learning
+            (``aif_deep.learning``).
 
     No validation of the values happens here (the tensors may be built from logits inside an optimiser);
     ``from_aif`` starts from models that ``aif.check_model`` has passed.
@@ -142,6 +145,8 @@ class TabularModel:
     A_dependencies: list
     B_dependencies: list
     batch_shape: tuple = ()
+    pA: list | None = None
+    pB: list | None = None
     num_states: list = field(init=False, repr=False)
     num_obs: list = field(init=False, repr=False)
     num_controls: list = field(init=False, repr=False)
@@ -156,6 +161,16 @@ class TabularModel:
                 if tuple(x.shape[:nb]) != tuple(self.batch_shape):
                     raise ModelError(f"{name}[{i}] has shape {tuple(x.shape)}, whose leading axes should be the "
                                      f"batch shape {tuple(self.batch_shape)}")
+        for name, like in (("pA", self.A), ("pB", self.B)):
+            counts = getattr(self, name)
+            if counts is None:
+                continue
+            if len(counts) != len(like):
+                raise ModelError(f"{name} has {len(counts)} arrays, expected {len(like)}")
+            for i, (p, x) in enumerate(zip(counts, like)):
+                if tuple(p.shape) != tuple(x.shape):
+                    raise ModelError(f"{name}[{i}] has shape {tuple(p.shape)}, expected {tuple(x.shape)} "
+                                     f"(the shape of {name[1]}[{i}])")
 
     @classmethod
     def from_aif(cls, model, device=None, dtype=torch.float64) -> "TabularModel":
@@ -187,6 +202,14 @@ class TabularModel:
                                   else arrays[0], dtype=dtype, device=device)
             return out
 
+        def counts(name, n):
+            have = [getattr(m, name) is not None for m in models]
+            if not any(have):
+                return None
+            if not all(have):
+                raise ModelError(f"some models of the batch have {name} and some do not")
+            return [stack(lambda m, i=i: getattr(m, name)[i]) for i in range(n)]
+
         E = None
         if any(m.E is not None for m in models):
             sizes = {len(m.E) for m in models if m.E is not None}
@@ -204,6 +227,8 @@ class TabularModel:
             A_dependencies=[list(d) for d in first.A_dependencies],
             B_dependencies=[list(d) for d in first.B_dependencies],
             batch_shape=batch_shape,
+            pA=counts("pA", first.num_modalities),
+            pB=counts("pB", first.num_factors),
         )
 
     @property
@@ -228,8 +253,9 @@ class TabularModel:
 
     def to(self, device=None, dtype=None) -> "TabularModel":
         move = lambda x: None if x is None else x.to(device=device, dtype=dtype)  # noqa: E731
-        return replace(self, A=[move(a) for a in self.A], B=[move(b) for b in self.B],
-                       C=[move(c) for c in self.C], D=[move(d) for d in self.D], E=move(self.E))
+        move_all = lambda xs: None if xs is None else [move(x) for x in xs]  # noqa: E731
+        return replace(self, A=move_all(self.A), B=move_all(self.B), C=move_all(self.C), D=move_all(self.D),
+                       E=move(self.E), pA=move_all(self.pA), pB=move_all(self.pB))
 
     # --- BeliefModel -------------------------------------------------------------------------------------
 

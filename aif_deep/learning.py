@@ -1,0 +1,182 @@
+r"""Dirichlet learning of A, B and D, and the novelty weights of parameter information gain, in PyTorch.
+
+The same updates as ``aif.learning`` (see its docstring for the formulas and their pymdp counterparts), for
+a batch of agents at once: counts ``pA[m]: (*batch, O_m, *S_deps)``, ``pB[f]: (*batch, S_f, *S_deps, U_f)``,
+``pD[f]: (*batch, S_f)``; observations ``(*batch,)`` indices or ``(*batch, O_m)`` probabilities; beliefs
+``(*batch, S_f)``; actions ``(*batch, num_factors)``. Every function returns new tensors (the inputs are
+not modified) and is differentiable in the beliefs and the counts.
+
+    pA[m]'          = forgetting * pA[m] + (1 - forgetting) * prior + lr * o_m ⊗ qs[g] ⊗ ...
+    pB[f]'          = forgetting * pB[f] + (1 - forgetting) * prior
+    pB[f]'[..., u]  += lr * qs[f] ⊗ qs_prev[g] ⊗ ...          (u = action[f], per agent)
+    pD[f]'          = forgetting * pD[f] + (1 - forgetting) * prior + lr * qs[f]
+
+(without ``prior`` forgetting decays towards zero). ``novelty_weights`` gives the novelty weights ``W`` that the
+policy evaluator uses for the ``pA_info_gain`` and ``pB_info_gain`` terms.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from aif.errors import ModelError, ObservationError, ParameterError, PolicyError
+from aif.learning import WNORM_LEGACY, WNorm
+
+Tensor = torch.Tensor
+
+
+def novelty_weights(a: Tensor, outcome_dim: int, convention: WNorm = WNORM_LEGACY) -> Tensor:
+    """``W`` for counts ``a`` whose Dirichlet columns run along ``outcome_dim``; masked where ``a == 0``.
+
+    Heuristic (SPM, pymdp.legacy): ``1/a0 - 1/a`` after adding ``eps``; exact (pymdp 1.0):
+    ``-(ln a0 - ln a + ψ(a+1) - ψ(a0+1))`` with counts clipped below at ``eps``.
+    """
+    if convention.exact:
+        c = a.clamp_min(convention.eps)
+        c0 = c.sum(outcome_dim, keepdim=True).clamp_min(convention.eps)
+        W = -(torch.log(c0) - torch.log(c) + torch.digamma(c + 1.0) - torch.digamma(c0 + 1.0))
+    else:
+        c = a + convention.eps
+        W = 1.0 / c.sum(outcome_dim, keepdim=True) - 1.0 / c
+    return torch.where(a > 0, W, torch.zeros_like(W))
+
+
+def _check_rates(lr, forgetting):
+    if not (0 <= float(lr) < float("inf")):
+        raise ParameterError(f"lr (the learning rate) must be a finite number >= 0, got {lr!r}")
+    if not 0 < float(forgetting) <= 1:
+        raise ParameterError(f"forgetting must be a number in (0, 1] (1 = no forgetting), got {forgetting!r}")
+
+
+def _check_counts(counts, name):
+    if isinstance(counts, Tensor):
+        raise ModelError(f"{name} must be a list of tensors, got a single tensor; wrap it as [{name}]")
+    out = []
+    for i, p in enumerate(counts):
+        p = torch.as_tensor(p)
+        if not p.is_floating_point():
+            p = p.to(torch.get_default_dtype())
+        bad = ~torch.isfinite(p) | (p <= 0)
+        if bad.any():
+            idx = tuple(int(k) for k in torch.nonzero(bad)[0])
+            raise ModelError(f"Dirichlet counts {name}[{i}] must be positive and finite; found {float(p[idx])} "
+                             f"at index {idx}")
+        out.append(p)
+    return out
+
+
+def _belief(q, size, label, like):
+    q = torch.as_tensor(q, device=like.device, dtype=like.dtype)
+    if q.ndim == 0 or q.shape[-1] != size:
+        raise ObservationError(f"{label} has shape {tuple(q.shape)}, expected (..., {size})")
+    return q
+
+
+def _outer(vectors):
+    """``v0 ⊗ v1 ⊗ ...`` over the last axis of each, broadcasting their leading (batch) axes."""
+    batch = torch.broadcast_shapes(*[v.shape[:-1] for v in vectors])
+    out = vectors[0].expand(*batch, vectors[0].shape[-1])
+    for v in vectors[1:]:
+        k = out.ndim - len(batch)
+        out = out.unsqueeze(-1) * v.expand(*batch, v.shape[-1]).reshape(*batch, *([1] * k), v.shape[-1])
+    return out
+
+
+def _forget(p, forgetting, prior, label):
+    if prior is None or forgetting == 1:
+        return forgetting * p
+    prior = torch.as_tensor(prior, device=p.device, dtype=p.dtype)
+    if prior.shape != p.shape:
+        raise ModelError(f"prior counts for {label} have shape {tuple(prior.shape)}, expected {tuple(p.shape)}")
+    return forgetting * p + (1.0 - forgetting) * prior
+
+
+def _deps(deps, n, default, name):
+    if deps is None:
+        return [default(i) for i in range(n)]
+    if len(deps) != n:
+        raise ModelError(f"{name} has {len(deps)} entries, expected {n}")
+    return [list(d) for d in deps]
+
+
+def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, prior=None) -> list:
+    """Dirichlet update of the likelihood counts after one observation, for a batch of agents.
+
+    Args:
+        pA: ``pA[m]``: ``(*batch, O_m, *S_g for g in A_dependencies[m])``, positive.
+        obs: one entry per modality: indices ``(*batch,)`` or probabilities ``(*batch, O_m)``.
+        qs: posteriors, ``qs[f]``: ``(*batch, S_f)``.
+        lr, forgetting, prior: as ``aif.learning.update_A``.
+        A_dependencies: factors each modality depends on; all factors by default.
+
+    Returns:
+        New counts shaped like ``pA``.
+    """
+    _check_rates(lr, forgetting)
+    pA = _check_counts(pA, "pA")
+    if len(obs) != len(pA):
+        raise ObservationError(f"obs has {len(obs)} entries but pA has {len(pA)} modalities")
+    A_dependencies = _deps(A_dependencies, len(pA), lambda m: list(range(len(qs))), "A_dependencies")
+    out = []
+    for m, (p, deps) in enumerate(zip(pA, A_dependencies)):
+        O_m, k = p.shape[p.ndim - len(deps) - 1], len(deps)
+        o = torch.as_tensor(obs[m], device=p.device)
+        if o.is_floating_point():
+            o = _belief(o, O_m, f"obs[{m}]", p)
+        else:
+            if ((o < 0) | (o >= O_m)).any():
+                raise ObservationError(f"obs[{m}] holds outcome {int(o[(o < 0) | (o >= O_m)][0])}, but modality {m} "
+                                       f"has {O_m} outcomes (0 to {O_m - 1})")
+            o = torch.nn.functional.one_hot(o.long(), O_m).to(p.dtype)
+        factors = [_belief(qs[g], p.shape[p.ndim - k + i], f"qs[{g}]", p) for i, g in enumerate(deps)]
+        out.append(_forget(p, forgetting, None if prior is None else prior[m], f"pA[{m}]")
+                   + lr * _outer([o, *factors]))
+    return out
+
+
+def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=None, prior=None) -> list:
+    """Dirichlet update of the transition counts after one transition, for a batch of agents.
+
+    Args:
+        pB: ``pB[f]``: ``(*batch, S_f, *S_g for g in B_dependencies[f], U_f)``, positive.
+        qs, qs_prev: beliefs after and before the transition, ``(*batch, S_f)`` per factor.
+        action: int ``(*batch, num_factors)``: each agent's action on each factor.
+        lr, forgetting, prior, B_dependencies: as ``aif.learning.update_B``.
+
+    Returns:
+        New counts shaped like ``pB``.
+    """
+    _check_rates(lr, forgetting)
+    pB = _check_counts(pB, "pB")
+    nf = len(pB)
+    action = torch.as_tensor(action, device=pB[0].device)
+    if action.is_floating_point() or action.ndim == 0 or action.shape[-1] != nf:
+        raise PolicyError(f"action must be an integer tensor (..., {nf}), one action per factor; got "
+                          f"{action.dtype} of shape {tuple(action.shape)}")
+    B_dependencies = _deps(B_dependencies, nf, lambda f: [f], "B_dependencies")
+    out = []
+    for f, (p, deps) in enumerate(zip(pB, B_dependencies)):
+        k, U = len(deps), p.shape[-1]
+        u = action[..., f]
+        if ((u < 0) | (u >= U)).any():
+            raise PolicyError(f"action {int(u[(u < 0) | (u >= U)][0])} is out of range for factor {f} with {U} "
+                              f"controls (0 to {U - 1})")
+        q_next = _belief(qs[f], p.shape[p.ndim - k - 2], f"qs[{f}]", p)
+        q_deps = [_belief(qs_prev[g], p.shape[p.ndim - k - 1 + i], f"qs_prev[{g}]", p) for i, g in enumerate(deps)]
+        onehot = torch.nn.functional.one_hot(u.long(), U).to(p.dtype)
+        out.append(_forget(p, forgetting, None if prior is None else prior[f], f"pB[{f}]")
+                   + lr * _outer([q_next, *q_deps, onehot]))
+    return out
+
+
+def update_D(pD, qs, lr=1.0, forgetting=1.0, *, prior=None) -> list:
+    """Dirichlet update of the initial-state counts ``pD[f]: (*batch, S_f)`` with beliefs ``qs[f]``."""
+    _check_rates(lr, forgetting)
+    pD = _check_counts(pD, "pD")
+    return [_forget(p, forgetting, None if prior is None else prior[f], f"pD[{f}]")
+            + lr * _belief(qs[f], p.shape[-1], f"qs[{f}]", p) for f, p in enumerate(pD)]
+
+
+def dirichlet_mean(p: Tensor, outcome_dim: int) -> Tensor:
+    """The mean of Dirichlet counts: ``p`` normalised along ``outcome_dim`` (the model's A, B or D)."""
+    return p / p.sum(outcome_dim, keepdim=True)

@@ -1,0 +1,159 @@
+"""aif_deep's Dirichlet learning and parameter information gain against aif's, on random models."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import aif  # noqa: E402
+import aif_deep  # noqa: E402
+from aif import learning  # noqa: E402
+from aif.errors import ModelError, ObservationError, ParameterError, PolicyError  # noqa: E402
+from aif_deep import learning as dl  # noqa: E402
+from _reference import random_config  # noqa: E402
+
+TOL = 1e-10
+
+
+def models(seed, n):
+    """Random models with Dirichlet counts; half with B_dependencies (interactions between factors)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        c = random_config(rng)
+        nf = len(c["num_states"])
+        B_deps = None
+        if rng.random() < 0.5:
+            B_deps = [sorted({f} | {int(g) for g in rng.choice(nf, rng.integers(0, nf + 1), replace=False)})
+                      for f in range(nf)]
+        model = aif.random_model(rng, c["num_states"], c["num_obs"], c["num_controls"],
+                                 A_dependencies=c["A_dependencies"], B_dependencies=B_deps,
+                                 concentration=float(rng.choice([0.3, 1.0])), dirichlet=True)
+        yield rng, model
+
+
+def t64(arrays):
+    return [torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in arrays]
+
+
+def dev(a, b):
+    """Largest deviation relative to max(1, |reference|): counts near zero give novelty weights up to ~1e9."""
+    return max(float((np.abs(np.asarray(x) - y.detach().numpy()) / np.maximum(1.0, np.abs(x))).max())
+               for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("wnorm", [learning.WNORM_LEGACY, learning.WNORM_SPM, learning.WNORM_EXACT],
+                         ids=["legacy", "spm", "exact"])
+def test_parameter_info_gain_terms_equal_aif(wnorm):
+    terms = ("utility", "state_info_gain", "pA_info_gain", "pB_info_gain")
+    worst, largest = 0.0, 0.0
+    for rng, model in models(0, 30):
+        tm = aif_deep.TabularModel.from_aif(model, device="cpu")
+        qs = [rng.dirichlet(np.ones(s)) for s in model.num_states]
+        policies = aif.enumerate_policies(model.num_controls, int(rng.integers(1, 4)))[:200]
+        options = aif.EFEOptions(wnorm=wnorm)
+        G, ref = aif.expected_free_energy(model, qs, policies, terms=terms, options=options)
+        G_t, got = aif_deep.expected_free_energy(tm, t64(qs), policies, terms=terms, options=options)
+        names = ("pA_info_gain", "pB_info_gain")
+        worst = max(worst, dev([G] + [ref[k] for k in names], [G_t] + [got[k] for k in names]))
+        largest = max(largest, float(np.abs(ref["pB_info_gain"]).max()))
+    assert worst < TOL, worst
+    assert largest > 1e-3  # the terms are not trivially zero
+
+
+def test_parameter_info_gain_for_a_batch_of_agents_equals_each_agent():
+    rng, model = next(models(1, 1))
+    counts = [aif.random_model(np.random.default_rng(k), model.num_states, model.num_obs, model.num_controls,
+                               A_dependencies=model.A_dependencies, B_dependencies=model.B_dependencies,
+                               dirichlet=True) for k in range(3)]
+    tm = aif_deep.TabularModel.from_aif(counts, device="cpu")
+    qs = [rng.dirichlet(np.ones(s)) for s in model.num_states]
+    policies = aif.enumerate_policies(model.num_controls, 2)
+    terms = ("pA_info_gain", "pB_info_gain")
+    G_t, _ = aif_deep.expected_free_energy(tm, t64(qs), policies, terms=terms)
+    for k, m in enumerate(counts):
+        G, _ = aif.expected_free_energy(m, qs, policies, terms=terms)
+        assert np.abs(G - G_t[k].numpy()).max() < TOL
+
+
+def test_updates_equal_aif_for_a_batch():
+    worst = 0.0
+    for rng, model in models(2, 30):
+        n = 3
+        obs = [rng.integers(o, size=n) for o in model.num_obs]
+        qs = [rng.dirichlet(np.ones(s), size=n) for s in model.num_states]
+        qs_prev = [rng.dirichlet(np.ones(s), size=n) for s in model.num_states]
+        action = np.stack([rng.integers(u, size=n) for u in model.num_controls], -1)
+        lr, forgetting = float(rng.uniform(0.1, 2)), float(rng.choice([1.0, 0.9]))
+        prior = [p * 0.5 for p in model.pA]
+        pA = dl.update_A([torch.as_tensor(np.stack([p] * n)) for p in model.pA], [torch.as_tensor(o) for o in obs],
+                         t64(qs), lr, forgetting, A_dependencies=model.A_dependencies,
+                         prior=[np.stack([p] * n) for p in prior])
+        pB = dl.update_B([torch.as_tensor(np.stack([p] * n)) for p in model.pB], t64(qs), t64(qs_prev),
+                         torch.as_tensor(action), lr, forgetting, B_dependencies=model.B_dependencies)
+        pD = dl.update_D([torch.as_tensor(np.stack([p] * n)) for p in model.pD], t64(qs), lr, forgetting)
+        for k in range(n):
+            ref_A = learning.update_A(model.pA, [int(o[k]) for o in obs], [q[k] for q in qs], lr, forgetting,
+                                      A_dependencies=model.A_dependencies, prior=prior)
+            ref_B = learning.update_B(model.pB, [q[k] for q in qs], [q[k] for q in qs_prev], action[k], lr,
+                                      forgetting, B_dependencies=model.B_dependencies)
+            ref_D = learning.update_D(model.pD, [q[k] for q in qs], lr, forgetting)
+            worst = max(worst, dev(ref_A, [p[k] for p in pA]), dev(ref_B, [p[k] for p in pB]),
+                        dev(ref_D, [p[k] for p in pD]))
+    assert worst < TOL, worst
+
+
+def test_probability_observations_and_gradients():
+    _, model = next(models(3, 1))
+    qo = [np.full(o, 1.0 / o) for o in model.num_obs]
+    qs = t64([np.full(s, 1.0 / s) for s in model.num_states])
+    for q in qs:
+        q.requires_grad_(True)
+    ref = learning.update_A(model.pA, qo, [q.detach().numpy() for q in qs], A_dependencies=model.A_dependencies)
+    got = dl.update_A(t64(model.pA), t64(qo), qs, A_dependencies=model.A_dependencies)
+    assert dev(ref, got) < TOL
+    sum(p.sum() for p in got).backward()
+    used = sorted({f for deps in model.A_dependencies for f in deps})
+    assert all(qs[f].grad is not None and torch.isfinite(qs[f].grad).all() for f in used)
+
+
+def test_bad_input_raises_named_errors():
+    _, model = next(models(4, 1))
+    pA, pB = t64(model.pA), t64(model.pB)
+    qs = t64([np.full(s, 1.0 / s) for s in model.num_states])
+    obs = [0] * len(pA)
+    with pytest.raises(ParameterError, match="lr"):
+        dl.update_A(pA, obs, qs, lr=-1.0, A_dependencies=model.A_dependencies)
+    with pytest.raises(ParameterError, match="forgetting"):
+        dl.update_D(t64(model.pD), qs, forgetting=0.0)
+    with pytest.raises(ModelError, match="positive"):
+        dl.update_A([-p for p in pA], obs, qs, A_dependencies=model.A_dependencies)
+    with pytest.raises(ModelError, match="list"):
+        dl.update_A(pA[0], obs, qs)
+    with pytest.raises(ObservationError, match="outcome"):
+        dl.update_A(pA, [model.num_obs[0]] + obs[1:], qs, A_dependencies=model.A_dependencies)
+    with pytest.raises(ObservationError, match="entries"):
+        dl.update_A(pA, obs + [0], qs, A_dependencies=model.A_dependencies)
+    with pytest.raises(PolicyError, match="out of range"):
+        dl.update_B(pB, qs, qs, torch.tensor([u for u in model.num_controls]), B_dependencies=model.B_dependencies)
+    with pytest.raises(PolicyError, match="integer"):
+        dl.update_B(pB, qs, qs, torch.zeros(len(pB)), B_dependencies=model.B_dependencies)
+    plain = aif_deep.TabularModel.from_aif(aif.GenerativeModel(A=model.A, B=model.B, C=model.C, D=model.D,
+                                                               A_dependencies=model.A_dependencies,
+                                                               B_dependencies=model.B_dependencies), device="cpu")
+    with pytest.raises(ParameterError, match="no pA"):
+        aif_deep.expected_free_energy(plain, qs, aif.enumerate_policies(model.num_controls, 1),
+                                      terms=("utility", "pA_info_gain"))
+    with pytest.raises(ModelError, match="pB"):
+        plain.replace(pB=[p[..., :1] for p in pB])
+
+
+def test_novelty_prefers_rarely_counted_transitions():
+    """A two-state, two-action world where action 1 was never tried: its B novelty is larger."""
+    pB = np.ones((2, 2, 2))
+    pB[:, :, 0] = 50.0
+    model = aif.GenerativeModel(A=[np.eye(2)], B=None, pB=[pB], C=[np.zeros(2)], D=[np.array([0.5, 0.5])])
+    tm = aif_deep.TabularModel.from_aif(model, device="cpu")
+    G, terms = aif_deep.expected_free_energy(tm, t64(model.D), aif.enumerate_policies([2], 1),
+                                             terms=("pB_info_gain",))
+    assert terms["pB_info_gain"][1] > terms["pB_info_gain"][0] > 0
+    assert G[1] < G[0]
