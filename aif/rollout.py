@@ -3,12 +3,16 @@
 ``rollout(agent, env, steps, rng)`` resets both, then repeats: the agent infers its state from the
 observation, scores its policies by expected free energy and picks an action; the environment steps. The
 returned ``Trajectory`` holds what the agent saw, believed, weighed and did.
+
+The agent may be an ``aif.Agent`` or an ``aif_deep.Agent`` (whose beliefs are torch tensors), and the
+observations indices or arrays (images for a neural model): everything is kept as NumPy arrays.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import gymnasium as gym
 import numpy as np
 from tqdm import tqdm  # plain tqdm: tqdm.auto warns in notebooks without ipywidgets
 
@@ -24,7 +28,8 @@ class Trajectory:
     """One episode, step by step (``T`` steps taken, ``M`` modalities, ``F`` factors, ``P`` policies).
 
     Attributes:
-        observations: int ``(T + 1, M)``: the observation before each step and the last one after it.
+        observations: int ``(T + 1, M)``: the observation before each step and the last one after it, when
+            every modality is observed as one index; ``None`` when some are arrays (use ``obs_by_modality``).
         actions: int ``(T, F)``: the agent's action vector at each step.
         qs: one array ``(T, num_states[f])`` per factor: the posterior after each observation.
         q_pi: ``(T, P)``: the posterior over policies at each step.
@@ -36,6 +41,8 @@ class Trajectory:
             ``info["state"]`` (the environments in ``aif.envs`` do), else ``None``.
         policies: int ``(P, horizon, F)``: the policies the columns of ``q_pi``, ``G`` and ``terms`` refer to.
         terminated, truncated: how the episode ended (both false when it ran for all the steps asked).
+        obs_by_modality: one array ``(T + 1, *shape_m)`` per modality: the observations as the environment
+            gave them (``shape_m`` is ``()`` for an index, e.g. ``(8, 8)`` for an image).
     """
 
     observations: np.ndarray
@@ -49,6 +56,7 @@ class Trajectory:
     policies: np.ndarray = field(repr=False)
     terminated: bool = False
     truncated: bool = False
+    obs_by_modality: tuple = field(default=(), repr=False)
 
     @property
     def num_steps(self) -> int:
@@ -68,10 +76,12 @@ def rollout(agent, env, steps: int, rng: np.random.Generator | None = None, *, s
     """Run ``agent`` in ``env`` for up to ``steps`` actions.
 
     Args:
-        agent: an ``aif.Agent`` (anything with ``reset()``, ``step(obs) -> action`` and the attributes
-            ``qs``, ``q_pi``, ``G``, ``terms``, ``policies``, ``model``).
+        agent: an ``aif.Agent`` or ``aif_deep.Agent`` with an unbatched model (anything with ``reset()``,
+            ``step(obs) -> action`` and the attributes ``qs``, ``q_pi``, ``G``, ``terms``, ``policies``,
+            ``model``; arrays or CPU tensors).
         env: a Gymnasium environment with discrete observations; it is wrapped in ``AgentWrapper`` for the
-            agent's model unless it is one already.
+            agent's model unless it is one already or wraps one (e.g. ``aif_deep.training.NoisyGridImages``,
+            whose observations are images).
         steps: the most actions to take; the episode stops earlier when the environment ends it.
         rng: ``np.random.Generator`` that seeds the environment's reset (when ``seed`` is not given).
         seed: the environment's reset seed (takes precedence over ``rng``).
@@ -84,7 +94,7 @@ def rollout(agent, env, steps: int, rng: np.random.Generator | None = None, *, s
     steps = int(steps)
     if steps < 1:
         raise ParameterError(f"steps must be at least 1, got {steps}")
-    if not isinstance(env, AgentWrapper):
+    if not _speaks_agent(env):
         env = AgentWrapper.for_model(env, agent.model)
     if seed is None and rng is not None:
         seed = int(rng.integers(2**31 - 1))
@@ -97,13 +107,13 @@ def rollout(agent, env, steps: int, rng: np.random.Generator | None = None, *, s
     terms = {}
     terminated = truncated = False
     for _ in tqdm(range(steps), disable=not show, desc="rollout", unit="step", leave=False):
-        action = np.asarray(agent.step(obs))
+        action = _copy(agent.step(obs))
         actions.append(action)
-        qs.append([np.array(q) for q in agent.qs])
-        q_pi.append(np.array(agent.q_pi))
-        G.append(np.array(agent.G))
+        qs.append([_copy(q) for q in agent.qs])
+        q_pi.append(_copy(agent.q_pi))
+        G.append(_copy(agent.G))
         for name, values in agent.terms.items():
-            terms.setdefault(name, []).append(np.array(values))
+            terms.setdefault(name, []).append(_copy(values))
         obs, reward, terminated, truncated, info = env.step(action)
         observations.append(obs)
         states.append(info.get("state"))
@@ -112,8 +122,11 @@ def rollout(agent, env, steps: int, rng: np.random.Generator | None = None, *, s
             break
 
     has_states = all(s is not None for s in states)
+    # (T + 1, *shape_m) per modality; an index-valued modality has shape_m = ()
+    by_modality = tuple(np.stack([_copy(o[m]) for o in observations]) for m in range(len(observations[0])))
+    indices = all(o.ndim == 1 for o in by_modality)
     return Trajectory(
-        observations=np.array(observations, dtype=np.int64),
+        observations=np.stack(by_modality, -1).astype(np.int64) if indices else None,
         actions=np.array(actions, dtype=np.int64),
         qs=tuple(np.array(per_factor) for per_factor in zip(*qs)),
         q_pi=np.array(q_pi),
@@ -124,4 +137,23 @@ def rollout(agent, env, steps: int, rng: np.random.Generator | None = None, *, s
         policies=np.array(agent.policies),
         terminated=bool(terminated),
         truncated=bool(truncated),
+        obs_by_modality=by_modality,
     )
+
+
+def _copy(x) -> np.ndarray:
+    """A NumPy copy of an array or a CPU tensor.
+
+    ``np.asarray`` first: ``np.array(tensor)`` passes ``copy=`` to ``Tensor.__array__``, which NumPy 2 warns
+    about (DeprecationWarning) for torch versions whose ``__array__`` takes no ``copy`` keyword.
+    """
+    return np.asarray(x).copy()
+
+
+def _speaks_agent(env) -> bool:
+    """Whether ``env`` is an ``AgentWrapper`` or a wrapper around one (actions already in the agent's format)."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, AgentWrapper):
+            return True
+        env = env.env
+    return False

@@ -17,6 +17,7 @@ import aif
 from aif.errors import ObservationError
 
 from .model import BeliefModel, _LETTERS, guarded_log, sum_against
+from .neural import Categorical, NeuralModel
 
 
 def _batch_shape(log_likelihoods, log_prior, A_dependencies):
@@ -128,14 +129,36 @@ def as_torch_method(method):
     return method  # any other callable with the strategy interface
 
 
+def categorical_modalities(model: BeliefModel) -> list:
+    """Which modalities of ``model`` are categorical: one bool per modality.
+
+    A categorical modality is observed as outcome indices or probability vectors over its ``num_obs[m]``
+    outcomes, and ``as_obs`` checks those. The others (images, real vectors: ``NeuralModel``'s ``Bernoulli``
+    and ``Gaussian`` heads) have no outcome count to check against; their observations go to the model as
+    tensors, and the model's ``log_likelihood`` checks them. A model says which are which with an attribute
+    ``categorical`` (one bool per modality); a ``NeuralModel`` says it with its heads; a model with neither
+    (``TabularModel``) is categorical throughout.
+    """
+    flags = getattr(model, "categorical", None)
+    if flags is None and isinstance(model, NeuralModel):
+        flags = [isinstance(h, Categorical) for h in model.heads]
+    return [True] * len(model.num_obs) if flags is None else [bool(c) for c in flags]
+
+
 def as_obs(model: BeliefModel, obs, device=None, dtype=torch.float64) -> list:
-    """Observations as one tensor per modality: int ``(*lead,)`` (indices) or float ``(*lead, O_m)``.
+    """Observations as one tensor per modality: int ``(*lead,)`` (indices) or float ``(*lead, O_m)`` for a
+    categorical modality; any tensor (e.g. an image ``(*lead, H, W)``) for the others.
 
     Accepts a sequence with one entry per modality (ints, int arrays ``(*lead,)`` or probability arrays
-    ``(*lead, O_m)``), or an integer array ``(*lead, num_modalities)`` (e.g. a vector environment's).
+    ``(*lead, O_m)``; arrays or tensors for non-categorical modalities), or, when every modality is
+    categorical, an integer array ``(*lead, num_modalities)`` (e.g. a vector environment's). Only the
+    categorical modalities are checked here (``categorical_modalities``); float entries of the others are
+    cast to ``dtype``.
     """
     M = len(model.num_obs)
-    if isinstance(obs, (np.ndarray, torch.Tensor)) and not torch.is_floating_point(torch.as_tensor(obs)):
+    categorical = categorical_modalities(model)
+    if isinstance(obs, (np.ndarray, torch.Tensor)) and not torch.is_floating_point(torch.as_tensor(obs)) \
+            and all(categorical):
         obs = torch.as_tensor(obs, device=device)
         if obs.ndim == 0 or obs.shape[-1] != M:
             raise ObservationError(f"an integer observation array must end with one entry per modality ({M}), "
@@ -150,12 +173,15 @@ def as_obs(model: BeliefModel, obs, device=None, dtype=torch.float64) -> list:
     for m, o in enumerate(entries):
         n = model.num_obs[m]
         o = torch.as_tensor(o, device=device)
-        if o.is_floating_point():
+        if not categorical[m]:
+            out.append(o.to(dtype) if o.is_floating_point() else o)
+        elif o.is_floating_point():
             o = o.to(dtype)
             if o.shape[-1:] != (n,):
                 raise ObservationError(f"obs[{m}] has shape {tuple(o.shape)}, expected (..., {n}) for modality {m}")
             if (o < 0).any() or ((o.sum(-1) - 1).abs() > 1e-6).any():
                 raise ObservationError(f"obs[{m}] is not a probability vector over the {n} outcomes of modality {m}")
+            out.append(o)
         else:
             if o.dtype == torch.bool:
                 raise ObservationError(f"obs[{m}] is boolean; give outcome indices or probabilities")
@@ -163,8 +189,7 @@ def as_obs(model: BeliefModel, obs, device=None, dtype=torch.float64) -> list:
             if bad.any():
                 raise ObservationError(f"observation {int(o[bad].flatten()[0])} is out of range for modality {m} "
                                        f"with {n} outcomes (0 to {n - 1})")
-            o = o.long()
-        out.append(o)
+            out.append(o.long())
     return out
 
 
