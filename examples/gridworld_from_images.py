@@ -1,0 +1,212 @@
+"""A grid world seen through noisy pixels: a neural agent against the tabular agent with the true model.
+
+    python examples/gridworld_from_images.py                 # 3x3 grid, 50 episodes (a few minutes on a CPU)
+    python examples/gridworld_from_images.py --quick         # small settings, as in the tests
+    python examples/gridworld_from_images.py --size 4 --out grid.png
+
+The task (issue #6): an n x n grid, +1 on reaching the bottom-right corner (the episode ends there). The
+agent sees its cell as a noisy binary image: the grid's cells tile the image, the agent's cell is a filled
+block and every pixel flips with probability 5% (``aif_deep.training.NoisyGridImages``).
+
+1. Data and model: random walks from random cells; an ``aif_deep.NeuralModel`` (encoder, transition
+   network, Bernoulli decoder, reward head, preferences over the reward) trained on them by minimising the
+   sequence VFE, best of ``--tries`` runs by their VFE (``train_best_of``).
+2. Latent accuracy: on fresh walks, the class of the encoder's message against the true cell, classes
+   matched to cells by the Hungarian algorithm.
+3. Goal-reach rate over ``--episodes`` episodes from random start cells (the same for every agent), with a
+   planning horizon that reaches the goal from every cell: ``aif.Agent`` with the true model (location
+   observed as an index; C prefers the goal) against ``aif_deep.Agent`` with the learned model, both run by
+   ``aif.rollout``. Target: the neural agent reaches the goal at least 90% as often.
+4. The learned tail: a ``QFunction`` trained by temporal differences on the learned model's beliefs (those
+   the agent holds along the random walks, plus one-hot and random ones). With ``policy_horizon=1`` the
+   goal is out of sight from every cell not next to it; with ``terminal_value=qf.value`` the same one-step
+   agent walks to it.
+
+It prints one table (reach rates, mean steps of the episodes that reached the goal, wall times) and, with
+``--out``, plots the reach rates and the class-to-cell confusion matrix.
+"""
+
+import argparse
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy.optimize import linear_sum_assignment  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import aif  # noqa: E402
+import aif_deep  # noqa: E402
+from aif.envs import AgentWrapper, GridWorld  # noqa: E402
+from aif_deep.neural import Bernoulli, NeuralModel  # noqa: E402
+from aif_deep.qfunction import QFunction, QSettings, train_qfunction  # noqa: E402
+from aif_deep.training import NoisyGridImages, TrainSettings, collect_random, train_best_of  # noqa: E402
+
+FLIP = 0.05
+DISCOUNT = 0.9
+
+
+def image_env(size, image, terminate_at_goal=True):
+    return NoisyGridImages(AgentWrapper(GridWorld((size, size), terminate_at_goal=terminate_at_goal)),
+                           (image, image), flip=FLIP)
+
+
+def learn_model(size, image, walks, steps, tries, seed, progress):
+    """Random walks seen as images and the best of ``tries`` NeuralModels trained on them."""
+    env = image_env(size, image, terminate_at_goal=False)
+    buffer, _ = collect_random(env, walks, 20, np.random.default_rng(seed))
+    model, result, vfes = train_best_of(
+        lambda k: NeuralModel([size * size], [5], [Bernoulli((image, image))], reward_preference=4.0,
+                              seed=seed + k),
+        buffer, TrainSettings(steps=steps, batch_size=32, length=8, lr=1e-2, seed=seed, progress=progress),
+        tries=tries)
+    return model, buffer, vfes
+
+
+def latent_accuracy(model, size, image, seed):
+    """Accuracy of the encoder's most likely class on fresh walks after matching classes to cells, and the
+    matched confusion matrix ``(cells, cells)``."""
+    buffer, states = collect_random(image_env(size, image, terminate_at_goal=False), 20, 20,
+                                    np.random.default_rng(seed + 1000))
+    images = torch.as_tensor(np.concatenate([e[0][0] for e in buffer.episodes]))
+    true = np.concatenate(states)
+    with torch.no_grad():
+        pred = model.messages([images])[0].argmax(-1).numpy()
+    K = model.num_states[0]
+    counts = np.zeros((K, K))
+    np.add.at(counts, (pred, true), 1)
+    rows, cols = linear_sum_assignment(-counts)
+    confusion = np.zeros((K, K))
+    confusion[:, cols] = counts[rows].T  # row: true cell; column: the cell its class is matched to
+    return counts[rows, cols].sum() / len(true), confusion
+
+
+def belief_pool(model, buffer, rng):
+    """Beliefs for the Q-function: the agent's posteriors along the buffer's walks (filtered as ``Agent``
+    does), the one-hot beliefs and random mixtures. One ``(N, S)`` tensor."""
+    images = torch.as_tensor(np.stack([e[0][0] for e in buffer.episodes]))  # (E, T + 1, H, W)
+    actions = torch.as_tensor(np.stack([e[1] for e in buffer.episodes]))  # (E, T, 1)
+    prior = [p.expand(images.shape[0], -1) for p in model.prior()]
+    pool = []
+    with torch.no_grad():
+        for t in range(images.shape[1]):
+            qs = aif_deep.infer_states(model, [images[:, t]], prior)
+            pool.append(qs[0])
+            if t < actions.shape[1]:
+                prior = aif_deep.predict(model, qs, actions[:, t])
+    S = model.num_states[0]
+    onehot = torch.eye(S).repeat(20, 1)
+    mixed = torch.as_tensor(rng.dirichlet(np.full(S, 0.3), size=len(onehot)), dtype=onehot.dtype)
+    return torch.cat(pool + [onehot, mixed])
+
+
+def reach_rates(agents, size, image, starts, steps, seed, progress):
+    """Run every agent from every start cell; ``{name: (reached (E,) bool, steps (E,))}``."""
+    out = {}
+    for name, (agent, sees_images) in agents.items():
+        reached, taken = [], []
+        for i, s in enumerate(tqdm(starts, desc=name, disable=not progress, leave=False)):
+            env = image_env(size, image) if sees_images else AgentWrapper(GridWorld((size, size)))
+            with torch.no_grad():
+                traj = aif.rollout(agent, env, steps, seed=seed + i, options={"state": (int(s),)})
+            reached.append(traj.terminated)
+            taken.append(traj.num_steps)
+        out[name] = (np.array(reached), np.array(taken))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small settings (for the tests)")
+    parser.add_argument("--size", type=int, default=3, help="the grid is size x size")
+    parser.add_argument("--image", type=int, default=None, help="image side in pixels (default 8 for 3x3, "
+                        "else 3 * size)")
+    parser.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default 50; 12 quick)")
+    parser.add_argument("--walks", type=int, default=None, help="random walks of 20 steps to train on")
+    parser.add_argument("--train-steps", type=int, default=None)
+    parser.add_argument("--tries", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="where to save the figure (default: not saved)")
+    args = parser.parse_args(argv)
+    n = args.size
+    image = args.image or (8 if n == 3 else 3 * n)
+    walks = args.walks or (20 if args.quick else 20 * n * n // 3)
+    train_steps = args.train_steps or (250 if args.quick else 600)
+    episodes = args.episodes or (12 if args.quick else 50)
+    progress = not args.quick
+    rng = np.random.default_rng(args.seed)
+    times = {}
+
+    t0 = time.perf_counter()
+    model, buffer, vfes = learn_model(n, image, walks, train_steps, args.tries, args.seed, progress)
+    times["train model"] = time.perf_counter() - t0
+    accuracy, confusion = latent_accuracy(model, n, image, args.seed)
+
+    t0 = time.perf_counter()
+    qf = QFunction([n * n], [5], temperature=1.0, seed=args.seed)
+    q_history = train_qfunction(qf, model, [belief_pool(model, buffer, rng)],
+                                QSettings(steps=600 if args.quick else 1500, batch_size=64, lr=3e-3,
+                                          discount=DISCOUNT, tau=0.05, seed=args.seed, progress=progress))
+    times["train Q"] = time.perf_counter() - t0
+
+    grid = GridWorld((n, n))
+    goal = grid.index(grid.goals[0])
+    true_model = grid.generative_model(preference="goal", goal_preference=4.0)
+    true_model = true_model.replace(D=[np.full(n * n, 1.0 / (n * n))])  # random starts: no known start cell
+    horizon = int(grid.distances().max())  # the goal is in sight from every cell
+    starts = rng.choice(np.delete(np.arange(n * n), goal), size=episodes)
+    steps = 2 * horizon + 2
+    agents = {
+        f"tabular, true model, H={horizon}": (aif.Agent(true_model, policy_horizon=horizon), False),
+        f"neural, images, H={horizon}": (aif_deep.Agent(model, policy_horizon=horizon), True),
+        "neural, images, H=1": (aif_deep.Agent(model, policy_horizon=1), True),
+        "neural, images, H=1 + Q tail": (aif_deep.Agent(model, policy_horizon=1, terminal_value=qf.value,
+                                                        discount=DISCOUNT), True),
+    }
+    t0 = time.perf_counter()
+    results = reach_rates(agents, n, image, starts, steps, args.seed, progress)
+    times["episodes"] = time.perf_counter() - t0
+
+    print(f"{n}x{n} grid from {image}x{image} images ({FLIP:.0%} pixels flipped), {walks} random walks of 20 "
+          f"steps, {args.tries} x {train_steps} training steps; VFE per step of each run "
+          f"{', '.join(f'{v:.2f}' for v in vfes)} nats")
+    print(f"latent-location accuracy (fresh images, Hungarian matching): {accuracy:.3f}")
+    print(f"Q-function: {len(q_history)} TD steps, last mean squared TD error {np.mean(q_history[-50:]):.4f}")
+    print(f"{episodes} episodes from random start cells, at most {steps} steps each:")
+    print(f"  {'agent':34s} {'reached':>8s} {'mean steps (reached)':>21s}")
+    for name, (reached, taken) in results.items():
+        mean_steps = f"{taken[reached].mean():.2f}" if reached.any() else "-"
+        print(f"  {name:34s} {reached.mean():8.2f} {mean_steps:>21s}")
+    reach = {name: r.mean() for name, (r, _) in results.items()}
+    names = list(results)
+    ratio = reach[names[1]] / max(reach[names[0]], 1e-12)
+    print(f"neural / tabular reach rate: {ratio:.2f} (target >= 0.90); accuracy target >= 0.95")
+    print("wall times: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
+
+    if args.out:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        axes[0].barh(range(len(names)), [reach[k] for k in names], color=["tab:gray", "tab:blue", "tab:orange",
+                                                                          "tab:green"])
+        axes[0].set_yticks(range(len(names)), names, fontsize=8)
+        axes[0].invert_yaxis()
+        axes[0].set_xlim(0, 1.05)
+        axes[0].set_xlabel(f"goal reached ({episodes} episodes, random starts)")
+        im = axes[1].imshow(confusion / confusion.sum(1, keepdims=True), cmap="Blues", vmin=0, vmax=1)
+        axes[1].set_xlabel("cell of the matched latent class")
+        axes[1].set_ylabel("true cell")
+        axes[1].set_title(f"latent-location accuracy {accuracy:.3f}", fontsize=9)
+        fig.colorbar(im, ax=axes[1], fraction=0.046)
+        fig.suptitle(f"{n}x{n} grid world from {image}x{image} noisy images", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(args.out, dpi=120)
+        print(f"saved {args.out}")
+        plt.close(fig)
+    return {"accuracy": accuracy, "reach": reach, "names": names, "times": times}
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()
