@@ -5,8 +5,8 @@
     python examples/swap_tabular_for_neural.py --out swap.png
 
 The task: a 3x3 grid world, start in the top-left corner, +1 on reaching the bottom-right corner (the
-episode ends there). The loop in ``run`` is the same for the three agents; only the lines that build the
-environment's view, the model and the agent differ:
+episode ends there). The loop (``aif.rollout`` in ``run``) is the same for the three agents; only the lines
+that build the environment's view, the model and the agent differ:
 
 1. ``aif.Agent`` with the true tabular model (the location is observed as an index; C prefers the goal).
 2. ``aif_deep.Agent`` with that model lifted to torch (``aif_deep.TabularModel.from_aif``).
@@ -42,17 +42,10 @@ STEPS = 8
 
 
 def run(agent, env, steps, seed):
-    """The loop all three agents share: observe, infer, plan, act."""
-    obs, info = env.reset(seed=seed)
-    locations, total = [info["state"][0]], 0.0
-    for _ in range(steps):
-        action = agent.step(obs)
-        obs, reward, terminated, truncated, info = env.step(np.asarray(action))
-        locations.append(info["state"][0])
-        total += reward
-        if terminated or truncated:
-            break
-    return locations, total
+    """The loop all three agents share (observe, infer, plan, act): ``aif.rollout``, whichever the agent and
+    whether the environment shows indices or images. Returns the visited cells and the total reward."""
+    trajectory = aif.rollout(agent, env, steps, seed=seed)
+    return list(trajectory.states[:, 0]), trajectory.total_reward
 
 
 def learn_neural_model(quick, seed=0):
