@@ -37,8 +37,12 @@ from .model import BeliefModel
 class QFunction(nn.Module):
     """G_phi: beliefs (one ``(*lead, S_f)`` tensor per factor) -> EFE to go per joint action ``(*lead, K)``.
 
+    The input may also be one feature tensor ``(*lead, sum(num_states))``, e.g. a continuous state vector
+    (``QFunction([4], [2])`` for CartPole; ``aif_deep.online`` trains it so): the network only sees the
+    concatenation either way.
+
     Args:
-        num_states, num_controls: the model's sizes.
+        num_states, num_controls: the model's sizes (for features: ``[num_features]``).
         temperature: T of the soft minimum in ``value``.
         hidden: width of the two hidden layers.
         seed: seeds the initial weights.
@@ -57,7 +61,8 @@ class QFunction(nn.Module):
                                      nn.ELU(), nn.Linear(hidden, math.prod(self.num_controls)))
 
     def forward(self, qs) -> torch.Tensor:
-        x = torch.cat(list(qs), -1).to(self.net[0].weight.dtype)
+        x = qs if isinstance(qs, torch.Tensor) else torch.cat(list(qs), -1)
+        x = x.to(self.net[0].weight.dtype)
         return self.net(x)
 
     def value(self, qs) -> torch.Tensor:

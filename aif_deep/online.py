@@ -1,0 +1,410 @@
+"""Online deep active inference for Gymnasium environments with a state-vector observation and discrete actions.
+
+The agent learns, while it acts, an amortised expected free energy to go ``G_phi(x, a)`` (an
+``aif_deep.QFunction`` on the feature vector ``x``), and acts from ``q(a | x) = softmax(-gamma G_phi(x, .))``.
+``G_phi`` is fitted by temporal differences to
+
+    y = g(x, a, x') + discount * (1 - terminated) * V_target(x'),    V(x) = -T ln sum_a exp(-G(x, a) / T),
+
+on transitions ``(x, a, r, x', terminated)`` drawn from a replay buffer, with a target network that follows
+``G_phi`` by Polyak averaging and the Huber loss. A truncated episode (a time limit) is not a terminal state:
+the target bootstraps through it. The one-step EFE of the transition is
+
+    g = risk - epistemic_weight * info_gain,        risk = -ln p~(r) = -reward_preference * r,
+
+the log-preference over rewards linear in r as ``NeuralModel``'s reward head. In CartPole (r = 1 per step)
+termination is the unpreferred outcome: it ends the stream of preferred rewards, so its G is higher.
+
+Information gain (the epistemic term). The agent learns a transition model ``p(x' | x, a, theta) =
+N(x + f_theta(x, a), sigma^2 I)`` as an ensemble of K networks (samples of q(theta), differing by
+initialisation, as in deep ensembles). The parameter information gain of the EFE, the expected KL between
+q(theta) after and before seeing ``x'``, is the mutual information
+
+    I(x'; theta | x, a) = H[p(x' | x, a)] - E_q(theta) H[p(x' | x, a, theta)].
+
+With the mixture's entropy bounded by that of a Gaussian with the same covariance (moment matching; diagonal),
+
+    info_gain(x, a) = 1/2 sum_d ln(1 + Var_k[f_theta_k(x, a)_d] / sigma_d^2)     >= 0,
+
+the estimator of Tschantz et al. ("Reinforcement learning through active inference", 2020) and of
+ensemble-disagreement exploration. It is computed when a transition is replayed (with the current ensemble,
+so it decays as the model learns). Through the bootstrap, ``G_phi`` carries the information gain expected
+along the future path, not only the next step.
+
+``epistemic_weight=0`` with an ``EpsilonGreedy`` selection and ``temperature -> 0`` (``hard_min=True``) is
+the DQN of Mnih et al. on -Q; ``dqn_settings`` builds it with the rest of the settings shared.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from aif.errors import ParameterError
+
+from .qfunction import QFunction
+
+
+@dataclass(frozen=True)
+class Softmax:
+    """Sample a ~ q(a | x) = softmax(-gamma_t * G_phi(x, .)): the policy posterior of a one-step policy.
+
+    The precision over policies rises geometrically from ``gamma_start`` to ``gamma`` over ``anneal_steps``
+    environment steps, then stays. Why a schedule: in CartPole the expected free energies of the two actions
+    differ by a few tenths at most once G_phi is ~ -100 (one lost step out of a hundred), so a fixed precision
+    either keeps the policy near uniform, and episodes short, or makes it greedy before G_phi means anything.
+    A rising precision is the agent's confidence in its policies growing with experience (in the full
+    scheme gamma is itself inferred and rises as G becomes reliable); exploration after the anneal comes from
+    the epistemic term in G, not from noise.
+
+    Attributes:
+        gamma: the final precision (positive).
+        gamma_start: the precision at step 0 (positive); ``None``: ``gamma`` throughout.
+        anneal_steps: steps of the geometric rise (positive).
+    """
+
+    gamma: float = 100.0
+    gamma_start: float | None = 1.0
+    anneal_steps: int = 10_000
+
+    def __post_init__(self):
+        for name in ("gamma", "gamma_start"):
+            v = getattr(self, name)
+            if v is not None and not 0.0 < float(v) < math.inf:
+                raise ParameterError(f"Softmax.{name} must be positive and finite, got {v}")
+        if int(self.anneal_steps) < 1:
+            raise ParameterError(f"Softmax.anneal_steps must be at least 1, got {self.anneal_steps}")
+
+    def precision(self, step: int) -> float:
+        if self.gamma_start is None:
+            return float(self.gamma)
+        frac = min(1.0, step / self.anneal_steps)
+        return float(self.gamma_start * (self.gamma / self.gamma_start) ** frac)
+
+    def probabilities(self, G: np.ndarray, step: int) -> np.ndarray:
+        z = -self.precision(step) * (G - G.min())  # shifted: exp never overflows
+        p = np.exp(z)
+        return p / p.sum()
+
+
+@dataclass(frozen=True)
+class EpsilonGreedy:
+    """argmin_a G_phi(x, a), with a uniform action with probability epsilon (DQN's exploration).
+
+    Attributes:
+        start, end: epsilon at step 0 and after ``decay_steps`` environment steps (linear in between).
+        decay_steps: steps of the linear decay (positive).
+    """
+
+    start: float = 1.0
+    end: float = 0.02
+    decay_steps: int = 10_000
+
+    def __post_init__(self):
+        for name in ("start", "end"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ParameterError(f"EpsilonGreedy.{name} must be in [0, 1], got {getattr(self, name)}")
+        if int(self.decay_steps) < 1:
+            raise ParameterError(f"EpsilonGreedy.decay_steps must be at least 1, got {self.decay_steps}")
+
+    def probabilities(self, G: np.ndarray, step: int) -> np.ndarray:
+        eps = self.end + (self.start - self.end) * max(0.0, 1.0 - step / self.decay_steps)
+        p = np.full(G.shape, eps / G.shape[0])
+        p[int(np.argmin(G))] += 1.0 - eps
+        return p
+
+
+@dataclass(frozen=True)
+class OnlineSettings:
+    """Settings of ``OnlineAgent`` and ``train_online``.
+
+    Attributes:
+        hidden: width of G_phi's two hidden layers.
+        lr: Adam's learning rate (G_phi and the ensemble).
+        batch_size: transitions per update.
+        buffer_size: capacity of the replay buffer (oldest transitions are overwritten).
+        learning_starts: environment steps before the first update.
+        train_every: environment steps per update.
+        discount: discount of V(next).
+        tau: Polyak rate of the target network per update.
+        temperature: T of the soft minimum V; ignored with ``hard_min``.
+        hard_min: V = min_a G_target (DQN) instead of the soft minimum.
+        reward_preference: c in ln p~(r) = c * r (risk = -c r).
+        epistemic_weight: weight of the information gain in g (0: no transition model is trained).
+        ensemble_size: K transition networks (at least 2 when epistemic_weight > 0).
+        model_hidden: width of each transition network's hidden layers.
+        noise_sd: sigma of the transition likelihood, in the observation's units.
+        max_grad_norm: gradient clipping of G_phi's update.
+        selection: ``Softmax`` or ``EpsilonGreedy``.
+    """
+
+    hidden: int = 256
+    lr: float = 1e-3
+    batch_size: int = 64
+    buffer_size: int = 100_000
+    learning_starts: int = 1000
+    train_every: int = 2
+    discount: float = 0.99
+    tau: float = 0.005
+    temperature: float = 0.05
+    hard_min: bool = False
+    reward_preference: float = 1.0
+    epistemic_weight: float = 1.0
+    ensemble_size: int = 5
+    model_hidden: int = 64
+    noise_sd: float = 0.01
+    max_grad_norm: float = 10.0
+    selection: object = field(default_factory=Softmax)
+
+    def __post_init__(self):
+        for name, low in (("hidden", 1), ("batch_size", 1), ("buffer_size", 1), ("learning_starts", 0),
+                          ("train_every", 1), ("ensemble_size", 1), ("model_hidden", 1)):
+            if int(getattr(self, name)) < low:
+                raise ParameterError(f"OnlineSettings.{name} must be at least {low}, got {getattr(self, name)}")
+        for name in ("lr", "temperature", "noise_sd", "max_grad_norm"):
+            if not 0.0 < float(getattr(self, name)) < math.inf:
+                raise ParameterError(f"OnlineSettings.{name} must be positive and finite, got {getattr(self, name)}")
+        for name in ("discount", "tau"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ParameterError(f"OnlineSettings.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= float(self.epistemic_weight) < math.inf:
+            raise ParameterError(f"OnlineSettings.epistemic_weight must be >= 0 and finite, got {self.epistemic_weight}")
+        if not math.isfinite(float(self.reward_preference)):
+            raise ParameterError(f"OnlineSettings.reward_preference must be finite, got {self.reward_preference}")
+        if self.epistemic_weight > 0 and self.ensemble_size < 2:
+            raise ParameterError("OnlineSettings.ensemble_size must be at least 2 when epistemic_weight > 0 "
+                                 f"(the information gain is the ensemble's disagreement), got {self.ensemble_size}")
+        if not isinstance(self.selection, (Softmax, EpsilonGreedy)):
+            raise ParameterError(f"OnlineSettings.selection must be Softmax or EpsilonGreedy, got {self.selection!r}")
+
+
+def dqn_settings(settings: OnlineSettings = OnlineSettings(), selection: EpsilonGreedy = EpsilonGreedy()):
+    """The DQN baseline on the same network, optimiser, buffer and budget: no epistemic term, V = min, epsilon."""
+    return replace(settings, epistemic_weight=0.0, hard_min=True, selection=selection)
+
+
+class Ensemble(nn.Module):
+    """K transition networks x -> x + f_k(x, a), evaluated in one batched pass.
+
+    Args:
+        num_features, num_actions: sizes of x and a.
+        size: K.
+        hidden: width of the two hidden layers.
+    """
+
+    def __init__(self, num_features, num_actions, size=5, hidden=64):
+        super().__init__()
+        self.num_actions = int(num_actions)
+        sizes = [num_features + num_actions, hidden, hidden, num_features]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for i, o in zip(sizes[:-1], sizes[1:]):
+            bound = 1 / math.sqrt(i)  # nn.Linear's default initialisation, per member
+            self.weights.append(nn.Parameter(torch.empty(size, i, o).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(size, 1, o).uniform_(-bound, bound)))
+
+    def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Predicted change f_k(x, a): x ``(B, D)``, a ``(B,)`` int -> ``(K, B, D)``."""
+        h = torch.cat([x, F.one_hot(a, self.num_actions).to(x.dtype)], -1)
+        h = h.unsqueeze(0).expand(self.weights[0].shape[0], -1, -1)  # (K, B, D + U)
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b, h, w)
+            if i < len(self.weights) - 1:
+                h = F.elu(h)
+        return h
+
+    def info_gain(self, x: torch.Tensor, a: torch.Tensor, noise_sd: float) -> torch.Tensor:
+        """1/2 sum_d ln(1 + Var_k f_k(x, a)_d / sigma^2): ``(B,)``, non-negative (see the module docstring)."""
+        with torch.no_grad():
+            return _info_gain(self(x, a), noise_sd)
+
+
+def _info_gain(pred: torch.Tensor, noise_sd: float) -> torch.Tensor:
+    """The ensemble's information gain from its predictions ``(K, B, D)``: ``(B,)``."""
+    return 0.5 * torch.log1p(pred.var(0, unbiased=False) / noise_sd ** 2).sum(-1)
+
+
+class OnlineAgent:
+    """The online learner: acts from G_phi, stores transitions, updates G_phi (and the ensemble) by TD.
+
+    Args:
+        num_features: length of the observation vector.
+        num_actions: number of discrete actions.
+        settings: ``OnlineSettings``.
+        seed: seeds the networks, the replay draws and the action samples.
+    """
+
+    def __init__(self, num_features: int, num_actions: int, settings: OnlineSettings = OnlineSettings(), seed=0):
+        if int(num_features) < 1 or int(num_actions) < 2:
+            raise ParameterError(f"OnlineAgent needs num_features >= 1 and num_actions >= 2, "
+                                 f"got {num_features} and {num_actions}")
+        self.settings = s = settings
+        self.num_actions = int(num_actions)
+        self.qf = QFunction([num_features], [num_actions], temperature=s.temperature, hidden=s.hidden, seed=seed)
+        self.target = QFunction([num_features], [num_actions], temperature=s.temperature, hidden=s.hidden, seed=seed)
+        self.target.load_state_dict(self.qf.state_dict())
+        self.target.requires_grad_(False)
+        self.ensemble = None
+        params = list(self.qf.parameters())
+        if s.epistemic_weight > 0:
+            with torch.random.fork_rng():
+                torch.manual_seed(int(seed) + 1)
+                self.ensemble = Ensemble(num_features, num_actions, s.ensemble_size, s.model_hidden)
+            params += list(self.ensemble.parameters())
+        # One optimiser over G_phi and the ensemble (disjoint parameters, so their updates stay independent):
+        # on a small CPU network the cost is per-kernel overhead, and this halves the number of kernels.
+        self.opt = torch.optim.Adam(params, lr=s.lr, foreach=True)
+        self._q_params, self._target_params = list(self.qf.parameters()), list(self.target.parameters())
+        self.rng = np.random.default_rng(seed)
+        N = s.buffer_size
+        self.obs = torch.zeros(N, num_features)
+        self.next_obs = torch.zeros(N, num_features)
+        self.action = torch.zeros(N, dtype=torch.long)
+        self.reward = torch.zeros(N)
+        self.terminated = torch.zeros(N)
+        self.size = 0
+        self.steps = 0
+        self.last_info_gain = float("nan")
+
+    @torch.no_grad()
+    def action_probabilities(self, obs) -> np.ndarray:
+        """q(a | x) of the selection rule at the current step: ``(num_actions,)``."""
+        G = self.qf.net(torch.as_tensor(obs, dtype=torch.float32)).numpy().astype(np.float64)
+        return self.settings.selection.probabilities(G, self.steps)
+
+    def act(self, obs) -> tuple[int, np.ndarray]:
+        """Sample an action from q(a | x); returns it and q(a | x)."""
+        p = self.action_probabilities(obs)
+        return int(self.rng.choice(self.num_actions, p=p)), p
+
+    def observe(self, obs, action, reward, next_obs, terminated) -> None:
+        """Store a transition and, every ``train_every`` steps after ``learning_starts``, update."""
+        i = self.steps % self.settings.buffer_size
+        self.obs[i] = torch.as_tensor(obs, dtype=torch.float32)
+        self.next_obs[i] = torch.as_tensor(next_obs, dtype=torch.float32)
+        self.action[i] = int(action)
+        self.reward[i] = float(reward)
+        self.terminated[i] = float(terminated)
+        self.steps += 1
+        self.size = min(self.size + 1, self.settings.buffer_size)
+        if self.steps >= self.settings.learning_starts and self.steps % self.settings.train_every == 0:
+            self.update()
+
+    def one_step_efe(self, reward, info_gain=None) -> torch.Tensor:
+        """g = -c r - epistemic_weight * info_gain for a batch of transitions: ``(B,)``."""
+        g = -self.settings.reward_preference * reward
+        if info_gain is not None:
+            g = g - self.settings.epistemic_weight * info_gain
+        return g
+
+    def update(self) -> float:
+        """One TD step of G_phi (and one regression step of the ensemble) on a replayed batch; the TD loss."""
+        s = self.settings
+        idx = torch.from_numpy(self.rng.integers(0, self.size, s.batch_size))
+        x, a, r, x1, done = (self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx],
+                             self.terminated[idx])
+        pred, ig = None, None
+        if self.ensemble is not None:
+            pred = self.ensemble(x, a)  # (K, B, D), before this step's update: the gain still to be had
+            ig = _info_gain(pred.detach(), s.noise_sd)
+            self.last_info_gain = float(ig.mean())
+        with torch.no_grad():
+            G1 = self.target.net(x1)  # (B, U)
+            V1 = G1.min(-1).values if s.hard_min else -s.temperature * torch.logsumexp(-G1 / s.temperature, -1)
+            y = self.one_step_efe(r, ig) + s.discount * (1.0 - done) * V1
+        G = self.qf.net(x).gather(1, a[:, None])[:, 0]
+        loss = F.smooth_l1_loss(G, y)
+        total = loss
+        if pred is not None:
+            # Each member regresses the observed change x' - x (the Gaussian likelihood's mean).
+            total = total + ((pred - (x1 - x)) ** 2).mean()
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        nn.utils.clip_grad_norm_(self._q_params, s.max_grad_norm)
+        self.opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._q_params, s.tau)
+        return float(loss.detach())
+
+
+@dataclass
+class OnlineResult:
+    """What ``train_online`` measured, one entry per episode.
+
+    Attributes:
+        returns: episode returns ``(E,)``.
+        policy_entropy: mean over the episode's steps of H[q(a | x)] in nats ``(E,)``.
+        action_entropy: entropy of the episode's empirical action frequencies in nats ``(E,)`` (0: one action).
+        info_gain: mean information gain of the last update in the episode (nan without an ensemble) ``(E,)``.
+        solved_episode: first episode (1-based) at which the mean of the last ``window`` returns reached
+            ``solve_return``; None if it did not.
+        steps: environment steps taken.
+        agent: the trained ``OnlineAgent``.
+    """
+
+    returns: np.ndarray
+    policy_entropy: np.ndarray
+    action_entropy: np.ndarray
+    info_gain: np.ndarray
+    solved_episode: int | None
+    steps: int
+    agent: OnlineAgent
+
+
+def _entropy(p):
+    p = np.asarray(p, dtype=np.float64)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def train_online(env, settings: OnlineSettings = OnlineSettings(), episodes: int = 800, seed: int = 0,
+                 solve_return: float | None = None, window: int = 100, stop_when_solved: bool = True,
+                 progress: bool = True, desc: str = "episodes") -> OnlineResult:
+    """Run ``OnlineAgent`` in a Gymnasium ``env`` (Box observation, Discrete actions) for ``episodes`` episodes.
+
+    The environment is seeded once with ``seed`` (its later resets continue its own generator), so a run is
+    determined by ``seed``. With ``solve_return`` the run records the first episode whose ``window``-episode
+    mean return reaches it, and stops there if ``stop_when_solved``.
+    """
+    if int(episodes) < 1 or int(window) < 1:
+        raise ParameterError(f"train_online needs episodes >= 1 and window >= 1, got {episodes} and {window}")
+    num_features = int(np.prod(env.observation_space.shape))
+    if not hasattr(env.action_space, "n"):
+        raise ParameterError(f"train_online needs a Discrete action space, got {env.action_space}")
+    agent = OnlineAgent(num_features, int(env.action_space.n), settings, seed=seed)
+    returns, pol_h, act_h, igs = [], [], [], []
+    solved = None
+    obs, _ = env.reset(seed=int(seed))
+    env.action_space.seed(int(seed))
+    bar = tqdm(range(int(episodes)), disable=not progress, desc=desc, unit="ep", leave=False)
+    for ep in bar:
+        if ep > 0:
+            obs, _ = env.reset()
+        total, h_sum, counts, done = 0.0, 0.0, np.zeros(agent.num_actions), False
+        while not done:
+            action, p = agent.act(obs)
+            nxt, reward, terminated, truncated, _ = env.step(action)
+            agent.observe(obs, action, reward, nxt, terminated)
+            total += float(reward)
+            h_sum += _entropy(p)
+            counts[action] += 1
+            obs, done = nxt, terminated or truncated
+        returns.append(total)
+        pol_h.append(h_sum / counts.sum())
+        act_h.append(_entropy(counts / counts.sum()))
+        igs.append(agent.last_info_gain)
+        mean = float(np.mean(returns[-window:]))
+        bar.set_postfix(ret=f"{total:.0f}", mean=f"{mean:.0f}", refresh=False)
+        if solve_return is not None and solved is None and len(returns) >= window and mean >= solve_return:
+            solved = ep + 1
+            if stop_when_solved:
+                break
+    bar.close()
+    return OnlineResult(np.array(returns), np.array(pol_h), np.array(act_h), np.array(igs), solved, agent.steps,
+                        agent)

@@ -1,0 +1,166 @@
+"""CartPole-v1 with online deep active inference, against a plain DQN on the same budget.
+
+The active-inference agent (``aif_deep.online``) acts from q(a | x) = softmax(-gamma G_phi(x, .)), where
+G_phi is an amortised expected free energy to go learned by temporal differences on g = risk - w * info_gain
+(risk = -ln p~(r) = -r; the information gain is the disagreement of an ensemble of learned transition
+networks). The DQN baseline is the same code with w = 0, V = min instead of the soft minimum, and
+epsilon-greedy actions: same network, optimiser, replay buffer, update rate and episodes.
+
+    python examples/cartpole.py                       # 5 seeds, both agents, learning curves
+    python examples/cartpole.py --ablation            # epistemic weights 0, 0.1, 1, 10: return, entropy
+    python examples/cartpole.py --quick               # seconds; what the tests run
+
+Prints, per seed, the first episode at which the 100-episode mean return reaches 475 ("not reached"
+otherwise), the median over seeds and the wall time; writes a figure with --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+
+import numpy as np
+
+
+def run_one(job):
+    """Train one agent for one seed in a fresh process: ``(name, seed, settings, episodes, ...)`` -> dict."""
+    import gymnasium as gym
+    import torch
+
+    from aif_deep.online import train_online
+
+    torch.set_num_threads(1)  # small networks: one thread per run, runs in parallel over processes
+    name, seed, settings, episodes, solve, window, stop, progress = job
+    start = time.perf_counter()
+    res = train_online(gym.make("CartPole-v1"), settings, episodes, seed, solve_return=solve, window=window,
+                       stop_when_solved=stop, progress=progress, desc=f"{name} seed {seed}")
+    return dict(name=name, seed=seed, returns=res.returns, policy_entropy=res.policy_entropy,
+                action_entropy=res.action_entropy, info_gain=res.info_gain, solved=res.solved_episode,
+                steps=res.steps, seconds=time.perf_counter() - start)
+
+
+def run_jobs(jobs, workers):
+    if workers <= 1:
+        return [run_one(j) for j in jobs]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(run_one, jobs))
+
+
+def rolling_mean(x, window):
+    c = np.cumsum(np.insert(np.asarray(x, float), 0, 0.0))
+    n = np.arange(1, len(x) + 1)
+    lo = np.maximum(n - window, 0)
+    return (c[n] - c[lo]) / (n - lo)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--episodes", type=int, default=800, help="at most this many episodes per run")
+    p.add_argument("--solve", type=float, default=475.0, help="100-episode mean return that counts as solved")
+    p.add_argument("--window", type=int, default=100)
+    p.add_argument("--no-stop", action="store_true", help="keep training after the run is solved")
+    p.add_argument("--ablation", action="store_true", help="active inference over --weights instead of vs DQN")
+    p.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.1, 1.0, 10.0])
+    p.add_argument("--gamma", type=float, default=None, help="precision of q(a) (default: OnlineSettings')")
+    p.add_argument("--workers", type=int, default=1, help="processes (one run each)")
+    p.add_argument("--quick", action="store_true", help="tiny settings for the tests")
+    p.add_argument("--out", default=None, help="write the figure here (PNG)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from aif_deep.online import EpsilonGreedy, OnlineSettings, Softmax, dqn_settings
+
+    torch.set_num_threads(1)
+    settings = OnlineSettings()
+    dqn_eps = EpsilonGreedy()
+    if args.gamma is not None:
+        settings = replace(settings, selection=Softmax(args.gamma))
+    if args.quick:
+        args.seeds, args.episodes, args.window = min(args.seeds, 1), min(args.episodes, 40), min(args.window, 10)
+        settings = replace(settings, hidden=64, learning_starts=200, ensemble_size=3, model_hidden=32)
+        dqn_eps = EpsilonGreedy(decay_steps=500)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    stop, progress = not args.no_stop, not args.no_progress
+
+    if args.ablation:
+        agents = {f"w={w:g}": replace(settings, epistemic_weight=w) for w in args.weights}
+        stop = False  # the ablation compares whole training runs
+    else:
+        agents = {"active inference": settings, "DQN": dqn_settings(settings, dqn_eps)}
+    jobs = [(name, s, st, args.episodes, args.solve, args.window, stop, progress)
+            for name, st in agents.items() for s in seeds]
+    start = time.perf_counter()
+    results = run_jobs(jobs, args.workers)
+    wall = time.perf_counter() - start
+
+    print(f"CartPole-v1, {len(seeds)} seeds, at most {args.episodes} episodes; first episode with "
+          f"{args.window}-episode mean return >= {args.solve:g}")
+    for name in agents:
+        rs = [r for r in results if r["name"] == name]
+        solved = [r["solved"] for r in rs]
+        cells = ", ".join(f"seed {r['seed']}: {r['solved'] if r['solved'] else 'not reached'}" for r in rs)
+        # An unsolved run counts as later than any solved one for the median.
+        med = np.median([s if s else np.inf for s in solved])
+        print(f"  {name:>16}: {cells}; median {med:g}; "
+              f"{sum(r['steps'] for r in rs)} steps, {sum(r['seconds'] for r in rs):.0f} s of runs")
+    if args.ablation:
+        print("\n  weight | mean return (first third / middle / last third) | H[q(a|x)] nats | action-freq entropy"
+              " nats (last third) | min action-freq entropy over episodes")
+        for name in agents:
+            rs = [r for r in results if r["name"] == name]
+            R = np.array([r["returns"] for r in rs])
+            thirds = [R[:, i].mean() for i in np.array_split(np.arange(R.shape[1]), 3)]
+            last = np.array_split(np.arange(R.shape[1]), 3)[-1]
+            Hq = np.mean([r["policy_entropy"][last].mean() for r in rs])
+            Ha = np.mean([r["action_entropy"][last].mean() for r in rs])
+            Hmin = np.min([r["action_entropy"].min() for r in rs])
+            print(f"  {name:>6} | {thirds[0]:6.1f} / {thirds[1]:6.1f} / {thirds[2]:6.1f} | {Hq:.3f} | {Ha:.3f} | "
+                  f"{Hmin:.3f}")
+    print(f"wall time {wall:.0f} s ({args.workers} worker(s), {os.cpu_count()} CPU cores, torch on the CPU)")
+
+    if args.out:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        ncols = 3 if args.ablation else 1
+        fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4), squeeze=False)
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for k, name in enumerate(agents):
+            c = colors[k % len(colors)]
+            for i, r in enumerate([r for r in results if r["name"] == name]):
+                ax = axes[0, 0]
+                ax.plot(np.arange(1, len(r["returns"]) + 1), r["returns"], color=c, alpha=0.15, lw=0.5)
+                ax.plot(np.arange(1, len(r["returns"]) + 1), rolling_mean(r["returns"], args.window), color=c,
+                        lw=1.2, label=name if i == 0 else None)
+                if args.ablation:
+                    w = max(1, args.window // 5)
+                    axes[0, 1].plot(rolling_mean(r["policy_entropy"], w), color=c, lw=1,
+                                    label=name if i == 0 else None)
+                    axes[0, 2].plot(rolling_mean(r["action_entropy"], w), color=c, lw=1,
+                                    label=name if i == 0 else None)
+        axes[0, 0].axhline(args.solve, color="k", ls=":", lw=1)
+        axes[0, 0].set(xlabel="episode", ylabel=f"return (thin) and {args.window}-episode mean",
+                       title="CartPole-v1, every seed")
+        if args.ablation:
+            axes[0, 1].set(xlabel="episode", ylabel="mean H[q(a|x)] (nats)", title="policy entropy")
+            axes[0, 2].set(xlabel="episode", ylabel="entropy of action frequencies (nats)",
+                           title="action entropy (0 = one action)")
+            axes[0, 2].axhline(np.log(2), color="k", ls=":", lw=1)
+        for ax in axes[0]:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(args.out, dpi=120)
+        print(f"wrote {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

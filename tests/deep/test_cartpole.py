@@ -1,0 +1,139 @@
+"""aif_deep.online on CartPole-v1: it learns, the epistemic term is a non-negative information gain that shrinks
+where the transition model has learned, settings are checked, runs are determined by the seed, and the
+example runs with its quick settings."""
+
+import importlib.util
+import pathlib
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import scipy.special
+
+torch = pytest.importorskip("torch")
+gym = pytest.importorskip("gymnasium")
+
+from aif.errors import ParameterError  # noqa: E402
+from aif_deep.online import (Ensemble, EpsilonGreedy, OnlineAgent, OnlineSettings, Softmax,  # noqa: E402
+                             dqn_settings, train_online)
+
+torch.set_num_threads(1)
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+# Small and fast: the learning test needs a few thousand updates, not a solved CartPole.
+QUICK = OnlineSettings(hidden=64, lr=2e-3, learning_starts=300, ensemble_size=3, model_hidden=32, tau=0.01,
+                       selection=Softmax(gamma=10.0))
+
+
+def _random_policy_mean_return(episodes=100, seed=0):
+    env = gym.make("CartPole-v1")
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    total = 0.0
+    for _ in range(episodes):
+        env.reset()
+        done = False
+        while not done:
+            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            total += r
+            done = term or trunc
+    return total / episodes
+
+
+def test_active_inference_agent_learns_cartpole_in_a_short_budget():
+    res = train_online(gym.make("CartPole-v1"), QUICK, episodes=90, seed=0, progress=False)
+    random_mean = _random_policy_mean_return()
+    assert 15 < random_mean < 30  # the yardstick itself: a uniform policy lasts ~22 steps
+    assert res.returns[-20:].mean() > 3 * random_mean, (res.returns[-20:].mean(), random_mean)
+    assert np.isfinite(res.info_gain[-1]) and res.info_gain[-1] >= 0
+    # It did not collapse onto one action: both actions in every late episode.
+    assert (res.action_entropy[-20:] > 0.5).all()
+
+
+def test_information_gain_is_nonnegative_and_shrinks_where_the_model_has_learned():
+    gen = torch.Generator().manual_seed(0)
+    ens = Ensemble(4, 2, size=4, hidden=32)
+    x = torch.randn(256, 4, generator=gen)
+    a = torch.randint(0, 2, (256,), generator=gen)
+    target = 0.1 * torch.tanh(x) * (2 * a[:, None] - 1)  # a smooth change, as CartPole's
+    ig0 = ens.info_gain(x, a, 0.01)
+    assert ig0.shape == (256,) and (ig0 >= 0).all()
+    # Independent formula: 1/2 sum_d ln(1 + Var_k / sigma^2) from the members' predictions.
+    with torch.no_grad():
+        pred = ens(x, a)
+    ref = 0.5 * np.log1p(pred.numpy().var(0) / 0.01 ** 2).sum(-1)
+    np.testing.assert_allclose(ig0.numpy(), ref, rtol=1e-5)
+    opt = torch.optim.Adam(ens.parameters(), lr=3e-3)
+    for _ in range(400):
+        loss = ((ens(x, a) - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ig1 = ens.info_gain(x, a, 0.01)
+    assert (ig1 >= 0).all() and ig1.mean() < 0.5 * ig0.mean()
+    # Members agree where they were trained more than far outside the data.
+    far = ens.info_gain(10 * x, a, 0.01)
+    assert far.mean() > ig1.mean()
+
+
+def test_epistemic_term_enters_the_td_target():
+    agent = OnlineAgent(4, 2, QUICK, seed=0)
+    r = torch.ones(8)
+    ig = torch.rand(8)
+    np.testing.assert_allclose(agent.one_step_efe(r, ig).numpy(), (-1.0 - QUICK.epistemic_weight * ig).numpy())
+    assert agent.ensemble is not None
+    assert OnlineAgent(4, 2, dqn_settings(QUICK), seed=0).ensemble is None  # DQN: no model, no epistemic term
+
+
+def test_selection_rules():
+    G = np.array([-10.0, -12.0])
+    p = Softmax(gamma=0.5, gamma_start=None).probabilities(G, 0)
+    np.testing.assert_allclose(p, scipy.special.softmax([5.0, 6.0]))  # softmax(-gamma G)
+    rising = Softmax(gamma=100.0, gamma_start=1.0, anneal_steps=100)
+    assert rising.precision(0) == 1.0 and rising.precision(50) == pytest.approx(10.0)
+    assert rising.precision(100) == rising.precision(10_000) == pytest.approx(100.0)
+    np.testing.assert_allclose(rising.probabilities(G, 0), scipy.special.softmax([10.0, 12.0]))
+    e = EpsilonGreedy(start=1.0, end=0.1, decay_steps=100)
+    np.testing.assert_allclose(e.probabilities(G, 0), [0.5, 0.5])
+    np.testing.assert_allclose(e.probabilities(G, 1000), [0.05, 0.95])
+
+
+@pytest.mark.parametrize("bad", [dict(lr=0.0), dict(discount=1.5), dict(tau=-0.1), dict(batch_size=0),
+                                 dict(temperature=0.0), dict(epistemic_weight=-1.0), dict(noise_sd=0.0),
+                                 dict(ensemble_size=1), dict(selection="softmax"), dict(buffer_size=0)])
+def test_bad_settings_raise(bad):
+    with pytest.raises(ParameterError):
+        OnlineSettings(**bad)
+
+
+def test_bad_selection_and_env_raise():
+    with pytest.raises(ParameterError):
+        Softmax(gamma=0.0)
+    with pytest.raises(ParameterError):
+        EpsilonGreedy(end=1.5)
+    with pytest.raises(ParameterError):
+        OnlineAgent(4, 1)
+    with pytest.raises(ParameterError):
+        train_online(gym.make("MountainCarContinuous-v0"), QUICK, episodes=1, progress=False)
+
+
+def test_runs_are_determined_by_the_seed():
+    s = replace(QUICK, learning_starts=100)
+    a = train_online(gym.make("CartPole-v1"), s, episodes=12, seed=3, progress=False)
+    b = train_online(gym.make("CartPole-v1"), s, episodes=12, seed=3, progress=False)
+    c = train_online(gym.make("CartPole-v1"), s, episodes=12, seed=4, progress=False)
+    np.testing.assert_array_equal(a.returns, b.returns)
+    np.testing.assert_array_equal(a.info_gain, b.info_gain)
+    assert not np.array_equal(a.returns, c.returns)
+
+
+def test_cartpole_example_quick(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("cartpole_example", ROOT / "examples" / "cartpole.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "curves.png"
+    results = mod.main(["--quick", "--episodes", "15", "--out", str(out), "--no-progress"])
+    text = capsys.readouterr().out
+    assert "active inference" in text and "DQN" in text and "median" in text
+    assert {r["name"] for r in results} == {"active inference", "DQN"}
+    assert out.exists() and out.stat().st_size > 0
