@@ -118,7 +118,9 @@ class Agent:
         self.prior = [torch.where(mask, n, p) for n, p in zip(new, self.prior)]
 
     def infer_states(self, obs) -> list:
-        """Posterior over states from ``obs`` (one entry per modality, or an int array ``(*batch, M)``)."""
+        """Posterior over states from ``obs``: one entry per modality (an index, probabilities, or, for a
+        model's non-categorical modalities, an image or real vector ``(*batch, *shape_m)``), or an int array
+        ``(*batch, M)`` when every modality is categorical (``aif_deep.inference.as_obs``)."""
         self.qs = infer_states(self.model, obs, self.prior, self.inference)
         return self.qs
 
