@@ -28,6 +28,12 @@ fell to about 1e-55 (``f = 0.99``, 100,000 steps), the novelty of such columns (
 about 1e6 after 1,500 steps and 6e15 after 5,000. The Agent's ``Learning`` therefore forgets towards the initial
 counts by default (``forget_to_prior=True``), ``pB' = f pB + (1 - f) pB_prior + lr * evidence``, which keeps
 every count at or above its prior; ``--learner manual`` does the same by hand with ``update_B(..., prior=)``.
+
+Behaviour under forgetting. Forgetting caps the evidence a column holds at about ``lr / (1 - f)`` observations,
+spread over the columns the agent visits, while a prior forgotten towards keeps its full weight: ``prior_count``
+per next state is 49 pseudo-counts per column here, so columns stay near uniform and the agent keeps exploring.
+20,000 steps, seed 0 (``--steps 20000 --no-trace``): ``--prior-count 1`` reached the goal in 0 of 100 episodes,
+``--prior-count 0.05`` in 68 of 131, ``--forget-to-zero`` in 224 of 244 (largest |G| 9.8e15: the growing novelty).
 """
 
 from __future__ import annotations
@@ -66,7 +72,7 @@ def _memory(trace):
 
 
 def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup=None, checkpoints=10,
-         trace=True, max_episode_steps=200, progress=False) -> dict:
+         trace=True, max_episode_steps=200, progress=False, prior_count=1.0, forget_to_prior=True) -> dict:
     """Run the loop for ``steps`` steps; returns the figures (see the module docstring).
 
     Args:
@@ -82,6 +88,8 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
         trace: trace memory with ``tracemalloc`` (slower).
         max_episode_steps: an episode that has not reached the goal by then is restarted (0: never restart,
             one episode that continues at the goal: a continuing task).
+        prior_count: the initial (uniform) count of every entry of ``pB[0]``.
+        forget_to_prior: forget towards the initial counts (``True``) or towards zero (``False``).
 
     Returns:
         dict: ``steps``, ``episodes``, ``goals`` (episodes that reached the goal), ``wall_s``,
@@ -96,10 +104,11 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
     warmup = min(steps // 10, 5000) if warmup is None else int(warmup)
     continuing = max_episode_steps == 0
     env = GridWorld((7, 7), start=(0, 0), goals=[(6, 6)], walls=WALLS, slip=0.1, terminate_at_goal=not continuing)
-    model = env.generative_model(learn_B=True, prior_count=1.0)
+    model = env.generative_model(learn_B=True, prior_count=prior_count)
     prior_pB = [p.copy() for p in model.pB]
     rng = np.random.default_rng(seed)
-    learning = aif.Learning(lr=lr, forgetting=forgetting, learn_A=False, learn_B=True) if learner == "agent" else None
+    learning = (aif.Learning(lr=lr, forgetting=forgetting, learn_A=False, learn_B=True, forget_to_prior=forget_to_prior)
+                if learner == "agent" else None)
     agent = aif.Agent(model, policy_horizon=1, efe_terms=("utility", "state_info_gain", "pB_info_gain"),
                       selection=aif.Selection("stochastic"), rng=rng, learning=learning)
     count_bound = max(float(p.max()) for p in prior_pB) + (lr / (1.0 - forgetting) if forgetting < 1 else np.inf)
@@ -206,11 +215,15 @@ def main(argv=None):
     parser.add_argument("--episode-steps", type=int, default=200, help="restart an episode after this many steps "
                         "(0: one continuing episode, never reset)")
     parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--prior-count", type=float, default=1.0, help="initial count of every entry of pB")
+    parser.add_argument("--forget-to-zero", action="store_true",
+                        help="forget towards zero rather than towards the prior counts (agent learner)")
     parser.add_argument("--no-trace", action="store_true", help="do not trace memory (faster)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args(argv)
     out = soak(args.steps, args.seed, args.forgetting, args.lr, args.learner, args.warmup, trace=not args.no_trace,
-               max_episode_steps=args.episode_steps, progress=not args.json)
+               max_episode_steps=args.episode_steps, progress=not args.json, prior_count=args.prior_count,
+               forget_to_prior=not args.forget_to_zero)
     if args.json:
         print(json.dumps(out))
         return 0 if out["error"] is None and out["nonfinite"] == 0 else 1
