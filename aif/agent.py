@@ -82,8 +82,8 @@ class Learning:
             The price: forgetting caps the evidence a column holds at about ``lr / (1 - forgetting)``
             observations, while the prior keeps its full weight, so a prior of ``c`` counts per outcome
             (``c * S`` per column) keeps rarely visited columns near the prior's mean. On the soak's 7x7 grid
-            (49 states, forgetting 0.99, 20,000 steps, ``/tmp``-free reproduction in benchmarks/soak.py's
-            docstring) the agent reached the goal in 0 of 100 episodes with ``prior_count=1``, 68 of 131
+            (49 states, forgetting 0.99, 20,000 steps; ``benchmarks/soak.py --prior-count``,
+            ``--forget-to-zero``) the agent reached the goal in 0 of 100 episodes with ``prior_count=1``, 68 of 131
             with ``prior_count=0.05``, and 224 of 244 forgetting towards zero. With forgetting, give a weak
             prior (small counts), or forget towards zero and accept the growing novelty.
     """
