@@ -22,8 +22,8 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..model import GenerativeModel
-from .gridworld import ACTION_NAMES, KNOWN_COUNT, COUNT_FLOOR, _cell, grid_transitions
-from .pomdp import POMDPEnv
+from .gridworld import ACTION_NAMES, _cell, grid_transitions
+from .pomdp import POMDPEnv, unknown_transitions
 
 NULL, CHEESE, SHOCK = range(3)
 REWARD_OBS_NAMES = ("null", "cheese", "shock")
@@ -122,12 +122,7 @@ class CueChaining(POMDPEnv):
         C[3] = np.array([0.0, reward_preference, shock_preference])
         extra = {}
         if learn_B:
-            if prior_count <= 0:
-                raise ParameterError(f"prior_count must be positive, got {prior_count}")
-            pB = [b * KNOWN_COUNT + COUNT_FLOOR for b in B]
-            pB[0] = np.full_like(B[0], prior_count)
-            B[0] = pB[0] / pB[0].sum(axis=0, keepdims=True)
-            extra["pB"] = pB
+            extra["pB"] = unknown_transitions(B, prior_count)
         return GenerativeModel(A, B, C, D, A_dependencies=self.A_dependencies,
                                B_dependencies=self.B_dependencies, **extra)
 

@@ -21,14 +21,10 @@ from scipy.sparse.csgraph import shortest_path
 
 from ..errors import ParameterError
 from ..model import GenerativeModel
-from .pomdp import POMDPEnv
+from .pomdp import POMDPEnv, unknown_transitions
 
 ACTION_NAMES = ("up", "down", "left", "right", "stay")
 MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1), (0, 0))
-
-KNOWN_COUNT = 1e4
-COUNT_FLOOR = 1e-6
-
 
 def grid_transitions(shape, walls=(), slip=0.0, moves=MOVES):
     """Location transitions of a grid: ``B[next, prev, action]``, shape ``(rows*cols, rows*cols, len(moves))``.
@@ -209,10 +205,5 @@ class GridWorld(POMDPEnv):
             raise ParameterError(f"preference must be 'distance' or 'goal', got {preference!r}")
         extra = {}
         if learn_B:
-            if prior_count <= 0:
-                raise ParameterError(f"prior_count must be positive, got {prior_count}")
-            pB = [b * KNOWN_COUNT + COUNT_FLOOR for b in B]
-            pB[0] = np.full_like(B[0], prior_count)
-            B[0] = pB[0] / pB[0].sum(axis=0, keepdims=True)
-            extra["pB"] = pB
+            extra["pB"] = unknown_transitions(B, prior_count)
         return GenerativeModel(A, B, C, D, **extra)

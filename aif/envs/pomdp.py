@@ -24,6 +24,31 @@ import numpy as np
 
 from ..errors import ModelError, ParameterError, PolicyError
 
+# Counts that pin a known distribution in a model to be learned: large enough that learning barely moves it,
+# positive because Dirichlet counts must be.
+KNOWN_COUNT = 1e4
+COUNT_FLOOR = 1e-6
+
+
+def known_counts(arrays) -> list:
+    """Dirichlet counts whose means are (almost exactly) ``arrays``: ``KNOWN_COUNT * a + COUNT_FLOOR``."""
+    return [a * KNOWN_COUNT + COUNT_FLOOR for a in arrays]
+
+
+def check_prior_count(prior_count) -> float:
+    if not (np.isfinite(prior_count) and prior_count > 0):
+        raise ParameterError(f"prior_count must be positive and finite, got {prior_count}")
+    return float(prior_count)
+
+
+def unknown_transitions(B, prior_count, factor=0) -> list:
+    """Counts ``pB`` for a model that must learn ``B[factor]``: ``prior_count`` everywhere there, the other
+    factors known (``known_counts``). Sets ``B[factor]`` (in place) to the counts' mean, which is uniform."""
+    pB = known_counts(B)
+    pB[factor] = np.full_like(B[factor], check_prior_count(prior_count))
+    B[factor] = pB[factor] / pB[factor].sum(axis=0, keepdims=True)
+    return pB
+
 
 def _cdf(p):
     """Cumulative distribution of one column, for inverse-CDF sampling with one uniform number per draw.

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..model import GenerativeModel
-from .pomdp import POMDPEnv
+from .pomdp import POMDPEnv, check_prior_count, known_counts, unknown_transitions
 
 CENTRE, RIGHT_ARM, LEFT_ARM, CUE = range(4)
 NO_REWARD, REWARD, LOSS = range(3)
@@ -28,12 +28,6 @@ LOCATION_NAMES = ("centre", "right arm", "left arm", "cue")
 CONDITION_NAMES = ("reward on right", "reward on left")
 REWARD_NAMES = ("no reward", "reward", "loss")
 CUE_NAMES = ("cue right", "cue left")
-
-# Counts that pin a known distribution: large enough that learning barely moves it, positive because
-# Dirichlet counts must be.
-KNOWN_COUNT = 1e4
-COUNT_FLOOR = 1e-6
-
 
 def _check_prob(value, name):
     if not 0.0 <= value <= 1.0:
@@ -127,20 +121,16 @@ class TMaze(POMDPEnv):
         A, B, D = tmaze_arrays(self.reward_prob if reward_prob is None else reward_prob,
                                self.cue_validity if cue_validity is None else cue_validity)
         C = [np.zeros(4), np.array([0.0, reward_preference, loss_preference]), np.zeros(2)]
-        if prior_count <= 0:
-            raise ParameterError(f"prior_count must be positive, got {prior_count}")
+        prior_count = check_prior_count(prior_count)
         extra = {}
         if learn_A:
-            pA = [a * KNOWN_COUNT + COUNT_FLOOR for a in A]
+            pA = known_counts(A)
             pA[1][REWARD:, RIGHT_ARM:LEFT_ARM + 1, :] = prior_count
             # The arrays are the counts' means, except that the floor of the known zeros is left out.
             A[1][:, RIGHT_ARM:LEFT_ARM + 1, :] = np.array([0.0, 0.5, 0.5])[:, None, None]
             extra["pA"] = pA
         if learn_B:
-            pB = [b * KNOWN_COUNT + COUNT_FLOOR for b in B]
-            pB[0] = np.full_like(B[0], prior_count)
-            B[0] = pB[0] / pB[0].sum(axis=0, keepdims=True)
-            extra["pB"] = pB
+            extra["pB"] = unknown_transitions(B, prior_count)
         return GenerativeModel(A, B, C, D, **extra)
 
 
