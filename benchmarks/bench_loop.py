@@ -13,7 +13,9 @@ environment. Each library runs its own loop:
   is the first call of the jitted rollout (tracing and XLA compilation included), "warm" a second call
   with a new key.
 
-One run each; wall-clock time; on a shared machine the numbers move by tens of percent.
+One run each; wall-clock time; on a shared machine the numbers move by tens of percent. The last column steps
+the environment alone: 50 times pymdp.legacy's rate leaves an agent ``1 / (50 * legacy rate) - 1 / env rate``
+seconds per step (about 40 microseconds on the T-maze), the budget of a few dozen NumPy calls.
 """
 
 from __future__ import annotations
@@ -107,6 +109,15 @@ def time_pymdp(env, model, horizon, steps):
     return tuple(out)
 
 
+def time_env(env, steps):
+    """The environment alone (action 0 every step): the floor under any agent's loop."""
+    env.reset(seed=0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        env.step(0)
+    return time.perf_counter() - start
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", default="100,1000", help="comma-separated episode lengths (default 100,1000)")
@@ -117,8 +128,8 @@ def main(argv=None):
     lengths = [int(s) for s in args.steps.split(",")]
 
     print("| task | steps | aif steps/s | legacy steps/s | pymdp 1.0 first steps/s | pymdp 1.0 warm steps/s "
-          "| aif / legacy | aif / 1.0 first |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "| aif / legacy | aif / 1.0 first | env alone steps/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, (env, model, horizon) in tasks().items():
         time_aif(env, model, horizon, 5)  # import and first-call costs of NumPy/SciPy paths, not ours to count
         for steps in lengths:
@@ -128,7 +139,7 @@ def main(argv=None):
             rate = lambda t: f"{steps / t:,.0f}" if np.isfinite(t) else "-"  # noqa: E731
             ratio = lambda t: f"{t / t_aif:.1f}x" if np.isfinite(t) else "-"  # noqa: E731
             print(f"| {name} | {steps} | {rate(t_aif)} | {rate(t_leg)} | {rate(t_first)} | {rate(t_warm)} "
-                  f"| {ratio(t_leg)} | {ratio(t_first)} |", flush=True)
+                  f"| {ratio(t_leg)} | {ratio(t_first)} | {rate(time_env(env, steps))} |", flush=True)
 
 
 if __name__ == "__main__":
