@@ -3,8 +3,12 @@
 The latent state is one or more factors, factor ``f`` with ``S_f`` classes, exactly as in the tabular model,
 so state inference, the policy evaluator and ``Agent`` run it unchanged:
 
-- encoder (amortised): observation -> likelihood message, one vector of logits ``(*lead, S_f)`` per factor
-  and modality; inference is the tabular formula with that message, q(s_f) ∝ exp(message_f + ln prior_f).
+- encoder (amortised): observation -> likelihood message over the joint states, logits ``(*lead, *S)`` per
+  modality, the place of ln A_m[o] in the tabular model; inference is the tabular formula with that message,
+  q(s) ∝ exp(message + ln prior). The message is joint, not one vector per factor, because a modality can
+  tell a conjunction of factors and neither alone: in the T-maze a reward says "right arm and context 0, or
+  left arm and context 1", which per-factor logits summed over modalities cannot express. With one factor
+  the joint message is the factor's.
 - transition network: (one-hot state of every factor, one-hot control u_f) -> logits of s_f'. Evaluated on
   every state and control it is a table ``B_f: (S_f, *S, U_f)``, and ``predict_all`` is ``TabularModel``'s
   E_q[B_f] over the current belief.
@@ -246,7 +250,8 @@ class NeuralModel(nn.Module):
         with torch.random.fork_rng():
             torch.manual_seed(int(seed))
             S = sum(self.num_states)
-            self.encoders = nn.ModuleList([_mlp(h.size, hidden, S) for h in self.heads])
+            J = math.prod(self.num_states)
+            self.encoders = nn.ModuleList([_mlp(h.size, hidden, J) for h in self.heads])
             self.decoders = nn.ModuleList([_mlp(S, hidden, h.num_params()) for h in self.heads])
             self.transitions = nn.ModuleList([_mlp(S + u, hidden, s) for s, u in zip(self.num_states,
                                                                                    self.num_controls)])
@@ -288,13 +293,24 @@ class NeuralModel(nn.Module):
         grids = torch.meshgrid(*[torch.arange(s, device=self.device) for s in self.num_states], indexing="ij")
         return torch.cat([eye[g.reshape(-1)] for eye, g in zip(eyes, grids)], -1)
 
-    def messages(self, obs: list) -> list:
-        """Per-factor likelihood messages summed over modalities: ``(*lead, S_f)`` logits per factor."""
+    def joint_message(self, obs: list) -> Tensor:
+        """The likelihood message over joint states, summed over modalities and normalised (a log-softmax over
+        states, which leaves the posterior unchanged): ``(*lead, J)`` in the row-major order of ``joint_states``."""
         self._check_obs(obs)
         total = 0.0
         for m, (h, enc) in enumerate(zip(self.heads, self.encoders)):
             total = total + enc(h.features(obs[m]).to(self.dtype))
-        return [torch.log_softmax(x, -1) for x in total.split(self.num_states, -1)]
+        return torch.log_softmax(total, -1)
+
+    def messages(self, obs: list) -> list:
+        """The joint message's evidence about each factor alone (the others summed out under a uniform prior):
+        ``(*lead, S_f)`` log-probabilities per factor; with one factor, ``joint_message`` itself."""
+        joint = self.joint_message(obs)
+        if self.num_factors == 1:
+            return [joint]
+        joint = joint.reshape(*joint.shape[:-1], *self.num_states)  # (*lead, *S)
+        F = self.num_factors
+        return [torch.logsumexp(joint, [-F + g for g in range(F) if g != f]) for f in range(F)]
 
     def decode(self, states: Tensor) -> list:
         """Head parameters per modality for one-hot states ``(*lead, sum S_f)``."""
@@ -351,7 +367,7 @@ class NeuralModel(nn.Module):
         return list(self.tables()["D"])
 
     def log_likelihood(self, obs: list, guard=None) -> list:
-        """The encoder's messages, summed over factors onto the joint axes: ``(*lead, *S)`` per modality.
+        """The encoder's message of each modality over the joint states: ``(*lead, *S)`` per modality.
 
         The messages are logits, finite everywhere, so no log guard applies. In eval mode they carry no
         gradient (the model is then a fixed generative model for an agent; ``aif.rollout`` converts the
@@ -376,13 +392,9 @@ class NeuralModel(nn.Module):
     def _log_likelihood(self, obs: list) -> list:
         self._check_obs(obs)
         out = []
-        F = self.num_factors
         for m, (h, enc) in enumerate(zip(self.heads, self.encoders)):
-            msgs = [torch.log_softmax(x, -1) for x in enc(h.features(obs[m]).to(self.dtype)).split(self.num_states, -1)]
-            joint = 0.0
-            for f, x in enumerate(msgs):
-                joint = joint + x.reshape(*x.shape[:-1], *[x.shape[-1] if g == f else 1 for g in range(F)])
-            out.append(joint)
+            x = torch.log_softmax(enc(h.features(obs[m]).to(self.dtype)), -1)  # (*lead, J)
+            out.append(x.reshape(*x.shape[:-1], *self.num_states))  # (*lead, *S)
         return out
 
     def predict_all(self, qs: list) -> list:

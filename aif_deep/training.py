@@ -1,8 +1,9 @@
 """Training a ``NeuralModel`` by minimising the variational free energy of sequences from a replay buffer.
 
-For a window ``o_0..o_L``, ``u_0..u_{L-1}`` the belief is filtered exactly as the agent does it:
+For a window ``o_0..o_L``, ``u_0..u_{L-1}`` the belief is filtered as the agent does it:
 prior_0 = D (uniform when the window starts inside an episode), q_t ∝ exp(message(o_t) + ln prior_t) mixed
-with ``unimix`` of the uniform, prior_{t+1} = E_{q_t}[B(u_t)] (``predict``). The loss per step is the VFE
+with ``unimix`` of the uniform, prior_{t+1} = E_{q_t}[B(u_t)] (``predict``). With several factors q_t is the
+factors' marginals of that joint posterior (the agent's fixed point iterates towards a mean-field one). The loss per step is the VFE
 
     F_t = KL[q_t || prior_t] - E_{q_t}[ln p(o_t | s_t)]     (+ squared error of the reward head),
 
@@ -17,7 +18,6 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch.distributions import OneHotCategoricalStraightThrough
@@ -27,6 +27,7 @@ from aif.errors import ParameterError
 from aif.io import FormatError
 
 from .checkpoint import read_torch_file
+from .images import NoisyGridImages  # noqa: F401  (importable from here, as before)
 from .neural import NeuralModel, predict_all_from, unimix
 
 
@@ -108,13 +109,13 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
     B = model.tables()["B"]  # once per batch: the transition network on every state and control
     D = [unimix(torch.softmax(lg, -1), model.unimix) for lg in model.prior_logits]
     prior = [torch.where(first[:, None], d, torch.full_like(d, 1.0 / d.shape[-1])) for d in D]
-    messages = model.messages([o.flatten(0, 1) for o in obs])  # encode every step at once: (B * (L+1), S_f)
-    messages = [x.reshape(Bsz, L + 1, -1) for x in messages]
+    message = model.joint_message([o.flatten(0, 1) for o in obs])  # encode every step at once: (B * (L+1), J)
+    message = message.reshape(Bsz, L + 1, -1)  # (B, L + 1, J)
     kl = 0.0
     samples = []
     usage = [0.0] * model.num_factors
     for t in range(L + 1):
-        qs = [unimix(torch.softmax(x[:, t] + torch.log(p), -1), model.unimix) for x, p in zip(messages, prior)]
+        qs = [unimix(q, model.unimix) for q in _posterior(message[:, t], prior)]
         # The plain KL: DreamerV3's free nats and KL balancing (0.8 to the prior) both made the grid-image
         # model collapse to one class here.
         kl = kl + sum(_kl(q, p) for q, p in zip(qs, prior))
@@ -138,6 +139,20 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
         metrics = {"vfe": float(vfe.mean()), "usage_kl": float(usage_kl), "reconstruction": float(recon.mean() / (L + 1)),
                    "kl": float(kl.mean() / (L + 1)), "reward": float(rew_loss.mean() / max(L, 1))}
     return loss, metrics
+
+
+def _posterior(message, prior):
+    """q(s) ∝ exp(message + ln prior) for a joint message ``(B, J)`` and factorised priors ``(B, S_f)``: the
+    marginals ``(B, S_f)`` of the exact joint posterior (with one factor, the posterior itself)."""
+    if len(prior) == 1:
+        return [torch.softmax(message + torch.log(prior[0]), -1)]
+    S = [p.shape[-1] for p in prior]
+    F = len(S)
+    log_joint = message.reshape(-1, *S)  # (B, *S)
+    for f, p in enumerate(prior):
+        log_joint = log_joint + torch.log(p).reshape(-1, *[S[f] if g == f else 1 for g in range(F)])
+    q = torch.softmax(log_joint.flatten(1), -1).reshape(-1, *S)
+    return [q.sum([1 + g for g in range(F) if g != f]) for f in range(F)]
 
 
 def _kl(q, p):
@@ -179,6 +194,11 @@ class TrainSettings:
         log_every: steps between log lines.
         progress: show a tqdm bar.
         usage_weight: weight of the class-usage term (see ``sequence_vfe``).
+        final_lr: the learning rate at the last step, reached linearly from ``lr`` (``None``: constant ``lr``).
+            Adam's steps keep every weight moving by about ``lr``; decaying it lets the encoder settle where the
+            VFE's pull is weak, e.g. to carry no context evidence in T-maze images that show none.
+        weight_decay: AdamW's decoupled weight decay (0: plain Adam). It pulls to zero what no data holds
+            up, such as the part of an encoder's message that only fits the noise of the training images.
     """
 
     steps: int = 1000
@@ -192,6 +212,8 @@ class TrainSettings:
     log_every: int = 50
     progress: bool = True
     usage_weight: float = 1.0
+    final_lr: float | None = None
+    weight_decay: float = 0.0
 
     def __post_init__(self):
         for name, least in (("steps", 0), ("batch_size", 1), ("length", 0), ("checkpoint_every", 1), ("log_every", 1)):
@@ -201,6 +223,10 @@ class TrainSettings:
             raise ParameterError(f"TrainSettings.lr must be positive and finite, got {self.lr}")
         if not 0.0 <= float(self.usage_weight) < float("inf"):
             raise ParameterError(f"TrainSettings.usage_weight must be non-negative and finite, got {self.usage_weight}")
+        if self.final_lr is not None and not 0.0 <= float(self.final_lr) < float("inf"):
+            raise ParameterError(f"TrainSettings.final_lr must be None or non-negative and finite, got {self.final_lr}")
+        if not 0.0 <= float(self.weight_decay) < float("inf"):
+            raise ParameterError(f"TrainSettings.weight_decay must be non-negative and finite, got {self.weight_decay}")
 
 
 @dataclass
@@ -220,7 +246,8 @@ def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = Tr
     """
     rng = np.random.default_rng(settings.seed)
     gen = torch.Generator(device=model.device).manual_seed(settings.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    opt = (torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+           if settings.weight_decay > 0 else torch.optim.Adam(model.parameters(), lr=settings.lr))
     result = TrainResult()
     if settings.checkpoint and os.path.exists(settings.checkpoint):
         result = load_checkpoint(settings.checkpoint, model, opt, rng, gen)
@@ -228,6 +255,9 @@ def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = Tr
     bar = tqdm(range(result.step, settings.steps), disable=not settings.progress, desc="train", unit="step",
                initial=result.step, total=settings.steps, leave=False)
     for step in bar:
+        if settings.final_lr is not None:  # a function of the step alone, so a resumed run continues it
+            for group in opt.param_groups:
+                group["lr"] = settings.lr + (settings.final_lr - settings.lr) * step / max(settings.steps - 1, 1)
         loss, metrics = sequence_vfe(model, buffer.sample(settings.batch_size, settings.length, rng), gen,
                                      settings.usage_weight)
         opt.zero_grad()
@@ -311,37 +341,43 @@ def load_checkpoint(path, model, optimizer=None, rng=None, generator=None) -> Tr
     return TrainResult(history=list(state["history"]), step=int(state["step"]))
 
 
-class NoisyGridImages(gym.ObservationWrapper):
-    """A grid world seen as noisy binary images.
+def collect_episodes(env, episodes: int, steps: int, rng: np.random.Generator, buffer: ReplayBuffer | None = None,
+                     options=None) -> tuple:
+    """Random-action episodes of up to ``steps`` steps, added to a buffer.
 
-    Wraps ``AgentWrapper(GridWorld(...))`` (no cue: one location modality): actions are what the agent gives
-    (an array, one entry per factor), observations become a one-element tuple ``(image,)`` (one entry per
-    modality, as ``Agent.step`` takes them) with ``image`` int ``image_shape`` of 0s and 1s: the agent's cell is
-    a filled block (the grid's cells tile the image), then every pixel flips with probability ``flip``.
-    ``info`` keeps the environment's ``state``.
+    Args:
+        env: an environment whose observations are tuples, one entry per modality (``NoisyGridImages``,
+            ``NoisyTMazeImages``), whose action space is ``MultiDiscrete`` (one control per factor, drawn
+            uniformly) and whose ``info["state"]`` is the hidden state.
+        episodes, steps: how many episodes, and the most actions in each.
+        rng: draws the reset seeds, the reset options and the actions.
+        buffer: the buffer to add to (a new one when ``None``).
+        options: ``options(rng) -> dict`` of reset options per episode (e.g. a start state), or ``None``.
+
+    Returns:
+        ``(buffer, states)`` with ``states`` one int array ``(T + 1, num_factors)`` per episode: the true states.
     """
-
-    def __init__(self, env, image_shape=(8, 8), flip=0.05):
-        super().__init__(env)
-        self.image_shape = tuple(int(x) for x in image_shape)
-        self.flip = float(flip)
-        rows, cols = env.unwrapped.shape
-        H, W = self.image_shape
-        r_edges = np.linspace(0, H, rows + 1).round().astype(int)
-        c_edges = np.linspace(0, W, cols + 1).round().astype(int)
-        self.templates = np.zeros((rows * cols, H, W), dtype=np.int64)
-        for r in range(rows):
-            for c in range(cols):
-                self.templates[r * cols + c, r_edges[r]: r_edges[r + 1], c_edges[c]: c_edges[c + 1]] = 1
-        self.observation_space = gym.spaces.Tuple((gym.spaces.MultiBinary(list(self.image_shape)),))
-
-    def render_image(self, location, rng: np.random.Generator) -> np.ndarray:
-        """Noisy images of ``location`` (an index or an int array of them): ``(*location.shape, H, W)``."""
-        clean = self.templates[np.asarray(location)]
-        return clean ^ (rng.random(clean.shape) < self.flip)
-
-    def observation(self, obs):
-        return (self.render_image(int(np.ravel(obs)[0]), self.env.unwrapped.np_random),)
+    if int(episodes) < 1 or int(steps) < 1:
+        raise ParameterError(f"episodes and steps must be at least 1, got {episodes} and {steps}")
+    buffer = ReplayBuffer() if buffer is None else buffer
+    nvec = np.asarray(env.action_space.nvec)
+    all_states = []
+    for _ in range(int(episodes)):
+        seed = int(rng.integers(2**31 - 1))
+        obs, info = env.reset(seed=seed, options=None if options is None else options(rng))
+        observations, actions, rewards, states = [list(obs)], [], [], [info["state"]]
+        for _ in range(int(steps)):
+            a = rng.integers(nvec)
+            obs, r, terminated, truncated, info = env.step(a)
+            observations.append(list(obs))
+            actions.append(a)
+            rewards.append(r)
+            states.append(info["state"])
+            if terminated or truncated:
+                break
+        buffer.add([np.stack(o) for o in zip(*observations)], np.array(actions), np.array(rewards))
+        all_states.append(np.array(states, dtype=np.int64))
+    return buffer, all_states
 
 
 def collect_random(env: NoisyGridImages, episodes: int, steps: int, rng: np.random.Generator,
@@ -350,22 +386,7 @@ def collect_random(env: NoisyGridImages, episodes: int, steps: int, rng: np.rand
 
     Returns ``(buffer, states)`` with ``states`` a list of int arrays (one per episode): the true locations.
     """
-    buffer = ReplayBuffer() if buffer is None else buffer
     n_cells = env.templates.shape[0]
-    n_actions = int(env.unwrapped.action_space.n)
-    all_states = []
-    for _ in range(episodes):
-        obs, info = env.reset(seed=int(rng.integers(2**31 - 1)), options={"state": (int(rng.integers(n_cells)),)})
-        images, actions, rewards, states = [obs[0]], [], [], [info["state"][0]]
-        for _ in range(steps):
-            a = np.array([rng.integers(n_actions)])
-            obs, r, terminated, truncated, info = env.step(a)
-            images.append(obs[0])
-            actions.append(a)
-            rewards.append(r)
-            states.append(info["state"][0])
-            if terminated or truncated:
-                break
-        buffer.add([np.stack(images)], np.array(actions), np.array(rewards))
-        all_states.append(np.array(states))
-    return buffer, all_states
+    buffer, states = collect_episodes(env, episodes, steps, rng, buffer,
+                                      options=lambda rng: {"state": (int(rng.integers(n_cells)),)})
+    return buffer, [s[:, 0] for s in states]

@@ -1,0 +1,148 @@
+"""``aif``'s environments seen as noisy binary images, for neural models to learn from.
+
+Every picture is drawn the same way: the image is a grid of cells (``cell_templates``), the cells that show
+the current observation are filled with 1s, and then every pixel flips with probability ``flip``
+(``flip_pixels``). The wrappers take an ``aif.envs.AgentWrapper`` (observations: one index per modality)
+and keep its actions and ``info["state"]``.
+
+- ``NoisyGridImages``: a grid world, the agent's cell filled.
+- ``NoisyTMazeImages``: the T-maze drawn as a T, the agent's location filled and, at the cue location, a
+  block on the side the cue points to; the reward outcome stays a categorical modality beside the image.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from aif.envs.tmaze import CUE, LEFT_ARM, RIGHT_ARM
+from aif.errors import ModelError, ParameterError
+
+
+def cell_templates(grid_shape, image_shape, cells) -> np.ndarray:
+    """Binary images of single cells: the image is tiled by a ``grid_shape`` grid of (nearly) equal cells.
+
+    Args:
+        grid_shape: ``(rows, cols)`` of the grid.
+        image_shape: ``(H, W)`` pixels, at least one pixel per cell.
+        cells: ``(row, col)`` pairs.
+
+    Returns:
+        int ``(len(cells), H, W)``: template ``k`` is 1 on cell ``cells[k]`` and 0 elsewhere.
+    """
+    rows, cols = (int(x) for x in grid_shape)
+    H, W = (int(x) for x in image_shape)
+    if H < rows or W < cols:
+        raise ParameterError(f"image_shape {tuple(image_shape)} has fewer pixels than the {rows}x{cols} grid has "
+                             f"cells; every cell needs at least one pixel")
+    # Cell edges rounded from equal fractions: cells differ by at most one pixel when H or W is not a multiple.
+    r_edges = np.linspace(0, H, rows + 1).round().astype(int)
+    c_edges = np.linspace(0, W, cols + 1).round().astype(int)
+    out = np.zeros((len(cells), H, W), dtype=np.int64)
+    for k, (r, c) in enumerate(cells):
+        out[k, r_edges[r]: r_edges[r + 1], c_edges[c]: c_edges[c + 1]] = 1
+    return out
+
+
+def flip_pixels(clean: np.ndarray, flip: float, rng: np.random.Generator) -> np.ndarray:
+    """``clean`` (int 0/1, any shape) with every pixel flipped independently with probability ``flip``."""
+    return clean ^ (rng.random(clean.shape) < flip)
+
+
+def _check_flip(flip):
+    if not 0.0 <= float(flip) <= 0.5:
+        raise ParameterError(f"flip must lie in [0, 0.5] (above 0.5 the image is inverted), got {flip}")
+    return float(flip)
+
+
+def _check_image_shape(image_shape):
+    shape = tuple(int(x) for x in image_shape)
+    if len(shape) != 2:
+        raise ParameterError(f"image_shape must be (H, W), got {tuple(image_shape)}")
+    return shape
+
+
+class NoisyGridImages(gym.ObservationWrapper):
+    """A grid world seen as noisy binary images.
+
+    Wraps ``AgentWrapper(GridWorld(...))`` (no cue: one location modality): actions are what the agent gives
+    (an array, one entry per factor), observations become a one-element tuple ``(image,)`` (one entry per
+    modality, as ``Agent.step`` takes them) with ``image`` int ``image_shape`` of 0s and 1s: the agent's cell is
+    a filled block (the grid's cells tile the image), then every pixel flips with probability ``flip``.
+    ``info`` keeps the environment's ``state``.
+    """
+
+    def __init__(self, env, image_shape=(8, 8), flip=0.05):
+        super().__init__(env)
+        self.image_shape = _check_image_shape(image_shape)
+        self.flip = _check_flip(flip)
+        rows, cols = env.unwrapped.shape
+        self.templates = cell_templates((rows, cols), self.image_shape,
+                                        [(r, c) for r in range(rows) for c in range(cols)])
+        self.observation_space = gym.spaces.Tuple((gym.spaces.MultiBinary(list(self.image_shape)),))
+
+    def render_image(self, location, rng: np.random.Generator) -> np.ndarray:
+        """Noisy images of ``location`` (an index or an int array of them): ``(*location.shape, H, W)``."""
+        return flip_pixels(self.templates[np.asarray(location)], self.flip, rng)
+
+    def observation(self, obs):
+        return (self.render_image(int(np.ravel(obs)[0]), self.env.unwrapped.np_random),)
+
+
+# The T-maze on a 3x3 grid of cells: the arms at the top corners, the centre in the middle, the cue location
+# below it; the cue's block sits beside the cue location, on the side of the arm it points to.
+TMAZE_CELLS = {0: (1, 1), RIGHT_ARM: (0, 2), LEFT_ARM: (0, 0), CUE: (2, 1)}  # location -> cell
+TMAZE_CUE_CELLS = {0: (2, 2), 1: (2, 0)}  # cue outcome (0 "cue right", 1 "cue left") -> cell
+
+
+class NoisyTMazeImages(gym.ObservationWrapper):
+    """The T-maze seen as noisy binary images, with the reward outcome beside them.
+
+    Wraps ``AgentWrapper(TMaze(...))`` (observations ``[location, reward, cue]``, see ``aif.envs.tmaze``) and
+    turns them into a tuple ``(image, reward)``, one entry per modality of the neural model:
+
+    - ``image``: int ``image_shape`` of 0s and 1s, the maze as a 3x3 grid of cells (``TMAZE_CELLS``): the
+      agent's location is a filled block and, at the cue location only, a second block shows the cue, right of
+      the cue location for "cue right", left of it for "cue left"; then every pixel flips with probability
+      ``flip``. Away from the cue location the environment's cue outcome is uniform noise in the tabular
+      model; it is not drawn (a picture of noise adds nothing).
+    - ``reward``: the reward outcome index (0 none, 1 reward, 2 loss), as in the tabular model.
+
+    Why the reward is not drawn: the T-maze agent goes to the cue first because the cue tells the context
+    with certainty (ln 2 = 0.69 nats) while an arm tells it through a reward that is right with probability
+    0.98 (0.60 nats). A decoder of independent pixels cannot express "this block with probability 0.98, that
+    one with 0.02" as one event; it would read a drawn reward as certain, the arm would look as informative as
+    the cue, and the choice would rest on noise. As a categorical modality the reward's terms are exact and
+    its preferences are the tabular ``C`` (``TMaze.generative_model``).
+
+    Actions and ``info`` (with ``info["state"] = (location, context)``) pass through unchanged.
+    """
+
+    def __init__(self, env, image_shape=(9, 9), flip=0.05):
+        super().__init__(env)
+        num_obs = getattr(env, "num_obs", None)
+        if list(num_obs or []) != [4, 3, 2]:
+            raise ModelError(f"NoisyTMazeImages wraps AgentWrapper(TMaze()) (outcomes per modality [4, 3, 2]); got "
+                             f"an environment with outcomes {num_obs}")
+        self.image_shape = _check_image_shape(image_shape)
+        self.flip = _check_flip(flip)
+        self.location_templates = cell_templates((3, 3), self.image_shape, [TMAZE_CELLS[k] for k in range(4)])
+        self.cue_templates = cell_templates((3, 3), self.image_shape, [TMAZE_CUE_CELLS[k] for k in range(2)])
+        self.observation_space = gym.spaces.Tuple((gym.spaces.MultiBinary(list(self.image_shape)),
+                                                   gym.spaces.Discrete(3)))
+
+    def clean_image(self, location, cue) -> np.ndarray:
+        """Noise-free images: int ``(*shape, H, W)`` for index arrays ``location`` and ``cue`` of one ``shape``."""
+        location, cue = np.asarray(location), np.asarray(cue)
+        if location.min(initial=0) < 0 or location.max(initial=0) > 3 or cue.min(initial=0) < 0 or cue.max(initial=0) > 1:
+            raise ParameterError(f"locations must lie in 0..3 and cues in 0..1, got {location} and {cue}")
+        at_cue = (location == CUE)[..., None, None]
+        return self.location_templates[location] | (at_cue * self.cue_templates[cue])
+
+    def render_image(self, location, cue, rng: np.random.Generator) -> np.ndarray:
+        """Noisy images: ``clean_image`` with every pixel flipped with probability ``flip``."""
+        return flip_pixels(self.clean_image(location, cue), self.flip, rng)
+
+    def observation(self, obs):
+        location, reward, cue = (int(o) for o in obs)
+        return (self.render_image(location, cue, self.env.unwrapped.np_random), reward)
