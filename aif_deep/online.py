@@ -155,7 +155,7 @@ class OnlineSettings:
     temperature: float = 0.05
     hard_min: bool = False
     reward_preference: float = 1.0
-    epistemic_weight: float = 1.0
+    epistemic_weight: float = 0.1
     ensemble_size: int = 5
     model_hidden: int = 64
     noise_sd: float = 0.01
@@ -315,8 +315,7 @@ class OnlineAgent:
             ig = _info_gain(pred.detach(), s.noise_sd)
             self.last_info_gain = float(ig.mean())
         with torch.no_grad():
-            G1 = self.target.net(x1)  # (B, U)
-            V1 = G1.min(-1).values if s.hard_min else -s.temperature * torch.logsumexp(-G1 / s.temperature, -1)
+            V1 = self.target(x1).min(-1).values if s.hard_min else self.target.value(x1)  # (B,)
             y = self.one_step_efe(r, ig) + s.discount * (1.0 - done) * V1
         G = self.qf.net(x).gather(1, a[:, None])[:, 0]
         loss = F.smooth_l1_loss(G, y)

@@ -21,8 +21,8 @@ torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # Small and fast: the learning test needs a few thousand updates, not a solved CartPole.
-QUICK = OnlineSettings(hidden=64, lr=2e-3, learning_starts=300, ensemble_size=3, model_hidden=32, tau=0.01,
-                       selection=Softmax(gamma=10.0))
+QUICK = OnlineSettings(hidden=64, lr=2e-3, learning_starts=300, train_every=1, ensemble_size=3, model_hidden=32,
+                       tau=0.01, selection=Softmax(gamma=100.0, gamma_start=1.0, anneal_steps=2000))
 
 
 def _random_policy_mean_return(episodes=100, seed=0):
@@ -41,13 +41,13 @@ def _random_policy_mean_return(episodes=100, seed=0):
 
 
 def test_active_inference_agent_learns_cartpole_in_a_short_budget():
-    res = train_online(gym.make("CartPole-v1"), QUICK, episodes=90, seed=0, progress=False)
+    res = train_online(gym.make("CartPole-v1"), QUICK, episodes=60, seed=0, progress=False)
     random_mean = _random_policy_mean_return()
     assert 15 < random_mean < 30  # the yardstick itself: a uniform policy lasts ~22 steps
-    assert res.returns[-20:].mean() > 3 * random_mean, (res.returns[-20:].mean(), random_mean)
+    assert res.returns[-15:].mean() > 3 * random_mean, (res.returns[-15:].mean(), random_mean)
     assert np.isfinite(res.info_gain[-1]) and res.info_gain[-1] >= 0
     # It did not collapse onto one action: both actions in every late episode.
-    assert (res.action_entropy[-20:] > 0.5).all()
+    assert (res.action_entropy[-15:] > 0.5).all()
 
 
 def test_information_gain_is_nonnegative_and_shrinks_where_the_model_has_learned():
