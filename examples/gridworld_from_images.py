@@ -129,7 +129,8 @@ def main(argv=None):
     parser.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default 50; 12 quick)")
     parser.add_argument("--walks", type=int, default=None, help="random walks of 20 steps to train on")
     parser.add_argument("--train-steps", type=int, default=None)
-    parser.add_argument("--tries", type=int, default=None, help="training runs to pick from (default 3; 2 quick)")
+    parser.add_argument("--tries", type=int, default=None, help="training runs to pick from by their VFE (default "
+                        "3 for 3x3, 5 beyond; 2 quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="where to save the figure (default: not saved)")
     args = parser.parse_args(argv)
@@ -139,7 +140,9 @@ def main(argv=None):
     # 4x4: one run in three of 600 steps stalled at accuracy 0.85-0.93; 1500 steps reached 1.0 in two of three
     train_steps = args.train_steps or (250 if args.quick else 600 if n == 3 else 1500)
     episodes = args.episodes or (12 if args.quick else 50)
-    tries = args.tries or (2 if args.quick else 3)
+    # Latent clustering has local optima (on 4x4, one class for two cells and another cell split over two
+    # classes: accuracy 0.88-0.94 in 3 of 6 single runs, each with a VFE that gives it away): more tries.
+    tries = args.tries or (2 if args.quick else 3 if n == 3 else 5)
     progress = not args.quick
     rng = np.random.default_rng(args.seed)
     times = {}

@@ -103,7 +103,8 @@ def quick_example():
 
 def test_example_quick_accuracy_and_reach(quick_example):
     """3x3 grid, 12 episodes from random cells: the latent state identifies the cell and the neural agent
-    reaches the goal as often as the tabular agent with the true model (issue #6's targets)."""
+    reaches the goal as often as the tabular agent with the true model (issue #6's targets; seeds 0-4 of the
+    quick setting: accuracy 1.000, both reach rates 1.00)."""
     reach, names = quick_example["reach"], quick_example["names"]
     assert quick_example["accuracy"] >= 0.95
     tabular, neural = reach[names[0]], reach[names[1]]
@@ -113,7 +114,7 @@ def test_example_quick_accuracy_and_reach(quick_example):
 
 def test_example_quick_q_tail_extends_the_horizon(quick_example):
     """From cells two or more steps from the goal a one-step planner does not see it (it wanders where the
-    small differences of its epistemic term lead: to the goal from 17-55% of such starts over seeds); with
+    small differences of its epistemic term lead: to the goal from 0-55% of such starts, seeds 0-4); with
     the Q-function learned on the learned model's beliefs as its terminal value, the same one-step planner
     reaches the goal from (nearly) all of them."""
     far, names = quick_example["reach_far"], quick_example["names"]
