@@ -94,8 +94,7 @@ def rollout(agent, env, steps: int, rng: np.random.Generator | None = None, *, s
     steps = int(steps)
     if steps < 1:
         raise ParameterError(f"steps must be at least 1, got {steps}")
-    if not _speaks_agent(env):
-        env = AgentWrapper.for_model(env, agent.model)
+    env = as_agent_env(env, agent.model)
     if seed is None and rng is not None:
         seed = int(rng.integers(2**31 - 1))
     show = steps >= PROGRESS_MIN_STEPS if progress is None else bool(progress)
@@ -150,10 +149,13 @@ def _copy(x) -> np.ndarray:
     return np.asarray(x).copy()
 
 
-def _speaks_agent(env) -> bool:
-    """Whether ``env`` is an ``AgentWrapper`` or a wrapper around one (actions already in the agent's format)."""
-    while isinstance(env, gym.Wrapper):
-        if isinstance(env, AgentWrapper):
-            return True
-        env = env.env
-    return False
+def as_agent_env(env, model):
+    """``env`` wrapped in ``AgentWrapper.for_model(env, model)``, unless it is an ``AgentWrapper`` or a wrapper
+    around one (e.g. ``NoisyGridImages``, which shows the wrapped grid's cells as images): then it already
+    takes the agent's actions, and its observations are the agent's."""
+    inner = env
+    while isinstance(inner, gym.Wrapper):
+        if isinstance(inner, AgentWrapper):
+            return env
+        inner = inner.env
+    return AgentWrapper.for_model(env, model)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from aif.agent import Selection
 from aif.control import DEFAULT_TERMS, EFEOptions, enumerate_policies
-from aif.envs.wrappers import AgentWrapper
+from aif.rollout import as_agent_env
 from aif.errors import ParameterError, PolicyError
 
 from .control import policy_posterior, predict, select_action
@@ -156,16 +156,19 @@ class BatchTrajectory:
     """Episodes of ``N`` agents run together (``T`` steps, ``M`` modalities, ``F`` factors, ``P`` policies).
 
     Attributes:
-        observations: int ``(N, T + 1, M)``; ``-1`` after an agent's episode ended.
+        observations: int ``(N, T + 1, M)``; ``-1`` after an agent's episode ended; ``None`` when some
+            modality is observed as an array (use ``obs_by_modality``).
         actions: int ``(N, T, F)``; ``-1`` after the end.
         qs: one ``(N, T, S_f)`` array per factor (posteriors after each observation).
         q_pi, G: ``(N, T, P)``.
         rewards: ``(N, T)`` (0 after the end).
         ended: bool ``(N, T)``: the agent's episode had ended (terminated or truncated) before step t.
         policies: ``(P, H, F)``.
+        obs_by_modality: one array ``(N, T + 1, *shape_m)`` per modality (``shape_m`` is ``()`` for an index,
+            e.g. ``(8, 8)`` for an image); ``-1`` after the end.
     """
 
-    observations: np.ndarray
+    observations: np.ndarray | None
     actions: np.ndarray
     qs: tuple
     q_pi: np.ndarray
@@ -173,6 +176,7 @@ class BatchTrajectory:
     rewards: np.ndarray
     ended: np.ndarray
     policies: np.ndarray
+    obs_by_modality: tuple = ()
 
     @property
     def num_steps(self) -> int:
@@ -180,14 +184,15 @@ class BatchTrajectory:
 
 
 def vectorize(envs, model) -> gym.vector.VectorEnv:
-    """A ``SyncVectorEnv`` over ``AgentWrapper``s of ``envs`` (observations: a tuple of index arrays, one
-    per modality; actions: ``(N, num_factors)``); a ``VectorEnv`` is returned as it is."""
+    """A ``SyncVectorEnv`` over ``envs`` wrapped for the model (``aif.rollout.as_agent_env``: observations a
+    tuple with one array per modality, of indices or of images; actions ``(N, num_factors)``); a ``VectorEnv``
+    is returned as it is."""
     if isinstance(envs, gym.vector.VectorEnv):
         return envs
     envs = list(envs)
     if not envs:
         raise ParameterError("rollout needs at least one environment")
-    return gym.vector.SyncVectorEnv([lambda e=e: AgentWrapper.for_model(e, model) for e in envs])
+    return gym.vector.SyncVectorEnv([lambda e=e: as_agent_env(e, model) for e in envs])
 
 
 def _env_actions(envs, action):
@@ -211,8 +216,10 @@ def rollout(agent: Agent, envs, steps: int, *, seed: int | None = None, options:
     Args:
         agent: an ``aif_deep.Agent`` with ``batch_shape == (N,)``.
         envs: ``N`` Gymnasium environments with discrete observations (``aif.envs``' or any that
-            ``aif.envs.AgentWrapper`` accepts), or a ``gymnasium.vector.VectorEnv`` of ``N`` of them whose
-            observations are per-modality indices and whose actions are ``(N, F)`` (or ``(N,)`` for one factor).
+            ``aif.envs.AgentWrapper`` accepts, or wrappers around an ``AgentWrapper`` such as
+            ``NoisyGridImages``, whose observations are images), or a ``gymnasium.vector.VectorEnv`` of ``N``
+            of them whose observations are per modality (a tuple of batched indices or arrays) and whose
+            actions are ``(N, F)`` (or ``(N,)`` for one factor).
         steps: the most actions per agent; an agent whose episode ends stops there (its rows are filled with
             ``-1``), and the rollout stops once every episode has ended.
         seed: reset seed (environment ``i`` gets ``seed + i``).
@@ -230,12 +237,13 @@ def rollout(agent: Agent, envs, steps: int, *, seed: int | None = None, options:
     obs, _ = envs.reset(seed=seed, options=options)
     M, F = len(agent.model.num_obs), len(agent.model.num_controls)
     to_np = lambda x: x.detach().cpu().numpy()  # noqa: E731
-    as_index_array = lambda o: np.stack([np.asarray(x) for x in o], -1) if isinstance(o, tuple) else np.asarray(o)  # noqa: E731
-    observations = [as_index_array(obs).reshape(N, M)]
+    obs = _by_modality(obs, N, M)
+    observations = [obs]  # per step: one array (N, *shape_m) per modality
     actions, qs, q_pi, G, rewards, ended = [], [], [], [], [], []
     done = np.zeros(N, dtype=bool)
     for _ in tqdm(range(steps), disable=not progress, desc="rollout", unit="step", leave=False):
-        action = agent.step(np.where(done[:, None], 0, observations[-1]))
+        # An agent whose episode ended sees a placeholder (outcome 0, a blank image) and its rows are dropped.
+        action = agent.step([np.where(_rows(done, o), 0, o) for o in obs])
         a = to_np(action)
         actions.append(np.where(done[:, None], -1, a))
         qs.append([to_np(q) for q in agent.qs])
@@ -243,17 +251,35 @@ def rollout(agent: Agent, envs, steps: int, *, seed: int | None = None, options:
         G.append(to_np(agent.G))
         ended.append(done.copy())
         obs, reward, terminated, truncated, _ = envs.step(_env_actions(envs, a))
+        obs = _by_modality(obs, N, M)
         rewards.append(np.where(done, 0.0, reward))
-        observations.append(np.where(done[:, None], -1, as_index_array(obs).reshape(N, M)))
+        observations.append([np.where(_rows(done, o), -1, o) for o in obs])
         done = done | terminated | truncated
         if done.all():
             break
+    by_modality = tuple(np.stack(per_step, 1) for per_step in zip(*observations))  # (N, T + 1, *shape_m)
+    indices = all(o.ndim == 2 for o in by_modality)
     return BatchTrajectory(
-        observations=np.stack(observations, 1).astype(np.int64),
+        observations=np.stack(by_modality, -1).astype(np.int64) if indices else None,
         actions=np.stack(actions, 1).astype(np.int64),
         qs=tuple(np.stack(per_factor, 1) for per_factor in zip(*qs)),
         q_pi=np.stack(q_pi, 1), G=np.stack(G, 1),
         rewards=np.stack(rewards, 1).astype(float),
         ended=np.stack(ended, 1),
         policies=np.array(agent.policies),
+        obs_by_modality=by_modality,
     )
+
+
+def _by_modality(obs, N, M) -> list:
+    """A vector environment's observation as one array ``(N, *shape_m)`` per modality: from a tuple (one
+    batched entry per modality) or an index array ``(N, M)`` / ``(N,)``."""
+    if isinstance(obs, tuple):
+        return [np.asarray(o) for o in obs]
+    obs = np.asarray(obs).reshape(N, M)
+    return [obs[:, m] for m in range(M)]
+
+
+def _rows(mask, o):
+    """``mask (N,)`` broadcast against ``o (N, *shape)``."""
+    return mask.reshape(-1, *[1] * (o.ndim - 1))

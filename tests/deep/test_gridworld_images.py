@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from gymnasium.wrappers import TimeLimit
 
 torch = pytest.importorskip("torch")
 
@@ -41,6 +42,25 @@ def test_rollout_keeps_image_observations_and_tensor_beliefs():
     assert isinstance(traj.G, np.ndarray) and all(isinstance(v, np.ndarray) for v in traj.terms.values())
     again = aif.rollout(aif_deep.Agent(model, policy_horizon=2), env, 6, seed=3)
     np.testing.assert_array_equal(again.obs_by_modality[0], images)
+
+
+def test_batched_rollout_with_images_equals_one_rollout_per_environment():
+    model = NeuralModel([9], [5], [Bernoulli((8, 8))], reward_preference=4.0, seed=1).double().eval()
+    # Episodes of 2, 3 and 4 steps (a time limit): the batch goes on after the first ones end.
+    make = lambda i: TimeLimit(NoisyGridImages(AgentWrapper(GridWorld((3, 3))), (8, 8), flip=0.05), 2 + i)  # noqa: E731
+    N = 3
+    run = aif_deep.rollout(aif_deep.Agent(model, policy_horizon=2, batch_shape=(N,)), [make(i) for i in range(N)],
+                           6, seed=7)
+    (images,) = run.obs_by_modality
+    assert run.observations is None and images.shape == (N, 5, 8, 8)
+    for i in range(N):
+        ref = aif.rollout(aif_deep.Agent(model, policy_horizon=2), make(i), 6, seed=7 + i)
+        T = ref.num_steps
+        assert T == 2 + i and ref.truncated
+        np.testing.assert_array_equal(images[i, : T + 1], ref.obs_by_modality[0])
+        np.testing.assert_array_equal(run.actions[i, :T], ref.actions)
+        np.testing.assert_allclose(run.qs[0][i, :T], ref.qs[0], atol=1e-10)
+        assert (images[i, T + 1:] == -1).all() and (run.actions[i, T:] == -1).all()  # after the episode ended
 
 
 def test_rollout_index_observations_by_modality():
