@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 
 import numpy as np
@@ -42,11 +42,22 @@ def run_one(job):
                 steps=res.steps, seconds=time.perf_counter() - start)
 
 
+def report(r):
+    """One line per finished run, as it finishes (long runs are read from a log)."""
+    print(f"  done: {r['name']} seed {r['seed']}: {len(r['returns'])} episodes, solved at "
+          f"{r['solved'] or 'not reached'}, last-100 mean {np.mean(r['returns'][-100:]):.1f}, "
+          f"{r['steps']} steps, {r['seconds']:.0f} s", flush=True)
+    return r
+
+
 def run_jobs(jobs, workers):
     if workers <= 1:
-        return [run_one(j) for j in jobs]
+        return [report(run_one(j)) for j in jobs]
     with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(run_one, jobs))
+        futures = [pool.submit(run_one, j) for j in jobs]
+        for f in as_completed(futures):
+            report(f.result())
+        return [f.result() for f in futures]
 
 
 def rolling_mean(x, window):
@@ -111,8 +122,8 @@ def main(argv=None):
         print(f"  {name:>16}: {cells}; median {med:g}; "
               f"{sum(r['steps'] for r in rs)} steps, {sum(r['seconds'] for r in rs):.0f} s of runs")
     if args.ablation:
-        print("\n  weight | mean return (first third / middle / last third) | H[q(a|x)] nats | action-freq entropy"
-              " nats (last third) | min action-freq entropy over episodes")
+        print("\n  weight | mean return (first / middle / last third of episodes) | H[q(a|x)] | action-frequency"
+              " entropy | info gain per step (first / last third); entropies in nats over the last third")
         for name in agents:
             rs = [r for r in results if r["name"] == name]
             R = np.array([r["returns"] for r in rs])
@@ -120,9 +131,13 @@ def main(argv=None):
             last = np.array_split(np.arange(R.shape[1]), 3)[-1]
             Hq = np.mean([r["policy_entropy"][last].mean() for r in rs])
             Ha = np.mean([r["action_entropy"][last].mean() for r in rs])
-            Hmin = np.min([r["action_entropy"].min() for r in rs])
+            first = np.array_split(np.arange(R.shape[1]), 3)[0]
+            ig = []
+            for part in (first, last):  # nan without an ensemble (w = 0)
+                vals = [v for r in rs for v in r["info_gain"][part] if np.isfinite(v)]
+                ig.append(np.mean(vals) if vals else np.nan)
             print(f"  {name:>6} | {thirds[0]:6.1f} / {thirds[1]:6.1f} / {thirds[2]:6.1f} | {Hq:.3f} | {Ha:.3f} | "
-                  f"{Hmin:.3f}")
+                  f"{ig[0]:.3g} / {ig[1]:.3g}")
     print(f"wall time {wall:.0f} s ({args.workers} worker(s), {os.cpu_count()} CPU cores, torch on the CPU)")
 
     if args.out:
