@@ -134,7 +134,7 @@ class NoisyTMazeImages(gym.ObservationWrapper):
     def clean_image(self, location, cue) -> np.ndarray:
         """Noise-free images: int ``(*shape, H, W)`` for index arrays ``location`` and ``cue`` of one ``shape``."""
         location, cue = np.asarray(location), np.asarray(cue)
-        if location.min(initial=0) < 0 or location.max(initial=0) > 3 or cue.min(initial=0) < 0 or cue.max(initial=0) > 1:
+        if not (np.isin(location, range(4)).all() and np.isin(cue, range(2)).all()):
             raise ParameterError(f"locations must lie in 0..3 and cues in 0..1, got {location} and {cue}")
         at_cue = (location == CUE)[..., None, None]
         return self.location_templates[location] | (at_cue * self.cue_templates[cue])
