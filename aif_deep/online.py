@@ -196,18 +196,20 @@ class Ensemble(nn.Module):
         num_features, num_actions: sizes of x and a.
         size: K.
         hidden: width of the two hidden layers.
+        seed: seeds the initial weights (the members differ by their draws).
     """
 
-    def __init__(self, num_features, num_actions, size=5, hidden=64):
+    def __init__(self, num_features, num_actions, size=5, hidden=64, seed=0):
         super().__init__()
         self.num_actions = int(num_actions)
         sizes = [num_features + num_actions, hidden, hidden, num_features]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
+        gen = torch.Generator().manual_seed(int(seed))
         for i, o in zip(sizes[:-1], sizes[1:]):
             bound = 1 / math.sqrt(i)  # nn.Linear's default initialisation, per member
-            self.weights.append(nn.Parameter(torch.empty(size, i, o).uniform_(-bound, bound)))
-            self.biases.append(nn.Parameter(torch.empty(size, 1, o).uniform_(-bound, bound)))
+            self.weights.append(nn.Parameter(torch.empty(size, i, o).uniform_(-bound, bound, generator=gen)))
+            self.biases.append(nn.Parameter(torch.empty(size, 1, o).uniform_(-bound, bound, generator=gen)))
 
     def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """Predicted change f_k(x, a): x ``(B, D)``, a ``(B,)`` int -> ``(K, B, D)``."""
@@ -253,9 +255,7 @@ class OnlineAgent:
         self.ensemble = None
         params = list(self.qf.parameters())
         if s.epistemic_weight > 0:
-            with torch.random.fork_rng():
-                torch.manual_seed(int(seed) + 1)
-                self.ensemble = Ensemble(num_features, num_actions, s.ensemble_size, s.model_hidden)
+            self.ensemble = Ensemble(num_features, num_actions, s.ensemble_size, s.model_hidden, seed=int(seed) + 1)
             params += list(self.ensemble.parameters())
         # One optimiser over G_phi and the ensemble (disjoint parameters, so their updates stay independent):
         # on a small CPU network the cost is per-kernel overhead, and this halves the number of kernels.

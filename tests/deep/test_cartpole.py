@@ -52,7 +52,7 @@ def test_active_inference_agent_learns_cartpole_in_a_short_budget():
 
 def test_information_gain_is_nonnegative_and_shrinks_where_the_model_has_learned():
     gen = torch.Generator().manual_seed(0)
-    ens = Ensemble(4, 2, size=4, hidden=32)
+    ens = Ensemble(4, 2, size=4, hidden=32, seed=0)
     x = torch.randn(256, 4, generator=gen)
     a = torch.randint(0, 2, (256,), generator=gen)
     target = 0.1 * torch.tanh(x) * (2 * a[:, None] - 1)  # a smooth change, as CartPole's
