@@ -16,7 +16,7 @@ docstring says why the reward is not drawn). Its ``NeuralModel`` has two latent 
 classes) and context (2 classes), learned from random-action episodes by minimising the sequence VFE; no
 label says which class is which location or context.
 
-It prints: the training (best of ``tries`` runs by their VFE) and the latent accuracy (filtered beliefs'
+It prints: the training (one run; see ``SETTINGS``) and the latent accuracy (filtered beliefs'
 classes matched to the true location, and to the true (location, context) once the context has been shown,
 with the Hungarian algorithm); the learned transition's probability of keeping the context; then, for 100
 trials each, the rate of going to the cue first and of a reward in the first arm entered, for the tabular
@@ -51,10 +51,14 @@ TRIAL_STEPS = 3  # cue, arm, and one more step
 IMAGE_SHAPE = (9, 9)
 FLIP = 0.05
 EPISODE_STEPS = 8  # random actions per training episode (and per training window)
-# kl_weight 3: see aif_deep.training.sequence_vfe (at 1 the model reads a context into pixel noise at the start)
+# kl_weight 5: see aif_deep.training.sequence_vfe (at 1 the model reads a context into pixel noise at the start).
+# tries 1: the lowest VFE does not pick the best agent here. Three runs of the full setting on the same data
+# (model and training seeds 0, 1, 2) had VFEs 17.76, 17.33, 17.25 and went to the cue first in 0.97, 0.91,
+# 0.65 of the trials: a model that reads a little context into the first image's noise explains that noise
+# better, and bets on an arm.
 SETTINGS = {
-    "full": dict(episodes=1000, steps=3000, lr=3e-3, kl_weight=3.0, tries=3, trials=100),
-    "quick": dict(episodes=300, steps=600, lr=1e-2, kl_weight=3.0, tries=1, trials=30),
+    "full": dict(episodes=1000, steps=3000, lr=3e-3, kl_weight=5.0, tries=1, trials=100),
+    "quick": dict(episodes=300, steps=600, lr=1e-2, kl_weight=5.0, tries=1, trials=30),
 }
 
 
