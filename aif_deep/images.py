@@ -111,9 +111,10 @@ class NoisyTMazeImages(gym.ObservationWrapper):
     Why the reward is not drawn: the T-maze agent goes to the cue first because the cue tells the context
     with certainty (ln 2 = 0.69 nats) while an arm tells it through a reward that is right with probability
     0.98 (0.60 nats). A decoder of independent pixels cannot express "this block with probability 0.98, that
-    one with 0.02" as one event; it would read a drawn reward as certain, the arm would look as informative as
-    the cue, and the choice would rest on noise. As a categorical modality the reward's terms are exact and
-    its preferences are the tabular ``C`` (``TMaze.generative_model``).
+    one with 0.02" as one event; we expect (this was argued, not measured) that it would read a drawn reward
+    as near certain, so that an arm would look as informative as the cue and the choice would rest on noise.
+    As a categorical modality the reward's terms are exact and its preferences are the tabular ``C``
+    (``TMaze.generative_model``).
 
     Actions and ``info`` (with ``info["state"] = (location, context)``) pass through unchanged.
     """
