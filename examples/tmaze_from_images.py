@@ -69,8 +69,11 @@ def make_env(true_model):
 
 def run_trials(agent, env, trials, seed, desc, progress=True):
     """``trials`` episodes of ``TRIAL_STEPS`` actions (the same loop for every agent): the T-maze summary, with
-    ``start_context_gap``, the mean |q(context 0) - 1/2| after the first observation (it carries no evidence)."""
-    locations, conditions, rewards, gaps = [], [], [], []
+    ``start_context_gap``, the mean |q(context 0) - 1/2| after the first observation (it carries no evidence),
+    and ``cue_margin``, the mean over trials of min G over arm-first policies minus min G over cue-first
+    policies at the first step (nats; positive: the cue is preferred)."""
+    locations, conditions, rewards, gaps, margins = [], [], [], [], []
+    first = np.asarray(agent.policies)[:, 0, 0]  # each policy's first move
     for k in tqdm(range(trials), desc=desc, leave=False, disable=not progress):
         obs, info = env.reset(seed=seed + k)
         agent.reset()
@@ -79,13 +82,16 @@ def run_trials(agent, env, trials, seed, desc, progress=True):
             action = agent.step(obs)
             if t == 0:
                 gaps.append(abs(float(agent.qs[1][0]) - 0.5))
+                G = np.asarray(torch.as_tensor(agent.G).cpu(), dtype=float)
+                margins.append(G[(first == 1) | (first == 2)].min() - G[first == 3].min())
             obs, reward, _, _, info = env.step(np.asarray(action))
             locs.append(info["state"][0])
             rews.append(reward)
         locations.append(locs)
         conditions.append(info["state"][1])
         rewards.append(rews)
-    return {**summarize_tmaze(locations, conditions, rewards), "start_context_gap": float(np.mean(gaps))}
+    return {**summarize_tmaze(locations, conditions, rewards), "start_context_gap": float(np.mean(gaps)),
+            "cue_margin": float(np.mean(margins))}
 
 
 def filtered_beliefs(model, buffer):
@@ -173,7 +179,7 @@ def main(argv=None):
     for name, r in results.items():
         print(f"{name:32s} cue first {r['cue_first_rate']:.2f}, reward in the first arm "
               f"{r['first_arm_reward_rate']:.2f} ({s['trials']} trials); first belief |q(context) - 1/2| "
-              f"{r['start_context_gap']:.3f}")
+              f"{r['start_context_gap']:.3f}; G(best arm-first) - G(best cue-first) {r['cue_margin']:+.3f} nats")
     print(f"wall time {time.perf_counter() - t0:.0f} s")
 
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
