@@ -16,14 +16,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from aif.agent import Selection
+from aif.agent import Learning, Selection
 from aif.control import DEFAULT_TERMS, EFEOptions, enumerate_policies
 from aif.rollout import as_agent_env
 from aif.errors import ParameterError, PolicyError
 
 from .control import policy_posterior, predict, select_action
 from .evaluator import check_policies, evaluate_policies
-from .inference import FixedPoint, as_beliefs, as_torch_method, infer_states
+from . import learning
+from .inference import FixedPoint, as_beliefs, as_obs, as_torch_method, infer_states
 from .model import BeliefModel
 
 
@@ -44,6 +45,10 @@ class Agent:
         rng: ``torch.Generator`` on the model's device, for stochastic selection.
         batch_shape: the agents' batch shape when the model is unbatched (broadcast with the model's).
         terminal_value, discount: optional value of the beliefs at the horizon (see ``evaluate_policies``).
+        learning: ``aif.Learning``: online Dirichlet learning of A and/or B after every observation, as
+            ``aif.Agent`` does (the model must be a ``TabularModel`` with ``pA``/``pB``). Each agent of the
+            batch learns its own counts (the model is expanded to the batch). D and offline learning are
+            ``aif.Agent``'s only.
 
     Attributes (after a step, each with the leading ``batch`` shape): ``qs``, ``prior``, ``q_pi``, ``G``,
     ``terms``, ``action``; ``t`` (steps taken).
@@ -63,6 +68,7 @@ class Agent:
     batch_shape: tuple = ()
     terminal_value: object = None
     discount: float = 1.0
+    learning: Learning | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, BeliefModel):
@@ -82,7 +88,28 @@ class Agent:
             raise ParameterError(f"model.E has {E.shape[-1]} entries but the agent has {len(self.policies)} policies")
         if self.selection.mode == "stochastic" and self.rng is None:
             raise ParameterError("stochastic selection needs rng (a torch.Generator)")
+        if self.learning is not None:
+            self._start_learning()
         self.reset()
+
+    def _start_learning(self):
+        L = self.learning
+        if not isinstance(L, Learning):
+            raise ParameterError(f"learning must be aif.Learning(...), got {type(L).__name__}")
+        if L.learn_D or not L.online:
+            raise ParameterError("aif_deep.Agent learns A and B online; for D or offline learning use aif.Agent")
+        for name, wanted in (("pA", L.learn_A), ("pB", L.learn_B)):
+            if wanted and getattr(self.model, name, None) is None:
+                raise ParameterError(f"learning {name[1]} needs Dirichlet counts: the model has no {name} "
+                                     f"(TabularModel.from_aif of a model with {name}, or learn_{name[1]}=False)")
+        # Each agent learns its own counts: give the model the agents' batch shape.
+        batch = tuple(self.batch_shape)
+        grow = lambda xs: None if xs is None else [x.expand(*batch, *x.shape[len(self.model.batch_shape):]).clone()
+                                                    for x in xs]  # noqa: E731
+        m = self.model
+        self.model = m.replace(A=grow(m.A), B=grow(m.B), C=grow(m.C), D=grow(m.D), pA=grow(m.pA), pB=grow(m.pB),
+                               E=None if m.E is None else grow([m.E])[0], batch_shape=batch)
+        self.initial_counts = {"pA": self.model.pA, "pB": self.model.pB}
 
     @classmethod
     def pymdp_legacy(cls, model, policy_horizon=1, sampling="marginal", **kwargs) -> "Agent":
@@ -113,16 +140,42 @@ class Agent:
             self.prior = new
             self.qs = self.q_pi = self.G = self.terms = self.action = None
             self.t = 0
+            self._transition = torch.zeros(self.batch_shape, dtype=torch.bool, device=ref[0].device)
             return
-        mask = torch.as_tensor(agents, device=ref[0].device, dtype=torch.bool)[..., None]
-        self.prior = [torch.where(mask, n, p) for n, p in zip(new, self.prior)]
+        mask = torch.as_tensor(agents, device=ref[0].device, dtype=torch.bool)
+        self.prior = [torch.where(mask[..., None], n, p) for n, p in zip(new, self.prior)]
+        self._transition = self._transition & ~mask  # a new episode's first observation follows no action
 
     def infer_states(self, obs) -> list:
         """Posterior over states from ``obs``: one entry per modality (an index, probabilities, or, for a
         model's non-categorical modalities, an image or real vector ``(*batch, *shape_m)``), or an int array
         ``(*batch, M)`` when every modality is categorical (``aif_deep.inference.as_obs``)."""
+        qs_prev = self.qs
         self.qs = infer_states(self.model, obs, self.prior, self.inference)
+        if self.learning is not None:
+            self._learn(obs, qs_prev)
         return self.qs
+
+    def _learn(self, obs, qs_prev):
+        """One online Dirichlet update of A (from ``obs``) and B (from the last transition), per agent."""
+        L, m, nb = self.learning, self.model, len(self.batch_shape)
+        rates = dict(lr=L.lr, forgetting=L.forgetting)
+        changes = {}
+        if L.learn_A:
+            prior = self.initial_counts["pA"] if L.forget_to_prior else None
+            pA = learning.update_A(m.pA, as_obs(m, obs, device=self.device, dtype=m.dtype), self.qs,
+                                   A_dependencies=m.A_dependencies, prior=prior, **rates)
+            changes.update(pA=pA, A=[learning.dirichlet_mean(p, nb) for p in pA])
+        if L.learn_B and self._transition.any():
+            prior = self.initial_counts["pB"] if L.forget_to_prior else None
+            new = learning.update_B(m.pB, self.qs, qs_prev, self.action, B_dependencies=m.B_dependencies,
+                                    prior=prior, **rates)
+            # Agents whose episode just began saw no transition: their counts stay as they were (aif.Agent).
+            pB = [torch.where(self._transition.reshape(*self.batch_shape, *[1] * (n.ndim - nb)), n, o)
+                  for n, o in zip(new, m.pB)]
+            changes.update(pB=pB, B=[learning.dirichlet_mean(p, nb) for p in pB])
+        if changes:
+            self.model = m.replace(**changes)
 
     def infer_policies(self):
         """EFE of every policy and the policy posterior. Returns ``(q_pi, G)``, each ``(*batch, P)``."""
@@ -142,6 +195,7 @@ class Agent:
                                     self.selection.sampling)
         self.prior = predict(self.model, self.qs, self.action)
         self.t += 1
+        self._transition = torch.ones_like(self._transition)
         return self.action
 
     def step(self, obs) -> torch.Tensor:

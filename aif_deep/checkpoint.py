@@ -86,7 +86,7 @@ def _settings_json(agent: Agent) -> tuple:
         "inference": base(**{f: getattr(inference, f) for f in inference.__dataclass_fields__}),
         "efe": agent.efe, "efe_terms": tuple(agent.efe_terms), "selection": agent.selection,
         "control_factors": agent.control_factors, "batch_shape": tuple(agent.batch_shape),
-        "discount": float(agent.discount),
+        "discount": float(agent.discount), "learning": agent.learning,
     }
     root = enc(settings, "agent")
     return json.dumps(root), {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in enc.arrays.items()}
@@ -103,7 +103,7 @@ def save_agent(path, agent: Agent) -> None:
                        "D": _tensors(model.D), "E": None if model.E is None else model.E.detach().cpu().clone(),
                        "A_dependencies": [list(map(int, d)) for d in model.A_dependencies],
                        "B_dependencies": [list(map(int, d)) for d in model.B_dependencies],
-                       "batch_shape": list(model.batch_shape)}
+                       "batch_shape": list(model.batch_shape), "pA": _tensors(model.pA), "pB": _tensors(model.pB)}
     elif isinstance(model, torch.nn.Module):
         model_state = {"kind": "module", "state_dict": {k: v.detach().cpu().clone()
                                                         for k, v in model.state_dict().items()}}
@@ -120,7 +120,9 @@ def save_agent(path, agent: Agent) -> None:
                   "G": None if agent.G is None else agent.G.detach().cpu().clone(),
                   "terms": None if agent.terms is None else {k: v.detach().cpu().clone() for k, v in agent.terms.items()},
                   "action": None if agent.action is None else agent.action.detach().cpu().clone(),
-                  "t": int(agent.t)},
+                  "t": int(agent.t), "transition": agent._transition.detach().cpu().clone(),
+                  "initial_counts": None if agent.learning is None else
+                  {k: _tensors(v) for k, v in agent.initial_counts.items()}},
     })
 
 
@@ -144,7 +146,7 @@ def load_agent(path, model=None) -> Agent:
                 raise ParameterError("model: this file holds a TabularModel; load_agent(path) rebuilds it, pass no model")
             model = TabularModel(A=saved["A"], B=saved["B"], C=saved["C"], D=saved["D"], E=saved["E"],
                                  A_dependencies=saved["A_dependencies"], B_dependencies=saved["B_dependencies"],
-                                 batch_shape=tuple(saved["batch_shape"]))
+                                 batch_shape=tuple(saved["batch_shape"]), pA=saved.get("pA"), pB=saved.get("pB"))
         elif saved["kind"] == "module":
             if not isinstance(model, torch.nn.Module):
                 raise ParameterError(f"model: this file holds the weights of a neural model; pass an instance of its "
@@ -163,9 +165,14 @@ def load_agent(path, model=None) -> Agent:
         agent = Agent(model, gamma=state["gamma"], alpha=state["alpha"], inference=settings["inference"],
                       efe=settings["efe"], efe_terms=settings["efe_terms"], selection=settings["selection"],
                       policies=state["policies"].numpy(), control_factors=settings["control_factors"], rng=rng,
-                      batch_shape=settings["batch_shape"], discount=settings["discount"])
+                      batch_shape=settings["batch_shape"], discount=settings["discount"],
+                      learning=settings.get("learning"))
         agent.prior, agent.qs, agent.q_pi, agent.G = s["prior"], s["qs"], s["q_pi"], s["G"]
         agent.terms, agent.action, agent.t = s["terms"], s["action"], int(s["t"])
+        if "transition" in s:
+            agent._transition = s["transition"]
+        if agent.learning is not None:
+            agent.initial_counts = s["initial_counts"]  # forgetting decays towards these, not the loaded counts
     except (KeyError, aif.errors.AifError) as err:
         raise FormatError(f"{path}: the saved agent cannot be rebuilt: {err}") from err
     return agent

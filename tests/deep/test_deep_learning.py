@@ -157,3 +157,90 @@ def test_novelty_prefers_rarely_counted_transitions():
                                              terms=("pB_info_gain",))
     assert terms["pB_info_gain"][1] > terms["pB_info_gain"][0] > 0
     assert G[1] < G[0]
+
+
+def _learnable_grid(env):
+    """The grid's model with A and B learnable from random prior counts (uniform counts make EFE ties, which
+    the two libraries may break differently at the last bit)."""
+    model = env.generative_model(learn_B=True)
+    rng = np.random.default_rng(7)
+    pB = [p.copy() for p in model.pB]
+    pB[0] = rng.uniform(0.2, 1.0, pB[0].shape)
+    return model.replace(pA=[a * 20.0 + rng.uniform(0.2, 1.0, a.shape) for a in model.A], A=None, pB=pB, B=None)
+
+
+def _learning_runs(n_agents, steps, reset_at):
+    """aif.Agents learning A and B online on a slippery grid, each stepping its own environment; returns the
+    agents, the observations they saw ``(steps, n_agents)`` and their actions ``(steps, n_agents)``."""
+    from aif.envs import GridWorld
+
+    agents, observations, actions = [], [], []
+    for k in range(n_agents):
+        env = GridWorld((3, 3), slip=0.3, terminate_at_goal=False)
+        model = _learnable_grid(env)
+        agent = aif.Agent(model, policy_horizon=2, efe_terms=("utility", "state_info_gain", "pB_info_gain"),
+                          learning=aif.Learning(lr=1.0, forgetting=0.95))
+        obs, _ = env.reset(seed=k)
+        seen, taken = [], []
+        for t in range(steps):
+            if t == reset_at and k % 2 == 0:  # agents 0, 2, ... start a new episode here
+                obs, _ = env.reset(seed=100 + k)
+                agent.reset()
+            seen.append(int(obs[0]))
+            a = agent.step([int(obs[0])])
+            taken.append(int(a[0]))
+            obs, *_ = env.step(int(a[0]))
+        agents.append(agent)
+        observations.append(seen)
+        actions.append(taken)
+    return agents, np.array(observations).T, np.array(actions).T
+
+
+def test_online_learning_agent_equals_aif_agents_for_a_batch():
+    n, steps, reset_at = 3, 12, 7
+    ref, observations, actions = _learning_runs(n, steps, reset_at)
+    from aif.envs import GridWorld
+
+    model = _learnable_grid(GridWorld((3, 3), slip=0.3, terminate_at_goal=False))
+    tm = aif_deep.TabularModel.from_aif(model, device="cpu")
+    agent = aif_deep.Agent(tm, policy_horizon=2, efe_terms=("utility", "state_info_gain", "pB_info_gain"),
+                           batch_shape=(n,), learning=aif.Learning(lr=1.0, forgetting=0.95))
+    for t in range(steps):
+        if t == reset_at:
+            agent.reset(agents=torch.arange(n) % 2 == 0)
+        a = agent.step([torch.as_tensor(observations[t])])
+        assert (a[:, 0].numpy() == actions[t]).all(), t
+    for k in range(n):
+        assert dev(ref[k].model.pB, [p[k] for p in agent.model.pB]) < TOL
+        assert dev(ref[k].model.pA, [p[k] for p in agent.model.pA]) < TOL
+        assert dev(ref[k].model.B, [b[k] for b in agent.model.B]) < TOL
+    assert not torch.equal(agent.model.pB[0][0], agent.model.pB[0][1])  # each agent learned its own counts
+
+
+def test_learning_settings_are_checked():
+    tm = aif_deep.TabularModel.from_aif(aif.envs.TMaze().generative_model(), device="cpu")
+    with pytest.raises(ParameterError, match="no pB"):
+        aif_deep.Agent(tm, learning=aif.Learning(learn_A=False))
+    with pytest.raises(ParameterError, match="offline"):
+        aif_deep.Agent(tm, learning=aif.Learning(online=False, learn_A=False, learn_B=False))
+    with pytest.raises(ParameterError, match="aif.Learning"):
+        aif_deep.Agent(tm, learning={"lr": 1.0})
+
+
+def test_a_learning_agent_saved_and_loaded_continues_identically(tmp_path):
+    from aif.envs import GridWorld
+
+    model = _learnable_grid(GridWorld((3, 3), slip=0.3, terminate_at_goal=False))
+    settings = dict(policy_horizon=2, efe_terms=("utility", "state_info_gain", "pB_info_gain"), batch_shape=(2,),
+                    learning=aif.Learning(lr=1.0, forgetting=0.9))
+    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(model, device="cpu"), **settings)
+    obs = np.random.default_rng(0).integers(9, size=(10, 2))
+    for t in range(5):
+        agent.step([torch.as_tensor(obs[t])])
+    aif_deep.save_agent(tmp_path / "agent.pt", agent)
+    loaded = aif_deep.load_agent(tmp_path / "agent.pt")
+    assert loaded.learning == agent.learning
+    for t in range(5, 10):
+        assert torch.equal(agent.step([torch.as_tensor(obs[t])]), loaded.step([torch.as_tensor(obs[t])]))
+    for name in ("pA", "pB"):
+        assert all(torch.equal(a, b) for a, b in zip(getattr(agent.model, name), getattr(loaded.model, name)))
