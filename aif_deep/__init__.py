@@ -12,7 +12,7 @@ from .checkpoint import load_agent, load_buffer, save_agent, save_buffer
 from . import learning
 from .evaluator import evaluate_policies
 from .fit import FitResult, fit
-from .inference import Exact, FixedPoint, infer_states
+from .inference import Exact, FixedPoint, categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel, default_device
 from .neural import NeuralModel, unimix
 from .qfunction import QFunction, QSettings, td_targets, train_qfunction
@@ -21,7 +21,7 @@ from .training import (NoisyGridImages, ReplayBuffer, TrainResult, TrainSettings
 
 __all__ = [
     "BeliefModel", "TabularModel", "default_device",
-    "FixedPoint", "Exact", "infer_states",
+    "FixedPoint", "Exact", "infer_states", "categorical_modalities",
     "evaluate_policies", "expected_free_energy", "policy_posterior", "select_action", "action_probabilities",
     "action_marginals", "action_log_probability", "predict",
     "Agent", "BatchTrajectory", "rollout", "fit", "FitResult",
