@@ -119,7 +119,8 @@ def main(argv=None):
         cells = ", ".join(f"seed {r['seed']}: {r['solved'] if r['solved'] else 'not reached'}" for r in rs)
         # An unsolved run counts as later than any solved one for the median.
         med = np.median([s if s else np.inf for s in solved])
-        print(f"  {name:>16}: {cells}; median {med:g}; "
+        med = f"{med:g}" if np.isfinite(med) else "not reached"
+        print(f"  {name:>16}: {cells}; median {med}; "
               f"{sum(r['steps'] for r in rs)} steps, {sum(r['seconds'] for r in rs):.0f} s of runs")
     if args.ablation:
         print("\n  weight | mean return (first / middle / last third of episodes) | H[q(a|x)] | action-frequency"
