@@ -101,7 +101,7 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
     the pixel noise near the cue, encoder and decoder alike (the decoder's exact posterior over the context
     left 1/2 by 0.064 on average, the encoder's by 0.077), which made the agent bet on an arm instead of
     looking at the cue; at weight 3 the gap fell to 0.035 and the cue-first rate rose from 0.66 to 0.94 (one
-    seed), and at weight 5 four runs had gaps of 0.024-0.054 and rates of 0.65-0.99
+    seed), and at weight 5 five runs had gaps of 0.024-0.054 and rates of 0.65-0.99
     (``examples/tmaze_from_images.py``).
 
     Returns:

@@ -18,7 +18,7 @@ from aif_deep.training import TrainSettings, collect_episodes  # noqa: E402
 torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The quick setting (one run of 600 steps, 30 trials) went to the cue first in 0.80 of the trials with its
-# seed 0 and 0.43 with seed 1 (the full setting: 0.65-0.99 over four runs); the test runs seed 0.
+# seed 0 and 0.43 with seed 1 (the full setting: 0.65-0.99 over five runs); the test runs seed 0.
 QUICK_CUE_FIRST = 0.6
 
 
