@@ -16,7 +16,8 @@ from .inference import Exact, FixedPoint, categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel, default_device
 from .neural import NeuralModel, unimix
 from .qfunction import QFunction, QSettings, td_targets, train_qfunction
-from .training import (NoisyGridImages, ReplayBuffer, TrainResult, TrainSettings, collect_random, evaluate_vfe,
+from .images import NoisyGridImages, NoisyTMazeImages
+from .training import (ReplayBuffer, TrainResult, TrainSettings, collect_episodes, collect_random, evaluate_vfe,
                        load_checkpoint, save_checkpoint, sequence_vfe, train, train_best_of)
 
 __all__ = [
@@ -27,7 +28,7 @@ __all__ = [
     "Agent", "BatchTrajectory", "rollout", "fit", "FitResult",
     "NeuralModel", "unimix",  # observation heads: aif_deep.neural.Categorical / Bernoulli / Gaussian
     "ReplayBuffer", "TrainSettings", "TrainResult", "train", "train_best_of", "sequence_vfe", "evaluate_vfe",
-    "save_checkpoint", "load_checkpoint", "NoisyGridImages", "collect_random",
+    "save_checkpoint", "load_checkpoint", "NoisyGridImages", "NoisyTMazeImages", "collect_random", "collect_episodes",
     "QFunction", "QSettings", "train_qfunction", "td_targets",
     "save_agent", "load_agent", "save_buffer", "load_buffer",
     "learning",  # Dirichlet updates update_A/B/D for batches of agents, novelty_weights

@@ -17,7 +17,6 @@ import aif
 from aif.errors import ObservationError
 
 from .model import BeliefModel, _LETTERS, guarded_log, sum_against
-from .neural import Categorical, NeuralModel
 
 
 def _batch_shape(log_likelihoods, log_prior, A_dependencies):
@@ -136,12 +135,10 @@ def categorical_modalities(model: BeliefModel) -> list:
     outcomes, and ``as_obs`` checks those. The others (images, real vectors: ``NeuralModel``'s ``Bernoulli``
     and ``Gaussian`` heads) have no outcome count to check against; their observations go to the model as
     tensors, and the model's ``log_likelihood`` checks them. A model says which are which with an attribute
-    ``categorical`` (one bool per modality); a ``NeuralModel`` says it with its heads; a model with neither
+    ``categorical`` (one bool per modality, as ``NeuralModel.categorical``); a model without it
     (``TabularModel``) is categorical throughout.
     """
     flags = getattr(model, "categorical", None)
-    if flags is None and isinstance(model, NeuralModel):
-        flags = [isinstance(h, Categorical) for h in model.heads]
     return [True] * len(model.num_obs) if flags is None else [bool(c) for c in flags]
 
 

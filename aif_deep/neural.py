@@ -32,10 +32,9 @@ sqrt(N) per state. The same noise is reused at every call (common random numbers
 it for any head, so it is tested against the exact value on categorical outcomes and on 2x2 binary images
 (16 outcomes, enumerable).
 
-Observations reach ``log_likelihood`` through ``aif_deep.inference.as_obs``, which checks them against
-``num_obs``: a Bernoulli modality declares ``num_obs = 2`` (pixel values 0 and 1), so int images pass.
-Real-valued (Gaussian) observations fail its probability-vector check: such a model trains and scores here,
-but ``Agent``/``infer_states`` need ``as_obs`` to leave non-categorical modalities to the model.
+Observations reach ``log_likelihood`` through ``aif_deep.inference.as_obs``, which checks the categorical
+modalities (``NeuralModel.categorical``) against ``num_obs`` and leaves images and real vectors to the
+model: ``log_likelihood`` checks their shapes, and that binary pixels are 0 or 1.
 
 Training (``aif_deep.training``) samples latent states with ``OneHotCategoricalStraightThrough``; every
 categorical distribution of the model (prior, posterior in training, transitions) is mixed with a little of
@@ -137,11 +136,7 @@ class Bernoulli:
 
 @dataclass(frozen=True)
 class Gaussian:
-    """Real vectors of shape ``shape`` (float ``(*lead, *shape)``), a diagonal Gaussian per state.
-
-    ``aif_deep.infer_states`` checks float observations as probability vectors, so a Gaussian modality is
-    trained and scored here but cannot yet pass through ``Agent``/``infer_states`` (module docstring).
-    """
+    """Real vectors of shape ``shape`` (float ``(*lead, *shape)``), a diagonal Gaussian per state."""
 
     shape: tuple
     min_std: float = 0.05
@@ -276,6 +271,11 @@ class NeuralModel(nn.Module):
         return len(self.num_states)
 
     @property
+    def categorical(self) -> list:
+        """One bool per modality: observed as outcome indices (``Categorical``) rather than images or vectors."""
+        return [isinstance(h, Categorical) for h in self.heads]
+
+    @property
     def C(self) -> list:
         return [getattr(self, f"C_{m}") for m in range(len(self.heads))]
 
@@ -388,6 +388,13 @@ class NeuralModel(nn.Module):
             if shape is not None and tuple(o.shape[max(o.ndim - len(shape), 0):]) != tuple(shape):
                 raise ObservationError(f"obs[{m}] has shape {tuple(o.shape)}; modality {m} ({type(h).__name__}) "
                                        f"expects (*lead, {', '.join(map(str, shape))})")
+            if isinstance(h, Bernoulli) and ((o != 0) & (o != 1)).any():
+                bad = o[(o != 0) & (o != 1)].flatten()[0]
+                raise ObservationError(f"obs[{m}] holds the pixel value {float(bad):g}; modality {m} (Bernoulli) "
+                                       f"takes binary images of 0s and 1s")
+            if isinstance(h, Gaussian) and not torch.isfinite(o).all():
+                raise ObservationError(f"obs[{m}] holds a non-finite value; modality {m} (Gaussian) takes finite "
+                                       f"real vectors")
 
     def _log_likelihood(self, obs: list) -> list:
         self._check_obs(obs)

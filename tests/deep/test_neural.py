@@ -277,3 +277,14 @@ def test_td_targets_order_joint_actions_as_enumerate_policies():
     for k, pi in enumerate(policies):
         nxt = aif_deep.predict(model, qs, torch.as_tensor(pi[0]).expand(3, -1))
         assert torch.allclose(y[:, k], g[:, k] + 0.7 * qf.value(nxt))
+
+
+def test_image_and_vector_observations_are_checked_by_the_model():
+    from aif.errors import ObservationError
+
+    model = NeuralModel([3], [2], [Bernoulli((2, 2)), Gaussian((2,))], reward_preference=1.0)
+    assert model.categorical == [False, False] == aif_deep.categorical_modalities(model)
+    with pytest.raises(ObservationError, match="pixel value 2"):
+        aif_deep.infer_states(model, [torch.full((2, 2), 2), torch.zeros(2)])
+    with pytest.raises(ObservationError, match="non-finite"):
+        aif_deep.infer_states(model, [torch.zeros(2, 2, dtype=torch.long), torch.tensor([float("nan"), 0.0])])
