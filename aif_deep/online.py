@@ -176,7 +176,8 @@ class OnlineSettings:
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ParameterError(f"OnlineSettings.{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= float(self.epistemic_weight) < math.inf:
-            raise ParameterError(f"OnlineSettings.epistemic_weight must be >= 0 and finite, got {self.epistemic_weight}")
+            raise ParameterError("OnlineSettings.epistemic_weight must be >= 0 and finite, "
+                                 f"got {self.epistemic_weight}")
         if not math.isfinite(float(self.reward_preference)):
             raise ParameterError(f"OnlineSettings.reward_preference must be finite, got {self.reward_preference}")
         if self.epistemic_weight > 0 and self.ensemble_size < 2:

@@ -11,7 +11,9 @@ epsilon-greedy actions: same network, optimiser, replay buffer, update rate and 
     python examples/cartpole.py --quick               # seconds; what the tests run
 
 Prints, per seed, the first episode at which the 100-episode mean return reaches 475 ("not reached"
-otherwise), the median over seeds and the wall time; writes a figure with --out.
+otherwise), the median over seeds and the wall time; writes a figure with --out. Measured on a shared 2-core
+CPU, 600 episodes at most: with the defaults (final precision 30) active inference solved seeds 0-4 at 416,
+472, 478, not reached, 506 (median 478); with --gamma 100 at -, -, 422, -, 329, and DQN at 495, -, -, -, -.
 """
 
 from __future__ import annotations
