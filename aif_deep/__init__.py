@@ -15,6 +15,8 @@ from .fit import FitResult, fit
 from .inference import Exact, FixedPoint, categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel, default_device
 from .neural import NeuralModel, unimix
+from .online import (Ensemble, EpsilonGreedy, OnlineAgent, OnlineResult, OnlineSettings, Softmax, dqn_settings,
+                     train_online)
 from .qfunction import QFunction, QSettings, td_targets, train_qfunction
 from .images import NoisyGridImages, NoisyTMazeImages
 from .training import (ReplayBuffer, TrainResult, TrainSettings, collect_episodes, collect_random, evaluate_vfe,
@@ -31,5 +33,7 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "NoisyGridImages", "NoisyTMazeImages", "collect_random", "collect_episodes",
     "QFunction", "QSettings", "train_qfunction", "td_targets",
     "save_agent", "load_agent", "save_buffer", "load_buffer",
+    "OnlineSettings", "OnlineAgent", "OnlineResult", "train_online", "dqn_settings", "Softmax", "EpsilonGreedy",
+    "Ensemble",
     "learning",  # Dirichlet updates update_A/B/D for batches of agents, novelty_weights
 ]
