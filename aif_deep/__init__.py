@@ -20,6 +20,7 @@ from .online import (Ensemble, EpsilonGreedy, OnlineAgent, OnlineResult, OnlineS
 from .qfunction import QFunction, QSettings, td_targets, train_qfunction
 from .images import NoisyGridImages, NoisyTMazeImages
 from .training import (ReplayBuffer, TrainResult, TrainSettings, collect_episodes, collect_random, evaluate_vfe,
+                       match_classes,
                        load_checkpoint, save_checkpoint, sequence_vfe, train, train_best_of)
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "NeuralModel", "unimix",  # observation heads: aif_deep.neural.Categorical / Bernoulli / Gaussian
     "ReplayBuffer", "TrainSettings", "TrainResult", "train", "train_best_of", "sequence_vfe", "evaluate_vfe",
     "save_checkpoint", "load_checkpoint", "NoisyGridImages", "NoisyTMazeImages", "collect_random", "collect_episodes",
+    "match_classes",
     "QFunction", "QSettings", "train_qfunction", "td_targets",
     "save_agent", "load_agent", "save_buffer", "load_buffer",
     "OnlineSettings", "OnlineAgent", "OnlineResult", "train_online", "dqn_settings", "Softmax", "EpsilonGreedy",

@@ -275,6 +275,38 @@ def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = Tr
     return result
 
 
+def match_classes(pred, true, num_classes: int) -> tuple:
+    """Match learned latent classes to true states one to one, the matching that agrees most often.
+
+    Latent classes are learned without labels, so class ``k`` means state ``j`` only up to a permutation; the
+    Hungarian algorithm (``scipy.optimize.linear_sum_assignment``) finds the permutation with the most agreements.
+
+    Args:
+        pred: int ``(N,)``, the class the model assigns to each sample (e.g. the argmax of its message).
+        true: int ``(N,)``, the true state of each sample.
+        num_classes: the number of classes and of states (both ``0 .. num_classes - 1``).
+
+    Returns:
+        ``(accuracy, state_of, counts)``: the share of samples whose class is matched to their true state,
+        ``state_of[k]`` the state class ``k`` is matched to (int ``(num_classes,)``), and the co-occurrence counts
+        ``counts[k, j]`` of class ``k`` with state ``j``.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    pred, true = np.asarray(pred).ravel(), np.asarray(true).ravel()
+    if pred.shape != true.shape or pred.size == 0:
+        raise ParameterError(f"pred and true must be non-empty and of one length, got {pred.shape} and {true.shape}")
+    for name, x in (("pred", pred), ("true", true)):
+        if not np.issubdtype(x.dtype, np.integer) or x.min() < 0 or x.max() >= num_classes:
+            raise ParameterError(f"{name} must hold integers 0 to {num_classes - 1}")
+    counts = np.zeros((num_classes, num_classes))
+    np.add.at(counts, (pred, true), 1)
+    rows, cols = linear_sum_assignment(-counts)
+    state_of = np.empty(num_classes, dtype=np.int64)
+    state_of[rows] = cols
+    return float(counts[rows, cols].sum() / len(true)), state_of, counts
+
+
 def evaluate_vfe(model: NeuralModel, buffer: ReplayBuffer, windows: int = 512, length: int = 8, seed: int = 0) -> float:
     """Mean VFE per step over ``windows`` fixed windows of the buffer (same windows for every model)."""
     was_training = model.training

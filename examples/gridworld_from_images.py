@@ -37,7 +37,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from scipy.optimize import linear_sum_assignment  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import aif  # noqa: E402
@@ -45,7 +44,8 @@ import aif_deep  # noqa: E402
 from aif.envs import AgentWrapper, GridWorld  # noqa: E402
 from aif_deep.neural import Bernoulli, NeuralModel  # noqa: E402
 from aif_deep.qfunction import QFunction, QSettings, train_qfunction  # noqa: E402
-from aif_deep.training import NoisyGridImages, TrainSettings, collect_random, train_best_of  # noqa: E402
+from aif_deep.training import (NoisyGridImages, TrainSettings, collect_random, match_classes,  # noqa: E402
+                               train_best_of)
 
 FLIP = 0.05
 DISCOUNT = 0.9
@@ -77,13 +77,10 @@ def latent_accuracy(model, size, image, seed):
     true = np.concatenate(states)
     with torch.no_grad():
         pred = model.messages([images])[0].argmax(-1).numpy()
-    K = model.num_states[0]
-    counts = np.zeros((K, K))
-    np.add.at(counts, (pred, true), 1)
-    rows, cols = linear_sum_assignment(-counts)
-    confusion = np.zeros((K, K))
-    confusion[:, cols] = counts[rows].T  # row: true cell; column: the cell its class is matched to
-    return counts[rows, cols].sum() / len(true), confusion
+    accuracy, state_of, counts = match_classes(pred, true, model.num_states[0])
+    confusion = np.zeros_like(counts)
+    confusion[:, state_of] = counts.T  # row: true cell; column: the cell its class is matched to
+    return accuracy, confusion
 
 
 def belief_pool(model, buffer, rng):

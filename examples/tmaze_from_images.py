@@ -35,7 +35,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from scipy.optimize import linear_sum_assignment  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import aif  # noqa: E402
@@ -44,7 +43,7 @@ from aif.envs import AgentWrapper, TMaze  # noqa: E402
 from aif.envs.tmaze import summarize_tmaze  # noqa: E402
 from aif_deep.images import NoisyTMazeImages  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, NeuralModel  # noqa: E402
-from aif_deep.training import TrainSettings, collect_episodes, train_best_of  # noqa: E402
+from aif_deep.training import TrainSettings, collect_episodes, match_classes, train_best_of  # noqa: E402
 
 HORIZON = 2  # pymdp's T-maze demo
 TRIAL_STEPS = 3  # cue, arm, and one more step
@@ -109,14 +108,6 @@ def filtered_beliefs(model, buffer):
     return [torch.stack(q, 1).numpy() for q in zip(*out)]
 
 
-def matched_accuracy(pred, true, k):
-    """Share of ``pred == true`` after matching the ``k`` classes one to one (Hungarian algorithm)."""
-    counts = np.zeros((k, k))
-    np.add.at(counts, (pred, true), 1)
-    rows, cols = linear_sum_assignment(-counts)
-    return counts[rows, cols].sum() / len(true)
-
-
 def latent_accuracy(model, env, episodes, seed):
     """Filtered beliefs on fresh random episodes against the true states: ``(location accuracy, (location,
     context) accuracy at the steps after the cue or an arm has shown the context)``."""
@@ -125,9 +116,9 @@ def latent_accuracy(model, env, episodes, seed):
     states = np.stack(states)  # (N, T + 1, 2)
     loc, ctx = states[..., 0], states[..., 1]
     shown = np.maximum.accumulate(loc != 0, axis=1)  # every location but the centre shows the context
-    location_acc = matched_accuracy(q_loc.argmax(-1).ravel(), loc.ravel(), 4)
+    location_acc = match_classes(q_loc.argmax(-1).ravel(), loc.ravel(), 4)[0]
     joint_pred = q_loc.argmax(-1) * 2 + q_ctx.argmax(-1)
-    joint_acc = matched_accuracy(joint_pred[shown], (loc * 2 + ctx)[shown], 8)
+    joint_acc = match_classes(joint_pred[shown], (loc * 2 + ctx)[shown], 8)[0]
     return location_acc, joint_acc
 
 

@@ -16,7 +16,7 @@ from aif.envs import AgentWrapper, GridWorld  # noqa: E402
 from aif_deep.model import TabularModel  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
 from aif_deep.training import (NoisyGridImages, ReplayBuffer, TrainSettings, collect_random,  # noqa: E402
-                               evaluate_vfe, load_checkpoint, sequence_vfe, train, train_best_of)
+                               evaluate_vfe, load_checkpoint, match_classes, sequence_vfe, train, train_best_of)
 
 torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -109,16 +109,11 @@ def _grid_data(seed, episodes=40):
 
 
 def _accuracy(model, buffer, states):
-    from scipy.optimize import linear_sum_assignment
     images = torch.as_tensor(np.concatenate([e[0][0] for e in buffer.episodes]))
-    true = np.concatenate(states)
     with torch.no_grad():
         pred = model.messages([images])[0].argmax(-1).numpy()
-    K = model.num_states[0]
-    counts = np.zeros((K, K))
-    np.add.at(counts, (pred, true), 1)
-    rows, cols = linear_sum_assignment(-counts)
-    return counts[rows, cols].sum() / len(true), dict(zip(rows, cols))
+    accuracy, state_of, _ = match_classes(pred, np.concatenate(states), model.num_states[0])
+    return accuracy, dict(enumerate(state_of))
 
 
 @pytest.fixture(scope="module")
@@ -288,3 +283,12 @@ def test_image_and_vector_observations_are_checked_by_the_model():
         aif_deep.infer_states(model, [torch.full((2, 2), 2), torch.zeros(2)])
     with pytest.raises(ObservationError, match="non-finite"):
         aif_deep.infer_states(model, [torch.zeros(2, 2, dtype=torch.long), torch.tensor([float("nan"), 0.0])])
+
+
+def test_match_classes_finds_the_permutation():
+    true = np.array([0, 0, 1, 1, 2, 2, 2])
+    pred = np.array([2, 2, 0, 0, 1, 1, 0])  # class 2 is state 0, class 0 state 1, class 1 state 2; one error
+    accuracy, state_of, counts = match_classes(pred, true, 3)
+    assert accuracy == pytest.approx(6 / 7) and list(state_of) == [1, 2, 0] and counts.sum() == 7
+    with pytest.raises(aif.errors.ParameterError, match="0 to 2"):
+        match_classes(pred, true + 1, 3)
