@@ -103,6 +103,14 @@ class Learning:
             raise ParameterError(f"Learning.forgetting must be in (0, 1], got {self.forgetting}")
 
 
+def preset_settings(name, sampling, mode="deterministic", **kwargs) -> dict:
+    """Agent keyword arguments with the settings of pymdp.legacy's (``"pymdp_legacy"``) or pymdp 1.0's
+    (``"pymdp"``) agent, plus ``kwargs``; shared by ``aif.Agent`` and ``aif_deep.Agent``'s presets."""
+    inference, efe = {"pymdp_legacy": (FixedPoint.pymdp_legacy(), EFEOptions.pymdp_legacy()),
+                      "pymdp": (FixedPoint.pymdp(), EFEOptions.pymdp())}[name]
+    return dict(inference=inference, efe=efe, selection=Selection(mode, sampling), **kwargs)
+
+
 @dataclass
 class Agent:
     """An active-inference agent for a ``GenerativeModel``.
@@ -211,14 +219,12 @@ class Agent:
     @classmethod
     def pymdp_legacy(cls, model, policy_horizon=1, sampling="marginal", **kwargs) -> "Agent":
         """The settings of pymdp.legacy's ``Agent`` (its FPI, its EFE guards, marginal action selection)."""
-        return cls(model, policy_horizon, inference=FixedPoint.pymdp_legacy(), efe=EFEOptions.pymdp_legacy(),
-                   selection=Selection(kwargs.pop("mode", "deterministic"), sampling), **kwargs)
+        return cls(model, policy_horizon, **preset_settings("pymdp_legacy", sampling, **kwargs))
 
     @classmethod
     def pymdp(cls, model, policy_horizon=1, sampling="full", **kwargs) -> "Agent":
         """The settings of pymdp 1.0's ``Agent`` (its FPI, raw C, full-posterior action selection)."""
-        return cls(model, policy_horizon, inference=FixedPoint.pymdp(), efe=EFEOptions.pymdp(),
-                   selection=Selection(kwargs.pop("mode", "deterministic"), sampling), **kwargs)
+        return cls(model, policy_horizon, **preset_settings("pymdp", sampling, **kwargs))
 
     @classmethod
     def pymdp_legacy_mmp(cls, model, policy_horizon=1, inference_horizon=2, policy_sep_prior=False,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from aif.agent import Learning, Selection
+from aif.agent import Learning, Selection, preset_settings
 from aif.control import DEFAULT_TERMS, EFEOptions, enumerate_policies
 from aif.rollout import as_agent_env
 from aif.errors import ParameterError, PolicyError
@@ -114,14 +114,12 @@ class Agent:
     @classmethod
     def pymdp_legacy(cls, model, policy_horizon=1, sampling="marginal", **kwargs) -> "Agent":
         """The settings of pymdp.legacy's ``Agent`` (as ``aif.Agent.pymdp_legacy``)."""
-        return cls(model, policy_horizon, inference=FixedPoint.pymdp_legacy(), efe=EFEOptions.pymdp_legacy(),
-                   selection=Selection(kwargs.pop("mode", "deterministic"), sampling), **kwargs)
+        return cls(model, policy_horizon, **preset_settings("pymdp_legacy", sampling, **kwargs))
 
     @classmethod
     def pymdp(cls, model, policy_horizon=1, sampling="full", **kwargs) -> "Agent":
         """The settings of pymdp 1.0's ``Agent`` (as ``aif.Agent.pymdp``)."""
-        return cls(model, policy_horizon, inference=FixedPoint.pymdp(), efe=EFEOptions.pymdp(),
-                   selection=Selection(kwargs.pop("mode", "deterministic"), sampling), **kwargs)
+        return cls(model, policy_horizon, **preset_settings("pymdp", sampling, **kwargs))
 
     @property
     def device(self) -> torch.device:
