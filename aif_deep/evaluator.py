@@ -194,11 +194,12 @@ def evaluate_policies(model: BeliefModel, qs, policies=None, horizon=None, terms
     out = {k: torch.empty((*batch, P), device=device, dtype=dtype) for k in names} if with_terms else {}
     G = torch.empty((*batch, P), device=device, dtype=dtype)
     place = (None if order is None else torch.as_tensor(order, device=device))
+    novelty = _novelty_weights(model, parameter_terms, options)
     for start in range(0, P, chunk):
         stop = min(P, start + chunk)
         rows = (_enumerated_rows(start, stop, controls, H, device) if sorted_policies is None
                 else sorted_policies[start:stop])
-        sums = _evaluate_rows(model, qs, rows, options, terminal_value, parameter_terms)
+        sums = _evaluate_rows(model, qs, rows, options, terminal_value, novelty)
         G_rows = _combine(sums, terms, discount ** H)
         idx = torch.arange(start, stop, device=device) if place is None else place[start:stop]
         G.index_copy_(-1, idx, G_rows.expand(stop - start, *batch).movedim(0, -1))
@@ -221,8 +222,11 @@ def _combine(sums, terms, weight):
     return G
 
 
-def _evaluate_rows(model, qs, rows, options, terminal_value, parameter_terms=()):
-    """Summed step terms for sorted policies ``rows`` (n, H, F): dict of ``(n, *batch)`` tensors."""
+def _evaluate_rows(model, qs, rows, options, terminal_value, novelty=None):
+    """Summed step terms for sorted policies ``rows`` (n, H, F): dict of ``(n, *batch)`` tensors.
+
+    ``novelty``: ``{"pA": [W_m], "pB": [W_f]}`` (``_novelty_weights``) for the parameter terms it holds."""
+    novelty = novelty or {}
     nodes = [q[None] for q in qs]  # (N_t, *batch, S_f), one node at the root
     sums = None
     for t, (parent, action, node_of_row) in enumerate(_prefix_tree(rows)):
@@ -236,10 +240,10 @@ def _evaluate_rows(model, qs, rows, options, terminal_value, parameter_terms=())
         step = model.outcome_terms(children, t, options)
         step = {"utility": step["utility"], "ambiguity": step["ambiguity"],
                 "state_info_gain": step["entropy"] - step["ambiguity"]}
-        if "pA_info_gain" in parameter_terms:
-            step["pA_info_gain"] = _pA_info_gain(model, children, options)
-        if "pB_info_gain" in parameter_terms:
-            weighted = select(_predict_all_with(model, model.pB, nodes, options))
+        if "pA" in novelty:
+            step["pA_info_gain"] = _pA_info_gain(model, novelty["pA"], children)
+        if "pB" in novelty:
+            weighted = select(_predict_all_with(model, novelty["pB"], nodes))
             step["pB_info_gain"] = -sum((q * w).sum(-1) for q, w in zip(children, weighted))
         sums = step if sums is None else {k: sums[k].index_select(0, parent) + step[k] for k in step}
         nodes = children
@@ -249,28 +253,38 @@ def _evaluate_rows(model, qs, rows, options, terminal_value, parameter_terms=())
     return leaves
 
 
-def _pA_info_gain(model, qs, options):
-    """-sum_m sum_o q(o_m) sum_s W(pA[m])[o, s] q(s): the novelty of A at one step, ``(*lead,)``.
+def _novelty_weights(model, parameter_terms, options):
+    """The novelty weights W of the counts the parameter terms need, once per call (not per depth or chunk)."""
+    out = {}
+    if "pA_info_gain" in parameter_terms:
+        out["pA"] = [novelty_weights(p, p.ndim - len(d) - 1, options.wnorm)
+                     for p, d in zip(model.pA, model.A_dependencies)]
+    if "pB_info_gain" in parameter_terms:
+        out["pB"] = [novelty_weights(p, p.ndim - len(d) - 2, options.wnorm)
+                     for p, d in zip(model.pB, model.B_dependencies)]
+    return out
+
+
+def _pA_info_gain(model, W_A, qs):
+    """-sum_m sum_o q(o_m) sum_s W_A[m][o, s] q(s): the novelty of A at one step, ``(*lead,)``.
 
     ``q(o_m)`` is predicted by the model's ``A`` (as ``aif.expected_free_energy`` does).
     """
     gain = 0.0
-    for A_m, pA_m, deps in zip(model.A, model.pA, model.A_dependencies):
+    for A_m, W, deps in zip(model.A, W_A, model.A_dependencies):
         qs_deps = [qs[f] for f in deps]
-        W = novelty_weights(pA_m, pA_m.ndim - len(deps) - 1, options.wnorm)
         gain = gain - (contract(A_m, qs_deps) * contract(W, qs_deps)).sum(-1)
     return gain
 
 
-def _predict_all_with(model, tables, qs, options):
-    """``predict_all`` with the novelty weights of ``pB`` in place of ``B``: ``(U_f, *lead, S_f)`` per factor.
+def _predict_all_with(model, W_B, qs):
+    """``predict_all`` with the novelty weights ``W_B`` of ``pB`` in place of ``B``: ``(U_f, *lead, S_f)`` per factor.
 
     Contracted with the predicted next beliefs it gives the novelty of B for each control,
     -sum_{s', s} q(s') W(pB[f])[s', s, u] q(s).
     """
     out = []
-    for pB_f, deps in zip(tables, model.B_dependencies):
+    for W, deps in zip(W_B, model.B_dependencies):
         k = len(deps)
-        W = novelty_weights(pB_f, pB_f.ndim - k - 2, options.wnorm)
         out.append(sum_against(W.movedim(-1, -2 - k), [qs[g] for g in deps], keep=2).movedim(-2, 0))
     return out
