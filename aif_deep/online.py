@@ -31,6 +31,23 @@ ensemble-disagreement exploration. It is computed when a transition is replayed 
 so it decays as the model learns). Through the bootstrap, ``G_phi`` carries the information gain expected
 along the future path, not only the next step.
 
+Bounding the epistemic value (``epistemic_cap``). Each transition's epistemic value enters g as
+``min(epistemic_weight * info_gain, epistemic_cap)``, so no single transition's expected information is
+worth more than ``epistemic_cap`` nats of log-preference (CartPole's risk is 1 nat per step). Why: before the
+ensemble has been fitted, its members disagree by their random initialisation, not by what the data leave
+uncertain: on CartPole the information gain is 9-10 nats per step over the first ~1000 steps and falls to
+0.02-0.1 after a few hundred updates. With ``epistemic_weight=10`` and no bound this transient is ~90-100
+nats per step against a risk of 1; the action differences of G_phi it leaves behind (which action's
+untrained networks disagree more) drove the rising-precision policy onto one action, and the agent never
+collected the long episodes from which G_phi would learn to balance: return ~10 on 3 of 3 seeds, although
+under the final ensemble a balancing policy has a far lower G (-187 against -11 for always pushing one way,
+Monte-Carlo over 30 episodes) -- a failure of the critic, not an objective that prefers falling. Giving up
+the information gain of terminal transitions (2-3 times that of other steps) did not help; withholding it
+for 3000 steps, or the cap, did. The cap changes the objective only where ``w * info_gain`` exceeds it: with
+w = 0.1 only during the first few hundred updates; with w = 10 during the transient (where it makes the
+epistemic value the same constant for every action) and on the rarer transitions near failure later.
+``OnlineResult.capped`` reports the fraction of replayed transitions at the cap.
+
 ``epistemic_weight=0`` with an ``EpsilonGreedy`` selection and ``temperature -> 0`` (``hard_min=True``) is
 the DQN of Mnih et al. on -Q; ``dqn_settings`` builds it with the rest of the settings shared.
 """
@@ -139,6 +156,10 @@ class OnlineSettings:
         hard_min: V = min_a G_target (DQN) instead of the soft minimum.
         reward_preference: c in ln p~(r) = c * r (risk = -c r).
         epistemic_weight: weight of the information gain in g (0: no transition model is trained).
+        epistemic_cap: the largest epistemic value ``epistemic_weight * info_gain`` one transition adds to g,
+            in nats (g's units; compare the per-step risk ``|reward_preference * r|``); ``None``: unbounded.
+            0.5 by evidence: at w = 10 with no bound (or 1.0, on 1 of 3 seeds) CartPole collapsed onto one
+            action; see the module docstring.
         ensemble_size: K transition networks (at least 2 when epistemic_weight > 0).
         model_hidden: width of each transition network's hidden layers.
         noise_sd: sigma of the transition likelihood, in the observation's units.
@@ -158,6 +179,7 @@ class OnlineSettings:
     hard_min: bool = False
     reward_preference: float = 1.0
     epistemic_weight: float = 0.1
+    epistemic_cap: float | None = 0.5
     ensemble_size: int = 5
     model_hidden: int = 64
     noise_sd: float = 0.01
@@ -178,6 +200,9 @@ class OnlineSettings:
         if not 0.0 <= float(self.epistemic_weight) < math.inf:
             raise ParameterError("OnlineSettings.epistemic_weight must be >= 0 and finite, "
                                  f"got {self.epistemic_weight}")
+        if self.epistemic_cap is not None and not 0.0 < float(self.epistemic_cap) < math.inf:
+            raise ParameterError(f"OnlineSettings.epistemic_cap must be positive and finite or None, "
+                                 f"got {self.epistemic_cap}")
         if not math.isfinite(float(self.reward_preference)):
             raise ParameterError(f"OnlineSettings.reward_preference must be finite, got {self.reward_preference}")
         if self.epistemic_weight > 0 and self.ensemble_size < 2:
@@ -274,6 +299,7 @@ class OnlineAgent:
         self.size = 0
         self.steps = 0
         self.last_info_gain = float("nan")
+        self.last_capped = float("nan")
 
     @torch.no_grad()
     def action_probabilities(self, obs) -> np.ndarray:
@@ -299,11 +325,18 @@ class OnlineAgent:
         if self.steps >= self.settings.learning_starts and self.steps % self.settings.train_every == 0:
             self.update()
 
+    def epistemic_value(self, info_gain: torch.Tensor) -> torch.Tensor:
+        """min(epistemic_weight * info_gain, epistemic_cap): ``(B,)`` -> ``(B,)`` (see the module docstring)."""
+        value = self.settings.epistemic_weight * info_gain
+        if self.settings.epistemic_cap is not None:
+            value = value.clamp(max=self.settings.epistemic_cap)
+        return value
+
     def one_step_efe(self, reward, info_gain=None) -> torch.Tensor:
-        """g = -c r - epistemic_weight * info_gain for a batch of transitions: ``(B,)``."""
+        """g = -c r - epistemic_value(info_gain) for a batch of transitions: ``(B,)``."""
         g = -self.settings.reward_preference * reward
         if info_gain is not None:
-            g = g - self.settings.epistemic_weight * info_gain
+            g = g - self.epistemic_value(info_gain)
         return g
 
     def update(self) -> float:
@@ -317,6 +350,8 @@ class OnlineAgent:
             pred = self.ensemble(x, a)  # (K, B, D), before this step's update: the gain still to be had
             ig = _info_gain(pred.detach(), s.noise_sd)
             self.last_info_gain = float(ig.mean())
+            cap = s.epistemic_cap
+            self.last_capped = 0.0 if cap is None else float((s.epistemic_weight * ig >= cap).float().mean())
         with torch.no_grad():
             V1 = self.target(x1).min(-1).values if s.hard_min else self.target.value(x1)  # (B,)
             y = self.one_step_efe(r, ig) + s.discount * (1.0 - done) * V1
@@ -344,6 +379,7 @@ class OnlineResult:
         policy_entropy: mean over the episode's steps of H[q(a | x)] in nats ``(E,)``.
         action_entropy: entropy of the episode's empirical action frequencies in nats ``(E,)`` (0: one action).
         info_gain: mean information gain of the last update in the episode (nan without an ensemble) ``(E,)``.
+        capped: fraction of that update's transitions whose epistemic value was at ``epistemic_cap`` ``(E,)``.
         solved_episode: first episode (1-based) at which the mean of the last ``window`` returns reached
             ``solve_return``; None if it did not.
         steps: environment steps taken.
@@ -354,6 +390,7 @@ class OnlineResult:
     policy_entropy: np.ndarray
     action_entropy: np.ndarray
     info_gain: np.ndarray
+    capped: np.ndarray
     solved_episode: int | None
     steps: int
     agent: OnlineAgent
@@ -380,7 +417,7 @@ def train_online(env, settings: OnlineSettings = OnlineSettings(), episodes: int
     if not hasattr(env.action_space, "n"):
         raise ParameterError(f"train_online needs a Discrete action space, got {env.action_space}")
     agent = OnlineAgent(num_features, int(env.action_space.n), settings, seed=seed)
-    returns, pol_h, act_h, igs = [], [], [], []
+    returns, pol_h, act_h, igs, capped = [], [], [], [], []
     solved = None
     obs, _ = env.reset(seed=int(seed))
     env.action_space.seed(int(seed))
@@ -401,6 +438,7 @@ def train_online(env, settings: OnlineSettings = OnlineSettings(), episodes: int
         pol_h.append(h_sum / counts.sum())
         act_h.append(_entropy(counts / counts.sum()))
         igs.append(agent.last_info_gain)
+        capped.append(agent.last_capped)
         mean = float(np.mean(returns[-window:]))
         bar.set_postfix(ret=f"{total:.0f}", mean=f"{mean:.0f}", refresh=False)
         if solve_return is not None and solved is None and len(returns) >= window and mean >= solve_return:
@@ -408,5 +446,5 @@ def train_online(env, settings: OnlineSettings = OnlineSettings(), episodes: int
             if stop_when_solved:
                 break
     bar.close()
-    return OnlineResult(np.array(returns), np.array(pol_h), np.array(act_h), np.array(igs), solved, agent.steps,
-                        agent)
+    return OnlineResult(np.array(returns), np.array(pol_h), np.array(act_h), np.array(igs), np.array(capped),
+                        solved, agent.steps, agent)

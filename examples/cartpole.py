@@ -40,7 +40,8 @@ def run_one(job):
     res = train_online(gym.make("CartPole-v1"), settings, episodes, seed, solve_return=solve, window=window,
                        stop_when_solved=stop, progress=progress, desc=f"{name} seed {seed}")
     return dict(name=name, seed=seed, returns=res.returns, policy_entropy=res.policy_entropy,
-                action_entropy=res.action_entropy, info_gain=res.info_gain, solved=res.solved_episode,
+                action_entropy=res.action_entropy, info_gain=res.info_gain, capped=res.capped,
+                solved=res.solved_episode,
                 steps=res.steps, seconds=time.perf_counter() - start)
 
 
@@ -80,6 +81,8 @@ def main(argv=None):
     p.add_argument("--ablation", action="store_true", help="active inference over --weights instead of vs DQN")
     p.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.1, 1.0, 10.0])
     p.add_argument("--gamma", type=float, default=None, help="precision of q(a) (default: OnlineSettings')")
+    p.add_argument("--cap", type=float, default=None,
+                   help="epistemic_cap, nats per step (default: OnlineSettings'); 0: unbounded")
     p.add_argument("--workers", type=int, default=1, help="processes (one run each)")
     p.add_argument("--quick", action="store_true", help="tiny settings for the tests")
     p.add_argument("--out", default=None, help="write the figure here (PNG)")
@@ -95,6 +98,8 @@ def main(argv=None):
     dqn_eps = EpsilonGreedy()
     if args.gamma is not None:
         settings = replace(settings, selection=Softmax(args.gamma))
+    if args.cap is not None:
+        settings = replace(settings, epistemic_cap=args.cap if args.cap > 0 else None)
     if args.quick:
         args.seeds, args.episodes, args.window = min(args.seeds, 1), min(args.episodes, 40), min(args.window, 10)
         settings = replace(settings, hidden=64, learning_starts=200, ensemble_size=3, model_hidden=32)
@@ -113,8 +118,8 @@ def main(argv=None):
     results = run_jobs(jobs, args.workers)
     wall = time.perf_counter() - start
 
-    print(f"CartPole-v1, {len(seeds)} seeds, at most {args.episodes} episodes; first episode with "
-          f"{args.window}-episode mean return >= {args.solve:g}")
+    print(f"CartPole-v1, {len(seeds)} seeds, at most {args.episodes} episodes, epistemic_cap "
+          f"{settings.epistemic_cap}; first episode with {args.window}-episode mean return >= {args.solve:g}")
     for name in agents:
         rs = [r for r in results if r["name"] == name]
         solved = [r["solved"] for r in rs]
@@ -126,7 +131,8 @@ def main(argv=None):
               f"{sum(r['steps'] for r in rs)} steps, {sum(r['seconds'] for r in rs):.0f} s of runs")
     if args.ablation:
         print("\n  weight | mean return (first / middle / last third of episodes) | H[q(a|x)] | action-frequency"
-              " entropy | info gain per step (first / last third); entropies in nats over the last third")
+              " entropy | info gain per step (first / last third) | replayed transitions at the cap (first / last"
+              " third); entropies in nats over the last third")
         for name in agents:
             rs = [r for r in results if r["name"] == name]
             R = np.array([r["returns"] for r in rs])
@@ -135,12 +141,14 @@ def main(argv=None):
             Hq = np.mean([r["policy_entropy"][last].mean() for r in rs])
             Ha = np.mean([r["action_entropy"][last].mean() for r in rs])
             first = np.array_split(np.arange(R.shape[1]), 3)[0]
-            ig = []
+            ig, cap = [], []
             for part in (first, last):  # nan without an ensemble (w = 0)
                 vals = [v for r in rs for v in r["info_gain"][part] if np.isfinite(v)]
                 ig.append(np.mean(vals) if vals else np.nan)
+                vals = [v for r in rs for v in r["capped"][part] if np.isfinite(v)]
+                cap.append(np.mean(vals) if vals else np.nan)
             print(f"  {name:>6} | {thirds[0]:6.1f} / {thirds[1]:6.1f} / {thirds[2]:6.1f} | {Hq:.3f} | {Ha:.3f} | "
-                  f"{ig[0]:.3g} / {ig[1]:.3g}")
+                  f"{ig[0]:.3g} / {ig[1]:.3g} | {cap[0]:.2f} / {cap[1]:.2f}")
     print(f"wall time {wall:.0f} s ({args.workers} worker(s), {os.cpu_count()} CPU cores, torch on the CPU)")
 
     if args.out:

@@ -46,6 +46,7 @@ def test_active_inference_agent_learns_cartpole_in_a_short_budget():
     assert 15 < random_mean < 30  # the yardstick itself: a uniform policy lasts ~22 steps
     assert res.returns[-15:].mean() > 3 * random_mean, (res.returns[-15:].mean(), random_mean)
     assert np.isfinite(res.info_gain[-1]) and res.info_gain[-1] >= 0
+    assert res.capped.shape == res.returns.shape and 0.0 <= res.capped[-1] <= 1.0
     # It did not collapse onto one action: both actions in every late episode.
     assert (res.action_entropy[-15:] > 0.5).all()
 
@@ -85,6 +86,34 @@ def test_epistemic_term_enters_the_td_target():
     assert OnlineAgent(4, 2, dqn_settings(QUICK), seed=0).ensemble is None  # DQN: no model, no epistemic term
 
 
+def test_epistemic_cap_bounds_the_epistemic_value_per_transition():
+    ig = torch.tensor([0.0, 0.01, 0.04, 0.05, 0.2, 9.0])
+    r = torch.ones(6)
+    capped = OnlineAgent(4, 2, replace(QUICK, epistemic_weight=10.0, epistemic_cap=0.5), seed=0)
+    free = OnlineAgent(4, 2, replace(QUICK, epistemic_weight=10.0, epistemic_cap=None), seed=0)
+    # g = -r - min(w * ig, cap): unchanged below the cap, never more than cap nats of epistemic value.
+    np.testing.assert_allclose(capped.one_step_efe(r, ig).numpy(), [-1.0, -1.1, -1.4, -1.5, -1.5, -1.5], rtol=1e-6)
+    np.testing.assert_allclose(free.one_step_efe(r, ig).numpy(), (-1.0 - 10.0 * ig).numpy(), rtol=1e-6)
+
+
+def test_epistemic_cap_makes_the_untrained_ensembles_disagreement_the_same_for_every_action():
+    # The cause of the collapse at w = 10: before the ensemble is fitted its members disagree by their
+    # initialisation (~9 nats per CartPole step), and with no bound that disagreement, differing between
+    # actions, dominates g. Under the cap, g is the same for both actions at every state.
+    gen = torch.Generator().manual_seed(0)
+    x = 0.1 * torch.randn(256, 4, generator=gen)  # CartPole's states are near 0
+    s = replace(QUICK, epistemic_weight=10.0, ensemble_size=5, model_hidden=64, noise_sd=0.01)
+    agent = OnlineAgent(4, 2, s, seed=0)
+    r = torch.ones(256)
+    ig = [agent.ensemble.info_gain(x, torch.full((256,), a), s.noise_sd) for a in (0, 1)]
+    assert min(float(i.min()) for i in ig) > 0.5 / 10.0  # every transition is above the cap
+    g_free = [-r - 10.0 * i for i in ig]
+    assert float((g_free[0] - g_free[1]).abs().mean()) > 1.0  # more than one step's risk between the actions
+    g = [agent.one_step_efe(r, i) for i in ig]
+    torch.testing.assert_close(g[0], g[1])
+    torch.testing.assert_close(g[0], torch.full((256,), -1.5))
+
+
 def test_selection_rules():
     G = np.array([-10.0, -12.0])
     p = Softmax(gamma=0.5, gamma_start=None).probabilities(G, 0)
@@ -100,7 +129,8 @@ def test_selection_rules():
 
 @pytest.mark.parametrize("bad", [dict(lr=0.0), dict(discount=1.5), dict(tau=-0.1), dict(batch_size=0),
                                  dict(temperature=0.0), dict(epistemic_weight=-1.0), dict(noise_sd=0.0),
-                                 dict(ensemble_size=1), dict(selection="softmax"), dict(buffer_size=0)])
+                                 dict(ensemble_size=1), dict(selection="softmax"), dict(buffer_size=0),
+                                 dict(epistemic_cap=0.0), dict(epistemic_cap=-1.0), dict(epistemic_cap=float("inf"))])
 def test_bad_settings_raise(bad):
     with pytest.raises(ParameterError):
         OnlineSettings(**bad)
