@@ -15,6 +15,7 @@ The KL between categorical beliefs is exact.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field, replace
 
@@ -28,7 +29,7 @@ from aif.io import FormatError
 
 from .checkpoint import read_torch_file
 from .images import NoisyGridImages  # noqa: F401  (importable from here, as before)
-from .neural import NeuralModel, predict_all_from, unimix
+from .neural import Bernoulli, Categorical, NeuralModel, predict_all_from, unimix
 
 
 class ReplayBuffer:
@@ -87,7 +88,8 @@ class ReplayBuffer:
 
 
 def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | None = None,
-                 usage_weight: float = 1.0, kl_weight: float = 1.0) -> tuple:
+                 usage_weight: float = 1.0, kl_weight: float = 1.0, stop_filter_gradient: bool = False,
+                 encoder_flip: float = 0.0) -> tuple:
     """Mean VFE per step of a batch of windows (module docstring) and its parts.
 
     The loss adds ``usage_weight`` times KL[q_bar || uniform], with q_bar the posterior averaged over the
@@ -118,7 +120,10 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
     B = model.tables()["B"]  # once per batch: the transition network on every state and control
     D = [unimix(torch.softmax(lg, -1), model.unimix) for lg in model.prior_logits]
     prior = [torch.where(first[:, None], d, torch.full_like(d, 1.0 / d.shape[-1])) for d in D]
-    message = model.joint_message([o.flatten(0, 1) for o in obs])  # encode every step at once: (B * (L+1), J)
+    seen = obs
+    if encoder_flip > 0:
+        seen = [_flip(o, encoder_flip, generator) if isinstance(h, Bernoulli) else o for h, o in zip(model.heads, obs)]
+    message = model.joint_message([o.flatten(0, 1) for o in seen])  # encode every step at once: (B * (L+1), J)
     message = message.reshape(Bsz, L + 1, -1)  # (B, L + 1, J)
     kl = 0.0
     samples = []
@@ -131,7 +136,8 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
         usage = [u + q.mean(0) / (L + 1) for u, q in zip(usage, qs)]
         samples.append(torch.cat([_st_sample(q, generator) for q in qs], -1))  # (B, sum S)
         if t < L:
-            prior = _predict(B, qs, actions[:, t])  # prior_{t+1} = E_{q_t}[B(u_t)], the agent's predict
+            carried = [q.detach() for q in qs] if stop_filter_gradient else qs
+            prior = _predict(B, carried, actions[:, t])  # prior_{t+1} = E_{q_t}[B(u_t)], the agent's predict
     # The decoder and the reward head see every step's sample at once.
     samples = torch.stack(samples, 1)  # (B, L + 1, sum S)
     params = model.decode(samples)
@@ -148,6 +154,12 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
         metrics = {"vfe": float(vfe.mean()), "usage_kl": float(usage_kl), "reconstruction": float(recon.mean() / (L + 1)),
                    "kl": float(kl.mean() / (L + 1)), "reward": float(rew_loss.mean() / max(L, 1))}
     return loss, metrics
+
+
+def _flip(o, flip, generator):
+    """Binary pixels ``o`` with each flipped with probability ``flip`` (the draws from ``generator``)."""
+    u = torch.rand(o.shape, generator=generator, device=o.device)
+    return torch.where(u < flip, 1 - o, o)
 
 
 def _posterior(message, prior):
@@ -218,6 +230,11 @@ class TrainSettings:
     progress: bool = True
     usage_weight: float = 1.0
     kl_weight: float = 1.0
+    stop_filter_gradient: bool = False
+    encoder_flip: float = 0.0
+    split_merge_every: int = 0
+    split_merge_until: float = 0.75
+    split_merge_threshold: float = 2.0
 
     def __post_init__(self):
         for name, least in (("steps", 0), ("batch_size", 1), ("length", 0), ("checkpoint_every", 1), ("log_every", 1)):
@@ -229,6 +246,14 @@ class TrainSettings:
             raise ParameterError(f"TrainSettings.usage_weight must be non-negative and finite, got {self.usage_weight}")
         if not 0.0 < float(self.kl_weight) < float("inf"):
             raise ParameterError(f"TrainSettings.kl_weight must be positive and finite, got {self.kl_weight}")
+        if not 0.0 <= float(self.encoder_flip) < 0.5:
+            raise ParameterError(f"TrainSettings.encoder_flip must lie in [0, 0.5), got {self.encoder_flip}")
+        if int(self.split_merge_every) < 0:
+            raise ParameterError(f"TrainSettings.split_merge_every must be at least 0 (0: no split-merge), got "
+                                 f"{self.split_merge_every}")
+        if not 0.0 <= float(self.split_merge_until) <= 1.0:
+            raise ParameterError(f"TrainSettings.split_merge_until must lie in [0, 1] (a share of the steps), got "
+                                 f"{self.split_merge_until}")
 
 
 @dataclass
@@ -238,6 +263,7 @@ class TrainResult:
 
     history: list = field(default_factory=list)
     step: int = 0
+    moves: list = field(default_factory=list)
 
 
 def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = TrainSettings()) -> TrainResult:
@@ -257,7 +283,8 @@ def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = Tr
                initial=result.step, total=settings.steps, leave=False)
     for step in bar:
         loss, metrics = sequence_vfe(model, buffer.sample(settings.batch_size, settings.length, rng), gen,
-                                     settings.usage_weight, settings.kl_weight)
+                                     settings.usage_weight, settings.kl_weight, settings.stop_filter_gradient,
+                                     settings.encoder_flip)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -269,10 +296,118 @@ def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = Tr
             if settings.log:
                 with open(settings.log, "a") as fh:
                     fh.write(json.dumps(metrics) + "\n")
+        if (settings.split_merge_every and result.step % settings.split_merge_every == 0
+                and result.step <= settings.split_merge_until * settings.steps):
+            move = split_merge(model, buffer, rng, threshold=settings.split_merge_threshold, lr=settings.lr)
+            if move is not None:
+                result.moves.append({"step": result.step, **move})
         if settings.checkpoint and (result.step % settings.checkpoint_every == 0 or result.step == settings.steps):
             save_checkpoint(settings.checkpoint, model, opt, result, rng, gen)
     model.eval()
     return result
+
+
+def _pool(buffer: ReplayBuffer, size: int, rng: np.random.Generator) -> list:
+    """``size`` single observations drawn uniformly from every step of the buffer: one array per modality."""
+    steps = [(i, t) for i, e in enumerate(buffer.episodes) for t in range(len(e[1]) + 1)]
+    pick = rng.integers(len(steps), size=size)
+    return [np.stack([buffer.episodes[steps[k][0]][0][m][steps[k][1]] for k in pick])
+            for m in range(len(buffer.episodes[0][0]))]
+
+
+def _bernoulli_nll(x, means):
+    """``-ln p(x | means)`` of binary features ``x (N, P)`` under every row of ``means (K, P)``: ``(N, K)``."""
+    m = means.clamp(0.01, 0.99)
+    return -(x @ torch.log(m).T + (1 - x) @ torch.log(1 - m).T)
+
+
+def _two_means(x, iterations=10):
+    """Split the rows of ``x (N, P)`` in two by k-means from the two most distant rows: a bool ``(N,)``."""
+    far = torch.cdist(x[:1], x)[0].argmax()
+    centres = torch.stack([x[torch.cdist(x[far][None], x)[0].argmax()], x[far]])
+    for _ in range(iterations):
+        side = torch.cdist(x, centres).argmin(-1).bool()
+        if side.all() or not side.any():
+            break
+        centres = torch.stack([x[~side].mean(0), x[side].mean(0)])
+    return side
+
+
+def split_merge(model: NeuralModel, buffer: ReplayBuffer, rng: np.random.Generator, pool: int = 4096,
+                threshold: float = 2.0, refit_steps: int = 50, lr: float = 1e-2) -> dict | None:
+    """One split-merge move of the latent classes, if the data ask for it: a label-free escape from the
+    clustering optimum where one class covers two states while another state is split over two classes.
+
+    On ``pool`` observations of the buffer, each assigned to the joint class of its largest encoder message:
+
+    - split candidate ``a``: the class whose observations gain most from being split in two (2-means on the
+      observations' features; gain: the drop of -ln p(o) under the per-cluster mean features, Bernoulli
+      per feature, against the class's mean features);
+    - merge candidate ``b``: the class (not ``a``) whose observations lose least when each goes to its best
+      other class under the same mean-feature likelihood (a class that shares a state with another, or is unused).
+
+    The move is made when (gain - loss) per observation of ``a`` exceeds ``threshold`` nats: one half of ``a``'s
+    observations is given to ``b``, ``b``'s go to their best other class, and ``refit_steps`` Adam steps fit the
+    encoder (cross-entropy of its message against these assignments) and the decoder (-ln p(o | class)) on the
+    pool. The VFE training that follows refits the transitions, the prior and the reward head.
+
+    Returns ``None`` (no move) or ``{"split": a, "merge": b, "gain": nats per observation of a}``.
+    """
+    for m, h in enumerate(model.heads):
+        if not isinstance(h, (Bernoulli, Categorical)):
+            raise ParameterError(f"split_merge takes Bernoulli and Categorical modalities; modality {m} is {h!r}")
+    dev, dt = model.device, model.dtype
+    obs = [torch.as_tensor(o, device=dev) for o in _pool(buffer, pool, rng)]
+    with torch.no_grad():
+        z = model.joint_message(obs).argmax(-1)  # (N,)
+        x = torch.cat([h.features(o).to(dt) for h, o in zip(model.heads, obs)], -1)  # (N, P), in [0, 1]
+        J = math.prod(model.num_states)
+        counts = torch.bincount(z, minlength=J)
+        means = torch.zeros(J, x.shape[1], dtype=dt, device=dev).index_add_(0, z, x) / counts.clamp_min(1)[:, None]
+        nll = _bernoulli_nll(x, means)  # (N, J)
+        own = nll.gather(1, z[:, None])[:, 0]
+        gain, halves = torch.zeros(J, dtype=dt, device=dev), {}
+        for k in torch.nonzero(counts >= 2)[:, 0].tolist():
+            side = _two_means(x[z == k])
+            if side.all() or not side.any():
+                continue
+            halves[k] = side
+            sub = torch.stack([x[z == k][~side].mean(0), x[z == k][side].mean(0)])
+            gain[k] = (own[z == k] - _bernoulli_nll(x[z == k], sub).gather(1, side.long()[:, None])[:, 0]).sum()
+        a = int(gain.argmax())
+        others = nll.clone()
+        others[:, counts == 0] = float("inf")  # an unused class is no destination
+        others[torch.arange(len(z)), z] = float("inf")
+        loss = torch.zeros(J, dtype=dt, device=dev).index_add_(0, z, others.min(-1).values - own)
+        loss[a] = float("inf")
+        b = int(loss.argmin())
+        per_obs = float((gain[a] - loss[b]) / counts[a].clamp_min(1))
+        if a not in halves or per_obs <= threshold:
+            return None
+        target = z.clone()
+        target[z == b] = others[z == b].argmin(-1)
+        moved = torch.nonzero(z == a)[:, 0][halves[a]]
+        target[moved] = b
+    fit_classes(model, obs, target, refit_steps, lr)
+    return {"split": a, "merge": b, "gain": per_obs}
+
+
+def fit_classes(model: NeuralModel, obs: list, target, steps: int = 50, lr: float = 1e-2) -> None:
+    """Fit the encoder and the decoder to given joint classes: ``steps`` Adam steps on the cross-entropy of
+    the encoder's message against ``target`` (int ``(N,)``, joint-state indices in ``joint_states`` order) plus
+    -ln p(o | target) under the decoder, for observations ``obs`` (one ``(N, ...)`` tensor per modality)."""
+    target = torch.as_tensor(target, device=model.device)
+    states = model.joint_states()
+    was_training = model.training
+    model.train()
+    opt = torch.optim.Adam(list(model.encoders.parameters()) + list(model.decoders.parameters()), lr=lr)
+    for _ in range(int(steps)):
+        ce = torch.nn.functional.cross_entropy(model.joint_message(obs), target)
+        rec = -sum(h.log_prob(p, o) for h, p, o in zip(model.heads, model.decode(states[target]), obs)).mean()
+        opt.zero_grad()
+        (ce + rec).backward()
+        opt.step()
+    model.train(was_training)
 
 
 def match_classes(pred, true, num_classes: int) -> tuple:

@@ -1,0 +1,101 @@
+"""Training options that make the learned latent states the same across training seeds: the encoder's input
+noise (``TrainSettings.encoder_flip``) and split-merge moves of the latent classes (``split_merge``)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from aif.errors import ParameterError  # noqa: E402
+from aif_deep.images import cell_templates, flip_pixels  # noqa: E402
+from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
+from aif_deep.training import (ReplayBuffer, TrainSettings, fit_classes, match_classes, sequence_vfe,  # noqa: E402
+                               split_merge)
+
+torch.set_num_threads(1)
+
+
+def _batch(rng, B=16, L=3):
+    images = rng.integers(2, size=(B, L + 1, 4, 4))
+    return {"observations": [images, rng.integers(3, size=(B, L + 1))], "actions": np.zeros((B, L, 1), dtype=np.int64),
+            "rewards": np.zeros((B, L)), "first": np.ones(B, dtype=bool)}
+
+
+def test_encoder_flip_flips_the_encoders_pixels_only():
+    model = NeuralModel([3], [1], [Bernoulli((4, 4)), Categorical(3)], seed=0)
+    batch = _batch(np.random.default_rng(0))
+    seen = []
+    encode = model.joint_message
+    model.joint_message = lambda obs: seen.append(obs) or encode(obs)
+    gen = torch.Generator().manual_seed(0)
+    _, plain = sequence_vfe(model, batch, gen)
+    _, flipped = sequence_vfe(model, batch, gen, encoder_flip=0.25)
+    images, rewards = (torch.as_tensor(o).flatten(0, 1) for o in batch["observations"])
+    assert (seen[0][0] == images).all() and (seen[0][1] == rewards).all()
+    changed = (seen[1][0] != images).float().mean()
+    assert 0.18 < changed < 0.32 and set(seen[1][0].unique().tolist()) <= {0, 1}
+    assert (seen[1][1] == rewards).all()  # a categorical modality is never flipped
+    # the decoder still scores the observed images: with the encoder's input fixed, flipping changes nothing
+    # but the draws it takes from the generator
+    model.joint_message = lambda obs: encode([images, rewards])
+    _, with_flip = sequence_vfe(model, batch, torch.Generator().manual_seed(0), encoder_flip=0.25)
+    gen = torch.Generator().manual_seed(0)
+    torch.rand(batch["observations"][0].shape, generator=gen)  # the flip's draws
+    _, without = sequence_vfe(model, batch, gen)
+    assert with_flip["reconstruction"] == pytest.approx(without["reconstruction"], rel=1e-6)
+    assert with_flip["reconstruction"] != pytest.approx(plain["reconstruction"], rel=1e-6)
+
+
+def _bad_clustering(seed=0):
+    """Images of four cells of a 2x2 grid (6x6 pixels, 5% flipped), and a model fitted to the clustering
+    optimum that split-merge escapes: class 0 holds cells 0 and 1, cell 2 is split over classes 2 and 3 (by a
+    corner pixel), class 1 holds cell 3."""
+    rng = np.random.default_rng(seed)
+    templates = cell_templates((2, 2), (6, 6), [(0, 0), (0, 1), (1, 0), (1, 1)])
+    cells = rng.integers(4, size=1200)
+    images = flip_pixels(templates[cells], 0.05, rng)
+    bad = np.select([cells <= 1, cells == 3, images[:, 5, 0] == 1], [0, 1, 3], 2)
+    model = NeuralModel([4], [1], [Bernoulli((6, 6))], seed=seed)
+    fit_classes(model, [torch.as_tensor(images)], torch.as_tensor(bad), steps=150)
+    buffer = ReplayBuffer()
+    for k in range(0, len(cells), 20):  # episodes of 19 steps
+        buffer.add([images[k: k + 20]], np.zeros((19, 1), dtype=np.int64))
+    return model, buffer, images, cells
+
+
+def _accuracy(model, images, cells):
+    with torch.no_grad():
+        pred = model.messages([torch.as_tensor(images)])[0].argmax(-1).numpy()
+    return match_classes(pred, cells, 4)[0]
+
+
+def test_split_merge_gives_a_split_state_s_class_to_the_shared_one():
+    model, buffer, images, cells = _bad_clustering()
+    assert _accuracy(model, images, cells) < 0.8  # the optimum it starts in
+    move = split_merge(model, buffer, np.random.default_rng(1))
+    assert move is not None and move["split"] == 0 and move["merge"] in (2, 3) and move["gain"] > 2.0
+    assert _accuracy(model, images, cells) > 0.97
+    # with every state its own class, no move gains enough
+    assert split_merge(model, buffer, np.random.default_rng(2)) is None
+
+
+def test_train_with_split_merge_records_its_moves():
+    from aif_deep.training import train
+    model, buffer, images, cells = _bad_clustering()
+    settings = TrainSettings(steps=20, batch_size=8, length=4, progress=False, split_merge_every=10,
+                             split_merge_until=0.5)
+    result = train(model, buffer, settings)
+    assert [m["step"] for m in result.moves] == [10] and result.moves[0]["split"] == 0
+    assert _accuracy(model, images, cells) > 0.95
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: TrainSettings(encoder_flip=0.5), r"encoder_flip must lie in \[0, 0.5\)"),
+    (lambda: TrainSettings(split_merge_every=-1), "split_merge_every must be at least 0"),
+    (lambda: TrainSettings(split_merge_until=1.5), r"split_merge_until must lie in \[0, 1\]"),
+    (lambda: split_merge(NeuralModel([2], [1], [Gaussian((2,))]), ReplayBuffer(), np.random.default_rng(0)),
+     "Bernoulli and Categorical"),
+])
+def test_bad_arguments_raise(make, match):
+    with pytest.raises(ParameterError, match=match):
+        make()
