@@ -11,6 +11,7 @@ from .agent import Agent, BatchTrajectory, rollout
 from .checkpoint import load_agent, load_buffer, save_agent, save_buffer
 from . import learning
 from .evaluator import evaluate_policies
+from .full_tree import PolicyEvaluator
 from .fit import FitResult, fit
 from .inference import Exact, FixedPoint, categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel, default_device
@@ -26,7 +27,7 @@ from .training import (ReplayBuffer, TrainResult, TrainSettings, collect_episode
 __all__ = [
     "BeliefModel", "TabularModel", "default_device",
     "FixedPoint", "Exact", "infer_states", "categorical_modalities",
-    "evaluate_policies", "expected_free_energy", "policy_posterior", "select_action", "action_probabilities",
+    "evaluate_policies", "PolicyEvaluator", "expected_free_energy", "policy_posterior", "select_action", "action_probabilities",
     "action_marginals", "action_log_probability", "predict",
     "Agent", "BatchTrajectory", "rollout", "fit", "FitResult",
     "NeuralModel", "unimix",  # observation heads: aif_deep.neural.Categorical / Bernoulli / Gaussian

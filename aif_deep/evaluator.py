@@ -26,6 +26,7 @@ import torch
 from aif.control import COST_TERMS, DEFAULT_TERMS, EFEOptions
 from aif.errors import ParameterError, PolicyError
 
+from .full_tree import PolicyEvaluator, unsupported
 from .learning import novelty_weights
 from .model import BeliefModel, contract, sum_against
 
@@ -163,6 +164,9 @@ def evaluate_policies(model: BeliefModel, qs, policies=None, horizon=None, terms
     # The tree's node axis goes in front of the batch: beliefs shared by a batch of agents are expanded first.
     qs = [q.expand(*batch, q.shape[-1]) for q in qs]
 
+    if policies is None and unsupported(model, terms, options) is None:
+        return PolicyEvaluator(model, horizon, terms, options, control_factors, terminal_value, discount,
+                               memory_budget, cuda_graph=False)(qs, with_terms)
     order = None
     if policies is None:
         if horizon is None or int(horizon) != horizon or horizon < 1:

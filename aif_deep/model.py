@@ -316,25 +316,31 @@ class TabularModel:
         subs += ["..." + ol[m] + "".join(fl[f] for f in deps) for m, deps in enumerate(self.A_dependencies)]
         qo = torch.einsum(",".join(subs) + "->..." + ol, *qs, *self.A)
         qo = qo.reshape(*qo.shape[: qo.ndim - self.num_modalities], -1)
-        return _outcome_entropy(qo, options)
+        return outcome_entropy(qo, options)
 
 
-def _outcome_entropy(qo, options):
+def outcome_entropy(qo: Tensor, options) -> Tensor:
+    """H[q(o)] along the last axis under the log guards of ``options``."""
     if options.guards == "exact":
         return entropy(qo)
     guard = LogGuard("add", 1e-16) if options.guards == "legacy" else LogGuard("clip", float(np.finfo(float).eps))
     return -(qo * guarded_log(qo, guard)).sum(-1)
 
 
+def likelihood_entropy(A_m: Tensor, k: int, options) -> Tensor:
+    """H[p(o_m | s)] for every state of the ``k`` factors ``A_m`` depends on: ``(*batch, *S_deps)``, under the
+    ``exact`` or ``pymdp`` log guards of ``options`` (the legacy guards filter states and do not factor so)."""
+    if options.guards == "exact":
+        return entropy(A_m, dim=-1 - k)
+    return -(A_m * guarded_log(A_m, LogGuard("clip", float(np.finfo(float).eps)))).sum(-1 - k)
+
+
 def _entropy_terms(A_m, qs_deps, qo_m, options):
     """(H[q(o_m)], E_q H[p(o_m|s)]) for one modality, ``(*lead,)`` each, under the options' log guards."""
     k = len(qs_deps)
     if options.guards in ("exact", "pymdp"):
-        if options.guards == "exact":
-            H_A = entropy(A_m, dim=-1 - k)  # (*batch, *S_deps)
-        else:
-            H_A = -(A_m * guarded_log(A_m, LogGuard("clip", float(np.finfo(float).eps)))).sum(-1 - k)
-        return _outcome_entropy(qo_m, options), contract(H_A.unsqueeze(-1 - k), qs_deps)[..., 0]
+        H_A = likelihood_entropy(A_m, k, options)
+        return outcome_entropy(qo_m, options), contract(H_A.unsqueeze(-1 - k), qs_deps)[..., 0]
     # pymdp.legacy's spm_MDP_G: joint states with q(s) <= exp(-16) are dropped from both sums, and its log
     # there is ln(x + exp(-16)).
     q_joint = qs_deps[0]

@@ -1,0 +1,496 @@
+"""``PolicyEvaluator``: G of every policy of a horizon for a tabular model, by broadcasting, replayable on CUDA.
+
+The general evaluator (``evaluator.py``) handles any policy list and any ``BeliefModel`` by gathering each
+child's parent row. When the policies are *all* action sequences of a horizon and the model is tabular, the
+tree has a regular shape that needs no gathering: with ``K`` joint actions, node ``i`` at depth ``t`` has the
+children ``K i, ..., K i + K - 1`` at depth ``t + 1`` (lexicographic order, ``aif.enumerate_policies``'s), so
+beliefs laid out as ``(batch, nodes, S)`` and predicted under every action as ``(batch, nodes, K, S)`` are
+already the next depth, and the sums along the paths are a broadcast addition. The leaves come out in the order
+of the policies.
+
+Each step's terms are linear in the joint belief over a modality's factors, except the outcome entropy:
+for one group of modalities sharing their factors, one matrix product of the joint belief with
+
+    L = [A_m^T for each modality m | sum_m A_m^T ln C_m | sum_m H[p(o_m|s)]]
+
+gives every q(o_m), the utility and the ambiguity at once; one elementwise pass turns q(o) into q(o) ln q(o).
+The paths carry these columns summed as they are; at the leaves one matrix product maps them to G (or to
+utility, ambiguity, entropy and G).
+
+Two lanes. The general lane predicts every factor and forms joint beliefs at every depth. The fused lane
+serves the usual layout (one controlled factor ``f``; the other factors uncontrolled, so their beliefs are the
+same under every policy: "static"): their beliefs at every depth come from one product with the powers of
+their B, are contracted into ``F_t = [B_f | B_f L_t]`` once per call, and then one matrix product per depth
+gives each child's belief and its outcome columns, followed by one in-place ``xlogy`` and one addition. The
+whole call has no host synchronisation, so on CUDA it is captured as a CUDA graph and replayed
+(``cuda_graph=True``): the first call runs eagerly (no compilation step), the second captures, later calls
+replay.
+
+Work is chunked to a memory budget by descending one subtree at a time where the full next depth would not fit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from aif.control import DEFAULT_TERMS, EFEOptions
+from aif.errors import ParameterError, PolicyError
+
+from .model import TabularModel, likelihood_entropy
+
+CPU_BUDGET = 1 << 30  # bytes of intermediate tensors per chunk on the CPU
+CUDA_BUDGET_FRACTION = 0.4  # of the free GPU memory
+
+# Step terms are carried as three sums per node: utility, ambiguity and the outcome entropy H[q(o)]
+# (summed over modalities). G and every named term are linear in them:
+#   state_info_gain = entropy - ambiguity,   risk = -utility - entropy.
+_TERM_WEIGHTS = {"utility": (-1.0, 0.0, 0.0), "ambiguity": (0.0, 1.0, 0.0),
+                 "state_info_gain": (0.0, 1.0, -1.0), "risk": (-1.0, 0.0, -1.0)}
+
+
+def unsupported(model, terms, options) -> str | None:
+    """Why ``PolicyEvaluator`` cannot evaluate this model, terms and options (``None`` when it can)."""
+    if not isinstance(model, TabularModel):
+        return f"it needs a TabularModel, got {type(model).__name__}"
+    if options.guards == "legacy":
+        return "pymdp.legacy's log guards drop low-probability states, which does not factor into matrices"
+    if options.info_gain == "joint" and model.num_modalities > 1:
+        return "the joint information gain over modalities needs the joint outcome distribution"
+    bad = [t for t in terms if t not in _TERM_WEIGHTS]
+    if bad:
+        return f"the term {bad[0]!r} is not supported (parameter information gain needs evaluate_policies)"
+    return None
+
+
+class PolicyEvaluator:
+    """Expected free energy of every policy of ``horizon`` for a batch of beliefs, for one tabular model.
+
+    Build it once, call it at every step: the matrices it multiplies by are computed here, and on CUDA the
+    second call captures the whole evaluation as a CUDA graph that later calls replay.
+
+    Args:
+        model: a ``TabularModel`` (one agent, or a batch with its own parameters).
+        horizon: the policies are all ``prod(controls)**horizon`` action sequences, in
+            ``aif.enumerate_policies``'s order.
+        terms: as in ``evaluate_policies`` (``risk``, ``ambiguity``, ``utility``, ``state_info_gain``).
+        options: ``aif.EFEOptions`` with ``guards`` ``"exact"`` or ``"pymdp"`` and per-modality information
+            gain (for the others use ``evaluate_policies``).
+        control_factors: the factors whose actions vary (the others take action 0); all by default.
+        terminal_value, discount: as in ``evaluate_policies``: ``G += discount**H * V(q(s_H))``.
+        memory_budget: bytes of intermediates; by default 40% of the free GPU memory, or 1 GiB on the CPU.
+        cuda_graph: capture and replay a CUDA graph (default: on when the model is on a CUDA device and
+            there is no terminal value, whose callable may not be capturable).
+
+    Calling it with beliefs ``qs`` (one tensor ``(*batch, S_f)`` per factor) returns ``(G, terms)`` as
+    ``evaluate_policies`` does: ``G`` of shape ``(*batch, P)``, lower is better, and with ``with_terms`` the
+    terms ``risk``, ``ambiguity``, ``utility``, ``state_info_gain`` (and ``terminal_value``) summed over the
+    horizon. Each batch shape (and each of ``__call__``/``posterior``) has its own CUDA graph, captured at
+    its second call; a graph holds its intermediates' memory for the evaluator's lifetime. The model's arrays are
+    read when the evaluator is built: changing them in place afterwards raises a ``ParameterError``; build a
+    new evaluator for a new model.
+    """
+
+    def __init__(self, model: TabularModel, horizon: int, terms=DEFAULT_TERMS, options: EFEOptions | None = None,
+                 control_factors=None, terminal_value=None, discount: float = 1.0, memory_budget: int | None = None,
+                 cuda_graph: bool | None = None):
+        self.options = EFEOptions() if options is None else options
+        self.terms = tuple(terms)
+        reason = unsupported(model, self.terms, self.options)
+        if reason is not None:
+            raise ParameterError(f"PolicyEvaluator cannot evaluate this: {reason}; use evaluate_policies")
+        if int(horizon) != horizon or horizon < 1:
+            raise PolicyError(f"horizon must be a positive integer, got {horizon!r}")
+        self.model, self.horizon = model, int(horizon)
+        controls = list(model.num_controls)
+        if control_factors is not None:
+            controls = [u if f in control_factors else 1 for f, u in enumerate(controls)]
+        self.controls = controls
+        self.K = math.prod(controls)
+        self.num_policies = self.K ** self.horizon
+        self.terminal_value, self.discount = terminal_value, float(discount)
+        self.memory_budget = memory_budget
+        self.cuda_graph = (model.device.type == "cuda" and terminal_value is None) if cuda_graph is None \
+            else bool(cuda_graph)
+        if self.cuda_graph and model.device.type != "cuda":
+            raise ParameterError(f"cuda_graph=True needs a model on a CUDA device, this one is on {model.device}")
+        self._sources = [t for t in (*model.A, *model.B, *model.C, model.E) if t is not None]
+        self._versions = [t._version for t in self._sources]
+        self._static = _static_factors(model.B_dependencies, controls)
+        self._fused = self._fused_factor()
+        self._build_matrices()
+        self._ln_E = None if model.E is None else torch.log(model.E)
+        self._batched = {}  # flattened batch -> matrices, see _matrices_for
+        self._graphs, self._calls = {}, {}  # (batch, what) -> (CUDA graph, its inputs, its outputs); calls
+
+    # --- set-up -----------------------------------------------------------------------------------------
+
+    def _build_matrices(self):
+        """Transition matrices ``(mb, S_deps, U_f * S_f)`` and, per group of modalities with the same factors,
+        the outcome matrices ``(mb, S_deps, sum O_m + 2)`` (one per step when C varies over time)."""
+        m, opts = self.model, self.options
+        nb = len(m.batch_shape)
+        self.transitions = []
+        for f, (B_f, deps) in enumerate(zip(m.B, m.B_dependencies)):
+            k = len(deps)
+            U = self.controls[f]
+            B_f = B_f[..., :U]  # uncontrolled factors take action 0
+            # (*mb, S_f, *S_deps, U) -> (*mb, *S_deps, U, S_f) -> (*mb, prod S_deps, U * S_f)
+            perm = [*range(nb), *range(nb + 1, nb + 1 + k), nb + 1 + k, nb]
+            M = B_f.permute(perm).reshape(*m.batch_shape, -1, U * m.num_states[f])
+            self.transitions.append((list(deps), M))
+        groups = {}
+        for mod, deps in enumerate(m.A_dependencies):
+            groups.setdefault(tuple(deps), []).append(mod)
+        time_varying = any(C.ndim - nb == 2 for C in m.C)
+        self.outcome_groups = []
+        # In the fused lane the modalities that depend on the branching factor come first (see _prepare).
+        for deps, mods in sorted(groups.items(), key=lambda g: self._fused is not None and self._fused not in g[0]):
+            k = len(deps)
+            cols, ambiguity = [], 0.0
+            for mod in mods:
+                A_m = m.A[mod]  # (*mb, O, *S_deps)
+                cols.append(A_m.reshape(*m.batch_shape, A_m.shape[nb], -1).transpose(-1, -2))
+                ambiguity = ambiguity + likelihood_entropy(A_m, k, opts).reshape(*m.batch_shape, -1)
+            qo_cols = torch.cat(cols, -1)  # (*mb, prod S_deps, sum O)
+            per_step = []
+            for t in range(self.horizon if time_varying else 1):
+                ln_C = torch.cat([m.log_preferences(mod, t, opts) for mod in mods], -1)  # (*mb, sum O)
+                utility = (qo_cols * ln_C.unsqueeze(-2)).sum(-1)
+                per_step.append(torch.cat([qo_cols, utility.unsqueeze(-1), ambiguity.unsqueeze(-1)], -1))
+            self.outcome_groups.append((list(deps), qo_cols.shape[-1], per_step))
+        # The carried columns -> (utility, ambiguity, entropy): each group's q(o) ln q(o) columns sum to minus
+        # its entropy; its utility and ambiguity columns pass through.
+        blocks = []
+        for _, width, _ in self.outcome_groups:
+            R = torch.zeros(width + 2, 3, dtype=m.dtype, device=m.device)
+            R[:width, 2] = -1.0
+            R[width, 0] = R[width + 1, 1] = 1.0
+            blocks.append(R)
+        self._to_terms = torch.cat(blocks, 0)
+        weights = torch.tensor([_TERM_WEIGHTS[name] for name in self.terms], dtype=m.dtype, device=m.device)
+        self._to_G = self._to_terms @ weights.sum(0)
+        self._width = self._to_terms.shape[0]
+        self._fused_groups = sum(1 for deps, _, _ in self.outcome_groups if self._fused in deps)
+        # Static factors in the fused lane: q_t = q_0 B^t, all depths from one product with [B, B^2, ..., B^H].
+        self._powers = {}
+        if self._fused is not None:
+            for f in self._static:
+                M, powers = self.transitions[f][1], [self.transitions[f][1]]
+                for _ in range(self.horizon - 1):
+                    powers.append(powers[-1] @ M)
+                self._powers[f] = torch.cat(powers, -1)  # (*mb, S_f, H * S_f)
+            self._build_fused()
+
+    def _fused_factor(self):
+        """The factor of the fused lane, or ``None``: one factor branches (all others are uncontrolled and
+        depend on no branching factor), it and the others have no interactions in B, and every modality
+        depends on at most that one branching factor (and on static factors, whose beliefs are the same for
+        every policy). Then one matrix product per depth gives the children and their outcome terms."""
+        m = self.model
+        branching = [f for f in range(m.num_factors) if f not in self._static]
+        if len(branching) != 1 or any(deps != [f] for f, deps in enumerate(m.B_dependencies)):
+            return None
+        f = branching[0]
+        if not any(f in deps for deps in m.A_dependencies):
+            return None
+        return f
+
+    def _check_model_unchanged(self):
+        if any(t._version != v for t, v in zip(self._sources, self._versions)):
+            raise ParameterError("the model's arrays were changed in place after this PolicyEvaluator was built; "
+                                 "build a new PolicyEvaluator for the new model")
+
+    # --- evaluation ---------------------------------------------------------------------------------------
+
+    def __call__(self, qs, with_terms: bool = True):
+        """``(G, terms)`` for beliefs ``qs`` (one tensor ``(*batch, S_f)`` per factor); see the class."""
+        return self._run(qs, ("terms", with_terms))
+
+    def posterior(self, qs, gamma: float = 16.0):
+        """``(G, q_pi)`` with ``q_pi = softmax(-gamma G + ln E)`` (``E`` the model's, uniform when absent),
+        ``(*batch, P)`` each, in one replay on CUDA. Raises ``ParameterError`` where G is not finite."""
+        G, q_pi, finite = self._run(qs, ("posterior", float(gamma)))
+        if not bool(finite):
+            raise ParameterError("G has a non-finite entry")
+        return G, q_pi
+
+    def _run(self, qs, what):
+        """Evaluate eagerly, or through the CUDA graph of ``(batch, what)``: captured at its second call."""
+        self._check_model_unchanged()
+        qs, batch = self._check_beliefs(qs)
+        if not self.cuda_graph:
+            return self._evaluate(qs, batch, what)
+        key = (batch, what)
+        self._calls[key] = self._calls.get(key, 0) + 1
+        if key in self._graphs:
+            graph, static_in, static_out = self._graphs[key]
+            for dst, src in zip(static_in, qs):
+                dst.copy_(src)
+            graph.replay()
+        elif self._calls[key] == 1:  # the first call runs eagerly: a result without waiting for a capture
+            return self._evaluate(qs, batch, what)
+        else:
+            static_in = [q.expand(*batch, q.shape[-1]).clone() for q in qs]
+            side = torch.cuda.Stream(device=self.model.device)
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
+                self._evaluate(static_in, batch, what)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self._evaluate(static_in, batch, what)
+            self._graphs[key] = (graph, static_in, static_out)
+            graph.replay()
+        return _clone(static_out)
+
+    def _check_beliefs(self, qs):
+        m = self.model
+        if len(qs) != m.num_factors:
+            raise PolicyError(f"qs has {len(qs)} vectors but the model has {m.num_factors} factors")
+        qs = [torch.as_tensor(q, device=m.device, dtype=m.dtype) for q in qs]
+        for f, q in enumerate(qs):
+            if q.ndim == 0 or q.shape[-1] != m.num_states[f]:
+                raise PolicyError(f"qs[{f}] has shape {tuple(q.shape)}, expected (..., {m.num_states[f]})")
+        try:
+            batch = torch.broadcast_shapes(tuple(m.batch_shape), *[q.shape[:-1] for q in qs])
+        except RuntimeError:
+            raise PolicyError(f"the beliefs' batch shapes {[tuple(q.shape[:-1]) for q in qs]} do not broadcast "
+                              f"with the model's batch shape {tuple(m.batch_shape)}") from None
+        return qs, tuple(batch)
+
+    def _evaluate(self, qs, batch, what):
+        m = self.model
+        b = math.prod(batch)
+        X = [q.expand(*batch, q.shape[-1]).reshape(b, 1, q.shape[-1]) for q in qs]  # (b, nodes, S_f)
+        mats, X, sums, constant = self._prepare(X, batch, b)
+        # The leaves keep G alone, or (utility, ambiguity, entropy, G): the carried columns are projected as
+        # each chunk reaches the leaves.
+        with_terms = what == ("terms", True)
+        project = torch.cat([self._to_terms, self._to_G[:, None]], 1) if with_terms else self._to_G[:, None]
+        leaves = torch.empty(b, self.num_policies, project.shape[1], dtype=m.dtype, device=m.device)
+        terminal = (torch.empty(b, self.num_policies, dtype=m.dtype, device=m.device)
+                    if self.terminal_value is not None else None)
+        self._descend(X, sums, 0, 0, mats, self._node_capacity(b), project, leaves, terminal, batch)
+        if constant is not None:  # the terms of modalities that no policy changes
+            leaves += (constant @ project[sums.shape[-1]:]).unsqueeze(1)
+        G = leaves[..., -1]
+        if terminal is not None:
+            G = G + self.discount ** self.horizon * terminal
+        G = G.reshape(*batch, self.num_policies)
+        if what[0] == "posterior":
+            if self._ln_E is not None and self._ln_E.shape[-1] != self.num_policies:
+                raise ParameterError(f"the model's E has {self._ln_E.shape[-1]} entries but there are "
+                                     f"{self.num_policies} policies")
+            logits = -what[1] * G if self._ln_E is None else self._ln_E - what[1] * G
+            return G, torch.softmax(logits, -1), torch.isfinite(G).all()
+        if not with_terms:
+            return G, {}
+        utility, ambiguity, entropy = (leaves[..., i].reshape(*batch, -1) for i in range(3))
+        out = {"utility": utility, "ambiguity": ambiguity, "state_info_gain": entropy - ambiguity,
+               "risk": -utility - entropy}
+        if terminal is not None:
+            out["terminal_value"] = terminal.reshape(*batch, -1)
+        return G, out
+
+    def _prepare(self, X, batch, b):
+        """Per-call set-up: ``(mats, X, root sums, constant)``. General lane: the matrices and zero sums. Fused
+        lane: the static factors' beliefs at every depth ``Q``, contracted into the fused matrices
+        (``_build_fused``) to give ``F`` ``(1 or b, T, S_f, U_f * C)``; ``constant``: the summed terms of
+        modalities on static factors alone, ``(b, W_c)``, or ``None``."""
+        m, H, f = self.model, self.horizon, self._fused
+        if f is None:
+            return ("general", self._matrices_for(batch, b)), X, torch.zeros(b, 1, self._width, dtype=m.dtype,
+                                                                               device=m.device), None
+        flat = self._flattener(batch, b)
+        Q = {s: (X[s] @ flat(self._powers[s])).reshape(b, H, -1) for s in self._static}  # depths 1..H
+        F = flat(self._F)  # (1 or b, T, S_f, Y, U * C)
+        if self._F_static:  # contract the joint belief of the static factors at each depth into F
+            Qj = _joint([Q[s] for s in self._F_static])  # (b, H, Y)
+            F = (torch.einsum("tsyc,bty->btsc", F[0].expand(H, *F.shape[2:]), Qj) if F.shape[0] == 1
+                 else torch.einsum("ztsyc,zty->ztsc", F.expand(b, H, *F.shape[2:]), Qj))
+        else:
+            F = F[:, :, :, 0]
+        constants = []
+        for deps, width, per_step in self.outcome_groups[self._fused_groups:]:  # modalities on static factors
+            L = flat(torch.stack(per_step, len(m.batch_shape)))  # (1 or b, T, prod S_deps, W)
+            L = L.reshape(*L.shape[:2], *[m.num_states[d] for d in deps], width + 2).expand(L.shape[0], H,
+                                                                                              *([-1] * len(deps)), -1)
+            letters = "ijklmnopqr"[: len(deps)]
+            spec = ",".join(["zt" + letters + "w"] + ["zt" + c for c in letters]) + "->ztw"
+            out = torch.einsum(spec, L, *[Q[d] for d in deps])  # (b, H, W)
+            constants.append(torch.cat([_xlogx(out[..., :width], self.options), out[..., width:]], -1).sum(1))
+        X = [X[g] if g == f else Q[g][:, :0] for g in range(m.num_factors)]  # static beliefs set per depth
+        width_f = sum(w + 2 for _, w, _ in self.outcome_groups[: self._fused_groups])
+        sums = torch.zeros(b, 1, width_f, dtype=m.dtype, device=m.device)
+        return ("fused", F, Q), X, sums, torch.cat(constants, -1).expand(b, -1) if constants else None
+
+    def _flattener(self, batch, b):
+        """``(*mb, ...) -> (1 or b, ...)``: a shared array gets a unit axis, per-agent arrays a flat batch."""
+        m = self.model
+        if not m.batch_shape:
+            return lambda M: M.unsqueeze(0)
+        k = len(m.batch_shape)
+        return lambda M: M.expand(*batch, *M.shape[k:]).reshape(b, *M.shape[k:])
+
+    def _build_fused(self):
+        """The fused lane's matrices ``(*mb, T, S_f, Y, U_f * C)``: for a parent belief over the branching
+        factor, each control's child belief and the outcome columns of every modality on that factor,
+        ``[B_f | B_f L_t]`` per control, for each joint state ``y`` of the static factors those modalities
+        depend on (``_F_static``, contracted with their beliefs per call: the belief block is the same for
+        every ``y``, and contracting it with a distribution leaves it unchanged)."""
+        m, f = self.model, self._fused
+        nb, mb = len(m.batch_shape), tuple(m.batch_shape)
+        S, U = m.num_states[f], self.controls[f]
+        groups = self.outcome_groups[: self._fused_groups]
+        self._F_static = sorted({d for deps, _, _ in groups for d in deps if d != f})
+        sizes = [m.num_states[d] for d in self._F_static]
+        letters = "ijklmnopqr"[: len(sizes)]
+        M_f = self.transitions[f][1].reshape(*mb, S, U, S)  # (*mb, s, u, x): parent s, control u, child x
+        T = max(len(per_step) for _, _, per_step in groups)
+        blocks = [M_f.reshape(*mb, 1, S, U, *([1] * len(sizes)), S).expand(*mb, T, S, U, *sizes, S)]
+        for deps, width, per_step in groups:
+            L = torch.stack(per_step, nb)  # (*mb, T_g, prod S_deps, W)
+            L = L.reshape(*L.shape[:-2], *[m.num_states[d] for d in deps], width + 2)
+            own = "".join("x" if d == f else letters[self._F_static.index(d)] for d in deps)
+            mine = "".join(c for c in letters if c in own)
+            block = torch.einsum(f"...sux,...t{own}w->...tsu{mine}w", M_f, L)
+            shape = [*mb, block.shape[nb], S, U, *[z if c in mine else 1 for c, z in zip(letters, sizes)], width + 2]
+            blocks.append(block.reshape(shape).expand(*mb, T, S, U, *sizes, width + 2))
+        F = torch.cat(blocks, -1)  # (*mb, T, S, U, *sizes, C)
+        F = F.movedim(nb + 2, -2)  # (*mb, T, S, *sizes, U, C)
+        self._F = F.reshape(*mb, T, S, math.prod(sizes), -1)
+
+    def _matrices_for(self, batch, b):
+        """The matrices for a flattened batch of ``b``: shared ones stay ``(rows, cols)`` (one matrix product
+        for all nodes of all beliefs); per-agent ones become ``(b, rows, cols)`` (a batched product)."""
+        if batch not in self._batched:
+            def flat(M):
+                return M if not self.model.batch_shape else M.expand(*batch, *M.shape[-2:]).reshape(b, *M.shape[-2:])
+            self._batched[batch] = ([(d, flat(M)) for d, M in self.transitions],
+                                    [(d, w, [flat(L) for L in Ls]) for d, w, Ls in self.outcome_groups])
+        return self._batched[batch]
+
+    def _node_capacity(self, b):
+        """How many nodes of one depth fit in the memory budget at once."""
+        m = self.model
+        budget = self.memory_budget
+        if budget is None:
+            budget = (int(CUDA_BUDGET_FRACTION * torch.cuda.mem_get_info(m.device)[0]) if m.device.type == "cuda"
+                      else CPU_BUDGET)
+        per_node = 2 * sum(m.num_states) + 2 * self._width  # beliefs and their children, path sums
+        for deps, width, _ in self.outcome_groups:
+            per_node += 2 * (math.prod(m.num_states[f] for f in deps) + width + 2)  # joint belief, products
+        return max(1, int(budget) // (2 * b * per_node * (torch.finfo(m.dtype).bits // 8)))
+
+    def _descend(self, X, sums, t, offset, mats, capacity, project, leaves, terminal, batch):
+        """Expand the nodes ``offset, offset + 1, ...`` of depth ``t`` (beliefs ``X[f]`` of shape
+        ``(b, n or 1, S_f)``, path sums ``(b, n, W)``) to the leaves, writing the leaves' sums times
+        ``project`` into ``leaves``; where the next depth would not fit ``capacity`` nodes, one chunk of nodes
+        at a time."""
+        n = sums.shape[1]
+        if t == self.horizon:
+            leaves[:, offset: offset + n] = sums @ project[: sums.shape[-1]]
+            if terminal is not None:
+                terminal[:, offset: offset + n] = self._terminal(X, n, batch)
+        elif n * self.K <= capacity or n == 1:
+            X, sums = self._step(X, sums, t, mats)
+            self._descend(X, sums, t + 1, offset * self.K, mats, capacity, project, leaves, terminal, batch)
+        else:
+            chunk = max(1, capacity // self.K)
+            for start in range(0, n, chunk):
+                part = [x if x.shape[1] == 1 else x[:, start: start + chunk] for x in X]
+                self._descend(part, sums[:, start: start + chunk], t, offset + start, mats, capacity, project,
+                              leaves, terminal, batch)
+
+    def _step(self, X, sums, t, mats):
+        """One depth down: the children's beliefs ``(b, n K or 1, S_f)`` and path sums ``(b, n K, W)``."""
+        if mats[0] == "fused":
+            return self._step_fused(X, sums, t, *mats[1:])
+        transitions, outcomes = mats[1]
+        b, n, _ = sums.shape
+        children = []
+        for f, (deps, M) in enumerate(transitions):
+            pred = _joint([X[d] for d in deps]) @ M  # (b, n_f, U_f * S_f), n_f in (1, n)
+            U, S = self.controls[f], self.model.num_states[f]
+            if pred.shape[1] == 1 and U == 1:  # the same for every node: stays broadcast
+                children.append(pred)
+                continue
+            own = [1] * len(self.controls)
+            own[f] = U  # child k = K * parent + (u_1, ..., u_F) in lexicographic order
+            children.append(pred.reshape(b, -1, *own, S).expand(b, n, *self.controls, S).reshape(b, n * self.K, S))
+        step = []
+        for deps, width, per_step in outcomes:
+            out = _joint([children[d] for d in deps]) @ per_step[min(t, len(per_step) - 1)]  # (b, n', width + 2)
+            step += [_xlogx(out[..., :width], self.options), out[..., width:]]
+        step = torch.cat([x.expand(b, n * self.K, x.shape[-1]) for x in step], -1)
+        sums = sums.unsqueeze(2) + step.reshape(b, n, self.K, self._width)
+        return children, sums.reshape(b, n * self.K, self._width)
+
+    def _step_fused(self, X, sums, t, F, Q):
+        f = self._fused
+        S, U = self.model.num_states[f], self.controls[f]
+        b, n, width = sums.shape
+        t_F = min(t, F.shape[1] - 1)  # F varies with the depth only when C or the static beliefs do
+        Y = (X[f] @ (F[0, t_F] if F.shape[0] == 1 else F[:, t_F])).view(b, n, U, S + width)  # children, terms
+        stats = Y[..., S:]
+        pieces, start = [], 0
+        for deps, w, _ in self.outcome_groups[: self._fused_groups]:
+            qo = stats[..., start: start + w]
+            if torch.is_grad_enabled() and qo.requires_grad:
+                pieces += [_xlogx(qo, self.options), stats[..., start + w: start + w + 2]]
+            else:  # in place, one kernel: p ln p with 0 ln 0 = 0; pymdp's p ln max(p, eps) differs from it by
+                qo.xlogy_(qo)  # less than eps / e = 8e-17 per outcome (only where p < eps)
+            start += w + 2
+        if pieces:
+            stats = torch.cat(pieces, -1)
+        sums = (sums.unsqueeze(2) + stats).reshape(b, n * U, width)
+        X = [Y[..., :S].reshape(b, n * U, S) if g == f else Q[g][:, t: t + 1] for g in range(len(X))]
+        return X, sums
+
+    def _terminal(self, X, n, batch):
+        """The terminal value of ``n`` leaves, ``(b, n)``; ``V`` takes beliefs ``(n, *batch, S_f)``."""
+        qs = [x.expand(x.shape[0], n, x.shape[-1]).transpose(0, 1).reshape(n, *batch, x.shape[-1]) for x in X]
+        return self.terminal_value(qs).reshape(n, -1).transpose(0, 1)
+
+
+def _static_factors(B_dependencies, controls):
+    """The factors whose beliefs are the same under every policy: one control, and no dependence on a factor
+    whose beliefs branch."""
+    static = set()
+    grew = True
+    while grew:
+        grew = False
+        for f, deps in enumerate(B_dependencies):
+            if f not in static and controls[f] == 1 and all(d in static or d == f for d in deps):
+                static.add(f)
+                grew = True
+    return static
+
+
+def _clone(out):
+    """Copies of a graph's outputs (the next replay overwrites them)."""
+    if isinstance(out, torch.Tensor):
+        return out.clone()
+    if isinstance(out, dict):
+        return {k: v.clone() for k, v in out.items()}
+    return type(out)(_clone(x) for x in out)
+
+
+def _xlogx(p, options):
+    """``p ln p`` elementwise, with 0 ln 0 = 0 and a finite gradient at 0 (``exact``), or ``p ln max(p, eps)``
+    (``pymdp``): ``outcome_entropy`` is minus its sum over outcomes."""
+    if options.guards == "exact":
+        return torch.special.xlogy(p, torch.where(p > 0, p, 1.0))
+    return torch.special.xlogy(p, p.clamp_min(float(np.finfo(float).eps)))
+
+
+def _joint(beliefs):
+    """The outer product of factor beliefs ``(b, n_i, S_i)``: ``(b, max n_i, prod S_i)``, first factor slowest
+    (the order of ``A_m.reshape(O, -1)``)."""
+    J = beliefs[0]
+    for q in beliefs[1:]:
+        J = (J.unsqueeze(-1) * q.unsqueeze(-2)).flatten(-2)
+    return J

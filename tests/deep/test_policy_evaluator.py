@@ -1,0 +1,205 @@
+"""PolicyEvaluator: the full policy tree of a tabular model by broadcasting, equal to aif and to the general
+prefix-sharing evaluator, chunked, batched, with CUDA graph replay where a GPU is present."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import aif  # noqa: E402
+import aif_deep  # noqa: E402
+from aif.errors import ParameterError, PolicyError  # noqa: E402
+from aif_deep.evaluator import _evaluate_rows, _enumerated_rows, _combine  # noqa: E402
+
+TOL = 1e-10
+OPTIONS = [aif.EFEOptions(), aif.EFEOptions.pymdp(), aif.EFEOptions(normalize_C=False)]
+
+
+def random_case(seed):
+    """A random model (factor interactions in A and B, sometimes time-varying C) and a batch of beliefs."""
+    rng = np.random.default_rng(seed)
+    F, M = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    S = [int(x) for x in rng.integers(2, 5, F)]
+    O = [int(x) for x in rng.integers(2, 5, M)]
+    U = [int(x) for x in rng.integers(1, 4, F)]
+    A_deps = [sorted(rng.choice(F, int(rng.integers(1, F + 1)), replace=False).tolist()) for _ in range(M)]
+    B_deps = [sorted({f, *rng.choice(F, int(rng.integers(0, F)), replace=False).tolist()}) for f in range(F)]
+    model = aif.random_model(rng, S, O, U, A_dependencies=A_deps, B_dependencies=B_deps, concentration=0.5)
+    if seed % 4 == 0:  # preferences that change over the horizon: C[m] of shape (O_m, T)
+        model = model.replace(C=[rng.normal(size=(o, 2)) for o in O])
+    batch = int(rng.integers(1, 4))
+    qs = [rng.dirichlet(np.ones(s), size=batch) for s in S]
+    return rng, model, qs
+
+
+def fused_case(seed):
+    """One controlled factor, the others uncontrolled, no interactions in B (pymdp's usual layout: the
+    evaluator's fused lane); modalities on random subsets of factors, some on uncontrolled factors alone."""
+    rng = np.random.default_rng(100 + seed)
+    F, M = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    S = [int(x) for x in rng.integers(2, 5, F)]
+    O = [int(x) for x in rng.integers(2, 5, M)]
+    U = [1] * F
+    f = int(rng.integers(F))
+    U[f] = int(rng.integers(2, 4))
+    A_deps = [sorted(rng.choice(F, int(rng.integers(1, F + 1)), replace=False).tolist()) for _ in range(M)]
+    A_deps[0] = sorted({f, *A_deps[0]})
+    model = aif.random_model(rng, S, O, U, A_dependencies=A_deps, concentration=0.5)
+    if seed % 4 == 0:
+        model = model.replace(C=[rng.normal(size=(o, 2)) for o in O])
+    batch = int(rng.integers(1, 4))
+    qs = [rng.dirichlet(np.ones(s), size=batch) for s in S]
+    return rng, model, qs
+
+
+CASES = [random_case] * 24 + [fused_case] * 16
+
+
+@pytest.mark.parametrize("seed", range(len(CASES)))
+def test_equals_aif_and_the_general_evaluator(seed):
+    rng, model, qs = CASES[seed](seed)
+    options = OPTIONS[seed % 3]
+    H = int(rng.integers(1, 4))
+    tm = aif_deep.TabularModel.from_aif(model, device="cpu")
+    q = [torch.tensor(x) for x in qs]
+    budget = None if seed % 2 else 2000  # a tiny budget: the tree is descended in chunks of a few nodes
+    G, terms = aif_deep.PolicyEvaluator(tm, H, options=options, memory_budget=budget)(q)
+    policies = aif.enumerate_policies(model.num_controls, H)
+    for b in range(len(qs[0])):
+        G_ref, terms_ref = aif.expected_free_energy(model, [x[b] for x in qs], policies, options=options)
+        assert np.abs(G[b].numpy() - G_ref).max() < TOL
+        for name in ("risk", "ambiguity", "utility", "state_info_gain"):
+            assert np.abs(terms[name][b].numpy() - terms_ref[name]).max() < TOL, name
+    # The general (gathering) evaluator on the same rows.
+    rows = _enumerated_rows(0, len(policies), list(model.num_controls), H, "cpu")
+    sums = _evaluate_rows(tm, [x.expand(len(qs[0]), -1) for x in q], rows, options, None)
+    assert (G.T - _combine(sums, aif.control.DEFAULT_TERMS, 1.0)).abs().max() < TOL
+
+
+def test_the_fused_lane_is_taken_where_it_applies():
+    for seed in range(16):
+        _, model, _ = fused_case(seed)
+        assert aif_deep.PolicyEvaluator(aif_deep.TabularModel.from_aif(model, device="cpu"), 2)._fused is not None
+    _, model, _ = random_case(1)  # two controlled factors: the general lane
+    assert aif_deep.PolicyEvaluator(aif_deep.TabularModel.from_aif(model, device="cpu"), 2)._fused is None
+
+
+def test_gradients_equal_the_general_evaluator():
+    for case in (fused_case(1), random_case(3)):
+        _, model, qs = case
+        grads = []
+        for general in (False, True):
+            tm = aif_deep.TabularModel.from_aif(model, device="cpu")
+            A0 = tm.A[0].clone().requires_grad_(True)
+            tm = tm.replace(A=[A0, *tm.A[1:]])
+            q = [torch.tensor(x) for x in qs]
+            if general:
+                rows = _enumerated_rows(0, int(np.prod(model.num_controls)) ** 2, list(model.num_controls), 2, "cpu")
+                G = _combine(_evaluate_rows(tm, [x.expand(len(qs[0]), -1) for x in q], rows, aif.EFEOptions(), None),
+                             aif.control.DEFAULT_TERMS, 1.0).T
+            else:
+                G, _ = aif_deep.PolicyEvaluator(tm, 2)(q)
+            (G * torch.linspace(0, 1, G.numel(), dtype=G.dtype).reshape(G.shape)).sum().backward()
+            grads.append(A0.grad)
+        assert torch.isfinite(grads[0]).all() and (grads[0] - grads[1]).abs().max() < 1e-10
+
+
+def test_batched_models_control_factors_terms_and_terminal_value():
+    rng = np.random.default_rng(5)
+    models = [aif.random_model(rng, [3, 2], [4, 2], [3, 2]) for _ in range(3)]
+    tm = aif_deep.TabularModel.from_aif(models, device="cpu")
+    qs = [rng.dirichlet(np.ones(s), size=3) for s in (3, 2)]
+    H, w = 2, 0.9
+
+    def V(beliefs):  # any callable of the leaves' beliefs (N, *batch, S_f)
+        return (beliefs[0] * torch.arange(3.0, dtype=torch.float64)).sum(-1) + beliefs[1][..., 0]
+
+    ev = aif_deep.PolicyEvaluator(tm, H, terms=("risk", "state_info_gain"), control_factors=[0], terminal_value=V,
+                                  discount=w)
+    assert ev._fused == 0  # factor 1 is held at action 0: one branching factor
+    G, terms = ev([torch.tensor(x) for x in qs])
+    policies = aif.enumerate_policies(models[0].num_controls, H, control_factors=[0])
+    assert G.shape == (3, len(policies)) == (3, 9)
+    for b, model in enumerate(models):
+        qb = [x[b] for x in qs]
+        G_ref, terms_ref = aif.expected_free_energy(model, qb, policies, terms=("risk", "state_info_gain"))
+        V_ref = []
+        for policy in policies:
+            leaf = qb
+            for action in policy:
+                leaf = aif.predict(model, leaf, action)
+            V_ref.append(leaf[0] @ np.arange(3.0) + leaf[1][0])
+        V_ref = np.array(V_ref)
+        assert np.abs(terms["terminal_value"][b].numpy() - V_ref).max() < TOL
+        assert np.abs(G[b].numpy() - (G_ref + w**H * V_ref)).max() < TOL
+
+
+def test_evaluate_policies_takes_this_path_and_with_terms_false():
+    _, model, qs = random_case(3)
+    tm = aif_deep.TabularModel.from_aif(model, device="cpu")
+    q = [torch.tensor(x) for x in qs]
+    G, terms = aif_deep.evaluate_policies(tm, q, horizon=2, with_terms=False)
+    G2, _ = aif_deep.PolicyEvaluator(tm, 2)(q, with_terms=False)
+    assert terms == {} and torch.equal(G, G2)
+
+
+def test_posterior_uses_gamma_and_the_models_E():
+    rng, model, qs = fused_case(2)
+    P = model.num_controls[int(np.argmax(model.num_controls))] ** 2
+    E = rng.dirichlet(np.ones(P))
+    tm = aif_deep.TabularModel.from_aif(model.replace(E=E), device="cpu")
+    q = [torch.tensor(x) for x in qs]
+    G, q_pi = aif_deep.PolicyEvaluator(tm, 2).posterior(q, gamma=3.0)
+    assert torch.allclose(q_pi, aif_deep.policy_posterior(G, torch.tensor(E), gamma=3.0), rtol=0, atol=1e-12)
+    bad = [x.clone() for x in q]
+    bad[0][0, 0] = float("nan")
+    with pytest.raises(ParameterError, match="non-finite"):
+        aif_deep.PolicyEvaluator(tm, 2).posterior(bad)
+
+
+def test_bad_input_and_changed_models_raise():
+    rng, model, qs = random_case(1)
+    tm = aif_deep.TabularModel.from_aif(model, device="cpu")
+    with pytest.raises(ParameterError, match="legacy"):
+        aif_deep.PolicyEvaluator(tm, 2, options=aif.EFEOptions.pymdp_legacy())
+    with pytest.raises(ParameterError, match="pB_info_gain"):
+        aif_deep.PolicyEvaluator(tm, 2, terms=("risk", "pB_info_gain"))
+    with pytest.raises(PolicyError, match="horizon"):
+        aif_deep.PolicyEvaluator(tm, 0)
+    with pytest.raises(ParameterError, match="CUDA"):
+        aif_deep.PolicyEvaluator(tm, 1, cuda_graph=True)
+    ev = aif_deep.PolicyEvaluator(tm, 2)
+    with pytest.raises(PolicyError, match="factors"):
+        ev([torch.tensor(qs[0])] * (len(qs) + 1))
+    with pytest.raises(PolicyError, match=r"expected \(\.\.\., "):
+        ev([torch.ones(7, dtype=torch.float64) / 7 for _ in qs])
+    ev([torch.tensor(x) for x in qs])
+    tm.A[0].mul_(1.0)  # an in-place change, even one that keeps the values, bumps the version
+    with pytest.raises(ParameterError, match="changed in place"):
+        ev([torch.tensor(x) for x in qs])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graph replay needs a GPU")
+@pytest.mark.parametrize("case", [random_case, fused_case])
+def test_cuda_graph_replay_equals_eager_and_aif(case):
+    rng, model, qs = case(2)
+    tm = aif_deep.TabularModel.from_aif(model, device="cuda", dtype=torch.float32)
+    ev = aif_deep.PolicyEvaluator(tm, 3)
+    assert ev.cuda_graph
+    policies = aif.enumerate_policies(model.num_controls, 3)
+    for call in range(4):  # eager, capture, replay, replay with new beliefs
+        if call == 3:
+            qs = [rng.dirichlet(np.ones(s), size=len(qs[0])) for s in model.num_states]
+        q = [torch.tensor(x, dtype=torch.float32, device="cuda") for x in qs]
+        G, terms = ev(q)
+        G2, q_pi = ev.posterior(q, gamma=4.0)
+        G_ref, terms_ref = aif.expected_free_energy(model, [x[0] for x in qs], policies)
+        scale = max(1.0, np.abs(G_ref).max())
+        assert np.abs(G[0].cpu().numpy() - G_ref).max() < 1e-4 * scale
+        assert np.abs(terms["risk"][0].cpu().numpy() - terms_ref["risk"]).max() < 1e-4 * scale
+        assert torch.equal(G, G2)
+        assert np.abs(q_pi[0].cpu().numpy() - aif.policy_posterior(G_ref, gamma=4.0)).max() < 1e-4
+    for call in range(3):  # another batch shape: its own graph
+        G1, _ = ev([torch.tensor(x[:1], dtype=torch.float32, device="cuda") for x in qs])
+        assert (G1 - G[:1]).abs().max() < 1e-5 * scale
+    assert len(ev._graphs) == 3  # (batch 2, terms), (batch 2, posterior), (batch 1, terms)
