@@ -197,7 +197,7 @@ def test_cuda_graph_replay_equals_eager_and_aif(case):
         scale = max(1.0, np.abs(G_ref).max())
         assert np.abs(G[0].cpu().numpy() - G_ref).max() < 1e-4 * scale
         assert np.abs(terms["risk"][0].cpu().numpy() - terms_ref["risk"]).max() < 1e-4 * scale
-        assert torch.equal(G, G2)
+        assert (G - G2).abs().max() < 1e-5 * scale  # float32: the leaves' products differ in width
         assert np.abs(q_pi[0].cpu().numpy() - aif.policy_posterior(G_ref, gamma=4.0)).max() < 1e-4
     for call in range(3):  # another batch shape: its own graph
         G1, _ = ev([torch.tensor(x[:1], dtype=torch.float32, device="cuda") for x in qs])
