@@ -26,14 +26,12 @@ import torch
 from aif.control import COST_TERMS, DEFAULT_TERMS, EFEOptions
 from aif.errors import ParameterError, PolicyError
 
-from .full_tree import PolicyEvaluator, unsupported
+from .full_tree import PolicyEvaluator, default_budget, unsupported
 from .learning import novelty_weights
-from .model import BeliefModel, contract, sum_against
+from .model import BeliefModel, check_beliefs, contract, sum_against
 
 SUPPORTED_TERMS = ("utility", "state_info_gain", "risk", "ambiguity", "pA_info_gain", "pB_info_gain")
 PARAMETER_TERMS = ("pA_info_gain", "pB_info_gain")
-CPU_BUDGET = 1 << 30  # bytes of intermediate tensors per chunk on the CPU
-CUDA_BUDGET_FRACTION = 0.4  # of the free GPU memory
 
 
 def _check_terms(terms, model):
@@ -81,13 +79,6 @@ def _bytes_per_leaf(model, batch_numel, itemsize, options):
     if options.info_gain == "joint" and len(O) > 1:
         per += 2 * math.prod(O) * max(S)
     return 3 * itemsize * batch_numel * (per + 16)
-
-
-def _default_budget(device):
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(CUDA_BUDGET_FRACTION * free)
-    return CPU_BUDGET
 
 
 def _enumerated_rows(start, stop, controls, horizon, device):
@@ -152,15 +143,8 @@ def evaluate_policies(model: BeliefModel, qs, policies=None, horizon=None, terms
     """
     options = EFEOptions() if options is None else options
     terms = _check_terms(terms, model)
-    ref = model.prior()[0]
-    device, dtype = ref.device, ref.dtype
-    qs = [torch.as_tensor(q, device=device, dtype=dtype) for q in qs]
-    if len(qs) != len(model.num_states):
-        raise PolicyError(f"qs has {len(qs)} vectors but the model has {len(model.num_states)} factors")
-    for f, q in enumerate(qs):
-        if q.ndim == 0 or q.shape[-1] != model.num_states[f]:
-            raise PolicyError(f"qs[{f}] has shape {tuple(q.shape)}, expected (..., {model.num_states[f]})")
-    batch = torch.broadcast_shapes(tuple(model.batch_shape), *[q.shape[:-1] for q in qs])
+    qs, batch = check_beliefs(model, qs)
+    device, dtype = qs[0].device, qs[0].dtype
     # The tree's node axis goes in front of the batch: beliefs shared by a batch of agents are expanded first.
     qs = [q.expand(*batch, q.shape[-1]) for q in qs]
 
@@ -188,7 +172,7 @@ def evaluate_policies(model: BeliefModel, qs, policies=None, horizon=None, terms
             order = np.lexsort(keys.T[::-1])
         sorted_policies = torch.as_tensor(policies if order is None else policies[order], device=device)
 
-    budget = _default_budget(device) if memory_budget is None else int(memory_budget)
+    budget = default_budget(device) if memory_budget is None else int(memory_budget)
     per_leaf = _bytes_per_leaf(model, math.prod(batch), torch.finfo(dtype).bits // 8, options)
     chunk = int(max(1, min(P, budget // per_leaf)))
 

@@ -39,7 +39,7 @@ import torch
 from aif.control import DEFAULT_TERMS, EFEOptions
 from aif.errors import ParameterError, PolicyError
 
-from .model import TabularModel, likelihood_entropy
+from .model import TabularModel, check_beliefs, likelihood_entropy
 
 CPU_BUDGET = 1 << 30  # bytes of intermediate tensors per chunk on the CPU
 CUDA_BUDGET_FRACTION = 0.4  # of the free GPU memory
@@ -49,6 +49,13 @@ CUDA_BUDGET_FRACTION = 0.4  # of the free GPU memory
 #   state_info_gain = entropy - ambiguity,   risk = -utility - entropy.
 _TERM_WEIGHTS = {"utility": (-1.0, 0.0, 0.0), "ambiguity": (0.0, 1.0, 0.0),
                  "state_info_gain": (0.0, 1.0, -1.0), "risk": (-1.0, 0.0, -1.0)}
+
+
+def default_budget(device) -> int:
+    """Bytes of intermediate tensors an evaluation may hold at once: 40% of the free GPU memory, or 1 GiB."""
+    if device.type == "cuda":
+        return int(CUDA_BUDGET_FRACTION * torch.cuda.mem_get_info(device)[0])
+    return CPU_BUDGET
 
 
 def unsupported(model, terms, options) -> str | None:
@@ -220,7 +227,7 @@ class PolicyEvaluator:
     def _run(self, qs, what):
         """Evaluate eagerly, or through the CUDA graph of ``(batch, what)``: captured at its second call."""
         self._check_model_unchanged()
-        qs, batch = self._check_beliefs(qs)
+        qs, batch = check_beliefs(self.model, qs)
         if not self.cuda_graph:
             return self._evaluate(qs, batch, what)
         key = (batch, what)
@@ -245,21 +252,6 @@ class PolicyEvaluator:
             self._graphs[key] = (graph, static_in, static_out)
             graph.replay()
         return _clone(static_out)
-
-    def _check_beliefs(self, qs):
-        m = self.model
-        if len(qs) != m.num_factors:
-            raise PolicyError(f"qs has {len(qs)} vectors but the model has {m.num_factors} factors")
-        qs = [torch.as_tensor(q, device=m.device, dtype=m.dtype) for q in qs]
-        for f, q in enumerate(qs):
-            if q.ndim == 0 or q.shape[-1] != m.num_states[f]:
-                raise PolicyError(f"qs[{f}] has shape {tuple(q.shape)}, expected (..., {m.num_states[f]})")
-        try:
-            batch = torch.broadcast_shapes(tuple(m.batch_shape), *[q.shape[:-1] for q in qs])
-        except RuntimeError:
-            raise PolicyError(f"the beliefs' batch shapes {[tuple(q.shape[:-1]) for q in qs]} do not broadcast "
-                              f"with the model's batch shape {tuple(m.batch_shape)}") from None
-        return qs, tuple(batch)
 
     def _evaluate(self, qs, batch, what):
         m = self.model
@@ -376,10 +368,7 @@ class PolicyEvaluator:
     def _node_capacity(self, b):
         """How many nodes of one depth fit in the memory budget at once."""
         m = self.model
-        budget = self.memory_budget
-        if budget is None:
-            budget = (int(CUDA_BUDGET_FRACTION * torch.cuda.mem_get_info(m.device)[0]) if m.device.type == "cuda"
-                      else CPU_BUDGET)
+        budget = default_budget(m.device) if self.memory_budget is None else self.memory_budget
         per_node = 2 * sum(m.num_states) + 2 * self._width  # beliefs and their children, path sums
         for deps, width, _ in self.outcome_groups:
             per_node += 2 * (math.prod(m.num_states[f] for f in deps) + width + 2)  # joint belief, products

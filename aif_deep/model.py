@@ -15,7 +15,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 
-from aif.errors import ModelError
+from aif.errors import ModelError, PolicyError
 from aif.maths import LogGuard
 from aif.model import GenerativeModel
 
@@ -79,6 +79,24 @@ def sum_against(T: Tensor, qs: Sequence[Tensor], keep: int) -> Tensor:
         out = torch.einsum(f"...{cur},...{c}->...{nxt}", out, qs[i])
         cur = nxt
     return out
+
+
+def check_beliefs(model, qs) -> tuple:
+    """``qs`` as tensors on the model's device and dtype, with their batch shape broadcast with the model's:
+    ``(qs, batch)``; ``PolicyError`` naming the factor for a wrong count, size or batch shape."""
+    ref = model.prior()[0]
+    if len(qs) != len(model.num_states):
+        raise PolicyError(f"qs has {len(qs)} vectors but the model has {len(model.num_states)} factors")
+    qs = [torch.as_tensor(q, device=ref.device, dtype=ref.dtype) for q in qs]
+    for f, q in enumerate(qs):
+        if q.ndim == 0 or q.shape[-1] != model.num_states[f]:
+            raise PolicyError(f"qs[{f}] has shape {tuple(q.shape)}, expected (..., {model.num_states[f]})")
+    try:
+        batch = torch.broadcast_shapes(tuple(model.batch_shape), *[q.shape[:-1] for q in qs])
+    except RuntimeError:
+        raise PolicyError(f"the beliefs' batch shapes {[tuple(q.shape[:-1]) for q in qs]} do not broadcast with "
+                          f"the model's batch shape {tuple(model.batch_shape)}") from None
+    return qs, tuple(batch)
 
 
 @runtime_checkable

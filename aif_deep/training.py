@@ -136,7 +136,11 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
         usage = [u + q.mean(0) / (L + 1) for u, q in zip(usage, qs)]
         samples.append(torch.cat([_st_sample(q, generator) for q in qs], -1))  # (B, sum S)
         if t < L:
-            carried = [q.detach() for q in qs] if stop_filter_gradient else qs
+            carried = qs
+            if stop_filter_gradient == "message":
+                carried = [unimix(q, model.unimix) for q in _posterior(message[:, t].detach(), prior)]
+            elif stop_filter_gradient:
+                carried = [q.detach() for q in qs]
             prior = _predict(B, carried, actions[:, t])  # prior_{t+1} = E_{q_t}[B(u_t)], the agent's predict
     # The decoder and the reward head see every step's sample at once.
     samples = torch.stack(samples, 1)  # (B, L + 1, sum S)
