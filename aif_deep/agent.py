@@ -23,6 +23,7 @@ from aif.errors import ParameterError, PolicyError
 
 from .control import policy_posterior, predict, select_action
 from .evaluator import check_policies, evaluate_policies
+from .full_tree import PolicyEvaluator, unsupported
 from . import learning
 from .inference import FixedPoint, as_beliefs, as_obs, as_torch_method, infer_states
 from .model import BeliefModel
@@ -82,6 +83,10 @@ class Agent:
             self.policies = enumerate_policies(self.model.num_controls, self.policy_horizon, self.control_factors)
         self.policies = check_policies(self.model, self.policies)
         self.policy_horizon = self.policies.shape[1]
+        # All policies of the horizon, in order (also when given as a list): PolicyEvaluator's case.
+        self._enumerated = np.array_equal(self.policies, enumerate_policies(
+            self.model.num_controls, self.policy_horizon, self.control_factors))
+        self._evaluator = None
         self.batch_shape = tuple(torch.broadcast_shapes(tuple(self.batch_shape), tuple(self.model.batch_shape)))
         E = getattr(self.model, "E", None)
         if E is not None and E.shape[-1] != len(self.policies):
@@ -179,11 +184,27 @@ class Agent:
         """EFE of every policy and the policy posterior. Returns ``(q_pi, G)``, each ``(*batch, P)``."""
         if self.qs is None:
             raise RuntimeError("infer_policies needs a posterior: call infer_states(obs) first")
-        self.G, self.terms = evaluate_policies(self.model, self.qs, policies=self.policies, terms=self.efe_terms,
-                                               options=self.efe, terminal_value=self.terminal_value,
-                                               discount=self.discount)
+        evaluator = self._policy_evaluator()
+        if evaluator is not None:
+            self.G, self.terms = evaluator(self.qs)
+        else:
+            self.G, self.terms = evaluate_policies(self.model, self.qs, policies=self.policies, terms=self.efe_terms,
+                                                   options=self.efe, terminal_value=self.terminal_value,
+                                                   discount=self.discount)
         self.q_pi = policy_posterior(self.G, getattr(self.model, "E", None), self.gamma)
         return self.q_pi, self.G
+
+    def _policy_evaluator(self):
+        """A ``PolicyEvaluator`` for enumerated policies of a tabular model, kept while the model stays the same
+        (on CUDA its graph is captured at the second step and replayed after); ``None`` where it does not
+        apply (explicit policy lists, neural models, legacy guards, parameter information gain)."""
+        if not self._enumerated or unsupported(self.model, self.efe_terms, self.efe) is not None:
+            return None
+        ev = self._evaluator
+        if ev is None or ev.model is not self.model or ev.stale:
+            ev = self._evaluator = PolicyEvaluator(self.model, self.policy_horizon, self.efe_terms, self.efe,
+                                                   self.control_factors, self.terminal_value, self.discount)
+        return ev
 
     def sample_action(self) -> torch.Tensor:
         """Choose an action ``(*batch, num_factors)`` and carry the prior forward."""

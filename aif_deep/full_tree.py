@@ -205,8 +205,13 @@ class PolicyEvaluator:
             return None
         return f
 
+    @property
+    def stale(self) -> bool:
+        """Whether the model's arrays were changed in place since this evaluator was built."""
+        return any(t._version != v for t, v in zip(self._sources, self._versions))
+
     def _check_model_unchanged(self):
-        if any(t._version != v for t, v in zip(self._sources, self._versions)):
+        if self.stale:
             raise ParameterError("the model's arrays were changed in place after this PolicyEvaluator was built; "
                                  "build a new PolicyEvaluator for the new model")
 

@@ -203,3 +203,22 @@ def test_cuda_graph_replay_equals_eager_and_aif(case):
         G1, _ = ev([torch.tensor(x[:1], dtype=torch.float32, device="cuda") for x in qs])
         assert (G1 - G[:1]).abs().max() < 1e-5 * scale
     assert len(ev._graphs) == 3  # (batch 2, terms), (batch 2, posterior), (batch 1, terms)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graph replay needs a GPU")
+def test_agent_on_cuda_replays_one_evaluator_and_agrees_with_aif():
+    from aif.envs import TMaze
+
+    model = TMaze().generative_model()
+    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(model, device="cuda", dtype=torch.float32),
+                           policy_horizon=2, batch_shape=(3,))
+    run = aif_deep.rollout(agent, [TMaze() for _ in range(3)], 4, seed=1)
+    evaluator = agent._evaluator
+    assert evaluator.cuda_graph and len(evaluator._graphs) == 1  # built once, captured at step 2, replayed
+    for i in range(3):  # each agent's q(pi) is aif's at the same history
+        ref = aif.Agent(model, policy_horizon=2)
+        for t in range(4):
+            ref.infer_states(list(run.observations[i, t]))
+            q_pi, _ = ref.infer_policies()
+            assert np.abs(q_pi - run.q_pi[i, t]).max() < 1e-4
+            ref.prior = aif.predict(model, ref.qs, run.actions[i, t])
