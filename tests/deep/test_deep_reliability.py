@@ -19,7 +19,10 @@ torch.set_num_threads(1)
 
 
 def _tabular(seed=0):
-    return aif_deep.TabularModel.from_aif(aif.random_model(np.random.default_rng(seed), [3, 4], [3, 2], [2, 3]))
+    # On the CPU also where a GPU is present: load_agent restores agents on the CPU, and these tests compare
+    # the restored agent with the original.
+    return aif_deep.TabularModel.from_aif(aif.random_model(np.random.default_rng(seed), [3, 4], [3, 2], [2, 3]),
+                                          device="cpu")
 
 
 def _drive(agent, n, seed):
@@ -180,7 +183,7 @@ def test_agent_settings_round_trip(tmp_path, make):
 
 def test_batched_agent_round_trips_its_whole_state(tmp_path):
     model = aif_deep.TabularModel.from_aif([aif.random_model(np.random.default_rng(s), [3], [4], [2])
-                                            for s in range(3)])
+                                            for s in range(3)], device="cpu")
     agent = aif_deep.Agent(model, gamma=torch.tensor([1.0, 4.0, 16.0], dtype=torch.float64))
     agent.step(np.array([[0], [1], [3]]))
     save_agent(tmp_path / "batch.pt", agent)
