@@ -222,3 +222,19 @@ def test_agent_on_cuda_replays_one_evaluator_and_agrees_with_aif():
             q_pi, _ = ref.infer_policies()
             assert np.abs(q_pi - run.q_pi[i, t]).max() < 1e-4
             ref.prior = aif.predict(model, ref.qs, run.actions[i, t])
+
+
+def test_benchmark_runs_in_its_quick_setting(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_evaluator.py"
+    spec = importlib.util.spec_from_file_location("bench_evaluator", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--quick", "--skip", "legacy,jax", "--repeats", "1", "--threads", "1",
+                "--plot", str(tmp_path / "scaling.png")])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| aif_deep cpu |")]
+    assert len(rows) == 4  # 2 sizes x 2 batches
+    assert all(float(row.split("|")[6].replace(",", "")) > 0 for row in rows)
+    assert (tmp_path / "scaling.png").stat().st_size > 10_000
