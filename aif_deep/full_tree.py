@@ -89,7 +89,8 @@ class PolicyEvaluator:
         terminal_value, discount: as in ``evaluate_policies``: ``G += discount**H * V(q(s_H))``.
         memory_budget: bytes of intermediates; by default 40% of the free GPU memory, or 1 GiB on the CPU.
         cuda_graph: capture and replay a CUDA graph (default: on when the model is on a CUDA device and
-            there is no terminal value, whose callable may not be capturable).
+            there is no terminal value, whose callable may not be capturable). Calls that need gradients
+            (beliefs or model arrays that require them) always run eagerly.
 
     Calling it with beliefs ``qs`` (one tensor ``(*batch, S_f)`` per factor) returns ``(G, terms)`` as
     ``evaluate_policies`` does: ``G`` of shape ``(*batch, P)``, lower is better, and with ``with_terms`` the
@@ -233,7 +234,8 @@ class PolicyEvaluator:
         """Evaluate eagerly, or through the CUDA graph of ``(batch, what)``: captured at its second call."""
         self._check_model_unchanged()
         qs, batch = check_beliefs(self.model, qs)
-        if not self.cuda_graph:
+        wants_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (*qs, *self._sources))
+        if not self.cuda_graph or wants_grad:  # a replay's outputs carry no autograd graph: run eagerly
             return self._evaluate(qs, batch, what)
         key = (batch, what)
         self._calls[key] = self._calls.get(key, 0) + 1

@@ -199,6 +199,10 @@ def test_cuda_graph_replay_equals_eager_and_aif(case):
         assert np.abs(terms["risk"][0].cpu().numpy() - terms_ref["risk"]).max() < 1e-4 * scale
         assert (G - G2).abs().max() < 1e-5 * scale  # float32: the leaves' products differ in width
         assert np.abs(q_pi[0].cpu().numpy() - aif.policy_posterior(G_ref, gamma=4.0)).max() < 1e-4
+    q = [torch.tensor(x, dtype=torch.float32, device="cuda", requires_grad=True) for x in qs]
+    G, _ = ev(q)  # gradients wanted: eager, so they reach the beliefs
+    G.sum().backward()
+    assert q[0].grad is not None and torch.isfinite(q[0].grad).all()
     for call in range(3):  # another batch shape: its own graph
         G1, _ = ev([torch.tensor(x[:1], dtype=torch.float32, device="cuda") for x in qs])
         assert (G1 - G[:1]).abs().max() < 1e-5 * scale
