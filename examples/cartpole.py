@@ -13,9 +13,10 @@ epsilon-greedy actions: same network, optimiser, replay buffer, update rate and 
 
 Prints, per seed, the first episode at which the 100-episode mean return reaches 475 ("not reached"
 otherwise), the median over seeds and the wall time; writes a figure with --out. Measured on a shared 2-core
-CPU, 600 episodes at most: with the defaults (final precision 30) active inference solved seeds 0-4 at 416,
-472, 478, not reached, 506 (median 478); with --gamma 100 at -, -, 422, -, 329, and DQN at 495, -, -, -, -.
-(Those runs predate ``epistemic_cap``; see below.)
+CPU, 600 episodes at most: with the defaults (final precision 30, epistemic cap 0.5) active inference solved
+seeds 0-4 at not reached (last-100 mean 367), 403, not reached (423), 360, 361: median 403 (1576 s for the five
+runs). Without the cap (``--cap 0``, as before it existed) at 416, 472, 478, not reached, 506 (median 478); with
+--gamma 100 at -, -, 422, -, 329; DQN (no epistemic term, so no cap) at 495, -, -, -, -.
 
 Epistemic-weight ablation (--ablation --seeds 3 --episodes 300, 879 s on the shared 2-core CPU, one worker),
 mean return by thirds of the episodes, entropies over the last third (nats; ln 2 = 0.693):
