@@ -44,9 +44,12 @@ under the final ensemble a balancing policy has a far lower G (-187 against -11 
 Monte-Carlo over 30 episodes) -- a failure of the critic, not an objective that prefers falling. Giving up
 the information gain of terminal transitions (2-3 times that of other steps) did not help; withholding it
 for 3000 steps, or the cap, did. The cap changes the objective only where ``w * info_gain`` exceeds it: with
-w = 0.1 only during the first few hundred updates; with w = 10 during the transient (where it makes the
-epistemic value the same constant for every action) and on the rarer transitions near failure later.
-``OnlineResult.capped`` reports the fraction of replayed transitions at the cap.
+w = 0.1 only during the first few hundred updates (2% of the replayed transitions of the first third of 300
+episodes); with w = 10 during the transient, where it makes the epistemic value the same constant for every
+action, and on the rarer transitions near failure later (59% of the replayed transitions in the first third,
+13% in the last). The price: a weight so large that ``w * info_gain`` exceeds the cap everywhere leaves a
+constant, which no longer steers. ``OnlineResult.capped`` reports the fraction of replayed transitions at the
+cap.
 
 ``epistemic_weight=0`` with an ``EpsilonGreedy`` selection and ``temperature -> 0`` (``hard_min=True``) is
 the DQN of Mnih et al. on -Q; ``dqn_settings`` builds it with the rest of the settings shared.
@@ -158,8 +161,9 @@ class OnlineSettings:
         epistemic_weight: weight of the information gain in g (0: no transition model is trained).
         epistemic_cap: the largest epistemic value ``epistemic_weight * info_gain`` one transition adds to g,
             in nats (g's units; compare the per-step risk ``|reward_preference * r|``); ``None``: unbounded.
-            0.5 by evidence: at w = 10 with no bound (or 1.0, on 1 of 3 seeds) CartPole collapsed onto one
-            action; see the module docstring.
+            0.5 by evidence (CartPole, w = 10, seeds 0-2, last third of 300 episodes): unbounded, return
+            10-11 on one action; cap 1.0, return 64, 81, 27; cap 0.5, return 87, 106, 86. At the default
+            w = 0.1 it binds only early; 5 seeds still solved with a median of 403 episodes (478 without).
         ensemble_size: K transition networks (at least 2 when epistemic_weight > 0).
         model_hidden: width of each transition network's hidden layers.
         noise_sd: sigma of the transition likelihood, in the observation's units.
