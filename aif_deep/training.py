@@ -311,12 +311,15 @@ def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = Tr
     return result
 
 
-def _pool(buffer: ReplayBuffer, size: int, rng: np.random.Generator) -> list:
-    """``size`` single observations drawn uniformly from every step of the buffer: one array per modality."""
-    steps = [(i, t) for i, e in enumerate(buffer.episodes) for t in range(len(e[1]) + 1)]
-    pick = rng.integers(len(steps), size=size)
-    return [np.stack([buffer.episodes[steps[k][0]][0][m][steps[k][1]] for k in pick])
-            for m in range(len(buffer.episodes[0][0]))]
+def _pool(buffer: ReplayBuffer, size: int, rng: np.random.Generator) -> tuple:
+    """``size`` transitions drawn uniformly from every step of the buffer: ``(obs, actions, next_obs)`` with
+    ``obs`` and ``next_obs`` one array ``(size, ...)`` per modality and ``actions`` int ``(size, F)``."""
+    steps = [(i, t) for i, e in enumerate(buffer.episodes) for t in range(len(e[1]))]
+    pick = [steps[k] for k in rng.integers(len(steps), size=size)]
+    M = len(buffer.episodes[0][0])
+    obs = [np.stack([buffer.episodes[i][0][m][t] for i, t in pick]) for m in range(M)]
+    nxt = [np.stack([buffer.episodes[i][0][m][t + 1] for i, t in pick]) for m in range(M)]
+    return obs, np.stack([buffer.episodes[i][1][t] for i, t in pick]), nxt
 
 
 def _bernoulli_nll(x, means):
@@ -361,7 +364,8 @@ def split_merge(model: NeuralModel, buffer: ReplayBuffer, rng: np.random.Generat
         if not isinstance(h, (Bernoulli, Categorical)):
             raise ParameterError(f"split_merge takes Bernoulli and Categorical modalities; modality {m} is {h!r}")
     dev, dt = model.device, model.dtype
-    obs = [torch.as_tensor(o, device=dev) for o in _pool(buffer, pool, rng)]
+    obs, actions, nxt = _pool(buffer, pool, rng)
+    obs, nxt = ([torch.as_tensor(o, device=dev) for o in x] for x in (obs, nxt))
     with torch.no_grad():
         z = model.joint_message(obs).argmax(-1)  # (N,)
         x = torch.cat([h.features(o).to(dt) for h, o in zip(model.heads, obs)], -1)  # (N, P), in [0, 1]
@@ -393,7 +397,31 @@ def split_merge(model: NeuralModel, buffer: ReplayBuffer, rng: np.random.Generat
         moved = torch.nonzero(z == a)[:, 0][halves[a]]
         target[moved] = b
     fit_classes(model, obs, target, refit_steps, lr)
+    # The moved classes' transitions are refitted too: the VFE alone would not move them, as a transition
+    # network sure of a class's old successors gets almost no gradient through the uniform mixture (on the
+    # 5x5 grid, after a move, a cell next to the goal kept a corner's transitions through 1000 more steps).
+    fit_transitions(model, obs, torch.as_tensor(actions, device=dev), nxt, refit_steps, lr)
     return {"split": a, "merge": b, "gain": per_obs}
+
+
+def fit_transitions(model: NeuralModel, obs: list, actions, next_obs: list, steps: int = 50,
+                    lr: float = 1e-2) -> None:
+    """Fit the transition network to the encoder's classes: ``steps`` Adam steps on the cross-entropy of
+    p(s_f' | s, u_f) against the class of each factor in the largest message of ``next_obs``, from the joint
+    class of the largest message of ``obs`` (one ``(N, ...)`` tensor per modality; ``actions`` int ``(N, F)``)."""
+    with torch.no_grad():
+        states = model.joint_states()[model.joint_message(obs).argmax(-1)]  # (N, sum S)
+        nxt = torch.stack(torch.unravel_index(model.joint_message(next_obs).argmax(-1), model.num_states), -1)
+    was_training = model.training
+    model.train()
+    opt = torch.optim.Adam(model.transitions.parameters(), lr=lr)
+    for _ in range(int(steps)):
+        logits = model.transition_logits(states, actions)
+        loss = sum(torch.nn.functional.cross_entropy(lg, nxt[:, f]) for f, lg in enumerate(logits))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.train(was_training)
 
 
 def fit_classes(model: NeuralModel, obs: list, target, steps: int = 50, lr: float = 1e-2) -> None:

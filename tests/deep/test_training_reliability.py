@@ -9,8 +9,8 @@ torch = pytest.importorskip("torch")
 from aif.errors import ParameterError  # noqa: E402
 from aif_deep.images import cell_templates, flip_pixels  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
-from aif_deep.training import (ReplayBuffer, TrainSettings, fit_classes, match_classes, sequence_vfe,  # noqa: E402
-                               split_merge)
+from aif_deep.training import (ReplayBuffer, TrainSettings, fit_classes, fit_transitions, match_classes,  # noqa: E402
+                               sequence_vfe, split_merge, train)
 
 torch.set_num_threads(1)
 
@@ -79,8 +79,27 @@ def test_split_merge_gives_a_split_state_s_class_to_the_shared_one():
     assert split_merge(model, buffer, np.random.default_rng(2)) is None
 
 
+def test_fit_transitions_moves_a_confident_transition_to_the_observed_successor():
+    # Two controls on four cells: control 0 moves to the next cell, control 1 stays. The transition network is
+    # first fitted, confidently, to "two cells on"; 100 steps on the true successors replace it.
+    rng = np.random.default_rng(0)
+    templates = cell_templates((2, 2), (6, 6), [(0, 0), (0, 1), (1, 0), (1, 1)])
+    cells, actions = rng.integers(4, size=400), rng.integers(2, size=(400, 1))
+    image = lambda c: torch.as_tensor(flip_pixels(templates[c], 0.05, rng))  # noqa: E731
+    model = NeuralModel([4], [2], [Bernoulli((6, 6))], seed=0)
+    fit_classes(model, [image(cells)], torch.as_tensor(cells), steps=100)
+    wrong = np.where(actions[:, 0] == 0, (cells + 2) % 4, cells)
+    fit_transitions(model, [image(cells)], torch.as_tensor(actions), [image(wrong)], steps=200)
+    model.eval()
+    assert (model.tables()["B"][0][:, :, 0].argmax(0) == torch.tensor([2, 3, 0, 1])).all()
+    right = np.where(actions[:, 0] == 0, (cells + 1) % 4, cells)
+    fit_transitions(model, [image(cells)], torch.as_tensor(actions), [image(right)], steps=100)
+    B = model.tables()["B"][0]  # (next, current, control)
+    assert (B[:, :, 0].argmax(0) == torch.tensor([1, 2, 3, 0])).all() and (B[:, :, 1].argmax(0) == torch.arange(4)).all()
+    assert B[:, :, 0].max(0).values.min() > 0.9
+
+
 def test_train_with_split_merge_records_its_moves():
-    from aif_deep.training import train
     model, buffer, images, cells = _bad_clustering()
     settings = TrainSettings(steps=20, batch_size=8, length=4, progress=False, split_merge_every=10,
                              split_merge_until=0.5)
