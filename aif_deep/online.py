@@ -42,7 +42,7 @@ untrained networks disagree more) drove the rising-precision policy onto one act
 collected the long episodes from which G_phi would learn to balance: return ~10 on 3 of 3 seeds, although
 under the final ensemble a balancing policy has a far lower G (-187 against -11 for always pushing one way,
 Monte-Carlo over 30 episodes) -- a failure of the critic, not an objective that prefers falling. Giving up
-the information gain of terminal transitions (2-3 times that of other steps) did not help; withholding it
+the information gain of terminal transitions (about 3 times that of other steps) did not help; withholding it
 for 3000 steps, or the cap, did. The cap changes the objective only where ``w * info_gain`` exceeds it: with
 w = 0.1 only during the first few hundred updates (2% of the replayed transitions of the first third of 300
 episodes); with w = 10 during the transient, where it makes the epistemic value the same constant for every

@@ -31,7 +31,7 @@ entropies over the last third (nats; ln 2 = 0.693), fraction of replayed transit
 
 No weight collapses onto one action with the cap (``aif_deep.online``'s docstring gives the diagnosis of the
 unbounded w = 10 collapse). A higher weight still learns more slowly: the returns at 300 episodes fall with w.
-The information gain is 2-5 times higher on the last steps before failure than elsewhere (diagnosis runs), so a
+The information gain is 3-5 times higher on the last steps before failure than elsewhere (diagnosis runs), so a
 larger weight gives those states more value; this was not separated from the effect of noisier TD targets.
 """
 
