@@ -28,7 +28,8 @@ entropies over the last third (nats; ln 2 = 0.693), fraction of replayed transit
     1      | 22.5 / 110.4 / 137.1   | 0.270     | 0.689                    | 0.15 / 0.00
     10     | 23.5 /  84.8 /  94.0   | 0.174     | 0.684                    | 0.61 / 0.12
     10, --cap 0 (unbounded): 19.7 / 11.6 / 9.9, H[q] 0.227, action-frequency entropy 0.234 (5 of 5 seeds)
-    100 (seeds 0-2, 198 s): 27.1 / 157.6 / 187.9, H[q] 0.220, action-frequency entropy 0.690, at the cap 1.00 / 0.82
+    100 (seeds 0-2, 198 s): 27.1 / 157.6 / 187.9, H[q] 0.220, action-frequency entropy 0.690,
+        at the cap 1.00 / 0.82
 
 No weight collapses onto one action with the cap (``aif_deep.online``'s docstring gives the diagnosis of the
 unbounded w = 10 collapse). At w = 100 most transitions sit at the cap, so the epistemic value is nearly a
