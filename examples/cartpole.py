@@ -34,9 +34,10 @@ entropies over the last third (nats; ln 2 = 0.693), fraction of replayed transit
 No weight collapses onto one action with the cap (``aif_deep.online``'s docstring gives the diagnosis of the
 unbounded w = 10 collapse). At w = 100 most transitions sit at the cap, so the epistemic value is nearly a
 constant that no longer steers and the agent learns much as with w = 0: the cap bounds what information can be
-worth, it does not keep a large weight's exploration. A higher weight still learns more slowly: the returns at 300 episodes fall with w.
-The information gain is 3-5 times higher on the last steps before failure than elsewhere (diagnosis runs), so a
-larger weight gives those states more value; this was not separated from the effect of noisier TD targets.
+worth, it does not keep a large weight's exploration. Below saturation a higher weight learns more slowly
+(last-third return 260, 232, 137, 94 for w = 0, 0.1, 1, 10). The information gain is 3-5 times higher on the
+last steps before failure than elsewhere (diagnosis runs), so a larger weight gives those states more value;
+this was not separated from the effect of noisier TD targets.
 """
 
 from __future__ import annotations
