@@ -167,3 +167,16 @@ def test_cartpole_example_quick(tmp_path, capsys):
     assert "active inference" in text and "DQN" in text and "median" in text
     assert {r["name"] for r in results} == {"active inference", "DQN"}
     assert out.exists() and out.stat().st_size > 0
+
+
+def test_cartpole_example_ablation_quick(capsys):
+    spec = importlib.util.spec_from_file_location("cartpole_example", ROOT / "examples" / "cartpole.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    results = mod.main(["--quick", "--ablation", "--weights", "0", "10", "--episodes", "12", "--no-progress"])
+    text = capsys.readouterr().out
+    assert "epistemic_cap 0.5" in text and "at the cap" in text
+    w10 = [r for r in results if r["name"] == "w=10"][0]
+    # With the quick run's untrained ensemble, w * info_gain is far above the cap: every replayed transition is at it.
+    assert np.nanmax(w10["capped"]) == 1.0
+    assert np.isnan([r for r in results if r["name"] == "w=0"][0]["capped"]).all()  # no ensemble, no cap
