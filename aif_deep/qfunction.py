@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from aif.control import DEFAULT_TERMS, EFEOptions
+from aif.control import COST_TERMS, DEFAULT_TERMS, EFEOptions
 from aif.errors import ParameterError
 
 from .evaluator import evaluate_policies
@@ -87,6 +87,8 @@ class QSettings:
         discount: the discount of V(next belief).
         tau: Polyak rate of the target network (target <- (1 - tau) target + tau online).
         terms, options: the EFE terms of g and their options (as the agent's).
+        term_weights: optional weights of the named terms in g, e.g. ``{"state_info_gain": 10.0}`` for an
+            epistemic-weight ablation (a term left out weighs 1).
         seed: seeds the draws from the belief pool.
         progress: show a tqdm bar.
     """
@@ -98,6 +100,7 @@ class QSettings:
     tau: float = 0.02
     terms: tuple = DEFAULT_TERMS
     options: EFEOptions = EFEOptions()
+    term_weights: dict | None = None
     seed: int = 0
     progress: bool = True
 
@@ -111,13 +114,23 @@ class QSettings:
         for name in ("discount", "tau"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ParameterError(f"QSettings.{name} must be in [0, 1], got {getattr(self, name)}")
+        unknown = set(self.term_weights or {}) - set(self.terms)
+        if unknown:
+            raise ParameterError(f"QSettings.term_weights names {sorted(unknown)}, which are not among the terms "
+                                 f"{tuple(self.terms)}")
 
 
 def td_targets(qf_target: QFunction, model: BeliefModel, qs, discount: float, terms=DEFAULT_TERMS,
-               options=None) -> torch.Tensor:
-    """g(qs, a) + discount * V_target(predict(qs, a)) for every joint action: ``(*lead, K)``, no gradient."""
+               options=None, term_weights=None) -> torch.Tensor:
+    """g(qs, a) + discount * V_target(predict(qs, a)) for every joint action: ``(*lead, K)``, no gradient.
+
+    ``term_weights``: optional weights of the named terms in g (a term left out weighs 1).
+    """
     with torch.no_grad():
-        g, _ = evaluate_policies(model, qs, horizon=1, terms=terms, options=options, with_terms=False)
+        g, parts = evaluate_policies(model, qs, horizon=1, terms=terms, options=options,
+                                     with_terms=bool(term_weights))
+        for name, w in (term_weights or {}).items():  # g holds each term once, with its sign
+            g = g + (w - 1.0) * (parts[name] if name in COST_TERMS else -parts[name])
         nxt = model.predict_all(qs)  # (U_f, *lead, S_f) per factor
         # Joint actions in enumerate_policies' order (the last factor varies fastest): broadcast each
         # factor's predictions over the others' controls, then flatten to K.
@@ -147,7 +160,7 @@ def train_qfunction(qf: QFunction, model: BeliefModel, beliefs, settings: QSetti
     for _ in tqdm(range(settings.steps), disable=not settings.progress, desc="Q", unit="step", leave=False):
         idx = torch.randint(N, (settings.batch_size,), generator=gen)
         qs = [b[idx] for b in beliefs]
-        y = td_targets(target, model, qs, settings.discount, settings.terms, settings.options)
+        y = td_targets(target, model, qs, settings.discount, settings.terms, settings.options, settings.term_weights)
         loss = ((qf(qs) - y.to(qf.net[0].weight.dtype)) ** 2).mean()
         opt.zero_grad()
         loss.backward()

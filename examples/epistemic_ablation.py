@@ -13,7 +13,7 @@ walks; then, for every epistemic weight w, a Q-function is trained by temporal d
     G_phi(qs, a) <- g_w(qs, a) + discount * V_target(predict(qs, a)),
     g_w = -utility - w * state_info_gain,          V(qs) = -T ln sum_a exp(-G(qs, a) / T),
 
-(``aif_deep.td_targets`` with w = 1; the one-step terms come from ``aif_deep.evaluate_policies``, the image
+(``aif_deep.train_qfunction`` with ``QSettings.term_weights``; the one-step terms come from ``aif_deep.evaluate_policies``, the image
 modality's information gain is its sampled estimate) on the same pool of beliefs: the posteriors along the
 walks, one-hot beliefs and random mixtures. The Q-function then acts alone, as an amortised one-step policy:
 beliefs are filtered from the images (``infer_states``, ``predict``) and a ~ q(a | qs) = softmax(-gamma
@@ -39,18 +39,16 @@ actions per seed), which lengthens the episodes a little; its last TD error is ~
 """
 
 import argparse
-import copy
 import os
 import time
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 import aif_deep
 from aif.envs import AgentWrapper, GridWorld
 from aif_deep.neural import Bernoulli, NeuralModel
-from aif_deep.qfunction import QFunction
+from aif_deep.qfunction import QFunction, QSettings, train_qfunction
 from aif_deep.training import NoisyGridImages, TrainSettings, collect_random, train_best_of
 
 FLIP = 0.05
@@ -93,35 +91,15 @@ def belief_pool(model, buffer, rng):
     return torch.cat(pool + [onehot, mixed])
 
 
-def weighted_td_targets(target, model, qs, weight, discount):
-    """g_w(qs, a) + discount * V_target(predict(qs, a)) for every action: ``qs (N, S)`` -> ``(N, A)``."""
-    with torch.no_grad():
-        _, terms = aif_deep.evaluate_policies(model, [qs], horizon=1, terms=("utility", "state_info_gain"))
-        g = -(terms["utility"] + weight * terms["state_info_gain"])  # (N, A): one-step policies = actions
-        nxt = model.predict_all([qs])[0]  # (A, N, S)
-        return g + discount * target.value([nxt]).T  # value: (A, N)
-
-
 def train_weighted_q(model, pool, weight, steps, seed, progress):
-    """``aif_deep.train_qfunction``'s loop (MSE, Adam, Polyak target) with the weighted one-step EFE."""
+    """A QFunction trained by ``aif_deep.train_qfunction`` on g_w = -utility - w * state_info_gain; returns it and
+    the mean of its last 50 squared TD errors."""
     qf = QFunction(model.num_states, model.num_controls, temperature=1.0, seed=seed)
-    target = copy.deepcopy(qf).requires_grad_(False)
-    opt = torch.optim.Adam(qf.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(seed)
-    td = []
-    for _ in tqdm(range(steps), desc=f"Q w={weight:g}", disable=not progress, leave=False):
-        qs = pool[torch.randint(len(pool), (64,), generator=gen)]
-        y = weighted_td_targets(target, model, qs, weight, DISCOUNT).to(qf.net[0].weight.dtype)
-        loss = ((qf([qs]) - y) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            for p_t, p in zip(target.parameters(), qf.parameters()):
-                p_t.lerp_(p, 0.05)
-        td.append(float(loss.detach()))
-    qf.eval()
-    return qf, float(np.mean(td[-50:]))
+    settings = QSettings(steps=steps, batch_size=64, lr=3e-3, discount=DISCOUNT, tau=0.05,
+                         terms=("utility", "state_info_gain"), term_weights={"state_info_gain": weight}, seed=seed,
+                         progress=progress)
+    history = train_qfunction(qf, model, [pool], settings)
+    return qf, float(np.mean(history[-50:]))
 
 
 def act_from_q(qf, model, size, image, starts, max_steps, gamma, seed):

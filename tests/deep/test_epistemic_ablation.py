@@ -1,5 +1,5 @@
-"""examples/epistemic_ablation.py: the weighted TD target is the library's at w = 1 and its utility part at w = 0,
-the Q-function it trains walks to the goal, and acting from it alone counts actions and entropies consistently."""
+"""examples/epistemic_ablation.py: QSettings.term_weights scales one term of the TD target, the Q-function the
+example trains walks to the goal, and acting from it alone counts actions and entropies consistently."""
 
 import importlib.util
 import pathlib
@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 import aif_deep  # noqa: E402
 from aif.envs import GridWorld  # noqa: E402
 from aif_deep.neural import Bernoulli, NeuralModel  # noqa: E402
+from aif.errors import ParameterError  # noqa: E402
 from aif_deep.qfunction import QFunction  # noqa: E402
 
 torch.set_num_threads(1)
@@ -39,17 +40,22 @@ def _beliefs(n, concentration, seed):
     return torch.as_tensor(rng.dirichlet(np.full(9, concentration), size=n))  # (n, 9) float64
 
 
-def test_weighted_targets_match_the_library_at_weights_one_and_zero(ex, grid_model):
+def test_term_weights_scale_one_term_of_the_td_target(grid_model):
     qs = _beliefs(16, 0.5, 0)
     target = QFunction([9], [5], temperature=1.0, seed=0)
-    full = aif_deep.td_targets(target, grid_model, [qs], 0.9, terms=("utility", "state_info_gain"))
-    utility = aif_deep.td_targets(target, grid_model, [qs], 0.9, terms=("utility",))
-    torch.testing.assert_close(ex.weighted_td_targets(target, grid_model, qs, 1.0, 0.9), full)
-    torch.testing.assert_close(ex.weighted_td_targets(target, grid_model, qs, 0.0, 0.9), utility)
+    terms = ("utility", "state_info_gain")
+
+    def y(weights):
+        return aif_deep.td_targets(target, grid_model, [qs], 0.9, terms=terms, term_weights=weights)
+
+    full, utility = y(None), aif_deep.td_targets(target, grid_model, [qs], 0.9, terms=("utility",))
+    torch.testing.assert_close(y({"state_info_gain": 1.0}), full)
+    torch.testing.assert_close(y({"state_info_gain": 0.0}), utility)
     # Linear in the weight, and the information gain (utility - full) is not trivially 0.
-    w10 = ex.weighted_td_targets(target, grid_model, qs, 10.0, 0.9)
-    torch.testing.assert_close(w10, utility + 10.0 * (full - utility))
+    torch.testing.assert_close(y({"state_info_gain": 10.0}), utility + 10.0 * (full - utility))
     assert float((utility - full).min()) > 0.05
+    with pytest.raises(ParameterError, match="not among the terms"):
+        aif_deep.QSettings(terms=terms, term_weights={"ambiguity": 2.0})
 
 
 def test_trained_q_function_walks_to_the_goal(ex, grid_model):
