@@ -143,10 +143,9 @@ def main(argv=None):
     train_steps = args.train_steps or (250 if args.quick else 600 if n == 3 else 1500)
     episodes = args.episodes or (12 if args.quick else 50)
     # Latent clustering has local optima (one class for two cells and another cell split over two classes).
-    # Single runs without split-merge (latent accuracy, seeds 0-5; 3 seeds on 5x5): 3x3 0.86-1.00, 4x4
-    # 0.84-1.00 (3 of 6 below 0.95), 5x5 0.94, 0.98, 0.95; with split-merge every 100 steps: 3x3 0.99-1.00,
-    # 4x4 1.00 (all six), 5x5 1.00, 1.00, 1.00 (.scratch-free: ``--tries 1 --split-merge 0`` reproduces the
-    # first). Before, the best of 3 (3x3) or 5 (beyond) runs by their VFE stood in for it.
+    # Latent accuracy of single runs (seeds 0-5; 0-2 on 5x5), without split-merge (``--split-merge 0``):
+    # 3x3 0.86-1.00, 4x4 0.84-1.00 (3 of 6 below 0.95), 5x5 0.94, 0.98, 0.95; with it, see RESULTS below.
+    # Picking the lowest VFE of several runs (``--tries``) was the earlier remedy.
     tries = args.tries
     progress = not args.quick
     rng = np.random.default_rng(args.seed)

@@ -16,6 +16,15 @@ docstring says why the reward is not drawn). Its ``NeuralModel`` has two latent 
 classes) and context (2 classes), learned from random-action episodes by minimising the sequence VFE; no
 label says which class is which location or context.
 
+Measured (full setting, ``--seed 0`` to ``--seed 9``, 100 trials each, one run of 3000 steps per seed, about
+a minute per seed on one CPU core): the neural agent went to the cue first in 1.00 of the trials on all ten
+seeds (the best arm-first policy's G above the best cue-first one's by 0.13-0.59 nats at the first step) and
+entered the baited arm after it in 1.00; first-step |q(context) - 1/2| 0.005-0.039. Before
+``detach_carried_message`` and ``encoder_flip`` (``aif_deep.training.sequence_vfe``): 0.65-0.99, 3 of 10 seeds
+at least 0.90. Their cost: the context belief at the arms is less sure (the KL weight of 5 tempers the reward's
+evidence, and no later step pays for a sure belief any more), so the (location, context) accuracy once shown
+fell from 0.98-1.00 to 0.87-0.99.
+
 It prints: the training (one run; see ``SETTINGS``) and the latent accuracy (filtered beliefs'
 classes matched to the true location, and to the true (location, context) once the context has been shown,
 with the Hungarian algorithm); the learned transition's probability of keeping the context; then, for 100
@@ -50,14 +59,16 @@ TRIAL_STEPS = 3  # cue, arm, and one more step
 IMAGE_SHAPE = (9, 9)
 FLIP = 0.05
 EPISODE_STEPS = 8  # random actions per training episode (and per training window)
-# kl_weight 5: see aif_deep.training.sequence_vfe (at 1 the model reads a context into pixel noise at the start).
-# tries 1: the lowest VFE does not pick the best agent here. Three runs of the full setting on the same data
-# (model and training seeds 0, 1, 2) had VFEs 17.76, 17.33, 17.25 and went to the cue first in 0.97, 0.91,
-# 0.65 of the trials: a model that reads a little context into the first image's noise explains that noise
-# better, and bets on an arm.
+# kl_weight 5, detach_carried_message and encoder_flip 0.03: see aif_deep.training.sequence_vfe (without them
+# the model reads a context into the pixel noise of the centre image and the agent bets on an arm). tries 1:
+# the lowest VFE does not pick the best agent here. Three runs of kl_weight 5 alone on the same data (model and
+# training seeds 0, 1, 2) had VFEs 17.76, 17.33, 17.25 and went to the cue first in 0.97, 0.91, 0.65 of the
+# trials: a model that reads a little context into the first image's noise explains that noise better.
 SETTINGS = {
-    "full": dict(episodes=1000, steps=3000, lr=3e-3, kl_weight=5.0, tries=1, trials=100),
-    "quick": dict(episodes=300, steps=600, lr=1e-2, kl_weight=5.0, tries=1, trials=30),
+    "full": dict(episodes=1000, steps=3000, lr=3e-3, kl_weight=5.0, tries=1, trials=100,
+                 train=dict(detach_carried_message=True, encoder_flip=0.03)),
+    "quick": dict(episodes=1000, steps=600, lr=1e-2, kl_weight=5.0, tries=1, trials=30,
+                  train=dict(detach_carried_message=True, encoder_flip=0.03)),
 }
 
 
@@ -132,7 +143,8 @@ def learn_neural_model(true_model, s, seed, progress=True):
         lambda k: NeuralModel([4, 2], [4, 1], [Bernoulli(IMAGE_SHAPE), Categorical(3)], C=C, info_gain_samples=256,
                               seed=seed + k),
         buffer, TrainSettings(steps=s["steps"], batch_size=32, length=EPISODE_STEPS, lr=s["lr"],
-                              kl_weight=s["kl_weight"], seed=seed, progress=progress), tries=s["tries"])
+                              kl_weight=s["kl_weight"], seed=seed, progress=progress, **s.get("train", {})),
+        tries=s["tries"])
     seconds = time.perf_counter() - t0
     location_acc, joint_acc = latent_accuracy(model, make_env(true_model), 200, seed + 1000)
     keep = model.tables()["B"][1][..., 0]  # (2, 4, 2): p(context' | location, context)

@@ -17,9 +17,12 @@ from aif_deep.training import TrainSettings, collect_episodes  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-# The quick setting (one run of 600 steps, 30 trials) went to the cue first in 0.80 of the trials with its
-# seed 0 and 0.43 with seed 1 (the full setting: 0.65-0.99 over five runs); the test runs seed 0.
-QUICK_CUE_FIRST = 0.6
+# The quick setting (one run of 600 steps on 1000 episodes, 30 trials) went to the cue first in 1.00 of the
+# trials with seeds 0-3 (the full setting: 1.00 on seeds 0-9); the test runs seed 0. Its (location, context)
+# accuracy once shown was 0.89-0.96 (the full setting's 0.87-0.99): with kl_weight 5 and the carried message
+# detached the context belief at the arms is less sure than the reward's evidence (examples/tmaze_from_images.py).
+QUICK_CUE_FIRST = 0.9
+QUICK_JOINT = 0.85
 
 
 def _env(flip=0.05):
@@ -100,7 +103,7 @@ def test_example_quick_neural_agent_goes_to_the_cue_first():
     results, accuracy = example.main(["--quick"])
     assert results["tabular"]["cue_first_rate"] == 1.0 and results["tabular"]["correct_arm_rate"] == 1.0
     # the latent classes are the true (location, context) and the transition keeps the context
-    assert accuracy["location"] > 0.95 and accuracy["joint"] > 0.95 and accuracy["keep_context"] > 0.95
+    assert accuracy["location"] > 0.95 and accuracy["joint"] > QUICK_JOINT and accuracy["keep_context"] > 0.95
     neural = results["neural (images)"]
     assert neural["cue_first_rate"] >= QUICK_CUE_FIRST
     # after the cue, the carried context picks the baited arm

@@ -46,6 +46,28 @@ def test_encoder_flip_flips_the_encoders_pixels_only():
     assert with_flip["reconstruction"] != pytest.approx(plain["reconstruction"], rel=1e-6)
 
 
+@pytest.mark.parametrize("detach", [True, False])
+def test_detach_carried_message_leaves_the_encoder_its_own_steps_gradient(detach):
+    # Real-valued observations carry gradients: with the carried message detached, an observation reaches
+    # the loss through its own step's terms only, so the gradient of a 4-step window's loss with respect to
+    # the first observation is that of the first step alone (divided by the window's 5 steps).
+    model = NeuralModel([3, 2], [2, 1], [Gaussian((2,))], seed=0).double()
+    rng = np.random.default_rng(0)
+    obs = torch.as_tensor(rng.normal(size=(6, 5, 2))).requires_grad_()
+    actions = rng.integers(2, size=(6, 4, 2)) * np.array([1, 0])
+
+    def grad(length):
+        batch = {"observations": [obs[:, : length + 1]], "actions": actions[:, :length],
+                 "rewards": np.zeros((6, length)), "first": np.ones(6, dtype=bool)}
+        loss, _ = sequence_vfe(model, batch, torch.Generator().manual_seed(0), usage_weight=0.0,
+                               detach_carried_message=detach)
+        return torch.autograd.grad(loss, obs)[0][:, 0]
+
+    window, first = grad(4), grad(0)
+    assert first.abs().max() > 1e-3
+    assert torch.allclose(window * 5, first) == detach
+
+
 def _bad_clustering(seed=0):
     """Images of four cells of a 2x2 grid (6x6 pixels, 5% flipped), and a model fitted to the clustering
     optimum that split-merge escapes: class 0 holds cells 0 and 1, cell 2 is split over classes 2 and 3 (by a
