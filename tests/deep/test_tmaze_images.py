@@ -18,7 +18,7 @@ from aif_deep.training import TrainSettings, collect_episodes  # noqa: E402
 torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The quick setting (one run of 600 steps on 1000 episodes, 30 trials) went to the cue first in 1.00 of the
-# trials with seeds 0-3 (the full setting: 1.00 on seeds 0-9); the test runs seed 0. Its (location, context)
+# trials with seeds 0-3 (the full setting: 1.00 on seeds 0-14); the test runs seed 0. Its (location, context)
 # accuracy once shown was 0.89-0.96 (the full setting's 0.87-0.99): with kl_weight 5 and the carried message
 # detached the context belief at the arms is less sure than the reward's evidence (examples/tmaze_from_images.py).
 QUICK_CUE_FIRST = 0.9
@@ -109,5 +109,9 @@ def test_example_quick_neural_agent_goes_to_the_cue_first():
     # after the cue, the carried context picks the baited arm
     assert neural["correct_arm_rate"] >= neural["cue_first_rate"] - 0.1
     # without the epistemic term the cue is worth nothing to either agent
-    for name in ("tabular, no info gain", "neural (images), no info gain"):
-        assert results[name]["cue_first_rate"] <= 0.1
+    assert results["tabular, no info gain"]["cue_first_rate"] <= 0.1
+    # the epistemic term adds about 0.5 nats to the neural agent's margin of the cue over the arms (0.51 here
+    # and in the full setting at seed 0); without it the cue is not preferred (margin -0.23 nats here, +0.006
+    # there, where small differences of learned utilities decide the first move, so the rate is not asserted)
+    no_gain = results["neural (images), no info gain"]
+    assert no_gain["cue_margin"] < 0.1 and neural["cue_margin"] - no_gain["cue_margin"] > 0.3

@@ -117,7 +117,8 @@ def test_fit_transitions_moves_a_confident_transition_to_the_observed_successor(
     right = np.where(actions[:, 0] == 0, (cells + 1) % 4, cells)
     fit_transitions(model, [image(cells)], torch.as_tensor(actions), [image(right)], steps=100)
     B = model.tables()["B"][0]  # (next, current, control)
-    assert (B[:, :, 0].argmax(0) == torch.tensor([1, 2, 3, 0])).all() and (B[:, :, 1].argmax(0) == torch.arange(4)).all()
+    assert (B[:, :, 0].argmax(0) == torch.tensor([1, 2, 3, 0])).all()
+    assert (B[:, :, 1].argmax(0) == torch.arange(4)).all()
     assert B[:, :, 0].max(0).values.min() > 0.9
 
 
