@@ -113,7 +113,7 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
     encoder for predicting the context that the cue will show from the centre image, which it can only do by
     learning the noise of the training images by heart. ``encoder_flip``: every pixel of a ``Bernoulli``
     modality flips with that probability in the encoder's input only (the decoder scores the observed image),
-    so the noise of a training image is never seen twice. T-maze cue-first rates (100 trials, full setting): kl_weight 5
+    so the encoder rarely sees the same noise twice. T-maze cue-first rates (100 trials, full setting): kl_weight 5
     alone 0.65-0.99 over ten runs (3 of 10 at least 0.90); with ``encoder_flip`` 0.03 0.59-1.00 over 15
     (13 of 15); with both 1.00 on fifteen of fifteen (seeds 0-14).
 
@@ -373,7 +373,8 @@ def split_merge(model: NeuralModel, buffer: ReplayBuffer, rng: np.random.Generat
     The move is made when (gain - loss) per observation of ``a`` exceeds ``threshold`` nats: one half of ``a``'s
     observations is given to ``b``, ``b``'s go to their best other class, and ``refit_steps`` Adam steps fit the
     encoder (cross-entropy of its message against these assignments) and the decoder (-ln p(o | class)) on the
-    pool. The VFE training that follows refits the transitions, the prior and the reward head.
+    pool, then the transition network is fitted to the new classes (``fit_transitions``); the VFE training
+    that follows refits the prior and the reward head.
 
     Returns ``None`` (no move) or ``{"split": a, "merge": b, "gain": nats per observation of a}``.
     """
