@@ -18,11 +18,11 @@ from .model import BeliefModel, TabularModel, default_device
 from .neural import NeuralModel, unimix
 from .online import (Ensemble, EpsilonGreedy, OnlineAgent, OnlineResult, OnlineSettings, Softmax, dqn_settings,
                      train_online)
-from .qfunction import QFunction, QSettings, td_targets, train_qfunction
+from .qfunction import QFunction, QSettings, belief_pool, td_targets, train_qfunction
 from .images import NoisyGridImages, NoisyTMazeImages
 from .training import (ReplayBuffer, TrainResult, TrainSettings, collect_episodes, collect_random, evaluate_vfe,
-                       match_classes,
-                       load_checkpoint, save_checkpoint, sequence_vfe, train, train_best_of)
+                       fit_classes, fit_transitions, load_checkpoint, match_classes, save_checkpoint, sequence_vfe,
+                       split_merge, train, train_best_of)
 
 __all__ = [
     "BeliefModel", "TabularModel", "default_device",
@@ -33,8 +33,8 @@ __all__ = [
     "NeuralModel", "unimix",  # observation heads: aif_deep.neural.Categorical / Bernoulli / Gaussian
     "ReplayBuffer", "TrainSettings", "TrainResult", "train", "train_best_of", "sequence_vfe", "evaluate_vfe",
     "save_checkpoint", "load_checkpoint", "NoisyGridImages", "NoisyTMazeImages", "collect_random", "collect_episodes",
-    "match_classes",
-    "QFunction", "QSettings", "train_qfunction", "td_targets",
+    "match_classes", "split_merge", "fit_classes", "fit_transitions",
+    "QFunction", "QSettings", "train_qfunction", "td_targets", "belief_pool",
     "save_agent", "load_agent", "save_buffer", "load_buffer",
     "OnlineSettings", "OnlineAgent", "OnlineResult", "train_online", "dqn_settings", "Softmax", "EpsilonGreedy",
     "Ensemble",

@@ -23,6 +23,7 @@ import copy
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -143,6 +144,39 @@ def td_targets(qf_target: QFunction, model: BeliefModel, qs, discount: float, te
             joint.append(q.reshape(-1, *q.shape[F:]))  # (K, *lead, S_f)
         V = qf_target.value(joint)  # (K, *lead)
         return g + discount * V.movedim(0, -1)
+
+
+def belief_pool(model: BeliefModel, buffer, rng: np.random.Generator, copies: int = 20,
+                concentration: float = 0.3) -> list:
+    """Beliefs to train a Q-function on: the model's posteriors along the episodes of ``buffer`` (a
+    ``ReplayBuffer``; filtered as ``Agent`` does: ``infer_states``, then ``predict`` under the action taken), and
+    ``copies * max(S)`` one-hot beliefs (every state in turn) and as many random mixtures (Dirichlet with
+    ``concentration``) per factor, so that the Q-function also sees the corners and the inside of the simplex.
+    Returns one ``(N, S_f)`` tensor per factor."""
+    from .control import predict
+    from .inference import infer_states
+
+    by_length = {}
+    for observations, actions, _ in buffer.episodes:  # a batch per episode length
+        by_length.setdefault(len(actions), []).append((observations, actions))
+    pool = [[] for _ in model.num_states]
+    with torch.no_grad():
+        for episodes in by_length.values():
+            obs = [torch.as_tensor(np.stack([e[0][m] for e in episodes])) for m in range(len(episodes[0][0]))]
+            actions = torch.as_tensor(np.stack([e[1] for e in episodes]))  # (E, T, F)
+            prior = [p.expand(len(episodes), -1) for p in model.prior()]
+            for t in range(obs[0].shape[1]):
+                qs = infer_states(model, [o[:, t] for o in obs], prior)
+                for f, q in enumerate(qs):
+                    pool[f].append(q)
+                if t < actions.shape[1]:
+                    prior = predict(model, qs, actions[:, t])
+    n = copies * max(model.num_states)
+    for f, S in enumerate(model.num_states):
+        dtype = pool[f][0].dtype if pool[f] else torch.float32
+        pool[f].append(torch.eye(S, dtype=dtype)[torch.arange(n) % S])
+        pool[f].append(torch.as_tensor(rng.dirichlet(np.full(S, concentration), size=n), dtype=dtype))
+    return [torch.cat(p) for p in pool]
 
 
 def train_qfunction(qf: QFunction, model: BeliefModel, beliefs, settings: QSettings = QSettings()) -> list:

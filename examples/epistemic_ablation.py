@@ -48,7 +48,7 @@ import torch
 import aif_deep
 from aif.envs import AgentWrapper, GridWorld
 from aif_deep.neural import Bernoulli, NeuralModel
-from aif_deep.qfunction import QFunction, QSettings, train_qfunction
+from aif_deep.qfunction import QFunction, QSettings, belief_pool, train_qfunction
 from aif_deep.training import NoisyGridImages, TrainSettings, collect_random, train_best_of
 
 FLIP = 0.05
@@ -73,24 +73,6 @@ def learn_model(size, image, walks, steps, tries, seed, progress):
     return model, buffer
 
 
-def belief_pool(model, buffer, rng):
-    """The agent's posteriors along the walks, one-hot beliefs and random mixtures: ``(N, S)``."""
-    images = torch.as_tensor(np.stack([e[0][0] for e in buffer.episodes]))  # (E, T + 1, H, W)
-    actions = torch.as_tensor(np.stack([e[1] for e in buffer.episodes]))  # (E, T, 1)
-    prior = [p.expand(images.shape[0], -1) for p in model.prior()]
-    pool = []
-    with torch.no_grad():
-        for t in range(images.shape[1]):
-            qs = aif_deep.infer_states(model, [images[:, t]], prior)
-            pool.append(qs[0])
-            if t < actions.shape[1]:
-                prior = aif_deep.predict(model, qs, actions[:, t])
-    S = model.num_states[0]
-    onehot = torch.eye(S).repeat(20, 1)
-    mixed = torch.as_tensor(rng.dirichlet(np.full(S, 0.3), size=len(onehot)), dtype=onehot.dtype)
-    return torch.cat(pool + [onehot, mixed])
-
-
 def train_weighted_q(model, pool, weight, steps, seed, progress):
     """A QFunction trained by ``aif_deep.train_qfunction`` on g_w = -utility - w * state_info_gain; returns it and
     the mean of its last 50 squared TD errors."""
@@ -98,7 +80,7 @@ def train_weighted_q(model, pool, weight, steps, seed, progress):
     settings = QSettings(steps=steps, batch_size=64, lr=3e-3, discount=DISCOUNT, tau=0.05,
                          terms=("utility", "state_info_gain"), term_weights={"state_info_gain": weight}, seed=seed,
                          progress=progress)
-    history = train_qfunction(qf, model, [pool], settings)
+    history = train_qfunction(qf, model, pool, settings)
     return qf, float(np.mean(history[-50:]))
 
 

@@ -56,7 +56,7 @@ import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.envs import AgentWrapper, GridWorld  # noqa: E402
 from aif_deep.neural import Bernoulli, NeuralModel  # noqa: E402
-from aif_deep.qfunction import QFunction, QSettings, train_qfunction  # noqa: E402
+from aif_deep.qfunction import QFunction, QSettings, belief_pool, train_qfunction  # noqa: E402
 from aif_deep.training import (NoisyGridImages, TrainSettings, collect_random, match_classes,  # noqa: E402
                                train_best_of)
 
@@ -95,25 +95,6 @@ def latent_accuracy(model, size, image, seed):
     confusion = np.zeros_like(counts)
     confusion[:, state_of] = counts.T  # row: true cell; column: the cell its class is matched to
     return accuracy, confusion
-
-
-def belief_pool(model, buffer, rng):
-    """Beliefs for the Q-function: the agent's posteriors along the buffer's walks (filtered as ``Agent``
-    does), the one-hot beliefs and random mixtures. One ``(N, S)`` tensor."""
-    images = torch.as_tensor(np.stack([e[0][0] for e in buffer.episodes]))  # (E, T + 1, H, W)
-    actions = torch.as_tensor(np.stack([e[1] for e in buffer.episodes]))  # (E, T, 1)
-    prior = [p.expand(images.shape[0], -1) for p in model.prior()]
-    pool = []
-    with torch.no_grad():
-        for t in range(images.shape[1]):
-            qs = aif_deep.infer_states(model, [images[:, t]], prior)
-            pool.append(qs[0])
-            if t < actions.shape[1]:
-                prior = aif_deep.predict(model, qs, actions[:, t])
-    S = model.num_states[0]
-    onehot = torch.eye(S).repeat(20, 1)
-    mixed = torch.as_tensor(rng.dirichlet(np.full(S, 0.3), size=len(onehot)), dtype=onehot.dtype)
-    return torch.cat(pool + [onehot, mixed])
 
 
 def reach_rates(agents, size, image, starts, steps, seed, progress):
@@ -168,7 +149,7 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     qf = QFunction([n * n], [5], temperature=1.0, seed=args.seed)
-    q_history = train_qfunction(qf, model, [belief_pool(model, buffer, rng)],
+    q_history = train_qfunction(qf, model, belief_pool(model, buffer, rng),
                                 QSettings(steps=300 if args.quick else 1500, batch_size=32 if args.quick else 64,
                                           lr=3e-3, discount=DISCOUNT, tau=0.05, seed=args.seed, progress=progress))
     times["train Q"] = time.perf_counter() - t0

@@ -60,7 +60,7 @@ def test_term_weights_scale_one_term_of_the_td_target(grid_model):
 
 def test_trained_q_function_walks_to_the_goal(ex, grid_model):
     pool = torch.cat([torch.eye(9, dtype=torch.float64).repeat(8, 1), _beliefs(72, 0.3, 1)])
-    qf, td = ex.train_weighted_q(grid_model, pool, 0.0, 400, seed=0, progress=False)
+    qf, td = ex.train_weighted_q(grid_model, [pool], 0.0, 400, seed=0, progress=False)
     assert td < 0.1
     grid = GridWorld((3, 3))
     B = grid.generative_model().B[0]  # (next, prev, action), deterministic

@@ -292,3 +292,23 @@ def test_match_classes_finds_the_permutation():
     assert accuracy == pytest.approx(6 / 7) and list(state_of) == [1, 2, 0] and counts.sum() == 7
     with pytest.raises(aif.errors.ParameterError, match="0 to 2"):
         match_classes(pred, true + 1, 3)
+
+
+def test_belief_pool_holds_the_filtered_posteriors_corners_and_mixtures():
+    model = TabularModel.from_aif(GridWorld((2, 2)).generative_model(), device="cpu")
+    buffer = ReplayBuffer()
+    rng = np.random.default_rng(0)
+    for length in (3, 3, 5):  # episodes of two lengths
+        buffer.add([rng.integers(4, size=length + 1)], rng.integers(5, size=(length, 1)))
+    pool = aif_deep.belief_pool(model, buffer, np.random.default_rng(1), copies=2)
+    assert len(pool) == 1 and pool[0].shape == (4 + 4 + 6 + 2 * 2 * 4, 4)
+    torch.testing.assert_close(pool[0].sum(-1), torch.ones(len(pool[0]), dtype=pool[0].dtype))
+    # The first rows: the first episode filtered as an Agent does (infer, then predict under the action taken).
+    obs, actions, _ = buffer.episodes[0]
+    prior = model.prior()
+    for t in range(2):
+        qs = aif_deep.infer_states(model, [torch.as_tensor(obs[0][t:t + 1])], [p[None] for p in prior])
+        torch.testing.assert_close(pool[0][2 * t], qs[0][0])  # rows alternate between the two 3-step episodes
+        prior = [q[0] for q in aif_deep.predict(model, qs, torch.as_tensor(actions[t:t + 1]))]
+    corners = pool[0][-16:-8]
+    assert torch.equal(corners, torch.eye(4, dtype=corners.dtype).repeat(2, 1))
