@@ -41,7 +41,10 @@ class Agent:
         efe: ``aif.EFEOptions``.
         efe_terms: names of the terms that make up G.
         selection: ``aif.Selection`` (deterministic / stochastic, full / marginal).
-        policies: explicit policies ``(P, H, num_factors)``; enumerated when absent.
+        policies: explicit policies ``(P, H, num_factors)``; enumerated when absent. All policies of the
+            horizon (enumerated, or a list equal to them) of a tabular model are scored by one
+            ``PolicyEvaluator`` kept while the model stays the same (on CUDA replayed as a CUDA graph from the
+            second step); other lists by ``evaluate_policies``.
         control_factors: factors whose actions the enumerated policies vary (all by default).
         rng: ``torch.Generator`` on the model's device, for stochastic selection.
         batch_shape: the agents' batch shape when the model is unbatched (broadcast with the model's).
