@@ -29,6 +29,7 @@ from aif.io import FormatError
 
 from .checkpoint import read_torch_file
 from .images import NoisyGridImages  # noqa: F401  (importable from here, as before)
+from .inference import Exact
 from .neural import Bernoulli, Categorical, NeuralModel, predict_all_from, unimix
 
 
@@ -177,16 +178,10 @@ def _flip(o, flip, generator):
 
 def _posterior(message, prior):
     """q(s) ∝ exp(message + ln prior) for a joint message ``(B, J)`` and factorised priors ``(B, S_f)``: the
-    marginals ``(B, S_f)`` of the exact joint posterior (with one factor, the posterior itself)."""
-    if len(prior) == 1:
-        return [torch.softmax(message + torch.log(prior[0]), -1)]
+    marginals ``(B, S_f)`` of the exact joint posterior (``Exact``, with the message as one likelihood over
+    all factors)."""
     S = [p.shape[-1] for p in prior]
-    F = len(S)
-    log_joint = message.reshape(-1, *S)  # (B, *S)
-    for f, p in enumerate(prior):
-        log_joint = log_joint + torch.log(p).reshape(-1, *[S[f] if g == f else 1 for g in range(F)])
-    q = torch.softmax(log_joint.flatten(1), -1).reshape(-1, *S)
-    return [q.sum([1 + g for g in range(F) if g != f]) for f in range(F)]
+    return Exact()([message.reshape(-1, *S)], [torch.log(p) for p in prior], [list(range(len(S)))])
 
 
 def _kl(q, p):
