@@ -1,7 +1,8 @@
 """Exceptions raised for bad input.
 
-Every check in the package raises a subclass of ``ValueError`` (or ``TypeError``) whose message names the
-argument, the index and what was expected, so ``except ValueError`` catches all of them.
+Every check in the package raises a subclass of ``AifError`` (itself a ``ValueError``; ``StrategyError`` is also a
+``TypeError`` and ``CallOrderError`` a ``RuntimeError``) whose message names the argument, the index and what
+was expected, so ``except aif.AifError`` (or ``except ValueError``) catches all of them.
 """
 
 
@@ -23,3 +24,16 @@ class PolicyError(AifError):
 
 class ParameterError(AifError):
     """A scalar setting (precision, learning rate, tolerance, ...) is out of its range."""
+
+
+class BeliefError(AifError):
+    """A belief or prior over states is the wrong size or not a probability distribution."""
+
+
+class StrategyError(AifError, TypeError):
+    """A setting or strategy object is of the wrong kind or for the other backend (a string, a class or a number
+    where an object is expected; a NumPy-only strategy given to ``aif_deep`` or the reverse)."""
+
+
+class CallOrderError(AifError, RuntimeError):
+    """A method was called before the step it needs (``infer_policies`` before ``infer_states``, ...)."""

@@ -3,6 +3,7 @@
 The references guard logarithms differently, and agreement to 1e-8 needs the same guard, so the guard is
 a value passed around (``LogGuard``) rather than a constant buried in each function:
 
+- ``EXACT``: ``log(x)``, with ``0 ln 0 = 0`` in entropies (``scipy.special.xlogy``).
 - ``CLIP``: ``log(max(x, eps))`` with ``eps`` the float64 machine epsilon (pymdp 1.0's ``log_stable``).
 - ``LEGACY``: ``log(x + 1e-16)`` (pymdp.legacy's ``spm_log_single``, SPM's ``spm_log``).
 """
@@ -15,6 +16,7 @@ from functools import lru_cache, reduce
 from string import ascii_letters
 
 import numpy as np
+from scipy.special import xlogy
 
 EPS = float(np.finfo(np.float64).eps)
 LEGACY_EPS = 1e-16
@@ -23,22 +25,32 @@ JOINT_LIMIT = 1 << 22  # entries of a batch of joint beliefs that batch_contract
 
 @dataclass(frozen=True)
 class LogGuard:
-    """How ``log`` treats zeros: ``'clip'`` (log(max(x, eps))) or ``'add'`` (log(x + eps))."""
+    """How ``log`` treats zeros: ``'exact'`` (log(x); 0 ln 0 = 0 in ``xlogx``), ``'clip'`` (log(max(x, eps)))
+    or ``'add'`` (log(x + eps)). The kind is read here and in ``aif_deep``'s ``guarded_log`` only."""
 
     kind: str = "clip"
     eps: float = EPS
 
-    def __post_init__(self):
-        if self.kind not in ("clip", "add"):
-            raise ValueError(f"LogGuard.kind must be 'clip' or 'add', got {self.kind!r}")
+    def __post_init__(self) -> None:
+        if self.kind not in ("exact", "clip", "add"):
+            raise ValueError(f"LogGuard.kind must be 'exact', 'clip' or 'add', got {self.kind!r}")
 
     def __call__(self, x):
         x = np.asarray(x, dtype=float)
         if self.kind == "clip":
             return np.log(np.maximum(x, self.eps))
-        return np.log(x + self.eps)
+        if self.kind == "add":
+            return np.log(x + self.eps)
+        with np.errstate(divide="ignore"):
+            return np.log(x)
+
+    def xlogx(self, x):
+        """x ln x elementwise under this guard (0 ln 0 = 0 for ``'exact'``)."""
+        x = np.asarray(x, dtype=float)
+        return xlogy(x, x) if self.kind == "exact" else x * self(x)
 
 
+EXACT = LogGuard("exact", 0.0)
 CLIP = LogGuard("clip", EPS)
 LEGACY = LogGuard("add", LEGACY_EPS)
 
