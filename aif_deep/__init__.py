@@ -8,7 +8,7 @@ the model's parameters, with a policy evaluator that shares the computation of c
 from .control import (action_log_probability, action_marginals, action_probabilities, expected_free_energy,
                       policy_posterior, predict, select_action)
 from .agent import Agent, BatchTrajectory, rollout
-from .checkpoint import load_agent, load_buffer, save_agent, save_buffer
+from .checkpoint import load_agent, load_buffer, load_checkpoint, save_agent, save_buffer, save_checkpoint
 from . import learning
 from .evaluator import evaluate_policies
 from .full_tree import PolicyEvaluator
@@ -16,13 +16,14 @@ from .fit import FitResult, fit
 from .inference import Exact, FixedPoint, categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel, default_device
 from .neural import NeuralModel, unimix
-from .online import (Ensemble, EpsilonGreedy, OnlineAgent, OnlineResult, OnlineSettings, Softmax, dqn_settings,
-                     train_online)
+from .online import (Ensemble, EpistemicCap, EpsilonGreedy, OnlineAgent, OnlineResult, OnlineSettings, OnlineTrick,
+                     Softmax, dqn_settings, train_online)
 from .qfunction import QFunction, QSettings, belief_pool, td_targets, train_qfunction
 from .images import NoisyGridImages, NoisyTMazeImages
-from .training import (ReplayBuffer, TrainResult, TrainSettings, collect_episodes, collect_random, evaluate_vfe,
-                       fit_classes, fit_transitions, load_checkpoint, match_classes, save_checkpoint, sequence_vfe,
-                       split_merge, train, train_best_of)
+from .episodes import ReplayBuffer, collect_episodes, collect_random
+from .training import (DetachCarriedMessage, EncoderFlip, KLWeight, SplitMerge, TrainResult, TrainSettings, Trick,
+                       evaluate_vfe, fit_classes, fit_transitions, match_classes, sequence_vfe, split_merge, train,
+                       train_best_of)
 
 __all__ = [
     "BeliefModel", "TabularModel", "default_device",
@@ -34,9 +35,10 @@ __all__ = [
     "ReplayBuffer", "TrainSettings", "TrainResult", "train", "train_best_of", "sequence_vfe", "evaluate_vfe",
     "save_checkpoint", "load_checkpoint", "NoisyGridImages", "NoisyTMazeImages", "collect_random", "collect_episodes",
     "match_classes", "split_merge", "fit_classes", "fit_transitions",
+    "Trick", "KLWeight", "DetachCarriedMessage", "EncoderFlip", "SplitMerge",
     "QFunction", "QSettings", "train_qfunction", "td_targets", "belief_pool",
     "save_agent", "load_agent", "save_buffer", "load_buffer",
     "OnlineSettings", "OnlineAgent", "OnlineResult", "train_online", "dqn_settings", "Softmax", "EpsilonGreedy",
-    "Ensemble",
+    "Ensemble", "OnlineTrick", "EpistemicCap",
     "learning",  # Dirichlet updates update_A/B/D for batches of agents, novelty_weights
 ]

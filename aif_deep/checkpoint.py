@@ -28,6 +28,7 @@ from aif.errors import ParameterError
 from aif.io import FormatError, _Decoder, _Encoder
 
 from .agent import Agent
+from .episodes import ReplayBuffer
 from .model import TabularModel
 
 AGENT_FORMAT = "aif_deep.agent"
@@ -188,8 +189,6 @@ def save_buffer(path, buffer) -> None:
 
 def load_buffer(path):
     """The ``ReplayBuffer`` that ``save_buffer`` wrote (arrays of the same dtypes and values)."""
-    from .training import ReplayBuffer
-
     state = read_torch_file(path, "cpu", ("episodes",), kind=BUFFER_FORMAT)
     buffer = ReplayBuffer()
     try:
@@ -198,3 +197,29 @@ def load_buffer(path):
     except (KeyError, TypeError, AttributeError, ParameterError) as err:
         raise FormatError(f"{path}: episode {i} of the buffer is unreadable: {err}") from err
     return buffer
+
+
+def save_checkpoint(path, model, optimizer, step, history, rng=None, generator=None) -> None:
+    """Model and optimiser state, the step, the history and the random states, in one ``torch.save`` file."""
+    _write(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": int(step),
+                  "history": list(history), "rng": None if rng is None else rng.bit_generator.state,
+                  "generator": None if generator is None else generator.get_state()})
+
+
+def load_checkpoint(path, model, optimizer=None, rng=None, generator=None) -> tuple:
+    """Restore what ``save_checkpoint`` wrote (in place); returns ``(step, history)``.
+
+    A damaged, truncated or foreign file, or weights of another architecture, raise ``aif.io.FormatError``.
+    """
+    state = read_torch_file(path, model.device, ("model", "optimizer", "step", "history", "rng", "generator"))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise FormatError(f"{path}: the checkpoint's weights do not fit the model: {err}") from err
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if rng is not None and state["rng"] is not None:
+        rng.bit_generator.state = state["rng"]
+    if generator is not None and state["generator"] is not None:
+        generator.set_state(state["generator"])
+    return int(state["step"]), list(state["history"])

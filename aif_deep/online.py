@@ -31,25 +31,16 @@ ensemble-disagreement exploration. It is computed when a transition is replayed 
 so it decays as the model learns). Through the bootstrap, ``G_phi`` carries the information gain expected
 along the future path, not only the next step.
 
-Bounding the epistemic value (``epistemic_cap``). Each transition's epistemic value enters g as
-``min(epistemic_weight * info_gain, epistemic_cap)``, so no single transition's expected information is
-worth more than ``epistemic_cap`` nats of log-preference (CartPole's risk is 1 nat per step). Why: before the
-ensemble has been fitted, its members disagree by their random initialisation, not by what the data leave
-uncertain: on CartPole the information gain is 9-10 nats per step over the first ~1000 steps and falls to
-0.02-0.1 after a few hundred updates. With ``epistemic_weight=10`` and no bound this transient is ~90-100
-nats per step against a risk of 1; the action differences of G_phi it leaves behind (which action's
-untrained networks disagree more) drove the rising-precision policy onto one action, and the agent never
-collected the long episodes from which G_phi would learn to balance: return ~10 on 3 of 3 seeds, although
-under the final ensemble a balancing policy has a far lower G (-187 against -11 for always pushing one way,
-Monte-Carlo over 30 episodes) -- a failure of the critic, not an objective that prefers falling. Giving up
-the information gain of terminal transitions (about 3 times that of other steps) did not help; withholding it
-for 3000 steps, or the cap, did. The cap changes the objective only where ``w * info_gain`` exceeds it: with
-w = 0.1 only during the first few hundred updates (2% of the replayed transitions of the first third of 300
-episodes); with w = 10 during the transient, where it makes the epistemic value the same constant for every
-action, and on the rarer transitions near failure later (59% of the replayed transitions in the first third,
-13% in the last). The price: a weight so large that ``w * info_gain`` exceeds the cap everywhere leaves a
-constant, which no longer steers. ``OnlineResult.capped`` reports the fraction of replayed transitions at the
-cap.
+Bounding the epistemic value (``EpistemicCap``, a trick passed as ``train_online(..., tricks=...)``). Each
+transition's epistemic value enters g as ``min(epistemic_weight * info_gain, cap)``, so no single transition's
+expected information is worth more than ``cap`` nats of log-preference (CartPole's risk is 1 nat per step).
+Why: before the ensemble has been fitted, its members disagree by their random initialisation, not by what
+the data leave uncertain, and that transient, differing between actions, can dominate g and drive a
+rising-precision policy onto one action before G_phi has learned anything (a failure of the critic, not an
+objective that prefers falling). The cap changes the objective only where ``w * info_gain`` exceeds it; a
+weight so large that it exceeds the cap everywhere leaves a constant, which no longer steers.
+``OnlineResult.capped`` reports the fraction of replayed transitions at the cap. The CartPole measurements
+behind it: benchmarks/results/cartpole.md.
 
 ``epistemic_weight=0`` with an ``EpsilonGreedy`` selection and ``temperature -> 0`` (``hard_min=True``) is
 the DQN of Mnih et al. on -Q; ``dqn_settings`` builds it with the rest of the settings shared.
@@ -58,11 +49,14 @@ the DQN of Mnih et al. on -Q; ``dqn_settings`` builds it with the rest of the se
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.typing import ArrayLike
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -76,14 +70,12 @@ class Softmax:
     """Sample a ~ q(a | x) = softmax(-gamma_t * G_phi(x, .)): the policy posterior of a one-step policy.
 
     The precision over policies rises geometrically from ``gamma_start`` to ``gamma`` over ``anneal_steps``
-    environment steps, then stays. Why a schedule: in CartPole the expected free energies of the two actions
-    differ by a few tenths at most once G_phi is ~ -100 (one lost step out of a hundred), so a fixed precision
-    either keeps the policy near uniform, and episodes short, or makes it greedy before G_phi means anything.
-    A rising precision is the agent's confidence in its policies growing with experience (in the full
-    scheme gamma is itself inferred and rises as G becomes reliable). The final precision stays moderate (30):
-    with gamma = 100 the policy became near-greedy, the replay buffer filled with successful episodes only,
-    and 3 of 5 CartPole runs lost a 100-episode mean of ~400-470 again (the forgetting DQN shows as well);
-    at 30, q(a | x) keeps ~0.35 nats of entropy where the actions' G differ little, and those runs solved.
+    environment steps, then stays. Why a schedule: where the actions' expected free energies differ by a few
+    tenths (CartPole once G_phi is ~ -100), a fixed precision either keeps the policy near uniform, and
+    episodes short, or makes it greedy before G_phi means anything. A rising precision is the agent's
+    confidence in its policies growing with experience (in the full scheme gamma is itself inferred). The final
+    precision stays moderate: a near-greedy policy fills the replay buffer with successful episodes only and
+    forgets (benchmarks/results/cartpole.md).
 
     Attributes:
         gamma: the final precision (positive).
@@ -95,7 +87,7 @@ class Softmax:
     gamma_start: float | None = 1.0
     anneal_steps: int = 10_000
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("gamma", "gamma_start"):
             v = getattr(self, name)
             if v is not None and not 0.0 < float(v) < math.inf:
@@ -128,7 +120,7 @@ class EpsilonGreedy:
     end: float = 0.02
     decay_steps: int = 10_000
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("start", "end"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ParameterError(f"EpsilonGreedy.{name} must be in [0, 1], got {getattr(self, name)}")
@@ -140,6 +132,29 @@ class EpsilonGreedy:
         p = np.full(G.shape, eps / G.shape[0])
         p[int(np.argmin(G))] += 1.0 - eps
         return p
+
+
+class OnlineTrick:
+    """A change to the one-step EFE of ``OnlineAgent``, passed as ``train_online(..., tricks=(...))``; the hook
+    leaves g as it is unless a trick overrides it."""
+
+    def epistemic_value(self, value: torch.Tensor) -> torch.Tensor:
+        """The epistemic value ``(B,)`` that enters g, from ``epistemic_weight * info_gain`` ``(B,)``."""
+        return value
+
+
+@dataclass(frozen=True)
+class EpistemicCap(OnlineTrick):
+    """``min(value, cap)``: no transition's epistemic value is worth more than ``cap`` nats (module docstring)."""
+
+    cap: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < float(self.cap) < math.inf:
+            raise ParameterError(f"EpistemicCap.cap must be positive and finite, got {self.cap}")
+
+    def epistemic_value(self, value: torch.Tensor) -> torch.Tensor:
+        return value.clamp(max=self.cap)
 
 
 @dataclass(frozen=True)
@@ -159,11 +174,6 @@ class OnlineSettings:
         hard_min: V = min_a G_target (DQN) instead of the soft minimum.
         reward_preference: c in ln p~(r) = c * r (risk = -c r).
         epistemic_weight: weight of the information gain in g (0: no transition model is trained).
-        epistemic_cap: the largest epistemic value ``epistemic_weight * info_gain`` one transition adds to g,
-            in nats (g's units; compare the per-step risk ``|reward_preference * r|``); ``None``: unbounded.
-            0.5 by evidence (CartPole, w = 10, seeds 0-2, last third of 300 episodes): unbounded, return
-            ~10 on one action; cap 1.0, return 64, 81, 27; cap 0.5, return 87, 106, 86. At the default
-            w = 0.1 it binds only early; 5 seeds still solved with a median of 403 episodes (478 without).
         ensemble_size: K transition networks (at least 2 when epistemic_weight > 0).
         model_hidden: width of each transition network's hidden layers.
         noise_sd: sigma of the transition likelihood, in the observation's units.
@@ -183,14 +193,13 @@ class OnlineSettings:
     hard_min: bool = False
     reward_preference: float = 1.0
     epistemic_weight: float = 0.1
-    epistemic_cap: float | None = 0.5
     ensemble_size: int = 5
     model_hidden: int = 64
     noise_sd: float = 0.01
     max_grad_norm: float = 10.0
-    selection: object = field(default_factory=Softmax)
+    selection: Softmax | EpsilonGreedy = field(default_factory=Softmax)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name, low in (("hidden", 1), ("batch_size", 1), ("buffer_size", 1), ("learning_starts", 0),
                           ("train_every", 1), ("ensemble_size", 1), ("model_hidden", 1)):
             if int(getattr(self, name)) < low:
@@ -204,9 +213,6 @@ class OnlineSettings:
         if not 0.0 <= float(self.epistemic_weight) < math.inf:
             raise ParameterError("OnlineSettings.epistemic_weight must be >= 0 and finite, "
                                  f"got {self.epistemic_weight}")
-        if self.epistemic_cap is not None and not 0.0 < float(self.epistemic_cap) < math.inf:
-            raise ParameterError(f"OnlineSettings.epistemic_cap must be positive and finite or None, "
-                                 f"got {self.epistemic_cap}")
         if not math.isfinite(float(self.reward_preference)):
             raise ParameterError(f"OnlineSettings.reward_preference must be finite, got {self.reward_preference}")
         if self.epistemic_weight > 0 and self.ensemble_size < 2:
@@ -216,7 +222,8 @@ class OnlineSettings:
             raise ParameterError(f"OnlineSettings.selection must be Softmax or EpsilonGreedy, got {self.selection!r}")
 
 
-def dqn_settings(settings: OnlineSettings = OnlineSettings(), selection: EpsilonGreedy = EpsilonGreedy()):
+def dqn_settings(settings: OnlineSettings = OnlineSettings(),
+                 selection: EpsilonGreedy = EpsilonGreedy()) -> OnlineSettings:
     """The DQN baseline on the same network, optimiser, buffer and budget: no epistemic term, V = min, epsilon."""
     return replace(settings, epistemic_weight=0.0, hard_min=True, selection=selection)
 
@@ -231,14 +238,14 @@ class Ensemble(nn.Module):
         seed: seeds the initial weights (the members differ by their draws).
     """
 
-    def __init__(self, num_features, num_actions, size=5, hidden=64, seed=0):
+    def __init__(self, num_features: int, num_actions: int, size: int = 5, hidden: int = 64, seed: int = 0) -> None:
         super().__init__()
         self.num_actions = int(num_actions)
         sizes = [num_features + num_actions, hidden, hidden, num_features]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         gen = torch.Generator().manual_seed(int(seed))
-        for i, o in zip(sizes[:-1], sizes[1:]):
+        for i, o in zip(sizes[:-1], sizes[1:], strict=True):
             bound = 1 / math.sqrt(i)  # nn.Linear's default initialisation, per member
             self.weights.append(nn.Parameter(torch.empty(size, i, o).uniform_(-bound, bound, generator=gen)))
             self.biases.append(nn.Parameter(torch.empty(size, 1, o).uniform_(-bound, bound, generator=gen)))
@@ -247,7 +254,7 @@ class Ensemble(nn.Module):
         """Predicted change f_k(x, a): x ``(B, D)``, a ``(B,)`` int -> ``(K, B, D)``."""
         h = torch.cat([x, F.one_hot(a, self.num_actions).to(x.dtype)], -1)
         h = h.unsqueeze(0).expand(self.weights[0].shape[0], -1, -1)  # (K, B, D + U)
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = torch.baddbmm(b, h, w)
             if i < len(self.weights) - 1:
                 h = F.elu(h)
@@ -272,13 +279,16 @@ class OnlineAgent:
         num_actions: number of discrete actions.
         settings: ``OnlineSettings``.
         seed: seeds the networks, the replay draws and the action samples.
+        tricks: ``OnlineTrick``s applied to the one-step EFE (e.g. ``EpistemicCap(0.5)``).
     """
 
-    def __init__(self, num_features: int, num_actions: int, settings: OnlineSettings = OnlineSettings(), seed=0):
+    def __init__(self, num_features: int, num_actions: int, settings: OnlineSettings = OnlineSettings(), seed: int = 0,
+                 tricks: Sequence[OnlineTrick] = ()) -> None:
         if int(num_features) < 1 or int(num_actions) < 2:
             raise ParameterError(f"OnlineAgent needs num_features >= 1 and num_actions >= 2, "
                                  f"got {num_features} and {num_actions}")
         self.settings = s = settings
+        self.tricks = tuple(tricks)
         self.num_actions = int(num_actions)
         self.qf = QFunction([num_features], [num_actions], temperature=s.temperature, hidden=s.hidden, seed=seed)
         self.target = QFunction([num_features], [num_actions], temperature=s.temperature, hidden=s.hidden, seed=seed)
@@ -292,7 +302,8 @@ class OnlineAgent:
         # One optimiser over G_phi and the ensemble (disjoint parameters, so their updates stay independent):
         # on a small CPU network the cost is per-kernel overhead, and this halves the number of kernels.
         self.opt = torch.optim.Adam(params, lr=s.lr, foreach=True)
-        self._q_params, self._target_params = list(self.qf.parameters()), list(self.target.parameters())
+        self._q_params: list[torch.Tensor] = list(self.qf.parameters())
+        self._target_params: list[torch.Tensor] = list(self.target.parameters())
         self.rng = np.random.default_rng(seed)
         N = s.buffer_size
         self.obs = torch.zeros(N, num_features)
@@ -306,17 +317,17 @@ class OnlineAgent:
         self.last_capped = float("nan")
 
     @torch.no_grad()
-    def action_probabilities(self, obs) -> np.ndarray:
+    def action_probabilities(self, obs: ArrayLike) -> np.ndarray:
         """q(a | x) of the selection rule at the current step: ``(num_actions,)``."""
         G = self.qf.net(torch.as_tensor(obs, dtype=torch.float32)).numpy().astype(np.float64)
         return self.settings.selection.probabilities(G, self.steps)
 
-    def act(self, obs) -> tuple[int, np.ndarray]:
+    def act(self, obs: ArrayLike) -> tuple[int, np.ndarray]:
         """Sample an action from q(a | x); returns it and q(a | x)."""
         p = self.action_probabilities(obs)
         return int(self.rng.choice(self.num_actions, p=p)), p
 
-    def observe(self, obs, action, reward, next_obs, terminated) -> None:
+    def observe(self, obs: ArrayLike, action: int, reward: float, next_obs: ArrayLike, terminated: bool) -> None:
         """Store a transition and, every ``train_every`` steps after ``learning_starts``, update."""
         i = self.steps % self.settings.buffer_size
         self.obs[i] = torch.as_tensor(obs, dtype=torch.float32)
@@ -330,13 +341,13 @@ class OnlineAgent:
             self.update()
 
     def epistemic_value(self, info_gain: torch.Tensor) -> torch.Tensor:
-        """min(epistemic_weight * info_gain, epistemic_cap): ``(B,)`` -> ``(B,)`` (see the module docstring)."""
+        """``epistemic_weight * info_gain`` through the tricks: ``(B,)`` -> ``(B,)`` (see the module docstring)."""
         value = self.settings.epistemic_weight * info_gain
-        if self.settings.epistemic_cap is not None:
-            value = value.clamp(max=self.settings.epistemic_cap)
+        for trick in self.tricks:
+            value = trick.epistemic_value(value)
         return value
 
-    def one_step_efe(self, reward, info_gain=None) -> torch.Tensor:
+    def one_step_efe(self, reward: torch.Tensor, info_gain: torch.Tensor | None = None) -> torch.Tensor:
         """g = -c r - epistemic_value(info_gain) for a batch of transitions: ``(B,)``."""
         g = -self.settings.reward_preference * reward
         if info_gain is not None:
@@ -354,8 +365,8 @@ class OnlineAgent:
             pred = self.ensemble(x, a)  # (K, B, D), before this step's update: the gain still to be had
             ig = _info_gain(pred.detach(), s.noise_sd)
             self.last_info_gain = float(ig.mean())
-            cap = s.epistemic_cap
-            self.last_capped = 0.0 if cap is None else float((s.epistemic_weight * ig >= cap).float().mean())
+            raw = s.epistemic_weight * ig
+            self.last_capped = float((self.epistemic_value(ig) != raw).float().mean())
         with torch.no_grad():
             V1 = self.target(x1).min(-1).values if s.hard_min else self.target.value(x1)  # (B,)
             y = self.one_step_efe(r, ig) + s.discount * (1.0 - done) * V1
@@ -383,7 +394,8 @@ class OnlineResult:
         policy_entropy: mean over the episode's steps of H[q(a | x)] in nats ``(E,)``.
         action_entropy: entropy of the episode's empirical action frequencies in nats ``(E,)`` (0: one action).
         info_gain: mean information gain of the last update in the episode (nan without an ensemble) ``(E,)``.
-        capped: fraction of that update's transitions whose epistemic value was at ``epistemic_cap`` ``(E,)``.
+        capped: fraction of that update's transitions whose epistemic value a trick changed (``EpistemicCap``:
+            those at the cap) ``(E,)``.
         solved_episode: first episode (1-based) at which the mean of the last ``window`` returns reached
             ``solve_return``; None if it did not.
         steps: environment steps taken.
@@ -406,21 +418,21 @@ def _entropy(p):
     return float(-(p * np.log(p)).sum())
 
 
-def train_online(env, settings: OnlineSettings = OnlineSettings(), episodes: int = 800, seed: int = 0,
+def train_online(env: Any, settings: OnlineSettings = OnlineSettings(), episodes: int = 800, seed: int = 0,
                  solve_return: float | None = None, window: int = 100, stop_when_solved: bool = True,
-                 progress: bool = True, desc: str = "episodes") -> OnlineResult:
+                 progress: bool = True, desc: str = "episodes", tricks: Sequence[OnlineTrick] = ()) -> OnlineResult:
     """Run ``OnlineAgent`` in a Gymnasium ``env`` (Box observation, Discrete actions) for ``episodes`` episodes.
 
     The environment is seeded once with ``seed`` (its later resets continue its own generator), so a run is
     determined by ``seed``. With ``solve_return`` the run records the first episode whose ``window``-episode
-    mean return reaches it, and stops there if ``stop_when_solved``.
+    mean return reaches it, and stops there if ``stop_when_solved``. ``tricks``: see ``OnlineTrick``.
     """
     if int(episodes) < 1 or int(window) < 1:
         raise ParameterError(f"train_online needs episodes >= 1 and window >= 1, got {episodes} and {window}")
     num_features = int(np.prod(env.observation_space.shape))
     if not hasattr(env.action_space, "n"):
         raise ParameterError(f"train_online needs a Discrete action space, got {env.action_space}")
-    agent = OnlineAgent(num_features, int(env.action_space.n), settings, seed=seed)
+    agent = OnlineAgent(num_features, int(env.action_space.n), settings, seed=seed, tricks=tricks)
     returns, pol_h, act_h, igs, capped = [], [], [], [], []
     solved = None
     obs, _ = env.reset(seed=int(seed))

@@ -3,7 +3,8 @@
 For a window ``o_0..o_L``, ``u_0..u_{L-1}`` the belief is filtered as the agent does it:
 prior_0 = D (uniform when the window starts inside an episode), q_t ∝ exp(message(o_t) + ln prior_t) mixed
 with ``unimix`` of the uniform, prior_{t+1} = E_{q_t}[B(u_t)] (``predict``). With several factors q_t is the
-factors' marginals of that joint posterior (the agent's fixed point iterates towards a mean-field one). The loss per step is the VFE
+factors' marginals of that joint posterior (the agent's fixed point iterates towards a mean-field one).
+The loss per step is the VFE
 
     F_t = KL[q_t || prior_t] - E_{q_t}[ln p(o_t | s_t)]     (+ squared error of the reward head),
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -25,98 +27,21 @@ from torch.distributions import OneHotCategoricalStraightThrough
 from tqdm.auto import tqdm
 
 from aif.errors import ParameterError
-from aif.io import FormatError
 
-from .checkpoint import read_torch_file
-from .images import NoisyGridImages  # noqa: F401  (importable from here, as before)
+from .checkpoint import load_checkpoint, save_checkpoint
+from .episodes import ReplayBuffer
 from .inference import Exact
 from .neural import Bernoulli, Categorical, NeuralModel, predict_all_from, unimix
 
 
-class ReplayBuffer:
-    """Episodes of observations, actions and rewards, from which training windows are drawn.
-
-    An episode of ``T`` steps holds ``observations``: one array ``(T + 1, *obs_shape_m)`` per modality,
-    ``actions``: int ``(T, F)``, ``rewards``: ``(T,)`` (the reward that arrives with observation ``t + 1``).
-    """
-
-    def __init__(self):
-        self.episodes = []
-
-    def __len__(self) -> int:
-        return len(self.episodes)
-
-    @property
-    def num_steps(self) -> int:
-        return sum(len(e[1]) for e in self.episodes)
-
-    def add(self, observations, actions, rewards=None) -> None:
-        observations = [np.asarray(o) for o in observations]
-        actions = np.asarray(actions, dtype=np.int64)
-        if actions.ndim != 2:
-            raise ParameterError(f"actions must have shape (T, num_factors), got {actions.shape}")
-        T = actions.shape[0]
-        for m, o in enumerate(observations):
-            if o.shape[0] != T + 1:
-                raise ParameterError(f"observations[{m}] has {o.shape[0]} steps; an episode of {T} actions needs "
-                                     f"{T + 1}")
-        rewards = np.zeros(T) if rewards is None else np.asarray(rewards, dtype=float)
-        if rewards.shape != (T,):
-            raise ParameterError(f"rewards has shape {rewards.shape}, expected ({T},)")
-        self.episodes.append((observations, actions, rewards))
-
-    def sample(self, batch_size: int, length: int, rng: np.random.Generator) -> dict:
-        """``batch_size`` windows of ``length`` actions (``length + 1`` observations), uniformly over the
-        positions of every episode long enough.
-
-        Returns a dict of numpy arrays: ``observations`` (list over modalities of ``(B, L + 1, *shape)``),
-        ``actions`` ``(B, L, F)``, ``rewards`` ``(B, L)``, ``first`` bool ``(B,)`` (window starts an episode).
-        """
-        starts = [(i, t) for i, e in enumerate(self.episodes) for t in range(len(e[1]) - length + 1)]
-        if not starts:
-            raise ParameterError(f"no episode in the buffer has {length} steps")
-        pick = rng.integers(len(starts), size=batch_size)
-        obs, act, rew, first = [], [], [], []
-        for k in pick:
-            i, t = starts[k]
-            o, a, r = self.episodes[i]
-            obs.append([x[t: t + length + 1] for x in o])
-            act.append(a[t: t + length])
-            rew.append(r[t: t + length])
-            first.append(t == 0)
-        return {"observations": [np.stack(x) for x in zip(*obs)], "actions": np.stack(act),
-                "rewards": np.stack(rew), "first": np.array(first)}
-
-
 def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | None = None,
-                 usage_weight: float = 1.0, kl_weight: float = 1.0, detach_carried_message: bool = False,
-                 encoder_flip: float = 0.0) -> tuple:
+                 usage_weight: float = 1.0, tricks: Sequence[Trick] = ()) -> tuple[torch.Tensor, dict]:
     """Mean VFE per step of a batch of windows (module docstring) and its parts.
 
     The loss adds ``usage_weight`` times KL[q_bar || uniform], with q_bar the posterior averaged over the
     batch and the window (per factor): without it, training from images falls into the local optima of
-    clustering (two locations share a class, another class is never used: latent-location accuracy stalled
-    at 0.75-0.9 for two seeds out of three on the 3x3 grid, against 0.99 with it after 100 steps).
-
-    ``kl_weight`` scales the KL term in the loss (the reported ``vfe`` is the plain one). Above 1 it charges a
-    belief for leaving its prior where nothing in the data pays for it. Why: in the T-maze from images the
-    context is free at the first step (its prior is 1/2), and at weight 1 the model spent that free bit on
-    the pixel noise near the cue, encoder and decoder alike (the decoder's exact posterior over the context
-    left 1/2 by 0.064 on average, the encoder's by 0.077), which made the agent bet on an arm instead of
-    looking at the cue; at weight 3 the gap fell to 0.035 and the cue-first rate rose from 0.66 to 0.94 (one
-    seed), and at weight 5 five runs had gaps of 0.024-0.054 and rates of 0.65-0.99
-    (``examples/tmaze_from_images.py``).
-
-    Two more settings stopped that leak on every training run tried (with ``kl_weight`` 5; at 1 the gap was
-    0.06-0.07 again). ``detach_carried_message``: the belief carried into the next step's prior is computed
-    from the message without its gradient, so the encoder learns from its own step's terms only, while the
-    prior and the transition network still learn from every step. Otherwise the later steps' KL pays the
-    encoder for predicting the context that the cue will show from the centre image, which it can only do by
-    learning the noise of the training images by heart. ``encoder_flip``: every pixel of a ``Bernoulli``
-    modality flips with that probability in the encoder's input only (the decoder scores the observed image),
-    so the encoder rarely sees the same noise twice. T-maze cue-first rates (100 trials, full setting): kl_weight 5
-    alone 0.65-0.99 over ten runs (3 of 10 at least 0.90); with ``encoder_flip`` 0.03 0.59-1.00 over 15
-    (13 of 15); with both 1.00 on fifteen of fifteen (seeds 0-14).
+    clustering (two locations share a class, another class is never used; benchmarks/results/training_tricks.md).
+    ``tricks`` change the encoder's input, the carried belief or the loss (``Trick``).
 
     Returns:
         ``(loss, metrics)``: a scalar tensor and a dict of floats (``vfe``, ``reconstruction``, ``kl``,
@@ -133,40 +58,44 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
     D = [unimix(torch.softmax(lg, -1), model.unimix) for lg in model.prior_logits]
     prior = [torch.where(first[:, None], d, torch.full_like(d, 1.0 / d.shape[-1])) for d in D]
     seen = obs
-    if encoder_flip > 0:
-        seen = [_flip(o, encoder_flip, generator) if isinstance(h, Bernoulli) else o for h, o in zip(model.heads, obs)]
+    for trick in tricks:
+        seen = trick.encoder_input(model, seen, generator)
     message = model.joint_message([o.flatten(0, 1) for o in seen])  # encode every step at once: (B * (L+1), J)
     message = message.reshape(Bsz, L + 1, -1)  # (B, L + 1, J)
-    kl = 0.0
+    kl: torch.Tensor | float = 0.0
     samples = []
-    usage = [0.0] * model.num_factors
+    usage: list = [0.0] * model.num_factors
     for t in range(L + 1):
         qs = [unimix(q, model.unimix) for q in _posterior(message[:, t], prior)]
         # The plain KL: DreamerV3's free nats and KL balancing (0.8 to the prior) both made the grid-image
         # model collapse to one class here.
-        kl = kl + sum(_kl(q, p) for q, p in zip(qs, prior))
-        usage = [u + q.mean(0) / (L + 1) for u, q in zip(usage, qs)]
+        kl = kl + sum(_kl(q, p) for q, p in zip(qs, prior, strict=True))
+        usage = [u + q.mean(0) / (L + 1) for u, q in zip(usage, qs, strict=True)]
         samples.append(torch.cat([_st_sample(q, generator) for q in qs], -1))  # (B, sum S)
         if t < L:
-            carried = qs
-            if detach_carried_message:  # the same belief, without the encoder's gradient
-                carried = [unimix(q, model.unimix) for q in _posterior(message[:, t].detach(), prior)]
+            msg = carried_msg = message[:, t]
+            for trick in tricks:
+                carried_msg = trick.carried_message(carried_msg)
+            carried = qs if carried_msg is msg else [unimix(q, model.unimix) for q in _posterior(carried_msg, prior)]
             prior = _predict(B, carried, actions[:, t])  # prior_{t+1} = E_{q_t}[B(u_t)], the agent's predict
     # The decoder and the reward head see every step's sample at once.
-    samples = torch.stack(samples, 1)  # (B, L + 1, sum S)
-    params = model.decode(samples)
-    recon = -sum(h.log_prob(p, o) for h, p, o in zip(model.heads, params, obs)).sum(-1)  # (B,)
+    stacked = torch.stack(samples, 1)  # (B, L + 1, sum S)
+    params = model.decode(stacked)
+    recon = -sum(h.log_prob(p, o) for h, p, o in zip(model.heads, params, obs, strict=True)).sum(-1)  # (B,)
     rew_loss = torch.zeros_like(recon)
     if model.reward_head is not None and L > 0:
-        rew_loss = ((model.reward_head(samples[:, 1:])[..., 0] - rewards) ** 2).sum(-1)
+        rew_loss = ((model.reward_head(stacked[:, 1:])[..., 0] - rewards) ** 2).sum(-1)
+    assert isinstance(kl, torch.Tensor)
     vfe = (recon + kl) / (L + 1)
     # KL[mean posterior || uniform], per factor: the aggregate-posterior part of the VFE's KL (in the
     # decomposition E KL[q(s|o) || p] = I(o; s) + KL[q(s) || p]) against uniform class use, weighted up.
     usage_kl = sum((u * torch.log(u * u.shape[-1])).sum() for u in usage)
-    loss = (vfe + (kl_weight - 1.0) * kl / (L + 1) + rew_loss / max(L, 1)).mean() + usage_weight * usage_kl
+    extra = sum(trick.window_loss(kl, L + 1) for trick in tricks)  # (B,), or 0 without tricks
+    loss = (vfe + extra + rew_loss / max(L, 1)).mean() + usage_weight * usage_kl
     with torch.no_grad():
-        metrics = {"vfe": float(vfe.mean()), "usage_kl": float(usage_kl), "reconstruction": float(recon.mean() / (L + 1)),
-                   "kl": float(kl.mean() / (L + 1)), "reward": float(rew_loss.mean() / max(L, 1))}
+        metrics = {"vfe": float(vfe.mean()), "usage_kl": float(usage_kl),
+                   "reconstruction": float(recon.mean() / (L + 1)), "kl": float(kl.mean() / (L + 1)),
+                   "reward": float(rew_loss.mean() / max(L, 1))}
     return loss, metrics
 
 
@@ -206,6 +135,100 @@ def _predict(B, qs, action):
     return out
 
 
+class Trick:
+    """A change to ``train``'s loss or schedule, passed as ``train(model, buffer, settings, tricks=(...))``.
+
+    Each hook leaves training as it is; a trick overrides the hooks it needs. They are research devices that
+    made particular models train (benchmarks/results/training_tricks.md), not part of the VFE.
+    """
+
+    def encoder_input(self, model: NeuralModel, obs: list[torch.Tensor],
+                      generator: torch.Generator | None) -> list[torch.Tensor]:
+        """The observations the encoder sees (the decoder always scores ``obs``)."""
+        return obs
+
+    def carried_message(self, message: torch.Tensor) -> torch.Tensor:
+        """The joint message ``(B, J)`` whose posterior is carried into the next step's prior."""
+        return message
+
+    def window_loss(self, kl: torch.Tensor, steps: int) -> torch.Tensor | float:
+        """A loss ``(B,)`` added per window, from the window's summed KL ``(B,)`` over its ``steps`` steps."""
+        return 0.0
+
+    def after_step(self, model: NeuralModel, buffer: ReplayBuffer, rng: np.random.Generator, step: int,
+                   settings: TrainSettings) -> dict | None:
+        """Called after optimiser step ``step`` (1-based); a dict returned is recorded in ``TrainResult.moves``."""
+        return None
+
+
+@dataclass(frozen=True)
+class KLWeight(Trick):
+    """Scale the KL term of the loss by ``weight`` (the reported ``vfe`` stays the plain one). Above 1 it charges
+    a belief for leaving its prior where nothing in the data pays for it: in the T-maze from images, at weight
+    1 the model spent the context's free bit at the first step on the pixel noise near the cue."""
+
+    weight: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 < float(self.weight) < float("inf"):
+            raise ParameterError(f"KLWeight.weight must be positive and finite, got {self.weight}")
+
+    def window_loss(self, kl: torch.Tensor, steps: int) -> torch.Tensor | float:
+        return (self.weight - 1.0) * kl / steps
+
+
+@dataclass(frozen=True)
+class DetachCarriedMessage(Trick):
+    """The belief carried into the next step's prior is computed from the message without its gradient, so the
+    encoder learns from its own step's terms only, while the prior and the transition network still learn from
+    every step. Otherwise the later steps' KL pays the encoder for predicting, from the current image, what a
+    later observation will show, which it can only do by learning the training images' noise by heart."""
+
+    def carried_message(self, message: torch.Tensor) -> torch.Tensor:
+        return message.detach()
+
+
+@dataclass(frozen=True)
+class EncoderFlip(Trick):
+    """Every pixel of a ``Bernoulli`` modality flips with probability ``flip`` in the encoder's input only (the
+    decoder scores the observed image), so the encoder rarely sees the same noise twice."""
+
+    flip: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.flip) < 0.5:
+            raise ParameterError(f"EncoderFlip.flip must lie in [0, 0.5), got {self.flip}")
+
+    def encoder_input(self, model: NeuralModel, obs: list[torch.Tensor],
+                      generator: torch.Generator | None) -> list[torch.Tensor]:
+        if self.flip == 0:
+            return obs
+        return [_flip(o, self.flip, generator) if isinstance(h, Bernoulli) else o
+                for h, o in zip(model.heads, obs, strict=True)]
+
+
+@dataclass(frozen=True)
+class SplitMerge(Trick):
+    """A ``split_merge`` move every ``every`` steps in the first ``until`` share of the steps, with threshold
+    ``threshold`` (nats per observation); ``TrainResult.moves`` lists the moves made."""
+
+    every: int
+    until: float = 0.75
+    threshold: float = 2.0
+
+    def __post_init__(self) -> None:
+        if int(self.every) < 1:
+            raise ParameterError(f"SplitMerge.every must be at least 1, got {self.every}")
+        if not 0.0 <= float(self.until) <= 1.0:
+            raise ParameterError(f"SplitMerge.until must lie in [0, 1] (a share of the steps), got {self.until}")
+
+    def after_step(self, model: NeuralModel, buffer: ReplayBuffer, rng: np.random.Generator, step: int,
+                   settings: TrainSettings) -> dict | None:
+        if step % self.every or step > self.until * settings.steps:
+            return None
+        return split_merge(model, buffer, rng, threshold=self.threshold, lr=settings.lr)
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """Settings of ``train``.
@@ -223,14 +246,6 @@ class TrainSettings:
         log_every: steps between log lines.
         progress: show a tqdm bar.
         usage_weight: weight of the class-usage term (see ``sequence_vfe``).
-        kl_weight: weight of the KL term in the loss (1: the VFE; see ``sequence_vfe``).
-        detach_carried_message: the belief carried to the next step's prior passes no gradient to the
-            encoder (see ``sequence_vfe``).
-        encoder_flip: every pixel of a ``Bernoulli`` modality flips with this probability in the encoder's
-            input (the decoder still scores the observed image; see ``sequence_vfe``).
-        split_merge_every: steps between ``split_merge`` moves (0: none), made in the first
-            ``split_merge_until`` share of the steps with threshold ``split_merge_threshold`` (nats per
-            observation); ``TrainResult.moves`` lists the moves made.
     """
 
     steps: int = 1000
@@ -244,14 +259,8 @@ class TrainSettings:
     log_every: int = 50
     progress: bool = True
     usage_weight: float = 1.0
-    kl_weight: float = 1.0
-    detach_carried_message: bool = False
-    encoder_flip: float = 0.0
-    split_merge_every: int = 0
-    split_merge_until: float = 0.75
-    split_merge_threshold: float = 2.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name, least in (("steps", 0), ("batch_size", 1), ("length", 0), ("checkpoint_every", 1), ("log_every", 1)):
             if int(getattr(self, name)) < least:
                 raise ParameterError(f"TrainSettings.{name} must be at least {least}, got {getattr(self, name)}")
@@ -259,48 +268,38 @@ class TrainSettings:
             raise ParameterError(f"TrainSettings.lr must be positive and finite, got {self.lr}")
         if not 0.0 <= float(self.usage_weight) < float("inf"):
             raise ParameterError(f"TrainSettings.usage_weight must be non-negative and finite, got {self.usage_weight}")
-        if not 0.0 < float(self.kl_weight) < float("inf"):
-            raise ParameterError(f"TrainSettings.kl_weight must be positive and finite, got {self.kl_weight}")
-        if not 0.0 <= float(self.encoder_flip) < 0.5:
-            raise ParameterError(f"TrainSettings.encoder_flip must lie in [0, 0.5), got {self.encoder_flip}")
-        if int(self.split_merge_every) < 0:
-            raise ParameterError(f"TrainSettings.split_merge_every must be at least 0 (0: no split-merge), got "
-                                 f"{self.split_merge_every}")
-        if not 0.0 <= float(self.split_merge_until) <= 1.0:
-            raise ParameterError(f"TrainSettings.split_merge_until must lie in [0, 1] (a share of the steps), got "
-                                 f"{self.split_merge_until}")
 
 
 @dataclass
 class TrainResult:
     """``history``: one dict of metrics per logged step (``step``, ``vfe``, ``reconstruction``, ``kl``,
-    ``reward``); ``step``: the steps taken in total; ``moves``: the ``split_merge`` moves of this call, each
-    ``{"step", "split", "merge", "gain"}`` (not kept in checkpoints)."""
+    ``reward``); ``step``: the steps taken in total; ``moves``: what the tricks' ``after_step`` returned in this
+    call (``SplitMerge``: ``{"step", "split", "merge", "gain"}``; not kept in checkpoints)."""
 
     history: list = field(default_factory=list)
     step: int = 0
     moves: list = field(default_factory=list)
 
 
-def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = TrainSettings()) -> TrainResult:
+def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = TrainSettings(),
+          tricks: Sequence[Trick] = ()) -> TrainResult:
     """Minimise the sequence VFE of ``model`` on windows of ``buffer`` with Adam; leaves the model in eval mode.
 
     With ``settings.checkpoint`` an existing checkpoint there is loaded first (model, optimiser, step, window
-    sampler and history), and training continues up to ``settings.steps``.
+    sampler and history), and training continues up to ``settings.steps``. ``tricks``: see ``Trick``.
     """
     rng = np.random.default_rng(settings.seed)
     gen = torch.Generator(device=model.device).manual_seed(settings.seed)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
     result = TrainResult()
     if settings.checkpoint and os.path.exists(settings.checkpoint):
-        result = load_checkpoint(settings.checkpoint, model, opt, rng, gen)
+        result.step, result.history = load_checkpoint(settings.checkpoint, model, opt, rng, gen)
     model.train()
     bar = tqdm(range(result.step, settings.steps), disable=not settings.progress, desc="train", unit="step",
                initial=result.step, total=settings.steps, leave=False)
     for step in bar:
         loss, metrics = sequence_vfe(model, buffer.sample(settings.batch_size, settings.length, rng), gen,
-                                     settings.usage_weight, settings.kl_weight, settings.detach_carried_message,
-                                     settings.encoder_flip)
+                                     settings.usage_weight, tricks)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -312,13 +311,12 @@ def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = Tr
             if settings.log:
                 with open(settings.log, "a") as fh:
                     fh.write(json.dumps(metrics) + "\n")
-        if (settings.split_merge_every and result.step % settings.split_merge_every == 0
-                and result.step <= settings.split_merge_until * settings.steps):
-            move = split_merge(model, buffer, rng, threshold=settings.split_merge_threshold, lr=settings.lr)
+        for trick in tricks:
+            move = trick.after_step(model, buffer, rng, result.step, settings)
             if move is not None:
                 result.moves.append({"step": result.step, **move})
         if settings.checkpoint and (result.step % settings.checkpoint_every == 0 or result.step == settings.steps):
-            save_checkpoint(settings.checkpoint, model, opt, result, rng, gen)
+            save_checkpoint(settings.checkpoint, model, opt, result.step, result.history, rng, gen)
     model.eval()
     return result
 
@@ -381,7 +379,7 @@ def split_merge(model: NeuralModel, buffer: ReplayBuffer, rng: np.random.Generat
     obs, nxt = ([torch.as_tensor(o, device=dev) for o in x] for x in (obs, nxt))
     with torch.no_grad():
         z = model.joint_message(obs).argmax(-1)  # (N,)
-        x = torch.cat([h.features(o).to(dt) for h, o in zip(model.heads, obs)], -1)  # (N, P), in [0, 1]
+        x = torch.cat([h.features(o).to(dt) for h, o in zip(model.heads, obs, strict=True)], -1)  # (N, P), in [0, 1]
         J = math.prod(model.num_states)
         counts = torch.bincount(z, minlength=J)
         means = torch.zeros(J, x.shape[1], dtype=dt, device=dev).index_add_(0, z, x) / counts.clamp_min(1)[:, None]
@@ -430,7 +428,7 @@ def fit_transitions(model: NeuralModel, obs: list, actions, next_obs: list, step
     opt = torch.optim.Adam(model.transitions.parameters(), lr=lr)
     for _ in range(int(steps)):
         logits = model.transition_logits(states, actions)
-        loss = sum(torch.nn.functional.cross_entropy(lg, nxt[:, f]) for f, lg in enumerate(logits))
+        loss = torch.stack([torch.nn.functional.cross_entropy(lg, nxt[:, f]) for f, lg in enumerate(logits)]).sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -448,7 +446,8 @@ def fit_classes(model: NeuralModel, obs: list, target, steps: int = 50, lr: floa
     opt = torch.optim.Adam(list(model.encoders.parameters()) + list(model.decoders.parameters()), lr=lr)
     for _ in range(int(steps)):
         ce = torch.nn.functional.cross_entropy(model.joint_message(obs), target)
-        rec = -sum(h.log_prob(p, o) for h, p, o in zip(model.heads, model.decode(states[target]), obs)).mean()
+        params = model.decode(states[target])
+        rec = -sum(h.log_prob(p, o) for h, p, o in zip(model.heads, params, obs, strict=True)).mean()
         opt.zero_grad()
         (ce + rec).backward()
         opt.step()
@@ -498,105 +497,29 @@ def evaluate_vfe(model: NeuralModel, buffer: ReplayBuffer, windows: int = 512, l
     return metrics["vfe"]
 
 
-def train_best_of(make_model, buffer: ReplayBuffer, settings: TrainSettings = TrainSettings(), tries: int = 3):
+def train_best_of(make_model: Callable[[int], NeuralModel], buffer: ReplayBuffer,
+                  settings: TrainSettings = TrainSettings(), tries: int = 3,
+                  tricks: Sequence[Trick] = ()) -> tuple[NeuralModel, TrainResult, list[float]]:
     """Train ``tries`` models (``make_model(k)`` builds the k-th; settings seed ``settings.seed + k``) and keep
     the one with the lowest VFE on the same held windows.
 
     Why: fitting categorical latents is a clustering problem with local optima (two locations share a class,
-    another location is split between two). On the 3x3 grid from 8x8 images, one run in eight ended in one
-    (latent-location accuracy 0.86), and its VFE stood out (14.9 nats per step against 13.2-13.6 for the
-    others), so the VFE alone, without labels, picks a good run.
+    another location is split between two), and such a run's VFE stands out, so the VFE alone, without labels,
+    picks a good run (benchmarks/results/training_tricks.md).
 
     Returns:
         ``(model, result, vfes)``: the chosen model (eval mode), its ``TrainResult``, every try's VFE.
     """
-    best, vfes = None, []
+    best: tuple[NeuralModel, TrainResult, float] | None = None
+    vfes: list[float] = []
     for k in range(int(tries)):
         model = make_model(k)
         result = train(model, buffer, replace(settings, seed=settings.seed + k,
                                               checkpoint=None if settings.checkpoint is None else
-                                              f"{settings.checkpoint}.{k}"))
+                                              f"{settings.checkpoint}.{k}"), tricks)
         vfes.append(evaluate_vfe(model, buffer, length=settings.length))
         if best is None or vfes[-1] < best[2]:
             best = (model, result, vfes[-1])
+    if best is None:
+        raise ParameterError(f"tries must be at least 1, got {tries}")
     return best[0], best[1], vfes
-
-
-def save_checkpoint(path, model, optimizer, result: TrainResult, rng=None, generator=None) -> None:
-    """Model and optimiser state, the step, the history and the random states, in one ``torch.save`` file."""
-    tmp = f"{path}.tmp"
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": result.step,
-                "history": result.history, "rng": None if rng is None else rng.bit_generator.state,
-                "generator": None if generator is None else generator.get_state()}, tmp)
-    os.replace(tmp, path)  # a crash while writing leaves the previous checkpoint intact
-
-
-def load_checkpoint(path, model, optimizer=None, rng=None, generator=None) -> TrainResult:
-    """Restore what ``save_checkpoint`` wrote (in place) and return the ``TrainResult`` so far.
-
-    Read with ``weights_only=True`` (no code from the file runs); a damaged, truncated or foreign file, or
-    weights of another architecture, raise ``aif.io.FormatError``.
-    """
-    state = read_torch_file(path, model.device, ("model", "optimizer", "step", "history", "rng", "generator"))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise FormatError(f"{path}: the checkpoint's weights do not fit the model: {err}") from err
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    if rng is not None and state["rng"] is not None:
-        rng.bit_generator.state = state["rng"]
-    if generator is not None and state["generator"] is not None:
-        generator.set_state(state["generator"])
-    return TrainResult(history=list(state["history"]), step=int(state["step"]))
-
-
-def collect_episodes(env, episodes: int, steps: int, rng: np.random.Generator, buffer: ReplayBuffer | None = None,
-                     options=None) -> tuple:
-    """Random-action episodes of up to ``steps`` steps, added to a buffer.
-
-    Args:
-        env: an environment whose observations are tuples, one entry per modality (``NoisyGridImages``,
-            ``NoisyTMazeImages``), whose action space is ``MultiDiscrete`` (one control per factor, drawn
-            uniformly) and whose ``info["state"]`` is the hidden state.
-        episodes, steps: how many episodes, and the most actions in each.
-        rng: draws the reset seeds, the reset options and the actions.
-        buffer: the buffer to add to (a new one when ``None``).
-        options: ``options(rng) -> dict`` of reset options per episode (e.g. a start state), or ``None``.
-
-    Returns:
-        ``(buffer, states)`` with ``states`` one int array ``(T + 1, num_factors)`` per episode: the true states.
-    """
-    if int(episodes) < 1 or int(steps) < 1:
-        raise ParameterError(f"episodes and steps must be at least 1, got {episodes} and {steps}")
-    buffer = ReplayBuffer() if buffer is None else buffer
-    nvec = np.asarray(env.action_space.nvec)
-    all_states = []
-    for _ in range(int(episodes)):
-        seed = int(rng.integers(2**31 - 1))
-        obs, info = env.reset(seed=seed, options=None if options is None else options(rng))
-        observations, actions, rewards, states = [list(obs)], [], [], [info["state"]]
-        for _ in range(int(steps)):
-            a = rng.integers(nvec)
-            obs, r, terminated, truncated, info = env.step(a)
-            observations.append(list(obs))
-            actions.append(a)
-            rewards.append(r)
-            states.append(info["state"])
-            if terminated or truncated:
-                break
-        buffer.add([np.stack(o) for o in zip(*observations)], np.array(actions), np.array(rewards))
-        all_states.append(np.array(states, dtype=np.int64))
-    return buffer, all_states
-
-
-def collect_random(env: NoisyGridImages, episodes: int, steps: int, rng: np.random.Generator,
-                   buffer: ReplayBuffer | None = None) -> tuple:
-    """Random-action episodes of up to ``steps`` steps from uniformly drawn start cells, added to a buffer.
-
-    Returns ``(buffer, states)`` with ``states`` a list of int arrays (one per episode): the true locations.
-    """
-    n_cells = env.templates.shape[0]
-    buffer, states = collect_episodes(env, episodes, steps, rng, buffer,
-                                      options=lambda rng: {"state": (int(rng.integers(n_cells)),)})
-    return buffer, [s[:, 0] for s in states]

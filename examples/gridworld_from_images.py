@@ -57,8 +57,9 @@ import aif_deep  # noqa: E402
 from aif.envs import AgentWrapper, GridWorld  # noqa: E402
 from aif_deep.neural import Bernoulli, NeuralModel  # noqa: E402
 from aif_deep.qfunction import QFunction, QSettings, belief_pool, train_qfunction  # noqa: E402
-from aif_deep.training import (NoisyGridImages, TrainSettings, collect_random, match_classes,  # noqa: E402
-                               train_best_of)
+from aif_deep.episodes import collect_random  # noqa: E402
+from aif_deep.images import NoisyGridImages  # noqa: E402
+from aif_deep.training import SplitMerge, TrainSettings, match_classes, train_best_of  # noqa: E402
 
 FLIP = 0.05
 DISCOUNT = 0.9
@@ -69,16 +70,16 @@ def image_env(size, image, terminate_at_goal=True):
                            (image, image), flip=FLIP)
 
 
-def learn_model(size, image, walks, steps, tries, seed, progress, **options):
-    """Random walks seen as images and the best of ``tries`` NeuralModels trained on them (``options``: more
-    ``TrainSettings``)."""
+def learn_model(size, image, walks, steps, tries, seed, progress, tricks=(), usage_weight=1.0):
+    """Random walks seen as images and the best of ``tries`` NeuralModels trained on them (``tricks``: passed
+    to ``aif_deep.train``)."""
     env = image_env(size, image, terminate_at_goal=False)
     buffer, _ = collect_random(env, walks, 20, np.random.default_rng(seed))
     model, result, vfes = train_best_of(
         lambda k: NeuralModel([size * size], [5], [Bernoulli((image, image))], reward_preference=4.0,
                               seed=seed + k),
         buffer, TrainSettings(steps=steps, batch_size=32, length=8, lr=1e-2, seed=seed, progress=progress,
-                              **options), tries=tries)
+                              usage_weight=usage_weight), tries=tries, tricks=tricks)
     return model, buffer, vfes
 
 
@@ -124,6 +125,7 @@ def main(argv=None):
     parser.add_argument("--tries", type=int, default=1, help="training runs to pick from by their VFE")
     parser.add_argument("--split-merge", type=int, default=100, help="training steps between split-merge moves "
                         "(aif_deep.training.split_merge; 0: none)")
+    parser.add_argument("--usage-weight", type=float, default=1.0, help="TrainSettings.usage_weight")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="where to save the figure (default: not saved)")
     args = parser.parse_args(argv)
@@ -143,7 +145,8 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     model, buffer, vfes = learn_model(n, image, walks, train_steps, tries, args.seed, progress,
-                                      split_merge_every=args.split_merge)
+                                      tricks=(SplitMerge(every=args.split_merge),) if args.split_merge else (),
+                                      usage_weight=args.usage_weight)
     times["train model"] = time.perf_counter() - t0
     accuracy, confusion = latent_accuracy(model, n, image, args.seed)
 

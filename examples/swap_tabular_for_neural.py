@@ -33,8 +33,9 @@ import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.envs import AgentWrapper, GridWorld  # noqa: E402
 from aif_deep.neural import Bernoulli, NeuralModel  # noqa: E402
-from aif_deep.training import (NoisyGridImages, TrainSettings, collect_random, match_classes,  # noqa: E402
-                               train_best_of)
+from aif_deep.episodes import collect_random  # noqa: E402
+from aif_deep.images import NoisyGridImages  # noqa: E402
+from aif_deep.training import TrainSettings, match_classes, train_best_of  # noqa: E402
 
 SHAPE = (3, 3)
 HORIZON = 4  # the goal is 4 moves from the start: the planner must see it

@@ -20,8 +20,8 @@ Measured (full setting, ``--seed 0`` to ``--seed 14``, 100 trials each, one run 
 50 s per seed on a 2-core CPU): the neural agent went to the cue first in 1.00 of the trials on all fifteen
 seeds (the best arm-first policy's G above the best cue-first one's by 0.13-0.72 nats at the first step) and
 entered the baited arm after it in 1.00; first-step |q(context) - 1/2| 0.005-0.039. Before
-``detach_carried_message`` and ``encoder_flip`` (``aif_deep.training.sequence_vfe``): 0.65-0.99, 3 of 10 seeds
-at least 0.90. Their cost: the context belief at the arms is less sure (the KL weight of 5 tempers the reward's
+``DetachCarriedMessage`` and ``EncoderFlip`` (``aif_deep.training``): benchmarks/results/training_tricks.md.
+Their cost: the context belief at the arms is less sure (the KL weight of 5 tempers the reward's
 evidence, and no later step pays for a sure belief any more), so the (location, context) accuracy once shown
 fell from 0.98-1.00 to 0.87-0.99 (the correct-arm rate stayed 1.00).
 
@@ -55,23 +55,23 @@ from aif.envs import AgentWrapper, TMaze  # noqa: E402
 from aif.envs.tmaze import summarize_tmaze  # noqa: E402
 from aif_deep.images import NoisyTMazeImages  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, NeuralModel  # noqa: E402
-from aif_deep.training import TrainSettings, collect_episodes, match_classes, train_best_of  # noqa: E402
+from aif_deep.episodes import collect_episodes  # noqa: E402
+from aif_deep.training import (DetachCarriedMessage, EncoderFlip, KLWeight, TrainSettings, match_classes,  # noqa: E402
+                               train_best_of)
 
 HORIZON = 2  # pymdp's T-maze demo
 TRIAL_STEPS = 3  # cue, arm, and one more step
 IMAGE_SHAPE = (9, 9)
 FLIP = 0.05
 EPISODE_STEPS = 8  # random actions per training episode (and per training window)
-# kl_weight 5, detach_carried_message and encoder_flip 0.03: see aif_deep.training.sequence_vfe (without them
+# Tricks (--kl-weight 5, DetachCarriedMessage, --encoder-flip 0.03): see aif_deep.training (without them
 # the model reads a context into the pixel noise of the centre image and the agent bets on an arm). tries 1:
-# the lowest VFE does not pick the best agent here. Three runs of kl_weight 5 alone on the same data (model and
+# the lowest VFE does not pick the best agent here. Three runs of KLWeight 5 alone on the same data (model and
 # training seeds 0, 1, 2) had VFEs 17.76, 17.33, 17.25 and went to the cue first in 0.97, 0.91, 0.65 of the
 # trials: a model that reads a little context into the first image's noise explains that noise better.
 SETTINGS = {
-    "full": dict(episodes=1000, steps=3000, lr=3e-3, kl_weight=5.0, tries=1, trials=100,
-                 train=dict(detach_carried_message=True, encoder_flip=0.03)),
-    "quick": dict(episodes=1000, steps=600, lr=1e-2, kl_weight=5.0, tries=1, trials=30,
-                  train=dict(detach_carried_message=True, encoder_flip=0.03)),
+    "full": dict(episodes=1000, steps=3000, lr=3e-3, tries=1, trials=100),
+    "quick": dict(episodes=1000, steps=600, lr=1e-2, tries=1, trials=30),
 }
 
 
@@ -145,9 +145,9 @@ def learn_neural_model(true_model, s, seed, progress=True):
     model, result, vfes = train_best_of(
         lambda k: NeuralModel([4, 2], [4, 1], [Bernoulli(IMAGE_SHAPE), Categorical(3)], C=C, info_gain_samples=256,
                               seed=seed + k),
-        buffer, TrainSettings(steps=s["steps"], batch_size=32, length=EPISODE_STEPS, lr=s["lr"],
-                              kl_weight=s["kl_weight"], seed=seed, progress=progress, **s.get("train", {})),
-        tries=s["tries"])
+        buffer, TrainSettings(steps=s["steps"], batch_size=32, length=EPISODE_STEPS, lr=s["lr"], seed=seed,
+                              progress=progress),
+        tries=s["tries"], tricks=s["tricks"])
     seconds = time.perf_counter() - t0
     location_acc, joint_acc = latent_accuracy(model, make_env(true_model), 200, seed + 1000)
     keep = model.tables()["B"][1][..., 0]  # (2, 4, 2): p(context' | location, context)
@@ -163,8 +163,13 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small training run (for the tests)")
     parser.add_argument("--out", default=None, help="where to save the figure (default: not saved)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kl-weight", type=float, default=5.0, help="KLWeight trick (1: the plain VFE)")
+    parser.add_argument("--encoder-flip", type=float, default=0.03, help="EncoderFlip trick (0: none)")
+    parser.add_argument("--no-detach", action="store_true", help="without the DetachCarriedMessage trick")
     args = parser.parse_args(argv)
-    s = SETTINGS["quick" if args.quick else "full"]
+    s = dict(SETTINGS["quick" if args.quick else "full"])
+    s["tricks"] = ((KLWeight(args.kl_weight),) + (() if args.no_detach else (DetachCarriedMessage(),))
+                   + ((EncoderFlip(args.encoder_flip),) if args.encoder_flip else ()))
     t0 = time.perf_counter()
     true_model = TMaze().generative_model()
     model, accuracy = learn_neural_model(true_model, s, args.seed, progress=not args.quick)

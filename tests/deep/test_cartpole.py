@@ -14,8 +14,8 @@ torch = pytest.importorskip("torch")
 gym = pytest.importorskip("gymnasium")
 
 from aif.errors import ParameterError  # noqa: E402
-from aif_deep.online import (Ensemble, EpsilonGreedy, OnlineAgent, OnlineSettings, Softmax,  # noqa: E402
-                             dqn_settings, train_online)
+from aif_deep.online import (Ensemble, EpistemicCap, EpsilonGreedy, OnlineAgent, OnlineSettings,  # noqa: E402
+                             Softmax, dqn_settings, train_online)
 
 torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -23,6 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Small and fast: the learning test needs a few thousand updates, not a solved CartPole.
 QUICK = OnlineSettings(hidden=64, lr=2e-3, learning_starts=300, train_every=1, ensemble_size=3, model_hidden=32,
                        tau=0.01, selection=Softmax(gamma=100.0, gamma_start=1.0, anneal_steps=2000))
+CAP = (EpistemicCap(0.5),)
 
 
 def _random_policy_mean_return(episodes=100, seed=0):
@@ -41,7 +42,7 @@ def _random_policy_mean_return(episodes=100, seed=0):
 
 
 def test_active_inference_agent_learns_cartpole_in_a_short_budget():
-    res = train_online(gym.make("CartPole-v1"), QUICK, episodes=60, seed=0, progress=False)
+    res = train_online(gym.make("CartPole-v1"), QUICK, episodes=60, seed=0, progress=False, tricks=CAP)
     random_mean = _random_policy_mean_return()
     assert 15 < random_mean < 30  # the yardstick itself: a uniform policy lasts ~22 steps
     assert res.returns[-15:].mean() > 3 * random_mean, (res.returns[-15:].mean(), random_mean)
@@ -78,7 +79,7 @@ def test_information_gain_is_nonnegative_and_shrinks_where_the_model_has_learned
 
 
 def test_epistemic_term_enters_the_td_target():
-    agent = OnlineAgent(4, 2, QUICK, seed=0)
+    agent = OnlineAgent(4, 2, QUICK, seed=0, tricks=CAP)
     r = torch.ones(8)
     ig = torch.rand(8)
     np.testing.assert_allclose(agent.one_step_efe(r, ig).numpy(), (-1.0 - QUICK.epistemic_weight * ig).numpy())
@@ -89,8 +90,8 @@ def test_epistemic_term_enters_the_td_target():
 def test_epistemic_cap_bounds_the_epistemic_value_per_transition():
     ig = torch.tensor([0.0, 0.01, 0.04, 0.05, 0.2, 9.0])
     r = torch.ones(6)
-    capped = OnlineAgent(4, 2, replace(QUICK, epistemic_weight=10.0, epistemic_cap=0.5), seed=0)
-    free = OnlineAgent(4, 2, replace(QUICK, epistemic_weight=10.0, epistemic_cap=None), seed=0)
+    capped = OnlineAgent(4, 2, replace(QUICK, epistemic_weight=10.0), seed=0, tricks=(EpistemicCap(0.5),))
+    free = OnlineAgent(4, 2, replace(QUICK, epistemic_weight=10.0), seed=0)
     # g = -r - min(w * ig, cap): unchanged below the cap, never more than cap nats of epistemic value.
     np.testing.assert_allclose(capped.one_step_efe(r, ig).numpy(), [-1.0, -1.1, -1.4, -1.5, -1.5, -1.5], rtol=1e-6)
     np.testing.assert_allclose(free.one_step_efe(r, ig).numpy(), (-1.0 - 10.0 * ig).numpy(), rtol=1e-6)
@@ -103,7 +104,7 @@ def test_epistemic_cap_makes_the_untrained_ensembles_disagreement_the_same_for_e
     gen = torch.Generator().manual_seed(0)
     x = 0.1 * torch.randn(256, 4, generator=gen)  # CartPole's states are near 0
     s = replace(QUICK, epistemic_weight=10.0, ensemble_size=5, model_hidden=64, noise_sd=0.01)
-    agent = OnlineAgent(4, 2, s, seed=0)
+    agent = OnlineAgent(4, 2, s, seed=0, tricks=CAP)
     r = torch.ones(256)
     ig = [agent.ensemble.info_gain(x, torch.full((256,), a), s.noise_sd) for a in (0, 1)]
     assert min(float(i.min()) for i in ig) > 0.5 / 10.0  # every transition is above the cap
@@ -129,11 +130,16 @@ def test_selection_rules():
 
 @pytest.mark.parametrize("bad", [dict(lr=0.0), dict(discount=1.5), dict(tau=-0.1), dict(batch_size=0),
                                  dict(temperature=0.0), dict(epistemic_weight=-1.0), dict(noise_sd=0.0),
-                                 dict(ensemble_size=1), dict(selection="softmax"), dict(buffer_size=0),
-                                 dict(epistemic_cap=0.0), dict(epistemic_cap=-1.0), dict(epistemic_cap=float("inf"))])
+                                 dict(ensemble_size=1), dict(selection="softmax"), dict(buffer_size=0)])
 def test_bad_settings_raise(bad):
     with pytest.raises(ParameterError):
         OnlineSettings(**bad)
+
+
+@pytest.mark.parametrize("cap", [0.0, -1.0, float("inf")])
+def test_bad_epistemic_cap_raises(cap):
+    with pytest.raises(ParameterError, match="EpistemicCap.cap must be positive and finite"):
+        EpistemicCap(cap)
 
 
 def test_bad_selection_and_env_raise():
@@ -149,9 +155,9 @@ def test_bad_selection_and_env_raise():
 
 def test_runs_are_determined_by_the_seed():
     s = replace(QUICK, learning_starts=100)
-    a = train_online(gym.make("CartPole-v1"), s, episodes=12, seed=3, progress=False)
-    b = train_online(gym.make("CartPole-v1"), s, episodes=12, seed=3, progress=False)
-    c = train_online(gym.make("CartPole-v1"), s, episodes=12, seed=4, progress=False)
+    a = train_online(gym.make("CartPole-v1"), s, episodes=12, seed=3, progress=False, tricks=CAP)
+    b = train_online(gym.make("CartPole-v1"), s, episodes=12, seed=3, progress=False, tricks=CAP)
+    c = train_online(gym.make("CartPole-v1"), s, episodes=12, seed=4, progress=False, tricks=CAP)
     np.testing.assert_array_equal(a.returns, b.returns)
     np.testing.assert_array_equal(a.info_gain, b.info_gain)
     assert not np.array_equal(a.returns, c.returns)

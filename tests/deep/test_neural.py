@@ -15,8 +15,10 @@ import aif_deep  # noqa: E402
 from aif.envs import AgentWrapper, GridWorld  # noqa: E402
 from aif_deep.model import TabularModel  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
-from aif_deep.training import (NoisyGridImages, ReplayBuffer, TrainSettings, collect_random,  # noqa: E402
-                               evaluate_vfe, load_checkpoint, match_classes, sequence_vfe, train, train_best_of)
+from aif_deep.checkpoint import load_checkpoint  # noqa: E402
+from aif_deep.episodes import ReplayBuffer, collect_random  # noqa: E402
+from aif_deep.images import NoisyGridImages  # noqa: E402
+from aif_deep.training import TrainSettings, evaluate_vfe, match_classes, sequence_vfe, train, train_best_of  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -190,7 +192,7 @@ def test_checkpoint_resume_gives_the_same_parameters(tmp_path):
     for (name, p), q in zip(a.state_dict().items(), c.state_dict().values()):
         assert torch.equal(p, q), name
     assert len(log.read_text().splitlines()) == 4
-    assert load_checkpoint(path, NeuralModel([9], [5], [Bernoulli((8, 8))])).step == 20
+    assert load_checkpoint(path, NeuralModel([9], [5], [Bernoulli((8, 8))]))[0] == 20
 
 
 def test_vfe_is_kl_plus_reconstruction_and_bounds_surprise():

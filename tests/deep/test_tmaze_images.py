@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 from aif.envs import AgentWrapper, GridWorld, TMaze  # noqa: E402
 from aif.errors import ModelError, ParameterError  # noqa: E402
 from aif_deep.images import TMAZE_CELLS, NoisyGridImages, NoisyTMazeImages, cell_templates  # noqa: E402
-from aif_deep.training import NoisyGridImages as GridImagesFromTraining  # noqa: E402
-from aif_deep.training import TrainSettings, collect_episodes  # noqa: E402
+from aif_deep.episodes import collect_episodes  # noqa: E402
+from aif_deep.training import KLWeight  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -62,10 +62,9 @@ def test_tmaze_images_flip_pixels_at_the_given_rate():
     assert (clean[location != 3].sum((1, 2)) == 9).all() and (clean[location == 3].sum((1, 2)) == 18).all()
 
 
-def test_cell_templates_tile_the_image_and_grid_images_stay_importable():
+def test_cell_templates_tile_the_image():
     t = cell_templates((3, 3), (8, 8), [(r, c) for r in range(3) for c in range(3)])
     assert t.shape == (9, 8, 8) and (t.sum(0) == 1).all()
-    assert GridImagesFromTraining is NoisyGridImages
     assert set(TMAZE_CELLS) == {0, 1, 2, 3}
 
 
@@ -77,7 +76,7 @@ def test_cell_templates_tile_the_image_and_grid_images_stay_importable():
     (lambda: NoisyGridImages(AgentWrapper(GridWorld((3, 3))), flip=-0.1), ParameterError, "flip must lie"),
     (lambda: _env().clean_image(np.array([4]), np.array([0])), ParameterError, "locations must lie in 0..3"),
     (lambda: collect_episodes(_env(), 0, 8, np.random.default_rng(0)), ParameterError, "at least 1"),
-    (lambda: TrainSettings(kl_weight=0.0), ParameterError, "kl_weight must be positive"),
+    (lambda: KLWeight(0.0), ParameterError, "KLWeight.weight must be positive"),
 ])
 def test_bad_arguments_raise(make, error, match):
     with pytest.raises(error, match=match):

@@ -1,5 +1,6 @@
-"""Training options that make the learned latent states the same across training seeds: the encoder's input
-noise (``TrainSettings.encoder_flip``) and split-merge moves of the latent classes (``split_merge``)."""
+"""Training tricks that make the learned latent states the same across training seeds: the encoder's input
+noise (``EncoderFlip``), the carried message without gradient (``DetachCarriedMessage``) and split-merge moves
+of the latent classes (``split_merge``, ``SplitMerge``)."""
 
 import numpy as np
 import pytest
@@ -9,8 +10,9 @@ torch = pytest.importorskip("torch")
 from aif.errors import ParameterError  # noqa: E402
 from aif_deep.images import cell_templates, flip_pixels  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
-from aif_deep.training import (ReplayBuffer, TrainSettings, fit_classes, fit_transitions, match_classes,  # noqa: E402
-                               sequence_vfe, split_merge, train)
+from aif_deep.episodes import ReplayBuffer  # noqa: E402
+from aif_deep.training import (DetachCarriedMessage, EncoderFlip, SplitMerge, TrainSettings,  # noqa: E402
+                               fit_classes, fit_transitions, match_classes, sequence_vfe, split_merge, train)
 
 torch.set_num_threads(1)
 
@@ -29,7 +31,7 @@ def test_encoder_flip_flips_the_encoders_pixels_only():
     model.joint_message = lambda obs: seen.append(obs) or encode(obs)
     gen = torch.Generator().manual_seed(0)
     _, plain = sequence_vfe(model, batch, gen)
-    _, flipped = sequence_vfe(model, batch, gen, encoder_flip=0.25)
+    _, flipped = sequence_vfe(model, batch, gen, tricks=(EncoderFlip(0.25),))
     images, rewards = (torch.as_tensor(o).flatten(0, 1) for o in batch["observations"])
     assert (seen[0][0] == images).all() and (seen[0][1] == rewards).all()
     changed = (seen[1][0] != images).float().mean()
@@ -38,7 +40,7 @@ def test_encoder_flip_flips_the_encoders_pixels_only():
     # the decoder still scores the observed images: with the encoder's input fixed, flipping changes nothing
     # but the draws it takes from the generator
     model.joint_message = lambda obs: encode([images, rewards])
-    _, with_flip = sequence_vfe(model, batch, torch.Generator().manual_seed(0), encoder_flip=0.25)
+    _, with_flip = sequence_vfe(model, batch, torch.Generator().manual_seed(0), tricks=(EncoderFlip(0.25),))
     gen = torch.Generator().manual_seed(0)
     torch.rand(batch["observations"][0].shape, generator=gen)  # the flip's draws
     _, without = sequence_vfe(model, batch, gen)
@@ -60,7 +62,7 @@ def test_detach_carried_message_leaves_the_encoder_its_own_steps_gradient(detach
         batch = {"observations": [obs[:, : length + 1]], "actions": actions[:, :length],
                  "rewards": np.zeros((6, length)), "first": np.ones(6, dtype=bool)}
         loss, _ = sequence_vfe(model, batch, torch.Generator().manual_seed(0), usage_weight=0.0,
-                               detach_carried_message=detach)
+                               tricks=(DetachCarriedMessage(),) if detach else ())
         return torch.autograd.grad(loss, obs)[0][:, 0]
 
     window, first = grad(4), grad(0)
@@ -124,17 +126,16 @@ def test_fit_transitions_moves_a_confident_transition_to_the_observed_successor(
 
 def test_train_with_split_merge_records_its_moves():
     model, buffer, images, cells = _bad_clustering()
-    settings = TrainSettings(steps=20, batch_size=8, length=4, progress=False, split_merge_every=10,
-                             split_merge_until=0.5)
-    result = train(model, buffer, settings)
+    settings = TrainSettings(steps=20, batch_size=8, length=4, progress=False)
+    result = train(model, buffer, settings, tricks=(SplitMerge(every=10, until=0.5),))
     assert [m["step"] for m in result.moves] == [10] and result.moves[0]["split"] == 0
     assert _accuracy(model, images, cells) > 0.95
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: TrainSettings(encoder_flip=0.5), r"encoder_flip must lie in \[0, 0.5\)"),
-    (lambda: TrainSettings(split_merge_every=-1), "split_merge_every must be at least 0"),
-    (lambda: TrainSettings(split_merge_until=1.5), r"split_merge_until must lie in \[0, 1\]"),
+    (lambda: EncoderFlip(0.5), r"EncoderFlip.flip must lie in \[0, 0.5\)"),
+    (lambda: SplitMerge(every=0), "SplitMerge.every must be at least 1"),
+    (lambda: SplitMerge(every=10, until=1.5), r"SplitMerge.until must lie in \[0, 1\]"),
     (lambda: split_merge(NeuralModel([2], [1], [Gaussian((2,))]), ReplayBuffer(), np.random.default_rng(0)),
      "Bernoulli and Categorical"),
 ])
