@@ -21,9 +21,8 @@ from .online import (Ensemble, EpistemicCap, EpsilonGreedy, OnlineAgent, OnlineR
 from .qfunction import QFunction, QSettings, belief_pool, td_targets, train_qfunction
 from .images import NoisyGridImages, NoisyTMazeImages
 from .episodes import ReplayBuffer, collect_episodes, collect_random
-from .training import (DetachCarriedMessage, EncoderFlip, KLWeight, SplitMerge, TrainResult, TrainSettings, Trick,
-                       evaluate_vfe, fit_classes, fit_transitions, match_classes, sequence_vfe, split_merge, train,
-                       train_best_of)
+from .training import (DetachCarriedMessage, EncoderFlip, KLWeight, TrainResult, TrainSettings, Trick, evaluate_vfe,
+                       match_classes, sequence_vfe, train, train_best_of)
 
 __all__ = [
     "BeliefModel", "TabularModel", "default_device",
@@ -34,8 +33,7 @@ __all__ = [
     "NeuralModel", "unimix",  # observation heads: aif_deep.neural.Categorical / Bernoulli / Gaussian
     "ReplayBuffer", "TrainSettings", "TrainResult", "train", "train_best_of", "sequence_vfe", "evaluate_vfe",
     "save_checkpoint", "load_checkpoint", "NoisyGridImages", "NoisyTMazeImages", "collect_random", "collect_episodes",
-    "match_classes", "split_merge", "fit_classes", "fit_transitions",
-    "Trick", "KLWeight", "DetachCarriedMessage", "EncoderFlip", "SplitMerge",
+    "match_classes", "Trick", "KLWeight", "DetachCarriedMessage", "EncoderFlip",
     "QFunction", "QSettings", "train_qfunction", "td_targets", "belief_pool",
     "save_agent", "load_agent", "save_buffer", "load_buffer",
     "OnlineSettings", "OnlineAgent", "OnlineResult", "train_online", "dqn_settings", "Softmax", "EpsilonGreedy",

@@ -6,12 +6,12 @@
 
 The task (issue #6): an n x n grid, +1 on reaching the bottom-right corner (the episode ends there). The
 agent sees its cell as a noisy binary image: the grid's cells tile the image, the agent's cell is a filled
-block and every pixel flips with probability 5% (``aif_deep.training.NoisyGridImages``).
+block and every pixel flips with probability 5% (``aif_deep.images.NoisyGridImages``).
 
 1. Data and model: random walks from random cells; an ``aif_deep.NeuralModel`` (encoder, transition
    network, Bernoulli decoder, reward head, preferences over the reward) trained on them by minimising the
    sequence VFE, with a split-merge move of the latent classes every ``--split-merge`` steps in the first
-   three quarters of training when the data ask for one (``aif_deep.training.split_merge``: the class whose
+   three quarters of training when the data ask for one (``split_merge`` below: the class whose
    images would gain most from being split in two takes over the class that is least missed), best of
    ``--tries`` runs by their VFE (``train_best_of``; one run by default).
 2. Latent accuracy: on fresh walks, the class of the encoder's message against the true cell, classes
@@ -42,7 +42,9 @@ rate.
 """
 
 import argparse
+import math
 import time
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -59,7 +61,166 @@ from aif_deep.neural import Bernoulli, NeuralModel  # noqa: E402
 from aif_deep.qfunction import QFunction, QSettings, belief_pool, train_qfunction  # noqa: E402
 from aif_deep.episodes import collect_random  # noqa: E402
 from aif_deep.images import NoisyGridImages  # noqa: E402
-from aif_deep.training import SplitMerge, TrainSettings, match_classes, train_best_of  # noqa: E402
+from aif.errors import ParameterError  # noqa: E402
+from aif_deep.neural import Categorical  # noqa: E402
+from aif_deep.training import TrainSettings, match_classes, train_best_of  # noqa: E402
+
+# --- split-merge moves of the latent classes: a training trick this example needs --------------------------
+
+@dataclass(frozen=True)
+class SplitMerge(aif_deep.Trick):
+    """A ``split_merge`` move every ``every`` steps in the first ``until`` share of the steps, with threshold
+    ``threshold`` (nats per observation); ``TrainResult.moves`` lists the moves made."""
+
+    every: int
+    until: float = 0.75
+    threshold: float = 2.0
+
+    def __post_init__(self) -> None:
+        if int(self.every) < 1:
+            raise ParameterError(f"SplitMerge.every must be at least 1, got {self.every}")
+        if not 0.0 <= float(self.until) <= 1.0:
+            raise ParameterError(f"SplitMerge.until must lie in [0, 1] (a share of the steps), got {self.until}")
+
+    def after_step(self, model: NeuralModel, buffer: aif_deep.ReplayBuffer, rng: np.random.Generator, step: int,
+                   settings: aif_deep.TrainSettings) -> dict | None:
+        if step % self.every or step > self.until * settings.steps:
+            return None
+        return split_merge(model, buffer, rng, threshold=self.threshold, lr=settings.lr)
+
+
+def _pool(buffer: aif_deep.ReplayBuffer, size: int, rng: np.random.Generator) -> tuple:
+    """``size`` transitions drawn uniformly from every step of the buffer: ``(obs, actions, next_obs)`` with
+    ``obs`` and ``next_obs`` one array ``(size, ...)`` per modality and ``actions`` int ``(size, F)``."""
+    steps = [(i, t) for i, e in enumerate(buffer.episodes) for t in range(len(e[1]))]
+    pick = [steps[k] for k in rng.integers(len(steps), size=size)]
+    M = len(buffer.episodes[0][0])
+    obs = [np.stack([buffer.episodes[i][0][m][t] for i, t in pick]) for m in range(M)]
+    nxt = [np.stack([buffer.episodes[i][0][m][t + 1] for i, t in pick]) for m in range(M)]
+    return obs, np.stack([buffer.episodes[i][1][t] for i, t in pick]), nxt
+
+
+def _bernoulli_nll(x, means):
+    """``-ln p(x | means)`` of binary features ``x (N, P)`` under every row of ``means (K, P)``: ``(N, K)``."""
+    m = means.clamp(0.01, 0.99)
+    return -(x @ torch.log(m).T + (1 - x) @ torch.log(1 - m).T)
+
+
+def _two_means(x, iterations=10):
+    """Split the rows of ``x (N, P)`` in two by k-means from the two most distant rows: a bool ``(N,)``."""
+    far = torch.cdist(x[:1], x)[0].argmax()
+    centres = torch.stack([x[torch.cdist(x[far][None], x)[0].argmax()], x[far]])
+    for _ in range(iterations):
+        side = torch.cdist(x, centres).argmin(-1).bool()
+        if side.all() or not side.any():
+            break
+        centres = torch.stack([x[~side].mean(0), x[side].mean(0)])
+    return side
+
+
+def split_merge(model: NeuralModel, buffer: aif_deep.ReplayBuffer, rng: np.random.Generator, pool: int = 4096,
+                threshold: float = 2.0, refit_steps: int = 50, lr: float = 1e-2) -> dict | None:
+    """One split-merge move of the latent classes, if the data ask for it: a label-free escape from the
+    clustering optimum where one class covers two states while another state is split over two classes.
+
+    On ``pool`` observations of the buffer, each assigned to the joint class of its largest encoder message:
+
+    - split candidate ``a``: the class whose observations gain most from being split in two (2-means on the
+      observations' features; gain: the drop of -ln p(o) under the per-cluster mean features, Bernoulli
+      per feature, against the class's mean features);
+    - merge candidate ``b``: the class (not ``a``) whose observations lose least when each goes to its best
+      other class under the same mean-feature likelihood (a class that shares a state with another, or is unused).
+
+    The move is made when (gain - loss) per observation of ``a`` exceeds ``threshold`` nats: one half of ``a``'s
+    observations is given to ``b``, ``b``'s go to their best other class, and ``refit_steps`` Adam steps fit the
+    encoder (cross-entropy of its message against these assignments) and the decoder (-ln p(o | class)) on the
+    pool, then the transition network is fitted to the new classes (``fit_transitions``); the VFE training
+    that follows refits the prior and the reward head.
+
+    Returns ``None`` (no move) or ``{"split": a, "merge": b, "gain": nats per observation of a}``.
+    """
+    for m, h in enumerate(model.heads):
+        if not isinstance(h, (Bernoulli, Categorical)):
+            raise ParameterError(f"split_merge takes Bernoulli and Categorical modalities; modality {m} is {h!r}")
+    dev, dt = model.device, model.dtype
+    obs, actions, nxt = _pool(buffer, pool, rng)
+    obs, nxt = ([torch.as_tensor(o, device=dev) for o in x] for x in (obs, nxt))
+    with torch.no_grad():
+        z = model.joint_message(obs).argmax(-1)  # (N,)
+        x = torch.cat([h.features(o).to(dt) for h, o in zip(model.heads, obs, strict=True)], -1)  # (N, P), in [0, 1]
+        J = math.prod(model.num_states)
+        counts = torch.bincount(z, minlength=J)
+        means = torch.zeros(J, x.shape[1], dtype=dt, device=dev).index_add_(0, z, x) / counts.clamp_min(1)[:, None]
+        nll = _bernoulli_nll(x, means)  # (N, J)
+        own = nll.gather(1, z[:, None])[:, 0]
+        gain, halves = torch.zeros(J, dtype=dt, device=dev), {}
+        for k in torch.nonzero(counts >= 2)[:, 0].tolist():
+            side = _two_means(x[z == k])
+            if side.all() or not side.any():
+                continue
+            halves[k] = side
+            sub = torch.stack([x[z == k][~side].mean(0), x[z == k][side].mean(0)])
+            gain[k] = (own[z == k] - _bernoulli_nll(x[z == k], sub).gather(1, side.long()[:, None])[:, 0]).sum()
+        a = int(gain.argmax())
+        others = nll.clone()
+        others[:, counts == 0] = float("inf")  # an unused class is no destination
+        others[torch.arange(len(z)), z] = float("inf")
+        loss = torch.zeros(J, dtype=dt, device=dev).index_add_(0, z, others.min(-1).values - own)
+        loss[a] = float("inf")
+        b = int(loss.argmin())
+        per_obs = float((gain[a] - loss[b]) / counts[a].clamp_min(1))
+        if a not in halves or per_obs <= threshold:
+            return None
+        target = z.clone()
+        target[z == b] = others[z == b].argmin(-1)
+        moved = torch.nonzero(z == a)[:, 0][halves[a]]
+        target[moved] = b
+    fit_classes(model, obs, target, refit_steps, lr)
+    # The moved classes' transitions are refitted too: the VFE alone would not move them, as a transition
+    # network sure of a class's old successors gets almost no gradient through the uniform mixture (on the
+    # 5x5 grid, after a move, a cell next to the goal kept a corner's transitions through 1000 more steps).
+    fit_transitions(model, obs, torch.as_tensor(actions, device=dev), nxt, refit_steps, lr)
+    return {"split": a, "merge": b, "gain": per_obs}
+
+
+def fit_transitions(model: NeuralModel, obs: list, actions, next_obs: list, steps: int = 50,
+                    lr: float = 1e-2) -> None:
+    """Fit the transition network to the encoder's classes: ``steps`` Adam steps on the cross-entropy of
+    p(s_f' | s, u_f) against the class of each factor in the largest message of ``next_obs``, from the joint
+    class of the largest message of ``obs`` (one ``(N, ...)`` tensor per modality; ``actions`` int ``(N, F)``)."""
+    with torch.no_grad():
+        states = model.joint_states()[model.joint_message(obs).argmax(-1)]  # (N, sum S)
+        nxt = torch.stack(torch.unravel_index(model.joint_message(next_obs).argmax(-1), model.num_states), -1)
+    was_training = model.training
+    model.train()
+    opt = torch.optim.Adam(model.transitions.parameters(), lr=lr)
+    for _ in range(int(steps)):
+        logits = model.transition_logits(states, actions)
+        loss = torch.stack([torch.nn.functional.cross_entropy(lg, nxt[:, f]) for f, lg in enumerate(logits)]).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.train(was_training)
+
+
+def fit_classes(model: NeuralModel, obs: list, target, steps: int = 50, lr: float = 1e-2) -> None:
+    """Fit the encoder and the decoder to given joint classes: ``steps`` Adam steps on the cross-entropy of
+    the encoder's message against ``target`` (int ``(N,)``, joint-state indices in ``joint_states`` order) plus
+    -ln p(o | target) under the decoder, for observations ``obs`` (one ``(N, ...)`` tensor per modality)."""
+    target = torch.as_tensor(target, device=model.device)
+    states = model.joint_states()
+    was_training = model.training
+    model.train()
+    opt = torch.optim.Adam(list(model.encoders.parameters()) + list(model.decoders.parameters()), lr=lr)
+    for _ in range(int(steps)):
+        ce = torch.nn.functional.cross_entropy(model.joint_message(obs), target)
+        params = model.decode(states[target])
+        rec = -sum(h.log_prob(p, o) for h, p, o in zip(model.heads, params, obs, strict=True)).mean()
+        opt.zero_grad()
+        (ce + rec).backward()
+        opt.step()
+    model.train(was_training)
+
 
 FLIP = 0.05
 DISCOUNT = 0.9
@@ -124,7 +285,7 @@ def main(argv=None):
     parser.add_argument("--train-steps", type=int, default=None)
     parser.add_argument("--tries", type=int, default=1, help="training runs to pick from by their VFE")
     parser.add_argument("--split-merge", type=int, default=100, help="training steps between split-merge moves "
-                        "(aif_deep.training.split_merge; 0: none)")
+                        "(split_merge; 0: none)")
     parser.add_argument("--usage-weight", type=float, default=1.0, help="TrainSettings.usage_weight")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="where to save the figure (default: not saved)")

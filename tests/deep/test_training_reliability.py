@@ -1,6 +1,10 @@
 """Training tricks that make the learned latent states the same across training seeds: the encoder's input
 noise (``EncoderFlip``), the carried message without gradient (``DetachCarriedMessage``) and split-merge moves
-of the latent classes (``split_merge``, ``SplitMerge``)."""
+of the latent classes (``split_merge``, ``SplitMerge``; they live in examples/gridworld_from_images.py)."""
+
+import importlib.util
+import pathlib
+
 
 import numpy as np
 import pytest
@@ -11,8 +15,15 @@ from aif.errors import ParameterError  # noqa: E402
 from aif_deep.images import cell_templates, flip_pixels  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
 from aif_deep.episodes import ReplayBuffer  # noqa: E402
-from aif_deep.training import (DetachCarriedMessage, EncoderFlip, SplitMerge, TrainSettings,  # noqa: E402
-                               fit_classes, fit_transitions, match_classes, sequence_vfe, split_merge, train)
+from aif_deep.training import (DetachCarriedMessage, EncoderFlip, TrainSettings, match_classes,  # noqa: E402
+                               sequence_vfe, train)
+
+_spec = importlib.util.spec_from_file_location(
+    "gridworld_from_images", pathlib.Path(__file__).resolve().parents[2] / "examples" / "gridworld_from_images.py")
+_example = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_example)
+SplitMerge, fit_classes, fit_transitions, split_merge = (_example.SplitMerge, _example.fit_classes,
+                                                         _example.fit_transitions, _example.split_merge)
 
 torch.set_num_threads(1)
 
