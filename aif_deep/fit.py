@@ -18,10 +18,13 @@ relative changes, and a precision of 1 converges as fast as one of 16; a softplu
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from aif.control import DEFAULT_TERMS, EFEOptions, enumerate_policies
@@ -91,13 +94,14 @@ def _prepare_data(observations, actions, device):
     return obs[:, :, :T].transpose(0, 1), act.transpose(0, 1)
 
 
-def action_log_likelihood(model, observations, actions, policies, gamma, alpha, inference, efe, efe_terms,
-                          sampling):
+def action_log_likelihood(model: TabularModel, observations: torch.Tensor, actions: torch.Tensor,
+                          policies: torch.Tensor, gamma: torch.Tensor | float, alpha: torch.Tensor | float,
+                          inference: Any, efe: EFEOptions, efe_terms: Sequence, sampling: str) -> torch.Tensor:
     """ln p(actions) per trial and subject, ``(K, N)``, for data already shaped ``(K, N, T, .)``."""
     K, N, T, _ = actions.shape
     prior = [p.expand(K, N, p.shape[-1]) for p in model.prior()]
     E = model.E
-    total = 0.0
+    total: torch.Tensor | float = 0.0
     for t in range(T):
         u = actions[:, :, t]
         valid = (u >= 0).all(-1) & (observations[:, :, t] >= 0).all(-1)  # ended episodes are padded with -1
@@ -107,11 +111,12 @@ def action_log_likelihood(model, observations, actions, policies, gamma, alpha, 
         q_pi = policy_posterior(G, E, gamma)
         total = total + torch.where(valid, action_log_probability(q_pi, policies, u, alpha, sampling), 0.0)
         prior = predict(model, qs, u)
-    return total
+    return torch.as_tensor(total)
 
 
-def fit(model: TabularModel, observations, actions, params=("gamma",), *, policy_horizon: int = 1, policies=None,
-        gamma=16.0, alpha=16.0, inference=None, efe: EFEOptions | None = None, efe_terms=DEFAULT_TERMS,
+def fit(model: TabularModel, observations: ArrayLike, actions: ArrayLike, params: Sequence[str] = ("gamma",), *,
+        policy_horizon: int = 1, policies: ArrayLike | None = None, gamma: ArrayLike = 16.0, alpha: ArrayLike = 16.0,
+        inference: Any = None, efe: EFEOptions | None = None, efe_terms: Sequence = DEFAULT_TERMS,
         sampling: str = "full", custom: dict | None = None, priors: dict | None = None, steps: int = 300,
         lr: float = 0.05, progress: bool = True) -> FitResult:
     """Estimate chosen parameters of ``N`` agents from their observations and actions.
@@ -132,9 +137,10 @@ def fit(model: TabularModel, observations, actions, params=("gamma",), *, policy
             ``apply(value, model) -> model`` returning the (batch ``(N,)``) model with the value built in, e.g.
             a preference strength ``r`` with ``C[1] = r * [0, 1, -1]``. Applied after ``params``; fitted as is
             (unconstrained).
-        priors: MAP priors: name in ``params`` or ``custom`` -> a ``torch.distributions.Distribution`` (or a callable giving
-            the log density) over the constrained value (``gamma``: ``(N,)``; ``C[1]``: ``(N, O_1)``); the
-            log densities are summed over all but the subject axis. Without priors: maximum likelihood.
+        priors: MAP priors: name in ``params`` or ``custom`` -> a ``torch.distributions.Distribution`` (or a
+            callable giving the log density) over the constrained value (``gamma``: ``(N,)``; ``C[1]``:
+            ``(N, O_1)``); the log densities are summed over all but the subject axis. Without priors: maximum
+            likelihood.
         steps, lr: Adam steps and learning rate.
         progress: show a tqdm progress bar.
 
@@ -159,13 +165,14 @@ def fit(model: TabularModel, observations, actions, params=("gamma",), *, policy
     def per_subject(x):
         return x.expand(N, *x.shape[len(model.batch_shape):]).clone()
 
-    base = {"gamma": torch.as_tensor(gamma, dtype=dtype, device=device).expand(N).clone(),
+    base: dict[str, Any] = {"gamma": torch.as_tensor(gamma, dtype=dtype, device=device).expand(N).clone(),
             "alpha": torch.as_tensor(alpha, dtype=dtype, device=device).expand(N).clone()}
     for kind in ARRAYS:
         base[kind] = [per_subject(x) for x in getattr(model, kind)]
 
     # Unconstrained leaves, one per fitted name.
-    leaves, spec = {}, {}
+    leaves: dict[str, Any] = {}
+    spec = {}
     for name in params:
         kind, index = _parse(name, model)
         spec[name] = (kind, index)
@@ -189,7 +196,7 @@ def fit(model: TabularModel, observations, actions, params=("gamma",), *, policy
                 values[kind] = constrained[name] = torch.exp(leaves[name])
                 continue
             arrays = []
-            for i, x in zip(index, leaves[name]):
+            for i, x in zip(index, leaves[name], strict=True):
                 # Softmax over the outcome (A), next-state (B) or state (D) axis, right after the subject axis.
                 values[kind][i] = x if kind == "C" else torch.softmax(x, 1)
                 arrays.append(values[kind][i])

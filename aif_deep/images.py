@@ -12,14 +12,19 @@ and keep its actions and ``info["state"]``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
+from numpy.typing import ArrayLike
 
 from aif.envs.tmaze import CUE, LEFT_ARM, RIGHT_ARM
 from aif.errors import ModelError, ParameterError
 
 
-def cell_templates(grid_shape, image_shape, cells) -> np.ndarray:
+def cell_templates(grid_shape: Sequence[int], image_shape: Sequence[int],
+                   cells: Sequence[tuple[int, int]]) -> np.ndarray:
     """Binary images of single cells: the image is tiled by a ``grid_shape`` grid of (nearly) equal cells.
 
     Args:
@@ -72,20 +77,21 @@ class NoisyGridImages(gym.ObservationWrapper):
     ``info`` keeps the environment's ``state``.
     """
 
-    def __init__(self, env, image_shape=(8, 8), flip=0.05):
+    def __init__(self, env: gym.Env, image_shape: Sequence[int] = (8, 8), flip: float = 0.05) -> None:
         super().__init__(env)
         self.image_shape = _check_image_shape(image_shape)
         self.flip = _check_flip(flip)
-        rows, cols = env.unwrapped.shape
+        grid: Any = env.unwrapped  # aif.envs.GridWorld
+        rows, cols = grid.shape
         self.templates = cell_templates((rows, cols), self.image_shape,
                                         [(r, c) for r in range(rows) for c in range(cols)])
         self.observation_space = gym.spaces.Tuple((gym.spaces.MultiBinary(list(self.image_shape)),))
 
-    def render_image(self, location, rng: np.random.Generator) -> np.ndarray:
+    def render_image(self, location: ArrayLike, rng: np.random.Generator) -> np.ndarray:
         """Noisy images of ``location`` (an index or an int array of them): ``(*location.shape, H, W)``."""
         return flip_pixels(self.templates[np.asarray(location)], self.flip, rng)
 
-    def observation(self, obs):
+    def observation(self, obs: ArrayLike) -> tuple[np.ndarray]:
         return (self.render_image(int(np.ravel(obs)[0]), self.env.unwrapped.np_random),)
 
 
@@ -119,7 +125,7 @@ class NoisyTMazeImages(gym.ObservationWrapper):
     Actions and ``info`` (with ``info["state"] = (location, context)``) pass through unchanged.
     """
 
-    def __init__(self, env, image_shape=(9, 9), flip=0.05):
+    def __init__(self, env: gym.Env, image_shape: Sequence[int] = (9, 9), flip: float = 0.05) -> None:
         super().__init__(env)
         num_obs = getattr(env, "num_obs", None)
         if list(num_obs or []) != [4, 3, 2]:
@@ -132,18 +138,18 @@ class NoisyTMazeImages(gym.ObservationWrapper):
         self.observation_space = gym.spaces.Tuple((gym.spaces.MultiBinary(list(self.image_shape)),
                                                    gym.spaces.Discrete(3)))
 
-    def clean_image(self, location, cue) -> np.ndarray:
+    def clean_image(self, location: ArrayLike, cue: ArrayLike) -> np.ndarray:
         """Noise-free images: int ``(*shape, H, W)`` for index arrays ``location`` and ``cue`` of one ``shape``."""
-        location, cue = np.asarray(location), np.asarray(cue)
-        if not (np.isin(location, range(4)).all() and np.isin(cue, range(2)).all()):
-            raise ParameterError(f"locations must lie in 0..3 and cues in 0..1, got {location} and {cue}")
-        at_cue = (location == CUE)[..., None, None]
-        return self.location_templates[location] | (at_cue * self.cue_templates[cue])
+        loc, c = np.asarray(location), np.asarray(cue)
+        if not (np.isin(loc, range(4)).all() and np.isin(c, range(2)).all()):
+            raise ParameterError(f"locations must lie in 0..3 and cues in 0..1, got {loc} and {c}")
+        at_cue = (loc == CUE)[..., None, None]
+        return self.location_templates[loc] | (at_cue * self.cue_templates[c])
 
-    def render_image(self, location, cue, rng: np.random.Generator) -> np.ndarray:
+    def render_image(self, location: ArrayLike, cue: ArrayLike, rng: np.random.Generator) -> np.ndarray:
         """Noisy images: ``clean_image`` with every pixel flipped with probability ``flip``."""
         return flip_pixels(self.clean_image(location, cue), self.flip, rng)
 
-    def observation(self, obs):
-        location, reward, cue = (int(o) for o in obs)
+    def observation(self, obs: ArrayLike) -> tuple[np.ndarray, int]:
+        location, reward, cue = (int(o) for o in np.ravel(obs))
         return (self.render_image(location, cue, self.env.unwrapped.np_random), reward)

@@ -44,6 +44,7 @@ the uniform distribution (``unimix``) so that no class has probability zero.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -174,6 +175,9 @@ class Gaussian:
         return x.reshape(*x.shape[:2], *self.shape)
 
 
+Head = Categorical | Bernoulli | Gaussian  # one observation head per modality
+
+
 def _mlp(n_in, hidden, n_out, layers=1):
     mods, n = [], n_in
     for _ in range(layers):
@@ -211,8 +215,9 @@ class NeuralModel(nn.Module):
     once per parameter version, without gradients.
     """
 
-    def __init__(self, num_states, num_controls, observations, C=None, reward_preference=None, hidden=64,
-                 unimix=0.01, info_gain_samples=64, seed=0):
+    def __init__(self, num_states: Sequence[int], num_controls: Sequence[int], observations: Sequence[Head],
+                 C: Sequence[Tensor | None] | None = None, reward_preference: float | None = None, hidden: int = 64,
+                 unimix: float = 0.01, info_gain_samples: int = 64, seed: int = 0) -> None:
         super().__init__()
         self.num_states = [int(s) for s in num_states]
         self.num_controls = [int(u) for u in num_controls]
@@ -249,20 +254,20 @@ class NeuralModel(nn.Module):
             self.encoders = nn.ModuleList([_mlp(h.size, hidden, J) for h in self.heads])
             self.decoders = nn.ModuleList([_mlp(S, hidden, h.num_params()) for h in self.heads])
             self.transitions = nn.ModuleList([_mlp(S + u, hidden, s) for s, u in zip(self.num_states,
-                                                                                   self.num_controls)])
+                                                                                   self.num_controls, strict=True)])
             self.prior_logits = nn.ParameterList([nn.Parameter(torch.zeros(s)) for s in self.num_states])
             self.reward_preference = None if reward_preference is None else float(reward_preference)
             self.reward_head = None if reward_preference is None else _mlp(S, hidden, 1)
         C = [None] * len(self.heads) if C is None else list(C)
         if len(C) != len(self.heads):
             raise ModelError(f"C has {len(C)} entries but there are {len(self.heads)} modalities")
-        for m, (c, h) in enumerate(zip(C, self.heads)):
+        for m, (c, h) in enumerate(zip(C, self.heads, strict=True)):
             if c is not None and not (isinstance(h, Categorical) and tuple(torch.as_tensor(c).shape) == (h.num_obs,)):
                 raise ModelError(f"C[{m}] must be None or a ({h.num_obs},) vector for a categorical modality")
             self.register_buffer(f"C_{m}", None if c is None else torch.as_tensor(c, dtype=torch.get_default_dtype()))
         for m, h in enumerate(self.heads):
             self.register_buffer(f"noise_{m}", h.noise(self.info_gain_samples, gen).to(torch.get_default_dtype()))
-        self._cache = None
+        self._cache: dict | None = None
 
     # --- building blocks ---------------------------------------------------------------------------------
 
@@ -291,16 +296,15 @@ class NeuralModel(nn.Module):
         """Every joint state as concatenated one-hots, ``(J, sum S_f)`` in row-major order of ``(s_0, s_1, ...)``."""
         eyes = [torch.eye(s, dtype=self.dtype, device=self.device) for s in self.num_states]
         grids = torch.meshgrid(*[torch.arange(s, device=self.device) for s in self.num_states], indexing="ij")
-        return torch.cat([eye[g.reshape(-1)] for eye, g in zip(eyes, grids)], -1)
+        return torch.cat([eye[g.reshape(-1)] for eye, g in zip(eyes, grids, strict=True)], -1)
 
     def joint_message(self, obs: list) -> Tensor:
         """The likelihood message over joint states, summed over modalities and normalised (a log-softmax over
         states, which leaves the posterior unchanged): ``(*lead, J)`` in the row-major order of ``joint_states``."""
         self._check_obs(obs)
-        total = 0.0
-        for m, (h, enc) in enumerate(zip(self.heads, self.encoders)):
-            total = total + enc(h.features(obs[m]).to(self.dtype))
-        return torch.log_softmax(total, -1)
+        total = sum(enc(h.features(obs[m]).to(self.dtype))
+                    for m, (h, enc) in enumerate(zip(self.heads, self.encoders, strict=True)))
+        return torch.log_softmax(torch.as_tensor(total), -1)
 
     def messages(self, obs: list) -> list:
         """The joint message's evidence about each factor alone (the others summed out under a uniform prior):
@@ -319,7 +323,7 @@ class NeuralModel(nn.Module):
     def transition_logits(self, states: Tensor, action: Tensor) -> list:
         """Logits of s_f' per factor for one-hot states ``(*lead, sum S)`` and int actions ``(*lead, F)``."""
         out = []
-        for f, (net, u) in enumerate(zip(self.transitions, self.num_controls)):
+        for f, (net, u) in enumerate(zip(self.transitions, self.num_controls, strict=True)):
             onehot_u = nn.functional.one_hot(action[..., f].long(), u).to(states.dtype)
             out.append(net(torch.cat([states, onehot_u], -1)))
         return out
@@ -356,7 +360,7 @@ class NeuralModel(nn.Module):
             B.append(p.permute(2, 0, 1).reshape(S[f], *S, u))  # (S_f, *S, U_f)
         params = self.decode(states)
         A = [torch.softmax(p, -1).T.reshape(h.num_obs, *S) if isinstance(h, Categorical) else None
-             for p, h in zip(params, self.heads)]
+             for p, h in zip(params, self.heads, strict=True)]
         reward = None if self.reward_head is None else self.reward_head(states)[:, 0]
         D = [unimix(torch.softmax(lg, -1), self.unimix) for lg in self.prior_logits]
         return {"B": B, "params": params, "A": A, "reward": reward, "D": D}
@@ -381,7 +385,7 @@ class NeuralModel(nn.Module):
     def _check_obs(self, obs: list) -> None:
         if len(obs) != len(self.heads):
             raise ObservationError(f"obs has {len(obs)} entries but the model has {len(self.heads)} modalities")
-        for m, (h, o) in enumerate(zip(self.heads, obs)):
+        for m, (h, o) in enumerate(zip(self.heads, obs, strict=True)):
             shape = getattr(h, "shape", None)
             if shape is None and torch.is_tensor(o) and o.is_floating_point():
                 shape = (h.num_obs,)  # categorical probabilities
@@ -399,7 +403,7 @@ class NeuralModel(nn.Module):
     def _log_likelihood(self, obs: list) -> list:
         self._check_obs(obs)
         out = []
-        for m, (h, enc) in enumerate(zip(self.heads, self.encoders)):
+        for m, (h, enc) in enumerate(zip(self.heads, self.encoders, strict=True)):
             x = torch.log_softmax(enc(h.features(obs[m]).to(self.dtype)), -1)  # (*lead, J)
             out.append(x.reshape(*x.shape[:-1], *self.num_states))  # (*lead, *S)
         return out
@@ -413,7 +417,9 @@ class NeuralModel(nn.Module):
 
     def outcome_terms(self, qs: list, t: int, options) -> dict:
         tab = self.tables()
-        utility = entropy_qo = ambiguity = 0.0
+        utility: Tensor | float = 0.0
+        entropy_qo: Tensor | float = 0.0
+        ambiguity: Tensor | float = 0.0
         q_joint = None
         for m, h in enumerate(self.heads):
             if isinstance(h, Categorical):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,9 +29,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from aif.control import COST_TERMS, DEFAULT_TERMS, EFEOptions
+from aif.control import DEFAULT_TERMS, EFEOptions
 from aif.errors import ParameterError
 
+from .episodes import ReplayBuffer
 from .evaluator import evaluate_policies
 from .model import BeliefModel
 
@@ -49,7 +51,8 @@ class QFunction(nn.Module):
         seed: seeds the initial weights.
     """
 
-    def __init__(self, num_states, num_controls, temperature=1.0, hidden=128, seed=0):
+    def __init__(self, num_states: Sequence[int], num_controls: Sequence[int], temperature: float = 1.0,
+                 hidden: int = 128, seed: int = 0) -> None:
         super().__init__()
         if temperature <= 0:
             raise ParameterError(f"temperature must be positive, got {temperature}")
@@ -61,12 +64,15 @@ class QFunction(nn.Module):
             self.net = nn.Sequential(nn.Linear(sum(self.num_states), hidden), nn.ELU(), nn.Linear(hidden, hidden),
                                      nn.ELU(), nn.Linear(hidden, math.prod(self.num_controls)))
 
-    def forward(self, qs) -> torch.Tensor:
+    def forward(self, qs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         x = qs if isinstance(qs, torch.Tensor) else torch.cat(list(qs), -1)
-        x = x.to(self.net[0].weight.dtype)
-        return self.net(x)
+        return self.net(x.to(self.dtype))
 
-    def value(self, qs) -> torch.Tensor:
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def value(self, qs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         """V(qs) = soft minimum of G_phi over actions, ``(*lead,)``; the evaluator's ``terminal_value``.
 
         In eval mode (where ``train_qfunction`` leaves it) without gradients, so that an agent's G and q(pi)
@@ -88,8 +94,6 @@ class QSettings:
         discount: the discount of V(next belief).
         tau: Polyak rate of the target network (target <- (1 - tau) target + tau online).
         terms, options: the EFE terms of g and their options (as the agent's).
-        term_weights: optional weights of the named terms in g, e.g. ``{"state_info_gain": 10.0}`` for an
-            epistemic-weight ablation (a term left out weighs 1).
         seed: seeds the draws from the belief pool.
         progress: show a tqdm bar.
     """
@@ -101,11 +105,10 @@ class QSettings:
     tau: float = 0.02
     terms: tuple = DEFAULT_TERMS
     options: EFEOptions = EFEOptions()
-    term_weights: dict | None = None
     seed: int = 0
     progress: bool = True
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
             if int(getattr(self, name)) < (0 if name == "steps" else 1):
                 raise ParameterError(f"QSettings.{name} must be at least {0 if name == 'steps' else 1}, "
@@ -115,24 +118,14 @@ class QSettings:
         for name in ("discount", "tau"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ParameterError(f"QSettings.{name} must be in [0, 1], got {getattr(self, name)}")
-        unknown = set(self.term_weights or {}) - set(self.terms)
-        if unknown:
-            raise ParameterError(f"QSettings.term_weights names {sorted(unknown)}, which are not among the terms "
-                                 f"{tuple(self.terms)}")
 
 
-def td_targets(qf_target: QFunction, model: BeliefModel, qs, discount: float, terms=DEFAULT_TERMS,
-               options=None, term_weights=None) -> torch.Tensor:
-    """g(qs, a) + discount * V_target(predict(qs, a)) for every joint action: ``(*lead, K)``, no gradient.
-
-    ``term_weights``: optional weights of the named terms in g (a term left out weighs 1).
-    """
+def td_targets(qf_target: QFunction, model: BeliefModel, qs: Sequence[torch.Tensor], discount: float,
+               terms: Sequence = DEFAULT_TERMS, options: EFEOptions | None = None) -> torch.Tensor:
+    """g(qs, a) + discount * V_target(predict(qs, a)) for every joint action: ``(*lead, K)``, no gradient."""
     with torch.no_grad():
-        g, parts = evaluate_policies(model, qs, horizon=1, terms=terms, options=options,
-                                     with_terms=bool(term_weights))
-        for name, w in (term_weights or {}).items():  # g holds each term once, with its sign
-            g = g + (w - 1.0) * (parts[name] if name in COST_TERMS else -parts[name])
-        nxt = model.predict_all(qs)  # (U_f, *lead, S_f) per factor
+        g, _ = evaluate_policies(model, qs, horizon=1, terms=terms, options=options)
+        nxt = model.predict_all(list(qs))  # (U_f, *lead, S_f) per factor
         # Joint actions in enumerate_policies' order (the last factor varies fastest): broadcast each
         # factor's predictions over the others' controls, then flatten to K.
         F = len(nxt)
@@ -146,8 +139,8 @@ def td_targets(qf_target: QFunction, model: BeliefModel, qs, discount: float, te
         return g + discount * V.movedim(0, -1)
 
 
-def belief_pool(model: BeliefModel, buffer, rng: np.random.Generator, copies: int = 20,
-                concentration: float = 0.3) -> list:
+def belief_pool(model: BeliefModel, buffer: ReplayBuffer, rng: np.random.Generator, copies: int = 20,
+                concentration: float = 0.3) -> list[torch.Tensor]:
     """Beliefs to train a Q-function on: the model's posteriors along the episodes of ``buffer`` (a
     ``ReplayBuffer``; filtered as ``Agent`` does: ``infer_states``, then ``predict`` under the action taken), and
     ``copies * max(S)`` one-hot beliefs (every state in turn) and as many random mixtures (Dirichlet with
@@ -156,21 +149,21 @@ def belief_pool(model: BeliefModel, buffer, rng: np.random.Generator, copies: in
     from .control import predict
     from .inference import infer_states
 
-    by_length = {}
+    by_length: dict[int, list] = {}
     for observations, actions, _ in buffer.episodes:  # a batch per episode length
         by_length.setdefault(len(actions), []).append((observations, actions))
-    pool = [[] for _ in model.num_states]
+    pool: list[list[torch.Tensor]] = [[] for _ in model.num_states]
     with torch.no_grad():
         for episodes in by_length.values():
             obs = [torch.as_tensor(np.stack([e[0][m] for e in episodes])) for m in range(len(episodes[0][0]))]
-            actions = torch.as_tensor(np.stack([e[1] for e in episodes]))  # (E, T, F)
+            acts = torch.as_tensor(np.stack([e[1] for e in episodes]))  # (E, T, F)
             prior = [p.expand(len(episodes), -1) for p in model.prior()]
             for t in range(obs[0].shape[1]):
                 qs = infer_states(model, [o[:, t] for o in obs], prior)
                 for f, q in enumerate(qs):
                     pool[f].append(q)
-                if t < actions.shape[1]:
-                    prior = predict(model, qs, actions[:, t])
+                if t < acts.shape[1]:
+                    prior = predict(model, qs, acts[:, t])
     n = copies * max(model.num_states)
     for f, S in enumerate(model.num_states):
         dtype = pool[f][0].dtype if pool[f] else torch.float32
@@ -179,13 +172,17 @@ def belief_pool(model: BeliefModel, buffer, rng: np.random.Generator, copies: in
     return [torch.cat(p) for p in pool]
 
 
-def train_qfunction(qf: QFunction, model: BeliefModel, beliefs, settings: QSettings = QSettings()) -> list:
+def train_qfunction(qf: QFunction, model: BeliefModel, beliefs: Sequence[torch.Tensor],
+                    settings: QSettings = QSettings(),
+                    targets: Callable[[QFunction, list[torch.Tensor]], torch.Tensor] | None = None) -> list[float]:
     """Fit G_phi by temporal differences on beliefs drawn from ``beliefs`` (one ``(N, S_f)`` tensor per factor).
 
-    Returns the history of the mean squared TD error, one value per step.
+    ``targets(target_network, qs) -> (batch, K)``: the regression targets; default ``td_targets`` with the
+    settings' discount, terms and options (an example may weight the terms differently; see
+    ``examples/epistemic_ablation.py``). Returns the history of the mean squared TD error, one value per step.
     """
-    beliefs = [torch.as_tensor(b) for b in beliefs]
-    N = beliefs[0].shape[0]
+    pool = [torch.as_tensor(b) for b in beliefs]
+    N = pool[0].shape[0]
     qf.train()
     target = copy.deepcopy(qf).requires_grad_(False)
     opt = torch.optim.Adam(qf.parameters(), lr=settings.lr)
@@ -193,14 +190,17 @@ def train_qfunction(qf: QFunction, model: BeliefModel, beliefs, settings: QSetti
     history = []
     for _ in tqdm(range(settings.steps), disable=not settings.progress, desc="Q", unit="step", leave=False):
         idx = torch.randint(N, (settings.batch_size,), generator=gen)
-        qs = [b[idx] for b in beliefs]
-        y = td_targets(target, model, qs, settings.discount, settings.terms, settings.options, settings.term_weights)
-        loss = ((qf(qs) - y.to(qf.net[0].weight.dtype)) ** 2).mean()
+        qs = [b[idx] for b in pool]
+        if targets is None:
+            y = td_targets(target, model, qs, settings.discount, settings.terms, settings.options)
+        else:
+            y = targets(target, qs)
+        loss = ((qf(qs) - y.to(qf.dtype)) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         with torch.no_grad():
-            for p_t, p in zip(target.parameters(), qf.parameters()):
+            for p_t, p in zip(target.parameters(), qf.parameters(), strict=True):
                 p_t.lerp_(p, settings.tau)
         history.append(float(loss.detach()))
     qf.eval()

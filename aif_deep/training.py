@@ -16,7 +16,6 @@ The KL between categorical beliefs is exact.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace

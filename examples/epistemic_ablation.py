@@ -13,7 +13,7 @@ walks; then, for every epistemic weight w, a Q-function is trained by temporal d
     G_phi(qs, a) <- g_w(qs, a) + discount * V_target(predict(qs, a)),
     g_w = -utility - w * state_info_gain,          V(qs) = -T ln sum_a exp(-G(qs, a) / T),
 
-(``aif_deep.train_qfunction`` with ``QSettings.term_weights``; the one-step terms come from ``aif_deep.evaluate_policies``, the image
+(``aif_deep.train_qfunction`` with ``weighted_targets`` below; the one-step terms come from ``aif_deep.evaluate_policies``, the image
 modality's information gain is its sampled estimate) on the same pool of beliefs: the posteriors along the
 walks, one-hot beliefs and random mixtures. The Q-function then acts alone, as an amortised one-step policy:
 beliefs are filtered from the images (``infer_states``, ``predict``) and a ~ q(a | qs) = softmax(-gamma
@@ -75,14 +75,23 @@ def learn_model(size, image, walks, steps, tries, seed, progress):
     return model, buffer
 
 
+def weighted_targets(model, weight, discount):
+    """TD targets with g_w = -utility - w * state_info_gain: linear in w, so y_w = y_0 + w (y_1 - y_0) from the
+    targets without and with the information gain (``aif_deep.td_targets``)."""
+    def targets(target, qs):
+        y0 = aif_deep.td_targets(target, model, qs, discount, terms=("utility",))
+        y1 = aif_deep.td_targets(target, model, qs, discount, terms=("utility", "state_info_gain"))
+        return y0 + weight * (y1 - y0)
+    return targets
+
+
 def train_weighted_q(model, pool, weight, steps, seed, progress):
     """A QFunction trained by ``aif_deep.train_qfunction`` on g_w = -utility - w * state_info_gain; returns it and
     the mean of its last 50 squared TD errors."""
     qf = QFunction(model.num_states, model.num_controls, temperature=1.0, seed=seed)
-    settings = QSettings(steps=steps, batch_size=64, lr=3e-3, discount=DISCOUNT, tau=0.05,
-                         terms=("utility", "state_info_gain"), term_weights={"state_info_gain": weight}, seed=seed,
+    settings = QSettings(steps=steps, batch_size=64, lr=3e-3, discount=DISCOUNT, tau=0.05, seed=seed,
                          progress=progress)
-    history = train_qfunction(qf, model, pool, settings)
+    history = train_qfunction(qf, model, pool, settings, weighted_targets(model, weight, DISCOUNT))
     return qf, float(np.mean(history[-50:]))
 
 

@@ -1,4 +1,4 @@
-"""examples/epistemic_ablation.py: QSettings.term_weights scales one term of the TD target, the Q-function the
+"""examples/epistemic_ablation.py: weighted_targets scales one term of the TD target, the Q-function the
 example trains walks to the goal, and acting from it alone counts actions and entropies consistently."""
 
 import importlib.util
@@ -12,7 +12,6 @@ torch = pytest.importorskip("torch")
 import aif_deep  # noqa: E402
 from aif.envs import GridWorld  # noqa: E402
 from aif_deep.neural import Bernoulli, NeuralModel  # noqa: E402
-from aif.errors import ParameterError  # noqa: E402
 from aif_deep.qfunction import QFunction  # noqa: E402
 
 torch.set_num_threads(1)
@@ -40,22 +39,20 @@ def _beliefs(n, concentration, seed):
     return torch.as_tensor(rng.dirichlet(np.full(9, concentration), size=n))  # (n, 9) float64
 
 
-def test_term_weights_scale_one_term_of_the_td_target(grid_model):
+def test_weighted_targets_scale_one_term_of_the_td_target(grid_model, ex):
     qs = _beliefs(16, 0.5, 0)
     target = QFunction([9], [5], temperature=1.0, seed=0)
-    terms = ("utility", "state_info_gain")
 
-    def y(weights):
-        return aif_deep.td_targets(target, grid_model, [qs], 0.9, terms=terms, term_weights=weights)
+    def y(weight):
+        return ex.weighted_targets(grid_model, weight, 0.9)(target, [qs])
 
-    full, utility = y(None), aif_deep.td_targets(target, grid_model, [qs], 0.9, terms=("utility",))
-    torch.testing.assert_close(y({"state_info_gain": 1.0}), full)
-    torch.testing.assert_close(y({"state_info_gain": 0.0}), utility)
+    full = aif_deep.td_targets(target, grid_model, [qs], 0.9, terms=("utility", "state_info_gain"))
+    utility = aif_deep.td_targets(target, grid_model, [qs], 0.9, terms=("utility",))
+    torch.testing.assert_close(y(1.0), full)
+    torch.testing.assert_close(y(0.0), utility)
     # Linear in the weight, and the information gain (utility - full) is not trivially 0.
-    torch.testing.assert_close(y({"state_info_gain": 10.0}), utility + 10.0 * (full - utility))
+    torch.testing.assert_close(y(10.0), utility + 10.0 * (full - utility))
     assert float((utility - full).min()) > 0.05
-    with pytest.raises(ParameterError, match="not among the terms"):
-        aif_deep.QSettings(terms=terms, term_weights={"ambiguity": 2.0})
 
 
 def test_trained_q_function_walks_to_the_goal(ex, grid_model):
