@@ -31,16 +31,8 @@ ensemble-disagreement exploration. It is computed when a transition is replayed 
 so it decays as the model learns). Through the bootstrap, ``G_phi`` carries the information gain expected
 along the future path, not only the next step.
 
-Bounding the epistemic value (``EpistemicCap``, a trick passed as ``train_online(..., tricks=...)``). Each
-transition's epistemic value enters g as ``min(epistemic_weight * info_gain, cap)``, so no single transition's
-expected information is worth more than ``cap`` nats of log-preference (CartPole's risk is 1 nat per step).
-Why: before the ensemble has been fitted, its members disagree by their random initialisation, not by what
-the data leave uncertain, and that transient, differing between actions, can dominate g and drive a
-rising-precision policy onto one action before G_phi has learned anything (a failure of the critic, not an
-objective that prefers falling). The cap changes the objective only where ``w * info_gain`` exceeds it; a
-weight so large that it exceeds the cap everywhere leaves a constant, which no longer steers.
-``OnlineResult.capped`` reports the fraction of replayed transitions at the cap. The CartPole measurements
-behind it: benchmarks/results/cartpole.md.
+The ``EpistemicCap`` trick (``train_online(..., tricks=(EpistemicCap(0.5),))``) bounds each transition's
+epistemic value; ``OnlineResult.capped`` reports the fraction of replayed transitions it changed.
 
 ``epistemic_weight=0`` with an ``EpsilonGreedy`` selection and ``temperature -> 0`` (``hard_min=True``) is
 the DQN of Mnih et al. on -Q; ``dqn_settings`` builds it with the rest of the settings shared.
@@ -145,7 +137,15 @@ class OnlineTrick:
 
 @dataclass(frozen=True)
 class EpistemicCap(OnlineTrick):
-    """``min(value, cap)``: no transition's epistemic value is worth more than ``cap`` nats (module docstring)."""
+    """``min(epistemic_weight * info_gain, cap)``: no transition's expected information is worth more than ``cap``
+    nats of log-preference (compare the per-step risk ``|reward_preference * r|``).
+
+    Why: before the ensemble has been fitted its members disagree by their random initialisation, not by what
+    the data leave uncertain, and that transient, differing between actions, can dominate g and drive a
+    rising-precision policy onto one action before G_phi has learned anything. The cap changes the objective
+    only where ``w * info_gain`` exceeds it; where it exceeds it everywhere, the value is a constant that no
+    longer steers. Measurements: benchmarks/results/cartpole.md.
+    """
 
     cap: float = 0.5
 
