@@ -8,7 +8,7 @@ the model's parameters, with a policy evaluator that shares the computation of c
 from .control import (action_log_probability, action_marginals, action_probabilities, expected_free_energy,
                       policy_posterior, predict, select_action)
 from .agent import Agent, BatchTrajectory, rollout
-from .checkpoint import load_agent, load_buffer, load_checkpoint, save_agent, save_buffer, save_checkpoint
+from .checkpoint import TrainState, load_agent, load_buffer, load_checkpoint, save_agent, save_buffer, save_checkpoint
 from . import learning
 from .evaluator import evaluate_policies
 from .full_tree import PolicyEvaluator
@@ -35,7 +35,7 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "NoisyGridImages", "NoisyTMazeImages", "collect_random", "collect_episodes",
     "match_classes", "Trick", "KLWeight", "DetachCarriedMessage", "EncoderFlip",
     "QFunction", "QSettings", "train_qfunction", "td_targets", "belief_pool",
-    "save_agent", "load_agent", "save_buffer", "load_buffer",
+    "save_agent", "load_agent", "save_buffer", "load_buffer", "TrainState",
     "OnlineSettings", "OnlineAgent", "OnlineResult", "train_online", "dqn_settings", "Softmax", "EpsilonGreedy",
     "Ensemble", "OnlineTrick", "EpistemicCap",
     "learning",  # Dirichlet updates update_A/B/D for batches of agents, novelty_weights

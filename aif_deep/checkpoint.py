@@ -15,9 +15,11 @@ A damaged, truncated or foreign file raises ``aif.io.FormatError``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import zipfile
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -33,10 +35,12 @@ from .model import TabularModel
 
 AGENT_FORMAT = "aif_deep.agent"
 BUFFER_FORMAT = "aif_deep.replay_buffer"
+TRAINING_FORMAT = "aif_deep.training"
 FORMAT_VERSION = 1
 
 
-def read_torch_file(path, device=None, keys=(), kind=None) -> dict:
+def read_torch_file(path: str | os.PathLike, device: torch.device | str | None = None, keys: tuple[str, ...] = (),
+                    kind: str | None = None) -> dict:
     """``torch.load(path, weights_only=True)`` as a dict holding ``keys``; any failure is a ``FormatError``."""
     try:
         # torch.load does not check the archive's CRC-32s: a flipped byte inside a tensor would load silently.
@@ -60,6 +64,9 @@ def read_torch_file(path, device=None, keys=(), kind=None) -> dict:
     missing = [k for k in keys if k not in state]
     if missing:
         raise FormatError(f"{path}: the checkpoint lacks the entries {missing}")
+    unknown = sorted(set(state) - set(keys) - {"format", "format_version"})
+    if unknown:
+        raise FormatError(f"{path}: the checkpoint holds entries this version does not know: {unknown}")
     return state
 
 
@@ -75,8 +82,8 @@ def _tensors(xs):
 
 def _settings_json(agent: Agent) -> tuple:
     """The agent's non-tensor settings as JSON (via ``aif.io``'s encoder) and the arrays it set aside."""
-    inference = agent.inference
-    base = {"FixedPoint": aif.FixedPoint, "Exact": aif.Exact}.get(type(inference).__name__)
+    inference: Any = agent.inference
+    base: Any = {"FixedPoint": aif.FixedPoint, "Exact": aif.Exact}.get(type(inference).__name__)
     if base is None or not isinstance(inference, base):
         raise TypeError(f"cannot save agent.inference of type {type(inference).__name__}: only FixedPoint and "
                         f"Exact settings are saved")
@@ -84,7 +91,7 @@ def _settings_json(agent: Agent) -> tuple:
         raise TypeError("cannot save an agent with a terminal_value (a callable); save its settings yourself")
     enc = _Encoder()
     settings = {
-        "inference": base(**{f: getattr(inference, f) for f in inference.__dataclass_fields__}),
+        "inference": base(**{f.name: getattr(inference, f.name) for f in dataclasses.fields(inference)}),
         "efe": agent.efe, "efe_terms": tuple(agent.efe_terms), "selection": agent.selection,
         "control_factors": agent.control_factors, "batch_shape": tuple(agent.batch_shape),
         "discount": float(agent.discount), "learning": agent.learning,
@@ -93,7 +100,7 @@ def _settings_json(agent: Agent) -> tuple:
     return json.dumps(root), {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in enc.arrays.items()}
 
 
-def save_agent(path, agent: Agent) -> None:
+def save_agent(path: str | os.PathLike, agent: Agent) -> None:
     """Write ``agent`` (an ``aif_deep.Agent``) to ``path``; see the module docstring."""
     if not isinstance(agent, Agent):
         raise TypeError(f"agent must be an aif_deep.Agent, got {type(agent).__name__}")
@@ -119,7 +126,8 @@ def save_agent(path, agent: Agent) -> None:
         "state": {"prior": _tensors(agent.prior), "qs": _tensors(agent.qs),
                   "q_pi": None if agent.q_pi is None else agent.q_pi.detach().cpu().clone(),
                   "G": None if agent.G is None else agent.G.detach().cpu().clone(),
-                  "terms": None if agent.terms is None else {k: v.detach().cpu().clone() for k, v in agent.terms.items()},
+                  "terms": None if agent.terms is None else
+                  {k: v.detach().cpu().clone() for k, v in agent.terms.items()},
                   "action": None if agent.action is None else agent.action.detach().cpu().clone(),
                   "t": int(agent.t), "transition": agent._transition.detach().cpu().clone(),
                   "initial_counts": None if agent.learning is None else
@@ -127,7 +135,7 @@ def save_agent(path, agent: Agent) -> None:
     })
 
 
-def load_agent(path, model=None) -> Agent:
+def load_agent(path: str | os.PathLike, model: Any = None) -> Agent:
     """The ``aif_deep.Agent`` that ``save_agent`` wrote, on the CPU.
 
     ``model``: required when the saved agent's model was an ``nn.Module`` (e.g. ``NeuralModel``): an instance
@@ -144,7 +152,8 @@ def load_agent(path, model=None) -> Agent:
     try:
         if saved["kind"] == "tabular":
             if model is not None:
-                raise ParameterError("model: this file holds a TabularModel; load_agent(path) rebuilds it, pass no model")
+                raise ParameterError("model: this file holds a TabularModel; load_agent(path) rebuilds it, pass no "
+                                     "model")
             model = TabularModel(A=saved["A"], B=saved["B"], C=saved["C"], D=saved["D"], E=saved["E"],
                                  A_dependencies=saved["A_dependencies"], B_dependencies=saved["B_dependencies"],
                                  batch_shape=tuple(saved["batch_shape"]), pA=saved.get("pA"), pB=saved.get("pB"))
@@ -179,7 +188,7 @@ def load_agent(path, model=None) -> Agent:
     return agent
 
 
-def save_buffer(path, buffer) -> None:
+def save_buffer(path: str | os.PathLike, buffer: ReplayBuffer) -> None:
     """Write a ``ReplayBuffer``'s episodes (observations, actions, rewards) to ``path``."""
     episodes = [{"observations": [torch.from_numpy(np.ascontiguousarray(o)) for o in obs],
                  "actions": torch.from_numpy(np.ascontiguousarray(a)), "rewards": torch.from_numpy(np.asarray(r))}
@@ -187,7 +196,7 @@ def save_buffer(path, buffer) -> None:
     _write(path, {"format": BUFFER_FORMAT, "format_version": FORMAT_VERSION, "episodes": episodes})
 
 
-def load_buffer(path):
+def load_buffer(path: str | os.PathLike) -> ReplayBuffer:
     """The ``ReplayBuffer`` that ``save_buffer`` wrote (arrays of the same dtypes and values)."""
     state = read_torch_file(path, "cpu", ("episodes",), kind=BUFFER_FORMAT)
     buffer = ReplayBuffer()
@@ -199,19 +208,30 @@ def load_buffer(path):
     return buffer
 
 
-def save_checkpoint(path, model, optimizer, step, history, rng=None, generator=None) -> None:
-    """Model and optimiser state, the step, the history and the random states, in one ``torch.save`` file."""
-    _write(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": int(step),
-                  "history": list(history), "rng": None if rng is None else rng.bit_generator.state,
+class TrainState(NamedTuple):
+    """What a training checkpoint holds besides the weights: the steps taken and the metrics history."""
+
+    step: int
+    history: list
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    state: TrainState, rng: np.random.Generator | None = None,
+                    generator: torch.Generator | None = None) -> None:
+    """The model's and the optimiser's state, the step, the history and the random states (what ``train``
+    writes every ``checkpoint_every`` steps)."""
+    _write(path, {"format": TRAINING_FORMAT, "format_version": FORMAT_VERSION, "model": model.state_dict(),
+                  "optimizer": optimizer.state_dict(), "step": int(state.step), "history": list(state.history),
+                  "rng": None if rng is None else rng.bit_generator.state,
                   "generator": None if generator is None else generator.get_state()})
 
 
-def load_checkpoint(path, model, optimizer=None, rng=None, generator=None) -> tuple:
-    """Restore what ``save_checkpoint`` wrote (in place); returns ``(step, history)``.
-
-    A damaged, truncated or foreign file, or weights of another architecture, raise ``aif.io.FormatError``.
-    """
-    state = read_torch_file(path, model.device, ("model", "optimizer", "step", "history", "rng", "generator"))
+def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    rng: np.random.Generator | None = None, generator: torch.Generator | None = None) -> TrainState:
+    """Restore what ``save_checkpoint`` wrote, in place; weights of another architecture raise ``FormatError``."""
+    device = next(model.parameters()).device
+    state = read_torch_file(path, device, ("model", "optimizer", "step", "history", "rng", "generator"),
+                            kind=TRAINING_FORMAT)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
@@ -222,4 +242,4 @@ def load_checkpoint(path, model, optimizer=None, rng=None, generator=None) -> tu
         rng.bit_generator.state = state["rng"]
     if generator is not None and state["generator"] is not None:
         generator.set_state(state["generator"])
-    return int(state["step"]), list(state["history"])
+    return TrainState(int(state["step"]), list(state["history"]))

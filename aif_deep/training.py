@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from aif.errors import ParameterError
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .episodes import ReplayBuffer
 from .inference import Exact
 from .neural import Bernoulli, NeuralModel, predict_all_from, unimix
@@ -293,7 +293,7 @@ def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = Tr
             if move is not None:
                 result.moves.append({"step": result.step, **move})
         if settings.checkpoint and (result.step % settings.checkpoint_every == 0 or result.step == settings.steps):
-            save_checkpoint(settings.checkpoint, model, opt, result.step, result.history, rng, gen)
+            save_checkpoint(settings.checkpoint, model, opt, TrainState(result.step, result.history), rng, gen)
     model.eval()
     return result
 

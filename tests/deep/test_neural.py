@@ -192,7 +192,7 @@ def test_checkpoint_resume_gives_the_same_parameters(tmp_path):
     for (name, p), q in zip(a.state_dict().items(), c.state_dict().values()):
         assert torch.equal(p, q), name
     assert len(log.read_text().splitlines()) == 4
-    assert load_checkpoint(path, NeuralModel([9], [5], [Bernoulli((8, 8))]))[0] == 20
+    assert load_checkpoint(path, NeuralModel([9], [5], [Bernoulli((8, 8))])).step == 20
 
 
 def test_vfe_is_kl_plus_reconstruction_and_bounds_surprise():
