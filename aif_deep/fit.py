@@ -95,7 +95,7 @@ def _prepare_data(observations, actions, device):
 
 
 def action_log_likelihood(model: TabularModel, observations: torch.Tensor, actions: torch.Tensor,
-                          policies: torch.Tensor, gamma: torch.Tensor | float, alpha: torch.Tensor | float,
+                          policies: Any, gamma: torch.Tensor | float, alpha: torch.Tensor | float,
                           inference: Any, efe: EFEOptions, efe_terms: Sequence, sampling: str) -> torch.Tensor:
     """ln p(actions) per trial and subject, ``(K, N)``, for data already shaped ``(K, N, T, .)``."""
     K, N, T, _ = actions.shape
@@ -162,7 +162,7 @@ def fit(model: TabularModel, observations: ArrayLike, actions: ArrayLike, params
     if unknown:
         raise ParameterError(f"priors name {unknown[0]!r}, which is not among the fitted params {tuple(params)}")
 
-    def per_subject(x):
+    def per_subject(x: torch.Tensor) -> torch.Tensor:
         return x.expand(N, *x.shape[len(model.batch_shape):]).clone()
 
     base: dict[str, Any] = {"gamma": torch.as_tensor(gamma, dtype=dtype, device=device).expand(N).clone(),
@@ -188,9 +188,9 @@ def fit(model: TabularModel, observations: ArrayLike, actions: ArrayLike, params
             raise ParameterError(f"custom parameter {name!r} must start with the subject axis ({N}), got shape "
                                  f"{tuple(leaves[name].shape)}")
 
-    def build():
+    def build() -> tuple:
         values = {"gamma": base["gamma"], "alpha": base["alpha"], **{k: list(base[k]) for k in ARRAYS}}
-        constrained = {}
+        constrained: dict[str, Any] = {}
         for name, (kind, index) in spec.items():
             if kind in SCALARS:
                 values[kind] = constrained[name] = torch.exp(leaves[name])
@@ -208,7 +208,7 @@ def fit(model: TabularModel, observations: ArrayLike, actions: ArrayLike, params
             constrained[name] = leaves[name]
         return fitted, values["gamma"], values["alpha"], constrained
 
-    def log_prior(constrained):
+    def log_prior(constrained: dict) -> torch.Tensor:
         total = torch.zeros(N, dtype=dtype, device=device)
         for name, prior in priors.items():
             values = constrained[name] if isinstance(constrained[name], list) else [constrained[name]]
@@ -217,7 +217,7 @@ def fit(model: TabularModel, observations: ArrayLike, actions: ArrayLike, params
                 total = total + lp.reshape(N, -1).sum(-1)
         return total
 
-    def objective():
+    def objective() -> tuple:
         fitted, g, a, constrained = build()
         ll = action_log_likelihood(fitted, obs, act, policies, g, a, inference, efe, efe_terms, sampling).sum(0)
         lp = log_prior(constrained)

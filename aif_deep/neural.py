@@ -20,25 +20,17 @@ so state inference, the policy evaluator and ``Agent`` run it unchanged:
 EFE terms. With categorical modalities the decoder evaluated on every state is a table ``A_m`` and the
 terms are the tabular ones, exactly. For Bernoulli and Gaussian modalities the ambiguity E_q(s) H[p(o|s)] is
 exact (closed-form entropies per state), and the state information gain I(o; s) = H[q(o)] - E_q H[p(o|s)]
-of the mixture q(o) = sum_s q(s) p(o|s) is estimated by sampling: for every joint state ``s``, ``N`` fixed
-samples o_{s,n} ~ p(o|s) are scored under the decoder of every state, and
+is estimated with ``N`` fixed samples o_{s,n} ~ p(o|s) per joint state, scored under every state's decoder:
 
     I(o; s) ≈ sum_s q(s) (1/N) sum_n [ln p(o_{s,n}|s) - ln sum_s' q(s') p(o_{s,n}|s')].
 
-The mixture density q(o) is computed exactly over the enumerated states (the latent space is small and
-discrete), so the estimate is unbiased; its error is Monte Carlo noise of order sd[ln p(o|s) / q(o)] /
-sqrt(N) per state. The same noise is reused at every call (common random numbers, drawn once from
-``seed``), so G is a deterministic, differentiable function of the beliefs. ``estimated_info_gain`` computes
-it for any head, so it is tested against the exact value on categorical outcomes and on 2x2 binary images
-(16 outcomes, enumerable).
+The mixture q(o) is exact over the enumerated states, so the estimate is unbiased; the noise is drawn once
+from ``seed`` (common random numbers), so G is a deterministic, differentiable function of the beliefs.
 
-Observations reach ``log_likelihood`` through ``aif_deep.inference.as_obs``, which checks the categorical
-modalities (``NeuralModel.categorical``) against ``num_obs`` and leaves images and real vectors to the
-model: ``log_likelihood`` checks their shapes, and that binary pixels are 0 or 1.
-
-Training (``aif_deep.training``) samples latent states with ``OneHotCategoricalStraightThrough``; every
-categorical distribution of the model (prior, posterior in training, transitions) is mixed with a little of
-the uniform distribution (``unimix``) so that no class has probability zero.
+Observations reach ``log_likelihood`` through ``aif_deep.inference.as_obs`` (categorical modalities checked
+against ``num_obs``); ``log_likelihood`` checks the shapes of images and real vectors, and that pixels are 0/1.
+Every categorical distribution of the model (prior, posterior in training, transitions) is mixed with a
+little of the uniform distribution (``unimix``) so that no class has probability zero.
 """
 
 from __future__ import annotations

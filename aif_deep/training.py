@@ -19,9 +19,11 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch.distributions import OneHotCategoricalStraightThrough
 from tqdm.auto import tqdm
 
@@ -80,7 +82,8 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
     # The decoder and the reward head see every step's sample at once.
     stacked = torch.stack(samples, 1)  # (B, L + 1, sum S)
     params = model.decode(stacked)
-    recon = -sum(h.log_prob(p, o) for h, p, o in zip(model.heads, params, obs, strict=True)).sum(-1)  # (B,)
+    log_p = cast(torch.Tensor, sum(h.log_prob(p, o) for h, p, o in zip(model.heads, params, obs, strict=True)))
+    recon = -log_p.sum(-1)  # (B,)
     rew_loss = torch.zeros_like(recon)
     if model.reward_head is not None and L > 0:
         rew_loss = ((model.reward_head(stacked[:, 1:])[..., 0] - rewards) ** 2).sum(-1)
@@ -298,36 +301,29 @@ def train(model: NeuralModel, buffer: ReplayBuffer, settings: TrainSettings = Tr
     return result
 
 
-def match_classes(pred, true, num_classes: int) -> tuple:
-    """Match learned latent classes to true states one to one, the matching that agrees most often.
+def match_classes(pred: ArrayLike, true: ArrayLike, num_classes: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """Match learned latent classes to true states one to one, the matching that agrees most often (Hungarian
+    algorithm): class ``k`` means state ``j`` only up to a permutation, as classes are learned without labels.
 
-    Latent classes are learned without labels, so class ``k`` means state ``j`` only up to a permutation; the
-    Hungarian algorithm (``scipy.optimize.linear_sum_assignment``) finds the permutation with the most agreements.
-
-    Args:
-        pred: int ``(N,)``, the class the model assigns to each sample (e.g. the argmax of its message).
-        true: int ``(N,)``, the true state of each sample.
-        num_classes: the number of classes and of states (both ``0 .. num_classes - 1``).
-
-    Returns:
-        ``(accuracy, state_of, counts)``: the share of samples whose class is matched to their true state,
-        ``state_of[k]`` the state class ``k`` is matched to (int ``(num_classes,)``), and the co-occurrence counts
-        ``counts[k, j]`` of class ``k`` with state ``j``.
+    ``pred``, ``true``: int ``(N,)``, each sample's class (e.g. the argmax of its message) and true state, both
+    in ``0 .. num_classes - 1``. Returns ``(accuracy, state_of, counts)``: the share of samples whose class is
+    matched to their true state, the state ``state_of[k]`` class ``k`` is matched to, and the co-occurrence
+    counts ``counts[k, j]`` of class ``k`` with state ``j``.
     """
     from scipy.optimize import linear_sum_assignment
 
-    pred, true = np.asarray(pred).ravel(), np.asarray(true).ravel()
-    if pred.shape != true.shape or pred.size == 0:
-        raise ParameterError(f"pred and true must be non-empty and of one length, got {pred.shape} and {true.shape}")
-    for name, x in (("pred", pred), ("true", true)):
+    p, t = np.asarray(pred).ravel(), np.asarray(true).ravel()
+    if p.shape != t.shape or p.size == 0:
+        raise ParameterError(f"pred and true must be non-empty and of one length, got {p.shape} and {t.shape}")
+    for name, x in (("pred", p), ("true", t)):
         if not np.issubdtype(x.dtype, np.integer) or x.min() < 0 or x.max() >= num_classes:
             raise ParameterError(f"{name} must hold integers 0 to {num_classes - 1}")
     counts = np.zeros((num_classes, num_classes))
-    np.add.at(counts, (pred, true), 1)
+    np.add.at(counts, (p, t), 1)
     rows, cols = linear_sum_assignment(-counts)
     state_of = np.empty(num_classes, dtype=np.int64)
     state_of[rows] = cols
-    return float(counts[rows, cols].sum() / len(true)), state_of, counts
+    return float(counts[rows, cols].sum() / len(t)), state_of, counts
 
 
 def evaluate_vfe(model: NeuralModel, buffer: ReplayBuffer, windows: int = 512, length: int = 8, seed: int = 0) -> float:
