@@ -22,22 +22,25 @@ with the model's message.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import json
 import os
 import tempfile
 import zipfile
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .errors import AifError
 
 FORMAT_NAME = "aif"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sha256 checksums of every array
 META_KEY = "__aif_meta__"
+MAX_BYTES = 4 * 2**30  # default limit of read_archive: file size and the sum of the entries unpacked
+MAX_ENTRIES = 100_000
 
 # Bit generators whose state is a plain dict (ints, strings, small integer arrays); restored by name.
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
@@ -55,104 +58,103 @@ class FormatError(AifError):
 # mistaken for a tag.
 
 
-class _Encoder:
-    def __init__(self):
-        self.arrays = {}
-
-    def array(self, x, where):
-        x = np.asarray(x)
-        if x.dtype.kind not in "biufc":
-            raise TypeError(f"cannot save {where}: arrays must be numeric (got dtype {x.dtype}); aif files hold "
-                            f"no pickled objects")
-        key = f"a{len(self.arrays)}"
-        self.arrays[key] = x
+def encode(value: Any, arrays: dict[str, np.ndarray], where: str = "value") -> Any:
+    """``value`` (scalars, lists, tuples, str-keyed dicts, arrays, NumPy generators, aif dataclasses such as
+    settings objects and models) as a JSON node; its arrays are added to ``arrays`` under new keys ``a<n>``.
+    A ``TypeError`` names ``where`` for anything else (no pickle, no foreign class)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return value  # repr round-trips every float64 exactly (NaN and infinities as JSON extensions)
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufc":
+            raise TypeError(f"cannot save {where}: arrays must be numeric (got dtype {value.dtype}); aif files "
+                            f"hold no pickled objects")
+        key = f"a{len(arrays)}"
+        arrays[key] = value
         return {"__array__": key}
-
-    def __call__(self, value, where):
-        if value is None or isinstance(value, (bool, str)):
-            return value
-        if isinstance(value, int):
-            return int(value)
-        if isinstance(value, float):
-            return float(value)  # repr round-trips every float64 exactly (NaN and infinities as JSON extensions)
-        if isinstance(value, np.generic) and value.dtype.kind in "biuf":
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return self.array(value, where)
-        if isinstance(value, list):
-            return [self(v, f"{where}[{i}]") for i, v in enumerate(value)]
-        if isinstance(value, tuple):
-            return {"__tuple__": [self(v, f"{where}[{i}]") for i, v in enumerate(value)]}
-        if isinstance(value, dict):
-            bad = [k for k in value if not isinstance(k, str)]
-            if bad:
-                raise TypeError(f"cannot save {where}: dictionary keys must be strings, got {bad[0]!r}")
-            return {"__dict__": {k: self(v, f"{where}[{k!r}]") for k, v in value.items()}}
-        if isinstance(value, np.random.Generator):
-            bit_generator = value.bit_generator
-            name = type(bit_generator).__name__
-            if name not in BIT_GENERATORS:
-                raise TypeError(f"cannot save {where}: bit generator {name} is not one of {BIT_GENERATORS}")
-            return {"__generator__": name, "state": self(bit_generator.state, f"{where}.bit_generator.state")}
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            cls = type(value)
-            if not _is_aif_class(cls):
-                raise TypeError(f"cannot save {where}: {cls.__module__}.{cls.__qualname__} is not an aif class")
-            init = {f.name: self(getattr(value, f.name), f"{where}.{f.name}")
-                    for f in dataclasses.fields(value) if f.init}
-            return {"__dataclass__": f"{cls.__module__}:{cls.__qualname__}", "fields": init}
-        raise TypeError(f"cannot save {where}: values of type {type(value).__name__} are not supported")
+    if isinstance(value, list):
+        return [encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(value)]}
+    if isinstance(value, dict):
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"cannot save {where}: dictionary keys must be strings, got {bad[0]!r}")
+        return {"__dict__": {k: encode(v, arrays, f"{where}[{k!r}]") for k, v in value.items()}}
+    if isinstance(value, np.random.Generator):
+        name = type(value.bit_generator).__name__
+        if name not in BIT_GENERATORS:
+            raise TypeError(f"cannot save {where}: bit generator {name} is not one of {BIT_GENERATORS}")
+        return {"__generator__": name, "state": encode(value.bit_generator.state, arrays, f"{where}.state")}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        cls = type(value)
+        if not _is_aif_class(cls):
+            raise TypeError(f"cannot save {where}: {cls.__module__}.{cls.__qualname__} is not an aif class")
+        init = {f.name: encode(getattr(value, f.name), arrays, f"{where}.{f.name}")
+                for f in dataclasses.fields(value) if f.init}
+        return {"__dataclass__": f"{cls.__module__}:{cls.__qualname__}", "fields": init}
+    raise TypeError(f"cannot save {where}: values of type {type(value).__name__} are not supported")
 
 
-class _Decoder:
-    def __init__(self, arrays, path):
-        self.arrays = arrays
-        self.path = path
-
-    def __call__(self, node, where):
-        if node is None or isinstance(node, (bool, int, float, str)):
-            return node
-        if isinstance(node, list):
-            return [self(v, f"{where}[{i}]") for i, v in enumerate(node)]
-        if not isinstance(node, dict) or len(node) == 0:
-            raise FormatError(f"{self.path}: unreadable entry at {where}")
-        if "__array__" in node:
-            key = node["__array__"]
-            if key not in self.arrays:
-                raise FormatError(f"{self.path}: the array {key!r} of {where} is missing from the file")
-            return self.arrays[key]
-        if "__tuple__" in node:
-            return tuple(self(v, f"{where}[{i}]") for i, v in enumerate(node["__tuple__"]))
-        if "__dict__" in node:
-            return {k: self(v, f"{where}[{k!r}]") for k, v in node["__dict__"].items()}
-        if "__generator__" in node:
-            name = node["__generator__"]
-            if name not in BIT_GENERATORS:
-                raise FormatError(f"{self.path}: {where} names bit generator {name!r}, not one of {BIT_GENERATORS}")
-            bit_generator = getattr(np.random, name)()
-            try:
-                bit_generator.state = self(node["state"], f"{where}.state")
-            except (TypeError, ValueError, KeyError) as err:
-                raise FormatError(f"{self.path}: the random generator state of {where} is invalid: {err}") from None
-            return np.random.Generator(bit_generator)
-        if "__dataclass__" in node:
-            cls = _aif_class(node["__dataclass__"], self.path, where)
-            kwargs = {k: self(v, f"{where}.{k}") for k, v in node["fields"].items()}
-            return _construct(cls, kwargs, self.path, where)
-        raise FormatError(f"{self.path}: unknown entry {sorted(node)} at {where}")
+def decode(node: Any, arrays: dict[str, np.ndarray], where: str = "value", path: str | os.PathLike = "") -> Any:
+    """The value ``encode`` turned into ``node`` (its arrays looked up in ``arrays``). Only dataclasses defined
+    in ``aif`` are built, with only their known constructor fields; anything else is a ``FormatError`` naming
+    ``path`` and ``where``."""
+    try:
+        return _decode(node, arrays, where, path)
+    except FormatError:
+        raise
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
+        raise FormatError(f"{path}: malformed metadata ({type(err).__name__}: {err})") from err
 
 
-def _is_aif_class(cls):
+def _decode(node: Any, arrays: dict[str, np.ndarray], where: str, path: str | os.PathLike) -> Any:
+    if node is None or isinstance(node, (bool, int, float, str)):
+        return node
+    if isinstance(node, list):
+        return [_decode(v, arrays, f"{where}[{i}]", path) for i, v in enumerate(node)]
+    if not isinstance(node, dict) or len(node) == 0:
+        raise FormatError(f"{path}: unreadable entry at {where}")
+    if "__array__" in node:
+        key = node["__array__"]
+        if key not in arrays:
+            raise FormatError(f"{path}: the array {key!r} of {where} is missing from the file")
+        return arrays[key]
+    if "__tuple__" in node:
+        return tuple(_decode(v, arrays, f"{where}[{i}]", path) for i, v in enumerate(node["__tuple__"]))
+    if "__dict__" in node:
+        return {k: _decode(v, arrays, f"{where}[{k!r}]", path) for k, v in node["__dict__"].items()}
+    if "__generator__" in node:
+        name = node["__generator__"]
+        if name not in BIT_GENERATORS:
+            raise FormatError(f"{path}: {where} names bit generator {name!r}, not one of {BIT_GENERATORS}")
+        bit_generator = getattr(np.random, name)()
+        try:
+            bit_generator.state = _decode(node["state"], arrays, f"{where}.state", path)
+        except (TypeError, ValueError, KeyError) as err:
+            raise FormatError(f"{path}: the random generator state of {where} is invalid: {err}") from None
+        return np.random.Generator(bit_generator)
+    if "__dataclass__" in node:
+        cls = _aif_class(node["__dataclass__"], path, where)
+        kwargs = {k: _decode(v, arrays, f"{where}.{k}", path) for k, v in node["fields"].items()}
+        return _construct(cls, kwargs, path, where)
+    raise FormatError(f"{path}: unknown entry {sorted(node)} at {where}")
+
+
+def _is_aif_class(cls: type) -> bool:
     return cls.__module__ == "aif" or cls.__module__.startswith("aif.")
 
 
-def _aif_class(name, path, where):
+def _aif_class(name: str, path: str | os.PathLike, where: str) -> type:
     """The aif dataclass ``module:qualname``; nothing outside ``aif`` is ever imported."""
     module, _, qualname = str(name).partition(":")
     if not (module == "aif" or module.startswith("aif.")) or not qualname:
         raise FormatError(f"{path}: {where} names the class {name!r}, which is not an aif class")
     try:
-        obj = importlib.import_module(module)
+        obj: Any = importlib.import_module(module)
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError):
@@ -163,8 +165,8 @@ def _aif_class(name, path, where):
     return obj
 
 
-def _construct(cls, kwargs, path, where):
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
+def _construct(cls: type, kwargs: dict[str, Any], path: str | os.PathLike, where: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(kwargs) - names)
     if unknown:
         raise FormatError(f"{path}: {where} sets {unknown} on {cls.__name__}, which has no such argument in "
@@ -178,33 +180,65 @@ def _construct(cls, kwargs, path, where):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Files
+# Archives
 
 
-def _write(path, kind, root, encoder):
-    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "aif_version": _aif_version(),
-            "kind": kind, "root": root}
-    entries = dict(encoder.arrays)
-    entries[META_KEY] = np.array(json.dumps(meta))  # a unicode array: stored without pickle
-    path = Path(path)
-    # Write beside the target and rename, so a crash mid-write never leaves a truncated file at ``path``.
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+def digest(x: np.ndarray) -> str:
+    """The sha256 (hex) of an array's dtype, shape and bytes: the checksum stored for every array."""
+    x = np.ascontiguousarray(x)
+    h = hashlib.sha256(f"{x.dtype.str}{x.shape}".encode())
+    h.update(x.tobytes())
+    return h.hexdigest()
+
+
+def write_archive(path: str | os.PathLike, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` (numeric NumPy arrays under names that do not start with ``__``) and ``meta`` (a JSON
+    dict) to ``path`` as one ``.npz`` archive: the entry ``__aif_meta__`` holds the header (``format``
+    "aif", ``format_version``, ``aif_version``, ``kind``), ``meta``'s keys and ``sha256``: one checksum per
+    array. Written beside the target and renamed, so a crash never leaves a truncated file at ``path``."""
+    header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "aif_version": _aif_version(), "kind": kind}
+    clash = sorted(set(meta) & (set(header) | {"sha256"}))
+    if clash or any(k.startswith("__") for k in arrays):
+        raise TypeError(f"write_archive: meta may not set {clash} and array names may not start with '__'")
+    entries = {k: np.asarray(v) for k, v in arrays.items()}
+    bad = [k for k, v in entries.items() if v.dtype.kind not in "biufc"]
+    if bad:
+        raise TypeError(f"write_archive: the array {bad[0]!r} is not numeric; aif files hold no pickled objects")
+    header.update(meta, sha256={k: digest(v) for k, v in entries.items()})
+    entries[META_KEY] = np.array(json.dumps(header))  # a unicode array: stored without pickle
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **entries)
-        os.replace(tmp, path)
+            np.savez_compressed(fh, **entries)  # type: ignore[arg-type]
+        os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
 
 
-def _read(path, kind):
-    """``(meta, arrays)`` of an aif file of the given kind; ``FormatError`` for anything unreadable."""
+def read_archive(path: str | os.PathLike, kind: str, max_bytes: int = MAX_BYTES
+                 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of an archive ``write_archive`` wrote with this ``kind`` (``meta`` without the header
+    keys). Refused with a ``FormatError`` before anything is allocated: a file, or the sum of its entries
+    unpacked, above ``max_bytes`` (default ``MAX_BYTES``, 4 GiB); more than ``MAX_ENTRIES`` entries. Refused
+    after reading: a damaged or truncated file, another format, version or kind, an array whose sha256
+    differs from the stored one, a missing or extra array. ``FileNotFoundError``: no file at ``path``."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise FormatError(f"{path} is {size} bytes, above the limit max_bytes={max_bytes}")
     try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                infos = archive.infolist()
+            unpacked = sum(i.file_size for i in infos)
+            if len(infos) > MAX_ENTRIES or unpacked > max_bytes:
+                raise FormatError(f"{path} holds {len(infos)} entries of {unpacked} bytes unpacked, above the "
+                                  f"limits MAX_ENTRIES={MAX_ENTRIES} and max_bytes={max_bytes}")
         data = np.load(path, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise FormatError(f"{path} is a single .npy array, not an aif save file (an .npz archive)")
@@ -227,29 +261,27 @@ def _read(path, kind):
                           f"this aif ({_aif_version()}) reads format version {FORMAT_VERSION} only")
     if meta.get("kind") != kind:
         raise FormatError(f"{path} holds a {meta.get('kind')!r}, not a {kind!r}; use load_{meta.get('kind')}")
-    if "root" not in meta:
-        raise FormatError(f"{path}: the metadata has no 'root' entry")
+    sums = meta.pop("sha256", None)
+    if not isinstance(sums, dict):
+        raise FormatError(f"{path}: the metadata has no sha256 checksums")
+    for key in sorted(set(sums) - set(arrays)):
+        raise FormatError(f"{path}: the array {key!r} is missing from the file")
+    for key, x in arrays.items():
+        if sums.get(key) != digest(x):
+            raise FormatError(f"{path}: the array {key!r} fails its sha256 checksum (the file is damaged or was "
+                              f"edited)")
+    for key in ("format", "format_version", "aif_version", "kind"):
+        meta.pop(key, None)
     return meta, arrays
 
 
-@contextmanager
-def _malformed(path):
-    """Metadata that parses as JSON but not as our nodes (a missing key, a wrong type) is a FormatError too."""
-    try:
-        yield
-    except FormatError:
-        raise
-    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
-        raise FormatError(f"{path}: malformed metadata ({type(err).__name__}: {err})") from err
-
-
-def _aif_version():
+def _aif_version() -> str:
     from . import __version__
 
     return __version__
 
 
-def save_model(path, model) -> None:
+def save_model(path: str | os.PathLike, model: Any) -> None:
     """Write a ``GenerativeModel`` to ``path`` (an ``.npz`` archive; the name is used as given).
 
     Every constructor argument is saved: A, B, C, D, E, the Dirichlet counts and the dependencies.
@@ -258,11 +290,18 @@ def save_model(path, model) -> None:
 
     if not isinstance(model, GenerativeModel):
         raise TypeError(f"model must be an aif.GenerativeModel, got {type(model).__name__}")
-    encoder = _Encoder()
-    _write(path, "model", encoder(model, "model"), encoder)
+    arrays: dict[str, np.ndarray] = {}
+    write_archive(path, "model", {"root": encode(model, arrays, "model")}, arrays)
 
 
-def load_model(path):
+def _root(path: str | os.PathLike, kind: str) -> tuple[Any, dict[str, np.ndarray]]:
+    meta, arrays = read_archive(path, kind)
+    if "root" not in meta:
+        raise FormatError(f"{path}: the metadata has no 'root' entry")
+    return meta["root"], arrays
+
+
+def load_model(path: str | os.PathLike) -> Any:
     """Read a ``GenerativeModel`` written by ``save_model`` (validated again, arrays bit-identical).
 
     Raises:
@@ -271,15 +310,14 @@ def load_model(path):
     """
     from .model import GenerativeModel
 
-    meta, arrays = _read(path, "model")
-    with _malformed(path):
-        model = _Decoder(arrays, Path(path))(meta["root"], "model")
+    root, arrays = _root(path, "model")
+    model = decode(root, arrays, "model", path)
     if not isinstance(model, GenerativeModel):
         raise FormatError(f"{path}: the root entry is a {type(model).__name__}, not a GenerativeModel")
     return model
 
 
-def save_agent(path, agent) -> None:
+def save_agent(path: str | os.PathLike, agent: Any) -> None:
     """Write an ``aif.Agent`` (settings, model, random generator and current beliefs) to ``path``.
 
     Raises:
@@ -289,42 +327,36 @@ def save_agent(path, agent) -> None:
 
     if not isinstance(agent, Agent):
         raise TypeError(f"agent must be an aif.Agent, got {type(agent).__name__}")
-    cls = type(agent)
-    if not _is_aif_class(cls):
-        raise TypeError(f"cannot save a {cls.__module__}.{cls.__qualname__}: only aif's own Agent classes")
-    encoder = _Encoder()
+    arrays: dict[str, np.ndarray] = {}
     init_names = [f.name for f in dataclasses.fields(agent) if f.init]
-    init = {name: encoder(getattr(agent, name), f"agent.{name}") for name in init_names}
+    init = {name: encode(getattr(agent, name), arrays, f"agent.{name}") for name in init_names}
     # Everything else the agent holds is its running state (prior, qs, q_pi, G, terms, action, t, ...).
-    state = {name: encoder(value, f"agent.{name}") for name, value in vars(agent).items()
+    state = {name: encode(value, arrays, f"agent.{name}") for name, value in vars(agent).items()
              if name not in init_names}
-    root = {"class": f"{cls.__module__}:{cls.__qualname__}", "init": init, "state": state}
-    _write(path, "agent", root, encoder)
+    write_archive(path, "agent", {"root": {"init": init, "state": state}}, arrays)
 
 
-def load_agent(path):
-    """Read an agent written by ``save_agent``; it continues exactly where the saved agent stood.
+def load_agent(path: str | os.PathLike) -> Any:
+    """Read an agent written by ``save_agent``; it continues exactly where the saved agent stood. Only the
+    Agent's constructor arguments and the state attributes a new Agent has are set from the file.
 
     Raises:
-        FormatError: as ``load_model``, or the file's agent has settings this version does not know.
+        FormatError: as ``load_model``, or the file's agent has settings or state this version does not know.
     """
     from .agent import Agent
 
-    path = Path(path)
-    meta, arrays = _read(path, "agent")
-    root = meta["root"]
-    if not isinstance(root, dict) or not {"class", "init", "state"} <= set(root):
-        raise FormatError(f"{path}: the agent entry lacks its class, settings or state")
-    cls = _aif_class(root["class"], path, "agent")
-    if not issubclass(cls, Agent):
-        raise FormatError(f"{path}: the agent entry names {root['class']!r}, which is not an aif Agent")
-    decode = _Decoder(arrays, path)
-    with _malformed(path):
-        init = {name: decode(node, f"agent.{name}") for name, node in root["init"].items()}
-        agent = _construct(cls, init, path, "agent")
-        for name, node in root["state"].items():
-            setattr(agent, name, decode(node, f"agent.{name}"))
+    root, arrays = _root(path, "agent")
+    if not isinstance(root, dict) or not {"init", "state"} <= set(root):
+        raise FormatError(f"{path}: the agent entry lacks its settings or state")
+    init = {name: decode(node, arrays, f"agent.{name}", path) for name, node in root["init"].items()}
+    agent = _construct(Agent, init, path, "agent")
+    unknown = sorted(set(root["state"]) - set(vars(agent)))
+    if unknown:
+        raise FormatError(f"{path}: the agent's state sets {unknown}, which an aif.Agent does not have")
+    for name, node in root["state"].items():
+        setattr(agent, name, decode(node, arrays, f"agent.{name}", path))
     return agent
 
 
-__all__ = ["FormatError", "FORMAT_VERSION", "save_model", "load_model", "save_agent", "load_agent"]
+__all__ = ["FormatError", "FORMAT_VERSION", "MAX_BYTES", "MAX_ENTRIES", "write_archive", "read_archive",
+           "encode", "decode", "digest", "save_model", "load_model", "save_agent", "load_agent"]

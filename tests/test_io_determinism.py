@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import aif
-from aif import io
+from aif import efe, io
 from aif.envs import AgentWrapper, CueChaining, GridWorld, TMaze
 from aif.io import FormatError, load_agent, load_model, save_agent, save_model
 from aif.rollout import rollout
@@ -268,14 +268,46 @@ def test_wrong_kind_and_tampered_content_give_format_error(model_file, tmp_path,
     entries[key] = entries[key] * 0.5
     with open(bad_arrays, "wb") as fh:
         np.savez(fh, **entries)
+    with pytest.raises(FormatError, match=rf"bad\.npz: the array '{key}' fails its sha256 checksum"):
+        load_model(bad_arrays)
+    meta["sha256"][key] = io.digest(entries[key])  # an edit that also rewrites the checksum reaches the model
+    entries[io.META_KEY] = np.array(json.dumps(meta))
+    with open(bad_arrays, "wb") as fh:
+        np.savez(fh, **entries)
     with pytest.raises(FormatError, match=r"invalid GenerativeModel: columns of A\[0\] sum to 0\.5"):
         load_model(bad_arrays)
     missing = tmp_path / "missing.npz"
     del entries[key]
     with open(missing, "wb") as fh:
         np.savez(fh, **entries)
-    with pytest.raises(FormatError, match=rf"the array '{key}' of model\.A\[0\] is missing"):
+    with pytest.raises(FormatError, match=rf"missing\.npz: the array '{key}' is missing from the file"):
         load_model(missing)
+
+
+def test_archive_api_bounds_and_unknown_state(model_file, tmp_path):
+    arrays = {"x": np.arange(6.0).reshape(2, 3), "n": np.array([1, 2], dtype=np.int64)}
+    io.write_archive(tmp_path / "c.npz", "thing", {"step": 3, "note": "a"}, arrays)
+    meta, back = io.read_archive(tmp_path / "c.npz", "thing")
+    assert meta == {"step": 3, "note": "a"} and set(back) == {"x", "n"}
+    assert all(np.array_equal(back[k], v) and back[k].dtype == v.dtype for k, v in arrays.items())
+    with pytest.raises(FormatError, match="holds a 'thing', not a 'model'"):
+        io.read_archive(tmp_path / "c.npz", "model")
+    size = (tmp_path / "c.npz").stat().st_size
+    with pytest.raises(FormatError, match=rf"is {size} bytes, above the limit max_bytes=100"):
+        io.read_archive(tmp_path / "c.npz", "thing", max_bytes=100)
+    with pytest.raises(FormatError, match=r"entries of \d+ bytes unpacked, above the limits"):
+        io.read_archive(tmp_path / "c.npz", "thing", max_bytes=size + 1)
+    with pytest.raises(TypeError, match="not numeric"):
+        io.write_archive(tmp_path / "d.npz", "thing", {}, {"o": np.array([None], dtype=object)})
+    nodes: dict = {}
+    settings = (efe.EFEOptions.pymdp_legacy(), aif.Selection(), efe.InfoGain(joint=True), efe.Novelty("B"))
+    node = io.encode(settings, nodes)
+    assert io.decode(json.loads(json.dumps(node)), nodes) == settings
+    agent = aif.Agent(aif.random_model(np.random.default_rng(0), [2], [2]))
+    save_agent(tmp_path / "a.npz", agent)
+    rewrite_meta(tmp_path / "a.npz", tmp_path / "b.npz", lambda m: m["root"]["state"].update(__class__=None))
+    with pytest.raises(FormatError, match=r"state sets \['__class__'\], which an aif.Agent does not have"):
+        load_agent(tmp_path / "b.npz")
 
 
 def test_save_rejects_the_wrong_object(tmp_path, rng):
