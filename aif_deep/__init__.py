@@ -13,7 +13,7 @@ from . import learning
 from .evaluator import evaluate_policies
 from .full_tree import PolicyEvaluator
 from .fit import FitResult, fit
-from .inference import Exact, FixedPoint, categorical_modalities, infer_states
+from .inference import categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel, default_device
 from .neural import NeuralModel, unimix
 from .online import (Ensemble, EpistemicCap, EpsilonGreedy, OnlineAgent, OnlineResult, OnlineSettings, OnlineTrick,
@@ -26,7 +26,7 @@ from .training import (DetachCarriedMessage, EncoderFlip, KLWeight, TrainResult,
 
 __all__ = [
     "BeliefModel", "TabularModel", "default_device",
-    "FixedPoint", "Exact", "infer_states", "categorical_modalities",
+    "infer_states", "categorical_modalities",
     "evaluate_policies", "PolicyEvaluator", "expected_free_energy", "policy_posterior", "select_action", "action_probabilities",
     "action_marginals", "action_log_probability", "predict",
     "Agent", "BatchTrajectory", "rollout", "fit", "FitResult",

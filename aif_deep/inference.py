@@ -1,22 +1,23 @@
 """State inference at one time step in PyTorch: the equations of ``aif.inference`` for a batch of beliefs.
 
-The settings objects are ``aif``'s (``aif.FixedPoint``, ``aif.Exact``: same fields, same presets); their
-PyTorch counterparts here subclass them and run the same iteration on tensors. Beliefs carry any leading
+The settings objects are ``aif``'s (``aif.FixedPoint``, ``aif.Exact``: same fields, same presets);
+``fixed_point`` and ``exact`` run the same equations on tensors. Beliefs carry any leading
 shape; each belief stops iterating on its own when its VFE change falls below ``tol``, so a batch gives the
 same posteriors as running ``aif`` on each member.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
+from typing import Any
 
 import numpy as np
 import torch
 
 import aif
-from aif.errors import ObservationError
+from aif.errors import ObservationError, StrategyError
 
-from .model import BeliefModel, _LETTERS, guarded_log, sum_against
+from .efe import guarded_log
+from .model import BeliefModel, sum_against
 
 
 def _batch_shape(log_likelihoods, log_prior, A_dependencies):
@@ -48,84 +49,63 @@ def _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, guard, accur
     return vfe
 
 
-class FixedPoint(aif.FixedPoint):
-    """``aif.FixedPoint`` on tensors (same fields and presets: ``FixedPoint.pymdp_legacy()``, ``.pymdp()``)."""
+def fixed_point(method: aif.FixedPoint, log_likelihoods: list, log_prior: list, A_dependencies: list,
+                trace: list | None = None) -> list:
+    """``aif.FixedPoint``'s iteration on tensors (same settings and stopping rule, per belief of the batch)."""
+    num_factors = len(log_prior)
+    if num_factors == 1:
+        return [torch.softmax(sum(log_likelihoods) + log_prior[0], -1)]
+    batch = _batch_shape(log_likelihoods, log_prior, A_dependencies)
+    like = log_prior[0]
+    qs = [torch.full((*batch, lp.shape[-1]), 1.0 / lp.shape[-1], dtype=like.dtype, device=like.device)
+          for lp in log_prior]
+    vfe = _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, method.guard,
+                          accuracy=not method.legacy_initial_vfe)
+    # A belief that has met the stopping rule keeps its value while the others iterate on.
+    done = torch.zeros(batch, dtype=torch.bool, device=like.device)
+    for _ in range(method.num_iter):
+        keep = done[..., None]
+        if method.schedule == "sequential":
+            for f in range(num_factors):
+                new = torch.softmax(_expected_log_likelihood(qs, f, log_likelihoods, A_dependencies)
+                                    + log_prior[f], -1)
+                qs[f] = torch.where(keep, qs[f], new)
+        else:
+            new_qs = [torch.softmax(_expected_log_likelihood(qs, f, log_likelihoods, A_dependencies)
+                                    + log_prior[f], -1) for f in range(num_factors)]
+            qs = [torch.where(keep, q, n) for q, n in zip(qs, new_qs, strict=True)]
+        if method.tol is None and trace is None:
+            continue
+        new_vfe = _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, method.guard)
+        if trace is not None:
+            trace.append(new_vfe.detach())
+        if method.tol is None:
+            continue
+        converged = (vfe - new_vfe).abs() < method.tol
+        vfe = torch.where(done | converged, vfe, new_vfe)
+        done = done | converged
+        if bool(done.all()):
+            break
+    return qs
 
-    def __call__(self, log_likelihoods, log_prior, A_dependencies, trace=None):
-        num_factors = len(log_prior)
-        if num_factors == 1:
-            return [torch.softmax(sum(log_likelihoods) + log_prior[0], -1)]
-        batch = _batch_shape(log_likelihoods, log_prior, A_dependencies)
-        like = log_prior[0]
-        qs = [torch.full((*batch, lp.shape[-1]), 1.0 / lp.shape[-1], dtype=like.dtype, device=like.device)
-              for lp in log_prior]
-        vfe = _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, self.guard,
-                              accuracy=not self.legacy_initial_vfe)
-        # A belief that has met the stopping rule keeps its value while the others iterate on.
-        done = torch.zeros(batch, dtype=torch.bool, device=like.device)
-        for _ in range(self.num_iter):
-            keep = done[..., None]
-            if self.schedule == "sequential":
-                for f in range(num_factors):
-                    new = torch.softmax(_expected_log_likelihood(qs, f, log_likelihoods, A_dependencies)
-                                        + log_prior[f], -1)
-                    qs[f] = torch.where(keep, qs[f], new)
-            else:
-                new = [torch.softmax(_expected_log_likelihood(qs, f, log_likelihoods, A_dependencies)
-                                     + log_prior[f], -1) for f in range(num_factors)]
-                qs = [torch.where(keep, q, n) for q, n in zip(qs, new)]
-            if self.tol is None and trace is None:
-                continue
-            new_vfe = _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, self.guard)
-            if trace is not None:
-                trace.append(new_vfe.detach())
-            if self.tol is None:
-                continue
-            converged = (vfe - new_vfe).abs() < self.tol
-            vfe = torch.where(done | converged, vfe, new_vfe)
-            done = done | converged
-            if bool(done.all()):
-                break
-        return qs
 
-
-class Exact(aif.Exact):
+def exact(log_likelihoods: list, log_prior: list, A_dependencies: list) -> list:
     """``aif.Exact`` on tensors: the exact joint posterior, marginalised per factor."""
-
-    def __call__(self, log_likelihoods, log_prior, A_dependencies, trace=None):
-        nf = len(log_prior)
-        sub = _LETTERS[:nf]
-        joint = 0.0
-        for logL_m, deps in zip(log_likelihoods, A_dependencies):
-            # Broadcast each message onto the joint state axes (..., S_0, ..., S_{F-1}).
-            expr = "..." + "".join(sub[f] for f in deps) + "->..." + "".join(sub[f] for f in sorted(deps))
-            L = torch.einsum(expr, logL_m)
-            shape = list(L.shape[: L.ndim - len(deps)]) + [lp.shape[-1] if f in deps else 1
-                                                            for f, lp in enumerate(log_prior)]
-            joint = joint + L.reshape(shape)
-        for f, lp in enumerate(log_prior):
-            joint = joint + lp.reshape(*lp.shape[:-1], *[lp.shape[-1] if g == f else 1 for g in range(nf)])
-        flat = torch.softmax(joint.reshape(*joint.shape[: joint.ndim - nf], -1), -1)
-        post = flat.reshape(joint.shape)
-        axes = list(range(-nf, 0))
-        return [post.sum(dim=[a for a in axes if a != f - nf]) if nf > 1 else post for f in range(nf)]
-
-
-def _settings(method):
-    return {f.name: getattr(method, f.name) for f in fields(method)}
-
-
-def as_torch_method(method):
-    """The PyTorch strategy for an ``aif`` inference setting (same fields); ``FixedPoint()`` for ``None``."""
-    if method is None:
-        return FixedPoint()
-    if isinstance(method, (FixedPoint, Exact)):
-        return method
-    if type(method) is aif.FixedPoint:
-        return FixedPoint(**_settings(method))
-    if type(method) is aif.Exact:
-        return Exact(**_settings(method))
-    return method  # any other callable with the strategy interface
+    nf = len(log_prior)
+    sub = "abcdefghijklmnopqrstuvwxyz"[:nf]
+    joint: Any = 0.0
+    for logL_m, deps in zip(log_likelihoods, A_dependencies, strict=True):
+        # Broadcast each message onto the joint state axes (..., S_0, ..., S_{F-1}).
+        expr = "..." + "".join(sub[f] for f in deps) + "->..." + "".join(sub[f] for f in sorted(deps))
+        L = torch.einsum(expr, logL_m)
+        shape = list(L.shape[: L.ndim - len(deps)]) + [lp.shape[-1] if f in deps else 1
+                                                        for f, lp in enumerate(log_prior)]
+        joint = joint + L.reshape(shape)
+    for f, lp in enumerate(log_prior):
+        joint = joint + lp.reshape(*lp.shape[:-1], *[lp.shape[-1] if g == f else 1 for g in range(nf)])
+    post = torch.softmax(joint.reshape(*joint.shape[: joint.ndim - nf], -1), -1).reshape(joint.shape)
+    axes = list(range(-nf, 0))
+    return [post.sum(dim=[a for a in axes if a != f - nf]) if nf > 1 else post for f in range(nf)]
 
 
 def categorical_modalities(model: BeliefModel) -> list:
@@ -215,17 +195,22 @@ def infer_states(model: BeliefModel, obs, prior=None, method=None, trace=None) -
         obs: one entry per modality: outcome indices (int or int tensor ``(*lead,)``) or probabilities
             ``(*lead, O_m)``; or an integer tensor ``(*lead, num_modalities)``.
         prior: one tensor ``(*lead, S_f)`` per factor; ``model.prior()`` when absent.
-        method: ``FixedPoint()`` (default), ``FixedPoint.pymdp_legacy()``, ``FixedPoint.pymdp()`` or
-            ``Exact()`` (``aif``'s settings objects are accepted too).
+        method: ``aif.FixedPoint()`` (default), ``aif.FixedPoint.pymdp_legacy()``, ``aif.FixedPoint.pymdp()`` or
+            ``aif.Exact()``.
         trace: optional list to which iterative methods append the VFE ``(*lead,)`` after each sweep.
 
     Returns:
         ``qs``: one tensor ``(*lead, S_f)`` per factor (``lead`` broadcast over obs, prior and the model's
         batch shape).
     """
-    method = as_torch_method(method)
+    method = aif.FixedPoint() if method is None else method
+    if not isinstance(method, (aif.FixedPoint, aif.Exact)):
+        raise StrategyError(f"method must be aif.FixedPoint(...) or aif.Exact(...) (aif_deep runs them on tensors), "
+                            f"got {method!r}")
     ref = model.prior()[0]
     prior = model.prior() if prior is None else as_beliefs(model, prior, device=ref.device, dtype=ref.dtype)
     logL = model.log_likelihood(as_obs(model, obs, ref.device, ref.dtype), method.guard)
     log_prior = [guarded_log(p, method.guard) for p in prior]
-    return method(logL, log_prior, model.A_dependencies, trace=trace)
+    if isinstance(method, aif.Exact):
+        return exact(logL, log_prior, model.A_dependencies)
+    return fixed_point(method, logL, log_prior, model.A_dependencies, trace)

@@ -79,7 +79,7 @@ def test_gradients_reach_A_B_C_D_gamma_and_alpha():
     policies = aif.enumerate_policies(model.num_controls, 2)
     obs = [[1, 0], [2, 1]]
     actions = torch.tensor([[1, 0], [2, 1]])
-    method = aif_deep.FixedPoint(num_iter=6, tol=None)  # a fixed number of sweeps: a smooth function
+    method = aif.FixedPoint(num_iter=6, tol=None)  # a fixed number of sweeps: a smooth function
 
     def log_likelihood(A0, B0, C1, D0, raw_gamma, raw_alpha):
         tm = base.replace(A=[torch.softmax(A0, 0), base.A[1]], B=[torch.softmax(B0, 0), base.B[1]],
@@ -130,7 +130,7 @@ def test_parameter_recovery_small():
 def _recover(start):
     gamma = np.array([2.0, 4.5, 7.0, 10.0, 13.0, 16.0])
     strength = np.array([3.5, 1.0, 6.0, 2.0, 5.0, 3.0])
-    alpha, reward_prob, exact = 0.25, 0.6, aif_deep.Exact()  # the T-maze's posterior factorises: exact = FPI
+    alpha, reward_prob, exact = 0.25, 0.6, aif.Exact()  # the T-maze's posterior factorises: exact = FPI
     model, obs, act = simulate_tmaze(gamma, strength, trials=150, steps=4, alpha=alpha, reward_prob=reward_prob,
                                      seed=0, inference=exact)
     shape = torch.tensor([0.0, 1.0, -1.0])
