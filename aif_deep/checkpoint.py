@@ -1,24 +1,25 @@
-"""Save and restore ``aif_deep`` agents and replay buffers; read torch checkpoint files safely.
+"""Save and restore ``aif_deep`` agents, replay buffers and training runs, in ``aif.io``'s archive format.
 
-    aif_deep.save_agent("agent.pt", agent);  agent = aif_deep.load_agent("agent.pt")
-    aif_deep.save_buffer("buffer.pt", buffer);  buffer = aif_deep.load_buffer("buffer.pt")
+    aif_deep.save_agent("agent.npz", agent);  agent = aif_deep.load_agent("agent.npz")
+    aif_deep.save_buffer("buffer.npz", buffer);  buffer = aif_deep.load_buffer("buffer.npz")
+    aif_deep.save_checkpoint("run.npz", model, optimizer, TrainState(step, history), rng, generator)
 
-A file is one ``torch.save`` dictionary of tensors, plain numbers and strings, with the settings as a JSON
-string; it is read with ``torch.load(..., weights_only=True)``, so loading never runs code from the file.
+Every file is one ``aif.io.write_archive`` archive of kind ``aif_deep.agent``, ``aif_deep.replay_buffer`` or
+``aif_deep.training``: a versioned header, tensors stored as NumPy arrays each with its sha256, the rest as
+JSON; no pickle, so loading never runs code from the file. A loader refuses a file of another kind, an entry
+it does not know, a file above ``max_bytes`` (before reading it) and a damaged or truncated file, all with
+``aif.io.FormatError``.
+
 An agent is saved whole: its model (a ``TabularModel``'s tensors, or a ``NeuralModel``'s ``state_dict``, whose
 architecture the caller rebuilds and passes to ``load_agent``), its settings, its ``torch.Generator`` state and
 its current state (prior, posterior, q(pi), G, terms, last action, step count), so a restored agent continues a
 rollout with the same actions as the saved one would have taken.
-
-A damaged, truncated or foreign file raises ``aif.io.FormatError``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import zipfile
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,184 +28,135 @@ import torch
 import aif
 import aif.errors
 from aif.errors import ParameterError
-from aif.io import FormatError, _Decoder, _Encoder
+from aif.io import MAX_BYTES, FormatError, decode, encode, read_archive, write_archive
 
 from .agent import Agent
 from .episodes import ReplayBuffer
 from .model import TabularModel
 
-AGENT_FORMAT = "aif_deep.agent"
-BUFFER_FORMAT = "aif_deep.replay_buffer"
-TRAINING_FORMAT = "aif_deep.training"
-FORMAT_VERSION = 1
+AGENT_KIND = "aif_deep.agent"
+BUFFER_KIND = "aif_deep.replay_buffer"
+TRAINING_KIND = "aif_deep.training"
 
 
-def read_torch_file(path: str | os.PathLike, device: torch.device | str | None = None, keys: tuple[str, ...] = (),
-                    kind: str | None = None) -> dict:
-    """``torch.load(path, weights_only=True)`` as a dict holding ``keys``; any failure is a ``FormatError``."""
-    try:
-        # torch.load does not check the archive's CRC-32s: a flipped byte inside a tensor would load silently.
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-        if damaged is not None:
-            raise FormatError(f"{path}: the entry {damaged!r} fails its CRC check (the file is damaged)")
-        state = torch.load(path, map_location=device, weights_only=True)
-    except FormatError:
-        raise
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # truncated zip, bad pickle opcodes, a forbidden global: all "not a valid file"
-        raise FormatError(f"{path}: not a readable aif_deep checkpoint (damaged, truncated or not a torch "
-                          f"file): {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
-    if not isinstance(state, dict):
-        raise FormatError(f"{path}: expected a dictionary checkpoint, found {type(state).__name__}")
-    if kind is not None and (state.get("format") != kind or state.get("format_version") != FORMAT_VERSION):
-        raise FormatError(f"{path}: expected a {kind} file of version {FORMAT_VERSION}, found "
-                          f"{state.get('format')!r} version {state.get('format_version')!r}")
-    missing = [k for k in keys if k not in state]
-    if missing:
-        raise FormatError(f"{path}: the checkpoint lacks the entries {missing}")
-    unknown = sorted(set(state) - set(keys) - {"format", "format_version"})
-    if unknown:
-        raise FormatError(f"{path}: the checkpoint holds entries this version does not know: {unknown}")
-    return state
+def _numpy(x: Any) -> Any:
+    """``x`` with every tensor (in dicts, lists and tuples) as a NumPy array copied to the CPU."""
+    if torch.is_tensor(x):
+        return x.detach().cpu().numpy().copy()
+    if isinstance(x, dict):
+        return {k: _numpy(v) for k, v in x.items()}
+    return type(x)(map(_numpy, x)) if isinstance(x, (list, tuple)) else x
 
 
-def _write(path, state) -> None:
-    tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a crash while writing leaves the previous file intact
+def _torch(x: Any, device: torch.device | str = "cpu") -> Any:
+    """The reverse of ``_numpy``: every NumPy array in ``x`` as a tensor on ``device``."""
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.array(x)).to(device)
+    if isinstance(x, dict):
+        return {k: _torch(v, device) for k, v in x.items()}
+    return type(x)(_torch(v, device) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def _tensors(xs):
-    return None if xs is None else [x.detach().cpu().clone() for x in xs]
+def _write(path: str | os.PathLike, kind: str, fields: dict[str, Any]) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    write_archive(path, kind, {"fields": encode(fields, arrays, kind)}, arrays)
 
 
-def _settings_json(agent: Agent) -> tuple:
-    """The agent's non-tensor settings as JSON (via ``aif.io``'s encoder) and the arrays it set aside."""
-    inference: Any = agent.inference
-    base: Any = {"FixedPoint": aif.FixedPoint, "Exact": aif.Exact}.get(type(inference).__name__)
-    if base is None or not isinstance(inference, base):
-        raise TypeError(f"cannot save agent.inference of type {type(inference).__name__}: only FixedPoint and "
-                        f"Exact settings are saved")
+def _read(path: str | os.PathLike, kind: str, names: tuple[str, ...], max_bytes: int) -> dict[str, Any]:
+    """The fields ``_write`` stored, exactly ``names``: a missing or unknown one is a ``FormatError``."""
+    meta, arrays = read_archive(path, kind, max_bytes)
+    fields = decode(meta.get("fields"), arrays, kind, path) if set(meta) == {"fields"} else None
+    known = set(fields) if isinstance(fields, dict) else set(meta)
+    if not isinstance(fields, dict) or known != set(names):
+        raise FormatError(f"{path}: the {kind} file lacks the entries {sorted(set(names) - known)} or holds entries "
+                          f"this version does not know: {sorted(known - set(names))}")
+    return fields
+
+
+def _settings(agent: Agent) -> dict[str, Any]:
+    """The agent's non-tensor settings, as ``aif`` settings objects ``aif.io.encode`` stores."""
+    base = next((c for c in type(agent.inference).__mro__ if c in (aif.FixedPoint, aif.Exact)), None)
+    if base is None:
+        raise TypeError(f"cannot save agent.inference of type {type(agent.inference).__name__}: only FixedPoint "
+                        f"and Exact settings are saved")
     if agent.terminal_value is not None:
         raise TypeError("cannot save an agent with a terminal_value (a callable); save its settings yourself")
-    enc = _Encoder()
-    settings = {
-        "inference": base(**{f.name: getattr(inference, f.name) for f in dataclasses.fields(inference)}),
-        "efe": agent.efe, "efe_terms": tuple(agent.efe_terms), "selection": agent.selection,
-        "control_factors": agent.control_factors, "batch_shape": tuple(agent.batch_shape),
-        "discount": float(agent.discount), "learning": agent.learning,
-    }
-    root = enc(settings, "agent")
-    return json.dumps(root), {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in enc.arrays.items()}
+    return {"inference": base(**{f.name: getattr(agent.inference, f.name) for f in dataclasses.fields(base)}),
+            "efe": agent.efe, "efe_terms": tuple(agent.efe_terms), "selection": agent.selection,
+            "control_factors": agent.control_factors, "batch_shape": tuple(agent.batch_shape),
+            "discount": float(agent.discount), "learning": agent.learning,
+            "policies": np.asarray(agent.policies, dtype=np.int64)}
 
 
 def save_agent(path: str | os.PathLike, agent: Agent) -> None:
     """Write ``agent`` (an ``aif_deep.Agent``) to ``path``; see the module docstring."""
     if not isinstance(agent, Agent):
         raise TypeError(f"agent must be an aif_deep.Agent, got {type(agent).__name__}")
-    settings, arrays = _settings_json(agent)
-    model = agent.model
-    if isinstance(model, TabularModel):
-        model_state = {"kind": "tabular", "A": _tensors(model.A), "B": _tensors(model.B), "C": _tensors(model.C),
-                       "D": _tensors(model.D), "E": None if model.E is None else model.E.detach().cpu().clone(),
-                       "A_dependencies": [list(map(int, d)) for d in model.A_dependencies],
-                       "B_dependencies": [list(map(int, d)) for d in model.B_dependencies],
-                       "batch_shape": list(model.batch_shape), "pA": _tensors(model.pA), "pB": _tensors(model.pB)}
-    elif isinstance(model, torch.nn.Module):
-        model_state = {"kind": "module", "state_dict": {k: v.detach().cpu().clone()
-                                                        for k, v in model.state_dict().items()}}
+    m = agent.model
+    if isinstance(m, TabularModel):
+        model: dict[str, Any] = {
+            "A": m.A, "B": m.B, "C": m.C, "D": m.D, "E": m.E, "pA": m.pA, "pB": m.pB,
+            "A_dependencies": [list(map(int, d)) for d in m.A_dependencies],
+            "B_dependencies": [list(map(int, d)) for d in m.B_dependencies], "batch_shape": list(m.batch_shape)}
+    elif isinstance(m, torch.nn.Module):
+        model = {"state_dict": dict(m.state_dict())}
     else:
-        raise TypeError(f"cannot save agent.model of type {type(model).__name__}: TabularModel or an nn.Module")
-    as_t = lambda x: x.detach().cpu().clone() if torch.is_tensor(x) else float(x)  # noqa: E731
-    _write(path, {
-        "format": AGENT_FORMAT, "format_version": FORMAT_VERSION, "settings": settings, "arrays": arrays,
-        "model": model_state, "policies": torch.from_numpy(np.asarray(agent.policies, dtype=np.int64)),
-        "gamma": as_t(agent.gamma), "alpha": as_t(agent.alpha),
-        "rng": None if agent.rng is None else agent.rng.get_state(),
-        "state": {"prior": _tensors(agent.prior), "qs": _tensors(agent.qs),
-                  "q_pi": None if agent.q_pi is None else agent.q_pi.detach().cpu().clone(),
-                  "G": None if agent.G is None else agent.G.detach().cpu().clone(),
-                  "terms": None if agent.terms is None else
-                  {k: v.detach().cpu().clone() for k, v in agent.terms.items()},
-                  "action": None if agent.action is None else agent.action.detach().cpu().clone(),
-                  "t": int(agent.t), "transition": agent._transition.detach().cpu().clone(),
-                  "initial_counts": None if agent.learning is None else
-                  {k: _tensors(v) for k, v in agent.initial_counts.items()}},
-    })
+        raise TypeError(f"cannot save agent.model of type {type(m).__name__}: TabularModel or an nn.Module")
+    state = {"gamma": agent.gamma, "alpha": agent.alpha, "rng": None if agent.rng is None else agent.rng.get_state(),
+             "prior": agent.prior, "qs": agent.qs, "q_pi": agent.q_pi, "G": agent.G, "terms": agent.terms,
+             "action": agent.action, "t": int(agent.t), "transition": agent._transition,
+             "initial_counts": None if agent.learning is None else agent.initial_counts}
+    _write(path, AGENT_KIND, {"settings": _settings(agent), "model": _numpy(model), "state": _numpy(state)})
 
 
-def load_agent(path: str | os.PathLike, model: Any = None) -> Agent:
+def load_agent(path: str | os.PathLike, model: Any = None, max_bytes: int = MAX_BYTES) -> Agent:
     """The ``aif_deep.Agent`` that ``save_agent`` wrote, on the CPU.
 
     ``model``: required when the saved agent's model was an ``nn.Module`` (e.g. ``NeuralModel``): an instance
     of the same architecture, whose weights are replaced by the saved ones (in place).
     """
-    state = read_torch_file(path, "cpu", ("settings", "arrays", "model", "policies", "gamma", "alpha", "rng",
-                                          "state"), kind=AGENT_FORMAT)
+    fields = _read(path, AGENT_KIND, ("settings", "model", "state"), max_bytes)
+    settings, saved, s = fields["settings"], _torch(fields["model"]), _torch(fields["state"])
+    if "state_dict" in saved and not isinstance(model, torch.nn.Module):
+        raise ParameterError(f"model: this file holds the weights of a neural model; pass an instance of its "
+                             f"architecture as model, got {type(model).__name__}")
+    if "state_dict" not in saved and model is not None:
+        raise ParameterError("model: this file holds a TabularModel; load_agent(path) rebuilds it, pass no model")
     try:
-        settings = _Decoder({k: v.numpy() for k, v in state["arrays"].items()}, path)(
-            json.loads(state["settings"]), "agent")
-    except (json.JSONDecodeError, TypeError, AttributeError) as err:
-        raise FormatError(f"{path}: the agent's settings are unreadable: {err}") from err
-    saved = state["model"]
-    try:
-        if saved["kind"] == "tabular":
-            if model is not None:
-                raise ParameterError("model: this file holds a TabularModel; load_agent(path) rebuilds it, pass no "
-                                     "model")
-            model = TabularModel(A=saved["A"], B=saved["B"], C=saved["C"], D=saved["D"], E=saved["E"],
-                                 A_dependencies=saved["A_dependencies"], B_dependencies=saved["B_dependencies"],
-                                 batch_shape=tuple(saved["batch_shape"]), pA=saved.get("pA"), pB=saved.get("pB"))
-        elif saved["kind"] == "module":
-            if not isinstance(model, torch.nn.Module):
-                raise ParameterError(f"model: this file holds the weights of a neural model; pass an instance of its "
-                                     f"architecture as model, got {type(model).__name__}")
+        built: Any = model
+        if isinstance(model, torch.nn.Module):
             model.load_state_dict(saved["state_dict"])
         else:
-            raise FormatError(f"{path}: unknown model kind {saved['kind']!r}")
-    except (KeyError, RuntimeError, aif.errors.ModelError) as err:
-        raise FormatError(f"{path}: the saved model cannot be rebuilt: {err}") from err
-    rng = None
-    if state["rng"] is not None:
-        rng = torch.Generator(device="cpu")
-        rng.set_state(state["rng"])
-    s = state["state"]
-    try:
-        agent = Agent(model, gamma=state["gamma"], alpha=state["alpha"], inference=settings["inference"],
-                      efe=settings["efe"], efe_terms=settings["efe_terms"], selection=settings["selection"],
-                      policies=state["policies"].numpy(), control_factors=settings["control_factors"], rng=rng,
-                      batch_shape=settings["batch_shape"], discount=settings["discount"],
-                      learning=settings.get("learning"))
+            kwargs: dict[str, Any] = {**saved, "batch_shape": tuple(saved["batch_shape"])}
+            built = TabularModel(**kwargs)
+        rng = None
+        if s["rng"] is not None:
+            rng = torch.Generator(device="cpu")
+            rng.set_state(s["rng"])
+        agent = Agent(built, gamma=s["gamma"], alpha=s["alpha"], rng=rng, **settings)
         agent.prior, agent.qs, agent.q_pi, agent.G = s["prior"], s["qs"], s["q_pi"], s["G"]
-        agent.terms, agent.action, agent.t = s["terms"], s["action"], int(s["t"])
-        if "transition" in s:
-            agent._transition = s["transition"]
+        agent.terms, agent.action, agent.t, agent._transition = s["terms"], s["action"], int(s["t"]), s["transition"]
         if agent.learning is not None:
             agent.initial_counts = s["initial_counts"]  # forgetting decays towards these, not the loaded counts
-    except (KeyError, aif.errors.AifError) as err:
+    except (KeyError, TypeError, RuntimeError, aif.errors.AifError) as err:
         raise FormatError(f"{path}: the saved agent cannot be rebuilt: {err}") from err
     return agent
 
 
 def save_buffer(path: str | os.PathLike, buffer: ReplayBuffer) -> None:
     """Write a ``ReplayBuffer``'s episodes (observations, actions, rewards) to ``path``."""
-    episodes = [{"observations": [torch.from_numpy(np.ascontiguousarray(o)) for o in obs],
-                 "actions": torch.from_numpy(np.ascontiguousarray(a)), "rewards": torch.from_numpy(np.asarray(r))}
-                for obs, a, r in buffer.episodes]
-    _write(path, {"format": BUFFER_FORMAT, "format_version": FORMAT_VERSION, "episodes": episodes})
+    _write(path, BUFFER_KIND, {"episodes": [[list(obs), a, r] for obs, a, r in buffer.episodes]})
 
 
-def load_buffer(path: str | os.PathLike) -> ReplayBuffer:
+def load_buffer(path: str | os.PathLike, max_bytes: int = MAX_BYTES) -> ReplayBuffer:
     """The ``ReplayBuffer`` that ``save_buffer`` wrote (arrays of the same dtypes and values)."""
-    state = read_torch_file(path, "cpu", ("episodes",), kind=BUFFER_FORMAT)
     buffer = ReplayBuffer()
-    try:
-        for i, e in enumerate(state["episodes"]):
-            buffer.add([o.numpy() for o in e["observations"]], e["actions"].numpy(), e["rewards"].numpy())
-    except (KeyError, TypeError, AttributeError, ParameterError) as err:
-        raise FormatError(f"{path}: episode {i} of the buffer is unreadable: {err}") from err
+    for i, episode in enumerate(_read(path, BUFFER_KIND, ("episodes",), max_bytes)["episodes"]):
+        try:
+            obs, actions, rewards = episode
+            buffer.add(list(obs), actions, rewards)
+        except (ValueError, TypeError, ParameterError) as err:
+            raise FormatError(f"{path}: episode {i} of the buffer is unreadable: {err}") from err
     return buffer
 
 
@@ -220,26 +172,33 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: 
                     generator: torch.Generator | None = None) -> None:
     """The model's and the optimiser's state, the step, the history and the random states (what ``train``
     writes every ``checkpoint_every`` steps)."""
-    _write(path, {"format": TRAINING_FORMAT, "format_version": FORMAT_VERSION, "model": model.state_dict(),
-                  "optimizer": optimizer.state_dict(), "step": int(state.step), "history": list(state.history),
-                  "rng": None if rng is None else rng.bit_generator.state,
-                  "generator": None if generator is None else generator.get_state()})
+    opt = optimizer.state_dict()
+    _write(path, TRAINING_KIND, {
+        "model": _numpy(dict(model.state_dict())), "step": int(state.step), "history": list(state.history),
+        "optimizer": {"state": [[int(k), _numpy(v)] for k, v in opt["state"].items()],
+                      "param_groups": _numpy(opt["param_groups"])},
+        "rng": rng, "generator": None if generator is None else _numpy(generator.get_state())})
 
 
 def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    rng: np.random.Generator | None = None, generator: torch.Generator | None = None) -> TrainState:
+                    rng: np.random.Generator | None = None, generator: torch.Generator | None = None,
+                    max_bytes: int = MAX_BYTES) -> TrainState:
     """Restore what ``save_checkpoint`` wrote, in place; weights of another architecture raise ``FormatError``."""
+    names = ("model", "optimizer", "step", "history", "rng", "generator")
+    c = _read(path, TRAINING_KIND, names, max_bytes)
     device = next(model.parameters()).device
-    state = read_torch_file(path, device, ("model", "optimizer", "step", "history", "rng", "generator"),
-                            kind=TRAINING_FORMAT)
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(_torch(c["model"], device))
     except RuntimeError as err:
         raise FormatError(f"{path}: the checkpoint's weights do not fit the model: {err}") from err
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    if rng is not None and state["rng"] is not None:
-        rng.bit_generator.state = state["rng"]
-    if generator is not None and state["generator"] is not None:
-        generator.set_state(state["generator"])
-    return TrainState(int(state["step"]), list(state["history"]))
+    try:
+        if optimizer is not None:
+            optimizer.load_state_dict({"state": {k: _torch(v, device) for k, v in c["optimizer"]["state"]},
+                                       "param_groups": _torch(c["optimizer"]["param_groups"])})
+        if rng is not None and c["rng"] is not None:
+            rng.bit_generator.state = c["rng"].bit_generator.state
+        if generator is not None and c["generator"] is not None:
+            generator.set_state(_torch(c["generator"]))
+    except (RuntimeError, ValueError, KeyError, TypeError) as err:
+        raise FormatError(f"{path}: the checkpoint's optimiser or random states do not fit those given: {err}") from err
+    return TrainState(int(c["step"]), list(c["history"]))

@@ -1,5 +1,9 @@
 """aif_deep.checkpoint: agents, replay buffers and training runs round-trip exactly; a flipped byte, a truncated
-file, a file of another kind and a field the loader does not know raise aif.io.FormatError."""
+file, a file of another kind, a field the loader does not know and a file above max_bytes raise
+aif.io.FormatError."""
+
+import io
+import zipfile
 
 import numpy as np
 import pytest
@@ -8,9 +12,16 @@ torch = pytest.importorskip("torch")
 
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
-from aif.io import FormatError  # noqa: E402
-from aif_deep.checkpoint import (TrainState, load_agent, load_buffer, load_checkpoint, save_agent,  # noqa: E402
-                                 save_buffer, save_checkpoint)
+from aif.io import FormatError, encode, write_archive  # noqa: E402
+from aif_deep.checkpoint import (  # noqa: E402
+    TrainState,
+    load_agent,
+    load_buffer,
+    load_checkpoint,
+    save_agent,
+    save_buffer,
+    save_checkpoint,
+)
 from aif_deep.episodes import ReplayBuffer  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, NeuralModel  # noqa: E402
 
@@ -85,6 +96,15 @@ def test_training_checkpoint_restores_weights_optimiser_and_random_states(tmp_pa
         load_checkpoint(path, NeuralModel([5], [3], [Bernoulli((4, 4)), Categorical(3)]))
 
 
+def _entries(data):
+    """(start, end) of each zip entry's stored bytes."""
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        infos = archive.infolist()
+    starts = [i.header_offset + 30 + int.from_bytes(data[i.header_offset + 26:i.header_offset + 28], "little")
+              + int.from_bytes(data[i.header_offset + 28:i.header_offset + 30], "little") for i in infos]
+    return [(s, s + i.compress_size) for s, i in zip(starts, infos, strict=True)]
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty"])
 def test_damaged_files_raise_format_error(tmp_path, damage):
     path = _run(tmp_path)[0]
@@ -94,16 +114,18 @@ def test_damaged_files_raise_format_error(tmp_path, damage):
     for good, load in ((path, lambda p: load_checkpoint(p, model)), (tmp_path / "buffer.ckpt", load_buffer),
                        (tmp_path / "agent.ckpt", load_agent)):
         data = bytearray(good.read_bytes())
-        if damage == "flip":  # one byte in the middle of the stored data
-            data[len(data) // 2] ^= 0x01
-        elif damage == "truncate":
-            data = data[: len(data) // 2]
+        if damage == "flip":  # one byte in the middle of each stored entry (arrays and metadata), one at a time
+            variants = []
+            for start, end in _entries(data):
+                variants.append(bytearray(data))
+                variants[-1][(start + end) // 2] ^= 0x01
         else:
-            data = bytearray()
-        bad = tmp_path / f"bad_{good.name}"
-        bad.write_bytes(bytes(data))
-        with pytest.raises(FormatError, match=bad.name):
-            load(bad)
+            variants = [data[: len(data) // 2] if damage == "truncate" else bytearray()]
+        for variant in variants:
+            bad = tmp_path / f"bad_{good.name}"
+            bad.write_bytes(bytes(variant))
+            with pytest.raises(FormatError, match=bad.name):
+                load(bad)
 
 
 def test_a_file_of_another_kind_is_refused(tmp_path):
@@ -115,7 +137,22 @@ def test_a_file_of_another_kind_is_refused(tmp_path):
 
 
 def test_a_field_the_loader_does_not_know_is_refused(tmp_path):
-    torch.save({"format": "aif_deep.replay_buffer", "format_version": 1, "episodes": [], "note": "extra"},
-               tmp_path / "extra.ckpt")
+    arrays: dict = {}
+    fields = encode({"episodes": [], "note": "extra"}, arrays)
+    write_archive(tmp_path / "extra.npz", "aif_deep.replay_buffer", {"fields": fields}, arrays)
     with pytest.raises(FormatError, match="note"):
-        load_buffer(tmp_path / "extra.ckpt")
+        load_buffer(tmp_path / "extra.npz")
+
+
+def test_an_oversized_file_is_refused_before_its_arrays_are_read(tmp_path, monkeypatch):
+    buffer = ReplayBuffer()
+    buffer.add([np.zeros((301, 100, 100))], np.zeros((300, 1), dtype=np.int64), np.zeros(300))  # 24 MB unpacked
+    save_buffer(tmp_path / "big.npz", buffer)
+    assert (tmp_path / "big.npz").stat().st_size < 1_000_000  # zeros compress: the limit is on the unpacked size
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("np.load called on an oversized file")
+
+    monkeypatch.setattr(np, "load", refuse)
+    with pytest.raises(FormatError, match="max_bytes=1000000"):
+        load_buffer(tmp_path / "big.npz", max_bytes=1_000_000)
