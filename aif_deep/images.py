@@ -114,13 +114,10 @@ class NoisyTMazeImages(gym.ObservationWrapper):
       model; it is not drawn (a picture of noise adds nothing).
     - ``reward``: the reward outcome index (0 none, 1 reward, 2 loss), as in the tabular model.
 
-    Why the reward is not drawn: the T-maze agent goes to the cue first because the cue tells the context
-    with certainty (ln 2 = 0.69 nats) while an arm tells it through a reward that is right with probability
-    0.98 (0.60 nats). A decoder of independent pixels cannot express "this block with probability 0.98, that
-    one with 0.02" as one event; we expect (this was argued, not measured) that it would read a drawn reward
-    as near certain, so that an arm would look as informative as the cue and the choice would rest on noise.
-    As a categorical modality the reward's terms are exact and its preferences are the tabular ``C``
-    (``TMaze.generative_model``).
+    Why the reward is not drawn: the cue tells the context with certainty (0.69 nats), an arm through a reward
+    right with probability 0.98 (0.60 nats); a decoder of independent pixels cannot express that 0.98 as one
+    event, so (argued, not measured) an arm would look as informative as the cue. As a categorical modality
+    the reward's terms are exact and its preferences are the tabular ``C`` (``TMaze.generative_model``).
 
     Actions and ``info`` (with ``info["state"] = (location, context)``) pass through unchanged.
     """

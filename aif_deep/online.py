@@ -31,9 +31,6 @@ ensemble-disagreement exploration. It is computed when a transition is replayed 
 so it decays as the model learns). Through the bootstrap, ``G_phi`` carries the information gain expected
 along the future path, not only the next step.
 
-The ``EpistemicCap`` trick (``train_online(..., tricks=(EpistemicCap(0.5),))``) bounds each transition's
-epistemic value; ``OnlineResult.capped`` reports the fraction of replayed transitions it changed.
-
 ``epistemic_weight=0`` with an ``EpsilonGreedy`` selection and ``temperature -> 0`` (``hard_min=True``) is
 the DQN of Mnih et al. on -Q; ``dqn_settings`` builds it with the rest of the settings shared.
 """
@@ -62,12 +59,10 @@ class Softmax:
     """Sample a ~ q(a | x) = softmax(-gamma_t * G_phi(x, .)): the policy posterior of a one-step policy.
 
     The precision over policies rises geometrically from ``gamma_start`` to ``gamma`` over ``anneal_steps``
-    environment steps, then stays. Why a schedule: where the actions' expected free energies differ by a few
-    tenths (CartPole once G_phi is ~ -100), a fixed precision either keeps the policy near uniform, and
-    episodes short, or makes it greedy before G_phi means anything. A rising precision is the agent's
-    confidence in its policies growing with experience (in the full scheme gamma is itself inferred). The final
-    precision stays moderate: a near-greedy policy fills the replay buffer with successful episodes only and
-    forgets (benchmarks/results/cartpole.md).
+    environment steps, then stays: where the actions' G differ by a few tenths (CartPole once G_phi is ~ -100),
+    a fixed precision either keeps the policy near uniform or makes it greedy before G_phi means anything. The
+    final precision stays moderate: a near-greedy policy fills the replay buffer with successful episodes only
+    and forgets (benchmarks/results/cartpole.md).
 
     Attributes:
         gamma: the final precision (positive).
@@ -200,21 +195,17 @@ class OnlineSettings:
     selection: Softmax | EpsilonGreedy = field(default_factory=Softmax)
 
     def __post_init__(self) -> None:
-        for name, low in (("hidden", 1), ("batch_size", 1), ("buffer_size", 1), ("learning_starts", 0),
-                          ("train_every", 1), ("ensemble_size", 1), ("model_hidden", 1)):
-            if int(getattr(self, name)) < low:
-                raise ParameterError(f"OnlineSettings.{name} must be at least {low}, got {getattr(self, name)}")
-        for name in ("lr", "temperature", "noise_sd", "max_grad_norm"):
-            if not 0.0 < float(getattr(self, name)) < math.inf:
-                raise ParameterError(f"OnlineSettings.{name} must be positive and finite, got {getattr(self, name)}")
-        for name in ("discount", "tau"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                raise ParameterError(f"OnlineSettings.{name} must be in [0, 1], got {getattr(self, name)}")
-        if not 0.0 <= float(self.epistemic_weight) < math.inf:
-            raise ParameterError("OnlineSettings.epistemic_weight must be >= 0 and finite, "
-                                 f"got {self.epistemic_weight}")
-        if not math.isfinite(float(self.reward_preference)):
-            raise ParameterError(f"OnlineSettings.reward_preference must be finite, got {self.reward_preference}")
+        rules = [(n, lambda v: int(v) >= 1, "at least 1") for n in ("hidden", "batch_size", "buffer_size",
+                                                                      "train_every", "ensemble_size", "model_hidden")]
+        rules += [("learning_starts", lambda v: int(v) >= 0, "at least 0"),
+                  ("epistemic_weight", lambda v: 0.0 <= float(v) < math.inf, ">= 0 and finite"),
+                  ("reward_preference", lambda v: math.isfinite(float(v)), "finite")]
+        rules += [(n, lambda v: 0.0 < float(v) < math.inf, "positive and finite")
+                  for n in ("lr", "temperature", "noise_sd", "max_grad_norm")]
+        rules += [(n, lambda v: 0.0 <= float(v) <= 1.0, "in [0, 1]") for n in ("discount", "tau")]
+        for name, ok, what in rules:
+            if not ok(getattr(self, name)):
+                raise ParameterError(f"OnlineSettings.{name} must be {what}, got {getattr(self, name)}")
         if self.epistemic_weight > 0 and self.ensemble_size < 2:
             raise ParameterError("OnlineSettings.ensemble_size must be at least 2 when epistemic_weight > 0 "
                                  f"(the information gain is the ensemble's disagreement), got {self.ensemble_size}")
