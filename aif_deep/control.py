@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from aif.control import DEFAULT_TERMS
+from aif.efe import DEFAULT_TERMS, EFEOptions, Term
 from aif.errors import ParameterError, PolicyError
 from aif.maths import EPS
 
@@ -18,7 +18,8 @@ from .evaluator import evaluate_policies
 from .model import BeliefModel
 
 
-def expected_free_energy(model: BeliefModel, qs, policies, terms=DEFAULT_TERMS, options=None, **evaluator_kwargs):
+def expected_free_energy(model: BeliefModel, qs: list, policies: object, terms: tuple[Term, ...] = DEFAULT_TERMS,
+                         options: EFEOptions | None = None, memory_budget: int | None = None) -> tuple[torch.Tensor, dict]:
     """Expected free energy of every policy, with its terms (``aif.expected_free_energy`` batched).
 
     Args:
@@ -26,13 +27,13 @@ def expected_free_energy(model: BeliefModel, qs, policies, terms=DEFAULT_TERMS, 
         qs: beliefs, one tensor ``(*batch, S_f)`` per factor.
         policies: int array ``(num_policies, horizon, num_factors)``.
         terms, options: as in ``aif.expected_free_energy``.
-        evaluator_kwargs: ``terminal_value``, ``discount``, ``memory_budget`` (see ``evaluate_policies``).
+        memory_budget: see ``evaluate_policies``.
 
     Returns:
         ``(G, terms)``: ``G`` of shape ``(*batch, num_policies)``, lower is better; ``terms`` a dict of
-        tensors of that shape (``risk``, ``ambiguity``, ``utility``, ``state_info_gain``).
+        tensors of that shape (``risk``, ``ambiguity``, ``utility``, ``state_info_gain`` and the extra terms).
     """
-    return evaluate_policies(model, qs, policies=policies, terms=terms, options=options, **evaluator_kwargs)
+    return evaluate_policies(model, qs, policies=policies, terms=terms, options=options, memory_budget=memory_budget)
 
 
 def _as_param(x, name, like):

@@ -23,32 +23,15 @@ import math
 import numpy as np
 import torch
 
-from aif.control import COST_TERMS, DEFAULT_TERMS, EFEOptions
-from aif.errors import ParameterError, PolicyError
+from aif.efe import DEFAULT_TERMS, EFEOptions, Term, TerminalValue
+from aif.errors import PolicyError
 
-from .full_tree import PolicyEvaluator, default_budget, unsupported
-from .learning import novelty_weights
-from .model import BeliefModel, check_beliefs, contract, sum_against
-
-SUPPORTED_TERMS = ("utility", "state_info_gain", "risk", "ambiguity", "pA_info_gain", "pB_info_gain")
-PARAMETER_TERMS = ("pA_info_gain", "pB_info_gain")
+from . import efe
+from .full_tree import PolicyEvaluator, default_budget
+from .model import BeliefModel, TabularModel, check_beliefs
 
 
-def _check_terms(terms, model):
-    terms = tuple(terms)
-    unknown = [t for t in terms if t not in SUPPORTED_TERMS]
-    if unknown or not terms:
-        raise ParameterError(f"unknown EFE term {unknown[0]!r}; choose from {SUPPORTED_TERMS}"
-                             if unknown else "terms must name at least one EFE term")
-    for name in PARAMETER_TERMS:
-        counts = name[:2]
-        if name in terms and getattr(model, counts, None) is None:
-            raise ParameterError(f"the term {name!r} needs Dirichlet counts, but the model has no {counts} "
-                                 f"(give TabularModel {counts}=..., or build it from an aif model with {counts})")
-    return terms
-
-
-def check_policies(model: BeliefModel, policies) -> np.ndarray:
+def check_policies(model: BeliefModel, policies: object) -> np.ndarray:
     """Policies as an int array ``(P, H, num_factors)`` with every action in range."""
     if isinstance(policies, torch.Tensor):
         policies = policies.detach().cpu().numpy()
@@ -67,17 +50,14 @@ def check_policies(model: BeliefModel, policies) -> np.ndarray:
     return policies.astype(np.int64)
 
 
-def _bytes_per_leaf(model, batch_numel, itemsize, options):
+def _bytes_per_leaf(model, batch_numel, itemsize, terms, options):
     """A generous estimate of the bytes one node of the deepest level costs in flight."""
     S, U, O = model.num_states, model.num_controls, model.num_obs
-    per = sum(s * (u + 3) for s, u in zip(S, U))  # beliefs, their predictions under every control
+    per = sum(s * (u + 3) for s, u in zip(S, U, strict=True))  # beliefs, their predictions under every control
     for m, deps in enumerate(model.A_dependencies):
-        sizes = sorted((S[f] for f in deps), reverse=True)
-        per += O[m] * (2 + math.prod(sizes[1:]))  # q(o) and the contraction's intermediate
-        if options.guards == "legacy":
-            per += 3 * math.prod(sizes)
-    if options.info_gain == "joint" and len(O) > 1:
-        per += 2 * math.prod(O) * max(S)
+        per += O[m] * 4 + 3 * math.prod(S[f] for f in deps)  # q(o) and the joint belief
+    if efe.needs(terms, model, options)[0]:
+        per += 2 * math.prod(O) * max(S) + math.prod(S)
     return 3 * itemsize * batch_numel * (per + 16)
 
 
@@ -113,44 +93,42 @@ def _prefix_tree(rows):
     return out
 
 
-def evaluate_policies(model: BeliefModel, qs, policies=None, horizon=None, terms=DEFAULT_TERMS, options=None,
-                      terminal_value=None, discount: float = 1.0, control_factors=None, memory_budget=None,
-                      with_terms: bool = True):
+def evaluate_policies(model: BeliefModel, qs: list, policies: object = None, horizon: int | None = None,
+                      terms: tuple[Term, ...] = DEFAULT_TERMS, options: EFEOptions | None = None,
+                      control_factors: list | None = None, memory_budget: int | None = None,
+                      with_terms: bool = True) -> tuple[torch.Tensor, dict]:
     """Expected free energy of every policy for a batch of beliefs, with its terms, sharing prefixes.
 
     Args:
         model: a ``TabularModel`` (or any ``BeliefModel``).
         qs: current beliefs, one tensor ``(*batch, S_f)`` per factor (``batch`` may be ``()``).
         policies: explicit int array ``(P, H, num_factors)``; or ``None`` to enumerate all policies of
-            ``horizon`` (in ``aif.enumerate_policies``'s order, over ``control_factors``).
+            ``horizon`` (in ``aif.enumerate_policies``'s order, over ``control_factors``; a ``TabularModel``'s
+            go to ``PolicyEvaluator``).
         horizon: the horizon of the enumerated policies.
-        terms: the terms that make up G, as in ``aif.expected_free_energy`` (``utility``,
-            ``state_info_gain``, ``pA_info_gain``, ``pB_info_gain`` enter with a minus sign; ``risk``,
-            ``ambiguity`` with a plus sign). The parameter terms need a model with Dirichlet counts
-            (``TabularModel.pA``/``pB``) and weigh them by ``options.wnorm``.
-        options: ``aif.EFEOptions`` (normalisation of C, per-modality or joint information gain, log guards).
-        terminal_value: optional ``V(qs_H) -> (N, *batch)``, added as ``discount**H * V``.
-        discount: the discount of the terminal value.
+        terms: ``aif.efe`` term objects (``aif.Utility()``, ``aif.InfoGain(joint=...)``, ``aif.Risk()``,
+            ``aif.Ambiguity()``, ``aif.Novelty("A"|"B", wnorm)``, ``aif.InductiveCost``, ``aif.TerminalValue``);
+            the novelty terms need a model with Dirichlet counts (``TabularModel.pA``/``pB``).
+        options: ``aif.EFEOptions`` (normalisation of C, log guards).
         memory_budget: bytes of intermediates per chunk; by default 40% of the free GPU memory, or 1 GiB
             on the CPU.
         with_terms: also return the terms per policy (``False`` saves their memory).
 
     Returns:
         ``(G, terms)``: ``G`` of shape ``(*batch, P)``, lower is better; ``terms`` a dict of tensors of the
-        same shape, summed over the horizon: ``risk``, ``ambiguity``, ``utility``, ``state_info_gain``
-        (``risk + ambiguity = -(utility + state_info_gain)``), the parameter terms that ``terms`` names, and
-        ``terminal_value`` when given.
+        same shape, summed over the horizon: ``risk``, ``ambiguity``, ``utility``, ``state_info_gain`` and the
+        keys of the extra terms (``terminal_value`` discounted, as it enters G).
     """
     options = EFEOptions() if options is None else options
-    terms = _check_terms(terms, model)
+    terms = efe.prepare_terms(model, terms)
     qs, batch = check_beliefs(model, qs)
     device, dtype = qs[0].device, qs[0].dtype
     # The tree's node axis goes in front of the batch: beliefs shared by a batch of agents are expanded first.
     qs = [q.expand(*batch, q.shape[-1]) for q in qs]
 
-    if policies is None and unsupported(model, terms, options) is None:
-        return PolicyEvaluator(model, horizon, terms, options, control_factors, terminal_value, discount,
-                               memory_budget, cuda_graph=False)(qs, with_terms)
+    if policies is None and isinstance(model, TabularModel):
+        return PolicyEvaluator(model, horizon, terms, options, control_factors, memory_budget,
+                               cuda_graph=False)(qs, with_terms)
     order = None
     if policies is None:
         if horizon is None or int(horizon) != horizon or horizon < 1:
@@ -173,106 +151,52 @@ def evaluate_policies(model: BeliefModel, qs, policies=None, horizon=None, terms
         sorted_policies = torch.as_tensor(policies if order is None else policies[order], device=device)
 
     budget = default_budget(device) if memory_budget is None else int(memory_budget)
-    per_leaf = _bytes_per_leaf(model, math.prod(batch), torch.finfo(dtype).bits // 8, options)
+    per_leaf = _bytes_per_leaf(model, math.prod(batch), torch.finfo(dtype).bits // 8, terms, options)
     chunk = int(max(1, min(P, budget // per_leaf)))
 
-    parameter_terms = [t for t in PARAMETER_TERMS if t in terms]
-    names = (["utility", "state_info_gain", "ambiguity"] + parameter_terms
-             + (["terminal_value"] if terminal_value is not None else []))
+    names = [*efe.BASE, *dict.fromkeys(t.key for t in terms if t.key not in efe.BASE and t.key not in
+                                       ("risk", "state_info_gain"))]
     out = {k: torch.empty((*batch, P), device=device, dtype=dtype) for k in names} if with_terms else {}
     G = torch.empty((*batch, P), device=device, dtype=dtype)
     place = (None if order is None else torch.as_tensor(order, device=device))
-    novelty = _novelty_weights(model, parameter_terms, options)
+    prep = efe.prepare(model, terms, qs)
     for start in range(0, P, chunk):
         stop = min(P, start + chunk)
         rows = (_enumerated_rows(start, stop, controls, H, device) if sorted_policies is None
                 else sorted_policies[start:stop])
-        sums = _evaluate_rows(model, qs, rows, options, terminal_value, novelty)
-        G_rows = _combine(sums, terms, discount ** H)
+        sums = _evaluate_rows(model, qs, rows, terms, options, prep)
+        named = efe.named_terms(sums, terms)
+        G_rows = sum(t.sign * named[t.key] for t in terms)
         idx = torch.arange(start, stop, device=device) if place is None else place[start:stop]
         G.index_copy_(-1, idx, G_rows.expand(stop - start, *batch).movedim(0, -1))
         for k in out:
             out[k].index_copy_(-1, idx, sums[k].expand(stop - start, *batch).movedim(0, -1))
-    if with_terms:
-        out["risk"] = -out["utility"] - out["state_info_gain"] - out["ambiguity"]
-    return G, out
+    if not with_terms:
+        return G, {}
+    return G, efe.named_terms(out, terms)
 
 
-def _combine(sums, terms, weight):
-    G = 0.0
-    for name in terms:
-        if name == "risk":
-            G = G - sums["utility"] - sums["state_info_gain"] - sums["ambiguity"]
-        else:
-            G = G + (sums[name] if name in COST_TERMS else -sums[name])
-    if "terminal_value" in sums:
-        G = G + weight * sums["terminal_value"]
-    return G
-
-
-def _evaluate_rows(model, qs, rows, options, terminal_value, novelty=None):
-    """Summed step terms for sorted policies ``rows`` (n, H, F): dict of ``(n, *batch)`` tensors.
-
-    ``novelty``: ``{"pA": [W_m], "pB": [W_f]}`` (``_novelty_weights``) for the parameter terms it holds."""
-    novelty = novelty or {}
+def _evaluate_rows(model, qs, rows, terms, options, prep):
+    """Summed terms for sorted policies ``rows`` (n, H, F): a dict of ``(n, *batch)`` tensors (the columns of
+    ``efe.step_terms`` and the discounted terminal value)."""
     nodes = [q[None] for q in qs]  # (N_t, *batch, S_f), one node at the root
-    sums = None
+    sums: dict = {}
     for t, (parent, action, node_of_row) in enumerate(_prefix_tree(rows)):
         n_parents = nodes[0].shape[0]
         child_rows = [action[:, f] * n_parents + parent for f in range(len(nodes))]  # rows of (U_f * N_t)
 
         def select(per_control):  # (U_f, N_t, *batch, S_f) per factor -> (N_{t+1}, *batch, S_f)
-            return [x.reshape(-1, *x.shape[2:]).index_select(0, r) for x, r in zip(per_control, child_rows)]
+            return [x.reshape(-1, *x.shape[2:]).index_select(0, r) for x, r in zip(per_control, child_rows,
+                                                                                   strict=True)]
 
         children = select(model.predict_all(nodes))
-        step = model.outcome_terms(children, t, options)
-        step = {"utility": step["utility"], "ambiguity": step["ambiguity"],
-                "state_info_gain": step["entropy"] - step["ambiguity"]}
-        if "pA" in novelty:
-            step["pA_info_gain"] = _pA_info_gain(model, novelty["pA"], children)
-        if "pB" in novelty:
-            weighted = select(_predict_all_with(model, novelty["pB"], nodes))
-            step["pB_info_gain"] = -sum((q * w).sum(-1) for q, w in zip(children, weighted))
-        sums = step if sums is None else {k: sums[k].index_select(0, parent) + step[k] for k in step}
+        W_prev = select(model.replace(B=prep["pB"]).predict_all(nodes)) if "pB" in prep else None
+        step = efe.step_terms(model, children, t, terms, options, prep, W_prev)
+        sums = step if not sums else {k: sums[k].index_select(0, parent) + step[k] for k in step}
         nodes = children
     leaves = {k: v.index_select(0, node_of_row) for k, v in sums.items()}
-    if terminal_value is not None:
-        leaves["terminal_value"] = terminal_value(nodes).index_select(0, node_of_row)
+    H = rows.shape[1]
+    for term in terms:
+        if isinstance(term, TerminalValue):
+            leaves[term.key] = term.discount ** H * term.value(nodes).index_select(0, node_of_row)
     return leaves
-
-
-def _novelty_weights(model, parameter_terms, options):
-    """The novelty weights W of the counts the parameter terms need, once per call (not per depth or chunk)."""
-    out = {}
-    if "pA_info_gain" in parameter_terms:
-        out["pA"] = [novelty_weights(p, p.ndim - len(d) - 1, options.wnorm)
-                     for p, d in zip(model.pA, model.A_dependencies)]
-    if "pB_info_gain" in parameter_terms:
-        out["pB"] = [novelty_weights(p, p.ndim - len(d) - 2, options.wnorm)
-                     for p, d in zip(model.pB, model.B_dependencies)]
-    return out
-
-
-def _pA_info_gain(model, W_A, qs):
-    """-sum_m sum_o q(o_m) sum_s W_A[m][o, s] q(s): the novelty of A at one step, ``(*lead,)``.
-
-    ``q(o_m)`` is predicted by the model's ``A`` (as ``aif.expected_free_energy`` does).
-    """
-    gain = 0.0
-    for A_m, W, deps in zip(model.A, W_A, model.A_dependencies):
-        qs_deps = [qs[f] for f in deps]
-        gain = gain - (contract(A_m, qs_deps) * contract(W, qs_deps)).sum(-1)
-    return gain
-
-
-def _predict_all_with(model, W_B, qs):
-    """``predict_all`` with the novelty weights ``W_B`` of ``pB`` in place of ``B``: ``(U_f, *lead, S_f)`` per factor.
-
-    Contracted with the predicted next beliefs it gives the novelty of B for each control,
-    -sum_{s', s} q(s') W(pB[f])[s', s, u] q(s).
-    """
-    out = []
-    for W, deps in zip(W_B, model.B_dependencies):
-        k = len(deps)
-        out.append(sum_against(W.movedim(-1, -2 - k), [qs[g] for g in deps], keep=2).movedim(-2, 0))
-    return out

@@ -36,40 +36,20 @@ import math
 import numpy as np
 import torch
 
-from aif.control import DEFAULT_TERMS, EFEOptions
-from aif.errors import ParameterError, PolicyError
+from aif.efe import DEFAULT_TERMS, EFEOptions, InductiveCost, Novelty, Term, TerminalValue
+from aif.errors import ModelError, ParameterError, PolicyError
 
-from .model import TabularModel, check_beliefs, likelihood_entropy
+from . import efe
+from .model import TabularModel, check_beliefs
 
 CPU_BUDGET = 1 << 30  # bytes of intermediate tensors per chunk on the CPU
 CUDA_BUDGET_FRACTION = 0.4  # of the free GPU memory
-
-# Step terms are carried as three sums per node: utility, ambiguity and the outcome entropy H[q(o)]
-# (summed over modalities). G and every named term are linear in them:
-#   state_info_gain = entropy - ambiguity,   risk = -utility - entropy.
-_TERM_WEIGHTS = {"utility": (-1.0, 0.0, 0.0), "ambiguity": (0.0, 1.0, 0.0),
-                 "state_info_gain": (0.0, 1.0, -1.0), "risk": (-1.0, 0.0, -1.0)}
-
 
 def default_budget(device) -> int:
     """Bytes of intermediate tensors an evaluation may hold at once: 40% of the free GPU memory, or 1 GiB."""
     if device.type == "cuda":
         return int(CUDA_BUDGET_FRACTION * torch.cuda.mem_get_info(device)[0])
     return CPU_BUDGET
-
-
-def unsupported(model, terms, options) -> str | None:
-    """Why ``PolicyEvaluator`` cannot evaluate this model, terms and options (``None`` when it can)."""
-    if not isinstance(model, TabularModel):
-        return f"it needs a TabularModel, got {type(model).__name__}"
-    if options.guards == "legacy":
-        return "pymdp.legacy's log guards drop low-probability states, which does not factor into matrices"
-    if options.info_gain == "joint" and model.num_modalities > 1:
-        return "the joint information gain over modalities needs the joint outcome distribution"
-    bad = [t for t in terms if t not in _TERM_WEIGHTS]
-    if bad:
-        return f"the term {bad[0]!r} is not supported (parameter information gain needs evaluate_policies)"
-    return None
 
 
 class PolicyEvaluator:
@@ -82,11 +62,11 @@ class PolicyEvaluator:
         model: a ``TabularModel`` (one agent, or a batch with its own parameters).
         horizon: the policies are all ``prod(controls)**horizon`` action sequences, in
             ``aif.enumerate_policies``'s order.
-        terms: as in ``evaluate_policies`` (``risk``, ``ambiguity``, ``utility``, ``state_info_gain``).
-        options: ``aif.EFEOptions`` with ``guards`` ``"exact"`` or ``"pymdp"`` and per-modality information
-            gain (for the others use ``evaluate_policies``).
+        terms: ``aif.efe`` term objects, as in ``evaluate_policies`` (every term, ``aif.TerminalValue`` included).
+        options: ``aif.EFEOptions`` (any guards). Terms linear in the joint beliefs are folded into matrices;
+            the nonlinear ones (the outcome entropy under a state floor, the joint information gain, novelty,
+            the inductive cost) are computed per node by ``aif_deep.efe``'s definitions, in the general lane.
         control_factors: the factors whose actions vary (the others take action 0); all by default.
-        terminal_value, discount: as in ``evaluate_policies``: ``G += discount**H * V(q(s_H))``.
         memory_budget: bytes of intermediates; by default 40% of the free GPU memory, or 1 GiB on the CPU.
         cuda_graph: capture and replay a CUDA graph (default: on when the model is on a CUDA device and
             there is no terminal value, whose callable may not be capturable). Calls that need gradients
@@ -101,15 +81,15 @@ class PolicyEvaluator:
     new evaluator for a new model.
     """
 
-    def __init__(self, model: TabularModel, horizon: int, terms=DEFAULT_TERMS, options: EFEOptions | None = None,
-                 control_factors=None, terminal_value=None, discount: float = 1.0, memory_budget: int | None = None,
-                 cuda_graph: bool | None = None):
+    def __init__(self, model: TabularModel, horizon: int, terms: tuple[Term, ...] = DEFAULT_TERMS,
+                 options: EFEOptions | None = None, control_factors: list | None = None,
+                 memory_budget: int | None = None, cuda_graph: bool | None = None) -> None:
+        if not isinstance(model, TabularModel):
+            raise ModelError(f"PolicyEvaluator needs a TabularModel, got {type(model).__name__}; use "
+                             f"evaluate_policies")
         self.options = EFEOptions() if options is None else options
-        self.terms = tuple(terms)
-        reason = unsupported(model, self.terms, self.options)
-        if reason is not None:
-            raise ParameterError(f"PolicyEvaluator cannot evaluate this: {reason}; use evaluate_policies")
-        if int(horizon) != horizon or horizon < 1:
+        self.terms = efe.prepare_terms(model, terms)
+        if horizon is None or int(horizon) != horizon or horizon < 1:
             raise PolicyError(f"horizon must be a positive integer, got {horizon!r}")
         self.model, self.horizon = model, int(horizon)
         controls = list(model.num_controls)
@@ -118,16 +98,25 @@ class PolicyEvaluator:
         self.controls = controls
         self.K = math.prod(controls)
         self.num_policies = self.K ** self.horizon
-        self.terminal_value, self.discount = terminal_value, float(discount)
+        terminal = [t for t in self.terms if isinstance(t, TerminalValue)]
+        self.terminal_value, self.discount = (terminal[0].value, terminal[0].discount) if terminal else (None, 1.0)
+        self._joint_ig, self._node_base = efe.needs(self.terms, model, self.options)
+        self._extra = [t.key for t in self.terms if isinstance(t, (Novelty, InductiveCost))]
+        self._node_columns = (["ambiguity", "entropy"] if self._node_base else []) + self._extra
+        self._weights = efe.parameter_weights(model, self.terms)
+        inductive = [t for t in self.terms if isinstance(t, InductiveCost)]
+        self._inductive = (None if not inductive else ([torch.as_tensor(np.asarray(I, float), dtype=model.dtype,
+                                                                        device=model.device) for I in
+                                                        inductive[0].I], inductive[0].epsilon))
         self.memory_budget = memory_budget
-        self.cuda_graph = (model.device.type == "cuda" and terminal_value is None) if cuda_graph is None \
+        self.cuda_graph = (model.device.type == "cuda" and self.terminal_value is None) if cuda_graph is None \
             else bool(cuda_graph)
         if self.cuda_graph and model.device.type != "cuda":
             raise ParameterError(f"cuda_graph=True needs a model on a CUDA device, this one is on {model.device}")
         self._sources = [t for t in (*model.A, *model.B, *model.C, model.E) if t is not None]
         self._versions = [t._version for t in self._sources]
         self._static = _static_factors(model.B_dependencies, controls)
-        self._fused = self._fused_factor()
+        self._fused = None if self._node_columns else self._fused_factor()
         self._build_matrices()
         self._ln_E = None if model.E is None else torch.log(model.E)
         self._batched = {}  # flattened batch -> matrices, see _matrices_for
@@ -140,46 +129,59 @@ class PolicyEvaluator:
         the outcome matrices ``(mb, S_deps, sum O_m + 2)`` (one per step when C varies over time)."""
         m, opts = self.model, self.options
         nb = len(m.batch_shape)
-        self.transitions = []
-        for f, (B_f, deps) in enumerate(zip(m.B, m.B_dependencies)):
-            k = len(deps)
-            U = self.controls[f]
-            B_f = B_f[..., :U]  # uncontrolled factors take action 0
-            # (*mb, S_f, *S_deps, U) -> (*mb, *S_deps, U, S_f) -> (*mb, prod S_deps, U * S_f)
+
+        def as_matrix(B_f, deps, f):  # (*mb, S_f, *S_deps, U) -> (*mb, prod S_deps, U * S_f)
+            k, U = len(deps), self.controls[f]
             perm = [*range(nb), *range(nb + 1, nb + 1 + k), nb + 1 + k, nb]
-            M = B_f.permute(perm).reshape(*m.batch_shape, -1, U * m.num_states[f])
-            self.transitions.append((list(deps), M))
-        groups = {}
+            return list(deps), B_f[..., :U].permute(perm).reshape(*m.batch_shape, -1, U * m.num_states[f])
+
+        self.transitions = [as_matrix(B_f, d, f) for f, (B_f, d) in enumerate(zip(m.B, m.B_dependencies, strict=True))]
+        self._novelty_transitions = ([as_matrix(W, d, f) for f, (W, d) in
+                                      enumerate(zip(self._weights["pB"], m.B_dependencies, strict=True))]
+                                     if "pB" in self._weights else None)
+        groups: dict = {}
         for mod, deps in enumerate(m.A_dependencies):
             groups.setdefault(tuple(deps), []).append(mod)
         time_varying = any(C.ndim - nb == 2 for C in m.C)
         self.outcome_groups = []
         # In the fused lane the modalities that depend on the branching factor come first (see _prepare).
         for deps, mods in sorted(groups.items(), key=lambda g: self._fused is not None and self._fused not in g[0]):
-            k = len(deps)
-            cols, ambiguity = [], 0.0
-            for mod in mods:
-                A_m = m.A[mod]  # (*mb, O, *S_deps)
-                cols.append(A_m.reshape(*m.batch_shape, A_m.shape[nb], -1).transpose(-1, -2))
-                ambiguity = ambiguity + likelihood_entropy(A_m, k, opts).reshape(*m.batch_shape, -1)
-            qo_cols = torch.cat(cols, -1)  # (*mb, prod S_deps, sum O)
+            # The definitions evaluated on the one-hot basis of the joint states: q(o), utility, ambiguity.
+            sizes = [m.num_states[f] for f in deps]
+            idx = torch.arange(math.prod(sizes), device=m.device)
+            basis = []
+            for i, z in enumerate(sizes):
+                digit = idx // math.prod(sizes[i + 1:]) % z
+                basis.append(torch.eye(z, dtype=m.dtype, device=m.device)[digit].reshape(-1, *[1] * nb, z))
             per_step = []
             for t in range(self.horizon if time_varying else 1):
-                ln_C = torch.cat([m.log_preferences(mod, t, opts) for mod in mods], -1)  # (*mb, sum O)
-                utility = (qo_cols * ln_C.unsqueeze(-2)).sum(-1)
-                per_step.append(torch.cat([qo_cols, utility.unsqueeze(-1), ambiguity.unsqueeze(-1)], -1))
-            self.outcome_groups.append((list(deps), qo_cols.shape[-1], per_step))
-        # The carried columns -> (utility, ambiguity, entropy): each group's q(o) ln q(o) columns sum to minus
-        # its entropy; its utility and ambiguity columns pass through.
+                cols, utility, ambiguity = [], 0.0, 0.0
+                for mod in mods:
+                    ln_C = efe.log_preferences(m.C[mod], t, nb, opts)
+                    v = efe.modality_terms(m.A[mod], basis, ln_C, opts)
+                    cols.append(v["qo"])
+                    utility, ambiguity = utility + v["utility"], ambiguity + v["ambiguity"]
+                L = torch.cat([*cols, utility[..., None], ambiguity[..., None]], -1)  # (J, *mb, sum O + 2)
+                per_step.append(L.expand(-1, *m.batch_shape, -1).movedim(0, -2))
+            self.outcome_groups.append((list(deps), per_step[0].shape[-1] - 2, per_step))
+        # The carried columns -> (utility, ambiguity, entropy, extra terms): each group's q(o) ln q(o) columns
+        # sum to minus its entropy; its utility and ambiguity columns pass through. With per-node entropy and
+        # ambiguity (a state floor, the joint information gain) the groups give the utility only.
+        self._columns = [*efe.BASE, *self._extra]
         blocks = []
         for _, width, _ in self.outcome_groups:
-            R = torch.zeros(width + 2, 3, dtype=m.dtype, device=m.device)
-            R[:width, 2] = -1.0
-            R[width, 0] = R[width + 1, 1] = 1.0
+            R = torch.zeros(width + 2, len(self._columns), dtype=m.dtype, device=m.device)
+            R[width, 0] = 1.0
+            if not self._node_base:
+                R[:width, 2] = -1.0
+                R[width + 1, 1] = 1.0
             blocks.append(R)
-        self._to_terms = torch.cat(blocks, 0)
-        weights = torch.tensor([_TERM_WEIGHTS[name] for name in self.terms], dtype=m.dtype, device=m.device)
-        self._to_G = self._to_terms @ weights.sum(0)
+        node = torch.zeros(len(self._node_columns), len(self._columns), dtype=m.dtype, device=m.device)
+        for i, name in enumerate(self._node_columns):
+            node[i, self._columns.index(name)] = 1.0
+        self._to_terms = torch.cat([*blocks, node], 0)
+        weights = efe.term_weights(self.terms, self._columns)
+        self._to_G = self._to_terms @ torch.tensor(weights, dtype=m.dtype, device=m.device)
         self._width = self._to_terms.shape[0]
         self._fused_groups = sum(1 for deps, _, _ in self.outcome_groups if self._fused in deps)
         # Static factors in the fused lane: q_t = q_0 B^t, all depths from one product with [B, B^2, ..., B^H].
@@ -265,6 +267,10 @@ class PolicyEvaluator:
         b = math.prod(batch)
         X = [q.expand(*batch, q.shape[-1]).reshape(b, 1, q.shape[-1]) for q in qs]  # (b, nodes, S_f)
         mats, X, sums, constant = self._prepare(X, batch, b)
+        self._prep = dict(self._weights, batch=batch)
+        if self._inductive is not None:
+            self._prep["inductive"] = efe.inductive_vectors(*self._inductive, [q.expand(*batch, q.shape[-1])
+                                                                               for q in qs])
         # The leaves keep G alone, or (utility, ambiguity, entropy, G): the carried columns are projected as
         # each chunk reaches the leaves.
         with_terms = what == ("terms", True)
@@ -287,11 +293,10 @@ class PolicyEvaluator:
             return G, torch.softmax(logits, -1), torch.isfinite(G).all()
         if not with_terms:
             return G, {}
-        utility, ambiguity, entropy = (leaves[..., i].reshape(*batch, -1) for i in range(3))
-        out = {"utility": utility, "ambiguity": ambiguity, "state_info_gain": entropy - ambiguity,
-               "risk": -utility - entropy}
+        out = efe.named_terms({k: leaves[..., i].reshape(*batch, -1) for i, k in enumerate(self._columns)},
+                              [t for t in self.terms if not isinstance(t, TerminalValue)])
         if terminal is not None:
-            out["terminal_value"] = terminal.reshape(*batch, -1)
+            out["terminal_value"] = self.discount ** self.horizon * terminal.reshape(*batch, -1)
         return G, out
 
     def _prepare(self, X, batch, b):
@@ -307,7 +312,7 @@ class PolicyEvaluator:
         Q = {s: (X[s] @ flat(self._powers[s])).reshape(b, H, -1) for s in self._static}  # depths 1..H
         F = flat(self._F)  # (1 or b, T, S_f, Y, U * C)
         if self._F_static:  # contract the joint belief of the static factors at each depth into F
-            Qj = _joint([Q[s] for s in self._F_static])  # (b, H, Y)
+            Qj = efe.joint([Q[s] for s in self._F_static])  # (b, H, Y)
             F = (torch.einsum("tsyc,bty->btsc", F[0].expand(H, *F.shape[2:]), Qj) if F.shape[0] == 1
                  else torch.einsum("ztsyc,zty->ztsc", F.expand(b, H, *F.shape[2:]), Qj))
         else:
@@ -320,7 +325,8 @@ class PolicyEvaluator:
             letters = "ijklmnopqr"[: len(deps)]
             spec = ",".join(["zt" + letters + "w"] + ["zt" + c for c in letters]) + "->ztw"
             out = torch.einsum(spec, L, *[Q[d] for d in deps])  # (b, H, W)
-            constants.append(torch.cat([_xlogx(out[..., :width], self.options), out[..., width:]], -1).sum(1))
+            constants.append(torch.cat([efe.xlogx(out[..., :width], self.options.guards.outcome), out[..., width:]],
+                                       -1).sum(1))
         X = [X[g] if g == f else Q[g][:, :0] for g in range(m.num_factors)]  # static beliefs set per depth
         width_f = sum(w + 2 for _, w, _ in self.outcome_groups[: self._fused_groups])
         sums = torch.zeros(b, 1, width_f, dtype=m.dtype, device=m.device)
@@ -368,8 +374,10 @@ class PolicyEvaluator:
         if batch not in self._batched:
             def flat(M):
                 return M if not self.model.batch_shape else M.expand(*batch, *M.shape[-2:]).reshape(b, *M.shape[-2:])
+            novelty = self._novelty_transitions
             self._batched[batch] = ([(d, flat(M)) for d, M in self.transitions],
-                                    [(d, w, [flat(L) for L in Ls]) for d, w, Ls in self.outcome_groups])
+                                    [(d, w, [flat(L) for L in Ls]) for d, w, Ls in self.outcome_groups],
+                                    None if novelty is None else [(d, flat(M)) for d, M in novelty])
         return self._batched[batch]
 
     def _node_capacity(self, b):
@@ -405,11 +413,32 @@ class PolicyEvaluator:
         """One depth down: the children's beliefs ``(b, n K or 1, S_f)`` and path sums ``(b, n K, W)``."""
         if mats[0] == "fused":
             return self._step_fused(X, sums, t, *mats[1:])
-        transitions, outcomes = mats[1]
+        transitions, outcomes, novelty = mats[1]
         b, n, _ = sums.shape
+        children = self._branch(X, transitions, b, n)
+        step = []
+        for deps, width, per_step in outcomes:
+            out = efe.joint([children[d] for d in deps]) @ per_step[min(t, len(per_step) - 1)]  # (b, n', width + 2)
+            step += [efe.xlogx(out[..., :width], self.options.guards.outcome), out[..., width:]]
+        if self._node_columns:  # the nonlinear and parameter terms, per node, by their definitions
+            batch, N = self._prep["batch"], n * self.K
+
+            def lead(xs):  # (b, n' , S) -> (N, *batch, S), the definitions' layout
+                return [x.expand(b, N, x.shape[-1]).transpose(0, 1).reshape(N, *batch, x.shape[-1]) for x in xs]
+
+            W_prev = lead(self._branch(X, novelty, b, n)) if novelty is not None else None
+            v = efe.step_terms(self.model, lead(children), t, self.terms, self.options, self._prep, W_prev,
+                               base=self._node_base)
+            step.append(torch.stack([v[k].reshape(N, b).transpose(0, 1) for k in self._node_columns], -1))
+        step = torch.cat([x.expand(b, n * self.K, x.shape[-1]) for x in step], -1)
+        sums = sums.unsqueeze(2) + step.reshape(b, n, self.K, self._width)
+        return children, sums.reshape(b, n * self.K, self._width)
+
+    def _branch(self, X, transitions, b, n):
+        """Each node's children under every joint action: ``(b, n K or 1, S_f)`` per factor."""
         children = []
         for f, (deps, M) in enumerate(transitions):
-            pred = _joint([X[d] for d in deps]) @ M  # (b, n_f, U_f * S_f), n_f in (1, n)
+            pred = efe.joint([X[d] for d in deps]) @ M  # (b, n_f, U_f * S_f), n_f in (1, n)
             U, S = self.controls[f], self.model.num_states[f]
             if pred.shape[1] == 1 and U == 1:  # the same for every node: stays broadcast
                 children.append(pred)
@@ -417,13 +446,7 @@ class PolicyEvaluator:
             own = [1] * len(self.controls)
             own[f] = U  # child k = K * parent + (u_1, ..., u_F) in lexicographic order
             children.append(pred.reshape(b, -1, *own, S).expand(b, n, *self.controls, S).reshape(b, n * self.K, S))
-        step = []
-        for deps, width, per_step in outcomes:
-            out = _joint([children[d] for d in deps]) @ per_step[min(t, len(per_step) - 1)]  # (b, n', width + 2)
-            step += [_xlogx(out[..., :width], self.options), out[..., width:]]
-        step = torch.cat([x.expand(b, n * self.K, x.shape[-1]) for x in step], -1)
-        sums = sums.unsqueeze(2) + step.reshape(b, n, self.K, self._width)
-        return children, sums.reshape(b, n * self.K, self._width)
+        return children
 
     def _step_fused(self, X, sums, t, F, Q):
         f = self._fused
@@ -435,10 +458,11 @@ class PolicyEvaluator:
         pieces, start = [], 0
         for deps, w, _ in self.outcome_groups[: self._fused_groups]:
             qo = stats[..., start: start + w]
-            if torch.is_grad_enabled() and qo.requires_grad:
-                pieces += [_xlogx(qo, self.options), stats[..., start + w: start + w + 2]]
-            else:  # in place, one kernel: p ln p with 0 ln 0 = 0; pymdp's p ln max(p, eps) differs from it by
-                qo.xlogy_(qo)  # less than eps / e = 8e-17 per outcome (only where p < eps)
+            guard = self.options.guards.outcome
+            if (torch.is_grad_enabled() and qo.requires_grad) or guard.kind != "exact":
+                pieces += [efe.xlogx(qo, guard), stats[..., start + w: start + w + 2]]
+            else:  # in place, one kernel: the exact p ln p with 0 ln 0 = 0
+                qo.xlogy_(qo)
             start += w + 2
         if pieces:
             stats = torch.cat(pieces, -1)
@@ -473,20 +497,3 @@ def _clone(out):
     if isinstance(out, dict):
         return {k: v.clone() for k, v in out.items()}
     return type(out)(_clone(x) for x in out)
-
-
-def _xlogx(p, options):
-    """``p ln p`` elementwise, with 0 ln 0 = 0 and a finite gradient at 0 (``exact``), or ``p ln max(p, eps)``
-    (``pymdp``): ``outcome_entropy`` is minus its sum over outcomes."""
-    if options.guards == "exact":
-        return torch.special.xlogy(p, torch.where(p > 0, p, 1.0))
-    return torch.special.xlogy(p, p.clamp_min(float(np.finfo(float).eps)))
-
-
-def _joint(beliefs):
-    """The outer product of factor beliefs ``(b, n_i, S_i)``: ``(b, max n_i, prod S_i)``, first factor slowest
-    (the order of ``A_m.reshape(O, -1)``)."""
-    J = beliefs[0]
-    for q in beliefs[1:]:
-        J = (J.unsqueeze(-1) * q.unsqueeze(-2)).flatten(-2)
-    return J

@@ -15,9 +15,12 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 
+from aif.efe import EFEOptions
 from aif.errors import ModelError, PolicyError
 from aif.maths import LogGuard
 from aif.model import GenerativeModel
+
+from .efe import guarded_log, outcome_terms
 
 Tensor = torch.Tensor
 
@@ -25,23 +28,6 @@ Tensor = torch.Tensor
 def default_device() -> torch.device:
     """``cuda`` when a GPU is present, else ``cpu``."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def guarded_log(x: Tensor, guard: LogGuard) -> Tensor:
-    """``aif.maths.LogGuard`` in torch: ln max(x, eps) (``clip``) or ln(x + eps) (``add``)."""
-    if guard.kind == "clip":
-        return torch.log(x.clamp_min(guard.eps))
-    return torch.log(x + guard.eps)
-
-
-def entropy(p: Tensor, dim: int = -1) -> Tensor:
-    """Shannon entropy in nats along ``dim`` (0 ln 0 = 0, with a zero gradient there).
-
-    ``p ln p`` is written as ``p * ln(where(p > 0, p, 1))`` rather than ``xlogy(p, p)``: the values are the same,
-    but xlogy's derivative at p = 0 is ln 0 = -inf, which turns into NaN in the gradient of any model whose
-    predicted outcome probabilities contain exact zeros (the T-maze's location modality).
-    """
-    return -(p * torch.log(torch.where(p > 0, p, torch.ones_like(p)))).sum(dim)
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -109,11 +95,16 @@ class BeliefModel(Protocol):
         batch_shape: leading shape of a batch of agents with their own parameters (``()`` for one).
     """
 
-    num_states: list
-    num_obs: list
-    num_controls: list
-    A_dependencies: list
-    batch_shape: tuple
+    @property
+    def num_states(self) -> list: ...
+    @property
+    def num_obs(self) -> list: ...
+    @property
+    def num_controls(self) -> list: ...
+    @property
+    def A_dependencies(self) -> list: ...
+    @property
+    def batch_shape(self) -> tuple: ...
 
     def prior(self) -> list:
         """Initial beliefs, one ``(*batch_shape, S_f)`` tensor per factor."""
@@ -131,7 +122,8 @@ class BeliefModel(Protocol):
     def outcome_terms(self, qs: list, t: int, options) -> dict:
         """Expected-observation terms of beliefs ``qs`` at step ``t`` of a policy: ``utility``
         (``E_q(o)[ln p(o)]``), ``entropy`` (``H[q(o)]``) and ``ambiguity`` (``E_q(s) H[p(o|s)]``), each
-        ``(*lead,)`` summed over modalities, under ``options`` (an ``aif.EFEOptions``)."""
+        ``(*lead,)`` summed over modalities, under ``options`` (an ``aif.EFEOptions``); a tabular model's are
+        ``aif_deep.efe.outcome_terms``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,6 +142,7 @@ class TabularModel:
         pA, pB: optional Dirichlet counts shaped like ``A`` and ``B`` (with the batch shape), for the
             ``pA_info_gain`` and ``pB_info_gain`` terms of the policy evaluator and for learning
             (``aif_deep.learning``).
+        pD: optional Dirichlet counts shaped like ``D``, for learning D (``aif_deep.Agent.learn``).
 
     No validation of the values happens here (the tensors may be built from logits inside an optimiser);
     ``from_aif`` starts from models that ``aif.check_model`` has passed.
@@ -165,6 +158,7 @@ class TabularModel:
     batch_shape: tuple = ()
     pA: list | None = None
     pB: list | None = None
+    pD: list | None = None
     num_states: list = field(init=False, repr=False)
     num_obs: list = field(init=False, repr=False)
     num_controls: list = field(init=False, repr=False)
@@ -179,7 +173,7 @@ class TabularModel:
                 if tuple(x.shape[:nb]) != tuple(self.batch_shape):
                     raise ModelError(f"{name}[{i}] has shape {tuple(x.shape)}, whose leading axes should be the "
                                      f"batch shape {tuple(self.batch_shape)}")
-        for name, like in (("pA", self.A), ("pB", self.B)):
+        for name, like in (("pA", self.A), ("pB", self.B), ("pD", self.D)):
             counts = getattr(self, name)
             if counts is None:
                 continue
@@ -247,7 +241,20 @@ class TabularModel:
             batch_shape=batch_shape,
             pA=counts("pA", first.num_modalities),
             pB=counts("pB", first.num_factors),
+            pD=counts("pD", first.num_factors),
         )
+
+    def to_aif(self, index: tuple = ()) -> GenerativeModel:
+        """The ``aif.GenerativeModel`` of agent ``index`` of the batch (``()`` for an unbatched model), as float64
+        NumPy arrays: the NumPy form on which ``aif_deep.Agent`` runs NumPy-only strategies."""
+        index = (index,) if isinstance(index, int) else tuple(index)
+        if len(index) != len(self.batch_shape):
+            raise ModelError(f"to_aif needs an index of the batch shape {tuple(self.batch_shape)}, got {index}")
+        get = lambda xs: None if xs is None else [x[index].detach().cpu().numpy().astype(float) for x in xs]  # noqa: E731
+        E = None if self.E is None else get([self.E])[0]
+        return GenerativeModel(A=get(self.A), B=get(self.B), C=get(self.C), D=get(self.D), E=E, pA=get(self.pA),
+                               pB=get(self.pB), pD=get(self.pD), A_dependencies=[list(d) for d in self.A_dependencies],
+                               B_dependencies=[list(d) for d in self.B_dependencies])
 
     @property
     def num_factors(self) -> int:
@@ -273,7 +280,7 @@ class TabularModel:
         move = lambda x: None if x is None else x.to(device=device, dtype=dtype)  # noqa: E731
         move_all = lambda xs: None if xs is None else [move(x) for x in xs]  # noqa: E731
         return replace(self, A=move_all(self.A), B=move_all(self.B), C=move_all(self.C), D=move_all(self.D),
-                       E=move(self.E), pA=move_all(self.pA), pB=move_all(self.pB))
+                       E=move(self.E), pA=move_all(self.pA), pB=move_all(self.pB), pD=move_all(self.pD))
 
     # --- BeliefModel -------------------------------------------------------------------------------------
 
@@ -301,72 +308,5 @@ class TabularModel:
             out.append(pred.movedim(-2, 0))
         return out
 
-    def log_preferences(self, m: int, t: int, options) -> Tensor:
-        """ln p(o_m) at step ``t``: ``(*batch_shape, O_m)``, log-softmaxed when ``options.normalize_C``."""
-        C_m = self.C[m]
-        if C_m.ndim - len(self.batch_shape) == 2:
-            C_m = C_m[..., min(t, C_m.shape[-1] - 1)]
-        if not options.normalize_C:
-            return C_m
-        if options.guards == "legacy":
-            # pymdp.legacy: ln(softmax(C) + 1e-16).
-            return torch.log(torch.softmax(C_m, -1) + 1e-16)
-        return torch.log_softmax(C_m, -1)
-
-    def outcome_terms(self, qs: list, t: int, options) -> dict:
-        utility = entropy_qo = ambiguity = 0.0
-        for m, (A_m, deps) in enumerate(zip(self.A, self.A_dependencies)):
-            qs_deps = [qs[f] for f in deps]
-            qo_m = contract(A_m, qs_deps)  # (*lead, O_m)
-            utility = utility + (qo_m * self.log_preferences(m, t, options)).sum(-1)
-            H_qo, amb = _entropy_terms(A_m, qs_deps, qo_m, options)
-            entropy_qo = entropy_qo + H_qo
-            ambiguity = ambiguity + amb
-        if options.info_gain == "joint" and self.num_modalities > 1:
-            entropy_qo = self._joint_outcome_entropy(qs, options)
-        return {"utility": utility, "entropy": entropy_qo, "ambiguity": ambiguity}
-
-    def _joint_outcome_entropy(self, qs, options):
-        """H[q(o_1, ..., o_M)] of the joint outcome of all modalities (SPM's exact term), ``(*lead,)``."""
-        nf = self.num_factors
-        fl, ol = _LETTERS[:nf], _LETTERS[nf: nf + self.num_modalities].upper()
-        subs = ["..." + fl[f] for f in range(nf)]
-        subs += ["..." + ol[m] + "".join(fl[f] for f in deps) for m, deps in enumerate(self.A_dependencies)]
-        qo = torch.einsum(",".join(subs) + "->..." + ol, *qs, *self.A)
-        qo = qo.reshape(*qo.shape[: qo.ndim - self.num_modalities], -1)
-        return outcome_entropy(qo, options)
-
-
-def outcome_entropy(qo: Tensor, options) -> Tensor:
-    """H[q(o)] along the last axis under the log guards of ``options``."""
-    if options.guards == "exact":
-        return entropy(qo)
-    guard = LogGuard("add", 1e-16) if options.guards == "legacy" else LogGuard("clip", float(np.finfo(float).eps))
-    return -(qo * guarded_log(qo, guard)).sum(-1)
-
-
-def likelihood_entropy(A_m: Tensor, k: int, options) -> Tensor:
-    """H[p(o_m | s)] for every state of the ``k`` factors ``A_m`` depends on: ``(*batch, *S_deps)``, under the
-    ``exact`` or ``pymdp`` log guards of ``options`` (the legacy guards filter states and do not factor so)."""
-    if options.guards == "exact":
-        return entropy(A_m, dim=-1 - k)
-    return -(A_m * guarded_log(A_m, LogGuard("clip", float(np.finfo(float).eps)))).sum(-1 - k)
-
-
-def _entropy_terms(A_m, qs_deps, qo_m, options):
-    """(H[q(o_m)], E_q H[p(o_m|s)]) for one modality, ``(*lead,)`` each, under the options' log guards."""
-    k = len(qs_deps)
-    if options.guards in ("exact", "pymdp"):
-        H_A = likelihood_entropy(A_m, k, options)
-        return outcome_entropy(qo_m, options), contract(H_A.unsqueeze(-1 - k), qs_deps)[..., 0]
-    # pymdp.legacy's spm_MDP_G: joint states with q(s) <= exp(-16) are dropped from both sums, and its log
-    # there is ln(x + exp(-16)).
-    q_joint = qs_deps[0]
-    for i, q in enumerate(qs_deps[1:], 1):
-        q_joint = q_joint.unsqueeze(-1) * q.reshape(*q.shape[:-1], *([1] * i), q.shape[-1])
-    q_joint = torch.where(q_joint > np.exp(-16), q_joint, torch.zeros_like(q_joint))
-    flat_q = q_joint.reshape(*q_joint.shape[: q_joint.ndim - k], -1)  # (*lead, prod S_deps)
-    H_A = -(A_m * torch.log(A_m + np.exp(-16))).sum(-1 - k)  # (*batch, *S_deps)
-    ambiguity = (flat_q * H_A.reshape(*H_A.shape[: H_A.ndim - k], -1)).sum(-1)
-    qo_kept = torch.einsum("...s,...os->...o", flat_q, A_m.reshape(*A_m.shape[: A_m.ndim - k], -1))
-    return -(qo_kept * torch.log(qo_kept + 1e-16)).sum(-1), ambiguity
+    def outcome_terms(self, qs: list, t: int, options: EFEOptions) -> dict:
+        return outcome_terms(self, qs, t, options, joint_info_gain=False)

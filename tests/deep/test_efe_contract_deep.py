@@ -1,0 +1,75 @@
+"""The EFE contract for aif_deep: every torch engine x every term x every convention against the per-policy loop
+written from the definitions (tests/efe_reference.py), on random models, float64, to 1e-10."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+import aif  # noqa: E402
+import aif_deep  # noqa: E402
+from aif.efe import (EFEOptions, InductiveCost, InfoGain, Novelty, Risk, Ambiguity, TerminalValue,  # noqa: E402
+                     Utility, WNORM_EXACT)
+from efe_reference import expected_free_energy, random_case  # noqa: E402
+
+TOL = 1e-10
+CONVENTIONS = {"exact": EFEOptions(), "pymdp": EFEOptions.pymdp(), "legacy": EFEOptions.pymdp_legacy()}
+
+
+def _terms(model, seed):
+    rng = np.random.default_rng(1000 + seed)
+    I = [np.triu(rng.random((3, s)) > 0.5).astype(float)[:, :s] for s in model.num_states]
+    terms = [(Utility(), InfoGain()), (Risk(), Ambiguity()), (Utility(), InfoGain(joint=True)),
+             (Utility(), InfoGain(), Novelty("A")), (Risk(), Novelty("B", wnorm=WNORM_EXACT)),
+             (Utility(), InductiveCost(I, 1e-3)),
+             (Utility(), InfoGain(), TerminalValue(lambda qs: qs[0][..., 0] * 2.0 - qs[-1][..., -1], 0.9))]
+    return terms
+
+
+def _engines(tm, qs, policies, H, terms, options):
+    q = [torch.as_tensor(x) for x in qs]
+    yield "evaluate_policies", aif_deep.evaluate_policies(tm, q, policies=policies, terms=terms, options=options)
+    yield "expected_free_energy", aif_deep.expected_free_energy(tm, q, policies, terms=terms, options=options)
+    yield "PolicyEvaluator", aif_deep.PolicyEvaluator(tm, H, terms=terms, options=options)(q)
+
+
+def _compare(model, qs, policies, terms, options, label, rows):
+    """The engines on all ``policies``, the reference loop on the policies ``rows`` (it is the slow part)."""
+    tm = aif_deep.TabularModel.from_aif(model, device="cpu")
+    G_ref, ref = expected_free_energy(model, qs, policies[rows], terms, options)
+    for engine, (G, out) in _engines(tm, qs, policies, policies.shape[1], terms, options):
+        where = f"{label} {engine} {terms}"
+        assert np.abs(G.numpy()[rows] - G_ref).max() < TOL, where
+        assert set(out) == set(ref), (where, sorted(out), sorted(ref))
+        for k in ref:
+            assert np.abs(out[k].numpy()[rows] - ref[k]).max() < TOL, (where, k)
+
+
+@pytest.mark.parametrize("seed", range(32))
+def test_every_engine_term_and_convention_match_the_definitions(seed):
+    model, qs, policies = random_case(seed)
+    rows = np.unique(np.r_[0, len(policies) - 1, np.random.default_rng(seed).integers(0, len(policies), 10)])
+    for name, options in CONVENTIONS.items():
+        for terms in _terms(model, seed):
+            _compare(model, qs, policies, terms, options, f"seed {seed} {name}", rows)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fused_lane_matches_the_definitions(seed):
+    """One controlled factor and a static (uncontrolled, self-dependent) second factor: PolicyEvaluator's fused
+    lane, for the terms and conventions that keep it (linear terms, no state floor)."""
+    rng = np.random.default_rng(seed)
+    S, O = [3, 2], [3, 2, 2]
+    model = aif.random_model(rng, S, O, [3, 1], [[0], [0, 1], [1]], [[0], [1]], concentration=0.5, dirichlet=True)
+    qs = [rng.dirichlet(np.ones(s)) for s in S]
+    policies = aif.enumerate_policies([3, 1], 3)
+    tm = aif_deep.TabularModel.from_aif(model, device="cpu")
+    for options in (EFEOptions(), EFEOptions.pymdp()):
+        for terms in ((Utility(), InfoGain()), (Risk(), Ambiguity())):
+            ev = aif_deep.PolicyEvaluator(tm, 3, terms=terms, options=options)
+            assert ev._fused == 0
+            _compare(model, qs, policies, terms, options, f"fused seed {seed}", np.arange(len(policies)))
