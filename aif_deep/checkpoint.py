@@ -1,14 +1,8 @@
-"""Save and restore ``aif_deep`` agents, replay buffers and training runs, in ``aif.io``'s archive format.
-
-    aif_deep.save_agent("agent.npz", agent);  agent = aif_deep.load_agent("agent.npz")
-    aif_deep.save_buffer("buffer.npz", buffer);  buffer = aif_deep.load_buffer("buffer.npz")
-    aif_deep.save_checkpoint("run.npz", model, optimizer, TrainState(step, history), rng, generator)
-
-Every file is one ``aif.io.write_archive`` archive of kind ``aif_deep.agent``, ``aif_deep.replay_buffer`` or
-``aif_deep.training``: a versioned header, tensors stored as NumPy arrays each with its sha256, the rest as
-JSON; no pickle, so loading never runs code from the file. A loader refuses a file of another kind, an entry
-it does not know, a file above ``max_bytes`` (before reading it) and a damaged or truncated file, all with
-``aif.io.FormatError``.
+"""Save and restore ``aif_deep`` agents (``save_agent``), replay buffers (``save_buffer``) and training runs
+(``save_checkpoint``): each file is one ``aif.io.write_archive`` archive of kind ``aif_deep.agent``,
+``aif_deep.replay_buffer`` or ``aif_deep.training`` (a versioned header, tensors as NumPy arrays each with its
+sha256, the rest as JSON; no pickle). A loader refuses with ``aif.io.FormatError`` a file of another kind, an
+entry it does not know, a file above ``max_bytes`` (before reading it) and a damaged or truncated file.
 
 An agent is saved whole: its model (a ``TabularModel``'s tensors, or a ``NeuralModel``'s ``state_dict``, whose
 architecture the caller rebuilds and passes to ``load_agent``), its settings, its ``torch.Generator`` state and
@@ -25,7 +19,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-import aif
 import aif.errors
 from aif.errors import ParameterError
 from aif.io import MAX_BYTES, FormatError, decode, encode, read_archive, write_archive
@@ -74,18 +67,10 @@ def _read(path: str | os.PathLike, kind: str, names: tuple[str, ...], max_bytes:
 
 
 def _settings(agent: Agent) -> dict[str, Any]:
-    """The agent's non-tensor settings, as ``aif`` settings objects ``aif.io.encode`` stores."""
-    base = next((c for c in type(agent.inference).__mro__ if c in (aif.FixedPoint, aif.Exact)), None)
-    if base is None:
-        raise TypeError(f"cannot save agent.inference of type {type(agent.inference).__name__}: only FixedPoint "
-                        f"and Exact settings are saved")
-    if agent.terminal_value is not None:
-        raise TypeError("cannot save an agent with a terminal_value (a callable); save its settings yourself")
-    return {"inference": base(**{f.name: getattr(agent.inference, f.name) for f in dataclasses.fields(base)}),
-            "efe": agent.efe, "efe_terms": tuple(agent.efe_terms), "selection": agent.selection,
-            "control_factors": agent.control_factors, "batch_shape": tuple(agent.batch_shape),
-            "discount": float(agent.discount), "learning": agent.learning,
-            "policies": np.asarray(agent.policies, dtype=np.int64)}
+    """The agent's constructor arguments other than the model, the precisions and the generator: ``aif``
+    settings objects, numbers and arrays, which ``aif.io.encode`` stores (a callable is a ``TypeError``)."""
+    skip = ("model", "gamma", "alpha", "rng")
+    return {f.name: getattr(agent, f.name) for f in dataclasses.fields(agent) if f.init and f.name not in skip}
 
 
 def save_agent(path: str | os.PathLike, agent: Agent) -> None:
