@@ -16,17 +16,21 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+import aif
 from aif.agent import Learning, Selection, preset_settings
-from aif.control import DEFAULT_TERMS, EFEOptions, enumerate_policies
+from aif.control import enumerate_policies
+from aif.efe import DEFAULT_TERMS, EFEOptions, TerminalValue
 from aif.rollout import as_agent_env
-from aif.errors import ParameterError, PolicyError
+from aif.errors import CallOrderError, ParameterError, PolicyError, StrategyError
+from aif.sequence import MarginalMessagePassing, VariationalMessagePassing
+from aif.strategies import NUMPY, Planner, require
 
 from .control import policy_posterior, predict, select_action
 from .evaluator import check_policies, evaluate_policies
-from .full_tree import PolicyEvaluator, unsupported
+from .full_tree import PolicyEvaluator
 from . import learning
-from .inference import FixedPoint, as_beliefs, as_obs, as_torch_method, infer_states
-from .model import BeliefModel
+from .inference import as_beliefs, as_obs, infer_states
+from .model import BeliefModel, TabularModel
 
 
 @dataclass
@@ -37,7 +41,7 @@ class Agent:
         model: the generative model, possibly with a batch of parameters (``model.batch_shape``).
         policy_horizon: length of the enumerated policies (ignored when ``policies`` is given).
         gamma, alpha: policy and action precision: numbers or tensors ``(*batch,)``.
-        inference: state-inference method (``aif_deep.FixedPoint()`` by default; ``aif``'s are accepted).
+        inference: state-inference method (``aif.FixedPoint()`` by default, or ``aif.Exact()``).
         efe: ``aif.EFEOptions``.
         efe_terms: names of the terms that make up G.
         selection: ``aif.Selection`` (deterministic / stochastic, full / marginal).
@@ -49,10 +53,16 @@ class Agent:
         rng: ``torch.Generator`` on the model's device, for stochastic selection.
         batch_shape: the agents' batch shape when the model is unbatched (broadcast with the model's).
         terminal_value, discount: optional value of the beliefs at the horizon (see ``evaluate_policies``).
-        learning: ``aif.Learning``: online Dirichlet learning of A and/or B after every observation, as
-            ``aif.Agent`` does (the model must be a ``TabularModel`` with ``pA``/``pB``). Each agent of the
-            batch learns its own counts (the model is expanded to the batch). D and offline learning are
-            ``aif.Agent``'s only.
+        learning: ``aif.Learning``: Dirichlet learning of A, B (online, in torch: each agent of the batch learns
+            its own counts, the model is expanded to the batch) and D or offline (``learn()``), as ``aif.Agent``.
+        planner: an ``aif.planning`` planner (``SophisticatedInference``, ``PolicyEnumeration``, ...) that scores
+            the current belief instead of the enumerated ``policies``; ``policies`` stay as configured.
+        inference_horizon, trial_length: as in ``aif.Agent``, with ``inference=aif.MarginalMessagePassing()`` or
+            ``aif.VariationalMessagePassing()``.
+
+    NumPy-only strategies (planners, sequence inference, D or offline learning) run on a ``TabularModel``
+    through its NumPy form (``TabularModel.to_aif``), one ``aif.Agent`` per agent of the batch, with the same
+    results as ``aif.Agent``; for other models they are a ``StrategyError``.
 
     Attributes (after a step, each with the leading ``batch`` shape): ``qs``, ``prior``, ``q_pi``, ``G``,
     ``terms``, ``action``; ``t`` (steps taken).
@@ -62,7 +72,7 @@ class Agent:
     policy_horizon: int = 1
     gamma: float | torch.Tensor = 16.0
     alpha: float | torch.Tensor = 16.0
-    inference: object = field(default_factory=FixedPoint)
+    inference: object = field(default_factory=aif.FixedPoint)
     efe: EFEOptions = field(default_factory=EFEOptions)
     efe_terms: tuple = DEFAULT_TERMS
     selection: Selection = field(default_factory=Selection)
@@ -73,15 +83,18 @@ class Agent:
     terminal_value: object = None
     discount: float = 1.0
     learning: Learning | None = None
+    planner: object = None
+    inference_horizon: int = 1
+    trial_length: int | None = None
 
     def __post_init__(self):
+        self._numpy = self._numpy_strategies()
         if not isinstance(self.model, BeliefModel):
             raise TypeError(f"model must implement aif_deep.BeliefModel, got {type(self.model).__name__}")
         for name in ("gamma", "alpha"):
             value = torch.as_tensor(getattr(self, name))
             if not (torch.isfinite(value).all() and (value > 0).all()):
                 raise ParameterError(f"{name} must be positive and finite, got {getattr(self, name)}")
-        self.inference = as_torch_method(self.inference)
         if self.policies is None:
             self.policies = enumerate_policies(self.model.num_controls, self.policy_horizon, self.control_factors)
         self.policies = check_policies(self.model, self.policies)
@@ -96,9 +109,66 @@ class Agent:
             raise ParameterError(f"model.E has {E.shape[-1]} entries but the agent has {len(self.policies)} policies")
         if self.selection.mode == "stochastic" and self.rng is None:
             raise ParameterError("stochastic selection needs rng (a torch.Generator)")
-        if self.learning is not None:
+        if self._numpy:
+            self._start_numpy()
+        elif self.learning is not None:
             self._start_learning()
         self.reset()
+
+    def _numpy_strategies(self) -> str | None:
+        """The first setting that only ``aif`` runs (``None``: everything runs in torch); checks the slots."""
+        require(self.planner, Planner, "planner", NUMPY, optional=True)
+        if self.learning is not None and not isinstance(self.learning, Learning):
+            raise StrategyError(f"learning must be aif.Learning(...), got {self.learning!r}")
+        over_time = isinstance(self.inference, (MarginalMessagePassing, VariationalMessagePassing))
+        if not over_time and not isinstance(self.inference, (aif.FixedPoint, aif.Exact)):
+            raise StrategyError(f"inference must be aif.FixedPoint(), aif.Exact(), aif.MarginalMessagePassing() or "
+                                f"aif.VariationalMessagePassing() (an instance), got {self.inference!r}")
+        L = self.learning
+        for name, used in (("planner", self.planner is not None), ("inference", over_time),
+                           ("learning", L is not None and (L.learn_D or not L.online))):
+            if used:
+                if not isinstance(self.model, TabularModel):
+                    raise StrategyError(f"{name} = {getattr(self, name)!r} runs on NumPy only: aif_deep runs it on "
+                                        f"a TabularModel, not on a {type(self.model).__name__}")
+                return name
+        return None
+
+    def _start_numpy(self) -> None:
+        """One ``aif.Agent`` per agent of the batch, on the model's NumPy form, with the same settings."""
+        if self.terminal_value is not None or torch.as_tensor(self.gamma).ndim or torch.as_tensor(self.alpha).ndim:
+            raise StrategyError(f"{self._numpy} runs in aif: terminal_value and per-agent gamma/alpha are torch's only")
+        self.batch_shape = tuple(torch.broadcast_shapes(tuple(self.batch_shape), tuple(self.model.batch_shape)))
+        rng = None if self.rng is None else np.random.default_rng(self.rng.initial_seed())
+        nb = len(self.model.batch_shape)
+        self._agents = [aif.Agent(self.model.to_aif(i[len(i) - nb:] if nb else ()), policies=self.policies,
+                                  gamma=float(self.gamma), alpha=float(self.alpha), inference=self.inference,
+                                  efe=self.efe, efe_terms=self.efe_terms, selection=self.selection, rng=rng,
+                                  learning=self.learning, planner=self.planner,
+                                  inference_horizon=self.inference_horizon, trial_length=self.trial_length)
+                        for i in np.ndindex(*self.batch_shape)]
+
+    def _gather(self, get) -> torch.Tensor:
+        """``get(aif_agent)`` of every agent, stacked to ``(*batch, ...)`` on the model's device and dtype."""
+        x = np.stack([np.asarray(get(a)) for a in self._agents])
+        x = torch.as_tensor(x, device=self.device, dtype=None if x.dtype.kind in "iub" else self.model.dtype)
+        return x.reshape(*self.batch_shape, *x.shape[1:])
+
+    def _numpy_model(self) -> None:
+        """The learned counts of the ``aif`` agents back on ``self.model``."""
+        models = [a.model for a in self._agents]
+        self.model = TabularModel.from_aif(models[0] if self.batch_shape == () else models, device=self.device,
+                                           dtype=self.model.dtype)
+
+    def learn(self) -> BeliefModel:
+        """Offline learning (``aif.Agent.learn``): the counts updated from the episode since ``reset``, on
+        ``agent.model``, which is returned."""
+        if not self._numpy or self.learning is None:
+            raise CallOrderError("learn() needs learning=aif.Learning(...) with online=False or learn_D=True")
+        for a in self._agents:
+            a.learn()
+        self._numpy_model()
+        return self.model
 
     def _start_learning(self):
         L = self.learning
@@ -142,6 +212,15 @@ class Agent:
         ref = self.model.prior()
         new = ref if prior is None else as_beliefs(self.model, prior, device=ref[0].device, dtype=ref[0].dtype)
         new = [p.expand(*self.batch_shape, p.shape[-1]).clone() for p in new]
+        if self._numpy:
+            mask = np.ones(self.batch_shape, bool) if agents is None else np.asarray(agents, bool)
+            for a, i in zip(self._agents, np.ndindex(*self.batch_shape), strict=True):
+                if mask[i]:
+                    a.reset(None if prior is None else [p[i].cpu().numpy() for p in new])
+            self.prior = [self._gather(lambda a, f=f: a.prior[f]) for f in range(len(new))]
+            self.qs = self.q_pi = self.G = self.terms = self.action = None
+            self.t = 0
+            return
         if agents is None or not hasattr(self, "prior"):
             self.prior = new
             self.qs = self.q_pi = self.G = self.terms = self.action = None
@@ -157,6 +236,15 @@ class Agent:
         model's non-categorical modalities, an image or real vector ``(*batch, *shape_m)``), or an int array
         ``(*batch, M)`` when every modality is categorical (``aif_deep.inference.as_obs``)."""
         qs_prev = self.qs
+        if self._numpy:
+            obs = [o.expand((*self.batch_shape, *o.shape[o.ndim - o.is_floating_point():])).cpu().numpy()
+                   for o in as_obs(self.model, obs, self.device, self.model.dtype)]
+            for a, i in zip(self._agents, np.ndindex(*self.batch_shape), strict=True):
+                a.infer_states([o[i] if o[i].ndim else int(o[i]) for o in obs])
+            self.qs = [self._gather(lambda a, f=f: a.qs[f]) for f in range(len(self.prior))]
+            if self.learning is not None:
+                self._numpy_model()
+            return self.qs
         self.qs = infer_states(self.model, obs, self.prior, self.inference)
         if self.learning is not None:
             self._learn(obs, qs_prev)
@@ -186,33 +274,52 @@ class Agent:
     def infer_policies(self):
         """EFE of every policy and the policy posterior. Returns ``(q_pi, G)``, each ``(*batch, P)``."""
         if self.qs is None:
-            raise RuntimeError("infer_policies needs a posterior: call infer_states(obs) first")
+            raise CallOrderError("infer_policies needs a posterior: call infer_states(obs) first")
+        if self._numpy:
+            for a in self._agents:
+                a.infer_policies()
+            self.q_pi, self.G = self._gather(lambda a: a.q_pi), self._gather(lambda a: a.G)
+            # Over time, aif's qs is the average over policies under the new q(pi).
+            self.qs = [self._gather(lambda a, f=f: a.qs[f]) for f in range(len(self.qs))]
+            keys = self._agents[0].terms or {}
+            self.terms = {k: self._gather(lambda a, k=k: a.terms[k]) for k in keys}
+            return self.q_pi, self.G
         evaluator = self._policy_evaluator()
         if evaluator is not None:
             self.G, self.terms = evaluator(self.qs)
         else:
-            self.G, self.terms = evaluate_policies(self.model, self.qs, policies=self.policies, terms=self.efe_terms,
-                                                   options=self.efe, terminal_value=self.terminal_value,
-                                                   discount=self.discount)
+            self.G, self.terms = evaluate_policies(self.model, self.qs, policies=self.policies, terms=self._terms(),
+                                                   options=self.efe)
         self.q_pi = policy_posterior(self.G, getattr(self.model, "E", None), self.gamma)
         return self.q_pi, self.G
 
     def _policy_evaluator(self):
         """A ``PolicyEvaluator`` for enumerated policies of a tabular model, kept while the model stays the same
         (on CUDA its graph is captured at the second step and replayed after); ``None`` where it does not
-        apply (explicit policy lists, neural models, legacy guards, parameter information gain)."""
-        if not self._enumerated or unsupported(self.model, self.efe_terms, self.efe) is not None:
+        applies (explicit policy lists, neural models)."""
+        if not self._enumerated or not isinstance(self.model, TabularModel):
             return None
         ev = self._evaluator
         if ev is None or ev.model is not self.model or ev.stale:
-            ev = self._evaluator = PolicyEvaluator(self.model, self.policy_horizon, self.efe_terms, self.efe,
-                                                   self.control_factors, self.terminal_value, self.discount)
+            ev = self._evaluator = PolicyEvaluator(self.model, self.policy_horizon, self._terms(), self.efe,
+                                                   self.control_factors)
         return ev
+
+    def _terms(self) -> tuple:
+        """``efe_terms`` with the terminal value as a ``TerminalValue`` term."""
+        if self.terminal_value is None:
+            return tuple(self.efe_terms)
+        return (*self.efe_terms, TerminalValue(self.terminal_value, self.discount))
 
     def sample_action(self) -> torch.Tensor:
         """Choose an action ``(*batch, num_factors)`` and carry the prior forward."""
         if self.q_pi is None:
-            raise RuntimeError("sample_action needs q_pi: call infer_policies() first")
+            raise CallOrderError("sample_action needs q_pi: call infer_policies() first")
+        if self._numpy:
+            self.action = self._gather(lambda a: a.sample_action())
+            self.prior = [self._gather(lambda a, f=f: a.prior[f]) for f in range(len(self.prior))]
+            self.t += 1
+            return self.action
         self.action = select_action(self.q_pi, self.policies, self.selection.mode, self.rng, self.alpha,
                                     self.selection.sampling)
         self.prior = predict(self.model, self.qs, self.action)

@@ -161,3 +161,81 @@ def test_fit_with_priors_and_bad_names():
         aif_deep.fit(tm, obs, act, params=("beta",), progress=False)
     with pytest.raises(aif.ParameterError, match="priors name"):
         aif_deep.fit(tm, obs, act, params=("gamma",), priors={"alpha": prior}, progress=False)
+
+
+def _with_counts(model):
+    """The model with Dirichlet counts A/B/D (scaled copies of its arrays), for the learning strategies."""
+    return model.replace(pA=[4.0 * a + 0.5 for a in model.A], pB=[4.0 * b + 0.5 for b in model.B],
+                         pD=[4.0 * d + 0.5 for d in model.D])
+
+
+STRATEGIES = {
+    "fixed_point": dict(inference=aif.FixedPoint()),
+    "exact": dict(inference=aif.Exact()),
+    "mmp": dict(inference=aif.MarginalMessagePassing(), inference_horizon=2, trial_length=4),
+    "vmp": dict(inference=aif.VariationalMessagePassing(), inference_horizon=2, trial_length=4),
+    "sophisticated": dict(planner=aif.planning.SophisticatedInference(depth=2)),
+    "enumeration": dict(planner=aif.planning.PolicyEnumeration(horizon=2)),
+    "learning_online": dict(learning=aif.Learning()),
+    "learning_offline_D": dict(learning=aif.Learning(learn_D=True, online=False)),
+}
+
+
+def _random_model(seed):
+    rng = np.random.default_rng(seed)
+    return aif.random_model(rng, [3, 2], [3, 2], [2, 2], [[0, 1], [1]], [[0], [1]], concentration=0.5)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+@pytest.mark.parametrize("world", ["tmaze", "random"])
+def test_every_aif_strategy_gives_aif_agents_results(name, world):
+    """aif_deep.Agent on TabularModel.from_aif(model) gives aif.Agent's beliefs, q(pi) and actions, step by step,
+    with every strategy aif.Agent accepts (NumPy-only ones through the model's NumPy form)."""
+    settings = STRATEGIES[name]
+    model = TMaze().generative_model() if world == "tmaze" else _random_model(7)
+    if "learning" in settings:
+        model = _with_counts(model)
+    ref = aif.Agent(model, policy_horizon=2, **settings)
+    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(model, device="cpu"), policy_horizon=2, **settings)
+    configured = agent.policies.copy()
+    env = AgentWrapper.for_model(TMaze(), TMaze().generative_model())
+    obs, rng = env.reset(seed=3)[0], np.random.default_rng(0)
+    for t in range(4):
+        if world == "random":
+            obs = [int(rng.integers(n)) for n in model.num_obs]
+        a_ref, a = ref.step(list(obs)), agent.step(list(obs))
+        assert (np.asarray(a_ref) == a.numpy()).all()
+        for q_ref, q in zip(ref.qs, agent.qs, strict=True):
+            assert np.abs(q_ref - q.numpy()).max() < TOL
+        assert np.abs(ref.q_pi - agent.q_pi.numpy()).max() < TOL
+        if world == "tmaze":
+            obs, *_ = env.step(np.asarray(a_ref))
+    assert (agent.policies == configured).all()  # a planner never changes the configured policies
+    if settings.get("learning") is not None and not settings["learning"].online:
+        learned = ref.learn()
+        got = agent.learn()
+        for name_ in ("pA", "pB", "pD"):
+            for x_ref, x in zip(getattr(learned, name_), getattr(got, name_), strict=True):
+                assert np.abs(x_ref - x.numpy()).max() < TOL
+        assert got is agent.model
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(planner=aif.planning.SophisticatedInference), "planner must be an instance"),
+    (dict(planner="sophisticated"), "planner"),
+    (dict(inference=aif.FixedPoint), "inference"),
+    (dict(inference="fpi"), "inference"),
+    (dict(learning=aif.FixedPoint()), "learning"),
+])
+def test_strategies_are_checked_when_the_agent_is_built(bad, match):
+    with pytest.raises(aif.errors.StrategyError, match=match):
+        aif_deep.Agent(aif_deep.TabularModel.from_aif(TMaze().generative_model(), device="cpu"), **bad)
+
+
+def test_numpy_only_strategies_are_refused_for_neural_models():
+    model = aif_deep.NeuralModel.for_discrete([2, 2], [3], [2]) if hasattr(aif_deep.NeuralModel, "for_discrete") \
+        else None
+    if model is None:
+        pytest.skip("no small NeuralModel constructor")
+    with pytest.raises(aif.errors.StrategyError, match="NumPy only"):
+        aif_deep.Agent(model, planner=aif.planning.SophisticatedInference(depth=1))
