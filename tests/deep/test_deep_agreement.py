@@ -16,8 +16,9 @@ from _reference import random_case, random_config  # noqa: E402
 TOL = 1e-10
 METHODS = {"default": aif.FixedPoint(), "legacy": aif.FixedPoint.pymdp_legacy(), "pymdp": aif.FixedPoint.pymdp(),
            "exact": aif.Exact()}
-OPTIONS = {"exact": aif.EFEOptions(), "pymdp": aif.EFEOptions.pymdp(), "legacy": aif.EFEOptions.pymdp_legacy(),
-           "joint": aif.EFEOptions(info_gain="joint")}
+OPTIONS = {"exact": (aif.EFEOptions(), aif.DEFAULT_TERMS), "pymdp": (aif.EFEOptions.pymdp(), aif.DEFAULT_TERMS),
+           "legacy": (aif.EFEOptions.pymdp_legacy(), aif.DEFAULT_TERMS),
+           "joint": (aif.EFEOptions(), (aif.Utility(), aif.InfoGain(joint=True)))}
 TERMS = ("risk", "ambiguity", "utility", "state_info_gain")
 
 
@@ -54,13 +55,13 @@ def test_efe_terms_and_q_pi_equal_aif_under_every_option():
         tm = aif_deep.TabularModel.from_aif(model, device="cpu")
         qs = aif.infer_states(model, obs, prior)
         policies = aif.enumerate_policies(model.num_controls, int(rng.integers(1, 4)))
-        for options in OPTIONS.values():
-            G, terms = aif.expected_free_energy(model, qs, policies, options=options)
-            G_t, terms_t = aif_deep.expected_free_energy(tm, t64(qs), policies, options=options)
+        for options, efe_terms in OPTIONS.values():
+            G, terms = aif.expected_free_energy(model, qs, policies, efe_terms, options=options)
+            G_t, terms_t = aif_deep.expected_free_energy(tm, t64(qs), policies, efe_terms, options=options)
             worst = max(worst, max_dev([G] + [terms[k] for k in TERMS], [G_t] + [terms_t[k] for k in TERMS]))
             q_pi = aif.policy_posterior(G, gamma=3.0)
             worst = max(worst, max_dev([q_pi], [aif_deep.policy_posterior(G_t, gamma=3.0)]))
-        for chosen in [("risk", "ambiguity"), ("utility",), ("state_info_gain", "ambiguity")]:
+        for chosen in [(aif.Risk(), aif.Ambiguity()), (aif.Utility(),), (aif.InfoGain(), aif.Ambiguity())]:
             G, _ = aif.expected_free_energy(model, qs, policies, terms=chosen)
             G_t, _ = aif_deep.expected_free_energy(tm, t64(qs), policies, terms=chosen)
             worst = max(worst, max_dev([G], [G_t]))
@@ -169,8 +170,8 @@ def test_bad_input_names_the_argument():
         aif_deep.infer_states(tm, [1])
     with pytest.raises(PolicyError, match="factor 1, which has 2 controls"):
         aif_deep.expected_free_energy(tm, tm.D, np.array([[[0, 2]]]))
-    with pytest.raises(ParameterError, match="unknown EFE term"):
-        aif_deep.expected_free_energy(tm, tm.D, np.array([[[0, 1]]]), terms=("novelty",))
+    with pytest.raises(aif.errors.StrategyError, match="EFE terms are objects"):
+        aif_deep.expected_free_energy(tm, tm.D, np.array([[[0, 1]]]), terms=("utility",))
     with pytest.raises(ParameterError, match="gamma"):
         aif_deep.policy_posterior(torch.zeros(3), gamma=-1.0)
     other = aif.random_model(rng, [3, 3], [4, 2], [2, 2])

@@ -97,8 +97,8 @@ def test_terminal_value_is_added_with_discount():
     def value(qs_h):  # any function of the beliefs at the horizon: (N, *batch, S_f) -> (N, *batch)
         return (qs_h[0] ** 2).sum(-1) - qs_h[1][..., 0]
 
-    G, terms = aif_deep.evaluate_policies(tm, [torch.tensor(q[0]) for q in qs], horizon=H, terminal_value=value,
-                                          discount=discount)
+    G, terms = aif_deep.evaluate_policies(tm, [torch.tensor(q[0]) for q in qs], horizon=H,
+                                          terms=(*aif.DEFAULT_TERMS, aif.TerminalValue(value, discount)))
     policies = aif.enumerate_policies(model.num_controls, H)
     G_ref, _ = aif.expected_free_energy(model, [q[0] for q in qs], policies)
     for p, policy in enumerate(policies):
@@ -106,7 +106,7 @@ def test_terminal_value_is_added_with_discount():
         for u in policy:
             q = aif.predict(model, q, u)
         V = float((q[0] ** 2).sum() - q[1][0])
-        assert abs(float(terms["terminal_value"][p]) - V) < TOL
+        assert abs(float(terms["terminal_value"][p]) - discount**H * V) < TOL  # as it enters G
         assert abs(float(G[p]) - (G_ref[p] + discount**H * V)) < TOL
 
 

@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch")
 
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
+from aif.efe import Novelty, Risk, InfoGain, TerminalValue  # noqa: E402
 from aif.errors import ParameterError, PolicyError  # noqa: E402
-from aif_deep.evaluator import _evaluate_rows, _enumerated_rows, _combine  # noqa: E402
 
 TOL = 1e-10
 OPTIONS = [aif.EFEOptions(), aif.EFEOptions.pymdp(), aif.EFEOptions(normalize_C=False)]
@@ -71,9 +71,26 @@ def test_equals_aif_and_the_general_evaluator(seed):
         for name in ("risk", "ambiguity", "utility", "state_info_gain"):
             assert np.abs(terms[name][b].numpy() - terms_ref[name]).max() < TOL, name
     # The general (gathering) evaluator on the same rows.
-    rows = _enumerated_rows(0, len(policies), list(model.num_controls), H, "cpu")
-    sums = _evaluate_rows(tm, [x.expand(len(qs[0]), -1) for x in q], rows, options, None)
-    assert (G.T - _combine(sums, aif.control.DEFAULT_TERMS, 1.0)).abs().max() < TOL
+    G_general, _ = aif_deep.evaluate_policies(tm, q, policies=policies, options=options)
+    assert (G - G_general).abs().max() < TOL
+
+
+def test_every_convention_and_the_parameter_terms_equal_aif():
+    """What PolicyEvaluator once refused (pymdp.legacy's guards, the joint information gain, pA/pB novelty)."""
+    rng = np.random.default_rng(7)
+    model = aif.random_model(rng, [3, 2], [3, 2], [2, 2], A_dependencies=[[0, 1], [1]], concentration=0.5,
+                             dirichlet=True)
+    qs = [rng.dirichlet(np.ones(s), size=2) for s in (3, 2)]
+    tm = aif_deep.TabularModel.from_aif(model, device="cpu")
+    policies = aif.enumerate_policies(model.num_controls, 2)
+    for options in (aif.EFEOptions.pymdp_legacy(), aif.EFEOptions()):
+        for terms in ((aif.Utility(), InfoGain(joint=True)), (Risk(), Novelty("A"), Novelty("B"))):
+            G, out = aif_deep.PolicyEvaluator(tm, 2, terms=terms, options=options)([torch.tensor(x) for x in qs])
+            for b in range(2):
+                G_ref, ref = aif.expected_free_energy(model, [x[b] for x in qs], policies, terms, options)
+                assert np.abs(G[b].numpy() - G_ref).max() < TOL
+                for k in ref:
+                    assert np.abs(out[k][b].numpy() - ref[k]).max() < TOL, k
 
 
 def test_the_fused_lane_is_taken_where_it_applies():
@@ -94,9 +111,7 @@ def test_gradients_equal_the_general_evaluator():
             tm = tm.replace(A=[A0, *tm.A[1:]])
             q = [torch.tensor(x) for x in qs]
             if general:
-                rows = _enumerated_rows(0, int(np.prod(model.num_controls)) ** 2, list(model.num_controls), 2, "cpu")
-                G = _combine(_evaluate_rows(tm, [x.expand(len(qs[0]), -1) for x in q], rows, aif.EFEOptions(), None),
-                             aif.control.DEFAULT_TERMS, 1.0).T
+                G, _ = aif_deep.evaluate_policies(tm, q, policies=aif.enumerate_policies(model.num_controls, 2))
             else:
                 G, _ = aif_deep.PolicyEvaluator(tm, 2)(q)
             (G * torch.linspace(0, 1, G.numel(), dtype=G.dtype).reshape(G.shape)).sum().backward()
@@ -114,15 +129,14 @@ def test_batched_models_control_factors_terms_and_terminal_value():
     def V(beliefs):  # any callable of the leaves' beliefs (N, *batch, S_f)
         return (beliefs[0] * torch.arange(3.0, dtype=torch.float64)).sum(-1) + beliefs[1][..., 0]
 
-    ev = aif_deep.PolicyEvaluator(tm, H, terms=("risk", "state_info_gain"), control_factors=[0], terminal_value=V,
-                                  discount=w)
+    ev = aif_deep.PolicyEvaluator(tm, H, terms=(Risk(), InfoGain(), TerminalValue(V, w)), control_factors=[0])
     assert ev._fused == 0  # factor 1 is held at action 0: one branching factor
     G, terms = ev([torch.tensor(x) for x in qs])
     policies = aif.enumerate_policies(models[0].num_controls, H, control_factors=[0])
     assert G.shape == (3, len(policies)) == (3, 9)
     for b, model in enumerate(models):
         qb = [x[b] for x in qs]
-        G_ref, terms_ref = aif.expected_free_energy(model, qb, policies, terms=("risk", "state_info_gain"))
+        G_ref, terms_ref = aif.expected_free_energy(model, qb, policies, terms=(Risk(), InfoGain()))
         V_ref = []
         for policy in policies:
             leaf = qb
@@ -130,7 +144,7 @@ def test_batched_models_control_factors_terms_and_terminal_value():
                 leaf = aif.predict(model, leaf, action)
             V_ref.append(leaf[0] @ np.arange(3.0) + leaf[1][0])
         V_ref = np.array(V_ref)
-        assert np.abs(terms["terminal_value"][b].numpy() - V_ref).max() < TOL
+        assert np.abs(terms["terminal_value"][b].numpy() - w**H * V_ref).max() < TOL  # as it enters G
         assert np.abs(G[b].numpy() - (G_ref + w**H * V_ref)).max() < TOL
 
 
@@ -160,10 +174,12 @@ def test_posterior_uses_gamma_and_the_models_E():
 def test_bad_input_and_changed_models_raise():
     rng, model, qs = random_case(1)
     tm = aif_deep.TabularModel.from_aif(model, device="cpu")
-    with pytest.raises(ParameterError, match="legacy"):
-        aif_deep.PolicyEvaluator(tm, 2, options=aif.EFEOptions.pymdp_legacy())
-    with pytest.raises(ParameterError, match="pB_info_gain"):
-        aif_deep.PolicyEvaluator(tm, 2, terms=("risk", "pB_info_gain"))
+    with pytest.raises(ParameterError, match="no pB"):
+        aif_deep.PolicyEvaluator(tm, 2, terms=(Risk(), Novelty("B")))
+    with pytest.raises(aif.errors.StrategyError, match="objects"):
+        aif_deep.PolicyEvaluator(tm, 2, terms=("risk", "state_info_gain"))
+    with pytest.raises(aif.errors.ModelError, match="TabularModel"):
+        aif_deep.PolicyEvaluator(model, 2)
     with pytest.raises(PolicyError, match="horizon"):
         aif_deep.PolicyEvaluator(tm, 0)
     with pytest.raises(ParameterError, match="CUDA"):
