@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -32,22 +33,21 @@ BUFFER_KIND = "aif_deep.replay_buffer"
 TRAINING_KIND = "aif_deep.training"
 
 
+def _map(x: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``x`` with ``leaf`` applied to everything that is not a dict, list or tuple."""
+    if isinstance(x, dict):
+        return {k: _map(v, leaf) for k, v in x.items()}
+    return type(x)(_map(v, leaf) for v in x) if isinstance(x, (list, tuple)) else leaf(x)
+
+
 def _numpy(x: Any) -> Any:
     """``x`` with every tensor (in dicts, lists and tuples) as a NumPy array copied to the CPU."""
-    if torch.is_tensor(x):
-        return x.detach().cpu().numpy().copy()
-    if isinstance(x, dict):
-        return {k: _numpy(v) for k, v in x.items()}
-    return type(x)(map(_numpy, x)) if isinstance(x, (list, tuple)) else x
+    return _map(x, lambda v: v.detach().cpu().numpy().copy() if torch.is_tensor(v) else v)
 
 
 def _torch(x: Any, device: torch.device | str = "cpu") -> Any:
     """The reverse of ``_numpy``: every NumPy array in ``x`` as a tensor on ``device``."""
-    if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.array(x)).to(device)
-    if isinstance(x, dict):
-        return {k: _torch(v, device) for k, v in x.items()}
-    return type(x)(_torch(v, device) for v in x) if isinstance(x, (list, tuple)) else x
+    return _map(x, lambda v: torch.from_numpy(np.array(v)).to(device) if isinstance(v, np.ndarray) else v)
 
 
 def _write(path: str | os.PathLike, kind: str, fields: dict[str, Any]) -> None:

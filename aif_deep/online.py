@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from numpy.typing import ArrayLike
+from scipy.special import entr
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -403,12 +404,6 @@ class OnlineResult:
     agent: OnlineAgent
 
 
-def _entropy(p):
-    p = np.asarray(p, dtype=np.float64)
-    p = p[p > 0]
-    return float(-(p * np.log(p)).sum())
-
-
 def train_online(env: Any, settings: OnlineSettings = OnlineSettings(), episodes: int = 800, seed: int = 0,
                  solve_return: float | None = None, window: int = 100, stop_when_solved: bool = True,
                  progress: bool = True, desc: str = "episodes", tricks: Sequence[OnlineTrick] = ()) -> OnlineResult:
@@ -438,12 +433,12 @@ def train_online(env: Any, settings: OnlineSettings = OnlineSettings(), episodes
             nxt, reward, terminated, truncated, _ = env.step(action)
             agent.observe(obs, action, reward, nxt, terminated)
             total += float(reward)
-            h_sum += _entropy(p)
+            h_sum += float(entr(p).sum())
             counts[action] += 1
             obs, done = nxt, terminated or truncated
         returns.append(total)
         pol_h.append(h_sum / counts.sum())
-        act_h.append(_entropy(counts / counts.sum()))
+        act_h.append(float(entr(counts / counts.sum()).sum()))
         igs.append(agent.last_info_gain)
         capped.append(agent.last_capped)
         mean = float(np.mean(returns[-window:]))
