@@ -5,7 +5,7 @@ expected free energy, the policy posterior and action selection, and an ``Agent`
 """
 
 from .errors import AifError, ModelError, ObservationError, ParameterError, PolicyError
-from .agent import Agent, Learning, Selection, infers_over_time
+from .agent import Agent, Learning, Selection
 from .control import (EFEOptions, action_marginals, action_probabilities, enumerate_policies,
                       expected_free_energy, policy_posterior, predict, select_action)
 from .inference import Exact, FixedPoint, infer_states, log_evidence, variational_free_energy
@@ -32,7 +32,6 @@ __all__ = [
     "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT",
     "MarginalMessagePassing", "VariationalMessagePassing", "infer_sequence", "SequenceTrace",
     "SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average",
-    "infers_over_time",
     "rollout", "Trajectory", "envs", "planning", "io",
     "save_model", "load_model", "save_agent", "load_agent", "FormatError",
 ]

@@ -4,8 +4,8 @@ One step: ``infer_states`` (posterior from the observation and the carried prior
 (EFE of every policy and q(pi)), ``sample_action``, then the prior for the next step is ``predict(qs, u)``.
 The Agent holds settings and the current beliefs; every equation lives in ``inference`` and ``control``.
 
-With a method that infers over time (``MarginalMessagePassing``, ``VariationalMessagePassing``; see
-:func:`infers_over_time`) the same cycle runs on a window: ``infer_states`` calls ``infer_sequence`` with the
+With a method that infers over time (an ``aif.strategies.SequenceInference``: ``MarginalMessagePassing``,
+``VariationalMessagePassing``) the same cycle runs on a window: ``infer_states`` calls ``infer_sequence`` with the
 last ``inference_horizon`` observations and the actions between them, ``infer_policies`` scores each policy
 from its own beliefs (``sequence_control``) and weighs in the window's free energy ``F``, and
 ``sample_action`` carries the prior of the next window (``SequenceOptions.prior``) instead of ``predict``.
@@ -13,36 +13,18 @@ from its own beliefs (``sequence_control``) and weighs in the window's free ener
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .control import (DEFAULT_TERMS, EFEOptions, check_policies, check_positive, enumerate_policies,
                       expected_free_energy, policy_posterior, predict, select_action)
-from .errors import ParameterError, PolicyError
+from .errors import CallOrderError, ParameterError, PolicyError, StrategyError
 from .inference import FixedPoint, check_beliefs, infer_states
 from .model import GenerativeModel
-from .sequence import MarginalMessagePassing, VariationalMessagePassing, infer_sequence
-from .sequence_control import (SequenceOptions, policy_average, sequence_expected_free_energy,
-                               sequence_policy_posterior)
-
-
-@functools.singledispatch
-def infers_over_time(method) -> bool:
-    """Whether an inference method infers beliefs over a window of steps (``aif.infer_sequence``) rather
-    than at one step (``aif.infer_states``). The Agent asks this once, at construction.
-
-    Methods of ``aif.sequence`` answer ``True``, every other method ``False``; a new sequence method joins
-    with ``infers_over_time.register(MyMethod, lambda method: True)``.
-    """
-    return False
-
-
-@infers_over_time.register(MarginalMessagePassing)
-@infers_over_time.register(VariationalMessagePassing)
-def _(method) -> bool:
-    return True
+from .sequence import MarginalMessagePassing, infer_sequence
+from .sequence_control import SequenceOptions, policy_average, sequence_expected_free_energy, sequence_policy_posterior
+from .strategies import NUMPY, Learner, Planner, SequenceInference, StateInference, require
 
 
 @dataclass(frozen=True)
@@ -66,7 +48,7 @@ class Selection:
 
 
 @dataclass(frozen=True)
-class Learning:
+class Learning(Learner):
     """Dirichlet learning of the model's counts (``aif.learning``).
 
     Attributes:
@@ -151,7 +133,7 @@ class Agent:
     policy_horizon: int = 1
     gamma: float = 16.0
     alpha: float = 16.0
-    inference: object = field(default_factory=FixedPoint)
+    inference: StateInference | SequenceInference = field(default_factory=FixedPoint)
     efe: EFEOptions = field(default_factory=EFEOptions)
     efe_terms: tuple = DEFAULT_TERMS
     selection: Selection = field(default_factory=Selection)
@@ -159,7 +141,7 @@ class Agent:
     control_factors: list | None = None
     rng: np.random.Generator | None = None
     learning: Learning | None = None
-    planner: object = None
+    planner: Planner | None = None
     inference_horizon: int = 1
     trial_length: int | None = None
     sequence: SequenceOptions = field(default_factory=SequenceOptions)
@@ -167,14 +149,15 @@ class Agent:
     def __post_init__(self):
         for name, kind in (("selection", Selection), ("efe", EFEOptions)):
             if not isinstance(getattr(self, name), kind):
-                raise TypeError(f"{name} must be an aif.{kind.__name__}, got {getattr(self, name)!r}")
-        if not hasattr(self.inference, "guard"):  # FixedPoint, Exact and the sequence methods all carry one
-            raise TypeError(f"inference must be an inference method such as aif.FixedPoint(), got {self.inference!r}")
+                raise StrategyError(f"{name} must be an aif.{kind.__name__}, got {getattr(self, name)!r}")
+        self._over_time = isinstance(self.inference, SequenceInference)
+        require(self.inference, SequenceInference if self._over_time else StateInference, "inference", NUMPY)
+        require(self.planner, Planner, "planner", NUMPY, optional=True)
+        require(self.learning, Learner, "learning", NUMPY, optional=True)
         if self.rng is not None and not isinstance(self.rng, np.random.Generator):
             raise TypeError(f"rng must be a np.random.Generator, got {type(self.rng).__name__}")
         if not isinstance(self.model, GenerativeModel):
             raise TypeError(f"model must be an aif.GenerativeModel, got {type(self.model).__name__}")
-        self._over_time = infers_over_time(self.inference)
         self._check_time_settings()
         self.gamma = check_positive(self.gamma, "gamma")
         self.alpha = check_positive(self.alpha, "alpha")
@@ -254,7 +237,7 @@ class Agent:
         self.history = []  # (obs, qs, action before obs) per step, for learning
         self.prior = [d.copy() for d in self.model.D] if prior is None else check_beliefs(self.model, prior)
         self.qs = None
-        self.q_pi = self.G = self.terms = self.action = None
+        self.q_pi = self.G = self.terms = self.action = self.plan = None
         self.t = 0
         # inference over time: the observations and actions of the window, its beliefs and free energy
         self.obs_window, self.actions_window = [], []
@@ -321,7 +304,7 @@ class Agent:
         if self.trial_length is None:
             return self.policy_horizon
         if self.t >= self.trial_length:
-            raise ParameterError(f"the trial has {self.trial_length} observations and this would be observation "
+            raise CallOrderError(f"the trial has {self.trial_length} observations and this would be observation "
                                  f"{self.t + 1}: call reset() to start a new trial")
         return min(self.policy_horizon, self.trial_length - 1 - self.t)
 
@@ -359,12 +342,12 @@ class Agent:
     def infer_policies(self):
         """EFE of every policy and the policy posterior, from the current posterior. Returns ``(q_pi, G)``."""
         if self.qs is None:
-            raise RuntimeError("infer_policies needs a posterior: call infer_states(obs) first")
+            raise CallOrderError("infer_policies needs a posterior: call infer_states(obs) first")
         if self._over_time:
             return self._infer_sequence_policies()
         if self.planner is not None:
-            plan = self.planner.plan(self.model, self.qs)
-            self.policies, self.G, self.terms = plan.policies, plan.G, plan.terms
+            self.plan = plan = self.planner.plan(self.model, self.qs, self.rng)
+            self.G, self.terms = plan.G, plan.terms
             E = self.model.E if self.model.E is not None and len(self.model.E) == len(self.G) else None
             self.q_pi = policy_posterior(self.G, E, self.gamma)
             return self.q_pi, self.G
@@ -375,8 +358,9 @@ class Agent:
     def sample_action(self) -> np.ndarray:
         """Choose an action vector ``(num_factors,)`` and carry the prior forward with B."""
         if self.q_pi is None:
-            raise RuntimeError("sample_action needs q_pi: call infer_policies() first")
-        self.action = select_action(self.q_pi, self.policies, self.selection.mode, self.rng, self.alpha,
+            raise CallOrderError("sample_action needs q_pi: call infer_policies() first")
+        policies = self.policies if self.plan is None else self.plan.policies
+        self.action = select_action(self.q_pi, policies, self.selection.mode, self.rng, self.alpha,
                                     self.selection.sampling)
         if self._over_time:
             self.actions_window.append(self.action)

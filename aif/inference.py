@@ -41,12 +41,13 @@ from scipy.special import xlogy
 from .errors import ObservationError, ParameterError
 from .maths import CLIP, LEGACY, LogGuard, factor_dot, outer, softmax
 from .model import GenerativeModel, uniform_like
+from .strategies import NUMPY, StateInference, require
 
 PROB_TOL = 1e-6
 
 
 @dataclass(frozen=True)
-class FixedPoint:
+class FixedPoint(StateInference):
     """Mean-field fixed-point iteration (pymdp's FPI).
 
     Attributes:
@@ -118,7 +119,7 @@ class FixedPoint:
 
 
 @dataclass(frozen=True)
-class Exact:
+class Exact(StateInference):
     """The exact joint posterior over all factors, marginalised per factor (for checking mean field).
 
     Costs the product of the factors' sizes in memory; meant for small models.
@@ -265,10 +266,7 @@ def infer_states(model: GenerativeModel, obs, prior=None, method=None, trace=Non
     Returns:
         ``qs``: list of posterior vectors, ``qs[f]`` of shape ``(num_states[f],)``.
     """
-    method = FixedPoint() if method is None else method
-    if not callable(method) or not hasattr(method, "guard"):
-        raise TypeError(f"method must be an inference method such as aif.FixedPoint() or aif.Exact(), "
-                        f"got {method!r}")
+    method = FixedPoint() if method is None else require(method, StateInference, "method", NUMPY)
     prior = model.D if prior is None else check_beliefs(model, prior)
     logL = [method.guard(L) for L in likelihoods(model, obs)]
     log_prior = [method.guard(p) for p in prior]

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from string import ascii_letters
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import softmax
@@ -47,6 +48,7 @@ from .errors import ModelError, ObservationError, ParameterError, PolicyError
 from .inference import likelihoods
 from .maths import CLIP, LEGACY, LogGuard
 from .model import GenerativeModel
+from .strategies import NUMPY, SequenceInference, require
 
 PROB_TOL = 1e-6
 
@@ -66,7 +68,7 @@ class SequenceTrace:
 
 
 @dataclass(frozen=True)
-class MarginalMessagePassing:
+class MarginalMessagePassing(SequenceInference):
     """SPM's marginal message passing (pymdp.legacy ``run_mmp``).
 
     Each iteration visits the steps in order and, at each step, the factors in order. With ``lnA`` the log
@@ -101,6 +103,7 @@ class MarginalMessagePassing:
             with several factors.
     """
 
+    backends: ClassVar[frozenset[str]] = frozenset({NUMPY})
     num_iter: int = 10
     tau: float = 0.25
     grad_descent: bool = True
@@ -118,7 +121,7 @@ class MarginalMessagePassing:
 
 
 @dataclass(frozen=True)
-class VariationalMessagePassing:
+class VariationalMessagePassing(SequenceInference):
     """Mean-field variational message passing (pymdp 1.0 ``run_vmp``).
 
     Every iteration updates all steps and factors at once from the previous iterate:
@@ -136,6 +139,7 @@ class VariationalMessagePassing:
         guard: how logarithms treat zeros; ``CLIP`` (ln(max(x, eps))) is pymdp 1.0's ``log_stable``.
     """
 
+    backends: ClassVar[frozenset[str]] = frozenset({NUMPY})
     num_iter: int = 16
     tau: float = 1.0
     guard: LogGuard = CLIP
@@ -183,7 +187,7 @@ def infer_sequence(model: GenerativeModel, obs_window, actions_window, policies,
         ``F`` of shape ``(P,)``, the variational free energy of each policy (lower is better; it enters
         the policy posterior as ``softmax(-gamma G - F + ln E)``). With ``return_trace``, a third item.
     """
-    method = MarginalMessagePassing() if method is None else method
+    method = MarginalMessagePassing() if method is None else require(method, SequenceInference, "method", NUMPY)
     past_len = _window_length(obs_window)
     policies = _check_policies(model, policies)
     actions_window = _check_actions(model, actions_window, past_len)

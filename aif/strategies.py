@@ -18,8 +18,8 @@ one agent at a time, and refuses it for neural models. ``require`` checks a stra
 
 from __future__ import annotations
 
-from abc import ABC
-from typing import ClassVar, TypeVar
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, TypeVar
 
 from .errors import StrategyError
 
@@ -50,6 +50,10 @@ class Planner(Strategy):
     """Scores candidate policies (or first actions) from the current belief: ``plan(model, qs) -> Plan``."""
 
     family: ClassVar[str] = "planner"
+
+    @abstractmethod
+    def plan(self, model: Any, qs: Any, rng: Any = None) -> Any:
+        """An ``aif.planning.Plan`` for belief ``qs`` (one vector per factor); ``rng`` for planners that sample."""
 
 
 class Learner(Strategy):

@@ -10,7 +10,8 @@ import pytest
 
 import aif
 from aif.envs import AgentWrapper, CueChaining, GridWorld, TMaze
-from aif.errors import AifError, ModelError, ObservationError, ParameterError, PolicyError
+from aif.errors import (AifError, CallOrderError, ModelError, ObservationError, ParameterError, PolicyError,
+                        StrategyError)
 from aif.io import FormatError
 from aif.learning import reduce_dirichlet, update_A, update_B, update_D
 from aif.rollout import rollout
@@ -408,7 +409,7 @@ def test_agent_stochastic_without_rng(model):
 
 
 def test_inference_method_given_as_a_string(model):
-    with pytest.raises(TypeError, match=r"method must be an inference method.*got 'fpi'"):
+    with pytest.raises(StrategyError, match=r"method must be a state inference strategy.*got 'fpi'"):
         aif.infer_states(model, [0, 0], method="fpi")
 
 
@@ -423,8 +424,31 @@ def test_agent_rng_that_is_not_a_generator(model):
 
 
 def test_agent_order_of_calls(model):
-    with pytest.raises(RuntimeError, match=r"sample_action needs q_pi: call infer_policies\(\) first"):
+    with pytest.raises(CallOrderError, match=r"sample_action needs q_pi: call infer_policies\(\) first"):
         aif.Agent(model).sample_action()
+    with pytest.raises(CallOrderError, match=r"infer_policies needs a posterior: call infer_states\(obs\) first"):
+        aif.Agent(model).infer_policies()
+
+
+@pytest.mark.parametrize("argument, value, words", [
+    ("inference", "fpi", "inference must be a state inference strategy"),
+    ("inference", aif.FixedPoint, "inference must be an instance, got the class FixedPoint"),
+    ("inference", aif.planning.PolicyEnumeration(), "inference must be a state inference strategy"),
+    ("planner", aif.FixedPoint(), "planner must be a planner strategy"),
+    ("planner", aif.planning.PolicyEnumeration, "planner must be an instance"),
+    ("learning", aif.Selection(), "learning must be a learner strategy"),
+])
+def test_agent_strategy_of_the_wrong_kind(model, argument, value, words):
+    with pytest.raises(StrategyError, match=words):
+        aif.Agent(model, **{argument: value})
+
+
+def test_agent_refuses_a_torch_only_strategy(model):
+    class TorchOnly(aif.strategies.StateInference):
+        backends = frozenset({"torch"})
+
+    with pytest.raises(StrategyError, match="inference = TorchOnly runs on torch only, not on numpy"):
+        aif.Agent(model, inference=TorchOnly())
 
 
 # ----------------------------------------------------------------------------------------------------------

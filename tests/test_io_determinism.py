@@ -94,7 +94,7 @@ def test_loaded_agent_continues_the_rollout_identically(tmp_path, preset):
     elif preset == "learning":
         agent = aif.Agent(model, policy_horizon=2, selection=aif.Selection("stochastic"), rng=rng,
                           learning=aif.Learning(lr=0.5, forgetting=0.95, learn_B=False),
-                          efe_terms=("utility", "state_info_gain", "pA_info_gain"))
+                          efe_terms=(aif.Utility(), aif.InfoGain(), aif.Novelty("A")))
     else:
         agent = getattr(aif.Agent, preset)(model, policy_horizon=2, mode="stochastic", rng=rng)
     env = AgentWrapper.for_model(env_model, model)
@@ -120,14 +120,14 @@ def test_loaded_agent_continues_the_rollout_identically(tmp_path, preset):
 
 def _time_and_planner_settings(name):
     from aif.planning import SoftQPlanner
-    from aif.planning.base import FirstActionAdapter, PolicyEnumeration
+    from aif.planning.base import PolicyEnumeration
     from aif.planning.sophisticated import SophisticatedInference
     from aif.sequence import MarginalMessagePassing, VariationalMessagePassing
 
     return {"mmp": dict(inference=MarginalMessagePassing(), inference_horizon=2, policy_horizon=2),
             "vmp": dict(inference=VariationalMessagePassing(), inference_horizon=2, policy_horizon=2),
             "enumeration": dict(planner=PolicyEnumeration(horizon=2)),
-            "soft-q": dict(planner=FirstActionAdapter(SoftQPlanner(horizon=2))),
+            "soft-q": dict(planner=SoftQPlanner(horizon=2)),
             "sophisticated": dict(planner=SophisticatedInference(depth=2))}[name]
 
 
@@ -391,8 +391,7 @@ def test_soft_q_planner_is_deterministic():
 
     model = _env("grid-cued").generative_model()
     planner = SoftQPlanner(horizon=3)
-    G1, a1 = planner.plan(model, model.D)
-    G2, a2 = planner.plan(model, model.D)
+    (G1, a1), (G2, a2) = ((p.G, p.action) for p in (planner.plan(model, model.D), planner.plan(model, model.D)))
     assert np.array_equal(G1, G2) and np.array_equal(a1, a2)
 
 

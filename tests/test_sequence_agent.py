@@ -12,11 +12,12 @@ from scipy.special import log_softmax
 
 import aif
 import aif.io
-from aif.agent import infers_over_time
 from aif.control import expected_free_energy, predict_policies
 from aif.envs import TMaze
-from aif.errors import ObservationError, ParameterError, PolicyError
+from aif.errors import CallOrderError, ObservationError, ParameterError, PolicyError, StrategyError
+from aif.planning import PolicyEnumeration
 from aif.sequence import MarginalMessagePassing, VariationalMessagePassing
+from aif.strategies import SequenceInference
 from aif.sequence_control import (SequenceOptions, policy_average, sequence_expected_free_energy,
                                   sequence_policy_posterior)
 
@@ -168,7 +169,7 @@ def test_vbx_test_1a_whole_trial_by_the_agent(spm_file):
     assert dev <= REF_TOL, f"xn: max deviation {dev:.3g}"
     assert actions == list(m["actions"].astype(int)[0] - 1)
     agent.sample_action()
-    with pytest.raises(ParameterError, match="trial has 10 observations"):
+    with pytest.raises(CallOrderError, match="trial has 10 observations"):
         agent.infer_states([obs[0]])
 
 
@@ -205,15 +206,16 @@ def _predicted_sequence(model, qs, policies):
     return [np.stack([s[f] for s in steps], axis=1) for f in range(model.num_factors)]
 
 
-@pytest.mark.parametrize("options", [aif.EFEOptions(), aif.EFEOptions.pymdp_legacy(), aif.EFEOptions.pymdp(),
-                                     aif.EFEOptions(info_gain="joint")], ids=["exact", "legacy", "pymdp", "joint"])
-def test_sequence_efe_on_predictions_is_the_one_step_efe_plus_the_present(options):
+@pytest.mark.parametrize("options, joint", [(aif.EFEOptions(), False), (aif.EFEOptions.pymdp_legacy(), False),
+                                            (aif.EFEOptions.pymdp(), False), (aif.EFEOptions(), True)],
+                         ids=["exact", "legacy", "pymdp", "joint"])
+def test_sequence_efe_on_predictions_is_the_one_step_efe_plus_the_present(options, joint):
     """With each policy's beliefs the plain predictions, the summed EFE is aif.control's EFE of the future
     steps plus the present step's terms, term by term, parameter terms included, on 40 random models with
     sparse A and B dependencies and time-varying C (C_time = 0: the present scores column 0, so the
     future step k scores column k, aif.control's column k - 1 of C shifted by one)."""
     rng = np.random.default_rng(7)
-    terms = ("utility", "state_info_gain", "pA_info_gain", "pB_info_gain")
+    terms = (aif.Utility(), aif.InfoGain(joint=joint), aif.Novelty("A"), aif.Novelty("B"))
     dev = 0.0
     for _ in range(40):
         model, policies, qs = _random_case(rng, dirichlet=True)
@@ -254,7 +256,7 @@ def test_sequence_efe_and_q_pi_match_legacy_full_factorized():
         F, E, gamma = rng.normal(size=P), rng.dirichlet(np.ones(P)), float(rng.uniform(1, 16))
         options = aif.EFEOptions.pymdp_legacy()
         G, _ = sequence_expected_free_energy(model, qs_future, policies, options=options, C_time=0)
-        _, out = sequence_expected_free_energy(model, qs_future, policies, ("pA_info_gain",), options, C_time=0)
+        _, out = sequence_expected_free_energy(model, qs_future, policies, (aif.Novelty("A"),), options, C_time=0)
         q_pi = sequence_policy_posterior(G, F, E, gamma, vfe_sign="pymdp_legacy")
         seq = _objarr([None] * P)
         for p in range(P):
@@ -402,14 +404,17 @@ def test_saved_agent_over_time_continues_identically(tmp_path):
         obs, *_ = env.step(int(action[0]))
 
 
-def test_infers_over_time_dispatch():
-    assert infers_over_time(MarginalMessagePassing()) and infers_over_time(VariationalMessagePassing())
-    assert not infers_over_time(aif.FixedPoint()) and not infers_over_time(aif.Exact())
+def test_the_family_says_whether_a_method_infers_over_time():
+    assert isinstance(MarginalMessagePassing(), SequenceInference)
+    assert isinstance(VariationalMessagePassing(), SequenceInference)
+    assert not isinstance(aif.FixedPoint(), SequenceInference) and not isinstance(aif.Exact(), SequenceInference)
 
     class MySequenceMethod(VariationalMessagePassing):
         pass
 
-    assert infers_over_time(MySequenceMethod())                              # subclasses inherit it
+    assert isinstance(MySequenceMethod(), SequenceInference)                 # subclasses inherit it
+    agent = aif.Agent(TMaze().generative_model(), inference=MySequenceMethod(), inference_horizon=2)
+    assert agent.infer_states([0, 0, 0])[0].shape == (4,) and agent.qs_seq is not None
 
 
 @pytest.mark.parametrize("kwargs, error, words", [
@@ -417,7 +422,8 @@ def test_infers_over_time_dispatch():
     (dict(inference_horizon=2), ParameterError, "need an inference method over time"),
     (dict(trial_length=5), ParameterError, "need an inference method over time"),
     (dict(trial_length=0, inference=MarginalMessagePassing()), ParameterError, "trial_length"),
-    (dict(inference=MarginalMessagePassing(), planner=object()), ParameterError, "planner"),
+    (dict(inference=MarginalMessagePassing(), planner=PolicyEnumeration()), ParameterError, "planner"),
+    (dict(inference=MarginalMessagePassing(), planner=object()), StrategyError, "planner"),
     (dict(inference=MarginalMessagePassing(), learning=aif.Learning(learn_B=False)), ParameterError, "learning"),
 ])
 def test_bad_agent_settings(kwargs, error, words):
@@ -442,10 +448,10 @@ def test_bad_sequence_input():
         sequence_expected_free_energy(model, [q[0] * 2, q[1]], policies)
     with pytest.raises(PolicyError, match="expected \\(2, 1, 2\\)"):
         sequence_expected_free_energy(model, q, np.zeros((2, 2, 2), dtype=int))
-    with pytest.raises(ParameterError, match="unknown EFE term"):
+    with pytest.raises(StrategyError, match="EFE terms are objects"):
         sequence_expected_free_energy(model, q, policies, terms=("novelty",))
     with pytest.raises(ParameterError, match="no pA"):
-        sequence_expected_free_energy(model, q, policies, terms=("pA_info_gain",))
+        sequence_expected_free_energy(model, q, policies, terms=(aif.Novelty("A"),))
     with pytest.raises(ParameterError, match="G and F"):
         sequence_policy_posterior(np.zeros(3), np.zeros(2))
     with pytest.raises(ParameterError, match="F has a non-finite"):

@@ -21,6 +21,11 @@ from aif.planning import (
 TOL = 1e-10
 
 
+def _g_action(plan):
+    """A ``Plan``'s G over joint first actions and its action."""
+    return plan.G, plan.action
+
+
 def random_mdp(rng, S, U, T, time_varying=False, with_prior=False, concentration=1.0):
     B = rng.gamma(concentration, size=(S, S, U)) + 1e-12
     B /= B.sum(axis=0, keepdims=True)
@@ -259,7 +264,7 @@ def test_one_step_variational_planner_is_the_expected_utility():
     rng = np.random.default_rng(8)
     model = random_model(rng, [3, 2], [4, 3], num_controls=[3, 2], C_scale=2.0)
     qs = [rng.dirichlet(np.ones(s)) for s in model.num_states]
-    G, action = SoftQPlanner(horizon=1).plan(model, qs)
+    G, action = _g_action(SoftQPlanner(horizon=1).plan(model, qs))
     want = []
     for u in itertools.product(*[range(u) for u in model.num_controls]):
         nxt = [model.B[f][:, :, u[f]] @ qs[f] for f in range(2)]
@@ -278,9 +283,9 @@ def test_one_step_planner_agrees_with_efe_utility_when_available():
     qs = [rng.dirichlet(np.ones(s)) for s in model.num_states]
     policies = aif.enumerate_policies(model.num_controls, 1)
     # C as given, as the planner uses it
-    G_efe, _ = aif.expected_free_energy(model, qs, policies, terms=("utility",),
+    G_efe, _ = aif.expected_free_energy(model, qs, policies, terms=(aif.Utility(),),
                                         options=aif.EFEOptions(normalize_C=False))
-    G, _ = SoftQPlanner(horizon=1).plan(model, qs)
+    G, _ = _g_action(SoftQPlanner(horizon=1).plan(model, qs))
     np.testing.assert_allclose(G, G_efe, atol=1e-10)
 
 
@@ -303,24 +308,24 @@ def test_planner_walks_down_the_corridor_to_the_goal():
         planner = SoftQPlanner(horizon=4, mode=mode)
         s = 0
         for _ in range(4):
-            _, action = planner.plan(model, [np.eye(5)[s]])
+            _, action = _g_action(planner.plan(model, [np.eye(5)[s]]))
             s = int(np.argmax(model.B[0][:, s, action[0]]))
         assert s == 4
     # horizon 2 from the start cannot see the goal: every action scores the same
-    G, _ = SoftQPlanner(horizon=2).plan(model, [np.eye(5)[0]])
+    G, _ = _g_action(SoftQPlanner(horizon=2).plan(model, [np.eye(5)[0]]))
     np.testing.assert_allclose(G, G[0], atol=1e-12)
     # belief-weighted: half sure of being at the goal end, the planner stays or moves right, not left
-    G, action = SoftQPlanner(horizon=2).plan(model, [np.array([0, 0, 0, 0.5, 0.5])])
+    G, action = _g_action(SoftQPlanner(horizon=2).plan(model, [np.array([0, 0, 0, 0.5, 0.5])]))
     assert action[0] in (1, 2) and G[0] > G[1]
 
 
 def test_exact_planner_equals_variational_on_deterministic_model_and_differs_on_slippery():
     qs = [np.array([0.2, 0.3, 0.5, 0.0, 0.0])]
-    G_var, _ = SoftQPlanner(horizon=3, mode="variational").plan(corridor(), qs)
-    G_ex, _ = SoftQPlanner(horizon=3, mode="exact").plan(corridor(), qs)
+    G_var, _ = _g_action(SoftQPlanner(horizon=3, mode="variational").plan(corridor(), qs))
+    G_ex, _ = _g_action(SoftQPlanner(horizon=3, mode="exact").plan(corridor(), qs))
     np.testing.assert_allclose(G_var, G_ex, atol=1e-12)
-    G_var, _ = SoftQPlanner(horizon=3, mode="variational").plan(corridor(slip=0.3), qs)
-    G_ex, _ = SoftQPlanner(horizon=3, mode="exact").plan(corridor(slip=0.3), qs)
+    G_var, _ = _g_action(SoftQPlanner(horizon=3, mode="variational").plan(corridor(slip=0.3), qs))
+    G_ex, _ = _g_action(SoftQPlanner(horizon=3, mode="exact").plan(corridor(slip=0.3), qs))
     assert np.all(G_ex < G_var)  # the exact posterior is optimistic
 
 

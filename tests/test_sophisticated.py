@@ -11,8 +11,8 @@ import pytest
 
 import aif
 from aif.control import policy_posterior, select_action
-from aif.errors import ParameterError, PolicyError
-from aif.planning.base import FirstActionAdapter, Plan, Planner, PolicyEnumeration
+from aif.errors import ParameterError, PolicyError, StrategyError
+from aif.planning.base import Plan, Planner, PolicyEnumeration
 from aif.planning.soft_value import SoftQPlanner
 from aif.planning.sophisticated import SophisticatedInference
 
@@ -343,7 +343,7 @@ def test_policy_enumeration_is_expected_free_energy_and_reproduces_the_agent(see
     policies = aif.enumerate_policies(model.num_controls, horizon)
     if seed % 2:
         model = model.replace(E=rng.dirichlet(np.ones(len(policies))))
-    terms = ("utility", "state_info_gain") if seed < 3 else ("risk", "ambiguity")
+    terms = (aif.Utility(), aif.InfoGain()) if seed < 3 else (aif.Risk(), aif.Ambiguity())
     options = aif.EFEOptions.pymdp() if seed % 2 else aif.EFEOptions()
     agent = aif.Agent(model, policy_horizon=horizon, gamma=4.0, efe=options, efe_terms=terms,
                       selection=aif.Selection(mode, sampling), rng=np.random.default_rng(seed))
@@ -382,19 +382,31 @@ def test_every_planner_meets_the_interface():
     rng = np.random.default_rng(3)
     model = aif.random_model(rng, [3, 2], [3], [2, 2])
     qs = [rng.dirichlet(np.ones(s)) for s in model.num_states]
-    planners = [PolicyEnumeration(horizon=2), SophisticatedInference(depth=2),
-                FirstActionAdapter(SoftQPlanner(horizon=2))]
+    planners = [PolicyEnumeration(horizon=2), SophisticatedInference(depth=2), SoftQPlanner(horizon=2)]
     for planner in planners:
         assert isinstance(planner, Planner)
         plan = planner.plan(model, qs, rng=rng)
         assert plan.G.shape == plan.policies.shape[:1] and plan.action.shape == (2,)
         assert all(v.shape == plan.G.shape for v in plan.terms.values())
         np.testing.assert_array_equal(plan.action, plan.policies[np.argmin(plan.G), 0])
-    G, action = SoftQPlanner(horizon=2).plan(model, qs)
-    adapted = FirstActionAdapter(SoftQPlanner(horizon=2)).plan(model, qs)
-    np.testing.assert_array_equal(adapted.G, G)
-    np.testing.assert_array_equal(adapted.action, action)
-    np.testing.assert_array_equal(adapted.policies, aif.enumerate_policies(model.num_controls, 1))
+    soft = SoftQPlanner(horizon=2).plan(model, qs)
+    np.testing.assert_array_equal(soft.policies, aif.enumerate_policies(model.num_controls, 1))
+
+
+def test_an_object_that_is_not_a_planner_is_refused():
+    class Tuples:  # plan() returns (G, action), not a Plan, and it does not subclass Planner
+        def plan(self, model, qs, rng=None):
+            return np.zeros(4), np.zeros(2, dtype=int)
+
+    class Incomplete(Planner):  # a Planner without plan()
+        pass
+
+    model = aif.random_model(np.random.default_rng(0), [3, 2], [3], [2, 2])
+    for planner in (Tuples(), SoftQPlanner, "PolicyEnumeration"):
+        with pytest.raises(StrategyError, match="planner"):
+            aif.Agent(model, planner=planner)
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -1,6 +1,6 @@
 """Planners beside expected free energy: control as inference (soft value iteration) and inductive inference."""
 
-from .base import FirstActionAdapter, Plan, Planner, PolicyEnumeration
+from .base import Plan, Planner, PolicyEnumeration
 from .inductive import inductive_cost, inductive_matrix, inductive_value
 from .soft_value import (
     SoftQPlanner,
@@ -18,5 +18,5 @@ __all__ = [
     "SoftValues", "soft_value_iteration", "state_marginals", "forward_messages", "optimal_state_marginals",
     "SoftQPlanner", "joint_transitions", "joint_rewards",
     "inductive_matrix", "inductive_value", "inductive_cost",
-    "Plan", "Planner", "PolicyEnumeration", "FirstActionAdapter", "SophisticatedInference", "SearchTree",
+    "Plan", "Planner", "PolicyEnumeration", "SophisticatedInference", "SearchTree",
 ]

@@ -9,20 +9,22 @@ only has to say how good each candidate is:
   (the core's behaviour).
 - ``SophisticatedInference`` (``sophisticated.py``): first actions scored by a recursive EFE over the
   beliefs each outcome would lead to.
-- ``FirstActionAdapter``: wraps planners written as ``plan(model, qs) -> (G, action)`` over joint first
-  actions (``SoftQPlanner``).
+- ``SoftQPlanner`` (``soft_value.py``): joint first actions scored by belief-weighted soft Q-values.
+
+Every planner subclasses ``aif.strategies.Planner`` (``aif.planning.Planner``) and runs on NumPy only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import ClassVar
 
 import numpy as np
 
 from ..control import DEFAULT_TERMS, EFEOptions, check_policies, enumerate_policies, expected_free_energy
 from ..errors import ParameterError, PolicyError
 from ..model import GenerativeModel
+from ..strategies import NUMPY, Planner
 
 
 @dataclass(frozen=True)
@@ -63,25 +65,13 @@ class Plan:
         object.__setattr__(self, "action", action.astype(int))
 
 
-@runtime_checkable
-class Planner(Protocol):
-    """Anything with ``plan(model, qs, rng=None) -> Plan``.
-
-    ``qs`` is the current belief, one ``(num_states[f],)`` vector per factor; ``rng`` an
-    ``np.random.Generator`` for planners that sample (the deterministic ones ignore it).
-    """
-
-    def plan(self, model: GenerativeModel, qs, rng=None) -> Plan:
-        ...
-
-
 def first_of_lowest(G, policies) -> np.ndarray:
     """The first action of the policy with the lowest G, the first one on ties: ``(num_factors,)``."""
     return np.asarray(policies)[int(np.argmin(G)), 0].astype(int)
 
 
 @dataclass(frozen=True)
-class PolicyEnumeration:
+class PolicyEnumeration(Planner):
     """Score every policy of a horizon by its expected free energy (the core's planner).
 
     Attributes:
@@ -92,6 +82,7 @@ class PolicyEnumeration:
         policies: explicit policies ``(P, H, num_factors)``; enumerated from the model when absent.
     """
 
+    backends: ClassVar[frozenset[str]] = frozenset({NUMPY})
     horizon: int = 1
     efe_terms: tuple = DEFAULT_TERMS
     options: EFEOptions = field(default_factory=EFEOptions)
@@ -114,17 +105,3 @@ class PolicyEnumeration:
         G, terms = expected_free_energy(model, qs, policies, self.efe_terms, self.options)
         return Plan(G, policies, terms, first_of_lowest(G, policies))
 
-
-@dataclass(frozen=True)
-class FirstActionAdapter:
-    """A ``Planner`` made from one whose ``plan(model, qs)`` returns ``(G, action)`` over joint first actions.
-
-    ``G[i]`` must score the joint first actions in ``enumerate_policies(num_controls, 1)`` order (the last
-    factor's control varies fastest), as ``SoftQPlanner`` does; the wrapped planner's action is kept.
-    """
-
-    planner: object
-
-    def plan(self, model: GenerativeModel, qs, rng=None) -> Plan:
-        G, action = self.planner.plan(model, qs)
-        return Plan(np.asarray(G, dtype=float), enumerate_policies(model.num_controls, 1), {}, action)

@@ -27,12 +27,17 @@ With ``action_prior=None`` the prior weight of every action is 1 (Levine's conve
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy.special import logsumexp
 
+from ..control import enumerate_policies
 from ..errors import ModelError, ParameterError
 from ..maths import outer
+from ..model import GenerativeModel
+from ..strategies import NUMPY, Planner
+from .base import Plan
 
 MODES = ("exact", "variational")
 _TOL = 1e-6
@@ -160,7 +165,7 @@ def optimal_state_marginals(B, r, horizon, initial, action_prior=None, terminal=
 
 
 @dataclass(frozen=True)
-class SoftQPlanner:
+class SoftQPlanner(Planner):
     """A POMDP planner that scores first actions with belief-weighted soft Q-values.
 
     The model's joint hidden state is flattened; rewards come from the log-preferences,
@@ -179,6 +184,7 @@ class SoftQPlanner:
         mode: ``"variational"`` (default; maximum-entropy RL, not optimistic) or ``"exact"``.
     """
 
+    backends: ClassVar[frozenset[str]] = frozenset({NUMPY})
     horizon: int = 1
     mode: str = "variational"
 
@@ -187,18 +193,13 @@ class SoftQPlanner:
         if self.mode not in MODES:
             raise ParameterError(f"SoftQPlanner.mode must be one of {MODES}, got {self.mode!r}")
 
-    def plan(self, model, qs):
+    def plan(self, model: GenerativeModel, qs: list, rng: np.random.Generator | None = None) -> Plan:
         """Score the first actions; lower G is better.
 
-        Args:
-            model: ``aif.GenerativeModel``.
-            qs: current beliefs, one ``(num_states[f],)`` vector per factor.
-
         Returns:
-            ``(G, action)``: ``G`` of shape ``(prod(num_controls),)``, ``G[i] = -Q(b, a_i)`` over joint
-            first actions in C order (the last factor's control varies fastest, as in
-            ``enumerate_policies(num_controls, 1)``), and ``action`` of shape ``(num_factors,)``, the
-            joint action with the lowest G (the first one on ties).
+            a ``Plan`` over the joint first actions ``enumerate_policies(num_controls, 1)`` (C order: the last
+            factor's control varies fastest): ``G[i] = -Q(b, a_i)``, no terms, and ``action``
+            ``(num_factors,)``, the joint action with the lowest G (the first one on ties).
         """
         T = self.horizon
         B = joint_transitions(model)
@@ -213,7 +214,7 @@ class SoftQPlanner:
             raise ParameterError(f"qs describe {q.shape[0]} joint states, the model has {S}")
         G = -(q @ values.Q[0])
         action = np.array(np.unravel_index(int(np.argmin(G)), model.num_controls))
-        return G, action
+        return Plan(G, enumerate_policies(model.num_controls, 1), {}, action)
 
 
 def joint_transitions(model) -> np.ndarray:
@@ -241,7 +242,7 @@ def joint_rewards(model, horizon) -> np.ndarray:
     F = model.num_factors
     states = _letters(F)
     r = np.zeros((horizon, *model.num_states))
-    for m, (A_m, C_m) in enumerate(zip(model.A, model.C)):
+    for m, (A_m, C_m) in enumerate(zip(model.A, model.C, strict=True)):
         if C_m.ndim == 1:
             C_mt = np.broadcast_to(C_m[:, None], (C_m.shape[0], horizon))
         else:

@@ -61,6 +61,7 @@ posteriors are most of the remaining time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -70,6 +71,7 @@ from ..errors import ParameterError
 from ..inference import FixedPoint, check_beliefs, infer_states
 from ..maths import CLIP, batch_contract, softmax
 from ..model import GenerativeModel
+from ..strategies import NUMPY, Planner
 from .base import Plan, first_of_lowest
 
 
@@ -148,7 +150,7 @@ class SearchTree:
 
 
 @dataclass(frozen=True)
-class SophisticatedInference:
+class SophisticatedInference(Planner):
     """Recursive expected free energy over beliefs, to a given depth, with pruning (pymdp 1.0's rule).
 
     See the module docstring for the algorithm. ``SophisticatedInference.pymdp(depth)`` has pymdp 1.0's
@@ -175,6 +177,7 @@ class SophisticatedInference:
         control_factors: factors whose actions vary (all by default).
     """
 
+    backends: ClassVar[frozenset[str]] = frozenset({NUMPY})
     depth: int = 2
     policy_prune_threshold: float = 1 / 16
     observation_prune_threshold: float = 1 / 16
