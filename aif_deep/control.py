@@ -19,7 +19,8 @@ from .model import BeliefModel
 
 
 def expected_free_energy(model: BeliefModel, qs: list, policies: object, terms: tuple[Term, ...] = DEFAULT_TERMS,
-                         options: EFEOptions | None = None, memory_budget: int | None = None) -> tuple[torch.Tensor, dict]:
+                         options: EFEOptions | None = None,
+                         memory_budget: int | None = None) -> tuple[torch.Tensor, dict]:
     """Expected free energy of every policy, with its terms (``aif.expected_free_energy`` batched).
 
     Args:

@@ -136,7 +136,10 @@ def novelty_A(model: Any, W_A: Sequence[Tensor], qs: Sequence[Tensor]) -> Tensor
 def novelty_B(qs: Sequence[Tensor], W_prev: Sequence[Tensor]) -> Tensor:
     """-sum_f q(s_f') . W_prev[f]: the novelty of B, with ``W_prev[f]`` the novelty weights of ``pB[f]`` for the
     action taken, contracted with the belief before it (``TabularModel.predict_all`` with ``B=pB`` weights)."""
-    return -sum((q * w).sum(-1) for q, w in zip(qs, W_prev, strict=True))
+    out: Any = 0.0
+    for q, w in zip(qs, W_prev, strict=True):
+        out = out - (q * w).sum(-1)
+    return out
 
 
 def inductive_vectors(I: Sequence[Any], epsilon: float, qs_root: Sequence[Tensor]) -> list:
@@ -211,6 +214,7 @@ def step_terms(model: Any, qs: Sequence[Tensor], t: int, terms: Sequence[Term], 
         if isinstance(term, Novelty) and term.param == "A":
             out[term.key] = novelty_A(model, prep["pA"], qs)
         elif isinstance(term, Novelty):
+            assert W_prev is not None, "the novelty of B needs W_prev"
             out[term.key] = novelty_B(qs, W_prev)
         elif isinstance(term, InductiveCost):
             out[term.key] = sum((q * c).sum(-1) for q, c in zip(qs, prep["inductive"], strict=True))

@@ -126,14 +126,14 @@ def evaluate_policies(model: BeliefModel, qs: list, policies: object = None, hor
     # The tree's node axis goes in front of the batch: beliefs shared by a batch of agents are expanded first.
     qs = [q.expand(*batch, q.shape[-1]) for q in qs]
 
-    if policies is None and isinstance(model, TabularModel):
-        return PolicyEvaluator(model, horizon, terms, options, control_factors, memory_budget,
-                               cuda_graph=False)(qs, with_terms)
     order = None
     if policies is None:
         if horizon is None or int(horizon) != horizon or horizon < 1:
             raise PolicyError(f"give policies or a positive integer horizon, got horizon={horizon!r}")
         H = int(horizon)
+        if isinstance(model, TabularModel):
+            return PolicyEvaluator(model, H, terms, options, control_factors, memory_budget,
+                                   cuda_graph=False)(qs, with_terms)
         controls = list(model.num_controls)
         if control_factors is not None:
             controls = [u if f in control_factors else 1 for f, u in enumerate(controls)]

@@ -119,8 +119,9 @@ class PolicyEvaluator:
         self._fused = None if self._node_columns else self._fused_factor()
         self._build_matrices()
         self._ln_E = None if model.E is None else torch.log(model.E)
-        self._batched = {}  # flattened batch -> matrices, see _matrices_for
-        self._graphs, self._calls = {}, {}  # (batch, what) -> (CUDA graph, its inputs, its outputs); calls
+        self._batched: dict = {}  # flattened batch -> matrices, see _matrices_for
+        self._graphs: dict = {}
+        self._calls: dict = {}  # (batch, what) -> (CUDA graph, its inputs, its outputs); calls
 
     # --- set-up -----------------------------------------------------------------------------------------
 
@@ -211,7 +212,7 @@ class PolicyEvaluator:
     @property
     def stale(self) -> bool:
         """Whether the model's arrays were changed in place since this evaluator was built."""
-        return any(t._version != v for t, v in zip(self._sources, self._versions))
+        return any(t._version != v for t, v in zip(self._sources, self._versions, strict=True))
 
     def _check_model_unchanged(self):
         if self.stale:
@@ -243,7 +244,7 @@ class PolicyEvaluator:
         self._calls[key] = self._calls.get(key, 0) + 1
         if key in self._graphs:
             graph, static_in, static_out = self._graphs[key]
-            for dst, src in zip(static_in, qs):
+            for dst, src in zip(static_in, qs, strict=True):
                 dst.copy_(src)
             graph.replay()
         elif self._calls[key] == 1:  # the first call runs eagerly: a result without waiting for a capture
@@ -362,7 +363,8 @@ class PolicyEvaluator:
             own = "".join("x" if d == f else letters[self._F_static.index(d)] for d in deps)
             mine = "".join(c for c in letters if c in own)
             block = torch.einsum(f"...sux,...t{own}w->...tsu{mine}w", M_f, L)
-            shape = [*mb, block.shape[nb], S, U, *[z if c in mine else 1 for c, z in zip(letters, sizes)], width + 2]
+            kept = [z if c in mine else 1 for c, z in zip(letters, sizes, strict=True)]
+            shape = [*mb, block.shape[nb], S, U, *kept, width + 2]
             blocks.append(block.reshape(shape).expand(*mb, T, S, U, *sizes, width + 2))
         F = torch.cat(blocks, -1)  # (*mb, T, S, U, *sizes, C)
         F = F.movedim(nb + 2, -2)  # (*mb, T, S, *sizes, U, C)

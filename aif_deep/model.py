@@ -179,7 +179,7 @@ class TabularModel:
                 continue
             if len(counts) != len(like):
                 raise ModelError(f"{name} has {len(counts)} arrays, expected {len(like)}")
-            for i, (p, x) in enumerate(zip(counts, like)):
+            for i, (p, x) in enumerate(zip(counts, like, strict=True)):
                 if tuple(p.shape) != tuple(x.shape):
                     raise ModelError(f"{name}[{i}] has shape {tuple(p.shape)}, expected {tuple(x.shape)} "
                                      f"(the shape of {name[1]}[{i}])")
@@ -289,7 +289,7 @@ class TabularModel:
 
     def log_likelihood(self, obs: list, guard: LogGuard) -> list:
         out = []
-        for m, (A_m, o) in enumerate(zip(self.A, obs)):
+        for m, (A_m, o) in enumerate(zip(self.A, obs, strict=True)):
             k = len(self.A_dependencies[m])
             if not o.is_floating_point():
                 o = torch.nn.functional.one_hot(o, self.num_obs[m]).to(A_m.dtype)
@@ -301,7 +301,7 @@ class TabularModel:
 
     def predict_all(self, qs: list) -> list:
         out = []
-        for B_f, deps in zip(self.B, self.B_dependencies):
+        for B_f, deps in zip(self.B, self.B_dependencies, strict=True):
             k = len(deps)
             # B_f: (*batch, S_f, *S_deps, U_f) -> (*batch, U_f, S_f, *S_deps) -> (*lead, U_f, S_f) -> (U_f, *lead, S_f)
             pred = sum_against(B_f.movedim(-1, -2 - k), [qs[g] for g in deps], keep=2)

@@ -8,10 +8,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _reference import random_case, random_config  # noqa: E402
+
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.errors import ModelError, ObservationError, ParameterError, PolicyError  # noqa: E402
-from _reference import random_case, random_config  # noqa: E402
 
 TOL = 1e-10
 METHODS = {"default": aif.FixedPoint(), "legacy": aif.FixedPoint.pymdp_legacy(), "pymdp": aif.FixedPoint.pymdp(),
@@ -35,7 +36,7 @@ def t64(arrays):
 
 
 def max_dev(a, b):
-    return max(float(np.abs(np.asarray(x) - y.detach().cpu().numpy()).max()) for x, y in zip(a, b))
+    return max(float(np.abs(np.asarray(x) - y.detach().cpu().numpy()).max()) for x, y in zip(a, b, strict=True))
 
 
 def test_infer_states_equals_aif_for_every_method():
@@ -139,7 +140,8 @@ def test_predict_equals_aif():
     for rng, model, obs, prior in cases(5, 20):
         tm = aif_deep.TabularModel.from_aif(model, device="cpu")
         action = np.array([int(rng.integers(u)) for u in model.num_controls])
-        assert max_dev(aif.predict(model, prior, action), aif_deep.predict(tm, t64(prior), torch.as_tensor(action))) < TOL
+        expected = aif.predict(model, prior, action)
+        assert max_dev(expected, aif_deep.predict(tm, t64(prior), torch.as_tensor(action))) < TOL
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the float32 GPU agreement runs on a GPU")
@@ -155,8 +157,8 @@ def test_float32_on_cuda_agrees_with_aif_to_1e_4():
         G, terms = aif.expected_free_energy(model, q_ref, policies)
         G_t, terms_t = aif_deep.expected_free_energy(tm, qs, policies)
         q_pi = aif.policy_posterior(G)
-        worst = max(worst, max_dev(q_ref, qs), max_dev([G, q_pi] + [terms[k] for k in TERMS],
-                                                       [G_t, aif_deep.policy_posterior(G_t)] + [terms_t[k] for k in TERMS]))
+        got = [G_t, aif_deep.policy_posterior(G_t)] + [terms_t[k] for k in TERMS]
+        worst = max(worst, max_dev(q_ref, qs), max_dev([G, q_pi] + [terms[k] for k in TERMS], got))
     assert worst < 1e-4
 
 

@@ -10,11 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+from efe_reference import expected_free_energy, random_case  # noqa: E402
+
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
-from aif.efe import (EFEOptions, InductiveCost, InfoGain, Novelty, Risk, Ambiguity, TerminalValue,  # noqa: E402
-                     Utility, WNORM_EXACT)
-from efe_reference import expected_free_energy, random_case  # noqa: E402
+from aif.efe import WNORM_EXACT, Ambiguity, EFEOptions, InductiveCost, InfoGain, Novelty, Risk, TerminalValue, Utility  # noqa: E402
 
 TOL = 1e-10
 CONVENTIONS = {"exact": EFEOptions(), "pymdp": EFEOptions.pymdp(), "legacy": EFEOptions.pymdp_legacy()}

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
-from aif.efe import Novelty, Risk, InfoGain, TerminalValue  # noqa: E402
+from aif.efe import InfoGain, Novelty, Risk, TerminalValue  # noqa: E402
 from aif.errors import ParameterError, PolicyError  # noqa: E402
 
 TOL = 1e-10
