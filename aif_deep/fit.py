@@ -27,12 +27,14 @@ import torch
 from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
-from aif.control import DEFAULT_TERMS, EFEOptions, enumerate_policies
+import aif
+from aif.control import enumerate_policies
+from aif.efe import DEFAULT_TERMS, EFEOptions, Term
 from aif.errors import ParameterError
 
 from .control import action_log_probability, policy_posterior, predict
 from .evaluator import check_policies, evaluate_policies
-from .inference import as_torch_method, infer_states
+from .inference import infer_states
 from .model import TabularModel
 
 ARRAYS = ("A", "B", "C", "D")
@@ -96,7 +98,7 @@ def _prepare_data(observations, actions, device):
 
 def action_log_likelihood(model: TabularModel, observations: torch.Tensor, actions: torch.Tensor,
                           policies: Any, gamma: torch.Tensor | float, alpha: torch.Tensor | float,
-                          inference: Any, efe: EFEOptions, efe_terms: Sequence, sampling: str) -> torch.Tensor:
+                          inference: Any, efe: EFEOptions, efe_terms: Sequence[Term], sampling: str) -> torch.Tensor:
     """ln p(actions) per trial and subject, ``(K, N)``, for data already shaped ``(K, N, T, .)``."""
     K, N, T, _ = actions.shape
     prior = [p.expand(K, N, p.shape[-1]) for p in model.prior()]
@@ -107,7 +109,8 @@ def action_log_likelihood(model: TabularModel, observations: torch.Tensor, actio
         valid = (u >= 0).all(-1) & (observations[:, :, t] >= 0).all(-1)  # ended episodes are padded with -1
         u = u.clamp_min(0)
         qs = infer_states(model, observations[:, :, t].clamp_min(0), prior, inference)
-        G, _ = evaluate_policies(model, qs, policies=policies, terms=efe_terms, options=efe, with_terms=False)
+        G, _ = evaluate_policies(model, qs, policies=policies, terms=tuple(efe_terms), options=efe,
+                                 with_terms=False)
         q_pi = policy_posterior(G, E, gamma)
         total = total + torch.where(valid, action_log_probability(q_pi, policies, u, alpha, sampling), 0.0)
         prior = predict(model, qs, u)
@@ -116,7 +119,7 @@ def action_log_likelihood(model: TabularModel, observations: torch.Tensor, actio
 
 def fit(model: TabularModel, observations: ArrayLike, actions: ArrayLike, params: Sequence[str] = ("gamma",), *,
         policy_horizon: int = 1, policies: ArrayLike | None = None, gamma: ArrayLike = 16.0, alpha: ArrayLike = 16.0,
-        inference: Any = None, efe: EFEOptions | None = None, efe_terms: Sequence = DEFAULT_TERMS,
+        inference: Any = None, efe: EFEOptions | None = None, efe_terms: Sequence[Term] = DEFAULT_TERMS,
         sampling: str = "full", custom: dict | None = None, priors: dict | None = None, steps: int = 300,
         lr: float = 0.05, progress: bool = True) -> FitResult:
     """Estimate chosen parameters of ``N`` agents from their observations and actions.
@@ -154,7 +157,7 @@ def fit(model: TabularModel, observations: ArrayLike, actions: ArrayLike, params
         raise ParameterError(f"the model's batch shape {model.batch_shape} does not match {N} subjects")
     policies = enumerate_policies(model.num_controls, policy_horizon) if policies is None else policies
     policies = check_policies(model, policies)
-    inference = as_torch_method(inference)
+    inference = aif.FixedPoint() if inference is None else inference
     efe = EFEOptions() if efe is None else efe
     priors = dict(priors or {})
     custom = dict(custom or {})

@@ -44,7 +44,8 @@ from torch import nn
 
 from aif.errors import ModelError, ObservationError, ParameterError
 
-from .model import _entropy_terms, contract, sum_against
+from .efe import modality_terms
+from .model import sum_against
 
 Tensor = torch.Tensor
 
@@ -416,10 +417,10 @@ class NeuralModel(nn.Module):
         for m, h in enumerate(self.heads):
             if isinstance(h, Categorical):
                 A_m = tab["A"][m].to(qs[0].dtype)
-                qo_m = contract(A_m, list(qs))  # (*lead, O_m)
-                if self.C[m] is not None:
-                    utility = utility + (qo_m * self.log_preferences(m, t, options).to(qo_m.dtype)).sum(-1)
-                H_qo, amb = _entropy_terms(A_m, list(qs), qo_m, options)
+                ln_C = None if self.C[m] is None else self.log_preferences(m, t, options).to(A_m.dtype)
+                v = modality_terms(A_m, list(qs), ln_C, options)
+                utility = utility + v["utility"]
+                H_qo, amb = v["entropy"], v["ambiguity"]
             else:
                 q_joint = _joint(qs) if q_joint is None else q_joint  # (*lead, J)
                 H_s = h.entropy(tab["params"][m]).to(q_joint.dtype)  # (J,)

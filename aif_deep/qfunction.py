@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from aif.control import DEFAULT_TERMS, EFEOptions
+from aif.efe import DEFAULT_TERMS, EFEOptions, Term
 from aif.errors import ParameterError
 
 from .episodes import ReplayBuffer
@@ -103,7 +103,7 @@ class QSettings:
     lr: float = 1e-3
     discount: float = 0.9
     tau: float = 0.02
-    terms: tuple = DEFAULT_TERMS
+    terms: tuple[Term, ...] = DEFAULT_TERMS
     options: EFEOptions = EFEOptions()
     seed: int = 0
     progress: bool = True
@@ -121,10 +121,10 @@ class QSettings:
 
 
 def td_targets(qf_target: QFunction, model: BeliefModel, qs: Sequence[torch.Tensor], discount: float,
-               terms: Sequence = DEFAULT_TERMS, options: EFEOptions | None = None) -> torch.Tensor:
+               terms: Sequence[Term] = DEFAULT_TERMS, options: EFEOptions | None = None) -> torch.Tensor:
     """g(qs, a) + discount * V_target(predict(qs, a)) for every joint action: ``(*lead, K)``, no gradient."""
     with torch.no_grad():
-        g, _ = evaluate_policies(model, qs, horizon=1, terms=terms, options=options)
+        g, _ = evaluate_policies(model, list(qs), horizon=1, terms=tuple(terms), options=options)
         nxt = model.predict_all(list(qs))  # (U_f, *lead, S_f) per factor
         # Joint actions in enumerate_policies' order (the last factor varies fastest): broadcast each
         # factor's predictions over the others' controls, then flatten to K.

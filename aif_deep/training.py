@@ -31,7 +31,7 @@ from aif.errors import ParameterError
 
 from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .episodes import ReplayBuffer
-from .inference import Exact
+from .inference import exact
 from .neural import Bernoulli, NeuralModel, predict_all_from, unimix
 
 
@@ -109,10 +109,10 @@ def _flip(o, flip, generator):
 
 def _posterior(message, prior):
     """q(s) ∝ exp(message + ln prior) for a joint message ``(B, J)`` and factorised priors ``(B, S_f)``: the
-    marginals ``(B, S_f)`` of the exact joint posterior (``Exact``, with the message as one likelihood over
+    marginals ``(B, S_f)`` of the exact joint posterior (``inference.exact``, with the message as one likelihood over
     all factors)."""
     S = [p.shape[-1] for p in prior]
-    return Exact()([message.reshape(-1, *S)], [torch.log(p) for p in prior], [list(range(len(S)))])
+    return exact([message.reshape(-1, *S)], [torch.log(p) for p in prior], [list(range(len(S)))])
 
 
 def _kl(q, p):

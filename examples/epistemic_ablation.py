@@ -45,6 +45,7 @@ import time
 import numpy as np
 import torch
 
+import aif
 import aif_deep
 from aif.envs import AgentWrapper, GridWorld
 from aif_deep.neural import Bernoulli, NeuralModel
@@ -79,8 +80,8 @@ def weighted_targets(model, weight, discount):
     """TD targets with g_w = -utility - w * state_info_gain: linear in w, so y_w = y_0 + w (y_1 - y_0) from the
     targets without and with the information gain (``aif_deep.td_targets``)."""
     def targets(target, qs):
-        y0 = aif_deep.td_targets(target, model, qs, discount, terms=("utility",))
-        y1 = aif_deep.td_targets(target, model, qs, discount, terms=("utility", "state_info_gain"))
+        y0 = aif_deep.td_targets(target, model, qs, discount, terms=(aif.Utility(),))
+        y1 = aif_deep.td_targets(target, model, qs, discount, terms=(aif.Utility(), aif.InfoGain()))
         return y0 + weight * (y1 - y0)
     return targets
 

@@ -32,7 +32,7 @@ from aif_deep.agent import Agent, rollout
 
 # The location is observed without noise, so the posterior factorises and exact inference gives the
 # mean-field fixed point in one step (and fits four times faster).
-INFERENCE = aif_deep.Exact()
+INFERENCE = aif.Exact()
 
 
 def simulate(rng, gen, num_agents, trials, steps, alpha, horizon, reward_prob):

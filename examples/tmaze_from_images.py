@@ -29,7 +29,7 @@ It prints: the training (one run; see ``SETTINGS``) and the latent accuracy (fil
 classes matched to the true location, and to the true (location, context) once the context has been shown,
 with the Hungarian algorithm); the learned transition's probability of keeping the context; then, for 100
 trials each, the rate of going to the cue first and of a reward in the first arm entered, for the tabular
-agent, the neural agent, and both without the epistemic term (``efe_terms=("utility",)``): without it the
+agent, the neural agent, and both without the epistemic term (``efe_terms=(aif.Utility(),)``): without it the
 cue is worth nothing; the tabular agent stays in the centre (every policy ties), and the neural one's
 margin of the cue over the arms is near zero too (+0.006 nats at seed 0, against +0.52 with the term), so
 small differences of its learned utilities decide its first move (to the cue in 0.65 of the trials at seed
@@ -182,7 +182,7 @@ def main(argv=None):
     }
     results = {}
     with torch.no_grad():
-        for terms, label in ((("utility", "state_info_gain"), ""), (("utility",), ", no info gain")):
+        for terms, label in (((aif.Utility(), aif.InfoGain()), ""), ((aif.Utility(),), ", no info gain")):
             for name, build in agents.items():
                 agent, env = build(terms)
                 results[name + label] = run_trials(agent, env, s["trials"], 10_000 + args.seed, name + label,

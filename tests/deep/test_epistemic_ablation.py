@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.envs import GridWorld  # noqa: E402
 from aif_deep.neural import Bernoulli, NeuralModel  # noqa: E402
@@ -46,8 +47,8 @@ def test_weighted_targets_scale_one_term_of_the_td_target(grid_model, ex):
     def y(weight):
         return ex.weighted_targets(grid_model, weight, 0.9)(target, [qs])
 
-    full = aif_deep.td_targets(target, grid_model, [qs], 0.9, terms=("utility", "state_info_gain"))
-    utility = aif_deep.td_targets(target, grid_model, [qs], 0.9, terms=("utility",))
+    full = aif_deep.td_targets(target, grid_model, [qs], 0.9, terms=(aif.Utility(), aif.InfoGain()))
+    utility = aif_deep.td_targets(target, grid_model, [qs], 0.9, terms=(aif.Utility(),))
     torch.testing.assert_close(y(1.0), full)
     torch.testing.assert_close(y(0.0), utility)
     # Linear in the weight, and the information gain (utility - full) is not trivially 0.
