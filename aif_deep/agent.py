@@ -29,7 +29,8 @@ from .control import policy_posterior, predict, select_action
 from .evaluator import check_policies, evaluate_policies
 from .full_tree import PolicyEvaluator
 from . import learning
-from .inference import as_beliefs, as_obs, infer_states
+from . import checks
+from .inference import as_obs, categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel
 
 
@@ -91,6 +92,8 @@ class Agent:
         self._numpy = self._numpy_strategies()
         if not isinstance(self.model, BeliefModel):
             raise TypeError(f"model must implement aif_deep.BeliefModel, got {type(self.model).__name__}")
+        if isinstance(self.model, TabularModel):
+            checks.model_tensors(self.model)
         for name in ("gamma", "alpha"):
             value = torch.as_tensor(getattr(self, name))
             if not (torch.isfinite(value).all() and (value > 0).all()):
@@ -105,8 +108,8 @@ class Agent:
         self._evaluator = None
         self.batch_shape = tuple(torch.broadcast_shapes(tuple(self.batch_shape), tuple(self.model.batch_shape)))
         E = getattr(self.model, "E", None)
-        if E is not None and E.shape[-1] != len(self.policies):
-            raise ParameterError(f"model.E has {E.shape[-1]} entries but the agent has {len(self.policies)} policies")
+        if E is not None:
+            checks.policy_prior(E, len(self.policies), "model.E")
         if self.selection.mode == "stochastic" and self.rng is None:
             raise ParameterError("stochastic selection needs rng (a torch.Generator)")
         if self._numpy:
@@ -210,7 +213,7 @@ class Agent:
         prior and step count) -- for vector environments whose episodes end at different times.
         """
         ref = self.model.prior()
-        new = ref if prior is None else as_beliefs(self.model, prior, device=ref[0].device, dtype=ref[0].dtype)
+        new = ref if prior is None else checks.beliefs(self.model, prior)
         new = [p.expand(*self.batch_shape, p.shape[-1]).clone() for p in new]
         if self._numpy:
             mask = np.ones(self.batch_shape, bool) if agents is None else np.asarray(agents, bool)
@@ -236,9 +239,11 @@ class Agent:
         model's non-categorical modalities, an image or real vector ``(*batch, *shape_m)``), or an int array
         ``(*batch, M)`` when every modality is categorical (``aif_deep.inference.as_obs``)."""
         qs_prev = self.qs
+        obs = as_obs(self.model, obs, self.device, self.model.dtype)
+        checks.unbatched_observation(obs, categorical_modalities(self.model), self.batch_shape)
         if self._numpy:
             obs = [o.expand((*self.batch_shape, *o.shape[o.ndim - o.is_floating_point():])).cpu().numpy()
-                   for o in as_obs(self.model, obs, self.device, self.model.dtype)]
+                   for o in obs]
             for a, i in zip(self._agents, np.ndindex(*self.batch_shape), strict=True):
                 a.infer_states([o[i] if o[i].ndim else int(o[i]) for o in obs])
             self.qs = [self._gather(lambda a, f=f: a.qs[f]) for f in range(len(self.prior))]
@@ -257,7 +262,7 @@ class Agent:
         changes = {}
         if L.learn_A:
             prior = self.initial_counts["pA"] if L.forget_to_prior else None
-            pA = learning.update_A(m.pA, as_obs(m, obs, device=self.device, dtype=m.dtype), self.qs,
+            pA = learning.update_A(m.pA, obs, self.qs,
                                    A_dependencies=m.A_dependencies, prior=prior, **rates)
             changes.update(pA=pA, A=[learning.dirichlet_mean(p, nb) for p in pA])
         if L.learn_B and self._transition.any():

@@ -16,6 +16,7 @@ import torch
 import aif
 from aif.errors import ObservationError, StrategyError
 
+from . import checks
 from .efe import guarded_log
 from .model import BeliefModel, sum_against
 
@@ -149,16 +150,14 @@ def as_obs(model: BeliefModel, obs, device=None, dtype=torch.float64) -> list:
     out = []
     for m, o in enumerate(entries):
         n = model.num_obs[m]
-        o = torch.as_tensor(o, device=device)
+        o = checks.tensor(o, f"obs[{m}]", ObservationError, device) if device is not None else torch.as_tensor(o)
         if not categorical[m]:
             out.append(o.to(dtype) if o.is_floating_point() else o)
         elif o.is_floating_point():
             o = o.to(dtype)
             if o.shape[-1:] != (n,):
                 raise ObservationError(f"obs[{m}] has shape {tuple(o.shape)}, expected (..., {n}) for modality {m}")
-            if (o < 0).any() or ((o.sum(-1) - 1).abs() > 1e-6).any():
-                raise ObservationError(f"obs[{m}] is not a probability vector over the {n} outcomes of modality {m}")
-            out.append(o)
+            out.append(checks.distribution(o, f"obs[{m}]", ObservationError))
         else:
             if o.dtype == torch.bool:
                 raise ObservationError(f"obs[{m}] is boolean; give outcome indices or probabilities")
@@ -167,23 +166,6 @@ def as_obs(model: BeliefModel, obs, device=None, dtype=torch.float64) -> list:
                 raise ObservationError(f"observation {int(o[bad].flatten()[0])} is out of range for modality {m} "
                                        f"with {n} outcomes (0 to {n - 1})")
             out.append(o.long())
-    return out
-
-
-def as_beliefs(model: BeliefModel, qs, name="prior", device=None, dtype=None) -> list:
-    """Beliefs as one float tensor ``(*lead, S_f)`` per factor (shapes checked)."""
-    if qs is None or isinstance(qs, (np.ndarray, torch.Tensor)):
-        raise ObservationError(f"{name} must be a list with one probability vector per factor "
-                               f"({len(model.num_states)}), got {type(qs).__name__}")
-    qs = list(qs)
-    if len(qs) != len(model.num_states):
-        raise ObservationError(f"{name} has {len(qs)} vectors but the model has {len(model.num_states)} factors")
-    out = []
-    for f, q in enumerate(qs):
-        q = torch.as_tensor(q, device=device, dtype=dtype)
-        if q.ndim == 0 or q.shape[-1] != model.num_states[f]:
-            raise ObservationError(f"{name}[{f}] has shape {tuple(q.shape)}, expected (..., {model.num_states[f]})")
-        out.append(q)
     return out
 
 
@@ -208,7 +190,7 @@ def infer_states(model: BeliefModel, obs, prior=None, method=None, trace=None) -
         raise StrategyError(f"method must be aif.FixedPoint(...) or aif.Exact(...) (aif_deep runs them on tensors), "
                             f"got {method!r}")
     ref = model.prior()[0]
-    prior = model.prior() if prior is None else as_beliefs(model, prior, device=ref.device, dtype=ref.dtype)
+    prior = model.prior() if prior is None else checks.beliefs(model, prior)
     logL = model.log_likelihood(as_obs(model, obs, ref.device, ref.dtype), method.guard)
     log_prior = [guarded_log(p, method.guard) for p in prior]
     if isinstance(method, aif.Exact):

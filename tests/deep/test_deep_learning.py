@@ -8,7 +8,8 @@ torch = pytest.importorskip("torch")
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif import learning  # noqa: E402
-from aif.errors import ModelError, ObservationError, ParameterError, PolicyError  # noqa: E402
+from aif.efe import EFEOptions, InfoGain, Novelty, Utility  # noqa: E402
+from aif.errors import ModelError, ObservationError, ParameterError, PolicyError, StrategyError  # noqa: E402
 from aif_deep import learning as dl  # noqa: E402
 from _reference import random_config  # noqa: E402
 
@@ -44,13 +45,13 @@ def dev(a, b):
 @pytest.mark.parametrize("wnorm", [learning.WNORM_LEGACY, learning.WNORM_SPM, learning.WNORM_EXACT],
                          ids=["legacy", "spm", "exact"])
 def test_parameter_info_gain_terms_equal_aif(wnorm):
-    terms = ("utility", "state_info_gain", "pA_info_gain", "pB_info_gain")
+    terms = (Utility(), InfoGain(), Novelty("A", wnorm), Novelty("B", wnorm))
     worst, largest = 0.0, 0.0
     for rng, model in models(0, 30):
         tm = aif_deep.TabularModel.from_aif(model, device="cpu")
         qs = [rng.dirichlet(np.ones(s)) for s in model.num_states]
         policies = aif.enumerate_policies(model.num_controls, int(rng.integers(1, 4)))[:200]
-        options = aif.EFEOptions(wnorm=wnorm)
+        options = EFEOptions()
         G, ref = aif.expected_free_energy(model, qs, policies, terms=terms, options=options)
         G_t, got = aif_deep.expected_free_energy(tm, t64(qs), policies, terms=terms, options=options)
         names = ("pA_info_gain", "pB_info_gain")
@@ -68,7 +69,7 @@ def test_parameter_info_gain_for_a_batch_of_agents_equals_each_agent():
     tm = aif_deep.TabularModel.from_aif(counts, device="cpu")
     qs = [rng.dirichlet(np.ones(s)) for s in model.num_states]
     policies = aif.enumerate_policies(model.num_controls, 2)
-    terms = ("pA_info_gain", "pB_info_gain")
+    terms = (Novelty("A"), Novelty("B"))
     G_t, _ = aif_deep.expected_free_energy(tm, t64(qs), policies, terms=terms)
     for k, m in enumerate(counts):
         G, _ = aif.expected_free_energy(m, qs, policies, terms=terms)
@@ -142,7 +143,7 @@ def test_bad_input_raises_named_errors():
                                                                B_dependencies=model.B_dependencies), device="cpu")
     with pytest.raises(ParameterError, match="no pA"):
         aif_deep.expected_free_energy(plain, qs, aif.enumerate_policies(model.num_controls, 1),
-                                      terms=("utility", "pA_info_gain"))
+                                      terms=(Utility(), Novelty("A")))
     with pytest.raises(ModelError, match="pB"):
         plain.replace(pB=[p[..., :1] for p in pB])
 
@@ -154,7 +155,7 @@ def test_novelty_prefers_rarely_counted_transitions():
     model = aif.GenerativeModel(A=[np.eye(2)], B=None, pB=[pB], C=[np.zeros(2)], D=[np.array([0.5, 0.5])])
     tm = aif_deep.TabularModel.from_aif(model, device="cpu")
     G, terms = aif_deep.expected_free_energy(tm, t64(model.D), aif.enumerate_policies([2], 1),
-                                             terms=("pB_info_gain",))
+                                             terms=(Novelty("B"),))
     assert terms["pB_info_gain"][1] > terms["pB_info_gain"][0] > 0
     assert G[1] < G[0]
 
@@ -178,7 +179,7 @@ def _learning_runs(n_agents, steps, reset_at):
     for k in range(n_agents):
         env = GridWorld((3, 3), slip=0.3, terminate_at_goal=False)
         model = _learnable_grid(env)
-        agent = aif.Agent(model, policy_horizon=2, efe_terms=("utility", "state_info_gain", "pB_info_gain"),
+        agent = aif.Agent(model, policy_horizon=2, efe_terms=(Utility(), InfoGain(), Novelty("B")),
                           learning=aif.Learning(lr=1.0, forgetting=0.95))
         obs, _ = env.reset(seed=k)
         seen, taken = [], []
@@ -203,7 +204,7 @@ def test_online_learning_agent_equals_aif_agents_for_a_batch():
 
     model = _learnable_grid(GridWorld((3, 3), slip=0.3, terminate_at_goal=False))
     tm = aif_deep.TabularModel.from_aif(model, device="cpu")
-    agent = aif_deep.Agent(tm, policy_horizon=2, efe_terms=("utility", "state_info_gain", "pB_info_gain"),
+    agent = aif_deep.Agent(tm, policy_horizon=2, efe_terms=(Utility(), InfoGain(), Novelty("B")),
                            batch_shape=(n,), learning=aif.Learning(lr=1.0, forgetting=0.95))
     for t in range(steps):
         if t == reset_at:
@@ -221,9 +222,9 @@ def test_learning_settings_are_checked():
     tm = aif_deep.TabularModel.from_aif(aif.envs.TMaze().generative_model(), device="cpu")
     with pytest.raises(ParameterError, match="no pB"):
         aif_deep.Agent(tm, learning=aif.Learning(learn_A=False))
-    with pytest.raises(ParameterError, match="offline"):
-        aif_deep.Agent(tm, learning=aif.Learning(online=False, learn_A=False, learn_B=False))
-    with pytest.raises(ParameterError, match="aif.Learning"):
+    with pytest.raises(ParameterError, match="no pD"):  # offline / D learning runs in aif, with its checks
+        aif_deep.Agent(tm, learning=aif.Learning(online=False, learn_A=False, learn_B=False, learn_D=True))
+    with pytest.raises(StrategyError, match="aif.Learning"):
         aif_deep.Agent(tm, learning={"lr": 1.0})
 
 
@@ -231,7 +232,7 @@ def test_a_learning_agent_saved_and_loaded_continues_identically(tmp_path):
     from aif.envs import GridWorld
 
     model = _learnable_grid(GridWorld((3, 3), slip=0.3, terminate_at_goal=False))
-    settings = dict(policy_horizon=2, efe_terms=("utility", "state_info_gain", "pB_info_gain"), batch_shape=(2,),
+    settings = dict(policy_horizon=2, efe_terms=(Utility(), InfoGain(), Novelty("B")), batch_shape=(2,),
                     learning=aif.Learning(lr=1.0, forgetting=0.9))
     agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(model, device="cpu"), **settings)
     obs = np.random.default_rng(0).integers(9, size=(10, 2))

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
-from aif.errors import ObservationError, ParameterError, PolicyError  # noqa: E402
+from aif.errors import BeliefError, ModelError, ObservationError, ParameterError, PolicyError  # noqa: E402
 from aif.io import FormatError  # noqa: E402
 from aif_deep.checkpoint import load_agent, load_buffer, save_agent, save_buffer  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
@@ -321,3 +321,43 @@ def test_damaged_training_checkpoints_raise_format_error(tmp_path):
     for bad in _damaged_copies(tmp_path / "run.pt", tmp_path):
         with pytest.raises(FormatError):
             load_buffer(bad)
+
+
+def _with(tm, **arrays):
+    return tm.replace(**arrays)
+
+
+@pytest.mark.parametrize("build, error, match", [
+    (lambda tm: aif_deep.Agent(tm).reset([torch.tensor([float("nan"), 0.5, 0.5]), torch.ones(4) / 4]),
+     BeliefError, r"prior\[0\] is not a probability vector: entry 0 is nan"),
+    (lambda tm: aif_deep.Agent(tm).reset([torch.ones(3), torch.ones(4) / 4]),
+     BeliefError, r"prior\[0\] is not a probability vector: it sums to 3, not 1"),
+    (lambda tm: aif_deep.Agent(tm).reset([torch.tensor([1.5, -0.5, 0.0]), torch.ones(4) / 4]),
+     BeliefError, r"prior\[0\] is not a probability vector: entry 1 is -0.5"),
+    (lambda tm: aif_deep.Agent(tm).reset([torch.ones(3) / 3]), BeliefError, r"prior has 1 vectors .* 2 factors"),
+    (lambda tm: aif_deep.infer_states(tm, [0, 0], [torch.ones(3) / 3, torch.ones(5) / 5]),
+     BeliefError, r"prior\[1\] has shape \(5,\), expected \(\.\.\., 4\)"),
+    (lambda tm: aif_deep.Agent(_with(tm, E=torch.full((6,), -1.0, dtype=torch.float64))), PolicyError,
+     r"model.E is not a probability vector: entry 0 is -1"),
+    (lambda tm: aif_deep.Agent(_with(tm, E=torch.full((5,), 0.2, dtype=torch.float64))), PolicyError,
+     r"model.E has shape \(5,\), expected \(\.\.\., 6\)"),
+    (lambda tm: aif_deep.Agent(_with(tm, A=[tm.A[0].long(), tm.A[1]])), ModelError, r"A\[0\] has dtype torch.int64"),
+    (lambda tm: aif_deep.Agent(_with(tm, B=[tm.B[0].float(), tm.B[1]])), ModelError,
+     r"B\[0\] is torch.float32 on cpu but A\[0\] is torch.float64"),
+    (lambda tm: aif_deep.Agent(_with(tm, D=[tm.D[0].numpy(), tm.D[1]])), ModelError, r"D\[0\] is a ndarray, not a"),
+    (lambda tm: aif_deep.Agent(tm).infer_states([np.array([0, 1]), np.array([1, 1])]), ObservationError,
+     r"obs\[0\] has the batch shape \(2,\) but the agent is unbatched"),
+    (lambda tm: aif_deep.Agent(tm).infer_states([torch.tensor([0.5, 0.6, 0.0]), 0]), ObservationError,
+     r"obs\[0\] is not a probability vector: it sums to 1.1, not 1"),
+])
+def test_aif_deep_rejects_what_aif_rejects(build, error, match):
+    """NaN, negative and unnormalised beliefs, a bad E, integer, mixed and NumPy arrays in a model, and a batch of
+    observations given to one agent: the same error classes and messages as aif, at the public boundary."""
+    with pytest.raises(error, match=match):
+        build(_tabular())
+
+
+def test_tensors_on_another_device_are_refused():
+    tm = _tabular()
+    with pytest.raises(BeliefError, match=r"prior\[0\] is on meta but the model is on cpu"):
+        aif_deep.infer_states(tm, [0, 0], [torch.ones(3, device="meta") / 3, torch.ones(4) / 4])

@@ -1,0 +1,122 @@
+"""Validation at ``aif_deep``'s public boundary: ``aif``'s rules, error classes and messages, for tensors.
+
+Beliefs and priors give a ``BeliefError``, observations an ``ObservationError``, policies, actions, q(pi) and E a
+``PolicyError``, model tensors a ``ModelError``. On top of ``aif``'s rules come the tensor ones: integer or mixed
+dtypes and mixed or missing devices in a model, a NumPy array where a tensor is required, and a batch of
+observations given to an unbatched agent. Internals trust what passed these checks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from aif.errors import BeliefError, ModelError, ObservationError, PolicyError
+
+PROB_TOL = 1e-6  # as aif: a probability vector sums to 1 within this
+Tensor = torch.Tensor
+
+
+def distribution(p: Tensor, label: str, error: type[Exception]) -> Tensor:
+    """``p`` ``(*lead, n)``: finite, non-negative, summing to 1 (within ``PROB_TOL``) along the last axis."""
+    bad = ~torch.isfinite(p) | (p < 0)
+    if bad.any():
+        i = tuple(int(j) for j in torch.nonzero(bad)[0])
+        raise error(f"{label} is not a probability vector: entry {i[-1]} is {float(p[i])}" + _at(i[:-1]))
+    total = p.sum(-1)
+    off = (total - 1).abs() > PROB_TOL
+    if off.any():
+        i = tuple(int(j) for j in torch.nonzero(off.reshape(total.shape))[0]) if total.ndim else ()
+        raise error(f"{label} is not a probability vector: it sums to {float(total[i]):.6g}, not 1" + _at(i))
+    return p
+
+
+def _at(index: tuple) -> str:
+    return f" (batch index {index})" if index else ""
+
+
+def tensor(x: Any, label: str, error: type[Exception], device: torch.device) -> Tensor:
+    """``x`` as a tensor on ``device``: a tensor on another device is an error, not moved silently."""
+    device = torch.device(device)
+    if isinstance(x, Tensor) and (x.device.type, x.device.index or 0) != (device.type, device.index or 0):
+        raise error(f"{label} is on {x.device} but the model is on {device}")
+    return torch.as_tensor(x, device=device)
+
+
+def beliefs(model: Any, qs: Any, name: str = "prior") -> list[Tensor]:
+    """One probability vector ``(*lead, S_f)`` per factor, in the model's dtype (``BeliefError`` otherwise)."""
+    ref = model.prior()[0]
+    F = len(model.num_states)
+    if qs is None or isinstance(qs, (np.ndarray, Tensor)):
+        raise BeliefError(f"{name} must be a list with one probability vector per factor ({F}), "
+                          f"got {type(qs).__name__}")
+    qs = list(qs)
+    if len(qs) != F:
+        raise BeliefError(f"{name} has {len(qs)} vectors but the model has {F} factors")
+    out = []
+    for f, q in enumerate(qs):
+        q = tensor(q, f"{name}[{f}]", BeliefError, ref.device).to(ref.dtype)
+        if q.ndim == 0 or q.shape[-1] != model.num_states[f]:
+            raise BeliefError(f"{name}[{f}] has shape {tuple(q.shape)}, expected (..., {model.num_states[f]})")
+        out.append(distribution(q, f"{name}[{f}]", BeliefError))
+    return out
+
+
+def model_tensors(model: Any) -> None:
+    """Every array of a ``TabularModel`` is a floating tensor of one dtype on one available device."""
+    first = model.A[0]
+    for name in ("A", "B", "C", "D", "E", "pA", "pB", "pD"):
+        arrays = getattr(model, name)
+        for i, x in enumerate([arrays] if isinstance(arrays, Tensor) or name == "E" else arrays or []):
+            if x is None:
+                continue
+            label = name if name == "E" else f"{name}[{i}]"
+            if not isinstance(x, Tensor):
+                raise ModelError(f"{label} is a {type(x).__name__}, not a torch.Tensor "
+                                 f"(TabularModel.from_aif converts an aif.GenerativeModel)")
+            if not x.is_floating_point():
+                raise ModelError(f"{label} has dtype {x.dtype}; a model's arrays are floating point")
+            if x.dtype != first.dtype or x.device != first.device:
+                raise ModelError(f"{label} is {x.dtype} on {x.device} but A[0] is {first.dtype} on {first.device}: "
+                                 f"a model's arrays share one dtype and device (use model.to(device, dtype))")
+    if first.device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError("the model is on cuda but no CUDA device is available")
+    if model.E is not None:
+        policy_prior(model.E, int(model.E.shape[-1]), "model.E")
+
+
+def policy_prior(E: Any, num_policies: int, label: str = "E") -> Tensor:
+    """E or q(pi): ``(*batch, num_policies)``, a probability vector (``PolicyError``)."""
+    E = torch.as_tensor(E)
+    if E.ndim == 0 or E.shape[-1] != num_policies:
+        raise PolicyError(f"{label} has shape {tuple(E.shape)}, expected (..., {num_policies}): one entry per policy")
+    return distribution(E.double() if not E.is_floating_point() else E, label, PolicyError)
+
+
+def action(model: Any, action: Any, batch_shape: tuple | None = None) -> Tensor:
+    """An integer action ``(*batch, num_factors)`` with every control in range (``PolicyError``)."""
+    a = torch.as_tensor(action)
+    F = len(model.num_controls)
+    if a.is_floating_point() or a.dtype == torch.bool:
+        raise PolicyError(f"action must hold integer controls, got {a.tolist()!r} ({a.dtype})")
+    if a.shape[-1:] != (F,) or (batch_shape is not None and tuple(a.shape[:-1]) not in ((), tuple(batch_shape))):
+        raise PolicyError(f"action has shape {tuple(a.shape)}, expected (..., {F}): one per factor")
+    for f, u in enumerate(model.num_controls):
+        bad = (a[..., f] < 0) | (a[..., f] >= u)
+        if bad.any():
+            raise PolicyError(f"action {int(a[..., f][bad].flatten()[0])} is out of range for factor {f} "
+                              f"with {u} controls (0 to {u - 1})")
+    return a.long()
+
+
+def unbatched_observation(obs: list[Tensor], categorical: list[bool], batch_shape: tuple) -> None:
+    """An unbatched agent (``batch_shape == ()``) takes one observation: a leading batch is an error."""
+    if batch_shape != ():
+        return
+    for m, (o, cat) in enumerate(zip(obs, categorical, strict=True)):
+        lead = o.shape[: o.ndim - int(o.is_floating_point())] if cat else ()
+        if lead:
+            raise ObservationError(f"obs[{m}] has the batch shape {tuple(lead)} but the agent is unbatched: "
+                                   f"give one observation, or build the Agent with batch_shape={tuple(lead)}")
