@@ -109,7 +109,7 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
     rng = np.random.default_rng(seed)
     learning = (aif.Learning(lr=lr, forgetting=forgetting, learn_A=False, learn_B=True, forget_to_prior=forget_to_prior)
                 if learner == "agent" else None)
-    agent = aif.Agent(model, policy_horizon=1, efe_terms=("utility", "state_info_gain", "pB_info_gain"),
+    agent = aif.Agent(model, policy_horizon=1, efe_terms=(aif.Utility(), aif.InfoGain(), aif.Novelty("B")),
                       selection=aif.Selection("stochastic"), rng=rng, learning=learning)
     count_bound = max(float(p.max()) for p in prior_pB) + (lr / (1.0 - forgetting) if forgetting < 1 else np.inf)
 
