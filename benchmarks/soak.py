@@ -12,12 +12,13 @@ learned counts carry over. ``--learner agent`` (the default) uses the Agent's ow
 ``aif.learning.update_B`` in the loop instead (by default without a prior: forgetting towards zero, below).
 
 Checked at every step: the posterior, q(pi), G and the counts are finite. Reported: the largest count (with
-forgetting ``f`` and learning rate ``lr`` every count stays below ``max(prior) + lr / (1 - f)``), the smallest,
-the memory traced by ``tracemalloc`` at the end of the warm-up and at checkpoints after it (live memory,
-after a garbage collection, at the first episode boundary after each point; it should not grow), the resident set size (RSS, from ``/proc/self/statm``) at
-the same points, and the wall time (tracemalloc makes the loop about four times slower; ``--no-trace``
-measures RSS only). Before the run, every (state, action) of the environment is stepped once so that its
-lazily filled cache of column distributions does not count as growth.
+forgetting ``f`` and learning rate ``lr`` every count stays below ``max(prior) + lr / (1 - f)``), the
+smallest, the memory traced by ``tracemalloc`` at the end of the warm-up and at checkpoints after it (live
+memory, after a garbage collection, at the first episode boundary after each point; it should not grow), the
+resident set size (RSS, from ``/proc/self/statm``) at the same points, and the wall time (tracemalloc makes
+the loop about four times slower; ``--no-trace`` measures RSS only). Before the run, every (state, action) of
+the environment is stepped once so that its lazily filled cache of column distributions does not count as
+growth.
 
 Forgetting. ``f * counts + lr * evidence`` (``update_B`` without ``prior=``, ``Learning(forget_to_prior=False)``)
 lets a column the agent never updates (a wall cell, an action it stops taking) decay as ``f**t``. What stops it
@@ -93,8 +94,9 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
 
     Returns:
         dict: ``steps``, ``episodes``, ``goals`` (episodes that reached the goal), ``wall_s``,
-        ``steps_per_s``, ``max_count``, ``min_count``, ``count_bound``, ``max_abs_G`` (the largest |G| seen), ``nonfinite`` (steps with a
-        non-finite value; the run stops at the first), ``error`` (the exception that stopped it, or None),
+        ``steps_per_s``, ``max_count``, ``min_count``, ``count_bound``, ``max_abs_G`` (the largest |G| seen),
+        ``nonfinite`` (steps with a non-finite value; the run stops at the first), ``error`` (the exception that
+        stopped it, or None),
         ``memory_warmup``, ``memory_end``, ``memory_peak`` (bytes traced; None without ``trace``),
         ``rss_warmup``, ``rss_end`` (resident set size in bytes) and ``memory_checkpoints`` (``[step, traced
         bytes, RSS bytes]``).
@@ -188,11 +190,11 @@ def soak(steps=100_000, seed=0, forgetting=0.99, lr=1.0, learner="agent", warmup
     if trace:
         memory_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    return dict(steps=step, episodes=episodes, goals=goals, wall_s=wall, steps_per_s=step / wall,
-                max_count=max_count, min_count=min_count, max_abs_G=max_abs_G, count_bound=count_bound, nonfinite=nonfinite,
-                error=error, memory_warmup=memory_warmup, memory_end=memory_end, memory_peak=memory_peak,
-                memory_checkpoints=memory_checkpoints, rss_warmup=rss_warmup, rss_end=rss_end, forgetting=forgetting, lr=lr,
-                learner=learner, warmup=warmup, warmup_step=warmup_step, max_episode_steps=max_episode_steps)
+    return dict(steps=step, episodes=episodes, goals=goals, wall_s=wall, steps_per_s=step / wall, max_count=max_count,
+                min_count=min_count, max_abs_G=max_abs_G, count_bound=count_bound, nonfinite=nonfinite, error=error,
+                memory_warmup=memory_warmup, memory_end=memory_end, memory_peak=memory_peak,
+                memory_checkpoints=memory_checkpoints, rss_warmup=rss_warmup, rss_end=rss_end, forgetting=forgetting,
+                lr=lr, learner=learner, warmup=warmup, warmup_step=warmup_step, max_episode_steps=max_episode_steps)
 
 
 def _visit_every_column(env):
