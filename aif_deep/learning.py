@@ -17,10 +17,14 @@ policy evaluator uses for the ``pA_info_gain`` and ``pB_info_gain`` terms.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from aif.errors import ModelError, ObservationError, ParameterError, PolicyError
+from aif.errors import BeliefError, ModelError, ObservationError, ParameterError, PolicyError
 from aif.learning import WNORM_LEGACY, WNorm
+
+from . import checks
 
 Tensor = torch.Tensor
 
@@ -65,11 +69,11 @@ def _check_counts(counts, name):
     return out
 
 
-def _belief(q, size, label, like):
-    q = torch.as_tensor(q, device=like.device, dtype=like.dtype)
+def _belief(q: Any, size: int, label: str, like: Tensor, error: type[Exception] = BeliefError) -> Tensor:
+    q = checks.tensor(q, label, error, like.device).to(like.dtype)
     if q.ndim == 0 or q.shape[-1] != size:
-        raise ObservationError(f"{label} has shape {tuple(q.shape)}, expected (..., {size})")
-    return q
+        raise error(f"{label} has shape {tuple(q.shape)}, expected (..., {size})")
+    return checks.distribution(q, label, error)
 
 
 def _outer(vectors):
@@ -122,7 +126,7 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, prior=
         O_m, k = p.shape[p.ndim - len(deps) - 1], len(deps)
         o = torch.as_tensor(obs[m], device=p.device)
         if o.is_floating_point():
-            o = _belief(o, O_m, f"obs[{m}]", p)
+            o = _belief(o, O_m, f"obs[{m}]", p, ObservationError)
         else:
             if ((o < 0) | (o >= O_m)).any():
                 raise ObservationError(f"obs[{m}] holds outcome {int(o[(o < 0) | (o >= O_m)][0])}, but modality {m} "
