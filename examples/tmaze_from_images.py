@@ -16,26 +16,19 @@ docstring says why the reward is not drawn). Its ``NeuralModel`` has two latent 
 classes) and context (2 classes), learned from random-action episodes by minimising the sequence VFE; no
 label says which class is which location or context.
 
-Measured (full setting, ``--seed 0`` to ``--seed 14``, 100 trials each, one run of 3000 steps per seed, about
-50 s per seed on a 2-core CPU): the neural agent went to the cue first in 1.00 of the trials on all fifteen
-seeds (the best arm-first policy's G above the best cue-first one's by 0.13-0.72 nats at the first step) and
-entered the baited arm after it in 1.00; first-step |q(context) - 1/2| 0.005-0.039. Before
-``DetachCarriedMessage`` and ``EncoderFlip`` (``aif_deep.training``): benchmarks/results/training_tricks.md.
-Their cost: the context belief at the arms is less sure (the KL weight of 5 tempers the reward's
-evidence, and no later step pays for a sure belief any more), so the (location, context) accuracy once shown
-fell from 0.98-1.00 to 0.87-0.99 (the correct-arm rate stayed 1.00).
+The tricks that make it learn (``KLWeight(5)``, ``DetachCarriedMessage()``, ``EncoderFlip(0.03)``; see
+``aif_deep.training``) and the recorded results of this command over seeds 0-14, with and without them:
+benchmarks/results/tmaze_from_images.md and benchmarks/results/training_tricks.md.
 
 It prints: the training (one run; see ``SETTINGS``) and the latent accuracy (filtered beliefs'
 classes matched to the true location, and to the true (location, context) once the context has been shown,
 with the Hungarian algorithm); the learned transition's probability of keeping the context; then, for 100
 trials each, the rate of going to the cue first and of a reward in the first arm entered, for the tabular
 agent, the neural agent, and both without the epistemic term (``efe_terms=(aif.Utility(),)``): without it the
-cue is worth nothing; the tabular agent stays in the centre (every policy ties), and the neural one's
-margin of the cue over the arms is near zero too (+0.006 nats at seed 0, against +0.52 with the term), so
-small differences of its learned utilities decide its first move (to the cue in 0.65 of the trials at seed
-0; before the settings above its first belief leaned, and it went to an arm at once). It also prints how far
-the first belief about the context is from 1/2: the centre shows no context, and the neural agent bets on an
-arm when its encoder reads one anyway.
+cue is worth nothing, the tabular agent stays in the centre (every policy ties), and the neural one's margin
+of the cue over the arms is near zero, so small differences of its learned utilities decide its first move.
+It also prints how far the first belief about the context is from 1/2: the centre shows no context, and the
+neural agent bets on an arm when its encoder reads one anyway.
 """
 
 import argparse
@@ -66,9 +59,7 @@ FLIP = 0.05
 EPISODE_STEPS = 8  # random actions per training episode (and per training window)
 # Tricks (--kl-weight 5, DetachCarriedMessage, --encoder-flip 0.03): see aif_deep.training (without them
 # the model reads a context into the pixel noise of the centre image and the agent bets on an arm). tries 1:
-# the lowest VFE does not pick the best agent here. Three runs of KLWeight 5 alone on the same data (model and
-# training seeds 0, 1, 2) had VFEs 17.76, 17.33, 17.25 and went to the cue first in 0.97, 0.91, 0.65 of the
-# trials: a model that reads a little context into the first image's noise explains that noise better.
+# the lowest VFE does not pick the best agent here (benchmarks/results/tmaze_from_images.md).
 SETTINGS = {
     "full": dict(episodes=1000, steps=3000, lr=3e-3, tries=1, trials=100),
     "quick": dict(episodes=1000, steps=600, lr=1e-2, tries=1, trials=30),

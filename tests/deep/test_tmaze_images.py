@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The quick setting (one run of 600 steps on 1000 episodes, 30 trials) went to the cue first in 1.00 of the
 # trials with seeds 0-3 (the full setting: 1.00 on seeds 0-14); the test runs seed 0. Its (location, context)
-# accuracy once shown was 0.89-0.96 (the full setting's 0.87-0.99): with kl_weight 5 and the carried message
+# accuracy once shown was 0.89-0.96 (the full setting's 0.87-0.99): with KLWeight(5) and the carried message
 # detached the context belief at the arms is less sure than the reward's evidence (examples/tmaze_from_images.py).
 QUICK_CUE_FIRST = 0.9
 QUICK_JOINT = 0.85
