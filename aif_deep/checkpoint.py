@@ -66,13 +66,6 @@ def _read(path: str | os.PathLike, kind: str, names: tuple[str, ...], max_bytes:
     return fields
 
 
-def _settings(agent: Agent) -> dict[str, Any]:
-    """The agent's constructor arguments other than the model, the precisions and the generator: ``aif``
-    settings objects, numbers and arrays, which ``aif.io.encode`` stores (a callable is a ``TypeError``)."""
-    skip = ("model", "gamma", "alpha", "rng")
-    return {f.name: getattr(agent, f.name) for f in dataclasses.fields(agent) if f.init and f.name not in skip}
-
-
 def save_agent(path: str | os.PathLike, agent: Agent) -> None:
     """Write ``agent`` (an ``aif_deep.Agent``) to ``path``; see the module docstring."""
     if not isinstance(agent, Agent):
@@ -91,7 +84,11 @@ def save_agent(path: str | os.PathLike, agent: Agent) -> None:
              "prior": agent.prior, "qs": agent.qs, "q_pi": agent.q_pi, "G": agent.G, "terms": agent.terms,
              "action": agent.action, "t": int(agent.t), "transition": agent._transition,
              "initial_counts": None if agent.learning is None else agent.initial_counts}
-    _write(path, AGENT_KIND, {"settings": _settings(agent), "model": _numpy(model), "state": _numpy(state)})
+    # The settings: the constructor arguments but the model, precisions and generator (aif settings objects,
+    # numbers and arrays, which aif.io.encode stores; a callable such as terminal_value is a TypeError).
+    settings = {f.name: getattr(agent, f.name) for f in dataclasses.fields(agent)
+                if f.init and f.name not in ("model", "gamma", "alpha", "rng")}
+    _write(path, AGENT_KIND, {"settings": settings, "model": _numpy(model), "state": _numpy(state)})
 
 
 def load_agent(path: str | os.PathLike, model: Any = None, max_bytes: int = MAX_BYTES) -> Agent:

@@ -68,14 +68,9 @@ def _check_image_shape(image_shape):
 
 
 class NoisyGridImages(gym.ObservationWrapper):
-    """A grid world seen as noisy binary images.
-
-    Wraps ``AgentWrapper(GridWorld(...))`` (no cue: one location modality): actions are what the agent gives
-    (an array, one entry per factor), observations become a one-element tuple ``(image,)`` (one entry per
-    modality, as ``Agent.step`` takes them) with ``image`` int ``image_shape`` of 0s and 1s: the agent's cell is
-    a filled block (the grid's cells tile the image), then every pixel flips with probability ``flip``.
-    ``info`` keeps the environment's ``state``.
-    """
+    """A grid world seen as noisy binary images: wraps ``AgentWrapper(GridWorld(...))`` (one location
+    modality); observations become ``(image,)`` (one entry per modality, as ``Agent.step`` takes them), ``image``
+    int ``image_shape`` with the agent's cell filled, then every pixel flipped with probability ``flip``."""
 
     def __init__(self, env: gym.Env, image_shape: Sequence[int] = (8, 8), flip: float = 0.05) -> None:
         super().__init__(env)
@@ -107,11 +102,9 @@ class NoisyTMazeImages(gym.ObservationWrapper):
     Wraps ``AgentWrapper(TMaze(...))`` (observations ``[location, reward, cue]``, see ``aif.envs.tmaze``) and
     turns them into a tuple ``(image, reward)``, one entry per modality of the neural model:
 
-    - ``image``: int ``image_shape`` of 0s and 1s, the maze as a 3x3 grid of cells (``TMAZE_CELLS``): the
-      agent's location is a filled block and, at the cue location only, a second block shows the cue, right of
-      the cue location for "cue right", left of it for "cue left"; then every pixel flips with probability
-      ``flip``. Away from the cue location the environment's cue outcome is uniform noise in the tabular
-      model; it is not drawn (a picture of noise adds nothing).
+    - ``image``: int ``image_shape``, the maze as a 3x3 grid of cells (``TMAZE_CELLS``): the agent's location
+      filled and, at the cue location only, a second block right ("cue right") or left ("cue left") of it; then
+      every pixel flips with probability ``flip``. Elsewhere the cue outcome is noise and is not drawn.
     - ``reward``: the reward outcome index (0 none, 1 reward, 2 loss), as in the tabular model.
 
     Why the reward is not drawn: the cue tells the context with certainty (0.69 nats), an arm through a reward

@@ -6,19 +6,17 @@ The agent learns, while it acts, an amortised expected free energy to go ``G_phi
 
     y = g(x, a, x') + discount * (1 - terminated) * V_target(x'),    V(x) = -T ln sum_a exp(-G(x, a) / T),
 
-on transitions ``(x, a, r, x', terminated)`` drawn from a replay buffer, with a target network that follows
-``G_phi`` by Polyak averaging and the Huber loss. A truncated episode (a time limit) is not a terminal state:
-the target bootstraps through it. The one-step EFE of the transition is
+on replayed transitions ``(x, a, r, x', terminated)``, with a Polyak-averaged target network and the Huber
+loss (a truncated episode bootstraps: a time limit is not a terminal state). The one-step EFE is
 
     g = risk - epistemic_weight * info_gain,        risk = -ln p~(r) = -reward_preference * r,
 
 the log-preference over rewards linear in r as ``NeuralModel``'s reward head. In CartPole (r = 1 per step)
 termination is the unpreferred outcome: it ends the stream of preferred rewards, so its G is higher.
 
-Information gain (the epistemic term). The agent learns a transition model ``p(x' | x, a, theta) =
-N(x + f_theta(x, a), sigma^2 I)`` as an ensemble of K networks (samples of q(theta), differing by
-initialisation, as in deep ensembles). The parameter information gain of the EFE, the expected KL between
-q(theta) after and before seeing ``x'``, is the mutual information
+Information gain. The transition model ``p(x' | x, a, theta) = N(x + f_theta(x, a), sigma^2 I)`` is an
+ensemble of K networks (samples of q(theta), as in deep ensembles); the parameter information gain of the
+EFE, the expected KL between q(theta) after and before seeing ``x'``, is the mutual information
 
     I(x'; theta | x, a) = H[p(x' | x, a)] - E_q(theta) H[p(x' | x, a, theta)].
 
@@ -26,10 +24,9 @@ With the mixture's entropy bounded by that of a Gaussian with the same covarianc
 
     info_gain(x, a) = 1/2 sum_d ln(1 + Var_k[f_theta_k(x, a)_d] / sigma_d^2)     >= 0,
 
-the estimator of Tschantz et al. ("Reinforcement learning through active inference", 2020) and of
-ensemble-disagreement exploration. It is computed when a transition is replayed (with the current ensemble,
-so it decays as the model learns). Through the bootstrap, ``G_phi`` carries the information gain expected
-along the future path, not only the next step.
+the estimator of Tschantz et al. ("Reinforcement learning through active inference", 2020), computed when a
+transition is replayed (so it decays as the ensemble learns); through the bootstrap, ``G_phi`` carries the
+information gain expected along the future path.
 
 ``epistemic_weight=0`` with an ``EpsilonGreedy`` selection and ``temperature -> 0`` (``hard_min=True``) is
 the DQN of Mnih et al. on -Q; ``dqn_settings`` builds it with the rest of the settings shared.
@@ -221,14 +218,8 @@ def dqn_settings(settings: OnlineSettings = OnlineSettings(),
 
 
 class Ensemble(nn.Module):
-    """K transition networks x -> x + f_k(x, a), evaluated in one batched pass.
-
-    Args:
-        num_features, num_actions: sizes of x and a.
-        size: K.
-        hidden: width of the two hidden layers.
-        seed: seeds the initial weights (the members differ by their draws).
-    """
+    """K (``size``) transition networks x -> x + f_k(x, a) with two hidden layers of width ``hidden``, evaluated
+    in one batched pass; ``seed`` seeds the initial weights (the members differ by their draws)."""
 
     def __init__(self, num_features: int, num_actions: int, size: int = 5, hidden: int = 64, seed: int = 0) -> None:
         super().__init__()
@@ -357,17 +348,13 @@ class OnlineAgent:
             pred = self.ensemble(x, a)  # (K, B, D), before this step's update: the gain still to be had
             ig = _info_gain(pred.detach(), s.noise_sd)
             self.last_info_gain = float(ig.mean())
-            raw = s.epistemic_weight * ig
-            self.last_capped = float((self.epistemic_value(ig) != raw).float().mean())
+            self.last_capped = float((self.epistemic_value(ig) != s.epistemic_weight * ig).float().mean())
         with torch.no_grad():
             V1 = self.target(x1).min(-1).values if s.hard_min else self.target.value(x1)  # (B,)
             y = self.one_step_efe(r, ig) + s.discount * (1.0 - done) * V1
-        G = self.qf.net(x).gather(1, a[:, None])[:, 0]
-        loss = F.smooth_l1_loss(G, y)
-        total = loss
-        if pred is not None:
-            # Each member regresses the observed change x' - x (the Gaussian likelihood's mean).
-            total = total + ((pred - (x1 - x)) ** 2).mean()
+        loss = F.smooth_l1_loss(self.qf.net(x).gather(1, a[:, None])[:, 0], y)
+        # Each ensemble member regresses the observed change x' - x (the Gaussian likelihood's mean).
+        total = loss if pred is None else loss + ((pred - (x1 - x)) ** 2).mean()
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         nn.utils.clip_grad_norm_(self._q_params, s.max_grad_norm)
