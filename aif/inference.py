@@ -38,12 +38,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import xlogy
 
-from .errors import ObservationError, ParameterError
+from .checks import check_beliefs, check_obs
+from .errors import ParameterError
 from .maths import CLIP, LEGACY, LogGuard, factor_dot, outer, softmax
 from .model import GenerativeModel, uniform_like
 from .strategies import NUMPY, StateInference, require
-
-PROB_TOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ class Exact(StateInference):
 def _expected_log_likelihood(qs, f, log_likelihoods, A_dependencies):
     """E_{q(s_not f)}[ln p(o | s)] as a function of s_f: sum over modalities that depend on factor f."""
     out = np.zeros(len(qs[f]))
-    for logL_m, deps in zip(log_likelihoods, A_dependencies):
+    for logL_m, deps in zip(log_likelihoods, A_dependencies, strict=True):
         if f not in deps:
             continue
         others = [i for i, g in enumerate(deps) if g != f]
@@ -149,9 +148,9 @@ def _expected_log_likelihood(qs, f, log_likelihoods, A_dependencies):
 
 def _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, guard, accuracy=True):
     """F = sum_f q_f . (ln q_f - ln p_f) - sum_m E_q[ln p(o_m | s)], with the method's log guard."""
-    vfe = sum(q @ (guard(q) - lp) for q, lp in zip(qs, log_prior))
+    vfe = sum(q @ (guard(q) - lp) for q, lp in zip(qs, log_prior, strict=True))
     if accuracy:
-        for logL_m, deps in zip(log_likelihoods, A_dependencies):
+        for logL_m, deps in zip(log_likelihoods, A_dependencies, strict=True):
             vfe -= factor_dot(logL_m, [qs[g] for g in deps], list(range(len(deps))))
     return float(vfe)
 
@@ -160,7 +159,7 @@ def _broadcast_joint(log_likelihoods, log_prior, A_dependencies, num_states):
     """ln p(o | s) + ln p(s) on the full joint state space, shape ``num_states``."""
     nf = len(num_states)
     joint = np.zeros(num_states)
-    for logL_m, deps in zip(log_likelihoods, A_dependencies):
+    for logL_m, deps in zip(log_likelihoods, A_dependencies, strict=True):
         order = np.argsort(deps)
         shape = [1] * nf
         for f in deps:
@@ -177,78 +176,13 @@ def _broadcast_joint(log_likelihoods, log_prior, A_dependencies, num_states):
 # Input checking and the public functions
 
 
-def check_obs(model: GenerativeModel, obs) -> list:
-    """Validate an observation: one outcome index or probability vector per modality.
-
-    Returns a list with, per modality, an ``int`` or a float vector of shape ``(num_obs[m],)``.
-    """
-    if isinstance(obs, (int, np.integer)) or (isinstance(obs, np.ndarray) and obs.ndim == 0):
-        raise ObservationError(f"obs must be a sequence with one entry per modality ({model.num_modalities}), "
-                               f"got the single value {obs!r}; write [{obs!r}]")
-    try:
-        entries = list(obs)
-    except TypeError:
-        raise ObservationError(f"obs must be a sequence with one entry per modality, got {type(obs).__name__}") from None
-    if len(entries) != model.num_modalities:
-        raise ObservationError(f"obs has {len(entries)} entries but the model has {model.num_modalities} "
-                               f"modalities (a probability vector for one modality is written [p])")
-    return [check_outcome(o, model.num_obs[m], m) for m, o in enumerate(entries)]
-
-
-def check_outcome(o, n, m):
-    """One modality's observation: an outcome index (returned as ``int``) or a probability vector ``(n,)``."""
-    arr = np.asarray(o)
-    if arr.ndim == 0:
-        if not np.issubdtype(arr.dtype, np.integer) or isinstance(o, (bool, np.bool_)):
-            raise ObservationError(f"obs[{m}] = {o!r} is not an outcome index (an integer) or a vector")
-        if not 0 <= int(arr) < n:
-            raise ObservationError(f"observation {int(arr)} is out of range for modality {m} with {n} "
-                                   f"outcomes (0 to {n - 1})")
-        return int(arr)
-    if arr.shape != (n,):
-        raise ObservationError(f"obs[{m}] has shape {arr.shape}, expected ({n},) for modality {m}")
-    return check_vector(arr, n, f"obs[{m}]")
-
-
-def check_vector(p, n, label):
-    """A probability vector of shape ``(n,)`` (finite, non-negative, summing to 1 within 1e-6), as floats."""
-    p = np.asarray(p, dtype=float)
-    if p.shape != (n,):
-        raise ObservationError(f"{label} has shape {p.shape}, expected ({n},)")
-    _check_distribution(p, label, ObservationError)
-    return p
-
-
-def check_beliefs(model: GenerativeModel, qs, name="prior") -> list:
-    """Validate beliefs over states: one probability vector per factor."""
-    if qs is None or isinstance(qs, np.ndarray) and qs.dtype != object:
-        raise ObservationError(f"{name} must be a list with one probability vector per factor "
-                               f"({model.num_factors}), got {type(qs).__name__}")
-    qs = [np.asarray(q, dtype=float) for q in qs]
-    if len(qs) != model.num_factors:
-        raise ObservationError(f"{name} has {len(qs)} vectors but the model has {model.num_factors} factors")
-    for f, q in enumerate(qs):
-        if q.shape != (model.num_states[f],):
-            raise ObservationError(f"{name}[{f}] has shape {q.shape}, expected ({model.num_states[f]},)")
-        _check_distribution(q, f"{name}[{f}]", ObservationError)
-    return qs
-
-
-def _check_distribution(p, label, error):
-    if not np.isfinite(p).all() or (p < 0).any():
-        i = int(np.argwhere(~np.isfinite(p) | (p < 0))[0, 0])
-        raise error(f"{label} is not a probability vector: entry {i} is {p[i]}")
-    if abs(p.sum() - 1.0) > PROB_TOL:
-        raise error(f"{label} is not a probability vector: it sums to {p.sum():.6g}, not 1")
-
-
 def likelihoods(model: GenerativeModel, obs) -> list:
     """p(o_m | s) for each modality at the observed outcome, shape ``(*S_f for f in A_dependencies[m])``.
 
     A probability vector ``o`` gives the mixture ``sum_o o[o] p(o | s)`` (pymdp.legacy's convention).
     """
     out = []
-    for A_m, o in zip(model.A, check_obs(model, obs)):
+    for A_m, o in zip(model.A, check_obs(model, obs), strict=True):
         out.append(A_m[o] if isinstance(o, int) else np.tensordot(o, A_m, axes=(0, 0)))
     return out
 
@@ -280,8 +214,8 @@ def variational_free_energy(model: GenerativeModel, obs, qs, prior=None) -> floa
     """
     qs = check_beliefs(model, qs, "qs")
     prior = model.D if prior is None else check_beliefs(model, prior)
-    vfe = sum(float(xlogy(q, q).sum() - xlogy(q, p).sum()) for q, p in zip(qs, prior))
-    for L_m, deps in zip(likelihoods(model, obs), model.A_dependencies):
+    vfe = sum(float(xlogy(q, q).sum() - xlogy(q, p).sum()) for q, p in zip(qs, prior, strict=True))
+    for L_m, deps in zip(likelihoods(model, obs), model.A_dependencies, strict=True):
         q_joint = outer([qs[f] for f in deps])
         vfe -= float(xlogy(q_joint, L_m).sum())
     return vfe

@@ -16,13 +16,12 @@ Shapes (``S_f = num_states[f]``, ``O_m = num_obs[m]``, ``U_f = num_controls[f]``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from .checks import check_dirichlet, check_model
 from .errors import ModelError
-
-COLUMN_TOL = 1e-6
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +123,7 @@ def _dirichlet_mean(counts, name):
     if counts is None:
         raise ModelError(f"{name} is missing: give {name} or its Dirichlet counts p{name}")
     for i, p in enumerate(counts):
-        _check_counts(p, f"p{name}[{i}]")
+        check_dirichlet(p, f"p{name}[{i}]")
     return [p / p.sum(axis=0, keepdims=True) for p in counts]
 
 
@@ -144,94 +143,6 @@ def _deps(deps, n, num_factors, name, default):
             raise ModelError(f"{name}_dependencies[{i}] = {d} repeats a factor")
         out.append(d)
     return out
-
-
-def _check_finite_nonneg(x, label):
-    bad = ~np.isfinite(x)
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ModelError(f"{label} has a non-finite entry {x[idx]} at index {idx}")
-    neg = x < 0
-    if neg.any():
-        idx = tuple(int(i) for i in np.argwhere(neg)[0])
-        raise ModelError(f"{label} has a negative entry {x[idx]} at index {idx}")
-
-
-def _check_columns(x, label, what="state"):
-    sums = x.sum(axis=0)
-    off = np.abs(sums - 1.0) > COLUMN_TOL
-    if off.any():
-        idx = tuple(int(i) for i in np.argwhere(off)[0])
-        raise ModelError(f"columns of {label} sum to {sums[idx]:.6g} at {what} {idx} "
-                         f"(off by {sums[idx] - 1:+.3g}; they must sum to 1 within {COLUMN_TOL})")
-
-
-def _check_counts(p, label):
-    _check_finite_nonneg(p, label)
-    nonpos = p <= 0
-    if nonpos.any():
-        idx = tuple(int(i) for i in np.argwhere(nonpos)[0])
-        raise ModelError(f"Dirichlet counts {label} must be positive; found {p[idx]} at index {idx}")
-
-
-def _check_shape(x, expected, label, explain):
-    if x.shape != tuple(expected):
-        raise ModelError(f"{label} has shape {x.shape}, expected {tuple(expected)} ({explain})")
-
-
-def check_model(model: GenerativeModel) -> GenerativeModel:
-    """Check a model's shapes, values and dependencies; return it unchanged or raise ``ModelError``.
-
-    Checks: every array finite and non-negative; columns of A and B (and D, E) sum to one within 1e-6;
-    A[m] and B[f] shapes match ``num_states`` through the dependencies; C, D, pA, pB, pD shapes match;
-    Dirichlet counts positive.
-    """
-    S, O = model.num_states, model.num_obs
-    for f, B_f in enumerate(model.B):
-        deps = model.B_dependencies[f]
-        if B_f.ndim != len(deps) + 2:
-            raise ModelError(f"B[{f}] has {B_f.ndim} axes, expected {len(deps) + 2}: "
-                             f"(next state, one axis per factor in B_dependencies[{f}] = {deps}, control)")
-        _check_shape(B_f, (S[f], *[S[g] for g in deps], B_f.shape[-1]), f"B[{f}]",
-                     f"next state, states of factors {deps}, controls")
-        _check_finite_nonneg(B_f, f"B[{f}]")
-        _check_columns(B_f, f"B[{f}]", "(previous state..., control)")
-    for m, A_m in enumerate(model.A):
-        deps = model.A_dependencies[m]
-        _check_shape(A_m, (A_m.shape[0], *[S[f] for f in deps]), f"A[{m}]",
-                     f"outcomes, then states of factors {deps}")
-        _check_finite_nonneg(A_m, f"A[{m}]")
-        _check_columns(A_m, f"A[{m}]")
-    if len(model.C) != len(model.A):
-        raise ModelError(f"C has {len(model.C)} arrays but A has {len(model.A)} modalities")
-    for m, C_m in enumerate(model.C):
-        if C_m.ndim not in (1, 2) or C_m.shape[0] != O[m]:
-            raise ModelError(f"C[{m}] has shape {C_m.shape}, expected ({O[m]},) or ({O[m]}, T)")
-        if not np.isfinite(C_m).all():
-            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(C_m))[0])
-            raise ModelError(f"C[{m}] has a non-finite entry {C_m[idx]} at index {idx}")
-    if len(model.D) != len(model.B):
-        raise ModelError(f"D has {len(model.D)} arrays but B has {len(model.B)} factors")
-    for f, D_f in enumerate(model.D):
-        _check_shape(D_f, (S[f],), f"D[{f}]", "states of the factor")
-        _check_finite_nonneg(D_f, f"D[{f}]")
-        _check_columns(D_f, f"D[{f}]", "index")
-    if model.E is not None:
-        if model.E.ndim != 1:
-            raise ModelError(f"E has shape {model.E.shape}, expected (num_policies,)")
-        _check_finite_nonneg(model.E, "E")
-        if abs(model.E.sum() - 1.0) > COLUMN_TOL:
-            raise ModelError(f"E sums to {model.E.sum():.6g}; it must sum to 1 within {COLUMN_TOL}")
-    for name, ref in (("pA", model.A), ("pB", model.B), ("pD", model.D)):
-        counts = getattr(model, name)
-        if counts is None:
-            continue
-        if len(counts) != len(ref):
-            raise ModelError(f"{name} has {len(counts)} arrays but {name[1:]} has {len(ref)}")
-        for i, (p, x) in enumerate(zip(counts, ref)):
-            _check_shape(p, x.shape, f"{name}[{i}]", f"the shape of {name[1:]}[{i}]")
-            _check_counts(p, f"{name}[{i}]")
-    return model
 
 
 def uniform_like(num_states):
@@ -261,7 +172,7 @@ def random_model(rng, num_states, num_obs, num_controls=None, A_dependencies=Non
         x = rng.gamma(concentration, size=shape) + 1e-12
         return x / x.sum(axis=0, keepdims=True)
 
-    A = [columns((o, *[num_states[f] for f in deps])) for o, deps in zip(num_obs, A_dependencies)]
+    A = [columns((o, *[num_states[f] for f in deps])) for o, deps in zip(num_obs, A_dependencies, strict=True)]
     B = [columns((num_states[f], *[num_states[g] for g in deps], num_controls[f]))
          for f, deps in enumerate(B_dependencies)]
     C = [rng.normal(scale=C_scale, size=o) for o in num_obs]
@@ -273,4 +184,4 @@ def random_model(rng, num_states, num_obs, num_controls=None, A_dependencies=Non
     return GenerativeModel(A, B, C, D, A_dependencies=A_dependencies, B_dependencies=B_dependencies, **extra)
 
 
-__all__ = ["GenerativeModel", "check_model", "uniform_like", "random_model"]
+__all__ = ["GenerativeModel", "uniform_like", "random_model"]

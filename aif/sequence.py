@@ -44,13 +44,12 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import softmax
 
-from .errors import ModelError, ObservationError, ParameterError, PolicyError
+from .checks import check_actions, check_policies, check_prior
+from .errors import ModelError, ObservationError, ParameterError
 from .inference import likelihoods
 from .maths import CLIP, LEGACY, LogGuard
 from .model import GenerativeModel
 from .strategies import NUMPY, SequenceInference, require
-
-PROB_TOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -189,11 +188,11 @@ def infer_sequence(model: GenerativeModel, obs_window, actions_window, policies,
     """
     method = MarginalMessagePassing() if method is None else require(method, SequenceInference, "method", NUMPY)
     past_len = _window_length(obs_window)
-    policies = _check_policies(model, policies)
-    actions_window = _check_actions(model, actions_window, past_len)
+    policies = check_policies(model, policies)
+    actions_window = check_actions(model, actions_window, past_len)
     num_policies = policies.shape[0]
     lik = [_likelihoods(model, obs_window[t], t) for t in range(past_len)]
-    prior = _check_prior(model, model.D if prior is None else prior, num_policies)
+    prior = check_prior(model, model.D if prior is None else prior, num_policies)
     ln_prior = [method.guard(p) for p in prior]
 
     # actions of every transition under every policy: (P, L - 1, F)
@@ -330,7 +329,7 @@ def _expected_log_lik(ln_lik, deps, qs, past_len):
     """E_{q(s_not f)}[sum_m ln p(o_m | s)] per factor: list of (P, L, S_f), zero after the present."""
     out = [np.zeros_like(q) for q in qs]
     for t in range(past_len):
-        for lnL_m, deps_m in zip(ln_lik[t], deps):
+        for lnL_m, deps_m in zip(ln_lik[t], deps, strict=True):
             for i, f in enumerate(deps_m):
                 out[f][:, t] += _expect(lnL_m, [qs[g][:, t] for g in deps_m], keep=i)
     return out
@@ -344,7 +343,7 @@ def _mean_field_vfe(qs, ln_lik, deps, ln_B, B_deps, ln_prior, past_len, log):
         F -= np.einsum("ps,ps->p", q[:, 0], np.broadcast_to(ln_prior[f], q[:, 0].shape))
         F -= _expect(ln_B[f], [q[:, 1:]] + [qs[g][:, :-1] for g in B_deps[f]]).sum(-1)
     for t in range(past_len):
-        for lnL_m, deps_m in zip(ln_lik[t], deps):
+        for lnL_m, deps_m in zip(ln_lik[t], deps, strict=True):
             F -= _expect(lnL_m, [qs[g][:, t] for g in deps_m])
     return F
 
@@ -364,7 +363,7 @@ def _likelihoods(model, obs_t, t):
 def _joint(lik_t, deps, num_states):
     """The product of the modalities' likelihoods on the joint state space, shape ``num_states``."""
     joint = np.ones(num_states)
-    for L_m, deps_m in zip(lik_t, deps):
+    for L_m, deps_m in zip(lik_t, deps, strict=True):
         shape = [1] * len(num_states)
         for f in deps_m:
             shape[f] = num_states[f]
@@ -380,63 +379,6 @@ def _window_length(obs_window):
     if n < 1:
         raise ObservationError("obs_window is empty: it needs at least the present observation")
     return n
-
-
-def _check_policies(model, policies):
-    policies = np.asarray(policies)
-    nf = model.num_factors
-    if policies.ndim != 3 or policies.shape[2] != nf or policies.shape[0] < 1:
-        raise PolicyError(f"policies has shape {policies.shape}, expected (num_policies >= 1, horizon, {nf})")
-    if policies.size and not np.issubdtype(policies.dtype, np.integer):
-        raise PolicyError(f"policies must hold integer actions, got dtype {policies.dtype}")
-    for f, u in enumerate(model.num_controls):
-        bad = (policies[..., f] < 0) | (policies[..., f] >= u)
-        if bad.any():
-            p, t = (int(i) for i in np.argwhere(bad)[0])
-            raise PolicyError(f"policies[{p}, {t}, {f}] = {policies[p, t, f]} is out of range for factor {f} "
-                              f"with {u} controls (0 to {u - 1})")
-    return policies.astype(int)
-
-
-def _check_actions(model, actions, past_len):
-    nf = model.num_factors
-    if actions is None:
-        actions = np.zeros((0, nf), dtype=int)
-    actions = np.asarray(actions)
-    if actions.size == 0:
-        actions = actions.reshape(0, nf)
-    if actions.shape != (past_len - 1, nf):
-        raise PolicyError(f"actions_window has shape {actions.shape}, expected ({past_len - 1}, {nf}): one "
-                          f"action per factor between each of the {past_len} observations")
-    if actions.size and not np.issubdtype(actions.dtype, np.integer):
-        raise PolicyError(f"actions_window must hold integer actions, got dtype {actions.dtype}")
-    for f, u in enumerate(model.num_controls):
-        bad = (actions[:, f] < 0) | (actions[:, f] >= u)
-        if bad.any():
-            t = int(np.argwhere(bad)[0, 0])
-            raise PolicyError(f"actions_window[{t}, {f}] = {actions[t, f]} is out of range for factor {f} "
-                              f"with {u} controls (0 to {u - 1})")
-    return actions.astype(int)
-
-
-def _check_prior(model, prior, num_policies):
-    if len(prior) != model.num_factors:
-        raise ObservationError(f"prior has {len(prior)} arrays but the model has {model.num_factors} factors")
-    out = []
-    for f, p in enumerate(prior):
-        p = np.asarray(p, dtype=float)
-        s = model.num_states[f]
-        if p.shape not in ((s,), (num_policies, s)):
-            raise ObservationError(f"prior[{f}] has shape {p.shape}, expected ({s},) or ({num_policies}, {s}) "
-                                   f"(one prior per policy)")
-        if not np.isfinite(p).all() or (p < 0).any():
-            raise ObservationError(f"prior[{f}] has a negative or non-finite entry")
-        sums = p.sum(axis=-1)
-        if np.any(np.abs(sums - 1.0) > PROB_TOL):
-            raise ObservationError(f"prior[{f}] is not a probability vector: it sums to "
-                                   f"{np.ravel(sums)[np.argmax(np.abs(np.ravel(sums) - 1))]:.6g}")
-        out.append(p)
-    return out
 
 
 __all__ = ["MarginalMessagePassing", "VariationalMessagePassing", "SequenceTrace", "infer_sequence"]

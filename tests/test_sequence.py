@@ -11,7 +11,7 @@ import pytest
 from scipy.special import softmax
 
 import aif
-from aif.errors import ModelError, ObservationError, ParameterError, PolicyError
+from aif.errors import BeliefError, ModelError, ObservationError, ParameterError, PolicyError
 from aif.sequence import MarginalMessagePassing, VariationalMessagePassing, infer_sequence
 
 SPM_TOL = 1e-8
@@ -417,11 +417,11 @@ NO_POLICY = np.zeros((1, 1, 2), int)
     (lambda m: infer_sequence(m, [[0], [1]], None, NO_POLICY), PolicyError, ["actions_window", "(1, 2)"]),
     (lambda m: infer_sequence(m, [[0], [1]], [[3, 0]], NO_POLICY), PolicyError, ["actions_window[0, 0]", "3"]),
     (lambda m: infer_sequence(m, [[0]], None, np.zeros((1, 2), int)), PolicyError, ["policies", "shape"]),
-    (lambda m: infer_sequence(m, [[0]], None, np.array([[[0, 2]]])), PolicyError, ["policies[0, 0, 1]", "2"]),
+    (lambda m: infer_sequence(m, [[0]], None, np.array([[[0, 2]]])), PolicyError, ["policy 0 takes action 2", "factor 1"]),
     (lambda m: infer_sequence(m, [[0]], None, np.zeros((2, 1, 2), int), prior=[np.ones((3, 3)) / 3, [0.5, 0.5]]),
-     ObservationError, ["prior[0]", "(2, 3)"]),
+     BeliefError, ["prior[0]", "(2, 3)"]),
     (lambda m: infer_sequence(m, [[0]], None, NO_POLICY, prior=[np.ones(3), [0.5, 0.5]]),
-     ObservationError, ["prior[0]", "sums to 3"]),
+     BeliefError, ["prior[0]", "sums to 3"]),
 ])
 def test_bad_input(call, error, words):
     with pytest.raises(error) as info:
