@@ -71,19 +71,13 @@ class ReplayBuffer:
 def collect_episodes(env: Any, episodes: int, steps: int, rng: np.random.Generator,
                      buffer: ReplayBuffer | None = None, options: Callable[[np.random.Generator], dict] | None = None
                      ) -> tuple[ReplayBuffer, list[np.ndarray]]:
-    """Random-action episodes of up to ``steps`` steps, added to a buffer.
+    """``episodes`` random-action episodes of up to ``steps`` actions, added to ``buffer`` (a new one if
+    ``None``), from an ``env`` whose observations are tuples, one entry per modality (``NoisyGridImages``,
+    ``NoisyTMazeImages``), whose action space is ``MultiDiscrete`` (actions drawn uniformly) and whose
+    ``info["state"]`` is the hidden state. ``rng`` draws the reset seeds, the reset options
+    (``options(rng) -> dict``, e.g. a start state) and the actions.
 
-    Args:
-        env: an environment whose observations are tuples, one entry per modality (``NoisyGridImages``,
-            ``NoisyTMazeImages``), whose action space is ``MultiDiscrete`` (one control per factor, drawn
-            uniformly) and whose ``info["state"]`` is the hidden state.
-        episodes, steps: how many episodes, and the most actions in each.
-        rng: draws the reset seeds, the reset options and the actions.
-        buffer: the buffer to add to (a new one when ``None``).
-        options: ``options(rng) -> dict`` of reset options per episode (e.g. a start state), or ``None``.
-
-    Returns:
-        ``(buffer, states)`` with ``states`` one int array ``(T + 1, num_factors)`` per episode: the true states.
+    Returns ``(buffer, states)``, ``states`` one int array ``(T + 1, num_factors)`` per episode: the true states.
     """
     if int(episodes) < 1 or int(steps) < 1:
         raise ParameterError(f"episodes and steps must be at least 1, got {episodes} and {steps}")

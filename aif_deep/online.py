@@ -225,8 +225,7 @@ class Ensemble(nn.Module):
         super().__init__()
         self.num_actions = int(num_actions)
         sizes = [num_features + num_actions, hidden, hidden, num_features]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         gen = torch.Generator().manual_seed(int(seed))
         for i, o in zip(sizes[:-1], sizes[1:], strict=True):
             bound = 1 / math.sqrt(i)  # nn.Linear's default initialisation, per member
@@ -289,15 +288,10 @@ class OnlineAgent:
         self._target_params: list[torch.Tensor] = list(self.target.parameters())
         self.rng = np.random.default_rng(seed)
         N = s.buffer_size
-        self.obs = torch.zeros(N, num_features)
-        self.next_obs = torch.zeros(N, num_features)
-        self.action = torch.zeros(N, dtype=torch.long)
-        self.reward = torch.zeros(N)
-        self.terminated = torch.zeros(N)
-        self.size = 0
-        self.steps = 0
-        self.last_info_gain = float("nan")
-        self.last_capped = float("nan")
+        self.obs, self.next_obs = torch.zeros(N, num_features), torch.zeros(N, num_features)
+        self.action, self.reward, self.terminated = torch.zeros(N, dtype=torch.long), torch.zeros(N), torch.zeros(N)
+        self.size = self.steps = 0
+        self.last_info_gain = self.last_capped = float("nan")
 
     @torch.no_grad()
     def action_probabilities(self, obs: ArrayLike) -> np.ndarray:
