@@ -55,7 +55,7 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 from .errors import ModelError, ObservationError, ParameterError, PolicyError
-from .inference import check_outcome, check_vector
+from .checks import check_outcome, check_vector
 from .maths import EPS, LEGACY_EPS, outer
 
 
