@@ -14,6 +14,7 @@ from aif.efe import DEFAULT_TERMS, EFEOptions, Term
 from aif.errors import ParameterError, PolicyError
 from aif.maths import EPS
 
+from . import checks
 from .evaluator import evaluate_policies
 from .model import BeliefModel
 
@@ -176,15 +177,7 @@ def check_policies_shape(policies) -> np.ndarray:
 def predict(model: BeliefModel, qs, action) -> list:
     """The prior for the next step, q(s_f') = E_q[B_f(u_f)]: ``qs[f]`` (*batch, S_f), ``action`` (*batch, F)."""
     ref = model.prior()[0]
-    action = torch.as_tensor(action, device=ref.device).long()
-    F = len(model.num_controls)
-    if action.shape[-1:] != (F,):
-        raise PolicyError(f"action has shape {tuple(action.shape)}, expected (..., {F}): one per factor")
-    for f, u in enumerate(model.num_controls):
-        bad = (action[..., f] < 0) | (action[..., f] >= u)
-        if bad.any():
-            raise PolicyError(f"action {int(action[..., f][bad].flatten()[0])} is out of range for factor {f} "
-                              f"with {u} controls")
+    action = checks.action(model, action).to(ref.device)
     qs = [torch.as_tensor(q, device=ref.device, dtype=ref.dtype) for q in qs]
     out = []
     for f, q_all in enumerate(model.predict_all(qs)):  # (U_f, *lead, S_f)

@@ -42,11 +42,6 @@ def xlogx(p: Tensor, guard: LogGuard) -> Tensor:
     return p * guarded_log(p, guard)
 
 
-def entropy(p: Tensor, dim: int = -1, guard: LogGuard | None = None) -> Tensor:
-    """Shannon entropy in nats along ``dim`` (exact logs by default)."""
-    return -xlogx(p, guard or LogGuard("exact", 0.0)).sum(dim)
-
-
 def joint(qs: Sequence[Tensor]) -> Tensor:
     """The outer product of beliefs ``(*lead, S_i)``: ``(*lead, prod S_i)``, first factor slowest."""
     out = qs[0]
@@ -72,11 +67,6 @@ def log_preferences(C_m: Tensor, t: int, batch_ndim: int, options: EFEOptions) -
     return guarded_log(torch.softmax(C_m, -1), options.guards.preference)
 
 
-def likelihood_entropy(A_m: Tensor, k: int, guard: LogGuard) -> Tensor:
-    """H[p(o_m | s)] for every joint state of the ``k`` factors ``A_m`` depends on: ``(*batch, prod S_deps)``."""
-    return flat(-xlogx(A_m, guard).sum(-1 - k), k)
-
-
 def modality_terms(A_m: Tensor, qs_deps: Sequence[Tensor], ln_C: Tensor | None, options: EFEOptions) -> dict:
     """One modality: ``qo`` (q(o_m), ``(*lead, O)``), ``utility`` E_q(o)[ln p(o)], ``ambiguity``
     E_q(s) H[p(o | s)] and ``entropy`` H[q(o)], the last two over the joint states above ``state_floor``."""
@@ -88,8 +78,8 @@ def modality_terms(A_m: Tensor, qs_deps: Sequence[Tensor], ln_C: Tensor | None, 
     if g.state_floor > 0:
         q = torch.where(q > g.state_floor, q, torch.zeros_like(q))
         qo = torch.einsum("...oj,...j->...o", A, q)
-    out["ambiguity"] = (q * likelihood_entropy(A_m, k, g.likelihood)).sum(-1)
-    out["entropy"] = entropy(qo, guard=g.outcome)
+    out["ambiguity"] = (q * flat(-xlogx(A_m, g.likelihood).sum(-1 - k), k)).sum(-1)  # H[p(o|s)] per joint state
+    out["entropy"] = -xlogx(qo, g.outcome).sum(-1)
     return out
 
 
@@ -119,7 +109,7 @@ def joint_outcome_entropy(model: Any, qs: Sequence[Tensor], options: EFEOptions)
     fl, ol = letters[:nf], letters[nf: nf + len(model.A)].upper()
     subs = ["..." + fl] + ["..." + ol[m] + "".join(fl[f] for f in deps) for m, deps in enumerate(model.A_dependencies)]
     qo = torch.einsum(",".join(subs) + "->..." + ol, q, *model.A)
-    return entropy(flat(qo, len(model.A)), guard=g.outcome)
+    return -xlogx(flat(qo, len(model.A)), g.outcome).sum(-1)
 
 
 def novelty_A(model: Any, W_A: Sequence[Tensor], qs: Sequence[Tensor]) -> Tensor:

@@ -12,8 +12,8 @@ Work is chunked to a memory budget: the policies, in lexicographic order (``aif.
 are cut into runs of consecutive policies whose subtree fits; a run recomputes only the few ancestors it
 shares with the previous run. Enumerated policies are never materialised beyond one run.
 
-Optional terminal value: ``G(pi) = sum_t g_t(pi) + discount^H V(q(s_H | pi))`` with ``V`` any callable from
-beliefs (one ``(N, *batch, S_f)`` tensor per factor) to values ``(N, *batch)``, e.g. a learned EFE-to-go.
+Each step's terms are ``aif_deep.efe.step_terms``; ``aif.TerminalValue(V, discount)`` adds
+``discount^H V(q(s_H | pi))`` with ``V`` from beliefs ``(N, *batch, S_f)`` to ``(N, *batch)``.
 """
 
 from __future__ import annotations

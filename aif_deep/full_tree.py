@@ -8,23 +8,21 @@ beliefs laid out as ``(batch, nodes, S)`` and predicted under every action as ``
 already the next depth, and the sums along the paths are a broadcast addition. The leaves come out in the order
 of the policies.
 
-Each step's terms are linear in the joint belief over a modality's factors, except the outcome entropy:
-for one group of modalities sharing their factors, one matrix product of the joint belief with
-
-    L = [A_m^T for each modality m | sum_m A_m^T ln C_m | sum_m H[p(o_m|s)]]
-
-gives every q(o_m), the utility and the ambiguity at once; one elementwise pass turns q(o) into q(o) ln q(o).
-The paths carry these columns summed as they are; at the leaves one matrix product maps them to G (or to
-utility, ambiguity, entropy and G).
+The terms are ``aif_deep.efe``'s definitions. Those linear in the joint belief over a modality group's factors
+are folded into one matrix ``L = [q(o_m) | utility | ambiguity]``, the definitions evaluated on the one-hot basis
+of the joint states; one elementwise pass turns q(o) into q(o) ln q(o). The nonlinear terms (entropy and
+ambiguity under a state floor, the joint information gain) and the parameter terms (novelty, inductive cost)
+are computed per node by the definitions (general lane). The paths carry these columns summed; at the leaves
+one matrix product maps them to G (or to the terms and G).
 
 Two lanes. The general lane predicts every factor and forms joint beliefs at every depth. The fused lane
 serves the usual layout (one controlled factor ``f``; the other factors uncontrolled, so their beliefs are the
 same under every policy: "static"): their beliefs at every depth come from one product with the powers of
 their B, are contracted into ``F_t = [B_f | B_f L_t]`` once per call, and then one matrix product per depth
-gives each child's belief and its outcome columns, followed by one in-place ``xlogy`` and one addition. The
-whole call has no host synchronisation, so on CUDA it is captured as a CUDA graph and replayed
-(``cuda_graph=True``): the first call runs eagerly (no compilation step), the second captures, later calls
-replay.
+gives each child's belief and its outcome columns, followed by one in-place ``xlogy`` and one addition (the
+linear terms only; otherwise the general lane runs). The whole call has no host synchronisation, so on CUDA
+it is captured as a CUDA graph and replayed (``cuda_graph=True``): the first call runs eagerly (no compilation
+step), the second captures, later calls replay.
 
 Work is chunked to a memory budget by descending one subtree at a time where the full next depth would not fit.
 """

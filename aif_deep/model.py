@@ -33,19 +33,6 @@ def default_device() -> torch.device:
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
-def contract(T: Tensor, qs_deps: Sequence[Tensor]) -> Tensor:
-    """``sum_{s_1..s_k} T[..., o, s_1, ..., s_k] prod_i qs_deps[i][..., s_i]``.
-
-    Args:
-        T: ``(*batch, O, *S_deps)`` (one leading ``O`` axis kept; give ``O = 1`` for a scalar per state).
-        qs_deps: ``k`` beliefs, ``qs_deps[i]`` of shape ``(*lead_i, S_i)``.
-
-    Returns:
-        ``(*broadcast(batch, lead), O)``.
-    """
-    return sum_against(T, qs_deps, keep=1)
-
-
 def sum_against(T: Tensor, qs: Sequence[Tensor], keep: int) -> Tensor:
     """Sum the last ``len(qs)`` axes of ``T`` against the beliefs ``qs`` (in that order), keeping the ``keep``
     axes before them; leading axes of ``T`` and of the beliefs broadcast.

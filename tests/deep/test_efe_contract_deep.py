@@ -31,9 +31,12 @@ def _terms(model, seed):
 
 
 def _engines(tm, qs, policies, H, terms, options):
+    """The general tree (also aif_deep.expected_free_energy: a thin call of it, checked once per seed and
+    convention on the first terms) and PolicyEvaluator."""
     q = [torch.as_tensor(x) for x in qs]
     yield "evaluate_policies", aif_deep.evaluate_policies(tm, q, policies=policies, terms=terms, options=options)
-    yield "expected_free_energy", aif_deep.expected_free_energy(tm, q, policies, terms=terms, options=options)
+    if terms == (Utility(), InfoGain()):
+        yield "expected_free_energy", aif_deep.expected_free_energy(tm, q, policies, terms=terms, options=options)
     yield "PolicyEvaluator", aif_deep.PolicyEvaluator(tm, H, terms=terms, options=options)(q)
 
 
@@ -52,7 +55,7 @@ def _compare(model, qs, policies, terms, options, label, rows):
 @pytest.mark.parametrize("seed", range(32))
 def test_every_engine_term_and_convention_match_the_definitions(seed):
     model, qs, policies = random_case(seed)
-    rows = np.unique(np.r_[0, len(policies) - 1, np.random.default_rng(seed).integers(0, len(policies), 10)])
+    rows = np.unique(np.r_[0, len(policies) - 1, np.random.default_rng(seed).integers(0, len(policies), 4)])
     for name, options in CONVENTIONS.items():
         for terms in _terms(model, seed):
             _compare(model, qs, policies, terms, options, f"seed {seed} {name}", rows)
