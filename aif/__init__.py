@@ -6,12 +6,15 @@ expected free energy, the policy posterior and action selection, and an ``Agent`
 
 from .errors import AifError, ModelError, ObservationError, ParameterError, PolicyError
 from .agent import Agent, Learning, Selection
-from .control import (EFEOptions, action_marginals, action_probabilities, enumerate_policies,
-                      expected_free_energy, policy_posterior, predict, select_action)
+from .control import (action_marginals, action_probabilities, enumerate_policies, expected_free_energy,
+                      policy_posterior, predict, select_action)
+from .efe import (DEFAULT_TERMS, Ambiguity, EFEOptions, Guards, InductiveCost, InfoGain, Novelty, Risk, Term,
+                  TerminalValue, Utility, pA_info_gain, pB_info_gain)
 from .inference import Exact, FixedPoint, infer_states, log_evidence, variational_free_energy
-from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNorm, pA_info_gain, pB_info_gain,
-                       reduce_dirichlet, spm_wnorm, update_A, update_B, update_D)
-from .model import GenerativeModel, check_model, random_model
+from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNorm, reduce_dirichlet, spm_wnorm, update_A, update_B,
+                       update_D)
+from .checks import check_model
+from .model import GenerativeModel, random_model
 from .rollout import Trajectory, rollout
 from .sequence_control import (SequenceOptions, policy_average, sequence_expected_free_energy,
                                sequence_policy_posterior)
@@ -25,7 +28,8 @@ __all__ = [
     "AifError", "ModelError", "ObservationError", "ParameterError", "PolicyError",
     "GenerativeModel", "check_model", "random_model",
     "FixedPoint", "Exact", "infer_states", "variational_free_energy", "log_evidence",
-    "EFEOptions", "enumerate_policies", "expected_free_energy", "policy_posterior", "select_action",
+    "EFEOptions", "Guards", "Term", "Utility", "Risk", "Ambiguity", "InfoGain", "Novelty", "InductiveCost",
+    "TerminalValue", "DEFAULT_TERMS", "enumerate_policies", "expected_free_energy", "policy_posterior", "select_action",
     "action_marginals", "action_probabilities", "predict",
     "Agent", "Learning", "Selection",
     "update_A", "update_B", "update_D", "pA_info_gain", "pB_info_gain", "spm_wnorm", "reduce_dirichlet",

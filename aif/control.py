@@ -9,74 +9,24 @@ and outcomes predicted with A, q(o_t | pi) = E_{q(s_t|pi)}[A]. The expected free
       = -( utility + state_info_gain ),
 
 with ln p(o) the log-preferences C. The four terms are returned per policy; the caller chooses which make
-up G (``terms=``), e.g. ``("utility",)`` for a purely pragmatic agent or the default
-``("utility", "state_info_gain")``. Parameter information gain (``"pA_info_gain"``, ``"pB_info_gain"``)
-enters the same way when the model has Dirichlet counts.
-
-Everything is computed for all policies at once: beliefs carry a leading policy axis ``(P, S_f)``.
+up G with ``aif.efe`` term objects (``terms=``), e.g. ``(aif.Utility(),)`` for a purely pragmatic agent or
+the default ``(aif.Utility(), aif.InfoGain())``; novelty, the inductive cost and a terminal value enter the
+same way. Each term is defined once, in ``aif.efe.step_terms``; this module schedules it over the tree of
+policy prefixes, all policies at once: beliefs carry a leading axis of prefixes ``(n, S_f)``.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import xlogy
 
-from . import learning
+from .efe import DEFAULT_TERMS, EFEOptions, Term, check_counts, check_terms, combine, step_terms
 from .errors import ParameterError, PolicyError
 from .inference import check_beliefs
-from .maths import CLIP, JOINT_LIMIT, LEGACY, batch_contract, log_softmax, outer, softmax
+from .maths import CLIP, batch_contract, softmax
 from .model import GenerativeModel
-
-VALUE_TERMS = ("utility", "state_info_gain", "pA_info_gain", "pB_info_gain")
-COST_TERMS = ("risk", "ambiguity")
-DEFAULT_TERMS = ("utility", "state_info_gain")
-
-
-@dataclass(frozen=True)
-class EFEOptions:
-    """Conventions for computing the EFE terms.
-
-    Attributes:
-        normalize_C: turn C into log-probabilities with a log-softmax over outcomes before use (SPM and
-            pymdp.legacy do; pymdp 1.0 uses C as given, so its G differs by a constant per step and
-            modality, ``-logsumexp(C_m)``, and its q(pi) is the same).
-        info_gain: ``"per_modality"`` sums one information gain per modality (both pymdp agents);
-            ``"joint"`` uses the joint outcome of all modalities (SPM's ``spm_MDP_G``), the exact EFE term.
-            For independent modalities the per-modality sum is never below the joint value.
-        guards: ``"exact"`` (0 ln 0 = 0, exact logs), ``"pymdp"`` (ln max(x, eps), pymdp 1.0) or
-            ``"legacy"`` (pymdp.legacy: ln(x + 1e-16) for outcomes and C, ln(x + exp(-16)) inside
-            ``spm_MDP_G``, which also drops joint states with probability below exp(-16)).
-        wnorm: how parameter information gain weighs Dirichlet counts (``aif.learning.WNorm``):
-            ``WNORM_LEGACY`` (pymdp.legacy's 1/a0 - 1/a, the default), ``WNORM_SPM`` or ``WNORM_EXACT``
-            (pymdp 1.0's exact expected information gain).
-    """
-
-    normalize_C: bool = True
-    info_gain: str = "per_modality"
-    guards: str = "exact"
-    wnorm: object = None
-
-    def __post_init__(self):
-        if self.info_gain not in ("per_modality", "joint"):
-            raise ParameterError(f"EFEOptions.info_gain must be 'per_modality' or 'joint', got {self.info_gain!r}")
-        if self.guards not in ("exact", "pymdp", "legacy"):
-            raise ParameterError(f"EFEOptions.guards must be 'exact', 'pymdp' or 'legacy', got {self.guards!r}")
-        if self.wnorm is None:
-            object.__setattr__(self, "wnorm", learning.WNORM_LEGACY)
-
-    @classmethod
-    def pymdp_legacy(cls) -> "EFEOptions":
-        """pymdp.legacy's ``update_posterior_policies_factorized``."""
-        return cls(normalize_C=True, info_gain="per_modality", guards="legacy")
-
-    @classmethod
-    def pymdp(cls) -> "EFEOptions":
-        """pymdp 1.0's ``update_posterior_policies``."""
-        return cls(normalize_C=False, info_gain="per_modality", guards="pymdp", wnorm=learning.WNORM_EXACT)
 
 
 def enumerate_policies(num_controls, horizon: int, control_factors=None) -> np.ndarray:
@@ -190,133 +140,49 @@ def _prefix_tree(data, shape, dtype):
     return tuple(levels)
 
 
-def _log_preferences(C_m, t, options):
-    C_t = C_m if C_m.ndim == 1 else C_m[:, min(t, C_m.shape[1] - 1)]
-    if not options.normalize_C:
-        return C_t
-    if options.guards == "legacy":
-        return np.log(softmax(C_t) + 1e-16)
-    return log_softmax(C_t)
-
-
-class _Joints:
-    """Joint beliefs over each dependency set, computed once per step and shared by the modalities."""
-
-    def __init__(self, qs):
-        self.qs, self.cache = qs, {}
-
-    def expect(self, tensors, deps):
-        """E_q[T] for tensors ``T`` of shape ``(X, *deps)``: list of (n, X)."""
-        qs_deps = [self.qs[f] for f in deps]
-        n, D = qs_deps[0].shape[0], math.prod(q.shape[1] for q in qs_deps)
-        if n * D > JOINT_LIMIT:  # too large to hold: contract one factor at a time
-            return [batch_contract(T, qs_deps) for T in tensors]
-        key = tuple(deps)
-        if key not in self.cache:
-            self.cache[key] = qs_deps[0] if len(deps) == 1 else outer(qs_deps, batch=True).reshape(n, D)
-        return [self.cache[key] @ T.reshape(T.shape[0], D).T for T in tensors]
-
-
-def _outcome_terms(A_m, joints, deps, options):
-    """(q(o_m) (n, O_m), H[q(o_m)] (n,), E_q H[p(o_m | s)] (n,)) for one modality, under the options' guards."""
-    if options.guards == "legacy":
-        # pymdp.legacy's spm_MDP_G: joint states with q(s) <= exp(-16) are dropped from its two sums
-        # (but not from the q(o) that scores utility).
-        qo_m = joints.expect([A_m], deps)[0]
-        q_joint = outer([joints.qs[f] for f in deps], batch=True).reshape(qo_m.shape[0], -1)
-        q_joint = np.where(q_joint > np.exp(-16), q_joint, 0.0)
-        H_A = -(A_m * np.log(A_m + np.exp(-16))).sum(axis=0).reshape(-1)
-        qo_kept = q_joint @ A_m.reshape(A_m.shape[0], -1).T
-        return qo_m, -(qo_kept * LEGACY(qo_kept)).sum(axis=-1), q_joint @ H_A
-    if options.guards == "exact":
-        H_A = -xlogy(A_m, A_m).sum(axis=0)
-    else:
-        H_A = -(A_m * CLIP(A_m)).sum(axis=0)
-    qo_m, ambiguity = joints.expect([A_m, H_A[None]], deps)
-    H_qo = -xlogy(qo_m, qo_m).sum(axis=-1) if options.guards == "exact" else -(qo_m * CLIP(qo_m)).sum(axis=-1)
-    return qo_m, H_qo, ambiguity[:, 0]
-
-
-def _joint_outcome_entropy(model, qs_next, options):
-    """H[q(o_1, ..., o_M)] of the joint outcome of all modalities, per policy (P,)."""
-    factors, outcomes = "abcdefghij"[: model.num_factors], "ABCDEFGHIJ"[: model.num_modalities]
-    subs = ["p" + factors[f] for f in range(model.num_factors)]
-    subs += [outcomes[m] + "".join(factors[f] for f in deps) for m, deps in enumerate(model.A_dependencies)]
-    qo = np.einsum(",".join(subs) + "->p" + outcomes, *qs_next, *model.A, optimize=True)
-    qo = qo.reshape(qo.shape[0], -1)  # (P, prod O_m)
-    if options.guards == "exact":
-        return -xlogy(qo, qo).sum(axis=-1)
-    guard = LEGACY if options.guards == "legacy" else CLIP
-    return -(qo * guard(qo)).sum(axis=-1)
-
-
-def expected_free_energy(model: GenerativeModel, qs, policies, terms=DEFAULT_TERMS, options=None):
+def expected_free_energy(model: GenerativeModel, qs: Sequence[np.ndarray], policies: np.ndarray,
+                         terms: Sequence[Term] = DEFAULT_TERMS, options: EFEOptions | None = None
+                         ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Expected free energy of every policy, with its terms.
 
     Args:
         model: the generative model.
         qs: current beliefs, one vector ``(num_states[f],)`` per factor.
         policies: int array ``(num_policies, horizon, num_factors)``.
-        terms: names of the terms that make up G: value terms (``utility``, ``state_info_gain``,
-            ``pA_info_gain``, ``pB_info_gain``) enter with a minus sign, cost terms (``risk``,
-            ``ambiguity``) with a plus sign. ``("risk", "ambiguity")`` gives the same G as the default
-            ``("utility", "state_info_gain")``.
+        terms: the ``aif.efe`` term objects that make up G: value terms (``Utility()``, ``InfoGain()``,
+            ``Novelty("A")``, ...) enter with a minus sign, cost terms (``Risk()``, ``Ambiguity()``,
+            ``InductiveCost``, ``TerminalValue``) with a plus sign. ``(Risk(), Ambiguity())`` gives the same G as
+            the default ``(Utility(), InfoGain())``.
         options: ``EFEOptions``; the default normalises C and uses exact logarithms.
 
     Returns:
         ``(G, terms)``: ``G`` of shape ``(num_policies,)``, lower is better; ``terms`` a dict of arrays of
-        the same shape with ``risk``, ``ambiguity``, ``utility``, ``state_info_gain`` (and the parameter
-        terms asked for), each summed over the horizon, with ``risk + ambiguity = -(utility +
-        state_info_gain)``.
+        the same shape with ``risk``, ``ambiguity``, ``utility``, ``state_info_gain`` (and the extra terms
+        asked for), each summed over the horizon, with ``risk + ambiguity = -(utility + state_info_gain)``.
     """
     options = EFEOptions() if options is None else options
-    unknown = [t for t in terms if t not in VALUE_TERMS + COST_TERMS]
-    if unknown or not terms:
-        raise ParameterError(f"unknown EFE term {unknown[0]!r}; choose from {VALUE_TERMS + COST_TERMS}"
-                             if unknown else "terms must name at least one EFE term")
+    terms = check_terms(terms)
     qs = check_beliefs(model, qs, "qs")
     policies = check_policies(model, policies)
-    P, H, _ = policies.shape
-    want_pA = "pA_info_gain" in terms
-    want_pB = "pB_info_gain" in terms
-    if want_pA and model.pA is None or want_pB and model.pB is None:
-        raise ParameterError("parameter information gain needs Dirichlet counts: the model has no "
-                             + ("pA" if want_pA and model.pA is None else "pB"))
+    check_counts(model, terms)
+    return prefix_tree_efe(model, qs, policies, terms, options)
 
-    out = {name: np.zeros(P) for name in ("risk", "ambiguity", "utility", "state_info_gain")}
-    if want_pA:
-        out["pA_info_gain"] = np.zeros(P)
-    if want_pB:
-        out["pB_info_gain"] = np.zeros(P)
+
+def prefix_tree_efe(model: GenerativeModel, qs: Sequence[np.ndarray], policies: np.ndarray,
+                    terms: Sequence[Term], options: EFEOptions) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``expected_free_energy`` on trusted inputs: each distinct policy prefix is scored once by
+    ``aif.efe.step_terms`` and its terms added to every policy that extends it."""
+    P, H, _ = policies.shape
+    out: dict[str, np.ndarray] = {}
     qs_t = [q[None] for q in qs]  # beliefs of the distinct prefixes of the previous step: (n, S_f)
     for t, (parent, actions, inverse) in enumerate(policy_prefixes(policies)):
         qs_next = _expand(model, qs_t, parent, actions)
-        n = len(parent)
-        step = {name: np.zeros(n) for name in out}
-        entropy_qo = np.zeros(n)
-        joints = _Joints(qs_next)
-        for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies)):
-            qo_m, H_qo_m, ambiguity_m = _outcome_terms(A_m, joints, deps, options)
-            step["utility"] += qo_m @ _log_preferences(model.C[m], t, options)
-            entropy_qo += H_qo_m
-            step["ambiguity"] += ambiguity_m
-            if want_pA:
-                step["pA_info_gain"] += learning.pA_info_gain([model.pA[m]], qs_next, [deps], qo_t=[qo_m],
-                                                              wnorm=options.wnorm)
-        if options.info_gain == "joint" and model.num_modalities > 1:
-            entropy_qo = _joint_outcome_entropy(model, qs_next, options)
-        if want_pB:
-            step["pB_info_gain"] += learning.pB_info_gain(model.pB, qs_next, [q[parent] for q in qs_t], actions,
-                                                          model.B_dependencies, wnorm=options.wnorm)
-        # Both decompositions share H[q(o)] and the ambiguity, so they agree to rounding:
-        # state_info_gain = H[q(o)] - ambiguity, risk = -utility - H[q(o)] (= KL[q(o) || p(o)]).
-        step["state_info_gain"] = entropy_qo - step["ambiguity"]
+        root = [np.broadcast_to(q, (len(parent), q.shape[-1])) for q in qs]
+        step = step_terms(model, qs_next, [q[parent] for q in qs_t], root, actions, t, terms, options)
         for name, value in step.items():
-            out[name] += value[inverse]
-        qs_t = qs_next
-    out["risk"] = -out["utility"] - out["state_info_gain"] - out["ambiguity"]
-    G = sum((out[name] if name in COST_TERMS else -out[name]) for name in terms)
-    return G, out
+            out[name] = out.get(name, 0.0) + value[inverse]
+        qs_t, last = qs_next, inverse
+    return combine(out, terms, [q[last] for q in qs_t], H), out
 
 
 def policy_posterior(G, E=None, gamma: float = 16.0) -> np.ndarray:

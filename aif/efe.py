@@ -18,16 +18,23 @@ values (``EFEOptions``, ``Guards``, ``aif.maths.LogGuard``) passed to every engi
 
 from __future__ import annotations
 
+import math
 from abc import ABC
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from string import ascii_letters
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .errors import ParameterError, StrategyError
-from .learning import WNORM_EXACT, WNORM_LEGACY, WNorm
-from .maths import CLIP, EXACT, LEGACY, LogGuard
+from .errors import ModelError, ObservationError, ParameterError, PolicyError, StrategyError
+from .learning import WNORM_EXACT, WNORM_LEGACY, WNorm, spm_wnorm
+from .maths import CLIP, EXACT, JOINT_LIMIT, LEGACY, LogGuard, batch_contract, log_softmax, outer, softmax
+
+if TYPE_CHECKING:
+    from .model import GenerativeModel
+
+Beliefs = list[np.ndarray]
 
 # pymdp.legacy's spm_MDP_G: ln(x + exp(-16)) inside the ambiguity, and joint states below exp(-16) dropped.
 LEGACY_G = LogGuard("add", float(np.exp(-16)))
@@ -190,6 +197,10 @@ class InductiveCost(Term):
     key: ClassVar[str] = "inductive_cost"
     sign: ClassVar[float] = 1.0
 
+    def __post_init__(self) -> None:
+        if not 0 < self.epsilon < 1:
+            raise ParameterError(f"InductiveCost.epsilon must lie in (0, 1), got {self.epsilon!r}")
+
 
 @dataclass(frozen=True, eq=False)
 class TerminalValue(Term):
@@ -239,5 +250,269 @@ def check_terms(terms: Sequence[Term]) -> tuple[Term, ...]:
 _NAMES = {"utility": "aif.Utility()", "risk": "aif.Risk()", "ambiguity": "aif.Ambiguity()",
           "state_info_gain": "aif.InfoGain()", "pA_info_gain": "aif.Novelty('A')", "pB_info_gain": "aif.Novelty('B')"}
 
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The NumPy definition of every term, for one predicted belief per row (rows: policies, prefixes, steps).
+
+
+def log_preferences(C_m: np.ndarray, t: int | np.ndarray, options: EFEOptions) -> np.ndarray:
+    """ln p(o) of modality m at step(s) ``t``: ``(O,)`` for an int, ``(n, O)`` for an ``(n,)`` array of steps
+    (a time-varying C ``(O, T)`` is read at column ``min(t, T - 1)``)."""
+    if C_m.ndim == 1:
+        C_t = C_m
+    else:
+        C_t = C_m[:, np.minimum(t, C_m.shape[1] - 1)]
+        C_t = C_t.T if C_t.ndim == 2 else C_t
+    if not options.normalize_C:
+        return C_t
+    guard = options.guards.preference
+    if guard.kind == "exact":
+        if C_t.ndim == 1:
+            return log_softmax(C_t)
+        top = C_t.max(axis=-1, keepdims=True)
+        return C_t - top - np.log(np.exp(C_t - top).sum(axis=-1, keepdims=True))
+    return guard(softmax(C_t))
+
+
+class _Joints:
+    """Joint beliefs over each dependency set, computed once per step and shared by the modalities."""
+
+    def __init__(self, qs: Beliefs) -> None:
+        self.qs, self.cache = qs, {}  # type: ignore[var-annotated]
+
+    def joint(self, deps: Sequence[int]) -> np.ndarray:
+        key = tuple(deps)
+        if key not in self.cache:
+            qs = [self.qs[f] for f in deps]
+            self.cache[key] = qs[0] if len(deps) == 1 else outer(qs, batch=True).reshape(qs[0].shape[0], -1)
+        return self.cache[key]
+
+    def expect(self, tensors: list[np.ndarray], deps: Sequence[int]) -> list[np.ndarray]:
+        """E_q[T] for tensors ``T`` of shape ``(X, *deps)``: list of (n, X)."""
+        qs_deps = [self.qs[f] for f in deps]
+        D = math.prod(q.shape[1] for q in qs_deps)
+        if qs_deps[0].shape[0] * D > JOINT_LIMIT:  # too large to hold: contract one factor at a time
+            return [batch_contract(T, qs_deps) for T in tensors]
+        return [self.joint(deps) @ T.reshape(T.shape[0], D).T for T in tensors]
+
+
+def _joint_outcome_entropy(model: GenerativeModel, qs: Beliefs, guard: LogGuard) -> np.ndarray:
+    """H[q(o_1, ..., o_M)] of the joint outcome of all modalities, per row (n,)."""
+    factors, outcomes = ascii_letters[: model.num_factors], ascii_letters[26: 26 + model.num_modalities]
+    subs = ["z" + factors[f] for f in range(model.num_factors)]
+    subs += [outcomes[m] + "".join(factors[f] for f in deps) for m, deps in enumerate(model.A_dependencies)]
+    qo = np.einsum(",".join(subs) + "->z" + outcomes, *qs, *model.A, optimize=True)
+    return -guard.xlogx(qo.reshape(qo.shape[0], -1)).sum(axis=-1)
+
+
+def step_terms(model: GenerativeModel, qs: Beliefs, qs_prev: Beliefs | None, qs_root: Beliefs | None,
+               actions: np.ndarray | None, t: int | np.ndarray, terms: Sequence[Term], options: EFEOptions
+               ) -> dict[str, np.ndarray]:
+    """Every EFE term of one predicted belief per row: the one definition every NumPy engine calls.
+
+    Args:
+        qs: predicted beliefs q(s_t | pi), ``qs[f]`` of shape ``(n, S_f)``.
+        qs_prev: the beliefs before the action, ``(n, S_f)`` per factor (``Novelty("B")`` only).
+        qs_root: the current beliefs the policy starts from, ``(n, S_f)`` per factor (``InductiveCost`` only).
+        actions: ``(n, F)`` the action taken from ``qs_prev`` (``Novelty("B")`` only).
+        t: the step (an int, or ``(n,)`` per row) that picks the column of a time-varying C.
+        terms, options: as ``expected_free_energy``; inputs are trusted (checked by the public callers).
+
+    Returns:
+        ``(n,)`` arrays: ``utility``, ``ambiguity``, ``state_info_gain`` and the keys of the extra terms
+        asked for (risk and the terminal value are formed from the sums by ``combine``).
+    """
+    guards = options.guards
+    n = qs[0].shape[0]
+    out = {"utility": np.zeros(n), "ambiguity": np.zeros(n)}
+    entropy = np.zeros(n)
+    joints = _Joints(qs)
+    qo = []
+    for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies, strict=True)):
+        H_A = -guards.likelihood.xlogx(A_m).sum(axis=0)
+        qo_m, ambiguity = joints.expect([A_m, H_A[None]], deps)
+        if guards.state_floor > 0:  # joint states at or below the floor leave the ambiguity and H[q(o)]
+            q_joint = joints.joint(deps)
+            kept = np.where(q_joint > guards.state_floor, q_joint, 0.0)
+            qo_kept, ambiguity = kept @ A_m.reshape(A_m.shape[0], -1).T, kept @ H_A.reshape(-1, 1)
+        else:
+            qo_kept = qo_m
+        ln_C = log_preferences(model.C[m], t, options)
+        out["utility"] += qo_m @ ln_C if ln_C.ndim == 1 else (qo_m * ln_C).sum(-1)
+        out["ambiguity"] += ambiguity[:, 0]
+        entropy += -guards.outcome.xlogx(qo_kept).sum(axis=-1)
+        qo.append(qo_m)
+    if any(isinstance(x, InfoGain) and x.joint for x in terms) and model.num_modalities > 1:
+        entropy = _joint_outcome_entropy(model, qs, guards.outcome)
+    out["state_info_gain"] = entropy - out["ambiguity"]
+    for term in terms:
+        if isinstance(term, Novelty) and term.param == "A":
+            out[term.key] = pA_info_gain(model.pA, qs, model.A_dependencies, qo_t=qo, wnorm=term.wnorm)
+        elif isinstance(term, Novelty):
+            out[term.key] = pB_info_gain(model.pB, qs, qs_prev, actions, model.B_dependencies, wnorm=term.wnorm)
+        elif isinstance(term, InductiveCost):
+            out[term.key] = inductive_cost(qs, qs_root, term)  # type: ignore[arg-type]
+    return out
+
+
+def inductive_cost(qs: Beliefs, qs_root: Beliefs, term: InductiveCost) -> np.ndarray:
+    """``-sum_f [column j of I_f is not all zero] qs_f (1 - I_f[m]) ln epsilon`` per row (>= 0), with ``j`` the
+    argmax of the root belief and ``m`` one row before its distance to the goal (``aif.planning.inductive``)."""
+    log_eps = float(CLIP(term.epsilon))
+    cost = np.zeros(qs[0].shape[0])
+    for q_f, root_f, I_f in zip(qs, qs_root, term.I, strict=True):
+        I_f = np.asarray(I_f, dtype=float)
+        column = I_f[:, np.argmax(root_f, axis=-1)]  # (depth, n)
+        m = np.maximum(np.argmax(column, axis=0) - 1, 0)
+        cost -= np.clip(column.sum(axis=0), 0.0, 1.0) * (q_f * ((1.0 - I_f[m]) * log_eps)).sum(axis=-1)
+    return cost
+
+
+def combine(out: dict[str, np.ndarray], terms: Sequence[Term], qs_last: Beliefs, horizon: int) -> np.ndarray:
+    """Complete the summed terms in place (risk; the terminal value of the last beliefs) and return G."""
+    out["risk"] = -out["utility"] - out["state_info_gain"] - out["ambiguity"]
+    for term in terms:
+        if isinstance(term, TerminalValue):
+            value = term.value(qs_last)  # type: ignore[misc]
+            out[term.key] = np.asarray(value, dtype=float).reshape(-1) * term.discount ** horizon
+    return sum(term.sign * out[term.key] for term in terms)  # type: ignore[return-value]
+
+
+def check_counts(model: GenerativeModel, terms: Sequence[Term]) -> None:
+    """A ``ParameterError`` when a novelty term asks for Dirichlet counts the model lacks."""
+    for term in terms:
+        if isinstance(term, Novelty) and getattr(model, "p" + term.param) is None:
+            raise ParameterError(f"parameter information gain needs Dirichlet counts: the model has no "
+                                 f"p{term.param}")
+        if isinstance(term, InductiveCost) and len(term.I) != model.num_factors:
+            raise ParameterError(f"InductiveCost.I has {len(term.I)} matrices but the model has "
+                                 f"{model.num_factors} factors")
+
+
+def _masked_wnorm(p, wnorm):
+    # Zero counts (structural zeros, e.g. after model reduction) carry no novelty; both pymdps mask them.
+    return np.where(p > 0, spm_wnorm(p, wnorm), 0.0)
+
+
+def _batched_contraction(T, first, rest):
+    """``-> (P,)`` (or ``(P, last)``): ``T`` (n, *S) against ``first`` (P, n) and ``rest[i]`` (P, S_i).
+
+    When ``T`` has one more axis than the beliefs cover, that trailing axis is kept: ``(P, T.shape[-1])``.
+    """
+    nd = T.ndim
+    letters = ascii_letters[1 : nd + 1]
+    keep = letters[len(rest) + 1 :]
+    subs = [letters, "a" + letters[0]] + ["a" + letters[i + 1] for i in range(len(rest))]
+    return np.einsum(",".join(subs) + "->a" + keep, T, first, *rest, optimize=True)
+
+
+def pA_info_gain(pA: Sequence[np.ndarray], qs_t: Beliefs, A_dependencies: Sequence[Sequence[int]] | None = None,
+                 qo_t: Beliefs | None = None, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
+    """Expected information gain about A's parameters at one future step, for every policy.
+
+    Args:
+        pA: counts, ``pA[m]`` of shape ``(num_obs[m], *num_states[g] for g in A_dependencies[m])``;
+            non-negative (zero counts are masked out).
+        qs_t: predicted beliefs, ``qs_t[f]`` of shape ``(P, num_states[f])``.
+        A_dependencies: factors each modality depends on; all factors by default.
+        qo_t: predicted outcomes, ``qo_t[m]`` of shape ``(P, num_obs[m])``; by default the outcomes
+            predicted by the mean of ``pA`` (which is what both pymdps use when ``A`` is that mean).
+        wnorm: ``WNORM_LEGACY`` (default; pymdp.legacy), ``WNORM_SPM`` or ``WNORM_EXACT`` (pymdp 1.0).
+
+    Returns:
+        ``(P,)``: the information gain (positive; subtract it from G). Summed over a policy's steps it is
+        pymdp.legacy's ``calc_pA_info_gain_factorized``; with ``WNORM_EXACT`` it is minus pymdp 1.0's
+        ``calc_negative_pA_info_gain`` for each step.
+    """
+    qs_t = [np.asarray(q, dtype=float) for q in qs_t]
+    if A_dependencies is None:
+        A_dependencies = [list(range(len(qs_t)))] * len(pA)
+    if len(A_dependencies) != len(pA):
+        raise ModelError(f"A_dependencies has {len(A_dependencies)} entries but pA has {len(pA)} modalities")
+    if qo_t is not None and len(qo_t) != len(pA):
+        raise ObservationError(f"qo_t has {len(qo_t)} entries but pA has {len(pA)} modalities")
+    P = qs_t[0].shape[0]
+    gain = np.zeros(P)
+    for m, pA_m in enumerate(pA):
+        pA_m = np.asarray(pA_m, dtype=float)
+        qs_deps = _batched_beliefs(qs_t, A_dependencies[m], pA_m.shape[1:], P, "qs_t", f"pA[{m}]")
+        if qo_t is None:
+            A_m = pA_m / pA_m.sum(axis=0, keepdims=True)
+            qo_m = _batched_predict(A_m, qs_deps)
+        else:
+            qo_m = np.asarray(qo_t[m], dtype=float)
+            if qo_m.shape != (P, pA_m.shape[0]):
+                raise ObservationError(f"qo_t[{m}] has shape {qo_m.shape}, expected ({P}, {pA_m.shape[0]}) "
+                                       f"(policies, outcomes)")
+        gain -= _batched_contraction(_masked_wnorm(pA_m, wnorm), qo_m, qs_deps)
+    return gain
+
+
+def _batched_beliefs(qs, deps, sizes, P, name, owner):
+    """``[qs[g] for g in deps]`` as float arrays, each checked to be ``(P, sizes[i])``."""
+    out = []
+    for g, n in zip(deps, sizes):
+        if not 0 <= g < len(qs):
+            raise ObservationError(f"{name} has {len(qs)} factors but {owner} depends on factor {g}")
+        q = np.asarray(qs[g], dtype=float)
+        if q.shape != (P, n):
+            raise ObservationError(f"{name}[{g}] has shape {q.shape}, expected ({P}, {n}) (policies, states) "
+                                   f"for {owner}")
+        out.append(q)
+    return out
+
+
+def _batched_predict(T, qs):
+    """``T`` (n, *S_i) against ``qs[i]`` (P, S_i) -> (P, n)."""
+    letters = ascii_letters[1 : T.ndim + 1]
+    subs = [letters] + ["a" + letters[i + 1] for i in range(len(qs))]
+    return np.einsum(",".join(subs) + "->a" + letters[0], T, *qs, optimize=True)
+
+
+def pB_info_gain(pB: Sequence[np.ndarray], qs_next: Beliefs, qs_prev: Beliefs, actions_t: np.ndarray,
+                 B_dependencies: Sequence[Sequence[int]] | None = None, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
+    """Expected information gain about B's parameters over one future transition, for every policy.
+
+    Args:
+        pB: counts, ``pB[f]`` of shape ``(num_states[f], *num_states[g] for g in B_dependencies[f],
+            num_controls[f])``; non-negative (zero counts are masked out).
+        qs_next: predicted beliefs after the transition, ``qs_next[f]`` of shape ``(P, num_states[f])``.
+        qs_prev: beliefs before it, ``qs_prev[f]`` of shape ``(P, num_states[f])`` (the current posterior,
+            repeated over policies, at a policy's first step).
+        actions_t: ``(P, num_factors)`` int, the action each policy takes on each factor at this step.
+        B_dependencies: factors each factor's transition depends on; ``[[0], [1], ...]`` by default.
+        wnorm: ``WNORM_LEGACY`` (default; pymdp.legacy), ``WNORM_SPM`` or ``WNORM_EXACT`` (pymdp 1.0).
+
+    Returns:
+        ``(P,)``: the information gain (positive; subtract it from G). Summed over a policy's steps it is
+        pymdp.legacy's ``calc_pB_info_gain_interactions``.
+    """
+    actions_t = np.asarray(actions_t)
+    if B_dependencies is None:
+        B_dependencies = [[f] for f in range(len(pB))]
+    if len(B_dependencies) != len(pB):
+        raise ModelError(f"B_dependencies has {len(B_dependencies)} entries but pB has {len(pB)} factors")
+    if actions_t.ndim != 2 or actions_t.shape[1] != len(pB):
+        raise PolicyError(f"actions_t has shape {actions_t.shape}, expected (num_policies, {len(pB)})")
+    P = actions_t.shape[0]
+    gain = np.zeros(P)
+    for f, pB_f in enumerate(pB):
+        pB_f = np.asarray(pB_f, dtype=float)
+        qs_deps = _batched_beliefs(qs_prev, B_dependencies[f], pB_f.shape[1:-1], P, "qs_prev", f"pB[{f}]")
+        (q_next,) = _batched_beliefs(qs_next, [f], pB_f.shape[:1], P, "qs_next", f"pB[{f}]")
+        num_controls = pB_f.shape[-1]
+        if not ((actions_t[:, f] >= 0) & (actions_t[:, f] < num_controls)).all():
+            bad = int(actions_t[:, f][(actions_t[:, f] < 0) | (actions_t[:, f] >= num_controls)][0])
+            raise PolicyError(f"actions_t holds action {bad} for factor {f} with {num_controls} controls "
+                              f"(0 to {num_controls - 1})")
+        # Contract every action slice, then pick each policy's: (P, U_f) scores rather than a (P, *B_f) gather.
+        per_action = _batched_contraction(_masked_wnorm(pB_f, wnorm), q_next, qs_deps)
+        gain -= np.take_along_axis(per_action, actions_t[:, f : f + 1].astype(np.intp), axis=1)[:, 0]
+    return gain
+
+
+
 __all__ = ["Guards", "EFEOptions", "Term", "Utility", "Risk", "Ambiguity", "InfoGain", "Novelty", "InductiveCost",
-           "TerminalValue", "DEFAULT_TERMS", "check_terms", "LEGACY_G", "WNORM_EXACT"]
+           "TerminalValue", "DEFAULT_TERMS", "check_terms", "LEGACY_G", "WNORM_EXACT", "step_terms", "combine",
+           "log_preferences", "inductive_cost", "check_counts", "pA_info_gain", "pB_info_gain"]

@@ -49,7 +49,6 @@ prior ``r``; ``s`` is the reduced posterior.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from string import ascii_letters
 
 import numpy as np
 from scipy.special import digamma, gammaln
@@ -57,8 +56,6 @@ from scipy.special import digamma, gammaln
 from .errors import ModelError, ObservationError, ParameterError, PolicyError
 from .checks import check_outcome, check_vector
 from .maths import EPS, LEGACY_EPS, outer
-
-
 
 # ----------------------------------------------------------------------------------------------------------
 # Novelty weights
@@ -107,127 +104,6 @@ def spm_wnorm(a, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
     # ln a0 - ln a + ψ(a+1) - ψ(a0+1) rather than the equivalent 1/a - 1/a0 + ψ(a) - ψ(a0): the two
     # diverging pairs of the latter cancel badly for small counts (pymdp 1.0 makes the same choice).
     return -(np.log(a0) - np.log(a) + digamma(a + 1.0) - digamma(a0 + 1.0))
-
-
-def _masked_wnorm(p, wnorm):
-    # Zero counts (structural zeros, e.g. after model reduction) carry no novelty; both pymdps mask them.
-    return np.where(p > 0, spm_wnorm(p, wnorm), 0.0)
-
-
-def _batched_contraction(T, first, rest):
-    """``-> (P,)`` (or ``(P, last)``): ``T`` (n, *S) against ``first`` (P, n) and ``rest[i]`` (P, S_i).
-
-    When ``T`` has one more axis than the beliefs cover, that trailing axis is kept: ``(P, T.shape[-1])``.
-    """
-    nd = T.ndim
-    letters = ascii_letters[1 : nd + 1]
-    keep = letters[len(rest) + 1 :]
-    subs = [letters, "a" + letters[0]] + ["a" + letters[i + 1] for i in range(len(rest))]
-    return np.einsum(",".join(subs) + "->a" + keep, T, first, *rest, optimize=True)
-
-
-def pA_info_gain(pA, qs_t, A_dependencies=None, qo_t=None, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
-    """Expected information gain about A's parameters at one future step, for every policy.
-
-    Args:
-        pA: counts, ``pA[m]`` of shape ``(num_obs[m], *num_states[g] for g in A_dependencies[m])``;
-            non-negative (zero counts are masked out).
-        qs_t: predicted beliefs, ``qs_t[f]`` of shape ``(P, num_states[f])``.
-        A_dependencies: factors each modality depends on; all factors by default.
-        qo_t: predicted outcomes, ``qo_t[m]`` of shape ``(P, num_obs[m])``; by default the outcomes
-            predicted by the mean of ``pA`` (which is what both pymdps use when ``A`` is that mean).
-        wnorm: ``WNORM_LEGACY`` (default; pymdp.legacy), ``WNORM_SPM`` or ``WNORM_EXACT`` (pymdp 1.0).
-
-    Returns:
-        ``(P,)``: the information gain (positive; subtract it from G). Summed over a policy's steps it is
-        pymdp.legacy's ``calc_pA_info_gain_factorized``; with ``WNORM_EXACT`` it is minus pymdp 1.0's
-        ``calc_negative_pA_info_gain`` for each step.
-    """
-    qs_t = [np.asarray(q, dtype=float) for q in qs_t]
-    if A_dependencies is None:
-        A_dependencies = [list(range(len(qs_t)))] * len(pA)
-    if len(A_dependencies) != len(pA):
-        raise ModelError(f"A_dependencies has {len(A_dependencies)} entries but pA has {len(pA)} modalities")
-    if qo_t is not None and len(qo_t) != len(pA):
-        raise ObservationError(f"qo_t has {len(qo_t)} entries but pA has {len(pA)} modalities")
-    P = qs_t[0].shape[0]
-    gain = np.zeros(P)
-    for m, pA_m in enumerate(pA):
-        pA_m = np.asarray(pA_m, dtype=float)
-        qs_deps = _batched_beliefs(qs_t, A_dependencies[m], pA_m.shape[1:], P, "qs_t", f"pA[{m}]")
-        if qo_t is None:
-            A_m = pA_m / pA_m.sum(axis=0, keepdims=True)
-            qo_m = _batched_predict(A_m, qs_deps)
-        else:
-            qo_m = np.asarray(qo_t[m], dtype=float)
-            if qo_m.shape != (P, pA_m.shape[0]):
-                raise ObservationError(f"qo_t[{m}] has shape {qo_m.shape}, expected ({P}, {pA_m.shape[0]}) "
-                                       f"(policies, outcomes)")
-        gain -= _batched_contraction(_masked_wnorm(pA_m, wnorm), qo_m, qs_deps)
-    return gain
-
-
-def _batched_beliefs(qs, deps, sizes, P, name, owner):
-    """``[qs[g] for g in deps]`` as float arrays, each checked to be ``(P, sizes[i])``."""
-    out = []
-    for g, n in zip(deps, sizes):
-        if not 0 <= g < len(qs):
-            raise ObservationError(f"{name} has {len(qs)} factors but {owner} depends on factor {g}")
-        q = np.asarray(qs[g], dtype=float)
-        if q.shape != (P, n):
-            raise ObservationError(f"{name}[{g}] has shape {q.shape}, expected ({P}, {n}) (policies, states) "
-                                   f"for {owner}")
-        out.append(q)
-    return out
-
-
-def _batched_predict(T, qs):
-    """``T`` (n, *S_i) against ``qs[i]`` (P, S_i) -> (P, n)."""
-    letters = ascii_letters[1 : T.ndim + 1]
-    subs = [letters] + ["a" + letters[i + 1] for i in range(len(qs))]
-    return np.einsum(",".join(subs) + "->a" + letters[0], T, *qs, optimize=True)
-
-
-def pB_info_gain(pB, qs_next, qs_prev, actions_t, B_dependencies=None,
-                 wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
-    """Expected information gain about B's parameters over one future transition, for every policy.
-
-    Args:
-        pB: counts, ``pB[f]`` of shape ``(num_states[f], *num_states[g] for g in B_dependencies[f],
-            num_controls[f])``; non-negative (zero counts are masked out).
-        qs_next: predicted beliefs after the transition, ``qs_next[f]`` of shape ``(P, num_states[f])``.
-        qs_prev: beliefs before it, ``qs_prev[f]`` of shape ``(P, num_states[f])`` (the current posterior,
-            repeated over policies, at a policy's first step).
-        actions_t: ``(P, num_factors)`` int, the action each policy takes on each factor at this step.
-        B_dependencies: factors each factor's transition depends on; ``[[0], [1], ...]`` by default.
-        wnorm: ``WNORM_LEGACY`` (default; pymdp.legacy), ``WNORM_SPM`` or ``WNORM_EXACT`` (pymdp 1.0).
-
-    Returns:
-        ``(P,)``: the information gain (positive; subtract it from G). Summed over a policy's steps it is
-        pymdp.legacy's ``calc_pB_info_gain_interactions``.
-    """
-    actions_t = np.asarray(actions_t)
-    if B_dependencies is None:
-        B_dependencies = [[f] for f in range(len(pB))]
-    if len(B_dependencies) != len(pB):
-        raise ModelError(f"B_dependencies has {len(B_dependencies)} entries but pB has {len(pB)} factors")
-    if actions_t.ndim != 2 or actions_t.shape[1] != len(pB):
-        raise PolicyError(f"actions_t has shape {actions_t.shape}, expected (num_policies, {len(pB)})")
-    P = actions_t.shape[0]
-    gain = np.zeros(P)
-    for f, pB_f in enumerate(pB):
-        pB_f = np.asarray(pB_f, dtype=float)
-        qs_deps = _batched_beliefs(qs_prev, B_dependencies[f], pB_f.shape[1:-1], P, "qs_prev", f"pB[{f}]")
-        (q_next,) = _batched_beliefs(qs_next, [f], pB_f.shape[:1], P, "qs_next", f"pB[{f}]")
-        num_controls = pB_f.shape[-1]
-        if not ((actions_t[:, f] >= 0) & (actions_t[:, f] < num_controls)).all():
-            bad = int(actions_t[:, f][(actions_t[:, f] < 0) | (actions_t[:, f] >= num_controls)][0])
-            raise PolicyError(f"actions_t holds action {bad} for factor {f} with {num_controls} controls "
-                              f"(0 to {num_controls - 1})")
-        # Contract every action slice, then pick each policy's: (P, U_f) scores rather than a (P, *B_f) gather.
-        per_action = _batched_contraction(_masked_wnorm(pB_f, wnorm), q_next, qs_deps)
-        gain -= np.take_along_axis(per_action, actions_t[:, f : f + 1].astype(np.intp), axis=1)[:, 0]
-    return gain
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -478,6 +354,6 @@ def reduce_dirichlet(q_dir, p_dir, r_dir):
 
 
 __all__ = [
-    "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT", "spm_wnorm", "pA_info_gain", "pB_info_gain",
+    "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT", "spm_wnorm",
     "update_A", "update_B", "update_D", "reduce_dirichlet",
 ]

@@ -29,10 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import learning
-# The one-step terms are aif.control's own (private) helpers, so both EFEs share one implementation.
-from .control import (COST_TERMS, DEFAULT_TERMS, VALUE_TERMS, EFEOptions, _joint_outcome_entropy, _Joints,
-                      _log_preferences, _outcome_terms, check_policies, check_positive)
+from .control import check_policies, check_positive
+from .efe import DEFAULT_TERMS, EFEOptions, Novelty, check_counts, check_terms, combine, pB_info_gain, step_terms
 from .errors import ObservationError, ParameterError, PolicyError
 from .maths import softmax
 from .model import GenerativeModel
@@ -94,48 +92,24 @@ def sequence_expected_free_energy(model: GenerativeModel, qs_future, policies, t
         summed over the ``H + 1`` steps (parameter information gain about B over the ``H`` transitions).
     """
     options = EFEOptions() if options is None else options
-    unknown = [t for t in terms if t not in VALUE_TERMS + COST_TERMS]
-    if unknown or not terms:
-        raise ParameterError(f"unknown EFE term {unknown[0]!r}; choose from {VALUE_TERMS + COST_TERMS}"
-                             if unknown else "terms must name at least one EFE term")
+    terms = check_terms(terms)
     qs_future, policies = _check_future(model, qs_future, policies)
+    check_counts(model, terms)
     P, K = qs_future[0].shape[:2]
-    want_pA, want_pB = "pA_info_gain" in terms, "pB_info_gain" in terms
-    if want_pA and model.pA is None or want_pB and model.pB is None:
-        raise ParameterError("parameter information gain needs Dirichlet counts: the model has no "
-                             + ("pA" if want_pA and model.pA is None else "pB"))
-
     flat = [q.reshape(P * K, -1) for q in qs_future]  # every (policy, step) is one row: (P K, S_f)
-    step = {name: np.zeros(P * K) for name in ("utility", "ambiguity")}
-    entropy_qo = np.zeros(P * K)
-    qo = []
-    joints = _Joints(flat)
-    for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies)):
-        qo_m, H_qo_m, ambiguity_m = _outcome_terms(A_m, joints, deps, options)
-        ln_C = np.stack([_log_preferences(model.C[m], C_time + k, options) for k in range(K)])  # (K, O_m)
-        step["utility"] += np.einsum("pko,ko->pk", qo_m.reshape(P, K, -1), ln_C).reshape(-1)
-        entropy_qo += H_qo_m
-        step["ambiguity"] += ambiguity_m
-        qo.append(qo_m)
-    if options.info_gain == "joint" and model.num_modalities > 1:
-        entropy_qo = _joint_outcome_entropy(model, flat, options)
-    step["state_info_gain"] = entropy_qo - step["ambiguity"]
-    if want_pA:
-        step["pA_info_gain"] = learning.pA_info_gain(model.pA, flat, model.A_dependencies, qo_t=qo,
-                                                     wnorm=options.wnorm)
-    out = {name: value.reshape(P, K).sum(axis=1) for name, value in step.items()}
-    if want_pB and K == 1:
-        out["pB_info_gain"] = np.zeros(P)  # no transition ahead (the last step of a trial)
-    elif want_pB:
-        # the transitions k -> k + 1 of every policy, as rows: (P H, S_f) before and after, (P H, F) actions
-        before = [q[:, :-1].reshape(P * (K - 1), q.shape[-1]) for q in qs_future]
-        after = [q[:, 1:].reshape(P * (K - 1), q.shape[-1]) for q in qs_future]
-        gain = learning.pB_info_gain(model.pB, after, before, policies.reshape(P * (K - 1), model.num_factors),
-                                     model.B_dependencies, wnorm=options.wnorm)
-        out["pB_info_gain"] = gain.reshape(P, K - 1).sum(axis=1)
-    out["risk"] = -out["utility"] - out["state_info_gain"] - out["ambiguity"]
-    G = sum((out[name] if name in COST_TERMS else -out[name]) for name in terms)
-    return G, out
+    root = [np.repeat(q[:, 0], K, axis=0) for q in qs_future]
+    steps = C_time + np.tile(np.arange(K), P)
+    per_row = [x for x in terms if not (isinstance(x, Novelty) and x.param == "B")]
+    out = {name: value.reshape(P, K).sum(axis=1)
+           for name, value in step_terms(model, flat, None, root, None, steps, per_row, options).items()}
+    for term in terms:
+        if isinstance(term, Novelty) and term.param == "B":  # the K - 1 transitions k -> k + 1 of every policy
+            before = [q[:, :-1].reshape(P * (K - 1), q.shape[-1]) for q in qs_future]
+            after = [q[:, 1:].reshape(P * (K - 1), q.shape[-1]) for q in qs_future]
+            gain = pB_info_gain(model.pB, after, before, policies.reshape(P * (K - 1), model.num_factors),
+                                model.B_dependencies, wnorm=term.wnorm)
+            out[term.key] = gain.reshape(P, K - 1).sum(axis=1)
+    return combine(out, terms, [q[:, -1] for q in qs_future], K - 1), out
 
 
 def sequence_policy_posterior(G, F, E=None, gamma: float = 16.0, vfe_sign: str = "spm") -> np.ndarray:

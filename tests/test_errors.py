@@ -10,8 +10,8 @@ import pytest
 
 import aif
 from aif.envs import AgentWrapper, CueChaining, GridWorld, TMaze
-from aif.errors import (AifError, CallOrderError, ModelError, ObservationError, ParameterError, PolicyError,
-                        StrategyError)
+from aif.errors import (AifError, BeliefError, CallOrderError, ModelError, ObservationError, ParameterError,
+                        PolicyError, StrategyError)
 from aif.io import FormatError
 from aif.learning import reduce_dirichlet, update_A, update_B, update_D
 from aif.rollout import rollout
@@ -186,22 +186,22 @@ def test_observation_vector_of_the_wrong_size(model):
 
 
 def test_prior_belief_not_summing_to_one(model):
-    with pytest.raises(ObservationError, match=r"prior\[0\] is not a probability vector: it sums to 1\.2, not 1"):
+    with pytest.raises(BeliefError, match=r"prior\[0\] is not a probability vector: it sums to 1\.2, not 1"):
         aif.infer_states(model, [0, 0], prior=[np.array([0.5, 0.5, 0.2]), model.D[1]])
 
 
 def test_prior_belief_with_nan(model):
-    with pytest.raises(ObservationError, match=r"prior\[1\] is not a probability vector: entry 0 is nan"):
+    with pytest.raises(BeliefError, match=r"prior\[1\] is not a probability vector: entry 0 is nan"):
         aif.infer_states(model, [0, 0], prior=[model.D[0], np.array([np.nan, 1.0])])
 
 
 def test_beliefs_of_the_wrong_size_in_efe(model, policies):
-    with pytest.raises(ObservationError, match=r"qs\[0\] has shape \(2,\), expected \(3,\)"):
+    with pytest.raises(BeliefError, match=r"qs\[0\] has shape \(2,\), expected \(3,\)"):
         aif.expected_free_energy(model, [np.full(2, 0.5), model.D[1]], policies)
 
 
 def test_beliefs_with_a_missing_factor_in_vfe(model):
-    with pytest.raises(ObservationError, match=r"qs has 1 vectors but the model has 2 factors"):
+    with pytest.raises(BeliefError, match=r"qs has 1 vectors but the model has 2 factors"):
         aif.variational_free_energy(model, [0, 0], [model.D[0]])
 
 
@@ -211,13 +211,13 @@ def test_log_evidence_checks_the_observation(model):
 
 
 def test_predict_checks_the_beliefs(model):
-    with pytest.raises(ObservationError, match=r"qs\[0\] is not a probability vector"):
+    with pytest.raises(BeliefError, match=r"qs\[0\] is not a probability vector"):
         aif.predict(model, [np.array([0.5, 0.5, 0.2]), model.D[1]], np.array([1, 0]))
 
 
 def test_agent_reset_checks_the_prior(model):
     agent = aif.Agent(model)
-    with pytest.raises(ObservationError, match=r"prior\[0\] has shape \(2,\), expected \(3,\)"):
+    with pytest.raises(BeliefError, match=r"prior\[0\] has shape \(2,\), expected \(3,\)"):
         agent.reset(prior=[np.full(2, 0.5), model.D[1]])
 
 
@@ -317,13 +317,15 @@ def test_stochastic_selection_without_rng(policies):
 
 
 def test_unknown_efe_term(model, policies):
-    with pytest.raises(ParameterError, match=r"unknown EFE term 'risky'"):
+    with pytest.raises(StrategyError, match=r"EFE terms are objects, not strs: .* in place of 'risky'"):
         aif.expected_free_energy(model, model.D, policies, terms=("risky",))
+    with pytest.raises(StrategyError, match=r"use aif.Utility\(\) in place of 'utility'"):
+        aif.expected_free_energy(model, model.D, policies, terms=("utility",))
 
 
 def test_parameter_information_gain_without_counts(model, policies):
     with pytest.raises(ParameterError, match=r"parameter information gain needs Dirichlet counts: the model has no pB"):
-        aif.expected_free_energy(model, model.D, policies, terms=("utility", "pB_info_gain"))
+        aif.expected_free_energy(model, model.D, policies, terms=(aif.Utility(), aif.Novelty("B")))
 
 
 def test_policy_prior_of_the_wrong_length_for_the_agent(model):
@@ -389,7 +391,7 @@ def test_fixed_point_negative_tolerance():
 
 
 def test_unknown_efe_option():
-    with pytest.raises(ParameterError, match=r"EFEOptions\.guards must be 'exact', 'pymdp' or 'legacy', got 'none'"):
+    with pytest.raises(StrategyError, match=r"EFEOptions\.guards must be an aif\.Guards .*got 'none'"):
         aif.EFEOptions(guards="none")
 
 
@@ -638,7 +640,5 @@ def test_inductive_threshold_out_of_range(model):
 
 
 def test_inductive_epsilon_out_of_range():
-    from aif.planning import inductive_value
-
-    with pytest.raises(ParameterError, match=r"epsilon must lie in \(0, 1\), got -1"):
-        inductive_value([np.full(3, 1 / 3)], [np.full((2, 3), 1 / 3)], [np.ones((3, 3))], epsilon=-1)
+    with pytest.raises(ParameterError, match=r"InductiveCost.epsilon must lie in \(0, 1\), got -1"):
+        aif.InductiveCost([np.ones((3, 3))], epsilon=-1)

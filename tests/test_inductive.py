@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from aif import GenerativeModel, random_model
-from aif.control import enumerate_policies
+from aif.control import enumerate_policies, expected_free_energy
 from aif.errors import ModelError, ParameterError
-from aif.planning import inductive_cost, inductive_matrix, inductive_value
+from aif.efe import InductiveCost
+from aif.efe import inductive_cost as inductive_cost_rows
+from aif.planning import inductive_matrix
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
@@ -16,6 +18,17 @@ jnp = jax.numpy
 pymdp_control = pytest.importorskip("pymdp.control")
 
 TOL = 1e-8
+
+
+def inductive_cost(model, qs, policies, I, epsilon):
+    """The inductive term of G of every policy: ``expected_free_energy`` with the one term InductiveCost."""
+    return expected_free_energy(model, qs, policies, (InductiveCost(I, epsilon),))[0]
+
+
+def inductive_value(qs, qs_next, I, epsilon=1e-3):
+    """pymdp's inductive value (<= 0) of the rows of ``qs_next`` anchored at ``qs``: minus the cost."""
+    root = [np.broadcast_to(q, (len(q_next), len(q))) for q, q_next in zip(qs, qs_next, strict=True)]
+    return -inductive_cost_rows(qs_next, root, InductiveCost(I, epsilon))
 
 
 def pymdp_I(H, B, thresholds, depth):

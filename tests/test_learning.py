@@ -13,8 +13,8 @@ from scipy.special import digamma, gammaln
 
 import aif
 from aif.errors import ModelError, ObservationError, ParameterError, PolicyError
-from aif.learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, pA_info_gain, pB_info_gain,
-                          reduce_dirichlet, spm_wnorm, update_A, update_B, update_D)
+from aif.efe import pA_info_gain, pB_info_gain
+from aif.learning import WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, reduce_dirichlet, spm_wnorm, update_A, update_B, update_D
 
 UPDATE_TOL = 1e-10
 INFO_GAIN_TOL = 1e-8

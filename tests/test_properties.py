@@ -275,11 +275,11 @@ def test_free_energy_bounds_the_surprise(kind, data):
 # ----------------------------------------------------------------------------------------------------------
 # Expected free energy and the policy posterior
 
-EFE_OPTIONS = {
-    "exact": aif.EFEOptions(),
-    "exact-joint": aif.EFEOptions(info_gain="joint"),
-    "pymdp": aif.EFEOptions.pymdp(),
-    "pymdp_legacy": aif.EFEOptions.pymdp_legacy(),
+EFE_OPTIONS = {  # name: (options, terms)
+    "exact": (aif.EFEOptions(), aif.DEFAULT_TERMS),
+    "exact-joint": (aif.EFEOptions(), (aif.Utility(), aif.InfoGain(joint=True))),
+    "pymdp": (aif.EFEOptions.pymdp(), aif.DEFAULT_TERMS),
+    "pymdp_legacy": (aif.EFEOptions.pymdp_legacy(), aif.DEFAULT_TERMS),
 }
 
 
@@ -292,17 +292,19 @@ def test_efe_terms_are_finite_and_the_kl_terms_non_negative(kind, data, horizon)
     policies = aif.enumerate_policies(model.num_controls, horizon)
     # |ln softmax(C_m)| <= ptp(C_m) + ln(O_m): the size of the numbers whose rounding the risk accumulates
     scale = 1 + horizon * sum(np.ptp(C) + np.log(len(C)) for C in model.C)
-    for name, options in EFE_OPTIONS.items():
-        G, terms = aif.expected_free_energy(model, qs, policies, options=options)
+    for name, (options, efe_terms) in EFE_OPTIONS.items():
+        G, terms = aif.expected_free_energy(model, qs, policies, efe_terms, options=options)
         assert np.isfinite(G).all(), name
         for term, values in terms.items():
             assert np.isfinite(values).all(), f"{name} {term}"
-        if options.guards != "exact":
+        if options.guards != aif.Guards.exact():
             continue  # guarded logarithms are not exact KL divergences; only finiteness is promised
         assert (terms["ambiguity"] >= 0).all(), name
         assert (terms["state_info_gain"] >= -EFE_RTOL * horizon).all(), name
         assert (terms["risk"] >= -EFE_RTOL * scale).all(), name
-        G2, _ = aif.expected_free_energy(model, qs, policies, terms=("risk", "ambiguity"), options=options)
+        joint = tuple(t for t in efe_terms if isinstance(t, aif.InfoGain) and t.joint)  # risk uses its H[q(o)]
+        G2, _ = aif.expected_free_energy(model, qs, policies, (aif.Risk(), aif.Ambiguity(), *joint), options=options)
+        G2 = G2 + (terms["state_info_gain"] if joint else 0.0)
         np.testing.assert_allclose(G2, G, rtol=0, atol=EFE_RTOL * scale)
 
 

@@ -1,7 +1,7 @@
 """Planners beside expected free energy: control as inference (soft value iteration) and inductive inference."""
 
 from .base import Plan, Planner, PolicyEnumeration
-from .inductive import inductive_cost, inductive_matrix, inductive_value
+from .inductive import inductive_matrix
 from .soft_value import (
     SoftQPlanner,
     SoftValues,
@@ -17,6 +17,6 @@ from .sophisticated import SearchTree, SophisticatedInference
 __all__ = [
     "SoftValues", "soft_value_iteration", "state_marginals", "forward_messages", "optimal_state_marginals",
     "SoftQPlanner", "joint_transitions", "joint_rewards",
-    "inductive_matrix", "inductive_value", "inductive_cost",
+    "inductive_matrix",
     "Plan", "Planner", "PolicyEnumeration", "SophisticatedInference", "SearchTree",
 ]

@@ -65,8 +65,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..control import DEFAULT_TERMS, EFEOptions, check_positive, enumerate_policies, expected_free_energy, \
-    predict_policies
+from ..control import check_positive, enumerate_policies, expected_free_energy, predict_policies
+from ..efe import DEFAULT_TERMS, EFEOptions
 from ..errors import ParameterError
 from ..inference import FixedPoint, check_beliefs, infer_states
 from ..maths import CLIP, batch_contract, softmax
