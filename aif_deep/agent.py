@@ -9,7 +9,9 @@ drop-in for ``aif.Agent`` (its attributes are tensors of the same shapes).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -20,16 +22,14 @@ import aif
 from aif.agent import Learning, Selection, preset_settings
 from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions, TerminalValue
-from aif.rollout import as_agent_env
 from aif.errors import CallOrderError, ParameterError, PolicyError, StrategyError
-from aif.sequence import MarginalMessagePassing, VariationalMessagePassing
-from aif.strategies import NUMPY, Planner, require
+from aif.rollout import as_agent_env
+from aif.strategies import NUMPY, TORCH, Learner, Planner, SequenceInference, StateInference, require
 
+from . import checks, learning
 from .control import policy_posterior, predict, select_action
 from .evaluator import check_policies, evaluate_policies
 from .full_tree import PolicyEvaluator
-from . import learning
-from . import checks
 from .inference import as_obs, categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel
 
@@ -88,7 +88,7 @@ class Agent:
     inference_horizon: int = 1
     trial_length: int | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self._numpy = self._numpy_strategies()
         if not isinstance(self.model, BeliefModel):
             raise TypeError(f"model must implement aif_deep.BeliefModel, got {type(self.model).__name__}")
@@ -120,13 +120,13 @@ class Agent:
 
     def _numpy_strategies(self) -> str | None:
         """The first setting that only ``aif`` runs (``None``: everything runs in torch); checks the slots."""
+        over_time = isinstance(self.inference, SequenceInference)
+        require(self.inference, SequenceInference if over_time else StateInference, "inference",
+                NUMPY if over_time else TORCH)
         require(self.planner, Planner, "planner", NUMPY, optional=True)
+        require(self.learning, Learner, "learning", TORCH, optional=True)
         if self.learning is not None and not isinstance(self.learning, Learning):
-            raise StrategyError(f"learning must be aif.Learning(...), got {self.learning!r}")
-        over_time = isinstance(self.inference, (MarginalMessagePassing, VariationalMessagePassing))
-        if not over_time and not isinstance(self.inference, (aif.FixedPoint, aif.Exact)):
-            raise StrategyError(f"inference must be aif.FixedPoint(), aif.Exact(), aif.MarginalMessagePassing() or "
-                                f"aif.VariationalMessagePassing() (an instance), got {self.inference!r}")
+            raise StrategyError(f"learning = {self.learning!r}: aif_deep.Agent runs aif.Learning(...)")
         L = self.learning
         for name, used in (("planner", self.planner is not None), ("inference", over_time),
                            ("learning", L is not None and (L.learn_D or not L.online))):
@@ -151,7 +151,7 @@ class Agent:
                                   inference_horizon=self.inference_horizon, trial_length=self.trial_length)
                         for i in np.ndindex(*self.batch_shape)]
 
-    def _gather(self, get) -> torch.Tensor:
+    def _gather(self, get: Callable[[aif.Agent], Any]) -> torch.Tensor:
         """``get(aif_agent)`` of every agent, stacked to ``(*batch, ...)`` on the model's device and dtype."""
         x = np.stack([np.asarray(get(a)) for a in self._agents])
         x = torch.as_tensor(x, device=self.device, dtype=None if x.dtype.kind in "iub" else self.model.dtype)
@@ -185,20 +185,24 @@ class Agent:
                                      f"(TabularModel.from_aif of a model with {name}, or learn_{name[1]}=False)")
         # Each agent learns its own counts: give the model the agents' batch shape.
         batch = tuple(self.batch_shape)
-        grow = lambda xs: None if xs is None else [x.expand(*batch, *x.shape[len(self.model.batch_shape):]).clone()
-                                                    for x in xs]  # noqa: E731
+
+        def grow(xs: list | None) -> list | None:
+            nb = len(self.model.batch_shape)
+            return None if xs is None else [x.expand(*batch, *x.shape[nb:]).clone() for x in xs]
+
         m = self.model
         self.model = m.replace(A=grow(m.A), B=grow(m.B), C=grow(m.C), D=grow(m.D), pA=grow(m.pA), pB=grow(m.pB),
                                E=None if m.E is None else grow([m.E])[0], batch_shape=batch)
         self.initial_counts = {"pA": self.model.pA, "pB": self.model.pB}
 
     @classmethod
-    def pymdp_legacy(cls, model, policy_horizon=1, sampling="marginal", **kwargs) -> "Agent":
+    def pymdp_legacy(cls, model: BeliefModel, policy_horizon: int = 1, sampling: str = "marginal",
+                     **kwargs: Any) -> Agent:
         """The settings of pymdp.legacy's ``Agent`` (as ``aif.Agent.pymdp_legacy``)."""
         return cls(model, policy_horizon, **preset_settings("pymdp_legacy", sampling, **kwargs))
 
     @classmethod
-    def pymdp(cls, model, policy_horizon=1, sampling="full", **kwargs) -> "Agent":
+    def pymdp(cls, model: BeliefModel, policy_horizon: int = 1, sampling: str = "full", **kwargs: Any) -> Agent:
         """The settings of pymdp 1.0's ``Agent`` (as ``aif.Agent.pymdp``)."""
         return cls(model, policy_horizon, **preset_settings("pymdp", sampling, **kwargs))
 
@@ -206,7 +210,7 @@ class Agent:
     def device(self) -> torch.device:
         return self.model.prior()[0].device
 
-    def reset(self, prior=None, agents=None) -> None:
+    def reset(self, prior: list | None = None, agents: Any = None) -> None:
         """Start an episode: the prior is the model's (or ``prior``); forget the last step.
 
         ``agents``: optional boolean mask ``(*batch,)``: reset only those agents (the others keep their
@@ -231,10 +235,10 @@ class Agent:
             self._transition = torch.zeros(self.batch_shape, dtype=torch.bool, device=ref[0].device)
             return
         mask = torch.as_tensor(agents, device=ref[0].device, dtype=torch.bool)
-        self.prior = [torch.where(mask[..., None], n, p) for n, p in zip(new, self.prior)]
+        self.prior = [torch.where(mask[..., None], n, p) for n, p in zip(new, self.prior, strict=True)]
         self._transition = self._transition & ~mask  # a new episode's first observation follows no action
 
-    def infer_states(self, obs) -> list:
+    def infer_states(self, obs: Any) -> list:
         """Posterior over states from ``obs``: one entry per modality (an index, probabilities, or, for a
         model's non-categorical modalities, an image or real vector ``(*batch, *shape_m)``), or an int array
         ``(*batch, M)`` when every modality is categorical (``aif_deep.inference.as_obs``)."""
@@ -271,12 +275,12 @@ class Agent:
                                     prior=prior, **rates)
             # Agents whose episode just began saw no transition: their counts stay as they were (aif.Agent).
             pB = [torch.where(self._transition.reshape(*self.batch_shape, *[1] * (n.ndim - nb)), n, o)
-                  for n, o in zip(new, m.pB)]
+                  for n, o in zip(new, m.pB, strict=True)]
             changes.update(pB=pB, B=[learning.dirichlet_mean(p, nb) for p in pB])
         if changes:
             self.model = m.replace(**changes)
 
-    def infer_policies(self):
+    def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor]:
         """EFE of every policy and the policy posterior. Returns ``(q_pi, G)``, each ``(*batch, P)``."""
         if self.qs is None:
             raise CallOrderError("infer_policies needs a posterior: call infer_states(obs) first")
@@ -332,7 +336,7 @@ class Agent:
         self._transition = torch.ones_like(self._transition)
         return self.action
 
-    def step(self, obs) -> torch.Tensor:
+    def step(self, obs: Any) -> torch.Tensor:
         """``infer_states(obs)``, ``infer_policies()``, ``sample_action()``; returns the actions."""
         self.infer_states(obs)
         self.infer_policies()
@@ -371,7 +375,7 @@ class BatchTrajectory:
         return int(self.actions.shape[1])
 
 
-def vectorize(envs, model) -> gym.vector.VectorEnv:
+def vectorize(envs: Any, model: BeliefModel) -> gym.vector.VectorEnv:
     """A ``SyncVectorEnv`` over ``envs`` wrapped for the model (``aif.rollout.as_agent_env``: observations a
     tuple with one array per modality, of indices or of images; actions ``(N, num_factors)``); a ``VectorEnv``
     is returned as it is."""
@@ -397,7 +401,7 @@ def _env_actions(envs, action):
     raise PolicyError(f"the vector environment's action space {space} does not fit actions of shape {action.shape}")
 
 
-def rollout(agent: Agent, envs, steps: int, *, seed: int | None = None, options: dict | None = None,
+def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, options: dict | None = None,
             progress: bool = False) -> BatchTrajectory:
     """Run a batch of agents, one per environment, for up to ``steps`` actions.
 
@@ -423,7 +427,7 @@ def rollout(agent: Agent, envs, steps: int, *, seed: int | None = None, options:
         raise ParameterError(f"the agent's batch shape is {agent.batch_shape} but there are {N} environments")
     agent.reset()
     obs, _ = envs.reset(seed=seed, options=options)
-    M, F = len(agent.model.num_obs), len(agent.model.num_controls)
+    M = len(agent.model.num_obs)
     to_np = lambda x: x.detach().cpu().numpy()  # noqa: E731
     obs = _by_modality(obs, N, M)
     observations = [obs]  # per step: one array (N, *shape_m) per modality
@@ -445,12 +449,12 @@ def rollout(agent: Agent, envs, steps: int, *, seed: int | None = None, options:
         done = done | terminated | truncated
         if done.all():
             break
-    by_modality = tuple(np.stack(per_step, 1) for per_step in zip(*observations))  # (N, T + 1, *shape_m)
+    by_modality = tuple(np.stack(per_step, 1) for per_step in zip(*observations, strict=True))  # (N, T + 1, *shape_m)
     indices = all(o.ndim == 2 for o in by_modality)
     return BatchTrajectory(
         observations=np.stack(by_modality, -1).astype(np.int64) if indices else None,
         actions=np.stack(actions, 1).astype(np.int64),
-        qs=tuple(np.stack(per_factor, 1) for per_factor in zip(*qs)),
+        qs=tuple(np.stack(per_factor, 1) for per_factor in zip(*qs, strict=True)),
         q_pi=np.stack(q_pi, 1), G=np.stack(G, 1),
         rewards=np.stack(rewards, 1).astype(float),
         ended=np.stack(ended, 1),

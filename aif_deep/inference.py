@@ -15,6 +15,7 @@ import torch
 
 import aif
 from aif.errors import ObservationError, StrategyError
+from aif.strategies import TORCH, StateInference, require
 
 from . import checks
 from .efe import guarded_log
@@ -22,7 +23,7 @@ from .model import BeliefModel, sum_against
 
 
 def _batch_shape(log_likelihoods, log_prior, A_dependencies):
-    shapes = [L.shape[: L.ndim - len(d)] for L, d in zip(log_likelihoods, A_dependencies)]
+    shapes = [L.shape[: L.ndim - len(d)] for L, d in zip(log_likelihoods, A_dependencies, strict=True)]
     shapes += [lp.shape[:-1] for lp in log_prior]
     return torch.broadcast_shapes(*shapes)
 
@@ -30,7 +31,7 @@ def _batch_shape(log_likelihoods, log_prior, A_dependencies):
 def _expected_log_likelihood(qs, f, log_likelihoods, A_dependencies):
     """E_{q(s_not f)}[ln p(o | s)] as a function of s_f: ``(*batch, S_f)``."""
     out = 0.0
-    for logL_m, deps in zip(log_likelihoods, A_dependencies):
+    for logL_m, deps in zip(log_likelihoods, A_dependencies, strict=True):
         if f not in deps:
             continue
         k = len(deps)
@@ -43,9 +44,9 @@ def _expected_log_likelihood(qs, f, log_likelihoods, A_dependencies):
 
 def _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, guard, accuracy=True):
     """F = sum_f q_f . (ln q_f - ln p_f) - sum_m E_q[ln p(o_m | s)], ``(*batch,)``."""
-    vfe = sum((q * (guarded_log(q, guard) - lp)).sum(-1) for q, lp in zip(qs, log_prior))
+    vfe = sum((q * (guarded_log(q, guard) - lp)).sum(-1) for q, lp in zip(qs, log_prior, strict=True))
     if accuracy:
-        for logL_m, deps in zip(log_likelihoods, A_dependencies):
+        for logL_m, deps in zip(log_likelihoods, A_dependencies, strict=True):
             vfe = vfe - sum_against(logL_m, [qs[g] for g in deps], keep=0)
     return vfe
 
@@ -123,7 +124,8 @@ def categorical_modalities(model: BeliefModel) -> list:
     return [True] * len(model.num_obs) if flags is None else [bool(c) for c in flags]
 
 
-def as_obs(model: BeliefModel, obs, device=None, dtype=torch.float64) -> list:
+def as_obs(model: BeliefModel, obs: Any, device: torch.device | str | None = None,
+           dtype: torch.dtype = torch.float64) -> list:
     """Observations as one tensor per modality: int ``(*lead,)`` (indices) or float ``(*lead, O_m)`` for a
     categorical modality; any tensor (e.g. an image ``(*lead, H, W)``) for the others.
 
@@ -169,7 +171,8 @@ def as_obs(model: BeliefModel, obs, device=None, dtype=torch.float64) -> list:
     return out
 
 
-def infer_states(model: BeliefModel, obs, prior=None, method=None, trace=None) -> list:
+def infer_states(model: BeliefModel, obs: Any, prior: list | None = None,
+                 method: aif.FixedPoint | aif.Exact | None = None, trace: list | None = None) -> list:
     """Posterior over hidden states after one observation, for one belief or a batch.
 
     Args:
@@ -185,10 +188,9 @@ def infer_states(model: BeliefModel, obs, prior=None, method=None, trace=None) -
         ``qs``: one tensor ``(*lead, S_f)`` per factor (``lead`` broadcast over obs, prior and the model's
         batch shape).
     """
-    method = aif.FixedPoint() if method is None else method
+    method = aif.FixedPoint() if method is None else require(method, StateInference, "method", TORCH)
     if not isinstance(method, (aif.FixedPoint, aif.Exact)):
-        raise StrategyError(f"method must be aif.FixedPoint(...) or aif.Exact(...) (aif_deep runs them on tensors), "
-                            f"got {method!r}")
+        raise StrategyError(f"method = {method!r}: aif_deep.infer_states runs aif.FixedPoint and aif.Exact")
     ref = model.prior()[0]
     prior = model.prior() if prior is None else checks.beliefs(model, prior)
     logL = model.log_likelihood(as_obs(model, obs, ref.device, ref.dtype), method.guard)

@@ -86,7 +86,7 @@ def test_gradients_reach_A_B_C_D_gamma_and_alpha():
                           C=[base.C[0], C1], D=[torch.softmax(D0, 0), base.D[1]])
         gamma, alpha = torch.nn.functional.softplus(raw_gamma), torch.nn.functional.softplus(raw_alpha)
         prior, total = tm.prior(), 0.0
-        for o, u in zip(obs, actions):
+        for o, u in zip(obs, actions, strict=True):
             qs = aif_deep.infer_states(tm, o, prior, method)
             G, _ = aif_deep.expected_free_energy(tm, qs, policies)
             q_pi = aif_deep.policy_posterior(G, gamma=gamma)
@@ -103,7 +103,7 @@ def test_gradients_reach_A_B_C_D_gamma_and_alpha():
     assert torch.autograd.gradcheck(log_likelihood, inputs, eps=1e-6, atol=1e-6, fast_mode=True)
 
 
-def simulate_tmaze(gamma, strength, trials, steps, alpha, reward_prob, seed, inference=None):
+def simulate_tmaze(gamma, strength, trials, steps, alpha, reward_prob, seed, inference=aif.FixedPoint()):
     """All trials of all agents as one batch of agent copies: observations (N, K, T + 1, M), actions (N, K, T, F)."""
     env = TMaze(reward_prob)
     N = len(gamma)

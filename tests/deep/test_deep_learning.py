@@ -5,13 +5,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _reference import random_config  # noqa: E402
+
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif import learning  # noqa: E402
 from aif.efe import EFEOptions, InfoGain, Novelty, Utility  # noqa: E402
 from aif.errors import ModelError, ObservationError, ParameterError, PolicyError, StrategyError  # noqa: E402
 from aif_deep import learning as dl  # noqa: E402
-from _reference import random_config  # noqa: E402
 
 TOL = 1e-10
 
@@ -39,7 +40,7 @@ def t64(arrays):
 def dev(a, b):
     """Largest deviation relative to max(1, |reference|): counts near zero give novelty weights up to ~1e9."""
     return max(float((np.abs(np.asarray(x) - y.detach().numpy()) / np.maximum(1.0, np.abs(x))).max())
-               for x, y in zip(a, b))
+               for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("wnorm", [learning.WNORM_LEGACY, learning.WNORM_SPM, learning.WNORM_EXACT],
@@ -224,7 +225,7 @@ def test_learning_settings_are_checked():
         aif_deep.Agent(tm, learning=aif.Learning(learn_A=False))
     with pytest.raises(ParameterError, match="no pD"):  # offline / D learning runs in aif, with its checks
         aif_deep.Agent(tm, learning=aif.Learning(online=False, learn_A=False, learn_B=False, learn_D=True))
-    with pytest.raises(StrategyError, match="aif.Learning"):
+    with pytest.raises(StrategyError, match="learning must be a learner strategy"):
         aif_deep.Agent(tm, learning={"lr": 1.0})
 
 
@@ -244,4 +245,5 @@ def test_a_learning_agent_saved_and_loaded_continues_identically(tmp_path):
     for t in range(5, 10):
         assert torch.equal(agent.step([torch.as_tensor(obs[t])]), loaded.step([torch.as_tensor(obs[t])]))
     for name in ("pA", "pB"):
-        assert all(torch.equal(a, b) for a, b in zip(getattr(agent.model, name), getattr(loaded.model, name)))
+        pairs = zip(getattr(agent.model, name), getattr(loaded.model, name), strict=True)
+        assert all(torch.equal(a, b) for a, b in pairs)

@@ -1,6 +1,8 @@
 """aif_deep reliability: bad input names its culprit; agents, buffers and training runs checkpoint and resume
 exactly on the CPU; damaged checkpoints raise aif.io.FormatError."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -9,11 +11,10 @@ torch = pytest.importorskip("torch")
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.errors import BeliefError, ModelError, ObservationError, ParameterError, PolicyError  # noqa: E402
-from aif.io import FormatError  # noqa: E402
+from aif.io import FormatError, encode, write_archive  # noqa: E402
 from aif_deep.checkpoint import load_agent, load_buffer, save_agent, save_buffer  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
-from aif_deep.training import (ReplayBuffer, TrainSettings, load_checkpoint, save_checkpoint,  # noqa: E402
-                               train)
+from aif_deep.training import ReplayBuffer, TrainSettings, load_checkpoint, save_checkpoint, train  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -93,7 +94,8 @@ def test_agent_and_rollout_settings_are_checked():
     (lambda: NeuralModel([0], [2], [Categorical(3)]), aif.ModelError, r"num_states\[0\] is 0"),
     (lambda: NeuralModel([3], [2, 0], [Categorical(3)]), aif.ModelError, r"num_states \[3\] and num_controls"),
     (lambda: NeuralModel([3, 2], [2, 0], [Categorical(3)]), aif.ModelError, r"num_controls\[1\] is 0"),
-    (lambda: NeuralModel([3], [2], [Categorical(3), Bernoulli((0, 4))]), aif.ModelError, r"observations\[1\] is Bernoulli"),
+    (lambda: NeuralModel([3], [2], [Categorical(3), Bernoulli((0, 4))]), aif.ModelError,
+     r"observations\[1\] is Bernoulli"),
     (lambda: NeuralModel([3], [2], [Categorical(3)], unimix=1.5), ParameterError, r"unimix must be in \[0, 1\]"),
     (lambda: NeuralModel([3], [2], [Categorical(3)], info_gain_samples=0), ParameterError, r"info_gain_samples"),
     (lambda: aif_deep.unimix(torch.ones(3) / 3, -0.1), ParameterError, r"eps must be in \[0, 1\], got -0.1"),
@@ -145,7 +147,7 @@ def test_restored_tabular_agent_continues_with_identical_actions(tmp_path, mode)
         [int(rng.integers(o)) for o in restored.model.num_obs]
     tail = [restored.step([int(rng.integers(o)) for o in restored.model.num_obs]).tolist() for _ in range(7)]
     assert head + tail == expected
-    for a, b in zip(restored.qs, whole.qs):
+    for a, b in zip(restored.qs, whole.qs, strict=True):
         assert torch.equal(a, b)
     assert torch.equal(restored.q_pi, whole.q_pi)
     if mode == "stochastic":  # the random generator's state travelled too
@@ -191,7 +193,7 @@ def test_batched_agent_round_trips_its_whole_state(tmp_path):
     assert back.batch_shape == (3,) and torch.equal(back.gamma, agent.gamma)
     assert torch.equal(back.G, agent.G) and all(torch.equal(back.terms[k], v) for k, v in agent.terms.items())
     assert np.array_equal(back.policies, agent.policies)
-    assert all(torch.equal(a, b) for a, b in zip(back.model.A, model.A))
+    assert all(torch.equal(a, b) for a, b in zip(back.model.A, model.A, strict=True))
     assert torch.equal(back.step(np.array([[2], [2], [0]])), agent.step(np.array([[2], [2], [0]])))
 
 
@@ -221,8 +223,8 @@ def test_buffer_round_trips_exactly(tmp_path):
     save_buffer(tmp_path / "buffer.pt", buffer)
     back = load_buffer(tmp_path / "buffer.pt")
     assert len(back) == len(buffer) and back.num_steps == buffer.num_steps
-    for (o1, a1, r1), (o2, a2, r2) in zip(buffer.episodes, back.episodes):
-        assert all(np.array_equal(x, y) and x.dtype == y.dtype for x, y in zip(o1, o2))
+    for (o1, a1, r1), (o2, a2, r2) in zip(buffer.episodes, back.episodes, strict=True):
+        assert all(np.array_equal(x, y) and x.dtype == y.dtype for x, y in zip(o1, o2, strict=True))
         assert np.array_equal(a1, a2) and np.array_equal(r1, r2)
     s1 = buffer.sample(5, 3, np.random.default_rng(1))
     s2 = back.sample(5, 3, np.random.default_rng(1))
@@ -248,7 +250,7 @@ def test_training_resumed_from_a_checkpoint_and_reloaded_buffer_equals_an_uninte
     resumed = train(resumed_model, load_buffer(tmp_path / "buffer.pt"),
                     TrainSettings(steps=12, checkpoint=path, **settings))
     assert resumed.history == ref.history and resumed.step == 12
-    for (name, p), q in zip(whole.state_dict().items(), resumed_model.state_dict().values()):
+    for (name, p), q in zip(whole.state_dict().items(), resumed_model.state_dict().values(), strict=True):
         assert torch.equal(p, q), name
     # the final checkpoint holds the optimiser state of the uninterrupted run as well
     gen = torch.Generator().manual_seed(0)
@@ -288,9 +290,11 @@ def test_damaged_agent_files_raise_format_error(tmp_path):
         with pytest.raises(FormatError, match=str(bad.name)):
             load_agent(bad)
     save_buffer(tmp_path / "buffer.pt", _grid_buffer(0, episodes=1))
-    with pytest.raises(FormatError, match="expected a aif_deep.agent file"):
+    with pytest.raises(FormatError, match="holds a 'aif_deep.replay_buffer', not a 'aif_deep.agent'"):
         load_agent(tmp_path / "buffer.pt")
-    torch.save({"format": "aif_deep.agent", "format_version": 99}, tmp_path / "future.pt")
+    meta = {"format": "aif", "format_version": 99, "kind": "aif_deep.agent", "sha256": {}}
+    with open(tmp_path / "future.pt", "wb") as f:
+        np.savez(f, __aif_meta__=np.array(json.dumps(meta)))
     with pytest.raises(FormatError, match="version"):
         load_agent(tmp_path / "future.pt")
 
@@ -316,7 +320,9 @@ def test_damaged_training_checkpoints_raise_format_error(tmp_path):
     with pytest.raises(FormatError, match="weights do not fit"):
         load_checkpoint(path, NeuralModel([5], [3], [Bernoulli((4, 4))]))
     with pytest.raises(FormatError, match="lacks the entries"):
-        torch.save({"model": model.state_dict()}, tmp_path / "partial.pt")
+        arrays: dict = {}
+        fields = encode({"step": 3}, arrays, "aif_deep.training")
+        write_archive(tmp_path / "partial.pt", "aif_deep.training", {"fields": fields}, arrays)
         load_checkpoint(tmp_path / "partial.pt", model)
     for bad in _damaged_copies(tmp_path / "run.pt", tmp_path):
         with pytest.raises(FormatError):
