@@ -103,7 +103,8 @@ def _deps(deps, n, default, name):
     return [list(d) for d in deps]
 
 
-def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, prior=None) -> list:
+def update_A(pA: list, obs: Any, qs: list, lr: float = 1.0, forgetting: float = 1.0, *,
+             A_dependencies: list | None = None, prior: list | None = None) -> list:
     """Dirichlet update of the likelihood counts after one observation, for a batch of agents.
 
     Args:
@@ -122,7 +123,7 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, prior=
         raise ObservationError(f"obs has {len(obs)} entries but pA has {len(pA)} modalities")
     A_dependencies = _deps(A_dependencies, len(pA), lambda m: list(range(len(qs))), "A_dependencies")
     out = []
-    for m, (p, deps) in enumerate(zip(pA, A_dependencies)):
+    for m, (p, deps) in enumerate(zip(pA, A_dependencies, strict=True)):
         O_m, k = p.shape[p.ndim - len(deps) - 1], len(deps)
         o = torch.as_tensor(obs[m], device=p.device)
         if o.is_floating_point():
@@ -138,7 +139,8 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, prior=
     return out
 
 
-def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=None, prior=None) -> list:
+def update_B(pB: list, qs: list, qs_prev: list, action: Any, lr: float = 1.0, forgetting: float = 1.0, *,
+             B_dependencies: list | None = None, prior: list | None = None) -> list:
     """Dirichlet update of the transition counts after one transition, for a batch of agents.
 
     Args:
@@ -159,7 +161,7 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
                           f"{action.dtype} of shape {tuple(action.shape)}")
     B_dependencies = _deps(B_dependencies, nf, lambda f: [f], "B_dependencies")
     out = []
-    for f, (p, deps) in enumerate(zip(pB, B_dependencies)):
+    for f, (p, deps) in enumerate(zip(pB, B_dependencies, strict=True)):
         k, U = len(deps), p.shape[-1]
         u = action[..., f]
         if ((u < 0) | (u >= U)).any():
@@ -173,7 +175,7 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
     return out
 
 
-def update_D(pD, qs, lr=1.0, forgetting=1.0, *, prior=None) -> list:
+def update_D(pD: list, qs: list, lr: float = 1.0, forgetting: float = 1.0, *, prior: list | None = None) -> list:
     """Dirichlet update of the initial-state counts ``pD[f]: (*batch, S_f)`` with beliefs ``qs[f]``."""
     _check_rates(lr, forgetting)
     pD = _check_counts(pD, "pD")
