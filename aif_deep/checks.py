@@ -13,28 +13,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from aif.errors import BeliefError, ModelError, ObservationError, PolicyError
+from aif.checks import PROB_TOL, check_probability
+from aif.errors import AifError, BeliefError, ModelError, ObservationError, PolicyError
 
-PROB_TOL = 1e-6  # as aif: a probability vector sums to 1 within this
 Tensor = torch.Tensor
 
 
-def distribution(p: Tensor, label: str, error: type[Exception]) -> Tensor:
-    """``p`` ``(*lead, n)``: finite, non-negative, summing to 1 (within ``PROB_TOL``) along the last axis."""
-    bad = ~torch.isfinite(p) | (p < 0)
-    if bad.any():
-        i = tuple(int(j) for j in torch.nonzero(bad)[0])
-        raise error(f"{label} is not a probability vector: entry {i[-1]} is {float(p[i])}" + _at(i[:-1]))
-    total = p.sum(-1)
-    off = (total - 1).abs() > PROB_TOL
-    if off.any():
-        i = tuple(int(j) for j in torch.nonzero(off.reshape(total.shape))[0]) if total.ndim else ()
-        raise error(f"{label} is not a probability vector: it sums to {float(total[i]):.6g}, not 1" + _at(i))
+def distribution(p: Tensor, label: str, error: type[AifError]) -> Tensor:
+    """``p`` ``(*lead, n)``: finite, non-negative, summing to 1 along the last axis; else ``aif.checks``'
+    ``check_probability`` error for the first offending vector (its batch index added to the label)."""
+    rows = p.detach().reshape(-1, p.shape[-1])
+    bad = (~torch.isfinite(rows) | (rows < 0)).any(-1) | ((rows.sum(-1) - 1).abs() > PROB_TOL)
+    if bad.any():  # one host sync; the rule and message are aif's
+        k = int(bad.nonzero()[0, 0])
+        index = tuple(int(i) for i in np.unravel_index(k, p.shape[:-1])) if p.ndim > 1 else ()
+        check_probability(rows[k].cpu().numpy(), label + (f" at batch index {index}" if index else ""), error)
     return p
-
-
-def _at(index: tuple) -> str:
-    return f" (batch index {index})" if index else ""
 
 
 def tensor(x: Any, label: str, error: type[Exception], device: torch.device) -> Tensor:
