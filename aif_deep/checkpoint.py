@@ -111,10 +111,7 @@ def load_agent(path: str | os.PathLike, model: Any = None, max_bytes: int = MAX_
         else:
             kwargs: dict[str, Any] = {**saved, "batch_shape": tuple(saved["batch_shape"])}
             built = TabularModel(**kwargs)
-        rng = None
-        if s["rng"] is not None:
-            rng = torch.Generator(device="cpu")
-            rng.set_state(s["rng"])
+        rng = None if s["rng"] is None else torch.Generator(device="cpu").set_state(s["rng"])
         agent = Agent(built, gamma=s["gamma"], alpha=s["alpha"], rng=rng, **settings)
         agent.prior, agent.qs, agent.q_pi, agent.G = s["prior"], s["qs"], s["q_pi"], s["G"]
         agent.terms, agent.action, agent.t, agent._transition = s["terms"], s["action"], int(s["t"]), s["transition"]

@@ -242,15 +242,13 @@ class Ensemble(nn.Module):
                 h = F.elu(h)
         return h
 
-    def info_gain(self, x: torch.Tensor, a: torch.Tensor, noise_sd: float) -> torch.Tensor:
-        """1/2 sum_d ln(1 + Var_k f_k(x, a)_d / sigma^2): ``(B,)``, non-negative (see the module docstring)."""
-        with torch.no_grad():
-            return _info_gain(self(x, a), noise_sd)
-
-
-def _info_gain(pred: torch.Tensor, noise_sd: float) -> torch.Tensor:
-    """The ensemble's information gain from its predictions ``(K, B, D)``: ``(B,)``."""
-    return 0.5 * torch.log1p(pred.var(0, unbiased=False) / noise_sd ** 2).sum(-1)
+    @torch.no_grad()
+    def info_gain(self, x: torch.Tensor, a: torch.Tensor, noise_sd: float,
+                  pred: torch.Tensor | None = None) -> torch.Tensor:
+        """1/2 sum_d ln(1 + Var_k f_k(x, a)_d / sigma^2): ``(B,)``, non-negative (see the module docstring);
+        ``pred``: the members' predictions ``(K, B, D)`` when already computed."""
+        pred = self(x, a) if pred is None else pred
+        return 0.5 * torch.log1p(pred.var(0, unbiased=False) / noise_sd ** 2).sum(-1)
 
 
 class OnlineAgent:
@@ -340,7 +338,7 @@ class OnlineAgent:
         pred, ig = None, None
         if self.ensemble is not None:
             pred = self.ensemble(x, a)  # (K, B, D), before this step's update: the gain still to be had
-            ig = _info_gain(pred.detach(), s.noise_sd)
+            ig = self.ensemble.info_gain(x, a, s.noise_sd, pred)
             self.last_info_gain = float(ig.mean())
             self.last_capped = float((self.epistemic_value(ig) != s.epistemic_weight * ig).float().mean())
         with torch.no_grad():
@@ -360,20 +358,12 @@ class OnlineAgent:
 
 @dataclass
 class OnlineResult:
-    """What ``train_online`` measured, one entry per episode.
-
-    Attributes:
-        returns: episode returns ``(E,)``.
-        policy_entropy: mean over the episode's steps of H[q(a | x)] in nats ``(E,)``.
-        action_entropy: entropy of the episode's empirical action frequencies in nats ``(E,)`` (0: one action).
-        info_gain: mean information gain of the last update in the episode (nan without an ensemble) ``(E,)``.
-        capped: fraction of that update's transitions whose epistemic value a trick changed (``EpistemicCap``:
-            those at the cap) ``(E,)``.
-        solved_episode: first episode (1-based) at which the mean of the last ``window`` returns reached
-            ``solve_return``; None if it did not.
-        steps: environment steps taken.
-        agent: the trained ``OnlineAgent``.
-    """
+    """What ``train_online`` measured, one entry ``(E,)`` per episode: ``returns``; ``policy_entropy``, the mean
+    of H[q(a | x)] over its steps (nats); ``action_entropy``, that of its action frequencies (0: one action);
+    ``info_gain``, the mean information gain of its last update (nan without an ensemble); ``capped``, the
+    fraction of that update's transitions whose epistemic value a trick changed. ``solved_episode``: the first
+    episode (1-based) whose ``window``-episode mean return reached ``solve_return`` (None: not reached);
+    ``steps``: environment steps; ``agent``: the trained ``OnlineAgent``."""
 
     returns: np.ndarray
     policy_entropy: np.ndarray
