@@ -233,9 +233,14 @@ def test_strategies_are_checked_when_the_agent_is_built(bad, match):
 
 
 def test_numpy_only_strategies_are_refused_for_neural_models():
-    model = aif_deep.NeuralModel.for_discrete([2, 2], [3], [2]) if hasattr(aif_deep.NeuralModel, "for_discrete") \
-        else None
-    if model is None:
-        pytest.skip("no small NeuralModel constructor")
-    with pytest.raises(aif.errors.StrategyError, match="NumPy only"):
-        aif_deep.Agent(model, planner=aif.planning.SophisticatedInference(depth=1))
+    from aif_deep.neural import Categorical, NeuralModel
+
+    model = NeuralModel([3], [2], [Categorical(3)], seed=0)
+    for bad in (dict(planner=aif.planning.SophisticatedInference(depth=1)),
+                dict(inference=aif.MarginalMessagePassing(), inference_horizon=2),
+                dict(learning=aif.Learning(learn_A=False, learn_B=False, learn_D=True, online=False))):
+        with pytest.raises(aif.errors.StrategyError, match="runs on NumPy only"):
+            aif_deep.Agent(model, **bad)
+    with pytest.raises(aif.errors.StrategyError, match="method must be a state inference strategy"):
+        aif_deep.infer_states(aif_deep.TabularModel.from_aif(TMaze().generative_model(), device="cpu"), [0, 0, 0],
+                              method=aif.MarginalMessagePassing())
