@@ -14,13 +14,15 @@ from its own beliefs (``sequence_control``) and weighs in the window's free ener
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from .control import (DEFAULT_TERMS, EFEOptions, check_policies, check_positive, enumerate_policies,
-                      expected_free_energy, policy_posterior, predict, select_action)
+from .checks import check_beliefs, check_policies, check_positive
+from .control import enumerate_policies, expected_free_energy, policy_posterior, predict, select_action
+from .efe import DEFAULT_TERMS, EFEOptions
 from .errors import CallOrderError, ParameterError, PolicyError, StrategyError
-from .inference import FixedPoint, check_beliefs, infer_states
+from .inference import FixedPoint, infer_states
 from .model import GenerativeModel
 from .sequence import MarginalMessagePassing, infer_sequence
 from .sequence_control import SequenceOptions, policy_average, sequence_expected_free_energy, sequence_policy_posterior
@@ -62,12 +64,8 @@ class Learning(Learner):
             (``True``) rather than towards zero (``False``), so counts the agent never revisits stay at their
             prior instead of shrinking to nothing (and their novelty growing without bound).
             The price: forgetting caps the evidence a column holds at about ``lr / (1 - forgetting)``
-            observations, while the prior keeps its full weight, so a prior of ``c`` counts per outcome
-            (``c * S`` per column) keeps rarely visited columns near the prior's mean. On the soak's 7x7 grid
-            (49 states, forgetting 0.99, 20,000 steps; ``benchmarks/soak.py --prior-count``,
-            ``--forget-to-zero``) the agent reached the goal in 0 of 100 episodes with ``prior_count=1``, 68 of 131
-            with ``prior_count=0.05``, and 224 of 244 forgetting towards zero. With forgetting, give a weak
-            prior (small counts), or forget towards zero and accept the growing novelty.
+            observations while the prior keeps its full weight: give a weak prior (small counts), or forget
+            towards zero and accept the growing novelty (measured in benchmarks/results/soak_forgetting.md).
     """
 
     lr: float = 1.0
@@ -234,13 +232,14 @@ class Agent:
         """
         if getattr(self, "history", None) and self.learning is not None and self.learning.online:
             self._learn_D()
-        self.history = []  # (obs, qs, action before obs) per step, for learning
+        self.history: list = []  # (obs, qs, action before obs) per step, for learning
         self.prior = [d.copy() for d in self.model.D] if prior is None else check_beliefs(self.model, prior)
-        self.qs = None
+        self.qs: Any = None
         self.q_pi = self.G = self.terms = self.action = self.plan = None
         self.t = 0
         # inference over time: the observations and actions of the window, its beliefs and free energy
-        self.obs_window, self.actions_window = [], []
+        self.obs_window: list = []
+        self.actions_window: list = []
         self.qs_seq = self.F = self.present = None
 
     def infer_states(self, obs) -> list:

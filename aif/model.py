@@ -43,16 +43,17 @@ class GenerativeModel:
         ModelError: a shape, value or dependency check failed; the message names the array and index.
     """
 
+    # C, D and the dependencies may be given as None; after __post_init__ they are lists.
     A: list
     B: list
-    C: list | None = None
-    D: list | None = None
+    C: list = None  # type: ignore[assignment]
+    D: list = None  # type: ignore[assignment]
     E: np.ndarray | None = None
     pA: list | None = None
     pB: list | None = None
     pD: list | None = None
-    A_dependencies: list | None = None
-    B_dependencies: list | None = None
+    A_dependencies: list = None  # type: ignore[assignment]
+    B_dependencies: list = None  # type: ignore[assignment]
     num_states: list = field(init=False, repr=False)
     num_obs: list = field(init=False, repr=False)
     num_controls: list = field(init=False, repr=False)
@@ -177,7 +178,7 @@ def random_model(rng, num_states, num_obs, num_controls=None, A_dependencies=Non
          for f, deps in enumerate(B_dependencies)]
     C = [rng.normal(scale=C_scale, size=o) for o in num_obs]
     D = [columns((s,)) for s in num_states]
-    extra = {}
+    extra: dict = {}
     if dirichlet:
         extra = dict(pA=[a * rng.uniform(1, 10) for a in A], pB=[b * rng.uniform(1, 10) for b in B],
                      pD=[d * rng.uniform(1, 10) for d in D])

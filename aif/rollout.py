@@ -45,7 +45,7 @@ class Trajectory:
             gave them (``shape_m`` is ``()`` for an index, e.g. ``(8, 8)`` for an image).
     """
 
-    observations: np.ndarray
+    observations: np.ndarray | None
     actions: np.ndarray
     qs: tuple
     q_pi: np.ndarray
@@ -103,7 +103,7 @@ def rollout(agent, env, steps: int, rng: np.random.Generator | None = None, *, s
     obs, info = env.reset(seed=seed, options=options)
     observations, states = [obs], [info.get("state")]
     actions, qs, q_pi, G, rewards = [], [], [], [], []
-    terms = {}
+    terms: dict[str, list] = {}
     terminated = truncated = False
     for _ in tqdm(range(steps), disable=not show, desc="rollout", unit="step", leave=False):
         action = _copy(agent.step(obs))
@@ -127,7 +127,7 @@ def rollout(agent, env, steps: int, rng: np.random.Generator | None = None, *, s
     return Trajectory(
         observations=np.stack(by_modality, -1).astype(np.int64) if indices else None,
         actions=np.array(actions, dtype=np.int64),
-        qs=tuple(np.array(per_factor) for per_factor in zip(*qs)),
+        qs=tuple(np.array(per_factor) for per_factor in zip(*qs, strict=True)),
         q_pi=np.array(q_pi),
         G=np.array(G),
         terms={name: np.array(values) for name, values in terms.items()},

@@ -320,7 +320,7 @@ def test_agent_attributes_windows_and_trial_length():
     assert lengths == [(1, 2), (2, 2), (2, 1), (2, 0)]                     # (window, horizon) at each step
     assert agent.qs[1][1] > 0.99                                             # the cue said "left"
     agent.sample_action()
-    with pytest.raises(ParameterError, match="call reset"):
+    with pytest.raises(CallOrderError, match="call reset"):
         agent.infer_states(obs[0])
     agent.reset()
     assert agent.t == 0 and agent.qs_seq is None and agent.obs_window == []

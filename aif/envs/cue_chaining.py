@@ -120,7 +120,7 @@ class CueChaining(POMDPEnv):
         A, B, D = self._arrays()
         C = [np.zeros(a.shape[0]) for a in A]
         C[3] = np.array([0.0, reward_preference, shock_preference])
-        extra = {}
+        extra: dict = {}
         if learn_B:
             extra["pB"] = unknown_transitions(B, prior_count)
         return GenerativeModel(A, B, C, D, A_dependencies=self.A_dependencies,

@@ -127,8 +127,9 @@ class POMDPEnv(gym.Env):
         options = options or {}
         if "state" in options:
             state = tuple(int(s) for s in options["state"])
-            if len(state) != len(self.D) or any(not 0 <= s < n for s, n in zip(state, self.num_states)):
-                raise ParameterError(f"options['state'] = {state} is not a state of factors with sizes {self.num_states}")
+            if len(state) != len(self.D) or any(not 0 <= s < n for s, n in zip(state, self.num_states, strict=True)):
+                raise ParameterError(f"options['state'] = {state} is not a state of factors with sizes "
+                                     f"{self.num_states}")
         else:
             u = self.np_random.random(len(self.D)).tolist()
             state = tuple(self._draw(self.D, f, (), u_f) for f, u_f in enumerate(u))

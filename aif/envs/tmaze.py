@@ -122,7 +122,7 @@ class TMaze(POMDPEnv):
                                self.cue_validity if cue_validity is None else cue_validity)
         C = [np.zeros(4), np.array([0.0, reward_preference, loss_preference]), np.zeros(2)]
         prior_count = check_prior_count(prior_count)
-        extra = {}
+        extra: dict = {}
         if learn_A:
             pA = known_counts(A)
             pA[1][REWARD:, RIGHT_ARM:LEFT_ARM + 1, :] = prior_count

@@ -66,7 +66,7 @@ class AgentWrapper(gym.Wrapper):
         if len(control_factors) != len(env_controls):
             raise ModelError(f"control_factors = {control_factors} names {len(control_factors)} factors, but the "
                              f"action space {act} takes {len(env_controls)} controls")
-        for f, n in zip(control_factors, env_controls):
+        for f, n in zip(control_factors, env_controls, strict=True):
             if not 0 <= f < len(num_controls):
                 raise ModelError(f"control_factors names factor {f}, but the model has {len(num_controls)} factors")
             if num_controls[f] != n:
@@ -86,7 +86,7 @@ class AgentWrapper(gym.Wrapper):
         """The environment's observation as one index per modality."""
         if self._obs_kind == "discrete":
             return [int(obs) - self._obs_start[0]]
-        return [int(o) - s for o, s in zip(np.ravel(obs), self._obs_start)]
+        return [int(o) - s for o, s in zip(np.ravel(obs), self._obs_start, strict=False)]
 
     def env_action(self, action):
         """The environment's action for an agent's control vector ``action: (num_factors,)``."""

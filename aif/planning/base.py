@@ -21,7 +21,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..control import check_policies, enumerate_policies, expected_free_energy
+from ..checks import check_policies
+from ..control import enumerate_policies, expected_free_energy
 from ..efe import DEFAULT_TERMS, EFEOptions
 from ..errors import ParameterError, PolicyError
 from ..model import GenerativeModel
