@@ -42,7 +42,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from aif.efe import EFEOptions
 from aif.errors import ModelError, ObservationError, ParameterError
+from aif.maths import LogGuard
 
 from .efe import modality_terms
 from .model import sum_against
@@ -90,25 +92,30 @@ class Categorical:
 
 
 @dataclass(frozen=True)
-class Bernoulli:
-    """Binary pixels of shape ``shape``, observed as an int or bool tensor ``(*lead, *shape)`` of 0s and 1s.
-
-    ``num_obs`` is 2 (the values one pixel takes), so ``aif_deep``'s observation checks accept the images.
-    """
+class _Array:
+    """A modality observed as an array of shape ``shape`` per step, flattened for the encoder."""
 
     shape: tuple
-
-    num_obs = 2
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
 
-    def num_params(self) -> int:
-        return self.size
-
     def features(self, o: Tensor) -> Tensor:
         return o.reshape(*o.shape[: o.ndim - len(self.shape)], self.size).to(torch.get_default_dtype())
+
+
+@dataclass(frozen=True)
+class Bernoulli(_Array):
+    """Binary pixels of shape ``shape``, observed as an int or bool tensor ``(*lead, *shape)`` of 0s and 1s.
+
+    ``num_obs`` is 2 (the values one pixel takes), so ``aif_deep``'s observation checks accept the images.
+    """
+
+    num_obs = 2
+
+    def num_params(self) -> int:
+        return self.size
 
     def log_prob(self, params: Tensor, o: Tensor) -> Tensor:
         x = self.features(o).to(params.dtype)
@@ -129,23 +136,15 @@ class Bernoulli:
 
 
 @dataclass(frozen=True)
-class Gaussian:
+class Gaussian(_Array):
     """Real vectors of shape ``shape`` (float ``(*lead, *shape)``), a diagonal Gaussian per state."""
 
-    shape: tuple
     min_std: float = 0.05
 
     num_obs = 1
 
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
     def num_params(self) -> int:
         return 2 * self.size
-
-    def features(self, o: Tensor) -> Tensor:
-        return o.reshape(*o.shape[: o.ndim - len(self.shape)], self.size).to(torch.get_default_dtype())
 
     def _split(self, params):
         mean, raw = params.chunk(2, -1)
@@ -363,13 +362,9 @@ class NeuralModel(nn.Module):
     def prior(self) -> list:
         return list(self.tables()["D"])
 
-    def log_likelihood(self, obs: list, guard=None) -> list:
-        """The encoder's message of each modality over the joint states: ``(*lead, *S)`` per modality.
-
-        The messages are logits, finite everywhere, so no log guard applies. In eval mode they carry no
-        gradient (the model is then a fixed generative model for an agent; ``aif.rollout`` converts the
-        agent's beliefs to NumPy).
-        """
+    def log_likelihood(self, obs: list, guard: LogGuard | None = None) -> list:
+        """The encoder's message of each modality over the joint states: ``(*lead, *S)`` per modality; logits,
+        finite everywhere, so no log guard applies; without gradient in eval mode (a fixed model for an agent)."""
         if not self.training:
             with torch.no_grad():
                 return self._log_likelihood(obs)
@@ -404,11 +399,11 @@ class NeuralModel(nn.Module):
     def predict_all(self, qs: list) -> list:
         return predict_all_from(self.tables()["B"], qs)
 
-    def log_preferences(self, m: int, t: int, options) -> Tensor:
+    def log_preferences(self, m: int, t: int, options: EFEOptions) -> Tensor:
         C_m = self.C[m]
         return torch.log_softmax(C_m, -1) if options.normalize_C else C_m
 
-    def outcome_terms(self, qs: list, t: int, options) -> dict:
+    def outcome_terms(self, qs: list, t: int, options: EFEOptions) -> dict:
         tab = self.tables()
         utility: Tensor | float = 0.0
         entropy_qo: Tensor | float = 0.0

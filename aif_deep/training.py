@@ -101,12 +101,6 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
     return loss, metrics
 
 
-def _flip(o, flip, generator):
-    """Binary pixels ``o`` with each flipped with probability ``flip`` (the draws from ``generator``)."""
-    u = torch.rand(o.shape, generator=generator, device=o.device)
-    return torch.where(u < flip, 1 - o, o)
-
-
 def _posterior(message, prior):
     """q(s) ∝ exp(message + ln prior) for a joint message ``(B, J)`` and factorised priors ``(B, S_f)``: the
     marginals ``(B, S_f)`` of the exact joint posterior (``inference.exact``, with the message as one likelihood over
@@ -203,10 +197,12 @@ class EncoderFlip(Trick):
 
     def encoder_input(self, model: NeuralModel, obs: list[torch.Tensor],
                       generator: torch.Generator | None) -> list[torch.Tensor]:
-        if self.flip == 0:
-            return obs
-        return [_flip(o, self.flip, generator) if isinstance(h, Bernoulli) else o
-                for h, o in zip(model.heads, obs, strict=True)]
+        out = []
+        for h, o in zip(model.heads, obs, strict=True):
+            if isinstance(h, Bernoulli) and self.flip > 0:  # each pixel flipped with probability flip
+                o = torch.where(torch.rand(o.shape, generator=generator, device=o.device) < self.flip, 1 - o, o)
+            out.append(o)
+        return out
 
 
 @dataclass(frozen=True)
