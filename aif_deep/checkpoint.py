@@ -72,10 +72,7 @@ def save_agent(path: str | os.PathLike, agent: Agent) -> None:
         raise TypeError(f"agent must be an aif_deep.Agent, got {type(agent).__name__}")
     m = agent.model
     if isinstance(m, TabularModel):
-        model: dict[str, Any] = {
-            "A": m.A, "B": m.B, "C": m.C, "D": m.D, "E": m.E, "pA": m.pA, "pB": m.pB,
-            "A_dependencies": [list(map(int, d)) for d in m.A_dependencies],
-            "B_dependencies": [list(map(int, d)) for d in m.B_dependencies], "batch_shape": list(m.batch_shape)}
+        model: dict[str, Any] = {f.name: getattr(m, f.name) for f in dataclasses.fields(m) if f.init}
     elif isinstance(m, torch.nn.Module):
         model = {"state_dict": dict(m.state_dict())}
     else:
@@ -109,8 +106,7 @@ def load_agent(path: str | os.PathLike, model: Any = None, max_bytes: int = MAX_
         if isinstance(model, torch.nn.Module):
             model.load_state_dict(saved["state_dict"])
         else:
-            kwargs: dict[str, Any] = {**saved, "batch_shape": tuple(saved["batch_shape"])}
-            built = TabularModel(**kwargs)
+            built = TabularModel(**saved)
         rng = None if s["rng"] is None else torch.Generator(device="cpu").set_state(s["rng"])
         agent = Agent(built, gamma=s["gamma"], alpha=s["alpha"], rng=rng, **settings)
         agent.prior, agent.qs, agent.q_pi, agent.G = s["prior"], s["qs"], s["q_pi"], s["G"]
@@ -163,8 +159,7 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: 
                     rng: np.random.Generator | None = None, generator: torch.Generator | None = None,
                     max_bytes: int = MAX_BYTES) -> TrainState:
     """Restore what ``save_checkpoint`` wrote, in place; weights of another architecture raise ``FormatError``."""
-    names = ("model", "optimizer", "step", "history", "rng", "generator")
-    c = _read(path, TRAINING_KIND, names, max_bytes)
+    c = _read(path, TRAINING_KIND, ("model", "optimizer", "step", "history", "rng", "generator"), max_bytes)
     device = next(model.parameters()).device
     try:
         model.load_state_dict(_torch(c["model"], device))
