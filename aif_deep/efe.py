@@ -179,27 +179,29 @@ def needs(terms: Sequence[Term], model: Any, options: EFEOptions) -> tuple[bool,
     return joint_ig, joint_ig or options.guards.state_floor > 0
 
 
-def prepare_terms(model: Any, terms: Sequence[Term]) -> tuple[Term, ...]:
-    """``check_terms`` plus what this model needs for them: Dirichlet counts for ``Novelty``, tables for
-    ``Novelty`` and ``InductiveCost`` (a ``StrategyError`` for a neural model)."""
+def prepare_terms(model: Any, terms: Sequence[Term], tabular: bool) -> tuple[Term, ...]:
+    """``check_terms`` plus what this model needs for them: Dirichlet counts for ``Novelty``; a tabular model
+    for ``Novelty``, ``InductiveCost`` and the joint information gain (a ``StrategyError`` otherwise)."""
     terms = check_terms(terms)
     for t in terms:
-        if isinstance(t, (Novelty, InductiveCost)) and not hasattr(model, "pA"):
-            raise StrategyError(f"the term {t!r} needs a tabular model (a TabularModel)")
-    parameter_weights(model, terms)
+        if not tabular and (isinstance(t, (Novelty, InductiveCost)) or needs([t], model, EFEOptions())[0]):
+            raise StrategyError(f"the term {t!r} needs a tabular model (a TabularModel), got "
+                                f"{type(model).__name__}")
+    if tabular:
+        parameter_weights(model, terms)
     return terms
 
 
 def step_terms(model: Any, qs: Sequence[Tensor], t: int, terms: Sequence[Term], options: EFEOptions, prep: dict,
-               W_prev: Sequence[Tensor] | None = None, base: bool = True) -> dict:
+               W_prev: Sequence[Tensor] | None = None, base: bool = True, tabular: bool = True) -> dict:
     """Every term at one predicted belief ``qs`` (step ``t``): ``utility``, ``ambiguity``, ``entropy`` (with
     ``base``) and the extra terms' keys, ``(*lead,)`` each. ``prep``: ``parameter_weights`` plus ``"inductive"``
-    (``inductive_vectors``); ``W_prev``: the pB novelty weights predicted from the belief before the action."""
+    (``inductive_vectors``); ``W_prev``: the pB novelty weights predicted from the belief before the action.
+    A model without tables (``tabular=False``) gives the outcome terms itself (``BeliefModel.outcome_terms``)."""
     out: dict = {}
     if base:
         joint_ig = needs(terms, model, options)[0]
-        out = (outcome_terms(model, qs, t, options, joint_ig) if hasattr(model, "pA")
-               else model.outcome_terms(qs, t, options))
+        out = outcome_terms(model, qs, t, options, joint_ig) if tabular else model.outcome_terms(qs, t, options)
     for term in terms:
         if isinstance(term, Novelty) and term.param == "A":
             out[term.key] = novelty_A(model, prep["pA"], qs)

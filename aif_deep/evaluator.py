@@ -120,7 +120,8 @@ def evaluate_policies(model: BeliefModel, qs: list, policies: object = None, hor
         keys of the extra terms (``terminal_value`` discounted, as it enters G).
     """
     options = EFEOptions() if options is None else options
-    terms = efe.prepare_terms(model, terms)
+    tabular = isinstance(model, TabularModel)
+    terms = efe.prepare_terms(model, terms, tabular)
     qs, batch = check_beliefs(model, qs)
     device, dtype = qs[0].device, qs[0].dtype
     # The tree's node axis goes in front of the batch: beliefs shared by a batch of agents are expanded first.
@@ -131,7 +132,7 @@ def evaluate_policies(model: BeliefModel, qs: list, policies: object = None, hor
         if horizon is None or int(horizon) != horizon or horizon < 1:
             raise PolicyError(f"give policies or a positive integer horizon, got horizon={horizon!r}")
         H = int(horizon)
-        if isinstance(model, TabularModel):
+        if tabular:
             return PolicyEvaluator(model, H, terms, options, control_factors, memory_budget,
                                    cuda_graph=False)(qs, with_terms)
         controls = list(model.num_controls)
@@ -159,12 +160,12 @@ def evaluate_policies(model: BeliefModel, qs: list, policies: object = None, hor
     out = {k: torch.empty((*batch, P), device=device, dtype=dtype) for k in names} if with_terms else {}
     G = torch.empty((*batch, P), device=device, dtype=dtype)
     place = (None if order is None else torch.as_tensor(order, device=device))
-    prep = efe.prepare(model, terms, qs)
+    prep = efe.prepare(model, terms, qs) if tabular else {}
     for start in range(0, P, chunk):
         stop = min(P, start + chunk)
         rows = (_enumerated_rows(start, stop, controls, H, device) if sorted_policies is None
                 else sorted_policies[start:stop])
-        sums = _evaluate_rows(model, qs, rows, terms, options, prep)
+        sums = _evaluate_rows(model, qs, rows, terms, options, prep, tabular)
         named = efe.named_terms(sums, terms)
         G_rows = sum(t.sign * named[t.key] for t in terms)
         idx = torch.arange(start, stop, device=device) if place is None else place[start:stop]
@@ -176,7 +177,7 @@ def evaluate_policies(model: BeliefModel, qs: list, policies: object = None, hor
     return G, efe.named_terms(out, terms)
 
 
-def _evaluate_rows(model, qs, rows, terms, options, prep):
+def _evaluate_rows(model, qs, rows, terms, options, prep, tabular):
     """Summed terms for sorted policies ``rows`` (n, H, F): a dict of ``(n, *batch)`` tensors (the columns of
     ``efe.step_terms`` and the discounted terminal value)."""
     nodes = [q[None] for q in qs]  # (N_t, *batch, S_f), one node at the root
@@ -191,7 +192,7 @@ def _evaluate_rows(model, qs, rows, terms, options, prep):
 
         children = select(model.predict_all(nodes))
         W_prev = select(model.replace(B=prep["pB"]).predict_all(nodes)) if "pB" in prep else None
-        step = efe.step_terms(model, children, t, terms, options, prep, W_prev)
+        step = efe.step_terms(model, children, t, terms, options, prep, W_prev, tabular=tabular)
         sums = step if not sums else {k: sums[k].index_select(0, parent) + step[k] for k in step}
         nodes = children
     leaves = {k: v.index_select(0, node_of_row) for k, v in sums.items()}

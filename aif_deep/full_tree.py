@@ -86,7 +86,7 @@ class PolicyEvaluator:
             raise ModelError(f"PolicyEvaluator needs a TabularModel, got {type(model).__name__}; use "
                              f"evaluate_policies")
         self.options = EFEOptions() if options is None else options
-        self.terms = efe.prepare_terms(model, terms)
+        self.terms = efe.prepare_terms(model, terms, tabular=True)
         if horizon is None or int(horizon) != horizon or horizon < 1:
             raise PolicyError(f"horizon must be a positive integer, got {horizon!r}")
         self.model, self.horizon = model, int(horizon)
