@@ -141,7 +141,6 @@ class Agent:
         """One ``aif.Agent`` per agent of the batch, on the model's NumPy form, with the same settings."""
         if self.terminal_value is not None or torch.as_tensor(self.gamma).ndim or torch.as_tensor(self.alpha).ndim:
             raise StrategyError(f"{self._numpy} runs in aif: terminal_value and per-agent gamma/alpha are torch's only")
-        self.batch_shape = tuple(torch.broadcast_shapes(tuple(self.batch_shape), tuple(self.model.batch_shape)))
         rng = None if self.rng is None else np.random.default_rng(self.rng.initial_seed())
         nb = len(self.model.batch_shape)
         self._agents = [aif.Agent(self.model.to_aif(i[len(i) - nb:] if nb else ()), policies=self.policies,
@@ -173,21 +172,16 @@ class Agent:
         self._numpy_model()
         return self.model
 
-    def _start_learning(self):
+    def _start_learning(self) -> None:
+        """Online A/B learning in torch: each agent of the batch gets its own counts."""
         L = self.learning
-        if not isinstance(L, Learning):
-            raise ParameterError(f"learning must be aif.Learning(...), got {type(L).__name__}")
-        if L.learn_D or not L.online:
-            raise ParameterError("aif_deep.Agent learns A and B online; for D or offline learning use aif.Agent")
         for name, wanted in (("pA", L.learn_A), ("pB", L.learn_B)):
             if wanted and getattr(self.model, name, None) is None:
                 raise ParameterError(f"learning {name[1]} needs Dirichlet counts: the model has no {name} "
                                      f"(TabularModel.from_aif of a model with {name}, or learn_{name[1]}=False)")
-        # Each agent learns its own counts: give the model the agents' batch shape.
-        batch = tuple(self.batch_shape)
+        batch, nb = tuple(self.batch_shape), len(self.model.batch_shape)
 
         def grow(xs: list | None) -> list | None:
-            nb = len(self.model.batch_shape)
             return None if xs is None else [x.expand(*batch, *x.shape[nb:]).clone() for x in xs]
 
         m = self.model

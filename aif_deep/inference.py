@@ -111,15 +111,9 @@ def exact(log_likelihoods: list, log_prior: list, A_dependencies: list) -> list:
 
 
 def categorical_modalities(model: BeliefModel) -> list:
-    """Which modalities of ``model`` are categorical: one bool per modality.
-
-    A categorical modality is observed as outcome indices or probability vectors over its ``num_obs[m]``
-    outcomes, and ``as_obs`` checks those. The others (images, real vectors: ``NeuralModel``'s ``Bernoulli``
-    and ``Gaussian`` heads) have no outcome count to check against; their observations go to the model as
-    tensors, and the model's ``log_likelihood`` checks them. A model says which are which with an attribute
-    ``categorical`` (one bool per modality, as ``NeuralModel.categorical``); a model without it
-    (``TabularModel``) is categorical throughout.
-    """
+    """Which modalities of ``model`` are categorical (observed as outcome indices or probabilities, checked by
+    ``as_obs``), one bool each: ``model.categorical`` (``NeuralModel``'s image and real-vector heads are not,
+    their ``log_likelihood`` checks them), all of them for a model without it (``TabularModel``)."""
     flags = getattr(model, "categorical", None)
     return [True] * len(model.num_obs) if flags is None else [bool(c) for c in flags]
 
@@ -127,14 +121,9 @@ def categorical_modalities(model: BeliefModel) -> list:
 def as_obs(model: BeliefModel, obs: Any, device: torch.device | str | None = None,
            dtype: torch.dtype = torch.float64) -> list:
     """Observations as one tensor per modality: int ``(*lead,)`` (indices) or float ``(*lead, O_m)`` for a
-    categorical modality; any tensor (e.g. an image ``(*lead, H, W)``) for the others.
-
-    Accepts a sequence with one entry per modality (ints, int arrays ``(*lead,)`` or probability arrays
-    ``(*lead, O_m)``; arrays or tensors for non-categorical modalities), or, when every modality is
-    categorical, an integer array ``(*lead, num_modalities)`` (e.g. a vector environment's). Only the
-    categorical modalities are checked here (``categorical_modalities``); float entries of the others are
-    cast to ``dtype``.
-    """
+    categorical modality (checked); any tensor (an image ``(*lead, H, W)``) for the others, floats cast to
+    ``dtype``. ``obs``: one entry per modality, or, when every modality is categorical, an integer array
+    ``(*lead, num_modalities)`` (a vector environment's)."""
     M = len(model.num_obs)
     categorical = categorical_modalities(model)
     if isinstance(obs, (np.ndarray, torch.Tensor)) and not torch.is_floating_point(torch.as_tensor(obs)) \
