@@ -112,6 +112,49 @@ def check_model(model: GenerativeModel) -> GenerativeModel:
     return model
 
 
+def check_dependencies(deps: Any, n: int, num_factors: int, name: str, default: Any) -> list:
+    """``{name}_dependencies``: ``n`` lists of distinct factor indices; ``default(i)`` for each when ``None``."""
+    if deps is None:
+        return [default(i) for i in range(n)]
+    if len(deps) != n:
+        raise ModelError(f"{name}_dependencies has {len(deps)} entries but {name} has {n} arrays")
+    out = []
+    for i, d in enumerate(deps):
+        d = [int(f) for f in d]
+        bad = [f for f in d if not 0 <= f < num_factors]
+        if bad:
+            raise ModelError(f"{name}_dependencies[{i}] names factor {bad[0]}, but the model has "
+                             f"{num_factors} factors (0 to {num_factors - 1})")
+        if len(set(d)) != len(d):
+            raise ModelError(f"{name}_dependencies[{i}] = {d} repeats a factor")
+        out.append(d)
+    return out
+
+
+def check_rates(lr: Any, forgetting: Any) -> None:
+    """A learning rate >= 0 and a forgetting factor in (0, 1] (``ParameterError``)."""
+    if not (np.ndim(lr) == 0 and np.isfinite(lr) and lr >= 0):
+        raise ParameterError(f"lr (the learning rate) must be a finite number >= 0, got {lr!r}")
+    if not (np.ndim(forgetting) == 0 and 0 < forgetting <= 1):
+        raise ParameterError(f"forgetting must be a number in (0, 1] (1 = no forgetting), got {forgetting!r}")
+
+
+def check_count_list(counts: Any, name: str) -> list:
+    """A list of Dirichlet count arrays, each positive and finite (``ModelError``), as floats."""
+    if isinstance(counts, np.ndarray):
+        raise ModelError(f"{name} must be a list of arrays, got a single array; wrap it as [{name}]")
+    out = []
+    for i, p in enumerate(counts):
+        p = np.asarray(p, dtype=float)
+        bad = ~np.isfinite(p) | (p <= 0)
+        if bad.any():
+            idx = tuple(int(k) for k in np.argwhere(bad)[0])
+            raise ModelError(f"Dirichlet counts {name}[{i}] must be positive and finite; found {p[idx]} "
+                             f"at index {idx}")
+        out.append(p)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Observations and beliefs
 
@@ -204,6 +247,14 @@ def check_prior(model: GenerativeModel, prior: Any, num_policies: int) -> list:
     return out
 
 
+def check_belief_list(qs: Any, name: str) -> list:
+    """A list of belief vectors (each checked where its size is known), as floats."""
+    if isinstance(qs, np.ndarray) and qs.dtype != object:
+        raise BeliefError(f"{name} must be a list with one probability vector per factor, got a single "
+                               f"array; wrap it as [{name}]")
+    return [np.asarray(q, dtype=float) for q in qs]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Policies, actions and scalars
 
@@ -258,5 +309,6 @@ def check_positive(x: Any, name: str) -> float:
     return x
 
 
-__all__ = ["PROB_TOL", "COLUMN_TOL", "check_model", "check_dirichlet", "check_obs", "check_outcome", "check_vector",
-           "check_probability", "check_beliefs", "check_prior", "check_policies", "check_actions", "check_positive"]
+__all__ = ["PROB_TOL", "COLUMN_TOL", "check_model", "check_dirichlet", "check_dependencies", "check_count_list",
+           "check_rates", "check_belief_list", "check_obs", "check_outcome", "check_vector", "check_probability",
+           "check_beliefs", "check_prior", "check_policies", "check_actions", "check_positive"]

@@ -53,8 +53,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import digamma, gammaln
 
+from .checks import check_belief_list, check_count_list, check_dependencies, check_outcome, check_rates, check_vector
 from .errors import ModelError, ObservationError, ParameterError, PolicyError
-from .checks import check_outcome, check_vector
 from .maths import EPS, LEGACY_EPS, outer
 
 # ----------------------------------------------------------------------------------------------------------
@@ -110,51 +110,6 @@ def spm_wnorm(a, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
 # Learning
 
 
-def _check_rates(lr, forgetting):
-    if not (np.ndim(lr) == 0 and np.isfinite(lr) and lr >= 0):
-        raise ParameterError(f"lr (the learning rate) must be a finite number >= 0, got {lr!r}")
-    if not (np.ndim(forgetting) == 0 and 0 < forgetting <= 1):
-        raise ParameterError(f"forgetting must be a number in (0, 1] (1 = no forgetting), got {forgetting!r}")
-
-
-def _check_counts_list(counts, name):
-    if isinstance(counts, np.ndarray):
-        raise ModelError(f"{name} must be a list of arrays, got a single array; wrap it as [{name}]")
-    out = []
-    for i, p in enumerate(counts):
-        p = np.asarray(p, dtype=float)
-        bad = ~np.isfinite(p) | (p <= 0)
-        if bad.any():
-            idx = tuple(int(k) for k in np.argwhere(bad)[0])
-            raise ModelError(f"Dirichlet counts {name}[{i}] must be positive and finite; found {p[idx]} "
-                             f"at index {idx}")
-        out.append(p)
-    return out
-
-
-def _check_belief(q, expected_size, label):
-    return check_vector(q, expected_size, label)
-
-
-def _check_beliefs(qs, name):
-    if isinstance(qs, np.ndarray) and qs.dtype != object:
-        raise ObservationError(f"{name} must be a list with one probability vector per factor, got a single "
-                               f"array; wrap it as [{name}]")
-    return [np.asarray(q, dtype=float) for q in qs]
-
-
-def _check_deps(deps, n, num_factors, name, default):
-    if deps is None:
-        return [default(i) for i in range(n)]
-    if len(deps) != n:
-        raise ModelError(f"{name} has {len(deps)} entries, expected {n}")
-    for i, d in enumerate(deps):
-        bad = [g for g in d if not 0 <= g < num_factors]
-        if bad:
-            raise ModelError(f"{name}[{i}] names factor {bad[0]}, but the beliefs cover {num_factors} factors")
-    return [list(d) for d in deps]
-
-
 def _selection(which, n, name):
     if which is None:
         return range(n)
@@ -203,16 +158,16 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modali
         dependencies. ObservationError: an outcome out of range, a vector that is not a distribution, a
         belief of the wrong size.
     """
-    _check_rates(lr, forgetting)
-    pA = _check_counts_list(pA, "pA")
-    qs = _check_beliefs(qs, "qs")
+    check_rates(lr, forgetting)
+    pA = check_count_list(pA, "pA")
+    qs = check_belief_list(qs, "qs")
     if isinstance(obs, (int, np.integer)) or (isinstance(obs, np.ndarray) and obs.ndim == 0):
         raise ObservationError(f"obs must be a sequence with one entry per modality ({len(pA)}), got the "
                                f"single value {obs!r}; write [{obs!r}]")
     obs = list(obs)
     if len(obs) != len(pA):
         raise ObservationError(f"obs has {len(obs)} entries but pA has {len(pA)} modalities")
-    A_dependencies = _check_deps(A_dependencies, len(pA), len(qs), "A_dependencies",
+    A_dependencies = check_dependencies(A_dependencies, len(pA), len(qs), "A",
                                  default=lambda m: list(range(len(qs))))
     out = [p.copy() for p in pA]
     for m in _selection(modalities, len(pA), "modalities"):
@@ -221,7 +176,7 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modali
             raise ModelError(f"pA[{m}] has {pA[m].ndim} axes, expected {len(deps) + 1} (outcomes, then the "
                              f"factors {deps} of A_dependencies[{m}])")
         o_m = _outcome_vector(obs[m], pA[m].shape[0], m)
-        factors = [_check_belief(qs[g], pA[m].shape[i + 1], f"qs[{g}]") for i, g in enumerate(deps)]
+        factors = [check_vector(qs[g], pA[m].shape[i + 1], f"qs[{g}]") for i, g in enumerate(deps)]
         counts = outer([o_m, *factors])  # (num_obs[m], *num_states[deps])
         out[m] = _forget(pA[m], forgetting, None if prior is None else prior[m], f"pA[{m}]") + lr * counts
     return out
@@ -251,10 +206,10 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
     Raises:
         ParameterError, ModelError, ObservationError as ``update_A``; PolicyError: an action out of range.
     """
-    _check_rates(lr, forgetting)
-    pB = _check_counts_list(pB, "pB")
-    qs = _check_beliefs(qs, "qs")
-    qs_prev = _check_beliefs(qs_prev, "qs_prev")
+    check_rates(lr, forgetting)
+    pB = check_count_list(pB, "pB")
+    qs = check_belief_list(qs, "qs")
+    qs_prev = check_belief_list(qs_prev, "qs_prev")
     nf = len(pB)
     if len(qs) != nf or len(qs_prev) != nf:
         raise ObservationError(f"qs and qs_prev must have one vector per factor ({nf}), got {len(qs)} and "
@@ -263,7 +218,7 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
     if action.shape != (nf,) or not np.issubdtype(action.dtype, np.integer):
         raise PolicyError(f"action must be an integer array of shape ({nf},), one action per factor; got "
                           f"{action!r}")
-    B_dependencies = _check_deps(B_dependencies, nf, nf, "B_dependencies", default=lambda f: [f])
+    B_dependencies = check_dependencies(B_dependencies, nf, nf, "B", default=lambda f: [f])
     out = [p.copy() for p in pB]
     for f in _selection(factors, nf, "factors"):
         deps = B_dependencies[f]
@@ -275,8 +230,8 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
         if not 0 <= u < num_controls:
             raise PolicyError(f"action {u} is out of range for factor {f} with {num_controls} controls "
                               f"(0 to {num_controls - 1})")
-        q_next = _check_belief(qs[f], pB[f].shape[0], f"qs[{f}]")
-        q_deps = [_check_belief(qs_prev[g], pB[f].shape[i + 1], f"qs_prev[{g}]") for i, g in enumerate(deps)]
+        q_next = check_vector(qs[f], pB[f].shape[0], f"qs[{f}]")
+        q_deps = [check_vector(qs_prev[g], pB[f].shape[i + 1], f"qs_prev[{g}]") for i, g in enumerate(deps)]
         counts = outer([q_next, *q_deps])  # (num_states[f], *num_states[deps])
         new = _forget(pB[f], forgetting, None if prior is None else prior[f], f"pB[{f}]")
         new[..., u] += lr * counts
@@ -295,9 +250,9 @@ def update_D(pD, qs, lr=1.0, forgetting=1.0, *, factors=None, prior=None) -> lis
     Returns:
         New counts, a list of fresh arrays shaped like ``pD``.
     """
-    _check_rates(lr, forgetting)
-    pD = _check_counts_list(pD, "pD")
-    qs = _check_beliefs(qs, "qs")
+    check_rates(lr, forgetting)
+    pD = check_count_list(pD, "pD")
+    qs = check_belief_list(qs, "qs")
     if len(qs) != len(pD):
         raise ObservationError(f"qs has {len(qs)} vectors but pD has {len(pD)} factors")
     out = [p.copy() for p in pD]
@@ -305,7 +260,7 @@ def update_D(pD, qs, lr=1.0, forgetting=1.0, *, factors=None, prior=None) -> lis
         if pD[f].ndim != 1:
             raise ModelError(f"pD[{f}] has shape {pD[f].shape}, expected (num_states[{f}],)")
         out[f] = (_forget(pD[f], forgetting, None if prior is None else prior[f], f"pD[{f}]")
-                  + lr * _check_belief(qs[f], pD[f].shape[0], f"qs[{f}]"))
+                  + lr * check_vector(qs[f], pD[f].shape[0], f"qs[{f}]"))
     return out
 
 

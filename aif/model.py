@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .checks import check_dirichlet, check_model
+from .checks import check_dependencies, check_dirichlet, check_model
 from .errors import ModelError
 
 
@@ -74,9 +74,9 @@ class GenerativeModel:
         put(self, "num_states", num_states)
         put(self, "num_obs", [a.shape[0] for a in A])
         put(self, "num_controls", [b.shape[-1] for b in B])
-        put(self, "A_dependencies", _deps(self.A_dependencies, len(A), num_factors, "A",
+        put(self, "A_dependencies", check_dependencies(self.A_dependencies, len(A), num_factors, "A",
                                          default=lambda m: list(range(num_factors))))
-        put(self, "B_dependencies", _deps(self.B_dependencies, num_factors, num_factors, "B",
+        put(self, "B_dependencies", check_dependencies(self.B_dependencies, num_factors, num_factors, "B",
                                          default=lambda f: [f]))
         if self.C is None:
             put(self, "C", [np.zeros(o) for o in self.num_obs])
@@ -128,24 +128,6 @@ def _dirichlet_mean(counts, name):
     return [p / p.sum(axis=0, keepdims=True) for p in counts]
 
 
-def _deps(deps, n, num_factors, name, default):
-    if deps is None:
-        return [default(i) for i in range(n)]
-    if len(deps) != n:
-        raise ModelError(f"{name}_dependencies has {len(deps)} entries but {name} has {n} arrays")
-    out = []
-    for i, d in enumerate(deps):
-        d = [int(f) for f in d]
-        bad = [f for f in d if not 0 <= f < num_factors]
-        if bad:
-            raise ModelError(f"{name}_dependencies[{i}] names factor {bad[0]}, but the model has "
-                             f"{num_factors} factors (0 to {num_factors - 1})")
-        if len(set(d)) != len(d):
-            raise ModelError(f"{name}_dependencies[{i}] = {d} repeats a factor")
-        out.append(d)
-    return out
-
-
 def uniform_like(num_states):
     """Uniform beliefs, one vector per factor."""
     return [np.full(s, 1.0 / s) for s in num_states]
@@ -166,8 +148,8 @@ def random_model(rng, num_states, num_obs, num_controls=None, A_dependencies=Non
     """
     nf = len(num_states)
     num_controls = list(num_states) if num_controls is None else list(num_controls)
-    A_dependencies = _deps(A_dependencies, len(num_obs), nf, "A", default=lambda m: list(range(nf)))
-    B_dependencies = _deps(B_dependencies, nf, nf, "B", default=lambda f: [f])
+    A_dependencies = check_dependencies(A_dependencies, len(num_obs), nf, "A", default=lambda m: list(range(nf)))
+    B_dependencies = check_dependencies(B_dependencies, nf, nf, "B", default=lambda f: [f])
 
     def columns(shape):
         x = rng.gamma(concentration, size=shape) + 1e-12
