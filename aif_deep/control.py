@@ -46,7 +46,7 @@ def _as_param(x, name, like):
     return x[..., None] if x.ndim else x
 
 
-def policy_posterior(G, E=None, gamma=16.0) -> torch.Tensor:
+def policy_posterior(G: torch.Tensor, E: object = None, gamma: object = 16.0) -> torch.Tensor:
     """q(pi) = softmax(-gamma G + ln E) over the last axis.
 
     Args:
@@ -54,20 +54,12 @@ def policy_posterior(G, E=None, gamma=16.0) -> torch.Tensor:
         E: prior over policies ``(*batch, num_policies)`` or ``(num_policies,)``; uniform when absent.
         gamma: policy precision: a number or a tensor ``(*batch,)``.
     """
-    return torch.softmax(log_policy_posterior_logits(G, E, gamma), -1)
-
-
-def log_policy_posterior_logits(G, E=None, gamma=16.0) -> torch.Tensor:
-    """``-gamma G + ln E``: the logits of q(pi), ``(*batch, num_policies)``."""
     if not torch.isfinite(G).all():
         raise ParameterError("G has a non-finite entry")
     logits = -_as_param(gamma, "gamma", G) * G
     if E is not None:
-        E = torch.as_tensor(E, dtype=G.dtype, device=G.device)
-        if E.shape[-1] != G.shape[-1]:
-            raise ParameterError(f"E has {E.shape[-1]} entries but there are {G.shape[-1]} policies")
-        logits = logits + torch.log(E)
-    return logits
+        logits = logits + torch.log(checks.policy_prior(E, G.shape[-1]).to(G))
+    return torch.softmax(logits, -1)
 
 
 def _first_actions(policies, device):

@@ -214,20 +214,14 @@ def step_terms(model: Any, qs: Sequence[Tensor], t: int, terms: Sequence[Term], 
 
 
 def term_weights(terms: Sequence[Term], columns: Sequence[str]) -> list:
-    """G's weight on each named column (``utility``, ``ambiguity``, ``entropy``, extra term keys)."""
+    """G's weight on each named column (``utility``, ``ambiguity``, ``entropy``, extra term keys): risk =
+    -utility - entropy, information gain = entropy - ambiguity, the others their own column."""
+    forms = {"risk": {"utility": -1.0, "entropy": -1.0}, "state_info_gain": {"entropy": 1.0, "ambiguity": -1.0}}
     w = dict.fromkeys(columns, 0.0)
-    for t in terms:
-        if isinstance(t, TerminalValue):
-            continue
-        for col, c in linear_form(t).items():
+    for t in (t for t in terms if not isinstance(t, TerminalValue)):
+        for col, c in forms.get(t.key, {t.key: 1.0}).items():
             w[col] += t.sign * c
     return [w[c] for c in columns]
-
-
-def linear_form(term: Term) -> dict:
-    """A term as a combination of the columns: risk = -utility - entropy, info gain = entropy - ambiguity."""
-    forms = {"risk": {"utility": -1.0, "entropy": -1.0}, "state_info_gain": {"entropy": 1.0, "ambiguity": -1.0}}
-    return forms.get(term.key, {term.key: 1.0})
 
 
 def named_terms(columns: dict, terms: Sequence[Term]) -> dict:

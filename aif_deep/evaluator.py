@@ -23,6 +23,7 @@ import math
 import numpy as np
 import torch
 
+from aif import checks as aif_checks
 from aif.efe import DEFAULT_TERMS, EFEOptions, Term, TerminalValue
 from aif.errors import PolicyError
 
@@ -32,21 +33,13 @@ from .model import BeliefModel, TabularModel, check_beliefs
 
 
 def check_policies(model: BeliefModel, policies: object) -> np.ndarray:
-    """Policies as an int array ``(P, H, num_factors)`` with every action in range."""
+    """Policies as an int array ``(P, H, num_factors)`` with every action in range (``aif.checks``' rules)."""
     if isinstance(policies, torch.Tensor):
         policies = policies.detach().cpu().numpy()
-    policies = np.asarray(policies)
-    F = len(model.num_controls)
-    if policies.ndim != 3 or policies.shape[2] != F or policies.shape[0] == 0 or policies.shape[1] == 0:
-        raise PolicyError(f"policies must have shape (num_policies, horizon, {F}), got {policies.shape}")
-    if not np.issubdtype(policies.dtype, np.integer):
-        raise PolicyError(f"policies must hold integer actions, got dtype {policies.dtype}")
-    for f, u in enumerate(model.num_controls):
-        bad = (policies[:, :, f] < 0) | (policies[:, :, f] >= u)
-        if bad.any():
-            p, t = (int(i) for i in np.argwhere(bad)[0])
-            raise PolicyError(f"policy {p} takes action {policies[p, t, f]} at step {t} for factor {f}, which "
-                              f"has {u} controls (0 to {u - 1})")
+    policies = aif_checks.check_policies(model, policies)  # type: ignore[arg-type]
+    if policies.shape[1] == 0:
+        raise PolicyError(f"policies must have shape (num_policies, horizon, {policies.shape[2]}) with a horizon "
+                          f"of at least 1, got {policies.shape}")
     return policies.astype(np.int64)
 
 

@@ -71,11 +71,9 @@ class PolicyEvaluator:
             (beliefs or model arrays that require them) always run eagerly.
 
     Calling it with beliefs ``qs`` (one tensor ``(*batch, S_f)`` per factor) returns ``(G, terms)`` as
-    ``evaluate_policies`` does: ``G`` of shape ``(*batch, P)``, lower is better, and with ``with_terms`` the
-    terms ``risk``, ``ambiguity``, ``utility``, ``state_info_gain`` (and ``terminal_value``) summed over the
-    horizon. Each batch shape (and each of ``__call__``/``posterior``) has its own CUDA graph, captured at
-    its second call; a graph holds its intermediates' memory for the evaluator's lifetime. The model's arrays are
-    read when the evaluator is built: changing them in place afterwards raises a ``ParameterError``; build a
+    ``evaluate_policies`` does. Each batch shape (and each of ``__call__``/``posterior``) has its own CUDA graph,
+    captured at its second call; a graph holds its intermediates' memory for the evaluator's lifetime. The model's
+    arrays are read when the evaluator is built: changing them in place afterwards raises a ``ParameterError``; build a
     new evaluator for a new model.
     """
 
@@ -98,14 +96,12 @@ class PolicyEvaluator:
         self.num_policies = self.K ** self.horizon
         terminal = [t for t in self.terms if isinstance(t, TerminalValue)]
         self.terminal_value, self.discount = (terminal[0].value, terminal[0].discount) if terminal else (None, 1.0)
-        self._joint_ig, self._node_base = efe.needs(self.terms, model, self.options)
+        self._node_base = efe.needs(self.terms, model, self.options)[1]
         self._extra = [t.key for t in self.terms if isinstance(t, (Novelty, InductiveCost))]
         self._node_columns = (["ambiguity", "entropy"] if self._node_base else []) + self._extra
         self._weights = efe.parameter_weights(model, self.terms)
-        inductive = [t for t in self.terms if isinstance(t, InductiveCost)]
-        self._inductive = (None if not inductive else ([torch.as_tensor(np.asarray(I, float), dtype=model.dtype,
-                                                                        device=model.device) for I in
-                                                        inductive[0].I], inductive[0].epsilon))
+        self._inductive = [([torch.as_tensor(np.asarray(I, float)).to(model.A[0]) for I in t.I], t.epsilon)
+                           for t in self.terms if isinstance(t, InductiveCost)]  # on the device: none per call
         self.memory_budget = memory_budget
         self.cuda_graph = (model.device.type == "cuda" and self.terminal_value is None) if cuda_graph is None \
             else bool(cuda_graph)
@@ -267,9 +263,8 @@ class PolicyEvaluator:
         X = [q.expand(*batch, q.shape[-1]).reshape(b, 1, q.shape[-1]) for q in qs]  # (b, nodes, S_f)
         mats, X, sums, constant = self._prepare(X, batch, b)
         self._prep = dict(self._weights, batch=batch)
-        if self._inductive is not None:
-            self._prep["inductive"] = efe.inductive_vectors(*self._inductive, [q.expand(*batch, q.shape[-1])
-                                                                               for q in qs])
+        for I, epsilon in self._inductive:
+            self._prep["inductive"] = efe.inductive_vectors(I, epsilon, [q.expand(*batch, q.shape[-1]) for q in qs])
         # The leaves keep G alone, or (utility, ambiguity, entropy, G): the carried columns are projected as
         # each chunk reaches the leaves.
         with_terms = what == ("terms", True)
