@@ -22,9 +22,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from .checks import check_beliefs, check_policies, check_positive
 from .efe import DEFAULT_TERMS, EFEOptions, Term, check_counts, check_terms, combine, step_terms
 from .errors import ParameterError, PolicyError
-from .inference import check_beliefs
 from .maths import CLIP, batch_contract, softmax
 from .model import GenerativeModel
 
@@ -57,23 +57,6 @@ def enumerate_policies(num_controls, horizon: int, control_factors=None) -> np.n
     return flat.reshape(-1, int(horizon), nf)
 
 
-def check_policies(model: GenerativeModel, policies) -> np.ndarray:
-    """Validate a policy array against the model: shape ``(P, H, num_factors)``, actions in range."""
-    policies = np.asarray(policies)
-    if policies.ndim != 3 or policies.shape[2] != model.num_factors or policies.shape[0] == 0:
-        raise PolicyError(f"policies must have shape (num_policies, horizon, {model.num_factors}), "
-                          f"got {policies.shape}")
-    if not np.issubdtype(policies.dtype, np.integer):
-        raise PolicyError(f"policies must hold integer actions, got dtype {policies.dtype}")
-    bad = (policies < 0) | (policies >= np.asarray(model.num_controls))
-    if bad.any():
-        p, t, f = (int(i) for i in np.argwhere(bad)[0])
-        u = model.num_controls[f]
-        raise PolicyError(f"policy {p} takes action {policies[p, t, f]} at step {t} for factor {f}, which has "
-                          f"{u} controls (0 to {u - 1})")
-    return policies
-
-
 def _transition(B_f, qs_deps, actions_f):
     """q(s_f') = sum_deps B_f[s_f', deps, u] q(deps), per row: ``qs_deps[i]`` (n, S_g) -> (n, S_f)."""
     if B_f.shape[-1] == 1:  # uncontrolled: one matrix shared by every row
@@ -89,7 +72,7 @@ def _expand(model, qs_parents, parent, actions):
     action's row; other factors are gathered per child.
     """
     out = []
-    for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies)):
+    for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies, strict=True)):
         S_next, U = B_f.shape[0], B_f.shape[-1]
         if deps == [f] and U > 1:
             q = qs_parents[f]  # (n_parents, S)
@@ -103,7 +86,7 @@ def _expand(model, qs_parents, parent, actions):
 def predict_policies(model: GenerativeModel, qs, actions):
     """One step of B for a batch of action vectors: ``qs[f]`` (n, S_f), ``actions`` (n, F) -> list (n, S_f)."""
     return [_transition(B_f, [qs[g] for g in deps], actions[:, f])
-            for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies))]
+            for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies, strict=True))]
 
 
 def policy_prefixes(policies):
@@ -213,16 +196,6 @@ def policy_posterior(G, E=None, gamma: float = 16.0) -> np.ndarray:
         with np.errstate(divide="ignore"):
             logits = logits + np.log(E)
     return softmax(logits, axis=-1)
-
-
-def check_positive(x, name):
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a positive number, got {x!r}") from None
-    if not (np.isfinite(x) and x > 0):
-        raise ParameterError(f"{name} must be positive and finite, got {x}")
-    return x
 
 
 def action_marginals(q_pi, policies, num_controls=None) -> list:

@@ -348,9 +348,10 @@ def step_terms(model: GenerativeModel, qs: Beliefs, qs_prev: Beliefs | None, qs_
     out["state_info_gain"] = entropy - out["ambiguity"]
     for term in terms:
         if isinstance(term, Novelty) and term.param == "A":
-            out[term.key] = pA_info_gain(model.pA, qs, model.A_dependencies, qo_t=qo, wnorm=term.wnorm)
-        elif isinstance(term, Novelty):
-            out[term.key] = pB_info_gain(model.pB, qs, qs_prev, actions, model.B_dependencies, wnorm=term.wnorm)
+            out[term.key] = pA_info_gain(model.pA, qs, model.A_dependencies, qo, term.wnorm)  # type: ignore[arg-type]
+        elif isinstance(term, Novelty):  # (counts, qs_prev and actions are there: check_counts, the caller)
+            out[term.key] = pB_info_gain(model.pB, qs, qs_prev, actions,  # type: ignore[arg-type]
+                                         model.B_dependencies, wnorm=term.wnorm)
         elif isinstance(term, InductiveCost):
             out[term.key] = inductive_cost(qs, qs_root, term)  # type: ignore[arg-type]
     return out
@@ -452,7 +453,7 @@ def pA_info_gain(pA: Sequence[np.ndarray], qs_t: Beliefs, A_dependencies: Sequen
 def _batched_beliefs(qs, deps, sizes, P, name, owner):
     """``[qs[g] for g in deps]`` as float arrays, each checked to be ``(P, sizes[i])``."""
     out = []
-    for g, n in zip(deps, sizes):
+    for g, n in zip(deps, sizes, strict=False):
         if not 0 <= g < len(qs):
             raise ObservationError(f"{name} has {len(qs)} factors but {owner} depends on factor {g}")
         q = np.asarray(qs[g], dtype=float)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .control import check_policies, check_positive
+from .checks import check_policies, check_positive
 from .efe import DEFAULT_TERMS, EFEOptions, Novelty, check_counts, check_terms, combine, pB_info_gain, step_terms
 from .errors import ObservationError, ParameterError, PolicyError
 from .maths import softmax
@@ -106,7 +106,8 @@ def sequence_expected_free_energy(model: GenerativeModel, qs_future, policies, t
         if isinstance(term, Novelty) and term.param == "B":  # the K - 1 transitions k -> k + 1 of every policy
             before = [q[:, :-1].reshape(P * (K - 1), q.shape[-1]) for q in qs_future]
             after = [q[:, 1:].reshape(P * (K - 1), q.shape[-1]) for q in qs_future]
-            gain = pB_info_gain(model.pB, after, before, policies.reshape(P * (K - 1), model.num_factors),
+            actions = policies.reshape(P * (K - 1), model.num_factors)
+            gain = pB_info_gain(model.pB, after, before, actions,  # type: ignore[arg-type]
                                 model.B_dependencies, wnorm=term.wnorm)
             out[term.key] = gain.reshape(P, K - 1).sum(axis=1)
     return combine(out, terms, [q[:, -1] for q in qs_future], K - 1), out

@@ -49,7 +49,7 @@ def inductive_matrix(H, B, threshold, depth, B_dependencies=None) -> list:
     if len(H) != len(B):
         raise ModelError(f"H has {len(H)} vectors but B has {len(B)} factors")
     I = []
-    for f, (H_f, B_f) in enumerate(zip(H, B)):
+    for f, (H_f, B_f) in enumerate(zip(H, B, strict=False)):
         B_f = np.asarray(B_f, dtype=float)
         deps = [f] if B_dependencies is None else list(B_dependencies[f])
         if f not in deps:

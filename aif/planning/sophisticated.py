@@ -61,14 +61,15 @@ posteriors are most of the remaining time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..control import check_positive, enumerate_policies, expected_free_energy, predict_policies
+from ..checks import check_beliefs, check_positive
+from ..control import enumerate_policies, expected_free_energy, predict_policies
 from ..efe import DEFAULT_TERMS, EFEOptions
 from ..errors import ParameterError
-from ..inference import FixedPoint, check_beliefs, infer_states
+from ..inference import FixedPoint, infer_states
 from ..maths import CLIP, batch_contract, softmax
 from ..model import GenerativeModel
 from ..strategies import NUMPY, Planner
@@ -213,9 +214,10 @@ class SophisticatedInference(Planner):
 
         ``max_nodes`` has no counterpart: choose pymdp's large enough that its tree never fills up.
         """
-        settings = dict(depth=depth, policy_prune_threshold=1 / 16, observation_prune_threshold=1 / 16,
-                        prune_penalty=512.0, gamma=1.0, entropy_stop_threshold=0.5, max_branching=10,
-                        topk_outcomes=None, options=EFEOptions.pymdp(), inference=FixedPoint.pymdp())
+        settings: dict[str, Any] = dict(
+            depth=depth, policy_prune_threshold=1 / 16, observation_prune_threshold=1 / 16, prune_penalty=512.0,
+            gamma=1.0, entropy_stop_threshold=0.5, max_branching=10, topk_outcomes=None, options=EFEOptions.pymdp(),
+            inference=FixedPoint.pymdp())
         settings.update(changes)
         return cls(**settings)
 
@@ -279,25 +281,26 @@ class SophisticatedInference(Planner):
         # Predicted beliefs and outcomes of every created action node at once: rows are slots.
         qs_prev = [q[slots // U] for q in level.qs]
         qs_next = predict_policies(model, qs_prev, actions[slots % U])
-        qo = [batch_contract(A_m, [qs_next[f] for f in deps]) for A_m, deps in zip(model.A, model.A_dependencies)]
+        qo = [batch_contract(A_m, [qs_next[f] for f in deps])
+              for A_m, deps in zip(model.A, model.A_dependencies, strict=True)]
 
-        new_qs, parents, observations, probs = [[] for _ in range(nf)], [], [], []
+        rows: list[list[np.ndarray]] = [[] for _ in range(nf)]
+        parents, observations, probs = [], [], []
         posteriors = {}  # many branches repeat a (prior, outcome) pair: actions that lead to the same belief
         for row, slot in enumerate(slots):
             combos, p = self._outcomes([qo_m[row] for qo_m in qo])
             prior = [q[row] for q in qs_next]
             prior_key = b"".join(q.tobytes() for q in prior)
-            for o, p_o in zip(combos, p):
-                key = (prior_key, o.tobytes())
-                if key not in posteriors:
-                    posteriors[key] = infer_states(model, [int(i) for i in o], prior, self.inference)
-                post = posteriors[key]
+            for o, p_o in zip(combos, p, strict=True):
+                if (prior_key, o.tobytes()) not in posteriors:
+                    posteriors[prior_key, o.tobytes()] = infer_states(model, [int(i) for i in o], prior, self.inference)
+                post = posteriors[prior_key, o.tobytes()]
                 for f in range(nf):
-                    new_qs[f].append(post[f])
+                    rows[f].append(post[f])
                 parents.append(slot)
                 observations.append(o)
                 probs.append(p_o)
-        new_qs = [np.array(q).reshape(len(probs), s) for q, s in zip(new_qs, model.num_states)]
+        new_qs = [np.array(q).reshape(len(probs), s) for q, s in zip(rows, model.num_states, strict=True)]
         return Level.new(new_qs, parents, np.array(observations).reshape(len(probs), model.num_modalities),
                          probs, U)
 
