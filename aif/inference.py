@@ -155,20 +155,19 @@ def _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, guard, accur
     return float(vfe)
 
 
+def on_joint(x_m: np.ndarray, deps: list, num_states: list) -> np.ndarray:
+    """``x_m`` over the factors ``deps`` (in that order), reshaped to broadcast on the joint state space."""
+    shape = [num_states[f] if f in deps else 1 for f in range(len(num_states))]
+    return np.transpose(x_m, np.argsort(deps)).reshape(shape)
+
+
 def _broadcast_joint(log_likelihoods, log_prior, A_dependencies, num_states):
     """ln p(o | s) + ln p(s) on the full joint state space, shape ``num_states``."""
-    nf = len(num_states)
     joint = np.zeros(num_states)
     for logL_m, deps in zip(log_likelihoods, A_dependencies, strict=True):
-        order = np.argsort(deps)
-        shape = [1] * nf
-        for f in deps:
-            shape[f] = num_states[f]
-        joint = joint + np.transpose(logL_m, order).reshape(shape)
+        joint = joint + on_joint(logL_m, deps, num_states)
     for f, lp in enumerate(log_prior):
-        shape = [1] * nf
-        shape[f] = num_states[f]
-        joint = joint + lp.reshape(shape)
+        joint = joint + on_joint(lp, [f], num_states)
     return joint
 
 

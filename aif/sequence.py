@@ -46,7 +46,7 @@ from scipy.special import softmax
 
 from .checks import check_actions, check_policies, check_prior
 from .errors import ModelError, ObservationError, ParameterError
-from .inference import likelihoods
+from .inference import likelihoods, on_joint
 from .maths import CLIP, LEGACY, LogGuard
 from .model import GenerativeModel
 from .strategies import NUMPY, SequenceInference, require
@@ -364,10 +364,7 @@ def _joint(lik_t, deps, num_states):
     """The product of the modalities' likelihoods on the joint state space, shape ``num_states``."""
     joint = np.ones(num_states)
     for L_m, deps_m in zip(lik_t, deps, strict=True):
-        shape = [1] * len(num_states)
-        for f in deps_m:
-            shape[f] = num_states[f]
-        joint = joint * np.transpose(L_m, np.argsort(deps_m)).reshape(shape)
+        joint = joint * on_joint(L_m, deps_m, num_states)
     return joint
 
 
