@@ -125,7 +125,7 @@ def evaluate_policies(model: BeliefModel, qs: list, policies: object = None, hor
         if horizon is None or int(horizon) != horizon or horizon < 1:
             raise PolicyError(f"give policies or a positive integer horizon, got horizon={horizon!r}")
         H = int(horizon)
-        if tabular:
+        if isinstance(model, TabularModel):
             return PolicyEvaluator(model, H, terms, options, control_factors, memory_budget,
                                    cuda_graph=False)(qs, with_terms)
         controls = list(model.num_controls)

@@ -10,7 +10,7 @@ below batches by broadcasting.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
@@ -237,7 +237,9 @@ class TabularModel:
         index = (index,) if isinstance(index, int) else tuple(index)
         if len(index) != len(self.batch_shape):
             raise ModelError(f"to_aif needs an index of the batch shape {tuple(self.batch_shape)}, got {index}")
-        get = lambda xs: None if xs is None else [x[index].detach().cpu().numpy().astype(float) for x in xs]  # noqa: E731
+        def get(xs: Any) -> Any:
+            return None if xs is None else [x[index].detach().cpu().numpy().astype(float) for x in xs]
+
         E = None if self.E is None else get([self.E])[0]
         return GenerativeModel(A=get(self.A), B=get(self.B), C=get(self.C), D=get(self.D), E=E, pA=get(self.pA),
                                pB=get(self.pB), pD=get(self.pD), A_dependencies=[list(d) for d in self.A_dependencies],
@@ -263,9 +265,13 @@ class TabularModel:
         """A copy with some arrays replaced (e.g. ones built from logits inside an optimiser)."""
         return replace(self, **changes)
 
-    def to(self, device=None, dtype=None) -> "TabularModel":
-        move = lambda x: None if x is None else x.to(device=device, dtype=dtype)  # noqa: E731
-        move_all = lambda xs: None if xs is None else [move(x) for x in xs]  # noqa: E731
+    def to(self, device: Any = None, dtype: torch.dtype | None = None) -> "TabularModel":
+        def move(x: Any) -> Any:
+            return None if x is None else x.to(device=device, dtype=dtype)
+
+        def move_all(xs: Any) -> Any:
+            return None if xs is None else [move(x) for x in xs]
+
         return replace(self, A=move_all(self.A), B=move_all(self.B), C=move_all(self.C), D=move_all(self.D),
                        E=move(self.E), pA=move_all(self.pA), pB=move_all(self.pB), pD=move_all(self.pD))
 
