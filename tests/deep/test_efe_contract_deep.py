@@ -76,3 +76,59 @@ def test_fused_lane_matches_the_definitions(seed):
             ev = aif_deep.PolicyEvaluator(tm, 3, terms=terms, options=options)
             assert ev._fused == 0
             _compare(model, qs, policies, terms, options, f"fused seed {seed}", np.arange(len(policies)))
+
+
+def test_batched_models_take_every_term_per_member():
+    """A batch of agents with their own parameters (and beliefs): the per-node terms in PolicyEvaluator's layout."""
+    rng = np.random.default_rng(3)
+    models = [aif.random_model(rng, [3, 2], [3, 2], [2, 2], A_dependencies=[[0, 1], [1]], concentration=0.5,
+                               dirichlet=True) for _ in range(2)]
+    tm = aif_deep.TabularModel.from_aif(models, device="cpu")
+    qs = [rng.dirichlet(np.ones(s), size=2) for s in (3, 2)]
+    policies = aif.enumerate_policies([2, 2], 2)
+    I = [np.triu(np.ones((3, 3))), np.ones((2, 2))]
+    for options in CONVENTIONS.values():
+        for terms in ((Utility(), InfoGain(joint=True), Novelty("A")), (Risk(), Novelty("B"), InductiveCost(I))):
+            q = [torch.as_tensor(x) for x in qs]
+            for G, out in (aif_deep.PolicyEvaluator(tm, 2, terms=terms, options=options)(q),
+                           aif_deep.evaluate_policies(tm, q, policies=policies, terms=terms, options=options)):
+                for b, model in enumerate(models):
+                    G_ref, ref = expected_free_energy(model, [x[b] for x in qs], policies, terms, options)
+                    assert np.abs(G[b].numpy() - G_ref).max() < TOL
+                    assert all(np.abs(out[k][b].numpy() - ref[k]).max() < TOL for k in ref)
+
+
+class _Untabled:
+    """A BeliefModel without tables (as a neural model): its outcome terms come from the model itself."""
+
+    def __init__(self, tm):
+        self.tm = tm
+        self.num_states, self.num_obs, self.num_controls = tm.num_states, tm.num_obs, tm.num_controls
+        self.A_dependencies, self.batch_shape = tm.A_dependencies, tm.batch_shape
+
+    def prior(self):
+        return self.tm.prior()
+
+    def log_likelihood(self, obs, guard):
+        return self.tm.log_likelihood(obs, guard)
+
+    def predict_all(self, qs):
+        return self.tm.predict_all(qs)
+
+    def outcome_terms(self, qs, t, options):
+        return self.tm.outcome_terms(qs, t, options)
+
+
+def test_models_without_tables_score_the_outcome_terms_and_refuse_the_tabular_ones():
+    model, qs, policies = random_case(5)
+    tm = aif_deep.TabularModel.from_aif(model, device="cpu")
+    q = [torch.as_tensor(x) for x in qs]
+    for options in CONVENTIONS.values():
+        G, out = aif_deep.evaluate_policies(_Untabled(tm), q, horizon=policies.shape[1], options=options)
+        G_ref, ref = expected_free_energy(model, qs, policies, aif.DEFAULT_TERMS, options)
+        assert np.abs(G.numpy() - G_ref).max() < TOL
+    for term in (Novelty("A"), InductiveCost([np.eye(s) for s in model.num_states]), InfoGain(joint=True)):
+        if isinstance(term, InfoGain) and model.num_modalities == 1:
+            continue
+        with pytest.raises(aif.errors.StrategyError, match="tabular model"):
+            aif_deep.evaluate_policies(_Untabled(tm), q, horizon=1, terms=(Utility(), term))
