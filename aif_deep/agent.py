@@ -9,9 +9,10 @@ drop-in for ``aif.Agent`` (its attributes are tensors of the same shapes).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -73,7 +74,7 @@ class Agent:
     policy_horizon: int = 1
     gamma: float | torch.Tensor = 16.0
     alpha: float | torch.Tensor = 16.0
-    inference: object = field(default_factory=aif.FixedPoint)
+    inference: StateInference | SequenceInference = field(default_factory=aif.FixedPoint)
     efe: EFEOptions = field(default_factory=EFEOptions)
     efe_terms: tuple = DEFAULT_TERMS
     selection: Selection = field(default_factory=Selection)
@@ -81,10 +82,10 @@ class Agent:
     control_factors: list | None = None
     rng: torch.Generator | None = None
     batch_shape: tuple = ()
-    terminal_value: object = None
+    terminal_value: Callable[..., Any] | None = None
     discount: float = 1.0
     learning: Learning | None = None
-    planner: object = None
+    planner: Planner | None = None
     inference_horizon: int = 1
     trial_length: int | None = None
 
@@ -121,10 +122,10 @@ class Agent:
     def _numpy_strategies(self) -> str | None:
         """The first setting that only ``aif`` runs (``None``: everything runs in torch); checks the slots."""
         over_time = isinstance(self.inference, SequenceInference)
-        require(self.inference, SequenceInference if over_time else StateInference, "inference",
-                NUMPY if over_time else TORCH)
-        require(self.planner, Planner, "planner", NUMPY, optional=True)
-        require(self.learning, Learner, "learning", TORCH, optional=True)
+        require(self.inference, SequenceInference if over_time else StateInference,  # type: ignore[type-abstract]
+                "inference", NUMPY if over_time else TORCH)
+        require(self.planner, Planner, "planner", NUMPY, optional=True)  # type: ignore[type-abstract]
+        require(self.learning, Learner, "learning", TORCH, optional=True)  # type: ignore[type-abstract]
         if self.learning is not None and not isinstance(self.learning, Learning):
             raise StrategyError(f"learning = {self.learning!r}: aif_deep.Agent runs aif.Learning(...)")
         L = self.learning
@@ -142,25 +143,26 @@ class Agent:
         if self.terminal_value is not None or torch.as_tensor(self.gamma).ndim or torch.as_tensor(self.alpha).ndim:
             raise StrategyError(f"{self._numpy} runs in aif: terminal_value and per-agent gamma/alpha are torch's only")
         rng = None if self.rng is None else np.random.default_rng(self.rng.initial_seed())
-        nb = len(self.model.batch_shape)
-        self._agents = [aif.Agent(self.model.to_aif(i[len(i) - nb:] if nb else ()), policies=self.policies,
+        nb, m = len(self.model.batch_shape), cast(TabularModel, self.model)
+        self._agents = [aif.Agent(m.to_aif(i[len(i) - nb:] if nb else ()), policies=self.policies,
                                   gamma=float(self.gamma), alpha=float(self.alpha), inference=self.inference,
                                   efe=self.efe, efe_terms=self.efe_terms, selection=self.selection, rng=rng,
                                   learning=self.learning, planner=self.planner,
                                   inference_horizon=self.inference_horizon, trial_length=self.trial_length)
                         for i in np.ndindex(*self.batch_shape)]
 
-    def _gather(self, get: Callable[[aif.Agent], Any]) -> torch.Tensor:
-        """``get(aif_agent)`` of every agent, stacked to ``(*batch, ...)`` on the model's device and dtype."""
-        x = np.stack([np.asarray(get(a)) for a in self._agents])
-        x = torch.as_tensor(x, device=self.device, dtype=None if x.dtype.kind in "iub" else self.model.dtype)
-        return x.reshape(*self.batch_shape, *x.shape[1:])
+    def _gather(self, name: str, f: Any = None) -> torch.Tensor:
+        """Attribute ``name`` (its entry ``f``) of every ``aif`` agent, stacked to ``(*batch, ...)`` on the model's
+        device and dtype."""
+        x = np.stack([np.asarray(getattr(a, name) if f is None else getattr(a, name)[f]) for a in self._agents])
+        t = torch.as_tensor(x, device=self.device, dtype=None if x.dtype.kind in "iub" else self.dtype)
+        return t.reshape(*self.batch_shape, *t.shape[1:])
 
     def _numpy_model(self) -> None:
         """The learned counts of the ``aif`` agents back on ``self.model``."""
         models = [a.model for a in self._agents]
         self.model = TabularModel.from_aif(models[0] if self.batch_shape == () else models, device=self.device,
-                                           dtype=self.model.dtype)
+                                           dtype=self.dtype)
 
     def learn(self) -> BeliefModel:
         """Offline learning (``aif.Agent.learn``): the counts updated from the episode since ``reset``, on
@@ -174,7 +176,7 @@ class Agent:
 
     def _start_learning(self) -> None:
         """Online A/B learning in torch: each agent of the batch gets its own counts."""
-        L = self.learning
+        L, m = cast(Learning, self.learning), cast(TabularModel, self.model)
         for name, wanted in (("pA", L.learn_A), ("pB", L.learn_B)):
             if wanted and getattr(self.model, name, None) is None:
                 raise ParameterError(f"learning {name[1]} needs Dirichlet counts: the model has no {name} "
@@ -184,9 +186,8 @@ class Agent:
         def grow(xs: list | None) -> list | None:
             return None if xs is None else [x.expand(*batch, *x.shape[nb:]).clone() for x in xs]
 
-        m = self.model
         self.model = m.replace(A=grow(m.A), B=grow(m.B), C=grow(m.C), D=grow(m.D), pA=grow(m.pA), pB=grow(m.pB),
-                               E=None if m.E is None else grow([m.E])[0], batch_shape=batch)
+                               E=None if m.E is None else cast(list, grow([m.E]))[0], batch_shape=batch)
         self.initial_counts = {"pA": self.model.pA, "pB": self.model.pB}
 
     @classmethod
@@ -204,6 +205,10 @@ class Agent:
     def device(self) -> torch.device:
         return self.model.prior()[0].device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.prior()[0].dtype
+
     def reset(self, prior: list | None = None, agents: Any = None) -> None:
         """Start an episode: the prior is the model's (or ``prior``); forget the last step.
 
@@ -218,54 +223,60 @@ class Agent:
             for a, i in zip(self._agents, np.ndindex(*self.batch_shape), strict=True):
                 if mask[i]:
                     a.reset(None if prior is None else [p[i].cpu().numpy() for p in new])
-            self.prior = [self._gather(lambda a, f=f: a.prior[f]) for f in range(len(new))]
-            self.qs = self.q_pi = self.G = self.terms = self.action = None
-            self.t = 0
+            self.prior = [self._gather("prior", f) for f in range(len(new))]
+            self._forget_step()
             return
         if agents is None or not hasattr(self, "prior"):
             self.prior = new
-            self.qs = self.q_pi = self.G = self.terms = self.action = None
-            self.t = 0
+            self._forget_step()
             self._transition = torch.zeros(self.batch_shape, dtype=torch.bool, device=ref[0].device)
             return
-        mask = torch.as_tensor(agents, device=ref[0].device, dtype=torch.bool)
-        self.prior = [torch.where(mask[..., None], n, p) for n, p in zip(new, self.prior, strict=True)]
-        self._transition = self._transition & ~mask  # a new episode's first observation follows no action
+        keep = torch.as_tensor(agents, device=ref[0].device, dtype=torch.bool)
+        self.prior = [torch.where(keep[..., None], n, p) for n, p in zip(new, self.prior, strict=True)]
+        self._transition = self._transition & ~keep  # a new episode's first observation follows no action
+
+    def _forget_step(self) -> None:
+        self.qs: list | None = None
+        self.q_pi: torch.Tensor | None = None
+        self.G: torch.Tensor | None = None
+        self.terms: dict | None = None
+        self.action: torch.Tensor | None = None
+        self.t = 0
 
     def infer_states(self, obs: Any) -> list:
         """Posterior over states from ``obs``: one entry per modality (an index, probabilities, or, for a
         model's non-categorical modalities, an image or real vector ``(*batch, *shape_m)``), or an int array
         ``(*batch, M)`` when every modality is categorical (``aif_deep.inference.as_obs``)."""
         qs_prev = self.qs
-        obs = as_obs(self.model, obs, self.device, self.model.dtype)
+        obs = as_obs(self.model, obs, self.device, self.dtype)
         checks.unbatched_observation(obs, categorical_modalities(self.model), self.batch_shape)
         if self._numpy:
             obs = [o.expand((*self.batch_shape, *o.shape[o.ndim - o.is_floating_point():])).cpu().numpy()
                    for o in obs]
             for a, i in zip(self._agents, np.ndindex(*self.batch_shape), strict=True):
                 a.infer_states([o[i] if o[i].ndim else int(o[i]) for o in obs])
-            self.qs = [self._gather(lambda a, f=f: a.qs[f]) for f in range(len(self.prior))]
+            self.qs = [self._gather("qs", f) for f in range(len(self.prior))]
             if self.learning is not None:
                 self._numpy_model()
             return self.qs
-        self.qs = infer_states(self.model, obs, self.prior, self.inference)
+        self.qs = infer_states(self.model, obs, self.prior, cast(StateInference, self.inference))
         if self.learning is not None:
             self._learn(obs, qs_prev)
         return self.qs
 
-    def _learn(self, obs, qs_prev):
+    def _learn(self, obs: list, qs_prev: Any) -> None:
         """One online Dirichlet update of A (from ``obs``) and B (from the last transition), per agent."""
-        L, m, nb = self.learning, self.model, len(self.batch_shape)
+        L, m, nb = cast(Learning, self.learning), cast(Any, self.model), len(self.batch_shape)
         rates = dict(lr=L.lr, forgetting=L.forgetting)
-        changes = {}
+        changes: dict[str, list] = {}
         if L.learn_A:
             prior = self.initial_counts["pA"] if L.forget_to_prior else None
-            pA = learning.update_A(m.pA, obs, self.qs,
-                                   A_dependencies=m.A_dependencies, prior=prior, **rates)
+            pA = learning.update_A(m.pA, obs, cast(list, self.qs), A_dependencies=m.A_dependencies, prior=prior,
+                                   **rates)
             changes.update(pA=pA, A=[learning.dirichlet_mean(p, nb) for p in pA])
         if L.learn_B and self._transition.any():
             prior = self.initial_counts["pB"] if L.forget_to_prior else None
-            new = learning.update_B(m.pB, self.qs, qs_prev, self.action, B_dependencies=m.B_dependencies,
+            new = learning.update_B(m.pB, cast(list, self.qs), qs_prev, self.action, B_dependencies=m.B_dependencies,
                                     prior=prior, **rates)
             # Agents whose episode just began saw no transition: their counts stay as they were (aif.Agent).
             pB = [torch.where(self._transition.reshape(*self.batch_shape, *[1] * (n.ndim - nb)), n, o)
@@ -281,11 +292,11 @@ class Agent:
         if self._numpy:
             for a in self._agents:
                 a.infer_policies()
-            self.q_pi, self.G = self._gather(lambda a: a.q_pi), self._gather(lambda a: a.G)
+            self.q_pi, self.G = self._gather("q_pi"), self._gather("G")
             # Over time, aif's qs is the average over policies under the new q(pi).
-            self.qs = [self._gather(lambda a, f=f: a.qs[f]) for f in range(len(self.qs))]
-            keys = self._agents[0].terms or {}
-            self.terms = {k: self._gather(lambda a, k=k: a.terms[k]) for k in keys}
+            self.qs = [self._gather("qs", f) for f in range(len(self.qs))]
+            keys: dict = self._agents[0].terms or {}
+            self.terms = {k: self._gather("terms", k) for k in keys}
             return self.q_pi, self.G
         evaluator = self._policy_evaluator()
         if evaluator is not None:
@@ -319,8 +330,10 @@ class Agent:
         if self.q_pi is None:
             raise CallOrderError("sample_action needs q_pi: call infer_policies() first")
         if self._numpy:
-            self.action = self._gather(lambda a: a.sample_action())
-            self.prior = [self._gather(lambda a, f=f: a.prior[f]) for f in range(len(self.prior))]
+            for a in self._agents:
+                a.sample_action()
+            self.action = self._gather("action")
+            self.prior = [self._gather("prior", f) for f in range(len(self.prior))]
             self.t += 1
             return self.action
         self.action = select_action(self.q_pi, self.policies, self.selection.mode, self.rng, self.alpha,
@@ -378,7 +391,7 @@ def vectorize(envs: Any, model: BeliefModel) -> gym.vector.VectorEnv:
     envs = list(envs)
     if not envs:
         raise ParameterError("rollout needs at least one environment")
-    return gym.vector.SyncVectorEnv([lambda e=e: as_agent_env(e, model) for e in envs])
+    return gym.vector.SyncVectorEnv([functools.partial(as_agent_env, e, model) for e in envs])
 
 
 def _env_actions(envs, action):
@@ -432,7 +445,7 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
         action = agent.step([np.where(_rows(done, o), 0, o) for o in obs])
         a = to_np(action)
         actions.append(np.where(done[:, None], -1, a))
-        qs.append([to_np(q) for q in agent.qs])
+        qs.append([to_np(q) for q in cast(list, agent.qs)])
         q_pi.append(to_np(agent.q_pi))
         G.append(to_np(agent.G))
         ended.append(done.copy())

@@ -31,7 +31,7 @@ def distribution(p: Tensor, label: str, error: type[AifError]) -> Tensor:
     return p
 
 
-def tensor(x: Any, label: str, error: type[Exception], device: torch.device) -> Tensor:
+def tensor(x: Any, label: str, error: type[Exception], device: torch.device | str) -> Tensor:
     """``x`` as a tensor on ``device``: a tensor on another device is an error, not moved silently."""
     device = torch.device(device)
     if isinstance(x, Tensor) and (x.device.type, x.device.index or 0) != (device.type, device.index or 0):

@@ -161,7 +161,7 @@ def as_obs(model: BeliefModel, obs: Any, device: torch.device | str | None = Non
 
 
 def infer_states(model: BeliefModel, obs: Any, prior: list | None = None,
-                 method: aif.FixedPoint | aif.Exact | None = None, trace: list | None = None) -> list:
+                 method: StateInference | None = None, trace: list | None = None) -> list:
     """Posterior over hidden states after one observation, for one belief or a batch.
 
     Args:
@@ -177,7 +177,8 @@ def infer_states(model: BeliefModel, obs: Any, prior: list | None = None,
         ``qs``: one tensor ``(*lead, S_f)`` per factor (``lead`` broadcast over obs, prior and the model's
         batch shape).
     """
-    method = aif.FixedPoint() if method is None else require(method, StateInference, "method", TORCH)
+    method = aif.FixedPoint() if method is None else method
+    require(method, StateInference, "method", TORCH)  # type: ignore[type-abstract]
     if not isinstance(method, (aif.FixedPoint, aif.Exact)):
         raise StrategyError(f"method = {method!r}: aif_deep.infer_states runs aif.FixedPoint and aif.Exact")
     ref = model.prior()[0]

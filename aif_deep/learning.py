@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from aif.errors import BeliefError, ModelError, ObservationError, ParameterError, PolicyError
+from aif.errors import AifError, BeliefError, ModelError, ObservationError, ParameterError, PolicyError
 from aif.learning import WNORM_LEGACY, WNorm
 
 from . import checks
@@ -69,7 +69,7 @@ def _check_counts(counts, name):
     return out
 
 
-def _belief(q: Any, size: int, label: str, like: Tensor, error: type[Exception] = BeliefError) -> Tensor:
+def _belief(q: Any, size: int, label: str, like: Tensor, error: type[AifError] = BeliefError) -> Tensor:
     q = checks.tensor(q, label, error, like.device).to(like.dtype)
     if q.ndim == 0 or q.shape[-1] != size:
         raise error(f"{label} has shape {tuple(q.shape)}, expected (..., {size})")
