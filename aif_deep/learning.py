@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from aif.errors import AifError, BeliefError, ModelError, ObservationError, ParameterError, PolicyError
+from aif.checks import check_dependencies, check_rates
+from aif.errors import AifError, BeliefError, ModelError, ObservationError, PolicyError
 from aif.learning import WNORM_LEGACY, WNorm
 
 from . import checks
@@ -43,13 +44,6 @@ def novelty_weights(a: Tensor, outcome_dim: int, convention: WNorm = WNORM_LEGAC
         c = a + convention.eps
         W = 1.0 / c.sum(outcome_dim, keepdim=True) - 1.0 / c
     return torch.where(a > 0, W, torch.zeros_like(W))
-
-
-def _check_rates(lr, forgetting):
-    if not (0 <= float(lr) < float("inf")):
-        raise ParameterError(f"lr (the learning rate) must be a finite number >= 0, got {lr!r}")
-    if not 0 < float(forgetting) <= 1:
-        raise ParameterError(f"forgetting must be a number in (0, 1] (1 = no forgetting), got {forgetting!r}")
 
 
 def _check_counts(counts, name):
@@ -95,14 +89,6 @@ def _forget(p, forgetting, prior, label):
     return forgetting * p + (1.0 - forgetting) * prior
 
 
-def _deps(deps, n, default, name):
-    if deps is None:
-        return [default(i) for i in range(n)]
-    if len(deps) != n:
-        raise ModelError(f"{name} has {len(deps)} entries, expected {n}")
-    return [list(d) for d in deps]
-
-
 def update_A(pA: list, obs: Any, qs: list, lr: float = 1.0, forgetting: float = 1.0, *,
              A_dependencies: list | None = None, prior: list | None = None) -> list:
     """Dirichlet update of the likelihood counts after one observation, for a batch of agents.
@@ -117,11 +103,11 @@ def update_A(pA: list, obs: Any, qs: list, lr: float = 1.0, forgetting: float = 
     Returns:
         New counts shaped like ``pA``.
     """
-    _check_rates(lr, forgetting)
+    check_rates(lr, forgetting)
     pA = _check_counts(pA, "pA")
     if len(obs) != len(pA):
         raise ObservationError(f"obs has {len(obs)} entries but pA has {len(pA)} modalities")
-    A_dependencies = _deps(A_dependencies, len(pA), lambda m: list(range(len(qs))), "A_dependencies")
+    A_dependencies = check_dependencies(A_dependencies, len(pA), len(qs), "A", lambda m: list(range(len(qs))))
     out = []
     for m, (p, deps) in enumerate(zip(pA, A_dependencies, strict=True)):
         O_m, k = p.shape[p.ndim - len(deps) - 1], len(deps)
@@ -152,14 +138,14 @@ def update_B(pB: list, qs: list, qs_prev: list, action: Any, lr: float = 1.0, fo
     Returns:
         New counts shaped like ``pB``.
     """
-    _check_rates(lr, forgetting)
+    check_rates(lr, forgetting)
     pB = _check_counts(pB, "pB")
     nf = len(pB)
     action = torch.as_tensor(action, device=pB[0].device)
     if action.is_floating_point() or action.ndim == 0 or action.shape[-1] != nf:
         raise PolicyError(f"action must be an integer tensor (..., {nf}), one action per factor; got "
                           f"{action.dtype} of shape {tuple(action.shape)}")
-    B_dependencies = _deps(B_dependencies, nf, lambda f: [f], "B_dependencies")
+    B_dependencies = check_dependencies(B_dependencies, nf, nf, "B", lambda f: [f])
     out = []
     for f, (p, deps) in enumerate(zip(pB, B_dependencies, strict=True)):
         k, U = len(deps), p.shape[-1]
@@ -177,7 +163,7 @@ def update_B(pB: list, qs: list, qs_prev: list, action: Any, lr: float = 1.0, fo
 
 def update_D(pD: list, qs: list, lr: float = 1.0, forgetting: float = 1.0, *, prior: list | None = None) -> list:
     """Dirichlet update of the initial-state counts ``pD[f]: (*batch, S_f)`` with beliefs ``qs[f]``."""
-    _check_rates(lr, forgetting)
+    check_rates(lr, forgetting)
     pD = _check_counts(pD, "pD")
     return [_forget(p, forgetting, None if prior is None else prior[f], f"pD[{f}]")
             + lr * _belief(qs[f], p.shape[-1], f"qs[{f}]", p) for f, p in enumerate(pD)]
