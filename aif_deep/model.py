@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from aif.efe import EFEOptions
-from aif.errors import ModelError, PolicyError
+from aif.errors import BeliefError, ModelError
 from aif.maths import LogGuard
 from aif.model import GenerativeModel
 
@@ -34,17 +34,11 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def sum_against(T: Tensor, qs: Sequence[Tensor], keep: int) -> Tensor:
-    """Sum the last ``len(qs)`` axes of ``T`` against the beliefs ``qs`` (in that order), keeping the ``keep``
-    axes before them; leading axes of ``T`` and of the beliefs broadcast.
-
-    ``T``: ``(*batch, *K, S_1, ..., S_k)`` with ``len(K) == keep``; ``qs[i]``: ``(*lead, S_i)``. Returns
-    ``(*broadcast(batch, lead), *K)``. The largest factor goes first, one pair of operands at a time: the
-    intermediate then holds the product of the remaining sizes, and two-operand einsums skip opt_einsum's path
-    search, which costs more than the arithmetic on small tensors.
-    """
+    """Sum the last ``len(qs)`` axes of ``T`` ``(*batch, *K, S_1, ..., S_k)`` (``len(K) == keep``) against the
+    beliefs ``qs[i]`` ``(*lead, S_i)``: ``(*broadcast(batch, lead), *K)``. The largest factor goes first, one pair
+    of operands at a time (two-operand einsums skip opt_einsum's path search, dearer than small arithmetic)."""
     k = len(qs)
-    letters = _LETTERS[: keep + k]
-    cur = letters
+    cur = letters = _LETTERS[: keep + k]
     out = T
     for i in sorted(range(k), key=lambda i: -qs[i].shape[-1]):
         c = letters[keep + i]
@@ -56,18 +50,19 @@ def sum_against(T: Tensor, qs: Sequence[Tensor], keep: int) -> Tensor:
 
 def check_beliefs(model, qs) -> tuple:
     """``qs`` as tensors on the model's device and dtype, with their batch shape broadcast with the model's:
-    ``(qs, batch)``; ``PolicyError`` naming the factor for a wrong count, size or batch shape."""
+    ``(qs, batch)``; ``BeliefError`` naming the factor for a wrong count, size or batch shape (shapes only: the
+    evaluators' hot path has no host synchronisation)."""
     ref = model.prior()[0]
     if len(qs) != len(model.num_states):
-        raise PolicyError(f"qs has {len(qs)} vectors but the model has {len(model.num_states)} factors")
+        raise BeliefError(f"qs has {len(qs)} vectors but the model has {len(model.num_states)} factors")
     qs = [torch.as_tensor(q, device=ref.device, dtype=ref.dtype) for q in qs]
     for f, q in enumerate(qs):
         if q.ndim == 0 or q.shape[-1] != model.num_states[f]:
-            raise PolicyError(f"qs[{f}] has shape {tuple(q.shape)}, expected (..., {model.num_states[f]})")
+            raise BeliefError(f"qs[{f}] has shape {tuple(q.shape)}, expected (..., {model.num_states[f]})")
     try:
         batch = torch.broadcast_shapes(tuple(model.batch_shape), *[q.shape[:-1] for q in qs])
     except RuntimeError:
-        raise PolicyError(f"the beliefs' batch shapes {[tuple(q.shape[:-1]) for q in qs]} do not broadcast with "
+        raise BeliefError(f"the beliefs' batch shapes {[tuple(q.shape[:-1]) for q in qs]} do not broadcast with "
                           f"the model's batch shape {tuple(model.batch_shape)}") from None
     return qs, tuple(batch)
 
@@ -97,11 +92,8 @@ class BeliefModel(Protocol):
         """Initial beliefs, one ``(*batch_shape, S_f)`` tensor per factor."""
 
     def log_likelihood(self, obs: list, guard: LogGuard) -> list:
-        """``ln p(o_m | s)`` per modality, ``(*lead, *S_f for f in A_dependencies[m])``.
-
-        ``obs[m]`` is an int tensor ``(*lead,)`` of outcome indices or a float tensor ``(*lead, O_m)`` of
-        outcome probabilities (a mixture of likelihoods).
-        """
+        """``ln p(o_m | s)`` per modality, ``(*lead, *S_f for f in A_dependencies[m])``; ``obs[m]``: int
+        ``(*lead,)`` outcome indices or float ``(*lead, O_m)`` outcome probabilities (a mixture)."""
 
     def predict_all(self, qs: list) -> list:
         """``q(s_f' | u_f) = E_q[p(s_f' | s, u_f)]`` for every control: ``(U_f, *lead, S_f)`` per factor."""

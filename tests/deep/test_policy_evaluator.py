@@ -185,9 +185,9 @@ def test_bad_input_and_changed_models_raise():
     with pytest.raises(ParameterError, match="CUDA"):
         aif_deep.PolicyEvaluator(tm, 1, cuda_graph=True)
     ev = aif_deep.PolicyEvaluator(tm, 2)
-    with pytest.raises(PolicyError, match="factors"):
+    with pytest.raises(aif.errors.BeliefError, match="factors"):
         ev([torch.tensor(qs[0])] * (len(qs) + 1))
-    with pytest.raises(PolicyError, match=r"expected \(\.\.\., "):
+    with pytest.raises(aif.errors.BeliefError, match=r"expected \(\.\.\., "):
         ev([torch.ones(7, dtype=torch.float64) / 7 for _ in qs])
     ev([torch.tensor(x) for x in qs])
     tm.A[0].mul_(1.0)  # an in-place change, even one that keeps the values, bumps the version
