@@ -45,7 +45,7 @@ class Agent:
         gamma, alpha: policy and action precision: numbers or tensors ``(*batch,)``.
         inference: state-inference method (``aif.FixedPoint()`` by default, or ``aif.Exact()``).
         efe: ``aif.EFEOptions``.
-        efe_terms: names of the terms that make up G.
+        efe_terms: ``aif.efe`` term objects that make up G (``aif.Utility()``, ``aif.InfoGain()``, ...).
         selection: ``aif.Selection`` (deterministic / stochastic, full / marginal).
         policies: explicit policies ``(P, H, num_factors)``; enumerated when absent. All policies of the
             horizon (enumerated, or a list equal to them) of a tabular model are scored by one
@@ -168,7 +168,8 @@ class Agent:
         """Offline learning (``aif.Agent.learn``): the counts updated from the episode since ``reset``, on
         ``agent.model``, which is returned."""
         if not self._numpy or self.learning is None:
-            raise CallOrderError("learn() needs learning=aif.Learning(...) with online=False or learn_D=True")
+            raise ParameterError("learn() needs Learning settings: Agent(..., learning=aif.Learning(...)) with "
+                                 "online=False or learn_D=True (online A/B learning happens at every step)")
         for a in self._agents:
             a.learn()
         self._numpy_model()
