@@ -198,20 +198,12 @@ class PolicyEvaluator:
         branching = [f for f in range(m.num_factors) if f not in self._static]
         if len(branching) != 1 or any(deps != [f] for f, deps in enumerate(m.B_dependencies)):
             return None
-        f = branching[0]
-        if not any(f in deps for deps in m.A_dependencies):
-            return None
-        return f
+        return branching[0] if any(branching[0] in deps for deps in m.A_dependencies) else None
 
     @property
     def stale(self) -> bool:
         """Whether the model's arrays were changed in place since this evaluator was built."""
         return any(t._version != v for t, v in zip(self._sources, self._versions, strict=True))
-
-    def _check_model_unchanged(self):
-        if self.stale:
-            raise ParameterError("the model's arrays were changed in place after this PolicyEvaluator was built; "
-                                 "build a new PolicyEvaluator for the new model")
 
     # --- evaluation ---------------------------------------------------------------------------------------
 
@@ -229,7 +221,9 @@ class PolicyEvaluator:
 
     def _run(self, qs, what):
         """Evaluate eagerly, or through the CUDA graph of ``(batch, what)``: captured at its second call."""
-        self._check_model_unchanged()
+        if self.stale:
+            raise ParameterError("the model's arrays were changed in place after this PolicyEvaluator was built; "
+                                 "build a new PolicyEvaluator for the new model")
         qs, batch = check_beliefs(self.model, qs)
         wants_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (*qs, *self._sources))
         if not self.cuda_graph or wants_grad:  # a replay's outputs carry no autograd graph: run eagerly
@@ -393,7 +387,7 @@ class PolicyEvaluator:
         if t == self.horizon:
             leaves[:, offset: offset + n] = sums @ project[: sums.shape[-1]]
             if terminal is not None:
-                terminal[:, offset: offset + n] = self._terminal(X, n, batch)
+                terminal[:, offset: offset + n] = self.terminal_value(_lead(X, n, batch)).reshape(n, -1).T
         elif n * self.K <= capacity or n == 1:
             X, sums = self._step(X, sums, t, mats)
             self._descend(X, sums, t + 1, offset * self.K, mats, capacity, project, leaves, terminal, batch)
@@ -417,13 +411,9 @@ class PolicyEvaluator:
             step += [efe.xlogx(out[..., :width], self.options.guards.outcome), out[..., width:]]
         if self._node_columns:  # the nonlinear and parameter terms, per node, by their definitions
             batch, N = self._prep["batch"], n * self.K
-
-            def lead(xs):  # (b, n' , S) -> (N, *batch, S), the definitions' layout
-                return [x.expand(b, N, x.shape[-1]).transpose(0, 1).reshape(N, *batch, x.shape[-1]) for x in xs]
-
-            W_prev = lead(self._branch(X, novelty, b, n)) if novelty is not None else None
-            v = efe.step_terms(self.model, lead(children), t, self.terms, self.options, self._prep, W_prev,
-                               base=self._node_base)
+            W_prev = _lead(self._branch(X, novelty, b, n), N, batch) if novelty is not None else None
+            v = efe.step_terms(self.model, _lead(children, N, batch), t, self.terms, self.options, self._prep,
+                               W_prev, base=self._node_base)
             step.append(torch.stack([v[k].reshape(N, b).transpose(0, 1) for k in self._node_columns], -1))
         step = torch.cat([x.expand(b, n * self.K, x.shape[-1]) for x in step], -1)
         sums = sums.unsqueeze(2) + step.reshape(b, n, self.K, self._width)
@@ -465,10 +455,11 @@ class PolicyEvaluator:
         X = [Y[..., :S].reshape(b, n * U, S) if g == f else Q[g][:, t: t + 1] for g in range(len(X))]
         return X, sums
 
-    def _terminal(self, X, n, batch):
-        """The terminal value of ``n`` leaves, ``(b, n)``; ``V`` takes beliefs ``(n, *batch, S_f)``."""
-        qs = [x.expand(x.shape[0], n, x.shape[-1]).transpose(0, 1).reshape(n, *batch, x.shape[-1]) for x in X]
-        return self.terminal_value(qs).reshape(n, -1).transpose(0, 1)
+
+
+def _lead(X, n, batch):
+    """Beliefs ``(b, n or 1, S)`` in the definitions' layout ``(n, *batch, S)`` (nodes in front of the batch)."""
+    return [x.expand(x.shape[0], n, x.shape[-1]).transpose(0, 1).reshape(n, *batch, x.shape[-1]) for x in X]
 
 
 def _static_factors(B_dependencies, controls):
