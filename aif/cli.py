@@ -11,9 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .rollout import Trajectory
 
 DESCRIPTION = """Active inference demos. Each runs an agent that picks actions by minimising expected free energy
 G = -(expected utility) - (expected information gain), prints what it believed and why it acted, and
@@ -26,21 +31,23 @@ def _fmt(x):
     return f"{round(float(x), 2) + 0.0:+.2f}"  # + 0.0 turns a rounded -0.00 into +0.00
 
 
-def explain_step(traj, t, action_names, obs_text, belief_text, out=print):
+def explain_step(traj: Trajectory, t: int, action_names: Callable[[tuple], str], obs_text: Callable[[Any], str],
+                 belief_text: Callable[[Trajectory, int], str] | None, out: Callable[[str], Any] = print) -> None:
     """Print step ``t`` of a trajectory: observation, beliefs, options by first action, choice and reason.
 
     With a planning horizon above one, each first action is represented by its best policy (lowest G).
     """
+    assert traj.terms is not None and traj.observations is not None  # a rollout records both at every step
     G = traj.G[t]
     util = traj.terms["utility"][t]
     gain = traj.terms["state_info_gain"][t]
     first = traj.policies[:, 0, :]
     chosen = tuple(traj.actions[t])
-    options = {}
+    options: dict[tuple, int] = {}
     for i in np.argsort(G, kind="stable"):
         options.setdefault(tuple(first[i]), i)
     out(f"step {t}: {obs_text(traj.observations[t])}")
-    if belief_text:
+    if belief_text is not None:
         out(f"  believes: {belief_text(traj, t)}")
     out("  options (best policy for each first action; G = -utility - info gain, lower is better):")
     for a, i in options.items():
@@ -88,9 +95,9 @@ def _trials(agent, env, steps, trials, seed, options=None):
 
 # ---------------------------------------------------------------- the three demos
 
-def demo_tmaze(args, out=print):
-    from .envs.tmaze import CONDITION_NAMES, CUE_NAMES, LOCATION_NAMES, REWARD_NAMES, TMaze, summarize_tmaze
+def demo_tmaze(args: argparse.Namespace, out: Callable[[str], Any] = print) -> list[str]:
     from . import plotting
+    from .envs.tmaze import CONDITION_NAMES, CUE_NAMES, LOCATION_NAMES, REWARD_NAMES, TMaze, summarize_tmaze
 
     env = TMaze(reward_prob=args.reward_prob, cue_validity=args.cue_validity)
     model = env.generative_model()
@@ -109,7 +116,8 @@ def demo_tmaze(args, out=print):
             action_names=lambda a: f"go to {LOCATION_NAMES[a[0]]}",
             obs_text=lambda o: f"{at[o[0]]}, sees {REWARD_NAMES[o[1]]}"
                                + (f", {CUE_NAMES[o[2]]}" if o[0] == 3 else ""),
-            belief_text=lambda tr, t: ", ".join(f"{n} {p:.2f}" for n, p in zip(CONDITION_NAMES, tr.qs[1][t])),
+            belief_text=lambda tr, t: ", ".join(f"{n} {p:.2f}"
+                                                for n, p in zip(CONDITION_NAMES, tr.qs[1][t], strict=True)),
             out=out)
     o = first.observations[-1]
     out(f"end: {at[o[0]]}, sees {REWARD_NAMES[o[1]]}\n")
@@ -123,7 +131,7 @@ def demo_tmaze(args, out=print):
         f"rewarded on the first arm entered {s['first_arm_reward_rate']:.0%} "
         f"(the arm pays with p = {env.reward_prob}).")
 
-    figures = []
+    figures: list[str] = []
     if args.out:
         _save(plotting.plot_beliefs(first.qs, ["location", "reward condition"],
                                     [list(LOCATION_NAMES), list(CONDITION_NAMES)],
@@ -148,9 +156,9 @@ DEMO_WALLS = ((1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (3, 1), (3, 2), (3, 3), (3
               (5, 0), (5, 1), (5, 2), (5, 3), (5, 4))
 
 
-def demo_gridworld(args, out=print):
-    from .envs.gridworld import ACTION_NAMES, GridWorld
+def demo_gridworld(args: argparse.Namespace, out: Callable[[str], Any] = print) -> list[str]:
     from . import plotting
+    from .envs.gridworld import ACTION_NAMES, GridWorld
 
     env = GridWorld((7, 7), start=(0, 0), goals=[(6, 6)], walls=DEMO_WALLS, slip=args.slip)
     model = env.generative_model(preference="distance")
@@ -179,7 +187,7 @@ def demo_gridworld(args, out=print):
     out(f"Over {len(trajs)} trial(s): goal reached in {np.mean(reached):.0%}"
         + (f", in {np.mean(moves):.1f} moves on average (shortest {shortest})." if moves else "."))
 
-    figures = []
+    figures: list[str] = []
     if args.out:
         _save(plotting.plot_grid_path(cells, env.shape, env.walls, _grid_landmarks(env), title="Trial 1: path"),
               args.out, "gridworld_path.png", figures)
@@ -191,10 +199,10 @@ def demo_gridworld(args, out=print):
     return figures
 
 
-def demo_cue_chaining(args, out=print):
+def demo_cue_chaining(args: argparse.Namespace, out: Callable[[str], Any] = print) -> list[str]:
+    from . import plotting
     from .envs.cue_chaining import REWARD_OBS_NAMES, CueChaining
     from .envs.gridworld import ACTION_NAMES
-    from . import plotting
 
     env = CueChaining()
     model = env.generative_model()
@@ -244,7 +252,7 @@ def demo_cue_chaining(args, out=print):
         f"{np.mean([ok for ok, _ in routes]):.0%}"
         + (f", reward reached after {np.mean(arrivals):.1f} moves on average." if arrivals else "."))
 
-    figures = []
+    figures: list[str] = []
     if args.out:
         cells = [env.cell(o) for o in first.observations[:, 0]]
         marks = {"cue 1": [env.cue1_location], "cue 2 candidates": list(env.cue2_locations),
@@ -325,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)

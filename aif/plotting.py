@@ -12,9 +12,12 @@ display, select the Agg backend first (``matplotlib.use("Agg")``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 # Contribution of each term to G: value terms lower it, cost terms raise it (see aif.control).
 TERM_SIGN = {"utility": -1.0, "state_info_gain": -1.0, "pA_info_gain": -1.0, "pB_info_gain": -1.0,
@@ -30,7 +33,8 @@ def _figure(width, height):
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def plot_beliefs(qs, factor_names=None, state_names=None, title="Beliefs over time") -> Figure:
+def plot_beliefs(qs: Sequence[ArrayLike], factor_names: Sequence[str] | None = None,
+                 state_names: Sequence[Sequence[str]] | None = None, title: str = "Beliefs over time") -> Figure:
     """Heatmaps of q(s_f) over time, one panel per factor.
 
     Args:
@@ -38,13 +42,13 @@ def plot_beliefs(qs, factor_names=None, state_names=None, title="Beliefs over ti
         factor_names: a name per factor (default ``factor 0``, ...).
         state_names: per factor, a list of state names or ``None`` (default: indices).
     """
-    qs = [np.asarray(q) for q in qs]
-    factor_names = factor_names or [f"factor {f}" for f in range(len(qs))]
-    state_names = state_names or [None] * len(qs)
-    heights = [max(1.2, 0.25 * q.shape[1]) for q in qs]
-    fig = _figure(max(5.0, 0.35 * qs[0].shape[0] + 3), min(2.0 + sum(heights), 14))
-    axes = fig.subplots(len(qs), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
-    for ax, q, name, names in zip(axes, qs, factor_names, state_names):
+    arrays = [np.asarray(q) for q in qs]
+    factor_names = factor_names or [f"factor {f}" for f in range(len(arrays))]
+    names_of: Sequence[Sequence[str] | None] = state_names or [None] * len(arrays)
+    heights = [max(1.2, 0.25 * q.shape[1]) for q in arrays]
+    fig = _figure(max(5.0, 0.35 * arrays[0].shape[0] + 3), min(2.0 + sum(heights), 14))
+    axes = fig.subplots(len(arrays), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    for ax, q, name, names in zip(axes, arrays, factor_names, names_of, strict=True):
         im = ax.imshow(q.T, aspect="auto", origin="upper", vmin=0.0, vmax=1.0, cmap="viridis",
                        interpolation="nearest")
         ax.set_title(name, fontsize=10, loc="left")
@@ -58,8 +62,9 @@ def plot_beliefs(qs, factor_names=None, state_names=None, title="Beliefs over ti
     return fig
 
 
-def plot_efe_terms(terms, policy_labels=None, components=("utility", "state_info_gain"), max_policies=16,
-                   title="Expected free energy by policy") -> Figure:
+def plot_efe_terms(terms: Mapping[str, ArrayLike], policy_labels: Sequence[str] | None = None,
+                   components: Sequence[str] = ("utility", "state_info_gain"), max_policies: int = 16,
+                   title: str = "Expected free energy by policy") -> Figure:
     """Stacked bars of each policy's EFE terms, as contributions to G (lower is better).
 
     Value terms (utility, information gains) enter G with a minus sign and cost terms (risk, ambiguity) with
@@ -73,7 +78,7 @@ def plot_efe_terms(terms, policy_labels=None, components=("utility", "state_info
         max_policies: show at most this many policies, those with the lowest G.
     """
     parts = {name: TERM_SIGN[name] * np.asarray(terms[name], dtype=float) for name in components}
-    G = sum(parts.values())
+    G = np.sum(list(parts.values()), axis=0)
     labels = list(policy_labels) if policy_labels is not None else [str(i) for i in range(len(G))]
     order = np.argsort(G, kind="stable")[:max_policies]
     fig = _figure(max(6.0, 0.55 * len(order) + 4), 4.0)
@@ -98,7 +103,8 @@ def plot_efe_terms(terms, policy_labels=None, components=("utility", "state_info
     return fig
 
 
-def plot_grid_path(cells, shape, walls=(), landmarks=None, title="Path") -> Figure:
+def plot_grid_path(cells: Sequence[tuple[int, int]], shape: tuple[int, int], walls: Sequence[tuple[int, int]] = (),
+                   landmarks: Mapping[str, ArrayLike] | None = None, title: str = "Path") -> Figure:
     """The agent's path on a grid.
 
     Args:
@@ -123,9 +129,9 @@ def plot_grid_path(cells, shape, walls=(), landmarks=None, title="Path") -> Figu
     ax.set_xticks(range(cols))
     ax.set_yticks(range(rows))
     markers = iter(["*", "s", "D", "^", "P", "X", "o"])
-    for (name, where), marker in zip((landmarks or {}).items(), markers):
-        where = np.asarray(where, dtype=float).reshape(-1, 2)
-        ax.scatter(where[:, 1], where[:, 0], marker=marker, s=220, label=name, zorder=2, edgecolor="black")
+    for (name, where), marker in zip((landmarks or {}).items(), markers, strict=False):  # markers outnumber them
+        cells_at = np.asarray(where, dtype=float).reshape(-1, 2)
+        ax.scatter(cells_at[:, 1], cells_at[:, 0], marker=marker, s=220, label=name, zorder=2, edgecolor="black")
     path = np.asarray(cells, dtype=float).reshape(-1, 2)
     # A small offset per step keeps revisits and back-and-forth moves visible.
     jitter = np.linspace(-0.12, 0.12, len(path))[:, None] if len(path) > 1 else np.zeros((1, 1))
@@ -139,8 +145,9 @@ def plot_grid_path(cells, shape, walls=(), landmarks=None, title="Path") -> Figu
     return fig
 
 
-def plot_tmaze_summary(locations, conditions, rewards, location_names=("centre", "right", "left", "cue"),
-                       title="T-maze over trials") -> Figure:
+def plot_tmaze_summary(locations: ArrayLike, conditions: ArrayLike, rewards: ArrayLike,
+                       location_names: Sequence[str] = ("centre", "right", "left", "cue"),
+                       title: str = "T-maze over trials") -> Figure:
     """Where the agent went in each T-maze trial, and the rates that sum it up.
 
     Args:
