@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .checks import check_beliefs, check_policies, check_positive
 from .efe import DEFAULT_TERMS, EFEOptions, Term, check_counts, check_terms, combine, step_terms
@@ -29,7 +30,8 @@ from .maths import CLIP, batch_contract, softmax
 from .model import GenerativeModel
 
 
-def enumerate_policies(num_controls, horizon: int, control_factors=None) -> np.ndarray:
+def enumerate_policies(num_controls: Sequence[int], horizon: int, control_factors: Sequence[int] | None = None
+                       ) -> np.ndarray:
     """All action sequences of length ``horizon``, in pymdp's order.
 
     Args:
@@ -83,13 +85,13 @@ def _expand(model, qs_parents, parent, actions):
     return out
 
 
-def predict_policies(model: GenerativeModel, qs, actions):
+def predict_policies(model: GenerativeModel, qs: Sequence[np.ndarray], actions: np.ndarray) -> list[np.ndarray]:
     """One step of B for a batch of action vectors: ``qs[f]`` (n, S_f), ``actions`` (n, F) -> list (n, S_f)."""
     return [_transition(B_f, [qs[g] for g in deps], actions[:, f])
             for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies, strict=True))]
 
 
-def policy_prefixes(policies):
+def policy_prefixes(policies: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
     """The tree of distinct policy prefixes, depth by depth.
 
     Policies that share their first t actions share the beliefs of those steps, so each distinct prefix is
@@ -168,7 +170,7 @@ def prefix_tree_efe(model: GenerativeModel, qs: Sequence[np.ndarray], policies: 
     return combine(out, terms, [q[last] for q in qs_t], H), out
 
 
-def policy_posterior(G, E=None, gamma: float = 16.0) -> np.ndarray:
+def policy_posterior(G: ArrayLike, E: ArrayLike | None = None, gamma: float = 16.0) -> np.ndarray:
     """q(pi) = softmax(-gamma G + ln E) over the last axis.
 
     Args:
@@ -198,7 +200,8 @@ def policy_posterior(G, E=None, gamma: float = 16.0) -> np.ndarray:
     return softmax(logits, axis=-1)
 
 
-def action_marginals(q_pi, policies, num_controls=None) -> list:
+def action_marginals(q_pi: ArrayLike, policies: ArrayLike, num_controls: Sequence[int] | None = None
+                     ) -> list[np.ndarray]:
     """p(u_f) = sum of q(pi) over the policies whose first action for factor f is u, one vector per factor."""
     policies = np.asarray(policies)
     q_pi = np.asarray(q_pi, dtype=float)
@@ -210,8 +213,9 @@ def action_marginals(q_pi, policies, num_controls=None) -> list:
     return [np.bincount(policies[:, 0, f], weights=q_pi, minlength=int(u)) for f, u in enumerate(num_controls)]
 
 
-def action_probabilities(q_pi, policies, mode="deterministic", alpha: float = 16.0, sampling="full",
-                         num_controls=None):
+def action_probabilities(q_pi: ArrayLike, policies: ArrayLike, mode: str = "deterministic", alpha: float = 16.0,
+                         sampling: str = "full", num_controls: Sequence[int] | None = None
+                         ) -> np.ndarray | list[np.ndarray]:
     """The distribution ``select_action`` draws from.
 
     Returns:
@@ -219,11 +223,11 @@ def action_probabilities(q_pi, policies, mode="deterministic", alpha: float = 16
         factor over its first actions. Deterministic selection takes the argmax of the same quantity
         (q(pi) or the action marginals); stochastic selection samples from ``softmax(alpha ln p)``.
     """
-    q_pi, policies = _check_selection(q_pi, policies, mode, sampling)
+    q, pols = _check_selection(q_pi, policies, mode, sampling)
     alpha = check_positive(alpha, "alpha")
     if sampling == "full":
-        return q_pi if mode == "deterministic" else _sharpen(q_pi, alpha)
-    marginals = action_marginals(q_pi, policies, num_controls)
+        return q if mode == "deterministic" else _sharpen(q, alpha)
+    marginals = action_marginals(q, pols, num_controls)
     return marginals if mode == "deterministic" else [_sharpen(p, alpha) for p in marginals]
 
 
@@ -232,7 +236,8 @@ def _sharpen(p, alpha):
     return softmax(alpha * CLIP(p))
 
 
-def select_action(q_pi, policies, mode="deterministic", rng=None, alpha: float = 16.0, sampling="full"):
+def select_action(q_pi: ArrayLike, policies: ArrayLike, mode: str = "deterministic",
+                  rng: np.random.Generator | None = None, alpha: float = 16.0, sampling: str = "full") -> np.ndarray:
     """Choose the next action vector from the policy posterior.
 
     Args:
@@ -251,16 +256,15 @@ def select_action(q_pi, policies, mode="deterministic", rng=None, alpha: float =
     if mode == "stochastic" and rng is None:
         raise ParameterError("stochastic action selection needs rng (a np.random.Generator)")
     probs = action_probabilities(q_pi, policies, mode, alpha, sampling)
-    policies = np.asarray(policies)
     if sampling == "full":
-        idx = int(np.argmax(probs)) if mode == "deterministic" else int(rng.choice(len(probs), p=probs))
-        return policies[idx, 0].astype(int)
+        idx = int(np.argmax(probs)) if mode == "deterministic" else int(rng.choice(len(probs), p=probs))  # type: ignore[union-attr]
+        return np.asarray(policies)[idx, 0].astype(int)
     if mode == "deterministic":
         return np.array([int(np.argmax(p)) for p in probs])
-    return np.array([int(rng.choice(len(p), p=p)) for p in probs])
+    return np.array([int(rng.choice(len(p), p=p)) for p in probs])  # type: ignore[union-attr]
 
 
-def _check_selection(q_pi, policies, mode, sampling):
+def _check_selection(q_pi: ArrayLike, policies: ArrayLike, mode: str, sampling: str) -> tuple[np.ndarray, np.ndarray]:
     if mode not in ("deterministic", "stochastic"):
         raise ParameterError(f"mode must be 'deterministic' or 'stochastic', got {mode!r}")
     if sampling not in ("full", "marginal"):
@@ -279,7 +283,7 @@ def _check_selection(q_pi, policies, mode, sampling):
     return q_pi, policies
 
 
-def predict(model: GenerativeModel, qs, action) -> list:
+def predict(model: GenerativeModel, qs: Sequence[np.ndarray], action: ArrayLike) -> list[np.ndarray]:
     """The prior for the next step: q(s_f') = E_q[B_f(u_f)], one vector per factor.
 
     Args:

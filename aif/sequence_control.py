@@ -25,12 +25,14 @@ from message passing rather than plain predictions. With predictions in place of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .checks import check_policies, check_positive
-from .efe import DEFAULT_TERMS, EFEOptions, Novelty, check_counts, check_terms, combine, pB_info_gain, step_terms
+from .efe import DEFAULT_TERMS, EFEOptions, Novelty, Term, check_counts, check_terms, combine, pB_info_gain, step_terms
 from .errors import ObservationError, ParameterError, PolicyError
 from .maths import softmax
 from .model import GenerativeModel
@@ -55,7 +57,7 @@ class SequenceOptions:
     vfe_sign: str = "spm"
     C_time: str = "absolute"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.prior not in ("policy", "average"):
             raise ParameterError(f"SequenceOptions.prior must be 'policy' or 'average', got {self.prior!r}")
         if self.vfe_sign not in ("spm", "pymdp_legacy"):
@@ -69,8 +71,9 @@ class SequenceOptions:
         return cls(prior="policy" if policy_sep_prior else "average", vfe_sign="pymdp_legacy", C_time="relative")
 
 
-def sequence_expected_free_energy(model: GenerativeModel, qs_future, policies, terms=DEFAULT_TERMS,
-                                  options: EFEOptions | None = None, C_time: int = 0):
+def sequence_expected_free_energy(model: GenerativeModel, qs_future: Sequence[np.ndarray], policies: np.ndarray,
+                                  terms: Sequence[Term] = DEFAULT_TERMS, options: EFEOptions | None = None,
+                                  C_time: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Expected free energy of every policy from its own beliefs, summed from the present to the horizon.
 
     Args:
@@ -113,7 +116,8 @@ def sequence_expected_free_energy(model: GenerativeModel, qs_future, policies, t
     return combine(out, terms, [q[:, -1] for q in qs_future], K - 1), out
 
 
-def sequence_policy_posterior(G, F, E=None, gamma: float = 16.0, vfe_sign: str = "spm") -> np.ndarray:
+def sequence_policy_posterior(G: ArrayLike, F: ArrayLike, E: ArrayLike | None = None, gamma: float = 16.0,
+                              vfe_sign: str = "spm") -> np.ndarray:
     """q(pi) = softmax(-gamma G - F + ln E) (``vfe_sign="spm"``) or with ``+ F`` (``"pymdp_legacy"``).
 
     Args:
@@ -145,7 +149,7 @@ def sequence_policy_posterior(G, F, E=None, gamma: float = 16.0, vfe_sign: str =
     return softmax(logits)
 
 
-def policy_average(qs_t, q_pi) -> list:
+def policy_average(qs_t: Sequence[np.ndarray], q_pi: ArrayLike) -> list[np.ndarray]:
     """The Bayesian model average of policy-conditioned beliefs: ``sum_pi q(pi) q(s_f | pi)`` per factor.
 
     Args:

@@ -22,12 +22,16 @@ enters with the opposite sign, as the term ``aif.InductiveCost(I, epsilon)`` of 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import ModelError, ParameterError
 
 
-def inductive_matrix(H, B, threshold, depth, B_dependencies=None) -> list:
+def inductive_matrix(H: Sequence[ArrayLike], B: Sequence[ArrayLike], threshold: float, depth: int,
+                     B_dependencies: Sequence[Sequence[int]] | None = None) -> list[np.ndarray]:
     """Backward reachability of the goal states, one ``(depth, S_f)`` 0/1 array per factor.
 
     Args:
