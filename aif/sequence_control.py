@@ -31,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .checks import check_policies, check_positive
+from .checks import PROB_TOL, check_policies, check_positive, check_probability
 from .efe import DEFAULT_TERMS, EFEOptions, Novelty, Term, check_counts, check_terms, combine, pB_info_gain, step_terms
-from .errors import ObservationError, ParameterError, PolicyError
+from .errors import BeliefError, ParameterError, PolicyError
 from .maths import softmax
 from .model import GenerativeModel
 
@@ -165,17 +165,18 @@ def policy_average(qs_t: Sequence[np.ndarray], q_pi: ArrayLike) -> list[np.ndarr
 
 def _check_future(model, qs_future, policies):
     if len(qs_future) != model.num_factors:
-        raise ObservationError(f"qs_future has {len(qs_future)} arrays but the model has {model.num_factors} factors")
+        raise BeliefError(f"qs_future has {len(qs_future)} arrays but the model has {model.num_factors} factors")
     qs_future = [np.asarray(q, dtype=float) for q in qs_future]
     shape = qs_future[0].shape[:2] if qs_future[0].ndim == 3 else None
     for f, q in enumerate(qs_future):
         s = model.num_states[f]
         if q.ndim != 3 or q.shape[2] != s or q.shape[:2] != shape or q.shape[1] < 1:
-            raise ObservationError(f"qs_future[{f}] has shape {q.shape}, expected (num_policies, steps >= 1, {s}) "
-                                   f"with the same policies and steps for every factor")
-        sums = q.sum(axis=-1)
-        if not np.isfinite(q).all() or (q < 0).any() or np.abs(sums - 1.0).max() > 1e-6:
-            raise ObservationError(f"qs_future[{f}] holds a row that is not a probability vector")
+            raise BeliefError(f"qs_future[{f}] has shape {q.shape}, expected (num_policies, steps >= 1, {s}) "
+                              f"with the same policies and steps for every factor")
+        bad = ~np.isfinite(q).all(-1) | (q < 0).any(-1) | (np.abs(q.sum(-1) - 1.0) > PROB_TOL)
+        if bad.any():
+            p, k = (int(i) for i in np.argwhere(bad)[0])
+            check_probability(q[p, k], f"qs_future[{f}][{p}, {k}]", BeliefError)
     policies = np.asarray(policies)
     if policies.shape != (shape[0], shape[1] - 1, model.num_factors):
         raise PolicyError(f"policies has shape {policies.shape} but qs_future covers {shape[0]} policies and "

@@ -14,7 +14,7 @@ import aif
 import aif.io
 from aif.control import expected_free_energy, predict_policies
 from aif.envs import TMaze
-from aif.errors import CallOrderError, ObservationError, ParameterError, PolicyError, StrategyError
+from aif.errors import BeliefError, CallOrderError, ParameterError, PolicyError, StrategyError
 from aif.planning import PolicyEnumeration
 from aif.sequence import MarginalMessagePassing, VariationalMessagePassing
 from aif.strategies import SequenceInference
@@ -442,9 +442,9 @@ def test_bad_sequence_input():
         SequenceOptions(vfe_sign="+")
     with pytest.raises(ParameterError, match="C_time"):
         SequenceOptions(C_time="now")
-    with pytest.raises(ObservationError, match=r"qs_future\[1\] has shape"):
+    with pytest.raises(BeliefError, match=r"qs_future\[1\] has shape"):
         sequence_expected_free_energy(model, [q[0], q[1][:, :1]], policies)
-    with pytest.raises(ObservationError, match="not a probability vector"):
+    with pytest.raises(BeliefError, match=r"qs_future\[0\]\[0, 0\] is not a probability vector: it sums to 2, not 1"):
         sequence_expected_free_energy(model, [q[0] * 2, q[1]], policies)
     with pytest.raises(PolicyError, match="expected \\(2, 1, 2\\)"):
         sequence_expected_free_energy(model, q, np.zeros((2, 2, 2), dtype=int))
