@@ -14,7 +14,7 @@ from its own beliefs (``sequence_control``) and weighs in the window's free ener
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -83,7 +83,7 @@ class Learning(Learner):
             raise ParameterError(f"Learning.forgetting must be in (0, 1], got {self.forgetting}")
 
 
-def preset_settings(name, sampling, mode="deterministic", **kwargs) -> dict:
+def preset_settings(name: str, sampling: str, mode: str = "deterministic", **kwargs: Any) -> dict:
     """Agent keyword arguments with the settings of pymdp.legacy's (``"pymdp_legacy"``) or pymdp 1.0's
     (``"pymdp"``) agent, plus ``kwargs``; shared by ``aif.Agent`` and ``aif_deep.Agent``'s presets."""
     inference, efe = {"pymdp_legacy": (FixedPoint.pymdp_legacy(), EFEOptions.pymdp_legacy()),
@@ -135,7 +135,7 @@ class Agent:
     efe: EFEOptions = field(default_factory=EFEOptions)
     efe_terms: tuple = DEFAULT_TERMS
     selection: Selection = field(default_factory=Selection)
-    policies: np.ndarray | None = None
+    policies: np.ndarray = None  # type: ignore[assignment]  # enumerated when None
     control_factors: list | None = None
     rng: np.random.Generator | None = None
     learning: Learning | None = None
@@ -198,18 +198,19 @@ class Agent:
                                  f"{type(self.inference).__name__}")
 
     @classmethod
-    def pymdp_legacy(cls, model, policy_horizon=1, sampling="marginal", **kwargs) -> "Agent":
+    def pymdp_legacy(cls, model: GenerativeModel, policy_horizon: int = 1, sampling: str = "marginal",
+                     **kwargs: Any) -> "Agent":
         """The settings of pymdp.legacy's ``Agent`` (its FPI, its EFE guards, marginal action selection)."""
         return cls(model, policy_horizon, **preset_settings("pymdp_legacy", sampling, **kwargs))
 
     @classmethod
-    def pymdp(cls, model, policy_horizon=1, sampling="full", **kwargs) -> "Agent":
+    def pymdp(cls, model: GenerativeModel, policy_horizon: int = 1, sampling: str = "full", **kwargs: Any) -> "Agent":
         """The settings of pymdp 1.0's ``Agent`` (its FPI, raw C, full-posterior action selection)."""
         return cls(model, policy_horizon, **preset_settings("pymdp", sampling, **kwargs))
 
     @classmethod
-    def pymdp_legacy_mmp(cls, model, policy_horizon=1, inference_horizon=2, policy_sep_prior=False,
-                         sampling="marginal", **kwargs) -> "Agent":
+    def pymdp_legacy_mmp(cls, model: GenerativeModel, policy_horizon: int = 1, inference_horizon: int = 2,
+                         policy_sep_prior: bool = False, sampling: str = "marginal", **kwargs: Any) -> "Agent":
         """The settings of pymdp.legacy's ``Agent(inference_algo="MMP")``: 10 gradient iterations of MMP
         with tau 1/4 and legacy's F, its EFE guards, ``q(pi) = softmax(-gamma G + F + ln E)``, an open-ended
         episode, and the prior of a moved window per policy (``policy_sep_prior=True``) or averaged over
@@ -225,7 +226,7 @@ class Agent:
                    inference_horizon=inference_horizon, sequence=SequenceOptions.pymdp_legacy(policy_sep_prior),
                    **kwargs)
 
-    def reset(self, prior=None) -> None:
+    def reset(self, prior: list | None = None) -> None:
         """Start an episode: the prior is ``model.D`` (or ``prior``); forget the last step.
 
         With online learning of D, the finished episode's first posterior updates pD first.
@@ -235,14 +236,14 @@ class Agent:
         self.history: list = []  # (obs, qs, action before obs) per step, for learning
         self.prior = [d.copy() for d in self.model.D] if prior is None else check_beliefs(self.model, prior)
         self.qs: Any = None
-        self.q_pi = self.G = self.terms = self.action = self.plan = None
+        self.q_pi = self.G = self.terms = self.action = self.plan = cast(Any, None)
         self.t = 0
         # inference over time: the observations and actions of the window, its beliefs and free energy
         self.obs_window: list = []
         self.actions_window: list = []
         self.qs_seq = self.F = self.present = None
 
-    def infer_states(self, obs) -> list:
+    def infer_states(self, obs: Any) -> list:
         """Posterior over states from ``obs`` and the carried prior."""
         if self._over_time:
             return self._infer_sequence(obs)
@@ -338,7 +339,7 @@ class Agent:
         first = [q[:, 0] for q in self.qs_seq]  # each policy's belief about this window's first step
         self.prior = first if self.sequence.prior == "policy" else policy_average(first, self.q_pi)
 
-    def infer_policies(self):
+    def infer_policies(self) -> tuple[np.ndarray, np.ndarray]:
         """EFE of every policy and the policy posterior, from the current posterior. Returns ``(q_pi, G)``."""
         if self.qs is None:
             raise CallOrderError("infer_policies needs a posterior: call infer_states(obs) first")
@@ -369,7 +370,7 @@ class Agent:
         self.t += 1
         return self.action
 
-    def step(self, obs) -> np.ndarray:
+    def step(self, obs: Any) -> np.ndarray:
         """``infer_states(obs)``, ``infer_policies()``, ``sample_action()``; returns the action."""
         self.infer_states(obs)
         self.infer_policies()

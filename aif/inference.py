@@ -34,6 +34,7 @@ others fixed, so F never increases, and it iterates until F changes by less than
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.special import xlogy
@@ -175,7 +176,7 @@ def _broadcast_joint(log_likelihoods, log_prior, A_dependencies, num_states):
 # Input checking and the public functions
 
 
-def likelihoods(model: GenerativeModel, obs) -> list:
+def likelihoods(model: GenerativeModel, obs: Any) -> list:
     """p(o_m | s) for each modality at the observed outcome, shape ``(*S_f for f in A_dependencies[m])``.
 
     A probability vector ``o`` gives the mixture ``sum_o o[o] p(o | s)`` (pymdp.legacy's convention).
@@ -186,7 +187,8 @@ def likelihoods(model: GenerativeModel, obs) -> list:
     return out
 
 
-def infer_states(model: GenerativeModel, obs, prior=None, method=None, trace=None) -> list:
+def infer_states(model: GenerativeModel, obs: Any, prior: list | None = None, method: Any = None,
+                 trace: list | None = None) -> list:
     """Posterior over hidden states after one observation.
 
     Args:
@@ -206,7 +208,7 @@ def infer_states(model: GenerativeModel, obs, prior=None, method=None, trace=Non
     return method(logL, log_prior, model.A_dependencies, trace=trace)
 
 
-def variational_free_energy(model: GenerativeModel, obs, qs, prior=None) -> float:
+def variational_free_energy(model: GenerativeModel, obs: Any, qs: list, prior: list | None = None) -> float:
     """F = E_q[ln q(s) - ln p(o, s)] for mean-field beliefs ``qs`` (exact logs, 0 ln 0 = 0).
 
     F >= -ln p(o), with equality when ``qs`` is the exact posterior and that posterior factorises.
@@ -220,7 +222,7 @@ def variational_free_energy(model: GenerativeModel, obs, qs, prior=None) -> floa
     return vfe
 
 
-def log_evidence(model: GenerativeModel, obs, prior=None) -> float:
+def log_evidence(model: GenerativeModel, obs: Any, prior: list | None = None) -> float:
     """ln p(o) = ln sum_s p(o | s) p(s), by enumerating the joint state space (small models)."""
     prior = model.D if prior is None else check_beliefs(model, prior)
     joint = _broadcast_joint([np.log(L) for L in likelihoods(model, obs)],

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from string import ascii_letters
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import softmax
@@ -161,8 +161,9 @@ def _check_iter_tau(num_iter, tau):
 # The public function
 
 
-def infer_sequence(model: GenerativeModel, obs_window, actions_window, policies, prior=None,
-                   method=None, return_trace=False):
+def infer_sequence(model: GenerativeModel, obs_window: Any, actions_window: Any, policies: Any,
+                   prior: list | None = None, method: Any = None,
+                   return_trace: bool = False) -> tuple:
     """Policy-conditioned beliefs over a past window and the policy horizon, and the VFE per policy.
 
     Args:

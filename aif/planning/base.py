@@ -67,7 +67,7 @@ class Plan:
         object.__setattr__(self, "action", action.astype(int))
 
 
-def first_of_lowest(G, policies) -> np.ndarray:
+def first_of_lowest(G: np.ndarray, policies: np.ndarray) -> np.ndarray:
     """The first action of the policy with the lowest G, the first one on ties: ``(num_factors,)``."""
     return np.asarray(policies)[int(np.argmin(G)), 0].astype(int)
 
@@ -101,7 +101,7 @@ class PolicyEnumeration(Planner):
             return check_policies(model, self.policies)
         return enumerate_policies(model.num_controls, self.horizon, self.control_factors)
 
-    def plan(self, model: GenerativeModel, qs, rng=None) -> Plan:
+    def plan(self, model: GenerativeModel, qs: list, rng: np.random.Generator | None = None) -> Plan:
         """``G`` and the EFE terms of every policy; ``Plan.action`` is the first action of the lowest G."""
         policies = self.policies_for(model)
         G, terms = expected_free_energy(model, qs, policies, self.efe_terms, self.options)
