@@ -144,7 +144,7 @@ class Agent:
             raise StrategyError(f"{self._numpy} runs in aif: terminal_value and per-agent gamma/alpha are torch's only")
         rng = None if self.rng is None else np.random.default_rng(self.rng.initial_seed())
         nb, m = len(self.model.batch_shape), cast(TabularModel, self.model)
-        self._agents = [aif.Agent(m.to_aif(i[len(i) - nb:] if nb else ()), policies=self.policies,
+        self._agents = [aif.Agent(m.to_aif(i[len(i) - nb:] if nb else ()), policies=np.asarray(self.policies),
                                   gamma=float(self.gamma), alpha=float(self.alpha), inference=self.inference,
                                   efe=self.efe, efe_terms=self.efe_terms, selection=self.selection, rng=rng,
                                   learning=self.learning, planner=self.planner,
