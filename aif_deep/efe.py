@@ -116,8 +116,7 @@ def novelty_A(model: Any, W_A: Sequence[Tensor], qs: Sequence[Tensor]) -> Tensor
     """-sum_m q(o_m) . (W_A[m] q(s)): the novelty of A at one predicted belief (q(o) from the model's A)."""
     gain: Any = 0.0
     for A_m, W, deps in zip(model.A, W_A, model.A_dependencies, strict=True):
-        q = joint([qs[f] for f in deps])
-        k = len(deps)
+        q, k = joint([qs[f] for f in deps]), len(deps)
         qo = torch.einsum("...oj,...j->...o", flat(A_m, k), q)
         gain = gain - (qo * torch.einsum("...oj,...j->...o", flat(W, k), q)).sum(-1)
     return gain
@@ -139,8 +138,7 @@ def inductive_vectors(I: Sequence[Any], epsilon: float, qs_root: Sequence[Tensor
     log_eps = float(np.log(max(epsilon, np.finfo(float).eps)))
     for f, I_f in enumerate(I):
         q = qs_root[f]
-        I_f = I_f if isinstance(I_f, Tensor) else torch.as_tensor(np.asarray(I_f, float), device=q.device)
-        I_f = I_f.to(q.dtype)
+        I_f = (I_f if isinstance(I_f, Tensor) else torch.as_tensor(np.asarray(I_f, float))).to(q)
         column = I_f[:, q.argmax(-1)].movedim(0, -1)  # (*lead, n_levels)
         row = (column.argmax(-1) - 1).clamp_min(0)
         weight = column.sum(-1).clamp(0.0, 1.0)
@@ -151,9 +149,7 @@ def inductive_vectors(I: Sequence[Any], epsilon: float, qs_root: Sequence[Tensor
 def parameter_weights(model: Any, terms: Sequence[Term]) -> dict:
     """The novelty weights ``{"pA": [W_m], "pB": [W_f]}`` the ``Novelty`` terms need, once per model."""
     out = {}
-    for term in terms:
-        if not isinstance(term, Novelty):
-            continue
+    for term in (t for t in terms if isinstance(t, Novelty)):
         counts = getattr(model, "p" + term.param, None)
         if counts is None:
             raise ParameterError(f"the term {term!r} needs Dirichlet counts, but the model has no p{term.param} "
