@@ -22,14 +22,14 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..model import GenerativeModel
-from .gridworld import ACTION_NAMES, _cell, grid_transitions
+from .gridworld import ACTION_NAMES, GridCells, check_cell, grid_transitions
 from .pomdp import POMDPEnv, unknown_transitions
 
 NULL, CHEESE, SHOCK = range(3)
 REWARD_OBS_NAMES = ("null", "cheese", "shock")
 
 
-class CueChaining(POMDPEnv):
+class CueChaining(GridCells, POMDPEnv):
     """Cue chaining as a Gymnasium environment.
 
     Args:
@@ -50,11 +50,11 @@ class CueChaining(POMDPEnv):
         if rows < 1 or cols < 1:
             raise ParameterError(f"shape must hold two positive sizes, got {tuple(shape)}")
         self.shape = (rows, cols)
-        self.start = _cell(start, self.shape, "start")
-        self.cue1_location = _cell(cue1_location, self.shape, "cue1_location")
-        self.cue2_locations = tuple(_cell(c, self.shape, f"cue2_locations[{i}]")
+        self.start = check_cell(start, self.shape, "start")
+        self.cue1_location = check_cell(cue1_location, self.shape, "cue1_location")
+        self.cue2_locations = tuple(check_cell(c, self.shape, f"cue2_locations[{i}]")
                                     for i, c in enumerate(cue2_locations))
-        self.reward_locations = tuple(_cell(c, self.shape, f"reward_locations[{i}]")
+        self.reward_locations = tuple(check_cell(c, self.shape, f"reward_locations[{i}]")
                                       for i, c in enumerate(reward_locations))
         if not self.cue2_locations:
             raise ParameterError("cue2_locations must hold at least one cell")
@@ -62,14 +62,6 @@ class CueChaining(POMDPEnv):
             raise ParameterError(f"reward_locations must hold exactly two cells, got {len(self.reward_locations)}")
         super().__init__(*self._arrays(), A_dependencies=[[0], [0, 1], [0, 1, 2], [0, 2]],
                          B_dependencies=[[0], [1], [2]], control_factor=0)
-
-    def index(self, cell):
-        """Location index of a ``(row, col)`` cell."""
-        return cell[0] * self.shape[1] + cell[1]
-
-    def cell(self, index):
-        """``(row, col)`` of a location index."""
-        return divmod(int(index), self.shape[1])
 
     def _arrays(self):
         n = self.shape[0] * self.shape[1]

@@ -50,14 +50,29 @@ def grid_transitions(shape, walls=(), slip=0.0, moves=MOVES):
     return B
 
 
-def _cell(cell, shape, name):
+def check_cell(cell, shape, name) -> tuple[int, int]:
+    """``(row, col)`` of a cell given as the argument ``name``; ``ParameterError`` outside the grid."""
     r, c = (int(x) for x in cell)
     if not (0 <= r < shape[0] and 0 <= c < shape[1]):
         raise ParameterError(f"{name} = {tuple(cell)} lies outside the {shape[0]}x{shape[1]} grid")
     return r, c
 
 
-class GridWorld(POMDPEnv):
+class GridCells:
+    """Locations of a ``shape`` grid numbered row by row."""
+
+    shape: tuple
+
+    def index(self, cell):
+        """Location index of a ``(row, col)`` cell."""
+        return cell[0] * self.shape[1] + cell[1]
+
+    def cell(self, index):
+        """``(row, col)`` of a location index."""
+        return divmod(int(index), self.shape[1])
+
+
+class GridWorld(GridCells, POMDPEnv):
     """A grid world as a Gymnasium environment.
 
     Args:
@@ -80,13 +95,13 @@ class GridWorld(POMDPEnv):
         if rows < 1 or cols < 1:
             raise ParameterError(f"shape must hold two positive sizes, got {tuple(shape)}")
         self.shape = (rows, cols)
-        self.walls = tuple(_cell(w, self.shape, f"walls[{i}]") for i, w in enumerate(walls))
-        self.start = _cell(start, self.shape, "start")
+        self.walls = tuple(check_cell(w, self.shape, f"walls[{i}]") for i, w in enumerate(walls))
+        self.start = check_cell(start, self.shape, "start")
         goals = [(rows - 1, cols - 1)] if goals is None else goals
-        self.goals = tuple(_cell(g, self.shape, f"goals[{i}]") for i, g in enumerate(goals))
+        self.goals = tuple(check_cell(g, self.shape, f"goals[{i}]") for i, g in enumerate(goals))
         if not self.goals:
             raise ParameterError("goals must hold at least one cell")
-        self.cue_location = None if cue_location is None else _cell(cue_location, self.shape, "cue_location")
+        self.cue_location = None if cue_location is None else check_cell(cue_location, self.shape, "cue_location")
         for name, cell in [("start", self.start), ("cue_location", self.cue_location)] + \
                 [(f"goals[{i}]", g) for i, g in enumerate(self.goals)]:
             if cell in self.walls:
@@ -97,14 +112,6 @@ class GridWorld(POMDPEnv):
         self.terminate_at_goal = bool(terminate_at_goal)
         self.cued = len(self.goals) > 1 or self.cue_location is not None
         super().__init__(*self._arrays(), control_factor=0)
-
-    def index(self, cell):
-        """Location index of a ``(row, col)`` cell."""
-        return cell[0] * self.shape[1] + cell[1]
-
-    def cell(self, index):
-        """``(row, col)`` of a location index."""
-        return divmod(int(index), self.shape[1])
 
     def _arrays(self, slip=None):
         n = self.shape[0] * self.shape[1]
@@ -165,7 +172,7 @@ class GridWorld(POMDPEnv):
 
         Unreachable cells (walls, enclosed cells) get the largest finite distance plus one.
         """
-        goal = self.goals[0] if goal is None else _cell(goal, self.shape, "goal")
+        goal = self.goals[0] if goal is None else check_cell(goal, self.shape, "goal")
         B = grid_transitions(self.shape, self.walls, 0.0)
         # reached[next, prev]: an edge next -> prev in this graph is a move prev -> next in the grid, so the
         # distances from the goal here are the step counts to the goal there.
