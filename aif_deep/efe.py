@@ -4,7 +4,7 @@ Every function takes beliefs ``qs[f]`` of shape ``(*lead, S_f)`` (``lead`` broad
 shape, see ``model.py``) and returns ``(*lead,)``. The engines (``evaluate_policies``'s prefix tree and
 ``PolicyEvaluator``'s lanes) only schedule these definitions: they call them per node, or fold the linear ones
 into matrices by evaluating them on the one-hot basis of joint states. ``guarded_log``/``xlogx`` are the only
-readers of ``LogGuard.kind`` in ``aif_deep``.
+readers (with ``log_softmax``) of ``LogGuard.kind`` in ``aif_deep``.
 """
 
 from __future__ import annotations
@@ -34,9 +34,17 @@ def guarded_log(x: Tensor, guard: LogGuard) -> Tensor:
     return torch.log(x)
 
 
-def xlogx(p: Tensor, guard: LogGuard) -> Tensor:
+def log_softmax(C: Tensor, guard: LogGuard) -> Tensor:
+    """ln softmax(C) along the last axis under ``guard`` (``exact``: the log-softmax itself)."""
+    return torch.log_softmax(C, -1) if guard.kind == "exact" else guarded_log(torch.softmax(C, -1), guard)
+
+
+def xlogx(p: Tensor, guard: LogGuard, inplace: bool = False) -> Tensor:
     """``p ln p`` elementwise under ``guard``; ``exact``: 0 ln 0 = 0 with a zero gradient there (xlogy's
-    derivative at 0 is ln 0 = -inf, a NaN in the gradient of models whose outcomes have exact zeros)."""
+    derivative at 0 is ln 0 = -inf, a NaN in the gradient of models whose outcomes have exact zeros).
+    ``inplace`` (no gradient): written into ``p``, for ``exact`` in one kernel."""
+    if inplace:
+        return p.xlogy_(p) if guard.kind == "exact" else p.copy_(p * guarded_log(p, guard))
     if guard.kind == "exact":
         return p * torch.log(torch.where(p > 0, p, torch.ones_like(p)))
     return p * guarded_log(p, guard)
@@ -60,11 +68,7 @@ def log_preferences(C_m: Tensor, t: int, batch_ndim: int, options: EFEOptions) -
     ``options.guards.preference``) when ``options.normalize_C``."""
     if C_m.ndim - batch_ndim == 2:
         C_m = C_m[..., min(t, C_m.shape[-1] - 1)]
-    if not options.normalize_C:
-        return C_m
-    if options.guards.preference.kind == "exact":
-        return torch.log_softmax(C_m, -1)
-    return guarded_log(torch.softmax(C_m, -1), options.guards.preference)
+    return log_softmax(C_m, options.guards.preference) if options.normalize_C else C_m
 
 
 def modality_terms(A_m: Tensor, qs_deps: Sequence[Tensor], ln_C: Tensor | None, options: EFEOptions) -> dict:

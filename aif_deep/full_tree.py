@@ -443,11 +443,10 @@ class PolicyEvaluator:
         pieces, start = [], 0
         for deps, w, _ in self.outcome_groups[: self._fused_groups]:
             qo = stats[..., start: start + w]
-            guard = self.options.guards.outcome
-            if (torch.is_grad_enabled() and qo.requires_grad) or guard.kind != "exact":
-                pieces += [efe.xlogx(qo, guard), stats[..., start + w: start + w + 2]]
-            else:  # in place, one kernel: the exact p ln p with 0 ln 0 = 0
-                qo.xlogy_(qo)
+            if torch.is_grad_enabled() and qo.requires_grad:
+                pieces += [efe.xlogx(qo, self.options.guards.outcome), stats[..., start + w: start + w + 2]]
+            else:  # in place
+                efe.xlogx(qo, self.options.guards.outcome, inplace=True)
             start += w + 2
         if pieces:
             stats = torch.cat(pieces, -1)
