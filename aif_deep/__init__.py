@@ -9,7 +9,7 @@ from .control import (action_log_probability, action_marginals, action_probabili
                       policy_posterior, predict, select_action)
 from .agent import Agent, BatchTrajectory, rollout
 from .checkpoint import TrainState, load_agent, load_buffer, load_checkpoint, save_agent, save_buffer, save_checkpoint
-from . import learning
+from . import efe, learning
 from .evaluator import evaluate_policies
 from .full_tree import PolicyEvaluator
 from .fit import FitResult, fit
@@ -38,5 +38,5 @@ __all__ = [
     "save_agent", "load_agent", "save_buffer", "load_buffer", "TrainState",
     "OnlineSettings", "OnlineAgent", "OnlineResult", "train_online", "dqn_settings", "Softmax", "EpsilonGreedy",
     "Ensemble", "OnlineTrick", "EpistemicCap",
-    "learning",  # Dirichlet updates update_A/B/D for batches of agents, novelty_weights
+    "learning", "efe",  # Dirichlet updates for batches of agents; the EFE terms defined once in torch
 ]
