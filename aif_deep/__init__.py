@@ -27,8 +27,8 @@ from .training import (DetachCarriedMessage, EncoderFlip, KLWeight, TrainResult,
 __all__ = [
     "BeliefModel", "TabularModel", "default_device",
     "infer_states", "categorical_modalities",
-    "evaluate_policies", "PolicyEvaluator", "expected_free_energy", "policy_posterior", "select_action", "action_probabilities",
-    "action_marginals", "action_log_probability", "predict",
+    "evaluate_policies", "PolicyEvaluator", "expected_free_energy", "policy_posterior", "select_action",
+    "action_probabilities", "action_marginals", "action_log_probability", "predict",
     "Agent", "BatchTrajectory", "rollout", "fit", "FitResult",
     "NeuralModel", "unimix",  # observation heads: aif_deep.neural.Categorical / Bernoulli / Gaussian
     "ReplayBuffer", "TrainSettings", "TrainResult", "train", "train_best_of", "sequence_vfe", "evaluate_vfe",
