@@ -66,8 +66,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..checks import check_beliefs, check_positive
-from ..control import enumerate_policies, expected_free_energy, predict_policies
-from ..efe import DEFAULT_TERMS, EFEOptions
+from ..control import enumerate_policies, predict_policies, prefix_tree_efe
+from ..efe import DEFAULT_TERMS, EFEOptions, check_counts, check_terms
 from ..errors import ParameterError
 from ..inference import FixedPoint, infer_states
 from ..maths import CLIP, batch_contract, softmax
@@ -235,6 +235,7 @@ class SophisticatedInference(Planner):
     def search(self, model: GenerativeModel, qs) -> SearchTree:
         """Build the search tree from belief ``qs`` (one ``(num_states[f],)`` vector per factor)."""
         qs = check_beliefs(model, qs, "qs")
+        check_counts(model, check_terms(self.efe_terms))  # validated once: the nodes' one-step G trust them
         actions = enumerate_policies(model.num_controls, 1, self.control_factors)[:, 0, :]  # (U, F)
         U = len(actions)
         if self.max_branching is not None and self.max_branching < U:
@@ -268,8 +269,8 @@ class SophisticatedInference(Planner):
         for n in live:
             key = b"".join(q[n].tobytes() for q in level.qs)
             if key not in G_by_belief:
-                G_by_belief[key] = expected_free_energy(model_d, [q[n] for q in level.qs], one_step,
-                                                        self.efe_terms, self.options)[0]
+                G_by_belief[key] = prefix_tree_efe(model_d, [q[n] for q in level.qs], one_step, self.efe_terms,
+                                                   self.options)[0]
             level.G_step[n] = G_by_belief[key]
             level.q[n] = softmax(-self.gamma * level.G_step[n])
         level.added[live] = level.q[live] > self.policy_prune_threshold
