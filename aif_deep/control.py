@@ -7,6 +7,8 @@ of agents, through the model's ``batch_shape``) and is differentiable in the mod
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -66,7 +68,7 @@ def _first_actions(policies, device):
     return torch.as_tensor(np.asarray(policies)[:, 0, :], device=device, dtype=torch.long)  # (P, F)
 
 
-def action_marginals(q_pi, policies, num_controls) -> list:
+def action_marginals(q_pi: torch.Tensor, policies: Any, num_controls: Any) -> list:
     """p(u_f) = sum of q(pi) over the policies whose first action for factor f is u: ``(*batch, U_f)``."""
     first = _first_actions(policies, q_pi.device)
     return [q_pi @ torch.nn.functional.one_hot(first[:, f], int(u)).to(q_pi.dtype)
@@ -78,7 +80,8 @@ def _sharpen_log(p, alpha):
     return torch.log_softmax(_as_param(alpha, "alpha", p) * torch.log(p.clamp_min(EPS)), -1)
 
 
-def action_probabilities(q_pi, policies, mode="deterministic", alpha=16.0, sampling="full", num_controls=None):
+def action_probabilities(q_pi: torch.Tensor, policies: Any, mode: str = "deterministic", alpha: Any = 16.0,
+                         sampling: str = "full", num_controls: Any = None) -> Any:
     """The distribution ``select_action`` draws from (as ``aif.action_probabilities``).
 
     Returns:
@@ -94,7 +97,8 @@ def action_probabilities(q_pi, policies, mode="deterministic", alpha=16.0, sampl
     return marginals if mode == "deterministic" else [_sharpen_log(p, alpha).exp() for p in marginals]
 
 
-def action_log_probability(q_pi, policies, action, alpha=16.0, sampling="full", num_controls=None):
+def action_log_probability(q_pi: torch.Tensor, policies: Any, action: Any, alpha: Any = 16.0, sampling: str = "full",
+                           num_controls: Any = None) -> torch.Tensor:
     """ln p(action) under stochastic selection: ``(*batch,)``; differentiable in ``q_pi`` and ``alpha``.
 
     Args:
@@ -118,7 +122,8 @@ def action_log_probability(q_pi, policies, action, alpha=16.0, sampling="full", 
     return sum(_sharpen_log(p, alpha).gather(-1, action[..., f:f + 1])[..., 0] for f, p in enumerate(marginals))
 
 
-def select_action(q_pi, policies, mode="deterministic", rng=None, alpha=16.0, sampling="full"):
+def select_action(q_pi: torch.Tensor, policies: Any, mode: str = "deterministic", rng: torch.Generator | None = None,
+                  alpha: Any = 16.0, sampling: str = "full") -> torch.Tensor:
     """Choose the next action vector for each belief in the batch.
 
     Args:
@@ -157,7 +162,7 @@ def _check_mode(mode, sampling):
         raise ParameterError(f"sampling must be 'full' or 'marginal', got {sampling!r}")
 
 
-def check_policies_shape(policies) -> np.ndarray:
+def check_policies_shape(policies: Any) -> np.ndarray:
     if isinstance(policies, torch.Tensor):
         policies = policies.detach().cpu().numpy()
     policies = np.asarray(policies)
@@ -166,7 +171,7 @@ def check_policies_shape(policies) -> np.ndarray:
     return policies
 
 
-def predict(model: BeliefModel, qs, action) -> list:
+def predict(model: BeliefModel, qs: Any, action: Any) -> list:
     """The prior for the next step, q(s_f') = E_q[B_f(u_f)]: ``qs[f]`` (*batch, S_f), ``action`` (*batch, F)."""
     ref = model.prior()[0]
     action = checks.action(model, action).to(ref.device)
