@@ -18,7 +18,7 @@ WNORMS = (WNORM_LEGACY, WNORM_SPM, WNORM_EXACT)
 CONVENTIONS = {"exact": EFEOptions(), "pymdp": EFEOptions.pymdp(), "pymdp_legacy": EFEOptions.pymdp_legacy()}
 SEEDS = range(42)
 ATOL = 1e-10
-MAX_POLICIES = 16
+MAX_POLICIES = 12
 
 
 def terminal(qs):
