@@ -4,28 +4,30 @@ The tabular core: a POMDP generative model (A, B, C, D, E), fixed-point state in
 expected free energy, the policy posterior and action selection, and an ``Agent`` that runs the cycle.
 """
 
-from .errors import AifError, ModelError, ObservationError, ParameterError, PolicyError
+from . import checks, envs, io, planning, strategies  # noqa: I001  (subpackages; aif.plotting on demand: matplotlib)
 from .agent import Agent, Learning, Selection
+from .checks import check_model
 from .control import (action_marginals, action_probabilities, enumerate_policies, expected_free_energy,
                       policy_posterior, predict, select_action)
 from .efe import (DEFAULT_TERMS, Ambiguity, EFEOptions, Guards, InductiveCost, InfoGain, Novelty, Risk, Term,
                   TerminalValue, Utility, pA_info_gain, pB_info_gain)
+from .errors import (AifError, BeliefError, CallOrderError, ModelError, ObservationError, ParameterError, PolicyError,
+                     StrategyError)
 from .inference import Exact, FixedPoint, infer_states, log_evidence, variational_free_energy
+from .io import FormatError, load_agent, load_model, save_agent, save_model
 from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNorm, reduce_dirichlet, spm_wnorm, update_A, update_B,
                        update_D)
-from .checks import check_model
 from .model import GenerativeModel, random_model
 from .rollout import Trajectory, rollout
+from .sequence import MarginalMessagePassing, SequenceTrace, VariationalMessagePassing, infer_sequence
 from .sequence_control import (SequenceOptions, policy_average, sequence_expected_free_energy,
                                sequence_policy_posterior)
-from .sequence import MarginalMessagePassing, SequenceTrace, VariationalMessagePassing, infer_sequence
-from . import envs, io, planning  # noqa: E402  (subpackages; aif.plotting is imported on demand: matplotlib)
-from .io import FormatError, load_agent, load_model, save_agent, save_model
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AifError", "ModelError", "ObservationError", "ParameterError", "PolicyError",
+    "AifError", "ModelError", "ObservationError", "ParameterError", "PolicyError", "BeliefError", "StrategyError",
+    "CallOrderError", "checks", "strategies",
     "GenerativeModel", "check_model", "random_model",
     "FixedPoint", "Exact", "infer_states", "variational_free_energy", "log_evidence",
     "EFEOptions", "Guards", "Term", "Utility", "Risk", "Ambiguity", "InfoGain", "Novelty", "InductiveCost",
