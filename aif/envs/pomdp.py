@@ -22,7 +22,7 @@ from bisect import bisect_right
 import gymnasium as gym
 import numpy as np
 
-from ..errors import ModelError, ParameterError, PolicyError
+from ..errors import CallOrderError, ModelError, ParameterError, PolicyError
 
 # Counts that pin a known distribution in a model to be learned: large enough that learning barely moves it,
 # positive because Dirichlet counts must be.
@@ -143,7 +143,7 @@ class POMDPEnv(gym.Env):
 
     def step(self, action):
         if self.state is None:
-            raise RuntimeError("call reset() before step()")
+            raise CallOrderError("call reset() before step()")
         if not (isinstance(action, (int, np.integer)) and 0 <= action < self.action_space.n):
             raise PolicyError(f"action {action!r} is not in the action space {self.action_space}")
         controls = [0] * len(self.B)
