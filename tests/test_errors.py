@@ -375,7 +375,7 @@ def test_policy_prior_with_a_negative_entry():
         aif.policy_posterior(np.zeros(3), E=np.array([0.5, 0.6, -0.1]))
 
 
-def test_policy_prior_not_summing_to_one():
+def test_policy_posterior_prior_not_summing_to_one():
     with pytest.raises(ParameterError, match=r"E sums to 2"):
         aif.policy_posterior(np.zeros(3), E=np.array([1.0, 0.5, 0.5]))
 
