@@ -267,12 +267,7 @@ def log_preferences(C_m: np.ndarray, t: int | np.ndarray, options: EFEOptions) -
     if not options.normalize_C:
         return C_t
     guard = options.guards.preference
-    if guard.kind == "exact":
-        if C_t.ndim == 1:
-            return log_softmax(C_t)
-        top = C_t.max(axis=-1, keepdims=True)
-        return C_t - top - np.log(np.exp(C_t - top).sum(axis=-1, keepdims=True))
-    return guard(softmax(C_t))
+    return log_softmax(C_t) if guard.kind == "exact" else guard(softmax(C_t))
 
 
 class _Joints:
