@@ -33,6 +33,7 @@ from .evaluator import check_policies, evaluate_policies
 from .full_tree import PolicyEvaluator
 from .inference import as_obs, categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel
+from .online import LearnedQ, ObservedState, SelectionRule, StateVectorModel, TDLearning, TDRun
 
 
 @dataclass
@@ -66,8 +67,12 @@ class Agent:
     through its NumPy form (``TabularModel.to_aif``), one ``aif.Agent`` per agent of the batch, with the same
     results as ``aif.Agent``; for other models they are a ``StrategyError``.
 
+    An observed state (``aif_deep.online``: a ``StateVectorModel`` with ``ObservedState`` inference, a ``LearnedQ``
+    planner, ``TDLearning`` and a ``Softmax`` or ``EpsilonGreedy`` selection sampled with an
+    ``np.random.Generator``) runs one agent that learns from ``step(obs, reward=, terminated=)``.
+
     Attributes (after a step, each with the leading ``batch`` shape): ``qs``, ``prior``, ``q_pi``, ``G``,
-    ``terms``, ``action``; ``t`` (steps taken).
+    ``terms``, ``action``; ``t`` (steps taken in this episode), ``steps`` (over all episodes).
     """
 
     model: BeliefModel
@@ -77,22 +82,27 @@ class Agent:
     inference: StateInference | SequenceInference = field(default_factory=aif.FixedPoint)
     efe: EFEOptions = field(default_factory=EFEOptions)
     efe_terms: tuple = DEFAULT_TERMS
-    selection: Selection = field(default_factory=Selection)
+    selection: Selection | SelectionRule = field(default_factory=Selection)
     policies: np.ndarray | None = None
     control_factors: list | None = None
-    rng: torch.Generator | None = None
+    rng: torch.Generator | np.random.Generator | None = None
     batch_shape: tuple = ()
     terminal_value: Callable[..., Any] | None = None
     discount: float = 1.0
-    learning: Learning | None = None
+    learning: Learner | None = None
     planner: Planner | None = None
     inference_horizon: int = 1
     trial_length: int | None = None
+    # the state of the agents, set by reset() and the steps
+    prior: list = field(init=False, repr=False, compare=False)
+    td: TDRun | None = field(init=False, repr=False, compare=False, default=None)
+    initial_counts: dict = field(init=False, repr=False, compare=False)
+    _transition: torch.Tensor = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._numpy = self._numpy_strategies()
         if not isinstance(self.model, BeliefModel):
             raise TypeError(f"model must implement aif_deep.BeliefModel, got {type(self.model).__name__}")
+        run = _runner(self)
         if isinstance(self.model, TabularModel):
             checks.model_tensors(self.model)
         for name in ("gamma", "alpha"):
@@ -103,93 +113,13 @@ class Agent:
             self.policies = enumerate_policies(self.model.num_controls, self.policy_horizon, self.control_factors)
         self.policies = check_policies(self.model, self.policies)
         self.policy_horizon = self.policies.shape[1]
-        # All policies of the horizon, in order (also when given as a list): PolicyEvaluator's case.
-        self._enumerated = np.array_equal(self.policies, enumerate_policies(
-            self.model.num_controls, self.policy_horizon, self.control_factors))
-        self._evaluator = None
         self.batch_shape = tuple(torch.broadcast_shapes(tuple(self.batch_shape), tuple(self.model.batch_shape)))
         E = getattr(self.model, "E", None)
         if E is not None:
             checks.policy_prior(E, len(self.policies), "model.E")
-        if self.selection.mode == "stochastic" and self.rng is None:
-            raise ParameterError("stochastic selection needs rng (a torch.Generator)")
-        if self._numpy:
-            self._start_numpy()
-        elif self.learning is not None:
-            self._start_learning()
+        self._run = run(self)
+        self.steps = 0
         self.reset()
-
-    def _numpy_strategies(self) -> str | None:
-        """The first setting that only ``aif`` runs (``None``: everything runs in torch); checks the slots."""
-        over_time = isinstance(self.inference, SequenceInference)
-        require(self.inference, SequenceInference if over_time else StateInference,  # type: ignore[type-abstract]
-                "inference", NUMPY if over_time else TORCH)
-        require(self.planner, Planner, "planner", NUMPY, optional=True)  # type: ignore[type-abstract]
-        require(self.learning, Learner, "learning", TORCH, optional=True)  # type: ignore[type-abstract]
-        if self.learning is not None and not isinstance(self.learning, Learning):
-            raise StrategyError(f"learning = {self.learning!r}: aif_deep.Agent runs aif.Learning(...)")
-        L = self.learning
-        for name, used in (("planner", self.planner is not None), ("inference", over_time),
-                           ("learning", L is not None and (L.learn_D or not L.online))):
-            if used:
-                if not isinstance(self.model, TabularModel):
-                    raise StrategyError(f"{name} = {getattr(self, name)!r} runs on NumPy only: aif_deep runs it on "
-                                        f"a TabularModel, not on a {type(self.model).__name__}")
-                return name
-        return None
-
-    def _start_numpy(self) -> None:
-        """One ``aif.Agent`` per agent of the batch, on the model's NumPy form, with the same settings."""
-        if self.terminal_value is not None or torch.as_tensor(self.gamma).ndim or torch.as_tensor(self.alpha).ndim:
-            raise StrategyError(f"{self._numpy} runs in aif: terminal_value and per-agent gamma/alpha are torch's only")
-        rng = None if self.rng is None else np.random.default_rng(self.rng.initial_seed())
-        nb, m = len(self.model.batch_shape), cast(TabularModel, self.model)
-        self._agents = [aif.Agent(m.to_aif(i[len(i) - nb:] if nb else ()), policies=np.asarray(self.policies),
-                                  gamma=float(self.gamma), alpha=float(self.alpha), inference=self.inference,
-                                  efe=self.efe, efe_terms=self.efe_terms, selection=self.selection, rng=rng,
-                                  learning=self.learning, planner=self.planner,
-                                  inference_horizon=self.inference_horizon, trial_length=self.trial_length)
-                        for i in np.ndindex(*self.batch_shape)]
-
-    def _gather(self, name: str, f: Any = None) -> torch.Tensor:
-        """Attribute ``name`` (its entry ``f``) of every ``aif`` agent, stacked to ``(*batch, ...)`` on the model's
-        device and dtype."""
-        x = np.stack([np.asarray(getattr(a, name) if f is None else getattr(a, name)[f]) for a in self._agents])
-        t = torch.as_tensor(x, device=self.device, dtype=None if x.dtype.kind in "iub" else self.dtype)
-        return t.reshape(*self.batch_shape, *t.shape[1:])
-
-    def _numpy_model(self) -> None:
-        """The learned counts of the ``aif`` agents back on ``self.model``."""
-        models = [a.model for a in self._agents]
-        self.model = TabularModel.from_aif(models[0] if self.batch_shape == () else models, device=self.device,
-                                           dtype=self.dtype)
-
-    def learn(self) -> BeliefModel:
-        """Offline learning (``aif.Agent.learn``): the counts updated from the episode since ``reset``, on
-        ``agent.model``, which is returned."""
-        if not self._numpy or self.learning is None:
-            raise ParameterError("learn() needs Learning settings: Agent(..., learning=aif.Learning(...)) with "
-                                 "online=False or learn_D=True (online A/B learning happens at every step)")
-        for a in self._agents:
-            a.learn()
-        self._numpy_model()
-        return self.model
-
-    def _start_learning(self) -> None:
-        """Online A/B learning in torch: each agent of the batch gets its own counts."""
-        L, m = cast(Learning, self.learning), cast(TabularModel, self.model)
-        for name, wanted in (("pA", L.learn_A), ("pB", L.learn_B)):
-            if wanted and getattr(self.model, name, None) is None:
-                raise ParameterError(f"learning {name[1]} needs Dirichlet counts: the model has no {name} "
-                                     f"(TabularModel.from_aif of a model with {name}, or learn_{name[1]}=False)")
-        batch, nb = tuple(self.batch_shape), len(self.model.batch_shape)
-
-        def grow(xs: list | None) -> list | None:
-            return None if xs is None else [x.expand(*batch, *x.shape[nb:]).clone() for x in xs]
-
-        self.model = m.replace(A=grow(m.A), B=grow(m.B), C=grow(m.C), D=grow(m.D), pA=grow(m.pA), pB=grow(m.pB),
-                               E=None if m.E is None else cast(list, grow([m.E]))[0], batch_shape=batch)
-        self.initial_counts = {"pA": self.model.pA, "pB": self.model.pB}
 
     @classmethod
     def pymdp_legacy(cls, model: BeliefModel, policy_horizon: int = 1, sampling: str = "marginal",
@@ -216,139 +146,332 @@ class Agent:
         ``agents``: optional boolean mask ``(*batch,)``: reset only those agents (the others keep their
         prior and step count) -- for vector environments whose episodes end at different times.
         """
-        ref = self.model.prior()
-        new = ref if prior is None else checks.beliefs(self.model, prior)
-        new = [p.expand(*self.batch_shape, p.shape[-1]).clone() for p in new]
-        if self._numpy:
-            mask = np.ones(self.batch_shape, bool) if agents is None else np.asarray(agents, bool)
-            for a, i in zip(self._agents, np.ndindex(*self.batch_shape), strict=True):
-                if mask[i]:
-                    a.reset(None if prior is None else [p[i].cpu().numpy() for p in new])
-            self.prior = [self._gather("prior", f) for f in range(len(new))]
-            self._forget_step()
-            return
-        if agents is None or not hasattr(self, "prior"):
-            self.prior = new
-            self._forget_step()
-            self._transition = torch.zeros(self.batch_shape, dtype=torch.bool, device=ref[0].device)
-            return
-        keep = torch.as_tensor(agents, device=ref[0].device, dtype=torch.bool)
-        self.prior = [torch.where(keep[..., None], n, p) for n, p in zip(new, self.prior, strict=True)]
-        self._transition = self._transition & ~keep  # a new episode's first observation follows no action
+        new = None if prior is None else checks.beliefs(self.model, prior)
+        self._run.reset(new, agents)
+        if agents is None:
+            self.qs: list | None = None
+            self.q_pi: torch.Tensor | None = None
+            self.G: torch.Tensor | None = None
+            self.terms: dict | None = None
+            self.action: torch.Tensor | None = None
+            self.t = 0
 
-    def _forget_step(self) -> None:
-        self.qs: list | None = None
-        self.q_pi: torch.Tensor | None = None
-        self.G: torch.Tensor | None = None
-        self.terms: dict | None = None
-        self.action: torch.Tensor | None = None
-        self.t = 0
-
-    def infer_states(self, obs: Any) -> list:
+    def infer_states(self, obs: Any, reward: Any = None, terminated: bool = False) -> list:
         """Posterior over states from ``obs``: one entry per modality (an index, probabilities, or, for a
         model's non-categorical modalities, an image or real vector ``(*batch, *shape_m)``), or an int array
-        ``(*batch, M)`` when every modality is categorical (``aif_deep.inference.as_obs``)."""
-        qs_prev = self.qs
-        obs = as_obs(self.model, obs, self.device, self.dtype)
-        checks.unbatched_observation(obs, categorical_modalities(self.model), self.batch_shape)
-        if self._numpy:
-            obs = [o.expand((*self.batch_shape, *o.shape[o.ndim - o.is_floating_point():])).cpu().numpy()
-                   for o in obs]
-            for a, i in zip(self._agents, np.ndindex(*self.batch_shape), strict=True):
-                a.infer_states([o[i] if o[i].ndim else int(o[i]) for o in obs])
-            self.qs = [self._gather("qs", f) for f in range(len(self.prior))]
-            if self.learning is not None:
-                self._numpy_model()
-            return self.qs
-        self.qs = infer_states(self.model, obs, self.prior, cast(StateInference, self.inference))
-        if self.learning is not None:
-            self._learn(obs, qs_prev)
+        ``(*batch, M)`` when every modality is categorical (``aif_deep.inference.as_obs``); for an observed
+        state, its vector. ``reward`` and ``terminated``: what the last action led to, for learners that need
+        them (``TDLearning``)."""
+        self.qs = self._run.infer_states(obs, reward, terminated)
         return self.qs
-
-    def _learn(self, obs: list, qs_prev: Any) -> None:
-        """One online Dirichlet update of A (from ``obs``) and B (from the last transition), per agent."""
-        L, m, nb = cast(Learning, self.learning), cast(Any, self.model), len(self.batch_shape)
-        rates = dict(lr=L.lr, forgetting=L.forgetting)
-        changes: dict[str, list] = {}
-        if L.learn_A:
-            prior = self.initial_counts["pA"] if L.forget_to_prior else None
-            pA = learning.update_A(m.pA, obs, cast(list, self.qs), A_dependencies=m.A_dependencies, prior=prior,
-                                   **rates)
-            changes.update(pA=pA, A=[learning.dirichlet_mean(p, nb) for p in pA])
-        if L.learn_B and self._transition.any():
-            prior = self.initial_counts["pB"] if L.forget_to_prior else None
-            new = learning.update_B(m.pB, cast(list, self.qs), qs_prev, self.action, B_dependencies=m.B_dependencies,
-                                    prior=prior, **rates)
-            # Agents whose episode just began saw no transition: their counts stay as they were (aif.Agent).
-            pB = [torch.where(self._transition.reshape(*self.batch_shape, *[1] * (n.ndim - nb)), n, o)
-                  for n, o in zip(new, m.pB, strict=True)]
-            changes.update(pB=pB, B=[learning.dirichlet_mean(p, nb) for p in pB])
-        if changes:
-            self.model = m.replace(**changes)
 
     def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor]:
         """EFE of every policy and the policy posterior. Returns ``(q_pi, G)``, each ``(*batch, P)``."""
         if self.qs is None:
             raise CallOrderError("infer_policies needs a posterior: call infer_states(obs) first")
-        if self._numpy:
-            for a in self._agents:
-                a.infer_policies()
-            self.q_pi, self.G = self._gather("q_pi"), self._gather("G")
-            # Over time, aif's qs is the average over policies under the new q(pi).
-            self.qs = [self._gather("qs", f) for f in range(len(self.qs))]
-            keys: dict = self._agents[0].terms or {}
-            self.terms = {k: self._gather("terms", k) for k in keys}
-            return self.q_pi, self.G
-        evaluator = self._policy_evaluator()
-        if evaluator is not None:
-            self.G, self.terms = evaluator(self.qs)
-        else:
-            self.G, self.terms = evaluate_policies(self.model, self.qs, policies=self.policies, terms=self._terms(),
-                                                   options=self.efe)
-        self.q_pi = policy_posterior(self.G, getattr(self.model, "E", None), self.gamma)
+        self.q_pi, self.G, self.terms = self._run.infer_policies()
         return self.q_pi, self.G
-
-    def _policy_evaluator(self):
-        """A ``PolicyEvaluator`` for enumerated policies of a tabular model, kept while the model stays the same
-        (on CUDA its graph is captured at the second step and replayed after); ``None`` where it does not
-        applies (explicit policy lists, neural models)."""
-        if not self._enumerated or not isinstance(self.model, TabularModel):
-            return None
-        ev = self._evaluator
-        if ev is None or ev.model is not self.model or ev.stale:
-            ev = self._evaluator = PolicyEvaluator(self.model, self.policy_horizon, self._terms(), self.efe,
-                                                   self.control_factors)
-        return ev
-
-    def _terms(self) -> tuple:
-        """``efe_terms`` with the terminal value as a ``TerminalValue`` term."""
-        if self.terminal_value is None:
-            return tuple(self.efe_terms)
-        return (*self.efe_terms, TerminalValue(self.terminal_value, self.discount))
 
     def sample_action(self) -> torch.Tensor:
         """Choose an action ``(*batch, num_factors)`` and carry the prior forward."""
         if self.q_pi is None:
             raise CallOrderError("sample_action needs q_pi: call infer_policies() first")
-        if self._numpy:
-            for a in self._agents:
-                a.sample_action()
-            self.action = self._gather("action")
-            self.prior = [self._gather("prior", f) for f in range(len(self.prior))]
-            self.t += 1
-            return self.action
-        self.action = select_action(self.q_pi, self.policies, self.selection.mode, self.rng, self.alpha,
-                                    self.selection.sampling)
-        self.prior = predict(self.model, self.qs, self.action)
+        self.action = self._run.sample_action()
         self.t += 1
-        self._transition = torch.ones_like(self._transition)
+        self.steps += 1
         return self.action
 
-    def step(self, obs: Any) -> torch.Tensor:
-        """``infer_states(obs)``, ``infer_policies()``, ``sample_action()``; returns the actions."""
-        self.infer_states(obs)
+    def step(self, obs: Any, reward: Any = None, terminated: bool = False) -> torch.Tensor:
+        """``infer_states(obs, reward, terminated)``, ``infer_policies()``, ``sample_action()``; returns the
+        actions."""
+        self.infer_states(obs, reward, terminated)
         self.infer_policies()
         return self.sample_action()
+
+    def learn(self) -> BeliefModel:
+        """Offline learning (``aif.Agent.learn``): the counts updated from the episode since ``reset``, on
+        ``agent.model``, which is returned."""
+        return self._run.learn()
+
+
+def _runner(agent: Agent) -> type[_Run]:
+    """Which cycle runs the agent's strategies (``_Run``'s subclasses); refuses a strategy of the wrong family or
+    backend, naming it."""
+    a = agent
+    observed = (isinstance(a.model, StateVectorModel) or isinstance(a.inference, ObservedState)
+                or isinstance(a.planner, LearnedQ) or isinstance(a.learning, TDLearning))
+    if observed:
+        return _LearnedQRun
+    over_time = isinstance(a.inference, SequenceInference)
+    require(a.inference, SequenceInference if over_time else StateInference,  # type: ignore[type-abstract]
+            "inference", NUMPY if over_time else TORCH)
+    require(a.planner, Planner, "planner", NUMPY, optional=True)  # type: ignore[type-abstract]
+    require(a.learning, Learner, "learning", TORCH, optional=True)  # type: ignore[type-abstract]
+    if a.learning is not None and not isinstance(a.learning, Learning):
+        raise StrategyError(f"learning = {a.learning!r}: aif_deep.Agent runs aif.Learning(...) on a BeliefModel "
+                            "(TDLearning on a StateVectorModel)")
+    if not isinstance(a.selection, Selection):
+        raise StrategyError(f"selection must be an aif.Selection, got {a.selection!r} (Softmax and EpsilonGreedy "
+                            "select from a LearnedQ planner)")
+    if a.rng is not None and not isinstance(a.rng, torch.Generator):
+        raise StrategyError(f"rng must be a torch.Generator, got {type(a.rng).__name__}")
+    if a.selection.mode == "stochastic" and a.rng is None:
+        raise ParameterError("stochastic selection needs rng (a torch.Generator)")
+    L = a.learning
+    for name, used in (("planner", a.planner is not None), ("inference", over_time),
+                       ("learning", isinstance(L, Learning) and (L.learn_D or not L.online))):
+        if used:
+            if not isinstance(a.model, TabularModel):
+                raise StrategyError(f"{name} = {getattr(a, name)!r} runs on NumPy only: aif_deep runs it on a "
+                                    f"TabularModel, not on a {type(a.model).__name__}")
+            return _NumpyRun
+    return _TorchRun
+
+
+class _Run:
+    """How an Agent runs its cycle for the strategies it was built with; the Agent keeps the results."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    def reset(self, prior: list | None, agents: Any) -> None:
+        raise NotImplementedError
+
+    def infer_states(self, obs: Any, reward: Any, terminated: bool) -> list:
+        raise NotImplementedError
+
+    def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def sample_action(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def learn(self) -> BeliefModel:
+        raise ParameterError("learn() needs Learning settings: Agent(..., learning=aif.Learning(...)) with "
+                             "online=False or learn_D=True (online A/B learning happens at every step)")
+
+
+class _TorchRun(_Run):
+    """The cycle in torch for a batch: ``aif_deep.infer_states``, the ``PolicyEvaluator`` (or
+    ``evaluate_policies``), ``select_action`` and ``predict``, with online Dirichlet learning of A and B."""
+
+    def __init__(self, agent: Agent) -> None:
+        super().__init__(agent)
+        a = agent
+        # All policies of the horizon, in order (also when given as a list): PolicyEvaluator's case.
+        self.enumerated = isinstance(a.model, TabularModel) and np.array_equal(
+            cast(np.ndarray, a.policies), enumerate_policies(a.model.num_controls, a.policy_horizon, a.control_factors))
+        self.evaluator: PolicyEvaluator | None = None
+        self.terms = tuple(a.efe_terms) if a.terminal_value is None else \
+            (*a.efe_terms, TerminalValue(a.terminal_value, a.discount))
+        if a.learning is not None:
+            self.start_learning()
+
+    def start_learning(self) -> None:
+        """Online A/B learning in torch: each agent of the batch gets its own counts."""
+        a = self.agent
+        L, m = cast(Learning, a.learning), cast(TabularModel, a.model)
+        for name, wanted in (("pA", L.learn_A), ("pB", L.learn_B)):
+            if wanted and getattr(m, name, None) is None:
+                raise ParameterError(f"learning {name[1]} needs Dirichlet counts: the model has no {name} "
+                                     f"(TabularModel.from_aif of a model with {name}, or learn_{name[1]}=False)")
+        batch, nb = tuple(a.batch_shape), len(m.batch_shape)
+
+        def grow(xs: list | None) -> list | None:
+            return None if xs is None else [x.expand(*batch, *x.shape[nb:]).clone() for x in xs]
+
+        a.model = m.replace(A=grow(m.A), B=grow(m.B), C=grow(m.C), D=grow(m.D), pA=grow(m.pA), pB=grow(m.pB),
+                            E=None if m.E is None else cast(list, grow([m.E]))[0], batch_shape=batch)
+        a.initial_counts = {"pA": a.model.pA, "pB": a.model.pB}
+
+    def reset(self, prior: list | None, agents: Any) -> None:
+        a = self.agent
+        new = [p.expand(*a.batch_shape, p.shape[-1]).clone() for p in (prior or a.model.prior())]
+        if agents is None:
+            a.prior = new
+            a._transition = torch.zeros(a.batch_shape, dtype=torch.bool, device=a.device)
+            return
+        keep = torch.as_tensor(agents, device=a.device, dtype=torch.bool)
+        a.prior = [torch.where(keep[..., None], n, p) for n, p in zip(new, a.prior, strict=True)]
+        a._transition = a._transition & ~keep  # a new episode's first observation follows no action
+
+    def infer_states(self, obs: Any, reward: Any, terminated: bool) -> list:
+        a = self.agent
+        qs_prev = a.qs
+        obs = as_obs(a.model, obs, a.device, a.dtype)
+        checks.unbatched_observation(obs, categorical_modalities(a.model), a.batch_shape)
+        qs = infer_states(a.model, obs, a.prior, cast(StateInference, a.inference))
+        if a.learning is not None:
+            self.learn_step(obs, qs, qs_prev)
+        return qs
+
+    def learn_step(self, obs: list, qs: list, qs_prev: Any) -> None:
+        """One online Dirichlet update of A (from ``obs``) and B (from the last transition), per agent."""
+        a = self.agent
+        L, m, nb = cast(Learning, a.learning), cast(Any, a.model), len(a.batch_shape)
+        rates = dict(lr=L.lr, forgetting=L.forgetting)
+        changes: dict[str, list] = {}
+        if L.learn_A:
+            prior = a.initial_counts["pA"] if L.forget_to_prior else None
+            pA = learning.update_A(m.pA, obs, qs, A_dependencies=m.A_dependencies, prior=prior, **rates)
+            changes.update(pA=pA, A=[learning.dirichlet_mean(p, nb) for p in pA])
+        if L.learn_B and a._transition.any():
+            prior = a.initial_counts["pB"] if L.forget_to_prior else None
+            new = learning.update_B(m.pB, qs, qs_prev, a.action, B_dependencies=m.B_dependencies, prior=prior,
+                                    **rates)
+            # Agents whose episode just began saw no transition: their counts stay as they were (aif.Agent).
+            pB = [torch.where(a._transition.reshape(*a.batch_shape, *[1] * (n.ndim - nb)), n, o)
+                  for n, o in zip(new, m.pB, strict=True)]
+            changes.update(pB=pB, B=[learning.dirichlet_mean(p, nb) for p in pB])
+        if changes:
+            a.model = m.replace(**changes)
+
+    def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        a = self.agent
+        qs = cast(list, a.qs)
+        if self.enumerated:
+            # One PolicyEvaluator while the model stays the same (on CUDA its graph is captured at the second
+            # step and replayed after).
+            ev = self.evaluator
+            if ev is None or ev.model is not a.model or ev.stale:
+                ev = self.evaluator = PolicyEvaluator(cast(TabularModel, a.model), a.policy_horizon, self.terms, a.efe,
+                                                      a.control_factors)
+            G, terms = ev(qs)
+        else:
+            G, terms = evaluate_policies(a.model, qs, policies=a.policies, terms=self.terms, options=a.efe)
+        return policy_posterior(G, getattr(a.model, "E", None), a.gamma), G, terms
+
+    def sample_action(self) -> torch.Tensor:
+        a = self.agent
+        action = select_action(cast(torch.Tensor, a.q_pi), a.policies, a.selection.mode,  # type: ignore[union-attr]
+                               cast(torch.Generator, a.rng), a.alpha, a.selection.sampling)  # type: ignore[union-attr]
+        a.prior = predict(a.model, a.qs, action)
+        a._transition = torch.ones_like(a._transition)
+        return action
+
+
+class _NumpyRun(_Run):
+    """NumPy-only strategies on a ``TabularModel``: one ``aif.Agent`` per agent of the batch, on the model's NumPy
+    form (``TabularModel.to_aif``), with the same settings; their results are stacked onto the Agent."""
+
+    def __init__(self, agent: Agent) -> None:
+        super().__init__(agent)
+        a = agent
+        if a.terminal_value is not None or torch.as_tensor(a.gamma).ndim or torch.as_tensor(a.alpha).ndim:
+            raise StrategyError("a NumPy-only strategy runs in aif: terminal_value and per-agent gamma/alpha are "
+                                "torch's only")
+        rng = None if a.rng is None else np.random.default_rng(cast(torch.Generator, a.rng).initial_seed())
+        nb, m = len(a.model.batch_shape), cast(TabularModel, a.model)
+        self.agents = [aif.Agent(m.to_aif(i[len(i) - nb:] if nb else ()), policies=np.asarray(a.policies),
+                                 gamma=float(a.gamma), alpha=float(a.alpha), inference=a.inference, efe=a.efe,
+                                 efe_terms=a.efe_terms, selection=cast(Selection, a.selection), rng=rng,
+                                 learning=cast(Learning, a.learning), planner=a.planner,
+                                 inference_horizon=a.inference_horizon, trial_length=a.trial_length)
+                       for i in np.ndindex(*a.batch_shape)]
+
+    def gather(self, name: str, f: Any = None) -> torch.Tensor:
+        """Attribute ``name`` (its entry ``f``) of every ``aif`` agent, stacked to ``(*batch, ...)`` on the model's
+        device and dtype."""
+        a = self.agent
+        x = np.stack([np.asarray(getattr(g, name) if f is None else getattr(g, name)[f]) for g in self.agents])
+        t = torch.as_tensor(x, device=a.device, dtype=None if x.dtype.kind in "iub" else a.dtype)
+        return t.reshape(*a.batch_shape, *t.shape[1:])
+
+    def factors(self, name: str) -> list:
+        return [self.gather(name, f) for f in range(len(self.agent.model.num_states))]
+
+    def sync_model(self) -> None:
+        """The learned counts of the ``aif`` agents back on the Agent's model."""
+        a = self.agent
+        models = [g.model for g in self.agents]
+        a.model = TabularModel.from_aif(models[0] if a.batch_shape == () else models, device=a.device, dtype=a.dtype)
+
+    def reset(self, prior: list | None, agents: Any) -> None:
+        a = self.agent
+        mask = np.ones(a.batch_shape, bool) if agents is None else np.asarray(agents, bool)
+        for g, i in zip(self.agents, np.ndindex(*a.batch_shape), strict=True):
+            if mask[i]:
+                g.reset(None if prior is None else [p.expand(*a.batch_shape, p.shape[-1])[i].cpu().numpy()
+                                                    for p in prior])
+        a.prior = self.factors("prior")
+
+    def infer_states(self, obs: Any, reward: Any, terminated: bool) -> list:
+        a = self.agent
+        obs = as_obs(a.model, obs, a.device, a.dtype)
+        checks.unbatched_observation(obs, categorical_modalities(a.model), a.batch_shape)
+        obs = [o.expand((*a.batch_shape, *o.shape[o.ndim - o.is_floating_point():])).cpu().numpy() for o in obs]
+        for g, i in zip(self.agents, np.ndindex(*a.batch_shape), strict=True):
+            g.infer_states([o[i] if o[i].ndim else int(o[i]) for o in obs])
+        if a.learning is not None:
+            self.sync_model()
+        return self.factors("qs")
+
+    def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        for g in self.agents:
+            g.infer_policies()
+        self.agent.qs = self.factors("qs")  # over time, aif's qs is the average over policies under the new q(pi)
+        return self.gather("q_pi"), self.gather("G"), {k: self.gather("terms", k) for k in self.agents[0].terms}
+
+    def sample_action(self) -> torch.Tensor:
+        for g in self.agents:
+            g.sample_action()
+        self.agent.prior = self.factors("prior")
+        return self.gather("action")
+
+    def learn(self) -> BeliefModel:
+        if self.agent.learning is None:
+            return super().learn()
+        for g in self.agents:
+            g.learn()
+        self.sync_model()
+        return self.agent.model
+
+
+class _LearnedQRun(_Run):
+    """An observed state (``aif_deep.online``): ``ObservedState`` inference, a ``LearnedQ`` planner, a
+    ``SelectionRule`` sampled with an ``np.random.Generator`` and ``TDLearning`` (or no learning), for one agent."""
+
+    def __init__(self, agent: Agent) -> None:
+        super().__init__(agent)
+        a = agent
+        for name, kind in (("model", StateVectorModel), ("inference", ObservedState), ("planner", LearnedQ),
+                           ("selection", SelectionRule), ("rng", np.random.Generator)):
+            if not isinstance(getattr(a, name), kind):
+                raise StrategyError(f"an observed-state agent needs {name} = {kind.__name__}(...), got "
+                                    f"{getattr(a, name)!r} (aif_deep.online)")
+        if a.learning is not None and not isinstance(a.learning, TDLearning):
+            raise StrategyError(f"an observed-state agent learns with TDLearning(...), got {a.learning!r}")
+        if tuple(a.batch_shape) != () or a.policy_horizon != 1:
+            raise StrategyError("an observed-state agent is one agent with one-step policies: batch_shape () and "
+                                f"policy_horizon 1, got {a.batch_shape} and {a.policy_horizon}")
+        self.planner, self.selection = cast(LearnedQ, a.planner), cast(SelectionRule, a.selection)
+        model, rng = cast(StateVectorModel, a.model), cast(np.random.Generator, a.rng)
+        a.td = None if a.learning is None else TDRun(cast(TDLearning, a.learning), self.planner.qfunction, model,
+                                                     a.efe_terms, rng)
+
+    def reset(self, prior: list | None, agents: Any) -> None:
+        if agents is not None:
+            raise ParameterError("an observed-state agent is one agent: reset() takes no mask")
+        self.agent.prior = self.agent.model.prior()
+
+    def infer_states(self, obs: Any, reward: Any, terminated: bool) -> list:
+        a = self.agent
+        qs = cast(ObservedState, a.inference).infer(cast(StateVectorModel, a.model), obs)
+        if a.td is not None and a.qs is not None and a.action is not None:
+            if reward is None:
+                raise ParameterError("TDLearning learns from the reward of the last action: "
+                                     "step(obs, reward=..., terminated=...)")
+            a.td.observe(a.qs[0], int(a.action[0]), float(reward), qs[0], bool(terminated))
+        return qs
+
+    def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        plan = self.planner.plan(self.agent.model, self.agent.qs)
+        return torch.from_numpy(self.selection.probabilities(plan.G, self.agent.steps)), torch.from_numpy(plan.G), {}
+
+    def sample_action(self) -> torch.Tensor:
+        a = self.agent
+        p = cast(torch.Tensor, a.q_pi).numpy()
+        return torch.tensor([int(cast(np.random.Generator, a.rng).choice(len(p), p=p))])
 
 
 @dataclass(frozen=True, eq=False)

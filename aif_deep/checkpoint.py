@@ -77,6 +77,8 @@ def save_agent(path: str | os.PathLike, agent: Agent) -> None:
         model = {"state_dict": dict(m.state_dict())}
     else:
         raise TypeError(f"cannot save agent.model of type {type(m).__name__}: TabularModel or an nn.Module")
+    if not isinstance(agent.rng, (torch.Generator, type(None))):
+        raise TypeError(f"cannot save an agent whose rng is a {type(agent.rng).__name__} (a torch.Generator or None)")
     state = {"gamma": agent.gamma, "alpha": agent.alpha, "rng": None if agent.rng is None else agent.rng.get_state(),
              "prior": agent.prior, "qs": agent.qs, "q_pi": agent.q_pi, "G": agent.G, "terms": agent.terms,
              "action": agent.action, "t": int(agent.t), "transition": agent._transition,

@@ -1,8 +1,18 @@
-"""Online deep active inference for Gymnasium environments with a state-vector observation and discrete actions.
+"""Online deep active inference for environments with an observed state vector and discrete actions (CartPole),
+as a configuration of ``aif_deep.Agent``'s strategy slots:
 
-The agent learns, while it acts, an amortised expected free energy to go ``G_phi(x, a)`` (an
-``aif_deep.QFunction`` on the feature vector ``x``), and acts from ``q(a | x) = softmax(-gamma G_phi(x, .))``.
-``G_phi`` is fitted by temporal differences to
+    model = StateVectorModel(4, 2, transition=Ensemble(4, 2))         # p(x' | x, a, theta), theta ~ an ensemble
+    agent = Agent(model, inference=ObservedState(),                    # q(s) is the observed x
+                  planner=LearnedQ(QFunction([4], [2])),               # G_phi(x, a): the EFE to go, learned
+                  efe_terms=(RewardRisk(1.0), EnsembleInfoGain(0.1)),  # what G_phi is fitted to
+                  learning=TDLearning(tricks=(EpistemicCap(0.5),)),    # temporal differences on a replay buffer
+                  selection=Softmax(30.0), rng=np.random.default_rng(0))
+    action = agent.step(x, reward=r, terminated=done)                  # (the reward and end of the last step)
+
+``online_agent`` builds it from ``OnlineSettings``; ``train_online`` runs it in a Gymnasium environment.
+
+The agent acts from ``q(a | x) = softmax(-gamma G_phi(x, .))``. ``G_phi`` (an ``aif_deep.QFunction`` on the
+feature vector ``x``) is fitted by temporal differences to
 
     y = g(x, a, x') + discount * (1 - terminated) * V_target(x'),    V(x) = -T ln sum_a exp(-G(x, a) / T),
 
@@ -28,32 +38,58 @@ the estimator of Tschantz et al. ("Reinforcement learning through active inferen
 transition is replayed (so it decays as the ensemble learns); through the bootstrap, ``G_phi`` carries the
 information gain expected along the future path.
 
-``epistemic_weight=0`` with an ``EpsilonGreedy`` selection and ``temperature -> 0`` (``hard_min=True``) is
+No ``EnsembleInfoGain`` term with an ``EpsilonGreedy`` selection and ``TDLearning(hard_min=True)`` (V = min) is
 the DQN of Mnih et al. on -Q; ``dqn_settings`` builds it with the rest of the settings shared.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from numpy.typing import ArrayLike
 from scipy.special import entr
 from torch import nn
 from tqdm.auto import tqdm
 
-from aif.errors import ParameterError
+from aif.control import enumerate_policies
+from aif.efe import Term
+from aif.errors import ParameterError, StrategyError
+from aif.planning import Plan
+from aif.strategies import TORCH, Learner, Planner, StateInference
 
 from .qfunction import QFunction
 
 
+def _check(owner: str, values: dict[str, Any], rule: str) -> None:
+    """A ``ParameterError`` naming ``owner.field`` for the first value that breaks ``rule``."""
+    ok = {"positive": lambda v: 0.0 < float(v) < math.inf, "count": lambda v: int(v) >= 1,
+          "fraction": lambda v: 0.0 <= float(v) <= 1.0, "non-negative": lambda v: 0.0 <= float(v) < math.inf,
+          "finite": lambda v: math.isfinite(float(v))}[rule]
+    what = {"positive": "positive and finite", "count": "at least 1", "fraction": "in [0, 1]",
+            "non-negative": ">= 0 and finite", "finite": "finite"}[rule]
+    for name, v in values.items():
+        if not ok(v):
+            raise ParameterError(f"{owner}.{name} must be {what}, got {v}")
+
+
+class SelectionRule(ABC):
+    """How an Agent with a ``LearnedQ`` planner turns the G of its one-step policies into action probabilities at
+    environment step ``step`` (counted over all episodes); it samples them with its ``np.random.Generator``."""
+
+    @abstractmethod
+    def probabilities(self, G: np.ndarray, step: int) -> np.ndarray:
+        """q(a) ``(num_actions,)`` from ``G`` ``(num_actions,)``."""
+
+
 @dataclass(frozen=True)
-class Softmax:
+class Softmax(SelectionRule):
     """Sample a ~ q(a | x) = softmax(-gamma_t * G_phi(x, .)): the policy posterior of a one-step policy.
 
     The precision over policies rises geometrically from ``gamma_start`` to ``gamma`` over ``anneal_steps``
@@ -73,12 +109,9 @@ class Softmax:
     anneal_steps: int = 10_000
 
     def __post_init__(self) -> None:
-        for name in ("gamma", "gamma_start"):
-            v = getattr(self, name)
-            if v is not None and not 0.0 < float(v) < math.inf:
-                raise ParameterError(f"Softmax.{name} must be positive and finite, got {v}")
-        if int(self.anneal_steps) < 1:
-            raise ParameterError(f"Softmax.anneal_steps must be at least 1, got {self.anneal_steps}")
+        _check("Softmax", {"gamma": self.gamma, **({} if self.gamma_start is None else
+                                                    {"gamma_start": self.gamma_start})}, "positive")
+        _check("Softmax", {"anneal_steps": self.anneal_steps}, "count")
 
     def precision(self, step: int) -> float:
         if self.gamma_start is None:
@@ -93,7 +126,7 @@ class Softmax:
 
 
 @dataclass(frozen=True)
-class EpsilonGreedy:
+class EpsilonGreedy(SelectionRule):
     """argmin_a G_phi(x, a), with a uniform action with probability epsilon (DQN's exploration).
 
     Attributes:
@@ -106,11 +139,8 @@ class EpsilonGreedy:
     decay_steps: int = 10_000
 
     def __post_init__(self) -> None:
-        for name in ("start", "end"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                raise ParameterError(f"EpsilonGreedy.{name} must be in [0, 1], got {getattr(self, name)}")
-        if int(self.decay_steps) < 1:
-            raise ParameterError(f"EpsilonGreedy.decay_steps must be at least 1, got {self.decay_steps}")
+        _check("EpsilonGreedy", {"start": self.start, "end": self.end}, "fraction")
+        _check("EpsilonGreedy", {"decay_steps": self.decay_steps}, "count")
 
     def probabilities(self, G: np.ndarray, step: int) -> np.ndarray:
         eps = self.end + (self.start - self.end) * max(0.0, 1.0 - step / self.decay_steps)
@@ -119,19 +149,46 @@ class EpsilonGreedy:
         return p
 
 
+@dataclass(frozen=True)
+class RewardRisk(Term):
+    """The risk of a transition's reward r: ``-ln p~(r) = -preference * r`` (a cost; ``TDLearning``'s g)."""
+
+    preference: float = 1.0
+    key: ClassVar[str] = "risk"
+    sign: ClassVar[float] = 1.0
+
+    def __post_init__(self) -> None:
+        _check("RewardRisk", {"preference": self.preference}, "finite")
+
+
+@dataclass(frozen=True)
+class EnsembleInfoGain(Term):
+    """``weight * I(x'; theta | x, a)`` of a transition under the model's ``Ensemble`` (a value; see the module
+    docstring), with the transition likelihood's standard deviation ``noise_sd`` (in the observation's units)."""
+
+    weight: float = 0.1
+    noise_sd: float = 0.01
+    key: ClassVar[str] = "info_gain"
+    sign: ClassVar[float] = -1.0
+
+    def __post_init__(self) -> None:
+        _check("EnsembleInfoGain", {"weight": self.weight}, "non-negative")
+        _check("EnsembleInfoGain", {"noise_sd": self.noise_sd}, "positive")
+
+
 class OnlineTrick:
-    """A change to the one-step EFE of ``OnlineAgent``, passed as ``train_online(..., tricks=(...))``; the hook
-    leaves g as it is unless a trick overrides it."""
+    """A change to the one-step EFE of ``TDLearning``, passed as ``TDLearning(tricks=(...))``; the hook leaves g
+    as it is unless a trick overrides it."""
 
     def epistemic_value(self, value: torch.Tensor) -> torch.Tensor:
-        """The epistemic value ``(B,)`` that enters g, from ``epistemic_weight * info_gain`` ``(B,)``."""
+        """The epistemic value ``(B,)`` that enters g, from ``weight * info_gain`` ``(B,)``."""
         return value
 
 
 @dataclass(frozen=True)
 class EpistemicCap(OnlineTrick):
-    """``min(epistemic_weight * info_gain, cap)``: no transition's expected information is worth more than ``cap``
-    nats of log-preference (compare the per-step risk ``|reward_preference * r|``).
+    """``min(weight * info_gain, cap)``: no transition's expected information is worth more than ``cap`` nats of
+    log-preference (compare the per-step risk ``|preference * r|``).
 
     Why: before the ensemble has been fitted its members disagree by their random initialisation, not by what
     the data leave uncertain, and that transient, differing between actions, can dominate g and drive a
@@ -143,78 +200,10 @@ class EpistemicCap(OnlineTrick):
     cap: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 0.0 < float(self.cap) < math.inf:
-            raise ParameterError(f"EpistemicCap.cap must be positive and finite, got {self.cap}")
+        _check("EpistemicCap", {"cap": self.cap}, "positive")
 
     def epistemic_value(self, value: torch.Tensor) -> torch.Tensor:
         return value.clamp(max=self.cap)
-
-
-@dataclass(frozen=True)
-class OnlineSettings:
-    """Settings of ``OnlineAgent`` and ``train_online``.
-
-    Attributes:
-        hidden: width of G_phi's two hidden layers.
-        lr: Adam's learning rate (G_phi and the ensemble).
-        batch_size: transitions per update.
-        buffer_size: capacity of the replay buffer (oldest transitions are overwritten).
-        learning_starts: environment steps before the first update.
-        train_every: environment steps per update.
-        discount: discount of V(next).
-        tau: Polyak rate of the target network per update.
-        temperature: T of the soft minimum V; ignored with ``hard_min``.
-        hard_min: V = min_a G_target (DQN) instead of the soft minimum.
-        reward_preference: c in ln p~(r) = c * r (risk = -c r).
-        epistemic_weight: weight of the information gain in g (0: no transition model is trained).
-        ensemble_size: K transition networks (at least 2 when epistemic_weight > 0).
-        model_hidden: width of each transition network's hidden layers.
-        noise_sd: sigma of the transition likelihood, in the observation's units.
-        max_grad_norm: gradient clipping of G_phi's update.
-        selection: ``Softmax`` or ``EpsilonGreedy``.
-    """
-
-    hidden: int = 256
-    lr: float = 1e-3
-    batch_size: int = 64
-    buffer_size: int = 100_000
-    learning_starts: int = 1000
-    train_every: int = 2
-    discount: float = 0.99
-    tau: float = 0.005
-    temperature: float = 0.05
-    hard_min: bool = False
-    reward_preference: float = 1.0
-    epistemic_weight: float = 0.1
-    ensemble_size: int = 5
-    model_hidden: int = 64
-    noise_sd: float = 0.01
-    max_grad_norm: float = 10.0
-    selection: Softmax | EpsilonGreedy = field(default_factory=Softmax)
-
-    def __post_init__(self) -> None:
-        rules = [(n, lambda v: int(v) >= 1, "at least 1") for n in ("hidden", "batch_size", "buffer_size",
-                                                                      "train_every", "ensemble_size", "model_hidden")]
-        rules += [("learning_starts", lambda v: int(v) >= 0, "at least 0"),
-                  ("epistemic_weight", lambda v: 0.0 <= float(v) < math.inf, ">= 0 and finite"),
-                  ("reward_preference", lambda v: math.isfinite(float(v)), "finite")]
-        rules += [(n, lambda v: 0.0 < float(v) < math.inf, "positive and finite")
-                  for n in ("lr", "temperature", "noise_sd", "max_grad_norm")]
-        rules += [(n, lambda v: 0.0 <= float(v) <= 1.0, "in [0, 1]") for n in ("discount", "tau")]
-        for name, ok, what in rules:
-            if not ok(getattr(self, name)):
-                raise ParameterError(f"OnlineSettings.{name} must be {what}, got {getattr(self, name)}")
-        if self.epistemic_weight > 0 and self.ensemble_size < 2:
-            raise ParameterError("OnlineSettings.ensemble_size must be at least 2 when epistemic_weight > 0 "
-                                 f"(the information gain is the ensemble's disagreement), got {self.ensemble_size}")
-        if not isinstance(self.selection, (Softmax, EpsilonGreedy)):
-            raise ParameterError(f"OnlineSettings.selection must be Softmax or EpsilonGreedy, got {self.selection!r}")
-
-
-def dqn_settings(settings: OnlineSettings = OnlineSettings(),
-                 selection: EpsilonGreedy = EpsilonGreedy()) -> OnlineSettings:
-    """The DQN baseline on the same network, optimiser, buffer and budget: no epistemic term, V = min, epsilon."""
-    return replace(settings, epistemic_weight=0.0, hard_min=True, selection=selection)
 
 
 class Ensemble(nn.Module):
@@ -251,83 +240,176 @@ class Ensemble(nn.Module):
         return 0.5 * torch.log1p(pred.var(0, unbiased=False) / noise_sd ** 2).sum(-1)
 
 
-class OnlineAgent:
-    """The online learner: acts from G_phi, stores transitions, updates G_phi (and the ensemble) by TD.
+@dataclass(frozen=True, eq=False)
+class StateVectorModel:
+    """The generative model of an environment whose state is observed: a feature vector ``x`` ``(num_features,)``,
+    one factor of ``num_actions`` actions, and the learned transition model ``p(x' | x, a, theta)``
+    (``transition``: an ``Ensemble``, whose disagreement is the ``EnsembleInfoGain``; ``None``: no transition
+    model, as DQN). An ``aif_deep.Agent`` runs it with ``ObservedState`` inference and a ``LearnedQ`` planner;
+    it has no likelihood to invert or outcomes to predict."""
 
-    Args:
-        num_features: length of the observation vector.
-        num_actions: number of discrete actions.
-        settings: ``OnlineSettings``.
-        seed: seeds the networks, the replay draws and the action samples.
+    num_features: int
+    num_actions: int
+    transition: Ensemble | None = None
+
+    def __post_init__(self) -> None:
+        _check("StateVectorModel", {"num_features": self.num_features}, "count")
+        if int(self.num_actions) < 2:
+            raise ParameterError(f"StateVectorModel.num_actions must be at least 2, got {self.num_actions}")
+        if self.transition is not None and not isinstance(self.transition, Ensemble):
+            raise StrategyError(f"StateVectorModel.transition must be an aif_deep.Ensemble, got {self.transition!r}")
+
+    num_states = property(lambda self: [int(self.num_features)])
+    num_obs = property(lambda self: [int(self.num_features)])
+    num_controls = property(lambda self: [int(self.num_actions)])
+    A_dependencies = property(lambda self: [[0]])
+    num_factors = num_modalities = property(lambda self: 1)
+    batch_shape = property(lambda self: ())
+
+    def prior(self) -> list:
+        """No prior over an observed state: zeros ``(num_features,)``, which give the device and dtype."""
+        return [torch.zeros(int(self.num_features))]
+
+    def _unused(self, *args: Any) -> Any:
+        raise StrategyError("a StateVectorModel's state is observed: run it with inference=ObservedState() and "
+                            "planner=LearnedQ(...), which need no likelihood or predicted outcomes")
+
+    log_likelihood = predict_all = outcome_terms = _unused
+
+
+@dataclass(frozen=True)
+class ObservedState(StateInference):
+    """The state is observed: the posterior is a point mass on the observation ``x``, carried as ``qs = [x]``
+    (float32 ``(num_features,)``), for a ``StateVectorModel``."""
+
+    backends: ClassVar[frozenset[str]] = frozenset({TORCH})
+
+    def infer(self, model: StateVectorModel, obs: Any) -> list:
+        x = torch.as_tensor(obs, dtype=torch.float32)
+        if x.shape != (model.num_features,) or not torch.isfinite(x).all():
+            raise ParameterError(f"obs must be a finite state vector of shape ({model.num_features},), got {obs!r}")
+        return [x]
+
+
+@dataclass(frozen=True, eq=False)
+class LearnedQ(Planner):
+    """Score each action of a one-step policy by a learned EFE to go, ``G = G_phi(x, .)`` (``qfunction``), which
+    ``TDLearning`` fits to the agent's ``efe_terms``."""
+
+    qfunction: QFunction
+    backends: ClassVar[frozenset[str]] = frozenset({TORCH})
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.qfunction, QFunction):
+            raise StrategyError(f"LearnedQ.qfunction must be an aif_deep.QFunction, got {self.qfunction!r}")
+
+    @torch.no_grad()
+    def plan(self, model: Any, qs: Any, rng: Any = None) -> Plan:
+        """G of every one-step policy ``(num_actions,)`` at the observed state ``qs[0]``."""
+        G = self.qfunction.net(qs[0]).numpy().astype(np.float64)
+        return Plan(G, enumerate_policies([len(G)], 1))
+
+
+@dataclass(frozen=True)
+class TDLearning(Learner):
+    """Temporal-difference learning of a ``LearnedQ`` planner's G_phi (and of the model's transition ensemble)
+    from a replay buffer of the agent's transitions, to the agent's ``efe_terms`` (``RewardRisk`` and optionally
+    ``EnsembleInfoGain``); see the module docstring. The buffer and optimiser live in ``TDRun``, built by the Agent.
+
+    Attributes:
+        lr: Adam's learning rate (G_phi and the ensemble).
+        batch_size: transitions per update.
+        buffer_size: capacity of the replay buffer (oldest transitions are overwritten).
+        learning_starts: environment steps before the first update.
+        train_every: environment steps per update.
+        discount: discount of V(next).
+        tau: Polyak rate of the target network per update.
+        hard_min: V = min_a G_target (DQN) instead of the soft minimum at the QFunction's temperature.
+        max_grad_norm: gradient clipping of G_phi's update.
         tricks: ``OnlineTrick``s applied to the one-step EFE (e.g. ``EpistemicCap(0.5)``).
     """
 
-    def __init__(self, num_features: int, num_actions: int, settings: OnlineSettings = OnlineSettings(), seed: int = 0,
-                 tricks: Sequence[OnlineTrick] = ()) -> None:
-        if int(num_features) < 1 or int(num_actions) < 2:
-            raise ParameterError(f"OnlineAgent needs num_features >= 1 and num_actions >= 2, "
-                                 f"got {num_features} and {num_actions}")
-        self.settings = s = settings
-        self.tricks = tuple(tricks)
-        self.num_actions = int(num_actions)
-        self.qf = QFunction([num_features], [num_actions], temperature=s.temperature, hidden=s.hidden, seed=seed)
-        self.target = QFunction([num_features], [num_actions], temperature=s.temperature, hidden=s.hidden, seed=seed)
-        self.target.load_state_dict(self.qf.state_dict())
-        self.target.requires_grad_(False)
-        self.ensemble = None
-        params = list(self.qf.parameters())
-        if s.epistemic_weight > 0:
-            self.ensemble = Ensemble(num_features, num_actions, s.ensemble_size, s.model_hidden, seed=int(seed) + 1)
-            params += list(self.ensemble.parameters())
+    lr: float = 1e-3
+    batch_size: int = 64
+    buffer_size: int = 100_000
+    learning_starts: int = 1000
+    train_every: int = 2
+    discount: float = 0.99
+    tau: float = 0.005
+    hard_min: bool = False
+    max_grad_norm: float = 10.0
+    tricks: tuple = ()
+    backends: ClassVar[frozenset[str]] = frozenset({TORCH})
+
+    def __post_init__(self) -> None:
+        _check("TDLearning", {n: getattr(self, n) for n in ("batch_size", "buffer_size", "train_every")}, "count")
+        _check("TDLearning", {"learning_starts": self.learning_starts}, "non-negative")
+        _check("TDLearning", {"lr": self.lr, "max_grad_norm": self.max_grad_norm}, "positive")
+        _check("TDLearning", {"discount": self.discount, "tau": self.tau}, "fraction")
+        for trick in self.tricks:
+            if not isinstance(trick, OnlineTrick):
+                raise StrategyError(f"TDLearning.tricks holds OnlineTrick objects (e.g. EpistemicCap(0.5)), got "
+                                    f"{trick!r}")
+
+
+class TDRun:
+    """The state of ``TDLearning`` in one agent: the replay buffer, the target network and the optimiser.
+
+    Args:
+        settings: ``TDLearning``.
+        qfunction: the ``LearnedQ`` planner's G_phi (trained in place).
+        model: the agent's ``StateVectorModel`` (its ``transition`` ensemble is trained in place).
+        terms: the agent's EFE terms: a ``RewardRisk`` and, with an ensemble, an ``EnsembleInfoGain``.
+        rng: the agent's ``np.random.Generator`` (draws the replayed transitions).
+    """
+
+    def __init__(self, settings: TDLearning, qfunction: QFunction, model: StateVectorModel, terms: Sequence[Term],
+                 rng: np.random.Generator) -> None:
+        self.settings, self.qf, self.rng = s, _, _ = settings, qfunction, rng
+        kinds = {type(t) for t in terms}
+        self.risk = next((t for t in terms if isinstance(t, RewardRisk)), None)
+        self.info = next((t for t in terms if isinstance(t, EnsembleInfoGain)), None)
+        if self.risk is None or not kinds <= {RewardRisk, EnsembleInfoGain}:
+            raise StrategyError(f"TDLearning fits G_phi to efe_terms = (RewardRisk(...),) or (RewardRisk(...), "
+                                f"EnsembleInfoGain(...)), got {tuple(terms)!r}")
+        self.ensemble = model.transition if self.info is not None and self.info.weight > 0 else None
+        if self.info is not None and model.transition is None:
+            raise StrategyError("EnsembleInfoGain needs the model's transition ensemble: StateVectorModel(..., "
+                                "transition=Ensemble(...))")
+        self.target = copy.deepcopy(qfunction).requires_grad_(False)
+        params = list(qfunction.parameters()) + ([] if self.ensemble is None else list(self.ensemble.parameters()))
         # One optimiser over G_phi and the ensemble (disjoint parameters, so their updates stay independent):
         # on a small CPU network the cost is per-kernel overhead, and this halves the number of kernels.
         self.opt = torch.optim.Adam(params, lr=s.lr, foreach=True)
-        self._q_params: list[torch.Tensor] = list(self.qf.parameters())
+        self._q_params: list[torch.Tensor] = list(qfunction.parameters())
         self._target_params: list[torch.Tensor] = list(self.target.parameters())
-        self.rng = np.random.default_rng(seed)
-        N = s.buffer_size
-        self.obs, self.next_obs = torch.zeros(N, num_features), torch.zeros(N, num_features)
+        N, D = s.buffer_size, model.num_features
+        self.obs, self.next_obs = torch.zeros(N, D), torch.zeros(N, D)
         self.action, self.reward, self.terminated = torch.zeros(N, dtype=torch.long), torch.zeros(N), torch.zeros(N)
         self.size = self.steps = 0
         self.last_info_gain = self.last_capped = float("nan")
 
-    @torch.no_grad()
-    def action_probabilities(self, obs: ArrayLike) -> np.ndarray:
-        """q(a | x) of the selection rule at the current step: ``(num_actions,)``."""
-        G = self.qf.net(torch.as_tensor(obs, dtype=torch.float32)).numpy().astype(np.float64)
-        return self.settings.selection.probabilities(G, self.steps)
-
-    def act(self, obs: ArrayLike) -> tuple[int, np.ndarray]:
-        """Sample an action from q(a | x); returns it and q(a | x)."""
-        p = self.action_probabilities(obs)
-        return int(self.rng.choice(self.num_actions, p=p)), p
-
-    def observe(self, obs: ArrayLike, action: int, reward: float, next_obs: ArrayLike, terminated: bool) -> None:
+    def observe(self, x: torch.Tensor, action: int, reward: float, x1: torch.Tensor, terminated: bool) -> None:
         """Store a transition and, every ``train_every`` steps after ``learning_starts``, update."""
         i = self.steps % self.settings.buffer_size
-        self.obs[i] = torch.as_tensor(obs, dtype=torch.float32)
-        self.next_obs[i] = torch.as_tensor(next_obs, dtype=torch.float32)
-        self.action[i] = int(action)
-        self.reward[i] = float(reward)
-        self.terminated[i] = float(terminated)
+        self.obs[i], self.next_obs[i], self.action[i] = x, x1, int(action)
+        self.reward[i], self.terminated[i] = float(reward), float(terminated)
         self.steps += 1
         self.size = min(self.size + 1, self.settings.buffer_size)
         if self.steps >= self.settings.learning_starts and self.steps % self.settings.train_every == 0:
             self.update()
 
     def epistemic_value(self, info_gain: torch.Tensor) -> torch.Tensor:
-        """``epistemic_weight * info_gain`` through the tricks: ``(B,)`` -> ``(B,)`` (see the module docstring)."""
-        value = self.settings.epistemic_weight * info_gain
-        for trick in self.tricks:
+        """``weight * info_gain`` through the tricks: ``(B,)`` -> ``(B,)``."""
+        value = (0.0 if self.info is None else self.info.weight) * info_gain
+        for trick in self.settings.tricks:
             value = trick.epistemic_value(value)
         return value
 
     def one_step_efe(self, reward: torch.Tensor, info_gain: torch.Tensor | None = None) -> torch.Tensor:
-        """g = -c r - epistemic_value(info_gain) for a batch of transitions: ``(B,)``."""
-        g = -self.settings.reward_preference * reward
-        if info_gain is not None:
-            g = g - self.epistemic_value(info_gain)
-        return g
+        """g = -preference * r - epistemic_value(info_gain) for a batch of transitions: ``(B,)``."""
+        g = -float(self.risk.preference) * reward  # type: ignore[union-attr]
+        return g if info_gain is None else g - self.epistemic_value(info_gain)
 
     def update(self) -> float:
         """One TD step of G_phi (and one regression step of the ensemble) on a replayed batch; the TD loss."""
@@ -338,9 +420,9 @@ class OnlineAgent:
         pred, ig = None, None
         if self.ensemble is not None:
             pred = self.ensemble(x, a)  # (K, B, D), before this step's update: the gain still to be had
-            ig = self.ensemble.info_gain(x, a, s.noise_sd, pred)
+            ig = self.ensemble.info_gain(x, a, self.info.noise_sd, pred)  # type: ignore[union-attr]
             self.last_info_gain = float(ig.mean())
-            self.last_capped = float((self.epistemic_value(ig) != s.epistemic_weight * ig).float().mean())
+            self.last_capped = float((self.epistemic_value(ig) != self.info.weight * ig).float().mean())  # type: ignore[union-attr]
         with torch.no_grad():
             V1 = self.target(x1).min(-1).values if s.hard_min else self.target.value(x1)  # (B,)
             y = self.one_step_efe(r, ig) + s.discount * (1.0 - done) * V1
@@ -356,6 +438,86 @@ class OnlineAgent:
         return float(loss.detach())
 
 
+@dataclass(frozen=True)
+class OnlineSettings:
+    """The settings of ``online_agent``, gathered (each goes to one strategy of the Agent it builds).
+
+    Attributes:
+        hidden: width of G_phi's two hidden layers (``QFunction``).
+        temperature: T of the soft minimum V (``QFunction``); ignored with ``hard_min``.
+        reward_preference: c in ln p~(r) = c * r (``RewardRisk``).
+        epistemic_weight: weight of the information gain in g (``EnsembleInfoGain``; 0: no ensemble is trained).
+        ensemble_size, model_hidden: K transition networks (at least 2 when epistemic_weight > 0) and their width.
+        noise_sd: sigma of the transition likelihood, in the observation's units.
+        selection: ``Softmax`` or ``EpsilonGreedy``.
+        lr, batch_size, buffer_size, learning_starts, train_every, discount, tau, hard_min, max_grad_norm:
+            ``TDLearning``'s.
+    """
+
+    hidden: int = 256
+    lr: float = 1e-3
+    batch_size: int = 64
+    buffer_size: int = 100_000
+    learning_starts: int = 1000
+    train_every: int = 2
+    discount: float = 0.99
+    tau: float = 0.005
+    temperature: float = 0.05
+    hard_min: bool = False
+    reward_preference: float = 1.0
+    epistemic_weight: float = 0.1
+    ensemble_size: int = 5
+    model_hidden: int = 64
+    noise_sd: float = 0.01
+    max_grad_norm: float = 10.0
+    selection: SelectionRule = field(default_factory=Softmax)
+
+    def __post_init__(self) -> None:
+        _check("OnlineSettings", {"hidden": self.hidden, "ensemble_size": self.ensemble_size,
+                                  "model_hidden": self.model_hidden}, "count")
+        _check("OnlineSettings", {"temperature": self.temperature}, "positive")
+        if self.epistemic_weight > 0 and self.ensemble_size < 2:
+            raise ParameterError("OnlineSettings.ensemble_size must be at least 2 when epistemic_weight > 0 "
+                                 f"(the information gain is the ensemble's disagreement), got {self.ensemble_size}")
+        if not isinstance(self.selection, SelectionRule):
+            raise ParameterError(f"OnlineSettings.selection must be Softmax or EpsilonGreedy, got {self.selection!r}")
+        self.terms()
+        self.learning()
+
+    def terms(self) -> tuple:
+        """The EFE terms G_phi is fitted to."""
+        risk = RewardRisk(self.reward_preference)
+        if self.epistemic_weight == 0:
+            return (risk,)
+        return (risk, EnsembleInfoGain(self.epistemic_weight, self.noise_sd))
+
+    def learning(self, tricks: Sequence[OnlineTrick] = ()) -> TDLearning:
+        names = ("lr", "batch_size", "buffer_size", "learning_starts", "train_every", "discount", "tau", "hard_min",
+                 "max_grad_norm")
+        return TDLearning(**{n: getattr(self, n) for n in names}, tricks=tuple(tricks))
+
+
+def dqn_settings(settings: OnlineSettings = OnlineSettings(),
+                 selection: EpsilonGreedy = EpsilonGreedy()) -> OnlineSettings:
+    """The DQN baseline on the same network, optimiser, buffer and budget: no epistemic term, V = min, epsilon."""
+    return replace(settings, epistemic_weight=0.0, hard_min=True, selection=selection)
+
+
+def online_agent(num_features: int, num_actions: int, settings: OnlineSettings = OnlineSettings(), seed: int = 0,
+                 tricks: Sequence[OnlineTrick] = ()) -> Any:
+    """The ``aif_deep.Agent`` of the module docstring with ``settings``; ``seed`` seeds G_phi's weights (the
+    ensemble's with ``seed + 1``), the replay draws and the action samples."""
+    from .agent import Agent
+
+    s = settings
+    ensemble = None if s.epistemic_weight == 0 else Ensemble(num_features, num_actions, s.ensemble_size,
+                                                             s.model_hidden, seed=int(seed) + 1)
+    qf = QFunction([num_features], [num_actions], temperature=s.temperature, hidden=s.hidden, seed=seed)
+    return Agent(StateVectorModel(num_features, num_actions, ensemble), inference=ObservedState(),
+                 planner=LearnedQ(qf), efe_terms=s.terms(), learning=s.learning(tricks), selection=s.selection,
+                 rng=np.random.default_rng(seed))
+
+
 @dataclass
 class OnlineResult:
     """What ``train_online`` measured, one entry ``(E,)`` per episode: ``returns``; ``policy_entropy``, the mean
@@ -363,7 +525,7 @@ class OnlineResult:
     ``info_gain``, the mean information gain of its last update (nan without an ensemble); ``capped``, the
     fraction of that update's transitions whose epistemic value a trick changed. ``solved_episode``: the first
     episode (1-based) whose ``window``-episode mean return reached ``solve_return`` (None: not reached);
-    ``steps``: environment steps; ``agent``: the trained ``OnlineAgent``."""
+    ``steps``: environment steps; ``agent``: the trained ``aif_deep.Agent`` (its ``TDRun`` is ``agent.td``)."""
 
     returns: np.ndarray
     policy_entropy: np.ndarray
@@ -372,24 +534,32 @@ class OnlineResult:
     capped: np.ndarray
     solved_episode: int | None
     steps: int
-    agent: OnlineAgent
+    agent: Any
 
 
 def train_online(env: Any, settings: OnlineSettings = OnlineSettings(), episodes: int = 800, seed: int = 0,
                  solve_return: float | None = None, window: int = 100, stop_when_solved: bool = True,
-                 progress: bool = True, desc: str = "episodes", tricks: Sequence[OnlineTrick] = ()) -> OnlineResult:
-    """Run ``OnlineAgent`` in a Gymnasium ``env`` (Box observation, Discrete actions) for ``episodes`` episodes.
+                 progress: bool = True, desc: str = "episodes", tricks: Sequence[OnlineTrick] = (),
+                 agent: Any = None) -> OnlineResult:
+    """Run an observed-state ``aif_deep.Agent`` in a Gymnasium ``env`` (Box observation, Discrete actions) for
+    ``episodes`` episodes: ``agent`` (e.g. written out from its strategies, as ``examples/cartpole.py`` does) or,
+    when ``None``, ``online_agent(..., settings, seed, tricks)``.
 
     The environment is seeded once with ``seed`` (its later resets continue its own generator), so a run is
-    determined by ``seed``. With ``solve_return`` the run records the first episode whose ``window``-episode
-    mean return reaches it, and stops there if ``stop_when_solved``. ``tricks``: see ``OnlineTrick``.
+    determined by ``seed`` (and the agent's). With ``solve_return`` the run records the first episode whose
+    ``window``-episode mean return reaches it, and stops there if ``stop_when_solved``.
     """
     if int(episodes) < 1 or int(window) < 1:
         raise ParameterError(f"train_online needs episodes >= 1 and window >= 1, got {episodes} and {window}")
-    num_features = int(np.prod(env.observation_space.shape))
     if not hasattr(env.action_space, "n"):
         raise ParameterError(f"train_online needs a Discrete action space, got {env.action_space}")
-    agent = OnlineAgent(num_features, int(env.action_space.n), settings, seed=seed, tricks=tricks)
+    num_features, num_actions = int(np.prod(env.observation_space.shape)), int(env.action_space.n)
+    if agent is None:
+        agent = online_agent(num_features, num_actions, settings, seed, tricks)
+    if not isinstance(agent.model, StateVectorModel) or agent.td is None or \
+            agent.model.num_states != [num_features] or agent.model.num_controls != [num_actions]:
+        raise ParameterError(f"train_online runs an aif_deep.Agent with a StateVectorModel({num_features}, "
+                             f"{num_actions}) and TDLearning for this environment, got {agent.model!r}")
     returns, pol_h, act_h, igs, capped = [], [], [], [], []
     solved = None
     obs, _ = env.reset(seed=int(seed))
@@ -398,20 +568,21 @@ def train_online(env: Any, settings: OnlineSettings = OnlineSettings(), episodes
     for ep in bar:
         if ep > 0:
             obs, _ = env.reset()
-        total, h_sum, counts, done = 0.0, 0.0, np.zeros(agent.num_actions), False
+        agent.reset()
+        total, h_sum, counts, done, reward, terminated = 0.0, 0.0, np.zeros(len(agent.policies)), False, None, False
         while not done:
-            action, p = agent.act(obs)
-            nxt, reward, terminated, truncated, _ = env.step(action)
-            agent.observe(obs, action, reward, nxt, terminated)
+            action = int(agent.step(obs, reward=reward, terminated=terminated)[0])
+            obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
-            h_sum += float(entr(p).sum())
+            h_sum += float(entr(agent.q_pi.numpy()).sum())
             counts[action] += 1
-            obs, done = nxt, terminated or truncated
+            done = terminated or truncated
+        agent.infer_states(obs, reward=reward, terminated=terminated)  # the episode's last transition
         returns.append(total)
         pol_h.append(h_sum / counts.sum())
         act_h.append(float(entr(counts / counts.sum()).sum()))
-        igs.append(agent.last_info_gain)
-        capped.append(agent.last_capped)
+        igs.append(agent.td.last_info_gain)
+        capped.append(agent.td.last_capped)
         mean = float(np.mean(returns[-window:]))
         bar.set_postfix(ret=f"{total:.0f}", mean=f"{mean:.0f}", refresh=False)
         if solve_return is not None and solved is None and len(returns) >= window and mean >= solve_return:
@@ -420,4 +591,4 @@ def train_online(env: Any, settings: OnlineSettings = OnlineSettings(), episodes
                 break
     bar.close()
     return OnlineResult(np.array(returns), np.array(pol_h), np.array(act_h), np.array(igs), np.array(capped),
-                        solved, agent.steps, agent)
+                        solved, agent.td.steps, agent)

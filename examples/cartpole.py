@@ -1,10 +1,12 @@
 """CartPole-v1 with online deep active inference, against a plain DQN on the same budget.
 
-The active-inference agent (``aif_deep.online``) acts from q(a | x) = softmax(-gamma G_phi(x, .)), where
-G_phi is an amortised expected free energy to go learned by temporal differences on g = risk - w * info_gain
-(risk = -ln p~(r) = -r; the information gain is the disagreement of an ensemble of learned transition
-networks). The DQN baseline is the same code with w = 0, V = min instead of the soft minimum, and
-epsilon-greedy actions: same network, optimiser, replay buffer, update rate and episodes.
+The active-inference agent is an ``aif_deep.Agent`` assembled from ``aif_deep.online``'s strategies (``build_agent``
+below): the state vector is observed (``ObservedState``), actions are scored by a learned expected free energy to
+go G_phi (``LearnedQ``), and q(a | x) = softmax(-gamma G_phi(x, .)) (``Softmax``). G_phi is learned by temporal
+differences (``TDLearning``) on g = risk - w * info_gain (``RewardRisk``: -ln p~(r) = -r; ``EnsembleInfoGain``:
+the disagreement of an ensemble of learned transition networks, the model's ``transition``). The DQN baseline is
+the same Agent with w = 0 (no ensemble), V = min instead of the soft minimum, and epsilon-greedy actions: same
+network, optimiser, replay buffer, update rate and episodes.
 
     python examples/cartpole.py                       # 5 seeds, both agents, learning curves
     python examples/cartpole.py --ablation            # epistemic weights 0, 0.1, 1, 10: return, entropy
@@ -28,6 +30,29 @@ from dataclasses import replace
 import numpy as np
 
 
+def build_agent(num_features, num_actions, settings, tricks, seed):
+    """The online agent as an ``aif_deep.Agent`` over its strategy slots, from ``OnlineSettings`` (the same Agent
+    as ``aif_deep.online.online_agent``, written out)."""
+    import numpy as np
+
+    import aif_deep
+    from aif_deep import online
+
+    s = settings
+    model = online.StateVectorModel(num_features, num_actions, transition=None if s.epistemic_weight == 0 else
+                                    online.Ensemble(num_features, num_actions, s.ensemble_size, s.model_hidden,
+                                                    seed=seed + 1))
+    terms = (online.RewardRisk(s.reward_preference),)
+    if s.epistemic_weight > 0:
+        terms += (online.EnsembleInfoGain(s.epistemic_weight, noise_sd=s.noise_sd),)
+    q = aif_deep.QFunction([num_features], [num_actions], temperature=s.temperature, hidden=s.hidden, seed=seed)
+    td = online.TDLearning(lr=s.lr, batch_size=s.batch_size, buffer_size=s.buffer_size,
+                           learning_starts=s.learning_starts, train_every=s.train_every, discount=s.discount,
+                           tau=s.tau, hard_min=s.hard_min, max_grad_norm=s.max_grad_norm, tricks=tuple(tricks))
+    return aif_deep.Agent(model, inference=online.ObservedState(), planner=online.LearnedQ(q), efe_terms=terms,
+                          learning=td, selection=s.selection, rng=np.random.default_rng(seed))
+
+
 def run_one(job):
     """Train one agent for one seed in a fresh process: ``(name, seed, settings, tricks, episodes, ...)`` -> dict."""
     import gymnasium as gym
@@ -38,8 +63,10 @@ def run_one(job):
     torch.set_num_threads(1)  # small networks: one thread per run, runs in parallel over processes
     name, seed, settings, tricks, episodes, solve, window, stop, progress = job
     start = time.perf_counter()
-    res = train_online(gym.make("CartPole-v1"), settings, episodes, seed, solve_return=solve, window=window,
-                       stop_when_solved=stop, progress=progress, desc=f"{name} seed {seed}", tricks=tricks)
+    env = gym.make("CartPole-v1")
+    agent = build_agent(env.observation_space.shape[0], env.action_space.n, settings, tricks, seed)
+    res = train_online(env, episodes=episodes, seed=seed, solve_return=solve, window=window, stop_when_solved=stop,
+                       progress=progress, desc=f"{name} seed {seed}", agent=agent)
     return dict(name=name, seed=seed, returns=res.returns, policy_entropy=res.policy_entropy,
                 action_entropy=res.action_entropy, info_gain=res.info_gain, capped=res.capped,
                 solved=res.solved_episode,

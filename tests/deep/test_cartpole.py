@@ -1,6 +1,7 @@
-"""aif_deep.online on CartPole-v1: it learns, the epistemic term is a non-negative information gain that shrinks
-where the transition model has learned, settings are checked, runs are determined by the seed, and the
-example runs with its quick settings."""
+"""aif_deep.online on CartPole-v1: the online agent is an aif_deep.Agent configuration (observed state, learned Q
+planner, TD learning); it learns, the epistemic term is a non-negative information gain that shrinks where the
+transition model has learned, settings and wrong combinations of strategies are refused, runs are determined by
+the seed, and the example runs with its quick settings."""
 
 import importlib.util
 import pathlib
@@ -13,9 +14,12 @@ import scipy.special
 torch = pytest.importorskip("torch")
 gym = pytest.importorskip("gymnasium")
 
-from aif.errors import ParameterError  # noqa: E402
-from aif_deep.online import (Ensemble, EpistemicCap, EpsilonGreedy, OnlineAgent, OnlineSettings,  # noqa: E402
-                             Softmax, dqn_settings, train_online)
+import aif  # noqa: E402
+import aif_deep  # noqa: E402
+from aif.errors import ParameterError, StrategyError  # noqa: E402
+from aif_deep.online import (Ensemble, EnsembleInfoGain, EpistemicCap, EpsilonGreedy, LearnedQ,  # noqa: E402
+                             ObservedState, OnlineSettings, RewardRisk, Softmax, StateVectorModel, TDLearning,
+                             dqn_settings, online_agent, train_online)
 
 torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -79,19 +83,20 @@ def test_information_gain_is_nonnegative_and_shrinks_where_the_model_has_learned
 
 
 def test_epistemic_term_enters_the_td_target():
-    agent = OnlineAgent(4, 2, QUICK, seed=0, tricks=CAP)
+    td = online_agent(4, 2, QUICK, seed=0, tricks=CAP).td
     r = torch.ones(8)
     ig = torch.rand(8)
-    np.testing.assert_allclose(agent.one_step_efe(r, ig).numpy(), (-1.0 - QUICK.epistemic_weight * ig).numpy())
-    assert agent.ensemble is not None
-    assert OnlineAgent(4, 2, dqn_settings(QUICK), seed=0).ensemble is None  # DQN: no model, no epistemic term
+    np.testing.assert_allclose(td.one_step_efe(r, ig).numpy(), (-1.0 - QUICK.epistemic_weight * ig).numpy())
+    assert td.ensemble is not None
+    dqn = online_agent(4, 2, dqn_settings(QUICK), seed=0)
+    assert dqn.td.ensemble is None and dqn.model.transition is None  # DQN: no model, no epistemic term
 
 
 def test_epistemic_cap_bounds_the_epistemic_value_per_transition():
     ig = torch.tensor([0.0, 0.01, 0.04, 0.05, 0.2, 9.0])
     r = torch.ones(6)
-    capped = OnlineAgent(4, 2, replace(QUICK, epistemic_weight=10.0), seed=0, tricks=(EpistemicCap(0.5),))
-    free = OnlineAgent(4, 2, replace(QUICK, epistemic_weight=10.0), seed=0)
+    capped = online_agent(4, 2, replace(QUICK, epistemic_weight=10.0), seed=0, tricks=(EpistemicCap(0.5),)).td
+    free = online_agent(4, 2, replace(QUICK, epistemic_weight=10.0), seed=0).td
     # g = -r - min(w * ig, cap): unchanged below the cap, never more than cap nats of epistemic value.
     np.testing.assert_allclose(capped.one_step_efe(r, ig).numpy(), [-1.0, -1.1, -1.4, -1.5, -1.5, -1.5], rtol=1e-6)
     np.testing.assert_allclose(free.one_step_efe(r, ig).numpy(), (-1.0 - 10.0 * ig).numpy(), rtol=1e-6)
@@ -104,7 +109,7 @@ def test_epistemic_cap_makes_the_untrained_ensembles_disagreement_the_same_for_e
     gen = torch.Generator().manual_seed(0)
     x = 0.1 * torch.randn(256, 4, generator=gen)  # CartPole's states are near 0
     s = replace(QUICK, epistemic_weight=10.0, ensemble_size=5, model_hidden=64, noise_sd=0.01)
-    agent = OnlineAgent(4, 2, s, seed=0, tricks=CAP)
+    agent = online_agent(4, 2, s, seed=0, tricks=CAP).td
     r = torch.ones(256)
     ig = [agent.ensemble.info_gain(x, torch.full((256,), a), s.noise_sd) for a in (0, 1)]
     assert min(float(i.min()) for i in ig) > 0.5 / 10.0  # every transition is above the cap
@@ -147,8 +152,8 @@ def test_bad_selection_and_env_raise():
         Softmax(gamma=0.0)
     with pytest.raises(ParameterError):
         EpsilonGreedy(end=1.5)
-    with pytest.raises(ParameterError):
-        OnlineAgent(4, 1)
+    with pytest.raises(ParameterError, match="num_actions must be at least 2"):
+        online_agent(4, 1)
     with pytest.raises(ParameterError):
         train_online(gym.make("MountainCarContinuous-v0"), QUICK, episodes=1, progress=False)
 
@@ -186,3 +191,93 @@ def test_cartpole_example_ablation_quick(capsys):
     # With the quick run's untrained ensemble, w * info_gain is far above the cap: every replayed transition is at it.
     assert np.nanmax(w10["capped"]) == 1.0
     assert np.isnan([r for r in results if r["name"] == "w=0"][0]["capped"]).all()  # no ensemble, no cap
+
+
+def _strategies(seed=0, **changes):
+    """The CartPole configuration of aif_deep.Agent, written out."""
+    parts = dict(model=StateVectorModel(4, 2, Ensemble(4, 2, size=3, hidden=16, seed=seed + 1)),
+                 inference=ObservedState(), planner=LearnedQ(aif_deep.QFunction([4], [2], temperature=0.05, hidden=32,
+                                                                              seed=seed)),
+                 efe_terms=(RewardRisk(1.0), EnsembleInfoGain(0.1, 0.01)),
+                 learning=TDLearning(learning_starts=20, batch_size=8, train_every=1, tricks=CAP),
+                 selection=Softmax(30.0, 1.0, 100), rng=np.random.default_rng(seed))
+    parts.update(changes)
+    return aif_deep.Agent(**parts)
+
+
+def test_the_online_agent_is_an_agent_configuration_whose_q_pi_is_the_selection_rule_on_G_phi():
+    agent = _strategies()
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=0)
+    reward, terminated, returns = None, False, []
+    for _ in range(60):
+        action = agent.step(obs, reward=reward, terminated=terminated)
+        x = torch.as_tensor(obs, dtype=torch.float32)
+        with torch.no_grad():
+            G = agent.planner.qfunction.net(x).double()
+        torch.testing.assert_close(agent.G, G)
+        torch.testing.assert_close(agent.q_pi, torch.from_numpy(agent.selection.probabilities(G.numpy(),
+                                                                                             agent.steps - 1)))
+        assert action.shape == (1,) and int(action[0]) in (0, 1) and agent.policies.shape == (2, 1, 1)
+        obs, reward, terminated, truncated, _ = env.step(int(action[0]))
+        returns.append(reward)
+        if terminated or truncated:
+            agent.infer_states(obs, reward=reward, terminated=terminated)
+            agent.reset()
+            obs, _ = env.reset()
+            reward, terminated = None, False
+    if agent.qs is not None:
+        agent.infer_states(obs, reward=reward, terminated=terminated)  # the last action's outcome
+    # Every transition reached the buffer (the last of an episode through infer_states) and TD updates ran.
+    assert agent.td.steps == agent.td.size == 60
+    assert np.isfinite(agent.td.last_info_gain) and agent.steps == 60
+
+
+def test_the_online_agent_refuses_a_missing_reward_and_a_bad_observation():
+    agent = _strategies()
+    agent.step(np.zeros(4))
+    with pytest.raises(ParameterError, match="reward"):
+        agent.step(np.zeros(4))
+    with pytest.raises(ParameterError, match=r"shape \(4,\)"):
+        agent.step(np.zeros(3), reward=1.0)
+    with pytest.raises(ParameterError, match="finite"):
+        agent.step(np.array([0.0, np.nan, 0.0, 0.0]), reward=1.0)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(selection=aif.Selection()), "selection = SelectionRule"),
+    (dict(rng=torch.Generator()), "rng = Generator"),
+    (dict(inference=aif.FixedPoint()), "inference = ObservedState"),
+    (dict(planner=aif.planning.PolicyEnumeration()), "planner = LearnedQ"),
+    (dict(learning=aif.Learning()), "TDLearning"),
+    (dict(batch_shape=(2,)), "one agent"),
+    (dict(efe_terms=(aif.Utility(),)), "RewardRisk"),
+    (dict(model=StateVectorModel(4, 2)), "transition ensemble"),
+])
+def test_wrong_strategies_for_an_observed_state_are_refused_when_the_agent_is_built(change, match):
+    with pytest.raises(StrategyError, match=match):
+        _strategies(**change)
+
+
+def test_observed_state_strategies_are_refused_on_a_tabular_model():
+    model = aif_deep.TabularModel.from_aif(aif.envs.TMaze().generative_model())
+    with pytest.raises(StrategyError, match="model = StateVectorModel"):
+        aif_deep.Agent(model, planner=LearnedQ(aif_deep.QFunction([4], [2])))
+    with pytest.raises(StrategyError, match="select from a LearnedQ planner"):
+        aif_deep.Agent(model, selection=Softmax())
+    with pytest.raises(StrategyError, match="observed"):
+        StateVectorModel(4, 2).log_likelihood([0], None)
+
+
+def test_the_examples_agent_written_out_from_its_strategies_runs_as_online_agent():
+    spec = importlib.util.spec_from_file_location("cartpole_example", ROOT / "examples" / "cartpole.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    s = replace(QUICK, learning_starts=100)
+    built = mod.build_agent(4, 2, s, CAP, 3)
+    a = train_online(gym.make("CartPole-v1"), episodes=8, seed=3, progress=False, agent=built)
+    b = train_online(gym.make("CartPole-v1"), s, episodes=8, seed=3, progress=False, tricks=CAP)
+    np.testing.assert_array_equal(a.returns, b.returns)
+    np.testing.assert_array_equal(a.info_gain, b.info_gain)
+    with pytest.raises(ParameterError, match="StateVectorModel"):
+        train_online(gym.make("CartPole-v1"), episodes=1, progress=False, agent=mod.build_agent(3, 2, s, CAP, 0))
