@@ -4,11 +4,10 @@ One step: ``infer_states`` (posterior from the observation and the carried prior
 (EFE of every policy and q(pi)), ``sample_action``, then the prior for the next step is ``predict(qs, u)``.
 The Agent holds settings and the current beliefs; every equation lives in ``inference`` and ``control``.
 
-With a method that infers over time (an ``aif.strategies.SequenceInference``: ``MarginalMessagePassing``,
-``VariationalMessagePassing``) the same cycle runs on a window: ``infer_states`` calls ``infer_sequence`` with the
-last ``inference_horizon`` observations and the actions between them, ``infer_policies`` scores each policy
-from its own beliefs (``sequence_control``) and weighs in the window's free energy ``F``, and
-``sample_action`` carries the prior of the next window (``SequenceOptions.prior``) instead of ``predict``.
+How the cycle runs for the Agent's strategies is chosen once, when it is built: from one belief (``_OneStep``:
+its planner, or the EFE of its policies; ``_Learning`` adds the ``Learning`` updates), or, with a
+method that infers over time (an ``aif.strategies.SequenceInference``: ``MarginalMessagePassing``,
+``VariationalMessagePassing``), on a window (``aif.sequence_control.SequenceCycle``).
 """
 
 from __future__ import annotations
@@ -18,14 +17,15 @@ from typing import Any, cast
 
 import numpy as np
 
-from .checks import check_beliefs, check_policies, check_positive
-from .control import enumerate_policies, expected_free_energy, policy_posterior, predict, select_action
-from .efe import DEFAULT_TERMS, EFEOptions
+from .checks import check_beliefs, check_choice, check_integer, check_policies, check_positive
+from .control import enumerate_policies, policy_posterior, predict_policies, prefix_tree_efe, select_action
+from .efe import DEFAULT_TERMS, EFEOptions, check_counts, check_terms
 from .errors import CallOrderError, ParameterError, PolicyError, StrategyError
-from .inference import FixedPoint, infer_states
+from .inference import FixedPoint, likelihoods
+from .learning import Learning
 from .model import GenerativeModel
-from .sequence import MarginalMessagePassing, infer_sequence
-from .sequence_control import SequenceOptions, policy_average, sequence_expected_free_energy, sequence_policy_posterior
+from .sequence import MarginalMessagePassing
+from .sequence_control import SequenceCycle, SequenceOptions
 from .strategies import NUMPY, Learner, Planner, SequenceInference, StateInference, require
 
 
@@ -43,44 +43,8 @@ class Selection:
     sampling: str = "full"
 
     def __post_init__(self):
-        if self.mode not in ("deterministic", "stochastic"):
-            raise ParameterError(f"Selection.mode must be 'deterministic' or 'stochastic', got {self.mode!r}")
-        if self.sampling not in ("full", "marginal"):
-            raise ParameterError(f"Selection.sampling must be 'full' or 'marginal', got {self.sampling!r}")
-
-
-@dataclass(frozen=True)
-class Learning(Learner):
-    """Dirichlet learning of the model's counts (``aif.learning``).
-
-    Attributes:
-        lr: learning rate (counts added per observation), >= 0.
-        forgetting: factor in (0, 1] applied to the old counts before each update (1 = none).
-        learn_A, learn_B, learn_D: which counts to update (each needs the model's pA / pB / pD).
-        online: update after every observation (``True``) or only when ``learn()`` is called, from the
-            episode recorded since the last ``reset`` (``False``). D is learned from the episode's first
-            posterior in both cases, at ``learn()`` or ``reset()``.
-        forget_to_prior: with ``forgetting < 1``, old counts decay towards the model's initial counts
-            (``True``) rather than towards zero (``False``), so counts the agent never revisits stay at their
-            prior instead of shrinking to nothing (and their novelty growing without bound).
-            The price: forgetting caps the evidence a column holds at about ``lr / (1 - forgetting)``
-            observations while the prior keeps its full weight: give a weak prior (small counts), or forget
-            towards zero and accept the growing novelty (measured in benchmarks/results/soak_forgetting.md).
-    """
-
-    lr: float = 1.0
-    forgetting: float = 1.0
-    learn_A: bool = True
-    learn_B: bool = True
-    learn_D: bool = False
-    online: bool = True
-    forget_to_prior: bool = True
-
-    def __post_init__(self):
-        if not (np.isfinite(self.lr) and self.lr >= 0):
-            raise ParameterError(f"Learning.lr must be >= 0 and finite, got {self.lr}")
-        if not 0 < self.forgetting <= 1:
-            raise ParameterError(f"Learning.forgetting must be in (0, 1], got {self.forgetting}")
+        check_choice(self.mode, "Selection.mode", ("deterministic", "stochastic"))
+        check_choice(self.sampling, "Selection.sampling", ("full", "marginal"))
 
 
 def preset_settings(name: str, sampling: str, mode: str = "deterministic", **kwargs: Any) -> dict:
@@ -144,19 +108,21 @@ class Agent:
     trial_length: int | None = None
     sequence: SequenceOptions = field(default_factory=SequenceOptions)
 
+
     def __post_init__(self):
         for name, kind in (("selection", Selection), ("efe", EFEOptions)):
             if not isinstance(getattr(self, name), kind):
                 raise StrategyError(f"{name} must be an aif.{kind.__name__}, got {getattr(self, name)!r}")
-        self._over_time = isinstance(self.inference, SequenceInference)
-        require(self.inference, SequenceInference if self._over_time else StateInference, "inference", NUMPY)
+        over_time = isinstance(self.inference, SequenceInference)
+        require(self.inference, SequenceInference if over_time else StateInference, "inference", NUMPY)
         require(self.planner, Planner, "planner", NUMPY, optional=True)
         require(self.learning, Learner, "learning", NUMPY, optional=True)
         if self.rng is not None and not isinstance(self.rng, np.random.Generator):
             raise TypeError(f"rng must be a np.random.Generator, got {type(self.rng).__name__}")
         if not isinstance(self.model, GenerativeModel):
             raise TypeError(f"model must be an aif.GenerativeModel, got {type(self.model).__name__}")
-        self._check_time_settings()
+        self.inference_horizon = check_integer(self.inference_horizon, "inference_horizon")
+        self.trial_length = check_integer(self.trial_length, "trial_length", optional=True)
         self.gamma = check_positive(self.gamma, "gamma")
         self.alpha = check_positive(self.alpha, "alpha")
         if self.policies is None:
@@ -173,29 +139,9 @@ class Agent:
             raise ParameterError("stochastic selection needs rng (a np.random.Generator)")
         # The counts the agent started with: forgetting decays learned counts back towards them.
         self.initial_counts = {name: getattr(self.model, name) for name in ("pA", "pB", "pD")}
-        if self.learning is not None:
-            for name in ("A", "B", "D"):
-                if getattr(self.learning, f"learn_{name}") and getattr(self.model, f"p{name}") is None:
-                    raise ParameterError(f"Learning.learn_{name} needs Dirichlet counts: the model has no p{name}")
+        # How the cycle runs for these strategies, chosen once: over a window, or from one belief (learning or not).
+        self._cycle = (SequenceCycle if over_time else _OneStep if self.learning is None else _Learning)(self)
         self.reset()
-
-    def _check_time_settings(self):
-        W, T = self.inference_horizon, self.trial_length
-        if not (isinstance(W, (int, np.integer)) and W >= 1):
-            raise ParameterError(f"inference_horizon must be a positive integer, got {W!r}")
-        if T is not None and not (isinstance(T, (int, np.integer)) and T >= 1):
-            raise ParameterError(f"trial_length must be None or a positive integer, got {T!r}")
-        if self._over_time:
-            if self.planner is not None:
-                raise ParameterError("a planner scores one current belief: it cannot be combined with an "
-                                     f"inference method over time ({type(self.inference).__name__})")
-            if self.learning is not None:
-                raise ParameterError("learning is not supported yet with an inference method over time "
-                                     f"({type(self.inference).__name__})")
-        elif W != 1 or T is not None:
-            raise ParameterError(f"inference_horizon = {W} and trial_length = {T} need an inference method over "
-                                 f"time (MarginalMessagePassing, VariationalMessagePassing), got "
-                                 f"{type(self.inference).__name__}")
 
     @classmethod
     def pymdp_legacy(cls, model: GenerativeModel, policy_horizon: int = 1, sampling: str = "marginal",
@@ -231,142 +177,33 @@ class Agent:
 
         With online learning of D, the finished episode's first posterior updates pD first.
         """
-        if getattr(self, "history", None) and self.learning is not None and self.learning.online:
-            self._learn_D()
-        self.history: list = []  # (obs, qs, action before obs) per step, for learning
+        self._cycle.reset()
+        self.history: list = []  # (obs, qs, (qs_prev, action) or None) per step, for learning
         self.prior = [d.copy() for d in self.model.D] if prior is None else check_beliefs(self.model, prior)
         self.qs: Any = None
         self.q_pi = self.G = self.terms = self.action = self.plan = cast(Any, None)
         self.t = 0
-        # inference over time: the observations and actions of the window, its beliefs and free energy
-        self.obs_window: list = []
-        self.actions_window: list = []
-        self.qs_seq = self.F = self.present = None
 
     def infer_states(self, obs: Any) -> list:
         """Posterior over states from ``obs`` and the carried prior."""
-        if self._over_time:
-            return self._infer_sequence(obs)
-        self.qs = infer_states(self.model, obs, self.prior, self.inference)
-        if self.learning is not None:
-            previous = (self.history[-1][1], self.action) if self.history else None
-            self.history.append((obs, self.qs, previous))
-            if self.learning.online:
-                self._learn_step(obs, self.qs, previous)
-                del self.history[1:-1]  # online learning needs only the first posterior (D) and the last (B)
+        self.qs = self._cycle.infer_states(obs)
         return self.qs
-
-    def _learn_step(self, obs, qs, previous):
-        from . import learning
-
-        rates = dict(lr=self.learning.lr, forgetting=self.learning.forgetting)
-        changes = {}
-        if self.learning.learn_A:
-            changes["pA"] = learning.update_A(self.model.pA, obs, qs, A_dependencies=self.model.A_dependencies,
-                                              prior=self._prior_counts("pA"), **rates)
-            changes["A"] = None
-        if self.learning.learn_B and previous is not None:
-            qs_prev, action = previous
-            changes["pB"] = learning.update_B(self.model.pB, qs, qs_prev, action,
-                                              B_dependencies=self.model.B_dependencies,
-                                              prior=self._prior_counts("pB"), **rates)
-            changes["B"] = None
-        if changes:
-            self.model = self.model.replace(**changes)
-
-    def _prior_counts(self, name):
-        """The counts forgetting decays towards: the model's counts when the agent was built (or None)."""
-        return self.initial_counts[name] if self.learning.forget_to_prior else None
-
-    def _learn_D(self):
-        from . import learning
-
-        if self.learning.learn_D and self.history:
-            pD = learning.update_D(self.model.pD, self.history[0][1], lr=self.learning.lr,
-                                   forgetting=self.learning.forgetting, prior=self._prior_counts("pD"))
-            self.model = self.model.replace(pD=pD, D=None)
-
-    def learn(self) -> GenerativeModel:
-        """Offline learning: update the counts from the episode recorded since ``reset`` and return the model.
-
-        Applies, in order, each step's A and B updates (as online learning would, but with the beliefs the
-        agent held during the episode), then D from the first posterior. The record is then cleared.
-        """
-        if self.learning is None:
-            raise ParameterError("learn() needs Learning settings: Agent(..., learning=aif.Learning(...))")
-        for obs, qs, previous in self.history:
-            self._learn_step(obs, qs, previous)
-        self._learn_D()
-        self.history = []
-        return self.model
-
-    def _steps_left(self) -> int:
-        if self.trial_length is None:
-            return self.policy_horizon
-        if self.t >= self.trial_length:
-            raise CallOrderError(f"the trial has {self.trial_length} observations and this would be observation "
-                                 f"{self.t + 1}: call reset() to start a new trial")
-        return min(self.policy_horizon, self.trial_length - 1 - self.t)
-
-    def _infer_sequence(self, obs):
-        policies = self.policies[:, : self._steps_left()]
-        window = (self.obs_window + [obs])[-self.inference_horizon :]
-        actions = np.array(self.actions_window[len(self.actions_window) - (len(window) - 1) :], dtype=int)
-        actions = actions.reshape(len(window) - 1, self.model.num_factors)
-        self.qs_seq, self.F = infer_sequence(self.model, window, actions, policies, self.prior, self.inference)
-        self.obs_window, self.actions_window = window, list(actions)
-        self.present = len(window) - 1
-        # until G is known, the policies are weighed by their evidence alone
-        evidence = sequence_policy_posterior(np.zeros_like(self.F), self.F, self.model.E, self.gamma,
-                                             self.sequence.vfe_sign)
-        self.qs = policy_average([q[:, self.present] for q in self.qs_seq], evidence)
-        return self.qs
-
-    def _infer_sequence_policies(self):
-        future = [q[:, self.present :] for q in self.qs_seq]
-        C_time = self.t if self.sequence.C_time == "absolute" else 0
-        policies = self.policies[:, : future[0].shape[1] - 1]
-        self.G, self.terms = sequence_expected_free_energy(self.model, future, policies, self.efe_terms, self.efe,
-                                                           C_time)
-        self.q_pi = sequence_policy_posterior(self.G, self.F, self.model.E, self.gamma, self.sequence.vfe_sign)
-        self.qs = policy_average([q[:, self.present] for q in self.qs_seq], self.q_pi)
-        return self.q_pi, self.G
-
-    def _carry_window_prior(self):
-        """After an action: the prior over the next window's first state (``SequenceOptions.prior``)."""
-        if len(self.obs_window) < self.inference_horizon:
-            return  # the next window still starts the trial: its prior stays the initial one
-        first = [q[:, 0] for q in self.qs_seq]  # each policy's belief about this window's first step
-        self.prior = first if self.sequence.prior == "policy" else policy_average(first, self.q_pi)
 
     def infer_policies(self) -> tuple[np.ndarray, np.ndarray]:
         """EFE of every policy and the policy posterior, from the current posterior. Returns ``(q_pi, G)``."""
         if self.qs is None:
             raise CallOrderError("infer_policies needs a posterior: call infer_states(obs) first")
-        if self._over_time:
-            return self._infer_sequence_policies()
-        if self.planner is not None:
-            self.plan = plan = self.planner.plan(self.model, self.qs, self.rng)
-            self.G, self.terms = plan.G, plan.terms
-            E = self.model.E if self.model.E is not None and len(self.model.E) == len(self.G) else None
-            self.q_pi = policy_posterior(self.G, E, self.gamma)
-            return self.q_pi, self.G
-        self.G, self.terms = expected_free_energy(self.model, self.qs, self.policies, self.efe_terms, self.efe)
-        self.q_pi = policy_posterior(self.G, self.model.E, self.gamma)
+        self.q_pi, self.G, self.terms = self._cycle.infer_policies()
         return self.q_pi, self.G
 
     def sample_action(self) -> np.ndarray:
-        """Choose an action vector ``(num_factors,)`` and carry the prior forward with B."""
+        """Choose an action vector ``(num_factors,)`` and carry the prior forward."""
         if self.q_pi is None:
             raise CallOrderError("sample_action needs q_pi: call infer_policies() first")
         policies = self.policies if self.plan is None else self.plan.policies
         self.action = select_action(self.q_pi, policies, self.selection.mode, self.rng, self.alpha,
                                     self.selection.sampling)
-        if self._over_time:
-            self.actions_window.append(self.action)
-            self._carry_window_prior()
-        else:
-            self.prior = predict(self.model, self.qs, self.action)
+        self.prior = self._cycle.next_prior()
         self.t += 1
         return self.action
 
@@ -375,3 +212,89 @@ class Agent:
         self.infer_states(obs)
         self.infer_policies()
         return self.sample_action()
+
+    def learn(self) -> GenerativeModel:
+        """Offline learning: update the counts from the episode recorded since ``reset`` and return the model.
+
+        Applies, in order, each step's A and B updates (as online learning would, but with the beliefs the
+        agent held during the episode), then D from the first posterior. The record is then cleared.
+        """
+        return self._cycle.learn()
+
+
+class _OneStep:
+    """The cycle from one current belief, on inputs the Agent checked when it was built (and on the beliefs it
+    computed): the inference strategy on ``ln A[o]`` and ``ln prior``, ``G`` of the agent's policies
+    (``prefix_tree_efe``) or the planner's ``Plan``, q(pi), and one step of ``B`` for the next prior."""
+
+    def __init__(self, agent: Agent) -> None:
+        a = self.agent = agent
+        if a.inference_horizon != 1 or a.trial_length is not None:
+            raise ParameterError(f"inference_horizon = {a.inference_horizon} and trial_length = {a.trial_length} "
+                                 f"need an inference method over time (MarginalMessagePassing, "
+                                 f"VariationalMessagePassing), got {type(a.inference).__name__}")
+        a.efe_terms = check_terms(a.efe_terms)
+        check_counts(a.model, a.efe_terms)
+        self.score = self.enumeration if a.planner is None else self.planned
+
+    def reset(self) -> None:
+        pass
+
+    def infer_states(self, obs: Any) -> list:
+        a, method = self.agent, cast(FixedPoint, self.agent.inference)
+        log_lik = [method.guard(L) for L in likelihoods(a.model, obs)]
+        return method(log_lik, [method.guard(p) for p in a.prior], a.model.A_dependencies)
+
+    def enumeration(self) -> tuple[np.ndarray, dict, np.ndarray | None]:
+        a = self.agent
+        return (*prefix_tree_efe(a.model, a.qs, a.policies, a.efe_terms, a.efe), a.model.E)
+
+    def planned(self) -> tuple[np.ndarray, dict, np.ndarray | None]:
+        a = self.agent
+        a.plan = plan = cast(Planner, a.planner).plan(a.model, a.qs, a.rng)
+        return plan.G, plan.terms, a.model.E if a.model.E is not None and len(a.model.E) == len(plan.G) else None
+
+    def infer_policies(self) -> tuple[np.ndarray, np.ndarray, dict]:
+        G, terms, E = self.score()
+        return policy_posterior(G, E, self.agent.gamma), G, terms
+
+    def next_prior(self) -> list:
+        a = self.agent
+        return [q[0] for q in predict_policies(a.model, [q[None] for q in a.qs], a.action[None])]
+
+    def learn(self) -> GenerativeModel:
+        raise ParameterError("learn() needs Learning settings: Agent(..., learning=aif.Learning(...))")
+
+
+class _Learning(_OneStep):
+    """The one-step cycle with ``Learning``: each step is recorded in ``agent.history`` (online learning updates
+    A and B at once and keeps only the first and last steps); D is learned from the episode's first posterior."""
+
+    def __init__(self, agent: Agent) -> None:
+        super().__init__(agent)
+        for name in ("A", "B", "D"):
+            if getattr(agent.learning, f"learn_{name}") and getattr(agent.model, f"p{name}") is None:
+                raise ParameterError(f"Learning.learn_{name} needs Dirichlet counts: the model has no p{name}")
+
+    def reset(self) -> None:
+        a = self.agent
+        if getattr(a, "history", None) and cast(Learning, a.learning).online:
+            a.model = cast(Learning, a.learning).update_initial(a.model, a.history[0][1], a.initial_counts)
+
+    def infer_states(self, obs: Any) -> list:
+        a, L = self.agent, cast(Learning, self.agent.learning)
+        qs = super().infer_states(obs)
+        previous = (a.history[-1][1], a.action) if a.history else None
+        a.history.append((obs, qs, previous))
+        if L.online:
+            a.model = L.update(a.model, obs, qs, previous, a.initial_counts)
+            del a.history[1:-1]  # online learning needs only the first posterior (D) and the last (B)
+        return qs
+
+    def learn(self) -> GenerativeModel:
+        a, L = self.agent, cast(Learning, self.agent.learning)
+        for obs, qs, previous in a.history:
+            a.model = L.update(a.model, obs, qs, previous, a.initial_counts)
+        a.model = L.update_initial(a.model, a.history[0][1] if a.history else None, a.initial_counts)
+        a.history = []
+        return a.model

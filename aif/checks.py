@@ -7,6 +7,7 @@ Error classes (the same in ``aif_deep``): beliefs and priors ``BeliefError``; ob
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,36 +21,36 @@ PROB_TOL = 1e-6  # how far a probability vector's sum may be from 1
 COLUMN_TOL = 1e-6  # how far a column of A, B (and D, E) may sum away from 1
 
 
-# ----------------------------------------------------------------------------------------------------------
-# The model
+def first_index(mask: np.ndarray) -> tuple[int, ...]:
+    """The index of the first true entry of ``mask``."""
+    return tuple(int(i) for i in np.argwhere(mask)[0])
 
-def _finite_nonneg(x, label):
-    bad = ~np.isfinite(x)
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ModelError(f"{label} has a non-finite entry {x[idx]} at index {idx}")
-    neg = x < 0
-    if neg.any():
-        idx = tuple(int(i) for i in np.argwhere(neg)[0])
-        raise ModelError(f"{label} has a negative entry {x[idx]} at index {idx}")
+
+# ----------------------------------------------------------------------------------------------------------
+# The model and other arrays of distributions
+
+def check_finite(x: np.ndarray, label: str, nonneg: bool = True, error: type[AifError] = ModelError) -> None:
+    """Every entry finite (and, with ``nonneg``, >= 0), else ``error`` naming the first bad entry."""
+    for bad, what in ((~np.isfinite(x), "non-finite"), ((x < 0) if nonneg else None, "negative")):
+        if bad is not None and bad.any():
+            raise error(f"{label} has a {what} entry {x[first_index(bad)]} at index {first_index(bad)}")
 
 
 def _columns(x, label, what="state"):
     sums = x.sum(axis=0)
     off = np.abs(sums - 1.0) > COLUMN_TOL
     if off.any():
-        idx = tuple(int(i) for i in np.argwhere(off)[0])
+        idx = first_index(off)
         raise ModelError(f"columns of {label} sum to {sums[idx]:.6g} at {what} {idx} "
                          f"(off by {sums[idx] - 1:+.3g}; they must sum to 1 within {COLUMN_TOL})")
 
 
 def check_dirichlet(p: np.ndarray, label: str) -> None:
     """Dirichlet counts: finite and positive (``ModelError``)."""
-    _finite_nonneg(p, label)
-    nonpos = p <= 0
-    if nonpos.any():
-        idx = tuple(int(i) for i in np.argwhere(nonpos)[0])
-        raise ModelError(f"Dirichlet counts {label} must be positive; found {p[idx]} at index {idx}")
+    check_finite(p, label)
+    if (p <= 0).any():
+        raise ModelError(f"Dirichlet counts {label} must be positive; found {p[first_index(p <= 0)]} at index "
+                         f"{first_index(p <= 0)}")
 
 
 def _shape(x, expected, label, explain):
@@ -71,33 +72,30 @@ def check_model(model: GenerativeModel) -> GenerativeModel:
             raise ModelError(f"B[{f}] has {B_f.ndim} axes, expected {len(deps) + 2}: "
                              f"(next state, one axis per factor in B_dependencies[{f}] = {deps}, control)")
         _shape(B_f, (S[f], *[S[g] for g in deps], B_f.shape[-1]), f"B[{f}]",
-                     f"next state, states of factors {deps}, controls")
-        _finite_nonneg(B_f, f"B[{f}]")
+               f"next state, states of factors {deps}, controls")
+        check_finite(B_f, f"B[{f}]")
         _columns(B_f, f"B[{f}]", "(previous state..., control)")
     for m, A_m in enumerate(model.A):
         deps = model.A_dependencies[m]
-        _shape(A_m, (A_m.shape[0], *[S[f] for f in deps]), f"A[{m}]",
-                     f"outcomes, then states of factors {deps}")
-        _finite_nonneg(A_m, f"A[{m}]")
+        _shape(A_m, (A_m.shape[0], *[S[f] for f in deps]), f"A[{m}]", f"outcomes, then states of factors {deps}")
+        check_finite(A_m, f"A[{m}]")
         _columns(A_m, f"A[{m}]")
     if len(model.C) != len(model.A):
         raise ModelError(f"C has {len(model.C)} arrays but A has {len(model.A)} modalities")
     for m, C_m in enumerate(model.C):
         if C_m.ndim not in (1, 2) or C_m.shape[0] != O[m]:
             raise ModelError(f"C[{m}] has shape {C_m.shape}, expected ({O[m]},) or ({O[m]}, T)")
-        if not np.isfinite(C_m).all():
-            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(C_m))[0])
-            raise ModelError(f"C[{m}] has a non-finite entry {C_m[idx]} at index {idx}")
+        check_finite(C_m, f"C[{m}]", nonneg=False)
     if len(model.D) != len(model.B):
         raise ModelError(f"D has {len(model.D)} arrays but B has {len(model.B)} factors")
     for f, D_f in enumerate(model.D):
         _shape(D_f, (S[f],), f"D[{f}]", "states of the factor")
-        _finite_nonneg(D_f, f"D[{f}]")
+        check_finite(D_f, f"D[{f}]")
         _columns(D_f, f"D[{f}]", "index")
     if model.E is not None:
         if model.E.ndim != 1:
             raise ModelError(f"E has shape {model.E.shape}, expected (num_policies,)")
-        _finite_nonneg(model.E, "E")
+        check_finite(model.E, "E")
         if abs(model.E.sum() - 1.0) > COLUMN_TOL:
             raise ModelError(f"E sums to {model.E.sum():.6g}; it must sum to 1 within {COLUMN_TOL}")
     for name, ref in (("pA", model.A), ("pB", model.B), ("pD", model.D)):
@@ -143,16 +141,23 @@ def check_count_list(counts: Any, name: str) -> list:
     """A list of Dirichlet count arrays, each positive and finite (``ModelError``), as floats."""
     if isinstance(counts, np.ndarray):
         raise ModelError(f"{name} must be a list of arrays, got a single array; wrap it as [{name}]")
-    out = []
-    for i, p in enumerate(counts):
-        p = np.asarray(p, dtype=float)
+    out = [np.asarray(p, dtype=float) for p in counts]
+    for i, p in enumerate(out):
         bad = ~np.isfinite(p) | (p <= 0)
         if bad.any():
-            idx = tuple(int(k) for k in np.argwhere(bad)[0])
-            raise ModelError(f"Dirichlet counts {name}[{i}] must be positive and finite; found {p[idx]} "
-                             f"at index {idx}")
-        out.append(p)
+            raise ModelError(f"Dirichlet counts {name}[{i}] must be positive and finite; found {p[first_index(bad)]} "
+                             f"at index {first_index(bad)}")
     return out
+
+
+def check_transitions(B: Any) -> np.ndarray:
+    """One transition array ``(S, S, U)`` of distributions over the next state (``ModelError``), as floats."""
+    B = np.asarray(B, dtype=float)
+    if B.ndim != 3 or B.shape[0] != B.shape[1]:
+        raise ModelError(f"B has shape {B.shape}, expected (S, S, U): next state, state, action")
+    check_finite(B, "B")
+    _columns(B, "B", "(state, action)")
+    return B
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -164,18 +169,23 @@ def check_obs(model: GenerativeModel, obs: Any) -> list:
 
     Returns a list with, per modality, an ``int`` or a float vector of shape ``(num_obs[m],)``.
     """
+    return [check_outcome(o, model.num_obs[m], m) for m, o in enumerate(check_obs_list(obs, model.num_modalities))]
+
+
+def check_obs_list(obs: Any, num_modalities: int, owner: str = "the model") -> list:
+    """``obs`` as a list with one entry per modality (``ObservationError`` for a single value or another length)."""
     if isinstance(obs, (int, np.integer)) or (isinstance(obs, np.ndarray) and obs.ndim == 0):
-        raise ObservationError(f"obs must be a sequence with one entry per modality ({model.num_modalities}), "
+        raise ObservationError(f"obs must be a sequence with one entry per modality ({num_modalities}), "
                                f"got the single value {obs!r}; write [{obs!r}]")
     try:
         entries = list(obs)
     except TypeError:
         raise ObservationError(f"obs must be a sequence with one entry per modality, "
                                f"got {type(obs).__name__}") from None
-    if len(entries) != model.num_modalities:
-        raise ObservationError(f"obs has {len(entries)} entries but the model has {model.num_modalities} "
+    if len(entries) != num_modalities:
+        raise ObservationError(f"obs has {len(entries)} entries but {owner} has {num_modalities} "
                                f"modalities (a probability vector for one modality is written [p])")
-    return [check_outcome(o, model.num_obs[m], m) for m, o in enumerate(entries)]
+    return entries
 
 
 def check_outcome(o: Any, n: int, m: int) -> int | np.ndarray:
@@ -193,12 +203,12 @@ def check_outcome(o: Any, n: int, m: int) -> int | np.ndarray:
     return check_vector(arr, n, f"obs[{m}]")
 
 
-def check_vector(p: Any, n: int, label: str) -> np.ndarray:
+def check_vector(p: Any, n: int, label: str, error: type[AifError] = ObservationError) -> np.ndarray:
     """A probability vector of shape ``(n,)`` (finite, non-negative, summing to 1 within 1e-6), as floats."""
     p = np.asarray(p, dtype=float)
     if p.shape != (n,):
-        raise ObservationError(f"{label} has shape {p.shape}, expected ({n},)")
-    check_probability(p, label, ObservationError)
+        raise error(f"{label} has shape {p.shape}, expected ({n},)")
+    check_probability(p, label, error)
     return p
 
 
@@ -206,44 +216,41 @@ def check_beliefs(model: GenerativeModel, qs: Any, name: str = "prior") -> list:
     """Validate beliefs over states: one probability vector per factor."""
     if qs is None or isinstance(qs, np.ndarray) and qs.dtype != object:
         raise BeliefError(f"{name} must be a list with one probability vector per factor "
-                               f"({model.num_factors}), got {type(qs).__name__}")
+                          f"({model.num_factors}), got {type(qs).__name__}")
     qs = [np.asarray(q, dtype=float) for q in qs]
     if len(qs) != model.num_factors:
         raise BeliefError(f"{name} has {len(qs)} vectors but the model has {model.num_factors} factors")
-    for f, q in enumerate(qs):
-        if q.shape != (model.num_states[f],):
-            raise BeliefError(f"{name}[{f}] has shape {q.shape}, expected ({model.num_states[f]},)")
-        check_probability(q, f"{name}[{f}]", BeliefError)
-    return qs
+    return [check_vector(q, model.num_states[f], f"{name}[{f}]", BeliefError) for f, q in enumerate(qs)]
 
 
 def check_probability(p: np.ndarray, label: str, error: type[AifError]) -> None:
-    """Finite, non-negative, summing to 1 within ``PROB_TOL``; else ``error`` naming the entry or the sum."""
-    if not np.isfinite(p).all() or (p < 0).any():
-        i = int(np.argwhere(~np.isfinite(p) | (p < 0))[0, 0])
-        raise error(f"{label} is not a probability vector: entry {i} is {p[i]}")
-    if abs(p.sum() - 1.0) > PROB_TOL:
-        raise error(f"{label} is not a probability vector: it sums to {p.sum():.6g}, not 1")
+    """Finite, non-negative, summing to 1 within ``PROB_TOL`` along the last axis; else ``error`` naming the
+    entry or the sum (and, for a batch of vectors ``(..., n)``, the batch index after ``label``)."""
+    bad = ~np.isfinite(p) | (p < 0)
+    if bad.any():
+        i = first_index(bad)
+        raise error(f"{label}{_batch_index(i[:-1])} is not a probability vector: entry {i[-1]} is {p[i]}")
+    sums = p.sum(axis=-1)
+    off = np.abs(sums - 1.0) > PROB_TOL
+    if off.any():
+        i = first_index(off)
+        raise error(f"{label}{_batch_index(i)} is not a probability vector: it sums to {sums[i]:.6g}, not 1")
+
+
+def _batch_index(i: tuple) -> str:
+    return f"[{', '.join(map(str, i))}]" if i else ""
 
 
 def check_prior(model: GenerativeModel, prior: Any, num_policies: int) -> list:
     """A window's prior: per factor ``(S_f,)`` or one per policy ``(P, S_f)``, each a distribution."""
     if len(prior) != model.num_factors:
         raise BeliefError(f"prior has {len(prior)} arrays but the model has {model.num_factors} factors")
-    out = []
-    for f, p in enumerate(prior):
-        p = np.asarray(p, dtype=float)
-        s = model.num_states[f]
+    out = [np.asarray(p, dtype=float) for p in prior]
+    for f, (p, s) in enumerate(zip(out, model.num_states, strict=True)):
         if p.shape not in ((s,), (num_policies, s)):
             raise BeliefError(f"prior[{f}] has shape {p.shape}, expected ({s},) or ({num_policies}, {s}) "
-                                   f"(one prior per policy)")
-        if not np.isfinite(p).all() or (p < 0).any():
-            raise BeliefError(f"prior[{f}] has a negative or non-finite entry")
-        sums = p.sum(axis=-1)
-        if np.any(np.abs(sums - 1.0) > PROB_TOL):
-            raise BeliefError(f"prior[{f}] is not a probability vector: it sums to "
-                              f"{np.ravel(sums)[np.argmax(np.abs(np.ravel(sums) - 1))]:.6g}")
-        out.append(p)
+                              f"(one prior per policy)")
+        check_probability(p, f"prior[{f}]", BeliefError)
     return out
 
 
@@ -251,8 +258,29 @@ def check_belief_list(qs: Any, name: str) -> list:
     """A list of belief vectors (each checked where its size is known), as floats."""
     if isinstance(qs, np.ndarray) and qs.dtype != object:
         raise BeliefError(f"{name} must be a list with one probability vector per factor, got a single "
-                               f"array; wrap it as [{name}]")
+                          f"array; wrap it as [{name}]")
     return [np.asarray(q, dtype=float) for q in qs]
+
+
+def check_future(model: GenerativeModel, qs_future: Any, policies: Any) -> tuple[list, np.ndarray]:
+    """Each policy's beliefs from the present on, ``qs_future[f]`` ``(P, K, S_f)`` (``BeliefError``), and the
+    ``(P, K - 1, num_factors)`` policies between those steps (``PolicyError``; horizon 0 allowed here)."""
+    if len(qs_future) != model.num_factors:
+        raise BeliefError(f"qs_future has {len(qs_future)} arrays but the model has {model.num_factors} factors")
+    qs_future = [np.asarray(q, dtype=float) for q in qs_future]
+    shape = qs_future[0].shape[:2] if qs_future[0].ndim == 3 else None
+    for f, q in enumerate(qs_future):
+        s = model.num_states[f]
+        if q.ndim != 3 or q.shape[2] != s or q.shape[:2] != shape or q.shape[1] < 1:
+            raise BeliefError(f"qs_future[{f}] has shape {q.shape}, expected (num_policies, steps >= 1, {s}) "
+                              f"with the same policies and steps for every factor")
+        check_probability(q, f"qs_future[{f}]", BeliefError)
+    policies = np.asarray(policies)
+    P, K = shape  # type: ignore[misc]
+    if policies.shape != (P, K - 1, model.num_factors):
+        raise PolicyError(f"policies has shape {policies.shape} but qs_future covers {P} policies and {K} steps: "
+                          f"expected ({P}, {K - 1}, {model.num_factors})")
+    return qs_future, check_policies(model, policies) if K > 1 else policies.astype(int)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -269,7 +297,7 @@ def check_policies(model: GenerativeModel, policies: Any) -> np.ndarray:
         raise PolicyError(f"policies must hold integer actions, got dtype {policies.dtype}")
     bad = (policies < 0) | (policies >= np.asarray(model.num_controls))
     if bad.any():
-        p, t, f = (int(i) for i in np.argwhere(bad)[0])
+        p, t, f = first_index(bad)
         u = model.num_controls[f]
         raise PolicyError(f"policy {p} takes action {policies[p, t, f]} at step {t} for factor {f}, which has "
                           f"{u} controls (0 to {u - 1})")
@@ -279,9 +307,7 @@ def check_policies(model: GenerativeModel, policies: Any) -> np.ndarray:
 def check_actions(model: GenerativeModel, actions: Any, past_len: int) -> np.ndarray:
     """``actions_window``: int ``(past_len - 1, num_factors)``, each action in range (``PolicyError``)."""
     nf = model.num_factors
-    if actions is None:
-        actions = np.zeros((0, nf), dtype=int)
-    actions = np.asarray(actions)
+    actions = np.zeros((0, nf), dtype=int) if actions is None else np.asarray(actions)
     if actions.size == 0:
         actions = actions.reshape(0, nf)
     if actions.shape != (past_len - 1, nf):
@@ -289,13 +315,55 @@ def check_actions(model: GenerativeModel, actions: Any, past_len: int) -> np.nda
                           f"action per factor between each of the {past_len} observations")
     if actions.size and not np.issubdtype(actions.dtype, np.integer):
         raise PolicyError(f"actions_window must hold integer actions, got dtype {actions.dtype}")
-    for f, u in enumerate(model.num_controls):
-        bad = (actions[:, f] < 0) | (actions[:, f] >= u)
-        if bad.any():
-            t = int(np.argwhere(bad)[0, 0])
-            raise PolicyError(f"actions_window[{t}, {f}] = {actions[t, f]} is out of range for factor {f} "
-                              f"with {u} controls (0 to {u - 1})")
+    bad = (actions < 0) | (actions >= np.asarray(model.num_controls))
+    if bad.any():
+        t, f = first_index(bad)
+        u = model.num_controls[f]
+        raise PolicyError(f"actions_window[{t}, {f}] = {actions[t, f]} is out of range for factor {f} "
+                          f"with {u} controls (0 to {u - 1})")
     return actions.astype(int)
+
+
+def check_selection(q_pi: Any, policies: Any, mode: str, sampling: str) -> tuple[np.ndarray, np.ndarray]:
+    """An action selection's settings and its ``q_pi`` ``(P,)`` (a distribution) over ``policies`` ``(P, H, F)``."""
+    check_choice(mode, "mode", ("deterministic", "stochastic"))
+    check_choice(sampling, "sampling", ("full", "marginal"))
+    q_pi = check_policy_weights(q_pi, policies)
+    bad = ~np.isfinite(q_pi) | (q_pi < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ParameterError(f"q_pi is not a probability vector: entry {i} is {q_pi[i]}")
+    if abs(q_pi.sum() - 1) > PROB_TOL:
+        raise ParameterError(f"q_pi is not a probability vector (sum {q_pi.sum():.6g}, not 1)")
+    return q_pi, np.asarray(policies)
+
+
+def check_policy_weights(q_pi: Any, policies: Any) -> np.ndarray:
+    """``q_pi`` ``(P,)`` as floats, one weight per policy of ``policies`` ``(P, H, F)`` (``PolicyError``)."""
+    q_pi, policies = np.asarray(q_pi, dtype=float), np.asarray(policies)
+    if policies.ndim != 3 or q_pi.shape != policies.shape[:1]:
+        raise PolicyError(f"q_pi has shape {q_pi.shape} but policies has shape {policies.shape}; "
+                          "expected (P,) and (P, horizon, num_factors)")
+    return q_pi
+
+
+def check_log_habits(E: Any, num_policies: int) -> np.ndarray | float:
+    """``ln E`` for a prior over ``num_policies`` policies (0 when ``E`` is ``None``; ``-inf`` rules a policy
+    out); ``ParameterError`` for a wrong shape, a negative or non-finite entry or a sum away from 1."""
+    if E is None:
+        return 0.0
+    E = np.asarray(E, dtype=float)
+    if E.shape != (num_policies,):
+        raise ParameterError(f"E has shape {E.shape} but there are {num_policies} policies")
+    bad = ~np.isfinite(E) | (E < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ParameterError(f"E has a negative entry {E[i]} at index {i}" if E[i] < 0
+                             else f"E has a non-finite entry {E[i]} at index {i}")
+    if abs(E.sum() - 1.0) > COLUMN_TOL:
+        raise ParameterError(f"E sums to {E.sum():.6g}, not 1 (it is a prior over policies)")
+    with np.errstate(divide="ignore"):
+        return np.log(E)
 
 
 def check_positive(x: Any, name: str) -> float:
@@ -309,6 +377,36 @@ def check_positive(x: Any, name: str) -> float:
     return x
 
 
-__all__ = ["PROB_TOL", "COLUMN_TOL", "check_model", "check_dirichlet", "check_dependencies", "check_count_list",
-           "check_rates", "check_belief_list", "check_obs", "check_outcome", "check_vector", "check_probability",
-           "check_beliefs", "check_prior", "check_policies", "check_actions", "check_positive"]
+def check_integer(x: Any, name: str, optional: bool = False, error: type[AifError] = ParameterError) -> Any:
+    """A positive integer (an ``int``, or ``None`` when ``optional``), else ``error``."""
+    if x is None and optional:
+        return None
+    if not (isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= 1):
+        raise error(f"{name} must be {'None or ' if optional else ''}a positive integer, got {x!r}")
+    return int(x)
+
+
+def check_fraction(x: Any, name: str, interval: str = "[0, 1]") -> float:
+    """A number in ``interval``, one of ``"[0, 1]"``, ``"[0, 1)"``, ``"(0, 1)"``, ``"(0, 1]"`` (``ParameterError``)."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        x = float("nan")
+    if not ((x >= 0 if interval[0] == "[" else x > 0) and (x <= 1 if interval[-1] == "]" else x < 1)):
+        raise ParameterError(f"{name} must lie in {interval}, got {x!r}")
+    return x
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> Any:
+    """``value`` if it is one of ``choices``, else ``ParameterError``: "{name} must be 'a' or 'b', got ..."."""
+    if value not in choices:
+        names = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+        raise ParameterError(f"{name} must be {names}, got {value!r}")
+    return value
+
+
+__all__ = ["PROB_TOL", "COLUMN_TOL", "first_index", "check_model", "check_finite", "check_dirichlet",
+           "check_dependencies", "check_count_list", "check_transitions", "check_rates", "check_belief_list",
+           "check_obs", "check_obs_list", "check_outcome", "check_vector", "check_probability", "check_beliefs",
+           "check_prior", "check_future", "check_policies", "check_actions", "check_selection", "check_policy_weights",
+           "check_log_habits", "check_positive", "check_integer", "check_fraction", "check_choice"]

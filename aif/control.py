@@ -23,7 +23,16 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .checks import check_beliefs, check_policies, check_positive
+from .checks import (
+    check_beliefs,
+    check_integer,
+    check_log_habits,
+    check_policies,
+    check_policy_weights,
+    check_positive,
+    check_selection,
+    first_index,
+)
 from .efe import DEFAULT_TERMS, EFEOptions, Term, check_counts, check_terms, combine, step_terms
 from .errors import ParameterError, PolicyError
 from .maths import CLIP, batch_contract, softmax
@@ -44,8 +53,7 @@ def enumerate_policies(num_controls: Sequence[int], horizon: int, control_factor
         as in ``itertools.product`` over ``num_controls * horizon`` (pymdp's ``construct_policies``).
     """
     num_controls = [int(u) for u in num_controls]
-    if int(horizon) != horizon or horizon < 1:
-        raise PolicyError(f"horizon must be a positive integer, got {horizon!r}")
+    horizon = check_integer(horizon, "horizon", error=PolicyError)
     if any(u < 1 for u in num_controls):
         raise PolicyError(f"num_controls must be positive, got {num_controls}")
     nf = len(num_controls)
@@ -54,9 +62,9 @@ def enumerate_policies(num_controls: Sequence[int], horizon: int, control_factor
         if bad:
             raise PolicyError(f"control_factors names factor {bad[0]}, but there are {nf} factors")
         num_controls = [u if f in control_factors else 1 for f, u in enumerate(num_controls)]
-    dims = num_controls * int(horizon)
+    dims = num_controls * horizon
     flat = np.stack(np.unravel_index(np.arange(int(np.prod(dims))), dims), axis=-1)
-    return flat.reshape(-1, int(horizon), nf)
+    return flat.reshape(-1, horizon, nf)
 
 
 def _transition(B_f, qs_deps, actions_f):
@@ -181,33 +189,14 @@ def policy_posterior(G: ArrayLike, E: ArrayLike | None = None, gamma: float = 16
     gamma = check_positive(gamma, "gamma")
     G = np.asarray(G, dtype=float)
     if not np.isfinite(G).all():
-        index = tuple(int(i) for i in np.argwhere(~np.isfinite(G))[0])
-        raise ParameterError(f"G has a non-finite entry at index {index}")
-    logits = -gamma * G
-    if E is not None:
-        E = np.asarray(E, dtype=float)
-        if E.shape != G.shape[-1:]:
-            raise ParameterError(f"E has shape {E.shape} but there are {G.shape[-1]} policies")
-        bad = ~np.isfinite(E) | (E < 0)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ParameterError(f"E has a negative entry {E[i]} at index {i}" if E[i] < 0
-                                 else f"E has a non-finite entry {E[i]} at index {i}")
-        if abs(E.sum() - 1.0) > 1e-6:
-            raise ParameterError(f"E sums to {E.sum():.6g}, not 1 (it is a prior over policies)")
-        with np.errstate(divide="ignore"):
-            logits = logits + np.log(E)
-    return softmax(logits, axis=-1)
+        raise ParameterError(f"G has a non-finite entry at index {first_index(~np.isfinite(G))}")
+    return softmax(-gamma * G + check_log_habits(E, G.shape[-1]), axis=-1)
 
 
 def action_marginals(q_pi: ArrayLike, policies: ArrayLike, num_controls: Sequence[int] | None = None
                      ) -> list[np.ndarray]:
     """p(u_f) = sum of q(pi) over the policies whose first action for factor f is u, one vector per factor."""
-    policies = np.asarray(policies)
-    q_pi = np.asarray(q_pi, dtype=float)
-    if policies.ndim != 3 or q_pi.shape != policies.shape[:1]:
-        raise PolicyError(f"q_pi has shape {q_pi.shape} but policies has shape {policies.shape}; "
-                          "expected (P,) and (P, horizon, num_factors)")
+    q_pi, policies = check_policy_weights(q_pi, policies), np.asarray(policies)
     if num_controls is None:
         num_controls = policies[:, 0, :].max(axis=0) + 1
     return [np.bincount(policies[:, 0, f], weights=q_pi, minlength=int(u)) for f, u in enumerate(num_controls)]
@@ -223,7 +212,7 @@ def action_probabilities(q_pi: ArrayLike, policies: ArrayLike, mode: str = "dete
         factor over its first actions. Deterministic selection takes the argmax of the same quantity
         (q(pi) or the action marginals); stochastic selection samples from ``softmax(alpha ln p)``.
     """
-    q, pols = _check_selection(q_pi, policies, mode, sampling)
+    q, pols = check_selection(q_pi, policies, mode, sampling)
     alpha = check_positive(alpha, "alpha")
     if sampling == "full":
         return q if mode == "deterministic" else _sharpen(q, alpha)
@@ -262,25 +251,6 @@ def select_action(q_pi: ArrayLike, policies: ArrayLike, mode: str = "determinist
     if mode == "deterministic":
         return np.array([int(np.argmax(p)) for p in probs])
     return np.array([int(rng.choice(len(p), p=p)) for p in probs])  # type: ignore[union-attr]
-
-
-def _check_selection(q_pi: ArrayLike, policies: ArrayLike, mode: str, sampling: str) -> tuple[np.ndarray, np.ndarray]:
-    if mode not in ("deterministic", "stochastic"):
-        raise ParameterError(f"mode must be 'deterministic' or 'stochastic', got {mode!r}")
-    if sampling not in ("full", "marginal"):
-        raise ParameterError(f"sampling must be 'full' or 'marginal', got {sampling!r}")
-    q_pi = np.asarray(q_pi, dtype=float)
-    policies = np.asarray(policies)
-    if policies.ndim != 3 or q_pi.shape != policies.shape[:1]:
-        raise PolicyError(f"q_pi has shape {q_pi.shape} but policies has shape {policies.shape}; "
-                          "expected (P,) and (P, horizon, num_factors)")
-    bad = ~np.isfinite(q_pi) | (q_pi < 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ParameterError(f"q_pi is not a probability vector: entry {i} is {q_pi[i]}")
-    if abs(q_pi.sum() - 1) > 1e-6:
-        raise ParameterError(f"q_pi is not a probability vector (sum {q_pi.sum():.6g}, not 1)")
-    return q_pi, policies
 
 
 def predict(model: GenerativeModel, qs: Sequence[np.ndarray], action: ArrayLike) -> list[np.ndarray]:

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .errors import ModelError, ObservationError, ParameterError, PolicyError, StrategyError
+from .checks import check_choice, check_fraction
+from .errors import BeliefError, ModelError, ObservationError, ParameterError, PolicyError, StrategyError
 from .learning import WNORM_EXACT, WNORM_LEGACY, WNorm, spm_wnorm
 from .maths import CLIP, EXACT, JOINT_LIMIT, LEGACY, LogGuard, batch_contract, log_softmax, outer, softmax
 
@@ -63,8 +64,7 @@ class Guards:
             if not isinstance(getattr(self, name), LogGuard):
                 raise StrategyError(f"Guards.{name} must be an aif.maths.LogGuard (EXACT, CLIP or LEGACY), "
                                     f"got {getattr(self, name)!r}")
-        if not (np.isfinite(self.state_floor) and 0 <= self.state_floor < 1):
-            raise ParameterError(f"Guards.state_floor must be in [0, 1), got {self.state_floor!r}")
+        check_fraction(self.state_floor, "Guards.state_floor", "[0, 1)")
 
     @classmethod
     def exact(cls) -> Guards:
@@ -176,8 +176,7 @@ class Novelty(Term):
     sign: ClassVar[float] = -1.0
 
     def __post_init__(self) -> None:
-        if self.param not in ("A", "B"):
-            raise ParameterError(f"Novelty.param must be 'A' or 'B', got {self.param!r}")
+        check_choice(self.param, "Novelty.param", ("A", "B"))
         if not isinstance(self.wnorm, WNorm):
             raise StrategyError(f"Novelty.wnorm must be an aif.WNorm (WNORM_LEGACY, WNORM_SPM, WNORM_EXACT), "
                                 f"got {self.wnorm!r}")
@@ -198,8 +197,7 @@ class InductiveCost(Term):
     sign: ClassVar[float] = 1.0
 
     def __post_init__(self) -> None:
-        if not 0 < self.epsilon < 1:
-            raise ParameterError(f"InductiveCost.epsilon must lie in (0, 1), got {self.epsilon!r}")
+        check_fraction(self.epsilon, "InductiveCost.epsilon", "(0, 1)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,8 +217,7 @@ class TerminalValue(Term):
     def __post_init__(self) -> None:
         if not callable(self.value):
             raise StrategyError(f"TerminalValue.value must be callable (beliefs -> values), got {self.value!r}")
-        if not 0 < self.discount <= 1:
-            raise ParameterError(f"TerminalValue.discount must be in (0, 1], got {self.discount!r}")
+        check_fraction(self.discount, "TerminalValue.discount", "(0, 1]")
 
 
 DEFAULT_TERMS: tuple[Term, ...] = (Utility(), InfoGain())
@@ -450,10 +447,10 @@ def _batched_beliefs(qs, deps, sizes, P, name, owner):
     out = []
     for g, n in zip(deps, sizes, strict=False):
         if not 0 <= g < len(qs):
-            raise ObservationError(f"{name} has {len(qs)} factors but {owner} depends on factor {g}")
+            raise BeliefError(f"{name} has {len(qs)} factors but {owner} depends on factor {g}")
         q = np.asarray(qs[g], dtype=float)
         if q.shape != (P, n):
-            raise ObservationError(f"{name}[{g}] has shape {q.shape}, expected ({P}, {n}) (policies, states) "
+            raise BeliefError(f"{name}[{g}] has shape {q.shape}, expected ({P}, {n}) (policies, states) "
                                    f"for {owner}")
         out.append(q)
     return out

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from scipy.special import xlogy
 
-from .checks import check_beliefs, check_obs
+from .checks import check_beliefs, check_choice, check_integer, check_obs
 from .errors import ParameterError
 from .maths import CLIP, LEGACY, LogGuard, factor_dot, outer, softmax
 from .model import GenerativeModel, uniform_like
@@ -67,12 +67,10 @@ class FixedPoint(StateInference):
     legacy_initial_vfe: bool = field(default=False, repr=False)
 
     def __post_init__(self):
-        if int(self.num_iter) != self.num_iter or self.num_iter < 1:
-            raise ParameterError(f"FixedPoint.num_iter must be a positive integer, got {self.num_iter!r}")
+        check_integer(self.num_iter, "FixedPoint.num_iter")
         if self.tol is not None and not (np.isfinite(self.tol) and self.tol >= 0):
             raise ParameterError(f"FixedPoint.tol must be None or a finite number >= 0, got {self.tol!r}")
-        if self.schedule not in ("sequential", "parallel"):
-            raise ParameterError(f"FixedPoint.schedule must be 'sequential' or 'parallel', got {self.schedule!r}")
+        check_choice(self.schedule, "FixedPoint.schedule", ("sequential", "parallel"))
 
     @classmethod
     def pymdp_legacy(cls, num_iter: int = 10, dF_tol: float = 0.001) -> "FixedPoint":

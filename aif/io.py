@@ -330,9 +330,10 @@ def save_agent(path: str | os.PathLike, agent: Any) -> None:
     arrays: dict[str, np.ndarray] = {}
     init_names = [f.name for f in dataclasses.fields(agent) if f.init]
     init = {name: encode(getattr(agent, name), arrays, f"agent.{name}") for name in init_names}
-    # Everything else the agent holds is its running state (prior, qs, q_pi, G, terms, action, t, ...).
+    # Everything else the agent holds is its running state (prior, qs, q_pi, G, terms, action, t, ...); its
+    # private cycle object is rebuilt from the settings.
     state = {name: encode(value, arrays, f"agent.{name}") for name, value in vars(agent).items()
-             if name not in init_names}
+             if name not in init_names and not name.startswith("_")}
     write_archive(path, "agent", {"root": {"init": init, "state": state}}, arrays)
 
 

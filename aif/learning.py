@@ -49,13 +49,27 @@ prior ``r``; ``s`` is the reduced posterior.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from .checks import check_belief_list, check_count_list, check_dependencies, check_outcome, check_rates, check_vector
-from .errors import ModelError, ObservationError, ParameterError, PolicyError
+from .checks import (
+    check_belief_list,
+    check_count_list,
+    check_dependencies,
+    check_fraction,
+    check_obs_list,
+    check_outcome,
+    check_rates,
+    check_vector,
+)
+from .errors import BeliefError, ModelError, ParameterError, PolicyError
 from .maths import EPS, LEGACY_EPS, outer
+from .strategies import Learner
+
+if TYPE_CHECKING:
+    from .model import GenerativeModel
 
 # ----------------------------------------------------------------------------------------------------------
 # Novelty weights
@@ -155,18 +169,13 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modali
 
     Raises:
         ParameterError: ``lr`` or ``forgetting`` out of range. ModelError: counts not positive, bad
-        dependencies. ObservationError: an outcome out of range, a vector that is not a distribution, a
-        belief of the wrong size.
+        dependencies. ObservationError: an outcome out of range or not a distribution. BeliefError: a belief of
+        the wrong size or not a distribution.
     """
     check_rates(lr, forgetting)
     pA = check_count_list(pA, "pA")
     qs = check_belief_list(qs, "qs")
-    if isinstance(obs, (int, np.integer)) or (isinstance(obs, np.ndarray) and obs.ndim == 0):
-        raise ObservationError(f"obs must be a sequence with one entry per modality ({len(pA)}), got the "
-                               f"single value {obs!r}; write [{obs!r}]")
-    obs = list(obs)
-    if len(obs) != len(pA):
-        raise ObservationError(f"obs has {len(obs)} entries but pA has {len(pA)} modalities")
+    obs = check_obs_list(obs, len(pA), "pA")
     A_dependencies = check_dependencies(A_dependencies, len(pA), len(qs), "A",
                                  default=lambda m: list(range(len(qs))))
     out = [p.copy() for p in pA]
@@ -176,7 +185,7 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modali
             raise ModelError(f"pA[{m}] has {pA[m].ndim} axes, expected {len(deps) + 1} (outcomes, then the "
                              f"factors {deps} of A_dependencies[{m}])")
         o_m = _outcome_vector(obs[m], pA[m].shape[0], m)
-        factors = [check_vector(qs[g], pA[m].shape[i + 1], f"qs[{g}]") for i, g in enumerate(deps)]
+        factors = [check_vector(qs[g], pA[m].shape[i + 1], f"qs[{g}]", BeliefError) for i, g in enumerate(deps)]
         counts = outer([o_m, *factors])  # (num_obs[m], *num_states[deps])
         out[m] = _forget(pA[m], forgetting, None if prior is None else prior[m], f"pA[{m}]") + lr * counts
     return out
@@ -204,7 +213,7 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
         New counts, a list of fresh arrays shaped like ``pB``.
 
     Raises:
-        ParameterError, ModelError, ObservationError as ``update_A``; PolicyError: an action out of range.
+        ParameterError, ModelError, BeliefError as ``update_A``; PolicyError: an action out of range.
     """
     check_rates(lr, forgetting)
     pB = check_count_list(pB, "pB")
@@ -212,8 +221,7 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
     qs_prev = check_belief_list(qs_prev, "qs_prev")
     nf = len(pB)
     if len(qs) != nf or len(qs_prev) != nf:
-        raise ObservationError(f"qs and qs_prev must have one vector per factor ({nf}), got {len(qs)} and "
-                               f"{len(qs_prev)}")
+        raise BeliefError(f"qs and qs_prev must have one vector per factor ({nf}), got {len(qs)} and {len(qs_prev)}")
     action = np.asarray(action)
     if action.shape != (nf,) or not np.issubdtype(action.dtype, np.integer):
         raise PolicyError(f"action must be an integer array of shape ({nf},), one action per factor; got "
@@ -230,8 +238,9 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
         if not 0 <= u < num_controls:
             raise PolicyError(f"action {u} is out of range for factor {f} with {num_controls} controls "
                               f"(0 to {num_controls - 1})")
-        q_next = check_vector(qs[f], pB[f].shape[0], f"qs[{f}]")
-        q_deps = [check_vector(qs_prev[g], pB[f].shape[i + 1], f"qs_prev[{g}]") for i, g in enumerate(deps)]
+        q_next = check_vector(qs[f], pB[f].shape[0], f"qs[{f}]", BeliefError)
+        q_deps = [check_vector(qs_prev[g], pB[f].shape[i + 1], f"qs_prev[{g}]", BeliefError)
+                  for i, g in enumerate(deps)]
         counts = outer([q_next, *q_deps])  # (num_states[f], *num_states[deps])
         new = _forget(pB[f], forgetting, None if prior is None else prior[f], f"pB[{f}]")
         new[..., u] += lr * counts
@@ -254,14 +263,71 @@ def update_D(pD, qs, lr=1.0, forgetting=1.0, *, factors=None, prior=None) -> lis
     pD = check_count_list(pD, "pD")
     qs = check_belief_list(qs, "qs")
     if len(qs) != len(pD):
-        raise ObservationError(f"qs has {len(qs)} vectors but pD has {len(pD)} factors")
+        raise BeliefError(f"qs has {len(qs)} vectors but pD has {len(pD)} factors")
     out = [p.copy() for p in pD]
     for f in _selection(factors, len(pD), "factors"):
         if pD[f].ndim != 1:
             raise ModelError(f"pD[{f}] has shape {pD[f].shape}, expected (num_states[{f}],)")
         out[f] = (_forget(pD[f], forgetting, None if prior is None else prior[f], f"pD[{f}]")
-                  + lr * check_vector(qs[f], pD[f].shape[0], f"qs[{f}]"))
+                  + lr * check_vector(qs[f], pD[f].shape[0], f"qs[{f}]", BeliefError))
     return out
+
+
+@dataclass(frozen=True)
+class Learning(Learner):
+    """Dirichlet learning of the model's counts by an ``aif.Agent``: the settings, and the updates they make.
+
+    Attributes:
+        lr: learning rate (counts added per observation), >= 0.
+        forgetting: factor in (0, 1] applied to the old counts before each update (1 = none).
+        learn_A, learn_B, learn_D: which counts to update (each needs the model's pA / pB / pD).
+        online: update after every observation (``True``) or only when ``learn()`` is called, from the
+            episode recorded since the last ``reset`` (``False``). D is learned from the episode's first
+            posterior in both cases, at ``learn()`` or ``reset()``.
+        forget_to_prior: with ``forgetting < 1``, old counts decay towards the model's initial counts
+            (``True``) rather than towards zero (``False``), so counts the agent never revisits stay at their
+            prior instead of shrinking to nothing (and their novelty growing without bound).
+            The price: forgetting caps the evidence a column holds at about ``lr / (1 - forgetting)``
+            observations while the prior keeps its full weight: give a weak prior (small counts), or forget
+            towards zero and accept the growing novelty (measured in benchmarks/results/soak_forgetting.md).
+    """
+
+    lr: float = 1.0
+    forgetting: float = 1.0
+    learn_A: bool = True
+    learn_B: bool = True
+    learn_D: bool = False
+    online: bool = True
+    forget_to_prior: bool = True
+
+    def __post_init__(self):
+        if not (np.isfinite(self.lr) and self.lr >= 0):
+            raise ParameterError(f"Learning.lr must be >= 0 and finite, got {self.lr}")
+        check_fraction(self.forgetting, "Learning.forgetting", "(0, 1]")
+
+    def update(self, model: GenerativeModel, obs: Any, qs: list, previous: tuple | None, initial: dict
+               ) -> GenerativeModel:
+        """``model`` after the A update of one observation and, with ``previous = (qs_prev, action)``, the B
+        update of the transition into it; ``initial``: the counts forgetting decays towards (``forget_to_prior``)."""
+        rates: dict[str, Any] = dict(lr=self.lr, forgetting=self.forgetting)
+        changes: dict[str, Any] = {}
+        if self.learn_A:
+            changes.update(pA=update_A(model.pA, obs, qs, A_dependencies=model.A_dependencies,
+                                       prior=self._towards(initial, "pA"), **rates), A=None)
+        if self.learn_B and previous is not None:
+            changes.update(pB=update_B(model.pB, qs, *previous, B_dependencies=model.B_dependencies,
+                                       prior=self._towards(initial, "pB"), **rates), B=None)
+        return model.replace(**changes) if changes else model
+
+    def update_initial(self, model: GenerativeModel, qs_first: list | None, initial: dict) -> GenerativeModel:
+        """``model`` after the D update from an episode's first posterior (unchanged without ``learn_D`` or one)."""
+        if not (self.learn_D and qs_first is not None):
+            return model
+        pD = update_D(model.pD, qs_first, self.lr, self.forgetting, prior=self._towards(initial, "pD"))
+        return model.replace(pD=pD, D=None)
+
+    def _towards(self, initial: dict, name: str) -> Any:
+        return initial[name] if self.forget_to_prior else None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -309,6 +375,6 @@ def reduce_dirichlet(q_dir, p_dir, r_dir):
 
 
 __all__ = [
-    "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT", "spm_wnorm",
+    "Learning", "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT", "spm_wnorm",
     "update_A", "update_B", "update_D", "reduce_dirichlet",
 ]

@@ -44,8 +44,8 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import softmax
 
-from .checks import check_actions, check_policies, check_prior
-from .errors import ModelError, ObservationError, ParameterError
+from .checks import check_actions, check_integer, check_policies, check_positive, check_prior
+from .errors import ModelError, ObservationError
 from .inference import likelihoods, on_joint
 from .maths import CLIP, LEGACY, LogGuard
 from .model import GenerativeModel
@@ -110,7 +110,8 @@ class MarginalMessagePassing(SequenceInference):
     legacy_vfe: bool = False
 
     def __post_init__(self):
-        _check_iter_tau(self.num_iter, self.tau)
+        check_integer(self.num_iter, "num_iter")
+        check_positive(self.tau, "tau")
 
     def __call__(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record=False):
         if any(list(d) != [f] for f, d in enumerate(B_deps)):
@@ -144,17 +145,11 @@ class VariationalMessagePassing(SequenceInference):
     guard: LogGuard = CLIP
 
     def __post_init__(self):
-        _check_iter_tau(self.num_iter, self.tau)
+        check_integer(self.num_iter, "num_iter")
+        check_positive(self.tau, "tau")
 
     def __call__(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record=False):
         return _vmp(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record)
-
-
-def _check_iter_tau(num_iter, tau):
-    if not (isinstance(num_iter, (int, np.integer)) and num_iter >= 1):
-        raise ParameterError(f"num_iter must be a positive integer, got {num_iter!r}")
-    if not (np.isfinite(tau) and tau > 0):
-        raise ParameterError(f"tau must be a positive number, got {tau!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -27,15 +27,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .checks import PROB_TOL, check_policies, check_positive, check_probability
+from .checks import check_choice, check_future, check_log_habits, check_positive, first_index
 from .efe import DEFAULT_TERMS, EFEOptions, Novelty, Term, check_counts, check_terms, combine, pB_info_gain, step_terms
-from .errors import BeliefError, ParameterError, PolicyError
+from .errors import CallOrderError, ParameterError
 from .maths import softmax
 from .model import GenerativeModel
+from .sequence import infer_sequence
+
+VFE_SIGNS = ("spm", "pymdp_legacy")
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,9 @@ class SequenceOptions:
     C_time: str = "absolute"
 
     def __post_init__(self) -> None:
-        if self.prior not in ("policy", "average"):
-            raise ParameterError(f"SequenceOptions.prior must be 'policy' or 'average', got {self.prior!r}")
-        if self.vfe_sign not in ("spm", "pymdp_legacy"):
-            raise ParameterError(f"SequenceOptions.vfe_sign must be 'spm' or 'pymdp_legacy', got {self.vfe_sign!r}")
-        if self.C_time not in ("absolute", "relative"):
-            raise ParameterError(f"SequenceOptions.C_time must be 'absolute' or 'relative', got {self.C_time!r}")
+        check_choice(self.prior, "SequenceOptions.prior", ("policy", "average"))
+        check_choice(self.vfe_sign, "SequenceOptions.vfe_sign", VFE_SIGNS)
+        check_choice(self.C_time, "SequenceOptions.C_time", ("absolute", "relative"))
 
     @classmethod
     def pymdp_legacy(cls, policy_sep_prior: bool = False) -> "SequenceOptions":
@@ -96,7 +97,7 @@ def sequence_expected_free_energy(model: GenerativeModel, qs_future: Sequence[np
     """
     options = EFEOptions() if options is None else options
     terms = check_terms(terms)
-    qs_future, policies = _check_future(model, qs_future, policies)
+    qs_future, policies = check_future(model, qs_future, policies)
     check_counts(model, terms)
     P, K = qs_future[0].shape[:2]
     flat = [q.reshape(P * K, -1) for q in qs_future]  # every (policy, step) is one row: (P K, S_f)
@@ -133,20 +134,9 @@ def sequence_policy_posterior(G: ArrayLike, F: ArrayLike, E: ArrayLike | None = 
         raise ParameterError(f"G and F must both have shape (num_policies,), got {G.shape} and {F.shape}")
     for name, x in (("G", G), ("F", F)):
         if not np.isfinite(x).all():
-            raise ParameterError(f"{name} has a non-finite entry at index {int(np.argwhere(~np.isfinite(x))[0, 0])}")
-    if vfe_sign not in ("spm", "pymdp_legacy"):
-        raise ParameterError(f"vfe_sign must be 'spm' or 'pymdp_legacy', got {vfe_sign!r}")
-    logits = -gamma * G + (F if vfe_sign == "pymdp_legacy" else -F)
-    if E is not None:
-        E = np.asarray(E, dtype=float)
-        if E.shape != G.shape:
-            raise ParameterError(f"E has shape {E.shape} but there are {G.shape[0]} policies")
-        if not np.isfinite(E).all() or (E < 0).any() or abs(E.sum() - 1.0) > 1e-6:
-            raise ParameterError(f"E is not a probability vector over the policies (sum {E.sum():.6g}, "
-                                 f"min {E.min():.3g})")
-        with np.errstate(divide="ignore"):
-            logits = logits + np.log(E)
-    return softmax(logits)
+            raise ParameterError(f"{name} has a non-finite entry at index {first_index(~np.isfinite(x))}")
+    check_choice(vfe_sign, "vfe_sign", VFE_SIGNS)
+    return softmax(-gamma * G + (F if vfe_sign == "pymdp_legacy" else -F) + check_log_habits(E, len(G)))
 
 
 def policy_average(qs_t: Sequence[np.ndarray], q_pi: ArrayLike) -> list[np.ndarray]:
@@ -163,26 +153,68 @@ def policy_average(qs_t: Sequence[np.ndarray], q_pi: ArrayLike) -> list[np.ndarr
     return [q_pi @ np.asarray(q, dtype=float) for q in qs_t]
 
 
-def _check_future(model, qs_future, policies):
-    if len(qs_future) != model.num_factors:
-        raise BeliefError(f"qs_future has {len(qs_future)} arrays but the model has {model.num_factors} factors")
-    qs_future = [np.asarray(q, dtype=float) for q in qs_future]
-    shape = qs_future[0].shape[:2] if qs_future[0].ndim == 3 else None
-    for f, q in enumerate(qs_future):
-        s = model.num_states[f]
-        if q.ndim != 3 or q.shape[2] != s or q.shape[:2] != shape or q.shape[1] < 1:
-            raise BeliefError(f"qs_future[{f}] has shape {q.shape}, expected (num_policies, steps >= 1, {s}) "
-                              f"with the same policies and steps for every factor")
-        bad = ~np.isfinite(q).all(-1) | (q < 0).any(-1) | (np.abs(q.sum(-1) - 1.0) > PROB_TOL)
-        if bad.any():
-            p, k = (int(i) for i in np.argwhere(bad)[0])
-            check_probability(q[p, k], f"qs_future[{f}][{p}, {k}]", BeliefError)
-    policies = np.asarray(policies)
-    if policies.shape != (shape[0], shape[1] - 1, model.num_factors):
-        raise PolicyError(f"policies has shape {policies.shape} but qs_future covers {shape[0]} policies and "
-                          f"{shape[1]} steps: expected ({shape[0]}, {shape[1] - 1}, {model.num_factors})")
-    # horizon 0 (the last step of a trial: only the present is scored) is valid here, not in check_policies
-    return qs_future, check_policies(model, policies) if shape[1] > 1 else policies.astype(int)
+class SequenceCycle:
+    """How an ``aif.Agent`` whose inference is a ``SequenceInference`` runs its cycle on a window.
+
+    ``infer_states`` calls ``infer_sequence`` with the last ``inference_horizon`` observations, the actions
+    between them and the policies cut to the steps left in the trial, and weighs the policies' present beliefs by
+    their evidence alone; ``infer_policies`` scores each policy from its own beliefs
+    (``sequence_expected_free_energy``) and weighs in the window's free energy ``F``; after an action the prior is
+    that of the next window (``SequenceOptions.prior``). The window's observations, actions, beliefs ``qs_seq``,
+    ``F`` and ``present`` are kept on the agent.
+    """
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+        for name in ("planner", "learning"):
+            if getattr(agent, name) is not None:
+                raise ParameterError(f"{name} = {getattr(agent, name)!r} is not supported with an inference method "
+                                     f"over time ({type(agent.inference).__name__})")
+
+    def reset(self) -> None:
+        a = self.agent
+        a.obs_window, a.actions_window = [], []
+        a.qs_seq = a.F = a.present = None
+
+    def infer_states(self, obs: Any) -> list:
+        a = self.agent
+        if a.trial_length is not None and a.t >= a.trial_length:
+            raise CallOrderError(f"the trial has {a.trial_length} observations and this would be observation "
+                                 f"{a.t + 1}: call reset() to start a new trial")
+        steps_left = a.policy_horizon if a.trial_length is None else a.trial_length - 1 - a.t
+        window = (a.obs_window + [obs])[-a.inference_horizon :]
+        actions = np.array(a.actions_window[len(a.actions_window) - (len(window) - 1) :], dtype=int)
+        actions = actions.reshape(len(window) - 1, a.model.num_factors)
+        a.qs_seq, a.F = infer_sequence(a.model, window, actions, a.policies[:, : min(a.policy_horizon, steps_left)],
+                                       a.prior, a.inference)
+        a.obs_window, a.actions_window, a.present = window, list(actions), len(window) - 1
+        # until G is known, the policies are weighed by their evidence alone
+        evidence = sequence_policy_posterior(np.zeros_like(a.F), a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
+        return policy_average([q[:, a.present] for q in a.qs_seq], evidence)
+
+    def infer_policies(self) -> tuple[np.ndarray, np.ndarray, dict]:
+        a = self.agent
+        future = [q[:, a.present :] for q in a.qs_seq]
+        C_time = a.t if a.sequence.C_time == "absolute" else 0
+        G, terms = sequence_expected_free_energy(a.model, future, a.policies[:, : future[0].shape[1] - 1],
+                                                 a.efe_terms, a.efe, C_time)
+        q_pi = sequence_policy_posterior(G, a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
+        a.qs = policy_average([q[:, a.present] for q in a.qs_seq], q_pi)
+        return q_pi, G, terms
+
+    def next_prior(self) -> list:
+        """After an action: the prior over the next window's first state (``SequenceOptions.prior``)."""
+        a = self.agent
+        a.actions_window.append(a.action)
+        if len(a.obs_window) < a.inference_horizon:
+            return a.prior  # the next window still starts the trial: its prior stays the initial one
+        first = [q[:, 0] for q in a.qs_seq]  # each policy's belief about this window's first step
+        return first if a.sequence.prior == "policy" else policy_average(first, a.q_pi)
+
+    def learn(self) -> Any:
+        raise ParameterError("learn() needs Learning settings: Agent(..., learning=aif.Learning(...))")
 
 
-__all__ = ["SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average"]
+__all__ = ["SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average",
+           "SequenceCycle"]
+

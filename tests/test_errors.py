@@ -497,7 +497,7 @@ def test_learning_observation_out_of_range(counts):
 
 def test_learning_belief_not_a_distribution(counts):
     _, pB = counts
-    with pytest.raises(ObservationError, match=r"qs_prev\[0\] is not a probability vector: it sums to 0\.5"):
+    with pytest.raises(BeliefError, match=r"qs_prev\[0\] is not a probability vector: it sums to 0\.5"):
         update_B(pB, [np.array([0.5, 0.5])], [np.array([0.25, 0.25])], np.array([0]))
 
 
@@ -600,14 +600,14 @@ def test_message_passing_settings_out_of_range():
 
     with pytest.raises(ParameterError, match=r"num_iter must be a positive integer, got 0"):
         MarginalMessagePassing(num_iter=0)
-    with pytest.raises(ParameterError, match=r"tau must be a positive number, got -1"):
+    with pytest.raises(ParameterError, match=r"tau must be positive and finite, got -1"):
         MarginalMessagePassing(tau=-1)
 
 
 def test_soft_value_iteration_B_not_normalised(model):
     from aif.planning import soft_value_iteration
 
-    with pytest.raises(ModelError, match=r"columns of B sum to 1\.1 at \(state 0, action 0\)"):
+    with pytest.raises(ModelError, match=r"columns of B sum to 1\.1 at \(state, action\) \(0, 0\)"):
         soft_value_iteration(model.B[0] * 1.1, np.zeros((2, 3, 2)), 2)
 
 

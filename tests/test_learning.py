@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.special import digamma, gammaln
 
 import aif
-from aif.errors import ModelError, ObservationError, ParameterError, PolicyError
+from aif.errors import BeliefError, ModelError, ObservationError, ParameterError, PolicyError
 from aif.efe import pA_info_gain, pB_info_gain
 from aif.learning import WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, reduce_dirichlet, spm_wnorm, update_A, update_B, update_D
 
@@ -427,7 +427,7 @@ def test_bad_input_is_named():
         update_A(m.pA, [4], qs)
     with pytest.raises(ObservationError, match="obs\\[0\\] is not a probability vector"):
         update_A(m.pA, [np.array([0.5, 0.5, 0.5, 0.0])], qs)
-    with pytest.raises(ObservationError, match="qs\\[0\\] has shape"):
+    with pytest.raises(BeliefError, match="qs\\[0\\] has shape"):
         update_A(m.pA, [1], [np.full(2, 0.5)])
     with pytest.raises(ModelError, match="pA\\[0\\] must be positive"):
         update_A([np.zeros((4, 3))], [1], qs)
@@ -437,7 +437,7 @@ def test_bad_input_is_named():
 
 def test_info_gain_checks_shapes_and_actions():
     pA, pB = [np.ones((2, 3))], [np.ones((3, 3, 2))]
-    with pytest.raises(ObservationError, match="qs_t\\[0\\] has shape \\(4, 2\\), expected \\(4, 3\\)"):
+    with pytest.raises(BeliefError, match="qs_t\\[0\\] has shape \\(4, 2\\), expected \\(4, 3\\)"):
         pA_info_gain(pA, [np.full((4, 2), 0.5)])
     with pytest.raises(ObservationError, match="qo_t\\[0\\]"):
         pA_info_gain(pA, [np.full((4, 3), 1 / 3)], qo_t=[np.full((4, 3), 1 / 3)])

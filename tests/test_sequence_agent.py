@@ -456,7 +456,7 @@ def test_bad_sequence_input():
         sequence_policy_posterior(np.zeros(3), np.zeros(2))
     with pytest.raises(ParameterError, match="F has a non-finite"):
         sequence_policy_posterior(np.zeros(2), np.array([0.0, np.nan]))
-    with pytest.raises(ParameterError, match="E is not a probability vector"):
+    with pytest.raises(ParameterError, match=r"E sums to 1\.1, not 1 \(it is a prior over policies\)"):
         sequence_policy_posterior(np.zeros(2), np.zeros(2), E=np.array([0.5, 0.6]))
     with pytest.raises(PolicyError, match="takes action 7"):
         sequence_expected_free_energy(model, q, np.full((2, 1, 2), 7))

@@ -233,7 +233,7 @@ def test_bad_inputs_raise():
         soft_value_iteration(B, np.array([0.0, 1.0, -np.inf, 0.0]), 1)
     bad = B.copy()
     bad[0, 1, 0] = 0.5
-    with pytest.raises(ModelError, match=r"state 1, action 0"):
+    with pytest.raises(ModelError, match=r"at \(state, action\) \(1, 0\)"):
         soft_value_iteration(bad, reward, 1)
     with pytest.raises(ParameterError, match="action_prior"):
         soft_value_iteration(B, reward, 1, action_prior=[0.7, 0.7])

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import shortest_path
 
+from ..checks import check_fraction
 from ..errors import ParameterError
 from ..model import GenerativeModel
 from .pomdp import POMDPEnv, unknown_transitions
@@ -106,9 +107,7 @@ class GridWorld(GridCells, POMDPEnv):
                 [(f"goals[{i}]", g) for i, g in enumerate(self.goals)]:
             if cell in self.walls:
                 raise ParameterError(f"{name} = {cell} is a wall")
-        if not 0.0 <= slip < 1.0:
-            raise ParameterError(f"slip must lie in [0, 1), got {slip}")
-        self.slip = float(slip)
+        self.slip = check_fraction(slip, "slip", "[0, 1)")
         self.terminate_at_goal = bool(terminate_at_goal)
         self.cued = len(self.goals) > 1 or self.cue_location is not None
         super().__init__(*self._arrays(), control_factor=0)

@@ -22,6 +22,7 @@ from bisect import bisect_right
 import gymnasium as gym
 import numpy as np
 
+from ..checks import check_positive
 from ..errors import CallOrderError, ModelError, ParameterError, PolicyError
 
 # Counts that pin a known distribution in a model to be learned: large enough that learning barely moves it,
@@ -35,17 +36,11 @@ def known_counts(arrays) -> list:
     return [a * KNOWN_COUNT + COUNT_FLOOR for a in arrays]
 
 
-def check_prior_count(prior_count) -> float:
-    if not (np.isfinite(prior_count) and prior_count > 0):
-        raise ParameterError(f"prior_count must be positive and finite, got {prior_count}")
-    return float(prior_count)
-
-
 def unknown_transitions(B, prior_count, factor=0) -> list:
     """Counts ``pB`` for a model that must learn ``B[factor]``: ``prior_count`` everywhere there, the other
     factors known (``known_counts``). Sets ``B[factor]`` (in place) to the counts' mean, which is uniform."""
     pB = known_counts(B)
-    pB[factor] = np.full_like(B[factor], check_prior_count(prior_count))
+    pB[factor] = np.full_like(B[factor], check_positive(prior_count, "prior_count"))
     B[factor] = pB[factor] / pB[factor].sum(axis=0, keepdims=True)
     return pB
 

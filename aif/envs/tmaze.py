@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_fraction, check_positive
 from ..errors import ParameterError
 from ..model import GenerativeModel
-from .pomdp import POMDPEnv, check_prior_count, known_counts, unknown_transitions
+from .pomdp import POMDPEnv, known_counts, unknown_transitions
 
 CENTRE, RIGHT_ARM, LEFT_ARM, CUE = range(4)
 NO_REWARD, REWARD, LOSS = range(3)
@@ -29,12 +30,6 @@ CONDITION_NAMES = ("reward on right", "reward on left")
 REWARD_NAMES = ("no reward", "reward", "loss")
 CUE_NAMES = ("cue right", "cue left")
 
-def _check_prob(value, name):
-    if not 0.0 <= value <= 1.0:
-        raise ParameterError(f"{name} must lie in [0, 1], got {value}")
-    return float(value)
-
-
 def tmaze_arrays(reward_prob=0.98, cue_validity=1.0):
     """The T-maze's A, B and D (as used by the environment and, by default, the agent).
 
@@ -42,8 +37,8 @@ def tmaze_arrays(reward_prob=0.98, cue_validity=1.0):
         ``(A, B, D)``: ``A = [(4, 4, 2), (3, 4, 2), (2, 4, 2)]``, ``B = [(4, 4, 4), (2, 2, 1)]``,
         ``D = [(4,), (2,)]`` (start in the centre; either condition with probability 1/2).
     """
-    a = _check_prob(reward_prob, "reward_prob")
-    v = _check_prob(cue_validity, "cue_validity")
+    a = check_fraction(reward_prob, "reward_prob")
+    v = check_fraction(cue_validity, "cue_validity")
     A_loc = np.zeros((4, 4, 2))
     A_rew = np.zeros((3, 4, 2))
     A_cue = np.zeros((2, 4, 2))
@@ -79,8 +74,8 @@ class TMaze(POMDPEnv):
     """
 
     def __init__(self, reward_prob=0.98, cue_validity=1.0):
-        self.reward_prob = _check_prob(reward_prob, "reward_prob")
-        self.cue_validity = _check_prob(cue_validity, "cue_validity")
+        self.reward_prob = check_fraction(reward_prob, "reward_prob")
+        self.cue_validity = check_fraction(cue_validity, "cue_validity")
         super().__init__(*tmaze_arrays(reward_prob, cue_validity), control_factor=0)
 
     def _initial_state(self, state, options):
@@ -121,7 +116,7 @@ class TMaze(POMDPEnv):
         A, B, D = tmaze_arrays(self.reward_prob if reward_prob is None else reward_prob,
                                self.cue_validity if cue_validity is None else cue_validity)
         C = [np.zeros(4), np.array([0.0, reward_preference, loss_preference]), np.zeros(2)]
-        prior_count = check_prior_count(prior_count)
+        prior_count = check_positive(prior_count, "prior_count")
         extra: dict = {}
         if learn_A:
             pA = known_counts(A)

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..checks import check_policies
+from ..checks import check_integer, check_policies
 from ..control import enumerate_policies, expected_free_energy
 from ..efe import DEFAULT_TERMS, EFEOptions
 from ..errors import ParameterError, PolicyError
@@ -92,8 +92,8 @@ class PolicyEnumeration(Planner):
     policies: np.ndarray | None = None
 
     def __post_init__(self):
-        if self.policies is None and (int(self.horizon) != self.horizon or self.horizon < 1):
-            raise PolicyError(f"PolicyEnumeration.horizon must be a positive integer, got {self.horizon!r}")
+        if self.policies is None:
+            check_integer(self.horizon, "PolicyEnumeration.horizon", error=PolicyError)
 
     def policies_for(self, model: GenerativeModel) -> np.ndarray:
         """The policies scored for ``model``: ``(P, H, num_factors)``."""

@@ -27,7 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import ModelError, ParameterError
+from ..checks import check_fraction, check_integer
+from ..errors import ModelError
 
 
 def inductive_matrix(H: Sequence[ArrayLike], B: Sequence[ArrayLike], threshold: float, depth: int,
@@ -46,10 +47,8 @@ def inductive_matrix(H: Sequence[ArrayLike], B: Sequence[ArrayLike], threshold: 
     Returns:
         ``I``: list of float arrays ``(depth, S_f)`` with entries 0 or 1.
     """
-    if int(depth) != depth or depth < 1:
-        raise ParameterError(f"depth must be an integer >= 1, got {depth!r}")
-    if not 0 <= threshold < 1:
-        raise ParameterError(f"threshold must lie in [0, 1), got {threshold}")
+    depth = check_integer(depth, "depth")
+    check_fraction(threshold, "threshold", "[0, 1)")
     if len(H) != len(B):
         raise ModelError(f"H has {len(H)} vectors but B has {len(B)} factors")
     I = []

@@ -32,6 +32,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import logsumexp
 
+from ..checks import check_choice, check_finite, check_integer, check_probability, check_transitions, check_vector
 from ..control import enumerate_policies
 from ..errors import ModelError, ParameterError
 from ..maths import outer
@@ -40,7 +41,6 @@ from ..strategies import NUMPY, Planner
 from .base import Plan
 
 MODES = ("exact", "variational")
-_TOL = 1e-6
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,11 +75,10 @@ def soft_value_iteration(B, r, horizon, mode="exact", action_prior=None, termina
     Returns:
         ``SoftValues(Q (T, S, U), V (T + 1, S), policy (T, S, U))``.
     """
-    B = _check_B(B)
+    B = check_transitions(B)
     S, _, U = B.shape
-    T = _check_horizon(horizon)
-    if mode not in MODES:
-        raise ParameterError(f"mode must be one of {MODES}, got {mode!r}")
+    T = check_integer(horizon, "horizon")
+    check_choice(mode, "mode", MODES)
     r = _rewards(r, T, S, U)
     log_prior = _log_action_prior(action_prior, S, U)
     V_next = _terminal(terminal, S)
@@ -114,13 +113,13 @@ def state_marginals(B, policy, initial) -> np.ndarray:
     Returns:
         ``(T + 1, S)``, ``mu[t] = p(s_t)``.
     """
-    B = _check_B(B)
+    B = check_transitions(B)
     S, _, U = B.shape
     policy = np.asarray(policy, dtype=float)
     if policy.ndim != 3 or policy.shape[1:] != (S, U):
         raise ParameterError(f"policy has shape {policy.shape}, expected (T, {S}, {U}) (time, state, action)")
     mu = np.empty((policy.shape[0] + 1, S))
-    mu[0] = _check_initial(initial, S)
+    mu[0] = check_vector(initial, S, "initial", ParameterError)
     for t in range(policy.shape[0]):
         mu[t + 1] = np.einsum("ksa,sa,s->k", B, policy[t], mu[t])
     return mu
@@ -136,15 +135,15 @@ def forward_messages(B, r, horizon, initial, action_prior=None) -> np.ndarray:
     Returns:
         ``(T + 1, S)`` log forward messages (``-inf`` where a state is unreachable).
     """
-    B = _check_B(B)
+    B = check_transitions(B)
     S, _, U = B.shape
-    T = _check_horizon(horizon)
+    T = check_integer(horizon, "horizon")
     r = _rewards(r, T, S, U)
     prior = np.exp(_log_action_prior(action_prior, S, U))
     weights = B * prior[None]  # (S', S, U): p(s' | s, a) p(a | s)
     log_alpha = np.empty((T + 1, S))
     with np.errstate(divide="ignore"):
-        log_alpha[0] = np.log(_check_initial(initial, S))
+        log_alpha[0] = np.log(check_vector(initial, S, "initial", ParameterError))
     for t in range(T):
         a = np.broadcast_to((r[t] + log_alpha[t][:, None])[None], weights.shape)
         log_alpha[t + 1] = logsumexp(a, axis=(1, 2), b=weights)
@@ -189,9 +188,8 @@ class SoftQPlanner(Planner):
     mode: str = "variational"
 
     def __post_init__(self):
-        _check_horizon(self.horizon)
-        if self.mode not in MODES:
-            raise ParameterError(f"SoftQPlanner.mode must be one of {MODES}, got {self.mode!r}")
+        check_integer(self.horizon, "horizon")
+        check_choice(self.mode, "SoftQPlanner.mode", MODES)
 
     def plan(self, model: GenerativeModel, qs: list, rng: np.random.Generator | None = None) -> Plan:
         """Score the first actions; lower G is better.
@@ -264,36 +262,12 @@ def _letters(n, block=0):
     return base[16 * block : 16 * block + n]
 
 
-def _check_B(B):
-    B = np.asarray(B, dtype=float)
-    if B.ndim != 3 or B.shape[0] != B.shape[1]:
-        raise ModelError(f"B has shape {B.shape}, expected (S, S, U): next state, state, action")
-    if not np.isfinite(B).all() or (B < 0).any():
-        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(B) | (B < 0))[0])
-        raise ModelError(f"B has an entry {B[idx]} at index {idx}; entries must be finite and non-negative")
-    sums = B.sum(axis=0)
-    off = np.abs(sums - 1.0) > _TOL
-    if off.any():
-        s, a = (int(i) for i in np.argwhere(off)[0])
-        raise ModelError(f"columns of B sum to {sums[s, a]:.6g} at (state {s}, action {a}); they must sum to 1")
-    return B
-
-
-def _check_horizon(horizon):
-    if int(horizon) != horizon or horizon < 1:
-        raise ParameterError(f"horizon must be a positive integer, got {horizon!r}")
-    return int(horizon)
-
-
 def _rewards(r, T, S, U):
     r = np.asarray(r, dtype=float)
     if r.shape not in ((S,), (S, U), (T, S, U)):
         raise ParameterError(f"r has shape {r.shape}, expected ({S},), ({S}, {U}) or ({T}, {S}, {U})")
-    if not np.isfinite(r).all():
-        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(r))[0])
-        # a large negative reward forbids a step as well as -inf does, without 0 * inf in the backups
-        raise ParameterError(f"r has a non-finite entry {r[idx]} at index {idx}; use a large negative "
-                             "reward to forbid a step")
+    # finite: a large negative reward forbids a step as well as -inf does, without 0 * inf in the backups
+    check_finite(r, "r", nonneg=False, error=ParameterError)
     if r.ndim == 1:
         r = r[:, None]
     return np.broadcast_to(r, (T, S, U))
@@ -305,9 +279,7 @@ def _log_action_prior(action_prior, S, U):
     p = np.asarray(action_prior, dtype=float)
     if p.shape not in ((U,), (S, U)):
         raise ParameterError(f"action_prior has shape {p.shape}, expected ({U},) or ({S}, {U})")
-    sums = p.sum(axis=-1)
-    if (p < 0).any() or np.any(np.abs(sums - 1.0) > _TOL):
-        raise ParameterError(f"action_prior must be non-negative and sum to one over actions; sums are {sums}")
+    check_probability(p, "action_prior", ParameterError)
     with np.errstate(divide="ignore"):
         return np.broadcast_to(np.log(p), (S, U))
 
@@ -319,10 +291,3 @@ def _terminal(terminal, S):
     if v.shape != (S,) or not np.isfinite(v).all():
         raise ParameterError(f"terminal must be a finite vector of shape ({S},), got shape {v.shape}")
     return v
-
-
-def _check_initial(initial, S):
-    p = np.asarray(initial, dtype=float)
-    if p.shape != (S,) or (p < 0).any() or abs(p.sum() - 1.0) > _TOL:
-        raise ParameterError(f"initial must be a distribution of shape ({S},), got shape {p.shape}, sum {p.sum()}")
-    return p

@@ -65,7 +65,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..checks import check_beliefs, check_positive
+from ..checks import check_beliefs, check_fraction, check_integer, check_positive
 from ..control import enumerate_policies, predict_policies, prefix_tree_efe
 from ..efe import DEFAULT_TERMS, EFEOptions, check_counts, check_terms
 from ..errors import ParameterError
@@ -193,20 +193,14 @@ class SophisticatedInference(Planner):
     control_factors: tuple | None = None
 
     def __post_init__(self):
-        if int(self.depth) != self.depth or self.depth < 1:
-            raise ParameterError(f"SophisticatedInference.depth must be a positive integer, got {self.depth!r}")
+        check_integer(self.depth, "SophisticatedInference.depth")
         for name in ("policy_prune_threshold", "observation_prune_threshold"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and 0 <= value < 1):
-                raise ParameterError(f"SophisticatedInference.{name} must lie in [0, 1), got {value!r}")
+            check_fraction(getattr(self, name), f"SophisticatedInference.{name}", "[0, 1)")
         if not np.isfinite(self.prune_penalty):
             raise ParameterError(f"SophisticatedInference.prune_penalty must be finite, got {self.prune_penalty!r}")
         check_positive(self.gamma, "SophisticatedInference.gamma")
         for name in ("max_branching", "topk_outcomes"):
-            value = getattr(self, name)
-            if value is not None and (int(value) != value or value < 1):
-                raise ParameterError(f"SophisticatedInference.{name} must be None or a positive integer, "
-                                     f"got {value!r}")
+            check_integer(getattr(self, name), f"SophisticatedInference.{name}", optional=True)
 
     @classmethod
     def pymdp(cls, depth: int = 5, **changes) -> "SophisticatedInference":
