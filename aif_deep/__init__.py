@@ -16,9 +16,8 @@ from .fit import FitResult, fit
 from .inference import categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel, default_device
 from .neural import NeuralModel, unimix
-from .online import (Ensemble, EnsembleInfoGain, EpistemicCap, EpsilonGreedy, LearnedQ, ObservedState, OnlineResult,
-                     OnlineSettings, OnlineTrick, RewardRisk, SelectionRule, Softmax, StateVectorModel, TDLearning,
-                     TDRun, dqn_settings, online_agent, train_online)
+from .online import (Ensemble, EnsembleInfoGain, EpistemicCap, EpsilonGreedy, LearnedQ, ObservedState, OnlineTrick,
+                     RewardRisk, SelectionRule, Softmax, StateVectorModel, TDLearning, TDRun)
 from .qfunction import QFunction, QSettings, belief_pool, td_targets, train_qfunction
 from .images import NoisyGridImages, NoisyTMazeImages
 from .episodes import ReplayBuffer, collect_episodes, collect_random
@@ -39,6 +38,5 @@ __all__ = [
     "save_agent", "load_agent", "save_buffer", "load_buffer", "TrainState",
     "StateVectorModel", "ObservedState", "LearnedQ", "TDLearning", "TDRun", "RewardRisk", "EnsembleInfoGain",
     "SelectionRule", "Softmax", "EpsilonGreedy", "Ensemble", "OnlineTrick", "EpistemicCap",
-    "OnlineSettings", "online_agent", "OnlineResult", "train_online", "dqn_settings",
     "learning", "efe",  # Dirichlet updates for batches of agents; the EFE terms defined once in torch
 ]

@@ -117,7 +117,7 @@ class Agent:
         E = getattr(self.model, "E", None)
         if E is not None:
             checks.policy_prior(E, len(self.policies), "model.E")
-        self._run = run(self)
+        self._run: _TorchRun | _NumpyRun | _LearnedQRun = run(self)
         self.steps = 0
         self.reset()
 
@@ -194,7 +194,7 @@ class Agent:
         return self._run.learn()
 
 
-def _runner(agent: Agent) -> type[_Run]:
+def _runner(agent: Agent) -> type[_TorchRun | _NumpyRun | _LearnedQRun]:
     """Which cycle runs the agent's strategies (``_Run``'s subclasses); refuses a strategy of the wrong family or
     backend, naming it."""
     a = agent
@@ -229,22 +229,11 @@ def _runner(agent: Agent) -> type[_Run]:
 
 
 class _Run:
-    """How an Agent runs its cycle for the strategies it was built with; the Agent keeps the results."""
+    """How an Agent runs its cycle for the strategies it was built with (``reset``, ``infer_states``,
+    ``infer_policies``, ``sample_action``, ``learn``); the Agent keeps the results."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
-
-    def reset(self, prior: list | None, agents: Any) -> None:
-        raise NotImplementedError
-
-    def infer_states(self, obs: Any, reward: Any, terminated: bool) -> list:
-        raise NotImplementedError
-
-    def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        raise NotImplementedError
-
-    def sample_action(self) -> torch.Tensor:
-        raise NotImplementedError
 
     def learn(self) -> BeliefModel:
         raise ParameterError("learn() needs Learning settings: Agent(..., learning=aif.Learning(...)) with "

@@ -8,13 +8,14 @@ observations given to an unbatched agent. Internals trust what passed these chec
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
 
 from aif.checks import PROB_TOL, check_probability
-from aif.errors import AifError, BeliefError, ModelError, ObservationError, PolicyError
+from aif.errors import AifError, BeliefError, ModelError, ObservationError, ParameterError, PolicyError
 
 Tensor = torch.Tensor
 
@@ -114,3 +115,16 @@ def unbatched_observation(obs: list[Tensor], categorical: list[bool], batch_shap
         if lead:
             raise ObservationError(f"obs[{m}] has the batch shape {tuple(lead)} but the agent is unbatched: "
                                    f"give one observation, or build the Agent with batch_shape={tuple(lead)}")
+
+
+def settings(owner: str, values: dict[str, Any], rule: str) -> None:
+    """A ``ParameterError`` naming ``owner.field`` for the first of ``values`` that breaks ``rule`` (``"positive"``,
+    ``"count"``, ``"fraction"``, ``"non-negative"`` or ``"finite"``): the checks of a settings object."""
+    ok = {"positive": lambda v: 0.0 < float(v) < math.inf, "count": lambda v: int(v) >= 1,
+          "fraction": lambda v: 0.0 <= float(v) <= 1.0, "non-negative": lambda v: 0.0 <= float(v) < math.inf,
+          "finite": lambda v: math.isfinite(float(v))}[rule]
+    what = {"positive": "positive and finite", "count": "at least 1", "fraction": "in [0, 1]",
+            "non-negative": ">= 0 and finite", "finite": "finite"}[rule]
+    for name, v in values.items():
+        if not ok(v):
+            raise ParameterError(f"{owner}.{name} must be {what}, got {v}")

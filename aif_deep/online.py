@@ -9,7 +9,7 @@ as a configuration of ``aif_deep.Agent``'s strategy slots:
                   selection=Softmax(30.0), rng=np.random.default_rng(0))
     action = agent.step(x, reward=r, terminated=done)                  # (the reward and end of the last step)
 
-``online_agent`` builds it from ``OnlineSettings``; ``train_online`` runs it in a Gymnasium environment.
+``examples/cartpole.py`` builds it from a bundle of settings and runs it in Gymnasium's CartPole-v1.
 
 The agent acts from ``q(a | x) = softmax(-gamma G_phi(x, .))``. ``G_phi`` (an ``aif_deep.QFunction`` on the
 feature vector ``x``) is fitted by temporal differences to
@@ -39,7 +39,7 @@ transition is replayed (so it decays as the ensemble learns); through the bootst
 information gain expected along the future path.
 
 No ``EnsembleInfoGain`` term with an ``EpsilonGreedy`` selection and ``TDLearning(hard_min=True)`` (V = min) is
-the DQN of Mnih et al. on -Q; ``dqn_settings`` builds it with the rest of the settings shared.
+the DQN of Mnih et al. on -Q.
 """
 
 from __future__ import annotations
@@ -48,15 +48,13 @@ import copy
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.special import entr
 from torch import nn
-from tqdm.auto import tqdm
 
 from aif.control import enumerate_policies
 from aif.efe import Term
@@ -64,19 +62,8 @@ from aif.errors import ParameterError, StrategyError
 from aif.planning import Plan
 from aif.strategies import TORCH, Learner, Planner, StateInference
 
+from . import checks
 from .qfunction import QFunction
-
-
-def _check(owner: str, values: dict[str, Any], rule: str) -> None:
-    """A ``ParameterError`` naming ``owner.field`` for the first value that breaks ``rule``."""
-    ok = {"positive": lambda v: 0.0 < float(v) < math.inf, "count": lambda v: int(v) >= 1,
-          "fraction": lambda v: 0.0 <= float(v) <= 1.0, "non-negative": lambda v: 0.0 <= float(v) < math.inf,
-          "finite": lambda v: math.isfinite(float(v))}[rule]
-    what = {"positive": "positive and finite", "count": "at least 1", "fraction": "in [0, 1]",
-            "non-negative": ">= 0 and finite", "finite": "finite"}[rule]
-    for name, v in values.items():
-        if not ok(v):
-            raise ParameterError(f"{owner}.{name} must be {what}, got {v}")
 
 
 class SelectionRule(ABC):
@@ -109,9 +96,9 @@ class Softmax(SelectionRule):
     anneal_steps: int = 10_000
 
     def __post_init__(self) -> None:
-        _check("Softmax", {"gamma": self.gamma, **({} if self.gamma_start is None else
+        checks.settings("Softmax", {"gamma": self.gamma, **({} if self.gamma_start is None else
                                                     {"gamma_start": self.gamma_start})}, "positive")
-        _check("Softmax", {"anneal_steps": self.anneal_steps}, "count")
+        checks.settings("Softmax", {"anneal_steps": self.anneal_steps}, "count")
 
     def precision(self, step: int) -> float:
         if self.gamma_start is None:
@@ -139,8 +126,8 @@ class EpsilonGreedy(SelectionRule):
     decay_steps: int = 10_000
 
     def __post_init__(self) -> None:
-        _check("EpsilonGreedy", {"start": self.start, "end": self.end}, "fraction")
-        _check("EpsilonGreedy", {"decay_steps": self.decay_steps}, "count")
+        checks.settings("EpsilonGreedy", {"start": self.start, "end": self.end}, "fraction")
+        checks.settings("EpsilonGreedy", {"decay_steps": self.decay_steps}, "count")
 
     def probabilities(self, G: np.ndarray, step: int) -> np.ndarray:
         eps = self.end + (self.start - self.end) * max(0.0, 1.0 - step / self.decay_steps)
@@ -158,7 +145,7 @@ class RewardRisk(Term):
     sign: ClassVar[float] = 1.0
 
     def __post_init__(self) -> None:
-        _check("RewardRisk", {"preference": self.preference}, "finite")
+        checks.settings("RewardRisk", {"preference": self.preference}, "finite")
 
 
 @dataclass(frozen=True)
@@ -172,8 +159,8 @@ class EnsembleInfoGain(Term):
     sign: ClassVar[float] = -1.0
 
     def __post_init__(self) -> None:
-        _check("EnsembleInfoGain", {"weight": self.weight}, "non-negative")
-        _check("EnsembleInfoGain", {"noise_sd": self.noise_sd}, "positive")
+        checks.settings("EnsembleInfoGain", {"weight": self.weight}, "non-negative")
+        checks.settings("EnsembleInfoGain", {"noise_sd": self.noise_sd}, "positive")
 
 
 class OnlineTrick:
@@ -200,7 +187,7 @@ class EpistemicCap(OnlineTrick):
     cap: float = 0.5
 
     def __post_init__(self) -> None:
-        _check("EpistemicCap", {"cap": self.cap}, "positive")
+        checks.settings("EpistemicCap", {"cap": self.cap}, "positive")
 
     def epistemic_value(self, value: torch.Tensor) -> torch.Tensor:
         return value.clamp(max=self.cap)
@@ -253,7 +240,7 @@ class StateVectorModel:
     transition: Ensemble | None = None
 
     def __post_init__(self) -> None:
-        _check("StateVectorModel", {"num_features": self.num_features}, "count")
+        checks.settings("StateVectorModel", {"num_features": self.num_features}, "count")
         if int(self.num_actions) < 2:
             raise ParameterError(f"StateVectorModel.num_actions must be at least 2, got {self.num_actions}")
         if self.transition is not None and not isinstance(self.transition, Ensemble):
@@ -342,10 +329,11 @@ class TDLearning(Learner):
     backends: ClassVar[frozenset[str]] = frozenset({TORCH})
 
     def __post_init__(self) -> None:
-        _check("TDLearning", {n: getattr(self, n) for n in ("batch_size", "buffer_size", "train_every")}, "count")
-        _check("TDLearning", {"learning_starts": self.learning_starts}, "non-negative")
-        _check("TDLearning", {"lr": self.lr, "max_grad_norm": self.max_grad_norm}, "positive")
-        _check("TDLearning", {"discount": self.discount, "tau": self.tau}, "fraction")
+        counts = ("batch_size", "buffer_size", "train_every")
+        checks.settings("TDLearning", {n: getattr(self, n) for n in counts}, "count")
+        checks.settings("TDLearning", {"learning_starts": self.learning_starts}, "non-negative")
+        checks.settings("TDLearning", {"lr": self.lr, "max_grad_norm": self.max_grad_norm}, "positive")
+        checks.settings("TDLearning", {"discount": self.discount, "tau": self.tau}, "fraction")
         for trick in self.tricks:
             if not isinstance(trick, OnlineTrick):
                 raise StrategyError(f"TDLearning.tricks holds OnlineTrick objects (e.g. EpistemicCap(0.5)), got "
@@ -376,6 +364,9 @@ class TDRun:
         if self.info is not None and model.transition is None:
             raise StrategyError("EnsembleInfoGain needs the model's transition ensemble: StateVectorModel(..., "
                                 "transition=Ensemble(...))")
+        if self.ensemble is not None and self.ensemble.weights[0].shape[0] < 2:
+            raise ParameterError("EnsembleInfoGain is the disagreement of the ensemble's members: it needs at least "
+                                 f"2, got {self.ensemble.weights[0].shape[0]}")
         self.target = copy.deepcopy(qfunction).requires_grad_(False)
         params = list(qfunction.parameters()) + ([] if self.ensemble is None else list(self.ensemble.parameters()))
         # One optimiser over G_phi and the ensemble (disjoint parameters, so their updates stay independent):
@@ -436,159 +427,3 @@ class TDRun:
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._q_params, s.tau)
         return float(loss.detach())
-
-
-@dataclass(frozen=True)
-class OnlineSettings:
-    """The settings of ``online_agent``, gathered (each goes to one strategy of the Agent it builds).
-
-    Attributes:
-        hidden: width of G_phi's two hidden layers (``QFunction``).
-        temperature: T of the soft minimum V (``QFunction``); ignored with ``hard_min``.
-        reward_preference: c in ln p~(r) = c * r (``RewardRisk``).
-        epistemic_weight: weight of the information gain in g (``EnsembleInfoGain``; 0: no ensemble is trained).
-        ensemble_size, model_hidden: K transition networks (at least 2 when epistemic_weight > 0) and their width.
-        noise_sd: sigma of the transition likelihood, in the observation's units.
-        selection: ``Softmax`` or ``EpsilonGreedy``.
-        lr, batch_size, buffer_size, learning_starts, train_every, discount, tau, hard_min, max_grad_norm:
-            ``TDLearning``'s.
-    """
-
-    hidden: int = 256
-    lr: float = 1e-3
-    batch_size: int = 64
-    buffer_size: int = 100_000
-    learning_starts: int = 1000
-    train_every: int = 2
-    discount: float = 0.99
-    tau: float = 0.005
-    temperature: float = 0.05
-    hard_min: bool = False
-    reward_preference: float = 1.0
-    epistemic_weight: float = 0.1
-    ensemble_size: int = 5
-    model_hidden: int = 64
-    noise_sd: float = 0.01
-    max_grad_norm: float = 10.0
-    selection: SelectionRule = field(default_factory=Softmax)
-
-    def __post_init__(self) -> None:
-        _check("OnlineSettings", {"hidden": self.hidden, "ensemble_size": self.ensemble_size,
-                                  "model_hidden": self.model_hidden}, "count")
-        _check("OnlineSettings", {"temperature": self.temperature}, "positive")
-        if self.epistemic_weight > 0 and self.ensemble_size < 2:
-            raise ParameterError("OnlineSettings.ensemble_size must be at least 2 when epistemic_weight > 0 "
-                                 f"(the information gain is the ensemble's disagreement), got {self.ensemble_size}")
-        if not isinstance(self.selection, SelectionRule):
-            raise ParameterError(f"OnlineSettings.selection must be Softmax or EpsilonGreedy, got {self.selection!r}")
-        self.terms()
-        self.learning()
-
-    def terms(self) -> tuple:
-        """The EFE terms G_phi is fitted to."""
-        risk = RewardRisk(self.reward_preference)
-        if self.epistemic_weight == 0:
-            return (risk,)
-        return (risk, EnsembleInfoGain(self.epistemic_weight, self.noise_sd))
-
-    def learning(self, tricks: Sequence[OnlineTrick] = ()) -> TDLearning:
-        names = ("lr", "batch_size", "buffer_size", "learning_starts", "train_every", "discount", "tau", "hard_min",
-                 "max_grad_norm")
-        return TDLearning(**{n: getattr(self, n) for n in names}, tricks=tuple(tricks))
-
-
-def dqn_settings(settings: OnlineSettings = OnlineSettings(),
-                 selection: EpsilonGreedy = EpsilonGreedy()) -> OnlineSettings:
-    """The DQN baseline on the same network, optimiser, buffer and budget: no epistemic term, V = min, epsilon."""
-    return replace(settings, epistemic_weight=0.0, hard_min=True, selection=selection)
-
-
-def online_agent(num_features: int, num_actions: int, settings: OnlineSettings = OnlineSettings(), seed: int = 0,
-                 tricks: Sequence[OnlineTrick] = ()) -> Any:
-    """The ``aif_deep.Agent`` of the module docstring with ``settings``; ``seed`` seeds G_phi's weights (the
-    ensemble's with ``seed + 1``), the replay draws and the action samples."""
-    from .agent import Agent
-
-    s = settings
-    ensemble = None if s.epistemic_weight == 0 else Ensemble(num_features, num_actions, s.ensemble_size,
-                                                             s.model_hidden, seed=int(seed) + 1)
-    qf = QFunction([num_features], [num_actions], temperature=s.temperature, hidden=s.hidden, seed=seed)
-    return Agent(StateVectorModel(num_features, num_actions, ensemble), inference=ObservedState(),
-                 planner=LearnedQ(qf), efe_terms=s.terms(), learning=s.learning(tricks), selection=s.selection,
-                 rng=np.random.default_rng(seed))
-
-
-@dataclass
-class OnlineResult:
-    """What ``train_online`` measured, one entry ``(E,)`` per episode: ``returns``; ``policy_entropy``, the mean
-    of H[q(a | x)] over its steps (nats); ``action_entropy``, that of its action frequencies (0: one action);
-    ``info_gain``, the mean information gain of its last update (nan without an ensemble); ``capped``, the
-    fraction of that update's transitions whose epistemic value a trick changed. ``solved_episode``: the first
-    episode (1-based) whose ``window``-episode mean return reached ``solve_return`` (None: not reached);
-    ``steps``: environment steps; ``agent``: the trained ``aif_deep.Agent`` (its ``TDRun`` is ``agent.td``)."""
-
-    returns: np.ndarray
-    policy_entropy: np.ndarray
-    action_entropy: np.ndarray
-    info_gain: np.ndarray
-    capped: np.ndarray
-    solved_episode: int | None
-    steps: int
-    agent: Any
-
-
-def train_online(env: Any, settings: OnlineSettings = OnlineSettings(), episodes: int = 800, seed: int = 0,
-                 solve_return: float | None = None, window: int = 100, stop_when_solved: bool = True,
-                 progress: bool = True, desc: str = "episodes", tricks: Sequence[OnlineTrick] = (),
-                 agent: Any = None) -> OnlineResult:
-    """Run an observed-state ``aif_deep.Agent`` in a Gymnasium ``env`` (Box observation, Discrete actions) for
-    ``episodes`` episodes: ``agent`` (e.g. written out from its strategies, as ``examples/cartpole.py`` does) or,
-    when ``None``, ``online_agent(..., settings, seed, tricks)``.
-
-    The environment is seeded once with ``seed`` (its later resets continue its own generator), so a run is
-    determined by ``seed`` (and the agent's). With ``solve_return`` the run records the first episode whose
-    ``window``-episode mean return reaches it, and stops there if ``stop_when_solved``.
-    """
-    if int(episodes) < 1 or int(window) < 1:
-        raise ParameterError(f"train_online needs episodes >= 1 and window >= 1, got {episodes} and {window}")
-    if not hasattr(env.action_space, "n"):
-        raise ParameterError(f"train_online needs a Discrete action space, got {env.action_space}")
-    num_features, num_actions = int(np.prod(env.observation_space.shape)), int(env.action_space.n)
-    if agent is None:
-        agent = online_agent(num_features, num_actions, settings, seed, tricks)
-    if not isinstance(agent.model, StateVectorModel) or agent.td is None or \
-            agent.model.num_states != [num_features] or agent.model.num_controls != [num_actions]:
-        raise ParameterError(f"train_online runs an aif_deep.Agent with a StateVectorModel({num_features}, "
-                             f"{num_actions}) and TDLearning for this environment, got {agent.model!r}")
-    returns, pol_h, act_h, igs, capped = [], [], [], [], []
-    solved = None
-    obs, _ = env.reset(seed=int(seed))
-    env.action_space.seed(int(seed))
-    bar = tqdm(range(int(episodes)), disable=not progress, desc=desc, unit="ep", leave=False)
-    for ep in bar:
-        if ep > 0:
-            obs, _ = env.reset()
-        agent.reset()
-        total, h_sum, counts, done, reward, terminated = 0.0, 0.0, np.zeros(len(agent.policies)), False, None, False
-        while not done:
-            action = int(agent.step(obs, reward=reward, terminated=terminated)[0])
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            h_sum += float(entr(agent.q_pi.numpy()).sum())
-            counts[action] += 1
-            done = terminated or truncated
-        agent.infer_states(obs, reward=reward, terminated=terminated)  # the episode's last transition
-        returns.append(total)
-        pol_h.append(h_sum / counts.sum())
-        act_h.append(float(entr(counts / counts.sum()).sum()))
-        igs.append(agent.td.last_info_gain)
-        capped.append(agent.td.last_capped)
-        mean = float(np.mean(returns[-window:]))
-        bar.set_postfix(ret=f"{total:.0f}", mean=f"{mean:.0f}", refresh=False)
-        if solve_return is not None and solved is None and len(returns) >= window and mean >= solve_return:
-            solved = ep + 1
-            if stop_when_solved:
-                break
-    bar.close()
-    return OnlineResult(np.array(returns), np.array(pol_h), np.array(act_h), np.array(igs), np.array(capped),
-                        solved, agent.td.steps, agent)

@@ -25,25 +25,68 @@ import argparse
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
+from scipy.special import entr
+from tqdm.auto import tqdm
+
+import aif_deep
+from aif.errors import ParameterError
+from aif_deep import online
+from aif_deep.online import EpistemicCap, EpsilonGreedy, Softmax
 
 
-def build_agent(num_features, num_actions, settings, tricks, seed):
-    """The online agent as an ``aif_deep.Agent`` over its strategy slots, from ``OnlineSettings`` (the same Agent
-    as ``aif_deep.online.online_agent``, written out)."""
-    import numpy as np
+@dataclass(frozen=True)
+class Settings:
+    """The settings of one run, each going to one strategy of the Agent ``build_agent`` makes (the strategies
+    check them).
 
-    import aif_deep
-    from aif_deep import online
+    Attributes:
+        hidden, temperature: width of G_phi's two hidden layers and T of its soft minimum V (``QFunction``).
+        reward_preference: c in ln p~(r) = c * r (``RewardRisk``).
+        epistemic_weight: weight of the information gain in g (``EnsembleInfoGain``; 0: no ensemble is trained).
+        ensemble_size, model_hidden: K transition networks and their width (``Ensemble``).
+        noise_sd: sigma of the transition likelihood, in the observation's units (``EnsembleInfoGain``).
+        selection: ``Softmax`` or ``EpsilonGreedy``.
+        lr, batch_size, buffer_size, learning_starts, train_every, discount, tau, hard_min, max_grad_norm:
+            ``TDLearning``'s.
+    """
 
+    hidden: int = 256
+    lr: float = 1e-3
+    batch_size: int = 64
+    buffer_size: int = 100_000
+    learning_starts: int = 1000
+    train_every: int = 2
+    discount: float = 0.99
+    tau: float = 0.005
+    temperature: float = 0.05
+    hard_min: bool = False
+    reward_preference: float = 1.0
+    epistemic_weight: float = 0.1
+    ensemble_size: int = 5
+    model_hidden: int = 64
+    noise_sd: float = 0.01
+    max_grad_norm: float = 10.0
+    selection: object = Softmax()
+
+
+def dqn_settings(settings=Settings(), selection=EpsilonGreedy()):
+    """The DQN baseline on the same network, optimiser, buffer and budget: no epistemic term, V = min, epsilon."""
+    return replace(settings, epistemic_weight=0.0, hard_min=True, selection=selection)
+
+
+def build_agent(num_features, num_actions, settings=Settings(), tricks=(), seed=0):
+    """The online agent as an ``aif_deep.Agent`` over its strategy slots; ``seed`` seeds G_phi's weights (the
+    ensemble's with ``seed + 1``), the replay draws and the action samples."""
     s = settings
     model = online.StateVectorModel(num_features, num_actions, transition=None if s.epistemic_weight == 0 else
                                     online.Ensemble(num_features, num_actions, s.ensemble_size, s.model_hidden,
                                                     seed=seed + 1))
     terms = (online.RewardRisk(s.reward_preference),)
-    if s.epistemic_weight > 0:
+    if s.epistemic_weight != 0:
         terms += (online.EnsembleInfoGain(s.epistemic_weight, noise_sd=s.noise_sd),)
     q = aif_deep.QFunction([num_features], [num_actions], temperature=s.temperature, hidden=s.hidden, seed=seed)
     td = online.TDLearning(lr=s.lr, batch_size=s.batch_size, buffer_size=s.buffer_size,
@@ -53,20 +96,90 @@ def build_agent(num_features, num_actions, settings, tricks, seed):
                           learning=td, selection=s.selection, rng=np.random.default_rng(seed))
 
 
+@dataclass
+class OnlineResult:
+    """What ``train_online`` measured, one entry ``(E,)`` per episode: ``returns``; ``policy_entropy``, the mean
+    of H[q(a | x)] over its steps (nats); ``action_entropy``, that of its action frequencies (0: one action);
+    ``info_gain``, the mean information gain of its last update (nan without an ensemble); ``capped``, the
+    fraction of that update's transitions whose epistemic value a trick changed. ``solved_episode``: the first
+    episode (1-based) whose ``window``-episode mean return reached ``solve_return`` (None: not reached);
+    ``steps``: environment steps; ``agent``: the trained ``aif_deep.Agent`` (its ``TDRun`` is ``agent.td``)."""
+
+    returns: np.ndarray
+    policy_entropy: np.ndarray
+    action_entropy: np.ndarray
+    info_gain: np.ndarray
+    capped: np.ndarray
+    solved_episode: int | None
+    steps: int
+    agent: Any
+
+
+def train_online(env: Any, agent: Any, episodes: int = 800, seed: int = 0, solve_return: float | None = None,
+                 window: int = 100, stop_when_solved: bool = True, progress: bool = True,
+                 desc: str = "episodes") -> OnlineResult:
+    """Run an observed-state ``aif_deep.Agent`` with ``TDLearning`` (the module docstring's) in a Gymnasium ``env``
+    (Box observation, Discrete actions) for ``episodes`` episodes, learning as it acts.
+
+    The environment is seeded once with ``seed`` (its later resets continue its own generator), so a run is
+    determined by ``seed`` and the agent's seeds. With ``solve_return`` the run records the first episode whose
+    ``window``-episode mean return reaches it, and stops there if ``stop_when_solved``.
+    """
+    if int(episodes) < 1 or int(window) < 1:
+        raise ParameterError(f"train_online needs episodes >= 1 and window >= 1, got {episodes} and {window}")
+    if not hasattr(env.action_space, "n"):
+        raise ParameterError(f"train_online needs a Discrete action space, got {env.action_space}")
+    num_features, num_actions = int(np.prod(env.observation_space.shape)), int(env.action_space.n)
+    if not isinstance(getattr(agent, "model", None), online.StateVectorModel) or agent.td is None or \
+            agent.model.num_states != [num_features] or agent.model.num_controls != [num_actions]:
+        raise ParameterError(f"train_online runs an aif_deep.Agent with a StateVectorModel({num_features}, "
+                             f"{num_actions}) and TDLearning for this environment, got {agent!r}")
+    returns, pol_h, act_h, igs, capped = [], [], [], [], []
+    solved = None
+    obs, _ = env.reset(seed=int(seed))
+    env.action_space.seed(int(seed))
+    bar = tqdm(range(int(episodes)), disable=not progress, desc=desc, unit="ep", leave=False)
+    for ep in bar:
+        if ep > 0:
+            obs, _ = env.reset()
+        agent.reset()
+        total, h_sum, counts, done, reward, terminated = 0.0, 0.0, np.zeros(len(agent.policies)), False, None, False
+        while not done:
+            action = int(agent.step(obs, reward=reward, terminated=terminated)[0])
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            h_sum += float(entr(agent.q_pi.numpy()).sum())
+            counts[action] += 1
+            done = terminated or truncated
+        agent.infer_states(obs, reward=reward, terminated=terminated)  # the episode's last transition
+        returns.append(total)
+        pol_h.append(h_sum / counts.sum())
+        act_h.append(float(entr(counts / counts.sum()).sum()))
+        igs.append(agent.td.last_info_gain)
+        capped.append(agent.td.last_capped)
+        mean = float(np.mean(returns[-window:]))
+        bar.set_postfix(ret=f"{total:.0f}", mean=f"{mean:.0f}", refresh=False)
+        if solve_return is not None and solved is None and len(returns) >= window and mean >= solve_return:
+            solved = ep + 1
+            if stop_when_solved:
+                break
+    bar.close()
+    return OnlineResult(np.array(returns), np.array(pol_h), np.array(act_h), np.array(igs), np.array(capped),
+                        solved, agent.td.steps, agent)
+
+
 def run_one(job):
     """Train one agent for one seed in a fresh process: ``(name, seed, settings, tricks, episodes, ...)`` -> dict."""
     import gymnasium as gym
     import torch
-
-    from aif_deep.online import train_online
 
     torch.set_num_threads(1)  # small networks: one thread per run, runs in parallel over processes
     name, seed, settings, tricks, episodes, solve, window, stop, progress = job
     start = time.perf_counter()
     env = gym.make("CartPole-v1")
     agent = build_agent(env.observation_space.shape[0], env.action_space.n, settings, tricks, seed)
-    res = train_online(env, episodes=episodes, seed=seed, solve_return=solve, window=window, stop_when_solved=stop,
-                       progress=progress, desc=f"{name} seed {seed}", agent=agent)
+    res = train_online(env, agent, episodes, seed, solve_return=solve, window=window, stop_when_solved=stop,
+                       progress=progress, desc=f"{name} seed {seed}")
     return dict(name=name, seed=seed, returns=res.returns, policy_entropy=res.policy_entropy,
                 action_entropy=res.action_entropy, info_gain=res.info_gain, capped=res.capped,
                 solved=res.solved_episode,
@@ -108,7 +221,7 @@ def main(argv=None):
     p.add_argument("--no-stop", action="store_true", help="keep training after the run is solved")
     p.add_argument("--ablation", action="store_true", help="active inference over --weights instead of vs DQN")
     p.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.1, 1.0, 10.0])
-    p.add_argument("--gamma", type=float, default=None, help="precision of q(a) (default: OnlineSettings')")
+    p.add_argument("--gamma", type=float, default=None, help="precision of q(a) (default: Settings')")
     p.add_argument("--cap", type=float, default=0.5,
                    help="EpistemicCap, nats per step (default 0.5); 0: unbounded")
     p.add_argument("--workers", type=int, default=1, help="processes (one run each)")
@@ -119,10 +232,8 @@ def main(argv=None):
 
     import torch
 
-    from aif_deep.online import EpistemicCap, EpsilonGreedy, OnlineSettings, Softmax, dqn_settings
-
     torch.set_num_threads(1)
-    settings = OnlineSettings()
+    settings = Settings()
     dqn_eps = EpsilonGreedy()
     if args.gamma is not None:
         settings = replace(settings, selection=Softmax(args.gamma))

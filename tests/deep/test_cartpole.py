@@ -5,6 +5,7 @@ the seed, and the example runs with its quick settings."""
 
 import importlib.util
 import pathlib
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -18,11 +19,29 @@ import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.errors import ParameterError, StrategyError  # noqa: E402
 from aif_deep.online import (Ensemble, EnsembleInfoGain, EpistemicCap, EpsilonGreedy, LearnedQ,  # noqa: E402
-                             ObservedState, OnlineSettings, RewardRisk, Softmax, StateVectorModel, TDLearning,
-                             dqn_settings, online_agent, train_online)
+                             ObservedState, RewardRisk, Softmax, StateVectorModel, TDLearning)
 
 torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location("cartpole_example", ROOT / "examples" / "cartpole.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# The example's settings bundle and the Agent it builds from them (its strategies written out).
+_EX = _example()
+OnlineSettings, dqn_settings, online_agent = _EX.Settings, _EX.dqn_settings, _EX.build_agent
+
+
+def train_online(env, settings, episodes, seed=0, tricks=(), **kwargs):
+    """aif_deep.train_online of the example's agent for ``settings``."""
+    agent = online_agent(int(env.observation_space.shape[0]), int(env.action_space.n), settings, tricks, seed)
+    return _EX.train_online(env, agent, episodes, seed, **kwargs)
 
 # Small and fast: the learning test needs a few thousand updates, not a solved CartPole.
 QUICK = OnlineSettings(hidden=64, lr=2e-3, learning_starts=300, train_every=1, ensemble_size=3, model_hidden=32,
@@ -83,7 +102,7 @@ def test_information_gain_is_nonnegative_and_shrinks_where_the_model_has_learned
 
 
 def test_epistemic_term_enters_the_td_target():
-    td = online_agent(4, 2, QUICK, seed=0, tricks=CAP).td
+    td = online_agent(4, 2, QUICK, CAP, seed=0).td
     r = torch.ones(8)
     ig = torch.rand(8)
     np.testing.assert_allclose(td.one_step_efe(r, ig).numpy(), (-1.0 - QUICK.epistemic_weight * ig).numpy())
@@ -95,7 +114,7 @@ def test_epistemic_term_enters_the_td_target():
 def test_epistemic_cap_bounds_the_epistemic_value_per_transition():
     ig = torch.tensor([0.0, 0.01, 0.04, 0.05, 0.2, 9.0])
     r = torch.ones(6)
-    capped = online_agent(4, 2, replace(QUICK, epistemic_weight=10.0), seed=0, tricks=(EpistemicCap(0.5),)).td
+    capped = online_agent(4, 2, replace(QUICK, epistemic_weight=10.0), (EpistemicCap(0.5),), seed=0).td
     free = online_agent(4, 2, replace(QUICK, epistemic_weight=10.0), seed=0).td
     # g = -r - min(w * ig, cap): unchanged below the cap, never more than cap nats of epistemic value.
     np.testing.assert_allclose(capped.one_step_efe(r, ig).numpy(), [-1.0, -1.1, -1.4, -1.5, -1.5, -1.5], rtol=1e-6)
@@ -109,7 +128,7 @@ def test_epistemic_cap_makes_the_untrained_ensembles_disagreement_the_same_for_e
     gen = torch.Generator().manual_seed(0)
     x = 0.1 * torch.randn(256, 4, generator=gen)  # CartPole's states are near 0
     s = replace(QUICK, epistemic_weight=10.0, ensemble_size=5, model_hidden=64, noise_sd=0.01)
-    agent = online_agent(4, 2, s, seed=0, tricks=CAP).td
+    agent = online_agent(4, 2, s, CAP, seed=0).td
     r = torch.ones(256)
     ig = [agent.ensemble.info_gain(x, torch.full((256,), a), s.noise_sd) for a in (0, 1)]
     assert min(float(i.min()) for i in ig) > 0.5 / 10.0  # every transition is above the cap
@@ -135,10 +154,15 @@ def test_selection_rules():
 
 @pytest.mark.parametrize("bad", [dict(lr=0.0), dict(discount=1.5), dict(tau=-0.1), dict(batch_size=0),
                                  dict(temperature=0.0), dict(epistemic_weight=-1.0), dict(noise_sd=0.0),
-                                 dict(ensemble_size=1), dict(selection="softmax"), dict(buffer_size=0)])
-def test_bad_settings_raise(bad):
+                                 dict(ensemble_size=1), dict(buffer_size=0), dict(reward_preference=float("nan"))])
+def test_bad_settings_raise_when_the_strategies_are_built(bad):
     with pytest.raises(ParameterError):
-        OnlineSettings(**bad)
+        online_agent(4, 2, OnlineSettings(**bad))
+
+
+def test_a_selection_given_as_a_string_is_refused():
+    with pytest.raises(StrategyError, match="selection = SelectionRule"):
+        online_agent(4, 2, OnlineSettings(selection="softmax"))
 
 
 @pytest.mark.parametrize("cap", [0.0, -1.0, float("inf")])
@@ -155,7 +179,8 @@ def test_bad_selection_and_env_raise():
     with pytest.raises(ParameterError, match="num_actions must be at least 2"):
         online_agent(4, 1)
     with pytest.raises(ParameterError):
-        train_online(gym.make("MountainCarContinuous-v0"), QUICK, episodes=1, progress=False)
+        _EX.train_online(gym.make("MountainCarContinuous-v0"), online_agent(2, 2, QUICK), episodes=1,
+                              progress=False)
 
 
 def test_runs_are_determined_by_the_seed():
@@ -169,9 +194,7 @@ def test_runs_are_determined_by_the_seed():
 
 
 def test_cartpole_example_quick(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("cartpole_example", ROOT / "examples" / "cartpole.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _example()
     out = tmp_path / "curves.png"
     results = mod.main(["--quick", "--episodes", "15", "--out", str(out), "--no-progress"])
     text = capsys.readouterr().out
@@ -181,9 +204,7 @@ def test_cartpole_example_quick(tmp_path, capsys):
 
 
 def test_cartpole_example_ablation_quick(capsys):
-    spec = importlib.util.spec_from_file_location("cartpole_example", ROOT / "examples" / "cartpole.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _example()
     results = mod.main(["--quick", "--ablation", "--weights", "0", "10", "--episodes", "12", "--no-progress"])
     text = capsys.readouterr().out
     assert "epistemic_cap 0.5" in text and "at the cap" in text
@@ -269,15 +290,8 @@ def test_observed_state_strategies_are_refused_on_a_tabular_model():
         StateVectorModel(4, 2).log_likelihood([0], None)
 
 
-def test_the_examples_agent_written_out_from_its_strategies_runs_as_online_agent():
-    spec = importlib.util.spec_from_file_location("cartpole_example", ROOT / "examples" / "cartpole.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    s = replace(QUICK, learning_starts=100)
-    built = mod.build_agent(4, 2, s, CAP, 3)
-    a = train_online(gym.make("CartPole-v1"), episodes=8, seed=3, progress=False, agent=built)
-    b = train_online(gym.make("CartPole-v1"), s, episodes=8, seed=3, progress=False, tricks=CAP)
-    np.testing.assert_array_equal(a.returns, b.returns)
-    np.testing.assert_array_equal(a.info_gain, b.info_gain)
+def test_train_online_refuses_an_agent_for_another_environment():
     with pytest.raises(ParameterError, match="StateVectorModel"):
-        train_online(gym.make("CartPole-v1"), episodes=1, progress=False, agent=mod.build_agent(3, 2, s, CAP, 0))
+        _EX.train_online(gym.make("CartPole-v1"), online_agent(3, 2, QUICK), episodes=1, progress=False)
+    with pytest.raises(ParameterError, match="StateVectorModel"):
+        _EX.train_online(gym.make("CartPole-v1"), _strategies(learning=None), episodes=1, progress=False)
