@@ -188,6 +188,23 @@ def check_obs_list(obs: Any, num_modalities: int, owner: str = "the model") -> l
     return entries
 
 
+def check_obs_window(model: GenerativeModel, obs_window: Any) -> list:
+    """``W >= 1`` observations, oldest first, each checked by ``check_obs`` (the message names the step)."""
+    try:
+        steps = list(obs_window)
+    except TypeError:
+        raise ObservationError("obs_window must be a list of observations, one per past step") from None
+    if not steps:
+        raise ObservationError("obs_window is empty: it needs at least the present observation")
+    out = []
+    for t, obs in enumerate(steps):
+        try:
+            out.append(check_obs(model, obs))
+        except ObservationError as err:
+            raise ObservationError(f"obs_window[{t}]: {err}") from None
+    return out
+
+
 def check_outcome(o: Any, n: int, m: int) -> int | np.ndarray:
     """One modality's observation: an outcome index (returned as ``int``) or a probability vector ``(n,)``."""
     arr = np.asarray(o)
@@ -407,6 +424,7 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> Any:
 
 __all__ = ["PROB_TOL", "COLUMN_TOL", "first_index", "check_model", "check_finite", "check_dirichlet",
            "check_dependencies", "check_count_list", "check_transitions", "check_rates", "check_belief_list",
-           "check_obs", "check_obs_list", "check_outcome", "check_vector", "check_probability", "check_beliefs",
-           "check_prior", "check_future", "check_policies", "check_actions", "check_selection", "check_policy_weights",
-           "check_log_habits", "check_positive", "check_integer", "check_fraction", "check_choice"]
+           "check_obs", "check_obs_list", "check_obs_window", "check_outcome", "check_vector", "check_probability",
+           "check_beliefs", "check_prior", "check_future", "check_policies", "check_actions", "check_selection",
+           "check_policy_weights", "check_log_habits", "check_positive", "check_integer", "check_fraction",
+           "check_choice"]

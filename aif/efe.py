@@ -233,8 +233,7 @@ def check_terms(terms: Sequence[Term]) -> tuple[Term, ...]:
         raise StrategyError("terms must hold at least one EFE term, e.g. (aif.Utility(), aif.InfoGain())")
     for term in terms:
         if not isinstance(term, Term):
-            hint = _NAMES.get(term, "aif.Utility(), aif.InfoGain(), ...") if isinstance(term, str) else \
-                "aif.Utility(), aif.InfoGain(), ..."
+            hint = _NAMES.get(str(term), "aif.Utility(), aif.InfoGain(), ...")
             raise StrategyError(f"EFE terms are objects, not {type(term).__name__}s: use {hint} in place of "
                                 f"{term!r}")
     keys = [t.key for t in terms]
@@ -246,7 +245,6 @@ def check_terms(terms: Sequence[Term]) -> tuple[Term, ...]:
 
 _NAMES = {"utility": "aif.Utility()", "risk": "aif.Risk()", "ambiguity": "aif.Ambiguity()",
           "state_info_gain": "aif.InfoGain()", "pA_info_gain": "aif.Novelty('A')", "pB_info_gain": "aif.Novelty('B')"}
-
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -388,18 +386,6 @@ def _masked_wnorm(p, wnorm):
     return np.where(p > 0, spm_wnorm(p, wnorm), 0.0)
 
 
-def _batched_contraction(T, first, rest):
-    """``-> (P,)`` (or ``(P, last)``): ``T`` (n, *S) against ``first`` (P, n) and ``rest[i]`` (P, S_i).
-
-    When ``T`` has one more axis than the beliefs cover, that trailing axis is kept: ``(P, T.shape[-1])``.
-    """
-    nd = T.ndim
-    letters = ascii_letters[1 : nd + 1]
-    keep = letters[len(rest) + 1 :]
-    subs = [letters, "a" + letters[0]] + ["a" + letters[i + 1] for i in range(len(rest))]
-    return np.einsum(",".join(subs) + "->a" + keep, T, first, *rest, optimize=True)
-
-
 def pA_info_gain(pA: Sequence[np.ndarray], qs_t: Beliefs, A_dependencies: Sequence[Sequence[int]] | None = None,
                  qo_t: Beliefs | None = None, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
     """Expected information gain about A's parameters at one future step, for every policy.
@@ -431,14 +417,13 @@ def pA_info_gain(pA: Sequence[np.ndarray], qs_t: Beliefs, A_dependencies: Sequen
         pA_m = np.asarray(pA_m, dtype=float)
         qs_deps = _batched_beliefs(qs_t, A_dependencies[m], pA_m.shape[1:], P, "qs_t", f"pA[{m}]")
         if qo_t is None:
-            A_m = pA_m / pA_m.sum(axis=0, keepdims=True)
-            qo_m = _batched_predict(A_m, qs_deps)
+            qo_m = batch_contract(pA_m / pA_m.sum(axis=0, keepdims=True), qs_deps)
         else:
             qo_m = np.asarray(qo_t[m], dtype=float)
             if qo_m.shape != (P, pA_m.shape[0]):
                 raise ObservationError(f"qo_t[{m}] has shape {qo_m.shape}, expected ({P}, {pA_m.shape[0]}) "
                                        f"(policies, outcomes)")
-        gain -= _batched_contraction(_masked_wnorm(pA_m, wnorm), qo_m, qs_deps)
+        gain -= batch_contract(_masked_wnorm(pA_m, wnorm)[None], [qo_m, *qs_deps])[:, 0]
     return gain
 
 
@@ -454,13 +439,6 @@ def _batched_beliefs(qs, deps, sizes, P, name, owner):
                                    f"for {owner}")
         out.append(q)
     return out
-
-
-def _batched_predict(T, qs):
-    """``T`` (n, *S_i) against ``qs[i]`` (P, S_i) -> (P, n)."""
-    letters = ascii_letters[1 : T.ndim + 1]
-    subs = [letters] + ["a" + letters[i + 1] for i in range(len(qs))]
-    return np.einsum(",".join(subs) + "->a" + letters[0], T, *qs, optimize=True)
 
 
 def pB_info_gain(pB: Sequence[np.ndarray], qs_next: Beliefs, qs_prev: Beliefs, actions_t: np.ndarray,
@@ -500,7 +478,7 @@ def pB_info_gain(pB: Sequence[np.ndarray], qs_next: Beliefs, qs_prev: Beliefs, a
             raise PolicyError(f"actions_t holds action {bad} for factor {f} with {num_controls} controls "
                               f"(0 to {num_controls - 1})")
         # Contract every action slice, then pick each policy's: (P, U_f) scores rather than a (P, *B_f) gather.
-        per_action = _batched_contraction(_masked_wnorm(pB_f, wnorm), q_next, qs_deps)
+        per_action = batch_contract(np.moveaxis(_masked_wnorm(pB_f, wnorm), -1, 0), [q_next, *qs_deps])
         gain -= np.take_along_axis(per_action, actions_t[:, f : f + 1].astype(np.intp), axis=1)[:, 0]
     return gain
 

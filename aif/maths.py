@@ -55,17 +55,6 @@ CLIP = LogGuard("clip", EPS)
 LEGACY = LogGuard("add", LEGACY_EPS)
 
 
-def xlogx(x, log=CLIP):
-    """Elementwise x ln x with 0 ln 0 = 0 (the guard keeps the log finite)."""
-    x = np.asarray(x, dtype=float)
-    return x * log(x)
-
-
-def entropy(p, axis=0, log=CLIP):
-    """Shannon entropy along ``axis``, in nats."""
-    return -xlogx(p, log).sum(axis=axis)
-
-
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along ``axis``, shifted by the max for stability.
 

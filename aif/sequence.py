@@ -8,31 +8,12 @@ all policies; the future actions are the policy's. With a mean-field posterior o
     F(pi) = sum_tau E_q[ln q(s_tau|pi)] - sum_{tau<=t} E_q[ln p(o_tau|s_tau)]
             - E_q[ln p(s_first)] - sum_tau E_q[ln p(s_tau | s_tau-1, pi)],
 
-and the policy posterior is ``q(pi) = softmax(-gamma G(pi) - F(pi) + ln E(pi))`` (SPM's ``spm_MDP_VB_X``,
-where ``F`` is this free energy; SPM's own variable ``F`` is its negative; pymdp.legacy's Agent adds its
-run_mmp's ``F``, also the negative free energy, with the opposite sign: ``softmax(-gamma G + F)``). Two
-methods, each a small frozen dataclass passed to :func:`infer_sequence`; VMP returns the ``F`` above,
-MMP SPM's running estimate of it:
-
-- :class:`MarginalMessagePassing`: SPM's scheme (``spm_MDP_VB_X``, Parr et al. 2019, "Neuronal message
-  passing using mean-field, Bethe, and marginal approximations"), as ported by pymdp.legacy's ``run_mmp``.
-  Messages are logs of *expected* probabilities: ``ln(B q_{tau-1})`` from the past and
-  ``ln(B_norm^T q_{tau+1})`` from the future (``B^T`` with its columns renormalised), and
-  ``ln E_q[p(o|s)]`` from the observation. Beliefs take gradient steps, one factor and one time step after
-  another, each reading the newest beliefs.
-- :class:`VariationalMessagePassing`: the mean-field (variational) messages, *expected logs*:
-  ``E_q[ln B]`` from both neighbours and ``E_q[ln A]`` from the observation, all steps and factors updated
-  together from the previous iterate (pymdp 1.0's ``run_vmp``). It handles sparse ``B_dependencies`` (a
-  factor then also hears from every factor whose transition reads it); MMP, like SPM, does not.
+and the policy posterior is ``q(pi) = softmax(-gamma G(pi) - F(pi) + ln E(pi))`` (``aif.sequence_control``).
+Two methods, each a small frozen dataclass passed to :func:`infer_sequence`: :class:`MarginalMessagePassing`
+(SPM's scheme, messages that are logs of *expected* probabilities; it returns SPM's running estimate of ``F``)
+and :class:`VariationalMessagePassing` (mean-field messages, *expected logs*; it returns the ``F`` above).
 
 Shapes: ``P`` policies, ``H`` policy horizon, ``W`` window length (observations), ``L = W + H`` steps.
-
-An agent calls :func:`infer_sequence` once per time step with the last ``W`` observations, the ``W - 1``
-actions between them, its policies (truncated to the steps left in the trial; horizon 0 at the last
-step), and a prior over the window's first state. While the window starts the trial that prior is ``D``.
-Once the window has moved, SPM's test script (vbx_test_1a) and pymdp.legacy's Agent (``policy_sep_prior``)
-pass each policy the belief it held about the *previous* window's first step, ``[q[:, 0] for q in
-qs_seq]``, unchanged (not pushed through ``B``), although it is a belief about one step earlier.
 """
 
 from __future__ import annotations
@@ -44,8 +25,8 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import softmax
 
-from .checks import check_actions, check_integer, check_policies, check_positive, check_prior
-from .errors import ModelError, ObservationError
+from .checks import check_actions, check_integer, check_obs_window, check_policies, check_positive, check_prior
+from .errors import ModelError
 from .inference import likelihoods, on_joint
 from .maths import CLIP, LEGACY, LogGuard
 from .model import GenerativeModel
@@ -68,12 +49,13 @@ class SequenceTrace:
 
 @dataclass(frozen=True)
 class MarginalMessagePassing(SequenceInference):
-    """SPM's marginal message passing (pymdp.legacy ``run_mmp``).
+    """SPM's marginal message passing (``spm_MDP_VB_X``, Parr et al. 2019, "Neuronal message passing using
+    mean-field, Bethe, and marginal approximations"), as ported by pymdp.legacy's ``run_mmp``.
 
-    Each iteration visits the steps in order and, at each step, the factors in order. With ``lnA`` the log
-    of the likelihood averaged over the other factors' newest beliefs (zero in the future), ``fwd`` =
-    ``ln(B_{u} q_{tau-1})`` (the prior at the first step) and ``bwd`` = ``ln(B_norm^T_{u} q_{tau+1})``,
-    the gradient update is
+    Messages are logs of expected probabilities. Each iteration visits the steps in order and, at each step,
+    the factors in order. With ``lnA`` the log of the likelihood averaged over the other factors' newest beliefs
+    (zero in the future), ``fwd`` = ``ln(B_{u} q_{tau-1})`` (the prior at the first step) and ``bwd`` =
+    ``ln(B_norm^T_{u} q_{tau+1})`` (``B^T`` with its columns renormalised), the gradient update is
 
         err = c lnA + fwd + bwd - c ln q,  c = 2 with a backward message and 1 without,
         ln q <- ln q + tau (err - mean(err)),
@@ -117,14 +99,71 @@ class MarginalMessagePassing(SequenceInference):
         if any(list(d) != [f] for f, d in enumerate(B_deps)):
             raise ModelError(f"MarginalMessagePassing needs B_dependencies[f] == [f] for every factor (as SPM "
                              f"and legacy's run_mmp), got {B_deps}; VariationalMessagePassing handles them")
-        return _mmp(self, lik, A_deps, trans, ln_prior, past_len, record)
+        log = self.guard
+        num_factors = len(trans)
+        num_policies, num_steps = trans[0].shape[0], trans[0].shape[1] + 1
+        num_states = [B.shape[2] for B in trans]
+        # SPM's L{t}: p(o_t | s) over the joint state space, the product over modalities
+        joint = [_joint(lik_t, A_deps, num_states) for lik_t in lik]
+        # SPM's b_t = spm_norm(b'): the transposed transition with its columns renormalised; legacy adds
+        # 1e-16 before normalising (spm_norm), which we follow (it also keeps all-zero rows of B defined).
+        back = [(np.swapaxes(B, -1, -2) + 1e-16) / (np.swapaxes(B, -1, -2) + 1e-16).sum(-2, keepdims=True)
+                for B in trans]
+        # no backward message into the last two steps (the last one without a policy horizon): legacy's
+        # future_cutoff, SPM's R = t for one-step policies
+        cutoff = max(num_steps - 2, past_len - 1)
+        # SPM subtracts (N - 1)/N of each factor's likelihood term; legacy puts it inside the 1/2
+        correction = (num_factors - 1) / num_factors * (0.5 if self.legacy_vfe else 1.0)
+        qs = [np.full((num_policies, num_steps, s), 1.0 / s) for s in num_states]
+        trace_q = [np.zeros((self.num_iter, *q.shape)) for q in qs] if record else None
+        trace_e = [np.zeros((self.num_iter, *q.shape)) for q in qs] if record else None
+
+        for it in range(self.num_iter):
+            F = np.zeros(num_policies)
+            for t in range(num_steps):
+                for f in range(num_factors):
+                    sx = qs[f][:, t]  # (P, S_f), the belief before this update
+                    if t < past_len:
+                        lnA = log(_expect(joint[t], [q[:, t] for q in qs], keep=f))
+                    else:
+                        lnA = np.zeros_like(sx)
+                    if t == 0:
+                        fwd = np.broadcast_to(ln_prior[f], sx.shape)
+                    else:
+                        fwd = log(np.einsum("pij,pj->pi", trans[f][:, t - 1], qs[f][:, t - 1]))
+                    if t >= cutoff:
+                        bwd, coeff = 0.0, 1.0
+                    else:
+                        bwd, coeff = log(np.einsum("pij,pj->pi", back[f][:, t], qs[f][:, t + 1])), 2.0
+                    lnq = log(sx)
+                    err = coeff * lnA + fwd + bwd - coeff * lnq
+                    if t == 0 or t == num_steps - 1:
+                        F -= np.einsum("ps,ps->p", sx, 0.5 * err)
+                    else:
+                        F -= np.einsum("ps,ps->p", sx, 0.5 * err - correction * lnA)
+                    if self.grad_descent:
+                        # centring the error does not change the softmax; SPM does it, and vn records it
+                        v = err - err.mean(axis=-1, keepdims=True)
+                        new = softmax(lnq + self.tau * v, axis=-1)
+                    else:
+                        v = np.zeros_like(sx)
+                        new = softmax(lnA + fwd + bwd, axis=-1)
+                    qs[f][:, t] = new
+                    if record:
+                        trace_e[f][it, :, t] = v
+            if record:
+                for f in range(num_factors):
+                    trace_q[f][it] = qs[f]
+        trace = SequenceTrace(trace_q, trace_e) if record else None
+        return qs, F, trace
 
 
 @dataclass(frozen=True)
 class VariationalMessagePassing(SequenceInference):
     """Mean-field variational message passing (pymdp 1.0 ``run_vmp``).
 
-    Every iteration updates all steps and factors at once from the previous iterate:
+    It handles sparse ``B_dependencies`` (a factor also hears from every factor whose transition reads it);
+    MMP, like SPM, does not. Every iteration updates all steps and factors at once from the previous iterate:
 
         err = E_q[ln A] + E_{q_{tau-1}}[ln B] + E_{q_{tau+1}}[ln B] - ln q,   ln q <- ln q + tau err,
 
@@ -149,7 +188,38 @@ class VariationalMessagePassing(SequenceInference):
         check_positive(self.tau, "tau")
 
     def __call__(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record=False):
-        return _vmp(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record)
+        log = self.guard
+        num_factors = len(trans)
+        num_policies, num_steps = trans[0].shape[0], trans[0].shape[1] + 1
+        num_states = [B.shape[2] for B in trans]
+        ln_lik = [[log(L_m) for L_m in lik_t] for lik_t in lik]
+        ln_B = [log(B) for B in trans]  # (P, L - 1, S_f, *S_deps)
+        qs = [np.full((num_policies, num_steps, s), 1.0 / s) for s in num_states]
+        trace_q = [np.zeros((self.num_iter, *q.shape)) for q in qs] if record else None
+
+        for it in range(self.num_iter):
+            lnA = _expected_log_lik(ln_lik, A_deps, qs, past_len)
+            new = []
+            for f in range(num_factors):
+                lnq = log(qs[f])
+                msg = lnA[f] + 0.0
+                msg[:, 0] += ln_prior[f]
+                # from the past: E_{q_{tau-1}}[ln B_f(s_f,tau | s_deps,tau-1)]
+                msg[:, 1:] += _expect(ln_B[f], [qs[f][:, 1:]] + [qs[g][:, :-1] for g in B_deps[f]], keep=0)
+                # from the future: E[ln B_i(s_i,tau+1 | s_deps,tau)] for every factor i whose transition reads f
+                for i, deps_i in enumerate(B_deps):
+                    if f in deps_i:
+                        beliefs = [qs[i][:, 1:]] + [qs[g][:, :-1] for g in deps_i]
+                        msg[:, :-1] += _expect(ln_B[i], beliefs, keep=1 + list(deps_i).index(f))
+                new.append(softmax(lnq + self.tau * (msg - lnq), axis=-1))
+            qs = new
+            if record:
+                for f in range(num_factors):
+                    trace_q[f][it] = qs[f]
+
+        F = _mean_field_vfe(qs, ln_lik, A_deps, ln_B, B_deps, ln_prior, past_len, log)
+        trace = SequenceTrace(trace_q, [np.zeros_like(q) for q in trace_q]) if record else None
+        return qs, F, trace
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -183,11 +253,11 @@ def infer_sequence(model: GenerativeModel, obs_window: Any, actions_window: Any,
         the policy posterior as ``softmax(-gamma G - F + ln E)``). With ``return_trace``, a third item.
     """
     method = MarginalMessagePassing() if method is None else require(method, SequenceInference, "method", NUMPY)
-    past_len = _window_length(obs_window)
+    lik = [likelihoods(model, o) for o in check_obs_window(model, obs_window)]
+    past_len = len(lik)
     policies = check_policies(model, policies)
     actions_window = check_actions(model, actions_window, past_len)
     num_policies = policies.shape[0]
-    lik = [_likelihoods(model, obs_window[t], t) for t in range(past_len)]
     prior = check_prior(model, model.D if prior is None else prior, num_policies)
     ln_prior = [method.guard(p) for p in prior]
 
@@ -202,67 +272,7 @@ def infer_sequence(model: GenerativeModel, obs_window: Any, actions_window: Any,
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Marginal message passing
-
-
-def _mmp(method, lik, deps, trans, ln_prior, past_len, record):
-    log = method.guard
-    num_factors = len(trans)
-    num_policies, num_steps = trans[0].shape[0], trans[0].shape[1] + 1
-    num_states = [B.shape[2] for B in trans]
-    # SPM's L{t}: p(o_t | s) over the joint state space, the product over modalities
-    joint = [_joint(lik_t, deps, num_states) for lik_t in lik]
-    # SPM's b_t = spm_norm(b'): the transposed transition with its columns renormalised; legacy adds
-    # 1e-16 before normalising (spm_norm), which we follow (it also keeps all-zero rows of B defined).
-    back = [(np.swapaxes(B, -1, -2) + 1e-16) / (np.swapaxes(B, -1, -2) + 1e-16).sum(-2, keepdims=True)
-            for B in trans]
-    # no backward message into the last two steps (the last one without a policy horizon): legacy's
-    # future_cutoff, SPM's R = t for one-step policies
-    cutoff = max(num_steps - 2, past_len - 1)
-    # SPM subtracts (N - 1)/N of each factor's likelihood term; legacy puts it inside the 1/2
-    correction = (num_factors - 1) / num_factors * (0.5 if method.legacy_vfe else 1.0)
-    qs = [np.full((num_policies, num_steps, s), 1.0 / s) for s in num_states]
-    trace_q = [np.zeros((method.num_iter, *q.shape)) for q in qs] if record else None
-    trace_e = [np.zeros((method.num_iter, *q.shape)) for q in qs] if record else None
-
-    for it in range(method.num_iter):
-        F = np.zeros(num_policies)
-        for t in range(num_steps):
-            for f in range(num_factors):
-                sx = qs[f][:, t]  # (P, S_f), the belief before this update
-                if t < past_len:
-                    lnA = log(_expect(joint[t], [q[:, t] for q in qs], keep=f))
-                else:
-                    lnA = np.zeros_like(sx)
-                if t == 0:
-                    fwd = np.broadcast_to(ln_prior[f], sx.shape)
-                else:
-                    fwd = log(np.einsum("pij,pj->pi", trans[f][:, t - 1], qs[f][:, t - 1]))
-                if t >= cutoff:
-                    bwd, coeff = 0.0, 1.0
-                else:
-                    bwd, coeff = log(np.einsum("pij,pj->pi", back[f][:, t], qs[f][:, t + 1])), 2.0
-                lnq = log(sx)
-                err = coeff * lnA + fwd + bwd - coeff * lnq
-                if t == 0 or t == num_steps - 1:
-                    F -= np.einsum("ps,ps->p", sx, 0.5 * err)
-                else:
-                    F -= np.einsum("ps,ps->p", sx, 0.5 * err - correction * lnA)
-                if method.grad_descent:
-                    # centring the error does not change the softmax; SPM does it, and vn records it
-                    v = err - err.mean(axis=-1, keepdims=True)
-                    new = softmax(lnq + method.tau * v, axis=-1)
-                else:
-                    v = np.zeros_like(sx)
-                    new = softmax(lnA + fwd + bwd, axis=-1)
-                qs[f][:, t] = new
-                if record:
-                    trace_e[f][it, :, t] = v
-        if record:
-            for f in range(num_factors):
-                trace_q[f][it] = qs[f]
-    trace = SequenceTrace(trace_q, trace_e) if record else None
-    return qs, F, trace
+# Contractions, likelihoods and the VFE
 
 
 def _expect(T, qs, keep=None):
@@ -280,45 +290,6 @@ def _expect(T, qs, keep=None):
     spec = "..." + letters + "".join(",..." + letters[i] for i in others)
     spec += "->..." + (letters[keep] if keep is not None else "")
     return np.einsum(spec, T, *[qs[i] for i in others], optimize=len(others) > 1)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Variational message passing
-
-
-def _vmp(method, lik, deps, trans, B_deps, ln_prior, past_len, record):
-    log = method.guard
-    num_factors = len(trans)
-    num_policies, num_steps = trans[0].shape[0], trans[0].shape[1] + 1
-    num_states = [B.shape[2] for B in trans]
-    ln_lik = [[log(L_m) for L_m in lik_t] for lik_t in lik]
-    ln_B = [log(B) for B in trans]  # (P, L - 1, S_f, *S_deps)
-    qs = [np.full((num_policies, num_steps, s), 1.0 / s) for s in num_states]
-    trace_q = [np.zeros((method.num_iter, *q.shape)) for q in qs] if record else None
-
-    for it in range(method.num_iter):
-        lnA = _expected_log_lik(ln_lik, deps, qs, past_len)
-        new = []
-        for f in range(num_factors):
-            lnq = log(qs[f])
-            msg = lnA[f] + 0.0
-            msg[:, 0] += ln_prior[f]
-            # from the past: E_{q_{tau-1}}[ln B_f(s_f,tau | s_deps,tau-1)]
-            msg[:, 1:] += _expect(ln_B[f], [qs[f][:, 1:]] + [qs[g][:, :-1] for g in B_deps[f]], keep=0)
-            # from the future: E[ln B_i(s_i,tau+1 | s_deps,tau)] for every factor i whose transition reads f
-            for i, deps_i in enumerate(B_deps):
-                if f in deps_i:
-                    beliefs = [qs[i][:, 1:]] + [qs[g][:, :-1] for g in deps_i]
-                    msg[:, :-1] += _expect(ln_B[i], beliefs, keep=1 + list(deps_i).index(f))
-            new.append(softmax(lnq + method.tau * (msg - lnq), axis=-1))
-        qs = new
-        if record:
-            for f in range(num_factors):
-                trace_q[f][it] = qs[f]
-
-    F = _mean_field_vfe(qs, ln_lik, deps, ln_B, B_deps, ln_prior, past_len, log)
-    trace = SequenceTrace(trace_q, [np.zeros_like(q) for q in trace_q]) if record else None
-    return qs, F, trace
 
 
 def _expected_log_lik(ln_lik, deps, qs, past_len):
@@ -344,34 +315,12 @@ def _mean_field_vfe(qs, ln_lik, deps, ln_B, B_deps, ln_prior, past_len, log):
     return F
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Input checking and likelihoods
-
-
-def _likelihoods(model, obs_t, t):
-    """p(o_m | s) per modality at one step, shape ``(*S_f for f in A_dependencies[m])``."""
-    try:
-        return likelihoods(model, obs_t)
-    except ObservationError as err:
-        raise ObservationError(f"obs_window[{t}]: {err}") from None
-
-
 def _joint(lik_t, deps, num_states):
     """The product of the modalities' likelihoods on the joint state space, shape ``num_states``."""
     joint = np.ones(num_states)
     for L_m, deps_m in zip(lik_t, deps, strict=True):
         joint = joint * on_joint(L_m, deps_m, num_states)
     return joint
-
-
-def _window_length(obs_window):
-    try:
-        n = len(obs_window)
-    except TypeError:
-        raise ObservationError("obs_window must be a list of observations, one per past step") from None
-    if n < 1:
-        raise ObservationError("obs_window is empty: it needs at least the present observation")
-    return n
 
 
 __all__ = ["MarginalMessagePassing", "VariationalMessagePassing", "SequenceTrace", "infer_sequence"]

@@ -157,11 +157,13 @@ class SequenceCycle:
     """How an ``aif.Agent`` whose inference is a ``SequenceInference`` runs its cycle on a window.
 
     ``infer_states`` calls ``infer_sequence`` with the last ``inference_horizon`` observations, the actions
-    between them and the policies cut to the steps left in the trial, and weighs the policies' present beliefs by
-    their evidence alone; ``infer_policies`` scores each policy from its own beliefs
-    (``sequence_expected_free_energy``) and weighs in the window's free energy ``F``; after an action the prior is
-    that of the next window (``SequenceOptions.prior``). The window's observations, actions, beliefs ``qs_seq``,
-    ``F`` and ``present`` are kept on the agent.
+    between them, the policies cut to the steps left in the trial (none at its last step) and a prior over the
+    window's first state, and weighs the policies' present beliefs by their evidence alone; ``infer_policies``
+    scores each policy from its own beliefs and weighs in the window's ``F``. While the window starts the trial
+    its prior is ``D``; once it has moved, SPM's test script (vbx_test_1a) and pymdp.legacy's Agent pass each
+    policy the belief it held about the *previous* window's first step, unchanged (not pushed through ``B``),
+    although it is a belief about one step earlier (``SequenceOptions.prior``). The window's observations,
+    actions, beliefs ``qs_seq``, ``F`` and ``present`` are kept on the agent.
     """
 
     def __init__(self, agent: Any) -> None:

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..checks import check_integer, check_policies
+from ..checks import check_integer
 from ..control import enumerate_policies, expected_free_energy
 from ..efe import DEFAULT_TERMS, EFEOptions
 from ..errors import ParameterError, PolicyError
@@ -67,11 +67,6 @@ class Plan:
         object.__setattr__(self, "action", action.astype(int))
 
 
-def first_of_lowest(G: np.ndarray, policies: np.ndarray) -> np.ndarray:
-    """The first action of the policy with the lowest G, the first one on ties: ``(num_factors,)``."""
-    return np.asarray(policies)[int(np.argmin(G)), 0].astype(int)
-
-
 @dataclass(frozen=True)
 class PolicyEnumeration(Planner):
     """Score every policy of a horizon by its expected free energy (the core's planner).
@@ -95,15 +90,10 @@ class PolicyEnumeration(Planner):
         if self.policies is None:
             check_integer(self.horizon, "PolicyEnumeration.horizon", error=PolicyError)
 
-    def policies_for(self, model: GenerativeModel) -> np.ndarray:
-        """The policies scored for ``model``: ``(P, H, num_factors)``."""
-        if self.policies is not None:
-            return check_policies(model, self.policies)
-        return enumerate_policies(model.num_controls, self.horizon, self.control_factors)
-
     def plan(self, model: GenerativeModel, qs: list, rng: np.random.Generator | None = None) -> Plan:
         """``G`` and the EFE terms of every policy; ``Plan.action`` is the first action of the lowest G."""
-        policies = self.policies_for(model)
-        G, terms = expected_free_energy(model, qs, policies, self.efe_terms, self.options)
-        return Plan(G, policies, terms, first_of_lowest(G, policies))
+        policies = (enumerate_policies(model.num_controls, self.horizon, self.control_factors)
+                    if self.policies is None else self.policies)
+        G, terms = expected_free_energy(model, qs, policies, self.efe_terms, self.options)  # checks the policies
+        return Plan(G, policies, terms)
 

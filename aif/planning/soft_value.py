@@ -210,9 +210,7 @@ class SoftQPlanner(Planner):
         q = outer([np.asarray(q_f, dtype=float) for q_f in qs]).reshape(-1)
         if q.shape[0] != S:
             raise ParameterError(f"qs describe {q.shape[0]} joint states, the model has {S}")
-        G = -(q @ values.Q[0])
-        action = np.array(np.unravel_index(int(np.argmin(G)), model.num_controls))
-        return Plan(G, enumerate_policies(model.num_controls, 1), {}, action)
+        return Plan(-(q @ values.Q[0]), enumerate_policies(model.num_controls, 1))
 
 
 def joint_transitions(model) -> np.ndarray:

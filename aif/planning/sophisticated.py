@@ -73,7 +73,7 @@ from ..inference import FixedPoint, infer_states
 from ..maths import CLIP, batch_contract, softmax
 from ..model import GenerativeModel
 from ..strategies import NUMPY, Planner
-from .base import Plan, first_of_lowest
+from .base import Plan
 
 
 @dataclass
@@ -224,7 +224,7 @@ class SophisticatedInference(Planner):
         root = tree.levels[0]
         policies = tree.actions[:, None, :]
         G = root.G_action[0].copy()
-        return Plan(G, policies, {"immediate": root.G_step[0].copy()}, first_of_lowest(G, policies))
+        return Plan(G, policies, {"immediate": root.G_step[0].copy()})
 
     def search(self, model: GenerativeModel, qs) -> SearchTree:
         """Build the search tree from belief ``qs`` (one ``(num_states[f],)`` vector per factor)."""
