@@ -10,7 +10,6 @@ drop-in for ``aif.Agent`` (its attributes are tensors of the same shapes).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -22,7 +21,7 @@ from tqdm.auto import tqdm
 import aif
 from aif.agent import Learning, Selection, preset_settings
 from aif.control import enumerate_policies
-from aif.efe import DEFAULT_TERMS, EFEOptions, TerminalValue
+from aif.efe import DEFAULT_TERMS, EFEOptions
 from aif.errors import CallOrderError, ParameterError, PolicyError, StrategyError
 from aif.rollout import as_agent_env
 from aif.strategies import NUMPY, TORCH, Learner, Planner, SequenceInference, StateInference, require
@@ -46,7 +45,8 @@ class Agent:
         gamma, alpha: policy and action precision: numbers or tensors ``(*batch,)``.
         inference: state-inference method (``aif.FixedPoint()`` by default, or ``aif.Exact()``).
         efe: ``aif.EFEOptions``.
-        efe_terms: ``aif.efe`` term objects that make up G (``aif.Utility()``, ``aif.InfoGain()``, ...).
+        efe_terms: ``aif.efe`` term objects that make up G (``aif.Utility()``, ``aif.InfoGain()``, ...,
+            ``aif.TerminalValue(qf.value, discount)``: a value of the beliefs at the horizon, e.g. a learned Q).
         selection: ``aif.Selection`` (deterministic / stochastic, full / marginal).
         policies: explicit policies ``(P, H, num_factors)``; enumerated when absent. All policies of the
             horizon (enumerated, or a list equal to them) of a tabular model are scored by one
@@ -55,7 +55,6 @@ class Agent:
         control_factors: factors whose actions the enumerated policies vary (all by default).
         rng: ``torch.Generator`` on the model's device, for stochastic selection.
         batch_shape: the agents' batch shape when the model is unbatched (broadcast with the model's).
-        terminal_value, discount: optional value of the beliefs at the horizon (see ``evaluate_policies``).
         learning: ``aif.Learning``: Dirichlet learning of A, B (online, in torch: each agent of the batch learns
             its own counts, the model is expanded to the batch) and D or offline (``learn()``), as ``aif.Agent``.
         planner: an ``aif.planning`` planner (``SophisticatedInference``, ``PolicyEnumeration``, ...) that scores
@@ -87,8 +86,6 @@ class Agent:
     control_factors: list | None = None
     rng: torch.Generator | np.random.Generator | None = None
     batch_shape: tuple = ()
-    terminal_value: Callable[..., Any] | None = None
-    discount: float = 1.0
     learning: Learner | None = None
     planner: Planner | None = None
     inference_horizon: int = 1
@@ -251,8 +248,6 @@ class _TorchRun(_Run):
         self.enumerated = isinstance(a.model, TabularModel) and np.array_equal(
             cast(np.ndarray, a.policies), enumerate_policies(a.model.num_controls, a.policy_horizon, a.control_factors))
         self.evaluator: PolicyEvaluator | None = None
-        self.terms = tuple(a.efe_terms) if a.terminal_value is None else \
-            (*a.efe_terms, TerminalValue(a.terminal_value, a.discount))
         if a.learning is not None:
             self.start_learning()
 
@@ -323,11 +318,11 @@ class _TorchRun(_Run):
             # step and replayed after).
             ev = self.evaluator
             if ev is None or ev.model is not a.model or ev.stale:
-                ev = self.evaluator = PolicyEvaluator(cast(TabularModel, a.model), a.policy_horizon, self.terms, a.efe,
+                ev = self.evaluator = PolicyEvaluator(cast(TabularModel, a.model), a.policy_horizon, a.efe_terms, a.efe,
                                                       a.control_factors)
             G, terms = ev(qs)
         else:
-            G, terms = evaluate_policies(a.model, qs, policies=a.policies, terms=self.terms, options=a.efe)
+            G, terms = evaluate_policies(a.model, qs, policies=a.policies, terms=a.efe_terms, options=a.efe)
         return policy_posterior(G, getattr(a.model, "E", None), a.gamma), G, terms
 
     def sample_action(self) -> torch.Tensor:
@@ -346,9 +341,8 @@ class _NumpyRun(_Run):
     def __init__(self, agent: Agent) -> None:
         super().__init__(agent)
         a = agent
-        if a.terminal_value is not None or torch.as_tensor(a.gamma).ndim or torch.as_tensor(a.alpha).ndim:
-            raise StrategyError("a NumPy-only strategy runs in aif: terminal_value and per-agent gamma/alpha are "
-                                "torch's only")
+        if torch.as_tensor(a.gamma).ndim or torch.as_tensor(a.alpha).ndim:
+            raise StrategyError("a NumPy-only strategy runs in aif: per-agent gamma/alpha are torch's only")
         rng = None if a.rng is None else np.random.default_rng(cast(torch.Generator, a.rng).initial_seed())
         nb, m = len(a.model.batch_shape), cast(TabularModel, a.model)
         self.agents = [aif.Agent(m.to_aif(i[len(i) - nb:] if nb else ()), policies=np.asarray(a.policies),

@@ -6,9 +6,9 @@ For beliefs ``qs`` and a joint action ``a`` (``aif.enumerate_policies(num_contro
 
 where ``g`` is the one-step EFE of the policy evaluator (the agent's terms), ``qs'_a = predict(qs, a)`` the
 predicted belief (before any observation: what the evaluator hands its terminal value, ``G(pi) = sum_t g_t +
-discount^H V(q(s_H | pi))``), and ``V`` a soft minimum over actions with temperature ``T``. So
-``Agent(model, policy_horizon=H, terminal_value=qf.value, discount=d)`` plans H steps and lets G_phi score
-the rest; with ``policy_horizon=1`` the agent's G is the Q-function's own target, a one-step policy.
+discount^H V(q(s_H | pi))``), and ``V`` a soft minimum over actions with temperature ``T``. So ``Agent(model,
+policy_horizon=H, efe_terms=(*aif.DEFAULT_TERMS, aif.TerminalValue(qf.value, d)))`` plans H steps and lets G_phi
+score the rest; with ``policy_horizon=1`` the agent's G is the Q-function's own target, a one-step policy.
 
 Training is temporal-difference regression on beliefs drawn from a pool (e.g. the posteriors of a replay
 buffer, plus random ones), with a target network that follows the online one by Polyak averaging.

@@ -24,7 +24,7 @@ block and every pixel flips with probability 5% (``aif_deep.images.NoisyGridImag
    information gain over the full policy tree of a 4x4 grid (5^6 policies) would take over a gigabyte.
 4. The learned tail: a ``QFunction`` trained by temporal differences on the learned model's beliefs (those
    the agent holds along the random walks, plus one-hot and random ones). With ``policy_horizon=1`` the
-   goal is out of sight from every cell not next to it; with ``terminal_value=qf.value`` the same one-step
+   goal is out of sight from every cell not next to it; with ``aif.TerminalValue(qf.value)`` among its terms the same one-step
    agent walks to it.
 
 It prints one table (reach rates, mean steps of the episodes that reached the goal, wall times) and, with
@@ -323,7 +323,7 @@ def main(argv=None):
     starts = rng.choice(np.delete(np.arange(n * n), goal), size=episodes)
     distance = grid.distances()[starts]
     steps = 2 * full + 2
-    tail = dict(terminal_value=qf.value, discount=DISCOUNT)
+    tail = dict(efe_terms=(*aif.DEFAULT_TERMS, aif.TerminalValue(qf.value, DISCOUNT)))
     agents = {
         f"tabular, true model, H={full}": (aif.Agent(true_model, policy_horizon=full), False),
         f"neural, images, H={plan}" + (" + Q tail" if plan < full else ""):

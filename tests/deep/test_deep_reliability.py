@@ -198,8 +198,8 @@ def test_batched_agent_round_trips_its_whole_state(tmp_path):
 
 
 def test_save_agent_refuses_what_it_cannot_store(tmp_path):
-    agent = aif_deep.Agent(_tabular(), terminal_value=lambda qs: 0.0)
-    with pytest.raises(TypeError, match="terminal_value"):
+    agent = aif_deep.Agent(_tabular(), efe_terms=(aif.Utility(), aif.TerminalValue(lambda qs: 0.0)))
+    with pytest.raises(TypeError, match=r"efe_terms'\]\[1\].value"):
         save_agent(tmp_path / "x.pt", agent)
     with pytest.raises(TypeError, match="aif_deep.Agent"):
         save_agent(tmp_path / "x.pt", aif.Agent(aif.random_model(np.random.default_rng(0), [2], [2], [2])))

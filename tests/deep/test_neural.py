@@ -256,7 +256,8 @@ def test_qfunction_learns_soft_efe_to_go_and_extends_the_horizon():
     assert torch.allclose(Q.gather(1, greedy[:, None])[:, 0], Q.min(-1).values)  # its greedy actions are optimal
 
     plain = rollout(aif_deep.Agent(model, policy_horizon=1), GridWorld((3, 3)), 8, seed=0)
-    with_q = rollout(aif_deep.Agent(model, policy_horizon=1, terminal_value=qf.value, discount=d),
+    tail = (*aif.DEFAULT_TERMS, aif.TerminalValue(qf.value, d))
+    with_q = rollout(aif_deep.Agent(model, policy_horizon=1, efe_terms=tail),
                      GridWorld((3, 3)), 8, seed=0)
     assert plain.total_reward == 0.0
     assert with_q.total_reward == 1.0 and with_q.num_steps == 4
