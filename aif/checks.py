@@ -137,16 +137,25 @@ def check_rates(lr: Any, forgetting: Any) -> None:
         raise ParameterError(f"forgetting must be a number in (0, 1] (1 = no forgetting), got {forgetting!r}")
 
 
+def check_array_list(arrays: Any, name: str, error: type[AifError] = ModelError) -> list:
+    """A list of numeric arrays, one per modality or factor (not one array), as float copies (``error``)."""
+    if isinstance(arrays, np.ndarray) and arrays.dtype != object:
+        raise error(f"{name} must be a list of arrays, one per modality or factor, got a single array; "
+                    f"wrap it as [{name}]")
+    out = []
+    for i, a in enumerate(arrays):
+        try:
+            out.append(np.array(a, dtype=float))
+        except (TypeError, ValueError) as err:
+            raise error(f"{name}[{i}] is not a numeric array: {err}") from None
+    return out
+
+
 def check_count_list(counts: Any, name: str) -> list:
     """A list of Dirichlet count arrays, each positive and finite (``ModelError``), as floats."""
-    if isinstance(counts, np.ndarray):
-        raise ModelError(f"{name} must be a list of arrays, got a single array; wrap it as [{name}]")
-    out = [np.asarray(p, dtype=float) for p in counts]
+    out = check_array_list(counts, name)
     for i, p in enumerate(out):
-        bad = ~np.isfinite(p) | (p <= 0)
-        if bad.any():
-            raise ModelError(f"Dirichlet counts {name}[{i}] must be positive and finite; found {p[first_index(bad)]} "
-                             f"at index {first_index(bad)}")
+        check_dirichlet(p, f"{name}[{i}]")
     return out
 
 
@@ -271,14 +280,6 @@ def check_prior(model: GenerativeModel, prior: Any, num_policies: int) -> list:
     return out
 
 
-def check_belief_list(qs: Any, name: str) -> list:
-    """A list of belief vectors (each checked where its size is known), as floats."""
-    if isinstance(qs, np.ndarray) and qs.dtype != object:
-        raise BeliefError(f"{name} must be a list with one probability vector per factor, got a single "
-                          f"array; wrap it as [{name}]")
-    return [np.asarray(q, dtype=float) for q in qs]
-
-
 def check_future(model: GenerativeModel, qs_future: Any, policies: Any) -> tuple[list, np.ndarray]:
     """Each policy's beliefs from the present on, ``qs_future[f]`` ``(P, K, S_f)`` (``BeliefError``), and the
     ``(P, K - 1, num_factors)`` policies between those steps (``PolicyError``; horizon 0 allowed here)."""
@@ -346,12 +347,7 @@ def check_selection(q_pi: Any, policies: Any, mode: str, sampling: str) -> tuple
     check_choice(mode, "mode", ("deterministic", "stochastic"))
     check_choice(sampling, "sampling", ("full", "marginal"))
     q_pi = check_policy_weights(q_pi, policies)
-    bad = ~np.isfinite(q_pi) | (q_pi < 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ParameterError(f"q_pi is not a probability vector: entry {i} is {q_pi[i]}")
-    if abs(q_pi.sum() - 1) > PROB_TOL:
-        raise ParameterError(f"q_pi is not a probability vector (sum {q_pi.sum():.6g}, not 1)")
+    check_probability(q_pi, "q_pi", ParameterError)
     return q_pi, np.asarray(policies)
 
 
@@ -372,11 +368,7 @@ def check_log_habits(E: Any, num_policies: int) -> np.ndarray | float:
     E = np.asarray(E, dtype=float)
     if E.shape != (num_policies,):
         raise ParameterError(f"E has shape {E.shape} but there are {num_policies} policies")
-    bad = ~np.isfinite(E) | (E < 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ParameterError(f"E has a negative entry {E[i]} at index {i}" if E[i] < 0
-                             else f"E has a non-finite entry {E[i]} at index {i}")
+    check_finite(E, "E", error=ParameterError)
     if abs(E.sum() - 1.0) > COLUMN_TOL:
         raise ParameterError(f"E sums to {E.sum():.6g}, not 1 (it is a prior over policies)")
     with np.errstate(divide="ignore"):
@@ -423,7 +415,7 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> Any:
 
 
 __all__ = ["PROB_TOL", "COLUMN_TOL", "first_index", "check_model", "check_finite", "check_dirichlet",
-           "check_dependencies", "check_count_list", "check_transitions", "check_rates", "check_belief_list",
+           "check_dependencies", "check_array_list", "check_count_list", "check_transitions", "check_rates",
            "check_obs", "check_obs_list", "check_obs_window", "check_outcome", "check_vector", "check_probability",
            "check_beliefs", "check_prior", "check_future", "check_policies", "check_actions", "check_selection",
            "check_policy_weights", "check_log_habits", "check_positive", "check_integer", "check_fraction",

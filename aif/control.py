@@ -23,16 +23,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .checks import (
-    check_beliefs,
-    check_integer,
-    check_log_habits,
-    check_policies,
-    check_policy_weights,
-    check_positive,
-    check_selection,
-    first_index,
-)
+from . import checks
 from .efe import DEFAULT_TERMS, EFEOptions, Term, check_counts, check_terms, combine, step_terms
 from .errors import ParameterError, PolicyError
 from .maths import CLIP, batch_contract, softmax
@@ -53,7 +44,7 @@ def enumerate_policies(num_controls: Sequence[int], horizon: int, control_factor
         as in ``itertools.product`` over ``num_controls * horizon`` (pymdp's ``construct_policies``).
     """
     num_controls = [int(u) for u in num_controls]
-    horizon = check_integer(horizon, "horizon", error=PolicyError)
+    horizon = checks.check_integer(horizon, "horizon", error=PolicyError)
     if any(u < 1 for u in num_controls):
         raise PolicyError(f"num_controls must be positive, got {num_controls}")
     nf = len(num_controls)
@@ -155,8 +146,8 @@ def expected_free_energy(model: GenerativeModel, qs: Sequence[np.ndarray], polic
     """
     options = EFEOptions() if options is None else options
     terms = check_terms(terms)
-    qs = check_beliefs(model, qs, "qs")
-    policies = check_policies(model, policies)
+    qs = checks.check_beliefs(model, qs, "qs")
+    policies = checks.check_policies(model, policies)
     check_counts(model, terms)
     return prefix_tree_efe(model, qs, policies, terms, options)
 
@@ -186,17 +177,17 @@ def policy_posterior(G: ArrayLike, E: ArrayLike | None = None, gamma: float = 16
         E: prior over policies ``(num_policies,)``; uniform when absent. A zero entry rules a policy out.
         gamma: policy precision, positive and finite.
     """
-    gamma = check_positive(gamma, "gamma")
+    gamma = checks.check_positive(gamma, "gamma")
     G = np.asarray(G, dtype=float)
     if not np.isfinite(G).all():
-        raise ParameterError(f"G has a non-finite entry at index {first_index(~np.isfinite(G))}")
-    return softmax(-gamma * G + check_log_habits(E, G.shape[-1]), axis=-1)
+        raise ParameterError(f"G has a non-finite entry at index {checks.first_index(~np.isfinite(G))}")
+    return softmax(-gamma * G + checks.check_log_habits(E, G.shape[-1]), axis=-1)
 
 
 def action_marginals(q_pi: ArrayLike, policies: ArrayLike, num_controls: Sequence[int] | None = None
                      ) -> list[np.ndarray]:
     """p(u_f) = sum of q(pi) over the policies whose first action for factor f is u, one vector per factor."""
-    q_pi, policies = check_policy_weights(q_pi, policies), np.asarray(policies)
+    q_pi, policies = checks.check_policy_weights(q_pi, policies), np.asarray(policies)
     if num_controls is None:
         num_controls = policies[:, 0, :].max(axis=0) + 1
     return [np.bincount(policies[:, 0, f], weights=q_pi, minlength=int(u)) for f, u in enumerate(num_controls)]
@@ -212,8 +203,8 @@ def action_probabilities(q_pi: ArrayLike, policies: ArrayLike, mode: str = "dete
         factor over its first actions. Deterministic selection takes the argmax of the same quantity
         (q(pi) or the action marginals); stochastic selection samples from ``softmax(alpha ln p)``.
     """
-    q, pols = check_selection(q_pi, policies, mode, sampling)
-    alpha = check_positive(alpha, "alpha")
+    q, pols = checks.check_selection(q_pi, policies, mode, sampling)
+    alpha = checks.check_positive(alpha, "alpha")
     if sampling == "full":
         return q if mode == "deterministic" else _sharpen(q, alpha)
     marginals = action_marginals(q, pols, num_controls)
@@ -265,6 +256,6 @@ def predict(model: GenerativeModel, qs: Sequence[np.ndarray], action: ArrayLike)
         raise PolicyError(f"action has shape {action.shape}, expected ({model.num_factors},): one per factor")
     if not np.issubdtype(action.dtype, np.integer):
         raise PolicyError(f"action must hold integers, got dtype {action.dtype}")
-    check_policies(model, action[None, None, :])
-    qs = [q[None] for q in check_beliefs(model, qs, "qs")]
+    checks.check_policies(model, action[None, None, :])
+    qs = [q[None] for q in checks.check_beliefs(model, qs, "qs")]
     return [q[0] for q in predict_policies(model, qs, action.astype(int)[None])]

@@ -54,16 +54,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import digamma, gammaln
 
-from .checks import (
-    check_belief_list,
-    check_count_list,
-    check_dependencies,
-    check_fraction,
-    check_obs_list,
-    check_outcome,
-    check_rates,
-    check_vector,
-)
+from . import checks
 from .errors import BeliefError, ModelError, ParameterError, PolicyError
 from .maths import EPS, LEGACY_EPS, outer
 from .strategies import Learner
@@ -135,7 +126,7 @@ def _selection(which, n, name):
 
 
 def _outcome_vector(o, n, m):
-    o = check_outcome(o, n, m)
+    o = checks.check_outcome(o, n, m)
     return np.eye(n)[o] if isinstance(o, int) else o
 
 
@@ -172,11 +163,11 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modali
         dependencies. ObservationError: an outcome out of range or not a distribution. BeliefError: a belief of
         the wrong size or not a distribution.
     """
-    check_rates(lr, forgetting)
-    pA = check_count_list(pA, "pA")
-    qs = check_belief_list(qs, "qs")
-    obs = check_obs_list(obs, len(pA), "pA")
-    A_dependencies = check_dependencies(A_dependencies, len(pA), len(qs), "A",
+    checks.check_rates(lr, forgetting)
+    pA = checks.check_count_list(pA, "pA")
+    qs = checks.check_array_list(qs, "qs", BeliefError)
+    obs = checks.check_obs_list(obs, len(pA), "pA")
+    A_dependencies = checks.check_dependencies(A_dependencies, len(pA), len(qs), "A",
                                  default=lambda m: list(range(len(qs))))
     out = [p.copy() for p in pA]
     for m in _selection(modalities, len(pA), "modalities"):
@@ -185,7 +176,7 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modali
             raise ModelError(f"pA[{m}] has {pA[m].ndim} axes, expected {len(deps) + 1} (outcomes, then the "
                              f"factors {deps} of A_dependencies[{m}])")
         o_m = _outcome_vector(obs[m], pA[m].shape[0], m)
-        factors = [check_vector(qs[g], pA[m].shape[i + 1], f"qs[{g}]", BeliefError) for i, g in enumerate(deps)]
+        factors = [checks.check_vector(qs[g], pA[m].shape[i + 1], f"qs[{g}]", BeliefError) for i, g in enumerate(deps)]
         counts = outer([o_m, *factors])  # (num_obs[m], *num_states[deps])
         out[m] = _forget(pA[m], forgetting, None if prior is None else prior[m], f"pA[{m}]") + lr * counts
     return out
@@ -215,10 +206,10 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
     Raises:
         ParameterError, ModelError, BeliefError as ``update_A``; PolicyError: an action out of range.
     """
-    check_rates(lr, forgetting)
-    pB = check_count_list(pB, "pB")
-    qs = check_belief_list(qs, "qs")
-    qs_prev = check_belief_list(qs_prev, "qs_prev")
+    checks.check_rates(lr, forgetting)
+    pB = checks.check_count_list(pB, "pB")
+    qs = checks.check_array_list(qs, "qs", BeliefError)
+    qs_prev = checks.check_array_list(qs_prev, "qs_prev", BeliefError)
     nf = len(pB)
     if len(qs) != nf or len(qs_prev) != nf:
         raise BeliefError(f"qs and qs_prev must have one vector per factor ({nf}), got {len(qs)} and {len(qs_prev)}")
@@ -226,7 +217,7 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
     if action.shape != (nf,) or not np.issubdtype(action.dtype, np.integer):
         raise PolicyError(f"action must be an integer array of shape ({nf},), one action per factor; got "
                           f"{action!r}")
-    B_dependencies = check_dependencies(B_dependencies, nf, nf, "B", default=lambda f: [f])
+    B_dependencies = checks.check_dependencies(B_dependencies, nf, nf, "B", default=lambda f: [f])
     out = [p.copy() for p in pB]
     for f in _selection(factors, nf, "factors"):
         deps = B_dependencies[f]
@@ -238,8 +229,8 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
         if not 0 <= u < num_controls:
             raise PolicyError(f"action {u} is out of range for factor {f} with {num_controls} controls "
                               f"(0 to {num_controls - 1})")
-        q_next = check_vector(qs[f], pB[f].shape[0], f"qs[{f}]", BeliefError)
-        q_deps = [check_vector(qs_prev[g], pB[f].shape[i + 1], f"qs_prev[{g}]", BeliefError)
+        q_next = checks.check_vector(qs[f], pB[f].shape[0], f"qs[{f}]", BeliefError)
+        q_deps = [checks.check_vector(qs_prev[g], pB[f].shape[i + 1], f"qs_prev[{g}]", BeliefError)
                   for i, g in enumerate(deps)]
         counts = outer([q_next, *q_deps])  # (num_states[f], *num_states[deps])
         new = _forget(pB[f], forgetting, None if prior is None else prior[f], f"pB[{f}]")
@@ -259,9 +250,9 @@ def update_D(pD, qs, lr=1.0, forgetting=1.0, *, factors=None, prior=None) -> lis
     Returns:
         New counts, a list of fresh arrays shaped like ``pD``.
     """
-    check_rates(lr, forgetting)
-    pD = check_count_list(pD, "pD")
-    qs = check_belief_list(qs, "qs")
+    checks.check_rates(lr, forgetting)
+    pD = checks.check_count_list(pD, "pD")
+    qs = checks.check_array_list(qs, "qs", BeliefError)
     if len(qs) != len(pD):
         raise BeliefError(f"qs has {len(qs)} vectors but pD has {len(pD)} factors")
     out = [p.copy() for p in pD]
@@ -269,7 +260,7 @@ def update_D(pD, qs, lr=1.0, forgetting=1.0, *, factors=None, prior=None) -> lis
         if pD[f].ndim != 1:
             raise ModelError(f"pD[{f}] has shape {pD[f].shape}, expected (num_states[{f}],)")
         out[f] = (_forget(pD[f], forgetting, None if prior is None else prior[f], f"pD[{f}]")
-                  + lr * check_vector(qs[f], pD[f].shape[0], f"qs[{f}]", BeliefError))
+                  + lr * checks.check_vector(qs[f], pD[f].shape[0], f"qs[{f}]", BeliefError))
     return out
 
 
@@ -303,7 +294,7 @@ class Learning(Learner):
     def __post_init__(self):
         if not (np.isfinite(self.lr) and self.lr >= 0):
             raise ParameterError(f"Learning.lr must be >= 0 and finite, got {self.lr}")
-        check_fraction(self.forgetting, "Learning.forgetting", "(0, 1]")
+        checks.check_fraction(self.forgetting, "Learning.forgetting", "(0, 1]")
 
     def update(self, model: GenerativeModel, obs: Any, qs: list, previous: tuple | None, initial: dict
                ) -> GenerativeModel:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .checks import check_dependencies, check_dirichlet, check_model
+from .checks import check_array_list, check_dependencies, check_dirichlet, check_model
 from .errors import ModelError
 
 
@@ -62,9 +62,9 @@ class GenerativeModel:
         put = object.__setattr__
         for name in ("pA", "pB", "pD"):
             if getattr(self, name) is not None:
-                put(self, name, _as_float_list(getattr(self, name), name))
-        A = _as_float_list(self.A, "A") if self.A is not None else _dirichlet_mean(self.pA, "A")
-        B = _as_float_list(self.B, "B") if self.B is not None else _dirichlet_mean(self.pB, "B")
+                put(self, name, check_array_list(getattr(self, name), name))
+        A = check_array_list(self.A, "A") if self.A is not None else _dirichlet_mean(self.pA, "A")
+        B = check_array_list(self.B, "B") if self.B is not None else _dirichlet_mean(self.pB, "B")
         put(self, "A", A)
         put(self, "B", B)
         if not A or not B:
@@ -78,16 +78,9 @@ class GenerativeModel:
                                          default=lambda m: list(range(num_factors))))
         put(self, "B_dependencies", check_dependencies(self.B_dependencies, num_factors, num_factors, "B",
                                          default=lambda f: [f]))
-        if self.C is None:
-            put(self, "C", [np.zeros(o) for o in self.num_obs])
-        else:
-            put(self, "C", _as_float_list(self.C, "C"))
-        if self.D is not None:
-            put(self, "D", _as_float_list(self.D, "D"))
-        elif self.pD is not None:
-            put(self, "D", _dirichlet_mean(self.pD, "D"))
-        else:
-            put(self, "D", [np.full(s, 1.0 / s) for s in num_states])
+        put(self, "C", [np.zeros(o) for o in self.num_obs] if self.C is None else check_array_list(self.C, "C"))
+        put(self, "D", check_array_list(self.D, "D") if self.D is not None else
+            uniform_like(num_states) if self.pD is None else _dirichlet_mean(self.pD, "D"))
         if self.E is not None:
             put(self, "E", np.array(self.E, dtype=float))
         check_model(self)
@@ -105,19 +98,6 @@ class GenerativeModel:
         kwargs = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         kwargs.update(changes)
         return GenerativeModel(**kwargs)
-
-
-def _as_float_list(arrays, name):
-    if isinstance(arrays, np.ndarray):
-        raise ModelError(f"{name} must be a list of arrays, one per modality or factor, got a single array; "
-                         f"wrap it as [{name}]")
-    out = []
-    for i, a in enumerate(arrays):
-        try:
-            out.append(np.array(a, dtype=float))
-        except (TypeError, ValueError) as err:
-            raise ModelError(f"{name}[{i}] is not a numeric array: {err}") from None
-    return out
 
 
 def _dirichlet_mean(counts, name):

@@ -287,7 +287,7 @@ def test_predict_action_that_is_not_an_integer(model):
 def test_q_pi_not_summing_to_one(policies):
     q_pi = np.full(len(policies), 1.0 / len(policies))
     q_pi[0] += 0.1
-    with pytest.raises(ParameterError, match=r"q_pi is not a probability vector \(sum 1\.1"):
+    with pytest.raises(ParameterError, match=r"q_pi is not a probability vector: it sums to 1\.1, not 1"):
         aif.select_action(q_pi, policies)
 
 
@@ -371,7 +371,7 @@ def test_policy_prior_of_the_wrong_length_in_policy_posterior():
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")
 def test_policy_prior_with_a_negative_entry():
-    with pytest.raises(ParameterError, match=r"E has a negative entry -0\.1 at index 2"):
+    with pytest.raises(ParameterError, match=r"E has a negative entry -0\.1 at index \(2,\)"):
         aif.policy_posterior(np.zeros(3), E=np.array([0.5, 0.6, -0.1]))
 
 
@@ -484,8 +484,7 @@ def test_forgetting_out_of_range(counts):
 
 
 def test_learning_counts_not_positive():
-    with pytest.raises(ModelError, match=r"Dirichlet counts pD\[0\] must be positive and finite; found 0\.0 at "
-                                         r"index \(1,\)"):
+    with pytest.raises(ModelError, match=r"Dirichlet counts pD\[0\] must be positive; found 0\.0 at index \(1,\)"):
         update_D([np.array([1.0, 0.0])], [np.array([0.5, 0.5])])
 
 

@@ -2,16 +2,8 @@
 
 from .base import Plan, Planner, PolicyEnumeration
 from .inductive import inductive_matrix
-from .soft_value import (
-    SoftQPlanner,
-    SoftValues,
-    forward_messages,
-    joint_rewards,
-    joint_transitions,
-    optimal_state_marginals,
-    soft_value_iteration,
-    state_marginals,
-)
+from .soft_value import (SoftQPlanner, SoftValues, forward_messages, joint_rewards, joint_transitions,
+                         optimal_state_marginals, soft_value_iteration, state_marginals)
 from .sophisticated import SearchTree, SophisticatedInference
 
 __all__ = [
