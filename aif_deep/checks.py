@@ -40,8 +40,9 @@ def tensor(x: Any, label: str, error: type[Exception], device: torch.device | st
     return torch.as_tensor(x, device=device)
 
 
-def beliefs(model: Any, qs: Any, name: str = "prior") -> list[Tensor]:
-    """One probability vector ``(*lead, S_f)`` per factor, in the model's dtype (``BeliefError`` otherwise)."""
+def beliefs(model: Any, qs: Any, name: str = "prior", values: bool = True) -> list[Tensor]:
+    """One probability vector ``(*lead, S_f)`` per factor, in the model's dtype (``BeliefError`` otherwise);
+    ``values=False`` checks the count, shapes and device only (the evaluators' hot path: no host synchronisation)."""
     ref = model.prior()[0]
     F = len(model.num_states)
     if qs is None or isinstance(qs, (np.ndarray, Tensor)):
@@ -55,8 +56,17 @@ def beliefs(model: Any, qs: Any, name: str = "prior") -> list[Tensor]:
         q = tensor(q, f"{name}[{f}]", BeliefError, ref.device).to(ref.dtype)
         if q.ndim == 0 or q.shape[-1] != model.num_states[f]:
             raise BeliefError(f"{name}[{f}] has shape {tuple(q.shape)}, expected (..., {model.num_states[f]})")
-        out.append(distribution(q, f"{name}[{f}]", BeliefError))
+        out.append(distribution(q, f"{name}[{f}]", BeliefError) if values else q)
     return out
+
+
+def belief_batch(model: Any, qs: list[Tensor]) -> tuple:
+    """The batch shape of beliefs ``qs`` broadcast with the model's (``BeliefError`` where they do not broadcast)."""
+    try:
+        return tuple(torch.broadcast_shapes(tuple(model.batch_shape), *[q.shape[:-1] for q in qs]))
+    except RuntimeError:
+        raise BeliefError(f"the beliefs' batch shapes {[tuple(q.shape[:-1]) for q in qs]} do not broadcast with "
+                          f"the model's batch shape {tuple(model.batch_shape)}") from None
 
 
 def model_tensors(model: Any) -> None:

@@ -27,9 +27,9 @@ from aif import checks as aif_checks
 from aif.efe import DEFAULT_TERMS, EFEOptions, Term, TerminalValue
 from aif.errors import PolicyError
 
-from . import efe
+from . import checks, efe
 from .full_tree import PolicyEvaluator, default_budget
-from .model import BeliefModel, TabularModel, check_beliefs
+from .model import BeliefModel, TabularModel
 
 
 def check_policies(model: BeliefModel, policies: object) -> np.ndarray:
@@ -115,7 +115,8 @@ def evaluate_policies(model: BeliefModel, qs: list, policies: object = None, hor
     options = EFEOptions() if options is None else options
     tabular = isinstance(model, TabularModel)
     terms = efe.prepare_terms(model, terms, tabular)
-    qs, batch = check_beliefs(model, qs)
+    qs = checks.beliefs(model, qs, "qs", values=False)
+    batch = checks.belief_batch(model, qs)
     device, dtype = qs[0].device, qs[0].dtype
     # The tree's node axis goes in front of the batch: beliefs shared by a batch of agents are expanded first.
     qs = [q.expand(*batch, q.shape[-1]) for q in qs]

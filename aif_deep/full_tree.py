@@ -37,8 +37,8 @@ import torch
 from aif.efe import DEFAULT_TERMS, EFEOptions, InductiveCost, Novelty, Term, TerminalValue
 from aif.errors import ModelError, ParameterError, PolicyError
 
-from . import efe
-from .model import TabularModel, check_beliefs
+from . import checks, efe
+from .model import TabularModel
 
 CPU_BUDGET = 1 << 30  # bytes of intermediate tensors per chunk on the CPU
 CUDA_BUDGET_FRACTION = 0.4  # of the free GPU memory
@@ -224,7 +224,8 @@ class PolicyEvaluator:
         if self.stale:
             raise ParameterError("the model's arrays were changed in place after this PolicyEvaluator was built; "
                                  "build a new PolicyEvaluator for the new model")
-        qs, batch = check_beliefs(self.model, qs)
+        qs = checks.beliefs(self.model, qs, "qs", values=False)
+        batch = checks.belief_batch(self.model, qs)
         wants_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (*qs, *self._sources))
         if not self.cuda_graph or wants_grad:  # a replay's outputs carry no autograd graph: run eagerly
             return self._evaluate(qs, batch, what)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from aif.efe import EFEOptions
-from aif.errors import BeliefError, ModelError
+from aif.errors import ModelError
 from aif.maths import LogGuard
 from aif.model import GenerativeModel
 
@@ -46,25 +46,6 @@ def sum_against(T: Tensor, qs: Sequence[Tensor], keep: int) -> Tensor:
         out = torch.einsum(f"...{cur},...{c}->...{nxt}", out, qs[i])
         cur = nxt
     return out
-
-
-def check_beliefs(model, qs) -> tuple:
-    """``qs`` as tensors on the model's device and dtype, with their batch shape broadcast with the model's:
-    ``(qs, batch)``; ``BeliefError`` naming the factor for a wrong count, size or batch shape (shapes only: the
-    evaluators' hot path has no host synchronisation)."""
-    ref = model.prior()[0]
-    if len(qs) != len(model.num_states):
-        raise BeliefError(f"qs has {len(qs)} vectors but the model has {len(model.num_states)} factors")
-    qs = [torch.as_tensor(q, device=ref.device, dtype=ref.dtype) for q in qs]
-    for f, q in enumerate(qs):
-        if q.ndim == 0 or q.shape[-1] != model.num_states[f]:
-            raise BeliefError(f"qs[{f}] has shape {tuple(q.shape)}, expected (..., {model.num_states[f]})")
-    try:
-        batch = torch.broadcast_shapes(tuple(model.batch_shape), *[q.shape[:-1] for q in qs])
-    except RuntimeError:
-        raise BeliefError(f"the beliefs' batch shapes {[tuple(q.shape[:-1]) for q in qs]} do not broadcast with "
-                          f"the model's batch shape {tuple(model.batch_shape)}") from None
-    return qs, tuple(batch)
 
 
 @runtime_checkable
