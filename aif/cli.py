@@ -72,12 +72,6 @@ def explain_step(traj: Trajectory, t: int, action_names: Callable[[tuple], str],
     out(f"  chose {action_names(chosen)} -- {reason}")
 
 
-def _save(fig, out_dir, name, written):
-    path = Path(out_dir) / name
-    fig.savefig(path, dpi=100)
-    written.append(str(path))
-
-
 def _make_agent(model, horizon):
     import aif
 
@@ -95,7 +89,7 @@ def _trials(agent, env, steps, trials, seed, options=None):
 
 # ---------------------------------------------------------------- the three demos
 
-def demo_tmaze(args: argparse.Namespace, out: Callable[[str], Any] = print) -> list[str]:
+def demo_tmaze(args: argparse.Namespace, out: Callable[[str], Any] = print) -> dict[str, Any]:
     from . import plotting
     from .envs.tmaze import CONDITION_NAMES, CUE_NAMES, LOCATION_NAMES, REWARD_NAMES, TMaze, summarize_tmaze
 
@@ -131,32 +125,25 @@ def demo_tmaze(args: argparse.Namespace, out: Callable[[str], Any] = print) -> l
         f"rewarded on the first arm entered {s['first_arm_reward_rate']:.0%} "
         f"(the arm pays with p = {env.reward_prob}).")
 
-    figures: list[str] = []
-    if args.out:
-        _save(plotting.plot_beliefs(first.qs, ["location", "reward condition"],
-                                    [list(LOCATION_NAMES), list(CONDITION_NAMES)],
-                                    title="Trial 1: beliefs over time"), args.out, "tmaze_beliefs.png", figures)
-        labels = [f"go to {n}" for n in LOCATION_NAMES]
-        for t in range(min(2, first.num_steps)):
-            _save(plotting.plot_efe_terms(first.step_terms(t), labels, title=f"Trial 1, step {t}: EFE by policy"),
-                  args.out, f"tmaze_efe_step{t}.png", figures)
-        _save(plotting.plot_tmaze_summary(locations, conditions, rewards, title=f"T-maze over {len(trajs)} trials"),
-              args.out, "tmaze_summary.png", figures)
+    if not args.out:
+        return {}
+    labels = [f"go to {n}" for n in LOCATION_NAMES]
+    figures = {"tmaze_beliefs.png": plotting.plot_beliefs(first.qs, ["location", "reward condition"],
+                                                          [list(LOCATION_NAMES), list(CONDITION_NAMES)],
+                                                          title="Trial 1: beliefs over time")}
+    for t in range(min(2, first.num_steps)):
+        figures[f"tmaze_efe_step{t}.png"] = plotting.plot_efe_terms(first.step_terms(t), labels,
+                                                                   title=f"Trial 1, step {t}: EFE by policy")
+    figures["tmaze_summary.png"] = plotting.plot_tmaze_summary(locations, conditions, rewards,
+                                                               title=f"T-maze over {len(trajs)} trials")
     return figures
-
-
-def _grid_landmarks(env):
-    marks = {"goal": list(env.goals)}
-    if getattr(env, "cue_location", None) is not None:
-        marks["cue"] = [env.cue_location]
-    return marks
 
 
 DEMO_WALLS = ((1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (3, 1), (3, 2), (3, 3), (3, 4), (3, 5), (3, 6),
               (5, 0), (5, 1), (5, 2), (5, 3), (5, 4))
 
 
-def demo_gridworld(args: argparse.Namespace, out: Callable[[str], Any] = print) -> list[str]:
+def demo_gridworld(args: argparse.Namespace, out: Callable[[str], Any] = print) -> dict[str, Any]:
     from . import plotting
     from .envs.gridworld import ACTION_NAMES, GridWorld
 
@@ -187,19 +174,18 @@ def demo_gridworld(args: argparse.Namespace, out: Callable[[str], Any] = print) 
     out(f"Over {len(trajs)} trial(s): goal reached in {np.mean(reached):.0%}"
         + (f", in {np.mean(moves):.1f} moves on average (shortest {shortest})." if moves else "."))
 
-    figures: list[str] = []
-    if args.out:
-        _save(plotting.plot_grid_path(cells, env.shape, env.walls, _grid_landmarks(env), title="Trial 1: path"),
-              args.out, "gridworld_path.png", figures)
-        labels = [" ".join(ACTION_NAMES[u][0].upper() for u in p[:, 0]) for p in first.policies]
-        _save(plotting.plot_efe_terms(first.step_terms(0), labels, title="Step 0: EFE by policy"),
-              args.out, "gridworld_efe_step0.png", figures)
-        _save(plotting.plot_beliefs(first.qs, ["location (cell index)"], title="Trial 1: beliefs over time"),
-              args.out, "gridworld_beliefs.png", figures)
-    return figures
+    if not args.out:
+        return {}
+    labels = [" ".join(ACTION_NAMES[u][0].upper() for u in p[:, 0]) for p in first.policies]
+    marks = {"goal": list(env.goals), **({} if env.cue_location is None else {"cue": [env.cue_location]})}
+    return {"gridworld_path.png": plotting.plot_grid_path(cells, env.shape, env.walls, marks, title="Trial 1: path"),
+            "gridworld_efe_step0.png": plotting.plot_efe_terms(first.step_terms(0), labels,
+                                                               title="Step 0: EFE by policy"),
+            "gridworld_beliefs.png": plotting.plot_beliefs(first.qs, ["location (cell index)"],
+                                                           title="Trial 1: beliefs over time")}
 
 
-def demo_cue_chaining(args: argparse.Namespace, out: Callable[[str], Any] = print) -> list[str]:
+def demo_cue_chaining(args: argparse.Namespace, out: Callable[[str], Any] = print) -> dict[str, Any]:
     from . import plotting
     from .envs.cue_chaining import REWARD_OBS_NAMES, CueChaining
     from .envs.gridworld import ACTION_NAMES
@@ -252,19 +238,18 @@ def demo_cue_chaining(args: argparse.Namespace, out: Callable[[str], Any] = prin
         f"{np.mean([ok for ok, _ in routes]):.0%}"
         + (f", reward reached after {np.mean(arrivals):.1f} moves on average." if arrivals else "."))
 
-    figures: list[str] = []
-    if args.out:
-        cells = [env.cell(o) for o in first.observations[:, 0]]
-        marks = {"cue 1": [env.cue1_location], "cue 2 candidates": list(env.cue2_locations),
-                 "reward cells": list(env.reward_locations)}
-        _save(plotting.plot_grid_path(cells, env.shape, (), marks, title="Trial 1: path"),
-              args.out, "cue_chaining_path.png", figures)
-        _save(plotting.plot_beliefs(first.qs[1:], ["cue 2 location", "reward condition"], [cue2_names, cond_names],
-                                    title="Trial 1: beliefs over time"), args.out, "cue_chaining_beliefs.png", figures)
-        labels = [" ".join(ACTION_NAMES[u][0].upper() for u in p[:, 0]) for p in first.policies]
-        _save(plotting.plot_efe_terms(first.step_terms(0), labels, title="Step 0: EFE of the best 16 policies"),
-              args.out, "cue_chaining_efe_step0.png", figures)
-    return figures
+    if not args.out:
+        return {}
+    cells = [env.cell(o) for o in first.observations[:, 0]]
+    marks = {"cue 1": [env.cue1_location], "cue 2 candidates": list(env.cue2_locations),
+             "reward cells": list(env.reward_locations)}
+    labels = [" ".join(ACTION_NAMES[u][0].upper() for u in p[:, 0]) for p in first.policies]
+    return {"cue_chaining_path.png": plotting.plot_grid_path(cells, env.shape, (), marks, title="Trial 1: path"),
+            "cue_chaining_beliefs.png": plotting.plot_beliefs(first.qs[1:], ["cue 2 location", "reward condition"],
+                                                              [cue2_names, cond_names],
+                                                              title="Trial 1: beliefs over time"),
+            "cue_chaining_efe_step0.png": plotting.plot_efe_terms(first.step_terms(0), labels,
+                                                                  title="Step 0: EFE of the best 16 policies")}
 
 
 # ---------------------------------------------------------------- argument parsing
@@ -338,9 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    figures = args.run(args)
+    figures = args.run(args)  # file name -> figure (none without --out)
+    for name, fig in figures.items():
+        fig.savefig(Path(args.out) / name, dpi=100)
     if figures:
-        print("\nFigures: " + ", ".join(figures))
+        print("\nFigures: " + ", ".join(str(Path(args.out) / name) for name in figures))
     elif not args.out:
         print("\n(pass --out DIR to write figures)")
     print(f"Done in {time.perf_counter() - start:.1f} s.")
