@@ -190,6 +190,18 @@ class Agent:
         ``agent.model``, which is returned."""
         return self._run.learn()
 
+    def state_dict(self) -> dict:
+        """The agents' current state (prior, posterior, q(pi), G, terms, last action, step counts and what the
+        strategies carry), which ``load_state_dict`` restores on an Agent built with the same settings."""
+        names = ("prior", "qs", "q_pi", "G", "terms", "action", "t", "steps")
+        return {**{n: getattr(self, n) for n in names}, **self._run.state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned."""
+        for name in ("prior", "qs", "q_pi", "G", "terms", "action", "t", "steps"):
+            setattr(self, name, state[name])
+        self._run.restore(state)
+
 
 def _runner(agent: Agent) -> type[_TorchRun | _NumpyRun | _LearnedQRun]:
     """Which cycle runs the agent's strategies (``_Run``'s subclasses); refuses a strategy of the wrong family or
@@ -236,6 +248,13 @@ class _Run:
         raise ParameterError("learn() needs Learning settings: Agent(..., learning=aif.Learning(...)) with "
                              "online=False or learn_D=True (online A/B learning happens at every step)")
 
+    def state(self) -> dict:
+        """What the strategies carry besides the Agent's attributes, for ``Agent.state_dict``."""
+        return {}
+
+    def restore(self, state: dict) -> None:
+        """The reverse of ``state``."""
+
 
 class _TorchRun(_Run):
     """The cycle in torch for a batch: ``aif_deep.infer_states``, the ``PolicyEvaluator`` (or
@@ -267,6 +286,15 @@ class _TorchRun(_Run):
         a.model = m.replace(A=grow(m.A), B=grow(m.B), C=grow(m.C), D=grow(m.D), pA=grow(m.pA), pB=grow(m.pB),
                             E=None if m.E is None else cast(list, grow([m.E]))[0], batch_shape=batch)
         a.initial_counts = {"pA": a.model.pA, "pB": a.model.pB}
+
+    def state(self) -> dict:
+        a = self.agent
+        return {"transition": a._transition, "initial_counts": None if a.learning is None else a.initial_counts}
+
+    def restore(self, state: dict) -> None:
+        self.agent._transition = state["transition"]
+        if self.agent.learning is not None:
+            self.agent.initial_counts = state["initial_counts"]  # forgetting decays towards these
 
     def reset(self, prior: list | None, agents: Any) -> None:
         a = self.agent
@@ -401,6 +429,15 @@ class _NumpyRun(_Run):
         self.agent.prior = self.factors("prior")
         return self.gather("action")
 
+    def state(self) -> dict:
+        if self.agent.t > 0:
+            raise ParameterError("the agents run NumPy-only strategies, whose windows and episode records are not "
+                                 "stored: save them between episodes (after reset())")
+        return {}
+
+    def restore(self, state: dict) -> None:
+        self.reset(self.agent.prior, None)  # the aif agents start from the saved prior
+
     def learn(self) -> BeliefModel:
         if self.agent.learning is None:
             return super().learn()
@@ -431,6 +468,10 @@ class _LearnedQRun(_Run):
         model, rng = cast(StateVectorModel, a.model), cast(np.random.Generator, a.rng)
         a.td = None if a.learning is None else TDRun(cast(TDLearning, a.learning), self.planner.qfunction, model,
                                                      a.efe_terms, rng)
+
+    def state(self) -> dict:
+        raise ParameterError("an observed-state agent's networks, optimiser and replay buffer are saved with "
+                             "torch.save of its planner's QFunction and agent.td, not with save_agent")
 
     def reset(self, prior: list | None, agents: Any) -> None:
         if agents is not None:

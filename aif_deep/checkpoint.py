@@ -6,8 +6,9 @@ entry it does not know, a file above ``max_bytes`` (before reading it) and a dam
 
 An agent is saved whole: its model (a ``TabularModel``'s tensors, or a ``NeuralModel``'s ``state_dict``, whose
 architecture the caller rebuilds and passes to ``load_agent``), its settings, its ``torch.Generator`` state and
-its current state (prior, posterior, q(pi), G, terms, last action, step count), so a restored agent continues a
-rollout with the same actions as the saved one would have taken.
+its current state (``Agent.state_dict``: prior, posterior, q(pi), G, terms, last action, step counts), so a
+restored agent continues a rollout with the same actions as the saved one would have taken. An agent whose
+strategies run in NumPy (planners, inference over time, offline learning) is saved between episodes.
 """
 
 from __future__ import annotations
@@ -80,9 +81,7 @@ def save_agent(path: str | os.PathLike, agent: Agent) -> None:
     if not isinstance(agent.rng, (torch.Generator, type(None))):
         raise TypeError(f"cannot save an agent whose rng is a {type(agent.rng).__name__} (a torch.Generator or None)")
     state = {"gamma": agent.gamma, "alpha": agent.alpha, "rng": None if agent.rng is None else agent.rng.get_state(),
-             "prior": agent.prior, "qs": agent.qs, "q_pi": agent.q_pi, "G": agent.G, "terms": agent.terms,
-             "action": agent.action, "t": int(agent.t), "transition": agent._transition,
-             "initial_counts": None if agent.learning is None else agent.initial_counts}
+             **agent.state_dict()}
     # The settings: the constructor arguments but the model, precisions and generator (aif settings objects,
     # numbers and arrays, which aif.io.encode stores; a callable such as terminal_value is a TypeError).
     settings = {f.name: getattr(agent, f.name) for f in dataclasses.fields(agent)
@@ -111,10 +110,7 @@ def load_agent(path: str | os.PathLike, model: Any = None, max_bytes: int = MAX_
             built = TabularModel(**saved)
         rng = None if s["rng"] is None else torch.Generator(device="cpu").set_state(s["rng"])
         agent = Agent(built, gamma=s["gamma"], alpha=s["alpha"], rng=rng, **settings)
-        agent.prior, agent.qs, agent.q_pi, agent.G = s["prior"], s["qs"], s["q_pi"], s["G"]
-        agent.terms, agent.action, agent.t, agent._transition = s["terms"], s["action"], int(s["t"]), s["transition"]
-        if agent.learning is not None:
-            agent.initial_counts = s["initial_counts"]  # forgetting decays towards these, not the loaded counts
+        agent.load_state_dict(s)
     except (KeyError, TypeError, RuntimeError, aif.errors.AifError) as err:
         raise FormatError(f"{path}: the saved agent cannot be rebuilt: {err}") from err
     return agent

@@ -71,6 +71,24 @@ def test_agent_round_trip_continues_with_the_same_actions(tmp_path):
     assert torch.equal(restored.rng.get_state(), whole.rng.get_state())
 
 
+def test_numpy_route_agent_saved_between_episodes_continues_and_mid_episode_is_refused(tmp_path):
+    # Sophisticated inference runs in aif, one aif.Agent per batch member: their state is the prior at reset.
+    model = aif_deep.TabularModel.from_aif(aif.random_model(np.random.default_rng(2), [3], [3], [2]), device="cpu")
+    make = lambda: aif_deep.Agent(model, planner=aif.planning.SophisticatedInference(depth=2))  # noqa: E731
+    prior = [torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)]
+    whole, saved = make(), make()
+    whole.reset(prior)
+    saved.reset(prior)
+    save_agent(tmp_path / "si.ckpt", saved)
+    restored = load_agent(tmp_path / "si.ckpt")
+    torch.testing.assert_close(restored.prior, whole.prior)
+    for o in (0, 2, 1):
+        assert torch.equal(restored.step([o]), whole.step([o]))
+        torch.testing.assert_close(restored.qs, whole.qs)
+    with pytest.raises(aif.errors.ParameterError, match="between episodes"):
+        save_agent(tmp_path / "si2.ckpt", restored)
+
+
 def test_buffer_round_trip_keeps_dtypes_and_values(tmp_path):
     buffer = _buffer()
     save_buffer(tmp_path / "buffer.ckpt", buffer)
