@@ -91,7 +91,7 @@ def encode(value: Any, arrays: dict[str, np.ndarray], where: str = "value") -> A
         return {"__generator__": name, "state": encode(value.bit_generator.state, arrays, f"{where}.state")}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         cls = type(value)
-        if not _is_aif_class(cls):
+        if cls.__module__.partition(".")[0] != "aif":
             raise TypeError(f"cannot save {where}: {cls.__module__}.{cls.__qualname__} is not an aif class")
         init = {f.name: encode(getattr(value, f.name), arrays, f"{where}.{f.name}")
                 for f in dataclasses.fields(value) if f.init}
@@ -144,14 +144,10 @@ def _decode(node: Any, arrays: dict[str, np.ndarray], where: str, path: str | os
     raise FormatError(f"{path}: unknown entry {sorted(node)} at {where}")
 
 
-def _is_aif_class(cls: type) -> bool:
-    return cls.__module__ == "aif" or cls.__module__.startswith("aif.")
-
-
 def _aif_class(name: str, path: str | os.PathLike, where: str) -> type:
     """The aif dataclass ``module:qualname``; nothing outside ``aif`` is ever imported."""
     module, _, qualname = str(name).partition(":")
-    if not (module == "aif" or module.startswith("aif.")) or not qualname:
+    if module.partition(".")[0] != "aif" or not qualname:
         raise FormatError(f"{path}: {where} names the class {name!r}, which is not an aif class")
     try:
         obj: Any = importlib.import_module(module)

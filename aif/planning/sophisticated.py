@@ -51,17 +51,16 @@ runs out of nodes it stops expanding). pymdp.legacy's ``sophisticated_inference_
 (depth first; prunes on q_1 >= threshold at every node but the last level, subtracting the penalty from
 the pruned action's one-step value; skips outcomes with probability < threshold): not reproduced.
 
-Cost: each level evaluates all actions of all frontier nodes; the EFE is vectorised over actions, the
-prediction over the whole frontier; the recursion over levels and the posterior of each kept outcome run
-in Python. Within a search, identical beliefs share their one-step G and identical (prior, outcome) pairs
-their posterior (in the T-maze many actions lead to the same belief: 2.7x faster at depth 3). The
-posteriors are most of the remaining time.
+Cost: the EFE is vectorised over actions, the prediction over the whole frontier; the posterior of each kept
+outcome runs in Python. Within a search, identical beliefs (in the T-maze many actions lead to the same one)
+share their one-step G, and identical (prior, outcome) pairs their posterior. Inputs are checked once, in
+``search``; the nodes trust them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -69,10 +68,10 @@ from ..checks import check_beliefs, check_fraction, check_integer, check_positiv
 from ..control import enumerate_policies, predict_policies, prefix_tree_efe
 from ..efe import DEFAULT_TERMS, EFEOptions, check_counts, check_terms
 from ..errors import ParameterError
-from ..inference import FixedPoint, infer_states
+from ..inference import FixedPoint
 from ..maths import CLIP, batch_contract, softmax
 from ..model import GenerativeModel
-from ..strategies import NUMPY, Planner
+from ..strategies import NUMPY, Planner, StateInference, require
 from .base import Plan
 
 
@@ -189,11 +188,12 @@ class SophisticatedInference(Planner):
     topk_outcomes: int | None = None
     efe_terms: tuple = DEFAULT_TERMS
     options: EFEOptions = field(default_factory=EFEOptions)
-    inference: object = field(default_factory=FixedPoint)
+    inference: StateInference = field(default_factory=FixedPoint)
     control_factors: tuple | None = None
 
     def __post_init__(self):
         check_integer(self.depth, "SophisticatedInference.depth")
+        require(self.inference, StateInference, "SophisticatedInference.inference", NUMPY)
         for name in ("policy_prune_threshold", "observation_prune_threshold"):
             check_fraction(getattr(self, name), f"SophisticatedInference.{name}", "[0, 1)")
         if not np.isfinite(self.prune_penalty):
@@ -282,14 +282,18 @@ class SophisticatedInference(Planner):
         rows: list[list[np.ndarray]] = [[] for _ in range(nf)]
         parents, observations, probs = [], [], []
         posteriors = {}  # many branches repeat a (prior, outcome) pair: actions that lead to the same belief
+        method = cast(FixedPoint, self.inference)  # a NumPy state inference: guard and __call__
+        guard = method.guard
         for row, slot in enumerate(slots):
             combos, p = self._outcomes([qo_m[row] for qo_m in qo])
             prior = [q[row] for q in qs_next]
             prior_key = b"".join(q.tobytes() for q in prior)
             for o, p_o in zip(combos, p, strict=True):
-                if (prior_key, o.tobytes()) not in posteriors:
-                    posteriors[prior_key, o.tobytes()] = infer_states(model, [int(i) for i in o], prior, self.inference)
-                post = posteriors[prior_key, o.tobytes()]
+                pair = (prior_key, o.tobytes())
+                if pair not in posteriors:
+                    log_lik = [guard(A_m[o_m]) for A_m, o_m in zip(model.A, o, strict=True)]  # ln A[o]
+                    posteriors[pair] = method(log_lik, [guard(p) for p in prior], model.A_dependencies)
+                post = posteriors[pair]
                 for f in range(nf):
                     rows[f].append(post[f])
                 parents.append(slot)
