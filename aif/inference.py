@@ -179,10 +179,8 @@ def likelihoods(model: GenerativeModel, obs: Any) -> list:
 
     A probability vector ``o`` gives the mixture ``sum_o o[o] p(o | s)`` (pymdp.legacy's convention).
     """
-    out = []
-    for A_m, o in zip(model.A, check_obs(model, obs), strict=True):
-        out.append(A_m[o] if isinstance(o, int) else np.tensordot(o, A_m, axes=(0, 0)))
-    return out
+    return [A_m[o] if isinstance(o, int) else np.tensordot(o, A_m, axes=(0, 0))
+            for A_m, o in zip(model.A, check_obs(model, obs), strict=True)]
 
 
 def infer_states(model: GenerativeModel, obs: Any, prior: list | None = None, method: Any = None,

@@ -34,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from .agent import Agent
 from .errors import AifError
+from .model import GenerativeModel
 
 FORMAT_NAME = "aif"
 FORMAT_VERSION = 2  # 2: sha256 checksums of every array
@@ -277,13 +279,11 @@ def _aif_version() -> str:
     return __version__
 
 
-def save_model(path: str | os.PathLike, model: Any) -> None:
+def save_model(path: str | os.PathLike, model: GenerativeModel) -> None:
     """Write a ``GenerativeModel`` to ``path`` (an ``.npz`` archive; the name is used as given).
 
     Every constructor argument is saved: A, B, C, D, E, the Dirichlet counts and the dependencies.
     """
-    from .model import GenerativeModel
-
     if not isinstance(model, GenerativeModel):
         raise TypeError(f"model must be an aif.GenerativeModel, got {type(model).__name__}")
     arrays: dict[str, np.ndarray] = {}
@@ -297,15 +297,13 @@ def _root(path: str | os.PathLike, kind: str) -> tuple[Any, dict[str, np.ndarray
     return meta["root"], arrays
 
 
-def load_model(path: str | os.PathLike) -> Any:
+def load_model(path: str | os.PathLike) -> GenerativeModel:
     """Read a ``GenerativeModel`` written by ``save_model`` (validated again, arrays bit-identical).
 
     Raises:
         FormatError: the file is damaged, truncated, not an aif model file, from another format version, or
             its arrays fail the model's checks. FileNotFoundError: no file at ``path``.
     """
-    from .model import GenerativeModel
-
     root, arrays = _root(path, "model")
     model = decode(root, arrays, "model", path)
     if not isinstance(model, GenerativeModel):
@@ -313,14 +311,12 @@ def load_model(path: str | os.PathLike) -> Any:
     return model
 
 
-def save_agent(path: str | os.PathLike, agent: Any) -> None:
+def save_agent(path: str | os.PathLike, agent: Agent) -> None:
     """Write an ``aif.Agent`` (settings, model, random generator and current beliefs) to ``path``.
 
     Raises:
         TypeError: an attribute holds a value that cannot be saved without pickle (the message names it).
     """
-    from .agent import Agent
-
     if not isinstance(agent, Agent):
         raise TypeError(f"agent must be an aif.Agent, got {type(agent).__name__}")
     arrays: dict[str, np.ndarray] = {}
@@ -333,15 +329,13 @@ def save_agent(path: str | os.PathLike, agent: Any) -> None:
     write_archive(path, "agent", {"root": {"init": init, "state": state}}, arrays)
 
 
-def load_agent(path: str | os.PathLike) -> Any:
+def load_agent(path: str | os.PathLike) -> Agent:
     """Read an agent written by ``save_agent``; it continues exactly where the saved agent stood. Only the
     Agent's constructor arguments and the state attributes a new Agent has are set from the file.
 
     Raises:
         FormatError: as ``load_model``, or the file's agent has settings or state this version does not know.
     """
-    from .agent import Agent
-
     root, arrays = _root(path, "agent")
     if not isinstance(root, dict) or not {"init", "state"} <= set(root):
         raise FormatError(f"{path}: the agent entry lacks its settings or state")

@@ -26,24 +26,12 @@ Parameter information gain (novelty) for one future step under each policy, posi
     pA_info_gain(π)  = - Σ_m Σ_o qo_m(o | π) Σ_s W(pA[m])[o, s] Π_g qs_g(s_g | π)
     pB_info_gain(π)  = - Σ_f Σ_{s', s} qs_f(s' | π) W(pB[f])[s', s, u_f(π)] Π_g qs_prev_g(s_g | π)
 
-``W`` comes in three conventions, chosen with a ``WNorm`` value: ``WNORM_LEGACY`` (pymdp.legacy:
-``a + 1e-16`` before the reciprocals), ``WNORM_SPM`` (SPM's ``spm_wnorm.m``: ``a + exp(-16)``) and
-``WNORM_EXACT`` (pymdp 1.0's default, ``spm_wnorm(..., exact_param_info_gain=True)``)::
-
-    W_exact(a) = -(ln a0 - ln a + ψ(a + 1) - ψ(a0 + 1))
-
-With ``W_exact`` and ``qo`` the predicted outcome of a single known column, ``-Σ_o qo(o) W_exact[o]`` is
-exactly the mutual information between that column and the outcome, E_o KL[Dir(a + e_o) || Dir(a)]. The
-heuristic ``W`` is -2 times the large-count expansion of it (Da Costa et al. 2020, eqs. D.15 to D.17), so for
-well-counted columns the heuristic scores about twice the exact value.
-
-Bayesian model reduction of Dirichlet counts (SPM's ``spm_MDP_log_evidence``), columns along axis 0::
-
-    s = q + r - p
-    F = ln Beta(q) + ln Beta(r) - ln Beta(p) - ln Beta(s)       (ln Beta(a) = Σ ln Γ(a) - ln Γ(a0))
-
-``F`` is the change in free energy, ``ln p(o | full) - ln p(o | reduced)``: ``F < 0`` favours the reduced
-prior ``r``; ``s`` is the reduced posterior.
+``W`` comes in three conventions (``WNorm``), among them pymdp 1.0's exact
+``W_exact(a) = -(ln a0 - ln a + ψ(a + 1) - ψ(a0 + 1))``. With ``W_exact`` and ``qo`` the predicted outcome of a
+single known column, ``-Σ_o qo(o) W_exact[o]`` is exactly the mutual information between that column and the
+outcome, E_o KL[Dir(a + e_o) || Dir(a)]. The heuristic ``W`` is -2 times the large-count expansion of it (Da
+Costa et al. 2020, eqs. D.15 to D.17), so for well-counted columns the heuristic scores about twice the exact
+value. Bayesian model reduction of Dirichlet counts: ``reduce_dirichlet``.
 """
 
 from __future__ import annotations
@@ -125,11 +113,6 @@ def _selection(which, n, name):
     return which
 
 
-def _outcome_vector(o, n, m):
-    o = checks.check_outcome(o, n, m)
-    return np.eye(n)[o] if isinstance(o, int) else o
-
-
 def _forget(p, forgetting, prior, label):
     """forgetting * p + (1 - forgetting) * prior: old counts decay towards ``prior`` (towards zero without one)."""
     if prior is None or forgetting == 1:
@@ -175,7 +158,8 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modali
         if pA[m].ndim != len(deps) + 1:
             raise ModelError(f"pA[{m}] has {pA[m].ndim} axes, expected {len(deps) + 1} (outcomes, then the "
                              f"factors {deps} of A_dependencies[{m}])")
-        o_m = _outcome_vector(obs[m], pA[m].shape[0], m)
+        o_m = checks.check_outcome(obs[m], pA[m].shape[0], m)
+        o_m = np.eye(pA[m].shape[0])[o_m] if isinstance(o_m, int) else o_m  # one-hot
         factors = [checks.check_vector(qs[g], pA[m].shape[i + 1], f"qs[{g}]", BeliefError) for i, g in enumerate(deps)]
         counts = outer([o_m, *factors])  # (num_obs[m], *num_states[deps])
         out[m] = _forget(pA[m], forgetting, None if prior is None else prior[m], f"pA[{m}]") + lr * counts
@@ -352,13 +336,10 @@ def reduce_dirichlet(q_dir, p_dir, r_dir):
     """
     q, p, r = (np.asarray(x, dtype=float) for x in (q_dir, p_dir, r_dir))
     for name, x in (("q_dir", q), ("p_dir", p), ("r_dir", r)):
-        bad = ~np.isfinite(x) | (x <= 0)
-        if bad.any():
-            index = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ModelError(f"{name} must hold positive, finite Dirichlet counts; found {x[index]} at index {index}")
+        checks.check_dirichlet(x, name)
     s = q + r - p
     if not (s > 0).all():
-        idx = tuple(int(k) for k in np.argwhere(s <= 0)[0])
+        idx = checks.first_index(s <= 0)
         raise ModelError(f"the reduced posterior s_dir = q_dir + r_dir - p_dir is {s[idx]} at index {idx}; "
                          f"the reduced prior removes more counts than the data added")
     F = _ln_beta(q) + _ln_beta(r) - _ln_beta(p) - _ln_beta(s)

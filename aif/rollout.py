@@ -141,11 +141,8 @@ def rollout(agent, env, steps: int, rng: np.random.Generator | None = None, *, s
 
 
 def _copy(x) -> np.ndarray:
-    """A NumPy copy of an array or a CPU tensor.
-
-    ``np.asarray`` first: ``np.array(tensor)`` passes ``copy=`` to ``Tensor.__array__``, which NumPy 2 warns
-    about (DeprecationWarning) for torch versions whose ``__array__`` takes no ``copy`` keyword.
-    """
+    """A NumPy copy of an array or a CPU tensor (``np.asarray`` first: ``np.array(tensor)`` passes ``copy=`` to
+    ``Tensor.__array__``, which NumPy 2 warns about for torch versions whose ``__array__`` has no ``copy``)."""
     return np.asarray(x).copy()
 
 

@@ -46,11 +46,7 @@ class CueChaining(GridCells, POMDPEnv):
 
     def __init__(self, shape=(5, 7), start=(0, 0), cue1_location=(2, 0),
                  cue2_locations=((0, 2), (1, 3), (3, 3), (4, 2)), reward_locations=((1, 5), (3, 5))):
-        rows, cols = (int(x) for x in shape)
-        if rows < 1 or cols < 1:
-            raise ParameterError(f"shape must hold two positive sizes, got {tuple(shape)}")
-        self.shape = (rows, cols)
-        self.start = check_cell(start, self.shape, "start")
+        self._grid(shape, start)
         self.cue1_location = check_cell(cue1_location, self.shape, "cue1_location")
         self.cue2_locations = tuple(check_cell(c, self.shape, f"cue2_locations[{i}]")
                                     for i, c in enumerate(cue2_locations))

@@ -64,6 +64,14 @@ class GridCells:
 
     shape: tuple
 
+    def _grid(self, shape, start):
+        """Set ``shape`` (two positive sizes) and the ``start`` cell, checked."""
+        rows, cols = (int(x) for x in shape)
+        if rows < 1 or cols < 1:
+            raise ParameterError(f"shape must hold two positive sizes, got {tuple(shape)}")
+        self.shape = (rows, cols)
+        self.start = check_cell(start, self.shape, "start")
+
     def index(self, cell):
         """Location index of a ``(row, col)`` cell."""
         return cell[0] * self.shape[1] + cell[1]
@@ -92,13 +100,9 @@ class GridWorld(GridCells, POMDPEnv):
 
     def __init__(self, shape=(7, 7), start=(0, 0), goals=None, walls=(), cue_location=None, slip=0.0,
                  terminate_at_goal=True):
-        rows, cols = (int(x) for x in shape)
-        if rows < 1 or cols < 1:
-            raise ParameterError(f"shape must hold two positive sizes, got {tuple(shape)}")
-        self.shape = (rows, cols)
+        self._grid(shape, start)
         self.walls = tuple(check_cell(w, self.shape, f"walls[{i}]") for i, w in enumerate(walls))
-        self.start = check_cell(start, self.shape, "start")
-        goals = [(rows - 1, cols - 1)] if goals is None else goals
+        goals = [(self.shape[0] - 1, self.shape[1] - 1)] if goals is None else goals
         self.goals = tuple(check_cell(g, self.shape, f"goals[{i}]") for i, g in enumerate(goals))
         if not self.goals:
             raise ParameterError("goals must hold at least one cell")
@@ -140,9 +144,7 @@ class GridWorld(GridCells, POMDPEnv):
             g = int(options["goal"])
             if not 0 <= g < len(self.goals):
                 raise ParameterError(f"options['goal'] = {g} is not one of the {len(self.goals)} goals")
-            if not self.cued:
-                return state
-            state = (state[0], g)
+            state = (state[0], g) if self.cued else state
         return state
 
     @property

@@ -34,6 +34,7 @@ from scipy.special import logsumexp
 
 from ..checks import check_choice, check_finite, check_integer, check_probability, check_transitions, check_vector
 from ..control import enumerate_policies
+from ..efe import EFEOptions, log_preferences
 from ..errors import ModelError, ParameterError
 from ..maths import outer
 from ..model import GenerativeModel
@@ -239,15 +240,13 @@ def joint_rewards(model, horizon) -> np.ndarray:
     states = _letters(F)
     r = np.zeros((horizon, *model.num_states))
     for m, (A_m, C_m) in enumerate(zip(model.A, model.C, strict=True)):
-        if C_m.ndim == 1:
-            C_mt = np.broadcast_to(C_m[:, None], (C_m.shape[0], horizon))
-        else:
-            # beyond its last column a time-varying C keeps its last column, as in expected_free_energy
-            C_mt = C_m[:, np.minimum(np.arange(horizon), C_m.shape[1] - 1)]
+        # C as given, column t for step t (the last column beyond its end), as in expected_free_energy: (T, O)
+        C_mt = np.broadcast_to(log_preferences(C_m, np.arange(horizon), EFEOptions(normalize_C=False)),
+                               (horizon, C_m.shape[0]))
         deps = model.A_dependencies[m]
         # output axes in factor order, so the reshape below lines them up with the joint state
         out = "Z" + "".join(states[f] for f in sorted(deps))
-        r_m = np.einsum(f"Y{''.join(states[f] for f in deps)},YZ->{out}", A_m, C_mt)
+        r_m = np.einsum(f"Y{''.join(states[f] for f in deps)},ZY->{out}", A_m, C_mt)
         r += r_m.reshape((horizon, *[model.num_states[f] if f in deps else 1 for f in range(F)]))
     return r.reshape(horizon, -1)
 
