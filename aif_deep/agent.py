@@ -24,6 +24,7 @@ from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions
 from aif.errors import CallOrderError, ParameterError, PolicyError, StrategyError
 from aif.rollout import as_agent_env
+from aif.sequence_control import SequenceOptions
 from aif.strategies import NUMPY, TORCH, Learner, Planner, SequenceInference, StateInference, require
 
 from . import checks, learning
@@ -59,8 +60,8 @@ class Agent:
             its own counts, the model is expanded to the batch) and D or offline (``learn()``), as ``aif.Agent``.
         planner: an ``aif.planning`` planner (``SophisticatedInference``, ``PolicyEnumeration``, ...) that scores
             the current belief instead of the enumerated ``policies``; ``policies`` stay as configured.
-        inference_horizon, trial_length: as in ``aif.Agent``, with ``inference=aif.MarginalMessagePassing()`` or
-            ``aif.VariationalMessagePassing()``.
+        inference_horizon, trial_length, sequence: as in ``aif.Agent``, with ``inference=aif.MarginalMessagePassing()``
+            or ``aif.VariationalMessagePassing()``.
 
     NumPy-only strategies (planners, sequence inference, D or offline learning) run on a ``TabularModel``
     through its NumPy form (``TabularModel.to_aif``), one ``aif.Agent`` per agent of the batch, with the same
@@ -90,6 +91,7 @@ class Agent:
     planner: Planner | None = None
     inference_horizon: int = 1
     trial_length: int | None = None
+    sequence: SequenceOptions = field(default_factory=SequenceOptions)
     # the state of the agents, set by reset() and the steps
     prior: list = field(init=False, repr=False, compare=False)
     td: TDRun | None = field(init=False, repr=False, compare=False, default=None)
@@ -377,7 +379,8 @@ class _NumpyRun(_Run):
                                  gamma=float(a.gamma), alpha=float(a.alpha), inference=a.inference, efe=a.efe,
                                  efe_terms=a.efe_terms, selection=cast(Selection, a.selection), rng=rng,
                                  learning=cast(Learning, a.learning), planner=a.planner,
-                                 inference_horizon=a.inference_horizon, trial_length=a.trial_length)
+                                 inference_horizon=a.inference_horizon, trial_length=a.trial_length,
+                                 sequence=a.sequence)
                        for i in np.ndindex(*a.batch_shape)]
 
     def gather(self, name: str, f: Any = None) -> torch.Tensor:
