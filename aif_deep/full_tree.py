@@ -207,11 +207,11 @@ class PolicyEvaluator:
 
     # --- evaluation ---------------------------------------------------------------------------------------
 
-    def __call__(self, qs, with_terms: bool = True):
+    def __call__(self, qs: list, with_terms: bool = True) -> tuple[torch.Tensor, dict]:
         """``(G, terms)`` for beliefs ``qs`` (one tensor ``(*batch, S_f)`` per factor); see the class."""
         return self._run(qs, ("terms", with_terms))
 
-    def posterior(self, qs, gamma: float = 16.0):
+    def posterior(self, qs: list, gamma: float = 16.0) -> tuple[torch.Tensor, torch.Tensor]:
         """``(G, q_pi)`` with ``q_pi = softmax(-gamma G + ln E)`` (``E`` the model's, uniform when absent),
         ``(*batch, P)`` each, in one replay on CUDA. Raises ``ParameterError`` where G is not finite."""
         G, q_pi, finite = self._run(qs, ("posterior", float(gamma)))

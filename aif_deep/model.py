@@ -79,7 +79,7 @@ class BeliefModel(Protocol):
     def predict_all(self, qs: list) -> list:
         """``q(s_f' | u_f) = E_q[p(s_f' | s, u_f)]`` for every control: ``(U_f, *lead, S_f)`` per factor."""
 
-    def outcome_terms(self, qs: list, t: int, options) -> dict:
+    def outcome_terms(self, qs: list, t: int, options: EFEOptions) -> dict:
         """Expected-observation terms of beliefs ``qs`` at step ``t`` of a policy: ``utility``
         (``E_q(o)[ln p(o)]``), ``entropy`` (``H[q(o)]``) and ``ambiguity`` (``E_q(s) H[p(o|s)]``), each
         ``(*lead,)`` summed over modalities, under ``options`` (an ``aif.EFEOptions``); a tabular model's are
@@ -145,7 +145,8 @@ class TabularModel:
                                      f"(the shape of {name[1]}[{i}])")
 
     @classmethod
-    def from_aif(cls, model, device=None, dtype=torch.float64) -> "TabularModel":
+    def from_aif(cls, model: GenerativeModel | Sequence[GenerativeModel], device: torch.device | str | None = None,
+                 dtype: torch.dtype = torch.float64) -> "TabularModel":
         """Tensors from an ``aif.GenerativeModel``, or a batch from a list of them (same sizes).
 
         Args:
@@ -234,7 +235,7 @@ class TabularModel:
     def dtype(self) -> torch.dtype:
         return self.A[0].dtype
 
-    def replace(self, **changes) -> "TabularModel":
+    def replace(self, **changes: Any) -> "TabularModel":
         """A copy with some arrays replaced (e.g. ones built from logits inside an optimiser)."""
         return replace(self, **changes)
 

@@ -5,13 +5,19 @@
 
 Counts, per package: lines of ``*.py`` (``wc -l``), functions and the share of their parameters (other than
 ``self``/``cls``) that carry an annotation, the share of public functions with a return annotation, the number
-of ``check_*``/``_check_*`` helpers, and every ``from .x import _private`` across modules (there should be none).
+of ``check_*``/``_check_*`` helpers, every ``from .x import _private`` across modules (there should be none), and
+the exported API (the functions in ``__all__`` of the package and of its exported submodules, and the public
+methods of its exported classes) with every parameter and the return annotated (all of it should be; the ones
+that are not are listed). The last needs the packages importable (it imports them).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import importlib
+import inspect
+import sys
 from pathlib import Path
 
 
@@ -42,20 +48,57 @@ def package_metrics(root: Path, package: str) -> dict:
                 private_imports=private_imports)
 
 
+def exported_annotations(package: str) -> tuple[int, list[str]]:
+    """``(number of exported callables, the ones missing a parameter or return annotation)``."""
+    mod = importlib.import_module(package)
+    seen: list[str] = []
+    missing: list[str] = []
+
+    def check(fn: object, name: str) -> None:
+        if not getattr(fn, "__module__", "").startswith(package):
+            return  # re-exported from elsewhere (e.g. aif's objects in aif_deep)
+        sig = inspect.signature(fn)  # type: ignore[arg-type]
+        seen.append(name)
+        bare = [p for n, p in sig.parameters.items() if n not in ("self", "cls") and p.annotation is p.empty]
+        if bare or (sig.return_annotation is sig.empty and not name.endswith("__init__")):
+            missing.append(f"{name}({', '.join(p.name for p in bare)})")
+
+    def visit(obj: object, name: str) -> None:
+        if inspect.isclass(obj):
+            for m, f in vars(obj).items():
+                f = f.__func__ if isinstance(f, (classmethod, staticmethod)) else f
+                if inspect.isfunction(f) and (not m.startswith("_") or m == "__init__"):
+                    check(f, f"{name}.{m}")
+        elif inspect.isfunction(obj):
+            check(obj, name)
+        elif inspect.ismodule(obj):
+            for m in getattr(obj, "__all__", []):
+                if not inspect.ismodule(getattr(obj, m)):
+                    visit(getattr(obj, m), f"{name}.{m}")
+
+    for n in getattr(mod, "__all__", []):
+        visit(getattr(mod, n), n)
+    return len(seen), missing
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     args = parser.parse_args()
+    sys.path.insert(0, str(args.root))
     total = 0
     for package in ("aif", "aif_deep"):
         m = package_metrics(args.root, package)
         total += m["lines"]
+        n, missing = exported_annotations(package)
         print(f"{package:9s} {m['lines']:6d} lines | parameters annotated {m['annotated']}/{m['params']} "
               f"({100 * m['annotated'] / max(m['params'], 1):.0f}%) | public functions with a return annotation "
               f"{m['returns']}/{m['public']} | check helpers {m['checks']} | private cross-module imports "
-              f"{len(m['private_imports'])}")
+              f"{len(m['private_imports'])} | exported callables fully annotated {n - len(missing)}/{n}")
         for line in m["private_imports"]:
             print("   ", line)
+        if missing:
+            print("    not fully annotated:", ", ".join(missing))
     print(f"total     {total:6d} lines")
 
 
