@@ -3,13 +3,7 @@
 The true world of each task (T-maze, grid world, cue chaining) is written as the same kind of arrays an
 agent's generative model holds: ``D`` (initial states), ``B`` (transitions), ``A`` (observations). This
 module samples from them. Each task subclass builds its arrays, names its actions, and says what the reward
-and the end of an episode are.
-
-Shapes follow the model's conventions (``S_f = num_states[f]``, ``O_m = num_obs[m]``):
-
-- ``A[m]``: ``(O_m, *S_f for f in A_dependencies[m])``
-- ``B[f]``: ``(S_f, *S_g for g in B_dependencies[f], U_f)``
-- ``D[f]``: ``(S_f,)``
+and the end of an episode are. The arrays' shapes are the model's (``aif.model``).
 
 Observations are ``np.ndarray`` of shape ``(num_modalities,)`` (space ``MultiDiscrete(num_obs)``); the
 action is one integer for the single controllable factor (space ``Discrete(U_f)``).
@@ -62,7 +56,7 @@ class POMDPEnv(gym.Env):
     """Base class: samples states from ``D`` and ``B`` and observations from ``A``.
 
     Args:
-        A, B, D: the generative process (see the module docstring for shapes). Columns must sum to one.
+        A, B, D: the generative process, shaped as in ``aif.model``. Columns must sum to one.
         A_dependencies, B_dependencies: as in ``aif.GenerativeModel`` (all factors / ``[f]`` by default).
         control_factor: the factor the agent's action moves; the other factors have one control.
 
