@@ -13,16 +13,18 @@ import numpy as np
 from ..errors import ModelError, ObservationError, PolicyError
 
 
-def _obs_sizes(space, name):
-    """Outcomes per modality, the first index of each (Gymnasium spaces may start anywhere), and the kind."""
+def _sizes(space, name, error=ObservationError):
+    """Sizes per entry of a discrete space, the first index of each (Gymnasium spaces may start anywhere), and the
+    kind; a ``Tuple`` of ``Discrete`` for observations only."""
     if isinstance(space, gym.spaces.Discrete):
         return [int(space.n)], np.array([space.start]), "discrete"
     if isinstance(space, gym.spaces.MultiDiscrete):
         return [int(n) for n in np.ravel(space.nvec)], np.ravel(space.start), "multidiscrete"
-    if isinstance(space, gym.spaces.Tuple) and all(isinstance(s, gym.spaces.Discrete) for s in space.spaces):
+    if (isinstance(space, gym.spaces.Tuple) and error is ObservationError
+            and all(isinstance(s, gym.spaces.Discrete) for s in space.spaces)):
         return [int(s.n) for s in space.spaces], np.array([s.start for s in space.spaces]), "tuple"
-    raise ObservationError(f"{name} is {space}; AgentWrapper needs Discrete, MultiDiscrete or a Tuple of "
-                           f"Discrete spaces (discretise other spaces first)")
+    raise error(f"{name} is {space}; AgentWrapper needs Discrete, MultiDiscrete"
+                f"{' or a Tuple of Discrete' if error is ObservationError else ''} spaces (discretise others first)")
 
 
 class AgentWrapper(gym.Wrapper):
@@ -43,19 +45,11 @@ class AgentWrapper(gym.Wrapper):
 
     def __init__(self, env, num_controls=None, control_factors=None):
         super().__init__(env)
-        self.num_obs, obs_start, self._obs_kind = _obs_sizes(env.observation_space, "the observation space")
+        self.num_obs, obs_start, self._obs_kind = _sizes(env.observation_space, "the observation space")
         self._obs_start = [int(x) for x in obs_start]
         act = env.action_space
-        if isinstance(act, gym.spaces.Discrete):
-            env_controls = [int(act.n)]
-            self._act_kind = "discrete"
-        elif isinstance(act, gym.spaces.MultiDiscrete):
-            env_controls = [int(n) for n in np.ravel(act.nvec)]
-            self._act_kind = "multidiscrete"
-        else:
-            raise PolicyError(f"the action space is {act}; AgentWrapper needs Discrete or MultiDiscrete")
-        self._act_start = (np.ravel(act.start) if self._act_kind == "multidiscrete" else np.array([act.start])
-                           ).astype(np.int64)
+        env_controls, act_start, self._act_kind = _sizes(act, "the action space", PolicyError)
+        self._act_start = act_start.astype(np.int64)
         if num_controls is None:
             num_controls = list(env_controls)
             control_factors = list(range(len(env_controls))) if control_factors is None else control_factors
