@@ -66,7 +66,7 @@ class Agent:
         alpha: action precision for stochastic selection.
         inference: state-inference method (``FixedPoint()`` by default).
         efe: ``EFEOptions`` (conventions for the EFE terms).
-        efe_terms: names of the EFE terms that make up G (see ``expected_free_energy``).
+        efe_terms: the ``aif.efe`` term objects that make up G (see ``expected_free_energy``).
         selection: ``Selection`` (deterministic / stochastic, full / marginal).
         policies: explicit policies ``(P, H, num_factors)``; enumerated when absent.
         control_factors: factors whose actions the enumerated policies vary (all by default).

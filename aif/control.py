@@ -8,11 +8,9 @@ and outcomes predicted with A, q(o_t | pi) = E_{q(s_t|pi)}[A]. The expected free
       = -( E_{q(o|pi)}[ln p(o)]  +  H[q(o | pi)] - E_{q(s|pi)} H[p(o | s)] )
       = -( utility + state_info_gain ),
 
-with ln p(o) the log-preferences C. The four terms are returned per policy; the caller chooses which make
-up G with ``aif.efe`` term objects (``terms=``), e.g. ``(aif.Utility(),)`` for a purely pragmatic agent or
-the default ``(aif.Utility(), aif.InfoGain())``; novelty, the inductive cost and a terminal value enter the
-same way. Each term is defined once, in ``aif.efe.step_terms``; this module schedules it over the tree of
-policy prefixes, all policies at once: beliefs carry a leading axis of prefixes ``(n, S_f)``.
+with ln p(o) the log-preferences C; the caller composes G from ``aif.efe`` term objects (``terms=``). Each term
+is defined once, in ``aif.efe.step_terms``; this module schedules it over the tree of policy prefixes, all
+policies at once: beliefs carry a leading axis of prefixes ``(n, S_f)``.
 """
 
 from __future__ import annotations
