@@ -199,6 +199,8 @@ class Ensemble(nn.Module):
 
     def __init__(self, num_features: int, num_actions: int, size: int = 5, hidden: int = 64, seed: int = 0) -> None:
         super().__init__()
+        checks.settings("Ensemble", {"num_features": num_features, "num_actions": num_actions, "size": size,
+                                     "hidden": hidden}, "count")
         self.num_actions = int(num_actions)
         sizes = [num_features + num_actions, hidden, hidden, num_features]
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()

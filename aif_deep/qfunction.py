@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from aif.efe import DEFAULT_TERMS, EFEOptions, Term
 from aif.errors import ParameterError
 
+from . import checks
 from .episodes import ReplayBuffer
 from .evaluator import evaluate_policies
 from .model import BeliefModel
@@ -51,8 +52,8 @@ class QFunction(nn.Module):
     def __init__(self, num_states: Sequence[int], num_controls: Sequence[int], temperature: float = 1.0,
                  hidden: int = 128, seed: int = 0) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ParameterError(f"temperature must be positive, got {temperature}")
+        checks.settings("QFunction", {"temperature": temperature}, "positive")
+        checks.settings("QFunction", {"hidden": hidden}, "count")
         self.num_states = [int(s) for s in num_states]
         self.num_controls = [int(u) for u in num_controls]
         self.temperature = float(temperature)

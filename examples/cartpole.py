@@ -50,32 +50,23 @@ class Settings:
         ensemble_size, model_hidden: K transition networks and their width (``Ensemble``).
         noise_sd: sigma of the transition likelihood, in the observation's units (``EnsembleInfoGain``).
         selection: ``Softmax`` or ``EpsilonGreedy``.
-        lr, batch_size, buffer_size, learning_starts, train_every, discount, tau, hard_min, max_grad_norm:
-            ``TDLearning``'s.
+        td: ``TDLearning`` (its ``tricks`` are ``build_agent``'s).
     """
 
     hidden: int = 256
-    lr: float = 1e-3
-    batch_size: int = 64
-    buffer_size: int = 100_000
-    learning_starts: int = 1000
-    train_every: int = 2
-    discount: float = 0.99
-    tau: float = 0.005
     temperature: float = 0.05
-    hard_min: bool = False
     reward_preference: float = 1.0
     epistemic_weight: float = 0.1
     ensemble_size: int = 5
     model_hidden: int = 64
     noise_sd: float = 0.01
-    max_grad_norm: float = 10.0
     selection: object = Softmax()
+    td: online.TDLearning = online.TDLearning()
 
 
 def dqn_settings(settings=Settings(), selection=EpsilonGreedy()):
     """The DQN baseline on the same network, optimiser, buffer and budget: no epistemic term, V = min, epsilon."""
-    return replace(settings, epistemic_weight=0.0, hard_min=True, selection=selection)
+    return replace(settings, epistemic_weight=0.0, selection=selection, td=replace(settings.td, hard_min=True))
 
 
 def build_agent(num_features, num_actions, settings=Settings(), tricks=(), seed=0):
@@ -89,11 +80,9 @@ def build_agent(num_features, num_actions, settings=Settings(), tricks=(), seed=
     if s.epistemic_weight != 0:
         terms += (online.EnsembleInfoGain(s.epistemic_weight, noise_sd=s.noise_sd),)
     q = aif_deep.QFunction([num_features], [num_actions], temperature=s.temperature, hidden=s.hidden, seed=seed)
-    td = online.TDLearning(lr=s.lr, batch_size=s.batch_size, buffer_size=s.buffer_size,
-                           learning_starts=s.learning_starts, train_every=s.train_every, discount=s.discount,
-                           tau=s.tau, hard_min=s.hard_min, max_grad_norm=s.max_grad_norm, tricks=tuple(tricks))
     return aif_deep.Agent(model, inference=online.ObservedState(), planner=online.LearnedQ(q), efe_terms=terms,
-                          learning=td, selection=s.selection, rng=np.random.default_rng(seed))
+                          learning=replace(s.td, tricks=tuple(tricks)), selection=s.selection,
+                          rng=np.random.default_rng(seed))
 
 
 @dataclass
@@ -241,7 +230,8 @@ def main(argv=None):
     tricks = () if cap is None else (EpistemicCap(cap),)
     if args.quick:
         args.seeds, args.episodes, args.window = min(args.seeds, 1), min(args.episodes, 40), min(args.window, 10)
-        settings = replace(settings, hidden=64, learning_starts=200, ensemble_size=3, model_hidden=32)
+        settings = replace(settings, hidden=64, ensemble_size=3, model_hidden=32,
+                           td=replace(settings.td, learning_starts=200))
         dqn_eps = EpsilonGreedy(decay_steps=500)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     stop, progress = not args.no_stop, not args.no_progress

@@ -18,8 +18,18 @@ gym = pytest.importorskip("gymnasium")
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.errors import ParameterError, StrategyError  # noqa: E402
-from aif_deep.online import (Ensemble, EnsembleInfoGain, EpistemicCap, EpsilonGreedy, LearnedQ,  # noqa: E402
-                             ObservedState, RewardRisk, Softmax, StateVectorModel, TDLearning)
+from aif_deep.online import (  # noqa: E402
+    Ensemble,
+    EnsembleInfoGain,
+    EpistemicCap,
+    EpsilonGreedy,
+    LearnedQ,
+    ObservedState,
+    RewardRisk,
+    Softmax,
+    StateVectorModel,
+    TDLearning,
+)
 
 torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -44,8 +54,9 @@ def train_online(env, settings, episodes, seed=0, tricks=(), **kwargs):
     return _EX.train_online(env, agent, episodes, seed, **kwargs)
 
 # Small and fast: the learning test needs a few thousand updates, not a solved CartPole.
-QUICK = OnlineSettings(hidden=64, lr=2e-3, learning_starts=300, train_every=1, ensemble_size=3, model_hidden=32,
-                       tau=0.01, selection=Softmax(gamma=100.0, gamma_start=1.0, anneal_steps=2000))
+QUICK = OnlineSettings(hidden=64, ensemble_size=3, model_hidden=32,
+                       selection=Softmax(gamma=100.0, gamma_start=1.0, anneal_steps=2000),
+                       td=TDLearning(lr=2e-3, learning_starts=300, train_every=1, tau=0.01))
 CAP = (EpistemicCap(0.5),)
 
 
@@ -152,12 +163,18 @@ def test_selection_rules():
     np.testing.assert_allclose(e.probabilities(G, 1000), [0.05, 0.95])
 
 
-@pytest.mark.parametrize("bad", [dict(lr=0.0), dict(discount=1.5), dict(tau=-0.1), dict(batch_size=0),
-                                 dict(temperature=0.0), dict(epistemic_weight=-1.0), dict(noise_sd=0.0),
-                                 dict(ensemble_size=1), dict(buffer_size=0), dict(reward_preference=float("nan"))])
+@pytest.mark.parametrize("bad", [dict(temperature=0.0), dict(epistemic_weight=-1.0), dict(noise_sd=0.0),
+                                 dict(ensemble_size=1), dict(reward_preference=float("nan")), dict(hidden=0)])
 def test_bad_settings_raise_when_the_strategies_are_built(bad):
     with pytest.raises(ParameterError):
         online_agent(4, 2, OnlineSettings(**bad))
+
+
+@pytest.mark.parametrize("bad", [dict(lr=0.0), dict(discount=1.5), dict(tau=-0.1), dict(batch_size=0),
+                                 dict(buffer_size=0), dict(learning_starts=-1), dict(max_grad_norm=float("inf"))])
+def test_bad_td_settings_raise(bad):
+    with pytest.raises(ParameterError, match=f"TDLearning.{next(iter(bad))} must be"):
+        TDLearning(**bad)
 
 
 def test_a_selection_given_as_a_string_is_refused():
@@ -184,7 +201,7 @@ def test_bad_selection_and_env_raise():
 
 
 def test_runs_are_determined_by_the_seed():
-    s = replace(QUICK, learning_starts=100)
+    s = replace(QUICK, td=replace(QUICK.td, learning_starts=100))
     a = train_online(gym.make("CartPole-v1"), s, episodes=12, seed=3, progress=False, tricks=CAP)
     b = train_online(gym.make("CartPole-v1"), s, episodes=12, seed=3, progress=False, tricks=CAP)
     c = train_online(gym.make("CartPole-v1"), s, episodes=12, seed=4, progress=False, tricks=CAP)
