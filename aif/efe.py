@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .checks import check_choice, check_fraction
-from .errors import BeliefError, ModelError, ObservationError, ParameterError, PolicyError, StrategyError
+from .checks import check_choice, check_dependencies, check_fraction
+from .errors import BeliefError, ObservationError, ParameterError, PolicyError, StrategyError
 from .learning import WNORM_EXACT, WNORM_LEGACY, WNorm, spm_wnorm
 from .maths import CLIP, EXACT, JOINT_LIMIT, LEGACY, LogGuard, batch_contract, log_softmax, outer, softmax
 
@@ -405,10 +405,7 @@ def pA_info_gain(pA: Sequence[np.ndarray], qs_t: Beliefs, A_dependencies: Sequen
         ``calc_negative_pA_info_gain`` for each step.
     """
     qs_t = [np.asarray(q, dtype=float) for q in qs_t]
-    if A_dependencies is None:
-        A_dependencies = [list(range(len(qs_t)))] * len(pA)
-    if len(A_dependencies) != len(pA):
-        raise ModelError(f"A_dependencies has {len(A_dependencies)} entries but pA has {len(pA)} modalities")
+    A_dependencies = check_dependencies(A_dependencies, len(pA), len(qs_t), "A", lambda m: list(range(len(qs_t))))
     if qo_t is not None and len(qo_t) != len(pA):
         raise ObservationError(f"qo_t has {len(qo_t)} entries but pA has {len(pA)} modalities")
     P = qs_t[0].shape[0]
@@ -430,9 +427,7 @@ def pA_info_gain(pA: Sequence[np.ndarray], qs_t: Beliefs, A_dependencies: Sequen
 def _batched_beliefs(qs, deps, sizes, P, name, owner):
     """``[qs[g] for g in deps]`` as float arrays, each checked to be ``(P, sizes[i])``."""
     out = []
-    for g, n in zip(deps, sizes, strict=False):
-        if not 0 <= g < len(qs):
-            raise BeliefError(f"{name} has {len(qs)} factors but {owner} depends on factor {g}")
+    for g, n in zip(deps, sizes, strict=False):  # (every g is a factor of qs: check_dependencies)
         q = np.asarray(qs[g], dtype=float)
         if q.shape != (P, n):
             raise BeliefError(f"{name}[{g}] has shape {q.shape}, expected ({P}, {n}) (policies, states) "
@@ -460,10 +455,7 @@ def pB_info_gain(pB: Sequence[np.ndarray], qs_next: Beliefs, qs_prev: Beliefs, a
         pymdp.legacy's ``calc_pB_info_gain_interactions``.
     """
     actions_t = np.asarray(actions_t)
-    if B_dependencies is None:
-        B_dependencies = [[f] for f in range(len(pB))]
-    if len(B_dependencies) != len(pB):
-        raise ModelError(f"B_dependencies has {len(B_dependencies)} entries but pB has {len(pB)} factors")
+    B_dependencies = check_dependencies(B_dependencies, len(pB), len(qs_next), "B", lambda f: [f])
     if actions_t.ndim != 2 or actions_t.shape[1] != len(pB):
         raise PolicyError(f"actions_t has shape {actions_t.shape}, expected (num_policies, {len(pB)})")
     P = actions_t.shape[0]

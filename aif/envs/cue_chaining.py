@@ -108,11 +108,8 @@ class CueChaining(GridCells, POMDPEnv):
         A, B, D = self._arrays()
         C = [np.zeros(a.shape[0]) for a in A]
         C[3] = np.array([0.0, reward_preference, shock_preference])
-        extra: dict = {}
-        if learn_B:
-            extra["pB"] = unknown_transitions(B, prior_count)
-        return GenerativeModel(A, B, C, D, A_dependencies=self.A_dependencies,
-                               B_dependencies=self.B_dependencies, **extra)
+        return GenerativeModel(A, B, C, D, pB=unknown_transitions(B, prior_count) if learn_B else None,
+                               A_dependencies=self.A_dependencies, B_dependencies=self.B_dependencies)
 
 
 __all__ = ["CueChaining", "ACTION_NAMES", "REWARD_OBS_NAMES"]

@@ -211,7 +211,4 @@ class GridWorld(GridCells, POMDPEnv):
             C[0][self.index(self.goals[0])] = goal_preference
         else:
             raise ParameterError(f"preference must be 'distance' or 'goal', got {preference!r}")
-        extra: dict = {}
-        if learn_B:
-            extra["pB"] = unknown_transitions(B, prior_count)
-        return GenerativeModel(A, B, C, D, **extra)
+        return GenerativeModel(A, B, C, D, pB=unknown_transitions(B, prior_count) if learn_B else None)

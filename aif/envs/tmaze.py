@@ -117,16 +117,12 @@ class TMaze(POMDPEnv):
                                self.cue_validity if cue_validity is None else cue_validity)
         C = [np.zeros(4), np.array([0.0, reward_preference, loss_preference]), np.zeros(2)]
         prior_count = check_positive(prior_count, "prior_count")
-        extra: dict = {}
-        if learn_A:
-            pA = known_counts(A)
+        pA = known_counts(A) if learn_A else None
+        if pA is not None:
             pA[1][REWARD:, RIGHT_ARM:LEFT_ARM + 1, :] = prior_count
             # The arrays are the counts' means, except that the floor of the known zeros is left out.
             A[1][:, RIGHT_ARM:LEFT_ARM + 1, :] = np.array([0.0, 0.5, 0.5])[:, None, None]
-            extra["pA"] = pA
-        if learn_B:
-            extra["pB"] = unknown_transitions(B, prior_count)
-        return GenerativeModel(A, B, C, D, **extra)
+        return GenerativeModel(A, B, C, D, pA=pA, pB=unknown_transitions(B, prior_count) if learn_B else None)
 
 
 def summarize_tmaze(locations, conditions, rewards) -> dict:
