@@ -29,7 +29,7 @@ from aif.strategies import NUMPY, TORCH, Learner, Planner, SequenceInference, St
 
 from . import checks, learning
 from .control import policy_posterior, predict, select_action
-from .evaluator import check_policies, evaluate_policies
+from .evaluator import evaluate_policies
 from .full_tree import PolicyEvaluator
 from .inference import as_obs, categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel
@@ -110,7 +110,7 @@ class Agent:
                 raise ParameterError(f"{name} must be positive and finite, got {getattr(self, name)}")
         if self.policies is None:
             self.policies = enumerate_policies(self.model.num_controls, self.policy_horizon, self.control_factors)
-        self.policies = check_policies(self.model, self.policies)
+        self.policies = checks.policies(self.model, self.policies)
         self.policy_horizon = self.policies.shape[1]
         self.batch_shape = tuple(torch.broadcast_shapes(tuple(self.batch_shape), tuple(self.model.batch_shape)))
         E = getattr(self.model, "E", None)

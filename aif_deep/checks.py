@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aif.checks import PROB_TOL, check_probability
+from aif.checks import PROB_TOL, check_policies, check_probability
 from aif.errors import AifError, BeliefError, ModelError, ObservationError, ParameterError, PolicyError
 
 Tensor = torch.Tensor
@@ -51,13 +51,21 @@ def beliefs(model: Any, qs: Any, name: str = "prior", values: bool = True) -> li
     qs = list(qs)
     if len(qs) != F:
         raise BeliefError(f"{name} has {len(qs)} vectors but the model has {F} factors")
-    out = []
-    for f, q in enumerate(qs):
-        q = tensor(q, f"{name}[{f}]", BeliefError, ref.device).to(ref.dtype)
-        if q.ndim == 0 or q.shape[-1] != model.num_states[f]:
-            raise BeliefError(f"{name}[{f}] has shape {tuple(q.shape)}, expected (..., {model.num_states[f]})")
-        out.append(distribution(q, f"{name}[{f}]", BeliefError) if values else q)
-    return out
+    if not values:
+        return [_shaped(q, model.num_states[f], f"{name}[{f}]", ref) for f, q in enumerate(qs)]
+    return [vector(q, model.num_states[f], f"{name}[{f}]", ref) for f, q in enumerate(qs)]
+
+
+def _shaped(q: Any, size: int, label: str, like: Tensor, error: type[AifError] = BeliefError) -> Tensor:
+    q = tensor(q, label, error, like.device).to(like.dtype)
+    if q.ndim == 0 or q.shape[-1] != size:
+        raise error(f"{label} has shape {tuple(q.shape)}, expected (..., {size})")
+    return q
+
+
+def vector(q: Any, size: int, label: str, like: Tensor, error: type[AifError] = BeliefError) -> Tensor:
+    """A probability vector ``(*lead, size)`` on ``like``'s device and dtype (``error`` otherwise)."""
+    return distribution(_shaped(q, size, label, like, error), label, error)
 
 
 def belief_batch(model: Any, qs: list[Tensor]) -> tuple:
@@ -138,3 +146,48 @@ def settings(owner: str, values: dict[str, Any], rule: str) -> None:
     for name, v in values.items():
         if not ok(v):
             raise ParameterError(f"{owner}.{name} must be {what}, got {v}")
+
+
+def counts(counts: Any, name: str) -> list[Tensor]:
+    """Dirichlet counts: a list of positive, finite tensors (``ModelError`` naming the index and value)."""
+    if isinstance(counts, Tensor):
+        raise ModelError(f"{name} must be a list of tensors, got a single tensor; wrap it as [{name}]")
+    out = []
+    for i, p in enumerate(counts):
+        p = torch.as_tensor(p)
+        if not p.is_floating_point():
+            p = p.to(torch.get_default_dtype())
+        bad = ~torch.isfinite(p) | (p <= 0)
+        if bad.any():
+            idx = tuple(int(k) for k in torch.nonzero(bad)[0])
+            raise ModelError(f"Dirichlet counts {name}[{i}] must be positive and finite; found {float(p[idx])} "
+                             f"at index {idx}")
+        out.append(p)
+    return out
+
+
+def policies(model: Any, policies: Any) -> np.ndarray:
+    """Policies as an int array ``(P, H, num_factors)``, ``H >= 1``, with every action in range (``aif.checks``'
+    rules, ``PolicyError``); with ``model=None`` the shape only."""
+    if isinstance(policies, Tensor):
+        policies = policies.detach().cpu().numpy()
+    if model is None:
+        policies = np.asarray(policies)
+        if policies.ndim != 3:
+            raise PolicyError(f"policies must have shape (num_policies, horizon, num_factors), got {policies.shape}")
+        return policies
+    policies = check_policies(model, policies)
+    if policies.shape[1] == 0:
+        raise PolicyError(f"policies must have shape (num_policies, horizon, {policies.shape[2]}) with a horizon "
+                          f"of at least 1, got {policies.shape}")
+    return policies.astype(np.int64)
+
+
+def image_settings(image_shape: Any, flip: Any) -> tuple[tuple[int, ...], float]:
+    """``(H, W)`` and a pixel-flip probability in [0, 0.5] (above 0.5 the image is inverted), or ``ParameterError``."""
+    shape = tuple(int(x) for x in image_shape)
+    if len(shape) != 2:
+        raise ParameterError(f"image_shape must be (H, W), got {tuple(image_shape)}")
+    if not 0.0 <= float(flip) <= 0.5:
+        raise ParameterError(f"flip must lie in [0, 0.5] (above 0.5 the image is inverted), got {flip}")
+    return shape, float(flip)

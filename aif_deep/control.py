@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from aif.checks import check_choice
 from aif.efe import DEFAULT_TERMS, EFEOptions, Term
-from aif.errors import ParameterError, PolicyError
+from aif.errors import ParameterError
 from aif.maths import EPS
 
 from . import checks
@@ -87,8 +88,9 @@ def action_probabilities(q_pi: torch.Tensor, policies: Any, mode: str = "determi
     Returns:
         ``sampling="full"``: ``(*batch, num_policies)``; ``"marginal"``: one ``(*batch, U_f)`` per factor.
     """
-    _check_mode(mode, sampling)
-    policies = check_policies_shape(policies)
+    check_choice(mode, "mode", ("deterministic", "stochastic"))
+    check_choice(sampling, "sampling", ("full", "marginal"))
+    policies = checks.policies(None, policies)
     if num_controls is None:
         num_controls = policies[:, 0, :].max(axis=0) + 1
     if sampling == "full":
@@ -108,8 +110,8 @@ def action_log_probability(q_pi: torch.Tensor, policies: Any, action: Any, alpha
         sampling: ``"full"`` (a policy is drawn from softmax(alpha ln q(pi)); the action is its first step,
             so its probability sums over the policies that start with it) or ``"marginal"``.
     """
-    _check_mode("stochastic", sampling)
-    policies = check_policies_shape(policies)
+    check_choice(sampling, "sampling", ("full", "marginal"))
+    policies = checks.policies(None, policies)
     action = torch.as_tensor(action, device=q_pi.device).long()
     first = _first_actions(policies, q_pi.device)  # (P, F)
     if sampling == "full":
@@ -140,7 +142,7 @@ def select_action(q_pi: torch.Tensor, policies: Any, mode: str = "deterministic"
     """
     if mode == "stochastic" and rng is None:
         raise ParameterError("stochastic action selection needs rng (a torch.Generator)")
-    policies = check_policies_shape(policies)
+    policies = checks.policies(None, policies)
     probs = action_probabilities(q_pi, policies, mode, alpha, sampling)
     if sampling == "full":
         idx = _choose(probs, mode, rng)
@@ -153,22 +155,6 @@ def _choose(p, mode, rng):
         return p.argmax(-1)  # the first maximal index, as np.argmax
     flat = p.reshape(-1, p.shape[-1])
     return torch.multinomial(flat.detach(), 1, generator=rng)[:, 0].reshape(p.shape[:-1])
-
-
-def _check_mode(mode, sampling):
-    if mode not in ("deterministic", "stochastic"):
-        raise ParameterError(f"mode must be 'deterministic' or 'stochastic', got {mode!r}")
-    if sampling not in ("full", "marginal"):
-        raise ParameterError(f"sampling must be 'full' or 'marginal', got {sampling!r}")
-
-
-def check_policies_shape(policies: Any) -> np.ndarray:
-    if isinstance(policies, torch.Tensor):
-        policies = policies.detach().cpu().numpy()
-    policies = np.asarray(policies)
-    if policies.ndim != 3:
-        raise PolicyError(f"policies must have shape (num_policies, horizon, num_factors), got {policies.shape}")
-    return policies
 
 
 def predict(model: BeliefModel, qs: Any, action: Any) -> list:

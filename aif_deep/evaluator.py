@@ -23,24 +23,12 @@ import math
 import numpy as np
 import torch
 
-from aif import checks as aif_checks
 from aif.efe import DEFAULT_TERMS, EFEOptions, Term, TerminalValue
 from aif.errors import PolicyError
 
 from . import checks, efe
 from .full_tree import PolicyEvaluator, default_budget
 from .model import BeliefModel, TabularModel
-
-
-def check_policies(model: BeliefModel, policies: object) -> np.ndarray:
-    """Policies as an int array ``(P, H, num_factors)`` with every action in range (``aif.checks``' rules)."""
-    if isinstance(policies, torch.Tensor):
-        policies = policies.detach().cpu().numpy()
-    policies = aif_checks.check_policies(model, policies)  # type: ignore[arg-type]
-    if policies.shape[1] == 0:
-        raise PolicyError(f"policies must have shape (num_policies, horizon, {policies.shape[2]}) with a horizon "
-                          f"of at least 1, got {policies.shape}")
-    return policies.astype(np.int64)
 
 
 def _bytes_per_leaf(model, batch_numel, itemsize, terms, options):
@@ -135,7 +123,7 @@ def evaluate_policies(model: BeliefModel, qs: list, policies: object = None, hor
         P = math.prod(controls) ** H
         sorted_policies = None
     else:
-        policies = check_policies(model, policies)
+        policies = checks.policies(model, policies)
         P, H, _ = policies.shape
         keys = policies.reshape(P, -1)
         # Sorted lexicographically iff, for each pair of neighbours, the first differing entry increases.

@@ -32,8 +32,9 @@ from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions, Term
 from aif.errors import ParameterError
 
+from . import checks
 from .control import action_log_probability, policy_posterior, predict
-from .evaluator import check_policies, evaluate_policies
+from .evaluator import evaluate_policies
 from .inference import infer_states
 from .model import TabularModel
 
@@ -156,7 +157,7 @@ def fit(model: TabularModel, observations: ArrayLike, actions: ArrayLike, params
     if tuple(model.batch_shape) not in ((), (N,)):
         raise ParameterError(f"the model's batch shape {model.batch_shape} does not match {N} subjects")
     policies = enumerate_policies(model.num_controls, policy_horizon) if policies is None else policies
-    policies = check_policies(model, policies)
+    policies = checks.policies(model, policies)
     inference = aif.FixedPoint() if inference is None else inference
     efe = EFEOptions() if efe is None else efe
     priors = dict(priors or {})

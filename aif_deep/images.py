@@ -22,6 +22,8 @@ from numpy.typing import ArrayLike
 from aif.envs.tmaze import CUE, LEFT_ARM, RIGHT_ARM
 from aif.errors import ModelError, ParameterError
 
+from . import checks
+
 
 def cell_templates(grid_shape: Sequence[int], image_shape: Sequence[int],
                    cells: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -54,19 +56,6 @@ def flip_pixels(clean: np.ndarray, flip: float, rng: np.random.Generator) -> np.
     return clean ^ (rng.random(clean.shape) < flip)
 
 
-def _check_flip(flip):
-    if not 0.0 <= float(flip) <= 0.5:
-        raise ParameterError(f"flip must lie in [0, 0.5] (above 0.5 the image is inverted), got {flip}")
-    return float(flip)
-
-
-def _check_image_shape(image_shape):
-    shape = tuple(int(x) for x in image_shape)
-    if len(shape) != 2:
-        raise ParameterError(f"image_shape must be (H, W), got {tuple(image_shape)}")
-    return shape
-
-
 class NoisyGridImages(gym.ObservationWrapper):
     """A grid world seen as noisy binary images: wraps ``AgentWrapper(GridWorld(...))`` (one location
     modality); observations become ``(image,)`` (one entry per modality, as ``Agent.step`` takes them), ``image``
@@ -74,8 +63,7 @@ class NoisyGridImages(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env, image_shape: Sequence[int] = (8, 8), flip: float = 0.05) -> None:
         super().__init__(env)
-        self.image_shape = _check_image_shape(image_shape)
-        self.flip = _check_flip(flip)
+        self.image_shape, self.flip = checks.image_settings(image_shape, flip)
         grid: Any = env.unwrapped  # aif.envs.GridWorld
         rows, cols = grid.shape
         self.templates = cell_templates((rows, cols), self.image_shape,
@@ -121,8 +109,7 @@ class NoisyTMazeImages(gym.ObservationWrapper):
         if list(num_obs or []) != [4, 3, 2]:
             raise ModelError(f"NoisyTMazeImages wraps AgentWrapper(TMaze()) (outcomes per modality [4, 3, 2]); got "
                              f"an environment with outcomes {num_obs}")
-        self.image_shape = _check_image_shape(image_shape)
-        self.flip = _check_flip(flip)
+        self.image_shape, self.flip = checks.image_settings(image_shape, flip)
         self.location_templates = cell_templates((3, 3), self.image_shape, [TMAZE_CELLS[k] for k in range(4)])
         self.cue_templates = cell_templates((3, 3), self.image_shape, [TMAZE_CUE_CELLS[k] for k in range(2)])
         self.observation_space = gym.spaces.Tuple((gym.spaces.MultiBinary(list(self.image_shape)),

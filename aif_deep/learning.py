@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from aif.checks import check_dependencies, check_rates
-from aif.errors import AifError, BeliefError, ModelError, ObservationError, PolicyError
+from aif.errors import ModelError, ObservationError, PolicyError
 from aif.learning import WNORM_LEGACY, WNorm
 
 from . import checks
@@ -44,30 +44,6 @@ def novelty_weights(a: Tensor, outcome_dim: int, convention: WNorm = WNORM_LEGAC
         c = a + convention.eps
         W = 1.0 / c.sum(outcome_dim, keepdim=True) - 1.0 / c
     return torch.where(a > 0, W, torch.zeros_like(W))
-
-
-def _check_counts(counts, name):
-    if isinstance(counts, Tensor):
-        raise ModelError(f"{name} must be a list of tensors, got a single tensor; wrap it as [{name}]")
-    out = []
-    for i, p in enumerate(counts):
-        p = torch.as_tensor(p)
-        if not p.is_floating_point():
-            p = p.to(torch.get_default_dtype())
-        bad = ~torch.isfinite(p) | (p <= 0)
-        if bad.any():
-            idx = tuple(int(k) for k in torch.nonzero(bad)[0])
-            raise ModelError(f"Dirichlet counts {name}[{i}] must be positive and finite; found {float(p[idx])} "
-                             f"at index {idx}")
-        out.append(p)
-    return out
-
-
-def _belief(q: Any, size: int, label: str, like: Tensor, error: type[AifError] = BeliefError) -> Tensor:
-    q = checks.tensor(q, label, error, like.device).to(like.dtype)
-    if q.ndim == 0 or q.shape[-1] != size:
-        raise error(f"{label} has shape {tuple(q.shape)}, expected (..., {size})")
-    return checks.distribution(q, label, error)
 
 
 def _outer(vectors):
@@ -104,7 +80,7 @@ def update_A(pA: list, obs: Any, qs: list, lr: float = 1.0, forgetting: float = 
         New counts shaped like ``pA``.
     """
     check_rates(lr, forgetting)
-    pA = _check_counts(pA, "pA")
+    pA = checks.counts(pA, "pA")
     if len(obs) != len(pA):
         raise ObservationError(f"obs has {len(obs)} entries but pA has {len(pA)} modalities")
     A_dependencies = check_dependencies(A_dependencies, len(pA), len(qs), "A", lambda m: list(range(len(qs))))
@@ -113,13 +89,13 @@ def update_A(pA: list, obs: Any, qs: list, lr: float = 1.0, forgetting: float = 
         O_m, k = p.shape[p.ndim - len(deps) - 1], len(deps)
         o = torch.as_tensor(obs[m], device=p.device)
         if o.is_floating_point():
-            o = _belief(o, O_m, f"obs[{m}]", p, ObservationError)
+            o = checks.vector(o, O_m, f"obs[{m}]", p, ObservationError)
         else:
             if ((o < 0) | (o >= O_m)).any():
                 raise ObservationError(f"obs[{m}] holds outcome {int(o[(o < 0) | (o >= O_m)][0])}, but modality {m} "
                                        f"has {O_m} outcomes (0 to {O_m - 1})")
             o = torch.nn.functional.one_hot(o.long(), O_m).to(p.dtype)
-        factors = [_belief(qs[g], p.shape[p.ndim - k + i], f"qs[{g}]", p) for i, g in enumerate(deps)]
+        factors = [checks.vector(qs[g], p.shape[p.ndim - k + i], f"qs[{g}]", p) for i, g in enumerate(deps)]
         out.append(_forget(p, forgetting, None if prior is None else prior[m], f"pA[{m}]")
                    + lr * _outer([o, *factors]))
     return out
@@ -139,7 +115,7 @@ def update_B(pB: list, qs: list, qs_prev: list, action: Any, lr: float = 1.0, fo
         New counts shaped like ``pB``.
     """
     check_rates(lr, forgetting)
-    pB = _check_counts(pB, "pB")
+    pB = checks.counts(pB, "pB")
     nf = len(pB)
     action = torch.as_tensor(action, device=pB[0].device)
     if action.is_floating_point() or action.ndim == 0 or action.shape[-1] != nf:
@@ -153,8 +129,9 @@ def update_B(pB: list, qs: list, qs_prev: list, action: Any, lr: float = 1.0, fo
         if ((u < 0) | (u >= U)).any():
             raise PolicyError(f"action {int(u[(u < 0) | (u >= U)][0])} is out of range for factor {f} with {U} "
                               f"controls (0 to {U - 1})")
-        q_next = _belief(qs[f], p.shape[p.ndim - k - 2], f"qs[{f}]", p)
-        q_deps = [_belief(qs_prev[g], p.shape[p.ndim - k - 1 + i], f"qs_prev[{g}]", p) for i, g in enumerate(deps)]
+        q_next = checks.vector(qs[f], p.shape[p.ndim - k - 2], f"qs[{f}]", p)
+        q_deps = [checks.vector(qs_prev[g], p.shape[p.ndim - k - 1 + i], f"qs_prev[{g}]", p)
+                  for i, g in enumerate(deps)]
         onehot = torch.nn.functional.one_hot(u.long(), U).to(p.dtype)
         out.append(_forget(p, forgetting, None if prior is None else prior[f], f"pB[{f}]")
                    + lr * _outer([q_next, *q_deps, onehot]))
@@ -164,9 +141,9 @@ def update_B(pB: list, qs: list, qs_prev: list, action: Any, lr: float = 1.0, fo
 def update_D(pD: list, qs: list, lr: float = 1.0, forgetting: float = 1.0, *, prior: list | None = None) -> list:
     """Dirichlet update of the initial-state counts ``pD[f]: (*batch, S_f)`` with beliefs ``qs[f]``."""
     check_rates(lr, forgetting)
-    pD = _check_counts(pD, "pD")
+    pD = checks.counts(pD, "pD")
     return [_forget(p, forgetting, None if prior is None else prior[f], f"pD[{f}]")
-            + lr * _belief(qs[f], p.shape[-1], f"qs[{f}]", p) for f, p in enumerate(pD)]
+            + lr * checks.vector(qs[f], p.shape[-1], f"qs[{f}]", p) for f, p in enumerate(pD)]
 
 
 def dirichlet_mean(p: Tensor, outcome_dim: int) -> Tensor:
