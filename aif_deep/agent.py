@@ -10,6 +10,7 @@ drop-in for ``aif.Agent`` (its attributes are tensors of the same shapes).
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -112,7 +113,7 @@ class Agent:
             self.policies = enumerate_policies(self.model.num_controls, self.policy_horizon, self.control_factors)
         self.policies = checks.policies(self.model, self.policies)
         self.policy_horizon = self.policies.shape[1]
-        self.batch_shape = tuple(torch.broadcast_shapes(tuple(self.batch_shape), tuple(self.model.batch_shape)))
+        self.batch_shape = tuple(np.broadcast_shapes(tuple(self.batch_shape), tuple(self.model.batch_shape)))
         E = getattr(self.model, "E", None)
         if E is not None:
             checks.policy_prior(E, len(self.policies), "model.E")
@@ -265,9 +266,13 @@ class _TorchRun(_Run):
     def __init__(self, agent: Agent) -> None:
         super().__init__(agent)
         a = agent
-        # All policies of the horizon, in order (also when given as a list): PolicyEvaluator's case.
-        self.enumerated = isinstance(a.model, TabularModel) and np.array_equal(
-            cast(np.ndarray, a.policies), enumerate_policies(a.model.num_controls, a.policy_horizon, a.control_factors))
+        # All policies of the horizon, in order (also when given as a list): PolicyEvaluator's case. Only a list
+        # of that length is compared with the enumeration (a short list of long policies never enumerates them).
+        controls = [u if a.control_factors is None or f in a.control_factors else 1
+                    for f, u in enumerate(a.model.num_controls)]
+        policies, H = cast(np.ndarray, a.policies), a.policy_horizon
+        self.enumerated = isinstance(a.model, TabularModel) and len(policies) == math.prod(controls) ** H \
+            and np.array_equal(policies, enumerate_policies(a.model.num_controls, H, a.control_factors))
         self.evaluator: PolicyEvaluator | None = None
         if a.learning is not None:
             self.start_learning()

@@ -71,8 +71,8 @@ def vector(q: Any, size: int, label: str, like: Tensor, error: type[AifError] = 
 def belief_batch(model: Any, qs: list[Tensor]) -> tuple:
     """The batch shape of beliefs ``qs`` broadcast with the model's (``BeliefError`` where they do not broadcast)."""
     try:
-        return tuple(torch.broadcast_shapes(tuple(model.batch_shape), *[q.shape[:-1] for q in qs]))
-    except RuntimeError:
+        return tuple(np.broadcast_shapes(tuple(model.batch_shape), *[q.shape[:-1] for q in qs]))
+    except ValueError:
         raise BeliefError(f"the beliefs' batch shapes {[tuple(q.shape[:-1]) for q in qs]} do not broadcast with "
                           f"the model's batch shape {tuple(model.batch_shape)}") from None
 

@@ -164,7 +164,7 @@ def predict(model: BeliefModel, qs: Any, action: Any) -> list:
     qs = [torch.as_tensor(q, device=ref.device, dtype=ref.dtype) for q in qs]
     out = []
     for f, q_all in enumerate(model.predict_all(qs)):  # (U_f, *lead, S_f)
-        lead = torch.broadcast_shapes(q_all.shape[1:-1], action.shape[:-1])
+        lead = np.broadcast_shapes(q_all.shape[1:-1], action.shape[:-1])
         q_all = q_all.expand(q_all.shape[0], *lead, q_all.shape[-1])
         u = action[..., f].expand(lead)
         out.append(q_all.gather(0, u[None, ..., None].expand(1, *q_all.shape[1:]))[0])

@@ -25,7 +25,7 @@ from .model import BeliefModel, sum_against
 def _batch_shape(log_likelihoods, log_prior, A_dependencies):
     shapes = [L.shape[: L.ndim - len(d)] for L, d in zip(log_likelihoods, A_dependencies, strict=True)]
     shapes += [lp.shape[:-1] for lp in log_prior]
-    return torch.broadcast_shapes(*shapes)
+    return np.broadcast_shapes(*shapes)
 
 
 def _expected_log_likelihood(qs, f, log_likelihoods, A_dependencies):

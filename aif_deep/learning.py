@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from aif.checks import check_dependencies, check_rates
@@ -48,7 +49,7 @@ def novelty_weights(a: Tensor, outcome_dim: int, convention: WNorm = WNORM_LEGAC
 
 def _outer(vectors):
     """``v0 ⊗ v1 ⊗ ...`` over the last axis of each, broadcasting their leading (batch) axes."""
-    batch = torch.broadcast_shapes(*[v.shape[:-1] for v in vectors])
+    batch = np.broadcast_shapes(*[v.shape[:-1] for v in vectors])
     out = vectors[0].expand(*batch, vectors[0].shape[-1])
     for v in vectors[1:]:
         k = out.ndim - len(batch)

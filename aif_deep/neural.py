@@ -39,6 +39,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -468,5 +469,5 @@ def _joint(qs: list) -> Tensor:
     """The joint belief of factorised ``qs`` flattened row-major: ``(*lead, prod S_f)``."""
     out = qs[0]
     for q in qs[1:]:
-        out = (out[..., :, None] * q[..., None, :]).reshape(*torch.broadcast_shapes(out.shape[:-1], q.shape[:-1]), -1)
+        out = (out[..., :, None] * q[..., None, :]).reshape(*np.broadcast_shapes(out.shape[:-1], q.shape[:-1]), -1)
     return out

@@ -248,3 +248,15 @@ def test_numpy_only_strategies_are_refused_for_neural_models():
     with pytest.raises(aif.errors.StrategyError, match="method must be a state inference strategy"):
         aif_deep.infer_states(aif_deep.TabularModel.from_aif(TMaze().generative_model(), device="cpu"), [0, 0, 0],
                               method=aif.MarginalMessagePassing())
+
+
+def test_a_short_list_of_long_policies_is_scored_without_enumerating_the_horizon():
+    # 2**40 policies of horizon 40 could not be enumerated: the agent compares a list with the enumeration only when
+    # it has that many rows.
+    model = aif_deep.TabularModel.from_aif(aif.random_model(np.random.default_rng(0), [3], [3], [2]), device="cpu")
+    policies = np.stack([np.zeros((40, 1), int), np.ones((40, 1), int), np.arange(40)[:, None] % 2])
+    agent = aif_deep.Agent(model, policies=policies)
+    assert agent.step([0]).shape == (1,) and agent.G.shape == (3,)
+    ref = aif.Agent(model.to_aif(), policies=policies)
+    ref.step([0])
+    assert np.abs(ref.G - agent.G.numpy()).max() < TOL
