@@ -47,11 +47,16 @@ class Selection:
         check_choice(self.sampling, "Selection.sampling", ("full", "marginal"))
 
 
-def preset_settings(name: str, sampling: str, mode: str = "deterministic", **kwargs: Any) -> dict:
-    """Agent keyword arguments with the settings of pymdp.legacy's (``"pymdp_legacy"``) or pymdp 1.0's
-    (``"pymdp"``) agent, plus ``kwargs``; shared by ``aif.Agent`` and ``aif_deep.Agent``'s presets."""
+def preset_settings(name: str, sampling: str, mode: str = "deterministic", policy_sep_prior: bool = False,
+                    **kwargs: Any) -> dict:
+    """Agent keyword arguments with the settings of pymdp.legacy's (``"pymdp_legacy"``, or with MMP
+    ``"pymdp_legacy_mmp"``) or pymdp 1.0's (``"pymdp"``) agent, plus ``kwargs``; shared by ``aif.Agent`` and
+    ``aif_deep.Agent``'s presets."""
     inference, efe = {"pymdp_legacy": (FixedPoint.pymdp_legacy(), EFEOptions.pymdp_legacy()),
-                      "pymdp": (FixedPoint.pymdp(), EFEOptions.pymdp())}[name]
+                      "pymdp": (FixedPoint.pymdp(), EFEOptions.pymdp()),
+                      "pymdp_legacy_mmp": (MarginalMessagePassing(legacy_vfe=True), EFEOptions.pymdp_legacy())}[name]
+    if name == "pymdp_legacy_mmp":
+        kwargs.setdefault("sequence", SequenceOptions.pymdp_legacy(policy_sep_prior))
     return dict(inference=inference, efe=efe, selection=Selection(mode, sampling), **kwargs)
 
 
@@ -167,10 +172,8 @@ class Agent:
         likelihoods (SPM takes the expectation of their product): its beliefs, G and at times its actions
         differ. Legacy's ``inference_horizon`` must be at least 2 (with 1 it passes every past action).
         """
-        return cls(model, policy_horizon, inference=MarginalMessagePassing(legacy_vfe=True),
-                   efe=EFEOptions.pymdp_legacy(), selection=Selection(kwargs.pop("mode", "deterministic"), sampling),
-                   inference_horizon=inference_horizon, sequence=SequenceOptions.pymdp_legacy(policy_sep_prior),
-                   **kwargs)
+        return cls(model, policy_horizon, inference_horizon=inference_horizon,
+                   **preset_settings("pymdp_legacy_mmp", sampling, policy_sep_prior=policy_sep_prior, **kwargs))
 
     def reset(self, prior: list | None = None) -> None:
         """Start an episode: the prior is ``model.D`` (or ``prior``); forget the last step.

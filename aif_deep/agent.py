@@ -132,6 +132,13 @@ class Agent:
         """The settings of pymdp 1.0's ``Agent`` (as ``aif.Agent.pymdp``)."""
         return cls(model, policy_horizon, **preset_settings("pymdp", sampling, **kwargs))
 
+    @classmethod
+    def pymdp_legacy_mmp(cls, model: BeliefModel, policy_horizon: int = 1, inference_horizon: int = 2,
+                         policy_sep_prior: bool = False, sampling: str = "marginal", **kwargs: Any) -> Agent:
+        """The settings of pymdp.legacy's ``Agent(inference_algo="MMP")`` (as ``aif.Agent.pymdp_legacy_mmp``)."""
+        return cls(model, policy_horizon, inference_horizon=inference_horizon,
+                   **preset_settings("pymdp_legacy_mmp", sampling, policy_sep_prior=policy_sep_prior, **kwargs))
+
     @property
     def device(self) -> torch.device:
         return self.model.prior()[0].device

@@ -260,3 +260,13 @@ def test_a_short_list_of_long_policies_is_scored_without_enumerating_the_horizon
     ref = aif.Agent(model.to_aif(), policies=policies)
     ref.step([0])
     assert np.abs(ref.G - agent.G.numpy()).max() < TOL
+
+
+@pytest.mark.parametrize("preset", ["pymdp", "pymdp_legacy", "pymdp_legacy_mmp"])
+def test_presets_match_aif(preset):
+    model = TMaze().generative_model()
+    ref = getattr(aif.Agent, preset)(model, 2)
+    agent = getattr(aif_deep.Agent, preset)(aif_deep.TabularModel.from_aif(model, device="cpu"), 2)
+    for obs in ([0, 0, 0], [1, 1, 0], [2, 2, 1]):
+        assert (np.asarray(ref.step(obs)) == agent.step(obs).numpy()).all()
+        assert np.abs(ref.q_pi - agent.q_pi.numpy()).max() < TOL
