@@ -36,10 +36,12 @@ value. Bayesian model reduction of Dirichlet counts: ``reduce_dirichlet``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import digamma, gammaln
 
 from . import checks
@@ -77,7 +79,7 @@ WNORM_SPM = WNorm(exact=False, eps=float(np.exp(-16)))  # SPM spm_wnorm.m: A + e
 WNORM_EXACT = WNorm(exact=True, eps=EPS)  # pymdp 1.0 maths.spm_wnorm (exact_param_info_gain=True)
 
 
-def spm_wnorm(a, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
+def spm_wnorm(a: np.ndarray, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
     """Novelty weights of Dirichlet counts, one per count (non-positive entries).
 
     Args:
@@ -123,7 +125,9 @@ def _forget(p, forgetting, prior, label):
     return forgetting * p + (1.0 - forgetting) * prior
 
 
-def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modalities=None, prior=None) -> list:
+def update_A(pA: Sequence[ArrayLike], obs: Sequence[Any], qs: Sequence[ArrayLike], lr: float = 1.0,
+             forgetting: float = 1.0, *, A_dependencies: Sequence[Sequence[int]] | None = None,
+             modalities: Sequence[int] | None = None, prior: Sequence[ArrayLike] | None = None) -> list:
     """Dirichlet update of the likelihood counts after one observation: ``forgetting*pA + lr * o ⊗ qs``.
 
     Args:
@@ -166,8 +170,9 @@ def update_A(pA, obs, qs, lr=1.0, forgetting=1.0, *, A_dependencies=None, modali
     return out
 
 
-def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=None, factors=None,
-             prior=None) -> list:
+def update_B(pB: Sequence[ArrayLike], qs: Sequence[ArrayLike], qs_prev: Sequence[ArrayLike], action: ArrayLike,
+             lr: float = 1.0, forgetting: float = 1.0, *, B_dependencies: Sequence[Sequence[int]] | None = None,
+             factors: Sequence[int] | None = None, prior: Sequence[ArrayLike] | None = None) -> list:
     """Dirichlet update of the transition counts after one transition under ``action``.
 
     ``pB[f]' = forgetting * pB[f]``, then ``pB[f]'[..., action[f]] += lr * qs[f] ⊗ qs_prev[g] ⊗ ...`` for
@@ -223,7 +228,8 @@ def update_B(pB, qs, qs_prev, action, lr=1.0, forgetting=1.0, *, B_dependencies=
     return out
 
 
-def update_D(pD, qs, lr=1.0, forgetting=1.0, *, factors=None, prior=None) -> list:
+def update_D(pD: Sequence[ArrayLike], qs: Sequence[ArrayLike], lr: float = 1.0, forgetting: float = 1.0, *,
+             factors: Sequence[int] | None = None, prior: Sequence[ArrayLike] | None = None) -> list:
     """Dirichlet update of the initial-state counts: ``pD[f]' = forgetting * pD[f] + lr * qs[f]``.
 
     Args:
@@ -287,10 +293,10 @@ class Learning(Learner):
         rates: dict[str, Any] = dict(lr=self.lr, forgetting=self.forgetting)
         changes: dict[str, Any] = {}
         if self.learn_A:
-            changes.update(pA=update_A(model.pA, obs, qs, A_dependencies=model.A_dependencies,
+            changes.update(pA=update_A(cast(list, model.pA), obs, qs, A_dependencies=model.A_dependencies,
                                        prior=self._towards(initial, "pA"), **rates), A=None)
         if self.learn_B and previous is not None:
-            changes.update(pB=update_B(model.pB, qs, *previous, B_dependencies=model.B_dependencies,
+            changes.update(pB=update_B(cast(list, model.pB), qs, *previous, B_dependencies=model.B_dependencies,
                                        prior=self._towards(initial, "pB"), **rates), B=None)
         return model.replace(**changes) if changes else model
 
@@ -298,7 +304,7 @@ class Learning(Learner):
         """``model`` after the D update from an episode's first posterior (unchanged without ``learn_D`` or one)."""
         if not (self.learn_D and qs_first is not None):
             return model
-        pD = update_D(model.pD, qs_first, self.lr, self.forgetting, prior=self._towards(initial, "pD"))
+        pD = update_D(cast(list, model.pD), qs_first, self.lr, self.forgetting, prior=self._towards(initial, "pD"))
         return model.replace(pD=pD, D=None)
 
     def _towards(self, initial: dict, name: str) -> Any:
@@ -314,7 +320,7 @@ def _ln_beta(a):
     return gammaln(a).sum(axis=0) - gammaln(a.sum(axis=0))
 
 
-def reduce_dirichlet(q_dir, p_dir, r_dir):
+def reduce_dirichlet(q_dir: ArrayLike, p_dir: ArrayLike, r_dir: ArrayLike) -> tuple[float, np.ndarray]:
     """Bayesian model reduction of Dirichlet counts (SPM's ``spm_MDP_log_evidence``).
 
     Given the posterior ``q`` and prior ``p`` counts of a full model, score a reduced prior ``r`` without

@@ -16,7 +16,9 @@ Shapes (``S_f = num_states[f]``, ``O_m = num_obs[m]``, ``U_f = num_controls[f]``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +95,7 @@ class GenerativeModel:
     def num_modalities(self) -> int:
         return len(self.A)
 
-    def replace(self, **changes) -> "GenerativeModel":
+    def replace(self, **changes: Any) -> "GenerativeModel":
         """A copy with some arrays replaced (validated again)."""
         kwargs = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         kwargs.update(changes)
@@ -113,8 +115,10 @@ def uniform_like(num_states):
     return [np.full(s, 1.0 / s) for s in num_states]
 
 
-def random_model(rng, num_states, num_obs, num_controls=None, A_dependencies=None, B_dependencies=None,
-                 concentration=1.0, C_scale=1.0, dirichlet=False) -> GenerativeModel:
+def random_model(rng: np.random.Generator, num_states: Sequence[int], num_obs: Sequence[int],
+                 num_controls: Sequence[int] | None = None, A_dependencies: Sequence[Sequence[int]] | None = None,
+                 B_dependencies: Sequence[Sequence[int]] | None = None, concentration: float = 1.0,
+                 C_scale: float = 1.0, dirichlet: bool = False) -> GenerativeModel:
     """A random model for tests and demos: columns of A and B drawn from a Dirichlet.
 
     Args:

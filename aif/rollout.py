@@ -11,6 +11,7 @@ observations indices or arrays (images for a neural model): everything is kept a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -71,7 +72,7 @@ class Trajectory:
         return {name: values[t] for name, values in self.terms.items()}
 
 
-def rollout(agent, env, steps: int, rng: np.random.Generator | None = None, *, seed: int | None = None,
+def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = None, *, seed: int | None = None,
             options: dict | None = None, progress: bool | None = None) -> Trajectory:
     """Run ``agent`` in ``env`` for up to ``steps`` actions.
 

@@ -18,11 +18,14 @@ the legacy demo), so the two can be run side by side:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from ..errors import ParameterError
 from ..model import GenerativeModel
-from .gridworld import ACTION_NAMES, GridCells, check_cell, grid_transitions
+from .gridworld import ACTION_NAMES, Cell, GridCells, check_cell, grid_transitions
 from .pomdp import POMDPEnv, unknown_transitions
 
 NULL, CHEESE, SHOCK = range(3)
@@ -44,8 +47,9 @@ class CueChaining(GridCells, POMDPEnv):
     reward: +1 cheese, -1 shock. Episodes do not end by themselves (as in pymdp's rollout).
     """
 
-    def __init__(self, shape=(5, 7), start=(0, 0), cue1_location=(2, 0),
-                 cue2_locations=((0, 2), (1, 3), (3, 3), (4, 2)), reward_locations=((1, 5), (3, 5))):
+    def __init__(self, shape: Cell = (5, 7), start: Cell = (0, 0), cue1_location: Cell = (2, 0),
+                 cue2_locations: Sequence[Cell] = ((0, 2), (1, 3), (3, 3), (4, 2)),
+                 reward_locations: Sequence[Cell] = ((1, 5), (3, 5))) -> None:
         self._grid(shape, start)
         self.cue1_location = check_cell(cue1_location, self.shape, "cue1_location")
         self.cue2_locations = tuple(check_cell(c, self.shape, f"cue2_locations[{i}]")
@@ -59,7 +63,7 @@ class CueChaining(GridCells, POMDPEnv):
         super().__init__(*self._arrays(), A_dependencies=[[0], [0, 1], [0, 1, 2], [0, 2]],
                          B_dependencies=[[0], [1], [2]], control_factor=0)
 
-    def _arrays(self):
+    def _arrays(self) -> tuple[list, list, list]:
         n = self.shape[0] * self.shape[1]
         K = len(self.cue2_locations)
         A_loc = np.eye(n)
@@ -92,11 +96,11 @@ class CueChaining(GridCells, POMDPEnv):
                 state[f] = v
         return tuple(state)
 
-    def reward(self, state, obs):
+    def reward(self, state: Any, obs: Any) -> float:
         return {NULL: 0.0, CHEESE: 1.0, SHOCK: -1.0}[int(obs[3])]
 
-    def generative_model(self, reward_preference=3.0, shock_preference=-6.0, learn_B=False,
-                         prior_count=1.0) -> GenerativeModel:
+    def generative_model(self, reward_preference: float = 3.0, shock_preference: float = -6.0, learn_B: bool = False,
+                         prior_count: float = 1.0) -> GenerativeModel:
         """The model of pymdp 1.0's cue-chaining demo: the true A and B, ``C[3] = [0, 3, -6]``, a known start
         and uniform priors over the cue-2 state and the reward condition.
 

@@ -15,6 +15,9 @@ Two variants share the class:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import shortest_path
@@ -24,10 +27,13 @@ from ..errors import ParameterError
 from ..model import GenerativeModel
 from .pomdp import POMDPEnv, unknown_transitions
 
+Cell = tuple[int, int]  # (row, column)
+
 ACTION_NAMES = ("up", "down", "left", "right", "stay")
 MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1), (0, 0))
 
-def grid_transitions(shape, walls=(), slip=0.0, moves=MOVES):
+def grid_transitions(shape: Cell, walls: Sequence[Cell] = (), slip: float = 0.0,
+                     moves: Sequence[Cell] = MOVES) -> np.ndarray:
     """Location transitions of a grid: ``B[next, prev, action]``, shape ``(rows*cols, rows*cols, len(moves))``.
 
     A move that would leave the grid or enter a wall keeps the agent in place; so does any move with
@@ -98,8 +104,9 @@ class GridWorld(GridCells, POMDPEnv):
     Reward: +1 on arriving at (or staying on) the goal.
     """
 
-    def __init__(self, shape=(7, 7), start=(0, 0), goals=None, walls=(), cue_location=None, slip=0.0,
-                 terminate_at_goal=True):
+    def __init__(self, shape: Cell = (7, 7), start: Cell = (0, 0), goals: Sequence[Cell] | None = None,
+                 walls: Sequence[Cell] = (), cue_location: Cell | None = None, slip: float = 0.0,
+                 terminate_at_goal: bool = True) -> None:
         self._grid(shape, start)
         self.walls = tuple(check_cell(w, self.shape, f"walls[{i}]") for i, w in enumerate(walls))
         goals = [(self.shape[0] - 1, self.shape[1] - 1)] if goals is None else goals
@@ -116,7 +123,7 @@ class GridWorld(GridCells, POMDPEnv):
         self.cued = len(self.goals) > 1 or self.cue_location is not None
         super().__init__(*self._arrays(), control_factor=0)
 
-    def _arrays(self, slip=None):
+    def _arrays(self, slip: float | None = None) -> tuple[list, list, list]:
         n = self.shape[0] * self.shape[1]
         B_loc = grid_transitions(self.shape, self.walls, self.slip if slip is None else slip)
         D_loc = np.eye(n)[self.index(self.start)]
@@ -154,7 +161,7 @@ class GridWorld(GridCells, POMDPEnv):
             return self.goals[0]
         return None if self.state is None else self.goals[self.state[1]]
 
-    def location(self, obs):
+    def location(self, obs: Any) -> Cell:
         """``(row, col)`` from an observation vector."""
         return self.cell(obs[0])
 
@@ -162,13 +169,13 @@ class GridWorld(GridCells, POMDPEnv):
         g = self.goals[state[1]] if self.cued else self.goals[0]
         return state[0] == self.index(g)
 
-    def reward(self, state, obs):
+    def reward(self, state: Any, obs: Any) -> float:
         return 1.0 if self._at_goal(state) else 0.0
 
-    def terminal(self, state):
+    def terminal(self, state: Any) -> bool:
         return self.terminate_at_goal and self._at_goal(state)
 
-    def distances(self, goal=None):
+    def distances(self, goal: Cell | None = None) -> np.ndarray:
         """Shortest-path step counts from every cell to ``goal`` (default: the first goal), shape ``(rows*cols,)``.
 
         Unreachable cells (walls, enclosed cells) get the largest finite distance plus one.
@@ -183,8 +190,9 @@ class GridWorld(GridCells, POMDPEnv):
         d[~finite] = d[finite].max() + 1
         return d
 
-    def generative_model(self, preference="distance", goal_preference=4.0, distance_scale=1.0, slip=None,
-                         learn_B=False, prior_count=1.0) -> GenerativeModel:
+    def generative_model(self, preference: str = "distance", goal_preference: float = 4.0,
+                         distance_scale: float = 1.0, slip: float | None = None, learn_B: bool = False,
+                         prior_count: float = 1.0) -> GenerativeModel:
         """The model an agent needs here.
 
         Args:

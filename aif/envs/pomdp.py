@@ -12,9 +12,12 @@ action is one integer for the single controllable factor (space ``Discrete(U_f)`
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..checks import check_positive
 from ..errors import CallOrderError, ModelError, ParameterError, PolicyError
@@ -67,7 +70,9 @@ class POMDPEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, A, B, D, A_dependencies=None, B_dependencies=None, control_factor=0):
+    def __init__(self, A: Sequence[ArrayLike], B: Sequence[ArrayLike], D: Sequence[ArrayLike],
+                 A_dependencies: Sequence[Sequence[int]] | None = None,
+                 B_dependencies: Sequence[Sequence[int]] | None = None, control_factor: int = 0) -> None:
         self.A = [np.asarray(a, dtype=float) for a in A]
         self.B = [np.asarray(b, dtype=float) for b in B]
         self.D = [np.asarray(d, dtype=float) for d in D]
@@ -85,7 +90,7 @@ class POMDPEnv(gym.Env):
         self.action_space = gym.spaces.Discrete(self.num_controls[self.control_factor])
         self.state = None
         # Column CDFs, filled on first use: key (array list, index, column index tuple).
-        self._cdfs = {}
+        self._cdfs: dict = {}
 
     def _draw(self, arrays, i, column, u):
         """Sample row of ``arrays[i][:, *column]`` with the uniform ``u``."""
@@ -96,11 +101,11 @@ class POMDPEnv(gym.Env):
         return bisect_right(cdf, u)
 
     # The task-specific parts.
-    def reward(self, state, obs) -> float:
+    def reward(self, state: Any, obs: Any) -> float:
         """Scalar reward for arriving in ``state`` and seeing ``obs``."""
         return 0.0
 
-    def terminal(self, state) -> bool:
+    def terminal(self, state: Any) -> bool:
         """Whether the episode ends in ``state``."""
         return False
 
@@ -110,7 +115,7 @@ class POMDPEnv(gym.Env):
         return np.array([self._draw(self.A, m, tuple(s[f] for f in deps), u[m])
                          for m, deps in enumerate(self.A_dependencies)], dtype=np.int64)
 
-    def reset(self, *, seed=None, options=None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[list, dict]:
         """Start an episode; ``options={"state": (s_0, s_1, ...)}`` fixes the initial hidden state."""
         super().reset(seed=seed)
         options = options or {}
@@ -130,7 +135,7 @@ class POMDPEnv(gym.Env):
         """Hook for tasks whose reset options name parts of the state (a reward condition, a goal)."""
         return state
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[list, float, bool, bool, dict]:
         if self.state is None:
             raise CallOrderError("call reset() before step()")
         if not (isinstance(action, (int, np.integer)) and 0 <= action < self.action_space.n):

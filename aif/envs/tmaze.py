@@ -15,7 +15,10 @@ results can be compared one to one:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..checks import check_fraction, check_positive
 from ..errors import ParameterError
@@ -30,7 +33,7 @@ CONDITION_NAMES = ("reward on right", "reward on left")
 REWARD_NAMES = ("no reward", "reward", "loss")
 CUE_NAMES = ("cue right", "cue left")
 
-def tmaze_arrays(reward_prob=0.98, cue_validity=1.0):
+def tmaze_arrays(reward_prob: float = 0.98, cue_validity: float = 1.0) -> tuple[list, list, list]:
     """The T-maze's A, B and D (as used by the environment and, by default, the agent).
 
     Returns:
@@ -73,7 +76,7 @@ class TMaze(POMDPEnv):
     ``reset(options={"condition": 0 | 1})`` fixes the reward condition, otherwise it is drawn uniformly.
     """
 
-    def __init__(self, reward_prob=0.98, cue_validity=1.0):
+    def __init__(self, reward_prob: float = 0.98, cue_validity: float = 1.0) -> None:
         self.reward_prob = check_fraction(reward_prob, "reward_prob")
         self.cue_validity = check_fraction(cue_validity, "cue_validity")
         super().__init__(*tmaze_arrays(reward_prob, cue_validity), control_factor=0)
@@ -91,11 +94,12 @@ class TMaze(POMDPEnv):
         """The current reward condition (0 right, 1 left)."""
         return None if self.state is None else self.state[1]
 
-    def reward(self, state, obs):
+    def reward(self, state: Any, obs: Any) -> float:
         return {NO_REWARD: 0.0, REWARD: 1.0, LOSS: -1.0}[int(obs[1])]
 
-    def generative_model(self, reward_preference=3.0, loss_preference=-3.0, reward_prob=None,
-                         cue_validity=None, learn_A=False, learn_B=False, prior_count=1.0) -> GenerativeModel:
+    def generative_model(self, reward_preference: float = 3.0, loss_preference: float = -3.0,
+                         reward_prob: float | None = None, cue_validity: float | None = None, learn_A: bool = False,
+                         learn_B: bool = False, prior_count: float = 1.0) -> GenerativeModel:
         """The model an agent needs in this maze: pymdp's T-maze demo settings by default.
 
         Args:
@@ -125,7 +129,7 @@ class TMaze(POMDPEnv):
         return GenerativeModel(A, B, C, D, pA=pA, pB=unknown_transitions(B, prior_count) if learn_B else None)
 
 
-def summarize_tmaze(locations, conditions, rewards) -> dict:
+def summarize_tmaze(locations: ArrayLike, conditions: ArrayLike, rewards: ArrayLike) -> dict:
     """Per-trial outcomes of T-maze runs and their rates.
 
     Args:

@@ -7,6 +7,9 @@ indices) or a ``Tuple`` of ``Discrete``. ``AgentWrapper`` translates both ways.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 
@@ -43,7 +46,8 @@ class AgentWrapper(gym.Wrapper):
     ``AgentWrapper.for_model(env, model)`` to read ``num_controls`` from a model.
     """
 
-    def __init__(self, env, num_controls=None, control_factors=None):
+    def __init__(self, env: gym.Env, num_controls: Sequence[int] | None = None,
+                 control_factors: Sequence[int] | None = None) -> None:
         super().__init__(env)
         self.num_obs, obs_start, self._obs_kind = _sizes(env.observation_space, "the observation space")
         self._obs_start = [int(x) for x in obs_start]
@@ -72,17 +76,17 @@ class AgentWrapper(gym.Wrapper):
         self.action_space = gym.spaces.MultiDiscrete(num_controls)
 
     @classmethod
-    def for_model(cls, env, model, control_factors=None):
+    def for_model(cls, env: gym.Env, model: Any, control_factors: Sequence[int] | None = None) -> "AgentWrapper":
         """Wrap ``env`` for an agent holding ``model`` (an ``aif.GenerativeModel``)."""
         return cls(env, num_controls=model.num_controls, control_factors=control_factors)
 
-    def observation(self, obs) -> list:
+    def observation(self, obs: Any) -> list:
         """The environment's observation as one index per modality."""
         if self._obs_kind == "discrete":
             return [int(obs) - self._obs_start[0]]
         return [int(o) - s for o, s in zip(np.ravel(obs), self._obs_start, strict=False)]
 
-    def env_action(self, action):
+    def env_action(self, action: Any) -> Any:
         """The environment's action for an agent's control vector ``action: (num_factors,)``."""
         action = np.asarray(action).ravel()
         if action.shape[0] != len(self.num_controls):
@@ -92,10 +96,10 @@ class AgentWrapper(gym.Wrapper):
             return int(action[self.control_factors[0]]) + int(self._act_start[0])
         return action[self.control_factors].astype(np.int64) + self._act_start
 
-    def reset(self, *, seed=None, options=None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[list, dict]:
         obs, info = self.env.reset(seed=seed, options=options)
         return self.observation(obs), info
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[list, Any, bool, bool, dict]:
         obs, reward, terminated, truncated, info = self.env.step(self.env_action(action))
         return self.observation(obs), reward, terminated, truncated, info

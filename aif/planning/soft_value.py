@@ -59,7 +59,8 @@ class SoftValues:
     policy: np.ndarray
 
 
-def soft_value_iteration(B, r, horizon, mode="exact", action_prior=None, terminal=None) -> SoftValues:
+def soft_value_iteration(B: np.ndarray, r: np.ndarray, horizon: int, mode: str = "exact",
+                         action_prior: np.ndarray | None = None, terminal: np.ndarray | None = None) -> SoftValues:
     """Finite-horizon soft value iteration (the backward pass of control as inference).
 
     Args:
@@ -99,7 +100,7 @@ def soft_value_iteration(B, r, horizon, mode="exact", action_prior=None, termina
     return SoftValues(Q=Q, V=V, policy=policy)
 
 
-def state_marginals(B, policy, initial) -> np.ndarray:
+def state_marginals(B: np.ndarray, policy: np.ndarray, initial: np.ndarray) -> np.ndarray:
     """State marginals of running a policy under the dynamics B (the forward pass of q(tau)).
 
     ``mu_{t+1}(s') = sum_{s, a} B[s', s, a] pi_t(a | s) mu_t(s)``. With the variational policy these are the
@@ -126,7 +127,8 @@ def state_marginals(B, policy, initial) -> np.ndarray:
     return mu
 
 
-def forward_messages(B, r, horizon, initial, action_prior=None) -> np.ndarray:
+def forward_messages(B: np.ndarray, r: np.ndarray, horizon: int, initial: np.ndarray,
+                     action_prior: np.ndarray | None = None) -> np.ndarray:
     """Forward messages of control as inference, in logs: ``ln alpha_t(s) = ln p(s_t = s, O_{0:t-1})``.
 
     ``alpha_0 = initial``; ``alpha_{t+1}(s') = sum_{s, a} B[s', s, a] p(a | s) exp(r_t(s, a)) alpha_t(s)``.
@@ -151,7 +153,8 @@ def forward_messages(B, r, horizon, initial, action_prior=None) -> np.ndarray:
     return log_alpha
 
 
-def optimal_state_marginals(B, r, horizon, initial, action_prior=None, terminal=None) -> np.ndarray:
+def optimal_state_marginals(B: np.ndarray, r: np.ndarray, horizon: int, initial: np.ndarray,
+                            action_prior: np.ndarray | None = None, terminal: np.ndarray | None = None) -> np.ndarray:
     """State marginals under optimality, ``p(s_t | O_{0:T}) ∝ alpha_t(s) beta_t(s)`` (exact posterior).
 
     Args: as ``soft_value_iteration`` and ``forward_messages``.
@@ -214,7 +217,7 @@ class SoftQPlanner(Planner):
         return Plan(-(q @ values.Q[0]), enumerate_policies(model.num_controls, 1))
 
 
-def joint_transitions(model) -> np.ndarray:
+def joint_transitions(model: GenerativeModel) -> np.ndarray:
     """The model's transitions on the flattened joint state and control spaces.
 
     ``B[s', s, u] = prod_f B_f[s'_f | s_deps(f), u_f]``, states and controls raveled in C order.
@@ -230,7 +233,7 @@ def joint_transitions(model) -> np.ndarray:
     return joint.reshape(S, S, U)
 
 
-def joint_rewards(model, horizon) -> np.ndarray:
+def joint_rewards(model: GenerativeModel, horizon: int) -> np.ndarray:
     """Expected log-preference of each joint state, ``r_t(s) = sum_m sum_o A_m[o | s] C_m[o, t]``.
 
     Returns:

@@ -203,7 +203,7 @@ class SophisticatedInference(Planner):
             check_integer(getattr(self, name), f"SophisticatedInference.{name}", optional=True)
 
     @classmethod
-    def pymdp(cls, depth: int = 5, **changes) -> "SophisticatedInference":
+    def pymdp(cls, depth: int = 5, **changes: Any) -> "SophisticatedInference":
         """pymdp 1.0's ``si_policy_search`` defaults, with pymdp 1.0's EFE and FPI conventions.
 
         ``max_nodes`` has no counterpart: choose pymdp's large enough that its tree never fills up.
@@ -215,7 +215,7 @@ class SophisticatedInference(Planner):
         settings.update(changes)
         return cls(**settings)
 
-    def plan(self, model: GenerativeModel, qs, rng=None) -> Plan:
+    def plan(self, model: GenerativeModel, qs: list, rng: np.random.Generator | None = None) -> Plan:
         """Score the first actions: ``Plan.policies`` ``(U, 1, num_factors)``, ``Plan.G`` the root's slot values.
 
         ``Plan.terms["immediate"]`` holds the one-step EFE of each first action. ``rng`` is not used.
@@ -226,7 +226,7 @@ class SophisticatedInference(Planner):
         G = root.G_action[0].copy()
         return Plan(G, policies, {"immediate": root.G_step[0].copy()})
 
-    def search(self, model: GenerativeModel, qs) -> SearchTree:
+    def search(self, model: GenerativeModel, qs: list) -> SearchTree:
         """Build the search tree from belief ``qs`` (one ``(num_states[f],)`` vector per factor)."""
         qs = check_beliefs(model, qs, "qs")
         check_counts(model, check_terms(self.efe_terms))  # validated once: the nodes' one-step G trust them
