@@ -258,7 +258,8 @@ def read_archive(path: str | os.PathLike, kind: str, max_bytes: int = MAX_BYTES
         raise FormatError(f"{path} has format version {version!r} (written by aif {meta.get('aif_version')}); "
                           f"this aif ({_aif_version()}) reads format version {FORMAT_VERSION} only")
     if meta.get("kind") != kind:
-        raise FormatError(f"{path} holds a {meta.get('kind')!r}, not a {kind!r}; use load_{meta.get('kind')}")
+        loader = LOADERS.get(meta.get("kind"), "the loader of that kind")  # type: ignore[arg-type]
+        raise FormatError(f"{path} holds a {meta.get('kind')!r}, not a {kind!r}; read it with {loader}")
     sums = meta.pop("sha256", None)
     if not isinstance(sums, dict):
         raise FormatError(f"{path}: the metadata has no sha256 checksums")
@@ -271,6 +272,10 @@ def read_archive(path: str | os.PathLike, kind: str, max_bytes: int = MAX_BYTES
     for key in ("format", "format_version", "aif_version", "kind"):
         meta.pop(key, None)
     return meta, arrays
+
+
+LOADERS = {"model": "aif.io.load_model", "agent": "aif.io.load_agent", "aif_deep.agent": "aif_deep.load_agent",
+           "aif_deep.replay_buffer": "aif_deep.load_buffer", "aif_deep.training": "aif_deep.load_checkpoint"}
 
 
 def _aif_version() -> str:

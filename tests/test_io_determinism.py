@@ -245,7 +245,7 @@ def test_incompatible_version_gives_format_error(model_file, tmp_path):
 
 
 def test_wrong_kind_and_tampered_content_give_format_error(model_file, tmp_path, rng):
-    with pytest.raises(FormatError, match="holds a 'model', not a 'agent'; use load_model"):
+    with pytest.raises(FormatError, match="holds a 'model', not a 'agent'; read it with aif.io.load_model"):
         load_agent(model_file)
     foreign = tmp_path / "foreign.npz"
     rewrite_meta(model_file, foreign, lambda m: m["root"].update({"__dataclass__": "os:system"}))

@@ -148,7 +148,7 @@ def test_damaged_files_raise_format_error(tmp_path, damage):
 
 def test_a_file_of_another_kind_is_refused(tmp_path):
     save_buffer(tmp_path / "buffer.ckpt", _buffer())
-    with pytest.raises(FormatError, match="aif_deep.agent"):
+    with pytest.raises(FormatError, match="not a 'aif_deep.agent'; read it with aif_deep.load_buffer"):
         load_agent(tmp_path / "buffer.ckpt")
     with pytest.raises(FormatError, match="aif_deep.training"):
         load_checkpoint(tmp_path / "buffer.ckpt", NeuralModel([4], [3], [Bernoulli((4, 4))]))
