@@ -60,6 +60,26 @@ def preset_settings(name: str, sampling: str, mode: str = "deterministic", polic
     return dict(inference=inference, efe=efe, selection=Selection(mode, sampling), **kwargs)
 
 
+def check_settings(agent: Any, rng_type: type, rng_name: str) -> None:
+    """The settings ``aif.Agent`` and ``aif_deep.Agent`` share, checked by the same rules and messages: the
+    settings objects, the EFE terms, the generator (a ``rng_type``, called ``rng_name``) and the window of
+    inference over time."""
+    for name, kind in (("selection", Selection), ("efe", EFEOptions), ("sequence", SequenceOptions)):
+        if not isinstance(getattr(agent, name), kind):
+            raise StrategyError(f"{name} must be an aif.{kind.__name__}, got {getattr(agent, name)!r}")
+    agent.efe_terms = check_terms(agent.efe_terms)
+    if agent.rng is not None and not isinstance(agent.rng, rng_type):
+        raise StrategyError(f"rng must be a {rng_name}, got {type(agent.rng).__name__}")
+    agent.inference_horizon = check_integer(agent.inference_horizon, "inference_horizon")
+    agent.trial_length = check_integer(agent.trial_length, "trial_length", optional=True)
+    if not isinstance(agent.inference, SequenceInference) and (agent.inference_horizon != 1 or agent.trial_length):
+        raise ParameterError(f"inference_horizon = {agent.inference_horizon} and trial_length = {agent.trial_length} "
+                             f"need an inference method over time (MarginalMessagePassing, VariationalMessagePassing), "
+                             f"got {type(agent.inference).__name__}")
+    if agent.selection.mode == "stochastic" and agent.rng is None:
+        raise ParameterError(f"stochastic selection needs rng (a {rng_name})")
+
+
 @dataclass
 class Agent:
     """An active-inference agent for a ``GenerativeModel``.
@@ -115,19 +135,13 @@ class Agent:
 
 
     def __post_init__(self):
-        for name, kind in (("selection", Selection), ("efe", EFEOptions)):
-            if not isinstance(getattr(self, name), kind):
-                raise StrategyError(f"{name} must be an aif.{kind.__name__}, got {getattr(self, name)!r}")
         over_time = isinstance(self.inference, SequenceInference)
         require(self.inference, SequenceInference if over_time else StateInference, "inference", NUMPY)
         require(self.planner, Planner, "planner", NUMPY, optional=True)
         require(self.learning, Learner, "learning", NUMPY, optional=True)
-        if self.rng is not None and not isinstance(self.rng, np.random.Generator):
-            raise TypeError(f"rng must be a np.random.Generator, got {type(self.rng).__name__}")
+        check_settings(self, np.random.Generator, "np.random.Generator")
         if not isinstance(self.model, GenerativeModel):
             raise TypeError(f"model must be an aif.GenerativeModel, got {type(self.model).__name__}")
-        self.inference_horizon = check_integer(self.inference_horizon, "inference_horizon")
-        self.trial_length = check_integer(self.trial_length, "trial_length", optional=True)
         self.gamma = check_positive(self.gamma, "gamma")
         self.alpha = check_positive(self.alpha, "alpha")
         if self.policies is None:
@@ -140,8 +154,6 @@ class Agent:
         if self.model.E is not None and self.model.E.shape != (len(self.policies),):
             raise ParameterError(f"model.E has {self.model.E.shape[0]} entries but the agent has "
                                  f"{len(self.policies)} policies")
-        if self.selection.mode == "stochastic" and self.rng is None:
-            raise ParameterError("stochastic selection needs rng (a np.random.Generator)")
         # The counts the agent started with: forgetting decays learned counts back towards them.
         self.initial_counts = {name: getattr(self.model, name) for name in ("pA", "pB", "pD")}
         # How the cycle runs for these strategies, chosen once: over a window, or from one belief (learning or not).
@@ -232,11 +244,6 @@ class _OneStep:
 
     def __init__(self, agent: Agent) -> None:
         a = self.agent = agent
-        if a.inference_horizon != 1 or a.trial_length is not None:
-            raise ParameterError(f"inference_horizon = {a.inference_horizon} and trial_length = {a.trial_length} "
-                                 f"need an inference method over time (MarginalMessagePassing, "
-                                 f"VariationalMessagePassing), got {type(a.inference).__name__}")
-        a.efe_terms = check_terms(a.efe_terms)
         check_counts(a.model, a.efe_terms)
         self.score = self.enumeration if a.planner is None else self.planned
 

@@ -376,8 +376,10 @@ def check_log_habits(E: Any, num_policies: int) -> np.ndarray | float:
 
 
 def check_positive(x: Any, name: str) -> float:
-    """A positive finite number (``ParameterError``)."""
+    """A positive finite number, not a string or a bool (``ParameterError``)."""
     try:
+        if isinstance(x, (str, bytes, bool, np.bool_)):
+            raise TypeError
         x = float(x)
     except (TypeError, ValueError):
         raise ParameterError(f"{name} must be a positive number, got {x!r}") from None

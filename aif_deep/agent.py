@@ -20,7 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 import aif
-from aif.agent import Learning, Selection, preset_settings
+from aif.agent import Learning, Selection, check_settings, preset_settings
+from aif.checks import check_positive
 from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions
 from aif.errors import CallOrderError, ParameterError, PolicyError, StrategyError
@@ -106,9 +107,14 @@ class Agent:
         if isinstance(self.model, TabularModel):
             checks.model_tensors(self.model)
         for name in ("gamma", "alpha"):
-            value = torch.as_tensor(getattr(self, name))
-            if not (torch.isfinite(value).all() and (value > 0).all()):
-                raise ParameterError(f"{name} must be positive and finite, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not isinstance(value, torch.Tensor):
+                check_positive(value, name)  # aif's rule and message for a number
+            elif not (torch.isfinite(value).all() and (value > 0).all()):
+                raise ParameterError(f"{name} must be positive and finite, got {value}")
+        if not (isinstance(self.batch_shape, (tuple, list, torch.Size))
+                and all(isinstance(n, (int, np.integer)) and n >= 0 for n in self.batch_shape)):
+            raise ParameterError(f"batch_shape must be a tuple of non-negative integers, got {self.batch_shape!r}")
         if self.policies is None:
             self.policies = enumerate_policies(self.model.num_controls, self.policy_horizon, self.control_factors)
         self.policies = checks.policies(self.model, self.policies)
@@ -229,13 +235,10 @@ def _runner(agent: Agent) -> type[_TorchRun | _NumpyRun | _LearnedQRun]:
     if a.learning is not None and not isinstance(a.learning, Learning):
         raise StrategyError(f"learning = {a.learning!r}: aif_deep.Agent runs aif.Learning(...) on a BeliefModel "
                             "(TDLearning on a StateVectorModel)")
-    if not isinstance(a.selection, Selection):
-        raise StrategyError(f"selection must be an aif.Selection, got {a.selection!r} (Softmax and EpsilonGreedy "
-                            "select from a LearnedQ planner)")
-    if a.rng is not None and not isinstance(a.rng, torch.Generator):
-        raise StrategyError(f"rng must be a torch.Generator, got {type(a.rng).__name__}")
-    if a.selection.mode == "stochastic" and a.rng is None:
-        raise ParameterError("stochastic selection needs rng (a torch.Generator)")
+    if isinstance(a.selection, SelectionRule):
+        raise StrategyError(f"selection = {a.selection!r}: Softmax and EpsilonGreedy select from a LearnedQ planner; "
+                            "this agent takes an aif.Selection")
+    check_settings(a, torch.Generator, "torch.Generator")
     L = a.learning
     for name, used in (("planner", a.planner is not None), ("inference", over_time),
                        ("learning", isinstance(L, Learning) and (L.learn_D or not L.online))):

@@ -270,3 +270,31 @@ def test_presets_match_aif(preset):
     for obs in ([0, 0, 0], [1, 1, 0], [2, 2, 1]):
         assert (np.asarray(ref.step(obs)) == agent.step(obs).numpy()).all()
         assert np.abs(ref.q_pi - agent.q_pi.numpy()).max() < TOL
+
+
+BAD_SETTINGS = dict(efe="pymdp", inference=aif.FixedPoint, planner="si", learning=True, policy_horizon=None,
+                    efe_terms="utility", selection="stochastic", gamma="16", alpha=-1, policies=[[0]],
+                    control_factors=[5], inference_horizon=0, trial_length=1.5, sequence="spm",
+                    efe_terms_class=(aif.Utility,))
+
+
+@pytest.mark.parametrize("name", sorted(BAD_SETTINGS))
+def test_both_agents_refuse_a_bad_setting_when_built_with_the_same_error_and_message(name):
+    model = TMaze().generative_model()
+    setting = {name.replace("_class", ""): BAD_SETTINGS[name]}
+    errors = []
+    for Agent, m in ((aif.Agent, model), (aif_deep.Agent, aif_deep.TabularModel.from_aif(model, device="cpu"))):
+        with pytest.raises(aif.errors.AifError) as info:
+            Agent(m, **setting)
+        errors.append((type(info.value), str(info.value)))
+    assert errors[0] == errors[1]
+
+
+def test_the_generator_of_the_wrong_package_is_refused_by_both():
+    model = TMaze().generative_model()
+    with pytest.raises(aif.errors.StrategyError, match="rng must be a np.random.Generator, got Generator"):
+        aif.Agent(model, rng=torch.Generator())
+    with pytest.raises(aif.errors.StrategyError, match="rng must be a torch.Generator, got Generator"):
+        aif_deep.Agent(aif_deep.TabularModel.from_aif(model, device="cpu"), rng=np.random.default_rng(0))
+    with pytest.raises(aif.errors.ParameterError, match="batch_shape must be a tuple"):
+        aif_deep.Agent(aif_deep.TabularModel.from_aif(model, device="cpu"), batch_shape=4)
