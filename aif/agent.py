@@ -285,10 +285,11 @@ class _Learning(_OneStep):
         for name in ("A", "B", "D"):
             if getattr(agent.learning, f"learn_{name}") and getattr(agent.model, f"p{name}") is None:
                 raise ParameterError(f"Learning.learn_{name} needs Dirichlet counts: the model has no p{name}")
+        agent.history = []
 
     def reset(self) -> None:
         a = self.agent
-        if getattr(a, "history", None) and cast(Learning, a.learning).online:
+        if a.history and cast(Learning, a.learning).online:
             a.model = cast(Learning, a.learning).update_initial(a.model, a.history[0][1], a.initial_counts)
 
     def infer_states(self, obs: Any) -> list:
