@@ -15,6 +15,7 @@ policies at once: beliefs carry a leading axis of prefixes ``(n, S_f)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -27,15 +28,19 @@ from .errors import ParameterError, PolicyError
 from .maths import CLIP, batch_contract, softmax
 from .model import GenerativeModel
 
+MAX_POLICY_BYTES = 1 << 30  # enumerate_policies refuses to build a larger array (1 GiB) unless told to
 
-def enumerate_policies(num_controls: Sequence[int], horizon: int, control_factors: Sequence[int] | None = None
-                       ) -> np.ndarray:
+
+def enumerate_policies(num_controls: Sequence[int], horizon: int, control_factors: Sequence[int] | None = None,
+                       max_bytes: int = MAX_POLICY_BYTES) -> np.ndarray:
     """All action sequences of length ``horizon``, in pymdp's order.
 
     Args:
         num_controls: controls per factor.
         horizon: number of steps.
         control_factors: factors whose actions vary; the others stay at action 0 (all by default).
+        max_bytes: the largest array to build (default ``MAX_POLICY_BYTES``, 1 GiB): more policies are a
+            ``PolicyError`` naming their number and size, before anything is allocated.
 
     Returns:
         int array ``(num_policies, horizon, num_factors)``; the last factor of the last step varies fastest,
@@ -52,8 +57,17 @@ def enumerate_policies(num_controls: Sequence[int], horizon: int, control_factor
             raise PolicyError(f"control_factors names factor {bad[0]}, but there are {nf} factors")
         num_controls = [u if f in control_factors else 1 for f, u in enumerate(num_controls)]
     dims = num_controls * horizon
-    flat = np.stack(np.unravel_index(np.arange(int(np.prod(dims))), dims), axis=-1)
-    return flat.reshape(-1, horizon, nf)
+    count = math.prod(dims)
+    if count * len(dims) * 8 > max_bytes:
+        raise PolicyError(f"{count:,} policies of horizon {horizon} over {nf} factors (controls {num_controls}) "
+                          f"would take {count * len(dims) * 8:,} bytes, above max_bytes = {max_bytes:,}: "
+                          "give a list of policies, a shorter horizon or fewer control_factors, or raise max_bytes")
+    index, out, stride = np.arange(count), np.zeros((count, len(dims)), dtype=np.int64), 1
+    for k in reversed(range(len(dims))):  # mixed-radix digits, the last one fastest (no 64-axis limit)
+        if dims[k] > 1:
+            out[:, k] = index // stride % dims[k]
+            stride *= dims[k]
+    return out.reshape(count, horizon, nf)
 
 
 def _transition(B_f, qs_deps, actions_f):

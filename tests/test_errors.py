@@ -641,3 +641,22 @@ def test_inductive_threshold_out_of_range(model):
 def test_inductive_epsilon_out_of_range():
     with pytest.raises(ParameterError, match=r"InductiveCost.epsilon must lie in \(0, 1\), got -1"):
         aif.InductiveCost([np.ones((3, 3))], epsilon=-1)
+
+
+def test_enumerate_policies_past_numpys_64_axes_and_refusal_before_a_runaway_allocation():
+    import itertools
+
+    policies = aif.enumerate_policies([1] * 49 + [2], 2)  # 100 axes: more than an ndarray may have
+    assert policies.shape == (4, 2, 50) and policies[:, :, :49].max() == 0
+    assert policies[:, :, 49].tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    for nc, H in (([2, 3], 2), ([3, 1, 2], 3)):  # itertools.product's order, as pymdp's construct_policies
+        ref = np.array(list(itertools.product(*[range(u) for u in nc * H]))).reshape(-1, H, len(nc))
+        assert (aif.enumerate_policies(nc, H) == ref).all()
+    with pytest.raises(aif.errors.PolicyError, match=r"1,152,921,504,606,846,976 policies of horizon 3 over 20 "
+                                                     r"factors .* bytes, above max_bytes"):
+        aif.enumerate_policies([2] * 20, 3)
+    with pytest.raises(aif.errors.PolicyError, match="above max_bytes = 1,000"):
+        aif.enumerate_policies([2, 2], 4, max_bytes=1000)
+    assert aif.enumerate_policies([2, 2], 4, max_bytes=20_000).shape == (256, 4, 2)
+    with pytest.raises(aif.errors.PolicyError, match="policies of horizon 12"):
+        aif.Agent(aif.random_model(np.random.default_rng(0), [2] * 4, [2], [3] * 4), policy_horizon=12)
