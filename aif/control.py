@@ -193,7 +193,13 @@ def policy_posterior(G: ArrayLike, E: ArrayLike | None = None, gamma: float = 16
     G = np.asarray(G, dtype=float)
     if not np.isfinite(G).all():
         raise ParameterError(f"G has a non-finite entry at index {checks.first_index(~np.isfinite(G))}")
-    return softmax(-gamma * G + checks.check_log_habits(E, G.shape[-1]), axis=-1)
+    ln_E = np.broadcast_to(checks.check_log_habits(E, G.shape[-1]), G.shape)
+    # G is shifted by its lowest value among the policies E allows before gamma multiplies it, so that no
+    # gamma x G overflows: with gamma = 1e308 q(pi) is the argmin, not NaN.
+    allowed = np.isfinite(ln_E)
+    low = np.min(np.where(allowed, G, np.inf), axis=-1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return softmax(np.where(allowed, -gamma * (G - low) + ln_E, -np.inf), axis=-1)
 
 
 def action_marginals(q_pi: ArrayLike, policies: ArrayLike, num_controls: Sequence[int] | None = None

@@ -59,10 +59,12 @@ def policy_posterior(G: torch.Tensor, E: object = None, gamma: object = 16.0) ->
     """
     if not torch.isfinite(G).all():
         raise ParameterError("G has a non-finite entry")
-    logits = -_as_param(gamma, "gamma", G) * G
-    if E is not None:
-        logits = logits + torch.log(checks.policy_prior(E, G.shape[-1]).to(G))
-    return torch.softmax(logits, -1)
+    ln_E = torch.zeros_like(G) if E is None else torch.log(checks.policy_prior(E, G.shape[-1]).to(G)).expand_as(G)
+    # As aif.policy_posterior: G shifted by its lowest allowed value first, so gamma x G never overflows.
+    allowed = torch.isfinite(ln_E)
+    low = torch.where(allowed, G, torch.inf).amin(-1, keepdim=True)
+    logits = -_as_param(gamma, "gamma", G) * (G - low) + ln_E
+    return torch.softmax(torch.where(allowed, logits, -torch.inf), -1)
 
 
 def _first_actions(policies, device):

@@ -660,3 +660,23 @@ def test_enumerate_policies_past_numpys_64_axes_and_refusal_before_a_runaway_all
     assert aif.enumerate_policies([2, 2], 4, max_bytes=20_000).shape == (256, 4, 2)
     with pytest.raises(aif.errors.PolicyError, match="policies of horizon 12"):
         aif.Agent(aif.random_model(np.random.default_rng(0), [2] * 4, [2], [3] * 4), policy_horizon=12)
+
+
+def test_policy_posterior_stays_a_distribution_when_gamma_times_G_overflows():
+    import torch
+
+    import aif_deep
+
+    G = np.array([1.0, 2.0, -3.0])
+    E = np.array([0.5, 0.5, 0.0])  # rules the lowest G out
+    for gamma in (1e308, 1e300):
+        np.testing.assert_array_equal(aif.policy_posterior(G, None, gamma), [0.0, 0.0, 1.0])
+        np.testing.assert_array_equal(aif.policy_posterior(G, E, gamma), [1.0, 0.0, 0.0])
+        torch.testing.assert_close(aif_deep.policy_posterior(torch.tensor(G), None, gamma),
+                                   torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+        torch.testing.assert_close(aif_deep.policy_posterior(torch.tensor(G), torch.tensor(E), gamma),
+                                   torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+    # At ordinary precisions the shift changes nothing: softmax(-gamma G + ln E) itself.
+    ref = np.exp(-16 * G + np.log([0.5, 0.5, 1e-300]))
+    np.testing.assert_allclose(aif.policy_posterior(G, E, 16.0), np.where(E > 0, ref / ref[E > 0].sum(), 0.0),
+                               rtol=1e-12)
