@@ -10,8 +10,16 @@ import pytest
 
 import aif
 from aif.envs import AgentWrapper, CueChaining, GridWorld, TMaze
-from aif.errors import (AifError, BeliefError, CallOrderError, ModelError, ObservationError, ParameterError,
-                        PolicyError, StrategyError)
+from aif.errors import (
+    AifError,
+    BeliefError,
+    CallOrderError,
+    ModelError,
+    ObservationError,
+    ParameterError,
+    PolicyError,
+    StrategyError,
+)
 from aif.io import FormatError
 from aif.learning import reduce_dirichlet, update_A, update_B, update_D
 from aif.rollout import rollout
