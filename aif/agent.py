@@ -12,6 +12,8 @@ method that infers over time (an ``aif.strategies.SequenceInference``: ``Margina
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -58,6 +60,47 @@ def preset_settings(name: str, sampling: str, mode: str = "deterministic", polic
     if name == "pymdp_legacy_mmp":
         kwargs.setdefault("sequence", SequenceOptions.pymdp_legacy(policy_sep_prior))
     return dict(inference=inference, efe=efe, selection=Selection(mode, sampling), **kwargs)
+
+
+def atomic(method: Callable) -> Callable:
+    """Make an Agent's public call all-or-nothing: when it raises, the attributes of ``agent.parts()`` (lists
+    copied, so appends are undone) and the state of their random generators are put back as they were, so a
+    retry does not count an observation twice."""
+
+    @functools.wraps(method)
+    def call(agent: Any, *args: Any, **kwargs: Any) -> Any:
+        if vars(agent).get("_in_call"):  # inside step: step's snapshot covers this call
+            return method(agent, *args, **kwargs)
+        saved = [(part, {k: list(v) if isinstance(v, list) else v for k, v in vars(part).items()}, _rng_state(part))
+                 for part in agent.parts()]
+        vars(agent)["_in_call"] = True
+        try:
+            return method(agent, *args, **kwargs)
+        except BaseException:
+            for part, attributes, rng in saved:
+                vars(part).clear()
+                vars(part).update(attributes)
+                if rng is not None:
+                    _set_rng_state(part.rng, rng)
+            raise
+        finally:
+            vars(agent).pop("_in_call", None)
+
+    return call
+
+
+def _rng_state(part: Any) -> Any:
+    rng = vars(part).get("rng")
+    if rng is None:
+        return None
+    return rng.bit_generator.state if isinstance(rng, np.random.Generator) else rng.get_state()
+
+
+def _set_rng_state(rng: Any, state: Any) -> None:
+    if isinstance(rng, np.random.Generator):
+        rng.bit_generator.state = state
+    else:
+        rng.set_state(state)
 
 
 def check_settings(agent: Any, rng_type: type, rng_name: str) -> None:
@@ -187,6 +230,11 @@ class Agent:
         return cls(model, policy_horizon, inference_horizon=inference_horizon,
                    **preset_settings("pymdp_legacy_mmp", sampling, policy_sep_prior=policy_sep_prior, **kwargs))
 
+    def parts(self) -> list:
+        """The objects whose state a step changes (``atomic`` restores them when a call fails): the agent."""
+        return [self]
+
+    @atomic
     def reset(self, prior: list | None = None) -> None:
         """Start an episode: the prior is ``model.D`` (or ``prior``); forget the last step.
 
@@ -199,11 +247,13 @@ class Agent:
         self.q_pi = self.G = self.terms = self.action = self.plan = cast(Any, None)
         self.t = 0
 
+    @atomic
     def infer_states(self, obs: Any) -> list:
         """Posterior over states from ``obs`` and the carried prior."""
         self.qs = self._cycle.infer_states(obs)
         return self.qs
 
+    @atomic
     def infer_policies(self) -> tuple[np.ndarray, np.ndarray]:
         """EFE of every policy and the policy posterior, from the current posterior. Returns ``(q_pi, G)``."""
         if self.qs is None:
@@ -211,6 +261,7 @@ class Agent:
         self.q_pi, self.G, self.terms = self._cycle.infer_policies()
         return self.q_pi, self.G
 
+    @atomic
     def sample_action(self) -> np.ndarray:
         """Choose an action vector ``(num_factors,)`` and carry the prior forward."""
         if self.q_pi is None:
@@ -222,12 +273,14 @@ class Agent:
         self.t += 1
         return self.action
 
+    @atomic
     def step(self, obs: Any) -> np.ndarray:
         """``infer_states(obs)``, ``infer_policies()``, ``sample_action()``; returns the action."""
         self.infer_states(obs)
         self.infer_policies()
         return self.sample_action()
 
+    @atomic
     def learn(self) -> GenerativeModel:
         """Offline learning: update the counts from the episode recorded since ``reset`` and return the model.
 

@@ -193,13 +193,15 @@ def policy_posterior(G: ArrayLike, E: ArrayLike | None = None, gamma: float = 16
     G = np.asarray(G, dtype=float)
     if not np.isfinite(G).all():
         raise ParameterError(f"G has a non-finite entry at index {checks.first_index(~np.isfinite(G))}")
-    ln_E = np.broadcast_to(checks.check_log_habits(E, G.shape[-1]), G.shape)
-    # G is shifted by its lowest value among the policies E allows before gamma multiplies it, so that no
-    # gamma x G overflows: with gamma = 1e308 q(pi) is the argmin, not NaN.
-    allowed = np.isfinite(ln_E)
-    low = np.min(np.where(allowed, G, np.inf), axis=-1, keepdims=True)
-    with np.errstate(over="ignore", invalid="ignore"):
-        return softmax(np.where(allowed, -gamma * (G - low) + ln_E, -np.inf), axis=-1)
+    ln_E = checks.check_log_habits(E, G.shape[-1])
+    if gamma * float(np.abs(G).max(initial=0.0)) < 1e300:
+        return softmax(-gamma * G + ln_E, axis=-1)
+    # gamma x G would overflow (gamma = 1e308): G is shifted by its lowest value among the policies E allows
+    # first, so q(pi) is their argmin, not NaN.
+    ruled_out = np.broadcast_to(~np.isfinite(ln_E), G.shape)
+    x = np.where(ruled_out, 0.0, G - np.min(np.where(ruled_out, np.inf, G), axis=-1, keepdims=True))
+    with np.errstate(over="ignore"):
+        return softmax(-gamma * x + ln_E, axis=-1)
 
 
 def action_marginals(q_pi: ArrayLike, policies: ArrayLike, num_controls: Sequence[int] | None = None

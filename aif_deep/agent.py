@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 import aif
-from aif.agent import Learning, Selection, check_settings, preset_settings
+from aif.agent import Learning, Selection, atomic, check_settings, preset_settings
 from aif.checks import check_positive
 from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions
@@ -153,6 +153,13 @@ class Agent:
     def dtype(self) -> torch.dtype:
         return self.model.prior()[0].dtype
 
+    def parts(self) -> list:
+        """The objects whose state a step changes (``aif.agent.atomic`` restores them when a call fails): the
+        Agent and, for NumPy-only strategies, its ``aif`` agents. An observed-state agent's replay buffer and
+        networks (``agent.td``) are changed in place and not restored."""
+        return [self, *self._run.agents] if isinstance(self._run, _NumpyRun) else [self]
+
+    @atomic
     def reset(self, prior: list | None = None, agents: Any = None) -> None:
         """Start an episode: the prior is the model's (or ``prior``); forget the last step.
 
@@ -169,6 +176,7 @@ class Agent:
             self.action: torch.Tensor | None = None
             self.t = 0
 
+    @atomic
     def infer_states(self, obs: Any, reward: Any = None, terminated: bool = False) -> list:
         """Posterior over states from ``obs``: one entry per modality (an index, probabilities, or, for a
         model's non-categorical modalities, an image or real vector ``(*batch, *shape_m)``), or an int array
@@ -178,6 +186,7 @@ class Agent:
         self.qs = self._run.infer_states(obs, reward, terminated)
         return self.qs
 
+    @atomic
     def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor]:
         """EFE of every policy and the policy posterior. Returns ``(q_pi, G)``, each ``(*batch, P)``."""
         if self.qs is None:
@@ -185,6 +194,7 @@ class Agent:
         self.q_pi, self.G, self.terms = self._run.infer_policies()
         return self.q_pi, self.G
 
+    @atomic
     def sample_action(self) -> torch.Tensor:
         """Choose an action ``(*batch, num_factors)`` and carry the prior forward."""
         if self.q_pi is None:
@@ -194,6 +204,7 @@ class Agent:
         self.steps += 1
         return self.action
 
+    @atomic
     def step(self, obs: Any, reward: Any = None, terminated: bool = False) -> torch.Tensor:
         """``infer_states(obs, reward, terminated)``, ``infer_policies()``, ``sample_action()``; returns the
         actions."""
@@ -201,6 +212,7 @@ class Agent:
         self.infer_policies()
         return self.sample_action()
 
+    @atomic
     def learn(self) -> BeliefModel:
         """Offline learning (``aif.Agent.learn``): the counts updated from the episode since ``reset``, on
         ``agent.model``, which is returned."""

@@ -688,3 +688,26 @@ def test_policy_posterior_stays_a_distribution_when_gamma_times_G_overflows():
     ref = np.exp(-16 * G + np.log([0.5, 0.5, 1e-300]))
     np.testing.assert_allclose(aif.policy_posterior(G, E, 16.0), np.where(E > 0, ref / ref[E > 0].sum(), 0.0),
                                rtol=1e-12)
+
+
+def test_a_step_that_fails_changes_nothing_and_a_retry_learns_the_observation_once():
+    model = TMaze().generative_model(learn_A=True)
+    agent = aif.Agent(model, learning=aif.Learning(learn_B=False), selection=aif.Selection("stochastic"),
+                      rng=np.random.default_rng(0))
+    agent.step([0, 0, 0])
+    before = {k: (list(v) if isinstance(v, list) else v) for k, v in vars(agent).items()}
+    rng_state = agent.rng.bit_generator.state
+    score = agent._cycle.infer_policies
+    agent._cycle.infer_policies = lambda: 1 / 0  # fails after infer_states has learned the observation into pA
+    with pytest.raises(ZeroDivisionError):
+        agent.step([3, 0, 1])
+    assert agent.model is before["model"] and agent.t == before["t"]
+    assert all(a is b for a, b in zip(agent.qs, before["qs"], strict=True))
+    assert agent.history == before["history"] and agent.rng.bit_generator.state == rng_state
+    agent._cycle.infer_policies = score
+    twin = aif.Agent(model, learning=aif.Learning(learn_B=False), selection=aif.Selection("stochastic"),
+                     rng=np.random.default_rng(0))
+    twin.step([0, 0, 0])
+    assert (agent.step([3, 0, 1]) == twin.step([3, 0, 1])).all()
+    for a, b in zip(agent.model.pA, twin.model.pA, strict=True):
+        np.testing.assert_array_equal(a, b)

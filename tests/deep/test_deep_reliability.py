@@ -367,3 +367,27 @@ def test_tensors_on_another_device_are_refused():
     tm = _tabular()
     with pytest.raises(BeliefError, match=r"prior\[0\] is on meta but the model is on cpu"):
         aif_deep.infer_states(tm, [0, 0], [torch.ones(3, device="meta") / 3, torch.ones(4) / 4])
+
+
+@pytest.mark.parametrize("route", ["torch", "numpy"])
+def test_a_failed_step_leaves_the_deep_agent_and_its_aif_agents_as_they_were(route):
+    model = aif.envs.TMaze().generative_model(learn_A=True)
+    settings = dict(learning=aif.Learning(learn_B=False, online=route == "torch"))
+    make = lambda: aif_deep.Agent(aif_deep.TabularModel.from_aif(model, device="cpu"), batch_shape=(2,),  # noqa: E731
+                                  **settings)
+    agent, twin = make(), make()
+    obs = np.array([[0, 0, 0], [3, 0, 1]])
+    agent.step(obs)
+    twin.step(obs)
+    run = agent._run
+    real = run.infer_policies
+    run.infer_policies = lambda: 1 / 0
+    with pytest.raises(ZeroDivisionError):
+        agent.step(obs[::-1].copy())
+    run.infer_policies = real
+    assert agent.t == 1
+    torch.testing.assert_close(agent.step(obs[::-1].copy()), twin.step(obs[::-1].copy()))
+    for a, b in zip(agent.model.pA, twin.model.pA, strict=True):
+        torch.testing.assert_close(a, b)
+    if route == "numpy":
+        assert [len(g.history) for g in run.agents] == [len(g.history) for g in twin._run.agents] == [2, 2]
