@@ -33,6 +33,8 @@ others fixed, so F never increases, and it iterates until F changes by less than
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,13 +122,16 @@ class FixedPoint(StateInference):
 class Exact(StateInference):
     """The exact joint posterior over all factors, marginalised per factor (for checking mean field).
 
-    Costs the product of the factors' sizes in memory; meant for small models.
+    Costs the product of the factors' sizes in memory; meant for small models. A joint space of more than
+    ``max_bytes`` (``MAX_JOINT_BYTES``, 1 GiB, per belief) is refused before it is allocated.
     """
 
     guard: LogGuard = CLIP
+    max_bytes: int = 1 << 30
 
     def __call__(self, log_likelihoods, log_prior, A_dependencies, trace=None):
         num_states = [len(lp) for lp in log_prior]
+        check_joint_size(num_states, self.max_bytes, "Exact")
         joint = _broadcast_joint(log_likelihoods, log_prior, A_dependencies, num_states)
         post = np.exp(joint - joint.max())
         post /= post.sum()
@@ -218,8 +223,20 @@ def variational_free_energy(model: GenerativeModel, obs: Any, qs: list, prior: l
     return vfe
 
 
-def log_evidence(model: GenerativeModel, obs: Any, prior: list | None = None) -> float:
-    """ln p(o) = ln sum_s p(o | s) p(s), by enumerating the joint state space (small models)."""
+def check_joint_size(num_states: Sequence[int], max_bytes: int, owner: str) -> None:
+    """A ``ParameterError`` naming the factors' sizes and the bytes when the joint state space (float64, about
+    three arrays of it at once) would take more than ``max_bytes``."""
+    size = 3 * 8 * math.prod(num_states)
+    if size > max_bytes:
+        raise ParameterError(f"{owner} enumerates the joint state space of factors of sizes {list(num_states)}: "
+                             f"about {size:,} bytes, above max_bytes = {max_bytes:,}; use FixedPoint, or raise "
+                             "max_bytes")
+
+
+def log_evidence(model: GenerativeModel, obs: Any, prior: list | None = None, max_bytes: int = 1 << 30) -> float:
+    """ln p(o) = ln sum_s p(o | s) p(s), by enumerating the joint state space (small models; more than
+    ``max_bytes`` of it is refused before it is allocated)."""
+    check_joint_size(model.num_states, max_bytes, "log_evidence")
     prior = model.D if prior is None else check_beliefs(model, prior)
     joint = _broadcast_joint([np.log(L) for L in likelihoods(model, obs)],
                              [np.log(p) for p in prior], model.A_dependencies, model.num_states)

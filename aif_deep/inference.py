@@ -15,6 +15,7 @@ import torch
 
 import aif
 from aif.errors import ObservationError, StrategyError
+from aif.inference import check_joint_size
 from aif.strategies import TORCH, StateInference, require
 
 from . import checks
@@ -186,5 +187,6 @@ def infer_states(model: BeliefModel, obs: Any, prior: list | None = None,
     logL = model.log_likelihood(as_obs(model, obs, ref.device, ref.dtype), method.guard)
     log_prior = [guarded_log(p, method.guard) for p in prior]
     if isinstance(method, aif.Exact):
+        check_joint_size(model.num_states, method.max_bytes, "Exact")  # per belief of the batch
         return exact(logL, log_prior, model.A_dependencies)
     return fixed_point(method, logL, log_prior, model.A_dependencies, trace)

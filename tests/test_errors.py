@@ -711,3 +711,21 @@ def test_a_step_that_fails_changes_nothing_and_a_retry_learns_the_observation_on
     assert (agent.step([3, 0, 1]) == twin.step([3, 0, 1])).all()
     for a, b in zip(agent.model.pA, twin.model.pA, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_exact_inference_and_log_evidence_refuse_a_joint_space_above_their_budget():
+    import torch
+
+    import aif_deep
+
+    model = aif.random_model(np.random.default_rng(0), [60, 60, 60, 60], [2], [1, 1, 1, 1])  # 13M joint states
+    with pytest.raises(ParameterError, match=r"joint state space of factors of sizes \[60, 60, 60, 60\]: about "
+                                             r"311,040,000 bytes, above max_bytes = 100,000,000"):
+        aif.infer_states(model, [0], method=aif.Exact(max_bytes=100_000_000))
+    with pytest.raises(ParameterError, match="log_evidence enumerates the joint state space"):
+        aif.inference.log_evidence(model, [0], max_bytes=1000)
+    with pytest.raises(ParameterError, match="Exact enumerates the joint state space"):
+        aif_deep.infer_states(aif_deep.TabularModel.from_aif(model, device="cpu"), [torch.tensor(0)],
+                              method=aif.Exact(max_bytes=1000))
+    small = aif.random_model(np.random.default_rng(0), [3, 2], [2], [1, 1])
+    assert np.isclose(sum(aif.infer_states(small, [1], method=aif.Exact())[0]), 1.0)
