@@ -24,11 +24,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
+import io
 import json
 import os
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,8 @@ from .errors import AifError
 from .model import GenerativeModel
 
 FORMAT_NAME = "aif"
-FORMAT_VERSION = 2  # 2: sha256 checksums of every array
+FORMAT_VERSION = 3  # 2: sha256 checksums of every array; 3: and of the whole file, in the zip comment
+SEAL = b"aif-sha256:"  # the zip comment: SEAL + the hex sha256 of every byte of the file before the digest
 META_KEY = "__aif_meta__"
 MAX_BYTES = 4 * 2**30  # default limit of read_archive: file size and the sum of the entries unpacked
 MAX_ENTRIES = 100_000
@@ -193,7 +194,9 @@ def write_archive(path: str | os.PathLike, kind: str, meta: dict[str, Any], arra
     """Write ``arrays`` (numeric NumPy arrays under names that do not start with ``__``) and ``meta`` (a JSON
     dict) to ``path`` as one ``.npz`` archive: the entry ``__aif_meta__`` holds the header (``format``
     "aif", ``format_version``, ``aif_version``, ``kind``), ``meta``'s keys and ``sha256``: one checksum per
-    array. Written beside the target and renamed, so a crash never leaves a truncated file at ``path``."""
+    array; the zip comment holds the sha256 of the whole file before it (so a flipped byte anywhere, zip headers
+    included, is found). Written beside the target and renamed, so a crash never leaves a truncated file at
+    ``path``."""
     header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "aif_version": _aif_version(), "kind": kind}
     clash = sorted(set(meta) & (set(header) | {"sha256"}))
     if clash or any(k.startswith("__") for k in arrays):
@@ -204,16 +207,27 @@ def write_archive(path: str | os.PathLike, kind: str, meta: dict[str, Any], arra
         raise TypeError(f"write_archive: the array {bad[0]!r} is not numeric; aif files hold no pickled objects")
     header.update(meta, sha256={k: digest(v) for k, v in entries.items()})
     entries[META_KEY] = np.array(json.dumps(header))  # a unicode array: stored without pickle
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **entries)  # type: ignore[arg-type]
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **entries)  # type: ignore[arg-type]
+            fh.write(seal(buffer.getvalue()))
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def seal(archive: bytes) -> bytes:
+    """The zip ``archive`` with its comment set to ``SEAL`` and the sha256 of every byte before the digest."""
+    buffer = io.BytesIO(archive)
+    with zipfile.ZipFile(buffer, "a") as zf:  # rewrites only the end record, now with the comment
+        zf.comment = SEAL + b"0" * 64
+    body = buffer.getvalue()[:-64]
+    return body + hashlib.sha256(body).hexdigest().encode()
 
 
 def read_archive(path: str | os.PathLike, kind: str, max_bytes: int = MAX_BYTES
@@ -229,15 +243,23 @@ def read_archive(path: str | os.PathLike, kind: str, max_bytes: int = MAX_BYTES
     size = path.stat().st_size
     if size > max_bytes:
         raise FormatError(f"{path} is {size} bytes, above the limit max_bytes={max_bytes}")
+    sealed = False
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
+        with open(path, "rb") as fh:
+            raw = fh.read(max_bytes + 1)  # bounded: a device such as /dev/zero reports size 0
+        if len(raw) > max_bytes:
+            raise FormatError(f"{path} holds more than max_bytes={max_bytes} bytes")
+        sealed = raw[-75:-64] == SEAL and hashlib.sha256(raw[:-64]).hexdigest().encode() == raw[-64:]
+        if zipfile.is_zipfile(io.BytesIO(raw)):
+            with zipfile.ZipFile(io.BytesIO(raw)) as archive:
                 infos = archive.infolist()
             unpacked = sum(i.file_size for i in infos)
             if len(infos) > MAX_ENTRIES or unpacked > max_bytes:
                 raise FormatError(f"{path} holds {len(infos)} entries of {unpacked} bytes unpacked, above the "
                                   f"limits MAX_ENTRIES={MAX_ENTRIES} and max_bytes={max_bytes}")
-        data = np.load(path, allow_pickle=False)
+        if not sealed and raw[-75:-64] == SEAL:
+            raise FormatError(f"{path} is damaged or not an aif save file (it fails its whole-file sha256 checksum)")
+        data = np.load(io.BytesIO(raw), allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise FormatError(f"{path} is a single .npy array, not an aif save file (an .npz archive)")
         with data:
@@ -247,9 +269,8 @@ def read_archive(path: str | os.PathLike, kind: str, max_bytes: int = MAX_BYTES
             arrays = {k: data[k] for k in data.files if k != META_KEY}
     except FormatError:
         raise
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as err:
-        # np.load raises ValueError for files that are neither .npz nor .npy (it refuses to unpickle them),
-        # zipfile BadZipFile for a truncated archive or a bad CRC, zlib.error for damaged compressed data.
+    except Exception as err:  # noqa: BLE001 -- whatever a damaged zip or JSON raises (ValueError, BadZipFile,
+        # zlib.error, NotImplementedError for a flipped compression method, ...) is a damaged file here
         raise FormatError(f"{path} is damaged or not an aif save file ({type(err).__name__}: {err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise FormatError(f"{path} is not an aif save file: its metadata has no format {FORMAT_NAME!r}")
@@ -257,6 +278,8 @@ def read_archive(path: str | os.PathLike, kind: str, max_bytes: int = MAX_BYTES
     if version != FORMAT_VERSION:
         raise FormatError(f"{path} has format version {version!r} (written by aif {meta.get('aif_version')}); "
                           f"this aif ({_aif_version()}) reads format version {FORMAT_VERSION} only")
+    if not sealed:
+        raise FormatError(f"{path} is damaged or not an aif save file (it fails its whole-file sha256 checksum)")
     if meta.get("kind") != kind:
         loader = LOADERS.get(meta.get("kind"), "the loader of that kind")  # type: ignore[arg-type]
         raise FormatError(f"{path} holds a {meta.get('kind')!r}, not a {kind!r}; read it with {loader}")
@@ -355,4 +378,4 @@ def load_agent(path: str | os.PathLike) -> Agent:
 
 
 __all__ = ["FormatError", "FORMAT_VERSION", "MAX_BYTES", "MAX_ENTRIES", "write_archive", "read_archive",
-           "encode", "decode", "digest", "save_model", "load_model", "save_agent", "load_agent"]
+           "encode", "decode", "digest", "seal", "save_model", "load_model", "save_agent", "load_agent"]
