@@ -154,9 +154,12 @@ class InfoGain(Term):
         joint: ``False`` sums one information gain per modality (both pymdp agents); ``True`` uses the joint
             outcome of all modalities (SPM's ``spm_MDP_G``), the exact term. For independent modalities the
             per-modality sum is never below the joint value.
+        max_outcomes: with ``joint``, the most joint outcomes (the product of the modalities' sizes) per belief;
+            a model with more is refused when the agent is built (``ParameterError``), before any allocation.
     """
 
     joint: bool = False
+    max_outcomes: int = 1_000_000
     key: ClassVar[str] = "state_info_gain"
     sign: ClassVar[float] = -1.0
 
@@ -371,11 +374,16 @@ def combine(out: dict[str, np.ndarray], terms: Sequence[Term], qs_last: Beliefs,
 
 
 def check_counts(model: GenerativeModel, terms: Sequence[Term]) -> None:
-    """A ``ParameterError`` when a novelty term asks for Dirichlet counts the model lacks."""
+    """A ``ParameterError`` when a novelty term asks for Dirichlet counts the model lacks, an inductive cost has
+    the wrong number of matrices or the joint information gain would enumerate too many outcomes."""
     for term in terms:
         if isinstance(term, Novelty) and getattr(model, "p" + term.param) is None:
             raise ParameterError(f"parameter information gain needs Dirichlet counts: the model has no "
                                  f"p{term.param}")
+        if isinstance(term, InfoGain) and term.joint and math.prod(model.num_obs) > term.max_outcomes:
+            raise ParameterError(f"InfoGain(joint=True) enumerates the joint outcome of modalities of sizes "
+                                 f"{list(model.num_obs)}: {math.prod(model.num_obs):,} outcomes per belief, above "
+                                 f"max_outcomes = {term.max_outcomes:,}; use InfoGain() or raise max_outcomes")
         if isinstance(term, InductiveCost) and len(term.I) != model.num_factors:
             raise ParameterError(f"InductiveCost.I has {len(term.I)} matrices but the model has "
                                  f"{model.num_factors} factors")

@@ -29,7 +29,7 @@ from aif.rollout import as_agent_env
 from aif.sequence_control import SequenceOptions
 from aif.strategies import NUMPY, TORCH, Learner, Planner, SequenceInference, StateInference, require
 
-from . import checks, learning
+from . import checks, efe, learning
 from .control import policy_posterior, predict, select_action
 from .evaluator import evaluate_policies
 from .full_tree import PolicyEvaluator
@@ -296,6 +296,7 @@ class _TorchRun(_Run):
         self.enumerated = isinstance(a.model, TabularModel) and len(policies) == math.prod(controls) ** H \
             and np.array_equal(policies, enumerate_policies(a.model.num_controls, H, a.control_factors))
         self.evaluator: PolicyEvaluator | None = None
+        efe.prepare_terms(a.model, a.efe_terms, isinstance(a.model, TabularModel))  # checked now, not at step 1
         if a.learning is not None:
             self.start_learning()
 

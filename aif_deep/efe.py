@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aif.efe import EFEOptions, InductiveCost, InfoGain, Novelty, Term, TerminalValue, check_terms
+from aif.efe import EFEOptions, InductiveCost, InfoGain, Novelty, Term, TerminalValue, check_counts, check_terms
 from aif.errors import ParameterError, StrategyError
 from aif.maths import LogGuard
 
@@ -189,6 +189,7 @@ def prepare_terms(model: Any, terms: Sequence[Term], tabular: bool) -> tuple[Ter
                                 f"{type(model).__name__}")
     if tabular:
         parameter_weights(model, terms)
+    check_counts(model, [t for t in terms if isinstance(t, InfoGain)])  # the joint outcome space's size
     return terms
 
 

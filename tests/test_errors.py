@@ -729,3 +729,17 @@ def test_exact_inference_and_log_evidence_refuse_a_joint_space_above_their_budge
                               method=aif.Exact(max_bytes=1000))
     small = aif.random_model(np.random.default_rng(0), [3, 2], [2], [1, 1])
     assert np.isclose(sum(aif.infer_states(small, [1], method=aif.Exact())[0]), 1.0)
+
+
+def test_the_joint_information_gain_refuses_a_joint_outcome_space_above_its_budget():
+    import aif_deep
+
+    model = aif.random_model(np.random.default_rng(0), [2], [40, 40, 40, 40], [2])  # 2,560,000 joint outcomes
+    terms = (aif.Utility(), aif.InfoGain(joint=True))
+    for build in (lambda: aif.Agent(model, efe_terms=terms),
+                  lambda: aif_deep.Agent(aif_deep.TabularModel.from_aif(model, device="cpu"), efe_terms=terms)):
+        with pytest.raises(ParameterError, match=r"sizes \[40, 40, 40, 40\]: 2,560,000 outcomes per belief, above "
+                                                 r"max_outcomes = 1,000,000"):
+            build()
+    small = aif.random_model(np.random.default_rng(0), [2], [3, 3], [2])
+    aif.Agent(small, efe_terms=(aif.Utility(), aif.InfoGain(joint=True, max_outcomes=9))).step([0, 1])
