@@ -7,6 +7,7 @@ Error classes (the same in ``aif_deep``): beliefs and priors ``BeliefError``; ob
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -416,9 +417,27 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> Any:
     return value
 
 
+def check_joint_size(num_states: Sequence[int], max_bytes: int, owner: str) -> None:
+    """A ``ParameterError`` naming the factors' sizes and the bytes when the joint state space (float64, about
+    three arrays of it at once) would take more than ``max_bytes``."""
+    size = 3 * 8 * math.prod(num_states)
+    if size > max_bytes:
+        raise ParameterError(f"{owner} enumerates the joint state space of factors of sizes {list(num_states)}: "
+                             f"about {size:,} bytes, above max_bytes = {max_bytes:,}; use FixedPoint, or raise "
+                             "max_bytes")
+
+
+def check_cell(cell: Any, shape: Sequence[int], name: str) -> tuple[int, int]:
+    """``(row, col)`` of a cell given as the argument ``name``; ``ParameterError`` outside the grid."""
+    r, c = (int(x) for x in cell)
+    if not (0 <= r < shape[0] and 0 <= c < shape[1]):
+        raise ParameterError(f"{name} = {tuple(cell)} lies outside the {shape[0]}x{shape[1]} grid")
+    return r, c
+
+
 __all__ = ["PROB_TOL", "COLUMN_TOL", "first_index", "check_model", "check_finite", "check_dirichlet",
            "check_dependencies", "check_array_list", "check_count_list", "check_transitions", "check_rates",
            "check_obs", "check_obs_list", "check_obs_window", "check_outcome", "check_vector", "check_probability",
            "check_beliefs", "check_prior", "check_future", "check_policies", "check_actions", "check_selection",
            "check_policy_weights", "check_log_habits", "check_positive", "check_integer", "check_fraction",
-           "check_choice"]
+           "check_choice", "check_joint_size", "check_cell"]

@@ -33,15 +33,13 @@ others fixed, so F never increases, and it iterates until F changes by less than
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy.special import xlogy
 
-from .checks import check_beliefs, check_choice, check_integer, check_obs
+from .checks import check_beliefs, check_choice, check_integer, check_joint_size, check_obs
 from .errors import ParameterError
 from .maths import CLIP, LEGACY, LogGuard, factor_dot, outer, softmax
 from .model import GenerativeModel, uniform_like
@@ -221,16 +219,6 @@ def variational_free_energy(model: GenerativeModel, obs: Any, qs: list, prior: l
         q_joint = outer([qs[f] for f in deps])
         vfe -= float(xlogy(q_joint, L_m).sum())
     return vfe
-
-
-def check_joint_size(num_states: Sequence[int], max_bytes: int, owner: str) -> None:
-    """A ``ParameterError`` naming the factors' sizes and the bytes when the joint state space (float64, about
-    three arrays of it at once) would take more than ``max_bytes``."""
-    size = 3 * 8 * math.prod(num_states)
-    if size > max_bytes:
-        raise ParameterError(f"{owner} enumerates the joint state space of factors of sizes {list(num_states)}: "
-                             f"about {size:,} bytes, above max_bytes = {max_bytes:,}; use FixedPoint, or raise "
-                             "max_bytes")
 
 
 def log_evidence(model: GenerativeModel, obs: Any, prior: list | None = None, max_bytes: int = 1 << 30) -> float:

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 import aif
+from aif.checks import check_joint_size
 from aif.errors import ObservationError, StrategyError
-from aif.inference import check_joint_size
 from aif.strategies import TORCH, StateInference, require
 
 from . import checks

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import check_cell
 from ..errors import ParameterError
 from ..model import GenerativeModel
-from .gridworld import ACTION_NAMES, Cell, GridCells, check_cell, grid_transitions
+from .gridworld import ACTION_NAMES, Cell, GridCells, grid_transitions
 from .pomdp import POMDPEnv, unknown_transitions
 
 NULL, CHEESE, SHOCK = range(3)

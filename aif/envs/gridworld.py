@@ -22,7 +22,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import shortest_path
 
-from ..checks import check_fraction
+from ..checks import check_cell, check_fraction
 from ..errors import ParameterError
 from ..model import GenerativeModel
 from .pomdp import POMDPEnv, unknown_transitions
@@ -55,14 +55,6 @@ def grid_transitions(shape: Cell, walls: Sequence[Cell] = (), slip: float = 0.0,
                 B[j, i, u] += 1.0 - slip
                 B[i, i, u] += slip
     return B
-
-
-def check_cell(cell, shape, name) -> tuple[int, int]:
-    """``(row, col)`` of a cell given as the argument ``name``; ``ParameterError`` outside the grid."""
-    r, c = (int(x) for x in cell)
-    if not (0 <= r < shape[0] and 0 <= c < shape[1]):
-        raise ParameterError(f"{name} = {tuple(cell)} lies outside the {shape[0]}x{shape[1]} grid")
-    return r, c
 
 
 class GridCells:
