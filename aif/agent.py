@@ -22,7 +22,7 @@ import numpy as np
 from .checks import check_beliefs, check_choice, check_integer, check_policies, check_positive
 from .control import enumerate_policies, policy_posterior, predict_policies, prefix_tree_efe, select_action
 from .efe import DEFAULT_TERMS, EFEOptions, check_counts, check_terms
-from .errors import CallOrderError, ParameterError, PolicyError, StrategyError
+from .errors import CallOrderError, ParameterError, StrategyError
 from .inference import FixedPoint, likelihoods
 from .learning import Learning
 from .model import GenerativeModel
@@ -190,9 +190,6 @@ class Agent:
         if self.policies is None:
             self.policies = enumerate_policies(self.model.num_controls, self.policy_horizon, self.control_factors)
         self.policies = check_policies(self.model, self.policies)
-        if self.policies.shape[1] == 0:
-            raise PolicyError(f"policies have horizon 0 (shape {self.policies.shape}); a policy takes at least "
-                              "one step")
         self.policy_horizon = self.policies.shape[1]
         if self.model.E is not None and self.model.E.shape != (len(self.policies),):
             raise ParameterError(f"model.E has {self.model.E.shape[0]} entries but the agent has "

@@ -30,6 +30,27 @@ def first_index(mask: np.ndarray) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------------------------------------
 # The model and other arrays of distributions
 
+def as_numbers(x: Any, label: str, error: type[AifError], dtype: Any = float) -> np.ndarray:
+    """``x`` as a NumPy array of ``dtype``; a string, ``None``, a ragged list or anything else that is not numbers
+    is ``error`` naming ``label`` (never a raw ``ValueError`` or ``TypeError`` from NumPy)."""
+    try:
+        if x is None or isinstance(x, (str, bytes)):
+            raise TypeError
+        out = np.asarray(x, dtype=dtype)
+        if out.dtype == object:
+            raise TypeError
+        return out
+    except (TypeError, ValueError, OverflowError):
+        raise error(f"{label} must be numbers, got {str(x)[:200]}") from None
+
+
+def check_sequence(x: Any, label: str, error: type[AifError]) -> list:
+    """``x`` as a list (one entry per factor or modality): a list, tuple or object array, not a number or string."""
+    if not isinstance(x, (list, tuple)) and not (isinstance(x, np.ndarray) and x.dtype == object):
+        raise error(f"{label} must be a list with one entry per factor or modality, got {type(x).__name__}")
+    return list(x)
+
+
 def check_finite(x: np.ndarray, label: str, nonneg: bool = True, error: type[AifError] = ModelError) -> None:
     """Every entry finite (and, with ``nonneg``, >= 0), else ``error`` naming the first bad entry."""
     for bad, what in ((~np.isfinite(x), "non-finite"), ((x < 0) if nonneg else None, "negative")):
@@ -132,9 +153,10 @@ def check_dependencies(deps: Any, n: int, num_factors: int, name: str, default: 
 
 def check_rates(lr: Any, forgetting: Any) -> None:
     """A learning rate >= 0 and a forgetting factor in (0, 1] (``ParameterError``)."""
-    if not (np.ndim(lr) == 0 and np.isfinite(lr) and lr >= 0):
+    number = (int, float, np.integer, np.floating)
+    if not (isinstance(lr, number) and not isinstance(lr, bool) and np.isfinite(lr) and lr >= 0):
         raise ParameterError(f"lr (the learning rate) must be a finite number >= 0, got {lr!r}")
-    if not (np.ndim(forgetting) == 0 and 0 < forgetting <= 1):
+    if not (isinstance(forgetting, number) and not isinstance(forgetting, bool) and 0 < forgetting <= 1):
         raise ParameterError(f"forgetting must be a number in (0, 1] (1 = no forgetting), got {forgetting!r}")
 
 
@@ -143,6 +165,7 @@ def check_array_list(arrays: Any, name: str, error: type[AifError] = ModelError)
     if isinstance(arrays, np.ndarray) and arrays.dtype != object:
         raise error(f"{name} must be a list of arrays, one per modality or factor, got a single array; "
                     f"wrap it as [{name}]")
+    arrays = check_sequence(arrays, name, error)
     out = []
     for i, a in enumerate(arrays):
         try:
@@ -232,7 +255,7 @@ def check_outcome(o: Any, n: int, m: int) -> int | np.ndarray:
 
 def check_vector(p: Any, n: int, label: str, error: type[AifError] = ObservationError) -> np.ndarray:
     """A probability vector of shape ``(n,)`` (finite, non-negative, summing to 1 within 1e-6), as floats."""
-    p = np.asarray(p, dtype=float)
+    p = as_numbers(p, label, error)
     if p.shape != (n,):
         raise error(f"{label} has shape {p.shape}, expected ({n},)")
     check_probability(p, label, error)
@@ -241,10 +264,10 @@ def check_vector(p: Any, n: int, label: str, error: type[AifError] = Observation
 
 def check_beliefs(model: GenerativeModel, qs: Any, name: str = "prior") -> list:
     """Validate beliefs over states: one probability vector per factor."""
-    if qs is None or isinstance(qs, np.ndarray) and qs.dtype != object:
+    if not isinstance(qs, (list, tuple)) and not (isinstance(qs, np.ndarray) and qs.dtype == object):
         raise BeliefError(f"{name} must be a list with one probability vector per factor "
                           f"({model.num_factors}), got {type(qs).__name__}")
-    qs = [np.asarray(q, dtype=float) for q in qs]
+    qs = [as_numbers(q, f"{name}[{f}]", BeliefError) for f, q in enumerate(qs)]
     if len(qs) != model.num_factors:
         raise BeliefError(f"{name} has {len(qs)} vectors but the model has {model.num_factors} factors")
     return [check_vector(q, model.num_states[f], f"{name}[{f}]", BeliefError) for f, q in enumerate(qs)]
@@ -270,9 +293,10 @@ def _batch_index(i: tuple) -> str:
 
 def check_prior(model: GenerativeModel, prior: Any, num_policies: int) -> list:
     """A window's prior: per factor ``(S_f,)`` or one per policy ``(P, S_f)``, each a distribution."""
+    prior = check_sequence(prior, "prior", BeliefError)
     if len(prior) != model.num_factors:
         raise BeliefError(f"prior has {len(prior)} arrays but the model has {model.num_factors} factors")
-    out = [np.asarray(p, dtype=float) for p in prior]
+    out = [as_numbers(p, f"prior[{f}]", BeliefError) for f, p in enumerate(prior)]
     for f, (p, s) in enumerate(zip(out, model.num_states, strict=True)):
         if p.shape not in ((s,), (num_policies, s)):
             raise BeliefError(f"prior[{f}] has shape {p.shape}, expected ({s},) or ({num_policies}, {s}) "
@@ -284,9 +308,10 @@ def check_prior(model: GenerativeModel, prior: Any, num_policies: int) -> list:
 def check_future(model: GenerativeModel, qs_future: Any, policies: Any) -> tuple[list, np.ndarray]:
     """Each policy's beliefs from the present on, ``qs_future[f]`` ``(P, K, S_f)`` (``BeliefError``), and the
     ``(P, K - 1, num_factors)`` policies between those steps (``PolicyError``; horizon 0 allowed here)."""
+    qs_future = check_sequence(qs_future, "qs_future", BeliefError)
     if len(qs_future) != model.num_factors:
         raise BeliefError(f"qs_future has {len(qs_future)} arrays but the model has {model.num_factors} factors")
-    qs_future = [np.asarray(q, dtype=float) for q in qs_future]
+    qs_future = [as_numbers(q, f"qs_future[{f}]", BeliefError) for f, q in enumerate(qs_future)]
     shape = qs_future[0].shape[:2] if qs_future[0].ndim == 3 else None
     for f, q in enumerate(qs_future):
         s = model.num_states[f]
@@ -294,7 +319,7 @@ def check_future(model: GenerativeModel, qs_future: Any, policies: Any) -> tuple
             raise BeliefError(f"qs_future[{f}] has shape {q.shape}, expected (num_policies, steps >= 1, {s}) "
                               f"with the same policies and steps for every factor")
         check_probability(q, f"qs_future[{f}]", BeliefError)
-    policies = np.asarray(policies)
+    policies = as_numbers(policies, "policies", PolicyError, None)
     P, K = shape  # type: ignore[misc]
     if policies.shape != (P, K - 1, model.num_factors):
         raise PolicyError(f"policies has shape {policies.shape} but qs_future covers {P} policies and {K} steps: "
@@ -306,12 +331,15 @@ def check_future(model: GenerativeModel, qs_future: Any, policies: Any) -> tuple
 # Policies, actions and scalars
 
 
-def check_policies(model: GenerativeModel, policies: Any) -> np.ndarray:
-    """Validate a policy array against the model: shape ``(P, H, num_factors)``, actions in range."""
-    policies = np.asarray(policies)
+def check_policies(model: GenerativeModel, policies: Any, min_horizon: int = 1) -> np.ndarray:
+    """Validate a policy array against the model: shape ``(P, H, num_factors)`` with ``H >= min_horizon``
+    (inference over a window takes policies of horizon 0), actions in range."""
+    policies = as_numbers(policies, "policies", PolicyError, None)
     if policies.ndim != 3 or policies.shape[2] != model.num_factors or policies.shape[0] == 0:
         raise PolicyError(f"policies must have shape (num_policies, horizon, {model.num_factors}), "
                           f"got {policies.shape}")
+    if policies.shape[1] < min_horizon:
+        raise PolicyError(f"policies have horizon 0 (shape {policies.shape}); a policy takes at least one step")
     if not np.issubdtype(policies.dtype, np.integer):
         raise PolicyError(f"policies must hold integer actions, got dtype {policies.dtype}")
     bad = (policies < 0) | (policies >= np.asarray(model.num_controls))
@@ -354,7 +382,7 @@ def check_selection(q_pi: Any, policies: Any, mode: str, sampling: str) -> tuple
 
 def check_policy_weights(q_pi: Any, policies: Any) -> np.ndarray:
     """``q_pi`` ``(P,)`` as floats, one weight per policy of ``policies`` ``(P, H, F)`` (``PolicyError``)."""
-    q_pi, policies = np.asarray(q_pi, dtype=float), np.asarray(policies)
+    q_pi, policies = as_numbers(q_pi, "q_pi", PolicyError), as_numbers(policies, "policies", PolicyError, None)
     if policies.ndim != 3 or q_pi.shape != policies.shape[:1]:
         raise PolicyError(f"q_pi has shape {q_pi.shape} but policies has shape {policies.shape}; "
                           "expected (P,) and (P, horizon, num_factors)")
@@ -366,7 +394,7 @@ def check_log_habits(E: Any, num_policies: int) -> np.ndarray | float:
     out); ``ParameterError`` for a wrong shape, a negative or non-finite entry or a sum away from 1."""
     if E is None:
         return 0.0
-    E = np.asarray(E, dtype=float)
+    E = as_numbers(E, "E", ParameterError)
     if E.shape != (num_policies,):
         raise ParameterError(f"E has shape {E.shape} but there are {num_policies} policies")
     check_finite(E, "E", error=ParameterError)
@@ -440,4 +468,4 @@ __all__ = ["PROB_TOL", "COLUMN_TOL", "first_index", "check_model", "check_finite
            "check_obs", "check_obs_list", "check_obs_window", "check_outcome", "check_vector", "check_probability",
            "check_beliefs", "check_prior", "check_future", "check_policies", "check_actions", "check_selection",
            "check_policy_weights", "check_log_habits", "check_positive", "check_integer", "check_fraction",
-           "check_choice", "check_joint_size", "check_cell"]
+           "check_choice", "check_joint_size", "check_cell", "as_numbers", "check_sequence"]

@@ -52,11 +52,18 @@ def enumerate_policies(num_controls: Sequence[int], horizon: int, control_factor
         raise PolicyError(f"num_controls must be positive, got {num_controls}")
     nf = len(num_controls)
     if control_factors is not None:
+        if not (isinstance(control_factors, (list, tuple, range, np.ndarray)) and all(
+                isinstance(f, (int, np.integer)) and not isinstance(f, bool) for f in control_factors)):
+            raise PolicyError(f"control_factors must be a list of factor indices, got {control_factors!r}")
         bad = [f for f in control_factors if not 0 <= f < nf]
         if bad:
             raise PolicyError(f"control_factors names factor {bad[0]}, but there are {nf} factors")
         num_controls = [u if f in control_factors else 1 for f, u in enumerate(num_controls)]
     dims = num_controls * horizon
+    if math.fsum(math.log2(d) for d in dims) > 62:  # not even an index fits an int64
+        raise PolicyError(f"policies of horizon {horizon} over {nf} factors (controls {num_controls}) number about "
+                          f"2**{math.fsum(math.log2(d) for d in dims):.0f}: give a list of policies, a shorter "
+                          "horizon or fewer control_factors")
     count = math.prod(dims)
     if count * len(dims) * 8 > max_bytes:
         raise PolicyError(f"{count:,} policies of horizon {horizon} over {nf} factors (controls {num_controls}) "
@@ -190,7 +197,9 @@ def policy_posterior(G: ArrayLike, E: ArrayLike | None = None, gamma: float = 16
         gamma: policy precision, positive and finite.
     """
     gamma = checks.check_positive(gamma, "gamma")
-    G = np.asarray(G, dtype=float)
+    G = checks.as_numbers(G, "G", ParameterError)
+    if G.ndim == 0 or G.shape[-1] == 0:
+        raise ParameterError(f"G must have shape (..., num_policies) with at least one policy, got {G.shape}")
     if not np.isfinite(G).all():
         raise ParameterError(f"G has a non-finite entry at index {checks.first_index(~np.isfinite(G))}")
     ln_E = checks.check_log_habits(E, G.shape[-1])

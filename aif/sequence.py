@@ -255,7 +255,7 @@ def infer_sequence(model: GenerativeModel, obs_window: Any, actions_window: Any,
     method = MarginalMessagePassing() if method is None else require(method, SequenceInference, "method", NUMPY)
     lik = [likelihoods(model, o) for o in check_obs_window(model, obs_window)]
     past_len = len(lik)
-    policies = check_policies(model, policies)
+    policies = check_policies(model, policies, min_horizon=0)
     actions_window = check_actions(model, actions_window, past_len)
     num_policies = policies.shape[0]
     prior = check_prior(model, model.D if prior is None else prior, num_policies)

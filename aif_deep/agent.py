@@ -380,7 +380,8 @@ class _TorchRun(_Run):
                                                       a.control_factors)
             G, terms = ev(qs)
         else:
-            G, terms = evaluate_policies(a.model, qs, policies=a.policies, terms=a.efe_terms, options=a.efe)
+            G, terms = evaluate_policies(a.model, qs, policies=a.policies, terms=a.efe_terms, options=a.efe,
+                                         check_values=False)
         return policy_posterior(G, getattr(a.model, "E", None), a.gamma), G, terms
 
     def sample_action(self) -> torch.Tensor:

@@ -37,7 +37,18 @@ def tensor(x: Any, label: str, error: type[Exception], device: torch.device | st
     device = torch.device(device)
     if isinstance(x, Tensor) and (x.device.type, x.device.index or 0) != (device.type, device.index or 0):
         raise error(f"{label} is on {x.device} but the model is on {device}")
-    return torch.as_tensor(x, device=device)
+    return as_tensor(x, label, error, device)
+
+
+def as_tensor(x: Any, label: str, error: type[Exception], device: Any = None) -> Tensor:
+    """``torch.as_tensor(x)``, with a string, ``None``, a ragged list or other non-numbers as ``error`` naming
+    ``label`` (never torch's raw ``TypeError``/``ValueError``/``RuntimeError``)."""
+    try:
+        if x is None or isinstance(x, (str, bytes)):
+            raise TypeError
+        return torch.as_tensor(x, device=device)
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        raise error(f"{label} must be numbers, got {str(x)[:200]}") from None
 
 
 def beliefs(model: Any, qs: Any, name: str = "prior", values: bool = True) -> list[Tensor]:
@@ -45,7 +56,7 @@ def beliefs(model: Any, qs: Any, name: str = "prior", values: bool = True) -> li
     ``values=False`` checks the count, shapes and device only (the evaluators' hot path: no host synchronisation)."""
     ref = model.prior()[0]
     F = len(model.num_states)
-    if qs is None or isinstance(qs, (np.ndarray, Tensor)):
+    if not isinstance(qs, (list, tuple)):
         raise BeliefError(f"{name} must be a list with one probability vector per factor ({F}), "
                           f"got {type(qs).__name__}")
     qs = list(qs)
@@ -102,7 +113,7 @@ def model_tensors(model: Any) -> None:
 
 def policy_prior(E: Any, num_policies: int, label: str = "E") -> Tensor:
     """E or q(pi): ``(*batch, num_policies)``, a probability vector (``PolicyError``)."""
-    E = torch.as_tensor(E)
+    E = as_tensor(E, label, PolicyError)
     if E.ndim == 0 or E.shape[-1] != num_policies:
         raise PolicyError(f"{label} has shape {tuple(E.shape)}, expected (..., {num_policies}): one entry per policy")
     return distribution(E.double() if not E.is_floating_point() else E, label, PolicyError)
@@ -110,7 +121,7 @@ def policy_prior(E: Any, num_policies: int, label: str = "E") -> Tensor:
 
 def action(model: Any, action: Any, batch_shape: tuple | None = None) -> Tensor:
     """An integer action ``(*batch, num_factors)`` with every control in range (``PolicyError``)."""
-    a = torch.as_tensor(action)
+    a = as_tensor(action, "action", PolicyError)
     F = len(model.num_controls)
     if a.is_floating_point() or a.dtype == torch.bool:
         raise PolicyError(f"action must hold integer controls, got {a.tolist()!r} ({a.dtype})")
@@ -176,11 +187,7 @@ def policies(model: Any, policies: Any) -> np.ndarray:
         if policies.ndim != 3:
             raise PolicyError(f"policies must have shape (num_policies, horizon, num_factors), got {policies.shape}")
         return policies
-    policies = check_policies(model, policies)
-    if policies.shape[1] == 0:
-        raise PolicyError(f"policies must have shape (num_policies, horizon, {policies.shape[2]}) with a horizon "
-                          f"of at least 1, got {policies.shape}")
-    return policies.astype(np.int64)
+    return check_policies(model, policies).astype(np.int64)
 
 
 def image_settings(image_shape: Any, flip: Any) -> tuple[tuple[int, ...], float]:

@@ -14,7 +14,7 @@ import torch
 
 from aif.checks import check_choice
 from aif.efe import DEFAULT_TERMS, EFEOptions, Term
-from aif.errors import ParameterError
+from aif.errors import ParameterError, PolicyError
 from aif.maths import EPS
 
 from . import checks
@@ -59,7 +59,12 @@ def policy_posterior(G: torch.Tensor, E: object = None, gamma: object = 16.0) ->
     """
     if not torch.isfinite(G).all():
         raise ParameterError("G has a non-finite entry")
-    ln_E = torch.zeros_like(G) if E is None else torch.log(checks.policy_prior(E, G.shape[-1]).to(G)).expand_as(G)
+    ln_E = torch.zeros_like(G) if E is None else torch.log(checks.policy_prior(E, G.shape[-1]).to(G))
+    if ln_E.shape != G.shape:
+        try:
+            ln_E = ln_E.expand_as(G)
+        except RuntimeError:
+            raise PolicyError(f"E has shape {tuple(ln_E.shape)}, which does not fit G's {tuple(G.shape)}") from None
     # As aif.policy_posterior: G shifted by its lowest allowed value first, so gamma x G never overflows.
     allowed = torch.isfinite(ln_E)
     low = torch.where(allowed, G, torch.inf).amin(-1, keepdim=True)
@@ -93,6 +98,9 @@ def action_probabilities(q_pi: torch.Tensor, policies: Any, mode: str = "determi
     check_choice(mode, "mode", ("deterministic", "stochastic"))
     check_choice(sampling, "sampling", ("full", "marginal"))
     policies = checks.policies(None, policies)
+    if not isinstance(q_pi, torch.Tensor):
+        raise PolicyError(f"q_pi must be a tensor (*batch, num_policies), got {type(q_pi).__name__}")
+    checks.policy_prior(q_pi, len(policies), "q_pi")  # aif's rule: a distribution over the policies
     if num_controls is None:
         num_controls = policies[:, 0, :].max(axis=0) + 1
     if sampling == "full":

@@ -77,7 +77,7 @@ def _prefix_tree(rows):
 def evaluate_policies(model: BeliefModel, qs: list, policies: object = None, horizon: int | None = None,
                       terms: tuple[Term, ...] = DEFAULT_TERMS, options: EFEOptions | None = None,
                       control_factors: list | None = None, memory_budget: int | None = None,
-                      with_terms: bool = True) -> tuple[torch.Tensor, dict]:
+                      with_terms: bool = True, check_values: bool = True) -> tuple[torch.Tensor, dict]:
     """Expected free energy of every policy for a batch of beliefs, with its terms, sharing prefixes.
 
     Args:
@@ -94,6 +94,8 @@ def evaluate_policies(model: BeliefModel, qs: list, policies: object = None, hor
         memory_budget: bytes of intermediates per chunk; by default 40% of the free GPU memory, or 1 GiB
             on the CPU.
         with_terms: also return the terms per policy (``False`` saves their memory).
+        check_values: check that the beliefs are probability vectors (``aif``'s rule; one host synchronisation);
+            ``False`` checks their shapes only (the Agent, whose beliefs are its own, and other hot loops).
 
     Returns:
         ``(G, terms)``: ``G`` of shape ``(*batch, P)``, lower is better; ``terms`` a dict of tensors of the
@@ -103,7 +105,7 @@ def evaluate_policies(model: BeliefModel, qs: list, policies: object = None, hor
     options = EFEOptions() if options is None else options
     tabular = isinstance(model, TabularModel)
     terms = efe.prepare_terms(model, terms, tabular)
-    qs = checks.beliefs(model, qs, "qs", values=False)
+    qs = checks.beliefs(model, qs, "qs", values=check_values)
     batch = checks.belief_batch(model, qs)
     device, dtype = qs[0].device, qs[0].dtype
     # The tree's node axis goes in front of the batch: beliefs shared by a batch of agents are expanded first.

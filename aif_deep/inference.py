@@ -134,15 +134,16 @@ def as_obs(model: BeliefModel, obs: Any, device: torch.device | str | None = Non
             raise ObservationError(f"an integer observation array must end with one entry per modality ({M}), "
                                    f"got shape {tuple(obs.shape)}")
         obs = list(obs.unbind(-1))
-    elif isinstance(obs, (int, np.integer, float)):
-        raise ObservationError(f"obs must have one entry per modality ({M}), got the single value {obs!r}")
+    elif not isinstance(obs, (list, tuple)):
+        raise ObservationError(f"obs must have one entry per modality ({M}), got {str(obs)[:200]}")
     entries = list(obs)
     if len(entries) != M:
         raise ObservationError(f"obs has {len(entries)} entries but the model has {M} modalities")
     out = []
     for m, o in enumerate(entries):
         n = model.num_obs[m]
-        o = checks.tensor(o, f"obs[{m}]", ObservationError, device) if device is not None else torch.as_tensor(o)
+        o = checks.tensor(o, f"obs[{m}]", ObservationError, device) if device is not None else \
+            checks.as_tensor(o, f"obs[{m}]", ObservationError)
         if not categorical[m]:
             out.append(o.to(dtype) if o.is_floating_point() else o)
         elif o.is_floating_point():
