@@ -110,6 +110,8 @@ def decode(node: Any, arrays: dict[str, np.ndarray], where: str = "value", path:
         return _decode(node, arrays, where, path)
     except FormatError:
         raise
+    except RecursionError:
+        raise FormatError(f"{path}: the metadata is nested too deeply to be an aif file") from None
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
         raise FormatError(f"{path}: malformed metadata ({type(err).__name__}: {err})") from err
 

@@ -457,3 +457,15 @@ def test_reading_is_bounded_for_a_device_that_reports_no_size(tmp_path):
         pytest.skip("no /dev/zero")
     with pytest.raises(FormatError, match="more than max_bytes=1000"):
         io.read_archive("/dev/zero", "model", max_bytes=1000)
+
+
+@pytest.mark.parametrize("depth", [600, 5000])
+def test_deeply_nested_metadata_is_a_format_error(tmp_path, depth):
+    # A sealed file (its checksums consistent) whose metadata nests lists `depth` deep: JSON's parser or the
+    # decoder runs out of stack; either way the reader says the file is not an aif file.
+    header = ('{"format": "aif", "format_version": %d, "aif_version": "0", "kind": "model", "sha256": {}, '
+              '"root": %s}' % (io.FORMAT_VERSION, "[" * depth + "]" * depth))
+    path = tmp_path / "deep.npz"
+    path.write_bytes(sealed({io.META_KEY: np.array(header)}))
+    with pytest.raises(FormatError):
+        load_model(path)
