@@ -13,6 +13,7 @@ method that infers over time (an ``aif.strategies.SequenceInference``: ``Margina
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -21,7 +22,7 @@ import numpy as np
 
 from .checks import check_beliefs, check_choice, check_integer, check_policies, check_positive
 from .control import enumerate_policies, policy_posterior, predict_policies, prefix_tree_efe, select_action
-from .efe import DEFAULT_TERMS, EFEOptions, check_counts, check_terms
+from .efe import DEFAULT_TERMS, EFEOptions, check_counts, check_efe_size, check_terms
 from .errors import CallOrderError, ParameterError, StrategyError
 from .inference import FixedPoint, likelihoods
 from .learning import Learning
@@ -188,6 +189,12 @@ class Agent:
         self.gamma = check_positive(self.gamma, "gamma")
         self.alpha = check_positive(self.alpha, "alpha")
         if self.policies is None:
+            H = self.policy_horizon
+            cf = self.control_factors
+            if self.planner is None and not over_time and isinstance(H, int) and 0 < H < 64 and (
+                    cf is None or isinstance(cf, (list, tuple))):  # refused before the policies are built
+                count = math.prod(u for f, u in enumerate(self.model.num_controls) if cf is None or f in cf)
+                check_efe_size(self.model, count**H, H, self.efe_terms, self.efe)
             self.policies = enumerate_policies(self.model.num_controls, self.policy_horizon, self.control_factors)
         self.policies = check_policies(self.model, self.policies)
         self.policy_horizon = self.policies.shape[1]
@@ -295,6 +302,8 @@ class _OneStep:
     def __init__(self, agent: Agent) -> None:
         a = self.agent = agent
         check_counts(a.model, a.efe_terms)
+        if a.planner is None:
+            check_efe_size(a.model, a.policies.shape[0], a.policies.shape[1], a.efe_terms, a.efe)
         self.score = self.enumeration if a.planner is None else self.planned
 
     def reset(self) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import AifError, BeliefError, ModelError, ObservationError, ParameterError, PolicyError
+from .errors import AifError, BeliefError, ModelError, ObservationError, ParameterError, PolicyError, StrategyError
 
 if TYPE_CHECKING:
     from .model import GenerativeModel
@@ -136,11 +136,11 @@ def check_dependencies(deps: Any, n: int, num_factors: int, name: str, default: 
     """``{name}_dependencies``: ``n`` lists of distinct factor indices; ``default(i)`` for each when ``None``."""
     if deps is None:
         return [default(i) for i in range(n)]
+    deps = check_index_lists(deps, f"{name}_dependencies")
     if len(deps) != n:
         raise ModelError(f"{name}_dependencies has {len(deps)} entries but {name} has {n} arrays")
     out = []
     for i, d in enumerate(deps):
-        d = [int(f) for f in d]
         bad = [f for f in d if not 0 <= f < num_factors]
         if bad:
             raise ModelError(f"{name}_dependencies[{i}] names factor {bad[0]}, but the model has "
@@ -445,14 +445,15 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> Any:
     return value
 
 
-def check_joint_size(num_states: Sequence[int], max_bytes: int, owner: str) -> None:
+def check_joint_size(num_states: Sequence[int], max_bytes: int, owner: str, copies: int = 1) -> None:
     """A ``ParameterError`` naming the factors' sizes and the bytes when the joint state space (float64, about
-    three arrays of it at once) would take more than ``max_bytes``."""
-    size = 3 * 8 * math.prod(num_states)
+    three arrays of it at once, for each of ``copies`` beliefs) would take more than ``max_bytes``."""
+    size = 3 * 8 * math.prod(num_states) * copies
     if size > max_bytes:
-        raise ParameterError(f"{owner} enumerates the joint state space of factors of sizes {list(num_states)}: "
-                             f"about {size:,} bytes, above max_bytes = {max_bytes:,}; use FixedPoint, or raise "
-                             "max_bytes")
+        each = f" for each of {copies:,} beliefs" if copies > 1 else ""
+        raise ParameterError(f"{owner} enumerates the joint state space of factors of sizes {list(num_states)}"
+                             f"{each}: about {size:,} bytes, above max_bytes = {max_bytes:,}; use FixedPoint, or "
+                             "raise max_bytes")
 
 
 def check_cell(cell: Any, shape: Sequence[int], name: str) -> tuple[int, int]:
@@ -463,9 +464,54 @@ def check_cell(cell: Any, shape: Sequence[int], name: str) -> tuple[int, int]:
     return r, c
 
 
+def check_index(x: Any, name: str, n: int | None = None, error: type[AifError] = ParameterError) -> int:
+    """An integer ``>= 0`` (and ``< n`` when given), not a bool or a float, else ``error``."""
+    if not (isinstance(x, (int, np.integer)) and not isinstance(x, bool) and 0 <= x and (n is None or x < n)):
+        raise error(f"{name} must be an integer in 0..{'' if n is None else n - 1}, got {x!r}")
+    return int(x)
+
+
+def check_real(x: Any, name: str, low: float = -math.inf) -> float:
+    """A finite number ``>= low``, not a string or a bool (``ParameterError``)."""
+    if not (isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+            and math.isfinite(x) and x >= low):
+        bound = f">= {low:g} and " if low > -math.inf else "a number, "
+        raise ParameterError(f"{name} must be {bound}finite, got {x!r}")
+    return float(x)
+
+
+def check_pair(x: Any, name: str) -> tuple[int, int]:
+    """Two integers, such as a grid's ``(rows, cols)`` or a ``(row, col)`` cell (``ParameterError``)."""
+    a = as_numbers(x, name, ParameterError, None)
+    if a.shape != (2,) or not np.issubdtype(a.dtype, np.integer):
+        raise ParameterError(f"{name} must be two integers (row, col), got {x!r}")
+    return int(a[0]), int(a[1])
+
+
+def check_index_lists(x: Any, name: str, error: type[AifError] = ModelError) -> list | None:
+    """``None``, or a list of lists of integer indices (dependencies, ...) as ints, else ``error``."""
+    if x is None:
+        return None
+    out = [as_numbers(d, f"{name}[{i}]", error, None) for i, d in enumerate(check_sequence(x, name, error))]
+    for i, d in enumerate(out):
+        if d.ndim != 1 or not (d.size == 0 or np.issubdtype(d.dtype, np.integer)):
+            raise error(f"{name}[{i}] must be a list of integer indices, got {x[i]!r}")
+    return [d.astype(int).tolist() for d in out]
+
+
+def check_is_model(model: Any) -> Any:
+    """``model`` if it is an ``aif.GenerativeModel``, else a ``StrategyError``."""
+    from .model import GenerativeModel
+
+    if not isinstance(model, GenerativeModel):
+        raise StrategyError(f"model must be an aif.GenerativeModel, got {type(model).__name__}")
+    return model
+
+
 __all__ = ["PROB_TOL", "COLUMN_TOL", "first_index", "check_model", "check_finite", "check_dirichlet",
            "check_dependencies", "check_array_list", "check_count_list", "check_transitions", "check_rates",
            "check_obs", "check_obs_list", "check_obs_window", "check_outcome", "check_vector", "check_probability",
            "check_beliefs", "check_prior", "check_future", "check_policies", "check_actions", "check_selection",
            "check_policy_weights", "check_log_habits", "check_positive", "check_integer", "check_fraction",
            "check_choice", "check_joint_size", "check_cell", "as_numbers", "check_sequence"]
+__all__ += ["check_index", "check_real", "check_pair", "check_index_lists", "check_is_model"]

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import checks
-from .efe import DEFAULT_TERMS, EFEOptions, Term, check_counts, check_terms, combine, step_terms
+from .efe import DEFAULT_TERMS, EFEOptions, Term, check_counts, check_efe_size, check_terms, combine, step_terms
 from .errors import ParameterError, PolicyError
 from .maths import CLIP, batch_contract, softmax
 from .model import GenerativeModel
@@ -168,6 +168,7 @@ def expected_free_energy(model: GenerativeModel, qs: Sequence[np.ndarray], polic
     qs = checks.check_beliefs(model, qs, "qs")
     policies = checks.check_policies(model, policies)
     check_counts(model, terms)
+    check_efe_size(model, policies.shape[0], policies.shape[1], terms, options)
     return prefix_tree_efe(model, qs, policies, terms, options)
 
 
@@ -217,8 +218,17 @@ def action_marginals(q_pi: ArrayLike, policies: ArrayLike, num_controls: Sequenc
                      ) -> list[np.ndarray]:
     """p(u_f) = sum of q(pi) over the policies whose first action for factor f is u, one vector per factor."""
     q_pi, policies = checks.check_policy_weights(q_pi, policies), np.asarray(policies)
+    checks.check_probability(q_pi, "q_pi", ParameterError)
+    if not np.issubdtype(policies.dtype, np.integer) or (policies < 0).any():
+        raise PolicyError(f"policies must hold actions >= 0 (integers), got dtype {policies.dtype}")
+    least = policies[:, 0, :].max(axis=0) + 1
     if num_controls is None:
-        num_controls = policies[:, 0, :].max(axis=0) + 1
+        num_controls = least
+    elif len(checks.check_sequence(num_controls, "num_controls", PolicyError)) != len(least) or any(
+            checks.check_integer(u, f"num_controls[{f}]", error=PolicyError) < n for f, (u, n) in
+            enumerate(zip(num_controls, least, strict=True))):
+        raise PolicyError(f"num_controls = {num_controls} must give, for each of the {len(least)} factors, at least "
+                          f"{least.tolist()} controls (the largest action in policies + 1)")
     return [np.bincount(policies[:, 0, f], weights=q_pi, minlength=int(u)) for f, u in enumerate(num_controls)]
 
 

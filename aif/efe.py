@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .checks import check_choice, check_dependencies, check_fraction
-from .errors import BeliefError, ObservationError, ParameterError, PolicyError, StrategyError
+from . import checks
+from .checks import check_choice, check_dependencies, check_fraction, check_integer
+from .errors import BeliefError, ModelError, ObservationError, ParameterError, PolicyError, StrategyError
 from .learning import WNORM_EXACT, WNORM_LEGACY, WNorm, spm_wnorm
 from .maths import CLIP, EXACT, JOINT_LIMIT, LEGACY, LogGuard, batch_contract, log_softmax, outer, softmax
 
@@ -39,6 +40,7 @@ Beliefs = list[np.ndarray]
 
 # pymdp.legacy's spm_MDP_G: ln(x + exp(-16)) inside the ambiguity, and joint states below exp(-16) dropped.
 LEGACY_G = LogGuard("add", float(np.exp(-16)))
+MAX_EFE_BYTES = 4 << 30  # default EFEOptions.max_bytes: the largest NumPy evaluation of the policies (4 GiB)
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,14 @@ class EFEOptions:
             pymdp.legacy do; pymdp 1.0 uses C as given, so its G differs by ``-logsumexp(C_m)`` per step and
             modality, and its q(pi) is the same).
         guards: ``Guards``: how each logarithm treats zeros.
+        max_bytes: the most memory one NumPy evaluation of the policies may take, estimated before it starts
+            (``efe_bytes``; default ``MAX_EFE_BYTES``, 4 GiB); ``aif_deep`` evaluates in chunks of its
+            ``memory_budget`` instead.
     """
 
     normalize_C: bool = True
     guards: Guards = field(default_factory=Guards)
+    max_bytes: int = MAX_EFE_BYTES
 
     def __post_init__(self) -> None:
         if not isinstance(self.normalize_C, (bool, np.bool_)):
@@ -102,6 +108,7 @@ class EFEOptions:
         if not isinstance(self.guards, Guards):
             raise StrategyError(f"EFEOptions.guards must be an aif.Guards (Guards.exact(), Guards.pymdp(), "
                                 f"Guards.pymdp_legacy()), got {self.guards!r}")
+        check_integer(self.max_bytes, "EFEOptions.max_bytes")
 
     @classmethod
     def pymdp_legacy(cls) -> EFEOptions:
@@ -162,6 +169,9 @@ class InfoGain(Term):
     max_outcomes: int = 1_000_000
     key: ClassVar[str] = "state_info_gain"
     sign: ClassVar[float] = -1.0
+
+    def __post_init__(self) -> None:
+        check_integer(self.max_outcomes, "InfoGain.max_outcomes")
 
 
 @dataclass(frozen=True)
@@ -389,6 +399,46 @@ def check_counts(model: GenerativeModel, terms: Sequence[Term]) -> None:
                                  f"{model.num_factors} factors")
 
 
+def efe_bytes(model: GenerativeModel, num_policies: int, horizon: int, terms: Sequence[Term]) -> int:
+    """About the peak memory of ``prefix_tree_efe`` (and the sequence scorer) for ``num_policies`` distinct
+    policies: per policy at the deepest step, its beliefs, each modality's outcomes and joint over the factors
+    it depends on, what the information-gain terms add, the prefix tree and the summed terms. Within a factor of
+    two of the peak ``tracemalloc`` measures once the policies dominate (tests/test_allocation.py)."""
+    S, O = model.num_states, model.num_obs
+    joint_A = sum(o + math.prod(S[g] for g in d) for o, d in zip(O, model.A_dependencies, strict=True))
+    per = 2 * sum(S) + joint_A + 2 * horizon + len(terms) + 4
+    for t in terms:
+        if isinstance(t, InfoGain) and t.joint and len(O) > 1:
+            per += 2 * math.prod(O)
+        elif isinstance(t, Novelty):
+            per += joint_A if t.param == "A" else sum(s + math.prod(S[g] for g in d)
+                                                      for s, d in zip(S, model.B_dependencies, strict=True))
+    return 8 * int(num_policies) * per
+
+
+def check_efe_size(model: GenerativeModel, P: int, H: int, terms: Sequence[Term], options: EFEOptions,
+                   rows: int = 1) -> None:
+    """A ``PolicyError`` naming the estimate when scoring ``P`` policies of horizon ``H``, ``rows`` beliefs each
+    at once (1 for the prefix tree, H for the sequence scorer), would take more than ``options.max_bytes``."""
+    size = efe_bytes(model, P * rows, H, terms)
+    if size > options.max_bytes:
+        raise PolicyError(f"scoring {P:,} policies of horizon {H} on a model with {list(model.num_states)} states "
+                          f"and {list(model.num_obs)} outcomes would take about {size:,} bytes, above "
+                          f"EFEOptions.max_bytes = {options.max_bytes:,}: give fewer policies (a shorter horizon, "
+                          "fewer control_factors, a planner), or raise max_bytes")
+
+
+def _counts(p, name, axes):
+    """Dirichlet counts, finite and non-negative (zeros are masked), one array of ``axes`` or more per modality
+    or factor."""
+    out = checks.check_array_list(p, name)
+    for i, x in enumerate(out):
+        checks.check_finite(x, f"{name}[{i}]")
+        if x.ndim < axes:
+            raise ModelError(f"{name}[{i}] has shape {x.shape}, expected at least {axes} axes")
+    return out
+
+
 def _masked_wnorm(p, wnorm):
     # Zero counts (structural zeros, e.g. after model reduction) carry no novelty; both pymdps mask them.
     return np.where(p > 0, spm_wnorm(p, wnorm), 0.0)
@@ -412,10 +462,12 @@ def pA_info_gain(pA: Sequence[np.ndarray], qs_t: Beliefs, A_dependencies: Sequen
         pymdp.legacy's ``calc_pA_info_gain_factorized``; with ``WNORM_EXACT`` it is minus pymdp 1.0's
         ``calc_negative_pA_info_gain`` for each step.
     """
-    qs_t = [np.asarray(q, dtype=float) for q in qs_t]
+    pA, qs_t = _counts(pA, "pA", 1), checks.check_array_list(qs_t, "qs_t", BeliefError)
     A_dependencies = check_dependencies(A_dependencies, len(pA), len(qs_t), "A", lambda m: list(range(len(qs_t))))
     if qo_t is not None and len(qo_t) != len(pA):
         raise ObservationError(f"qo_t has {len(qo_t)} entries but pA has {len(pA)} modalities")
+    if not qs_t or qs_t[0].ndim != 2:
+        raise BeliefError(f"qs_t must hold one (num_policies, num_states[f]) array per factor, got {qs_t!r:.200}")
     P = qs_t[0].shape[0]
     gain = np.zeros(P)
     for m, pA_m in enumerate(pA):
@@ -462,10 +514,13 @@ def pB_info_gain(pB: Sequence[np.ndarray], qs_next: Beliefs, qs_prev: Beliefs, a
         ``(P,)``: the information gain (positive; subtract it from G). Summed over a policy's steps it is
         pymdp.legacy's ``calc_pB_info_gain_interactions``.
     """
-    actions_t = np.asarray(actions_t)
+    pB, actions_t = _counts(pB, "pB", 2), checks.as_numbers(actions_t, "actions_t", PolicyError, None)
+    qs_next, qs_prev = (checks.check_array_list(q, name, BeliefError) for q, name in ((qs_next, "qs_next"),
+                                                                                      (qs_prev, "qs_prev")))
     B_dependencies = check_dependencies(B_dependencies, len(pB), len(qs_next), "B", lambda f: [f])
-    if actions_t.ndim != 2 or actions_t.shape[1] != len(pB):
-        raise PolicyError(f"actions_t has shape {actions_t.shape}, expected (num_policies, {len(pB)})")
+    if actions_t.ndim != 2 or actions_t.shape[1] != len(pB) or not np.issubdtype(actions_t.dtype, np.integer):
+        raise PolicyError(f"actions_t has shape {actions_t.shape} and dtype {actions_t.dtype}, expected integer "
+                          f"actions of shape (num_policies, {len(pB)})")
     P = actions_t.shape[0]
     gain = np.zeros(P)
     for f, pB_f in enumerate(pB):
@@ -486,4 +541,5 @@ def pB_info_gain(pB: Sequence[np.ndarray], qs_next: Beliefs, qs_prev: Beliefs, a
 
 __all__ = ["Guards", "EFEOptions", "Term", "Utility", "Risk", "Ambiguity", "InfoGain", "Novelty", "InductiveCost",
            "TerminalValue", "DEFAULT_TERMS", "check_terms", "LEGACY_G", "WNORM_EXACT", "step_terms", "combine",
-           "log_preferences", "inductive_cost", "check_counts", "pA_info_gain", "pB_info_gain"]
+           "log_preferences", "inductive_cost", "check_counts", "pA_info_gain", "pB_info_gain", "MAX_EFE_BYTES",
+           "efe_bytes", "check_efe_size"]

@@ -41,7 +41,7 @@ from scipy.special import xlogy
 
 from .checks import check_beliefs, check_choice, check_integer, check_joint_size, check_obs
 from .errors import ParameterError
-from .maths import CLIP, LEGACY, LogGuard, factor_dot, outer, softmax
+from .maths import CLIP, LEGACY, LogGuard, check_guard, factor_dot, outer, softmax
 from .model import GenerativeModel, uniform_like
 from .strategies import NUMPY, StateInference, require
 
@@ -68,8 +68,10 @@ class FixedPoint(StateInference):
 
     def __post_init__(self):
         check_integer(self.num_iter, "FixedPoint.num_iter")
-        if self.tol is not None and not (np.isfinite(self.tol) and self.tol >= 0):
+        if self.tol is not None and not (isinstance(self.tol, (int, float, np.number)) and np.isfinite(self.tol)
+                                         and self.tol >= 0):
             raise ParameterError(f"FixedPoint.tol must be None or a finite number >= 0, got {self.tol!r}")
+        check_guard(self.guard, "FixedPoint.guard")
         check_choice(self.schedule, "FixedPoint.schedule", ("sequential", "parallel"))
 
     @classmethod
@@ -126,6 +128,10 @@ class Exact(StateInference):
 
     guard: LogGuard = CLIP
     max_bytes: int = 1 << 30
+
+    def __post_init__(self):
+        check_guard(self.guard, "Exact.guard")
+        check_integer(self.max_bytes, "Exact.max_bytes")
 
     def __call__(self, log_likelihoods, log_prior, A_dependencies, trace=None):
         num_states = [len(lp) for lp in log_prior]
@@ -224,7 +230,7 @@ def variational_free_energy(model: GenerativeModel, obs: Any, qs: list, prior: l
 def log_evidence(model: GenerativeModel, obs: Any, prior: list | None = None, max_bytes: int = 1 << 30) -> float:
     """ln p(o) = ln sum_s p(o | s) p(s), by enumerating the joint state space (small models; more than
     ``max_bytes`` of it is refused before it is allocated)."""
-    check_joint_size(model.num_states, max_bytes, "log_evidence")
+    check_joint_size(model.num_states, check_integer(max_bytes, "max_bytes"), "log_evidence")
     prior = model.D if prior is None else check_beliefs(model, prior)
     joint = _broadcast_joint([np.log(L) for L in likelihoods(model, obs)],
                              [np.log(p) for p in prior], model.A_dependencies, model.num_states)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .agent import Agent
-from .errors import AifError
+from .errors import AifError, ParameterError, StrategyError
 from .model import GenerativeModel
 
 FORMAT_NAME = "aif"
@@ -211,9 +211,10 @@ def write_archive(path: str | os.PathLike, kind: str, meta: dict[str, Any], arra
     entries[META_KEY] = np.array(json.dumps(header))  # a unicode array: stored without pickle
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **entries)  # type: ignore[arg-type]
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
+    target = _path(path)
+    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)  # unique: 0600
     try:
+        os.fchmod(fd, target.stat().st_mode & 0o777 if target.exists() else 0o644)  # as an ordinary file
         with os.fdopen(fd, "wb") as fh:
             fh.write(seal(buffer.getvalue()))
         os.replace(tmp, target)
@@ -221,6 +222,13 @@ def write_archive(path: str | os.PathLike, kind: str, meta: dict[str, Any], arra
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _path(path: Any) -> Path:
+    """A file name (a ``str`` or ``os.PathLike`` without NUL bytes) as a ``Path``, else ``ParameterError``."""
+    if not isinstance(path, (str, os.PathLike)) or "\0" in str(path):
+        raise ParameterError(f"path must be a file name (a str or os.PathLike), got {path!r}")
+    return Path(path)
 
 
 def seal(archive: bytes) -> bytes:
@@ -239,7 +247,7 @@ def read_archive(path: str | os.PathLike, kind: str, max_bytes: int = MAX_BYTES
     unpacked, above ``max_bytes`` (default ``MAX_BYTES``, 4 GiB); more than ``MAX_ENTRIES`` entries. Refused
     after reading: a damaged or truncated file, another format, version or kind, an array whose sha256
     differs from the stored one, a missing or extra array. ``FileNotFoundError``: no file at ``path``."""
-    path = Path(path)
+    path = _path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     size = path.stat().st_size
@@ -315,7 +323,7 @@ def save_model(path: str | os.PathLike, model: GenerativeModel) -> None:
     Every constructor argument is saved: A, B, C, D, E, the Dirichlet counts and the dependencies.
     """
     if not isinstance(model, GenerativeModel):
-        raise TypeError(f"model must be an aif.GenerativeModel, got {type(model).__name__}")
+        raise StrategyError(f"model must be an aif.GenerativeModel, got {type(model).__name__}")
     arrays: dict[str, np.ndarray] = {}
     write_archive(path, "model", {"root": encode(model, arrays, "model")}, arrays)
 
@@ -348,7 +356,7 @@ def save_agent(path: str | os.PathLike, agent: Agent) -> None:
         TypeError: an attribute holds a value that cannot be saved without pickle (the message names it).
     """
     if not isinstance(agent, Agent):
-        raise TypeError(f"agent must be an aif.Agent, got {type(agent).__name__}")
+        raise StrategyError(f"agent must be an aif.Agent, got {type(agent).__name__}")
     arrays: dict[str, np.ndarray] = {}
     init_names = [f.name for f in dataclasses.fields(agent) if f.init]
     init = {name: encode(getattr(agent, name), arrays, f"agent.{name}") for name in init_names}

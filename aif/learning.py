@@ -70,8 +70,7 @@ class WNorm:
     eps: float = LEGACY_EPS
 
     def __post_init__(self):
-        if not self.eps >= 0:
-            raise ParameterError(f"WNorm.eps must be non-negative, got {self.eps}")
+        checks.check_fraction(self.eps, "WNorm.eps", "(0, 1)")
 
 
 WNORM_LEGACY = WNorm(exact=False, eps=LEGACY_EPS)  # pymdp.legacy.maths.spm_wnorm: A + 1e-16
@@ -90,7 +89,8 @@ def spm_wnorm(a: np.ndarray, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
         ``W``, the shape of ``a``: ``1/a0 - 1/a`` (heuristic) or ``-(ln a0 - ln a + ψ(a+1) - ψ(a0+1))``.
         Unmasked: zero counts give large negative weights; the information-gain functions mask them.
     """
-    a = np.asarray(a, dtype=float)
+    a = checks.as_numbers(a, "a", ModelError)
+    checks.check_finite(a, "a")  # zero counts allowed (masked by the callers), negative ones not
     if not wnorm.exact:
         a = a + wnorm.eps
         return 1.0 / a.sum(axis=0) - 1.0 / a
@@ -108,21 +108,27 @@ def spm_wnorm(a: np.ndarray, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
 def _selection(which, n, name):
     if which is None:
         return range(n)
-    which = list(which)
-    bad = [i for i in which if not 0 <= i < n]
-    if bad:
-        raise ParameterError(f"{name} names {bad[0]}, but there are {n} (0 to {n - 1})")
-    return which
+    return [checks.check_index(i, f"{name}[{k}]", n) for k, i in enumerate(checks.check_sequence(which, name,
+                                                                                                  ParameterError))]
 
 
 def _forget(p, forgetting, prior, label):
     """forgetting * p + (1 - forgetting) * prior: old counts decay towards ``prior`` (towards zero without one)."""
     if prior is None or forgetting == 1:
         return forgetting * p
-    prior = np.asarray(prior, dtype=float)
     if prior.shape != p.shape:
         raise ModelError(f"prior counts for {label} have shape {prior.shape}, expected {p.shape}")
     return forgetting * p + (1.0 - forgetting) * prior
+
+
+def _prior(prior, n):
+    """The counts forgetting decays towards, one array per modality or factor (``None`` each when absent)."""
+    if prior is None:
+        return [None] * n
+    prior = checks.check_count_list(prior, "prior")
+    if len(prior) != n:
+        raise ModelError(f"prior has {len(prior)} arrays, expected {n}")
+    return prior
 
 
 def update_A(pA: Sequence[ArrayLike], obs: Sequence[Any], qs: Sequence[ArrayLike], lr: float = 1.0,
@@ -155,8 +161,8 @@ def update_A(pA: Sequence[ArrayLike], obs: Sequence[Any], qs: Sequence[ArrayLike
     qs = checks.check_array_list(qs, "qs", BeliefError)
     obs = checks.check_obs_list(obs, len(pA), "pA")
     A_dependencies = checks.check_dependencies(A_dependencies, len(pA), len(qs), "A",
-                                 default=lambda m: list(range(len(qs))))
-    out = [p.copy() for p in pA]
+                                               default=lambda m: list(range(len(qs))))
+    out, prior = [p.copy() for p in pA], _prior(prior, len(pA))
     for m in _selection(modalities, len(pA), "modalities"):
         deps = A_dependencies[m]
         if pA[m].ndim != len(deps) + 1:
@@ -166,7 +172,7 @@ def update_A(pA: Sequence[ArrayLike], obs: Sequence[Any], qs: Sequence[ArrayLike
         o_m = np.eye(pA[m].shape[0])[o_m] if isinstance(o_m, int) else o_m  # one-hot
         factors = [checks.check_vector(qs[g], pA[m].shape[i + 1], f"qs[{g}]", BeliefError) for i, g in enumerate(deps)]
         counts = outer([o_m, *factors])  # (num_obs[m], *num_states[deps])
-        out[m] = _forget(pA[m], forgetting, None if prior is None else prior[m], f"pA[{m}]") + lr * counts
+        out[m] = _forget(pA[m], forgetting, prior[m], f"pA[{m}]") + lr * counts
     return out
 
 
@@ -207,7 +213,7 @@ def update_B(pB: Sequence[ArrayLike], qs: Sequence[ArrayLike], qs_prev: Sequence
         raise PolicyError(f"action must be an integer array of shape ({nf},), one action per factor; got "
                           f"{action!r}")
     B_dependencies = checks.check_dependencies(B_dependencies, nf, nf, "B", default=lambda f: [f])
-    out = [p.copy() for p in pB]
+    out, prior = [p.copy() for p in pB], _prior(prior, nf)
     for f in _selection(factors, nf, "factors"):
         deps = B_dependencies[f]
         if pB[f].ndim != len(deps) + 2:
@@ -222,7 +228,7 @@ def update_B(pB: Sequence[ArrayLike], qs: Sequence[ArrayLike], qs_prev: Sequence
         q_deps = [checks.check_vector(qs_prev[g], pB[f].shape[i + 1], f"qs_prev[{g}]", BeliefError)
                   for i, g in enumerate(deps)]
         counts = outer([q_next, *q_deps])  # (num_states[f], *num_states[deps])
-        new = _forget(pB[f], forgetting, None if prior is None else prior[f], f"pB[{f}]")
+        new = _forget(pB[f], forgetting, prior[f], f"pB[{f}]")
         new[..., u] += lr * counts
         out[f] = new
     return out
@@ -245,11 +251,11 @@ def update_D(pD: Sequence[ArrayLike], qs: Sequence[ArrayLike], lr: float = 1.0, 
     qs = checks.check_array_list(qs, "qs", BeliefError)
     if len(qs) != len(pD):
         raise BeliefError(f"qs has {len(qs)} vectors but pD has {len(pD)} factors")
-    out = [p.copy() for p in pD]
+    out, prior = [p.copy() for p in pD], _prior(prior, len(pD))
     for f in _selection(factors, len(pD), "factors"):
         if pD[f].ndim != 1:
             raise ModelError(f"pD[{f}] has shape {pD[f].shape}, expected (num_states[{f}],)")
-        out[f] = (_forget(pD[f], forgetting, None if prior is None else prior[f], f"pD[{f}]")
+        out[f] = (_forget(pD[f], forgetting, prior[f], f"pD[{f}]")
                   + lr * checks.check_vector(qs[f], pD[f].shape[0], f"qs[{f}]", BeliefError))
     return out
 
@@ -282,8 +288,7 @@ class Learning(Learner):
     forget_to_prior: bool = True
 
     def __post_init__(self):
-        if not (np.isfinite(self.lr) and self.lr >= 0):
-            raise ParameterError(f"Learning.lr must be >= 0 and finite, got {self.lr}")
+        checks.check_real(self.lr, "Learning.lr", 0.0)
         checks.check_fraction(self.forgetting, "Learning.forgetting", "(0, 1]")
 
     def update(self, model: GenerativeModel, obs: Any, qs: list, previous: tuple | None, initial: dict
@@ -340,9 +345,15 @@ def reduce_dirichlet(q_dir: ArrayLike, p_dir: ArrayLike, r_dir: ArrayLike) -> tu
     Raises:
         ModelError: a count is not positive (including the reduced posterior ``s_dir``).
     """
-    q, p, r = (np.asarray(x, dtype=float) for x in (q_dir, p_dir, r_dir))
+    q, p, r = (checks.as_numbers(x, name, ModelError) for x, name in ((q_dir, "q_dir"), (p_dir, "p_dir"),
+                                                                      (r_dir, "r_dir")))
     for name, x in (("q_dir", q), ("p_dir", p), ("r_dir", r)):
         checks.check_dirichlet(x, name)
+    try:
+        np.broadcast_shapes(q.shape, p.shape, r.shape)
+    except ValueError:
+        raise ModelError(f"q_dir, p_dir and r_dir have shapes {q.shape}, {p.shape} and {r.shape}, which do not "
+                         "broadcast together") from None
     s = q + r - p
     if not (s > 0).all():
         idx = checks.first_index(s <= 0)

@@ -18,6 +18,9 @@ from string import ascii_letters
 import numpy as np
 from scipy.special import xlogy
 
+from .checks import check_fraction
+from .errors import ParameterError, StrategyError
+
 EPS = float(np.finfo(np.float64).eps)
 LEGACY_EPS = 1e-16
 JOINT_LIMIT = 1 << 22  # entries of a batch of joint beliefs that batch_contract will materialise
@@ -33,7 +36,8 @@ class LogGuard:
 
     def __post_init__(self) -> None:
         if self.kind not in ("exact", "clip", "add"):
-            raise ValueError(f"LogGuard.kind must be 'exact', 'clip' or 'add', got {self.kind!r}")
+            raise ParameterError(f"LogGuard.kind must be 'exact', 'clip' or 'add', got {self.kind!r}")
+        check_fraction(self.eps, "LogGuard.eps", "[0, 1)")
 
     def __call__(self, x):
         x = np.asarray(x, dtype=float)
@@ -48,6 +52,13 @@ class LogGuard:
         """x ln x elementwise under this guard (0 ln 0 = 0 for ``'exact'``)."""
         x = np.asarray(x, dtype=float)
         return xlogy(x, x) if self.kind == "exact" else x * self(x)
+
+
+def check_guard(guard: object, name: str) -> LogGuard:
+    """``guard`` if it is a ``LogGuard``, else a ``StrategyError`` naming ``name``."""
+    if not isinstance(guard, LogGuard):
+        raise StrategyError(f"{name} must be an aif.maths.LogGuard (EXACT, CLIP or LEGACY), got {guard!r}")
+    return guard
 
 
 EXACT = LogGuard("exact", 0.0)

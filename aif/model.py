@@ -22,8 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from .checks import check_array_list, check_dependencies, check_dirichlet, check_model
-from .errors import ModelError
+from .checks import (
+    as_numbers,
+    check_array_list,
+    check_dependencies,
+    check_dirichlet,
+    check_integer,
+    check_model,
+    check_positive,
+    check_real,
+    check_sequence,
+)
+from .errors import ModelError, StrategyError
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,20 +81,24 @@ class GenerativeModel:
         put(self, "B", B)
         if not A or not B:
             raise ModelError("A and B must each hold at least one array")
+        for name, arrays, axes in (("A", A, 1), ("B", B, 2)):
+            for i, x in enumerate(arrays):
+                if x.ndim < axes or x.size == 0:
+                    raise ModelError(f"{name}[{i}] has shape {x.shape}: it needs at least {axes} non-empty axes")
         num_factors = len(B)
         num_states = [b.shape[0] for b in B]
         put(self, "num_states", num_states)
         put(self, "num_obs", [a.shape[0] for a in A])
         put(self, "num_controls", [b.shape[-1] for b in B])
         put(self, "A_dependencies", check_dependencies(self.A_dependencies, len(A), num_factors, "A",
-                                         default=lambda m: list(range(num_factors))))
+                                                       default=lambda m: list(range(num_factors))))
         put(self, "B_dependencies", check_dependencies(self.B_dependencies, num_factors, num_factors, "B",
-                                         default=lambda f: [f]))
+                                                       default=lambda f: [f]))
         put(self, "C", [np.zeros(o) for o in self.num_obs] if self.C is None else check_array_list(self.C, "C"))
         put(self, "D", check_array_list(self.D, "D") if self.D is not None else
             uniform_like(num_states) if self.pD is None else _dirichlet_mean(self.pD, "D"))
         if self.E is not None:
-            put(self, "E", np.array(self.E, dtype=float))
+            put(self, "E", as_numbers(self.E, "E", ModelError).copy())
         check_model(self)
 
     @property
@@ -130,10 +144,19 @@ def random_model(rng: np.random.Generator, num_states: Sequence[int], num_obs: S
         C_scale: standard deviation of the normal log-preferences.
         dirichlet: also attach random counts pA, pB (and pD) whose means are the arrays.
     """
+    if not isinstance(rng, np.random.Generator):
+        raise StrategyError(f"rng must be a np.random.Generator, got {type(rng).__name__}")
+    num_states, num_obs = ([check_integer(n, f"{name}[{i}]") for i, n in enumerate(check_sequence(x, name, ModelError))]
+                           for name, x in (("num_states", num_states), ("num_obs", num_obs)))
     nf = len(num_states)
-    num_controls = list(num_states) if num_controls is None else list(num_controls)
+    num_controls = list(num_states) if num_controls is None else [
+        check_integer(n, f"num_controls[{i}]") for i, n in enumerate(check_sequence(num_controls, "num_controls",
+                                                                                    ModelError))]
+    concentration, C_scale = check_positive(concentration, "concentration"), check_real(C_scale, "C_scale", 0.0)
     A_dependencies = check_dependencies(A_dependencies, len(num_obs), nf, "A", default=lambda m: list(range(nf)))
     B_dependencies = check_dependencies(B_dependencies, nf, nf, "B", default=lambda f: [f])
+    if len(num_controls) != nf:
+        raise ModelError(f"num_controls has {len(num_controls)} entries but num_states has {nf}")
 
     def columns(shape):
         x = rng.gamma(concentration, size=shape) + 1e-12

@@ -19,6 +19,9 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
+from .checks import as_numbers, check_integer, check_pair, check_probability, check_sequence
+from .errors import BeliefError, ParameterError
+
 # Contribution of each term to G: value terms lower it, cost terms raise it (see aif.control).
 TERM_SIGN = {"utility": -1.0, "state_info_gain": -1.0, "pA_info_gain": -1.0, "pB_info_gain": -1.0,
              "risk": 1.0, "ambiguity": 1.0}
@@ -42,9 +45,16 @@ def plot_beliefs(qs: Sequence[ArrayLike], factor_names: Sequence[str] | None = N
         factor_names: a name per factor (default ``factor 0``, ...).
         state_names: per factor, a list of state names or ``None`` (default: indices).
     """
-    arrays = [np.asarray(q) for q in qs]
+    arrays = [as_numbers(q, f"qs[{f}]", BeliefError) for f, q in enumerate(check_sequence(qs, "qs", BeliefError))]
+    for f, q in enumerate(arrays):
+        if q.ndim != 2 or q.size == 0:
+            raise BeliefError(f"qs[{f}] has shape {q.shape}, expected (T, num_states[{f}]) with T >= 1")
+        check_probability(q, f"qs[{f}]", BeliefError)
     factor_names = factor_names or [f"factor {f}" for f in range(len(arrays))]
     names_of: Sequence[Sequence[str] | None] = state_names or [None] * len(arrays)
+    if not arrays or len(factor_names) != len(arrays) or len(names_of) != len(arrays):
+        raise ParameterError(f"qs, factor_names and state_names must have one entry per factor, got {len(arrays)}, "
+                             f"{len(factor_names)} and {len(names_of)}")
     heights = [max(1.2, 0.25 * q.shape[1]) for q in arrays]
     fig = _figure(max(5.0, 0.35 * arrays[0].shape[0] + 3), min(2.0 + sum(heights), 14))
     axes = fig.subplots(len(arrays), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
@@ -77,7 +87,17 @@ def plot_efe_terms(terms: Mapping[str, ArrayLike], policy_labels: Sequence[str] 
             value) or ``("risk", "ambiguity")``; both sum to the same G.
         max_policies: show at most this many policies, those with the lowest G.
     """
-    parts = {name: TERM_SIGN[name] * np.asarray(terms[name], dtype=float) for name in components}
+    max_policies = check_integer(max_policies, "max_policies")
+    if not isinstance(terms, Mapping) or isinstance(components, str) or not components:
+        raise ParameterError(f"terms must map names to (P,) arrays and components be a tuple of names, got "
+                             f"{terms!r:.100} and {components!r}")
+    for name in components:
+        if name not in terms or name not in TERM_SIGN:
+            raise ParameterError(f"components names {name!r}, which is not one of the terms {sorted(terms)}")
+    parts = {name: TERM_SIGN[name] * as_numbers(terms[name], f"terms[{name!r}]", ParameterError) for name in components}
+    if len({x.shape for x in parts.values()}) != 1 or next(iter(parts.values())).ndim != 1 or not all(
+            np.isfinite(x).all() for x in parts.values()):
+        raise ParameterError(f"the terms {list(components)} must be finite arrays of one shape (P,)")
     G = np.sum(list(parts.values()), axis=0)
     labels = list(policy_labels) if policy_labels is not None else [str(i) for i in range(len(G))]
     order = np.argsort(G, kind="stable")[:max_policies]
@@ -115,9 +135,11 @@ def plot_grid_path(cells: Sequence[tuple[int, int]], shape: tuple[int, int], wal
         landmarks: name -> list of cells (e.g. ``{"goal": [(6, 6)], "cue": [(2, 0)]}``), drawn as labelled
             markers.
     """
-    rows, cols = shape
-    grid = np.zeros(shape)
-    for r, c in walls:
+    rows, cols = check_pair(shape, "shape")
+    if rows < 1 or cols < 1:
+        raise ParameterError(f"shape must hold two positive sizes, got {shape!r}")
+    grid = np.zeros((rows, cols))
+    for r, c in _cells(walls, "walls", (rows, cols)):
         grid[r, c] = 1.0
     fig = _figure(max(3.0, 0.6 * cols + 1.5), max(3.0, 0.6 * rows + 1.0))
     ax = fig.subplots()
@@ -129,10 +151,14 @@ def plot_grid_path(cells: Sequence[tuple[int, int]], shape: tuple[int, int], wal
     ax.set_xticks(range(cols))
     ax.set_yticks(range(rows))
     markers = iter(["*", "s", "D", "^", "P", "X", "o"])
+    if not isinstance(landmarks or {}, Mapping):
+        raise ParameterError(f"landmarks must map names to lists of cells, got {landmarks!r:.100}")
     for (name, where), marker in zip((landmarks or {}).items(), markers, strict=False):  # markers outnumber them
-        cells_at = np.asarray(where, dtype=float).reshape(-1, 2)
+        cells_at = _cells(where, f"landmarks[{name!r}]", (rows, cols))
         ax.scatter(cells_at[:, 1], cells_at[:, 0], marker=marker, s=220, label=name, zorder=2, edgecolor="black")
-    path = np.asarray(cells, dtype=float).reshape(-1, 2)
+    path = _cells(cells, "cells", (rows, cols)).astype(float)
+    if not len(path):
+        raise ParameterError("cells must hold at least one cell")
     # A small offset per step keeps revisits and back-and-forth moves visible.
     jitter = np.linspace(-0.12, 0.12, len(path))[:, None] if len(path) > 1 else np.zeros((1, 1))
     ax.plot(path[:, 1] + jitter[:, 0], path[:, 0] + jitter[:, 0], "-", color="tab:red", lw=2, zorder=3)
@@ -143,6 +169,16 @@ def plot_grid_path(cells: Sequence[tuple[int, int]], shape: tuple[int, int], wal
     ax.set_title(f"{title} ({len(path) - 1} moves)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
+
+
+def _cells(x, name, shape):
+    """``(n, 2)`` int cells inside a ``shape`` grid, from one cell or a list of them (``ParameterError``)."""
+    a = as_numbers(x, name, ParameterError, None)
+    a = a.reshape(-1, 2) if a.ndim == 1 and a.size == 2 else np.zeros((0, 2), int) if a.size == 0 else a
+    if a.ndim != 2 or a.shape[1] != 2 or not np.issubdtype(a.dtype, np.integer) or (a < 0).any() or \
+            (a >= shape).any():
+        raise ParameterError(f"{name} must be (row, col) cells inside the {shape[0]}x{shape[1]} grid, got {x!r:.200}")
+    return a
 
 
 def plot_tmaze_summary(locations: ArrayLike, conditions: ArrayLike, rewards: ArrayLike,
@@ -161,8 +197,8 @@ def plot_tmaze_summary(locations: ArrayLike, conditions: ArrayLike, rewards: Arr
     """
     from .envs.tmaze import summarize_tmaze
 
-    locations = np.asarray(locations)
-    s = summarize_tmaze(locations, conditions, rewards)
+    s = summarize_tmaze(locations, conditions, rewards)  # checks the arrays
+    locations, conditions = np.asarray(locations), np.asarray(conditions)
     K, T1 = locations.shape
     fig = _figure(10.0, max(3.5, 0.18 * K + 1.5))
     ax_grid, ax_rates = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})

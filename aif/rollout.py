@@ -17,8 +17,9 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm  # plain tqdm: tqdm.auto warns in notebooks without ipywidgets
 
+from .checks import check_index
 from .envs.wrappers import AgentWrapper
-from .errors import ParameterError
+from .errors import ParameterError, StrategyError
 
 # Runs at least this long show a progress bar unless ``progress=False``.
 PROGRESS_MIN_STEPS = 500
@@ -92,9 +93,17 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
     Returns:
         ``Trajectory``.
     """
-    steps = int(steps)
-    if steps < 1:
-        raise ParameterError(f"steps must be at least 1, got {steps}")
+    if not (isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps >= 1):
+        raise ParameterError(f"steps must be at least 1, got {steps!r}")
+    if not all(hasattr(agent, name) for name in ("reset", "step", "model")):  # an aif or aif_deep Agent
+        raise StrategyError(f"agent must be an aif.Agent or aif_deep.Agent, got {type(agent).__name__}")
+    if not isinstance(env, gym.Env):
+        raise StrategyError(f"env must be a gymnasium.Env, got {type(env).__name__}")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise StrategyError(f"rng must be a np.random.Generator, got {type(rng).__name__}")
+    seed = None if seed is None else check_index(seed, "seed")
+    if options is not None and not isinstance(options, dict):
+        raise ParameterError(f"options must be a dict or None, got {options!r}")
     env = as_agent_env(env, agent.model)
     if seed is None and rng is not None:
         seed = int(rng.integers(2**31 - 1))

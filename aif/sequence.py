@@ -28,7 +28,7 @@ from scipy.special import softmax
 from .checks import check_actions, check_integer, check_obs_window, check_policies, check_positive, check_prior
 from .errors import ModelError
 from .inference import likelihoods, on_joint
-from .maths import CLIP, LEGACY, LogGuard
+from .maths import CLIP, LEGACY, LogGuard, check_guard
 from .model import GenerativeModel
 from .strategies import NUMPY, SequenceInference, require
 
@@ -94,6 +94,7 @@ class MarginalMessagePassing(SequenceInference):
     def __post_init__(self):
         check_integer(self.num_iter, "num_iter")
         check_positive(self.tau, "tau")
+        check_guard(self.guard, "guard")
 
     def __call__(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record=False):
         if any(list(d) != [f] for f, d in enumerate(B_deps)):
@@ -186,6 +187,7 @@ class VariationalMessagePassing(SequenceInference):
     def __post_init__(self):
         check_integer(self.num_iter, "num_iter")
         check_positive(self.tau, "tau")
+        check_guard(self.guard, "guard")
 
     def __call__(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record=False):
         log = self.guard

@@ -32,9 +32,30 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .checks import check_choice, check_future, check_log_habits, check_positive, first_index
-from .efe import DEFAULT_TERMS, EFEOptions, Novelty, Term, check_counts, check_terms, combine, pB_info_gain, step_terms
-from .errors import CallOrderError, ParameterError
+from .checks import (
+    as_numbers,
+    check_choice,
+    check_future,
+    check_index,
+    check_log_habits,
+    check_positive,
+    check_probability,
+    check_sequence,
+    first_index,
+)
+from .efe import (
+    DEFAULT_TERMS,
+    EFEOptions,
+    Novelty,
+    Term,
+    check_counts,
+    check_efe_size,
+    check_terms,
+    combine,
+    pB_info_gain,
+    step_terms,
+)
+from .errors import BeliefError, CallOrderError, ParameterError, PolicyError
 from .maths import softmax
 from .model import GenerativeModel
 from .sequence import infer_sequence
@@ -98,8 +119,10 @@ def sequence_expected_free_energy(model: GenerativeModel, qs_future: Sequence[np
     options = EFEOptions() if options is None else options
     terms = check_terms(terms)
     qs_future, policies = check_future(model, qs_future, policies)
+    C_time = check_index(C_time, "C_time")
     check_counts(model, terms)
     P, K = qs_future[0].shape[:2]
+    check_efe_size(model, P, K, terms, options, rows=K)
     flat = [q.reshape(P * K, -1) for q in qs_future]  # every (policy, step) is one row: (P K, S_f)
     root = [np.repeat(q[:, 0], K, axis=0) for q in qs_future]
     steps = C_time + np.tile(np.arange(K), P)
@@ -129,7 +152,7 @@ def sequence_policy_posterior(G: ArrayLike, F: ArrayLike, E: ArrayLike | None = 
         vfe_sign: see ``SequenceOptions``.
     """
     gamma = check_positive(gamma, "gamma")
-    G, F = np.asarray(G, dtype=float), np.asarray(F, dtype=float)
+    G, F = as_numbers(G, "G", ParameterError), as_numbers(F, "F", ParameterError)
     if G.ndim != 1 or F.shape != G.shape:
         raise ParameterError(f"G and F must both have shape (num_policies,), got {G.shape} and {F.shape}")
     for name, x in (("G", G), ("F", F)):
@@ -149,8 +172,14 @@ def policy_average(qs_t: Sequence[np.ndarray], q_pi: ArrayLike) -> list[np.ndarr
     Returns:
         one vector ``(S_f,)`` per factor.
     """
-    q_pi = np.asarray(q_pi, dtype=float)
-    return [q_pi @ np.asarray(q, dtype=float) for q in qs_t]
+    q_pi = as_numbers(q_pi, "q_pi", PolicyError)
+    qs_t = [as_numbers(q, f"qs_t[{f}]", BeliefError) for f, q in enumerate(check_sequence(qs_t, "qs_t", BeliefError))]
+    for f, q in enumerate(qs_t):
+        if q.ndim != 2 or q_pi.ndim != 1 or q.shape[0] != q_pi.shape[0]:
+            raise BeliefError(f"qs_t[{f}] has shape {q.shape} and q_pi {q_pi.shape}: expected (P, S_f) and (P,)")
+        check_probability(q, f"qs_t[{f}]", BeliefError)
+    check_probability(q_pi, "q_pi", PolicyError)
+    return [q_pi @ q for q in qs_t]
 
 
 class SequenceCycle:
@@ -172,6 +201,9 @@ class SequenceCycle:
             if getattr(agent, name) is not None:
                 raise ParameterError(f"{name} = {getattr(agent, name)!r} is not supported with an inference method "
                                      f"over time ({type(agent.inference).__name__})")
+        P, H = agent.policies.shape[:2]  # each policy's beliefs over the window and the steps ahead
+        K = agent.inference_horizon + H
+        check_efe_size(agent.model, P, K, agent.efe_terms, agent.efe, rows=K)
 
     def reset(self) -> None:
         a = self.agent

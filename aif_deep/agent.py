@@ -21,7 +21,6 @@ from tqdm.auto import tqdm
 
 import aif
 from aif.agent import Learning, Selection, atomic, check_settings, preset_settings
-from aif.checks import check_positive
 from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions
 from aif.errors import CallOrderError, ParameterError, PolicyError, StrategyError
@@ -102,24 +101,24 @@ class Agent:
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, BeliefModel):
-            raise TypeError(f"model must implement aif_deep.BeliefModel, got {type(self.model).__name__}")
+            raise StrategyError(f"model must implement aif_deep.BeliefModel, got {type(self.model).__name__}")
         run = _runner(self)
         if isinstance(self.model, TabularModel):
             checks.model_tensors(self.model)
-        for name in ("gamma", "alpha"):
-            value = getattr(self, name)
-            if not isinstance(value, torch.Tensor):
-                check_positive(value, name)  # aif's rule and message for a number
-            elif not (torch.isfinite(value).all() and (value > 0).all()):
-                raise ParameterError(f"{name} must be positive and finite, got {value}")
-        if not (isinstance(self.batch_shape, (tuple, list, torch.Size))
-                and all(isinstance(n, (int, np.integer)) and n >= 0 for n in self.batch_shape)):
-            raise ParameterError(f"batch_shape must be a tuple of non-negative integers, got {self.batch_shape!r}")
+        if not (isinstance(self.batch_shape, (tuple, list, torch.Size)) and all(
+                isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in self.batch_shape)):
+            raise ParameterError(f"batch_shape must be a tuple of positive integers, got {self.batch_shape!r}")
         if self.policies is None:
             self.policies = enumerate_policies(self.model.num_controls, self.policy_horizon, self.control_factors)
         self.policies = checks.policies(self.model, self.policies)
         self.policy_horizon = self.policies.shape[1]
-        self.batch_shape = tuple(np.broadcast_shapes(tuple(self.batch_shape), tuple(self.model.batch_shape)))
+        try:
+            self.batch_shape = tuple(np.broadcast_shapes(tuple(self.batch_shape), tuple(self.model.batch_shape)))
+        except ValueError:
+            raise ParameterError(f"batch_shape {tuple(self.batch_shape)} does not broadcast with the model's "
+                                 f"{tuple(self.model.batch_shape)}") from None
+        for name in ("gamma", "alpha"):  # aif's rule for a number; a tensor fits the batch and the device
+            setattr(self, name, checks.precision(getattr(self, name), name, self.model.prior()[0], self.batch_shape))
         E = getattr(self.model, "E", None)
         if E is not None:
             checks.policy_prior(E, len(self.policies), "model.E")

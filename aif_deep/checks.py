@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aif.checks import PROB_TOL, check_policies, check_probability
+from aif.checks import COLUMN_TOL, PROB_TOL, check_policies, check_positive, check_probability
 from aif.errors import AifError, BeliefError, ModelError, ObservationError, ParameterError, PolicyError
 
 Tensor = torch.Tensor
@@ -88,12 +88,17 @@ def belief_batch(model: Any, qs: list[Tensor]) -> tuple:
                           f"the model's batch shape {tuple(model.batch_shape)}") from None
 
 
-def model_tensors(model: Any) -> None:
-    """Every array of a ``TabularModel`` is a floating tensor of one dtype on one available device."""
-    first = model.A[0]
+def model_tensors(model: Any, values: bool = True) -> None:
+    """Every array of a ``TabularModel`` is a floating tensor of one dtype on one available device; with
+    ``values``, also ``aif.check_model``'s rules (``model_values``) and E a distribution (host synchronisation)."""
+    first = model.A[0] if isinstance(model.A, (list, tuple)) and model.A else None
     for name in ("A", "B", "C", "D", "E", "pA", "pB", "pD"):
         arrays = getattr(model, name)
-        for i, x in enumerate([arrays] if isinstance(arrays, Tensor) or name == "E" else arrays or []):
+        if name != "E" and arrays is not None and not isinstance(arrays, (list, tuple)):
+            hint = f"; wrap it as [{name}]" if isinstance(arrays, Tensor) else ""
+            raise ModelError(f"{name} must be a list of tensors, one per modality or factor, got "
+                             f"{type(arrays).__name__}{hint}")
+        for i, x in enumerate([arrays] if name == "E" else arrays or []):
             if x is None:
                 continue
             label = name if name == "E" else f"{name}[{i}]"
@@ -102,13 +107,74 @@ def model_tensors(model: Any) -> None:
                                  f"(TabularModel.from_aif converts an aif.GenerativeModel)")
             if not x.is_floating_point():
                 raise ModelError(f"{label} has dtype {x.dtype}; a model's arrays are floating point")
+            first = x if first is None else first
             if x.dtype != first.dtype or x.device != first.device:
                 raise ModelError(f"{label} is {x.dtype} on {x.device} but A[0] is {first.dtype} on {first.device}: "
                                  f"a model's arrays share one dtype and device (use model.to(device, dtype))")
-    if first.device.type == "cuda" and not torch.cuda.is_available():
-        raise ModelError("the model is on cuda but no CUDA device is available")
-    if model.E is not None:
-        policy_prior(model.E, int(model.E.shape[-1]), "model.E")
+    if first is None:
+        raise ModelError("A must be a list with at least one tensor (one per modality)")
+    device(first.device, "the model's device")
+    if values:
+        if model.E is not None:
+            policy_prior(model.E, int(model.E.shape[-1]), "model.E")
+        model_values(model)
+
+
+def device(d: Any, label: str = "device", error: type[AifError] = ModelError) -> torch.device:
+    """``d`` as a ``torch.device`` that exists here and holds values (not ``meta``; CUDA only when present)."""
+    try:
+        d = torch.device(d)
+    except (TypeError, RuntimeError):
+        raise error(f"{label} must be a torch device such as 'cpu' or 'cuda', got {d!r}") from None
+    if d.type == "meta":
+        raise error(f"{label} is meta, which holds no values: use 'cpu' or 'cuda'")
+    if d.type == "cuda" and not (torch.cuda.is_available() and (d.index or 0) < torch.cuda.device_count()):
+        raise error(f"{label} is {d} but no such CUDA device is available ({torch.cuda.device_count()} present)")
+    return d
+
+
+def model_values(model: Any) -> None:
+    """``aif.check_model``'s rules for a ``TabularModel``, vectorised over its batch; the first agent of the batch
+    that breaks one gets ``check_model``'s message (one host synchronisation: for construction, not a step)."""
+    batch, nb = tuple(model.batch_shape), len(model.batch_shape)
+    if 0 in batch:
+        raise ModelError(f"the model's batch shape {batch} holds no agents")
+
+    def flat(x: Tensor) -> Tensor:  # (*batch, everything else)
+        return x.detach().reshape(*batch, -1)
+
+    bad = torch.zeros(batch, dtype=torch.bool, device=model.device)
+    for x in [*model.A, *model.B, *model.D]:  # distributions over their first axis after the batch
+        bad |= (~torch.isfinite(flat(x)) | (flat(x) < 0)).any(-1) | (flat(x.sum(nb)) - 1).abs().gt(COLUMN_TOL).any(-1)
+    for x in [*model.C, *(model.pA or []), *(model.pB or []), *(model.pD or [])]:
+        bad |= (~torch.isfinite(flat(x))).any(-1)
+    for x in [*(model.pA or []), *(model.pB or []), *(model.pD or [])]:
+        bad |= (flat(x) <= 0).any(-1)
+    index = tuple(int(i) for i in bad.nonzero()[0]) if bad.any() else (0,) * nb
+    try:  # aif's checks and messages (also the shapes and dependencies) on that agent's NumPy form
+        model.to_aif(index)
+    except (TypeError, ValueError) as err:
+        raise ModelError(f"agent {index} of the batch: {err}" if nb else str(err)) from None
+
+
+def precision(x: Any, name: str, like: Tensor, batch_shape: tuple) -> Any:
+    """``gamma`` or ``alpha``: a positive number (``aif``'s rule) or a positive finite real tensor on ``like``'s
+    device that broadcasts to the agents' ``batch_shape`` without growing it (``ParameterError``)."""
+    if not isinstance(x, Tensor):
+        return check_positive(x, name)
+    x = tensor(x, name, ParameterError, like.device)
+    if x.dtype == torch.bool or x.is_complex():
+        raise ParameterError(f"{name} must be a positive number, got {x}")
+    if not (torch.isfinite(x).all() and (x > 0).all()):
+        raise ParameterError(f"{name} must be positive and finite, got {x}")
+    try:
+        fits = tuple(torch.broadcast_shapes(x.shape, batch_shape)) == tuple(batch_shape)
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ParameterError(f"{name} has shape {tuple(x.shape)}, which does not fit the agents' batch shape "
+                             f"{tuple(batch_shape)}")
+    return x
 
 
 def policy_prior(E: Any, num_policies: int, label: str = "E") -> Tensor:
@@ -148,15 +214,21 @@ def unbatched_observation(obs: list[Tensor], categorical: list[bool], batch_shap
 
 def settings(owner: str, values: dict[str, Any], rule: str) -> None:
     """A ``ParameterError`` naming ``owner.field`` for the first of ``values`` that breaks ``rule`` (``"positive"``,
-    ``"count"``, ``"fraction"``, ``"non-negative"`` or ``"finite"``): the checks of a settings object."""
-    ok = {"positive": lambda v: 0.0 < float(v) < math.inf, "count": lambda v: int(v) >= 1,
-          "fraction": lambda v: 0.0 <= float(v) <= 1.0, "non-negative": lambda v: 0.0 <= float(v) < math.inf,
-          "finite": lambda v: math.isfinite(float(v))}[rule]
-    what = {"positive": "positive and finite", "count": "at least 1", "fraction": "in [0, 1]",
+    ``"count"`` (an integer >= 1), ``"natural"`` (an integer >= 0), ``"fraction"``, ``"non-negative"`` or
+    ``"finite"``; a string or a bool breaks every rule): the checks of a settings object."""
+    integer = (int, np.integer)
+    ok = {"positive": lambda v: 0.0 < float(v) < math.inf, "count": lambda v: isinstance(v, integer) and v >= 1,
+          "natural": lambda v: isinstance(v, integer) and v >= 0, "fraction": lambda v: 0.0 <= float(v) <= 1.0,
+          "non-negative": lambda v: 0.0 <= float(v) < math.inf, "finite": lambda v: math.isfinite(float(v))}[rule]
+    what = {"positive": "positive and finite", "count": "at least 1", "natural": "at least 0", "fraction": "in [0, 1]",
             "non-negative": ">= 0 and finite", "finite": "finite"}[rule]
     for name, v in values.items():
-        if not ok(v):
-            raise ParameterError(f"{owner}.{name} must be {what}, got {v}")
+        try:
+            good = not isinstance(v, (str, bytes, bool, np.bool_)) and bool(ok(v))
+        except (TypeError, ValueError, OverflowError):
+            good = False
+        if not good:
+            raise ParameterError(f"{owner}.{name} must be {what}, got {v!r}")
 
 
 def counts(counts: Any, name: str) -> list[Tensor]:

@@ -34,6 +34,8 @@ import math
 import numpy as np
 import torch
 
+from aif.checks import check_integer
+from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions, InductiveCost, Novelty, Term, TerminalValue
 from aif.errors import ModelError, ParameterError, PolicyError
 
@@ -85,8 +87,8 @@ class PolicyEvaluator:
                              f"evaluate_policies")
         self.options = EFEOptions() if options is None else options
         self.terms = efe.prepare_terms(model, terms, tabular=True)
-        if horizon is None or int(horizon) != horizon or horizon < 1:
-            raise PolicyError(f"horizon must be a positive integer, got {horizon!r}")
+        horizon = check_integer(horizon, "horizon", error=PolicyError)  # aif's rules and messages
+        enumerate_policies(model.num_controls, 1, control_factors)  # control_factors: valid factor indices
         self.model, self.horizon = model, int(horizon)
         controls = list(model.num_controls)
         if control_factors is not None:

@@ -8,6 +8,7 @@ same posteriors as running ``aif`` on each member.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -146,6 +147,8 @@ def as_obs(model: BeliefModel, obs: Any, device: torch.device | str | None = Non
             checks.as_tensor(o, f"obs[{m}]", ObservationError)
         if not categorical[m]:
             out.append(o.to(dtype) if o.is_floating_point() else o)
+        elif o.ndim == 0 and (o.is_floating_point() or o.dtype == torch.bool):  # aif's rule and message
+            raise ObservationError(f"obs[{m}] = {o.item()!r} is not an outcome index (an integer) or a vector")
         elif o.is_floating_point():
             o = o.to(dtype)
             if o.shape[-1:] != (n,):
@@ -188,6 +191,9 @@ def infer_states(model: BeliefModel, obs: Any, prior: list | None = None,
     logL = model.log_likelihood(as_obs(model, obs, ref.device, ref.dtype), method.guard)
     log_prior = [guarded_log(p, method.guard) for p in prior]
     if isinstance(method, aif.Exact):
-        check_joint_size(model.num_states, method.max_bytes, "Exact")  # per belief of the batch
+        lead = np.broadcast_shapes(*(tuple(x.shape[: x.ndim - len(d)]) for x, d in zip(logL, model.A_dependencies,
+                                                                                        strict=True)),
+                                   *(tuple(p.shape[:-1]) for p in log_prior))
+        check_joint_size(model.num_states, method.max_bytes, "Exact", math.prod(lead))  # the whole batch's
         return exact(logL, log_prior, model.A_dependencies)
     return fixed_point(method, logL, log_prior, model.A_dependencies, trace)

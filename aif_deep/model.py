@@ -20,6 +20,7 @@ from aif.errors import ModelError
 from aif.maths import LogGuard
 from aif.model import GenerativeModel
 
+from . import checks
 from .efe import guarded_log, outcome_terms
 
 Tensor = torch.Tensor
@@ -124,6 +125,7 @@ class TabularModel:
     num_controls: list = field(init=False, repr=False)
 
     def __post_init__(self):
+        checks.model_tensors(self, values=False)  # tensors of one floating dtype on one device: no host sync
         nb = len(self.batch_shape)
         object.__setattr__(self, "num_states", [int(b.shape[nb]) for b in self.B])
         object.__setattr__(self, "num_obs", [int(a.shape[nb]) for a in self.A])
@@ -155,7 +157,8 @@ class TabularModel:
             device: torch device; ``default_device()`` (``cuda`` when present) when ``None``.
             dtype: floating dtype of the arrays.
         """
-        device = default_device() if device is None else torch.device(device)
+        device = default_device() if device is None else checks.device(device)
+        _floating(dtype)
         models = [model] if isinstance(model, GenerativeModel) else list(model)
         if not models or not all(isinstance(m, GenerativeModel) for m in models):
             raise ModelError("from_aif needs an aif.GenerativeModel or a non-empty list of them")
@@ -240,6 +243,9 @@ class TabularModel:
         return replace(self, **changes)
 
     def to(self, device: Any = None, dtype: torch.dtype | None = None) -> "TabularModel":
+        device = None if device is None else checks.device(device)
+        _ = None if dtype is None else _floating(dtype)
+
         def move(x: Any) -> Any:
             return None if x is None else x.to(device=device, dtype=dtype)
 
@@ -277,3 +283,9 @@ class TabularModel:
 
     def outcome_terms(self, qs: list, t: int, options: EFEOptions) -> dict:
         return outcome_terms(self, qs, t, options, joint_info_gain=False)
+
+
+def _floating(dtype: Any) -> torch.dtype:
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ModelError(f"dtype must be a floating torch.dtype such as torch.float64, got {dtype!r}")
+    return dtype

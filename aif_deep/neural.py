@@ -43,10 +43,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from aif.checks import check_sequence
 from aif.efe import EFEOptions
 from aif.errors import ModelError, ObservationError, ParameterError
 from aif.maths import LogGuard
 
+from . import checks
 from .efe import modality_terms
 from .model import sum_against
 
@@ -180,10 +182,29 @@ def _mlp(n_in, hidden, n_out, layers=1):
     return nn.Sequential(*mods)
 
 
+def _check_size(S: list, U: list, heads: list, hidden: int, reward: bool, samples: int, max_bytes: int) -> None:
+    """``ParameterError`` when the model would take more than ``max_bytes``, naming its largest part."""
+    J, n = math.prod(S), sum(S)
+    layers = {**{f"encoders[{m}]": (h.size, J) for m, h in enumerate(heads)},
+              **{f"decoders[{m}]": (n, h.num_params()) for m, h in enumerate(heads)},
+              **{f"transitions[{f}]": (n + u, s) for f, (s, u) in enumerate(zip(S, U, strict=True))},
+              **({"reward_head": (n, 1)} if reward else {})}
+    item = torch.empty((), dtype=torch.get_default_dtype()).element_size()
+    parts = {name: item * ((i + 1) * hidden + (hidden + 1) * o) for name, (i, o) in layers.items()}  # one hidden layer
+    parts.update({f"transition table B[{f}]": item * J * s * u for f, (s, u) in enumerate(zip(S, U, strict=True))})
+    parts.update({f"information-gain samples of modality {m} ({J}, {samples}, {J})": item * J * J * samples
+                  for m, h in enumerate(heads) if not isinstance(h, Categorical)})
+    total = sum(parts.values())
+    if total > max_bytes:
+        big = max(parts, key=lambda k: parts[k])
+        raise ParameterError(f"NeuralModel would take about {total:,} bytes, above max_bytes = {max_bytes:,}; the "
+                             f"largest part is {big} ({parts[big]:,} bytes): reduce hidden or num_states, or raise "
+                             f"max_bytes")
+
+
 def unimix(p: Tensor, eps: float) -> Tensor:
     """(1 - eps) p + eps / K along the last axis: no class gets probability zero."""
-    if not 0.0 <= float(eps) <= 1.0:
-        raise ParameterError(f"eps must be in [0, 1], got {eps}")
+    checks.settings("unimix", {"eps": eps}, "fraction")
     return (1.0 - eps) * p + eps / p.shape[-1]
 
 
@@ -202,6 +223,8 @@ class NeuralModel(nn.Module):
         unimix: the uniform mixture of every categorical distribution.
         info_gain_samples: samples per state of the information-gain estimator (non-categorical modalities).
         seed: seeds the initial weights and the estimator's fixed noise.
+        max_bytes: the most bytes the parameters, transition tables and information-gain samples may take
+            (estimated before anything is allocated; 1 GiB by default): a ``ParameterError`` names the largest.
 
     ``A_dependencies``: every modality depends on every factor. ``batch_shape`` is ``()``. In eval mode
     (``model.eval()``) the tables (transitions, categorical likelihoods, decoder outputs per state) are computed
@@ -210,29 +233,38 @@ class NeuralModel(nn.Module):
 
     def __init__(self, num_states: Sequence[int], num_controls: Sequence[int], observations: Sequence[Head],
                  C: Sequence[Tensor | None] | None = None, reward_preference: float | None = None, hidden: int = 64,
-                 unimix: float = 0.01, info_gain_samples: int = 64, seed: int = 0) -> None:
+                 unimix: float = 0.01, info_gain_samples: int = 64, seed: int = 0, max_bytes: int = 2**30) -> None:
         super().__init__()
-        self.num_states = [int(s) for s in num_states]
-        self.num_controls = [int(u) for u in num_controls]
-        if len(self.num_states) != len(self.num_controls) or not self.num_states:
-            raise ModelError(f"num_states {self.num_states} and num_controls {self.num_controls} need one entry "
+        num_states, num_controls = (check_sequence(list(x) if isinstance(x, np.ndarray) else x, n, ModelError)
+                                    for x, n in ((num_states, "num_states"), (num_controls, "num_controls")))
+        if len(num_states) != len(num_controls) or not num_states:
+            raise ModelError(f"num_states {num_states} and num_controls {num_controls} need one entry "
                              "per factor (at least one)")
-        for name, counts in (("num_states", self.num_states), ("num_controls", self.num_controls)):
+        for name, counts in (("num_states", num_states), ("num_controls", num_controls)):
             for f, n in enumerate(counts):
-                if n < 1:
-                    raise ModelError(f"{name}[{f}] is {n}; every factor needs at least one")
-        self.heads = list(observations)
+                if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+                    raise ModelError(f"{name}[{f}] is {n!r}; every factor needs at least one (an integer)")
+        self.num_states, self.num_controls = [int(s) for s in num_states], [int(u) for u in num_controls]
+        self.heads = check_sequence(observations, "observations", ModelError)
         for m, h in enumerate(self.heads):
             if not isinstance(h, (Categorical, Bernoulli, Gaussian)):
                 raise ModelError(f"observations[{m}] is {h!r}; use Categorical, Bernoulli or Gaussian")
-            if isinstance(h, Categorical) and h.num_obs < 1 or not isinstance(h, Categorical) and (
-                    not h.shape or min(h.shape) < 1):
+            sizes = [h.num_obs] if isinstance(h, Categorical) else \
+                h.shape if isinstance(h.shape, (tuple, list)) else [None]
+            if not sizes or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1
+                                    for n in sizes):
                 raise ModelError(f"observations[{m}] is {h!r}; it needs at least one outcome (a shape of "
                                  f"positive sizes)")
-        if not 0.0 <= float(unimix) <= 1.0:
-            raise ParameterError(f"unimix must be in [0, 1], got {unimix}")
-        if int(info_gain_samples) < 1:
-            raise ParameterError(f"info_gain_samples must be at least 1, got {info_gain_samples}")
+            if isinstance(h, Gaussian):
+                checks.settings("Gaussian", {"min_std": h.min_std}, "positive")
+        checks.settings("NeuralModel", {"unimix": unimix}, "fraction")
+        checks.settings("NeuralModel", {"info_gain_samples": info_gain_samples, "hidden": hidden,
+                                        "max_bytes": max_bytes}, "count")
+        checks.settings("NeuralModel", {"seed": seed}, "natural")
+        if reward_preference is not None:
+            checks.settings("NeuralModel", {"reward_preference": reward_preference}, "finite")
+        _check_size(self.num_states, self.num_controls, self.heads, hidden, reward_preference is not None,
+                    info_gain_samples, max_bytes)
         self.num_obs = [h.num_obs for h in self.heads]
         self.A_dependencies = [list(range(len(self.num_states))) for _ in self.heads]
         self.B_dependencies = [list(range(len(self.num_states))) for _ in self.num_states]
@@ -255,7 +287,8 @@ class NeuralModel(nn.Module):
         if len(C) != len(self.heads):
             raise ModelError(f"C has {len(C)} entries but there are {len(self.heads)} modalities")
         for m, (c, h) in enumerate(zip(C, self.heads, strict=True)):
-            if c is not None and not (isinstance(h, Categorical) and tuple(torch.as_tensor(c).shape) == (h.num_obs,)):
+            if c is not None and not (isinstance(h, Categorical)
+                                      and tuple(checks.as_tensor(c, f"C[{m}]", ModelError).shape) == (h.num_obs,)):
                 raise ModelError(f"C[{m}] must be None or a ({h.num_obs},) vector for a categorical modality")
             self.register_buffer(f"C_{m}", None if c is None else torch.as_tensor(c, dtype=torch.get_default_dtype()))
         for m, h in enumerate(self.heads):

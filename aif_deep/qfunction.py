@@ -54,6 +54,11 @@ class QFunction(nn.Module):
         super().__init__()
         checks.settings("QFunction", {"temperature": temperature}, "positive")
         checks.settings("QFunction", {"hidden": hidden}, "count")
+        checks.settings("QFunction", {"seed": seed}, "natural")
+        for name, sizes in (("num_states", num_states), ("num_controls", num_controls)):
+            if not isinstance(sizes, (list, tuple)) or not sizes:
+                raise ParameterError(f"QFunction.{name} must be a list with one size per factor, got {sizes!r}")
+            checks.settings("QFunction", {f"{name}[{f}]": n for f, n in enumerate(sizes)}, "count")
         self.num_states = [int(s) for s in num_states]
         self.num_controls = [int(u) for u in num_controls]
         self.temperature = float(temperature)
@@ -107,15 +112,10 @@ class QSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size"):
-            if int(getattr(self, name)) < (0 if name == "steps" else 1):
-                raise ParameterError(f"QSettings.{name} must be at least {0 if name == 'steps' else 1}, "
-                                     f"got {getattr(self, name)}")
-        if not 0.0 < float(self.lr) < float("inf"):
-            raise ParameterError(f"QSettings.lr must be positive and finite, got {self.lr}")
-        for name in ("discount", "tau"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                raise ParameterError(f"QSettings.{name} must be in [0, 1], got {getattr(self, name)}")
+        checks.settings("QSettings", {"steps": self.steps}, "natural")
+        checks.settings("QSettings", {"batch_size": self.batch_size}, "count")
+        checks.settings("QSettings", {"lr": self.lr}, "positive")
+        checks.settings("QSettings", {"discount": self.discount, "tau": self.tau}, "fraction")
 
 
 def td_targets(qf_target: QFunction, model: BeliefModel, qs: Sequence[torch.Tensor], discount: float,

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from aif.errors import ParameterError
 
+from . import checks
 from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .episodes import ReplayBuffer
 from .inference import exact
@@ -166,8 +167,7 @@ class KLWeight(Trick):
     weight: float
 
     def __post_init__(self) -> None:
-        if not 0.0 < float(self.weight) < float("inf"):
-            raise ParameterError(f"KLWeight.weight must be positive and finite, got {self.weight}")
+        checks.settings("KLWeight", {"weight": self.weight}, "positive")
 
     def window_loss(self, kl: torch.Tensor, steps: int) -> torch.Tensor | float:
         return (self.weight - 1.0) * kl / steps
@@ -237,13 +237,11 @@ class TrainSettings:
     usage_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        for name, least in (("steps", 0), ("batch_size", 1), ("length", 0), ("checkpoint_every", 1), ("log_every", 1)):
-            if int(getattr(self, name)) < least:
-                raise ParameterError(f"TrainSettings.{name} must be at least {least}, got {getattr(self, name)}")
-        if not 0.0 < float(self.lr) < float("inf"):
-            raise ParameterError(f"TrainSettings.lr must be positive and finite, got {self.lr}")
-        if not 0.0 <= float(self.usage_weight) < float("inf"):
-            raise ParameterError(f"TrainSettings.usage_weight must be non-negative and finite, got {self.usage_weight}")
+        checks.settings("TrainSettings", {n: getattr(self, n) for n in ("steps", "length")}, "natural")
+        checks.settings("TrainSettings", {n: getattr(self, n) for n in ("batch_size", "checkpoint_every", "log_every")},
+                        "count")
+        checks.settings("TrainSettings", {"lr": self.lr}, "positive")
+        checks.settings("TrainSettings", {"usage_weight": self.usage_weight}, "non-negative")
 
 
 @dataclass

@@ -469,3 +469,22 @@ def test_deeply_nested_metadata_is_a_format_error(tmp_path, depth):
     path.write_bytes(sealed({io.META_KEY: np.array(header)}))
     with pytest.raises(FormatError):
         load_model(path)
+
+
+def test_saves_are_atomic_and_concurrent_saves_all_succeed(tmp_path, rng):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = aif.random_model(rng, [3, 2], [3, 2], [2, 2], [[0, 1], [1]], [[0], [1]])
+    target = tmp_path / "m.npz"
+    (tmp_path / "m.npz.tmp").write_text("the user's own file")  # a fixed temporary name would clobber this
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: save_model(target, model), range(64)))
+    assert_models_identical(model, load_model(target))
+    assert (tmp_path / "m.npz.tmp").read_text() == "the user's own file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "m.npz.tmp"]  # no temporary left behind
+    assert target.stat().st_mode & 0o777 == 0o644
+    before = target.read_bytes()
+    with pytest.raises(TypeError):  # a save that fails while encoding leaves the old file as it was
+        aif.io.write_archive(target, "model", {}, {"x": np.array(["not a number"])})
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "m.npz.tmp"]

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from ..checks import check_cell
+from ..checks import check_cell, check_index, check_pair, check_real
 from ..errors import ParameterError
 from ..model import GenerativeModel
-from .gridworld import ACTION_NAMES, Cell, GridCells, grid_transitions
+from .gridworld import ACTION_NAMES, Cell, GridCells, check_cells, grid_transitions
 from .pomdp import POMDPEnv, unknown_transitions
 
 NULL, CHEESE, SHOCK = range(3)
@@ -52,11 +52,9 @@ class CueChaining(GridCells, POMDPEnv):
                  cue2_locations: Sequence[Cell] = ((0, 2), (1, 3), (3, 3), (4, 2)),
                  reward_locations: Sequence[Cell] = ((1, 5), (3, 5))) -> None:
         self._grid(shape, start)
-        self.cue1_location = check_cell(cue1_location, self.shape, "cue1_location")
-        self.cue2_locations = tuple(check_cell(c, self.shape, f"cue2_locations[{i}]")
-                                    for i, c in enumerate(cue2_locations))
-        self.reward_locations = tuple(check_cell(c, self.shape, f"reward_locations[{i}]")
-                                      for i, c in enumerate(reward_locations))
+        self.cue1_location = check_cell(check_pair(cue1_location, "cue1_location"), self.shape, "cue1_location")
+        self.cue2_locations = check_cells(cue2_locations, self.shape, "cue2_locations")
+        self.reward_locations = check_cells(reward_locations, self.shape, "reward_locations")
         if not self.cue2_locations:
             raise ParameterError("cue2_locations must hold at least one cell")
         if len(self.reward_locations) != 2:
@@ -91,10 +89,7 @@ class CueChaining(GridCells, POMDPEnv):
         state = list(state)
         for f, key in ((1, "cue2_state"), (2, "reward_condition")):
             if key in options:
-                v = int(options[key])
-                if not 0 <= v < self.num_states[f]:
-                    raise ParameterError(f"options[{key!r}] = {v} is out of range 0..{self.num_states[f] - 1}")
-                state[f] = v
+                state[f] = check_index(options[key], f"options[{key!r}]", self.num_states[f])
         return tuple(state)
 
     def reward(self, state: Any, obs: Any) -> float:
@@ -112,7 +107,8 @@ class CueChaining(GridCells, POMDPEnv):
         """
         A, B, D = self._arrays()
         C = [np.zeros(a.shape[0]) for a in A]
-        C[3] = np.array([0.0, reward_preference, shock_preference])
+        C[3] = np.array([0.0, check_real(reward_preference, "reward_preference"),
+                         check_real(shock_preference, "shock_preference")])
         return GenerativeModel(A, B, C, D, pB=unknown_transitions(B, prior_count) if learn_B else None,
                                A_dependencies=self.A_dependencies, B_dependencies=self.B_dependencies)
 

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import shortest_path
 
-from ..checks import check_cell, check_fraction
+from ..checks import check_cell, check_fraction, check_index, check_pair, check_real, check_sequence
 from ..errors import ParameterError
 from ..model import GenerativeModel
 from .pomdp import POMDPEnv, unknown_transitions
@@ -39,10 +39,11 @@ def grid_transitions(shape: Cell, walls: Sequence[Cell] = (), slip: float = 0.0,
     A move that would leave the grid or enter a wall keeps the agent in place; so does any move with
     probability ``slip``. Wall cells keep their own (unreachable) columns so that B stays a distribution.
     """
-    rows, cols = shape
+    rows, cols = shape = check_size(shape)
+    slip = check_fraction(slip, "slip")
     n = rows * cols
     blocked = np.zeros(shape, dtype=bool)
-    for r, c in walls:
+    for r, c in check_cells(walls, shape, "walls"):
         blocked[r, c] = True
     B = np.zeros((n, n, len(moves)))
     for r in range(rows):
@@ -57,6 +58,20 @@ def grid_transitions(shape: Cell, walls: Sequence[Cell] = (), slip: float = 0.0,
     return B
 
 
+def check_size(shape: Any) -> Cell:
+    """A grid's ``(rows, cols)``: two positive integers (``ParameterError``)."""
+    rows, cols = check_pair(shape, "shape")
+    if rows < 1 or cols < 1:
+        raise ParameterError(f"shape must hold two positive sizes, got {tuple(shape)}")
+    return rows, cols
+
+
+def check_cells(cells: Any, shape: Cell, name: str) -> tuple[Cell, ...]:
+    """A list of ``(row, col)`` cells inside a ``shape`` grid (``ParameterError`` naming ``name[i]``)."""
+    return tuple(check_cell(check_pair(c, f"{name}[{i}]"), shape, f"{name}[{i}]")
+                 for i, c in enumerate(check_sequence(cells, name, ParameterError)))
+
+
 class GridCells:
     """Locations of a ``shape`` grid numbered row by row."""
 
@@ -64,11 +79,8 @@ class GridCells:
 
     def _grid(self, shape, start):
         """Set ``shape`` (two positive sizes) and the ``start`` cell, checked."""
-        rows, cols = (int(x) for x in shape)
-        if rows < 1 or cols < 1:
-            raise ParameterError(f"shape must hold two positive sizes, got {tuple(shape)}")
-        self.shape = (rows, cols)
-        self.start = check_cell(start, self.shape, "start")
+        self.shape = check_size(shape)
+        self.start = check_cell(check_pair(start, "start"), self.shape, "start")
 
     def index(self, cell):
         """Location index of a ``(row, col)`` cell."""
@@ -100,12 +112,12 @@ class GridWorld(GridCells, POMDPEnv):
                  walls: Sequence[Cell] = (), cue_location: Cell | None = None, slip: float = 0.0,
                  terminate_at_goal: bool = True) -> None:
         self._grid(shape, start)
-        self.walls = tuple(check_cell(w, self.shape, f"walls[{i}]") for i, w in enumerate(walls))
+        self.walls = check_cells(walls, self.shape, "walls")
         goals = [(self.shape[0] - 1, self.shape[1] - 1)] if goals is None else goals
-        self.goals = tuple(check_cell(g, self.shape, f"goals[{i}]") for i, g in enumerate(goals))
+        self.goals = check_cells(goals, self.shape, "goals")
         if not self.goals:
             raise ParameterError("goals must hold at least one cell")
-        self.cue_location = None if cue_location is None else check_cell(cue_location, self.shape, "cue_location")
+        self.cue_location = None if cue_location is None else check_cells([cue_location], self.shape, "cue_location")[0]
         for name, cell in [("start", self.start), ("cue_location", self.cue_location)] + \
                 [(f"goals[{i}]", g) for i, g in enumerate(self.goals)]:
             if cell in self.walls:
@@ -140,9 +152,7 @@ class GridWorld(GridCells, POMDPEnv):
 
     def _initial_state(self, state, options):
         if "goal" in options:
-            g = int(options["goal"])
-            if not 0 <= g < len(self.goals):
-                raise ParameterError(f"options['goal'] = {g} is not one of the {len(self.goals)} goals")
+            g = check_index(options["goal"], "options['goal']", len(self.goals))
             state = (state[0], g) if self.cued else state
         return state
 
@@ -172,7 +182,7 @@ class GridWorld(GridCells, POMDPEnv):
 
         Unreachable cells (walls, enclosed cells) get the largest finite distance plus one.
         """
-        goal = self.goals[0] if goal is None else check_cell(goal, self.shape, "goal")
+        goal = self.goals[0] if goal is None else check_cells([goal], self.shape, "goal")[0]
         B = grid_transitions(self.shape, self.walls, 0.0)
         # reached[next, prev]: an edge next -> prev in this graph is a move prev -> next in the grid, so the
         # distances from the goal here are the step counts to the goal there.
@@ -200,7 +210,9 @@ class GridWorld(GridCells, POMDPEnv):
         Returns:
             ``GenerativeModel`` with ``D`` the true start and, with several goals, a uniform goal prior.
         """
-        A, B, D = self._arrays(slip)
+        A, B, D = self._arrays(None if slip is None else check_fraction(slip, "slip", "[0, 1)"))
+        goal_preference, distance_scale = check_real(goal_preference, "goal_preference"), check_real(
+            distance_scale, "distance_scale")
         if self.cued:
             C = [np.zeros(a.shape[0]) for a in A]
             C[1] = np.array([0.0, goal_preference])

@@ -19,8 +19,9 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..checks import check_positive
+from ..checks import as_numbers, check_index, check_positive
 from ..errors import CallOrderError, ModelError, ParameterError, PolicyError
+from ..model import GenerativeModel
 
 # Counts that pin a known distribution in a model to be learned: large enough that learning barely moves it,
 # positive because Dirichlet counts must be.
@@ -73,16 +74,13 @@ class POMDPEnv(gym.Env):
     def __init__(self, A: Sequence[ArrayLike], B: Sequence[ArrayLike], D: Sequence[ArrayLike],
                  A_dependencies: Sequence[Sequence[int]] | None = None,
                  B_dependencies: Sequence[Sequence[int]] | None = None, control_factor: int = 0) -> None:
-        self.A = [np.asarray(a, dtype=float) for a in A]
-        self.B = [np.asarray(b, dtype=float) for b in B]
-        self.D = [np.asarray(d, dtype=float) for d in D]
-        nf = len(self.B)
-        self.A_dependencies = [list(d) for d in A_dependencies] if A_dependencies else [list(range(nf))] * len(A)
-        self.B_dependencies = [list(d) for d in B_dependencies] if B_dependencies else [[f] for f in range(nf)]
-        self.num_states = [b.shape[0] for b in self.B]
-        self.num_obs = [a.shape[0] for a in self.A]
-        self.num_controls = [b.shape[-1] for b in self.B]
-        self.control_factor = int(control_factor)
+        # the process is checked as a model is (shapes, columns, dependencies)
+        deps: Any = dict(A_dependencies=A_dependencies or None, B_dependencies=B_dependencies or None)
+        model = GenerativeModel(A, B, D=D, **deps)  # type: ignore[arg-type]
+        self.A, self.B, self.D = model.A, model.B, model.D
+        self.A_dependencies, self.B_dependencies = model.A_dependencies, model.B_dependencies
+        self.num_states, self.num_obs, self.num_controls = model.num_states, model.num_obs, model.num_controls
+        self.control_factor = check_index(control_factor, "control_factor", len(self.B))
         for f, n in enumerate(self.num_controls):
             if f != self.control_factor and n != 1:
                 raise ModelError(f"B[{f}] has {n} controls, but only factor {self.control_factor} is controllable")
@@ -118,9 +116,12 @@ class POMDPEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[list, dict]:
         """Start an episode; ``options={"state": (s_0, s_1, ...)}`` fixes the initial hidden state."""
         super().reset(seed=seed)
-        options = options or {}
+        options = {} if options is None else options
+        if not isinstance(options, dict):
+            raise ParameterError(f"options must be a dict or None, got {options!r}")
         if "state" in options:
-            state = tuple(int(s) for s in options["state"])
+            s = as_numbers(options["state"], "options['state']", ParameterError, None)
+            state = tuple(int(x) for x in s.ravel()) if np.issubdtype(s.dtype, np.integer) and s.ndim == 1 else ()
             if len(state) != len(self.D) or any(not 0 <= s < n for s, n in zip(state, self.num_states, strict=True)):
                 raise ParameterError(f"options['state'] = {state} is not a state of factors with sizes "
                                      f"{self.num_states}")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..checks import check_fraction, check_positive
+from ..checks import as_numbers, check_choice, check_fraction, check_positive, check_real
 from ..errors import ParameterError
 from ..model import GenerativeModel
 from .pomdp import POMDPEnv, known_counts, unknown_transitions
@@ -83,10 +83,7 @@ class TMaze(POMDPEnv):
 
     def _initial_state(self, state, options):
         if "condition" in options:
-            c = int(options["condition"])
-            if c not in (0, 1):
-                raise ParameterError(f"options['condition'] must be 0 or 1, got {options['condition']}")
-            state = (state[0], c)
+            state = (state[0], int(check_choice(options["condition"], "options['condition']", (0, 1))))
         return state
 
     @property
@@ -119,7 +116,8 @@ class TMaze(POMDPEnv):
         """
         A, B, D = tmaze_arrays(self.reward_prob if reward_prob is None else reward_prob,
                                self.cue_validity if cue_validity is None else cue_validity)
-        C = [np.zeros(4), np.array([0.0, reward_preference, loss_preference]), np.zeros(2)]
+        C = [np.zeros(4), np.array([0.0, check_real(reward_preference, "reward_preference"),
+                                    check_real(loss_preference, "loss_preference")]), np.zeros(2)]
         prior_count = check_positive(prior_count, "prior_count")
         pA = known_counts(A) if learn_A else None
         if pA is not None:
@@ -128,6 +126,14 @@ class TMaze(POMDPEnv):
             A[1][:, RIGHT_ARM:LEFT_ARM + 1, :] = np.array([0.0, 0.5, 0.5])[:, None, None]
         return GenerativeModel(A, B, C, D, pA=pA, pB=unknown_transitions(B, prior_count) if learn_B else None)
 
+
+
+def _indices(x: Any, name: str, ndim: int, n: int) -> np.ndarray:
+    """A non-empty ``ndim``-D array of integers in ``0..n-1`` (``ParameterError``)."""
+    a = as_numbers(x, name, ParameterError)
+    if a.ndim != ndim or a.size == 0 or not np.isin(a, np.arange(n)).all():
+        raise ParameterError(f"{name} must be a non-empty {ndim}-D array of integers in 0..{n - 1}, got {x!r:.200}")
+    return a.astype(int)
 
 def summarize_tmaze(locations: ArrayLike, conditions: ArrayLike, rewards: ArrayLike) -> dict:
     """Per-trial outcomes of T-maze runs and their rates.
@@ -144,9 +150,12 @@ def summarize_tmaze(locations: ArrayLike, conditions: ArrayLike, rewards: ArrayL
         (the reward on entering it) and ``total_reward``; and the rates ``cue_first_rate``,
         ``correct_arm_rate`` and ``first_arm_reward_rate`` (share of trials rewarded on the first arm entered).
     """
-    locations = np.asarray(locations, dtype=int)
-    conditions = np.asarray(conditions, dtype=int)
-    rewards = np.asarray(rewards, dtype=float)
+    locations, conditions = _indices(locations, "locations", 2, 4), _indices(conditions, "conditions", 1, 2)
+    rewards = as_numbers(rewards, "rewards", ParameterError)
+    K, T = locations.shape[0], locations.shape[1] - 1
+    if conditions.shape != (K,) or rewards.shape != (K, T) or T < 1 or not np.isfinite(rewards).all():
+        raise ParameterError(f"locations {locations.shape}, conditions {conditions.shape} and rewards {rewards.shape} "
+                             "must be (K, T + 1), (K,) and finite (K, T) with T >= 1")
     in_arm = (locations[:, 1:] == RIGHT_ARM) | (locations[:, 1:] == LEFT_ARM)
     entered = in_arm.any(axis=1)
     step = np.argmax(in_arm, axis=1)  # first step whose action led into an arm

@@ -13,6 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from ..checks import as_numbers
 from ..errors import ModelError, ObservationError, PolicyError
 
 
@@ -28,6 +29,14 @@ def _sizes(space, name, error=ObservationError):
         return [int(s.n) for s in space.spaces], np.array([s.start for s in space.spaces]), "tuple"
     raise error(f"{name} is {space}; AgentWrapper needs Discrete, MultiDiscrete"
                 f"{' or a Tuple of Discrete' if error is ObservationError else ''} spaces (discretise others first)")
+
+
+def _integers(x: Any, name: str, low: int) -> list[int]:
+    """A 1-D list of integers ``>= low`` (``ModelError``)."""
+    a = as_numbers(x, name, ModelError, None)
+    if a.ndim != 1 or not (a.size == 0 or np.issubdtype(a.dtype, np.integer)) or (a < low).any():
+        raise ModelError(f"{name} must be a list of integers >= {low}, got {x!r}")
+    return [int(n) for n in a]
 
 
 class AgentWrapper(gym.Wrapper):
@@ -57,10 +66,10 @@ class AgentWrapper(gym.Wrapper):
         if num_controls is None:
             num_controls = list(env_controls)
             control_factors = list(range(len(env_controls))) if control_factors is None else control_factors
-        num_controls = [int(n) for n in num_controls]
+        num_controls = _integers(num_controls, "num_controls", 1)
         if control_factors is None:
             control_factors = [f for f, n in enumerate(num_controls) if n > 1]
-        control_factors = [int(f) for f in control_factors]
+        control_factors = _integers(control_factors, "control_factors", 0)
         if len(control_factors) != len(env_controls):
             raise ModelError(f"control_factors = {control_factors} names {len(control_factors)} factors, but the "
                              f"action space {act} takes {len(env_controls)} controls")

@@ -21,10 +21,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..checks import check_integer
+from ..checks import as_numbers, check_integer, check_is_model
 from ..control import enumerate_policies, expected_free_energy
 from ..efe import DEFAULT_TERMS, EFEOptions
-from ..errors import ParameterError, PolicyError
+from ..errors import ParameterError, PolicyError, StrategyError
 from ..model import GenerativeModel
 from ..strategies import NUMPY, Planner
 
@@ -49,8 +49,8 @@ class Plan:
     action: np.ndarray | None = None
 
     def __post_init__(self):
-        G = np.asarray(self.G, dtype=float)
-        policies = np.asarray(self.policies)
+        G = as_numbers(self.G, "Plan.G", PolicyError)
+        policies = as_numbers(self.policies, "Plan.policies", PolicyError, None)
         if G.ndim != 1 or policies.ndim != 3 or policies.shape[0] != G.shape[0]:
             raise PolicyError(f"Plan.G has shape {G.shape} and Plan.policies {policies.shape}; expected (P,) "
                               "and (P, horizon, num_factors)")
@@ -59,12 +59,21 @@ class Plan:
         for name, value in self.terms.items():
             if np.shape(value) != G.shape:
                 raise ParameterError(f"Plan.terms[{name!r}] has shape {np.shape(value)}, expected {G.shape}")
-        action = policies[int(np.argmin(G)), 0] if self.action is None else np.asarray(self.action)
-        if action.shape != policies.shape[2:]:
+        if G.size == 0 or not np.isfinite(G).all():
+            raise PolicyError(f"Plan.G must be finite with at least one policy, got {G}")
+        action = policies[int(np.argmin(G)), 0] if self.action is None else as_numbers(self.action, "Plan.action",
+                                                                                         PolicyError, None)
+        if action.shape != policies.shape[2:] or not np.issubdtype(action.dtype, np.integer):
             raise PolicyError(f"Plan.action has shape {action.shape}, expected ({policies.shape[2]},)")
         object.__setattr__(self, "G", G)
         object.__setattr__(self, "policies", policies)
         object.__setattr__(self, "action", action.astype(int))
+
+
+def check_options(options: object, name: str) -> None:
+    """A ``StrategyError`` unless ``options`` is an ``aif.EFEOptions``."""
+    if not isinstance(options, EFEOptions):
+        raise StrategyError(f"{name} must be an aif.EFEOptions, got {options!r}")
 
 
 @dataclass(frozen=True)
@@ -89,9 +98,11 @@ class PolicyEnumeration(Planner):
     def __post_init__(self):
         if self.policies is None:
             check_integer(self.horizon, "PolicyEnumeration.horizon", error=PolicyError)
+        check_options(self.options, "PolicyEnumeration.options")
 
     def plan(self, model: GenerativeModel, qs: list, rng: np.random.Generator | None = None) -> Plan:
         """``G`` and the EFE terms of every policy; ``Plan.action`` is the first action of the lowest G."""
+        check_is_model(model)
         policies = (enumerate_policies(model.num_controls, self.horizon, self.control_factors)
                     if self.policies is None else self.policies)
         G, terms = expected_free_energy(model, qs, policies, self.efe_terms, self.options)  # checks the policies

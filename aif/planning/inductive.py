@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..checks import check_fraction, check_integer
+from ..checks import check_array_list, check_finite, check_fraction, check_index_lists, check_integer
 from ..errors import ModelError
 
 
@@ -49,8 +49,11 @@ def inductive_matrix(H: Sequence[ArrayLike], B: Sequence[ArrayLike], threshold: 
     """
     depth = check_integer(depth, "depth")
     check_fraction(threshold, "threshold", "[0, 1)")
-    if len(H) != len(B):
-        raise ModelError(f"H has {len(H)} vectors but B has {len(B)} factors")
+    H, B = check_array_list(H, "H"), check_array_list(B, "B")
+    B_dependencies = check_index_lists(B_dependencies, "B_dependencies")
+    if len(H) != len(B) or (B_dependencies is not None and len(B_dependencies) != len(B)):
+        raise ModelError(f"H has {len(H)} vectors and B_dependencies {len(B_dependencies or B)} lists but B has "
+                         f"{len(B)} factors")
     I = []
     for f, (H_f, B_f) in enumerate(zip(H, B, strict=False)):
         B_f = np.asarray(B_f, dtype=float)
@@ -60,7 +63,7 @@ def inductive_matrix(H: Sequence[ArrayLike], B: Sequence[ArrayLike], threshold: 
                              "cannot be traced backwards")
         if B_f.ndim != len(deps) + 2:
             raise ModelError(f"B[{f}] has {B_f.ndim} axes, expected {len(deps) + 2} for B_dependencies {deps}")
-        H_f = np.asarray(H_f, dtype=float)
+        check_finite(H_f, f"H[{f}]")
         if H_f.shape != (B_f.shape[0],):
             raise ModelError(f"H[{f}] has shape {H_f.shape}, expected ({B_f.shape[0]},)")
         own_axis = 1 + deps.index(f)

@@ -26,16 +26,28 @@ With ``action_prior=None`` the prior weight of every action is 1 (Levine's conve
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 from scipy.special import logsumexp
 
-from ..checks import check_choice, check_finite, check_integer, check_probability, check_transitions, check_vector
+from ..checks import (
+    as_numbers,
+    check_beliefs,
+    check_choice,
+    check_finite,
+    check_integer,
+    check_is_model,
+    check_probability,
+    check_sequence,
+    check_transitions,
+    check_vector,
+)
 from ..control import enumerate_policies
 from ..efe import EFEOptions, log_preferences
-from ..errors import ModelError, ParameterError
+from ..errors import BeliefError, ModelError, ParameterError, PolicyError
 from ..maths import outer
 from ..model import GenerativeModel
 from ..strategies import NUMPY, Planner
@@ -77,7 +89,7 @@ def soft_value_iteration(B: np.ndarray, r: np.ndarray, horizon: int, mode: str =
     Returns:
         ``SoftValues(Q (T, S, U), V (T + 1, S), policy (T, S, U))``.
     """
-    B = check_transitions(B)
+    B = check_transitions(as_numbers(B, "B", ModelError))
     S, _, U = B.shape
     T = check_integer(horizon, "horizon")
     check_choice(mode, "mode", MODES)
@@ -115,7 +127,7 @@ def state_marginals(B: np.ndarray, policy: np.ndarray, initial: np.ndarray) -> n
     Returns:
         ``(T + 1, S)``, ``mu[t] = p(s_t)``.
     """
-    B = check_transitions(B)
+    B = check_transitions(as_numbers(B, "B", ModelError))
     S, _, U = B.shape
     policy = np.asarray(policy, dtype=float)
     if policy.ndim != 3 or policy.shape[1:] != (S, U):
@@ -138,7 +150,7 @@ def forward_messages(B: np.ndarray, r: np.ndarray, horizon: int, initial: np.nda
     Returns:
         ``(T + 1, S)`` log forward messages (``-inf`` where a state is unreachable).
     """
-    B = check_transitions(B)
+    B = check_transitions(as_numbers(B, "B", ModelError))
     S, _, U = B.shape
     T = check_integer(horizon, "horizon")
     r = _rewards(r, T, S, U)
@@ -185,15 +197,19 @@ class SoftQPlanner(Planner):
     Attributes:
         horizon: T >= 1, the number of actions planned over.
         mode: ``"variational"`` (default; maximum-entropy RL, not optimistic) or ``"exact"``.
+        max_bytes: a model whose joint transitions and values would take more is refused with a
+            ``PolicyError`` before they are built (default 1 GiB).
     """
 
     backends: ClassVar[frozenset[str]] = frozenset({NUMPY})
     horizon: int = 1
     mode: str = "variational"
+    max_bytes: int = 1 << 30
 
     def __post_init__(self):
         check_integer(self.horizon, "horizon")
         check_choice(self.mode, "SoftQPlanner.mode", MODES)
+        check_integer(self.max_bytes, "SoftQPlanner.max_bytes")
 
     def plan(self, model: GenerativeModel, qs: list, rng: np.random.Generator | None = None) -> Plan:
         """Score the first actions; lower G is better.
@@ -203,7 +219,17 @@ class SoftQPlanner(Planner):
             factor's control varies fastest): ``G[i] = -Q(b, a_i)``, no terms, and ``action``
             ``(num_factors,)``, the joint action with the lowest G (the first one on ties).
         """
-        T = self.horizon
+        T, S, U = self.horizon, math.prod(check_is_model(model).num_states), math.prod(model.num_controls)
+        size_q = math.prod(as_numbers(q, f"qs[{f}]", BeliefError).size for f, q in enumerate(check_sequence(
+            qs, "qs", BeliefError)))
+        if size_q != S:
+            raise ParameterError(f"qs describe {size_q} joint states, the model has {S}")
+        qs = check_beliefs(model, qs, "qs")
+        size = 8 * S * U * (2 * S + 3 * T)  # the joint B (and its einsum), r, Q and the policies over T steps
+        if size > self.max_bytes:
+            raise PolicyError(f"SoftQPlanner builds joint transitions over {S:,} joint states and {U:,} joint "
+                              f"controls: about {size:,} bytes, above max_bytes = {self.max_bytes:,}; plan on a "
+                              "smaller model or raise max_bytes")
         B = joint_transitions(model)
         r_next = joint_rewards(model, T)  # (T, S): reward of s_{t+1}
         S, U = B.shape[0], B.shape[-1]
@@ -211,9 +237,7 @@ class SoftQPlanner(Planner):
         r = np.zeros((T, S, U))
         r[1:] = r_next[:-1, :, None]
         values = soft_value_iteration(B, r, T, self.mode, terminal=r_next[-1])
-        q = outer([np.asarray(q_f, dtype=float) for q_f in qs]).reshape(-1)
-        if q.shape[0] != S:
-            raise ParameterError(f"qs describe {q.shape[0]} joint states, the model has {S}")
+        q = outer(qs).reshape(-1)
         return Plan(-(q @ values.Q[0]), enumerate_policies(model.num_controls, 1))
 
 
@@ -241,7 +265,7 @@ def joint_rewards(model: GenerativeModel, horizon: int) -> np.ndarray:
     """
     F = model.num_factors
     states = _letters(F)
-    r = np.zeros((horizon, *model.num_states))
+    r = np.zeros((check_integer(horizon, "horizon"), *model.num_states))
     for m, (A_m, C_m) in enumerate(zip(model.A, model.C, strict=True)):
         # C as given, column t for step t (the last column beyond its end), as in expected_free_energy: (T, O)
         C_mt = np.broadcast_to(log_preferences(C_m, np.arange(horizon), EFEOptions(normalize_C=False)),
@@ -263,7 +287,7 @@ def _letters(n, block=0):
 
 
 def _rewards(r, T, S, U):
-    r = np.asarray(r, dtype=float)
+    r = as_numbers(r, "r", ParameterError)
     if r.shape not in ((S,), (S, U), (T, S, U)):
         raise ParameterError(f"r has shape {r.shape}, expected ({S},), ({S}, {U}) or ({T}, {S}, {U})")
     # finite: a large negative reward forbids a step as well as -inf does, without 0 * inf in the backups
@@ -276,7 +300,7 @@ def _rewards(r, T, S, U):
 def _log_action_prior(action_prior, S, U):
     if action_prior is None:
         return np.zeros((S, U))
-    p = np.asarray(action_prior, dtype=float)
+    p = as_numbers(action_prior, "action_prior", ParameterError)
     if p.shape not in ((U,), (S, U)):
         raise ParameterError(f"action_prior has shape {p.shape}, expected ({U},) or ({S}, {U})")
     check_probability(p, "action_prior", ParameterError)
@@ -287,7 +311,7 @@ def _log_action_prior(action_prior, S, U):
 def _terminal(terminal, S):
     if terminal is None:
         return np.zeros(S)
-    v = np.asarray(terminal, dtype=float)
+    v = as_numbers(terminal, "terminal", ParameterError)
     if v.shape != (S,) or not np.isfinite(v).all():
         raise ParameterError(f"terminal must be a finite vector of shape ({S},), got shape {v.shape}")
     return v

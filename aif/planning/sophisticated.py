@@ -64,15 +64,15 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 
-from ..checks import check_beliefs, check_fraction, check_integer, check_positive
+from ..checks import check_beliefs, check_fraction, check_integer, check_is_model, check_positive, check_real
 from ..control import enumerate_policies, predict_policies, prefix_tree_efe
 from ..efe import DEFAULT_TERMS, EFEOptions, check_counts, check_terms
-from ..errors import ParameterError
+from ..errors import ParameterError, PolicyError
 from ..inference import FixedPoint
 from ..maths import CLIP, batch_contract, softmax
 from ..model import GenerativeModel
 from ..strategies import NUMPY, Planner, StateInference, require
-from .base import Plan
+from .base import Plan, check_options
 
 
 @dataclass
@@ -175,6 +175,9 @@ class SophisticatedInference(Planner):
         options: ``EFEOptions`` of the one-step G.
         inference: state-inference method for the posterior after each outcome.
         control_factors: factors whose actions vary (all by default).
+        max_nodes: the most belief nodes the tree may hold; a search that would create more is refused with a
+            ``PolicyError`` naming the depth, before they are built (pymdp instead stops expanding once its
+            preallocated ``max_nodes``, 5,000 by default, are full: give ours at least what pymdp's tree reaches).
     """
 
     backends: ClassVar[frozenset[str]] = frozenset({NUMPY})
@@ -190,14 +193,18 @@ class SophisticatedInference(Planner):
     options: EFEOptions = field(default_factory=EFEOptions)
     inference: StateInference = field(default_factory=FixedPoint)
     control_factors: tuple | None = None
+    max_nodes: int = 1_000_000
 
     def __post_init__(self):
         check_integer(self.depth, "SophisticatedInference.depth")
+        check_integer(self.max_nodes, "SophisticatedInference.max_nodes")
         require(self.inference, StateInference, "SophisticatedInference.inference", NUMPY)
         for name in ("policy_prune_threshold", "observation_prune_threshold"):
             check_fraction(getattr(self, name), f"SophisticatedInference.{name}", "[0, 1)")
-        if not np.isfinite(self.prune_penalty):
-            raise ParameterError(f"SophisticatedInference.prune_penalty must be finite, got {self.prune_penalty!r}")
+        check_real(self.prune_penalty, "SophisticatedInference.prune_penalty")
+        check_options(self.options, "SophisticatedInference.options")
+        if self.entropy_stop_threshold is not None:
+            check_real(self.entropy_stop_threshold, "SophisticatedInference.entropy_stop_threshold")
         check_positive(self.gamma, "SophisticatedInference.gamma")
         for name in ("max_branching", "topk_outcomes"):
             check_integer(getattr(self, name), f"SophisticatedInference.{name}", optional=True)
@@ -228,7 +235,7 @@ class SophisticatedInference(Planner):
 
     def search(self, model: GenerativeModel, qs: list) -> SearchTree:
         """Build the search tree from belief ``qs`` (one ``(num_states[f],)`` vector per factor)."""
-        qs = check_beliefs(model, qs, "qs")
+        qs = check_beliefs(check_is_model(model), qs, "qs")
         check_counts(model, check_terms(self.efe_terms))  # validated once: the nodes' one-step G trust them
         actions = enumerate_policies(model.num_controls, 1, self.control_factors)[:, 0, :]  # (U, F)
         U = len(actions)
@@ -238,7 +245,8 @@ class SophisticatedInference(Planner):
         levels = [Level.new([q[None] for q in qs], [-1], [[-1] * model.num_modalities], [1.0], U)]
         depth_reached = peak = 0
         for d in range(self.depth):
-            levels.append(self._expand(model, levels[d], actions, d))
+            held = sum(level.size for level in levels)
+            levels.append(self._expand(model, levels[d], actions, d, self.max_nodes - held))
             depth_reached = d + 1
             peak = max(peak, SearchTree(levels, actions, depth_reached).num_nodes)
             for level in reversed(range(d + 1)):
@@ -253,8 +261,9 @@ class SophisticatedInference(Planner):
 
     # ------------------------------------------------------------------------------------------------------
 
-    def _expand(self, model, level, actions, d) -> Level:
-        """Evaluate every action of the live nodes of ``level`` (depth d); return the level of their outcomes."""
+    def _expand(self, model, level, actions, d, room) -> Level:
+        """Evaluate every action of the live nodes of ``level`` (depth d); return the level of their outcomes
+        (at most ``room`` belief nodes, else a ``PolicyError``)."""
         U, nf = len(actions), model.num_factors
         live = np.flatnonzero(level.alive)
         model_d = _model_at_depth(model, d)
@@ -280,12 +289,19 @@ class SophisticatedInference(Planner):
               for A_m, deps in zip(model.A, model.A_dependencies, strict=True)]
 
         rows: list[list[np.ndarray]] = [[] for _ in range(nf)]
-        parents, observations, probs = [], [], []
+        parents: list[Any] = []
+        observations: list[np.ndarray] = []
+        probs: list[float] = []
         posteriors = {}  # many branches repeat a (prior, outcome) pair: actions that lead to the same belief
         method = cast(FixedPoint, self.inference)  # a NumPy state inference: guard and __call__
         guard = method.guard
         for row, slot in enumerate(slots):
             combos, p = self._outcomes([qo_m[row] for qo_m in qo])
+            if len(probs) + len(p) > room:
+                raise PolicyError(f"SophisticatedInference would hold more than max_nodes = {self.max_nodes:,} "
+                                  f"belief nodes at depth {d + 1} of {self.depth}: lower depth, raise "
+                                  "observation_prune_threshold or policy_prune_threshold, set max_branching or "
+                                  "topk_outcomes, or raise max_nodes")
             prior = [q[row] for q in qs_next]
             prior_key = b"".join(q.tobytes() for q in prior)
             for o, p_o in zip(combos, p, strict=True):
