@@ -60,6 +60,9 @@ def preset_settings(name: str, sampling: str, mode: str = "deterministic", polic
                       "pymdp_legacy_mmp": (MarginalMessagePassing(legacy_vfe=True), EFEOptions.pymdp_legacy())}[name]
     if name == "pymdp_legacy_mmp":
         kwargs.setdefault("sequence", SequenceOptions.pymdp_legacy(policy_sep_prior))
+    precision = 1.0 if name == "pymdp" else 16.0  # pymdp 1.0's Agent: gamma = alpha = 1; legacy's: 16
+    kwargs.setdefault("gamma", precision)
+    kwargs.setdefault("alpha", precision)
     return dict(inference=inference, efe=efe, selection=Selection(mode, sampling), **kwargs)
 
 
@@ -185,7 +188,7 @@ class Agent:
         require(self.learning, Learner, "learning", NUMPY, optional=True)
         check_settings(self, np.random.Generator, "np.random.Generator")
         if not isinstance(self.model, GenerativeModel):
-            raise TypeError(f"model must be an aif.GenerativeModel, got {type(self.model).__name__}")
+            raise StrategyError(f"model must be an aif.GenerativeModel, got {type(self.model).__name__}")
         self.gamma = check_positive(self.gamma, "gamma")
         self.alpha = check_positive(self.alpha, "alpha")
         if self.policies is None:
@@ -215,7 +218,8 @@ class Agent:
 
     @classmethod
     def pymdp(cls, model: GenerativeModel, policy_horizon: int = 1, sampling: str = "full", **kwargs: Any) -> "Agent":
-        """The settings of pymdp 1.0's ``Agent`` (its FPI, raw C, full-posterior action selection)."""
+        """The defaults of pymdp 1.0's ``Agent``: its FPI (16 iterations), raw C, gamma = alpha = 1,
+        deterministic selection from the full posterior."""
         return cls(model, policy_horizon, **preset_settings("pymdp", sampling, **kwargs))
 
     @classmethod

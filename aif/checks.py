@@ -68,11 +68,16 @@ def _columns(x, label, what="state"):
 
 
 def check_dirichlet(p: np.ndarray, label: str) -> None:
-    """Dirichlet counts: finite and positive (``ModelError``)."""
+    """Dirichlet counts (columns along axis 0): finite and non-negative, each column with a positive count
+    (``ModelError``). A zero count is a structural zero (see ``aif.learning``)."""
     check_finite(p, label)
-    if (p <= 0).any():
-        raise ModelError(f"Dirichlet counts {label} must be positive; found {p[first_index(p <= 0)]} at index "
-                         f"{first_index(p <= 0)}")
+    sums = np.atleast_1d(p).sum(axis=0)
+    bad = (sums == 0) | (sums == np.inf)  # a column of zeros has no mean; an overflowing one no finite Beta
+    if np.any(bad):
+        idx = first_index(bad)
+        where = f" in the column at index {idx}" if p.ndim > 1 else ""
+        raise ModelError(f"Dirichlet counts {label} sum to {sums[idx]}{where}: a Dirichlet needs a positive, "
+                         "finite total")
 
 
 def _shape(x, expected, label, explain):
@@ -85,7 +90,7 @@ def check_model(model: GenerativeModel) -> GenerativeModel:
 
     Checks: every array finite and non-negative; columns of A and B (and D, E) sum to one within 1e-6;
     A[m] and B[f] shapes match ``num_states`` through the dependencies; C, D, pA, pB, pD shapes match;
-    Dirichlet counts positive.
+    Dirichlet counts non-negative with a positive count in every column.
     """
     S, O = model.num_states, model.num_obs
     for f, B_f in enumerate(model.B):
@@ -176,7 +181,7 @@ def check_array_list(arrays: Any, name: str, error: type[AifError] = ModelError)
 
 
 def check_count_list(counts: Any, name: str) -> list:
-    """A list of Dirichlet count arrays, each positive and finite (``ModelError``), as floats."""
+    """A list of Dirichlet count arrays, each passing ``check_dirichlet`` (``ModelError``), as floats."""
     out = check_array_list(counts, name)
     for i, p in enumerate(out):
         check_dirichlet(p, f"{name}[{i}]")

@@ -17,8 +17,13 @@ Learning (one time step; every function is pure and returns new arrays)::
 ``pymdp.learning`` updates (1.0 sums the same outer products over a time axis). Neither pymdp has a
 forgetting factor, so there is nothing to reproduce there and no second convention: ``forgetting < 1``
 discounts the old counts before the new evidence is added (the volatility / "forgetting" of SPM-style
-models). pymdp.legacy also multiplies the update by ``A > 0`` (structural zeros stay zero); the counts here
-must be positive, so every entry of the mean is positive and that mask is always one.
+models).
+
+Zero counts are structural zeros: the mean gives them probability 0, they carry no novelty (both pymdps mask
+``W``), and learning leaves them at zero (``mask_zeros=True``, the default: pymdp.legacy and SPM's
+``spm_MDP_VB_X`` multiply the update by ``A > 0``, ``B > 0``, ``pD > 0``; here the mask is on the counts, the
+same when the array is their mean, and it also holds with forgetting). ``mask_zeros=False`` adds evidence to
+zero counts as pymdp 1.0 does. A column of zeros has no mean and is refused (``checks.check_dirichlet``).
 
 Parameter information gain (novelty) for one future step under each policy, positive = valuable::
 
@@ -131,13 +136,21 @@ def _prior(prior, n):
     return prior
 
 
+def _add(p, evidence, lr, forgetting, prior, mask_zeros, label):
+    """forget(p) + lr * evidence; with ``mask_zeros`` the structural zeros of ``p`` stay zero."""
+    new = _forget(p, forgetting, prior, label) + lr * evidence
+    return np.where(p > 0, new, 0.0) if mask_zeros else new
+
+
 def update_A(pA: Sequence[ArrayLike], obs: Sequence[Any], qs: Sequence[ArrayLike], lr: float = 1.0,
              forgetting: float = 1.0, *, A_dependencies: Sequence[Sequence[int]] | None = None,
-             modalities: Sequence[int] | None = None, prior: Sequence[ArrayLike] | None = None) -> list:
+             modalities: Sequence[int] | None = None, prior: Sequence[ArrayLike] | None = None,
+             mask_zeros: bool = True) -> list:
     """Dirichlet update of the likelihood counts after one observation: ``forgetting*pA + lr * o ⊗ qs``.
 
     Args:
-        pA: counts, ``pA[m]`` of shape ``(num_obs[m], *num_states[g] for g in A_dependencies[m])``, positive.
+        pA: counts, ``pA[m]`` of shape ``(num_obs[m], *num_states[g] for g in A_dependencies[m])``,
+            non-negative (zeros are structural, see the module docstring).
         obs: one entry per modality: an outcome index or a probability vector ``(num_obs[m],)``.
         qs: posterior beliefs, ``qs[f]`` of shape ``(num_states[f],)``.
         lr: learning rate, >= 0.
@@ -147,14 +160,15 @@ def update_A(pA: Sequence[ArrayLike], obs: Sequence[Any], qs: Sequence[ArrayLike
             shrinks counts the agent never updates without bound (their novelty then grows as 1/count).
         A_dependencies: factors each modality depends on; all factors by default.
         modalities: indices of the modalities to update (all by default); the others are returned as copies.
+        mask_zeros: zero counts stay zero (``True``: pymdp.legacy, SPM) or receive evidence (``False``: pymdp 1.0).
 
     Returns:
         New counts, a list of fresh arrays shaped like ``pA`` (the input is not modified).
 
     Raises:
-        ParameterError: ``lr`` or ``forgetting`` out of range. ModelError: counts not positive, bad
-        dependencies. ObservationError: an outcome out of range or not a distribution. BeliefError: a belief of
-        the wrong size or not a distribution.
+        ParameterError: ``lr`` or ``forgetting`` out of range. ModelError: counts negative, a column of
+        zeros, bad dependencies. ObservationError: an outcome out of range or not a distribution. BeliefError:
+        a belief of the wrong size or not a distribution.
     """
     checks.check_rates(lr, forgetting)
     pA = checks.check_count_list(pA, "pA")
@@ -172,13 +186,14 @@ def update_A(pA: Sequence[ArrayLike], obs: Sequence[Any], qs: Sequence[ArrayLike
         o_m = np.eye(pA[m].shape[0])[o_m] if isinstance(o_m, int) else o_m  # one-hot
         factors = [checks.check_vector(qs[g], pA[m].shape[i + 1], f"qs[{g}]", BeliefError) for i, g in enumerate(deps)]
         counts = outer([o_m, *factors])  # (num_obs[m], *num_states[deps])
-        out[m] = _forget(pA[m], forgetting, prior[m], f"pA[{m}]") + lr * counts
+        out[m] = _add(pA[m], counts, lr, forgetting, prior[m], mask_zeros, f"pA[{m}]")
     return out
 
 
 def update_B(pB: Sequence[ArrayLike], qs: Sequence[ArrayLike], qs_prev: Sequence[ArrayLike], action: ArrayLike,
              lr: float = 1.0, forgetting: float = 1.0, *, B_dependencies: Sequence[Sequence[int]] | None = None,
-             factors: Sequence[int] | None = None, prior: Sequence[ArrayLike] | None = None) -> list:
+             factors: Sequence[int] | None = None, prior: Sequence[ArrayLike] | None = None,
+             mask_zeros: bool = True) -> list:
     """Dirichlet update of the transition counts after one transition under ``action``.
 
     ``pB[f]' = forgetting * pB[f]``, then ``pB[f]'[..., action[f]] += lr * qs[f] ⊗ qs_prev[g] ⊗ ...`` for
@@ -186,7 +201,7 @@ def update_B(pB: Sequence[ArrayLike], qs: Sequence[ArrayLike], qs_prev: Sequence
 
     Args:
         pB: counts, ``pB[f]`` of shape ``(num_states[f], *num_states[g] for g in B_dependencies[f],
-            num_controls[f])``, positive.
+            num_controls[f])``, non-negative.
         qs: beliefs after the transition, ``qs[f]`` of shape ``(num_states[f],)``.
         qs_prev: beliefs before it, same shapes.
         action: ``(num_factors,)`` int, the action taken on each factor (0 on an uncontrolled factor).
@@ -194,6 +209,7 @@ def update_B(pB: Sequence[ArrayLike], qs: Sequence[ArrayLike], qs_prev: Sequence
         forgetting: in (0, 1]; the old counts (every action slice) are multiplied by it (1 = none).
         B_dependencies: factors each factor's transition depends on; ``[[0], [1], ...]`` by default.
         factors: indices of the factors to update (all by default); the others are returned as copies.
+        prior, mask_zeros: as in ``update_A``.
 
     Returns:
         New counts, a list of fresh arrays shaped like ``pB``.
@@ -227,21 +243,22 @@ def update_B(pB: Sequence[ArrayLike], qs: Sequence[ArrayLike], qs_prev: Sequence
         q_next = checks.check_vector(qs[f], pB[f].shape[0], f"qs[{f}]", BeliefError)
         q_deps = [checks.check_vector(qs_prev[g], pB[f].shape[i + 1], f"qs_prev[{g}]", BeliefError)
                   for i, g in enumerate(deps)]
-        counts = outer([q_next, *q_deps])  # (num_states[f], *num_states[deps])
-        new = _forget(pB[f], forgetting, prior[f], f"pB[{f}]")
-        new[..., u] += lr * counts
-        out[f] = new
+        evidence = np.zeros_like(pB[f])
+        evidence[..., u] = outer([q_next, *q_deps])  # (num_states[f], *num_states[deps])
+        out[f] = _add(pB[f], evidence, lr, forgetting, prior[f], mask_zeros, f"pB[{f}]")
     return out
 
 
 def update_D(pD: Sequence[ArrayLike], qs: Sequence[ArrayLike], lr: float = 1.0, forgetting: float = 1.0, *,
-             factors: Sequence[int] | None = None, prior: Sequence[ArrayLike] | None = None) -> list:
+             factors: Sequence[int] | None = None, prior: Sequence[ArrayLike] | None = None,
+             mask_zeros: bool = True) -> list:
     """Dirichlet update of the initial-state counts: ``pD[f]' = forgetting * pD[f] + lr * qs[f]``.
 
     Args:
-        pD: counts, ``pD[f]`` of shape ``(num_states[f],)``, positive.
+        pD: counts, ``pD[f]`` of shape ``(num_states[f],)``, non-negative.
         qs: beliefs about the initial state, ``qs[f]`` of shape ``(num_states[f],)``.
-        lr, forgetting, factors: as in ``update_B``.
+        lr, forgetting, factors, prior, mask_zeros: as in ``update_B`` (pymdp.legacy's
+            ``update_state_prior_dirichlet`` updates only ``pD > 0``).
 
     Returns:
         New counts, a list of fresh arrays shaped like ``pD``.
@@ -255,8 +272,8 @@ def update_D(pD: Sequence[ArrayLike], qs: Sequence[ArrayLike], lr: float = 1.0, 
     for f in _selection(factors, len(pD), "factors"):
         if pD[f].ndim != 1:
             raise ModelError(f"pD[{f}] has shape {pD[f].shape}, expected (num_states[{f}],)")
-        out[f] = (_forget(pD[f], forgetting, prior[f], f"pD[{f}]")
-                  + lr * checks.check_vector(qs[f], pD[f].shape[0], f"qs[{f}]", BeliefError))
+        out[f] = _add(pD[f], checks.check_vector(qs[f], pD[f].shape[0], f"qs[{f}]", BeliefError), lr, forgetting,
+                      prior[f], mask_zeros, f"pD[{f}]")
     return out
 
 
@@ -277,6 +294,9 @@ class Learning(Learner):
             The price: forgetting caps the evidence a column holds at about ``lr / (1 - forgetting)``
             observations while the prior keeps its full weight: give a weak prior (small counts), or forget
             towards zero and accept the growing novelty (measured in benchmarks/results/soak_forgetting.md).
+        mask_zeros: zero counts are structural zeros (what the modeller rules out) that learning leaves at
+            zero, so a belief's small mass on them never makes them possible (``True``: pymdp.legacy and SPM);
+            ``False`` adds evidence to them as pymdp 1.0 does, so a zero is only a weak prior and can be learned.
     """
 
     lr: float = 1.0
@@ -286,6 +306,7 @@ class Learning(Learner):
     learn_D: bool = False
     online: bool = True
     forget_to_prior: bool = True
+    mask_zeros: bool = True
 
     def __post_init__(self):
         checks.check_real(self.lr, "Learning.lr", 0.0)
@@ -295,7 +316,7 @@ class Learning(Learner):
                ) -> GenerativeModel:
         """``model`` after the A update of one observation and, with ``previous = (qs_prev, action)``, the B
         update of the transition into it; ``initial``: the counts forgetting decays towards (``forget_to_prior``)."""
-        rates: dict[str, Any] = dict(lr=self.lr, forgetting=self.forgetting)
+        rates: dict[str, Any] = dict(lr=self.lr, forgetting=self.forgetting, mask_zeros=self.mask_zeros)
         changes: dict[str, Any] = {}
         if self.learn_A:
             changes.update(pA=update_A(cast(list, model.pA), obs, qs, A_dependencies=model.A_dependencies,
@@ -309,7 +330,8 @@ class Learning(Learner):
         """``model`` after the D update from an episode's first posterior (unchanged without ``learn_D`` or one)."""
         if not (self.learn_D and qs_first is not None):
             return model
-        pD = update_D(cast(list, model.pD), qs_first, self.lr, self.forgetting, prior=self._towards(initial, "pD"))
+        pD = update_D(cast(list, model.pD), qs_first, self.lr, self.forgetting, prior=self._towards(initial, "pD"),
+                      mask_zeros=self.mask_zeros)
         return model.replace(pD=pD, D=None)
 
     def _towards(self, initial: dict, name: str) -> Any:
@@ -321,19 +343,22 @@ class Learning(Learner):
 
 
 def _ln_beta(a):
-    """Log multivariate beta function of the columns of ``a`` (axis 0)."""
-    return gammaln(a).sum(axis=0) - gammaln(a.sum(axis=0))
+    """Log multivariate beta function of the columns of ``a`` (axis 0) over their support: zero counts are
+    left out, as SPM12's ``spm_betaln`` does (newer SPM clips them at exp(-32): the same F where zeros match)."""
+    return np.where(a > 0, gammaln(a), 0.0).sum(axis=0) - gammaln(a.sum(axis=0))
 
 
-def reduce_dirichlet(q_dir: ArrayLike, p_dir: ArrayLike, r_dir: ArrayLike) -> tuple[float, np.ndarray]:
+def reduce_dirichlet(q_dir: ArrayLike, p_dir: ArrayLike, r_dir: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Bayesian model reduction of Dirichlet counts (SPM's ``spm_MDP_log_evidence``).
 
     Given the posterior ``q`` and prior ``p`` counts of a full model, score a reduced prior ``r`` without
-    refitting: ``s = q + r - p`` and ``F = ln B(q) + ln B(r) - ln B(p) - ln B(s)``.
+    refitting: ``s = q + r - p`` and ``F = ln B(q) + ln B(r) - ln B(p) - ln B(s)``, each ``B`` over the positive
+    counts (zeros are structural). A reduced prior with a zero where the data added counts (``r = 0 < s``)
+    forbids what was observed: ``F = +inf`` for that column (the limit as that count goes to zero).
 
     Args:
         q_dir: posterior counts of the full model, shape ``(n, ...)``; columns along axis 0.
-        p_dir: prior counts of the full model, broadcastable with ``q_dir``.
+        p_dir: prior counts of the full model, broadcastable with ``q_dir``, zero where ``q_dir`` is.
         r_dir: reduced prior counts, broadcastable (e.g. ``(n, k)`` for ``k`` candidate reductions against
             ``(n, 1)`` counts).
 
@@ -343,24 +368,30 @@ def reduce_dirichlet(q_dir: ArrayLike, p_dir: ArrayLike, r_dir: ArrayLike) -> tu
         posterior counts, of the broadcast shape.
 
     Raises:
-        ModelError: a count is not positive (including the reduced posterior ``s_dir``).
+        ModelError: counts negative, or a column of zeros or of infinite total; ``q_dir`` and ``p_dir`` with
+        different zeros; ``s_dir`` negative, or zero where ``r_dir`` is not.
     """
     q, p, r = (checks.as_numbers(x, name, ModelError) for x, name in ((q_dir, "q_dir"), (p_dir, "p_dir"),
                                                                       (r_dir, "r_dir")))
-    for name, x in (("q_dir", q), ("p_dir", p), ("r_dir", r)):
-        checks.check_dirichlet(x, name)
     try:
-        np.broadcast_shapes(q.shape, p.shape, r.shape)
+        q, p, r = np.broadcast_arrays(q, p, r)
     except ValueError:
         raise ModelError(f"q_dir, p_dir and r_dir have shapes {q.shape}, {p.shape} and {r.shape}, which do not "
                          "broadcast together") from None
+    for name, x in (("q_dir", q), ("p_dir", p), ("r_dir", r)):
+        checks.check_dirichlet(x, name)
+    if np.any((q > 0) != (p > 0)):
+        idx = checks.first_index((q > 0) != (p > 0))
+        raise ModelError(f"q_dir is {q[idx]} and p_dir is {p[idx]} at index {idx}: the posterior counts must be "
+                         "zero exactly where the prior's are (structural zeros)")
     s = q + r - p
-    if not (s > 0).all():
-        idx = checks.first_index(s <= 0)
+    bad = (s < 0) | ((s == 0) & (r > 0))
+    if bad.any():
+        idx = checks.first_index(bad)
         raise ModelError(f"the reduced posterior s_dir = q_dir + r_dir - p_dir is {s[idx]} at index {idx}; "
                          f"the reduced prior removes more counts than the data added")
     F = _ln_beta(q) + _ln_beta(r) - _ln_beta(p) - _ln_beta(s)
-    return F, s
+    return np.where(np.any((r == 0) & (s > 0), axis=0), np.inf, F), s
 
 
 __all__ = [

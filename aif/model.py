@@ -10,8 +10,9 @@ Shapes (``S_f = num_states[f]``, ``O_m = num_obs[m]``, ``U_f = num_controls[f]``
   whether they are normalised with a log-softmax before use).
 - ``D[f]``: ``(S_f,)``, the initial-state prior.
 - ``E``: ``(num_policies,)``, the prior over policies (habits); uniform when absent.
-- ``pA``, ``pB``, ``pD``: Dirichlet counts with the shapes of ``A``, ``B``, ``D``. Given counts and no
-  array, the array is their mean.
+- ``pA``, ``pB``, ``pD``: Dirichlet counts with the shapes of ``A``, ``B``, ``D``, non-negative with a positive
+  count in every column. Given counts and no array, the array is their mean, the normalised counts; a zero
+  count is a structural zero (probability 0; see ``aif.learning``).
 """
 
 from __future__ import annotations

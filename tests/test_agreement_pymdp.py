@@ -202,3 +202,24 @@ def test_closed_loop_tmaze_actions_match_pymdp_legacy_agent():
             np.testing.assert_array_equal(action, ref_action.astype(int), err_msg=f"seed {seed} step {t}")
             np.testing.assert_allclose(agent.q_pi, reference.q_pi, atol=1e-8)
             obs = env.step(ref_action)
+
+
+def test_pymdp_preset_has_pymdp_1_0_agent_defaults():
+    """Agent.pymdp with no settings gives the q(pi) of pymdp 1.0's Agent with none (gamma = alpha = 1 there)."""
+    jax64()
+    import jax.numpy as jnp
+    from pymdp.agent import Agent as JaxAgent
+
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        model, obs, _ = random_case(rng, random_config(rng))
+        H = 1 if np.prod(model.num_controls) > 8 else 2
+        reference = JaxAgent(A=[jnp.asarray(a)[None] for a in model.A], B=[jnp.asarray(b)[None] for b in model.B],
+                             C=[jnp.asarray(c)[None] for c in model.C], D=[jnp.asarray(d)[None] for d in model.D],
+                             A_dependencies=model.A_dependencies, B_dependencies=model.B_dependencies,
+                             num_controls=model.num_controls, policy_len=H)
+        q_pi, _ = reference.infer_policies(reference.infer_states([jnp.array([[o]]) for o in obs], reference.D))
+        agent = aif.Agent.pymdp(model, policy_horizon=H)
+        agent.infer_states(obs)
+        np.testing.assert_allclose(agent.infer_policies()[0], np.asarray(q_pi)[0], atol=1e-12)
+        assert (agent.gamma, agent.alpha) == (float(reference.gamma[0]), float(reference.alpha[0])) == (1.0, 1.0)

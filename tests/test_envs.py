@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from aif.envs import AgentWrapper, CueChaining, GridWorld, TMaze, tmaze_arrays
+import aif
+from aif.envs import AgentWrapper, CueChaining, GridWorld, POMDPEnv, TMaze, tmaze_arrays
 from aif.errors import ModelError, ObservationError, ParameterError, PolicyError
 from aif.model import check_model
 
@@ -269,3 +270,14 @@ def test_wrapper_for_model_on_our_env():
 def test_wrapper_rejects_continuous_observations():
     with pytest.raises(ObservationError, match="Discrete"):
         AgentWrapper(gym.make("CartPole-v1"))
+
+
+def test_rollout_of_a_model_in_which_no_factor_is_controllable():
+    """The environment's action space is Discrete(1): the agent's (all-zero) actions still reach it."""
+    model = aif.random_model(np.random.default_rng(0), [3, 2], [3], [1, 1])
+    env = POMDPEnv(model.A, model.B, model.D)
+    trajectory = aif.rollout(aif.Agent(model), env, 6, seed=0)
+    assert trajectory.actions.shape == (6, 2) and not trajectory.actions.any()
+    assert all(np.isfinite(q).all() for q in trajectory.qs)
+    wrapped = AgentWrapper.for_model(POMDPEnv(model.A, model.B, model.D), model)
+    assert wrapped.control_factors == [0]

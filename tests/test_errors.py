@@ -136,10 +136,13 @@ def test_policy_prior_not_summing_to_one(model):
         model.replace(E=np.array([0.5, 0.6]))
 
 
-def test_dirichlet_counts_not_positive(model):
+def test_dirichlet_counts_negative_or_a_column_of_zeros(model):
     pB = [b.copy() for b in model.B]
-    pB[1][1, 0, 1] = 0.0
-    with pytest.raises(ModelError, match=r"Dirichlet counts pB\[1\] must be positive; found 0\.0 at index \(1, 0, 1\)"):
+    pB[1][1, 0, 1] = -0.5
+    with pytest.raises(ModelError, match=r"pB\[1\] has a negative entry -0\.5 at index \(1, 0, 1\)"):
+        model.replace(pB=pB)
+    pB[1][:, 0, 1] = 0.0  # a single zero is a structural zero; a column of them has no mean
+    with pytest.raises(ModelError, match=r"Dirichlet counts pB\[1\] sum to 0\.0 in the column at index \(0, 1\)"):
         model.replace(pB=pB)
 
 
@@ -491,9 +494,9 @@ def test_forgetting_out_of_range(counts):
         update_B(pB, q, q, np.array([0]), forgetting=0.0)
 
 
-def test_learning_counts_not_positive():
-    with pytest.raises(ModelError, match=r"Dirichlet counts pD\[0\] must be positive; found 0\.0 at index \(1,\)"):
-        update_D([np.array([1.0, 0.0])], [np.array([0.5, 0.5])])
+def test_learning_counts_all_zero():
+    with pytest.raises(ModelError, match=r"Dirichlet counts pD\[0\] sum to 0\.0: a Dirichlet needs a positive"):
+        update_D([np.array([0.0, 0.0])], [np.array([0.5, 0.5])])
 
 
 def test_learning_observation_out_of_range(counts):
@@ -516,7 +519,7 @@ def test_learning_action_out_of_range(counts):
 
 
 def test_model_reduction_counts_not_positive_are_located():
-    with pytest.raises(ModelError, match=r"q_dir .*found 0\.0 at index \(1,\)"):
+    with pytest.raises(ModelError, match=r"q_dir is 0\.0 and p_dir is 1\.0 at index \(1,\)"):
         reduce_dirichlet(np.array([1.0, 0.0]), np.ones(2), np.ones(2))
 
 

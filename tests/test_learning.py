@@ -429,7 +429,7 @@ def test_bad_input_is_named():
         update_A(m.pA, [np.array([0.5, 0.5, 0.5, 0.0])], qs)
     with pytest.raises(BeliefError, match="qs\\[0\\] has shape"):
         update_A(m.pA, [1], [np.full(2, 0.5)])
-    with pytest.raises(ModelError, match="pA\\[0\\] must be positive"):
+    with pytest.raises(ModelError, match="pA\\[0\\] sum to 0\\.0 in the column at index \\(0,\\)"):
         update_A([np.zeros((4, 3))], [1], qs)
     with pytest.raises(PolicyError, match="action 2 is out of range for factor 0"):
         update_B(m.pB, qs, qs, np.array([2]))

@@ -48,7 +48,8 @@ class AgentWrapper(gym.Wrapper):
         num_controls: controls per factor of the agent's model (``model.num_controls``). By default one
             factor per entry of the action space.
         control_factors: the factors whose controls the environment receives, in the order of its action
-            space. By default the factors with more than one control (``Discrete``: exactly one of them).
+            space. By default the factors with more than one control (``Discrete``: exactly one of them), or,
+            in a model where no factor has a choice, the first factors (an action space of single controls).
 
     The wrapped environment's observation space is ``Tuple(Discrete(O_m) ...)`` and its observations are
     Python lists of ints; its action space is ``MultiDiscrete(num_controls)``. Use
@@ -69,6 +70,8 @@ class AgentWrapper(gym.Wrapper):
         num_controls = _integers(num_controls, "num_controls", 1)
         if control_factors is None:
             control_factors = [f for f, n in enumerate(num_controls) if n > 1]
+            if not control_factors and set(env_controls) == {1}:  # nothing to choose: the first factors take it
+                control_factors = list(range(len(env_controls)))
         control_factors = _integers(control_factors, "control_factors", 0)
         if len(control_factors) != len(env_controls):
             raise ModelError(f"control_factors = {control_factors} names {len(control_factors)} factors, but the "
