@@ -99,7 +99,10 @@ def plot_efe_terms(terms: Mapping[str, ArrayLike], policy_labels: Sequence[str] 
             np.isfinite(x).all() for x in parts.values()):
         raise ParameterError(f"the terms {list(components)} must be finite arrays of one shape (P,)")
     G = np.sum(list(parts.values()), axis=0)
-    labels = list(policy_labels) if policy_labels is not None else [str(i) for i in range(len(G))]
+    labels = [str(i) for i in range(len(G))] if policy_labels is None else \
+        check_sequence(policy_labels, "policy_labels", ParameterError)
+    if len(labels) != len(G):
+        raise ParameterError(f"policy_labels has {len(labels)} labels but there are {len(G)} policies")
     order = np.argsort(G, kind="stable")[:max_policies]
     fig = _figure(max(6.0, 0.55 * len(order) + 4), 4.0)
     ax = fig.subplots()

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 import aif
 from aif.agent import Learning, Selection, atomic, check_settings, preset_settings
+from aif.checks import check_index
 from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions
 from aif.errors import CallOrderError, ParameterError, PolicyError, StrategyError
@@ -119,9 +120,10 @@ class Agent:
                                  f"{tuple(self.model.batch_shape)}") from None
         for name in ("gamma", "alpha"):  # aif's rule for a number; a tensor fits the batch and the device
             setattr(self, name, checks.precision(getattr(self, name), name, self.model.prior()[0], self.batch_shape))
-        E = getattr(self.model, "E", None)
-        if E is not None:
-            checks.policy_prior(E, len(self.policies), "model.E")
+        E = getattr(self.model, "E", None)  # its values: checks.model_tensors
+        if E is not None and E.shape[-1:] != (len(self.policies),):
+            raise ParameterError(f"model.E has {E.shape[-1] if E.ndim else 0} entries but the agent has "
+                                 f"{len(self.policies)} policies")
         self._run: _TorchRun | _NumpyRun | _LearnedQRun = run(self)
         self.steps = 0
         self.reset()
@@ -377,7 +379,7 @@ class _TorchRun(_Run):
             if ev is None or ev.model is not a.model or ev.stale:
                 ev = self.evaluator = PolicyEvaluator(cast(TabularModel, a.model), a.policy_horizon, a.efe_terms, a.efe,
                                                       a.control_factors)
-            G, terms = ev(qs)
+            G, terms = ev(qs, check_values=False)  # the agent's own beliefs: no host synchronisation
         else:
             G, terms = evaluate_policies(a.model, qs, policies=a.policies, terms=a.efe_terms, options=a.efe,
                                          check_values=False)
@@ -567,7 +569,8 @@ def vectorize(envs: Any, model: BeliefModel) -> gym.vector.VectorEnv:
     is returned as it is."""
     if isinstance(envs, gym.vector.VectorEnv):
         return envs
-    envs = list(envs)
+    if not isinstance(envs, (list, tuple)) or not all(isinstance(e, gym.Env) for e in envs):
+        raise StrategyError(f"envs must be a list of gymnasium.Env or a gymnasium.vector.VectorEnv, got {envs!r:.200}")
     if not envs:
         raise ParameterError("rollout needs at least one environment")
     return gym.vector.SyncVectorEnv([functools.partial(as_agent_env, e, model) for e in envs])
@@ -604,9 +607,13 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
         options: passed to every environment's ``reset``.
         progress: show a tqdm bar.
     """
-    steps = int(steps)
-    if steps < 1:
-        raise ParameterError(f"steps must be at least 1, got {steps}")
+    if not (isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps >= 1):  # aif's rule
+        raise ParameterError(f"steps must be at least 1, got {steps!r}")
+    if not isinstance(agent, Agent):
+        raise StrategyError(f"agent must be an aif_deep.Agent, got {type(agent).__name__}")
+    seed = None if seed is None else check_index(seed, "seed")
+    if options is not None and not isinstance(options, dict):
+        raise ParameterError(f"options must be a dict or None, got {options!r}")
     envs = vectorize(envs, agent.model)
     N = envs.num_envs
     if agent.batch_shape != (N,):

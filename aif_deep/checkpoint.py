@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 import aif.errors
-from aif.errors import ParameterError
+from aif.checks import check_integer
+from aif.errors import ParameterError, StrategyError
 from aif.io import MAX_BYTES, FormatError, decode, encode, read_archive, write_archive
 
 from .agent import Agent
@@ -58,6 +59,7 @@ def _write(path: str | os.PathLike, kind: str, fields: dict[str, Any]) -> None:
 
 def _read(path: str | os.PathLike, kind: str, names: tuple[str, ...], max_bytes: int) -> dict[str, Any]:
     """The fields ``_write`` stored, exactly ``names``: a missing or unknown one is a ``FormatError``."""
+    check_integer(max_bytes, "max_bytes")
     meta, arrays = read_archive(path, kind, max_bytes)
     fields = decode(meta.get("fields"), arrays, kind, path) if set(meta) == {"fields"} else None
     known = set(fields) if isinstance(fields, dict) else set(meta)
@@ -67,19 +69,24 @@ def _read(path: str | os.PathLike, kind: str, names: tuple[str, ...], max_bytes:
     return fields
 
 
+def _kind(x: Any, cls: type, name: str, what: str) -> None:
+    if not isinstance(x, cls):
+        raise StrategyError(f"{name} must be {what}, got {type(x).__name__}")
+
+
 def save_agent(path: str | os.PathLike, agent: Agent) -> None:
     """Write ``agent`` (an ``aif_deep.Agent``) to ``path``; see the module docstring."""
-    if not isinstance(agent, Agent):
-        raise TypeError(f"agent must be an aif_deep.Agent, got {type(agent).__name__}")
+    _kind(agent, Agent, "agent", "an aif_deep.Agent")
     m = agent.model
     if isinstance(m, TabularModel):
         model: dict[str, Any] = {f.name: getattr(m, f.name) for f in dataclasses.fields(m) if f.init}
     elif isinstance(m, torch.nn.Module):
         model = {"state_dict": dict(m.state_dict())}
     else:
-        raise TypeError(f"cannot save agent.model of type {type(m).__name__}: TabularModel or an nn.Module")
+        raise StrategyError(f"cannot save agent.model of type {type(m).__name__}: TabularModel or an nn.Module")
     if not isinstance(agent.rng, (torch.Generator, type(None))):
-        raise TypeError(f"cannot save an agent whose rng is a {type(agent.rng).__name__} (a torch.Generator or None)")
+        raise StrategyError(f"cannot save an agent whose rng is a {type(agent.rng).__name__} (a torch.Generator or "
+                            "None)")
     state = {"gamma": agent.gamma, "alpha": agent.alpha, "rng": None if agent.rng is None else agent.rng.get_state(),
              **agent.state_dict()}
     # The settings: the constructor arguments but the model, precisions and generator (aif settings objects,
@@ -118,6 +125,7 @@ def load_agent(path: str | os.PathLike, model: Any = None, max_bytes: int = MAX_
 
 def save_buffer(path: str | os.PathLike, buffer: ReplayBuffer) -> None:
     """Write a ``ReplayBuffer``'s episodes (observations, actions, rewards) to ``path``."""
+    _kind(buffer, ReplayBuffer, "buffer", "an aif_deep.ReplayBuffer")
     _write(path, BUFFER_KIND, {"episodes": [[list(obs), a, r] for obs, a, r in buffer.episodes]})
 
 
@@ -145,6 +153,8 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: 
                     generator: torch.Generator | None = None) -> None:
     """The model's and the optimiser's state, the step, the history and the random states (what ``train``
     writes every ``checkpoint_every`` steps)."""
+    _kind(model, torch.nn.Module, "model", "a torch.nn.Module")
+    _kind(optimizer, torch.optim.Optimizer, "optimizer", "a torch.optim.Optimizer")
     opt = optimizer.state_dict()
     _write(path, TRAINING_KIND, {
         "model": _numpy(dict(model.state_dict())), "step": int(state.step), "history": list(state.history),
@@ -157,6 +167,7 @@ def load_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer: 
                     rng: np.random.Generator | None = None, generator: torch.Generator | None = None,
                     max_bytes: int = MAX_BYTES) -> TrainState:
     """Restore what ``save_checkpoint`` wrote, in place; weights of another architecture raise ``FormatError``."""
+    _kind(model, torch.nn.Module, "model", "a torch.nn.Module")
     c = _read(path, TRAINING_KIND, ("model", "optimizer", "step", "history", "rng", "generator"), max_bytes)
     device = next(model.parameters()).device
     try:

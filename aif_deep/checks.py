@@ -115,8 +115,6 @@ def model_tensors(model: Any, values: bool = True) -> None:
         raise ModelError("A must be a list with at least one tensor (one per modality)")
     device(first.device, "the model's device")
     if values:
-        if model.E is not None:
-            policy_prior(model.E, int(model.E.shape[-1]), "model.E")
         model_values(model)
 
 
@@ -144,7 +142,8 @@ def model_values(model: Any) -> None:
         return x.detach().reshape(*batch, -1)
 
     bad = torch.zeros(batch, dtype=torch.bool, device=model.device)
-    for x in [*model.A, *model.B, *model.D]:  # distributions over their first axis after the batch
+    # distributions over their first axis after the batch
+    for x in [*model.A, *model.B, *model.D, *([] if model.E is None else [model.E])]:
         bad |= (~torch.isfinite(flat(x)) | (flat(x) < 0)).any(-1) | (flat(x.sum(nb)) - 1).abs().gt(COLUMN_TOL).any(-1)
     for x in [*model.C, *(model.pA or []), *(model.pB or []), *(model.pD or [])]:
         bad |= (~torch.isfinite(flat(x))).any(-1)
@@ -232,12 +231,17 @@ def settings(owner: str, values: dict[str, Any], rule: str) -> None:
 
 
 def counts(counts: Any, name: str) -> list[Tensor]:
-    """Dirichlet counts: a list of positive, finite tensors (``ModelError`` naming the index and value)."""
-    if isinstance(counts, Tensor):
-        raise ModelError(f"{name} must be a list of tensors, got a single tensor; wrap it as [{name}]")
+    """Dirichlet counts: a list of positive, finite tensors of at least one axis (``ModelError`` naming the index
+    and value)."""
+    if not isinstance(counts, (list, tuple)):
+        single = isinstance(counts, (Tensor, np.ndarray))
+        got = f"a single tensor; wrap it as [{name}]" if single else type(counts).__name__
+        raise ModelError(f"{name} must be a list of tensors, got {got}")
     out = []
     for i, p in enumerate(counts):
-        p = torch.as_tensor(p)
+        p = as_tensor(p, f"{name}[{i}]", ModelError)
+        if p.ndim == 0:
+            raise ModelError(f"{name}[{i}] is the single number {p.item()}; counts are arrays")
         if not p.is_floating_point():
             p = p.to(torch.get_default_dtype())
         bad = ~torch.isfinite(p) | (p <= 0)
@@ -246,6 +250,8 @@ def counts(counts: Any, name: str) -> list[Tensor]:
             raise ModelError(f"Dirichlet counts {name}[{i}] must be positive and finite; found {float(p[idx])} "
                              f"at index {idx}")
         out.append(p)
+    if not out:
+        raise ModelError(f"{name} is empty: it holds one array per modality or factor")
     return out
 
 
@@ -264,9 +270,27 @@ def policies(model: Any, policies: Any) -> np.ndarray:
 
 def image_settings(image_shape: Any, flip: Any) -> tuple[tuple[int, ...], float]:
     """``(H, W)`` and a pixel-flip probability in [0, 0.5] (above 0.5 the image is inverted), or ``ParameterError``."""
-    shape = tuple(int(x) for x in image_shape)
-    if len(shape) != 2:
-        raise ParameterError(f"image_shape must be (H, W), got {tuple(image_shape)}")
-    if not 0.0 <= float(flip) <= 0.5:
-        raise ParameterError(f"flip must lie in [0, 0.5] (above 0.5 the image is inverted), got {flip}")
-    return shape, float(flip)
+    shape = as_tensor(image_shape, "image_shape", ParameterError)
+    if shape.shape != (2,) or shape.is_floating_point() or shape.dtype == torch.bool or (shape < 1).any():
+        raise ParameterError(f"image_shape must be (H, W), two positive integers, got {image_shape!r}")
+    number = isinstance(flip, (int, float, np.integer, np.floating)) and not isinstance(flip, bool)
+    if not (number and 0.0 <= flip <= 0.5):
+        raise ParameterError(f"flip must lie in [0, 0.5] (above 0.5 the image is inverted), got {flip!r}")
+    return (int(shape[0]), int(shape[1])), float(flip)
+
+
+def linear_bytes(*sizes: int, copies: int = 1) -> int:
+    """Bytes of the weights and biases of ``copies`` stacks of linear layers ``sizes[0] -> sizes[1] -> ...`` in
+    the default dtype: an estimate made before allocating them."""
+    item = torch.empty((), dtype=torch.get_default_dtype()).element_size()
+    return item * copies * sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+
+
+def byte_budget(owner: str, parts: dict[str, int], max_bytes: int, advice: str) -> None:
+    """``ParameterError`` naming the largest of ``parts`` (name -> estimated bytes) when they add up to more than
+    ``max_bytes``: the check a network makes before it allocates."""
+    total = sum(parts.values())
+    if total > max_bytes:
+        big = max(parts, key=lambda k: parts[k])
+        raise ParameterError(f"{owner} would take about {total:,} bytes, above max_bytes = {max_bytes:,}; the largest "
+                             f"part is {big} ({parts[big]:,} bytes): {advice}, or raise max_bytes")

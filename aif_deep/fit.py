@@ -28,9 +28,10 @@ from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 import aif
+from aif.checks import check_index, check_positive
 from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions, Term
-from aif.errors import ParameterError
+from aif.errors import ObservationError, ParameterError, PolicyError, StrategyError
 
 from . import checks
 from .control import action_log_probability, policy_posterior, predict
@@ -81,13 +82,21 @@ class FitResult:
     history: np.ndarray
 
 
-def _prepare_data(observations, actions, device):
-    obs = torch.as_tensor(np.asarray(observations), device=device).long()
-    act = torch.as_tensor(np.asarray(actions), device=device).long()
-    if obs.ndim == 3:  # (N, T, M): one trial each
+def _indices(x, label, error, device):
+    """``x`` as a long tensor of indices; non-numbers, fractions and bools are ``error``."""
+    x = checks.as_tensor(x, label, error, device)
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise error(f"{label} must hold integer indices, got dtype {x.dtype}")
+    return x.long()
+
+
+def _prepare_data(observations, actions, device, M, F):
+    obs = _indices(observations, "observations", ObservationError, device)
+    act = _indices(actions, "actions", PolicyError, device)
+    if obs.ndim == act.ndim == 3:  # (N, T, M): one trial each
         obs, act = obs[:, None], act[:, None]
-    if obs.ndim != 4 or act.ndim != 4 or obs.shape[:2] != act.shape[:2]:
-        raise ParameterError(f"observations and actions must be (N, K, T, M) and (N, K, T, F) (or without K), "
+    if obs.ndim != 4 or act.ndim != 4 or obs.shape[:2] != act.shape[:2] or (obs.shape[-1], act.shape[-1]) != (M, F):
+        raise ParameterError(f"observations and actions must be (N, K, T, {M}) and (N, K, T, {F}) (or without K), "
                              f"got {tuple(obs.shape)} and {tuple(act.shape)}")
     T = act.shape[2]
     if obs.shape[2] < T:
@@ -151,11 +160,22 @@ def fit(model: TabularModel, observations: ArrayLike, actions: ArrayLike, params
     Returns:
         ``FitResult``.
     """
+    if not isinstance(model, TabularModel):
+        raise StrategyError(f"model must be an aif_deep.TabularModel, got {type(model).__name__}")
+    if not isinstance(params, (list, tuple)) or not all(isinstance(name, str) for name in params):
+        raise ParameterError(f"params must be a list of names such as ('gamma', 'C[1]'), got {params!r:.200}")
+    check_positive(lr, "lr")
+    if not isinstance(sampling, str):  # an array would reach aif's check_choice, which compares it elementwise
+        raise ParameterError(f"sampling must be 'full' or 'marginal', got {sampling!r:.100}")
+    steps = check_index(steps, "steps")
     device, dtype = model.device, model.dtype
-    obs, act = _prepare_data(observations, actions, device)
+    obs, act = _prepare_data(observations, actions, device, len(model.num_obs), len(model.num_controls))
     N = obs.shape[1]
     if tuple(model.batch_shape) not in ((), (N,)):
         raise ParameterError(f"the model's batch shape {model.batch_shape} does not match {N} subjects")
+    for name, x in (("gamma", gamma), ("alpha", alpha)):  # a positive number, or (N,)
+        checks.precision(checks.as_tensor(x, name, ParameterError, device) if isinstance(x, (list, tuple, np.ndarray))
+                         else x, name, obs, (N,))
     policies = enumerate_policies(model.num_controls, policy_horizon) if policies is None else policies
     policies = checks.policies(model, policies)
     inference = aif.FixedPoint() if inference is None else inference
@@ -205,8 +225,11 @@ def fit(model: TabularModel, observations: ArrayLike, actions: ArrayLike, params
                 values[kind][i] = x if kind == "C" else torch.softmax(x, 1)
                 arrays.append(values[kind][i])
             constrained[name] = arrays[0] if len(arrays) == 1 else arrays
+        fixed = {k: None if getattr(model, k) is None else [per_subject(x) for x in getattr(model, k)]
+                 for k in ("pA", "pB", "pD")}  # Dirichlet counts, per subject like the arrays
         E = None if model.E is None else per_subject(model.E)
-        fitted = model.replace(A=values["A"], B=values["B"], C=values["C"], D=values["D"], E=E, batch_shape=(N,))
+        fitted = model.replace(A=values["A"], B=values["B"], C=values["C"], D=values["D"], E=E, **fixed,
+                               batch_shape=(N,))
         for name, (_, apply) in custom.items():
             fitted = apply(leaves[name], fitted)
             constrained[name] = leaves[name]
@@ -232,7 +255,7 @@ def fit(model: TabularModel, observations: ArrayLike, actions: ArrayLike, params
         raise ParameterError("params must name at least one parameter to fit")
     optimiser = torch.optim.Adam(flat, lr=lr)
     history = []
-    bar = tqdm(range(int(steps)), disable=not progress, desc="fit", unit="step", leave=False)
+    bar = tqdm(range(steps), disable=not progress, desc="fit", unit="step", leave=False)
     for _ in bar:
         optimiser.zero_grad()
         loss = objective()[0]

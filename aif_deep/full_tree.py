@@ -20,7 +20,8 @@ serves the usual layout (one controlled factor ``f``; the other factors uncontro
 same under every policy: "static"): their beliefs at every depth come from one product with the powers of
 their B, are contracted into ``F_t = [B_f | B_f L_t]`` once per call, and then one matrix product per depth
 gives each child's belief and its outcome columns, followed by one in-place ``xlogy`` and one addition (the
-linear terms only; otherwise the general lane runs). The whole call has no host synchronisation, so on CUDA
+linear terms only; otherwise the general lane runs). With ``check_values=False`` (the Agent's call; the
+default checks the beliefs' values first) the call has no host synchronisation, so on CUDA
 it is captured as a CUDA graph and replayed (``cuda_graph=True``): the first call runs eagerly (no compilation
 step), the second captures, later calls replay.
 
@@ -209,24 +210,26 @@ class PolicyEvaluator:
 
     # --- evaluation ---------------------------------------------------------------------------------------
 
-    def __call__(self, qs: list, with_terms: bool = True) -> tuple[torch.Tensor, dict]:
-        """``(G, terms)`` for beliefs ``qs`` (one tensor ``(*batch, S_f)`` per factor); see the class."""
-        return self._run(qs, ("terms", with_terms))
+    def __call__(self, qs: list, with_terms: bool = True, *, check_values: bool = True) -> tuple[torch.Tensor, dict]:
+        """``(G, terms)`` for beliefs ``qs`` (one tensor ``(*batch, S_f)`` per factor); see the class.
+        ``check_values``: as ``evaluate_policies``' (``False``: shapes only, no host synchronisation)."""
+        return self._run(qs, ("terms", with_terms), check_values)
 
-    def posterior(self, qs: list, gamma: float = 16.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior(self, qs: list, gamma: float = 16.0, *,
+                  check_values: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """``(G, q_pi)`` with ``q_pi = softmax(-gamma G + ln E)`` (``E`` the model's, uniform when absent),
         ``(*batch, P)`` each, in one replay on CUDA. Raises ``ParameterError`` where G is not finite."""
-        G, q_pi, finite = self._run(qs, ("posterior", float(gamma)))
+        G, q_pi, finite = self._run(qs, ("posterior", float(gamma)), check_values)
         if not bool(finite):
             raise ParameterError("G has a non-finite entry")
         return G, q_pi
 
-    def _run(self, qs, what):
+    def _run(self, qs, what, check_values):
         """Evaluate eagerly, or through the CUDA graph of ``(batch, what)``: captured at its second call."""
         if self.stale:
             raise ParameterError("the model's arrays were changed in place after this PolicyEvaluator was built; "
                                  "build a new PolicyEvaluator for the new model")
-        qs = checks.beliefs(self.model, qs, "qs", values=False)
+        qs = checks.beliefs(self.model, qs, "qs", values=check_values)
         batch = checks.belief_batch(self.model, qs)
         wants_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (*qs, *self._sources))
         if not self.cuda_graph or wants_grad:  # a replay's outputs carry no autograd graph: run eagerly

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from aif.checks import check_dependencies, check_rates
-from aif.errors import ModelError, ObservationError, PolicyError
+from aif.checks import check_dependencies, check_obs_list, check_rates, check_sequence
+from aif.errors import BeliefError, ModelError, ObservationError, PolicyError
 from aif.learning import WNORM_LEGACY, WNorm
 
 from . import checks
@@ -57,6 +57,21 @@ def _outer(vectors):
     return out
 
 
+def _axes(p, k, label):
+    """``p`` has at least the ``k`` axes of a count array (after any batch axes), else ``ModelError``."""
+    if p.ndim < k:
+        raise ModelError(f"{label} has shape {tuple(p.shape)}: fewer than the {k} axes its dependencies need")
+
+
+def _plus(p, lr, vectors, label):
+    """``p + lr * v0 ⊗ v1 ⊗ ...``; batch shapes that do not broadcast are a ``BeliefError``."""
+    try:
+        return p + lr * _outer(vectors)
+    except (ValueError, RuntimeError):
+        raise BeliefError(f"the batch shapes of the beliefs {[tuple(v.shape[:-1]) for v in vectors]} and of {label} "
+                          f"{tuple(p.shape)} do not broadcast") from None
+
+
 def _forget(p, forgetting, prior, label):
     if prior is None or forgetting == 1:
         return forgetting * p
@@ -82,13 +97,13 @@ def update_A(pA: list, obs: Any, qs: list, lr: float = 1.0, forgetting: float = 
     """
     check_rates(lr, forgetting)
     pA = checks.counts(pA, "pA")
-    if len(obs) != len(pA):
-        raise ObservationError(f"obs has {len(obs)} entries but pA has {len(pA)} modalities")
+    obs, qs = check_obs_list(obs, len(pA), "pA"), check_sequence(qs, "qs", BeliefError)
     A_dependencies = check_dependencies(A_dependencies, len(pA), len(qs), "A", lambda m: list(range(len(qs))))
     out = []
     for m, (p, deps) in enumerate(zip(pA, A_dependencies, strict=True)):
+        _axes(p, len(deps) + 1, f"pA[{m}]")
         O_m, k = p.shape[p.ndim - len(deps) - 1], len(deps)
-        o = torch.as_tensor(obs[m], device=p.device)
+        o = checks.as_tensor(obs[m], f"obs[{m}]", ObservationError, p.device)
         if o.is_floating_point():
             o = checks.vector(o, O_m, f"obs[{m}]", p, ObservationError)
         else:
@@ -97,8 +112,8 @@ def update_A(pA: list, obs: Any, qs: list, lr: float = 1.0, forgetting: float = 
                                        f"has {O_m} outcomes (0 to {O_m - 1})")
             o = torch.nn.functional.one_hot(o.long(), O_m).to(p.dtype)
         factors = [checks.vector(qs[g], p.shape[p.ndim - k + i], f"qs[{g}]", p) for i, g in enumerate(deps)]
-        out.append(_forget(p, forgetting, None if prior is None else prior[m], f"pA[{m}]")
-                   + lr * _outer([o, *factors]))
+        out.append(_plus(_forget(p, forgetting, None if prior is None else prior[m], f"pA[{m}]"),
+                         lr, [o, *factors], f"pA[{m}]"))
     return out
 
 
@@ -118,33 +133,39 @@ def update_B(pB: list, qs: list, qs_prev: list, action: Any, lr: float = 1.0, fo
     check_rates(lr, forgetting)
     pB = checks.counts(pB, "pB")
     nf = len(pB)
-    action = torch.as_tensor(action, device=pB[0].device)
-    if action.is_floating_point() or action.ndim == 0 or action.shape[-1] != nf:
+    qs, qs_prev = check_sequence(qs, "qs", BeliefError), check_sequence(qs_prev, "qs_prev", BeliefError)
+    action = checks.as_tensor(action, "action", PolicyError, pB[0].device)
+    if action.is_floating_point() or action.dtype == torch.bool or action.ndim == 0 or action.shape[-1] != nf:
         raise PolicyError(f"action must be an integer tensor (..., {nf}), one action per factor; got "
                           f"{action.dtype} of shape {tuple(action.shape)}")
     B_dependencies = check_dependencies(B_dependencies, nf, nf, "B", lambda f: [f])
     out = []
     for f, (p, deps) in enumerate(zip(pB, B_dependencies, strict=True)):
+        _axes(p, len(deps) + 2, f"pB[{f}]")
         k, U = len(deps), p.shape[-1]
         u = action[..., f]
         if ((u < 0) | (u >= U)).any():
             raise PolicyError(f"action {int(u[(u < 0) | (u >= U)][0])} is out of range for factor {f} with {U} "
                               f"controls (0 to {U - 1})")
+        if max(f, *deps) >= min(len(qs), len(qs_prev)):
+            raise BeliefError(f"qs and qs_prev have {len(qs)} and {len(qs_prev)} vectors but pB has {nf} factors")
         q_next = checks.vector(qs[f], p.shape[p.ndim - k - 2], f"qs[{f}]", p)
         q_deps = [checks.vector(qs_prev[g], p.shape[p.ndim - k - 1 + i], f"qs_prev[{g}]", p)
                   for i, g in enumerate(deps)]
         onehot = torch.nn.functional.one_hot(u.long(), U).to(p.dtype)
-        out.append(_forget(p, forgetting, None if prior is None else prior[f], f"pB[{f}]")
-                   + lr * _outer([q_next, *q_deps, onehot]))
+        out.append(_plus(_forget(p, forgetting, None if prior is None else prior[f], f"pB[{f}]"),
+                         lr, [q_next, *q_deps, onehot], f"pB[{f}]"))
     return out
 
 
 def update_D(pD: list, qs: list, lr: float = 1.0, forgetting: float = 1.0, *, prior: list | None = None) -> list:
     """Dirichlet update of the initial-state counts ``pD[f]: (*batch, S_f)`` with beliefs ``qs[f]``."""
     check_rates(lr, forgetting)
-    pD = checks.counts(pD, "pD")
-    return [_forget(p, forgetting, None if prior is None else prior[f], f"pD[{f}]")
-            + lr * checks.vector(qs[f], p.shape[-1], f"qs[{f}]", p) for f, p in enumerate(pD)]
+    pD, qs = checks.counts(pD, "pD"), check_sequence(qs, "qs", BeliefError)
+    if len(qs) != len(pD):
+        raise BeliefError(f"qs has {len(qs)} vectors but pD has {len(pD)} factors")
+    return [_plus(_forget(p, forgetting, None if prior is None else prior[f], f"pD[{f}]"),
+                  lr, [checks.vector(qs[f], p.shape[-1], f"qs[{f}]", p)], f"pD[{f}]") for f, p in enumerate(pD)]
 
 
 def dirichlet_mean(p: Tensor, outcome_dim: int) -> Tensor:

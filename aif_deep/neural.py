@@ -45,7 +45,7 @@ from torch import nn
 
 from aif.checks import check_sequence
 from aif.efe import EFEOptions
-from aif.errors import ModelError, ObservationError, ParameterError
+from aif.errors import ModelError, ObservationError
 from aif.maths import LogGuard
 
 from . import checks
@@ -189,17 +189,12 @@ def _check_size(S: list, U: list, heads: list, hidden: int, reward: bool, sample
               **{f"decoders[{m}]": (n, h.num_params()) for m, h in enumerate(heads)},
               **{f"transitions[{f}]": (n + u, s) for f, (s, u) in enumerate(zip(S, U, strict=True))},
               **({"reward_head": (n, 1)} if reward else {})}
-    item = torch.empty((), dtype=torch.get_default_dtype()).element_size()
-    parts = {name: item * ((i + 1) * hidden + (hidden + 1) * o) for name, (i, o) in layers.items()}  # one hidden layer
+    item = checks.linear_bytes(0, 1)  # bytes per number
+    parts = {name: checks.linear_bytes(i, hidden, o) for name, (i, o) in layers.items()}  # one hidden layer
     parts.update({f"transition table B[{f}]": item * J * s * u for f, (s, u) in enumerate(zip(S, U, strict=True))})
     parts.update({f"information-gain samples of modality {m} ({J}, {samples}, {J})": item * J * J * samples
                   for m, h in enumerate(heads) if not isinstance(h, Categorical)})
-    total = sum(parts.values())
-    if total > max_bytes:
-        big = max(parts, key=lambda k: parts[k])
-        raise ParameterError(f"NeuralModel would take about {total:,} bytes, above max_bytes = {max_bytes:,}; the "
-                             f"largest part is {big} ({parts[big]:,} bytes): reduce hidden or num_states, or raise "
-                             f"max_bytes")
+    checks.byte_budget("NeuralModel", parts, max_bytes, "reduce hidden or num_states")
 
 
 def unimix(p: Tensor, eps: float) -> Tensor:

@@ -195,14 +195,19 @@ class EpistemicCap(OnlineTrick):
 
 class Ensemble(nn.Module):
     """K (``size``) transition networks x -> x + f_k(x, a) with two hidden layers of width ``hidden``, evaluated
-    in one batched pass; ``seed`` seeds the initial weights (the members differ by their draws)."""
+    in one batched pass; ``seed`` seeds the initial weights (the members differ by their draws); ``max_bytes``: the
+    most bytes the weights may take (estimated before allocating; 1 GiB by default)."""
 
-    def __init__(self, num_features: int, num_actions: int, size: int = 5, hidden: int = 64, seed: int = 0) -> None:
+    def __init__(self, num_features: int, num_actions: int, size: int = 5, hidden: int = 64, seed: int = 0,
+                 max_bytes: int = 2**30) -> None:
         super().__init__()
         checks.settings("Ensemble", {"num_features": num_features, "num_actions": num_actions, "size": size,
-                                     "hidden": hidden}, "count")
+                                     "hidden": hidden, "max_bytes": max_bytes}, "count")
+        checks.settings("Ensemble", {"seed": seed}, "natural")
         self.num_actions = int(num_actions)
         sizes = [num_features + num_actions, hidden, hidden, num_features]
+        checks.byte_budget("Ensemble", {f"weights[{i}]": checks.linear_bytes(*sizes[i:i + 2], copies=size)
+                                        for i in range(3)}, max_bytes, "reduce hidden, num_features or size")
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         gen = torch.Generator().manual_seed(int(seed))
         for i, o in zip(sizes[:-1], sizes[1:], strict=True):
@@ -242,8 +247,9 @@ class StateVectorModel:
     transition: Ensemble | None = None
 
     def __post_init__(self) -> None:
-        checks.settings("StateVectorModel", {"num_features": self.num_features}, "count")
-        if int(self.num_actions) < 2:
+        checks.settings("StateVectorModel", {"num_features": self.num_features, "num_actions": self.num_actions},
+                        "count")
+        if self.num_actions < 2:
             raise ParameterError(f"StateVectorModel.num_actions must be at least 2, got {self.num_actions}")
         if self.transition is not None and not isinstance(self.transition, Ensemble):
             raise StrategyError(f"StateVectorModel.transition must be an aif_deep.Ensemble, got {self.transition!r}")

@@ -47,13 +47,14 @@ class QFunction(nn.Module):
         temperature: T of the soft minimum in ``value``.
         hidden: width of the two hidden layers.
         seed: seeds the initial weights.
+        max_bytes: the most bytes the weights may take (estimated before allocating; 1 GiB by default).
     """
 
     def __init__(self, num_states: Sequence[int], num_controls: Sequence[int], temperature: float = 1.0,
-                 hidden: int = 128, seed: int = 0) -> None:
+                 hidden: int = 128, seed: int = 0, max_bytes: int = 2**30) -> None:
         super().__init__()
         checks.settings("QFunction", {"temperature": temperature}, "positive")
-        checks.settings("QFunction", {"hidden": hidden}, "count")
+        checks.settings("QFunction", {"hidden": hidden, "max_bytes": max_bytes}, "count")
         checks.settings("QFunction", {"seed": seed}, "natural")
         for name, sizes in (("num_states", num_states), ("num_controls", num_controls)):
             if not isinstance(sizes, (list, tuple)) or not sizes:
@@ -62,6 +63,9 @@ class QFunction(nn.Module):
         self.num_states = [int(s) for s in num_states]
         self.num_controls = [int(u) for u in num_controls]
         self.temperature = float(temperature)
+        sizes = [sum(self.num_states), hidden, hidden, math.prod(self.num_controls)]
+        checks.byte_budget("QFunction", {f"net[{2 * i}]": checks.linear_bytes(*sizes[i:i + 2]) for i in range(3)},
+                           max_bytes, "reduce hidden, num_states or num_controls")
         with torch.random.fork_rng():
             torch.manual_seed(int(seed))
             self.net = nn.Sequential(nn.Linear(sum(self.num_states), hidden), nn.ELU(), nn.Linear(hidden, hidden),

@@ -571,6 +571,8 @@ def test_environments_rollouts_and_plots_check_their_inputs(tmp_path):
         aif.plotting.plot_grid_path([(9, 9)], (2, 2))
     with pytest.raises(ParameterError, match="components names 'x'"):
         aif.plotting.plot_efe_terms({"utility": np.zeros(2)}, components=("x",))  # was a KeyError
+    with pytest.raises(ParameterError, match="policy_labels has 1 labels but there are 2 policies"):
+        aif.plotting.plot_efe_terms({"utility": np.zeros(2), "state_info_gain": np.zeros(2)}, ["a"])  # an IndexError
     with pytest.raises(ParameterError, match="path must be a file name"):
         aif.load_model(None)
     with pytest.raises(StrategyError, match="model must be an aif.GenerativeModel"):

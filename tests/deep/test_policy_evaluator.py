@@ -167,8 +167,10 @@ def test_posterior_uses_gamma_and_the_models_E():
     assert torch.allclose(q_pi, aif_deep.policy_posterior(G, torch.tensor(E), gamma=3.0), rtol=0, atol=1e-12)
     bad = [x.clone() for x in q]
     bad[0][0, 0] = float("nan")
-    with pytest.raises(ParameterError, match="non-finite"):
+    with pytest.raises(aif.errors.BeliefError, match=r"qs\[0\] at batch index \(0,\) is not a probability vector"):
         aif_deep.PolicyEvaluator(tm, 2).posterior(bad)
+    with pytest.raises(ParameterError, match="non-finite"):  # beliefs unchecked: G's own check
+        aif_deep.PolicyEvaluator(tm, 2).posterior(bad, check_values=False)
 
 
 def test_bad_input_and_changed_models_raise():
