@@ -352,7 +352,7 @@ class _TorchRun(_Run):
         """One online Dirichlet update of A (from ``obs``) and B (from the last transition), per agent."""
         a = self.agent
         L, m, nb = cast(Learning, a.learning), cast(Any, a.model), len(a.batch_shape)
-        rates = dict(lr=L.lr, forgetting=L.forgetting)
+        rates: dict[str, Any] = dict(lr=L.lr, forgetting=L.forgetting, mask_zeros=L.mask_zeros)
         changes: dict[str, list] = {}
         if L.learn_A:
             prior = a.initial_counts["pA"] if L.forget_to_prior else None

@@ -147,8 +147,8 @@ def model_values(model: Any) -> None:
         bad |= (~torch.isfinite(flat(x)) | (flat(x) < 0)).any(-1) | (flat(x.sum(nb)) - 1).abs().gt(COLUMN_TOL).any(-1)
     for x in [*model.C, *(model.pA or []), *(model.pB or []), *(model.pD or [])]:
         bad |= (~torch.isfinite(flat(x))).any(-1)
-    for x in [*(model.pA or []), *(model.pB or []), *(model.pD or [])]:
-        bad |= (flat(x) <= 0).any(-1)
+    for x in [*(model.pA or []), *(model.pB or []), *(model.pD or [])]:  # zeros are structural; columns are not
+        bad |= (flat(x) < 0).any(-1) | ~torch.isfinite(flat(x.sum(nb))).all(-1) | (flat(x.sum(nb)) == 0).any(-1)
     index = tuple(int(i) for i in bad.nonzero()[0]) if bad.any() else (0,) * nb
     try:  # aif's checks and messages (also the shapes and dependencies) on that agent's NumPy form
         model.to_aif(index)
@@ -231,8 +231,8 @@ def settings(owner: str, values: dict[str, Any], rule: str) -> None:
 
 
 def counts(counts: Any, name: str) -> list[Tensor]:
-    """Dirichlet counts: a list of positive, finite tensors of at least one axis (``ModelError`` naming the index
-    and value)."""
+    """Dirichlet counts: a list of non-negative, finite tensors of at least one axis (``ModelError`` naming the
+    index and value; ``column_sums`` checks each column's total where the outcome axis is known)."""
     if not isinstance(counts, (list, tuple)):
         single = isinstance(counts, (Tensor, np.ndarray))
         got = f"a single tensor; wrap it as [{name}]" if single else type(counts).__name__
@@ -244,15 +244,24 @@ def counts(counts: Any, name: str) -> list[Tensor]:
             raise ModelError(f"{name}[{i}] is the single number {p.item()}; counts are arrays")
         if not p.is_floating_point():
             p = p.to(torch.get_default_dtype())
-        bad = ~torch.isfinite(p) | (p <= 0)
-        if bad.any():
-            idx = tuple(int(k) for k in torch.nonzero(bad)[0])
-            raise ModelError(f"Dirichlet counts {name}[{i}] must be positive and finite; found {float(p[idx])} "
-                             f"at index {idx}")
+        for bad, what in ((~torch.isfinite(p), "non-finite"), (p < 0, "negative")):  # aif.checks.check_finite
+            if bad.any():
+                idx = tuple(int(k) for k in torch.nonzero(bad)[0])
+                raise ModelError(f"{name}[{i}] has a {what} entry {float(p[idx])} at index {idx}")
         out.append(p)
     if not out:
         raise ModelError(f"{name} is empty: it holds one array per modality or factor")
     return out
+
+
+def column_sums(p: Tensor, dim: int, label: str) -> None:
+    """Each column of counts along ``dim`` has a positive, finite total (``aif.checks.check_dirichlet``'s rule)."""
+    sums = p.sum(dim)
+    bad = (sums == 0) | ~torch.isfinite(sums)
+    if bad.any():
+        idx = tuple(int(k) for k in torch.nonzero(bad)[0])
+        raise ModelError(f"Dirichlet counts {label} sum to {float(sums[idx])} in the column at index {idx}: a "
+                         "Dirichlet needs a positive, finite total")
 
 
 def policies(model: Any, policies: Any) -> np.ndarray:

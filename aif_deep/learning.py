@@ -63,10 +63,14 @@ def _axes(p, k, label):
         raise ModelError(f"{label} has shape {tuple(p.shape)}: fewer than the {k} axes its dependencies need")
 
 
-def _plus(p, lr, vectors, label):
-    """``p + lr * v0 ⊗ v1 ⊗ ...``; batch shapes that do not broadcast are a ``BeliefError``."""
+def _plus(p, lr, vectors, label, mask_zeros, dim):
+    """``p + lr * v0 ⊗ v1 ⊗ ...``, left at zero where ``p`` is (``mask_zeros``: structural zeros, as
+    ``aif.learning``); ``p``'s columns along ``dim`` must have a positive total. Batch shapes that do not broadcast
+    are a ``BeliefError``."""
+    checks.column_sums(p, dim, label)
     try:
-        return p + lr * _outer(vectors)
+        new = p + lr * _outer(vectors)
+        return torch.where(p > 0, new, torch.zeros_like(new)) if mask_zeros else new
     except (ValueError, RuntimeError):
         raise BeliefError(f"the batch shapes of the beliefs {[tuple(v.shape[:-1]) for v in vectors]} and of {label} "
                           f"{tuple(p.shape)} do not broadcast") from None
@@ -82,14 +86,14 @@ def _forget(p, forgetting, prior, label):
 
 
 def update_A(pA: list, obs: Any, qs: list, lr: float = 1.0, forgetting: float = 1.0, *,
-             A_dependencies: list | None = None, prior: list | None = None) -> list:
+             A_dependencies: list | None = None, prior: list | None = None, mask_zeros: bool = True) -> list:
     """Dirichlet update of the likelihood counts after one observation, for a batch of agents.
 
     Args:
         pA: ``pA[m]``: ``(*batch, O_m, *S_g for g in A_dependencies[m])``, positive.
         obs: one entry per modality: indices ``(*batch,)`` or probabilities ``(*batch, O_m)``.
         qs: posteriors, ``qs[f]``: ``(*batch, S_f)``.
-        lr, forgetting, prior: as ``aif.learning.update_A``.
+        lr, forgetting, prior, mask_zeros: as ``aif.learning.update_A`` (zero counts stay zero by default).
         A_dependencies: factors each modality depends on; all factors by default.
 
     Returns:
@@ -113,19 +117,19 @@ def update_A(pA: list, obs: Any, qs: list, lr: float = 1.0, forgetting: float = 
             o = torch.nn.functional.one_hot(o.long(), O_m).to(p.dtype)
         factors = [checks.vector(qs[g], p.shape[p.ndim - k + i], f"qs[{g}]", p) for i, g in enumerate(deps)]
         out.append(_plus(_forget(p, forgetting, None if prior is None else prior[m], f"pA[{m}]"),
-                         lr, [o, *factors], f"pA[{m}]"))
+                         lr, [o, *factors], f"pA[{m}]", mask_zeros, p.ndim - k - 1))
     return out
 
 
 def update_B(pB: list, qs: list, qs_prev: list, action: Any, lr: float = 1.0, forgetting: float = 1.0, *,
-             B_dependencies: list | None = None, prior: list | None = None) -> list:
+             B_dependencies: list | None = None, prior: list | None = None, mask_zeros: bool = True) -> list:
     """Dirichlet update of the transition counts after one transition, for a batch of agents.
 
     Args:
         pB: ``pB[f]``: ``(*batch, S_f, *S_g for g in B_dependencies[f], U_f)``, positive.
         qs, qs_prev: beliefs after and before the transition, ``(*batch, S_f)`` per factor.
         action: int ``(*batch, num_factors)``: each agent's action on each factor.
-        lr, forgetting, prior, B_dependencies: as ``aif.learning.update_B``.
+        lr, forgetting, prior, B_dependencies, mask_zeros: as ``aif.learning.update_B``.
 
     Returns:
         New counts shaped like ``pB``.
@@ -154,18 +158,20 @@ def update_B(pB: list, qs: list, qs_prev: list, action: Any, lr: float = 1.0, fo
                   for i, g in enumerate(deps)]
         onehot = torch.nn.functional.one_hot(u.long(), U).to(p.dtype)
         out.append(_plus(_forget(p, forgetting, None if prior is None else prior[f], f"pB[{f}]"),
-                         lr, [q_next, *q_deps, onehot], f"pB[{f}]"))
+                         lr, [q_next, *q_deps, onehot], f"pB[{f}]", mask_zeros, p.ndim - k - 2))
     return out
 
 
-def update_D(pD: list, qs: list, lr: float = 1.0, forgetting: float = 1.0, *, prior: list | None = None) -> list:
+def update_D(pD: list, qs: list, lr: float = 1.0, forgetting: float = 1.0, *, prior: list | None = None,
+             mask_zeros: bool = True) -> list:
     """Dirichlet update of the initial-state counts ``pD[f]: (*batch, S_f)`` with beliefs ``qs[f]``."""
     check_rates(lr, forgetting)
     pD, qs = checks.counts(pD, "pD"), check_sequence(qs, "qs", BeliefError)
     if len(qs) != len(pD):
         raise BeliefError(f"qs has {len(qs)} vectors but pD has {len(pD)} factors")
     return [_plus(_forget(p, forgetting, None if prior is None else prior[f], f"pD[{f}]"),
-                  lr, [checks.vector(qs[f], p.shape[-1], f"qs[{f}]", p)], f"pD[{f}]") for f, p in enumerate(pD)]
+                  lr, [checks.vector(qs[f], p.shape[-1], f"qs[{f}]", p)], f"pD[{f}]", mask_zeros, -1)
+            for f, p in enumerate(pD)]
 
 
 def dirichlet_mean(p: Tensor, outcome_dim: int) -> Tensor:

@@ -127,7 +127,7 @@ def test_bad_input_raises_named_errors():
         dl.update_A(pA, obs, qs, lr=-1.0, A_dependencies=model.A_dependencies)
     with pytest.raises(ParameterError, match="forgetting"):
         dl.update_D(t64(model.pD), qs, forgetting=0.0)
-    with pytest.raises(ModelError, match="positive"):
+    with pytest.raises(ModelError, match=r"pA\[0\] has a negative entry"):
         dl.update_A([-p for p in pA], obs, qs, A_dependencies=model.A_dependencies)
     with pytest.raises(ModelError, match="list"):
         dl.update_A(pA[0], obs, qs)
@@ -247,3 +247,41 @@ def test_a_learning_agent_saved_and_loaded_continues_identically(tmp_path):
     for name in ("pA", "pB"):
         pairs = zip(getattr(agent.model, name), getattr(loaded.model, name), strict=True)
         assert all(torch.equal(a, b) for a, b in pairs)
+
+
+@pytest.mark.parametrize("mask_zeros", [True, False])
+def test_zero_counts_as_aif(mask_zeros):
+    """Structural zeros: the torch updates equal aif's (left at zero, or learned with mask_zeros=False), and an
+    Agent learning from counts with zeros keeps them as aif.Agent does."""
+    rng = np.random.default_rng(4)
+    for seed in range(10):
+        model = aif.random_model(np.random.default_rng(seed), [3, 2], [4, 3], [2, 2], dirichlet=True)
+        pA, pB = [p.copy() for p in model.pA], [p.copy() for p in model.pB]
+        for p in pA + pB:
+            p[1:][rng.random(p[1:].shape) < 0.3] = 0.0  # zeros below the first row: no column sums to 0
+        qs, qs_prev = ([rng.dirichlet(np.ones(s)) for s in model.num_states] for _ in range(2))
+        obs, action = [int(rng.integers(o)) for o in model.num_obs], np.array([1, 0])
+        t = lambda xs: [torch.tensor(x) for x in xs]  # noqa: E731
+        ours = learning.update_A(pA, obs, qs, lr=0.7, forgetting=0.9, mask_zeros=mask_zeros)
+        theirs = dl.update_A(t(pA), obs, t(qs), lr=0.7, forgetting=0.9, mask_zeros=mask_zeros)
+        ours += learning.update_B(pB, qs, qs_prev, action, lr=0.7, mask_zeros=mask_zeros)
+        theirs += dl.update_B(t(pB), t(qs), t(qs_prev), torch.tensor(action), lr=0.7, mask_zeros=mask_zeros)
+        for x, y, before in zip(ours, theirs, pA + pB, strict=True):
+            np.testing.assert_allclose(y.numpy(), x, atol=1e-12)
+            assert not mask_zeros or (x[before == 0] == 0).all()
+    model = aif.envs.TMaze().generative_model(learn_A=True)
+    pA = [p.copy() for p in model.pA]
+    pA[1][0, 1:3] = 0.0  # no "no reward" outcome in the arms: a structural zero
+    model = model.replace(pA=pA, A=None)
+    settings = dict(learning=aif.Learning(lr=0.5, learn_B=False, mask_zeros=mask_zeros))
+    agents = aif.Agent(model, **settings), aif_deep.Agent(aif_deep.TabularModel.from_aif(model, device="cpu"),
+                                                          **settings)
+    for obs in ([0, 0, 0], [1, 1, 0], [1, 2, 1], [2, 1, 1]):
+        for agent in agents:
+            agent.step(obs)
+    np.testing.assert_allclose(agents[1].model.pA[1].numpy(), agents[0].model.pA[1], atol=1e-12)
+    assert (agents[0].model.pA[1][0, 1:3] == 0).all() == mask_zeros
+    with pytest.raises(ModelError, match="a negative entry"):
+        dl.update_D([torch.tensor([1.0, -1.0])], [torch.tensor([0.5, 0.5])])
+    with pytest.raises(ModelError, match="sum to 0.0 in the column"):
+        dl.update_D([torch.zeros(2)], [torch.tensor([0.5, 0.5])])
