@@ -190,7 +190,7 @@ class Agent:
         if not isinstance(self.model, GenerativeModel):
             raise StrategyError(f"model must be an aif.GenerativeModel, got {type(self.model).__name__}")
         self.gamma = check_positive(self.gamma, "gamma")
-        self.alpha = check_positive(self.alpha, "alpha")
+        self.alpha = check_positive(self.alpha, "alpha", zero=True)  # 0: uniform stochastic selection (pymdp)
         if self.policies is None:
             H = self.policy_horizon
             cf = self.control_factors

@@ -409,16 +409,17 @@ def check_log_habits(E: Any, num_policies: int) -> np.ndarray | float:
         return np.log(E)
 
 
-def check_positive(x: Any, name: str) -> float:
-    """A positive finite number, not a string or a bool (``ParameterError``)."""
+def check_positive(x: Any, name: str, zero: bool = False) -> float:
+    """A positive (with ``zero``, non-negative) finite number, not a string or a bool (``ParameterError``)."""
+    sign = "non-negative" if zero else "positive"
     try:
         if isinstance(x, (str, bytes, bool, np.bool_)):
             raise TypeError
         x = float(x)
     except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a positive number, got {x!r}") from None
-    if not (np.isfinite(x) and x > 0):
-        raise ParameterError(f"{name} must be positive and finite, got {x}")
+        raise ParameterError(f"{name} must be a {sign} number, got {x!r}") from None
+    if not (np.isfinite(x) and (x > 0 or zero and x == 0)):
+        raise ParameterError(f"{name} must be {sign} and finite, got {x}")
     return x
 
 

@@ -243,7 +243,7 @@ def action_probabilities(q_pi: ArrayLike, policies: ArrayLike, mode: str = "dete
         (q(pi) or the action marginals); stochastic selection samples from ``softmax(alpha ln p)``.
     """
     q, pols = checks.check_selection(q_pi, policies, mode, sampling)
-    alpha = checks.check_positive(alpha, "alpha")
+    alpha = checks.check_positive(alpha, "alpha", zero=True)
     if sampling == "full":
         return q if mode == "deterministic" else _sharpen(q, alpha)
     marginals = action_marginals(q, pols, num_controls)

@@ -119,7 +119,8 @@ class Agent:
             raise ParameterError(f"batch_shape {tuple(self.batch_shape)} does not broadcast with the model's "
                                  f"{tuple(self.model.batch_shape)}") from None
         for name in ("gamma", "alpha"):  # aif's rule for a number; a tensor fits the batch and the device
-            setattr(self, name, checks.precision(getattr(self, name), name, self.model.prior()[0], self.batch_shape))
+            setattr(self, name, checks.precision(getattr(self, name), name, self.model.prior()[0], self.batch_shape,
+                                                 zero=name == "alpha"))
         E = getattr(self.model, "E", None)  # its values: checks.model_tensors
         if E is not None and E.shape[-1:] != (len(self.policies),):
             raise ParameterError(f"model.E has {E.shape[-1] if E.ndim else 0} entries but the agent has "

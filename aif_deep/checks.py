@@ -156,16 +156,18 @@ def model_values(model: Any) -> None:
         raise ModelError(f"agent {index} of the batch: {err}" if nb else str(err)) from None
 
 
-def precision(x: Any, name: str, like: Tensor, batch_shape: tuple) -> Any:
-    """``gamma`` or ``alpha``: a positive number (``aif``'s rule) or a positive finite real tensor on ``like``'s
-    device that broadcasts to the agents' ``batch_shape`` without growing it (``ParameterError``)."""
+def precision(x: Any, name: str, like: Tensor, batch_shape: tuple, zero: bool = False) -> Any:
+    """``gamma`` or ``alpha``: a positive (with ``zero``, non-negative) number (``aif``'s rule) or such a finite
+    real tensor on ``like``'s device that broadcasts to the agents' ``batch_shape`` without growing it
+    (``ParameterError``)."""
     if not isinstance(x, Tensor):
-        return check_positive(x, name)
+        return check_positive(x, name, zero)
+    sign = "non-negative" if zero else "positive"
     x = tensor(x, name, ParameterError, like.device)
     if x.dtype == torch.bool or x.is_complex():
-        raise ParameterError(f"{name} must be a positive number, got {x}")
-    if not (torch.isfinite(x).all() and (x > 0).all()):
-        raise ParameterError(f"{name} must be positive and finite, got {x}")
+        raise ParameterError(f"{name} must be a {sign} number, got {x}")
+    if not (torch.isfinite(x).all() and ((x >= 0) if zero else (x > 0)).all()):
+        raise ParameterError(f"{name} must be {sign} and finite, got {x}")
     try:
         fits = tuple(torch.broadcast_shapes(x.shape, batch_shape)) == tuple(batch_shape)
     except RuntimeError:

@@ -42,10 +42,12 @@ def expected_free_energy(model: BeliefModel, qs: list, policies: object, terms: 
 
 
 def _as_param(x, name, like):
-    """A positive precision as a tensor that broadcasts against ``(*batch, P)``: ``(*batch, 1)`` or scalar."""
+    """A precision as a tensor that broadcasts against ``(*batch, P)``: ``(*batch, 1)`` or scalar; gamma positive,
+    alpha non-negative (0: uniform stochastic selection)."""
     x = torch.as_tensor(x, dtype=like.dtype, device=like.device)
-    if not torch.isfinite(x).all() or (x <= 0).any():
-        raise ParameterError(f"{name} must be positive and finite, got {x.detach().cpu().numpy()}")
+    sign = "non-negative" if name == "alpha" else "positive"
+    if not torch.isfinite(x).all() or ((x < 0) if name == "alpha" else (x <= 0)).any():
+        raise ParameterError(f"{name} must be {sign} and finite, got {x.detach().cpu().numpy()}")
     return x[..., None] if x.ndim else x
 
 

@@ -223,3 +223,26 @@ def test_pymdp_preset_has_pymdp_1_0_agent_defaults():
         agent.infer_states(obs)
         np.testing.assert_allclose(agent.infer_policies()[0], np.asarray(q_pi)[0], atol=1e-12)
         assert (agent.gamma, agent.alpha) == (float(reference.gamma[0]), float(reference.alpha[0])) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("sampling", ["marginal", "full"])
+def test_alpha_zero_selects_uniformly_as_pymdp(sampling):
+    """alpha = 0: stochastic selection from a uniform distribution (pymdp accepts it), in both packages."""
+    torch = pytest.importorskip("torch")
+    import aif_deep
+    from pymdp.legacy import control as legacy
+
+    rng = np.random.default_rng(2)
+    policies = aif.enumerate_policies([3, 2], 2)
+    q_pi = rng.dirichlet(np.ones(len(policies)))
+    ours = aif.action_probabilities(q_pi, policies, "stochastic", alpha=0.0, sampling=sampling)
+    deep = aif_deep.action_probabilities(torch.tensor(q_pi), policies, "stochastic", alpha=0.0, sampling=sampling)
+    test = legacy._sample_action_test if sampling == "marginal" else legacy._sample_policy_test
+    _, ref = test(q_pi, list(policies), [3, 2], action_selection="stochastic", alpha=0.0)
+    for a, b, r in zip(*(x if sampling == "marginal" else [x] for x in (ours, deep, ref)), strict=True):
+        np.testing.assert_allclose(a, np.asarray(r), atol=1e-12)
+        np.testing.assert_allclose(b.numpy(), np.asarray(r), atol=1e-12)
+        np.testing.assert_allclose(a, 1.0 / len(a))
+    model = aif.random_model(rng, [3, 2], [3], [3, 2])
+    for agent in (aif.Agent(model, alpha=0.0), aif_deep.Agent(aif_deep.TabularModel.from_aif(model), alpha=0.0)):
+        assert float(agent.alpha) == 0.0

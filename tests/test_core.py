@@ -161,7 +161,7 @@ def test_agent_cycle_carries_the_prior_with_B():
     (lambda m: aif.infer_states(m, [np.array([0.5, 0.4, 0.0]), 0]), r"obs\[0\] is not a probability vector"),
     (lambda m: aif.infer_states(m, [0, 0], prior=[np.ones(3), np.ones(2) / 2]), r"prior\[0\] is not a probability"),
     (lambda m: aif.policy_posterior(np.zeros(3), gamma=0), "gamma must be positive"),
-    (lambda m: aif.select_action(np.ones(2) / 2, np.zeros((2, 1, 2), int), alpha=-1), "alpha must be positive"),
+    (lambda m: aif.select_action(np.ones(2) / 2, np.zeros((2, 1, 2), int), alpha=-1), "alpha must be non-negative"),
     (lambda m: aif.select_action(np.ones(2) / 2, np.zeros((2, 1, 2), int), "stochastic"), "needs rng"),
     (lambda m: aif.expected_free_energy(m, m.D, np.full((1, 1, 2), 3)), "takes action 3 at step 0 for factor 0"),
     (lambda m: aif.expected_free_energy(m, m.D, np.zeros((1, 1, 2), int), terms=("surprise",)), "EFE terms are objects"),

@@ -359,15 +359,15 @@ def test_agent_gamma_not_a_number(model):
         aif.Agent(model, gamma="high")
 
 
-@pytest.mark.parametrize("alpha", [0.0, -2.0, np.nan, np.inf])
-def test_alpha_not_positive_or_not_finite(model, alpha):
-    with pytest.raises(ParameterError, match=rf"alpha must be positive and finite, got {alpha}"):
+@pytest.mark.parametrize("alpha", [-2.0, np.nan, np.inf])
+def test_alpha_negative_or_not_finite(model, alpha):
+    with pytest.raises(ParameterError, match=rf"alpha must be non-negative and finite, got {alpha}"):
         aif.Agent(model, alpha=alpha)
 
 
 def test_select_action_alpha(policies):
-    with pytest.raises(ParameterError, match=r"alpha must be positive and finite, got 0\.0"):
-        aif.select_action(np.full(len(policies), 1 / len(policies)), policies, alpha=0)
+    with pytest.raises(ParameterError, match=r"alpha must be non-negative and finite, got -1\.0"):
+        aif.select_action(np.full(len(policies), 1 / len(policies)), policies, alpha=-1)
 
 
 def test_non_finite_G():

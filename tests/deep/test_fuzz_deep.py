@@ -240,7 +240,7 @@ def test_a_missing_cuda_device_is_a_model_error(build):
     (dict(gamma=torch.ones(5)), ParameterError, r"gamma has shape \(5,\)"),  # was a RuntimeError at the step
     (dict(gamma=torch.ones((), device="meta")), ParameterError, r"gamma is on meta but the model is on cpu"),
     (dict(gamma=torch.tensor(True)), ParameterError, r"gamma must be a positive number"),
-    (dict(alpha=torch.tensor(1 + 1j)), ParameterError, r"alpha must be a positive number"),
+    (dict(alpha=torch.tensor(1 + 1j)), ParameterError, r"alpha must be a non-negative number"),
     (dict(batch_shape=(0,)), ParameterError, r"batch_shape must be a tuple of positive integers"),
     (dict(batch_shape=(True,)), ParameterError, r"batch_shape must be a tuple of positive integers"),
     (dict(model="m"), StrategyError, r"model must implement aif_deep.BeliefModel"),
