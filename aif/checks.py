@@ -445,7 +445,7 @@ def check_fraction(x: Any, name: str, interval: str = "[0, 1]") -> float:
 
 def check_choice(value: Any, name: str, choices: Sequence[str]) -> Any:
     """``value`` if it is one of ``choices``, else ``ParameterError``: "{name} must be 'a' or 'b', got ..."."""
-    if value not in choices:
+    if not (isinstance(value, (str, int, np.integer)) and not isinstance(value, bool) and value in choices):
         names = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
         raise ParameterError(f"{name} must be {names}, got {value!r}")
     return value

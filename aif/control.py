@@ -272,7 +272,7 @@ def select_action(q_pi: ArrayLike, policies: ArrayLike, mode: str = "determinist
     Returns:
         int array ``(num_factors,)``.
     """
-    if mode == "stochastic" and rng is None:
+    if checks.check_choice(mode, "mode", ("deterministic", "stochastic")) == "stochastic" and rng is None:
         raise ParameterError("stochastic action selection needs rng (a np.random.Generator)")
     probs = action_probabilities(q_pi, policies, mode, alpha, sampling)
     if sampling == "full":

@@ -152,7 +152,7 @@ def select_action(q_pi: torch.Tensor, policies: Any, mode: str = "deterministic"
     Returns:
         int tensor ``(*batch, num_factors)``.
     """
-    if mode == "stochastic" and rng is None:
+    if check_choice(mode, "mode", ("deterministic", "stochastic")) == "stochastic" and rng is None:
         raise ParameterError("stochastic action selection needs rng (a torch.Generator)")
     policies = checks.policies(None, policies)
     probs = action_probabilities(q_pi, policies, mode, alpha, sampling)

@@ -746,3 +746,16 @@ def test_the_joint_information_gain_refuses_a_joint_outcome_space_above_its_budg
             build()
     small = aif.random_model(np.random.default_rng(0), [2], [3, 3], [2])
     aif.Agent(small, efe_terms=(aif.Utility(), aif.InfoGain(joint=True, max_outcomes=9))).step([0, 1])
+
+
+@pytest.mark.parametrize("mode", [np.array(["deterministic", "stochastic"]), ["stochastic"], None, 3, True])
+def test_selection_mode_that_is_not_a_name(policies, mode):
+    """An array compared with a name is element-wise: it was a raw ValueError in both packages."""
+    q_pi = np.full(len(policies), 1 / len(policies))
+    with pytest.raises(ParameterError, match="mode must be 'deterministic' or 'stochastic'"):
+        aif.select_action(q_pi, policies, mode=mode)
+    torch = pytest.importorskip("torch")
+    import aif_deep
+
+    with pytest.raises(ParameterError, match="mode must be 'deterministic' or 'stochastic'"):
+        aif_deep.select_action(torch.tensor(q_pi), policies, mode=mode)
