@@ -65,14 +65,17 @@ def enumerate_policies(num_controls: Sequence[int], horizon: int, control_factor
                           f"2**{math.fsum(math.log2(d) for d in dims):.0f}: give a list of policies, a shorter "
                           "horizon or fewer control_factors")
     count = math.prod(dims)
-    if count * len(dims) * 8 > max_bytes:
+    size = count * (len(dims) + 2) * 8  # the array, the policy index and one digit of it
+    if size > max_bytes:
         raise PolicyError(f"{count:,} policies of horizon {horizon} over {nf} factors (controls {num_controls}) "
-                          f"would take {count * len(dims) * 8:,} bytes, above max_bytes = {max_bytes:,}: "
-                          "give a list of policies, a shorter horizon or fewer control_factors, or raise max_bytes")
+                          f"would take {size:,} bytes, above max_bytes = {max_bytes:,}: give a list of policies, "
+                          "a shorter horizon or fewer control_factors, or raise max_bytes")
     index, out, stride = np.arange(count), np.zeros((count, len(dims)), dtype=np.int64), 1
+    digit = np.empty_like(index)
     for k in reversed(range(len(dims))):  # mixed-radix digits, the last one fastest (no 64-axis limit)
         if dims[k] > 1:
-            out[:, k] = index // stride % dims[k]
+            np.floor_divide(index, stride, out=digit)
+            np.remainder(digit, dims[k], out=out[:, k])
             stride *= dims[k]
     return out.reshape(count, horizon, nf)
 

@@ -51,10 +51,10 @@ def cases(fill: float):
     rng = np.random.default_rng(0)
     uniform = lambda m: [np.full(s, 1.0 / s) for s in m.num_states]  # noqa: E731
 
-    # enumerate_policies: int64 (P, H, F) under MAX_POLICY_BYTES. 2 factors of 4 controls: 16**H policies.
-    H = int(math.log(fill * MAX_POLICY_BYTES / 8 / 2, 16) // 1)
-    yield ("enumerate_policies([4, 4], horizon)", MAX_POLICY_BYTES, 16**H * H * 2 * 8,
-           lambda: aif.enumerate_policies([4, 4], H), lambda: aif.enumerate_policies([4, 4], H + 2))
+    # enumerate_policies: int64 (P, H, F) under MAX_POLICY_BYTES; one factor of n controls, horizon 1.
+    n, n_over = int(fill * MAX_POLICY_BYTES / 24), MAX_POLICY_BYTES // 24 + 1
+    yield (f"enumerate_policies([{n:,}], 1)", MAX_POLICY_BYTES, 24 * n,
+           lambda: aif.enumerate_policies([n], 1), lambda: aif.enumerate_policies([n_over], 1))
 
     # expected_free_energy over every policy of a horizon: EFEOptions.max_bytes. 2 factors of 10 states, 5 controls.
     model = aif.random_model(rng, [10, 10], [10, 10], [5, 5])
@@ -76,8 +76,8 @@ def cases(fill: float):
     # SoftQPlanner: the joint transitions of two factors (s and 2 states, 2 and 2 controls), SoftQPlanner.max_bytes.
     planner = aif.planning.SoftQPlanner(horizon=2)
     size = lambda s: 8 * (2 * s) * 4 * (2 * 2 * s + 6)  # noqa: E731
-    s = int((fill * planner.max_bytes / 128) ** 0.5)
-    s_over = int((planner.max_bytes / 128) ** 0.5) + 2
+    s = int((fill * planner.max_bytes / 256) ** 0.5)
+    s_over = int((planner.max_bytes / 256) ** 0.5) + 2
     soft = aif.random_model(rng, [s, 2], [2], [2, 2])
     yield (f"SoftQPlanner.plan, [{s}, 2] states, [2, 2] controls", planner.max_bytes, size(s),
            lambda: planner.plan(soft, uniform(soft)),

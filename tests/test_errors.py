@@ -668,7 +668,7 @@ def test_enumerate_policies_past_numpys_64_axes_and_refusal_before_a_runaway_all
         aif.enumerate_policies([2] * 20, 3)
     with pytest.raises(aif.errors.PolicyError, match="above max_bytes = 1,000"):
         aif.enumerate_policies([2, 2], 4, max_bytes=1000)
-    assert aif.enumerate_policies([2, 2], 4, max_bytes=20_000).shape == (256, 4, 2)
+    assert aif.enumerate_policies([2, 2], 4, max_bytes=20_480).shape == (256, 4, 2)
     with pytest.raises(aif.errors.PolicyError, match="policies of horizon 12"):
         aif.Agent(aif.random_model(np.random.default_rng(0), [2] * 4, [2], [3] * 4), policy_horizon=12)
 
