@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from abc import ABC
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from string import ascii_letters
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -53,16 +53,23 @@ class Guards:
         preference: the log of softmax(C) when C is normalised; ``EXACT`` is the log-softmax itself.
         state_floor: joint states with q(s) at or below this are dropped from the ambiguity and the outcome
             entropy (not from the q(o) that scores utility): pymdp.legacy's ``spm_MDP_G`` uses exp(-16); 0 keeps
-            every state.
+            every state. The joint information gain floors the joint of all factors.
+        joint_likelihood: with ``InfoGain(joint=True)`` and several modalities, the log of the joint likelihood
+            p(o_1, ..., o_M | s) = prod_m p(o_m | s) in the ambiguity, guarded as one number, as pymdp.legacy's
+            non-factorised ``update_posterior_policies`` does (``spm_MDP_G``: ln(prod_m A_m + exp(-16))).
+            ``None`` (default): each modality's entropy under ``likelihood``, summed; the same with ``EXACT``;
+            with ``LEGACY_G`` about exp(-16) (prod_m O_m - sum_m O_m) more ambiguity per step.
     """
 
     outcome: LogGuard = EXACT
     likelihood: LogGuard = EXACT
     preference: LogGuard = EXACT
     state_floor: float = 0.0
+    joint_likelihood: LogGuard | None = None
 
     def __post_init__(self) -> None:
-        for name in ("outcome", "likelihood", "preference"):
+        optional = () if self.joint_likelihood is None else ("joint_likelihood",)
+        for name in ("outcome", "likelihood", "preference", *optional):
             if not isinstance(getattr(self, name), LogGuard):
                 raise StrategyError(f"Guards.{name} must be an aif.maths.LogGuard (EXACT, CLIP or LEGACY), "
                                     f"got {getattr(self, name)!r}")
@@ -114,6 +121,12 @@ class EFEOptions:
     def pymdp_legacy(cls) -> EFEOptions:
         """pymdp.legacy's ``update_posterior_policies_factorized``."""
         return cls(normalize_C=True, guards=Guards.pymdp_legacy())
+
+    @classmethod
+    def pymdp_legacy_joint(cls) -> EFEOptions:
+        """pymdp.legacy's non-factorised ``update_posterior_policies`` with ``InfoGain(joint=True)``: the legacy
+        guards, and ``spm_MDP_G``'s guard on the joint likelihood (``Guards.joint_likelihood = LEGACY_G``)."""
+        return cls(normalize_C=True, guards=replace(Guards.pymdp_legacy(), joint_likelihood=LEGACY_G))
 
     @classmethod
     def pymdp(cls) -> EFEOptions:
@@ -300,13 +313,25 @@ class _Joints:
         return [self.joint(deps) @ T.reshape(T.shape[0], D).T for T in tensors]
 
 
-def _joint_outcome_entropy(model: GenerativeModel, qs: Beliefs, guard: LogGuard) -> np.ndarray:
-    """H[q(o_1, ..., o_M)] of the joint outcome of all modalities, per row (n,)."""
+def _joint_outcome_terms(model: GenerativeModel, qs: Beliefs, guards: Guards) -> tuple[np.ndarray, np.ndarray | None]:
+    """H[q(o_1, ..., o_M)] of the joint outcome of all modalities over the joint states above the floor, per row
+    (n,); with ``guards.joint_likelihood``, also the ambiguity E_q(s) H[p(o_1, ..., o_M | s)] (else ``None``)."""
     factors, outcomes = ascii_letters[: model.num_factors], ascii_letters[26: 26 + model.num_modalities]
-    subs = ["z" + factors[f] for f in range(model.num_factors)]
-    subs += [outcomes[m] + "".join(factors[f] for f in deps) for m, deps in enumerate(model.A_dependencies)]
-    qo = np.einsum(",".join(subs) + "->z" + outcomes, *qs, *model.A, optimize=True)
-    return -guard.xlogx(qo.reshape(qo.shape[0], -1)).sum(axis=-1)
+    subs_A = [outcomes[m] + "".join(factors[f] for f in deps) for m, deps in enumerate(model.A_dependencies)]
+    if guards.state_floor > 0 or guards.joint_likelihood is not None:
+        q = outer(qs, batch=True).reshape(qs[0].shape[0], -1)  # (n, prod S): the joint of all factors
+        q = np.where(q > guards.state_floor, q, 0.0)
+        ones = [np.ones(s) for s in model.num_states]  # (a factor no modality reads still indexes the joint)
+        p_o = np.einsum(",".join([*subs_A, *factors]) + "->" + outcomes + factors, *model.A, *ones, optimize=True)
+        p_o = p_o.reshape(math.prod(model.num_obs), -1)  # (prod O, prod S): p(o_1, ..., o_M | s)
+        qo = q @ p_o.T
+        guard = guards.joint_likelihood
+        ambiguity = None if guard is None else q @ -guard.xlogx(p_o).sum(axis=0)
+    else:  # one contraction, without the joint of all factors
+        subs = ["z" + factors[f] for f in range(model.num_factors)] + subs_A
+        qo = np.einsum(",".join(subs) + "->z" + outcomes, *qs, *model.A, optimize=True)
+        ambiguity = None
+    return -guards.outcome.xlogx(qo.reshape(qo.shape[0], -1)).sum(axis=-1), ambiguity
 
 
 def step_terms(model: GenerativeModel, qs: Beliefs, qs_prev: Beliefs | None, qs_root: Beliefs | None,
@@ -347,7 +372,9 @@ def step_terms(model: GenerativeModel, qs: Beliefs, qs_prev: Beliefs | None, qs_
         entropy += -guards.outcome.xlogx(qo_kept).sum(axis=-1)
         qo.append(qo_m)
     if any(isinstance(x, InfoGain) and x.joint for x in terms) and model.num_modalities > 1:
-        entropy = _joint_outcome_entropy(model, qs, guards.outcome)
+        entropy, joint_ambiguity = _joint_outcome_terms(model, qs, guards)
+        if joint_ambiguity is not None:
+            out["ambiguity"] = joint_ambiguity
     out["state_info_gain"] = entropy - out["ambiguity"]
     for term in terms:
         if isinstance(term, Novelty) and term.param == "A":

@@ -99,7 +99,25 @@ def outcome_terms(model: Any, qs: Sequence[Tensor], t: int, options: EFEOptions,
             out[k] = out[k] + terms[k]
     if joint_info_gain and len(model.A) > 1:
         out["entropy"] = joint_outcome_entropy(model, qs, options)
+        if options.guards.joint_likelihood is not None:
+            out["ambiguity"] = joint_ambiguity(model, qs, options.guards.joint_likelihood, options.guards.state_floor)
     return out
+
+
+def joint_ambiguity(model: Any, qs: Sequence[Tensor], guard: LogGuard, state_floor: float) -> Tensor:
+    """E_q(s) H[p(o_1, ..., o_M | s)] with ``guard`` on the joint likelihood (``Guards.joint_likelihood``, as
+    ``spm_MDP_G``), over the joint states of all factors above ``state_floor``, ``(*lead,)``."""
+    nf, nb = len(qs), len(model.batch_shape)
+    letters = "abcdefghijklm"
+    fl, ol = letters[:nf], letters[nf: nf + len(model.A)].upper()
+    subs = ["..." + ol[m] + "".join(fl[f] for f in deps) for m, deps in enumerate(model.A_dependencies)]
+    ones = [torch.ones(q.shape[-1], dtype=q.dtype, device=q.device) for q in qs]  # factors no modality reads
+    p_o = torch.einsum(",".join([*subs, *fl]) + "->..." + ol + fl, *model.A, *ones)  # (*batch, O_1.., S_1..)
+    H = flat(-xlogx(p_o, guard), nf).sum(tuple(range(nb, nb + len(model.A))))  # (*batch, prod S)
+    q = joint(qs)
+    if state_floor > 0:
+        q = torch.where(q > state_floor, q, torch.zeros_like(q))
+    return (q * H).sum(-1)
 
 
 def joint_outcome_entropy(model: Any, qs: Sequence[Tensor], options: EFEOptions) -> Tensor:

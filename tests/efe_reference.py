@@ -67,14 +67,19 @@ def step(model, qs, qs_prev, qs_root, action, t, terms, options):
         qo_kept = np.tensordot(A_m, kept, axes=kept.ndim)
         out["entropy"] += float(-_xlogx(qo_kept, g.outcome).sum())
     if any(isinstance(x, InfoGain) and x.joint for x in terms) and model.num_modalities > 1:
-        q_all = _joint(qs, range(model.num_factors))
-        qo_joint = np.zeros([*model.num_obs])
+        q_all = _joint(qs, range(model.num_factors))  # the floor applies to the joint of all factors
+        q_all = np.where(q_all > g.state_floor, q_all, 0.0) if g.state_floor > 0 else q_all
+        qo_joint, ambiguity = np.zeros([*model.num_obs]), 0.0
         for s in itertools.product(*[range(n) for n in model.num_states]):
             p_o = np.ones(())
             for A_m, deps in zip(model.A, model.A_dependencies):
                 p_o = np.multiply.outer(p_o, A_m[(slice(None), *[s[f] for f in deps])])
             qo_joint += q_all[s] * p_o
+            if g.joint_likelihood is not None:  # spm_MDP_G: one guard on p(o_1, ..., o_M | s)
+                ambiguity -= q_all[s] * float(_xlogx(p_o, g.joint_likelihood).sum())
         out["entropy"] = float(-_xlogx(qo_joint, g.outcome).sum())
+        if g.joint_likelihood is not None:
+            out["ambiguity"] = ambiguity
     out["state_info_gain"] = out["entropy"] - out["ambiguity"]
     out["risk"] = -out["utility"] - out["entropy"]
     for term in terms:

@@ -15,7 +15,8 @@ from aif.learning import WNORM_EXACT, WNORM_LEGACY, WNORM_SPM
 from tests import efe_reference as ref
 
 WNORMS = (WNORM_LEGACY, WNORM_SPM, WNORM_EXACT)
-CONVENTIONS = {"exact": EFEOptions(), "pymdp": EFEOptions.pymdp(), "pymdp_legacy": EFEOptions.pymdp_legacy()}
+CONVENTIONS = {"exact": EFEOptions(), "pymdp": EFEOptions.pymdp(), "pymdp_legacy": EFEOptions.pymdp_legacy(),
+               "pymdp_legacy_joint": EFEOptions.pymdp_legacy_joint()}
 SEEDS = range(42)
 ATOL = 1e-10
 MAX_POLICIES = 12

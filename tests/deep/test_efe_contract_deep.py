@@ -17,7 +17,8 @@ import aif_deep  # noqa: E402
 from aif.efe import WNORM_EXACT, Ambiguity, EFEOptions, InductiveCost, InfoGain, Novelty, Risk, TerminalValue, Utility  # noqa: E402
 
 TOL = 1e-10
-CONVENTIONS = {"exact": EFEOptions(), "pymdp": EFEOptions.pymdp(), "legacy": EFEOptions.pymdp_legacy()}
+CONVENTIONS = {"exact": EFEOptions(), "pymdp": EFEOptions.pymdp(), "legacy": EFEOptions.pymdp_legacy(),
+               "legacy joint": EFEOptions.pymdp_legacy_joint()}
 
 
 def _terms(model, seed):
