@@ -24,7 +24,7 @@ from .checks import check_beliefs, check_choice, check_integer, check_policies, 
 from .control import enumerate_policies, policy_posterior, predict_policies, prefix_tree_efe, select_action
 from .efe import DEFAULT_TERMS, EFEOptions, check_counts, check_efe_size, check_terms
 from .errors import CallOrderError, ParameterError, StrategyError
-from .inference import FixedPoint, likelihoods
+from .inference import FixedPoint, log_likelihood
 from .learning import Learning
 from .model import GenerativeModel
 from .sequence import MarginalMessagePassing
@@ -315,7 +315,7 @@ class _OneStep:
 
     def infer_states(self, obs: Any) -> list:
         a, method = self.agent, cast(FixedPoint, self.agent.inference)
-        log_lik = [method.guard(L) for L in likelihoods(a.model, obs)]
+        log_lik = log_likelihood(a.model, obs, method.guard, method.soft_obs)
         return method(log_lik, [method.guard(p) for p in a.prior], a.model.A_dependencies)
 
     def enumeration(self) -> tuple[np.ndarray, dict, np.ndarray | None]:

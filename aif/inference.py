@@ -21,6 +21,17 @@ reproduce pymdp exactly:
 - ``FixedPoint.pymdp()`` (pymdp 1.0 ``run_factorized_fpi``): the same simultaneous update, but exactly
   ``num_iter`` (16) iterations, no stopping rule, logarithms guarded as ln(max(x, eps)).
 
+An observation may be a probability vector o over a modality's outcomes (uncertain evidence). The references
+turn it into a likelihood differently, and ``soft_obs`` chooses: ``"mixture"`` (pymdp.legacy, and the
+default) uses p(o | s) = sum_o o[o] A[o, s]; ``"expected_log"`` (pymdp 1.0 with ``categorical_obs=True``) uses
+ln p(o | s) = sum_o o[o] ln A[o, s]. The mixture is the default because it is Bayes' rule for uncertain
+(virtual) evidence (Pearl 1988; Jeffrey's rule with a flat outcome prior): if o[o] is proportional to the
+probability of the evidence given that the outcome was o, the evidence's likelihood under s is the mixture.
+The expected log is no likelihood of the evidence but Jensen's lower bound on the mixture's logarithm; it
+scores s as if every outcome had been seen in proportion o, so an outcome that A rules out under s costs
+o[o] ln eps (about 36 o[o] nats) where the mixture loses only that outcome's share. The two agree for one-hot
+observations.
+
 A simultaneous (Jacobi) update is not a coordinate descent: it can raise F, and it can settle into a
 two-cycle, alternating between two posteriors forever (seen with pymdp 1.0 on random two-factor models with
 sharp likelihoods). Legacy's early stop does not rescue it: on such models the two points of the cycle have
@@ -45,6 +56,9 @@ from .maths import CLIP, LEGACY, LogGuard, check_guard, factor_dot, outer, softm
 from .model import GenerativeModel, uniform_like
 from .strategies import NUMPY, StateInference, require
 
+MIXTURE, EXPECTED_LOG = "mixture", "expected_log"
+SOFT_OBS = (MIXTURE, EXPECTED_LOG)  # the values of ``FixedPoint.soft_obs`` and ``Exact.soft_obs``
+
 
 @dataclass(frozen=True)
 class FixedPoint(StateInference):
@@ -58,6 +72,10 @@ class FixedPoint(StateInference):
         guard: how logarithms of the likelihood and prior treat zeros (``aif.maths.CLIP`` or ``LEGACY``).
         legacy_initial_vfe: compute the VFE of the uniform starting point without its accuracy term, as
             pymdp.legacy does (this only matters for legacy's stopping rule).
+        soft_obs: how a probability-vector observation o enters the likelihood: ``"mixture"``
+            (sum_o o[o] A[o]: the Bayesian likelihood of uncertain evidence; pymdp.legacy's) or ``"expected_log"``
+            (exp sum_o o[o] ln A[o]; pymdp 1.0's); see the module docstring. Outcome indices and one-hot vectors
+            give the same posterior under both.
     """
 
     num_iter: int = 16
@@ -65,9 +83,11 @@ class FixedPoint(StateInference):
     schedule: str = "sequential"
     guard: LogGuard = CLIP
     legacy_initial_vfe: bool = field(default=False, repr=False)
+    soft_obs: str = MIXTURE
 
     def __post_init__(self):
         check_integer(self.num_iter, "FixedPoint.num_iter")
+        check_choice(self.soft_obs, "FixedPoint.soft_obs", SOFT_OBS)
         if self.tol is not None and not (isinstance(self.tol, (int, float, np.number)) and np.isfinite(self.tol)
                                          and self.tol >= 0):
             raise ParameterError(f"FixedPoint.tol must be None or a finite number >= 0, got {self.tol!r}")
@@ -77,12 +97,13 @@ class FixedPoint(StateInference):
     @classmethod
     def pymdp_legacy(cls, num_iter: int = 10, dF_tol: float = 0.001) -> "FixedPoint":
         """pymdp.legacy's ``run_vanilla_fpi_factorized`` with the legacy Agent's defaults."""
-        return cls(num_iter=num_iter, tol=dF_tol, schedule="parallel", guard=LEGACY, legacy_initial_vfe=True)
+        return cls(num_iter=num_iter, tol=dF_tol, schedule="parallel", guard=LEGACY, legacy_initial_vfe=True,
+                   soft_obs=MIXTURE)
 
     @classmethod
     def pymdp(cls, num_iter: int = 16) -> "FixedPoint":
         """pymdp 1.0's ``run_factorized_fpi`` (``inference_algo="fpi"``)."""
-        return cls(num_iter=num_iter, tol=None, schedule="parallel", guard=CLIP)
+        return cls(num_iter=num_iter, tol=None, schedule="parallel", guard=CLIP, soft_obs=EXPECTED_LOG)
 
     def __call__(self, log_likelihoods, log_prior, A_dependencies, trace=None):
         """Run the iteration on log-likelihood messages; see ``infer_states``.
@@ -123,14 +144,17 @@ class Exact(StateInference):
     """The exact joint posterior over all factors, marginalised per factor (for checking mean field).
 
     Costs the product of the factors' sizes in memory; meant for small models. A joint space of more than
-    ``max_bytes`` (``MAX_JOINT_BYTES``, 1 GiB, per belief) is refused before it is allocated.
+    ``max_bytes`` (``MAX_JOINT_BYTES``, 1 GiB, per belief) is refused before it is allocated. ``soft_obs``: as
+    ``FixedPoint.soft_obs``.
     """
 
     guard: LogGuard = CLIP
     max_bytes: int = 1 << 30
+    soft_obs: str = MIXTURE
 
     def __post_init__(self):
         check_guard(self.guard, "Exact.guard")
+        check_choice(self.soft_obs, "Exact.soft_obs", SOFT_OBS)
         check_integer(self.max_bytes, "Exact.max_bytes")
 
     def __call__(self, log_likelihoods, log_prior, A_dependencies, trace=None):
@@ -192,13 +216,25 @@ def likelihoods(model: GenerativeModel, obs: Any) -> list:
             for A_m, o in zip(model.A, check_obs(model, obs), strict=True)]
 
 
+def log_likelihood(model: GenerativeModel, obs: Any, guard: LogGuard, soft_obs: str = MIXTURE) -> list:
+    """ln p(o_m | s) per modality, shape ``(*S_f for f in A_dependencies[m])``, under ``guard``; a probability
+    vector ``o`` by the rule ``soft_obs`` (``"mixture"``: guard(sum_o o[o] A[o]); ``"expected_log"``:
+    sum_o o[o] guard(A[o]))."""
+    if check_choice(soft_obs, "soft_obs", SOFT_OBS) == MIXTURE:
+        return [guard(L) for L in likelihoods(model, obs)]
+    # Outcomes of probability 0 add nothing (0 ln 0 = 0 under every guard).
+    return [guard(A_m[o]) if isinstance(o, int) else np.tensordot(o[o > 0], guard(A_m[o > 0]), axes=(0, 0))
+            for A_m, o in zip(model.A, check_obs(model, obs), strict=True)]
+
+
 def infer_states(model: GenerativeModel, obs: Any, prior: list | None = None, method: Any = None,
                  trace: list | None = None) -> list:
     """Posterior over hidden states after one observation.
 
     Args:
         model: the generative model.
-        obs: one outcome index (int) or probability vector ``(num_obs[m],)`` per modality.
+        obs: one outcome index (int) or probability vector ``(num_obs[m],)`` per modality (a vector enters by
+            ``method.soft_obs``).
         prior: beliefs ``p(s_f)``, one vector ``(num_states[f],)`` per factor; ``model.D`` when absent.
         method: ``FixedPoint()`` (default), ``FixedPoint.pymdp_legacy()``, ``FixedPoint.pymdp()`` or ``Exact()``.
         trace: optional list to which iterative methods append the VFE after each sweep.
@@ -208,7 +244,7 @@ def infer_states(model: GenerativeModel, obs: Any, prior: list | None = None, me
     """
     method = FixedPoint() if method is None else require(method, StateInference, "method", NUMPY)
     prior = model.D if prior is None else check_beliefs(model, prior)
-    logL = [method.guard(L) for L in likelihoods(model, obs)]
+    logL = log_likelihood(model, obs, method.guard, method.soft_obs)
     log_prior = [method.guard(p) for p in prior]
     return method(logL, log_prior, model.A_dependencies, trace=trace)
 

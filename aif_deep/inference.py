@@ -175,7 +175,7 @@ def infer_states(model: BeliefModel, obs: Any, prior: list | None = None,
             ``(*lead, O_m)``; or an integer tensor ``(*lead, num_modalities)``.
         prior: one tensor ``(*lead, S_f)`` per factor; ``model.prior()`` when absent.
         method: ``aif.FixedPoint()`` (default), ``aif.FixedPoint.pymdp_legacy()``, ``aif.FixedPoint.pymdp()`` or
-            ``aif.Exact()``.
+            ``aif.Exact()``; its ``soft_obs`` says how probabilities enter a ``TabularModel``'s likelihood.
         trace: optional list to which iterative methods append the VFE ``(*lead,)`` after each sweep.
 
     Returns:
@@ -188,7 +188,11 @@ def infer_states(model: BeliefModel, obs: Any, prior: list | None = None,
         raise StrategyError(f"method = {method!r}: aif_deep.infer_states runs aif.FixedPoint and aif.Exact")
     ref = model.prior()[0]
     prior = model.prior() if prior is None else checks.beliefs(model, prior)
-    logL = model.log_likelihood(as_obs(model, obs, ref.device, ref.dtype), method.guard)
+    obs = as_obs(model, obs, ref.device, ref.dtype)
+    # The default keeps the two-argument call every BeliefModel takes (a NeuralModel's encoder reads
+    # probabilities as its input, so neither rule applies to it).
+    logL = (model.log_likelihood(obs, method.guard) if method.soft_obs == aif.inference.MIXTURE
+            else model.log_likelihood(obs, method.guard, soft_obs=method.soft_obs))  # type: ignore[call-arg]
     log_prior = [guarded_log(p, method.guard) for p in prior]
     if isinstance(method, aif.Exact):
         lead = np.broadcast_shapes(*(tuple(x.shape[: x.ndim - len(d)]) for x, d in zip(logL, model.A_dependencies,

@@ -75,7 +75,8 @@ class BeliefModel(Protocol):
 
     def log_likelihood(self, obs: list, guard: LogGuard) -> list:
         """``ln p(o_m | s)`` per modality, ``(*lead, *S_f for f in A_dependencies[m])``; ``obs[m]``: int
-        ``(*lead,)`` outcome indices or float ``(*lead, O_m)`` outcome probabilities (a mixture)."""
+        ``(*lead,)`` outcome indices or float ``(*lead, O_m)`` outcome probabilities (a mixture; a
+        ``TabularModel`` also takes ``soft_obs="expected_log"``, as ``aif.FixedPoint.soft_obs``)."""
 
     def predict_all(self, qs: list) -> list:
         """``q(s_f' | u_f) = E_q[p(s_f' | s, u_f)]`` for every control: ``(U_f, *lead, S_f)`` per factor."""
@@ -260,16 +261,20 @@ class TabularModel:
     def prior(self) -> list:
         return list(self.D)
 
-    def log_likelihood(self, obs: list, guard: LogGuard) -> list:
+    def log_likelihood(self, obs: list, guard: LogGuard, soft_obs: str = "mixture") -> list:
         out = []
         for m, (A_m, o) in enumerate(zip(self.A, obs, strict=True)):
             k = len(self.A_dependencies[m])
             if not o.is_floating_point():
                 o = torch.nn.functional.one_hot(o, self.num_obs[m]).to(A_m.dtype)
-            # A mixture sum_o p(o) A[o, s]; for a one-hot p this is the row A[o] exactly.
             flat = A_m.reshape(*A_m.shape[: A_m.ndim - k], -1)  # (*batch, O_m, prod S_deps)
-            L = torch.einsum("...o,...os->...s", o, flat)
-            out.append(guarded_log(L.reshape(*L.shape[:-1], *A_m.shape[A_m.ndim - k:]), guard))
+            if soft_obs == "mixture":
+                # guard(sum_o p(o) A[o, s]); for a one-hot p this is guard(A[o]) exactly.
+                L = guarded_log(torch.einsum("...o,...os->...s", o, flat), guard)
+            else:
+                # sum_o p(o) guard(A[o, s]) (pymdp 1.0), outcomes of probability 0 left out (0 ln 0 = 0).
+                L = (o[..., None] * guarded_log(flat, guard)).where(o[..., None] > 0, 0.0).sum(-2)
+            out.append(L.reshape(*L.shape[:-1], *A_m.shape[A_m.ndim - k:]))
         return out
 
     def predict_all(self, qs: list) -> list:
