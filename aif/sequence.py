@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import softmax
 
 from .checks import check_actions, check_integer, check_obs_window, check_policies, check_positive, check_prior
-from .errors import ModelError
+from .errors import PolicyError
 from .inference import likelihoods, on_joint
 from .maths import CLIP, LEGACY, LogGuard, check_guard
 from .model import GenerativeModel
@@ -60,10 +60,15 @@ class MarginalMessagePassing(SequenceInference):
         err = c lnA + fwd + bwd - c ln q,  c = 2 with a backward message and 1 without,
         ln q <- ln q + tau (err - mean(err)),
 
-    and the fixed-point update is ``q = softmax(lnA + fwd + bwd)``. No backward message enters the last
-    two steps of the window (the last one when the policy horizon is 0): for one-step policies that is
-    SPM's rule (none into the present, ``R = t`` in ``spm_MDP_VB_X``); for longer horizons it is
-    pymdp.legacy's (``future_cutoff``), which SPM has no counterpart for.
+    and the fixed-point update is ``q = softmax(lnA + fwd + bwd)``. With ``B_dependencies`` (which SPM and
+    legacy do not have) ``fwd`` = ``ln(E_{q_{tau-1}}[B_f])``, the transition averaged over the newest beliefs
+    about its parents, and ``bwd`` sums one message per factor ``i`` whose transition reads ``f``, through
+    ``B_i`` averaged over its other parents at ``tau`` (none when no transition reads ``f``; ``c`` is
+    unchanged). The gradient update's fixed point is pymdp 1.0's ``run_mmp``'s (a different iteration)
+    where both have the same ``lnA`` (each modality read by one factor) and the window no policy horizon.
+    No backward message enters the last two steps of the window (the last one when the policy horizon is
+    0): for one-step policies that is SPM's rule (none into the present, ``R = t`` in ``spm_MDP_VB_X``);
+    for longer horizons it is pymdp.legacy's (``future_cutoff``), which SPM has no counterpart for.
 
     The free energy per policy is minus SPM's running sum ``F(k)`` over the last iteration (SPM's is the
     negative free energy), taken with the beliefs before their update: ``-sum q . (err / 2)`` at the
@@ -97,19 +102,13 @@ class MarginalMessagePassing(SequenceInference):
         check_guard(self.guard, "guard")
 
     def __call__(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record=False):
-        if any(list(d) != [f] for f, d in enumerate(B_deps)):
-            raise ModelError(f"MarginalMessagePassing needs B_dependencies[f] == [f] for every factor (as SPM "
-                             f"and legacy's run_mmp), got {B_deps}; VariationalMessagePassing handles them")
         log = self.guard
         num_factors = len(trans)
         num_policies, num_steps = trans[0].shape[0], trans[0].shape[1] + 1
         num_states = [B.shape[2] for B in trans]
         # SPM's L{t}: p(o_t | s) over the joint state space, the product over modalities
         joint = [_joint(lik_t, A_deps, num_states) for lik_t in lik]
-        # SPM's b_t = spm_norm(b'): the transposed transition with its columns renormalised; legacy adds
-        # 1e-16 before normalising (spm_norm), which we follow (it also keeps all-zero rows of B defined).
-        back = [(np.swapaxes(B, -1, -2) + 1e-16) / (np.swapaxes(B, -1, -2) + 1e-16).sum(-2, keepdims=True)
-                for B in trans]
+        readers = [[i for i, deps in enumerate(B_deps) if f in deps] for f in range(num_factors)]
         # no backward message into the last two steps (the last one without a policy horizon): legacy's
         # future_cutoff, SPM's R = t for one-step policies
         cutoff = max(num_steps - 2, past_len - 1)
@@ -131,11 +130,12 @@ class MarginalMessagePassing(SequenceInference):
                     if t == 0:
                         fwd = np.broadcast_to(ln_prior[f], sx.shape)
                     else:
-                        fwd = log(np.einsum("pij,pj->pi", trans[f][:, t - 1], qs[f][:, t - 1]))
+                        fwd = log(_expect(trans[f][:, t - 1], [sx] + [qs[g][:, t - 1] for g in B_deps[f]], keep=0))
                     if t >= cutoff:
                         bwd, coeff = 0.0, 1.0
                     else:
-                        bwd, coeff = log(np.einsum("pij,pj->pi", back[f][:, t], qs[f][:, t + 1])), 2.0
+                        bwd = sum(_backward(trans[i][:, t], qs, B_deps[i], i, f, t, log) for i in readers[f])
+                        coeff = 2.0
                     lnq = log(sx)
                     err = coeff * lnA + fwd + bwd - coeff * lnq
                     if t == 0 or t == num_steps - 1:
@@ -163,8 +163,8 @@ class MarginalMessagePassing(SequenceInference):
 class VariationalMessagePassing(SequenceInference):
     """Mean-field variational message passing (pymdp 1.0 ``run_vmp``).
 
-    It handles sparse ``B_dependencies`` (a factor also hears from every factor whose transition reads it);
-    MMP, like SPM, does not. Every iteration updates all steps and factors at once from the previous iterate:
+    With sparse ``B_dependencies`` a factor also hears from every factor whose transition reads it. Every
+    iteration updates all steps and factors at once from the previous iterate:
 
         err = E_q[ln A] + E_{q_{tau-1}}[ln B] + E_{q_{tau+1}}[ln B] - ln q,   ln q <- ln q + tau err,
 
@@ -234,13 +234,12 @@ def infer_sequence(model: GenerativeModel, obs_window: Any, actions_window: Any,
     """Policy-conditioned beliefs over a past window and the policy horizon, and the VFE per policy.
 
     Args:
-        model: the generative model; ``A_dependencies`` may be sparse; ``B_dependencies`` too with
-            ``VariationalMessagePassing`` (MMP needs ``B_dependencies[f] == [f]``).
+        model: the generative model; ``A_dependencies`` and ``B_dependencies`` may be sparse.
         obs_window: the ``W >= 1`` past observations, oldest first, the last one the present; each one
             outcome index or probability vector per modality (a vector ``o`` gives the likelihood
             ``sum_o o[o] p(o | s)``, as in pymdp.legacy; pymdp 1.0's VMP uses ``sum_o o[o] ln p(o | s)``).
         actions_window: ``(W - 1, num_factors)`` int array, the actions between consecutive observations
-            (may be ``None`` when ``W == 1``).
+            (may be ``None`` when ``W == 1`` or when no factor has a choice: every ``num_controls`` is 1).
         policies: ``(P, H, num_factors)`` int array; ``H`` may be 0 (the last step of a trial).
         prior: the prior over the window's first state: one vector ``(S_f,)`` per factor, shared by the
             policies, or ``(P, S_f)`` per factor (SPM's and legacy's policy-separated prior). ``model.D``
@@ -258,6 +257,12 @@ def infer_sequence(model: GenerativeModel, obs_window: Any, actions_window: Any,
     lik = [likelihoods(model, o) for o in check_obs_window(model, obs_window)]
     past_len = len(lik)
     policies = check_policies(model, policies, min_horizon=0)
+    if actions_window is None and past_len > 1:
+        if any(u > 1 for u in model.num_controls):
+            raise PolicyError(f"actions_window is missing: {past_len} observations need the actions between "
+                              f"them, shape ({past_len - 1}, {model.num_factors}); it may be omitted only when "
+                              f"no factor has a choice (num_controls = {model.num_controls})")
+        actions_window = np.zeros((past_len - 1, model.num_factors), dtype=int)  # the only actions there are
     actions_window = check_actions(model, actions_window, past_len)
     num_policies = policies.shape[0]
     prior = check_prior(model, model.D if prior is None else prior, num_policies)
@@ -315,6 +320,19 @@ def _mean_field_vfe(qs, ln_lik, deps, ln_B, B_deps, ln_prior, past_len, log):
         for lnL_m, deps_m in zip(ln_lik[t], deps, strict=True):
             F -= _expect(lnL_m, [qs[g][:, t] for g in deps_m])
     return F
+
+
+def _backward(B, qs, deps, i, f, t, log):
+    """MMP's message to ``s_f`` at step ``t`` from ``s_i`` at ``t + 1`` through ``B`` = ``B_i`` (P, S_i, *S_deps).
+
+    ``ln(b q_i,t+1)`` with ``b`` (P, S_f, S_i) the transposed transition, averaged over its other parents'
+    beliefs at ``t`` and renormalised over ``s_f`` (SPM's ``spm_norm(b')``, its ``b_t`` when ``deps == [i]``);
+    legacy adds 1e-16 before normalising, which we follow (it also keeps all-zero rows of B defined).
+    """
+    B_f = _expect(B, [qs[g][:, t, None] for g in deps], keep=list(deps).index(f))  # (P, S_i, S_f)
+    b = np.swapaxes(B_f, -1, -2) + 1e-16
+    b = b / b.sum(-2, keepdims=True)
+    return log(np.einsum("pij,pj->pi", b, qs[i][:, t + 1]))
 
 
 def _joint(lik_t, deps, num_states):
