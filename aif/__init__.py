@@ -8,7 +8,7 @@ from . import checks, envs, io, planning, strategies  # noqa: I001  (subpackages
 from .agent import Agent, Learning, Selection
 from .checks import check_model
 from .control import (action_marginals, action_probabilities, enumerate_policies, expected_free_energy,
-                      policy_posterior, predict, select_action)
+                      expected_outcomes, expected_states, policy_posterior, predict, select_action)
 from .efe import (DEFAULT_TERMS, Ambiguity, EFEOptions, Guards, InductiveCost, InfoGain, Novelty, Risk, Term,
                   TerminalValue, Utility, pA_info_gain, pB_info_gain)
 from .errors import (AifError, BeliefError, CallOrderError, ModelError, ObservationError, ParameterError, PolicyError,
@@ -32,7 +32,7 @@ __all__ = [
     "FixedPoint", "Exact", "infer_states", "variational_free_energy", "log_evidence",
     "EFEOptions", "Guards", "Term", "Utility", "Risk", "Ambiguity", "InfoGain", "Novelty", "InductiveCost",
     "TerminalValue", "DEFAULT_TERMS", "enumerate_policies", "expected_free_energy", "policy_posterior", "select_action",
-    "action_marginals", "action_probabilities", "predict",
+    "action_marginals", "action_probabilities", "predict", "expected_states", "expected_outcomes",
     "Agent", "Learning", "Selection",
     "update_A", "update_B", "update_D", "pA_info_gain", "pB_info_gain", "spm_wnorm", "reduce_dirichlet",
     "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT",

@@ -301,3 +301,44 @@ def predict(model: GenerativeModel, qs: Sequence[np.ndarray], action: ArrayLike)
     checks.check_policies(model, action[None, None, :])
     qs = [q[None] for q in checks.check_beliefs(model, qs, "qs")]
     return [q[0] for q in predict_policies(model, qs, action.astype(int)[None])]
+
+
+def expected_states(model: GenerativeModel, qs: Sequence[np.ndarray], policies: ArrayLike) -> list[np.ndarray]:
+    """Predicted states q(s_t | pi) of every policy after each of its steps t = 1..H (pymdp's
+    ``get_expected_states_interactions``), each distinct policy prefix propagated once.
+
+    Args:
+        qs: current beliefs, one vector ``(num_states[f],)`` per factor.
+        policies: int array ``(P, H, num_factors)``.
+
+    Returns:
+        one array ``(P, H, num_states[f])`` per factor; ``[:, t]`` is the belief after action ``t``.
+    """
+    qs = checks.check_beliefs(model, qs, "qs")
+    policies = checks.check_policies(model, policies)
+    P, H, _ = policies.shape
+    out = [np.empty((P, H, S)) for S in model.num_states]
+    qs_t = [q[None] for q in qs]  # beliefs of the distinct prefixes of the previous step: (n, S_f)
+    for t, (parent, actions, inverse) in enumerate(policy_prefixes(policies)):
+        qs_t = _expand(model, qs_t, parent, actions)
+        for out_f, q in zip(out, qs_t, strict=True):
+            out_f[:, t] = q[inverse]
+    return out
+
+
+def expected_outcomes(model: GenerativeModel, qs: Sequence[np.ndarray], policies: ArrayLike) -> list[np.ndarray]:
+    """Predicted outcomes q(o_t | pi) = E_q(s_t | pi)[A] of every policy after each of its steps (pymdp's
+    ``get_expected_obs_factorized`` on ``expected_states``).
+
+    Args:
+        qs: current beliefs, one vector ``(num_states[f],)`` per factor.
+        policies: int array ``(P, H, num_factors)``.
+
+    Returns:
+        one array ``(P, H, num_obs[m])`` per modality.
+    """
+    qs_pi = expected_states(model, qs, policies)
+    P, H = qs_pi[0].shape[:2]
+    flat = [q.reshape(P * H, -1) for q in qs_pi]  # (P * H, S_f)
+    return [batch_contract(A_m, [flat[f] for f in deps]).reshape(P, H, -1)
+            for A_m, deps in zip(model.A, model.A_dependencies, strict=True)]

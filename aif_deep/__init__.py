@@ -6,7 +6,7 @@ the model's parameters, with a policy evaluator that shares the computation of c
 """
 
 from .control import (action_log_probability, action_marginals, action_probabilities, expected_free_energy,
-                      policy_posterior, predict, select_action)
+                      expected_outcomes, expected_states, policy_posterior, predict, select_action)
 from .agent import Agent, BatchTrajectory, rollout
 from .checkpoint import TrainState, load_agent, load_buffer, load_checkpoint, save_agent, save_buffer, save_checkpoint
 from . import efe, learning
@@ -28,7 +28,8 @@ __all__ = [
     "BeliefModel", "TabularModel", "default_device",
     "infer_states", "categorical_modalities",
     "evaluate_policies", "PolicyEvaluator", "expected_free_energy", "policy_posterior", "select_action",
-    "action_probabilities", "action_marginals", "action_log_probability", "predict",
+    "action_probabilities", "action_marginals", "action_log_probability", "predict", "expected_states",
+    "expected_outcomes",
     "Agent", "BatchTrajectory", "rollout", "fit", "FitResult",
     "NeuralModel", "unimix",  # observation heads: aif_deep.neural.Categorical / Bernoulli / Gaussian
     "ReplayBuffer", "TrainSettings", "TrainResult", "train", "train_best_of", "sequence_vfe", "evaluate_vfe",

@@ -14,12 +14,12 @@ import torch
 
 from aif.checks import check_choice
 from aif.efe import DEFAULT_TERMS, EFEOptions, Term
-from aif.errors import ParameterError, PolicyError
+from aif.errors import ModelError, ParameterError, PolicyError
 from aif.maths import EPS
 
 from . import checks
 from .evaluator import evaluate_policies
-from .model import BeliefModel
+from .model import BeliefModel, TabularModel, sum_against
 
 
 def expected_free_energy(model: BeliefModel, qs: list, policies: object, terms: tuple[Term, ...] = DEFAULT_TERMS,
@@ -181,3 +181,52 @@ def predict(model: BeliefModel, qs: Any, action: Any) -> list:
         u = action[..., f].expand(lead)
         out.append(q_all.gather(0, u[None, ..., None].expand(1, *q_all.shape[1:]))[0])
     return out
+
+
+def expected_states(model: BeliefModel, qs: list, policies: Any) -> list:
+    """Predicted states q(s_t | pi) after each step t = 1..H of every policy (as ``aif.expected_states``).
+
+    Args:
+        qs: beliefs, one tensor ``(*batch, S_f)`` per factor.
+        policies: int array ``(P, H, num_factors)``.
+
+    Returns:
+        one tensor ``(*batch, P, H, S_f)`` per factor.
+    """
+    qs = checks.beliefs(model, qs, "qs")
+    batch = checks.belief_batch(model, qs)
+    return [q.movedim((1, 0), (-3, -2)) for q in _expected_states(model, qs, checks.policies(model, policies), batch)]
+
+
+def _expected_states(model, qs, policies, batch):
+    """``(H, P, *batch, S_f)`` per factor: the node axes in front, where ``predict_all`` broadcasts them."""
+    P, H, _ = policies.shape
+    nodes = [q.expand(*batch, q.shape[-1])[None] for q in qs]  # (1, *batch, S_f): the root
+    actions = torch.as_tensor(policies, device=nodes[0].device)  # (P, H, F)
+    rows = torch.zeros(P, dtype=torch.long, device=nodes[0].device)  # each policy's node at the previous step
+    steps = []
+    for t in range(H):
+        nodes = [x[actions[:, t, f], rows] for f, x in enumerate(model.predict_all(nodes))]  # (P, *batch, S_f)
+        rows = torch.arange(P, device=rows.device)
+        steps.append(nodes)
+    return [torch.stack(q_f) for q_f in zip(*steps, strict=True)]
+
+
+def expected_outcomes(model: TabularModel, qs: list, policies: Any) -> list:
+    """Predicted outcomes q(o_t | pi) = E_q(s_t | pi)[A] after each step of every policy (as
+    ``aif.expected_outcomes``), for a model with tables ``A``.
+
+    Args:
+        qs: beliefs, one tensor ``(*batch, S_f)`` per factor.
+        policies: int array ``(P, H, num_factors)``.
+
+    Returns:
+        one tensor ``(*batch, P, H, O_m)`` per modality.
+    """
+    if not isinstance(model, TabularModel):
+        raise ModelError(f"expected_outcomes needs a TabularModel (tables A), got {type(model).__name__}")
+    qs = checks.beliefs(model, qs, "qs")
+    batch = checks.belief_batch(model, qs)
+    qs_pi = _expected_states(model, qs, checks.policies(model, policies), batch)  # (H, P, *batch, S_f)
+    return [sum_against(A_m, [qs_pi[f] for f in deps], keep=1).movedim((1, 0), (-3, -2))
+            for A_m, deps in zip(model.A, model.A_dependencies, strict=True)]
