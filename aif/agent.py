@@ -348,6 +348,7 @@ class _Learning(_OneStep):
         for name in ("A", "B", "D"):
             if getattr(agent.learning, f"learn_{name}") and getattr(agent.model, f"p{name}") is None:
                 raise ParameterError(f"Learning.learn_{name} needs Dirichlet counts: the model has no p{name}")
+        cast(Learning, agent.learning).check_model(agent.model.num_modalities, agent.model.num_factors)
         agent.history = []
 
     def reset(self) -> None:

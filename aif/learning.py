@@ -284,7 +284,11 @@ class Learning(Learner):
     Attributes:
         lr: learning rate (counts added per observation), >= 0.
         forgetting: factor in (0, 1] applied to the old counts before each update (1 = none).
-        learn_A, learn_B, learn_D: which counts to update (each needs the model's pA / pB / pD).
+        learn_A, learn_B, learn_D: which counts to update (each needs the model's pA / pB / pD): ``True`` all,
+            ``False`` none, or a list of the modalities (A) or factors (B, D) to update, the others left as they
+            are (pymdp.legacy's ``modalities_to_learn`` and ``factors_to_learn``; stored as a tuple).
+        lr_A, lr_B, lr_D: learning rates of each kind of count, >= 0; ``None`` (the default) uses ``lr``
+            (pymdp.legacy's ``lr_pA``, ``lr_pB``, ``lr_pD``).
         online: update after every observation (``True``) or only when ``learn()`` is called, from the
             episode recorded since the last ``reset`` (``False``). D is learned from the episode's first
             posterior in both cases, at ``learn()`` or ``reset()``.
@@ -301,28 +305,65 @@ class Learning(Learner):
 
     lr: float = 1.0
     forgetting: float = 1.0
-    learn_A: bool = True
-    learn_B: bool = True
-    learn_D: bool = False
+    learn_A: bool | Sequence[int] = True
+    learn_B: bool | Sequence[int] = True
+    learn_D: bool | Sequence[int] = False
     online: bool = True
     forget_to_prior: bool = True
     mask_zeros: bool = True
+    lr_A: float | None = None
+    lr_B: float | None = None
+    lr_D: float | None = None
 
     def __post_init__(self):
         checks.check_real(self.lr, "Learning.lr", 0.0)
         checks.check_fraction(self.forgetting, "Learning.forgetting", "(0, 1]")
+        for name in "ABD":
+            if getattr(self, f"lr_{name}") is not None:
+                checks.check_real(getattr(self, f"lr_{name}"), f"Learning.lr_{name}", 0.0)
+            which = getattr(self, f"learn_{name}")
+            if isinstance(which, bool):
+                continue
+            if not isinstance(which, (list, tuple, range, np.ndarray)):
+                raise ParameterError(f"Learning.learn_{name} must be True, False or a list of indices, got {which!r}")
+            which = tuple(checks.check_index(i, f"Learning.learn_{name}[{k}]") for k, i in enumerate(which))
+            if len(set(which)) < len(which):
+                raise ParameterError(f"Learning.learn_{name} = {list(which)} names an index twice")
+            object.__setattr__(self, f"learn_{name}", which)  # frozen: stored once, as a tuple
+
+    def chosen(self, name: str) -> Sequence[int] | None:
+        """The modalities (``"A"``) or factors (``"B"``, ``"D"``) to learn: ``None`` for all of them."""
+        which = getattr(self, f"learn_{name}")
+        return None if which is True else () if which is False else which
+
+    def rate(self, name: str) -> float:
+        """The learning rate of ``p{name}``: ``lr_{name}``, else ``lr``."""
+        lr = getattr(self, f"lr_{name}")
+        return self.lr if lr is None else lr
+
+    def check_model(self, num_modalities: int, num_factors: int) -> None:
+        """Every chosen modality and factor exists in the model (``ParameterError`` naming the first that does not)."""
+        for name, n, one, many in (("A", num_modalities, "modality", "modalities"),
+                                   ("B", num_factors, "factor", "factors"), ("D", num_factors, "factor", "factors")):
+            bad = [i for i in self.chosen(name) or () if i >= n]
+            if bad:
+                raise ParameterError(f"Learning.learn_{name} names {one} {bad[0]}, but the model has {n} {many} "
+                                     f"(0 to {n - 1})")
 
     def update(self, model: GenerativeModel, obs: Any, qs: list, previous: tuple | None, initial: dict
                ) -> GenerativeModel:
         """``model`` after the A update of one observation and, with ``previous = (qs_prev, action)``, the B
         update of the transition into it; ``initial``: the counts forgetting decays towards (``forget_to_prior``)."""
-        rates: dict[str, Any] = dict(lr=self.lr, forgetting=self.forgetting, mask_zeros=self.mask_zeros)
+        rates: dict[str, Any] = dict(forgetting=self.forgetting, mask_zeros=self.mask_zeros)
         changes: dict[str, Any] = {}
         if self.learn_A:
             changes.update(pA=update_A(cast(list, model.pA), obs, qs, A_dependencies=model.A_dependencies,
+                                       modalities=self.chosen("A"), lr=self.rate("A"),
                                        prior=self._towards(initial, "pA"), **rates), A=None)
         if self.learn_B and previous is not None:
-            changes.update(pB=update_B(cast(list, model.pB), qs, *previous, B_dependencies=model.B_dependencies,
+            qs_prev, action = previous
+            changes.update(pB=update_B(cast(list, model.pB), qs, qs_prev, action, B_dependencies=model.B_dependencies,
+                                       factors=self.chosen("B"), lr=self.rate("B"),
                                        prior=self._towards(initial, "pB"), **rates), B=None)
         return model.replace(**changes) if changes else model
 
@@ -330,8 +371,8 @@ class Learning(Learner):
         """``model`` after the D update from an episode's first posterior (unchanged without ``learn_D`` or one)."""
         if not (self.learn_D and qs_first is not None):
             return model
-        pD = update_D(cast(list, model.pD), qs_first, self.lr, self.forgetting, prior=self._towards(initial, "pD"),
-                      mask_zeros=self.mask_zeros)
+        pD = update_D(cast(list, model.pD), qs_first, self.rate("D"), self.forgetting, factors=self.chosen("D"),
+                      prior=self._towards(initial, "pD"), mask_zeros=self.mask_zeros)
         return model.replace(pD=pD, D=None)
 
     def _towards(self, initial: dict, name: str) -> Any:

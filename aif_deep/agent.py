@@ -310,6 +310,7 @@ class _TorchRun(_Run):
             if wanted and getattr(m, name, None) is None:
                 raise ParameterError(f"learning {name[1]} needs Dirichlet counts: the model has no {name} "
                                      f"(TabularModel.from_aif of a model with {name}, or learn_{name[1]}=False)")
+        L.check_model(m.num_modalities, m.num_factors)
         batch, nb = tuple(a.batch_shape), len(m.batch_shape)
 
         def grow(xs: list | None) -> list | None:
@@ -353,19 +354,25 @@ class _TorchRun(_Run):
         """One online Dirichlet update of A (from ``obs``) and B (from the last transition), per agent."""
         a = self.agent
         L, m, nb = cast(Learning, a.learning), cast(Any, a.model), len(a.batch_shape)
-        rates: dict[str, Any] = dict(lr=L.lr, forgetting=L.forgetting, mask_zeros=L.mask_zeros)
+        rates: dict[str, Any] = dict(forgetting=L.forgetting, mask_zeros=L.mask_zeros)
         changes: dict[str, list] = {}
+
+        def chosen(name: str, new: list, old: list) -> list:  # the counts L does not learn stay as they were
+            which = L.chosen(name)
+            return [n if which is None or k in which else o for k, (n, o) in enumerate(zip(new, old, strict=True))]
+
         if L.learn_A:
             prior = a.initial_counts["pA"] if L.forget_to_prior else None
-            pA = learning.update_A(m.pA, obs, qs, A_dependencies=m.A_dependencies, prior=prior, **rates)
+            pA = chosen("A", learning.update_A(m.pA, obs, qs, L.rate("A"), A_dependencies=m.A_dependencies,
+                                               prior=prior, **rates), m.pA)
             changes.update(pA=pA, A=[learning.dirichlet_mean(p, nb) for p in pA])
         if L.learn_B and a._transition.any():
             prior = a.initial_counts["pB"] if L.forget_to_prior else None
-            new = learning.update_B(m.pB, qs, qs_prev, a.action, B_dependencies=m.B_dependencies, prior=prior,
-                                    **rates)
+            new = learning.update_B(m.pB, qs, qs_prev, a.action, L.rate("B"), B_dependencies=m.B_dependencies,
+                                    prior=prior, **rates)
             # Agents whose episode just began saw no transition: their counts stay as they were (aif.Agent).
-            pB = [torch.where(a._transition.reshape(*a.batch_shape, *[1] * (n.ndim - nb)), n, o)
-                  for n, o in zip(new, m.pB, strict=True)]
+            pB = chosen("B", [torch.where(a._transition.reshape(*a.batch_shape, *[1] * (n.ndim - nb)), n, o)
+                              for n, o in zip(new, m.pB, strict=True)], m.pB)
             changes.update(pB=pB, B=[learning.dirichlet_mean(p, nb) for p in pB])
         if changes:
             a.model = m.replace(**changes)
