@@ -25,10 +25,18 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import softmax
 
-from .checks import check_actions, check_integer, check_obs_window, check_policies, check_positive, check_prior
+from .checks import (
+    check_actions,
+    check_choice,
+    check_integer,
+    check_obs_window,
+    check_policies,
+    check_positive,
+    check_prior,
+)
 from .errors import PolicyError
-from .inference import likelihoods, on_joint
-from .maths import CLIP, LEGACY, LogGuard, check_guard
+from .inference import MIXTURE, SOFT_OBS, log_likelihood, on_joint
+from .maths import CLIP, EXACT, LEGACY, LogGuard, check_guard
 from .model import GenerativeModel
 from .strategies import NUMPY, SequenceInference, require
 
@@ -87,19 +95,27 @@ class MarginalMessagePassing(SequenceInference):
         legacy_vfe: halve the likelihood correction in the free energy, as pymdp.legacy's ``run_mmp`` does
             (``q . 0.5 (err - (N - 1)/N lnA)`` where SPM has ``q . (0.5 err - (N - 1)/N lnA)``); only matters
             with several factors.
+        soft_obs: how a probability-vector observation o enters, as ``aif.FixedPoint.soft_obs``: ``"mixture"``
+            ``sum_o o[o] p(o | s)`` (legacy's ``run_mmp``) or ``"expected_log"`` ``exp sum_o o[o] ln p(o | s)``
+            (pymdp 1.0's ``distr_obs=True``; exact logs here, as ``guard`` acts on the average). One-hot
+            vectors give the same beliefs under both.
     """
 
     backends: ClassVar[frozenset[str]] = frozenset({NUMPY})
+    # it averages p(o | s) over the other factors and then guards the log (SPM's spm_log of the average)
+    averages_likelihood: ClassVar[bool] = True
     num_iter: int = 10
     tau: float = 0.25
     grad_descent: bool = True
     guard: LogGuard = LEGACY
     legacy_vfe: bool = False
+    soft_obs: str = MIXTURE
 
     def __post_init__(self):
         check_integer(self.num_iter, "num_iter")
         check_positive(self.tau, "tau")
         check_guard(self.guard, "guard")
+        check_choice(self.soft_obs, "MarginalMessagePassing.soft_obs", SOFT_OBS)
 
     def __call__(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record=False):
         log = self.guard
@@ -177,24 +193,28 @@ class VariationalMessagePassing(SequenceInference):
         num_iter: number of iterations (pymdp 1.0's Agent uses 16).
         tau: step size (pymdp 1.0: 1).
         guard: how logarithms treat zeros; ``CLIP`` (ln(max(x, eps))) is pymdp 1.0's ``log_stable``.
+        soft_obs: as :class:`MarginalMessagePassing`'s (``"expected_log"``: ``sum_o o[o] guard(p(o | s))``, pymdp
+            1.0's ``run_vmp`` with ``distr_obs=True``).
     """
 
     backends: ClassVar[frozenset[str]] = frozenset({NUMPY})
+    averages_likelihood: ClassVar[bool] = False  # it reads ln p(o | s) under ``guard``
     num_iter: int = 16
     tau: float = 1.0
     guard: LogGuard = CLIP
+    soft_obs: str = MIXTURE
 
     def __post_init__(self):
         check_integer(self.num_iter, "num_iter")
         check_positive(self.tau, "tau")
         check_guard(self.guard, "guard")
+        check_choice(self.soft_obs, "VariationalMessagePassing.soft_obs", SOFT_OBS)
 
-    def __call__(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record=False):
+    def __call__(self, ln_lik, A_deps, trans, B_deps, ln_prior, past_len, record=False):
         log = self.guard
         num_factors = len(trans)
         num_policies, num_steps = trans[0].shape[0], trans[0].shape[1] + 1
         num_states = [B.shape[2] for B in trans]
-        ln_lik = [[log(L_m) for L_m in lik_t] for lik_t in lik]
         ln_B = [log(B) for B in trans]  # (P, L - 1, S_f, *S_deps)
         qs = [np.full((num_policies, num_steps, s), 1.0 / s) for s in num_states]
         trace_q = [np.zeros((self.num_iter, *q.shape)) for q in qs] if record else None
@@ -236,8 +256,7 @@ def infer_sequence(model: GenerativeModel, obs_window: Any, actions_window: Any,
     Args:
         model: the generative model; ``A_dependencies`` and ``B_dependencies`` may be sparse.
         obs_window: the ``W >= 1`` past observations, oldest first, the last one the present; each one
-            outcome index or probability vector per modality (a vector ``o`` gives the likelihood
-            ``sum_o o[o] p(o | s)``, as in pymdp.legacy; pymdp 1.0's VMP uses ``sum_o o[o] ln p(o | s)``).
+            outcome index or probability vector per modality (a vector enters by ``method.soft_obs``).
         actions_window: ``(W - 1, num_factors)`` int array, the actions between consecutive observations
             (may be ``None`` when ``W == 1`` or when no factor has a choice: every ``num_controls`` is 1).
         policies: ``(P, H, num_factors)`` int array; ``H`` may be 0 (the last step of a trial).
@@ -254,7 +273,11 @@ def infer_sequence(model: GenerativeModel, obs_window: Any, actions_window: Any,
         the policy posterior as ``softmax(-gamma G - F + ln E)``). With ``return_trace``, a third item.
     """
     method = MarginalMessagePassing() if method is None else require(method, SequenceInference, "method", NUMPY)
-    lik = [likelihoods(model, o) for o in check_obs_window(model, obs_window)]
+    # per modality and step: p(o | s) for MMP (exact logs: its guard acts on the average), ln p(o | s) for VMP
+    guard = EXACT if method.averages_likelihood else method.guard
+    lik = [log_likelihood(model, o, guard, method.soft_obs) for o in check_obs_window(model, obs_window)]
+    if method.averages_likelihood:
+        lik = [[np.exp(lnL_m) for lnL_m in lik_t] for lik_t in lik]
     past_len = len(lik)
     policies = check_policies(model, policies, min_horizon=0)
     if actions_window is None and past_len > 1:
