@@ -4,7 +4,7 @@ The tabular core: a POMDP generative model (A, B, C, D, E), fixed-point state in
 expected free energy, the policy posterior and action selection, and an ``Agent`` that runs the cycle.
 """
 
-from . import checks, envs, io, planning, strategies  # noqa: I001  (subpackages; aif.plotting on demand: matplotlib)
+from . import checks, envs, io, planning, strategies, utils  # noqa: I001  (subpackages; aif.plotting on demand: matplotlib)
 from .agent import Agent, Learning, Selection
 from .checks import check_model
 from .control import (action_marginals, action_probabilities, enumerate_policies, expected_free_energy,
@@ -38,6 +38,6 @@ __all__ = [
     "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT",
     "MarginalMessagePassing", "VariationalMessagePassing", "infer_sequence", "SequenceTrace",
     "SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average",
-    "rollout", "Trajectory", "envs", "planning", "io",
+    "rollout", "Trajectory", "envs", "planning", "io", "utils",
     "save_model", "load_model", "save_agent", "load_agent", "FormatError",
 ]
