@@ -194,6 +194,8 @@ def _check_size(S: list, U: list, heads: list, hidden: int, reward: bool, sample
     parts.update({f"transition table B[{f}]": item * J * s * u for f, (s, u) in enumerate(zip(S, U, strict=True))})
     parts.update({f"information-gain samples of modality {m} ({J}, {samples}, {J})": item * J * J * samples
                   for m, h in enumerate(heads) if not isinstance(h, Categorical)})
+    parts.update({f"information-gain noise of modality {m} ({samples} samples)":  # float64, drawn when built
+                  8 * samples * (1 if isinstance(h, Categorical) else h.size) for m, h in enumerate(heads)})
     checks.byte_budget("NeuralModel", parts, max_bytes, "reduce hidden or num_states")
 
 

@@ -129,7 +129,7 @@ def state_marginals(B: np.ndarray, policy: np.ndarray, initial: np.ndarray) -> n
     """
     B = check_transitions(as_numbers(B, "B", ModelError))
     S, _, U = B.shape
-    policy = np.asarray(policy, dtype=float)
+    policy = as_numbers(policy, "policy", ParameterError)
     if policy.ndim != 3 or policy.shape[1:] != (S, U):
         raise ParameterError(f"policy has shape {policy.shape}, expected (T, {S}, {U}) (time, state, action)")
     mu = np.empty((policy.shape[0] + 1, S))
