@@ -14,7 +14,6 @@ call with a slightly larger model is refused before it allocates.
 from __future__ import annotations
 
 import argparse
-import math
 import resource
 import sys
 import time

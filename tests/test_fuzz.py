@@ -9,7 +9,8 @@ torch error) fails the test. A bounded budget (derandomised, no database) keeps 
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from _fuzz import check, fuzz_settings, run
+from hypothesis import given
 from hypothesis import strategies as st
 
 import aif
@@ -18,8 +19,7 @@ from aif.errors import AifError
 torch = pytest.importorskip("torch")
 import aif_deep  # noqa: E402
 
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = fuzz_settings(30)
 
 MODEL = aif.random_model(np.random.default_rng(0), [3, 2], [3, 2], [2, 2], [[0, 1], [1]], [[0], [1]],
                          dirichlet=True)
@@ -70,26 +70,6 @@ def bad_action():
                      st.just(np.array([0, -1])), st.just(np.array([0, 0, 0])), st.just(np.array([np.nan, 0])))
 
 
-def _numpy(x):
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def check(call):
-    """``call()`` returns finite numbers, or raises the library's error."""
-    try:
-        out = call()
-    except AifError:
-        return
-    leaves = out if isinstance(out, (list, tuple)) else [out]
-    for leaf in leaves:
-        if isinstance(leaf, dict):
-            leaf = list(leaf.values())
-        for x in (leaf if isinstance(leaf, list) else [leaf]):
-            x = _numpy(x)
-            if x.dtype.kind in "fc":
-                assert np.isfinite(x).all(), f"a non-finite result: {x}"
-
-
 def _tensors(qs):
     return [torch.as_tensor(q) if isinstance(q, np.ndarray) and q.dtype.kind == "f" else q for q in qs] \
         if isinstance(qs, list) else qs
@@ -129,14 +109,7 @@ CASES = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_public_functions_raise_the_librarys_error_or_return_finite_values(name):
-    strategy, call = CASES[name]
-
-    @SETTINGS
-    @given(strategy)
-    def run(value):
-        check(lambda: call(value))
-
-    run()
+    run(*CASES[name], 30)
 
 
 AGENT_SETTINGS = st.fixed_dictionaries({}, optional={

@@ -11,19 +11,19 @@ The regression tests at the end pin the bugs this fuzzing found.
 import matplotlib
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from _fuzz import check, fuzz_settings, run
+from hypothesis import given
 from hypothesis import strategies as st
 
 import aif
 import aif.plotting
 from aif import envs, io, planning
-from aif.errors import AifError, BeliefError, ModelError, ParameterError, PolicyError, StrategyError
+from aif.errors import BeliefError, ModelError, ParameterError, PolicyError, StrategyError
 from aif.rollout import rollout
 
 matplotlib.use("Agg")
 
-SETTINGS = settings(max_examples=20, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = fuzz_settings(20)
 
 MODEL = aif.random_model(np.random.default_rng(0), [3, 2], [3, 2], [2, 2], [[0, 1], [1]], [[0], [1]],
                          dirichlet=True)
@@ -72,32 +72,6 @@ def bad_deps():
 def bad_cell():
     return st.one_of(bad_scalar, st.sampled_from([(9, 0), (0, -1), (0.5, 1), ("a", 0), (0, 0, 0), (0,), (None, 1),
                                                   (np.nan, 0), (1e308, 0)]))
-
-
-def _leaves(out):
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (list, tuple)):
-        for x in out:
-            yield from _leaves(x)
-    elif isinstance(out, (np.ndarray, float, np.floating)):
-        yield np.asarray(out)
-    elif hasattr(out, "__dataclass_fields__"):
-        yield from _leaves([getattr(out, k) for k in out.__dataclass_fields__])
-
-
-def check(call, allowed=()):
-    """``call()`` returns finite numbers, or raises the library's error (or one of ``allowed``)."""
-    try:
-        out = call()
-    except AifError:
-        return None
-    except allowed:
-        return None
-    for x in _leaves(out):
-        if x.dtype.kind in "fc":
-            assert np.isfinite(x).all(), f"a non-finite result: {x}"
-    return out
 
 
 def _unless_big(*values):
@@ -431,14 +405,7 @@ CASES.update({
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_public_functions_raise_the_librarys_error_or_return_finite_values(name):
-    strategy, call = CASES[name]
-
-    @SETTINGS
-    @given(strategy)
-    def run(value):
-        check(lambda: call(value))
-
-    run()
+    run(*CASES[name], 20)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -577,3 +544,9 @@ def test_environments_rollouts_and_plots_check_their_inputs(tmp_path):
         aif.load_model(None)
     with pytest.raises(StrategyError, match="model must be an aif.GenerativeModel"):
         aif.save_model(tmp_path / "m.npz", "model")
+
+
+def test_state_marginals_policy_of_strings():
+    B = np.stack([np.eye(2)] * 2, -1)
+    with pytest.raises(ParameterError, match="policy"):
+        planning.soft_value.state_marginals(B, "x", np.array([0.5, 0.5]))

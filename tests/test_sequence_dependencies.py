@@ -55,7 +55,8 @@ def test_mmp_fixed_point_matches_pymdp_run_mmp_with_B_dependencies():
         actions = [np.stack([rng.integers(u, size=W - 1) for u in nu], -1) for _ in models]
         priors = [[rng.dirichlet(np.ones(s)) for s in ns] for _ in models]
         A = [stack([m.A[i] for m in models]) for i in range(len(no))]
-        B = [stack([np.moveaxis(m.B[f], -1, 0)[a[:, f]] for m, a in zip(models, actions)]) for f in range(nf)]
+        B = [stack([np.moveaxis(m.B[f], -1, 0)[a[:, f]] for m, a in zip(models, actions, strict=True)])
+             for f in range(nf)]
         o = [stack([np.eye(n)[[ob[t][i] for t in range(W)]] for ob in obs]) for i, n in enumerate(no)]
         p = [stack([pr[f] for pr in priors]) for f in range(nf)]
         ref = jax.jit(jax.vmap(lambda A, B, o, p: run_mmp(A, B, o, p, A_deps, B_deps, num_iter=300,
@@ -81,7 +82,7 @@ def _mmp_by_the_equations(model, obs, actions, policy, prior, method):
     for s in joint_states:
         for t in range(W):
             lik[(t, *s)] = np.prod([A_m[(obs[t][m], *[s[g] for g in deps])]
-                                    for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies))])
+                                    for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies, strict=True))])
         for f, deps in enumerate(model.B_dependencies):
             for t in range(L - 1):
                 trans[f][(t, slice(None), *s)] = model.B[f][(slice(None), *[s[g] for g in deps], seq[t, f])]
@@ -149,7 +150,7 @@ def test_actions_may_be_omitted_when_no_factor_has_a_choice(method):
     obs, policies = [[0, 1], [2, 0], [1, 1]], np.zeros((1, 2, 2), int)
     qs, F = infer_sequence(model, obs, None, policies, method=method)
     qs0, F0 = infer_sequence(model, obs, np.zeros((2, 2), int), policies, method=method)
-    for q, q0 in zip(qs, qs0):
+    for q, q0 in zip(qs, qs0, strict=True):
         np.testing.assert_array_equal(q, q0)
     np.testing.assert_array_equal(F, F0)
     chooser = aif.random_model(rng, [3, 2], [3, 2], [1, 2])
@@ -175,7 +176,7 @@ def test_agent_with_mmp_and_interacting_transitions_runs_in_its_environment(cont
         qs, F = infer_sequence(model, agent.obs_window, None if controls == [1, 1] else actions, agent.policies,
                                prior, agent.inference)
         np.testing.assert_array_equal(F, agent.F)
-        for q, q_agent in zip(qs, agent.qs_seq):
+        for q, q_agent in zip(qs, agent.qs_seq, strict=True):
             np.testing.assert_array_equal(q, q_agent)
         agent.infer_policies()
         agent.sample_action()

@@ -7,12 +7,11 @@ from functools import partial
 
 import numpy as np
 import pytest
+from _reference import jax64, markov_blanket, obj, random_case, random_config
 
 import aif
 from aif import Exact, FixedPoint
 from aif.errors import ParameterError
-
-from _reference import jax64, markov_blanket, obj, random_case, random_config
 
 pytest.importorskip("pymdp")
 TOL = 1e-10

@@ -38,12 +38,12 @@ def beliefs(rng, model, n=None):
 
 
 def max_diff(xs, ys):
-    return max(np.abs(np.asarray(x, float) - np.asarray(y, float)).max() for x, y in zip(xs, ys))
+    return max(np.abs(np.asarray(x, float) - np.asarray(y, float)).max() for x, y in zip(xs, ys, strict=True))
 
 
 def test_mean_of_counts_with_zeros_is_the_normalised_counts():
     m = zero_model(np.random.default_rng(0))
-    for p, a in zip(m.pA + m.pB + m.pD, m.A + m.B + m.D):
+    for p, a in zip(m.pA + m.pB + m.pD, m.A + m.B + m.D, strict=True):
         np.testing.assert_array_equal(a == 0, p == 0)
         np.testing.assert_allclose(a, p / p.sum(axis=0), rtol=0, atol=TOL)
 
@@ -69,7 +69,7 @@ def test_updates_with_structural_zeros_match_pymdp_legacy():
         ]
         for ours, ref in pairs:
             worst = max(worst, max_diff(ours, ref))
-        for ours, before in zip(pairs[0][0] + pairs[1][0] + pairs[2][0], m.pA + m.pB + m.pD):
+        for ours, before in zip(pairs[0][0] + pairs[1][0] + pairs[2][0], m.pA + m.pB + m.pD, strict=True):
             assert np.all(ours[before == 0] == 0)
     print("pymdp.legacy updates with structural zeros, 200 models, max |diff|:", worst)
     assert worst < TOL
@@ -104,8 +104,9 @@ def test_unmasked_updates_match_pymdp_1():
             worst = max(worst, max_diff([pB[f]], [ref]))
         # pymdp 1.0 has no D learning; unmasked, update_D adds the belief everywhere.
         qs = [q[0] for q in qs_seq]
-        worst = max(worst, max_diff(update_D(pD, qs, mask_zeros=False), [p + q for p, q in zip(pD, qs)]))
-        assert any((np.asarray(p)[z == 0] > 0).any() for p, z in zip(pA + pB, m.pA + m.pB))  # zeros did learn
+        worst = max(worst, max_diff(update_D(pD, qs, mask_zeros=False), [p + q for p, q in zip(pD, qs, strict=True)]))
+        # zeros did learn
+        assert any((np.asarray(p)[z == 0] > 0).any() for p, z in zip(pA + pB, m.pA + m.pB, strict=True))
     print("pymdp 1.0 updates (mask_zeros=False), 20 models, max |diff|:", worst)
     assert worst < TOL
     jax.clear_caches()
@@ -179,7 +180,7 @@ def test_tmaze_learning_demo_keeps_structural_zeros(online):
             assert np.isfinite(agent.G).all() and np.isfinite(agent.q_pi).all()
         if not online:
             agent.learn()
-    for p, a, z in zip(agent.model.pA, agent.model.A, zeros):
+    for p, a, z in zip(agent.model.pA, agent.model.A, zeros, strict=True):
         assert np.isfinite(p).all() and np.all(p[z] == 0) and np.all(a[z] == 0)
     learned = agent.model.pA[1][REWARD:, RIGHT_ARM:LEFT_ARM + 1]
     assert learned.sum() > 4.0  # the unknown reward counts grew
@@ -192,12 +193,12 @@ def test_forgetting_keeps_structural_zeros():
     prior = [np.where(p == 0, 1.0, p) for p in m.pA]  # positive where the counts are structural zeros
     for to_zero in (None, prior):
         new = update_A(m.pA, obs, qs, forgetting=0.5, prior=to_zero, A_dependencies=m.A_dependencies)
-        assert all(np.all(n[p == 0] == 0) and np.all(n[p > 0] > 0) for n, p in zip(new, m.pA))
+        assert all(np.all(n[p == 0] == 0) and np.all(n[p > 0] > 0) for n, p in zip(new, m.pA, strict=True))
     agent = aif.Agent(m, learning=aif.Learning(forgetting=0.7, learn_D=True))
     for _ in range(3):
         agent.step([int(rng.integers(o)) for o in m.num_obs])
     agent.reset()
-    for new, old in zip(agent.model.pA + agent.model.pB + agent.model.pD, m.pA + m.pB + m.pD):
+    for new, old in zip(agent.model.pA + agent.model.pB + agent.model.pD, m.pA + m.pB + m.pD, strict=True):
         np.testing.assert_array_equal(new == 0, old == 0)
 
 
@@ -206,14 +207,14 @@ def test_unmasked_learning_setting_and_io_round_trip(tmp_path):
     m = zero_model(rng)
     aif.save_model(tmp_path / "m.npz", m)
     loaded = aif.load_model(tmp_path / "m.npz")
-    for a, b in zip(m.pA + m.pB + m.pD + m.A, loaded.pA + loaded.pB + loaded.pD + loaded.A):
+    for a, b in zip(m.pA + m.pB + m.pD + m.A, loaded.pA + loaded.pB + loaded.pD + loaded.A, strict=True):
         np.testing.assert_array_equal(a, b)
     agent = aif.Agent(m, learning=aif.Learning(mask_zeros=False))
     obs = [0] * m.num_modalities
     agent.step(obs)
     expected = update_A(m.pA, obs, agent.qs, A_dependencies=m.A_dependencies, mask_zeros=False)
     assert max_diff(agent.model.pA, expected) == 0
-    assert any((new[old == 0] > 0).any() for new, old in zip(expected, m.pA))  # zeros got evidence
+    assert any((new[old == 0] > 0).any() for new, old in zip(expected, m.pA, strict=True))  # zeros got evidence
     aif.save_agent(tmp_path / "a.npz", agent)
     assert aif.load_agent(tmp_path / "a.npz").learning == aif.Learning(mask_zeros=False)
 

@@ -9,20 +9,19 @@ import functools
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aif
-from aif.errors import AifError, BeliefError, ModelError, ObservationError, ParameterError, PolicyError, StrategyError
+from aif.errors import BeliefError, ModelError, ObservationError, ParameterError, PolicyError, StrategyError
 
 torch = pytest.importorskip("torch")
+from _fuzz import check, run  # noqa: E402
+
 import aif_deep  # noqa: E402
 from aif_deep import learning  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
 
 torch.set_num_threads(1)
-SETTINGS = settings(max_examples=15, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 MODEL = aif.random_model(np.random.default_rng(0), [3, 2], [3, 2], [2, 2], [[0, 1], [1]], [[0], [1]],
                          dirichlet=True)
@@ -35,30 +34,6 @@ HUGE = [10**12, [10**12]]  # refused by a byte budget before anything is allocat
 SMALL = [x for x in BAD_SCALARS if not (isinstance(x, (int, float)) and abs(x) > 1e6)]  # where huge means slow
 
 
-def check(call, also=()):
-    """``call()`` returns finite numbers, or raises the library's error (or ``also``: ``OSError`` for a file, the
-    operating system's word, as in tests/test_fuzz_core.py)."""
-    try:
-        out = call()
-    except (AifError, *also):
-        return
-    for x in _leaves(out):
-        assert torch.isfinite(x).all(), f"a non-finite result: {x}"
-
-
-def _leaves(out):
-    if isinstance(out, torch.Tensor):
-        yield out.detach() if out.is_floating_point() else out.detach().double()
-    elif isinstance(out, np.ndarray) and out.dtype.kind in "fiu":
-        yield torch.as_tensor(out, dtype=torch.float64)
-    elif isinstance(out, dict):
-        for v in out.values():
-            yield from _leaves(v)
-    elif isinstance(out, (list, tuple)):
-        for v in out:
-            yield from _leaves(v)
-
-
 def bad_beliefs():
     return st.one_of(
         st.sampled_from(BAD_SCALARS),
@@ -66,15 +41,6 @@ def bad_beliefs():
                   st.sampled_from([float("nan"), -0.5, 2.0, 0.0]), st.integers(0, 1)),
         st.just([QS[0]]), st.just([QS[0], torch.ones(3, dtype=torch.float64) / 3]), st.just([q.numpy() for q in QS]),
         st.just([QS[0].float(), QS[1]]), st.just([QS[0].to("meta"), QS[1]]), st.just([QS[0].long(), QS[1]]))
-
-
-def _run(strategy, call):
-    @SETTINGS
-    @given(strategy)
-    def run(value):
-        check(lambda: call(value))
-
-    run()
 
 
 def _neural(**kwargs):
@@ -154,7 +120,7 @@ CASES = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_deep_functions_raise_the_librarys_error_or_return_finite_values(name):
-    _run(*CASES[name])
+    run(*CASES[name], 15)
 
 
 @pytest.mark.parametrize("save, load", [(aif_deep.save_agent, aif_deep.load_agent),
@@ -340,7 +306,8 @@ def test_a_bad_E_gets_the_same_error_from_both_agents(E, error, match):
 
 def test_both_agents_refuse_a_model_of_the_wrong_type_with_a_strategy_error():
     for agent in (aif.Agent, aif_deep.Agent):  # aif's was a plain TypeError
-        with pytest.raises(StrategyError, match="^model must (be an aif.GenerativeModel|implement aif_deep.BeliefModel), "
+        with pytest.raises(StrategyError,
+                           match="^model must (be an aif.GenerativeModel|implement aif_deep.BeliefModel), "
                                                 "got str$"):
             agent("m")
 
@@ -353,3 +320,9 @@ def test_the_policy_evaluator_checks_belief_values_unless_told_not_to():
     with pytest.raises(BeliefError, match=r"^qs\[1\] is not a probability vector: it sums to 2, not 1$"):
         ev.posterior([QS[0], 2 * QS[1]])
     assert torch.isnan(ev(nan, check_values=False)[0]).any()  # shapes only: no host synchronisation
+
+
+def test_neural_model_counts_its_information_gain_noise():
+    """The noise drawn for the information-gain estimator (info_gain_samples per modality) is in the budget."""
+    with pytest.raises(ParameterError, match="information-gain noise of modality 0"):
+        NeuralModel([2], [2], [Categorical(3)], info_gain_samples=10**12)
