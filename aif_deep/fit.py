@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 import aif
-from aif.checks import check_index, check_positive
+from aif.checks import check_choice, check_index, check_positive
 from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions, Term
 from aif.errors import ObservationError, ParameterError, PolicyError, StrategyError
@@ -165,8 +165,7 @@ def fit(model: TabularModel, observations: ArrayLike, actions: ArrayLike, params
     if not isinstance(params, (list, tuple)) or not all(isinstance(name, str) for name in params):
         raise ParameterError(f"params must be a list of names such as ('gamma', 'C[1]'), got {params!r:.200}")
     check_positive(lr, "lr")
-    if not isinstance(sampling, str):  # an array would reach aif's check_choice, which compares it elementwise
-        raise ParameterError(f"sampling must be 'full' or 'marginal', got {sampling!r:.100}")
+    check_choice(sampling, "sampling", ("full", "marginal"))
     steps = check_index(steps, "steps")
     device, dtype = model.device, model.dtype
     obs, act = _prepare_data(observations, actions, device, len(model.num_obs), len(model.num_controls))
