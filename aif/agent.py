@@ -20,8 +20,16 @@ from typing import Any, cast
 
 import numpy as np
 
-from .checks import check_beliefs, check_choice, check_integer, check_policies, check_positive
-from .control import enumerate_policies, policy_posterior, predict_policies, prefix_tree_efe, select_action
+from .checks import check_beliefs, check_choice, check_integer, check_log_habits, check_policies, check_positive
+from .control import (
+    draw_action,
+    enumerate_policies,
+    policy_posterior,
+    posterior_of,
+    predict_policies,
+    prefix_tree_efe,
+    selection_probabilities,
+)
 from .efe import DEFAULT_TERMS, EFEOptions, check_counts, check_efe_size, check_terms
 from .errors import CallOrderError, ParameterError, StrategyError
 from .inference import FixedPoint, log_likelihood
@@ -275,8 +283,9 @@ class Agent:
         if self.q_pi is None:
             raise CallOrderError("sample_action needs q_pi: call infer_policies() first")
         policies = self.policies if self.plan is None else self.plan.policies
-        self.action = select_action(self.q_pi, policies, self.selection.mode, self.rng, self.alpha,
-                                    self.selection.sampling)
+        mode, sampling = self.selection.mode, self.selection.sampling
+        probs = selection_probabilities(self.q_pi, policies, mode, self.alpha, sampling)
+        self.action = draw_action(probs, policies, mode, self.rng, sampling)
         self.prior = self._cycle.next_prior()
         self.t += 1
         return self.action
@@ -329,7 +338,10 @@ class _OneStep:
 
     def infer_policies(self) -> tuple[np.ndarray, np.ndarray, dict]:
         G, terms, E = self.score()
-        return policy_posterior(G, E, self.agent.gamma), G, terms
+        if self.agent.planner is not None:  # a planner's G is checked as a caller's would be
+            return policy_posterior(G, E, self.agent.gamma), G, terms
+        ln_E = 0.0 if E is None else self.agent.model.derived("ln E", lambda: check_log_habits(E, len(E)))
+        return posterior_of(G, ln_E, self.agent.gamma), G, terms
 
     def next_prior(self) -> list:
         a = self.agent

@@ -23,7 +23,18 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import checks
-from .efe import DEFAULT_TERMS, EFEOptions, Term, check_counts, check_efe_size, check_terms, combine, step_terms
+from .efe import (
+    DEFAULT_TERMS,
+    EFEOptions,
+    InductiveCost,
+    Novelty,
+    Term,
+    check_counts,
+    check_efe_size,
+    check_terms,
+    combine,
+    step_terms,
+)
 from .errors import ParameterError, PolicyError
 from .maths import CLIP, batch_contract, softmax
 from .model import GenerativeModel
@@ -99,7 +110,8 @@ def _expand(model, qs_parents, parent, actions):
         S_next, U = B_f.shape[0], B_f.shape[-1]
         if deps == [f] and U > 1:
             q = qs_parents[f]  # (n_parents, S)
-            every = (q @ B_f.transpose(1, 2, 0).reshape(q.shape[1], U * S_next)).reshape(-1, U, S_next)
+            B_all = model.derived(("B (S, U S')", f), lambda B_f=B_f: B_f.transpose(1, 2, 0).reshape(-1, U * S_next))
+            every = (q @ B_all).reshape(-1, U, S_next)
             out.append(every[parent, actions[:, f]])
         else:
             out.append(_transition(B_f, [qs_parents[g][parent] for g in deps], actions[:, f]))
@@ -182,10 +194,14 @@ def prefix_tree_efe(model: GenerativeModel, qs: Sequence[np.ndarray], policies: 
     P, H, _ = policies.shape
     out: dict[str, np.ndarray] = {}
     qs_t = [q[None] for q in qs]  # beliefs of the distinct prefixes of the previous step: (n, S_f)
+    # The beliefs before each step and at the root are read by the novelty of B and the inductive cost only.
+    previous = any(isinstance(term, Novelty) and term.param == "B" for term in terms)
+    rooted = any(isinstance(term, InductiveCost) for term in terms)
     for t, (parent, actions, inverse) in enumerate(policy_prefixes(policies)):
         qs_next = _expand(model, qs_t, parent, actions)
-        root = [np.broadcast_to(q, (len(parent), q.shape[-1])) for q in qs]
-        step = step_terms(model, qs_next, [q[parent] for q in qs_t], root, actions, t, terms, options)
+        root = [np.broadcast_to(q, (len(parent), q.shape[-1])) for q in qs] if rooted else None
+        qs_prev = [q[parent] for q in qs_t] if previous else None
+        step = step_terms(model, qs_next, qs_prev, root, actions, t, terms, options)
         for name, value in step.items():
             out[name] = out.get(name, 0.0) + value[inverse]
         qs_t, last = qs_next, inverse
@@ -206,7 +222,11 @@ def policy_posterior(G: ArrayLike, E: ArrayLike | None = None, gamma: float = 16
         raise ParameterError(f"G must have shape (..., num_policies) with at least one policy, got {G.shape}")
     if not np.isfinite(G).all():
         raise ParameterError(f"G has a non-finite entry at index {checks.first_index(~np.isfinite(G))}")
-    ln_E = checks.check_log_habits(E, G.shape[-1])
+    return posterior_of(G, checks.check_log_habits(E, G.shape[-1]), gamma)
+
+
+def posterior_of(G: np.ndarray, ln_E: np.ndarray | float, gamma: float) -> np.ndarray:
+    """``policy_posterior`` on checked inputs: finite ``G`` ``(..., P)``, ``ln_E`` = ln E (or 0), gamma > 0."""
     if gamma * float(np.abs(G).max(initial=0.0)) < 1e300:
         return softmax(-gamma * G + ln_E, axis=-1)
     # gamma x G would overflow (gamma = 1e308): G is shifted by its lowest value among the policies E allows
@@ -222,16 +242,28 @@ def action_marginals(q_pi: ArrayLike, policies: ArrayLike, num_controls: Sequenc
     """p(u_f) = sum of q(pi) over the policies whose first action for factor f is u, one vector per factor."""
     q_pi, policies = checks.check_policy_weights(q_pi, policies), np.asarray(policies)
     checks.check_probability(q_pi, "q_pi", ParameterError)
+    return marginals_of(q_pi, policies, _check_controls(policies, num_controls))
+
+
+def _check_controls(policies: np.ndarray, num_controls: Sequence[int] | None) -> Sequence[int] | None:
+    """``num_controls``, checked to cover every first action of ``policies`` (``None`` passes)."""
     if not np.issubdtype(policies.dtype, np.integer) or (policies < 0).any():
         raise PolicyError(f"policies must hold actions >= 0 (integers), got dtype {policies.dtype}")
     least = policies[:, 0, :].max(axis=0) + 1
-    if num_controls is None:
-        num_controls = least
-    elif len(checks.check_sequence(num_controls, "num_controls", PolicyError)) != len(least) or any(
+    if num_controls is not None and (
+            len(checks.check_sequence(num_controls, "num_controls", PolicyError)) != len(least) or any(
             checks.check_integer(u, f"num_controls[{f}]", error=PolicyError) < n for f, (u, n) in
-            enumerate(zip(num_controls, least, strict=True))):
+            enumerate(zip(num_controls, least, strict=True)))):
         raise PolicyError(f"num_controls = {num_controls} must give, for each of the {len(least)} factors, at least "
                           f"{least.tolist()} controls (the largest action in policies + 1)")
+    return num_controls
+
+
+def marginals_of(q_pi: np.ndarray, policies: np.ndarray, num_controls: Sequence[int] | None = None
+                 ) -> list[np.ndarray]:
+    """``action_marginals`` on checked inputs; ``num_controls`` defaults to the largest first action + 1."""
+    if num_controls is None:
+        num_controls = policies[:, 0, :].max(axis=0) + 1
     return [np.bincount(policies[:, 0, f], weights=q_pi, minlength=int(u)) for f, u in enumerate(num_controls)]
 
 
@@ -247,9 +279,17 @@ def action_probabilities(q_pi: ArrayLike, policies: ArrayLike, mode: str = "dete
     """
     q, pols = checks.check_selection(q_pi, policies, mode, sampling)
     alpha = checks.check_positive(alpha, "alpha", zero=True)
+    if sampling == "marginal":
+        num_controls = _check_controls(pols, num_controls)
+    return selection_probabilities(q, pols, mode, alpha, sampling, num_controls)
+
+
+def selection_probabilities(q_pi: np.ndarray, policies: np.ndarray, mode: str, alpha: float, sampling: str,
+                            num_controls: Sequence[int] | None = None) -> np.ndarray | list[np.ndarray]:
+    """``action_probabilities`` on checked inputs (an Agent's own q(pi) and policies)."""
     if sampling == "full":
-        return q if mode == "deterministic" else _sharpen(q, alpha)
-    marginals = action_marginals(q, pols, num_controls)
+        return q_pi if mode == "deterministic" else _sharpen(q_pi, alpha)
+    marginals = marginals_of(q_pi, policies, num_controls)
     return marginals if mode == "deterministic" else [_sharpen(p, alpha) for p in marginals]
 
 
@@ -277,10 +317,16 @@ def select_action(q_pi: ArrayLike, policies: ArrayLike, mode: str = "determinist
     """
     if checks.check_choice(mode, "mode", ("deterministic", "stochastic")) == "stochastic" and rng is None:
         raise ParameterError("stochastic action selection needs rng (a np.random.Generator)")
-    probs = action_probabilities(q_pi, policies, mode, alpha, sampling)
+    return draw_action(action_probabilities(q_pi, policies, mode, alpha, sampling), np.asarray(policies), mode, rng,
+                       sampling)
+
+
+def draw_action(probs: np.ndarray | list[np.ndarray], policies: np.ndarray, mode: str,
+                rng: np.random.Generator | None, sampling: str) -> np.ndarray:
+    """The action ``(num_factors,)`` that ``select_action`` chooses from ``selection_probabilities``' output."""
     if sampling == "full":
         idx = int(np.argmax(probs)) if mode == "deterministic" else int(rng.choice(len(probs), p=probs))  # type: ignore[union-attr]
-        return np.asarray(policies)[idx, 0].astype(int)
+        return policies[idx, 0].astype(int)
     if mode == "deterministic":
         return np.array([int(np.argmax(p)) for p in probs])
     return np.array([int(rng.choice(len(p), p=p)) for p in probs])  # type: ignore[union-attr]

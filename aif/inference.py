@@ -118,6 +118,7 @@ class FixedPoint(StateInference):
         if num_factors == 1:
             # One factor: the fixed point is reached in one step from any start.
             return [softmax(sum(log_likelihoods) + log_prior[0])]
+        log_likelihoods, A_dependencies = by_dependencies(log_likelihoods, A_dependencies)
         qs = uniform_like([len(lp) for lp in log_prior])
         vfe = _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, self.guard,
                               accuracy=not self.legacy_initial_vfe)
@@ -165,6 +166,17 @@ class Exact(StateInference):
         post /= post.sum()
         axes = range(len(num_states))
         return [post.sum(axis=tuple(a for a in axes if a != f)) for f in axes]
+
+
+def by_dependencies(log_likelihoods: list, A_dependencies: list) -> tuple[list, list]:
+    """The log-likelihoods of modalities that read the same factors (in the same order), summed: one tensor per
+    distinct dependency list. ln p(o | s) is the same sum, so every expectation of it is unchanged (up to
+    rounding), with one contraction per group instead of one per modality."""
+    groups: dict[tuple, np.ndarray] = {}
+    for logL_m, deps in zip(log_likelihoods, A_dependencies, strict=True):
+        key = tuple(deps)
+        groups[key] = groups[key] + logL_m if key in groups else logL_m
+    return list(groups.values()), [list(key) for key in groups]
 
 
 def _expected_log_likelihood(qs, f, log_likelihoods, A_dependencies):

@@ -72,8 +72,9 @@ def softmax(x, axis=-1):
     Hand-written rather than scipy.special.softmax: the same arithmetic with about 10x less call overhead on
     the small vectors of an agent's step (measured: 2 us against 25 us for 4 entries).
     """
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    x = np.asarray(x)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 def factor_dot(T, qs, axes, keep=()):
@@ -101,8 +102,8 @@ def _subscripts(ndim, axes, keep):
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
     """x - logsumexp(x) along the last axis (C's log-softmax); scipy's version costs ~100 us of overhead per call."""
-    top = np.max(x, axis=-1, keepdims=True)
-    return x - top - np.log(np.sum(np.exp(x - top), axis=-1, keepdims=True))
+    top = x.max(axis=-1, keepdims=True)
+    return x - top - np.log(np.exp(x - top).sum(axis=-1, keepdims=True))
 
 
 def batch_contract(T, qs):

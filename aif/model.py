@@ -17,7 +17,7 @@ Shapes (``S_f = num_states[f]``, ``O_m = num_obs[m]``, ``U_f = num_controls[f]``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -54,6 +54,9 @@ class GenerativeModel:
 
     Raises:
         ModelError: a shape, value or dependency check failed; the message names the array and index.
+
+    A model holds its own copies of the arrays and is not changed after it is built: to change one, build a new
+    model with ``replace`` (learning does). Tables derived from it are computed once (``derived``).
     """
 
     # C, D and the dependencies may be given as None; after __post_init__ they are lists.
@@ -109,6 +112,15 @@ class GenerativeModel:
     @property
     def num_modalities(self) -> int:
         return len(self.A)
+
+    def derived(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per model and ``key``: a table the cycle reads at every step (the entropy of
+        A's columns, ln C under a convention). A model's arrays are not changed in place (``replace`` builds a
+        changed model, as learning does), so what is derived from them stays valid."""
+        tables = self.__dict__.setdefault("_derived", {})
+        if key not in tables:
+            tables[key] = make()
+        return tables[key]
 
     def replace(self, **changes: Any) -> "GenerativeModel":
         """A copy with some arrays replaced (validated again)."""
