@@ -18,6 +18,7 @@ values (``EFEOptions``, ``Guards``, ``aif.maths.LogGuard``) passed to every engi
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC
 from collections.abc import Callable, Sequence
@@ -291,6 +292,11 @@ def log_preferences(C_m: np.ndarray, t: int | np.ndarray, options: EFEOptions) -
     return log_softmax(C_t) if guard.kind == "exact" else guard(softmax(C_t))
 
 
+def _column_entropy(A_m: np.ndarray, guard: LogGuard) -> np.ndarray:
+    """H[p(o | s)] for every state: ``-sum_o A_m ln A_m`` under ``guard``, shape ``A_m.shape[1:]``."""
+    return -guard.xlogx(A_m).sum(axis=0)
+
+
 def _preferences_at(model: GenerativeModel, m: int, t: int | np.ndarray, options: EFEOptions) -> np.ndarray:
     """``log_preferences(model.C[m], t, options)`` read from a table of every column, made once per model."""
     C_m = model.C[m]
@@ -368,7 +374,7 @@ def step_terms(model: GenerativeModel, qs: Beliefs, qs_prev: Beliefs | None, qs_
     joints = _Joints(qs)
     qo = []
     for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies, strict=True)):
-        H_A = model.derived(("H[A]", m, guards.likelihood), lambda A_m=A_m: -guards.likelihood.xlogx(A_m).sum(axis=0))
+        H_A = model.derived(("H[A]", m, guards.likelihood), functools.partial(_column_entropy, A_m, guards.likelihood))
         qo_m, ambiguity = joints.expect([A_m, H_A[None]], deps)
         if guards.state_floor > 0:  # joint states at or below the floor leave the ambiguity and H[q(o)]
             q_joint = joints.joint(deps)
