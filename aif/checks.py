@@ -245,6 +245,8 @@ def check_obs_window(model: GenerativeModel, obs_window: Any) -> list:
 
 def check_outcome(o: Any, n: int, m: int) -> int | np.ndarray:
     """One modality's observation: an outcome index (returned as ``int``) or a probability vector ``(n,)``."""
+    if isinstance(o, (int, np.integer)) and not isinstance(o, (bool, np.bool_)) and 0 <= o < n:
+        return int(o)  # the common case, without building an array
     arr = np.asarray(o)
     if arr.ndim == 0:
         if not np.issubdtype(arr.dtype, np.integer) or isinstance(o, (bool, np.bool_)):

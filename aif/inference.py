@@ -44,6 +44,7 @@ others fixed, so F never increases, and it iterates until F changes by less than
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,11 +233,16 @@ def log_likelihood(model: GenerativeModel, obs: Any, guard: LogGuard, soft_obs: 
     """ln p(o_m | s) per modality, shape ``(*S_f for f in A_dependencies[m])``, under ``guard``; a probability
     vector ``o`` by the rule ``soft_obs`` (``"mixture"``: guard(sum_o o[o] A[o]); ``"expected_log"``:
     sum_o o[o] guard(A[o]))."""
-    if check_choice(soft_obs, "soft_obs", SOFT_OBS) == MIXTURE:
-        return [guard(L) for L in likelihoods(model, obs)]
-    # Outcomes of probability 0 add nothing (0 ln 0 = 0 under every guard).
-    return [guard(A_m[o]) if isinstance(o, int) else np.tensordot(o[o > 0], guard(A_m[o > 0]), axes=(0, 0))
-            for A_m, o in zip(model.A, check_obs(model, obs), strict=True)]
+    mixture = check_choice(soft_obs, "soft_obs", SOFT_OBS) == MIXTURE
+    out = []
+    for m, (A_m, o) in enumerate(zip(model.A, check_obs(model, obs), strict=True)):
+        if isinstance(o, int):  # guard(A[o]), read from guard(A) computed once per model
+            out.append(model.derived(("ln A", m, guard), functools.partial(guard, A_m))[o])
+        elif mixture:
+            out.append(guard(np.tensordot(o, A_m, axes=(0, 0))))
+        else:  # outcomes of probability 0 add nothing (0 ln 0 = 0 under every guard)
+            out.append(np.tensordot(o[o > 0], guard(A_m[o > 0]), axes=(0, 0)))
+    return out
 
 
 def infer_states(model: GenerativeModel, obs: Any, prior: list | None = None, method: Any = None,
