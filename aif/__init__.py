@@ -4,7 +4,7 @@ The tabular core: a POMDP generative model (A, B, C, D, E), fixed-point state in
 expected free energy, the policy posterior and action selection, and an ``Agent`` that runs the cycle.
 """
 
-from . import checks, envs, io, planning, strategies, utils  # noqa: I001  (subpackages; aif.plotting on demand: matplotlib)
+from . import checks, envs, io, labels, planning, strategies, utils  # noqa: I001  (subpackages; aif.plotting on demand: matplotlib)
 from .agent import Agent, Learning, Selection
 from .checks import check_model
 from .control import (action_marginals, action_probabilities, enumerate_policies, expected_free_energy,
@@ -13,10 +13,13 @@ from .efe import (DEFAULT_TERMS, Ambiguity, EFEOptions, Guards, InductiveCost, I
                   TerminalValue, Utility, pA_info_gain, pB_info_gain)
 from .errors import (AifError, BeliefError, CallOrderError, ModelError, ObservationError, ParameterError, PolicyError,
                      StrategyError)
+from .filtering import (Filtered, FreeEnergy, Smoothed, VariationalFiltering, filter_states, forward_backward,
+                        free_energy_terms, sequence_free_energy, smooth)
 from .inference import Exact, FixedPoint, infer_states, log_evidence, variational_free_energy
 from .io import FormatError, load_agent, load_model, save_agent, save_model
-from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNorm, reduce_dirichlet, spm_wnorm, update_A, update_B,
-                       update_D)
+from .labels import LabelledModel, compile_model
+from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNorm, LevelEvidence, level_evidence, prune_by_evidence,
+                       prune_model, reduce_dirichlet, spm_wnorm, update_A, update_B, update_D)
 from .model import GenerativeModel, random_model
 from .rollout import Trajectory, rollout
 from .sequence import MarginalMessagePassing, SequenceTrace, VariationalMessagePassing, infer_sequence
@@ -30,12 +33,16 @@ __all__ = [
     "CallOrderError", "checks", "strategies",
     "GenerativeModel", "check_model", "random_model",
     "FixedPoint", "Exact", "infer_states", "variational_free_energy", "log_evidence",
+    "VariationalFiltering", "filter_states", "Filtered", "forward_backward", "smooth", "Smoothed",
+    "sequence_free_energy", "free_energy_terms", "FreeEnergy",
     "EFEOptions", "Guards", "Term", "Utility", "Risk", "Ambiguity", "InfoGain", "Novelty", "InductiveCost",
     "TerminalValue", "DEFAULT_TERMS", "enumerate_policies", "expected_free_energy", "policy_posterior", "select_action",
     "action_marginals", "action_probabilities", "predict", "expected_states", "expected_outcomes",
     "Agent", "Learning", "Selection",
     "update_A", "update_B", "update_D", "pA_info_gain", "pB_info_gain", "spm_wnorm", "reduce_dirichlet",
     "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT",
+    "prune_model", "level_evidence", "prune_by_evidence", "LevelEvidence",
+    "labels", "compile_model", "LabelledModel",
     "MarginalMessagePassing", "VariationalMessagePassing", "infer_sequence", "SequenceTrace",
     "SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average",
     "rollout", "Trajectory", "envs", "planning", "io", "utils",

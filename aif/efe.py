@@ -472,11 +472,11 @@ def check_efe_size(model: GenerativeModel, P: int, H: int, terms: Sequence[Term]
 
 
 def _counts(p, name, axes):
-    """Dirichlet counts, finite and non-negative (zeros are masked), one array of ``axes`` or more per modality
-    or factor."""
+    """Dirichlet counts, finite and non-negative with a positive total per column (zeros are masked), one array
+    of ``axes`` or more per modality or factor."""
     out = checks.check_array_list(p, name)
     for i, x in enumerate(out):
-        checks.check_finite(x, f"{name}[{i}]")
+        checks.check_dirichlet(x, f"{name}[{i}]")
         if x.ndim < axes:
             raise ModelError(f"{name}[{i}] has shape {x.shape}, expected at least {axes} axes")
     return out

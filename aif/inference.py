@@ -49,11 +49,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import xlogy
 
 from .checks import check_beliefs, check_choice, check_integer, check_joint_size, check_obs
 from .errors import ParameterError
-from .maths import CLIP, LEGACY, LogGuard, check_guard, factor_dot, outer, softmax
+from .maths import CLIP, LEGACY, LogGuard, check_guard, factor_dot, softmax
 from .model import GenerativeModel, uniform_like
 from .strategies import NUMPY, StateInference, require
 
@@ -121,18 +120,18 @@ class FixedPoint(StateInference):
             return [softmax(sum(log_likelihoods) + log_prior[0])]
         log_likelihoods, A_dependencies = by_dependencies(log_likelihoods, A_dependencies)
         qs = uniform_like([len(lp) for lp in log_prior])
-        vfe = _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, self.guard,
+        vfe = mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, self.guard,
                               accuracy=not self.legacy_initial_vfe)
         for _ in range(self.num_iter):
             if self.schedule == "sequential":
                 for f in range(num_factors):
-                    qs[f] = softmax(_expected_log_likelihood(qs, f, log_likelihoods, A_dependencies) + log_prior[f])
+                    qs[f] = softmax(expected_log_likelihood(qs, f, log_likelihoods, A_dependencies) + log_prior[f])
             else:
-                qs = [softmax(_expected_log_likelihood(qs, f, log_likelihoods, A_dependencies) + log_prior[f])
+                qs = [softmax(expected_log_likelihood(qs, f, log_likelihoods, A_dependencies) + log_prior[f])
                       for f in range(num_factors)]
             if self.tol is None and trace is None:
                 continue
-            new_vfe = _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, self.guard)
+            new_vfe = mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, self.guard)
             if trace is not None:
                 trace.append(new_vfe)
             if self.tol is not None and abs(vfe - new_vfe) < self.tol:
@@ -162,7 +161,7 @@ class Exact(StateInference):
     def __call__(self, log_likelihoods, log_prior, A_dependencies, trace=None):
         num_states = [len(lp) for lp in log_prior]
         check_joint_size(num_states, self.max_bytes, "Exact")
-        joint = _broadcast_joint(log_likelihoods, log_prior, A_dependencies, num_states)
+        joint = broadcast_joint(log_likelihoods, log_prior, A_dependencies, num_states)
         post = np.exp(joint - joint.max())
         post /= post.sum()
         axes = range(len(num_states))
@@ -180,7 +179,7 @@ def by_dependencies(log_likelihoods: list, A_dependencies: list) -> tuple[list, 
     return list(groups.values()), [list(key) for key in groups]
 
 
-def _expected_log_likelihood(qs, f, log_likelihoods, A_dependencies):
+def expected_log_likelihood(qs: list, f: int, log_likelihoods: list, A_dependencies: list) -> np.ndarray:
     """E_{q(s_not f)}[ln p(o | s)] as a function of s_f: sum over modalities that depend on factor f."""
     out = np.zeros(len(qs[f]))
     for logL_m, deps in zip(log_likelihoods, A_dependencies, strict=True):
@@ -191,7 +190,8 @@ def _expected_log_likelihood(qs, f, log_likelihoods, A_dependencies):
     return out
 
 
-def _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, guard, accuracy=True):
+def mean_field_vfe(qs: list, log_prior: list, log_likelihoods: list, A_dependencies: list, guard: LogGuard,
+                   accuracy: bool = True) -> float:
     """F = sum_f q_f . (ln q_f - ln p_f) - sum_m E_q[ln p(o_m | s)], with the method's log guard."""
     vfe = sum(q @ (guard(q) - lp) for q, lp in zip(qs, log_prior, strict=True))
     if accuracy:
@@ -206,7 +206,7 @@ def on_joint(x_m: np.ndarray, deps: list, num_states: list) -> np.ndarray:
     return np.transpose(x_m, np.argsort(deps)).reshape(shape)
 
 
-def _broadcast_joint(log_likelihoods, log_prior, A_dependencies, num_states):
+def broadcast_joint(log_likelihoods: list, log_prior: list, A_dependencies: list, num_states: list) -> np.ndarray:
     """ln p(o | s) + ln p(s) on the full joint state space, shape ``num_states``."""
     joint = np.zeros(num_states)
     for logL_m, deps in zip(log_likelihoods, A_dependencies, strict=True):
@@ -270,15 +270,12 @@ def infer_states(model: GenerativeModel, obs: Any, prior: list | None = None, me
 def variational_free_energy(model: GenerativeModel, obs: Any, qs: list, prior: list | None = None) -> float:
     """F = E_q[ln q(s) - ln p(o, s)] for mean-field beliefs ``qs`` (exact logs, 0 ln 0 = 0).
 
-    F >= -ln p(o), with equality when ``qs`` is the exact posterior and that posterior factorises.
+    F >= -ln p(o), with equality when ``qs`` is the exact posterior and that posterior factorises. Its terms
+    (entropy, cross-entropy with the prior, accuracy): ``aif.free_energy_terms``, of which this is ``.vfe``.
     """
-    qs = check_beliefs(model, qs, "qs")
-    prior = model.D if prior is None else check_beliefs(model, prior)
-    vfe = sum(float(xlogy(q, q).sum() - xlogy(q, p).sum()) for q, p in zip(qs, prior, strict=True))
-    for L_m, deps in zip(likelihoods(model, obs), model.A_dependencies, strict=True):
-        q_joint = outer([qs[f] for f in deps])
-        vfe -= float(xlogy(q_joint, L_m).sum())
-    return vfe
+    from .filtering import free_energy_terms  # (filtering builds on this module)
+
+    return free_energy_terms(model, obs, qs, prior).vfe
 
 
 def log_evidence(model: GenerativeModel, obs: Any, prior: list | None = None, max_bytes: int = 1 << 30) -> float:
@@ -286,7 +283,7 @@ def log_evidence(model: GenerativeModel, obs: Any, prior: list | None = None, ma
     ``max_bytes`` of it is refused before it is allocated)."""
     check_joint_size(model.num_states, check_integer(max_bytes, "max_bytes"), "log_evidence")
     prior = model.D if prior is None else check_beliefs(model, prior)
-    joint = _broadcast_joint([np.log(L) for L in likelihoods(model, obs)],
+    joint = broadcast_joint([np.log(L) for L in likelihoods(model, obs)],
                              [np.log(p) for p in prior], model.A_dependencies, model.num_states)
     top = joint.max()
     return float(top + np.log(np.exp(joint - top).sum()))

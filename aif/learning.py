@@ -9,6 +9,7 @@ Learning (one time step; every function is pure and returns new arrays)::
     pA[m]'          = forgetting * pA[m] + lr * o_m ⊗ qs[g] ⊗ ... (g in A_dependencies[m])
     pB[f]'          = forgetting * pB[f]                                       (every action slice)
     pB[f]'[..., u]  += lr * qs[f] ⊗ qs_prev[g] ⊗ ...   (g in B_dependencies[f], u = action[f])
+                    (or += lr * joint[f], a pairwise posterior q(s_f', s_g, ...) from smoothing)
     pD[f]'          = forgetting * pD[f] + lr * qs[f]
 
 ``o_m`` is a one-hot vector or a probability vector; ⊗ is the outer product. With ``forgetting = 1``
@@ -43,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -52,10 +53,9 @@ from scipy.special import digamma, gammaln
 from . import checks
 from .errors import BeliefError, ModelError, ParameterError, PolicyError
 from .maths import EPS, LEGACY_EPS, outer
+from .model import GenerativeModel
 from .strategies import Learner
-
-if TYPE_CHECKING:
-    from .model import GenerativeModel
+from .utils import normalize
 
 # ----------------------------------------------------------------------------------------------------------
 # Novelty weights
@@ -190,40 +190,63 @@ def update_A(pA: Sequence[ArrayLike], obs: Sequence[Any], qs: Sequence[ArrayLike
     return out
 
 
-def update_B(pB: Sequence[ArrayLike], qs: Sequence[ArrayLike], qs_prev: Sequence[ArrayLike], action: ArrayLike,
-             lr: float = 1.0, forgetting: float = 1.0, *, B_dependencies: Sequence[Sequence[int]] | None = None,
-             factors: Sequence[int] | None = None, prior: Sequence[ArrayLike] | None = None,
-             mask_zeros: bool = True) -> list:
+def update_B(pB: Sequence[ArrayLike], qs: Sequence[ArrayLike] | None, qs_prev: Sequence[ArrayLike] | None,
+             action: ArrayLike, lr: float = 1.0, forgetting: float = 1.0, *,
+             B_dependencies: Sequence[Sequence[int]] | None = None, factors: Sequence[int] | None = None,
+             prior: Sequence[ArrayLike] | None = None, mask_zeros: bool = True,
+             joint: Sequence[ArrayLike] | None = None) -> list:
     """Dirichlet update of the transition counts after one transition under ``action``.
 
-    ``pB[f]' = forgetting * pB[f]``, then ``pB[f]'[..., action[f]] += lr * qs[f] ⊗ qs_prev[g] ⊗ ...`` for
-    ``g`` in ``B_dependencies[f]``.
+    ``pB[f]' = forgetting * pB[f]``, then ``pB[f]'[..., action[f]] += lr * q_f``, where ``q_f`` is the belief
+    about the transition: the outer product of marginals ``qs[f] ⊗ qs_prev[g] ⊗ ...`` (``g`` in
+    ``B_dependencies[f]``), or, given ``joint``, the pairwise posterior ``joint[f]`` that smoothing gives, which
+    keeps the correlation between the two time steps that the product of marginals discards.
 
     Args:
         pB: counts, ``pB[f]`` of shape ``(num_states[f], *num_states[g] for g in B_dependencies[f],
             num_controls[f])``, non-negative.
-        qs: beliefs after the transition, ``qs[f]`` of shape ``(num_states[f],)``.
-        qs_prev: beliefs before it, same shapes.
+        qs: beliefs after the transition, ``qs[f]`` of shape ``(num_states[f],)``; ``None`` with ``joint``.
+        qs_prev: beliefs before it, same shapes; ``None`` with ``joint``.
         action: ``(num_factors,)`` int, the action taken on each factor (0 on an uncontrolled factor).
         lr: learning rate, >= 0.
         forgetting: in (0, 1]; the old counts (every action slice) are multiplied by it (1 = none).
         B_dependencies: factors each factor's transition depends on; ``[[0], [1], ...]`` by default.
         factors: indices of the factors to update (all by default); the others are returned as copies.
         prior, mask_zeros: as in ``update_A``.
+        joint: instead of ``qs`` and ``qs_prev``, one joint distribution per factor, ``joint[f]`` of shape
+            ``(num_states[f], *num_states[g] for g in B_dependencies[f])`` (the shape of ``pB[f]`` without the
+            control axis), summing to 1: ``joint[f][s, i, ...] = q(s_f = s after the transition, s_g = i, ...
+            before it)``. This is one time step of pymdp 1.0's ``joint_beliefs[f]`` (its arrays carry a leading
+            ``(T - 1)`` time axis that ``update_state_transition_dirichlet`` sums over; call this once per
+            transition); with ``B_dependencies[f] == [f]`` it is the ``(next, current)`` pairwise posterior of
+            pymdp 1.0's smoothing (``joint_dist_factor``). ``aif.filtering``'s smoothing gives these joints
+            with the time axis in front: pass ``[j[t] for j in smoothed.joints]`` for the transition into step
+            ``t + 1``.
 
     Returns:
         New counts, a list of fresh arrays shaped like ``pB``.
 
     Raises:
-        ParameterError, ModelError, BeliefError as ``update_A``; PolicyError: an action out of range.
+        ParameterError, ModelError, BeliefError as ``update_A`` (BeliefError also when both or neither of
+        ``joint`` and ``qs``/``qs_prev`` are given); PolicyError: an action out of range.
     """
     checks.check_rates(lr, forgetting)
     pB = checks.check_count_list(pB, "pB")
-    qs = checks.check_array_list(qs, "qs", BeliefError)
-    qs_prev = checks.check_array_list(qs_prev, "qs_prev", BeliefError)
     nf = len(pB)
-    if len(qs) != nf or len(qs_prev) != nf:
-        raise BeliefError(f"qs and qs_prev must have one vector per factor ({nf}), got {len(qs)} and {len(qs_prev)}")
+    both = joint is not None and (qs is not None or qs_prev is not None)
+    if both or (joint is None and (qs is None or qs_prev is None)):
+        raise BeliefError("update_B takes the beliefs about the transition either as qs and qs_prev (marginals) or "
+                          "as joint (pairwise posteriors), not both or neither")
+    if joint is not None:
+        joint = checks.check_array_list(joint, "joint", BeliefError)
+        if len(joint) != nf:
+            raise BeliefError(f"joint must have one array per factor ({nf}), got {len(joint)}")
+    else:
+        qs = checks.check_array_list(qs, "qs", BeliefError)
+        qs_prev = checks.check_array_list(qs_prev, "qs_prev", BeliefError)
+        if len(qs) != nf or len(qs_prev) != nf:
+            raise BeliefError(f"qs and qs_prev must have one vector per factor ({nf}), got {len(qs)} and "
+                              f"{len(qs_prev)}")
     action = np.asarray(action)
     if action.shape != (nf,) or not np.issubdtype(action.dtype, np.integer):
         raise PolicyError(f"action must be an integer array of shape ({nf},), one action per factor; got "
@@ -240,13 +263,25 @@ def update_B(pB: Sequence[ArrayLike], qs: Sequence[ArrayLike], qs_prev: Sequence
         if not 0 <= u < num_controls:
             raise PolicyError(f"action {u} is out of range for factor {f} with {num_controls} controls "
                               f"(0 to {num_controls - 1})")
-        q_next = checks.check_vector(qs[f], pB[f].shape[0], f"qs[{f}]", BeliefError)
-        q_deps = [checks.check_vector(qs_prev[g], pB[f].shape[i + 1], f"qs_prev[{g}]", BeliefError)
-                  for i, g in enumerate(deps)]
         evidence = np.zeros_like(pB[f])
-        evidence[..., u] = outer([q_next, *q_deps])  # (num_states[f], *num_states[deps])
+        if joint is not None:
+            evidence[..., u] = _check_joint(joint[f], pB[f].shape[:-1], f)
+        else:
+            q_next = checks.check_vector(qs[f], pB[f].shape[0], f"qs[{f}]", BeliefError)  # type: ignore[index]
+            q_deps = [checks.check_vector(qs_prev[g], pB[f].shape[i + 1], f"qs_prev[{g}]",  # type: ignore[index]
+                                          BeliefError) for i, g in enumerate(deps)]
+            evidence[..., u] = outer([q_next, *q_deps])  # (num_states[f], *num_states[deps])
         out[f] = _add(pB[f], evidence, lr, forgetting, prior[f], mask_zeros, f"pB[{f}]")
     return out
+
+
+def _check_joint(joint_f: np.ndarray, shape: tuple, f: int) -> np.ndarray:
+    """``joint[f]``: a joint distribution of shape ``shape`` (``BeliefError`` naming the factor)."""
+    if joint_f.shape != shape:
+        raise BeliefError(f"joint[{f}] has shape {joint_f.shape}, expected {shape}: the next state of factor {f}, "
+                          "then the previous states of the factors in its B_dependencies")
+    checks.check_probability(joint_f.reshape(-1), f"joint[{f}] (flattened)", BeliefError)
+    return joint_f
 
 
 def update_D(pD: Sequence[ArrayLike], qs: Sequence[ArrayLike], lr: float = 1.0, forgetting: float = 1.0, *,
@@ -435,7 +470,273 @@ def reduce_dirichlet(q_dir: ArrayLike, p_dir: ArrayLike, r_dir: ArrayLike) -> tu
     return np.where(np.any((r == 0) & (s > 0), axis=0), np.inf, F), s
 
 
+
+# ----------------------------------------------------------------------------------------------------------
+# Pruning levels (states, outcomes, actions), and Bayesian model reduction deciding which
+
+
+def _levels(which: Any, sizes: Sequence[int], name: str, what: str) -> list[np.ndarray]:
+    """The levels kept: ``which[i]`` lists the levels of factor/modality ``i`` to remove (``None``: none)."""
+    if which is None:
+        return [np.arange(n) for n in sizes]
+    lists = cast(list, checks.check_index_lists(which, name))
+    if len(lists) != len(sizes):
+        raise ModelError(f"{name} has {len(lists)} lists but the model has {len(sizes)} {what}s: give one list "
+                         f"of levels to remove per {what} ([] for none)")
+    keep = []
+    for i, (levels, n) in enumerate(zip(lists, sizes, strict=True)):
+        bad = [k for k in levels if not 0 <= k < n]
+        if bad:
+            raise ModelError(f"{name}[{i}] names level {bad[0]}, but {what} {i} has {n} (0 to {n - 1})")
+        kept = np.setdiff1d(np.arange(n), levels)
+        if kept.size == 0:
+            raise ModelError(f"{name}[{i}] removes every level of {what} {i}: a {what} needs at least one")
+        keep.append(kept)
+    return keep
+
+
+def _take(x: np.ndarray, index: list[np.ndarray], label: str, normalise: bool) -> np.ndarray:
+    """``x`` restricted to the kept levels of each axis (``index[a]``); columns renormalised with ``normalise``.
+
+    A column left without mass is a ``ModelError``: a distribution (normalise) would have no mean, counts no
+    Dirichlet."""
+    out = x[np.ix_(*index)]
+    sums = out.sum(axis=0)
+    if np.any(sums == 0):
+        idx = checks.first_index(np.atleast_1d(sums == 0))
+        where = "" if out.ndim == 1 else f" in the column at {tuple(int(index[a + 1][i]) for a, i in enumerate(idx))}"
+        raise ModelError(f"pruning leaves {label} without mass{where} (indices of the unpruned model): every level "
+                         "kept there has probability (or count) 0")
+    return normalize(out) if normalise else out
+
+
+def prune_model(model: GenerativeModel, *, states: Sequence[Sequence[int]] | None = None,
+                outcomes: Sequence[Sequence[int]] | None = None,
+                actions: Sequence[Sequence[int]] | None = None) -> GenerativeModel:
+    """The model without some levels: states of factors, outcomes of modalities, actions of factors.
+
+    pymdp.legacy's ``_prune_A``, ``_prune_B`` and ``_prune_prior`` (equal on their inputs), for any
+    dependencies and with the Dirichlet counts:
+
+    - ``A[m]``: the rows of removed outcomes and the columns of removed states (of the factors in
+      ``A_dependencies[m]``) dropped, the columns renormalised.
+    - ``B[f]``: the rows of removed states of ``f``, the columns of removed states (of the factors in
+      ``B_dependencies[f]``) and the slices of removed actions of ``f`` dropped, the columns renormalised.
+    - ``D[f]``: removed states dropped, renormalised. ``C[m]``: removed outcomes dropped, not renormalised
+      (log-preferences; legacy's ``_prune_prior`` would normalise them as probabilities).
+    - ``pA``, ``pB``, ``pD``: the same entries dropped, the kept counts unchanged. Legacy refuses counts ("how to
+      re-distribute [them]"); none need redistributing: if ``p ~ Dir(a)`` then the kept probabilities,
+      renormalised, are ``Dir(a_kept)``, independent of their total (a subcomposition of a Dirichlet vector), so
+      the kept counts are exactly the belief about the pruned model's parameters, and their mean is the pruned
+      array.
+
+    Levels keep their order and are renumbered (``range`` over the kept ones); an action index refers to the
+    pruned ``B[f]`` afterwards. Which levels to remove can be decided by Bayesian model reduction:
+    ``prune_by_evidence``.
+
+    Args:
+        model: the model.
+        states: ``states[f]`` lists the states of factor ``f`` to remove (one list per factor; ``[]`` for none).
+        outcomes: ``outcomes[m]`` lists the outcomes of modality ``m`` to remove (one list per modality).
+        actions: ``actions[f]`` lists the actions of factor ``f`` to remove (one list per factor).
+
+    Returns:
+        A new ``GenerativeModel`` with the same factors, modalities and dependencies.
+
+    Raises:
+        ModelError: a level out of range, every level of a factor or modality removed, a column of A, B, D or
+        of their counts left without mass, or actions removed from a model with a policy prior ``E`` (whose
+        policies they change: remove ``E`` with ``model.replace(E=None)`` and give the pruned policies' prior).
+    """
+    checks.check_is_model(model)
+    keep_s = _levels(states, model.num_states, "states", "factor")
+    keep_o = _levels(outcomes, model.num_obs, "outcomes", "modality")
+    keep_u = _levels(actions, model.num_controls, "actions", "factor")
+    if model.E is not None and any(k.size < u for k, u in zip(keep_u, model.num_controls, strict=True)):
+        raise ModelError("the model has a policy prior E, over policies that pruning actions changes: remove it "
+                         "first (model.replace(E=None)) and give the pruned model the prior of its new policies")
+
+    def A_index(m):  # (outcome, *states of A_dependencies[m])
+        return [keep_o[m], *[keep_s[g] for g in model.A_dependencies[m]]]
+
+    def B_index(f):  # (next state, *states of B_dependencies[f], action)
+        return [keep_s[f], *[keep_s[g] for g in model.B_dependencies[f]], keep_u[f]]
+
+    def pruned(arrays, index, name, normalise):
+        return None if arrays is None else [_take(x, index(i), f"{name}[{i}]", normalise)
+                                            for i, x in enumerate(arrays)]
+
+    C = [C_m[keep_o[m]] for m, C_m in enumerate(model.C)]  # (O_m,) or (O_m, T): rows only
+    return GenerativeModel(
+        A=pruned(model.A, A_index, "A", True), B=pruned(model.B, B_index, "B", True), C=C,
+        D=pruned(model.D, lambda f: [keep_s[f]], "D", True), E=model.E,
+        pA=pruned(model.pA, A_index, "pA", False), pB=pruned(model.pB, B_index, "pB", False),
+        pD=pruned(model.pD, lambda f: [keep_s[f]], "pD", False),
+        A_dependencies=model.A_dependencies, B_dependencies=model.B_dependencies)
+
+
+@dataclass(frozen=True)
+class LevelEvidence:
+    """What Bayesian model reduction says about removing each state and outcome, one level at a time.
+
+    ``F = ln p(data | full model) - ln p(data | model without the level)``, from the Dirichlet counts (see
+    ``level_evidence``): negative favours removing the level, ``+inf`` means the data need it (or a column would
+    be left without mass), ``0`` that the counts say nothing about it.
+
+    Attributes:
+        states: ``states[f]``: ``(num_states[f],)``, F of removing each state of factor ``f``.
+        outcomes: ``outcomes[m]``: ``(num_obs[m],)``, F of removing each outcome of modality ``m``.
+    """
+
+    states: list
+    outcomes: list
+
+    def prunable(self, threshold: float = 3.0) -> dict:
+        """The levels whose F is below ``-threshold``, as ``prune_model``'s keywords: ``{"states": [[...], ...],
+        "outcomes": [[...], ...]}``. ``threshold`` is a log Bayes factor, >= 0 (3: about 20 to 1, "strong"
+        evidence in Kass and Raftery's 1995 scale)."""
+        threshold = checks.check_real(threshold, "threshold", 0.0)
+        return {name: [np.flatnonzero(F < -threshold).tolist() for F in getattr(self, name)]
+                for name in ("states", "outcomes")}
+
+
+def _data(q: np.ndarray, p: np.ndarray, min_count: float) -> np.ndarray:
+    """Posterior counts with the evidence ``q - p`` of size ``<= min_count`` removed (set back to the prior)."""
+    return np.where(np.abs(q - p) <= min_count, p, q)
+
+
+def _row_reductions(q: np.ndarray, p: np.ndarray, own_axis: int | None, label: str) -> np.ndarray:
+    """F of removing each level ``k`` of axis 0 from Dirichlet counts, one level at a time: ``(n,)``.
+
+    The reduced prior zeroes row ``k`` of ``p`` in every column, except the columns conditioned on level ``k``
+    itself (``own_axis``, a column axis over the same variable: those columns leave the reduced model, which
+    gives them no prior to compare). Levels whose removal leaves a column without mass get ``+inf``. ``label``
+    names the counts in errors."""
+    n = p.shape[0]
+    k = np.arange(n)
+    row = np.arange(n).reshape((n,) + (1,) * (p.ndim - 1) + (1,))
+    drop = row == k  # (n, 1.., n): entry (i, ..., k) is in the removed row of candidate k
+    if own_axis is not None:
+        cond = np.arange(n).reshape((1,) * own_axis + (n,) + (1,) * (p.ndim - 1 - own_axis) + (1,))
+        drop = drop & (cond != k)  # columns conditioned on k are left as they are
+    r = np.where(drop, 0.0, p[..., None])  # (*p.shape, n): one reduced prior per candidate
+    empty = r.sum(axis=0) == 0  # (*columns, n)
+    r = np.where(empty[None], p[..., None], r)  # placeholder prior for an emptied column (its F is +inf below)
+    try:
+        F, _ = reduce_dirichlet(q[..., None], p[..., None], r)
+    except ModelError as err:
+        raise ModelError(f"{label} (model against prior): {err}") from None
+    F = F.reshape(-1, n).sum(axis=0)
+    return np.where(empty.reshape(-1, n).any(axis=0), np.inf, F)
+
+
+def _conditioned(q: np.ndarray, p: np.ndarray, axis: int) -> np.ndarray:
+    """``(n,)``: whether the columns conditioned on each level of ``axis`` received evidence (``q != p``)."""
+    changed = q != p
+    return np.moveaxis(changed, axis, 0).reshape(changed.shape[axis], -1).any(axis=1)
+
+
+def level_evidence(model: GenerativeModel, prior: GenerativeModel, *, min_count: float = 0.0) -> LevelEvidence:
+    """Bayesian model reduction of each state and outcome level, from the counts before and after learning.
+
+    Removing a level is a reduced prior with zero counts for it, scored with ``reduce_dirichlet`` against the
+    posterior counts ``model.p*`` and the prior counts ``prior.p*`` (so no refitting):
+
+    - outcome ``o`` of modality ``m``: row ``o`` of ``pA[m]`` set to zero in every column;
+    - state ``s`` of factor ``f``: row ``s`` of ``pD[f]`` and of ``pB[f]`` set to zero (the columns of ``pB[f]``
+      conditioned on ``s`` leave the model with it). Columns of ``pA`` and ``pB`` conditioned on ``s`` that
+      received evidence make F ``+inf``: the data were explained by the agent being in ``s``.
+
+    A level that received evidence has ``F = +inf`` (the reduced model cannot explain the data). For a level
+    with none, F is negative whenever the columns it leaves received any evidence: the reduced model
+    predicted the data better, by concentrating the same prior on fewer levels. F of removing several levels of
+    one factor or modality together is at most the F of each alone (the reduction moves more prior mass off the
+    unobserved levels; unless it leaves a column without mass), so pruning every level below a threshold at once
+    is favoured at least as strongly. Each level is scored in the model as given: an outcome that only an
+    unneeded state produces scores ``+inf`` until that state is removed (``prune_by_evidence`` does so first).
+    Counts that are not learned (``pA``, ``pB`` or ``pD`` absent) contribute nothing. Actions are not levels of
+    any Dirichlet: the evidence for removing an action never taken is exactly 0, so BMR never decides on
+    actions (``prune_model(actions=...)`` removes them by hand, as legacy's ``_prune_B``).
+
+    Args:
+        model: the model after learning (its counts are the posterior).
+        prior: the same model before learning (its counts are the prior): the same shapes, dependencies and
+            structural zeros; the posterior counts are the prior's plus evidence (learning without forgetting).
+        min_count: evidence (``|q - p|`` per count) at or below it is treated as none, >= 0. Beliefs computed
+            under a log guard are rarely exactly 0, so a state never visited still collects counts of about
+            1e-16 per step, which with ``min_count = 0`` make F ``+inf``; outcomes observed as indices are exact.
+
+    Returns:
+        ``LevelEvidence`` with F per state of each factor and per outcome of each modality.
+
+    Raises:
+        StrategyError: ``model`` or ``prior`` not a ``GenerativeModel``. ModelError: their structures or counts
+        disagree, or the posterior counts hold less than the prior's (forgetting).
+    """
+    checks.check_is_model(model)
+    checks.check_is_model(prior)
+    min_count = checks.check_real(min_count, "min_count", 0.0)
+    for name in ("num_states", "num_obs", "num_controls", "A_dependencies", "B_dependencies"):
+        if getattr(model, name) != getattr(prior, name):
+            raise ModelError(f"model and prior differ in {name}: {getattr(model, name)} and {getattr(prior, name)}")
+    counts: dict[str, list[tuple[np.ndarray, np.ndarray]] | None] = {}
+    for name in ("pA", "pB", "pD"):
+        q, p = getattr(model, name), getattr(prior, name)
+        if (q is None) != (p is None):
+            raise ModelError(f"{name} is {'absent' if q is None else 'present'} in model but not in prior: BMR "
+                             "compares the counts after learning with those before")
+        counts[name] = None if q is None else [(_data(q_i, p_i, min_count), p_i) for q_i, p_i in zip(q, p, strict=True)]
+
+    pA, pB, pD = counts["pA"], counts["pB"], counts["pD"]
+    outcomes = [_row_reductions(*pA[m], None, f"pA[{m}]") if pA else np.zeros(o) for m, o in enumerate(model.num_obs)]
+    states = []
+    for f, n in enumerate(model.num_states):
+        F = np.zeros(n)
+        if pD:
+            F += _row_reductions(*pD[f], None, f"pD[{f}]")
+        if pB:
+            deps = model.B_dependencies[f]
+            F += _row_reductions(*pB[f], deps.index(f) + 1 if f in deps else None, f"pB[{f}]")
+        needed = np.zeros(n, dtype=bool)  # columns conditioned on a state that received evidence
+        for pX, dependencies in ((pA, model.A_dependencies), (pB, model.B_dependencies)):
+            for (q_i, p_i), deps in zip(pX, dependencies, strict=True) if pX else ():
+                if f in deps:
+                    needed |= _conditioned(q_i, p_i, deps.index(f) + 1)
+        states.append(np.where(needed, np.inf, F))
+    return LevelEvidence(states=states, outcomes=outcomes)
+
+
+def prune_by_evidence(model: GenerativeModel, prior: GenerativeModel, threshold: float = 3.0, *,
+                      min_count: float = 0.0) -> tuple[GenerativeModel, LevelEvidence]:
+    """Remove the states, then the outcomes, that Bayesian model reduction favours removing (F < -threshold).
+
+    States first: ``level_evidence`` scores each state and those below ``-threshold`` are removed together
+    (together they are favoured at least as strongly as each alone: see ``level_evidence``). Outcomes second, on
+    the model without those states: an outcome that only a removed state produced could not be removed before
+    (its column would have been left without mass). Outcome indices are not changed by removing states, so the
+    returned evidence names every removed level by its index in ``model``, and the prior is pruned the same way
+    with ``prune_model(prior, **evidence.prunable(threshold))`` (to go on learning).
+
+    Args:
+        model: the model after learning; prior: before it (see ``level_evidence``).
+        threshold: log Bayes factor a removal must reach, >= 0 (3 by default: about 20 to 1).
+        min_count: see ``level_evidence``.
+
+    Returns:
+        ``(pruned_model, evidence)``: ``evidence.states`` scored on ``model``, ``evidence.outcomes`` on the model
+        without the removed states.
+    """
+    threshold = checks.check_real(threshold, "threshold", 0.0)
+    by_state = level_evidence(model, prior, min_count=min_count)
+    states = by_state.prunable(threshold)["states"]
+    model, prior = prune_model(model, states=states), prune_model(prior, states=states)
+    evidence = LevelEvidence(states=by_state.states,
+                             outcomes=level_evidence(model, prior, min_count=min_count).outcomes)
+    return prune_model(model, outcomes=evidence.prunable(threshold)["outcomes"]), evidence
+
+
 __all__ = [
     "Learning", "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT", "spm_wnorm",
     "update_A", "update_B", "update_D", "reduce_dirichlet",
+    "prune_model", "level_evidence", "prune_by_evidence", "LevelEvidence",
 ]
