@@ -32,6 +32,7 @@ from .control import (
 )
 from .efe import DEFAULT_TERMS, EFEOptions, check_counts, check_efe_size, check_terms
 from .errors import CallOrderError, ParameterError, StrategyError
+from .filtering import free_energy_terms, smooth
 from .inference import FixedPoint, log_likelihood
 from .learning import Learning
 from .model import GenerativeModel
@@ -71,7 +72,9 @@ def preset_settings(name: str, sampling: str, mode: str = "deterministic", polic
     precision = 1.0 if name == "pymdp" else 16.0  # pymdp 1.0's Agent: gamma = alpha = 1; legacy's: 16
     kwargs.setdefault("gamma", precision)
     kwargs.setdefault("alpha", precision)
-    return dict(inference=inference, efe=efe, selection=Selection(mode, sampling), **kwargs)
+    kwargs.setdefault("inference", inference)  # the preset's, unless the caller names another method
+    kwargs.setdefault("efe", efe)
+    return dict(selection=Selection(mode, sampling), **kwargs)
 
 
 def atomic(method: Callable) -> Callable:
@@ -215,7 +218,8 @@ class Agent:
         # The counts the agent started with: forgetting decays learned counts back towards them.
         self.initial_counts = {name: getattr(self.model, name) for name in ("pA", "pB", "pD")}
         # How the cycle runs for these strategies, chosen once: over a window, or from one belief (learning or not).
-        self._cycle = (SequenceCycle if over_time else _OneStep if self.learning is None else _Learning)(self)
+        cycle = SequenceCycle(self) if over_time else _OneStep(self)
+        self._cycle = cycle if self.learning is None else _Learning(self, cycle)
         self.reset()
 
     @classmethod
@@ -264,10 +268,23 @@ class Agent:
         self.t = 0
 
     @atomic
-    def infer_states(self, obs: Any) -> list:
-        """Posterior over states from ``obs`` and the carried prior."""
+    def infer_states(self, obs: Any, return_info: bool = False) -> Any:
+        """Posterior over states from ``obs`` and the carried prior.
+
+        With ``return_info``, returns ``(qs, info)``: ``info`` is an ``aif.FreeEnergy``, the VFE of the posterior
+        and its terms under the model and prior it was inferred from (the method's log guard and soft-observation
+        rule; pymdp 1.0's ``infer_states(..., return_info=True)``). One-step methods only: a method over time
+        keeps each policy's free energy in ``agent.F``.
+        """
+        if return_info and isinstance(self.inference, SequenceInference):
+            raise ParameterError(f"return_info is for one-step inference methods; with {type(self.inference).__name__} "
+                                 "each policy's free energy of its window is agent.F")
+        model, prior = self.model, self.prior  # (online learning replaces the model while inferring)
         self.qs = self._cycle.infer_states(obs)
-        return self.qs
+        if not return_info:
+            return self.qs
+        method = cast(FixedPoint, self.inference)
+        return self.qs, free_energy_terms(model, obs, self.qs, prior, guard=method.guard, soft_obs=method.soft_obs)
 
     @atomic
     def infer_policies(self) -> tuple[np.ndarray, np.ndarray]:
@@ -347,30 +364,45 @@ class _OneStep:
         a = self.agent
         return [q[0] for q in predict_policies(a.model, [q[None] for q in a.qs], a.action[None])]
 
+    def final_beliefs(self, recorded: list) -> list:
+        """The beliefs to learn from, one list per recorded step: the ones the agent held."""
+        return recorded
+
     def learn(self) -> GenerativeModel:
         raise ParameterError("learn() needs Learning settings: Agent(..., learning=aif.Learning(...))")
 
 
-class _Learning(_OneStep):
-    """The one-step cycle with ``Learning``: each step is recorded in ``agent.history`` (online learning updates
-    A and B at once and keeps only the first and last steps); D is learned from the episode's first posterior."""
+class _Learning:
+    """The cycle of an Agent with ``Learning``, around its inference cycle (``_OneStep`` or ``SequenceCycle``).
 
-    def __init__(self, agent: Agent) -> None:
-        super().__init__(agent)
+    Each step is recorded in ``agent.history`` as ``(obs, qs, previous)``, ``previous = (qs_prev, action)`` the
+    belief and action before it (``None`` at the first step). Online learning updates A and B at once and keeps
+    only the first and last steps; offline learning replays the episode at ``learn()`` from the beliefs the
+    inference cycle holds at the end (``final_beliefs``: over a window, its policy-averaged beliefs about the
+    steps it covers), smoothed first with ``Learning.smoothing``. D is learned from the episode's first belief.
+    """
+
+    def __init__(self, agent: Agent, inner: Any) -> None:
+        self.agent, self.inner = agent, inner
+        L = cast(Learning, agent.learning)
         for name in ("A", "B", "D"):
-            if getattr(agent.learning, f"learn_{name}") and getattr(agent.model, f"p{name}") is None:
+            if getattr(L, f"learn_{name}") and getattr(agent.model, f"p{name}") is None:
                 raise ParameterError(f"Learning.learn_{name} needs Dirichlet counts: the model has no p{name}")
-        cast(Learning, agent.learning).check_model(agent.model.num_modalities, agent.model.num_factors)
+        L.check_model(agent.model.num_modalities, agent.model.num_factors)
+        if L.smoothing and isinstance(inner, SequenceCycle):
+            raise ParameterError(f"Learning.smoothing is for one-step inference methods: "
+                                 f"{type(agent.inference).__name__} already smooths over its window")
         agent.history = []
 
     def reset(self) -> None:
         a = self.agent
         if a.history and cast(Learning, a.learning).online:
             a.model = cast(Learning, a.learning).update_initial(a.model, a.history[0][1], a.initial_counts)
+        self.inner.reset()
 
     def infer_states(self, obs: Any) -> list:
         a, L = self.agent, cast(Learning, self.agent.learning)
-        qs = super().infer_states(obs)
+        qs = self.inner.infer_states(obs)
         previous = (a.history[-1][1], a.action) if a.history else None
         a.history.append((obs, qs, previous))
         if L.online:
@@ -378,10 +410,24 @@ class _Learning(_OneStep):
             del a.history[1:-1]  # online learning needs only the first posterior (D) and the last (B)
         return qs
 
+    def infer_policies(self) -> tuple[np.ndarray, np.ndarray, dict]:
+        return self.inner.infer_policies()
+
+    def next_prior(self) -> list:
+        return self.inner.next_prior()
+
     def learn(self) -> GenerativeModel:
         a, L = self.agent, cast(Learning, self.agent.learning)
-        for obs, qs, previous in a.history:
-            a.model = L.update(a.model, obs, qs, previous, a.initial_counts)
-        a.model = L.update_initial(a.model, a.history[0][1] if a.history else None, a.initial_counts)
+        steps = self.inner.final_beliefs([qs for _, qs, _ in a.history])
+        joints: list = [None] * len(steps)
+        if L.smoothing and len(steps) > 1:
+            actions = np.array([previous[1] for _, _, previous in a.history[1:]])
+            smoothed = smooth(a.model, [np.stack(q) for q in zip(*steps, strict=True)], actions)
+            steps = [[q[t] for q in smoothed.qs] for t in range(len(steps))]
+            joints = [None] + [[j[t - 1] for j in smoothed.joints] for t in range(1, len(steps))]
+        for t, ((obs, _, previous), qs, joint) in enumerate(zip(a.history, steps, joints, strict=True)):
+            previous = None if previous is None else (steps[t - 1], previous[1])
+            a.model = L.update(a.model, obs, qs, previous, a.initial_counts, joint)
+        a.model = L.update_initial(a.model, steps[0] if steps else None, a.initial_counts)
         a.history = []
         return a.model

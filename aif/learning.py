@@ -336,6 +336,16 @@ class Learning(Learner):
         mask_zeros: zero counts are structural zeros (what the modeller rules out) that learning leaves at
             zero, so a belief's small mass on them never makes them possible (``True``: pymdp.legacy and SPM);
             ``False`` adds evidence to them as pymdp 1.0 does, so a zero is only a weak prior and can be learned.
+        smoothing: offline learning (``online=False``) from smoothed beliefs: at ``learn()`` the beliefs the
+            agent filtered during the episode are smoothed backwards (``aif.smooth``), A and D are learned from
+            the smoothed marginals and B from the smoothed pairwise beliefs of each transition (pymdp 1.0's
+            ``"ovf"`` and ``"exact"`` agents learn so). One-step inference methods only: a method over time
+            already smooths within its window.
+
+    With an inference method over time (``MarginalMessagePassing``, ``VariationalMessagePassing``), online
+    learning uses each step's belief about the present (averaged over policies) and offline learning replays the
+    episode from the beliefs held at ``learn()``: the steps the last window covers from its policy-averaged
+    beliefs about them, so with a window as long as the trial, learning at the end of it is SPM's.
     """
 
     lr: float = 1.0
@@ -349,9 +359,15 @@ class Learning(Learner):
     lr_A: float | None = None
     lr_B: float | None = None
     lr_D: float | None = None
+    smoothing: bool = False
 
     def __post_init__(self):
         checks.check_real(self.lr, "Learning.lr", 0.0)
+        for name in ("online", "forget_to_prior", "mask_zeros", "smoothing"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ParameterError(f"Learning.{name} must be True or False, got {getattr(self, name)!r}")
+        if self.smoothing and self.online:
+            raise ParameterError("Learning.smoothing smooths a finished episode: it needs online=False")
         checks.check_fraction(self.forgetting, "Learning.forgetting", "(0, 1]")
         for name in "ABD":
             if getattr(self, f"lr_{name}") is not None:
@@ -385,10 +401,11 @@ class Learning(Learner):
                 raise ParameterError(f"Learning.learn_{name} names {one} {bad[0]}, but the model has {n} {many} "
                                      f"(0 to {n - 1})")
 
-    def update(self, model: GenerativeModel, obs: Any, qs: list, previous: tuple | None, initial: dict
-               ) -> GenerativeModel:
+    def update(self, model: GenerativeModel, obs: Any, qs: list, previous: tuple | None, initial: dict,
+               joint: list | None = None) -> GenerativeModel:
         """``model`` after the A update of one observation and, with ``previous = (qs_prev, action)``, the B
-        update of the transition into it; ``initial``: the counts forgetting decays towards (``forget_to_prior``)."""
+        update of the transition into it (from the pairwise beliefs ``joint`` when given, one per factor, as
+        ``update_B``'s); ``initial``: the counts forgetting decays towards (``forget_to_prior``)."""
         rates: dict[str, Any] = dict(forgetting=self.forgetting, mask_zeros=self.mask_zeros)
         changes: dict[str, Any] = {}
         if self.learn_A:
@@ -397,8 +414,9 @@ class Learning(Learner):
                                        prior=self._towards(initial, "pA"), **rates), A=None)
         if self.learn_B and previous is not None:
             qs_prev, action = previous
-            changes.update(pB=update_B(cast(list, model.pB), qs, qs_prev, action, B_dependencies=model.B_dependencies,
-                                       factors=self.chosen("B"), lr=self.rate("B"),
+            after, before = (qs, qs_prev) if joint is None else (None, None)
+            changes.update(pB=update_B(cast(list, model.pB), after, before, action, B_dependencies=model.B_dependencies,
+                                       factors=self.chosen("B"), lr=self.rate("B"), joint=joint,
                                        prior=self._towards(initial, "pB"), **rates), B=None)
         return model.replace(**changes) if changes else model
 

@@ -192,15 +192,14 @@ class SequenceCycle:
     its prior is ``D``; once it has moved, SPM's test script (vbx_test_1a) and pymdp.legacy's Agent pass each
     policy the belief it held about the *previous* window's first step, unchanged (not pushed through ``B``),
     although it is a belief about one step earlier (``SequenceOptions.prior``). The window's observations,
-    actions, beliefs ``qs_seq``, ``F`` and ``present`` are kept on the agent.
+    actions, beliefs ``qs_seq``, ``F``, ``present`` and ``policy_weights`` are kept on the agent.
     """
 
     def __init__(self, agent: Any) -> None:
         self.agent = agent
-        for name in ("planner", "learning"):
-            if getattr(agent, name) is not None:
-                raise ParameterError(f"{name} = {getattr(agent, name)!r} is not supported with an inference method "
-                                     f"over time ({type(agent.inference).__name__})")
+        if agent.planner is not None:
+            raise ParameterError(f"planner = {agent.planner!r} is not supported with an inference method over time "
+                                 f"({type(agent.inference).__name__})")
         P, H = agent.policies.shape[:2]  # each policy's beliefs over the window and the steps ahead
         K = agent.inference_horizon + H
         check_efe_size(agent.model, P, K, agent.efe_terms, agent.efe, rows=K)
@@ -209,6 +208,7 @@ class SequenceCycle:
         a = self.agent
         a.obs_window, a.actions_window = [], []
         a.qs_seq = a.F = a.present = None
+        a.policy_weights = None  # q(pi) of the window's policies, or their evidence alone before infer_policies
 
     def infer_states(self, obs: Any) -> list:
         a = self.agent
@@ -223,8 +223,8 @@ class SequenceCycle:
                                        a.prior, a.inference)
         a.obs_window, a.actions_window, a.present = window, list(actions), len(window) - 1
         # until G is known, the policies are weighed by their evidence alone
-        evidence = sequence_policy_posterior(np.zeros_like(a.F), a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
-        return policy_average([q[:, a.present] for q in a.qs_seq], evidence)
+        a.policy_weights = sequence_policy_posterior(np.zeros_like(a.F), a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
+        return policy_average([q[:, a.present] for q in a.qs_seq], a.policy_weights)
 
     def infer_policies(self) -> tuple[np.ndarray, np.ndarray, dict]:
         a = self.agent
@@ -232,7 +232,7 @@ class SequenceCycle:
         C_time = a.t if a.sequence.C_time == "absolute" else 0
         G, terms = sequence_expected_free_energy(a.model, future, a.policies[:, : future[0].shape[1] - 1],
                                                  a.efe_terms, a.efe, C_time)
-        q_pi = sequence_policy_posterior(G, a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
+        q_pi = a.policy_weights = sequence_policy_posterior(G, a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
         a.qs = policy_average([q[:, a.present] for q in a.qs_seq], q_pi)
         return q_pi, G, terms
 
@@ -244,6 +244,18 @@ class SequenceCycle:
             return a.prior  # the next window still starts the trial: its prior stays the initial one
         first = [q[:, 0] for q in a.qs_seq]  # each policy's belief about this window's first step
         return first if a.sequence.prior == "policy" else policy_average(first, a.q_pi)
+
+    def final_beliefs(self, recorded: list) -> list:
+        """The beliefs to learn from, one list per recorded step: the window's beliefs about the steps it covers,
+        averaged over policies (by q(pi), or by their evidence before ``infer_policies``), the recorded present
+        beliefs before it."""
+        a = self.agent
+        if a.qs_seq is None:
+            return recorded
+        covered = min(len(a.obs_window), len(recorded))
+        window = [policy_average([q[:, t] for q in a.qs_seq], a.policy_weights)
+                  for t in range(a.present + 1 - covered, a.present + 1)]
+        return recorded[: len(recorded) - covered] + window
 
     def learn(self) -> Any:
         raise ParameterError("learn() needs Learning settings: Agent(..., learning=aif.Learning(...))")

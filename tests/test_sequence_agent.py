@@ -424,7 +424,10 @@ def test_the_family_says_whether_a_method_infers_over_time():
     (dict(trial_length=0, inference=MarginalMessagePassing()), ParameterError, "trial_length"),
     (dict(inference=MarginalMessagePassing(), planner=PolicyEnumeration()), ParameterError, "planner"),
     (dict(inference=MarginalMessagePassing(), planner=object()), StrategyError, "planner"),
-    (dict(inference=MarginalMessagePassing(), learning=aif.Learning(learn_B=False)), ParameterError, "learning"),
+    # learning with inference over time is supported (tests/test_agent_learning_over_time.py); smoothing it is not
+    (dict(inference=MarginalMessagePassing(), learning=aif.Learning(learn_B=False, online=False, smoothing=True)),
+     ParameterError,
+     "smoothing"),
 ])
 def test_bad_agent_settings(kwargs, error, words):
     model = TMaze().generative_model(learn_A=True)
