@@ -7,21 +7,34 @@ and the end of an episode are. The arrays' shapes are the model's (``aif.model``
 
 Observations are ``np.ndarray`` of shape ``(num_modalities,)`` (space ``MultiDiscrete(num_obs)``); the
 action is one integer for the single controllable factor (space ``Discrete(U_f)``).
+
+What pymdp 1.0's ``PymdpEnv`` offers, in Gymnasium's terms:
+
+- ``reset(options={"A": ..., "B": ..., "D": ...})`` (any subset) runs the episode on other arrays of the same
+  shapes, as pymdp's ``env_params``; the next reset without them returns to the arrays the environment was built
+  with.
+- ``step(None)`` in an environment where no factor has a choice (action space ``Discrete(1)``) takes the only
+  action: the hidden state moves under ``B``'s single control. pymdp's ``step(key, state, None)`` instead keeps
+  the state and only draws a new observation.
+- ``render_mode="rgb_array"`` or ``"human"`` (matplotlib) in a subclass that draws itself (``draw(ax)``).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..checks import as_numbers, check_index, check_positive
+from ..checks import as_numbers, check_index, check_positive, check_sequence
 from ..errors import CallOrderError, ModelError, ParameterError, PolicyError
 from ..model import GenerativeModel
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 # Counts that pin a known distribution in a model to be learned: large enough that learning barely moves it,
 # positive because Dirichlet counts must be.
@@ -56,6 +69,9 @@ def _cdf(p):
     return c.tolist()
 
 
+PROCESS_ARRAYS = ("A", "B", "D")  # the reset options that replace the environment's arrays for an episode
+
+
 class POMDPEnv(gym.Env):
     """Base class: samples states from ``D`` and ``B`` and observations from ``A``.
 
@@ -63,17 +79,23 @@ class POMDPEnv(gym.Env):
         A, B, D: the generative process, shaped as in ``aif.model``. Columns must sum to one.
         A_dependencies, B_dependencies: as in ``aif.GenerativeModel`` (all factors / ``[f]`` by default).
         control_factor: the factor the agent's action moves; the other factors have one control.
+        render_mode: ``None``, or one of ``metadata["render_modes"]`` (``"rgb_array"``: ``render()`` returns an
+            image ``(H, W, 3)`` of ``uint8``; ``"human"``: a matplotlib window, redrawn at every reset and step).
+            Only subclasses that implement ``draw`` list render modes.
 
     Subclasses override ``reward(state, obs)`` and ``terminal(state)``; the default is no reward and no end.
-    The arrays are read once per column and cached: do not modify them after construction.
+    The arrays are read once per column and cached: do not modify them after construction (give other arrays
+    to ``reset`` instead).
     ``info`` carries the hidden state as ``info["state"]`` (a tuple of ints, one per factor).
     """
 
-    metadata = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": []}
+    figure_size = (4.0, 4.0)  # inches, for rendering
 
     def __init__(self, A: Sequence[ArrayLike], B: Sequence[ArrayLike], D: Sequence[ArrayLike],
                  A_dependencies: Sequence[Sequence[int]] | None = None,
-                 B_dependencies: Sequence[Sequence[int]] | None = None, control_factor: int = 0) -> None:
+                 B_dependencies: Sequence[Sequence[int]] | None = None, control_factor: int = 0,
+                 render_mode: str | None = None) -> None:
         # the process is checked as a model is (shapes, columns, dependencies)
         deps: Any = dict(A_dependencies=A_dependencies or None, B_dependencies=B_dependencies or None)
         model = GenerativeModel(A, B, D=D, **deps)  # type: ignore[arg-type]
@@ -84,11 +106,21 @@ class POMDPEnv(gym.Env):
         for f, n in enumerate(self.num_controls):
             if f != self.control_factor and n != 1:
                 raise ModelError(f"B[{f}] has {n} controls, but only factor {self.control_factor} is controllable")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            modes = self.metadata["render_modes"]
+            raise ParameterError(f"render_mode must be None{''.join(f' or {m!r}' for m in modes)} for "
+                                 f"{type(self).__name__}, got {render_mode!r}")
+        self.render_mode = render_mode
         self.observation_space = gym.spaces.MultiDiscrete(self.num_obs)
-        self.action_space = gym.spaces.Discrete(self.num_controls[self.control_factor])
-        self.state = None
-        # Column CDFs, filled on first use: key (array list, index, column index tuple).
+        self._num_actions = self.num_controls[self.control_factor]
+        self.action_space = gym.spaces.Discrete(self._num_actions)
+        self.state: Any = None
+        self.obs: np.ndarray | None = None  # the last observation, for rendering
+        # Column CDFs, filled on first use: key (array list, index, column index tuple). The built arrays keep
+        # theirs across episodes; arrays given to reset get a fresh table for their episode.
         self._cdfs: dict = {}
+        self._built = (self.A, self.B, self.D, self._cdfs)
+        self._window: Any = None  # the matplotlib figure of render_mode "human"
 
     def _draw(self, arrays, i, column, u):
         """Sample row of ``arrays[i][:, *column]`` with the uniform ``u``."""
@@ -107,6 +139,11 @@ class POMDPEnv(gym.Env):
         """Whether the episode ends in ``state``."""
         return False
 
+    def draw(self, ax: Axes) -> None:
+        """Draw the current state (and ``self.obs``) on the matplotlib axes ``ax``: the hook that rendering
+        calls. Subclasses that implement it list ``"rgb_array"`` and ``"human"`` in ``metadata["render_modes"]``."""
+        raise NotImplementedError(f"{type(self).__name__} does not draw itself")
+
     # The sampling, shared by every task.
     def _observe(self, u):
         s = self.state
@@ -114,38 +151,114 @@ class POMDPEnv(gym.Env):
                          for m, deps in enumerate(self.A_dependencies)], dtype=np.int64)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[list, dict]:
-        """Start an episode; ``options={"state": (s_0, s_1, ...)}`` fixes the initial hidden state."""
+        """Start an episode.
+
+        ``options`` (all optional): ``"state"``: ``(s_0, s_1, ...)`` fixes the initial hidden state;
+        ``"A"``, ``"B"``, ``"D"``: lists of arrays with the shapes of the environment's, used for this episode
+        (pymdp 1.0's ``env_params``; validated as a model's arrays, ``ModelError``). ``"state"`` takes precedence
+        over ``D``. Subclasses name parts of the state (a reward condition, a goal) with their own keys.
+        """
         super().reset(seed=seed)
         options = {} if options is None else options
         if not isinstance(options, dict):
             raise ParameterError(f"options must be a dict or None, got {options!r}")
+        state = None
         if "state" in options:
             s = as_numbers(options["state"], "options['state']", ParameterError, None)
             state = tuple(int(x) for x in s.ravel()) if np.issubdtype(s.dtype, np.integer) and s.ndim == 1 else ()
             if len(state) != len(self.D) or any(not 0 <= s < n for s, n in zip(state, self.num_states, strict=True)):
                 raise ParameterError(f"options['state'] = {state} is not a state of factors with sizes "
                                      f"{self.num_states}")
-        else:
+        self._use_arrays(options)
+        if state is None:
             u = self.np_random.random(len(self.D)).tolist()
             state = tuple(self._draw(self.D, f, (), u_f) for f, u_f in enumerate(u))
         self.state = self._initial_state(state, options)
-        obs = self._observe(self.np_random.random(len(self.A)).tolist())
+        self.obs = obs = self._observe(self.np_random.random(len(self.A)).tolist())
+        if self.render_mode == "human":
+            self.render()
         return obs, {"state": self.state}
+
+    def _use_arrays(self, options):
+        """Set ``A``, ``B``, ``D`` for the episode: those in ``options``, the built ones for the others."""
+        A, B, D, cdfs = self._built
+        if not any(name in options for name in PROCESS_ARRAYS):
+            self.A, self.B, self.D, self._cdfs = A, B, D, cdfs
+            return
+        given = {name: check_sequence(options[name], f"options[{name!r}]", ModelError)
+                 for name in PROCESS_ARRAYS if name in options}
+        try:
+            model = GenerativeModel(given.get("A", A), given.get("B", B), D=given.get("D", D),
+                                    A_dependencies=self.A_dependencies, B_dependencies=self.B_dependencies)
+        except ModelError as e:
+            raise ModelError(f"reset options {sorted(given)}: {e}") from None
+        for name, built in (("A", A), ("B", B), ("D", D)):
+            new = getattr(model, name)
+            if len(new) != len(built) or any(x.shape != y.shape for x, y in zip(new, built, strict=False)):
+                raise ModelError(f"options[{name!r}] has shapes {[x.shape for x in new]}, but this environment's "
+                                 f"{name} has {[y.shape for y in built]} (its spaces are fixed when it is built)")
+        self.A, self.B, self.D, self._cdfs = model.A, model.B, model.D, {}
 
     def _initial_state(self, state, options):
         """Hook for tasks whose reset options name parts of the state (a reward condition, a goal)."""
         return state
 
     def step(self, action: Any) -> tuple[list, float, bool, bool, dict]:
+        """Move the hidden state with ``B`` under ``action`` and observe it through ``A``.
+
+        ``action``: an integer of the action space; ``None`` where the action space is ``Discrete(1)`` (no
+        factor has a choice), for its one action.
+        """
         if self.state is None:
             raise CallOrderError("call reset() before step()")
-        if not (isinstance(action, (int, np.integer)) and 0 <= action < self.action_space.n):
-            raise PolicyError(f"action {action!r} is not in the action space {self.action_space}")
+        if action is None and self._num_actions == 1:
+            action = 0
+        elif not (isinstance(action, (int, np.integer)) and 0 <= action < self._num_actions):
+            none = " (None only when no factor has a choice)" if action is None else ""
+            raise PolicyError(f"action {action!r} is not in the action space {self.action_space}{none}")
         controls = [0] * len(self.B)
         controls[self.control_factor] = int(action)
         u = self.np_random.random(len(self.B) + len(self.A)).tolist()
         s = self.state
         self.state = tuple(self._draw(self.B, f, (*[s[g] for g in deps], controls[f]), u[f])
                            for f, deps in enumerate(self.B_dependencies))
-        obs = self._observe(u[len(self.B):])
+        self.obs = obs = self._observe(u[len(self.B):])
+        if self.render_mode == "human":
+            self.render()
         return obs, float(self.reward(self.state, obs)), bool(self.terminal(self.state)), False, {"state": self.state}
+
+    def render(self) -> np.ndarray | None:
+        """The current state drawn by ``draw``: an RGB image ``(H, W, 3)`` of ``uint8`` (``"rgb_array"``), or
+        shown in a matplotlib window (``"human"``, returns ``None``). Without a render mode, ``None``."""
+        if self.render_mode is None:
+            gym.logger.warn(f"{type(self).__name__}.render() was called without a render_mode; pass "
+                            "render_mode='rgb_array' or 'human' when building the environment")
+            return None
+        if self.state is None:
+            raise CallOrderError("call reset() before render()")
+        if self.render_mode == "rgb_array":
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+
+            # A bare Figure on the Agg canvas: nothing is registered with pyplot, no GUI backend is touched.
+            fig = Figure(figsize=self.figure_size, layout="constrained")
+            canvas = FigureCanvasAgg(fig)
+            self.draw(fig.add_subplot())
+            canvas.draw()
+            return np.asarray(canvas.buffer_rgba())[..., :3].copy()  # (H, W, 3)
+        import matplotlib.pyplot as plt
+
+        if self._window is None or not plt.fignum_exists(self._window.number):
+            self._window = plt.figure(figsize=self.figure_size, layout="constrained")
+        self._window.clf()
+        self.draw(self._window.add_subplot())
+        plt.pause(1.0 / self.metadata.get("render_fps", 4))
+        return None
+
+    def close(self) -> None:
+        """Close the window of render mode ``"human"``."""
+        if self._window is not None:
+            import matplotlib.pyplot as plt
+
+            plt.close(self._window)
+            self._window = None
