@@ -164,6 +164,9 @@ class Agent:
             at step ``t`` the policies are cut to the ``T - 1 - t`` steps left (none at the last step, as
             SPM). ``None``: an open-ended episode, every policy at its full horizon (pymdp.legacy).
         sequence: ``SequenceOptions`` (the prior of a moved window, the sign of F in q(pi), C's clock).
+        preprocess: a function applied to every observation before inference (pymdp 1.0's ``preprocess_fn``):
+            e.g. an environment's raw observation to one outcome index or probability vector per modality. What
+            it returns is checked as an observation, and recorded for learning.
 
     Attributes (after a step): ``qs`` (posterior), ``prior`` (the prior used for the next observation),
     ``q_pi``, ``G``, ``terms`` (dict of EFE terms per policy), ``action``, ``t`` (steps taken). With a
@@ -190,6 +193,7 @@ class Agent:
     inference_horizon: int = 1
     trial_length: int | None = None
     sequence: SequenceOptions = field(default_factory=SequenceOptions)
+    preprocess: Callable[[Any], Any] | None = None
 
 
     def __post_init__(self):
@@ -198,6 +202,8 @@ class Agent:
         require(self.planner, Planner, "planner", NUMPY, optional=True)
         require(self.learning, Learner, "learning", NUMPY, optional=True)
         check_settings(self, np.random.Generator, "np.random.Generator")
+        if self.preprocess is not None and not callable(self.preprocess):
+            raise StrategyError(f"preprocess must be a function of the observation, got {self.preprocess!r}")
         if not isinstance(self.model, GenerativeModel):
             raise StrategyError(f"model must be an aif.GenerativeModel, got {type(self.model).__name__}")
         self.gamma = check_positive(self.gamma, "gamma")
@@ -279,6 +285,8 @@ class Agent:
         if return_info and isinstance(self.inference, SequenceInference):
             raise ParameterError(f"return_info is for one-step inference methods; with {type(self.inference).__name__} "
                                  "each policy's free energy of its window is agent.F")
+        if self.preprocess is not None:
+            obs = self.preprocess(obs)
         model, prior = self.model, self.prior  # (online learning replaces the model while inferring)
         self.qs = self._cycle.infer_states(obs)
         if not return_info:

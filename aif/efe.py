@@ -226,6 +226,17 @@ class InductiveCost(Term):
     def __post_init__(self) -> None:
         check_fraction(self.epsilon, "InductiveCost.epsilon", "(0, 1)")
 
+    @classmethod
+    def from_goals(cls, model: GenerativeModel, H: Sequence[Any], depth: int = 1, threshold: float = 0.1,
+                   epsilon: float = 1e-3) -> "InductiveCost":
+        """The term for goal states ``H`` (one 0/1 vector ``(S_f,)`` per factor) under ``model.B``, with pymdp 1.0's
+        ``Agent(use_inductive=True)`` defaults (``inductive_depth``, ``inductive_threshold``,
+        ``inductive_epsilon``): ``aif.Agent(model, efe_terms=(*aif.DEFAULT_TERMS, InductiveCost.from_goals(...)))``.
+        Its ``I`` is made from ``model.B`` once; after learning B, make the term again from the learned model."""
+        from .planning.inductive import inductive_matrix  # (planning builds on this module)
+
+        return cls(inductive_matrix(H, model.B, threshold, depth, model.B_dependencies), epsilon)
+
 
 @dataclass(frozen=True, eq=False)
 class TerminalValue(Term):
