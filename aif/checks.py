@@ -359,9 +359,17 @@ def check_policies(model: GenerativeModel, policies: Any, min_horizon: int = 1) 
 
 
 def check_actions(model: GenerativeModel, actions: Any, past_len: int) -> np.ndarray:
-    """``actions_window``: int ``(past_len - 1, num_factors)``, each action in range (``PolicyError``)."""
+    """``actions_window``: int ``(past_len - 1, num_factors)``, each action in range (``PolicyError``). ``None``
+    stands for the only actions there are when no factor has a choice (zeros), and is refused otherwise."""
     nf = model.num_factors
-    actions = np.zeros((0, nf), dtype=int) if actions is None else np.asarray(actions)
+    if actions is None and past_len > 1:
+        if any(u > 1 for u in model.num_controls):
+            raise PolicyError(f"actions_window is missing: {past_len} observations need the actions between them, "
+                              f"shape ({past_len - 1}, {nf}); it may be omitted only when no factor has a choice "
+                              f"(num_controls = {model.num_controls})")
+        actions = np.zeros((past_len - 1, nf), dtype=int)
+    actions = np.zeros((0, nf), dtype=int) if actions is None else as_numbers(actions, "actions_window", PolicyError,
+                                                                             None)
     if actions.size == 0:
         actions = actions.reshape(0, nf)
     if actions.shape != (past_len - 1, nf):

@@ -71,7 +71,7 @@ from .checks import (
     check_sequence,
 )
 from .control import predict_policies
-from .errors import BeliefError, ModelError, ObservationError, PolicyError
+from .errors import BeliefError, ModelError, ObservationError
 from .inference import (
     EXPECTED_LOG,
     MIXTURE,
@@ -176,7 +176,7 @@ def filter_states(model: GenerativeModel, obs_window: Any, actions_window: Any =
     """
     method = FixedPoint() if method is None else require(method, StateInference, "method", NUMPY)
     obs_window = check_obs_window(model, obs_window)
-    actions = _check_actions(model, actions_window, len(obs_window))
+    actions = check_actions(model, actions_window, len(obs_window))
     prior = model.D if prior is None else check_beliefs(model, prior)
     qs_seq: list[list[np.ndarray]] = []
     priors: list[list[np.ndarray]] = []
@@ -236,7 +236,7 @@ def smooth(model: GenerativeModel, filtered: Any, actions_window: Any = None) ->
         ModelError: a factor's transition reads other factors (use :func:`forward_backward`).
     """
     qs = _check_belief_seq(model, filtered, "filtered")
-    actions = _check_actions(model, actions_window, qs[0].shape[0])
+    actions = check_actions(model, actions_window, qs[0].shape[0])
     for f, deps in enumerate(model.B_dependencies):
         if deps != [f]:
             raise ModelError(f"smooth passes backwards through each factor's own transitions, but "
@@ -273,7 +273,7 @@ def forward_backward(model: GenerativeModel, obs_window: Any, actions_window: An
     """
     obs_window = check_obs_window(model, obs_window)
     T, S = len(obs_window), model.num_states
-    actions = _check_actions(model, actions_window, T)
+    actions = check_actions(model, actions_window, T)
     prior = model.D if prior is None else check_beliefs(model, prior)
     check_choice(soft_obs, "soft_obs", SOFT_OBS)
     check_joint_size(S * 2, check_integer(max_bytes, "max_bytes"), "forward_backward", copies=max(T - 1, 1))
@@ -407,7 +407,7 @@ def sequence_free_energy(model: GenerativeModel, obs_window: Any, qs_seq: Any, a
     obs_window = check_obs_window(model, obs_window)
     T = len(obs_window)
     qs = _check_belief_seq(model, qs_seq, "qs_seq", T)
-    actions = _check_actions(model, actions_window, T)
+    actions = check_actions(model, actions_window, T)
     prior = model.D if prior is None else check_beliefs(model, prior)
     check_guard(guard, "guard")
     check_choice(soft_obs, "soft_obs", SOFT_OBS)
@@ -472,19 +472,6 @@ def _expected_log(p, log_q):
 
 # ----------------------------------------------------------------------------------------------------------
 # Input checks
-
-
-def _check_actions(model, actions_window, T):
-    """``actions_window`` (T - 1, num_factors), or zeros when ``None`` and no factor has a choice (``PolicyError``)."""
-    if actions_window is None and T > 1:
-        if any(u > 1 for u in model.num_controls):
-            raise PolicyError(f"actions_window is missing: {T} observations need the actions between them, shape "
-                              f"({T - 1}, {model.num_factors}); it may be omitted only when no factor has a choice "
-                              f"(num_controls = {model.num_controls})")
-        actions_window = np.zeros((T - 1, model.num_factors), dtype=int)  # the only actions there are
-    # as_numbers first: check_actions would let NumPy's own error out for a ragged list
-    return check_actions(model, None if actions_window is None else as_numbers(actions_window, "actions_window",
-                                                                                PolicyError, None), T)
 
 
 def _check_belief_seq(model, qs_seq, name, T=None):

@@ -34,7 +34,6 @@ from .checks import (
     check_positive,
     check_prior,
 )
-from .errors import PolicyError
 from .inference import MIXTURE, SOFT_OBS, log_likelihood, on_joint
 from .maths import CLIP, EXACT, LEGACY, LogGuard, check_guard
 from .model import GenerativeModel
@@ -280,12 +279,6 @@ def infer_sequence(model: GenerativeModel, obs_window: Any, actions_window: Any,
         lik = [[np.exp(lnL_m) for lnL_m in lik_t] for lik_t in lik]
     past_len = len(lik)
     policies = check_policies(model, policies, min_horizon=0)
-    if actions_window is None and past_len > 1:
-        if any(u > 1 for u in model.num_controls):
-            raise PolicyError(f"actions_window is missing: {past_len} observations need the actions between "
-                              f"them, shape ({past_len - 1}, {model.num_factors}); it may be omitted only when "
-                              f"no factor has a choice (num_controls = {model.num_controls})")
-        actions_window = np.zeros((past_len - 1, model.num_factors), dtype=int)  # the only actions there are
     actions_window = check_actions(model, actions_window, past_len)
     num_policies = policies.shape[0]
     prior = check_prior(model, model.D if prior is None else prior, num_policies)

@@ -21,6 +21,7 @@ seconds per step (about 40 microseconds on the T-maze), the budget of a few doze
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 
@@ -76,8 +77,8 @@ def time_legacy(env, model, horizon, steps):
     return time.perf_counter() - start
 
 
-def time_pymdp(env, model, horizon, steps):
-    """(first call, warm call) in seconds."""
+def time_pymdp(env, model, horizon, steps, repeats=1):
+    """(first call, fastest of ``repeats`` warm calls) in seconds."""
     import jax
     import jax.numpy as jnp
     import jax.random as jr
@@ -97,16 +98,18 @@ def time_pymdp(env, model, horizon, steps):
         return jenv, agent
 
     # ``rollout`` builds its scan body afresh on every call, so a plain second call traces and compiles again;
-    # jitting the whole rollout (the agent is a pytree argument) lets the second call reuse the program.
-    out = []
+    # jitting the whole rollout (the agent is a pytree argument) lets later calls reuse the program.
     start = time.perf_counter()
     jenv, agent = build()
     run = jax.jit(lambda agent, key: jax_rollout(agent, jenv, num_timesteps=steps, rng_key=key)[1]["action"])
-    for key in (0, 1):
-        run(agent, jr.PRNGKey(key)).block_until_ready()
-        out.append(time.perf_counter() - start)
+    run(agent, jr.PRNGKey(0)).block_until_ready()
+    first = time.perf_counter() - start
+    warm = []
+    for key in range(1, 1 + repeats):
         start = time.perf_counter()
-    return tuple(out)
+        run(agent, jr.PRNGKey(key)).block_until_ready()
+        warm.append(time.perf_counter() - start)
+    return first, min(warm)
 
 
 def time_env(env, steps):
@@ -118,28 +121,76 @@ def time_env(env, steps):
     return time.perf_counter() - start
 
 
+def first_step(env, model, horizon):
+    """Seconds from a new Agent to its first action (nothing is compiled: this is the whole cost)."""
+    obs, _ = env.reset(seed=0)
+    start = time.perf_counter()
+    aif.Agent(model, policy_horizon=horizon).step(obs)
+    return time.perf_counter() - start
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", default="100,1000", help="comma-separated episode lengths (default 100,1000)")
+    parser.add_argument("--repeats", type=int, default=3, help="warm runs per library; the fastest is reported")
     parser.add_argument("--skip-jax", action="store_true", help="leave out pymdp 1.0")
     parser.add_argument("--skip-legacy", action="store_true", help="leave out pymdp.legacy")
+    parser.add_argument("--out", default=None, help="folder for bench_loop.md and bench_loop.png (none by default)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     lengths = [int(s) for s in args.steps.split(",")]
+    best = lambda f: min(f() for _ in range(args.repeats))  # noqa: E731
 
-    print("| task | steps | aif steps/s | legacy steps/s | pymdp 1.0 first steps/s | pymdp 1.0 warm steps/s "
-          "| aif / legacy | aif / 1.0 first | env alone steps/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines = [f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; the fastest of "
+             f"{args.repeats} warm runs each", "",
+             "| task | steps | aif steps/s | legacy steps/s | pymdp 1.0 first steps/s | pymdp 1.0 warm steps/s "
+             "| aif / legacy | aif / 1.0 first | aif / 1.0 warm | env alone steps/s | aif first step ms |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    print("\n".join(lines), flush=True)
+    rows = []
     for name, (env, model, horizon) in tasks().items():
         time_aif(env, model, horizon, 5)  # import and first-call costs of NumPy/SciPy paths, not ours to count
         for steps in lengths:
-            t_aif = time_aif(env, model, horizon, steps)
-            t_leg = np.nan if args.skip_legacy else time_legacy(env, model, horizon, steps)
-            t_first, t_warm = (np.nan, np.nan) if args.skip_jax else time_pymdp(env, model, horizon, steps)
-            rate = lambda t: f"{steps / t:,.0f}" if np.isfinite(t) else "-"  # noqa: E731
-            ratio = lambda t: f"{t / t_aif:.1f}x" if np.isfinite(t) else "-"  # noqa: E731
-            print(f"| {name} | {steps} | {rate(t_aif)} | {rate(t_leg)} | {rate(t_first)} | {rate(t_warm)} "
-                  f"| {ratio(t_leg)} | {ratio(t_first)} | {rate(time_env(env, steps))} |", flush=True)
+            t_aif = best(lambda: time_aif(env, model, horizon, steps))  # noqa: B023
+            t_leg = np.nan if args.skip_legacy else best(lambda: time_legacy(env, model, horizon, steps))  # noqa: B023
+            t_first, t_warm = (np.nan, np.nan) if args.skip_jax else time_pymdp(env, model, horizon, steps,
+                                                                                args.repeats)
+            rate = lambda t: f"{steps / t:,.0f}" if np.isfinite(t) else "-"  # noqa: E731, B023
+            ratio = lambda t: f"{t / t_aif:.2f}x" if np.isfinite(t) else "-"  # noqa: E731, B023
+            line = (f"| {name} | {steps} | {rate(t_aif)} | {rate(t_leg)} | {rate(t_first)} | {rate(t_warm)} "
+                    f"| {ratio(t_leg)} | {ratio(t_first)} | {ratio(t_warm)} | {rate(time_env(env, steps))} "
+                    f"| {1e3 * first_step(env, model, horizon):.1f} |")
+            print(line, flush=True)
+            lines.append(line)
+            rows.append((f"{name}, {steps}", steps / t_aif, steps / t_leg, steps / t_first, steps / t_warm))
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "bench_loop.md"), "w") as f:
+            f.write("`python benchmarks/bench_loop.py --out benchmarks/results`\n\n" + "\n".join(lines) + "\n")
+        plot(rows, os.path.join(args.out, "bench_loop.png"))
+
+
+def plot(rows, path):
+    """Steps per second of each library per task, on a log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = ["aif", "pymdp.legacy", "pymdp 1.0 (first call)", "pymdp 1.0 (warm)"]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / len(labels)
+    x = np.arange(len(rows))
+    for i, label in enumerate(labels):
+        ax.bar(x + (i - 1.5) * width, [r[1 + i] for r in rows], width, label=label)
+    ax.set_xticks(x, [r[0] for r in rows], rotation=20, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("agent-environment steps per second")
+    ax.legend(fontsize=8)
+    ax.set_title("One agent, one environment: steps per second (higher is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
