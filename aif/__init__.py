@@ -4,7 +4,8 @@ The tabular core: a POMDP generative model (A, B, C, D, E), fixed-point state in
 expected free energy, the policy posterior and action selection, and an ``Agent`` that runs the cycle.
 """
 
-from . import checks, envs, io, labels, planning, strategies, utils  # noqa: I001  (subpackages; aif.plotting on demand: matplotlib)
+from . import actions, checks, envs, io, labels, planning, strategies, utils  # noqa: I001  (subpackages; aif.plotting on demand: matplotlib)
+from .actions import ActionFactors
 from .agent import Agent, Learning, Selection
 from .checks import check_model
 from .control import (action_marginals, action_probabilities, enumerate_policies, expected_free_energy,
@@ -42,7 +43,7 @@ __all__ = [
     "update_A", "update_B", "update_D", "pA_info_gain", "pB_info_gain", "spm_wnorm", "reduce_dirichlet",
     "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT",
     "prune_model", "level_evidence", "prune_by_evidence", "LevelEvidence",
-    "labels", "compile_model", "LabelledModel",
+    "labels", "compile_model", "LabelledModel", "actions", "ActionFactors",
     "MarginalMessagePassing", "VariationalMessagePassing", "infer_sequence", "SequenceTrace",
     "SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average",
     "rollout", "Trajectory", "envs", "planning", "io", "utils",

@@ -24,12 +24,13 @@ Tables (``Distribution``) have one ``event`` axis (the outcome, or the next stat
 conditioned on), in this order: ``A[m]``: ``(O_m, *states in depends_on)``; ``B[f]``: ``(S_f, *states in
 depends_on, *controls in controlled_by)``; ``C[m]``: ``(O_m,)``; ``D[f]``, ``H[f]``: ``(S_f,)``.
 
-A factor controlled by several controls gets one control axis in the built model, their joint action in C
-order (the last control fastest), and a factor controlled by none gets one of size 1: pymdp 1.0's ``Agent``
-flattens ``B_action_dependencies`` the same way. ``LabelledModel.policies`` lists the policies over the
-controls themselves (pymdp 1.0's ``agent.policies``): when a control drives several factors, the factors' actions
-stay consistent, which per-factor enumeration would not guarantee; select actions from such policies with
-``Selection(sampling="full")``, as pymdp 1.0 does.
+The controls are action factors (``aif.actions.ActionFactors``, ``LabelledModel.actions``): a factor controlled by
+several controls gets one control axis in the built model, their joint action in C order (the last control
+fastest), and a factor controlled by none gets one of size 1, as pymdp 1.0's ``Agent`` flattens
+``B_action_dependencies``. ``LabelledModel.policies`` lists the policies over the controls themselves (pymdp 1.0's
+``agent.policies``): when a control drives several factors, the factors' actions stay consistent, which per-factor
+enumeration would not guarantee; select actions from such policies with ``Selection(sampling="full")``, as pymdp
+1.0 does.
 
 Where this differs from pymdp 1.0 (each a silent failure there, an error or a definition here): a factor that
 does not list itself in ``depends_on`` gets its table (pymdp drops it, so B no longer lines up with the states);
@@ -42,17 +43,16 @@ control's name is an error; a slice such as ``1:3`` selects what it says (pymdp 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from .actions import ActionFactors
 from .checks import COLUMN_TOL, as_numbers, check_finite, check_integer, first_index
-from .control import enumerate_policies
 from .errors import ModelError, ObservationError, PolicyError
 from .model import GenerativeModel
-from .utils import action_to_index, index_to_action, normalize
+from .utils import normalize
 
 Label = Hashable
 KINDS = {"observations": ("elements", "size", "depends_on"), "controls": ("elements", "size"),
@@ -289,6 +289,8 @@ class LabelledModel:
         A_dependencies, B_dependencies: per modality / factor, the names of the factors it depends on.
         controlled_by: per factor, the names of the controls that drive it (pymdp's ``B_action_dependencies``
             by name; ``B_action_dependencies`` gives them as indices).
+        actions: the controls as ``aif.actions.ActionFactors`` (flattening B, policies, encoding and decoding
+            actions, the probabilities of the first actions).
         A, B, C, D, H: the tables (``Tables`` of ``Distribution``), by name or position. ``H`` (uniform) is
             pymdp 1.0's prior preference over states (for ``aif.planning.inductive_matrix``); the built model does
             not hold it.
@@ -307,6 +309,7 @@ class LabelledModel:
         self.C = Tables({m: Distribution({m: O[m]}) for m in O}, "C")
         self.D = Tables({f: Distribution({f: S[f]}, data=np.full(len(S[f]), 1.0 / len(S[f]))) for f in S}, "D")
         self.H = Tables({f: Distribution({f: S[f]}, data=np.full(len(S[f]), 1.0 / len(S[f]))) for f in S}, "H")
+        self.actions = ActionFactors(self.num_controls, self.B_action_dependencies, names=list(self.controls))
 
     @property
     def num_controls(self) -> list[int]:
@@ -333,41 +336,33 @@ class LabelledModel:
         for kind in ("A", "B", "D"):
             for name, table in zip(getattr(self, kind).keys(), getattr(self, kind), strict=True):
                 table.check_columns(f"{kind}[{name!r}]")
-        B = [b.data.reshape(b.shape[:1 + len(deps)] + (-1,))  # (S_f, *S_deps, prod U_c): joint control axis
-             for b, deps in zip(self.B, self.B_dependencies, strict=True)]
-        return GenerativeModel(A=[a.data for a in self.A], B=B, C=[c.data for c in self.C], D=[d.data for d in self.D],
+        return GenerativeModel(A=[a.data for a in self.A], B=self.actions.flatten_B([b.data for b in self.B]),
+                               C=[c.data for c in self.C], D=[d.data for d in self.D],
                                A_dependencies=[[factors.index(g) for g in deps] for deps in self.A_dependencies],
                                B_dependencies=[[factors.index(g) for g in deps] for deps in self.B_dependencies])
 
     def policies(self, horizon: int = 1) -> np.ndarray:
         """Every sequence of ``horizon`` joint control actions, as per-factor actions of the built model.
 
-        The control sequences are enumerated as ``aif.enumerate_policies(num_controls, horizon)`` (the last
-        control of the last step fastest), and each factor's action is the joint index of its controls
-        (``aif.utils.action_to_index``; 0 for a factor without controls): pymdp 1.0's ``agent.policies`` for a
-        model with ``B_action_dependencies``.
+        ``self.actions.policies(horizon)``: the control sequences enumerated as ``aif.enumerate_policies(num_controls,
+        horizon)`` (the last control of the last step fastest), each factor's action the joint index of its controls
+        (0 for a factor without controls): pymdp 1.0's ``agent.policies`` for a model with ``B_action_dependencies``.
 
         Returns:
             int array ``(prod(num_controls) ** horizon, horizon, num_factors)``, for ``aif.Agent(policies=...)``.
         """
-        horizon = check_integer(horizon, "horizon", error=PolicyError)
-        if not self.controls:
-            return np.zeros((1, horizon, len(self.states)), dtype=int)
-        controls = enumerate_policies(self.num_controls, horizon)  # (P, H, num_controls)
-        return np.stack([action_to_index(controls[..., deps], [self.num_controls[c] for c in deps]) if deps else
-                         np.zeros(controls.shape[:2], dtype=int) for deps in self.B_action_dependencies], axis=-1)
+        return self.actions.policies(horizon)
 
     def action(self, controls: Mapping[str, Label]) -> np.ndarray:
         """The built model's action ``(num_factors,)`` for one label per control (``{"move": "go_left", ...}``)."""
         if not isinstance(controls, Mapping) or set(controls) != set(self.controls):
             raise PolicyError(f"action needs one label for each control {list(self.controls)}, got {controls!r}")
-        chosen = {}
+        chosen = []
         for c, labels in self.controls.items():
             if controls[c] not in labels:
                 raise PolicyError(f"{controls[c]!r} is not a label of control {c!r}; its labels are {list(labels)}")
-            chosen[c] = labels.index(controls[c])
-        return np.array([action_to_index([chosen[c] for c in cs], [len(self.controls[c]) for c in cs]) if cs else 0
-                         for cs in self.controlled_by], dtype=int)
+            chosen.append(labels.index(controls[c]))
+        return self.actions.encode(np.array(chosen, dtype=int))
 
     def controls_of(self, action: Any) -> dict[str, Label]:
         """The label of each control in a built model's action ``(num_factors,)`` (the inverse of ``action``).
@@ -376,19 +371,10 @@ class LabelledModel:
             PolicyError: an action out of range, or factors that disagree about a control they share (an action
             no policy of ``policies`` takes).
         """
-        action = as_numbers(action, "action", PolicyError, None)
-        if action.shape != (len(self.states),) or not np.issubdtype(action.dtype, np.integer):
+        if np.ndim(action) != 1:
             raise PolicyError(f"action must be integers of shape ({len(self.states)},), one per factor; got {action!r}")
-        chosen: dict[str, Label] = {}
-        for f, (name, cs) in enumerate(zip(self.states, self.controlled_by, strict=True)):
-            if not cs:
-                continue
-            for c, i in zip(cs, index_to_action(action[f], [len(self.controls[c]) for c in cs]), strict=True):
-                label = self.controls[c][int(i)]
-                if chosen.setdefault(c, label) != label:
-                    raise PolicyError(f"the action takes {chosen[c]!r} and {label!r} for control {c!r} (factor "
-                                      f"{name!r} disagrees with an earlier factor that control drives)")
-        return chosen
+        chosen = self.actions.decode(action)  # (num_controls,)
+        return {c: labels[int(i)] for (c, labels), i in zip(self.controls.items(), chosen, strict=True)}
 
     def observation(self, labels: Mapping[str, Label]) -> list[int]:
         """The outcome index of each modality, from one label per modality (``{"position_obs": "left"}``)."""
@@ -450,8 +436,9 @@ def compile_model(description: Mapping[str, Mapping[str, Mapping[str, Any]]]) ->
         label, then ``to_model()``.
 
     Raises:
-        ModelError: a missing or unknown key, an unknown name, repeated labels, a control that drives no factor, a
-        name shared by a state factor and a control (both index ``B``'s given axes).
+        ModelError: a missing or unknown key, an unknown name, repeated labels, a name shared by a state factor and a
+        control (both index ``B``'s given axes), or what ``aif.actions.ActionFactors`` refuses of the controls (a
+        control that drives no factor).
     """
     if not isinstance(description, Mapping):
         raise ModelError(f"description must be a mapping of 'observations', 'controls' and 'states', got "
@@ -479,13 +466,6 @@ def compile_model(description: Mapping[str, Mapping[str, Mapping[str, Any]]]) ->
                       for f, spec in sections["states"].items()]
     controlled_by = [_names(spec, "controlled_by", controls, f"state factor {f!r}", "control", default=[])
                      for f, spec in sections["states"].items()]
-    idle = [c for c in controls if not any(c in cs for cs in controlled_by)]
-    if idle:
-        raise ModelError(f"control {idle[0]!r} drives no state factor (no 'controlled_by' names it): its actions "
-                         "would only repeat every policy")
-    for f, cs in zip(states, controlled_by, strict=True):
-        if math.prod(len(controls[c]) for c in cs) > np.iinfo(np.intp).max:
-            raise ModelError(f"state factor {f!r} has too many joint actions: {[len(controls[c]) for c in cs]}")
     return LabelledModel(states, observations, controls, A_dependencies, B_dependencies, controlled_by)
 
 
