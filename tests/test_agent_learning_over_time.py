@@ -1,7 +1,7 @@
 """The Agent's free-energy diagnostics, learning from smoothed beliefs, and learning with inference over time.
 
-- ``agent.infer_states(obs, return_info=True)``: the VFE and its terms of the posterior, as pymdp 1.0's
-  ``infer_states(..., return_info=True)`` gives them.
+- ``agent.infer_states(obs, return_info=True)``: the VFE and its terms of the posterior, ``aif.free_energy_terms``
+  (equal to pymdp 1.0's ``return_info`` values: ``tests/test_filtering.py``).
 - ``Learning(online=False, smoothing=True)``: the episode's filtered beliefs are smoothed before A and B are
   learned, as pymdp 1.0's ``"ovf"`` agent does in ``infer_parameters``.
 - ``Learning`` with ``MarginalMessagePassing`` / ``VariationalMessagePassing``: online from each step's belief
@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _reference import jax64
 
 import aif
 from aif.errors import ParameterError
-
-from _reference import jax64
 
 TOL = 1e-10
 
@@ -48,24 +47,6 @@ def test_return_info_is_the_vfe_of_the_posterior_under_the_prior_it_came_from():
     sequence = aif.Agent(model, inference=aif.MarginalMessagePassing(), inference_horizon=2)
     with pytest.raises(ParameterError, match="agent.F"):
         sequence.infer_states([0, 0], return_info=True)
-
-
-def test_return_info_equals_pymdp_1_0():
-    pytest.importorskip("pymdp.agent")
-    jnp = jax64().numpy
-    from pymdp import agent as pymdp_agent
-
-    rng = np.random.default_rng(1)
-    model = small_model(rng, counts=False)
-    ref = pymdp_agent.Agent([jnp.asarray(a)[None] for a in model.A], [jnp.asarray(b)[None] for b in model.B],
-                            D=[jnp.asarray(d)[None] for d in model.D], num_controls=model.num_controls)
-    agent = aif.Agent.pymdp(model)
-    obs = [2, 1]
-    qs, info = agent.infer_states(obs, return_info=True)
-    qs_ref, info_ref = ref.infer_states([jnp.array([o]) for o in obs], [jnp.asarray(d)[None] for d in model.D],
-                                        return_info=True)
-    assert max(np.abs(q - np.asarray(r)[0, -1]).max() for q, r in zip(qs, qs_ref, strict=True)) < TOL
-    assert abs(info.vfe - float(np.asarray(info_ref["vfe"]).reshape(-1)[-1])) < TOL
 
 
 def run(agent, observations):
