@@ -22,7 +22,7 @@ from .labels import LabelledModel, compile_model
 from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNorm, LevelEvidence, level_evidence, prune_by_evidence,
                        prune_model, reduce_dirichlet, spm_wnorm, update_A, update_B, update_D)
 from .model import GenerativeModel, random_model
-from .rollout import Trajectory, rollout
+from .rollout import Carry, Trajectory, default_policy_search, rollout
 from .sequence import MarginalMessagePassing, SequenceTrace, VariationalMessagePassing, infer_sequence
 from .sequence_control import (SequenceOptions, policy_average, sequence_expected_free_energy,
                                sequence_policy_posterior)
@@ -46,6 +46,6 @@ __all__ = [
     "labels", "compile_model", "LabelledModel", "actions", "ActionFactors",
     "MarginalMessagePassing", "VariationalMessagePassing", "infer_sequence", "SequenceTrace",
     "SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average",
-    "rollout", "Trajectory", "envs", "planning", "io", "utils",
+    "rollout", "Trajectory", "Carry", "default_policy_search", "envs", "planning", "io", "utils",
     "save_model", "load_model", "save_agent", "load_agent", "FormatError",
 ]

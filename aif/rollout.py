@@ -4,12 +4,26 @@
 observation, scores its policies by expected free energy and picks an action; the environment steps. The
 returned ``Trajectory`` holds what the agent saw, believed, weighed and did.
 
+Three additions follow pymdp 1.0's ``pymdp.envs.rollout.rollout``:
+
+- ``policy_search``: a function that replaces the agent's planning at every step (pymdp's ``policy_search``),
+  whose per-step ``info`` is kept in ``Trajectory.search_info``.
+- ``resume``: continue the episode where a rollout stopped (pymdp's ``initial_carry``). An aif agent and a
+  Gymnasium environment are stateful objects that keep their own state between calls, so what the loop carries
+  from one call to the next is only what is in flight between them: the observation the agent has not acted on
+  yet (``Trajectory.carry``). ``rollout(agent, env, n)`` then ``rollout(agent, env, m, resume=traj.carry)``
+  takes exactly the steps of ``rollout(agent, env, n + m)``; ``copy.deepcopy`` of the agent and the environment
+  branches the episode.
+- ``record``: per-step copies of the prior each step started from (pymdp's ``empirical_prior``) and of the
+  model's arrays after each step (pymdp records ``A``, ``pA``, ``B``, ``pB`` when the agent learns online).
+
 The agent may be an ``aif.Agent`` or an ``aif_deep.Agent`` (whose beliefs are torch tensors), and the
 observations indices or arrays (images for a neural model): everything is kept as NumPy arrays.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,17 +31,47 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm  # plain tqdm: tqdm.auto warns in notebooks without ipywidgets
 
-from .checks import check_index
+from .agent import Agent, atomic
+from .checks import as_numbers, check_choice, check_finite, check_index, check_policy_weights, check_probability
 from .envs.wrappers import AgentWrapper
-from .errors import ParameterError, StrategyError
+from .errors import CallOrderError, ParameterError, PolicyError, StrategyError
+from .strategies import SequenceInference
 
 # Runs at least this long show a progress bar unless ``progress=False``.
 PROGRESS_MIN_STEPS = 500
 
+# What ``rollout(..., record=...)`` can keep per step: the prior the step started from, and model arrays after it.
+RECORDS = ("prior", "A", "B", "pA", "pB")
+
+PolicySearch = Callable[[Agent, list, np.random.Generator | None], tuple[Any, Any, dict]]
+"""``policy_search(agent, qs, rng) -> (q_pi, G, info)``: see ``rollout``."""
+
+
+@dataclass(frozen=True)
+class Carry:
+    """Where a rollout stopped: what ``rollout(..., resume=carry)`` continues from.
+
+    The agent (beliefs, prior, learned model, generator) and the environment (hidden state, generator) keep their
+    own state; the carry holds what is between them. Resume with the agent and the environment as the rollout left
+    them, or with ``copy.deepcopy`` of both to branch the episode.
+
+    Attributes:
+        observation: the environment's last observation, not yet acted on, as the (wrapped) environment gave it.
+        state: the environment's hidden state with it (``info["state"]``), or ``None``.
+        steps: the agent's step count ``agent.t`` when the rollout stopped (checked when resuming).
+        ended: the environment ended the episode (terminated or truncated): there is nothing to resume.
+    """
+
+    observation: Any
+    state: Any
+    steps: int
+    ended: bool = False
+
 
 @dataclass(frozen=True, eq=False)
 class Trajectory:
-    """One episode, step by step (``T`` steps taken, ``M`` modalities, ``F`` factors, ``P`` policies).
+    """One episode, or part of one, step by step (``T`` steps taken, ``M`` modalities, ``F`` factors, ``P``
+    policies).
 
     Attributes:
         observations: int ``(T + 1, M)``: the observation before each step and the last one after it, when
@@ -35,9 +79,11 @@ class Trajectory:
         actions: int ``(T, F)``: the agent's action vector at each step.
         qs: one array ``(T, num_states[f])`` per factor: the posterior after each observation.
         q_pi: ``(T, P)``: the posterior over policies at each step.
-        G: ``(T, P)``: the expected free energy of each policy (lower is better).
+        G: ``(T, P)``: the expected free energy of each policy (lower is better); NaN at the steps where a
+            ``policy_search`` returned no ``G``.
         terms: name -> ``(T, P)``: the EFE terms at each step (``risk``, ``ambiguity``, ``utility``,
-            ``state_info_gain``, and parameter terms when the agent computes them).
+            ``state_info_gain``, and parameter terms when the agent computes them); empty with a ``policy_search``
+            (whose ``info`` is in ``search_info``).
         rewards: ``(T,)``: the environment's reward after each action.
         states: int ``(T + 1, F_env)``: the environment's hidden states when it reports them as
             ``info["state"]`` (the environments in ``aif.envs`` do), else ``None``.
@@ -45,6 +91,13 @@ class Trajectory:
         terminated, truncated: how the episode ended (both false when it ran for all the steps asked).
         obs_by_modality: one array ``(T + 1, *shape_m)`` per modality: the observations as the environment
             gave them (``shape_m`` is ``()`` for an index, e.g. ``(8, 8)`` for an image).
+        search_info: name -> ``(T, ...)``: what the ``policy_search`` returned as ``info`` at each step.
+        records: name -> one array ``(T, *shape)`` per factor (``"prior"``, ``"B"``, ``"pB"``) or modality
+            (``"A"``, ``"pA"``), for the names given to ``rollout(..., record=)``: the prior each step started
+            from (``(T, S_f)``; with an inference method over time, the prior of the step's window, ``(T, P, S_f)``
+            once it is held per policy), and the model's arrays after each step.
+        start: the agent's step count before the first step (0 for a new episode, ``carry.steps`` when resumed).
+        carry: where the rollout stopped, for ``rollout(..., resume=carry)``.
     """
 
     observations: np.ndarray | None
@@ -59,6 +112,10 @@ class Trajectory:
     terminated: bool = False
     truncated: bool = False
     obs_by_modality: tuple = field(default=(), repr=False)
+    search_info: dict = field(default_factory=dict, repr=False)
+    records: dict = field(default_factory=dict, repr=False)
+    start: int = 0
+    carry: Carry | None = field(default=None, repr=False)
 
     @property
     def num_steps(self) -> int:
@@ -72,15 +129,81 @@ class Trajectory:
         """The EFE terms at step ``t``: name -> ``(P,)``."""
         return {name: values[t] for name, values in self.terms.items()}
 
+    def join(self, later: Trajectory) -> Trajectory:
+        """This trajectory followed by ``later``, a rollout resumed from ``self.carry``: the trajectory of one
+        rollout that took the steps of both (``later``'s first observation is this one's last)."""
+        if not isinstance(later, Trajectory):
+            raise StrategyError(f"later must be an aif.Trajectory, got {type(later).__name__}")
+        stopped = self.start + self.num_steps
+        if self.terminated or self.truncated or later.start != stopped:
+            raise ParameterError(f"later starts at step {later.start}, but this trajectory "
+                                 f"{'ended' if self.terminated or self.truncated else 'stopped'} at step {stopped}: "
+                                 "join a rollout resumed from this one's carry")
+        if not np.array_equal(self.policies, later.policies):
+            raise PolicyError(f"later has policies {later.policies.shape} that are not this trajectory's "
+                              f"{self.policies.shape}")
+        for name in ("terms", "search_info", "records"):
+            if getattr(self, name).keys() != getattr(later, name).keys():
+                raise ParameterError(f"later's {name} has {sorted(getattr(later, name))}, this trajectory's "
+                                     f"{sorted(getattr(self, name))}")
+
+        def steps(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # (T_a, ...) + (T_b, ...)
+            return np.concatenate([a, b])
+
+        def points(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:  # (T_a + 1) + (T_b + 1) - 1
+            return None if a is None or b is None else np.concatenate([a[:-1], b])
+
+        def priors(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # (T_a, S_f) or (T_a, P, S_f) + the same of T_b
+            shape = np.broadcast_shapes(a.shape[1:], b.shape[1:])
+            return steps(*(np.broadcast_to(x.reshape(len(x), *[1] * (len(shape) + 1 - x.ndim), *x.shape[1:]),
+                                           (len(x), *shape)) for x in (a, b)))
+
+        return Trajectory(
+            observations=points(self.observations, later.observations),
+            actions=steps(self.actions, later.actions),
+            qs=tuple(map(steps, self.qs, later.qs)),
+            q_pi=steps(self.q_pi, later.q_pi),
+            G=steps(self.G, later.G),
+            terms={name: steps(values, later.terms[name]) for name, values in self.terms.items()},
+            rewards=steps(self.rewards, later.rewards),
+            states=points(self.states, later.states),
+            policies=self.policies,
+            terminated=later.terminated,
+            truncated=later.truncated,
+            obs_by_modality=tuple(map(points, self.obs_by_modality, later.obs_by_modality)),
+            search_info={name: steps(values, later.search_info[name]) for name, values in self.search_info.items()},
+            records={name: tuple(map(priors if name == "prior" else steps, arrays, later.records[name]))
+                     for name, arrays in self.records.items()},
+            start=self.start,
+            carry=later.carry,
+        )
+
+
+def default_policy_search(agent: Agent, qs: list,
+                          rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The agent's own planning as a ``policy_search`` (pymdp 1.0's ``default_policy_search``).
+
+    Args:
+        agent: the ``aif.Agent`` whose step it is.
+        qs: its posterior, one ``(num_states[f],)`` per factor (``agent.qs``, which ``infer_policies`` reads).
+        rng: its generator (``agent.rng``; a planner reads it itself).
+
+    Returns:
+        ``(q_pi, G, terms)``: ``agent.infer_policies()``, each ``(P,)``, and its EFE terms, name -> ``(P,)``.
+    """
+    q_pi, G = agent.infer_policies()
+    return q_pi, G, dict(agent.terms)
+
 
 def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = None, *, seed: int | None = None,
-            options: dict | None = None, progress: bool | None = None) -> Trajectory:
+            options: dict | None = None, progress: bool | None = None, policy_search: PolicySearch | None = None,
+            resume: Carry | None = None, record: Sequence[str] = ()) -> Trajectory:
     """Run ``agent`` in ``env`` for up to ``steps`` actions.
 
     Args:
         agent: an ``aif.Agent`` or ``aif_deep.Agent`` with an unbatched model (anything with ``reset()``,
             ``step(obs) -> action`` and the attributes ``qs``, ``q_pi``, ``G``, ``terms``, ``policies``,
-            ``model``; arrays or CPU tensors).
+            ``model``, ``prior``, ``t``; arrays or CPU tensors).
         env: a Gymnasium environment with discrete observations; it is wrapped in ``AgentWrapper`` for the
             agent's model unless it is one already or wraps one (e.g. ``aif_deep.training.NoisyGridImages``,
             whose observations are images).
@@ -89,6 +212,20 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
         seed: the environment's reset seed (takes precedence over ``rng``).
         options: passed to ``env.reset`` (e.g. ``{"condition": 1}`` in the T-maze).
         progress: show a tqdm bar; by default only for runs of ``PROGRESS_MIN_STEPS`` steps or more.
+        policy_search: ``policy_search(agent, qs, rng) -> (q_pi, G, info)``, called at each step of an
+            ``aif.Agent`` with a one-step inference method, after ``agent.infer_states(obs)``, in place of
+            ``agent.infer_policies()``: ``qs`` is the new posterior (``agent.qs``) and ``rng`` the agent's
+            generator (``agent.rng``, ``None`` without one). It returns ``q_pi`` ``(P,)``, a distribution over
+            ``agent.policies`` (over ``agent.plan.policies`` when it called ``agent.infer_policies()`` with a
+            planner), ``G`` ``(P,)`` (finite) or ``None``, and ``info``, a dict of name -> array, the same names
+            and shapes at every step (kept in ``Trajectory.search_info``). The agent then selects its action from
+            ``q_pi`` as its ``Selection`` says. ``default_policy_search`` is the agent's own planning.
+        resume: a ``Trajectory.carry``: continue that episode (no reset of the agent or the environment) from the
+            observation where it stopped. ``rng``, ``seed`` and ``options``, which are for the reset, must then be
+            left out.
+        record: names from ``RECORDS`` to keep per step in ``Trajectory.records``: ``"prior"`` (the prior each
+            step started from), ``"A"``, ``"B"``, ``"pA"``, ``"pB"`` (the model's arrays after each step: with
+            online learning, the counts after that step's update). Copies: counts can be large.
 
     Returns:
         ``Trajectory``.
@@ -104,25 +241,48 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
     seed = None if seed is None else check_index(seed, "seed")
     if options is not None and not isinstance(options, dict):
         raise ParameterError(f"options must be a dict or None, got {options!r}")
+    if policy_search is not None:
+        _check_search(agent, policy_search)
+    model_records, priors = _check_record(agent, record)
+    if resume is not None:
+        _check_resume(agent, resume, rng, seed, options)
     env = as_agent_env(env, agent.model)
     if seed is None and rng is not None:
         seed = int(rng.integers(2**31 - 1))
     show = steps >= PROGRESS_MIN_STEPS if progress is None else bool(progress)
 
-    agent.reset()
-    obs, info = env.reset(seed=seed, options=options)
-    observations, states = [obs], [info.get("state")]
+    if resume is None:
+        agent.reset()
+        obs, info = env.reset(seed=seed, options=options)
+        state = info.get("state")
+    else:
+        obs, state = resume.observation, resume.state
+    start = agent.t
+    observations, states = [obs], [state]
     actions, qs, q_pi, G, rewards = [], [], [], [], []
     terms: dict[str, list] = {}
+    search_info: dict[str, list] = {}
+    first_info: dict | None = None  # name -> shape of the search's info at the first step
     terminated = truncated = False
-    for _ in tqdm(range(steps), disable=not show, desc="rollout", unit="step", leave=False):
-        action = _copy(agent.step(obs))
+    for t in tqdm(range(steps), disable=not show, desc="rollout", unit="step", leave=False):
+        if priors is not None:
+            priors.append([_copy(p) for p in agent.prior])
+        if policy_search is None:
+            action = _copy(agent.step(obs))
+        else:
+            action, found = _search_step(agent, obs, policy_search, start + t, first_info)
+            action = _copy(action)
+            first_info = _shapes(found) if first_info is None else first_info
+            for name, value in found.items():
+                search_info.setdefault(name, []).append(value)
         actions.append(action)
         qs.append([_copy(q) for q in agent.qs])
         q_pi.append(_copy(agent.q_pi))
-        G.append(_copy(agent.G))
+        G.append(np.full(q_pi[-1].shape, np.nan) if agent.G is None else _copy(agent.G))
         for name, values in agent.terms.items():
             terms.setdefault(name, []).append(_copy(values))
+        for name, rows in model_records.items():
+            rows.append([_copy(x) for x in getattr(agent.model, name)])
         obs, reward, terminated, truncated, info = env.step(action)
         observations.append(obs)
         states.append(info.get("state"))
@@ -134,6 +294,7 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
     # (T + 1, *shape_m) per modality; an index-valued modality has shape_m = ()
     by_modality = tuple(np.stack([_copy(o[m]) for o in observations]) for m in range(len(observations[0])))
     indices = all(o.ndim == 1 for o in by_modality)
+    records = model_records if priors is None else {"prior": priors, **model_records}
     return Trajectory(
         observations=np.stack(by_modality, -1).astype(np.int64) if indices else None,
         actions=np.array(actions, dtype=np.int64),
@@ -147,16 +308,116 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
         terminated=bool(terminated),
         truncated=bool(truncated),
         obs_by_modality=by_modality,
+        search_info={name: np.stack(values) for name, values in search_info.items()},
+        # the prior of an agent over time is one (S_f,) for all policies until its window moves, then (P, S_f)
+        records={name: tuple(np.stack(np.broadcast_arrays(*per_index) if name == "prior" else per_index)
+                             for per_index in zip(*rows, strict=True)) for name, rows in records.items()},
+        start=start,
+        carry=Carry(observation=obs, state=states[-1], steps=agent.t, ended=bool(terminated or truncated)),
     )
 
 
-def _copy(x) -> np.ndarray:
+def _check_search(agent: Any, policy_search: Any) -> None:
+    """A ``policy_search`` is a callable, for an ``aif.Agent`` whose cycle runs from one belief."""
+    if not callable(policy_search):
+        raise StrategyError(f"policy_search must be a function (agent, qs, rng) -> (q_pi, G, info), "
+                            f"got {type(policy_search).__name__}")
+    # An agent over time weighs its policies by their evidence F as well and averages its beliefs with q(pi); an
+    # aif_deep.Agent forms q(pi) in its own runner: neither takes a q(pi) from outside.
+    if not isinstance(agent, Agent) or isinstance(agent.inference, SequenceInference):
+        what = type(agent.inference).__name__ if isinstance(agent, Agent) else type(agent).__module__
+        raise StrategyError(f"policy_search replaces the planning of an aif.Agent with a one-step inference method, "
+                            f"got an agent of {what}")
+
+
+def _check_record(agent: Any, record: Any) -> tuple[dict[str, list], list | None]:
+    """Empty per-step lists for the names in ``record``: model array name -> list, and the priors' list (or
+    ``None`` when the prior is not recorded)."""
+    if isinstance(record, str) or not isinstance(record, (tuple, list)):
+        raise ParameterError(f"record must be a tuple of names from {RECORDS}, got {record!r}")
+    names = [check_choice(name, "record", RECORDS) for name in record]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"record names a quantity twice: {record!r}")
+    for name in names:
+        if name != "prior" and getattr(agent.model, name, None) is None:
+            raise ParameterError(f"record {name!r}: the agent's model has no {name}"
+                                 f"{' (Dirichlet counts)' if name.startswith('p') else ''}")
+    return {name: [] for name in names if name != "prior"}, [] if "prior" in names else None
+
+
+def _check_resume(agent: Any, resume: Any, rng: Any, seed: Any, options: Any) -> None:
+    """``resume`` is a carry of an episode that has not ended, for an agent as the rollout left it."""
+    if not isinstance(resume, Carry):
+        raise StrategyError(f"resume must be a Trajectory's carry (aif.rollout.Carry), got {type(resume).__name__}")
+    if resume.ended:
+        raise CallOrderError(f"resume: the episode ended at step {resume.steps} (terminated or truncated); start a "
+                             "new one without resume")
+    given = [name for name, value in (("rng", rng), ("seed", seed), ("options", options)) if value is not None]
+    if given:
+        raise ParameterError(f"{', '.join(given)} given with resume: they are for the environment's reset, and a "
+                             "resumed rollout continues the episode without one")
+    if agent.t != resume.steps:
+        raise CallOrderError(f"resume: the agent has taken {agent.t} steps, but the carry was left after "
+                             f"{resume.steps}: resume with the agent (or a copy of it) as that rollout left it")
+
+
+@atomic
+def _search_step(agent: Agent, obs: Any, policy_search: PolicySearch, t: int,
+                 first: dict | None) -> tuple[np.ndarray, dict]:
+    """``agent.step(obs)`` with ``policy_search`` in place of ``agent.infer_policies()``, all or nothing
+    (``atomic``: a wrong return leaves the agent as it was before the step). Returns the action and the search's
+    info, whose names and shapes must be those of ``first`` (name -> shape at the first step; ``None`` there)."""
+    qs = agent.infer_states(obs)
+    agent.q_pi = agent.G = agent.plan = None  # type: ignore[assignment]  # nothing of the last step's planning
+    agent.terms = {}
+    found = policy_search(agent, qs, agent.rng)
+    policies = agent.policies if agent.plan is None else agent.plan.policies
+    agent.q_pi, agent.G, info = _checked_search(found, policies, t, first)
+    agent.terms = {}  # the search's G replaces the EFE, and its terms with it (return them in info)
+    return agent.sample_action(), info
+
+
+def _checked_search(found: Any, policies: np.ndarray, t: int,
+                    first: dict | None) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """What a ``policy_search`` returned at step ``t``, checked and copied: ``(q_pi (P,), G (P,) or None, info)``,
+    the names and shapes of ``info`` those of ``first`` (when given)."""
+    where = f"policy_search at step {t}"
+    if not (isinstance(found, tuple) and len(found) == 3):
+        raise StrategyError(f"{where} returned {type(found).__name__}"
+                            f"{f' of length {len(found)}' if isinstance(found, tuple) else ''}; "
+                            "expected a tuple (q_pi, G or None, info)")
+    q_pi, G, info = found
+    try:
+        q_pi = check_policy_weights(q_pi, policies).copy()
+        check_probability(q_pi, "q_pi", PolicyError)
+        if G is not None:
+            G = as_numbers(G, "G", PolicyError).copy()
+            if G.shape != q_pi.shape:
+                raise PolicyError(f"G has shape {G.shape}, expected {q_pi.shape} (one value per policy)")
+            check_finite(G, "G", nonneg=False, error=PolicyError)
+    except PolicyError as e:
+        raise PolicyError(f"{where}: {e}") from None
+    if not (isinstance(info, dict) and all(isinstance(name, str) for name in info)):
+        raise StrategyError(f"{where} returned info of type {type(info).__name__}; expected a dict of name -> array")
+    info = {name: as_numbers(v, f"{where}: info[{name!r}]", ParameterError, None).copy() for name, v in info.items()}
+    if first is not None and _shapes(info) != first:
+        raise ParameterError(f"{where} returned info of names and shapes {_shapes(info)}, but {first} at the first "
+                             "step: the same at every step")
+    return q_pi, G, info
+
+
+def _shapes(info: dict) -> dict:
+    """name -> shape of each array of ``info``."""
+    return {name: v.shape for name, v in info.items()}
+
+
+def _copy(x: Any) -> np.ndarray:
     """A NumPy copy of an array or a CPU tensor (``np.asarray`` first: ``np.array(tensor)`` passes ``copy=`` to
     ``Tensor.__array__``, which NumPy 2 warns about for torch versions whose ``__array__`` has no ``copy``)."""
     return np.asarray(x).copy()
 
 
-def as_agent_env(env, model):
+def as_agent_env(env: gym.Env, model: Any) -> gym.Env:
     """``env`` wrapped in ``AgentWrapper.for_model(env, model)``, unless it is an ``AgentWrapper`` or a wrapper
     around one (e.g. ``NoisyGridImages``, which shows the wrapped grid's cells as images): then it already
     takes the agent's actions, and its observations are the agent's."""
