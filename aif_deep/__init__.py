@@ -9,7 +9,7 @@ from .control import (action_log_probability, action_marginals, action_probabili
                       expected_outcomes, expected_states, policy_posterior, predict, select_action)
 from .agent import Agent, BatchTrajectory, rollout
 from .checkpoint import TrainState, load_agent, load_buffer, load_checkpoint, save_agent, save_buffer, save_checkpoint
-from . import efe, learning
+from . import efe, learning, threads
 from .evaluator import evaluate_policies
 from .full_tree import PolicyEvaluator
 from .fit import FitResult, fit
@@ -40,4 +40,5 @@ __all__ = [
     "StateVectorModel", "ObservedState", "LearnedQ", "TDLearning", "TDRun", "RewardRisk", "EnsembleInfoGain",
     "SelectionRule", "Softmax", "EpsilonGreedy", "Ensemble", "OnlineTrick", "EpistemicCap",
     "learning", "efe",  # Dirichlet updates for batches of agents; the EFE terms defined once in torch
+    "threads",  # torch's intra-op threads in the hot calls: one for small work (threads_for, SMALL_WORK)
 ]

@@ -30,12 +30,13 @@ from aif.sequence_control import SequenceOptions
 from aif.strategies import NUMPY, TORCH, Learner, Planner, SequenceInference, StateInference, require
 
 from . import checks, efe, learning
-from .control import policy_posterior, predict, select_action
+from .control import action_probabilities_checked, choose, policy_posterior_checked, predict_checked
 from .evaluator import evaluate_policies
 from .full_tree import PolicyEvaluator
-from .inference import as_obs, categorical_modalities, infer_states
+from .inference import as_obs, categorical_modalities, infer_states_checked
 from .model import BeliefModel, TabularModel
 from .online import LearnedQ, ObservedState, SelectionRule, StateVectorModel, TDLearning, TDRun
+from .threads import SMALL_WORK, threads_for
 
 
 @dataclass
@@ -185,7 +186,8 @@ class Agent:
         ``(*batch, M)`` when every modality is categorical (``aif_deep.inference.as_obs``); for an observed
         state, its vector. ``reward`` and ``terminated``: what the last action led to, for learners that need
         them (``TDLearning``)."""
-        self.qs = self._run.infer_states(obs, reward, terminated)
+        with threads_for(self._run.work):
+            self.qs = self._run.infer_states(obs, reward, terminated)
         return self.qs
 
     @atomic
@@ -193,7 +195,8 @@ class Agent:
         """EFE of every policy and the policy posterior. Returns ``(q_pi, G)``, each ``(*batch, P)``."""
         if self.qs is None:
             raise CallOrderError("infer_policies needs a posterior: call infer_states(obs) first")
-        self.q_pi, self.G, self.terms = self._run.infer_policies()
+        with threads_for(self._run.work):
+            self.q_pi, self.G, self.terms = self._run.infer_policies()
         return self.q_pi, self.G
 
     @atomic
@@ -201,7 +204,8 @@ class Agent:
         """Choose an action ``(*batch, num_factors)`` and carry the prior forward."""
         if self.q_pi is None:
             raise CallOrderError("sample_action needs q_pi: call infer_policies() first")
-        self.action = self._run.sample_action()
+        with threads_for(self._run.work):
+            self.action = self._run.sample_action()
         self.t += 1
         self.steps += 1
         return self.action
@@ -209,10 +213,11 @@ class Agent:
     @atomic
     def step(self, obs: Any, reward: Any = None, terminated: bool = False) -> torch.Tensor:
         """``infer_states(obs, reward, terminated)``, ``infer_policies()``, ``sample_action()``; returns the
-        actions."""
-        self.infer_states(obs, reward, terminated)
-        self.infer_policies()
-        return self.sample_action()
+        actions. Small batched work runs on one intra-op thread (``aif_deep.threads``)."""
+        with threads_for(self._run.work):
+            self.infer_states(obs, reward, terminated)
+            self.infer_policies()
+            return self.sample_action()
 
     @atomic
     def learn(self) -> BeliefModel:
@@ -231,6 +236,12 @@ class Agent:
         for name in ("prior", "qs", "q_pi", "G", "terms", "action", "t", "steps"):
             setattr(self, name, state[name])
         self._run.restore(state)
+
+
+def _param(x: Any) -> Any:
+    """A precision the Agent checked when it was built, as it broadcasts against ``(*batch, P)``: a number, or a
+    tensor ``(*batch,)`` as ``(*batch, 1)``."""
+    return x[..., None] if isinstance(x, torch.Tensor) and x.ndim else x
 
 
 def _runner(agent: Agent) -> type[_TorchRun | _NumpyRun | _LearnedQRun]:
@@ -268,6 +279,9 @@ class _Run:
     """How an Agent runs its cycle for the strategies it was built with (``reset``, ``infer_states``,
     ``infer_policies``, ``sample_action``, ``learn``); the Agent keeps the results."""
 
+    # Elements of the largest intermediates of one call (aif_deep.threads); SMALL_WORK leaves torch's threads alone.
+    work = SMALL_WORK
+
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
 
@@ -298,7 +312,13 @@ class _TorchRun(_Run):
         self.enumerated = isinstance(a.model, TabularModel) and len(policies) == math.prod(controls) ** H \
             and np.array_equal(policies, enumerate_policies(a.model.num_controls, H, a.control_factors))
         self.evaluator: PolicyEvaluator | None = None
+        self.first_actions: tuple | None = None  # (policies, their first actions (P, F) on the device)
         efe.prepare_terms(a.model, a.efe_terms, isinstance(a.model, TabularModel))  # checked now, not at step 1
+        if isinstance(a.model, TabularModel):  # a neural model's networks keep the caller's threads
+            m = a.model
+            per_belief = max(len(policies) * (sum(m.num_states) + sum(m.num_obs) + 2),
+                             *(math.prod(m.num_states[f] for f in deps) for deps in m.A_dependencies))
+            self.work = math.prod(a.batch_shape) * per_belief
         if a.learning is not None:
             self.start_learning()
 
@@ -345,7 +365,7 @@ class _TorchRun(_Run):
         qs_prev = a.qs
         obs = as_obs(a.model, obs, a.device, a.dtype)
         checks.unbatched_observation(obs, categorical_modalities(a.model), a.batch_shape)
-        qs = infer_states(a.model, obs, a.prior, cast(StateInference, a.inference))
+        qs = infer_states_checked(a.model, obs, a.prior, cast(Any, a.inference))  # its own prior: checked already
         if a.learning is not None:
             self.learn_step(obs, qs, qs_prev)
         return qs
@@ -391,13 +411,22 @@ class _TorchRun(_Run):
         else:
             G, terms = evaluate_policies(a.model, qs, policies=a.policies, terms=a.efe_terms, options=a.efe,
                                          check_values=False)
-        return policy_posterior(G, getattr(a.model, "E", None), a.gamma), G, terms
+        # One reduction where G is finite (its sum is, short of overflow); the elementwise test only otherwise.
+        if not math.isfinite(float(G.sum())) and not bool(torch.isfinite(G).all()):
+            raise ParameterError("G has a non-finite entry")
+        E = getattr(a.model, "E", None)
+        return policy_posterior_checked(G, None if E is None else torch.log(E).expand_as(G), _param(a.gamma)), G, terms
 
     def sample_action(self) -> torch.Tensor:
         a = self.agent
-        action = select_action(cast(torch.Tensor, a.q_pi), a.policies, a.selection.mode,  # type: ignore[union-attr]
-                               cast(torch.Generator, a.rng), a.alpha, a.selection.sampling)  # type: ignore[union-attr]
-        a.prior = predict(a.model, a.qs, action)
+        mode, sampling = a.selection.mode, a.selection.sampling  # type: ignore[union-attr]
+        if self.first_actions is None or self.first_actions[0] is not a.policies:
+            self.first_actions = (a.policies, torch.as_tensor(np.asarray(a.policies)[:, 0, :], device=a.device))
+        first = self.first_actions[1]
+        probs = action_probabilities_checked(cast(torch.Tensor, a.q_pi), first, mode, _param(a.alpha), sampling,
+                                             a.model.num_controls)
+        action = choose(probs, first, mode, cast(torch.Generator, a.rng), sampling)
+        a.prior = predict_checked(a.model, cast(list, a.qs), action)
         a._transition = torch.ones_like(a._transition)
         return action
 
@@ -584,17 +613,19 @@ def vectorize(envs: Any, model: BeliefModel) -> gym.vector.VectorEnv:
     return gym.vector.SyncVectorEnv([functools.partial(as_agent_env, e, model) for e in envs])
 
 
-def _env_actions(envs, action):
-    """Agent actions ``(N, F)`` in the vector environment's action format."""
+def _env_actions(envs, action, num_controls):
+    """Agent actions ``(N, F)`` in the vector environment's action format: ``MultiDiscrete`` of one control per
+    factor, or ``Discrete(n)`` for the one factor with more than one control (``aif.envs.AgentWrapper``'s rule; an
+    ``aif.envs.POMDPVectorEnv``'s task), which must have ``n`` controls."""
     space = envs.single_action_space
     if isinstance(space, gym.spaces.MultiDiscrete) and space.shape == (action.shape[-1],):
         return action
     if isinstance(space, gym.spaces.Discrete):
-        varying = [f for f in range(action.shape[-1]) if (action[:, f] != 0).any()] or [0]
-        if action.shape[-1] == 1:
-            return action[:, 0]
-        raise PolicyError(f"the vector environment takes one Discrete action but the agent has {action.shape[-1]} "
-                          f"factors (varying: {varying}); pass a list of environments to wrap them for the model")
+        chosen = [f for f, u in enumerate(num_controls) if u > 1] if action.shape[-1] > 1 else [0]
+        if len(chosen) == 1 and num_controls[chosen[0]] == space.n:
+            return action[:, chosen[0]]
+        raise PolicyError(f"the vector environment takes one Discrete({space.n}) action but the agent's factors have "
+                          f"{list(num_controls)} controls; pass a list of environments to wrap them for the model")
     raise PolicyError(f"the vector environment's action space {space} does not fit actions of shape {action.shape}")
 
 
@@ -607,11 +638,13 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
         envs: ``N`` Gymnasium environments with discrete observations (``aif.envs``' or any that
             ``aif.envs.AgentWrapper`` accepts, or wrappers around an ``AgentWrapper`` such as
             ``NoisyGridImages``, whose observations are images), or a ``gymnasium.vector.VectorEnv`` of ``N``
-            of them whose observations are per modality (a tuple of batched indices or arrays) and whose
-            actions are ``(N, F)`` (or ``(N,)`` for one factor).
+            of them whose observations are per modality (a tuple of batched indices or arrays, or indices
+            ``(N, M)``) and whose actions are ``(N, F)`` (or ``(N,)`` for the one factor with a choice): for a tabular
+            task, ``aif.envs.POMDPVectorEnv(task, N)`` samples every copy at once.
         steps: the most actions per agent; an agent whose episode ends stops there (its rows are filled with
             ``-1``), and the rollout stops once every episode has ended.
-        seed: reset seed (environment ``i`` gets ``seed + i``).
+        seed: reset seed (of a list of environments, environment ``i`` gets ``seed + i``; a vector environment gets
+            ``reset(seed=seed)``: ``aif.envs.POMDPVectorEnv`` seeds its one generator with it).
         options: passed to every environment's ``reset``.
         progress: show a tqdm bar.
     """
@@ -634,21 +667,28 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
     observations = [obs]  # per step: one array (N, *shape_m) per modality
     actions, qs, q_pi, G, rewards, ended = [], [], [], [], [], []
     done = np.zeros(N, dtype=bool)
+    as_array = all(categorical_modalities(agent.model)) and all(o.ndim == 1 for o in obs)
+    some_done = False
     for _ in tqdm(range(steps), disable=not progress, desc="rollout", unit="step", leave=False):
         # An agent whose episode ended sees a placeholder (outcome 0, a blank image) and its rows are dropped.
-        action = agent.step([np.where(_rows(done, o), 0, o) for o in obs])
+        # Outcome indices go in as one array (N, M), checked in one pass.
+        seen = np.stack(obs, -1) if as_array else obs
+        if some_done:
+            seen = np.where(done[:, None], 0, seen) if as_array else [np.where(_rows(done, o), 0, o) for o in obs]
+        action = agent.step(seen)
         a = to_np(action)
-        actions.append(np.where(done[:, None], -1, a))
+        actions.append(np.where(done[:, None], -1, a) if some_done else a)
         qs.append([to_np(q) for q in cast(list, agent.qs)])
         q_pi.append(to_np(agent.q_pi))
         G.append(to_np(agent.G))
-        ended.append(done.copy())
-        obs, reward, terminated, truncated, _ = envs.step(_env_actions(envs, a))
+        ended.append(done)
+        obs, reward, terminated, truncated, _ = envs.step(_env_actions(envs, a, agent.model.num_controls))
         obs = _by_modality(obs, N, M)
-        rewards.append(np.where(done, 0.0, reward))
-        observations.append([np.where(_rows(done, o), -1, o) for o in obs])
+        rewards.append(np.where(done, 0.0, reward) if some_done else np.array(reward, dtype=float))
+        observations.append([np.where(_rows(done, o), -1, o) for o in obs] if some_done else obs)
         done = done | terminated | truncated
-        if done.all():
+        some_done = bool(done.any())
+        if some_done and done.all():
             break
     by_modality = tuple(np.stack(per_step, 1) for per_step in zip(*observations, strict=True))  # (N, T + 1, *shape_m)
     indices = all(o.ndim == 2 for o in by_modality)
@@ -666,10 +706,11 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
 
 def _by_modality(obs, N, M) -> list:
     """A vector environment's observation as one array ``(N, *shape_m)`` per modality: from a tuple (one
-    batched entry per modality) or an index array ``(N, M)`` / ``(N,)``."""
+    batched entry per modality) or an index array ``(N, M)`` / ``(N,)``. Copies: an environment may reuse its
+    buffers (``SyncVectorEnv(copy=False)``) while the rollout keeps every step."""
     if isinstance(obs, tuple):
-        return [np.asarray(o) for o in obs]
-    obs = np.asarray(obs).reshape(N, M)
+        return [np.array(o) for o in obs]
+    obs = np.array(obs).reshape(N, M)
     return [obs[:, m] for m in range(M)]
 
 

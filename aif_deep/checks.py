@@ -35,8 +35,10 @@ def distribution(p: Tensor, label: str, error: type[AifError]) -> Tensor:
 def tensor(x: Any, label: str, error: type[Exception], device: torch.device | str) -> Tensor:
     """``x`` as a tensor on ``device``: a tensor on another device is an error, not moved silently."""
     device = torch.device(device)
-    if isinstance(x, Tensor) and (x.device.type, x.device.index or 0) != (device.type, device.index or 0):
-        raise error(f"{label} is on {x.device} but the model is on {device}")
+    if isinstance(x, Tensor):
+        if (x.device.type, x.device.index or 0) != (device.type, device.index or 0):
+            raise error(f"{label} is on {x.device} but the model is on {device}")
+        return x
     return as_tensor(x, label, error, device)
 
 
@@ -68,7 +70,8 @@ def beliefs(model: Any, qs: Any, name: str = "prior", values: bool = True) -> li
 
 
 def _shaped(q: Any, size: int, label: str, like: Tensor, error: type[AifError] = BeliefError) -> Tensor:
-    q = tensor(q, label, error, like.device).to(like.dtype)
+    q = tensor(q, label, error, like.device)
+    q = q if q.dtype == like.dtype else q.to(like.dtype)
     if q.ndim == 0 or q.shape[-1] != size:
         raise error(f"{label} has shape {tuple(q.shape)}, expected (..., {size})")
     return q

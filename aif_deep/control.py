@@ -19,7 +19,7 @@ from aif.maths import EPS
 
 from . import checks
 from .evaluator import evaluate_policies
-from .model import BeliefModel, TabularModel, sum_against
+from .model import BeliefModel, TabularModel, sum_against, sum_leading
 
 
 def expected_free_energy(model: BeliefModel, qs: list, policies: object, terms: tuple[Term, ...] = DEFAULT_TERMS,
@@ -61,16 +61,24 @@ def policy_posterior(G: torch.Tensor, E: object = None, gamma: object = 16.0) ->
     """
     if not torch.isfinite(G).all():
         raise ParameterError("G has a non-finite entry")
-    ln_E = torch.zeros_like(G) if E is None else torch.log(checks.policy_prior(E, G.shape[-1]).to(G))
-    if ln_E.shape != G.shape:
+    ln_E = None if E is None else torch.log(checks.policy_prior(E, G.shape[-1]).to(G))
+    if ln_E is not None and ln_E.shape != G.shape:
         try:
             ln_E = ln_E.expand_as(G)
         except RuntimeError:
             raise PolicyError(f"E has shape {tuple(ln_E.shape)}, which does not fit G's {tuple(G.shape)}") from None
+    return policy_posterior_checked(G, ln_E, _as_param(gamma, "gamma", G))
+
+
+def policy_posterior_checked(G: torch.Tensor, ln_E: torch.Tensor | None, gamma: float | torch.Tensor) -> torch.Tensor:
+    """``policy_posterior`` on checked inputs: finite ``G`` ``(*batch, P)``, ``ln_E`` of G's shape or ``None``
+    (uniform), ``gamma`` a positive number or tensor that broadcasts against G (``(*batch, 1)`` or a scalar)."""
     # As aif.policy_posterior: G shifted by its lowest allowed value first, so gamma x G never overflows.
+    if ln_E is None:  # every policy allowed, ln E = 0
+        return torch.softmax(-gamma * (G - G.amin(-1, keepdim=True)), -1)
     allowed = torch.isfinite(ln_E)
     low = torch.where(allowed, G, torch.inf).amin(-1, keepdim=True)
-    logits = -_as_param(gamma, "gamma", G) * (G - low) + ln_E
+    logits = -gamma * (G - low) + ln_E
     return torch.softmax(torch.where(allowed, logits, -torch.inf), -1)
 
 
@@ -80,14 +88,18 @@ def _first_actions(policies, device):
 
 def action_marginals(q_pi: torch.Tensor, policies: Any, num_controls: Any) -> list:
     """p(u_f) = sum of q(pi) over the policies whose first action for factor f is u: ``(*batch, U_f)``."""
-    first = _first_actions(policies, q_pi.device)
+    return _marginals(q_pi, _first_actions(policies, q_pi.device), num_controls)
+
+
+def _marginals(q_pi, first, num_controls):
     return [q_pi @ torch.nn.functional.one_hot(first[:, f], int(u)).to(q_pi.dtype)
             for f, u in enumerate(num_controls)]
 
 
 def _sharpen_log(p, alpha):
-    # pymdp's stochastic selection: softmax(alpha * ln p), with ln guarded at float64's machine epsilon.
-    return torch.log_softmax(_as_param(alpha, "alpha", p) * torch.log(p.clamp_min(EPS)), -1)
+    # pymdp's stochastic selection: softmax(alpha * ln p), with ln guarded at float64's machine epsilon; alpha
+    # as _as_param returns it.
+    return torch.log_softmax(alpha * torch.log(p.clamp_min(EPS)), -1)
 
 
 def action_probabilities(q_pi: torch.Tensor, policies: Any, mode: str = "deterministic", alpha: Any = 16.0,
@@ -105,9 +117,19 @@ def action_probabilities(q_pi: torch.Tensor, policies: Any, mode: str = "determi
     checks.policy_prior(q_pi, len(policies), "q_pi")  # aif's rule: a distribution over the policies
     if num_controls is None:
         num_controls = policies[:, 0, :].max(axis=0) + 1
+    alpha = _as_param(alpha, "alpha", q_pi) if mode == "stochastic" else alpha  # read by stochastic selection only
+    return action_probabilities_checked(q_pi, _first_actions(policies, q_pi.device), mode, alpha, sampling,
+                                        num_controls)
+
+
+def action_probabilities_checked(q_pi: torch.Tensor, first_actions: torch.Tensor, mode: str, alpha: Any, sampling: str,
+                                 num_controls: Any) -> Any:
+    """``action_probabilities`` on checked inputs: ``first_actions`` int ``(P, F)`` (each policy's first action),
+    ``alpha`` (read in ``"stochastic"`` mode) a tensor that broadcasts against ``q_pi`` (``(*batch, 1)`` or a
+    scalar)."""
     if sampling == "full":
         return q_pi if mode == "deterministic" else _sharpen_log(q_pi, alpha).exp()
-    marginals = action_marginals(q_pi, policies, num_controls)
+    marginals = _marginals(q_pi, first_actions, num_controls)
     return marginals if mode == "deterministic" else [_sharpen_log(p, alpha).exp() for p in marginals]
 
 
@@ -126,6 +148,7 @@ def action_log_probability(q_pi: torch.Tensor, policies: Any, action: Any, alpha
     policies = checks.policies(None, policies)
     action = torch.as_tensor(action, device=q_pi.device).long()
     first = _first_actions(policies, q_pi.device)  # (P, F)
+    alpha = _as_param(alpha, "alpha", q_pi)
     if sampling == "full":
         log_p = _sharpen_log(q_pi, alpha)
         match = (first == action[..., None, :]).all(-1)  # (*batch, P)
@@ -156,9 +179,15 @@ def select_action(q_pi: torch.Tensor, policies: Any, mode: str = "deterministic"
         raise ParameterError("stochastic action selection needs rng (a torch.Generator)")
     policies = checks.policies(None, policies)
     probs = action_probabilities(q_pi, policies, mode, alpha, sampling)
+    return choose(probs, _first_actions(policies, q_pi.device), mode, rng, sampling)
+
+
+def choose(probs: Any, first_actions: torch.Tensor, mode: str, rng: torch.Generator | None,
+           sampling: str) -> torch.Tensor:
+    """The action ``(*batch, num_factors)`` drawn (``"stochastic"``) or taken (``"deterministic"``) from
+    ``action_probabilities``' output ``probs``; ``first_actions`` int ``(P, F)``: each policy's first action."""
     if sampling == "full":
-        idx = _choose(probs, mode, rng)
-        return _first_actions(policies, q_pi.device)[idx]
+        return first_actions[_choose(probs, mode, rng)]
     return torch.stack([_choose(p, mode, rng) for p in probs], -1)
 
 
@@ -173,7 +202,15 @@ def predict(model: BeliefModel, qs: Any, action: Any) -> list:
     """The prior for the next step, q(s_f') = E_q[B_f(u_f)]: ``qs[f]`` (*batch, S_f), ``action`` (*batch, F)."""
     ref = model.prior()[0]
     action = checks.action(model, action).to(ref.device)
-    qs = [torch.as_tensor(q, device=ref.device, dtype=ref.dtype) for q in qs]
+    return predict_checked(model, [torch.as_tensor(q, device=ref.device, dtype=ref.dtype) for q in qs], action)
+
+
+def predict_checked(model: BeliefModel, qs: list, action: torch.Tensor) -> list:
+    """``predict`` on checked inputs: beliefs on the model's device and dtype, ``action`` a long tensor
+    ``(*batch, F)`` of controls in range."""
+    if isinstance(model, TabularModel) and not model.batch_shape and action.ndim == 2 \
+            and all(q.shape[:-1] == action.shape[:-1] for q in qs):
+        return _predict_rows(model, qs, action)
     out = []
     for f, q_all in enumerate(model.predict_all(qs)):  # (U_f, *lead, S_f)
         lead = np.broadcast_shapes(q_all.shape[1:-1], action.shape[:-1])
@@ -181,6 +218,16 @@ def predict(model: BeliefModel, qs: Any, action: Any) -> list:
         u = action[..., f].expand(lead)
         out.append(q_all.gather(0, u[None, ..., None].expand(1, *q_all.shape[1:]))[0])
     return out
+
+
+def _predict_rows(model: TabularModel, qs: list, action: torch.Tensor) -> list:
+    """``predict_checked`` for one model and a batch of ``N`` beliefs ``(N, S_f)`` with their actions ``(N, F)``: the
+    chosen column of each B_f only, batch last (``model.sum_leading``'s layout): ``B_f[..., u]``
+    ``(S_f, *S_deps, N)`` summed against the parents' beliefs, rather than every control's prediction and a
+    gather."""
+    last = [q.T for q in qs]  # (S_g, N) views
+    return [sum_leading(B_f[..., action[:, f]], [None, *deps], last, keep=None).T.contiguous()
+            for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies, strict=True))]
 
 
 def expected_states(model: BeliefModel, qs: list, policies: Any) -> list:

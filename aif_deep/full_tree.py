@@ -18,9 +18,10 @@ one matrix product maps them to G (or to the terms and G).
 Two lanes. The general lane predicts every factor and forms joint beliefs at every depth. The fused lane
 serves the usual layout (one controlled factor ``f``; the other factors uncontrolled, so their beliefs are the
 same under every policy: "static"): their beliefs at every depth come from one product with the powers of
-their B, are contracted into ``F_t = [B_f | B_f L_t]`` once per call, and then one matrix product per depth
-gives each child's belief and its outcome columns, followed by one in-place ``xlogy`` and one addition (the
-linear terms only; otherwise the general lane runs). With ``check_values=False`` (the Agent's call; the
+their B; the joint of each node's belief with theirs at the next depth, times the shared matrix
+``F_t = [B_f | B_f L_t]`` (one matrix product per depth, for every node of every belief), gives each child's belief
+and its outcome columns, followed by one in-place ``xlogy`` and one addition (the linear terms only; otherwise
+the general lane runs). With ``check_values=False`` (the Agent's call; the
 default checks the beliefs' values first) the call has no host synchronisation, so on CUDA
 it is captured as a CUDA graph and replayed (``cuda_graph=True``): the first call runs eagerly (no compilation
 step), the second captures, later calls replay.
@@ -42,6 +43,7 @@ from aif.errors import ModelError, ParameterError, PolicyError
 
 from . import checks, efe
 from .model import TabularModel
+from .threads import threads_for
 
 CPU_BUDGET = 1 << 30  # bytes of intermediate tensors per chunk on the CPU
 CUDA_BUDGET_FRACTION = 0.4  # of the free GPU memory
@@ -115,6 +117,7 @@ class PolicyEvaluator:
         self._static = _static_factors(model.B_dependencies, controls)
         self._fused = None if self._node_columns else self._fused_factor()
         self._build_matrices()
+        self._project_terms = torch.cat([self._to_terms, self._to_G[:, None]], 1)  # carried columns -> (terms, G)
         self._ln_E = None if model.E is None else torch.log(model.E)
         self._batched: dict = {}  # flattened batch -> matrices, see _matrices_for
         self._graphs: dict = {}
@@ -231,6 +234,10 @@ class PolicyEvaluator:
                                  "build a new PolicyEvaluator for the new model")
         qs = checks.beliefs(self.model, qs, "qs", values=check_values)
         batch = checks.belief_batch(self.model, qs)
+        with threads_for(math.prod(batch) * self.num_policies * self._width):  # small work: one thread
+            return self._replay_or_run(qs, batch, what)
+
+    def _replay_or_run(self, qs, batch, what):
         wants_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (*qs, *self._sources))
         if not self.cuda_graph or wants_grad:  # a replay's outputs carry no autograd graph: run eagerly
             return self._evaluate(qs, batch, what)
@@ -268,7 +275,7 @@ class PolicyEvaluator:
         # The leaves keep G alone, or (utility, ambiguity, entropy, G): the carried columns are projected as
         # each chunk reaches the leaves.
         with_terms = what == ("terms", True)
-        project = torch.cat([self._to_terms, self._to_G[:, None]], 1) if with_terms else self._to_G[:, None]
+        project = self._project_terms if with_terms else self._to_G[:, None]
         leaves = torch.empty(b, self.num_policies, project.shape[1], dtype=m.dtype, device=m.device)
         terminal = (torch.empty(b, self.num_policies, dtype=m.dtype, device=m.device)
                     if self.terminal_value is not None else None)
@@ -295,22 +302,21 @@ class PolicyEvaluator:
 
     def _prepare(self, X, batch, b):
         """Per-call set-up: ``(mats, X, root sums, constant)``. General lane: the matrices and zero sums. Fused
-        lane: the static factors' beliefs at every depth ``Q``, contracted into the fused matrices
-        (``_build_fused``) to give ``F`` ``(1 or b, T, S_f, U_f * C)``; ``constant``: the summed terms of
-        modalities on static factors alone, ``(b, W_c)``, or ``None``."""
+        lane: the fused matrices ``F`` (``_build_fused``: ``(T, S_f * Y, U_f * C)``, or ``(b, ...)`` per agent), the
+        static factors' beliefs at every depth ``Q`` (``(b, H, S_g)`` each) and the joint ``Qj`` ``(b, H, Y)`` of
+        those ``F`` reads (``None`` when none); ``constant``: the summed terms of modalities on static factors
+        alone, ``(b, W_c)``, or ``None``."""
         m, H, f = self.model, self.horizon, self._fused
         if f is None:
             return ("general", self._matrices_for(batch, b)), X, torch.zeros(b, 1, self._width, dtype=m.dtype,
                                                                                device=m.device), None
         flat = self._flattener(batch, b)
-        Q = {s: (X[s] @ flat(self._powers[s])).reshape(b, H, -1) for s in self._static}  # depths 1..H
-        F = flat(self._F)  # (1 or b, T, S_f, Y, U * C)
-        if self._F_static:  # contract the joint belief of the static factors at each depth into F
-            Qj = efe.joint([Q[s] for s in self._F_static])  # (b, H, Y)
-            F = (torch.einsum("tsyc,bty->btsc", F[0].expand(H, *F.shape[2:]), Qj) if F.shape[0] == 1
-                 else torch.einsum("ztsyc,zty->ztsc", F.expand(b, H, *F.shape[2:]), Qj))
-        else:
-            F = F[:, :, :, 0]
+        # depths 1..H; a shared matrix stays 2-D, so that the product is one matrix product (not one per belief)
+        Q = {s: (X[s] @ (self._powers[s] if not m.batch_shape else flat(self._powers[s]))).reshape(b, H, -1)
+             for s in self._static}
+        F = self._F if not m.batch_shape else flat(self._F)  # (T, S_f * Y, U * C) or (b, T, S_f * Y, U * C)
+        # the joint belief of the static factors of the fused groups at each depth, (b, H, Y) (Y = 1: none)
+        Qj = efe.joint([Q[s] for s in self._F_static]) if self._F_static else None
         constants = []
         for deps, width, per_step in self.outcome_groups[self._fused_groups:]:  # modalities on static factors
             L = flat(torch.stack(per_step, len(m.batch_shape)))  # (1 or b, T, prod S_deps, W)
@@ -324,7 +330,7 @@ class PolicyEvaluator:
         X = [X[g] if g == f else Q[g][:, :0] for g in range(m.num_factors)]  # static beliefs set per depth
         width_f = sum(w + 2 for _, w, _ in self.outcome_groups[: self._fused_groups])
         sums = torch.zeros(b, 1, width_f, dtype=m.dtype, device=m.device)
-        return ("fused", F, Q), X, sums, torch.cat(constants, -1).expand(b, -1) if constants else None
+        return ("fused", F, Q, Qj), X, sums, torch.cat(constants, -1).expand(b, -1) if constants else None
 
     def _flattener(self, batch, b):
         """``(*mb, ...) -> (1 or b, ...)``: a shared array gets a unit axis, per-agent arrays a flat batch."""
@@ -335,11 +341,12 @@ class PolicyEvaluator:
         return lambda M: M.expand(*batch, *M.shape[k:]).reshape(b, *M.shape[k:])
 
     def _build_fused(self):
-        """The fused lane's matrices ``(*mb, T, S_f, Y, U_f * C)``: for a parent belief over the branching
+        """The fused lane's matrices ``(*mb, T, S_f * Y, U_f * C)``: for a parent belief over the branching
         factor, each control's child belief and the outcome columns of every modality on that factor,
         ``[B_f | B_f L_t]`` per control, for each joint state ``y`` of the static factors those modalities
-        depend on (``_F_static``, contracted with their beliefs per call: the belief block is the same for
-        every ``y``, and contracting it with a distribution leaves it unchanged)."""
+        depend on (``_F_static``; a row per ``(s, y)``, multiplied at each step by the joint of the parent's belief
+        and theirs: the belief block is the same for every ``y``, and summing it against a distribution over ``y``
+        leaves it unchanged)."""
         m, f = self.model, self._fused
         nb, mb = len(m.batch_shape), tuple(m.batch_shape)
         S, U = m.num_states[f], self.controls[f]
@@ -361,7 +368,7 @@ class PolicyEvaluator:
             blocks.append(block.reshape(shape).expand(*mb, T, S, U, *sizes, width + 2))
         F = torch.cat(blocks, -1)  # (*mb, T, S, U, *sizes, C)
         F = F.movedim(nb + 2, -2)  # (*mb, T, S, *sizes, U, C)
-        self._F = F.reshape(*mb, T, S, math.prod(sizes), -1)
+        self._F = F.reshape(*mb, T, S * math.prod(sizes), -1)  # rows: (s, y), s slowest, as efe.joint lays them
 
     def _matrices_for(self, batch, b):
         """The matrices for a flattened batch of ``b``: shared ones stay ``(rows, cols)`` (one matrix product
@@ -439,12 +446,14 @@ class PolicyEvaluator:
             children.append(pred.reshape(b, -1, *own, S).expand(b, n, *self.controls, S).reshape(b, n * self.K, S))
         return children
 
-    def _step_fused(self, X, sums, t, F, Q):
+    def _step_fused(self, X, sums, t, F, Q, Qj):
         f = self._fused
         S, U = self.model.num_states[f], self.controls[f]
         b, n, width = sums.shape
-        t_F = min(t, F.shape[1] - 1)  # F varies with the depth only when C or the static beliefs do
-        Y = (X[f] @ (F[0, t_F] if F.shape[0] == 1 else F[:, t_F])).view(b, n, U, S + width)  # children, terms
+        t_F = min(t, F.shape[-3] - 1)  # F varies with the depth only when C does
+        # the parents' joint beliefs with the static factors at the children's depth, (b, n, S_f * Y), times F_t
+        parents = X[f] if Qj is None else efe.joint([X[f], Qj[:, t: t + 1].expand(b, n, Qj.shape[-1])])
+        Y = (parents @ F[..., t_F, :, :]).view(b, n, U, S + width)  # children, terms
         stats = Y[..., S:]
         pieces, start = [], 0
         for deps, w, _ in self.outcome_groups[: self._fused_groups]:

@@ -8,6 +8,7 @@ same posteriors as running ``aif`` on each member.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -17,80 +18,115 @@ import torch
 import aif
 from aif.checks import check_joint_size
 from aif.errors import ObservationError, StrategyError
+from aif.inference import by_dependencies
 from aif.strategies import TORCH, StateInference, require
 
 from . import checks
 from .efe import guarded_log
-from .model import BeliefModel, sum_against
+from .model import BeliefModel, sum_leading
 
 
 def _batch_shape(log_likelihoods, log_prior, A_dependencies):
-    shapes = [L.shape[: L.ndim - len(d)] for L, d in zip(log_likelihoods, A_dependencies, strict=True)]
-    shapes += [lp.shape[:-1] for lp in log_prior]
-    return np.broadcast_shapes(*shapes)
+    shapes = {tuple(L.shape[: L.ndim - len(d)]) for L, d in zip(log_likelihoods, A_dependencies, strict=True)}
+    shapes |= {tuple(lp.shape[:-1]) for lp in log_prior}
+    return shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
+
+
+# The iteration below runs with the batch as the LAST axis: beliefs ``(S_f, b)``, log-likelihoods ``(*S_deps, b)``
+# (why: ``model.sum_leading``).
+
+
+def _to_last(x: torch.Tensor, k: int, batch: tuple, b: int) -> torch.Tensor:
+    """``(*lead, *S)`` with ``k`` state axes (``lead`` broadcasting to ``batch``) -> contiguous ``(*S, b)``."""
+    states = x.shape[x.ndim - k:]
+    if x.shape[: x.ndim - k] != batch or len(batch) != 1:
+        x = x.expand(*batch, *states).reshape(b, *states)
+    return x.movedim(0, -1).contiguous()
 
 
 def _expected_log_likelihood(qs, f, log_likelihoods, A_dependencies):
-    """E_{q(s_not f)}[ln p(o | s)] as a function of s_f: ``(*batch, S_f)``."""
-    out = 0.0
-    for logL_m, deps in zip(log_likelihoods, A_dependencies, strict=True):
-        if f not in deps:
-            continue
-        k = len(deps)
-        others = [i for i, g in enumerate(deps) if g != f]
-        # Move s_f to the front of the state axes, so the others form the trailing block.
-        L = logL_m.movedim(logL_m.ndim - k + deps.index(f), logL_m.ndim - k)
-        out = out + sum_against(L, [qs[deps[i]] for i in others], keep=1)
-    return out
+    """E_{q(s_not f)}[ln p(o | s)] as a function of s_f: ``(S_f, b)``, batch last."""
+    out = None
+    for L, deps in zip(log_likelihoods, A_dependencies, strict=True):
+        if f in deps:
+            x = sum_leading(L, deps, qs, keep=f)
+            out = x if out is None else out + x
+    return torch.zeros_like(qs[f]) if out is None else out
 
 
-def _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, guard, accuracy=True):
-    """F = sum_f q_f . (ln q_f - ln p_f) - sum_m E_q[ln p(o_m | s)], ``(*batch,)``."""
-    vfe = sum((q * (guarded_log(q, guard) - lp)).sum(-1) for q, lp in zip(qs, log_prior, strict=True))
+def _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, guard, accuracy=True, known=None):
+    """F = sum_f q_f . (ln q_f - ln p_f) - sum_m E_q[ln p(o_m | s)], ``(b,)``, batch last; ``log_prior`` stacked
+    over the factors ``(sum S_f, b)``. ``known``: ``(f, x_f)`` with ``x_f = E_{q(s_not f)}[ln p(o | s)]`` over the
+    groups that read factor ``f`` (the last update's, from the same beliefs), whose accuracy is then ``q_f . x_f``."""
+    q = torch.cat(qs, 0)  # (sum S_f, b): every factor's entropy and cross-entropy in one pass
+    vfe = (q * (guarded_log(q, guard) - log_prior)).sum(0)
     if accuracy:
-        for logL_m, deps in zip(log_likelihoods, A_dependencies, strict=True):
-            vfe = vfe - sum_against(logL_m, [qs[g] for g in deps], keep=0)
+        for L, deps in zip(log_likelihoods, A_dependencies, strict=True):
+            if known is None or known[0] not in deps:
+                vfe = vfe - sum_leading(L, deps, qs)
+        if known is not None:
+            vfe = vfe - (qs[known[0]] * known[1]).sum(0)
     return vfe
 
 
 def fixed_point(method: aif.FixedPoint, log_likelihoods: list, log_prior: list, A_dependencies: list,
                 trace: list | None = None) -> list:
-    """``aif.FixedPoint``'s iteration on tensors (same settings and stopping rule, per belief of the batch)."""
+    """``aif.FixedPoint``'s iteration on tensors (same settings and stopping rule, per belief of the batch).
+
+    Args:
+        log_likelihoods: ``ln p(o_m | s)`` per modality, ``(*lead, *S_f for f in A_dependencies[m])``.
+        log_prior: ``ln p(s_f)`` per factor, ``(*lead, S_f)``.
+        trace: optional list; the VFE ``(*batch,)`` after each sweep is appended to it.
+
+    Returns ``qs``, one ``(*batch, S_f)`` per factor (``batch`` the broadcast of the leading shapes). Modalities
+    that read the same factors are summed first (``aif.inference.by_dependencies``, as ``aif`` does); the sweeps
+    run with the batch last (see above). After a sequential sweep the accuracy term of the groups that read the
+    last factor is ``q_f . x_f``, ``x_f`` the expected log-likelihood that factor's update has just formed (equal
+    to the full contraction up to rounding).
+    """
     num_factors = len(log_prior)
     if num_factors == 1:
         return [torch.softmax(sum(log_likelihoods) + log_prior[0], -1)]
-    batch = _batch_shape(log_likelihoods, log_prior, A_dependencies)
-    like = log_prior[0]
-    qs = [torch.full((*batch, lp.shape[-1]), 1.0 / lp.shape[-1], dtype=like.dtype, device=like.device)
-          for lp in log_prior]
-    vfe = _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, method.guard,
-                          accuracy=not method.legacy_initial_vfe)
-    # A belief that has met the stopping rule keeps its value while the others iterate on.
-    done = torch.zeros(batch, dtype=torch.bool, device=like.device)
+    batch = tuple(_batch_shape(log_likelihoods, log_prior, A_dependencies))
+    b = math.prod(batch)
+    log_likelihoods, A_dependencies = by_dependencies(log_likelihoods, A_dependencies)
+    L = [_to_last(x, len(d), batch, b) for x, d in zip(log_likelihoods, A_dependencies, strict=True)]
+    sizes = [p.shape[-1] for p in log_prior]
+    lp_all = _to_last(torch.cat([p.expand(*batch, p.shape[-1]) for p in log_prior], -1), 1, batch, b)
+    lp = list(lp_all.split(sizes))  # (S_f, b) each: contiguous rows of the stacked prior
+    qs = [torch.full_like(p, 1.0 / p.shape[0]) for p in lp]
+    # F at the uniform start, sum_f (guard(1/S_f) - mean ln p_f) - sum_g mean L_g: the same number (up to rounding)
+    # in a few reductions.
+    vfe = sum(float(method.guard(1.0 / p.shape[0])) - p.mean(0) for p in lp)
+    if not method.legacy_initial_vfe:
+        for x in L:
+            vfe = vfe - x.reshape(-1, b).mean(0)
+    # A belief that has met the stopping rule keeps its value while the others iterate on (its F then stays the
+    # same, so the last F is the one to compare with).
+    done = torch.zeros(b, dtype=torch.bool, device=lp_all.device)
+    any_done, sequential = False, method.schedule == "sequential"
     for _ in range(method.num_iter):
-        keep = done[..., None]
-        if method.schedule == "sequential":
-            for f in range(num_factors):
-                new = torch.softmax(_expected_log_likelihood(qs, f, log_likelihoods, A_dependencies)
-                                    + log_prior[f], -1)
-                qs[f] = torch.where(keep, qs[f], new)
-        else:
-            new_qs = [torch.softmax(_expected_log_likelihood(qs, f, log_likelihoods, A_dependencies)
-                                    + log_prior[f], -1) for f in range(num_factors)]
-            qs = [torch.where(keep, q, n) for q, n in zip(qs, new_qs, strict=True)]
+        # sequential: each factor reads the newest beliefs; parallel: all read the last sweep's
+        reads = qs if sequential else list(qs)
+        for f in range(num_factors):
+            x = _expected_log_likelihood(reads, f, L, A_dependencies)
+            new = torch.softmax(x + lp[f], 0)
+            qs[f] = torch.where(done, qs[f], new) if any_done else new
+        known = (num_factors - 1, x) if sequential else None
         if method.tol is None and trace is None:
             continue
-        new_vfe = _mean_field_vfe(qs, log_prior, log_likelihoods, A_dependencies, method.guard)
+        new_vfe = _mean_field_vfe(qs, lp_all, L, A_dependencies, method.guard, known=known)
         if trace is not None:
-            trace.append(new_vfe.detach())
+            trace.append(new_vfe.detach().reshape(batch))
         if method.tol is None:
             continue
-        converged = (vfe - new_vfe).abs() < method.tol
-        vfe = torch.where(done | converged, vfe, new_vfe)
-        done = done | converged
-        if bool(done.all()):
+        done = done | ((vfe - new_vfe).abs() < method.tol)
+        vfe = new_vfe
+        n_done = int(torch.count_nonzero(done))
+        if n_done == b:
             break
-    return qs
+        any_done = n_done > 0
+    return [q.T.contiguous().reshape(*batch, q.shape[0]) for q in qs]
 
 
 def exact(log_likelihoods: list, log_prior: list, A_dependencies: list) -> list:
@@ -120,6 +156,13 @@ def categorical_modalities(model: BeliefModel) -> list:
     return [True] * len(model.num_obs) if flags is None else [bool(c) for c in flags]
 
 
+@functools.lru_cache(maxsize=64)
+def _outcome_bounds(num_obs: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lowest and highest outcome index of each modality, ``(M,)`` each, made once per sizes and device."""
+    top = torch.tensor(num_obs, device=device) - 1
+    return torch.zeros_like(top), top
+
+
 def as_obs(model: BeliefModel, obs: Any, device: torch.device | str | None = None,
            dtype: torch.dtype = torch.float64) -> list:
     """Observations as one tensor per modality: int ``(*lead,)`` (indices) or float ``(*lead, O_m)`` for a
@@ -134,7 +177,11 @@ def as_obs(model: BeliefModel, obs: Any, device: torch.device | str | None = Non
         if obs.ndim == 0 or obs.shape[-1] != M:
             raise ObservationError(f"an integer observation array must end with one entry per modality ({M}), "
                                    f"got shape {tuple(obs.shape)}")
-        obs = list(obs.unbind(-1))
+        if obs.dtype != torch.bool and obs.numel():  # every modality's range in one pass: clamping changes nothing
+            low, top = _outcome_bounds(tuple(model.num_obs), obs.device)
+            if torch.equal(obs.clamp(low, top), obs):
+                return list(obs.long().unbind(-1))
+        obs = list(obs.unbind(-1))  # the checks below name the offending modality
     elif not isinstance(obs, (list, tuple)):
         raise ObservationError(f"obs must have one entry per modality ({M}), got {str(obs)[:200]}")
     entries = list(obs)
@@ -157,8 +204,9 @@ def as_obs(model: BeliefModel, obs: Any, device: torch.device | str | None = Non
         else:
             if o.dtype == torch.bool:
                 raise ObservationError(f"obs[{m}] is boolean; give outcome indices or probabilities")
-            bad = (o < 0) | (o >= n)
-            if bad.any():
+            lo, hi = torch.aminmax(o) if o.numel() else (0, 0)  # one pass; the offending index only on failure
+            if int(lo) < 0 or int(hi) >= n:
+                bad = (o < 0) | (o >= n)
                 raise ObservationError(f"observation {int(o[bad].flatten()[0])} is out of range for modality {m} "
                                        f"with {n} outcomes (0 to {n - 1})")
             out.append(o.long())
@@ -188,7 +236,14 @@ def infer_states(model: BeliefModel, obs: Any, prior: list | None = None,
         raise StrategyError(f"method = {method!r}: aif_deep.infer_states runs aif.FixedPoint and aif.Exact")
     ref = model.prior()[0]
     prior = model.prior() if prior is None else checks.beliefs(model, prior)
-    obs = as_obs(model, obs, ref.device, ref.dtype)
+    return infer_states_checked(model, as_obs(model, obs, ref.device, ref.dtype), prior, method, trace)
+
+
+def infer_states_checked(model: BeliefModel, obs: list, prior: list, method: aif.FixedPoint | aif.Exact,
+              trace: list | None = None) -> list:
+    """``infer_states`` on inputs it has checked: ``obs`` as ``as_obs`` returns them, ``prior`` one tensor
+    ``(*lead, S_f)`` per factor on the model's device and dtype (the Agent's own prior), ``method`` a
+    ``FixedPoint`` or ``Exact``."""
     # The default keeps the two-argument call every BeliefModel takes (a NeuralModel's encoder reads
     # probabilities as its input, so neither rule applies to it).
     logL = (model.log_likelihood(obs, method.guard) if method.soft_obs == aif.inference.MIXTURE

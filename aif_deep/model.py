@@ -49,6 +49,28 @@ def sum_against(T: Tensor, qs: Sequence[Tensor], keep: int) -> Tensor:
     return out
 
 
+def sum_leading(T: Tensor, labels: Sequence[Any], qs: Sequence[Tensor], keep: Any = None) -> Tensor:
+    """``sum_against`` with the batch LAST: sum the leading axes of ``T`` ``(*S, b)`` (axis ``i`` ranging over
+    factor ``labels[i]``) against the beliefs ``qs[labels[i]]`` ``(S_i, b)``, every axis but the one labelled
+    ``keep`` (``None`` labels an axis that is kept too): ``(*S_kept, b)``, largest factor first.
+
+    The CPU layout of the batched tabular cycle (``inference.fixed_point``, ``control.predict_checked``): the sums
+    over a factor's few states are reductions over a leading axis, which torch's CPU kernels vectorise across the batch,
+    where a reduction over a short last axis runs one short row at a time (measured on a 2-core CPU, float64, 256
+    beliefs of 4 states: a softmax 80 us against 18 us, a contraction 48 us (einsum) against 19 us)."""
+    axes = list(labels)
+    others = [d for d in axes if d is not None and d != keep]
+    if len(others) > 1:
+        others.sort(key=lambda d: -qs[d].shape[0])
+    for d in others:
+        i = axes.index(d)
+        q = qs[d]
+        after = len(axes) - 1 - i  # state axes after axis i: q (S, b) broadcasts from the right
+        T = (T * (q.view(q.shape[0], *(1,) * after, q.shape[1]) if after else q)).sum(i)
+        del axes[i]
+    return T
+
+
 @runtime_checkable
 class BeliefModel(Protocol):
     """What ``infer_states``, the policy evaluator and ``Agent`` need from a model (tabular or neural).
@@ -266,7 +288,10 @@ class TabularModel:
         for m, (A_m, o) in enumerate(zip(self.A, obs, strict=True)):
             k = len(self.A_dependencies[m])
             if not o.is_floating_point():
-                o = torch.nn.functional.one_hot(o, self.num_obs[m]).to(A_m.dtype)
+                # An outcome index: guard(A[o]) under both rules (the mixture and the expected log of a one-hot
+                # vector), read from the table guard(A) rather than formed from a one-hot product.
+                out.append(_outcome_rows(self._guarded_log_A(m, guard), o, len(self.batch_shape)))
+                continue
             flat = A_m.reshape(*A_m.shape[: A_m.ndim - k], -1)  # (*batch, O_m, prod S_deps)
             if soft_obs == "mixture":
                 # guard(sum_o p(o) A[o, s]); for a one-hot p this is guard(A[o]) exactly.
@@ -276,6 +301,18 @@ class TabularModel:
                 L = (o[..., None] * guarded_log(flat, guard)).where(o[..., None] > 0, 0.0).sum(-2)
             out.append(L.reshape(*L.shape[:-1], *A_m.shape[A_m.ndim - k:]))
         return out
+
+    def _guarded_log_A(self, m: int, guard: LogGuard) -> Tensor:
+        """``guard(A[m])``, kept while ``A[m]`` is unchanged (its version) and no gradient flows through it."""
+        A_m = self.A[m]
+        if torch.is_grad_enabled() and A_m.requires_grad:
+            return guarded_log(A_m, guard)
+        tables = self.__dict__.setdefault("_log_A", {})  # a frozen dataclass: a cache outside its fields
+        key = (m, guard)
+        hit = tables.get(key)
+        if hit is None or hit[0] is not A_m or hit[1] != A_m._version:
+            hit = tables[key] = (A_m, A_m._version, guarded_log(A_m, guard).detach())
+        return hit[2]
 
     def predict_all(self, qs: list) -> list:
         out = []
@@ -288,6 +325,17 @@ class TabularModel:
 
     def outcome_terms(self, qs: list, t: int, options: EFEOptions) -> dict:
         return outcome_terms(self, qs, t, options, joint_info_gain=False)
+
+
+def _outcome_rows(table: Tensor, o: Tensor, nb: int) -> Tensor:
+    """``table[..., o, :]``: rows ``(*lead, *S)`` of ``table`` ``(*mb, O, *S)`` (``nb = len(mb)``) at outcome indices
+    ``o`` ``(*lead_o,)``, ``lead`` the broadcast of ``lead_o`` and ``mb``."""
+    states = table.shape[nb + 1:]
+    if nb == 0:  # one table for every belief: a row lookup
+        return table.index_select(0, o.reshape(-1)).reshape(*o.shape, *states)
+    lead = torch.broadcast_shapes(o.shape, table.shape[:nb])
+    index = o.reshape(*o.shape, 1, *[1] * len(states)).expand(*lead, 1, *states)
+    return torch.gather(table.expand(*lead, *table.shape[nb:]), len(lead), index).squeeze(len(lead))
 
 
 def _floating(dtype: Any) -> torch.dtype:

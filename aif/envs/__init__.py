@@ -9,6 +9,7 @@
 - ``knapsack``: pymdp 1.0's knapsack demo as a one-step model with its joint-action policies.
 - ``SceneConstruction``, ``RandomDotMotion``: pymdp.legacy's epistemic-foraging tasks (``visual_foraging``).
 - ``AgentWrapper``: any environment with discrete observations, for an ``aif.Agent``.
+- ``POMDPVectorEnv``: N copies of any of these tasks sampled at once (Gymnasium's vector API).
 
 Every environment has ``generative_model(...) -> aif.GenerativeModel``.
 """
@@ -22,9 +23,10 @@ from .pymdp_tmaze import PymdpTMaze, SimplifiedTMaze
 from .pomdp import POMDPEnv
 from .tmaze import TMaze, summarize_tmaze, tmaze_arrays
 from .visual_foraging import RandomDotMotion, SceneConstruction, random_dot_motion_arrays, scene_construction_arrays
+from .vector import POMDPVectorEnv
 from .wrappers import AgentWrapper
 
 __all__ = ["TMaze", "GridWorld", "CueChaining", "AgentWrapper", "POMDPEnv", "grid_transitions", "tmaze_arrays",
            "summarize_tmaze", "SimplifiedTMaze", "PymdpTMaze", "GeneralizedTMaze", "maze_matrix", "GraphWorld",
-           "connected_clusters", "Knapsack", "knapsack", "SceneConstruction", "RandomDotMotion",
+           "connected_clusters", "Knapsack", "knapsack", "POMDPVectorEnv", "SceneConstruction", "RandomDotMotion",
            "scene_construction_arrays", "random_dot_motion_arrays"]
