@@ -347,18 +347,22 @@ def test_reset_arrays_are_checked(options, match):
         env.reset(seed=0, options=options)
 
 
-def test_step_without_an_action_where_nothing_is_chosen():
-    model = aif.random_model(np.random.default_rng(0), [3, 2], [3], [1, 1])
-    free, stepped = POMDPEnv(model.A, model.B, model.D), POMDPEnv(model.A, model.B, model.D)
-    free.reset(seed=3)
-    stepped.reset(seed=3)
+def test_step_without_an_action_observes_the_same_state_again():
+    """pymdp 1.0's test_env: stepping with action=None keeps the state unchanged and draws a new observation."""
+    model = aif.random_model(np.random.default_rng(0), [3, 2], [4], [2, 1])
+    env = POMDPEnv(model.A, model.B, model.D)
+    env.reset(seed=3)
     for _ in range(5):
-        a, b = free.step(None), stepped.step(0)
-        assert a[0].tolist() == b[0].tolist() and a[-1] == b[-1]
-    env = PymdpTMaze()
-    env.reset(seed=0)
-    with pytest.raises(PolicyError, match="None only when no factor has a choice"):
-        env.step(None)
+        state = env.state
+        obs, _, _, _, info = env.step(None)
+        assert info["state"] == state
+        assert model.A[0][(obs[0],) + state] > 0  # an outcome the kept state can produce
+    column = model.A[0][(slice(None),) + env.state]
+    seen = {int(env.step(None)[0][0]) for _ in range(200)}  # draws from the kept state's column of A
+    assert seen <= set(np.flatnonzero(column > 0)) and set(np.flatnonzero(column > 0.05)) <= seen
+    env.step(1)  # an action still moves the state under B
+    with pytest.raises(PolicyError, match="or None"):
+        env.step(2)
 
 
 def test_rendering():

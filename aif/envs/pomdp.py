@@ -13,9 +13,7 @@ What pymdp 1.0's ``PymdpEnv`` offers, in Gymnasium's terms:
 - ``reset(options={"A": ..., "B": ..., "D": ...})`` (any subset) runs the episode on other arrays of the same
   shapes, as pymdp's ``env_params``; the next reset without them returns to the arrays the environment was built
   with.
-- ``step(None)`` in an environment where no factor has a choice (action space ``Discrete(1)``) takes the only
-  action: the hidden state moves under ``B``'s single control. pymdp's ``step(key, state, None)`` instead keeps
-  the state and only draws a new observation.
+- ``step(None)`` keeps the hidden state and draws a new observation of it, as pymdp's ``step(key, state, None)``.
 - ``render_mode="rgb_array"`` or ``"human"`` (matplotlib) in a subclass that draws itself (``draw(ax)``).
 """
 
@@ -206,22 +204,22 @@ class POMDPEnv(gym.Env):
     def step(self, action: Any) -> tuple[list, float, bool, bool, dict]:
         """Move the hidden state with ``B`` under ``action`` and observe it through ``A``.
 
-        ``action``: an integer of the action space; ``None`` where the action space is ``Discrete(1)`` (no
-        factor has a choice), for its one action.
+        ``action``: an integer of the action space, or ``None`` for a no-op: the hidden state stays as it is and
+        only a new observation is drawn (pymdp 1.0's ``step(key, state, None)``). In an environment where no factor
+        has a choice, ``step(0)`` lets time pass under ``B``.
         """
         if self.state is None:
             raise CallOrderError("call reset() before step()")
-        if action is None and self._num_actions == 1:
-            action = 0
-        elif not (isinstance(action, (int, np.integer)) and 0 <= action < self._num_actions):
-            none = " (None only when no factor has a choice)" if action is None else ""
-            raise PolicyError(f"action {action!r} is not in the action space {self.action_space}{none}")
-        controls = [0] * len(self.B)
-        controls[self.control_factor] = int(action)
         u = self.np_random.random(len(self.B) + len(self.A)).tolist()
-        s = self.state
-        self.state = tuple(self._draw(self.B, f, (*[s[g] for g in deps], controls[f]), u[f])
-                           for f, deps in enumerate(self.B_dependencies))
+        if action is not None:
+            if not (isinstance(action, (int, np.integer)) and 0 <= action < self._num_actions):
+                raise PolicyError(f"action {action!r} is not in the action space {self.action_space} (or None: "
+                                  "a new observation of the same state)")
+            controls = [0] * len(self.B)
+            controls[self.control_factor] = int(action)
+            s = self.state
+            self.state = tuple(self._draw(self.B, f, (*[s[g] for g in deps], controls[f]), u[f])
+                               for f, deps in enumerate(self.B_dependencies))
         self.obs = obs = self._observe(u[len(self.B):])
         if self.render_mode == "human":
             self.render()
