@@ -120,8 +120,8 @@ def _set_rng_state(rng: Any, state: Any) -> None:
 
 def check_settings(agent: Any, rng_type: type, rng_name: str) -> None:
     """The settings ``aif.Agent`` and ``aif_deep.Agent`` share, checked by the same rules and messages: the
-    settings objects, the EFE terms, the generator (a ``rng_type``, called ``rng_name``) and the window of
-    inference over time."""
+    settings objects, the EFE terms, the generator (a ``rng_type``, called ``rng_name``), the window of
+    inference over time and the observation preprocessor."""
     for name, kind in (("selection", Selection), ("efe", EFEOptions), ("sequence", SequenceOptions)):
         if not isinstance(getattr(agent, name), kind):
             raise StrategyError(f"{name} must be an aif.{kind.__name__}, got {getattr(agent, name)!r}")
@@ -136,6 +136,8 @@ def check_settings(agent: Any, rng_type: type, rng_name: str) -> None:
                              f"got {type(agent.inference).__name__}")
     if agent.selection.mode == "stochastic" and agent.rng is None:
         raise ParameterError(f"stochastic selection needs rng (a {rng_name})")
+    if agent.preprocess is not None and not callable(agent.preprocess):
+        raise StrategyError(f"preprocess must be a function of the observation, got {agent.preprocess!r}")
 
 
 @dataclass
@@ -202,8 +204,6 @@ class Agent:
         require(self.planner, Planner, "planner", NUMPY, optional=True)
         require(self.learning, Learner, "learning", NUMPY, optional=True)
         check_settings(self, np.random.Generator, "np.random.Generator")
-        if self.preprocess is not None and not callable(self.preprocess):
-            raise StrategyError(f"preprocess must be a function of the observation, got {self.preprocess!r}")
         if not isinstance(self.model, GenerativeModel):
             raise StrategyError(f"model must be an aif.GenerativeModel, got {type(self.model).__name__}")
         self.gamma = check_positive(self.gamma, "gamma")

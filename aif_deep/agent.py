@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -65,6 +66,7 @@ class Agent:
             the current belief instead of the enumerated ``policies``; ``policies`` stay as configured.
         inference_horizon, trial_length, sequence: as in ``aif.Agent``, with ``inference=aif.MarginalMessagePassing()``
             or ``aif.VariationalMessagePassing()``.
+        preprocess: a function applied to every observation before inference, as in ``aif.Agent``.
 
     NumPy-only strategies (planners, sequence inference, D or offline learning) run on a ``TabularModel``
     through its NumPy form (``TabularModel.to_aif``), one ``aif.Agent`` per agent of the batch, with the same
@@ -95,6 +97,7 @@ class Agent:
     inference_horizon: int = 1
     trial_length: int | None = None
     sequence: SequenceOptions = field(default_factory=SequenceOptions)
+    preprocess: Callable[[Any], Any] | None = None
     # the state of the agents, set by reset() and the steps
     prior: list = field(init=False, repr=False, compare=False)
     td: TDRun | None = field(init=False, repr=False, compare=False, default=None)
@@ -186,6 +189,8 @@ class Agent:
         ``(*batch, M)`` when every modality is categorical (``aif_deep.inference.as_obs``); for an observed
         state, its vector. ``reward`` and ``terminated``: what the last action led to, for learners that need
         them (``TDLearning``)."""
+        if self.preprocess is not None:
+            obs = self.preprocess(obs)
         with threads_for(self._run.work):
             self.qs = self._run.infer_states(obs, reward, terminated)
         return self.qs

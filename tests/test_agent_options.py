@@ -42,3 +42,19 @@ def test_inductive_cost_from_goals_is_the_term_of_the_goals_reachability():
     # every policy that ends away from the left arm pays the cost; their q(pi) falls against the plain agent's
     ends_left = guided.policies[:, -1, 0] == 1
     assert guided.q_pi[ends_left].sum() > plain.q_pi[ends_left].sum()
+
+
+def test_aif_deep_agent_preprocesses_as_aif_does():
+    torch = pytest.importorskip("torch")
+    import aif_deep
+
+    model = TMaze().generative_model()
+    to_indices = lambda raw: [raw // 6, (raw // 2) % 3, raw % 2]  # noqa: E731  (one code for the three outcomes)
+    tabular = aif_deep.TabularModel.from_aif(model, dtype=torch.float64)
+    deep = aif_deep.Agent(tabular, preprocess=to_indices)
+    numpy_agent = aif.Agent(model, preprocess=to_indices)
+    for raw in (0, 19, 7):
+        assert np.array_equal(deep.step(raw).numpy(), numpy_agent.step(raw))
+        assert all(np.allclose(q.numpy(), p, atol=1e-12) for q, p in zip(deep.qs, numpy_agent.qs, strict=True))
+    with pytest.raises(StrategyError, match="preprocess"):
+        aif_deep.Agent(tabular, preprocess=3)  # type: ignore[arg-type]
