@@ -244,6 +244,14 @@ def smooth(model: GenerativeModel, filtered: Any, actions_window: Any = None) ->
     # B_f[..., u_t] for each transition: (T - 1, S_f, S_f)
     passes = [_backward(q_f, np.moveaxis(B_f, -1, 0)[actions[:, f]])
               for f, (q_f, B_f) in enumerate(zip(qs, model.B, strict=True))]
+    for f, (smoothed, _) in enumerate(passes):
+        lost = 1.0 - smoothed.sum(axis=-1)
+        if (np.abs(lost) > PROB_TOL).any():  # never for beliefs this model's filtering gave
+            t = int(np.argmax(np.abs(lost)))
+            raise BeliefError(f"smoothing factor {f} lost {lost[t]:.3g} of its belief at step {t}: the filtered belief "
+                              f"at step {t + 1} is on states that B[{f}] under action {actions[t, f]} cannot reach "
+                              f"from the belief at step {t} (beliefs that do not come from this model's filtering, or "
+                              f"an observation the model rules out)")
     return Smoothed([m for m, _ in passes], [j for _, j in passes], qs)
 
 

@@ -68,7 +68,8 @@ class Agent:
             or ``aif.VariationalMessagePassing()``.
         preprocess: a function applied to every observation before inference, as in ``aif.Agent``.
 
-    NumPy-only strategies (planners, sequence inference, D or offline learning) run on a ``TabularModel``
+    NumPy-only strategies (planners, sequence inference, NumPy-only state inference such as
+    ``aif.VariationalFiltering``, D or offline learning) run on a ``TabularModel``
     through its NumPy form (``TabularModel.to_aif``), one ``aif.Agent`` per agent of the batch, with the same
     results as ``aif.Agent``; for other models they are a ``StrategyError``.
 
@@ -258,8 +259,10 @@ def _runner(agent: Agent) -> type[_TorchRun | _NumpyRun | _LearnedQRun]:
     if observed:
         return _LearnedQRun
     over_time = isinstance(a.inference, SequenceInference)
+    numpy_method = over_time or (isinstance(a.inference, StateInference)  # e.g. aif.VariationalFiltering
+                                 and TORCH not in type(a.inference).backends)
     require(a.inference, SequenceInference if over_time else StateInference,  # type: ignore[type-abstract]
-            "inference", NUMPY if over_time else TORCH)
+            "inference", NUMPY if numpy_method else TORCH)
     require(a.planner, Planner, "planner", NUMPY, optional=True)  # type: ignore[type-abstract]
     require(a.learning, Learner, "learning", TORCH, optional=True)  # type: ignore[type-abstract]
     if a.learning is not None and not isinstance(a.learning, Learning):
@@ -270,7 +273,7 @@ def _runner(agent: Agent) -> type[_TorchRun | _NumpyRun | _LearnedQRun]:
                             "this agent takes an aif.Selection")
     check_settings(a, torch.Generator, "torch.Generator")
     L = a.learning
-    for name, used in (("planner", a.planner is not None), ("inference", over_time),
+    for name, used in (("planner", a.planner is not None), ("inference", numpy_method),
                        ("learning", isinstance(L, Learning) and (L.learn_D or not L.online))):
         if used:
             if not isinstance(a.model, TabularModel):

@@ -58,3 +58,20 @@ def test_aif_deep_agent_preprocesses_as_aif_does():
         assert all(np.allclose(q.numpy(), p, atol=1e-12) for q, p in zip(deep.qs, numpy_agent.qs, strict=True))
     with pytest.raises(StrategyError, match="preprocess"):
         aif_deep.Agent(tabular, preprocess=3)  # type: ignore[arg-type]
+
+
+def test_aif_deep_agent_runs_numpy_only_state_inference_on_a_tabular_model():
+    torch = pytest.importorskip("torch")
+    import aif_deep
+
+    model = TMaze().generative_model(learn_A=True)
+    tabular = aif_deep.TabularModel.from_aif(model, dtype=torch.float64)
+    learning = aif.Learning(online=False, smoothing=True, learn_B=False)
+    deep = aif_deep.Agent(tabular, inference=aif.VariationalFiltering.pymdp(), learning=learning)
+    numpy_agent = aif.Agent(model, inference=aif.VariationalFiltering.pymdp(), learning=learning)
+    ours, theirs = (aif.rollout(agent, TMaze(), 3, seed=0) for agent in (deep, numpy_agent))
+    assert np.array_equal(ours.actions, theirs.actions)
+    assert all(np.allclose(q, p, atol=1e-12) for q, p in zip(ours.qs, theirs.qs, strict=True))
+    deep.learn()
+    learned = numpy_agent.learn()
+    assert np.allclose(deep.model.to_aif().pA[0], learned.pA[0], atol=1e-12)

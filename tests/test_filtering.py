@@ -372,3 +372,13 @@ def test_errors_name_the_argument():
         forward_backward(model, obs, actions, max_bytes=1000)
     # zeros in A and B are fine where the observations allow them
     assert math.isfinite(forward_backward(certain, [[0], [0]]).log_evidence)
+
+
+def test_smooth_refuses_beliefs_its_transitions_cannot_connect():
+    """Filtered mass on a state B cannot reach would be dropped (pymdp's rule) and the smoothed beliefs would no
+    longer sum to 1: an error naming the factor, the step and the action instead."""
+    B = np.eye(3)[:, :, None]  # every state stays where it is
+    model = aif.GenerativeModel(A=[np.eye(3)], B=[B])
+    filtered = [np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])]  # moved from state 0 to state 1
+    with pytest.raises(BeliefError, match="smoothing factor 0 lost 1 of its belief at step 0"):
+        aif.smooth(model, filtered)
