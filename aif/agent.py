@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from .actions import ActionFactors
 from .checks import check_beliefs, check_choice, check_integer, check_log_habits, check_policies, check_positive
 from .control import (
     draw_action,
@@ -31,7 +32,7 @@ from .control import (
     selection_probabilities,
 )
 from .efe import DEFAULT_TERMS, EFEOptions, check_counts, check_efe_size, check_terms
-from .errors import CallOrderError, ParameterError, StrategyError
+from .errors import CallOrderError, ModelError, ParameterError, StrategyError
 from .filtering import free_energy_terms, smooth
 from .inference import FixedPoint, log_likelihood
 from .learning import Learning
@@ -140,6 +141,27 @@ def check_settings(agent: Any, rng_type: type, rng_name: str) -> None:
         raise StrategyError(f"preprocess must be a function of the observation, got {agent.preprocess!r}")
 
 
+def action_factor_policies(agent: Any) -> np.ndarray | None:
+    """The policies an Agent was given, or, with ``agent.actions`` (an ``aif.ActionFactors``) and none given, its
+    policies (``None``: enumerate them). Shared by both Agents; checks that ``actions`` is the model's flattening
+    and that actions are chosen from the full posterior (per-factor marginals could disagree about a shared action
+    factor)."""
+    actions = agent.actions
+    if actions is None:
+        return agent.policies
+    if not isinstance(actions, ActionFactors):
+        raise StrategyError(f"actions must be an aif.ActionFactors, got {actions!r}")
+    if list(agent.model.num_controls) != actions.factor_controls:
+        raise ModelError(f"the model's num_controls {list(agent.model.num_controls)} are not the flattened action "
+                         f"axes {actions.factor_controls} of actions (build B with actions.flatten_B)")
+    if getattr(agent.selection, "sampling", "full") != "full":
+        raise ParameterError("with action factors, actions are chosen from the full posterior: "
+                             "Selection(sampling='full') (per-factor marginals can disagree about a shared action)")
+    if agent.policies is not None:
+        return agent.policies
+    return actions.policies(agent.policy_horizon, agent.control_factors)
+
+
 @dataclass
 class Agent:
     """An active-inference agent for a ``GenerativeModel``.
@@ -169,9 +191,13 @@ class Agent:
         preprocess: a function applied to every observation before inference (pymdp 1.0's ``preprocess_fn``):
             e.g. an environment's raw observation to one outcome index or probability vector per modality. What
             it returns is checked as an observation, and recorded for learning.
+        actions: ``aif.ActionFactors`` of a model whose B it flattened (pymdp 1.0's ``B_action_dependencies``):
+            the policies are its policies (when not given), actions are chosen from the full posterior, and
+            ``multi_action`` holds each action as one action per action factor (``actions.decode``).
 
     Attributes (after a step): ``qs`` (posterior), ``prior`` (the prior used for the next observation),
-    ``q_pi``, ``G``, ``terms`` (dict of EFE terms per policy), ``action``, ``t`` (steps taken). With a
+    ``q_pi``, ``G``, ``terms`` (dict of EFE terms per policy), ``action``, ``multi_action`` (with ``actions``),
+    ``t`` (steps taken). With a
     method that infers over time, also ``qs_seq`` (``qs_seq[f]`` of shape ``(P, W + H, S_f)``, each policy's
     beliefs over the window and its future; the present is step ``present``) and ``F`` (``(P,)``, the
     free energy of each policy's window); ``qs`` is then the present belief averaged over policies with
@@ -196,6 +222,7 @@ class Agent:
     trial_length: int | None = None
     sequence: SequenceOptions = field(default_factory=SequenceOptions)
     preprocess: Callable[[Any], Any] | None = None
+    actions: ActionFactors | None = None
 
 
     def __post_init__(self):
@@ -208,6 +235,7 @@ class Agent:
             raise StrategyError(f"model must be an aif.GenerativeModel, got {type(self.model).__name__}")
         self.gamma = check_positive(self.gamma, "gamma")
         self.alpha = check_positive(self.alpha, "alpha", zero=True)  # 0: uniform stochastic selection (pymdp)
+        self.policies = action_factor_policies(self)  # type: ignore[assignment]
         if self.policies is None:
             H = self.policy_horizon
             cf = self.control_factors
@@ -270,7 +298,7 @@ class Agent:
         self.history: list = []  # (obs, qs, (qs_prev, action) or None) per step, for learning
         self.prior = [d.copy() for d in self.model.D] if prior is None else check_beliefs(self.model, prior)
         self.qs: Any = None
-        self.q_pi = self.G = self.terms = self.action = self.plan = cast(Any, None)
+        self.q_pi = self.G = self.terms = self.action = self.plan = self.multi_action = cast(Any, None)
         self.t = 0
 
     @atomic
@@ -311,6 +339,7 @@ class Agent:
         mode, sampling = self.selection.mode, self.selection.sampling
         probs = selection_probabilities(self.q_pi, policies, mode, self.alpha, sampling)
         self.action = draw_action(probs, policies, mode, self.rng, sampling)
+        self.multi_action = None if self.actions is None else self.actions.decode(self.action)
         self.prior = self._cycle.next_prior()
         self.t += 1
         return self.action

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 import aif
-from aif.agent import Learning, Selection, atomic, check_settings, preset_settings
+from aif.agent import Learning, Selection, action_factor_policies, atomic, check_settings, preset_settings
 from aif.checks import check_index
 from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions
@@ -67,6 +67,8 @@ class Agent:
         inference_horizon, trial_length, sequence: as in ``aif.Agent``, with ``inference=aif.MarginalMessagePassing()``
             or ``aif.VariationalMessagePassing()``.
         preprocess: a function applied to every observation before inference, as in ``aif.Agent``.
+        actions: ``aif.ActionFactors`` of a model whose B it flattened, as in ``aif.Agent``; ``multi_action`` is
+            then ``(*batch, K)``, one action per action factor.
 
     NumPy-only strategies (planners, sequence inference, NumPy-only state inference such as
     ``aif.VariationalFiltering``, D or offline learning) run on a ``TabularModel``
@@ -99,6 +101,7 @@ class Agent:
     trial_length: int | None = None
     sequence: SequenceOptions = field(default_factory=SequenceOptions)
     preprocess: Callable[[Any], Any] | None = None
+    actions: aif.ActionFactors | None = None
     # the state of the agents, set by reset() and the steps
     prior: list = field(init=False, repr=False, compare=False)
     td: TDRun | None = field(init=False, repr=False, compare=False, default=None)
@@ -114,6 +117,7 @@ class Agent:
         if not (isinstance(self.batch_shape, (tuple, list, torch.Size)) and all(
                 isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in self.batch_shape)):
             raise ParameterError(f"batch_shape must be a tuple of positive integers, got {self.batch_shape!r}")
+        self.policies = action_factor_policies(self)
         if self.policies is None:
             self.policies = enumerate_policies(self.model.num_controls, self.policy_horizon, self.control_factors)
         self.policies = checks.policies(self.model, self.policies)
@@ -181,6 +185,7 @@ class Agent:
             self.G: torch.Tensor | None = None
             self.terms: dict | None = None
             self.action: torch.Tensor | None = None
+            self.multi_action: np.ndarray | None = None
             self.t = 0
 
     @atomic
@@ -212,6 +217,7 @@ class Agent:
             raise CallOrderError("sample_action needs q_pi: call infer_policies() first")
         with threads_for(self._run.work):
             self.action = self._run.sample_action()
+        self.multi_action = None if self.actions is None else self.actions.decode(self.action.cpu().numpy())
         self.t += 1
         self.steps += 1
         return self.action

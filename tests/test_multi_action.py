@@ -12,7 +12,7 @@ import pytest
 
 import aif
 from aif.actions import ActionFactors
-from aif.errors import ModelError, ParameterError, PolicyError
+from aif.errors import ModelError, ParameterError, PolicyError, StrategyError
 
 TOL = 1e-12
 
@@ -297,3 +297,35 @@ def test_shape_and_action_errors():
         actions.multiaction_probabilities(np.full(6, 1 / 3), policies)
     with pytest.raises(PolicyError, match=r"action\[0\] takes actions 0 and 1 of action factor 0"):
         actions.action_marginals([1.0], np.array([[[0, 1, 0]]]))  # per-factor enumeration can break a shared action
+
+
+def test_agents_take_action_factors_and_decode_their_actions():
+    """``Agent(actions=ActionFactors(...))`` in both packages: its policies, full-posterior selection and
+    ``multi_action`` (one action per action factor), the same as passing ``actions.policies(H)`` and decoding."""
+    torch = pytest.importorskip("torch")
+    import aif_deep
+
+    rng = np.random.default_rng(7)
+    s = dict(num_states=[3, 2, 2], num_controls=[2, 3], B_action_dependencies=[[0, 1], [], [1]],
+             B_dependencies=[[0], [1], [2, 0]], A_dependencies=[[0, 1], [2]], num_obs=[3, 2])
+    A, B, C, D = random_arrays(rng, s)
+    actions = ActionFactors(s["num_controls"], s["B_action_dependencies"])
+    model = aif.GenerativeModel(A=A, B=actions.flatten_B(B), C=C, D=D, A_dependencies=s["A_dependencies"],
+                                B_dependencies=s["B_dependencies"])
+    agent = aif.Agent.pymdp(model, policy_horizon=2, actions=actions)
+    plain = aif.Agent.pymdp(model, policies=actions.policies(2))
+    deep = aif_deep.Agent.pymdp(aif_deep.TabularModel.from_aif(model, dtype=torch.float64), policy_horizon=2,
+                                actions=actions, batch_shape=(2,))
+    assert np.array_equal(agent.policies, plain.policies) and np.array_equal(deep.policies, plain.policies)
+    for obs in ([0, 1], [2, 0], [1, 1]):
+        action = agent.step(obs)
+        assert np.array_equal(action, plain.step(obs))
+        assert np.array_equal(agent.multi_action, actions.decode(action)) and agent.multi_action.shape == (2,)
+        deep.step([np.array([o, o]) for o in obs])
+        assert np.array_equal(deep.multi_action, np.stack([agent.multi_action] * 2))
+    with pytest.raises(ParameterError, match="full posterior"):
+        aif.Agent(model, actions=actions, selection=aif.Selection(sampling="marginal"))
+    with pytest.raises(ModelError, match="flatten_B"):
+        aif.Agent(aif.random_model(rng, [3, 2, 2], [3], [2, 1, 2]), actions=actions)
+    with pytest.raises(StrategyError, match="ActionFactors"):
+        aif_deep.Agent(aif_deep.TabularModel.from_aif(model), actions=[[0, 1], [], [1]])  # type: ignore[arg-type]
