@@ -31,7 +31,7 @@ from aif.sequence_control import SequenceOptions
 from aif.strategies import NUMPY, TORCH, Learner, Planner, SequenceInference, StateInference, require
 
 from . import checks, efe, learning
-from .control import action_probabilities_checked, choose, policy_posterior_checked, predict_checked
+from .control import draw_action, posterior_of, predict_policies, selection_probabilities
 from .evaluator import evaluate_policies
 from .full_tree import PolicyEvaluator
 from .inference import as_obs, categorical_modalities, infer_states_checked
@@ -429,7 +429,7 @@ class _TorchRun(_Run):
         if not math.isfinite(float(G.sum())) and not bool(torch.isfinite(G).all()):
             raise ParameterError("G has a non-finite entry")
         E = getattr(a.model, "E", None)
-        return policy_posterior_checked(G, None if E is None else torch.log(E).expand_as(G), _param(a.gamma)), G, terms
+        return posterior_of(G, None if E is None else torch.log(E).expand_as(G), _param(a.gamma)), G, terms
 
     def sample_action(self) -> torch.Tensor:
         a = self.agent
@@ -437,10 +437,10 @@ class _TorchRun(_Run):
         if self.first_actions is None or self.first_actions[0] is not a.policies:
             self.first_actions = (a.policies, torch.as_tensor(np.asarray(a.policies)[:, 0, :], device=a.device))
         first = self.first_actions[1]
-        probs = action_probabilities_checked(cast(torch.Tensor, a.q_pi), first, mode, _param(a.alpha), sampling,
-                                             a.model.num_controls)
-        action = choose(probs, first, mode, cast(torch.Generator, a.rng), sampling)
-        a.prior = predict_checked(a.model, cast(list, a.qs), action)
+        probs = selection_probabilities(cast(torch.Tensor, a.q_pi), first, mode, _param(a.alpha), sampling,
+                                        a.model.num_controls)
+        action = draw_action(probs, first, mode, cast(torch.Generator, a.rng), sampling)
+        a.prior = predict_policies(a.model, cast(list, a.qs), action)
         a._transition = torch.ones_like(a._transition)
         return action
 

@@ -67,10 +67,10 @@ def policy_posterior(G: torch.Tensor, E: object = None, gamma: object = 16.0) ->
             ln_E = ln_E.expand_as(G)
         except RuntimeError:
             raise PolicyError(f"E has shape {tuple(ln_E.shape)}, which does not fit G's {tuple(G.shape)}") from None
-    return policy_posterior_checked(G, ln_E, _as_param(gamma, "gamma", G))
+    return posterior_of(G, ln_E, _as_param(gamma, "gamma", G))
 
 
-def policy_posterior_checked(G: torch.Tensor, ln_E: torch.Tensor | None, gamma: float | torch.Tensor) -> torch.Tensor:
+def posterior_of(G: torch.Tensor, ln_E: torch.Tensor | None, gamma: float | torch.Tensor) -> torch.Tensor:
     """``policy_posterior`` on checked inputs: finite ``G`` ``(*batch, P)``, ``ln_E`` of G's shape or ``None``
     (uniform), ``gamma`` a positive number or tensor that broadcasts against G (``(*batch, 1)`` or a scalar)."""
     # As aif.policy_posterior: G shifted by its lowest allowed value first, so gamma x G never overflows.
@@ -118,12 +118,12 @@ def action_probabilities(q_pi: torch.Tensor, policies: Any, mode: str = "determi
     if num_controls is None:
         num_controls = policies[:, 0, :].max(axis=0) + 1
     alpha = _as_param(alpha, "alpha", q_pi) if mode == "stochastic" else alpha  # read by stochastic selection only
-    return action_probabilities_checked(q_pi, _first_actions(policies, q_pi.device), mode, alpha, sampling,
-                                        num_controls)
+    return selection_probabilities(q_pi, _first_actions(policies, q_pi.device), mode, alpha, sampling,
+                                   num_controls)
 
 
-def action_probabilities_checked(q_pi: torch.Tensor, first_actions: torch.Tensor, mode: str, alpha: Any, sampling: str,
-                                 num_controls: Any) -> Any:
+def selection_probabilities(q_pi: torch.Tensor, first_actions: torch.Tensor, mode: str, alpha: Any, sampling: str,
+                            num_controls: Any) -> Any:
     """``action_probabilities`` on checked inputs: ``first_actions`` int ``(P, F)`` (each policy's first action),
     ``alpha`` (read in ``"stochastic"`` mode) a tensor that broadcasts against ``q_pi`` (``(*batch, 1)`` or a
     scalar)."""
@@ -179,11 +179,11 @@ def select_action(q_pi: torch.Tensor, policies: Any, mode: str = "deterministic"
         raise ParameterError("stochastic action selection needs rng (a torch.Generator)")
     policies = checks.policies(None, policies)
     probs = action_probabilities(q_pi, policies, mode, alpha, sampling)
-    return choose(probs, _first_actions(policies, q_pi.device), mode, rng, sampling)
+    return draw_action(probs, _first_actions(policies, q_pi.device), mode, rng, sampling)
 
 
-def choose(probs: Any, first_actions: torch.Tensor, mode: str, rng: torch.Generator | None,
-           sampling: str) -> torch.Tensor:
+def draw_action(probs: Any, first_actions: torch.Tensor, mode: str, rng: torch.Generator | None,
+                sampling: str) -> torch.Tensor:
     """The action ``(*batch, num_factors)`` drawn (``"stochastic"``) or taken (``"deterministic"``) from
     ``action_probabilities``' output ``probs``; ``first_actions`` int ``(P, F)``: each policy's first action."""
     if sampling == "full":
@@ -202,10 +202,10 @@ def predict(model: BeliefModel, qs: Any, action: Any) -> list:
     """The prior for the next step, q(s_f') = E_q[B_f(u_f)]: ``qs[f]`` (*batch, S_f), ``action`` (*batch, F)."""
     ref = model.prior()[0]
     action = checks.action(model, action).to(ref.device)
-    return predict_checked(model, [torch.as_tensor(q, device=ref.device, dtype=ref.dtype) for q in qs], action)
+    return predict_policies(model, [torch.as_tensor(q, device=ref.device, dtype=ref.dtype) for q in qs], action)
 
 
-def predict_checked(model: BeliefModel, qs: list, action: torch.Tensor) -> list:
+def predict_policies(model: BeliefModel, qs: list, action: torch.Tensor) -> list:
     """``predict`` on checked inputs: beliefs on the model's device and dtype, ``action`` a long tensor
     ``(*batch, F)`` of controls in range."""
     if isinstance(model, TabularModel) and not model.batch_shape and action.ndim == 2 \
@@ -221,7 +221,7 @@ def predict_checked(model: BeliefModel, qs: list, action: torch.Tensor) -> list:
 
 
 def _predict_rows(model: TabularModel, qs: list, action: torch.Tensor) -> list:
-    """``predict_checked`` for one model and a batch of ``N`` beliefs ``(N, S_f)`` with their actions ``(N, F)``: the
+    """``predict_policies`` for one model and a batch of ``N`` beliefs ``(N, S_f)`` with their actions ``(N, F)``: the
     chosen column of each B_f only, batch last (``model.sum_leading``'s layout): ``B_f[..., u]``
     ``(S_f, *S_deps, N)`` summed against the parents' beliefs, rather than every control's prediction and a
     gather."""

@@ -54,7 +54,7 @@ def sum_leading(T: Tensor, labels: Sequence[Any], qs: Sequence[Tensor], keep: An
     factor ``labels[i]``) against the beliefs ``qs[labels[i]]`` ``(S_i, b)``, every axis but the one labelled
     ``keep`` (``None`` labels an axis that is kept too): ``(*S_kept, b)``, largest factor first.
 
-    The CPU layout of the batched tabular cycle (``inference.fixed_point``, ``control.predict_checked``): the sums
+    The CPU layout of the batched tabular cycle (``inference.fixed_point``, ``control.predict_policies``): the sums
     over a factor's few states are reductions over a leading axis, which torch's CPU kernels vectorise across the batch,
     where a reduction over a short last axis runs one short row at a time (measured on a 2-core CPU, float64, 256
     beliefs of 4 states: a softmax 80 us against 18 us, a contraction 48 us (einsum) against 19 us)."""
