@@ -57,7 +57,7 @@ def step(model, qs, qs_prev, qs_root, action, t, terms, options):
     action, ``qs_root`` the current belief. Returns a dict of floats."""
     g = options.guards
     out = dict(utility=0.0, ambiguity=0.0, entropy=0.0)
-    for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies)):
+    for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies, strict=False)):
         q_joint = _joint(qs, deps)
         qo = np.tensordot(A_m, q_joint, axes=q_joint.ndim)
         out["utility"] += float(qo @ _log_C(model.C[m], t, options))
@@ -72,7 +72,7 @@ def step(model, qs, qs_prev, qs_root, action, t, terms, options):
         qo_joint, ambiguity = np.zeros([*model.num_obs]), 0.0
         for s in itertools.product(*[range(n) for n in model.num_states]):
             p_o = np.ones(())
-            for A_m, deps in zip(model.A, model.A_dependencies):
+            for A_m, deps in zip(model.A, model.A_dependencies, strict=False):
                 p_o = np.multiply.outer(p_o, A_m[(slice(None), *[s[f] for f in deps])])
             qo_joint += q_all[s] * p_o
             if g.joint_likelihood is not None:  # spm_MDP_G: one guard on p(o_1, ..., o_M | s)
@@ -85,7 +85,7 @@ def step(model, qs, qs_prev, qs_root, action, t, terms, options):
     for term in terms:
         if isinstance(term, Novelty) and term.param == "A":
             value = 0.0
-            for m, (pA_m, deps) in enumerate(zip(model.pA, model.A_dependencies)):
+            for m, (pA_m, deps) in enumerate(zip(model.pA, model.A_dependencies, strict=False)):
                 q_joint = _joint(qs, deps)
                 qo = np.tensordot(model.A[m], q_joint, axes=q_joint.ndim)
                 W = np.where(pA_m > 0, _wnorm(pA_m, term.wnorm), 0.0)
@@ -93,7 +93,7 @@ def step(model, qs, qs_prev, qs_root, action, t, terms, options):
             out[term.key] = value
         elif isinstance(term, Novelty):
             value = 0.0
-            for f, (pB_f, deps) in enumerate(zip(model.pB, model.B_dependencies)):
+            for f, (pB_f, deps) in enumerate(zip(model.pB, model.B_dependencies, strict=False)):
                 W = np.where(pB_f > 0, _wnorm(pB_f, term.wnorm), 0.0)[..., action[f]]
                 q_prev = _joint(qs_prev, deps)
                 value -= float(qs[f] @ np.tensordot(W, q_prev, axes=q_prev.ndim))
@@ -112,7 +112,7 @@ def step(model, qs, qs_prev, qs_root, action, t, terms, options):
 def predict(model, qs, action):
     """q(s_f') = sum_deps B_f[s_f', deps, u_f] q(deps), the mean-field prediction."""
     out = []
-    for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies)):
+    for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies, strict=False)):
         q_deps = _joint(qs, deps)
         out.append(np.tensordot(B_f[..., action[f]], q_deps, axes=q_deps.ndim))
     return out

@@ -23,9 +23,9 @@ def test_online_learning_applies_update_A_and_update_B_with_the_agents_beliefs()
         if qs_prev is not None:
             pB = learning.update_B(pB, agent.qs, qs_prev, action, lr=0.5, forgetting=0.9, prior=model.pB)
         qs_prev, action = agent.qs, agent.action
-        for a, b in zip(agent.model.pA, pA):
+        for a, b in zip(agent.model.pA, pA, strict=False):
             np.testing.assert_allclose(a, b, atol=1e-12)
-        for a, b in zip(agent.model.pB, pB):
+        for a, b in zip(agent.model.pB, pB, strict=False):
             np.testing.assert_allclose(a, b, atol=1e-12)
     # The arrays the agent uses are the Dirichlet means.
     np.testing.assert_allclose(agent.model.A[0], pA[0] / pA[0].sum(axis=0), atol=1e-12)
@@ -46,7 +46,7 @@ def test_offline_learning_waits_for_learn_and_then_updates():
     agent = aif.Agent(model, learning=aif.Learning(online=False, learn_D=True))
     for obs in ([0, 1], [2, 0]):
         agent.step(obs)
-    assert all(np.array_equal(a, b) for a, b in zip(agent.model.pA, model.pA))
+    assert all(np.array_equal(a, b) for a, b in zip(agent.model.pA, model.pA, strict=False))
     first_qs = agent.history[0][1]
     learned = agent.learn()
     assert not np.allclose(learned.pA[0], model.pA[0])

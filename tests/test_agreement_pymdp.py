@@ -9,12 +9,11 @@ from functools import partial
 
 import numpy as np
 import pytest
+from _reference import jax64, markov_blanket, obj, random_case, random_config
 from scipy.special import logsumexp
 
 import aif
 from aif import EFEOptions, FixedPoint
-
-from _reference import jax64, markov_blanket, obj, random_case, random_config
 
 pytest.importorskip("pymdp")
 N_CONFIGS, PER_CONFIG = 10, 20  # 200 models for the batched pymdp 1.0 comparisons
@@ -60,7 +59,7 @@ def test_fixed_point_matches_pymdp_legacy():
             obj(model.A), tuple(obs), model.num_obs, model.num_states, markov_blanket(model), obj(prior),
             num_iter=10, dF=1.0, dF_tol=0.001)
         ours = aif.infer_states(model, obs, prior, FixedPoint.pymdp_legacy())
-        worst = max(worst, max(np.abs(a - b).max() for a, b in zip(ours, ref)))
+        worst = max(worst, max(np.abs(a - b).max() for a, b in zip(ours, ref, strict=False)))
     assert worst < 1e-8
 
 
@@ -73,14 +72,14 @@ def test_fixed_point_matches_pymdp_1_0():
     for config, _, cases in _batched_cases(2):
         models = [c[0] for c in cases]
         A = _stack(models, lambda m: m.A)
-        onehot = _stack(cases, lambda c: [np.eye(n)[o] for n, o in zip(c[0].num_obs, c[1])])
+        onehot = _stack(cases, lambda c: [np.eye(n)[o] for n, o in zip(c[0].num_obs, c[1], strict=False)])
         prior = _stack(cases, lambda c: c[2])
         run = jax.jit(jax.vmap(partial(algos.run_factorized_fpi, A_dependencies=models[0].A_dependencies,
                                        num_iter=16)))
         ref = run([jnp.asarray(a) for a in A], [jnp.asarray(o) for o in onehot], [jnp.asarray(p) for p in prior])
         for i, (model, obs, pri) in enumerate(cases):
             ours = aif.infer_states(model, obs, pri, FixedPoint.pymdp())
-            worst = max(worst, max(np.abs(q - np.asarray(r[i])).max() for q, r in zip(ours, ref)))
+            worst = max(worst, max(np.abs(q - np.asarray(r[i])).max() for q, r in zip(ours, ref, strict=False)))
     assert worst < 1e-8
 
 
@@ -126,7 +125,7 @@ def test_efe_matches_pymdp_1_0_up_to_the_constant_of_unnormalised_C():
         args = [[jnp.asarray(x) for x in _stack(qs, lambda q: q)]]
         args += [[jnp.asarray(x) for x in _stack(models, lambda m, k=k: getattr(m, k))] for k in "ABC"]
         q_ref, neg_efe = jax.jit(jax.vmap(ref))(*args)
-        for i, (model, q) in enumerate(zip(models, qs)):
+        for i, (model, q) in enumerate(zip(models, qs, strict=False)):
             G_pymdp, _ = aif.expected_free_energy(model, q, policies, options=EFEOptions.pymdp())
             G, _ = aif.expected_free_energy(model, q, policies)
             # pymdp 1.0 scores raw C; the log-softmax we apply subtracts logsumexp(C_m) per step and modality.
@@ -140,7 +139,7 @@ def test_efe_matches_pymdp_1_0_up_to_the_constant_of_unnormalised_C():
 
 @pytest.mark.parametrize("sampling", ["marginal", "full"])
 def test_action_probabilities_and_deterministic_actions_match_pymdp(sampling):
-    jax = jax64()
+    jax64()
     import jax.numpy as jnp
     from pymdp import control as control_1
     from pymdp.legacy import control as legacy
@@ -229,8 +228,9 @@ def test_pymdp_preset_has_pymdp_1_0_agent_defaults():
 def test_alpha_zero_selects_uniformly_as_pymdp(sampling):
     """alpha = 0: stochastic selection from a uniform distribution (pymdp accepts it), in both packages."""
     torch = pytest.importorskip("torch")
-    import aif_deep
     from pymdp.legacy import control as legacy
+
+    import aif_deep
 
     rng = np.random.default_rng(2)
     policies = aif.enumerate_policies([3, 2], 2)

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from _reference import random_case, random_config
 
 import aif
 from aif import Exact, FixedPoint
-
-from _reference import random_case, random_config
 
 METHODS = [FixedPoint(), FixedPoint.pymdp_legacy(), FixedPoint.pymdp(), Exact()]
 
@@ -21,7 +20,7 @@ def test_single_factor_methods_equal_exact_and_the_evidence_bound_is_tight(metho
         exact = aif.infer_states(model, obs, prior, Exact())
         np.testing.assert_allclose(qs[0], exact[0], atol=1e-10)
         # Exact Bayes by hand: p(s | o) ∝ p(s) prod_m p(o_m | s)
-        post = prior[0] * np.prod([A[o] for A, o in zip(model.A, obs)], axis=0)
+        post = prior[0] * np.prod([A[o] for A, o in zip(model.A, obs, strict=False)], axis=0)
         np.testing.assert_allclose(exact[0], post / post.sum(), atol=1e-12)
         F = aif.variational_free_energy(model, obs, exact, prior)
         assert F == pytest.approx(-aif.log_evidence(model, obs, prior), abs=1e-10)
@@ -51,11 +50,11 @@ def test_fixed_point_converges_where_parallel_updates_cycle():
                                                   A_dependencies=None), concentration=0.2)
         q200 = aif.infer_states(model, obs, prior, FixedPoint.pymdp(num_iter=200))
         q201 = aif.infer_states(model, obs, prior, FixedPoint.pymdp(num_iter=201))
-        if max(np.abs(a - b).max() for a, b in zip(q200, q201)) > 0.1:
+        if max(np.abs(a - b).max() for a, b in zip(q200, q201, strict=False)) > 0.1:
             found += 1
             a = aif.infer_states(model, obs, prior, FixedPoint(num_iter=200, tol=None))
             b = aif.infer_states(model, obs, prior, FixedPoint(num_iter=201, tol=None))
-            assert max(np.abs(x - y).max() for x, y in zip(a, b)) < 1e-8
+            assert max(np.abs(x - y).max() for x, y in zip(a, b, strict=False)) < 1e-8
     assert found > 0, "no cycling model found; the search needs widening"
 
 

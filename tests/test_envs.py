@@ -41,9 +41,9 @@ def test_generative_model_matches_the_environment(name, learn):
     assert model.num_controls == env.num_controls
     assert model.num_controls[env.control_factor] == env.action_space.n
     assert model.A_dependencies == env.A_dependencies and model.B_dependencies == env.B_dependencies
-    for A_m, A_env in zip(model.A, env.A):
+    for A_m, A_env in zip(model.A, env.A, strict=False):
         assert A_m.shape == A_env.shape
-    for D_f, D_env in zip(model.D, env.D):
+    for D_f, D_env in zip(model.D, env.D, strict=False):
         assert D_f.shape == D_env.shape
     if learn:
         f = env.control_factor
@@ -55,7 +55,7 @@ def test_generative_model_matches_the_environment(name, learn):
                 np.testing.assert_array_equal(model.B[g], env.B[g])
     else:
         assert model.pB is None
-        for B_f, B_env in zip(model.B, env.B):
+        for B_f, B_env in zip(model.B, env.B, strict=False):
             np.testing.assert_array_equal(B_f, B_env)
 
 
@@ -65,7 +65,7 @@ def test_tmaze_arrays_equal_pymdp_legacy():
     for a in (0.98, 0.75):
         legacy = TMazeEnv(reward_probs=[a, 1 - a])
         A, B, _ = tmaze_arrays(reward_prob=a)
-        for ours, theirs in zip(A + B, list(legacy.get_likelihood_dist()) + list(legacy.get_transition_dist())):
+        for ours, theirs in zip(A + B, list(legacy.get_likelihood_dist()) + list(legacy.get_transition_dist()), strict=False):
             np.testing.assert_allclose(ours, theirs, atol=1e-15, rtol=0)
 
 
@@ -97,7 +97,7 @@ def test_cue_chaining_arrays_equal_pymdp_1():
     ours = CueChaining()
     assert ours.A_dependencies == theirs.A_dependencies
     assert ours.B_dependencies == theirs.B_dependencies
-    for x, y in zip(ours.A + ours.B + ours.D, theirs.A + theirs.B + theirs.D):
+    for x, y in zip(ours.A + ours.B + ours.D, theirs.A + theirs.B + theirs.D, strict=False):
         np.testing.assert_array_equal(x, np.asarray(y, dtype=float))
 
 

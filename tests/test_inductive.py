@@ -7,9 +7,9 @@ import pytest
 
 from aif import GenerativeModel, random_model
 from aif.control import enumerate_policies, expected_free_energy
-from aif.errors import ModelError, ParameterError
 from aif.efe import InductiveCost
 from aif.efe import inductive_cost as inductive_cost_rows
+from aif.errors import ModelError, ParameterError
 from aif.planning import inductive_matrix
 
 jax = pytest.importorskip("jax")
@@ -53,7 +53,7 @@ def pymdp_inductive_neg_efe(qs, A, B, C, I, policies, A_deps, B_deps, epsilon):
 
 
 def stack(list_of_lists):
-    return [jnp.asarray(np.stack(arrs)) for arrs in zip(*list_of_lists)]
+    return [jnp.asarray(np.stack(arrs)) for arrs in zip(*list_of_lists, strict=False)]
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_random_models_match_pymdp():
     B_batch = stack([m.B for m in models])
     ref_I = pymdp_I(stack([H for H, _, _ in cases]), B_batch, jnp.asarray([t for _, t, _ in cases]), depth)
     Is = []
-    for i, (model, (H, threshold, _)) in enumerate(zip(models, cases)):
+    for i, (model, (H, threshold, _)) in enumerate(zip(models, cases, strict=False)):
         I = inductive_matrix(H, model.B, threshold, depth)
         for f in range(2):
             np.testing.assert_array_equal(I[f], np.asarray(ref_I[f][i]))
@@ -164,7 +164,7 @@ def test_random_models_match_pymdp():
         [jnp.zeros((n, o)) for o in models[0].num_obs], stack(Is),
         policies, models[0].A_dependencies, models[0].B_dependencies, epsilon,
     )
-    mine = np.stack([inductive_cost(m, qs, policies, I, epsilon) for m, (*_, qs), I in zip(models, cases, Is)])
+    mine = np.stack([inductive_cost(m, qs, policies, I, epsilon) for m, (*_, qs), I in zip(models, cases, Is, strict=False)])
     assert np.abs(mine + ref).max() < TOL
     assert (np.abs(ref).max(axis=1) > 0).sum() >= n // 2  # most cases exercise the term
 

@@ -35,7 +35,7 @@ def assert_models_identical(a, b):
         assert (x is None) == (y is None), name
         if x is not None:
             assert len(x) == len(y), name
-            for i, (u, v) in enumerate(zip(x, y)):
+            for i, (u, v) in enumerate(zip(x, y, strict=False)):
                 assert u.dtype == v.dtype and np.array_equal(u, v), f"{name}[{i}]"
     assert (a.E is None) == (b.E is None) and (a.E is None or np.array_equal(a.E, b.E))
     assert a.A_dependencies == b.A_dependencies and a.B_dependencies == b.B_dependencies
@@ -106,7 +106,7 @@ def test_loaded_agent_continues_the_rollout_identically(tmp_path, preset):
     assert loaded.rng is not agent.rng
     assert loaded.rng.bit_generator.state == agent.rng.bit_generator.state
     assert loaded.t == agent.t and np.array_equal(loaded.action, agent.action)
-    for p, q in zip(loaded.prior, agent.prior):
+    for p, q in zip(loaded.prior, agent.prior, strict=False):
         assert np.array_equal(p, q)
     assert loaded.inference == agent.inference and loaded.efe == agent.efe and loaded.selection == agent.selection
     assert loaded.learning == agent.learning
@@ -114,9 +114,9 @@ def test_loaded_agent_continues_the_rollout_identically(tmp_path, preset):
     env_copy = copy.deepcopy(env)
     original, _ = run_steps(agent, env, obs, 12)
     resumed, _ = run_steps(loaded, env_copy, obs, 12)
-    for (a1, p1, qs1, o1), (a2, p2, qs2, o2) in zip(original, resumed):
+    for (a1, p1, qs1, o1), (a2, p2, qs2, o2) in zip(original, resumed, strict=False):
         assert np.array_equal(a1, a2) and np.array_equal(p1, p2) and o1 == o2
-        assert all(np.array_equal(x, y) for x, y in zip(qs1, qs2))
+        assert all(np.array_equal(x, y) for x, y in zip(qs1, qs2, strict=False))
 
 
 def _time_and_planner_settings(name):
@@ -147,9 +147,9 @@ def test_loaded_agent_with_sequence_inference_or_a_planner_continues_identically
     env_copy = copy.deepcopy(env)
     original, _ = run_steps(agent, env, obs, 6)
     resumed, _ = run_steps(loaded, env_copy, obs, 6)
-    for (a1, p1, qs1, o1), (a2, p2, qs2, o2) in zip(original, resumed):
+    for (a1, p1, qs1, o1), (a2, p2, qs2, o2) in zip(original, resumed, strict=False):
         assert np.array_equal(a1, a2) and np.array_equal(p1, p2) and o1 == o2
-        assert all(np.array_equal(x, y) for x, y in zip(qs1, qs2))
+        assert all(np.array_equal(x, y) for x, y in zip(qs1, qs2, strict=False))
 
 
 def test_agent_with_a_learned_model_and_legacy_generator_round_trips(tmp_path, rng):

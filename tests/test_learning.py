@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from scipy.special import digamma, gammaln
 
 import aif
-from aif.errors import BeliefError, ModelError, ObservationError, ParameterError, PolicyError
 from aif.efe import pA_info_gain, pB_info_gain
+from aif.errors import BeliefError, ModelError, ObservationError, ParameterError, PolicyError
 from aif.learning import WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, reduce_dirichlet, spm_wnorm, update_A, update_B, update_D
 
 UPDATE_TOL = 1e-10
@@ -81,22 +81,22 @@ def test_updates_match_pymdp_legacy():
 
         ours = update_A(m.pA, obs, qs, lr=lr, A_dependencies=A_deps)
         ref = legacy.update_obs_likelihood_dirichlet_factorized(obj(m.pA), obj(m.A), obs, obj(qs), A_deps, lr=lr)
-        worst["A"] = max(worst["A"], max(np.abs(a - b).max() for a, b in zip(ours, ref)))
+        worst["A"] = max(worst["A"], max(np.abs(a - b).max() for a, b in zip(ours, ref, strict=False)))
 
         ours = update_A(m.pA, c["obs_prob"], qs, lr=lr, A_dependencies=A_deps)
         ref = legacy.update_obs_likelihood_dirichlet_factorized(obj(m.pA), obj(m.A), obj(c["obs_prob"]), obj(qs),
                                                                 A_deps, lr=lr)
-        worst["A_prob"] = max(worst["A_prob"], max(np.abs(a - b).max() for a, b in zip(ours, ref)))
+        worst["A_prob"] = max(worst["A_prob"], max(np.abs(a - b).max() for a, b in zip(ours, ref, strict=False)))
 
         action = c["actions"][0]
         ours = update_B(m.pB, qs, qs_prev, action, lr=lr, B_dependencies=B_deps)
         ref = legacy.update_state_likelihood_dirichlet_interactions(obj(m.pB), obj(m.B), action, obj(qs),
                                                                     obj(qs_prev), B_deps, lr=lr)
-        worst["B"] = max(worst["B"], max(np.abs(a - b).max() for a, b in zip(ours, ref)))
+        worst["B"] = max(worst["B"], max(np.abs(a - b).max() for a, b in zip(ours, ref, strict=False)))
 
         ours = update_D(m.pD, qs, lr=lr)
         ref = legacy.update_state_prior_dirichlet(obj(m.pD), obj(qs), lr=lr)
-        worst["D"] = max(worst["D"], max(np.abs(a - b).max() for a, b in zip(ours, ref)))
+        worst["D"] = max(worst["D"], max(np.abs(a - b).max() for a, b in zip(ours, ref, strict=False)))
     print("pymdp.legacy updates, max |diff|:", worst)
     assert max(worst.values()) < UPDATE_TOL, worst
 
@@ -114,14 +114,14 @@ def test_forgetting_discounts_the_old_counts_before_the_update():
         ours = update_A(m.pA, obs, qs, lr=lr, forgetting=fr, A_dependencies=m.A_dependencies)
         ref = legacy.update_obs_likelihood_dirichlet_factorized(obj([fr * p for p in m.pA]), obj(m.A), obs, obj(qs),
                                                                 m.A_dependencies, lr=lr)
-        assert max(np.abs(a - b).max() for a, b in zip(ours, ref)) < UPDATE_TOL
+        assert max(np.abs(a - b).max() for a, b in zip(ours, ref, strict=False)) < UPDATE_TOL
         action = c["actions"][0]
         ours = update_B(m.pB, qs, qs_prev, action, lr=lr, forgetting=fr, B_dependencies=m.B_dependencies)
         ref = legacy.update_state_likelihood_dirichlet_interactions(obj([fr * p for p in m.pB]), obj(m.B), action,
                                                                     obj(qs), obj(qs_prev), m.B_dependencies, lr=lr)
-        assert max(np.abs(a - b).max() for a, b in zip(ours, ref)) < UPDATE_TOL
+        assert max(np.abs(a - b).max() for a, b in zip(ours, ref, strict=False)) < UPDATE_TOL
         ours = update_D(m.pD, qs, lr=lr, forgetting=fr)
-        assert max(np.abs(a - (fr * p + lr * q)).max() for a, p, q in zip(ours, m.pD, qs)) < UPDATE_TOL
+        assert max(np.abs(a - (fr * p + lr * q)).max() for a, p, q in zip(ours, m.pD, qs, strict=False)) < UPDATE_TOL
 
 
 def test_factor_and_modality_selection_leaves_the_others_unchanged():
@@ -195,7 +195,7 @@ def test_updates_and_info_gain_match_pymdp_1():
 
         def stack(get):
             return jax.tree_util.tree_map(lambda *xs: jnp.asarray(np.stack(xs)), *[get(c, b) for c, b in
-                                                                                     zip(cases, beliefs)])
+                                                                                     zip(cases, beliefs, strict=False)])
 
         # One compilation per structure: the models of a structure are stacked and vmapped.
         qA, qB, neg_gain_A, neg_gain_B = jax.jit(jax.vmap(one_model))(
@@ -206,7 +206,7 @@ def test_updates_and_info_gain_match_pymdp_1():
             stack(lambda c, b: b["qs"]), stack(lambda c, b: b["qs_prev"]),
             stack(lambda c, b: c["policies"][:, 0]))
 
-        for i, (c, b) in enumerate(zip(cases, beliefs)):
+        for i, (c, b) in enumerate(zip(cases, beliefs, strict=False)):
             m, lr = c["model"], c["lr"]
             pA, pB = m.pA, m.pB
             for t in range(T):  # pymdp 1.0 sums the outer products over time; here one update per step
@@ -215,8 +215,8 @@ def test_updates_and_info_gain_match_pymdp_1():
             for t in range(1, T):
                 pB = update_B(pB, [q[t] for q in c["qs_seq"]], [q[t - 1] for q in c["qs_seq"]],
                               c["actions"][t - 1], lr=lr, B_dependencies=B_deps)
-            worst["A"] = max(worst["A"], max(np.abs(np.asarray(x[i]) - y).max() for x, y in zip(qA, pA)))
-            worst["B"] = max(worst["B"], max(np.abs(np.asarray(x[i]) - y).max() for x, y in zip(qB, pB)))
+            worst["A"] = max(worst["A"], max(np.abs(np.asarray(x[i]) - y).max() for x, y in zip(qA, pA, strict=False)))
+            worst["B"] = max(worst["B"], max(np.abs(np.asarray(x[i]) - y).max() for x, y in zip(qB, pB, strict=False)))
             gain_A = pA_info_gain(m.pA, b["qs"], A_deps, wnorm=WNORM_EXACT)
             gain_B = pB_info_gain(m.pB, b["qs"], b["qs_prev"], c["policies"][:, 0], B_deps, wnorm=WNORM_EXACT)
             worst["pA_gain"] = max(worst["pA_gain"], np.abs(gain_A + np.asarray(neg_gain_A[i])).max())
@@ -254,7 +254,7 @@ def test_info_gain_matches_pymdp_legacy():
         m = c["model"]
         qs0, per_policy, qs_t, qs_before = stepwise_beliefs(c)
         ref_A, ref_B, qo_pi_all = [], [], []
-        for pol, qs_pi in zip(c["policies"], per_policy):
+        for pol, qs_pi in zip(c["policies"], per_policy, strict=False):
             qo_pi = legacy_control.get_expected_obs_factorized(qs_pi, obj(m.A), m.A_dependencies)
             qo_pi_all.append(qo_pi)
             ref_A.append(legacy_control.calc_pA_info_gain_factorized(obj(m.pA), qo_pi, qs_pi, m.A_dependencies))
@@ -396,7 +396,7 @@ def test_updates_keep_counts_positive_and_are_linear_in_lr(seed, lr1, lr2, forge
         counts = getattr(m, "p" + name)
         decayed = update(0.0, counts)
         both, one, two = update(lr1 + lr2, counts), update(lr1, counts), update(lr2, counts)
-        for p, d, b, x, y in zip(counts, decayed, both, one, two):
+        for p, d, b, x, y in zip(counts, decayed, both, one, two, strict=False):
             assert (b > 0).all() and np.isfinite(b).all()
             assert np.allclose(d, forgetting * p, rtol=1e-12, atol=0)
             assert np.allclose(b - d, (x - d) + (y - d), rtol=1e-9, atol=1e-9)
@@ -410,7 +410,7 @@ def test_updates_are_pure():
     update_A(m.pA, [2], qs, forgetting=0.3)
     update_B(m.pB, qs, qs, np.array([1, 0]), forgetting=0.3)
     update_D(m.pD, qs, forgetting=0.3)
-    assert all(np.array_equal(a, b) for a, b in zip(before, m.pA + m.pB + m.pD))
+    assert all(np.array_equal(a, b) for a, b in zip(before, m.pA + m.pB + m.pD, strict=False))
 
 
 def test_bad_input_is_named():

@@ -69,8 +69,8 @@ def models(draw, kind, max_factors=2):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     C_scale = draw(st.sampled_from([0.0, 1.0, 30.0, 1e3]))
     zero_prior = draw(st.booleans())
-    A = [columns(rng, (o, *[S[f] for f in deps]), kind) for o, deps in zip(O, A_deps)]
-    B = [columns(rng, (s, s, u), kind) for s, u in zip(S, U)]
+    A = [columns(rng, (o, *[S[f] for f in deps]), kind) for o, deps in zip(O, A_deps, strict=False)]
+    B = [columns(rng, (s, s, u), kind) for s, u in zip(S, U, strict=False)]
     D = []
     for s in S:
         d = columns(rng, (s,), "tiny" if kind == "tiny" else "smooth")
@@ -85,10 +85,10 @@ def models(draw, kind, max_factors=2):
     # from A ("typical") or any outcome A allows, however improbable ("rare": p(o) may be 1e-600, far
     # below what float64 holds outside log space).
     rare = kind == "tiny" or draw(st.booleans())
-    state = [int(rng.choice(np.flatnonzero(d))) if rare else int(rng.choice(s, p=d)) for s, d in zip(S, D)]
+    state = [int(rng.choice(np.flatnonzero(d))) if rare else int(rng.choice(s, p=d)) for s, d in zip(S, D, strict=False)]
     # (rare: any state the prior allows, however improbable)
     obs = []
-    for o, A_m, deps in zip(O, A, A_deps):
+    for o, A_m, deps in zip(O, A, A_deps, strict=False):
         column = A_m[(slice(None), *[state[f] for f in deps])]
         # rare: the least probable outcome this state allows
         obs.append(int(np.flatnonzero(column)[np.argmin(column[column > 0])]) if rare else int(rng.choice(o, p=column)))
@@ -112,7 +112,7 @@ def bayes_ld(model, obs, eps=None):
     """Marginals of the joint posterior p(s | o), by enumeration in long double and in log space."""
     nf = model.num_factors
     joint = np.zeros(model.num_states, dtype=LD)
-    for A_m, o, deps in zip(model.A, obs, model.A_dependencies):
+    for A_m, o, deps in zip(model.A, obs, model.A_dependencies, strict=False):
         shape = [1] * nf
         for f in deps:
             shape[f] = model.num_states[f]
@@ -134,10 +134,10 @@ def xlogx_ld(p):
 def one_step_efe_ld(model, qs, action):
     """risk (normalised C), ambiguity and per-modality state information gain of a one-step policy."""
     qs_ld = [np.asarray(q, dtype=LD) for q in qs]
-    nxt = [np.einsum("ij,j->i", B_f[..., u].astype(LD), q) for B_f, q, u in zip(model.B, qs_ld, action)]
+    nxt = [np.einsum("ij,j->i", B_f[..., u].astype(LD), q) for B_f, q, u in zip(model.B, qs_ld, action, strict=False)]
     risk = ambiguity = info_gain = LD(0)
     lp_scale = 0.0  # the largest |ln p(o)| of the normalised preferences: what the rounding of risk scales with
-    for A_m, C_m, deps in zip(model.A, model.C, model.A_dependencies):
+    for A_m, C_m, deps in zip(model.A, model.C, model.A_dependencies, strict=False):
         A_ld = A_m.astype(LD)
         q_deps = nxt[deps[0]]
         for f in deps[1:]:
@@ -206,7 +206,7 @@ def test_exact_posterior_matches_bayes_in_long_double(kind, data):
         with np.errstate(divide="ignore"):
             qs = aif.infer_states(model, obs, method=aif.Exact(guard=LogGuard("clip", eps)))
         ref = bayes_ld(model, obs, eps=eps if eps > 0 else None)
-        for f, (q, r) in enumerate(zip(qs, ref)):
+        for f, (q, r) in enumerate(zip(qs, ref, strict=False)):
             np.testing.assert_allclose(q, r.astype(float), rtol=POSTERIOR_RTOL, atol=0,
                                        err_msg=f"factor {f}, guard eps {eps}")
             if eps == 0.0:
@@ -231,7 +231,7 @@ def test_single_factor_fixed_point_is_bayes(kind, data):
             (ref,) = bayes_ld(model, obs, eps=method.guard.eps or None)
         else:  # pymdp.legacy: ln(x + 1e-16)
             lp = log_ld(model.D[0] + method.guard.eps)
-            for A_m, o in zip(model.A, obs):
+            for A_m, o in zip(model.A, obs, strict=False):
                 lp = lp + log_ld(A_m[o] + method.guard.eps)
             ref = softmax_ld(lp)
         np.testing.assert_allclose(q, ref.astype(float), rtol=POSTERIOR_RTOL, atol=0, err_msg=name)
@@ -395,7 +395,7 @@ def _max_deviations():
         for eps in (EPS, 0.0):
             with np.errstate(divide="ignore"):
                 qs = aif.infer_states(model, obs, method=aif.Exact(guard=LogGuard("clip", eps)))
-            for q, r in zip(qs, bayes_ld(model, obs, eps=eps or None)):
+            for q, r in zip(qs, bayes_ld(model, obs, eps=eps or None), strict=False):
                 record(f"posterior, Exact, guard eps {eps:.3g}: relative", rel(q, r))
         qs = aif.infer_states(model, obs)
         policies = aif.enumerate_policies(model.num_controls, 1)

@@ -16,7 +16,7 @@ from aif import plotting  # noqa: E402
 from aif.cli import build_parser, main  # noqa: E402
 from aif.envs import CueChaining, GridWorld, TMaze, summarize_tmaze  # noqa: E402
 from aif.errors import ParameterError  # noqa: E402
-from aif.rollout import Trajectory, rollout  # noqa: E402
+from aif.rollout import rollout  # noqa: E402
 
 
 def tmaze_runs(make_agent, trials, steps, env=None):
@@ -84,7 +84,7 @@ def test_tmaze_100_trials_match_pymdp_legacy_agent():
     legacy = [_legacy_actions(model, env, steps, s) for s in range(100)]
     for make_agent in (aif.Agent.pymdp_legacy, aif.Agent):
         ours = tmaze_runs(make_agent, trials=100, steps=steps, env=env)
-        for s, (a, b) in enumerate(zip(legacy, ours)):
+        for s, (a, b) in enumerate(zip(legacy, ours, strict=False)):
             np.testing.assert_array_equal(b.actions, a, err_msg=f"trial {s}, {make_agent}")
     s = tmaze_summary(ours)
     legacy_first = np.array([a[0, 0] for a in legacy])
@@ -99,7 +99,7 @@ def cue_route_is_minimal(env, traj):
     k, r = traj.states[0, 1], traj.states[0, 2]
     loc = list(traj.observations[:, 0])
     stops = [env.start, env.cue1_location, env.cue2_locations[k], env.reward_locations[r]]
-    fewest = sum(abs(a[0] - b[0]) + abs(a[1] - b[1]) for a, b in zip(stops, stops[1:]))
+    fewest = sum(abs(a[0] - b[0]) + abs(a[1] - b[1]) for a, b in zip(stops, stops[1:], strict=False))
     visits = [loc.index(env.index(c)) for c in stops[1:]]
     return visits == sorted(visits) and visits[-1] == fewest
 

@@ -124,7 +124,7 @@ def test_vbx_test_1a_whole_trial(spm_file):
     actions, traces, windows = _run_vbx_trial(m, f_sign=+1)
     covered = np.zeros(xn.shape, dtype=bool)
     dev_x = dev_v = 0.0
-    for t, (trace, start) in enumerate(zip(traces, windows)):
+    for t, (trace, start) in enumerate(zip(traces, windows, strict=False)):
         steps = trace.qs[0].shape[2]
         # ours: (iteration, policy, step, state); SPM's: (iteration, state, step, time, policy)
         ref_x = xn[:, :, start : start + steps, t, :].transpose(0, 3, 2, 1)
@@ -160,7 +160,7 @@ def _objarr(xs):
 def _full_A(model):
     """A with every modality spread over all factors (legacy's run_mmp takes no A_dependencies)."""
     out = []
-    for A_m, deps in zip(model.A, model.A_dependencies):
+    for A_m, deps in zip(model.A, model.A_dependencies, strict=False):
         shape = [A_m.shape[0]] + [1] * model.num_factors
         for f in deps:
             shape[1 + f] = model.num_states[f]
@@ -210,7 +210,7 @@ def test_mmp_matches_legacy_run_mmp_on_200_random_windows():
         qs, F = infer_sequence(model, obs, actions, policies, prior=prior, method=method)
         qs_spm, F_spm = infer_sequence(model, obs, actions, policies, prior=prior,
                                        method=replace(method, legacy_vfe=False))
-        one_hot = [_objarr([np.eye(n)[o] for n, o in zip(model.num_obs, ob)]) for ob in obs]
+        one_hot = [_objarr([np.eye(n)[o] for n, o in zip(model.num_obs, ob, strict=False)]) for ob in obs]
         lh = get_joint_likelihood_seq(_objarr(_full_A(model)), one_hot, model.num_states)
         for p in range(P):
             with contextlib.redirect_stdout(io.StringIO()):            # legacy's run_mmp prints every lnA
@@ -263,7 +263,7 @@ def test_vmp_matches_pymdp_run_vmp():
             priors = [[rng.dirichlet(np.ones(s)) for s in ns] for _ in models]
             stack = lambda xs: jnp.asarray(np.stack(xs))  # noqa: E731
             A = [stack([m.A[i] for m in models]) for i in range(len(no))]
-            B = [stack([np.moveaxis(m.B[f], -1, 0)[a[:, f]] for m, a in zip(models, actions)])
+            B = [stack([np.moveaxis(m.B[f], -1, 0)[a[:, f]] for m, a in zip(models, actions, strict=False)])
                  for f in range(len(ns))]
             o = [stack([np.eye(n)[[ob[t][i] for t in range(W)]] for ob in obs]) for i, n in enumerate(no)]
             p = [stack([pr[f] for pr in priors]) for f in range(len(ns))]
@@ -382,7 +382,7 @@ def test_contract(method):
         np.testing.assert_array_equal(q[0], q[2])
     assert F[0] == F[2]
     assert [t.shape for t in trace.qs] == [(method.num_iter, 3, 5, 3), (method.num_iter, 3, 5, 2)]
-    for q, t in zip(qs, trace.qs):
+    for q, t in zip(qs, trace.qs, strict=False):
         np.testing.assert_array_equal(t[-1], q)
 
 

@@ -17,9 +17,13 @@ from aif.envs import TMaze
 from aif.errors import BeliefError, CallOrderError, ParameterError, PolicyError, StrategyError
 from aif.planning import PolicyEnumeration
 from aif.sequence import MarginalMessagePassing, VariationalMessagePassing
+from aif.sequence_control import (
+    SequenceOptions,
+    policy_average,
+    sequence_expected_free_energy,
+    sequence_policy_posterior,
+)
 from aif.strategies import SequenceInference
-from aif.sequence_control import (SequenceOptions, policy_average, sequence_expected_free_energy,
-                                  sequence_policy_posterior)
 
 REF_TOL = 1e-8
 
@@ -241,8 +245,11 @@ def test_sequence_efe_and_q_pi_match_legacy_full_factorized():
     ``calc_pA_info_gain_factorized`` on the same sequences (relative to its size), to 1e-10. (Legacy's
     policy posterior cannot add that term under NumPy 2: the term is a (1,) array; and its information gain
     about B indexes the policy one step past its end; neither is compared through it.)"""
-    from pymdp.legacy.control import calc_pA_info_gain_factorized, update_posterior_policies_full_factorized
-    from pymdp.legacy.control import get_expected_obs_factorized
+    from pymdp.legacy.control import (
+        calc_pA_info_gain_factorized,
+        get_expected_obs_factorized,
+        update_posterior_policies_full_factorized,
+    )
 
     rng = np.random.default_rng(11)
     dev_G = dev_q = dev_pA = 0.0

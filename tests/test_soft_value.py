@@ -101,7 +101,7 @@ def test_optimal_state_marginals_match_enumeration(case):
     logw = np.array([w + np.log(initial[st[0]]) for st, _, w in trajs])
     w = np.exp(logw - logsumexp(logw))
     brute = np.zeros((T + 1, S))
-    for (states, _, _), w_i in zip(trajs, w):
+    for (states, _, _), w_i in zip(trajs, w, strict=False):
         brute[np.arange(T + 1), states] += w_i
     marg = optimal_state_marginals(B, r, T, initial, action_prior=prior, terminal=terminal)
     np.testing.assert_allclose(marg, brute, atol=TOL, rtol=0)
@@ -268,7 +268,7 @@ def test_one_step_variational_planner_is_the_expected_utility():
     want = []
     for u in itertools.product(*[range(u) for u in model.num_controls]):
         nxt = [model.B[f][:, :, u[f]] @ qs[f] for f in range(2)]
-        want.append(-sum(np.einsum("oij,i,j->o", A_m, *nxt) @ C_m for A_m, C_m in zip(model.A, model.C)))
+        want.append(-sum(np.einsum("oij,i,j->o", A_m, *nxt) @ C_m for A_m, C_m in zip(model.A, model.C, strict=False)))
     np.testing.assert_allclose(G, want, atol=1e-12)
     assert tuple(action) == np.unravel_index(np.argmin(want), model.num_controls)
 

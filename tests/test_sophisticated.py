@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import numpy as np
 import pytest
+from _reference import jax64
 
 import aif
 from aif.control import policy_posterior, select_action
@@ -15,8 +16,6 @@ from aif.errors import ParameterError, PolicyError, StrategyError
 from aif.planning.base import Plan, Planner, PolicyEnumeration
 from aif.planning.soft_value import SoftQPlanner
 from aif.planning.sophisticated import SophisticatedInference
-
-from _reference import jax64
 
 TOL = 1e-6
 
@@ -126,7 +125,7 @@ def run_episode(model, true_state, planner, max_nodes, steps=20, seed=0):
     state, prior, rows = list(true_state), model.D, []
     for _ in range(steps):
         obs = [int(rng.choice(A_m.shape[0], p=A_m[(slice(None),) + tuple(state[f] for f in deps)]))
-               for A_m, deps in zip(model.A, model.A_dependencies)]
+               for A_m, deps in zip(model.A, model.A_dependencies, strict=False)]
         qs = aif.infer_states(model, obs, prior, aif.FixedPoint.pymdp())
         plan = planner.plan(model, qs)
         tree = planner.search(model, qs)
@@ -137,14 +136,14 @@ def run_episode(model, true_state, planner, max_nodes, steps=20, seed=0):
                      int(np.argmax(np.asarray(q_pi)[0])), tree.num_nodes, used))
         u = plan.action
         state = [int(np.argmax(B_f[(slice(None),) + tuple(state[g] for g in deps) + (u[f],)]))
-                 for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies))]
+                 for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies, strict=False))]
         prior = aif.predict(model, qs, u)
     return rows
 
 
 def check_agreement(rows, planner):
-    G, G_ref, action, action_ref, nodes, nodes_ref = (list(x) for x in zip(*rows))
-    deviation = max(np.abs(g - r).max() for g, r in zip(G, G_ref))
+    G, G_ref, action, action_ref, nodes, nodes_ref = (list(x) for x in zip(*rows, strict=False))
+    deviation = max(np.abs(g - r).max() for g, r in zip(G, G_ref, strict=False))
     assert deviation < TOL, f"G differs from pymdp's by {deviation:.2e}"
     assert [int(a[0]) for a in action] == action_ref
     assert nodes == nodes_ref
@@ -187,9 +186,9 @@ def brute_force_G(model, qs, depth, gamma, options, method):
     for i, u in enumerate(actions[:, 0]):
         prior = aif.predict(model, qs, u)
         qo = [aif.maths.factor_dot(A_m, [prior[f] for f in deps], list(range(1, A_m.ndim)), keep=(0,))
-              for A_m, deps in zip(model.A, model.A_dependencies)]
+              for A_m, deps in zip(model.A, model.A_dependencies, strict=False)]
         for o in np.ndindex(*model.num_obs):
-            p = np.prod([qo_m[o_m] for qo_m, o_m in zip(qo, o)])
+            p = np.prod([qo_m[o_m] for qo_m, o_m in zip(qo, o, strict=False)])
             if p == 0:
                 continue
             post = aif.infer_states(model, list(o), prior, method)
@@ -262,10 +261,10 @@ def count_full_tree(model, qs, depth, threshold):
     for u in actions:
         prior = aif.predict(model, qs, u)
         qo = [aif.maths.factor_dot(A_m, [prior[f] for f in deps], list(range(1, A_m.ndim)), keep=(0,))
-              for A_m, deps in zip(model.A, model.A_dependencies)]
+              for A_m, deps in zip(model.A, model.A_dependencies, strict=False)]
         count += 1
         for o in np.ndindex(*model.num_obs):
-            if np.prod([qo_m[o_m] for qo_m, o_m in zip(qo, o)]) > threshold:
+            if np.prod([qo_m[o_m] for qo_m, o_m in zip(qo, o, strict=False)]) > threshold:
                 post = aif.infer_states(model, list(o), prior)
                 count += count_full_tree(model, post, depth - 1, threshold)
     return count
@@ -286,7 +285,7 @@ def test_pruning_prunes():
     assert all(c < n_full for c in counts) and counts[2] < min(counts[:2])  # 605, 447, 427 < 625
     # Every live node below a cut action is gone, and every live action clears the threshold.
     tree = both.search(model, qs)
-    for level, below in zip(tree.levels, tree.levels[1:]):
+    for level, below in zip(tree.levels, tree.levels[1:], strict=False):
         U = level.added.shape[1]
         assert not (below.alive & ~level.added.reshape(-1)[below.parent]).any()
         assert (level.q[level.added & level.alive[:, None]] >= both.policy_prune_threshold).all()

@@ -16,9 +16,9 @@ import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.envs import AgentWrapper, GridWorld  # noqa: E402
 from aif.errors import ObservationError  # noqa: E402
+from aif_deep.images import NoisyGridImages  # noqa: E402
 from aif_deep.inference import categorical_modalities  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
-from aif_deep.images import NoisyGridImages  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -13,11 +13,11 @@ torch = pytest.importorskip("torch")
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.envs import AgentWrapper, GridWorld  # noqa: E402
-from aif_deep.model import TabularModel  # noqa: E402
-from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
 from aif_deep.checkpoint import load_checkpoint  # noqa: E402
 from aif_deep.episodes import ReplayBuffer, collect_random  # noqa: E402
 from aif_deep.images import NoisyGridImages  # noqa: E402
+from aif_deep.model import TabularModel  # noqa: E402
+from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
 from aif_deep.training import TrainSettings, evaluate_vfe, match_classes, sequence_vfe, train, train_best_of  # noqa: E402
 
 torch.set_num_threads(1)
@@ -57,7 +57,7 @@ def test_categorical_neural_model_is_its_tabular_model():
         assert (terms[k] - terms_ref[k]).abs().max() < 1e-12
     nxt = aif_deep.predict(model, qs, torch.tensor([1, 2]))
     nxt_ref = aif_deep.predict(lifted, qs, torch.tensor([1, 2]))
-    assert max((a - b).abs().max() for a, b in zip(nxt, nxt_ref)) < 1e-12
+    assert max((a - b).abs().max() for a, b in zip(nxt, nxt_ref, strict=False)) < 1e-12
 
 
 def test_sampled_info_gain_matches_exact_on_categorical_outcomes():
@@ -153,7 +153,7 @@ def test_gaussian_images_latent_state_identifies_location():
     templates = NoisyGridImages(AgentWrapper(GridWorld((3, 3))), (8, 8)).templates
     rng = np.random.default_rng(0)
     real = ReplayBuffer()
-    for (_, actions, rewards), s in zip(buffer.episodes, states):
+    for (_, actions, rewards), s in zip(buffer.episodes, states, strict=False):
         real.add([templates[s] + 0.3 * rng.standard_normal((len(s), 8, 8))], actions, rewards)
     model, _, _ = train_best_of(lambda k: NeuralModel([9], [5], [Gaussian((8, 8))], seed=k), real,
                                 TrainSettings(steps=300, batch_size=32, length=8, lr=1e-2, progress=False), tries=2)
@@ -189,7 +189,7 @@ def test_checkpoint_resume_gives_the_same_parameters(tmp_path):
     c = NeuralModel([9], [5], [Bernoulli((8, 8))], seed=99)  # other weights, restored from the checkpoint
     second = train(c, buffer, TrainSettings(steps=20, checkpoint=path, log=str(log), **settings))
     assert second.step == 20 and [h["step"] for h in second.history] == [5, 10, 15, 20]
-    for (name, p), q in zip(a.state_dict().items(), c.state_dict().values()):
+    for (name, p), q in zip(a.state_dict().items(), c.state_dict().values(), strict=False):
         assert torch.equal(p, q), name
     assert len(log.read_text().splitlines()) == 4
     assert load_checkpoint(path, NeuralModel([9], [5], [Bernoulli((8, 8))])).step == 20

@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 
 from aif.envs import AgentWrapper, GridWorld, TMaze  # noqa: E402
 from aif.errors import ModelError, ParameterError  # noqa: E402
-from aif_deep.images import TMAZE_CELLS, NoisyGridImages, NoisyTMazeImages, cell_templates  # noqa: E402
 from aif_deep.episodes import collect_episodes  # noqa: E402
+from aif_deep.images import TMAZE_CELLS, NoisyGridImages, NoisyTMazeImages, cell_templates  # noqa: E402
 from aif_deep.training import KLWeight  # noqa: E402
 
 torch.set_num_threads(1)
@@ -88,7 +88,7 @@ def test_collect_episodes_records_images_rewards_actions_and_true_states():
     assert len(buffer) == 5 and buffer.num_steps == 30
     images, rewards = buffer.episodes[0][0]
     assert images.shape == (7, 9, 9) and rewards.shape == (7,) and buffer.episodes[0][1].shape == (6, 2)
-    for (obs, actions, r), s in zip(buffer.episodes, states):
+    for (obs, actions, r), s in zip(buffer.episodes, states, strict=False):
         assert s.shape == (7, 2) and (s[0] == [0, s[0, 1]]).all()  # start in the centre
         assert (s[1:, 0] == actions[:, 0]).all() and (actions[:, 1] == 0).all()  # "go to u"
         assert (s[:, 1] == s[0, 1]).all()  # the context never changes

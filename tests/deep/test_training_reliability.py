@@ -5,18 +5,16 @@ of the latent classes (``split_merge``, ``SplitMerge``; they live in examples/gr
 import importlib.util
 import pathlib
 
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from aif.errors import ParameterError  # noqa: E402
+from aif_deep.episodes import ReplayBuffer  # noqa: E402
 from aif_deep.images import cell_templates, flip_pixels  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
-from aif_deep.episodes import ReplayBuffer  # noqa: E402
-from aif_deep.training import (DetachCarriedMessage, EncoderFlip, TrainSettings, match_classes,  # noqa: E402
-                               sequence_vfe, train)
+from aif_deep.training import DetachCarriedMessage, EncoderFlip, TrainSettings, match_classes, sequence_vfe, train  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location(
     "gridworld_from_images", pathlib.Path(__file__).resolve().parents[2] / "examples" / "gridworld_from_images.py")
