@@ -312,6 +312,179 @@ def update_D(pD: Sequence[ArrayLike], qs: Sequence[ArrayLike], lr: float = 1.0, 
     return out
 
 
+def update_E(pE: ArrayLike, q_pi: ArrayLike, lr: float = 1.0, forgetting: float = 1.0, *,
+             prior: ArrayLike | None = None) -> np.ndarray:
+    """Habit learning: Dirichlet counts over policies grow by the policy posterior, ``pE' = forgetting pE + lr q(pi)``.
+
+    SPM's ``spm_MDP_VB_X`` adds ``eta * u(:, T)``, the q(pi) of a trial's last step, to ``MDP.e`` at the end of each
+    trial (no mask: every policy can gain counts); the policy prior of the next trial is ``E = pE / sum(pE)``, entering
+    q(pi) as ``ln E`` (habits: the policies chosen before become more probable a priori).
+
+    Args:
+        pE: ``(P,)`` counts, non-negative with a positive sum.
+        q_pi: ``(P,)`` a distribution over the same policies.
+        lr, forgetting, prior: as ``update_A``'s.
+
+    Returns:
+        the new counts ``(P,)``.
+    """
+    checks.check_rates(lr, forgetting)
+    e = checks.check_count_list([pE], "pE")[0]
+    if e.ndim != 1:
+        raise ModelError(f"pE has shape {e.shape}, expected (num_policies,)")
+    q = checks.check_vector(q_pi, e.shape[0], "q_pi", PolicyError)
+    towards = None if prior is None else checks.check_count_list([prior], "prior")[0]
+    return _add(e, q, lr, forgetting, towards, False, "pE")
+
+
+def update_C(pC: Sequence[ArrayLike], obs: Sequence[Sequence[Any]], lr: float = 1.0, forgetting: float = 1.0, *,
+             modalities: Sequence[int] | None = None, prior: Sequence[ArrayLike] | None = None,
+             mask_zeros: bool = True) -> list:
+    """Preference learning: Dirichlet counts over outcomes grow by the outcomes observed (SPM's ``MDP.c``).
+
+    ``pC[m]' = forgetting pC[m] + lr sum_t o_{m,t}`` for counts ``(num_obs[m],)``; for time-varying counts
+    ``(num_obs[m], T)``, column ``t`` gains ``lr o_{m,t}`` alone. SPM's ``spm_MDP_VB_X`` turns a count vector into
+    ``(num_obs[m], T)`` columns before a trial (pass ``np.repeat(c[:, None], T, 1)`` to reproduce it) and updates
+    them at its end, masked by ``c > 0``; its log-preferences are :func:`preferences_from_counts`.
+
+    Args:
+        pC: counts, ``pC[m]`` of shape ``(num_obs[m],)`` or ``(num_obs[m], T)``, non-negative.
+        obs: the ``T`` observations of a trial (``T = 1`` for one step), each one outcome index or probability
+            vector per modality.
+        lr, forgetting, modalities, prior, mask_zeros: as ``update_A``'s.
+
+    Returns:
+        new counts, a list shaped like ``pC``.
+    """
+    checks.check_rates(lr, forgetting)
+    pC = checks.check_count_list(pC, "pC")
+    obs = [checks.check_obs_list(o, len(pC), "pC") for o in checks.check_sequence(obs, "obs", ParameterError)]
+    out, prior = [p.copy() for p in pC], _prior(prior, len(pC))
+    for m in _selection(modalities, len(pC), "modalities"):
+        num_obs = pC[m].shape[0]
+        seen = np.zeros((num_obs, len(obs)))  # (num_obs[m], T): one column per observation
+        for t, o in enumerate(obs):
+            o_m = checks.check_outcome(o[m], num_obs, m)
+            seen[:, t] = np.eye(num_obs)[o_m] if isinstance(o_m, int) else o_m
+        if pC[m].ndim not in (1, 2):
+            raise ModelError(f"pC[{m}] has shape {pC[m].shape}, expected (num_obs[{m}],) or (num_obs[{m}], T)")
+        if pC[m].ndim == 2 and pC[m].shape[1] != len(obs):
+            raise ModelError(f"pC[{m}] has {pC[m].shape[1]} columns (one per step) but {len(obs)} observations came")
+        evidence = seen.sum(axis=1) if pC[m].ndim == 1 else seen
+        out[m] = _add(pC[m], evidence, lr, forgetting, prior[m], mask_zeros, f"pC[{m}]")
+    return out
+
+
+# SPM's spm_MDP_VB_X reads log-preferences from counts c as ln softmax(psi(c + 1/32)) (the 1/32 keeps psi finite)
+PREFERENCE_OFFSET = 1.0 / 32.0
+
+
+def preferences_from_counts(pC: Sequence[ArrayLike]) -> list:
+    """Log-preferences over outcomes from their Dirichlet counts, as SPM's ``spm_MDP_VB_X`` forms ``C`` from ``c``:
+    ``C[m] = ln softmax(psi(pC[m] + 1/32))`` over outcomes (axis 0, per column of time-varying counts), the log
+    guarded as SPM's ``spm_log`` (``ln(x + 1e-16)``).
+
+    Args:
+        pC: counts, ``pC[m]`` of shape ``(num_obs[m],)`` or ``(num_obs[m], T)``.
+
+    Returns:
+        ``C``, a list shaped like ``pC`` (normalised log-probabilities: no further normalisation changes them).
+    """
+    pC = checks.check_count_list(pC, "pC")
+    out = []
+    for c in pC:
+        expected = digamma(c + PREFERENCE_OFFSET)
+        p = np.exp(expected - expected.max(axis=0))
+        out.append(np.log(p / p.sum(axis=0) + LEGACY_EPS))
+    return out
+
+
+def learn_trial(counts: dict, obs: Sequence[Sequence[Any]], qs_policies: Sequence[ArrayLike], q_pi: ArrayLike,
+                policies: ArrayLike, *, lr: float = 1.0, lr_D: float = 1.0, forgetting: float = 1.0,
+                A_dependencies: Sequence[Sequence[int]] | None = None,
+                B_dependencies: Sequence[Sequence[int]] | None = None, mask_zeros: bool = True) -> dict:
+    """SPM's learning at the end of a trial (``spm_MDP_VB_X``, after its last step), from each policy's beliefs.
+
+    With ``X_t = sum_pi q_T(pi) q(s_t | pi)`` (the beliefs averaged with the last step's q(pi), SPM's ``X``)::
+
+        pA[m] += lr sum_t o_{m,t} ⊗ X_t[deps]                                   (MDP.a, masked by pA > 0)
+        pB[f][..., u] += lr sum_{t>=1} sum_{pi: u_f(pi, t-1) = u} q_t(pi) q(s_t|pi) ⊗ q(s_{t-1}|pi)[deps]
+                                                                                (MDP.b, masked by pB > 0)
+        pC[m] += lr o_{m,t} (column t, or summed: ``update_C``)                 (MDP.c, masked by pC > 0)
+        pD[f] += lr_D X_0[f]                                                    (MDP.d, masked by pD > 0)
+        pE += lr q_T(pi)                                                        (MDP.e: ``update_E``)
+
+    each after the old counts are multiplied by ``forgetting`` (SPM has no forgetting: 1). B is learned from each
+    policy's own pairwise beliefs weighted by the q(pi) *of the step that reached* ``t`` (SPM's ``u(k, t)``), not
+    from the averaged ``X``; SPM adds ``X_0`` to ``d`` without its learning rate (``lr_D = 1``).
+
+    Args:
+        counts: the counts to learn, any of ``"pA"``, ``"pB"``, ``"pC"``, ``"pD"`` (lists, shaped as in ``aif.model``;
+            ``pC`` as in ``update_C``) and ``"pE"`` (``(P,)``).
+        obs: the trial's ``T`` observations, one outcome index or probability vector per modality each.
+        qs_policies: ``qs_policies[f]`` of shape ``(P, T, S_f)``: each policy's beliefs about every step of the trial
+            at its end (SPM's ``MDP.Q{f}``, transposed to policies first).
+        q_pi: ``(T, P)``: the policy posterior at each step (SPM's ``MDP.R``, transposed).
+        policies: ``(P, T - 1, num_factors)`` int: every policy's actions over the trial (SPM's ``MDP.V``, 0-based).
+        lr: learning rate (SPM's ``eta``); lr_D: the rate of ``pD``; forgetting: in (0, 1].
+        A_dependencies, B_dependencies: as the model's (all factors, and each factor its own, by default).
+        mask_zeros: zero counts stay zero (SPM).
+
+    Returns:
+        a dict with the new counts under the keys given.
+    """
+    checks.check_rates(lr, forgetting)
+    checks.check_rates(lr_D, forgetting)
+    unknown = set(counts) - {"pA", "pB", "pC", "pD", "pE"}
+    if unknown:
+        raise ParameterError(f"counts has unknown keys {sorted(unknown)}: give any of pA, pB, pC, pD, pE")
+    qs = [checks.as_numbers(q, f"qs_policies[{f}]", BeliefError)
+          for f, q in enumerate(checks.check_sequence(qs_policies, "qs_policies", BeliefError))]
+    q_pi = checks.as_numbers(q_pi, "q_pi", PolicyError)
+    policies = np.asarray(policies)
+    T, P = q_pi.shape if q_pi.ndim == 2 else (0, 0)
+    if q_pi.ndim != 2 or any(q.ndim != 3 or q.shape[:2] != (P, T) for q in qs):
+        raise BeliefError(f"q_pi must be (T, P) and every qs_policies[f] (P, T, S_f); got {q_pi.shape} and "
+                          f"{[q.shape for q in qs]}")
+    if policies.shape != (P, T - 1, len(qs)) or not np.issubdtype(policies.dtype, np.integer):
+        raise PolicyError(f"policies must be an integer array of shape {(P, T - 1, len(qs))}, got {policies.shape}")
+    if len(obs) != T:
+        raise ParameterError(f"obs has {len(obs)} observations but the beliefs cover {T} steps")
+    X = [[q_pi[-1] @ q[:, t] for q in qs] for t in range(T)]  # (S_f,) per step and factor
+    out: dict[str, Any] = {}
+    if "pA" in counts:
+        pA = checks.check_count_list(counts["pA"], "pA")
+        deps = checks.check_dependencies(A_dependencies, len(pA), len(qs), "A", default=lambda m: list(range(len(qs))))
+        new = []
+        for m, p in enumerate(pA):
+            evidence = np.zeros_like(p)
+            for t, o in enumerate(obs):
+                o_m = checks.check_outcome(checks.check_obs_list(o, len(pA), "pA")[m], p.shape[0], m)
+                o_m = np.eye(p.shape[0])[o_m] if isinstance(o_m, int) else o_m
+                evidence += outer([o_m, *[X[t][g] for g in deps[m]]])
+            new.append(_add(p, evidence, lr, forgetting, None, mask_zeros, f"pA[{m}]"))
+        out["pA"] = new
+    if "pB" in counts:
+        pB = checks.check_count_list(counts["pB"], "pB")
+        deps = checks.check_dependencies(B_dependencies, len(pB), len(qs), "B", default=lambda f: [f])
+        new = []
+        for f, p in enumerate(pB):
+            evidence = np.zeros_like(p)
+            for t in range(1, T):
+                for k in range(P):  # each policy's own transition, under its own action
+                    pair = outer([qs[f][k, t], *[qs[g][k, t - 1] for g in deps[f]]])
+                    evidence[..., policies[k, t - 1, f]] += q_pi[t, k] * pair
+            new.append(_add(p, evidence, lr, forgetting, None, mask_zeros, f"pB[{f}]"))
+        out["pB"] = new
+    if "pC" in counts:
+        out["pC"] = update_C(counts["pC"], obs, lr, forgetting, mask_zeros=mask_zeros)
+    if "pD" in counts:
+        out["pD"] = update_D(counts["pD"], X[0], lr_D, forgetting, mask_zeros=mask_zeros)
+    if "pE" in counts:
+        out["pE"] = update_E(counts["pE"], q_pi[-1], lr, forgetting)
+    return out
+
+
 @dataclass(frozen=True)
 class Learning(Learner):
     """Dirichlet learning of the model's counts by an ``aif.Agent``: the settings, and the updates they make.
@@ -755,6 +928,7 @@ def prune_by_evidence(model: GenerativeModel, prior: GenerativeModel, threshold:
 
 __all__ = [
     "Learning", "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT", "spm_wnorm",
-    "update_A", "update_B", "update_D", "reduce_dirichlet",
+    "update_A", "update_B", "update_D", "update_C", "update_E", "preferences_from_counts", "learn_trial",
+    "reduce_dirichlet",
     "prune_model", "level_evidence", "prune_by_evidence", "LevelEvidence",
 ]

@@ -58,6 +58,7 @@ from .efe import (
 from .errors import BeliefError, CallOrderError, ParameterError, PolicyError
 from .maths import softmax
 from .model import GenerativeModel
+from .precision import Precision, update_precision
 from .sequence import infer_sequence
 
 VFE_SIGNS = ("spm", "pymdp_legacy")
@@ -76,16 +77,26 @@ class SequenceOptions:
             ``softmax(-gamma G + F + ln E)`` (pymdp.legacy's Agent; module docstring).
         C_time: which column of a time-varying C scores each step: ``"absolute"`` (column ``tau`` for
             time ``tau`` of the episode, SPM) or ``"relative"`` (column 0 for the present, pymdp.legacy).
+        precision: ``aif.Precision(beta=...)`` to infer the policy precision at every step under its Gamma prior
+            (SPM's ``MDP.beta``; ``aif.precision``) instead of holding the Agent's ``gamma`` fixed; needs
+            ``vfe_sign="spm"``. The agent then keeps ``gamma_trace`` (one ``(num_iter,)`` array per step: SPM's
+            ``wn``), ``gamma`` (the precision after the last step) and ``aif.dopamine`` of the trace is SPM's ``dn``.
     """
 
     prior: str = "policy"
     vfe_sign: str = "spm"
     C_time: str = "absolute"
+    precision: Precision | None = None
 
     def __post_init__(self) -> None:
         check_choice(self.prior, "SequenceOptions.prior", ("policy", "average"))
         check_choice(self.vfe_sign, "SequenceOptions.vfe_sign", VFE_SIGNS)
         check_choice(self.C_time, "SequenceOptions.C_time", ("absolute", "relative"))
+        if self.precision is not None and not isinstance(self.precision, Precision):
+            raise ParameterError(f"SequenceOptions.precision must be an aif.Precision or None, got {self.precision!r}")
+        if self.precision is not None and self.vfe_sign != "spm":
+            raise ParameterError("SequenceOptions.precision is SPM's update, which weighs F with SPM's sign: "
+                                 "it needs vfe_sign='spm'")
 
     @classmethod
     def pymdp_legacy(cls, policy_sep_prior: bool = False) -> "SequenceOptions":
@@ -209,6 +220,10 @@ class SequenceCycle:
         a.obs_window, a.actions_window = [], []
         a.qs_seq = a.F = a.present = None
         a.policy_weights = None  # q(pi) of the window's policies, or their evidence alone before infer_policies
+        precision = a.sequence.precision
+        if precision is not None:  # every trial starts from the prior: rate beta, gamma = 1 / beta
+            self.rate = precision.beta
+            a.gamma, a.gamma_trace = 1.0 / precision.beta, []
 
     def infer_states(self, obs: Any) -> list:
         a = self.agent
@@ -232,7 +247,15 @@ class SequenceCycle:
         C_time = a.t if a.sequence.C_time == "absolute" else 0
         G, terms = sequence_expected_free_energy(a.model, future, a.policies[:, : future[0].shape[1] - 1],
                                                  a.efe_terms, a.efe, C_time)
-        q_pi = a.policy_weights = sequence_policy_posterior(G, a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
+        precision = a.sequence.precision
+        if precision is None:
+            q_pi = sequence_policy_posterior(G, a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
+        else:  # q(pi) and gamma together, gamma's posterior rate carried from the previous step
+            step = update_precision(G, a.F, check_log_habits(a.model.E, len(G)), self.rate, precision.beta,
+                                    precision.num_iter)
+            self.rate, q_pi, a.gamma = step.rate, step.q_pi, 1.0 / step.rate
+            a.gamma_trace = a.gamma_trace + [step.gamma]
+        a.policy_weights = q_pi
         a.qs = policy_average([q[:, a.present] for q in a.qs_seq], q_pi)
         return q_pi, G, terms
 
