@@ -19,9 +19,11 @@ from .filtering import (Filtered, FreeEnergy, Smoothed, VariationalFiltering, fi
 from .inference import Exact, FixedPoint, infer_states, log_evidence, variational_free_energy
 from .io import FormatError, load_agent, load_model, save_agent, save_model
 from .labels import LabelledModel, compile_model
-from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNorm, LevelEvidence, level_evidence, prune_by_evidence,
-                       prune_model, reduce_dirichlet, spm_wnorm, update_A, update_B, update_D)
+from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNorm, LevelEvidence, learn_trial, level_evidence,
+                       preferences_from_counts, prune_by_evidence, prune_model, reduce_dirichlet, spm_wnorm, update_A,
+                       update_B, update_C, update_D, update_E)
 from .model import GenerativeModel, random_model
+from .precision import Precision, PrecisionStep, dopamine, update_precision
 from .rollout import Carry, Trajectory, default_policy_search, rollout
 from .sequence import MarginalMessagePassing, SequenceTrace, VariationalMessagePassing, infer_sequence
 from .sequence_control import (SequenceOptions, policy_average, sequence_expected_free_energy,
@@ -40,7 +42,9 @@ __all__ = [
     "TerminalValue", "DEFAULT_TERMS", "enumerate_policies", "expected_free_energy", "policy_posterior", "select_action",
     "action_marginals", "action_probabilities", "predict", "expected_states", "expected_outcomes",
     "Agent", "Learning", "Selection",
-    "update_A", "update_B", "update_D", "pA_info_gain", "pB_info_gain", "spm_wnorm", "reduce_dirichlet",
+    "update_A", "update_B", "update_D", "update_C", "update_E", "learn_trial", "preferences_from_counts",
+    "Precision", "PrecisionStep", "update_precision", "dopamine",
+    "pA_info_gain", "pB_info_gain", "spm_wnorm", "reduce_dirichlet",
     "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT",
     "prune_model", "level_evidence", "prune_by_evidence", "LevelEvidence",
     "labels", "compile_model", "LabelledModel", "actions", "ActionFactors",
