@@ -27,6 +27,7 @@ from string import ascii_letters
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from scipy.special import logsumexp, xlogy
 
 from . import checks
 from .checks import check_choice, check_dependencies, check_fraction, check_integer
@@ -258,6 +259,43 @@ class TerminalValue(Term):
         check_fraction(self.discount, "TerminalValue.discount", "(0, 1]")
 
 
+@dataclass(frozen=True, eq=False)
+class GoalDivergence(Term):
+    """Terminal matching: ``weight * KL[q(s_H | pi) || p_g]``, the divergence of the (mean-field) beliefs at the
+    horizon from a goal distribution over the joint hidden state, e.g. ``aif.planning.desired_distribution``'s
+    p*(s) ∝ exp(V(s) / alpha) or the optimal visitation rho*(s) (``aif.planning.goals``).
+
+    ``(Utility(), GoalDivergence(ln_p, 1 / lam))`` is the terminal-matching objective
+    ``KL[q(s_H | pi) || p_g] - lam sum_t utility`` divided by ``lam`` (the same q(pi) with gamma scaled by lam);
+    ``(Utility(), InfoGain(), GoalDivergence(ln_p, w))`` is the soft return with a terminal attraction. The
+    linear attraction ``V(s_H) / alpha = ln p*(s_H) + const`` is ``-KL`` without the entropy of q(s_H), a
+    ``TerminalValue``. Logs are exact (0 ln 0 = 0) under every ``EFEOptions``.
+
+    Attributes:
+        log_goal: ``ln p_g``, shape ``tuple(num_states)`` (the joint hidden state, first factor slowest): finite
+            (p_g > 0 everywhere, so the KL is finite) and normalised (``logsumexp = 0`` to 1e-8); checked here,
+            its shape against the model by ``check_counts``. Stored as a read-only float array.
+        weight: > 0, the weight of the KL in G.
+    """
+
+    log_goal: Any = None
+    weight: float = 1.0
+    key: ClassVar[str] = "goal_divergence"
+    sign: ClassVar[float] = 1.0
+
+    def __post_init__(self) -> None:
+        ln_p = checks.as_numbers(self.log_goal, "GoalDivergence.log_goal", ParameterError)
+        checks.check_finite(ln_p, "GoalDivergence.log_goal", nonneg=False, error=ParameterError)
+        total = float(logsumexp(ln_p)) if ln_p.size else -np.inf
+        if not abs(total) <= 1e-8:
+            raise ParameterError(f"GoalDivergence.log_goal must be normalised log-probabilities: its logsumexp is "
+                                 f"{total:.3g}, not 0 (subtract scipy.special.logsumexp(log_goal))")
+        checks.check_positive(self.weight, "GoalDivergence.weight")
+        ln_p = ln_p.copy()
+        ln_p.flags.writeable = False
+        object.__setattr__(self, "log_goal", ln_p)
+
+
 DEFAULT_TERMS: tuple[Term, ...] = (Utility(), InfoGain())
 
 
@@ -427,13 +465,22 @@ def inductive_cost(qs: Beliefs, qs_root: Beliefs, term: InductiveCost) -> np.nda
     return cost
 
 
+def goal_divergence(qs: Beliefs, log_goal: np.ndarray) -> np.ndarray:
+    """KL[q(s) || p_g] per row for mean-field beliefs ``qs[f]`` ``(n, S_f)`` and ``log_goal`` ``tuple(num_states)``:
+    ``sum_f sum_s q_f ln q_f - sum_s q(s) ln p_g(s)`` with q(s) the product of the factors, ``(n,)`` (>= 0)."""
+    neg_entropy = sum(xlogy(q_f, q_f).sum(axis=-1) for q_f in qs)
+    return neg_entropy - outer(qs, batch=True).reshape(qs[0].shape[0], -1) @ log_goal.reshape(-1)
+
+
 def combine(out: dict[str, np.ndarray], terms: Sequence[Term], qs_last: Beliefs, horizon: int) -> np.ndarray:
-    """Complete the summed terms in place (risk; the terminal value of the last beliefs) and return G."""
+    """Complete the summed terms in place (risk; the terminal terms of the last beliefs) and return G."""
     out["risk"] = -out["utility"] - out["state_info_gain"] - out["ambiguity"]
     for term in terms:
         if isinstance(term, TerminalValue):
             value = term.value(qs_last)  # type: ignore[misc]
             out[term.key] = np.asarray(value, dtype=float).reshape(-1) * term.discount ** horizon
+        elif isinstance(term, GoalDivergence):
+            out[term.key] = term.weight * goal_divergence(qs_last, term.log_goal)
     return sum(term.sign * out[term.key] for term in terms)  # type: ignore[return-value]
 
 
@@ -451,6 +498,15 @@ def check_counts(model: GenerativeModel, terms: Sequence[Term]) -> None:
         if isinstance(term, InductiveCost) and len(term.I) != model.num_factors:
             raise ParameterError(f"InductiveCost.I has {len(term.I)} matrices but the model has "
                                  f"{model.num_factors} factors")
+        if isinstance(term, GoalDivergence):
+            check_goal(term, model.num_states)
+
+
+def check_goal(term: GoalDivergence, num_states: Sequence[int]) -> None:
+    """A ``ParameterError`` unless ``term.log_goal`` has the shape ``tuple(num_states)`` of the joint hidden state."""
+    if term.log_goal.shape != tuple(num_states):
+        raise ParameterError(f"GoalDivergence.log_goal has shape {term.log_goal.shape}, expected {tuple(num_states)} "
+                             f"(the model's joint hidden state)")
 
 
 def efe_bytes(model: GenerativeModel, num_policies: int, horizon: int, terms: Sequence[Term]) -> int:
@@ -594,6 +650,7 @@ def pB_info_gain(pB: Sequence[np.ndarray], qs_next: Beliefs, qs_prev: Beliefs, a
 
 
 __all__ = ["Guards", "EFEOptions", "Term", "Utility", "Risk", "Ambiguity", "InfoGain", "Novelty", "InductiveCost",
-           "TerminalValue", "DEFAULT_TERMS", "check_terms", "LEGACY_G", "WNORM_EXACT", "step_terms", "combine",
+           "TerminalValue", "GoalDivergence", "goal_divergence", "check_goal",
+           "DEFAULT_TERMS", "check_terms", "LEGACY_G", "WNORM_EXACT", "step_terms", "combine",
            "log_preferences", "inductive_cost", "check_counts", "pA_info_gain", "pB_info_gain", "MAX_EFE_BYTES",
            "efe_bytes", "check_efe_size"]

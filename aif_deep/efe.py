@@ -9,20 +9,33 @@ readers (with ``log_softmax``) of ``LogGuard.kind`` in ``aif_deep``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from aif.efe import EFEOptions, InductiveCost, InfoGain, Novelty, Term, TerminalValue, check_counts, check_terms
+from aif.efe import (
+    EFEOptions,
+    GoalDivergence,
+    InductiveCost,
+    InfoGain,
+    Novelty,
+    Term,
+    TerminalValue,
+    check_counts,
+    check_goal,
+    check_terms,
+)
 from aif.errors import ParameterError, StrategyError
-from aif.maths import LogGuard
+from aif.maths import EXACT, LogGuard
 
 from .learning import novelty_weights
 
 Tensor = torch.Tensor
 BASE = ("utility", "ambiguity", "entropy")  # what the outcome terms give; every term is linear in these + extras
+TERMINAL = (TerminalValue, GoalDivergence)  # terms of the beliefs at the horizon only, added at the leaves
 
 
 def guarded_log(x: Tensor, guard: LogGuard) -> Tensor:
@@ -168,6 +181,35 @@ def inductive_vectors(I: Sequence[Any], epsilon: float, qs_root: Sequence[Tensor
     return out
 
 
+def goal_divergence(qs: Sequence[Tensor], log_goal: Tensor) -> Tensor:
+    """KL[q(s) || p_g] for mean-field beliefs ``qs[f]`` ``(*lead, S_f)`` and ``log_goal`` ``(prod S,)`` (ln p_g over
+    the joint state, first factor slowest): ``sum_f sum_s q_f ln q_f - sum_s q(s) ln p_g(s)``, ``(*lead,)``."""
+    neg_entropy = sum(xlogx(q, EXACT).sum(-1) for q in qs)
+    return neg_entropy - (joint(qs) * log_goal).sum(-1)
+
+
+def terminal_terms(terms: Sequence[Term], horizon: int, like: Tensor) -> list:
+    """``(key, fn)`` for each terminal term: ``fn`` maps the beliefs at the horizon ``(*lead, S_f)`` to the term as
+    it enters G, ``(*lead,)`` (``discount^H V`` for ``TerminalValue``, ``weight KL`` for ``GoalDivergence``, whose
+    ``ln p_g`` is put on ``like``'s device and dtype here, once)."""
+    out: list[tuple[str, Callable[[Sequence[Tensor]], Tensor]]] = []
+    for t in terms:
+        if isinstance(t, TerminalValue):
+            out.append((t.key, functools.partial(_discounted, t.value, t.discount ** horizon)))  # type: ignore[arg-type]
+        elif isinstance(t, GoalDivergence):
+            ln_p = torch.tensor(np.asarray(t.log_goal)).reshape(-1).to(like)  # a copy: log_goal is read-only
+            out.append((t.key, functools.partial(_weighted_divergence, t.weight, ln_p)))
+    return out
+
+
+def _discounted(value: Callable, weight: float, qs: Sequence[Tensor]) -> Tensor:
+    return weight * value(qs)
+
+
+def _weighted_divergence(weight: float, log_goal: Tensor, qs: Sequence[Tensor]) -> Tensor:
+    return weight * goal_divergence(qs, log_goal)
+
+
 def parameter_weights(model: Any, terms: Sequence[Term]) -> dict:
     """The novelty weights ``{"pA": [W_m], "pB": [W_f]}`` the ``Novelty`` terms need, once per model."""
     out = {}
@@ -205,6 +247,9 @@ def prepare_terms(model: Any, terms: Sequence[Term], tabular: bool) -> tuple[Ter
         if not tabular and (isinstance(t, (Novelty, InductiveCost)) or needs([t], model, EFEOptions())[0]):
             raise StrategyError(f"the term {t!r} needs a tabular model (a TabularModel), got "
                                 f"{type(model).__name__}")
+    for t in terms:
+        if isinstance(t, GoalDivergence):
+            check_goal(t, model.num_states)
     if tabular:
         parameter_weights(model, terms)
     check_counts(model, [t for t in terms if isinstance(t, InfoGain)])  # the joint outcome space's size
@@ -237,7 +282,7 @@ def term_weights(terms: Sequence[Term], columns: Sequence[str]) -> list:
     -utility - entropy, information gain = entropy - ambiguity, the others their own column."""
     forms = {"risk": {"utility": -1.0, "entropy": -1.0}, "state_info_gain": {"entropy": 1.0, "ambiguity": -1.0}}
     w = dict.fromkeys(columns, 0.0)
-    for t in (t for t in terms if not isinstance(t, TerminalValue)):
+    for t in (t for t in terms if not isinstance(t, TERMINAL)):
         for col, c in forms.get(t.key, {t.key: 1.0}).items():
             w[col] += t.sign * c
     return [w[c] for c in columns]

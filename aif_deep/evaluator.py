@@ -13,7 +13,8 @@ are cut into runs of consecutive policies whose subtree fits; a run recomputes o
 shares with the previous run. Enumerated policies are never materialised beyond one run.
 
 Each step's terms are ``aif_deep.efe.step_terms``; ``aif.TerminalValue(V, discount)`` adds
-``discount^H V(q(s_H | pi))`` with ``V`` from beliefs ``(N, *batch, S_f)`` to ``(N, *batch)``.
+``discount^H V(q(s_H | pi))`` with ``V`` from beliefs ``(N, *batch, S_f)`` to ``(N, *batch)``, and
+``aif.efe.GoalDivergence(ln_p, w)`` adds ``w KL[q(s_H | pi) || p_g]`` (``efe.terminal_terms``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-from aif.efe import DEFAULT_TERMS, EFEOptions, Term, TerminalValue
+from aif.efe import DEFAULT_TERMS, EFEOptions, Term
 from aif.errors import PolicyError
 
 from . import checks, efe
@@ -180,8 +181,6 @@ def _evaluate_rows(model, qs, rows, terms, options, prep, tabular):
         sums = step if not sums else {k: sums[k].index_select(0, parent) + step[k] for k in step}
         nodes = children
     leaves = {k: v.index_select(0, node_of_row) for k, v in sums.items()}
-    H = rows.shape[1]
-    for term in terms:
-        if isinstance(term, TerminalValue):
-            leaves[term.key] = term.discount ** H * term.value(nodes).index_select(0, node_of_row)
+    for key, value in efe.terminal_terms(terms, rows.shape[1], nodes[0]):
+        leaves[key] = value(nodes).index_select(0, node_of_row)
     return leaves

@@ -65,15 +65,16 @@ class PolicyEvaluator:
         model: a ``TabularModel`` (one agent, or a batch with its own parameters).
         horizon: the policies are all ``prod(controls)**horizon`` action sequences, in
             ``aif.enumerate_policies``'s order.
-        terms: ``aif.efe`` term objects, as in ``evaluate_policies`` (every term, ``aif.TerminalValue`` included).
+        terms: ``aif.efe`` term objects, as in ``evaluate_policies`` (every term, ``aif.TerminalValue`` and
+            ``aif.efe.GoalDivergence`` included).
         options: ``aif.EFEOptions`` (any guards). Terms linear in the joint beliefs are folded into matrices;
             the nonlinear ones (the outcome entropy under a state floor, the joint information gain, novelty,
             the inductive cost) are computed per node by ``aif_deep.efe``'s definitions, in the general lane.
         control_factors: the factors whose actions vary (the others take action 0); all by default.
         memory_budget: bytes of intermediates; by default 40% of the free GPU memory, or 1 GiB on the CPU.
         cuda_graph: capture and replay a CUDA graph (default: on when the model is on a CUDA device and
-            there is no terminal value, whose callable may not be capturable). Calls that need gradients
-            (beliefs or model arrays that require them) always run eagerly.
+            there is no ``TerminalValue``, whose callable may not be capturable; a ``GoalDivergence`` is). Calls
+            that need gradients (beliefs or model arrays that require them) always run eagerly.
 
     Calling it with beliefs ``qs`` (one tensor ``(*batch, S_f)`` per factor) returns ``(G, terms)`` as
     ``evaluate_policies`` does. Each batch shape (and each of ``__call__``/``posterior``) has its own CUDA graph,
@@ -99,8 +100,8 @@ class PolicyEvaluator:
         self.controls = controls
         self.K = math.prod(controls)
         self.num_policies = self.K ** self.horizon
-        terminal = [t for t in self.terms if isinstance(t, TerminalValue)]
-        self.terminal_value, self.discount = (terminal[0].value, terminal[0].discount) if terminal else (None, 1.0)
+        # the terminal terms as they enter G (ln p_g of a GoalDivergence put on the device here: none per call)
+        self._terminal = efe.terminal_terms(self.terms, self.horizon, model.A[0])
         self._node_base = efe.needs(self.terms, model, self.options)[1]
         self._extra = [t.key for t in self.terms if isinstance(t, (Novelty, InductiveCost))]
         self._node_columns = (["ambiguity", "entropy"] if self._node_base else []) + self._extra
@@ -108,7 +109,8 @@ class PolicyEvaluator:
         self._inductive = [([torch.as_tensor(np.asarray(I, float)).to(model.A[0]) for I in t.I], t.epsilon)
                            for t in self.terms if isinstance(t, InductiveCost)]  # on the device: none per call
         self.memory_budget = memory_budget
-        self.cuda_graph = (model.device.type == "cuda" and self.terminal_value is None) if cuda_graph is None \
+        callable_value = any(isinstance(t, TerminalValue) for t in self.terms)
+        self.cuda_graph = (model.device.type == "cuda" and not callable_value) if cuda_graph is None \
             else bool(cuda_graph)
         if self.cuda_graph and model.device.type != "cuda":
             raise ParameterError(f"cuda_graph=True needs a model on a CUDA device, this one is on {model.device}")
@@ -277,14 +279,14 @@ class PolicyEvaluator:
         with_terms = what == ("terms", True)
         project = self._project_terms if with_terms else self._to_G[:, None]
         leaves = torch.empty(b, self.num_policies, project.shape[1], dtype=m.dtype, device=m.device)
-        terminal = (torch.empty(b, self.num_policies, dtype=m.dtype, device=m.device)
-                    if self.terminal_value is not None else None)
+        terminal = (torch.empty(b, self.num_policies, len(self._terminal), dtype=m.dtype, device=m.device)
+                    if self._terminal else None)
         self._descend(X, sums, 0, 0, mats, self._node_capacity(b), project, leaves, terminal, batch)
         if constant is not None:  # the terms of modalities that no policy changes
             leaves += (constant @ project[sums.shape[-1]:]).unsqueeze(1)
         G = leaves[..., -1]
         if terminal is not None:
-            G = G + self.discount ** self.horizon * terminal
+            G = G + terminal.sum(-1)
         G = G.reshape(*batch, self.num_policies)
         if what[0] == "posterior":
             if self._ln_E is not None and self._ln_E.shape[-1] != self.num_policies:
@@ -295,9 +297,9 @@ class PolicyEvaluator:
         if not with_terms:
             return G, {}
         out = efe.named_terms({k: leaves[..., i].reshape(*batch, -1) for i, k in enumerate(self._columns)},
-                              [t for t in self.terms if not isinstance(t, TerminalValue)])
-        if terminal is not None:
-            out["terminal_value"] = self.discount ** self.horizon * terminal.reshape(*batch, -1)
+                              [t for t in self.terms if not isinstance(t, efe.TERMINAL)])
+        for i, (key, _) in enumerate(self._terminal):
+            out[key] = terminal[..., i].reshape(*batch, -1)  # type: ignore[index]
         return G, out
 
     def _prepare(self, X, batch, b):
@@ -400,7 +402,9 @@ class PolicyEvaluator:
         if t == self.horizon:
             leaves[:, offset: offset + n] = sums @ project[: sums.shape[-1]]
             if terminal is not None:
-                terminal[:, offset: offset + n] = self.terminal_value(_lead(X, n, batch)).reshape(n, -1).T
+                beliefs = _lead(X, n, batch)
+                for i, (_, value) in enumerate(self._terminal):
+                    terminal[:, offset: offset + n, i] = value(beliefs).reshape(n, -1).T
         elif n * self.K <= capacity or n == 1:
             X, sums = self._step(X, sums, t, mats)
             self._descend(X, sums, t + 1, offset * self.K, mats, capacity, project, leaves, terminal, batch)

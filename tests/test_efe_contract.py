@@ -8,9 +8,21 @@ the predicted beliefs (it also scores the present step).
 
 import numpy as np
 import pytest
+from scipy.special import logsumexp
+from scipy.stats import entropy
 
 import aif
-from aif.efe import Ambiguity, EFEOptions, InductiveCost, InfoGain, Novelty, Risk, TerminalValue, Utility
+from aif.efe import (
+    Ambiguity,
+    EFEOptions,
+    GoalDivergence,
+    InductiveCost,
+    InfoGain,
+    Novelty,
+    Risk,
+    TerminalValue,
+    Utility,
+)
 from aif.learning import WNORM_EXACT, WNORM_LEGACY, WNORM_SPM
 from tests import efe_reference as ref
 
@@ -32,8 +44,22 @@ def all_terms(model, seed):
     so the seeds cover every combination."""
     goals = [np.eye(s)[seed % s] for s in model.num_states]
     I = aif.planning.inductive_matrix(goals, model.B, 0.0, 3, model.B_dependencies)
+    ln_p = np.log(np.random.default_rng(seed).dirichlet(np.ones(np.prod(model.num_states)))).reshape(model.num_states)
     return (Utility(), Risk(), Ambiguity(), InfoGain(joint=bool(seed % 2)), Novelty("A", WNORMS[seed % 3]),
-            Novelty("B", WNORMS[(seed // 3) % 3]), InductiveCost(I, 1e-3), TerminalValue(terminal, 0.9))
+            Novelty("B", WNORMS[(seed // 3) % 3]), InductiveCost(I, 1e-3), TerminalValue(terminal, 0.9),
+            GoalDivergence(ln_p - logsumexp(ln_p), 0.7))
+
+
+def with_goal(model, qs, policies, terms, want):
+    """The reference loop's result plus the goal divergence, written here from its definition: the weight times
+    scipy's KL of the joint belief at the horizon (the outer product of the loop's predictions) from p_g."""
+    (goal,) = [t for t in terms if isinstance(t, GoalDivergence)]
+    last = [q[:, -1] for q in predicted(model, qs, policies)]
+    q_H = [np.einsum(",".join("abc"[:len(last)]) + "->" + "abc"[:len(last)], *[q[p] for q in last]).ravel()
+           for p in range(len(policies))]
+    kl = goal.weight * np.array([entropy(q, np.exp(goal.log_goal).ravel()) for q in q_H])
+    G, out = want
+    return G + kl, {**out, goal.key: kl}
 
 
 def reference_sequence(model, qs, terms, options, future):
@@ -76,7 +102,7 @@ def test_every_engine_term_and_convention_matches_the_reference(seed):
     terms = all_terms(model, seed)
     qs_future = predicted(model, qs, policies)
     for name, options in CONVENTIONS.items():
-        want = ref.expected_free_energy(model, qs, policies, terms, options)
+        want = with_goal(model, qs, policies, terms, ref.expected_free_energy(model, qs, policies, terms, options))
         assert_same(aif.expected_free_energy(model, qs, policies, terms, options), want, f"prefix tree, {name}")
         plan = aif.planning.PolicyEnumeration(efe_terms=terms, options=options, policies=policies).plan(model, qs)
         assert_same((plan.G, plan.terms), want, f"PolicyEnumeration, {name}")
