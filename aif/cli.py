@@ -9,11 +9,13 @@ writes figures to ``--out``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -116,14 +118,12 @@ def demo_tmaze(args: argparse.Namespace, out: Callable[[str], Any] = print) -> d
     o = first.observations[-1]
     out(f"end: {at[o[0]]}, sees {REWARD_NAMES[o[1]]}\n")
 
-    locations = np.array([tr.observations[:, 0] for tr in trajs if tr.num_steps == args.steps])
+    locations = np.array([tr.observations[:, 0] for tr in trajs])  # the T-maze never ends a trial early
     conditions = np.array([tr.states[0, 1] for tr in trajs])
     rewards = np.array([tr.rewards for tr in trajs])
-    s = summarize_tmaze(locations, conditions, rewards)
-    out(f"Over {len(trajs)} trial(s): cue visited first {s['cue_first_rate']:.0%}, "
-        f"then the arm the cue indicated {s['correct_arm_rate']:.0%}, "
-        f"rewarded on the first arm entered {s['first_arm_reward_rate']:.0%} "
-        f"(the arm pays with p = {env.reward_prob}).")
+    for line in tmaze_summary_lines(summarize_tmaze(locations, conditions, rewards), args.steps, env.reward_prob,
+                                    env.cue_validity):
+        out(line)
 
     if not args.out:
         return {}
@@ -137,6 +137,37 @@ def demo_tmaze(args: argparse.Namespace, out: Callable[[str], Any] = print) -> d
     figures["tmaze_summary.png"] = plotting.plot_tmaze_summary(locations, conditions, rewards,
                                                                title=f"T-maze over {len(trajs)} trials")
     return figures
+
+
+def tmaze_summary_lines(s: dict, steps: int, reward_prob: float, cue_validity: float) -> list[str]:
+    """The demo's account of many T-maze trials, true at every setting.
+
+    Args:
+        s: ``aif.envs.summarize_tmaze``'s result for ``K`` trials.
+        steps, reward_prob, cue_validity: the trials' settings, to say what the rates mean.
+
+    The arm rates are over the trials that entered an arm (none may have: one step is spent at the cue, and
+    at ``reward_prob`` 0.5 no arm is worth entering). "The condition's arm" is the arm the hidden condition
+    names; it pays with ``reward_prob``, so at ``reward_prob`` below 0.5 the other arm is the better one.
+    """
+    K = len(s["cue_first"])
+    entered = s["first_arm"] >= 0
+    n = int(entered.sum())
+    head = f"Over {K} trial(s): went to the cue first in {s['cue_first_rate']:.0%}; "
+    if n == 0:
+        arms = f"no trial entered an arm within {steps} step(s)."
+    else:
+        arms = (f"{n} entered an arm; of those, {s['correct_arm'][entered].mean():.0%} entered the condition's arm "
+                f"first and {(s['first_arm_reward'][entered] > 0).mean():.0%} were rewarded on the first arm entered.")
+    if cue_validity == 0.5:
+        cue = "the cue is uninformative (validity 0.5)"
+    elif cue_validity in (0.0, 1.0):
+        cue = "the cue shows the condition's arm" if cue_validity else "the cue always shows the other arm"
+    else:
+        cue = f"the cue shows the condition's arm with p = {cue_validity}"
+    setting = (f"(The condition's arm pays with p = {reward_prob}, the other arm with p = {1 - reward_prob:.3g}; "
+               f"{cue}.)")
+    return [head + arms, setting]
 
 
 DEMO_WALLS = ((1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (3, 1), (3, 2), (3, 3), (3, 4), (3, 5), (3, 6),
@@ -254,18 +285,64 @@ def demo_cue_chaining(args: argparse.Namespace, out: Callable[[str], Any] = prin
 
 # ---------------------------------------------------------------- argument parsing
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, reporting a usage error in one line (exit code 2) instead of the usage text.
+
+    Subcommands' parsers are of the same class (``add_subparsers`` uses the parent's class).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(text, kind, name):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {name}, got {text!r}") from None
+
+
 def _positive_int(text):
-    value = int(text)
+    value = _number(text, int, "a positive integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
+def _seed(text):
+    value = _number(text, int, "a non-negative integer")
+    if value < 0:  # np.random.default_rng refuses negative seeds
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value
+
+
 def _probability(text):
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
+    value = _number(text, float, "a probability in [0, 1]")
+    if not 0.0 <= value <= 1.0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
     return value
+
+
+def prepare_out(folder: str | os.PathLike) -> Path:
+    """Create the figure folder ``folder`` if needed and check that a file can be written in it.
+
+    Called before any trial runs, so that a bad ``--out`` costs nothing. Raises ``OSError`` with a
+    one-line message naming the folder and what is wrong (a file of that name, a parent that cannot hold a
+    folder, no write permission).
+    """
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        # A real write, not os.access: permission bits do not bind root, and a read-only file system
+        # refuses writes whatever the bits say.
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        what = "cannot be created" if not path.is_dir() else "is not writable"
+        raise OSError(f"{path} {what}: {e.strerror or e}") from None
+    return path
 
 
 def _common(p, steps, trials):
@@ -274,13 +351,17 @@ def _common(p, steps, trials):
     p.add_argument("--trials", type=_positive_int, default=trials,
                    help=f"trials, each with a fresh environment seed drawn from --seed (default {trials}); "
                         "the first is told step by step, all are summarised")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random generator (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random generator, >= 0 (default 0)")
     p.add_argument("--out", metavar="DIR", default=None,
-                   help="folder for the PNG figures (created if needed); without it no figures are written")
+                   help="folder for the PNG figures (created if needed, checked before any trial runs); "
+                        "without it no figures are written")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aif", description=DESCRIPTION)
+    from . import __version__
+
+    parser = _Parser(prog="aif", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"aif {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo = commands.add_parser("demo", help="run a demonstration task", description=DESCRIPTION)
     tasks = demo.add_subparsers(dest="task", metavar="TASK", required=True)
@@ -304,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(C = -steps to the goal) and plans over --horizon moves.")
     _common(p, steps=30, trials=1)
     p.add_argument("--horizon", type=_positive_int, default=1, help="policy horizon in moves (default 1)")
-    p.add_argument("--slip", type=float, default=0.0, help="probability that a move fails (default 0)")
+    p.add_argument("--slip", type=_probability, default=0.0, help="probability that a move fails (default 0)")
     p.set_defaults(run=demo_gridworld)
 
     p = tasks.add_parser(
@@ -319,15 +400,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    Bad arguments, an unusable ``--out`` and a setting the library refuses (an ``aif.AifError``, such as a
+    horizon whose policies exceed the memory budget) end with one line on stderr and exit code 2, before any
+    trial runs where they can be checked up front.
+    """
+    from .errors import AifError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
     start = time.perf_counter()
-    figures = args.run(args)  # file name -> figure (none without --out)
+    try:
+        out_dir = prepare_out(args.out) if args.out else Path()
+    except OSError as e:
+        parser.error(f"--out {e}")
+    try:
+        figures = args.run(args)  # file name -> figure (none without --out)
+    except AifError as e:
+        parser.error(str(e))
     for name, fig in figures.items():
-        fig.savefig(Path(args.out) / name, dpi=100)
+        try:
+            fig.savefig(out_dir / name, dpi=100)
+        except OSError as e:
+            print(f"aif: error: could not write {out_dir / name}: {e.strerror or e}", file=sys.stderr)
+            return 1
     if figures:
-        print("\nFigures: " + ", ".join(str(Path(args.out) / name) for name in figures))
+        print("\nFigures: " + ", ".join(str(out_dir / name) for name in figures))
     elif not args.out:
         print("\n(pass --out DIR to write figures)")
     print(f"Done in {time.perf_counter() - start:.1f} s.")

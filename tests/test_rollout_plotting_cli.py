@@ -319,7 +319,7 @@ def test_cli_tmaze_writes_figures(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "chose go to cue -- epistemic" in text
     assert "chose go to right arm -- pragmatic" in text or "chose go to left arm -- pragmatic" in text
-    assert "cue visited first 100%" in text
+    assert "went to the cue first in 100%; 2 entered an arm; of those, 100% entered the condition's arm" in text
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["tmaze_beliefs.png", "tmaze_efe_step0.png", "tmaze_efe_step1.png", "tmaze_summary.png"]
     assert all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
@@ -329,7 +329,7 @@ def test_cli_as_a_module(tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "aif.cli", "demo", "tmaze", "--steps", "2", "--trials", "1",
+    done = subprocess.run([sys.executable, "-m", "aif", "demo", "tmaze", "--steps", "2", "--trials", "1",
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Figures:" in done.stdout and len(list(tmp_path.glob("*.png"))) == 4

@@ -1,0 +1,7 @@
+"""``python -m aif``: the ``aif`` command (see ``aif.cli``)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
