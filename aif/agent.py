@@ -21,7 +21,18 @@ from typing import Any, cast
 import numpy as np
 
 from .actions import ActionFactors
-from .checks import check_beliefs, check_choice, check_integer, check_log_habits, check_policies, check_positive
+from .checks import (
+    as_numbers,
+    check_beliefs,
+    check_choice,
+    check_finite,
+    check_integer,
+    check_log_habits,
+    check_policies,
+    check_policy_weights,
+    check_positive,
+    check_probability,
+)
 from .control import (
     draw_action,
     enumerate_policies,
@@ -32,7 +43,7 @@ from .control import (
     selection_probabilities,
 )
 from .efe import DEFAULT_TERMS, EFEOptions, check_counts, check_efe_size, check_terms
-from .errors import CallOrderError, ModelError, ParameterError, StrategyError
+from .errors import CallOrderError, ModelError, ParameterError, PolicyError, StrategyError
 from .filtering import free_energy_terms, smooth
 from .inference import FixedPoint, log_likelihood
 from .learning import Learning
@@ -160,6 +171,41 @@ def action_factor_policies(agent: Any) -> np.ndarray | None:
     if agent.policies is not None:
         return agent.policies
     return actions.policies(agent.policy_horizon, agent.control_factors)
+
+
+PolicySearch = Callable[[Any, list, Any], tuple[Any, Any, dict]]
+"""``search(agent, qs, rng) -> (q_pi, G, info)``: replaces an Agent's planning (``Agent.infer_policies``)."""
+
+
+def search_parts(found: Any, where: str) -> tuple[Any, Any, dict]:
+    """A policy search's return (``where`` names it in errors) split into ``(q_pi, G, info)``, after checking
+    that it is such a tuple with ``info`` a dict keyed by names; shared by both Agents, which check the values."""
+    if not (isinstance(found, tuple) and len(found) == 3):
+        raise StrategyError(f"{where} returned {type(found).__name__}"
+                            f"{f' of length {len(found)}' if isinstance(found, tuple) else ''}; "
+                            "expected a tuple (q_pi, G or None, info)")
+    q_pi, G, info = found
+    if not (isinstance(info, dict) and all(isinstance(name, str) for name in info)):
+        raise StrategyError(f"{where} returned info of type {type(info).__name__}; expected a dict of name -> array")
+    return q_pi, G, info
+
+
+def checked_search(found: Any, policies: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """What a policy search returned (``where`` names it in errors), checked and copied: ``(q_pi (P,), G (P,) or
+    None, info)``, ``info`` a dict of name -> array."""
+    q_pi, G, info = search_parts(found, where)
+    try:
+        q_pi = check_policy_weights(q_pi, policies).copy()
+        check_probability(q_pi, "q_pi", PolicyError)
+        if G is not None:
+            G = as_numbers(G, "G", PolicyError).copy()
+            if G.shape != q_pi.shape:
+                raise PolicyError(f"G has shape {G.shape}, expected {q_pi.shape} (one value per policy)")
+            check_finite(G, "G", nonneg=False, error=PolicyError)
+    except PolicyError as e:
+        raise PolicyError(f"{where}: {e}") from None
+    info = {name: as_numbers(v, f"{where}: info[{name!r}]", ParameterError, None).copy() for name, v in info.items()}
+    return q_pi, G, info
 
 
 @dataclass
@@ -299,6 +345,7 @@ class Agent:
         self.prior = [d.copy() for d in self.model.D] if prior is None else check_beliefs(self.model, prior)
         self.qs: Any = None
         self.q_pi = self.G = self.terms = self.action = self.plan = self.multi_action = cast(Any, None)
+        self.search_info: dict | None = None
         self.t = 0
 
     @atomic
@@ -323,12 +370,32 @@ class Agent:
         return self.qs, free_energy_terms(model, obs, self.qs, prior, guard=method.guard, soft_obs=method.soft_obs)
 
     @atomic
-    def infer_policies(self) -> tuple[np.ndarray, np.ndarray]:
-        """EFE of every policy and the policy posterior, from the current posterior. Returns ``(q_pi, G)``."""
+    def infer_policies(self, search: PolicySearch | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """EFE of every policy and the policy posterior, from the current posterior. Returns ``(q_pi, G)``.
+
+        ``search``: a function ``search(agent, qs, rng) -> (q_pi, G, info)`` that replaces the agent's planning
+        for this call (pymdp 1.0's ``policy_search``; ``aif.default_policy_search`` is the agent's own). It
+        returns ``q_pi`` ``(P,)``, a distribution over the agent's policies (or over its planner's plan, when it
+        called ``agent.infer_policies()``), ``G`` ``(P,)`` or ``None``, and ``info``, a dict of arrays kept as
+        ``agent.search_info``; ``agent.terms`` is then empty (return terms in ``info``). With a method over time
+        the present belief is averaged over the policies with the search's q(pi).
+        """
         if self.qs is None:
             raise CallOrderError("infer_policies needs a posterior: call infer_states(obs) first")
-        self.q_pi, self.G, self.terms = self._cycle.infer_policies()
-        return self.q_pi, self.G
+        if search is None:
+            self.q_pi, self.G, self.terms = self._cycle.infer_policies()
+            self.search_info = None
+            return self.q_pi, self.G
+        if not callable(search):
+            raise StrategyError(f"search must be a function (agent, qs, rng) -> (q_pi, G, info), got {search!r}")
+        self.q_pi = self.G = self.plan = cast(Any, None)  # nothing of an earlier planning survives the search
+        self.terms = {}
+        found = search(self, self.qs, self.rng)
+        policies = self.policies if self.plan is None else self.plan.policies
+        self.q_pi, self.G, self.search_info = checked_search(found, policies, f"policy_search at step {self.t}")
+        self.terms = {}
+        self._cycle.adopt(self.q_pi)
+        return self.q_pi, cast(np.ndarray, self.G)
 
     @atomic
     def sample_action(self) -> np.ndarray:
@@ -397,6 +464,9 @@ class _OneStep:
         ln_E = 0.0 if E is None else self.agent.model.derived("ln E", lambda: check_log_habits(E, len(E)))
         return posterior_of(G, ln_E, self.agent.gamma), G, terms
 
+    def adopt(self, q_pi: np.ndarray) -> None:
+        """A search's q(pi) replaced the agent's: nothing to redo from one belief."""
+
     def next_prior(self) -> list:
         a = self.agent
         return [q[0] for q in predict_policies(a.model, [q[None] for q in a.qs], a.action[None])]
@@ -449,6 +519,9 @@ class _Learning:
 
     def infer_policies(self) -> tuple[np.ndarray, np.ndarray, dict]:
         return self.inner.infer_policies()
+
+    def adopt(self, q_pi: np.ndarray) -> None:
+        self.inner.adopt(q_pi)
 
     def next_prior(self) -> list:
         return self.inner.next_prior()

@@ -356,8 +356,9 @@ def _marginals(joint_seq, S):
 class FreeEnergy:
     """The variational free energy of beliefs, by term (pymdp 1.0 ``calc_vfe``'s names; see the module docstring).
 
-    Each term is an array ``(T,)`` per step of a sequence (:func:`sequence_free_energy`) or a scalar for one
-    belief (:func:`free_energy_terms`).
+    Each term is an array ``(T,)`` per step of a sequence (:func:`sequence_free_energy`), a scalar for one
+    belief (:func:`free_energy_terms`), or a tensor ``(*lead,)`` for a batch of beliefs at one step
+    (``aif_deep.inference.free_energy_terms``).
 
     Attributes:
         neg_entropy: ``-H`` of the beliefs (conditional on the previous step's, after the first step, given
@@ -379,9 +380,11 @@ class FreeEnergy:
         return self.neg_entropy + self.prior_cross_entropy + self.transition_cross_entropy - self.accuracy
 
     @property
-    def vfe(self) -> float:
-        """F, summed over steps (pymdp's ``vfe`` and ``state_vfe`` without parameter terms)."""
-        return float(np.sum(self.vfe_t))
+    def vfe(self) -> Any:
+        """F, summed over steps (pymdp's ``vfe`` and ``state_vfe`` without parameter terms): a float; for a batch of
+        one-step beliefs (``aif_deep.inference.free_energy_terms``), F per belief, a tensor ``(*lead,)``."""
+        F = self.vfe_t
+        return float(np.sum(F)) if isinstance(F, np.ndarray) or np.isscalar(F) else F
 
     @property
     def complexity(self) -> Any:

@@ -23,29 +23,24 @@ observations indices or arrays (images for a neural model): everything is kept a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
 from tqdm import tqdm  # plain tqdm: tqdm.auto warns in notebooks without ipywidgets
 
-from .agent import Agent, atomic
-from .checks import as_numbers, check_choice, check_finite, check_index, check_policy_weights, check_probability
+from .agent import Agent, PolicySearch, atomic
+from .checks import check_choice, check_index
 from .envs.wrappers import AgentWrapper
 from .errors import CallOrderError, ParameterError, PolicyError, StrategyError
-from .strategies import SequenceInference
 
 # Runs at least this long show a progress bar unless ``progress=False``.
 PROGRESS_MIN_STEPS = 500
 
 # What ``rollout(..., record=...)`` can keep per step: the prior the step started from, and model arrays after it.
 RECORDS = ("prior", "A", "B", "pA", "pB")
-
-PolicySearch = Callable[[Agent, list, np.random.Generator | None], tuple[Any, Any, dict]]
-"""``policy_search(agent, qs, rng) -> (q_pi, G, info)``: see ``rollout``."""
-
 
 @dataclass(frozen=True)
 class Carry:
@@ -318,16 +313,10 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
 
 
 def _check_search(agent: Any, policy_search: Any) -> None:
-    """A ``policy_search`` is a callable, for an ``aif.Agent`` whose cycle runs from one belief."""
+    """A ``policy_search`` is a callable."""
     if not callable(policy_search):
         raise StrategyError(f"policy_search must be a function (agent, qs, rng) -> (q_pi, G, info), "
                             f"got {type(policy_search).__name__}")
-    # An agent over time weighs its policies by their evidence F as well and averages its beliefs with q(pi); an
-    # aif_deep.Agent forms q(pi) in its own runner: neither takes a q(pi) from outside.
-    if not isinstance(agent, Agent) or isinstance(agent.inference, SequenceInference):
-        what = type(agent.inference).__name__ if isinstance(agent, Agent) else type(agent).__module__
-        raise StrategyError(f"policy_search replaces the planning of an aif.Agent with a one-step inference method, "
-                            f"got an agent of {what}")
 
 
 def _check_record(agent: Any, record: Any) -> tuple[dict[str, list], list | None]:
@@ -364,46 +353,16 @@ def _check_resume(agent: Any, resume: Any, rng: Any, seed: Any, options: Any) ->
 @atomic
 def _search_step(agent: Agent, obs: Any, policy_search: PolicySearch, t: int,
                  first: dict | None) -> tuple[np.ndarray, dict]:
-    """``agent.step(obs)`` with ``policy_search`` in place of ``agent.infer_policies()``, all or nothing
-    (``atomic``: a wrong return leaves the agent as it was before the step). Returns the action and the search's
-    info, whose names and shapes must be those of ``first`` (name -> shape at the first step; ``None`` there)."""
-    qs = agent.infer_states(obs)
-    agent.q_pi = agent.G = agent.plan = None  # type: ignore[assignment]  # nothing of the last step's planning
-    agent.terms = {}
-    found = policy_search(agent, qs, agent.rng)
-    policies = agent.policies if agent.plan is None else agent.plan.policies
-    agent.q_pi, agent.G, info = _checked_search(found, policies, t, first)
-    agent.terms = {}  # the search's G replaces the EFE, and its terms with it (return them in info)
-    return agent.sample_action(), info
-
-
-def _checked_search(found: Any, policies: np.ndarray, t: int,
-                    first: dict | None) -> tuple[np.ndarray, np.ndarray | None, dict]:
-    """What a ``policy_search`` returned at step ``t``, checked and copied: ``(q_pi (P,), G (P,) or None, info)``,
-    the names and shapes of ``info`` those of ``first`` (when given)."""
-    where = f"policy_search at step {t}"
-    if not (isinstance(found, tuple) and len(found) == 3):
-        raise StrategyError(f"{where} returned {type(found).__name__}"
-                            f"{f' of length {len(found)}' if isinstance(found, tuple) else ''}; "
-                            "expected a tuple (q_pi, G or None, info)")
-    q_pi, G, info = found
-    try:
-        q_pi = check_policy_weights(q_pi, policies).copy()
-        check_probability(q_pi, "q_pi", PolicyError)
-        if G is not None:
-            G = as_numbers(G, "G", PolicyError).copy()
-            if G.shape != q_pi.shape:
-                raise PolicyError(f"G has shape {G.shape}, expected {q_pi.shape} (one value per policy)")
-            check_finite(G, "G", nonneg=False, error=PolicyError)
-    except PolicyError as e:
-        raise PolicyError(f"{where}: {e}") from None
-    if not (isinstance(info, dict) and all(isinstance(name, str) for name in info)):
-        raise StrategyError(f"{where} returned info of type {type(info).__name__}; expected a dict of name -> array")
-    info = {name: as_numbers(v, f"{where}: info[{name!r}]", ParameterError, None).copy() for name, v in info.items()}
+    """``agent.step(obs)`` with ``agent.infer_policies(search=policy_search)``, all or nothing (``atomic``: a
+    wrong return leaves the agent as it was before the step). Returns the action and the search's info, whose
+    names and shapes must be those of ``first`` (name -> shape at the first step; ``None`` there)."""
+    agent.infer_states(obs)
+    agent.infer_policies(search=policy_search)
+    info = cast(dict, agent.search_info)
     if first is not None and _shapes(info) != first:
-        raise ParameterError(f"{where} returned info of names and shapes {_shapes(info)}, but {first} at the first "
-                             "step: the same at every step")
-    return q_pi, G, info
+        raise ParameterError(f"policy_search at step {t} returned info of names and shapes {_shapes(info)}, but "
+                             f"{first} at the first step: the same at every step")
+    return agent.sample_action(), info
 
 
 def _shapes(info: dict) -> dict:

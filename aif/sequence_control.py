@@ -255,9 +255,14 @@ class SequenceCycle:
                                     precision.num_iter)
             self.rate, q_pi, a.gamma = step.rate, step.q_pi, 1.0 / step.rate
             a.gamma_trace = a.gamma_trace + [step.gamma]
+        self.adopt(q_pi)
+        return q_pi, G, terms
+
+    def adopt(self, q_pi: np.ndarray) -> None:
+        """The policy posterior ``(P,)`` is ``q_pi``: the present belief is the policies' average under it."""
+        a = self.agent
         a.policy_weights = q_pi
         a.qs = policy_average([q[:, a.present] for q in a.qs_seq], q_pi)
-        return q_pi, G, terms
 
     def next_prior(self) -> list:
         """After an action: the prior over the next window's first state (``SequenceOptions.prior``)."""

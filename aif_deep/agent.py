@@ -21,7 +21,16 @@ import torch
 from tqdm.auto import tqdm
 
 import aif
-from aif.agent import Learning, Selection, action_factor_policies, atomic, check_settings, preset_settings
+from aif.agent import (
+    Learning,
+    PolicySearch,
+    Selection,
+    action_factor_policies,
+    atomic,
+    check_settings,
+    preset_settings,
+    search_parts,
+)
 from aif.checks import check_index
 from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions
@@ -34,7 +43,7 @@ from . import checks, efe, learning
 from .control import draw_action, posterior_of, predict_policies, selection_probabilities
 from .evaluator import evaluate_policies
 from .full_tree import PolicyEvaluator
-from .inference import as_obs, categorical_modalities, infer_states_checked
+from .inference import as_obs, categorical_modalities, free_energy_terms, infer_states_checked
 from .model import BeliefModel, TabularModel
 from .online import LearnedQ, ObservedState, SelectionRule, StateVectorModel, TDLearning, TDRun
 from .threads import SMALL_WORK, threads_for
@@ -186,29 +195,56 @@ class Agent:
             self.terms: dict | None = None
             self.action: torch.Tensor | None = None
             self.multi_action: np.ndarray | None = None
+            self.search_info: dict | None = None
             self.t = 0
 
     @atomic
-    def infer_states(self, obs: Any, reward: Any = None, terminated: bool = False) -> list:
+    def infer_states(self, obs: Any, reward: Any = None, terminated: bool = False, return_info: bool = False) -> Any:
         """Posterior over states from ``obs``: one entry per modality (an index, probabilities, or, for a
         model's non-categorical modalities, an image or real vector ``(*batch, *shape_m)``), or an int array
         ``(*batch, M)`` when every modality is categorical (``aif_deep.inference.as_obs``); for an observed
         state, its vector. ``reward`` and ``terminated``: what the last action led to, for learners that need
-        them (``TDLearning``)."""
+        them (``TDLearning``).
+
+        With ``return_info`` (one-step inference methods, as ``aif.Agent.infer_states``), returns ``(qs, info)``:
+        ``info`` is an ``aif.FreeEnergy`` whose terms are ``(*batch,)`` tensors, the VFE of the posterior under the
+        model and prior it was inferred from (``aif_deep.inference.free_energy_terms``)."""
+        if return_info and (isinstance(self.inference, SequenceInference) or isinstance(self._run, _LearnedQRun)):
+            raise ParameterError(f"return_info is for one-step inference methods, not {type(self.inference).__name__}")
         if self.preprocess is not None:
             obs = self.preprocess(obs)
+        model, prior = self.model, self.prior  # (online learning replaces the model while inferring)
         with threads_for(self._run.work):
             self.qs = self._run.infer_states(obs, reward, terminated)
-        return self.qs
+            if not return_info:
+                return self.qs
+            method = cast(aif.FixedPoint, self.inference)
+            return self.qs, free_energy_terms(model, obs, self.qs, prior, guard=method.guard, soft_obs=method.soft_obs)
 
     @atomic
-    def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """EFE of every policy and the policy posterior. Returns ``(q_pi, G)``, each ``(*batch, P)``."""
+    def infer_policies(self, search: PolicySearch | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """EFE of every policy and the policy posterior. Returns ``(q_pi, G)``, each ``(*batch, P)``.
+
+        ``search``: as ``aif.Agent.infer_policies``, a function ``search(agent, qs, rng) -> (q_pi, G, info)``
+        that replaces the agent's planning for this call, with ``q_pi`` and ``G`` (or ``None``) of shape
+        ``(*batch, P)`` (``aif_deep.rollout``'s agents) and ``info`` a dict of arrays kept as
+        ``agent.search_info``; ``agent.terms`` is then empty."""
         if self.qs is None:
             raise CallOrderError("infer_policies needs a posterior: call infer_states(obs) first")
-        with threads_for(self._run.work):
-            self.q_pi, self.G, self.terms = self._run.infer_policies()
-        return self.q_pi, self.G
+        if search is None:
+            with threads_for(self._run.work):
+                self.q_pi, self.G, self.terms = self._run.infer_policies()
+            self.search_info = None
+            return self.q_pi, self.G
+        if not callable(search):
+            raise StrategyError(f"search must be a function (agent, qs, rng) -> (q_pi, G, info), got {search!r}")
+        self.q_pi = self.G = None
+        self.terms = {}
+        found = search(self, self.qs, self.rng)
+        self.q_pi, self.G, self.search_info = self._run.adopt(search_parts(found, f"policy_search at step {self.t}"),
+                                                              f"policy_search at step {self.t}")
+        self.terms = {}
+        return self.q_pi, cast(torch.Tensor, self.G)
 
     @atomic
     def sample_action(self) -> torch.Tensor:
@@ -309,6 +345,11 @@ class _Run:
 
     def restore(self, state: dict) -> None:
         """The reverse of ``state``."""
+
+    def adopt(self, found: tuple, where: str) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+        """A policy search's ``(q_pi, G, info)`` (``search_parts``) checked as the agent's: each ``(*batch, P)``."""
+        raise StrategyError(f"{where}: an observed-state agent selects with its SelectionRule from its LearnedQ "
+                            "planner; a policy search does not apply")
 
 
 class _TorchRun(_Run):
@@ -431,6 +472,26 @@ class _TorchRun(_Run):
         E = getattr(a.model, "E", None)
         return posterior_of(G, None if E is None else torch.log(E).expand_as(G), _param(a.gamma)), G, terms
 
+    def adopt(self, found: tuple, where: str) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+        a = self.agent
+        shape = (*a.batch_shape, len(cast(np.ndarray, a.policies)))
+        q_pi, G, info = found
+        try:
+            q_pi = checks.tensor(q_pi, "q_pi", PolicyError, a.device).to(a.dtype)
+            if tuple(q_pi.shape) != shape:
+                raise PolicyError(f"q_pi has shape {tuple(q_pi.shape)}, expected {shape}: (*batch, policies)")
+            checks.distribution(q_pi, "q_pi", PolicyError)
+            if G is not None:
+                G = checks.tensor(G, "G", PolicyError, a.device).to(a.dtype)
+                if tuple(G.shape) != shape:
+                    raise PolicyError(f"G has shape {tuple(G.shape)}, expected {shape} (one value per policy)")
+                if not bool(torch.isfinite(G).all()):
+                    raise PolicyError("G has a non-finite entry")
+        except PolicyError as e:
+            raise PolicyError(f"{where}: {e}") from None
+        return q_pi, G, {name: checks.as_tensor(v, f"{where}: info[{name!r}]", ParameterError)
+                         for name, v in info.items()}
+
     def sample_action(self) -> torch.Tensor:
         a = self.agent
         mode, sampling = a.selection.mode, a.selection.sampling  # type: ignore[union-attr]
@@ -506,6 +567,19 @@ class _NumpyRun(_Run):
             g.infer_policies()
         self.agent.qs = self.factors("qs")  # over time, aif's qs is the average over policies under the new q(pi)
         return self.gather("q_pi"), self.gather("G"), {k: self.gather("terms", k) for k in self.agents[0].terms}
+
+    def adopt(self, found: tuple, where: str) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+        """Each ``aif`` agent takes its row of the search's q(pi) and G (``aif.Agent.infer_policies(search=)``, which
+        checks them against its own policies or plan)."""
+        a = self.agent
+        q_pi, G, info = found
+        rows = [np.asarray(torch.as_tensor(x).detach().cpu()) if x is not None else None for x in (q_pi, G)]
+        for g, i in zip(self.agents, np.ndindex(*a.batch_shape), strict=True):
+            q_i, G_i = (None if x is None else x[i] if x.ndim > 1 else x for x in rows)
+            g.infer_policies(search=lambda *_, q=q_i, G=G_i: (q, G, {}))
+        a.qs = self.factors("qs")  # over time, the average over policies under the search's q(pi)
+        return (self.gather("q_pi"), None if G is None else self.gather("G"),
+                {name: checks.as_tensor(v, f"{where}: info[{name!r}]", ParameterError) for name, v in info.items()})
 
     def sample_action(self) -> torch.Tensor:
         for g in self.agents:

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 import aif
+import aif.maths
 from aif.checks import check_joint_size
 from aif.errors import ObservationError, StrategyError
 from aif.inference import by_dependencies
 from aif.strategies import TORCH, StateInference, require
 
 from . import checks
-from .efe import guarded_log
+from .efe import guarded_log, xlogx
 from .model import BeliefModel, sum_leading
 
 
@@ -256,3 +257,43 @@ def infer_states_checked(model: BeliefModel, obs: list, prior: list, method: aif
         check_joint_size(model.num_states, method.max_bytes, "Exact", math.prod(lead))  # the whole batch's
         return exact(logL, log_prior, model.A_dependencies)
     return fixed_point(method, logL, log_prior, model.A_dependencies, trace)
+
+
+def free_energy_terms(model: BeliefModel, obs: Any, qs: list, prior: list | None = None, *,
+                      guard: aif.maths.LogGuard = aif.maths.EXACT, soft_obs: str = aif.inference.MIXTURE
+                      ) -> aif.FreeEnergy:
+    """``aif.free_energy_terms`` in torch, for one belief or a batch: the VFE of beliefs ``qs`` after ``obs``,
+
+        F = neg_entropy + prior_cross_entropy - accuracy
+          = sum_f q_f . ln q_f  -  sum_f q_f . ln p(s_f)  -  sum_m E_q[ln p(o_m | s)],
+
+    each term ``(*lead,)`` (``transition_cross_entropy`` is 0: one step), differentiable in the model and the
+    beliefs.
+
+    Args:
+        model: a ``TabularModel`` (or any ``BeliefModel``).
+        obs: as ``infer_states``.
+        qs: beliefs, one ``(*lead, S_f)`` per factor.
+        prior: the prior the beliefs were inferred from, one ``(*lead, S_f)`` per factor; ``model.prior()`` when
+            absent.
+        guard, soft_obs: the log guard and the soft-observation rule (an inference method's ``guard`` and
+            ``soft_obs``); with the defaults ``.vfe`` is the exact VFE.
+    """
+    aif.maths.check_guard(guard, "guard")
+    ref = model.prior()[0]
+    qs = checks.beliefs(model, qs, "qs")
+    prior = model.prior() if prior is None else checks.beliefs(model, prior)
+    obs = as_obs(model, obs, ref.device, ref.dtype)
+    logL = (model.log_likelihood(obs, guard) if soft_obs == aif.inference.MIXTURE
+            else model.log_likelihood(obs, guard, soft_obs=soft_obs))  # type: ignore[call-arg]
+    neg_entropy = cast(torch.Tensor, sum(xlogx(q, guard).sum(-1) for q in qs))
+    prior_ce = -sum((q * guarded_log(p, guard)).sum(-1) for q, p in zip(qs, prior, strict=True))
+    accuracy = sum(_expected(L, deps, qs) for L, deps in zip(logL, model.A_dependencies, strict=True))
+    return aif.FreeEnergy(neg_entropy, prior_ce, torch.zeros_like(neg_entropy), accuracy)
+
+
+def _expected(L: torch.Tensor, deps: list, qs: list) -> torch.Tensor:
+    """E_q[L] over the factors ``deps``: ``L`` ``(*lead, *S_deps)``, ``qs[f]`` ``(*lead, S_f)`` -> ``(*lead,)``."""
+    axes = "abcdefghijklmnopqrstuvwxyz"[: len(deps)]
+    spec = "..." + axes + "".join(",..." + a for a in axes) + "->..."
+    return torch.einsum(spec, L, *(qs[f] for f in deps))

@@ -226,14 +226,34 @@ def test_policy_search_info_must_keep_its_names_and_shapes():
         rollout(agent, env, 2, seed=0, policy_search=lambda a, qs, rng: (*a.infer_policies(), {"a": np.ones(a.t + 1)}))
 
 
-def test_policy_search_needs_a_callable_and_a_one_step_agent():
+def test_policy_search_needs_a_callable():
     env = TMaze()
     model = env.generative_model()
     with pytest.raises(StrategyError, match="policy_search must be a function"):
         rollout(aif.Agent(model), env, 2, policy_search="efe")
-    over_time = aif.Agent.pymdp_legacy_mmp(model)
-    with pytest.raises(StrategyError, match="one-step inference method, got an agent of MarginalMessagePassing"):
-        rollout(over_time, env, 2, policy_search=default_policy_search)
+    with pytest.raises(StrategyError, match="search must be a function"):
+        agent = aif.Agent(model)
+        agent.infer_states([0, 0, 0])
+        agent.infer_policies(search=3)
+
+
+def test_the_default_search_reproduces_an_agent_over_time_and_a_search_sets_its_beliefs():
+    env = TMaze()
+    model = env.generative_model()
+    plain = rollout(aif.Agent.pymdp_legacy_mmp(model, 2), env, 4, seed=3)
+    searched = rollout(aif.Agent.pymdp_legacy_mmp(model, 2), env, 4, seed=3, policy_search=default_policy_search)
+    np.testing.assert_array_equal(plain.actions, searched.actions)
+    np.testing.assert_allclose(plain.q_pi, searched.q_pi, atol=0)
+    for q, r in zip(plain.qs, searched.qs, strict=True):
+        np.testing.assert_allclose(q, r, atol=0)
+    # a search that puts all weight on one policy: the present belief is that policy's
+    agent = aif.Agent(model, 2, inference=aif.MarginalMessagePassing(), inference_horizon=2)
+    agent.infer_states(env.reset(seed=0)[0])
+    one = np.eye(len(agent.policies))[5]
+    agent.infer_policies(search=lambda a, qs, rng: (one, None, {"n": 1.0}))
+    for q, q_seq in zip(agent.qs, agent.qs_seq, strict=True):
+        np.testing.assert_allclose(q, q_seq[5, agent.present], atol=1e-15)
+    assert agent.terms == {} and agent.G is None and agent.search_info == {"n": 1.0}
 
 
 # ---------------------------------------------------------------- resuming
