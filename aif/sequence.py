@@ -34,6 +34,7 @@ from .checks import (
     check_positive,
     check_prior,
 )
+from .errors import ParameterError
 from .inference import MIXTURE, SOFT_OBS, log_likelihood, on_joint
 from .maths import CLIP, EXACT, LEGACY, LogGuard, check_guard
 from .model import GenerativeModel
@@ -76,6 +77,8 @@ class MarginalMessagePassing(SequenceInference):
     No backward message enters the last two steps of the window (the last one when the policy horizon is
     0): for one-step policies that is SPM's rule (none into the present, ``R = t`` in ``spm_MDP_VB_X``);
     for longer horizons it is pymdp.legacy's (``future_cutoff``), which SPM has no counterpart for.
+    With ``future_cutoff=False`` backward messages enter every step but the last: SPM's rule (``R = S``) for
+    policies that span the whole trial (``MDP.V``; ``infer_trial``).
 
     The free energy per policy is minus SPM's running sum ``F(k)`` over the last iteration (SPM's is the
     negative free energy), taken with the beliefs before their update: ``-sum q . (err / 2)`` at the
@@ -94,6 +97,15 @@ class MarginalMessagePassing(SequenceInference):
         legacy_vfe: halve the likelihood correction in the free energy, as pymdp.legacy's ``run_mmp`` does
             (``q . 0.5 (err - (N - 1)/N lnA)`` where SPM has ``q . (0.5 err - (N - 1)/N lnA)``); only matters
             with several factors.
+        future_cutoff: no backward message into the second-to-last step either (pymdp.legacy's ``future_cutoff``;
+            see above); ``False`` for SPM's policies over the whole trial.
+        early_stop: SPM's convergence test (``spm_MDP_VB_X``, per policy): after an iteration in which the policy's
+            free energy fell by at most exp(-8), iterations 2 to 4 leave its beliefs and ``F`` as they are
+            (recording zero errors); from the fifth on every iteration updates. ``False``: every iteration updates.
+        spm_backward: backward messages as SPM's ``rB = spm_norm(b')``: through the Dirichlet counts ``pB``
+            transposed and normalised when the model has them (the transposed mean ``B`` otherwise; the two agree
+            when the columns of each ``pB[f][..., u]`` have equal totals), normalised exactly (an all-zero column
+            uniform). ``False``: through ``B`` transposed, with 1e-16 added before normalising (pymdp.legacy).
         soft_obs: how a probability-vector observation o enters, as ``aif.FixedPoint.soft_obs``: ``"mixture"``
             ``sum_o o[o] p(o | s)`` (legacy's ``run_mmp``) or ``"expected_log"`` ``exp sum_o o[o] ln p(o | s)``
             (pymdp 1.0's ``distr_obs=True``; exact logs here, as ``guard`` acts on the average). One-hot
@@ -109,14 +121,27 @@ class MarginalMessagePassing(SequenceInference):
     guard: LogGuard = LEGACY
     legacy_vfe: bool = False
     soft_obs: str = MIXTURE
+    future_cutoff: bool = True
+    early_stop: bool = False
+    spm_backward: bool = False
 
     def __post_init__(self):
         check_integer(self.num_iter, "num_iter")
         check_positive(self.tau, "tau")
         check_guard(self.guard, "guard")
         check_choice(self.soft_obs, "MarginalMessagePassing.soft_obs", SOFT_OBS)
+        for name in ("legacy_vfe", "future_cutoff", "early_stop", "spm_backward", "grad_descent"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ParameterError(f"MarginalMessagePassing.{name} must be True or False, "
+                                     f"got {getattr(self, name)!r}")
 
-    def __call__(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record=False):
+    @classmethod
+    def spm(cls) -> "MarginalMessagePassing":
+        """``spm_MDP_VB_X``'s settings for policies over the whole trial: 16 iterations, step 1/4, its convergence
+        test, backward messages into every step but the last, through the counts of B when it is learned."""
+        return cls(num_iter=16, future_cutoff=False, early_stop=True, spm_backward=True)
+
+    def __call__(self, lik, A_deps, trans, B_deps, ln_prior, past_len, record=False, init=None, back=None):
         log = self.guard
         num_factors = len(trans)
         num_policies, num_steps = trans[0].shape[0], trans[0].shape[1] + 1
@@ -126,15 +151,22 @@ class MarginalMessagePassing(SequenceInference):
         readers = [[i for i, deps in enumerate(B_deps) if f in deps] for f in range(num_factors)]
         # no backward message into the last two steps (the last one without a policy horizon): legacy's
         # future_cutoff, SPM's R = t for one-step policies
-        cutoff = max(num_steps - 2, past_len - 1)
+        cutoff = max(num_steps - 2, past_len - 1) if self.future_cutoff else num_steps - 1
+        back = trans if back is None else back  # what the backward messages transpose (trans, or B's counts)
         # SPM subtracts (N - 1)/N of each factor's likelihood term; legacy puts it inside the 1/2
         correction = (num_factors - 1) / num_factors * (0.5 if self.legacy_vfe else 1.0)
-        qs = [np.full((num_policies, num_steps, s), 1.0 / s) for s in num_states]
+        if init is None:
+            qs = [np.full((num_policies, num_steps, s), 1.0 / s) for s in num_states]
+        else:  # the beliefs to start from (SPM carries them from step to step of a trial)
+            qs = [np.array(q, dtype=float) for q in init]
         trace_q = [np.zeros((self.num_iter, *q.shape)) for q in qs] if record else None
         trace_e = [np.zeros((self.num_iter, *q.shape)) for q in qs] if record else None
+        F = change = np.ones(num_policies)  # SPM starts its convergence test at dF = 1
 
         for it in range(self.num_iter):
-            F = np.zeros(num_policies)
+            # SPM's test: a policy whose F fell by at most exp(-8) sits out iterations 2 to 4 (it = 1..3)
+            active = (change > np.exp(-8)) | (it >= 4) if self.early_stop else np.ones(num_policies, dtype=bool)
+            F_before, F = F, np.zeros(num_policies)
             for t in range(num_steps):
                 for f in range(num_factors):
                     sx = qs[f][:, t]  # (P, S_f), the belief before this update
@@ -149,7 +181,8 @@ class MarginalMessagePassing(SequenceInference):
                     if t >= cutoff:
                         bwd, coeff = 0.0, 1.0
                     else:
-                        bwd = sum(_backward(trans[i][:, t], qs, B_deps[i], i, f, t, log) for i in readers[f])
+                        bwd = sum(_backward(back[i][:, t], qs, B_deps[i], i, f, t, log, self.spm_backward)
+                                  for i in readers[f])
                         coeff = 2.0
                     lnq = log(sx)
                     err = coeff * lnA + fwd + bwd - coeff * lnq
@@ -164,9 +197,14 @@ class MarginalMessagePassing(SequenceInference):
                     else:
                         v = np.zeros_like(sx)
                         new = softmax(lnA + fwd + bwd, axis=-1)
+                    if self.early_stop:
+                        new, v = np.where(active[:, None], new, sx), np.where(active[:, None], v, 0.0)
                     qs[f][:, t] = new
                     if record:
                         trace_e[f][it, :, t] = v
+            if self.early_stop:
+                F = np.where(active, F, F_before)
+                change = F_before - F if it > 0 else change  # the fall in F (SPM's dF = F(k) - G(k), its sign)
             if record:
                 for f in range(num_factors):
                     trace_q[f][it] = qs[f]
@@ -209,13 +247,14 @@ class VariationalMessagePassing(SequenceInference):
         check_guard(self.guard, "guard")
         check_choice(self.soft_obs, "VariationalMessagePassing.soft_obs", SOFT_OBS)
 
-    def __call__(self, ln_lik, A_deps, trans, B_deps, ln_prior, past_len, record=False):
+    def __call__(self, ln_lik, A_deps, trans, B_deps, ln_prior, past_len, record=False, init=None):
         log = self.guard
         num_factors = len(trans)
         num_policies, num_steps = trans[0].shape[0], trans[0].shape[1] + 1
         num_states = [B.shape[2] for B in trans]
         ln_B = [log(B) for B in trans]  # (P, L - 1, S_f, *S_deps)
-        qs = [np.full((num_policies, num_steps, s), 1.0 / s) for s in num_states]
+        qs = ([np.full((num_policies, num_steps, s), 1.0 / s) for s in num_states] if init is None
+              else [np.array(q, dtype=float) for q in init])
         trace_q = [np.zeros((self.num_iter, *q.shape)) for q in qs] if record else None
 
         for it in range(self.num_iter):
@@ -272,25 +311,65 @@ def infer_sequence(model: GenerativeModel, obs_window: Any, actions_window: Any,
         the policy posterior as ``softmax(-gamma G - F + ln E)``). With ``return_trace``, a third item.
     """
     method = MarginalMessagePassing() if method is None else require(method, SequenceInference, "method", NUMPY)
+    obs_window = check_obs_window(model, obs_window)
+    policies = check_policies(model, policies, min_horizon=0)
+    actions_window = check_actions(model, actions_window, len(obs_window))
+    # actions of every transition under every policy: (P, L - 1, F)
+    past = np.broadcast_to(actions_window, (policies.shape[0], *actions_window.shape))
+    seq = np.concatenate([past, policies], axis=1).astype(int)
+    return _pass_messages(model, obs_window, seq, prior, method, return_trace)
+
+
+def infer_trial(model: GenerativeModel, obs: Any, policies: Any, init: list | None = None, method: Any = None,
+                return_trace: bool = False) -> tuple:
+    """Beliefs over a whole trial under policies that span it, each with its own past (SPM's ``MDP.V``).
+
+    ``spm_MDP_VB_X`` with sequential policies treats every policy as the trial's whole sequence of actions: at
+    step ``t`` each policy holds beliefs about all ``T`` steps, its transitions into the past are its own actions
+    (not the actions taken), and its ``F`` says how well *that* sequence explains the outcomes so far, so a policy
+    that contradicts what happened loses probability through ``F``. The prior over the first step is ``D``.
+
+    Args:
+        model: the generative model.
+        obs: the ``t + 1 >= 1`` observations so far (each one outcome index or probability vector per modality).
+        policies: ``(P, T - 1, num_factors)`` int, every policy's actions over the trial (``T >= t + 1`` steps).
+        init: beliefs to start the message passing from, ``init[f]`` of shape ``(P, T, S_f)`` (SPM carries them from
+            step to step, softened: ``aif.sequence_control``); uniform when absent.
+        method: ``MarginalMessagePassing.spm()`` (default) or another ``SequenceInference``.
+        return_trace: also return a :class:`SequenceTrace`.
+
+    Returns:
+        ``(qs_seq, F)`` as ``infer_sequence``'s, over the ``T`` steps of the trial (the present is step ``t``): SPM's
+        ``x`` (``MDP.Q`` at the trial's end) and minus its ``F(:, t)``.
+    """
+    method = MarginalMessagePassing.spm() if method is None else require(method, SequenceInference, "method", NUMPY)
+    obs = check_obs_window(model, obs)
+    policies = check_policies(model, policies, min_horizon=0)
+    if policies.shape[1] + 1 < len(obs):
+        raise ParameterError(f"policies span {policies.shape[1] + 1} steps but {len(obs)} observations came")
+    if init is not None:
+        shapes = [(policies.shape[0], policies.shape[1] + 1, s) for s in model.num_states]
+        if len(init) != model.num_factors or any(np.shape(q) != sh for q, sh in zip(init, shapes, strict=False)):
+            raise ParameterError(f"init must hold one array per factor of shapes {shapes}")
+    return _pass_messages(model, obs, policies, None, method, return_trace, init)
+
+
+def _pass_messages(model, obs, seq, prior, method, return_trace, init=None):
+    """The method over ``obs`` (checked) and the per-policy action sequences ``seq`` ``(P, L - 1, F)``."""
     # per modality and step: p(o | s) for MMP (exact logs: its guard acts on the average), ln p(o | s) for VMP
     guard = EXACT if method.averages_likelihood else method.guard
-    lik = [log_likelihood(model, o, guard, method.soft_obs) for o in check_obs_window(model, obs_window)]
+    lik = [log_likelihood(model, o, guard, method.soft_obs) for o in obs]
     if method.averages_likelihood:
         lik = [[np.exp(lnL_m) for lnL_m in lik_t] for lik_t in lik]
-    past_len = len(lik)
-    policies = check_policies(model, policies, min_horizon=0)
-    actions_window = check_actions(model, actions_window, past_len)
-    num_policies = policies.shape[0]
-    prior = check_prior(model, model.D if prior is None else prior, num_policies)
+    prior = check_prior(model, model.D if prior is None else prior, seq.shape[0])
     ln_prior = [method.guard(p) for p in prior]
-
-    # actions of every transition under every policy: (P, L - 1, F)
-    past = np.broadcast_to(actions_window, (num_policies, *actions_window.shape))
-    seq = np.concatenate([past, policies], axis=1).astype(int)
     # B_f[..., u] for each transition and policy: (P, L - 1, S_f, *S_g for g in B_dependencies[f])
     trans = [np.moveaxis(B_f, -1, 0)[seq[..., f]] for f, B_f in enumerate(model.B)]
-    qs, F, trace = method(lik, model.A_dependencies, trans, model.B_dependencies, ln_prior, past_len,
-                          record=return_trace)
+    extra: dict[str, Any] = {} if init is None else {"init": init}
+    if getattr(method, "spm_backward", False) and model.pB is not None:  # SPM's spm_norm(b'): (P, L - 1, ...)
+        extra["back"] = [np.moveaxis(p_f, -1, 0)[seq[..., f]] for f, p_f in enumerate(model.pB)]
+    qs, F, trace = method(lik, model.A_dependencies, trans, model.B_dependencies, ln_prior, len(lik),
+                          record=return_trace, **extra)
     return (qs, F, trace) if return_trace else (qs, F)
 
 
@@ -338,16 +417,23 @@ def _mean_field_vfe(qs, ln_lik, deps, ln_B, B_deps, ln_prior, past_len, log):
     return F
 
 
-def _backward(B, qs, deps, i, f, t, log):
+def _backward(B, qs, deps, i, f, t, log, exact=False):
     """MMP's message to ``s_f`` at step ``t`` from ``s_i`` at ``t + 1`` through ``B`` = ``B_i`` (P, S_i, *S_deps).
 
     ``ln(b q_i,t+1)`` with ``b`` (P, S_f, S_i) the transposed transition, averaged over its other parents'
     beliefs at ``t`` and renormalised over ``s_f`` (SPM's ``spm_norm(b')``, its ``b_t`` when ``deps == [i]``);
-    legacy adds 1e-16 before normalising, which we follow (it also keeps all-zero rows of B defined).
+    legacy adds 1e-16 before normalising, which we follow (it also keeps all-zero rows of B defined); with ``exact``
+    SPM's ``spm_norm``: exact, an all-zero column uniform (the two differ by about 0.1 in the log message to a
+    state that the transition rules out, which moves the free energy of policies that contradict the outcomes).
     """
     B_f = _expect(B, [qs[g][:, t, None] for g in deps], keep=list(deps).index(f))  # (P, S_i, S_f)
-    b = np.swapaxes(B_f, -1, -2) + 1e-16
-    b = b / b.sum(-2, keepdims=True)
+    if exact:
+        b = np.swapaxes(B_f, -1, -2)
+        total = b.sum(-2, keepdims=True)
+        b = np.where(total > 0, b / np.where(total > 0, total, 1.0), 1.0 / b.shape[-2])
+    else:
+        b = np.swapaxes(B_f, -1, -2) + 1e-16
+        b = b / b.sum(-2, keepdims=True)
     return log(np.einsum("pij,pj->pi", b, qs[i][:, t + 1]))
 
 
@@ -359,4 +445,4 @@ def _joint(lik_t, deps, num_states):
     return joint
 
 
-__all__ = ["MarginalMessagePassing", "VariationalMessagePassing", "SequenceTrace", "infer_sequence"]
+__all__ = ["MarginalMessagePassing", "VariationalMessagePassing", "SequenceTrace", "infer_sequence", "infer_trial"]

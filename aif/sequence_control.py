@@ -26,7 +26,7 @@ from message passing rather than plain predictions. With predictions in place of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -45,9 +45,13 @@ from .checks import (
 )
 from .efe import (
     DEFAULT_TERMS,
+    LEGACY_G,
     EFEOptions,
+    Guards,
+    InfoGain,
     Novelty,
     Term,
+    Utility,
     check_counts,
     check_efe_size,
     check_terms,
@@ -59,7 +63,7 @@ from .errors import BeliefError, CallOrderError, ParameterError, PolicyError
 from .maths import softmax
 from .model import GenerativeModel
 from .precision import Precision, update_precision
-from .sequence import infer_sequence
+from .sequence import infer_sequence, infer_trial
 
 VFE_SIGNS = ("spm", "pymdp_legacy")
 
@@ -81,12 +85,24 @@ class SequenceOptions:
             (SPM's ``MDP.beta``; ``aif.precision``) instead of holding the Agent's ``gamma`` fixed; needs
             ``vfe_sign="spm"``. The agent then keeps ``gamma_trace`` (one ``(num_iter,)`` array per step: SPM's
             ``wn``), ``gamma`` (the precision after the last step) and ``aif.dopamine`` of the trace is SPM's ``dn``.
+            With ``policies="moving"`` every policy shares the past, so ``F`` barely separates them and the
+            precision hardly moves (SPM fixes it for its moving policies, ``MDP.U``).
+        policies: ``"moving"``: a policy is the next ``policy_horizon`` actions after the past all policies share
+            (pymdp.legacy; SPM's ``MDP.U``); ``"trial"``: a policy is a sequence over the whole trial, past
+            included (SPM's ``MDP.V``): the Agent's ``policies`` are ``(P, trial_length - 1, num_factors)``, each
+            policy's beliefs cover the trial with its own past actions (``aif.sequence.infer_trial``), its ``F``
+            says how well that sequence explains the outcomes so far, and at step ``t`` it acts ``policies[:, t]``.
+            Needs ``trial_length`` and ``inference_horizon == trial_length``.
+        carry: with ``policies="trial"``, the beliefs each step starts from are the last step's, softened as
+            ``softmax(ln q / carry)`` (SPM's ``MDP.erp``, 4; "resetting of initial states").
     """
 
     prior: str = "policy"
     vfe_sign: str = "spm"
     C_time: str = "absolute"
     precision: Precision | None = None
+    policies: str = "moving"
+    carry: float = 4.0
 
     def __post_init__(self) -> None:
         check_choice(self.prior, "SequenceOptions.prior", ("policy", "average"))
@@ -97,11 +113,27 @@ class SequenceOptions:
         if self.precision is not None and self.vfe_sign != "spm":
             raise ParameterError("SequenceOptions.precision is SPM's update, which weighs F with SPM's sign: "
                                  "it needs vfe_sign='spm'")
+        check_choice(self.policies, "SequenceOptions.policies", ("moving", "trial"))
+        check_positive(self.carry, "SequenceOptions.carry")
 
     @classmethod
     def pymdp_legacy(cls, policy_sep_prior: bool = False) -> "SequenceOptions":
         """pymdp.legacy's Agent with ``inference_algo="MMP"`` and its ``policy_sep_prior`` (default False)."""
         return cls(prior="policy" if policy_sep_prior else "average", vfe_sign="pymdp_legacy", C_time="relative")
+
+    @classmethod
+    def spm(cls, precision: Precision | None = None) -> "SequenceOptions":
+        """SPM's ``spm_MDP_VB_X`` with sequential policies (``MDP.V``): policies over the whole trial, beliefs carried
+        between steps with ``erp = 4``, C by absolute time, and the precision inferred (``Precision()``, beta = 1;
+        pass another, or ``None`` for ``OPTIONS.gamma``'s fixed precision: set the Agent's ``gamma = 1/beta``)."""
+        return cls(policies="trial", precision=Precision() if precision is None else precision)
+
+
+# The EFE of spm_MDP_VB_X: expected utility of ln softmax(C) and spm_MDP_G's information gain about states under the
+# joint outcome, every log as ln(x + exp(-16)) there (ln(x + 1e-16) for C), the states below exp(-16) left out
+SPM_TERMS = (Utility(), InfoGain(joint=True))
+SPM_EFE = EFEOptions(normalize_C=True, guards=replace(Guards.pymdp_legacy(), joint_likelihood=LEGACY_G,
+                                                      outcome=LEGACY_G))
 
 
 def sequence_expected_free_energy(model: GenerativeModel, qs_future: Sequence[np.ndarray], policies: np.ndarray,
@@ -211,6 +243,13 @@ class SequenceCycle:
         if agent.planner is not None:
             raise ParameterError(f"planner = {agent.planner!r} is not supported with an inference method over time "
                                  f"({type(agent.inference).__name__})")
+        self.trial = agent.sequence.policies == "trial"
+        if self.trial and (agent.trial_length is None or agent.policies.shape[1] != agent.trial_length - 1
+                           or agent.inference_horizon != agent.trial_length):
+            raise ParameterError(f"SequenceOptions(policies='trial') needs trial_length T, policies over the whole "
+                                 f"trial (P, T - 1, num_factors) and inference_horizon = T; got trial_length = "
+                                 f"{agent.trial_length}, policies of horizon {agent.policies.shape[1]} and "
+                                 f"inference_horizon = {agent.inference_horizon}")
         P, H = agent.policies.shape[:2]  # each policy's beliefs over the window and the steps ahead
         K = agent.inference_horizon + H
         check_efe_size(agent.model, P, K, agent.efe_terms, agent.efe, rows=K)
@@ -224,12 +263,15 @@ class SequenceCycle:
         if precision is not None:  # every trial starts from the prior: rate beta, gamma = 1 / beta
             self.rate = precision.beta
             a.gamma, a.gamma_trace = 1.0 / precision.beta, []
+        self.beliefs: list | None = None  # with policies over the trial: the beliefs the next step starts from
 
     def infer_states(self, obs: Any) -> list:
         a = self.agent
         if a.trial_length is not None and a.t >= a.trial_length:
             raise CallOrderError(f"the trial has {a.trial_length} observations and this would be observation "
                                  f"{a.t + 1}: call reset() to start a new trial")
+        if self.trial:
+            return self._infer_trial(obs)
         steps_left = a.policy_horizon if a.trial_length is None else a.trial_length - 1 - a.t
         window = (a.obs_window + [obs])[-a.inference_horizon :]
         actions = np.array(a.actions_window[len(a.actions_window) - (len(window) - 1) :], dtype=int)
@@ -241,11 +283,32 @@ class SequenceCycle:
         a.policy_weights = sequence_policy_posterior(np.zeros_like(a.F), a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
         return policy_average([q[:, a.present] for q in a.qs_seq], a.policy_weights)
 
+    def _infer_trial(self, obs: Any) -> list:
+        """SPM's step with policies over the whole trial: every policy's beliefs about all of it, from the last
+        step's softened, with each policy's own past actions."""
+        a = self.agent
+        if self.beliefs is None:  # SPM's x at a trial's start: uniform, the prior (D) at the first step
+            P, L = a.policies.shape[0], a.trial_length
+            self.beliefs = [np.full((P, L, s), 1.0 / s) for s in a.model.num_states]
+            for q, d in zip(self.beliefs, a.prior, strict=True):
+                q[:, 0] = d
+        start = [softmax(a.inference.guard(q) / a.sequence.carry) for q in self.beliefs]
+        window = a.obs_window + [obs]
+        a.qs_seq, a.F = infer_trial(a.model, window, a.policies, start, a.inference)
+        self.beliefs, a.obs_window, a.present = a.qs_seq, window, len(window) - 1
+        a.policy_weights = sequence_policy_posterior(np.zeros_like(a.F), a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
+        return policy_average([q[:, a.present] for q in a.qs_seq], a.policy_weights)
+
+    def choices(self) -> np.ndarray:
+        """The policies' actions from now on, ``(P, H, num_factors)``: the first is the action each would take."""
+        a = self.agent
+        return a.policies[:, a.t :] if self.trial else a.policies
+
     def infer_policies(self) -> tuple[np.ndarray, np.ndarray, dict]:
         a = self.agent
         future = [q[:, a.present :] for q in a.qs_seq]
         C_time = a.t if a.sequence.C_time == "absolute" else 0
-        G, terms = sequence_expected_free_energy(a.model, future, a.policies[:, : future[0].shape[1] - 1],
+        G, terms = sequence_expected_free_energy(a.model, future, self.choices()[:, : future[0].shape[1] - 1],
                                                  a.efe_terms, a.efe, C_time)
         precision = a.sequence.precision
         if precision is None:
@@ -268,7 +331,7 @@ class SequenceCycle:
         """After an action: the prior over the next window's first state (``SequenceOptions.prior``)."""
         a = self.agent
         a.actions_window.append(a.action)
-        if len(a.obs_window) < a.inference_horizon:
+        if self.trial or len(a.obs_window) < a.inference_horizon:
             return a.prior  # the next window still starts the trial: its prior stays the initial one
         first = [q[:, 0] for q in a.qs_seq]  # each policy's belief about this window's first step
         return first if a.sequence.prior == "policy" else policy_average(first, a.q_pi)
@@ -290,5 +353,5 @@ class SequenceCycle:
 
 
 __all__ = ["SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average",
-           "SequenceCycle"]
+           "SequenceCycle", "SPM_TERMS", "SPM_EFE"]
 
