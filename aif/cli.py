@@ -150,15 +150,18 @@ def tmaze_summary_lines(s: dict, steps: int, reward_prob: float, cue_validity: f
     at ``reward_prob`` 0.5 no arm is worth entering). "The condition's arm" is the arm the hidden condition
     names; it pays with ``reward_prob``, so at ``reward_prob`` below 0.5 the other arm is the better one.
     """
-    K = len(s["cue_first"])
-    entered = s["first_arm"] >= 0
-    n = int(entered.sum())
-    head = f"Over {K} trial(s): went to the cue first in {s['cue_first_rate']:.0%}; "
+    from .plotting import tmaze_rates
+
+    rates = tmaze_rates(s)  # name -> (trials that did it, trials it is a share of)
+    cue_first, K = rates["cue first"]
+    correct, n = rates["condition's arm first"]
+    rewarded = rates["rewarded on first arm"][0]
+    head = f"Over {K} trial(s): went to the cue first in {cue_first / K:.0%}; "
     if n == 0:
         arms = f"no trial entered an arm within {steps} step(s)."
     else:
-        arms = (f"{n} entered an arm; of those, {s['correct_arm'][entered].mean():.0%} entered the condition's arm "
-                f"first and {(s['first_arm_reward'][entered] > 0).mean():.0%} were rewarded on the first arm entered.")
+        arms = (f"{n} entered an arm; of those, {correct / n:.0%} entered the condition's arm first "
+                f"and {rewarded / n:.0%} were rewarded on the first arm entered.")
     if cue_validity == 0.5:
         cue = "the cue is uninformative (validity 0.5)"
     elif cue_validity in (0.0, 1.0):

@@ -184,10 +184,25 @@ def _cells(x, name, shape):
     return a
 
 
+def tmaze_rates(summary: Mapping[str, np.ndarray]) -> dict[str, tuple[int, int]]:
+    """The T-maze rates as counts: name -> ``(trials that did it, trials it is a share of)``.
+
+    ``summary`` is ``aif.envs.summarize_tmaze``'s result. ``cue first`` and ``entered an arm`` count over
+    all trials; ``condition's arm first`` and ``rewarded on first arm`` over the trials that entered an arm
+    (a trial that stayed out of the arms is neither right nor wrong about them).
+    """
+    entered = np.asarray(summary["first_arm"]) >= 0
+    K, n = len(entered), int(entered.sum())
+    return {"cue first": (int(np.sum(summary["cue_first"])), K),
+            "entered an arm": (n, K),
+            "condition's arm first": (int(np.sum(np.asarray(summary["correct_arm"])[entered])), n),
+            "rewarded on first arm": (int(np.sum(np.asarray(summary["first_arm_reward"])[entered] > 0)), n)}
+
+
 def plot_tmaze_summary(locations: ArrayLike, conditions: ArrayLike, rewards: ArrayLike,
                        location_names: Sequence[str] = ("centre", "right", "left", "cue"),
                        title: str = "T-maze over trials") -> Figure:
-    """Where the agent went in each T-maze trial, and the rates that sum it up.
+    """Where the agent went in each T-maze trial, and the rates that sum it up (1000x700 pixels at dpi 100).
 
     Args:
         locations: int ``(K, T + 1)``: the location observed at each step of each trial (start included).
@@ -195,15 +210,14 @@ def plot_tmaze_summary(locations: ArrayLike, conditions: ArrayLike, rewards: Arr
         rewards: ``(K, T)``: the reward after each action.
 
     Left: one row per trial, one column per step, coloured by location; the condition is marked at the
-    right. Right: the share of trials that visited the cue first, that entered the arm the condition baits
-    (after the cue), and that were rewarded on the first arm entered.
+    right. Right: ``tmaze_rates``, each bar labelled with its count.
     """
     from .envs.tmaze import summarize_tmaze
 
-    s = summarize_tmaze(locations, conditions, rewards)  # checks the arrays
+    rates = tmaze_rates(summarize_tmaze(locations, conditions, rewards))  # checks the arrays
     locations, conditions = np.asarray(locations), np.asarray(conditions)
     K, T1 = locations.shape
-    fig = _figure(10.0, max(3.5, 0.18 * K + 1.5))
+    fig = _figure(10.0, 7.0)
     ax_grid, ax_rates = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     cmap = ListedColormap(["#dddddd", "#4c72b0", "#dd8452", "#55a868"])
     ax_grid.imshow(locations, cmap=cmap, vmin=-0.5, vmax=3.5, aspect="auto", interpolation="nearest")
@@ -211,19 +225,27 @@ def plot_tmaze_summary(locations: ArrayLike, conditions: ArrayLike, rewards: Arr
     ax_grid.set_ylabel("trial")
     ax_grid.set_xticks(range(T1))
     ax_grid.set_yticks(range(0, K, max(1, K // 10)))
-    for k, c in enumerate(np.asarray(conditions)):
-        ax_grid.text(T1 - 0.4, k, "R" if c == 0 else "L", va="center", fontsize=7)
+    if K <= 40:  # beyond that the letters would overlap
+        for k, c in enumerate(conditions):
+            ax_grid.text(T1 - 0.4, k, "R" if c == 0 else "L", va="center", fontsize=7)
     handles = [ax_grid.bar(0, 0, color=cmap(i), label=n) for i, n in enumerate(location_names)]
-    ax_grid.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.12), ncol=4)
-    ax_grid.set_title("location per step (R/L: reward condition)", fontsize=10)
-    names = ["cue first", "correct arm", "first arm rewarded"]
-    rates = [s["cue_first_rate"], s["correct_arm_rate"], s["first_arm_reward_rate"]]
-    bars = ax_rates.bar(names, rates, color=["#55a868", "#4c72b0", "#c44e52"])
-    ax_rates.bar_label(bars, [f"{r:.2f}" for r in rates])
-    ax_rates.set_ylim(0, 1.1)
-    ax_rates.set_ylabel(f"share of {K} trials")
+    # Above the panel, in one row: beside the data it describes, covering none of it.
+    ax_grid.legend(handles=handles, fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=len(handles),
+                   frameon=False, title="location per step" + (" (R/L at the right: reward condition)"
+                                                               if K <= 40 else ""), title_fontsize=9)
+    names = list(rates)
+    shares = [done / total if total else 0.0 for done, total in rates.values()]
+    y = np.arange(len(names))
+    bars = ax_rates.barh(y, shares, color=["#55a868", "#8172b3", "#4c72b0", "#c44e52"], height=0.6)
+    ax_rates.bar_label(bars, [f" {done}/{total}" if total else " no arm entered" for done, total in rates.values()],
+                       fontsize=9)
+    ax_rates.set_yticks(y, [n if n in ("cue first", "entered an arm") else f"{n}\n(of those in an arm)" for n in names])
+    ax_rates.invert_yaxis()  # first rate on top
+    ax_rates.set_xlim(0, 1.3)  # room for the labels right of a full bar
+    ax_rates.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+    ax_rates.set_xlabel("share of trials")
     fig.suptitle(title)
     return fig
 
 
-__all__ = ["plot_beliefs", "plot_efe_terms", "plot_grid_path", "plot_tmaze_summary"]
+__all__ = ["plot_beliefs", "plot_efe_terms", "plot_grid_path", "plot_tmaze_summary", "tmaze_rates"]

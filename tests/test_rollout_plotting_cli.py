@@ -306,9 +306,23 @@ def test_summarize_and_plot_tmaze():
     np.testing.assert_array_equal(s["correct_arm"], [True, False, True, False])
     np.testing.assert_array_equal(s["first_arm_reward"], [1, -1, 1, 0])
     assert (s["cue_first_rate"], s["correct_arm_rate"], s["first_arm_reward_rate"]) == (0.5, 0.5, 0.5)
+    # Rates as counts: the arm rates are over the 3 trials that entered an arm.
+    assert plotting.tmaze_rates(s) == {"cue first": (2, 4), "entered an arm": (3, 4),
+                                       "condition's arm first": (2, 3), "rewarded on first arm": (2, 3)}
     fig = plotting.plot_tmaze_summary(locations, conditions, rewards)
-    heights = [p.get_height() for p in fig.axes[1].patches]
-    np.testing.assert_allclose(heights, [0.5, 0.5, 0.5])
+    widths = [p.get_width() for p in fig.axes[1].patches]
+    np.testing.assert_allclose(widths, [2 / 4, 3 / 4, 2 / 3, 2 / 3])
+    assert [t.get_text() for t in fig.axes[1].texts] == [" 2/4", " 3/4", " 2/3", " 2/3"]
+    width, height = fig.get_size_inches() * 100  # pixels at the demo's dpi
+    assert (width, height) == (1000, 700)
+    # The legend sits above the trial grid, not below the figure: its box starts at the top of the panel.
+    fig.canvas.draw()
+    legend, grid = fig.axes[0].get_legend().get_window_extent(), fig.axes[0].get_window_extent()
+    assert legend.y0 >= grid.y1 - 1 and legend.y1 <= height
+    # No two bar names overlap, and none reaches into the trial grid.
+    names = [t.get_window_extent() for t in fig.axes[1].get_yticklabels()]
+    assert not any(a.overlaps(b) for i, a in enumerate(names) for b in names[i + 1:])
+    assert min(n.x0 for n in names) > grid.x1
 
 
 # ---------------------------------------------------------------- the command
