@@ -316,7 +316,7 @@ def test_summarize_and_plot_tmaze():
     width, height = fig.get_size_inches() * 100  # pixels at the demo's dpi
     assert (width, height) == (1000, 700)
     # The legend sits above the trial grid, not below the figure: its box starts at the top of the panel.
-    fig.canvas.draw()
+    fig.draw_without_rendering()  # runs the layout, so the extents below are final
     legend, grid = fig.axes[0].get_legend().get_window_extent(), fig.axes[0].get_window_extent()
     assert legend.y0 >= grid.y1 - 1 and legend.y1 <= height
     # No two bar names overlap, and none reaches into the trial grid.
