@@ -514,8 +514,16 @@ class _Learning:
         a.history.append((obs, qs, previous))
         if L.online:
             a.model = L.update(a.model, obs, qs, previous, a.initial_counts)
+            self.refresh_terms()
             del a.history[1:-1]  # online learning needs only the first posterior (D) and the last (B)
         return qs
+
+    def refresh_terms(self) -> None:
+        """After B was learned, the EFE terms made from B are made again from the learned model (``Term.for_model``:
+        ``InductiveCost.from_goals``'s I, as pymdp 1.0's ``infer_parameters`` does)."""
+        a = self.agent
+        if cast(Learning, a.learning).learn_B:
+            a.efe_terms = tuple(t.for_model(a.model) for t in a.efe_terms)
 
     def infer_policies(self) -> tuple[np.ndarray, np.ndarray, dict]:
         return self.inner.infer_policies()
@@ -539,5 +547,6 @@ class _Learning:
             previous = None if previous is None else (steps[t - 1], previous[1])
             a.model = L.update(a.model, obs, qs, previous, a.initial_counts, joint)
         a.model = L.update_initial(a.model, steps[0] if steps else None, a.initial_counts)
+        self.refresh_terms()
         a.history = []
         return a.model

@@ -143,6 +143,11 @@ class Term(ABC):
     key: ClassVar[str]
     sign: ClassVar[float]
 
+    def for_model(self, model: Any) -> "Term":
+        """The term for ``model``'s current parameters: itself, unless it was built from them (an Agent that
+        learns B calls this after each update, e.g. ``InductiveCost.from_goals``'s I is made again)."""
+        return self
+
 
 @dataclass(frozen=True)
 class Utility(Term):
@@ -221,11 +226,21 @@ class InductiveCost(Term):
 
     I: Sequence[Any] = ()
     epsilon: float = 1e-3
+    goals: Sequence[Any] | None = None  # from_goals: the goal states, threshold and depth I was made from
+    threshold: float = 0.1
+    depth: int = 1
     key: ClassVar[str] = "inductive_cost"
     sign: ClassVar[float] = 1.0
 
     def __post_init__(self) -> None:
         check_fraction(self.epsilon, "InductiveCost.epsilon", "(0, 1)")
+
+    def for_model(self, model: Any) -> "InductiveCost":
+        """With ``goals`` (``from_goals``), the term whose I is made from ``model.B`` (pymdp 1.0's ``Agent`` makes I
+        again from the learned B in ``infer_parameters``); a term given its I stays as it is."""
+        if self.goals is None:
+            return self
+        return InductiveCost.from_goals(model, self.goals, self.depth, self.threshold, self.epsilon)
 
     @classmethod
     def from_goals(cls, model: GenerativeModel, H: Sequence[Any], depth: int = 1, threshold: float = 0.1,
@@ -233,10 +248,12 @@ class InductiveCost(Term):
         """The term for goal states ``H`` (one 0/1 vector ``(S_f,)`` per factor) under ``model.B``, with pymdp 1.0's
         ``Agent(use_inductive=True)`` defaults (``inductive_depth``, ``inductive_threshold``,
         ``inductive_epsilon``): ``aif.Agent(model, efe_terms=(*aif.DEFAULT_TERMS, InductiveCost.from_goals(...)))``.
-        Its ``I`` is made from ``model.B`` once; after learning B, make the term again from the learned model."""
+        Its ``I`` is made from ``model.B``; an Agent that learns B makes it again from the learned B after each
+        update (``for_model``)."""
         from .planning.inductive import inductive_matrix  # (planning builds on this module)
 
-        return cls(inductive_matrix(H, model.B, threshold, depth, model.B_dependencies), epsilon)
+        return cls(inductive_matrix(H, model.B, threshold, depth, model.B_dependencies), epsilon,
+                   [np.array(h, float) for h in H], threshold, depth)
 
 
 @dataclass(frozen=True, eq=False)

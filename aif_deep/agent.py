@@ -33,7 +33,7 @@ from aif.agent import (
 )
 from aif.checks import check_index
 from aif.control import enumerate_policies
-from aif.efe import DEFAULT_TERMS, EFEOptions
+from aif.efe import DEFAULT_TERMS, EFEOptions, InductiveCost
 from aif.errors import CallOrderError, ParameterError, PolicyError, StrategyError
 from aif.rollout import as_agent_env
 from aif.sequence_control import SequenceOptions
@@ -387,6 +387,9 @@ class _TorchRun(_Run):
                                      f"(TabularModel.from_aif of a model with {name}, or learn_{name[1]}=False)")
         L.check_model(m.num_modalities, m.num_factors)
         batch, nb = tuple(a.batch_shape), len(m.batch_shape)
+        if L.learn_B and batch and any(isinstance(t, InductiveCost) and t.goals is not None for t in a.efe_terms):
+            raise StrategyError("InductiveCost.from_goals with B learned in torch runs for one agent (batch_shape ()): "
+                                "each agent of a batch would need its own I from its own B")
 
         def grow(xs: list | None) -> list | None:
             return None if xs is None else [x.expand(*batch, *x.shape[nb:]).clone() for x in xs]
@@ -451,6 +454,9 @@ class _TorchRun(_Run):
             changes.update(pB=pB, B=[learning.dirichlet_mean(p, nb) for p in pB])
         if changes:
             a.model = m.replace(**changes)
+        if "pB" in changes:  # the terms made from B, made again from the learned B (aif.Agent's rule)
+            a.efe_terms = tuple(t.for_model(a.model.to_aif()) if isinstance(t, InductiveCost) and t.goals is not None
+                                else t for t in a.efe_terms)
 
     def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
         a = self.agent

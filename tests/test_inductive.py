@@ -227,3 +227,72 @@ def test_legacy_backwards_induction_agrees_on_the_graph_world_but_runs_forwards(
     H = [np.eye(n)[n - 1]]
     np.testing.assert_array_equal(inductive_matrix(H, [B], 0.5, n)[0], np.tril(np.ones((n, n)))[:, ::-1])
     assert backwards_induction(H, [B], [[0]], 0.5, n)[0][:, :-1].sum() == 0
+
+
+def _learnable_corridor():
+    """Three states in a row; the goal is state 2. Moving right (action 1) from state 1 succeeds with probability
+    0.05 in the agent's prior counts (below the threshold 0.1), but always in the world."""
+    B = np.zeros((3, 3, 2))
+    B[:, :, 0] = np.eye(3)
+    B[:, :, 1] = [[0, 0, 0], [1, 0.95, 0], [0, 0.05, 1]]
+    pB = [B * 20 + 1e-3]
+    return GenerativeModel(A=[np.eye(3)], B=[pB[0] / pB[0].sum(0)], C=[np.zeros(3)], D=[np.array([0.0, 1.0, 0.0])],
+                           pB=pB)
+
+
+def _move_right(agent, qs, rng):
+    """A policy search that chooses action 1 (the policies are the one-step actions 0 and 1)."""
+    return np.array([0.0, 1.0]), None, {}
+
+
+def test_an_agent_learning_B_makes_the_inductive_matrix_again_from_the_learned_B():
+    """pymdp 1.0's test_b_learning_updates_inductive_matrix: after B learning, I is generate_I_matrix of the learned
+    B (pymdp's Agent does it in infer_parameters; an aif Agent after each online update and after learn())."""
+    import aif
+
+    model = _learnable_corridor()
+    H = [np.array([0.0, 0.0, 1.0])]
+    term = InductiveCost.from_goals(model, H, depth=3, threshold=0.1)
+    before = term.I[0].copy()
+    np.testing.assert_array_equal(before[1], [0, 0, 1])  # state 1 is not seen to reach the goal in one step
+    for online in (True, False):
+        agent = aif.Agent(model, efe_terms=(*aif.DEFAULT_TERMS, term), learning=aif.Learning(
+            learn_A=False, learn_B=True, lr=50.0, online=online))
+        agent.infer_states([1])
+        agent.infer_policies(search=_move_right)  # move right from state 1, and see the goal
+        agent.sample_action()
+        agent.infer_states([2])
+        if not online:
+            agent.learn()
+        (learned,) = [t for t in agent.efe_terms if isinstance(t, InductiveCost)]
+        expected = inductive_matrix(H, agent.model.B, 0.1, 3)
+        np.testing.assert_array_equal(learned.I[0], expected[0])
+        assert not np.array_equal(learned.I[0], before)  # the learned transition now counts
+        assert learned.epsilon == term.epsilon and learned.depth == 3
+    # a term given its I is not made again
+    fixed = InductiveCost(term.I)
+    assert fixed.for_model(agent.model) is fixed
+
+
+def test_a_torch_agent_learning_B_makes_the_inductive_matrix_again():
+    torch = pytest.importorskip("torch")
+    import aif
+    import aif_deep
+    from aif.errors import StrategyError
+
+    model = _learnable_corridor()
+    H = [np.array([0.0, 0.0, 1.0])]
+    term = InductiveCost.from_goals(model, H, depth=3, threshold=0.1)
+    tm = aif_deep.TabularModel.from_aif(model, dtype=torch.float64)
+    agent = aif_deep.Agent(tm, efe_terms=(*aif.DEFAULT_TERMS, term),
+                           learning=aif.Learning(learn_A=False, learn_B=True, lr=50.0))
+    agent.infer_states([1])
+    agent.infer_policies(search=lambda a, qs, rng: (torch.tensor([0.0, 1.0], dtype=torch.float64), None, {}))
+    assert int(agent.sample_action()[0]) == 1
+    agent.infer_states([2])
+    (learned,) = [t for t in agent.efe_terms if isinstance(t, InductiveCost)]
+    np.testing.assert_array_equal(learned.I[0], inductive_matrix(H, agent.model.to_aif().B, 0.1, 3)[0])
+    assert not np.array_equal(learned.I[0], term.I[0])
+    with pytest.raises(StrategyError, match="runs for one agent"):
+        aif_deep.Agent(tm, batch_shape=(2,), efe_terms=(*aif.DEFAULT_TERMS, term),
+                       learning=aif.Learning(learn_A=False, learn_B=True))
