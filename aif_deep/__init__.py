@@ -5,6 +5,14 @@ The same cycle and names as ``aif`` (``infer_states``, ``expected_free_energy``,
 the model's parameters, with a policy evaluator that shares the computation of common policy prefixes.
 """
 
+try:
+    import torch  # noqa: F401
+except ImportError as e:  # say how to get it, instead of failing deep inside a submodule
+    raise ImportError('aif_deep needs PyTorch: pip install "aif[deep]". On a machine without a GPU, install '
+                      "the CPU build of torch first (pip install torch --index-url "
+                      "https://download.pytorch.org/whl/cpu), or pip pulls a CUDA build of several GB.") from e
+
+from aif import __version__  # one distribution, one version
 from .control import (action_log_probability, action_marginals, action_probabilities, expected_free_energy,
                       expected_outcomes, expected_states, policy_posterior, predict, select_action)
 from .agent import Agent, BatchTrajectory, rollout
@@ -25,6 +33,7 @@ from .training import (DetachCarriedMessage, EncoderFlip, KLWeight, TrainResult,
                        match_classes, sequence_vfe, train, train_best_of)
 
 __all__ = [
+    "__version__",
     "BeliefModel", "TabularModel", "default_device",
     "infer_states", "categorical_modalities",
     "evaluate_policies", "PolicyEvaluator", "expected_free_energy", "policy_posterior", "select_action",
