@@ -1,0 +1,76 @@
+"""The choice likelihood of agents that learn during the task equals aif.Agent's, stepped in NumPy (float64)."""
+
+import numpy as np
+import pytest
+import torch
+
+import aif
+import aif_deep
+from aif.control import selection_probabilities
+from aif.envs import TMaze
+from aif_deep.fit import choice_likelihood
+
+GAMMA, ALPHA = 3.0, 2.0
+
+
+def learning_model():
+    """The T-maze with unknown reward contingencies (pA[1]) and Dirichlet counts for B and D as well."""
+    model = TMaze(0.8).generative_model(learn_A=True, learn_B=True, prior_count=1.0)
+    return model.replace(pD=[2.0 * d + 0.5 for d in model.D])
+
+
+def simulate(model, learning, trials, steps, seed):
+    """aif.Agent with ``learning``, stochastic selection: observations (1, K, T + 1, M), actions (1, K, T, F) and the
+    summed ln p(action) of every choice it made, read from its own selection probabilities as it chose."""
+    env, rng = TMaze(0.8), np.random.default_rng(seed)
+    agent = aif.Agent(model, gamma=GAMMA, alpha=ALPHA, learning=learning, inference=aif.Exact(),
+                      selection=aif.Selection("stochastic", "full"), rng=rng)
+    observations, actions, log_p = [], [], 0.0
+    for _ in range(trials):
+        agent.reset()
+        obs, _ = env.reset(seed=int(rng.integers(2**31 - 1)))
+        trial_obs, trial_act = [obs], []
+        for _ in range(steps):
+            agent.infer_states(obs)
+            agent.infer_policies()
+            probs = selection_probabilities(agent.q_pi, agent.policies, "stochastic", ALPHA, "full")
+            action = agent.sample_action()
+            log_p += np.log(probs[(agent.policies[:, 0] == action).all(-1)].sum())
+            obs, *_ = env.step(int(action[0]))
+            trial_obs.append(obs)
+            trial_act.append(action.copy())
+        observations.append(trial_obs)
+        actions.append(trial_act)
+    return np.array(observations)[None], np.array(actions)[None], log_p
+
+
+@pytest.mark.parametrize("learning", [
+    aif.Learning(lr=0.7, forgetting=0.9, learn_B=False),
+    aif.Learning(lr=0.5, forgetting=0.8, learn_D=True, forget_to_prior=False),
+    aif.Learning(lr=2.0, forgetting=0.95, learn_A=[1], learn_B=[0], mask_zeros=False, lr_B=0.3),
+], ids=["A", "ABD_to_zero", "chosen_unmasked"])
+def test_learning_likelihood_equals_aif_agent(learning):
+    model = learning_model()
+    obs, act, reference = simulate(model, learning, trials=4, steps=3, seed=1)
+    like = choice_likelihood(aif_deep.TabularModel.from_aif(model, device="cpu"), obs, act, gamma=GAMMA,
+                             alpha=ALPHA, inference=aif.Exact(), learning=learning)
+    assert like({}).item() == pytest.approx(reference, abs=1e-10)
+    # Fitted values enter as tensors: the likelihood at the true (lr, forgetting) given as values is the same.
+    values = {"lr": torch.tensor([learning.lr], dtype=torch.float64, requires_grad=True),
+              "forgetting": torch.tensor([learning.forgetting], dtype=torch.float64, requires_grad=True)}
+    ll = like(values)
+    assert ll.item() == pytest.approx(reference, abs=1e-10)
+    grads = torch.autograd.grad(ll.sum(), list(values.values()))
+    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+
+
+def test_learning_parameters_are_refused_without_learning():
+    model = learning_model()
+    obs, act, _ = simulate(model, aif.Learning(), trials=1, steps=2, seed=0)
+    tm = aif_deep.TabularModel.from_aif(model, device="cpu")
+    with pytest.raises(aif.ParameterError, match="lr is a learning parameter"):
+        aif_deep.fit(tm, obs, act, params=("lr",), progress=False)
+    with pytest.raises(aif.StrategyError, match="online=True"):
+        choice_likelihood(tm, obs, act, learning=aif.Learning(online=False))
+    with pytest.raises(aif.ParameterError, match=r"forgetting must be a number or \(1,\) numbers in \(0, 1\]"):
+        choice_likelihood(tm, obs, act, learning=aif.Learning(), forgetting=1.5)
