@@ -31,11 +31,13 @@ import os
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 import aif
 
+RESULTS = Path(__file__).resolve().parent / "results"  # plots go here by default, never the current folder
 SIZES = [(5, 3), (5, 4), (5, 5), (4, 6), (4, 7), (4, 8), (4, 10)]
 BATCHES = [1, 64, 256]
 QUICK_SIZES = [(5, 3), (4, 6)]
@@ -192,7 +194,8 @@ def main(argv=None):
     parser.add_argument("--skip", default="", help="comma-separated libraries to leave out (aif, legacy, jax, deep)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0: torch's default); on a shared machine 1 avoids thread contention")
-    parser.add_argument("--plot", default="benchmarks/bench_evaluator.png", help="where to write the scaling plot")
+    parser.add_argument("--plot", default=str(RESULTS / "bench_evaluator.png"),
+                        help="where to write the scaling plot (default results/bench_evaluator.png; '' none)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     sizes, batches = (QUICK_SIZES, QUICK_BATCHES) if args.quick else (SIZES, BATCHES)

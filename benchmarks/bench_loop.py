@@ -24,12 +24,15 @@ import argparse
 import os
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 import aif
 from aif.envs import GridWorld, TMaze
 from aif.rollout import rollout
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 DEMO_WALLS = ((1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (3, 1), (3, 2), (3, 3), (3, 4), (3, 5), (3, 6),
               (5, 0), (5, 1), (5, 2), (5, 3), (5, 4))
@@ -135,7 +138,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="warm runs per library; the fastest is reported")
     parser.add_argument("--skip-jax", action="store_true", help="leave out pymdp 1.0")
     parser.add_argument("--skip-legacy", action="store_true", help="leave out pymdp.legacy")
-    parser.add_argument("--out", default=None, help="folder for bench_loop.md and bench_loop.png (none by default)")
+    parser.add_argument("--out", default=str(RESULTS),
+                        help="folder for bench_loop.md and bench_loop.png (default benchmarks/results; '' none)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     lengths = [int(s) for s in args.steps.split(",")]
@@ -166,7 +170,7 @@ def main(argv=None):
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "bench_loop.md"), "w") as f:
-            f.write("`python benchmarks/bench_loop.py --out benchmarks/results`\n\n" + "\n".join(lines) + "\n")
+            f.write("`python benchmarks/bench_loop.py`\n\n" + "\n".join(lines) + "\n")
         plot(rows, os.path.join(args.out, "bench_loop.png"))
 
 
