@@ -402,7 +402,7 @@ class Agent:
         """Choose an action vector ``(num_factors,)`` and carry the prior forward."""
         if self.q_pi is None:
             raise CallOrderError("sample_action needs q_pi: call infer_policies() first")
-        policies = self.policies if self.plan is None else self.plan.policies
+        policies = self._cycle.choices() if self.plan is None else self.plan.policies
         mode, sampling = self.selection.mode, self.selection.sampling
         probs = selection_probabilities(self.q_pi, policies, mode, self.alpha, sampling)
         self.action = draw_action(probs, policies, mode, self.rng, sampling)
@@ -467,6 +467,10 @@ class _OneStep:
     def adopt(self, q_pi: np.ndarray) -> None:
         """A search's q(pi) replaced the agent's: nothing to redo from one belief."""
 
+    def choices(self) -> np.ndarray:
+        """The policies' actions from now on (their first is what each would do now): the agent's policies."""
+        return self.agent.policies
+
     def next_prior(self) -> list:
         a = self.agent
         return [q[0] for q in predict_policies(a.model, [q[None] for q in a.qs], a.action[None])]
@@ -530,6 +534,9 @@ class _Learning:
 
     def adopt(self, q_pi: np.ndarray) -> None:
         self.inner.adopt(q_pi)
+
+    def choices(self) -> np.ndarray:
+        return self.inner.choices()
 
     def next_prior(self) -> list:
         return self.inner.next_prior()

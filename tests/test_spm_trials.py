@@ -1,0 +1,223 @@
+"""SPM's precision, habits, preferences and end-of-trial learning, against SPM's own spm_MDP_VB_X run under Octave.
+
+The files in tests/reference/spm/ were written by SPM (SPM12, and the current SPM for preference learning) from the
+scripts beside them (their README says how to remake them); ../shared/reference/spm/vbx_test_1a.mat is pymdp's.
+MATLAB's arrays are 1-based and policy-last: ``MDP.V`` is (T - 1, P, F), ``MDP.Q{f}`` (S, T, P), ``MDP.R`` (P, T),
+``MDP.F`` and ``MDP.G`` (P, T) hold *negative* free energies.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.io import loadmat
+
+import aif
+from aif.errors import BeliefError, ModelError, ParameterError
+from aif.sequence_control import SPM_EFE, SPM_TERMS
+
+HERE = Path(__file__).parent / "reference" / "spm"
+TOL = 1e-8
+
+
+def load(stem):
+    return loadmat(str(HERE / f"{stem}.mat"))
+
+
+def cell(m, key, i):
+    return m[key][0][i]
+
+
+def with_controls(b):
+    """MATLAB drops a trailing singleton axis: B of one control comes back (S, S)."""
+    return b[..., None] if b.ndim == 2 else b
+
+
+def policies_of(m):
+    return np.transpose(m["V"].astype(int) - 1, (1, 0, 2))  # (P, T - 1, F)
+
+
+def observations(m, i):
+    o = cell(m, "o_all", i).astype(int) - 1
+    return [list(o[:, t]) for t in range(o.shape[1])]
+
+
+def per_policy(q):
+    return np.transpose(q, (2, 1, 0))  # SPM's (S, T, P) -> (P, T, S)
+
+
+def test_octave_route_rebuilds_the_shared_vbx_test_1a(spm_file):
+    """make_vbx_test_1a.m under Octave 7.3 and SPM12 gives pymdp's MATLAB file back (its A, B, C, outcomes, actions)."""
+    shared, ours = spm_file("vbx_test_1a"), load("vbx_test_1a_octave")
+    for key in ("xn", "vn"):
+        assert np.abs(ours[key] - shared[key][0][0]).max() < TOL, key
+    assert np.abs(ours["qs"][0][0] - shared["qs"][0][0]).max() < TOL
+    np.testing.assert_array_equal(ours["actions"].ravel(), shared["actions"].ravel())
+
+
+def test_precision_updates_equal_spm_given_its_free_energies():
+    """w, wn, un, R and dn of six trials from SPM's own F and G, with E from the habits learned so far."""
+    m = load("spm_trials")
+    e, beta = m["e0"].ravel(), float(m["beta"].squeeze())
+    for i in range(6):
+        F, G = cell(m, "F", i), cell(m, "G", i)  # negative free energies (P, T)
+        ln_E = np.log(e / e.sum() + 1e-16)  # SPM's spm_log(E)
+        rate, steps = beta, []
+        for t in range(F.shape[1]):
+            steps.append(aif.update_precision(-G[:, t], -F[:, t], ln_E, rate, beta))
+            rate = steps[-1].rate
+        wn = np.concatenate([s.gamma for s in steps])
+        assert np.abs(wn - cell(m, "wn", i).ravel()).max() < TOL
+        assert np.abs(np.array([s.gamma[-1] for s in steps]) - cell(m, "w", i).ravel()).max() < TOL
+        assert np.abs(np.concatenate([s.q_pi_iter for s in steps]).T - cell(m, "un", i)).max() < TOL
+        assert np.abs(np.array([s.q_pi for s in steps]).T - cell(m, "R", i)).max() < TOL
+        assert np.abs(aif.dopamine(wn) - cell(m, "dn", i).ravel()).max() < TOL
+        e = cell(m, "e", i).ravel()
+
+
+def test_end_of_trial_learning_equals_spm_over_six_trials_with_a_reversal():
+    """a, b, d, e after each trial from SPM's beliefs (MDP.Q, MDP.R), learning rate eta = 1/2, d without it."""
+    m = load("spm_trials")
+    counts = {"pA": [cell(m, "a0", g) for g in range(2)], "pB": [with_controls(cell(m, "b0", f)) for f in range(2)],
+              "pD": [cell(m, "d0", f).ravel() for f in range(2)], "pE": m["e0"].ravel()}
+    policies, eta = policies_of(m), float(m["eta"].squeeze())
+    for i in range(6):
+        qs = [per_policy(cell(m, "Qx1", i)), per_policy(cell(m, "Qx2", i))]
+        q_pi = cell(m, "R", i).T
+        new = aif.learn_trial(counts, observations(m, i), qs, q_pi, policies, lr=eta, lr_D=1.0)
+        expected = {"pA": [cell(m, "a1", i), cell(m, "a2", i)],
+                    "pB": [with_controls(cell(m, "b1", i)), with_controls(cell(m, "b2", i))],
+                    "pD": [cell(m, "d1", i).ravel(), cell(m, "d2", i).ravel()], "pE": [cell(m, "e", i).ravel()]}
+        for name, arrays in expected.items():
+            got = new[name] if name != "pE" else [new[name]]
+            assert max(np.abs(a - b).max() for a, b in zip(got, arrays, strict=True)) < TOL, (i, name)
+        # SPM's X (the beliefs averaged with the last step's q(pi)) is what A and D learn from
+        assert np.abs(np.einsum("p,pts->st", q_pi[-1], qs[1]) - cell(m, "X2", i)).max() < TOL
+        counts = new
+    # the reversal: after three trials in the second context, the agent believes in it at the start of the trial
+    assert cell(m, "X2", 5)[1, 0] > 0.5 > cell(m, "X2", 2)[1, 0]
+
+
+def test_preference_learning_equals_the_current_spm():
+    """c after each of three trials and the C SPM scored with (ln softmax(psi(c + 1/32))), from the current SPM."""
+    m = load("spm_preferences")
+    pC = [np.repeat(cell(m, "c0", g).reshape(-1, 1), 3, axis=1) for g in range(2)]  # SPM's c, one column per step
+    eta = float(m["eta"].squeeze())
+    for i in range(3):
+        C = aif.preferences_from_counts(pC)
+        assert max(np.abs(C[g] - cell(m, f"C{g + 1}", i)).max() for g in range(2)) < TOL
+        pC = aif.update_C(pC, observations(m, i), lr=eta)
+        assert max(np.abs(pC[g] - cell(m, f"c{g + 1}", i)).max() for g in range(2)) < TOL
+
+
+def spm_agent(model, policies, T):
+    return aif.Agent(model, policies=policies, inference=aif.MarginalMessagePassing.spm(), inference_horizon=T,
+                     trial_length=T, efe_terms=SPM_TERMS, efe=SPM_EFE, sequence=aif.SequenceOptions.spm())
+
+
+def take(agent, action):
+    """SPM's fixed MDP.u: the action taken is given, not chosen (what sample_action does after choosing)."""
+    agent.action = np.asarray(action)
+    agent.prior = agent._cycle.next_prior()
+    agent.t += 1
+
+
+def test_the_agent_replays_spm_trials_step_by_step():
+    """Agent(policies over the trial, MarginalMessagePassing.spm(), SequenceOptions.spm()) over four SPM trials (habits
+    and B learned between them with learn_trial, a reversal at trial 3): F, G, q(pi), the precision and dopamine
+    traces, each policy's beliefs and their average equal SPM's at every step."""
+    m = load("spm_inference")
+    A, C = [cell(m, "A", g) for g in range(2)], [cell(m, "C", g) for g in range(2)]
+    D = [cell(m, "D", f).ravel() for f in range(2)]
+    pB, e = [with_controls(cell(m, "b0", f)) for f in range(2)], m["e0"].ravel()
+    policies, eta, T = policies_of(m), float(m["eta"].squeeze()), 3
+    worst: dict[str, float] = {}
+    spread = 0.0  # how far the precision moved within a trial
+    for i in range(4):
+        agent = spm_agent(aif.GenerativeModel(A=A, B=None, pB=pB, C=C, D=D, E=e / e.sum()), policies, T)
+        obs, u = observations(m, i), cell(m, "u_all", i).astype(int) - 1
+        F, G, q_pi = [], [], []
+        for t in range(T):
+            agent.infer_states(obs[t])
+            q, g = agent.infer_policies()
+            F.append(agent.F), G.append(g), q_pi.append(q)
+            if t < T - 1:
+                take(agent, u[:, t])
+        wn = np.concatenate(agent.gamma_trace)
+        spread = max(spread, float(np.ptp(wn)))
+        X = np.einsum("p,pts->st", agent.policy_weights, agent.qs_seq[0])
+        for name, ours, theirs in (("F", -np.array(F).T, cell(m, "F", i)), ("G", -np.array(G).T, cell(m, "G", i)),
+                                   ("R", np.array(q_pi).T, cell(m, "R", i)), ("wn", wn, cell(m, "wn", i).ravel()),
+                                   ("dn", aif.dopamine(wn), cell(m, "dn", i).ravel()),
+                                   ("w", agent.gamma, cell(m, "w", i)[0, -1]),
+                                   ("Q", agent.qs_seq[1], per_policy(cell(m, "Qx2", i))), ("X", X, cell(m, "X1", i))):
+            worst[name] = max(worst.get(name, 0.0), float(np.abs(ours - theirs).max()))
+        new = aif.learn_trial({"pB": pB, "pE": e}, obs, agent.qs_seq, np.array(q_pi), policies, lr=eta)
+        pB, e = new["pB"], new["pE"]
+        assert np.abs(pB[0] - with_controls(cell(m, "b1", i))).max() < TOL
+        assert np.abs(e - cell(m, "e", i).ravel()).max() < TOL
+    assert max(worst.values()) < TOL, worst
+    assert spread > 0.4  # the precision moved (0.85 to 1.3 in the trials that visit the cue)
+
+
+def test_habits_are_the_prior_over_policies_and_grow_with_the_chosen_ones():
+    q_pi = np.array([0.7, 0.2, 0.1])
+    pE = aif.update_E(np.ones(3), q_pi, lr=2.0)
+    np.testing.assert_allclose(pE, [2.4, 1.4, 1.2])
+    np.testing.assert_allclose(aif.update_E(pE, q_pi, forgetting=0.5), 0.5 * pE + q_pi)
+    # with nothing else to tell them apart, q(pi) is the habit E itself, at any precision
+    step = aif.update_precision(np.zeros(3), np.zeros(3), np.log(pE / pE.sum()), rate=0.5)
+    np.testing.assert_allclose(step.q_pi, pE / pE.sum())
+    assert step.rate == pytest.approx(0.5 + (1.0 - 0.5) * (1 - 0.5**16))  # no evidence: rate relaxes to beta
+
+
+def test_precision_with_moving_policies_is_the_same_update_on_the_agents_g_and_f():
+    env = aif.envs.TMaze()
+    agent = aif.Agent(env.generative_model(), policy_horizon=2, inference=aif.MarginalMessagePassing(),
+                      inference_horizon=3, trial_length=3, sequence=aif.SequenceOptions(precision=aif.Precision(2.0)))
+    obs, _ = env.reset(seed=0)
+    agent.infer_states(obs)
+    q_pi, G = agent.infer_policies()
+    step = aif.update_precision(G, agent.F, 0.0, rate=2.0, beta=2.0)
+    np.testing.assert_allclose(q_pi, step.q_pi, atol=1e-14)
+    assert agent.gamma == pytest.approx(1.0 / step.rate) and len(agent.gamma_trace) == 1
+    agent.reset()
+    assert agent.gamma == 0.5 and agent.gamma_trace == []
+
+
+def test_bad_settings_and_inputs_are_refused():
+    with pytest.raises(ParameterError, match="Precision.beta"):
+        aif.Precision(beta=0.0)
+    with pytest.raises(ParameterError, match="vfe_sign='spm'"):
+        aif.SequenceOptions(precision=aif.Precision(), vfe_sign="pymdp_legacy")
+    with pytest.raises(ParameterError, match="SequenceOptions.policies"):
+        aif.SequenceOptions(policies="sequential")
+    with pytest.raises(ParameterError, match="G and F"):
+        aif.update_precision(np.zeros(3), np.zeros(2), 0.0, 1.0)
+    with pytest.raises(ParameterError, match="non-finite"):
+        aif.update_precision(np.array([0.0, np.nan]), np.zeros(2), 0.0, 1.0)
+    with pytest.raises(ParameterError, match="at least two"):
+        aif.dopamine([1.0])
+    with pytest.raises(ModelError, match="columns"):
+        aif.update_C([np.ones((3, 4))], [[0], [1]])
+    with pytest.raises(BeliefError, match=r"\(T, P\)"):
+        aif.learn_trial({"pE": np.ones(2)}, [[0]], [np.full((2, 2, 2), 0.5)], np.full((1, 2), 0.5),
+                        np.zeros((2, 0, 1), int))
+    with pytest.raises(ParameterError, match="unknown keys"):
+        aif.learn_trial({"pZ": []}, [[0]], [np.full((2, 1, 2), 0.5)], np.full((1, 2), 0.5), np.zeros((2, 0, 1), int))
+    model = aif.envs.TMaze().generative_model()
+    with pytest.raises(ParameterError, match="policies over the whole trial"):
+        aif.Agent(model, policy_horizon=1, inference=aif.MarginalMessagePassing(), inference_horizon=3, trial_length=3,
+                  sequence=aif.SequenceOptions.spm())
+
+
+def test_example_spm_reversal_quick(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "spm_reversal.png"
+    subprocess.run([sys.executable, str(root / "examples" / "spm_reversal.py"), "--quick", "--out", str(out)],
+                   check=True, cwd=root, timeout=120)
+    assert out.stat().st_size > 10_000
