@@ -433,6 +433,8 @@ class _OneStep:
     computed): the inference strategy on ``ln A[o]`` and ``ln prior``, ``G`` of the agent's policies
     (``prefix_tree_efe``) or the planner's ``Plan``, q(pi), and one step of ``B`` for the next prior."""
 
+    trial = False  # one belief, not SPM's policies over a trial (SequenceCycle.trial)
+
     def __init__(self, agent: Agent) -> None:
         a = self.agent = agent
         check_counts(a.model, a.efe_terms)
@@ -543,6 +545,10 @@ class _Learning:
 
     def learn(self) -> GenerativeModel:
         a, L = self.agent, cast(Learning, self.agent.learning)
+        if self.inner.trial:  # policies over the trial: SPM's learning at its end
+            a.model = self.inner.learn_trial([obs for obs, _, _ in a.history], a.initial_counts)
+            a.history = []
+            return a.model
         steps = self.inner.final_beliefs([qs for _, qs, _ in a.history])
         joints: list = [None] * len(steps)
         if L.smoothing and len(steps) > 1:

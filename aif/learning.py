@@ -402,7 +402,8 @@ def preferences_from_counts(pC: Sequence[ArrayLike]) -> list:
 def learn_trial(counts: dict, obs: Sequence[Sequence[Any]], qs_policies: Sequence[ArrayLike], q_pi: ArrayLike,
                 policies: ArrayLike, *, lr: float = 1.0, lr_D: float = 1.0, forgetting: float = 1.0,
                 A_dependencies: Sequence[Sequence[int]] | None = None,
-                B_dependencies: Sequence[Sequence[int]] | None = None, mask_zeros: bool = True) -> dict:
+                B_dependencies: Sequence[Sequence[int]] | None = None, mask_zeros: bool = True,
+                prior: dict | None = None) -> dict:
     """SPM's learning at the end of a trial (``spm_MDP_VB_X``, after its last step), from each policy's beliefs.
 
     With ``X_t = sum_pi q_T(pi) q(s_t | pi)`` (the beliefs averaged with the last step's q(pi), SPM's ``X``)::
@@ -429,6 +430,8 @@ def learn_trial(counts: dict, obs: Sequence[Sequence[Any]], qs_policies: Sequenc
         lr: learning rate (SPM's ``eta``); lr_D: the rate of ``pD``; forgetting: in (0, 1].
         A_dependencies, B_dependencies: as the model's (all factors, and each factor its own, by default).
         mask_zeros: zero counts stay zero (SPM).
+        prior: counts that forgetting decays towards, under the keys of ``counts`` (towards zero when absent), as
+            ``update_A``'s ``prior``.
 
     Returns:
         a dict with the new counts under the keys given.
@@ -451,6 +454,8 @@ def learn_trial(counts: dict, obs: Sequence[Sequence[Any]], qs_policies: Sequenc
     if len(obs) != T:
         raise ParameterError(f"obs has {len(obs)} observations but the beliefs cover {T} steps")
     X = [[q_pi[-1] @ q[:, t] for q in qs] for t in range(T)]  # (S_f,) per step and factor
+    prior = {} if prior is None else prior
+    towards = {name: _prior(prior.get(name), len(counts[name])) for name in ("pA", "pB") if name in counts}
     out: dict[str, Any] = {}
     if "pA" in counts:
         pA = checks.check_count_list(counts["pA"], "pA")
@@ -462,7 +467,7 @@ def learn_trial(counts: dict, obs: Sequence[Sequence[Any]], qs_policies: Sequenc
                 o_m = checks.check_outcome(checks.check_obs_list(o, len(pA), "pA")[m], p.shape[0], m)
                 o_m = np.eye(p.shape[0])[o_m] if isinstance(o_m, int) else o_m
                 evidence += outer([o_m, *[X[t][g] for g in deps[m]]])
-            new.append(_add(p, evidence, lr, forgetting, None, mask_zeros, f"pA[{m}]"))
+            new.append(_add(p, evidence, lr, forgetting, towards["pA"][m], mask_zeros, f"pA[{m}]"))
         out["pA"] = new
     if "pB" in counts:
         pB = checks.check_count_list(counts["pB"], "pB")
@@ -474,14 +479,14 @@ def learn_trial(counts: dict, obs: Sequence[Sequence[Any]], qs_policies: Sequenc
                 for k in range(P):  # each policy's own transition, under its own action
                     pair = outer([qs[f][k, t], *[qs[g][k, t - 1] for g in deps[f]]])
                     evidence[..., policies[k, t - 1, f]] += q_pi[t, k] * pair
-            new.append(_add(p, evidence, lr, forgetting, None, mask_zeros, f"pB[{f}]"))
+            new.append(_add(p, evidence, lr, forgetting, towards["pB"][f], mask_zeros, f"pB[{f}]"))
         out["pB"] = new
     if "pC" in counts:
-        out["pC"] = update_C(counts["pC"], obs, lr, forgetting, mask_zeros=mask_zeros)
+        out["pC"] = update_C(counts["pC"], obs, lr, forgetting, mask_zeros=mask_zeros, prior=prior.get("pC"))
     if "pD" in counts:
-        out["pD"] = update_D(counts["pD"], X[0], lr_D, forgetting, mask_zeros=mask_zeros)
+        out["pD"] = update_D(counts["pD"], X[0], lr_D, forgetting, mask_zeros=mask_zeros, prior=prior.get("pD"))
     if "pE" in counts:
-        out["pE"] = update_E(counts["pE"], q_pi[-1], lr, forgetting)
+        out["pE"] = update_E(counts["pE"], q_pi[-1], lr, forgetting, prior=prior.get("pE"))
     return out
 
 
@@ -518,7 +523,11 @@ class Learning(Learner):
     With an inference method over time (``MarginalMessagePassing``, ``VariationalMessagePassing``), online
     learning uses each step's belief about the present (averaged over policies) and offline learning replays the
     episode from the beliefs held at ``learn()``: the steps the last window covers from its policy-averaged
-    beliefs about them, so with a window as long as the trial, learning at the end of it is SPM's.
+    beliefs about them. With SPM's policies over the whole trial (``SequenceOptions(policies="trial")``), offline
+    learning at the trial's end is ``spm_MDP_VB_X``'s (``learn_trial``): A and D from the beliefs averaged with the
+    last q(pi) (SPM adds D's without its learning rate: ``lr_D=1``), B from each policy's own pairwise beliefs
+    weighted by the q(pi) of each step (not from the averaged beliefs, which the two agree with only when the
+    policies agree about each transition).
     """
 
     lr: float = 1.0

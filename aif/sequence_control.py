@@ -60,6 +60,7 @@ from .efe import (
     step_terms,
 )
 from .errors import BeliefError, CallOrderError, ParameterError, PolicyError
+from .learning import learn_trial
 from .maths import softmax
 from .model import GenerativeModel
 from .precision import Precision, update_precision
@@ -264,6 +265,7 @@ class SequenceCycle:
             self.rate = precision.beta
             a.gamma, a.gamma_trace = 1.0 / precision.beta, []
         self.beliefs: list | None = None  # with policies over the trial: the beliefs the next step starts from
+        self.q_pi_steps: list = []  # with policies over the trial: q(pi) at each step (SPM's u(:, t))
 
     def infer_states(self, obs: Any) -> list:
         a = self.agent
@@ -297,6 +299,7 @@ class SequenceCycle:
         a.qs_seq, a.F = infer_trial(a.model, window, a.policies, start, a.inference)
         self.beliefs, a.obs_window, a.present = a.qs_seq, window, len(window) - 1
         a.policy_weights = sequence_policy_posterior(np.zeros_like(a.F), a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
+        self.q_pi_steps = self.q_pi_steps[: a.present] + [a.policy_weights]
         return policy_average([q[:, a.present] for q in a.qs_seq], a.policy_weights)
 
     def choices(self) -> np.ndarray:
@@ -326,6 +329,8 @@ class SequenceCycle:
         a = self.agent
         a.policy_weights = q_pi
         a.qs = policy_average([q[:, a.present] for q in a.qs_seq], q_pi)
+        if self.trial:
+            self.q_pi_steps[a.present] = q_pi
 
     def next_prior(self) -> list:
         """After an action: the prior over the next window's first state (``SequenceOptions.prior``)."""
@@ -350,6 +355,31 @@ class SequenceCycle:
 
     def learn(self) -> Any:
         raise ParameterError("learn() needs Learning settings: Agent(..., learning=aif.Learning(...))")
+
+    def learn_trial(self, observations: list, initial: dict) -> GenerativeModel:
+        """With policies over the trial, the Agent's ``Learning`` at the trial's end is SPM's (``aif.learn_trial``):
+        A and D from the beliefs averaged with the last q(pi), B from each policy's own pairwise beliefs weighted by
+        the q(pi) of each step. ``observations``: the trial's; ``initial``: the counts forgetting decays towards."""
+        a = self.agent
+        L = a.learning
+        if a.qs_seq is None or a.present != a.trial_length - 1:
+            raise CallOrderError(f"learning with policies over the trial happens at its end: {a.t + 1} of "
+                                 f"{a.trial_length} observations so far")
+        model, q_pi = a.model, np.array(self.q_pi_steps)
+        towards = initial if L.forget_to_prior else {}
+        for name, lr in (("A", L.rate("A")), ("B", L.rate("B")), ("D", L.rate("D"))):
+            which = L.chosen(name)
+            if which is not None and len(which) == 0:
+                continue
+            key = f"p{name}"
+            old = getattr(model, key)
+            new = learn_trial({key: old}, observations, a.qs_seq, q_pi, a.policies, lr=lr, lr_D=lr,
+                              forgetting=L.forgetting, A_dependencies=model.A_dependencies,
+                              B_dependencies=model.B_dependencies, mask_zeros=L.mask_zeros,
+                              prior={key: towards[key]} if towards.get(key) is not None else None)[key]
+            kept = [n if which is None or i in which else o for i, (n, o) in enumerate(zip(new, old, strict=True))]
+            model = model.replace(**{key: kept, name: None})
+        return model
 
 
 __all__ = ["SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average",

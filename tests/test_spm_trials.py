@@ -17,7 +17,7 @@ import pytest
 from scipy.io import loadmat
 
 import aif
-from aif.errors import BeliefError, ModelError, ParameterError
+from aif.errors import BeliefError, CallOrderError, ModelError, ParameterError
 from aif.sequence_control import SPM_EFE, SPM_TERMS
 
 HERE = Path(__file__).parent / "reference" / "spm"
@@ -114,9 +114,10 @@ def test_preference_learning_equals_the_current_spm():
         assert max(np.abs(pC[g] - cell(m, f"c{g + 1}", i)).max() for g in range(2)) < TOL
 
 
-def spm_agent(model, policies, T):
+def spm_agent(model, policies, T, learning=None):
     return aif.Agent(model, policies=policies, inference=aif.MarginalMessagePassing.spm(), inference_horizon=T,
-                     trial_length=T, efe_terms=SPM_TERMS, efe=SPM_EFE, sequence=aif.SequenceOptions.spm())
+                     trial_length=T, efe_terms=SPM_TERMS, efe=SPM_EFE, sequence=aif.SequenceOptions.spm(),
+                     learning=learning)
 
 
 def take(agent, action):
@@ -127,9 +128,9 @@ def take(agent, action):
 
 
 def test_the_agent_replays_spm_trials_step_by_step():
-    """Agent(policies over the trial, MarginalMessagePassing.spm(), SequenceOptions.spm()) over four SPM trials (habits
-    and B learned between them with learn_trial, a reversal at trial 3): F, G, q(pi), the precision and dopamine
-    traces, each policy's beliefs and their average equal SPM's at every step."""
+    """Agent(policies over the trial, MarginalMessagePassing.spm(), SequenceOptions.spm()) over four SPM trials (B
+    learned at each trial's end by the Agent's Learning, habits by update_E, a reversal at trial 3): F, G, q(pi), the
+    precision and dopamine traces, each policy's beliefs, their average and the learned counts equal SPM's."""
     m = load("spm_inference")
     A, C = [cell(m, "A", g) for g in range(2)], [cell(m, "C", g) for g in range(2)]
     D = [cell(m, "D", f).ravel() for f in range(2)]
@@ -138,7 +139,8 @@ def test_the_agent_replays_spm_trials_step_by_step():
     worst: dict[str, float] = {}
     spread = 0.0  # how far the precision moved within a trial
     for i in range(4):
-        agent = spm_agent(aif.GenerativeModel(A=A, B=None, pB=pB, C=C, D=D, E=e / e.sum()), policies, T)
+        agent = spm_agent(aif.GenerativeModel(A=A, B=None, pB=pB, C=C, D=D, E=e / e.sum()), policies, T,
+                          aif.Learning(lr=eta, online=False, learn_A=False))
         obs, u = observations(m, i), cell(m, "u_all", i).astype(int) - 1
         F, G, q_pi = [], [], []
         for t in range(T):
@@ -156,9 +158,9 @@ def test_the_agent_replays_spm_trials_step_by_step():
                                    ("w", agent.gamma, cell(m, "w", i)[0, -1]),
                                    ("Q", agent.qs_seq[1], per_policy(cell(m, "Qx2", i))), ("X", X, cell(m, "X1", i))):
             worst[name] = max(worst.get(name, 0.0), float(np.abs(ours - theirs).max()))
-        new = aif.learn_trial({"pB": pB, "pE": e}, obs, agent.qs_seq, np.array(q_pi), policies, lr=eta)
-        pB, e = new["pB"], new["pE"]
-        assert np.abs(pB[0] - with_controls(cell(m, "b1", i))).max() < TOL
+        e = aif.update_E(e, q_pi[-1], lr=eta)
+        pB = agent.learn().pB
+        assert max(np.abs(pB[f] - with_controls(cell(m, f"b{f + 1}", i))).max() for f in range(2)) < TOL
         assert np.abs(e - cell(m, "e", i).ravel()).max() < TOL
     assert max(worst.values()) < TOL, worst
     assert spread > 0.4  # the precision moved (0.85 to 1.3 in the trials that visit the cue)
@@ -209,6 +211,14 @@ def test_bad_settings_and_inputs_are_refused():
                         np.zeros((2, 0, 1), int))
     with pytest.raises(ParameterError, match="unknown keys"):
         aif.learn_trial({"pZ": []}, [[0]], [np.full((2, 1, 2), 0.5)], np.full((1, 2), 0.5), np.zeros((2, 0, 1), int))
+    m = load("spm_inference")
+    spm_model = aif.GenerativeModel(A=[cell(m, "A", g) for g in range(2)], B=None,
+                                    pB=[with_controls(cell(m, "b0", f)) for f in range(2)],
+                                    C=[cell(m, "C", g) for g in range(2)], D=[cell(m, "D", f).ravel() for f in range(2)])
+    agent = spm_agent(spm_model, policies_of(m), 3, aif.Learning(online=False, learn_A=False))
+    agent.infer_states(observations(m, 0)[0])
+    with pytest.raises(CallOrderError, match="at its end: 1 of 3"):
+        agent.learn()
     model = aif.envs.TMaze().generative_model()
     with pytest.raises(ParameterError, match="policies over the whole trial"):
         aif.Agent(model, policy_horizon=1, inference=aif.MarginalMessagePassing(), inference_horizon=3, trial_length=3,
