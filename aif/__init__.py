@@ -25,9 +25,9 @@ from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNorm, LevelEvidenc
 from .model import GenerativeModel, random_model
 from .precision import Precision, PrecisionStep, dopamine, update_precision
 from .rollout import Carry, Trajectory, default_policy_search, rollout
-from .sequence import MarginalMessagePassing, SequenceTrace, VariationalMessagePassing, infer_sequence
-from .sequence_control import (SequenceOptions, policy_average, sequence_expected_free_energy,
-                               sequence_policy_posterior)
+from .sequence import MarginalMessagePassing, SequenceTrace, VariationalMessagePassing, infer_sequence, infer_trial
+from .sequence_control import (SPM_EFE, SPM_TERMS, SequenceOptions, neuronal_responses, policy_average,
+                               sequence_expected_free_energy, sequence_policy_posterior)
 
 __version__ = "0.1.0"
 
@@ -48,7 +48,8 @@ __all__ = [
     "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT",
     "prune_model", "level_evidence", "prune_by_evidence", "LevelEvidence",
     "labels", "compile_model", "LabelledModel", "actions", "ActionFactors",
-    "MarginalMessagePassing", "VariationalMessagePassing", "infer_sequence", "SequenceTrace",
+    "MarginalMessagePassing", "VariationalMessagePassing", "infer_sequence", "infer_trial", "SequenceTrace",
+    "neuronal_responses", "SPM_TERMS", "SPM_EFE",
     "SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average",
     "rollout", "Trajectory", "Carry", "default_policy_search", "envs", "planning", "io", "utils",
     "save_model", "load_model", "save_agent", "load_agent", "FormatError",

@@ -64,7 +64,7 @@ from .learning import learn_trial
 from .maths import softmax
 from .model import GenerativeModel
 from .precision import Precision, update_precision
-from .sequence import infer_sequence, infer_trial
+from .sequence import SequenceTrace, infer_sequence, infer_trial
 
 VFE_SIGNS = ("spm", "pymdp_legacy")
 
@@ -96,6 +96,10 @@ class SequenceOptions:
             Needs ``trial_length`` and ``inference_horizon == trial_length``.
         carry: with ``policies="trial"``, the beliefs each step starts from are the last step's, softened as
             ``softmax(ln q / carry)`` (SPM's ``MDP.erp``, 4; "resetting of initial states").
+        record: keep what SPM plots as neuronal responses: ``agent.traces``, the message passing's
+            ``SequenceTrace`` of each step (beliefs and prediction errors per iteration and policy), and with
+            ``precision`` ``agent.q_pi_trace``, q(pi) at each of its iterations per step; ``neuronal_responses``
+            turns them into SPM's ``xn``, ``vn`` and ``un``.
     """
 
     prior: str = "policy"
@@ -104,6 +108,7 @@ class SequenceOptions:
     precision: Precision | None = None
     policies: str = "moving"
     carry: float = 4.0
+    record: bool = False
 
     def __post_init__(self) -> None:
         check_choice(self.prior, "SequenceOptions.prior", ("policy", "average"))
@@ -116,6 +121,8 @@ class SequenceOptions:
                                  "it needs vfe_sign='spm'")
         check_choice(self.policies, "SequenceOptions.policies", ("moving", "trial"))
         check_positive(self.carry, "SequenceOptions.carry")
+        if not isinstance(self.record, (bool, np.bool_)):
+            raise ParameterError(f"SequenceOptions.record must be True or False, got {self.record!r}")
 
     @classmethod
     def pymdp_legacy(cls, policy_sep_prior: bool = False) -> "SequenceOptions":
@@ -226,6 +233,34 @@ def policy_average(qs_t: Sequence[np.ndarray], q_pi: ArrayLike) -> list[np.ndarr
     return [q_pi @ q for q in qs_t]
 
 
+def neuronal_responses(traces: Sequence[SequenceTrace], q_pi: ArrayLike) -> tuple[list, list]:
+    """SPM's simulated neuronal responses over a trial (``spm_MDP_VB_X``'s ``MDP.xn``, ``MDP.vn``): at each step, the
+    beliefs and prediction errors of every iteration of the message passing, averaged over policies with that
+    step's q(pi).
+
+    Args:
+        traces: one ``SequenceTrace`` per step ``t`` (``agent.traces`` with ``SequenceOptions(record=True)``), each
+            over the same ``L`` steps (SPM's policies over the trial: ``L = T``).
+        q_pi: ``(T, P)``, q(pi) at each step (SPM's ``MDP.R`` transposed).
+
+    Returns:
+        ``(xn, vn)``: ``xn[f]`` and ``vn[f]`` of shape ``(num_iter, S_f, L, T)``, SPM's ``MDP.xn{f}`` and ``MDP.vn{f}``
+        (iteration, state, the step believed about, the step at which it was believed).
+    """
+    q_pi = as_numbers(q_pi, "q_pi", PolicyError)
+    traces = list(traces)
+    if q_pi.ndim != 2 or q_pi.shape[0] != len(traces) or len({tr.qs[0].shape for tr in traces}) > 1:
+        raise BeliefError(f"neuronal_responses needs one trace per step, all over the same steps, and q_pi of shape "
+                          f"(T, P); got {len(traces)} traces of shapes {sorted({tr.qs[0].shape for tr in traces})} "
+                          f"and q_pi {q_pi.shape}")
+
+    def averaged(kind: str) -> list:
+        return [np.stack([np.einsum("ipls,p->isl", getattr(tr, kind)[f], q)
+                          for tr, q in zip(traces, q_pi, strict=True)], axis=-1) for f in range(len(traces[0].qs))]
+
+    return averaged("qs"), averaged("err")
+
+
 class SequenceCycle:
     """How an ``aif.Agent`` whose inference is a ``SequenceInference`` runs its cycle on a window.
 
@@ -266,6 +301,8 @@ class SequenceCycle:
             a.gamma, a.gamma_trace = 1.0 / precision.beta, []
         self.beliefs: list | None = None  # with policies over the trial: the beliefs the next step starts from
         self.q_pi_steps: list = []  # with policies over the trial: q(pi) at each step (SPM's u(:, t))
+        if a.sequence.record:
+            a.traces, a.q_pi_trace = [], []
 
     def infer_states(self, obs: Any) -> list:
         a = self.agent
@@ -278,8 +315,9 @@ class SequenceCycle:
         window = (a.obs_window + [obs])[-a.inference_horizon :]
         actions = np.array(a.actions_window[len(a.actions_window) - (len(window) - 1) :], dtype=int)
         actions = actions.reshape(len(window) - 1, a.model.num_factors)
-        a.qs_seq, a.F = infer_sequence(a.model, window, actions, a.policies[:, : min(a.policy_horizon, steps_left)],
-                                       a.prior, a.inference)
+        found = infer_sequence(a.model, window, actions, a.policies[:, : min(a.policy_horizon, steps_left)], a.prior,
+                               a.inference, return_trace=a.sequence.record)
+        a.qs_seq, a.F = self._keep(found)
         a.obs_window, a.actions_window, a.present = window, list(actions), len(window) - 1
         # until G is known, the policies are weighed by their evidence alone
         a.policy_weights = sequence_policy_posterior(np.zeros_like(a.F), a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
@@ -296,11 +334,19 @@ class SequenceCycle:
                 q[:, 0] = d
         start = [softmax(a.inference.guard(q) / a.sequence.carry) for q in self.beliefs]
         window = a.obs_window + [obs]
-        a.qs_seq, a.F = infer_trial(a.model, window, a.policies, start, a.inference)
+        a.qs_seq, a.F = self._keep(infer_trial(a.model, window, a.policies, start, a.inference,
+                                               return_trace=a.sequence.record))
         self.beliefs, a.obs_window, a.present = a.qs_seq, window, len(window) - 1
         a.policy_weights = sequence_policy_posterior(np.zeros_like(a.F), a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
         self.q_pi_steps = self.q_pi_steps[: a.present] + [a.policy_weights]
         return policy_average([q[:, a.present] for q in a.qs_seq], a.policy_weights)
+
+    def _keep(self, found: tuple) -> tuple:
+        """``(qs_seq, F)`` of an inference over time; its trace kept on the agent with ``SequenceOptions.record``."""
+        a = self.agent
+        if a.sequence.record:
+            a.traces = a.traces[: a.t] + [found[2]]
+        return found[0], found[1]
 
     def choices(self) -> np.ndarray:
         """The policies' actions from now on, ``(P, H, num_factors)``: the first is the action each would take."""
@@ -321,6 +367,8 @@ class SequenceCycle:
                                     precision.num_iter)
             self.rate, q_pi, a.gamma = step.rate, step.q_pi, 1.0 / step.rate
             a.gamma_trace = a.gamma_trace + [step.gamma]
+            if a.sequence.record:
+                a.q_pi_trace = a.q_pi_trace + [step.q_pi_iter]
         self.adopt(q_pi)
         return q_pi, G, terms
 
@@ -383,5 +431,5 @@ class SequenceCycle:
 
 
 __all__ = ["SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average",
-           "SequenceCycle", "SPM_TERMS", "SPM_EFE"]
+           "SequenceCycle", "SPM_TERMS", "SPM_EFE", "neuronal_responses"]
 

@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import aif  # noqa: E402
-from aif.sequence_control import SPM_EFE, SPM_TERMS  # noqa: E402
+from aif import SPM_EFE, SPM_TERMS  # noqa: E402
 
 START, LEFT, RIGHT, CUE = range(4)
 REWARD = 3.0  # C for a reward (and minus it for a loss), nats

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,8 @@ import pytest
 from scipy.io import loadmat
 
 import aif
+from aif import SPM_EFE, SPM_TERMS, neuronal_responses
 from aif.errors import BeliefError, CallOrderError, ModelError, ParameterError
-from aif.sequence_control import SPM_EFE, SPM_TERMS
 
 HERE = Path(__file__).parent / "reference" / "spm"
 TOL = 1e-8
@@ -116,8 +117,8 @@ def test_preference_learning_equals_the_current_spm():
 
 def spm_agent(model, policies, T, learning=None):
     return aif.Agent(model, policies=policies, inference=aif.MarginalMessagePassing.spm(), inference_horizon=T,
-                     trial_length=T, efe_terms=SPM_TERMS, efe=SPM_EFE, sequence=aif.SequenceOptions.spm(),
-                     learning=learning)
+                     trial_length=T, efe_terms=SPM_TERMS, efe=SPM_EFE,
+                     sequence=replace(aif.SequenceOptions.spm(), record=True), learning=learning)
 
 
 def take(agent, action):
@@ -130,7 +131,8 @@ def take(agent, action):
 def test_the_agent_replays_spm_trials_step_by_step():
     """Agent(policies over the trial, MarginalMessagePassing.spm(), SequenceOptions.spm()) over four SPM trials (B
     learned at each trial's end by the Agent's Learning, habits by update_E, a reversal at trial 3): F, G, q(pi), the
-    precision and dopamine traces, each policy's beliefs, their average and the learned counts equal SPM's."""
+    precision and dopamine traces, each policy's beliefs, their average, the simulated neuronal responses (xn, vn,
+    un) and the learned counts equal SPM's."""
     m = load("spm_inference")
     A, C = [cell(m, "A", g) for g in range(2)], [cell(m, "C", g) for g in range(2)]
     D = [cell(m, "D", f).ravel() for f in range(2)]
@@ -152,11 +154,16 @@ def test_the_agent_replays_spm_trials_step_by_step():
         wn = np.concatenate(agent.gamma_trace)
         spread = max(spread, float(np.ptp(wn)))
         X = np.einsum("p,pts->st", agent.policy_weights, agent.qs_seq[0])
+        xn, vn = neuronal_responses(agent.traces, np.array(q_pi))
         for name, ours, theirs in (("F", -np.array(F).T, cell(m, "F", i)), ("G", -np.array(G).T, cell(m, "G", i)),
                                    ("R", np.array(q_pi).T, cell(m, "R", i)), ("wn", wn, cell(m, "wn", i).ravel()),
                                    ("dn", aif.dopamine(wn), cell(m, "dn", i).ravel()),
                                    ("w", agent.gamma, cell(m, "w", i)[0, -1]),
-                                   ("Q", agent.qs_seq[1], per_policy(cell(m, "Qx2", i))), ("X", X, cell(m, "X1", i))):
+                                   ("Q", agent.qs_seq[1], per_policy(cell(m, "Qx2", i))), ("X", X, cell(m, "X1", i)),
+                                   ("xn", np.concatenate(xn, axis=1), np.concatenate([cell(m, "xn1", i),
+                                                                                      cell(m, "xn2", i)], axis=1)),
+                                   ("vn", vn[0], cell(m, "vn1", i)),
+                                   ("un", np.concatenate(agent.q_pi_trace).T, cell(m, "un", i))):
             worst[name] = max(worst.get(name, 0.0), float(np.abs(ours - theirs).max()))
         e = aif.update_E(e, q_pi[-1], lr=eta)
         pB = agent.learn().pB
@@ -214,7 +221,8 @@ def test_bad_settings_and_inputs_are_refused():
     m = load("spm_inference")
     spm_model = aif.GenerativeModel(A=[cell(m, "A", g) for g in range(2)], B=None,
                                     pB=[with_controls(cell(m, "b0", f)) for f in range(2)],
-                                    C=[cell(m, "C", g) for g in range(2)], D=[cell(m, "D", f).ravel() for f in range(2)])
+                                    C=[cell(m, "C", g) for g in range(2)],
+                                    D=[cell(m, "D", f).ravel() for f in range(2)])
     agent = spm_agent(spm_model, policies_of(m), 3, aif.Learning(online=False, learn_A=False))
     agent.infer_states(observations(m, 0)[0])
     with pytest.raises(CallOrderError, match="at its end: 1 of 3"):
