@@ -40,6 +40,7 @@ from aif.sequence_control import SequenceOptions
 from aif.strategies import NUMPY, TORCH, Learner, Planner, SequenceInference, StateInference, require
 
 from . import checks, efe, learning
+from .actor_critic import ActorCriticRun, SoftActorCritic
 from .control import draw_action, posterior_of, predict_policies, selection_probabilities
 from .evaluator import evaluate_policies
 from .full_tree import PolicyEvaluator
@@ -297,7 +298,7 @@ def _runner(agent: Agent) -> type[_TorchRun | _NumpyRun | _LearnedQRun]:
     backend, naming it."""
     a = agent
     observed = (isinstance(a.model, StateVectorModel) or isinstance(a.inference, ObservedState)
-                or isinstance(a.planner, LearnedQ) or isinstance(a.learning, TDLearning))
+                or isinstance(a.planner, LearnedQ) or isinstance(a.learning, (TDLearning, SoftActorCritic)))
     if observed:
         return _LearnedQRun
     over_time = isinstance(a.inference, SequenceInference)
@@ -623,15 +624,19 @@ class _LearnedQRun(_Run):
             if not isinstance(getattr(a, name), kind):
                 raise StrategyError(f"an observed-state agent needs {name} = {kind.__name__}(...), got "
                                     f"{getattr(a, name)!r} (aif_deep.online)")
-        if a.learning is not None and not isinstance(a.learning, TDLearning):
-            raise StrategyError(f"an observed-state agent learns with TDLearning(...), got {a.learning!r}")
+        if a.learning is not None and not isinstance(a.learning, (TDLearning, SoftActorCritic)):
+            raise StrategyError(f"an observed-state agent learns with TDLearning(...) or SoftActorCritic(...), got "
+                                f"{a.learning!r}")
         if tuple(a.batch_shape) != () or a.policy_horizon != 1:
             raise StrategyError("an observed-state agent is one agent with one-step policies: batch_shape () and "
                                 f"policy_horizon 1, got {a.batch_shape} and {a.policy_horizon}")
         self.planner, self.selection = cast(LearnedQ, a.planner), cast(SelectionRule, a.selection)
         model, rng = cast(StateVectorModel, a.model), cast(np.random.Generator, a.rng)
-        a.td = None if a.learning is None else TDRun(cast(TDLearning, a.learning), self.planner.qfunction, model,
-                                                     a.efe_terms, rng)
+        if isinstance(a.learning, SoftActorCritic):  # the planner's QFunction is the actor
+            a.td = ActorCriticRun(a.learning, self.planner.qfunction, model, a.efe_terms, rng)
+        else:
+            a.td = None if a.learning is None else TDRun(cast(TDLearning, a.learning), self.planner.qfunction,
+                                                         model, a.efe_terms, rng)
 
     def state(self) -> dict:
         raise ParameterError("an observed-state agent's networks, optimiser and replay buffer are saved with "

@@ -410,6 +410,11 @@ class TDRun:
         g = -float(self.risk.preference) * reward  # type: ignore[union-attr]
         return g if info_gain is None else g - self.epistemic_value(info_gain)
 
+    def next_value(self, x1: torch.Tensor) -> torch.Tensor:
+        """V(x') ``(B,)`` of the TD target for next states ``x1`` ``(B, D)``: the target network's soft minimum
+        (``hard_min``: its minimum); ``aif_deep.actor_critic`` takes the expectation under its policy instead."""
+        return self.target(x1).min(-1).values if self.settings.hard_min else self.target.value(x1)
+
     def update(self) -> float:
         """One TD step of G_phi (and one regression step of the ensemble) on a replayed batch; the TD loss."""
         s = self.settings
@@ -423,8 +428,7 @@ class TDRun:
             self.last_info_gain = float(ig.mean())
             self.last_capped = float((self.epistemic_value(ig) != self.info.weight * ig).float().mean())  # type: ignore[union-attr]
         with torch.no_grad():
-            V1 = self.target(x1).min(-1).values if s.hard_min else self.target.value(x1)  # (B,)
-            y = self.one_step_efe(r, ig) + s.discount * (1.0 - done) * V1
+            y = self.one_step_efe(r, ig) + s.discount * (1.0 - done) * self.next_value(x1)
         loss = F.smooth_l1_loss(self.qf.net(x).gather(1, a[:, None])[:, 0], y)
         # Each ensemble member regresses the observed change x' - x (the Gaussian likelihood's mean).
         total = loss if pred is None else loss + ((pred - (x1 - x)) ** 2).mean()
