@@ -8,7 +8,7 @@ MATLAB's arrays are 1-based and policy-last: ``MDP.V`` is (T - 1, P, F), ``MDP.Q
 
 from __future__ import annotations
 
-import subprocess
+import runpy
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -233,9 +233,11 @@ def test_bad_settings_and_inputs_are_refused():
                   sequence=aif.SequenceOptions.spm())
 
 
-def test_example_spm_reversal_quick(tmp_path):
+def test_example_spm_reversal_quick(tmp_path, monkeypatch, capsys):
+    """examples/spm_reversal.py --quick, run in this process (no second interpreter start)."""
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "spm_reversal.png"
-    subprocess.run([sys.executable, str(root / "examples" / "spm_reversal.py"), "--quick", "--out", str(out)],
-                   check=True, cwd=root, timeout=120)
+    monkeypatch.setattr(sys, "argv", ["spm_reversal.py", "--quick", "--out", str(out)])
+    runpy.run_path(str(root / "examples" / "spm_reversal.py"), run_name="__main__")
     assert out.stat().st_size > 10_000
+    assert capsys.readouterr().out.count("trial ") == 4
