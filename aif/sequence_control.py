@@ -272,6 +272,11 @@ class SequenceCycle:
     policy the belief it held about the *previous* window's first step, unchanged (not pushed through ``B``),
     although it is a belief about one step earlier (``SequenceOptions.prior``). The window's observations,
     actions, beliefs ``qs_seq``, ``F``, ``present`` and ``policy_weights`` are kept on the agent.
+
+    With ``SequenceOptions(policies="trial")`` it is SPM's ``spm_MDP_VB_X`` with sequential policies instead: the
+    window is the trial so far, every policy keeps its own past (``infer_trial``) and starts each step from its
+    beliefs of the last one (softened by ``carry``), the policies act ``policies[:, t]`` at step ``t``
+    (``choices``), q(pi) is kept per step, and offline learning at the trial's end is SPM's (``learn_trial``).
     """
 
     def __init__(self, agent: Any) -> None:

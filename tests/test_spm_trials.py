@@ -98,6 +98,14 @@ def test_end_of_trial_learning_equals_spm_over_six_trials_with_a_reversal():
             assert max(np.abs(a - b).max() for a, b in zip(got, arrays, strict=True)) < TOL, (i, name)
         # SPM's X (the beliefs averaged with the last step's q(pi)) is what A and D learn from
         assert np.abs(np.einsum("p,pts->st", q_pi[-1], qs[1]) - cell(m, "X2", i)).max() < TOL
+        # SPM has no forgetting; ours discounts the old counts (towards a prior, if given) before adding the evidence
+        forgot = aif.learn_trial(counts, observations(m, i), qs, q_pi, policies, lr=eta, lr_D=1.0, forgetting=0.5,
+                                 prior={"pB": [np.ones_like(b) for b in counts["pB"]]})
+        for name in ("pA", "pD"):
+            for old, learned, decayed in zip(counts[name], new[name], forgot[name], strict=True):
+                np.testing.assert_allclose(decayed, learned - 0.5 * old, atol=1e-12)
+        for old, learned, decayed in zip(counts["pB"], new["pB"], forgot["pB"], strict=True):
+            np.testing.assert_allclose(decayed, np.where(old > 0, learned - 0.5 * old + 0.5, 0.0), atol=1e-12)
         counts = new
     # the reversal: after three trials in the second context, the agent believes in it at the start of the trial
     assert cell(m, "X2", 5)[1, 0] > 0.5 > cell(m, "X2", 2)[1, 0]
