@@ -27,7 +27,7 @@ target)``, so alpha falls while the policy is more random than the target entrop
 approximates; mirror-descent policy optimisation). The critic is fitted by ``TDLearning``'s temporal differences to
 the agent's one-step EFE g (risk - information gain), bootstrapped with the soft value of the same objective,
 
-    y = g(x, a, x') + discount (1 - terminated) V(x'),      V(x') = sum_a q(a | x') (G_target(x', a) + alpha ln q(a | x')),
+    y = g(x, a, x') + discount (1 - terminated) V(x'),    V(x') = sum_a q(a | x') (G_target(x', a) + alpha ln q(a | x'))
 
 (discrete SAC, Christodoulou 2019, with the EFE as the cost). With ``imagination > 0`` the actor also learns on
 states imagined by rolling the model's transition ensemble forward under the policy from replayed states (a random
@@ -166,8 +166,13 @@ class SoftActorCritic(Learner):
         checks.settings("SoftActorCritic", {"lr": self.lr}, "positive")
         checks.settings("SoftActorCritic", {"imagination": self.imagination}, "natural")
 
-    def term(self, kind: type) -> EntropyWeight | PolicyDrift | None:
-        return next((t for t in self.policy_terms if isinstance(t, kind)), None)
+    @property
+    def entropy_weight(self) -> EntropyWeight | None:
+        return next((t for t in self.policy_terms if isinstance(t, EntropyWeight)), None)
+
+    @property
+    def drift(self) -> PolicyDrift | None:
+        return next((t for t in self.policy_terms if isinstance(t, PolicyDrift)), None)
 
 
 class ActorCriticRun(TDRun):
@@ -195,15 +200,15 @@ class ActorCriticRun(TDRun):
                                 "StateVectorModel(..., transition=Ensemble(...))")
         super().__init__(settings.td, critic, model, terms, rng)
         self.ac, self.actor, self.transition = settings, actor, model.transition
-        self.entropy_term = cast(EntropyWeight | None, settings.term(EntropyWeight))
-        self.drift = cast(PolicyDrift | None, settings.term(PolicyDrift))
-        ent = self.entropy_term
-        if ent is not None and ent.target is not None and ent.target >= math.log(model.num_actions):
-            raise ParameterError(f"EntropyWeight.target must be below ln {model.num_actions} = "
-                                 f"{math.log(model.num_actions):.4f} nats (the uniform policy's), got {ent.target}")
-        self.log_alpha = torch.tensor(math.log(ent.alpha) if ent is not None else -math.inf,
-                                      requires_grad=ent is not None and ent.target is not None)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=ent.lr) if self.log_alpha.requires_grad else None
+        self.drift, ent = settings.drift, settings.entropy_weight
+        self.target_entropy = None if ent is None else ent.target
+        if self.target_entropy is not None and self.target_entropy >= math.log(model.num_actions):
+            K = model.num_actions
+            raise ParameterError(f"EntropyWeight.target must be below ln {K} = {math.log(K):.4f} nats (the uniform "
+                                 f"policy's), got {self.target_entropy}")
+        self.log_alpha = torch.tensor(-math.inf if ent is None else math.log(ent.alpha),
+                                      requires_grad=self.target_entropy is not None)
+        self.alpha_opt = None if ent is None or ent.target is None else torch.optim.Adam([self.log_alpha], lr=ent.lr)
         self.actor_opt = torch.optim.Adam(actor.parameters(), lr=settings.lr, foreach=True)
         self.prev = None if self.drift is None else copy.deepcopy(actor).requires_grad_(False)
         self.generator = generator or torch.Generator().manual_seed(int(rng.integers(2**63)))
@@ -255,7 +260,7 @@ class ActorCriticRun(TDRun):
                 log_prev = self.log_policy(x, prev)
             kl = policy_drift(log_q, log_prev)
             objective = objective + self.drift.weight * kl
-            self.last_drift = float(kl.mean())
+            self.last_drift = float(kl.detach().mean())
         self.actor_opt.zero_grad(set_to_none=True)
         objective.mean().backward()
         nn.utils.clip_grad_norm_(self.actor.parameters(), self.settings.max_grad_norm)
@@ -264,7 +269,7 @@ class ActorCriticRun(TDRun):
         self.last_entropy = float(H.mean())
         if self.alpha_opt is not None:
             self.alpha_opt.zero_grad(set_to_none=True)
-            temperature_loss(self.log_alpha, H, cast(float, cast(EntropyWeight, self.entropy_term).target)).backward()
+            temperature_loss(self.log_alpha, H, cast(float, self.target_entropy)).backward()
             self.alpha_opt.step()
         if self.prev is not None:
             with torch.no_grad():

@@ -11,7 +11,12 @@ network, optimiser, replay buffer, update rate and episodes.
     python examples/cartpole.py                       # 5 seeds, both agents, learning curves
     python examples/cartpole.py --ablation            # epistemic weights 0, 0.1, 1, 10: return, entropy
     python examples/cartpole.py --ablation --weights 10 --cap 0       # the same without the epistemic cap
+    python examples/cartpole.py --agent actor-critic  # an amortised policy trained against G_phi, against DQN
     python examples/cartpole.py --quick               # seconds; what the tests run
+
+With ``--agent actor-critic`` the agent acts from an amortised policy pi_psi(a | x) trained against G_phi (the
+critic, learned as above) in the maximum-entropy form with a learned temperature (``aif_deep.SoftActorCritic``;
+``aif_deep.actor_critic``'s docstring): the same Agent with another planner network and learner.
 
 Prints, per seed, the first episode at which the 100-episode mean return reaches 475 ("not reached"
 otherwise), the median over seeds and the wall time; writes a figure with --out. The recorded results of
@@ -35,6 +40,7 @@ from tqdm.auto import tqdm
 import aif_deep
 from aif.errors import ParameterError
 from aif_deep import online
+from aif_deep.actor_critic import EntropyWeight, PolicyDrift, SoftActorCritic
 from aif_deep.online import EpistemicCap, EpsilonGreedy, Softmax
 
 
@@ -51,6 +57,10 @@ class Settings:
         noise_sd: sigma of the transition likelihood, in the observation's units (``EnsembleInfoGain``).
         selection: ``Softmax`` or ``EpsilonGreedy``.
         td: ``TDLearning`` (its ``tricks`` are ``build_agent``'s).
+        actor_critic: act from an amortised policy trained against G_phi (``SoftActorCritic``), sampled at unit
+            precision (``selection`` does not apply).
+        target_entropy, drift: the actor's ``EntropyWeight`` target (nats) and ``PolicyDrift`` weight (0: none).
+        actor_lr, imagination: the actor's learning rate and imagined steps (``SoftActorCritic``).
     """
 
     hidden: int = 256
@@ -62,11 +72,17 @@ class Settings:
     noise_sd: float = 0.01
     selection: object = Softmax()
     td: online.TDLearning = online.TDLearning()
+    actor_critic: bool = False
+    target_entropy: float = 0.2
+    drift: float = 0.0
+    actor_lr: float = 3e-4
+    imagination: int = 0
 
 
 def dqn_settings(settings=Settings(), selection=EpsilonGreedy()):
     """The DQN baseline on the same network, optimiser, buffer and budget: no epistemic term, V = min, epsilon."""
-    return replace(settings, epistemic_weight=0.0, selection=selection, td=replace(settings.td, hard_min=True))
+    return replace(settings, epistemic_weight=0.0, selection=selection, td=replace(settings.td, hard_min=True),
+                   actor_critic=False)
 
 
 def build_agent(num_features, num_actions, settings=Settings(), tricks=(), seed=0):
@@ -80,9 +96,14 @@ def build_agent(num_features, num_actions, settings=Settings(), tricks=(), seed=
     if s.epistemic_weight != 0:
         terms += (online.EnsembleInfoGain(s.epistemic_weight, noise_sd=s.noise_sd),)
     q = aif_deep.QFunction([num_features], [num_actions], temperature=s.temperature, hidden=s.hidden, seed=seed)
-    return aif_deep.Agent(model, inference=online.ObservedState(), planner=online.LearnedQ(q), efe_terms=terms,
-                          learning=replace(s.td, tricks=tuple(tricks)), selection=s.selection,
-                          rng=np.random.default_rng(seed))
+    planner, learning, selection = online.LearnedQ(q), replace(s.td, tricks=tuple(tricks)), s.selection
+    if s.actor_critic:  # q is the critic; the planner's QFunction is the actor (seed + 2), sampled as it is
+        actor = aif_deep.QFunction([num_features], [num_actions], hidden=s.hidden, seed=seed + 2)
+        terms_pi = (EntropyWeight(0.05, target=s.target_entropy),) + ((PolicyDrift(s.drift),) if s.drift else ())
+        planner, selection = online.LearnedQ(actor), Softmax(1.0, gamma_start=None)
+        learning = SoftActorCritic(q, td=learning, policy_terms=terms_pi, lr=s.actor_lr, imagination=s.imagination)
+    return aif_deep.Agent(model, inference=online.ObservedState(), planner=planner, efe_terms=terms,
+                          learning=learning, selection=selection, rng=np.random.default_rng(seed))
 
 
 @dataclass
@@ -208,6 +229,8 @@ def main(argv=None):
     p.add_argument("--solve", type=float, default=475.0, help="100-episode mean return that counts as solved")
     p.add_argument("--window", type=int, default=100)
     p.add_argument("--no-stop", action="store_true", help="keep training after the run is solved")
+    p.add_argument("--agent", choices=["efe-q", "actor-critic"], default="efe-q",
+                   help="the active-inference agent: G_phi with softmax actions, or an actor-critic on G_phi")
     p.add_argument("--ablation", action="store_true", help="active inference over --weights instead of vs DQN")
     p.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.1, 1.0, 10.0])
     p.add_argument("--gamma", type=float, default=None, help="precision of q(a) (default: Settings')")
@@ -222,7 +245,7 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(1)
-    settings = Settings()
+    settings = Settings(actor_critic=args.agent == "actor-critic")
     dqn_eps = EpsilonGreedy()
     if args.gamma is not None:
         settings = replace(settings, selection=Softmax(args.gamma))
@@ -240,7 +263,8 @@ def main(argv=None):
         agents = {f"w={w:g}": replace(settings, epistemic_weight=w) for w in args.weights}
         stop = False  # the ablation compares whole training runs
     else:
-        agents = {"active inference": settings, "DQN": dqn_settings(settings, dqn_eps)}
+        name = "actor-critic" if settings.actor_critic else "active inference"
+        agents = {name: settings, "DQN": dqn_settings(settings, dqn_eps)}
     jobs = [(name, s, st, tricks, args.episodes, args.solve, args.window, stop, progress)
             for name, st in agents.items() for s in seeds]
     start = time.perf_counter()
