@@ -24,6 +24,7 @@ from .fit import FitResult, fit
 from .inference import categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel, default_device
 from .neural import NeuralModel, unimix
+from .actor_critic import ActorCriticRun, EntropyWeight, PolicyDrift, SoftActorCritic
 from .online import (Ensemble, EnsembleInfoGain, EpistemicCap, EpsilonGreedy, LearnedQ, ObservedState, OnlineTrick,
                      RewardRisk, SelectionRule, Softmax, StateVectorModel, TDLearning, TDRun)
 from .qfunction import QFunction, QSettings, belief_pool, td_targets, train_qfunction
@@ -48,6 +49,7 @@ __all__ = [
     "save_agent", "load_agent", "save_buffer", "load_buffer", "TrainState",
     "StateVectorModel", "ObservedState", "LearnedQ", "TDLearning", "TDRun", "RewardRisk", "EnsembleInfoGain",
     "SelectionRule", "Softmax", "EpsilonGreedy", "Ensemble", "OnlineTrick", "EpistemicCap",
+    "SoftActorCritic", "ActorCriticRun", "EntropyWeight", "PolicyDrift",  # an actor-critic on the EFE
     "sophisticated",  # aif.planning.SophisticatedInference for a batch of beliefs: sophisticated.search
     "learning", "efe",  # Dirichlet updates for batches of agents; the EFE terms defined once in torch
     "threads",  # torch's intra-op threads in the hot calls: one for small work (threads_for, SMALL_WORK)
