@@ -35,11 +35,12 @@ from aif.checks import check_index
 from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions, InductiveCost
 from aif.errors import CallOrderError, ParameterError, PolicyError, StrategyError
+from aif.planning import SophisticatedInference
 from aif.rollout import as_agent_env
 from aif.sequence_control import SequenceOptions
 from aif.strategies import NUMPY, TORCH, Learner, Planner, SequenceInference, StateInference, require
 
-from . import checks, efe, learning
+from . import checks, efe, learning, sophisticated
 from .actor_critic import ActorCriticRun, SoftActorCritic
 from .control import draw_action, posterior_of, predict_policies, selection_probabilities
 from .evaluator import evaluate_policies
@@ -74,6 +75,9 @@ class Agent:
             its own counts, the model is expanded to the batch) and D or offline (``learn()``), as ``aif.Agent``.
         planner: an ``aif.planning`` planner (``SophisticatedInference``, ``PolicyEnumeration``, ...) that scores
             the current belief instead of the enumerated ``policies``; ``policies`` stay as configured.
+            ``SophisticatedInference`` on a ``TabularModel`` runs in torch for the whole batch at once
+            (``aif_deep.sophisticated.search``, equal to aif's): as in ``aif.Agent``, q(pi) and the action are
+            over its first actions, with E when E has one entry per first action.
         inference_horizon, trial_length, sequence: as in ``aif.Agent``, with ``inference=aif.MarginalMessagePassing()``
             or ``aif.VariationalMessagePassing()``.
         preprocess: a function applied to every observation before inference, as in ``aif.Agent``.
@@ -316,7 +320,8 @@ def _runner(agent: Agent) -> type[_TorchRun | _NumpyRun | _LearnedQRun]:
                             "this agent takes an aif.Selection")
     check_settings(a, torch.Generator, "torch.Generator")
     L = a.learning
-    for name, used in (("planner", a.planner is not None), ("inference", numpy_method),
+    torch_planner = isinstance(a.planner, SophisticatedInference) and isinstance(a.model, TabularModel)
+    for name, used in (("planner", a.planner is not None and not torch_planner), ("inference", numpy_method),
                        ("learning", isinstance(L, Learning) and (L.learn_D or not L.online))):
         if used:
             if not isinstance(a.model, TabularModel):
@@ -370,6 +375,9 @@ class _TorchRun(_Run):
         self.evaluator: PolicyEvaluator | None = None
         self.first_actions: tuple | None = None  # (policies, their first actions (P, F) on the device)
         efe.prepare_terms(a.model, a.efe_terms, isinstance(a.model, TabularModel))  # checked now, not at step 1
+        # Sophisticated inference (_runner) scores its first actions: q(pi) and the choice are over them (aif.Agent).
+        self.planned = None if a.planner is None else enumerate_policies(
+            a.model.num_controls, 1, cast(SophisticatedInference, a.planner).control_factors)
         if isinstance(a.model, TabularModel):  # a neural model's networks keep the caller's threads
             m = a.model
             per_belief = max(len(policies) * (sum(m.num_states) + sum(m.num_obs) + 2),
@@ -462,7 +470,10 @@ class _TorchRun(_Run):
     def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
         a = self.agent
         qs = cast(list, a.qs)
-        if self.enumerated:
+        if a.planner is not None:
+            found = sophisticated.search(cast(SophisticatedInference, a.planner), cast(TabularModel, a.model), qs)
+            G, terms = found.G, {"immediate": found.immediate}
+        elif self.enumerated:
             # One PolicyEvaluator while the model stays the same (on CUDA its graph is captured at the second
             # step and replayed after).
             ev = self.evaluator
@@ -477,11 +488,12 @@ class _TorchRun(_Run):
         if not math.isfinite(float(G.sum())) and not bool(torch.isfinite(G).all()):
             raise ParameterError("G has a non-finite entry")
         E = getattr(a.model, "E", None)
+        E = None if E is None or E.shape[-1] != G.shape[-1] else E  # a planner's first actions: aif.Agent's rule
         return posterior_of(G, None if E is None else torch.log(E).expand_as(G), _param(a.gamma)), G, terms
 
     def adopt(self, found: tuple, where: str) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
         a = self.agent
-        shape = (*a.batch_shape, len(cast(np.ndarray, a.policies)))
+        shape = (*a.batch_shape, len(self.choices()))
         q_pi, G, info = found
         try:
             q_pi = checks.tensor(q_pi, "q_pi", PolicyError, a.device).to(a.dtype)
@@ -499,11 +511,16 @@ class _TorchRun(_Run):
         return q_pi, G, {name: checks.as_tensor(v, f"{where}: info[{name!r}]", ParameterError)
                          for name, v in info.items()}
 
+    def choices(self) -> np.ndarray:
+        """The policies q(pi) is over: the agent's, or its planner's first actions ``(U, 1, num_factors)``."""
+        return cast(np.ndarray, self.agent.policies) if self.planned is None else self.planned
+
     def sample_action(self) -> torch.Tensor:
         a = self.agent
         mode, sampling = a.selection.mode, a.selection.sampling  # type: ignore[union-attr]
-        if self.first_actions is None or self.first_actions[0] is not a.policies:
-            self.first_actions = (a.policies, torch.as_tensor(np.asarray(a.policies)[:, 0, :], device=a.device))
+        choices = self.choices()
+        if self.first_actions is None or self.first_actions[0] is not choices:
+            self.first_actions = (choices, torch.as_tensor(np.asarray(choices)[:, 0, :], device=a.device))
         first = self.first_actions[1]
         probs = selection_probabilities(cast(torch.Tensor, a.q_pi), first, mode, _param(a.alpha), sampling,
                                         a.model.num_controls)

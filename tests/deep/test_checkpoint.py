@@ -72,9 +72,9 @@ def test_agent_round_trip_continues_with_the_same_actions(tmp_path):
 
 
 def test_numpy_route_agent_saved_between_episodes_continues_and_mid_episode_is_refused(tmp_path):
-    # Sophisticated inference runs in aif, one aif.Agent per batch member: their state is the prior at reset.
+    # A soft-Q planner runs in aif, one aif.Agent per batch member: their state is the prior at reset.
     model = aif_deep.TabularModel.from_aif(aif.random_model(np.random.default_rng(2), [3], [3], [2]), device="cpu")
-    make = lambda: aif_deep.Agent(model, planner=aif.planning.SophisticatedInference(depth=2))  # noqa: E731
+    make = lambda: aif_deep.Agent(model, planner=aif.planning.SoftQPlanner(horizon=2))  # noqa: E731
     prior = [torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)]
     whole, saved = make(), make()
     whole.reset(prior)

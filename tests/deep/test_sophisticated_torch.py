@@ -109,3 +109,26 @@ def test_bad_input_is_refused():
         search(SophisticatedInference(), batched, [torch.full((2, 3, 3), 1 / 3, dtype=torch.float64)])
     with pytest.raises(aif.errors.BeliefError, match="qs"):
         search(SophisticatedInference(), model, [torch.full((2, 3), 0.5, dtype=torch.float64)])
+
+
+def test_agent_batch_runs_it_in_torch_and_matches_aif_agents():
+    """aif_deep.Agent(planner=SophisticatedInference) on a batch of three T-maze agents, each with its own cue
+    validity, against three aif.Agents: q(pi) over the first actions and the actions, step by step."""
+    models = [aif.envs.PymdpTMaze(cue_validity=v).generative_model(punishment_preference=-6.0)
+              for v in (0.95, 0.8, 0.6)]
+    planner = SophisticatedInference(depth=2)
+    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(models, device="cpu"), planner=planner, gamma=4.0)
+    assert type(agent._run).__name__ == "_TorchRun"  # not the NumPy route, one aif.Agent per member
+    refs = [aif.Agent(m, planner=planner, gamma=4.0) for m in models]
+    envs = [aif.envs.PymdpTMaze(cue_validity=v) for v in (0.95, 0.8, 0.6)]
+    obs = [env.reset(seed=b)[0] for b, env in enumerate(envs)]
+    taken = []
+    for _ in range(3):
+        actions = agent.step(torch.as_tensor(np.stack(obs)))
+        for b, ref in enumerate(refs):
+            np.testing.assert_array_equal(ref.step(list(obs[b])), actions[b].numpy())
+            np.testing.assert_allclose(agent.q_pi[b].numpy(), ref.q_pi, rtol=0, atol=TOL)
+            np.testing.assert_allclose(agent.G[b].numpy(), ref.G, rtol=0, atol=TOL)
+        obs = [env.step(int(a[0]))[0] for env, a in zip(envs, actions, strict=True)]
+        taken.append(actions[:, 0].tolist())
+    assert taken[0] == [3, 3, 3]  # the cue first
