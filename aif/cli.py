@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -139,7 +139,7 @@ def demo_tmaze(args: argparse.Namespace, out: Callable[[str], Any] = print) -> d
     return figures
 
 
-def tmaze_summary_lines(s: dict, steps: int, reward_prob: float, cue_validity: float) -> list[str]:
+def tmaze_summary_lines(s: Mapping[str, Any], steps: int, reward_prob: float, cue_validity: float) -> list[str]:
     """The demo's account of many T-maze trials, true at every setting.
 
     Args:
@@ -162,12 +162,9 @@ def tmaze_summary_lines(s: dict, steps: int, reward_prob: float, cue_validity: f
     else:
         arms = (f"{n} entered an arm; of those, {correct / n:.0%} entered the condition's arm first "
                 f"and {rewarded / n:.0%} were rewarded on the first arm entered.")
-    if cue_validity == 0.5:
-        cue = "the cue is uninformative (validity 0.5)"
-    elif cue_validity in (0.0, 1.0):
-        cue = "the cue shows the condition's arm" if cue_validity else "the cue always shows the other arm"
-    else:
-        cue = f"the cue shows the condition's arm with p = {cue_validity}"
+    cue = {1.0: "the cue shows the condition's arm", 0.5: "the cue is uninformative (validity 0.5)",
+           0.0: "the cue always shows the other arm"}.get(cue_validity,
+                                                         f"the cue shows the condition's arm with p = {cue_validity}")
     setting = (f"(The condition's arm pays with p = {reward_prob}, the other arm with p = {1 - reward_prob:.3g}; "
                f"{cue}.)")
     return [head + arms, setting]
