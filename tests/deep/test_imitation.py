@@ -1,6 +1,9 @@
 """Imitation without reward: the losses against their formulas written out, demonstrations from aif.rollout, and
 behaviour cloning and IQ-Learn imitating a soft-optimal expert on a small grid."""
 
+import importlib.util
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -96,3 +99,13 @@ def test_bad_input_is_refused():
         ImitationSettings(discount=1.0)
     with pytest.raises(ParameterError, match="chi2"):
         ImitationSettings(chi2=0.0)
+
+
+def test_example_runs_quick():
+    path = pathlib.Path(__file__).parents[2] / "examples" / "inverse_preferences.py"
+    spec = importlib.util.spec_from_file_location("inverse_preferences", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    results = example.main(["--quick"])
+    assert min(results["inverse"][3]) > 0.9
+    assert set(results["imitation"][3, 0]) == {"expert", "cloning", "inverse soft-Q"}
