@@ -91,7 +91,9 @@ class Agent:
 
     An observed state (``aif_deep.online``: a ``StateVectorModel`` with ``ObservedState`` inference, a ``LearnedQ``
     planner, ``TDLearning`` and a ``Softmax`` or ``EpsilonGreedy`` selection sampled with an
-    ``np.random.Generator``) runs one agent that learns from ``step(obs, reward=, terminated=)``.
+    ``np.random.Generator``) runs one agent that learns from ``step(obs, reward=, terminated=)``; with
+    ``learning=aif_deep.SoftActorCritic(critic)`` the ``LearnedQ`` planner's network is an amortised policy trained
+    against that critic (``aif_deep.actor_critic``).
 
     Attributes (after a step, each with the leading ``batch`` shape): ``qs``, ``prior``, ``q_pi``, ``G``,
     ``terms``, ``action``; ``t`` (steps taken in this episode), ``steps`` (over all episodes).
