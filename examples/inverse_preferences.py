@@ -111,7 +111,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.seeds, args.imitation_seeds = [3], 1, 1
-        args.demos, args.demo_steps, args.evaluations, args.train_steps = 12, 30, 6, 30
+        args.demos, args.demo_steps, args.evaluations, args.train_steps = 12, 100, 6, 30
     torch.set_num_threads(1)
     results = {"inverse": {}, "imitation": {}}
     print("inverse: correlation of the recovered C with the true C")
