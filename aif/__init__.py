@@ -16,6 +16,7 @@ from .errors import (AifError, BeliefError, CallOrderError, ModelError, Observat
                      StrategyError)
 from .filtering import (Filtered, FreeEnergy, Smoothed, VariationalFiltering, filter_states, forward_backward,
                         free_energy_terms, sequence_free_energy, smooth)
+from .hierarchy import Hierarchy, Link, LowerTrial
 from .inference import Exact, FixedPoint, infer_states, log_evidence, variational_free_energy
 from .io import FormatError, load_agent, load_model, save_agent, save_model
 from .labels import LabelledModel, compile_model
@@ -53,4 +54,5 @@ __all__ = [
     "SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average",
     "rollout", "Trajectory", "Carry", "default_policy_search", "envs", "planning", "io", "utils",
     "save_model", "load_model", "save_agent", "load_agent", "FormatError",
+    "Hierarchy", "Link", "LowerTrial",
 ]

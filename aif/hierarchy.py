@@ -222,7 +222,7 @@ class Hierarchy:
             the higher level's action ``(num_factors,)``, or ``None`` at the last step of its trial.
         """
         high = self.high
-        if high.trial_length is not None and high.t >= high.trial_length:
+        if high.trial_length is not None and len(self.lower) >= high.trial_length:
             raise CallOrderError(f"the higher level's trial has {high.trial_length} steps: call reset() first")
         linked = {link.modality for link in self.links}
         obs = check_obs_list(obs, high.model.num_modalities, "the higher model")
