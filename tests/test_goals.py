@@ -2,7 +2,9 @@
 GoalDivergence term against scipy in both packages, the cross-entropy planner against enumeration, and the
 behaviour a person can check: a short-horizon planner drawn by the goal term reaches a goal beyond its horizon."""
 
+import importlib.util
 import itertools
+import pathlib
 
 import numpy as np
 import pytest
@@ -182,3 +184,13 @@ def test_goal_term_reaches_a_goal_beyond_the_policy_horizon():
                                   seed=0).terminated for c in far] for name, kw in agents.items()}
     assert reached["goal"] == reached["true model"] == [True, True, True]
     assert not any(reached["efe"])
+
+
+def test_latent_goals_example_runs_quick():
+    path = pathlib.Path(__file__).parents[1] / "examples" / "latent_goals.py"
+    spec = importlib.util.spec_from_file_location("latent_goals", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    results = example.main(["--quick"])
+    assert results[5, "goal, H=2"] == results[5, "goal, CEM H=4"] == results[5, "true model"] == 1.0
+    assert results[5, "EFE, H=2"] == 0.0
