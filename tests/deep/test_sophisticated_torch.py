@@ -132,3 +132,22 @@ def test_agent_batch_runs_it_in_torch_and_matches_aif_agents():
         obs = [env.step(int(a[0]))[0] for env, a in zip(envs, actions, strict=True)]
         taken.append(actions[:, 0].tolist())
     assert taken[0] == [3, 3, 3]  # the cue first
+
+
+def test_planner_benchmark_runs_quick(tmp_path):
+    """benchmarks/bench_planners.py --mcts --torch --quick writes its tables: exhaustive MCTS takes sophisticated
+    inference's action, and the torch search equals the NumPy one."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_planners.py"
+    spec = importlib.util.spec_from_file_location("bench_planners", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--mcts", "--torch", "--quick", "--out", str(tmp_path)])
+    mcts = (tmp_path / "bench_mcts.md").read_text().splitlines()
+    rows = [line.split(" | ") for line in mcts if line.startswith("| T-maze") or line.startswith("| grid")]
+    assert len(rows) == 2 and all(row[7] == "yes" for row in rows)  # exhaustive MCTS: SI's first action
+    assert (tmp_path / "bench_mcts.png").stat().st_size > 0
+    torch_rows = [line for line in (tmp_path / "bench_si_torch.md").read_text().splitlines() if line.startswith("| 2")]
+    assert len(torch_rows) == 1 and float(torch_rows[0].split(" | ")[-1].rstrip(" |")) < TOL
