@@ -6,16 +6,19 @@ state ``s`` (observed: the demonstrations hold hidden states) draws its actions 
 
     r(s) = sum_m A_m[:, s] . C_m = phi(s) . theta,      phi(s) = [A_0[:, s], A_1[:, s], ...],  theta = [C_0, C_1, ...]
 
-received by the states ``s_1 .. s_T`` its ``T`` actions reach. The log-likelihood of N demonstrations,
-``L(theta) = sum_n sum_t ln pi_t(a_t^n | s_t^n)``, is concave in theta; its gradient is the empirical minus the
-expected feature counts,
+received by the states ``s_1 .. s_T`` its ``T`` planned actions reach. Either it plans to the end of its
+demonstration (a time-varying policy pi_t) or it re-plans ``H`` steps ahead before every action (the first step
+of an H-step plan, a receding horizon, as an ``aif.Agent`` with ``SoftQPlanner(horizon=H)`` at unit precision;
+``IRLSettings.plan_horizon``). The log-likelihood of the demonstrated decisions,
+``L(theta) = sum_n sum_t ln pi(a_t^n | s_t^n)``, has the exact gradient ``likelihood_and_gradient`` computes by
+successor features (the expected features of the states the policy goes on to visit); for a demonstrator that
+plans to the end under deterministic dynamics it is the empirical minus the expected feature counts,
 
-    dL/dtheta = sum_n sum_{t=1}^T phi(s_t^n) - sum_n E_{pi, s_0^n}[sum_{t=1}^T phi(s_t)],
+    dL/dtheta = sum_n sum_{t=1}^T phi(s_t^n) - sum_n E_{pi, s_0^n}[sum_{t=1}^T phi(s_t)]
 
-exactly so under deterministic dynamics (where L telescopes to ``sum_t r(s_t) - V_0(s_0)``) and in expectation
-over the demonstrator's transitions otherwise (the maximum-causal-entropy gradient). ``fit_preferences``
-maximises ``L - l2 / 2 |theta|^2`` with L-BFGS (``scipy.optimize.minimize``). C is used as given (not
-normalised), so each ``C_m`` is identified up to a constant, which the Gaussian prior sets (its mean near 0).
+(there L telescopes to ``sum_t r(s_t) - V_0(s_0)``). ``fit_preferences`` maximises ``L - l2 / 2 |theta|^2`` with
+L-BFGS (``scipy.optimize.minimize``). C is used as given (not normalised), so each ``C_m`` is identified up to a
+constant, which the Gaussian prior sets (its mean near 0).
 """
 
 from __future__ import annotations
