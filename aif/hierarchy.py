@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -34,6 +34,13 @@ from .errors import CallOrderError, ModelError, ParameterError, StrategyError
 from .maths import LEGACY, factor_dot
 from .sequence_control import policy_average
 from .strategies import SequenceInference
+
+
+def first_state(agent: Agent) -> list:
+    """The beliefs of an Agent that infers over time about its window's first step, one ``(S_f,)`` per factor: each
+    policy's, averaged with its latest q(pi) (SPM's ``X{f}(:, 1)``)."""
+    a = cast(Any, agent)  # qs_seq and policy_weights are kept by the Agent's cycle over time
+    return policy_average([q[:, 0] for q in a.qs_seq], a.policy_weights)
 
 
 @dataclass(frozen=True)
@@ -157,7 +164,7 @@ class Hierarchy:
         each policy's beliefs about this step averaged with the last q(pi) (SPM's ``X(:, t)``, whatever action was
         taken); after a step of a one-step agent, its prediction under the action it took.
         """
-        high = self.high
+        high = cast(Any, self.high)  # qs_seq and present are kept by the Agent's cycle over time
         if high.t > 0 and isinstance(high.inference, SequenceInference):
             return policy_average([q[:, high.present + 1] for q in high.qs_seq], high.q_pi)
         return high.prior
@@ -176,14 +183,14 @@ class Hierarchy:
     def ascend(self, low: Agent) -> dict:
         """Higher modality -> outcome ``L^T x``: ``x`` the lower agent's beliefs about its first state, averaged over
         its policies with its latest q(pi) (SPM's ``X{f}(:, 1)``)."""
-        first = policy_average([q[:, 0] for q in low.qs_seq], low.policy_weights)
+        first = first_state(low)
         return {link.modality: link.matrix.T @ first[link.factor] for link in self.links}
 
     def settled(self, low: Agent) -> bool:
         """SPM's test for ending a lower trial: the entropy of the beliefs about the linked initial states < chi."""
         if self.stop_entropy is None:
             return False
-        first = policy_average([q[:, 0] for q in low.qs_seq], low.policy_weights)
+        first = first_state(low)
         # SPM's sum_f x' ln(x + 1e-16): its guard, so that the test falls on the same side of chi as SPM's
         entropy = -sum(float(first[link.factor] @ LEGACY(first[link.factor])) for link in self.links)
         return entropy < self.stop_entropy
@@ -196,13 +203,16 @@ class Hierarchy:
         """
         prior = self.descend()
         low = self.low = dataclasses.replace(self.low, model=self.low.model.replace(D=prior))
+        steps = cast(int, low.trial_length)  # checked when the hierarchy was built
         F, G, q_pi = [], [], []
         obs, _ = world.reset()
-        for t in range(low.trial_length):  # type: ignore[arg-type]
+        for t in range(steps):
             low.infer_states(obs)
             q, g = low.infer_policies()
-            F.append(low.F), G.append(g), q_pi.append(q)
-            if t == low.trial_length - 1 or self.settled(low):  # type: ignore[operator]
+            F.append(cast(Any, low).F)  # each policy's free energy, kept by the Agent's cycle over time
+            G.append(g)
+            q_pi.append(q)
+            if t == steps - 1 or self.settled(low):
                 break
             obs = world.step(low.sample_action())[0]
         trial = LowerTrial(low, prior, np.array(F), np.array(G), np.array(q_pi), self.ascend(low))

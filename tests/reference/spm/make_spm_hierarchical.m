@@ -26,7 +26,7 @@ here = fileparts(mfilename('fullpath'));
 
 % lower level (lexical): word x where
 %--------------------------------------------------------------------------
-seen = [3 2; 3 4; 1 4];              % words' (left, right) sights: 1 nothing, 2 bird, 3 seed, 4 cat
+seen = [3 4; 3 2; 1 2];              % words' (left, right) sights: 1 nothing, 2 bird, 3 seed, 4 cat
 a = zeros(4, 3, 3); where = zeros(3, 3, 3); b = zeros(3, 3, 3);
 for w = 1:3
   a(1, w, 1) = 1;                     % the centre shows nothing
