@@ -296,7 +296,7 @@ class Agent:
             raise ParameterError(f"model.E has {self.model.E.shape[0]} entries but the agent has "
                                  f"{len(self.policies)} policies")
         # The counts the agent started with: forgetting decays learned counts back towards them.
-        self.initial_counts = {name: getattr(self.model, name) for name in ("pA", "pB", "pD")}
+        self.initial_counts = {name: getattr(self.model, name) for name in ("pA", "pB", "pD", "pE", "pC")}
         # How the cycle runs for these strategies, chosen once: over a window, or from one belief (learning or not).
         cycle = SequenceCycle(self) if over_time else _OneStep(self)
         self._cycle = cycle if self.learning is None else _Learning(self, cycle)
@@ -342,6 +342,7 @@ class Agent:
         """
         self._cycle.reset()
         self.history: list = []  # (obs, qs, (qs_prev, action) or None) per step, for learning
+        self.q_pi_history: list = []  # q(pi) of each step whose action was chosen, for habits learned offline
         self.prior = [d.copy() for d in self.model.D] if prior is None else check_beliefs(self.model, prior)
         self.qs: Any = None
         self.q_pi = self.G = self.terms = self.action = self.plan = self.multi_action = cast(Any, None)
@@ -498,10 +499,16 @@ class _Learning:
     def __init__(self, agent: Agent, inner: Any) -> None:
         self.agent, self.inner = agent, inner
         L = cast(Learning, agent.learning)
-        for name in ("A", "B", "D"):
+        for name in ("A", "B", "D", "E", "C"):
             if getattr(L, f"learn_{name}") and getattr(agent.model, f"p{name}") is None:
                 raise ParameterError(f"Learning.learn_{name} needs Dirichlet counts: the model has no p{name}")
         L.check_model(agent.model.num_modalities, agent.model.num_factors)
+        if L.learn_E and agent.planner is not None:
+            raise ParameterError("Learning.learn_E learns habits over the agent's policies; a planner's plans change "
+                                 "from step to step")
+        if (L.learn_E or L.learn_C) and L.online and inner.trial:
+            raise ParameterError("with policies over the trial, habits and preferences are learned at the trial's end "
+                                 "(SPM's spm_MDP_VB_X): Learning(online=False, ...) and learn() after the last step")
         if L.smoothing and isinstance(inner, SequenceCycle):
             raise ParameterError(f"Learning.smoothing is for one-step inference methods: "
                                  f"{type(agent.inference).__name__} already smooths over its window")
@@ -519,7 +526,7 @@ class _Learning:
         previous = (a.history[-1][1], a.action) if a.history else None
         a.history.append((obs, qs, previous))
         if L.online:
-            a.model = L.update(a.model, obs, qs, previous, a.initial_counts)
+            a.model = L.update(a.model, obs, qs, previous, a.initial_counts, t=a.t)
             self.refresh_terms()
             del a.history[1:-1]  # online learning needs only the first posterior (D) and the last (B)
         return qs
@@ -541,6 +548,12 @@ class _Learning:
         return self.inner.choices()
 
     def next_prior(self) -> list:
+        a, L = self.agent, cast(Learning, self.agent.learning)
+        if L.learn_E and not self.inner.trial:  # habits: the q(pi) the action was chosen from
+            if L.online:
+                a.model = L.update_habits(a.model, a.q_pi, a.initial_counts)
+            else:
+                a.q_pi_history.append(a.q_pi)
         return self.inner.next_prior()
 
     def learn(self) -> GenerativeModel:
@@ -558,8 +571,10 @@ class _Learning:
             joints = [None] + [[j[t - 1] for j in smoothed.joints] for t in range(1, len(steps))]
         for t, ((obs, _, previous), qs, joint) in enumerate(zip(a.history, steps, joints, strict=True)):
             previous = None if previous is None else (steps[t - 1], previous[1])
-            a.model = L.update(a.model, obs, qs, previous, a.initial_counts, joint)
+            a.model = L.update(a.model, obs, qs, previous, a.initial_counts, joint, t=t)
         a.model = L.update_initial(a.model, steps[0] if steps else None, a.initial_counts)
+        for q_pi in a.q_pi_history:
+            a.model = L.update_habits(a.model, q_pi, a.initial_counts)
         self.refresh_terms()
-        a.history = []
+        a.history, a.q_pi_history = [], []
         return a.model

@@ -320,7 +320,9 @@ def _aif_version() -> str:
 def save_model(path: str | os.PathLike, model: GenerativeModel) -> None:
     """Write a ``GenerativeModel`` to ``path`` (an ``.npz`` archive; the name is used as given).
 
-    Every constructor argument is saved: A, B, C, D, E, the Dirichlet counts and the dependencies.
+    Every constructor argument is saved: A, B, C, D, E, the Dirichlet counts (pA, pB, pD, pE, pC) and the
+    dependencies. A new optional argument such as pE or pC keeps the format version: files without it load as
+    before, and a file that sets it is refused by an older aif with a ``FormatError`` naming it.
     """
     if not isinstance(model, GenerativeModel):
         raise StrategyError(f"model must be an aif.GenerativeModel, got {type(model).__name__}")

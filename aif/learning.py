@@ -53,7 +53,7 @@ from scipy.special import digamma, gammaln
 from . import checks
 from .errors import BeliefError, ModelError, ParameterError, PolicyError
 from .maths import EPS, LEGACY_EPS, outer
-from .model import GenerativeModel
+from .model import GenerativeModel, preferences_from_counts
 from .strategies import Learner
 from .utils import normalize
 
@@ -339,7 +339,7 @@ def update_E(pE: ArrayLike, q_pi: ArrayLike, lr: float = 1.0, forgetting: float 
 
 def update_C(pC: Sequence[ArrayLike], obs: Sequence[Sequence[Any]], lr: float = 1.0, forgetting: float = 1.0, *,
              modalities: Sequence[int] | None = None, prior: Sequence[ArrayLike] | None = None,
-             mask_zeros: bool = True) -> list:
+             mask_zeros: bool = True, start: int | None = None) -> list:
     """Preference learning: Dirichlet counts over outcomes grow by the outcomes observed (SPM's ``MDP.c``).
 
     ``pC[m]' = forgetting pC[m] + lr sum_t o_{m,t}`` for counts ``(num_obs[m],)``; for time-varying counts
@@ -352,6 +352,9 @@ def update_C(pC: Sequence[ArrayLike], obs: Sequence[Sequence[Any]], lr: float = 
         obs: the ``T`` observations of a trial (``T = 1`` for one step), each one outcome index or probability
             vector per modality.
         lr, forgetting, modalities, prior, mask_zeros: as ``update_A``'s.
+        start: ``None``: ``obs`` is a whole trial, one observation per column of time-varying counts. An int: ``obs``
+            are the observations of steps ``start, start + 1, ...`` of a trial (an agent's, one step at a time):
+            step ``tau`` adds to column ``min(tau, T - 1)``, the column a time-varying C scores it with.
 
     Returns:
         new counts, a list shaped like ``pC``.
@@ -359,6 +362,7 @@ def update_C(pC: Sequence[ArrayLike], obs: Sequence[Sequence[Any]], lr: float = 
     checks.check_rates(lr, forgetting)
     pC = checks.check_count_list(pC, "pC")
     obs = [checks.check_obs_list(o, len(pC), "pC") for o in checks.check_sequence(obs, "obs", ParameterError)]
+    start = None if start is None else checks.check_index(start, "start")
     out, prior = [p.copy() for p in pC], _prior(prior, len(pC))
     for m in _selection(modalities, len(pC), "modalities"):
         num_obs = pC[m].shape[0]
@@ -368,34 +372,16 @@ def update_C(pC: Sequence[ArrayLike], obs: Sequence[Sequence[Any]], lr: float = 
             seen[:, t] = np.eye(num_obs)[o_m] if isinstance(o_m, int) else o_m
         if pC[m].ndim not in (1, 2):
             raise ModelError(f"pC[{m}] has shape {pC[m].shape}, expected (num_obs[{m}],) or (num_obs[{m}], T)")
-        if pC[m].ndim == 2 and pC[m].shape[1] != len(obs):
+        if pC[m].ndim == 2 and start is None and pC[m].shape[1] != len(obs):
             raise ModelError(f"pC[{m}] has {pC[m].shape[1]} columns (one per step) but {len(obs)} observations came")
-        evidence = seen.sum(axis=1) if pC[m].ndim == 1 else seen
+        if pC[m].ndim == 1:
+            evidence = seen.sum(axis=1)
+        elif start is None:
+            evidence = seen
+        else:  # step start + k into column min(start + k, T - 1)
+            evidence = np.zeros_like(pC[m])
+            np.add.at(evidence.T, np.minimum(start + np.arange(len(obs)), pC[m].shape[1] - 1), seen.T)
         out[m] = _add(pC[m], evidence, lr, forgetting, prior[m], mask_zeros, f"pC[{m}]")
-    return out
-
-
-# SPM's spm_MDP_VB_X reads log-preferences from counts c as ln softmax(psi(c + 1/32)) (the 1/32 keeps psi finite)
-PREFERENCE_OFFSET = 1.0 / 32.0
-
-
-def preferences_from_counts(pC: Sequence[ArrayLike]) -> list:
-    """Log-preferences over outcomes from their Dirichlet counts, as SPM's ``spm_MDP_VB_X`` forms ``C`` from ``c``:
-    ``C[m] = ln softmax(psi(pC[m] + 1/32))`` over outcomes (axis 0, per column of time-varying counts), the log
-    guarded as SPM's ``spm_log`` (``ln(x + 1e-16)``).
-
-    Args:
-        pC: counts, ``pC[m]`` of shape ``(num_obs[m],)`` or ``(num_obs[m], T)``.
-
-    Returns:
-        ``C``, a list shaped like ``pC`` (normalised log-probabilities: no further normalisation changes them).
-    """
-    pC = checks.check_count_list(pC, "pC")
-    out = []
-    for c in pC:
-        expected = digamma(c + PREFERENCE_OFFSET)
-        p = np.exp(expected - expected.max(axis=0))
-        out.append(np.log(p / p.sum(axis=0) + LEGACY_EPS))
     return out
 
 
@@ -500,8 +486,14 @@ class Learning(Learner):
         learn_A, learn_B, learn_D: which counts to update (each needs the model's pA / pB / pD): ``True`` all,
             ``False`` none, or a list of the modalities (A) or factors (B, D) to update, the others left as they
             are (pymdp.legacy's ``modalities_to_learn`` and ``factors_to_learn``; stored as a tuple).
-        lr_A, lr_B, lr_D: learning rates of each kind of count, >= 0; ``None`` (the default) uses ``lr``
-            (pymdp.legacy's ``lr_pA``, ``lr_pB``, ``lr_pD``).
+        learn_E: learn the habits, the counts ``pE`` over the agent's policies (SPM's ``MDP.e``): each step's q(pi)
+            is added when its action is chosen (``update_E``); with SPM's policies over the trial, the last step's
+            q(pi) at the trial's end (``learn_trial``). The model's ``E`` is then the counts' mean.
+        learn_C: learn the preferences, the counts ``pC`` over outcomes (SPM's ``MDP.c``): ``True``, ``False`` or
+            a list of modalities, as ``learn_A``; each observation is added (``update_C``; time-varying counts
+            ``(num_obs[m], T)`` in the column of its step) and ``C`` is ``preferences_from_counts(pC)``.
+        lr_A, lr_B, lr_D, lr_E, lr_C: learning rates of each kind of count, >= 0; ``None`` (the default) uses
+            ``lr`` (pymdp.legacy's ``lr_pA``, ``lr_pB``, ``lr_pD``; SPM has one ``eta`` for all but ``d``).
         online: update after every observation (``True``) or only when ``learn()`` is called, from the
             episode recorded since the last ``reset`` (``False``). D is learned from the episode's first
             posterior in both cases, at ``learn()`` or ``reset()``.
@@ -542,20 +534,24 @@ class Learning(Learner):
     lr_B: float | None = None
     lr_D: float | None = None
     smoothing: bool = False
+    learn_E: bool = False
+    learn_C: bool | Sequence[int] = False
+    lr_E: float | None = None
+    lr_C: float | None = None
 
     def __post_init__(self):
         checks.check_real(self.lr, "Learning.lr", 0.0)
-        for name in ("online", "forget_to_prior", "mask_zeros", "smoothing"):
+        for name in ("online", "forget_to_prior", "mask_zeros", "smoothing", "learn_E"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ParameterError(f"Learning.{name} must be True or False, got {getattr(self, name)!r}")
         if self.smoothing and self.online:
             raise ParameterError("Learning.smoothing smooths a finished episode: it needs online=False")
         checks.check_fraction(self.forgetting, "Learning.forgetting", "(0, 1]")
-        for name in "ABD":
+        for name in "ABDEC":
             if getattr(self, f"lr_{name}") is not None:
                 checks.check_real(getattr(self, f"lr_{name}"), f"Learning.lr_{name}", 0.0)
             which = getattr(self, f"learn_{name}")
-            if isinstance(which, bool):
+            if isinstance(which, (bool, np.bool_)):
                 continue
             if not isinstance(which, (list, tuple, range, np.ndarray)):
                 raise ParameterError(f"Learning.learn_{name} must be True, False or a list of indices, got {which!r}")
@@ -565,7 +561,7 @@ class Learning(Learner):
             object.__setattr__(self, f"learn_{name}", which)  # frozen: stored once, as a tuple
 
     def chosen(self, name: str) -> Sequence[int] | None:
-        """The modalities (``"A"``) or factors (``"B"``, ``"D"``) to learn: ``None`` for all of them."""
+        """The modalities (``"A"``, ``"C"``) or factors (``"B"``, ``"D"``) to learn: ``None`` for all of them."""
         which = getattr(self, f"learn_{name}")
         return None if which is True else () if which is False else which
 
@@ -577,19 +573,24 @@ class Learning(Learner):
     def check_model(self, num_modalities: int, num_factors: int) -> None:
         """Every chosen modality and factor exists in the model (``ParameterError`` naming the first that does not)."""
         for name, n, one, many in (("A", num_modalities, "modality", "modalities"),
-                                   ("B", num_factors, "factor", "factors"), ("D", num_factors, "factor", "factors")):
+                                   ("B", num_factors, "factor", "factors"), ("D", num_factors, "factor", "factors"),
+                                   ("C", num_modalities, "modality", "modalities")):
             bad = [i for i in self.chosen(name) or () if i >= n]
             if bad:
                 raise ParameterError(f"Learning.learn_{name} names {one} {bad[0]}, but the model has {n} {many} "
                                      f"(0 to {n - 1})")
 
     def update(self, model: GenerativeModel, obs: Any, qs: list, previous: tuple | None, initial: dict,
-               joint: list | None = None) -> GenerativeModel:
-        """``model`` after the A update of one observation and, with ``previous = (qs_prev, action)``, the B
-        update of the transition into it (from the pairwise beliefs ``joint`` when given, one per factor, as
-        ``update_B``'s); ``initial``: the counts forgetting decays towards (``forget_to_prior``)."""
+               joint: list | None = None, t: int = 0) -> GenerativeModel:
+        """``model`` after the A (and C) update of one observation, that of step ``t`` of the episode, and, with
+        ``previous = (qs_prev, action)``, the B update of the transition into it (from the pairwise beliefs
+        ``joint`` when given, one per factor, as ``update_B``'s); ``initial``: the counts forgetting decays towards
+        (``forget_to_prior``)."""
         rates: dict[str, Any] = dict(forgetting=self.forgetting, mask_zeros=self.mask_zeros)
         changes: dict[str, Any] = {}
+        if self.learn_C:
+            changes.update(pC=update_C(cast(list, model.pC), [obs], self.rate("C"), modalities=self.chosen("C"),
+                                       prior=self._towards(initial, "pC"), start=t, **rates), C=None)
         if self.learn_A:
             changes.update(pA=update_A(cast(list, model.pA), obs, qs, A_dependencies=model.A_dependencies,
                                        modalities=self.chosen("A"), lr=self.rate("A"),
@@ -609,6 +610,15 @@ class Learning(Learner):
         pD = update_D(cast(list, model.pD), qs_first, self.rate("D"), self.forgetting, factors=self.chosen("D"),
                       prior=self._towards(initial, "pD"), mask_zeros=self.mask_zeros)
         return model.replace(pD=pD, D=None)
+
+    def update_habits(self, model: GenerativeModel, q_pi: np.ndarray, initial: dict) -> GenerativeModel:
+        """``model`` after the habits learned the policy posterior ``q_pi`` ``(P,)`` of one step (unchanged without
+        ``learn_E``)."""
+        if not self.learn_E:
+            return model
+        pE = update_E(cast(np.ndarray, model.pE), q_pi, self.rate("E"), self.forgetting,
+                      prior=self._towards(initial, "pE"))
+        return model.replace(pE=pE, E=None)
 
     def _towards(self, initial: dict, name: str) -> Any:
         return initial[name] if self.forget_to_prior else None
@@ -724,11 +734,11 @@ def prune_model(model: GenerativeModel, *, states: Sequence[Sequence[int]] | Non
       ``B_dependencies[f]``) and the slices of removed actions of ``f`` dropped, the columns renormalised.
     - ``D[f]``: removed states dropped, renormalised. ``C[m]``: removed outcomes dropped, not renormalised
       (log-preferences; legacy's ``_prune_prior`` would normalise them as probabilities).
-    - ``pA``, ``pB``, ``pD``: the same entries dropped, the kept counts unchanged. Legacy refuses counts ("how to
-      re-distribute [them]"); none need redistributing: if ``p ~ Dir(a)`` then the kept probabilities,
-      renormalised, are ``Dir(a_kept)``, independent of their total (a subcomposition of a Dirichlet vector), so
-      the kept counts are exactly the belief about the pruned model's parameters, and their mean is the pruned
-      array.
+    - ``pA``, ``pB``, ``pD``, ``pC``: the same entries dropped, the kept counts unchanged (``pE`` kept whole).
+      Legacy refuses counts ("how to re-distribute [them]"); none need redistributing: if ``p ~ Dir(a)`` then
+      the kept probabilities, renormalised, are ``Dir(a_kept)``, independent of their total (a subcomposition
+      of a Dirichlet vector), so the kept counts are exactly the belief about the pruned model's parameters,
+      and their mean is the pruned array.
 
     Levels keep their order and are renumbered (``range`` over the kept ones); an action index refers to the
     pruned ``B[f]`` afterwards. Which levels to remove can be decided by Bayesian model reduction:
@@ -754,7 +764,8 @@ def prune_model(model: GenerativeModel, *, states: Sequence[Sequence[int]] | Non
     keep_u = _levels(actions, model.num_controls, "actions", "factor")
     if model.E is not None and any(k.size < u for k, u in zip(keep_u, model.num_controls, strict=True)):
         raise ModelError("the model has a policy prior E, over policies that pruning actions changes: remove it "
-                         "first (model.replace(E=None)) and give the pruned model the prior of its new policies")
+                         "first (model.replace(E=None, pE=None)) and give the pruned model the prior of its new "
+                         "policies")
 
     def A_index(m):  # (outcome, *states of A_dependencies[m])
         return [keep_o[m], *[keep_s[g] for g in model.A_dependencies[m]]]
@@ -767,11 +778,13 @@ def prune_model(model: GenerativeModel, *, states: Sequence[Sequence[int]] | Non
                                             for i, x in enumerate(arrays)]
 
     C = [C_m[keep_o[m]] for m, C_m in enumerate(model.C)]  # (O_m,) or (O_m, T): rows only
+    pC = None if model.pC is None else [_take(p, [keep_o[m], *[np.arange(n) for n in p.shape[1:]]], f"pC[{m}]", False)
+                                        for m, p in enumerate(model.pC)]
     return GenerativeModel(
         A=pruned(model.A, A_index, "A", True), B=pruned(model.B, B_index, "B", True), C=C,
         D=pruned(model.D, lambda f: [keep_s[f]], "D", True), E=model.E,
         pA=pruned(model.pA, A_index, "pA", False), pB=pruned(model.pB, B_index, "pB", False),
-        pD=pruned(model.pD, lambda f: [keep_s[f]], "pD", False),
+        pD=pruned(model.pD, lambda f: [keep_s[f]], "pD", False), pE=model.pE, pC=pC,
         A_dependencies=model.A_dependencies, B_dependencies=model.B_dependencies)
 
 

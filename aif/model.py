@@ -1,4 +1,4 @@
-"""The POMDP generative model: arrays A, B, C, D, E and optional Dirichlet counts pA, pB, pD.
+"""The POMDP generative model: arrays A, B, C, D, E and optional Dirichlet counts pA, pB, pD, pE, pC.
 
 Shapes (``S_f = num_states[f]``, ``O_m = num_obs[m]``, ``U_f = num_controls[f]``):
 
@@ -13,6 +13,10 @@ Shapes (``S_f = num_states[f]``, ``O_m = num_obs[m]``, ``U_f = num_controls[f]``
 - ``pA``, ``pB``, ``pD``: Dirichlet counts with the shapes of ``A``, ``B``, ``D``, non-negative with a positive
   count in every column. Given counts and no array, the array is their mean, the normalised counts; a zero
   count is a structural zero (probability 0; see ``aif.learning``).
+- ``pE``: ``(num_policies,)`` Dirichlet counts over policies (habits, SPM's ``MDP.e``); without ``E``, ``E`` is their
+  mean ``pE / sum(pE)``.
+- ``pC``: ``pC[m]`` of shape ``(O_m,)`` or ``(O_m, T)``, Dirichlet counts over outcomes (SPM's ``MDP.c``); without
+  ``C``, ``C`` is SPM's ``ln softmax(psi(pC + 1/32))`` (``preferences_from_counts``; see there why that rule).
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+from scipy.special import digamma
 
 from .checks import (
     as_numbers,
     check_array_list,
+    check_count_list,
     check_dependencies,
     check_dirichlet,
     check_integer,
@@ -35,6 +41,7 @@ from .checks import (
     check_sequence,
 )
 from .errors import ModelError, StrategyError
+from .maths import LEGACY_EPS
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,6 +58,9 @@ class GenerativeModel:
         A_dependencies: ``A_dependencies[m]`` lists the factors modality ``m`` depends on (all by default).
         B_dependencies: ``B_dependencies[f]`` lists the factors whose states the transition of factor ``f``
             is conditioned on (``[f]`` by default).
+        pE: optional Dirichlet counts over policies ``(num_policies,)`` (habits; ``E`` is their mean when absent).
+        pC: optional Dirichlet counts over outcomes, one per modality, shaped like ``C`` (``C`` is
+            ``preferences_from_counts(pC)`` when absent).
 
     Raises:
         ModelError: a shape, value or dependency check failed; the message names the array and index.
@@ -70,13 +80,15 @@ class GenerativeModel:
     pD: list | None = None
     A_dependencies: list = None  # type: ignore[assignment]
     B_dependencies: list = None  # type: ignore[assignment]
+    pE: np.ndarray | None = None
+    pC: list | None = None
     num_states: list = field(init=False, repr=False)
     num_obs: list = field(init=False, repr=False)
     num_controls: list = field(init=False, repr=False)
 
     def __post_init__(self):
         put = object.__setattr__
-        for name in ("pA", "pB", "pD"):
+        for name in ("pA", "pB", "pD", "pC"):
             if getattr(self, name) is not None:
                 put(self, name, check_array_list(getattr(self, name), name))
         A = check_array_list(self.A, "A") if self.A is not None else _dirichlet_mean(self.pA, "A")
@@ -98,11 +110,24 @@ class GenerativeModel:
                                                        default=lambda m: list(range(num_factors))))
         put(self, "B_dependencies", check_dependencies(self.B_dependencies, num_factors, num_factors, "B",
                                                        default=lambda f: [f]))
-        put(self, "C", [np.zeros(o) for o in self.num_obs] if self.C is None else check_array_list(self.C, "C"))
+        if self.pC is not None:
+            _check_preference_counts(self.pC, self.num_obs, self.C)
+        put(self, "C", check_array_list(self.C, "C") if self.C is not None else
+            [np.zeros(o) for o in self.num_obs] if self.pC is None else preferences_from_counts(self.pC))
         put(self, "D", check_array_list(self.D, "D") if self.D is not None else
             uniform_like(num_states) if self.pD is None else _dirichlet_mean(self.pD, "D"))
+        if self.pE is not None:
+            pE = as_numbers(self.pE, "pE", ModelError).copy()
+            if pE.ndim != 1:
+                raise ModelError(f"pE has shape {pE.shape}, expected (num_policies,)")
+            check_dirichlet(pE, "pE")
+            put(self, "pE", pE)
         if self.E is not None:
             put(self, "E", as_numbers(self.E, "E", ModelError).copy())
+        elif self.pE is not None:
+            put(self, "E", self.pE / self.pE.sum())
+        if self.pE is not None and self.E.shape != self.pE.shape:
+            raise ModelError(f"pE has shape {self.pE.shape} but E {self.E.shape}: both are over the same policies")
         check_model(self)
 
     @property
@@ -135,6 +160,47 @@ def _dirichlet_mean(counts, name):
     for i, p in enumerate(counts):
         check_dirichlet(p, f"p{name}[{i}]")
     return [p / p.sum(axis=0, keepdims=True) for p in counts]
+
+
+def _check_preference_counts(pC: list, num_obs: list, C: Any) -> None:
+    """``pC``: one count array ``(O_m,)`` or ``(O_m, T)`` per modality, shaped like ``C[m]`` when ``C`` is given."""
+    if len(pC) != len(num_obs):
+        raise ModelError(f"pC has {len(pC)} arrays but A has {len(num_obs)} modalities")
+    for m, p in enumerate(pC):
+        if p.ndim not in (1, 2) or p.shape[0] != num_obs[m]:
+            raise ModelError(f"pC[{m}] has shape {p.shape}, expected ({num_obs[m]},) or ({num_obs[m]}, T)")
+        check_dirichlet(p, f"pC[{m}]")
+        if C is not None and m < len(C) and np.shape(C[m]) != p.shape:
+            raise ModelError(f"pC[{m}] has shape {p.shape} but C[{m}] {np.shape(C[m])}: give counts shaped like C")
+
+
+# SPM's spm_MDP_VB_X reads log-preferences from counts c as ln softmax(psi(c + 1/32)) (the 1/32 keeps psi finite)
+PREFERENCE_OFFSET = 1.0 / 32.0
+
+
+def preferences_from_counts(pC: Sequence[Any]) -> list:
+    """Log-preferences over outcomes from their Dirichlet counts, as SPM's ``spm_MDP_VB_X`` forms ``C`` from ``c``:
+    ``C[m] = ln softmax(psi(pC[m] + 1/32))`` over outcomes (axis 0, per column of time-varying counts), the log
+    guarded as SPM's ``spm_log`` (``ln(x + 1e-16)``).
+
+    Why this rule (the model's ``C`` when only ``pC`` is given): it is the expected log-probability
+    ``E[ln p(o)] = psi(c) - psi(c0)`` of the Dirichlet, normalised, the one rule with a reference (SPM; pymdp has no
+    preference counts). Unlike the log of the counts' mean, it holds back preferences for outcomes seen rarely
+    (``psi(c) << ln c`` for small ``c``), so a new outcome is avoided until it is counted.
+
+    Args:
+        pC: counts, ``pC[m]`` of shape ``(num_obs[m],)`` or ``(num_obs[m], T)``.
+
+    Returns:
+        ``C``, a list shaped like ``pC`` (normalised log-probabilities: no further normalisation changes them).
+    """
+    pC = check_count_list(pC, "pC")
+    out = []
+    for c in pC:
+        expected = digamma(c + PREFERENCE_OFFSET)
+        p = np.exp(expected - expected.max(axis=0))
+        out.append(np.log(p / p.sum(axis=0) + LEGACY_EPS))
+    return out
 
 
 def uniform_like(num_states):
@@ -187,4 +253,4 @@ def random_model(rng: np.random.Generator, num_states: Sequence[int], num_obs: S
     return GenerativeModel(A, B, C, D, A_dependencies=A_dependencies, B_dependencies=B_dependencies, **extra)
 
 
-__all__ = ["GenerativeModel", "uniform_like", "random_model"]
+__all__ = ["GenerativeModel", "uniform_like", "random_model", "preferences_from_counts", "PREFERENCE_OFFSET"]

@@ -412,7 +412,8 @@ class SequenceCycle:
     def learn_trial(self, observations: list, initial: dict) -> GenerativeModel:
         """With policies over the trial, the Agent's ``Learning`` at the trial's end is SPM's (``aif.learn_trial``):
         A and D from the beliefs averaged with the last q(pi), B from each policy's own pairwise beliefs weighted by
-        the q(pi) of each step. ``observations``: the trial's; ``initial``: the counts forgetting decays towards."""
+        the q(pi) of each step, C from the trial's outcomes, E from the last q(pi). ``observations``: the trial's;
+        ``initial``: the counts forgetting decays towards."""
         a = self.agent
         L = a.learning
         if a.qs_seq is None or a.present != a.trial_length - 1:
@@ -420,18 +421,19 @@ class SequenceCycle:
                                  f"{a.trial_length} observations so far")
         model, q_pi = a.model, np.array(self.q_pi_steps)
         towards = initial if L.forget_to_prior else {}
-        for name, lr in (("A", L.rate("A")), ("B", L.rate("B")), ("D", L.rate("D"))):
-            which = L.chosen(name)
-            if which is not None and len(which) == 0:
+        for name in "ABDCE":
+            which = None if name == "E" else L.chosen(name)
+            if not getattr(L, f"learn_{name}") or (which is not None and len(which) == 0):
                 continue
-            key = f"p{name}"
+            key, lr = f"p{name}", L.rate(name)
             old = getattr(model, key)
             new = learn_trial({key: old}, observations, a.qs_seq, q_pi, a.policies, lr=lr, lr_D=lr,
                               forgetting=L.forgetting, A_dependencies=model.A_dependencies,
                               B_dependencies=model.B_dependencies, mask_zeros=L.mask_zeros,
                               prior={key: towards[key]} if towards.get(key) is not None else None)[key]
-            kept = [n if which is None or i in which else o for i, (n, o) in enumerate(zip(new, old, strict=True))]
-            model = model.replace(**{key: kept, name: None})
+            if name != "E":  # the modalities or factors not chosen keep their counts
+                new = [n if which is None or i in which else o for i, (n, o) in enumerate(zip(new, old, strict=True))]
+            model = model.replace(**{key: new, name: None})
         return model
 
 

@@ -127,6 +127,8 @@ class TabularModel:
             ``pA_info_gain`` and ``pB_info_gain`` terms of the policy evaluator and for learning
             (``aif_deep.learning``).
         pD: optional Dirichlet counts shaped like ``D``, for learning D (``aif_deep.Agent.learn``).
+        pE: optional Dirichlet counts over policies shaped like ``E``, pC: over outcomes shaped like ``C`` (habits and
+            preferences, learned on the NumPy route: ``aif.Learning(learn_E=..., learn_C=...)``).
 
     No validation of the values happens here (the tensors may be built from logits inside an optimiser);
     ``from_aif`` starts from models that ``aif.check_model`` has passed.
@@ -143,6 +145,8 @@ class TabularModel:
     pA: list | None = None
     pB: list | None = None
     pD: list | None = None
+    pE: Tensor | None = None
+    pC: list | None = None
     num_states: list = field(init=False, repr=False)
     num_obs: list = field(init=False, repr=False)
     num_controls: list = field(init=False, repr=False)
@@ -158,7 +162,10 @@ class TabularModel:
                 if tuple(x.shape[:nb]) != tuple(self.batch_shape):
                     raise ModelError(f"{name}[{i}] has shape {tuple(x.shape)}, whose leading axes should be the "
                                      f"batch shape {tuple(self.batch_shape)}")
-        for name, like in (("pA", self.A), ("pB", self.B), ("pD", self.D)):
+        if self.pE is not None and (self.E is None or tuple(self.pE.shape) != tuple(self.E.shape)):
+            raise ModelError(f"pE has shape {tuple(self.pE.shape)}, expected the shape of E "
+                             f"{None if self.E is None else tuple(self.E.shape)}")
+        for name, like in (("pA", self.A), ("pB", self.B), ("pD", self.D), ("pC", self.C)):
             counts = getattr(self, name)
             if counts is None:
                 continue
@@ -216,6 +223,8 @@ class TabularModel:
                 raise ModelError(f"the models' E have different lengths {sorted(sizes)}")
             P = sizes.pop()
             E = stack(lambda m: m.E if m.E is not None else np.full(P, 1.0 / P))
+        if any(m.pE is not None for m in models) and not all(m.pE is not None for m in models):
+            raise ModelError("some models of the batch have pE and some do not")
         batch_shape = () if isinstance(model, GenerativeModel) else (len(models),)
         return cls(
             A=[stack(lambda m, i=i: m.A[i]) for i in range(first.num_modalities)],
@@ -229,6 +238,8 @@ class TabularModel:
             pA=counts("pA", first.num_modalities),
             pB=counts("pB", first.num_factors),
             pD=counts("pD", first.num_factors),
+            pE=None if first.pE is None else stack(lambda m: m.pE),
+            pC=counts("pC", first.num_modalities),
         )
 
     def to_aif(self, index: tuple = ()) -> GenerativeModel:
@@ -241,9 +252,10 @@ class TabularModel:
             return None if xs is None else [x[index].detach().cpu().numpy().astype(float) for x in xs]
 
         E = None if self.E is None else get([self.E])[0]
+        pE = None if self.pE is None else get([self.pE])[0]
         return GenerativeModel(A=get(self.A), B=get(self.B), C=get(self.C), D=get(self.D), E=E, pA=get(self.pA),
                                pB=get(self.pB), pD=get(self.pD), A_dependencies=[list(d) for d in self.A_dependencies],
-                               B_dependencies=[list(d) for d in self.B_dependencies])
+                               B_dependencies=[list(d) for d in self.B_dependencies], pE=pE, pC=get(self.pC))
 
     @property
     def num_factors(self) -> int:
@@ -276,7 +288,8 @@ class TabularModel:
             return None if xs is None else [move(x) for x in xs]
 
         return replace(self, A=move_all(self.A), B=move_all(self.B), C=move_all(self.C), D=move_all(self.D),
-                       E=move(self.E), pA=move_all(self.pA), pB=move_all(self.pB), pD=move_all(self.pD))
+                       E=move(self.E), pA=move_all(self.pA), pB=move_all(self.pB), pD=move_all(self.pD),
+                       pE=move(self.pE), pC=move_all(self.pC))
 
     # --- BeliefModel -------------------------------------------------------------------------------------
 
