@@ -44,9 +44,9 @@ from aif.efe import DEFAULT_TERMS, EFEOptions, Term
 from aif.errors import ObservationError, ParameterError, PolicyError, StrategyError
 
 from . import checks
-from .control import action_log_probability, policy_posterior, predict
+from .control import action_log_probability, policy_posterior, predict_policies
 from .evaluator import evaluate_policies
-from .inference import infer_states
+from .inference import as_obs, infer_states_checked
 from .learning import _outer
 from .model import TabularModel
 
@@ -141,6 +141,11 @@ def _rate(x: Any, name: str, N: int, like: Tensor, fraction: bool = False) -> Te
 def _one_hot(index: Tensor, n: int, dtype: torch.dtype) -> Tensor:
     """``(N,)`` indices -> ``(N, n)`` one-hot vectors of ``dtype``."""
     return torch.nn.functional.one_hot(index, n).to(dtype)
+
+
+def _modalities(obs: Tensor) -> list:
+    """Outcome indices ``(*lead, M)`` (checked) -> one ``(*lead,)`` tensor per modality; ``-1`` (padding) as 0."""
+    return list(obs.clamp_min(0).unbind(-1))
 
 
 def _normalise(p: Tensor) -> Tensor:
@@ -257,9 +262,10 @@ class ChoiceLikelihood:
             u = act[:, :, t]
             valid = (u >= 0).all(-1) & (obs[:, :, t] >= 0).all(-1)  # ended episodes are padded with -1
             u = u.clamp_min(0)
-            qs = infer_states(model, obs[:, :, t].clamp_min(0), prior, self.inference)
+            qs = infer_states_checked(model, _modalities(obs[:, :, t]), prior, self.inference)
             total = total + torch.where(valid, self._choice(model, qs, u, gamma, alpha), 0.0)
-            prior = predict(model, qs, u)
+            if t + 1 < T:
+                prior = predict_policies(model, qs, u)
         return total
 
     def _learning(self, model: TabularModel, s: dict) -> Tensor:
@@ -284,7 +290,7 @@ class ChoiceLikelihood:
                 o, u = obs[k, :, t], act[k, :, t]
                 valid = (u >= 0).all(-1) & (o >= 0).all(-1)
                 o, u = o.clamp_min(0), u.clamp_min(0)
-                qs = infer_states(model, o, prior, self.inference)
+                qs = infer_states_checked(model, _modalities(o), prior, self.inference)
                 first = qs if first is None else first
                 changes: dict = {}
                 if L.learn_A:
@@ -307,7 +313,7 @@ class ChoiceLikelihood:
                     changes.update(pB=pB, B=[_normalise(p) for p in pB])
                 model = model.replace(**changes) if changes else model
                 total = total + torch.where(valid, self._choice(model, qs, u, s["gamma"], s["alpha"]), 0.0)
-                prior = predict(model, qs, u)
+                prior = predict_policies(model, qs, u)
                 qs_prev, u_prev = qs, u
             if L.learn_D and first is not None:
                 pD = list(cast(list, model.pD))
@@ -352,6 +358,9 @@ def choice_likelihood(model: TabularModel, observations: ArrayLike, actions: Arr
     obs, act = _prepare_data(observations, actions, device, len(model.num_obs), len(model.num_controls))
     N = obs.shape[1]
     nb = len(model.batch_shape)
+    # Checked once here, so that the likelihood's steps run the unchecked internals (the padding -1 aside).
+    as_obs(model, obs.clamp_min(0), device)
+    checks.action(model, act.clamp_min(0))
     if tuple(model.batch_shape) not in ((), (N,)):
         raise ParameterError(f"the model's batch shape {model.batch_shape} does not match {N} subjects")
     fixed = {}

@@ -1,0 +1,452 @@
+r"""Posteriors over agents' parameters given their choices, with Pyro: Laplace, SVI and NUTS; groups; evidence.
+
+The likelihood is ``aif_deep.fit.ChoiceLikelihood`` (agents that learn or not, all subjects in one batch); the
+priors are stated explicitly, one Pyro distribution per parameter and subject (``priors``: name -> distribution
+over one subject's constrained value: ``gamma`` ``()``, ``C[m]`` ``(O_m,)``, ``D[f]`` ``(S_f,)`` on the simplex,
+``A[m]`` with the outcome axis *last* ``(*S_deps, O_m)`` so that a ``Dirichlet`` prior covers its columns, ``B[f]``
+likewise ``(*S_deps, U_f, S_f)``, a custom parameter its own shape). Subjects sit in a ``pyro.plate``.
+
+- ``laplace``: the MAP in the unconstrained space of each prior's support (``torch.distributions.biject_to``,
+  Jacobian included), then a Gaussian with the inverse Hessian of ``-ln p(choices, z)`` there. Subjects are
+  independent, so the Hessian is block diagonal: ``d`` double-backward passes give every subject's ``d x d``
+  block at once. Log evidence per subject: ``ln p(y, z*) + d/2 ln 2 pi - 1/2 ln det H``.
+- ``svi``: stochastic variational inference with ``AutoNormal`` (per-subject ELBO, which decomposes) or
+  ``AutoMultivariateNormal``.
+- ``nuts``: the No-U-Turn sampler, chains run one after the other from their own seeds (R-hat needs two or more).
+- ``hierarchical_model`` with ``GroupPrior``: group means and spreads over subjects (non-centred), fitted by
+  ``svi`` or ``nuts``.
+
+Every result is a ``Posterior``: draws of the constrained values per subject, ``to_arviz()`` (an ArviZ
+``InferenceData`` with a ``subject`` dimension) and ``summary()`` (means, intervals, R-hat, effective sample size).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.distributions.torch_distribution import TorchDistributionMixin
+from pyro.infer import MCMC, NUTS, SVI, Trace_ELBO
+from pyro.infer.autoguide import AutoMultivariateNormal, AutoNormal, init_to_median, init_to_value
+from torch.distributions import biject_to, constraints
+
+from aif.checks import check_choice, check_index, check_positive
+from aif.errors import ParameterError
+
+from .fit import ChoiceLikelihood, parse_name
+
+Tensor = torch.Tensor
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Priors and the values they give the likelihood
+
+
+def event_shape(like: ChoiceLikelihood, name: str) -> tuple[int, ...] | None:
+    """One subject's shape of ``name`` as a prior sees it (``None`` for a custom parameter: any shape)."""
+    if name in like.custom:
+        return None
+    kind, index = parse_name(name, like.model)
+    if not index:
+        return ()
+    x = getattr(like.model, kind)[index[0]][0]  # one subject's array
+    return tuple(x.shape) if kind in "CD" else tuple(x.movedim(0, -1).shape)  # A, B: outcomes / next states last
+
+
+def check_priors(like: ChoiceLikelihood, priors: dict) -> dict:
+    """``priors`` as a checked dict: Pyro distributions, one per name the likelihood takes, of its event shape."""
+    if not isinstance(priors, dict) or not priors:
+        raise ParameterError(f"priors must be a non-empty dict name -> pyro distribution, got {priors!r:.200}")
+    like.check_names(list(priors))
+    for name, prior in priors.items():
+        if not (isinstance(prior, torch.distributions.Distribution) and isinstance(prior, TorchDistributionMixin)):
+            raise ParameterError(f"the prior of {name!r} must be a pyro.distributions distribution (such as "
+                                 f"dist.LogNormal), got {type(prior).__name__}")
+        shape = event_shape(like, name)
+        if prior.batch_shape != () or (shape is not None and tuple(prior.event_shape) != shape):
+            raise ParameterError(f"the prior of {name!r} has batch shape {tuple(prior.batch_shape)} and event shape "
+                                 f"{tuple(prior.event_shape)}; it must describe one subject: batch shape () and "
+                                 f"event shape {shape} (use .to_event() for a vector)")
+    return dict(priors)
+
+
+def natural(like: ChoiceLikelihood, values: dict) -> dict:
+    """The values as the likelihood takes them: ``A``/``B`` arrays with their outcome / next-state axis moved back
+    from last to right after the subject axis; the rest as they are."""
+    out = {}
+    for name, x in values.items():
+        kind = name if name in like.custom else parse_name(name, like.model)[0]
+        out[name] = x.movedim(-1, 1) if kind in ("A", "B") else x
+    return out
+
+
+def subjects_model(like: ChoiceLikelihood, priors: dict) -> Callable[[], None]:
+    """The Pyro model of independent subjects: ``theta_i ~ prior``, ``choices_i ~ like(theta_i)``."""
+    priors = check_priors(like, priors)
+
+    def model() -> None:
+        with pyro.plate("subjects", like.num_subjects):
+            values = {name: pyro.sample(name, prior) for name, prior in priors.items()}
+            pyro.factor("choices", like(natural(like, values)))
+
+    return model
+
+
+@dataclass(frozen=True)
+class GroupPrior:
+    """A scalar parameter drawn per subject around a group mean (non-centred, which NUTS prefers):
+
+        x_i = link(mu + sigma * z_i),  z_i ~ N(0, 1),  mu ~ N(loc, scale),  sigma ~ HalfNormal(spread)
+
+    Attributes:
+        loc, scale: the normal prior of the group mean ``mu`` in the unconstrained space.
+        spread: the scale of the half-normal prior of the group's standard deviation ``sigma``.
+        support: the parameter's constraint (``constraints.positive`` for ``gamma``, ``lr``; ``unit_interval`` for
+            ``forgetting``; ``real`` for a custom strength); ``link = biject_to(support)`` (exp, logistic, identity).
+    """
+
+    loc: float = 0.0
+    scale: float = 1.0
+    spread: float = 1.0
+    support: Any = constraints.positive
+
+    def __post_init__(self) -> None:
+        check_positive(self.scale, "GroupPrior.scale")
+        check_positive(self.spread, "GroupPrior.spread")
+        if not isinstance(self.support, constraints.Constraint) or self.support.event_dim != 0:
+            raise ParameterError(f"GroupPrior.support must be a scalar torch constraint, got {self.support!r}")
+
+
+def hierarchical_model(like: ChoiceLikelihood, group: dict) -> Callable[[], None]:
+    """The Pyro model of a group: ``GroupPrior`` per scalar parameter (sites ``{name}_mu``, ``{name}_sigma``,
+    ``{name}_z`` and the subjects' values ``{name}`` as deterministic sites)."""
+    if not isinstance(group, dict) or not group or not all(isinstance(g, GroupPrior) for g in group.values()):
+        raise ParameterError(f"group must be a non-empty dict name -> GroupPrior, got {group!r:.200}")
+    like.check_names(list(group))
+    for name in group:
+        if event_shape(like, name) not in ((), None):
+            raise ParameterError(f"GroupPrior is for scalar parameters; {name!r} has shape {event_shape(like, name)}")
+    dtype = like.model.dtype
+
+    def model() -> None:
+        top = {}
+        for name, g in group.items():
+            mu = pyro.sample(f"{name}_mu", dist.Normal(torch.tensor(g.loc, dtype=dtype), g.scale))
+            sigma = pyro.sample(f"{name}_sigma", dist.HalfNormal(torch.tensor(g.spread, dtype=dtype)))
+            top[name] = (mu, sigma)
+        with pyro.plate("subjects", like.num_subjects):
+            values = {}
+            for name, g in group.items():
+                mu, sigma = top[name]
+                z = pyro.sample(f"{name}_z", dist.Normal(torch.zeros((), dtype=dtype), 1.0))
+                values[name] = pyro.deterministic(name, biject_to(g.support)(mu + sigma * z))
+            pyro.factor("choices", like(values))
+
+    return model
+
+
+def group_values(group: dict, draws: dict) -> dict:
+    """The subjects' values ``{name}: (..., N)`` from draws of ``{name}_mu``, ``{name}_sigma`` and ``{name}_z``."""
+    return {name: biject_to(g.support)(draws[f"{name}_mu"][..., None] + draws[f"{name}_sigma"][..., None]
+                                       * draws[f"{name}_z"]) for name, g in group.items()}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True, eq=False)
+class Posterior:
+    """Draws from a posterior over each subject's parameters.
+
+    Attributes:
+        samples: name -> ``(chains, draws, N, *event)`` tensors of constrained values (the subjects' values; with a
+            group, also the group-level ``{name}_mu`` and ``{name}_sigma``: ``(chains, draws)``).
+        method: ``"laplace"``, ``"svi"`` or ``"nuts"``.
+        log_evidence: ``(N,)``: ln p(choices) per subject (Laplace's approximation, or the per-subject ELBO of a
+            mean-field SVI fit), or ``None`` where it does not decompose by subject.
+        elbo: the total ELBO (SVI) or the summed Laplace log evidence; ``None`` for NUTS.
+        mode: name -> ``(N, *event)``: the MAP (Laplace) or the guide's median (SVI); empty for NUTS.
+        info: method details (Laplace: the Hessian blocks ``H`` ``(N, d, d)``; NUTS: acceptance, divergences).
+    """
+
+    samples: dict
+    method: str
+    log_evidence: Tensor | None = None
+    elbo: float | None = None
+    mode: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    def mean(self, name: str) -> Tensor:
+        """``(N, *event)``: the posterior mean of ``name``."""
+        return self.samples[name].mean((0, 1))
+
+    def interval(self, name: str, level: float = 0.9) -> tuple[Tensor, Tensor]:
+        """The central ``level`` credible interval of ``name``: ``(lower, upper)``, each ``(N, *event)``."""
+        if not 0 < level < 1:
+            raise ParameterError(f"level must be in (0, 1), got {level!r}")
+        x = self.samples[name].flatten(0, 1)
+        q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=x.dtype)
+        lower, upper = torch.quantile(x, q, dim=0)
+        return lower, upper
+
+    def to_arviz(self) -> Any:
+        """An ArviZ ``InferenceData``: the draws, a ``subject`` dimension after chain and draw."""
+        import arviz as az
+
+        posterior, dims = {}, {}
+        for name, x in self.samples.items():
+            posterior[name] = x.detach().cpu().numpy()
+            if x.ndim > 2:
+                dims[name] = ["subject"] + [f"{name}_dim_{i}" for i in range(x.ndim - 3)]
+        return az.from_dict(posterior=posterior, dims=dims)
+
+    def summary(self, level: float = 0.9) -> Any:
+        """ArviZ's summary table (mean, sd, highest-density interval at ``level``, R-hat, bulk and tail ESS)."""
+        import arviz as az
+
+        return az.summary(self.to_arviz(), hdi_prob=level)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Laplace
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Torch's global RNG (which Pyro draws from) forked and seeded: the caller's RNG state is restored after."""
+    check_index(seed, "seed")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+class _Flat:
+    """Each subject's parameters as one unconstrained vector ``z: (N, d)``, and back."""
+
+    def __init__(self, like: ChoiceLikelihood, priors: dict) -> None:
+        self.like, self.priors, self.N = like, priors, like.num_subjects
+        self.links = {name: biject_to(p.support) for name, p in priors.items()}
+        self.shapes = {name: tuple(self.links[name].inverse_shape(p.event_shape)) for name, p in priors.items()}
+        self.sizes = {name: math.prod(s) for name, s in self.shapes.items()}
+        self.d = sum(self.sizes.values())
+
+    def start(self) -> Tensor:
+        """``(N, d)``: every subject at the prior mean where it is finite (else the origin), unconstrained."""
+        dtype = self.like.model.dtype
+        parts = []
+        for name, prior in self.priors.items():
+            try:
+                mean = prior.mean.to(dtype)
+                z = self.links[name].inv(mean) if torch.isfinite(mean).all() else None
+            except NotImplementedError:
+                z = None
+            z = torch.zeros(self.shapes[name], dtype=dtype) if z is None or not torch.isfinite(z).all() else z
+            parts.append(z.reshape(1, -1).expand(self.N, -1))
+        return torch.cat(parts, 1).clone()
+
+    def split(self, z: Tensor) -> tuple[dict, Tensor]:
+        """``z: (..., N, d)`` -> (constrained values ``(..., N, *event)``, ``ln |dx/dz|``: ``(..., N)``)."""
+        values, log_jac, k = {}, torch.zeros(z.shape[:-1], dtype=z.dtype), 0
+        for name, link in self.links.items():
+            u = z[..., k:k + self.sizes[name]].reshape(*z.shape[:-1], *self.shapes[name])
+            k += self.sizes[name]
+            values[name] = x = link(u)
+            log_jac = log_jac + link.log_abs_det_jacobian(u, x).reshape(*z.shape[:-1], -1).sum(-1)
+        return values, log_jac
+
+    def potential(self, z: Tensor) -> Tensor:
+        """``(N,)``: ``-ln p(choices_i, z_i)``, prior and Jacobian included."""
+        values, log_jac = self.split(z)
+        log_prior = sum(p.log_prob(values[name]) for name, p in self.priors.items())
+        return -(self.like(natural(self.like, values)) + log_prior + log_jac)
+
+
+def laplace(like: ChoiceLikelihood, priors: dict, *, num_draws: int = 1000, max_iter: int = 200,
+            seed: int = 0) -> Posterior:
+    """The Laplace posterior of each subject: the MAP, then a Gaussian with the inverse Hessian (autograd) there.
+
+    Args:
+        like: the choice likelihood (``aif_deep.fit.choice_likelihood``).
+        priors: name -> Pyro distribution over one subject's constrained value (module docstring).
+        num_draws: draws from the Gaussian, mapped to the constrained space, for means and intervals.
+        max_iter: L-BFGS iterations for the MAP (strong Wolfe line search).
+        seed: for the draws.
+
+    Returns:
+        ``Posterior`` with ``log_evidence`` ``(N,)``, ``mode`` the MAP, ``info["H"]`` the Hessian blocks.
+
+    Raises:
+        ParameterError: a subject's Hessian is not positive definite at the optimum (the MAP was not reached or
+        the posterior is not locally Gaussian), naming the subjects.
+    """
+    flat = _Flat(like, check_priors(like, priors))
+    num_draws, max_iter = check_index(num_draws, "num_draws"), check_index(max_iter, "max_iter")
+    z = flat.start().requires_grad_()
+    optimiser = torch.optim.LBFGS([z], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
+                                  line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimiser.zero_grad()
+        loss = flat.potential(z).sum()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    # Subjects are independent: d(sum_i U_i)/dz_i = dU_i/dz_i, so one double-backward pass per coordinate j gives
+    # row j of every subject's Hessian block at once.
+    U = flat.potential(z)
+    (grad,) = torch.autograd.grad(U.sum(), z, create_graph=True)
+    rows = [torch.autograd.grad(grad[:, j].sum(), z, retain_graph=True)[0] for j in range(flat.d)]
+    H = torch.stack(rows, 1).detach()  # (N, d, d)
+    H = (H + H.transpose(1, 2)) / 2
+    chol, bad = torch.linalg.cholesky_ex(H)
+    if (bad > 0).any():
+        raise ParameterError(f"the Hessian at the MAP is not positive definite for subject(s) "
+                             f"{torch.nonzero(bad).flatten().tolist()}: the optimum was not reached or the posterior "
+                             "is not locally Gaussian there")
+    z_map = z.detach()
+    log_det = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(-1)
+    log_evidence = -U.detach() + flat.d / 2 * math.log(2 * math.pi) - log_det / 2
+    gen = torch.Generator().manual_seed(seed)
+    eps = torch.randn(num_draws, flat.N, flat.d, generator=gen, dtype=z_map.dtype)
+    # z = z* + L^-T eps has covariance (L L^T)^-1 = H^-1
+    offsets = torch.linalg.solve_triangular(chol.transpose(1, 2), eps.unsqueeze(-1), upper=True).squeeze(-1)
+    draws, _ = flat.split(z_map + offsets)
+    mode, _ = flat.split(z_map)
+    return Posterior(samples={k: v[None] for k, v in draws.items()}, method="laplace", log_evidence=log_evidence,
+                     elbo=float(log_evidence.sum()), mode=mode, info={"H": H, "z": z_map})
+
+
+# ----------------------------------------------------------------------------------------------------------
+# SVI and NUTS
+
+
+def _model_of(like: ChoiceLikelihood, priors: dict | None, group: dict | None) -> tuple[Callable[[], None], list]:
+    """The Pyro model and the names of the subjects' parameters, for exactly one of ``priors`` and ``group``."""
+    if (priors is None) == (group is None):
+        raise ParameterError("give priors (independent subjects) or group (a hierarchical model), one of them")
+    if priors is not None:
+        return subjects_model(like, priors), list(priors)
+    return hierarchical_model(like, group or {}), list(group or {})
+
+
+def _draws(like: ChoiceLikelihood, group: dict | None, draws: dict, names: list) -> dict:
+    """Draws ``(chains, draws, ...)`` of the latent sites -> the Posterior's samples (subjects' values first)."""
+    if group is None:
+        return {name: draws[name] for name in names}
+    values = group_values(group, draws)
+    return {**values, **{f"{n}_{s}": draws[f"{n}_{s}"] for n in group for s in ("mu", "sigma")}}
+
+
+def _start(init: dict | None) -> Any:
+    """Pyro's init strategy: the given values (e.g. ``laplace(...).mode``) for the sites they name, the prior's
+    median for the others."""
+    if init is None:
+        return init_to_median
+    if not isinstance(init, dict):
+        raise ParameterError(f"init must be a dict site name -> value (a Posterior's mode), got {init!r:.200}")
+    return init_to_value(values={k: v.detach() for k, v in init.items()})
+
+
+def svi(like: ChoiceLikelihood, priors: dict | None = None, *, group: dict | None = None, guide: str = "normal",
+        steps: int = 1000, lr: float = 0.02, final_lr: float = 0.1, num_particles: int = 1, num_draws: int = 1000,
+        elbo_particles: int = 64, init: dict | None = None, seed: int = 0) -> Posterior:
+    """Stochastic variational inference (Pyro, Adam on ``Trace_ELBO``).
+
+    Args:
+        like: the choice likelihood.
+        priors: name -> Pyro distribution (independent subjects), or ``group``: name -> ``GroupPrior``.
+        guide: ``"normal"`` (``AutoNormal``, mean field: the ELBO decomposes by subject and ``log_evidence`` is
+            returned per subject) or ``"mvn"`` (``AutoMultivariateNormal``: correlations, total ELBO only).
+        steps, lr, num_particles: SVI steps, Adam's learning rate, ELBO particles per step.
+        final_lr: the learning rate decays geometrically to ``final_lr * lr`` at the last step (so that the last
+            iterate, which is the fit, is not one noisy step away from the optimum).
+        num_draws: draws from the fitted guide.
+        elbo_particles: particles of the final ELBO estimate.
+        init: starting values of the guide's locations, site name -> value (e.g. ``laplace(...).mode``; the
+            prior medians by default).
+        seed: Pyro's randomness (torch's global RNG, forked: the caller's state is restored).
+    """
+    check_choice(guide, "guide", ("normal", "mvn"))
+    steps, num_draws = check_index(steps, "steps"), check_index(num_draws, "num_draws")
+    check_positive(lr, "lr")
+    check_positive(final_lr, "final_lr")
+    model, names = _model_of(like, priors, group)
+    pyro.clear_param_store()
+    with _seeded(seed):
+        start = _start(init)
+        auto = (AutoNormal(model, init_loc_fn=start, init_scale=0.05) if guide == "normal" else
+                AutoMultivariateNormal(model, init_loc_fn=start, init_scale=0.05))
+        engine = SVI(model, auto, pyro.optim.ClippedAdam({"lr": lr, "lrd": final_lr ** (1 / steps)}),
+                     Trace_ELBO(num_particles=num_particles, vectorize_particles=False))
+        history = np.array([engine.step() for _ in range(steps)])
+        with torch.no_grad():
+            latent = [pyro.poutine.trace(auto).get_trace() for _ in range(num_draws)]  # the guide alone: cheap
+            sites = [n for n, s in latent[0].nodes.items() if s["type"] == "sample" and not s["is_observed"]]
+            draws = {n: torch.stack([cast(Tensor, t.nodes[n]["value"]) for t in latent])[None] for n in sites}
+            per_subject: Tensor | None = None
+            if guide == "normal" and group is None:
+                per_subject = _elbo_per_subject(model, auto, elbo_particles)
+                total = float(per_subject.sum())
+            else:
+                total = float(-Trace_ELBO(num_particles=elbo_particles).loss(model, auto))
+            median = auto.median()
+    mode = {n: median[n] for n in names if n in median}
+    return Posterior(samples=_draws(like, group, draws, names), method="svi", log_evidence=per_subject, elbo=total,
+                     mode=mode, info={"loss": history})
+
+
+def _elbo_per_subject(model: Callable, guide: Any, particles: int) -> Tensor:
+    """``(N,)``: E_q[ln p(choices_i, theta_i) - ln q(theta_i)], averaged over ``particles`` draws; a mean-field
+    guide over independent subjects makes the ELBO a sum of these."""
+    total: Tensor | float = 0.0
+    for _ in range(particles):
+        g = pyro.poutine.trace(guide).get_trace()
+        m = pyro.poutine.trace(pyro.poutine.replay(model, trace=g)).get_trace()
+        g.compute_log_prob()
+        m.compute_log_prob()
+        lp = sum(s["log_prob"] for s in m.nodes.values() if s["type"] == "sample")
+        lq = sum(s["log_prob"] for s in g.nodes.values() if s["type"] == "sample")  # z and the Jacobian's Delta
+        total = total + (lp - lq)
+    return torch.as_tensor(total) / particles
+
+
+def nuts(like: ChoiceLikelihood, priors: dict | None = None, *, group: dict | None = None, num_samples: int = 500,
+         warmup: int = 500, chains: int = 2, init: dict | None = None, seed: int = 0, target_accept: float = 0.8,
+         max_tree_depth: int = 10, progress: bool = False) -> Posterior:
+    """The No-U-Turn sampler (Pyro), ``chains`` chains one after the other, chain ``c`` seeded ``seed + c``.
+
+    Args:
+        like: the choice likelihood.
+        priors: name -> Pyro distribution (independent subjects), or ``group``: name -> ``GroupPrior``.
+        num_samples, warmup: draws kept and adaptation steps per chain.
+        chains: number of chains (two or more for R-hat).
+        seed: the first chain's seed.
+        init: where every chain starts, site name -> value (e.g. ``laplace(...).mode``; the prior medians by
+            default).
+        target_accept, max_tree_depth: NUTS's target acceptance probability and largest tree depth.
+        progress: Pyro's progress bar.
+    """
+    num_samples, warmup, chains = (check_index(x, n) for x, n in ((num_samples, "num_samples"), (warmup, "warmup"),
+                                                                   (chains, "chains")))
+    model, names = _model_of(like, priors, group)
+    runs = []
+    with _seeded(seed):
+        for c in range(chains):
+            torch.manual_seed(seed + c)
+            kernel = NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
+                          init_strategy=_start(init))
+            mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup, num_chains=1,
+                        disable_progbar=not progress)
+            mcmc.run()
+            runs.append(mcmc.get_samples())
+    draws = {n: torch.stack([r[n] for r in runs]) for n in runs[0]}
+    return Posterior(samples=_draws(like, group, draws, names), method="nuts")
