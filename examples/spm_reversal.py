@@ -10,7 +10,7 @@ dopamine over trials): the T-maze of that demo (start, left arm, right arm, cue;
 arm is baited, with reward probability 0.98), ten policies over the trial's two moves (``MDP.V``), the agent of
 ``spm_MDP_VB_X`` (``aif.Agent`` with ``SequenceOptions.spm()``: policies over the whole trial, the precision
 inferred under its prior ``beta = 1``), learning the context prior (``d``, ``Learning(learn_D=True)``) at the end
-of every trial and, with ``--habits``, its habits (``e``, ``aif.update_E``). The context is the left arm for the
+of every trial and, with ``--habits``, its habits (``e``, ``Learning(learn_E=True)``: the last q(pi) of each trial). The context is the left arm for the
 first half of the trials and the right arm after (a reversal, where the demo switches contexts in two trials);
 rewards are worth 3 nats (the demo's 6). SPM's demo also scores the novelty of ``d`` in G; this agent does not.
 
@@ -68,12 +68,13 @@ def run(trials, seed, habits, out):
     A, B, C, V = tmaze()
     pD = [np.array([128.0, 1, 1, 1]), np.array([2.0, 2.0])]  # DEM_demo_MDP_X's d
     pE = np.ones(len(V))
-    learning = aif.Learning(online=False, learn_A=False, learn_B=False, learn_D=True, lr_D=1.0)
+    learning = aif.Learning(online=False, learn_A=False, learn_B=False, learn_D=True, lr_D=1.0, learn_E=habits > 0,
+                            lr_E=habits)
     T = 3
     gamma, dopamine, d_context, moves, rewards = [], [], [], [], []
     for trial in range(trials):
         context = 0 if trial < trials // 2 else 1  # the reversal
-        model = aif.GenerativeModel(A=A, B=B, C=C, D=None, pD=pD, E=pE / pE.sum())
+        model = aif.GenerativeModel(A=A, B=B, C=C, D=None, pD=pD, pE=pE)
         agent = aif.Agent(model, policies=V, alpha=512.0, inference=aif.MarginalMessagePassing.spm(),
                           inference_horizon=T, trial_length=T, efe_terms=SPM_TERMS, efe=SPM_EFE,
                           sequence=aif.SequenceOptions.spm(), learning=learning,
@@ -88,11 +89,11 @@ def run(trials, seed, habits, out):
                 action = agent.sample_action()
                 where = int(np.flatnonzero(B[0][:, where, action[0]])[0])
                 path.append(where)
-        pE = aif.update_E(pE, agent.q_pi, lr=habits)  # habits: the trial's last q(pi) (SPM's e += eta u(:, T))
         trace = np.concatenate(agent.gamma_trace)
         gamma.append(trace)
         dopamine.append(aif.dopamine(trace))
-        pD = agent.learn().pD
+        learned = agent.learn()  # d, and e += eta u(:, T) with --habits, as SPM at the trial's end
+        pD, pE = learned.pD, learned.pE
         d_context.append(pD[1][0] / pD[1].sum())
         moves.append(path)
         rewards.append(won)

@@ -123,6 +123,26 @@ def test_preference_learning_equals_the_current_spm():
         assert max(np.abs(pC[g] - cell(m, f"c{g + 1}", i)).max() for g in range(2)) < TOL
 
 
+def test_the_agent_learns_preferences_as_the_current_spm():
+    """An Agent with SPM's counts c (one column per step) replays the three trials: the C it scores each trial with
+    and its counts after the trial (Learning(learn_C=True) at the trial's end) equal the current SPM's."""
+    m, maze = load("spm_preferences"), load("spm_trials")
+    A, B = [cell(maze, "A", g) for g in range(2)], [with_controls(cell(maze, "B", f)) for f in range(2)]
+    pC = [np.repeat(cell(m, "c0", g).reshape(-1, 1), 3, axis=1) for g in range(2)]
+    eta, T = float(m["eta"].squeeze()), 3
+    for i in range(3):
+        agent = spm_agent(aif.GenerativeModel(A=A, B=B, pC=pC), policies_of(maze), T,
+                          aif.Learning(lr=eta, online=False, learn_A=False, learn_B=False, learn_C=True))
+        assert max(np.abs(agent.model.C[g] - cell(m, f"C{g + 1}", i)).max() for g in range(2)) < TOL
+        for t, o in enumerate(observations(m, i)):
+            agent.infer_states(o)
+            agent.infer_policies()
+            if t < T - 1:
+                take(agent, [0, 0])
+        pC = agent.learn().pC
+        assert max(np.abs(pC[g] - cell(m, f"c{g + 1}", i)).max() for g in range(2)) < TOL
+
+
 def spm_agent(model, policies, T, learning=None):
     return aif.Agent(model, policies=policies, inference=aif.MarginalMessagePassing.spm(), inference_horizon=T,
                      trial_length=T, efe_terms=SPM_TERMS, efe=SPM_EFE,
@@ -137,10 +157,10 @@ def take(agent, action):
 
 
 def test_the_agent_replays_spm_trials_step_by_step():
-    """Agent(policies over the trial, MarginalMessagePassing.spm(), SequenceOptions.spm()) over four SPM trials (B
-    learned at each trial's end by the Agent's Learning, habits by update_E, a reversal at trial 3): F, G, q(pi), the
+    """Agent(policies over the trial, MarginalMessagePassing.spm(), SequenceOptions.spm()) over four SPM trials (B and
+    the habits E learned at each trial's end by the Agent's Learning, a reversal at trial 3): F, G, q(pi), the
     precision and dopamine traces, each policy's beliefs, their average, the simulated neuronal responses (xn, vn,
-    un) and the learned counts equal SPM's."""
+    un) and the learned counts b and e equal SPM's."""
     m = load("spm_inference")
     A, C = [cell(m, "A", g) for g in range(2)], [cell(m, "C", g) for g in range(2)]
     D = [cell(m, "D", f).ravel() for f in range(2)]
@@ -149,8 +169,8 @@ def test_the_agent_replays_spm_trials_step_by_step():
     worst: dict[str, float] = {}
     spread = 0.0  # how far the precision moved within a trial
     for i in range(4):
-        agent = spm_agent(aif.GenerativeModel(A=A, B=None, pB=pB, C=C, D=D, E=e / e.sum()), policies, T,
-                          aif.Learning(lr=eta, online=False, learn_A=False))
+        agent = spm_agent(aif.GenerativeModel(A=A, B=None, pB=pB, C=C, D=D, pE=e), policies, T,
+                          aif.Learning(lr=eta, online=False, learn_A=False, learn_E=True))
         obs, u = observations(m, i), cell(m, "u_all", i).astype(int) - 1
         F, G, q_pi = [], [], []
         for t in range(T):
@@ -173,8 +193,8 @@ def test_the_agent_replays_spm_trials_step_by_step():
                                    ("vn", vn[0], cell(m, "vn1", i)),
                                    ("un", np.concatenate(agent.q_pi_trace).T, cell(m, "un", i))):
             worst[name] = max(worst.get(name, 0.0), float(np.abs(ours - theirs).max()))
-        e = aif.update_E(e, q_pi[-1], lr=eta)
-        pB = agent.learn().pB
+        learned = agent.learn()
+        pB, e = learned.pB, learned.pE
         assert max(np.abs(pB[f] - with_controls(cell(m, f"b{f + 1}", i))).max() for f in range(2)) < TOL
         assert np.abs(e - cell(m, "e", i).ravel()).max() < TOL
     assert max(worst.values()) < TOL, worst
