@@ -10,8 +10,9 @@ dopamine over trials): the T-maze of that demo (start, left arm, right arm, cue;
 arm is baited, with reward probability 0.98), ten policies over the trial's two moves (``MDP.V``), the agent of
 ``spm_MDP_VB_X`` (``aif.Agent`` with ``SequenceOptions.spm()``: policies over the whole trial, the precision
 inferred under its prior ``beta = 1``), learning the context prior (``d``, ``Learning(learn_D=True)``) at the end
-of every trial and, with ``--habits``, its habits (``e``, ``Learning(learn_E=True)``: the last q(pi) of each trial). The context is the left arm for the
-first half of the trials and the right arm after (a reversal, where the demo switches contexts in two trials);
+of every trial and, with ``--habits``, its habits (``e``, ``Learning(learn_E=True)``: the last q(pi) of each
+trial). The context is the left arm for the first half of the trials and the right arm after (a reversal, where the
+demo switches contexts in two trials);
 rewards are worth 3 nats (the demo's 6). SPM's demo also scores the novelty of ``d`` in G; this agent does not.
 
 What seed 0 shows (the printed lines): the agent checks the cue while its prior over contexts is flat, then goes
