@@ -187,6 +187,7 @@ def write_mcts(rows, budgets, out, command):
         for b in budgets:
             ax.plot(depth, [r[f"mcts_{b}_ms"] for r in mine], "^:", label=f"{task}: MCTS, {b} simulations")
     ax.set_yscale("log")
+    ax.set_xticks(sorted({r["depth"] for r in rows}))
     ax.set_xlabel("depth")
     ax.set_ylabel("wall time of one plan (ms)")
     ax.legend(fontsize=6)
