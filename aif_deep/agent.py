@@ -324,7 +324,7 @@ def _runner(agent: Agent) -> type[_TorchRun | _NumpyRun | _LearnedQRun]:
     L = a.learning
     torch_planner = isinstance(a.planner, SophisticatedInference) and isinstance(a.model, TabularModel)
     for name, used in (("planner", a.planner is not None and not torch_planner), ("inference", numpy_method),
-                       ("learning", isinstance(L, Learning) and (L.learn_D or not L.online))):
+                       ("learning", isinstance(L, Learning) and (L.learn_D or not L.online or L.learn_E or L.learn_C))):
         if used:
             if not isinstance(a.model, TabularModel):
                 raise StrategyError(f"{name} = {getattr(a, name)!r} runs on NumPy only: aif_deep runs it on a "
@@ -534,7 +534,12 @@ class _TorchRun(_Run):
 
 class _NumpyRun(_Run):
     """NumPy-only strategies on a ``TabularModel``: one ``aif.Agent`` per agent of the batch, on the model's NumPy
-    form (``TabularModel.to_aif``), with the same settings; their results are stacked onto the Agent."""
+    form (``TabularModel.to_aif``), with the same settings; their results are stacked onto the Agent.
+
+    With SPM's traces asked for (``SequenceOptions(precision=..., record=True)``) the Agent keeps them per step,
+    stacked over the batch as ``aif.Agent`` keeps them for one agent: ``gamma_trace[t]`` ``(*batch, num_iter)``,
+    ``q_pi_trace[t]`` ``(*batch, num_iter, P)`` and ``traces[t]``, an ``aif.SequenceTrace`` whose ``qs[f]`` and
+    ``err[f]`` are ``(*batch, num_iter, P, L, S_f)`` (the steps every agent has taken, after a masked reset)."""
 
     def __init__(self, agent: Agent) -> None:
         super().__init__(agent)
@@ -554,10 +559,26 @@ class _NumpyRun(_Run):
     def gather(self, name: str, f: Any = None) -> torch.Tensor:
         """Attribute ``name`` (its entry ``f``) of every ``aif`` agent, stacked to ``(*batch, ...)`` on the model's
         device and dtype."""
+        return self.stack([getattr(g, name) if f is None else getattr(g, name)[f] for g in self.agents])
+
+    def stack(self, arrays: list) -> torch.Tensor:
+        """One array per ``aif`` agent, stacked to ``(*batch, ...)`` on the model's device and dtype."""
         a = self.agent
-        x = np.stack([np.asarray(getattr(g, name) if f is None else getattr(g, name)[f]) for g in self.agents])
+        x = np.stack([np.asarray(v) for v in arrays])
         t = torch.as_tensor(x, device=a.device, dtype=None if x.dtype.kind in "iub" else a.dtype)
         return t.reshape(*a.batch_shape, *t.shape[1:])
+
+    def keep_traces(self) -> None:
+        """The ``aif`` agents' SPM traces (class docstring), stacked onto the Agent."""
+        a, agents = self.agent, self.agents
+        if a.sequence.precision is not None:
+            a.gamma_trace = [self.gather("gamma_trace", t) for t in range(min(len(g.gamma_trace) for g in agents))]
+        if a.sequence.record:
+            a.traces = [aif.SequenceTrace(*([self.stack([getattr(g.traces[t], kind)[f] for g in agents])
+                                              for f in range(len(a.model.num_states))] for kind in ("qs", "err")))
+                        for t in range(min(len(g.traces) for g in agents))]
+            if a.sequence.precision is not None:
+                a.q_pi_trace = [self.gather("q_pi_trace", t) for t in range(min(len(g.q_pi_trace) for g in agents))]
 
     def factors(self, name: str) -> list:
         return [self.gather(name, f) for f in range(len(self.agent.model.num_states))]
@@ -576,6 +597,7 @@ class _NumpyRun(_Run):
                 g.reset(None if prior is None else [p.expand(*a.batch_shape, p.shape[-1])[i].cpu().numpy()
                                                     for p in prior])
         a.prior = self.factors("prior")
+        self.keep_traces()
 
     def infer_states(self, obs: Any, reward: Any, terminated: bool) -> list:
         a = self.agent
@@ -586,12 +608,14 @@ class _NumpyRun(_Run):
             g.infer_states([o[i] if o[i].ndim else int(o[i]) for o in obs])
         if a.learning is not None:
             self.sync_model()
+        self.keep_traces()
         return self.factors("qs")
 
     def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
         for g in self.agents:
             g.infer_policies()
         self.agent.qs = self.factors("qs")  # over time, aif's qs is the average over policies under the new q(pi)
+        self.keep_traces()
         return self.gather("q_pi"), self.gather("G"), {k: self.gather("terms", k) for k in self.agents[0].terms}
 
     def adopt(self, found: tuple, where: str) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
@@ -610,6 +634,8 @@ class _NumpyRun(_Run):
     def sample_action(self) -> torch.Tensor:
         for g in self.agents:
             g.sample_action()
+        if isinstance(self.agent.learning, Learning) and self.agent.learning.learn_E:  # habits learned the q(pi)
+            self.sync_model()
         self.agent.prior = self.factors("prior")
         return self.gather("action")
 

@@ -269,3 +269,47 @@ def test_example_spm_reversal_quick(tmp_path, monkeypatch, capsys):
     runpy.run_path(str(root / "examples" / "spm_reversal.py"), run_name="__main__")
     assert out.stat().st_size > 10_000
     assert capsys.readouterr().out.count("trial ") == 4
+
+
+def test_aif_deep_keeps_spm_traces_per_agent_of_its_batch():
+    """aif_deep.Agent runs SPM's trial mode through aif (its NumPy route) and keeps gamma_trace, q_pi_trace and the
+    message passing's traces stacked over a batch of two agents (one with SPM's habits, one without): each row equals
+    the aif.Agent of its model, and the first equals SPM's wn and un."""
+    import aif_deep
+
+    m = load("spm_inference")
+    A, C = [cell(m, "A", g) for g in range(2)], [cell(m, "C", g) for g in range(2)]
+    D, B = [cell(m, "D", f).ravel() for f in range(2)], [with_controls(cell(m, "b0", f)) for f in range(2)]
+    models = [aif.GenerativeModel(A=A, B=None, pB=B, C=C, D=D, pE=m["e0"].ravel()),
+              aif.GenerativeModel(A=A, B=None, pB=B, C=C, D=D, pE=np.arange(1.0, 11.0))]
+    T, policies = 3, policies_of(m)
+    settings = dict(policies=policies, inference=aif.MarginalMessagePassing.spm(), inference_horizon=T, trial_length=T,
+                    efe_terms=SPM_TERMS, efe=SPM_EFE, sequence=replace(aif.SequenceOptions.spm(), record=True))
+    deep = aif_deep.Agent(aif_deep.TabularModel.from_aif(models, device="cpu"), **settings)
+    ones = [aif.Agent(model, **settings) for model in models]
+    for t, o in enumerate(observations(m, 0)):
+        deep.infer_states(o)
+        deep.infer_policies()
+        for agent in ones:
+            agent.infer_states(o)
+            agent.infer_policies()
+        if t < T - 1:
+            deep.sample_action()
+            for agent in ones:
+                agent.sample_action()
+    assert len(deep.gamma_trace) == len(deep.q_pi_trace) == len(deep.traces) == T
+    assert tuple(deep.gamma_trace[0].shape) == (2, 16) and tuple(deep.q_pi_trace[0].shape) == (2, 16, len(policies))
+    assert tuple(deep.traces[0].qs[1].shape) == (2, 16, len(policies), T, 2)
+    for k, agent in enumerate(ones):
+        for t in range(T):
+            np.testing.assert_array_equal(deep.gamma_trace[t][k].numpy(), agent.gamma_trace[t])
+            np.testing.assert_array_equal(deep.q_pi_trace[t][k].numpy(), agent.q_pi_trace[t])
+            for f in range(2):
+                np.testing.assert_array_equal(deep.traces[t].qs[f][k].numpy(), agent.traces[t].qs[f])
+                np.testing.assert_array_equal(deep.traces[t].err[f][k].numpy(), agent.traces[t].err[f])
+    wn = np.concatenate([g[0].numpy() for g in deep.gamma_trace])
+    assert np.abs(wn - cell(m, "wn", 0).ravel()).max() < TOL
+    assert np.abs(np.concatenate([q[0].numpy() for q in deep.q_pi_trace]).T - cell(m, "un", 0)).max() < TOL
+    assert np.abs(wn - np.concatenate([g[1].numpy() for g in deep.gamma_trace])).max() > 1e-3  # the habits differ
+    deep.reset()
+    assert deep.gamma_trace == deep.q_pi_trace == deep.traces == []
