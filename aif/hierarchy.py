@@ -22,7 +22,7 @@ This module composes two ``aif.Agent``: it holds no maths of its own beyond the 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -41,6 +41,12 @@ def first_state(agent: Agent) -> list:
     policy's, averaged with its latest q(pi) (SPM's ``X{f}(:, 1)``)."""
     a = cast(Any, agent)  # qs_seq and policy_weights are kept by the Agent's cycle over time
     return policy_average([q[:, 0] for q in a.qs_seq], a.policy_weights)
+
+
+Act = Callable[[Agent], np.ndarray]
+"""``act(agent) -> action``: makes an Agent act at the end of a step and returns the action; ``Agent.sample_action``
+(its choice), or a function that makes it take a given action (a replay of SPM's fixed ``MDP.u``: with policies over
+the trial the action taken changes only the world, with moving policies it is the past the policies share)."""
 
 
 @dataclass(frozen=True)
@@ -195,12 +201,14 @@ class Hierarchy:
         entropy = -sum(float(first[link.factor] @ LEGACY(first[link.factor])) for link in self.links)
         return entropy < self.stop_entropy
 
-    def run_lower(self, world: Any) -> LowerTrial:
+    def run_lower(self, world: Any, act: Act | None = None) -> LowerTrial:
         """One trial of the lower level in ``world`` from the descending prior; recorded in ``lower``.
 
         ``world`` is a Gymnasium-style environment of the lower level (``reset() -> (obs, info)``, ``step(action) ->
-        (obs, reward, terminated, truncated, info)``) whose hidden state the caller set for this higher step.
+        (obs, reward, terminated, truncated, info)``) whose hidden state the caller set for this higher step. ``act``
+        makes the lower agent act after each step but the last (``Agent.sample_action`` when ``None``; see ``Act``).
         """
+        act = Agent.sample_action if act is None else act
         prior = self.descend()
         low = self.low = dataclasses.replace(self.low, model=self.low.model.replace(D=prior))
         steps = cast(int, low.trial_length)  # checked when the hierarchy was built
@@ -214,12 +222,13 @@ class Hierarchy:
             q_pi.append(q)
             if t == steps - 1 or self.settled(low):
                 break
-            obs = world.step(low.sample_action())[0]
+            obs = world.step(act(low))[0]
         trial = LowerTrial(low, prior, np.array(F), np.array(G), np.array(q_pi), self.ascend(low))
         self.lower.append(trial)
         return trial
 
-    def step(self, obs: Sequence, world: Any) -> np.ndarray | None:
+    def step(self, obs: Sequence, world: Any, act_low: Act | None = None,
+             act_high: Act | None = None) -> np.ndarray | None:
         """One step of the higher level: a lower trial in ``world`` (``run_lower``), then the higher level infers
         its states and policies from ``obs`` with the linked modalities' outcomes from that trial.
 
@@ -227,6 +236,8 @@ class Hierarchy:
             obs: the higher level's observation, one entry per modality; the entries of linked modalities are
                 replaced by the lower trial's outcome (pass ``None`` there).
             world: the lower level's environment for this step (see ``run_lower``).
+            act_low, act_high: how each level's agent acts after its steps (``Agent.sample_action`` when ``None``;
+                see ``Act``).
 
         Returns:
             the higher level's action ``(num_factors,)``, or ``None`` at the last step of its trial.
@@ -237,13 +248,13 @@ class Hierarchy:
         linked = {link.modality for link in self.links}
         obs = check_obs_list(obs, high.model.num_modalities, "the higher model")
         check_obs(high.model, [0 if m in linked else o for m, o in enumerate(obs)])  # before the lower trial runs
-        trial = self.run_lower(world)
+        trial = self.run_lower(world, act_low)
         obs = [trial.outcome.get(m, o) for m, o in enumerate(obs)]
         high.infer_states(obs)
         high.infer_policies()
         if high.trial_length is not None and high.t == high.trial_length - 1:
             return None
-        return high.sample_action()
+        return (Agent.sample_action if act_high is None else act_high)(high)
 
 
-__all__ = ["Hierarchy", "Link", "LowerTrial"]
+__all__ = ["Hierarchy", "Link", "LowerTrial", "Act"]

@@ -20,6 +20,12 @@
 % a given mdp.s(f, 1) is kept, else it is read from the higher outcome through the link). The story is 3 (flee,
 % wait: sad): the agent proceeds to page 2 and reports sad; at each page it looks left then right.
 %
+% The second part runs DEM_demo_MDP_reading's own model (its arrays written out here from the demo's description:
+% six four-word stories, words of two pictures in four quadrants that may be flipped; moving policies, MDP.U, at
+% both levels; T = 5 above, 3 below; chi = 1/64, tau = 2 below) with Occam's window opened wide (the demo keeps
+% zeta = 3, which drops policies that aif keeps) and states, outcomes and actions fixed: story 1 read page by page,
+% reported happy. Its fields are prefixed r.
+%
 % Usage (see README.md): octave --no-gui --eval "SPM_DIR='/path/to/spm12'; run('tests/reference/spm/make_spm_hierarchical.m')"
 addpath(SPM_DIR); addpath(fullfile(SPM_DIR, 'toolbox', 'DEM'));
 here = fileparts(mfilename('fullpath'));
@@ -101,3 +107,56 @@ A = hi.A; B = hi.B; C = hi.C; D = hi.D; V = hi.V;
 save('-v7', fullfile(here, 'spm_hierarchical.mat'), 'A', 'B', 'C', 'D', 'V', 'lA', 'lB', 'lV', 'F', 'G', 'R', ...
      'w', 'wn', 'un', 'dn', 'X1', 'X2', 'X3', 'Q1', 'Q2', 'Q3', 'O1', 'xn1', 's', 'o', 'u', 'lT', 'lD', 'lF', ...
      'lG', 'lR', 'lw', 'lwn', 'lX1', 'lX2', 'lQ1', 'lo_all', 'lo_given', 'lxn1');
+
+% DEM_demo_MDP_reading's model
+%==========================================================================
+clear M lo hi
+pictures = {{'bird','cat';'null','null'}, {'bird','seed';'null','null'}, {'bird','null';'null','seed'}};
+sights = {'null','bird','seed','cat'};
+a1 = zeros(4, 3, 4, 2, 2); a2 = zeros(4, 3, 4, 2, 2);
+for w = 1:3, for l = 1:4, for ud = 1:2, for lr = 1:2
+  g = pictures{w}; if ud == 2, g = flipud(g); end; if lr == 2, g = fliplr(g); end
+  a1(find(strcmp(sights, g{l})), w, l, ud, lr) = 1; a2(l, w, l, ud, lr) = 1;   % g{l}: quadrant l, column-major
+end, end, end, end
+saccade = zeros(4, 4, 4); for k = 1:4, saccade(k, :, k) = 1; end
+lo.T = 3; lo.A = {a1, a2}; lo.B = {eye(3), saccade, eye(2), eye(2)};
+lo.D = {[1 1 1]', [1 0 0 0]', [1 1]', [8 1]'}; lo.chi = 1/64; lo.tau = 2; lo.zeta = 1e8;
+lo = spm_MDP_check(lo);              % moving policies: the four saccades
+tales = [1 3 2 3; 3 3 3 2; 3 1 3 2; 1 3 2 1; 3 3 3 1; 3 1 3 1];    % flee 1, feed 2, wait 3; stories 1-3 happy
+h1 = zeros(3, 6, 4, 3); h2 = zeros(4, 6, 4, 3); h3 = zeros(3, 6, 4, 3);
+for s = 1:6, for p = 1:4, for r = 1:3
+  h1(tales(s, p), s, p, r) = 1; h2(p, s, p, r) = 1;
+  if r == 1, h3(1, s, p, r) = 1; elseif (r == 2) == (s <= 3), h3(2, s, p, r) = 1; else, h3(3, s, p, r) = 1; end
+end, end, end
+turn = cat(3, eye(4), diag(ones(3, 1), -1)); turn(4, 4, 2) = 1;   % stay, next page
+report = zeros(3, 3, 3); for k = 1:3, report(k, :, k) = 1; end
+U = zeros(1, 3, 3); U(1, 1, :) = [1 2 1]; U(1, 2, :) = [1 1 2]; U(1, 3, :) = [1 1 3];  % next page, happy, sad
+hi.T = 5; hi.U = U; hi.A = {h1, h2, h3}; hi.B = {eye(6), turn, report};
+hi.C = {zeros(3, 1), zeros(4, 1), [0 0 -4]'}; hi.D = {ones(6, 1), [1 0 0 0]', [1 0 0]'};
+hi.link = sparse(1, 1, 1, 4, 3); hi.zeta = 1e8;
+T = 5; story = 1;
+hi.s = [story * ones(1, T); 1 2 3 4 4; 1 1 1 1 2];
+hi.u = [1 1 1 1; 2 2 2 1; 1 1 1 2];
+hi.o = zeros(3, T);
+for t = 1:T
+  hi.o(:, t) = [tales(story, hi.s(2, t)); hi.s(2, t); find(h3(:, story, hi.s(2, t), hi.s(3, t)))];
+end
+look = [2 3; 3 4; 4 2; 2 4; 3 2];    % the two saccades of each lower trial; no flips
+for t = 1:T
+  m = lo; w = hi.o(1, t);
+  m.s = [w w w; 1 look(t, :); 1 1 1; 1 1 1]; m.u = [1 1; look(t, :); 1 1; 1 1]; m.o = zeros(2, 3);
+  for k = 1:3, m.o(:, k) = [find(a1(:, w, m.s(2, k), 1, 1)); m.s(2, k)]; end
+  M(t) = m;
+end
+hi.MDP = M;
+OUT = spm_MDP_VB_X(spm_MDP_check(hi));
+rF = OUT.F; rG = OUT.G; rR = OUT.R; rX1 = OUT.X{1}; rO1 = [OUT.O{1, :}]; ro = OUT.o; ru = OUT.u;
+clear rlT rlD rlF rlG rlR rlX1 rlo_given rlu_given
+for t = 1:T
+  L = OUT.mdp(t);
+  rlT(t) = L.T; rlD{t} = L.D{1}; rlF{t} = L.F; rlG{t} = L.G; rlR{t} = L.R; rlX1{t} = L.X{1};
+  rlo_given{t} = M(t).o; rlu_given{t} = M(t).u;
+end
+rA = hi.A; rB = hi.B; rC = hi.C; rD = hi.D; rlA = lo.A; rlB = lo.B; rlD0 = lo.D;
+save('-v7', '-append', fullfile(here, 'spm_hierarchical.mat'), 'rF', 'rG', 'rR', 'rX1', 'rO1', 'ro', 'ru', 'rlT', ...
+     'rlD', 'rlF', 'rlG', 'rlR', 'rlX1', 'rlo_given', 'rlu_given', 'rA', 'rB', 'rC', 'rD', 'rlA', 'rlB', 'rlD0');
