@@ -487,6 +487,29 @@ def kl_dirichlet(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------
 # experimental/sophisticated_inference/si_*.ipynb
 
+def pymdp_si() -> Any:
+    """pymdp 1.0's ``pymdp/planning/si.py`` with its hard-coded 32-bit dtypes made 64-bit.
+
+    The module fixes ``jnp.float32`` (children probabilities, the prune penalty) and ``jnp.int32`` (tree indices,
+    depths); with ``jax_enable_x64`` its ``lax.cond`` branches then disagree in dtype and tracing fails (a pymdp
+    bug), and in float32 its probabilities would round at 1e-7. The source is loaded with exactly those dtype names
+    replaced and nothing else changed (as ``tests/test_sophisticated.py`` does).
+    """
+    import inspect
+    import sys
+    import types
+
+    import pymdp.planning.si as si
+
+    source = inspect.getsource(si)
+    module = types.ModuleType("pymdp_si_float64")
+    module.__file__ = si.__file__
+    sys.modules[module.__name__] = module  # its dataclasses look their module up
+    exec(compile(source.replace("jnp.float32", "jnp.float64").replace("jnp.int32", "jnp.int64"), si.__file__, "exec"),
+         module.__dict__)
+    return module
+
+
 def sophisticated(quick: bool) -> list[Row]:
     import jax.numpy as jnp
     import jax.random as jr
@@ -495,9 +518,9 @@ def sophisticated(quick: bool) -> list[Row]:
     from pymdp.envs import GraphEnv, SimplifiedTMaze
     from pymdp.envs.generalized_tmaze import GeneralizedTMazeEnv, get_maze_matrix, parse_maze
     from pymdp.envs.graph_worlds import generate_connected_clusters
-    from pymdp.planning.si import si_policy_search
 
     demo, rows = "sophisticated", []
+    si_policy_search = pymdp_si().si_policy_search
 
     def arrays(env: Any, C: list, D: list) -> aif.GenerativeModel:
         return aif.GenerativeModel([np.asarray(a) for a in env.A], [np.asarray(b) for b in env.B], C=C, D=D,
@@ -555,7 +578,7 @@ def sophisticated(quick: bool) -> list[Row]:
         q_theirs, _ = si_policy_search(horizon=horizon, entropy_stop_threshold=0.0, gamma=5)(agent, qs_theirs,
                                                                                             jr.PRNGKey(0))
         plan = SophisticatedInference.pymdp(horizon, entropy_stop_threshold=0.0, gamma=5.0).plan(model, qs)
-        q_ours = aif.policy_posterior(plan.G, None, 1.0)
+        q_ours = aif.policy_posterior(plan.G, None, 5.0)  # the search's q(u) = softmax(-gamma G)
         q_theirs = np.asarray(q_theirs)[0, : len(q_ours)]
         rows.append(Row(demo, f"generalised T-maze, horizon {horizon}: q(u) at the start", short(q_ours),
                         short(q_theirs), max_diff(q_ours, q_theirs)))
@@ -568,14 +591,12 @@ def sophisticated(quick: bool) -> list[Row]:
 def mcts(quick: bool) -> list[Row]:
     import jax.numpy as jnp
     import jax.random as jr
-    import mctx
     from pymdp.agent import Agent
     from pymdp.envs import GraphEnv
     from pymdp.envs.graph_worlds import generate_connected_clusters
-    from pymdp.planning.mcts import make_aif_recurrent_fn
 
-    demo = "mcts"
-    # mcts_graph_world.ipynb: one Gumbel MuZero search from D, 1024 simulations, depth 3
+    demo, rows = "mcts", []
+    # mcts_graph_world.ipynb: the agent at 0 (nodes 1, 2, 3 next to it), the object believed at 4 (next to 3)
     graph, _ = generate_connected_clusters(cluster_size=3, connections=2)
     env = GraphEnv(graph, object_location=4, agent_location=0)
     C = [np.zeros(a.shape[0]) for a in env.A]
@@ -588,25 +609,41 @@ def mcts(quick: bool) -> list[Row]:
     agent = Agent([jnp.asarray(a) for a in model.A], [jnp.asarray(b) for b in model.B],
                   [jnp.asarray(c) for c in model.C], [jnp.asarray(d) for d in model.D],
                   A_dependencies=model.A_dependencies, B_dependencies=model.B_dependencies, categorical_obs=False)
+    num_actions = model.num_controls[0]
+    settings = dict(options=aif.EFEOptions.pymdp(), inference=aif.FixedPoint.pymdp(), observation_prune_threshold=0.0)
+    # A budget that covers the tree makes the search exhaustive: sophisticated inference's values, which pymdp's
+    # si_policy_search computes with nothing pruned. Depth 2 (2696 nodes; depth 3 has 129416, past pymdp's max_nodes).
+    exhaustive = MCTS(depth=2, simulations=10**6, **settings).plan(model, model.D)
+    si = pymdp_si().si_policy_search(horizon=2, max_nodes=5000, policy_prune_threshold=0.0,
+                                     observation_prune_threshold=0.0, entropy_stop_threshold=0.0, gamma=1.0,
+                                     max_branching=num_actions)
+    q_si, _ = si(agent, [jnp.expand_dims(d, 1) for d in agent.D], jr.PRNGKey(0))
+    q_si = np.asarray(q_si)[0, :num_actions]
+    q_exhaustive = aif.policy_posterior(exhaustive.G, None, 1.0)
+    rows.append(Row(demo, "graph world, depth 2: MCTS with a budget covering the tree, q(u) from D (pymdp: "
+                    "si_policy_search, nothing pruned)", short(q_exhaustive), short(q_si), max_diff(q_exhaustive, q_si)))
+    # the notebook's search: 1024 simulations to depth 3
     simulations = 64 if quick else 1024
+    plan = MCTS(depth=3, simulations=simulations, **settings).plan(model, model.D)
+    rows.append(Row(demo, f"graph world: MCTS, {simulations} simulations: q(u)", short(aif.policy_posterior(
+        plan.G, None, 1.0)), "", None))
+    note = ("pymdp hands the tree to mctx's Gumbel MuZero: sampled outcomes, and a step's value weighted by the "
+            "probability of the one outcome sampled (its recurrent_fn's discount); aif.planning.MCTS backs up "
+            "sophisticated inference's expectation over outcomes (PUCT selection). No shared number: the moves")
+    if quick:  # compiling Gumbel MuZero's search takes minutes
+        rows.append(Row(demo, f"graph world: first move ({simulations} simulations)", str(int(plan.action[0])),
+                        "(not run with --quick)", None, note))
+        return rows
+    import mctx
+    from pymdp.planning.mcts import make_aif_recurrent_fn
+
     root = mctx.RootFnOutput(prior_logits=jnp.log(agent.E), value=jnp.zeros(agent.batch_size), embedding=agent.D)
     out = mctx.gumbel_muzero_policy(agent, jr.PRNGKey(111), root, make_aif_recurrent_fn(),
                                     num_simulations=simulations, max_depth=3)
     weights = np.asarray(out.action_weights)[0]
-    search = MCTS(depth=3, simulations=simulations, options=aif.EFEOptions.pymdp(), inference=aif.FixedPoint.pymdp(),
-                  observation_prune_threshold=0.0)
-    plan = search.plan(model, model.D)
-    full = SophisticatedInference.pymdp(3, policy_prune_threshold=0.0, observation_prune_threshold=0.0,
-                                        entropy_stop_threshold=0.0, max_branching=len(plan.G)).plan(model, model.D)
-    q_ours = aif.policy_posterior(plan.G, None, 1.0)
-    note = ("pymdp runs mctx's Gumbel MuZero (sampled outcomes, action weights from completed Q-values); aif.planning."
-            "MCTS is PUCT over sophisticated inference's tree: no shared number, the choices compared")
-    return [Row(demo, f"graph world: best first action ({simulations} simulations, depth 3)", str(int(plan.action[0])),
-                str(int(np.argmax(weights))), None, note),
-            Row(demo, "graph world: aif q(u) beside pymdp's action weights", short(q_ours), short(weights), None),
-            Row(demo, "graph world: aif MCTS G beside exhaustive SI (aif)", short(plan.G), "",
-                max_diff(plan.G, full.G) if plan.terms["visits"].sum() >= search.simulations else None,
-                "equal once the budget covers the tree")]
+    rows.append(Row(demo, f"graph world: first move ({simulations} simulations); pymdp's action weights",
+                    f"{int(plan.action[0])}", f"{int(np.argmax(weights))} {short(weights)}", None, note))
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
