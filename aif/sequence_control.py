@@ -96,6 +96,11 @@ class SequenceOptions:
             Needs ``trial_length`` and ``inference_horizon == trial_length``.
         carry: with ``policies="trial"``, the beliefs each step starts from are the last step's, softened as
             ``softmax(ln q / carry)`` (SPM's ``MDP.erp``, 4; "resetting of initial states").
+        zeta: with ``policies="trial"``, Occam's window (SPM's ``MDP.zeta``; SPM's default is 3): from the second step
+            on, the policies whose q(pi) at the last step fell more than ``zeta`` nats below the best one's are dropped
+            for the rest of the trial. A dropped policy is not inferred (its beliefs stay those it would start from),
+            its q(pi) is 0, its ``F`` and ``G`` are ``+inf`` and its EFE terms NaN (SPM leaves its ``F`` and ``G``
+            at 0). ``None``: every policy stays (SPM with ``zeta = inf``).
         record: keep what SPM plots as neuronal responses: ``agent.traces``, the message passing's
             ``SequenceTrace`` of each step (beliefs and prediction errors per iteration and policy), and with
             ``precision`` ``agent.q_pi_trace``, q(pi) at each of its iterations per step; ``neuronal_responses``
@@ -109,6 +114,7 @@ class SequenceOptions:
     policies: str = "moving"
     carry: float = 4.0
     record: bool = False
+    zeta: float | None = None
 
     def __post_init__(self) -> None:
         check_choice(self.prior, "SequenceOptions.prior", ("policy", "average"))
@@ -123,6 +129,11 @@ class SequenceOptions:
         check_positive(self.carry, "SequenceOptions.carry")
         if not isinstance(self.record, (bool, np.bool_)):
             raise ParameterError(f"SequenceOptions.record must be True or False, got {self.record!r}")
+        if self.zeta is not None:
+            check_positive(self.zeta, "SequenceOptions.zeta")
+            if self.policies != "trial":
+                raise ParameterError("SequenceOptions.zeta (Occam's window) drops policies over the trial: it needs "
+                                     "policies='trial' (SPM has none for its moving policies, MDP.U)")
 
     @classmethod
     def pymdp_legacy(cls, policy_sep_prior: bool = False) -> "SequenceOptions":
@@ -130,11 +141,12 @@ class SequenceOptions:
         return cls(prior="policy" if policy_sep_prior else "average", vfe_sign="pymdp_legacy", C_time="relative")
 
     @classmethod
-    def spm(cls, precision: Precision | None = None) -> "SequenceOptions":
+    def spm(cls, precision: Precision | None = None, zeta: float | None = None) -> "SequenceOptions":
         """SPM's ``spm_MDP_VB_X`` with sequential policies (``MDP.V``): policies over the whole trial, beliefs carried
         between steps with ``erp = 4``, C by absolute time, and the precision inferred (``Precision()``, beta = 1;
-        pass another, or ``None`` for ``OPTIONS.gamma``'s fixed precision: set the Agent's ``gamma = 1/beta``)."""
-        return cls(policies="trial", precision=Precision() if precision is None else precision)
+        pass another, or ``None`` for ``OPTIONS.gamma``'s fixed precision: set the Agent's ``gamma = 1/beta``).
+        ``zeta``: Occam's window (``3`` is SPM's default; ``None`` keeps every policy, as ``MDP.zeta = inf``)."""
+        return cls(policies="trial", precision=Precision() if precision is None else precision, zeta=zeta)
 
 
 # The EFE of spm_MDP_VB_X: expected utility of ln softmax(C) and spm_MDP_G's information gain about states under the
@@ -305,6 +317,7 @@ class SequenceCycle:
             self.rate = precision.beta
             a.gamma, a.gamma_trace = 1.0 / precision.beta, []
         self.beliefs: list | None = None  # with policies over the trial: the beliefs the next step starts from
+        self.kept: np.ndarray | None = None  # with policies over the trial: (P,) the policies Occam's window kept
         self.q_pi_steps: list = []  # with policies over the trial: q(pi) at each step (SPM's u(:, t))
         if a.sequence.record:
             a.traces, a.q_pi_trace = [], []
@@ -332,19 +345,55 @@ class SequenceCycle:
         """SPM's step with policies over the whole trial: every policy's beliefs about all of it, from the last
         step's softened, with each policy's own past actions."""
         a = self.agent
+        P = a.policies.shape[0]
         if self.beliefs is None:  # SPM's x at a trial's start: uniform, the prior (D) at the first step
-            P, L = a.policies.shape[0], a.trial_length
-            self.beliefs = [np.full((P, L, s), 1.0 / s) for s in a.model.num_states]
+            self.beliefs = [np.full((P, a.trial_length, s), 1.0 / s) for s in a.model.num_states]
             for q, d in zip(self.beliefs, a.prior, strict=True):
                 q[:, 0] = d
+        if self.kept is None or not a.obs_window:
+            self.kept = np.ones(P, dtype=bool)
+        if a.sequence.zeta is not None and a.obs_window:  # Occam's window on the last step's q(pi) (SPM's log)
+            with np.errstate(divide="ignore"):
+                ln_q = np.log(self.q_pi_steps[len(a.obs_window) - 1])
+            self.kept = self.kept & (ln_q - ln_q[self.kept].max() > -a.sequence.zeta)
+        kept = self.kept
         start = [softmax(a.inference.guard(q) / a.sequence.carry) for q in self.beliefs]
         window = a.obs_window + [obs]
-        a.qs_seq, a.F = self._keep(infer_trial(a.model, window, a.policies, start, a.inference,
-                                               return_trace=a.sequence.record))
+        found = infer_trial(a.model, window, a.policies[kept], [q[kept] for q in start], a.inference,
+                            return_trace=a.sequence.record)
+        if not kept.all():  # the dropped policies keep the beliefs they started from, and F = +inf
+            qs_seq = [q.copy() for q in start]
+            for q, q_kept in zip(qs_seq, found[0], strict=True):
+                q[kept] = q_kept
+            traced = []
+            if a.sequence.record:  # (num_iter, P, L, S_f) per factor: the start's beliefs, no prediction error
+                n = found[2].qs[0].shape[0]
+                traced = [SequenceTrace(
+                    qs=[self._spread(x, np.broadcast_to(q, (n, *q.shape)), 1)
+                        for x, q in zip(found[2].qs, start, strict=True)],
+                    err=[self._spread(x, np.zeros((n, *q.shape)), 1)
+                         for x, q in zip(found[2].err, start, strict=True)])]
+            found = (qs_seq, self._spread(found[1], np.full(P, np.inf)), *traced)
+        a.qs_seq, a.F = self._keep(found)
         self.beliefs, a.obs_window, a.present = a.qs_seq, window, len(window) - 1
-        a.policy_weights = sequence_policy_posterior(np.zeros_like(a.F), a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
+        a.policy_weights = self._spread(sequence_policy_posterior(np.zeros(kept.sum()), a.F[kept], self._habits(),
+                                                                  a.gamma, a.sequence.vfe_sign), np.zeros(P))
         self.q_pi_steps = self.q_pi_steps[: a.present] + [a.policy_weights]
         return policy_average([q[:, a.present] for q in a.qs_seq], a.policy_weights)
+
+    def _spread(self, values: np.ndarray, fill: np.ndarray, axis: int = 0) -> np.ndarray:
+        """``fill`` (its ``axis`` over all policies) with ``values`` at the policies Occam's window kept."""
+        out = fill.copy()
+        index: list[Any] = [slice(None)] * out.ndim
+        index[axis] = self.kept
+        out[tuple(index)] = values
+        return out
+
+    def _habits(self) -> np.ndarray | None:
+        """E over the policies Occam's window kept, renormalised (q(pi) is a softmax: the same as SPM's ``ln E`` of
+        those policies); ``None``: uniform."""
+        E = self.agent.model.E
+        return None if E is None or self.kept is None else E[self.kept] / E[self.kept].sum()
 
     def _keep(self, found: tuple) -> tuple:
         """``(qs_seq, F)`` of an inference over time; its trace kept on the agent with ``SequenceOptions.record``."""
@@ -360,20 +409,26 @@ class SequenceCycle:
 
     def infer_policies(self) -> tuple[np.ndarray, np.ndarray, dict]:
         a = self.agent
-        future = [q[:, a.present :] for q in a.qs_seq]
+        # every policy, or with policies over the trial those Occam's window kept
+        kept = self.kept if self.trial and self.kept is not None else np.ones(len(a.policies), dtype=bool)
+        future = [q[kept, a.present :] for q in a.qs_seq]
         C_time = a.t if a.sequence.C_time == "absolute" else 0
-        G, terms = sequence_expected_free_energy(a.model, future, self.choices()[:, : future[0].shape[1] - 1],
+        G, terms = sequence_expected_free_energy(a.model, future, self.choices()[kept, : future[0].shape[1] - 1],
                                                  a.efe_terms, a.efe, C_time)
+        F, E = a.F[kept], a.model.E if kept.all() else self._habits()
         precision = a.sequence.precision
         if precision is None:
-            q_pi = sequence_policy_posterior(G, a.F, a.model.E, a.gamma, a.sequence.vfe_sign)
+            q_pi = sequence_policy_posterior(G, F, E, a.gamma, a.sequence.vfe_sign)
         else:  # q(pi) and gamma together, gamma's posterior rate carried from the previous step
-            step = update_precision(G, a.F, check_log_habits(a.model.E, len(G)), self.rate, precision.beta,
-                                    precision.num_iter)
+            step = update_precision(G, F, check_log_habits(E, len(G)), self.rate, precision.beta, precision.num_iter)
             self.rate, q_pi, a.gamma = step.rate, step.q_pi, 1.0 / step.rate
             a.gamma_trace = a.gamma_trace + [step.gamma]
             if a.sequence.record:
-                a.q_pi_trace = a.q_pi_trace + [step.q_pi_iter]
+                a.q_pi_trace = a.q_pi_trace + [step.q_pi_iter if kept.all() else self._spread(
+                    step.q_pi_iter, np.zeros((len(step.gamma), len(kept))), axis=1)]
+        if not kept.all():  # the dropped policies: q(pi) 0, G +inf, their terms not computed
+            q_pi, G = self._spread(q_pi, np.zeros(len(kept))), self._spread(G, np.full(len(kept), np.inf))
+            terms = {name: self._spread(x, np.full(len(kept), np.nan)) for name, x in terms.items()}
         self.adopt(q_pi)
         return q_pi, G, terms
 

@@ -313,3 +313,61 @@ def test_aif_deep_keeps_spm_traces_per_agent_of_its_batch():
     assert np.abs(wn - np.concatenate([g[1].numpy() for g in deep.gamma_trace])).max() > 1e-3  # the habits differ
     deep.reset()
     assert deep.gamma_trace == deep.q_pi_trace == deep.traces == []
+
+
+def test_occams_window_drops_the_policies_spm_drops():
+    """SequenceOptions.spm(zeta=3), SPM's default Occam's window, over three trials that SPM ran with it (b and e
+    learned, a reversal at trial 2): the same policies dropped at each step (SPM's F = G = 0 there, ours +inf), and F,
+    G, q(pi), the precision (w, wn, un), each policy's beliefs (the dropped ones' where SPM left them) and the learned b
+    and e equal SPM's; without the window q(pi) differs from SPM's by 0.02."""
+    m = load("spm_occam")
+    A, C = [cell(m, "A", g) for g in range(2)], [cell(m, "C", g) for g in range(2)]
+    D = [cell(m, "D", f).ravel() for f in range(2)]
+    pB, e = [with_controls(cell(m, "b0", f)) for f in range(2)], m["e0"].ravel()
+    policies, eta, T = policies_of(m), float(m["eta"].squeeze()), 3
+    dropped_any, worst = 0, 0.0
+    for i in range(3):
+        agent = aif.Agent(aif.GenerativeModel(A=A, B=None, pB=pB, C=C, D=D, pE=e), policies=policies,
+                          inference=aif.MarginalMessagePassing.spm(), inference_horizon=T, trial_length=T,
+                          efe_terms=SPM_TERMS, efe=SPM_EFE,
+                          sequence=replace(aif.SequenceOptions.spm(zeta=3.0), record=True),
+                          learning=aif.Learning(lr=eta, online=False, learn_A=False, learn_E=True))
+        obs, u = observations(m, i), cell(m, "u_all", i).astype(int) - 1
+        for t in range(T):
+            agent.infer_states(obs[t])
+            q, g = agent.infer_policies()
+            spm_F, spm_G = cell(m, "F", i)[:, t], cell(m, "G", i)[:, t]
+            dropped = spm_F == 0
+            np.testing.assert_array_equal(np.isinf(agent.F), dropped)
+            np.testing.assert_array_equal(np.isinf(g), dropped)
+            assert np.all(q[dropped] == 0) and np.all(np.isnan(agent.terms["utility"][dropped]))
+            dropped_any += int(dropped.sum())
+            kept = ~dropped
+            for ours, theirs in ((-agent.F[kept], spm_F[kept]), (-g[kept], spm_G[kept]), (q, cell(m, "R", i)[:, t]),
+                                 (agent.gamma, cell(m, "w", i)[0, t])):
+                worst = max(worst, float(np.abs(ours - theirs).max()))
+            if t < T - 1:
+                take(agent, u[:, t])
+        for ours, theirs in ((agent.qs_seq[0], per_policy(cell(m, "Qx1", i))),
+                             (agent.qs_seq[1], per_policy(cell(m, "Qx2", i))),
+                             (np.concatenate(agent.gamma_trace), cell(m, "wn", i).ravel()),
+                             (np.concatenate(agent.q_pi_trace).T, cell(m, "un", i))):
+            worst = max(worst, float(np.abs(ours - theirs).max()))
+        learned = agent.learn()
+        pB, e = learned.pB, learned.pE
+        assert max(np.abs(pB[f] - with_controls(cell(m, f"b{f + 1}", i))).max() for f in range(2)) < TOL
+        assert np.abs(e - cell(m, "e", i).ravel()).max() < TOL
+    assert worst < TOL, worst
+    assert dropped_any > 20  # the window closed on most policies by the last step of each trial
+    wide = spm_agent(aif.GenerativeModel(A=A, B=None, pB=[with_controls(cell(m, "b0", f)) for f in range(2)], C=C, D=D,
+                                         pE=m["e0"].ravel()), policies, T)
+    wide.infer_states(observations(m, 0)[0])
+    wide.infer_policies()
+    take(wide, cell(m, "u_all", 0)[:, 0].astype(int) - 1)
+    wide.infer_states(observations(m, 0)[1])
+    q, _ = wide.infer_policies()
+    assert np.abs(q - cell(m, "R", 0)[:, 1]).max() > 0.01
+    with pytest.raises(ParameterError, match="zeta"):
+        aif.SequenceOptions(zeta=3.0)
+    with pytest.raises(ParameterError, match="zeta"):
+        aif.SequenceOptions.spm(zeta=0.0)
