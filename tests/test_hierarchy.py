@@ -171,7 +171,7 @@ def moving_agent(model, policies, T, tau):
 
 def test_dem_demo_mdp_reading_with_moving_policies_equals_spm():
     """DEM_demo_MDP_reading's own model (six stories of four words, words of two pictures in four quadrants, possibly
-    flipped; moving policies at both levels), Occam's window opened, one trial fixed at both levels (fields r*).
+    flipped; moving policies at both levels), one trial fixed at both levels (fields r*).
 
     F, G, q(pi), the beliefs about the story, the words sent up, and each lower trial's stop, prior, F, G and q(pi)
     agree to 1e-5, not 1e-8: SPM starts the first step of a trial with moving policies from softmax(ln D / 4) (its

@@ -22,9 +22,9 @@
 %
 % The second part runs DEM_demo_MDP_reading's own model (its arrays written out here from the demo's description:
 % six four-word stories, words of two pictures in four quadrants that may be flipped; moving policies, MDP.U, at
-% both levels; T = 5 above, 3 below; chi = 1/64, tau = 2 below) with Occam's window opened wide (the demo keeps
-% zeta = 3, which drops policies that aif keeps) and states, outcomes and actions fixed: story 1 read page by page,
-% reported happy. Its fields are prefixed r.
+% both levels; T = 5 above, 3 below; chi = 1/64, tau = 2 below; SPM's Occam's window does not act on moving
+% policies) with states, outcomes and actions fixed: story 1 read page by page, reported happy. Its fields are
+% prefixed r.
 %
 % Usage (see README.md): octave --no-gui --eval "SPM_DIR='/path/to/spm12'; run('tests/reference/spm/make_spm_hierarchical.m')"
 addpath(SPM_DIR); addpath(fullfile(SPM_DIR, 'toolbox', 'DEM'));
@@ -120,7 +120,7 @@ for w = 1:3, for l = 1:4, for ud = 1:2, for lr = 1:2
 end, end, end, end
 saccade = zeros(4, 4, 4); for k = 1:4, saccade(k, :, k) = 1; end
 lo.T = 3; lo.A = {a1, a2}; lo.B = {eye(3), saccade, eye(2), eye(2)};
-lo.D = {[1 1 1]', [1 0 0 0]', [1 1]', [8 1]'}; lo.chi = 1/64; lo.tau = 2; lo.zeta = 1e8;
+lo.D = {[1 1 1]', [1 0 0 0]', [1 1]', [8 1]'}; lo.chi = 1/64; lo.tau = 2;
 lo = spm_MDP_check(lo);              % moving policies: the four saccades
 tales = [1 3 2 3; 3 3 3 2; 3 1 3 2; 1 3 2 1; 3 3 3 1; 3 1 3 1];    % flee 1, feed 2, wait 3; stories 1-3 happy
 h1 = zeros(3, 6, 4, 3); h2 = zeros(4, 6, 4, 3); h3 = zeros(3, 6, 4, 3);
@@ -133,7 +133,7 @@ report = zeros(3, 3, 3); for k = 1:3, report(k, :, k) = 1; end
 U = zeros(1, 3, 3); U(1, 1, :) = [1 2 1]; U(1, 2, :) = [1 1 2]; U(1, 3, :) = [1 1 3];  % next page, happy, sad
 hi.T = 5; hi.U = U; hi.A = {h1, h2, h3}; hi.B = {eye(6), turn, report};
 hi.C = {zeros(3, 1), zeros(4, 1), [0 0 -4]'}; hi.D = {ones(6, 1), [1 0 0 0]', [1 0 0]'};
-hi.link = sparse(1, 1, 1, 4, 3); hi.zeta = 1e8;
+hi.link = sparse(1, 1, 1, 4, 3);
 T = 5; story = 1;
 hi.s = [story * ones(1, T); 1 2 3 4 4; 1 1 1 1 2];
 hi.u = [1 1 1 1; 2 2 2 1; 1 1 1 2];
