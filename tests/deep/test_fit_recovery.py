@@ -1,0 +1,50 @@
+"""Recovery studies (aif_deep.recovery): the same results in process and on a local 2-worker Ray instance, and a
+failing task reported without losing the others."""
+
+import functools
+
+import numpy as np
+import pyro.distributions as dist
+import pytest
+import torch
+
+import aif
+import aif_deep
+from aif.envs import TMaze
+from aif_deep import recovery
+
+
+def candidates():
+    """Two models of T-maze choices that differ in the preference strength they assume (3 or 1), both fitting
+    gamma; the first generates the data."""
+    models = []
+    for name, strength in (("strong", 3.0), ("weak", 1.0)):
+        model = TMaze(0.8).generative_model(reward_preference=strength, loss_preference=-strength)
+        models.append(recovery.AgentModel(
+            name, aif_deep.TabularModel.from_aif(model, device="cpu"),
+            {"gamma": dist.LogNormal(torch.tensor(1.5, dtype=torch.float64), 1.0)},
+            {"alpha": 1.0, "inference": aif.Exact()}))
+    return models
+
+
+def test_in_process_and_ray_agree_and_failures_are_reported():
+    ray = pytest.importorskip("ray")
+    torch.set_num_threads(1)
+    gamma = np.array([2.0, 6.0, -1.0, 12.0])  # the third subject's gamma is invalid: its task fails
+    study = dict(models=candidates(), truths=[{"gamma": gamma}], env=functools.partial(TMaze, 0.8), trials=8,
+                 steps=1, seed=5, chunk=2, progress=False)
+    local = recovery.recover(**study, runner=recovery.InProcess())
+    assert len(local.failures) == 1 and local.failures[0].task == 1
+    assert "gamma must be positive" in local.failures[0].error
+    assert np.array_equal(local.truth[0]["gamma"], [2.0, 6.0])  # the other task's subjects are all there
+    assert local.log_evidence[0].shape == (2, 2) and np.isfinite(local.log_evidence[0]).all()
+    assert local.confusion.shape == (1, 2) and local.confusion.sum() == pytest.approx(1.0)
+    try:
+        remote = recovery.recover(**study, runner=recovery.Ray(num_cpus=2))
+    finally:
+        ray.shutdown()
+    assert len(remote.failures) == 1 and remote.failures[0].task == 1
+    for key in ("truth", "estimate", "lower", "upper"):
+        assert np.array_equal(getattr(local, key)[0]["gamma"], getattr(remote, key)[0]["gamma"])
+    assert np.array_equal(local.log_evidence[0], remote.log_evidence[0])
+    assert "| strong | gamma | 2 |" in local.table()
