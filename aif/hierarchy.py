@@ -91,6 +91,8 @@ class LowerTrial:
         F: ``(K, P)``, the free energy of each policy at each of the ``K`` steps it ran (lower is better).
         G: ``(K, P)``, the expected free energy of each policy at each step (lower is better).
         q_pi: ``(K, P)``, q(pi) at each step (SPM's ``mdp.R`` transposed).
+        first: one ``(K, S_f)`` per factor: after each step, the beliefs about the trial's first state (policies
+            averaged; what would have been sent up had the trial ended there; its last row is sent up).
         outcome: higher modality -> ``(num_obs_high[m],)``, the outcome it sent up.
     """
 
@@ -99,6 +101,7 @@ class LowerTrial:
     F: np.ndarray
     G: np.ndarray
     q_pi: np.ndarray
+    first: list
     outcome: dict
 
     @property
@@ -192,11 +195,11 @@ class Hierarchy:
         first = first_state(low)
         return {link.modality: link.matrix.T @ first[link.factor] for link in self.links}
 
-    def settled(self, low: Agent) -> bool:
-        """SPM's test for ending a lower trial: the entropy of the beliefs about the linked initial states < chi."""
+    def settled(self, first: list) -> bool:
+        """SPM's test for ending a lower trial: the entropy of ``first``, the lower level's beliefs about the linked
+        factors' initial states (one ``(S_f,)`` per factor), is below ``stop_entropy`` (chi)."""
         if self.stop_entropy is None:
             return False
-        first = first_state(low)
         # SPM's sum_f x' ln(x + 1e-16): its guard, so that the test falls on the same side of chi as SPM's
         entropy = -sum(float(first[link.factor] @ LEGACY(first[link.factor])) for link in self.links)
         return entropy < self.stop_entropy
@@ -212,7 +215,7 @@ class Hierarchy:
         prior = self.descend()
         low = self.low = dataclasses.replace(self.low, model=self.low.model.replace(D=prior))
         steps = cast(int, low.trial_length)  # checked when the hierarchy was built
-        F, G, q_pi = [], [], []
+        F, G, q_pi, first = [], [], [], []
         obs, _ = world.reset()
         for t in range(steps):
             low.infer_states(obs)
@@ -220,10 +223,12 @@ class Hierarchy:
             F.append(cast(Any, low).F)  # each policy's free energy, kept by the Agent's cycle over time
             G.append(g)
             q_pi.append(q)
-            if t == steps - 1 or self.settled(low):
+            first.append(first_state(low))
+            if t == steps - 1 or self.settled(first[-1]):
                 break
             obs = world.step(act(low))[0]
-        trial = LowerTrial(low, prior, np.array(F), np.array(G), np.array(q_pi), self.ascend(low))
+        trial = LowerTrial(low, prior, np.array(F), np.array(G), np.array(q_pi),
+                           [np.array(q) for q in zip(*first, strict=True)], self.ascend(low))
         self.lower.append(trial)
         return trial
 

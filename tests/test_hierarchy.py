@@ -288,7 +288,8 @@ def test_bad_links_and_calls_are_refused():
 
 
 def test_example_spm_hierarchical_quick(tmp_path, monkeypatch, capsys):
-    """examples/spm_hierarchical.py --quick, run in this process; its model is the SPM file's."""
+    """examples/spm_hierarchical.py --quick, run in this process; its models (the miniature and DEM_demo_MDP_reading's)
+    are the SPM file's."""
     out = tmp_path / "spm_hierarchical.png"
     monkeypatch.setattr(sys, "argv", ["spm_hierarchical.py", "--quick", "--out", str(out)])
     example = runpy.run_path(str(ROOT / "examples" / "spm_hierarchical.py"), run_name="__main__")
@@ -296,6 +297,8 @@ def test_example_spm_hierarchical_quick(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "story 3 (sad): reported sad" in printed
     high, low = example["semantic"](), example["lexical"]()
-    for ours, theirs in ((high.A, [cell("A", g) for g in range(3)]), (high.B, [cell("B", f) for f in range(3)]),
-                         (low.A, [cell("lA", g) for g in range(2)]), (low.B, [cell("lB", f) for f in range(2)])):
-        assert all(np.array_equal(a.squeeze(), b) for a, b in zip(ours, theirs, strict=True))
+    reading_high, reading_low = example["semantic"](example["TALES"], right=0.0), example["reading_lexical"]()
+    for ours, key in ((high.A, "A"), (high.B, "B"), (low.A, "lA"), (low.B, "lB"), (reading_high.A, "rA"),
+                      (reading_high.B, "rB"), (reading_high.C, "rC"), (reading_low.A, "rlA"), (reading_low.B, "rlB")):
+        pairs = zip(ours, SPM[key][0], strict=True)
+        assert all(np.array_equal(a.squeeze(), b.squeeze()) for a, b in pairs), key
