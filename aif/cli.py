@@ -396,7 +396,23 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, steps=12, trials=1)
     p.add_argument("--horizon", type=_positive_int, default=4, help="policy horizon in moves (default 4)")
     p.set_defaults(run=demo_cue_chaining)
+    for name, text in FITTING.items():  # listed here; parsed and run by aif_deep.cli (see main)
+        commands.add_parser(name, help=text, add_help=False)
     return parser
+
+
+# aif_deep.cli's commands (torch, Pyro, ArviZ, Ray: the fit extra), imported only when named, so aif demo needs none.
+FITTING = {"fit": "fit agents' parameters to a CSV of choices (needs aif[fit])",
+           "recover": "a parameter recovery study of a model file's agent (needs aif[fit])"}
+
+
+def _fitting(argv: list) -> int:
+    try:
+        from aif_deep.cli import main as fitting_main
+    except ImportError as e:
+        print(f"aif {argv[0]}: needs the fit extra: pip install 'aif[fit]' ({e})", file=sys.stderr)
+        return 2
+    return fitting_main(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -408,6 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from .errors import AifError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in FITTING:
+        return _fitting(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     start = time.perf_counter()
