@@ -1,0 +1,110 @@
+"""Parameter and model recovery on the T-maze, Bayesian (Laplace) and on Ray: the issue's figures, at a chosen size.
+
+    python examples/fit_recovery.py --quick                       # a few subjects: a smoke test
+    python examples/fit_recovery.py --subjects 40 --trials 100    # what benchmarks/results/fit_recovery.md reports
+    python examples/fit_recovery.py --ray                         # the same tasks on local Ray workers
+
+Two studies, each one call of ``aif_deep.recovery.recover`` (simulate with ``aif.Agent``, fit every candidate model
+by Laplace, report correlations, coverage of the 90% intervals and the confusion matrix of highest evidence):
+
+1. ``epistemic``: agents with policy precision gamma ~ U(1, 16) and preference strength r ~ U(1, 6)
+   (C[reward] = r * [0, 1, -1]), scoring policies by utility and information gain (EFE), or by utility alone.
+   Both models fit gamma and r; model recovery asks which scoring the choices came from. As in
+   examples/fit_tmaze_parameters.py, the maze pays off with p = 0.6 and the agents sample with action precision
+   alpha = 0.25 (known): with deterministic choices gamma and r cannot be told apart.
+2. ``learning``: agents that do not know the arms' reward probabilities (pA[1], the T-maze's ``learn_A``) and learn
+   them across trials with learning rate lr ~ U(0.2, 2) and forgetting ~ U(0.6, 1), against agents with the same
+   prior that do not learn (fitting gamma). Model recovery: learning or not.
+"""
+
+import argparse
+import functools
+import time
+
+import numpy as np
+import pyro.distributions as dist
+import torch
+
+import aif
+from aif.envs import TMaze
+from aif_deep import TabularModel
+from aif_deep.recovery import AgentModel, InProcess, Ray, recover
+
+F64 = dict(dtype=torch.float64)
+SHAPE = torch.tensor([0.0, 1.0, -1.0], **F64)  # C[1] = strength * [no reward, reward, loss]
+
+
+def with_strength(r, model):
+    """The model with each subject's preference strength ``r: (N,)`` in C[1]."""
+    return model.replace(C=[model.C[0], r[:, None] * SHAPE, model.C[2]])
+
+
+def epistemic_models():
+    model = TabularModel.from_aif(TMaze(0.6).generative_model(), device="cpu")
+    priors = {"gamma": dist.LogNormal(torch.tensor(np.log(5.0), **F64), 1.0),
+              "strength": dist.Normal(torch.tensor(3.5, **F64), 2.5)}
+    common = dict(alpha=0.25, inference=aif.Exact(), custom={"strength": with_strength})
+    return [AgentModel("EFE", model, priors, dict(common, efe_terms=(aif.efe.Utility(), aif.efe.InfoGain()))),
+            AgentModel("utility only", model, priors, dict(common, efe_terms=(aif.efe.Utility(),)))]
+
+
+def learning_models():
+    model = TabularModel.from_aif(TMaze(0.8).generative_model(learn_A=True, prior_count=1.0), device="cpu")
+    common = dict(alpha=1.0, gamma=4.0, inference=aif.Exact())
+    learner = AgentModel("learning", model, {"lr": dist.LogNormal(torch.tensor(-0.5, **F64), 1.0),
+                                             "forgetting": dist.Beta(torch.tensor(3.0, **F64), 1.0)},
+                         dict(common, learning=aif.Learning(learn_B=False)))
+    static = AgentModel("not learning", model, {"gamma": dist.LogNormal(torch.tensor(np.log(4.0), **F64), 1.0)},
+                        dict(common))
+    return [learner, static]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--subjects", type=int, default=40, help="subjects per generating model")
+    parser.add_argument("--trials", type=int, default=100, help="trials per subject")
+    parser.add_argument("--steps", type=int, default=2, help="actions per trial (cue, then arm)")
+    parser.add_argument("--chunk", type=int, default=10, help="subjects per task")
+    parser.add_argument("--studies", default="epistemic,learning")
+    parser.add_argument("--ray", action="store_true", help="run the tasks on Ray (local workers)")
+    parser.add_argument("--address", default=None, help="a Ray cluster's address (with --ray)")
+    parser.add_argument("--out", default=None, help="prefix of the PNG figures (none when absent)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="3 subjects, 6 trials, 1 step: a smoke test")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.subjects, args.trials, args.steps, args.chunk = 3, 6, 1, 3
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(args.seed)
+    runner = Ray(address=args.address) if args.ray else InProcess()
+    n = args.subjects
+    reports = {}
+    for study in args.studies.split(","):
+        if study == "epistemic":
+            models = epistemic_models()
+            truths = [{"gamma": rng.uniform(1, 16, n), "strength": rng.uniform(1, 6, n)} for _ in models]
+            env = functools.partial(TMaze, 0.6)
+        elif study == "learning":
+            models = learning_models()
+            truths = [{"lr": rng.uniform(0.2, 2.0, n), "forgetting": rng.uniform(0.6, 1.0, n)},
+                      {"gamma": rng.uniform(1, 16, n)}]
+            env = functools.partial(TMaze, 0.8)
+        else:
+            raise SystemExit(f"unknown study {study!r}: choose from epistemic, learning")
+        start = time.perf_counter()
+        report = recover(models, truths, env, args.trials, args.steps, seed=args.seed, chunk=args.chunk,
+                         runner=runner)
+        took = time.perf_counter() - start
+        print(f"\n## {study}: {n} subjects per model, {args.trials} trials x {args.steps} steps, "
+              f"{type(runner).__name__}: {took:.0f} s\n")
+        print(report.table())
+        for failure in report.failures:
+            print(f"task {failure.task} failed: {failure.error}")
+        if args.out:
+            print("figures:", ", ".join(report.plot(f"{args.out}_{study}")))
+        reports[study] = report
+    return reports
+
+
+if __name__ == "__main__":
+    main()
