@@ -20,7 +20,8 @@ from .checkpoint import TrainState, load_agent, load_buffer, load_checkpoint, sa
 from . import efe, learning, sophisticated, threads
 from .evaluator import evaluate_policies
 from .full_tree import PolicyEvaluator
-from .fit import FitResult, fit
+from .fit import ChoiceLikelihood, FitResult, choice_likelihood, fit
+from .bms import BMSResult, group_bms
 from .inference import categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel, default_device
 from .neural import NeuralModel, unimix
@@ -41,6 +42,7 @@ __all__ = [
     "action_probabilities", "action_marginals", "action_log_probability", "predict", "expected_states",
     "expected_outcomes",
     "Agent", "BatchTrajectory", "rollout", "fit", "FitResult",
+    "choice_likelihood", "ChoiceLikelihood", "group_bms", "BMSResult",  # aif_deep.bayes, .recovery: the fit extra
     "NeuralModel", "unimix",  # observation heads: aif_deep.neural.Categorical / Bernoulli / Gaussian
     "ReplayBuffer", "TrainSettings", "TrainResult", "train", "train_best_of", "sequence_vfe", "evaluate_vfe",
     "save_checkpoint", "load_checkpoint", "NoisyGridImages", "NoisyTMazeImages", "collect_random", "collect_episodes",
