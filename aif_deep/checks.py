@@ -172,7 +172,7 @@ def precision(x: Any, name: str, like: Tensor, batch_shape: tuple, zero: bool = 
     if not (torch.isfinite(x).all() and ((x >= 0) if zero else (x > 0)).all()):
         raise ParameterError(f"{name} must be {sign} and finite, got {x}")
     try:
-        fits = tuple(torch.broadcast_shapes(x.shape, batch_shape)) == tuple(batch_shape)
+        fits = np.broadcast_shapes(tuple(x.shape), tuple(batch_shape)) == tuple(batch_shape)
     except RuntimeError:
         fits = False
     if not fits:

@@ -47,7 +47,7 @@ from . import checks
 from .control import action_log_probability, policy_posterior, predict_policies
 from .evaluator import evaluate_policies
 from .inference import as_obs, infer_states_checked
-from .learning import _outer
+from .learning import outer
 from .model import TabularModel
 
 Tensor = torch.Tensor
@@ -164,7 +164,7 @@ def _dirichlet_step(p: Tensor, vectors: list, lr: Tensor, forgetting: Tensor, pr
     """
     shape = (-1,) + (1,) * (p.ndim - 1)
     f, rate = forgetting.reshape(shape), lr.reshape(shape)
-    new = f * p + (0.0 if prior is None else (1.0 - f) * prior) + rate * _outer(vectors)
+    new = f * p + (0.0 if prior is None else (1.0 - f) * prior) + rate * outer(vectors)
     if mask_zeros:
         new = torch.where(p > 0, new, torch.zeros_like(new))
     return torch.where(valid.reshape(shape), new, p)

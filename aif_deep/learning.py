@@ -47,7 +47,7 @@ def novelty_weights(a: Tensor, outcome_dim: int, convention: WNorm = WNORM_LEGAC
     return torch.where(a > 0, W, torch.zeros_like(W))
 
 
-def _outer(vectors):
+def outer(vectors):
     """``v0 ⊗ v1 ⊗ ...`` over the last axis of each, broadcasting their leading (batch) axes."""
     batch = np.broadcast_shapes(*[v.shape[:-1] for v in vectors])
     out = vectors[0].expand(*batch, vectors[0].shape[-1])
@@ -69,7 +69,7 @@ def _plus(p, lr, vectors, label, mask_zeros, dim):
     are a ``BeliefError``."""
     checks.column_sums(p, dim, label)
     try:
-        new = p + lr * _outer(vectors)
+        new = p + lr * outer(vectors)
         return torch.where(p > 0, new, torch.zeros_like(new)) if mask_zeros else new
     except (ValueError, RuntimeError):
         raise BeliefError(f"the batch shapes of the beliefs {[tuple(v.shape[:-1]) for v in vectors]} and of {label} "

@@ -346,7 +346,7 @@ def _outcome_rows(table: Tensor, o: Tensor, nb: int) -> Tensor:
     states = table.shape[nb + 1:]
     if nb == 0:  # one table for every belief: a row lookup
         return table.index_select(0, o.reshape(-1)).reshape(*o.shape, *states)
-    lead = torch.broadcast_shapes(o.shape, table.shape[:nb])
+    lead = np.broadcast_shapes(tuple(o.shape), tuple(table.shape[:nb]))  # (torch.broadcast_shapes imports sympy)
     index = o.reshape(*o.shape, 1, *[1] * len(states)).expand(*lead, 1, *states)
     return torch.gather(table.expand(*lead, *table.shape[nb:]), len(lead), index).squeeze(len(lead))
 

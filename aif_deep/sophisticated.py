@@ -205,7 +205,7 @@ def _rows(model: TabularModel, batch: Tensor) -> TabularModel:
 
 
 def _at_depth(model: TabularModel, d: int) -> TabularModel:
-    """The model whose time-varying C starts at column d (``aif.planning.sophisticated._model_at_depth``)."""
+    """The model whose time-varying C starts at column d (``aif.planning.sophisticated.model_at_depth``)."""
     nb = len(model.batch_shape)
     if all(C_m.ndim == nb + 1 for C_m in model.C):
         return model
@@ -244,7 +244,7 @@ def _expand(planner: SophisticatedInference, model: TabularModel, level: Level, 
 
 
 def _outcomes(planner: SophisticatedInference, qo: list) -> tuple[Tensor, list, Tensor]:
-    """The outcome combinations kept below every action node (``SophisticatedInference._outcomes``, batched).
+    """The outcome combinations kept below every action node (``SophisticatedInference.outcomes``, batched).
 
     Args:
         qo: predicted outcome probabilities, ``(n, O_m)`` per modality, one row per action node.

@@ -136,3 +136,12 @@ def test_mcts_drives_the_agent():
 def test_bad_settings_are_refused(changes, error, match):
     with pytest.raises(error, match=match):
         MCTS(**changes)
+
+
+@pytest.mark.parametrize("planner", [aif.planning.MCTS, aif.planning.SophisticatedInference])
+def test_tree_searches_refuse_terms_of_the_horizon(planner):
+    goal = aif.efe.GoalDivergence(np.log(np.full((4, 2), 1 / 8)), 1.0)
+    value = aif.TerminalValue(lambda qs: np.zeros(len(qs[0])))
+    for term in (goal, value):
+        with pytest.raises(aif.StrategyError, match=f"{planner.__name__}: {type(term).__name__} scores the beliefs"):
+            planner(efe_terms=(*aif.DEFAULT_TERMS, term))

@@ -53,7 +53,7 @@ from ..maths import batch_contract, softmax
 from ..model import GenerativeModel
 from ..strategies import NUMPY, Planner, StateInference, require
 from .base import Plan, check_options
-from .sophisticated import SophisticatedInference, _model_at_depth
+from .sophisticated import SophisticatedInference, check_one_step_terms, model_at_depth
 
 
 class Node:
@@ -148,6 +148,7 @@ class MCTS(Planner):
     _tree: SophisticatedInference = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        check_one_step_terms(self.efe_terms, "MCTS")
         check_integer(self.depth, "MCTS.depth")
         check_integer(self.simulations, "MCTS.simulations")
         check_real(self.exploration, "MCTS.exploration", low=0.0)
@@ -220,14 +221,14 @@ class MCTS(Planner):
         """G_1, predicted beliefs and kept outcomes of every action of ``node``; a node at the last depth is
         finished at once (its children are leaves worth 0)."""
         U = len(actions)
-        node.G_step = prefix_tree_efe(_model_at_depth(model, node.depth), node.qs, actions[:, None, :],
+        node.G_step = prefix_tree_efe(model_at_depth(model, node.depth), node.qs, actions[:, None, :],
                                       self.efe_terms, self.options)[0]  # (U,)
         node.prior = predict_policies(model, [np.broadcast_to(q, (U, q.size)) for q in node.qs], actions)
         qo = [batch_contract(A_m, [node.prior[f] for f in deps])  # (U, num_obs[m])
               for A_m, deps in zip(model.A, model.A_dependencies, strict=True)]
         node.outcomes, node.probs = [], []
         for u in range(U):
-            combos, p = self._tree._outcomes([qo_m[u] for qo_m in qo])
+            combos, p = self._tree.outcomes([qo_m[u] for qo_m in qo])
             node.outcomes.append(combos)
             node.probs.append(p)
         node.children = [{} for _ in range(U)]

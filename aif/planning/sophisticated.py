@@ -66,8 +66,8 @@ import numpy as np
 
 from ..checks import check_beliefs, check_fraction, check_integer, check_is_model, check_positive, check_real
 from ..control import enumerate_policies, predict_policies, prefix_tree_efe
-from ..efe import DEFAULT_TERMS, EFEOptions, check_counts, check_terms
-from ..errors import ParameterError, PolicyError
+from ..efe import DEFAULT_TERMS, EFEOptions, GoalDivergence, TerminalValue, check_counts, check_terms
+from ..errors import ParameterError, PolicyError, StrategyError
 from ..inference import FixedPoint
 from ..maths import CLIP, batch_contract, softmax
 from ..model import GenerativeModel
@@ -116,6 +116,16 @@ class Level:
     @property
     def size(self) -> int:
         return len(self.prob)
+
+
+def check_one_step_terms(terms: Any, owner: str) -> None:
+    """A tree search scores the one-step G at every node: a term of the beliefs at a policy's horizon
+    (``TerminalValue``, ``GoalDivergence``) would be added at every depth, so it is refused, naming ``owner``."""
+    terminal = [type(t).__name__ for t in check_terms(terms) if isinstance(t, (TerminalValue, GoalDivergence))]
+    if terminal:
+        raise StrategyError(f"{owner}: {', '.join(terminal)} scores the beliefs at a policy's horizon, but a tree "
+                            "search adds its one-step G at every node: use it with enumerated policies "
+                            "(PolicyEnumeration, the Agent's own policies) or aif.planning.CrossEntropyPlanner")
 
 
 @dataclass(frozen=True)
@@ -196,6 +206,7 @@ class SophisticatedInference(Planner):
     max_nodes: int = 1_000_000
 
     def __post_init__(self):
+        check_one_step_terms(self.efe_terms, "SophisticatedInference")
         check_integer(self.depth, "SophisticatedInference.depth")
         check_integer(self.max_nodes, "SophisticatedInference.max_nodes")
         require(self.inference, StateInference, "SophisticatedInference.inference", NUMPY)
@@ -266,7 +277,7 @@ class SophisticatedInference(Planner):
         (at most ``room`` belief nodes, else a ``PolicyError``)."""
         U, nf = len(actions), model.num_factors
         live = np.flatnonzero(level.alive)
-        model_d = _model_at_depth(model, d)
+        model_d = model_at_depth(model, d)
         one_step = actions[:, None, :]
         G_by_belief = {}  # identical beliefs (reached by different paths) have identical one-step G
         for n in live:
@@ -296,7 +307,7 @@ class SophisticatedInference(Planner):
         method = cast(FixedPoint, self.inference)  # a NumPy state inference: guard and __call__
         guard = method.guard
         for row, slot in enumerate(slots):
-            combos, p = self._outcomes([qo_m[row] for qo_m in qo])
+            combos, p = self.outcomes([qo_m[row] for qo_m in qo])
             if len(probs) + len(p) > room:
                 raise PolicyError(f"SophisticatedInference would hold more than max_nodes = {self.max_nodes:,} "
                                   f"belief nodes at depth {d + 1} of {self.depth}: lower depth, raise "
@@ -319,7 +330,7 @@ class SophisticatedInference(Planner):
         return Level.new(new_qs, parents, np.array(observations).reshape(len(probs), model.num_modalities),
                          probs, U)
 
-    def _outcomes(self, qo):
+    def outcomes(self, qo: list) -> tuple[np.ndarray, np.ndarray]:
         """Outcome combinations kept below one action node: ``(K, M)`` indices and ``(K,)`` probabilities."""
         combos, probs = np.zeros((1, 0), dtype=np.int64), np.ones(1)
         for qo_m in qo:
@@ -368,7 +379,7 @@ class SophisticatedInference(Planner):
         below.alive &= level.alive[below.parent // U] & level.added.reshape(-1)[below.parent]
 
 
-def _model_at_depth(model, d):
+def model_at_depth(model, d):
     """The model whose C (if time-varying) starts at column d, so one-step EFEs at depth d use C[:, d]."""
     if all(C_m.ndim == 1 for C_m in model.C):
         return model
