@@ -196,10 +196,13 @@ class InfoGain(Term):
 
 @dataclass(frozen=True)
 class Novelty(Term):
-    """Parameter information gain about A (``param="A"``) or B (``"B"``) from the Dirichlet counts pA / pB.
+    """Parameter information gain about A (``param="A"``) or B (``"B"``) from the Dirichlet counts pA / pB, or about
+    D (``"D"``, from pD: ``pD_info_gain``, SPM's "Bayesian surprise about initial conditions"), which scores each
+    policy's belief about a trial's first step and so needs SPM's policies over the trial
+    (``aif.SequenceOptions(policies="trial")``; refused elsewhere).
 
     Attributes:
-        param: ``"A"`` or ``"B"``.
+        param: ``"A"``, ``"B"`` or ``"D"``.
         wnorm: how the counts are weighed (``aif.WNORM_LEGACY``: 1/a0 - 1/a, pymdp.legacy; ``WNORM_SPM``;
             ``WNORM_EXACT``: pymdp 1.0's exact expected information gain).
     """
@@ -209,7 +212,7 @@ class Novelty(Term):
     sign: ClassVar[float] = -1.0
 
     def __post_init__(self) -> None:
-        check_choice(self.param, "Novelty.param", ("A", "B"))
+        check_choice(self.param, "Novelty.param", ("A", "B", "D"))
         if not isinstance(self.wnorm, WNorm):
             raise StrategyError(f"Novelty.wnorm must be an aif.WNorm (WNORM_LEGACY, WNORM_SPM, WNORM_EXACT), "
                                 f"got {self.wnorm!r}")
@@ -337,7 +340,8 @@ def check_terms(terms: Sequence[Term]) -> tuple[Term, ...]:
 
 
 _NAMES = {"utility": "aif.Utility()", "risk": "aif.Risk()", "ambiguity": "aif.Ambiguity()",
-          "state_info_gain": "aif.InfoGain()", "pA_info_gain": "aif.Novelty('A')", "pB_info_gain": "aif.Novelty('B')"}
+          "state_info_gain": "aif.InfoGain()", "pA_info_gain": "aif.Novelty('A')", "pB_info_gain": "aif.Novelty('B')",
+          "pD_info_gain": "aif.Novelty('D')"}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -508,6 +512,9 @@ def check_counts(model: GenerativeModel, terms: Sequence[Term]) -> None:
         if isinstance(term, Novelty) and getattr(model, "p" + term.param) is None:
             raise ParameterError(f"parameter information gain needs Dirichlet counts: the model has no "
                                  f"p{term.param}")
+        if isinstance(term, Novelty) and term.param == "D":  # (the trial mode scores it apart: pD_info_gain)
+            raise ParameterError("Novelty('D') scores each policy's belief about the trial's first step: it needs "
+                                 "policies over the trial, aif.SequenceOptions(policies='trial')")
         if isinstance(term, InfoGain) and term.joint and math.prod(model.num_obs) > term.max_outcomes:
             raise ParameterError(f"InfoGain(joint=True) enumerates the joint outcome of modalities of sizes "
                                  f"{list(model.num_obs)}: {math.prod(model.num_obs):,} outcomes per belief, above "
@@ -623,6 +630,32 @@ def _batched_beliefs(qs, deps, sizes, P, name, owner):
     return out
 
 
+def pD_info_gain(pD: Sequence[np.ndarray], qs_first: Beliefs, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
+    """Expected information gain about D's parameters, for every policy: ``-sum_f W(pD[f]) . q(s_f,0 | pi)``.
+
+    With policies over a trial each policy holds its own belief about the trial's first state, which would update
+    the initial-state counts at the trial's end (``learn_trial``): SPM's ``spm_MDP_VB_X`` adds this to every step's
+    ``G`` ("Bayesian surprise about initial conditions", ``-spm_dot(wD, x(:, 1, k))``; SPM does not mask zero counts).
+
+    Args:
+        pD: counts, ``pD[f]`` of shape ``(num_states[f],)``; non-negative (zero counts are masked out).
+        qs_first: each policy's belief about the first step, ``qs_first[f]`` of shape ``(P, num_states[f])``.
+        wnorm: as ``pA_info_gain``'s (SPM12's trial mode: ``aif.learning.WNORM_SPM12_TRIAL``).
+
+    Returns:
+        ``(P,)``: the information gain (positive; subtract it from G).
+    """
+    pD, qs_first = _counts(pD, "pD", 1), checks.check_array_list(qs_first, "qs_first", BeliefError)
+    if len(qs_first) != len(pD) or not qs_first[0].ndim == 2:
+        raise BeliefError(f"qs_first must hold one (num_policies, num_states[f]) array per factor of pD ({len(pD)})")
+    P = qs_first[0].shape[0]
+    gain = np.zeros(P)
+    for f, pD_f in enumerate(pD):
+        (q_f,) = _batched_beliefs(qs_first, [f], pD_f.shape, P, "qs_first", f"pD[{f}]")
+        gain -= q_f @ _masked_wnorm(pD_f, wnorm)
+    return gain
+
+
 def pB_info_gain(pB: Sequence[np.ndarray], qs_next: Beliefs, qs_prev: Beliefs, actions_t: np.ndarray,
                  B_dependencies: Sequence[Sequence[int]] | None = None, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
     """Expected information gain about B's parameters over one future transition, for every policy.
@@ -669,5 +702,6 @@ def pB_info_gain(pB: Sequence[np.ndarray], qs_next: Beliefs, qs_prev: Beliefs, a
 __all__ = ["Guards", "EFEOptions", "Term", "Utility", "Risk", "Ambiguity", "InfoGain", "Novelty", "InductiveCost",
            "TerminalValue", "GoalDivergence", "goal_divergence", "check_goal",
            "DEFAULT_TERMS", "check_terms", "LEGACY_G", "WNORM_EXACT", "step_terms", "combine",
-           "log_preferences", "inductive_cost", "check_counts", "pA_info_gain", "pB_info_gain", "MAX_EFE_BYTES",
+           "log_preferences", "inductive_cost", "check_counts", "pA_info_gain", "pB_info_gain", "pD_info_gain",
+           "MAX_EFE_BYTES",
            "efe_bytes", "check_efe_size"]

@@ -69,18 +69,23 @@ class WNorm:
         exact: ``False``: the heuristic ``1/a0 - 1/a`` (SPM, pymdp.legacy); ``True``: pymdp 1.0's exact
             ``-(ln a0 - ln a + ψ(a+1) - ψ(a0+1))``.
         eps: heuristic: added to every count before the reciprocals; exact: counts are clipped below at it.
+        scale: a factor on every weight, > 0 (1; SPM12's ``spm_MDP_VB_X`` halves them: its local ``spm_wnorm``,
+            ``WNORM_SPM12_TRIAL``).
     """
 
     exact: bool = False
     eps: float = LEGACY_EPS
+    scale: float = 1.0
 
     def __post_init__(self):
         checks.check_fraction(self.eps, "WNorm.eps", "(0, 1)")
+        checks.check_positive(self.scale, "WNorm.scale")
 
 
 WNORM_LEGACY = WNorm(exact=False, eps=LEGACY_EPS)  # pymdp.legacy.maths.spm_wnorm: A + 1e-16
 WNORM_SPM = WNorm(exact=False, eps=float(np.exp(-16)))  # SPM spm_wnorm.m: A + exp(-16)
 WNORM_EXACT = WNorm(exact=True, eps=EPS)  # pymdp 1.0 maths.spm_wnorm (exact_param_info_gain=True)
+WNORM_SPM12_TRIAL = WNorm(exact=False, eps=LEGACY_EPS, scale=0.5)  # spm_MDP_VB_X's own: (1/a0 - 1/(a + 1e-16)) / 2
 
 
 def spm_wnorm(a: np.ndarray, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
@@ -88,7 +93,7 @@ def spm_wnorm(a: np.ndarray, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
 
     Args:
         a: counts, shape ``(n, *columns)``; every column ``a[:, j...]`` is one Dirichlet.
-        wnorm: the convention (``WNORM_LEGACY``, ``WNORM_SPM``, ``WNORM_EXACT``).
+        wnorm: the convention (``WNORM_LEGACY``, ``WNORM_SPM``, ``WNORM_EXACT``, ``WNORM_SPM12_TRIAL``).
 
     Returns:
         ``W``, the shape of ``a``: ``1/a0 - 1/a`` (heuristic) or ``-(ln a0 - ln a + ψ(a+1) - ψ(a0+1))``.
@@ -98,12 +103,14 @@ def spm_wnorm(a: np.ndarray, wnorm: WNorm = WNORM_LEGACY) -> np.ndarray:
     checks.check_finite(a, "a")  # zero counts allowed (masked by the callers), negative ones not
     if not wnorm.exact:
         a = a + wnorm.eps
-        return 1.0 / a.sum(axis=0) - 1.0 / a
-    a = np.maximum(a, wnorm.eps)
-    a0 = np.maximum(a.sum(axis=0), wnorm.eps)
-    # ln a0 - ln a + ψ(a+1) - ψ(a0+1) rather than the equivalent 1/a - 1/a0 + ψ(a) - ψ(a0): the two
-    # diverging pairs of the latter cancel badly for small counts (pymdp 1.0 makes the same choice).
-    return -(np.log(a0) - np.log(a) + digamma(a + 1.0) - digamma(a0 + 1.0))
+        W = 1.0 / a.sum(axis=0) - 1.0 / a
+    else:
+        a = np.maximum(a, wnorm.eps)
+        a0 = np.maximum(a.sum(axis=0), wnorm.eps)
+        # ln a0 - ln a + ψ(a+1) - ψ(a0+1) rather than the equivalent 1/a - 1/a0 + ψ(a) - ψ(a0): the two
+        # diverging pairs of the latter cancel badly for small counts (pymdp 1.0 makes the same choice).
+        W = -(np.log(a0) - np.log(a) + digamma(a + 1.0) - digamma(a0 + 1.0))
+    return W if wnorm.scale == 1.0 else wnorm.scale * W
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -949,7 +956,7 @@ def prune_by_evidence(model: GenerativeModel, prior: GenerativeModel, threshold:
 
 
 __all__ = [
-    "Learning", "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT", "spm_wnorm",
+    "Learning", "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT", "WNORM_SPM12_TRIAL", "spm_wnorm",
     "update_A", "update_B", "update_D", "update_C", "update_E", "preferences_from_counts", "learn_trial",
     "reduce_dirichlet",
     "prune_model", "level_evidence", "prune_by_evidence", "LevelEvidence",

@@ -57,6 +57,7 @@ from .efe import (
     check_terms,
     combine,
     pB_info_gain,
+    pD_info_gain,
     step_terms,
 )
 from .errors import BeliefError, CallOrderError, ParameterError, PolicyError
@@ -273,6 +274,11 @@ def neuronal_responses(traces: Sequence[SequenceTrace], q_pi: ArrayLike) -> tupl
     return averaged("qs"), averaged("err")
 
 
+def _initial(term: Term) -> bool:
+    """Whether ``term`` is the novelty of D, which only the trial mode scores (``pD_info_gain``)."""
+    return isinstance(term, Novelty) and term.param == "D"
+
+
 class SequenceCycle:
     """How an ``aif.Agent`` whose inference is a ``SequenceInference`` runs its cycle on a window.
 
@@ -303,6 +309,9 @@ class SequenceCycle:
                                  f"trial (P, T - 1, num_factors) and inference_horizon = T; got trial_length = "
                                  f"{agent.trial_length}, policies of horizon {agent.policies.shape[1]} and "
                                  f"inference_horizon = {agent.inference_horizon}")
+        if any(_initial(t) for t in agent.efe_terms) and not (self.trial and agent.model.pD is not None):
+            raise ParameterError("Novelty('D') scores each policy's belief about the trial's first step: it needs "
+                                 "SequenceOptions(policies='trial') and a model with pD")
         P, H = agent.policies.shape[:2]  # each policy's beliefs over the window and the steps ahead
         K = agent.inference_horizon + H
         check_efe_size(agent.model, P, K, agent.efe_terms, agent.efe, rows=K)
@@ -414,7 +423,10 @@ class SequenceCycle:
         future = [q[kept, a.present :] for q in a.qs_seq]
         C_time = a.t if a.sequence.C_time == "absolute" else 0
         G, terms = sequence_expected_free_energy(a.model, future, self.choices()[kept, : future[0].shape[1] - 1],
-                                                 a.efe_terms, a.efe, C_time)
+                                                 [t for t in a.efe_terms if not _initial(t)], a.efe, C_time)
+        for term in filter(_initial, a.efe_terms):  # SPM's novelty of pD, each policy's belief about the first step
+            terms[term.key] = pD_info_gain(a.model.pD, [q[kept, 0] for q in a.qs_seq], term.wnorm)
+            G = G + term.sign * terms[term.key]
         F, E = a.F[kept], a.model.E if kept.all() else self._habits()
         precision = a.sequence.precision
         if precision is None:

@@ -570,7 +570,8 @@ class _NumpyRun(_Run):
 
     def keep_traces(self) -> None:
         """The ``aif`` agents' SPM traces (class docstring), stacked onto the Agent."""
-        a, agents = self.agent, self.agents
+        a: Any = self.agent  # (these attributes exist only with these options, on both Agents)
+        agents: list[Any] = self.agents
         if a.sequence.precision is not None:
             a.gamma_trace = [self.gather("gamma_trace", t) for t in range(min(len(g.gamma_trace) for g in agents))]
         if a.sequence.record:

@@ -19,7 +19,9 @@ from scipy.io import loadmat
 
 import aif
 from aif import SPM_EFE, SPM_TERMS, neuronal_responses
+from aif.efe import pD_info_gain
 from aif.errors import BeliefError, CallOrderError, ModelError, ParameterError
+from aif.learning import WNORM_SPM12_TRIAL
 
 HERE = Path(__file__).parent / "reference" / "spm"
 TOL = 1e-8
@@ -371,3 +373,55 @@ def test_occams_window_drops_the_policies_spm_drops():
         aif.SequenceOptions(zeta=3.0)
     with pytest.raises(ParameterError, match="zeta"):
         aif.SequenceOptions.spm(zeta=0.0)
+
+
+def test_the_agent_replays_spm_trials_that_learn_a_b_d_and_e():
+    """The six trials of spm_trials.mat (a, b, d, e learned, beta = 1, a reversal at trial 4) replayed by the Agent,
+    with SPM12's novelty of a and d in G (Novelty('A') and Novelty('D') with spm_MDP_VB_X's halved weights,
+    WNORM_SPM12_TRIAL) and Learning at each trial's end (d without eta): F, G, q(pi), the precision and every count
+    after every trial equal SPM's."""
+    m = load("spm_trials")
+    counts = dict(pA=[cell(m, "a0", g) for g in range(2)], pB=[with_controls(cell(m, "b0", f)) for f in range(2)],
+                  pD=[cell(m, "d0", f).ravel() for f in range(2)], pE=m["e0"].ravel())
+    C, policies, eta, T = [cell(m, "C", g) for g in range(2)], policies_of(m), float(m["eta"].squeeze()), 3
+    terms = (*SPM_TERMS, aif.Novelty("A", WNORM_SPM12_TRIAL), aif.Novelty("D", WNORM_SPM12_TRIAL))
+    worst: dict[str, float] = {}
+    for i in range(6):
+        agent = aif.Agent(aif.GenerativeModel(A=None, B=None, C=C, **counts), policies=policies,
+                          inference=aif.MarginalMessagePassing.spm(), inference_horizon=T, trial_length=T,
+                          efe_terms=terms, efe=SPM_EFE, sequence=aif.SequenceOptions.spm(),
+                          learning=aif.Learning(lr=eta, lr_D=1.0, online=False, learn_D=True, learn_E=True))
+        obs, u = observations(m, i), cell(m, "u_all", i).astype(int) - 1
+        F, G, R = [], [], []
+        for t in range(T):
+            agent.infer_states(obs[t])
+            q, g = agent.infer_policies()
+            F.append(agent.F), G.append(g), R.append(q)
+            assert agent.terms["pA_info_gain"].min() > 0 and agent.terms["pD_info_gain"].min() > 0
+            if t < T - 1:
+                take(agent, u[:, t])
+        model = agent.learn()
+        counts = dict(pA=model.pA, pB=model.pB, pD=model.pD, pE=model.pE)
+        for name, ours, theirs in (
+                ("F", -np.array(F).T, cell(m, "F", i)), ("G", -np.array(G).T, cell(m, "G", i)),
+                ("R", np.array(R).T, cell(m, "R", i)),
+                ("wn", np.concatenate(agent.gamma_trace), cell(m, "wn", i).ravel()),
+                *((f"a{g}", model.pA[g], cell(m, f"a{g + 1}", i)) for g in range(2)),
+                *((f"b{f}", model.pB[f], with_controls(cell(m, f"b{f + 1}", i))) for f in range(2)),
+                *((f"d{f}", model.pD[f], cell(m, f"d{f + 1}", i).ravel()) for f in range(2)),
+                ("e", model.pE, cell(m, "e", i).ravel())):
+            worst[name] = max(worst.get(name, 0.0), float(np.abs(ours - theirs).max()))
+    assert max(worst.values()) < TOL, worst
+    # D's novelty needs SPM's policies over the trial (each policy's own belief about the first step)
+    with pytest.raises(ParameterError, match=r"Novelty\('D'\)"):
+        aif.Agent(aif.GenerativeModel(A=None, B=None, C=C, **{**counts, "pE": None}), efe_terms=terms)
+    with pytest.raises(ParameterError, match=r"Novelty\('D'\)"):  # moving policies over time: no trial to start
+        aif.Agent(aif.GenerativeModel(A=None, B=None, C=C, **{**counts, "pE": None}), policy_horizon=2,
+                  inference=aif.MarginalMessagePassing.spm(), inference_horizon=2, efe_terms=terms)
+    with pytest.raises(ParameterError, match="WNorm.scale"):
+        aif.WNorm(scale=0.0)
+    # the term for one belief per policy, against SPM's halved weights written out
+    d, q = np.array([8.0, 1, 1, 1]), np.array([[0.7, 0.1, 0.1, 0.1], [0.0, 0, 0, 1]])
+    np.testing.assert_allclose(pD_info_gain([d], [q], WNORM_SPM12_TRIAL), -q @ ((1 / d.sum() - 1 / d) / 2), rtol=1e-14)
+    with pytest.raises(BeliefError, match="qs_first"):
+        pD_info_gain([d], [q[0]])
