@@ -10,8 +10,8 @@ from .agent import Agent, Learning, Selection
 from .checks import check_model
 from .control import (action_marginals, action_probabilities, enumerate_policies, expected_free_energy,
                       expected_outcomes, expected_states, policy_posterior, predict, select_action)
-from .efe import (DEFAULT_TERMS, Ambiguity, EFEOptions, Guards, InductiveCost, InfoGain, Novelty, Risk, Term,
-                  TerminalValue, Utility, pA_info_gain, pB_info_gain)
+from .efe import (DEFAULT_TERMS, Ambiguity, EFEOptions, GoalDivergence, Guards, InductiveCost, InfoGain, Novelty, Risk,
+                  Term, TerminalValue, Utility, pA_info_gain, pB_info_gain)
 from .errors import (AifError, BeliefError, CallOrderError, ModelError, ObservationError, ParameterError, PolicyError,
                      StrategyError)
 from .filtering import (Filtered, FreeEnergy, Smoothed, VariationalFiltering, filter_states, forward_backward,
@@ -39,7 +39,8 @@ __all__ = [
     "FixedPoint", "Exact", "infer_states", "variational_free_energy", "log_evidence",
     "VariationalFiltering", "filter_states", "Filtered", "forward_backward", "smooth", "Smoothed",
     "sequence_free_energy", "free_energy_terms", "FreeEnergy",
-    "EFEOptions", "Guards", "Term", "Utility", "Risk", "Ambiguity", "InfoGain", "Novelty", "InductiveCost",
+    "EFEOptions", "Guards", "Term", "GoalDivergence", "Utility", "Risk", "Ambiguity", "InfoGain", "Novelty",
+    "InductiveCost",
     "TerminalValue", "DEFAULT_TERMS", "enumerate_policies", "expected_free_energy", "policy_posterior", "select_action",
     "action_marginals", "action_probabilities", "predict", "expected_states", "expected_outcomes",
     "Agent", "Learning", "Selection",
