@@ -233,8 +233,8 @@ def model_construction(quick: bool) -> list[Row]:
     agent = Agent(**theirs, batch_size=3, gamma=10.0)
     qs = agent.infer_states([jnp.array([[s] for s in starts])], [jnp.expand_dims(d, 1) for d in agent.D])
     q_theirs, _ = agent.infer_policies([q[:, 0] for q in qs])
-    moves_theirs = [theirs.num_controls and GRID["controls"]["movement"]["elements"][int(a[0])]
-                    for a in np.asarray(agent.sample_action(q_theirs))]
+    labels = GRID["controls"]["movement"]["elements"]
+    moves_theirs = [labels[int(a[0])] for a in np.asarray(agent.sample_action(q_theirs))]
     q_ours, moves_ours = [], []
     for s in starts:
         mine = aif.Agent.pymdp(ours.to_model(), policies=ours.policies(1), gamma=10.0)
@@ -410,7 +410,7 @@ def inductive_gridworld(quick: bool) -> list[Row]:
         steps = 3 if quick else steps
         _, episode = pymdp_rollout(agent, env, steps, seed=0,
                                    initial_carry={"observation": init_obs, "env_state": init_state})
-        ours = model.replace(D=D) if hasattr(model, "replace") else aif.GenerativeModel(model.A, model.B, model.C, D)
+        ours = aif.GenerativeModel(model.A, model.B, model.C, D)
         terms = (Utility(), InductiveCost.from_goals(ours, H, depth=depth, threshold=0.1))
         agents = [aif.Agent.pymdp(ours, 1, efe_terms=terms) for _ in range(batch)]
         rows += episode_rows(demo, f"from {start}, depth {depth}", agents, episode)
@@ -621,7 +621,8 @@ def mcts(quick: bool) -> list[Row]:
     q_si = np.asarray(q_si)[0, :num_actions]
     q_exhaustive = aif.policy_posterior(exhaustive.G, None, 1.0)
     rows.append(Row(demo, "graph world, depth 2: MCTS with a budget covering the tree, q(u) from D (pymdp: "
-                    "si_policy_search, nothing pruned)", short(q_exhaustive), short(q_si), max_diff(q_exhaustive, q_si)))
+                    "si_policy_search, nothing pruned)", short(q_exhaustive), short(q_si),
+                    max_diff(q_exhaustive, q_si)))
     # the notebook's search: 1024 simulations to depth 3
     simulations = 64 if quick else 1024
     plan = MCTS(depth=3, simulations=simulations, **settings).plan(model, model.D)
