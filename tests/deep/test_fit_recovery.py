@@ -30,8 +30,8 @@ def candidates():
 def test_in_process_and_ray_agree_and_failures_are_reported():
     ray = pytest.importorskip("ray")
     torch.set_num_threads(1)
-    gamma = np.array([2.0, 6.0, -1.0, 12.0])  # the third subject's gamma is invalid: its task fails
-    study = dict(models=candidates(), truths=[{"gamma": gamma}], env=functools.partial(TMaze, 0.8), trials=8,
+    gamma = np.array([2.0, 6.0, -1.0])  # the third subject's gamma is invalid: its task (the second) fails
+    study = dict(models=candidates(), truths=[{"gamma": gamma}], env=functools.partial(TMaze, 0.8), trials=4,
                  steps=1, seed=5, chunk=2, progress=False)
     local = recovery.recover(**study, runner=recovery.InProcess())
     assert len(local.failures) == 1 and local.failures[0].task == 1
