@@ -163,3 +163,25 @@ def test_bad_habit_and_preference_settings_are_refused():
     with pytest.raises(ParameterError, match="planner"):
         aif.Agent(model.replace(pE=np.ones(4)), planner=aif.planning.SophisticatedInference(),
                   learning=aif.Learning(learn_A=False, learn_B=False, learn_E=True))
+
+
+def test_aif_deep_learns_habits_and_preferences_as_aif_does():
+    """aif_deep.Agent with Learning(learn_E=..., learn_C=...) runs them through aif (its NumPy route): the learned
+    counts of each agent of a batch equal an aif.Agent's given the same observations."""
+    env, model = tmaze(E=None, pE=np.full(4, 2.0), C=None, pC=[np.ones(4), np.array([1.0, 4.0, 0.5]), np.ones(2)])
+    models = [model, model.replace(pE=np.arange(1.0, 5.0), E=None)]
+    learning = aif.Learning(learn_A=False, learn_B=False, learn_E=True, learn_C=True, lr=0.5)
+    deep = aif_deep.Agent(aif_deep.TabularModel.from_aif(models, device="cpu"), learning=learning)
+    ones = [aif.Agent(m, learning=learning) for m in models]
+    obs, _ = env.reset(seed=4)
+    for _ in range(3):
+        deep.step([int(o) for o in obs])
+        actions = [agent.step(obs) for agent in ones]
+        obs, *_ = env.step(int(actions[0][0]))
+    for k, agent in enumerate(ones):
+        np.testing.assert_allclose(deep.model.pE[k].numpy(), agent.model.pE, atol=1e-14)
+        np.testing.assert_allclose(deep.model.E[k].numpy(), agent.model.E, atol=1e-14)
+        for m in range(3):
+            np.testing.assert_allclose(deep.model.pC[m][k].numpy(), agent.model.pC[m], atol=1e-14)
+            np.testing.assert_allclose(deep.model.C[m][k].numpy(), agent.model.C[m], atol=1e-14)
+    assert not np.allclose(deep.model.pE[0].numpy(), 2.0)  # the habits moved
