@@ -23,6 +23,7 @@ import numpy as np
 from .actions import ActionFactors
 from .checks import (
     as_numbers,
+    check_action,
     check_beliefs,
     check_choice,
     check_finite,
@@ -406,7 +407,19 @@ class Agent:
         policies = self._cycle.choices() if self.plan is None else self.plan.policies
         mode, sampling = self.selection.mode, self.selection.sampling
         probs = selection_probabilities(self.q_pi, policies, mode, self.alpha, sampling)
-        self.action = draw_action(probs, policies, mode, self.rng, sampling)
+        return self._act(draw_action(probs, policies, mode, self.rng, sampling))
+
+    @atomic
+    def take_action(self, action: Any) -> np.ndarray:
+        """Take ``action`` ``(num_factors,)`` instead of choosing one (a replay of observed choices, an
+        experimenter's instruction, SPM's fixed ``MDP.u``) and carry the prior forward as ``sample_action`` does;
+        ``q_pi`` is kept (e.g. to read the probability the agent gave that action)."""
+        if self.q_pi is None:
+            raise CallOrderError("take_action needs q_pi: call infer_policies() first")
+        return self._act(check_action(self.model, action))
+
+    def _act(self, action: np.ndarray) -> np.ndarray:
+        self.action = action
         self.multi_action = None if self.actions is None else self.actions.decode(self.action)
         self.prior = self._cycle.next_prior()
         self.t += 1

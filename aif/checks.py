@@ -358,6 +358,19 @@ def check_policies(model: GenerativeModel, policies: Any, min_horizon: int = 1) 
     return policies
 
 
+def check_action(model: GenerativeModel, action: Any) -> np.ndarray:
+    """One action: int ``(num_factors,)``, each control in range (``PolicyError``)."""
+    action = np.asarray(action)
+    if action.shape != (model.num_factors,):
+        raise PolicyError(f"action has shape {action.shape}, expected ({model.num_factors},): one per factor")
+    if not np.issubdtype(action.dtype, np.integer):
+        raise PolicyError(f"action must hold integers, got dtype {action.dtype}")
+    for f, (u_f, n) in enumerate(zip(action, model.num_controls, strict=True)):
+        if not 0 <= u_f < n:
+            raise PolicyError(f"action {u_f} is out of range for factor {f} with {n} controls (0 to {n - 1})")
+    return action.astype(int)
+
+
 def check_actions(model: GenerativeModel, actions: Any, past_len: int) -> np.ndarray:
     """``actions_window``: int ``(past_len - 1, num_factors)``, each action in range (``PolicyError``). ``None``
     stands for the only actions there are when no factor has a choice (zeros), and is refused otherwise."""

@@ -339,14 +339,9 @@ def predict(model: GenerativeModel, qs: Sequence[np.ndarray], action: ArrayLike)
         qs: beliefs, one vector ``(num_states[f],)`` per factor.
         action: int array ``(num_factors,)``.
     """
-    action = np.asarray(action)
-    if action.shape != (model.num_factors,):
-        raise PolicyError(f"action has shape {action.shape}, expected ({model.num_factors},): one per factor")
-    if not np.issubdtype(action.dtype, np.integer):
-        raise PolicyError(f"action must hold integers, got dtype {action.dtype}")
-    checks.check_policies(model, action[None, None, :])
+    action = checks.check_action(model, action)
     qs = [q[None] for q in checks.check_beliefs(model, qs, "qs")]
-    return [q[0] for q in predict_policies(model, qs, action.astype(int)[None])]
+    return [q[0] for q in predict_policies(model, qs, action[None])]
 
 
 def expected_states(model: GenerativeModel, qs: Sequence[np.ndarray], policies: ArrayLike) -> list[np.ndarray]:

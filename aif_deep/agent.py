@@ -260,10 +260,26 @@ class Agent:
             raise CallOrderError("sample_action needs q_pi: call infer_policies() first")
         with threads_for(self._run.work):
             self.action = self._run.sample_action()
-        self.multi_action = None if self.actions is None else self.actions.decode(self.action.cpu().numpy())
+        return self._acted()
+
+    @atomic
+    def take_action(self, action: Any) -> torch.Tensor:
+        """Take ``action`` ``(*batch, num_factors)`` (or ``(num_factors,)`` for every agent) instead of choosing one,
+        and carry the prior forward as ``sample_action`` does (``aif.Agent.take_action``: replays of observed
+        choices)."""
+        if self.q_pi is None:
+            raise CallOrderError("take_action needs q_pi: call infer_policies() first")
+        action = checks.action(self.model, action, self.batch_shape).to(self.device)
+        with threads_for(self._run.work):
+            self.action = self._run.take(action.expand(*self.batch_shape, action.shape[-1]))
+        return self._acted()
+
+    def _acted(self) -> torch.Tensor:
+        action = cast(torch.Tensor, self.action)
+        self.multi_action = None if self.actions is None else self.actions.decode(action.cpu().numpy())
         self.t += 1
         self.steps += 1
-        return self.action
+        return action
 
     @atomic
     def step(self, obs: Any, reward: Any = None, terminated: bool = False) -> torch.Tensor:
@@ -466,8 +482,9 @@ class _TorchRun(_Run):
         if changes:
             a.model = m.replace(**changes)
         if "pB" in changes:  # the terms made from B, made again from the learned B (aif.Agent's rule)
-            a.efe_terms = tuple(t.for_model(a.model.to_aif()) if isinstance(t, InductiveCost) and t.goals is not None
-                                else t for t in a.efe_terms)
+            learned = cast(TabularModel, a.model).to_aif()
+            a.efe_terms = tuple(t.for_model(learned) if isinstance(t, InductiveCost) and t.goals is not None else t
+                                for t in a.efe_terms)
 
     def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
         a = self.agent
@@ -526,7 +543,11 @@ class _TorchRun(_Run):
         first = self.first_actions[1]
         probs = selection_probabilities(cast(torch.Tensor, a.q_pi), first, mode, _param(a.alpha), sampling,
                                         a.model.num_controls)
-        action = draw_action(probs, first, mode, cast(torch.Generator, a.rng), sampling)
+        return self.take(draw_action(probs, first, mode, cast(torch.Generator, a.rng), sampling))
+
+    def take(self, action: torch.Tensor) -> torch.Tensor:
+        """Act ``action`` ``(*batch, F)``: the prior for the next step."""
+        a = self.agent
         a.prior = predict_policies(a.model, cast(list, a.qs), action)
         a._transition = torch.ones_like(a._transition)
         return action
@@ -633,8 +654,13 @@ class _NumpyRun(_Run):
                 {name: checks.as_tensor(v, f"{where}: info[{name!r}]", ParameterError) for name, v in info.items()})
 
     def sample_action(self) -> torch.Tensor:
-        for g in self.agents:
-            g.sample_action()
+        return self.take(None)
+
+    def take(self, action: torch.Tensor | None) -> torch.Tensor:
+        """Each ``aif`` agent samples its action (``None``) or takes its row of ``action`` ``(*batch, F)``."""
+        rows = None if action is None else action.cpu().numpy()
+        for g, i in zip(self.agents, np.ndindex(*self.agent.batch_shape), strict=True):
+            g.sample_action() if rows is None else g.take_action(rows[i])
         if isinstance(self.agent.learning, Learning) and self.agent.learning.learn_E:  # habits learned the q(pi)
             self.sync_model()
         self.agent.prior = self.factors("prior")
@@ -711,6 +737,9 @@ class _LearnedQRun(_Run):
         a = self.agent
         p = cast(torch.Tensor, a.q_pi).numpy()
         return torch.tensor([int(cast(np.random.Generator, a.rng).choice(len(p), p=p))])
+
+    def take(self, action: torch.Tensor) -> torch.Tensor:
+        return action
 
 
 @dataclass(frozen=True, eq=False)

@@ -281,7 +281,7 @@ def test_control_factors_out_of_range():
 
 
 def test_predict_action_out_of_range(model):
-    with pytest.raises(PolicyError, match=r"takes action 3 at step 0 for factor 1, which has 2 controls"):
+    with pytest.raises(PolicyError, match=r"action 3 is out of range for factor 1 with 2 controls \(0 to 1\)"):
         aif.predict(model, model.D, np.array([0, 3]))
 
 

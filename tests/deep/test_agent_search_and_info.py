@@ -112,3 +112,36 @@ def test_aif_rollout_runs_a_policy_search_on_an_aif_deep_agent():
     assert set(searched.search_info) == set(plain.terms) and plain.terms
     for name, value in plain.terms.items():
         np.testing.assert_allclose(searched.search_info[name], value, atol=1e-15)
+
+
+def test_take_action_replays_a_choice_in_both_packages():
+    """take_action(u) carries the prior as sampling u would have, in aif and aif_deep (torch and NumPy routes)."""
+    model = _model(5)
+    tm = aif_deep.TabularModel.from_aif(model, dtype=torch.float64)
+    ref = aif.Agent(model)
+    ref.infer_states([0, 1, 1])
+    ref.infer_policies()
+    q_pi = ref.q_pi.copy()
+    np.testing.assert_array_equal(ref.take_action([1, 2]), [1, 2])
+    np.testing.assert_allclose(ref.prior[1], aif.predict(model, ref.qs, [1, 2])[1], atol=0)
+    np.testing.assert_array_equal(ref.q_pi, q_pi)  # kept: the probability the agent gave the choice
+    assert ref.t == 1
+    with pytest.raises(PolicyError, match="out of range for factor 1"):
+        ref.take_action([1, 3])
+    assert ref.t == 1  # the failed call is undone
+    for inference in (aif.FixedPoint(), aif.MarginalMessagePassing()):
+        kwargs = {"inference_horizon": 2} if isinstance(inference, aif.MarginalMessagePassing) else {}
+        deep = aif_deep.Agent(tm, batch_shape=(2,), inference=inference, **kwargs)
+        deep.infer_states(torch.tensor([[0, 1, 1], [0, 1, 1]]))
+        deep.infer_policies()
+        taken = deep.take_action(torch.tensor([[1, 2], [0, 1]]))
+        np.testing.assert_array_equal(taken.numpy(), [[1, 2], [0, 1]])
+        assert deep.t == 1
+    with pytest.raises(aif.CallOrderError, match="take_action needs q_pi"):
+        aif_deep.Agent(tm).take_action([0, 0])
+    one = aif_deep.Agent(tm)
+    one.infer_states([0, 1, 1])
+    one.infer_policies()
+    one.take_action([1, 2])
+    for f in range(2):
+        np.testing.assert_allclose(one.prior[f].numpy(), ref.prior[f], atol=1e-12)
