@@ -11,7 +11,7 @@ from .checks import check_model
 from .control import (action_marginals, action_probabilities, enumerate_policies, expected_free_energy,
                       expected_outcomes, expected_states, policy_posterior, predict, select_action)
 from .efe import (DEFAULT_TERMS, Ambiguity, EFEOptions, GoalDivergence, Guards, InductiveCost, InfoGain, Novelty, Risk,
-                  Term, TerminalValue, Utility, pA_info_gain, pB_info_gain)
+                  Term, TerminalValue, Utility, pA_info_gain, pB_info_gain, pD_info_gain)
 from .errors import (AifError, BeliefError, CallOrderError, ModelError, ObservationError, ParameterError, PolicyError,
                      StrategyError)
 from .filtering import (Filtered, FreeEnergy, Smoothed, VariationalFiltering, filter_states, forward_backward,
@@ -20,9 +20,9 @@ from .hierarchy import Hierarchy, Link, LowerTrial
 from .inference import Exact, FixedPoint, infer_states, log_evidence, variational_free_energy
 from .io import FormatError, load_agent, load_model, save_agent, save_model
 from .labels import LabelledModel, compile_model
-from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNorm, LevelEvidence, learn_trial, level_evidence,
-                       preferences_from_counts, prune_by_evidence, prune_model, reduce_dirichlet, spm_wnorm, update_A,
-                       update_B, update_C, update_D, update_E)
+from .learning import (WNORM_EXACT, WNORM_LEGACY, WNORM_SPM, WNORM_SPM12_TRIAL, WNorm, LevelEvidence, learn_trial,
+                       level_evidence, preferences_from_counts, prune_by_evidence, prune_model, reduce_dirichlet,
+                       spm_wnorm, update_A, update_B, update_C, update_D, update_E)
 from .model import GenerativeModel, random_model
 from .precision import Precision, PrecisionStep, dopamine, update_precision
 from .rollout import Carry, Trajectory, default_policy_search, rollout
@@ -46,8 +46,8 @@ __all__ = [
     "Agent", "Learning", "Selection",
     "update_A", "update_B", "update_D", "update_C", "update_E", "learn_trial", "preferences_from_counts",
     "Precision", "PrecisionStep", "update_precision", "dopamine",
-    "pA_info_gain", "pB_info_gain", "spm_wnorm", "reduce_dirichlet",
-    "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT",
+    "pA_info_gain", "pB_info_gain", "pD_info_gain", "spm_wnorm", "reduce_dirichlet",
+    "WNorm", "WNORM_LEGACY", "WNORM_SPM", "WNORM_EXACT", "WNORM_SPM12_TRIAL",
     "prune_model", "level_evidence", "prune_by_evidence", "LevelEvidence",
     "labels", "compile_model", "LabelledModel", "actions", "ActionFactors",
     "MarginalMessagePassing", "VariationalMessagePassing", "infer_sequence", "infer_trial", "SequenceTrace",

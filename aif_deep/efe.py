@@ -250,6 +250,9 @@ def prepare_terms(model: Any, terms: Sequence[Term], tabular: bool) -> tuple[Ter
     for t in terms:
         if isinstance(t, GoalDivergence):
             check_goal(t, model.num_states)
+        if isinstance(t, Novelty) and t.param == "D":
+            raise StrategyError("Novelty('D') is scored by SPM's trial mode only (aif.SequenceOptions.spm(), run by "
+                                "aif.Agent or aif_deep's NumPy route); the torch evaluator scores A and B novelty")
     if tabular:
         parameter_weights(model, terms)
     check_counts(model, [t for t in terms if isinstance(t, InfoGain)])  # the joint outcome space's size

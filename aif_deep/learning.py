@@ -44,6 +44,7 @@ def novelty_weights(a: Tensor, outcome_dim: int, convention: WNorm = WNORM_LEGAC
     else:
         c = a + convention.eps
         W = 1.0 / c.sum(outcome_dim, keepdim=True) - 1.0 / c
+    W = W if convention.scale == 1.0 else convention.scale * W  # SPM12's spm_MDP_VB_X halves them (aif's WNorm)
     return torch.where(a > 0, W, torch.zeros_like(W))
 
 

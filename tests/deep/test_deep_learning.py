@@ -285,3 +285,11 @@ def test_zero_counts_as_aif(mask_zeros):
         dl.update_D([torch.tensor([1.0, -1.0])], [torch.tensor([0.5, 0.5])])
     with pytest.raises(ModelError, match="sum to 0.0 in the column"):
         dl.update_D([torch.zeros(2)], [torch.tensor([0.5, 0.5])])
+
+
+@pytest.mark.parametrize("wnorm", [aif.WNORM_SPM12_TRIAL, aif.WNORM_LEGACY, aif.WNORM_EXACT])
+def test_torch_novelty_weights_equal_aif_including_the_scale(wnorm):
+    from aif_deep.learning import novelty_weights
+
+    a = np.random.default_rng(0).gamma(2.0, 1.0, (3, 4))
+    np.testing.assert_allclose(novelty_weights(torch.tensor(a), 0, wnorm).numpy(), aif.spm_wnorm(a, wnorm), atol=1e-12)
