@@ -288,7 +288,7 @@ class VariationalMessagePassing(SequenceInference):
 
 def infer_sequence(model: GenerativeModel, obs_window: Any, actions_window: Any, policies: Any,
                    prior: list | None = None, method: Any = None,
-                   return_trace: bool = False) -> tuple:
+                   return_trace: bool = False, init: list | None = None) -> tuple:
     """Policy-conditioned beliefs over a past window and the policy horizon, and the VFE per policy.
 
     Args:
@@ -303,6 +303,8 @@ def infer_sequence(model: GenerativeModel, obs_window: Any, actions_window: Any,
             when absent (a window that starts the trial).
         method: ``MarginalMessagePassing()`` (default) or ``VariationalMessagePassing()``.
         return_trace: also return a :class:`SequenceTrace` with the beliefs after each iteration.
+        init: beliefs to start the message passing from, ``init[f]`` of shape ``(P, W + H, S_f)`` (SPM's start of a
+            trial: ``aif.SequenceOptions.start``); uniform when absent.
 
     Returns:
         ``(qs_seq, F)``: ``qs_seq[f]`` of shape ``(P, W + H, S_f)``, ``qs_seq[f][p, tau]`` the belief
@@ -317,11 +319,12 @@ def infer_sequence(model: GenerativeModel, obs_window: Any, actions_window: Any,
     # actions of every transition under every policy: (P, L - 1, F)
     past = np.broadcast_to(actions_window, (policies.shape[0], *actions_window.shape))
     seq = np.concatenate([past, policies], axis=1).astype(int)
-    return _pass_messages(model, obs_window, seq, prior, method, return_trace)
+    _check_init(model, init, seq.shape[0], seq.shape[1] + 1)
+    return _pass_messages(model, obs_window, seq, prior, method, return_trace, init)
 
 
 def infer_trial(model: GenerativeModel, obs: Any, policies: Any, init: list | None = None, method: Any = None,
-                return_trace: bool = False) -> tuple:
+                return_trace: bool = False, prior: list | None = None) -> tuple:
     """Beliefs over a whole trial under policies that span it, each with its own past (SPM's ``MDP.V``).
 
     ``spm_MDP_VB_X`` with sequential policies treats every policy as the trial's whole sequence of actions: at
@@ -337,6 +340,8 @@ def infer_trial(model: GenerativeModel, obs: Any, policies: Any, init: list | No
             step to step, softened: ``aif.sequence_control``); uniform when absent.
         method: ``MarginalMessagePassing.spm()`` (default) or another ``SequenceInference``.
         return_trace: also return a :class:`SequenceTrace`.
+        prior: the prior over the trial's first state, one ``(S_f,)`` or ``(P, S_f)`` per factor; ``model.D`` when
+            absent.
 
     Returns:
         ``(qs_seq, F)`` as ``infer_sequence``'s, over the ``T`` steps of the trial (the present is step ``t``): SPM's
@@ -347,11 +352,16 @@ def infer_trial(model: GenerativeModel, obs: Any, policies: Any, init: list | No
     policies = check_policies(model, policies, min_horizon=0)
     if policies.shape[1] + 1 < len(obs):
         raise ParameterError(f"policies span {policies.shape[1] + 1} steps but {len(obs)} observations came")
+    _check_init(model, init, policies.shape[0], policies.shape[1] + 1)
+    return _pass_messages(model, obs, policies, prior, method, return_trace, init)
+
+
+def _check_init(model: GenerativeModel, init: list | None, P: int, L: int) -> None:
+    """``init``, when given, holds one ``(P, L, S_f)`` array per factor (``ParameterError``)."""
     if init is not None:
-        shapes = [(policies.shape[0], policies.shape[1] + 1, s) for s in model.num_states]
+        shapes = [(P, L, s) for s in model.num_states]
         if len(init) != model.num_factors or any(np.shape(q) != sh for q, sh in zip(init, shapes, strict=False)):
             raise ParameterError(f"init must hold one array per factor of shapes {shapes}")
-    return _pass_messages(model, obs, policies, None, method, return_trace, init)
 
 
 def _pass_messages(model, obs, seq, prior, method, return_trace, init=None):

@@ -97,6 +97,10 @@ class SequenceOptions:
             Needs ``trial_length`` and ``inference_horizon == trial_length``.
         carry: with ``policies="trial"``, the beliefs each step starts from are the last step's, softened as
             ``softmax(ln q / carry)`` (SPM's ``MDP.erp``, 4; "resetting of initial states").
+        start: with ``policies="moving"``, the beliefs the message passing starts from at a trial's first step:
+            ``"uniform"`` (pymdp.legacy), or ``"prior"``: the prior at the first step and uniform beliefs after it,
+            softened by ``carry`` (SPM's ``spm_MDP_VB_X`` with moving policies, ``MDP.U``, whose ``x`` holds ``D``
+            at the first step). Later steps start from uniform beliefs either way.
         zeta: with ``policies="trial"``, Occam's window (SPM's ``MDP.zeta``; SPM's default is 3): from the second step
             on, the policies whose q(pi) at the last step fell more than ``zeta`` nats below the best one's are dropped
             for the rest of the trial. A dropped policy is not inferred (its beliefs stay those it would start from),
@@ -116,6 +120,7 @@ class SequenceOptions:
     carry: float = 4.0
     record: bool = False
     zeta: float | None = None
+    start: str = "uniform"
 
     def __post_init__(self) -> None:
         check_choice(self.prior, "SequenceOptions.prior", ("policy", "average"))
@@ -128,6 +133,7 @@ class SequenceOptions:
                                  "it needs vfe_sign='spm'")
         check_choice(self.policies, "SequenceOptions.policies", ("moving", "trial"))
         check_positive(self.carry, "SequenceOptions.carry")
+        check_choice(self.start, "SequenceOptions.start", ("uniform", "prior"))
         if not isinstance(self.record, (bool, np.bool_)):
             raise ParameterError(f"SequenceOptions.record must be True or False, got {self.record!r}")
         if self.zeta is not None:
@@ -342,8 +348,12 @@ class SequenceCycle:
         window = (a.obs_window + [obs])[-a.inference_horizon :]
         actions = np.array(a.actions_window[len(a.actions_window) - (len(window) - 1) :], dtype=int)
         actions = actions.reshape(len(window) - 1, a.model.num_factors)
-        found = infer_sequence(a.model, window, actions, a.policies[:, : min(a.policy_horizon, steps_left)], a.prior,
-                               a.inference, return_trace=a.sequence.record)
+        policies = a.policies[:, : min(a.policy_horizon, steps_left)]
+        init = None
+        if a.sequence.start == "prior" and not a.obs_window:  # SPM's x at a trial's start: D at the first step
+            init = self._start(policies.shape[0], 1 + policies.shape[1])
+        found = infer_sequence(a.model, window, actions, policies, a.prior, a.inference,
+                               return_trace=a.sequence.record, init=init)
         a.qs_seq, a.F = self._keep(found)
         a.obs_window, a.actions_window, a.present = window, list(actions), len(window) - 1
         # until G is known, the policies are weighed by their evidence alone
@@ -355,10 +365,6 @@ class SequenceCycle:
         step's softened, with each policy's own past actions."""
         a = self.agent
         P = a.policies.shape[0]
-        if self.beliefs is None:  # SPM's x at a trial's start: uniform, the prior (D) at the first step
-            self.beliefs = [np.full((P, a.trial_length, s), 1.0 / s) for s in a.model.num_states]
-            for q, d in zip(self.beliefs, a.prior, strict=True):
-                q[:, 0] = d
         if self.kept is None or not a.obs_window:
             self.kept = np.ones(P, dtype=bool)
         if a.sequence.zeta is not None and a.obs_window:  # Occam's window on the last step's q(pi) (SPM's log)
@@ -366,10 +372,11 @@ class SequenceCycle:
                 ln_q = np.log(self.q_pi_steps[len(a.obs_window) - 1])
             self.kept = self.kept & (ln_q - ln_q[self.kept].max() > -a.sequence.zeta)
         kept = self.kept
-        start = [softmax(a.inference.guard(q) / a.sequence.carry) for q in self.beliefs]
+        start = self._start(P, a.trial_length) if self.beliefs is None else [
+            softmax(a.inference.guard(q) / a.sequence.carry) for q in self.beliefs]
         window = a.obs_window + [obs]
         found = infer_trial(a.model, window, a.policies[kept], [q[kept] for q in start], a.inference,
-                            return_trace=a.sequence.record)
+                            return_trace=a.sequence.record, prior=[np.asarray(p) for p in a.prior])
         if not kept.all():  # the dropped policies keep the beliefs they started from, and F = +inf
             qs_seq = [q.copy() for q in start]
             for q, q_kept in zip(qs_seq, found[0], strict=True):
@@ -389,6 +396,15 @@ class SequenceCycle:
                                                                   a.gamma, a.sequence.vfe_sign), np.zeros(P))
         self.q_pi_steps = self.q_pi_steps[: a.present] + [a.policy_weights]
         return policy_average([q[:, a.present] for q in a.qs_seq], a.policy_weights)
+
+    def _start(self, P: int, L: int) -> list:
+        """SPM's beliefs at a trial's start, ``(P, L, S_f)`` per factor: the prior at the first step, uniform after
+        it, softened as ``softmax(ln x / carry)`` (its ``erp`` reset of ``x``)."""
+        a = self.agent
+        x = [np.full((P, L, s), 1.0 / s) for s in a.model.num_states]
+        for q, d in zip(x, a.prior, strict=True):
+            q[:, 0] = d
+        return [softmax(a.inference.guard(q) / a.sequence.carry) for q in x]
 
     def _spread(self, values: np.ndarray, fill: np.ndarray, axis: int = 0) -> np.ndarray:
         """``fill`` (its ``axis`` over all policies) with ``values`` at the policies Occam's window kept."""

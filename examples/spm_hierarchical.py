@@ -30,8 +30,8 @@ down and stops at once.
 
 ``--model reading`` runs DEM_demo_MDP_reading's own model (six four-word stories; words of two pictures in four
 quadrants, possibly flipped; four saccades; moving policies at both levels, the precision fixed, as the demo has
-them: ``SequenceOptions()`` with SPM's iterations), which the tests compare with SPM12 to 3.3e-6 (SPM starts a
-moving trial's first step from its prior softened, aif from uniform beliefs). Stories 1 and 4 share their first
+them: ``SequenceOptions(start="prior")`` with SPM's iterations and its start of a moving trial from the prior
+softened), which the tests compare with SPM12 to 1e-12. Stories 1 and 4 share their first
 three words (flee, wait, feed), so both are read to the fourth page, each word in one saccade (to the quadrant that
 tells the likely words apart, e.g. 3 for flee or wait). Then the demo's preferences make a right report worth no
 more than none (C = 0 for both; only a wrong one costs, -4): for story 4 (seed 0) the agent reports sad, for story
@@ -179,7 +179,7 @@ def moving_agent(model, policies, steps, tau, rng):
     1/MDP.tau)."""
     method = aif.MarginalMessagePassing(num_iter=16, tau=tau, early_stop=True, spm_backward=True)
     return aif.Agent(model, policies=policies, gamma=1.0, alpha=512.0, inference=method, inference_horizon=steps,
-                     trial_length=steps, efe_terms=SPM_TERMS, efe=SPM_EFE, sequence=aif.SequenceOptions(),
+                     trial_length=steps, efe_terms=SPM_TERMS, efe=SPM_EFE, sequence=aif.SequenceOptions(start="prior"),
                      selection=aif.Selection("stochastic", "marginal"), rng=rng)
 
 

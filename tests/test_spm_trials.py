@@ -425,3 +425,25 @@ def test_the_agent_replays_spm_trials_that_learn_a_b_d_and_e():
     np.testing.assert_allclose(pD_info_gain([d], [q], WNORM_SPM12_TRIAL), -q @ ((1 / d.sum() - 1 / d) / 2), rtol=1e-14)
     with pytest.raises(BeliefError, match="qs_first"):
         pD_info_gain([d], [q[0]])
+
+
+def test_a_trial_started_from_a_given_prior_equals_a_model_with_that_D():
+    """reset(prior=p) in SPM's trial mode: the message passing uses p as the first step's prior (as a model whose D
+    is p does), not the model's D."""
+    rng = np.random.default_rng(3)
+    model = aif.random_model(rng, [3, 2], [3, 2], [2, 1])
+    p = [rng.dirichlet(np.ones(3)), rng.dirichlet(np.ones(2))]
+    policies = aif.enumerate_policies(model.num_controls, 2)
+
+    def agent(m):
+        return aif.Agent(m, policies=policies, inference=aif.MarginalMessagePassing.spm(), inference_horizon=3,
+                         trial_length=3, efe_terms=aif.SPM_TERMS, efe=aif.SPM_EFE, sequence=aif.SequenceOptions.spm())
+
+    given, moved = agent(model), agent(model.replace(D=p))
+    given.reset(prior=p)
+    for obs in ([0, 1], [2, 0]):
+        given.step(obs)
+        moved.step(obs)
+        np.testing.assert_allclose(given.F, moved.F, atol=1e-14)
+        for q, r in zip(given.qs_seq, moved.qs_seq, strict=True):
+            np.testing.assert_allclose(q, r, atol=1e-14)
