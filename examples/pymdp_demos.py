@@ -121,20 +121,25 @@ def replay(agent: aif.Agent, observations: np.ndarray, actions: np.ndarray) -> t
     return np.array(q_pi), np.array(same)
 
 
-def episode_rows(demo: str, what: str, agents: list[aif.Agent], theirs: dict, note: str = "") -> list[Row]:
-    """Replay each of pymdp's episodes (one agent per batch entry) and compare q(pi) at every step."""
-    diff, same, q_last = 0.0, 0, None
+def episode_rows(demo: str, what: str, agents: list[aif.Agent], theirs: dict) -> list[Row]:
+    """Replay each of pymdp's episodes (one agent per batch entry) and compare q(pi) at every step; where an action
+    differs, say whether it was sampled or a tie in q(pi) (its two largest values equal to 1e-12)."""
+    diff, same, ties, q_first = 0.0, 0, True, None
     for b, agent in enumerate(agents):
         q_pi, agreed = replay(agent, theirs["obs"][b], theirs["actions"][b])
         diff = max(diff, max_diff(q_pi, theirs["q_pi"][b]))
         same += int(agreed.sum())
-        q_last = q_pi[-1] if q_last is None else q_last
+        top_two = np.sort(theirs["q_pi"][b][~agreed], axis=-1)[:, -2:]
+        ties &= bool(np.all(top_two[:, 1] - top_two[:, 0] < 1e-12))
+        q_first = q_pi[-1] if q_first is None else q_first
     batch, steps = theirs["obs"].shape[:2]
-    return [Row(demo, f"{what}: q(pi), {batch} episodes x {steps} steps", short(q_last),
-                short(theirs["q_pi"][0, -1]), diff, note),
-            Row(demo, f"{what}: aif chose pymdp's action", f"{same}/{batch * steps}", "", None,
-                "sampled actions differ by design (each library its own random numbers)" if same < batch * steps
-                else "")]
+    sampled = agents[0].selection.mode == "stochastic"
+    note = "" if same == batch * steps else (
+        "sampled: each library draws its own random numbers" if sampled else
+        "ties in q(pi) broken the other way (equal to rounding)" if ties else "different choices")
+    return [Row(demo, f"{what}: q(pi), {batch} episodes x {steps} steps", short(q_first),
+                short(theirs["q_pi"][0, -1]), diff),
+            Row(demo, f"{what}: aif chose pymdp's action", f"{same}/{batch * steps}", "", None, note)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -309,8 +314,9 @@ def inference_methods(quick: bool) -> list[Row]:
     for name, method, note in [
             ("mmp", aif.MarginalMessagePassing(num_iter=16, tau=1.0, grad_descent=False,
                                                guard=aif.FixedPoint.pymdp().guard),
-             "aif's MMP is SPM's and legacy's iteration (factors in turn, no backward message into the present); "
-             "pymdp 1.0's run_mmp updates every step and factor at once: another iteration and fixed point"),
+             "aif's MMP is SPM's (and pymdp.legacy's): it logs the likelihood averaged over the other factor (the "
+             "outcome here reads both), where pymdp 1.0's run_mmp averages the log-likelihood, and it updates the "
+             "factors in turn, where run_mmp updates all at once; aif has no setting for pymdp 1.0's MMP"),
             ("vmp", aif.VariationalMessagePassing(), "")]:
         agent = Agent(**settings, inference_algo=name, control_fac_idx=None)
         theirs = unbatch(agent.infer_states([jnp.broadcast_to(jnp.asarray(obs[0]), (batch, T, 2))], agent.D,
@@ -485,7 +491,38 @@ def kl_dirichlet(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# experimental/sophisticated_inference/si_*.ipynb
+# experimental/sophisticated_inference/si_*.ipynb and mcts_*.ipynb
+
+def model_of(env: Any, C: list, D: list) -> aif.GenerativeModel:
+    """The agent's model of a pymdp environment: its A and B, the notebook's C and D."""
+    return aif.GenerativeModel([np.asarray(a) for a in env.A], [np.asarray(b) for b in env.B], C=C, D=D,
+                               A_dependencies=env.A_dependencies, B_dependencies=env.B_dependencies)
+
+
+def pymdp_agent(model: aif.GenerativeModel, **kwargs: Any) -> Any:
+    """pymdp 1.0's Agent of ``model`` (one step ahead: the searches plan deeper)."""
+    import jax.numpy as jnp
+    from pymdp.agent import Agent
+
+    return Agent(*[[jnp.asarray(x) for x in xs] for xs in (model.A, model.B, model.C, model.D)],
+                 A_dependencies=model.A_dependencies, B_dependencies=model.B_dependencies, policy_len=1, **kwargs)
+
+
+def graph_world(preference: float, object_weight: float) -> tuple[Any, aif.GenerativeModel]:
+    """The SI and MCTS notebooks' graph world (two clusters of 3 around nodes 0 and 3; the object at 4, next to 3)
+    and its agent's model: C prefers seeing the object, D puts weight 100 on the agent at 0 and ``object_weight`` on
+    the object at 4 (1 elsewhere)."""
+    from pymdp.envs import GraphEnv
+    from pymdp.envs.graph_worlds import generate_connected_clusters
+
+    graph, _ = generate_connected_clusters(cluster_size=3, connections=2)
+    env = GraphEnv(graph, object_location=4, agent_location=0)
+    C = [np.zeros(a.shape[0]) for a in env.A]
+    C[1][1] = preference
+    D = [np.ones(d.shape[0]) for d in env.D]
+    D[0][0], D[1][4] = 100.0, object_weight
+    return env, model_of(env, C, [d / d.sum() for d in D])
+
 
 def pymdp_si() -> Any:
     """pymdp 1.0's ``pymdp/planning/si.py`` with its hard-coded 32-bit dtypes made 64-bit.
@@ -513,34 +550,22 @@ def pymdp_si() -> Any:
 def sophisticated(quick: bool) -> list[Row]:
     import jax.numpy as jnp
     import jax.random as jr
-    import networkx as nx
-    from pymdp.agent import Agent
-    from pymdp.envs import GraphEnv, SimplifiedTMaze
+    from pymdp.envs import SimplifiedTMaze
     from pymdp.envs.generalized_tmaze import GeneralizedTMazeEnv, get_maze_matrix, parse_maze
-    from pymdp.envs.graph_worlds import generate_connected_clusters
 
     demo, rows = "sophisticated", []
     si_policy_search = pymdp_si().si_policy_search
-
-    def arrays(env: Any, C: list, D: list) -> aif.GenerativeModel:
-        return aif.GenerativeModel([np.asarray(a) for a in env.A], [np.asarray(b) for b in env.B], C=C, D=D,
-                                   A_dependencies=env.A_dependencies, B_dependencies=env.B_dependencies)
-
-    def their_agent(model: aif.GenerativeModel, **kwargs: Any) -> Any:
-        return Agent([jnp.asarray(a) for a in model.A], [jnp.asarray(b) for b in model.B],
-                     [jnp.asarray(c) for c in model.C], [jnp.asarray(d) for d in model.D],
-                     A_dependencies=model.A_dependencies, B_dependencies=model.B_dependencies, policy_len=1, **kwargs)
 
     # si_tmaze_SIvalidation.ipynb: horizon 2, nothing pruned, gamma 3, deterministic
     env = SimplifiedTMaze(reward_condition=0, cue_validity=0.95, reward_probability=1.0, dependent_outcomes=True)
     C = [np.zeros(a.shape[0]) for a in env.A]
     C[1][1:] = [2.0, -6.0]
-    model = arrays(env, C, [np.full(b.shape[0], 1 / b.shape[0]) for b in env.B])
+    model = model_of(env, C, [np.full(b.shape[0], 1 / b.shape[0]) for b in env.B])
     none = dict(policy_prune_threshold=0.0, observation_prune_threshold=0.0, entropy_stop_threshold=0.0,
                 gamma=3.0, max_branching=10)
     search = si_policy_search(horizon=2, max_nodes=5000, kl_threshold=-1, prune_penalty=512, topk_obsspace=10000,
                               neg_efe_stop_threshold=1e10, **none)
-    _, episode = pymdp_rollout(their_agent(model, gamma=3.0, sampling_mode="full"), env, 2 if quick else 3, 0,
+    _, episode = pymdp_rollout(pymdp_agent(model, gamma=3.0, sampling_mode="full"), env, 2 if quick else 3, 0,
                                policy_search=search)
     planner = SophisticatedInference.pymdp(2, **none)
     rows += episode_rows(demo, "T-maze, horizon 2", [aif.Agent.pymdp(model, 1, gamma=3.0, planner=planner)], episode)
@@ -548,17 +573,10 @@ def sophisticated(quick: bool) -> list[Row]:
         return rows
 
     # si_graph_world.ipynb: si_policy_search(horizon=3) with its defaults, 5 steps
-    graph, _ = generate_connected_clusters(cluster_size=3, connections=2)
-    env = GraphEnv(graph, object_location=4, agent_location=0)
-    C = [np.zeros(a.shape[0]) for a in env.A]
-    C[1][1] = 10.0
-    D = [np.ones(d.shape[0]) for d in env.D]
-    D[0][0], D[1][4] = 100.0, 100.0
-    model = arrays(env, C, [d / d.sum() for d in D])
-    _, episode = pymdp_rollout(their_agent(model), env, 5, 0, policy_search=si_policy_search(horizon=3))
+    env, model = graph_world(10.0, 100.0)
+    _, episode = pymdp_rollout(pymdp_agent(model), env, 5, 0, policy_search=si_policy_search(horizon=3))
     agent = aif.Agent.pymdp(model, 1, planner=SophisticatedInference.pymdp(3))
     rows += episode_rows(demo, "graph world, horizon 3", [agent], episode)
-    del nx  # (the notebook draws the graph)
 
     # si_generalized_tmaze.ipynb: one search from the first observation, horizons 3 and 1, gamma 5
     key, subkey = jr.split(jr.PRNGKey(0))
@@ -569,8 +587,8 @@ def sophisticated(quick: bool) -> list[Row]:
     C[2 + info["num_cues"]][1:] = [2.0, -3.0]
     D = [np.full(b.shape[0], 1 / b.shape[0]) for b in env.B]
     D[0] = np.asarray(env.D[0])
-    model = arrays(env, C, D)
-    agent = their_agent(model)
+    model = model_of(env, C, D)
+    agent = pymdp_agent(model)
     obs = [int(np.asarray(o).ravel()[0]) for o in init_obs]
     qs_theirs = agent.infer_states([jnp.asarray([[o]]) for o in obs], agent.D)
     qs = aif.infer_states(model, obs, model.D, aif.FixedPoint.pymdp())
@@ -585,38 +603,23 @@ def sophisticated(quick: bool) -> list[Row]:
     return rows
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# experimental/sophisticated_inference/mcts_*.ipynb
-
 def mcts(quick: bool) -> list[Row]:
     import jax.numpy as jnp
     import jax.random as jr
-    from pymdp.agent import Agent
-    from pymdp.envs import GraphEnv
-    from pymdp.envs.graph_worlds import generate_connected_clusters
 
     demo, rows = "mcts", []
     # mcts_graph_world.ipynb: the agent at 0 (nodes 1, 2, 3 next to it), the object believed at 4 (next to 3)
-    graph, _ = generate_connected_clusters(cluster_size=3, connections=2)
-    env = GraphEnv(graph, object_location=4, agent_location=0)
-    C = [np.zeros(a.shape[0]) for a in env.A]
-    C[1][1] = 1.0
-    D = [np.ones(d.shape[0]) for d in env.D]
-    D[0][0], D[1][4] = 100.0, 10.0
-    model = aif.GenerativeModel([np.asarray(a) for a in env.A], [np.asarray(b) for b in env.B], C=C,
-                                D=[d / d.sum() for d in D], A_dependencies=env.A_dependencies,
-                                B_dependencies=env.B_dependencies)
-    agent = Agent([jnp.asarray(a) for a in model.A], [jnp.asarray(b) for b in model.B],
-                  [jnp.asarray(c) for c in model.C], [jnp.asarray(d) for d in model.D],
-                  A_dependencies=model.A_dependencies, B_dependencies=model.B_dependencies, categorical_obs=False)
+    _, model = graph_world(1.0, 10.0)
+    agent = pymdp_agent(model)
     num_actions = model.num_controls[0]
     settings = dict(options=aif.EFEOptions.pymdp(), inference=aif.FixedPoint.pymdp(), observation_prune_threshold=0.0)
     # A budget that covers the tree makes the search exhaustive: sophisticated inference's values, which pymdp's
-    # si_policy_search computes with nothing pruned. Depth 2 (2696 nodes; depth 3 has 129416, past pymdp's max_nodes).
+    # si_policy_search computes with nothing pruned. Depth 2 (2696 nodes; depth 3 has 129416, past pymdp's max_nodes);
+    # max_branching above the 7 moves and the 14 outcome pairs, so that it cuts nothing either.
     exhaustive = MCTS(depth=2, simulations=10**6, **settings).plan(model, model.D)
     si = pymdp_si().si_policy_search(horizon=2, max_nodes=5000, policy_prune_threshold=0.0,
                                      observation_prune_threshold=0.0, entropy_stop_threshold=0.0, gamma=1.0,
-                                     max_branching=num_actions)
+                                     max_branching=16)
     q_si, _ = si(agent, [jnp.expand_dims(d, 1) for d in agent.D], jr.PRNGKey(0))
     q_si = np.asarray(q_si)[0, :num_actions]
     q_exhaustive = aif.policy_posterior(exhaustive.G, None, 1.0)
@@ -665,8 +668,8 @@ def action_dependency(quick: bool) -> list[Row]:
     from pymdp.agent import Agent
 
     demo, rows = "action-dependency", []
-    # s2 driven by c1, then by no control
-    for s2_controls in (["c1"], []):
+    # s2 driven by c1, then by no control (``quick``: the first only)
+    for s2_controls in [["c1"]] + ([] if quick else [[]]):
         description = action_description(s2_controls)
         tables = []
         for compile_model in (aif.compile_model, distribution.compile_model):
