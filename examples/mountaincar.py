@@ -60,13 +60,13 @@ class Settings:
 
     hidden: int = 128
     temperature: float = 0.05
-    epistemic_weight: float = 1.0
+    epistemic_weight: float = 10.0
     cap: float | None = 0.5
     ensemble_size: int = 5
     model_hidden: int = 64
     noise_sd: float = 0.01
-    selection: object = Softmax(30.0, gamma_start=1.0, anneal_steps=20_000)
-    td: online.TDLearning = online.TDLearning(learning_starts=1000, train_every=2)
+    selection: object = Softmax(50.0, gamma_start=None)
+    td: online.TDLearning = online.TDLearning(learning_starts=1000, train_every=1)
     actor_critic: bool = False
     target_entropy: float = 0.3
     drift: float = 0.0
