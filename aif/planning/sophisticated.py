@@ -59,6 +59,8 @@ share their one-step G, and identical (prior, outcome) pairs their posterior. In
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
@@ -82,7 +84,8 @@ class Level:
     ``N`` belief nodes, ``U`` first actions; action slot ``(n, u)`` is numbered ``n * U + u``.
 
     Attributes:
-        qs: beliefs, ``qs[f]`` of shape ``(N, num_states[f])``.
+        qs: beliefs, ``qs[f]`` of shape ``(N, num_states[f])``: inferred when first read (a level is expanded, or a
+            caller reads it), so the posteriors of the deepest level, which no value needs, cost nothing unless read.
         parent: ``(N,)`` the action slot of the level above that led here (-1 at the root).
         obs: ``(N, num_modalities)`` the outcome combination that led here (-1 at the root).
         prob: ``(N,)`` its probability (product of the per-modality predicted outcome probabilities).
@@ -94,7 +97,6 @@ class Level:
         added: ``(N, U)`` the action node exists (created at expansion and not pruned since).
     """
 
-    qs: list
     parent: np.ndarray
     obs: np.ndarray
     prob: np.ndarray
@@ -104,14 +106,24 @@ class Level:
     G_action: np.ndarray
     q: np.ndarray
     added: np.ndarray
+    infer: Callable[[], list] | None = field(default=None, repr=False)  # makes qs when it is first read
+    beliefs: list | None = field(default=None, repr=False)
 
     @classmethod
-    def new(cls, qs, parent, obs, prob, num_actions):
+    def new(cls, qs, parent, obs, prob, num_actions, infer=None):
+        """A level of ``len(prob)`` belief nodes: beliefs ``qs``, or ``infer()`` to make them when first read."""
         n = len(prob)
-        return cls(qs=qs, parent=np.asarray(parent, dtype=np.int64), obs=np.asarray(obs, dtype=np.int64),
+        return cls(parent=np.asarray(parent, dtype=np.int64), obs=np.asarray(obs, dtype=np.int64),
                    prob=np.asarray(prob, dtype=float), alive=np.ones(n, dtype=bool), G=np.zeros(n),
                    G_step=np.full((n, num_actions), np.nan), G_action=np.zeros((n, num_actions)),
-                   q=np.zeros((n, num_actions)), added=np.zeros((n, num_actions), dtype=bool))
+                   q=np.zeros((n, num_actions)), added=np.zeros((n, num_actions), dtype=bool), infer=infer,
+                   beliefs=qs)
+
+    @property
+    def qs(self) -> list:
+        if self.beliefs is None:
+            self.beliefs, self.infer = cast(Callable[[], list], self.infer)(), None
+        return self.beliefs
 
     @property
     def size(self) -> int:
@@ -275,7 +287,7 @@ class SophisticatedInference(Planner):
     def _expand(self, model, level, actions, d, room) -> Level:
         """Evaluate every action of the live nodes of ``level`` (depth d); return the level of their outcomes
         (at most ``room`` belief nodes, else a ``PolicyError``)."""
-        U, nf = len(actions), model.num_factors
+        U = len(actions)
         live = np.flatnonzero(level.alive)
         model_d = model_at_depth(model, d)
         one_step = actions[:, None, :]
@@ -299,13 +311,9 @@ class SophisticatedInference(Planner):
         qo = [batch_contract(A_m, [qs_next[f] for f in deps])
               for A_m, deps in zip(model.A, model.A_dependencies, strict=True)]
 
-        rows: list[list[np.ndarray]] = [[] for _ in range(nf)]
         parents: list[Any] = []
         observations: list[np.ndarray] = []
         probs: list[float] = []
-        posteriors = {}  # many branches repeat a (prior, outcome) pair: actions that lead to the same belief
-        method = cast(FixedPoint, self.inference)  # a NumPy state inference: guard and __call__
-        guard = method.guard
         for row, slot in enumerate(slots):
             combos, p = self.outcomes([qo_m[row] for qo_m in qo])
             if len(probs) + len(p) > room:
@@ -313,22 +321,30 @@ class SophisticatedInference(Planner):
                                   f"belief nodes at depth {d + 1} of {self.depth}: lower depth, raise "
                                   "observation_prune_threshold or policy_prune_threshold, set max_branching or "
                                   "topk_outcomes, or raise max_nodes")
-            prior = [q[row] for q in qs_next]
-            prior_key = b"".join(q.tobytes() for q in prior)
-            for o, p_o in zip(combos, p, strict=True):
-                pair = (prior_key, o.tobytes())
-                if pair not in posteriors:
-                    log_lik = [guard(A_m[o_m]) for A_m, o_m in zip(model.A, o, strict=True)]  # ln A[o]
-                    posteriors[pair] = method(log_lik, [guard(p) for p in prior], model.A_dependencies)
-                post = posteriors[pair]
-                for f in range(nf):
-                    rows[f].append(post[f])
-                parents.append(slot)
-                observations.append(o)
-                probs.append(p_o)
-        new_qs = [np.array(q).reshape(len(probs), s) for q, s in zip(rows, model.num_states, strict=True)]
-        return Level.new(new_qs, parents, np.array(observations).reshape(len(probs), model.num_modalities),
-                         probs, U)
+            parents.extend([row] * len(p))
+            observations.extend(combos)
+            probs.extend(p)
+        obs = np.array(observations, dtype=np.int64).reshape(len(probs), model.num_modalities)
+        rows = np.array(parents, dtype=np.int64)  # each node's row of qs_next
+        infer = functools.partial(self._posteriors, model, [q[rows] for q in qs_next], obs)
+        return Level.new(None, slots[rows], obs, probs, U, infer)
+
+    def _posteriors(self, model: GenerativeModel, priors: list, obs: np.ndarray) -> list:
+        """The posterior of each node after its outcome, ``(N, S_f)`` per factor, from its predicted prior
+        (``priors[f]`` ``(N, S_f)``) and outcome combination ``obs`` ``(N, M)``."""
+        method = cast(FixedPoint, self.inference)  # a NumPy state inference: guard and __call__
+        guard = method.guard
+        out = [np.empty_like(q) for q in priors]
+        posteriors: dict = {}  # many branches repeat a (prior, outcome) pair: actions that lead to the same belief
+        for n, o in enumerate(obs):
+            prior = [q[n] for q in priors]
+            pair = (b"".join(q.tobytes() for q in prior), o.tobytes())
+            if pair not in posteriors:
+                log_lik = [guard(A_m[o_m]) for A_m, o_m in zip(model.A, o, strict=True)]  # ln A[o]
+                posteriors[pair] = method(log_lik, [guard(p) for p in prior], model.A_dependencies)
+            for f, q_f in enumerate(posteriors[pair]):
+                out[f][n] = q_f
+        return out
 
     def outcomes(self, qo: list) -> tuple[np.ndarray, np.ndarray]:
         """Outcome combinations kept below one action node: ``(K, M)`` indices and ``(K,)`` probabilities."""
