@@ -476,8 +476,8 @@ def learning(quick: bool) -> list[Row]:
         rows.append(Row(demo, f"{what}: q(pi) at every step", "", "", q_diff))
         rows.append(Row(demo, f"{what}: learned pB", short(ours[0].model.pB[0][:, 0, 0]),
                         short(np.asarray(theirs.pB[0][0][:, 0, 0])), pB_diff))
-        rows.append(Row(demo, f"{what}: KL[pB || truth]", f"{kl_ours:.4f}", f"{kl_theirs:.4f}",
-                        abs(kl_ours - kl_theirs)))
+        rows.append(Row(demo, f"{what}: KL[pB || truth] (relative diff)", f"{kl_ours:.4f}", f"{kl_theirs:.4f}",
+                        abs(kl_ours - kl_theirs) / kl_theirs))
     return rows
 
 
