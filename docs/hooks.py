@@ -13,7 +13,8 @@ import logging
 
 KNOWN_UNINDENTED_RAISES = {
     ("aif/actions.py", "factors' sizes, or with no axis of next states before them."),
-    ("aif/actions.py", "two state factors that take different actions of an action factor they share (an action that no"),
+    ("aif/actions.py", "two state factors that take different actions of an action factor they share (an action that "
+                       "no"),
     ("aif/actions.py", "policy of ``policies`` takes), named by the batch index, the action factor and the two state "
                        "factors."),
     ("aif/labels.py", "whatever ``GenerativeModel`` refuses."),

@@ -72,7 +72,7 @@ def test_the_site_has_each_part(site: Path) -> None:
     # The API reference is generated from the docstrings: the Agent's own docstring appears on its page.
     import aif
 
-    first_line = aif.Agent.__doc__.strip().splitlines()[0]
+    first_line = (aif.Agent.__doc__ or "").strip().splitlines()[0]
     assert first_line.split("``")[0][:40] in (site / "api/aif/agent.html").read_text(encoding="utf-8")
     # The benchmark tables are included from benchmarks/results, not copied: a row of the file is on the page.
     row = next(line for line in (ROOT / "benchmarks/results/bench_loop.md").read_text().splitlines()
