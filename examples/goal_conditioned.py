@@ -88,7 +88,8 @@ def main(argv=None):
     n, discount, smoothing = args.size, 0.9, 0.1
     held_out = held_out_cells(n)
     env = aif.envs.GridWorld((n, n), terminate_at_goal=False)
-    model = TabularModel.from_aif(env.generative_model(), device="cpu")
+    # The walks start anywhere: the model's D is uniform (the filtered beliefs start from it).
+    model = TabularModel.from_aif(env.generative_model().replace(D=[np.full(n * n, 1.0 / (n * n))]), device="cpu")
     training_goals = [env.index((r, c)) for r in range(n) for c in range(n) if (r, c) not in held_out]
     some_training = [env.cell(g) for g in training_goals[::4]]
     results = {}
