@@ -628,7 +628,9 @@ def mcts(quick: bool) -> list[Row]:
     capped = SophisticatedInference.pymdp(2, max_branching=10, **unpruned).plan(model, model.D)
     q_capped = aif.policy_posterior(capped.G, None, 1.0)
     rows.append(Row(demo, "graph world, depth 2: SI q(u) from D, max_branching 10 (pymdp: si_policy_search)",
-                    short(q_capped), short(q_si), max_diff(q_capped, q_si)))
+                    short(q_capped), short(q_si), max_diff(q_capped, q_si),
+                    "not explained yet: the two agree with the notebooks' pruning (the sophisticated demo); here "
+                    "nothing is pruned and max_branching caps the outcome pairs, which may keep different ones"))
     # the notebook's search: 1024 simulations to depth 3
     simulations = 64 if quick else 1024
     plan = MCTS(depth=3, simulations=simulations, **settings).plan(model, model.D)
