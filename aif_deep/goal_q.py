@@ -137,6 +137,8 @@ def goal_transitions(model: BeliefModel, buffer: ReplayBuffer, goals: ArrayLike,
     bad = np.flatnonzero((goal_array < 0) | (goal_array >= S))
     if bad.size:
         raise ParameterError(f"goals[{bad[0]}] = {goal_array[bad[0]]} is out of range for {S} joint states")
+    if buffer.num_steps == 0:
+        raise ParameterError("the buffer holds no transition: goal_transitions needs episodes of at least one action")
     by_length: dict[int, list[int]] = {}
     for e, (_, actions, _) in enumerate(buffer.episodes):  # a batch per episode length
         by_length.setdefault(len(actions), []).append(e)
@@ -305,8 +307,7 @@ class GoalValue:
 
     def inputs(self, qs: Sequence[Any]) -> list[torch.Tensor]:
         """Beliefs (arrays or tensors, one ``(*lead, S_f)`` per factor) with the goal appended."""
-        qs_t = [torch.as_tensor(np.asarray(q) if isinstance(q, np.ndarray) else q, dtype=self.qfunction.dtype)
-                for q in qs]
+        qs_t = [torch.as_tensor(q, dtype=self.qfunction.dtype) for q in qs]
         return goal_inputs(qs_t, torch.tensor(int(self.goal)), self.qfunction.num_states[-1])
 
     def q(self, qs: Sequence[Any]) -> torch.Tensor:

@@ -151,6 +151,8 @@ def test_bad_input_is_named(walks):
         wrong.plan(aif.envs.GridWorld((N, N)).generative_model(), [np.eye(S)[0]])
     with pytest.raises(ParameterError, match="goals must hold one int per episode"):
         goal_transitions(model, ReplayBuffer(), [1])
+    with pytest.raises(ParameterError, match="the buffer holds no transition"):
+        goal_transitions(model, ReplayBuffer(), np.zeros(0, dtype=int))
     buffer = ReplayBuffer()
     buffer.add([np.array([0, 1])], np.array([[3]]))
     with pytest.raises(ParameterError, match=r"goals\[0\] = 16 is out of range"):
