@@ -8,6 +8,7 @@ site must name a file that exists, and every ``#fragment`` an ``id`` (or ``name`
 (untracked) for a person to look at; without it that part is skipped, naming what to install.
 """
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,27 @@ def _parse(path: Path) -> _Links:
     parser = _Links()
     parser.feed(path.read_text(encoding="utf-8"))
     return parser
+
+
+def _exporting_modules(package: str) -> list[str]:
+    """The modules ``package/__init__.py`` imports from (``from .x import ...``, ``from . import x``)."""
+    tree = ast.parse((ROOT / package / "__init__.py").read_text())
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found += [node.module] if node.module else [alias.name for alias in node.names]
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize("package", ["aif", "aif_deep"])
+def test_every_exporting_module_has_an_api_page(package: str) -> None:
+    nav = (ROOT / "mkdocs.yml").read_text()
+    modules = _exporting_modules(package)
+    assert len(modules) > 15
+    for module in modules:
+        page = ROOT / "docs" / "api" / package / f"{module}.md"
+        assert page.is_file() and page.read_text().strip() == f"::: {package}.{module}", f"no API page {page}"
+        assert f"- {package}.{module}: api/{package}/{module}.md" in nav, f"{package}.{module} is not in the nav"
 
 
 def test_the_site_has_each_part(site: Path) -> None:
