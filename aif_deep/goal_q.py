@@ -26,7 +26,8 @@ transition's goal, cost and ``reached`` flag, never the transition. It runs on e
 Why a loop of its own and not ``train_qfunction``: that one regresses every action's target, computed through the
 model's predictions; HER's targets are those of the replayed transition's own action and next belief.
 
-Planning with it, through the one ``Agent``: ``GoalQPlanner(qf, g)`` scores the one-step policies by ``Q(b, ., g)``;
+Planning with it, through the one ``Agent``: ``GoalQPlanner(GoalValue(qf, g))`` scores the one-step policies by
+``Q(b, ., g)``;
 ``aif.TerminalValue(GoalValue(qf, g), discount)`` adds ``V(q(s_H | pi), g)`` to the G of enumerated policies.
 """
 
