@@ -140,7 +140,7 @@ class ActionFactors:
 
         Raises:
             ModelError: a number of arrays other than ``num_factors``; an array whose last axes are not its action
-            factors' sizes, or with no axis of next states before them.
+                factors' sizes, or with no axis of next states before them.
         """
         arrays = check_array_list(B, "B")
         if len(arrays) != self.num_factors:
@@ -192,8 +192,8 @@ class ActionFactors:
 
         Raises:
             PolicyError: not integers of shape ``(..., num_factors)``; an action out of range for its state factor;
-            two state factors that take different actions of an action factor they share (an action that no
-            policy of ``policies`` takes), named by the batch index, the action factor and the two state factors.
+                two state factors that take different actions of an action factor they share (an action that no
+                policy of ``policies`` takes), named by the batch index, the action factor and the two state factors.
         """
         u = self._check(action, "action", self.factor_controls, lambda f: f"state factor {f}")
         out = np.zeros(u.shape[:-1] + (self.num_action_factors,), dtype=np.int64)

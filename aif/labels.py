@@ -330,7 +330,7 @@ class LabelledModel:
 
         Raises:
             ModelError: a column of A or B, or D, that is not a distribution (named by table and labels), or
-            whatever ``GenerativeModel`` refuses.
+                whatever ``GenerativeModel`` refuses.
         """
         factors = list(self.states)
         for kind in ("A", "B", "D"):
@@ -369,7 +369,7 @@ class LabelledModel:
 
         Raises:
             PolicyError: an action out of range, or factors that disagree about a control they share (an action
-            no policy of ``policies`` takes).
+                no policy of ``policies`` takes).
         """
         if np.ndim(action) != 1:
             raise PolicyError(f"action must be integers of shape ({len(self.states)},), one per factor; got {action!r}")
@@ -437,8 +437,8 @@ def compile_model(description: Mapping[str, Mapping[str, Mapping[str, Any]]]) ->
 
     Raises:
         ModelError: a missing or unknown key, an unknown name, repeated labels, a name shared by a state factor and a
-        control (both index ``B``'s given axes), or what ``aif.actions.ActionFactors`` refuses of the controls (a
-        control that drives no factor).
+            control (both index ``B``'s given axes), or what ``aif.actions.ActionFactors`` refuses of the controls (a
+            control that drives no factor).
     """
     if not isinstance(description, Mapping):
         raise ModelError(f"description must be a mapping of 'observations', 'controls' and 'states', got "

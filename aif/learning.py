@@ -175,7 +175,7 @@ def update_A(pA: Sequence[ArrayLike], obs: Sequence[Any], qs: Sequence[ArrayLike
     Raises:
         ParameterError: ``lr`` or ``forgetting`` out of range. ModelError: counts negative, a column of
         zeros, bad dependencies. ObservationError: an outcome out of range or not a distribution. BeliefError:
-        a belief of the wrong size or not a distribution.
+            a belief of the wrong size or not a distribution.
     """
     checks.check_rates(lr, forgetting)
     pA = checks.check_count_list(pA, "pA")
@@ -234,8 +234,10 @@ def update_B(pB: Sequence[ArrayLike], qs: Sequence[ArrayLike] | None, qs_prev: S
         New counts, a list of fresh arrays shaped like ``pB``.
 
     Raises:
-        ParameterError, ModelError, BeliefError as ``update_A`` (BeliefError also when both or neither of
-        ``joint`` and ``qs``/``qs_prev`` are given); PolicyError: an action out of range.
+        ParameterError: as ``update_A``.
+        ModelError: as ``update_A``.
+        BeliefError: as ``update_A``, and when both or neither of ``joint`` and ``qs``/``qs_prev`` are given.
+        PolicyError: an action out of range.
     """
     checks.check_rates(lr, forgetting)
     pB = checks.check_count_list(pB, "pB")
@@ -662,7 +664,7 @@ def reduce_dirichlet(q_dir: ArrayLike, p_dir: ArrayLike, r_dir: ArrayLike) -> tu
 
     Raises:
         ModelError: counts negative, or a column of zeros or of infinite total; ``q_dir`` and ``p_dir`` with
-        different zeros; ``s_dir`` negative, or zero where ``r_dir`` is not.
+            different zeros; ``s_dir`` negative, or zero where ``r_dir`` is not.
     """
     q, p, r = (checks.as_numbers(x, name, ModelError) for x, name in ((q_dir, "q_dir"), (p_dir, "p_dir"),
                                                                       (r_dir, "r_dir")))
@@ -762,8 +764,8 @@ def prune_model(model: GenerativeModel, *, states: Sequence[Sequence[int]] | Non
 
     Raises:
         ModelError: a level out of range, every level of a factor or modality removed, a column of A, B, D or
-        of their counts left without mass, or actions removed from a model with a policy prior ``E`` (whose
-        policies they change: remove ``E`` with ``model.replace(E=None)`` and give the pruned policies' prior).
+            of their counts left without mass, or actions removed from a model with a policy prior ``E`` (whose
+            policies they change: remove ``E`` with ``model.replace(E=None)`` and give the pruned policies' prior).
     """
     checks.check_is_model(model)
     keep_s = _levels(states, model.num_states, "states", "factor")
@@ -891,7 +893,7 @@ def level_evidence(model: GenerativeModel, prior: GenerativeModel, *, min_count:
 
     Raises:
         StrategyError: ``model`` or ``prior`` not a ``GenerativeModel``. ModelError: their structures or counts
-        disagree, or the posterior counts hold less than the prior's (forgetting).
+            disagree, or the posterior counts hold less than the prior's (forgetting).
     """
     checks.check_is_model(model)
     checks.check_is_model(prior)
