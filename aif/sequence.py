@@ -35,7 +35,7 @@ from .checks import (
     check_prior,
 )
 from .errors import ParameterError
-from .inference import MIXTURE, SOFT_OBS, log_likelihood, on_joint
+from .inference import EXPECTED_LOG, MIXTURE, SOFT_OBS, log_likelihood, on_joint
 from .maths import CLIP, EXACT, LEGACY, LogGuard, check_guard
 from .model import GenerativeModel
 from .strategies import NUMPY, SequenceInference, require
@@ -99,6 +99,14 @@ class MarginalMessagePassing(SequenceInference):
             with several factors.
         future_cutoff: no backward message into the second-to-last step either (pymdp.legacy's ``future_cutoff``;
             see above); ``False`` for SPM's policies over the whole trial.
+        parallel: every step and factor updated at once from the previous iteration's beliefs (a Jacobi sweep,
+            pymdp 1.0's ``run_mmp``), instead of in turn from the newest beliefs (SPM, legacy).
+        expected_log_lik: ``lnA`` the log-likelihood averaged over the other factors, ``E_q[ln p(o | s)]`` under
+            ``guard`` (the mean-field message, pymdp 1.0's ``all_marginal_log_likelihood``), instead of the log of the
+            averaged likelihood (SPM, legacy). The two agree when each modality is read by one factor.
+        mean_messages: a gradient step of ``tau err / c`` instead of ``tau err``: one step towards
+            ``ln q = lnA + (fwd + bwd) / 2`` (``lnA + fwd`` without a backward message), pymdp 1.0's
+            half-weighted forward and backward messages. The fixed point is unchanged.
         early_stop: SPM's convergence test (``spm_MDP_VB_X``, per policy): after an iteration in which the policy's
             free energy fell by at most exp(-8), iterations 2 to 4 leave its beliefs and ``F`` as they are
             (recording zero errors); from the fifth on every iteration updates. ``False``: every iteration updates.
@@ -113,8 +121,6 @@ class MarginalMessagePassing(SequenceInference):
     """
 
     backends: ClassVar[frozenset[str]] = frozenset({NUMPY})
-    # it averages p(o | s) over the other factors and then guards the log (SPM's spm_log of the average)
-    averages_likelihood: ClassVar[bool] = True
     num_iter: int = 10
     tau: float = 0.25
     grad_descent: bool = True
@@ -124,16 +130,36 @@ class MarginalMessagePassing(SequenceInference):
     future_cutoff: bool = True
     early_stop: bool = False
     spm_backward: bool = False
+    parallel: bool = False
+    expected_log_lik: bool = False
+    mean_messages: bool = False
 
     def __post_init__(self):
         check_integer(self.num_iter, "num_iter")
         check_positive(self.tau, "tau")
         check_guard(self.guard, "guard")
         check_choice(self.soft_obs, "MarginalMessagePassing.soft_obs", SOFT_OBS)
-        for name in ("legacy_vfe", "future_cutoff", "early_stop", "spm_backward", "grad_descent"):
+        for name in ("legacy_vfe", "future_cutoff", "early_stop", "spm_backward", "grad_descent", "parallel",
+                     "expected_log_lik", "mean_messages"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ParameterError(f"MarginalMessagePassing.{name} must be True or False, "
                                      f"got {getattr(self, name)!r}")
+
+    @classmethod
+    def pymdp(cls, num_iter: int = 16, tau: float = 1.0) -> "MarginalMessagePassing":
+        """pymdp 1.0's ``run_mmp`` (its ``Agent`` with ``inference_algo="mmp"``: 16 iterations, step 1): uniform start,
+        parallel updates, expected log-likelihoods of soft observations (``distr_obs=True``), half-weighted messages
+        into every step but the last, ``log_stable``'s clipped logs. Its backward message normalises ``B`` with the
+        total clipped at eps where this adds 1e-16 before normalising (legacy's): the two differ only where a column
+        of the averaged ``B`` is (almost) all zeros. ``F`` is this class's running estimate (run_mmp returns none)."""
+        return cls(num_iter=num_iter, tau=tau, guard=CLIP, soft_obs=EXPECTED_LOG, future_cutoff=False,
+                   parallel=True, expected_log_lik=True, mean_messages=True)
+
+    @property
+    def averages_likelihood(self) -> bool:
+        """Whether it reads ``p(o | s)`` (and guards the log of its average: SPM's ``spm_log`` of the average)
+        rather than ``ln p(o | s)`` under ``guard``."""
+        return not self.expected_log_lik
 
     @classmethod
     def spm(cls) -> "MarginalMessagePassing":
@@ -146,8 +172,9 @@ class MarginalMessagePassing(SequenceInference):
         num_factors = len(trans)
         num_policies, num_steps = trans[0].shape[0], trans[0].shape[1] + 1
         num_states = [B.shape[2] for B in trans]
-        # SPM's L{t}: p(o_t | s) over the joint state space, the product over modalities
-        joint = [_joint(lik_t, A_deps, num_states) for lik_t in lik]
+        # SPM's L{t}: p(o_t | s) over the joint state space, the product over modalities (``lik`` holds
+        # ln p(o_m | s) per modality instead with expected_log_lik)
+        joint = None if self.expected_log_lik else [_joint(lik_t, A_deps, num_states) for lik_t in lik]
         readers = [[i for i, deps in enumerate(B_deps) if f in deps] for f in range(num_factors)]
         # no backward message into the last two steps (the last one without a policy horizon): legacy's
         # future_cutoff, SPM's R = t for one-step policies
@@ -167,21 +194,25 @@ class MarginalMessagePassing(SequenceInference):
             # SPM's test: a policy whose F fell by at most exp(-8) sits out iterations 2 to 4 (it = 1..3)
             active = (change > np.exp(-8)) | (it >= 4) if self.early_stop else np.ones(num_policies, dtype=bool)
             F_before, F = F, np.zeros(num_policies)
+            # the beliefs that the messages read: the newest ones, or the previous iteration's (parallel)
+            src = [q.copy() for q in qs] if self.parallel else qs
             for t in range(num_steps):
                 for f in range(num_factors):
-                    sx = qs[f][:, t]  # (P, S_f), the belief before this update
-                    if t < past_len:
-                        lnA = log(_expect(joint[t], [q[:, t] for q in qs], keep=f))
-                    else:
+                    sx = src[f][:, t]  # (P, S_f), the belief before this update
+                    if t >= past_len:
                         lnA = np.zeros_like(sx)
+                    elif joint is None:
+                        lnA = _expected_log_lik_at(lik[t], A_deps, src, t, f)
+                    else:
+                        lnA = log(_expect(joint[t], [q[:, t] for q in src], keep=f))
                     if t == 0:
                         fwd = np.broadcast_to(ln_prior[f], sx.shape)
                     else:
-                        fwd = log(_expect(trans[f][:, t - 1], [sx] + [qs[g][:, t - 1] for g in B_deps[f]], keep=0))
+                        fwd = log(_expect(trans[f][:, t - 1], [sx] + [src[g][:, t - 1] for g in B_deps[f]], keep=0))
                     if t >= cutoff:
                         bwd, coeff = 0.0, 1.0
                     else:
-                        bwd = sum(_backward(back[i][:, t], qs, B_deps[i], i, f, t, log, self.spm_backward)
+                        bwd = sum(_backward(back[i][:, t], src, B_deps[i], i, f, t, log, self.spm_backward)
                                   for i in readers[f])
                         coeff = 2.0
                     lnq = log(sx)
@@ -191,8 +222,9 @@ class MarginalMessagePassing(SequenceInference):
                     else:
                         F -= np.einsum("ps,ps->p", sx, 0.5 * err - correction * lnA)
                     if self.grad_descent:
+                        step = err / coeff if self.mean_messages else err
                         # centring the error does not change the softmax; SPM does it, and vn records it
-                        v = err - err.mean(axis=-1, keepdims=True)
+                        v = step - step.mean(axis=-1, keepdims=True)
                         new = softmax(lnq + self.tau * v, axis=-1)
                     else:
                         v = np.zeros_like(sx)
@@ -408,9 +440,20 @@ def _expected_log_lik(ln_lik, deps, qs, past_len):
     """E_{q(s_not f)}[sum_m ln p(o_m | s)] per factor: list of (P, L, S_f), zero after the present."""
     out = [np.zeros_like(q) for q in qs]
     for t in range(past_len):
-        for lnL_m, deps_m in zip(ln_lik[t], deps, strict=True):
-            for i, f in enumerate(deps_m):
-                out[f][:, t] += _expect(lnL_m, [qs[g][:, t] for g in deps_m], keep=i)
+        for f in range(len(qs)):
+            out[f][:, t] = _expected_log_lik_at(ln_lik[t], deps, qs, t, f)
+    return out
+
+
+def _expected_log_lik_at(ln_lik_t, deps, qs, t, f):
+    """E_{q(s_not f)}[sum_m ln p(o_m | s)] for factor ``f`` at step ``t``: (P, S_f), zero when no modality reads it.
+
+    ``ln_lik_t[m]``: ``(*S_g for g in deps[m])``; ``qs[g]``: ``(P, L, S_g)``.
+    """
+    out = np.zeros_like(qs[f][:, t])
+    for lnL_m, deps_m in zip(ln_lik_t, deps, strict=True):
+        if f in deps_m:
+            out = out + _expect(lnL_m, [qs[g][:, t] for g in deps_m], keep=list(deps_m).index(f))
     return out
 
 

@@ -312,11 +312,7 @@ def inference_methods(quick: bool) -> list[Row]:
                     short(smoothed_theirs[0][0]), max_diff(smoothed.qs, smoothed_theirs)))
     # MMP and VMP over the whole sequence, 16 iterations
     for name, method, note in [
-            ("mmp", aif.MarginalMessagePassing(num_iter=16, tau=1.0, grad_descent=False,
-                                               guard=aif.FixedPoint.pymdp().guard),
-             "aif's MMP is SPM's (and pymdp.legacy's): it logs the likelihood averaged over the other factor (the "
-             "outcome here reads both), where pymdp 1.0's run_mmp averages the log-likelihood, and it updates the "
-             "factors in turn, where run_mmp updates all at once; aif has no setting for pymdp 1.0's MMP"),
+            ("mmp", aif.MarginalMessagePassing.pymdp(num_iter=16), ""),
             ("vmp", aif.VariationalMessagePassing(), "")]:
         agent = Agent(**settings, inference_algo=name, control_fac_idx=None)
         theirs = unbatch(agent.infer_states([jnp.broadcast_to(jnp.asarray(obs[0]), (batch, T, 2))], agent.D,
