@@ -481,10 +481,10 @@ class _TorchRun(_Run):
             changes.update(pB=pB, B=[learning.dirichlet_mean(p, nb) for p in pB])
         if changes:
             a.model = m.replace(**changes)
-        if "pB" in changes:  # the terms made from B, made again from the learned B (aif.Agent's rule)
-            learned = cast(TabularModel, a.model).to_aif()
-            a.efe_terms = tuple(t.for_model(learned) if isinstance(t, InductiveCost) and t.goals is not None else t
-                                for t in a.efe_terms)
+        rebuilt = [isinstance(t, InductiveCost) and t.goals is not None for t in a.efe_terms]
+        if "pB" in changes and any(rebuilt):  # the terms made from B, made again from the learned B (aif's rule;
+            learned = cast(TabularModel, a.model).to_aif()  # one agent: start_learning refuses a batch)
+            a.efe_terms = tuple(t.for_model(learned) if r else t for t, r in zip(a.efe_terms, rebuilt, strict=True))
 
     def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
         a = self.agent
