@@ -9,6 +9,7 @@ site must name a file that exists, and every ``#fragment`` an ``id`` (or ``name`
 """
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -31,8 +32,12 @@ SHOTS = {"home.png": "index.html", "api_aif_agent.png": "api/aif/agent.html"}
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
+    # In a virtual environment that sees the system's packages (.ci/run's), nbconvert may be installed outside it,
+    # with its templates under the base prefix, where Jupyter does not look from inside a venv.
+    paths = [os.environ.get("JUPYTER_PATH", ""), os.path.join(sys.base_prefix, "share", "jupyter")]
+    env = {**os.environ, "JUPYTER_PATH": os.pathsep.join(p for p in paths if p), "NO_MKDOCS_2_WARNING": "1"}
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     warnings = "\n".join(line for line in done.stderr.splitlines() if "WARNING" in line or "ERROR" in line)
     assert done.returncode == 0, f"mkdocs build --strict failed:\n{warnings or done.stderr[-4000:]}"
     return out
