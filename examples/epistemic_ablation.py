@@ -38,10 +38,10 @@ import torch
 import aif
 import aif_deep
 from aif.envs import AgentWrapper, GridWorld
-from aif_deep.neural import Bernoulli, NeuralModel
-from aif_deep.qfunction import QFunction, QSettings, belief_pool, train_qfunction
 from aif_deep.episodes import collect_random
 from aif_deep.images import NoisyGridImages
+from aif_deep.neural import Bernoulli, NeuralModel
+from aif_deep.qfunction import QFunction, QSettings, belief_pool, train_qfunction
 from aif_deep.training import TrainSettings, train_best_of
 
 FLIP = 0.05

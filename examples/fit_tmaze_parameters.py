@@ -29,7 +29,6 @@ import aif_deep
 from aif.envs import TMaze
 from aif_deep.agent import Agent, rollout
 
-
 # The location is observed without noise, so the posterior factorises and exact inference gives the
 # mean-field fixed point in one step (and fits four times faster).
 INFERENCE = aif.Exact()

@@ -24,8 +24,8 @@ block and every pixel flips with probability 5% (``aif_deep.images.NoisyGridImag
    information gain over the full policy tree of a 4x4 grid (5^6 policies) would take over a gigabyte.
 4. The learned tail: a ``QFunction`` trained by temporal differences on the learned model's beliefs (those
    the agent holds along the random walks, plus one-hot and random ones). With ``policy_horizon=1`` the
-   goal is out of sight from every cell not next to it; with ``aif.TerminalValue(qf.value)`` among its terms the same one-step
-   agent walks to it.
+   goal is out of sight from every cell not next to it; with ``aif.TerminalValue(qf.value)`` among its terms the
+   same one-step agent walks to it.
 
 It prints one table (reach rates, mean steps of the episodes that reached the goal, wall times) and, with
 ``--out``, plots the reach rates and the class-to-cell confusion matrix.
@@ -50,12 +50,15 @@ from tqdm import tqdm  # noqa: E402
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.envs import AgentWrapper, GridWorld  # noqa: E402
-from aif_deep.neural import Bernoulli, NeuralModel  # noqa: E402
-from aif_deep.qfunction import QFunction, QSettings, belief_pool, train_qfunction  # noqa: E402
+from aif.errors import ParameterError  # noqa: E402
 from aif_deep.episodes import collect_random  # noqa: E402
 from aif_deep.images import NoisyGridImages  # noqa: E402
-from aif.errors import ParameterError  # noqa: E402
-from aif_deep.neural import Categorical  # noqa: E402
+from aif_deep.neural import (  # noqa: E402
+    Bernoulli,
+    Categorical,  # noqa: E402
+    NeuralModel,
+)
+from aif_deep.qfunction import QFunction, QSettings, belief_pool, train_qfunction  # noqa: E402
 from aif_deep.training import TrainSettings, match_classes, train_best_of  # noqa: E402
 
 # --- split-merge moves of the latent classes: a training trick this example needs --------------------------

@@ -32,9 +32,9 @@ import torch  # noqa: E402
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.envs import AgentWrapper, GridWorld  # noqa: E402
-from aif_deep.neural import Bernoulli, NeuralModel  # noqa: E402
 from aif_deep.episodes import collect_random  # noqa: E402
 from aif_deep.images import NoisyGridImages  # noqa: E402
+from aif_deep.neural import Bernoulli, NeuralModel  # noqa: E402
 from aif_deep.training import TrainSettings, match_classes, train_best_of  # noqa: E402
 
 SHAPE = (3, 3)
@@ -105,7 +105,7 @@ def main(argv=None):
         print(f"{name:34s} steps {len(locations) - 1}, reward {total:.0f}: {path}")
 
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
-    for ax, (name, (locations, total)) in zip(axes, runs.items()):
+    for ax, (name, (locations, total)) in zip(axes, runs.items(), strict=True):
         rc = np.array([divmod(int(s), SHAPE[1]) for s in locations])
         ax.plot(rc[:, 1], rc[:, 0], "o-", color="tab:blue")
         ax.plot(*task.start[::-1], "s", color="tab:green", ms=14, alpha=0.4, label="start")

@@ -46,11 +46,10 @@ import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.envs import AgentWrapper, TMaze  # noqa: E402
 from aif.envs.tmaze import summarize_tmaze  # noqa: E402
+from aif_deep.episodes import collect_episodes  # noqa: E402
 from aif_deep.images import NoisyTMazeImages  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, NeuralModel  # noqa: E402
-from aif_deep.episodes import collect_episodes  # noqa: E402
-from aif_deep.training import (DetachCarriedMessage, EncoderFlip, KLWeight, TrainSettings, match_classes,  # noqa: E402
-                               train_best_of)
+from aif_deep.training import DetachCarriedMessage, EncoderFlip, KLWeight, TrainSettings, match_classes, train_best_of  # noqa: E402
 
 HORIZON = 2  # pymdp's T-maze demo
 TRIAL_STEPS = 3  # cue, arm, and one more step
@@ -100,7 +99,8 @@ def run_trials(agent, env, trials, seed, desc, progress=True):
 
 def filtered_beliefs(model, buffer):
     """The agent's beliefs along each stored episode (equal lengths): one ``(N, T + 1, S_f)`` array per factor."""
-    obs = [torch.as_tensor(np.stack(o, 1)) for o in zip(*[e[0] for e in buffer.episodes])]  # (T + 1, N, ...)
+    steps = zip(*[e[0] for e in buffer.episodes], strict=True)
+    obs = [torch.as_tensor(np.stack(o, 1)) for o in steps]  # (T + 1, N, ...)
     actions = torch.as_tensor(np.stack([e[1] for e in buffer.episodes], 1))  # (T, N, F)
     prior = [p.expand(obs[0].shape[1], -1) for p in model.prior()]
     out = []
@@ -110,7 +110,7 @@ def filtered_beliefs(model, buffer):
             out.append(qs)
             if t < actions.shape[0]:
                 prior = aif_deep.predict(model, qs, actions[t])
-    return [torch.stack(q, 1).numpy() for q in zip(*out)]
+    return [torch.stack(q, 1).numpy() for q in zip(*out, strict=True)]
 
 
 def latent_accuracy(model, env, episodes, seed):

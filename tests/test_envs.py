@@ -65,7 +65,8 @@ def test_tmaze_arrays_equal_pymdp_legacy():
     for a in (0.98, 0.75):
         legacy = TMazeEnv(reward_probs=[a, 1 - a])
         A, B, _ = tmaze_arrays(reward_prob=a)
-        for ours, theirs in zip(A + B, list(legacy.get_likelihood_dist()) + list(legacy.get_transition_dist()), strict=False):
+        theirs_all = list(legacy.get_likelihood_dist()) + list(legacy.get_transition_dist())
+        for ours, theirs in zip(A + B, theirs_all, strict=False):
             np.testing.assert_allclose(ours, theirs, atol=1e-15, rtol=0)
 
 

@@ -164,7 +164,8 @@ def test_random_models_match_pymdp():
         [jnp.zeros((n, o)) for o in models[0].num_obs], stack(Is),
         policies, models[0].A_dependencies, models[0].B_dependencies, epsilon,
     )
-    mine = np.stack([inductive_cost(m, qs, policies, I, epsilon) for m, (*_, qs), I in zip(models, cases, Is, strict=False)])
+    mine = np.stack([inductive_cost(m, qs, policies, I, epsilon)
+                     for m, (*_, qs), I in zip(models, cases, Is, strict=False)])
     assert np.abs(mine + ref).max() < TOL
     assert (np.abs(ref).max(axis=1) > 0).sum() >= n // 2  # most cases exercise the term
 

@@ -362,7 +362,9 @@ def test_reduce_dirichlet_equals_the_log_evidence_difference():
     rng = np.random.default_rng(41)
     p, r = rng.uniform(0.5, 3.0, size=5), rng.uniform(0.5, 3.0, size=5)
     counts = rng.integers(0, 6, size=5).astype(float)
-    ln_beta = lambda a: gammaln(a).sum() - gammaln(a.sum())
+    def ln_beta(a):
+        return gammaln(a).sum() - gammaln(a.sum())
+
     F, s = reduce_dirichlet(p + counts, p, r)
     assert np.allclose(s, r + counts)
     assert F == pytest.approx((ln_beta(p + counts) - ln_beta(p)) - (ln_beta(r + counts) - ln_beta(r)), abs=1e-12)

@@ -85,7 +85,8 @@ def models(draw, kind, max_factors=2):
     # from A ("typical") or any outcome A allows, however improbable ("rare": p(o) may be 1e-600, far
     # below what float64 holds outside log space).
     rare = kind == "tiny" or draw(st.booleans())
-    state = [int(rng.choice(np.flatnonzero(d))) if rare else int(rng.choice(s, p=d)) for s, d in zip(S, D, strict=False)]
+    state = [int(rng.choice(np.flatnonzero(d))) if rare else int(rng.choice(s, p=d))
+             for s, d in zip(S, D, strict=False)]
     # (rare: any state the prior allows, however improbable)
     obs = []
     for o, A_m, deps in zip(O, A, A_deps, strict=False):
