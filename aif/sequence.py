@@ -408,7 +408,8 @@ def _pass_messages(model, obs, seq, prior, method, return_trace, init=None):
     # B_f[..., u] for each transition and policy: (P, L - 1, S_f, *S_g for g in B_dependencies[f])
     trans = [np.moveaxis(B_f, -1, 0)[seq[..., f]] for f, B_f in enumerate(model.B)]
     extra: dict[str, Any] = {} if init is None else {"init": init}
-    if getattr(method, "spm_backward", False) and model.pB is not None:  # SPM's spm_norm(b'): (P, L - 1, ...)
+    # SPM's backward messages spm_norm(b') through the counts: (P, L - 1, ...)
+    if isinstance(method, MarginalMessagePassing) and method.spm_backward and model.pB is not None:
         extra["back"] = [np.moveaxis(p_f, -1, 0)[seq[..., f]] for f, p_f in enumerate(model.pB)]
     qs, F, trace = method(lik, model.A_dependencies, trans, model.B_dependencies, ln_prior, len(lik),
                           record=return_trace, **extra)
