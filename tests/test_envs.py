@@ -282,3 +282,14 @@ def test_rollout_of_a_model_in_which_no_factor_is_controllable():
     assert all(np.isfinite(q).all() for q in trajectory.qs)
     wrapped = AgentWrapper.for_model(POMDPEnv(model.A, model.B, model.D), model)
     assert wrapped.control_factors == [0]
+
+
+def test_grid_model_with_a_uniform_start_locates_an_agent_placed_anywhere():
+    env = GridWorld()
+    obs, _ = env.reset(seed=0, options={"state": (5,)})
+    believed = aif.Agent(env.generative_model()).infer_states(obs)[0]
+    assert believed[5] < 0.6  # the default prior (the start cell) calls this outcome impossible
+    qs = aif.Agent(env.generative_model(start="uniform")).infer_states(obs)[0]
+    assert qs.argmax() == 5 and qs[5] > 0.999
+    with pytest.raises(ParameterError, match="start must be"):
+        env.generative_model(start="centre")

@@ -194,7 +194,7 @@ class GridWorld(GridCells, POMDPEnv):
 
     def generative_model(self, preference: str = "distance", goal_preference: float = 4.0,
                          distance_scale: float = 1.0, slip: float | None = None, learn_B: bool = False,
-                         prior_count: float = 1.0) -> GenerativeModel:
+                         prior_count: float = 1.0, start: str = "start") -> GenerativeModel:
         """The model an agent needs here.
 
         Args:
@@ -206,9 +206,13 @@ class GridWorld(GridCells, POMDPEnv):
             learn_B: ``pB[0]`` uniform with ``prior_count`` per entry, so ``B[0]`` is uniform; other factors
                 known.
             prior_count: the Dirichlet count of an unknown entry.
+            start: the agent's prior over its first cell, ``D[0]``: ``"start"`` puts all of it on the
+                environment's start cell (as pymdp's grid-world demos do); ``"uniform"`` spreads it over every
+                cell, for episodes that begin elsewhere (``reset(options={"state": ...})``): with ``"start"`` an
+                agent placed on another cell sees an outcome its prior calls impossible.
 
         Returns:
-            ``GenerativeModel`` with ``D`` the true start and, with several goals, a uniform goal prior.
+            ``GenerativeModel`` with ``D`` as ``start`` says and, with several goals, a uniform goal prior.
         """
         A, B, D = self._arrays(None if slip is None else check_fraction(slip, "slip", "[0, 1)"))
         goal_preference, distance_scale = check_real(goal_preference, "goal_preference"), check_real(
@@ -223,4 +227,8 @@ class GridWorld(GridCells, POMDPEnv):
             C[0][self.index(self.goals[0])] = goal_preference
         else:
             raise ParameterError(f"preference must be 'distance' or 'goal', got {preference!r}")
+        if start == "uniform":
+            D = [np.full(D[0].size, 1.0 / D[0].size), *D[1:]]
+        elif start != "start":
+            raise ParameterError(f"start must be 'start' or 'uniform', got {start!r}")
         return GenerativeModel(A, B, C, D, pB=unknown_transitions(B, prior_count) if learn_B else None)
