@@ -1,6 +1,7 @@
 """Gymnasium environments for active inference, each with the generative model an agent needs in it.
 
 - ``TMaze``: the classic epistemic T-maze (pymdp.legacy's ``TMazeEnv``).
+- ``Bandit``: a K-armed Bernoulli bandit, optionally with reversals.
 - ``GridWorld``: walls, a start and a goal (optionally several goals and a cue).
 - ``CueChaining``: a chain of cues to a reward (pymdp 1.0's ``CueChainingEnv``).
 - ``SimplifiedTMaze``, ``PymdpTMaze``: pymdp 1.0's two T-mazes (its ``SimplifiedTMaze`` and ``TMaze``).
@@ -14,6 +15,7 @@
 Every environment has ``generative_model(...) -> aif.GenerativeModel``.
 """
 
+from .bandit import Bandit, bandit_arrays
 from .cue_chaining import CueChaining
 from .generalized_tmaze import GeneralizedTMaze, maze_matrix
 from .graph_world import GraphWorld, connected_clusters
@@ -29,4 +31,4 @@ from .wrappers import AgentWrapper
 __all__ = ["TMaze", "GridWorld", "CueChaining", "AgentWrapper", "POMDPEnv", "grid_transitions", "tmaze_arrays",
            "summarize_tmaze", "SimplifiedTMaze", "PymdpTMaze", "GeneralizedTMaze", "maze_matrix", "GraphWorld",
            "connected_clusters", "Knapsack", "knapsack", "POMDPVectorEnv", "SceneConstruction", "RandomDotMotion",
-           "scene_construction_arrays", "random_dot_motion_arrays"]
+           "scene_construction_arrays", "random_dot_motion_arrays", "Bandit", "bandit_arrays"]
