@@ -47,6 +47,7 @@ from aif.checks import check_sequence
 from aif.efe import EFEOptions
 from aif.errors import ModelError, ObservationError
 from aif.maths import LogGuard
+from aif.planning import goal_from_tables
 
 from . import checks
 from .efe import modality_terms
@@ -362,6 +363,39 @@ class NeuralModel(nn.Module):
             with torch.no_grad():
                 cache["tables"] = self._tables()
         return cache["tables"]
+
+    def goal(self, horizon: int, alpha: float = 1.0, mode: str = "variational") -> np.ndarray:
+        """``ln p*(s)`` over the joint latent states, ``p* ∝ exp(V(s) / alpha)``: ``aif.planning.model_goal`` for the
+        learned model, ready for ``aif.efe.GoalDivergence``.
+
+        ``V`` is the soft value with ``horizon`` actions to go (``aif.planning.goal_from_tables``) under the learned
+        transitions (``tables()["B"]``, joined over factors) and the state reward the utility uses:
+        ``reward_preference * r(s)`` from the reward head plus ``sum_o A_m[o | s] C_m[o]`` for each categorical
+        modality with preferences (C as given, as ``model_goal`` takes it).
+
+        Returns:
+            float64 array of shape ``tuple(num_states)``.
+        """
+        tab = self.tables()
+        S, J = self.num_states, math.prod(self.num_states)
+        joint = torch.ones(1, J, 1, dtype=torch.float64)  # B[s', s, u] over the factors so far (C order)
+        for f, B_f in enumerate(tab["B"]):
+            B_f = B_f.detach().to(torch.float64).reshape(S[f], J, -1)
+            joint = (joint[:, None, :, :, None] * B_f[None, :, :, None, :]).reshape(
+                joint.shape[0] * S[f], J, joint.shape[2] * B_f.shape[2])
+        r = torch.zeros(J, dtype=torch.float64)
+        if tab["reward"] is not None and self.reward_preference is not None:
+            r = r + self.reward_preference * tab["reward"].detach().to(torch.float64)
+        preferred = [m for m, (A_m, C_m) in enumerate(zip(tab["A"], self.C, strict=True))
+                     if A_m is not None and C_m is not None]
+        for m in preferred:
+            A_m = tab["A"][m].detach().to(torch.float64).reshape(-1, J)
+            r = r + (A_m * self.C[m].to(torch.float64)[:, None]).sum(0)
+        if tab["reward"] is None and not preferred:
+            raise ModelError("the model has no preferences (no reward head and no C on a categorical modality): "
+                             "no goal to derive")
+        checks.settings("NeuralModel.goal", {"horizon": horizon}, "count")
+        return goal_from_tables(joint.numpy(), np.broadcast_to(r.numpy(), (int(horizon), J)), alpha, mode).reshape(S)
 
     def _eval_cache(self) -> dict:
         """Values computed in eval mode, valid while no parameter changes (their versions and identities)."""

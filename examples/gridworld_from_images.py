@@ -333,6 +333,9 @@ def main(argv=None):
             (aif_deep.Agent(model, policy_horizon=plan, **(tail if plan < full else {})), True),
         "neural, images, H=1": (aif_deep.Agent(model, policy_horizon=1), True),
         "neural, images, H=1 + Q tail": (aif_deep.Agent(model, policy_horizon=1, **tail), True),
+        # terminal matching (issue 19): KL[q(s_1 | pi) || p*] with p* from the learned model's soft values
+        "neural, images, H=1 + latent goal": (aif_deep.Agent(model, policy_horizon=1, efe_terms=(
+            aif.efe.Utility(), aif.GoalDivergence(model.goal(4 * (n - 1))))), True),
     }
     t0 = time.perf_counter()
     results = reach_rates(agents, n, image, starts, steps, args.seed, progress)
@@ -359,8 +362,8 @@ def main(argv=None):
 
     if args.out:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        axes[0].barh(range(len(names)), [reach[k] for k in names], color=["tab:gray", "tab:blue", "tab:orange",
-                                                                          "tab:green"])
+        axes[0].barh(range(len(names)), [reach[k] for k in names],
+                     color=["tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:purple"])
         axes[0].set_yticks(range(len(names)), names, fontsize=8)
         axes[0].invert_yaxis()
         axes[0].set_xlim(0, 1.05)

@@ -2,7 +2,7 @@
 
 from .base import Plan, Planner, PolicyEnumeration
 from .cem import CrossEntropyPlanner
-from .goals import log_desired_distribution, log_optimal_visitation, model_goal
+from .goals import goal_from_tables, log_desired_distribution, log_optimal_visitation, model_goal
 from .inductive import inductive_matrix
 from .inverse import (IRLResult, IRLSettings, decision_counts, fit_preferences, likelihood_and_gradient, maxent_policy,
                       outcome_features, sample_demonstrations)
@@ -15,7 +15,7 @@ __all__ = [
     "SoftValues", "soft_value_iteration", "state_marginals", "forward_messages", "optimal_state_marginals",
     "SoftQPlanner", "joint_transitions", "joint_rewards",
     "inductive_matrix",
-    "log_desired_distribution", "log_optimal_visitation", "model_goal", "CrossEntropyPlanner",
+    "goal_from_tables", "log_desired_distribution", "log_optimal_visitation", "model_goal", "CrossEntropyPlanner",
     "IRLSettings", "IRLResult", "fit_preferences", "likelihood_and_gradient", "decision_counts", "maxent_policy",
     "outcome_features", "sample_demonstrations",
     "Plan", "Planner", "PolicyEnumeration", "SophisticatedInference", "SearchTree", "MCTS",

@@ -82,11 +82,35 @@ def model_goal(model: GenerativeModel, horizon: int, alpha: float = 1.0, mode: s
     """
     check_is_model(model)
     T = check_integer(horizon, "horizon")
+    return goal_from_tables(joint_transitions(model), joint_rewards(model, T), alpha, mode).reshape(model.num_states)
+
+
+def goal_from_tables(B: np.ndarray, rewards: np.ndarray, alpha: float = 1.0, mode: str = "variational") -> np.ndarray:
+    """``ln p*(s)`` over a flat state space, ``p* ∝ exp(V_0(s) / alpha)``, from transitions and state rewards.
+
+    ``model_goal`` for any model that can be tabulated: a tabular model's joint arrays, or a neural model's
+    transition network and reward head evaluated on every latent state (``aif_deep.NeuralModel.goal``).
+
+    Args:
+        B: joint transitions ``(S, S, U)``, ``B[s', s, u]``, columns summing to 1.
+        rewards: ``(T, S)``, row t the reward of the state after t + 1 actions (``joint_rewards``); T >= 1 is
+            the goal horizon.
+        alpha: temperature > 0 of p*.
+        mode: ``"variational"`` (maximum-entropy RL, not optimistic) or ``"exact"``.
+
+    Returns:
+        ``(S,)`` log-probabilities, ready (reshaped to the model's state shape) for ``aif.efe.GoalDivergence``.
+    """
     check_choice(mode, "mode", MODES)
-    B = joint_transitions(model)
-    r, terminal = staged_rewards(joint_rewards(model, T), T, B.shape[-1])
+    B, rewards = as_numbers(B, "B", ParameterError), as_numbers(rewards, "rewards", ParameterError)
+    if B.ndim != 3 or B.shape[0] != B.shape[1] or not np.allclose(B.sum(0), 1.0):
+        raise ParameterError(f"B must be joint transitions (S, S, U) with columns summing to 1, got shape {B.shape}")
+    if rewards.ndim != 2 or rewards.shape[1] != B.shape[0] or rewards.shape[0] < 1 or not np.isfinite(rewards).all():
+        raise ParameterError(f"rewards must be finite (T >= 1, S = {B.shape[0]}), got shape {rewards.shape}")
+    T = rewards.shape[0]
+    r, terminal = staged_rewards(rewards, T, B.shape[-1])
     V = soft_value_iteration(B, r, T, mode, terminal=terminal).V[0]
-    return log_desired_distribution(V, alpha).reshape(model.num_states)
+    return log_desired_distribution(V, alpha)
 
 
 def staged_rewards(r_next: np.ndarray, horizon: int, num_controls: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,4 +131,4 @@ def staged_rewards(r_next: np.ndarray, horizon: int, num_controls: int) -> tuple
     return stages, r_next[-1]
 
 
-__all__ = ["log_desired_distribution", "log_optimal_visitation", "model_goal", "staged_rewards"]
+__all__ = ["goal_from_tables", "log_desired_distribution", "log_optimal_visitation", "model_goal", "staged_rewards"]

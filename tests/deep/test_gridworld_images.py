@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 import aif  # noqa: E402
 import aif_deep  # noqa: E402
 from aif.envs import AgentWrapper, GridWorld  # noqa: E402
-from aif.errors import ObservationError  # noqa: E402
+from aif.errors import ModelError, ObservationError, ParameterError  # noqa: E402
 from aif_deep.images import NoisyGridImages  # noqa: E402
 from aif_deep.inference import categorical_modalities  # noqa: E402
 from aif_deep.neural import Bernoulli, Categorical, Gaussian, NeuralModel  # noqa: E402
@@ -141,3 +141,29 @@ def test_example_quick_q_tail_extends_the_horizon(quick_example):
     short, tail = far[names[2]], far[names[3]]
     assert tail >= 0.9
     assert short <= tail - 0.3
+
+
+def test_example_quick_latent_goal_reaches_beyond_the_horizon(quick_example):
+    """Terminal matching from images (issue 19): the one-step planner with utility and the divergence of its
+    predicted latent state from p* ∝ exp(V), V the soft value of the learned model (``NeuralModel.goal``), reaches
+    the goal from cells beyond its horizon as often as the tabular agent with the true model does."""
+    far, names = quick_example["reach_far"], quick_example["names"]
+    assert names[4].endswith("latent goal")
+    assert far[names[4]] >= 0.9 * far[names[0]]
+    assert far[names[4]] >= far[names[2]] + 0.3  # the same planner without the goal does not get there
+
+
+def test_neural_goal_is_model_goal_of_the_tabulated_model():
+    """``NeuralModel.goal`` is ``aif.planning.model_goal`` applied to the network's own tables (two factors, a
+    categorical modality with preferences): one definition of the goal for tabular and neural models."""
+    model = NeuralModel([4, 3], [2, 3], [Categorical(5)], C=[torch.linspace(-1, 2, 5)], seed=0).eval()
+    tab = model.tables()
+    tabular = aif.GenerativeModel([tab["A"][0].double().numpy()], [b.double().numpy() for b in tab["B"]],
+                                  [model.C[0].double().numpy()], [d.double().numpy() for d in tab["D"]],
+                                  B_dependencies=[[0, 1], [0, 1]])
+    np.testing.assert_allclose(model.goal(6, alpha=0.5), aif.planning.model_goal(tabular, 6, alpha=0.5), atol=1e-12)
+    with pytest.raises(ParameterError, match="horizon"):
+        model.goal(0)
+    no_preferences = NeuralModel([3], [2], [Categorical(4)], seed=0).eval()
+    with pytest.raises(ModelError, match="no preferences"):
+        no_preferences.goal(3)
