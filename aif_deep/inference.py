@@ -24,7 +24,7 @@ from aif.strategies import TORCH, StateInference, require
 
 from . import checks
 from .efe import guarded_log, xlogx
-from .model import BeliefModel, sum_leading
+from .model import BeliefModel, TabularModel, sum_leading
 
 
 def _batch_shape(log_likelihoods, log_prior, A_dependencies):
@@ -81,9 +81,7 @@ def fixed_point(method: aif.FixedPoint, log_likelihoods: list, log_prior: list, 
 
     Returns ``qs``, one ``(*batch, S_f)`` per factor (``batch`` the broadcast of the leading shapes). Modalities
     that read the same factors are summed first (``aif.inference.by_dependencies``, as ``aif`` does); the sweeps
-    run with the batch last (see above). After a sequential sweep the accuracy term of the groups that read the
-    last factor is ``q_f . x_f``, ``x_f`` the expected log-likelihood that factor's update has just formed (equal
-    to the full contraction up to rounding).
+    run with the batch last (``fixed_point_last``).
     """
     num_factors = len(log_prior)
     if num_factors == 1:
@@ -92,42 +90,148 @@ def fixed_point(method: aif.FixedPoint, log_likelihoods: list, log_prior: list, 
     b = math.prod(batch)
     log_likelihoods, A_dependencies = by_dependencies(log_likelihoods, A_dependencies)
     L = [_to_last(x, len(d), batch, b) for x, d in zip(log_likelihoods, A_dependencies, strict=True)]
-    sizes = [p.shape[-1] for p in log_prior]
     lp_all = _to_last(torch.cat([p.expand(*batch, p.shape[-1]) for p in log_prior], -1), 1, batch, b)
+    qs = fixed_point_last(method, L, A_dependencies, lp_all, [p.shape[-1] for p in log_prior], trace, batch)
+    return [q.T.contiguous().reshape(*batch, q.shape[0]) for q in qs]
+
+
+@functools.lru_cache(maxsize=256)
+def _uniform_log(guard: aif.maths.LogGuard, size: int) -> float:
+    """``guard(1 / size)``: ln q of a uniform belief over ``size`` states (the VFE at the start of the sweeps)."""
+    return float(guard(1.0 / size))
+
+
+def fixed_point_last(method: aif.FixedPoint, L: list, groups: list, lp_all: torch.Tensor, sizes: list,
+                     trace: list | None = None, batch: tuple | None = None) -> list:
+    """The sweeps of ``fixed_point`` (two or more factors) with the batch last, on inputs laid out for them.
+
+    Args:
+        L: one summed log-likelihood ``(*S_f for f in groups[g], b)`` per group of modalities that read the same
+            factors (``aif.inference.by_dependencies``), contiguous.
+        groups: the factors each entry of ``L`` reads.
+        lp_all: ``ln p(s_f)`` of every factor stacked, ``(sum S_f, b)``, contiguous.
+        sizes: ``S_f`` per factor.
+        trace: as ``fixed_point``'s; its entries are reshaped to ``batch`` (``(b,)`` when absent).
+
+    Returns ``qs``, one ``(S_f, b)`` per factor. After a sequential sweep the accuracy term of the groups that
+    read the last factor is ``q_f . x_f``, ``x_f`` the expected log-likelihood that factor's update has just
+    formed (equal to the full contraction up to rounding).
+    """
+    num_factors, b = len(sizes), lp_all.shape[-1]
     lp = list(lp_all.split(sizes))  # (S_f, b) each: contiguous rows of the stacked prior
     qs = [torch.full_like(p, 1.0 / p.shape[0]) for p in lp]
     # F at the uniform start, sum_f (guard(1/S_f) - mean ln p_f) - sum_g mean L_g: the same number (up to rounding)
     # in a few reductions.
-    vfe = sum(float(method.guard(1.0 / p.shape[0])) - p.mean(0) for p in lp)
+    vfe = sum(_uniform_log(method.guard, p.shape[0]) - p.mean(0) for p in lp)
     if not method.legacy_initial_vfe:
         for x in L:
             vfe = vfe - x.reshape(-1, b).mean(0)
     # A belief that has met the stopping rule keeps its value while the others iterate on (its F then stays the
     # same, so the last F is the one to compare with).
-    done = torch.zeros(b, dtype=torch.bool, device=lp_all.device)
+    done: torch.Tensor | None = None
     any_done, sequential = False, method.schedule == "sequential"
     for _ in range(method.num_iter):
         # sequential: each factor reads the newest beliefs; parallel: all read the last sweep's
         reads = qs if sequential else list(qs)
         for f in range(num_factors):
-            x = _expected_log_likelihood(reads, f, L, A_dependencies)
+            x = _expected_log_likelihood(reads, f, L, groups)
             new = torch.softmax(x + lp[f], 0)
-            qs[f] = torch.where(done, qs[f], new) if any_done else new
+            qs[f] = torch.where(cast(torch.Tensor, done), qs[f], new) if any_done else new
         known = (num_factors - 1, x) if sequential else None
         if method.tol is None and trace is None:
             continue
-        new_vfe = _mean_field_vfe(qs, lp_all, L, A_dependencies, method.guard, known=known)
+        new_vfe = _mean_field_vfe(qs, lp_all, L, groups, method.guard, known=known)
         if trace is not None:
-            trace.append(new_vfe.detach().reshape(batch))
+            trace.append(new_vfe.detach().reshape(batch if batch is not None else (b,)))
         if method.tol is None:
             continue
-        done = done | ((vfe - new_vfe).abs() < method.tol)
+        converged = (vfe - new_vfe).abs() < method.tol
+        done = converged if done is None else done | converged
         vfe = new_vfe
         n_done = int(torch.count_nonzero(done))
         if n_done == b:
             break
         any_done = n_done > 0
-    return [q.T.contiguous().reshape(*batch, q.shape[0]) for q in qs]
+    return qs
+
+
+TABLE_LIMIT = 1 << 16  # entries of one precomputed log-likelihood table (IndexLikelihood): 512 KiB of float64
+
+
+class IndexLikelihood:
+    """``ln p(o | s)`` of outcome indices for one unbatched ``TabularModel``, summed per group of modalities that
+    read the same factors and laid out with the batch last: what ``fixed_point_last`` reads, in one row lookup
+    per group.
+
+    Built once per model and log guard (the Agent keeps one while the model's ``A`` stays the same: ``fresh``).
+    For each group (``aif.inference.by_dependencies``' order) the table holds ``guard(A_m)[o_m]`` summed over the
+    group's modalities for every joint outcome of the longest leading run of them whose table has at most
+    ``TABLE_LIMIT`` entries, ``(*S_deps, prod O_m)``; the group's other modalities get a table each. Their rows
+    are added in modality order, the order of ``by_dependencies``' sum, so the result equals
+    ``TabularModel.log_likelihood`` followed by ``by_dependencies`` bit for bit (a per-step sum of up to ``M``
+    rows becomes one lookup).
+
+    Args:
+        model: a ``TabularModel`` with ``batch_shape == ()``.
+        guard: the inference method's log guard.
+    """
+
+    def __init__(self, model: TabularModel, guard: aif.maths.LogGuard) -> None:
+        self.model, self.guard = model, guard
+        self._versions = [A_m._version for A_m in model.A]
+        self.num_obs = np.array(model.num_obs, dtype=np.uint64)
+        by_deps: dict[tuple, list[int]] = {}
+        for m, deps in enumerate(model.A_dependencies):
+            by_deps.setdefault(tuple(deps), []).append(m)
+        self.groups = [list(deps) for deps in by_deps]
+        self.tables: list[list[torch.Tensor]] = []  # per group, its tables (*S_deps, J)
+        columns = []  # per table, the weight of each modality in its joint outcome index (M,)
+        with torch.no_grad():
+            logs = [guarded_log(A_m, guard) for A_m in model.A]  # (O_m, *S_deps)
+            for deps, mods in by_deps.items():
+                states = math.prod(model.num_states[f] for f in deps)
+                lead = 1
+                while lead < len(mods) and math.prod(model.num_obs[m] for m in mods[: lead + 1]) * states \
+                        <= TABLE_LIMIT:
+                    lead += 1
+                runs = [mods[:lead], *([m] for m in mods[lead:])]
+                tables = []
+                for run in runs:
+                    k, table = len(run), None
+                    for i, m in enumerate(run):  # (O_1, ..., O_k, *S): the rows added in modality order
+                        x = logs[m].reshape(*[1] * i, model.num_obs[m], *[1] * (k - 1 - i), *logs[m].shape[1:])
+                        table = x if table is None else table + x
+                    table = cast(torch.Tensor, table).reshape(-1, *logs[run[0]].shape[1:])  # (J, *S)
+                    tables.append(table.movedim(0, -1).contiguous())  # (*S, J): a lookup gives (*S, b)
+                    weight = np.zeros(len(model.A), dtype=np.int64)
+                    weight[run] = [math.prod(model.num_obs[n] for n in run[i + 1:]) for i in range(k)]
+                    columns.append(weight)
+                self.tables.append(tables)
+        self._weights = np.stack(columns, 1)  # (M, number of tables)
+
+    def fresh(self, model: BeliefModel, guard: aif.maths.LogGuard) -> bool:
+        """Whether these tables are ``model``'s under ``guard`` (the same tensors, unchanged in place)."""
+        return model is self.model and guard == self.guard and all(
+            A_m._version == v for A_m, v in zip(self.model.A, self._versions, strict=True))
+
+    def in_range(self, obs: np.ndarray) -> bool:
+        """Whether every entry of the integer array ``obs`` ``(b, M)`` is an outcome of its modality."""
+        # a negative index read as unsigned is above every outcome count: one comparison checks both ends
+        return not bool((obs.astype(np.uint64, copy=False) >= self.num_obs).any())
+
+    def __call__(self, obs: np.ndarray) -> list:
+        """The summed log-likelihood of each group, ``(*S_deps, b)``, for outcome indices ``obs`` int ``(b, M)``
+        that ``in_range`` has passed."""
+        index = torch.from_numpy(np.ascontiguousarray((obs @ self._weights).T)).to(self.tables[0][0].device)
+        out, k = [], 0
+        for tables in self.tables:
+            L = None
+            for table in tables:
+                rows = table.index_select(-1, index[k])
+                L = rows if L is None else L + rows
+                k += 1
+            out.append(L)
+        return out
 
 
 def exact(log_likelihoods: list, log_prior: list, A_dependencies: list) -> list:
