@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from . import fast
 from .actions import ActionFactors
 from .checks import (
     as_numbers,
@@ -301,6 +302,7 @@ class Agent:
         # How the cycle runs for these strategies, chosen once: over a window, or from one belief (learning or not).
         cycle = SequenceCycle(self) if over_time else _OneStep(self)
         self._cycle = cycle if self.learning is None else _Learning(self, cycle)
+        self._fast = fast.for_agent(self)  # the compiled step, where it covers these settings (aif.fast)
         self.reset()
 
     @classmethod
@@ -425,9 +427,20 @@ class Agent:
         self.t += 1
         return self.action
 
-    @atomic
     def step(self, obs: Any) -> np.ndarray:
-        """``infer_states(obs)``, ``infer_policies()``, ``sample_action()``; returns the action."""
+        """``infer_states(obs)``, ``infer_policies()``, ``sample_action()``; returns the action.
+
+        Settings that ``aif.fast`` covers run the whole step in one compiled call once its kernel is ready (the
+        same results to rounding); ``AIF_FAST=0`` in the environment keeps every step on the NumPy path.
+        """
+        if self._fast is not None:
+            action = self._fast.step(self, obs)
+            if action is not None:
+                return action
+        return self._step(obs)
+
+    @atomic
+    def _step(self, obs: Any) -> np.ndarray:
         self.infer_states(obs)
         self.infer_policies()
         return self.sample_action()

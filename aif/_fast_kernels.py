@@ -1,0 +1,354 @@
+"""The compiled kernels of ``aif.fast``: one Agent step of the common configuration, in numba.
+
+Imported only by ``aif.fast`` (in its background thread, or by ``aif.fast.compile``): importing numba takes
+about half a second, which must not fall on ``import aif`` or on an agent's first step.
+
+Every function here is plain Python over NumPy arrays and scalars, compiled with ``numba.njit(cache=True)``
+(the machine code is kept under ``__pycache__`` for the next process). The maths is the NumPy path's, written
+as loops over the joint state space; the readable definitions are ``aif.inference`` (fixed point, exact),
+``aif.efe.step_terms`` (utility, ambiguity, information gain), ``aif.control`` (prefix tree, q(pi), selection).
+
+Data layout (built by ``aif.fast.Tables``; ``F`` factors, ``M`` modalities, ``J = prod(S)`` joint states,
+``P`` policies of horizon ``H``, the ``K`` distinct prefixes of all depths stacked depth by depth):
+
+- beliefs are flat: ``q[soff[f]:soff[f + 1]]`` is factor f's vector;
+- ``state_of (F, J)``: the state of factor f in joint state j (first factor slowest, as ``np.ravel_multi_index``);
+- ``lnA_joint (sum_m O_m * J,)``: per modality, ``guard(A_m)`` ``(O_m, J)`` broadcast to the joint states;
+- ``deps (n, F)``: each array's dependency list padded with -1, ``ndeps (n,)`` its length; an array is read over
+  the joint of its dependencies (the first slowest, ``aif.maths.outer``'s order);
+- ``A_m`` and ``B_f`` as compressed rows (``ptr``, ``col``, ``val``; only the non-zero entries, so a deterministic
+  B costs one entry per column): row ``a_row[m] + o`` is ``A_m[o]`` over the joint of its dependencies, row
+  ``b_row[f] + u * S_f + s'`` is ``B_f[s', ..., u]``. A skipped entry is an exact zero, and adding ``0 * x``
+  changes no sum, so the sums are those of the dense arrays;
+- ``HA (sum_m D_m,)``: H[p(o | s)] per modality over its dependencies, at ``h_off``;
+- ``lnC (sum_m T_m * O_m,)``: ln p(o) per modality and preference column, at ``c_off``, ``T_m`` columns;
+- ``parent (K,)``, ``actions (K, F)``, ``inverse (H, P)``, ``lev_off (H + 1,)``: ``aif.control.policy_prefixes``;
+  ``first (P, F)``: each policy's first action.
+
+The tables travel as two arrays, ``ix`` (int64) and ``fx`` (float64), so that a call unboxes a handful of arrays
+rather than thirty (measured: most of the call's cost otherwise): ``ix`` starts with the sizes ``F, M, J, P, H``
+and the offsets of the tables named in ``aif.fast.INT_TABLES`` (in ``ix``) and ``aif.fast.FLOAT_TABLES`` (in
+``fx``); ``unpack`` returns them as views.
+
+Guards: ``kind`` 0 exact (0 ln 0 = 0 in ``xlogx``), 1 clip (ln max(x, eps)), 2 add (ln(x + eps)); ``aif.maths``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .fast import FLOAT_TABLES, INT_TABLES, SIZES
+
+jit = numba.njit(cache=True, nogil=True)
+# Helpers are inlined into their callers: an array passed to a compiled call is reference-counted on the way in
+# and out, and inlining lets numba drop those counts (measured: the policy scoring of the 7x7 grid at horizon 3
+# took 2.4x as long with the helpers as calls).
+helper = numba.njit(cache=True, nogil=True, inline="always")
+
+
+@helper
+def glog(x, kind, eps):
+    """ln x under the guard (``aif.maths.LogGuard.__call__``)."""
+    if kind == 1:
+        return math.log(max(x, eps))
+    if kind == 2:
+        return math.log(x + eps)
+    return math.log(x) if x > 0.0 else -math.inf
+
+
+@helper
+def xlogx(x, kind, eps):
+    """x ln x under the guard (``LogGuard.xlogx``: 0 ln 0 = 0 for the exact guard)."""
+    if kind == 0:
+        return x * math.log(x) if x > 0.0 else 0.0
+    return x * glog(x, kind, eps)
+
+
+@helper
+def softmax_into(x, out):
+    """out = exp(x - max x) / sum (``aif.maths.softmax``)."""
+    top = x.max()
+    total = 0.0
+    for i in range(x.shape[0]):
+        out[i] = math.exp(x[i] - top)
+        total += out[i]
+    for i in range(x.shape[0]):
+        out[i] /= total
+
+
+@helper
+def joint_of(q, deps_row, ndeps, S, soff, out):
+    """The joint of the beliefs of factors ``deps_row[:ndeps]`` (the first slowest) from the flat belief ``q``,
+    written into ``out[:D]``; returns D."""
+    D = 1
+    out[0] = 1.0
+    for k in range(ndeps):
+        g = deps_row[k]
+        n = S[g]
+        # extend the joint by factor g: entries (d, s) -> d * n + s, filled from the back so d is read first
+        for d in range(D - 1, -1, -1):
+            base = out[d]
+            for s in range(n - 1, -1, -1):
+                out[d * n + s] = base * q[soff[g] + s]
+        D *= n
+    return D
+
+
+
+@helper
+def dot_row(ptr, col, val, r, work):
+    """sum_d M[r, d] work[d] over the stored entries of row ``r``."""
+    total = 0.0
+    for k in range(ptr[r], ptr[r + 1]):
+        total += val[k] * work[col[k]]
+    return total
+
+
+@helper
+def transition(q, u_row, S, soff, b_deps, b_ndeps, b_row, ptr, col, val, work, out):
+    """One step of B for every factor (``aif.control.predict_policies``): q(s_f') = sum_d B_f[s', d, u_f] q(d),
+    d the joint of factor f's dependencies; ``q`` and ``out`` flat beliefs, ``u_row (F,)`` the actions."""
+    for f in range(S.shape[0]):
+        joint_of(q, b_deps[f], b_ndeps[f], S, soff, work)
+        first = b_row[f] + u_row[f] * S[f]
+        for s in range(S[f]):
+            out[soff[f] + s] = dot_row(ptr, col, val, first + s, work)
+
+
+@helper
+def expected_loglik(qs, f, logL, state_of, S, soff):
+    """E_{q(s_not f)}[ln p(o | s)] as a function of s_f, on the joint states (``inference.expected_log_likelihood``)."""
+    F, J = state_of.shape
+    out = np.zeros(S[f])
+    for j in range(J):
+        w = logL[j]
+        for g in range(F):
+            if g != f:
+                w *= qs[soff[g] + state_of[g, j]]
+        out[state_of[f, j]] += w
+    return out
+
+
+@helper
+def mean_field_vfe(qs, lp, logL, state_of, S, soff, kind, eps, accuracy):
+    """F = sum_f q_f . (ln q_f - ln p_f) - E_q[ln p(o | s)] (``inference.mean_field_vfe``)."""
+    F, J = state_of.shape
+    vfe = 0.0
+    for f in range(F):
+        part = 0.0
+        for s in range(S[f]):
+            i = soff[f] + s
+            part += qs[i] * (glog(qs[i], kind, eps) - lp[i])
+        vfe += part
+    if accuracy:
+        acc = 0.0
+        for j in range(J):
+            w = logL[j]
+            for g in range(F):
+                w *= qs[soff[g] + state_of[g, j]]
+            acc += w
+        vfe -= acc
+    return vfe
+
+
+@helper
+def infer(obs, prior, S, soff, state_of, lnA_joint, a_deps, a_ndeps, O, method, num_iter, tol, parallel,
+          legacy_initial, kind, eps):
+    """The posterior (flat) after outcome indices ``obs (M,)`` from the flat ``prior``: ``method`` 0 is
+    ``FixedPoint`` (``tol < 0``: every sweep), 1 is ``Exact`` (``aif.inference``)."""
+    F, J = state_of.shape
+    M = O.shape[0]
+    lp = np.empty(prior.shape[0])
+    for i in range(prior.shape[0]):
+        lp[i] = glog(prior[i], kind, eps)
+    # ln p(o | s) on the joint states: of all modalities, and of those that read each factor
+    logL = np.zeros(J)
+    by_factor = np.zeros((F, J))
+    off = 0
+    for m in range(M):
+        row = off + obs[m] * J
+        for j in range(J):
+            logL[j] += lnA_joint[row + j]
+        for k in range(a_ndeps[m]):
+            f = a_deps[m, k]
+            for j in range(J):
+                by_factor[f, j] += lnA_joint[row + j]
+        off += O[m] * J
+    qs = np.zeros(prior.shape[0])
+    if method == 1 or F == 1:  # one factor: the fixed point in one step; Exact: the joint, marginalised
+        joint = logL.copy()
+        for j in range(J):
+            for f in range(F):
+                joint[j] += lp[soff[f] + state_of[f, j]]
+        post = np.empty(J)
+        softmax_into(joint, post)
+        for j in range(J):
+            for f in range(F):
+                qs[soff[f] + state_of[f, j]] += post[j]
+        return qs
+    for f in range(F):
+        qs[soff[f]:soff[f + 1]] = 1.0 / S[f]
+    vfe = mean_field_vfe(qs, lp, logL, state_of, S, soff, kind, eps, not legacy_initial)
+    for _ in range(num_iter):
+        source = qs.copy() if parallel else qs  # parallel: every factor reads the previous sweep
+        for f in range(F):
+            x = expected_loglik(source, f, by_factor[f], state_of, S, soff)
+            for s in range(S[f]):
+                x[s] += lp[soff[f] + s]
+            softmax_into(x, qs[soff[f]:soff[f + 1]])
+        if tol < 0.0:
+            continue
+        new_vfe = mean_field_vfe(qs, lp, logL, state_of, S, soff, kind, eps, True)
+        if abs(vfe - new_vfe) < tol:
+            break
+        vfe = new_vfe
+    return qs
+
+
+
+HEAD = len(SIZES)
+NI = len(INT_TABLES)
+(S_, SOFF, STATE_OF, O_, A_DEPS, A_NDEPS, A_ROW, A_PTR, A_COL, H_OFF, C_OFF, T_, B_DEPS, B_NDEPS, B_ROW, B_PTR, B_COL,
+ PARENT, ACTIONS, INVERSE, LEV_OFF, FIRST, CODES, SETTINGS) = range(NI)
+LN_A_JOINT, A_VAL, HA_, LN_C, B_VAL, LN_E, SIGNS, SETTINGS_F = range(len(FLOAT_TABLES))
+
+
+@helper
+def ints_at(ix, k):
+    """Int table ``k`` (a position in ``INT_TABLES``), flat."""
+    return ix[ix[HEAD + k]:ix[HEAD + k + 1]]
+
+
+@helper
+def floats_at(ix, fx, k):
+    """Float table ``k`` (a position in ``FLOAT_TABLES``), flat."""
+    base = HEAD + NI + 1
+    return fx[ix[base + k]:ix[base + k + 1]]
+
+
+@helper
+def score(qs, ix, fx, outcome_kind, outcome_eps):
+    """The EFE terms of every policy, ``(3, P)``: utility, ambiguity, state information gain, each summed over
+    the policy's steps (``aif.control.prefix_tree_efe`` over ``aif.efe.step_terms``, without a state floor)."""
+    F, P, H = ix[0], ix[3], ix[4]
+    S, soff, O, T = ints_at(ix, S_), ints_at(ix, SOFF), ints_at(ix, O_), ints_at(ix, T_)
+    a_deps, a_ndeps, a_row = ints_at(ix, A_DEPS).reshape(-1, F), ints_at(ix, A_NDEPS), ints_at(ix, A_ROW)
+    a_ptr, a_col, h_off, c_off = ints_at(ix, A_PTR), ints_at(ix, A_COL), ints_at(ix, H_OFF), ints_at(ix, C_OFF)
+    b_deps, b_ndeps, b_row = ints_at(ix, B_DEPS).reshape(F, F), ints_at(ix, B_NDEPS), ints_at(ix, B_ROW)
+    b_ptr, b_col = ints_at(ix, B_PTR), ints_at(ix, B_COL)
+    parent, actions = ints_at(ix, PARENT), ints_at(ix, ACTIONS).reshape(-1, F)
+    inverse, lev_off = ints_at(ix, INVERSE).reshape(H, P), ints_at(ix, LEV_OFF)
+    a_val, HA, lnC, b_val = floats_at(ix, fx, A_VAL), floats_at(ix, fx, HA_), floats_at(ix, fx, LN_C), floats_at(
+        ix, fx, B_VAL)
+    n_belief = qs.shape[0]
+    work = np.empty(ix[2])  # the joint of any dependency list fits in the joint of all factors
+    out = np.zeros((3, P))
+    previous = qs.reshape(1, n_belief)
+    for t in range(H):
+        lo, hi = lev_off[t], lev_off[t + 1]
+        current = np.empty((hi - lo, n_belief))
+        step = np.zeros((3, hi - lo))  # utility, ambiguity, entropy of q(o), of each distinct prefix
+        for i in range(hi - lo):
+            transition(previous[parent[lo + i]], actions[lo + i], S, soff, b_deps, b_ndeps, b_row, b_ptr, b_col,
+                       b_val, work, current[i])
+            for m in range(O.shape[0]):
+                D = joint_of(current[i], a_deps[m], a_ndeps[m], S, soff, work)
+                ambiguity = 0.0
+                for d in range(D):
+                    ambiguity += HA[h_off[m] + d] * work[d]
+                col = c_off[m] + min(t, T[m] - 1) * O[m]
+                utility = 0.0
+                entropy = 0.0
+                for o in range(O[m]):
+                    qo = dot_row(a_ptr, a_col, a_val, a_row[m] + o, work)
+                    utility += qo * lnC[col + o]
+                    entropy -= xlogx(qo, outcome_kind, outcome_eps)
+                step[0, i] += utility
+                step[1, i] += ambiguity
+                step[2, i] += entropy
+        for p in range(P):
+            k = inverse[t, p]
+            out[0, p] += step[0, k]
+            out[1, p] += step[1, k]
+            out[2, p] += step[2, k] - step[1, k]  # state information gain = H[q(o)] - ambiguity
+        previous = current
+    return out
+
+
+@helper
+def posterior(G, ln_E, gamma, out):
+    """q(pi) = softmax(-gamma G + ln E) into ``out``, with G shifted by its lowest allowed value when gamma G
+    would overflow (``aif.control.posterior_of``)."""
+    P = G.shape[0]
+    x = np.empty(P)
+    top = 0.0
+    for p in range(P):
+        top = max(top, abs(G[p]))
+    if gamma * top < 1e300:
+        for p in range(P):
+            x[p] = -gamma * G[p] + ln_E[p]
+    else:
+        low = math.inf
+        for p in range(P):
+            if math.isfinite(ln_E[p]):
+                low = min(low, G[p])
+        for p in range(P):
+            x[p] = -gamma * ((G[p] - low) if math.isfinite(ln_E[p]) else 0.0) + ln_E[p]
+    softmax_into(x, out)
+
+
+@jit
+def predict(qs, action, ix, fx, out):
+    """The next prior (flat, into ``out``) from the flat belief ``qs`` and the action ``(F,)``
+    (``aif.control.predict``)."""
+    F = ix[0]
+    transition(qs, action, ints_at(ix, S_), ints_at(ix, SOFF), ints_at(ix, B_DEPS).reshape(F, F),
+               ints_at(ix, B_NDEPS), ints_at(ix, B_ROW), ints_at(ix, B_PTR), ints_at(ix, B_COL),
+               floats_at(ix, fx, B_VAL), np.empty(ix[2]), out)
+
+
+@jit
+def step(obs, prior, ix, fx, out, action, choose):
+    """One Agent step on outcome indices ``obs (M,)`` and the flat ``prior``, written into ``out`` and ``action``.
+
+    ``out``: the flat posterior, ``terms (4, P)`` (utility, ambiguity, state_info_gain, risk), ``G (P,)``,
+    ``q_pi (P,)`` and the flat next prior, one after the other (``aif.fast.Tables.outputs``). ``choose``: take
+    the deterministic action (into ``action (F,)``) and predict the next prior; otherwise both are left for the
+    caller (stochastic selection draws in Python). Settings (``SETTINGS``): inference method (0 fixed point,
+    1 exact), num_iter, parallel, legacy initial VFE, inference guard kind, outcome guard kind, sampling (0 full,
+    1 marginal); (``SETTINGS_F``): tol (< 0: none), inference guard eps, outcome guard eps, gamma.
+    """
+    F, J, P = ix[0], ix[2], ix[3]
+    n = prior.shape[0]
+    settings, settings_f = ints_at(ix, SETTINGS), floats_at(ix, fx, SETTINGS_F)
+    qs = infer(obs, prior, ints_at(ix, S_), ints_at(ix, SOFF), ints_at(ix, STATE_OF).reshape(F, J),
+               floats_at(ix, fx, LN_A_JOINT), ints_at(ix, A_DEPS).reshape(-1, F), ints_at(ix, A_NDEPS),
+               ints_at(ix, O_), settings[0], settings[1], settings_f[0], settings[2] == 1, settings[3] == 1,
+               settings[4], settings_f[1])
+    out[:n] = qs
+    terms = out[n:n + 4 * P].reshape(4, P)
+    G, q_pi = out[n + 4 * P:n + 5 * P], out[n + 5 * P:n + 6 * P]
+    terms[:3] = score(qs, ix, fx, settings[5], settings_f[2])
+    codes, signs = ints_at(ix, CODES), floats_at(ix, fx, SIGNS)
+    for p in range(P):
+        # risk = -utility - information gain - ambiguity (``aif.efe.combine``); G summed term by term, in order
+        terms[3, p] = -terms[0, p] - terms[2, p] - terms[1, p]
+        G[p] = 0.0
+        for k in range(codes.shape[0]):
+            G[p] += signs[k] * terms[codes[k], p]
+    posterior(G, floats_at(ix, fx, LN_E), settings_f[3], q_pi)
+    if not choose:
+        return
+    first = ints_at(ix, FIRST).reshape(P, F)
+    if settings[6] == 0:  # the first action of the most probable policy (the first of ties)
+        action[:] = first[np.argmax(q_pi)]
+    else:  # per factor, the most probable first action under q(pi)
+        for f in range(F):
+            marginal = np.zeros(first[:, f].max() + 1)
+            for p in range(P):
+                marginal[first[p, f]] += q_pi[p]
+            action[f] = np.argmax(marginal)
+    predict(qs, action, ix, fx, out[n + 6 * P:])

@@ -1,0 +1,291 @@
+"""The compiled step: ``aif.Agent.step`` of the common configuration in one numba call.
+
+``Agent.step`` runs the NumPy path (``aif.inference``, ``aif.control``, ``aif.efe``: the readable reference)
+unless all of the following hold (``reason(agent)`` names the first that does not), in which case, once the
+kernel is compiled, one call of ``aif._fast_kernels.step`` does the whole step -- state inference, the EFE of
+every policy, q(pi), the action and the next prior:
+
+- the agent: an ``aif.Agent`` whose step methods are not overridden; no ``learning``, ``planner``, ``actions``
+  (action factors) or ``preprocess``; ``inference`` a ``FixedPoint`` or an ``Exact`` (any settings); EFE terms
+  among ``Utility``, ``Risk``, ``Ambiguity`` and ``InfoGain`` (``InfoGain(joint=True)`` only with one modality,
+  where it is the same term); ``EFEOptions.guards`` without a state floor or a joint-likelihood guard
+  (``Guards.exact()``, ``Guards.pymdp()``; pymdp.legacy's ``Guards.pymdp_legacy()`` floors states and runs on the
+  NumPy path);
+- the model: at most ``MAX_JOINT`` joint states (the kernel works on the joint state space);
+- the step: every modality's observation an outcome index (a probability vector runs on the NumPy path);
+- numba is installed and the environment variable ``AIF_FAST`` is not ``"0"`` when the agent is built.
+
+The rule is read again at every step (a new ``agent.model``, ``policies``, ``gamma``, ... rebuilds the tables or
+falls back). The two paths give the same beliefs, G, terms and q(pi) up to rounding (tests/test_fast.py checks
+1e-12 on random models), hence the same actions wherever no two policies tie to within rounding.
+
+Nothing is compiled before an agent's first step. Importing numba alone takes about half a second, so the kernel
+is made in a background thread, started once the process's agents have taken ``WARM_AFTER`` NumPy steps that the
+kernel would cover; the NumPy path serves every step until it is ready. numba keeps the machine code in
+``__pycache__`` (``cache=True``), so a later process loads it rather than compiling it again. ``compile()`` makes
+it now and waits (benchmarks; a program that wants every step compiled). Stochastic selection draws its action
+in Python with the agent's generator (``aif.control.draw_action``): the draw of the NumPy path.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+import os
+import threading
+from typing import Any
+
+import numpy as np
+
+from .checks import check_log_habits, check_obs
+from .control import draw_action, policy_prefixes, selection_probabilities
+from .efe import Ambiguity, InfoGain, Risk, Utility, _column_entropy, _preferences_at
+from .inference import Exact, FixedPoint, on_joint
+
+MAX_JOINT = 4096  # joint states the kernel covers (its tables hold ln A over the joint states)
+WARM_AFTER = 200  # covered NumPy steps in a process before the kernel is made in the background
+ENV_VAR = "AIF_FAST"  # "0": every step on the NumPy path
+TERMS = ("utility", "ambiguity", "state_info_gain", "risk")  # the rows of the kernel's terms: the NumPy path's keys
+_CODES = {Utility: 0, Ambiguity: 1, InfoGain: 2, Risk: 3}
+_GUARDS = {"exact": 0, "clip": 1, "add": 2}
+_STEP_METHODS = ("step", "infer_states", "infer_policies", "sample_action", "_act")
+
+_kernels: Any = None  # the module aif._fast_kernels, once compiled
+_state: dict[str, Any] = {"status": "idle", "error": None, "steps": 0}
+_lock = threading.Lock()
+
+
+def ready() -> bool:
+    """Whether the compiled kernel is ready."""
+    return _kernels is not None
+
+
+def status() -> dict:
+    """``{"status": "idle" | "compiling" | "ready" | "unavailable", "error": why unavailable, or None}``."""
+    return {"status": _state["status"], "error": _state["error"]}
+
+
+def compile(block: bool = True) -> bool:  # noqa: A001  (the verb a reader looks for)
+    """Make the kernel: import numba and compile it, or load it from numba's cache. ``block=False`` starts this in
+    a daemon thread and returns at once. Returns whether the kernel is ready."""
+    with _lock:
+        start = _state["status"] == "idle"
+        if start:
+            _state["status"] = "compiling"
+    if start and not block:
+        threading.Thread(target=_make, name="aif.fast.compile", daemon=True).start()
+    elif start:
+        _make()
+    elif block:
+        while _state["status"] == "compiling":  # another thread is making it
+            threading.Event().wait(0.005)
+    return ready()
+
+
+def _make() -> None:
+    global _kernels
+    try:
+        from . import _fast_kernels as kernels  # imports numba
+        from .agent import Agent
+        from .model import GenerativeModel
+
+        # one call of each kernel on a one-state model compiles (or loads) the signature every agent uses
+        agent = Agent(GenerativeModel([np.ones((1, 1))], [np.ones((1, 1, 1))]))
+        tables = Tables(agent)
+        out, action = np.empty(tables.outputs[0]), np.zeros(1, dtype=np.int64)
+        kernels.step(np.zeros(1, dtype=np.int64), np.ones(1), tables.ix, tables.fx, out, action, True)
+        kernels.predict(np.ones(1), action, tables.ix, tables.fx, out[:1])
+        _kernels = kernels
+        _state["status"] = "ready"
+    except Exception as e:  # numba missing, or failing on this machine: the NumPy path serves every step
+        _state["status"], _state["error"] = "unavailable", f"{type(e).__name__}: {e}"
+
+
+def reason(agent: Any) -> str | None:
+    """Why ``agent``'s steps run on the NumPy path (the first rule of the module docstring it breaks), or ``None``
+    when the compiled step covers them (observations given as outcome indices)."""
+    from .agent import Agent
+
+    if os.environ.get(ENV_VAR, "1") == "0":
+        return f"the environment sets {ENV_VAR}=0"
+    if _state["status"] == "unavailable":
+        return f"the kernel is unavailable ({_state['error']})"
+    if not isinstance(agent, Agent) or any(getattr(type(agent), n) is not getattr(Agent, n) for n in _STEP_METHODS):
+        return f"{type(agent).__name__} overrides the Agent's step methods"
+    for name in ("learning", "planner", "actions", "preprocess"):
+        if getattr(agent, name) is not None:
+            return f"the agent has {name}"
+    if type(agent.inference) not in (FixedPoint, Exact):
+        return f"inference is {type(agent.inference).__name__}, not FixedPoint or Exact"
+    for term in agent.efe_terms:
+        if type(term) not in _CODES or (isinstance(term, InfoGain) and term.joint and agent.model.num_modalities > 1):
+            return f"the EFE term {term!r} is not one the kernel computes"
+    guards = agent.efe.guards
+    if guards.state_floor > 0 or guards.joint_likelihood is not None:
+        return "EFEOptions.guards has a state floor or a joint-likelihood guard"
+    if math.prod(agent.model.num_states) > MAX_JOINT:
+        return f"the model has {math.prod(agent.model.num_states):,} joint states, above MAX_JOINT = {MAX_JOINT:,}"
+    return None
+
+
+def _rows(blocks: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Compressed rows of 2-D blocks stacked one under the other: ``(first row of each block, ptr, col, val)``;
+    only non-zero entries are kept, in column order (the order of the dense sums)."""
+    dense = [b.reshape(b.shape[0], -1) for b in blocks]
+    first = np.cumsum([0] + [b.shape[0] for b in dense[:-1]])
+    rows, cols = zip(*(np.nonzero(b) for b in dense), strict=True)
+    counts = np.concatenate([np.bincount(r, minlength=b.shape[0]) for r, b in zip(rows, dense, strict=True)])
+    val = np.concatenate([b[r, c] for b, r, c in zip(dense, rows, cols, strict=True)])
+    return first, np.concatenate([[0], np.cumsum(counts)]), np.concatenate(cols), val
+
+
+def _padded(deps: list[list[int]], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dependency lists as ``(n, width)`` padded with -1, and their lengths."""
+    out = np.full((len(deps), width), -1)
+    for i, d in enumerate(deps):
+        out[i, : len(d)] = d
+    return out, np.array([len(d) for d in deps])
+
+
+def _offsets(arrays: list[np.ndarray]) -> np.ndarray:
+    """Where each array starts in their concatenation."""
+    return np.cumsum([0] + [np.size(x) for x in arrays[:-1]])
+
+
+# The kernel's tables, in the order ``aif._fast_kernels`` reads them (its module docstring describes each).
+SIZES = ("F", "M", "J", "P", "H")
+INT_TABLES = ("S", "soff", "state_of", "O", "a_deps", "a_ndeps", "a_row", "a_ptr", "a_col", "h_off", "c_off", "T",
+              "b_deps", "b_ndeps", "b_row", "b_ptr", "b_col", "parent", "actions", "inverse", "lev_off", "first",
+              "codes", "settings")
+FLOAT_TABLES = ("lnA_joint", "a_val", "HA", "lnC", "b_val", "ln_E", "signs", "settings_f")
+
+
+class Tables:
+    """What the kernel reads, made once per model and agent settings, packed into ``ix`` (int64) and ``fx``
+    (float64) (layout: ``aif._fast_kernels``).
+
+    The per-model pieces the NumPy path also reads (ln A, H[A], ln C, ln E, the prefix tree) come from the same
+    caches (``model.derived`` under the same keys, ``aif.control.policy_prefixes``), so both paths read one table.
+    """
+
+    def __init__(self, agent: Any) -> None:
+        model, method, options, policies = agent.model, agent.inference, agent.efe, agent.policies
+        S = list(model.num_states)
+        J = math.prod(S)
+        guard, outcome, likelihood = method.guard, options.guards.outcome, options.guards.likelihood
+        lnA_joint: list[np.ndarray] = []
+        HA: list[np.ndarray] = []
+        lnC: list[np.ndarray] = []
+        T: list[int] = []
+        for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies, strict=True)):
+            ln_A = model.derived(("ln A", m, guard), functools.partial(guard, A_m))  # (O, *deps)
+            lnA_joint.append(np.stack([np.broadcast_to(on_joint(x, deps, S), S) for x in ln_A]))  # (O, *S)
+            HA.append(model.derived(("H[A]", m, likelihood), functools.partial(_column_entropy, A_m, likelihood)))
+            T.append(model.C[m].shape[1] if model.C[m].ndim == 2 else 1)
+            lnC.append(np.stack([_preferences_at(model, m, t, options) for t in range(T[-1])]))  # (T_m, O_m)
+        # B_f (S', *deps, U) as rows (u, s') over the joint of its dependencies
+        B_rows = [np.moveaxis(B_f.reshape(B_f.shape[0], -1, B_f.shape[-1]), -1, 0).reshape(-1, B_f[0, ..., 0].size)
+                  for B_f in model.B]
+        a_row, a_ptr, a_col, a_val = _rows(list(model.A))
+        b_row, b_ptr, b_col, b_val = _rows(B_rows)
+        levels = policy_prefixes(policies)
+        E = model.E
+        ln_E = np.zeros(len(policies)) if E is None else model.derived("ln E", lambda: check_log_habits(E, len(E)))
+        exact = isinstance(method, Exact)
+        tables_i = dict(
+            S=S, soff=np.cumsum([0] + S), state_of=np.unravel_index(np.arange(J), S), O=model.num_obs,
+            **dict(zip(("a_deps", "a_ndeps"), _padded(model.A_dependencies, len(S)), strict=True)),
+            a_row=a_row, a_ptr=a_ptr, a_col=a_col, h_off=_offsets(HA), c_off=_offsets(lnC), T=T,
+            **dict(zip(("b_deps", "b_ndeps"), _padded(model.B_dependencies, len(S)), strict=True)),
+            b_row=b_row, b_ptr=b_ptr, b_col=b_col,
+            parent=np.concatenate([lv[0] for lv in levels]), actions=np.concatenate([lv[1] for lv in levels]),
+            inverse=np.stack([lv[2] for lv in levels]), lev_off=np.cumsum([0] + [len(lv[0]) for lv in levels]),
+            first=policies[:, 0, :], codes=[_CODES[type(t)] for t in agent.efe_terms],
+            settings=[int(exact), 0 if exact else method.num_iter, int(not exact and method.schedule == "parallel"),
+                      int(not exact and method.legacy_initial_vfe), _GUARDS[guard.kind], _GUARDS[outcome.kind],
+                      int(agent.selection.sampling == "marginal")])
+        tol = -1.0 if exact or method.tol is None else float(method.tol)
+        tables_f = dict(lnA_joint=lnA_joint, a_val=a_val, HA=HA, lnC=lnC, b_val=b_val, ln_E=ln_E,
+                        signs=[t.sign for t in agent.efe_terms], settings_f=[tol, guard.eps, outcome.eps, agent.gamma])
+        ints = [np.ravel(np.asarray(tables_i[name], dtype=np.int64)) for name in INT_TABLES]
+        floats = [np.concatenate([np.ravel(np.asarray(x, dtype=float)) for x in tables_f[name]])
+                  if isinstance(tables_f[name], list) else np.ravel(np.asarray(tables_f[name], dtype=float))
+                  for name in FLOAT_TABLES]
+        head = len(SIZES) + len(ints) + 1 + len(floats) + 1
+        int_offsets = head + np.cumsum([0] + [x.size for x in ints])
+        float_offsets = np.cumsum([0] + [x.size for x in floats])
+        P, H = policies.shape[:2]
+        self.ix = np.concatenate([[len(S), model.num_modalities, J, P, H], int_offsets, float_offsets, *ints]
+                                 ).astype(np.int64)
+        self.fx = np.concatenate(floats)
+        n = sum(S)
+        self.factors = [slice(a, b) for a, b in zip(np.cumsum([0] + S[:-1]).tolist(), np.cumsum(S).tolist(),
+                                                    strict=True)]
+        # where the kernel writes each output in ``out`` (``aif._fast_kernels.step``)
+        self.outputs = (n + 6 * P + n, slice(0, n), slice(n, n + 4 * P), slice(n + 4 * P, n + 5 * P),
+                        slice(n + 5 * P, n + 6 * P), slice(n + 6 * P, n + 6 * P + n), P)
+
+
+def _settings(agent: Any) -> tuple:
+    """What the tables are made from: the objects (compared by identity) and gamma."""
+    return (agent.model, agent.policies, agent.inference, agent.efe, agent.efe_terms, agent.selection,
+            agent.learning, agent.planner, agent.actions, agent.preprocess, agent.gamma)
+
+
+class FastStep:
+    """An agent's hook into the compiled step: ``step(agent, obs)`` returns the action, or ``None`` when this step
+    belongs to the NumPy path (kernel not ready, a rule of the module docstring broken, a soft observation)."""
+
+    def __init__(self) -> None:
+        self.settings: tuple = ()
+        self.tables: Tables | None = None
+        self.prior: tuple = ([], None)  # the last prior handed to the agent (per factor) and its flat array
+
+    def step(self, agent: Any, obs: Any) -> np.ndarray | None:
+        if _kernels is None:
+            if _state["status"] == "idle":
+                _state["steps"] += 1
+                if _state["steps"] >= WARM_AFTER and reason(agent) is None:
+                    compile(block=False)
+            return None
+        settings = _settings(agent)
+        if len(settings) != len(self.settings) or not all(map(operator.is_, settings, self.settings)):
+            self.settings = settings
+            self.tables = Tables(agent) if reason(agent) is None else None
+        tables = self.tables
+        if tables is None:
+            return None
+        outcomes = check_obs(agent.model, obs)
+        if not all(type(o) is int for o in outcomes):
+            return None
+        prior_list, prior = self.prior
+        if agent.prior is not prior_list:  # set by reset() or by the NumPy path
+            prior = np.concatenate(agent.prior)
+        size, qs, terms, G, q_pi, next_prior, P = tables.outputs
+        out = np.empty(size)
+        selection = agent.selection
+        choose = selection.mode == "deterministic"
+        action = np.empty(len(tables.factors), dtype=np.int64)
+        _kernels.step(np.array(outcomes, dtype=np.int64), prior, tables.ix, tables.fx, out, action, choose)
+        if not choose:
+            probs = selection_probabilities(out[q_pi], agent.policies, selection.mode, agent.alpha,
+                                            selection.sampling)
+            action = draw_action(probs, agent.policies, selection.mode, agent.rng, selection.sampling)
+            _kernels.predict(out[qs], action, tables.ix, tables.fx, out[next_prior])
+        factors = tables.factors
+        agent.qs = [out[qs][f] for f in factors]
+        agent.q_pi, agent.G = out[q_pi], out[G]
+        agent.terms = dict(zip(TERMS, out[terms].reshape(4, P), strict=True))
+        agent.search_info = agent.plan = agent.multi_action = None
+        agent.action = action
+        prior = out[next_prior]
+        agent.prior = [prior[f] for f in factors]
+        self.prior = (agent.prior, prior)
+        agent.t += 1
+        return action
+
+
+def for_agent(agent: Any) -> FastStep | None:
+    """The hook of a newly built agent, or ``None`` when ``AIF_FAST=0`` (every step on the NumPy path)."""
+    return None if os.environ.get(ENV_VAR, "1") == "0" else FastStep()

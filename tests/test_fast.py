@@ -1,0 +1,186 @@
+"""The compiled step (``aif.fast``) against the NumPy path: the same beliefs, G, terms, q(pi), actions and priors
+on random models, and a clear fallback wherever the kernel does not cover the agent or the step."""
+
+import copy
+
+import numpy as np
+import pytest
+
+import aif
+from aif import fast
+from aif.efe import Guards
+from aif.envs import GridWorld, TMaze
+from aif.errors import ObservationError
+from aif.maths import LEGACY
+
+pytest.importorskip("numba")
+
+TOL = 1e-12
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel():
+    """The kernel, made once (numba loads it from its cache after the first run on a machine)."""
+    assert fast.compile(), fast.status()
+
+
+def agent_pair(monkeypatch, model, **kwargs):
+    """The same agent twice: with the compiled step, and on the NumPy path (``AIF_FAST=0``)."""
+    monkeypatch.setenv(fast.ENV_VAR, "1")
+    compiled = aif.Agent(model, **kwargs)
+    monkeypatch.setenv(fast.ENV_VAR, "0")
+    reference = aif.Agent(model, **{k: copy.deepcopy(v) if k == "rng" else v for k, v in kwargs.items()})
+    monkeypatch.delenv(fast.ENV_VAR)
+    assert compiled._fast is not None and reference._fast is None
+    return compiled, reference
+
+
+def assert_same(a, b):
+    for q_a, q_b in zip(a.qs, b.qs, strict=True):
+        np.testing.assert_allclose(q_a, q_b, rtol=0, atol=TOL)
+    np.testing.assert_allclose(a.q_pi, b.q_pi, rtol=0, atol=TOL)
+    scale = max(1.0, float(np.abs(b.G).max()))
+    np.testing.assert_allclose(a.G, b.G, rtol=0, atol=TOL * scale)
+    assert list(a.terms) == list(b.terms)
+    for name in b.terms:
+        np.testing.assert_allclose(a.terms[name], b.terms[name], rtol=0, atol=TOL * scale)
+    np.testing.assert_array_equal(a.action, b.action)
+    assert a.action.dtype == b.action.dtype
+    for p_a, p_b in zip(a.prior, b.prior, strict=True):
+        np.testing.assert_allclose(p_a, p_b, rtol=0, atol=TOL)
+    assert a.t == b.t
+
+
+SHAPES = [  # num_states, num_obs, num_controls, A_dependencies, B_dependencies
+    ([4], [3], [3], None, None),
+    ([3, 2], [4, 2, 3], [3, 1], None, None),
+    ([3, 2, 2], [3, 4], [2, 2, 1], [[0, 2], [1]], [[0], [1, 0], [2]]),
+    ([2, 3], [5], [2, 3], [[1, 0]], [[0, 1], [1]]),
+]
+
+SETTINGS = [  # Agent keyword arguments
+    {},
+    {"inference": aif.FixedPoint.pymdp(), "efe": aif.EFEOptions.pymdp(), "gamma": 1.0},
+    {"inference": aif.FixedPoint.pymdp_legacy(), "efe_terms": (aif.Risk(), aif.Ambiguity())},
+    {"inference": aif.Exact(), "efe_terms": (aif.Utility(),), "selection": aif.Selection(sampling="marginal")},
+    {"efe_terms": (aif.Ambiguity(), aif.Utility(), aif.Risk()), "selection": aif.Selection("stochastic"),
+     "rng": np.random.default_rng(3), "alpha": 4.0},
+    {"selection": aif.Selection("stochastic", "marginal"), "rng": np.random.default_rng(5), "gamma": 2.0},
+]
+
+
+@pytest.mark.parametrize("shape", range(len(SHAPES)))
+@pytest.mark.parametrize("settings", range(len(SETTINGS)))
+def test_compiled_step_equals_numpy_path(monkeypatch, shape, settings):
+    """Random models (several factors and modalities, sparse A and B dependencies, uncontrolled factors), every
+    inference method and selection the kernel covers, horizons 1 to 3: ten steps of both paths agree."""
+    S, O, U, A_deps, B_deps = SHAPES[shape]
+    rng = np.random.default_rng(10 * shape + settings)
+    model = aif.random_model(rng, S, O, U, A_deps, B_deps, concentration=0.5, C_scale=2.0)
+    horizon = 1 + (shape + settings) % 3
+    compiled, reference = agent_pair(monkeypatch, model, policy_horizon=horizon, **SETTINGS[settings])
+    assert fast.reason(compiled) is None
+    for _ in range(10):
+        obs = [int(rng.integers(n)) for n in O]
+        compiled.step(obs)
+        reference.step(obs)
+        assert_same(compiled, reference)
+    assert compiled.terms["utility"].base is not None  # it ran the kernel (views of its output), not the NumPy path
+
+
+def test_habits_time_varying_preferences_and_horizon(monkeypatch):
+    """E with a ruled-out policy, C with a column per step (read at min(t, T - 1)), and a precision so large that
+    gamma G overflows (q(pi) falls back to the argmin of the allowed policies)."""
+    rng = np.random.default_rng(7)
+    base = aif.random_model(rng, [3, 2], [3, 2], [3, 2])
+    P = 6**2
+    E = rng.dirichlet(np.ones(P))
+    E[0] = 0.0
+    E /= E.sum()
+    C = [rng.normal(size=(3, 2)), rng.normal(size=(2, 3))]
+    for gamma in (16.0, 1e308):
+        model = base.replace(E=E, C=C)
+        compiled, reference = agent_pair(monkeypatch, model, policy_horizon=2, gamma=gamma)
+        for _ in range(4):
+            obs = [int(rng.integers(3)), int(rng.integers(2))]
+            compiled.step(obs)
+            reference.step(obs)
+            assert_same(compiled, reference)
+        assert compiled.q_pi[0] == 0.0
+
+
+def test_rollout_trajectories_identical(monkeypatch):
+    """The T-maze and the grid world: whole rollouts with the compiled step and without it choose the same actions
+    and hold the same beliefs."""
+    tmaze = TMaze()
+    grid = GridWorld((4, 4), start=(0, 0), goals=[(3, 3)], terminate_at_goal=False)
+    for env, horizon in ((tmaze, 1), (grid, 2)):
+        compiled, reference = agent_pair(monkeypatch, env.generative_model(), policy_horizon=horizon)
+        a = aif.rollout(compiled, env, 40, seed=1, progress=False)
+        b = aif.rollout(reference, env, 40, seed=1, progress=False)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        np.testing.assert_array_equal(a.observations, b.observations)
+        np.testing.assert_allclose(a.q_pi, b.q_pi, rtol=0, atol=TOL)
+        for q_a, q_b in zip(a.qs, b.qs, strict=True):
+            np.testing.assert_allclose(q_a, q_b, rtol=0, atol=TOL)
+
+
+def test_fallback_rules(monkeypatch):
+    """Each rule of ``aif.fast``'s docstring names the reason, and such an agent's steps run the NumPy path."""
+    rng = np.random.default_rng(0)
+    model = aif.random_model(rng, [3, 2], [3, 2], [3, 1], dirichlet=True)
+    monkeypatch.setenv(fast.ENV_VAR, "1")
+    cases = {
+        "learning": dict(learning=aif.Learning()),
+        "planner": dict(planner=aif.planning.SophisticatedInference(depth=1)),
+        "NumPy path: inference": dict(inference=aif.MarginalMessagePassing()),
+        "term": dict(efe_terms=(aif.Utility(), aif.InfoGain(), aif.Novelty("A"))),
+        "joint": dict(efe_terms=(aif.Utility(), aif.InfoGain(joint=True))),
+        "floor": dict(efe=aif.EFEOptions.pymdp_legacy()),
+        "preprocess": dict(preprocess=lambda o: o),
+    }
+    words = {"learning": "learning", "planner": "planner", "NumPy path: inference": "inference is",
+             "term": "EFE term", "joint": "EFE term", "floor": "state floor", "preprocess": "preprocess"}
+    for case, kwargs in cases.items():
+        agent = aif.Agent(model, **kwargs)
+        why = fast.reason(agent)
+        assert why is not None and words[case] in why, (case, why)
+    big = aif.random_model(rng, [17, 16, 16], [2], [1, 1, 1])
+    assert "MAX_JOINT" in fast.reason(aif.Agent(big))
+    # the pymdp.legacy guards without the state floor are covered
+    assert fast.reason(aif.Agent(model, efe=aif.EFEOptions(guards=Guards(outcome=LEGACY)))) is None
+    monkeypatch.setenv(fast.ENV_VAR, "0")
+    assert aif.Agent(model)._fast is None and "AIF_FAST=0" in fast.reason(aif.Agent(model))
+
+
+def test_soft_observation_and_changed_settings(monkeypatch):
+    """A probability-vector observation runs that step on the NumPy path, and the next step is compiled again from
+    the prior it left; a new ``gamma`` or model between steps is read at the next step."""
+    rng = np.random.default_rng(2)
+    model = aif.random_model(rng, [3, 2], [3, 2], [3, 2])
+    compiled, reference = agent_pair(monkeypatch, model, policy_horizon=2)
+    for obs in ([0, 1], [np.array([0.2, 0.5, 0.3]), 1], [2, 0]):
+        compiled.step(obs)
+        reference.step(obs)
+        assert_same(compiled, reference)
+    other = aif.random_model(rng, [3, 2], [3, 2], [3, 2])
+    for agent in (compiled, reference):
+        agent.gamma = 3.0
+        agent.model = other
+    for obs in ([1, 1], [0, 0]):
+        compiled.step(obs)
+        reference.step(obs)
+        assert_same(compiled, reference)
+
+
+def test_bad_observation_leaves_agent_unchanged(monkeypatch):
+    """The compiled step validates the observation at the boundary (the NumPy path's error) before changing the
+    agent."""
+    model = aif.random_model(np.random.default_rng(4), [3], [3], [2])
+    compiled, _ = agent_pair(monkeypatch, model)
+    compiled.step([0])
+    before = [compiled.t, compiled.qs, compiled.prior, compiled.q_pi]
+    with pytest.raises(ObservationError, match="out of range"):
+        compiled.step([3])
+    assert all(x is y for x, y in zip([compiled.t, compiled.qs, compiled.prior, compiled.q_pi], before, strict=True))
+    assert fast.status() == {"status": "ready", "error": None}
