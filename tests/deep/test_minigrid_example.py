@@ -1,0 +1,56 @@
+"""examples/minigrid.py: the view's encoding, and the --quick run of both agents (the RSSM filter feeding the
+actor-critic, and DQN) in MiniGrid-Empty-8x8 from the partial egocentric view."""
+
+import importlib.util
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("minigrid")
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def example():
+    spec = importlib.util.spec_from_file_location("minigrid_example", ROOT / "examples" / "minigrid.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_encode_is_one_hot_per_cell(example):
+    rng = np.random.default_rng(0)
+    image = np.stack([rng.integers(11, size=(7, 7)), rng.integers(6, size=(7, 7)), rng.integers(3, size=(7, 7))], -1)
+    x = example.encode(image).reshape(7, 7, 14)
+    assert x.dtype == np.uint8 and example.PIXELS == 686
+    assert (x[..., :11].sum(-1) == 1).all() and (x[..., 11:].sum(-1) == 1).all()
+    assert (x[..., :11].argmax(-1) == image[..., 0]).all() and (x[..., 11:].argmax(-1) == image[..., 2]).all()
+
+
+def test_quick_run(example):
+    results = example.main(["--quick", "--agents", "rssm-sac", "dqn"])
+    assert [r["agent"] for r in results] == ["rssm-sac", "dqn"]
+    for r in results:
+        assert len(r["returns"]) == len(r["goal"]) == example.QUICK.episodes and r["steps"] > 0
+        assert 0.0 <= r["success_rate"] <= r["goal_rate"] <= 1.0
+        assert all((ret > 0) == g for ret, g in zip(r["returns"], r["goal"], strict=True))  # a reward only at the goal
+    assert results[0]["world_model"] is not None and results[1]["world_model"] is None
+
+
+def test_filter_carries_the_view(example):
+    """The filter's features are [h, E_q onehot z]; after an action h changes and the belief is the Agent's formula."""
+    s = example.QUICK
+    rssm = example.world_model(s, 0)
+    filt = example.Filter(rssm)
+    pixels = np.zeros(example.PIXELS, np.uint8)
+    x0 = filt.reset(pixels)
+    assert x0.shape == (s.deter + s.latents * s.classes,) and x0.dtype == torch.float32
+    assert torch.all(x0[: s.deter] == 0)  # h_0 = 0
+    x1 = filt.step(2, pixels)
+    assert not torch.equal(x1[: s.deter], x0[: s.deter])
+    torch.testing.assert_close(x1[s.deter:].reshape(s.latents, s.classes).sum(-1), torch.ones(s.latents))
