@@ -18,7 +18,8 @@ The agent does not know ``p``. ``generative_model`` gives it one of two models, 
   reward and no reward in every arm's column, so ``A[1]`` there is 50/50 and Dirichlet learning
   (``aif.Learning``) estimates each arm's probability from its pulls; the ``aif.Novelty`` term values pulls of
   little-known arms; forgetting (``Learning.forgetting``) lets it track reversals. Counts of what the agent
-  knows (the arm observation, the start's null outcome) are pinned at ``1e4`` times their probability.
+  knows (the arm observation, the start's null outcome) are ``1e4`` times their probability, with exact zeros
+  for the impossible outcomes (so pymdp.legacy's novelty of an arm with counts ``a`` is ``1 / sum(a)``).
 - ``kind="context"`` (the "which arm is good" model): a second factor, the good arm (``K`` states, uniform
   prior), with the agent knowing a good arm pays with ``good_prob`` and the others with ``bad_prob``; state
   information gain (``aif.InfoGain``) values the pulls that tell which arm is good, and ``switch_prob`` (the
@@ -37,7 +38,7 @@ from numpy.typing import ArrayLike
 from ..checks import as_numbers, check_choice, check_fraction, check_integer, check_positive, check_real
 from ..errors import ParameterError
 from ..model import GenerativeModel
-from .pomdp import COUNT_FLOOR, POMDPEnv, known_counts
+from .pomdp import KNOWN_COUNT, POMDPEnv
 
 START = 0  # arm-factor state before the first pull
 NULL, REWARD, NO_REWARD = range(3)
@@ -174,9 +175,11 @@ class Bandit(POMDPEnv):
             A_out = np.zeros((3, K + 1))
             A_out[NULL, START] = 1.0
             A_out[REWARD:, 1:] = 0.5
-            pA = known_counts([A_arm, A_out])
+            # What the agent knows is pinned by large counts, and its impossible outcomes are zero counts: structural
+            # zeros, which learning leaves at zero and the novelty term masks (a small positive floor there would add
+            # 1/a0 to pymdp.legacy's novelty of every arm, as if a third outcome were possible).
+            pA = [KNOWN_COUNT * A_arm, KNOWN_COUNT * A_out]
             pA[1][REWARD:, 1:] = count
-            pA[1][NULL, 1:] = COUNT_FLOOR  # the arms' null outcome: a known zero, as known_counts writes them
             return GenerativeModel([A_arm, A_out], [B_arm], [np.zeros(K + 1), C_out], [np.eye(K + 1)[START]], pA=pA)
         others = (self.probs.sum() - self.probs.max()) / (K - 1)
         good = float(self.probs.max()) if good_prob is None else check_fraction(good_prob, "good_prob")
