@@ -12,11 +12,15 @@ network, optimiser, replay buffer, update rate and episodes.
     python examples/cartpole.py --ablation            # epistemic weights 0, 0.1, 1, 10: return, entropy
     python examples/cartpole.py --ablation --weights 10 --cap 0       # the same without the epistemic cap
     python examples/cartpole.py --agent actor-critic  # an amortised policy trained against G_phi, against DQN
+    python examples/cartpole.py --agent actor-critic --no-dqn --episodes 300 --workers 5   # the issue-19 measurement
     python examples/cartpole.py --quick               # seconds; what the tests run
 
 With ``--agent actor-critic`` the agent acts from an amortised policy pi_psi(a | x) trained against G_phi (the
-critic, learned as above) in the maximum-entropy form with a learned temperature (``aif_deep.SoftActorCritic``;
-``aif_deep.actor_critic``'s docstring): the same Agent with another planner network and learner.
+critic, learned as above) in the maximum-entropy form (``aif_deep.SoftActorCritic``; ``aif_deep.actor_critic``'s
+docstring): the same Agent with another planner network and learner. Its entropy weight alpha is fixed at 1/30 by
+default, the temperature of the efe-q agent's final precision 30, so the actor's target softmax(-G_phi / alpha) is
+the efe-q agent's q(a | x); ``--target-entropy`` learns alpha instead (SAC's temperature), which on CartPole let
+the policy's entropy collapse (benchmarks/results/cartpole.md).
 
 Prints, per seed, the first episode at which the 100-episode mean return reaches 475 ("not reached"
 otherwise), the median over seeds and the wall time; writes a figure with --out. The recorded results of
@@ -59,7 +63,9 @@ class Settings:
         td: ``TDLearning`` (its ``tricks`` are ``build_agent``'s).
         actor_critic: act from an amortised policy trained against G_phi (``SoftActorCritic``), sampled at unit
             precision (``selection`` does not apply).
-        target_entropy, drift: the actor's ``EntropyWeight`` target (nats) and ``PolicyDrift`` weight (0: none).
+        alpha, target_entropy, alpha_lr: the actor's ``EntropyWeight``: the weight alpha (its initial value when
+            learned), the target entropy in nats (``None``: alpha stays fixed) and the learning rate of ln alpha.
+        drift: the ``PolicyDrift`` weight (0: none).
         actor_lr, imagination: the actor's learning rate and imagined steps (``SoftActorCritic``).
     """
 
@@ -73,7 +79,9 @@ class Settings:
     selection: object = Softmax()
     td: online.TDLearning = online.TDLearning()
     actor_critic: bool = False
-    target_entropy: float = 0.2
+    alpha: float = 1 / 30
+    target_entropy: float | None = None
+    alpha_lr: float = 3e-4
     drift: float = 0.0
     actor_lr: float = 3e-4
     imagination: int = 0
@@ -99,7 +107,8 @@ def build_agent(num_features, num_actions, settings=Settings(), tricks=(), seed=
     planner, learning, selection = online.LearnedQ(q), replace(s.td, tricks=tuple(tricks)), s.selection
     if s.actor_critic:  # q is the critic; the planner's QFunction is the actor (seed + 2), sampled as it is
         actor = aif_deep.QFunction([num_features], [num_actions], hidden=s.hidden, seed=seed + 2)
-        terms_pi = (EntropyWeight(0.05, target=s.target_entropy),) + ((PolicyDrift(s.drift),) if s.drift else ())
+        terms_pi = (EntropyWeight(s.alpha, target=s.target_entropy, lr=s.alpha_lr),) + \
+            ((PolicyDrift(s.drift),) if s.drift else ())
         planner, selection = online.LearnedQ(actor), Softmax(1.0, gamma_start=None)
         learning = SoftActorCritic(q, td=learning, policy_terms=terms_pi, lr=s.actor_lr, imagination=s.imagination)
     return aif_deep.Agent(model, inference=online.ObservedState(), planner=planner, efe_terms=terms,
@@ -231,6 +240,13 @@ def main(argv=None):
     p.add_argument("--no-stop", action="store_true", help="keep training after the run is solved")
     p.add_argument("--agent", choices=["efe-q", "actor-critic"], default="efe-q",
                    help="the active-inference agent: G_phi with softmax actions, or an actor-critic on G_phi")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="actor-critic: the entropy weight alpha, or its initial value with --target-entropy")
+    p.add_argument("--target-entropy", type=float, default=None,
+                   help="actor-critic: learn alpha so that the policy's mean entropy tracks this (nats)")
+    p.add_argument("--drift", type=float, default=0.0, help="actor-critic: PolicyDrift weight (0: none)")
+    p.add_argument("--imagination", type=int, default=0, help="actor-critic: imagined steps per replayed state")
+    p.add_argument("--no-dqn", action="store_true", help="run the active-inference agent alone, without DQN")
     p.add_argument("--ablation", action="store_true", help="active inference over --weights instead of vs DQN")
     p.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.1, 1.0, 10.0])
     p.add_argument("--gamma", type=float, default=None, help="precision of q(a) (default: Settings')")
@@ -245,7 +261,10 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(1)
-    settings = Settings(actor_critic=args.agent == "actor-critic")
+    settings = Settings(actor_critic=args.agent == "actor-critic", target_entropy=args.target_entropy,
+                        drift=args.drift, imagination=args.imagination)
+    if args.alpha is not None:
+        settings = replace(settings, alpha=args.alpha)
     dqn_eps = EpsilonGreedy()
     if args.gamma is not None:
         settings = replace(settings, selection=Softmax(args.gamma))
@@ -264,7 +283,7 @@ def main(argv=None):
         stop = False  # the ablation compares whole training runs
     else:
         name = "actor-critic" if settings.actor_critic else "active inference"
-        agents = {name: settings, "DQN": dqn_settings(settings, dqn_eps)}
+        agents = {name: settings} if args.no_dqn else {name: settings, "DQN": dqn_settings(settings, dqn_eps)}
     jobs = [(name, s, st, tricks, args.episodes, args.solve, args.window, stop, progress)
             for name, st in agents.items() for s in seeds]
     start = time.perf_counter()
