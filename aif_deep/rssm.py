@@ -156,7 +156,10 @@ class RSSM(nn.Module):
         super().__init__()
         checks.settings("RSSM", {"num_latents": num_latents, "num_actions": num_actions, "deter": deter,
                                  "hidden": hidden}, "count")
-        checks.settings("RSSM", {"num_classes": num_classes - 1}, "count")  # at least 2 classes
+        checks.settings("RSSM", {"num_classes": num_classes}, "count")
+        if num_classes < 2:
+            raise ParameterError(f"RSSM.num_classes must be at least 2 (a latent of one class carries nothing), got "
+                                 f"{num_classes}")
         self.num_latents, self.num_classes, self.num_actions = int(num_latents), int(num_classes), int(num_actions)
         self.deter = int(deter)
         # The NeuralModel's K factors with one control each: its transition networks are unused (the GRU and the

@@ -77,29 +77,33 @@ class Settings:
         elbo: the ELBO's options.
         q_hidden: hidden width of the Q-networks and the actor.
         td: the TD learner's settings (both agents).
-        target_entropy: the actor's target entropy in nats (its entropy weight is learned).
+        reward_preference: ln p~(r) = reward_preference * r, the risk the critics learn (both agents).
+        alpha, target_entropy: the actor's initial entropy weight and its target entropy in nats (the weight is
+            learned); a small weight, as the entropy bonus summed over ~100 discounted steps outweighs a reward of 1.
         epsilon: DQN's exploration.
         success_return: the least return of a successful episode.
         window, target: the success-rate window and the rate that counts as reached.
     """
 
     env: str = "MiniGrid-Empty-8x8-v0"
-    episodes: int = 300
-    warmup: int = 20
+    episodes: int = 150
+    warmup: int = 10
     latents: int = 2
-    classes: int = 16
+    classes: int = 8
     deter: int = 64
-    hidden: int = 128
-    wm_steps: int = 300
+    hidden: int = 64
+    wm_steps: int = 200
     wm_batch: int = 16
     wm_length: int = 32
     wm_lr: float = 1e-3
     elbo: ELBO = field(default_factory=lambda: ELBO(KLBalancing(0.8), FreeNats(1.0)))
-    q_hidden: int = 128
+    q_hidden: int = 64
     td: online.TDLearning = online.TDLearning(lr=5e-4, batch_size=64, buffer_size=50_000, learning_starts=500,
-                                              train_every=2, discount=0.99)
+                                              train_every=4, discount=0.99)
+    reward_preference: float = 10.0
+    alpha: float = 0.01
     target_entropy: float = 0.3
-    epsilon: online.EpsilonGreedy = online.EpsilonGreedy(1.0, 0.05, 10_000)
+    epsilon: online.EpsilonGreedy = online.EpsilonGreedy(1.0, 0.05, 5_000)
     success_return: float = 0.9
     window: int = 20
     target: float = 0.9
@@ -124,13 +128,13 @@ def learner(s: Settings, num_features: int, num_actions: int, kind: str, seed: i
     critic = aif_deep.QFunction([num_features], [num_actions], hidden=s.q_hidden, seed=seed)
     if kind == "sac":
         actor = aif_deep.QFunction([num_features], [num_actions], hidden=s.q_hidden, seed=seed + 2)
-        learning = SoftActorCritic(critic, td=s.td, policy_terms=(EntropyWeight(0.1, target=s.target_entropy),))
+        learning = SoftActorCritic(critic, td=s.td, policy_terms=(EntropyWeight(s.alpha, target=s.target_entropy),))
         planner, selection = online.LearnedQ(actor), online.Softmax(1.0, gamma_start=None)  # sample pi as it is
     else:
         learning = replace(s.td, hard_min=True)
         planner, selection = online.LearnedQ(critic), s.epsilon
     return aif_deep.Agent(model, inference=online.ObservedState(), planner=planner,
-                          efe_terms=(online.RewardRisk(1.0),), learning=learning, selection=selection,
+                          efe_terms=(online.RewardRisk(s.reward_preference),), learning=learning, selection=selection,
                           rng=np.random.default_rng(seed))
 
 

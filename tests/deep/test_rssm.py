@@ -162,8 +162,10 @@ def test_batched_view_and_image_heads():
 
 
 def test_bad_input():
-    with pytest.raises(ParameterError, match="num_classes"):
+    with pytest.raises(ParameterError, match="num_classes must be at least 2"):
         RSSM(2, 1, 2, [Categorical(3)])
+    with pytest.raises(ParameterError, match="reduce hidden or num_states"):  # DreamerV3's 32 x 32: J = 32 ** 32
+        RSSM(32, 32, 2, [Categorical(3)])
     with pytest.raises(ParameterError, match="num_latents"):
         RSSM(0, 3, 2, [Categorical(3)])
     with pytest.raises(ModelError, match="observations"):
