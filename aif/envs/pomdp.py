@@ -54,17 +54,31 @@ def unknown_transitions(B, prior_count, factor=0) -> list:
     return pB
 
 
-def _cdf(p):
-    """Cumulative distribution of one column, for inverse-CDF sampling with one uniform number per draw.
+class _Columns(dict):
+    """The cumulative distribution of each column of one array, made on first use: ``columns[(i, j, ...)]`` is the
+    CDF of ``array[:, i, j, ...]`` as a Python list, its last entry infinity (rounding must not leave a uniform
+    number above it), for inverse-CDF sampling with ``bisect`` and one uniform number per draw.
 
     One uniform per draw (rather than ``Generator.choice``) makes the random stream the same whatever the
-    distributions are, so two agents that act alike see identical worlds. A Python list searched with
-    ``bisect`` is several times faster than a NumPy call for the few outcomes of a column, and the
+    distributions are, so two agents that act alike see identical worlds. A list searched with ``bisect``, found
+    by a dictionary lookup, is several times faster than a NumPy call for the few outcomes of a column, and the
     environment's step is part of every agent-environment loop we time.
     """
-    c = np.cumsum(p)
-    c[-1] = np.inf  # rounding must not leave u above the last entry
-    return c.tolist()
+
+    def __init__(self, array: np.ndarray) -> None:
+        super().__init__()
+        self.array = array
+
+    def __missing__(self, column: tuple) -> list:
+        c = np.cumsum(self.array[(slice(None), *column)])
+        c[-1] = np.inf
+        cdf = self[column] = c.tolist()
+        return cdf
+
+
+def _tables(A, B, D) -> tuple[list, list, list]:
+    """``_Columns`` of every array of the process."""
+    return tuple([_Columns(x) for x in arrays] for arrays in (A, B, D))  # type: ignore[return-value]
 
 
 PROCESS_ARRAYS = ("A", "B", "D")  # the reset options that replace the environment's arrays for an episode
@@ -114,19 +128,16 @@ class POMDPEnv(gym.Env):
         self.action_space = gym.spaces.Discrete(self._num_actions)
         self.state: Any = None
         self.obs: np.ndarray | None = None  # the last observation, for rendering
-        # Column CDFs, filled on first use: key (array list, index, column index tuple). The built arrays keep
-        # theirs across episodes; arrays given to reset get a fresh table for their episode.
-        self._cdfs: dict = {}
+        # Column CDFs of A, B and D, filled on first use. The built arrays keep theirs across episodes; arrays given
+        # to reset get fresh tables for their episode.
+        self._cdfs = _tables(self.A, self.B, self.D)
         self._built = (self.A, self.B, self.D, self._cdfs)
+        # The factors each modality reads (None: all, in order, so the column is the state itself), and whether
+        # each factor's transition reads that factor alone (its column is (s_f, u_f)).
+        everything = list(range(len(self.D)))
+        self._reads = [None if deps == everything else tuple(deps) for deps in self.A_dependencies]
+        self._alone = [deps == [f] for f, deps in enumerate(self.B_dependencies)]
         self._window: Any = None  # the matplotlib figure of render_mode "human"
-
-    def _draw(self, arrays, i, column, u):
-        """Sample row of ``arrays[i][:, *column]`` with the uniform ``u``."""
-        key = (id(arrays), i, column)
-        cdf = self._cdfs.get(key)
-        if cdf is None:
-            cdf = self._cdfs[key] = _cdf(arrays[i][(slice(None), *column)])
-        return bisect_right(cdf, u)
 
     # The task-specific parts.
     def reward(self, state: Any, obs: Any) -> float:
@@ -144,9 +155,10 @@ class POMDPEnv(gym.Env):
 
     # The sampling, shared by every task.
     def _observe(self, u):
+        """One outcome per modality, drawn from ``A`` at the current state with the uniforms ``u``."""
         s = self.state
-        return np.array([self._draw(self.A, m, tuple(s[f] for f in deps), u[m])
-                         for m, deps in enumerate(self.A_dependencies)], dtype=np.int64)
+        return np.array([bisect_right(columns[s if reads is None else tuple([s[f] for f in reads])], u_m)
+                         for columns, reads, u_m in zip(self._cdfs[0], self._reads, u)], dtype=np.int64)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[list, dict]:
         """Start an episode.
@@ -170,7 +182,7 @@ class POMDPEnv(gym.Env):
         self._use_arrays(options)
         if state is None:
             u = self.np_random.random(len(self.D)).tolist()
-            state = tuple(self._draw(self.D, f, (), u_f) for f, u_f in enumerate(u))
+            state = tuple(bisect_right(columns[()], u_f) for columns, u_f in zip(self._cdfs[2], u, strict=True))
         self.state = self._initial_state(state, options)
         self.obs = obs = self._observe(self.np_random.random(len(self.A)).tolist())
         if self.render_mode == "human":
@@ -195,7 +207,7 @@ class POMDPEnv(gym.Env):
             if len(new) != len(built) or any(x.shape != y.shape for x, y in zip(new, built, strict=False)):
                 raise ModelError(f"options[{name!r}] has shapes {[x.shape for x in new]}, but this environment's "
                                  f"{name} has {[y.shape for y in built]} (its spaces are fixed when it is built)")
-        self.A, self.B, self.D, self._cdfs = model.A, model.B, model.D, {}
+        self.A, self.B, self.D, self._cdfs = model.A, model.B, model.D, _tables(model.A, model.B, model.D)
 
     def _initial_state(self, state, options):
         """Hook for tasks whose reset options name parts of the state (a reward condition, a goal)."""
@@ -215,11 +227,11 @@ class POMDPEnv(gym.Env):
             if not (isinstance(action, (int, np.integer)) and 0 <= action < self._num_actions):
                 raise PolicyError(f"action {action!r} is not in the action space {self.action_space} (or None: "
                                   "a new observation of the same state)")
-            controls = [0] * len(self.B)
-            controls[self.control_factor] = int(action)
-            s = self.state
-            self.state = tuple(self._draw(self.B, f, (*[s[g] for g in deps], controls[f]), u[f])
-                               for f, deps in enumerate(self.B_dependencies))
+            s, acting, action = self.state, self.control_factor, int(action)
+            self.state = tuple([  # s_f' from B_f[:, s_deps, u_f]; u_f is the action on the control factor, else 0
+                bisect_right(columns[(s[f], action if f == acting else 0) if alone else
+                                     (*[s[g] for g in deps], action if f == acting else 0)], u[f])
+                for f, (columns, alone, deps) in enumerate(zip(self._cdfs[1], self._alone, self.B_dependencies))])
         self.obs = obs = self._observe(u[len(self.B):])
         if self.render_mode == "human":
             self.render()
