@@ -198,3 +198,13 @@ def test_cartpole_example_runs_the_actor_critic(capsys):
     text = capsys.readouterr().out
     assert "actor-critic" in text and "median" in text
     assert {r["name"] for r in results} == {"actor-critic", "DQN"}
+
+
+def test_cartpole_example_fixes_the_entropy_weight_unless_given_a_target_entropy():
+    cp = _example("cartpole")
+    fixed = cp.build_agent(4, 2, cp.Settings(actor_critic=True, hidden=16, ensemble_size=2, model_hidden=8))
+    assert fixed.td.alpha == pytest.approx(1 / 30) and fixed.td.alpha_opt is None  # the efe-q agent's precision 30
+    learned = cp.build_agent(4, 2, cp.Settings(actor_critic=True, hidden=16, ensemble_size=2, model_hidden=8,
+                                               alpha=0.05, target_entropy=0.3, alpha_lr=1e-3, drift=0.5))
+    assert learned.td.alpha == pytest.approx(0.05) and learned.td.target_entropy == 0.3
+    assert learned.td.alpha_opt.param_groups[0]["lr"] == 1e-3 and learned.td.drift.weight == 0.5
