@@ -824,20 +824,21 @@ def vectorize(envs: Any, model: BeliefModel) -> gym.vector.VectorEnv:
     return gym.vector.SyncVectorEnv([functools.partial(as_agent_env, e, model) for e in envs])
 
 
-def _env_actions(envs, action, num_controls):
-    """Agent actions ``(N, F)`` in the vector environment's action format: ``MultiDiscrete`` of one control per
-    factor, or ``Discrete(n)`` for the one factor with more than one control (``aif.envs.AgentWrapper``'s rule; an
-    ``aif.envs.POMDPVectorEnv``'s task), which must have ``n`` controls."""
-    space = envs.single_action_space
-    if isinstance(space, gym.spaces.MultiDiscrete) and space.shape == (action.shape[-1],):
-        return action
+def _env_action_column(envs, num_controls):
+    """How agent actions ``(N, F)`` become the vector environment's: ``None`` for a ``MultiDiscrete`` of one control
+    per factor (as they are), or the factor whose column is its ``Discrete(n)`` action: the one factor with more
+    than one control (``aif.envs.AgentWrapper``'s rule; an ``aif.envs.POMDPVectorEnv``'s task), which must have
+    ``n`` controls."""
+    space, F = envs.single_action_space, len(num_controls)
+    if isinstance(space, gym.spaces.MultiDiscrete) and space.shape == (F,):
+        return None
     if isinstance(space, gym.spaces.Discrete):
-        chosen = [f for f, u in enumerate(num_controls) if u > 1] if action.shape[-1] > 1 else [0]
+        chosen = [f for f, u in enumerate(num_controls) if u > 1] if F > 1 else [0]
         if len(chosen) == 1 and num_controls[chosen[0]] == space.n:
-            return action[:, chosen[0]]
+            return chosen[0]
         raise PolicyError(f"the vector environment takes one Discrete({space.n}) action but the agent's factors have "
                           f"{list(num_controls)} controls; pass a list of environments to wrap them for the model")
-    raise PolicyError(f"the vector environment's action space {space} does not fit actions of shape {action.shape}")
+    raise PolicyError(f"the vector environment's action space {space} does not fit actions of shape (N, {F})")
 
 
 def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, options: dict | None = None,
@@ -870,37 +871,38 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
     N = envs.num_envs
     if agent.batch_shape != (N,):
         raise ParameterError(f"the agent's batch shape is {agent.batch_shape} but there are {N} environments")
+    column = _env_action_column(envs, agent.model.num_controls)
     agent.reset()
     obs, _ = envs.reset(seed=seed, options=options)
     M = len(agent.model.num_obs)
-    to_np = lambda x: x.detach().cpu().numpy()  # noqa: E731
-    obs = _by_modality(obs, N, M)
+    obs, stacked = _by_modality(obs, N, M)
     observations = [obs]  # per step: one array (N, *shape_m) per modality
     actions, qs, q_pi, G, rewards, ended = [], [], [], [], [], []
     done = np.zeros(N, dtype=bool)
     as_array = all(categorical_modalities(agent.model)) and all(o.ndim == 1 for o in obs)
     some_done = False
-    for _ in tqdm(range(steps), disable=not progress, desc="rollout", unit="step", leave=False):
-        # An agent whose episode ended sees a placeholder (outcome 0, a blank image) and its rows are dropped.
-        # Outcome indices go in as one array (N, M), checked in one pass.
-        seen = np.stack(obs, -1) if as_array else obs
-        if some_done:
-            seen = np.where(done[:, None], 0, seen) if as_array else [np.where(_rows(done, o), 0, o) for o in obs]
-        action = agent.step(seen)
-        a = to_np(action)
-        actions.append(np.where(done[:, None], -1, a) if some_done else a)
-        qs.append([to_np(q) for q in cast(list, agent.qs)])
-        q_pi.append(to_np(agent.q_pi))
-        G.append(to_np(agent.G))
-        ended.append(done)
-        obs, reward, terminated, truncated, _ = envs.step(_env_actions(envs, a, agent.model.num_controls))
-        obs = _by_modality(obs, N, M)
-        rewards.append(np.where(done, 0.0, reward) if some_done else np.array(reward, dtype=float))
-        observations.append([np.where(_rows(done, o), -1, o) for o in obs] if some_done else obs)
-        done = done | terminated | truncated
-        some_done = bool(done.any())
-        if some_done and done.all():
-            break
+    with torch.no_grad():  # the records are arrays: no step needs an autograd graph
+        for _ in tqdm(range(steps), disable=not progress, desc="rollout", unit="step", leave=False):
+            # An agent whose episode ended sees a placeholder (outcome 0, a blank image) and its rows are dropped.
+            # Outcome indices go in as one array (N, M), checked in one pass.
+            seen = (stacked if stacked is not None else np.stack(obs, -1)) if as_array else obs
+            if some_done:
+                seen = np.where(done[:, None], 0, seen) if as_array else [np.where(_rows(done, o), 0, o) for o in obs]
+            action = agent.step(seen)
+            a = action.cpu().numpy()
+            actions.append(np.where(done[:, None], -1, a) if some_done else a)
+            qs.append([q.cpu().numpy() for q in cast(list, agent.qs)])
+            q_pi.append(cast(torch.Tensor, agent.q_pi).cpu().numpy())
+            G.append(cast(torch.Tensor, agent.G).cpu().numpy())
+            ended.append(done)
+            obs, reward, terminated, truncated, _ = envs.step(a if column is None else a[:, column])
+            obs, stacked = _by_modality(obs, N, M)
+            rewards.append(np.where(done, 0.0, reward) if some_done else np.array(reward, dtype=float))
+            observations.append([np.where(_rows(done, o), -1, o) for o in obs] if some_done else obs)
+            done = done | terminated | truncated
+            some_done = bool(done.any())
+            if some_done and done.all():
+                break
     by_modality = tuple(np.stack(per_step, 1) for per_step in zip(*observations, strict=True))  # (N, T + 1, *shape_m)
     indices = all(o.ndim == 2 for o in by_modality)
     return BatchTrajectory(
@@ -915,14 +917,15 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
     )
 
 
-def _by_modality(obs, N, M) -> list:
-    """A vector environment's observation as one array ``(N, *shape_m)`` per modality: from a tuple (one
-    batched entry per modality) or an index array ``(N, M)`` / ``(N,)``. Copies: an environment may reuse its
-    buffers (``SyncVectorEnv(copy=False)``) while the rollout keeps every step."""
+def _by_modality(obs, N, M) -> tuple[list, np.ndarray | None]:
+    """A vector environment's observation as one array ``(N, *shape_m)`` per modality, from a tuple (one
+    batched entry per modality) or an index array ``(N, M)`` / ``(N,)``; and that index array ``(N, M)`` (its
+    columns are the list's arrays), ``None`` for a tuple. Copies: an environment may reuse its buffers
+    (``SyncVectorEnv(copy=False)``) while the rollout keeps every step."""
     if isinstance(obs, tuple):
-        return [np.array(o) for o in obs]
+        return [np.array(o) for o in obs], None
     obs = np.array(obs).reshape(N, M)
-    return [obs[:, m] for m in range(M)]
+    return [obs[:, m] for m in range(M)], obs
 
 
 def _rows(mask, o):

@@ -226,8 +226,11 @@ def _predict_rows(model: TabularModel, qs: list, action: torch.Tensor) -> list:
     ``(S_f, *S_deps, N)`` summed against the parents' beliefs, rather than every control's prediction and a
     gather."""
     last = [q.T for q in qs]  # (S_g, N) views
-    return [sum_leading(B_f[..., action[:, f]], [None, *deps], last, keep=None).T.contiguous()
-            for f, (B_f, deps) in enumerate(zip(model.B, model.B_dependencies, strict=True))]
+    # B_f[..., u] of each belief's control u, (S_f, *S_deps, N); a factor with one control broadcasts its only
+    # column (B_f[..., :1]) instead (the same products, one operation fewer).
+    return [sum_leading(B_f[..., :1] if B_f.shape[-1] == 1 else B_f.index_select(-1, u), [None, *deps], last,
+                        keep=None).T.contiguous()
+            for B_f, deps, u in zip(model.B, model.B_dependencies, action.unbind(-1), strict=True)]
 
 
 def expected_states(model: BeliefModel, qs: list, policies: Any) -> list:

@@ -66,6 +66,54 @@ def cdf_table(p: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(c, 0, -1))
 
 
+class _Draws:
+    """Draws of ``V`` categorical variables at once, variable ``v`` from a column of its cumulative-sum table
+    ``cdfs[v]`` ``(*dims_v, K_v)`` (``cdf_table``'s layout) chosen by the hidden states: the index along axis ``i``
+    is ``states[:, reads[v][i]]`` (a transition's last axis, over the controls, is left at 0 by ``columns``).
+
+    Every variable's columns are laid side by side in one array ``(max K_v, sum_v prod(dims_v))``, the outcome axis
+    first and padded with infinity (no uniform is at or above it, so the padding never counts): a column's index is
+    ``states @ weights + offsets``, and one lookup, one comparison and one sum over the leading axis draw every
+    variable (``inverse_cdf``'s rule; NumPy vectorises a sum over a leading axis across the draws, where one over a
+    short last axis is several times slower). Where the padding would more than double the array (a variable with
+    many outcomes beside one with many columns), each variable keeps its own (``padded`` forces either layout).
+    """
+
+    def __init__(self, cdfs: list[np.ndarray], reads: list[list[int]], num_factors: int,
+                 padded: bool | None = None) -> None:
+        sizes = [math.prod(c.shape[:-1]) for c in cdfs]
+        self.weights = np.zeros((num_factors, len(cdfs)), dtype=np.int64)  # (F, V)
+        for v, (c, deps) in enumerate(zip(cdfs, reads, strict=True)):
+            for i, g in enumerate(deps):
+                self.weights[g, v] += math.prod(c.shape[i + 1: -1])  # C order over (*dims_v)
+        flat = [np.ascontiguousarray(c.reshape(-1, c.shape[-1]).T) for c in cdfs]  # (K_v, prod dims_v)
+        depth = max(f.shape[0] for f in flat)
+        self.padded = padded if padded is not None else sum(sizes) * depth <= max(2 * sum(f.size for f in flat),
+                                                                                 1 << 16)
+        if self.padded:
+            self.offsets = np.cumsum([0, *sizes[:-1]]).astype(np.int64)  # (V,)
+            table = np.full((depth, sum(sizes)), np.inf)
+            for f, start in zip(flat, self.offsets, strict=True):
+                table[: f.shape[0], start: start + f.shape[1]] = f
+            self.tables = [table]
+        else:
+            self.offsets = np.zeros(len(cdfs), dtype=np.int64)
+            self.tables = flat
+
+    def columns(self, states: np.ndarray) -> np.ndarray:
+        """The index of each variable's column for hidden states ``(n, F)``: int ``(n, V)``."""
+        return states @ self.weights + self.offsets
+
+    def __call__(self, columns: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Draws ``(n, V)`` from the columns ``columns`` ``(n, V)`` with the uniforms ``u`` ``(n, V)``."""
+        if self.padded:
+            return (self.tables[0].take(columns, axis=1) <= u).sum(0)  # (K, n, V) compared, counted over K
+        out = np.empty(columns.shape, dtype=np.int64)
+        for v, table in enumerate(self.tables):
+            out[:, v] = (table.take(columns[:, v], axis=1) <= u[:, v]).sum(0)
+        return out
+
+
 class _Lazy:
     """A function of integer rows (``(n, len(dims))``, entry ``i`` in ``0..dims[i] - 1``) computed once per distinct
     row by ``fn(row)`` and read back by indexing: a dense table over the joint index when it is small enough, else a
@@ -131,18 +179,10 @@ class POMDPVectorEnv(gym.vector.VectorEnv):
         self.observation_space = batch_space(env.observation_space, self.num_envs)
         self.action_space = batch_space(env.action_space, self.num_envs)
         # (*columns, K) cumulative sums: D (S_f,); B (*S_deps, U_f, S_f); A (*S_deps, O_m).
-        self._cdf_D = [cdf_table(d) for d in env.D]
-        self._cdf_B = [cdf_table(b) for b in env.B]
-        # Modalities that read the same factors share one table, (*S_deps, sum O_m), drawn in one pass: each column
-        # is compared with its modality's uniform, and the counts at or below it are summed per modality.
-        groups: dict[tuple, list[int]] = {}
-        for m, deps in enumerate(env.A_dependencies):
-            groups.setdefault(tuple(deps), []).append(m)
-        self._obs_groups = [(list(deps), mods, np.concatenate([cdf_table(env.A[m]) for m in mods], -1),
-                             np.repeat(mods, [self.num_obs[m] for m in mods]),
-                             np.cumsum([0] + [self.num_obs[m] for m in mods[:-1]]))
-                            for deps, mods in groups.items()]
         F = len(self.num_states)
+        self._cdf_D = [cdf_table(d) for d in env.D]
+        self._next = _Draws([cdf_table(b) for b in env.B], env.B_dependencies, F)  # every factor's next state
+        self._outcome = _Draws([cdf_table(a) for a in env.A], env.A_dependencies, F)  # every modality's outcome
         self._reward = _Lazy(lambda r: self.env.reward(r[:F], np.array(r[F:], dtype=np.int64)),
                              self.num_states + self.num_obs)
         self._terminal = _Lazy(lambda r: bool(self.env.terminal(r)), self.num_states)
@@ -155,18 +195,14 @@ class POMDPVectorEnv(gym.vector.VectorEnv):
 
     def _observe(self, states: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Outcomes ``(n, M)`` of hidden states ``(n, F)`` with uniforms ``(n, M)`` (``inverse_cdf`` per modality)."""
-        out = np.empty((len(states), len(self.num_obs)), dtype=np.int64)
-        for deps, mods, cdf, column_of, starts in self._obs_groups:
-            below = cdf[tuple(states[:, f] for f in deps)] <= u[:, column_of]  # (n, sum O_m)
-            out[:, mods] = np.add.reduceat(below, starts, axis=1, dtype=np.int64)
-        return out
+        return self._outcome(self._outcome.columns(states), u)
 
     def _transition(self, states: np.ndarray, actions: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """Next states ``(n, F)``: each factor from ``B[f][:, parents, control]`` of the current states."""
-        zero = np.zeros_like(actions)
-        return np.stack([inverse_cdf(cdf[(*(states[:, g] for g in deps), actions if f == self.control_factor
-                                           else zero)], u[:, f])
-                         for f, (cdf, deps) in enumerate(zip(self._cdf_B, self.B_dependencies, strict=True))], -1)
+        """Next states ``(n, F)``: each factor from ``B[f][:, parents, control]`` of the current states (control 0
+        for the factors other than the controlled one)."""
+        columns = self._next.columns(states)
+        columns[:, self.control_factor] += actions  # the control is the last axis of B's columns: stride 1
+        return self._next(columns, u)
 
     def _reset_copies(self, idx: np.ndarray, options: dict) -> None:
         n, F = len(idx), len(self.num_states)
@@ -226,17 +262,20 @@ class POMDPVectorEnv(gym.vector.VectorEnv):
             raise CallOrderError("call reset() before step()")
         a = as_numbers(actions, "actions", PolicyError, None)
         U = self.num_controls[self.control_factor]
-        if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer) or ((a < 0) | (a >= U)).any():
+        # (a negative integer read as unsigned is above every control: one comparison checks both ends)
+        if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer) \
+                or (a.astype(np.uint64, copy=False) >= U).any():
             raise PolicyError(f"actions must be {self.num_envs} integers in 0..{U - 1} (one per copy), got "
                               f"{actions!r:.200}")
-        a = a.astype(np.int64)
+        a = a.astype(np.int64, copy=False)
         N, F = self.num_envs, len(self.num_states)
         rewards, terminated, truncated = np.zeros(N), np.zeros(N, dtype=bool), np.zeros(N, dtype=bool)
-        resetting = self._ended.copy()
-        if resetting.any() and self.autoreset_mode == AutoresetMode.DISABLED:
+        resetting = self._ended  # replaced below, not changed in place
+        some_reset = bool(resetting.any())
+        if some_reset and self.autoreset_mode == AutoresetMode.DISABLED:
             raise CallOrderError(f"copies {np.flatnonzero(resetting)[:10].tolist()} ended their episodes: reset them "
                                  "with reset(options={'reset_mask': mask}) before stepping (autoreset is disabled)")
-        stepping = slice(None) if not resetting.any() else np.flatnonzero(~resetting)
+        stepping = np.flatnonzero(~resetting) if some_reset else slice(None)
         states = self.states[stepping]
         if len(states):
             u = self.np_random.random((len(states), F + len(self.num_obs)))
@@ -248,7 +287,7 @@ class POMDPVectorEnv(gym.vector.VectorEnv):
             self.elapsed_steps[stepping] += 1
             if self.max_episode_steps is not None:
                 truncated[stepping] = self.elapsed_steps[stepping] >= self.max_episode_steps
-        if resetting.any():
+        if some_reset:
             self._reset_copies(np.flatnonzero(resetting), {})
         self._ended = terminated | truncated
         return self._obs.copy(), rewards, terminated, truncated, self._info()
