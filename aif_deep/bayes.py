@@ -6,15 +6,17 @@ over one subject's constrained value: ``gamma`` ``()``, ``C[m]`` ``(O_m,)``, ``D
 ``A[m]`` with the outcome axis *last* ``(*S_deps, O_m)`` so that a ``Dirichlet`` prior covers its columns, ``B[f]``
 likewise ``(*S_deps, U_f, S_f)``, a custom parameter its own shape). Subjects sit in a ``pyro.plate``.
 
-- ``laplace``: the MAP in the unconstrained space of each prior's support (``torch.distributions.biject_to``,
-  Jacobian included), then a Gaussian with the inverse Hessian of ``-ln p(choices, z)`` there. Subjects are
-  independent, so the Hessian is block diagonal: ``d`` double-backward passes give every subject's ``d x d``
-  block at once. Log evidence per subject: ``ln p(y, z*) + d/2 ln 2 pi - 1/2 ln det H``.
+- ``laplace``: the MAP (Newton steps per subject) in the unconstrained space of each prior's support
+  (``torch.distributions.biject_to``, Jacobian included), then a Gaussian with the inverse Hessian of
+  ``-ln p(choices, z)`` there. Subjects are independent, so the Hessian is block diagonal: ``d`` double-backward
+  passes give every subject's ``d x d`` block at once. Log evidence per subject:
+  ``ln p(y, z*) + d/2 ln 2 pi - 1/2 ln det H``.
 - ``svi``: stochastic variational inference with ``AutoNormal`` (per-subject ELBO, which decomposes) or
   ``AutoMultivariateNormal``.
 - ``nuts``: the No-U-Turn sampler, chains run one after the other from their own seeds (R-hat needs two or more).
 - ``hierarchical_model`` with ``GroupPrior``: group means and spreads over subjects (non-centred), fitted by
-  ``svi`` or ``nuts``.
+  ``svi`` or ``nuts``; ``empirical_bayes``: the same group by EM over Laplace posteriors, its E-step in chunks of
+  subjects that can run on Ray.
 
 Every result is a ``Posterior``: draws of the constrained values per subject, ``to_arviz()`` (an ArviZ
 ``InferenceData`` with a ``subject`` dimension) and ``summary()`` (means, intervals, R-hat, effective sample size).
@@ -43,6 +45,7 @@ from aif.errors import ParameterError
 from .fit import ChoiceLikelihood, parse_name
 
 Tensor = torch.Tensor
+MAX_STEP = 2.0  # the longest Newton step in the unconstrained space (e.g. a factor e^2 in gamma)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -231,9 +234,11 @@ def _seeded(seed: int) -> Iterator[None]:
 class _Flat:
     """Each subject's parameters as one unconstrained vector ``z: (N, d)``, and back."""
 
-    def __init__(self, like: ChoiceLikelihood, priors: dict) -> None:
+    def __init__(self, like: ChoiceLikelihood, priors: dict, links: dict | None = None) -> None:
         self.like, self.priors, self.N = like, priors, like.num_subjects
-        self.links = {name: biject_to(p.support) for name, p in priors.items()}
+        # The unconstrained space of each prior's support, unless given (a TransformedDistribution reports the
+        # codomain of its last transform, which for biject_to(positive) is the real line).
+        self.links = {name: biject_to(p.support) for name, p in priors.items()} if links is None else links
         self.shapes = {name: tuple(self.links[name].inverse_shape(p.event_shape)) for name, p in priors.items()}
         self.sizes = {name: math.prod(s) for name, s in self.shapes.items()}
         self.d = sum(self.sizes.values())
@@ -269,19 +274,70 @@ class _Flat:
         return -(self.like(natural(self.like, values)) + log_prior + log_jac)
 
 
+def _blocks(flat: _Flat, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """At ``z: (N, d)``: the potentials ``U: (N,)``, their gradients ``(N, d)`` and Hessian blocks ``(N, d, d)``.
+
+    Subjects are independent: d(sum_i U_i)/dz_i = dU_i/dz_i, so one double-backward pass per coordinate j gives
+    row j of every subject's Hessian block at once (``d`` passes in all, whatever ``N``).
+    """
+    z = z.detach().requires_grad_()
+    U = flat.potential(z)
+    (grad,) = torch.autograd.grad(U.sum(), z, create_graph=True)
+    rows = [torch.autograd.grad(grad[:, j].sum(), z, retain_graph=j + 1 < flat.d)[0] for j in range(flat.d)]
+    H = torch.stack(rows, 1).detach()  # (N, d, d)
+    return U.detach(), grad.detach(), (H + H.transpose(1, 2)) / 2
+
+
+def _newton(flat: _Flat, z: Tensor, max_iter: int, tol: float) -> Tensor:
+    """Every subject's MAP at once by damped Newton steps on its own ``d x d`` Hessian block, ``z: (N, d)``.
+
+    Each step solves ``|H_i| s_i = g_i`` (the eigenvalues' absolute values, floored at 1e-6, so that a step goes
+    downhill where ``H_i`` is not yet positive definite), is shortened to ``MAX_STEP`` at most, and each subject's
+    step length is halved until its potential falls by a tenth of the decrease the step predicts (Armijo): subjects
+    share the batched likelihood evaluations but not their step lengths. A subject stops when its largest gradient
+    entry is below ``tol``.
+    """
+    for _ in range(max_iter):
+        U, g, H = _blocks(flat, z)
+        active = g.abs().amax(1) > tol
+        if not active.any():
+            break
+        lam, V = torch.linalg.eigh(H)
+        step = V @ ((V.transpose(1, 2) @ g[..., None]) / lam.abs().clamp_min(1e-6)[..., None])  # (N, d, 1)
+        step = torch.where(active[:, None], step[..., 0], 0.0)
+        step = step * (MAX_STEP / step.norm(dim=1, keepdim=True).clamp_min(MAX_STEP))  # a trust region
+        slope = (g * step).sum(1)  # the predicted decrease per unit step length, >= 0
+        t = torch.ones_like(U)
+        with torch.no_grad():
+            for _ in range(30):
+                trial = flat.potential(z - t[:, None] * step)
+                ok = torch.isfinite(trial) & (trial <= U - 0.1 * t * slope)
+                if ok.all():
+                    break
+                t = torch.where(ok, t, t / 2)
+            z = z - torch.where(ok, t, 0.0)[:, None] * step
+    return z.detach()
+
+
 def laplace(like: ChoiceLikelihood, priors: dict, *, num_draws: int = 1000, max_iter: int = 200,
-            seed: int = 0) -> Posterior:
+            seed: int = 0, tol: float = 1e-6) -> Posterior:
     """The Laplace posterior of each subject: the MAP, then a Gaussian with the inverse Hessian (autograd) there.
+
+    All subjects are one batch: the MAP is found by Newton steps on each subject's own ``d x d`` Hessian block
+    (``d`` parameters), computed for all subjects at once by ``d`` double-backward passes through the batched
+    likelihood, with a step length per subject.
 
     Args:
         like: the choice likelihood (``aif_deep.fit.choice_likelihood``).
         priors: name -> Pyro distribution over one subject's constrained value (module docstring).
         num_draws: draws from the Gaussian, mapped to the constrained space, for means and intervals.
-        max_iter: L-BFGS iterations for the MAP (strong Wolfe line search).
+        max_iter: Newton iterations for the MAP at most.
         seed: for the draws.
+        tol: a subject's MAP is reached when every entry of its gradient (unconstrained space) is below ``tol``.
 
     Returns:
-        ``Posterior`` with ``log_evidence`` ``(N,)``, ``mode`` the MAP, ``info["H"]`` the Hessian blocks.
+        ``Posterior`` with ``log_evidence`` ``(N,)``, ``mode`` the MAP, ``info["H"]`` the Hessian blocks ``(N, d, d)``,
+        ``info["z"]`` the MAP in the unconstrained space ``(N, d)``, ``info["grad"]`` the gradient there ``(N, d)``.
 
     Raises:
         ParameterError: a subject's Hessian is not positive definite at the optimum (the MAP was not reached or
@@ -289,32 +345,16 @@ def laplace(like: ChoiceLikelihood, priors: dict, *, num_draws: int = 1000, max_
     """
     flat = _Flat(like, check_priors(like, priors))
     num_draws, max_iter = check_index(num_draws, "num_draws"), check_index(max_iter, "max_iter")
-    z = flat.start().requires_grad_()
-    optimiser = torch.optim.LBFGS([z], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
-                                  line_search_fn="strong_wolfe")
-
-    def closure() -> Tensor:
-        optimiser.zero_grad()
-        loss = flat.potential(z).sum()
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
-    # Subjects are independent: d(sum_i U_i)/dz_i = dU_i/dz_i, so one double-backward pass per coordinate j gives
-    # row j of every subject's Hessian block at once.
-    U = flat.potential(z)
-    (grad,) = torch.autograd.grad(U.sum(), z, create_graph=True)
-    rows = [torch.autograd.grad(grad[:, j].sum(), z, retain_graph=True)[0] for j in range(flat.d)]
-    H = torch.stack(rows, 1).detach()  # (N, d, d)
-    H = (H + H.transpose(1, 2)) / 2
+    check_positive(tol, "tol")
+    z_map = _newton(flat, flat.start(), max_iter, tol)
+    U, grad, H = _blocks(flat, z_map)
     chol, bad = torch.linalg.cholesky_ex(H)
     if (bad > 0).any():
         raise ParameterError(f"the Hessian at the MAP is not positive definite for subject(s) "
                              f"{torch.nonzero(bad).flatten().tolist()}: the optimum was not reached or the posterior "
                              "is not locally Gaussian there")
-    z_map = z.detach()
     log_det = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(-1)
-    log_evidence = -U.detach() + flat.d / 2 * math.log(2 * math.pi) - log_det / 2
+    log_evidence = -U + flat.d / 2 * math.log(2 * math.pi) - log_det / 2
     gen = torch.Generator().manual_seed(seed)
     eps = torch.randn(num_draws, flat.N, flat.d, generator=gen, dtype=z_map.dtype)
     # z = z* + L^-T eps has covariance (L L^T)^-1 = H^-1
@@ -322,7 +362,119 @@ def laplace(like: ChoiceLikelihood, priors: dict, *, num_draws: int = 1000, max_
     draws, _ = flat.split(z_map + offsets)
     mode, _ = flat.split(z_map)
     return Posterior(samples={k: v[None] for k, v in draws.items()}, method="laplace", log_evidence=log_evidence,
-                     elbo=float(log_evidence.sum()), mode=mode, info={"H": H, "z": z_map})
+                     elbo=float(log_evidence.sum()), mode=mode, info={"H": H, "z": z_map, "grad": grad})
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Empirical Bayes: a group by expectation-maximisation over Laplace posteriors
+
+
+@dataclass(frozen=True, eq=False)
+class _EStep:
+    """One group of subjects' E-step: their likelihood, the current group prior and where Newton starts."""
+
+    like: ChoiceLikelihood
+    priors: dict
+    links: dict
+    z: Tensor
+    max_iter: int
+    tol: float
+
+
+def _e_step(task: _EStep) -> tuple[Tensor, Tensor, Tensor]:
+    """The subjects' Laplace posteriors under the group prior: MAP ``(n, d)``, covariance ``(n, d, d)`` (both in the
+    unconstrained space) and log evidence ``(n,)``."""
+    flat = _Flat(task.like, task.priors, task.links)
+    z = _newton(flat, task.z, task.max_iter, task.tol)
+    U, _, H = _blocks(flat, z)
+    chol, bad = torch.linalg.cholesky_ex(H)
+    if (bad > 0).any():
+        raise ParameterError(f"the Hessian at the MAP is not positive definite for subject(s) "
+                             f"{torch.nonzero(bad).flatten().tolist()} of this group")
+    log_det = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(-1)
+    return z, torch.cholesky_inverse(chol), -U + flat.d / 2 * math.log(2 * math.pi) - log_det / 2
+
+
+def empirical_bayes(like: ChoiceLikelihood, group: dict, *, iterations: int = 100, tol: float = 1e-4,
+                    chunk: int | None = None, runner: Any = None, max_iter: int = 100, num_draws: int = 1000,
+                    seed: int = 0) -> Posterior:
+    """A group fitted by expectation-maximisation over Laplace posteriors (type-II maximum likelihood).
+
+    Each scalar parameter ``name`` is ``link(x_i)`` with ``x_i ~ N(mu, sigma^2)`` over subjects (``link`` from its
+    ``GroupPrior.support``; the Normal sits in the unconstrained space, as in ``hierarchical_model``). Iterate
+    (Huys et al. 2011; SPM's empirical Bayes for a Gaussian group):
+
+        E-step: every subject's Laplace posterior N(m_i, S_i) under the prior N(mu, sigma^2)   (``laplace``)
+        M-step: mu = mean_i m_i,   sigma^2 = mean_i [(m_i - mu)^2 + S_i]                       (per parameter)
+
+    until ``mu`` and ``sigma`` change by less than ``tol``. The E-step is independent across subjects: it runs in
+    groups of ``chunk`` subjects as tasks on ``runner`` (``aif_deep.recovery.InProcess()`` or ``Ray(...)``; the
+    results are the same), each Newton run starting from the previous iteration's MAP. ``mu`` and ``sigma`` are
+    point estimates: ``GroupPrior.loc`` and ``GroupPrior.spread`` only start them (its ``scale`` is not used).
+
+    Args:
+        like: the choice likelihood of all subjects.
+        group: name -> ``GroupPrior`` (scalar parameters).
+        iterations: EM iterations at most; tol: the stopping change of ``mu`` and ``sigma``.
+        chunk: subjects per E-step task (``None``: all in one).
+        runner: ``InProcess()`` (default) or ``Ray(...)``.
+        max_iter: Newton iterations per E-step; num_draws, seed: draws of the final Laplace posteriors.
+
+    Returns:
+        ``Posterior`` (method ``"empirical_bayes"``): the subjects' Laplace draws and log evidence ``(N,)`` of the
+        last E-step (under a group prior within ``tol`` of the returned one when EM converged), ``mode`` the
+        subjects' MAPs and the group's ``{name}_mu``, ``{name}_sigma``
+        (0-d tensors), ``info["history"]``: ``(iterations, 2, d)`` the ``mu`` and ``sigma`` of each iteration.
+
+    Raises:
+        ParameterError: bad ``group``, or an E-step task failed (its error is named).
+    """
+    from .recovery import Failure, run_tasks  # recovery imports this module
+
+    hierarchical_model(like, group)  # checks group: scalar parameters the likelihood takes
+    iterations, max_iter = check_index(iterations, "iterations"), check_index(max_iter, "max_iter")
+    check_positive(tol, "tol")
+    N, dtype, names = like.num_subjects, like.model.dtype, list(group)
+    chunk = N if chunk is None else check_index(chunk, "chunk")
+    parts = [list(range(i, min(i + chunk, N))) for i in range(0, N, chunk)]
+    likes = [like.subjects(p) if len(parts) > 1 else like for p in parts]
+    mu = torch.tensor([float(g.loc) for g in group.values()], dtype=dtype)
+    sigma = torch.tensor([float(g.spread) for g in group.values()], dtype=dtype)
+
+    links = {n: biject_to(g.support) for n, g in group.items()}
+
+    def priors_of(mu: Tensor, sigma: Tensor) -> dict:
+        return {n: dist.TransformedDistribution(dist.Normal(mu[j], sigma[j]), [links[n]]) for j, n in enumerate(names)}
+
+    z = mu.expand(N, -1).clone()
+    history = []
+    for _ in range(iterations):
+        priors = priors_of(mu, sigma)
+        tasks = [_EStep(sub, priors, links, z[p], max_iter, 1e-6) for sub, p in zip(likes, parts, strict=True)]
+        results = run_tasks(_e_step, tasks, runner, progress=False)
+        failed = [r for r in results if isinstance(r, Failure)]
+        if failed:
+            raise ParameterError(f"an E-step task failed (subjects {parts[failed[0].task][0]} to "
+                                 f"{parts[failed[0].task][-1]}): {failed[0].error}")
+        z = torch.cat([r[0] for r in results])
+        cov = torch.cat([r[1] for r in results])
+        log_evidence = torch.cat([r[2] for r in results])
+        new_mu = z.mean(0)
+        new_sigma = (((z - new_mu) ** 2).mean(0) + torch.diagonal(cov, dim1=1, dim2=2).mean(0)).sqrt()
+        done = bool(((new_mu - mu).abs().max() < tol) & ((new_sigma - sigma).abs().max() < tol))
+        mu, sigma = new_mu, new_sigma
+        history.append(torch.stack([mu, sigma]))
+        if done:
+            break
+    # The subjects' posteriors are the last E-step's (under a group prior within tol of mu and sigma, if converged).
+    flat = _Flat(like, priors, links)
+    eps = torch.randn(num_draws, N, flat.d, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    draws, _ = flat.split(z + (torch.linalg.cholesky(cov) @ eps.unsqueeze(-1)).squeeze(-1))
+    mode, _ = flat.split(z)
+    mode.update({f"{n}_{k}": x[j] for j, n in enumerate(names) for k, x in (("mu", mu), ("sigma", sigma))})
+    return Posterior(samples={k: v[None] for k, v in draws.items()}, method="empirical_bayes",
+                     log_evidence=log_evidence, elbo=float(log_evidence.sum()), mode=mode,
+                     info={"history": torch.stack(history), "z": z, "cov": cov})
 
 
 # ----------------------------------------------------------------------------------------------------------

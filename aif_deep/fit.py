@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
@@ -211,6 +211,20 @@ class ChoiceLikelihood:
     @property
     def num_subjects(self) -> int:
         return int(self.actions.shape[1])
+
+    def subjects(self, index: Sequence[int]) -> ChoiceLikelihood:
+        """The likelihood of the subjects ``index`` alone (their data, arrays and fixed values; the same settings),
+        so that groups of subjects can be fitted apart (on Ray workers, say)."""
+        idx = torch.as_tensor(list(index), dtype=torch.long)
+        N = self.num_subjects
+        if idx.ndim != 1 or len(idx) == 0 or ((idx < 0) | (idx >= N)).any():
+            raise ParameterError(f"index must list subjects in [0, {N}), got {list(index)!r:.200}")
+        arrays = {k: None if getattr(self.model, k) is None else [x[idx] for x in getattr(self.model, k)]
+                  for k in ("A", "B", "C", "D", "pA", "pB", "pD")}
+        E = None if self.model.E is None else self.model.E[idx]
+        model = self.model.replace(**arrays, E=E, batch_shape=(len(idx),))
+        return replace(self, model=model, observations=self.observations[:, idx], actions=self.actions[:, idx],
+                       fixed={k: v[idx] for k, v in self.fixed.items()})
 
     def check_names(self, names: Sequence[str]) -> None:
         """Every name is one this likelihood takes (``ParameterError`` naming the first that is not)."""

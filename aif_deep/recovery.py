@@ -23,6 +23,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
+from torch.distributions import biject_to
 from tqdm.auto import tqdm
 
 import aif
@@ -205,8 +206,26 @@ def _fit_task(task: _Task) -> dict:
         fits.append({"mean": {k: post.mean(k).numpy() for k in model.priors},
                      "lower": {k: v[0].numpy() for k, v in intervals.items()},
                      "upper": {k: v[1].numpy() for k, v in intervals.items()},
-                     "log_evidence": cast(torch.Tensor, post.log_evidence).numpy()})
+                     "log_evidence": cast(torch.Tensor, post.log_evidence).numpy(),
+                     "correlation": posterior_correlations(post, model.priors)})
     return {"generating": task.generating, "values": task.values, "fits": fits}
+
+
+def posterior_correlations(post: bayes.Posterior, priors: dict) -> dict:
+    """Each subject's posterior correlation between every pair of scalar parameters: ``"a~b"`` -> ``(N,)``.
+
+    Computed from the draws in the unconstrained space of each prior's support (log for positive parameters, logit
+    for fractions), where a Laplace posterior is Gaussian; a correlation near +-1 means that the choices identify
+    one combination of the two parameters (a ridge in the likelihood), not each of them.
+    """
+    scalars = [n for n in priors if post.samples[n].ndim == 3]  # (chains, draws, N): one number per subject
+    z = {n: biject_to(priors[n].support).inv(post.samples[n].flatten(0, 1)) for n in scalars}  # (draws, N)
+    out = {}
+    for i, a in enumerate(scalars):
+        for b in scalars[i + 1:]:
+            x, y = z[a] - z[a].mean(0), z[b] - z[b].mean(0)
+            out[f"{a}~{b}"] = ((x * y).mean(0) / (x.std(0, unbiased=False) * y.std(0, unbiased=False))).numpy()
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,6 +242,8 @@ class RecoveryReport:
         confusion: ``(G, K)``: the fraction of generating model ``g``'s subjects whose highest evidence is model k.
         failures: the tasks that failed (the others are reported).
         level: the credible intervals' probability.
+        posterior_correlation: ``[g]`` -> ``"a~b"`` -> ``(n_g,)``: each subject's posterior correlation of every pair
+            of scalar parameters under model ``g`` (``posterior_correlations``).
     """
 
     names: list
@@ -236,6 +257,7 @@ class RecoveryReport:
     confusion: np.ndarray
     failures: list
     level: float
+    posterior_correlation: list = field(default_factory=list)
 
     def table(self) -> str:
         """The correlations, coverages and the confusion matrix as Markdown."""
@@ -245,6 +267,12 @@ class RecoveryReport:
             for p in self.truth[g]:
                 lines.append(f"| {name} | {p} | {len(self.truth[g][p])} | {self.correlation[g][p]:.3f} | "
                              f"{self.coverage[g][p]:.2f} |")
+        pairs = [(self.names[g], pair, r) for g, rs in enumerate(self.posterior_correlation) for pair, r in rs.items()]
+        if pairs:
+            lines += ["", "| model | parameters | median posterior correlation (unconstrained) | 10% | 90% |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {m} | {pair} | {np.median(r):.2f} | {np.quantile(r, 0.1):.2f} | {np.quantile(r, 0.9):.2f} |"
+                      for m, pair, r in pairs if len(r)]
         lines += ["", "| generating \\ recovered | " + " | ".join(self.names) + " |",
                   "|---" * (len(self.names) + 1) + "|"]
         for g, row in enumerate(self.confusion):
@@ -321,7 +349,7 @@ def recover(models: Sequence[AgentModel], truths: Sequence[dict], env: Callable[
     failures = [r for r in results if isinstance(r, Failure)]
     done = [r for r in results if not isinstance(r, Failure)]
     K = len(models)
-    truth, estimate, lower, upper, evidence, corr, cover = [], [], [], [], [], [], []
+    truth, estimate, lower, upper, evidence, corr, cover, post_corr = [], [], [], [], [], [], [], []
     confusion = np.zeros((len(truths), K))
     for g in range(len(truths)):
         mine = [r for r in done if r["generating"] == g]
@@ -331,6 +359,8 @@ def recover(models: Sequence[AgentModel], truths: Sequence[dict], env: Callable[
         estimate.append({p: cat("mean", p) for p in names})
         lower.append({p: cat("lower", p) for p in names})
         upper.append({p: cat("upper", p) for p in names})
+        pairs = mine[0]["fits"][g]["correlation"] if mine else {}
+        post_corr.append({pair: np.concatenate([r["fits"][g]["correlation"][pair] for r in mine]) for pair in pairs})
         L = np.stack([np.concatenate([r["fits"][k]["log_evidence"] for r in mine]) for k in range(K)], 1) \
             if mine else np.zeros((0, K))
         evidence.append(L)
@@ -342,4 +372,4 @@ def recover(models: Sequence[AgentModel], truths: Sequence[dict], env: Callable[
             confusion[g] = np.bincount(L.argmax(1), minlength=K) / len(L)
     return RecoveryReport(names=[m.name for m in models], truth=truth, estimate=estimate, lower=lower, upper=upper,
                           log_evidence=evidence, correlation=corr, coverage=cover, confusion=confusion,
-                          failures=failures, level=level)
+                          failures=failures, level=level, posterior_correlation=post_corr)
