@@ -302,7 +302,7 @@ class Agent:
         # How the cycle runs for these strategies, chosen once: over a window, or from one belief (learning or not).
         cycle = SequenceCycle(self) if over_time else _OneStep(self)
         self._cycle = cycle if self.learning is None else _Learning(self, cycle)
-        self._fast = fast.for_agent(self)  # the compiled step, where it covers these settings (aif.fast)
+        self._fast = fast.for_agent(self)  # the compiled step, if its kernel is ready now (aif.fast)
         self.reset()
 
     @classmethod
@@ -430,8 +430,8 @@ class Agent:
     def step(self, obs: Any) -> np.ndarray:
         """``infer_states(obs)``, ``infer_policies()``, ``sample_action()``; returns the action.
 
-        Settings that ``aif.fast`` covers run the whole step in one compiled call once its kernel is ready (the
-        same results to rounding); ``AIF_FAST=0`` in the environment keeps every step on the NumPy path.
+        An agent built after ``aif.fast.compile()`` runs the whole step in one compiled call where ``aif.fast`` covers
+        its settings (the same results to rounding); ``AIF_FAST=0`` in the environment keeps the NumPy path.
         """
         if self._fast is not None:
             action = self._fast.step(self, obs)

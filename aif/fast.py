@@ -1,9 +1,9 @@
 """The compiled step: ``aif.Agent.step`` of the common configuration in one numba call.
 
 ``Agent.step`` runs the NumPy path (``aif.inference``, ``aif.control``, ``aif.efe``: the readable reference)
-unless all of the following hold (``reason(agent)`` names the first that does not), in which case, once the
-kernel is compiled, one call of ``aif._fast_kernels.step`` does the whole step -- state inference, the EFE of
-every policy, q(pi), the action and the next prior:
+unless the agent was built once the kernel was ready (``compile()``, below) and all of the following hold
+(``reason(agent)`` names the first that does not); then one call of ``aif._fast_kernels.step`` does the whole
+step -- state inference, the EFE of every policy, q(pi), the action and the next prior:
 
 - the agent: an ``aif.Agent`` whose step methods are not overridden; no ``learning``, ``planner``, ``actions``
   (action factors) or ``preprocess``; ``inference`` a ``FixedPoint`` or an ``Exact`` (any settings); EFE terms
@@ -13,18 +13,20 @@ every policy, q(pi), the action and the next prior:
   NumPy path);
 - the model: at most ``MAX_JOINT`` joint states (the kernel works on the joint state space);
 - the step: every modality's observation an outcome index (a probability vector runs on the NumPy path);
-- numba is installed and the environment variable ``AIF_FAST`` is not ``"0"`` when the agent is built.
+- numba is installed and the environment variable ``AIF_FAST`` is not ``"0"``.
 
 The rule is read again at every step (a new ``agent.model``, ``policies``, ``gamma``, ... rebuilds the tables or
-falls back). The two paths give the same beliefs, G, terms and q(pi) up to rounding (tests/test_fast.py checks
-1e-12 on random models), hence the same actions wherever no two policies tie to within rounding.
+falls back). The two paths give the same beliefs, G, terms and q(pi) to rounding (tests/test_fast.py checks 1e-12
+on random models), hence the same actions wherever no two policies tie to within rounding; they are not the same
+bytes. So that a seeded program gives the same bytes on every run, an agent keeps the path it was built with: the
+compiled one only when the kernel was ready then; nothing switches paths in the middle of an episode.
 
-Nothing is compiled before an agent's first step. Importing numba alone takes about half a second, so the kernel
-is made in a background thread, started once the process's agents have taken ``WARM_AFTER`` NumPy steps that the
-kernel would cover; the NumPy path serves every step until it is ready. numba keeps the machine code in
-``__pycache__`` (``cache=True``), so a later process loads it rather than compiling it again. ``compile()`` makes
-it now and waits (benchmarks; a program that wants every step compiled). Stochastic selection draws its action
-in Python with the agent's generator (``aif.control.draw_action``): the draw of the NumPy path.
+Nothing is compiled unless asked: ``compile()`` imports numba (about half a second) and compiles the kernel, or
+loads it from numba's cache in ``__pycache__`` (``cache=True``; the first compilation on a machine takes tens of
+seconds); agents built after it returns take the compiled step. ``compile(block=False)`` does this in a background
+thread, and ``AIF_FAST=1`` in the environment starts that thread when the first agent is built; agents built before
+it is ready keep the NumPy path. Stochastic selection draws its action in Python with the agent's generator
+(``aif.control.draw_action``): the draw of the NumPy path.
 """
 
 from __future__ import annotations
@@ -44,15 +46,14 @@ from .efe import Ambiguity, InfoGain, Risk, Utility, _column_entropy, _preferenc
 from .inference import Exact, FixedPoint, on_joint
 
 MAX_JOINT = 4096  # joint states the kernel covers (its tables hold ln A over the joint states)
-WARM_AFTER = 200  # covered NumPy steps in a process before the kernel is made in the background
-ENV_VAR = "AIF_FAST"  # "0": every step on the NumPy path
+ENV_VAR = "AIF_FAST"  # "0": every step on the NumPy path; "1": make the kernel in the background at the first agent
 TERMS = ("utility", "ambiguity", "state_info_gain", "risk")  # the rows of the kernel's terms: the NumPy path's keys
 _CODES = {Utility: 0, Ambiguity: 1, InfoGain: 2, Risk: 3}
 _GUARDS = {"exact": 0, "clip": 1, "add": 2}
 _STEP_METHODS = ("step", "infer_states", "infer_policies", "sample_action", "_act")
 
 _kernels: Any = None  # the module aif._fast_kernels, once compiled
-_state: dict[str, Any] = {"status": "idle", "error": None, "steps": 0}
+_state: dict[str, Any] = {"status": "idle", "error": None}
 _lock = threading.Lock()
 
 
@@ -93,7 +94,7 @@ def _make() -> None:
         # one call of each kernel on a one-state model compiles (or loads) the signature every agent uses
         agent = Agent(GenerativeModel([np.ones((1, 1))], [np.ones((1, 1, 1))]))
         tables = Tables(agent)
-        out, action = np.empty(tables.outputs[0]), np.zeros(1, dtype=np.int64)
+        out, action = np.empty(tables.size), np.zeros(1, dtype=np.int64)
         kernels.step(np.zeros(1, dtype=np.int64), np.ones(1), tables.ix, tables.fx, out, action, True)
         kernels.predict(np.ones(1), action, tables.ix, tables.fx, out[:1])
         _kernels = kernels
@@ -109,8 +110,9 @@ def reason(agent: Any) -> str | None:
 
     if os.environ.get(ENV_VAR, "1") == "0":
         return f"the environment sets {ENV_VAR}=0"
-    if _state["status"] == "unavailable":
-        return f"the kernel is unavailable ({_state['error']})"
+    if _kernels is None:
+        return ("the kernel is unavailable: " + _state["error"] if _state["status"] == "unavailable" else
+                "the kernel is not compiled (aif.fast.compile())")
     if not isinstance(agent, Agent) or any(getattr(type(agent), n) is not getattr(Agent, n) for n in _STEP_METHODS):
         return f"{type(agent).__name__} overrides the Agent's step methods"
     for name in ("learning", "planner", "actions", "preprocess"):
@@ -219,12 +221,16 @@ class Tables:
         self.ix = np.concatenate([[len(S), model.num_modalities, J, P, H], int_offsets, float_offsets, *ints]
                                  ).astype(np.int64)
         self.fx = np.concatenate(floats)
+        # where the kernel writes each output in ``out`` (``aif._fast_kernels.step``): the posterior, the four
+        # terms, G, q(pi), the next prior
         n = sum(S)
-        self.factors = [slice(a, b) for a, b in zip(np.cumsum([0] + S[:-1]).tolist(), np.cumsum(S).tolist(),
-                                                    strict=True)]
-        # where the kernel writes each output in ``out`` (``aif._fast_kernels.step``)
-        self.outputs = (n + 6 * P + n, slice(0, n), slice(n, n + 4 * P), slice(n + 4 * P, n + 5 * P),
-                        slice(n + 5 * P, n + 6 * P), slice(n + 6 * P, n + 6 * P + n), P)
+        starts = np.cumsum([0] + S).tolist()
+        self.size = 2 * n + 6 * P
+        self.qs = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+        self.terms = [slice(n + k * P, n + (k + 1) * P) for k in range(4)]
+        self.G, self.q_pi = slice(n + 4 * P, n + 5 * P), slice(n + 5 * P, n + 6 * P)
+        self.prior = [slice(n + 6 * P + a, n + 6 * P + b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+        self.flat_qs, self.flat_prior = slice(0, n), slice(n + 6 * P, 2 * n + 6 * P)
 
 
 def _settings(agent: Any) -> tuple:
@@ -234,8 +240,8 @@ def _settings(agent: Any) -> tuple:
 
 
 class FastStep:
-    """An agent's hook into the compiled step: ``step(agent, obs)`` returns the action, or ``None`` when this step
-    belongs to the NumPy path (kernel not ready, a rule of the module docstring broken, a soft observation)."""
+    """The compiled step of an agent built once the kernel was ready: ``step(agent, obs)`` returns the action, or
+    ``None`` when this step belongs to the NumPy path (a rule of the module docstring broken, a soft observation)."""
 
     def __init__(self) -> None:
         self.settings: tuple = ()
@@ -243,12 +249,6 @@ class FastStep:
         self.prior: tuple = ([], None)  # the last prior handed to the agent (per factor) and its flat array
 
     def step(self, agent: Any, obs: Any) -> np.ndarray | None:
-        if _kernels is None:
-            if _state["status"] == "idle":
-                _state["steps"] += 1
-                if _state["steps"] >= WARM_AFTER and reason(agent) is None:
-                    compile(block=False)
-            return None
         settings = _settings(agent)
         if len(settings) != len(self.settings) or not all(map(operator.is_, settings, self.settings)):
             self.settings = settings
@@ -257,35 +257,38 @@ class FastStep:
         if tables is None:
             return None
         outcomes = check_obs(agent.model, obs)
-        if not all(type(o) is int for o in outcomes):
+        if set(map(type, outcomes)) != {int}:  # a probability vector: the NumPy path's step
             return None
         prior_list, prior = self.prior
-        if agent.prior is not prior_list:  # set by reset() or by the NumPy path
+        if agent.prior is not prior_list:  # set by reset() or by a step on the NumPy path
             prior = np.concatenate(agent.prior)
-        size, qs, terms, G, q_pi, next_prior, P = tables.outputs
-        out = np.empty(size)
+        out = np.empty(tables.size)
+        action = np.empty(len(tables.qs), dtype=np.int64)
         selection = agent.selection
         choose = selection.mode == "deterministic"
-        action = np.empty(len(tables.factors), dtype=np.int64)
         _kernels.step(np.array(outcomes, dtype=np.int64), prior, tables.ix, tables.fx, out, action, choose)
         if not choose:
-            probs = selection_probabilities(out[q_pi], agent.policies, selection.mode, agent.alpha,
+            probs = selection_probabilities(out[tables.q_pi], agent.policies, selection.mode, agent.alpha,
                                             selection.sampling)
             action = draw_action(probs, agent.policies, selection.mode, agent.rng, selection.sampling)
-            _kernels.predict(out[qs], action, tables.ix, tables.fx, out[next_prior])
-        factors = tables.factors
-        agent.qs = [out[qs][f] for f in factors]
-        agent.q_pi, agent.G = out[q_pi], out[G]
-        agent.terms = dict(zip(TERMS, out[terms].reshape(4, P), strict=True))
+            _kernels.predict(out[tables.flat_qs], action, tables.ix, tables.fx, out[tables.flat_prior])
+        agent.qs = [out[f] for f in tables.qs]
+        agent.q_pi, agent.G = out[tables.q_pi], out[tables.G]
+        agent.terms = dict(zip(TERMS, [out[k] for k in tables.terms], strict=True))
         agent.search_info = agent.plan = agent.multi_action = None
         agent.action = action
-        prior = out[next_prior]
-        agent.prior = [prior[f] for f in factors]
-        self.prior = (agent.prior, prior)
+        agent.prior = [out[f] for f in tables.prior]
+        self.prior = (agent.prior, out[tables.flat_prior])
         agent.t += 1
         return action
 
 
 def for_agent(agent: Any) -> FastStep | None:
-    """The hook of a newly built agent, or ``None`` when ``AIF_FAST=0`` (every step on the NumPy path)."""
-    return None if os.environ.get(ENV_VAR, "1") == "0" else FastStep()
+    """The hook of a newly built agent: ``None`` (every step on the NumPy path) unless the kernel is ready and
+    ``AIF_FAST`` is not ``"0"``. With ``AIF_FAST=1``, the first call starts making the kernel in the background."""
+    flag = os.environ.get(ENV_VAR)
+    if flag == "0":
+        return None
+    if flag == "1" and _state["status"] == "idle":
+        compile(block=False)
+    return FastStep() if _kernels is not None else None

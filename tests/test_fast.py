@@ -20,8 +20,13 @@ TOL = 1e-12
 
 @pytest.fixture(scope="module", autouse=True)
 def kernel():
-    """The kernel, made once (numba loads it from its cache after the first run on a machine)."""
+    """The kernel, made once (numba loads it from its cache after the first run on a machine); afterwards the
+    module is left as it was, so that agents of later test files in this process keep the NumPy path."""
+    saved = (fast._kernels, dict(fast._state))
     assert fast.compile(), fast.status()
+    yield
+    fast._kernels = saved[0]
+    fast._state.update(saved[1])
 
 
 def agent_pair(monkeypatch, model, **kwargs):
@@ -184,3 +189,27 @@ def test_bad_observation_leaves_agent_unchanged(monkeypatch):
         compiled.step([3])
     assert all(x is y for x, y in zip([compiled.t, compiled.qs, compiled.prior, compiled.q_pi], before, strict=True))
     assert fast.status() == {"status": "ready", "error": None}
+
+
+def test_path_is_chosen_when_the_agent_is_built(monkeypatch):
+    """Nothing is compiled unless asked; an agent built before the kernel is ready keeps the NumPy path for good
+    (so a seeded run gives the same bytes however long compiling takes); AIF_FAST=1 starts compiling in the
+    background when the first agent is built."""
+    model = aif.random_model(np.random.default_rng(6), [3, 2], [3, 2], [3, 1])
+    monkeypatch.setattr(fast, "_kernels", None)
+    monkeypatch.setitem(fast._state, "status", "idle")
+    before = aif.Agent(model)
+    assert before._fast is None and fast.status()["status"] == "idle"
+    assert "not compiled" in fast.reason(before)
+    monkeypatch.setenv(fast.ENV_VAR, "1")
+    during = aif.Agent(model)  # starts the background compilation
+    assert during._fast is None and fast.status()["status"] in ("compiling", "ready")
+    assert fast.compile()  # waits for the thread
+    after = aif.Agent(model)
+    assert after._fast is not None
+    for obs in ([0, 1], [2, 0], [1, 1]):
+        before.step(obs)
+        during.step(obs)
+        after.step(obs)
+        assert_same(after, before)
+        assert before.terms["utility"].base is None and after.terms["utility"].base is not None
