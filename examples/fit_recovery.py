@@ -1,10 +1,11 @@
-"""Parameter and model recovery on the T-maze, Bayesian (Laplace) and on Ray: the issue's figures, at a chosen size.
+"""Parameter and model recovery on the T-maze and the two-armed bandit, Bayesian (Laplace) and on Ray.
 
-    python examples/fit_recovery.py --quick                       # a few subjects: a smoke test
-    python examples/fit_recovery.py --subjects 40 --trials 100    # what benchmarks/results/fit_recovery.md reports
-    python examples/fit_recovery.py --ray                         # the same tasks on local Ray workers
+    python examples/fit_recovery.py --quick                                   # a few subjects: a smoke test
+    python examples/fit_recovery.py --subjects 100 --trials 200 --chunk 100   # the issue's size
+    python examples/fit_recovery.py --studies bandit --subjects 30 --pulls 200 --chunk 30
+    python examples/fit_recovery.py --ray                                     # the tasks on local Ray workers
 
-Two studies, each one call of ``aif_deep.recovery.recover`` (simulate with ``aif.Agent``, fit every candidate model
+Three studies, each one call of ``aif_deep.recovery.recover`` (simulate with ``aif.Agent``, fit every candidate model
 by Laplace, report correlations, coverage of the 90% intervals and the confusion matrix of highest evidence):
 
 1. ``epistemic``: agents with policy precision gamma ~ U(1, 16) and preference strength r ~ U(1, 6)
@@ -15,6 +16,10 @@ by Laplace, report correlations, coverage of the 90% intervals and the confusion
 2. ``learning``: agents that do not know the arms' reward probabilities (pA[1], the T-maze's ``learn_A``) and learn
    them across trials with learning rate lr ~ U(0.2, 2) and forgetting ~ U(0.6, 1), against agents with the same
    prior that do not learn (fitting gamma). Model recovery: learning or not.
+3. ``bandit``: the same learning (lr ~ U(0.2, 2), forgetting ~ U(0.6, 1)) on a two-armed bandit (0.8 / 0.2) whose
+   arms swap at pulls 50, 100 and 150, one episode of ``--pulls`` pulls per subject: the reversals make the speed
+   of forgetting visible in the choices. Candidates: EFE with the novelty of the arms' counts (parameter
+   information gain), or utility alone, both learning. ``bandit-stationary``: the same without reversals.
 """
 
 import argparse
@@ -26,7 +31,7 @@ import pyro.distributions as dist
 import torch
 
 import aif
-from aif.envs import TMaze
+from aif.envs import Bandit, TMaze
 from aif_deep import TabularModel
 from aif_deep.recovery import AgentModel, InProcess, Ray, recover
 
@@ -59,11 +64,29 @@ def learning_models():
     return [learner, static]
 
 
+BANDIT_PROBS, BANDIT_REVERSALS = (0.8, 0.2), (50, 100, 150)
+
+
+def bandit_models(reversals=BANDIT_REVERSALS):
+    """Two agents on the two-armed bandit that learn the arms' reward probabilities (pA[1], prior count 1) with
+    learning rate lr and forgetting towards the prior, both fitted (gamma = 4, alpha = 1 and the reward preference
+    C = [0, 2, 0] known): one scores pulls by utility and the novelty of the arms' counts (EFE with parameter
+    information gain), the other by utility alone."""
+    env = Bandit(BANDIT_PROBS, reversals=reversals)
+    model = TabularModel.from_aif(env.generative_model(2.0, kind="counts", prior_count=1.0), device="cpu")
+    priors = {"lr": dist.LogNormal(torch.tensor(-0.5, **F64), 1.0),
+              "forgetting": dist.Beta(torch.tensor(3.0, **F64), 1.0)}
+    common = dict(alpha=1.0, gamma=4.0, inference=aif.Exact(), learning=aif.Learning(learn_A=[1], learn_B=False))
+    return [AgentModel("EFE (novelty)", model, priors, dict(common, efe_terms=(aif.efe.Utility(), aif.efe.Novelty()))),
+            AgentModel("utility only", model, priors, dict(common, efe_terms=(aif.efe.Utility(),)))]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--subjects", type=int, default=40, help="subjects per generating model")
     parser.add_argument("--trials", type=int, default=100, help="trials per subject")
     parser.add_argument("--steps", type=int, default=2, help="actions per trial (cue, then arm)")
+    parser.add_argument("--pulls", type=int, default=200, help="pulls per bandit subject (one episode)")
     parser.add_argument("--chunk", type=int, default=10, help="subjects per task")
     parser.add_argument("--studies", default="epistemic,learning")
     parser.add_argument("--ray", action="store_true", help="run the tasks on Ray (local workers)")
@@ -89,13 +112,18 @@ def main(argv=None):
             truths = [{"lr": rng.uniform(0.2, 2.0, n), "forgetting": rng.uniform(0.6, 1.0, n)},
                       {"gamma": rng.uniform(1, 16, n)}]
             env = functools.partial(TMaze, 0.8)
+        elif study in ("bandit", "bandit-stationary"):
+            reversals = BANDIT_REVERSALS if study == "bandit" else ()
+            models = bandit_models(reversals)
+            truths = [{"lr": rng.uniform(0.2, 2.0, n), "forgetting": rng.uniform(0.6, 1.0, n)} for _ in models]
+            env = functools.partial(Bandit, BANDIT_PROBS, reversals=reversals)
         else:
-            raise SystemExit(f"unknown study {study!r}: choose from epistemic, learning")
+            raise SystemExit(f"unknown study {study!r}: choose from epistemic, learning, bandit, bandit-stationary")
+        trials, steps = (1, args.pulls) if study.startswith("bandit") else (args.trials, args.steps)
         start = time.perf_counter()
-        report = recover(models, truths, env, args.trials, args.steps, seed=args.seed, chunk=args.chunk,
-                         runner=runner)
+        report = recover(models, truths, env, trials, steps, seed=args.seed, chunk=args.chunk, runner=runner)
         took = time.perf_counter() - start
-        print(f"\n## {study}: {n} subjects per model, {args.trials} trials x {args.steps} steps, "
+        print(f"\n## {study}: {n} subjects per model, {trials} trials x {steps} steps, "
               f"{type(runner).__name__}: {took:.0f} s\n")
         print(report.table())
         for failure in report.failures:

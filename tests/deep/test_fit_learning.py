@@ -74,3 +74,35 @@ def test_learning_parameters_are_refused_without_learning():
         choice_likelihood(tm, obs, act, learning=aif.Learning(online=False))
     with pytest.raises(aif.ParameterError, match=r"forgetting must be a number or \(1,\) numbers in \(0, 1\]"):
         choice_likelihood(tm, obs, act, learning=aif.Learning(), forgetting=1.5)
+
+
+def test_laplace_newton_reaches_each_subjects_map_of_lr_and_forgetting():
+    """Two learning subjects fitted together: laplace's batched Newton steps stop at a point where every subject's
+    gradient vanishes, and scipy's Nelder-Mead on each subject's own potential finds the same MAP."""
+    import pyro.distributions as dist
+    from scipy.optimize import minimize
+
+    from aif_deep import bayes
+
+    torch.set_num_threads(1)
+    model = learning_model()
+    runs = [simulate(model, aif.Learning(lr=lr, forgetting=f, learn_B=False), trials=5, steps=2, seed=s)
+            for lr, f, s in ((0.5, 0.9, 2), (1.5, 0.7, 3))]
+    obs, act = np.concatenate([r[0] for r in runs]), np.concatenate([r[1] for r in runs])
+    like = choice_likelihood(aif_deep.TabularModel.from_aif(model, device="cpu"), obs, act, gamma=GAMMA, alpha=ALPHA,
+                             inference=aif.Exact(), learning=aif.Learning(learn_B=False))
+    f64 = dict(dtype=torch.float64)
+    priors = {"lr": dist.LogNormal(torch.tensor(-0.5, **f64), 1.0),
+              "forgetting": dist.Beta(torch.tensor(3.0, **f64), 1.0)}
+    post = bayes.laplace(like, priors, num_draws=10)
+    assert post.info["grad"].abs().max() < 1e-6
+    assert (torch.linalg.eigvalsh(post.info["H"]) > 0).all()
+    flat = bayes._Flat(like, priors)
+    for i in range(2):
+        def potential(z, i=i):
+            Z = post.info["z"].clone()
+            Z[i] = torch.as_tensor(z, **f64)
+            with torch.no_grad():
+                return float(flat.potential(Z)[i])
+        found = minimize(potential, np.zeros(2), method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-10})
+        assert np.allclose(found.x, post.info["z"][i].numpy(), atol=1e-4)

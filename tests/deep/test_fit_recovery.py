@@ -48,3 +48,24 @@ def test_in_process_and_ray_agree_and_failures_are_reported():
         assert np.array_equal(getattr(local, key)[0]["gamma"], getattr(remote, key)[0]["gamma"])
     assert np.array_equal(local.log_evidence[0], remote.log_evidence[0])
     assert "| strong | gamma | 2 |" in local.table()
+
+
+def test_posterior_correlations_are_read_in_the_unconstrained_space():
+    """Draws whose log-lr and logit-forgetting have correlation -0.8 (first subject) and 0 (second) give those
+    correlations; a vector parameter is left out."""
+    from aif_deep.bayes import Posterior
+
+    f64 = dict(dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    eps = torch.randn(20000, 2, 2, generator=gen, **f64)  # (draws, subjects, 2)
+    rho = torch.tensor([-0.8, 0.0], **f64)
+    x = eps[..., 0]
+    y = rho * eps[..., 0] + torch.sqrt(1 - rho**2) * eps[..., 1]
+    post = Posterior(samples={"lr": torch.exp(0.5 + x)[None], "forgetting": torch.sigmoid(2.0 * y)[None],
+                              "C[1]": torch.zeros(1, 20000, 2, 3, **f64)}, method="laplace")
+    priors = {"lr": dist.LogNormal(torch.tensor(0.0, **f64), 1.0),
+              "forgetting": dist.Beta(torch.tensor(3.0, **f64), 1.0),
+              "C[1]": dist.Normal(torch.zeros(3, **f64), 1.0).to_event(1)}
+    r = recovery.posterior_correlations(post, priors)
+    assert list(r) == ["lr~forgetting"]
+    assert np.allclose(r["lr~forgetting"], [-0.8, 0.0], atol=0.02)
