@@ -88,6 +88,13 @@ def temperature_loss(log_alpha: torch.Tensor, H: torch.Tensor, target: float) ->
 class EntropyWeight:
     """The entropy term ``-alpha H[q(a | x)]`` of the policy's objective.
 
+    A fixed alpha is a fixed precision 1 / alpha of the policy's target softmax(-G_phi(x, .) / alpha), so the
+    entropy may differ from state to state as the critic's action differences do. A learned alpha holds only the
+    mean entropy over replayed states at ``target``, and ln alpha moves about ``lr`` per update, so it lags a policy
+    whose entropy changes faster: on CartPole a target of 0.2 nats first pulled alpha down from 0.05 to 0.017,
+    then the entropy fell to 0.02-0.06 nats while alpha climbed back, and the returns fell with it
+    (benchmarks/results/cartpole.md).
+
     Attributes:
         alpha: the weight (SAC's temperature); with a ``target``, its initial value.
         target: the target entropy in nats (in ``(0, ln K)`` for ``K`` actions): alpha is learned so that the
