@@ -32,6 +32,7 @@ at which the success rate over the previous ``window`` episodes reached ``target
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import sys
 import time
@@ -233,6 +234,7 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
     return {"agent": agent_name, "seed": seed, "returns": returns, "goal": goal, "steps": steps,
             "success_rate": float(success[last].mean()), "goal_rate": float(np.mean(goal[last])),
             "mean_return": float(np.mean(returns[last])),
+            "blocks": [float(b.mean()) for b in np.array_split(success, max(1, len(success) // 50))],
             "reached": None if not len(reached) else int(reached[0]) + s.window,
             "wall_s": time.perf_counter() - start, "world_model_s": wm_time, "world_model": wm}
 
@@ -246,6 +248,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--episodes", type=int, default=None)
     p.add_argument("--quick", action="store_true", help="a few episodes with small networks (the tests' setting)")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--json", default=None, help="write every run's per-episode returns and measures to this file")
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # small networks: one thread (a shared machine's cores are contended)
     s = replace(QUICK if args.quick else Settings(), env=args.env)
@@ -261,8 +264,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                                       f"({r['world_model_s']:.0f} s)")
             print(f"{s.env} {name} seed {seed}: last {s.window} episodes: success {r['success_rate']:.2f}, goal "
                   f"{r['goal_rate']:.2f}, mean return {r['mean_return']:.3f}; success rate >= {s.target} first at "
-                  f"episode {r['reached']}; {len(r['returns'])} episodes, {r['steps']} steps, {r['wall_s']:.0f} s{wm}",
-                  flush=True)
+                  f"episode {r['reached']}; success rate per 50 episodes {[round(b, 2) for b in r['blocks']]}; "
+                  f"{len(r['returns'])} episodes, {r['steps']} steps, {r['wall_s']:.0f} s{wm}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"settings": repr(s), "runs": results}, f)
     return results
 
 
