@@ -15,6 +15,8 @@ Agents (``--agents``):
   state of the actor-critic is ``rssm.features(h, q) = [h, E_q onehot z]``; ``aif_deep.SoftActorCritic`` (EFE
   critic G = -reward + discount V, an amortised policy, a learned entropy weight) learns on it as it acts.
 - ``rssm-dqn``: the same frozen RSSM features with the DQN learner below (what the features alone bring).
+- ``view-rssm-dqn``: the DQN learner on the encoded view and the RSSM features side by side (what the RSSM's memory
+  adds to the view).
 - ``dqn``: DQN (``TDLearning(hard_min=True)``, epsilon-greedy) on the encoded view itself, no memory.
 
 - ``random``: uniform actions (the floor).
@@ -110,7 +112,7 @@ class Settings:
     target: float = 0.9
 
 
-QUICK = Settings(episodes=3, warmup=1, classes=4, deter=16, hidden=32, wm_steps=3, wm_length=8, q_hidden=32,
+QUICK = Settings(episodes=2, warmup=1, classes=4, deter=16, hidden=32, wm_steps=3, wm_length=8, q_hidden=32,
                  td=replace(Settings.td, learning_starts=50, buffer_size=2000), window=2)
 
 
@@ -193,7 +195,7 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
     if agent_name == "random":
         buffers, goal, returns = random_episodes(env, s.episodes, num_actions, rng)
         steps = buffers[0].num_steps
-    elif agent_name.startswith("rssm"):
+    elif "rssm" in agent_name:
         buffers, goal, returns = random_episodes(env, s.warmup, num_actions, rng)
         steps = buffers[0].num_steps
         rssm = world_model(s, seed)
@@ -203,9 +205,15 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
         wm = {"elbo_first": float(np.mean([h["elbo"] for h in hist[:10]])),
               "elbo_last": float(np.mean([h["elbo"] for h in hist[-10:]]))}
         filt = Filter(rssm)
-        encoder = lambda obs, a=None: filt.reset(encode(obs["image"])) if a is None else \
-            filt.step(a, encode(obs["image"]))  # noqa: E731
-        agent = learner(s, s.deter + s.latents * s.classes, num_actions, agent_name.split("-")[1], seed)
+        with_view = agent_name.startswith("view")
+
+        def encoder(obs, a=None):
+            pixels = encode(obs["image"])
+            x = filt.reset(pixels) if a is None else filt.step(a, pixels)
+            return torch.cat([torch.from_numpy(pixels).float(), x]) if with_view else x
+
+        agent = learner(s, s.deter + s.latents * s.classes + PIXELS * with_view, num_actions,
+                        agent_name.split("-")[-1], seed)
     else:
         encoder = lambda obs, a=None: torch.from_numpy(encode(obs["image"])).float()  # noqa: E731
         agent = learner(s, PIXELS, num_actions, "dqn", seed)
@@ -243,7 +251,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default=Settings.env)
     p.add_argument("--agents", nargs="+", default=["rssm-sac", "dqn"],
-                   choices=["rssm-sac", "rssm-dqn", "dqn", "random"])
+                   choices=["rssm-sac", "rssm-dqn", "view-rssm-dqn", "dqn", "random"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--episodes", type=int, default=None)
     p.add_argument("--quick", action="store_true", help="a few episodes with small networks (the tests' setting)")

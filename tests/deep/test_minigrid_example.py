@@ -54,3 +54,12 @@ def test_filter_carries_the_view(example):
     x1 = filt.step(2, pixels)
     assert not torch.equal(x1[: s.deter], x0[: s.deter])
     torch.testing.assert_close(x1[s.deter:].reshape(s.latents, s.classes).sum(-1), torch.ones(s.latents))
+
+
+def test_view_beside_the_belief(example):
+    """view-rssm-dqn's learner reads the encoded view and the RSSM features side by side."""
+    from dataclasses import replace
+
+    s = replace(example.QUICK, episodes=2)
+    r = example.run("view-rssm-dqn", s, 0)
+    assert len(r["returns"]) == 2 and r["world_model"] is not None
