@@ -19,14 +19,16 @@ environment, for one agent. The model is the T-maze's (``aif.envs.TMaze().genera
 - pymdp.legacy (batches of at most ``--legacy-max`` agents): one ``pymdp.legacy.agent.Agent`` per agent stepped
   in a Python loop with the same vector environment (legacy has no batch).
 
-The thread table runs aif_deep at one batch with torch's default intra-op threads and with one thread, on the
+The thread table runs aif_deep at several batches with torch's default intra-op threads and with one thread, on the
 machine as it is and with two busy processes started beside it (the "loaded" rows), with aif_deep's thread policy
 (``aif_deep.threads``: small calls run on one thread) and without it (``SMALL_WORK = 0``: every call on torch's
-threads, the behaviour before the policy). The crossover table times ``Agent.step`` alone at growing batches on one
-and on two threads, under the same load, to place ``SMALL_WORK``.
+threads, the behaviour before the policy), the three alternating run by run. The crossover table times
+``Agent.step`` alone at growing batches on one and on two threads, under the same load, to place ``SMALL_WORK``.
 
-Wall-clock time, best of ``--repeats`` warm runs; on a shared machine the numbers move by tens of percent. Writes
-``benchmarks/results/bench_batched.md`` and ``bench_batched.png``.
+Wall-clock time, best of ``--repeats`` warm runs; on a shared machine the numbers move by tens of percent, so the
+main table also gives agent-steps per CPU-second (the process's CPU time over all its threads, best of the same
+runs), which other jobs on the machine change much less. Writes ``benchmarks/results/bench_batched.md`` and
+``bench_batched.png``.
 """
 
 from __future__ import annotations
@@ -55,24 +57,31 @@ from aif.envs import POMDPVectorEnv, TMaze
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def timed(run, repeats):
+    """Best wall-clock seconds and best CPU seconds (``time.process_time``: every thread of this process) of
+    ``repeats`` calls of ``run()``."""
+    wall, cpu = [], []
+    for r in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        run(r)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return min(wall), min(cpu)
+
+
 def deep_rollout(N, steps, repeats):
-    """(first, warm) seconds of aif_deep's rollout of N agents over the vector environment."""
+    """(first, warm, warm CPU) seconds of aif_deep's rollout of N agents over the vector environment."""
     start = time.perf_counter()
     task = TMaze()
     agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(task.generative_model(), device="cpu"), batch_shape=(N,))
     envs = POMDPVectorEnv(task, N)
     aif_deep.rollout(agent, envs, steps, seed=0)
     first = time.perf_counter() - start
-    warm = []
-    for r in range(repeats):
-        start = time.perf_counter()
-        aif_deep.rollout(agent, envs, steps, seed=r + 1)
-        warm.append(time.perf_counter() - start)
-    return first, min(warm)
+    return (first, *timed(lambda r: aif_deep.rollout(agent, envs, steps, seed=r + 1), repeats))
 
 
 def pymdp_rollout(N, steps, repeats):
-    """(first, warm) seconds of pymdp 1.0's jitted rollout of a batch of N agents."""
+    """(first, warm, warm CPU) seconds of pymdp 1.0's jitted rollout of a batch of N agents."""
     import jax
     import jax.numpy as jnp
     import jax.random as jr
@@ -95,12 +104,7 @@ def pymdp_rollout(N, steps, repeats):
     run = jax.jit(lambda agent, key: jax_rollout(agent, env, num_timesteps=steps - 1, rng_key=key)[1]["action"])
     run(agent, jr.PRNGKey(0)).block_until_ready()
     first = time.perf_counter() - start
-    warm = []
-    for r in range(repeats):
-        start = time.perf_counter()
-        run(agent, jr.PRNGKey(r + 1)).block_until_ready()
-        warm.append(time.perf_counter() - start)
-    return first, min(warm)
+    return (first, *timed(lambda r: run(agent, jr.PRNGKey(r + 1)).block_until_ready(), repeats))
 
 
 def legacy_rollout(N, steps):
@@ -161,6 +165,23 @@ def torch_threads(n, policy):
     finally:
         torch.set_num_threads(before)
         threads.SMALL_WORK, threads.free_cores = small, free
+
+
+def thread_rates(N, steps, repeats):
+    """Best wall-clock and best CPU seconds (``timed``) of a rollout of N agents with aif_deep's default (policy
+    on), torch's default threads with the policy off, and one thread, the three alternating run by run (the load
+    moves while they run): ``[(wall, cpu)] * 3``."""
+    task = TMaze()
+    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(task.generative_model(), device="cpu"), batch_shape=(N,))
+    envs = POMDPVectorEnv(task, N)
+    aif_deep.rollout(agent, envs, steps, seed=0)
+    best = [(np.inf, np.inf)] * 3
+    for r in range(repeats):
+        for i, (n, policy) in enumerate(((None, True), (None, False), (1, True))):
+            with torch_threads(n, policy):
+                wall, cpu = timed(lambda _: aif_deep.rollout(agent, envs, steps, seed=r + 1), 1)
+            best[i] = (min(best[i][0], wall), min(best[i][1], cpu))
+    return best
 
 
 def step_seconds(N, steps):
@@ -252,7 +273,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=100, help="steps per rollout (default 100)")
     parser.add_argument("--repeats", type=int, default=3, help="warm runs; the best is reported")
     parser.add_argument("--legacy-max", type=int, default=16, help="largest batch run with pymdp.legacy")
-    parser.add_argument("--thread-batch", type=int, default=256, help="batch of the thread table (0: skip it)")
+    parser.add_argument("--thread-batches", default="16,256,4096", help="batches of the thread table ('' skips)")
+    parser.add_argument("--thread-steps", type=int, default=20,
+                        help="steps per rollout in the thread table (policy off is slow on a loaded machine)")
     parser.add_argument("--crossover", default="256,1024,4096,16384", help="batches of the crossover table ('' skips)")
     parser.add_argument("--settle", type=float, default=60.0,
                         help="seconds of load before the crossover table (the one-minute load average catches up)")
@@ -279,39 +302,47 @@ def main(argv=None):
              f"load average {os.getloadavg()[0]:.2f} at the start; torch {torch.__version__} "
              f"({torch.get_num_threads()} intra-op threads by default)", "",
              f"T-maze, {steps} steps per rollout; agent-steps per second (agents x steps / wall time, best of "
-             f"{args.repeats} warm runs).", "",
+             f"{args.repeats} warm runs), and per CPU-second (agents x steps / the process's CPU time over every "
+             "thread, best of the same runs: on a shared machine, the cost of the work itself).", "",
              "| agents | aif_deep warm | aif_deep first | pymdp 1.0 warm | pymdp 1.0 first (compile included) "
-             "| pymdp.legacy | aif_deep / pymdp 1.0 warm |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+             "| pymdp.legacy | aif_deep / pymdp 1.0 warm | aif_deep per CPU-s | pymdp 1.0 per CPU-s "
+             "| aif_deep / pymdp 1.0 per CPU-s |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(lines), flush=True)
     rows = []
     for N in batches:
-        d_first, d_warm = deep_rollout(N, steps, args.repeats)
-        j_first, j_warm = pymdp_rollout(N, steps, args.repeats)
+        d_first, d_warm, d_cpu = deep_rollout(N, steps, args.repeats)
+        j_first, j_warm, j_cpu = pymdp_rollout(N, steps, args.repeats)
         legacy = legacy_rollout(N, steps) if N <= args.legacy_max else np.nan
         rows.append((N, d_warm, d_first, j_warm, j_first, legacy))
         line = (f"| {N:,} | {rate(N, steps, d_warm)} | {rate(N, steps, d_first)} | {rate(N, steps, j_warm)} "
-                f"| {rate(N, steps, j_first)} | {rate(N, steps, legacy)} | {j_warm / d_warm:.2f}x |")
+                f"| {rate(N, steps, j_first)} | {rate(N, steps, legacy)} | {j_warm / d_warm:.2f}x "
+                f"| {rate(N, steps, d_cpu)} | {rate(N, steps, j_cpu)} | {j_cpu / d_cpu:.2f}x |")
         lines.append(line)
         print(line, flush=True)
 
-    if args.thread_batch:
-        N = args.thread_batch
-        head = ["", f"Threads: {N} agents, {steps} steps, agent-steps per second; 'loaded' runs beside two busy "
-                "processes.", "",
-                "| machine | aif_deep default (thread policy on) | torch default threads, policy off | one thread |",
-                "|---|---:|---:|---:|"]
+    if args.thread_batches:
+        T = args.thread_steps
+        head = ["", f"Threads: {T} steps, agent-steps per second (wall) and per CPU-second; 'loaded' runs beside two "
+                f"busy processes. The configurations alternate run by run, best of {args.repeats} each. Policy off "
+                "with torch's default threads, a thread waiting at the end of a parallel region (softmax and the "
+                "matrix products open one at any size) spins until the other is scheduled: its CPU time grows too.",
+                "",
+                "| agents | machine | aif_deep default (thread policy on) | torch default threads, policy off "
+                "| one thread | default / one thread | default per CPU-s | policy off per CPU-s | one thread per CPU-s "
+                "| default / one thread per CPU-s |",
+                "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         lines += head
         print("\n".join(head), flush=True)
-        for name, load in (("as it is", 0), ("loaded", 2)):
-            with busy(load):
-                cells = []
-                for n, policy in ((None, True), (None, False), (1, True)):
-                    with torch_threads(n, policy):
-                        cells.append(rate(N, steps, deep_rollout(N, steps, args.repeats)[1]))
-            line = f"| {name} | {' | '.join(cells)} |"
-            lines.append(line)
-            print(line, flush=True)
+        for N in [int(b) for b in args.thread_batches.split(",")]:
+            for name, load in (("as it is", 0), ("loaded", 2)):
+                with busy(load):
+                    best = thread_rates(N, T, args.repeats)
+                walls, cpus = zip(*best, strict=True)
+                line = (f"| {N:,} | {name} | {' | '.join(rate(N, T, w) for w in walls)} | {walls[2] / walls[0]:.2f}x "
+                        f"| {' | '.join(rate(N, T, c) for c in cpus)} | {cpus[2] / cpus[0]:.2f}x |")
+                lines.append(line)
+                print(line, flush=True)
 
     if args.crossover:
         sizes = [int(b) for b in args.crossover.split(",")]
