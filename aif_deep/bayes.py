@@ -477,6 +477,20 @@ def empirical_bayes(like: ChoiceLikelihood, group: dict, *, iterations: int = 10
                      info={"history": torch.stack(history), "z": z, "cov": cov})
 
 
+def group_init(post: Posterior, group: dict) -> dict:
+    """Starting values for ``svi`` or ``nuts`` with ``group`` from an ``empirical_bayes`` fit of the same group: each
+    ``{name}_mu``, ``{name}_sigma`` and the subjects' non-centred ``{name}_z = (m_i - mu) / sigma`` (``m_i`` the MAPs,
+    unconstrained). Started from the hyperpriors instead, a mean-field SVI crawls along the ridge mu + sigma z_i =
+    const and stops short of the group mean (benchmarks/results/fit_recovery.md)."""
+    if post.method != "empirical_bayes" or list(group) != [n for n in post.mode if f"{n}_mu" in post.mode]:
+        raise ParameterError("group_init needs the empirical_bayes posterior of this group (the same names, in order)")
+    init = {}
+    for j, name in enumerate(group):
+        mu, sigma = post.mode[f"{name}_mu"], post.mode[f"{name}_sigma"]
+        init.update({f"{name}_mu": mu, f"{name}_sigma": sigma, f"{name}_z": (post.info["z"][:, j] - mu) / sigma})
+    return init
+
+
 # ----------------------------------------------------------------------------------------------------------
 # SVI and NUTS
 

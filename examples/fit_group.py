@@ -124,9 +124,7 @@ def main(argv=None):
         same = torch.equal(results["in process"].info["z"], results["Ray, 2 local workers"].info["z"])
         print(f"in process and on Ray: the subjects' MAPs are {'identical' if same else 'DIFFERENT'}")
 
-    eb = results["in process"]
-    mu, sigma = eb.mode["gamma_mu"], eb.mode["gamma_sigma"]
-    from_eb = {"gamma_mu": mu, "gamma_sigma": sigma, "gamma_z": (eb.info["z"][:, 0] - mu) / sigma}
+    from_eb = bayes.group_init(results["in process"], group)
     for label, init in (("from the hyperpriors' medians", None), ("from empirical Bayes", from_eb)):
         start = time.perf_counter()
         post = bayes.svi(like, group=group, steps=args.svi_steps, lr=0.05, num_draws=500, elbo_particles=4,

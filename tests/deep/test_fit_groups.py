@@ -106,5 +106,9 @@ def test_empirical_bayes_is_a_fixed_point_of_em_whatever_the_chunks(group_data):
     chunked = bayes.empirical_bayes(like, group, tol=1e-7, chunk=3)
     assert torch.allclose(chunked.info["z"], eb.info["z"], atol=1e-8)
     assert eb.samples["gamma"].shape == (1, 1000, 8)
+    init = bayes.group_init(eb, group)  # SVI's start: the non-centred z of every subject's MAP
+    assert torch.allclose(init["gamma_mu"] + init["gamma_sigma"] * init["gamma_z"], z)
+    with pytest.raises(aif.ParameterError, match="group_init needs the empirical_bayes posterior"):
+        bayes.group_init(lap, group)
     with pytest.raises(aif.ParameterError, match="GroupPrior is for scalar parameters"):
         bayes.empirical_bayes(like, {"C[1]": bayes.GroupPrior()})
