@@ -11,7 +11,8 @@ step -- state inference, the EFE of every policy, q(pi), the action and the next
   where it is the same term); ``EFEOptions.guards`` without a state floor or a joint-likelihood guard
   (``Guards.exact()``, ``Guards.pymdp()``; pymdp.legacy's ``Guards.pymdp_legacy()`` floors states and runs on the
   NumPy path);
-- the model: at most ``MAX_JOINT`` joint states (the kernel works on the joint state space);
+- the model: at most ``MAX_JOINT`` joint states (the kernel works on the joint state space; with ``Exact``, at
+  most its ``max_bytes``);
 - the step: every modality's observation an outcome index (a probability vector runs on the NumPy path);
 - numba is installed and the environment variable ``AIF_FAST`` is not ``"0"``.
 
@@ -126,8 +127,11 @@ def reason(agent: Any) -> str | None:
     guards = agent.efe.guards
     if guards.state_floor > 0 or guards.joint_likelihood is not None:
         return "EFEOptions.guards has a state floor or a joint-likelihood guard"
-    if math.prod(agent.model.num_states) > MAX_JOINT:
-        return f"the model has {math.prod(agent.model.num_states):,} joint states, above MAX_JOINT = {MAX_JOINT:,}"
+    joint = math.prod(agent.model.num_states)
+    if joint > MAX_JOINT:
+        return f"the model has {joint:,} joint states, above MAX_JOINT = {MAX_JOINT:,}"
+    if isinstance(agent.inference, Exact) and 8 * joint > agent.inference.max_bytes:
+        return "the joint belief is above Exact.max_bytes (the NumPy path refuses it)"
     return None
 
 
@@ -246,7 +250,7 @@ class FastStep:
     def __init__(self) -> None:
         self.settings: tuple = ()
         self.tables: Tables | None = None
-        self.prior: tuple = ([], None)  # the last prior handed to the agent (per factor) and its flat array
+        self.prior: tuple = ((), None)  # the last prior handed to the agent (its vectors) and their flat array
 
     def step(self, agent: Any, obs: Any) -> np.ndarray | None:
         settings = _settings(agent)
@@ -259,9 +263,9 @@ class FastStep:
         outcomes = check_obs(agent.model, obs)
         if set(map(type, outcomes)) != {int}:  # a probability vector: the NumPy path's step
             return None
-        prior_list, prior = self.prior
-        if agent.prior is not prior_list:  # set by reset() or by a step on the NumPy path
-            prior = np.concatenate(agent.prior)
+        parts, prior = self.prior
+        if len(agent.prior) != len(parts) or not all(map(operator.is_, agent.prior, parts)):
+            prior = np.concatenate(agent.prior)  # set by reset(), by a step on the NumPy path, or by the caller
         out = np.empty(tables.size)
         action = np.empty(len(tables.qs), dtype=np.int64)
         selection = agent.selection
@@ -278,7 +282,7 @@ class FastStep:
         agent.search_info = agent.plan = agent.multi_action = None
         agent.action = action
         agent.prior = [out[f] for f in tables.prior]
-        self.prior = (agent.prior, out[tables.flat_prior])
+        self.prior = (tuple(agent.prior), out[tables.flat_prior])
         agent.t += 1
         return action
 

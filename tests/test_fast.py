@@ -152,6 +152,7 @@ def test_fallback_rules(monkeypatch):
         assert why is not None and words[case] in why, (case, why)
     big = aif.random_model(rng, [17, 16, 16], [2], [1, 1, 1])
     assert "MAX_JOINT" in fast.reason(aif.Agent(big))
+    assert "max_bytes" in fast.reason(aif.Agent(model, inference=aif.Exact(max_bytes=40)))
     # the pymdp.legacy guards without the state floor are covered
     assert fast.reason(aif.Agent(model, efe=aif.EFEOptions(guards=Guards(outcome=LEGACY)))) is None
     monkeypatch.setenv(fast.ENV_VAR, "0")
@@ -168,6 +169,11 @@ def test_soft_observation_and_changed_settings(monkeypatch):
         compiled.step(obs)
         reference.step(obs)
         assert_same(compiled, reference)
+    for agent in (compiled, reference):  # a prior vector replaced in the agent's list
+        agent.prior[1] = np.array([0.9, 0.1])
+    compiled.step([1, 0])
+    reference.step([1, 0])
+    assert_same(compiled, reference)
     other = aif.random_model(rng, [3, 2], [3, 2], [3, 2])
     for agent in (compiled, reference):
         agent.gamma = 3.0
