@@ -45,7 +45,9 @@ from .fast import FLOAT_TABLES, INT_TABLES, SIZES
 jit = numba.njit(cache=True, nogil=True)
 # Helpers are inlined into their callers: an array passed to a compiled call is reference-counted on the way in
 # and out, and inlining lets numba drop those counts (measured: the policy scoring of the 7x7 grid at horizon 3
-# took 2.4x as long with the helpers as calls).
+# took 2.4x as long with the helpers as calls). The three stages a step calls once (infer, score, posterior) stay
+# calls: inlining them too gave the same speed and took 15.3 s of CPU to compile instead of 9.8 s
+# (benchmarks/results/bench_loop.md).
 helper = numba.njit(cache=True, nogil=True, inline="always")
 
 
@@ -154,7 +156,7 @@ def mean_field_vfe(qs, lp, logL, state_of, S, soff, kind, eps, accuracy):
     return vfe
 
 
-@helper
+@jit
 def infer(obs, prior, S, soff, state_of, lnA_joint, a_deps, a_ndeps, O, method, num_iter, tol, parallel,
           legacy_initial, kind, eps):
     """The posterior (flat) after outcome indices ``obs (M,)`` from the flat ``prior``: ``method`` 0 is
@@ -229,7 +231,7 @@ def floats_at(ix, fx, k):
     return fx[ix[base + k]:ix[base + k + 1]]
 
 
-@helper
+@jit
 def score(qs, ix, fx, outcome_kind, outcome_eps):
     """The EFE terms of every policy, ``(3, P)``: utility, ambiguity, state information gain, each summed over
     the policy's steps (``aif.control.prefix_tree_efe`` over ``aif.efe.step_terms``, without a state floor)."""
@@ -278,7 +280,7 @@ def score(qs, ix, fx, outcome_kind, outcome_eps):
     return out
 
 
-@helper
+@jit
 def posterior(G, ln_E, gamma, out):
     """q(pi) = softmax(-gamma G + ln E) into ``out``, with G shifted by its lowest allowed value when gamma G
     would overflow (``aif.control.posterior_of``)."""
