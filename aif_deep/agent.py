@@ -9,6 +9,7 @@ drop-in for ``aif.Agent`` (its attributes are tensors of the same shapes).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from aif.agent import (
 )
 from aif.checks import check_index
 from aif.control import enumerate_policies
-from aif.efe import DEFAULT_TERMS, EFEOptions, InductiveCost
+from aif.efe import DEFAULT_TERMS, EFEOptions, InductiveCost, TerminalValue
 from aif.errors import CallOrderError, ParameterError, PolicyError, StrategyError
 from aif.planning import SophisticatedInference
 from aif.rollout import as_agent_env
@@ -291,8 +292,9 @@ class Agent:
     @atomic
     def step(self, obs: Any, reward: Any = None, terminated: bool = False) -> torch.Tensor:
         """``infer_states(obs, reward, terminated)``, ``infer_policies()``, ``sample_action()``; returns the
-        actions. Small batched work runs on one intra-op thread (``aif_deep.threads``)."""
-        with threads_for(self._run.work):
+        actions. Small batched work runs on one intra-op thread (``aif_deep.threads``); a tabular model none of whose
+        arrays (nor the prior) requires gradients runs without recording them."""
+        with threads_for(self._run.work), self._run.gradients():
             self.infer_states(obs, reward, terminated)
             self.infer_policies()
             return self.sample_action()
@@ -366,6 +368,10 @@ class _Run:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
 
+    def gradients(self) -> contextlib.AbstractContextManager:
+        """The autograd mode of a step: as the caller's (``_TorchRun`` turns it off where nothing needs it)."""
+        return contextlib.nullcontext()
+
     def learn(self) -> BeliefModel:
         raise ParameterError("learn() needs Learning settings: Agent(..., learning=aif.Learning(...)) with "
                              "online=False or learn_D=True (online A/B learning happens at every step)")
@@ -411,6 +417,19 @@ class _TorchRun(_Run):
             self.work = math.prod(a.batch_shape) * per_belief
         if a.learning is not None:
             self.start_learning()
+
+    def gradients(self) -> contextlib.AbstractContextManager:
+        """``torch.no_grad()`` for a ``TabularModel`` none of whose tensors, nor the agent's prior, gamma or alpha,
+        requires gradients, without a ``TerminalValue`` (whose function may hold a network): nothing of the step
+        could carry one, and recording none saves its bookkeeping (about 6% of a T-maze step). The caller's mode
+        otherwise (a neural model's networks, a model or precision being fitted)."""
+        a = self.agent
+        m = a.model
+        if isinstance(m, TabularModel) and not any(isinstance(t, TerminalValue) for t in a.efe_terms) and not any(
+                isinstance(t, torch.Tensor) and t.requires_grad
+                for t in (*m.A, *m.B, *m.C, *m.D, m.E, *(m.pA or ()), *(m.pB or ()), *a.prior, a.gamma, a.alpha)):
+            return torch.no_grad()
+        return contextlib.nullcontext()
 
     def start_learning(self) -> None:
         """Online A/B learning in torch: each agent of the batch gets its own counts."""
@@ -541,7 +560,7 @@ class _TorchRun(_Run):
             G, terms = evaluate_policies(a.model, qs, policies=a.policies, terms=a.efe_terms, options=a.efe,
                                          check_values=False)
         # One reduction where G is finite (its sum is, short of overflow); the elementwise test only otherwise.
-        if not math.isfinite(float(G.sum())) and not bool(torch.isfinite(G).all()):
+        if not math.isfinite(float(G.detach().sum())) and not bool(torch.isfinite(G).all()):
             raise ParameterError("G has a non-finite entry")
         E = getattr(a.model, "E", None)
         E = None if E is None or E.shape[-1] != G.shape[-1] else E  # a planner's first actions: aif.Agent's rule

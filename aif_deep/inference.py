@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from typing import Any, cast
 
 import numpy as np
@@ -122,7 +123,7 @@ def fixed_point_last(method: aif.FixedPoint, L: list, groups: list, lp_all: torc
     qs = [torch.full_like(p, 1.0 / p.shape[0]) for p in lp]
     # F at the uniform start, sum_f (guard(1/S_f) - mean ln p_f) - sum_g mean L_g: the same number (up to rounding)
     # in a few reductions.
-    vfe = sum(_uniform_log(method.guard, p.shape[0]) - p.mean(0) for p in lp)
+    vfe = functools.reduce(operator.add, [_uniform_log(method.guard, p.shape[0]) - p.mean(0) for p in lp])
     if not method.legacy_initial_vfe:
         for x in L:
             vfe = vfe - x.reshape(-1, b).mean(0)

@@ -162,3 +162,18 @@ def test_draws_equal_inverse_cdf_per_variable(padded):
                          inverse_cdf(cdfs[1][states[:, 1], control], u[:, 1]),
                          inverse_cdf(cdfs[2][states[:, 0]], u[:, 2])], -1)
     assert np.array_equal(out, expected)
+
+
+def test_a_step_records_gradients_only_where_something_needs_them():
+    task = TMaze()
+    model = aif_deep.TabularModel.from_aif(task.generative_model(), device="cpu")
+    obs, _ = POMDPVectorEnv(task, 3).reset(seed=0)
+    plain = aif_deep.Agent(model, batch_shape=(3,))
+    plain.step(obs)
+    assert not plain.G.requires_grad and not plain.prior[0].requires_grad
+    C = [c.clone().requires_grad_(m == 1) for m, c in enumerate(model.C)]  # preferences being fitted
+    fitted = aif_deep.Agent(model.replace(C=C), batch_shape=(3,))
+    fitted.step(obs)
+    assert fitted.G.requires_grad and torch.equal(fitted.G.detach(), plain.G)
+    (fitted.q_pi[:, 0].sum()).backward()
+    assert C[1].grad is not None and torch.isfinite(C[1].grad).all()
