@@ -158,7 +158,7 @@ class POMDPEnv(gym.Env):
         """One outcome per modality, drawn from ``A`` at the current state with the uniforms ``u``."""
         s = self.state
         return np.array([bisect_right(columns[s if reads is None else tuple([s[f] for f in reads])], u_m)
-                         for columns, reads, u_m in zip(self._cdfs[0], self._reads, u)], dtype=np.int64)
+                         for columns, reads, u_m in zip(self._cdfs[0], self._reads, u, strict=True)], dtype=np.int64)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[list, dict]:
         """Start an episode.
@@ -231,7 +231,8 @@ class POMDPEnv(gym.Env):
             self.state = tuple([  # s_f' from B_f[:, s_deps, u_f]; u_f is the action on the control factor, else 0
                 bisect_right(columns[(s[f], action if f == acting else 0) if alone else
                                      (*[s[g] for g in deps], action if f == acting else 0)], u[f])
-                for f, (columns, alone, deps) in enumerate(zip(self._cdfs[1], self._alone, self.B_dependencies))])
+                for f, (columns, alone, deps) in enumerate(zip(self._cdfs[1], self._alone, self.B_dependencies,
+                                                               strict=True))])
         self.obs = obs = self._observe(u[len(self.B):])
         if self.render_mode == "human":
             self.render()
