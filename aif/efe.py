@@ -282,7 +282,7 @@ class TerminalValue(Term):
 @dataclass(frozen=True, eq=False)
 class GoalDivergence(Term):
     """Terminal matching: ``weight * KL[q(s_H | pi) || p_g]``, the divergence of the (mean-field) beliefs at the
-    horizon from a goal distribution over the joint hidden state, e.g. ``aif.planning.desired_distribution``'s
+    horizon from a goal distribution over the joint hidden state, e.g. ``aif.planning.model_goal``'s
     p*(s) ∝ exp(V(s) / alpha) or the optimal visitation rho*(s) (``aif.planning.goals``).
 
     ``(Utility(), GoalDivergence(ln_p, 1 / lam))`` is the terminal-matching objective

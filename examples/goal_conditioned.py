@@ -60,7 +60,7 @@ def success(qf, n, goals, discount, smoothing, terminal_value=False):
         p_g = np.full(n * n, smoothing / (n * n))
         p_g[g] += 1.0 - smoothing
         # C = ln p_g: with the identity likelihood, Risk is the Q-function's own step cost KL[q(s') || p_g]
-        model, value = env.generative_model().replace(C=[np.log(p_g)]), GoalValue(qf, g)
+        model, value = env.generative_model(start="uniform").replace(C=[np.log(p_g)]), GoalValue(qf, g)
         settings = (dict(policy_horizon=2, efe_terms=(Risk(), aif.TerminalValue(value, discount)))
                     if terminal_value else dict(planner=GoalQPlanner(value)))
         for start in range(n * n):

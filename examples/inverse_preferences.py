@@ -82,7 +82,7 @@ def imitation(size, seed, demos, evaluations, train_steps, hidden):
     """Goal-reach rates of the expert, behaviour cloning and inverse soft-Q on a size x size grid."""
     rng = np.random.default_rng(seed)
     env = aif.envs.GridWorld((size, size))
-    model = env.generative_model(preference="goal", goal_preference=4.0)
+    model = env.generative_model(preference="goal", goal_preference=4.0, start="uniform")
     S, goal, steps = size * size, env.index(env.goals[0]), 3 * (size - 1)
     cells = np.array([s for s in range(S) if s != goal])
     expert = SoftQPlanner(horizon=2 * (size - 1))

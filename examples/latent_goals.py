@@ -43,7 +43,7 @@ def main(argv=None):
     results = {}
     for n in sizes:
         env = aif.envs.GridWorld((n, n))
-        model = env.generative_model(preference="goal")
+        model = env.generative_model(preference="goal", start="uniform")
         goal = GoalDivergence(model_goal(model, 4 * (n - 1)))
         agents = {
             f"EFE, H={H}": dict(policy_horizon=H),

@@ -193,4 +193,6 @@ def test_latent_goals_example_runs_quick():
     spec.loader.exec_module(example)
     results = example.main(["--quick"])
     assert results[5, "goal, H=2"] == results[5, "goal, CEM H=4"] == results[5, "true model"] == 1.0
-    assert results[5, "EFE, H=2"] == 0.0
+    # plain EFE over two steps sees no difference between its policies: it reaches the goal only where the first
+    # of the tied policies happens to lead there (1 of the 5 quick start cells)
+    assert results[5, "EFE, H=2"] <= 0.2
