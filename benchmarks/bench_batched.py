@@ -69,19 +69,19 @@ def timed(run, repeats):
     return min(wall), min(cpu)
 
 
-def deep_rollout(N, steps, repeats):
-    """(first, warm, warm CPU) seconds of aif_deep's rollout of N agents over the vector environment."""
+def deep_rollout(N, steps):
+    """(first seconds, warm run) of aif_deep's rollout of N agents over the vector environment: the first rollout
+    timed with the agent's and the environment's construction, and ``warm(r)``, a rollout with seed ``r + 1``."""
     start = time.perf_counter()
     task = TMaze()
     agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(task.generative_model(), device="cpu"), batch_shape=(N,))
     envs = POMDPVectorEnv(task, N)
     aif_deep.rollout(agent, envs, steps, seed=0)
-    first = time.perf_counter() - start
-    return (first, *timed(lambda r: aif_deep.rollout(agent, envs, steps, seed=r + 1), repeats))
+    return time.perf_counter() - start, lambda r: aif_deep.rollout(agent, envs, steps, seed=r + 1)
 
 
-def pymdp_rollout(N, steps, repeats):
-    """(first, warm, warm CPU) seconds of pymdp 1.0's jitted rollout of a batch of N agents."""
+def pymdp_rollout(N, steps):
+    """(first seconds, warm run) of pymdp 1.0's jitted rollout of a batch of N agents (as ``deep_rollout``)."""
     import jax
     import jax.numpy as jnp
     import jax.random as jr
@@ -103,8 +103,19 @@ def pymdp_rollout(N, steps, repeats):
     # rollout builds its scan body afresh on every call; jitting the whole rollout lets a second call reuse it
     run = jax.jit(lambda agent, key: jax_rollout(agent, env, num_timesteps=steps - 1, rng_key=key)[1]["action"])
     run(agent, jr.PRNGKey(0)).block_until_ready()
-    first = time.perf_counter() - start
-    return (first, *timed(lambda r: run(agent, jr.PRNGKey(r + 1)).block_until_ready(), repeats))
+    return time.perf_counter() - start, lambda r: run(agent, jr.PRNGKey(r + 1)).block_until_ready()
+
+
+def compare(N, steps, repeats):
+    """(first, warm, warm CPU) seconds of aif_deep and of pymdp 1.0 (``deep_rollout``, ``pymdp_rollout``), their warm
+    runs alternating, best of ``repeats`` each (``timed``): a load that moves while they run falls on both."""
+    d_first, d_run = deep_rollout(N, steps)
+    j_first, j_run = pymdp_rollout(N, steps)
+    d, j = [], []
+    for r in range(repeats):
+        d.append(timed(lambda _: d_run(r), 1))
+        j.append(timed(lambda _: j_run(r), 1))
+    return (d_first, *np.min(d, 0)), (j_first, *np.min(j, 0))
 
 
 def legacy_rollout(N, steps):
@@ -184,19 +195,23 @@ def thread_rates(N, steps, repeats):
     return best
 
 
-def step_seconds(N, steps):
-    """Seconds per ``Agent.step`` of N T-maze agents (best of 3 runs of ``steps`` calls, the same observations)."""
+def step_seconds(N, steps, configs, repeats=3):
+    """Best seconds per ``Agent.step`` of N T-maze agents (the same observations) under each of ``configs``
+    (``(threads, policy)`` pairs for ``torch_threads``), the configurations alternating run by run, ``steps`` calls
+    per run."""
     task = TMaze()
     agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(task.generative_model(), device="cpu"), batch_shape=(N,))
     obs, _ = POMDPVectorEnv(task, N).reset(seed=0)
     for _ in range(3):
         agent.step(obs)
-    best = np.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(steps):
-            agent.step(obs)
-        best = min(best, (time.perf_counter() - start) / steps)
+    best = [np.inf] * len(configs)
+    for _ in range(repeats):
+        for i, (n, policy) in enumerate(configs):
+            with torch_threads(n, policy):
+                start = time.perf_counter()
+                for _ in range(steps):
+                    agent.step(obs)
+                best[i] = min(best[i], (time.perf_counter() - start) / steps)
     return best
 
 
@@ -302,8 +317,9 @@ def main(argv=None):
              f"load average {os.getloadavg()[0]:.2f} at the start; torch {torch.__version__} "
              f"({torch.get_num_threads()} intra-op threads by default)", "",
              f"T-maze, {steps} steps per rollout; agent-steps per second (agents x steps / wall time, best of "
-             f"{args.repeats} warm runs), and per CPU-second (agents x steps / the process's CPU time over every "
-             "thread, best of the same runs: on a shared machine, the cost of the work itself).", "",
+             f"{args.repeats} warm runs, aif_deep's and pymdp's alternating), and per CPU-second (agents x steps / "
+             "the process's CPU time over every thread, best of the same runs: on a shared machine, the cost of the "
+             "work itself).", "",
              "| agents | aif_deep warm | aif_deep first | pymdp 1.0 warm | pymdp 1.0 first (compile included) "
              "| pymdp.legacy | aif_deep / pymdp 1.0 warm | aif_deep per CPU-s | pymdp 1.0 per CPU-s "
              "| aif_deep / pymdp 1.0 per CPU-s |",
@@ -311,8 +327,7 @@ def main(argv=None):
     print("\n".join(lines), flush=True)
     rows = []
     for N in batches:
-        d_first, d_warm, d_cpu = deep_rollout(N, steps, args.repeats)
-        j_first, j_warm, j_cpu = pymdp_rollout(N, steps, args.repeats)
+        (d_first, d_warm, d_cpu), (j_first, j_warm, j_cpu) = compare(N, steps, args.repeats)
         legacy = legacy_rollout(N, steps) if N <= args.legacy_max else np.nan
         rows.append((N, d_warm, d_first, j_warm, j_first, legacy))
         line = (f"| {N:,} | {rate(N, steps, d_warm)} | {rate(N, steps, d_first)} | {rate(N, steps, j_warm)} "
@@ -347,7 +362,8 @@ def main(argv=None):
     if args.crossover:
         sizes = [int(b) for b in args.crossover.split(",")]
         head = ["", "Crossover: ms per `Agent.step` (no environment) on one and on two threads (policy off), and with "
-                f"aif_deep's default (policy on, torch's default threads), loaded as above ({args.settle:g} s of load "
+                "aif_deep's default (policy on, torch's default threads), alternating, best of 3 runs of 10 steps; "
+                f"loaded as above ({args.settle:g} s of load "
                 "first, so that the load average sees it); `SMALL_WORK` = "
                 f"{aif_deep.threads.SMALL_WORK:,} elements (the T-maze agent's work is 68 x agents).", "",
                 "| agents | work (elements) | one thread | two threads | aif_deep default |",
@@ -356,10 +372,7 @@ def main(argv=None):
         print("\n".join(head), flush=True)
         with busy(2, settle=args.settle):
             for N in sizes:
-                cells = []
-                for n, policy in ((1, False), (2, False), (None, True)):
-                    with torch_threads(n, policy):
-                        cells.append(f"{step_seconds(N, 10) * 1e3:.2f}")
+                cells = [f"{t * 1e3:.2f}" for t in step_seconds(N, 10, ((1, False), (2, False), (None, True)))]
                 line = f"| {N:,} | {68 * N:,} | {' | '.join(cells)} |"
                 lines.append(line)
                 print(line, flush=True)
