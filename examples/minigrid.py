@@ -18,17 +18,17 @@ Agents (``--agents``):
 - ``view-rssm-dqn``: the DQN learner on the encoded view and the RSSM features side by side (what the RSSM's memory
   adds to the view).
 - ``dqn``: DQN (``TDLearning(hard_min=True)``, epsilon-greedy) on the encoded view itself, no memory.
-
 - ``random``: uniform actions (the floor).
 
 An episode succeeds when its return is at least ``success_return`` (0.9: the goal within 28 steps of 256 in
 Empty-8x8, whose shortest path is 11 steps, return 0.961): merely reaching the goal within MiniGrid's time limit says
-little there, as uniform random actions do it in about three episodes of four. Measured per seed: the success rate
-and the rate of reaching the goal at all over the last ``window`` episodes, their mean return, and the first episode
-at which the success rate over the previous ``window`` episodes reached ``target`` (``None``: not within the budget).
+little there, as uniform random actions often do it (``benchmarks/results/minigrid.md``). Measured per seed: the
+success rate and the rate of reaching the goal at all over the last ``window`` episodes, their mean return, and the
+first episode at which the success rate over the previous ``window`` episodes reached ``target`` (``None``: not
+within the budget).
 
-    nice -n 10 env OMP_NUM_THREADS=1 python examples/minigrid.py --seeds 0 1 2        # the full run
-    python examples/minigrid.py --quick                                              # the tests' setting
+    nice -n 10 env OMP_NUM_THREADS=1 python examples/minigrid.py --seeds 0 1 2    # (the measured runs' commands:
+    python examples/minigrid.py --quick                                          #  benchmarks/results/minigrid.md)
 """
 
 from __future__ import annotations
