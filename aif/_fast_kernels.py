@@ -74,9 +74,13 @@ def softmax_into(x, out):
     """out = exp(x - max x) / sum (``aif.maths.softmax``)."""
     top = x.max()
     total = 0.0
+    last, value = math.nan, math.nan  # equal inputs, one exp (see ``score``)
     for i in range(x.shape[0]):
-        out[i] = math.exp(x[i] - top)
-        total += out[i]
+        if x[i] - top != last:
+            last = x[i] - top
+            value = math.exp(last)
+        out[i] = value
+        total += value
     for i in range(x.shape[0]):
         out[i] /= total
 
@@ -164,8 +168,12 @@ def infer(obs, prior, S, soff, state_of, lnA_joint, a_deps, a_ndeps, O, method, 
     F, J = state_of.shape
     M = O.shape[0]
     lp = np.empty(prior.shape[0])
+    last, value = math.nan, math.nan  # equal entries, one logarithm (see ``score``)
     for i in range(prior.shape[0]):
-        lp[i] = glog(prior[i], kind, eps)
+        if prior[i] != last:
+            last = prior[i]
+            value = glog(last, kind, eps)
+        lp[i] = value
     # ln p(o | s) on the joint states: of all modalities, and of those that read each factor
     logL = np.zeros(J)
     by_factor = np.zeros((F, J))
@@ -249,6 +257,11 @@ def score(qs, ix, fx, outcome_kind, outcome_eps):
     work = np.empty(ix[2])  # the joint of any dependency list fits in the joint of all factors
     out = np.zeros((3, P))
     previous = qs.reshape(1, n_belief)
+    # q(o) ln q(o) is computed again only when q(o) differs from the last one: a sharp belief's entries are mostly
+    # one value (the grid's tiny exp(2 ln eps) mass off the known cell), so the grid's 49 outcomes x 5 policies
+    # per step take a few logarithms instead of 245, numba's scalar log being the kernel's largest cost there
+    # (no SVML). The same input gives the same output, so the sums are unchanged to the bit.
+    last_q, last_h = math.nan, math.nan
     for t in range(H):
         lo, hi = lev_off[t], lev_off[t + 1]
         current = np.empty((hi - lo, n_belief))
@@ -267,7 +280,10 @@ def score(qs, ix, fx, outcome_kind, outcome_eps):
                 for o in range(O[m]):
                     qo = dot_row(a_ptr, a_col, a_val, a_row[m] + o, work)
                     utility += qo * lnC[col + o]
-                    entropy -= xlogx(qo, outcome_kind, outcome_eps)
+                    if qo != last_q:
+                        last_q = qo
+                        last_h = xlogx(qo, outcome_kind, outcome_eps)
+                    entropy -= last_h
                 step[0, i] += utility
                 step[1, i] += ambiguity
                 step[2, i] += entropy
@@ -313,22 +329,29 @@ def predict(qs, action, ix, fx, out):
 
 
 @jit
-def step(obs, prior, ix, fx, out, action, choose):
+def step(obs, prior, ix, fx, out, action):
     """One Agent step on outcome indices ``obs (M,)`` and the flat ``prior``, written into ``out`` and ``action``.
+    Returns ``False``, having written nothing, when an index is out of range (the caller raises the NumPy path's
+    error), else ``True``.
 
     ``out``: the flat posterior, ``terms (4, P)`` (utility, ambiguity, state_info_gain, risk), ``G (P,)``,
-    ``q_pi (P,)`` and the flat next prior, one after the other (``aif.fast.Tables.outputs``). ``choose``: take
-    the deterministic action (into ``action (F,)``) and predict the next prior; otherwise both are left for the
-    caller (stochastic selection draws in Python). Settings (``SETTINGS``): inference method (0 fixed point,
-    1 exact), num_iter, parallel, legacy initial VFE, inference guard kind, outcome guard kind, sampling (0 full,
-    1 marginal); (``SETTINGS_F``): tol (< 0: none), inference guard eps, outcome guard eps, gamma.
+    ``q_pi (P,)`` and the flat next prior, one after the other (``aif.fast.Tables``). With deterministic
+    selection the kernel takes the action (into ``action (F,)``) and predicts the next prior; otherwise both are
+    left for the caller (stochastic selection draws in Python). Settings (``SETTINGS``): inference method (0 fixed
+    point, 1 exact), num_iter, parallel, legacy initial VFE, inference guard kind, outcome guard kind, sampling
+    (0 full, 1 marginal), deterministic selection (1) or not (0); (``SETTINGS_F``): tol (< 0: none), inference
+    guard eps, outcome guard eps, gamma.
     """
     F, J, P = ix[0], ix[2], ix[3]
     n = prior.shape[0]
+    O = ints_at(ix, O_)
+    for m in range(O.shape[0]):
+        if not 0 <= obs[m] < O[m]:
+            return False
     settings, settings_f = ints_at(ix, SETTINGS), floats_at(ix, fx, SETTINGS_F)
     qs = infer(obs, prior, ints_at(ix, S_), ints_at(ix, SOFF), ints_at(ix, STATE_OF).reshape(F, J),
                floats_at(ix, fx, LN_A_JOINT), ints_at(ix, A_DEPS).reshape(-1, F), ints_at(ix, A_NDEPS),
-               ints_at(ix, O_), settings[0], settings[1], settings_f[0], settings[2] == 1, settings[3] == 1,
+               O, settings[0], settings[1], settings_f[0], settings[2] == 1, settings[3] == 1,
                settings[4], settings_f[1])
     out[:n] = qs
     terms = out[n:n + 4 * P].reshape(4, P)
@@ -342,8 +365,8 @@ def step(obs, prior, ix, fx, out, action, choose):
         for k in range(codes.shape[0]):
             G[p] += signs[k] * terms[codes[k], p]
     posterior(G, floats_at(ix, fx, LN_E), settings_f[3], q_pi)
-    if not choose:
-        return
+    if settings[7] == 0:
+        return True
     first = ints_at(ix, FIRST).reshape(P, F)
     if settings[6] == 0:  # the first action of the most probable policy (the first of ties)
         action[:] = first[np.argmax(q_pi)]
@@ -354,3 +377,4 @@ def step(obs, prior, ix, fx, out, action, choose):
                 marginal[first[p, f]] += q_pi[p]
             action[f] = np.argmax(marginal)
     predict(qs, action, ix, fx, out[n + 6 * P:])
+    return True

@@ -52,6 +52,7 @@ TERMS = ("utility", "ambiguity", "state_info_gain", "risk")  # the rows of the k
 _CODES = {Utility: 0, Ambiguity: 1, InfoGain: 2, Risk: 3}
 _GUARDS = {"exact": 0, "clip": 1, "add": 2}
 _STEP_METHODS = ("step", "infer_states", "infer_policies", "sample_action", "_act")
+_INT = {int}
 
 _kernels: Any = None  # the module aif._fast_kernels, once compiled
 _state: dict[str, Any] = {"status": "idle", "error": None}
@@ -96,7 +97,7 @@ def _make() -> None:
         agent = Agent(GenerativeModel([np.ones((1, 1))], [np.ones((1, 1, 1))]))
         tables = Tables(agent)
         out, action = np.empty(tables.size), np.zeros(1, dtype=np.int64)
-        kernels.step(np.zeros(1, dtype=np.int64), np.ones(1), tables.ix, tables.fx, out, action, True)
+        kernels.step(np.zeros(1, dtype=np.int64), np.ones(1), tables.ix, tables.fx, out, action)
         kernels.predict(np.ones(1), action, tables.ix, tables.fx, out[:1])
         _kernels = kernels
         _state["status"] = "ready"
@@ -210,7 +211,7 @@ class Tables:
             first=policies[:, 0, :], codes=[_CODES[type(t)] for t in agent.efe_terms],
             settings=[int(exact), 0 if exact else method.num_iter, int(not exact and method.schedule == "parallel"),
                       int(not exact and method.legacy_initial_vfe), _GUARDS[guard.kind], _GUARDS[outcome.kind],
-                      int(agent.selection.sampling == "marginal")])
+                      int(agent.selection.sampling == "marginal"), int(agent.selection.mode == "deterministic")])
         tol = -1.0 if exact or method.tol is None else float(method.tol)
         tables_f = dict(lnA_joint=lnA_joint, a_val=a_val, HA=HA, lnC=lnC, b_val=b_val, ln_E=ln_E,
                         signs=[t.sign for t in agent.efe_terms], settings_f=[tol, guard.eps, outcome.eps, agent.gamma])
@@ -230,11 +231,22 @@ class Tables:
         n = sum(S)
         starts = np.cumsum([0] + S).tolist()
         self.size = 2 * n + 6 * P
+        self.num_modalities, self.num_policies = model.num_modalities, P
+        self.deterministic = agent.selection.mode == "deterministic"
         self.qs = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
-        self.terms = [slice(n + k * P, n + (k + 1) * P) for k in range(4)]
+        self.terms = slice(n, n + 4 * P)  # (4, P) in the order of TERMS
         self.G, self.q_pi = slice(n + 4 * P, n + 5 * P), slice(n + 5 * P, n + 6 * P)
         self.prior = [slice(n + 6 * P + a, n + 6 * P + b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
         self.flat_qs, self.flat_prior = slice(0, n), slice(n + 6 * P, 2 * n + 6 * P)
+
+    def split(self, out: np.ndarray) -> tuple[list, np.ndarray, np.ndarray, dict]:
+        """``(qs, q_pi, G, terms)`` as views of ``out`` ``(..., size)``, what ``step`` wrote: one ``(..., S_f)`` per
+        factor, ``(..., P)``, ``(..., P)`` and name -> ``(..., P)`` (``aif.rollout`` reads a whole episode's steps,
+        ``(T, size)``, at once)."""
+        lead = out.shape[:-1]
+        terms = out[..., self.terms].reshape(*lead, 4, self.num_policies)
+        return ([out[..., f] for f in self.qs], out[..., self.q_pi], out[..., self.G],
+                dict(zip(TERMS, np.moveaxis(terms, -2, 0), strict=True)))
 
 
 def _settings(agent: Any) -> tuple:
@@ -245,14 +257,21 @@ def _settings(agent: Any) -> tuple:
 
 class FastStep:
     """The compiled step of an agent built once the kernel was ready: ``step(agent, obs)`` returns the action, or
-    ``None`` when this step belongs to the NumPy path (a rule of the module docstring broken, a soft observation)."""
+    ``None`` when this step belongs to the NumPy path (a rule of the module docstring broken, a soft observation).
+
+    ``last`` is ``(out, tables)`` after a compiled step (``out`` ``(tables.size,)`` holds its beliefs, terms, G, q(pi)
+    and next prior, ``tables.split(out)``; a new array at every step, never written again), ``None`` after a step
+    on the NumPy path: ``aif.rollout`` keeps ``out`` instead of copying the agent's arrays one by one.
+    """
 
     def __init__(self) -> None:
         self.settings: tuple = ()
         self.tables: Tables | None = None
         self.prior: tuple = ((), None)  # the last prior handed to the agent (its vectors) and their flat array
+        self.last: tuple[np.ndarray, Tables] | None = None
 
     def step(self, agent: Any, obs: Any) -> np.ndarray | None:
+        self.last = None
         settings = _settings(agent)
         if len(settings) != len(self.settings) or not all(map(operator.is_, settings, self.settings)):
             self.settings = settings
@@ -260,30 +279,36 @@ class FastStep:
         tables = self.tables
         if tables is None:
             return None
-        outcomes = check_obs(agent.model, obs)
-        if set(map(type, outcomes)) != {int}:  # a probability vector: the NumPy path's step
-            return None
+        # A list of Python ints (what aif.envs.AgentWrapper gives) goes to the kernel, which checks the ranges;
+        # anything else is checked by check_obs first (its errors; a probability vector takes the NumPy path).
+        if not (type(obs) is list and len(obs) == tables.num_modalities and set(map(type, obs)) == _INT):
+            obs = check_obs(agent.model, obs)
+            if set(map(type, obs)) != _INT:
+                return None
+        outcomes = np.array(obs, dtype=np.int64)
         parts, prior = self.prior
         if len(agent.prior) != len(parts) or not all(map(operator.is_, agent.prior, parts)):
             prior = np.concatenate(agent.prior)  # set by reset(), by a step on the NumPy path, or by the caller
         out = np.empty(tables.size)
         action = np.empty(len(tables.qs), dtype=np.int64)
-        selection = agent.selection
-        choose = selection.mode == "deterministic"
-        _kernels.step(np.array(outcomes, dtype=np.int64), prior, tables.ix, tables.fx, out, action, choose)
-        if not choose:
+        if not _kernels.step(outcomes, prior, tables.ix, tables.fx, out, action):
+            check_obs(agent.model, obs)  # an index out of range: its error, with the agent unchanged
+            return None
+        if not tables.deterministic:
+            selection = agent.selection
             probs = selection_probabilities(out[tables.q_pi], agent.policies, selection.mode, agent.alpha,
                                             selection.sampling)
             action = draw_action(probs, agent.policies, selection.mode, agent.rng, selection.sampling)
             _kernels.predict(out[tables.flat_qs], action, tables.ix, tables.fx, out[tables.flat_prior])
         agent.qs = [out[f] for f in tables.qs]
         agent.q_pi, agent.G = out[tables.q_pi], out[tables.G]
-        agent.terms = dict(zip(TERMS, [out[k] for k in tables.terms], strict=True))
+        agent.terms = dict(zip(TERMS, out[tables.terms].reshape(4, -1), strict=True))
         agent.search_info = agent.plan = agent.multi_action = None
         agent.action = action
         agent.prior = [out[f] for f in tables.prior]
         self.prior = (tuple(agent.prior), out[tables.flat_prior])
         agent.t += 1
+        self.last = (out, tables)
         return action
 
 

@@ -254,8 +254,13 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
         obs, state = resume.observation, resume.state
     start = agent.t
     observations, states = [obs], [state]
-    actions, qs, q_pi, G, rewards = [], [], [], [], []
-    terms: dict[str, list] = {}
+    actions, rewards = [], []
+    # What the agent believed and weighed at each step. A step of the compiled agent (aif.fast) left all of it in
+    # one new array, kept as it is (``compiled``, step -> (out, tables)); any other step is copied here, array by
+    # array, into ``copied`` (step -> (qs, q_pi, G, terms)).
+    fast = getattr(agent, "_fast", None)
+    compiled: dict[int, tuple] = {}
+    copied: dict[int, tuple] = {}
     search_info: dict[str, list] = {}
     first_info: dict | None = None  # name -> shape of the search's info at the first step
     terminated = truncated = False
@@ -263,19 +268,21 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
         if priors is not None:
             priors.append([_copy(p) for p in agent.prior])
         if policy_search is None:
-            action = _copy(agent.step(obs))
+            action = agent.step(obs)
         else:
             action, found = _search_step(agent, obs, policy_search, start + t, first_info)
-            action = _copy(action)
             first_info = _shapes(found) if first_info is None else first_info
             for name, value in found.items():
                 search_info.setdefault(name, []).append(value)
+        if fast is not None and fast.last is not None and policy_search is None:
+            compiled[t] = fast.last  # its action is a new array too, never written again
+        else:
+            action = _copy(action)
+            q_pi = _copy(agent.q_pi)
+            copied[t] = ([_copy(q) for q in agent.qs], q_pi,
+                         np.full(q_pi.shape, np.nan) if agent.G is None else _copy(agent.G),
+                         {name: _copy(values) for name, values in agent.terms.items()})
         actions.append(action)
-        qs.append([_copy(q) for q in agent.qs])
-        q_pi.append(_copy(agent.q_pi))
-        G.append(np.full(q_pi[-1].shape, np.nan) if agent.G is None else _copy(agent.G))
-        for name, values in agent.terms.items():
-            terms.setdefault(name, []).append(_copy(values))
         for name, rows in model_records.items():
             rows.append([_copy(x) for x in getattr(agent.model, name)])
         obs, reward, terminated, truncated, info = env.step(action)
@@ -285,18 +292,18 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
         if terminated or truncated:
             break
 
+    qs, q_pi, G, terms = _beliefs(compiled, copied, len(actions))
     has_states = all(s is not None for s in states)
-    # (T + 1, *shape_m) per modality; an index-valued modality has shape_m = ()
-    by_modality = tuple(np.stack([_copy(o[m]) for o in observations]) for m in range(len(observations[0])))
+    by_modality = _by_modality(observations, env)  # (T + 1, *shape_m) per modality; shape_m = () for an index
     indices = all(o.ndim == 1 for o in by_modality)
     records = model_records if priors is None else {"prior": priors, **model_records}
     return Trajectory(
         observations=np.stack(by_modality, -1).astype(np.int64) if indices else None,
         actions=np.array(actions, dtype=np.int64),
-        qs=tuple(np.array(per_factor) for per_factor in zip(*qs, strict=True)),
-        q_pi=np.array(q_pi),
-        G=np.array(G),
-        terms={name: np.array(values) for name, values in terms.items()},
+        qs=qs,
+        q_pi=q_pi,
+        G=G,
+        terms=terms,
         rewards=np.array(rewards, dtype=float),
         states=np.array(states, dtype=np.int64) if has_states else None,
         policies=np.array(agent.policies),
@@ -310,6 +317,31 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
         start=start,
         carry=Carry(observation=obs, state=states[-1], steps=agent.t, ended=bool(terminated or truncated)),
     )
+
+
+def _beliefs(compiled: dict[int, tuple], copied: dict[int, tuple], T: int) -> tuple[tuple, np.ndarray, np.ndarray,
+                                                                                     dict]:
+    """``(qs, q_pi, G, terms)`` of ``T`` steps, each stacked over the steps (``Trajectory``'s fields), from the
+    steps of the compiled agent (step -> ``(out, tables)`` of ``aif.fast.FastStep.last``) and the copied ones
+    (step -> ``(qs, q_pi, G, terms)``)."""
+    tables = {id(tab): tab for _, tab in compiled.values()}
+    if len(compiled) == T and len(tables) == 1:  # every step compiled with one layout: split them all at once
+        qs, q_pi, G, terms = next(iter(tables.values())).split(np.array([out for out, _ in compiled.values()]))
+        return (tuple(np.ascontiguousarray(q) for q in qs), np.ascontiguousarray(q_pi), np.ascontiguousarray(G),
+                {name: np.ascontiguousarray(v) for name, v in terms.items()})
+    steps = [copied[t] if t in copied else compiled[t][1].split(compiled[t][0]) for t in range(T)]
+    return (tuple(np.array(per_factor) for per_factor in zip(*(s[0] for s in steps), strict=True)),
+            np.array([s[1] for s in steps]), np.array([s[2] for s in steps]),
+            {name: np.array([s[3][name] for s in steps]) for name in steps[0][3]} if steps else {})
+
+
+def _by_modality(observations: list, env: gym.Env) -> tuple[np.ndarray, ...]:
+    """The observations ``(T + 1)`` as one array ``(T + 1, *shape_m)`` per modality."""
+    if type(env) is AgentWrapper:  # lists of Python ints, one per modality: one conversion
+        block = np.array(observations)  # (T + 1, M)
+        if block.dtype == np.int64 and block.ndim == 2:
+            return tuple(block.T.copy())
+    return tuple(np.stack([_copy(o[m]) for o in observations]) for m in range(len(observations[0])))
 
 
 def _check_search(agent: Any, policy_search: Any) -> None:

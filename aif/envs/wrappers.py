@@ -84,6 +84,10 @@ class AgentWrapper(gym.Wrapper):
                                  f"action space offers {n}")
         self.num_controls = num_controls
         self.control_factors = control_factors
+        # the common case of every loop, read at each step: indices from 0, an observation array of ints
+        self._plain_obs = self._obs_kind == "multidiscrete" and not any(self._obs_start)
+        self._discrete_action = ((control_factors[0], int(self._act_start[0])) if self._act_kind == "discrete"
+                                 else None)
         self.observation_space = gym.spaces.Tuple([gym.spaces.Discrete(n) for n in self.num_obs])
         self.action_space = gym.spaces.MultiDiscrete(num_controls)
 
@@ -96,16 +100,21 @@ class AgentWrapper(gym.Wrapper):
         """The environment's observation as one index per modality."""
         if self._obs_kind == "discrete":
             return [int(obs) - self._obs_start[0]]
+        if (self._plain_obs and type(obs) is np.ndarray and obs.dtype.kind in "iu"
+                and obs.size == len(self._obs_start)):
+            return obs.ravel().tolist()  # Python ints, as below
         return [int(o) - s for o, s in zip(np.ravel(obs), self._obs_start, strict=False)]
 
     def env_action(self, action: Any) -> Any:
         """The environment's action for an agent's control vector ``action: (num_factors,)``."""
-        action = np.asarray(action).ravel()
+        if type(action) is not np.ndarray or action.ndim != 1:
+            action = np.asarray(action).ravel()
         if action.shape[0] != len(self.num_controls):
             raise PolicyError(f"action has {action.shape[0]} entries, expected one per factor "
                               f"({len(self.num_controls)})")
-        if self._act_kind == "discrete":
-            return int(action[self.control_factors[0]]) + int(self._act_start[0])
+        if self._discrete_action is not None:
+            factor, start = self._discrete_action
+            return int(action[factor]) + start
         return action[self.control_factors].astype(np.int64) + self._act_start
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[list, dict]:

@@ -1,0 +1,113 @@
+"""``aif.rollout``'s record of the compiled agent (``aif.fast``): it keeps each step's output array instead of copying
+the agent's arrays, and the Trajectory must hold exactly what the agent held after each step, whichever path each
+step took; ``AgentWrapper``'s shortcuts must give what its general code gives."""
+
+import copy
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import aif
+from aif import fast
+from aif.envs import GridWorld, TMaze
+from aif.envs.wrappers import AgentWrapper
+from aif.rollout import as_agent_env
+
+pytest.importorskip("numba")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel():
+    """The kernel for this module's agents; afterwards the module is left as it was (as tests/test_fast.py)."""
+    saved = (fast._kernels, dict(fast._state))
+    assert fast.compile(), fast.status()
+    yield
+    fast._kernels = saved[0]
+    fast._state.update(saved[1])
+
+
+class Meddle(gym.Wrapper):
+    """Changes the agent between steps: a new gamma after step 3 (new kernel tables), a preprocess (a step on the
+    NumPy path) from step 6 to 8, then neither."""
+
+    def __init__(self, env, agent):
+        super().__init__(env)
+        self.agent, self.count = agent, 0
+
+    def step(self, action):
+        self.count += 1
+        if self.count == 3:
+            self.agent.gamma = 4.0
+        self.agent.preprocess = (lambda o: o) if self.count in (6, 7, 8) else None
+        return self.env.step(action)
+
+
+def by_hand(agent, env, steps, seed):
+    """The loop ``rollout`` runs, copying the agent's arrays after every step: what its Trajectory must hold."""
+    obs, _ = env.reset(seed=seed)
+    agent.reset()
+    rows = []
+    for _ in range(steps):
+        action = agent.step(obs).copy()
+        rows.append((action, [q.copy() for q in agent.qs], agent.q_pi.copy(), agent.G.copy(),
+                     {k: v.copy() for k, v in agent.terms.items()}, agent._fast is not None and agent._fast.last))
+        obs, *_ = env.step(action)
+    return rows
+
+
+def assert_holds(traj, rows):
+    assert traj.actions.dtype == np.int64 and traj.q_pi.flags.c_contiguous
+    np.testing.assert_array_equal(traj.actions, [r[0] for r in rows], strict=True)
+    for f, q in enumerate(traj.qs):
+        assert q.flags.c_contiguous
+        np.testing.assert_array_equal(q, [r[1][f] for r in rows], strict=True)
+    np.testing.assert_array_equal(traj.q_pi, [r[2] for r in rows], strict=True)
+    np.testing.assert_array_equal(traj.G, [r[3] for r in rows], strict=True)
+    assert list(traj.terms) == list(rows[0][4])
+    for name, values in traj.terms.items():
+        assert values.flags.c_contiguous
+        np.testing.assert_array_equal(values, [r[4][name] for r in rows], strict=True)
+
+
+@pytest.mark.parametrize("task", ["tmaze", "grid", "stochastic", "meddled"])
+def test_trajectory_holds_each_steps_arrays(task):
+    """Every step compiled (one layout, split at once), stochastic selection, and a rollout whose steps change
+    layout and path midway: the Trajectory equals the agent's arrays copied after each step, bit for bit."""
+    env = TMaze() if task != "grid" else GridWorld((4, 4), start=(0, 0), goals=[(3, 3)], terminate_at_goal=False)
+    kwargs = {"policy_horizon": 2} if task == "grid" else {}
+    if task == "stochastic":
+        kwargs.update(selection=aif.Selection("stochastic"), rng=np.random.default_rng(1))
+    agent = aif.Agent(env.generative_model(), **kwargs)
+    assert agent._fast is not None
+    twin = copy.deepcopy(agent)
+    wrapped = as_agent_env(copy.deepcopy(env), agent.model)
+    if task == "meddled":
+        traj = aif.rollout(agent, Meddle(as_agent_env(env, agent.model), agent), 12, seed=3, progress=False)
+        rows = by_hand(twin, Meddle(wrapped, twin), 12, seed=3)
+        paths = [r[5] is not None for r in rows]
+        assert not all(paths) and any(paths)  # both paths were taken
+        assert len({id(r[5][1]) for r in rows if r[5]}) >= 2  # new kernel tables (gamma changed)
+    else:
+        traj = aif.rollout(agent, env, 30, seed=3, progress=False)
+        rows = by_hand(twin, wrapped, 30, seed=3)
+        assert all(r[5] is not None for r in rows)
+    assert_holds(traj, rows)
+    assert traj.observations.dtype == np.int64 and all(o.dtype == np.int64 for o in traj.obs_by_modality)
+
+
+def test_agent_wrapper_shortcuts_equal_its_general_code():
+    """An integer observation array with indices from 0 becomes the same list of Python ints as the general
+    conversion; actions of any array-like form give the same environment action."""
+    wrapper = AgentWrapper.for_model(TMaze(), TMaze().generative_model())
+    for obs in (np.array([1, 2, 0]), np.array([3, 0, 1], dtype=np.uint8)):
+        fast_obs = wrapper.observation(obs)
+        assert fast_obs == [int(o) for o in obs] and all(type(o) is int for o in fast_obs)
+    assert wrapper.observation(np.array([1.0, 2.0, 0.0])) == [1, 2, 0]  # floats: the general conversion
+    for action in (np.array([2, 0]), [2, 0], np.array([[2, 0]]), (2, 0)):
+        assert wrapper.env_action(action) == 2 and type(wrapper.env_action(action)) is int
+    with pytest.raises(aif.errors.PolicyError, match="expected one per factor"):
+        wrapper.env_action(np.array([1, 0, 0]))
+    shifted = AgentWrapper(gym.wrappers.TransformObservation(
+        TMaze(), lambda o: o + 1, gym.spaces.MultiDiscrete([4, 3, 2], start=[1, 1, 1])))
+    assert shifted.observation(np.array([2, 3, 1])) == [1, 2, 0]
