@@ -174,18 +174,13 @@ def infer(obs, prior, S, soff, state_of, lnA_joint, a_deps, a_ndeps, O, method, 
             last = prior[i]
             value = glog(last, kind, eps)
         lp[i] = value
-    # ln p(o | s) on the joint states: of all modalities, and of those that read each factor
+    # ln p(o | s) on the joint states, of all modalities
     logL = np.zeros(J)
-    by_factor = np.zeros((F, J))
     off = 0
     for m in range(M):
         row = off + obs[m] * J
         for j in range(J):
             logL[j] += lnA_joint[row + j]
-        for k in range(a_ndeps[m]):
-            f = a_deps[m, k]
-            for j in range(J):
-                by_factor[f, j] += lnA_joint[row + j]
         off += O[m] * J
     qs = np.zeros(prior.shape[0])
     if method == 1 or F == 1:  # one factor: the fixed point in one step; Exact: the joint, marginalised
@@ -199,6 +194,15 @@ def infer(obs, prior, S, soff, state_of, lnA_joint, a_deps, a_ndeps, O, method, 
             for f in range(F):
                 qs[soff[f] + state_of[f, j]] += post[j]
         return qs
+    by_factor = np.zeros((F, J))  # ln p(o | s) of the modalities that read each factor
+    off = 0
+    for m in range(M):
+        row = off + obs[m] * J
+        for k in range(a_ndeps[m]):
+            f = a_deps[m, k]
+            for j in range(J):
+                by_factor[f, j] += lnA_joint[row + j]
+        off += O[m] * J
     for f in range(F):
         qs[soff[f]:soff[f + 1]] = 1.0 / S[f]
     vfe = mean_field_vfe(qs, lp, logL, state_of, S, soff, kind, eps, not legacy_initial)

@@ -222,7 +222,8 @@ class POMDPEnv(gym.Env):
         """
         if self.state is None:
             raise CallOrderError("call reset() before step()")
-        u = self.np_random.random(len(self.B) + len(self.A)).tolist()
+        F = len(self.B)
+        u = self.np_random.random(F + len(self.A)).tolist()
         if action is not None:
             if not (isinstance(action, (int, np.integer)) and 0 <= action < self._num_actions):
                 raise PolicyError(f"action {action!r} is not in the action space {self.action_space} (or None: "
@@ -230,10 +231,10 @@ class POMDPEnv(gym.Env):
             s, acting, action = self.state, self.control_factor, int(action)
             self.state = tuple([  # s_f' from B_f[:, s_deps, u_f]; u_f is the action on the control factor, else 0
                 bisect_right(columns[(s[f], action if f == acting else 0) if alone else
-                                     (*[s[g] for g in deps], action if f == acting else 0)], u[f])
-                for f, (columns, alone, deps) in enumerate(zip(self._cdfs[1], self._alone, self.B_dependencies,
-                                                               strict=True))])
-        self.obs = obs = self._observe(u[len(self.B):])
+                                     (*[s[g] for g in deps], action if f == acting else 0)], u_f)
+                for f, columns, alone, deps, u_f in zip(range(F), self._cdfs[1], self._alone, self.B_dependencies,
+                                                         u, strict=False)])  # u: F draws, then the observations
+        self.obs = obs = self._observe(u[F:])
         if self.render_mode == "human":
             self.render()
         return obs, float(self.reward(self.state, obs)), bool(self.terminal(self.state)), False, {"state": self.state}
