@@ -289,6 +289,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="warm runs; the best is reported")
     parser.add_argument("--legacy-max", type=int, default=16, help="largest batch run with pymdp.legacy")
     parser.add_argument("--thread-batches", default="16,256,4096", help="batches of the thread table ('' skips)")
+    parser.add_argument("--thread-repeats", type=int, default=5, help="alternating runs per setting, thread table")
     parser.add_argument("--thread-steps", type=int, default=20,
                         help="steps per rollout in the thread table (policy off is slow on a loaded machine)")
     parser.add_argument("--crossover", default="256,1024,4096,16384", help="batches of the crossover table ('' skips)")
@@ -329,7 +330,7 @@ def main(argv=None):
     for N in batches:
         (d_first, d_warm, d_cpu), (j_first, j_warm, j_cpu) = compare(N, steps, args.repeats)
         legacy = legacy_rollout(N, steps) if N <= args.legacy_max else np.nan
-        rows.append((N, d_warm, d_first, j_warm, j_first, legacy))
+        rows.append((N, d_warm, d_first, j_warm, j_first, legacy, d_cpu, j_cpu))
         line = (f"| {N:,} | {rate(N, steps, d_warm)} | {rate(N, steps, d_first)} | {rate(N, steps, j_warm)} "
                 f"| {rate(N, steps, j_first)} | {rate(N, steps, legacy)} | {j_warm / d_warm:.2f}x "
                 f"| {rate(N, steps, d_cpu)} | {rate(N, steps, j_cpu)} | {j_cpu / d_cpu:.2f}x |")
@@ -339,8 +340,8 @@ def main(argv=None):
     if args.thread_batches:
         T = args.thread_steps
         head = ["", f"Threads: {T} steps, agent-steps per second (wall) and per CPU-second; 'loaded' runs beside two "
-                f"busy processes. The configurations alternate run by run, best of {args.repeats} each. Policy off "
-                "with torch's default threads, a thread waiting at the end of a parallel region (softmax and the "
+                f"busy processes. The configurations alternate run by run, best of {args.thread_repeats} each. Policy "
+                "off with torch's default threads, a thread waiting at the end of a parallel region (softmax and the "
                 "matrix products open one at any size) spins until the other is scheduled: its CPU time grows too.",
                 "",
                 "| agents | machine | aif_deep default (thread policy on) | torch default threads, policy off "
@@ -352,7 +353,7 @@ def main(argv=None):
         for N in [int(b) for b in args.thread_batches.split(",")]:
             for name, load in (("as it is", 0), ("loaded", 2)):
                 with busy(load):
-                    best = thread_rates(N, T, args.repeats)
+                    best = thread_rates(N, T, args.thread_repeats)
                 walls, cpus = zip(*best, strict=True)
                 line = (f"| {N:,} | {name} | {' | '.join(rate(N, T, w) for w in walls)} | {walls[2] / walls[0]:.2f}x "
                         f"| {' | '.join(rate(N, T, c) for c in cpus)} | {cpus[2] / cpus[0]:.2f}x |")
@@ -391,7 +392,7 @@ def plot(rows, steps, path):
     import matplotlib.pyplot as plt
 
     N = np.array([r[0] for r in rows])
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, ax_cpu) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for col, label, style in ((1, "aif_deep (warm)", "o-"), (2, "aif_deep (first)", "o:"),
                               (3, "pymdp 1.0 (warm)", "s-"), (4, "pymdp 1.0 (first, compile included)", "s:"),
                               (5, "pymdp.legacy", "^-")):
@@ -399,12 +400,15 @@ def plot(rows, steps, path):
         keep = np.isfinite(seconds)
         if keep.any():
             ax.plot(N[keep], N[keep] * steps / seconds[keep], style, label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("agents (batch)")
-    ax.set_ylabel("agent-steps per second")
-    ax.set_title(f"T-maze, {steps} steps, CPU")
-    ax.legend(fontsize=8)
+    for col, label, style, color in ((6, "aif_deep (warm)", "o-", "C0"), (7, "pymdp 1.0 (warm)", "s-", "C2")):
+        ax_cpu.plot(N, N * steps / np.array([r[col] for r in rows]), style, color=color, label=label)
+    for a, title in ((ax, "per second (wall clock)"), (ax_cpu, "per CPU-second (all threads)")):
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlabel("agents (batch)")
+        a.set_title(f"T-maze, {steps} steps, CPU: agent-steps {title}", fontsize=10)
+        a.legend(fontsize=8)
+    ax.set_ylabel("agent-steps")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
