@@ -264,7 +264,7 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
     search_info: dict[str, list] = {}
     first_info: dict | None = None  # name -> shape of the search's info at the first step
     terminated = truncated = False
-    for t in tqdm(range(steps), disable=not show, desc="rollout", unit="step", leave=False):
+    for t in tqdm(range(steps), desc="rollout", unit="step", leave=False) if show else range(steps):
         if priors is not None:
             priors.append([_copy(p) for p in agent.prior])
         if policy_search is None:
