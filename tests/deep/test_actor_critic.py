@@ -208,3 +208,14 @@ def test_cartpole_example_fixes_the_entropy_weight_unless_given_a_target_entropy
                                                alpha=0.05, target_entropy=0.3, alpha_lr=1e-3, drift=0.5))
     assert learned.td.alpha == pytest.approx(0.05) and learned.td.target_entropy == 0.3
     assert learned.td.alpha_opt.param_groups[0]["lr"] == 1e-3 and learned.td.drift.weight == 0.5
+
+
+def test_cartpole_actor_critic_trace_script_prints_each_block(capsys):
+    spec = importlib.util.spec_from_file_location("cartpole_ac_trace", ROOT / "benchmarks" /
+                                                  "cartpole_actor_critic_trace.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--episodes", "3", "--every", "1", "--alpha", "0.05", "--target-entropy", "0.2", "--train-every", "1"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["episode 1", "episode 2", "episode 3"]
+    assert all("alpha 0.0500" in line for line in lines)  # no update before learning_starts: alpha as given
