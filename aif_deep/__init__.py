@@ -17,7 +17,7 @@ from .control import (action_log_probability, action_marginals, action_probabili
                       expected_outcomes, expected_states, policy_posterior, predict, select_action)
 from .agent import Agent, BatchTrajectory, rollout
 from .checkpoint import TrainState, load_agent, load_buffer, load_checkpoint, save_agent, save_buffer, save_checkpoint
-from . import efe, goal_q, imitation, learning, sophisticated, threads
+from . import efe, goal_q, imitation, learning, rssm, sophisticated, threads
 from .evaluator import evaluate_policies
 from .full_tree import PolicyEvaluator
 from .fit import ChoiceLikelihood, FitResult, choice_likelihood, fit
@@ -54,6 +54,7 @@ __all__ = [
     "SoftActorCritic", "ActorCriticRun", "EntropyWeight", "PolicyDrift",  # an actor-critic on the EFE
     "imitation",  # behaviour cloning and inverse soft-Q (IQ-Learn) from demonstrations
     "goal_q",  # Q(b, a, g) with hindsight relabelling: goal_q.train_goal_q, goal_q.GoalQPlanner, goal_q.GoalValue
+    "rssm",  # a recurrent categorical world model: rssm.RSSM, rssm.RSSMView (a BeliefModel at h), rssm.fit, rssm.ELBO
     "sophisticated",  # aif.planning.SophisticatedInference for a batch of beliefs: sophisticated.search
     "learning", "efe",  # Dirichlet updates for batches of agents; the EFE terms defined once in torch
     "threads",  # torch's intra-op threads in the hot calls: one for small work (threads_for, SMALL_WORK)
