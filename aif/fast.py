@@ -285,7 +285,11 @@ class FastStep:
             obs = check_obs(agent.model, obs)
             if set(map(type, obs)) != _INT:
                 return None
-        outcomes = np.array(obs, dtype=np.int64)
+        try:
+            outcomes = np.array(obs, dtype=np.int64)
+        except OverflowError:  # an index beyond int64: check_obs's out-of-range error
+            check_obs(agent.model, obs)
+            raise
         parts, prior = self.prior
         if len(agent.prior) != len(parts) or not all(map(operator.is_, agent.prior, parts)):
             prior = np.concatenate(agent.prior)  # set by reset(), by a step on the NumPy path, or by the caller

@@ -111,3 +111,14 @@ def test_agent_wrapper_shortcuts_equal_its_general_code():
     shifted = AgentWrapper(gym.wrappers.TransformObservation(
         TMaze(), lambda o: o + 1, gym.spaces.MultiDiscrete([4, 3, 2], start=[1, 1, 1])))
     assert shifted.observation(np.array([2, 3, 1])) == [1, 2, 0]
+
+
+@pytest.mark.parametrize("obs", [[2**70], [-1], [3], [True], [1.0], [np.int64(5)]])
+def test_compiled_step_refuses_what_check_obs_refuses(obs):
+    """A list goes to the kernel without check_obs when it holds Python ints only; every bad index still gets
+    check_obs's error (out of range, beyond int64, a bool or a float), and the agent is unchanged."""
+    agent = aif.Agent(aif.random_model(np.random.default_rng(4), [3], [3], [2]))
+    assert agent._fast is not None
+    with pytest.raises(aif.errors.ObservationError, match="out of range|not an outcome index"):
+        agent.step(obs)
+    assert agent.t == 0 and agent._fast.last is None
