@@ -115,6 +115,7 @@ class GridWorld(GridCells, POMDPEnv):
         self.walls = check_cells(walls, self.shape, "walls")
         goals = [(self.shape[0] - 1, self.shape[1] - 1)] if goals is None else goals
         self.goals = check_cells(goals, self.shape, "goals")
+        self._goal_cells = [self.index(g) for g in self.goals]  # read at every step by reward and terminal
         if not self.goals:
             raise ParameterError("goals must hold at least one cell")
         self.cue_location = None if cue_location is None else check_cells([cue_location], self.shape, "cue_location")[0]
@@ -168,8 +169,7 @@ class GridWorld(GridCells, POMDPEnv):
         return self.cell(obs[0])
 
     def _at_goal(self, state):
-        g = self.goals[state[1]] if self.cued else self.goals[0]
-        return state[0] == self.index(g)
+        return state[0] == self._goal_cells[state[1] if self.cued else 0]
 
     def reward(self, state: Any, obs: Any) -> float:
         return 1.0 if self._at_goal(state) else 0.0

@@ -31,6 +31,7 @@ NO_REWARD, REWARD, LOSS = range(3)
 LOCATION_NAMES = ("centre", "right arm", "left arm", "cue")
 CONDITION_NAMES = ("reward on right", "reward on left")
 REWARD_NAMES = ("no reward", "reward", "loss")
+REWARDS = (0.0, 1.0, -1.0)  # the environment's reward for each reward outcome
 CUE_NAMES = ("cue right", "cue left")
 
 def tmaze_arrays(reward_prob: float = 0.98, cue_validity: float = 1.0) -> tuple[list, list, list]:
@@ -92,7 +93,7 @@ class TMaze(POMDPEnv):
         return None if self.state is None else self.state[1]
 
     def reward(self, state: Any, obs: Any) -> float:
-        return {NO_REWARD: 0.0, REWARD: 1.0, LOSS: -1.0}[int(obs[1])]
+        return REWARDS[int(obs[1])]
 
     def generative_model(self, reward_preference: float = 3.0, loss_preference: float = -3.0,
                          reward_prob: float | None = None, cue_validity: float | None = None, learn_A: bool = False,
