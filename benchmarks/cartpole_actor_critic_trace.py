@@ -35,13 +35,14 @@ def main(argv=None):
     p.add_argument("--drift", type=float, default=0.0)
     p.add_argument("--epistemic-weight", type=float, default=cp.Settings.epistemic_weight,
                    help="weight of the ensemble's information gain in the critic's one-step EFE (0: none)")
+    p.add_argument("--batch-size", type=int, default=cp.Settings.td.batch_size, help="transitions per update")
     p.add_argument("--train-every", type=int, default=cp.Settings.td.train_every,
                    help="environment steps per update of the critic and the actor (the update-to-data ratio's inverse)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     settings = cp.Settings(actor_critic=True, alpha=args.alpha, target_entropy=args.target_entropy,
                            alpha_lr=args.alpha_lr, drift=args.drift, epistemic_weight=args.epistemic_weight,
-                           td=replace(cp.Settings.td, train_every=args.train_every))
+                           td=replace(cp.Settings.td, train_every=args.train_every, batch_size=args.batch_size))
     agent = cp.build_agent(4, 2, settings, (cp.EpistemicCap(0.5),), args.seed)
     env = gym.make("CartPole-v1")
     obs, _ = env.reset(seed=args.seed)
