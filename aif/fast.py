@@ -324,4 +324,5 @@ def for_agent(agent: Any) -> FastStep | None:
         return None
     if flag == "1" and _state["status"] == "idle":
         compile(block=False)
+        return None  # built before the kernel exists, whatever the thread does next: the NumPy path for good
     return FastStep() if _kernels is not None else None
