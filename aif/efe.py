@@ -362,12 +362,12 @@ def log_preferences(C_m: np.ndarray, t: int | np.ndarray, options: EFEOptions) -
     return log_softmax(C_t) if guard.kind == "exact" else guard(softmax(C_t))
 
 
-def _column_entropy(A_m: np.ndarray, guard: LogGuard) -> np.ndarray:
+def column_entropy(A_m: np.ndarray, guard: LogGuard) -> np.ndarray:
     """H[p(o | s)] for every state: ``-sum_o A_m ln A_m`` under ``guard``, shape ``A_m.shape[1:]``."""
     return -guard.xlogx(A_m).sum(axis=0)
 
 
-def _preferences_at(model: GenerativeModel, m: int, t: int | np.ndarray, options: EFEOptions) -> np.ndarray:
+def preferences_at(model: GenerativeModel, m: int, t: int | np.ndarray, options: EFEOptions) -> np.ndarray:
     """``log_preferences(model.C[m], t, options)`` read from a table of every column, made once per model."""
     C_m = model.C[m]
     key = ("ln C", m, options.normalize_C, options.guards.preference)
@@ -444,7 +444,7 @@ def step_terms(model: GenerativeModel, qs: Beliefs, qs_prev: Beliefs | None, qs_
     joints = _Joints(qs)
     qo = []
     for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies, strict=True)):
-        H_A = model.derived(("H[A]", m, guards.likelihood), functools.partial(_column_entropy, A_m, guards.likelihood))
+        H_A = model.derived(("H[A]", m, guards.likelihood), functools.partial(column_entropy, A_m, guards.likelihood))
         qo_m, ambiguity = joints.expect([A_m, H_A[None]], deps)
         if guards.state_floor > 0:  # joint states at or below the floor leave the ambiguity and H[q(o)]
             q_joint = joints.joint(deps)
@@ -452,7 +452,7 @@ def step_terms(model: GenerativeModel, qs: Beliefs, qs_prev: Beliefs | None, qs_
             qo_kept, ambiguity = kept @ A_m.reshape(A_m.shape[0], -1).T, kept @ H_A.reshape(-1, 1)
         else:
             qo_kept = qo_m
-        ln_C = _preferences_at(model, m, t, options)
+        ln_C = preferences_at(model, m, t, options)
         out["utility"] += qo_m @ ln_C if ln_C.ndim == 1 else (qo_m * ln_C).sum(-1)
         out["ambiguity"] += ambiguity[:, 0]
         entropy += -guards.outcome.xlogx(qo_kept).sum(axis=-1)

@@ -43,7 +43,7 @@ import numpy as np
 
 from .checks import check_log_habits, check_obs
 from .control import draw_action, policy_prefixes, selection_probabilities
-from .efe import Ambiguity, InfoGain, Risk, Utility, _column_entropy, _preferences_at
+from .efe import Ambiguity, InfoGain, Risk, Utility, column_entropy, preferences_at
 from .inference import Exact, FixedPoint, on_joint
 
 MAX_JOINT = 4096  # joint states the kernel covers (its tables hold ln A over the joint states)
@@ -188,9 +188,9 @@ class Tables:
         for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies, strict=True)):
             ln_A = model.derived(("ln A", m, guard), functools.partial(guard, A_m))  # (O, *deps)
             lnA_joint.append(np.stack([np.broadcast_to(on_joint(x, deps, S), S) for x in ln_A]))  # (O, *S)
-            HA.append(model.derived(("H[A]", m, likelihood), functools.partial(_column_entropy, A_m, likelihood)))
+            HA.append(model.derived(("H[A]", m, likelihood), functools.partial(column_entropy, A_m, likelihood)))
             T.append(model.C[m].shape[1] if model.C[m].ndim == 2 else 1)
-            lnC.append(np.stack([_preferences_at(model, m, t, options) for t in range(T[-1])]))  # (T_m, O_m)
+            lnC.append(np.stack([preferences_at(model, m, t, options) for t in range(T[-1])]))  # (T_m, O_m)
         # B_f (S', *deps, U) as rows (u, s') over the joint of its dependencies
         B_rows = [np.moveaxis(B_f.reshape(B_f.shape[0], -1, B_f.shape[-1]), -1, 0).reshape(-1, B_f[0, ..., 0].size)
                   for B_f in model.B]

@@ -174,7 +174,8 @@ class Gaussian(_Array):
 Head = Categorical | Bernoulli | Gaussian  # one observation head per modality
 
 
-def _mlp(n_in, hidden, n_out, layers=1):
+def mlp(n_in: int, hidden: int, n_out: int, layers: int = 1) -> nn.Sequential:
+    """``layers`` hidden layers of ``hidden`` ELU units from ``n_in`` inputs to ``n_out`` linear outputs."""
     mods, n = [], n_in
     for _ in range(layers):
         mods += [nn.Linear(n, hidden), nn.ELU()]
@@ -274,13 +275,13 @@ class NeuralModel(nn.Module):
             torch.manual_seed(int(seed))
             S = sum(self.num_states)
             J = math.prod(self.num_states)
-            self.encoders = nn.ModuleList([_mlp(h.size, hidden, J) for h in self.heads])
-            self.decoders = nn.ModuleList([_mlp(S, hidden, h.num_params()) for h in self.heads])
-            self.transitions = nn.ModuleList([_mlp(S + u, hidden, s) for s, u in zip(self.num_states,
+            self.encoders = nn.ModuleList([mlp(h.size, hidden, J) for h in self.heads])
+            self.decoders = nn.ModuleList([mlp(S, hidden, h.num_params()) for h in self.heads])
+            self.transitions = nn.ModuleList([mlp(S + u, hidden, s) for s, u in zip(self.num_states,
                                                                                    self.num_controls, strict=True)])
             self.prior_logits = nn.ParameterList([nn.Parameter(torch.zeros(s)) for s in self.num_states])
             self.reward_preference = None if reward_preference is None else float(reward_preference)
-            self.reward_head = None if reward_preference is None else _mlp(S, hidden, 1)
+            self.reward_head = None if reward_preference is None else mlp(S, hidden, 1)
         C = [None] * len(self.heads) if C is None else list(C)
         if len(C) != len(self.heads):
             raise ModelError(f"C has {len(C)} entries but there are {len(self.heads)} modalities")

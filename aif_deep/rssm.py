@@ -48,8 +48,8 @@ from aif.maths import LogGuard
 from . import checks
 from .efe import joint
 from .episodes import ReplayBuffer
-from .neural import Head, NeuralModel, _mlp, unimix
-from .training import _st_sample
+from .neural import Head, NeuralModel, mlp, unimix
+from .training import straight_through_sample
 
 Tensor = torch.Tensor
 
@@ -172,7 +172,7 @@ class RSSM(nn.Module):
         with torch.random.fork_rng():
             torch.manual_seed(int(seed) + 1)
             self.gru = nn.GRUCell(self.num_latents * self.num_classes + self.num_actions, self.deter)
-            self.prior_net = _mlp(self.deter, hidden, self.num_latents * self.num_classes)
+            self.prior_net = mlp(self.deter, hidden, self.num_latents * self.num_classes)
 
     @property
     def num_joint(self) -> int:
@@ -367,7 +367,7 @@ def elbo_loss(rssm: RSSM, batch: dict, elbo: ELBO = ELBO(), generator: torch.Gen
     _, prior, post = rssm.filter(obs, actions[..., 0])
     Bsz, L1 = post.shape[:2]
     kl_term = kl_loss(post, prior, elbo).sum(1)  # (B,)
-    sample = _st_sample(post, generator)  # (B, L + 1, J), one-hot with the straight-through gradient
+    sample = straight_through_sample(post, generator)  # (B, L + 1, J), one-hot with the straight-through gradient
     z = sample @ om.joint_states()  # (B, L + 1, K * C): the K one-hots of each sampled joint class
     params = om.decode(z)
     recon = -cast(Tensor, sum(h.log_prob(p, o) for h, p, o in zip(om.heads, params, obs, strict=True))).sum(1)

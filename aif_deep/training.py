@@ -73,7 +73,7 @@ def sequence_vfe(model: NeuralModel, batch: dict, generator: torch.Generator | N
         # model collapse to one class here.
         kl = kl + sum(_kl(q, p) for q, p in zip(qs, prior, strict=True))
         usage = [u + q.mean(0) / (L + 1) for u, q in zip(usage, qs, strict=True)]
-        samples.append(torch.cat([_st_sample(q, generator) for q in qs], -1))  # (B, sum S)
+        samples.append(torch.cat([straight_through_sample(q, generator) for q in qs], -1))  # (B, sum S)
         if t < L:
             msg = carried_msg = message[:, t]
             for trick in tricks:
@@ -114,7 +114,8 @@ def _kl(q, p):
     return (q * (torch.log(q) - torch.log(p))).sum(-1)
 
 
-def _st_sample(q, generator):
+def straight_through_sample(q: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """A one-hot draw from the categorical ``q`` ``(*lead, K)`` whose gradient is that of ``q`` (straight through)."""
     if generator is None:
         return OneHotCategoricalStraightThrough(probs=q).rsample()
     # OneHotCategoricalStraightThrough draws from the global generator; with a generator given, draw the
