@@ -168,15 +168,29 @@ class Exact(StateInference):
         return [post.sum(axis=tuple(a for a in axes if a != f)) for f in axes]
 
 
+def modality_groups(A_dependencies: list) -> dict[tuple, list[int]]:
+    """The modalities that read the same factors (in the same order): distinct dependency tuple -> its modalities,
+    in order of first appearance (the grouping of ``by_dependencies`` and of the torch evaluators)."""
+    groups: dict[tuple, list[int]] = {}
+    for m, deps in enumerate(A_dependencies):
+        groups.setdefault(tuple(deps), []).append(m)
+    return groups
+
+
 def by_dependencies(log_likelihoods: list, A_dependencies: list) -> tuple[list, list]:
     """The log-likelihoods of modalities that read the same factors (in the same order), summed: one tensor per
     distinct dependency list. ln p(o | s) is the same sum, so every expectation of it is unchanged (up to
     rounding), with one contraction per group instead of one per modality."""
-    groups: dict[tuple, np.ndarray] = {}
-    for logL_m, deps in zip(log_likelihoods, A_dependencies, strict=True):
-        key = tuple(deps)
-        groups[key] = groups[key] + logL_m if key in groups else logL_m
-    return list(groups.values()), [list(key) for key in groups]
+    if len(log_likelihoods) != len(A_dependencies):
+        raise ValueError(f"{len(log_likelihoods)} log-likelihoods for {len(A_dependencies)} modalities")
+    groups = modality_groups(A_dependencies)
+    sums = []
+    for mods in groups.values():
+        total = log_likelihoods[mods[0]]
+        for m in mods[1:]:
+            total = total + log_likelihoods[m]
+        sums.append(total)
+    return sums, [list(key) for key in groups]
 
 
 def expected_log_likelihood(qs: list, f: int, log_likelihoods: list, A_dependencies: list) -> np.ndarray:

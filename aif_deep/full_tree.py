@@ -40,6 +40,7 @@ from aif.checks import check_integer
 from aif.control import enumerate_policies
 from aif.efe import DEFAULT_TERMS, EFEOptions, InductiveCost, Novelty, Term, TerminalValue
 from aif.errors import ModelError, ParameterError, PolicyError
+from aif.inference import modality_groups
 
 from . import checks, efe
 from .model import TabularModel
@@ -142,9 +143,7 @@ class PolicyEvaluator:
         self._novelty_transitions = ([as_matrix(W, d, f) for f, (W, d) in
                                       enumerate(zip(self._weights["pB"], m.B_dependencies, strict=True))]
                                      if "pB" in self._weights else None)
-        groups: dict = {}
-        for mod, deps in enumerate(m.A_dependencies):
-            groups.setdefault(tuple(deps), []).append(mod)
+        groups = modality_groups(m.A_dependencies)
         time_varying = any(C.ndim - nb == 2 for C in m.C)
         self.outcome_groups = []
         # In the fused lane the modalities that depend on the branching factor come first (see _prepare).

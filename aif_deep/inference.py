@@ -20,7 +20,7 @@ import aif
 import aif.maths
 from aif.checks import check_joint_size
 from aif.errors import ObservationError, StrategyError
-from aif.inference import by_dependencies
+from aif.inference import by_dependencies, modality_groups
 from aif.strategies import TORCH, StateInference, require
 
 from . import checks
@@ -181,9 +181,7 @@ class IndexLikelihood:
         self.model, self.guard = model, guard
         self._versions = [A_m._version for A_m in model.A]
         self.num_obs = np.array(model.num_obs, dtype=np.uint64)
-        by_deps: dict[tuple, list[int]] = {}
-        for m, deps in enumerate(model.A_dependencies):
-            by_deps.setdefault(tuple(deps), []).append(m)
+        by_deps = modality_groups(model.A_dependencies)
         self.groups = [list(deps) for deps in by_deps]
         self.tables: list[list[torch.Tensor]] = []  # per group, its tables (*S_deps, J)
         columns = []  # per table, the weight of each modality in its joint outcome index (M,)
