@@ -141,8 +141,7 @@ def make_deep(model, qs_batch, horizon, device):
 
 
 def make_legacy(model, qs_batch, policies):
-    from pymdp.legacy import control
-    from pymdp.legacy import utils
+    from pymdp.legacy import control, utils
 
     def obj(xs):
         out = utils.obj_array(len(xs))
@@ -190,7 +189,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small subset of sizes and batches")
     parser.add_argument("--repeats", type=int, default=3, help="warm calls to take the median of")
-    parser.add_argument("--max-seconds", type=float, default=20.0, help="skip a size whose estimated call time exceeds this")
+    parser.add_argument("--max-seconds", type=float, default=20.0,
+                        help="skip a size whose estimated call time exceeds this")
     parser.add_argument("--skip", default="", help="comma-separated libraries to leave out (aif, legacy, jax, deep)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0: torch's default); on a shared machine 1 avoids thread contention")
@@ -289,11 +289,11 @@ def plot(results, path):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     libs = sorted({r[0] for r in results})
     for ax, metric, label in ((axes[0], 5, "policy evaluations / s"), (axes[1], 6, "time to first result (s)")):
-        for lib, color in zip(libs, plt.rcParams["axes.prop_cycle"].by_key()["color"]):
-            for batch, marker, style in zip(BATCHES, "o^s", ("-", "--", ":")):
+        for lib, color in zip(libs, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False):
+            for batch, marker, style in zip(BATCHES, "o^s", ("-", "--", ":"), strict=True):
                 rows = sorted((r[3], r[metric]) for r in results if r[0] == lib and r[4] == batch)
                 if rows:
-                    x, y = zip(*rows)
+                    x, y = zip(*rows, strict=True)
                     ax.plot(x, y, marker=marker, linestyle=style, color=color, label=f"{lib}, batch {batch}")
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -20,10 +20,10 @@ What seed 0 shows (the printed lines): the agent checks the cue while its prior 
 straight to the left arm once d is confident (trial 6 on). After the reversal it loses four times at the left arm
 while d swings back, then checks the cue again and goes right. The losses leave no dip in the simulated dopamine
 (``aif.dopamine``: 8 d(gamma)/dn + gamma/8 over the iterations of a trial): their traces equal those of the rewarded
-straight-to-arm trials and the precision ends at its prior value 1 in both (notebook 10 reproduces this run). With ``--habits 1`` the cue-then-left
-policy becomes a habit over the first sixteen trials: after the reversal the precision halves (1.07 to 0.49) and
-the agent goes left even when the cue says right, the habit outweighing the expected free energy at low precision
-(Friston et al. 2016, "Active inference and learning").
+straight-to-arm trials and the precision ends at its prior value 1 in both (notebook 10 reproduces this run).
+With ``--habits 1`` the cue-then-left policy becomes a habit over the first sixteen trials: after the reversal the
+precision halves (1.07 to 0.49) and the agent goes left even when the cue says right, the habit outweighing the
+expected free energy at low precision (Friston et al. 2016, "Active inference and learning").
 """
 
 import argparse
