@@ -20,6 +20,12 @@ by Laplace, report correlations, coverage of the 90% intervals and the confusion
    arms swap at pulls 50, 100 and 150, one episode of ``--pulls`` pulls per subject: the reversals make the speed
    of forgetting visible in the choices. Candidates: EFE with the novelty of the arms' counts (parameter
    information gain), or utility alone, both learning. ``bandit-stationary``: the same without reversals.
+4. ``learning-reversals``: the learning study in a T-maze whose contingencies reverse at trials 50, 100 and 150
+   (``ReversingTMaze``: the baited arm pays with 0.2 instead of 0.8, so the cue points to the worse arm, until the
+   next reversal), as the bandit's arms swap: the agents must re-learn, and the speed of forgetting shows.
+5. ``bandit-preferences``: gamma ~ U(1, 16) and preference strength r ~ U(1, 6) (C[1] = r * [0, 1, 0]) on the
+   bandit with reversals, alpha = 0.25 (the epistemic study's ranges, priors and action precision), learning
+   with lr = 1 and forgetting = 0.8 known; EFE with novelty against utility alone, both fitting gamma and r.
 """
 
 import argparse
@@ -32,6 +38,7 @@ import torch
 
 import aif
 from aif.envs import Bandit, TMaze
+from aif.envs.tmaze import tmaze_arrays
 from aif_deep import TabularModel
 from aif_deep.recovery import AgentModel, InProcess, Ray, recover
 
@@ -51,6 +58,35 @@ def epistemic_models():
     common = dict(alpha=0.25, inference=aif.Exact(), custom={"strength": with_strength})
     return [AgentModel("EFE", model, priors, dict(common, efe_terms=(aif.efe.Utility(), aif.efe.InfoGain()))),
             AgentModel("utility only", model, priors, dict(common, efe_terms=(aif.efe.Utility(),)))]
+
+
+class ReversingTMaze(TMaze):
+    """A T-maze whose reward contingencies reverse at known trials: from trial ``r`` (counted from 0, one trial per
+    ``reset``) of each of the ``reversals`` the baited arm pays with ``1 - reward_prob`` and the other with
+    ``reward_prob`` (so the cue points to the worse arm), until the next. The reversed arrays are the episode's
+    process (``reset(options={"A": ...})``); ``trial`` counts the resets."""
+
+    def __init__(self, reward_prob: float = 0.8, cue_validity: float = 1.0, reversals=()) -> None:
+        super().__init__(reward_prob, cue_validity)
+        self.reversals = tuple(int(r) for r in reversals)
+        if any(r < 1 for r in self.reversals) or (np.diff(self.reversals) <= 0).any():
+            raise ValueError(f"reversals must be increasing trial indices >= 1, got {reversals!r}")
+        self.reversed_A = tmaze_arrays(1.0 - self.reward_prob, self.cue_validity)[0]
+        self.trial = -1
+
+    def is_reversed(self, trial: int) -> bool:
+        """Whether the contingencies are reversed in ``trial`` (an odd number of reversals at or before it)."""
+        return sum(r <= trial for r in self.reversals) % 2 == 1
+
+    def reset(self, *, seed=None, options=None):
+        self.trial += 1
+        options = {} if options is None else dict(options)
+        if self.is_reversed(self.trial):
+            options.setdefault("A", self.reversed_A)
+        return super().reset(seed=seed, options=options)
+
+
+TMAZE_REVERSALS = (50, 100, 150)
 
 
 def learning_models():
@@ -81,6 +117,29 @@ def bandit_models(reversals=BANDIT_REVERSALS):
             AgentModel("utility only", model, priors, dict(common, efe_terms=(aif.efe.Utility(),)))]
 
 
+BANDIT_SHAPE = torch.tensor([0.0, 1.0, 0.0], **F64)  # C[1] = strength * [null, reward, no reward]
+BANDIT_KNOWN_LR, BANDIT_KNOWN_FORGETTING = 1.0, 0.8
+
+
+def with_bandit_strength(r, model):
+    """The bandit model with each subject's preference strength ``r: (N,)`` in C[1]."""
+    return model.replace(C=[model.C[0], r[:, None] * BANDIT_SHAPE])
+
+
+def bandit_preference_models(reversals=BANDIT_REVERSALS):
+    """Gamma and preference strength on the bandit: agents that learn the arms' probabilities (pA[1], prior count
+    1) with lr and forgetting known, alpha = 0.25 known, gamma and strength fitted with the epistemic study's
+    priors; EFE with the novelty of the arms' counts, or utility alone."""
+    env = Bandit(BANDIT_PROBS, reversals=reversals)
+    model = TabularModel.from_aif(env.generative_model(1.0, kind="counts", prior_count=1.0), device="cpu")
+    priors = {"gamma": dist.LogNormal(torch.tensor(np.log(5.0), **F64), 1.0),
+              "strength": dist.Normal(torch.tensor(3.5, **F64), 2.5)}
+    learning = aif.Learning(lr=BANDIT_KNOWN_LR, forgetting=BANDIT_KNOWN_FORGETTING, learn_A=[1], learn_B=False)
+    common = dict(alpha=0.25, inference=aif.Exact(), learning=learning, custom={"strength": with_bandit_strength})
+    return [AgentModel("EFE (novelty)", model, priors, dict(common, efe_terms=(aif.efe.Utility(), aif.efe.Novelty()))),
+            AgentModel("utility only", model, priors, dict(common, efe_terms=(aif.efe.Utility(),)))]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--subjects", type=int, default=40, help="subjects per generating model")
@@ -107,18 +166,24 @@ def main(argv=None):
             models = epistemic_models()
             truths = [{"gamma": rng.uniform(1, 16, n), "strength": rng.uniform(1, 6, n)} for _ in models]
             env = functools.partial(TMaze, 0.6)
-        elif study == "learning":
+        elif study in ("learning", "learning-reversals"):
             models = learning_models()
             truths = [{"lr": rng.uniform(0.2, 2.0, n), "forgetting": rng.uniform(0.6, 1.0, n)},
                       {"gamma": rng.uniform(1, 16, n)}]
-            env = functools.partial(TMaze, 0.8)
+            reversals = TMAZE_REVERSALS if study == "learning-reversals" else ()
+            env = functools.partial(ReversingTMaze, 0.8, reversals=reversals)
         elif study in ("bandit", "bandit-stationary"):
             reversals = BANDIT_REVERSALS if study == "bandit" else ()
             models = bandit_models(reversals)
             truths = [{"lr": rng.uniform(0.2, 2.0, n), "forgetting": rng.uniform(0.6, 1.0, n)} for _ in models]
             env = functools.partial(Bandit, BANDIT_PROBS, reversals=reversals)
+        elif study == "bandit-preferences":
+            models = bandit_preference_models()
+            truths = [{"gamma": rng.uniform(1, 16, n), "strength": rng.uniform(1, 6, n)} for _ in models]
+            env = functools.partial(Bandit, BANDIT_PROBS, reversals=BANDIT_REVERSALS)
         else:
-            raise SystemExit(f"unknown study {study!r}: choose from epistemic, learning, bandit, bandit-stationary")
+            raise SystemExit(f"unknown study {study!r}: choose from epistemic, learning, learning-reversals, bandit, "
+                             "bandit-stationary, bandit-preferences")
         trials, steps = (1, args.pulls) if study.startswith("bandit") else (args.trials, args.steps)
         start = time.perf_counter()
         report = recover(models, truths, env, trials, steps, seed=args.seed, chunk=args.chunk, runner=runner)

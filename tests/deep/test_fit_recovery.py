@@ -69,3 +69,58 @@ def test_posterior_correlations_are_read_in_the_unconstrained_space():
     r = recovery.posterior_correlations(post, priors)
     assert list(r) == ["lr~forgetting"]
     assert np.allclose(r["lr~forgetting"], [-0.8, 0.0], atol=0.02)
+
+
+def _example():
+    """examples/fit_recovery.py as a module."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[2] / "examples" / "fit_recovery.py"
+    spec = importlib.util.spec_from_file_location("fit_recovery_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    return example
+
+
+def test_reversing_tmaze_reverses_the_arms_at_its_trials():
+    """Trials 0-1 and 4-5 pay as the T-maze does, trials 2-3 (after the reversal at 2, before the one at 4) with the
+    arms' probabilities exchanged: the right arm in condition 0 pays 0.8 of the time, then 0.2, then 0.8 again."""
+    from aif.envs.tmaze import REWARD, RIGHT_ARM
+
+    example = _example()
+    env = example.ReversingTMaze(0.8, reversals=(2, 4))
+    assert [env.is_reversed(k) for k in range(6)] == [False, False, True, True, False, False]
+    assert np.allclose(env.reversed_A[1][REWARD, RIGHT_ARM, 0], 0.2)
+    rewarded = np.zeros(6)
+    for k in range(6):
+        env.reset(seed=k, options={"condition": 0})
+        assert env.trial == k and env.A[1][REWARD, RIGHT_ARM, 0] == pytest.approx(0.2 if k in (2, 3) else 0.8)
+        rewarded[k] = np.mean([env.step(RIGHT_ARM)[0][1] == REWARD for _ in range(2000)])
+    assert np.allclose(rewarded, [0.8, 0.8, 0.2, 0.2, 0.8, 0.8], atol=0.03)
+    fresh = example.ReversingTMaze(0.8)  # no reversals: the T-maze itself
+    fresh.reset(seed=0)
+    assert fresh.A[1] is fresh._built[0][1]
+    with pytest.raises(ValueError, match="increasing"):
+        example.ReversingTMaze(0.8, reversals=(3, 3))
+
+
+def test_bandit_preference_study_puts_the_strength_in_c_and_runs():
+    """The bandit preference study's models put each subject's strength in C[1] (r * [0, 1, 0]) with lr and
+    forgetting fixed at the known values; a tiny study of it runs end to end with finite evidence."""
+    example = _example()
+    models = example.bandit_preference_models()
+    like = models[0].likelihood(np.zeros((2, 1, 2, 2), dtype=np.int64), np.zeros((2, 1, 1, 1), dtype=np.int64))
+    from aif_deep import bayes
+
+    f64 = dict(dtype=torch.float64)
+    batched, scalars = like.build(bayes.natural(like, {"gamma": torch.tensor([2.0, 3.0], **f64),
+                                                       "strength": torch.tensor([1.5, 4.0], **f64)}))
+    assert torch.allclose(batched.C[1], torch.tensor([[0.0, 1.5, 0.0], [0.0, 4.0, 0.0]], **f64))
+    assert torch.allclose(scalars["lr"], torch.tensor(example.BANDIT_KNOWN_LR, **f64))
+    assert torch.allclose(scalars["forgetting"], torch.tensor(example.BANDIT_KNOWN_FORGETTING, **f64))
+    reports = example.main(["--studies", "bandit-preferences,learning-reversals", "--subjects", "2", "--pulls",
+                            "12", "--trials", "4", "--steps", "2", "--chunk", "2"])
+    for report in reports.values():
+        assert not report.failures
+        assert all(np.isfinite(L).all() and L.shape == (2, 2) for L in report.log_evidence)
