@@ -1,9 +1,17 @@
 """MountainCar-v0 (Gymnasium, sparse reward): does the epistemic term of the expected free energy pay off?
 
 The reward is -1 on every step until the car reaches the flag (at most 200 steps), so until it has been reached once
-every action has the same risk and only the information gain tells actions apart. Three agents, each an
-``aif_deep.Agent`` over ``aif_deep.online``'s strategies with the same networks, optimiser, replay buffer and
-budget:
+every action has the same risk and only the information gain tells actions apart.
+
+``--agent shooting`` (model-based, as Tschantz et al. 2020): the agent learns a generative model, an ensemble of
+transition networks and a reward-and-end network (``aif_deep.shooting.RewardStateModel``), and re-plans at every
+decision by the cross-entropy method over action sequences (``CrossEntropyShooting``), each scored by its expected
+free energy through the model, G = sum_t alive_t [risk_t - w * info_gain_t]; actions are held for ``repeat``
+environment steps (one model step). Compared: the same planner with w = 0 (``CEM without information gain``) and
+the DQN below, on the same number of episodes.
+
+The other agents (model-free), each an ``aif_deep.Agent`` over ``aif_deep.online``'s strategies with the same
+networks, optimiser, replay buffer and budget:
 
 - ``active inference``: G_phi learned by temporal differences on g = risk - w * info_gain, where info_gain is the
   disagreement of an ensemble of learned transition networks (``EnsembleInfoGain``; Tschantz et al. 2020's
@@ -16,6 +24,7 @@ Observations are scaled to [-1, 1] (the Agent's ``preprocess``), so that the tra
 same units for position and velocity.
 
     python examples/mountaincar.py                          # 5 seeds x 3 agents, 300 episodes at most
+    python examples/mountaincar.py --agent shooting         # the model-based planner, w = 0 and DQN
     python examples/mountaincar.py --agent actor-critic     # the actor-critic as the active-inference agent
     python examples/mountaincar.py --quick                  # seconds; what the tests run
 
@@ -40,6 +49,7 @@ import aif_deep
 from aif_deep import online
 from aif_deep.actor_critic import EntropyWeight, PolicyDrift, SoftActorCritic
 from aif_deep.online import EpistemicCap, EpsilonGreedy, Softmax
+from aif_deep.shooting import CrossEntropyShooting, ModelLearning, ModelRun, RewardModel, RewardStateModel
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,91 @@ def build_agent(env: gym.Env, s: Settings, seed: int) -> aif_deep.Agent:
                           rng=np.random.default_rng(seed))
 
 
+@dataclass(frozen=True)
+class PlannerSettings:
+    """The model-based agent's settings (``--agent shooting``).
+
+    Attributes:
+        epistemic_weight: w of the information gain in each sequence's G (0: the planner without it).
+        noise_sd: sigma of the transition likelihood in the scaled observation's units (``EnsembleInfoGain``).
+        ensemble_size, model_hidden: the transition ensemble (``online.Ensemble``) and the width of its and the
+            ``RewardModel``'s hidden layers.
+        repeat: environment steps per action (one step of the learned model): a 25-step plan looks 125 steps ahead.
+        planner: ``CrossEntropyShooting`` (its ``efe_terms`` are set from ``epistemic_weight`` and ``noise_sd``).
+        learning: ``ModelLearning`` of the ensemble and the reward model, per model step.
+        selection: how the planned G of the first actions becomes the action (``Softmax``).
+    """
+
+    epistemic_weight: float = 1.0
+    noise_sd: float = 0.01
+    ensemble_size: int = 5
+    model_hidden: int = 64
+    repeat: int = 5
+    planner: CrossEntropyShooting = CrossEntropyShooting(horizon=25, samples=128, elites=16, iterations=3)
+    learning: ModelLearning = ModelLearning(learning_starts=40, updates=4)
+    selection: Softmax = Softmax(10.0, gamma_start=None)
+
+
+def planner_baselines(s: PlannerSettings, dqn: Settings) -> dict:
+    """The model-based comparison: the planner, the same planner with w = 0, and DQN."""
+    return {"active inference (CEM)": s, "CEM without information gain": replace(s, epistemic_weight=0.0),
+            "DQN": baselines(dqn)["DQN"]}
+
+
+def scaled(env: gym.Env):
+    """The Agent's ``preprocess``: observations scaled to [-1, 1]."""
+    low, high = env.observation_space.low, env.observation_space.high
+    return lambda x: (2 * (np.asarray(x) - low) / (high - low) - 1).astype(np.float32)
+
+
+def run_planner(name: str, s: PlannerSettings, seed: int, episodes: int, window: int, solve: float, progress: bool,
+                max_steps: int | None = None) -> dict:
+    """Train the model-based agent for one seed, as ``run``. Each decision is the Agent's cycle written out
+    (``aif_deep.Agent``'s observed-state runner takes a ``LearnedQ`` planner only): the state is observed
+    (``ObservedState``), the planner scores the first actions, the selection samples one, and the model learns
+    from the transition it held the action for (``repeat`` steps, their rewards summed)."""
+    env = gym.make("MountainCar-v0", max_episode_steps=max_steps)
+    D, K = env.observation_space.shape[0], int(env.action_space.n)
+    model = RewardStateModel(D, K, transition=online.Ensemble(D, K, s.ensemble_size, s.model_hidden, seed + 1),
+                             outcome=RewardModel(D, K, s.model_hidden, seed + 2))
+    terms: tuple = (online.RewardRisk(1.0),)
+    if s.epistemic_weight > 0:
+        terms += (online.EnsembleInfoGain(s.epistemic_weight, noise_sd=s.noise_sd),)
+    planner, inference, preprocess = replace(s.planner, efe_terms=terms), online.ObservedState(), scaled(env)
+    rng = np.random.default_rng(seed)
+    learner = ModelRun(s.learning, model, rng)
+    start = time.perf_counter()
+    returns, flag, solved, reached, decisions = [], None, None, 0, 0
+    obs, _ = env.reset(seed=seed)
+    for ep in tqdm(range(episodes), disable=not progress, desc=f"{name} seed {seed}", leave=False):
+        if ep > 0:
+            obs, _ = env.reset()
+        total, terminated, truncated = 0.0, False, False
+        while not (terminated or truncated):
+            qs = inference.infer(model, preprocess(obs))
+            plan = planner.plan(model, qs, rng)
+            q = s.selection.probabilities(plan.G, decisions)
+            action = int(rng.choice(len(q), p=q))
+            decisions += 1
+            reward = 0.0
+            for _ in range(s.repeat):
+                obs, r, terminated, truncated, _ = env.step(action)
+                reward += float(r)
+                if terminated or truncated:
+                    break
+            total += reward
+            learner.observe(qs[0], action, reward, preprocess(obs), terminated)
+        returns.append(total)
+        reached += int(terminated)
+        if terminated and flag is None:
+            flag = ep + 1
+        if len(returns) >= window and np.mean(returns[-window:]) >= solve:
+            solved = ep + 1
+            break
+    return dict(name=name, seed=seed, returns=np.array(returns), flag=flag, solved=solved, reached=reached,
+                steps=int(-np.sum(returns)), seconds=time.perf_counter() - start)
+
+
 def run(name: str, s: Settings, seed: int, episodes: int, window: int, solve: float, progress: bool,
         max_steps: int | None = None) -> dict:
     """Train one agent for one seed; the environment is seeded once with ``seed`` (``max_steps``: a shorter time
@@ -110,7 +205,7 @@ def run(name: str, s: Settings, seed: int, episodes: int, window: int, solve: fl
     env = gym.make("MountainCar-v0", max_episode_steps=max_steps)
     agent = build_agent(env, s, seed)
     start = time.perf_counter()
-    returns, flag, solved = [], None, None
+    returns, flag, solved, reached = [], None, None, 0
     obs, _ = env.reset(seed=seed)
     for ep in tqdm(range(episodes), disable=not progress, desc=f"{name} seed {seed}", leave=False):
         if ep > 0:
@@ -123,12 +218,13 @@ def run(name: str, s: Settings, seed: int, episodes: int, window: int, solve: fl
             total += float(reward)
         agent.infer_states(obs, reward=reward, terminated=terminated)  # the episode's last transition
         returns.append(total)
+        reached += int(terminated)
         if terminated and flag is None:
             flag = ep + 1
         if len(returns) >= window and np.mean(returns[-window:]) >= solve:
             solved = ep + 1
             break
-    return dict(name=name, seed=seed, returns=np.array(returns), flag=flag, solved=solved,
+    return dict(name=name, seed=seed, returns=np.array(returns), flag=flag, solved=solved, reached=reached,
                 steps=agent.td.steps, seconds=time.perf_counter() - start)
 
 
@@ -137,30 +233,74 @@ def median_episode(values: list) -> str:
     return f"{med:g}" if np.isfinite(med) else "not reached"
 
 
+def best_mean(returns: np.ndarray, n: int) -> float:
+    """The best mean return over ``n`` consecutive episodes (over all of them when fewer)."""
+    n = min(n, len(returns))
+    return float(np.convolve(returns, np.ones(n) / n, mode="valid").max())
+
+
+def plot(files: list[str], out: str) -> None:
+    """Learning curves (the return of each episode, the median over seeds and each seed thin) from ``--save``
+    files."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs: dict = {}
+    for f in files:
+        with np.load(f, allow_pickle=False) as z:
+            for key in z.files:
+                name, seed = key.rsplit("|", 1)
+                runs.setdefault(name, {})[int(seed)] = z[key]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for (name, seeds), colour in zip(sorted(runs.items()), plt.cm.tab10.colors, strict=False):
+        n = min(len(r) for r in seeds.values())
+        for r in seeds.values():
+            ax.plot(np.arange(1, len(r) + 1), r, color=colour, alpha=0.25, lw=0.8)
+        ax.plot(np.arange(1, n + 1), np.median([r[:n] for r in seeds.values()], axis=0), color=colour, lw=2,
+                label=f"{name} (median of {len(seeds)} seeds)")
+    ax.axhline(-110, color="k", ls=":", lw=1)
+    ax.set(xlabel="episode", ylabel="return (-steps to the flag, -200: not reached)", title="MountainCar-v0")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--agent", choices=["efe-q", "actor-critic"], default="efe-q",
-                   help="the active-inference agent: learned G_phi with softmax actions, or an actor-critic on it")
+    p.add_argument("--agent", choices=["efe-q", "actor-critic", "shooting"], default="efe-q",
+                   help="the active-inference agent: learned G_phi with softmax actions, an actor-critic on it, or "
+                        "the model-based planner (CEM through the learned ensemble)")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--episodes", type=int, default=300, help="at most this many episodes per run")
     p.add_argument("--solve", type=float, default=-110.0, help="window-episode mean return that counts as solved")
     p.add_argument("--window", type=int, default=100)
-    p.add_argument("--weight", type=float, default=None, help="epistemic weight w (default: Settings')")
+    p.add_argument("--weight", type=float, default=None, help="epistemic weight w (default: the settings')")
     p.add_argument("--only", nargs="+", default=None, help="run only these agents (names as printed)")
+    p.add_argument("--save", default=None, help="write each run's returns to this .npz file")
+    p.add_argument("--plot", nargs=2, default=None, metavar=("OUT", "GLOB"),
+                   help="only draw the learning curves of the --save files matching GLOB into OUT")
     p.add_argument("--quick", action="store_true", help="tiny settings for the tests")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    if args.plot:
+        import glob
+        plot(sorted(glob.glob(args.plot[1])), args.plot[0])
+        return []
 
     torch.set_num_threads(1)  # small networks: per-kernel overhead, not arithmetic
     s = Settings(actor_critic=args.agent == "actor-critic")
+    ps = PlannerSettings()
     if args.weight is not None:
-        s = replace(s, epistemic_weight=args.weight)
+        s, ps = replace(s, epistemic_weight=args.weight), replace(ps, epistemic_weight=args.weight)
     if args.quick:
         args.seeds, args.episodes, args.window = min(args.seeds, 1), min(args.episodes, 2), min(args.window, 2)
         s = replace(s, hidden=32, ensemble_size=2, model_hidden=16, td=replace(s.td, learning_starts=40,
                                                                                train_every=4))
-    agents = baselines(s)
+        ps = replace(ps, ensemble_size=2, model_hidden=16, learning=replace(ps.learning, learning_starts=4),
+                     planner=replace(ps.planner, horizon=5, samples=16, elites=4, iterations=1))
+    agents: dict = planner_baselines(ps, s) if args.agent == "shooting" else baselines(s)
     if args.only:
         agents = {k: v for k, v in agents.items() if k in args.only}
     seeds = range(args.first_seed, args.first_seed + args.seeds)
@@ -168,12 +308,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results = []
     for name, settings in agents.items():
         for seed in seeds:
-            r = run(name, settings, seed, args.episodes, args.window, args.solve, not args.no_progress,
-                    50 if args.quick else None)
-            print(f"  done: {name} seed {seed}: flag first reached in episode {r['flag'] or 'not reached'}, mean "
-                  f">= {args.solve:g} at {r['solved'] or 'not reached'}, last-{args.window} mean "
-                  f"{r['returns'][-args.window:].mean():.1f}, {r['steps']} steps, {r['seconds']:.0f} s", flush=True)
+            train = run_planner if isinstance(settings, PlannerSettings) else run
+            r = train(name, settings, seed, args.episodes, args.window, args.solve, not args.no_progress,
+                      50 if args.quick else None)
+            n = len(r["returns"])
+            print(f"  done: {name} seed {seed}: flag first reached in episode {r['flag'] or 'not reached'} and in "
+                  f"{r['reached']} of {n} episodes, mean >= {args.solve:g} at {r['solved'] or 'not reached'}, "
+                  f"last-{args.window} mean {r['returns'][-args.window:].mean():.1f}, best 10- and 20-episode "
+                  f"means {best_mean(r['returns'], 10):.1f}, {best_mean(r['returns'], 20):.1f}; {r['steps']} steps, "
+                  f"{r['seconds']:.0f} s ({r['seconds'] / n:.1f} s per episode)", flush=True)
             results.append(r)
+            if args.save:
+                np.savez(args.save, **{f"{q['name']}|{q['seed']}": q["returns"] for q in results})
     print(f"MountainCar-v0 ({args.agent}), seeds {list(seeds)}, at most {args.episodes} episodes")
     for name in agents:
         rs = [r for r in results if r["name"] == name]
