@@ -28,13 +28,14 @@ policy would reach (the view is a model of one step; score longer horizons with 
 
 Training maximises the ELBO of windows from a ``ReplayBuffer`` (``elbo_loss``): per step the reconstruction
 ``-ln p(o_t | z_t)`` of a straight-through one-hot sample ``z_t ~ q`` over the joint classes, ``KL[q_t || p_t]`` under
-the options of ``ELBO`` (``KLBalancing``, ``FreeNats``), and the squared error of the reward head.
+the options of ``ELBO`` (``KLBalancing``, ``FreeNats``), and the squared error of the reward head: ``fit`` on a
+fixed buffer, ``OnlineFit`` while an agent acts and its episodes fill the buffer (a set replay ratio).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
@@ -391,9 +392,16 @@ def fit(rssm: RSSM, buffer: ReplayBuffer, steps: int, rng: np.random.Generator, 
     checks.settings("fit", {"steps": steps, "batch_size": batch_size, "length": length}, "count")
     checks.settings("fit", {"lr": lr}, "positive")
     opt = torch.optim.Adam(rssm.parameters(), lr=lr) if optimizer is None else optimizer
+    return _adam_steps(rssm, buffer, opt, int(steps), rng, batch_size, length, elbo, generator)
+
+
+def _adam_steps(rssm: RSSM, buffer: ReplayBuffer, opt: torch.optim.Optimizer, steps: int, rng: np.random.Generator,
+                batch_size: int, length: int, elbo: ELBO, generator: torch.Generator | None) -> list[dict]:
+    """``fit``'s and ``OnlineFit``'s loop: ``steps`` steps of ``opt`` on ``elbo_loss``, the RSSM in train mode and left
+    in eval mode."""
     rssm.train()
     history = []
-    for _ in range(int(steps)):
+    for _ in range(steps):
         loss, metrics = elbo_loss(rssm, buffer.sample(batch_size, length, rng), elbo, generator)
         opt.zero_grad()
         loss.backward()
@@ -404,6 +412,75 @@ def fit(rssm: RSSM, buffer: ReplayBuffer, steps: int, rng: np.random.Generator, 
     return history
 
 
+@dataclass(frozen=True)
+class OnlineFitState:
+    """The carry of ``OnlineFit``: the Adam optimizer (its moments persist across updates), the environment steps
+    seen since the last update, and the Adam steps taken so far."""
+
+    optimizer: torch.optim.Optimizer
+    pending: int = 0
+    updates: int = 0
+
+
+@dataclass(frozen=True)
+class OnlineFit:
+    """Training an RSSM online, while an agent acts on it: ``init(rssm)`` makes the carry, and
+    ``update(state, rssm, buffer, new_steps, rng)``, called as the agent acts, takes ``steps`` Adam steps on
+    ``elbo_loss`` (``fit``'s step: gradient norm clipped at 100) each time ``every`` more environment steps have been
+    seen, on windows drawn from the sequence replay ``buffer`` of the episodes so far. The replay ratio (replayed
+    steps per environment step, DreamerV3's train ratio) is ``steps * batch_size * length / every``.
+
+    Windows come from whole episodes in the buffer of at least ``length`` actions (``ReplayBuffer.sample``), so an
+    episode's reward at its end is replayed only if it is that long: while the longest episode is shorter, windows
+    have the longest episode's length; keep ``length`` below the typical successful episode.
+
+    Attributes:
+        every: environment steps between updates (at least 1).
+        steps: Adam steps per update (at least 1).
+        batch_size: windows per Adam step.
+        length: actions per window (at most; see above).
+        lr: Adam's learning rate.
+        elbo: the ELBO's options.
+    """
+
+    every: int = 16
+    steps: int = 1
+    batch_size: int = 16
+    length: int = 16
+    lr: float = 1e-3
+    elbo: ELBO = ELBO()
+
+    def __post_init__(self) -> None:
+        checks.settings("OnlineFit", {"every": self.every, "steps": self.steps, "batch_size": self.batch_size,
+                                      "length": self.length}, "count")
+        checks.settings("OnlineFit", {"lr": self.lr}, "positive")
+        if not isinstance(self.elbo, ELBO):
+            raise ParameterError(f"OnlineFit.elbo must be an ELBO, got {self.elbo!r}")
+
+    def init(self, rssm: RSSM, optimizer: torch.optim.Optimizer | None = None) -> OnlineFitState:
+        """The carry before any environment step: a new ``Adam(lr)`` over the RSSM's parameters, or ``optimizer`` (one
+        to continue with, e.g. the warm-up's)."""
+        return OnlineFitState(torch.optim.Adam(rssm.parameters(), lr=self.lr) if optimizer is None else optimizer)
+
+    def update(self, state: OnlineFitState, rssm: RSSM, buffer: ReplayBuffer, new_steps: int,
+               rng: np.random.Generator, generator: torch.Generator | None = None
+               ) -> tuple[OnlineFitState, list[dict]]:
+        """Count ``new_steps`` environment steps; for each ``every`` of them, ``steps`` Adam steps on windows drawn by
+        ``rng`` from ``buffer`` (``generator`` draws the ELBO's samples). While the buffer holds no episode, the steps
+        are counted and nothing is trained. Leaves the RSSM in eval mode.
+
+        Returns the new carry and the metrics of every Adam step taken (``elbo_loss``'s), empty when none was."""
+        checks.settings("OnlineFit.update", {"new_steps": new_steps}, "natural")
+        pending = state.pending + int(new_steps)
+        rounds = pending // self.every
+        if not rounds or not len(buffer):
+            return replace(state, pending=pending), []
+        length = min(self.length, max(len(e[1]) for e in buffer.episodes))
+        history = _adam_steps(rssm, buffer, state.optimizer, rounds * self.steps, rng, self.batch_size, length,
+                              self.elbo, generator)
+        return replace(state, pending=pending - rounds * self.every, updates=state.updates + len(history)), history
+
+
 def features(rssm: RSSM, h: Tensor, q: Tensor) -> Tensor:
     """The state of an RSSM agent as one vector ``(*lead, D + K * C)``: ``[h, E_q[onehot z]]`` (the input of a
     policy or value network acting on the RSSM's belief)."""
@@ -411,4 +488,4 @@ def features(rssm: RSSM, h: Tensor, q: Tensor) -> Tensor:
 
 
 __all__ = ["RSSM", "RSSMView", "ELBO", "KLBalancing", "FreeNats", "categorical_kl", "kl_loss", "elbo_loss", "fit",
-           "features"]
+           "OnlineFit", "OnlineFitState", "features"]
