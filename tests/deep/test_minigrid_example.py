@@ -63,3 +63,21 @@ def test_view_beside_the_belief(example):
     s = replace(example.QUICK, episodes=2)
     r = example.run("view-rssm-dqn", s, 0)
     assert len(r["returns"]) == 2 and r["world_model"] is not None
+
+
+@pytest.mark.parametrize("agent", ["rssm-sac", "view-rssm-sac"])
+def test_online_world_model_keeps_training(example, agent):
+    """With wm_online the RSSM takes one Adam step per `every` environment steps after the warm-up (the frozen run
+    none), on a replay that holds the agent's own episodes."""
+    from dataclasses import replace
+
+    from aif_deep.rssm import OnlineFit
+
+    s = replace(example.QUICK, episodes=3, wm_online=OnlineFit(every=4, steps=1, batch_size=4, length=8))
+    r = example.run(agent, s, 0)
+    warmup, _, _ = example.random_episodes(example.make_env(s), s.warmup, 3, np.random.default_rng(0))  # run's draws
+    online_steps = r["steps"] - warmup[0].num_steps
+    assert online_steps > 0 and len(r["returns"]) == 3
+    assert r["world_model"]["adam_steps"] == s.wm_steps + online_steps // 4
+    frozen = example.run(agent, replace(s, wm_online=None), 0)
+    assert frozen["world_model"]["adam_steps"] == s.wm_steps and frozen["world_model"]["online_s"] == 0.0
