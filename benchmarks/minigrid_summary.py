@@ -1,0 +1,89 @@
+"""Summarise runs of ``examples/minigrid.py`` written with ``--json``: per run, the success rate per block of 50
+episodes, the first episode at which the success rate over 20 episodes reached 0.9, and the environment steps taken to
+get there, over the first ``--budget`` episodes of each run (a run of more episodes holds the shorter one: nothing in
+an agent's first N episodes depends on how many follow); optionally a figure of the success rate per block.
+
+Steps per episode come from the returns: MiniGrid's reward for the goal is 1 - 0.9 * steps / max_steps, and an
+episode without it lasts max_steps.
+
+    python benchmarks/minigrid_summary.py RUN.json ... [--budget N] [--figure out.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+MAX_STEPS = {"MiniGrid-Empty-8x8-v0": 4 * 8 * 8, "MiniGrid-DoorKey-5x5-v0": 10 * 5 * 5, "MiniGrid-FourRooms-v0": 100}
+SUCCESS_RETURN = {"MiniGrid-Empty-8x8-v0": 0.9}  # the example's, for runs written before it stored its own
+
+
+def episode_steps(returns: np.ndarray, goal: np.ndarray, max_steps: int) -> np.ndarray:
+    """Steps of each episode: from the goal reward 1 - 0.9 * steps / max_steps, or max_steps without it."""
+    return np.where(goal, np.rint((1.0 - returns) * max_steps / 0.9), max_steps).astype(int)
+
+
+def summarise(run: dict, env: str, budget: int | None, window: int = 20, target: float = 0.9) -> dict:
+    returns = np.asarray(run["returns"][:budget])
+    goal = np.asarray(run["goal"][:budget], dtype=bool)
+    success = returns >= run.get("success_return", SUCCESS_RETURN.get(env, 0.1))
+    rates = np.convolve(success.astype(float), np.ones(window) / window, "valid")  # episodes window .. E
+    reached = np.nonzero(rates >= target)[0]
+    steps = np.cumsum(episode_steps(returns, goal, MAX_STEPS[env]))
+    first = None if not len(reached) else int(reached[0]) + window
+    return {"agent": run["agent"], "seed": run["seed"], "episodes": len(returns),
+            "blocks": [float(b.mean()) for b in np.array_split(success, max(1, len(success) // 50))],
+            "reached": first, "steps_to_reach": None if first is None else int(steps[first - 1]),
+            "last_success": float(success[-window:].mean()), "goal_rate": float(goal.mean()), "steps": int(steps[-1]),
+            "wall_s": run["wall_s"] if budget is None or budget >= len(run["returns"]) else None}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("files", nargs="+")
+    p.add_argument("--budget", type=int, default=None, help="count only each run's first BUDGET episodes")
+    p.add_argument("--figure", default=None)
+    args = p.parse_args(argv)
+    rows = []
+    for path in args.files:
+        with open(path) as f:
+            data = json.load(f)
+        env = data["settings"].split("env='")[1].split("'")[0]
+        for run in data["runs"]:
+            rows.append((env, summarise(run, env, args.budget)))
+    print("| task | agent | seed | episodes | success per 50 episodes | first episode at 0.9 (env steps) | "
+          "last 20 success | goal reached (all) | env steps | wall |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for env, r in rows:
+        reached = "not reached" if r["reached"] is None else f"{r['reached']} ({r['steps_to_reach']:,})"
+        wall = "" if r["wall_s"] is None else f"{r['wall_s']:.0f} s"
+        print(f"| {env.split('-')[1]} | `{r['agent']}` | {r['seed']} | {r['episodes']} | "
+              f"{', '.join(f'{b:.2f}' for b in r['blocks'])} | {reached} | {r['last_success']:.2f} | "
+              f"{r['goal_rate']:.2f} | {r['steps']:,} | {wall} |")
+    if args.figure:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        envs = sorted({env for env, _ in rows})
+        fig, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.4), squeeze=False)
+        colours: dict[str, str] = {}
+        for env, r in rows:
+            ax = axes[0, envs.index(env)]
+            c = colours.setdefault(r["agent"], f"C{len(colours)}")
+            x = 50 * np.arange(1, len(r["blocks"]) + 1)
+            ax.plot(x, r["blocks"], "o-", color=c, alpha=0.7, label=r["agent"] if r["seed"] == 0 else None)
+            ax.set_title(env)
+            ax.set_xlabel("episode (end of block of 50)")
+            ax.set_ylabel("success rate in the block")
+            ax.set_ylim(-0.02, 1.02)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(args.figure, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
