@@ -17,9 +17,10 @@ last:
     G(a_1..a_H) = sum_t discount^(t-1) alive_t [risk_t - epistemic_value(w * info_gain_t)],
     risk_t = -preference * r(x_t, a_t, x_t+1),                                       (RewardRisk)
     info_gain_t = 1/2 sum_d ln(1 + Var_k[f_k(x_t, a_t)_d] / sigma^2),               (EnsembleInfoGain)
-    x_t+1 = x_t + mean_k f_k(x_t, a_t),    alive_t+1 = alive_t (1 - p(end | x_t, a_t, x_t+1)),
+    x_t+1 = clip(x_t + mean_k f_k(x_t, a_t)),    alive_t+1 = alive_t (1 - p(end | x_t, a_t, x_t+1)),
 
-the ensemble's mean path (moment matching, as the information gain's Gaussian bound), with the reward and the
+the ensemble's mean path (moment matching, as the information gain's Gaussian bound) kept inside the model's
+``bounds``, with the reward and the
 probability that the episode ends from a learned ``RewardModel``. ``epistemic_value`` applies the
 ``aif_deep.online.OnlineTrick``s (e.g. ``EpistemicCap``) as ``TDLearning`` does. A reached terminal state is
 absorbing and costs nothing, so where the reward is the same on every step (MountainCar's -1) reaching the end
@@ -75,15 +76,36 @@ class RewardModel(nn.Module):
 @dataclass(frozen=True, eq=False)
 class RewardStateModel(StateVectorModel):
     """A ``StateVectorModel`` whose transition ensemble and outcomes (``outcome``: a ``RewardModel``) are both
-    learned, so that action sequences can be scored through it (``CrossEntropyShooting``)."""
+    learned, so that action sequences can be scored through it (``CrossEntropyShooting``).
+
+    ``bounds``: ``(low, high)``, each a number or ``(num_features,)``: the box the states lie in (a Gymnasium
+    observation space's, in the agent's units), to which predicted states are clipped; ``None``: unbounded. Why:
+    outside the data the members disagree without end, so a planner scoring information gain would plan through
+    states that cannot occur (positions beyond MountainCar's walls) rather than learn where it can go.
+    """
 
     outcome: RewardModel | None = None
+    bounds: tuple | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.transition is None or not isinstance(self.outcome, RewardModel):
             raise StrategyError("RewardStateModel needs transition=aif_deep.online.Ensemble(...) and "
                                 f"outcome=RewardModel(...), got {self.transition!r} and {self.outcome!r}")
+        if self.bounds is not None:
+            low, high = (np.broadcast_to(np.asarray(b, dtype=np.float64), (self.num_features,))
+                         for b in self.bounds)
+            if not (np.isfinite(low).all() and np.isfinite(high).all() and (low < high).all()):
+                raise ParameterError(f"RewardStateModel.bounds must be finite (low, high) with low < high in every "
+                                     f"feature, got {self.bounds!r}")
+
+    def clip(self, x: torch.Tensor) -> torch.Tensor:
+        """States ``(..., num_features)`` clipped to ``bounds`` (unchanged without)."""
+        if self.bounds is None:
+            return x
+        low, high = (torch.as_tensor(np.asarray(b, dtype=np.float32)).expand(int(self.num_features))
+                     for b in self.bounds)
+        return torch.maximum(torch.minimum(x, high), low)
 
 
 def _term(terms: tuple, kind: type) -> Any:
@@ -115,7 +137,7 @@ def sequence_efe(model: RewardStateModel, x: torch.Tensor, actions: torch.Tensor
     for t in range(H):
         a_t = actions[:, t]
         pred = ensemble(x_t, a_t)  # (K, N, D): each member's predicted change
-        x_next = x_t + pred.mean(0)
+        x_next = model.clip(x_t + pred.mean(0))
         r, end_logit = outcome(x_t, a_t, x_next)
         scale = discount ** t * alive
         risk += scale * -float(risk_term.preference) * r

@@ -151,7 +151,7 @@ def scaled(env: gym.Env):
 
 
 def run_planner(name: str, s: PlannerSettings, seed: int, episodes: int, window: int, solve: float, progress: bool,
-                max_steps: int | None = None) -> dict:
+                max_steps: int | None = None, log: bool = False) -> dict:
     """Train the model-based agent for one seed, as ``run``. Each decision is the Agent's cycle written out
     (``aif_deep.Agent``'s observed-state runner takes a ``LearnedQ`` planner only): the state is observed
     (``ObservedState``), the planner scores the first actions, the selection samples one, and the model learns
@@ -159,20 +159,21 @@ def run_planner(name: str, s: PlannerSettings, seed: int, episodes: int, window:
     env = gym.make("MountainCar-v0", max_episode_steps=max_steps)
     D, K = env.observation_space.shape[0], int(env.action_space.n)
     model = RewardStateModel(D, K, transition=online.Ensemble(D, K, s.ensemble_size, s.model_hidden, seed + 1),
-                             outcome=RewardModel(D, K, s.model_hidden, seed + 2))
+                             outcome=RewardModel(D, K, s.model_hidden, seed + 2), bounds=(-1.0, 1.0))
     terms: tuple = (online.RewardRisk(1.0),)
     if s.epistemic_weight > 0:
         terms += (online.EnsembleInfoGain(s.epistemic_weight, noise_sd=s.noise_sd),)
     planner, inference, preprocess = replace(s.planner, efe_terms=terms), online.ObservedState(), scaled(env)
     rng = np.random.default_rng(seed)
     learner = ModelRun(s.learning, model, rng)
+    H = planner.horizon
     start = time.perf_counter()
     returns, flag, solved, reached, decisions = [], None, None, 0, 0
     obs, _ = env.reset(seed=seed)
     for ep in tqdm(range(episodes), disable=not progress, desc=f"{name} seed {seed}", leave=False):
         if ep > 0:
             obs, _ = env.reset()
-        total, terminated, truncated = 0.0, False, False
+        total, terminated, truncated, top, gain, n = 0.0, False, False, -np.inf, 0.0, 0
         while not (terminated or truncated):
             qs = inference.infer(model, preprocess(obs))
             plan = planner.plan(model, qs, rng)
@@ -187,7 +188,14 @@ def run_planner(name: str, s: PlannerSettings, seed: int, episodes: int, window:
                     break
             total += reward
             learner.observe(qs[0], action, reward, preprocess(obs), terminated)
+            top = max(top, float(obs[0]))
+            gain += plan.terms.get("info_gain", np.zeros(1))[action] / H
+            n += 1
         returns.append(total)
+        if log:
+            print(f"    {name} seed {seed} episode {ep + 1}: return {total:g}, highest position {top:.2f}, planned "
+                  f"epistemic value {gain / n:.3f} per model step, model loss {learner.last_loss:.4f}, "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
         reached += int(terminated)
         if terminated and flag is None:
             flag = ep + 1
@@ -281,6 +289,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--save", default=None, help="write each run's returns to this .npz file")
     p.add_argument("--plot", nargs=2, default=None, metavar=("OUT", "GLOB"),
                    help="only draw the learning curves of the --save files matching GLOB into OUT")
+    p.add_argument("--log-episodes", action="store_true", help="the planner: one line per episode")
     p.add_argument("--quick", action="store_true", help="tiny settings for the tests")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -308,9 +317,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results = []
     for name, settings in agents.items():
         for seed in seeds:
-            train = run_planner if isinstance(settings, PlannerSettings) else run
-            r = train(name, settings, seed, args.episodes, args.window, args.solve, not args.no_progress,
-                      50 if args.quick else None)
+            if isinstance(settings, PlannerSettings):
+                r = run_planner(name, settings, seed, args.episodes, args.window, args.solve, not args.no_progress,
+                                50 if args.quick else None, args.log_episodes)
+            else:
+                r = run(name, settings, seed, args.episodes, args.window, args.solve, not args.no_progress,
+                        50 if args.quick else None)
             n = len(r["returns"])
             print(f"  done: {name} seed {seed}: flag first reached in episode {r['flag'] or 'not reached'} and in "
                   f"{r['reached']} of {n} episodes, mean >= {args.solve:g} at {r['solved'] or 'not reached'}, "

@@ -115,6 +115,16 @@ def test_the_planner_goes_to_a_known_end_and_cem_refines():
     assert plan.G[1] == pytest.approx(3.0, abs=0.05) and plan.G[0] > plan.G[1] + 1.0
 
 
+def test_bounds_keep_the_predicted_path_inside_the_box():
+    free, boxed = _line_model(), _line_model()
+    boxed = RewardStateModel(1, 2, transition=boxed.transition, outcome=boxed.outcome, bounds=(-0.2, 0.2))
+    seq, x = torch.tensor([[1, 1, 1, 1, 1, 1]]), torch.tensor([0.15])
+    terms = (RewardRisk(1.0),)
+    assert sequence_efe(free, x, seq, terms)[0].item() == pytest.approx(4.0, abs=0.05)  # ends past 0.5
+    assert sequence_efe(boxed, x, seq, terms)[0].item() == pytest.approx(6.0, abs=1e-3)  # held at 0.2: never ends
+    np.testing.assert_allclose(boxed.clip(torch.tensor([[-1.0], [0.1], [2.0]])).numpy(), [[-0.2], [0.1], [0.2]])
+
+
 def test_the_information_gain_draws_the_planner_to_where_the_members_disagree():
     model = _line_model(disagree=0.05)  # action 1's outcome is uncertain, action 0's known; no end within reach
     x = [torch.tensor([-2.0])]
@@ -158,6 +168,8 @@ def test_model_learning_fits_the_transitions_and_the_rare_end():
     (lambda: CrossEntropyShooting(efe_terms=(EnsembleInfoGain(1.0),)), StrategyError, "RewardRisk"),
     (lambda: CrossEntropyShooting(tricks=(0.5,)), StrategyError, "OnlineTrick"),
     (lambda: RewardStateModel(2, 3, transition=Ensemble(2, 3)), StrategyError, "outcome"),
+    (lambda: RewardStateModel(2, 3, transition=Ensemble(2, 3), outcome=RewardModel(2, 3), bounds=(1.0, -1.0)),
+     ParameterError, "low < high"),
     (lambda: CrossEntropyShooting().plan(StateVectorModel(2, 3), [torch.zeros(2)]), StrategyError,
      "RewardStateModel"),
     (lambda: CrossEntropyShooting(samples=2, elites=1).plan(_random_model(), [torch.zeros(2)]), PolicyError,
