@@ -29,9 +29,13 @@ the agent's one-step EFE g (risk - information gain), bootstrapped with the soft
 
     y = g(x, a, x') + discount (1 - terminated) V(x'),    V(x') = sum_a q(a | x') (G_target(x', a) + alpha ln q(a | x'))
 
-(discrete SAC, Christodoulou 2019, with the EFE as the cost). With ``imagination > 0`` the actor also learns on
-states imagined by rolling the model's transition ensemble forward under the policy from replayed states (a random
-member per step): only the actor, since the critic's targets need rewards and ends the ensemble does not predict.
+(discrete SAC, Christodoulou 2019, with the EFE as the cost). ``TDLearning``'s options apply to the critic: with
+``twin=True`` both the target's G and the G the actor descends are the pessimistic ``max(G_1, G_2)`` of two heads
+(SAC's clipped double Q), and with ``n_step > 1`` the target sums the EFE of n replayed steps before V.
+
+With ``imagination > 0`` the actor also learns on states imagined by rolling the model's transition ensemble
+forward under the policy from replayed states (a random member per step): only the actor, since the critic's
+targets need rewards and ends the ensemble does not predict.
 """
 
 from __future__ import annotations
@@ -233,7 +237,8 @@ class ActorCriticRun(TDRun):
     def next_value(self, x1: torch.Tensor) -> torch.Tensor:
         """``V(x') = sum_a q(a | x') (G_target(x', a) + alpha ln q(a | x'))`` ``(B,)``: the soft value under the
         policy (``soft_value``)."""
-        return soft_value(self.target.net(x1), self.log_policy(x1), self.alpha)
+        G = self.target.net(x1) if self.target2 is None else self.target_G(x1)
+        return soft_value(G, self.log_policy(x1), self.alpha)
 
     def imagine(self, x: torch.Tensor) -> torch.Tensor:
         """States ``(B * (imagination + 1), D)``: ``x`` ``(B, D)`` and ``imagination`` steps rolled forward from it
@@ -258,6 +263,8 @@ class ActorCriticRun(TDRun):
             x = self.imagine(x)
         with torch.no_grad():
             G = self.qf.net(x)  # (B, K): the critic, held fixed for the actor's step
+            if self.qf2 is not None:  # twin critics: the pessimistic max(G_1, G_2), as SAC's min of two Qs
+                G = torch.maximum(G, self.qf2.net(x))
         log_q = self.log_policy(x)
         alpha = self.alpha
         objective = soft_value(G, log_q, alpha)

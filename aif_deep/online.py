@@ -322,6 +322,19 @@ class TDLearning(Learner):
         hard_min: V = min_a G_target (DQN) instead of the soft minimum at the QFunction's temperature.
         max_grad_norm: gradient clipping of G_phi's update.
         tricks: ``OnlineTrick``s applied to the one-step EFE (e.g. ``EpistemicCap(0.5)``).
+        n_step: transitions summed in the TD target (1: the one-step target above). With n > 1,
+            ``y = sum_{k<m} discount^k g_k + discount^m (1 - terminated_m) V_target(x'_m)`` over the ``m <= n``
+            replayed transitions that follow one another in the same episode (the sum stops at a terminal
+            transition, which does not bootstrap, at the end of a truncated episode, which does, and at the newest
+            transition); the rewards of the later steps are the behaviour policy's (no off-policy correction, as
+            in Rainbow's n-step returns), and the soft value enters at the last step only.
+        twin: fit two G heads (G_phi and a second ``QFunction`` of the same shape, initialised from the agent's
+            ``rng``, each with its target network) to the same target, and bootstrap with the pessimistic
+            ``max(G_target_1, G_target_2)`` (SAC's clipped double Q with G = -Q, against the overestimation of a
+            minimum over noisy estimates); the planner acts on G_phi alone.
+        lr_end: Adam's learning rate after ``lr_decay_steps`` updates, reached linearly from ``lr`` (``None``:
+            ``lr`` throughout).
+        lr_decay_steps: updates of the linear learning-rate schedule.
     """
 
     lr: float = 1e-3
@@ -334,11 +347,17 @@ class TDLearning(Learner):
     hard_min: bool = False
     max_grad_norm: float = 10.0
     tricks: tuple = ()
+    n_step: int = 1
+    twin: bool = False
+    lr_end: float | None = None
+    lr_decay_steps: int = 50_000
     backends: ClassVar[frozenset[str]] = frozenset({TORCH})
 
     def __post_init__(self) -> None:
-        counts = ("batch_size", "buffer_size", "train_every")
+        counts = ("batch_size", "buffer_size", "train_every", "n_step", "lr_decay_steps")
         checks.settings("TDLearning", {n: getattr(self, n) for n in counts}, "count")
+        if self.lr_end is not None:
+            checks.settings("TDLearning", {"lr_end": self.lr_end}, "positive")
         checks.settings("TDLearning", {"learning_starts": self.learning_starts}, "non-negative")
         checks.settings("TDLearning", {"lr": self.lr, "max_grad_norm": self.max_grad_norm}, "positive")
         checks.settings("TDLearning", {"discount": self.discount, "tau": self.tau}, "fraction")
@@ -376,15 +395,30 @@ class TDRun:
             raise ParameterError("EnsembleInfoGain is the disagreement of the ensemble's members: it needs at least "
                                  f"2, got {self.ensemble.weights[0].shape[0]}")
         self.target = copy.deepcopy(qfunction).requires_grad_(False)
-        params = list(qfunction.parameters()) + ([] if self.ensemble is None else list(self.ensemble.parameters()))
+        self.qf2 = self.target2 = None
+        if s.twin:  # a second head of the same shape with its own initial weights, drawn from the agent's rng
+            self.qf2 = copy.deepcopy(qfunction)
+            with torch.random.fork_rng():
+                torch.manual_seed(int(rng.integers(2**62)))
+                for layer in self.qf2.modules():
+                    if isinstance(layer, nn.Linear):
+                        layer.reset_parameters()
+            self.target2 = copy.deepcopy(self.qf2).requires_grad_(False)
+        critics = list(qfunction.parameters()) + ([] if self.qf2 is None else list(self.qf2.parameters()))
+        params = critics + ([] if self.ensemble is None else list(self.ensemble.parameters()))
         # One optimiser over G_phi and the ensemble (disjoint parameters, so their updates stay independent):
         # on a small CPU network the cost is per-kernel overhead, and this halves the number of kernels.
         self.opt = torch.optim.Adam(params, lr=s.lr, foreach=True)
-        self._q_params: list[torch.Tensor] = list(qfunction.parameters())
-        self._target_params: list[torch.Tensor] = list(self.target.parameters())
+        self._q_params: list[torch.Tensor] = critics
+        self._target_params: list[torch.Tensor] = list(self.target.parameters()) + \
+            ([] if self.target2 is None else list(self.target2.parameters()))
+        self.updates = 0
         N, D = s.buffer_size, model.num_features
         self.obs, self.next_obs = torch.zeros(N, D), torch.zeros(N, D)
         self.action, self.reward, self.terminated = torch.zeros(N, dtype=torch.long), torch.zeros(N), torch.zeros(N)
+        # continues[i]: transition i follows transition i - 1 in the same episode (its x is the last one's x').
+        self.continues = torch.zeros(N, dtype=torch.bool)
+        self._last_next: torch.Tensor | None = None
         self.size = self.steps = 0
         self.last_info_gain = self.last_capped = float("nan")
 
@@ -393,6 +427,9 @@ class TDRun:
         i = self.steps % self.settings.buffer_size
         self.obs[i], self.next_obs[i], self.action[i] = x, x1, int(action)
         self.reward[i], self.terminated[i] = float(reward), float(terminated)
+        last = self._last_next
+        self.continues[i] = last is not None and (x is last or bool(torch.equal(x, last)))
+        self._last_next = x1
         self.steps += 1
         self.size = min(self.size + 1, self.settings.buffer_size)
         if self.steps >= self.settings.learning_starts and self.steps % self.settings.train_every == 0:
@@ -410,10 +447,60 @@ class TDRun:
         g = -float(self.risk.preference) * reward  # type: ignore[union-attr]
         return g if info_gain is None else g - self.epistemic_value(info_gain)
 
+    def target_G(self, x1: torch.Tensor) -> torch.Tensor:
+        """The target network's G ``(B, K)`` at states ``x1`` ``(B, D)``; with ``twin``, the pessimistic
+        ``max(G_target_1, G_target_2)``."""
+        G = self.target(x1)
+        return G if self.target2 is None else torch.maximum(G, self.target2(x1))
+
     def next_value(self, x1: torch.Tensor) -> torch.Tensor:
         """V(x') ``(B,)`` of the TD target for next states ``x1`` ``(B, D)``: the target network's soft minimum
-        (``hard_min``: its minimum); ``aif_deep.actor_critic`` takes the expectation under its policy instead."""
-        return self.target(x1).min(-1).values if self.settings.hard_min else self.target.value(x1)
+        (``hard_min``: its minimum; with ``twin``, of the pessimistic ``target_G``); ``aif_deep.actor_critic``
+        takes the expectation under its policy instead."""
+        if self.target2 is None:
+            return self.target(x1).min(-1).values if self.settings.hard_min else self.target.value(x1)
+        G, T = self.target_G(x1), self.qf.temperature
+        return G.min(-1).values if self.settings.hard_min else -T * torch.logsumexp(-G / T, -1)
+
+    def n_step_indices(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The buffer positions ``(B, n)`` of the ``n_step`` transitions from each of ``idx`` ``(B,)`` on, and which
+        of them enter its target ``(B, n)`` bool: those that follow one another in the same episode, up to and
+        including a terminal one, and not past the newest transition."""
+        n, N = self.settings.n_step, self.settings.buffer_size
+        k = torch.arange(n)
+        pos = (idx[:, None] + k) % N
+        newest = (self.steps - 1) % N
+        ahead = (newest - idx) % N  # transitions stored after idx
+        ok = k[None, :] <= ahead[:, None]
+        ok[:, 1:] &= self.continues[pos[:, 1:]] & (self.terminated[pos[:, :-1]] == 0)
+        return pos, torch.cumprod(ok.long(), -1).bool()
+
+    def n_step_target(self, idx: torch.Tensor, info_gain: torch.Tensor | None) -> torch.Tensor:
+        """The ``n_step`` TD target ``(B,)`` of the transitions at ``idx`` ``(B,)`` (``TDLearning``'s docstring);
+        ``info_gain``: that of the first transitions ``(B,)`` (the later ones' is computed here)."""
+        s = self.settings
+        pos, ok = self.n_step_indices(idx)
+        B, n = pos.shape
+        ig = None
+        if info_gain is not None:
+            later = pos[:, 1:].reshape(-1)
+            ig_later = self.ensemble.info_gain(self.obs[later], self.action[later],  # type: ignore[union-attr]
+                                               self.info.noise_sd).reshape(B, n - 1)  # type: ignore[union-attr]
+            ig = torch.cat([info_gain[:, None], ig_later], 1)
+        g = self.one_step_efe(self.reward[pos], ig)  # (B, n)
+        okf = ok.to(g.dtype)
+        powers = s.discount ** torch.arange(n, dtype=g.dtype)
+        steps = ok.sum(-1)  # m >= 1
+        last = pos.gather(1, (steps - 1)[:, None])[:, 0]
+        bootstrap = (s.discount ** steps.to(g.dtype)) * (1.0 - self.terminated[last])
+        return (okf * powers * g).sum(-1) + bootstrap * self.next_value(self.next_obs[last])
+
+    def learning_rate(self) -> float:
+        """Adam's learning rate for the next update (``lr``, or the linear schedule to ``lr_end``)."""
+        s = self.settings
+        if s.lr_end is None:
+            return s.lr
+        return s.lr + (s.lr_end - s.lr) * min(1.0, self.updates / s.lr_decay_steps)
 
     def update(self) -> float:
         """One TD step of G_phi (and one regression step of the ensemble) on a replayed batch; the TD loss."""
@@ -428,10 +515,20 @@ class TDRun:
             self.last_info_gain = float(ig.mean())
             self.last_capped = float((self.epistemic_value(ig) != self.info.weight * ig).float().mean())  # type: ignore[union-attr]
         with torch.no_grad():
-            y = self.one_step_efe(r, ig) + s.discount * (1.0 - done) * self.next_value(x1)
+            if s.n_step == 1:
+                y = self.one_step_efe(r, ig) + s.discount * (1.0 - done) * self.next_value(x1)
+            else:
+                y = self.n_step_target(idx, ig)
         loss = F.smooth_l1_loss(self.qf.net(x).gather(1, a[:, None])[:, 0], y)
+        total = loss
+        if self.qf2 is not None:
+            total = total + F.smooth_l1_loss(self.qf2.net(x).gather(1, a[:, None])[:, 0], y)
         # Each ensemble member regresses the observed change x' - x (the Gaussian likelihood's mean).
-        total = loss if pred is None else loss + ((pred - (x1 - x)) ** 2).mean()
+        total = total if pred is None else total + ((pred - (x1 - x)) ** 2).mean()
+        if s.lr_end is not None:
+            for group in self.opt.param_groups:
+                group["lr"] = self.learning_rate()
+        self.updates += 1
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         nn.utils.clip_grad_norm_(self._q_params, s.max_grad_norm)

@@ -38,11 +38,26 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=cp.Settings.td.batch_size, help="transitions per update")
     p.add_argument("--train-every", type=int, default=cp.Settings.td.train_every,
                    help="environment steps per update of the critic and the actor (the update-to-data ratio's inverse)")
+    p.add_argument("--n-step", type=int, default=cp.Settings.td.n_step, help="steps summed in the critic's TD target")
+    p.add_argument("--twin", action=argparse.BooleanOptionalAction, default=cp.Settings.td.twin,
+                   help="two G heads, bootstrapped with the pessimistic max of their targets")
+    p.add_argument("--lr", type=float, default=cp.Settings.td.lr, help="the critic's learning rate")
+    p.add_argument("--lr-end", type=float, default=cp.Settings.td.lr_end,
+                   help="the critic's learning rate after --lr-decay-steps updates (linear schedule)")
+    p.add_argument("--lr-decay-steps", type=int, default=cp.Settings.td.lr_decay_steps)
+    p.add_argument("--tau", type=float, default=cp.Settings.td.tau, help="Polyak rate of the critic's target")
+    p.add_argument("--discount", type=float, default=cp.Settings.td.discount)
+    p.add_argument("--actor-lr", type=float, default=cp.Settings.actor_lr)
+    p.add_argument("--reward-preference", type=float, default=cp.Settings.reward_preference,
+                   help="c in ln p~(r) = c r (the scale of G)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    td = replace(cp.Settings.td, train_every=args.train_every, batch_size=args.batch_size, n_step=args.n_step,
+                 twin=args.twin, lr=args.lr, lr_end=args.lr_end, lr_decay_steps=args.lr_decay_steps, tau=args.tau,
+                 discount=args.discount)
     settings = cp.Settings(actor_critic=True, alpha=args.alpha, target_entropy=args.target_entropy,
                            alpha_lr=args.alpha_lr, drift=args.drift, epistemic_weight=args.epistemic_weight,
-                           td=replace(cp.Settings.td, train_every=args.train_every, batch_size=args.batch_size))
+                           actor_lr=args.actor_lr, reward_preference=args.reward_preference, td=td)
     agent = cp.build_agent(4, 2, settings, (cp.EpistemicCap(0.5),), args.seed)
     env = gym.make("CartPole-v1")
     obs, _ = env.reset(seed=args.seed)

@@ -202,7 +202,7 @@ def run_one(job):
     return dict(name=name, seed=seed, returns=res.returns, policy_entropy=res.policy_entropy,
                 action_entropy=res.action_entropy, info_gain=res.info_gain, capped=res.capped,
                 solved=res.solved_episode,
-                steps=res.steps, seconds=time.perf_counter() - start)
+                steps=res.steps, seconds=time.perf_counter() - start, settings=settings)
 
 
 def report(r):
@@ -246,6 +246,13 @@ def main(argv=None):
                    help="actor-critic: learn alpha so that the policy's mean entropy tracks this (nats)")
     p.add_argument("--drift", type=float, default=0.0, help="actor-critic: PolicyDrift weight (0: none)")
     p.add_argument("--imagination", type=int, default=0, help="actor-critic: imagined steps per replayed state")
+    p.add_argument("--n-step", type=int, default=None, help="steps summed in G_phi's TD target (TDLearning.n_step)")
+    p.add_argument("--twin", action=argparse.BooleanOptionalAction, default=None,
+                   help="two G heads bootstrapped with the pessimistic max of their targets (TDLearning.twin)")
+    p.add_argument("--critic-lr", type=float, default=None, help="G_phi's learning rate (TDLearning.lr)")
+    p.add_argument("--lr-end", type=float, default=None,
+                   help="G_phi's learning rate after --lr-decay-steps updates, linearly (TDLearning.lr_end)")
+    p.add_argument("--lr-decay-steps", type=int, default=None, help="updates of the learning-rate schedule")
     p.add_argument("--no-dqn", action="store_true", help="run the active-inference agent alone, without DQN")
     p.add_argument("--ablation", action="store_true", help="active inference over --weights instead of vs DQN")
     p.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.1, 1.0, 10.0])
@@ -265,6 +272,9 @@ def main(argv=None):
                         drift=args.drift, imagination=args.imagination)
     if args.alpha is not None:
         settings = replace(settings, alpha=args.alpha)
+    td_options = dict(n_step=args.n_step, twin=args.twin, lr=args.critic_lr, lr_end=args.lr_end,
+                      lr_decay_steps=args.lr_decay_steps)
+    settings = replace(settings, td=replace(settings.td, **{k: v for k, v in td_options.items() if v is not None}))
     dqn_eps = EpsilonGreedy()
     if args.gamma is not None:
         settings = replace(settings, selection=Softmax(args.gamma))

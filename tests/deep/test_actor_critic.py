@@ -219,3 +219,111 @@ def test_cartpole_actor_critic_trace_script_prints_each_block(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["episode 1", "episode 2", "episode 3"]
     assert all("alpha 0.0500" in line for line in lines)  # no update before learning_starts: alpha as given
+
+
+def _filled_run(**td):
+    """A TDRun on a 2-feature model with two episodes in its buffer of 8: 4 steps ending in a fall (terminated),
+    then 3 steps of an episode still running (as after a truncation: no terminal transition)."""
+    q = aif_deep.QFunction([2], [2], temperature=0.05, hidden=8, seed=0)
+    run = aif_deep.TDRun(TDLearning(buffer_size=8, learning_starts=10**6, **td), q, StateVectorModel(2, 2),
+                         (RewardRisk(1.0),), np.random.default_rng(0))
+    xs = [torch.tensor([float(i), 0.0]) for i in range(5)]
+    for t in range(4):
+        run.observe(xs[t], t % 2, 1.0 + t, xs[t + 1], t == 3)
+    ys = [torch.tensor([10.0 + i, 1.0]) for i in range(4)]
+    for t in range(3):
+        run.observe(ys[t], 0, 5.0, ys[t + 1], False)
+    return run, xs, ys
+
+
+def test_n_step_targets_equal_a_hand_computation_and_stop_at_ends():
+    run, xs, ys = _filled_run(n_step=3, discount=0.5)
+    pos, ok = run.n_step_indices(torch.arange(7))
+    # Transition 2 reaches the terminal 3; the episode's last step (3) stops there; 6 is the newest transition.
+    assert ok.int().tolist() == [[1, 1, 1], [1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 1, 0], [1, 0, 0]]
+    V = run.next_value(torch.stack([xs[3], ys[3]]))  # the bootstrap states: x'_2 = xs[3] and the newest, ys[3]
+    g = -torch.tensor([1.0, 2.0, 3.0, 4.0])  # g = -r (no information gain)
+    expected = torch.stack([
+        g[0] + 0.5 * g[1] + 0.25 * g[2] + 0.125 * V[0],  # three steps, then V(x'_2)
+        g[1] + 0.5 * g[2] + 0.25 * g[3],                  # ends in the fall: no bootstrap
+        g[2] + 0.5 * g[3],
+        g[3],
+        torch.tensor(-5.0 - 2.5 - 1.25) + 0.125 * V[1],    # the unfinished episode bootstraps from its newest x'
+        torch.tensor(-5.0 - 2.5) + 0.25 * V[1],
+        torch.tensor(-5.0) + 0.5 * V[1],
+    ])
+    torch.testing.assert_close(run.n_step_target(torch.arange(7), None), expected)
+    # With n = 1 the target is the one-step one.
+    one, _, _ = _filled_run(n_step=1, discount=0.5)
+    pos1, ok1 = one.n_step_indices(torch.arange(7))
+    assert ok1.all() and pos1[:, 0].tolist() == list(range(7))
+
+
+def test_n_step_does_not_run_over_an_episode_boundary_without_a_terminal_transition():
+    run, xs, ys = _filled_run(n_step=2, discount=0.5)
+    run.terminated[3] = 0.0  # the first episode truncated instead of falling: still ends at its last transition
+    _, ok = run.n_step_indices(torch.tensor([3]))
+    assert ok.int().tolist() == [[1, 0]]
+    V = run.next_value(xs[4][None])
+    torch.testing.assert_close(run.n_step_target(torch.tensor([3]), None), -4.0 + 0.5 * V)  # and bootstraps
+
+
+def test_twin_critics_bootstrap_with_the_max_of_two_heads():
+    run, _, _ = _filled_run(twin=True)
+    assert run.qf2 is not None and run.qf2 is not run.qf
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        G1, G2 = run.target.net(x), run.target2.net(x)
+        assert not torch.allclose(G1, G2)  # the second head has weights of its own
+        G = torch.maximum(G1, G2)
+        T = run.qf.temperature
+        torch.testing.assert_close(run.target_G(x), G)
+        torch.testing.assert_close(run.next_value(x), -T * torch.logsumexp(-G / T, -1))
+    # Both heads are trained and tracked by their targets.
+    before = [p.detach().clone() for p in run.qf2.parameters()]
+    run.update()
+    assert any(not torch.equal(a, b) for a, b in zip(before, run.qf2.parameters(), strict=True))
+    assert len(run._target_params) == 2 * len(list(run.qf.parameters()))
+
+
+def test_the_actor_critic_with_twin_critics_uses_the_pessimistic_g():
+    agent = _agent(learning=SoftActorCritic(aif_deep.QFunction([4], [2], hidden=16),
+                                            td=TDLearning(twin=True, n_step=3, learning_starts=20, batch_size=8,
+                                                          train_every=1), policy_terms=(EntropyWeight(0.1),)))
+    run = agent.td
+    x1 = torch.randn(5, 4)
+    with torch.no_grad():
+        G = torch.maximum(run.target.net(x1), run.target2.net(x1))
+        log_q = torch.log_softmax(-agent.planner.qfunction.net(x1), -1)
+        torch.testing.assert_close(run.next_value(x1), soft_value(G, log_q, 0.1))
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=0)
+    reward, terminated = None, False
+    for _ in range(40):  # it runs: 20 updates of both heads and the actor with 3-step targets
+        action = agent.step(obs, reward=reward, terminated=terminated)
+        obs, reward, terminated, truncated, _ = env.step(int(action[0]))
+        if terminated or truncated:
+            agent.infer_states(obs, reward=reward, terminated=terminated)
+            agent.reset()
+            obs, _ = env.reset()
+            reward, terminated = None, False
+    assert run.updates > 0 and np.isfinite(run.last_entropy)
+
+
+def test_the_learning_rate_schedule_is_linear_then_flat():
+    run, _, _ = _filled_run(lr=1e-3, lr_end=1e-4, lr_decay_steps=4)
+    rates = []
+    for _ in range(6):
+        rates.append(run.learning_rate())
+        run.update()
+        assert run.opt.param_groups[0]["lr"] == pytest.approx(rates[-1])
+    np.testing.assert_allclose(rates, [1e-3, 7.75e-4, 5.5e-4, 3.25e-4, 1e-4, 1e-4])
+    fixed, _, _ = _filled_run(lr=1e-3)
+    fixed.update()
+    assert fixed.learning_rate() == 1e-3 and fixed.opt.param_groups[0]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("bad", [dict(n_step=0), dict(lr_end=0.0), dict(lr_decay_steps=0)])
+def test_bad_td_options_are_refused(bad):
+    with pytest.raises(ParameterError):
+        TDLearning(**bad)

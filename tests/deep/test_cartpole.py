@@ -312,3 +312,16 @@ def test_train_online_refuses_an_agent_for_another_environment():
         _EX.train_online(gym.make("CartPole-v1"), online_agent(3, 2, QUICK), episodes=1, progress=False)
     with pytest.raises(ParameterError, match="StateVectorModel"):
         _EX.train_online(gym.make("CartPole-v1"), _strategies(learning=None), episodes=1, progress=False)
+
+
+
+def test_cartpole_example_passes_the_td_options_to_the_critic():
+    results = _example().main(["--quick", "--agent", "actor-critic", "--no-dqn", "--episodes", "12", "--no-progress",
+                               "--twin", "--n-step", "3", "--critic-lr", "2e-3", "--lr-end", "1e-4",
+                               "--lr-decay-steps", "10"])
+    assert len(results) == 1 and len(results[0]["returns"]) == 12
+    td = results[0]["settings"].td
+    assert (td.twin, td.n_step, td.lr, td.lr_end, td.lr_decay_steps) == (True, 3, 2e-3, 1e-4, 10)
+    assert td.learning_starts == 200  # --quick's, kept
+    default = _example().main(["--quick", "--agent", "actor-critic", "--no-dqn", "--episodes", "2", "--no-progress"])
+    assert default[0]["settings"].td == replace(OnlineSettings.td, learning_starts=200)  # no flags: the defaults
