@@ -136,15 +136,16 @@ def reason(agent: Any) -> str | None:
     return None
 
 
-def _rows(blocks: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-    """Compressed rows of 2-D blocks stacked one under the other: ``(first row of each block, ptr, col, val)``;
-    only non-zero entries are kept, in column order (the order of the dense sums)."""
+def _columns(blocks: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Compressed columns of 2-D blocks set side by side: ``(first column of each block, ptr, row, val)``; only
+    non-zero entries are kept, each column's in row order. The kernel adds column by column into its output rows,
+    so each row's sum runs over the columns in order: the order of the dense sum."""
     dense = [b.reshape(b.shape[0], -1) for b in blocks]
-    first = np.cumsum([0] + [b.shape[0] for b in dense[:-1]])
-    rows, cols = zip(*(np.nonzero(b) for b in dense), strict=True)
-    counts = np.concatenate([np.bincount(r, minlength=b.shape[0]) for r, b in zip(rows, dense, strict=True)])
+    first = np.cumsum([0] + [b.shape[1] for b in dense[:-1]])
+    cols, rows = zip(*(np.nonzero(b.T) for b in dense), strict=True)  # the transpose's order: column by column
+    counts = np.concatenate([np.bincount(c, minlength=b.shape[1]) for c, b in zip(cols, dense, strict=True)])
     val = np.concatenate([b[r, c] for b, r, c in zip(dense, rows, cols, strict=True)])
-    return first, np.concatenate([[0], np.cumsum(counts)]), np.concatenate(cols), val
+    return first, np.concatenate([[0], np.cumsum(counts)]), np.concatenate(rows), val
 
 
 def _padded(deps: list[list[int]], width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -162,8 +163,8 @@ def _offsets(arrays: list[np.ndarray]) -> np.ndarray:
 
 # The kernel's tables, in the order ``aif._fast_kernels`` reads them (its module docstring describes each).
 SIZES = ("F", "M", "J", "P", "H")
-INT_TABLES = ("S", "soff", "state_of", "O", "a_deps", "a_ndeps", "a_row", "a_ptr", "a_col", "h_off", "c_off", "T",
-              "b_deps", "b_ndeps", "b_row", "b_ptr", "b_col", "parent", "actions", "inverse", "lev_off", "first",
+INT_TABLES = ("S", "soff", "state_of", "O", "a_deps", "a_ndeps", "a_col0", "a_ptr", "a_out", "h_off", "c_off", "T",
+              "b_deps", "b_ndeps", "b_col0", "b_ptr", "b_out", "parent", "actions", "inverse", "lev_off", "first",
               "codes", "settings")
 FLOAT_TABLES = ("lnA_joint", "a_val", "HA", "lnC", "b_val", "ln_E", "signs", "settings_f")
 
@@ -191,11 +192,11 @@ class Tables:
             HA.append(model.derived(("H[A]", m, likelihood), functools.partial(column_entropy, A_m, likelihood)))
             T.append(model.C[m].shape[1] if model.C[m].ndim == 2 else 1)
             lnC.append(np.stack([preferences_at(model, m, t, options) for t in range(T[-1])]))  # (T_m, O_m)
-        # B_f (S', *deps, U) as rows (u, s') over the joint of its dependencies
-        B_rows = [np.moveaxis(B_f.reshape(B_f.shape[0], -1, B_f.shape[-1]), -1, 0).reshape(-1, B_f[0, ..., 0].size)
+        # B_f (S', *deps, U) as columns (u, d), d the joint of its dependencies
+        B_cols = [np.moveaxis(B_f.reshape(B_f.shape[0], -1, B_f.shape[-1]), -1, 1).reshape(B_f.shape[0], -1)
                   for B_f in model.B]
-        a_row, a_ptr, a_col, a_val = _rows(list(model.A))
-        b_row, b_ptr, b_col, b_val = _rows(B_rows)
+        a_col0, a_ptr, a_out, a_val = _columns(list(model.A))
+        b_col0, b_ptr, b_out, b_val = _columns(B_cols)
         levels = policy_prefixes(policies)
         E = model.E
         ln_E = np.zeros(len(policies)) if E is None else model.derived("ln E", lambda: check_log_habits(E, len(E)))
@@ -203,9 +204,9 @@ class Tables:
         tables_i = dict(
             S=S, soff=np.cumsum([0] + S), state_of=np.unravel_index(np.arange(J), S), O=model.num_obs,
             **dict(zip(("a_deps", "a_ndeps"), _padded(model.A_dependencies, len(S)), strict=True)),
-            a_row=a_row, a_ptr=a_ptr, a_col=a_col, h_off=_offsets(HA), c_off=_offsets(lnC), T=T,
+            a_col0=a_col0, a_ptr=a_ptr, a_out=a_out, h_off=_offsets(HA), c_off=_offsets(lnC), T=T,
             **dict(zip(("b_deps", "b_ndeps"), _padded(model.B_dependencies, len(S)), strict=True)),
-            b_row=b_row, b_ptr=b_ptr, b_col=b_col,
+            b_col0=b_col0, b_ptr=b_ptr, b_out=b_out,
             parent=np.concatenate([lv[0] for lv in levels]), actions=np.concatenate([lv[1] for lv in levels]),
             inverse=np.stack([lv[2] for lv in levels]), lev_off=np.cumsum([0] + [len(lv[0]) for lv in levels]),
             first=policies[:, 0, :], codes=[_CODES[type(t)] for t in agent.efe_terms],
@@ -231,10 +232,11 @@ class Tables:
         n = sum(S)
         starts = np.cumsum([0] + S).tolist()
         self.size = 2 * n + 6 * P
-        self.num_modalities, self.num_policies = model.num_modalities, P
+        self.num_modalities, self.num_policies, self.num_factors = model.num_modalities, P, len(S)
         self.deterministic = agent.selection.mode == "deterministic"
         self.qs = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
         self.terms = slice(n, n + 4 * P)  # (4, P) in the order of TERMS
+        self.each_term = [slice(n + k * P, n + (k + 1) * P) for k in range(4)]
         self.G, self.q_pi = slice(n + 4 * P, n + 5 * P), slice(n + 5 * P, n + 6 * P)
         self.prior = [slice(n + 6 * P + a, n + 6 * P + b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
         self.flat_qs, self.flat_prior = slice(0, n), slice(n + 6 * P, 2 * n + 6 * P)
@@ -269,32 +271,44 @@ class FastStep:
         self.tables: Tables | None = None
         self.prior: tuple = ((), None)  # the last prior handed to the agent (its vectors) and their flat array
         self.last: tuple[np.ndarray, Tables] | None = None
+        self.outcomes = np.empty(0, np.int64)  # the observation's outcome indices, handed to the kernel
 
     def step(self, agent: Any, obs: Any) -> np.ndarray | None:
         self.last = None
-        settings = _settings(agent)
-        if len(settings) != len(self.settings) or not all(map(operator.is_, settings, self.settings)):
-            self.settings = settings
+        # the settings the tables were made from (``_settings``), compared by identity one by one: this check runs
+        # at every step, and the chain costs a third of building the tuple and comparing it
+        s = self.settings
+        if not (len(s) == 11 and agent.model is s[0] and agent.policies is s[1] and agent.inference is s[2]
+                and agent.efe is s[3] and agent.efe_terms is s[4] and agent.selection is s[5]
+                and agent.learning is s[6] and agent.planner is s[7] and agent.actions is s[8]
+                and agent.preprocess is s[9] and agent.gamma is s[10]):
+            self.settings = _settings(agent)
             self.tables = Tables(agent) if reason(agent) is None else None
+            self.outcomes = np.empty(agent.model.num_modalities, np.int64)
         tables = self.tables
         if tables is None:
             return None
         # A list of Python ints (what aif.envs.AgentWrapper gives) goes to the kernel, which checks the ranges;
         # anything else is checked by check_obs first (its errors; a probability vector takes the NumPy path).
-        if not (type(obs) is list and len(obs) == tables.num_modalities and set(map(type, obs)) == _INT):
+        if not (type(obs) is list and len(obs) == tables.num_modalities and _INT.issuperset(map(type, obs))):
             obs = check_obs(agent.model, obs)
             if set(map(type, obs)) != _INT:
                 return None
+        outcomes = self.outcomes  # read by the kernel during the call only
         try:
-            outcomes = np.array(obs, dtype=np.int64)
+            if len(obs) == 1:
+                outcomes[0] = obs[0]
+            else:
+                outcomes[:] = obs
         except OverflowError:  # an index beyond int64: check_obs's out-of-range error
             check_obs(agent.model, obs)
             raise
         parts, prior = self.prior
-        if len(agent.prior) != len(parts) or not all(map(operator.is_, agent.prior, parts)):
-            prior = np.concatenate(agent.prior)  # set by reset(), by a step on the NumPy path, or by the caller
+        given = agent.prior
+        if len(given) != len(parts) or not all(map(operator.is_, given, parts)):
+            prior = np.concatenate(given)  # set by reset(), by a step on the NumPy path, or by the caller
         out = np.empty(tables.size)
-        action = np.empty(len(tables.qs), dtype=np.int64)
+        action = np.empty(tables.num_factors, np.int64)
         if not _kernels.step(outcomes, prior, tables.ix, tables.fx, out, action):
             check_obs(agent.model, obs)  # an index out of range: its error, with the agent unchanged
             return None
@@ -304,13 +318,14 @@ class FastStep:
                                             selection.sampling)
             action = draw_action(probs, agent.policies, selection.mode, agent.rng, selection.sampling)
             _kernels.predict(out[tables.flat_qs], action, tables.ix, tables.fx, out[tables.flat_prior])
-        agent.qs = [out[f] for f in tables.qs]
-        agent.q_pi, agent.G = out[tables.q_pi], out[tables.G]
-        agent.terms = dict(zip(TERMS, out[tables.terms].reshape(4, -1), strict=True))
+        get = out.__getitem__
+        agent.qs = list(map(get, tables.qs))
+        agent.q_pi, agent.G = get(tables.q_pi), get(tables.G)
+        agent.terms = dict(zip(TERMS, map(get, tables.each_term)))  # noqa: B905  (4 names, 4 slices)
         agent.search_info = agent.plan = agent.multi_action = None
         agent.action = action
-        agent.prior = [out[f] for f in tables.prior]
-        self.prior = (tuple(agent.prior), out[tables.flat_prior])
+        agent.prior = prior = list(map(get, tables.prior))
+        self.prior = (tuple(prior), prior[0] if len(prior) == 1 else get(tables.flat_prior))
         agent.t += 1
         self.last = (out, tables)
         return action
