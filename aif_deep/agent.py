@@ -41,7 +41,7 @@ from aif.rollout import as_agent_env
 from aif.sequence_control import SequenceOptions
 from aif.strategies import NUMPY, TORCH, Learner, Planner, SequenceInference, StateInference, require
 
-from . import checks, efe, learning, sophisticated
+from . import checks, efe, fast, learning, sophisticated
 from .actor_critic import ActorCriticRun, SoftActorCritic
 from .control import draw_action, posterior_of, predict_policies, selection_probabilities
 from .evaluator import evaluate_policies
@@ -159,6 +159,7 @@ class Agent:
             raise ParameterError(f"model.E has {E.shape[-1] if E.ndim else 0} entries but the agent has "
                                  f"{len(self.policies)} policies")
         self._run: _TorchRun | _NumpyRun | _LearnedQRun = run(self)
+        self._fast = fast.for_agent(self)  # the compiled batched step, if the kernels are ready now (aif_deep.fast)
         self.steps = 0
         self.reset()
 
@@ -293,7 +294,13 @@ class Agent:
     def step(self, obs: Any, reward: Any = None, terminated: bool = False) -> torch.Tensor:
         """``infer_states(obs, reward, terminated)``, ``infer_policies()``, ``sample_action()``; returns the
         actions. Small batched work runs on one intra-op thread (``aif_deep.threads``); a tabular model none of whose
-        arrays (nor the prior) requires gradients runs without recording them."""
+        arrays (nor the prior) requires gradients runs without recording them. An agent built after
+        ``aif.fast.compile()`` steps the whole batch in one compiled call where ``aif_deep.fast`` covers it."""
+        if self._fast is not None:
+            action = self._fast.step(self, obs)
+            if action is not None:
+                self.action = action
+                return self._acted()
         with threads_for(self._run.work), self._run.gradients():
             self.infer_states(obs, reward, terminated)
             self.infer_policies()
@@ -899,41 +906,77 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
     actions, qs, q_pi, G, rewards, ended = [], [], [], [], [], []
     done = np.zeros(N, dtype=bool)
     as_array = all(categorical_modalities(agent.model)) and all(o.ndim == 1 for o in obs)
+    rows = [stacked]  # per step the observations as one index array (N, M), or None
+    batch_step = agent._fast  # the compiled step (aif_deep.fast): its outputs are kept as it wrote them
+    compiled: dict[int, tuple] = {}  # step -> (out, tables)
     some_done = False
     with torch.no_grad():  # the records are arrays: no step needs an autograd graph
-        for _ in tqdm(range(steps), disable=not progress, desc="rollout", unit="step", leave=False):
+        for t in tqdm(range(steps), disable=not progress, desc="rollout", unit="step", leave=False):
             # An agent whose episode ended sees a placeholder (outcome 0, a blank image) and its rows are dropped.
             # Outcome indices go in as one array (N, M), checked in one pass.
             seen = (stacked if stacked is not None else np.stack(obs, -1)) if as_array else obs
             if some_done:
                 seen = np.where(done[:, None], 0, seen) if as_array else [np.where(_rows(done, o), 0, o) for o in obs]
-            action = agent.step(seen)
+            # The compiled step changes nothing unless it succeeds: Agent.step's snapshot (atomic) is not needed.
+            action = None if batch_step is None else batch_step.step(agent, seen)
+            if action is not None:
+                agent.action = action
+                agent._acted()
+                compiled[t] = batch_step.last
+                qs.append(None)
+                q_pi.append(None)
+                G.append(None)
+            else:
+                action = agent.step(seen)
+                qs.append([q.cpu().numpy() for q in cast(list, agent.qs)])
+                q_pi.append(cast(torch.Tensor, agent.q_pi).cpu().numpy())
+                G.append(cast(torch.Tensor, agent.G).cpu().numpy())
             a = action.cpu().numpy()
             actions.append(np.where(done[:, None], -1, a) if some_done else a)
-            qs.append([q.cpu().numpy() for q in cast(list, agent.qs)])
-            q_pi.append(cast(torch.Tensor, agent.q_pi).cpu().numpy())
-            G.append(cast(torch.Tensor, agent.G).cpu().numpy())
             ended.append(done)
             obs, reward, terminated, truncated, _ = envs.step(a if column is None else a[:, column])
             obs, stacked = _by_modality(obs, N, M)
             rewards.append(np.where(done, 0.0, reward) if some_done else np.array(reward, dtype=float))
             observations.append([np.where(_rows(done, o), -1, o) for o in obs] if some_done else obs)
+            rows.append(None if stacked is None else np.where(done[:, None], -1, stacked) if some_done else stacked)
             done = done | terminated | truncated
             some_done = bool(done.any())
             if some_done and done.all():
                 break
-    by_modality = tuple(np.stack(per_step, 1) for per_step in zip(*observations, strict=True))  # (N, T + 1, *shape_m)
-    indices = all(o.ndim == 2 for o in by_modality)
+    if all(r is not None for r in rows):  # index arrays throughout: one stack
+        grid = np.stack(rows, 1)  # (N, T + 1, M)
+        by_modality = tuple(np.ascontiguousarray(grid[..., m]) for m in range(M))
+    else:
+        # (N, T + 1, *shape_m) per modality
+        by_modality = tuple(np.stack(per_step, 1) for per_step in zip(*observations, strict=True))
+        grid = np.stack(by_modality, -1) if all(o.ndim == 2 for o in by_modality) else None
+    qs_, q_pi_, G_ = _beliefs(qs, q_pi, G, compiled)
     return BatchTrajectory(
-        observations=np.stack(by_modality, -1).astype(np.int64) if indices else None,
+        observations=None if grid is None else grid.astype(np.int64),
         actions=np.stack(actions, 1).astype(np.int64),
-        qs=tuple(np.stack(per_factor, 1) for per_factor in zip(*qs, strict=True)),
-        q_pi=np.stack(q_pi, 1), G=np.stack(G, 1),
+        qs=qs_, q_pi=q_pi_, G=G_,
         rewards=np.stack(rewards, 1).astype(float),
         ended=np.stack(ended, 1),
         policies=np.array(agent.policies),
         obs_by_modality=by_modality,
     )
+
+
+def _beliefs(qs: list, q_pi: list, G: list, compiled: dict) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """The rollout's ``qs`` (one ``(N, T, S_f)`` per factor), ``q_pi`` and ``G`` ``(N, T, P)`` from the steps' records:
+    arrays per step, or ``None`` where the compiled step's output ``compiled[t] = (out, tables)`` holds them (one stack
+    of those outputs when every step was compiled with the same tables)."""
+    tables = {id(tab) for _, tab in compiled.values()}
+    if len(compiled) == len(qs) and len(tables) == 1:
+        tab = next(iter(compiled.values()))[1]
+        parts, q_pi_all, G_all, _ = tab.split(np.stack([out for out, _ in compiled.values()], 1))
+        return (tuple(np.ascontiguousarray(q) for q in parts), np.ascontiguousarray(q_pi_all),
+                np.ascontiguousarray(G_all))
+    for t, (out, tab) in compiled.items():
+        parts, q_pi[t], G[t], _ = tab.split(out)
+        qs[t] = list(parts)
+    return (tuple(np.stack(per_factor, 1) for per_factor in zip(*qs, strict=True)), np.stack(q_pi, 1),
+            np.stack(G, 1))
 
 
 def _by_modality(obs, N, M) -> tuple[list, np.ndarray | None]:
