@@ -15,6 +15,7 @@ Two variants share the class:
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,6 +128,9 @@ class GridWorld(GridCells, POMDPEnv):
         self.terminate_at_goal = bool(terminate_at_goal)
         self.cued = len(self.goals) > 1 or self.cue_location is not None
         super().__init__(*self._arrays(), control_factor=0)
+        # ``step``'s shortcut: one goal (the location alone, seen as it is) and this class's own sampling and reward
+        self._walk = not self.cued and all(getattr(type(self), name) is getattr(GridWorld, name)
+                                           for name in ("reward", "terminal", "_observe"))
 
     def _arrays(self, slip: float | None = None) -> tuple[list, list, list]:
         n = self.shape[0] * self.shape[1]
@@ -150,6 +154,22 @@ class GridWorld(GridCells, POMDPEnv):
             A_cue[1 + np.arange(G), cue, np.arange(G)] = 1.0
             A.append(A_cue)
         return A, [B_loc, np.eye(G)[:, :, None]], [D_loc, np.full(G, 1.0 / G)]
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """``POMDPEnv.step``: the same draws and results to the bit, in fewer Python operations for the grid with
+        one goal (its step is part of every agent-environment loop we time, benchmarks/bench_loop.py)."""
+        if not (self._walk and type(action) is int and 0 <= action < 5 and self._cdfs is self._built[3]
+                and self.state is not None and self.render_mode != "human"):
+            return super().step(action)  # and anything unusual: another goal, None, arrays given to reset
+        uniform = self.np_random.random
+        u = uniform()  # POMDPEnv.step's draws, one by one (the same numbers as random(2))
+        uniform()  # the observation's draw: A is the identity, so the observation is the new cell whatever it is
+        cell = bisect_right(self._cdfs[1][0][(self.state[0], action)], u)
+        self.state = (cell,)
+        self.obs = obs = np.empty(1, np.int64)
+        obs[0] = cell
+        at_goal = cell == self._goal_cells[0]
+        return obs, 1.0 if at_goal else 0.0, self.terminate_at_goal and at_goal, False, {"state": self.state}
 
     def _initial_state(self, state, options):
         if "goal" in options:
