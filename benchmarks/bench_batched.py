@@ -50,7 +50,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import aif.fast
 import aif_deep
+import aif_deep.fast
 import aif_deep.threads
 from aif.envs import POMDPVectorEnv, TMaze
 
@@ -69,15 +71,48 @@ def timed(run, repeats):
     return min(wall), min(cpu)
 
 
-def deep_rollout(N, steps):
+@contextlib.contextmanager
+def torch_cycle():
+    """Agents built in the body take the torch cycle (``AIF_FAST=0``) even once the kernels are compiled."""
+    before = os.environ.get(aif.fast.ENV_VAR)
+    os.environ[aif.fast.ENV_VAR] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[aif.fast.ENV_VAR]
+        else:
+            os.environ[aif.fast.ENV_VAR] = before
+
+
+def deep_rollout(N, steps, compiled=False, once=True):
     """(first seconds, warm run) of aif_deep's rollout of N agents over the vector environment: the first rollout
-    timed with the agent's and the environment's construction, and ``warm(r)``, a rollout with seed ``r + 1``."""
+    timed with the agent's and the environment's construction, and ``warm(r)``, a rollout with seed ``r + 1``.
+    ``compiled``: the agent built after ``aif_deep.fast.compile()`` (the compiled batched step), with
+    ``aif_deep.fast.ONCE = once`` during its rollouts; else on the torch cycle."""
+    def build():
+        task = TMaze()
+        agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(task.generative_model(), device="cpu"),
+                               batch_shape=(N,))
+        assert (agent._fast is not None) == compiled
+        return agent, POMDPVectorEnv(task, N)
+
+    def run(agent, envs, seed):
+        before = aif_deep.fast.ONCE
+        aif_deep.fast.ONCE = once
+        try:
+            aif_deep.rollout(agent, envs, steps, seed=seed)
+        finally:
+            aif_deep.fast.ONCE = before
+
     start = time.perf_counter()
-    task = TMaze()
-    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(task.generative_model(), device="cpu"), batch_shape=(N,))
-    envs = POMDPVectorEnv(task, N)
-    aif_deep.rollout(agent, envs, steps, seed=0)
-    return time.perf_counter() - start, lambda r: aif_deep.rollout(agent, envs, steps, seed=r + 1)
+    if compiled:
+        agent, envs = build()
+    else:
+        with torch_cycle():
+            agent, envs = build()
+    run(agent, envs, 0)
+    return time.perf_counter() - start, lambda r: run(agent, envs, r + 1)
 
 
 def pymdp_rollout(N, steps):
@@ -107,15 +142,18 @@ def pymdp_rollout(N, steps):
 
 
 def compare(N, steps, repeats):
-    """(first, warm, warm CPU) seconds of aif_deep and of pymdp 1.0 (``deep_rollout``, ``pymdp_rollout``), their warm
-    runs alternating, best of ``repeats`` each (``timed``): a load that moves while they run falls on both."""
-    d_first, d_run = deep_rollout(N, steps)
-    j_first, j_run = pymdp_rollout(N, steps)
-    d, j = [], []
+    """(first, warm, warm CPU) seconds of aif_deep compiled, compiled with every agent stepped (``ONCE`` off; its
+    first is that of the compiled agent), aif_deep on the torch cycle and pymdp 1.0 (``deep_rollout``,
+    ``pymdp_rollout``), their warm runs alternating, best of ``repeats`` each (``timed``): a load that moves while they
+    run falls on all of them."""
+    makers = (lambda: deep_rollout(N, steps, compiled=True), lambda: deep_rollout(N, steps, compiled=True, once=False),
+              lambda: deep_rollout(N, steps), lambda: pymdp_rollout(N, steps))
+    firsts, runs = zip(*(make() for make in makers), strict=True)
+    times = [[] for _ in runs]
     for r in range(repeats):
-        d.append(timed(lambda _: d_run(r), 1))
-        j.append(timed(lambda _: j_run(r), 1))
-    return (d_first, *np.min(d, 0)), (j_first, *np.min(j, 0))
+        for run, record in zip(runs, times, strict=True):
+            record.append(timed(lambda _, run=run: run(r), 1))
+    return [(first, *np.min(t, 0)) for first, t in zip(firsts, times, strict=True)]
 
 
 def legacy_rollout(N, steps):
@@ -183,7 +221,8 @@ def thread_rates(N, steps, repeats):
     on), torch's default threads with the policy off, and one thread, the three alternating run by run (the load
     moves while they run): ``[(wall, cpu)] * 3``."""
     task = TMaze()
-    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(task.generative_model(), device="cpu"), batch_shape=(N,))
+    with torch_cycle():
+        agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(task.generative_model(), device="cpu"), batch_shape=(N,))
     envs = POMDPVectorEnv(task, N)
     aif_deep.rollout(agent, envs, steps, seed=0)
     best = [(np.inf, np.inf)] * 3
@@ -200,7 +239,8 @@ def step_seconds(N, steps, configs, repeats=3):
     (``(threads, policy)`` pairs for ``torch_threads``), the configurations alternating run by run, ``steps`` calls
     per run."""
     task = TMaze()
-    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(task.generative_model(), device="cpu"), batch_shape=(N,))
+    with torch_cycle():
+        agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(task.generative_model(), device="cpu"), batch_shape=(N,))
     obs, _ = POMDPVectorEnv(task, N).reset(seed=0)
     for _ in range(3):
         agent.step(obs)
@@ -221,7 +261,8 @@ def profile_step(N, steps):
     from torch.profiler import ProfilerActivity, profile
 
     task = TMaze()
-    agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(task.generative_model(), device="cpu"), batch_shape=(N,))
+    with torch_cycle():
+        agent = aif_deep.Agent(aif_deep.TabularModel.from_aif(task.generative_model(), device="cpu"), batch_shape=(N,))
     envs = POMDPVectorEnv(task, N)
     obs, _ = envs.reset(seed=0)
     aif_deep.rollout(agent, envs, 3, seed=0)
@@ -313,33 +354,48 @@ def main(argv=None):
         return
     batches = [int(b) for b in args.batches.split(",")]
     steps = args.steps
+    start = time.process_time()
+    ready = aif_deep.fast.compile()
+    compile_cpu = time.process_time() - start
+    if not ready:
+        raise SystemExit(f"the kernels are unavailable: {aif.fast.status()} {aif_deep.fast.status()}")
     lines = [f"# benchmarks/bench_batched.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(),
              f"# {datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
              f"load average {os.getloadavg()[0]:.2f} at the start; torch {torch.__version__} "
-             f"({torch.get_num_threads()} intra-op threads by default)", "",
+             f"({torch.get_num_threads()} intra-op threads by default); aif_deep.fast.compile() in this process: "
+             f"{compile_cpu:.2f} s of CPU (numba's cache)", "",
              f"T-maze, {steps} steps per rollout; agent-steps per second (agents x steps / wall time, best of "
-             f"{args.repeats} warm runs, aif_deep's and pymdp's alternating), and per CPU-second (agents x steps / "
-             "the process's CPU time over every thread, best of the same runs: on a shared machine, the cost of the "
-             "work itself).", "",
-             "| agents | aif_deep warm | aif_deep first | pymdp 1.0 warm | pymdp 1.0 first (compile included) "
-             "| pymdp.legacy | aif_deep / pymdp 1.0 warm | aif_deep per CPU-s | pymdp 1.0 per CPU-s "
-             "| aif_deep / pymdp 1.0 per CPU-s |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"{args.repeats} warm runs, the four alternating), and per CPU-second (agents x steps / the process's CPU "
+             "time over every thread, best of the same runs: on a shared machine, the cost of the work itself). "
+             "'compiled': `aif_deep.rollout` of an agent built after `aif_deep.fast.compile()` (the default path of "
+             "such an agent; agents with bit-equal inputs stepped once); 'every agent': the same with "
+             "`aif_deep.fast.ONCE = False` (the kernel run for each of the N agents); 'torch': the torch cycle "
+             "(`AIF_FAST=0`). 'first': the agent and the environment built and one rollout run (the kernels already "
+             "compiled; for pymdp 1.0, its compilation included).", "",
+             "| agents | compiled warm | compiled first | every agent warm | torch warm | pymdp 1.0 warm "
+             "| pymdp 1.0 first | pymdp.legacy | compiled / pymdp 1.0 warm | every agent / pymdp 1.0 warm "
+             "| compiled per CPU-s | every agent per CPU-s | torch per CPU-s | pymdp 1.0 per CPU-s "
+             "| compiled / pymdp 1.0 per CPU-s | every agent / pymdp 1.0 per CPU-s | torch / pymdp 1.0 per CPU-s |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(lines), flush=True)
     rows = []
     for N in batches:
-        (d_first, d_warm, d_cpu), (j_first, j_warm, j_cpu) = compare(N, steps, args.repeats)
+        (c_first, c_warm, c_cpu), (_, e_warm, e_cpu), (_, d_warm, d_cpu), (j_first, j_warm, j_cpu) = compare(
+            N, steps, args.repeats)
         legacy = legacy_rollout(N, steps) if N <= args.legacy_max else np.nan
-        rows.append((N, d_warm, d_first, j_warm, j_first, legacy, d_cpu, j_cpu))
-        line = (f"| {N:,} | {rate(N, steps, d_warm)} | {rate(N, steps, d_first)} | {rate(N, steps, j_warm)} "
-                f"| {rate(N, steps, j_first)} | {rate(N, steps, legacy)} | {j_warm / d_warm:.2f}x "
-                f"| {rate(N, steps, d_cpu)} | {rate(N, steps, j_cpu)} | {j_cpu / d_cpu:.2f}x |")
+        rows.append((N, c_warm, c_first, j_warm, j_first, legacy, c_cpu, j_cpu, e_warm, e_cpu, d_warm, d_cpu))
+        line = (f"| {N:,} | {rate(N, steps, c_warm)} | {rate(N, steps, c_first)} | {rate(N, steps, e_warm)} "
+                f"| {rate(N, steps, d_warm)} | {rate(N, steps, j_warm)} | {rate(N, steps, j_first)} "
+                f"| {rate(N, steps, legacy)} | {j_warm / c_warm:.2f}x | {j_warm / e_warm:.2f}x "
+                f"| {rate(N, steps, c_cpu)} | {rate(N, steps, e_cpu)} | {rate(N, steps, d_cpu)} "
+                f"| {rate(N, steps, j_cpu)} | {j_cpu / c_cpu:.2f}x | {j_cpu / e_cpu:.2f}x | {j_cpu / d_cpu:.2f}x |")
         lines.append(line)
         print(line, flush=True)
 
     if args.thread_batches:
         T = args.thread_steps
-        head = ["", f"Threads: {T} steps, agent-steps per second (wall) and per CPU-second; 'loaded' runs beside two "
+        head = ["", f"Threads (the torch cycle; the compiled step runs on one thread): {T} steps, agent-steps per "
+                "second (wall) and per CPU-second; 'loaded' runs beside two "
                 f"busy processes. The configurations alternate run by run, best of {args.thread_repeats} each. Policy "
                 "off with torch's default threads, a thread waiting at the end of a parallel region (softmax and the "
                 "matrix products open one at any size) spins until the other is scheduled: its CPU time grows too.",
@@ -362,7 +418,8 @@ def main(argv=None):
 
     if args.crossover:
         sizes = [int(b) for b in args.crossover.split(",")]
-        head = ["", "Crossover: ms per `Agent.step` (no environment) on one and on two threads (policy off), and with "
+        head = ["", "Crossover: ms per `Agent.step` on the torch cycle (no environment) on one and on two threads "
+                "(policy off), and with "
                 "aif_deep's default (policy on, torch's default threads), alternating, best of 3 runs of 10 steps; "
                 f"loaded as above ({args.settle:g} s of load "
                 "first, so that the load average sees it); `SMALL_WORK` = "
@@ -393,14 +450,19 @@ def plot(rows, steps, path):
 
     N = np.array([r[0] for r in rows])
     fig, (ax, ax_cpu) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for col, label, style in ((1, "aif_deep (warm)", "o-"), (2, "aif_deep (first)", "o:"),
-                              (3, "pymdp 1.0 (warm)", "s-"), (4, "pymdp 1.0 (first, compile included)", "s:"),
-                              (5, "pymdp.legacy", "^-")):
+    for col, label, style, color in ((1, "aif_deep compiled (warm)", "o-", "C0"),
+                                     (2, "aif_deep compiled (first)", "o:", "C0"),
+                                     (8, "aif_deep compiled, every agent stepped", "o--", "C1"),
+                                     (10, "aif_deep torch cycle", "d-", "C3"), (3, "pymdp 1.0 (warm)", "s-", "C2"),
+                                     (4, "pymdp 1.0 (first, compile included)", "s:", "C2"),
+                                     (5, "pymdp.legacy", "^-", "C4")):
         seconds = np.array([r[col] for r in rows])
         keep = np.isfinite(seconds)
         if keep.any():
-            ax.plot(N[keep], N[keep] * steps / seconds[keep], style, label=label)
-    for col, label, style, color in ((6, "aif_deep (warm)", "o-", "C0"), (7, "pymdp 1.0 (warm)", "s-", "C2")):
+            ax.plot(N[keep], N[keep] * steps / seconds[keep], style, color=color, label=label)
+    for col, label, style, color in ((6, "aif_deep compiled", "o-", "C0"),
+                                     (9, "aif_deep compiled, every agent stepped", "o--", "C1"),
+                                     (11, "aif_deep torch cycle", "d-", "C3"), (7, "pymdp 1.0 (warm)", "s-", "C2")):
         ax_cpu.plot(N, N * steps / np.array([r[col] for r in rows]), style, color=color, label=label)
     for a, title in ((ax, "per second (wall clock)"), (ax_cpu, "per CPU-second (all threads)")):
         a.set_xscale("log")
