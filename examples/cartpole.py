@@ -262,6 +262,7 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=1, help="processes (one run each)")
     p.add_argument("--quick", action="store_true", help="tiny settings for the tests")
     p.add_argument("--out", default=None, help="write the figure here (PNG)")
+    p.add_argument("--save", default=None, help="write each run's per-episode returns here (NPZ, name_seed keys)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
@@ -332,6 +333,9 @@ def main(argv=None):
             print(f"  {name:>6} | {thirds[0]:6.1f} / {thirds[1]:6.1f} / {thirds[2]:6.1f} | {Hq:.3f} | {Ha:.3f} | "
                   f"{ig[0]:.3g} / {ig[1]:.3g} | {cap[0]:.2f} / {cap[1]:.2f}")
     print(f"wall time {wall:.0f} s ({args.workers} worker(s), {os.cpu_count()} CPU cores, torch on the CPU)")
+    if args.save:
+        np.savez(args.save, **{f"{r['name']}_{r['seed']}".replace(" ", "_"): r["returns"] for r in results})
+        print(f"wrote {args.save}")
 
     if args.out:
         import matplotlib
