@@ -404,14 +404,17 @@ class TDRun:
                     if isinstance(layer, nn.Linear):
                         layer.reset_parameters()
             self.target2 = copy.deepcopy(self.qf2).requires_grad_(False)
-        critics = list(qfunction.parameters()) + ([] if self.qf2 is None else list(self.qf2.parameters()))
+        critics: list[torch.Tensor] = list(qfunction.parameters())
+        if self.qf2 is not None:
+            critics += list(self.qf2.parameters())
         params = critics + ([] if self.ensemble is None else list(self.ensemble.parameters()))
         # One optimiser over G_phi and the ensemble (disjoint parameters, so their updates stay independent):
         # on a small CPU network the cost is per-kernel overhead, and this halves the number of kernels.
         self.opt = torch.optim.Adam(params, lr=s.lr, foreach=True)
         self._q_params: list[torch.Tensor] = critics
-        self._target_params: list[torch.Tensor] = list(self.target.parameters()) + \
-            ([] if self.target2 is None else list(self.target2.parameters()))
+        self._target_params: list[torch.Tensor] = list(self.target.parameters())
+        if self.target2 is not None:
+            self._target_params += list(self.target2.parameters())
         self.updates = 0
         N, D = s.buffer_size, model.num_features
         self.obs, self.next_obs = torch.zeros(N, D), torch.zeros(N, D)

@@ -325,3 +325,11 @@ def test_cartpole_example_passes_the_td_options_to_the_critic():
     assert td.learning_starts == 200  # --quick's, kept
     default = _example().main(["--quick", "--agent", "actor-critic", "--no-dqn", "--episodes", "2", "--no-progress"])
     assert default[0]["settings"].td == replace(OnlineSettings.td, learning_starts=200)  # no flags: the defaults
+
+
+def test_cartpole_example_saves_the_returns_of_every_run(tmp_path):
+    path = tmp_path / "returns.npz"
+    results = _example().main(["--quick", "--no-dqn", "--episodes", "3", "--no-progress", "--save", str(path)])
+    saved = np.load(path)
+    assert list(saved.keys()) == ["active_inference_0"]
+    np.testing.assert_array_equal(saved["active_inference_0"], results[0]["returns"])
