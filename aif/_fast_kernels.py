@@ -16,16 +16,16 @@ Data layout (built by ``aif.fast.Tables``; ``F`` factors, ``M`` modalities, ``J 
 - ``lnA_joint (sum_m O_m * J,)``: per modality, ``guard(A_m)`` ``(O_m, J)`` broadcast to the joint states;
 - ``deps (n, F)``: each array's dependency list padded with -1, ``ndeps (n,)`` its length; an array is read over
   the joint of its dependencies (the first slowest, ``aif.maths.outer``'s order);
-- ``A_m`` and ``B_f`` as compressed columns (``ptr``, ``out``: the row of each entry, ``val``; only the non-zero
-  entries, so a deterministic B or A costs one entry per column): column ``a_col0[m] + d`` is ``A_m[:, d]``, d the
-  joint of its dependencies; column ``b_col0[f] + u * D_f + d`` is ``B_f[:, d, u]``. The kernel adds column by
-  column into the rows (``scatter``), so each row sums its terms in the order of the dense sum; a skipped entry is
-  an exact zero, and adding ``0 * x`` changes no sum, so the sums are those of the dense arrays (and of the
-  compressed rows of the previous version, to the bit);
+- ``A_m`` and ``B_f`` as compressed rows (``ptr``, ``col``, ``val``; only the non-zero entries, so a deterministic
+  B costs one entry per column): row ``a_row[m] + o`` is ``A_m[o]`` over the joint of its dependencies, row
+  ``b_row[f] + u * S_f + s'`` is ``B_f[s', ..., u]``. A skipped entry is an exact zero, and adding ``0 * x``
+  changes no sum, so the sums are those of the dense arrays;
 - ``HA (sum_m D_m,)``: H[p(o | s)] per modality over its dependencies, at ``h_off``;
 - ``lnC (sum_m T_m * O_m,)``: ln p(o) per modality and preference column, at ``c_off``, ``T_m`` columns;
 - ``parent (K,)``, ``actions (K, F)``, ``inverse (H, P)``, ``lev_off (H + 1,)``: ``aif.control.policy_prefixes``;
-  ``first (P, F)``: each policy's first action.
+  ``first (P, F)``: each policy's first action;
+- ``a_flags (M,)``: the work the policy scoring skips for each modality (``A_IDENTITY``, ``A_CERTAIN``,
+  ``A_SAME_DEPS``; ``aif.fast._flags``), each skip giving the same numbers to the bit.
 
 The tables travel as two arrays, ``ix`` (int64) and ``fx`` (float64), so that a call unboxes a handful of arrays
 rather than thirty (measured: most of the call's cost otherwise): ``ix`` starts with the sizes ``F, M, J, P, H``
@@ -107,6 +107,15 @@ def joint_of(q, deps_row, ndeps, S, soff, out):
 
 
 @helper
+def dot_row(ptr, col, val, r, work):
+    """sum_d M[r, d] work[d] over the stored entries of row ``r``."""
+    total = 0.0
+    for k in range(ptr[r], ptr[r + 1]):
+        total += val[k] * work[col[k]]
+    return total
+
+
+@helper
 def dep_belief(q, deps_row, ndeps, S, soff, work):
     """The joint belief over factors ``deps_row[:ndeps]`` (``joint_of``): with one factor, its own vector in ``q``
     (``joint_of`` would copy it times 1.0: the same numbers), else the joint written into ``work``."""
@@ -118,24 +127,14 @@ def dep_belief(q, deps_row, ndeps, S, soff, work):
 
 
 @helper
-def scatter(ptr, row, val, c0, x, out):
-    """out[i] += sum_d M[i, c0 + d] x[d] over the stored entries of columns ``c0 ..`` (``ptr``, ``row``, ``val``),
-    column by column: each ``out[i]`` adds its terms in the order of the dense sum over d."""
-    for d in range(x.shape[0]):
-        w = x[d]
-        for k in range(ptr[c0 + d], ptr[c0 + d + 1]):
-            out[row[k]] += val[k] * w
-
-
-@helper
-def transition(q, u_row, S, soff, b_deps, b_ndeps, b_col0, ptr, row, val, work, out):
+def transition(q, u_row, S, soff, b_deps, b_ndeps, b_row, ptr, col, val, work, out):
     """One step of B for every factor (``aif.control.predict_policies``): q(s_f') = sum_d B_f[s', d, u_f] q(d),
     d the joint of factor f's dependencies; ``q`` and ``out`` flat beliefs, ``u_row (F,)`` the actions."""
     for f in range(S.shape[0]):
         x = dep_belief(q, b_deps[f], b_ndeps[f], S, soff, work)
-        out_f = out[soff[f]:soff[f + 1]]
-        out_f[:] = 0.0
-        scatter(ptr, row, val, b_col0[f] + u_row[f] * x.shape[0], x, out_f)
+        first = b_row[f] + u_row[f] * S[f]
+        for s in range(S[f]):
+            out[soff[f] + s] = dot_row(ptr, col, val, first + s, x)
 
 
 @helper
@@ -239,8 +238,9 @@ def infer(obs, prior, S, soff, state_of, lnA_joint, a_deps, a_ndeps, O, method, 
 
 HEAD = len(SIZES)
 NI = len(INT_TABLES)
-(S_, SOFF, STATE_OF, O_, A_DEPS, A_NDEPS, A_COL0, A_PTR, A_OUT, H_OFF, C_OFF, T_, B_DEPS, B_NDEPS, B_COL0, B_PTR,
- B_OUT, PARENT, ACTIONS, INVERSE, LEV_OFF, FIRST, CODES, SETTINGS) = range(NI)
+(S_, SOFF, STATE_OF, O_, A_DEPS, A_NDEPS, A_ROW, A_PTR, A_COL, H_OFF, C_OFF, T_, B_DEPS, B_NDEPS, B_ROW, B_PTR, B_COL,
+ PARENT, ACTIONS, INVERSE, LEV_OFF, FIRST, CODES, SETTINGS, A_FLAGS) = range(NI)
+A_IDENTITY, A_CERTAIN, A_SAME_DEPS = 1, 2, 4  # the bits of ``a_flags`` (``aif.fast._flags``)
 LN_A_JOINT, A_VAL, HA_, LN_C, B_VAL, LN_E, SIGNS, SETTINGS_F = range(len(FLOAT_TABLES))
 
 
@@ -263,17 +263,16 @@ def score(qs, ix, fx, outcome_kind, outcome_eps):
     the policy's steps (``aif.control.prefix_tree_efe`` over ``aif.efe.step_terms``, without a state floor)."""
     F, P, H = ix[0], ix[3], ix[4]
     S, soff, O, T = ints_at(ix, S_), ints_at(ix, SOFF), ints_at(ix, O_), ints_at(ix, T_)
-    a_deps, a_ndeps, a_col0 = ints_at(ix, A_DEPS).reshape(-1, F), ints_at(ix, A_NDEPS), ints_at(ix, A_COL0)
-    a_ptr, a_out, h_off, c_off = ints_at(ix, A_PTR), ints_at(ix, A_OUT), ints_at(ix, H_OFF), ints_at(ix, C_OFF)
-    b_deps, b_ndeps, b_col0 = ints_at(ix, B_DEPS).reshape(F, F), ints_at(ix, B_NDEPS), ints_at(ix, B_COL0)
-    b_ptr, b_out = ints_at(ix, B_PTR), ints_at(ix, B_OUT)
+    a_deps, a_ndeps, a_row = ints_at(ix, A_DEPS).reshape(-1, F), ints_at(ix, A_NDEPS), ints_at(ix, A_ROW)
+    a_ptr, a_col, h_off, c_off = ints_at(ix, A_PTR), ints_at(ix, A_COL), ints_at(ix, H_OFF), ints_at(ix, C_OFF)
+    b_deps, b_ndeps, b_row = ints_at(ix, B_DEPS).reshape(F, F), ints_at(ix, B_NDEPS), ints_at(ix, B_ROW)
+    b_ptr, b_col, a_flags = ints_at(ix, B_PTR), ints_at(ix, B_COL), ints_at(ix, A_FLAGS)
     parent, actions = ints_at(ix, PARENT), ints_at(ix, ACTIONS).reshape(-1, F)
     inverse, lev_off = ints_at(ix, INVERSE).reshape(H, P), ints_at(ix, LEV_OFF)
     a_val, HA, lnC, b_val = floats_at(ix, fx, A_VAL), floats_at(ix, fx, HA_), floats_at(ix, fx, LN_C), floats_at(
         ix, fx, B_VAL)
     n_belief = qs.shape[0]
     work = np.empty(ix[2])  # the joint of any dependency list fits in the joint of all factors
-    qo_all = np.empty(O.max())
     out = np.zeros((3, P))
     previous = qs.reshape(1, n_belief)
     # q(o) ln q(o) is computed again only when q(o) differs from the last one: a sharp belief's entries are mostly
@@ -286,24 +285,27 @@ def score(qs, ix, fx, outcome_kind, outcome_eps):
         current = np.empty((hi - lo, n_belief))
         step = np.zeros((3, hi - lo))  # utility, ambiguity, entropy of q(o), of each distinct prefix
         for i in range(hi - lo):
-            transition(previous[parent[lo + i]], actions[lo + i], S, soff, b_deps, b_ndeps, b_col0, b_ptr, b_out,
+            transition(previous[parent[lo + i]], actions[lo + i], S, soff, b_deps, b_ndeps, b_row, b_ptr, b_col,
                        b_val, work, current[i])
+            x = work[:0]
             for m in range(O.shape[0]):
-                x = dep_belief(current[i], a_deps[m], a_ndeps[m], S, soff, work)
+                flags = a_flags[m]
+                if not flags & A_SAME_DEPS:  # else the joint of the modality before
+                    x = dep_belief(current[i], a_deps[m], a_ndeps[m], S, soff, work)
                 ambiguity = 0.0
-                for d in range(x.shape[0]):
-                    ambiguity += HA[h_off[m] + d] * x[d]
-                qo = qo_all[:O[m]]
-                qo[:] = 0.0
-                scatter(a_ptr, a_out, a_val, a_col0[m], x, qo)
+                if not flags & A_CERTAIN:  # else a sum of zeros
+                    for d in range(x.shape[0]):
+                        ambiguity += HA[h_off[m] + d] * x[d]
+                identity = flags & A_IDENTITY
                 col = c_off[m] + min(t, T[m] - 1) * O[m]
                 utility = 0.0
                 entropy = 0.0
                 for o in range(O[m]):
-                    utility += qo[o] * lnC[col + o]
-                    if qo[o] != last_q:
-                        last_q = qo[o]
-                        last_h = xlogx(last_q, outcome_kind, outcome_eps)
+                    qo = x[o] if identity else dot_row(a_ptr, a_col, a_val, a_row[m] + o, x)
+                    utility += qo * lnC[col + o]
+                    if qo != last_q:
+                        last_q = qo
+                        last_h = xlogx(qo, outcome_kind, outcome_eps)
                     entropy -= last_h
                 step[0, i] += utility
                 step[1, i] += ambiguity
@@ -345,7 +347,7 @@ def predict(qs, action, ix, fx, out):
     (``aif.control.predict``)."""
     F = ix[0]
     transition(qs, action, ints_at(ix, S_), ints_at(ix, SOFF), ints_at(ix, B_DEPS).reshape(F, F),
-               ints_at(ix, B_NDEPS), ints_at(ix, B_COL0), ints_at(ix, B_PTR), ints_at(ix, B_OUT),
+               ints_at(ix, B_NDEPS), ints_at(ix, B_ROW), ints_at(ix, B_PTR), ints_at(ix, B_COL),
                floats_at(ix, fx, B_VAL), np.empty(ix[2]), out)
 
 

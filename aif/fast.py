@@ -136,16 +136,29 @@ def reason(agent: Any) -> str | None:
     return None
 
 
-def _columns(blocks: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-    """Compressed columns of 2-D blocks set side by side: ``(first column of each block, ptr, row, val)``; only
-    non-zero entries are kept, each column's in row order. The kernel adds column by column into its output rows,
-    so each row's sum runs over the columns in order: the order of the dense sum."""
+def _rows(blocks: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Compressed rows of 2-D blocks stacked one under the other: ``(first row of each block, ptr, col, val)``;
+    only non-zero entries are kept, in column order (the order of the dense sums)."""
     dense = [b.reshape(b.shape[0], -1) for b in blocks]
-    first = np.cumsum([0] + [b.shape[1] for b in dense[:-1]])
-    cols, rows = zip(*(np.nonzero(b.T) for b in dense), strict=True)  # the transpose's order: column by column
-    counts = np.concatenate([np.bincount(c, minlength=b.shape[1]) for c, b in zip(cols, dense, strict=True)])
+    first = np.cumsum([0] + [b.shape[0] for b in dense[:-1]])
+    rows, cols = zip(*(np.nonzero(b) for b in dense), strict=True)
+    counts = np.concatenate([np.bincount(r, minlength=b.shape[0]) for r, b in zip(rows, dense, strict=True)])
     val = np.concatenate([b[r, c] for b, r, c in zip(dense, rows, cols, strict=True)])
-    return first, np.concatenate([[0], np.cumsum(counts)]), np.concatenate(rows), val
+    return first, np.concatenate([[0], np.cumsum(counts)]), np.concatenate(cols), val
+
+
+def _flags(model: Any, HA: list[np.ndarray]) -> list[int]:
+    """Per modality, the work the kernel can skip (``aif._fast_kernels``' ``A_IDENTITY``, ``A_CERTAIN``,
+    ``A_SAME_DEPS``): ``A_m`` is the identity over its dependencies (q(o) is the predicted belief itself: 1.0 * x
+    summed from 0.0 is x); H[A_m] is zero everywhere (so is the ambiguity, a sum of 0 * q); ``A_m`` reads the
+    factors of the modality before it (their joint belief is already made)."""
+    flags = []
+    for m, A_m in enumerate(model.A):
+        A_2d = A_m.reshape(A_m.shape[0], -1)
+        same = m > 0 and model.A_dependencies[m] == model.A_dependencies[m - 1]
+        flags.append(1 * (A_2d.shape[0] == A_2d.shape[1] and np.array_equal(A_2d, np.eye(A_2d.shape[0])))
+                     + 2 * (not HA[m].any()) + 4 * same)
+    return flags
 
 
 def _padded(deps: list[list[int]], width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -163,9 +176,9 @@ def _offsets(arrays: list[np.ndarray]) -> np.ndarray:
 
 # The kernel's tables, in the order ``aif._fast_kernels`` reads them (its module docstring describes each).
 SIZES = ("F", "M", "J", "P", "H")
-INT_TABLES = ("S", "soff", "state_of", "O", "a_deps", "a_ndeps", "a_col0", "a_ptr", "a_out", "h_off", "c_off", "T",
-              "b_deps", "b_ndeps", "b_col0", "b_ptr", "b_out", "parent", "actions", "inverse", "lev_off", "first",
-              "codes", "settings")
+INT_TABLES = ("S", "soff", "state_of", "O", "a_deps", "a_ndeps", "a_row", "a_ptr", "a_col", "h_off", "c_off", "T",
+              "b_deps", "b_ndeps", "b_row", "b_ptr", "b_col", "parent", "actions", "inverse", "lev_off", "first",
+              "codes", "settings", "a_flags")
 FLOAT_TABLES = ("lnA_joint", "a_val", "HA", "lnC", "b_val", "ln_E", "signs", "settings_f")
 
 
@@ -192,11 +205,11 @@ class Tables:
             HA.append(model.derived(("H[A]", m, likelihood), functools.partial(column_entropy, A_m, likelihood)))
             T.append(model.C[m].shape[1] if model.C[m].ndim == 2 else 1)
             lnC.append(np.stack([preferences_at(model, m, t, options) for t in range(T[-1])]))  # (T_m, O_m)
-        # B_f (S', *deps, U) as columns (u, d), d the joint of its dependencies
-        B_cols = [np.moveaxis(B_f.reshape(B_f.shape[0], -1, B_f.shape[-1]), -1, 1).reshape(B_f.shape[0], -1)
+        # B_f (S', *deps, U) as rows (u, s') over the joint of its dependencies
+        B_rows = [np.moveaxis(B_f.reshape(B_f.shape[0], -1, B_f.shape[-1]), -1, 0).reshape(-1, B_f[0, ..., 0].size)
                   for B_f in model.B]
-        a_col0, a_ptr, a_out, a_val = _columns(list(model.A))
-        b_col0, b_ptr, b_out, b_val = _columns(B_cols)
+        a_row, a_ptr, a_col, a_val = _rows(list(model.A))
+        b_row, b_ptr, b_col, b_val = _rows(B_rows)
         levels = policy_prefixes(policies)
         E = model.E
         ln_E = np.zeros(len(policies)) if E is None else model.derived("ln E", lambda: check_log_habits(E, len(E)))
@@ -204,12 +217,12 @@ class Tables:
         tables_i = dict(
             S=S, soff=np.cumsum([0] + S), state_of=np.unravel_index(np.arange(J), S), O=model.num_obs,
             **dict(zip(("a_deps", "a_ndeps"), _padded(model.A_dependencies, len(S)), strict=True)),
-            a_col0=a_col0, a_ptr=a_ptr, a_out=a_out, h_off=_offsets(HA), c_off=_offsets(lnC), T=T,
+            a_row=a_row, a_ptr=a_ptr, a_col=a_col, h_off=_offsets(HA), c_off=_offsets(lnC), T=T,
             **dict(zip(("b_deps", "b_ndeps"), _padded(model.B_dependencies, len(S)), strict=True)),
-            b_col0=b_col0, b_ptr=b_ptr, b_out=b_out,
+            b_row=b_row, b_ptr=b_ptr, b_col=b_col,
             parent=np.concatenate([lv[0] for lv in levels]), actions=np.concatenate([lv[1] for lv in levels]),
             inverse=np.stack([lv[2] for lv in levels]), lev_off=np.cumsum([0] + [len(lv[0]) for lv in levels]),
-            first=policies[:, 0, :], codes=[_CODES[type(t)] for t in agent.efe_terms],
+            first=policies[:, 0, :], codes=[_CODES[type(t)] for t in agent.efe_terms], a_flags=_flags(model, HA),
             settings=[int(exact), 0 if exact else method.num_iter, int(not exact and method.schedule == "parallel"),
                       int(not exact and method.legacy_initial_vfe), _GUARDS[guard.kind], _GUARDS[outcome.kind],
                       int(agent.selection.sampling == "marginal"), int(agent.selection.mode == "deterministic")])

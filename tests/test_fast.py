@@ -93,6 +93,32 @@ def test_compiled_step_equals_numpy_path(monkeypatch, shape, settings):
     assert compiled.terms["utility"].base is not None  # it ran the kernel (views of its output), not the NumPy path
 
 
+@pytest.mark.parametrize("settings", [0, 1, 3])
+def test_skipped_work_gives_the_same_numbers(monkeypatch, settings):
+    """The modalities whose work the policy scoring skips (``aif.fast._flags``): an identity A (q(o) is the predicted
+    belief), a certain but not identity A (no ambiguity), modalities reading the factors of the one before (their
+    joint reused), beside a noisy one; several factors, deterministic and noisy B, horizons 1 to 3."""
+    rng = np.random.default_rng(20 + settings)
+    base = aif.random_model(rng, [4, 3], [4, 3, 5, 2], [3, 2], [[0], [1], [0, 1], [0, 1]], [[0], [1, 0]],
+                            concentration=0.5, C_scale=2.0)
+    certain = np.zeros((5, 4, 3))  # each (s0, s1) shows one outcome for sure
+    certain[rng.integers(5, size=(4, 3)), np.arange(4)[:, None], np.arange(3)[None, :]] = 1.0
+    B0 = np.zeros((4, 4, 3))
+    B0[rng.integers(4, size=(4, 3)), np.arange(4)[:, None], np.arange(3)[None, :]] = 1.0  # deterministic moves
+    model = base.replace(A=[np.eye(4), np.eye(3), certain, base.A[3]], B=[B0, base.B[1]])
+    expected = [1 | 2, 1 | 2, 2, 4]  # A_IDENTITY | A_CERTAIN, ..., A_CERTAIN, A_SAME_DEPS
+    for horizon in (1, 2, 3):
+        compiled, reference = agent_pair(monkeypatch, model, policy_horizon=horizon, **SETTINGS[settings])
+        assert fast._flags(model, [fast.column_entropy(A_m, compiled.efe.guards.likelihood) for A_m in model.A]
+                           ) == expected
+        for _ in range(6):
+            obs = [int(rng.integers(n)) for n in model.num_obs]
+            compiled.step(obs)
+            reference.step(obs)
+            assert_same(compiled, reference)
+        assert compiled._fast.last is not None  # the kernel ran
+
+
 def test_habits_time_varying_preferences_and_horizon(monkeypatch):
     """E with a ruled-out policy, C with a column per step (read at min(t, T - 1)), and a precision so large that
     gamma G overflows (q(pi) falls back to the argmin of the allowed policies)."""
