@@ -903,10 +903,13 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
     M = len(agent.model.num_obs)
     obs, stacked = _by_modality(obs, N, M)
     observations = [obs]  # per step: one array (N, *shape_m) per modality
-    actions, qs, q_pi, G, rewards, ended = [], [], [], [], [], []
+    actions, rewards, ended = [], [], []
+    qs: list[list | None] = []  # per step, None where compiled[t] holds it
+    q_pi: list[np.ndarray | None] = []
+    G: list[np.ndarray | None] = []
     done = np.zeros(N, dtype=bool)
     as_array = all(categorical_modalities(agent.model)) and all(o.ndim == 1 for o in obs)
-    rows = [stacked]  # per step the observations as one index array (N, M), or None
+    rows: list[np.ndarray | None] = [stacked]  # per step the observations as one index array (N, M), or None
     batch_step = agent._fast  # the compiled step (aif_deep.fast): its outputs are kept as it wrote them
     compiled: dict[int, tuple] = {}  # step -> (out, tables)
     some_done = False
@@ -922,7 +925,7 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
             if action is not None:
                 agent.action = action
                 agent._acted()
-                compiled[t] = batch_step.last
+                compiled[t] = cast(tuple, cast(fast.BatchStep, batch_step).last)
                 qs.append(None)
                 q_pi.append(None)
                 G.append(None)
@@ -943,8 +946,9 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
             some_done = bool(done.any())
             if some_done and done.all():
                 break
+    grid: np.ndarray | None
     if all(r is not None for r in rows):  # index arrays throughout: one stack
-        grid = np.stack(rows, 1)  # (N, T + 1, M)
+        grid = np.stack(cast(list, rows), 1)  # (N, T + 1, M)
         by_modality = tuple(np.ascontiguousarray(grid[..., m]) for m in range(M))
     else:
         # (N, T + 1, *shape_m) per modality

@@ -32,7 +32,16 @@ action can differ only where a uniform falls within rounding of a boundary betwe
 probabilities), which also predicts the next prior in torch.
 
 After a compiled step the agent's ``qs``, ``q_pi``, ``G``, ``terms`` and ``prior`` are views of one new array
-``(N, tables.size)`` (``BatchStep.last``), never written again.
+``(N, tables.size)`` (``BatchStep.last``), never written again; ``aif_deep.rollout`` keeps those arrays and stacks
+them once at the end.
+
+Agents with equal inputs (``ONCE``, on by default): agents whose outcome indices and prior are equal to the bit get
+the output of the first of them, stepped once (the step is a deterministic function of these and the shared tables,
+so the bytes are the same as stepping each; tests/deep/test_fast_batch_deep.py). Many copies of one agent in one
+task meet a handful of distinct beliefs: 256 T-maze agents share about ten per step. Where no two agents share their
+inputs the hash check costs a few percent, and the kernel's time is N single-agent steps (about 2.5-3 us each for
+the T-maze on the development CPU; benchmarks/results/bench_batched.md gives both, "compiled" and "every agent").
+The kernel runs on the calling thread (no thread pool: nothing to wait for on a loaded machine).
 """
 
 from __future__ import annotations

@@ -11,18 +11,22 @@ environment, for one agent. The model is the T-maze's (``aif.envs.TMaze().genera
 3 modalities, 4 one-step policies), deterministic action selection.
 
 - aif_deep: ``aif_deep.rollout(aif_deep.Agent(TabularModel, batch_shape=(N,)), POMDPVectorEnv(TMaze(), N),
-  steps)`` on the CPU, float64. "first": the agent and the environment built and the first rollout run (nothing
-  is compiled); "warm": a second rollout.
+  steps)`` on the CPU, float64. "first": the agent and the environment built and the first rollout run; "warm": a
+  second rollout. Three paths: "compiled", an agent built after ``aif_deep.fast.compile()`` (called once at the
+  start, its CPU time printed; the default path of such an agent: ``aif.fast``'s kernel over every agent in one
+  call, agents whose observation and prior are equal to the bit stepped once); "every agent", the same agent with
+  ``aif_deep.fast.ONCE = False`` (the kernel run for each of the N agents: the cost when no two agents share their
+  inputs); "torch", the torch cycle (an agent built with ``AIF_FAST=0``).
 - pymdp 1.0: ``pymdp.envs.rollout`` of a batched ``pymdp.agent.Agent`` in a ``PymdpEnv`` with the same A, B, D,
   jitted as a whole ("first": build, trace and compile, then run; "warm": a second call with a new key).
   ``num_timesteps = steps - 1``, as its scan runs ``num_timesteps + 1`` agent steps.
 - pymdp.legacy (batches of at most ``--legacy-max`` agents): one ``pymdp.legacy.agent.Agent`` per agent stepped
   in a Python loop with the same vector environment (legacy has no batch).
 
-The thread table runs aif_deep at several batches with torch's default intra-op threads and with one thread, on the
-machine as it is and with two busy processes started beside it (the "loaded" rows), with aif_deep's thread policy
-(``aif_deep.threads``: small calls run on one thread) and without it (``SMALL_WORK = 0``: every call on torch's
-threads, the behaviour before the policy), the three alternating run by run. The crossover table times
+The thread table runs aif_deep's torch cycle at several batches with torch's default intra-op threads and with one
+thread, on the machine as it is and with two busy processes started beside it (the "loaded" rows), with aif_deep's
+thread policy (``aif_deep.threads``: small calls run on one thread) and without it (``SMALL_WORK = 0``: every call on
+torch's threads, the behaviour before the policy), the three alternating run by run. The crossover table times
 ``Agent.step`` alone at growing batches on one and on two threads, under the same load, to place ``SMALL_WORK``.
 
 Wall-clock time, best of ``--repeats`` warm runs; on a shared machine the numbers move by tens of percent, so the
@@ -279,10 +283,11 @@ def profile_step(N, steps):
     return out.getvalue()
 
 
-def agreement(task, N, T, H):
+def agreement(task, N, T, H, compiled):
     """Max |difference| of q(s), G and q(pi) between one batched ``aif_deep.Agent.pymdp`` stepped over the vector
     environment and pymdp 1.0's batched ``Agent`` fed the same observations (float64), over ``T`` steps; and between
-    it and one ``aif.Agent.pymdp`` per agent."""
+    it and one ``aif.Agent.pymdp`` per agent. ``compiled``: the aif_deep agent takes the compiled step (else the torch
+    cycle)."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -292,8 +297,10 @@ def agreement(task, N, T, H):
     import aif
 
     model = task.generative_model()
-    agent = aif_deep.Agent.pymdp(aif_deep.TabularModel.from_aif(model, device="cpu"), policy_horizon=H,
-                                 batch_shape=(N,))
+    with contextlib.nullcontext() if compiled else torch_cycle():
+        agent = aif_deep.Agent.pymdp(aif_deep.TabularModel.from_aif(model, device="cpu"), policy_horizon=H,
+                                     batch_shape=(N,))
+    assert (agent._fast is not None) == compiled
     batch = lambda x: jnp.broadcast_to(jnp.asarray(x), (N, *np.shape(x)))  # noqa: E731
     ref = JaxAgent(A=[batch(a) for a in model.A], B=[batch(b) for b in model.B], C=[batch(c) for c in model.C],
                    D=[batch(d) for d in model.D], A_dependencies=model.A_dependencies,
@@ -346,11 +353,14 @@ def main(argv=None):
     if args.agreement:
         from aif.envs import CueChaining
 
+        aif_deep.fast.compile()
         for task, N, T, H in ((TMaze(reward_prob=0.8, cue_validity=0.9), 32, 12, 1), (TMaze(), 16, 8, 2),
                               (CueChaining(), 8, 10, 1)):
-            worst = agreement(task, N, T, H)
-            print(f"{type(task).__name__}, {N} agents, {T} steps, horizon {H}: max |difference| "
-                  + ", ".join(f"{k} {v:.1e}" for k, v in worst.items()))
+            for compiled in (True, False):
+                worst = agreement(task, N, T, H, compiled)
+                print(f"{type(task).__name__}, {N} agents, {T} steps, horizon {H}, "
+                      f"{'compiled' if compiled else 'torch cycle'}: max |difference| "
+                      + ", ".join(f"{k} {v:.1e}" for k, v in worst.items()))
         return
     batches = [int(b) for b in args.batches.split(",")]
     steps = args.steps
