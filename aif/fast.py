@@ -47,6 +47,7 @@ from .efe import Ambiguity, InfoGain, Risk, Utility, column_entropy, preferences
 from .inference import Exact, FixedPoint, on_joint
 
 MAX_JOINT = 4096  # joint states the kernel covers (its tables hold ln A over the joint states)
+BLOCK_ROWS = 4096  # the most steps in one block of ``FastStep.record``
 ENV_VAR = "AIF_FAST"  # "0": every step on the NumPy path; "1": make the kernel in the background at the first agent
 TERMS = ("utility", "ambiguity", "state_info_gain", "risk")  # the rows of the kernel's terms: the NumPy path's keys
 _CODES = {Utility: 0, Ambiguity: 1, InfoGain: 2, Risk: 3}
@@ -285,6 +286,19 @@ class FastStep:
         self.prior: tuple = ((), None)  # the last prior handed to the agent (its vectors) and their flat array
         self.last: tuple[np.ndarray, Tables] | None = None
         self.outcomes = np.empty(0, np.int64)  # the observation's outcome indices, handed to the kernel
+        self.left = 0  # compiled steps still to write into rows of ``blocks`` (``record``)
+        self.blocks: list[list] = []
+
+    def record(self, steps: int) -> list[list]:
+        """Write the outputs of the next ``steps`` compiled steps into rows of blocks rather than new arrays
+        (``aif.rollout``: an episode's beliefs are then read at its end without stacking an array per step).
+        Returns the blocks written since the last call, ``[tables, out (n, size), action (n, F), rows written]``
+        each, in order (a new block when the tables change or a block is full); ``record(0)`` stops.
+
+        Each row is written once, like the new array of a step outside a record; with stochastic selection the
+        action is drawn in Python (a new array) and the block's action row is left unwritten."""
+        blocks, self.blocks, self.left = self.blocks, [], steps
+        return blocks
 
     def step(self, agent: Any, obs: Any) -> np.ndarray | None:
         self.last = None
@@ -320,8 +334,18 @@ class FastStep:
         given = agent.prior
         if len(given) != len(parts) or not all(map(operator.is_, given, parts)):
             prior = np.concatenate(given)  # set by reset(), by a step on the NumPy path, or by the caller
-        out = np.empty(tables.size)
-        action = np.empty(tables.num_factors, np.int64)
+        if self.left:  # aif.rollout's episode: the next row of its block
+            blocks = self.blocks
+            block = blocks[-1] if blocks else None
+            if block is None or block[0] is not tables or block[3] == len(block[1]):
+                n = min(self.left, BLOCK_ROWS)
+                block = [tables, np.empty((n, tables.size)), np.empty((n, tables.num_factors), np.int64), 0]
+                blocks.append(block)
+            row = block[3]
+            out, action = block[1][row], block[2][row]
+        else:
+            out = np.empty(tables.size)
+            action = np.empty(tables.num_factors, np.int64)
         if not _kernels.step(outcomes, prior, tables.ix, tables.fx, out, action):
             check_obs(agent.model, obs)  # an index out of range: its error, with the agent unchanged
             return None
@@ -341,6 +365,9 @@ class FastStep:
         self.prior = (tuple(prior), prior[0] if len(prior) == 1 else get(tables.flat_prior))
         agent.t += 1
         self.last = (out, tables)
+        if self.left:
+            block[3] += 1
+            self.left -= 1
         return action
 
 

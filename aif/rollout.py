@@ -256,43 +256,51 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
     observations, states = [obs], [state]
     actions, rewards = [], []
     # What the agent believed and weighed at each step. A step of the compiled agent (aif.fast) left all of it in
-    # one new array, kept as it is (``compiled``, step -> (out, tables)); any other step is copied here, array by
-    # array, into ``copied`` (step -> (qs, q_pi, G, terms)).
-    fast = getattr(agent, "_fast", None)
+    # one array, a row of the blocks it writes while it records (``FastStep.record``), kept as it is (``compiled``,
+    # step -> (out, tables)); any other step is copied here, array by array, into ``copied`` (step -> (qs, q_pi, G,
+    # terms)).
+    fast = getattr(agent, "_fast", None) if policy_search is None else None  # a search's steps are not compiled
     compiled: dict[int, tuple] = {}
     copied: dict[int, tuple] = {}
     search_info: dict[str, list] = {}
     first_info: dict | None = None  # name -> shape of the search's info at the first step
     terminated = truncated = False
-    for t in tqdm(range(steps), desc="rollout", unit="step", leave=False) if show else range(steps):
-        if priors is not None:
-            priors.append([_copy(p) for p in agent.prior])
-        if policy_search is None:
-            action = agent.step(obs)
-        else:
-            action, found = _search_step(agent, obs, policy_search, start + t, first_info)
-            first_info = _shapes(found) if first_info is None else first_info
-            for name, value in found.items():
-                search_info.setdefault(name, []).append(value)
-        if fast is not None and fast.last is not None and policy_search is None:
-            compiled[t] = fast.last  # its action is a new array too, never written again
-        else:
-            action = _copy(action)
-            q_pi = _copy(agent.q_pi)
-            copied[t] = ([_copy(q) for q in agent.qs], q_pi,
-                         np.full(q_pi.shape, np.nan) if agent.G is None else _copy(agent.G),
-                         {name: _copy(values) for name, values in agent.terms.items()})
-        actions.append(action)
-        for name, rows in model_records.items():
-            rows.append([_copy(x) for x in getattr(agent.model, name)])
-        obs, reward, terminated, truncated, info = env.step(action)
-        observations.append(obs)
-        states.append(info.get("state"))
-        rewards.append(reward)
-        if terminated or truncated:
-            break
+    if fast is not None:
+        fast.record(steps)
+    try:
+        for t in tqdm(range(steps), desc="rollout", unit="step", leave=False) if show else range(steps):
+            if priors is not None:
+                priors.append([_copy(p) for p in agent.prior])
+            if policy_search is None:
+                action = agent.step(obs)
+            else:
+                action, found = _search_step(agent, obs, policy_search, start + t, first_info)
+                first_info = _shapes(found) if first_info is None else first_info
+                for name, value in found.items():
+                    search_info.setdefault(name, []).append(value)
+            if fast is not None and fast.last is not None:
+                compiled[t] = fast.last  # its action is a new array or a row of a block too, never written again
+            else:
+                action = _copy(action)
+                q_pi = _copy(agent.q_pi)
+                copied[t] = ([_copy(q) for q in agent.qs], q_pi,
+                             np.full(q_pi.shape, np.nan) if agent.G is None else _copy(agent.G),
+                             {name: _copy(values) for name, values in agent.terms.items()})
+            actions.append(action)
+            for name, rows in model_records.items():
+                rows.append([_copy(x) for x in getattr(agent.model, name)])
+            obs, reward, terminated, truncated, info = env.step(action)
+            observations.append(obs)
+            states.append(info.get("state"))
+            rewards.append(reward)
+            if terminated or truncated:
+                break
+    finally:
+        blocks = fast.record(0) if fast is not None else []
 
-    qs, q_pi, G, terms = _beliefs(compiled, copied, len(actions))
+    qs, q_pi, G, terms = _beliefs(compiled, copied, len(actions), blocks)
+    if len(blocks) == 1 and blocks[0][3] == len(actions) and blocks[0][0].deterministic:
+        actions = blocks[0][2][:len(actions)]  # every step's action, in one block: the arrays ``actions`` holds
     has_states = all(s is not None for s in states)
     by_modality = _by_modality(observations, env)  # (T + 1, *shape_m) per modality; shape_m = () for an index
     indices = all(o.ndim == 1 for o in by_modality)
@@ -319,20 +327,26 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
     )
 
 
-def _beliefs(compiled: dict[int, tuple], copied: dict[int, tuple], T: int) -> tuple[tuple, np.ndarray, np.ndarray,
-                                                                                     dict]:
+def _beliefs(compiled: dict[int, tuple], copied: dict[int, tuple], T: int,
+             blocks: list[list]) -> tuple[tuple, np.ndarray, np.ndarray, dict]:
     """``(qs, q_pi, G, terms)`` of ``T`` steps, each stacked over the steps (``Trajectory``'s fields), from the
-    steps of the compiled agent (step -> ``(out, tables)`` of ``aif.fast.FastStep.last``) and the copied ones
-    (step -> ``(qs, q_pi, G, terms)``)."""
-    tables = {id(tab): tab for _, tab in compiled.values()}
-    if len(compiled) == T and len(tables) == 1:  # every step compiled with one layout: split them all at once
-        qs, q_pi, G, terms = next(iter(tables.values())).split(np.array([out for out, _ in compiled.values()]))
-        return (tuple(np.ascontiguousarray(q) for q in qs), np.ascontiguousarray(q_pi), np.ascontiguousarray(G),
-                {name: np.ascontiguousarray(v) for name, v in terms.items()})
+    steps of the compiled agent (step -> ``(out, tables)`` of ``aif.fast.FastStep.last``), the blocks it wrote them
+    in (``FastStep.record``) and the copied steps (step -> ``(qs, q_pi, G, terms)``)."""
+    if blocks and len(compiled) == T and sum(b[3] for b in blocks) == T and all(b[0] is blocks[0][0] for b in blocks):
+        # every step compiled with one layout, its rows in order: the blocks are the episode
+        out = blocks[0][1][:T] if len(blocks) == 1 else np.concatenate([b[1][:b[3]] for b in blocks])
+        return _contiguous(blocks[0][0].split(out))
     steps = [copied[t] if t in copied else compiled[t][1].split(compiled[t][0]) for t in range(T)]
     return (tuple(np.array(per_factor) for per_factor in zip(*(s[0] for s in steps), strict=True)),
             np.array([s[1] for s in steps]), np.array([s[2] for s in steps]),
             {name: np.array([s[3][name] for s in steps]) for name in steps[0][3]} if steps else {})
+
+
+def _contiguous(split: tuple) -> tuple[tuple, np.ndarray, np.ndarray, dict]:
+    """``aif.fast.Tables.split`` of a ``(T, size)`` block as contiguous copies."""
+    qs, q_pi, G, terms = split
+    return (tuple(np.ascontiguousarray(q) for q in qs), np.ascontiguousarray(q_pi), np.ascontiguousarray(G),
+            {name: np.ascontiguousarray(v) for name, v in terms.items()})
 
 
 def _by_modality(observations: list, env: gym.Env) -> tuple[np.ndarray, ...]:

@@ -70,12 +70,15 @@ def assert_holds(traj, rows):
         np.testing.assert_array_equal(values, [r[4][name] for r in rows], strict=True)
 
 
-@pytest.mark.parametrize("task", ["tmaze", "grid", "stochastic", "meddled"])
-def test_trajectory_holds_each_steps_arrays(task):
+@pytest.mark.parametrize("task", ["tmaze", "grid", "stochastic", "meddled", "blocks", "ends early"])
+def test_trajectory_holds_each_steps_arrays(monkeypatch, task):
     """Every step compiled (one layout, split at once), stochastic selection, and a rollout whose steps change
     layout and path midway: the Trajectory equals the agent's arrays copied after each step, bit for bit."""
-    env = TMaze() if task != "grid" else GridWorld((4, 4), start=(0, 0), goals=[(3, 3)], terminate_at_goal=False)
+    env = (GridWorld((4, 4), start=(0, 0), goals=[(3, 3)], terminate_at_goal=task == "ends early")
+           if task in ("grid", "ends early") else TMaze())
     kwargs = {"policy_horizon": 2} if task == "grid" else {}
+    if task == "blocks":  # the compiled steps' rows in several blocks of aif.fast.FastStep.record
+        monkeypatch.setattr(fast, "BLOCK_ROWS", 7)
     if task == "stochastic":
         kwargs.update(selection=aif.Selection("stochastic"), rng=np.random.default_rng(1))
     agent = aif.Agent(env.generative_model(), **kwargs)
@@ -89,9 +92,16 @@ def test_trajectory_holds_each_steps_arrays(task):
         assert not all(paths) and any(paths)  # both paths were taken
         assert len({id(r[5][1]) for r in rows if r[5]}) >= 2  # new kernel tables (gamma changed)
     else:
+        written = []  # the blocks the rollout's steps were written in (aif.fast.FastStep.record)
+        record = agent._fast.record
+        agent._fast.record = lambda steps: written.extend(record(steps)) or written
         traj = aif.rollout(agent, env, 30, seed=3, progress=False)
-        rows = by_hand(twin, wrapped, 30, seed=3)
+        rows = by_hand(twin, wrapped, len(traj.actions), seed=3)
         assert all(r[5] is not None for r in rows)
+        assert (len(traj.actions) < 30) == (task == "ends early") and traj.terminated == (task == "ends early")
+        assert len(written) == (5 if task == "blocks" else 1)
+        assert sum(block[3] for block in written) == len(traj.actions)
+    assert agent._fast.left == 0 and not agent._fast.blocks  # the record stopped with the rollout
     assert_holds(traj, rows)
     assert traj.observations.dtype == np.int64 and all(o.dtype == np.int64 for o in traj.obs_by_modality)
 
