@@ -51,8 +51,11 @@ def main(argv: list[str] | None = None) -> None:
         with open(path) as f:
             data = json.load(f)
         env = data["settings"].split("env='")[1].split("'")[0]
+        online = "wm_online=OnlineFit(" in data["settings"]  # an RSSM trained online (--online)
         for run in data["runs"]:
-            rows.append((env, summarise(run, env, args.budget)))
+            r = summarise(run, env, args.budget)
+            r["agent"] += " --online" if online and "rssm" in r["agent"] else ""
+            rows.append((env, r))
     print("| task | agent | seed | episodes | success per 50 episodes | first episode at 0.9 (env steps) | "
           "last 20 success | goal reached (all) | env steps | wall |")
     print("|---|---|---|---|---|---|---|---|---|---|")
