@@ -260,3 +260,20 @@ def test_path_is_chosen_when_the_agent_is_built(monkeypatch):
     monkeypatch.undo()
     assert aif_deep.Agent(tabular, batch_shape=(2,))._fast is not None
     assert fast.reason(early) is None and early._fast is None
+
+
+def test_saved_and_loaded_compiled_agent_goes_on_as_the_torch_cycle(monkeypatch, tmp_path):
+    """``save_agent`` of a compiled agent (its beliefs are views of the kernel's output) and ``load_agent`` give an
+    agent that continues as the torch cycle's does (the loaded agent takes the compiled step too)."""
+    model = aif.random_model(np.random.default_rng(6), [3, 2], [3, 2], [3, 2])
+    compiled, reference = deep_pair(monkeypatch, model, (4,), policy_horizon=2)
+    obs = np.array([[0, 1], [2, 0], [1, 1], [0, 1]])
+    for agent in (compiled, reference):
+        agent.step(obs)
+    aif_deep.save_agent(tmp_path / "agent.npz", compiled)
+    loaded = aif_deep.load_agent(tmp_path / "agent.npz")
+    assert loaded._fast is not None
+    for agent in (loaded, reference):
+        agent.step(obs[::-1].copy())
+    assert loaded._fast.last is not None
+    assert_same(loaded, reference)
