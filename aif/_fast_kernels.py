@@ -196,7 +196,12 @@ def infer(obs, prior, S, soff, state_of, lnA_joint, a_deps, a_ndeps, O, method, 
             logL[j] += lnA_joint[row + j]
         off += O[m] * J
     qs = np.zeros(prior.shape[0])
-    if method == 1 or F == 1:  # one factor: the fixed point in one step; Exact: the joint, marginalised
+    if F == 1:  # the fixed point in one step, the posterior itself (the joint, marginalised, as below: 0.0 + q is q)
+        for j in range(J):
+            logL[j] += lp[j]
+        softmax_into(logL, qs)
+        return qs
+    if method == 1:  # Exact: the joint, marginalised
         joint = logL.copy()
         for j in range(J):
             for f in range(F):
