@@ -277,3 +277,15 @@ def test_saved_and_loaded_compiled_agent_goes_on_as_the_torch_cycle(monkeypatch,
         agent.step(obs[::-1].copy())
     assert loaded._fast.last is not None
     assert_same(loaded, reference)
+
+
+def test_unbatched_agent(monkeypatch):
+    """``batch_shape=()`` (the drop-in for ``aif.Agent``): an outcome index array ``(M,)`` takes the compiled step, with
+    the torch cycle's shapes."""
+    model = aif.random_model(np.random.default_rng(1), [3, 2], [3, 2], [3, 2])
+    compiled, reference = deep_pair(monkeypatch, model, ())
+    for obs in ([0, 1], [2, 0], [1, 1]):
+        compiled.step(np.array(obs))
+        reference.step(np.array(obs))
+        assert compiled._fast.last is not None and compiled.action.shape == (2,) and compiled.qs[0].shape == (3,)
+        assert_same(compiled, reference)
