@@ -247,9 +247,9 @@ def best_mean(returns: np.ndarray, n: int) -> float:
     return float(np.convolve(returns, np.ones(n) / n, mode="valid").max())
 
 
-def plot(files: list[str], out: str) -> None:
-    """Learning curves (the return of each episode, the median over seeds and each seed thin) from ``--save``
-    files."""
+def plot(files: list[str], out: str, k: int = 10) -> None:
+    """Learning curves from ``--save`` files: the ``k``-episode moving mean of the return (each seed thin, the median
+    over seeds thick) and the number of episodes that reached the flag so far (median over seeds)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -260,15 +260,21 @@ def plot(files: list[str], out: str) -> None:
             for key in z.files:
                 name, seed = key.rsplit("|", 1)
                 runs.setdefault(name, {})[int(seed)] = z[key]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for (name, seeds), colour in zip(sorted(runs.items()), plt.cm.tab10.colors, strict=False):
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for (name, seeds), colour in zip(sorted(runs.items()), plt.cm.tab10.colors, strict=False):  # type: ignore[attr-defined]
         n = min(len(r) for r in seeds.values())
-        for r in seeds.values():
-            ax.plot(np.arange(1, len(r) + 1), r, color=colour, alpha=0.25, lw=0.8)
-        ax.plot(np.arange(1, n + 1), np.median([r[:n] for r in seeds.values()], axis=0), color=colour, lw=2,
-                label=f"{name} (median of {len(seeds)} seeds)")
+        means = [np.convolve(r[:n], np.ones(k) / k, mode="valid") for r in seeds.values()]
+        x = np.arange(k, n + 1)
+        for m in means:
+            ax.plot(x, m, color=colour, alpha=0.3, lw=0.8)
+        ax.plot(x, np.median(means, axis=0), color=colour, lw=2, label=f"{name} ({len(seeds)} seeds)")
+        reached = np.median([np.cumsum(r[:n] > -200) for r in seeds.values()], axis=0)
+        ax2.plot(np.arange(1, n + 1), reached, color=colour, lw=2, label=name)
     ax.axhline(-110, color="k", ls=":", lw=1)
-    ax.set(xlabel="episode", ylabel="return (-steps to the flag, -200: not reached)", title="MountainCar-v0")
+    ax.set(xlabel="episode", ylabel=f"{k}-episode mean return", title="MountainCar-v0: return (-110: solved)")
+    ax2.plot([0, n], [0, n], color="grey", ls=":", lw=1)
+    ax2.set(xlabel="episode", ylabel="episodes that reached the flag (median over seeds)",
+            title="flag reached so far")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
