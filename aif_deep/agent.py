@@ -850,6 +850,9 @@ def vectorize(envs: Any, model: BeliefModel) -> gym.vector.VectorEnv:
     return gym.vector.SyncVectorEnv([functools.partial(as_agent_env, e, model) for e in envs])
 
 
+BLOCK_ELEMENTS = 1 << 20  # numbers per block of the compiled step's outputs that rollout allocates (8 MiB)
+
+
 def _env_action_column(envs, num_controls):
     """How agent actions ``(N, F)`` become the vector environment's: ``None`` for a ``MultiDiscrete`` of one control
     per factor (as they are), or the factor whose column is its ``Discrete(n)`` action: the one factor with more
@@ -910,8 +913,10 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
     done = np.zeros(N, dtype=bool)
     as_array = all(categorical_modalities(agent.model)) and all(o.ndim == 1 for o in obs)
     rows: list[np.ndarray | None] = [stacked]  # per step the observations as one index array (N, M), or None
-    batch_step = agent._fast  # the compiled step (aif_deep.fast): its outputs are kept as it wrote them
+    batch_step = agent._fast  # the compiled step (aif_deep.fast): it writes each step into a row of a block
     compiled: dict[int, tuple] = {}  # step -> (out, tables)
+    blocks: dict[int, np.ndarray] = {}  # block b: (rows, N, size), the outputs of steps b * rows ...
+    rows_per_block, in_block = 0, []
     some_done = False
     with torch.no_grad():  # the records are arrays: no step needs an autograd graph
         for t in tqdm(range(steps), disable=not progress, desc="rollout", unit="step", leave=False):
@@ -921,11 +926,22 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
             if some_done:
                 seen = np.where(done[:, None], 0, seen) if as_array else [np.where(_rows(done, o), 0, o) for o in obs]
             # The compiled step changes nothing unless it succeeds: Agent.step's snapshot (atomic) is not needed.
-            action = None if batch_step is None else batch_step.step(agent, seen)
+            action, row = None, None
+            if batch_step is not None:
+                tables = batch_step.tables_for(agent)
+                if tables is not None and rows_per_block == 0:  # blocks of about BLOCK_ELEMENTS numbers
+                    rows_per_block = max(1, min(steps, BLOCK_ELEMENTS // (N * tables.size)))
+                if tables is not None:
+                    b = t // rows_per_block
+                    if b not in blocks:
+                        blocks[b] = np.empty((min(rows_per_block, steps - b * rows_per_block), N, tables.size))
+                    row = blocks[b][t % rows_per_block]
+                action = batch_step.step(agent, seen, row)
             if action is not None:
                 agent.action = action
                 agent._acted()
                 compiled[t] = cast(tuple, cast(fast.BatchStep, batch_step).last)
+                in_block.append(compiled[t][0] is row)
                 qs.append(None)
                 q_pi.append(None)
                 G.append(None)
@@ -954,7 +970,7 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
         # (N, T + 1, *shape_m) per modality
         by_modality = tuple(np.stack(per_step, 1) for per_step in zip(*observations, strict=True))
         grid = np.stack(by_modality, -1) if all(o.ndim == 2 for o in by_modality) else None
-    qs_, q_pi_, G_ = _beliefs(qs, q_pi, G, compiled)
+    qs_, q_pi_, G_ = _beliefs(qs, q_pi, G, compiled, blocks if all(in_block) else {})
     return BatchTrajectory(
         observations=None if grid is None else grid.astype(np.int64),
         actions=np.stack(actions, 1).astype(np.int64),
@@ -966,16 +982,22 @@ def rollout(agent: Agent, envs: Any, steps: int, *, seed: int | None = None, opt
     )
 
 
-def _beliefs(qs: list, q_pi: list, G: list, compiled: dict) -> tuple[tuple, np.ndarray, np.ndarray]:
+def _beliefs(qs: list, q_pi: list, G: list, compiled: dict, blocks: dict) -> tuple[tuple, np.ndarray, np.ndarray]:
     """The rollout's ``qs`` (one ``(N, T, S_f)`` per factor), ``q_pi`` and ``G`` ``(N, T, P)`` from the steps' records:
-    arrays per step, or ``None`` where the compiled step's output ``compiled[t] = (out, tables)`` holds them (one stack
-    of those outputs when every step was compiled with the same tables)."""
+    arrays per step, or ``None`` where the compiled step's output ``compiled[t] = (out, tables)`` holds them. When
+    every step was compiled with the same tables into rows of ``blocks`` (``{b: (rows, N, size)}``, in order), each
+    field is read from the blocks at once."""
     tables = {id(tab) for _, tab in compiled.values()}
-    if len(compiled) == len(qs) and len(tables) == 1:
+    if len(compiled) == len(qs) and len(tables) == 1 and blocks:
         tab = next(iter(compiled.values()))[1]
-        parts, q_pi_all, G_all, _ = tab.split(np.stack([out for out, _ in compiled.values()], 1))
-        return (tuple(np.ascontiguousarray(q) for q in parts), np.ascontiguousarray(q_pi_all),
-                np.ascontiguousarray(G_all))
+        T, rows = len(qs), len(blocks[0])
+        used = [blocks[b][: T - b * rows] for b in range(len(blocks)) if b * rows < T]
+
+        def field(part: slice) -> np.ndarray:  # (N, T, width)
+            whole = used[0][:, :, part] if len(used) == 1 else np.concatenate([u[:, :, part] for u in used], 0)
+            return np.ascontiguousarray(whole.transpose(1, 0, 2))
+
+        return tuple(field(f) for f in tab.qs), field(tab.q_pi), field(tab.G)
     for t, (out, tab) in compiled.items():
         parts, q_pi[t], G[t], _ = tab.split(out)
         qs[t] = list(parts)

@@ -189,14 +189,22 @@ class BatchStep:
         self.moved: torch.Tensor | None = None  # agent._transition after a compiled step: every agent acted
         self.stepped = 0  # agent-steps the kernel computed (the others were equal to one of them: ``ONCE``)
 
-    def step(self, agent: Any, obs: Any) -> torch.Tensor | None:
-        self.last = None
+    def tables_for(self, agent: Any) -> aif.fast.Tables | None:
+        """The kernel's tables for the agent's current settings (made again when one of them changed), or ``None``
+        when ``reason(agent)`` names a rule it breaks."""
         settings = _settings(agent)
         if len(settings) != len(self.settings) or not all(map(operator.is_, settings, self.settings)):
             self.settings = settings
             why, single = _reason(agent)
             self.tables = aif.fast.Tables(single) if why is None else None
-        tables = self.tables
+        return self.tables
+
+    def step(self, agent: Any, obs: Any, out: np.ndarray | None = None) -> torch.Tensor | None:
+        """The compiled step (class docstring). ``out``: where to write it, a C-contiguous float64 array ``(N,
+        tables.size)`` that is never written again (``aif_deep.rollout`` passes rows of a block); a new array when
+        absent or of another shape."""
+        self.last = None
+        tables = self.tables_for(agent)
         batch = tuple(agent.batch_shape)
         if tables is None or not (isinstance(obs, np.ndarray) and obs.dtype.kind in "iu"
                                   and obs.shape == (*batch, tables.num_modalities)):
@@ -209,7 +217,8 @@ class BatchStep:
                 return None
             prior = np.ascontiguousarray(torch.cat([p.expand(*batch, p.shape[-1]) for p in agent.prior], -1)
                                          .reshape(N, -1).numpy(), dtype=np.float64)
-        out = np.empty((N, tables.size))
+        if out is None or out.shape != (N, tables.size):
+            out = np.empty((N, tables.size))
         action = np.empty((N, len(tables.qs)), dtype=np.int64)
         stepped = _batch.step_batch(flat, prior, prior.view(np.int64), tables.ix, tables.fx, out, action, ONCE)
         if stepped < 0:

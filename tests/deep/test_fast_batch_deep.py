@@ -166,12 +166,12 @@ def test_rollout_mixing_compiled_and_torch_steps(monkeypatch):
     real = fast.BatchStep.step
     calls = {"n": 0}
 
-    def every_other(self, agent, obs):
+    def every_other(self, agent, obs, out=None):
         calls["n"] += 1
         if calls["n"] % 3 == 0:
             self.last = None
             return None
-        return real(self, agent, obs)
+        return real(self, agent, obs, out)
 
     monkeypatch.setattr(fast.BatchStep, "step", every_other)
     a = aif_deep.rollout(compiled, POMDPVectorEnv(task, 8), 9, seed=4)
@@ -179,6 +179,36 @@ def test_rollout_mixing_compiled_and_torch_steps(monkeypatch):
     np.testing.assert_array_equal(a.actions, b.actions)
     for x, y in ((a.q_pi, b.q_pi), (a.G, b.G), *zip(a.qs, b.qs, strict=True)):
         np.testing.assert_allclose(x, y, rtol=0, atol=TOL * max(1.0, np.abs(y).max()))
+
+
+def test_rollout_records_in_blocks(monkeypatch):
+    """The compiled steps' outputs written into several blocks of rows, an episode that ends before ``steps``, and a
+    new gamma in the middle of a rollout (new tables: the steps are assembled one by one): the same records as the
+    torch cycle."""
+    task = TMaze()
+
+    class NewGamma(POMDPVectorEnv):
+        def step(self, actions):
+            self.count = getattr(self, "count", 0) + 1
+            if self.count == 4:
+                self.agent.gamma = 3.0
+            return super().step(actions)
+
+    for blocks, change in ((3 * 8 * 36, False), (1, False), (1 << 20, True)):
+        monkeypatch.setattr(aif_deep.agent, "BLOCK_ELEMENTS", blocks)
+        compiled, reference = deep_pair(monkeypatch, task.generative_model(), (8,))
+        trajectories = []
+        for agent in (compiled, reference):
+            envs = (NewGamma if change else POMDPVectorEnv)(task, 8, max_episode_steps=7)
+            envs.agent = agent
+            trajectories.append(aif_deep.rollout(agent, envs, 10, seed=5))
+        a, b = trajectories
+        assert a.num_steps == b.num_steps == 7  # every episode ended: the rollout stops
+        assert compiled.gamma == (3.0 if change else 16.0)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        for x, y in ((a.q_pi, b.q_pi), (a.G, b.G), *zip(a.qs, b.qs, strict=True)):
+            assert x.shape == y.shape and x.flags.c_contiguous
+            np.testing.assert_allclose(x, y, rtol=0, atol=TOL * max(1.0, np.abs(y).max()))
 
 
 def test_fallback_rules(monkeypatch):
