@@ -202,7 +202,9 @@ class Tables:
         T: list[int] = []
         for m, (A_m, deps) in enumerate(zip(model.A, model.A_dependencies, strict=True)):
             ln_A = model.derived(("ln A", m, guard), functools.partial(guard, A_m))  # (O, *deps)
-            lnA_joint.append(np.stack([np.broadcast_to(on_joint(x, deps, S), S) for x in ln_A]))  # (O, *S)
+            # on_joint with the outcome axis in front: (O, *deps) -> (O, *S)
+            lnA_joint.append(np.broadcast_to(np.moveaxis(on_joint(np.moveaxis(ln_A, 0, -1), [*deps, len(S)],
+                                                                  [*S, ln_A.shape[0]]), -1, 0), (ln_A.shape[0], *S)))
             HA.append(model.derived(("H[A]", m, likelihood), functools.partial(column_entropy, A_m, likelihood)))
             T.append(model.C[m].shape[1] if model.C[m].ndim == 2 else 1)
             lnC.append(np.stack([preferences_at(model, m, t, options) for t in range(T[-1])]))  # (T_m, O_m)
@@ -280,7 +282,7 @@ class FastStep:
     on the NumPy path: ``aif.rollout`` keeps ``out`` instead of copying the agent's arrays one by one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, agent: Any = None) -> None:
         self.settings: tuple = ()
         self.tables: Tables | None = None
         self.prior: tuple = ((), None)  # the last prior handed to the agent (its vectors) and their flat array
@@ -288,17 +290,52 @@ class FastStep:
         self.outcomes = np.empty(0, np.int64)  # the observation's outcome indices, handed to the kernel
         self.left = 0  # compiled steps still to write into rows of ``blocks`` (``record``)
         self.blocks: list[list] = []
+        self.deferred: Any = None  # the agent whose arrays wait for the record's end (``record``)
+        self.pending: tuple | None = None  # (out, action, tables) of its last step, not yet handed over
+        if agent is not None:  # the tables now, with the agent, rather than at its first step
+            self.prepare(agent)
 
-    def record(self, steps: int) -> list[list]:
+    def prepare(self, agent: Any) -> None:
+        """Make the tables for the agent's settings as they are now (``None`` where ``reason(agent)`` names one)."""
+        self.settings = _settings(agent)
+        self.tables = Tables(agent) if reason(agent) is None else None
+        self.outcomes = np.empty(agent.model.num_modalities, np.int64)
+
+    def record(self, steps: int, defer: Any = None) -> list[list]:
         """Write the outputs of the next ``steps`` compiled steps into rows of blocks rather than new arrays
         (``aif.rollout``: an episode's beliefs are then read at its end without stacking an array per step).
         Returns the blocks written since the last call, ``[tables, out (n, size), action (n, F), rows written]``
         each, in order (a new block when the tables change or a block is full); ``record(0)`` stops.
 
         Each row is written once, like the new array of a step outside a record; with stochastic selection the
-        action is drawn in Python (a new array) and the block's action row is left unwritten."""
+        action is drawn in Python (a new array) and the block's action row is left unwritten.
+
+        ``defer``: the agent, when nothing reads its arrays until ``record(0)`` (``aif.rollout`` with an
+        environment of this package, which never sees the agent): its steps then advance ``agent.t`` and the
+        prior the kernel reads, and hand ``qs``, ``q_pi``, ``G``, ``terms``, ``action`` and ``prior`` (a dozen NumPy
+        views of the step's row) to the agent once, from the last step, when the record stops or a step leaves the
+        compiled path."""
+        self._hand_over()
         blocks, self.blocks, self.left = self.blocks, [], steps
+        self.deferred = defer if steps else None
         return blocks
+
+    def _hand_over(self) -> None:
+        """Give the deferred agent the outputs of its last compiled step (``record``)."""
+        if self.deferred is not None and self.pending is not None:
+            self._give(self.deferred, *self.pending)
+        self.pending = None
+
+    def _give(self, agent: Any, out: np.ndarray, action: np.ndarray, tables: Tables) -> None:
+        """Set the agent's arrays after a compiled step: views of ``out``."""
+        get = out.__getitem__
+        agent.qs = list(map(get, tables.qs))
+        agent.q_pi, agent.G = get(tables.q_pi), get(tables.G)
+        agent.terms = dict(zip(TERMS, map(get, tables.each_term)))  # noqa: B905  (4 names, 4 slices)
+        agent.search_info = agent.plan = agent.multi_action = None
+        agent.action = action
+        agent.prior = prior = list(map(get, tables.prior))
+        self.prior = (tuple(prior), prior[0] if len(prior) == 1 else get(tables.flat_prior))
 
     def step(self, agent: Any, obs: Any) -> np.ndarray | None:
         self.last = None
@@ -309,17 +346,17 @@ class FastStep:
                 and agent.efe is s[3] and agent.efe_terms is s[4] and agent.selection is s[5]
                 and agent.learning is s[6] and agent.planner is s[7] and agent.actions is s[8]
                 and agent.preprocess is s[9] and agent.gamma is s[10]):
-            self.settings = _settings(agent)
-            self.tables = Tables(agent) if reason(agent) is None else None
-            self.outcomes = np.empty(agent.model.num_modalities, np.int64)
+            self.prepare(agent)
         tables = self.tables
         if tables is None:
+            self._hand_over()  # the NumPy path reads the agent's arrays
             return None
         # A list of Python ints (what aif.envs.AgentWrapper gives) goes to the kernel, which checks the ranges;
         # anything else is checked by check_obs first (its errors; a probability vector takes the NumPy path).
         if not (type(obs) is list and len(obs) == tables.num_modalities and _INT.issuperset(map(type, obs))):
             obs = check_obs(agent.model, obs)
             if set(map(type, obs)) != _INT:
+                self._hand_over()
                 return None
         outcomes = self.outcomes  # read by the kernel during the call only
         try:
@@ -334,6 +371,7 @@ class FastStep:
         given = agent.prior
         if len(given) != len(parts) or not all(map(operator.is_, given, parts)):
             prior = np.concatenate(given)  # set by reset(), by a step on the NumPy path, or by the caller
+            parts = tuple(given)
         if self.left:  # aif.rollout's episode: the next row of its block
             blocks = self.blocks
             block = blocks[-1] if blocks else None
@@ -347,6 +385,7 @@ class FastStep:
             out = np.empty(tables.size)
             action = np.empty(tables.num_factors, np.int64)
         if not _kernels.step(outcomes, prior, tables.ix, tables.fx, out, action):
+            self._hand_over()
             check_obs(agent.model, obs)  # an index out of range: its error, with the agent unchanged
             return None
         if not tables.deterministic:
@@ -355,14 +394,11 @@ class FastStep:
                                             selection.sampling)
             action = draw_action(probs, agent.policies, selection.mode, agent.rng, selection.sampling)
             _kernels.predict(out[tables.flat_qs], action, tables.ix, tables.fx, out[tables.flat_prior])
-        get = out.__getitem__
-        agent.qs = list(map(get, tables.qs))
-        agent.q_pi, agent.G = get(tables.q_pi), get(tables.G)
-        agent.terms = dict(zip(TERMS, map(get, tables.each_term)))  # noqa: B905  (4 names, 4 slices)
-        agent.search_info = agent.plan = agent.multi_action = None
-        agent.action = action
-        agent.prior = prior = list(map(get, tables.prior))
-        self.prior = (tuple(prior), prior[0] if len(prior) == 1 else get(tables.flat_prior))
+        if self.deferred is agent:  # the record's agent: only the prior the next step reads
+            self.pending = (out, action, tables)
+            self.prior = (parts, out[tables.flat_prior])  # the agent's prior vectors stay those it was given
+        else:
+            self._give(agent, out, action, tables)
         agent.t += 1
         self.last = (out, tables)
         if self.left:
@@ -380,4 +416,4 @@ def for_agent(agent: Any) -> FastStep | None:
     if flag == "1" and _state["status"] == "idle":
         compile(block=False)
         return None  # built before the kernel exists, whatever the thread does next: the NumPy path for good
-    return FastStep() if _kernels is not None else None
+    return FastStep(agent) if _kernels is not None else None

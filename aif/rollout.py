@@ -266,7 +266,11 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
     first_info: dict | None = None  # name -> shape of the search's info at the first step
     terminated = truncated = False
     if fast is not None:
-        fast.record(steps)
+        # An environment of this package never sees the agent: the agent's arrays can wait for the episode's end
+        # (``FastStep.record``), unless the loop reads them (the prior or the model recorded at each step).
+        alone = (type(env) is AgentWrapper and type(env.env).__module__.startswith("aif.envs.") and priors is None
+                 and not model_records)
+        fast.record(steps, agent if alone else None)
     try:
         for t in tqdm(range(steps), desc="rollout", unit="step", leave=False) if show else range(steps):
             if priors is not None:

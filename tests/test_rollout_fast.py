@@ -94,7 +94,7 @@ def test_trajectory_holds_each_steps_arrays(monkeypatch, task):
     else:
         written = []  # the blocks the rollout's steps were written in (aif.fast.FastStep.record)
         record = agent._fast.record
-        agent._fast.record = lambda steps: written.extend(record(steps)) or written
+        agent._fast.record = lambda steps, defer=None: written.extend(record(steps, defer)) or written
         traj = aif.rollout(agent, env, 30, seed=3, progress=False)
         rows = by_hand(twin, wrapped, len(traj.actions), seed=3)
         assert all(r[5] is not None for r in rows)
@@ -103,7 +103,70 @@ def test_trajectory_holds_each_steps_arrays(monkeypatch, task):
         assert sum(block[3] for block in written) == len(traj.actions)
     assert agent._fast.left == 0 and not agent._fast.blocks  # the record stopped with the rollout
     assert_holds(traj, rows)
+    assert_same_agent(agent, twin)  # the arrays a deferred record handed over at the end are the last step's
     assert traj.observations.dtype == np.int64 and all(o.dtype == np.int64 for o in traj.obs_by_modality)
+
+
+def assert_same_agent(agent, twin):
+    """The agent's arrays after its last step, bit for bit."""
+    assert agent.t == twin.t
+    np.testing.assert_array_equal(agent.action, twin.action, strict=True)
+    for name in ("qs", "prior"):
+        for a, b in zip(getattr(agent, name), getattr(twin, name), strict=True):
+            np.testing.assert_array_equal(a, b, strict=True)
+    np.testing.assert_array_equal(agent.q_pi, twin.q_pi, strict=True)
+    np.testing.assert_array_equal(agent.G, twin.G, strict=True)
+    assert list(agent.terms) == list(twin.terms)
+    for name in agent.terms:
+        np.testing.assert_array_equal(agent.terms[name], twin.terms[name], strict=True)
+
+
+def test_deferred_record_hands_over_the_last_step():
+    """``FastStep.record(steps, agent)``: the agent's arrays wait; they are the last step's when the record stops,
+    when a step leaves the compiled path, and when an observation is refused (the steps before it kept)."""
+    env = TMaze()
+    agent = aif.Agent(env.generative_model())
+    twin = copy.deepcopy(agent)
+    fast_step = agent._fast
+    untouched = agent.qs
+    fast_step.record(10, agent)
+    observations = [[0, 0, 0], [3, 0, 1], [1, 1, 0], [2, 2, 0]]
+    for obs in observations[:2]:
+        agent.step(list(obs))
+        twin.step(list(obs))
+    assert agent.qs is untouched and agent.t == 2  # deferred
+    with pytest.raises(aif.errors.ObservationError):
+        agent.step([0, 7, 0])
+    assert_same_agent(agent, twin)
+    agent.step(list(observations[2]))  # still recording, deferred again
+    twin.step(list(observations[2]))
+    agent.step([np.eye(4)[2], np.eye(3)[0], np.eye(2)[0]])  # a probability vector: the NumPy path reads the arrays
+    twin.step([np.eye(4)[2], np.eye(3)[0], np.eye(2)[0]])
+    assert_same_agent(agent, twin)
+    agent.step(list(observations[3]))
+    twin.step(list(observations[3]))
+    blocks = fast_step.record(0)
+    assert_same_agent(agent, twin)
+    assert sum(block[3] for block in blocks) == 4
+
+
+def test_rollout_defers_only_where_nothing_reads_the_agent(monkeypatch):
+    """An environment of this package, nothing recorded per step: deferred; a wrapper of the caller's (which may read
+    the agent) or ``record=("prior",)``: every step hands its arrays over."""
+    deferred = []
+    record = fast.FastStep.record
+
+    def spy(self, steps, defer=None):
+        deferred.append(defer is not None)
+        return record(self, steps, defer)
+
+    monkeypatch.setattr(fast.FastStep, "record", spy)
+    env = TMaze()
+    agent = aif.Agent(env.generative_model())
+    aif.rollout(agent, env, 5, seed=0, progress=False)
+    aif.rollout(agent, Meddle(as_agent_env(env, agent.model), agent), 5, seed=0, progress=False)
+    aif.rollout(agent, env, 5, seed=0, progress=False, record=("prior",))
+    assert deferred == [True, False, False, False, False, False]  # (each rollout also stops its record)
 
 
 def test_agent_wrapper_shortcuts_equal_its_general_code():
