@@ -151,6 +151,8 @@ def main(argv=None):
     parser.add_argument("--ray", action="store_true", help="run the tasks on Ray (local workers)")
     parser.add_argument("--address", default=None, help="a Ray cluster's address (with --ray)")
     parser.add_argument("--out", default=None, help="prefix of the PNG figures (none when absent)")
+    parser.add_argument("--save", default=None, help="prefix of .npz files of each study's truths, posterior means, "
+                        "intervals, evidence and posterior correlations (none when absent)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="3 subjects, 6 trials, 1 step: a smoke test")
     args = parser.parse_args(argv)
@@ -195,6 +197,13 @@ def main(argv=None):
             print(f"task {failure.task} failed: {failure.error}")
         if args.out:
             print("figures:", ", ".join(report.plot(f"{args.out}_{study}")))
+        if args.save:
+            arrays = {f"{key}/{report.names[g]}/{p}": v for key in ("truth", "estimate", "lower", "upper")
+                      for g, d in enumerate(getattr(report, key)) for p, v in d.items()}
+            arrays.update({f"log_evidence/{report.names[g]}": L for g, L in enumerate(report.log_evidence)})
+            arrays.update({f"posterior_correlation/{report.names[g]}/{pair}": r
+                           for g, d in enumerate(report.posterior_correlation) for pair, r in d.items()})
+            np.savez(f"{args.save}_{study}.npz", **arrays)
         reports[study] = report
     return reports
 
