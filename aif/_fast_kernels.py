@@ -25,7 +25,9 @@ Data layout (built by ``aif.fast.Tables``; ``F`` factors, ``M`` modalities, ``J 
 - ``parent (K,)``, ``actions (K, F)``, ``inverse (H, P)``, ``lev_off (H + 1,)``: ``aif.control.policy_prefixes``;
   ``first (P, F)``: each policy's first action;
 - ``a_flags (M,)``: the work the policy scoring skips for each modality (``A_IDENTITY``, ``A_CERTAIN``,
-  ``A_SAME_DEPS``; ``aif.fast._flags``), each skip giving the same numbers to the bit.
+  ``A_SAME_DEPS``; ``aif.fast._flags``), each skip giving the same numbers to the bit;
+- ``b_det (F,)``, ``b_t0 (F,)``, ``b_target``: deterministic transitions as the next state of each column
+  (``aif.fast._moves``).
 
 The tables travel as two arrays, ``ix`` (int64) and ``fx`` (float64), so that a call unboxes a handful of arrays
 rather than thirty (measured: most of the call's cost otherwise): ``ix`` starts with the sizes ``F, M, J, P, H``
@@ -127,11 +129,20 @@ def dep_belief(q, deps_row, ndeps, S, soff, work):
 
 
 @helper
-def transition(q, u_row, S, soff, b_deps, b_ndeps, b_row, ptr, col, val, work, out):
+def transition(q, u_row, S, soff, b_deps, b_ndeps, b_row, ptr, col, val, det, t0, target, work, out):
     """One step of B for every factor (``aif.control.predict_policies``): q(s_f') = sum_d B_f[s', d, u_f] q(d),
-    d the joint of factor f's dependencies; ``q`` and ``out`` flat beliefs, ``u_row (F,)`` the actions."""
+    d the joint of factor f's dependencies; ``q`` and ``out`` flat beliefs, ``u_row (F,)`` the actions. A
+    deterministic B_f (``det[f]``) adds each q(d) into its next state ``target``, column by column: the sums of
+    the rows below, in the same order, without a row's search for its few entries."""
     for f in range(S.shape[0]):
         x = dep_belief(q, b_deps[f], b_ndeps[f], S, soff, work)
+        if det[f]:
+            out_f = out[soff[f]:soff[f + 1]]
+            out_f[:] = 0.0
+            base = t0[f] + u_row[f] * x.shape[0]
+            for d in range(x.shape[0]):
+                out_f[target[base + d]] += x[d]
+            continue
         first = b_row[f] + u_row[f] * S[f]
         for s in range(S[f]):
             out[soff[f] + s] = dot_row(ptr, col, val, first + s, x)
@@ -244,7 +255,7 @@ def infer(obs, prior, S, soff, state_of, lnA_joint, a_deps, a_ndeps, O, method, 
 HEAD = len(SIZES)
 NI = len(INT_TABLES)
 (S_, SOFF, STATE_OF, O_, A_DEPS, A_NDEPS, A_ROW, A_PTR, A_COL, H_OFF, C_OFF, T_, B_DEPS, B_NDEPS, B_ROW, B_PTR, B_COL,
- PARENT, ACTIONS, INVERSE, LEV_OFF, FIRST, CODES, SETTINGS, A_FLAGS) = range(NI)
+ PARENT, ACTIONS, INVERSE, LEV_OFF, FIRST, CODES, SETTINGS, A_FLAGS, B_DET, B_T0, B_TARGET) = range(NI)
 A_IDENTITY, A_CERTAIN, A_SAME_DEPS = 1, 2, 4  # the bits of ``a_flags`` (``aif.fast._flags``)
 LN_A_JOINT, A_VAL, HA_, LN_C, B_VAL, LN_E, SIGNS, SETTINGS_F = range(len(FLOAT_TABLES))
 
@@ -272,6 +283,7 @@ def score(qs, ix, fx, outcome_kind, outcome_eps):
     a_ptr, a_col, h_off, c_off = ints_at(ix, A_PTR), ints_at(ix, A_COL), ints_at(ix, H_OFF), ints_at(ix, C_OFF)
     b_deps, b_ndeps, b_row = ints_at(ix, B_DEPS).reshape(F, F), ints_at(ix, B_NDEPS), ints_at(ix, B_ROW)
     b_ptr, b_col, a_flags = ints_at(ix, B_PTR), ints_at(ix, B_COL), ints_at(ix, A_FLAGS)
+    b_det, b_t0, b_target = ints_at(ix, B_DET), ints_at(ix, B_T0), ints_at(ix, B_TARGET)
     parent, actions = ints_at(ix, PARENT), ints_at(ix, ACTIONS).reshape(-1, F)
     inverse, lev_off = ints_at(ix, INVERSE).reshape(H, P), ints_at(ix, LEV_OFF)
     a_val, HA, lnC, b_val = floats_at(ix, fx, A_VAL), floats_at(ix, fx, HA_), floats_at(ix, fx, LN_C), floats_at(
@@ -291,7 +303,7 @@ def score(qs, ix, fx, outcome_kind, outcome_eps):
         step = np.zeros((3, hi - lo))  # utility, ambiguity, entropy of q(o), of each distinct prefix
         for i in range(hi - lo):
             transition(previous[parent[lo + i]], actions[lo + i], S, soff, b_deps, b_ndeps, b_row, b_ptr, b_col,
-                       b_val, work, current[i])
+                       b_val, b_det, b_t0, b_target, work, current[i])
             x = work[:0]
             for m in range(O.shape[0]):
                 flags = a_flags[m]
@@ -353,7 +365,8 @@ def predict(qs, action, ix, fx, out):
     F = ix[0]
     transition(qs, action, ints_at(ix, S_), ints_at(ix, SOFF), ints_at(ix, B_DEPS).reshape(F, F),
                ints_at(ix, B_NDEPS), ints_at(ix, B_ROW), ints_at(ix, B_PTR), ints_at(ix, B_COL),
-               floats_at(ix, fx, B_VAL), np.empty(ix[2]), out)
+               floats_at(ix, fx, B_VAL), ints_at(ix, B_DET), ints_at(ix, B_T0), ints_at(ix, B_TARGET),
+               np.empty(ix[2]), out)
 
 
 @jit

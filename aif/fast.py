@@ -162,6 +162,20 @@ def _flags(model: Any, HA: list[np.ndarray]) -> list[int]:
     return flags
 
 
+def _moves(B: list[np.ndarray]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The deterministic transitions: per factor, whether every column of ``B_f`` holds one 1 and zeros (``b_det``);
+    for those, the next state of each column ``(u, d)``, d the joint of its dependencies (``b_target``, factor f's
+    from ``b_t0[f]``). The kernel adds q(d) into its next state, column by column: 1.0 * q summed in the order of the
+    dense sum, to the bit."""
+    det, targets = [], []
+    for B_f in B:
+        cols = np.moveaxis(B_f.reshape(B_f.shape[0], -1, B_f.shape[-1]), -1, 1).reshape(B_f.shape[0], -1)  # (S', U*D)
+        one = bool(((cols == 0.0) | (cols == 1.0)).all() and (cols.sum(axis=0) == 1.0).all())
+        det.append(int(one))
+        targets.append(np.argmax(cols, axis=0) if one else np.zeros(0, dtype=np.int64))
+    return det, _offsets(targets), np.concatenate(targets)
+
+
 def _padded(deps: list[list[int]], width: int) -> tuple[np.ndarray, np.ndarray]:
     """Dependency lists as ``(n, width)`` padded with -1, and their lengths."""
     out = np.full((len(deps), width), -1)
@@ -179,7 +193,7 @@ def _offsets(arrays: list[np.ndarray]) -> np.ndarray:
 SIZES = ("F", "M", "J", "P", "H")
 INT_TABLES = ("S", "soff", "state_of", "O", "a_deps", "a_ndeps", "a_row", "a_ptr", "a_col", "h_off", "c_off", "T",
               "b_deps", "b_ndeps", "b_row", "b_ptr", "b_col", "parent", "actions", "inverse", "lev_off", "first",
-              "codes", "settings", "a_flags")
+              "codes", "settings", "a_flags", "b_det", "b_t0", "b_target")
 FLOAT_TABLES = ("lnA_joint", "a_val", "HA", "lnC", "b_val", "ln_E", "signs", "settings_f")
 
 
@@ -213,6 +227,7 @@ class Tables:
                   for B_f in model.B]
         a_row, a_ptr, a_col, a_val = _rows(list(model.A))
         b_row, b_ptr, b_col, b_val = _rows(B_rows)
+        b_det, b_t0, b_target = _moves(model.B)
         levels = policy_prefixes(policies)
         E = model.E
         ln_E = np.zeros(len(policies)) if E is None else model.derived("ln E", lambda: check_log_habits(E, len(E)))
@@ -226,6 +241,7 @@ class Tables:
             parent=np.concatenate([lv[0] for lv in levels]), actions=np.concatenate([lv[1] for lv in levels]),
             inverse=np.stack([lv[2] for lv in levels]), lev_off=np.cumsum([0] + [len(lv[0]) for lv in levels]),
             first=policies[:, 0, :], codes=[_CODES[type(t)] for t in agent.efe_terms], a_flags=_flags(model, HA),
+            b_det=b_det, b_t0=b_t0, b_target=b_target,
             settings=[int(exact), 0 if exact else method.num_iter, int(not exact and method.schedule == "parallel"),
                       int(not exact and method.legacy_initial_vfe), _GUARDS[guard.kind], _GUARDS[outcome.kind],
                       int(agent.selection.sampling == "marginal"), int(agent.selection.mode == "deterministic")])

@@ -97,7 +97,8 @@ def test_compiled_step_equals_numpy_path(monkeypatch, shape, settings):
 def test_skipped_work_gives_the_same_numbers(monkeypatch, settings):
     """The modalities whose work the policy scoring skips (``aif.fast._flags``): an identity A (q(o) is the predicted
     belief), a certain but not identity A (no ambiguity), modalities reading the factors of the one before (their
-    joint reused), beside a noisy one; several factors, deterministic and noisy B, horizons 1 to 3."""
+    joint reused), beside a noisy one; several factors, a deterministic B (``aif.fast._moves``: next states) and a
+    noisy one, horizons 1 to 3."""
     rng = np.random.default_rng(20 + settings)
     base = aif.random_model(rng, [4, 3], [4, 3, 5, 2], [3, 2], [[0], [1], [0, 1], [0, 1]], [[0], [1, 0]],
                             concentration=0.5, C_scale=2.0)
@@ -107,6 +108,7 @@ def test_skipped_work_gives_the_same_numbers(monkeypatch, settings):
     B0[rng.integers(4, size=(4, 3)), np.arange(4)[:, None], np.arange(3)[None, :]] = 1.0  # deterministic moves
     model = base.replace(A=[np.eye(4), np.eye(3), certain, base.A[3]], B=[B0, base.B[1]])
     expected = [1 | 2, 1 | 2, 2, 4]  # A_IDENTITY | A_CERTAIN, ..., A_CERTAIN, A_SAME_DEPS
+    assert fast._moves(model.B)[0] == [1, 0]  # B[0]'s moves as next states, B[1] as rows
     for horizon in (1, 2, 3):
         compiled, reference = agent_pair(monkeypatch, model, policy_horizon=horizon, **SETTINGS[settings])
         assert fast._flags(model, [fast.column_entropy(A_m, compiled.efe.guards.likelihood) for A_m in model.A]
