@@ -236,11 +236,17 @@ class BatchStep:
         agent.terms = {name: view(slice(start + k * P, start + (k + 1) * P)) for k, name in enumerate(aif.fast.TERMS)}
         agent.search_info = None
         if tables.deterministic:
-            agent.prior = [view(f) for f in tables.prior]
+            # The next prior as views of one contiguous copy, the array the next step reads (a change made in place
+            # to the agent's prior tensors is read, as on the torch cycle)
+            flat_prior = np.ascontiguousarray(out[:, tables.flat_prior])
+            start = tables.flat_prior.start
+            agent.prior = [torch.from_numpy(flat_prior[:, f.start - start:f.stop - start]) if shape is None else
+                           torch.from_numpy(flat_prior[:, f.start - start:f.stop - start]).reshape(*shape, -1)
+                           for f in tables.prior]
             if self.moved is None or self.moved.shape != batch:
                 self.moved = torch.ones(batch, dtype=torch.bool)  # never changed in place (the torch path replaces it)
             agent._transition = self.moved
-            self.prior = (tuple(agent.prior), np.ascontiguousarray(out[:, tables.flat_prior]))
+            self.prior = (tuple(agent.prior), flat_prior)
             result = torch.from_numpy(action) if shape is None else torch.from_numpy(action).reshape(*shape, -1)
         else:  # the torch path's draw with the agent's generator, and its prediction
             result = agent._run.sample_action()

@@ -245,8 +245,8 @@ def test_fallback_rules(monkeypatch):
 
 def test_other_observations_and_changed_settings(monkeypatch):
     """A list of per-modality observations (with a probability vector) runs that step on the torch cycle, and the
-    next index array is compiled again from the prior it left; a masked reset, a new gamma or model between steps is
-    read at the next step."""
+    next index array is compiled again from the prior it left; a prior changed in place, a masked reset, a new gamma
+    or model between steps is read at the next step."""
     rng = np.random.default_rng(2)
     model = aif.random_model(rng, [3, 2], [3, 2], [3, 2])
     compiled, reference = deep_pair(monkeypatch, model, (3,), policy_horizon=2)
@@ -257,6 +257,11 @@ def test_other_observations_and_changed_settings(monkeypatch):
         reference.step(obs)
         assert_same(compiled, reference)
         assert (compiled._fast.last is not None) == (isinstance(obs, np.ndarray) and obs.dtype.kind in "iu")
+    for agent in (compiled, reference):  # a prior changed in place
+        agent.prior[1][0] = torch.tensor([0.9, 0.1], dtype=torch.float64)
+    compiled.step(np.array([[1, 0]] * 3))
+    reference.step(np.array([[1, 0]] * 3))
+    assert_same(compiled, reference)
     other = aif_deep.TabularModel.from_aif(aif.random_model(rng, [3, 2], [3, 2], [3, 2]), device="cpu")
     for agent in (compiled, reference):
         agent.reset(agents=np.array([True, False, True]))
