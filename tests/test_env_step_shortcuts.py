@@ -2,6 +2,8 @@
 they must give ``POMDPEnv.step``'s results and leave the generator where it leaves it, to the bit, and hand every
 unusual case to it."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -27,7 +29,10 @@ def assert_same_step(a, b, action):
     assert got[1:4] == want[1:4] and type(got[1]) is float and type(got[2]) is bool
     assert got[4] == want[4] and a.state == b.state
     np.testing.assert_array_equal(a.obs, b.obs)
-    assert a.np_random.bit_generator.state == b.np_random.bit_generator.state
+    if isinstance(a.np_random.bit_generator, np.random.PCG64):
+        assert a.np_random.bit_generator.state == b.np_random.bit_generator.state
+    else:  # states holding arrays: the generators' next draws
+        assert copy.deepcopy(a.np_random).random(4).tolist() == copy.deepcopy(b.np_random).random(4).tolist()
 
 
 MAKERS = {
@@ -94,3 +99,16 @@ def test_plain_steps_take_the_shortcut(monkeypatch, name):
     monkeypatch.setattr(POMDPEnv, "step", general)
     for action in (0, 1, 2, 3):
         env.step(action)
+
+
+def test_grid_draws_equal_other_bit_generators():
+    """The grid's shortcut reads PCG64's raw draws (Gymnasium's generator); another bit generator takes its
+    ``random()``: both give ``POMDPEnv.step``'s results."""
+    for bits in (np.random.PCG64, np.random.MT19937, np.random.Philox):
+        a, b = twins(MAKERS["grid, slippery"], 0)
+        a.np_random, b.np_random = np.random.Generator(bits(5)), np.random.Generator(bits(5))
+        for action in [0, 1, 2, 3, 4] * 40:
+            assert_same_step(a, b, action)
+    uniforms = np.random.Generator(np.random.PCG64(9)).random(10_000).tolist()
+    raw = np.random.PCG64(9).random_raw
+    assert uniforms == [(raw() >> 11) * (1.0 / 9007199254740992.0) for _ in range(10_000)]

@@ -30,6 +30,8 @@ from .pomdp import POMDPEnv, unknown_transitions
 
 Cell = tuple[int, int]  # (row, column)
 
+_2_TO_MINUS_53 = 1.0 / 9007199254740992.0  # NumPy's PCG64 uniform: (next 64 bits >> 11) * 2**-53
+
 ACTION_NAMES = ("up", "down", "left", "right", "stay")
 MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1), (0, 0))
 
@@ -161,9 +163,15 @@ class GridWorld(GridCells, POMDPEnv):
         if not (self._walk and type(action) is int and 0 <= action < 5 and self._cdfs is self._built[3]
                 and self.state is not None and self.render_mode != "human"):
             return super().step(action)  # and anything unusual: another goal, None, arrays given to reset
-        uniform = self.np_random.random
-        u = uniform()  # POMDPEnv.step's draws, one by one (the same numbers as random(2))
-        uniform()  # the observation's draw: A is the identity, so the observation is the new cell whatever it is
+        bits = self.np_random.bit_generator
+        if type(bits) is np.random.PCG64:  # Gymnasium's generator: its uniforms from its raw 64-bit draws
+            raw = bits.random_raw
+            u = (raw() >> 11) * _2_TO_MINUS_53  # Generator.random() for PCG64, to the bit, at half the cost
+            raw()  # the observation's draw: A is the identity, so the observation is the new cell whatever it is
+        else:
+            uniform = self.np_random.random
+            u = uniform()  # POMDPEnv.step's draws, one by one (the same numbers as random(2))
+            uniform()  # the observation's draw (as above)
         cell = bisect_right(self._cdfs[1][0][(self.state[0], action)], u)
         self.state = (cell,)
         self.obs = obs = np.empty(1, np.int64)
