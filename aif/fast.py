@@ -355,18 +355,29 @@ class FastStep:
 
     def step(self, agent: Any, obs: Any) -> np.ndarray | None:
         self.last = None
-        # the settings the tables were made from (``_settings``), compared by identity one by one: this check runs
-        # at every step, and the chain costs a third of building the tuple and comparing it
-        s = self.settings
-        if not (len(s) == 11 and agent.model is s[0] and agent.policies is s[1] and agent.inference is s[2]
-                and agent.efe is s[3] and agent.efe_terms is s[4] and agent.selection is s[5]
-                and agent.learning is s[6] and agent.planner is s[7] and agent.actions is s[8]
-                and agent.preprocess is s[9] and agent.gamma is s[10]):
-            self.prepare(agent)
-        tables = self.tables
-        if tables is None:
-            self._hand_over()  # the NumPy path reads the agent's arrays
-            return None
+        pending = self.pending
+        if pending is not None and self.deferred is agent:
+            # the record's agent after a deferred step: nothing has read or set its settings or prior since
+            tables = pending[2]
+            parts, prior = self.prior
+        else:
+            # the settings the tables were made from (``_settings``), compared by identity one by one: this check
+            # runs at every step, and the chain costs a third of building the tuple and comparing it
+            s = self.settings
+            if not (len(s) == 11 and agent.model is s[0] and agent.policies is s[1] and agent.inference is s[2]
+                    and agent.efe is s[3] and agent.efe_terms is s[4] and agent.selection is s[5]
+                    and agent.learning is s[6] and agent.planner is s[7] and agent.actions is s[8]
+                    and agent.preprocess is s[9] and agent.gamma is s[10]):
+                self.prepare(agent)
+            tables = self.tables
+            if tables is None:
+                self._hand_over()  # the NumPy path reads the agent's arrays
+                return None
+            parts, prior = self.prior
+            given = agent.prior
+            if len(given) != len(parts) or not all(map(operator.is_, given, parts)):
+                prior = np.concatenate(given)  # set by reset(), by a step on the NumPy path, or by the caller
+                parts = tuple(given)
         # A list of Python ints (what aif.envs.AgentWrapper gives) goes to the kernel, which checks the ranges;
         # anything else is checked by check_obs first (its errors; a probability vector takes the NumPy path).
         if not (type(obs) is list and len(obs) == tables.num_modalities and _INT.issuperset(map(type, obs))):
@@ -383,11 +394,6 @@ class FastStep:
         except OverflowError:  # an index beyond int64: check_obs's out-of-range error
             check_obs(agent.model, obs)
             raise
-        parts, prior = self.prior
-        given = agent.prior
-        if len(given) != len(parts) or not all(map(operator.is_, given, parts)):
-            prior = np.concatenate(given)  # set by reset(), by a step on the NumPy path, or by the caller
-            parts = tuple(given)
         if self.left:  # aif.rollout's episode: the next row of its block
             blocks = self.blocks
             block = blocks[-1] if blocks else None
