@@ -238,11 +238,28 @@ def main(argv=None):
                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", *cpu_lines]
     print("\n".join(cpu_table), flush=True)
     lines += cpu_table
+    lines.append(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     if args.out:
         os.makedirs(args.out, exist_ok=True)
+        command = " ".join(["python benchmarks/bench_loop.py", *(sys.argv[1:] if argv is None else argv)])
         with open(os.path.join(args.out, "bench_loop.md"), "w") as f:
-            f.write("`python benchmarks/bench_loop.py`\n\n" + "\n".join(lines) + "\n")
+            f.write(f"`{command}` (commit {commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n\n"
+                    + "\n".join(lines) + "\n")
         plot(rows, os.path.join(args.out, "bench_loop.png"))
+
+
+def commit():
+    """The checkout's commit (``git rev-parse --short HEAD``), with ``+`` when a file of ``aif/`` or this script
+    differs from it; ``?`` without git."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, check=True, capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "../aif",
+                                "bench_loop.py"], cwd=here, check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return head + ("+" if dirty else "")
 
 
 def plot(rows, path):
