@@ -4,7 +4,8 @@ entropy weight alpha and the actor's mean entropy H[pi_psi(. | x)] over its last
 
     python benchmarks/cartpole_actor_critic_trace.py --seed 0 --episodes 200 --alpha 0.05 --target-entropy 0.2
 
-The agent is the example's ``build_agent`` with its ``Settings`` (the epistemic cap 0.5, as the example's default);
+The agent is the example's ``build_agent`` with its ``actor_critic_settings`` (twin G heads and 3-step TD targets by
+default: ``--no-twin --n-step 1`` gives the critic of the earlier runs; the epistemic cap 0.5, as the example's);
 the run stops when the 100-episode mean return reaches 475. Results: benchmarks/results/cartpole.md.
 """
 
@@ -38,9 +39,10 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=cp.Settings.td.batch_size, help="transitions per update")
     p.add_argument("--train-every", type=int, default=cp.Settings.td.train_every,
                    help="environment steps per update of the critic and the actor (the update-to-data ratio's inverse)")
-    p.add_argument("--n-step", type=int, default=cp.Settings.td.n_step, help="steps summed in the critic's TD target")
-    p.add_argument("--twin", action=argparse.BooleanOptionalAction, default=cp.Settings.td.twin,
-                   help="two G heads, bootstrapped with the pessimistic max of their targets")
+    ac_td = cp.actor_critic_settings().td  # the example's actor-critic critic: twin heads, 3-step targets
+    p.add_argument("--n-step", type=int, default=ac_td.n_step, help="steps summed in the critic's TD target")
+    p.add_argument("--twin", action=argparse.BooleanOptionalAction, default=ac_td.twin,
+                   help="two G heads, bootstrapped with the pessimistic max of their targets (--no-twin: one)")
     p.add_argument("--lr", type=float, default=cp.Settings.td.lr, help="the critic's learning rate")
     p.add_argument("--lr-end", type=float, default=cp.Settings.td.lr_end,
                    help="the critic's learning rate after --lr-decay-steps updates (linear schedule)")

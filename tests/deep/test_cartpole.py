@@ -323,8 +323,19 @@ def test_cartpole_example_passes_the_td_options_to_the_critic():
     td = results[0]["settings"].td
     assert (td.twin, td.n_step, td.lr, td.lr_end, td.lr_decay_steps) == (True, 3, 2e-3, 1e-4, 10)
     assert td.learning_starts == 200  # --quick's, kept
-    default = _example().main(["--quick", "--agent", "actor-critic", "--no-dqn", "--episodes", "2", "--no-progress"])
-    assert default[0]["settings"].td == replace(OnlineSettings.td, learning_starts=200)  # no flags: the defaults
+    # Without flags: the actor-critic's critic has twin heads and 3-step targets, DQN beside it TDLearning's defaults.
+    mod = _example()
+    default = mod.main(["--quick", "--agent", "actor-critic", "--episodes", "2", "--no-progress"])
+    by_name = {r["name"]: r["settings"] for r in default}
+    assert by_name["actor-critic"].td == replace(OnlineSettings.td, learning_starts=200, twin=True, n_step=3)
+    assert by_name["DQN"].td == replace(OnlineSettings.td, learning_starts=200, hard_min=True)
+    assert by_name["actor-critic"] == mod.actor_critic_settings(replace(
+        mod.Settings(), hidden=64, ensemble_size=3, model_hidden=32), learning_starts=200)
+    efe = _example().main(["--quick", "--no-dqn", "--episodes", "2", "--no-progress"])
+    assert efe[0]["settings"].td == replace(OnlineSettings.td, learning_starts=200)  # the efe-q agent: unchanged
+    old = _example().main(["--quick", "--agent", "actor-critic", "--no-dqn", "--episodes", "2", "--no-progress",
+                           "--no-twin", "--n-step", "1"])
+    assert old[0]["settings"].td == replace(OnlineSettings.td, learning_starts=200)
 
 
 def test_cartpole_example_saves_the_returns_of_every_run(tmp_path):
