@@ -294,8 +294,10 @@ class FastStep:
     ``None`` when this step belongs to the NumPy path (a rule of the module docstring broken, a soft observation).
 
     ``last`` is ``(out, tables)`` after a compiled step (``out`` ``(tables.size,)`` holds its beliefs, terms, G, q(pi)
-    and next prior, ``tables.split(out)``; a new array at every step, never written again), ``None`` after a step
-    on the NumPy path: ``aif.rollout`` keeps ``out`` instead of copying the agent's arrays one by one.
+    and next prior, ``tables.split(out)``; a new array at every step, or a row of a block while ``record`` runs,
+    never written again), ``None`` after a step on the NumPy path: ``aif.rollout`` keeps ``out`` instead of copying
+    the agent's arrays one by one. The tables are made when the agent is built (``prepare``) and again when a setting
+    changes.
     """
 
     def __init__(self, agent: Any = None) -> None:
@@ -394,6 +396,7 @@ class FastStep:
         except OverflowError:  # an index beyond int64: check_obs's out-of-range error
             check_obs(agent.model, obs)
             raise
+        block: list | None = None
         if self.left:  # aif.rollout's episode: the next row of its block
             blocks = self.blocks
             block = blocks[-1] if blocks else None
@@ -423,7 +426,7 @@ class FastStep:
             self._give(agent, out, action, tables)
         agent.t += 1
         self.last = (out, tables)
-        if self.left:
+        if block is not None:  # (a row of a record's block)
             block[3] += 1
             self.left -= 1
         return action

@@ -157,7 +157,7 @@ class GridWorld(GridCells, POMDPEnv):
             A.append(A_cue)
         return A, [B_loc, np.eye(G)[:, :, None]], [D_loc, np.full(G, 1.0 / G)]
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         """``POMDPEnv.step``: the same draws and results to the bit, in fewer Python operations for the grid with
         one goal (its step is part of every agent-environment loop we time, benchmarks/bench_loop.py)."""
         if not (self._walk and type(action) is int and 0 <= action < 5 and self._cdfs is self._built[3]

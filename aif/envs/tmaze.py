@@ -96,7 +96,7 @@ class TMaze(POMDPEnv):
         """The current reward condition (0 right, 1 left)."""
         return None if self.state is None else self.state[1]
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         """``POMDPEnv.step``: the same draws and results to the bit, in fewer Python operations (its step is part of
         every agent-environment loop we time, benchmarks/bench_loop.py)."""
         if not (self._walk and type(action) is int and 0 <= action < 4 and self._cdfs is self._built[3]
