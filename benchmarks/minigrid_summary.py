@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        envs = sorted({env for env, _ in rows})
+        envs = [env for env in MAX_STEPS if any(e == env for e, _ in rows)]
         fig, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.4), squeeze=False)
         colours: dict[str, str] = {}
         for env, r in rows:
