@@ -252,12 +252,24 @@ def infer(obs, prior, S, soff, state_of, lnA_joint, a_deps, a_ndeps, O, method, 
 
 
 
-HEAD = len(SIZES)
-NI = len(INT_TABLES)
+# The layout the kernels read, written out here and checked against the one ``aif.fast.Tables`` writes. The positions
+# below are compile-time constants of the kernels, and numba's cache is keyed on this file's source alone: a layout
+# changed in aif/fast.py only would load machine code that reads the old one. So a change of layout is made in both
+# files (which compiles the kernels again), or importing this module fails.
+LAYOUT = (("F", "M", "J", "P", "H"),
+          ("S", "soff", "state_of", "O", "a_deps", "a_ndeps", "a_row", "a_ptr", "a_col", "h_off", "c_off", "T",
+           "b_deps", "b_ndeps", "b_row", "b_ptr", "b_col", "parent", "actions", "inverse", "lev_off", "first", "codes",
+           "settings", "a_flags", "b_det", "b_t0", "b_target"),
+          ("lnA_joint", "a_val", "HA", "lnC", "b_val", "ln_E", "signs", "settings_f"))
+if (SIZES, INT_TABLES, FLOAT_TABLES) != LAYOUT:
+    raise ImportError("aif.fast's table layout (SIZES, INT_TABLES, FLOAT_TABLES) differs from "
+                      "aif._fast_kernels.LAYOUT: change both (numba's cached kernels are keyed on this file alone)")
+HEAD = len(LAYOUT[0])
+NI = len(LAYOUT[1])
 (S_, SOFF, STATE_OF, O_, A_DEPS, A_NDEPS, A_ROW, A_PTR, A_COL, H_OFF, C_OFF, T_, B_DEPS, B_NDEPS, B_ROW, B_PTR, B_COL,
  PARENT, ACTIONS, INVERSE, LEV_OFF, FIRST, CODES, SETTINGS, A_FLAGS, B_DET, B_T0, B_TARGET) = range(NI)
 A_IDENTITY, A_CERTAIN, A_SAME_DEPS = 1, 2, 4  # the bits of ``a_flags`` (``aif.fast._flags``)
-LN_A_JOINT, A_VAL, HA_, LN_C, B_VAL, LN_E, SIGNS, SETTINGS_F = range(len(FLOAT_TABLES))
+LN_A_JOINT, A_VAL, HA_, LN_C, B_VAL, LN_E, SIGNS, SETTINGS_F = range(len(LAYOUT[2]))
 
 
 @helper

@@ -106,6 +106,14 @@ def _make() -> None:
         _state["status"], _state["error"] = "unavailable", f"{type(e).__name__}: {e}"
 
 
+def batch_module() -> Any:
+    """The module ``aif._fast_batch`` (``aif_deep.fast``'s compiled loop over a batch of agents), imported on demand:
+    importing it imports numba and compiles its loop, or loads it from numba's cache."""
+    from . import _fast_batch
+
+    return _fast_batch
+
+
 def reason(agent: Any) -> str | None:
     """Why ``agent``'s steps run on the NumPy path (the first rule of the module docstring it breaks), or ``None``
     when the compiled step covers them (observations given as outcome indices)."""

@@ -400,6 +400,10 @@ class _TorchRun(_Run):
     """The cycle in torch for a batch: ``aif_deep.infer_states``, the ``PolicyEvaluator`` (or
     ``evaluate_policies``), ``select_action`` and ``predict``, with online Dirichlet learning of A and B."""
 
+    # The cycle aif_deep.fast's compiled step replaces (read from this class itself, not from a subclass, which may
+    # change the cycle: ``aif_deep.fast.reason``)
+    torch_cycle = True
+
     def __init__(self, agent: Agent) -> None:
         super().__init__(agent)
         a = agent

@@ -87,8 +87,7 @@ def _make() -> bool:
     with _lock:
         if _state["status"] == "idle":
             try:
-                from aif import _fast_batch as batch
-
+                batch = aif.fast.batch_module()
                 agent = aif.Agent(aif.GenerativeModel([np.ones((1, 1))], [np.ones((1, 1, 1))]))
                 tables = aif.fast.Tables(agent)
                 out, action, prior = np.empty((1, tables.size)), np.zeros((1, 1), dtype=np.int64), np.ones((1, 1))
@@ -121,7 +120,7 @@ def reason(agent: Any) -> str | None:
 
 def _reason(agent: Any) -> tuple[str | None, aif.Agent | None]:
     """``reason(agent)``, and the agent's ``aif.Agent`` (``_single``) once the rules before ``aif.fast``'s hold."""
-    from .agent import Agent, _TorchRun
+    from .agent import Agent
     from .model import TabularModel
 
     if os.environ.get(aif.fast.ENV_VAR, "1") == "0":
@@ -130,7 +129,7 @@ def _reason(agent: Any) -> tuple[str | None, aif.Agent | None]:
         return ("the kernels are not compiled (aif.fast.compile())", None)
     if not isinstance(agent, Agent) or any(getattr(type(agent), n) is not getattr(Agent, n) for n in _STEP_METHODS):
         return (f"{type(agent).__name__} overrides the Agent's step methods", None)
-    if type(agent._run) is not _TorchRun:
+    if vars(type(agent._run)).get("torch_cycle") is not True:
         return ("the agent runs a NumPy-only strategy or an observed state", None)
     for name in ("learning", "planner", "actions", "preprocess"):
         if getattr(agent, name) is not None:

@@ -112,3 +112,25 @@ def test_grid_draws_equal_other_bit_generators():
     uniforms = np.random.Generator(np.random.PCG64(9)).random(10_000).tolist()
     raw = np.random.PCG64(9).random_raw
     assert uniforms == [(raw() >> 11) * (1.0 / 9007199254740992.0) for _ in range(10_000)]
+
+
+@pytest.mark.parametrize("name", ["grid", "tmaze"])
+def test_method_replaced_on_the_instance_takes_the_general_step(name):
+    """A reward (or terminal, or sampling) set on the instance after construction is what ``POMDPEnv.step`` calls:
+    the shortcut, which writes these out, steps aside."""
+    env = MAKERS[name]()
+    env.reset(seed=0)
+    env.reward = lambda state, obs: 7.0
+    assert env.step(0)[1] == 7.0
+    del env.reward
+    assert env.step(0)[1] != 7.0
+
+
+def test_grid_observation_array_cannot_change_in_place():
+    """The grid's shortcut observes the cell without reading ``A`` (the identity): ``A`` is read-only, so an edit in
+    place cannot leave the shortcut and ``POMDPEnv.step`` observing different things."""
+    env = MAKERS["grid"]()
+    with pytest.raises(ValueError, match="read-only"):
+        env.A[0][0, 0] = 0.5
+    cued = MAKERS["grid, two goals and a cue"]()  # the general step reads A: editable as before
+    cued.A[0][0, 0] = cued.A[0][0, 0]

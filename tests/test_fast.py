@@ -247,3 +247,25 @@ def test_path_is_chosen_when_the_agent_is_built(monkeypatch):
         after.step(obs)
         assert_same(after, before)
         assert before.terms["utility"].base is None and after.terms["utility"].base is not None
+
+
+def test_kernels_refuse_a_table_layout_other_than_their_own(monkeypatch):
+    """The kernels' table positions are compile-time constants and numba's cache is keyed on aif/_fast_kernels.py
+    alone: a layout changed in aif/fast.py only must stop the import rather than load kernels reading the old one."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(fast.__file__).with_name("_fast_kernels.py")
+
+    def load():
+        spec = importlib.util.spec_from_file_location("aif._fast_kernels_layout_check", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # (numba compiles at a function's first call: nothing is compiled here)
+        return module
+
+    assert load().LAYOUT == (fast.SIZES, fast.INT_TABLES, fast.FLOAT_TABLES)
+    swapped = list(fast.INT_TABLES)
+    swapped[1], swapped[2] = swapped[2], swapped[1]
+    monkeypatch.setattr(fast, "INT_TABLES", tuple(swapped))
+    with pytest.raises(ImportError, match="layout"):
+        load()

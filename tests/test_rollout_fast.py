@@ -150,6 +150,37 @@ def test_deferred_record_hands_over_the_last_step():
     assert sum(block[3] for block in blocks) == 4
 
 
+def test_rollout_that_raises_leaves_the_deferred_agent_at_its_last_step(monkeypatch):
+    """An environment's step that raises in the middle of a deferred rollout: the agent's arrays are handed over
+    (those of its last step, as an agent stepped without deferring), and the next rollout starts afresh."""
+    env = TMaze()
+    agent = aif.Agent(env.generative_model())
+    twin = copy.deepcopy(agent)
+    seen = []
+    step = TMaze.step
+
+    def failing(self, action):
+        if len(seen) == 3:
+            raise RuntimeError("the environment failed")
+        out = step(self, action)
+        seen.append(out[0].tolist())
+        return out
+
+    monkeypatch.setattr(TMaze, "step", failing)  # still a class of aif.envs: the rollout defers
+    with pytest.raises(RuntimeError, match="failed"):
+        aif.rollout(agent, env, 10, seed=0, progress=False)
+    assert agent._fast.deferred is None and agent._fast.pending is None and agent.t == 4
+    twin.reset()
+    first = TMaze()
+    twin.step(first.reset(seed=0)[0].tolist())
+    for obs in seen:
+        twin.step(obs)
+    assert_same_agent(agent, twin)
+    monkeypatch.setattr(TMaze, "step", step)
+    traj = aif.rollout(agent, env, 3, seed=1, progress=False)
+    np.testing.assert_array_equal(traj.q_pi[-1], agent.q_pi, strict=True)
+
+
 def test_rollout_defers_only_where_nothing_reads_the_agent(monkeypatch):
     """An environment of this package, nothing recorded per step: deferred; a wrapper of the caller's (which may read
     the agent) or ``record=("prior",)``: every step hands its arrays over."""

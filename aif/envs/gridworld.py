@@ -30,6 +30,7 @@ from .pomdp import POMDPEnv, unknown_transitions
 
 Cell = tuple[int, int]  # (row, column)
 
+_HOOKS = ("reward", "terminal", "_observe")  # POMDPEnv.step's calls that GridWorld.step's shortcut writes out
 _2_TO_MINUS_53 = 1.0 / 9007199254740992.0  # NumPy's PCG64 uniform: (next 64 bits >> 11) * 2**-53
 
 ACTION_NAMES = ("up", "down", "left", "right", "stay")
@@ -131,8 +132,9 @@ class GridWorld(GridCells, POMDPEnv):
         self.cued = len(self.goals) > 1 or self.cue_location is not None
         super().__init__(*self._arrays(), control_factor=0)
         # ``step``'s shortcut: one goal (the location alone, seen as it is) and this class's own sampling and reward
-        self._walk = not self.cued and all(getattr(type(self), name) is getattr(GridWorld, name)
-                                           for name in ("reward", "terminal", "_observe"))
+        self._walk = not self.cued and all(getattr(type(self), name) is getattr(GridWorld, name) for name in _HOOKS)
+        if self._walk:  # the shortcut reads the cell as the observation without A: A cannot change in place
+            self.A[0].setflags(write=False)
 
     def _arrays(self, slip: float | None = None) -> tuple[list, list, list]:
         n = self.shape[0] * self.shape[1]
@@ -161,8 +163,9 @@ class GridWorld(GridCells, POMDPEnv):
         """``POMDPEnv.step``: the same draws and results to the bit, in fewer Python operations for the grid with
         one goal (its step is part of every agent-environment loop we time, benchmarks/bench_loop.py)."""
         if not (self._walk and type(action) is int and 0 <= action < 5 and self._cdfs is self._built[3]
-                and self.state is not None and self.render_mode != "human"):
-            return super().step(action)  # and anything unusual: another goal, None, arrays given to reset
+                and self.state is not None and self.render_mode != "human" and self.__dict__.keys().isdisjoint(_HOOKS)):
+            # and anything unusual: another goal, None, arrays given to reset, a method replaced on the instance
+            return super().step(action)
         bits = self.np_random.bit_generator
         if type(bits) is np.random.PCG64:  # Gymnasium's generator: its uniforms from its raw 64-bit draws
             raw = bits.random_raw

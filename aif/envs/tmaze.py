@@ -33,6 +33,7 @@ LOCATION_NAMES = ("centre", "right arm", "left arm", "cue")
 CONDITION_NAMES = ("reward on right", "reward on left")
 REWARD_NAMES = ("no reward", "reward", "loss")
 REWARDS = (0.0, 1.0, -1.0)  # the environment's reward for each reward outcome
+_HOOKS = ("reward", "terminal", "_observe")  # POMDPEnv.step's calls that TMaze.step's shortcut writes out
 CUE_NAMES = ("cue right", "cue left")
 
 def tmaze_arrays(reward_prob: float = 0.98, cue_validity: float = 1.0) -> tuple[list, list, list]:
@@ -83,8 +84,7 @@ class TMaze(POMDPEnv):
         self.cue_validity = check_fraction(cue_validity, "cue_validity")
         super().__init__(*tmaze_arrays(reward_prob, cue_validity), control_factor=0)
         # ``step``'s shortcut: this class's own sampling and reward
-        self._walk = all(getattr(type(self), name) is getattr(TMaze, name)
-                         for name in ("reward", "terminal", "_observe"))
+        self._walk = all(getattr(type(self), name) is getattr(TMaze, name) for name in _HOOKS)
 
     def _initial_state(self, state, options):
         if "condition" in options:
@@ -100,8 +100,9 @@ class TMaze(POMDPEnv):
         """``POMDPEnv.step``: the same draws and results to the bit, in fewer Python operations (its step is part of
         every agent-environment loop we time, benchmarks/bench_loop.py)."""
         if not (self._walk and type(action) is int and 0 <= action < 4 and self._cdfs is self._built[3]
-                and self.state is not None and self.render_mode != "human"):
-            return super().step(action)  # and anything unusual: None, arrays given to reset
+                and self.state is not None and self.render_mode != "human" and self.__dict__.keys().isdisjoint(_HOOKS)):
+            # and anything unusual: None, arrays given to reset, a method replaced on the instance
+            return super().step(action)
         u = self.np_random.random(5).tolist()  # the location, the condition, then the three observations
         (A_loc, A_rew, A_cue), (B_loc, B_cond), _ = self._cdfs
         loc, condition = self.state
