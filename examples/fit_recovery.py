@@ -4,8 +4,10 @@
     python examples/fit_recovery.py --subjects 100 --trials 200 --chunk 100   # the size
     python examples/fit_recovery.py --studies bandit --subjects 30 --pulls 200 --chunk 30
     python examples/fit_recovery.py --ray                                     # the tasks on local Ray workers
+    python examples/fit_recovery.py --studies learning-reversals,bandit,bandit-preferences --subjects 100 \
+        --trials 200 --pulls 200 --chunk 100 --save fit                       # + fit_<study>.npz of the estimates
 
-Three studies, each one call of ``aif_deep.recovery.recover`` (simulate with ``aif.Agent``, fit every candidate model
+The studies, each one call of ``aif_deep.recovery.recover`` (simulate with ``aif.Agent``, fit every candidate model
 by Laplace, report correlations, coverage of the 90% intervals and the confusion matrix of highest evidence):
 
 1. ``epistemic``: agents with policy precision gamma ~ U(1, 16) and preference strength r ~ U(1, 6)
