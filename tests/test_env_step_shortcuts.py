@@ -3,6 +3,7 @@ they must give ``POMDPEnv.step``'s results and leave the generator where it leav
 unusual case to it."""
 
 import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -116,21 +117,23 @@ def test_grid_draws_equal_other_bit_generators():
 
 @pytest.mark.parametrize("name", ["grid", "tmaze"])
 def test_method_replaced_on_the_instance_takes_the_general_step(name):
-    """A reward (or terminal, or sampling) set on the instance after construction is what ``POMDPEnv.step`` calls:
+    """A reward (or terminal, or sampling) set on the instance is what ``POMDPEnv.step`` calls: from the next reset
     the shortcut, which writes these out, steps aside."""
     env = MAKERS[name]()
-    env.reset(seed=0)
     env.reward = lambda state, obs: 7.0
+    env.reset(seed=0)
     assert env.step(0)[1] == 7.0
     del env.reward
-    assert env.step(0)[1] != 7.0
+    env.reset(seed=0)
+    assert env.step(0)[1] != 7.0 and env._walk
 
 
 def test_grid_observation_array_cannot_change_in_place():
     """The grid's shortcut observes the cell without reading ``A`` (the identity): ``A`` is read-only, so an edit in
     place cannot leave the shortcut and ``POMDPEnv.step`` observing different things."""
     env = MAKERS["grid"]()
-    with pytest.raises(ValueError, match="read-only"):
-        env.A[0][0, 0] = 0.5
+    for copied in (env, copy.deepcopy(env), pickle.loads(pickle.dumps(env))):
+        with pytest.raises(ValueError, match="read-only"):
+            copied.A[0][0, 0] = 0.5
     cued = MAKERS["grid, two goals and a cue"]()  # the general step reads A: editable as before
     cued.A[0][0, 0] = cued.A[0][0, 0]

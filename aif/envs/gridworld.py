@@ -132,8 +132,15 @@ class GridWorld(GridCells, POMDPEnv):
         self.cued = len(self.goals) > 1 or self.cue_location is not None
         super().__init__(*self._arrays(), control_factor=0)
         # ``step``'s shortcut: one goal (the location alone, seen as it is) and this class's own sampling and reward
-        self._walk = not self.cued and all(getattr(type(self), name) is getattr(GridWorld, name) for name in _HOOKS)
-        if self._walk:  # the shortcut reads the cell as the observation without A: A cannot change in place
+        self._plain = not self.cued and all(getattr(type(self), name) is getattr(GridWorld, name) for name in _HOOKS)
+        self._walk = self._plain  # and, from each reset, none of them replaced on the instance (``_initial_state``)
+        if self._plain:  # the shortcut reads the cell as the observation without A: A cannot change in place
+            self.A[0].setflags(write=False)
+
+    def __setstate__(self, state: dict) -> None:
+        """A copy (``copy.deepcopy``, pickle) keeps the read-only A of the one-goal grid (NumPy copies are writable)."""
+        self.__dict__.update(state)
+        if self._plain:
             self.A[0].setflags(write=False)
 
     def _arrays(self, slip: float | None = None) -> tuple[list, list, list]:
@@ -163,9 +170,8 @@ class GridWorld(GridCells, POMDPEnv):
         """``POMDPEnv.step``: the same draws and results to the bit, in fewer Python operations for the grid with
         one goal (its step is part of every agent-environment loop we time, benchmarks/bench_loop.py)."""
         if not (self._walk and type(action) is int and 0 <= action < 5 and self._cdfs is self._built[3]
-                and self.state is not None and self.render_mode != "human" and self.__dict__.keys().isdisjoint(_HOOKS)):
-            # and anything unusual: another goal, None, arrays given to reset, a method replaced on the instance
-            return super().step(action)
+                and self.state is not None and self.render_mode != "human"):
+            return super().step(action)  # and anything unusual: another goal, None, arrays given to reset
         bits = self.np_random.bit_generator
         if type(bits) is np.random.PCG64:  # Gymnasium's generator: its uniforms from its raw 64-bit draws
             raw = bits.random_raw
@@ -183,6 +189,10 @@ class GridWorld(GridCells, POMDPEnv):
         return obs, 1.0 if at_goal else 0.0, self.terminate_at_goal and at_goal, False, {"state": self.state}
 
     def _initial_state(self, state, options):
+        # (read at each reset rather than at each step: looking into the instance's __dict__ there slows every
+        # attribute access of the environment by a fifth, measured on the T-maze)
+        self._walk = self._plain and all(getattr(getattr(self, name), "__func__", None) is getattr(GridWorld, name)
+                                         for name in _HOOKS)
         if "goal" in options:
             g = check_index(options["goal"], "options['goal']", len(self.goals))
             state = (state[0], g) if self.cued else state
