@@ -1,0 +1,74 @@
+"""Two checks cited by benchmarks/results/mountaincar.md for ``examples/mountaincar.py --agent shooting``.
+
+    python benchmarks/mountaincar_checks.py random    # uniform random actions held k steps: flags in 200 episodes
+    python benchmarks/mountaincar_checks.py timing    # CPU and wall time of one plan and one model update
+
+``random`` shows how often chance alone reaches the flag with an action repeat; ``timing`` measures the example's
+``PlannerSettings`` on an untrained model (the cost does not depend on the weights).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+import time
+from dataclasses import replace
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from aif_deep.online import Ensemble, EnsembleInfoGain, RewardRisk
+from aif_deep.shooting import ModelRun, RewardModel, RewardStateModel
+
+
+def random_actions(episodes: int = 200) -> None:
+    for repeat in (1, 5, 10, 25):
+        env, rng = gym.make("MountainCar-v0"), np.random.default_rng(0)
+        hits, first = 0, None
+        for ep in range(episodes):
+            env.reset(seed=ep)
+            terminated = truncated = False
+            while not (terminated or truncated):
+                a = int(rng.integers(3))
+                for _ in range(repeat):
+                    _, _, terminated, truncated, _ = env.step(a)
+                    if terminated or truncated:
+                        break
+            hits += int(terminated)
+            if terminated and first is None:
+                first = ep + 1
+        print(f"actions held {repeat} steps: flag in {hits} of {episodes} random episodes (first in episode {first})")
+
+
+def timing(n: int = 40) -> None:
+    torch.set_num_threads(1)
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "mountaincar.py"
+    spec = importlib.util.spec_from_file_location("mountaincar_example", path)
+    mc = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = mc  # type: ignore[union-attr]
+    spec.loader.exec_module(mc)  # type: ignore[union-attr]
+    s = mc.PlannerSettings()
+    model = RewardStateModel(2, 3, transition=Ensemble(2, 3, s.ensemble_size, s.model_hidden, 1),
+                             outcome=RewardModel(2, 3, s.model_hidden, 2), bounds=(-1.0, 1.0))
+    planner = replace(s.planner, efe_terms=(RewardRisk(1.0), EnsembleInfoGain(s.epistemic_weight, noise_sd=s.noise_sd)))
+    rng, x = np.random.default_rng(0), [torch.tensor([-0.4, 0.0])]
+    planner.plan(model, x, rng)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        planner.plan(model, x, rng)
+    print(f"plan (horizon {planner.horizon}, {planner.samples} samples, {planner.iterations} + 1 rounds): "
+          f"{1e3 * (time.process_time() - cpu) / n:.1f} ms CPU, {1e3 * (time.perf_counter() - wall) / n:.1f} ms wall")
+    run = ModelRun(s.learning, model, rng)
+    for i in range(100):
+        run.observe(np.zeros(2), i % 3, -5.0, np.full(2, 0.01), False)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(5 * n):
+        run.update()
+    print(f"model update (batch {s.learning.batch_size}): {1e3 * (time.process_time() - cpu) / (5 * n):.2f} ms CPU, "
+          f"{1e3 * (time.perf_counter() - wall) / (5 * n):.2f} ms wall; {s.learning.updates} per decision")
+
+
+if __name__ == "__main__":
+    {"random": random_actions, "timing": timing}[sys.argv[1] if len(sys.argv) > 1 else "timing"]()
