@@ -57,7 +57,8 @@ _INT = {int}
 
 _kernels: Any = None  # the module aif._fast_kernels, once compiled
 _state: dict[str, Any] = {"status": "idle", "error": None}
-_lock = threading.Lock()
+_lock = threading.Lock()  # held while the status moves from "idle" to "compiling": one thread makes the kernel
+_made = threading.Event()  # set when the making thread is done (ready or unavailable): ``compile()`` waits on it
 
 
 def ready() -> bool:
@@ -77,13 +78,13 @@ def compile(block: bool = True) -> bool:  # noqa: A001  (the verb a reader looks
         start = _state["status"] == "idle"
         if start:
             _state["status"] = "compiling"
+            _made.clear()
     if start and not block:
         threading.Thread(target=_make, name="aif.fast.compile", daemon=True).start()
     elif start:
         _make()
-    elif block:
-        while _state["status"] == "compiling":  # another thread is making it
-            threading.Event().wait(0.005)
+    elif block and _state["status"] == "compiling":  # another thread is making it
+        _made.wait()
     return ready()
 
 
@@ -104,6 +105,8 @@ def _make() -> None:
         _state["status"] = "ready"
     except Exception as e:  # numba missing, or failing on this machine: the NumPy path serves every step
         _state["status"], _state["error"] = "unavailable", f"{type(e).__name__}: {e}"
+    finally:
+        _made.set()
 
 
 def batch_module() -> Any:

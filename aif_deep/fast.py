@@ -201,7 +201,7 @@ class BatchStep:
     def step(self, agent: Any, obs: Any, out: np.ndarray | None = None) -> torch.Tensor | None:
         """The compiled step (class docstring). ``out``: where to write it, a C-contiguous float64 array ``(N,
         tables.size)`` that is never written again (``aif_deep.rollout`` passes rows of a block); a new array when
-        absent or of another shape."""
+        absent or not such an array."""
         self.last = None
         tables = self.tables_for(agent)
         batch = tuple(agent.batch_shape)
@@ -216,8 +216,9 @@ class BatchStep:
                 return None
             prior = np.ascontiguousarray(torch.cat([p.expand(*batch, p.shape[-1]) for p in agent.prior], -1)
                                          .reshape(N, -1).numpy(), dtype=np.float64)
-        if out is None or out.shape != (N, tables.size):
-            out = np.empty((N, tables.size))
+        if not (isinstance(out, np.ndarray) and out.shape == (N, tables.size) and out.dtype == np.float64
+                and out.flags.c_contiguous and out.flags.writeable):
+            out = np.empty((N, tables.size))  # (another dtype or layout would compile the loop again, for seconds)
         action = np.empty((N, len(tables.qs)), dtype=np.int64)
         stepped = _batch.step_batch(flat, prior, prior.view(np.int64), tables.ix, tables.fx, out, action, ONCE)
         if stepped < 0:

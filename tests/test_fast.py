@@ -249,6 +249,32 @@ def test_path_is_chosen_when_the_agent_is_built(monkeypatch):
         assert before.terms["utility"].base is None and after.terms["utility"].base is not None
 
 
+def test_compile_from_several_threads_makes_the_kernel_once(monkeypatch):
+    """Threads that ask at once: one makes the kernel, the others wait for it (background or not), all see it ready."""
+    import threading
+
+    made = []
+    make = fast._make
+
+    def counted():
+        made.append(threading.get_ident())
+        threading.Event().wait(0.2)  # a slow compilation: the other threads arrive while it runs
+        make()
+
+    monkeypatch.setattr(fast, "_kernels", None)
+    monkeypatch.setitem(fast._state, "status", "idle")
+    monkeypatch.setattr(fast, "_make", counted)
+    results = []
+    threads = [threading.Thread(target=lambda b=b: results.append((b, fast.compile(block=b))))
+               for b in (False, True) * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert fast.compile() and len(made) == 1 and fast.status() == {"status": "ready", "error": None}
+    assert len(results) == 6 and all(ready for block, ready in results if block)  # the blocking calls waited
+
+
 def test_kernels_refuse_a_table_layout_other_than_their_own(monkeypatch):
     """The kernels' table positions are compile-time constants and numba's cache is keyed on aif/_fast_kernels.py
     alone: a layout changed in aif/fast.py only must stop the import rather than load kernels reading the old one."""

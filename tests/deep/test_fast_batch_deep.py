@@ -324,3 +324,30 @@ def test_unbatched_agent(monkeypatch):
         reference.step(np.array(obs))
         assert compiled._fast.last is not None and compiled.action.shape == (2,) and compiled.qs[0].shape == (3,)
         assert_same(compiled, reference)
+
+
+def test_step_writes_only_into_an_output_array_the_loop_reads_as_it_is(monkeypatch):
+    """``BatchStep.step(out=)``: a float64 C-contiguous writable array of the right shape is written; anything else
+    (another dtype, a strided view, a read-only array) is left alone and the step writes a new array (numba would
+    compile its loop again for another dtype or layout), with the same results."""
+    model = aif.random_model(np.random.default_rng(2), [3, 2], [4, 2], [3, 1])
+    compiled, reference = deep_pair(monkeypatch, model, (4,))
+    batch_step = compiled._fast
+    size = batch_step.tables_for(compiled).size
+    obs = np.array([[0, 1], [3, 0], [0, 1], [2, 1]])
+    read_only = np.zeros((4, size))
+    read_only.flags.writeable = False
+    for out in (np.zeros((4, size), np.float32), np.zeros((4, 2 * size))[:, ::2], read_only, np.zeros((4, size))):
+        before = out.copy()
+        action = batch_step.step(compiled, obs, out)  # as aif_deep.rollout calls it
+        assert action is not None
+        compiled.action = action
+        compiled._acted()
+        reference.step(torch.from_numpy(obs))
+        assert_same(compiled, reference)
+        written = batch_step.last[0]
+        if out.dtype == np.float64 and out.flags.c_contiguous and out.flags.writeable:
+            assert written is out
+        else:
+            assert written is not out and written.dtype == np.float64
+            np.testing.assert_array_equal(out, before, strict=True)
