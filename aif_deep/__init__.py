@@ -54,7 +54,8 @@ __all__ = [
     "SoftActorCritic", "ActorCriticRun", "EntropyWeight", "PolicyDrift",  # an actor-critic on the EFE
     "imitation",  # behaviour cloning and inverse soft-Q (IQ-Learn) from demonstrations
     "goal_q",  # Q(b, a, g) with hindsight relabelling: goal_q.train_goal_q, goal_q.GoalQPlanner, goal_q.GoalValue
-    "rssm",  # a recurrent categorical world model: rssm.RSSM, rssm.RSSMView (a BeliefModel at h), rssm.fit, rssm.ELBO
+    "rssm",  # a recurrent categorical world model: rssm.RSSM, rssm.RSSMView (a BeliefModel at h), rssm.fit,
+    # rssm.OnlineFit (training while acting), rssm.ELBO
     "sophisticated",  # aif.planning.SophisticatedInference for a batch of beliefs: sophisticated.search
     "learning", "efe",  # Dirichlet updates for batches of agents; the EFE terms defined once in torch
     "threads",  # torch's intra-op threads in the hot calls: one for small work (threads_for, SMALL_WORK)
