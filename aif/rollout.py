@@ -304,7 +304,8 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
 
     qs, q_pi, G, terms = _beliefs(compiled, copied, len(actions), blocks)
     if len(blocks) == 1 and blocks[0][3] == len(actions) and blocks[0][0].deterministic:
-        actions = blocks[0][2][:len(actions)]  # every step's action, in one block: the arrays ``actions`` holds
+        # every step's action, in one block: the arrays ``actions`` holds (a copy: the agent's action is its last row)
+        actions = blocks[0][2][:len(actions)].copy()
     has_states = all(s is not None for s in states)
     by_modality = _by_modality(observations, env)  # (T + 1, *shape_m) per modality; shape_m = () for an index
     indices = all(o.ndim == 1 for o in by_modality)
@@ -347,10 +348,10 @@ def _beliefs(compiled: dict[int, tuple], copied: dict[int, tuple], T: int,
 
 
 def _contiguous(split: tuple) -> tuple[tuple, np.ndarray, np.ndarray, dict]:
-    """``aif.fast.Tables.split`` of a ``(T, size)`` block as contiguous copies."""
+    """``aif.fast.Tables.split`` of a ``(T, size)`` block as contiguous copies (copies always: with ``T = 1`` a
+    field's view is contiguous already, and the agent's arrays are views of the block's last row)."""
     qs, q_pi, G, terms = split
-    return (tuple(np.ascontiguousarray(q) for q in qs), np.ascontiguousarray(q_pi), np.ascontiguousarray(G),
-            {name: np.ascontiguousarray(v) for name, v in terms.items()})
+    return tuple(q.copy() for q in qs), q_pi.copy(), G.copy(), {name: v.copy() for name, v in terms.items()}
 
 
 def _by_modality(observations: list, env: gym.Env) -> tuple[np.ndarray, ...]:

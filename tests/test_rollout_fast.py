@@ -226,3 +226,15 @@ def test_compiled_step_refuses_what_check_obs_refuses(obs):
     with pytest.raises(aif.errors.ObservationError, match="out of range|not an outcome index"):
         agent.step(obs)
     assert agent.t == 0 and agent._fast.last is None
+
+
+@pytest.mark.parametrize("steps", [1, 5])
+def test_trajectory_shares_no_memory_with_the_agent(steps):
+    """The Trajectory's arrays are the rollout's own (as on the NumPy path, which copies): the agent's arrays after a
+    compiled rollout are views of its blocks' last row, and an edit of one must not show in the other."""
+    env = TMaze()
+    agent = aif.Agent(env.generative_model())
+    traj = aif.rollout(agent, env, steps, seed=0, progress=False)
+    agent_arrays = [agent.action, agent.q_pi, agent.G, *agent.qs, *agent.prior, *agent.terms.values()]
+    traj_arrays = [traj.actions, traj.q_pi, traj.G, *traj.qs, *traj.terms.values()]
+    assert not any(np.shares_memory(a, b) for a in agent_arrays for b in traj_arrays)
