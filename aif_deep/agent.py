@@ -997,9 +997,9 @@ def _beliefs(qs: list, q_pi: list, G: list, compiled: dict, blocks: dict) -> tup
         T, rows = len(qs), len(blocks[0])
         used = [blocks[b][: T - b * rows] for b in range(len(blocks)) if b * rows < T]
 
-        def field(part: slice) -> np.ndarray:  # (N, T, width)
+        def field(part: slice) -> np.ndarray:  # (N, T, width), a copy (one agent's one step would be a view)
             whole = used[0][:, :, part] if len(used) == 1 else np.concatenate([u[:, :, part] for u in used], 0)
-            return np.ascontiguousarray(whole.transpose(1, 0, 2))
+            return whole.transpose(1, 0, 2).copy()
 
         return tuple(field(f) for f in tab.qs), field(tab.q_pi), field(tab.G)
     for t, (out, tab) in compiled.items():

@@ -351,3 +351,15 @@ def test_step_writes_only_into_an_output_array_the_loop_reads_as_it_is(monkeypat
         else:
             assert written is not out and written.dtype == np.float64
             np.testing.assert_array_equal(out, before, strict=True)
+
+
+def test_rollout_shares_no_memory_with_the_agent(monkeypatch):
+    """One agent, one step: the rollout's beliefs are its own arrays, not views of the block row the agent's
+    tensors view."""
+    task = TMaze()
+    compiled, _ = deep_pair(monkeypatch, task.generative_model(), (1,))
+    traj = aif_deep.rollout(compiled, POMDPVectorEnv(task, 1), 1, seed=0)
+    for x in (traj.q_pi, traj.G, *traj.qs):
+        assert x.flags.c_contiguous
+        for y in (compiled.q_pi, compiled.G, *compiled.qs, *compiled.prior):
+            assert not np.shares_memory(x, y.numpy())
