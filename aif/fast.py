@@ -44,6 +44,7 @@ import numpy as np
 from .checks import check_log_habits, check_obs
 from .control import draw_action, policy_prefixes, selection_probabilities
 from .efe import Ambiguity, InfoGain, Risk, Utility, column_entropy, preferences_at
+from .errors import ParameterError
 from .inference import Exact, FixedPoint, on_joint
 
 MAX_JOINT = 4096  # joint states the kernel covers (its tables hold ln A over the joint states)
@@ -127,7 +128,9 @@ def reason(agent: Any) -> str | None:
     if _kernels is None:
         return ("the kernel is unavailable: " + _state["error"] if _state["status"] == "unavailable" else
                 "the kernel is not compiled (aif.fast.compile())")
-    if not isinstance(agent, Agent) or any(getattr(type(agent), n) is not getattr(Agent, n) for n in _STEP_METHODS):
+    if not isinstance(agent, Agent):
+        return f"{type(agent).__name__} is not an aif.Agent"
+    if any(getattr(type(agent), n) is not getattr(Agent, n) for n in _STEP_METHODS):
         return f"{type(agent).__name__} overrides the Agent's step methods"
     for name in ("learning", "planner", "actions", "preprocess"):
         if getattr(agent, name) is not None:
@@ -344,8 +347,10 @@ class FastStep:
         prior the kernel reads, and hand ``qs``, ``q_pi``, ``G``, ``terms``, ``action`` and ``prior`` (a dozen NumPy
         views of the step's row) to the agent once, from the last step, when the record stops or a step leaves the
         compiled path."""
+        if not (isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps >= 0):
+            raise ParameterError(f"steps must be an integer >= 0, got {steps!r}")
         self._hand_over()
-        blocks, self.blocks, self.left = self.blocks, [], steps
+        blocks, self.blocks, self.left = self.blocks, [], int(steps)
         self.deferred = defer if steps else None
         return blocks
 

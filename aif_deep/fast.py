@@ -127,7 +127,9 @@ def _reason(agent: Any) -> tuple[str | None, aif.Agent | None]:
         return (f"the environment sets {aif.fast.ENV_VAR}=0", None)
     if not ready():
         return ("the kernels are not compiled (aif.fast.compile())", None)
-    if not isinstance(agent, Agent) or any(getattr(type(agent), n) is not getattr(Agent, n) for n in _STEP_METHODS):
+    if not isinstance(agent, Agent):
+        return (f"{type(agent).__name__} is not an aif_deep.Agent", None)
+    if any(getattr(type(agent), n) is not getattr(Agent, n) for n in _STEP_METHODS):
         return (f"{type(agent).__name__} overrides the Agent's step methods", None)
     if vars(type(agent._run)).get("torch_cycle") is not True:
         return ("the agent runs a NumPy-only strategy or an observed state", None)

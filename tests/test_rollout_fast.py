@@ -238,3 +238,16 @@ def test_trajectory_shares_no_memory_with_the_agent(steps):
     agent_arrays = [agent.action, agent.q_pi, agent.G, *agent.qs, *agent.prior, *agent.terms.values()]
     traj_arrays = [traj.actions, traj.q_pi, traj.G, *traj.qs, *traj.terms.values()]
     assert not any(np.shares_memory(a, b) for a in agent_arrays for b in traj_arrays)
+
+
+def test_public_entry_points_name_bad_input():
+    env = TMaze()
+    agent = aif.Agent(env.generative_model())
+    for bad in (-1, 2.0, True, "3"):
+        with pytest.raises(aif.errors.ParameterError, match="steps"):
+            agent._fast.record(bad)
+    assert agent._fast.record(np.int64(2)) == [] and agent._fast.left == 2 and type(agent._fast.left) is int
+    agent._fast.record(0)
+    assert fast.reason(object()) == "object is not an aif.Agent"
+    traj = aif.rollout(agent, env, np.int64(3), seed=0, progress=False)
+    assert len(traj.actions) == 3
