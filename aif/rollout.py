@@ -267,7 +267,8 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
     terminated = truncated = False
     if fast is not None:
         # An environment of this package never sees the agent: the agent's arrays can wait for the episode's end
-        # (``FastStep.record``), unless the loop reads them (the prior or the model recorded at each step).
+        # (``FastStep.record``), unless the loop reads them (the prior or the model recorded at each step). The
+        # ``finally`` below stops the record, so a loop that raises also leaves the agent at its last step.
         alone = (type(env) is AgentWrapper and type(env.env).__module__.startswith("aif.envs.") and priors is None
                  and not model_records)
         fast.record(steps, agent if alone else None)
