@@ -26,6 +26,7 @@ from .inference import categorical_modalities, infer_states
 from .model import BeliefModel, TabularModel, default_device
 from .neural import NeuralModel, unimix
 from .actor_critic import ActorCriticRun, EntropyWeight, PolicyDrift, SoftActorCritic
+from .shooting import CrossEntropyShooting, ModelLearning, ModelRun, RewardModel, RewardStateModel, sequence_efe
 from .online import (Ensemble, EnsembleInfoGain, EpistemicCap, EpsilonGreedy, LearnedQ, ObservedState, OnlineTrick,
                      RewardRisk, SelectionRule, Softmax, StateVectorModel, TDLearning, TDRun)
 from .qfunction import QFunction, QSettings, belief_pool, td_targets, train_qfunction
@@ -52,6 +53,8 @@ __all__ = [
     "StateVectorModel", "ObservedState", "LearnedQ", "TDLearning", "TDRun", "RewardRisk", "EnsembleInfoGain",
     "SelectionRule", "Softmax", "EpsilonGreedy", "Ensemble", "OnlineTrick", "EpistemicCap",
     "SoftActorCritic", "ActorCriticRun", "EntropyWeight", "PolicyDrift",  # an actor-critic on the EFE
+    "CrossEntropyShooting", "ModelLearning", "ModelRun", "RewardModel", "RewardStateModel",  # model-based planning
+    "sequence_efe",  # through a learned ensemble and reward model (aif_deep.shooting)
     "imitation",  # behaviour cloning and inverse soft-Q (IQ-Learn) from demonstrations
     "goal_q",  # Q(b, a, g) with hindsight relabelling: goal_q.train_goal_q, goal_q.GoalQPlanner, goal_q.GoalValue
     "rssm",  # a recurrent categorical world model: rssm.RSSM, rssm.RSSMView (a BeliefModel at h), rssm.fit,

@@ -56,6 +56,7 @@ from .inference import (
 )
 from .model import BeliefModel, TabularModel
 from .online import LearnedQ, ObservedState, SelectionRule, StateVectorModel, TDLearning, TDRun
+from .shooting import CrossEntropyShooting, ModelLearning, ModelRun, RewardStateModel
 from .threads import SMALL_WORK, threads_for
 
 
@@ -101,7 +102,9 @@ class Agent:
     planner, ``TDLearning`` and a ``Softmax`` or ``EpsilonGreedy`` selection sampled with an
     ``np.random.Generator``) runs one agent that learns from ``step(obs, reward=, terminated=)``; with
     ``learning=aif_deep.SoftActorCritic(critic)`` the ``LearnedQ`` planner's network is an amortised policy trained
-    against that critic (``aif_deep.actor_critic``).
+    against that critic (``aif_deep.actor_critic``); with a ``CrossEntropyShooting`` planner on a ``RewardStateModel``
+    (``aif_deep.shooting``) it plans action sequences through the learned model instead, which ``ModelLearning``
+    trains from the same steps.
 
     Attributes (after a step, each with the leading ``batch`` shape): ``qs``, ``prior``, ``q_pi``, ``G``,
     ``terms``, ``action``; ``t`` (steps taken in this episode), ``steps`` (over all episodes).
@@ -128,7 +131,7 @@ class Agent:
     actions: aif.ActionFactors | None = None
     # the state of the agents, set by reset() and the steps
     prior: list = field(init=False, repr=False, compare=False)
-    td: TDRun | None = field(init=False, repr=False, compare=False, default=None)
+    td: TDRun | ModelRun | None = field(init=False, repr=False, compare=False, default=None)
     initial_counts: dict = field(init=False, repr=False, compare=False)
     _transition: torch.Tensor = field(init=False, repr=False, compare=False)
 
@@ -336,7 +339,8 @@ def _runner(agent: Agent) -> type[_TorchRun | _NumpyRun | _LearnedQRun]:
     backend, naming it."""
     a = agent
     observed = (isinstance(a.model, StateVectorModel) or isinstance(a.inference, ObservedState)
-                or isinstance(a.planner, LearnedQ) or isinstance(a.learning, (TDLearning, SoftActorCritic)))
+                or isinstance(a.planner, (LearnedQ, CrossEntropyShooting))
+                or isinstance(a.learning, (TDLearning, SoftActorCritic, ModelLearning)))
     if observed:
         return _LearnedQRun
     over_time = isinstance(a.inference, SequenceInference)
@@ -752,26 +756,34 @@ class _NumpyRun(_Run):
 
 
 class _LearnedQRun(_Run):
-    """An observed state (``aif_deep.online``): ``ObservedState`` inference, a ``LearnedQ`` planner, a
-    ``SelectionRule`` sampled with an ``np.random.Generator`` and ``TDLearning`` (or no learning), for one agent."""
+    """An observed state (``aif_deep.online``): ``ObservedState`` inference, a ``SelectionRule`` sampled with an
+    ``np.random.Generator``, for one agent, and either a ``LearnedQ`` planner with ``TDLearning`` or
+    ``SoftActorCritic`` (or no learning), or model-based planning (``aif_deep.shooting``): a ``CrossEntropyShooting``
+    planner through a ``RewardStateModel`` learned by ``ModelLearning`` (or not learned)."""
 
     def __init__(self, agent: Agent) -> None:
         super().__init__(agent)
         a = agent
-        for name, kind in (("model", StateVectorModel), ("inference", ObservedState), ("planner", LearnedQ),
+        shooting = isinstance(a.planner, CrossEntropyShooting)
+        for name, kind in (("model", RewardStateModel if shooting else StateVectorModel),
+                           ("inference", ObservedState), ("planner", CrossEntropyShooting if shooting else LearnedQ),
                            ("selection", SelectionRule), ("rng", np.random.Generator)):
             if not isinstance(getattr(a, name), kind):
                 raise StrategyError(f"an observed-state agent needs {name} = {kind.__name__}(...), got "
-                                    f"{getattr(a, name)!r} (aif_deep.online)")
-        if a.learning is not None and not isinstance(a.learning, (TDLearning, SoftActorCritic)):
-            raise StrategyError(f"an observed-state agent learns with TDLearning(...) or SoftActorCritic(...), got "
-                                f"{a.learning!r}")
+                                    f"{getattr(a, name)!r} (aif_deep.online, aif_deep.shooting)")
+        learners = (ModelLearning,) if shooting else (TDLearning, SoftActorCritic)
+        if a.learning is not None and not isinstance(a.learning, learners):
+            raise StrategyError(f"an observed-state agent with planner {type(a.planner).__name__} learns with "
+                                f"{' or '.join(f'{k.__name__}(...)' for k in learners)}, got {a.learning!r}")
         if tuple(a.batch_shape) != () or a.policy_horizon != 1:
             raise StrategyError("an observed-state agent is one agent with one-step policies: batch_shape () and "
                                 f"policy_horizon 1, got {a.batch_shape} and {a.policy_horizon}")
-        self.planner, self.selection = cast(LearnedQ, a.planner), cast(SelectionRule, a.selection)
+        self.planner, self.selection = cast(Any, a.planner), cast(SelectionRule, a.selection)
         model, rng = cast(StateVectorModel, a.model), cast(np.random.Generator, a.rng)
-        if isinstance(a.learning, SoftActorCritic):  # the planner's QFunction is the actor
+        if shooting:
+            a.td = None if a.learning is None else ModelRun(cast(ModelLearning, a.learning),
+                                                           cast(RewardStateModel, model), rng)
+        elif isinstance(a.learning, SoftActorCritic):  # the planner's QFunction is the actor
             a.td = ActorCriticRun(a.learning, self.planner.qfunction, model, a.efe_terms, rng)
         else:
             a.td = None if a.learning is None else TDRun(cast(TDLearning, a.learning), self.planner.qfunction,
@@ -797,8 +809,9 @@ class _LearnedQRun(_Run):
         return qs
 
     def infer_policies(self) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        plan = self.planner.plan(self.agent.model, self.agent.qs)
-        return torch.from_numpy(self.selection.probabilities(plan.G, self.agent.steps)), torch.from_numpy(plan.G), {}
+        plan = self.planner.plan(self.agent.model, self.agent.qs, self.agent.rng)
+        terms = {k: torch.from_numpy(np.asarray(v)) for k, v in plan.terms.items()}
+        return torch.from_numpy(self.selection.probabilities(plan.G, self.agent.steps)), torch.from_numpy(plan.G), terms
 
     def sample_action(self) -> torch.Tensor:
         a = self.agent

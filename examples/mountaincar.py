@@ -152,10 +152,13 @@ def scaled(env: gym.Env):
 
 def run_planner(name: str, s: PlannerSettings, seed: int, episodes: int, window: int, solve: float, progress: bool,
                 max_steps: int | None = None, log: bool = False) -> dict:
-    """Train the model-based agent for one seed, as ``run``. Each decision is the Agent's cycle written out
-    (``aif_deep.Agent``'s observed-state runner takes a ``LearnedQ`` planner only): the state is observed
-    (``ObservedState``), the planner scores the first actions, the selection samples one, and the model learns
-    from the transition it held the action for (``repeat`` steps, their rewards summed)."""
+    """Train the model-based agent for one seed, as ``run``. Each decision is the Agent's cycle written out: the
+    state is observed (``ObservedState``), the planner scores the first actions, the selection samples one, and the
+    model learns from the transition it held the action for (``repeat`` steps, their rewards summed).
+    ``aif_deep.Agent(model, inference=ObservedState(), planner=CrossEntropyShooting(...), learning=ModelLearning(),
+    selection=..., rng=...)`` runs the same cycle, draw for draw (tests/deep/test_shooting_agent.py); it is written
+    out here because an episode's last transition is learned without planning again, which keeps the recorded
+    runs' random draws (benchmarks/results/mountaincar.md)."""
     env = gym.make("MountainCar-v0", max_episode_steps=max_steps)
     D, K = env.observation_space.shape[0], int(env.action_space.n)
     model = RewardStateModel(D, K, transition=online.Ensemble(D, K, s.ensemble_size, s.model_hidden, seed + 1),
