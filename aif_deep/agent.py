@@ -463,8 +463,13 @@ class _TorchRun(_Run):
         def grow(xs: list | None) -> list | None:
             return None if xs is None else [x.expand(*batch, *x.shape[nb:]).clone() for x in xs]
 
+        def grow_one(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else cast(list, grow([x]))[0]
+
+        # every array and count of the model gets the batch (counts it does not learn too: the model checks
+        # that each count is shaped like its array)
         a.model = m.replace(A=grow(m.A), B=grow(m.B), C=grow(m.C), D=grow(m.D), pA=grow(m.pA), pB=grow(m.pB),
-                            E=None if m.E is None else cast(list, grow([m.E]))[0], batch_shape=batch)
+                            pC=grow(m.pC), pD=grow(m.pD), E=grow_one(m.E), pE=grow_one(m.pE), batch_shape=batch)
         a.initial_counts = {"pA": a.model.pA, "pB": a.model.pB}
 
     def state(self) -> dict:
