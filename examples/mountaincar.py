@@ -144,6 +144,31 @@ def planner_baselines(s: PlannerSettings, dqn: Settings) -> dict:
             "DQN": baselines(dqn)["DQN"]}
 
 
+class Tally:
+    """One run's episodes: the returns, the first episode that reached the flag, the episode at which the mean return
+    of the last ``window`` reached ``solve`` (the run stops there) and how many episodes reached the flag."""
+
+    def __init__(self, window: int, solve: float) -> None:
+        self.window, self.solve = window, solve
+        self.returns: list[float] = []
+        self.flag: int | None = None
+        self.solved: int | None = None
+        self.reached = 0
+
+    def end(self, total: float, terminated: bool) -> bool:
+        """Record an episode's return and whether it ended at the flag; returns whether the run is solved."""
+        self.returns.append(total)
+        self.reached += int(terminated)
+        if terminated and self.flag is None:
+            self.flag = len(self.returns)
+        if len(self.returns) >= self.window and np.mean(self.returns[-self.window:]) >= self.solve:
+            self.solved = len(self.returns)
+        return self.solved is not None
+
+    def result(self) -> dict:
+        return dict(returns=np.array(self.returns), flag=self.flag, solved=self.solved, reached=self.reached)
+
+
 def scaled(env: gym.Env):
     """The Agent's ``preprocess``: observations scaled to [-1, 1]."""
     low, high = env.observation_space.low, env.observation_space.high
@@ -171,7 +196,7 @@ def run_planner(name: str, s: PlannerSettings, seed: int, episodes: int, window:
     learner = ModelRun(s.learning, model, rng)
     H = planner.horizon
     start = time.perf_counter()
-    returns, flag, solved, reached, decisions = [], None, None, 0, 0
+    tally, decisions = Tally(window, solve), 0
     obs, _ = env.reset(seed=seed)
     for ep in tqdm(range(episodes), disable=not progress, desc=f"{name} seed {seed}", leave=False):
         if ep > 0:
@@ -194,19 +219,14 @@ def run_planner(name: str, s: PlannerSettings, seed: int, episodes: int, window:
             top = max(top, float(obs[0]))
             gain += plan.terms.get("info_gain", np.zeros(1))[action] / H
             n += 1
-        returns.append(total)
         if log:
             print(f"    {name} seed {seed} episode {ep + 1}: return {total:g}, highest position {top:.2f}, planned "
                   f"epistemic value {gain / n:.3f} per model step, model loss {learner.last_loss:.4f}, "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
-        reached += int(terminated)
-        if terminated and flag is None:
-            flag = ep + 1
-        if len(returns) >= window and np.mean(returns[-window:]) >= solve:
-            solved = ep + 1
+        if tally.end(total, terminated):
             break
-    return dict(name=name, seed=seed, returns=np.array(returns), flag=flag, solved=solved, reached=reached,
-                steps=int(-np.sum(returns)), seconds=time.perf_counter() - start)
+    return dict(name=name, seed=seed, **tally.result(), steps=int(-np.sum(tally.returns)),
+                seconds=time.perf_counter() - start)
 
 
 def run(name: str, s: Settings, seed: int, episodes: int, window: int, solve: float, progress: bool,
@@ -216,7 +236,7 @@ def run(name: str, s: Settings, seed: int, episodes: int, window: int, solve: fl
     env = gym.make("MountainCar-v0", max_episode_steps=max_steps)
     agent = build_agent(env, s, seed)
     start = time.perf_counter()
-    returns, flag, solved, reached = [], None, None, 0
+    tally = Tally(window, solve)
     obs, _ = env.reset(seed=seed)
     for ep in tqdm(range(episodes), disable=not progress, desc=f"{name} seed {seed}", leave=False):
         if ep > 0:
@@ -228,15 +248,9 @@ def run(name: str, s: Settings, seed: int, episodes: int, window: int, solve: fl
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
         agent.infer_states(obs, reward=reward, terminated=terminated)  # the episode's last transition
-        returns.append(total)
-        reached += int(terminated)
-        if terminated and flag is None:
-            flag = ep + 1
-        if len(returns) >= window and np.mean(returns[-window:]) >= solve:
-            solved = ep + 1
+        if tally.end(total, terminated):
             break
-    return dict(name=name, seed=seed, returns=np.array(returns), flag=flag, solved=solved, reached=reached,
-                steps=agent.td.steps, seconds=time.perf_counter() - start)
+    return dict(name=name, seed=seed, **tally.result(), steps=agent.td.steps, seconds=time.perf_counter() - start)
 
 
 def median_episode(values: list) -> str:
