@@ -431,3 +431,75 @@ def step(obs, prior, ix, fx, out, action):
             action[f] = np.argmax(marginal)
     predict(qs, action, ix, fx, out[n + 6 * P:])
     return True
+
+
+@helper
+def draw_column(cdf, base, u):
+    """The index drawn by the uniform ``u`` from the column CDF ``cdf[base:]`` (its last entry infinity):
+    ``bisect.bisect_right``, as ``aif.envs.POMDPEnv`` samples."""
+    i = 0
+    while cdf[base + i] <= u:
+        i += 1
+    return i
+
+
+@jit
+def episode(obs, prior, ix, fx, out, actions, uniforms, agent_factor, act_start, e_S, ctrl, b_deps, b_ndeps, b_U,
+            b_off, b_cdf, a_reads, a_nreads, a_off, a_cdf, o_off, state_reward, outcome_reward, ends, state,
+            obs_rec, state_rec, rewards):
+    """Up to ``n = len(uniforms)`` steps of an agent (``step``, deterministic selection) in a tabular process
+    (``aif.envs.POMDPEnv``), as ``aif.rollout``'s loop takes them, the process drawing from ``uniforms (n, F_e +
+    M)`` row by row what ``POMDPEnv.step`` draws (its ``F_e`` transitions, then its ``M`` observations).
+
+    ``obs (M,)`` and ``state (F_e,)``: the observation the agent acts on first and the process's state, both
+    updated in place to the last ones. Row ``t`` of ``out``, ``actions``, ``rewards``: step t's (``step``'s
+    outputs; the reward); row ``t + 1`` of ``obs_rec``, ``state_rec``: what followed it. The process (``aif.fast.
+    EnvTables``): factor ``f`` moves to the draw from ``B_f``'s column over its dependencies ``b_deps[f]`` and its
+    control (the action on ``ctrl``, else 0), ``b_cdf`` CDFs of ``e_S[f]`` entries from ``b_off[f]``, column by
+    column; modality ``m`` draws from ``A_m``'s column over ``a_reads[m]`` (``a_off``, ``o_off``: its CDFs and its
+    outcome count's start); the reward is ``state_reward`` at the joint state plus each ``outcome_reward``, and
+    the episode ends at a joint state where ``ends``. The environment's action is the agent's on ``agent_factor``
+    plus ``act_start`` (``aif.envs.AgentWrapper``).
+
+    Returns ``(steps taken, how)``: ``how`` 0 all ``n`` taken, 1 the episode ended at the last step taken, 2 the
+    agent's kernel refused step ``steps``'s observation (an index out of its range; nothing of that step written).
+    """
+    n = uniforms.shape[0]
+    F_e, M = e_S.shape[0], a_off.shape[0]
+    width = out.shape[1]
+    start = width - prior.shape[0]  # where a step writes the next prior
+    new = np.empty(F_e, np.int64)
+    current = prior
+    for t in range(n):
+        row = out[t]
+        if not step(obs, current, ix, fx, row, actions[t]):
+            return t, 2
+        current = row[start:]
+        u_row = uniforms[t]
+        a = actions[t, agent_factor] + act_start
+        for f in range(F_e):
+            c = 0
+            for k in range(b_ndeps[f]):
+                g = b_deps[f, k]
+                c = c * e_S[g] + state[g]
+            c = c * b_U[f] + (a if f == ctrl else 0)
+            new[f] = draw_column(b_cdf, b_off[f] + c * e_S[f], u_row[f])
+        state[:] = new
+        j = 0
+        for f in range(F_e):
+            j = j * e_S[f] + state[f]
+        reward = state_reward[j]
+        for m in range(M):
+            c = 0
+            for k in range(a_nreads[m]):
+                g = a_reads[m, k]
+                c = c * e_S[g] + state[g]
+            size = o_off[m + 1] - o_off[m]
+            obs[m] = draw_column(a_cdf, a_off[m] + c * size, u_row[F_e + m])
+            reward += outcome_reward[o_off[m] + obs[m]]
+        rewards[t] = reward
+        obs_rec[t + 1] = obs
+        state_rec[t + 1] = state
+        if ends[j]:
+            return t + 1, 1
+    return n, 0

@@ -28,6 +28,13 @@ seconds); agents built after it returns take the compiled step. ``compile(block=
 thread, and ``AIF_FAST=1`` in the environment starts that thread when the first agent is built; agents built before
 it is ready keep the NumPy path. Stochastic selection draws its action in Python with the agent's generator
 (``aif.control.draw_action``): the draw of the NumPy path.
+
+Whole episodes: ``aif.rollout`` of such an agent, with deterministic selection, in an environment of ``aif.envs``
+whose class tabulates its reward and end (``POMDPEnv.reward_tables``: the T-maze, the grid worlds, any
+``POMDPEnv`` itself) runs the episode in a few compiled calls (``run_episode``; ``episode_reason`` names what
+prevents it), the environment's steps in the same loop as the agent's: the same beliefs, actions, draws and
+rewards to the bit as the step-by-step loop, which takes every other case (tests/test_fast_episode.py). Set
+``EPISODES = False`` to step one by one.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ import math
 import operator
 import os
 import threading
-from typing import Any
+import weakref
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -49,6 +57,8 @@ from .inference import Exact, FixedPoint, on_joint
 
 MAX_JOINT = 4096  # joint states the kernel covers (its tables hold ln A over the joint states)
 BLOCK_ROWS = 4096  # the most steps in one block of ``FastStep.record``
+EPISODES = True  # aif.rollout runs an episode in compiled calls where it can (``run_episode``); False: step by step
+EPISODE_CHUNKS = (64, 4096)  # a compiled episode's first call takes 64 steps, each next one 4x more, at most 4096
 ENV_VAR = "AIF_FAST"  # "0": every step on the NumPy path; "1": make the kernel in the background at the first agent
 TERMS = ("utility", "ambiguity", "state_info_gain", "risk")  # the rows of the kernel's terms: the NumPy path's keys
 _CODES = {Utility: 0, Ambiguity: 1, InfoGain: 2, Risk: 3}
@@ -333,6 +343,14 @@ class FastStep:
         self.tables = Tables(agent) if reason(agent) is None else None
         self.outcomes = np.empty(agent.model.num_modalities, np.int64)
 
+    def current(self, agent: Any) -> Tables | None:
+        """The tables for the agent's settings as they are now (made again if one changed), or ``None`` where
+        ``reason(agent)`` names a rule (``step`` does the same check inline)."""
+        s = self.settings
+        if len(s) != 11 or not all(map(operator.is_, _settings(agent), s)):
+            self.prepare(agent)
+        return self.tables
+
     def record(self, steps: int, defer: Any = None) -> list[list]:
         """Write the outputs of the next ``steps`` compiled steps into rows of blocks rather than new arrays
         (``aif.rollout``: an episode's beliefs are then read at its end without stacking an array per step).
@@ -458,3 +476,190 @@ def for_agent(agent: Any) -> FastStep | None:
         compile(block=False)
         return None  # built before the kernel exists, whatever the thread does next: the NumPy path for good
     return FastStep(agent) if _kernels is not None else None
+
+
+# The compiled episode: the agent's step and the environment's, in one loop.
+
+_ENV_HOOKS = ("reward", "terminal", "step", "_observe", "reward_tables")  # replaced on an instance: step by step
+
+
+class EnvTables:
+    """A tabular process (``aif.envs.POMDPEnv``) as ``aif._fast_kernels.episode`` steps it: its arrays ``A``, ``B``
+    as column CDFs (``POMDPEnv``'s own, to the bit: cumulative sums of each column, the last entry infinity),
+    the dependencies of each array, and its reward and end (``POMDPEnv.reward_tables``)."""
+
+    def __init__(self, env: Any) -> None:
+        S = [int(n) for n in env.num_states]
+        F = len(S)
+        self.cdfs = env._cdfs  # the episode's arrays' tables: new ones when reset is given other arrays
+        self.S = np.array(S, dtype=np.int64)
+        self.ctrl = int(env.control_factor)
+        self.b_deps, self.b_ndeps = _padded(env.B_dependencies, F)
+        self.b_U = np.array([B_f.shape[-1] for B_f in env.B], dtype=np.int64)
+        b_cdfs = [_cdf_columns(B_f) for B_f in env.B]
+        self.b_off, self.b_cdf = _offsets(b_cdfs), np.concatenate([c.ravel() for c in b_cdfs])
+        self.a_reads, self.a_nreads = _padded(env.A_dependencies, F)
+        a_cdfs = [_cdf_columns(A_m) for A_m in env.A]
+        self.a_off, self.a_cdf = _offsets(a_cdfs), np.concatenate([c.ravel() for c in a_cdfs])
+        self.o_off = np.cumsum([0] + [int(n) for n in env.num_obs])
+        state_reward, outcome_reward, ends = env.reward_tables()
+        self.state_reward = np.ascontiguousarray(state_reward, dtype=float)
+        self.outcome_reward = np.concatenate([np.asarray(r, dtype=float) for r in outcome_reward])
+        self.ends = np.asarray(ends, dtype=np.bool_)
+        J = math.prod(S)
+        if self.state_reward.shape != (J,) or self.ends.shape != (J,) or self.outcome_reward.shape != (self.o_off[-1],):
+            raise ParameterError(f"{type(env).__name__}.reward_tables() returned arrays of shapes "
+                                 f"{self.state_reward.shape}, {self.outcome_reward.shape}, {self.ends.shape}; "
+                                 f"expected ({J},), ({self.o_off[-1]},) and ({J},)")
+        self.draws = F + len(env.A)  # uniforms per step: POMDPEnv.step's
+
+    def arrays(self) -> tuple:
+        """The kernel's arguments from ``e_S`` to ``ends``, in its order."""
+        return (self.S, self.ctrl, self.b_deps, self.b_ndeps, self.b_U, self.b_off, self.b_cdf, self.a_reads,
+                self.a_nreads, self.a_off, self.a_cdf, self.o_off, self.state_reward, self.outcome_reward, self.ends)
+
+
+def _cdf_columns(X: np.ndarray) -> np.ndarray:
+    """``(columns, outcomes)``: the CDF of each column of ``X`` ``(outcomes, ...)``, the columns in C order over
+    ``X``'s other axes, the last entry infinity (``aif.envs.pomdp._Columns``, whose sums are these)."""
+    c = np.cumsum(X.reshape(X.shape[0], -1), axis=0)
+    c[-1] = np.inf
+    return np.ascontiguousarray(c.T)
+
+
+_env_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # environment -> its EnvTables
+
+
+def env_tables(env: Any) -> EnvTables:
+    """The ``EnvTables`` of ``env``'s arrays of this episode, made once per set of arrays."""
+    tables = _env_tables.get(env)
+    if tables is None or tables.cdfs is not env._cdfs:
+        tables = _env_tables[env] = EnvTables(env)
+    return tables
+
+
+class Episode(NamedTuple):
+    """What ``run_episode`` took: ``steps`` (T) steps, each the agent's compiled step and the environment's.
+
+    Attributes:
+        steps: T, at most the steps asked.
+        ended: the environment ended the episode at the last step (``terminal``).
+        tables: the agent's ``Tables``; ``out`` ``(T, tables.size)``: each step's outputs (``Tables.split``).
+        actions: int ``(T, F)``: the agent's actions.
+        observations: int ``(T + 1, M)``: the observation each step acted on, and the last one.
+        states: int ``(T + 1, F_env)``: the environment's state with each observation.
+        rewards: ``(T,)``.
+    """
+
+    steps: int
+    ended: bool
+    tables: Tables
+    out: np.ndarray
+    actions: np.ndarray
+    observations: np.ndarray
+    states: np.ndarray
+    rewards: np.ndarray
+
+
+def episode_reason(agent: Any, env: Any, obs: Any) -> str | None:
+    """Why ``run_episode(agent, env, obs, ...)`` does not run (``aif.rollout`` then steps one by one), or ``None``:
+    the agent's steps are compiled (``reason``) with deterministic selection, ``env`` is an ``AgentWrapper``
+    around an environment of ``aif.envs`` (``POMDPEnv``) whose own class defines ``reward_tables`` and whose step
+    is ``POMDPEnv.step`` (or a shortcut tested equal to it), nothing of its step replaced on the instance, not
+    rendering to a window, and ``obs`` is one index per modality (Python ints)."""
+    from .envs.gridworld import GridWorld
+    from .envs.pomdp import POMDPEnv
+    from .envs.tmaze import TMaze
+    from .envs.wrappers import AgentWrapper
+
+    fast = getattr(agent, "_fast", None)
+    if not EPISODES:
+        return "aif.fast.EPISODES is False"
+    if fast is None:
+        return "the agent's steps are not compiled (aif.fast.compile() before building it)"
+    tables = fast.current(agent)
+    if tables is None:
+        return "the agent's steps are not compiled: " + str(reason(agent))
+    if not tables.deterministic:
+        return "stochastic action selection draws in Python"
+    if type(env) is not AgentWrapper or not env._plain_obs or env._discrete_action is None:
+        return "the environment is not an AgentWrapper around an environment of aif.envs"
+    inner = env.env
+    kind: Any = type(inner)
+    if not isinstance(inner, POMDPEnv) or "reward_tables" not in kind.__dict__:
+        return f"{kind.__name__} does not define reward_tables"
+    if kind.step not in (POMDPEnv.step, GridWorld.step, TMaze.step) or kind._observe is not POMDPEnv._observe:
+        return f"{kind.__name__} steps in its own way"
+    if any(name in vars(inner) for name in _ENV_HOOKS):
+        return "the environment's instance replaces its step, reward or terminal"
+    if inner.render_mode == "human" or inner.state is None:
+        return "the environment renders to a window, or was not reset"
+    if not (type(obs) is list and len(obs) == tables.num_modalities == len(inner.A)
+            and _INT.issuperset(map(type, obs))):
+        return "the observation is not one index per modality"
+    return None
+
+
+def run_episode(agent: Any, env: Any, obs: list, steps: int, bar: Any = None) -> Episode:
+    """Up to ``steps`` steps of ``agent`` in ``env`` from the observation ``obs``, in compiled calls: what
+    ``aif.rollout``'s loop does step by step (``agent.step(obs)``, ``env.step(action)``), to the bit -- the same
+    beliefs, actions, observations, states, rewards, the environment's generator left where its own steps leave
+    it, the agent and the environment left as after their last step. Call only when ``episode_reason`` is
+    ``None``. ``bar``: a tqdm bar updated after each call.
+
+    The environment's uniforms are drawn ahead, a call's worth at a time (``EPISODE_CHUNKS``); when the episode
+    ends, or the agent's kernel refuses an observation, before they are used up, the generator is set back and
+    draws again only those used. The episode stops short (``Episode.steps < steps``, not ``ended``) only at an
+    observation the agent's kernel refuses: its next step then raises the NumPy path's error."""
+    fast, inner = agent._fast, env.env
+    tables = fast.current(agent)
+    et = env_tables(inner)
+    rng = inner.np_random
+    bits = rng.bit_generator
+    factor, start = env._discrete_action
+    prior = np.concatenate(agent.prior)
+    obs_now = np.array(obs, dtype=np.int64)
+    state = np.array(inner.state, dtype=np.int64)
+    done, ended, chunk = 0, False, EPISODE_CHUNKS[0]
+    parts: list[tuple] = []
+    while done < steps and not ended:
+        n = min(chunk, steps - done)
+        saved = bits.state
+        uniforms = rng.random((n, et.draws))
+        out = np.empty((n, tables.size))
+        actions = np.empty((n, tables.num_factors), np.int64)
+        obs_rec = np.empty((n + 1, len(obs)), np.int64)
+        state_rec = np.empty((n + 1, len(state)), np.int64)
+        obs_rec[0], state_rec[0] = obs_now, state
+        rewards = np.empty(n)
+        k, how = _kernels.episode(obs_now, prior, tables.ix, tables.fx, out, actions, uniforms, factor, start,
+                                  *et.arrays(), state, obs_rec, state_rec, rewards)
+        if k < n:  # the generator as if only the uniforms of the k steps taken had been drawn
+            bits.state = saved
+            rng.random((k, et.draws))
+        if k:
+            parts.append((out[:k], actions[:k], obs_rec[:k + 1], state_rec[:k + 1], rewards[:k]))
+            prior = out[k - 1, tables.flat_prior]
+        done += k
+        ended = how == 1
+        if bar is not None:
+            bar.update(k)
+        if how == 2:
+            break
+        chunk = min(4 * chunk, EPISODE_CHUNKS[1])
+    if done:
+        last_out, last_action = parts[-1][0][-1], parts[-1][1][-1]
+        fast._give(agent, last_out, last_action, tables)
+        agent.t += done
+        fast.last = (last_out, tables)
+        inner.state = tuple(state.tolist())
+        inner.obs = obs_now.copy()
+    if len(parts) == 1:
+        out, actions, obs_rec, state_rec, rewards = parts[0]
+    elif parts:
+        out, actions, rewards = (np.concatenate([p[i] for p in parts]) for i in (0, 1, 4))
+        obs_rec, state_rec = (np.concatenate([parts[0][i][:1]] + [p[i][1:] for p in parts]) for i in (2, 3))
+    else:
+        out, actions, rewards = np.empty((0, tables.size)), np.empty((0, tables.num_factors), np.int64), np.empty(0)
+        obs_rec, state_rec = obs_now[None].copy(), state[None].copy()
+    return Episode(done, ended, tables, out, actions, obs_rec, state_rec, rewards)

@@ -24,6 +24,7 @@ observations indices or arrays (images for a neural model): everything is kept a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -31,6 +32,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm  # plain tqdm: tqdm.auto warns in notebooks without ipywidgets
 
+from . import fast as fast_module
 from .agent import Agent, PolicySearch, atomic
 from .checks import check_choice, check_index
 from .envs.wrappers import AgentWrapper
@@ -265,6 +267,21 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
     search_info: dict[str, list] = {}
     first_info: dict | None = None  # name -> shape of the search's info at the first step
     terminated = truncated = False
+    first = 0  # the first step the loop below takes (after a compiled episode that stopped short)
+    if (fast is not None and priors is None and not model_records
+            and fast_module.episode_reason(agent, env, obs) is None):
+        # The whole episode in compiled calls, the agent's steps and the environment's (aif.fast.run_episode)
+        with tqdm(total=steps, desc="rollout", unit="step", leave=False) if show else nullcontext() as bar:
+            done = fast_module.run_episode(agent, env, obs, steps, bar)
+        if done.ended or done.steps == steps:
+            return _compiled_trajectory(agent, env, done, start)
+        # an observation the agent's kernel refuses: the loop below takes that step (and raises the NumPy path's
+        # error), after the compiled steps' records
+        first = done.steps
+        observations, states = done.observations.tolist(), list(map(tuple, done.states.tolist()))
+        obs = observations[-1]
+        actions, rewards = list(done.actions), done.rewards.tolist()
+        compiled.update({t: (done.out[t], done.tables) for t in range(first)})
     if fast is not None:
         # An environment of this package never sees the agent: the agent's arrays can wait for the episode's end
         # (``FastStep.record``), unless the loop reads them (the prior or the model recorded at each step). The
@@ -273,7 +290,7 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
                  and not model_records)
         fast.record(steps, agent if alone else None)
     try:
-        for t in tqdm(range(steps), desc="rollout", unit="step", leave=False) if show else range(steps):
+        for t in tqdm(range(first, steps), desc="rollout", unit="step", leave=False) if show else range(first, steps):
             if priors is not None:
                 priors.append([_copy(p) for p in agent.prior])
             if policy_search is None:
@@ -330,6 +347,30 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
                              for per_index in zip(*rows, strict=True)) for name, rows in records.items()},
         start=start,
         carry=Carry(observation=obs, state=states[-1], steps=agent.t, ended=bool(terminated or truncated)),
+    )
+
+
+def _compiled_trajectory(agent: Any, env: AgentWrapper, done: Any, start: int) -> Trajectory:
+    """The Trajectory of an episode taken by ``aif.fast.run_episode`` (``done``, an ``aif.fast.Episode``): the
+    arrays the step-by-step loop would stack, from the episode's blocks."""
+    qs, q_pi, G, terms = _contiguous(done.tables.split(done.out))
+    observations = done.observations
+    last_state = tuple(done.states[-1].tolist())
+    return Trajectory(
+        observations=observations.copy(),
+        actions=done.actions.copy(),  # (the agent's action is a view of its last row)
+        qs=qs,
+        q_pi=q_pi,
+        G=G,
+        terms=terms,
+        rewards=done.rewards,
+        states=done.states,
+        policies=np.array(agent.policies),
+        terminated=done.ended,
+        truncated=False,
+        obs_by_modality=tuple(observations.T.copy()),
+        start=start,
+        carry=Carry(observation=observations[-1].tolist(), state=last_state, steps=agent.t, ended=done.ended),
     )
 
 

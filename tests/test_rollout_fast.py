@@ -27,6 +27,13 @@ def kernel():
     fast._state.update(saved[1])
 
 
+@pytest.fixture(autouse=True)
+def step_by_step(monkeypatch):
+    """This module tests the step-by-step loop's record; whole compiled episodes (``aif.fast.run_episode``, which
+    would take these rollouts) are tested in tests/test_fast_episode.py."""
+    monkeypatch.setattr(fast, "EPISODES", False)
+
+
 class Meddle(gym.Wrapper):
     """Changes the agent between steps: a new gamma after step 3 (new kernel tables), a preprocess (a step on the
     NumPy path) from step 6 to 8, then neither."""

@@ -218,6 +218,13 @@ class GridWorld(GridCells, POMDPEnv):
     def terminal(self, state: Any) -> bool:
         return self.terminate_at_goal and self._at_goal(state)
 
+    def reward_tables(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """``POMDPEnv.reward_tables``: 1 at the goal of the episode, which ends there with ``terminate_at_goal``."""
+        states = np.array(np.unravel_index(np.arange(int(np.prod(self.num_states))), self.num_states)).T
+        at_goal = np.array([self._at_goal(tuple(s.tolist())) for s in states])
+        _, outcome_reward, _ = super().reward_tables()
+        return at_goal.astype(float), outcome_reward, at_goal & self.terminate_at_goal
+
     def distances(self, goal: Cell | None = None) -> np.ndarray:
         """Shortest-path step counts from every cell to ``goal`` (default: the first goal), shape ``(rows*cols,)``.
 

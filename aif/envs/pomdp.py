@@ -148,6 +148,23 @@ class POMDPEnv(gym.Env):
         """Whether the episode ends in ``state``."""
         return False
 
+    def reward_tables(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """``reward`` and ``terminal`` as tables, for loops that step the process without calling them (a compiled
+        episode of ``aif.rollout``, ``aif.fast.run_episode``).
+
+        Returns:
+            ``(state_reward, outcome_reward, ends)``: ``state_reward`` ``(prod(num_states),)``, one
+            ``(num_obs[m],)`` array per modality in ``outcome_reward``, and ``ends`` ``(prod(num_states),)`` bool,
+            such that ``reward(s, o) == state_reward[j] + outcome_reward[0][o_0] + outcome_reward[1][o_1] + ...``
+            (summed in that order, to the bit) and ``terminal(s) == ends[j]``, ``j`` the joint index of ``s`` (the
+            first factor slowest, ``np.ravel_multi_index``).
+
+        A compiled episode reads the tables of the environment's own class only: a subclass that changes
+        ``reward`` or ``terminal`` is stepped by its methods unless it defines ``reward_tables`` too.
+        """
+        J = int(np.prod(self.num_states))
+        return np.zeros(J), [np.zeros(n) for n in self.num_obs], np.zeros(J, dtype=bool)
+
     def draw(self, ax: Axes) -> None:
         """Draw the current state (and ``self.obs``) on the matplotlib axes ``ax``: the hook that rendering
         calls. Subclasses that implement it list ``"rgb_array"`` and ``"human"`` in ``metadata["render_modes"]``."""
