@@ -30,7 +30,7 @@ it is ready keep the NumPy path. Stochastic selection draws its action in Python
 (``aif.control.draw_action``): the draw of the NumPy path.
 
 Whole episodes: ``aif.rollout`` of such an agent, with deterministic selection, in an environment of ``aif.envs``
-whose class tabulates its reward and end (``POMDPEnv.reward_tables``: the T-maze, the grid worlds, any
+whose class tabulates its reward and end (``POMDPEnv.reward_tables``: every POMDP task of ``aif.envs``, any
 ``POMDPEnv`` itself) runs the episode in a few compiled calls (``run_episode``; ``episode_reason`` names what
 prevents it), the environment's steps in the same loop as the agent's: the same beliefs, actions, draws and
 rewards to the bit as the step-by-step loop, which takes every other case (tests/test_fast_episode.py). Set
@@ -564,7 +564,8 @@ class Episode(NamedTuple):
 def episode_reason(agent: Any, env: Any, obs: Any) -> str | None:
     """Why ``run_episode(agent, env, obs, ...)`` does not run (``aif.rollout`` then steps one by one), or ``None``:
     the agent's steps are compiled (``reason``) with deterministic selection, ``env`` is an ``AgentWrapper``
-    around an environment of ``aif.envs`` (``POMDPEnv``) whose own class defines ``reward_tables`` and whose step
+    around an environment of ``aif.envs`` (``POMDPEnv``) whose ``reward_tables`` are those of its ``reward`` and
+    ``terminal`` (defined by the same class or a subclass of theirs), whose step
     is ``POMDPEnv.step`` (or a shortcut tested equal to it), nothing of its step replaced on the instance, not
     rendering to a window, and ``obs`` is one index per modality (Python ints)."""
     from .envs.gridworld import GridWorld
@@ -586,8 +587,11 @@ def episode_reason(agent: Any, env: Any, obs: Any) -> str | None:
         return "the environment is not an AgentWrapper around an environment of aif.envs"
     inner = env.env
     kind: Any = type(inner)
-    if not isinstance(inner, POMDPEnv) or "reward_tables" not in kind.__dict__:
-        return f"{kind.__name__} does not define reward_tables"
+    if not isinstance(inner, POMDPEnv):
+        return f"{kind.__name__} is not a POMDPEnv"
+    tabled = _owner(kind, "reward_tables")
+    if not (issubclass(tabled, _owner(kind, "reward")) and issubclass(tabled, _owner(kind, "terminal"))):
+        return f"{kind.__name__} changes reward or terminal without its own reward_tables"
     if kind.step not in (POMDPEnv.step, GridWorld.step, TMaze.step) or kind._observe is not POMDPEnv._observe:
         return f"{kind.__name__} steps in its own way"
     if any(name in vars(inner) for name in _ENV_HOOKS):
@@ -598,6 +602,11 @@ def episode_reason(agent: Any, env: Any, obs: Any) -> str | None:
             and _INT.issuperset(map(type, obs))):
         return "the observation is not one index per modality"
     return None
+
+
+def _owner(kind: type, name: str) -> type:
+    """The class of ``kind``'s method resolution order that defines ``name``."""
+    return next(c for c in kind.__mro__ if name in c.__dict__)
 
 
 def run_episode(agent: Any, env: Any, obs: list, steps: int, bar: Any = None) -> Episode:

@@ -10,7 +10,18 @@ import pytest
 
 import aif
 from aif import fast
-from aif.envs import GridWorld, TMaze
+from aif.envs import (
+    Bandit,
+    CueChaining,
+    GeneralizedTMaze,
+    GraphWorld,
+    GridWorld,
+    PymdpTMaze,
+    RandomDotMotion,
+    SceneConstruction,
+    SimplifiedTMaze,
+    TMaze,
+)
 from aif.envs.pomdp import POMDPEnv
 from aif.errors import ObservationError, ParameterError
 from aif.rollout import Trajectory, as_agent_env
@@ -175,7 +186,7 @@ def test_a_task_whose_reward_is_not_tabled_is_stepped_by_its_methods(monkeypatch
     env = Bonus(**grid)
     agent = agent_for()(env)
     obs, _ = as_agent_env(env, agent.model).reset(seed=0)
-    assert "does not define reward_tables" in fast.episode_reason(agent, as_agent_env(env, agent.model), obs)
+    assert "without its own reward_tables" in fast.episode_reason(agent, as_agent_env(env, agent.model), obs)
     runs = both(monkeypatch, lambda: Tabled(**grid), agent_for(), 20, seed=1)
     assert len(episodes) == 1 and (runs[1][0].rewards == 2.0).all()
     assert_same_run(*runs)
@@ -209,7 +220,28 @@ def test_progress_bar_over_a_compiled_episode(monkeypatch, episodes, capsys):
     assert "rollout" in capsys.readouterr().err and len(episodes) == 1
 
 
+OTHER_TASKS = {
+    "bandit": (lambda: Bandit([0.8, 0.3]), 60),
+    "generalized T-maze": (GeneralizedTMaze, 12),
+    "graph world": (lambda: GraphWorld([(0, 1), (1, 2), (2, 3), (3, 0)], object_location=2), 30),
+    "pymdp T-maze": (PymdpTMaze, 20),
+    "simplified T-maze": (SimplifiedTMaze, 20),
+    "cue chaining": (CueChaining, 15),
+    "scene construction": (SceneConstruction, 12),
+    "random dot motion": (RandomDotMotion, 12),
+}
+
+
+@pytest.mark.parametrize("task", list(OTHER_TASKS))
+def test_every_task_of_aif_envs_runs_compiled_episodes(monkeypatch, episodes, task):
+    make_env, steps = OTHER_TASKS[task]
+    runs = both(monkeypatch, make_env, lambda env: aif.Agent(env.generative_model()), steps, seed=1)
+    assert len(episodes) == 1
+    assert_same_run(*runs)
+
+
 REWARD_TASKS = {
+    **{name: make for name, (make, _) in OTHER_TASKS.items()},
     "T-maze": TMaze,
     "grid": lambda: GridWorld((3, 4), goals=[(2, 3)], walls=[(1, 1)]),
     "grid ending at the goal": lambda: GridWorld((3, 3), goals=[(0, 2)], terminate_at_goal=True),
@@ -223,7 +255,13 @@ def test_reward_tables_are_reward_and_terminal(task):
     """``reward_tables`` against ``reward`` and ``terminal`` at every joint state and every outcome combination."""
     env = REWARD_TASKS[task]()
     state_reward, outcome_reward, ends = env.reward_tables()
-    outcomes = np.array(np.meshgrid(*[np.arange(n) for n in env.num_obs], indexing="ij")).reshape(len(env.num_obs), -1)
+    if np.prod(env.num_obs) <= 200:  # every combination of outcomes
+        grids = np.meshgrid(*[np.arange(n) for n in env.num_obs], indexing="ij")
+        outcomes = np.array(grids).reshape(len(env.num_obs), -1)
+    else:  # every outcome of every modality, with random outcomes of the others
+        outcomes = np.random.default_rng(0).integers(0, env.num_obs, (4 * max(env.num_obs), len(env.num_obs))).T
+        for m, n in enumerate(env.num_obs):
+            outcomes[m, :n] = np.arange(n)
     for j in range(int(np.prod(env.num_states))):
         state = tuple(int(s) for s in np.unravel_index(j, env.num_states))
         assert bool(ends[j]) == env.terminal(state)

@@ -140,6 +140,10 @@ class Bandit(POMDPEnv):
     def reward(self, state: Any, obs: Any) -> float:
         return 1.0 if int(obs[1]) == REWARD else 0.0
 
+    def reward_tables(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """``POMDPEnv.reward_tables``: 1 for a reward."""
+        return self._outcome_rewards(1, {REWARD: 1.0})
+
     def generative_model(self, reward_preference: float = 2.0, *, kind: str = "counts",
                          prior_count: float | None = None, good_prob: float | None = None,
                          bad_prob: float | None = None, switch_prob: float | None = None) -> GenerativeModel:

@@ -95,6 +95,10 @@ class CueChaining(GridCells, POMDPEnv):
     def reward(self, state: Any, obs: Any) -> float:
         return {NULL: 0.0, CHEESE: 1.0, SHOCK: -1.0}[int(obs[3])]
 
+    def reward_tables(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """``POMDPEnv.reward_tables``: cheese and shock."""
+        return self._outcome_rewards(3, {CHEESE: 1.0, SHOCK: -1.0})
+
     def generative_model(self, reward_preference: float = 3.0, shock_preference: float = -6.0, learn_B: bool = False,
                          prior_count: float = 1.0) -> GenerativeModel:
         """The model of pymdp 1.0's cue-chaining demo: the true A and B, ``C[3] = [0, 3, -6]``, a known start

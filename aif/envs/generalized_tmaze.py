@@ -138,6 +138,10 @@ class GeneralizedTMaze(POMDPEnv):
     def reward(self, state: Any, obs: Any) -> float:
         return (0.0, 1.0, -1.0)[int(obs[-1])]
 
+    def reward_tables(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """``POMDPEnv.reward_tables``: the last modality's reward and punishment."""
+        return self._outcome_rewards(len(self.A) - 1, {1: 1.0, 2: -1.0})
+
     def generative_model(self, reward_preference: float = 1.0, punishment_preference: float = -3.0
                          ) -> GenerativeModel:
         """The agent of pymdp's demo (``examples/envs/generalized_tmaze_demo.ipynb``): the true A and B,

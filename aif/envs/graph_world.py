@@ -120,6 +120,10 @@ class GraphWorld(POMDPEnv):
     def reward(self, state: Any, obs: Any) -> float:
         return float(obs[1] == SEEN)
 
+    def reward_tables(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """``POMDPEnv.reward_tables``: 1 when the object is seen."""
+        return self._outcome_rewards(1, {SEEN: 1.0})
+
     def generative_model(self, object_preference: float = 1.0) -> GenerativeModel:
         """The agent of pymdp's demo (``examples/envs/graph_worlds_demo.ipynb``): the true A and B,
         ``C[1] = [0, object_preference]`` (its ``[0, 1]``) and a uniform ``D`` over both factors. The demo's agent

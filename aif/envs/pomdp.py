@@ -159,11 +159,20 @@ class POMDPEnv(gym.Env):
             (summed in that order, to the bit) and ``terminal(s) == ends[j]``, ``j`` the joint index of ``s`` (the
             first factor slowest, ``np.ravel_multi_index``).
 
-        A compiled episode reads the tables of the environment's own class only: a subclass that changes
-        ``reward`` or ``terminal`` is stepped by its methods unless it defines ``reward_tables`` too.
+        A compiled episode reads the tables only where the class that defines ``reward_tables`` is the one that
+        defines ``reward`` and ``terminal`` or a subclass of it: a subclass that changes ``reward`` or ``terminal``
+        is stepped by its methods unless it defines ``reward_tables`` too.
         """
         J = int(np.prod(self.num_states))
         return np.zeros(J), [np.zeros(n) for n in self.num_obs], np.zeros(J, dtype=bool)
+
+    def _outcome_rewards(self, modality: int, rewards: dict[int, float]) -> tuple[np.ndarray, list, np.ndarray]:
+        """``reward_tables`` of a task rewarded by one modality's outcome alone (``rewards``: outcome -> reward,
+        0 for the others), which never ends."""
+        state_reward, outcome_reward, ends = POMDPEnv.reward_tables(self)
+        for o, r in rewards.items():
+            outcome_reward[modality][o] = r
+        return state_reward, outcome_reward, ends
 
     def draw(self, ax: Axes) -> None:
         """Draw the current state (and ``self.obs``) on the matplotlib axes ``ax``: the hook that rendering

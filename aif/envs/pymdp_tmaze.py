@@ -122,6 +122,10 @@ class _PymdpTMazeBase(POMDPEnv):
     def reward(self, state: Any, obs: Any) -> float:
         return (0.0, 1.0, -1.0)[int(obs[self._reward_modality])]
 
+    def reward_tables(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """``POMDPEnv.reward_tables``: the reward modality's reward and loss."""
+        return self._outcome_rewards(self._reward_modality, {1: 1.0, 2: -1.0})
+
     def _model(self, C: list, D: list, prior_count: float | None, modalities: tuple[int, ...]) -> GenerativeModel:
         """The environment's A and B with preferences ``C`` and prior ``D``; with ``prior_count``, the A-learning
         agent of pymdp's T-maze demo: ``pA[m] = A[m] + prior_count`` for ``m`` in ``modalities`` (the true A plus

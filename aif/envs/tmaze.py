@@ -120,9 +120,7 @@ class TMaze(POMDPEnv):
 
     def reward_tables(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         """``POMDPEnv.reward_tables``: the reward of the reward outcome, no end."""
-        state_reward, outcome_reward, ends = super().reward_tables()
-        outcome_reward[1] = np.array(REWARDS)
-        return state_reward, outcome_reward, ends
+        return self._outcome_rewards(1, dict(enumerate(REWARDS)))
 
     def generative_model(self, reward_preference: float = 3.0, loss_preference: float = -3.0,
                          reward_prob: float | None = None, cue_validity: float | None = None, learn_A: bool = False,

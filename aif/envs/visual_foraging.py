@@ -186,6 +186,10 @@ class SceneConstruction(POMDPEnv):
     def reward(self, state: Any, obs: Any) -> float:
         return {CORRECT: 1.0, INCORRECT: -1.0}.get(int(obs[0]), 0.0)
 
+    def reward_tables(self) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """``POMDPEnv.reward_tables``: a correct or incorrect choice."""
+        return self._outcome_rewards(0, {CORRECT: 1.0, INCORRECT: -1.0})
+
     def generative_model(self, preference_steps: int = 6, correct_preference: float = 2.0,
                          incorrect_preference: float = -4.0, urgency: float = -4.0) -> GenerativeModel:
         """The model of pymdp.legacy's ``initialize_scene_construction_GM(T, reward, punishment, urgency)``: the
