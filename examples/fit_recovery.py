@@ -4,6 +4,7 @@
     python examples/fit_recovery.py --subjects 100 --trials 200 --chunk 100   # the issue's size
     python examples/fit_recovery.py --studies bandit --subjects 30 --pulls 200 --chunk 30
     python examples/fit_recovery.py --ray                                     # the tasks on local Ray workers
+    python examples/fit_recovery.py --studies bandit-hint --subjects 100 --trials 200 --chunk 100   # ~1 min of CPU
     python examples/fit_recovery.py --studies learning-reversals,bandit,bandit-preferences --subjects 100 \
         --trials 200 --pulls 200 --chunk 100 --save fit                       # + fit_<study>.npz of the estimates
 
@@ -28,6 +29,16 @@ by Laplace, report correlations, coverage of the 90% intervals and the confusion
 5. ``bandit-preferences``: gamma ~ U(1, 16) and preference strength r ~ U(1, 6) (C[1] = r * [0, 1, 0]) on the
    bandit with reversals, alpha = 0.25 (the epistemic study's ranges, priors and action precision), learning
    with lr = 1 and forgetting = 0.8 known; EFE with novelty against utility alone, both fitting gamma and r.
+6. ``bandit-hint``: the explore-exploit task of Smith, Friston & Whyte (2022; ``aif.envs.explore_exploit``): two
+   slot machines (the better one, drawn per trial, wins with p = 0.8) and a hint that names the better one. gamma
+   ~ U(1, 16) and the reward preference r ~ U(1, 6) (the tutorial's ``rs``: C[1] = [0, -1, r] over null, loss,
+   win, its loss aversion 1 known), alpha = 0.25 known, the epistemic study's priors; two actions per trial (hint
+   or machine, then machine); EFE (utility and information gain about the context) against utility alone, both
+   fitting gamma and r. The hint's information gain (ln 2 nats) does not scale with r, and the known loss aversion
+   makes the machines' utilities r - 1 (at once, context unknown) and r + 1 (better minus worse, after the hint)
+   rather than multiples of r: the choices fix gamma and r apart, where the bandit's pulls fix their product.
+   The loss aversion is 3 (``--loss-aversion``; the tutorial's 1 makes choosing blind worth more than the hint for
+   most r in U(1, 6), so that few trials show the hint's value: benchmarks/results/fit_recovery.md).
 """
 
 import argparse
@@ -40,6 +51,7 @@ import torch
 
 import aif
 from aif.envs import Bandit, TMaze
+from aif.envs.explore_exploit import ExploreExploit
 from aif.envs.tmaze import tmaze_arrays
 from aif_deep import TabularModel
 from aif_deep.recovery import AgentModel, InProcess, Ray, recover
@@ -142,6 +154,31 @@ def bandit_preference_models(reversals=BANDIT_REVERSALS):
             AgentModel("utility only", model, priors, dict(common, efe_terms=(aif.efe.Utility(),)))]
 
 
+HINT_WIN_PROB, HINT_LOSS_AVERSION = 0.8, 3.0
+
+
+def with_reward_preference(r, model, loss_aversion=HINT_LOSS_AVERSION):
+    """The explore-exploit model with each subject's reward preference ``r: (N,)`` in C[1] = [0, -loss_aversion, r]
+    (null, loss, win)."""
+    loss = torch.tensor([0.0, -loss_aversion, 0.0], **F64)
+    win = torch.tensor([0.0, 0.0, 1.0], **F64)
+    return model.replace(C=[model.C[0], loss + r[:, None] * win, model.C[2]])
+
+
+def hint_models(win_prob=HINT_WIN_PROB, loss_aversion=HINT_LOSS_AVERSION, hint_accuracy=1.0):
+    """The explore-exploit task's agents (Smith et al. 2022): gamma and the reward preference r fitted with the
+    epistemic study's priors, the loss aversion and alpha = 0.25 known; EFE (utility and information gain about the
+    context) or utility alone."""
+    env = ExploreExploit(win_prob, hint_accuracy)
+    model = TabularModel.from_aif(env.generative_model(loss_aversion=loss_aversion), device="cpu")
+    priors = {"gamma": dist.LogNormal(torch.tensor(np.log(5.0), **F64), 1.0),
+              "strength": dist.Normal(torch.tensor(3.5, **F64), 2.5)}
+    strength = functools.partial(with_reward_preference, loss_aversion=loss_aversion)
+    common = dict(alpha=0.25, inference=aif.Exact(), custom={"strength": strength})
+    return [AgentModel("EFE", model, priors, dict(common, efe_terms=(aif.efe.Utility(), aif.efe.InfoGain()))),
+            AgentModel("utility only", model, priors, dict(common, efe_terms=(aif.efe.Utility(),)))]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--subjects", type=int, default=40, help="subjects per generating model")
@@ -155,6 +192,8 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="prefix of the PNG figures (none when absent)")
     parser.add_argument("--save", default=None, help="prefix of .npz files of each study's truths, posterior means, "
                         "intervals, evidence and posterior correlations (none when absent)")
+    parser.add_argument("--loss-aversion", type=float, default=HINT_LOSS_AVERSION,
+                        help="bandit-hint: the known loss aversion la in C[1] = [0, -la, r]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="3 subjects, 6 trials, 1 step: a smoke test")
     args = parser.parse_args(argv)
@@ -185,10 +224,15 @@ def main(argv=None):
             models = bandit_preference_models()
             truths = [{"gamma": rng.uniform(1, 16, n), "strength": rng.uniform(1, 6, n)} for _ in models]
             env = functools.partial(Bandit, BANDIT_PROBS, reversals=BANDIT_REVERSALS)
+        elif study == "bandit-hint":
+            models = hint_models(loss_aversion=args.loss_aversion)
+            truths = [{"gamma": rng.uniform(1, 16, n), "strength": rng.uniform(1, 6, n)} for _ in models]
+            env = functools.partial(ExploreExploit, HINT_WIN_PROB)
         else:
             raise SystemExit(f"unknown study {study!r}: choose from epistemic, learning, learning-reversals, bandit, "
-                             "bandit-stationary, bandit-preferences")
-        trials, steps = (1, args.pulls) if study.startswith("bandit") else (args.trials, args.steps)
+                             "bandit-stationary, bandit-preferences, bandit-hint")
+        pulls = study in ("bandit", "bandit-stationary", "bandit-preferences")
+        trials, steps = (1, args.pulls) if pulls else (args.trials, 2 if study == "bandit-hint" else args.steps)
         start = time.perf_counter()
         report = recover(models, truths, env, trials, steps, seed=args.seed, chunk=args.chunk, runner=runner)
         took = time.perf_counter() - start
