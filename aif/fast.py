@@ -52,7 +52,7 @@ import numpy as np
 from .checks import check_log_habits, check_obs
 from .control import draw_action, policy_prefixes, selection_probabilities
 from .efe import Ambiguity, InfoGain, Risk, Utility, column_entropy, preferences_at
-from .errors import ParameterError
+from .errors import ParameterError, StrategyError
 from .inference import Exact, FixedPoint, on_joint
 
 MAX_JOINT = 4096  # joint states the kernel covers (its tables hold ln A over the joint states)
@@ -613,13 +613,18 @@ def run_episode(agent: Any, env: Any, obs: list, steps: int, bar: Any = None) ->
     """Up to ``steps`` steps of ``agent`` in ``env`` from the observation ``obs``, in compiled calls: what
     ``aif.rollout``'s loop does step by step (``agent.step(obs)``, ``env.step(action)``), to the bit -- the same
     beliefs, actions, observations, states, rewards, the environment's generator left where its own steps leave
-    it, the agent and the environment left as after their last step. Call only when ``episode_reason`` is
-    ``None``. ``bar``: a tqdm bar updated after each call.
+    it, the agent and the environment left as after their last step. ``episode_reason`` must be ``None``
+    (``StrategyError`` otherwise, with its reason). ``bar``: a tqdm bar updated after each call.
 
     The environment's uniforms are drawn ahead, a call's worth at a time (``EPISODE_CHUNKS``); when the episode
     ends, or the agent's kernel refuses an observation, before they are used up, the generator is set back and
     draws again only those used. The episode stops short (``Episode.steps < steps``, not ``ended``) only at an
     observation the agent's kernel refuses: its next step then raises the NumPy path's error."""
+    why = episode_reason(agent, env, obs)
+    if why is not None:
+        raise StrategyError(f"run_episode: {why} (aif.rollout steps one by one then)")
+    if not (isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps >= 1):
+        raise ParameterError(f"steps must be an integer >= 1, got {steps!r}")
     fast, inner = agent._fast, env.env
     tables = fast.current(agent)
     et = env_tables(inner)

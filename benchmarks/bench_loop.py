@@ -6,9 +6,12 @@
 One step = infer states from the observation, score every policy by EFE, choose an action, step the
 environment. Each library runs its own loop:
 
-- aif: ``aif.rollout(aif.Agent(model), env, steps)`` on ``aif.envs``, twice: with the compiled step
-  (``aif.fast``, its kernel made beforehand by ``aif.fast.compile()``) and on the NumPy path (``AIF_FAST=0``).
-  "bare loop" is ``env.step(agent.step(obs))`` with the compiled step and no ``Trajectory`` kept.
+- aif: ``aif.rollout(aif.Agent(model), env, steps)`` on ``aif.envs``, three times: with the compiled step
+  (``aif.fast``, its kernel made beforehand by ``aif.fast.compile()``), which runs the episode in compiled calls,
+  the environment's steps in the agent's loop (``aif.fast.run_episode``, "aif compiled", as pymdp 1.0's rollout
+  is one compiled scan); the same step by step (``aif.fast.EPISODES = False``: one compiled call per agent step
+  and the environment's step in Python); and on the NumPy path (``AIF_FAST=0``). "bare loop" is
+  ``env.step(agent.step(obs))`` with the compiled step and no ``Trajectory`` kept.
 - pymdp.legacy: ``Agent.infer_states / infer_policies / sample_action`` and the same ``aif.envs``
   environment (legacy has no loop of its own).
 - pymdp 1.0: ``pymdp.envs.rollout`` (a ``lax.scan``) on a ``PymdpEnv`` built from the same A, B, D. "first"
@@ -70,11 +73,15 @@ def build_agent(model, horizon, compiled):
         os.environ.pop(aif.fast.ENV_VAR) if saved is None else os.environ.__setitem__(aif.fast.ENV_VAR, saved)
 
 
-def time_aif(env, model, horizon, steps, compiled=True):
+def time_aif(env, model, horizon, steps, compiled=True, episodes=True):
     agent = build_agent(model, horizon, compiled)
-    start = now()
-    rollout(agent, env, steps, seed=0, progress=False)
-    return now() - start
+    saved, aif.fast.EPISODES = aif.fast.EPISODES, episodes
+    try:
+        start = now()
+        rollout(agent, env, steps, seed=0, progress=False)
+        return now() - start
+    finally:
+        aif.fast.EPISODES = saved
 
 
 def time_bare(env, model, horizon, steps):
@@ -198,10 +205,11 @@ def main(argv=None):
         print(f"the compiled step is unavailable: {aif.fast.status()['error']}; its columns are the NumPy path")
     lines = [f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; the fastest of "
              f"{args.repeats} runs each; kernel ready in {ready:.2f} s (aif.fast.compile() in this process)", "",
-             "| task | steps | aif compiled steps/s | aif NumPy path steps/s | aif bare loop steps/s | legacy steps/s "
+             "| task | steps | aif compiled steps/s | aif step by step steps/s | aif NumPy path steps/s "
+             "| aif bare loop steps/s | legacy steps/s "
              "| pymdp 1.0 first steps/s | pymdp 1.0 warm steps/s | aif compiled / 1.0 warm | aif NumPy / 1.0 warm "
              "| aif compiled / legacy | env alone steps/s | aif first step ms |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(lines), flush=True)
     rows, cpu_lines = [], []
     missing = np.array([np.nan, np.nan])
@@ -210,6 +218,7 @@ def main(argv=None):
             time_aif(env, model, horizon, 5, path)  # first-call costs of NumPy/SciPy paths, not ours to count
         for steps in lengths:
             t_fast = best(lambda: time_aif(env, model, horizon, steps, True))  # noqa: B023
+            t_steps = best(lambda: time_aif(env, model, horizon, steps, True, False))  # noqa: B023
             t_numpy = best(lambda: time_aif(env, model, horizon, steps, False))  # noqa: B023
             t_bare = best(lambda: time_bare(env, model, horizon, steps))  # noqa: B023
             t_leg = missing if args.skip_legacy else best(lambda: time_legacy(env, model, horizon, steps))  # noqa: B023
@@ -219,23 +228,26 @@ def main(argv=None):
             rate = lambda t: f"{steps / t:,.0f}" if np.isfinite(t) else "-"  # noqa: E731, B023
             ratio = lambda t, t_aif: f"{t / t_aif:.2f}x" if np.isfinite(t) else "-"  # noqa: E731
             per_step = lambda t: f"{1e6 * t / steps:.1f}" if np.isfinite(t) else "-"  # noqa: E731, B023
-            line = (f"| {name} | {steps} | {rate(t_fast[0])} | {rate(t_numpy[0])} | {rate(t_bare[0])} "
+            line = (f"| {name} | {steps} | {rate(t_fast[0])} | {rate(t_steps[0])} | {rate(t_numpy[0])} "
+                    f"| {rate(t_bare[0])} "
                     f"| {rate(t_leg[0])} | {rate(t_first)} | {rate(t_warm[0])} | {ratio(t_warm[0], t_fast[0])} "
                     f"| {ratio(t_warm[0], t_numpy[0])} | {ratio(t_leg[0], t_fast[0])} | {rate(t_env[0])} "
                     f"| {1e3 * first[name]:.1f} |")
-            cpu_lines.append(f"| {name} | {steps} | {per_step(t_fast[1])} | {per_step(t_numpy[1])} "
+            cpu_lines.append(f"| {name} | {steps} | {per_step(t_fast[1])} | {per_step(t_steps[1])} "
+                             f"| {per_step(t_numpy[1])} "
                              f"| {per_step(t_bare[1])} | {per_step(t_leg[1])} | {per_step(t_warm[1])} "
                              f"| {ratio(t_warm[1], t_fast[1])} | {ratio(t_warm[1], t_bare[1])} "
                              f"| {per_step(t_env[1])} |")
             print(line, flush=True)
             lines.append(line)
-            rows.append((f"{name}, {steps}", steps / t_fast[0], steps / t_numpy[0], steps / t_leg[0],
-                         steps / t_first, steps / t_warm[0]))
+            rows.append((f"{name}, {steps}", steps / t_fast[0], steps / t_steps[0], steps / t_numpy[0],
+                         steps / t_leg[0], steps / t_first, steps / t_warm[0]))
     cpu_table = ["", "CPU time of this process per step (microseconds; pymdp 1.0's XLA may run on both cores, so "
                  "its CPU time can exceed its wall-clock time), the least of the same runs:", "",
-                 "| task | steps | aif compiled | aif NumPy path | aif bare loop | legacy | pymdp 1.0 warm "
+                 "| task | steps | aif compiled | aif step by step | aif NumPy path | aif bare loop | legacy "
+                 "| pymdp 1.0 warm "
                  "| aif compiled / 1.0 warm | aif bare loop / 1.0 warm | env alone |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", *cpu_lines]
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", *cpu_lines]
     print("\n".join(cpu_table), flush=True)
     lines += cpu_table
     lines.append(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
@@ -269,8 +281,8 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = ["aif (compiled step)", "aif (NumPy path)", "pymdp.legacy", "pymdp 1.0 (first call)",
-              "pymdp 1.0 (warm)"]
+    labels = ["aif (compiled episode)", "aif (compiled, step by step)", "aif (NumPy path)", "pymdp.legacy",
+              "pymdp 1.0 (first call)", "pymdp 1.0 (warm)"]
     fig, ax = plt.subplots(figsize=(9, 4.5))
     width = 0.8 / len(labels)
     x = np.arange(len(rows))

@@ -26,3 +26,18 @@ def spm_file():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def compiled_kernel():
+    """``aif.fast``'s kernel for a module's agents (numba loads it from its cache after the first run on a
+    machine); afterwards ``aif.fast`` is left as it was, so that agents of later test files in this process keep
+    the NumPy path. Use it with ``pytestmark = pytest.mark.usefixtures("compiled_kernel")``."""
+    pytest.importorskip("numba")
+    from aif import fast
+
+    saved = (fast._kernels, dict(fast._state))
+    assert fast.compile(), fast.status()
+    yield fast
+    fast._kernels = saved[0]
+    fast._state.update(saved[1])

@@ -18,15 +18,7 @@ pytest.importorskip("numba")
 TOL = 1e-12
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kernel():
-    """The kernel, made once (numba loads it from its cache after the first run on a machine); afterwards the
-    module is left as it was, so that agents of later test files in this process keep the NumPy path."""
-    saved = (fast._kernels, dict(fast._state))
-    assert fast.compile(), fast.status()
-    yield
-    fast._kernels = saved[0]
-    fast._state.update(saved[1])
+pytestmark = pytest.mark.usefixtures("compiled_kernel")
 
 
 def agent_pair(monkeypatch, model, **kwargs):

@@ -11,15 +11,11 @@ pytest.importorskip("numba")
 
 
 @pytest.fixture(scope="module")
-def batch():
-    """The batched loop (and ``aif.fast``'s kernel, restored afterwards as tests/test_fast.py does)."""
-    saved = (fast._kernels, dict(fast._state))
-    assert fast.compile(), fast.status()
+def batch(compiled_kernel):
+    """The batched loop (and ``aif.fast``'s kernel, restored afterwards: ``compiled_kernel``)."""
     from aif import _fast_batch
 
-    yield _fast_batch
-    fast._kernels = saved[0]
-    fast._state.update(saved[1])
+    return _fast_batch
 
 
 @pytest.mark.parametrize("deterministic", [True, False])

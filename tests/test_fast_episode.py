@@ -23,7 +23,7 @@ from aif.envs import (
     TMaze,
 )
 from aif.envs.pomdp import POMDPEnv
-from aif.errors import ObservationError, ParameterError
+from aif.errors import ObservationError, ParameterError, StrategyError
 from aif.rollout import Trajectory, as_agent_env
 
 pytest.importorskip("numba")
@@ -31,14 +31,7 @@ pytest.importorskip("numba")
 WALLS = ((1, 1), (1, 2), (1, 3), (3, 1), (3, 2), (3, 3))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kernel():
-    """The kernel for this module's agents; afterwards the module is left as it was (as tests/test_fast.py)."""
-    saved = (fast._kernels, dict(fast._state))
-    assert fast.compile(), fast.status()
-    yield
-    fast._kernels = saved[0]
-    fast._state.update(saved[1])
+pytestmark = pytest.mark.usefixtures("compiled_kernel")
 
 
 @pytest.fixture
@@ -212,6 +205,20 @@ def test_episode_reason_names_what_keeps_the_loop_step_by_step(monkeypatch, epis
     if change != "not reset":
         aif.rollout(agent, env, 5, seed=0, progress=False)
         assert not episodes
+
+
+def test_run_episode_refuses_what_it_cannot_run():
+    env = TMaze()
+    agent = aif.Agent(env.generative_model(), selection=aif.Selection("stochastic"), rng=np.random.default_rng(0))
+    wrapped = as_agent_env(env, agent.model)
+    obs = wrapped.reset(seed=0)[0]
+    with pytest.raises(StrategyError, match="stochastic action selection"):
+        fast.run_episode(agent, wrapped, obs, 5)
+    agent = aif.Agent(env.generative_model())
+    for steps in (0, 2.0, True):
+        with pytest.raises(ParameterError, match="steps must be an integer"):
+            fast.run_episode(agent, wrapped, obs, steps)
+    assert agent.t == 0 and env.state is not None
 
 
 def test_progress_bar_over_a_compiled_episode(monkeypatch, episodes, capsys):

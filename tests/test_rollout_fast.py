@@ -17,14 +17,7 @@ from aif.rollout import as_agent_env
 pytest.importorskip("numba")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kernel():
-    """The kernel for this module's agents; afterwards the module is left as it was (as tests/test_fast.py)."""
-    saved = (fast._kernels, dict(fast._state))
-    assert fast.compile(), fast.status()
-    yield
-    fast._kernels = saved[0]
-    fast._state.update(saved[1])
+pytestmark = pytest.mark.usefixtures("compiled_kernel")
 
 
 @pytest.fixture(autouse=True)
