@@ -576,7 +576,7 @@ def episode_reason(agent: Any, env: Any, obs: Any) -> str | None:
     fast = getattr(agent, "_fast", None)
     if not EPISODES:
         return "aif.fast.EPISODES is False"
-    if fast is None:
+    if not isinstance(fast, FastStep):
         return "the agent's steps are not compiled (aif.fast.compile() before building it)"
     tables = fast.current(agent)
     if tables is None:

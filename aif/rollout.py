@@ -261,7 +261,9 @@ def rollout(agent: Any, env: Any, steps: int, rng: np.random.Generator | None = 
     # one array, a row of the blocks it writes while it records (``FastStep.record``), kept as it is (``compiled``,
     # step -> (out, tables)); any other step is copied here, array by array, into ``copied`` (step -> (qs, q_pi, G,
     # terms)).
-    fast = getattr(agent, "_fast", None) if policy_search is None else None  # a search's steps are not compiled
+    # an aif.Agent's compiled step (aif.fast; an aif_deep.Agent's batched one keeps its own arrays), not with a search
+    fast = getattr(agent, "_fast", None) if policy_search is None else None
+    fast = fast if isinstance(fast, fast_module.FastStep) else None
     compiled: dict[int, tuple] = {}
     copied: dict[int, tuple] = {}
     search_info: dict[str, list] = {}

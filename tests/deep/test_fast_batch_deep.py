@@ -363,3 +363,18 @@ def test_rollout_shares_no_memory_with_the_agent(monkeypatch):
         assert x.flags.c_contiguous
         for y in (compiled.q_pi, compiled.G, *compiled.qs, *compiled.prior):
             assert not np.shares_memory(x, y.numpy())
+
+
+def test_aif_rollout_takes_a_compiled_deep_agent(monkeypatch):
+    """``aif.rollout`` of one ``aif_deep.Agent`` with the compiled batched step (``agent._fast`` is a ``BatchStep``,
+    not ``aif.fast``'s ``FastStep``): the agent's own step, the same trajectory as on the torch cycle (it used to
+    raise AttributeError looking for ``FastStep.record``)."""
+    env = TMaze()
+    compiled, torch_cycle = deep_pair(monkeypatch, env.generative_model(), ())
+    assert isinstance(compiled._fast, fast.BatchStep)
+    runs = [aif.rollout(agent, env, 12, seed=3, progress=False) for agent in (compiled, torch_cycle)]
+    np.testing.assert_array_equal(runs[0].actions, runs[1].actions)
+    np.testing.assert_array_equal(runs[0].observations, runs[1].observations)
+    np.testing.assert_allclose(runs[0].q_pi, runs[1].q_pi, atol=TOL)
+    for a, b in zip(runs[0].qs, runs[1].qs, strict=True):
+        np.testing.assert_allclose(a, b, atol=TOL)
