@@ -31,14 +31,23 @@ by Laplace, report correlations, coverage of the 90% intervals and the confusion
    with lr = 1 and forgetting = 0.8 known; EFE with novelty against utility alone, both fitting gamma and r.
 6. ``bandit-hint``: the explore-exploit task of Smith, Friston & Whyte (2022; ``aif.envs.explore_exploit``): two
    slot machines (the better one, drawn per trial, wins with p = 0.8) and a hint that names the better one. gamma
-   ~ U(1, 16) and the reward preference r ~ U(1, 6) (the tutorial's ``rs``: C[1] = [0, -1, r] over null, loss,
-   win, its loss aversion 1 known), alpha = 0.25 known, the epistemic study's priors; two actions per trial (hint
+   ~ U(1, 16) and the reward preference r ~ U(1, 6) (the tutorial's ``rs``: C[1] = [0, -la, r] over null, loss,
+   win, its loss aversion la known), alpha = 0.25 known, the epistemic study's priors; two actions per trial (hint
    or machine, then machine); EFE (utility and information gain about the context) against utility alone, both
    fitting gamma and r. The hint's information gain (ln 2 nats) does not scale with r, and the known loss aversion
-   makes the machines' utilities r - 1 (at once, context unknown) and r + 1 (better minus worse, after the hint)
+   makes the machines' utilities (r - la) / 2 (chosen blind) and 0.6 (r + la) (better minus worse, after the hint)
    rather than multiples of r: the choices fix gamma and r apart, where the bandit's pulls fix their product.
-   The loss aversion is 3 (``--loss-aversion``; the tutorial's 1 makes choosing blind worth more than the hint for
-   most r in U(1, 6), so that few trials show the hint's value: benchmarks/results/fit_recovery.md).
+   la = 5 (``--loss-aversion``): choosing blind is worth more than the hint (0.5 (r - la) + 0.19 against 0.69 nats)
+   when r > la + 1, and those agents rarely ask for it, so that their choices fix little but gamma x (r - la) (the
+   posterior ridge returns there: measured in benchmarks/results/fit_recovery.md); la = 5 keeps every r of U(1, 6)
+   below that line, where the tutorial's la = 1 leaves four fifths of them above it.
+7. ``bandit-hint-learning``: the same task for agents that do not know the machines' payoffs (pA[1], prior count
+   1: 50/50 at both machines in both contexts) and learn them across trials with lr ~ U(0.2, 2) and forgetting ~
+   U(0.6, 1) (gamma = 4, alpha = 0.25 and r = la = 5 known: before it learns, a machine is worth no more than
+   waiting), in blocks whose payoffs reverse at trials 50, 100 and 150 (the machine the hint names then wins with
+   0.2), against agents with the same prior that do not learn (fitting gamma); both score by utility and information
+   gain. The task's ``end_state`` gives each trial a step after the machine, at which an agent that learns online
+   takes in the machine's outcome. Three actions per trial.
 """
 
 import argparse
@@ -51,7 +60,7 @@ import torch
 
 import aif
 from aif.envs import Bandit, TMaze
-from aif.envs.explore_exploit import ExploreExploit
+from aif.envs.explore_exploit import ExploreExploit, explore_exploit_arrays
 from aif.envs.tmaze import tmaze_arrays
 from aif_deep import TabularModel
 from aif_deep.recovery import AgentModel, InProcess, Ray, recover
@@ -154,7 +163,7 @@ def bandit_preference_models(reversals=BANDIT_REVERSALS):
             AgentModel("utility only", model, priors, dict(common, efe_terms=(aif.efe.Utility(),)))]
 
 
-HINT_WIN_PROB, HINT_LOSS_AVERSION = 0.8, 3.0
+HINT_WIN_PROB, HINT_LOSS_AVERSION = 0.8, 5.0
 
 
 def with_reward_preference(r, model, loss_aversion=HINT_LOSS_AVERSION):
@@ -177,6 +186,46 @@ def hint_models(win_prob=HINT_WIN_PROB, loss_aversion=HINT_LOSS_AVERSION, hint_a
     common = dict(alpha=0.25, inference=aif.Exact(), custom={"strength": strength})
     return [AgentModel("EFE", model, priors, dict(common, efe_terms=(aif.efe.Utility(), aif.efe.InfoGain()))),
             AgentModel("utility only", model, priors, dict(common, efe_terms=(aif.efe.Utility(),)))]
+
+
+class ReversingExploreExploit(ExploreExploit):
+    """The explore-exploit task whose payoffs reverse at known trials (one trial per ``reset``): from trial ``r`` of
+    each of the ``reversals`` the machine the hint names wins with ``1 - win_prob`` and the other with ``win_prob``,
+    until the next (``ReversingTMaze``'s reversals; the reversed arrays are the episode's process)."""
+
+    def __init__(self, win_prob: float = 0.8, hint_accuracy: float = 1.0, reversals=(), end_state: bool = True):
+        super().__init__(win_prob, hint_accuracy, end_state=end_state)
+        self.reversals = tuple(int(r) for r in reversals)
+        if any(r < 1 for r in self.reversals) or (np.diff(self.reversals) <= 0).any():
+            raise ValueError(f"reversals must be increasing trial indices >= 1, got {reversals!r}")
+        self.reversed_A = explore_exploit_arrays(1.0 - win_prob, hint_accuracy, end_state=end_state)[0]
+        self.trial = -1
+
+    def reset(self, *, seed=None, options=None):
+        self.trial += 1
+        options = {} if options is None else dict(options)
+        if sum(r <= self.trial for r in self.reversals) % 2 == 1:
+            options.setdefault("A", self.reversed_A)
+        return super().reset(seed=seed, options=options)
+
+
+HINT_REVERSALS = (50, 100, 150)
+
+
+def hint_learning_models():
+    """Agents in the explore-exploit task that learn the machines' payoffs (pA[1], prior count 1) with lr and
+    forgetting fitted, against agents with the same prior that do not learn (gamma fitted); gamma = 4, alpha = 0.25,
+    r = loss aversion = 5 known, EFE with information gain."""
+    env = ExploreExploit(HINT_WIN_PROB, end_state=True)
+    model = TabularModel.from_aif(env.generative_model(5.0, HINT_LOSS_AVERSION, learn_A=True, prior_count=1.0),
+                                  device="cpu")
+    common = dict(alpha=0.25, gamma=4.0, inference=aif.Exact(), efe_terms=(aif.efe.Utility(), aif.efe.InfoGain()))
+    learner = AgentModel("learning", model, {"lr": dist.LogNormal(torch.tensor(-0.5, **F64), 1.0),
+                                             "forgetting": dist.Beta(torch.tensor(3.0, **F64), 1.0)},
+                         dict(common, learning=aif.Learning(learn_A=[1], learn_B=False)))
+    static = AgentModel("not learning", model, {"gamma": dist.LogNormal(torch.tensor(np.log(4.0), **F64), 1.0)},
+                        dict(common))
+    return [learner, static]
 
 
 def main(argv=None):
@@ -228,11 +277,17 @@ def main(argv=None):
             models = hint_models(loss_aversion=args.loss_aversion)
             truths = [{"gamma": rng.uniform(1, 16, n), "strength": rng.uniform(1, 6, n)} for _ in models]
             env = functools.partial(ExploreExploit, HINT_WIN_PROB)
+        elif study == "bandit-hint-learning":
+            models = hint_learning_models()
+            truths = [{"lr": rng.uniform(0.2, 2.0, n), "forgetting": rng.uniform(0.6, 1.0, n)},
+                      {"gamma": rng.uniform(1, 16, n)}]
+            env = functools.partial(ReversingExploreExploit, HINT_WIN_PROB, reversals=HINT_REVERSALS)
         else:
             raise SystemExit(f"unknown study {study!r}: choose from epistemic, learning, learning-reversals, bandit, "
-                             "bandit-stationary, bandit-preferences, bandit-hint")
+                             "bandit-stationary, bandit-preferences, bandit-hint, bandit-hint-learning")
         pulls = study in ("bandit", "bandit-stationary", "bandit-preferences")
-        trials, steps = (1, args.pulls) if pulls else (args.trials, 2 if study == "bandit-hint" else args.steps)
+        steps = {"bandit-hint": 2, "bandit-hint-learning": 3}.get(study, args.steps)
+        trials, steps = (1, args.pulls) if pulls else (args.trials, steps)
         start = time.perf_counter()
         report = recover(models, truths, env, trials, steps, seed=args.seed, chunk=args.chunk, runner=runner)
         took = time.perf_counter() - start
