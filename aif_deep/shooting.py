@@ -35,7 +35,7 @@ with the lowest G refit it, and each first action is scored by its best sampled 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -151,6 +151,15 @@ def sequence_efe(model: RewardStateModel, x: torch.Tensor, actions: torch.Tensor
     return risk - value, {"risk": risk, "info_gain": value}
 
 
+class ShootingMemory:
+    """The previous plan of a ``CrossEntropyShooting`` with ``warm_start``: its last refit distribution ``p``
+    ``(H, K)`` and its lowest-G sequence ``(H,)`` (both ``None`` before the first plan and after ``reset``)."""
+
+    def __init__(self) -> None:
+        self.p: np.ndarray | None = None
+        self.sequence: np.ndarray | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class CrossEntropyShooting(Planner):
     """Action sequences of ``horizon`` sampled and refined by the cross-entropy method, each scored by
@@ -166,6 +175,21 @@ class CrossEntropyShooting(Planner):
         tricks: ``OnlineTrick``s on the epistemic value of each step (e.g. ``EpistemicCap``).
         discount: discount per step of the sequence's G.
         seed: seeds the draws when ``plan`` is given no ``rng``.
+        persistence: in [0, 1): the probability that a drawn sequence holds its previous action at each step after
+            the first rather than drawing that step's action (0: every step drawn independently). Why: where a
+            goal takes long runs of one action (MountainCar's swings), independent draws switch every few steps
+            and almost never hold an action long enough; held runs of mean length ``1 / (1 - persistence)`` make
+            such sequences likely (the correlated draws of iCEM, Pinneri et al. 2020, for discrete actions).
+        warm_start: in [0, 1): the weight of the previous plan in the first draws (0: every plan starts from
+            uniform draws, and ``plan`` keeps nothing). With w > 0 each plan starts from the last refit
+            distribution of the previous one, shifted by one step (its last step uniform), mixed with uniform
+            draws in proportion ``1 - w``, and the previous plan's lowest-G sequence, shifted (its last action
+            held), is scored again as one of the first draws. Why: a model-predictive planner re-plans after every
+            action, and without it a good sequence found at one decision must be found again by chance at the
+            next (the "shift" of iCEM, Pinneri et al. 2020). The previous plan lives in ``memory``.
+        memory: the previous plan that ``warm_start`` starts from (a ``ShootingMemory``, made new for each planner,
+            ``dataclasses.replace`` included); call ``reset()`` when an episode starts, since the last plan of one
+            episode says nothing about the next.
     """
 
     horizon: int = 25
@@ -177,6 +201,9 @@ class CrossEntropyShooting(Planner):
     tricks: tuple = ()
     discount: float = 1.0
     seed: int = 0
+    persistence: float = 0.0
+    warm_start: float = 0.0
+    memory: ShootingMemory = field(default_factory=ShootingMemory, init=False, repr=False)
     backends: ClassVar[frozenset[str]] = frozenset({TORCH})
 
     def __post_init__(self) -> None:
@@ -186,6 +213,10 @@ class CrossEntropyShooting(Planner):
         checks.settings("CrossEntropyShooting", {"discount": self.discount}, "fraction")
         if not 0.0 <= self.smoothing < 1.0:
             raise ParameterError(f"CrossEntropyShooting.smoothing must be in [0, 1), got {self.smoothing!r}")
+        if not 0.0 <= self.persistence < 1.0:
+            raise ParameterError(f"CrossEntropyShooting.persistence must be in [0, 1), got {self.persistence!r}")
+        if not 0.0 <= self.warm_start < 1.0:
+            raise ParameterError(f"CrossEntropyShooting.warm_start must be in [0, 1), got {self.warm_start!r}")
         if self.elites > self.samples:
             raise PolicyError(f"CrossEntropyShooting.elites = {self.elites} is more than samples = {self.samples}")
         kinds = {type(t) for t in self.efe_terms}
@@ -208,12 +239,25 @@ class CrossEntropyShooting(Planner):
         rng = np.random.default_rng(self.seed) if rng is None else rng
         x = torch.as_tensor(qs[0], dtype=torch.float32)
         p = np.full((H, K), 1.0 / K)  # the sampling distribution, one categorical per step
+        carried = None  # the previous plan's best sequence, shifted by one step
+        warm = self.warm_start > 0 and self.memory.p is not None and self.memory.p.shape == (H, K)
+        if warm:
+            w = self.warm_start
+            p[:-1] = w * self.memory.p[1:] + (1.0 - w) / K
+            carried = np.append(self.memory.sequence[1:], self.memory.sequence[-1])
         best_G = np.full(K, np.inf)
         best_terms = {"risk": np.zeros(K), "info_gain": np.zeros(K)}
+        best_seq, best_all = np.zeros(H, dtype=np.int64), np.inf
         for it in range(self.iterations + 1):
             u = rng.random((N, H, 1))
             draws = np.minimum((u > np.cumsum(p, -1)).sum(-1), K - 1)  # (N, H): inverse-CDF draws
             draws[:K, 0] = np.arange(K)  # every first action at least once
+            if self.persistence > 0:
+                hold = rng.random((N, H)) < self.persistence
+                for t in range(1, H):
+                    draws[:, t] = np.where(hold[:, t], draws[:, t - 1], draws[:, t])
+            if carried is not None and it == 0 and N > K:
+                draws[K] = carried
             G_t, terms_t = sequence_efe(model, x, torch.from_numpy(draws), self.efe_terms, self.tricks,
                                         self.discount)
             G = G_t.double().numpy()
@@ -224,12 +268,20 @@ class CrossEntropyShooting(Planner):
                     best_G[k] = G[i]
                     for key, value in terms_t.items():
                         best_terms[key][k] = float(value[i])
+                    if G[i] < best_all:
+                        best_all, best_seq = G[i], draws[i].copy()
             if it == self.iterations:
                 break
             elite = draws[np.argsort(G, kind="stable")[: self.elites]]  # (E, H)
             freq = (elite[..., None] == np.arange(K)).mean(0)  # (H, K)
             p = self.smoothing * p + (1.0 - self.smoothing) * freq
+        if self.warm_start > 0:
+            self.memory.p, self.memory.sequence = p, best_seq
         return Plan(best_G, enumerate_policies([K], 1), best_terms)
+
+    def reset(self) -> None:
+        """Forget the previous plan (``warm_start``): the next plan starts from uniform draws."""
+        self.memory.p = self.memory.sequence = None
 
 
 @dataclass(frozen=True)
@@ -329,4 +381,5 @@ class ModelRun:
         return float(loss.detach())
 
 
-__all__ = ["CrossEntropyShooting", "ModelLearning", "ModelRun", "RewardModel", "RewardStateModel", "sequence_efe"]
+__all__ = ["CrossEntropyShooting", "ModelLearning", "ModelRun", "RewardModel", "RewardStateModel", "ShootingMemory",
+           "sequence_efe"]

@@ -1,8 +1,10 @@
 """aif_deep.shooting: the EFE of an action sequence through the learned model equals a per-step hand computation,
 the cross-entropy planner's plan equals the enumeration of all sequences where it can draw them all, it goes to a
-known end with w = 0 and toward the members' disagreement with w > 0, the model learns from its buffer (the ends
+known end with w = 0 and toward the members' disagreement with w > 0, persistent draws find long runs of one
+action and a warm start scores the previous plan's best sequence again, the model learns from its buffer (the ends
 oversampled), bad settings are refused, and the MountainCar example runs the planner with its quick settings."""
 
+import dataclasses
 import importlib.util
 import itertools
 import pathlib
@@ -115,6 +117,41 @@ def test_the_planner_goes_to_a_known_end_and_cem_refines():
     assert plan.G[1] == pytest.approx(3.0, abs=0.05) and plan.G[0] > plan.G[1] + 1.0
 
 
+def _far_end(**settings):
+    """A planner on the line model with a third action that stands still, 13 steps of action 1 from its end."""
+    model, x = _line_model(K=3), [torch.tensor([-0.75])]  # action 2 -> hidden 2 (no weight): x unchanged
+    return model, x, CrossEntropyShooting(horizon=14, efe_terms=(RewardRisk(1.0),), **settings)
+
+
+def test_persistence_draws_the_long_runs_of_one_action_that_independent_draws_miss():
+    model, x, _ = _far_end()
+    for persistence, want in ((0.0, 14.0), (0.95, 13.0)):  # 14: no drawn sequence ends; 13: thirteen 1s, then the end
+        _, _, planner = _far_end(samples=30, elites=3, iterations=0, persistence=persistence)
+        plan = planner.plan(model, x, np.random.default_rng(0))
+        assert plan.G[1] == pytest.approx(want, abs=0.05)  # independent: one in 3^13 draws; held: one in ~2
+
+
+def test_warm_start_scores_the_previous_best_sequence_again_one_step_later():
+    model, x, finder = _far_end(samples=30, elites=3, iterations=0, persistence=0.95, warm_start=0.5)
+    assert finder.memory.sequence is None
+    finder.plan(model, x, np.random.default_rng(0))
+    assert finder.memory.p.shape == (14, 3) and finder.memory.sequence.tolist() == [1] * 14  # the run that ends
+    # four draws (three of them the forced first actions): alone they do not find the end from one step on
+    _, _, follower = _far_end(samples=4, elites=1, iterations=0, warm_start=0.5)
+    x1, rng = [torch.tensor([-0.65])], np.random.default_rng(0)
+    assert follower.plan(model, x1, rng).G[1] == pytest.approx(14.0, abs=0.05)
+    follower.memory.p, follower.memory.sequence = finder.memory.p, finder.memory.sequence
+    plan = follower.plan(model, x1, rng)
+    assert plan.G[1] == pytest.approx(12.0, abs=0.05)  # the carried sequence, shifted: twelve 1s to the end
+    np.testing.assert_allclose(follower.memory.p.sum(-1), 1.0)
+    follower.reset()
+    assert follower.memory.p is None and follower.memory.sequence is None
+    assert dataclasses.replace(finder, samples=31).memory is not finder.memory  # each planner its own memory
+    stateless = CrossEntropyShooting(horizon=3, samples=8, elites=2, efe_terms=(RewardRisk(1.0),))
+    stateless.plan(model, x, np.random.default_rng(0))
+    assert stateless.memory.p is None  # warm_start = 0 keeps nothing
+
+
 def test_bounds_keep_the_predicted_path_inside_the_box():
     free, boxed = _line_model(), _line_model()
     boxed = RewardStateModel(1, 2, transition=boxed.transition, outcome=boxed.outcome, bounds=(-0.2, 0.2))
@@ -164,6 +201,8 @@ def test_model_learning_fits_the_transitions_and_the_rare_end():
 @pytest.mark.parametrize("make, error, match", [
     (lambda: CrossEntropyShooting(samples=4, elites=8), PolicyError, "elites"),
     (lambda: CrossEntropyShooting(smoothing=1.0), ParameterError, "smoothing"),
+    (lambda: CrossEntropyShooting(persistence=1.0), ParameterError, "persistence"),
+    (lambda: CrossEntropyShooting(warm_start=-0.1), ParameterError, "warm_start"),
     (lambda: CrossEntropyShooting(horizon=0), ParameterError, "horizon"),
     (lambda: CrossEntropyShooting(efe_terms=(EnsembleInfoGain(1.0),)), StrategyError, "RewardRisk"),
     (lambda: CrossEntropyShooting(tricks=(0.5,)), StrategyError, "OnlineTrick"),

@@ -13,12 +13,12 @@ from aif_deep import online
 from aif_deep.shooting import CrossEntropyShooting, ModelLearning, ModelRun, RewardModel, RewardStateModel
 
 
-def _parts(seed=0):
+def _parts(seed=0, **planner_settings):
     torch.manual_seed(seed)
     model = RewardStateModel(2, 3, transition=online.Ensemble(2, 3, 3, 16, seed + 1), outcome=RewardModel(2, 3, 16,
                              seed + 2), bounds=(-1.0, 1.0))
     terms = (online.RewardRisk(1.0), online.EnsembleInfoGain(1.0, noise_sd=0.01))
-    planner = CrossEntropyShooting(horizon=4, samples=12, elites=3, iterations=1, efe_terms=terms)
+    planner = CrossEntropyShooting(horizon=4, samples=12, elites=3, iterations=1, efe_terms=terms, **planner_settings)
     learning = ModelLearning(batch_size=8, learning_starts=4, buffer_size=64)
     return model, planner, learning, online.Softmax(10.0, gamma_start=None)
 
@@ -36,8 +36,8 @@ def _params(model):
     return [p.detach().clone() for net in nets for p in net.parameters()]
 
 
-def _by_hand(seed):
-    model, planner, learning, selection = _parts()
+def _by_hand(seed, **planner_settings):
+    model, planner, learning, selection = _parts(**planner_settings)
     env = gym.make("MountainCar-v0", max_episode_steps=STEPS)
     pre, rng = _scaled(env), np.random.default_rng(seed)
     learner, inference = ModelRun(learning, model, rng), online.ObservedState()
@@ -57,8 +57,8 @@ def _by_hand(seed):
     return actions, np.array(G), _params(model)
 
 
-def _by_agent(seed):
-    model, planner, learning, selection = _parts()
+def _by_agent(seed, **planner_settings):
+    model, planner, learning, selection = _parts(**planner_settings)
     agent = aif_deep.Agent(model, inference=online.ObservedState(), planner=planner, learning=learning,
                            selection=selection, efe_terms=planner.efe_terms, rng=np.random.default_rng(seed))
     env = gym.make("MountainCar-v0", max_episode_steps=STEPS)
@@ -77,9 +77,10 @@ def _by_agent(seed):
     return actions, np.array(G[: len(actions)]), _params(model)
 
 
-def test_the_agent_runs_the_planner_and_learner_as_the_hand_written_cycle():
-    a_hand, G_hand, params_hand = _by_hand(3)
-    a_agent, G_agent, params_agent = _by_agent(3)
+@pytest.mark.parametrize("planner_settings", [{}, {"persistence": 0.8, "warm_start": 0.5}])
+def test_the_agent_runs_the_planner_and_learner_as_the_hand_written_cycle(planner_settings):
+    a_hand, G_hand, params_hand = _by_hand(3, **planner_settings)
+    a_agent, G_agent, params_agent = _by_agent(3, **planner_settings)
     assert a_agent == a_hand
     np.testing.assert_array_equal(G_agent, G_hand)
     assert len(params_hand) == len(params_agent) > 0
