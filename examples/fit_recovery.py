@@ -209,7 +209,7 @@ class ReversingExploreExploit(ExploreExploit):
         return super().reset(seed=seed, options=options)
 
 
-HINT_REVERSALS = (50, 100, 150)
+HINT_REVERSALS, HINT_PRIOR_COUNT = (50, 100, 150), 1.0
 
 
 def hint_learning_models():
@@ -217,8 +217,8 @@ def hint_learning_models():
     forgetting fitted, against agents with the same prior that do not learn (gamma fitted); gamma = 4, alpha = 0.25,
     r = loss aversion = 5 known, EFE with information gain."""
     env = ExploreExploit(HINT_WIN_PROB, end_state=True)
-    model = TabularModel.from_aif(env.generative_model(5.0, HINT_LOSS_AVERSION, learn_A=True, prior_count=1.0),
-                                  device="cpu")
+    arrays = env.generative_model(5.0, HINT_LOSS_AVERSION, learn_A=True, prior_count=HINT_PRIOR_COUNT)
+    model = TabularModel.from_aif(arrays, device="cpu")
     common = dict(alpha=0.25, gamma=4.0, inference=aif.Exact(), efe_terms=(aif.efe.Utility(), aif.efe.InfoGain()))
     learner = AgentModel("learning", model, {"lr": dist.LogNormal(torch.tensor(-0.5, **F64), 1.0),
                                              "forgetting": dist.Beta(torch.tensor(3.0, **F64), 1.0)},
