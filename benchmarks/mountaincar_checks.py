@@ -1,10 +1,13 @@
-"""Two checks cited by benchmarks/results/mountaincar.md for ``examples/mountaincar.py --agent shooting``.
+"""Checks cited by benchmarks/results/mountaincar.md for ``examples/mountaincar.py --agent shooting``.
 
     python benchmarks/mountaincar_checks.py random    # uniform random actions held k steps: flags in 200 episodes
     python benchmarks/mountaincar_checks.py timing    # CPU and wall time of one plan and one model update
+    python benchmarks/mountaincar_checks.py ablation SEED EPISODES [persistence=0] [warm_start=0] [updates=4]
 
 ``random`` shows how often chance alone reaches the flag with an action repeat; ``timing`` measures the example's
-``PlannerSettings`` on an untrained model (the cost does not depend on the weights).
+``PlannerSettings`` on an untrained model (the cost does not depend on the weights); ``ablation`` runs the example's
+planner agent (``run_planner``, the same draws) for one seed with some of its settings changed: ``persistence`` and
+``warm_start`` of the ``CrossEntropyShooting``, ``updates`` of the ``ModelLearning``, ``weight`` (w).
 """
 
 from __future__ import annotations
@@ -42,14 +45,33 @@ def random_actions(episodes: int = 200) -> None:
         print(f"actions held {repeat} steps: flag in {hits} of {episodes} random episodes (first in episode {first})")
 
 
-def timing(n: int = 40) -> None:
-    torch.set_num_threads(1)
+def _example():
     path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "mountaincar.py"
     spec = importlib.util.spec_from_file_location("mountaincar_example", path)
     mc = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[spec.name] = mc  # type: ignore[union-attr]
     spec.loader.exec_module(mc)  # type: ignore[union-attr]
-    s = mc.PlannerSettings()
+    return mc
+
+
+def ablation(seed: str, episodes: str, *changes: str) -> None:
+    torch.set_num_threads(1)
+    mc = _example()
+    s, values = mc.PlannerSettings(), {k: float(v) for k, v in (c.split("=") for c in changes)}
+    planner = replace(s.planner, **{k: values[k] for k in ("persistence", "warm_start") if k in values})
+    learning = replace(s.learning, **({"updates": int(values["updates"])} if "updates" in values else {}))
+    s = replace(s, planner=planner, learning=learning, epistemic_weight=values.get("weight", s.epistemic_weight))
+    cpu = time.process_time()
+    r = mc.run_planner("ablation", s, int(seed), int(episodes), 100, -110.0, False)
+    R = r["returns"]
+    print(f"seed {seed}, {' '.join(changes) or 'the defaults'}: mean return of episodes 1-{len(R)} {R.mean():.1f} "
+          f"(1-30: {R[:30].mean():.1f}), flag in {r['reached']} of {len(R)}; {time.process_time() - cpu:.0f} s CPU")
+    print("returns", " ".join(f"{x:g}" for x in R))
+
+
+def timing(n: int = 40) -> None:
+    torch.set_num_threads(1)
+    s = _example().PlannerSettings()
     model = RewardStateModel(2, 3, transition=Ensemble(2, 3, s.ensemble_size, s.model_hidden, 1),
                              outcome=RewardModel(2, 3, s.model_hidden, 2), bounds=(-1.0, 1.0))
     planner = replace(s.planner, efe_terms=(RewardRisk(1.0), EnsembleInfoGain(s.epistemic_weight, noise_sd=s.noise_sd)))
@@ -71,4 +93,5 @@ def timing(n: int = 40) -> None:
 
 
 if __name__ == "__main__":
-    {"random": random_actions, "timing": timing}[sys.argv[1] if len(sys.argv) > 1 else "timing"]()
+    {"random": random_actions, "timing": timing, "ablation": ablation}[sys.argv[1] if len(sys.argv) > 1 else
+                                                                        "timing"](*sys.argv[2:])
