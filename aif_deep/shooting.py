@@ -240,11 +240,11 @@ class CrossEntropyShooting(Planner):
         x = torch.as_tensor(qs[0], dtype=torch.float32)
         p = np.full((H, K), 1.0 / K)  # the sampling distribution, one categorical per step
         carried = None  # the previous plan's best sequence, shifted by one step
-        warm = self.warm_start > 0 and self.memory.p is not None and self.memory.p.shape == (H, K)
-        if warm:
+        last_p, last_seq = self.memory.p, self.memory.sequence
+        if self.warm_start > 0 and last_p is not None and last_seq is not None and last_p.shape == (H, K):
             w = self.warm_start
-            p[:-1] = w * self.memory.p[1:] + (1.0 - w) / K
-            carried = np.append(self.memory.sequence[1:], self.memory.sequence[-1])
+            p[:-1] = w * last_p[1:] + (1.0 - w) / K
+            carried = np.append(last_seq[1:], last_seq[-1])
         best_G = np.full(K, np.inf)
         best_terms = {"risk": np.zeros(K), "info_gain": np.zeros(K)}
         best_seq, best_all = np.zeros(H, dtype=np.int64), np.inf
