@@ -337,7 +337,7 @@ def bench_evaluator(sizes: list, repeats: int, notes: list, compile_evaluator: b
                                                                                    False, False)]
         if problem is None and compile_evaluator:
             specs.append(("float32, compiled", torch.float32, False, True))
-        ref = None
+        built = []  # (label, call, first (wall, CPU), result)
         for label, dtype, autocast, compiled in specs:
             try:
                 tm = aif_deep.TabularModel.from_aif(model, dtype=dtype)
@@ -352,17 +352,23 @@ def bench_evaluator(sizes: list, repeats: int, notes: list, compile_evaluator: b
                         return ev.posterior(qs, check_values=False)
                 out: dict = {}
                 with cold_cache(cold and compiled):
-                    first = clocked(lambda: out.update(r=call()))
+                    first = clocked(lambda call=call: out.update(r=call()))
                     call()
-                times = [clocked(call) for _ in range(repeats)]
             except Exception as error:
                 notes.append(f"evaluator {P:,} x {batch}: {label} failed: {type(error).__name__}: "
                              f"{str(error).splitlines()[0][:160]}")
                 continue
-            G, q_pi = (x.double() for x in out["r"])
+            built.append((label, call, first, out["r"]))
+        times: dict = {label: [] for label, *_ in built}
+        for _ in range(repeats):  # interleaved, so that the machine's load moves every variant alike
+            for label, call, *_ in built:
+                times[label].append(clocked(call))
+        ref = None
+        for label, _, first, result in built:
+            G, q_pi = (x.double() for x in result)
             if ref is None:
                 ref = (G, q_pi)
-            w, c = statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+            w, c = (statistics.median(t[k] for t in times[label]) for k in (0, 1))
             rows.append(dict(size=f"{P:,} x {batch}", variant=label, first_wall=first[0], first_cpu=first[1], wall=w,
                              cpu=c, rate=P * batch / w, err_G=float((G - ref[0]).abs().max()),
                              rel_G=float(((G - ref[0]).abs() / ref[0].abs().clamp_min(1e-12)).max()),
@@ -378,8 +384,8 @@ def bench_evaluator(sizes: list, repeats: int, notes: list, compile_evaluator: b
 def main(argv: list | None = None) -> list:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small networks and one evaluator size, default mode")
-    parser.add_argument("--cases", default="", help="comma-separated training cases: td, model, rssm (default: "
-                        "all; 'model' with --quick)")
+    parser.add_argument("--cases", default="", help="comma-separated training cases: td, model, rssm, or none "
+                        "(default: all; 'model' with --quick)")
     parser.add_argument("--steps", type=int, default=0, help="steps per round (0: 100, 10 with --quick)")
     parser.add_argument("--rounds", type=int, default=0, help="timed rounds per variant (0: 5, 1 with --quick)")
     parser.add_argument("--no-evaluator", action="store_true", help="leave the policy evaluator out")
@@ -408,13 +414,16 @@ def main(argv: list | None = None) -> list:
     print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, os CPUs {os.cpu_count()}, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; C++ compiler: "
           f"{compiler_problem() or shutil.which(os.environ.get('CXX', 'g++'))}")
-    print(f"# training: {steps} steps per round, {rounds} rounds (median), after the first step and 2 warm-up steps")
-    print("| case | batch | variant | first step s (CPU s) | step us wall | step us CPU | speed-up CPU (wall) "
-          "| loss rel. diff step 1 / last |")
-    print("|---|---|---|---:|---:|---:|---:|---|")
     results = []
-    cases = args.cases or ("model" if args.quick else "td,model,rssm")
-    for case in [c.strip() for c in cases.split(",") if c.strip()]:
+    cases = [c.strip() for c in (args.cases or ("model" if args.quick else "td,model,rssm")).split(",")
+             if c.strip() and c.strip() != "none"]
+    if cases:
+        print(f"# training: {steps} steps per round, {rounds} rounds (median), after the first step and 2 warm-up "
+              "steps")
+        print("| case | batch | variant | first step s (CPU s) | step us wall | step us CPU | speed-up CPU (wall) "
+              "| loss rel. diff step 1 / last |")
+        print("|---|---|---|---:|---:|---:|---:|---|")
+    for case in cases:
         for r in bench_training(case, args.quick, steps, rounds, modes, notes, args.backend, not args.warm_cache,
                                 frozenset(x.strip() for x in args.only.split(",") if x.strip())):
             results.append(r)
@@ -426,7 +435,7 @@ def main(argv: list | None = None) -> list:
         print("\n| evaluator (policies x batch) | variant | first call s (CPU s) | call ms wall | call ms CPU "
               "| vs float32 CPU (wall) | max abs err G (rel) | max abs err q(pi) |")
         print("|---|---|---:|---:|---:|---:|---|---:|")
-        for r in bench_evaluator(QUICK_EVAL_SIZES if args.quick else EVAL_SIZES, 3 if args.quick else 7, notes,
+        for r in bench_evaluator(QUICK_EVAL_SIZES if args.quick else EVAL_SIZES, 3 if args.quick else 11, notes,
                                  compile_evaluator=not args.quick, cold=not args.warm_cache):
             results.append(r)
             print(f"| {r['size']} | {r['variant']} | {r['first_wall']:.2f} ({r['first_cpu']:.2f}) | "
