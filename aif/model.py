@@ -129,6 +129,23 @@ class GenerativeModel:
         if self.pE is not None and self.E.shape != self.pE.shape:
             raise ModelError(f"pE has shape {self.pE.shape} but E {self.E.shape}: both are over the same policies")
         check_model(self)
+        self._read_only()
+
+    def _read_only(self) -> None:
+        """The model owns copies of its arrays, and what is derived from them (``derived``, aif.fast's tables) is
+        computed once: an array changed in place would leave those stale, so a write raises instead ("assignment
+        destination is read-only"); ``replace`` builds a changed model."""
+        for name in ("A", "B", "C", "D", "pA", "pB", "pD", "pC"):
+            for x in getattr(self, name) or ():
+                x.setflags(write=False)
+        for x in (self.E, self.pE):
+            if x is not None:
+                x.setflags(write=False)
+
+    def __setstate__(self, state: dict) -> None:
+        """A copy (``copy.deepcopy``, pickle) keeps its arrays read-only (NumPy's copies are writable)."""
+        self.__dict__.update(state)
+        self._read_only()
 
     @property
     def num_factors(self) -> int:
@@ -140,7 +157,7 @@ class GenerativeModel:
 
     def derived(self, key: Hashable, make: Callable[[], Any]) -> Any:
         """``make()``, computed once per model and ``key``: a table the cycle reads at every step (the entropy of
-        A's columns, ln C under a convention). A model's arrays are not changed in place (``replace`` builds a
+        A's columns, ln C under a convention). A model's arrays are read-only (``replace`` builds a
         changed model, as learning does), so what is derived from them stays valid."""
         tables = self.__dict__.setdefault("_derived", {})
         if key not in tables:

@@ -134,14 +134,8 @@ class GridWorld(GridCells, POMDPEnv):
         # ``step``'s shortcut: one goal (the location alone, seen as it is) and this class's own sampling and reward
         self._plain = not self.cued and all(getattr(type(self), name) is getattr(GridWorld, name) for name in _HOOKS)
         self._walk = self._plain  # and, from each reset, none of them replaced on the instance (``_initial_state``)
-        if self._plain:  # the shortcut reads the cell as the observation without A: A cannot change in place
-            self.A[0].setflags(write=False)
-
-    def __setstate__(self, state: dict) -> None:
-        """A copy (``copy.deepcopy``, pickle) keeps the read-only A of the one-goal grid (NumPy copies are writable)."""
-        self.__dict__.update(state)
-        if self._plain:
-            self.A[0].setflags(write=False)
+        # (the shortcut reads the cell as the observation without A, which cannot change in place: POMDPEnv's arrays
+        # are read-only)
 
     def _arrays(self, slip: float | None = None) -> tuple[list, list, list]:
         n = self.shape[0] * self.shape[1]

@@ -96,8 +96,8 @@ class POMDPEnv(gym.Env):
             Only subclasses that implement ``draw`` list render modes.
 
     Subclasses override ``reward(state, obs)`` and ``terminal(state)``; the default is no reward and no end.
-    The arrays are read once per column and cached: do not modify them after construction (give other arrays
-    to ``reset`` instead).
+    The arrays are read once per column and cached, so they are read-only, as a model's (give other arrays to
+    ``reset`` for an episode). ``reward_tables`` gives the reward and end as tables, for compiled episodes.
     ``info`` carries the hidden state as ``info["state"]`` (a tuple of ints, one per factor).
     """
 
@@ -138,6 +138,14 @@ class POMDPEnv(gym.Env):
         self._reads = [None if deps == everything else tuple(deps) for deps in self.A_dependencies]
         self._alone = [deps == [f] for f, deps in enumerate(self.B_dependencies)]
         self._window: Any = None  # the matplotlib figure of render_mode "human"
+
+    def __setstate__(self, state: dict) -> None:
+        """A copy (``copy.deepcopy``, pickle) keeps the process's arrays read-only, as a model's are (NumPy's copies
+        are writable): the column tables are made from them once."""
+        self.__dict__.update(state)
+        for arrays in (*self._built[:3], self.A, self.B, self.D):
+            for x in arrays:
+                x.setflags(write=False)
 
     # The task-specific parts.
     def reward(self, state: Any, obs: Any) -> float:
