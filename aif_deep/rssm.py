@@ -208,12 +208,21 @@ class RSSM(nn.Module):
     def step(self, h: Tensor, q: Tensor, action: Tensor) -> Tensor:
         """The next deterministic state ``(*lead, D)`` from ``h`` ``(*lead_h, D)``, the belief (or one-hot sample)
         ``q`` ``(*lead_q, J)`` and int actions ``(*lead_a,)`` in ``0 .. U - 1`` (the leads broadcast)."""
-        action = torch.as_tensor(action, device=h.device)
+        return self._advance(h, q, self._actions(action, h.device))
+
+    def _actions(self, action: Any, device: torch.device) -> Tensor:
+        """``action`` as an int tensor on ``device``, every entry in ``0 .. U - 1`` (``PolicyError``). Its range check
+        reads the tensor's extremes (a device synchronisation): ``filter`` checks a window's actions once."""
+        action = torch.as_tensor(action, device=device)
         if action.is_floating_point() or action.dtype == torch.bool:
             raise PolicyError(f"actions must be integers in 0 .. {self.num_actions - 1}, got dtype {action.dtype}")
         if action.numel() and (int(action.min()) < 0 or int(action.max()) >= self.num_actions):
             bad = action[(action < 0) | (action >= self.num_actions)].flatten()[0]
             raise PolicyError(f"action {int(bad)} is out of range for {self.num_actions} actions")
+        return action
+
+    def _advance(self, h: Tensor, q: Tensor, action: Tensor) -> Tensor:
+        """``step`` for actions already checked (``_actions``)."""
         x = _step_input(self.marginals(q), action, self.num_actions)  # (*lead_x, K * C + U)
         lead = torch.broadcast_shapes(x.shape[:-1], h.shape[:-1])
         out = self.gru(x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1]),
@@ -241,6 +250,7 @@ class RSSM(nn.Module):
         message = self.observation_model.joint_message([o.flatten(0, 1) for o in observations])  # (B * (L+1), J)
         message = message.unflatten(0, (Bsz, L + 1))
         h = self.initial((Bsz,)) if h0 is None else h0
+        actions = self._actions(actions, h.device)  # once for the window, not at each step
         hs, priors, posts = [], [], []
         for t in range(L + 1):
             p = self.prior(h)
@@ -249,7 +259,7 @@ class RSSM(nn.Module):
             priors.append(p)
             posts.append(q)
             if t < L:
-                h = self.step(h, q, actions[:, t])
+                h = self._advance(h, q, actions[:, t])
         return torch.stack(hs, 1), torch.stack(priors, 1), torch.stack(posts, 1)
 
 

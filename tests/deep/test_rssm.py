@@ -233,5 +233,9 @@ def test_bad_input():
         elbo_loss(r, {**batch, "actions": batch["actions"][..., 0]})
     with pytest.raises(ParameterError, match="observations\\[0\\] has shape"):
         elbo_loss(r, {**batch, "observations": [batch["observations"][0][:, :3]]})
+    bad = batch["actions"].copy()
+    bad[1, 2] = 2  # checked once for the window by filter, before its steps
+    with pytest.raises(PolicyError, match="action 2 is out of range"):
+        elbo_loss(r, {**batch, "actions": bad})
     with pytest.raises(ObservationError, match="out of range"):
         Agent(r.eval().at(r.initial()), rng=torch.Generator()).step([3])
