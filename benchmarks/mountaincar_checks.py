@@ -2,12 +2,15 @@
 
     python benchmarks/mountaincar_checks.py random    # uniform random actions held k steps: flags in 200 episodes
     python benchmarks/mountaincar_checks.py timing    # CPU and wall time of one plan and one model update
+    python benchmarks/mountaincar_checks.py heuristic # a hand-written policy's mean return, for scale
     python benchmarks/mountaincar_checks.py ablation SEED EPISODES [persistence=0] [warm_start=0] [updates=4]
 
-``random`` shows how often chance alone reaches the flag with an action repeat; ``timing`` measures the example's
-``PlannerSettings`` on an untrained model (the cost does not depend on the weights); ``ablation`` runs the example's
-planner agent (``run_planner``, the same draws) for one seed with some of its settings changed: ``persistence`` and
-``warm_start`` of the ``CrossEntropyShooting``, ``updates`` of the ``ModelLearning``, ``weight`` (w).
+``heuristic`` scores pushing in the direction of the velocity (at rest: left when right of -0.5), held 1 and 5
+steps, over 200 starts; ``random`` shows how often chance alone reaches the flag with an action repeat; ``timing``
+measures the example's ``PlannerSettings`` on an untrained model (the cost does not depend on the weights);
+``ablation`` runs the example's planner agent (``run_planner``, the same draws) for one seed with some of its
+settings changed: ``persistence`` and ``warm_start`` of the ``CrossEntropyShooting``, ``updates`` of the
+``ModelLearning``, ``weight`` (w).
 """
 
 from __future__ import annotations
@@ -43,6 +46,25 @@ def random_actions(episodes: int = 200) -> None:
             if terminated and first is None:
                 first = ep + 1
         print(f"actions held {repeat} steps: flag in {hits} of {episodes} random episodes (first in episode {first})")
+
+
+def heuristic(episodes: int = 200) -> None:
+    env = gym.make("MountainCar-v0")
+    for repeat in (1, 5):
+        steps = []
+        for ep in range(episodes):
+            (x, v), _ = env.reset(seed=1000 + ep)
+            t, done = 0, False
+            while not done:
+                a = (2 if v > 0 else 0) if v != 0 else (0 if x > -0.5 else 2)
+                for _ in range(repeat):
+                    (x, v), _, terminated, truncated, _ = env.step(a)
+                    t, done = t + 1, terminated or truncated
+                    if done:
+                        break
+            steps.append(t)
+        print(f"push with the velocity, held {repeat}: mean return {-np.mean(steps):.1f} over {episodes} starts "
+              f"(worst {-max(steps)}, best {-min(steps)})")
 
 
 def _example():
@@ -93,5 +115,5 @@ def timing(n: int = 40) -> None:
 
 
 if __name__ == "__main__":
-    {"random": random_actions, "timing": timing, "ablation": ablation}[sys.argv[1] if len(sys.argv) > 1 else
-                                                                        "timing"](*sys.argv[2:])
+    checks = {"random": random_actions, "timing": timing, "ablation": ablation, "heuristic": heuristic}
+    checks[sys.argv[1] if len(sys.argv) > 1 else "timing"](*sys.argv[2:])
