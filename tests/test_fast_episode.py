@@ -13,6 +13,7 @@ from aif import fast
 from aif.envs import (
     Bandit,
     CueChaining,
+    ExploreExploit,
     GeneralizedTMaze,
     GraphWorld,
     GridWorld,
@@ -229,6 +230,8 @@ def test_progress_bar_over_a_compiled_episode(monkeypatch, episodes, capsys):
 
 OTHER_TASKS = {
     "bandit": (lambda: Bandit([0.8, 0.3]), 60),
+    "explore-exploit": (ExploreExploit, 5),
+    "explore-exploit, end state": (lambda: ExploreExploit(end_state=True), 5),
     "generalized T-maze": (GeneralizedTMaze, 12),
     "graph world": (lambda: GraphWorld([(0, 1), (1, 2), (2, 3), (3, 0)], object_location=2), 30),
     "pymdp T-maze": (PymdpTMaze, 20),

@@ -2,6 +2,7 @@
 
 - ``TMaze``: the classic epistemic T-maze (pymdp.legacy's ``TMazeEnv``).
 - ``Bandit``: a K-armed Bernoulli bandit, optionally with reversals.
+- ``ExploreExploit``: Smith, Friston & Whyte's (2022) explore-exploit task: two slot machines and a hint.
 - ``GridWorld``: walls, a start and a goal (optionally several goals and a cue).
 - ``CueChaining``: a chain of cues to a reward (pymdp 1.0's ``CueChainingEnv``).
 - ``SimplifiedTMaze``, ``PymdpTMaze``: pymdp 1.0's two T-mazes (its ``SimplifiedTMaze`` and ``TMaze``).
@@ -17,6 +18,7 @@ Every environment has ``generative_model(...) -> aif.GenerativeModel``.
 
 from .bandit import Bandit, bandit_arrays
 from .cue_chaining import CueChaining
+from .explore_exploit import ExploreExploit, explore_exploit_arrays
 from .generalized_tmaze import GeneralizedTMaze, maze_matrix
 from .graph_world import GraphWorld, connected_clusters
 from .knapsack import Knapsack, knapsack
@@ -31,4 +33,5 @@ from .wrappers import AgentWrapper
 __all__ = ["TMaze", "GridWorld", "CueChaining", "AgentWrapper", "POMDPEnv", "grid_transitions", "tmaze_arrays",
            "summarize_tmaze", "SimplifiedTMaze", "PymdpTMaze", "GeneralizedTMaze", "maze_matrix", "GraphWorld",
            "connected_clusters", "Knapsack", "knapsack", "POMDPVectorEnv", "SceneConstruction", "RandomDotMotion",
-           "scene_construction_arrays", "random_dot_motion_arrays", "Bandit", "bandit_arrays"]
+           "scene_construction_arrays", "random_dot_motion_arrays", "Bandit", "bandit_arrays",
+           "ExploreExploit", "explore_exploit_arrays"]
