@@ -204,9 +204,9 @@ class TabularModel:
 
         def stack(get):
             arrays = [np.asarray(get(m)) for m in models]
-            out = torch.as_tensor(np.stack(arrays) if len(models) > 1 or not isinstance(model, GenerativeModel)
-                                  else arrays[0], dtype=dtype, device=device)
-            return out
+            # (a copy: the tensor must not share the model's read-only arrays)
+            return torch.tensor(np.stack(arrays) if len(models) > 1 or not isinstance(model, GenerativeModel)
+                                else arrays[0], dtype=dtype, device=device)
 
         def counts(name, n):
             have = [getattr(m, name) is not None for m in models]

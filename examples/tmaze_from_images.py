@@ -131,7 +131,7 @@ def learn_neural_model(true_model, s, seed, progress=True):
     """Random-action episodes seen as images, and the best of ``s["tries"]`` NeuralModels trained on them."""
     rng = np.random.default_rng(seed)
     buffer, _ = collect_episodes(make_env(true_model), s["episodes"], EPISODE_STEPS, rng)
-    C = [None, torch.as_tensor(true_model.C[1], dtype=torch.get_default_dtype())]  # the tabular C over rewards
+    C = [None, torch.tensor(true_model.C[1], dtype=torch.get_default_dtype())]  # the tabular C over rewards (a copy)
     t0 = time.perf_counter()
     model, result, vfes = train_best_of(
         lambda k: NeuralModel([4, 2], [4, 1], [Bernoulli(IMAGE_SHAPE), Categorical(3)], C=C, info_gain_samples=256,

@@ -34,7 +34,7 @@ def models(seed, n):
 
 
 def t64(arrays):
-    return [torch.as_tensor(np.asarray(a), dtype=torch.float64) for a in arrays]
+    return [torch.tensor(np.asarray(a), dtype=torch.float64) for a in arrays]  # copies (a model's arrays are read-only)
 
 
 def dev(a, b):
