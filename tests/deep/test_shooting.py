@@ -222,12 +222,31 @@ def test_bad_settings_are_refused(make, error, match):
         make()
 
 
-def test_mountaincar_example_runs_the_planner_quick(capsys):
+def _mountaincar():
     spec = importlib.util.spec_from_file_location("mountaincar_shooting", ROOT / "examples" / "mountaincar.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # its dataclasses look their module up
     spec.loader.exec_module(mod)
-    results = mod.main(["--quick", "--agent", "shooting", "--no-progress"])
+    return mod
+
+
+def test_mountaincar_defaults_are_the_settings_of_the_recorded_run():
+    """benchmarks/results/mountaincar.md's top section was run with the example's defaults: these."""
+    s = _mountaincar().PlannerSettings()
+    assert (s.epistemic_weight, s.noise_sd, s.ensemble_size, s.model_hidden, s.repeat) == (1.0, 0.01, 5, 64, 5)
+    p = s.planner
+    assert (p.horizon, p.samples, p.elites, p.iterations, p.smoothing) == (25, 128, 16, 3, 0.1)
+    assert (p.persistence, p.warm_start, p.discount, p.tricks) == (0.8, 0.5, 1.0, ())
+    m = s.learning
+    assert (m.learning_starts, m.updates, m.train_every, m.batch_size, m.lr, m.end_fraction) == (40, 32, 1, 64,
+                                                                                                  1e-3, 0.125)
+    assert (s.selection.gamma, s.selection.gamma_start) == (10.0, None)
+    text = (ROOT / "benchmarks" / "results" / "mountaincar.md").read_text()
+    assert "persistence 0.8, warm start 0.5" in text and "32 Adam steps per decision" in text
+
+
+def test_mountaincar_example_runs_the_planner_quick(capsys):
+    results = _mountaincar().main(["--quick", "--agent", "shooting", "--no-progress"])
     text = capsys.readouterr().out
     assert "flag first reached" in text and "s per episode" in text
     assert [r["name"] for r in results] == ["active inference (CEM)", "CEM without information gain", "DQN"]
