@@ -802,6 +802,9 @@ class _LearnedQRun(_Run):
         if agents is not None:
             raise ParameterError("an observed-state agent is one agent: reset() takes no mask")
         self.agent.prior = self.agent.model.prior()
+        forget = getattr(self.planner, "reset", None)  # a planner that carries a plan between steps (warm start)
+        if callable(forget):
+            forget()
 
     def infer_states(self, obs: Any, reward: Any, terminated: bool) -> list:
         a = self.agent

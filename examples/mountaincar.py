@@ -190,8 +190,8 @@ def run_planner(name: str, s: PlannerSettings, seed: int, episodes: int, window:
     ``aif_deep.Agent(model, inference=ObservedState(), planner=CrossEntropyShooting(...), learning=ModelLearning(),
     selection=..., rng=...)`` runs the same cycle, draw for draw (tests/deep/test_shooting_agent.py); it is written
     out here because an episode's last transition is learned without planning again, which keeps the recorded
-    runs' random draws (benchmarks/results/mountaincar.md), and because the planner's warm start is reset at each
-    episode's start (``planner.reset()``), which the Agent, having no hook for it, leaves to its caller."""
+    runs' random draws (benchmarks/results/mountaincar.md); the planner's warm start is reset at each episode's start
+    (``planner.reset()``, which ``Agent.reset()`` calls)."""
     env = gym.make("MountainCar-v0", max_episode_steps=max_steps)
     D, K = env.observation_space.shape[0], int(env.action_space.n)
     model = RewardStateModel(D, K, transition=online.Ensemble(D, K, s.ensemble_size, s.model_hidden, seed + 1),

@@ -99,3 +99,15 @@ def test_mismatched_strategies_are_refused_by_name():
     with pytest.raises(StrategyError, match="RewardStateModel"):
         aif_deep.Agent(plain, inference=online.ObservedState(), planner=planner, selection=selection,
                        rng=np.random.default_rng(0))
+
+
+def test_reset_forgets_the_planners_warm_start():
+    """``Agent.reset()`` starts an episode: a planner that carries its last plan (``warm_start``) forgets it, as the
+    example's loop does with ``planner.reset()``."""
+    model, planner, learning, selection = _parts(warm_start=0.5)
+    agent = aif_deep.Agent(model, inference=online.ObservedState(), planner=planner, learning=learning,
+                           selection=selection, efe_terms=planner.efe_terms, rng=np.random.default_rng(0))
+    agent.step(np.zeros(2, dtype=np.float32))
+    assert planner.memory.sequence is not None
+    agent.reset()
+    assert planner.memory.p is None and planner.memory.sequence is None
