@@ -489,6 +489,8 @@ class EnvTables:
     the dependencies of each array, and its reward and end (``POMDPEnv.reward_tables``)."""
 
     def __init__(self, env: Any) -> None:
+        from .envs.vector import cdf_table  # the column CDFs POMDPVectorEnv samples from: POMDPEnv's sums
+
         S = [int(n) for n in env.num_states]
         F = len(S)
         self.cdfs = env._cdfs  # the episode's arrays' tables: new ones when reset is given other arrays
@@ -496,10 +498,10 @@ class EnvTables:
         self.ctrl = int(env.control_factor)
         self.b_deps, self.b_ndeps = _padded(env.B_dependencies, F)
         self.b_U = np.array([B_f.shape[-1] for B_f in env.B], dtype=np.int64)
-        b_cdfs = [_cdf_columns(B_f) for B_f in env.B]
+        b_cdfs = [cdf_table(B_f) for B_f in env.B]  # (*columns, S_f), C order
         self.b_off, self.b_cdf = _offsets(b_cdfs), np.concatenate([c.ravel() for c in b_cdfs])
         self.a_reads, self.a_nreads = _padded(env.A_dependencies, F)
-        a_cdfs = [_cdf_columns(A_m) for A_m in env.A]
+        a_cdfs = [cdf_table(A_m) for A_m in env.A]
         self.a_off, self.a_cdf = _offsets(a_cdfs), np.concatenate([c.ravel() for c in a_cdfs])
         self.o_off = np.cumsum([0] + [int(n) for n in env.num_obs])
         state_reward, outcome_reward, ends = env.reward_tables()
@@ -517,14 +519,6 @@ class EnvTables:
         """The kernel's arguments from ``e_S`` to ``ends``, in its order."""
         return (self.S, self.ctrl, self.b_deps, self.b_ndeps, self.b_U, self.b_off, self.b_cdf, self.a_reads,
                 self.a_nreads, self.a_off, self.a_cdf, self.o_off, self.state_reward, self.outcome_reward, self.ends)
-
-
-def _cdf_columns(X: np.ndarray) -> np.ndarray:
-    """``(columns, outcomes)``: the CDF of each column of ``X`` ``(outcomes, ...)``, the columns in C order over
-    ``X``'s other axes, the last entry infinity (``aif.envs.pomdp._Columns``, whose sums are these)."""
-    c = np.cumsum(X.reshape(X.shape[0], -1), axis=0)
-    c[-1] = np.inf
-    return np.ascontiguousarray(c.T)
 
 
 _env_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # environment -> its EnvTables
