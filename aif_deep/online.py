@@ -47,7 +47,7 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -161,6 +161,36 @@ class EnsembleInfoGain(Term):
     def __post_init__(self) -> None:
         checks.settings("EnsembleInfoGain", {"weight": self.weight}, "non-negative")
         checks.settings("EnsembleInfoGain", {"noise_sd": self.noise_sd}, "positive")
+
+
+@dataclass(frozen=True, eq=False)
+class RealisedInfoGain(Term):
+    """``weight * KL[q(s' | o') || p(s')]`` of a transition: the information about the hidden state that the belief
+    update realised at the next state x' (a value; the state-information-gain term of the EFE, whose expectation
+    under the predicted outcome is the EFE's epistemic value, as in Tschantz et al. 2020 and Mazzaglia et al. 2021).
+
+    The state x' is a belief model's summary (e.g. ``aif_deep.rssm.features``: ``[h, E_q onehot z]``) and ``of``
+    maps a batch of them ``(B, num_features)`` to their gain ``(B,)`` (non-negative nats), e.g. the KL between the
+    posterior and the prior that x' holds. ``TDRun`` computes it once, when the transition is stored, with the model
+    of that time (a model trained online moves on, and old states are not re-read by a newer one); through the
+    bootstrap G_phi carries the gain expected along the future path. The one-step EFE of ``TDLearning`` is then
+    ``g = -preference * r - epistemic_value(weight * gain)`` (with an ``EnsembleInfoGain`` too, the two values are
+    summed before the ``OnlineTrick``s).
+
+    Attributes:
+        weight: nats of log-preference per nat of information (non-negative; 0 switches the term off).
+        of: the gain of states ``(B, num_features) -> (B,)``.
+    """
+
+    weight: float = 0.1
+    of: Callable[[torch.Tensor], torch.Tensor] | None = None
+    key: ClassVar[str] = "state_info_gain"
+    sign: ClassVar[float] = -1.0
+
+    def __post_init__(self) -> None:
+        checks.settings("RealisedInfoGain", {"weight": self.weight}, "non-negative")
+        if not callable(self.of):
+            raise StrategyError(f"RealisedInfoGain.of must be callable (states (B, D) -> gains (B,)), got {self.of!r}")
 
 
 class OnlineTrick:
@@ -384,9 +414,10 @@ class TDRun:
         kinds = {type(t) for t in terms}
         self.risk = next((t for t in terms if isinstance(t, RewardRisk)), None)
         self.info = next((t for t in terms if isinstance(t, EnsembleInfoGain)), None)
-        if self.risk is None or not kinds <= {RewardRisk, EnsembleInfoGain}:
-            raise StrategyError(f"TDLearning fits G_phi to efe_terms = (RewardRisk(...),) or (RewardRisk(...), "
-                                f"EnsembleInfoGain(...)), got {tuple(terms)!r}")
+        self.realised = next((t for t in terms if isinstance(t, RealisedInfoGain)), None)
+        if self.risk is None or not kinds <= {RewardRisk, EnsembleInfoGain, RealisedInfoGain}:
+            raise StrategyError(f"TDLearning fits G_phi to efe_terms = (RewardRisk(...),) with, optionally, "
+                                f"EnsembleInfoGain(...) and RealisedInfoGain(...), got {tuple(terms)!r}")
         self.ensemble = model.transition if self.info is not None and self.info.weight > 0 else None
         if self.info is not None and model.transition is None:
             raise StrategyError("EnsembleInfoGain needs the model's transition ensemble: StateVectorModel(..., "
@@ -421,6 +452,7 @@ class TDRun:
         self.action, self.reward, self.terminated = torch.zeros(N, dtype=torch.long), torch.zeros(N), torch.zeros(N)
         # continues[i]: transition i follows transition i - 1 in the same episode (its x is the last one's x').
         self.continues = torch.zeros(N, dtype=torch.bool)
+        self.gain = torch.zeros(N)  # RealisedInfoGain's gain at each next state, computed when stored
         self._last_next: torch.Tensor | None = None
         self.size = self.steps = 0
         self.last_info_gain = self.last_capped = float("nan")
@@ -430,6 +462,9 @@ class TDRun:
         i = self.steps % self.settings.buffer_size
         self.obs[i], self.next_obs[i], self.action[i] = x, x1, int(action)
         self.reward[i], self.terminated[i] = float(reward), float(terminated)
+        if self.realised is not None and self.realised.weight > 0:
+            with torch.no_grad():
+                self.gain[i] = self.realised.of(x1[None])[0]  # type: ignore[misc]
         last = self._last_next
         self.continues[i] = last is not None and (x is last or bool(torch.equal(x, last)))
         self._last_next = x1
@@ -438,17 +473,22 @@ class TDRun:
         if self.steps >= self.settings.learning_starts and self.steps % self.settings.train_every == 0:
             self.update()
 
-    def epistemic_value(self, info_gain: torch.Tensor) -> torch.Tensor:
-        """``weight * info_gain`` through the tricks: ``(B,)`` -> ``(B,)``."""
-        value = (0.0 if self.info is None else self.info.weight) * info_gain
+    def epistemic_value(self, info_gain: torch.Tensor | None, realised: torch.Tensor | None = None) -> torch.Tensor:
+        """``weight * info_gain`` (``EnsembleInfoGain``'s) plus ``weight * realised`` (``RealisedInfoGain``'s) through
+        the tricks: ``(B,)`` -> ``(B,)``."""
+        value = torch.zeros(()) if info_gain is None else (0.0 if self.info is None else self.info.weight) * info_gain
+        if realised is not None and self.realised is not None:
+            value = value + self.realised.weight * realised
         for trick in self.settings.tricks:
             value = trick.epistemic_value(value)
         return value
 
-    def one_step_efe(self, reward: torch.Tensor, info_gain: torch.Tensor | None = None) -> torch.Tensor:
-        """g = -preference * r - epistemic_value(info_gain) for a batch of transitions: ``(B,)``."""
+    def one_step_efe(self, reward: torch.Tensor, info_gain: torch.Tensor | None = None,
+                     realised: torch.Tensor | None = None) -> torch.Tensor:
+        """g = -preference * r - epistemic_value(info_gain, realised) for a batch of transitions: ``(B,)`` (or
+        ``(B, n)``); ``realised``: the ``RealisedInfoGain`` gains stored with them."""
         g = -float(self.risk.preference) * reward  # type: ignore[union-attr]
-        return g if info_gain is None else g - self.epistemic_value(info_gain)
+        return g if info_gain is None and realised is None else g - self.epistemic_value(info_gain, realised)
 
     def target_G(self, x1: torch.Tensor) -> torch.Tensor:
         """The target network's G ``(B, K)`` at states ``x1`` ``(B, D)``; with ``twin``, the pessimistic
@@ -490,13 +530,17 @@ class TDRun:
             ig_later = self.ensemble.info_gain(self.obs[later], self.action[later],  # type: ignore[union-attr]
                                                self.info.noise_sd).reshape(B, n - 1)  # type: ignore[union-attr]
             ig = torch.cat([info_gain[:, None], ig_later], 1)
-        g = self.one_step_efe(self.reward[pos], ig)  # (B, n)
+        g = self.one_step_efe(self.reward[pos], ig, self.stored_gain(pos))  # (B, n)
         okf = ok.to(g.dtype)
         powers = s.discount ** torch.arange(n, dtype=g.dtype)
         steps = ok.sum(-1)  # m >= 1
         last = pos.gather(1, (steps - 1)[:, None])[:, 0]
         bootstrap = (s.discount ** steps.to(g.dtype)) * (1.0 - self.terminated[last])
         return (okf * powers * g).sum(-1) + bootstrap * self.next_value(self.next_obs[last])
+
+    def stored_gain(self, idx: torch.Tensor) -> torch.Tensor | None:
+        """The ``RealisedInfoGain`` gains stored with the transitions at ``idx`` (any shape); ``None`` without it."""
+        return None if self.realised is None or self.realised.weight == 0 else self.gain[idx]
 
     def learning_rate(self) -> float:
         """Adam's learning rate for the next update (``lr``, or the linear schedule to ``lr_end``)."""
@@ -519,7 +563,7 @@ class TDRun:
             self.last_capped = float((self.epistemic_value(ig) != self.info.weight * ig).float().mean())  # type: ignore[union-attr]
         with torch.no_grad():
             if s.n_step == 1:
-                y = self.one_step_efe(r, ig) + s.discount * (1.0 - done) * self.next_value(x1)
+                y = self.one_step_efe(r, ig, self.stored_gain(idx)) + s.discount * (1.0 - done) * self.next_value(x1)
             else:
                 y = self.n_step_target(idx, ig)
         loss = F.smooth_l1_loss(self.qf.net(x).gather(1, a[:, None])[:, 0], y)
