@@ -2,7 +2,8 @@
 
 ``recover(models, truths, env, trials, steps)`` simulates each generating model's subjects (``aif.Agent`` stepped
 in NumPy, learning included, from the parameter values in ``truths``), fits every candidate model to every
-subject's choices by Laplace (``aif_deep.bayes.laplace``: posterior means, credible intervals, log evidence), and
+subject's choices by Laplace (``aif_deep.bayes.laplace``: posterior means, credible intervals, log evidence; or by
+NUTS with bridge-sampled evidence, ``posterior="nuts"``), and
 reports the correlation between true and posterior-mean values, the coverage of the credible intervals, and the
 confusion matrix of model recovery (the model of highest evidence per subject), with figures.
 
@@ -27,7 +28,7 @@ from torch.distributions import biject_to
 from tqdm.auto import tqdm
 
 import aif
-from aif.checks import check_index
+from aif.checks import check_choice, check_index
 from aif.errors import ParameterError, StrategyError
 
 from . import bayes
@@ -182,6 +183,9 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], runner: InProcess 
 # The study
 
 
+NUTS_OPTIONS = {"num_samples", "warmup", "chains", "target_accept", "max_tree_depth"}
+
+
 @dataclass(frozen=True)
 class _Task:
     models: tuple
@@ -192,22 +196,30 @@ class _Task:
     steps: int
     seed: tuple
     level: float
+    posterior: str = "laplace"
+    nuts: dict = field(default_factory=dict)
 
 
 def _fit_task(task: _Task) -> dict:
-    """Simulate one chunk of subjects of one generating model and fit every candidate to them (Laplace)."""
+    """Simulate one chunk of subjects of one generating model and fit every candidate to them (Laplace; or NUTS
+    from Laplace's mode, with the log evidence by bridge sampling from its draws)."""
     torch.set_num_threads(1)  # small tensors; the parallelism is across tasks
     rng = np.random.default_rng(list(task.seed))
     obs, act = simulate(task.models[task.generating], task.values, task.env, task.trials, task.steps, rng)
     fits = []
+    seed = int(task.seed[-1])
     for model in task.models:
-        post = bayes.laplace(model.likelihood(obs, act), model.priors, num_draws=1000, seed=int(task.seed[-1]))
+        like = model.likelihood(obs, act)
+        post = bayes.laplace(like, model.priors, num_draws=1000, seed=seed)
+        evidence = cast(torch.Tensor, post.log_evidence)
+        if task.posterior == "nuts":
+            post = bayes.nuts(like, model.priors, init=post.mode, seed=seed, **task.nuts)
+            evidence = bayes.bridge_sampling(like, model.priors, post, seed=seed).log_evidence
         intervals = {k: post.interval(k, task.level) for k in model.priors}
         fits.append({"mean": {k: post.mean(k).numpy() for k in model.priors},
                      "lower": {k: v[0].numpy() for k, v in intervals.items()},
                      "upper": {k: v[1].numpy() for k, v in intervals.items()},
-                     "log_evidence": cast(torch.Tensor, post.log_evidence).numpy(),
-                     "correlation": posterior_correlations(post, model.priors)})
+                     "log_evidence": evidence.numpy(), "correlation": posterior_correlations(post, model.priors)})
     return {"generating": task.generating, "values": task.values, "fits": fits}
 
 
@@ -315,7 +327,7 @@ class RecoveryReport:
 
 def recover(models: Sequence[AgentModel], truths: Sequence[dict], env: Callable[[], Any], trials: int, steps: int,
             *, seed: int = 0, chunk: int = 10, level: float = 0.9, runner: InProcess | Ray | None = None,
-            progress: bool = True) -> RecoveryReport:
+            progress: bool = True, posterior: str = "laplace", nuts: dict | None = None) -> RecoveryReport:
     """Simulate, fit and report a parameter and model recovery study.
 
     Args:
@@ -329,6 +341,10 @@ def recover(models: Sequence[AgentModel], truths: Sequence[dict], env: Callable[
         level: the credible intervals' probability.
         runner: ``InProcess()`` (default) or ``Ray(...)``; the results are the same.
         progress: a progress bar over the tasks.
+        posterior: ``"laplace"`` (each subject's Laplace posterior and evidence) or ``"nuts"`` (``bayes.nuts`` started
+            at Laplace's mode: the exact posterior's means and intervals, and the log evidence by
+            ``bayes.bridge_sampling`` from its draws; some ten times Laplace's cost).
+        nuts: ``bayes.nuts``'s options with ``posterior="nuts"`` (``num_samples``, ``warmup``, ``chains``, ...).
     """
     models = list(models)
     if not models or not all(isinstance(m, AgentModel) for m in models):
@@ -336,6 +352,11 @@ def recover(models: Sequence[AgentModel], truths: Sequence[dict], env: Callable[
     if not 1 <= len(truths) <= len(models):
         raise ParameterError(f"give the true values of 1 to {len(models)} generating models, got {len(truths)}")
     trials, steps, chunk = check_index(trials, "trials"), check_index(steps, "steps"), check_index(chunk, "chunk")
+    check_choice(posterior, "posterior", ("laplace", "nuts"))
+    if nuts is not None and (posterior != "nuts" or not isinstance(nuts, dict)
+                             or not set(nuts) <= NUTS_OPTIONS):
+        raise ParameterError(f"nuts takes a dict of bayes.nuts options ({', '.join(sorted(NUTS_OPTIONS))}) with "
+                             f"posterior='nuts', got {nuts!r:.200} with posterior={posterior!r}")
     tasks = []
     for g, values in enumerate(truths):
         missing = set(models[g].priors) - set(values)
@@ -344,7 +365,8 @@ def recover(models: Sequence[AgentModel], truths: Sequence[dict], env: Callable[
         n = len(next(iter(values.values())))
         for j, start in enumerate(range(0, n, chunk)):
             part = {k: np.asarray(v)[start:start + chunk] for k, v in values.items()}
-            tasks.append(_Task(tuple(models), g, part, env, trials, steps, (seed, g, j), level))
+            tasks.append(_Task(tuple(models), g, part, env, trials, steps, (seed, g, j), level, posterior,
+                               dict(nuts or {})))
     results = run_tasks(_fit_task, tasks, runner, progress)
     failures = [r for r in results if isinstance(r, Failure)]
     done = [r for r in results if not isinstance(r, Failure)]

@@ -4,6 +4,7 @@
     python examples/fit_recovery.py --subjects 100 --trials 200 --chunk 100   # the size
     python examples/fit_recovery.py --studies bandit --subjects 30 --pulls 200 --chunk 30
     python examples/fit_recovery.py --ray                                     # the tasks on local Ray workers
+    python examples/fit_recovery.py --studies bandit-hint --subjects 100 --trials 200 --chunk 100 --posterior nuts
     python examples/fit_recovery.py --studies bandit-hint --subjects 100 --trials 200 --chunk 100   # ~1 min of CPU
     python examples/fit_recovery.py --studies learning-reversals,bandit,bandit-preferences --subjects 100 \
         --trials 200 --pulls 200 --chunk 100 --save fit                       # + fit_<study>.npz of the estimates
@@ -244,6 +245,9 @@ def main(argv=None):
                         "intervals, evidence and posterior correlations (none when absent)")
     parser.add_argument("--loss-aversion", type=float, default=HINT_LOSS_AVERSION,
                         help="bandit-hint: the known loss aversion la in C[1] = [0, -la, r]")
+    parser.add_argument("--posterior", choices=["laplace", "nuts"], default="laplace",
+                        help="nuts: NUTS posteriors (from Laplace's mode) and bridge-sampled evidence")
+    parser.add_argument("--nuts-samples", type=int, default=300, help="NUTS draws and warm-up steps per chain")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="3 subjects, 6 trials, 1 step: a smoke test")
     args = parser.parse_args(argv)
@@ -290,9 +294,11 @@ def main(argv=None):
         steps = {"bandit-hint": 2, "bandit-hint-learning": 3}.get(study, args.steps)
         trials, steps = (1, args.pulls) if pulls else (args.trials, steps)
         start = time.perf_counter()
-        report = recover(models, truths, env, trials, steps, seed=args.seed, chunk=args.chunk, runner=runner)
+        nuts = dict(num_samples=args.nuts_samples, warmup=args.nuts_samples) if args.posterior == "nuts" else None
+        report = recover(models, truths, env, trials, steps, seed=args.seed, chunk=args.chunk, runner=runner,
+                         posterior=args.posterior, nuts=nuts)
         took = time.perf_counter() - start
-        print(f"\n## {study}: {n} subjects per model, {trials} trials x {steps} steps, "
+        print(f"\n## {study}: {n} subjects per model, {trials} trials x {steps} steps, {args.posterior}, "
               f"{type(runner).__name__}: {took:.0f} s\n")
         print(report.table())
         for failure in report.failures:

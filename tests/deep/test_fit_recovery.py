@@ -50,6 +50,28 @@ def test_in_process_and_ray_agree_and_failures_are_reported():
     assert "| strong | gamma | 2 |" in local.table()
 
 
+def test_nuts_posteriors_and_bridge_evidence_in_a_study():
+    """posterior="nuts": the study's means, intervals and evidence come from NUTS (from Laplace's mode) and bridge
+    sampling; on these data they are close to Laplace's (the posterior of ln gamma is near Gaussian), and not equal."""
+    torch.set_num_threads(1)
+    study = dict(models=candidates(), truths=[{"gamma": np.array([2.0, 6.0])}], env=functools.partial(TMaze, 0.8),
+                 trials=20, steps=1, seed=3, chunk=2, progress=False)
+    lap = recovery.recover(**study)
+    nuts = recovery.recover(**study, posterior="nuts", nuts=dict(num_samples=40, warmup=40, max_tree_depth=3))
+    assert not nuts.failures
+    assert np.allclose(nuts.log_evidence[0], lap.log_evidence[0], atol=0.15)
+    assert not np.array_equal(nuts.log_evidence[0], lap.log_evidence[0])
+    assert np.allclose(np.log(nuts.estimate[0]["gamma"]), np.log(lap.estimate[0]["gamma"]), atol=0.3)
+    assert (nuts.lower[0]["gamma"] < nuts.estimate[0]["gamma"]).all()
+    assert (nuts.estimate[0]["gamma"] < nuts.upper[0]["gamma"]).all()
+    with pytest.raises(aif.ParameterError, match="posterior must be .laplace. or .nuts., got .mcmc."):
+        recovery.recover(**study, posterior="mcmc")
+    with pytest.raises(aif.ParameterError, match="nuts takes a dict of bayes.nuts options"):
+        recovery.recover(**study, nuts=dict(num_samples=10))  # without posterior="nuts"
+    with pytest.raises(aif.ParameterError, match="nuts takes a dict"):
+        recovery.recover(**study, posterior="nuts", nuts=dict(samples=10))
+
+
 def test_posterior_correlations_are_read_in_the_unconstrained_space():
     """Draws whose log-lr and logit-forgetting have correlation -0.8 (first subject) and 0 (second) give those
     correlations; a vector parameter is left out."""
