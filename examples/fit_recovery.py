@@ -26,7 +26,12 @@ by Laplace, report correlations, coverage of the 90% intervals and the confusion
    information gain), or utility alone, both learning. ``bandit-stationary``: the same without reversals.
 4. ``learning-reversals``: the learning study in a T-maze whose contingencies reverse at trials 50, 100 and 150
    (``ReversingTMaze``: the baited arm pays with 0.2 instead of 0.8, so the cue points to the worse arm, until the
-   next reversal), as the bandit's arms swap: the agents must re-learn, and the speed of forgetting shows.
+   next reversal), as the bandit's arms swap: the agents must re-learn, and the speed of forgetting shows. Three
+   moves per trial (cue, arm, and one more from the arm: stay for another draw or leave), as in pymdp's T-maze demo
+   whose agents act for several steps: the move after the arm's outcome is made on counts just updated, and shows
+   how far lr moves them and how little has been forgotten; with two moves, agents that forget fast (f < 0.8)
+   choose near their prior at the next visit of an arm and their forgetting was not recovered (r 0.24 within f <
+   0.8, 0.795 in all: ``benchmarks/results/fit_recovery.md``).
 5. ``bandit-preferences``: gamma ~ U(1, 16) and preference strength r ~ U(1, 6) (C[1] = r * [0, 1, 0]) on the
    bandit with reversals, alpha = 0.25 (the epistemic study's ranges, priors and action precision), learning
    with lr = 1 and forgetting = 0.8 known; EFE with novelty against utility alone, both fitting gamma and r.
@@ -234,7 +239,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--subjects", type=int, default=40, help="subjects per generating model")
     parser.add_argument("--trials", type=int, default=100, help="trials per subject")
-    parser.add_argument("--steps", type=int, default=2, help="actions per trial (cue, then arm)")
+    parser.add_argument("--steps", type=int, default=2, help="actions per trial (cue, then arm) of the epistemic and "
+                        "learning studies (the others set their own)")
     parser.add_argument("--pulls", type=int, default=200, help="pulls per bandit subject (one episode)")
     parser.add_argument("--chunk", type=int, default=10, help="subjects per task")
     parser.add_argument("--studies", default="epistemic,learning")
@@ -291,7 +297,7 @@ def main(argv=None):
             raise SystemExit(f"unknown study {study!r}: choose from epistemic, learning, learning-reversals, bandit, "
                              "bandit-stationary, bandit-preferences, bandit-hint, bandit-hint-learning")
         pulls = study in ("bandit", "bandit-stationary", "bandit-preferences")
-        steps = {"bandit-hint": 2, "bandit-hint-learning": 3}.get(study, args.steps)
+        steps = {"bandit-hint": 2, "bandit-hint-learning": 3, "learning-reversals": 3}.get(study, args.steps)
         trials, steps = (1, args.pulls) if pulls else (args.trials, steps)
         start = time.perf_counter()
         nuts = dict(num_samples=args.nuts_samples, warmup=args.nuts_samples) if args.posterior == "nuts" else None
