@@ -174,21 +174,29 @@ class RealisedInfoGain(Term):
     posterior and the prior that x' holds. ``TDRun`` computes it once, when the transition is stored, with the model
     of that time (a model trained online moves on, and old states are not re-read by a newer one); through the
     bootstrap G_phi carries the gain expected along the future path. The one-step EFE of ``TDLearning`` is then
-    ``g = -preference * r - epistemic_value(weight * gain)`` (with an ``EnsembleInfoGain`` too, the two values are
-    summed before the ``OnlineTrick``s).
+    ``g = -preference * r - epistemic_value(weight * (gain - baseline))`` (with an ``EnsembleInfoGain`` too, the two
+    values are summed before the ``OnlineTrick``s).
+
+    The baseline: a gain that every step realises whatever the agent does (a world model trained with free nats lets
+    its posterior move about that much from its prior at no cost, benchmarks/results/minigrid.md) is a constant
+    value per step, which in an episodic task is a reward for not ending the episode; subtracted, the term values the
+    gain above it and charges for steps below it.
 
     Attributes:
         weight: nats of log-preference per nat of information (non-negative; 0 switches the term off).
         of: the gain of states ``(B, num_features) -> (B,)``.
+        baseline: nats subtracted from each step's gain (finite; 0: none).
     """
 
     weight: float = 0.1
     of: Callable[[torch.Tensor], torch.Tensor] | None = None
+    baseline: float = 0.0
     key: ClassVar[str] = "state_info_gain"
     sign: ClassVar[float] = -1.0
 
     def __post_init__(self) -> None:
         checks.settings("RealisedInfoGain", {"weight": self.weight}, "non-negative")
+        checks.settings("RealisedInfoGain", {"baseline": self.baseline}, "finite")
         if not callable(self.of):
             raise StrategyError(f"RealisedInfoGain.of must be callable (states (B, D) -> gains (B,)), got {self.of!r}")
 
@@ -478,7 +486,7 @@ class TDRun:
         the tricks: ``(B,)`` -> ``(B,)``."""
         value = torch.zeros(()) if info_gain is None else (0.0 if self.info is None else self.info.weight) * info_gain
         if realised is not None and self.realised is not None:
-            value = value + self.realised.weight * realised
+            value = value + self.realised.weight * (realised - self.realised.baseline)
         for trick in self.settings.tricks:
             value = trick.epistemic_value(value)
         return value

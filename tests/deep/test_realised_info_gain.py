@@ -117,3 +117,17 @@ def test_with_an_ensemble_the_two_values_sum_before_the_tricks():
 def test_other_terms_are_refused():
     with pytest.raises(StrategyError, match="RealisedInfoGain"):
         agent((aif.Utility(),))
+
+
+def test_baseline_is_subtracted_from_each_steps_gain():
+    with pytest.raises(ParameterError, match="baseline"):
+        online.RealisedInfoGain(0.1, first_feature, baseline=float("inf"))
+    a = agent((online.RealisedInfoGain(0.5, first_feature, baseline=1.0),))
+    a.step(torch.tensor([0.3, 1.0, 0.0]))
+    a.step(torch.tensor([1.7, 0.0, 1.0]), reward=1.0)
+    a.step(torch.tensor([0.2, 0.0, 1.0]), reward=0.0)
+    idx = torch.tensor([0, 1])
+    torch.testing.assert_close(a.td.gain[:2], torch.tensor([1.7, 0.2]))  # stored as computed
+    # g = -2 r - 0.5 (gain - 1): a value above the baseline, a cost below it
+    torch.testing.assert_close(a.td.one_step_efe(a.td.reward[idx], None, a.td.stored_gain(idx)),
+                               torch.tensor([-2.0 - 0.35, 0.4]))
