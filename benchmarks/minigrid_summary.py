@@ -40,6 +40,27 @@ def summarise(run: dict, env: str, budget: int | None, window: int = 20, target:
             "wall_s": run["wall_s"] if budget is None or budget >= len(run["returns"]) else None}
 
 
+# The example's command-line options away from their defaults, read back from the run's settings (its repr).
+OPTIONS = [("info_gain=", "0.0", "--info-gain"), ("info_gain_baseline=", "0.0", "--info-gain-baseline"),
+           (", alpha=", "0.01", "--alpha"), ("target_entropy=", "0.3", "--target-entropy"),
+           ("n_step=", "1", "--n-step"), ("twin=", "False", "--twin"),
+           ("free_nats=FreeNats(nats=", "1.0", "--free-nats")]
+
+
+def options(settings: str, agent: str) -> str:
+    """`` --info-gain 0.1 --alpha 0.005 ...``: the options of an actor-critic or RSSM run that differ from the
+    example's defaults (none for DQN and random runs, whose learner they do not change)."""
+    out = ""
+    for key, default, flag in OPTIONS:
+        if key not in settings or ("sac" not in agent and flag != "--free-nats") or "rssm" not in agent and (
+                flag in ("--info-gain", "--info-gain-baseline", "--free-nats")):
+            continue
+        value = settings.split(key, 1)[1].split(",")[0].split(")")[0]
+        if value != default:
+            out += f" {flag}" if flag == "--twin" else f" {flag} {0 if value == 'None' else value}"
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="+")
@@ -54,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         online = "wm_online=OnlineFit(" in data["settings"]  # an RSSM trained online (--online)
         for run in data["runs"]:
             r = summarise(run, env, args.budget)
-            r["agent"] += " --online" if online and "rssm" in r["agent"] else ""
+            r["agent"] += (" --online" if online and "rssm" in r["agent"] else "") + options(data["settings"],
+                                                                                          r["agent"])
             rows.append((env, r))
     print("| task | agent | seed | episodes | success per 50 episodes | first episode at 0.9 (env steps) | "
           "last 20 success | goal reached (all) | env steps | wall |")

@@ -55,8 +55,8 @@ import torch  # noqa: E402
 import aif_deep  # noqa: E402
 from aif_deep import online  # noqa: E402
 from aif_deep.actor_critic import EntropyWeight, SoftActorCritic  # noqa: E402
-from aif_deep.neural import Bernoulli  # noqa: E402
-from aif_deep.rssm import ELBO, RSSM, FreeNats, KLBalancing, OnlineFit, features, fit  # noqa: E402
+from aif_deep.neural import Bernoulli, unimix  # noqa: E402
+from aif_deep.rssm import ELBO, RSSM, FreeNats, KLBalancing, OnlineFit, categorical_kl, features, fit  # noqa: E402
 
 NUM_OBJECTS, NUM_STATES = 11, 3  # MiniGrid's OBJECT_TO_IDX and STATE_TO_IDX sizes
 PIXELS = 7 * 7 * (NUM_OBJECTS + NUM_STATES)
@@ -90,6 +90,10 @@ class Settings:
         q_hidden: hidden width of the Q-networks and the actor.
         td: the TD learner's settings (both agents).
         reward_preference: ln p~(r) = reward_preference * r, the risk the critics learn (both agents).
+        info_gain: w, the weight of the information gain the RSSM's belief update realises at each step
+            (``online.RealisedInfoGain`` with ``belief_info_gain``), subtracted from the one-step EFE the critic
+            learns (``rssm-*`` agents; 0: no epistemic term, the critic's G is -reward + discount V).
+        info_gain_baseline: nats subtracted from each step's gain (``RealisedInfoGain.baseline``).
         alpha, target_entropy: the actor's initial entropy weight and its target entropy in nats (the weight is
             learned); a small weight, as the entropy bonus summed over ~100 discounted steps outweighs a reward of 1.
         epsilon: DQN's exploration.
@@ -114,8 +118,10 @@ class Settings:
     td: online.TDLearning = online.TDLearning(lr=5e-4, batch_size=64, buffer_size=50_000, learning_starts=500,
                                               train_every=4, discount=0.99)
     reward_preference: float = 10.0
+    info_gain: float = 0.0
+    info_gain_baseline: float = 0.0
     alpha: float = 0.01
-    target_entropy: float = 0.3
+    target_entropy: float | None = 0.3
     epsilon: online.EpsilonGreedy = online.EpsilonGreedy(1.0, 0.05, 5_000)
     success_return: float | None = None
     window: int = 20
@@ -140,8 +146,30 @@ def world_model(s: Settings, seed: int) -> RSSM:
                 deter=s.deter, hidden=s.hidden, seed=seed)
 
 
-def learner(s: Settings, num_features: int, num_actions: int, kind: str, seed: int) -> aif_deep.Agent:
-    """An observed-state ``aif_deep.Agent`` on feature vectors: the soft actor-critic (``sac``) or DQN (``dqn``)."""
+def belief_info_gain(rssm: RSSM, offset: int = 0):
+    """The information gain of the RSSM's belief update at a state ``x = [..., h, E_q onehot z]`` (the features from
+    ``offset`` on): ``sum_k KL[q(z^k | h, o) || p(z^k | h)]`` over the K latent variables, from the marginals the
+    features hold and the prior at h (the factorised form, a lower bound on the joint's KL; pymdp sums its
+    information gain per modality in the same way). ``(B, num_features) -> (B,)``."""
+    D, K, C = rssm.deter, rssm.num_latents, rssm.num_classes
+
+    @torch.no_grad()
+    def gain(x: torch.Tensor) -> torch.Tensor:
+        h, q = x[:, offset:offset + D], x[:, offset + D:offset + D + K * C].unflatten(-1, (K, C))
+        p = unimix(torch.softmax(rssm.prior_net(h.to(rssm.dtype)).unflatten(-1, (K, C)), -1),
+                   rssm.observation_model.unimix)
+        return categorical_kl(q.to(p.dtype), p).sum(-1).to(x.dtype)
+
+    return gain
+
+
+def learner(s: Settings, num_features: int, num_actions: int, kind: str, seed: int,
+            info_gain=None) -> aif_deep.Agent:
+    """An observed-state ``aif_deep.Agent`` on feature vectors: the soft actor-critic (``sac``) or DQN (``dqn``);
+    ``info_gain``: the gain of a state for ``online.RealisedInfoGain`` (with ``s.info_gain > 0``)."""
+    terms: tuple = (online.RewardRisk(s.reward_preference),)
+    if s.info_gain > 0 and info_gain is not None:
+        terms += (online.RealisedInfoGain(s.info_gain, info_gain, s.info_gain_baseline),)
     model = online.StateVectorModel(num_features, num_actions)
     critic = aif_deep.QFunction([num_features], [num_actions], hidden=s.q_hidden, seed=seed)
     if kind == "sac":
@@ -152,7 +180,7 @@ def learner(s: Settings, num_features: int, num_actions: int, kind: str, seed: i
         learning = replace(s.td, hard_min=True)
         planner, selection = online.LearnedQ(critic), s.epsilon
     return aif_deep.Agent(model, inference=online.ObservedState(), planner=planner,
-                          efe_terms=(online.RewardRisk(s.reward_preference),), learning=learning, selection=selection,
+                          efe_terms=terms, learning=learning, selection=selection,
                           rng=np.random.default_rng(seed))
 
 
@@ -206,7 +234,7 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
     num_actions = ACTIONS.get(s.env, 3)
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
-    goal, returns, steps, wm, wm_online_s = [], [], 0, None, 0.0
+    goal, returns, steps, wm, wm_online_s, gains, gain_events, behaviour = [], [], 0, None, 0.0, [], [], []
     if agent_name == "random":
         buffers, goal, returns = random_episodes(env, s.episodes, num_actions, rng)
         steps = buffers[0].num_steps
@@ -230,7 +258,7 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
             return torch.cat([torch.from_numpy(pixels).float(), x]) if with_view else x
 
         agent = learner(s, s.deter + s.latents * s.classes + PIXELS * with_view, num_actions,
-                        agent_name.split("-")[-1], seed)
+                        agent_name.split("-")[-1], seed, belief_info_gain(rssm, PIXELS * with_view))
     else:
         encoder = lambda obs, a=None: torch.from_numpy(encode(obs["image"])).float()  # noqa: E731
         agent = learner(s, PIXELS, num_actions, "dqn", seed)
@@ -239,6 +267,11 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
     for _ in range(s.episodes - len(goal)):
         obs, _ = env.reset(seed=int(rng.integers(2**31 - 1)))
         agent.reset()
+        start_steps = steps
+        u = env.unwrapped  # what the episode did, for the record only (the agents never see it)
+        doors = [o for o in u.grid.grid if o is not None and o.type == "door"]
+        cells, key, opened, counts = {tuple(u.agent_pos)}, False, False, np.zeros(num_actions, int)
+        t_key = t_door = None
         x, reward, terminated, done, total = encoder(obs), None, False, False, 0.0
         episode: tuple[list, list, list] = ([encode(obs["image"])], [], [])  # pixels, actions, rewards
         while not done:
@@ -248,6 +281,11 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
             steps += 1
             total += float(reward)
             done = terminated or truncated
+            cells.add(tuple(u.agent_pos))
+            t_key = t_key if key or u.carrying is None else steps - start_steps - 1  # the episode's step of it
+            t_door = t_door if opened or not any(d.is_open for d in doors) else steps - start_steps - 1
+            key, opened = key or u.carrying is not None, opened or any(d.is_open for d in doors)
+            counts[a] += 1
             if online_fit:  # the episode so far is not in the replay yet: windows come from finished ones
                 episode[0].append(encode(obs["image"]))
                 episode[1].append([a])
@@ -257,13 +295,25 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
                 wm_hist += hist
                 wm_online_s += time.perf_counter() - t
         agent.infer_states(x, reward=reward, terminated=terminated)  # the episode's last transition
+        stored = agent.td.stored_gain(torch.arange(agent.td.steps - (steps - start_steps), agent.td.steps)
+                                      % agent.td.settings.buffer_size) if agent.td is not None else None
+        if stored is not None:  # the mean information gain the belief update realised per step of the episode
+            gains.append(float(stored.mean()))
+            gain_events.append({"max": float(stored.max()), "key": None if t_key is None else float(stored[t_key]),
+                                "door": None if t_door is None else float(stored[t_door])})
         if online_fit:
             buffers[0].add([np.stack(episode[0])], np.array(episode[1]), np.array(episode[2]))
         goal.append(bool(terminated))
         returns.append(total)
+        behaviour.append({"cells": len(cells), "key": key, "door_open": opened, "actions": counts.tolist()})
         if progress:
+            sac = "" if not hasattr(agent.td, "alpha") else (f", alpha {agent.td.alpha:.3g}, policy entropy "
+                                                            f"{agent.td.last_entropy:.2f}")
+            gain = f", gain/step {gains[-1]:.2f}" if gains else ""
+            did = f", key {key:d}, door {opened:d}" if doors else ""
             print(f"{agent_name} seed {seed} ep {len(goal)}: return {total:.2f}, mean of the last {s.window} "
-                  f"{np.mean(returns[-s.window:]):.2f}", flush=True)
+                  f"{np.mean(returns[-s.window:]):.2f}{sac}{gain}, {len(cells)} cells{did}, actions "
+                  f"{counts.tolist()}", flush=True)
     if "rssm" in agent_name:  # the ELBO at the first and last 10 Adam steps, warm-up and online
         wm = {"elbo_first": float(np.mean([h["elbo"] for h in wm_hist[:10]])),
               "elbo_last": float(np.mean([h["elbo"] for h in wm_hist[-10:]])), "adam_steps": len(wm_hist),
@@ -278,7 +328,8 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
             "mean_return": float(np.mean(returns[last])),
             "blocks": [float(b.mean()) for b in np.array_split(success, max(1, len(success) // 50))],
             "reached": None if not len(reached) else int(reached[0]) + s.window, "success_return": success_return,
-            "wall_s": time.perf_counter() - start, "world_model_s": wm_time, "world_model": wm}
+            "wall_s": time.perf_counter() - start, "world_model_s": wm_time, "world_model": wm,
+            "info_gain": s.info_gain, "gain_per_episode": gains, "gain_events": gain_events, "behaviour": behaviour}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -289,6 +340,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--episodes", type=int, default=None)
     p.add_argument("--online", action="store_true", help="train the RSSM online as the agent acts (ONLINE)")
+    p.add_argument("--info-gain", type=float, default=0.0, metavar="W",
+                   help="weight of the realised information gain in the critic's one-step EFE (rssm-* agents)")
+    p.add_argument("--info-gain-baseline", type=float, default=0.0, metavar="NATS",
+                   help="nats subtracted from each step's information gain (RealisedInfoGain.baseline)")
+    p.add_argument("--alpha", type=float, default=None, help="the actor's (initial) entropy weight (Settings.alpha)")
+    p.add_argument("--target-entropy", type=float, default=None, metavar="NATS",
+                   help="the actor-critic's target entropy (Settings.target_entropy); 0: alpha fixed")
+    p.add_argument("--free-nats", type=float, default=None,
+                   help="the world model's free nats per step (Settings.elbo; 0: none)")
+    p.add_argument("--n-step", type=int, default=None, help="the critics' n-step TD targets (TDLearning.n_step)")
+    p.add_argument("--twin", action="store_true", help="twin critic heads (TDLearning.twin)")
     p.add_argument("--quick", action="store_true", help="a few episodes with small networks (the tests' setting)")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--json", default=None, help="write every run's per-episode returns and measures to this file")
@@ -297,8 +359,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     s = replace(QUICK if args.quick else Settings(), env=args.env)
     if args.episodes is not None:
         s = replace(s, episodes=args.episodes)
-    if args.online:
-        s = replace(s, wm_online=replace(ONLINE, length=min(ONLINE.length, s.wm_length)) if args.quick else ONLINE)
+    s = replace(s, info_gain=args.info_gain, info_gain_baseline=args.info_gain_baseline,
+                td=replace(s.td, twin=args.twin or s.td.twin, n_step=args.n_step or s.td.n_step))
+    if args.target_entropy is not None:
+        s = replace(s, target_entropy=args.target_entropy or None)
+    if args.free_nats is not None:
+        s = replace(s, elbo=replace(s.elbo, free_nats=FreeNats(args.free_nats) if args.free_nats else None))
+    if args.alpha is not None:
+        s = replace(s, alpha=args.alpha)
+    if args.online:  # the online fit trains by the same ELBO as the warm-up's
+        online_fit = replace(ONLINE, elbo=s.elbo)
+        s = replace(s, wm_online=replace(online_fit, length=min(ONLINE.length, s.wm_length)) if args.quick else
+                    online_fit)
     results = []
     for name in args.agents:
         for seed in args.seeds:

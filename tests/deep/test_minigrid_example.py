@@ -81,3 +81,47 @@ def test_online_world_model_keeps_training(example, agent):
     assert r["world_model"]["adam_steps"] == s.wm_steps + online_steps // 4
     frozen = example.run(agent, replace(s, wm_online=None), 0)
     assert frozen["world_model"]["adam_steps"] == s.wm_steps and frozen["world_model"]["online_s"] == 0.0
+
+
+@pytest.mark.parametrize("latents", [1, 2])
+def test_belief_info_gain_is_the_kl_of_the_filters_update(example, latents):
+    """belief_info_gain reads KL[q(z | h, o) || p(z | h)] from the features: the filter's own KL for one latent
+    variable, a lower bound on the joint KL for two (the sum over variables of their marginals' KL); the view beside
+    the features is skipped by the offset."""
+    from dataclasses import replace
+
+    from aif_deep.rssm import categorical_kl
+
+    s = replace(example.QUICK, latents=latents)
+    rssm = example.world_model(s, 0)
+    filt = example.Filter(rssm)
+    rng = np.random.default_rng(0)
+    pixels = [rng.integers(2, size=example.PIXELS).astype(np.uint8) for _ in range(3)]
+    x = torch.stack([filt.reset(pixels[0]), filt.step(1, pixels[1]), filt.step(2, pixels[2])])
+    joint_kl = categorical_kl(filt.qs[0], filt.view.prior()[0])  # the last update's, over the joint classes
+    gain = example.belief_info_gain(rssm)(x)
+    assert gain.shape == (3,) and (gain >= 0).all() and float(gain[-1]) > 0
+    if latents == 1:
+        torch.testing.assert_close(gain[-1], joint_kl.float(), rtol=1e-4, atol=1e-5)
+    else:
+        assert float(gain[-1]) <= float(joint_kl) + 1e-5
+    with_view = torch.cat([torch.from_numpy(np.stack(pixels)).float(), x], -1)
+    torch.testing.assert_close(example.belief_info_gain(rssm, example.PIXELS)(with_view), gain)
+
+
+def test_info_gain_setting_adds_the_term(example):
+    """--info-gain W gives the rssm agents' critic the RealisedInfoGain term, and the run reports the mean gain per
+    episode; without it the critic learns the risk alone."""
+    from dataclasses import replace
+
+    from aif_deep.online import RealisedInfoGain
+
+    s = replace(example.QUICK, episodes=3, info_gain=0.1)
+    r = example.run("rssm-sac", s, 0)
+    assert len(r["gain_per_episode"]) == s.episodes - s.warmup and all(g > 0 for g in r["gain_per_episode"])
+    rssm = example.world_model(s, 0)
+    terms = example.learner(s, 20, 3, "sac", 0, example.belief_info_gain(rssm)).efe_terms
+    assert any(isinstance(t, RealisedInfoGain) and t.weight == 0.1 for t in terms)
+    off = example.learner(replace(s, info_gain=0.0), 20, 3, "sac", 0, example.belief_info_gain(rssm))
+    assert not any(isinstance(t, RealisedInfoGain) for t in off.efe_terms)
+    assert example.run("rssm-sac", replace(s, info_gain=0.0), 0)["gain_per_episode"] == []
