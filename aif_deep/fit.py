@@ -13,8 +13,12 @@ for agents that do not learn, all trials) run as one batch, and the summed loss 
 Agents that learn during the task (``learning=aif.Learning(...)``) update their Dirichlet counts after every
 observation inside the same differentiable step, as ``aif.Agent`` with that ``Learning`` does online: the
 posterior is inferred with the current A, then pA (and pB, from the previous posterior and action) take the
-update, the policies are scored with the updated model, and the next prior comes from the updated B. Their trials
-run in order (what was learned in one is carried into the next), so learning rate and forgetting are fitted too.
+update, the policies are scored with the updated model, and the next prior comes from the updated B. With
+``Learning(online=False)`` (an agent whose ``learn()`` runs after each trial, as SPM's agents learn at a trial's end)
+the counts are updated at the trial's end from the beliefs held, smoothed first with ``smoothing=True`` (B then from
+the pairwise beliefs; D from the smoothed first belief, which carries what the whole trial told about the initial
+state). Their trials run in order (what was learned in one is carried into the next), so learning rate and
+forgetting are fitted too.
 
 ``ChoiceLikelihood`` is that likelihood as a function of the parameter values (``values: name -> (N, ...)``),
 shared by ``fit`` (point estimates), ``aif_deep.bayes`` (posteriors, evidence) and ``aif_deep.recovery``.
@@ -153,18 +157,21 @@ def _normalise(p: Tensor) -> Tensor:
     return p / p.sum(1, keepdim=True)
 
 
-def _dirichlet_step(p: Tensor, vectors: list, lr: Tensor, forgetting: Tensor, prior: Tensor | None,
+def _dirichlet_step(p: Tensor, vectors: list | Tensor, lr: Tensor, forgetting: Tensor, prior: Tensor | None,
                     mask_zeros: bool, valid: Tensor) -> Tensor:
     """One online Dirichlet update with per-subject rates, ``(N, ...)``; steps that are not ``valid`` keep ``p``.
 
         p' = forgetting * p + (1 - forgetting) * prior + lr * v0 ⊗ v1 ⊗ ...      (prior = 0 when None)
+
+    ``vectors``: the vectors ``(N, n_i)`` of the outer product, or the evidence itself, shaped as ``p``.
 
     ``aif.learning.update_A`` / ``update_B``'s formula (and ``aif_deep.learning``'s), written here for rates that
     are tensors ``(N,)`` inside an optimiser, which those functions (checked numbers) do not take.
     """
     shape = (-1,) + (1,) * (p.ndim - 1)
     f, rate = forgetting.reshape(shape), lr.reshape(shape)
-    new = f * p + (0.0 if prior is None else (1.0 - f) * prior) + rate * outer(vectors)
+    evidence = vectors if isinstance(vectors, Tensor) else outer(vectors)
+    new = f * p + (0.0 if prior is None else (1.0 - f) * prior) + rate * evidence
     if mask_zeros:
         new = torch.where(p > 0, new, torch.zeros_like(new))
     return torch.where(valid.reshape(shape), new, p)
@@ -192,7 +199,8 @@ class ChoiceLikelihood:
         policies: ``(P, H, F)``.
         fixed: ``"gamma"``, ``"alpha"``, ``"lr"``, ``"forgetting"`` -> ``(N,)``: the values not fitted.
         inference, efe, efe_terms, sampling: the agents' settings (as ``aif_deep.Agent``'s).
-        learning: ``aif.Learning`` (online) for agents that learn during the task, else ``None``.
+        learning: ``aif.Learning`` (online, or offline at each trial's end) for agents that learn during the task,
+            else ``None``.
         custom: name -> ``apply(value, model) -> model`` for parameters of your own.
     """
 
@@ -283,60 +291,126 @@ class ChoiceLikelihood:
         return total
 
     def _learning(self, model: TabularModel, s: dict) -> Tensor:
-        """``(N,)``: the trials in order, the counts updated online after every observation (``aif.Agent`` with
-        ``Learning(online=True)``: A and B at each step, D from each trial's first posterior at the next reset)."""
+        """``(N,)``: the trials in order, the counts updated as ``aif.Agent`` with this ``Learning`` updates them:
+        online, after every observation (A and B at each step, D from the trial's first posterior at the next
+        reset); offline (``online=False``, the agent's ``learn()`` after each trial), at the trial's end from the
+        beliefs it held, smoothed first with ``smoothing`` (B then from the pairwise beliefs), D from the first."""
         L = self.learning
         assert L is not None
         obs, act = self.observations, self.actions
         K, N, T, _ = act.shape
-        lr, forgetting = s["lr"], s["forgetting"]
-        rates = {k: lr if getattr(L, f"lr_{k}") is None else torch.full_like(lr, getattr(L, f"lr_{k}")) for k in "ABD"}
-        # The modalities (A) and factors (B, D) learned: all, or Learning's chosen ones.
-        chosen = {k: range(len(getattr(model, k))) if L.chosen(k) is None else cast(Sequence[int], L.chosen(k))
-                  for k in "ABD"}
-        initial: dict[str, Any] = {k: getattr(model, f"p{k}") if L.forget_to_prior else None for k in "ABD"}
+        update = _Updates(model, L, s["lr"], s["forgetting"])
         total = torch.zeros(N, dtype=model.dtype, device=model.device)
         for k in range(K):
             prior = model.prior()
-            qs_prev: list | None = None
-            u_prev = first = None
+            steps: list[tuple] = []  # (o, qs, u, valid) per step
             for t in range(T):
                 o, u = obs[k, :, t], act[k, :, t]
                 valid = (u >= 0).all(-1) & (o >= 0).all(-1)
                 o, u = o.clamp_min(0), u.clamp_min(0)
                 qs = infer_states_checked(model, _modalities(o), prior, self.inference)
-                first = qs if first is None else first
-                changes: dict = {}
-                if L.learn_A:
-                    pA = list(cast(list, model.pA))
-                    for m in chosen["A"]:
-                        one_hot = _one_hot(o[:, m], model.num_obs[m], model.dtype)
-                        factors = [qs[g] for g in model.A_dependencies[m]]
-                        prior_m = None if initial["A"] is None else initial["A"][m]
-                        pA[m] = _dirichlet_step(pA[m], [one_hot, *factors], rates["A"], forgetting, prior_m,
-                                                L.mask_zeros, valid)
-                    changes.update(pA=pA, A=[_normalise(p) for p in pA])
-                if L.learn_B and qs_prev is not None:
-                    pB = list(cast(list, model.pB))
-                    for f in chosen["B"]:
-                        one_hot = _one_hot(cast(Tensor, u_prev)[:, f], model.num_controls[f], model.dtype)
-                        factors = [qs_prev[g] for g in model.B_dependencies[f]]
-                        prior_f = None if initial["B"] is None else initial["B"][f]
-                        pB[f] = _dirichlet_step(pB[f], [qs[f], *factors, one_hot], rates["B"], forgetting, prior_f,
-                                                L.mask_zeros, valid)
-                    changes.update(pB=pB, B=[_normalise(p) for p in pB])
-                model = model.replace(**changes) if changes else model
+                if L.online:
+                    previous = (steps[-1][1], steps[-1][2]) if steps else None
+                    model = update.step(model, o, qs, previous, valid)
                 total = total + torch.where(valid, self._choice(model, qs, u, s["gamma"], s["alpha"]), 0.0)
                 prior = predict_policies(model, qs, u)
-                qs_prev, u_prev = qs, u
-            if L.learn_D and first is not None:
-                pD = list(cast(list, model.pD))
-                always = torch.ones(N, dtype=torch.bool, device=model.device)
-                for f in chosen["D"]:
-                    prior_f = None if initial["D"] is None else initial["D"][f]
-                    pD[f] = _dirichlet_step(pD[f], [first[f]], rates["D"], forgetting, prior_f, L.mask_zeros, always)
-                model = model.replace(pD=pD, D=[_normalise(p) for p in pD])
+                steps.append((o, qs, u, valid))
+            if not L.online:
+                beliefs, joints = [q for _, q, _, _ in steps], [None] * len(steps)
+                if L.smoothing and len(steps) > 1:
+                    beliefs, joints = _smooth(model, beliefs, [u for _, _, u, _ in steps],
+                                              [v for _, _, _, v in steps])
+                for t, (o, _, _, valid) in enumerate(steps):
+                    previous = (beliefs[t - 1], steps[t - 1][2]) if t else None
+                    model = update.step(model, o, beliefs[t], previous, valid, joints[t])
+                steps = [(o, q, u, v) for (o, _, u, v), q in zip(steps, beliefs, strict=True)]
+            if steps:
+                model = update.initial(model, steps[0][1])
         return total
+
+
+class _Updates:
+    """The Dirichlet updates of a learning agent with per-subject rates (``_dirichlet_step``): ``Learning``'s
+    modalities and factors, its rates, and the counts forgetting decays towards (the model's own at the start with
+    ``forget_to_prior``)."""
+
+    def __init__(self, model: TabularModel, L: aif.Learning, lr: Tensor, forgetting: Tensor) -> None:
+        self.L, self.forgetting = L, forgetting
+        self.rates = {k: lr if getattr(L, f"lr_{k}") is None else torch.full_like(lr, getattr(L, f"lr_{k}"))
+                      for k in "ABD"}
+        self.chosen = {k: range(len(getattr(model, k))) if L.chosen(k) is None else cast(Sequence[int], L.chosen(k))
+                       for k in "ABD"}
+        self.towards: dict[str, Any] = {k: getattr(model, f"p{k}") if L.forget_to_prior else None for k in "ABD"}
+
+    def _prior(self, kind: str, i: int) -> Tensor | None:
+        return None if self.towards[kind] is None else self.towards[kind][i]
+
+    def step(self, model: TabularModel, o: Tensor, qs: list, previous: tuple | None, valid: Tensor,
+             joint: list | None = None) -> TabularModel:
+        """The update after one observation ``o`` ``(N, M)`` with the belief ``qs``: pA from ``o`` and ``qs``; pB
+        from ``previous = (qs_prev, u_prev)``, or from the pairwise beliefs ``joint[f]`` ``(N, S_f, S_f)`` (next
+        state first) that smoothing gives."""
+        L = self.L
+        changes: dict[str, Any] = {}
+        if L.learn_A:
+            pA = list(cast(list, model.pA))
+            for m in self.chosen["A"]:
+                one_hot = _one_hot(o[:, m], model.num_obs[m], model.dtype)
+                pA[m] = _dirichlet_step(pA[m], [one_hot, *[qs[g] for g in model.A_dependencies[m]]],
+                                        self.rates["A"], self.forgetting, self._prior("A", m), L.mask_zeros, valid)
+            changes.update(pA=pA, A=[_normalise(p) for p in pA])
+        if L.learn_B and previous is not None:
+            qs_prev, u_prev = previous
+            pB = list(cast(list, model.pB))
+            for f in self.chosen["B"]:
+                one_hot = _one_hot(u_prev[:, f], model.num_controls[f], model.dtype)
+                vectors = (joint[f][..., None] * one_hot[:, None, None, :] if joint is not None else
+                           [qs[f], *[qs_prev[g] for g in model.B_dependencies[f]], one_hot])
+                pB[f] = _dirichlet_step(pB[f], vectors, self.rates["B"], self.forgetting, self._prior("B", f),
+                                        L.mask_zeros, valid)
+            changes.update(pB=pB, B=[_normalise(p) for p in pB])
+        return model.replace(**changes) if changes else model
+
+    def initial(self, model: TabularModel, first: list) -> TabularModel:
+        """The D update from a trial's first belief (every subject's first step is a real one)."""
+        if not self.L.learn_D:
+            return model
+        pD = list(cast(list, model.pD))
+        always = torch.ones(first[0].shape[0], dtype=torch.bool, device=model.device)
+        for f in self.chosen["D"]:
+            pD[f] = _dirichlet_step(pD[f], [first[f]], self.rates["D"], self.forgetting, self._prior("D", f),
+                                    self.L.mask_zeros, always)
+        return model.replace(pD=pD, D=[_normalise(p) for p in pD])
+
+
+def _smooth(model: TabularModel, filtered: list, actions: list, valid: list) -> tuple[list, list]:
+    """``aif.filtering.smooth`` for a batch of subjects: the beliefs ``filtered[t][f]`` ``(N, S_f)`` of one trial
+    smoothed backwards through each factor's own transitions under the actions taken, and the pairwise beliefs
+    ``joint[t][f]`` ``(N, S_f, S_f)`` of (s_t, s_t-1) (``None`` at t = 0). A subject's steps after its episode
+    ended (not ``valid``) leave its last real belief as it was filtered.
+
+        q(s_t | s_t+1) = B(s_t+1 | s_t, u_t) q_t(s_t) / sum_s B(s_t+1 | s, u_t) q_t(s)
+        q(s_t+1, s_t) = q(s_t | s_t+1) q(s_t+1),   q(s_t) = sum_s_t+1 q(s_t+1, s_t)
+    """
+    T, F = len(filtered), len(filtered[0])
+    for f, deps in enumerate(model.B_dependencies):
+        if list(deps) != [f]:
+            raise StrategyError(f"Learning.smoothing passes backwards through each factor's own transitions, but "
+                                f"B_dependencies[{f}] = {list(deps)}")
+    smoothed = [list(q) for q in filtered]
+    joints: list = [None] * T
+    for t in range(T - 2, -1, -1):
+        joints[t + 1] = [None] * F
+        live = valid[t + 1][:, None]
+        for f in range(F):
+            B = model.B[f][torch.arange(actions[t].shape[0]), ..., actions[t][:, f]]  # (N, S', S)
+            pair = B * filtered[t][f][:, None, :]  # (N, S', S): B(s' | s) q_t(s)
+            predicted = pair.sum(-1, keepdim=True)
+            conditional = torch.where(predicted > 0, pair / predicted.clamp_min(1e-300), torch.zeros_like(pair))
+            joint = conditional * smoothed[t + 1][f][..., None]
+            joints[t + 1][f] = joint
+            smoothed[t][f] = torch.where(live, joint.sum(1), filtered[t][f])
+    return smoothed, joints
 
 
 def choice_likelihood(model: TabularModel, observations: ArrayLike, actions: ArrayLike, *, policy_horizon: int = 1,
@@ -359,8 +433,9 @@ def choice_likelihood(model: TabularModel, observations: ArrayLike, actions: Arr
         gamma, alpha: the fixed values (numbers or ``(N,)``) where not fitted.
         inference, efe, efe_terms: the agents' state inference and EFE settings.
         sampling: how the agents chose actions (stochastic ``"full"`` or ``"marginal"`` selection).
-        learning: ``aif.Learning`` with ``online=True`` for agents that learn during the task (``None``: they do
-            not). Its ``lr`` and ``forgetting`` are the fixed values unless ``lr`` / ``forgetting`` are given.
+        learning: ``aif.Learning`` for agents that learn during the task (``None``: they do not), online or at
+            each trial's end (``online=False``, with ``smoothing`` or not: the module docstring). Its ``lr`` and
+            ``forgetting`` are the fixed values unless ``lr`` / ``forgetting`` are given.
         lr, forgetting: fixed learning rate and forgetting (numbers or ``(N,)``), overriding ``learning``'s.
         custom: name -> ``apply(value, model) -> model`` (batch ``(N,)``) for parameters of your own, e.g. a
             preference strength ``r`` with ``C[1] = r * [0, 1, -1]``.
@@ -383,8 +458,8 @@ def choice_likelihood(model: TabularModel, observations: ArrayLike, actions: Arr
         checks.precision(x, name, obs, (N,))
         fixed[name] = torch.as_tensor(x, dtype=model.dtype, device=device).expand(N).clone()
     if learning is not None:
-        if not isinstance(learning, aif.Learning) or not learning.online:
-            raise StrategyError(f"learning must be an aif.Learning with online=True, got {learning!r}")
+        if not isinstance(learning, aif.Learning):
+            raise StrategyError(f"learning must be an aif.Learning, got {learning!r}")
         for kind in "ABD":
             if getattr(learning, f"learn_{kind}") and getattr(model, f"p{kind}") is None:
                 raise ParameterError(f"Learning.learn_{kind} needs Dirichlet counts: the model has no p{kind}")
@@ -426,8 +501,8 @@ def fit(model: TabularModel, observations: ArrayLike, actions: ArrayLike, params
         gamma, alpha: fixed values, or starting values when fitted (numbers or ``(N,)``).
         inference, efe, efe_terms: the agents' state inference and EFE settings.
         sampling: how the agents chose actions (stochastic ``"full"`` or ``"marginal"`` selection).
-        learning: ``aif.Learning`` (online) for agents that learn during the task; its ``lr`` and ``forgetting``
-            are the fixed values, or the starting values of fitted ones (see ``choice_likelihood``).
+        learning: ``aif.Learning`` (online or offline) for agents that learn during the task; its ``lr`` and
+            ``forgetting`` are the fixed values, or the starting values of fitted ones (see ``choice_likelihood``).
         custom: parameters of your own: name -> ``(initial, apply)`` with ``initial`` a tensor ``(N, ...)`` and
             ``apply(value, model) -> model`` returning the (batch ``(N,)``) model with the value built in, e.g.
             a preference strength ``r`` with ``C[1] = r * [0, 1, -1]``. Applied after ``params``; fitted as is

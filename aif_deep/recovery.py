@@ -86,6 +86,8 @@ def simulate(agent_model: AgentModel, values: dict, env: Callable[[], Any], tria
         world = env()
         for k in range(trials):
             run = aif.rollout(agent, world, steps, seed=int(rng.integers(2**31 - 1)), progress=False)
+            if learning is not None and not learning.online:
+                agent.learn()  # offline learning: the trial's counts at its end
             observed = cast(np.ndarray, run.observations)  # index observations: every model here is tabular
             obs_all[i, k, :len(observed)] = observed
             act_all[i, k, :len(run.actions)] = run.actions

@@ -39,6 +39,8 @@ def simulate(model, learning, trials, steps, seed):
             obs, *_ = env.step(int(action[0]))
             trial_obs.append(obs)
             trial_act.append(action.copy())
+        if not learning.online:
+            agent.learn()  # offline: the trial's counts at its end
         observations.append(trial_obs)
         actions.append(trial_act)
     return np.array(observations)[None], np.array(actions)[None], log_p
@@ -48,7 +50,10 @@ def simulate(model, learning, trials, steps, seed):
     aif.Learning(lr=0.7, forgetting=0.9, learn_B=False),
     aif.Learning(lr=0.5, forgetting=0.8, learn_D=True, forget_to_prior=False),
     aif.Learning(lr=2.0, forgetting=0.95, learn_A=[1], learn_B=[0], mask_zeros=False, lr_B=0.3),
-], ids=["A", "ABD_to_zero", "chosen_unmasked"])
+    aif.Learning(lr=0.8, forgetting=0.9, learn_D=True, online=False),
+    aif.Learning(lr=0.8, forgetting=0.9, learn_D=True, online=False, smoothing=True),
+    aif.Learning(lr=1.5, learn_A=False, learn_B=False, learn_D=True, online=False, smoothing=True),
+], ids=["A", "ABD_to_zero", "chosen_unmasked", "offline", "offline_smoothed", "D_smoothed"])
 def test_learning_likelihood_equals_aif_agent(learning):
     model = learning_model()
     obs, act, reference = simulate(model, learning, trials=4, steps=3, seed=1)
@@ -70,8 +75,8 @@ def test_learning_parameters_are_refused_without_learning():
     tm = aif_deep.TabularModel.from_aif(model, device="cpu")
     with pytest.raises(aif.ParameterError, match="lr is a learning parameter"):
         aif_deep.fit(tm, obs, act, params=("lr",), progress=False)
-    with pytest.raises(aif.StrategyError, match="online=True"):
-        choice_likelihood(tm, obs, act, learning=aif.Learning(online=False))
+    with pytest.raises(aif.StrategyError, match="learning must be an aif.Learning"):
+        choice_likelihood(tm, obs, act, learning="online")
     with pytest.raises(aif.ParameterError, match=r"forgetting must be a number or \(1,\) numbers in \(0, 1\]"):
         choice_likelihood(tm, obs, act, learning=aif.Learning(), forgetting=1.5)
 
