@@ -85,20 +85,28 @@ class Softmax(SelectionRule):
     final precision stays moderate: a near-greedy policy fills the replay buffer with successful episodes only
     and forgets (benchmarks/results/cartpole.md).
 
+    With ``floor`` > 0 the action is drawn from ``(1 - floor) q(a | x) + floor / K``: a uniform mixture that keeps
+    every action's probability at least ``floor / K`` (as DQN's final epsilon does), so that a policy made
+    near-deterministic by a wrong G_phi at some state still leaves it (a loop of turns or toggles in MiniGrid,
+    benchmarks/results/minigrid.md); the critic learns off-policy from what was done.
+
     Attributes:
         gamma: the final precision (positive).
         gamma_start: the precision at step 0 (positive); ``None``: ``gamma`` throughout.
         anneal_steps: steps of the geometric rise (positive).
+        floor: the uniform share of the action probabilities (in [0, 1]; 0: q(a | x) as it is).
     """
 
     gamma: float = 30.0
     gamma_start: float | None = 1.0
     anneal_steps: int = 10_000
+    floor: float = 0.0
 
     def __post_init__(self) -> None:
         checks.settings("Softmax", {"gamma": self.gamma, **({} if self.gamma_start is None else
                                                     {"gamma_start": self.gamma_start})}, "positive")
         checks.settings("Softmax", {"anneal_steps": self.anneal_steps}, "count")
+        checks.settings("Softmax", {"floor": self.floor}, "fraction")
 
     def precision(self, step: int) -> float:
         if self.gamma_start is None:
@@ -109,7 +117,8 @@ class Softmax(SelectionRule):
     def probabilities(self, G: np.ndarray, step: int) -> np.ndarray:
         z = -self.precision(step) * (G - G.min())  # shifted: exp never overflows
         p = np.exp(z)
-        return p / p.sum()
+        p = p / p.sum()
+        return p if self.floor == 0 else (1.0 - self.floor) * p + self.floor / len(p)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """aif_deep.online.RealisedInfoGain: the information gain a belief update realised, an epistemic term of the one-step
 EFE that TDLearning and SoftActorCritic fit their critic to (stored when a transition is observed, in the one-step and
-n-step targets), and a critic that learns to seek it where there is no reward."""
+n-step targets), and a critic that learns to seek it where there is no reward; Softmax's uniform floor."""
 
 import numpy as np
 import pytest
@@ -131,3 +131,17 @@ def test_baseline_is_subtracted_from_each_steps_gain():
     # g = -2 r - 0.5 (gain - 1): a value above the baseline, a cost below it
     torch.testing.assert_close(a.td.one_step_efe(a.td.reward[idx], None, a.td.stored_gain(idx)),
                                torch.tensor([-2.0 - 0.35, 0.4]))
+
+
+def test_softmax_floor_mixes_the_policy_with_the_uniform():
+    """Softmax(floor=e): (1 - e) softmax(-gamma G) + e / K, every action at least e / K (a near-deterministic policy
+    still leaves a state); floor 0 is the policy as it is; the floor is a fraction."""
+    import scipy.special
+
+    G = np.array([0.0, 30.0, 30.0, 30.0])
+    p = online.Softmax(1.0, gamma_start=None, floor=0.2).probabilities(G, 0)
+    np.testing.assert_allclose(p, 0.8 * scipy.special.softmax(-G) + 0.05)
+    assert p.sum() == pytest.approx(1.0) and p.min() >= 0.05
+    np.testing.assert_allclose(online.Softmax(1.0, gamma_start=None).probabilities(G, 0), scipy.special.softmax(-G))
+    with pytest.raises(ParameterError, match="floor"):
+        online.Softmax(floor=1.5)
