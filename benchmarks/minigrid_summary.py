@@ -43,6 +43,7 @@ def summarise(run: dict, env: str, budget: int | None, window: int = 20, target:
 # The example's command-line options away from their defaults, read back from the run's settings (its repr).
 OPTIONS = [("info_gain=", "0.0", "--info-gain"), ("info_gain_baseline=", "0.0", "--info-gain-baseline"),
            (", alpha=", "0.01", "--alpha"), ("target_entropy=", "0.3", "--target-entropy"),
+           ("alpha_lr=", "0.0003", "--alpha-lr"), ("floor=", "0.0", "--floor"),
            ("n_step=", "1", "--n-step"), ("twin=", "False", "--twin"),
            ("free_nats=FreeNats(nats=", "1.0", "--free-nats")]
 

@@ -96,6 +96,9 @@ class Settings:
         info_gain_baseline: nats subtracted from each step's gain (``RealisedInfoGain.baseline``).
         alpha, target_entropy: the actor's initial entropy weight and its target entropy in nats (the weight is
             learned); a small weight, as the entropy bonus summed over ~100 discounted steps outweighs a reward of 1.
+        alpha_lr: Adam's learning rate of ln alpha (with a target entropy).
+        floor: the uniform share of the actor-critic's action probabilities (``online.Softmax.floor``; 0: the
+            policy as it is).
         epsilon: DQN's exploration.
         success_return: the least return of a successful episode (``None``: ``SUCCESS_RETURN``'s for the task).
         window, target: the success-rate window and the rate that counts as reached.
@@ -122,6 +125,8 @@ class Settings:
     info_gain_baseline: float = 0.0
     alpha: float = 0.01
     target_entropy: float | None = 0.3
+    alpha_lr: float = 3e-4
+    floor: float = 0.0
     epsilon: online.EpsilonGreedy = online.EpsilonGreedy(1.0, 0.05, 5_000)
     success_return: float | None = None
     window: int = 20
@@ -174,8 +179,10 @@ def learner(s: Settings, num_features: int, num_actions: int, kind: str, seed: i
     critic = aif_deep.QFunction([num_features], [num_actions], hidden=s.q_hidden, seed=seed)
     if kind == "sac":
         actor = aif_deep.QFunction([num_features], [num_actions], hidden=s.q_hidden, seed=seed + 2)
-        learning = SoftActorCritic(critic, td=s.td, policy_terms=(EntropyWeight(s.alpha, target=s.target_entropy),))
-        planner, selection = online.LearnedQ(actor), online.Softmax(1.0, gamma_start=None)  # sample pi as it is
+        learning = SoftActorCritic(critic, td=s.td, policy_terms=(EntropyWeight(s.alpha, target=s.target_entropy,
+                                                                                   lr=s.alpha_lr),))
+        # sample pi as it is (with a floor, mixed with the uniform)
+        planner, selection = online.LearnedQ(actor), online.Softmax(1.0, gamma_start=None, floor=s.floor)
     else:
         learning = replace(s.td, hard_min=True)
         planner, selection = online.LearnedQ(critic), s.epsilon
@@ -347,6 +354,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--alpha", type=float, default=None, help="the actor's (initial) entropy weight (Settings.alpha)")
     p.add_argument("--target-entropy", type=float, default=None, metavar="NATS",
                    help="the actor-critic's target entropy (Settings.target_entropy); 0: alpha fixed")
+    p.add_argument("--alpha-lr", type=float, default=None, help="Adam's rate of ln alpha (Settings.alpha_lr)")
+    p.add_argument("--floor", type=float, default=None,
+                   help="uniform share of the actor-critic's action probabilities (Settings.floor)")
     p.add_argument("--free-nats", type=float, default=None,
                    help="the world model's free nats per step (Settings.elbo; 0: none)")
     p.add_argument("--n-step", type=int, default=None, help="the critics' n-step TD targets (TDLearning.n_step)")
@@ -365,8 +375,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         s = replace(s, target_entropy=args.target_entropy or None)
     if args.free_nats is not None:
         s = replace(s, elbo=replace(s.elbo, free_nats=FreeNats(args.free_nats) if args.free_nats else None))
-    if args.alpha is not None:
-        s = replace(s, alpha=args.alpha)
+    for name in ("alpha", "alpha_lr", "floor"):
+        if getattr(args, name) is not None:
+            s = replace(s, **{name: getattr(args, name)})
     if args.online:  # the online fit trains by the same ELBO as the warm-up's
         online_fit = replace(ONLINE, elbo=s.elbo)
         s = replace(s, wm_online=replace(online_fit, length=min(ONLINE.length, s.wm_length)) if args.quick else
