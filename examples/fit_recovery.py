@@ -57,6 +57,12 @@ by Laplace, report correlations, coverage of the 90% intervals and the confusion
    0.2), against agents with the same prior that do not learn (fitting gamma); both score by utility and information
    gain. The task's ``end_state`` gives each trial a step after the machine, at which an agent that learns online
    takes in the machine's outcome. Three actions per trial.
+8. ``bandit-hint-prior``: the tutorial's learning of the context prior (its ``d``): the left machine is the better
+   one in 80% of trials, then 20%, 80%, 20% (from trials 50, 100, 150); agents that start from D = (1/2, 1/2) with
+   counts (1, 1) learn it at each trial's end from the smoothed belief about the trial's context
+   (``Learning(online=False, smoothing=True, learn_D=[1])``: the filtered first belief, held before the hint or a
+   machine said anything, would teach nothing), with lr ~ U(0.2, 2) and forgetting ~ U(0.6, 1) (once per trial),
+   gamma = 4, alpha = 1, r = la = 5 known; against agents that keep D (fitting gamma). Three actions per trial.
 """
 
 import argparse
@@ -241,6 +247,42 @@ def hint_learning_models():
     return [learner, static]
 
 
+class ShiftingContextExploreExploit(ExploreExploit):
+    """The explore-exploit task whose context prior shifts at known trials: the left machine is the better one with
+    probability ``context_prob`` until the first of ``reversals``, then ``1 - context_prob``, and so on (one trial per
+    ``reset``; the context is drawn from the reset's seed)."""
+
+    def __init__(self, context_prob: float = 0.8, reversals=(), end_state: bool = True):
+        super().__init__(HINT_WIN_PROB, 1.0, 0.5, end_state=end_state)
+        self.left_prob = float(context_prob)
+        self.reversals = tuple(int(r) for r in reversals)
+        self.trial = -1
+
+    def reset(self, *, seed=None, options=None):
+        self.trial += 1
+        options = {} if options is None else dict(options)
+        p = self.left_prob if sum(r <= self.trial for r in self.reversals) % 2 == 0 else 1.0 - self.left_prob
+        options.setdefault("context", int(np.random.default_rng([0 if seed is None else seed, 7]).random() >= p))
+        return super().reset(seed=seed, options=options)
+
+
+def hint_prior_models():
+    """Agents in the explore-exploit task that learn the context prior D (pD[1] = (1, 1)) from each trial's smoothed
+    belief, lr and forgetting fitted, against agents that keep D = (1/2, 1/2) (gamma fitted); gamma = 4, alpha = 1,
+    r = la = 5 known, EFE with information gain."""
+    arrays = ExploreExploit(HINT_WIN_PROB, end_state=True).generative_model(5.0, HINT_LOSS_AVERSION, context_prob=0.5)
+    arrays = arrays.replace(pD=[1e4 * arrays.D[0], np.ones(2)])
+    model = TabularModel.from_aif(arrays, device="cpu")
+    common = dict(alpha=1.0, gamma=4.0, inference=aif.Exact(), efe_terms=(aif.efe.Utility(), aif.efe.InfoGain()))
+    learning = aif.Learning(learn_A=False, learn_B=False, learn_D=[1], online=False, smoothing=True)
+    learner = AgentModel("learning D", model, {"lr": dist.LogNormal(torch.tensor(-0.5, **F64), 1.0),
+                                               "forgetting": dist.Beta(torch.tensor(3.0, **F64), 1.0)},
+                         dict(common, learning=learning))
+    static = AgentModel("not learning", model, {"gamma": dist.LogNormal(torch.tensor(np.log(4.0), **F64), 1.0)},
+                        dict(common))
+    return [learner, static]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--subjects", type=int, default=40, help="subjects per generating model")
@@ -299,12 +341,18 @@ def main(argv=None):
             truths = [{"lr": rng.uniform(0.2, 2.0, n), "forgetting": rng.uniform(0.6, 1.0, n)},
                       {"gamma": rng.uniform(1, 16, n)}]
             env = functools.partial(ReversingExploreExploit, HINT_WIN_PROB, reversals=HINT_REVERSALS)
+        elif study == "bandit-hint-prior":
+            models = hint_prior_models()
+            truths = [{"lr": rng.uniform(0.2, 2.0, n), "forgetting": rng.uniform(0.6, 1.0, n)},
+                      {"gamma": rng.uniform(1, 16, n)}]
+            env = functools.partial(ShiftingContextExploreExploit, 0.8, reversals=HINT_REVERSALS)
         else:
             raise SystemExit(f"unknown study {study!r}: choose from epistemic, learning, learning-reversals, bandit, "
-                             "bandit-stationary, bandit-preferences, bandit-hint, bandit-hint-learning")
+                             "bandit-stationary, bandit-preferences, bandit-hint, bandit-hint-learning, "
+                             "bandit-hint-prior")
         pulls = study in ("bandit", "bandit-stationary", "bandit-preferences")
-        steps = {"epistemic": 3, "bandit-hint": 2, "bandit-hint-learning": 3, "learning-reversals": 3}.get(
-            study, args.steps)
+        steps = {"epistemic": 3, "bandit-hint": 2, "bandit-hint-learning": 3, "bandit-hint-prior": 3,
+                 "learning-reversals": 3}.get(study, args.steps)
         trials, steps = (1, args.pulls) if pulls else (args.trials, steps)
         start = time.perf_counter()
         nuts = dict(num_samples=args.nuts_samples, warmup=args.nuts_samples) if args.posterior == "nuts" else None

@@ -208,3 +208,29 @@ def test_bandit_hint_learning_study_reverses_the_payoffs_and_runs():
     assert not report.failures
     assert all(np.isfinite(L).all() and L.shape == (2, 2) for L in report.log_evidence)
     assert list(report.truth[0]) == ["lr", "forgetting"] and list(report.truth[1]) == ["gamma"]
+
+
+def test_bandit_hint_prior_study_shifts_the_context_prior_and_learns_d_from_smoothed_beliefs():
+    """The context-prior task draws the left machine as the better one in about 80% of trials, 20% after the first
+    shift; an agent that learns D offline from smoothed beliefs moves its counts towards the contexts it met (the
+    filtered first belief would leave them at (1, 1) plus lr/2 each); a tiny study runs end to end."""
+    example = _example()
+    env = example.ShiftingContextExploreExploit(0.8, reversals=(200,))
+    contexts = []
+    for k in range(400):
+        env.reset(seed=k)
+        contexts.append(env.context)
+    contexts = np.array(contexts)
+    assert 0.72 < (contexts[:200] == 0).mean() < 0.88 and 0.12 < (contexts[200:] == 0).mean() < 0.28
+    learner = example.hint_prior_models()[0]
+    agent = aif.Agent(learner.model.to_aif(), gamma=4.0, alpha=1.0, inference=aif.Exact(),
+                      learning=learner.settings["learning"], rng=np.random.default_rng(0))
+    env = example.ShiftingContextExploreExploit(1.0)  # the left machine always the better one
+    for k in range(20):
+        aif.rollout(agent, env, 3, seed=k, progress=False)
+        agent.learn()
+    assert agent.model.pD[1].sum() == pytest.approx(22.0) and agent.model.pD[1][0] > 3 * agent.model.pD[1][1]
+    report = example.main(["--studies", "bandit-hint-prior", "--subjects", "2", "--trials", "6", "--chunk", "2"])[
+        "bandit-hint-prior"]
+    assert not report.failures
+    assert all(np.isfinite(L).all() and L.shape == (2, 2) for L in report.log_evidence)
