@@ -40,21 +40,21 @@ def summarise(run: dict, env: str, budget: int | None, window: int = 20, target:
             "wall_s": run["wall_s"] if budget is None or budget >= len(run["returns"]) else None}
 
 
-# The example's command-line options away from their defaults, read back from the run's settings (its repr).
-OPTIONS = [("info_gain=", "0.0", "--info-gain"), ("info_gain_baseline=", "0.0", "--info-gain-baseline"),
-           (", alpha=", "0.01", "--alpha"), ("target_entropy=", "0.3", "--target-entropy"),
-           ("alpha_lr=", "0.0003", "--alpha-lr"), ("floor=", "0.0", "--floor"),
-           ("n_step=", "1", "--n-step"), ("twin=", "False", "--twin"),
-           ("free_nats=FreeNats(nats=", "1.0", "--free-nats")]
+# The example's command-line options away from their defaults, read back from the run's settings (its repr): the
+# key in the repr, the default, the flag, and the agents it changes (the actor-critic's, every learner's, the RSSM's).
+OPTIONS = [("info_gain=", "0.0", "--info-gain", "rssm"), ("info_gain_baseline=", "0.0", "--info-gain-baseline", "rssm"),
+           (", alpha=", "0.01", "--alpha", "sac"), ("target_entropy=", "0.3", "--target-entropy", "sac"),
+           ("alpha_lr=", "0.0003", "--alpha-lr", "sac"), ("floor=", "0.0", "--floor", "sac"),
+           ("discount=", "0.99", "--discount", ""), ("n_step=", "1", "--n-step", ""), ("twin=", "False", "--twin", ""),
+           ("free_nats=FreeNats(nats=", "1.0", "--free-nats", "rssm")]
 
 
 def options(settings: str, agent: str) -> str:
-    """`` --info-gain 0.1 --alpha 0.005 ...``: the options of an actor-critic or RSSM run that differ from the
-    example's defaults (none for DQN and random runs, whose learner they do not change)."""
+    """`` --info-gain 0.1 --alpha 0.005 ...``: the options of a run that differ from the example's defaults and change
+    its agent (every learner's for ``""``; none for random actions)."""
     out = ""
-    for key, default, flag in OPTIONS:
-        if key not in settings or ("sac" not in agent and flag != "--free-nats") or "rssm" not in agent and (
-                flag in ("--info-gain", "--info-gain-baseline", "--free-nats")):
+    for key, default, flag, agents in OPTIONS:
+        if key not in settings or agents not in agent or agent == "random":
             continue
         value = settings.split(key, 1)[1].split(",")[0].split(")")[0]
         if value != default:

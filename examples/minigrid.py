@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    help="uniform share of the actor-critic's action probabilities (Settings.floor)")
     p.add_argument("--free-nats", type=float, default=None,
                    help="the world model's free nats per step (Settings.elbo; 0: none)")
+    p.add_argument("--discount", type=float, default=None, help="the critics' discount (TDLearning.discount)")
     p.add_argument("--n-step", type=int, default=None, help="the critics' n-step TD targets (TDLearning.n_step)")
     p.add_argument("--twin", action="store_true", help="twin critic heads (TDLearning.twin)")
     p.add_argument("--quick", action="store_true", help="a few episodes with small networks (the tests' setting)")
@@ -370,7 +371,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.episodes is not None:
         s = replace(s, episodes=args.episodes)
     s = replace(s, info_gain=args.info_gain, info_gain_baseline=args.info_gain_baseline,
-                td=replace(s.td, twin=args.twin or s.td.twin, n_step=args.n_step or s.td.n_step))
+                td=replace(s.td, twin=args.twin or s.td.twin, n_step=args.n_step or s.td.n_step,
+                           discount=args.discount or s.td.discount))
     if args.target_entropy is not None:
         s = replace(s, target_entropy=args.target_entropy or None)
     if args.free_nats is not None:
