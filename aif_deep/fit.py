@@ -315,17 +315,17 @@ class ChoiceLikelihood:
                 total = total + torch.where(valid, self._choice(model, qs, u, s["gamma"], s["alpha"]), 0.0)
                 prior = predict_policies(model, qs, u)
                 steps.append((o, qs, u, valid))
+            beliefs = [q for _, q, _, _ in steps]
             if not L.online:
-                beliefs, joints = [q for _, q, _, _ in steps], [None] * len(steps)
+                joints: list = [None] * len(steps)
                 if L.smoothing and len(steps) > 1:
                     beliefs, joints = _smooth(model, beliefs, [u for _, _, u, _ in steps],
                                               [v for _, _, _, v in steps])
                 for t, (o, _, _, valid) in enumerate(steps):
                     previous = (beliefs[t - 1], steps[t - 1][2]) if t else None
                     model = update.step(model, o, beliefs[t], previous, valid, joints[t])
-                steps = [(o, q, u, v) for (o, _, u, v), q in zip(steps, beliefs, strict=True)]
-            if steps:
-                model = update.initial(model, steps[0][1])
+            if beliefs:
+                model = update.initial(model, beliefs[0])
         return total
 
 
