@@ -59,10 +59,12 @@ by Laplace, report correlations, coverage of the 90% intervals and the confusion
    takes in the machine's outcome. Three actions per trial.
 8. ``bandit-hint-prior``: the tutorial's learning of the context prior (its ``d``): the left machine is the better
    one in 80% of trials, then 20%, 80%, 20% (from trials 50, 100, 150); agents that start from D = (1/2, 1/2) with
-   counts (1, 1) learn it at each trial's end from the smoothed belief about the trial's context
+   counts (4, 4) learn it at each trial's end from the smoothed belief about the trial's context
    (``Learning(online=False, smoothing=True, learn_D=[1])``: the filtered first belief, held before the hint or a
    machine said anything, would teach nothing), with lr ~ U(0.2, 2) and forgetting ~ U(0.6, 1) (once per trial),
    gamma = 4, alpha = 1, r = la = 5 known; against agents that keep D (fitting gamma). Three actions per trial.
+   Counts (1, 1) are swamped within a few trials by any lr >= 1, after which D's mean no longer depends on lr
+   (r(lr) 0.36 within lr >= 1, 0.75 in all; 0.92 with counts (4, 4): ``benchmarks/results/fit_recovery.md``).
 """
 
 import argparse
@@ -266,12 +268,15 @@ class ShiftingContextExploreExploit(ExploreExploit):
         return super().reset(seed=seed, options=options)
 
 
+HINT_PRIOR_D_COUNT = 4.0
+
+
 def hint_prior_models():
-    """Agents in the explore-exploit task that learn the context prior D (pD[1] = (1, 1)) from each trial's smoothed
+    """Agents in the explore-exploit task that learn the context prior D (pD[1] = (4, 4)) from each trial's smoothed
     belief, lr and forgetting fitted, against agents that keep D = (1/2, 1/2) (gamma fitted); gamma = 4, alpha = 1,
     r = la = 5 known, EFE with information gain."""
     arrays = ExploreExploit(HINT_WIN_PROB, end_state=True).generative_model(5.0, HINT_LOSS_AVERSION, context_prob=0.5)
-    arrays = arrays.replace(pD=[1e4 * arrays.D[0], np.ones(2)])
+    arrays = arrays.replace(pD=[1e4 * arrays.D[0], np.full(2, HINT_PRIOR_D_COUNT)])
     model = TabularModel.from_aif(arrays, device="cpu")
     common = dict(alpha=1.0, gamma=4.0, inference=aif.Exact(), efe_terms=(aif.efe.Utility(), aif.efe.InfoGain()))
     learning = aif.Learning(learn_A=False, learn_B=False, learn_D=[1], online=False, smoothing=True)
