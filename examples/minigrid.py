@@ -21,7 +21,15 @@ Agents (``--agents``):
 - ``view-rssm-dqn``, ``view-rssm-sac``: the DQN learner or the actor-critic on the encoded view and the RSSM features
   side by side (what the RSSM's memory adds to the view).
 - ``dqn``: DQN (``TDLearning(hard_min=True)``, epsilon-greedy) on the encoded view itself, no memory.
+
 - ``random``: uniform actions (the floor).
+
+Options of the actor-critic (defaults: the Empty-8x8 runs'; the DoorKey-5x5 runs' in benchmarks/results/minigrid.md):
+``--alpha`` and ``--target-entropy`` (0: a fixed entropy weight), ``--alpha-lr``, ``--floor`` (actions drawn from the
+policy mixed with the uniform, ``online.Softmax(floor=...)``), and of both learners ``--n-step``, ``--twin``,
+``--discount``. ``--info-gain W`` adds the epistemic term ``online.RealisedInfoGain`` to the one-step EFE the critic
+learns: W times the information the RSSM's belief update realised at each step, ``belief_info_gain`` (KL[q(z | h, o) ||
+p(z | h)]), less ``--info-gain-baseline`` nats; ``--free-nats`` sets the world model's free nats.
 
 An episode succeeds when its return is at least ``success_return`` (``SUCCESS_RETURN``; in Empty-8x8 0.9: the goal
 within 28 steps of 256, whose shortest path is 11 steps, return 0.961): merely reaching the goal within MiniGrid's

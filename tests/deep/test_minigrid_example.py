@@ -125,3 +125,23 @@ def test_info_gain_setting_adds_the_term(example):
     off = example.learner(replace(s, info_gain=0.0), 20, 3, "sac", 0, example.belief_info_gain(rssm))
     assert not any(isinstance(t, RealisedInfoGain) for t in off.efe_terms)
     assert example.run("rssm-sac", replace(s, info_gain=0.0), 0)["gain_per_episode"] == []
+
+
+def test_doorkey_command_options_reach_the_settings(example, tmp_path):
+    """The recorded DoorKey-5x5 command's options (benchmarks/results/minigrid.md), with --quick: a fixed entropy
+    weight, 3-step twin critics, the uniform floor, the information gain with its baseline; the run records what each
+    episode did."""
+    out = tmp_path / "run.json"
+    results = example.main(["--quick", "--agents", "view-rssm-sac", "--online", "--env", "MiniGrid-DoorKey-5x5-v0",
+                            "--alpha", "0.01", "--target-entropy", "0", "--n-step", "3", "--twin", "--floor", "0.05",
+                            "--info-gain", "0.1", "--info-gain-baseline", "1.0", "--json", str(out)])
+    import json
+
+    settings = json.loads(out.read_text())["settings"]
+    for text in ("alpha=0.01", "target_entropy=None", "n_step=3", "twin=True", "floor=0.05", "info_gain=0.1",
+                 "info_gain_baseline=1.0"):
+        assert text in settings
+    r = results[0]
+    assert len(r["behaviour"]) == len(r["returns"]) - example.QUICK.warmup
+    assert all(len(b["actions"]) == 6 and sum(b["actions"]) > 0 and isinstance(b["key"], bool) for b in r["behaviour"])
+    assert len(r["gain_per_episode"]) == len(r["gain_events"]) == len(r["behaviour"])
