@@ -54,7 +54,11 @@ def options(settings: str, agent: str) -> str:
     its agent (every learner's for ``""``; none for random actions)."""
     out = ""
     for key, default, flag, agents in OPTIONS:
-        if key not in settings or agents not in agent or agent == "random":
+        if agents not in agent or agent == "random":
+            continue
+        if key not in settings:  # an option set to None prints its field as None
+            none = key.split("=")[0] + "=None"
+            out += f" {flag} 0" if flag == "--free-nats" and none in settings else ""
             continue
         value = settings.split(key, 1)[1].split(",")[0].split(")")[0]
         if value != default:
