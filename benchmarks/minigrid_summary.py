@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 
 import numpy as np
 
@@ -99,18 +100,20 @@ def main(argv: list[str] | None = None) -> None:
         import matplotlib.pyplot as plt
 
         envs = [env for env in MAX_STEPS if any(e == env for e, _ in rows)]
-        fig, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 4.2), squeeze=False)
         colours: dict[str, str] = {}
         for env, r in rows:
             ax = axes[0, envs.index(env)]
             c = colours.setdefault(r["agent"], f"C{len(colours)}")
             x = 50 * np.arange(1, len(r["blocks"]) + 1)
-            ax.plot(x, r["blocks"], "o-", color=c, alpha=0.7, label=r["agent"] if r["seed"] == 0 else None)
+            label = textwrap.fill(r["agent"], 42) if r["seed"] == min(q["seed"] for e, q in rows if e == env and
+                                                                      q["agent"] == r["agent"]) else None
+            ax.plot(x, r["blocks"], "o-", color=c, alpha=0.7, label=label)
             ax.set_title(env)
             ax.set_xlabel("episode (end of block of 50)")
             ax.set_ylabel("success rate in the block")
             ax.set_ylim(-0.02, 1.02)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=6)
         fig.tight_layout()
         fig.savefig(args.figure, dpi=110)
 
