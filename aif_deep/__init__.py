@@ -28,7 +28,7 @@ from .neural import NeuralModel, unimix
 from .actor_critic import ActorCriticRun, EntropyWeight, PolicyDrift, SoftActorCritic
 from .shooting import CrossEntropyShooting, ModelLearning, ModelRun, RewardModel, RewardStateModel, sequence_efe
 from .online import (Ensemble, EnsembleInfoGain, EpistemicCap, EpsilonGreedy, LearnedQ, ObservedState, OnlineTrick,
-                     RewardRisk, SelectionRule, Softmax, StateVectorModel, TDLearning, TDRun)
+                     RealisedInfoGain, RewardRisk, SelectionRule, Softmax, StateVectorModel, TDLearning, TDRun)
 from .qfunction import QFunction, QSettings, belief_pool, td_targets, train_qfunction
 from .images import NoisyGridImages, NoisyTMazeImages
 from .episodes import ReplayBuffer, collect_episodes, collect_random
@@ -51,6 +51,7 @@ __all__ = [
     "QFunction", "QSettings", "train_qfunction", "td_targets", "belief_pool",
     "save_agent", "load_agent", "save_buffer", "load_buffer", "TrainState",
     "StateVectorModel", "ObservedState", "LearnedQ", "TDLearning", "TDRun", "RewardRisk", "EnsembleInfoGain",
+    "RealisedInfoGain",
     "SelectionRule", "Softmax", "EpsilonGreedy", "Ensemble", "OnlineTrick", "EpistemicCap",
     "SoftActorCritic", "ActorCriticRun", "EntropyWeight", "PolicyDrift",  # an actor-critic on the EFE
     "CrossEntropyShooting", "ModelLearning", "ModelRun", "RewardModel", "RewardStateModel",  # model-based planning
