@@ -235,3 +235,30 @@ def test_bandit_hint_prior_study_shifts_the_context_prior_and_learns_d_from_smoo
         "bandit-hint-prior"]
     assert not report.failures
     assert all(np.isfinite(L).all() and L.shape == (2, 2) for L in report.log_evidence)
+
+
+def test_laplace_screened_start_enters_a_far_better_mode():
+    """A potential with a local minimum at the prior's centre and a global one 4 prior standard deviations (of ln
+    gamma) away, behind a ridge: Newton's steps from the prior mean stay in the local one; from the screened start
+    (the best point of the star around the prior mean) they reach the global one. A subject whose best point is the
+    centre keeps it."""
+    from aif_deep import bayes
+
+    torch.set_num_threads(1)
+    study = candidates()[0]
+    like = study.likelihood(np.zeros((3, 1, 2, 3), dtype=np.int64), np.zeros((3, 1, 1, 2), dtype=np.int64))
+    flat = bayes._Flat(like, study.priors)
+    centre = flat.start()[:, 0]  # ln gamma at the prior mean, (3,)
+    far = centre + torch.tensor([4.0, 4.0, -100.0], dtype=torch.float64)  # the third subject: no far mode
+
+    def potential(z):  # two bowls, the far one 50 lower; they meet at a ridge (a kink) between them
+        z = z[:, 0]
+        return torch.minimum((z - centre) ** 2 + 50.0, 10.0 * (z - far) ** 2)
+
+    flat.potential = potential
+    stuck = bayes._newton(flat, flat.start(), 200, 1e-8)
+    assert torch.allclose(stuck[:, 0], centre, atol=1e-6)
+    start = flat.screened_start()
+    found = bayes._newton(flat, start, 200, 1e-8)
+    assert torch.allclose(found[:2, 0], far[:2], atol=1e-6)
+    assert torch.allclose(found[2, 0], centre[2], atol=1e-6)
