@@ -127,17 +127,32 @@ def test_reversing_tmaze_reverses_the_arms_at_its_trials():
         example.ReversingTMaze(0.8, reversals=(3, 3))
 
 
+def _with_strength(models, obs_shape, act_shape):
+    """The first model's batch of two subjects (gamma 2 and 3, strength 1.5 and 4) and its scalars, built from its
+    likelihood on blank data of these shapes."""
+    from aif_deep import bayes
+
+    like = models[0].likelihood(np.zeros(obs_shape, dtype=np.int64), np.zeros(act_shape, dtype=np.int64))
+    f64 = dict(dtype=torch.float64)
+    return like.build(bayes.natural(like, {"gamma": torch.tensor([2.0, 3.0], **f64),
+                                           "strength": torch.tensor([1.5, 4.0], **f64)}))
+
+
+def _tiny_study(example, study):
+    """``study`` of examples/fit_recovery.py with 2 subjects x 6 trials per model, checked to run end to end with
+    finite evidence under both models."""
+    report = example.main(["--studies", study, "--subjects", "2", "--trials", "6", "--chunk", "2"])[study]
+    assert not report.failures
+    assert all(np.isfinite(L).all() and L.shape == (2, 2) for L in report.log_evidence)
+    return report
+
+
 def test_bandit_preference_study_puts_the_strength_in_c_and_runs():
     """The bandit preference study's models put each subject's strength in C[1] (r * [0, 1, 0]) with lr and
     forgetting fixed at the known values; a tiny study of it runs end to end with finite evidence."""
     example = _example()
-    models = example.bandit_preference_models()
-    like = models[0].likelihood(np.zeros((2, 1, 2, 2), dtype=np.int64), np.zeros((2, 1, 1, 1), dtype=np.int64))
-    from aif_deep import bayes
-
+    batched, scalars = _with_strength(example.bandit_preference_models(), (2, 1, 2, 2), (2, 1, 1, 1))
     f64 = dict(dtype=torch.float64)
-    batched, scalars = like.build(bayes.natural(like, {"gamma": torch.tensor([2.0, 3.0], **f64),
-                                                       "strength": torch.tensor([1.5, 4.0], **f64)}))
     assert torch.allclose(batched.C[1], torch.tensor([[0.0, 1.5, 0.0], [0.0, 4.0, 0.0]], **f64))
     assert torch.allclose(scalars["lr"], torch.tensor(example.BANDIT_KNOWN_LR, **f64))
     assert torch.allclose(scalars["forgetting"], torch.tensor(example.BANDIT_KNOWN_FORGETTING, **f64))
@@ -176,12 +191,8 @@ def test_bandit_hint_study_fits_gamma_and_the_reward_preference_apart():
     mean) 0.98 and 0.96 at this size, where the bandit's pulls identify only their product)."""
     example = _example()
     models = example.hint_models()
-    like = models[0].likelihood(np.zeros((2, 1, 2, 3), dtype=np.int64), np.zeros((2, 1, 1, 2), dtype=np.int64))
-    from aif_deep import bayes
-
+    batched, _ = _with_strength(models, (2, 1, 2, 3), (2, 1, 1, 2))
     f64 = dict(dtype=torch.float64)
-    batched, _ = like.build(bayes.natural(like, {"gamma": torch.tensor([2.0, 3.0], **f64),
-                                                 "strength": torch.tensor([1.5, 4.0], **f64)}))
     assert torch.allclose(batched.C[1], torch.tensor([[0.0, -5.0, 1.5], [0.0, -5.0, 4.0]], **f64))
     assert [m.settings["efe_terms"] for m in models] == [(aif.efe.Utility(), aif.efe.InfoGain()), (aif.efe.Utility(),)]
     report = example.main(["--studies", "bandit-hint", "--subjects", "8", "--trials", "100", "--chunk", "8"])[
@@ -203,10 +214,7 @@ def test_bandit_hint_learning_study_reverses_the_payoffs_and_runs():
         env.reset(seed=k, options={"context": LEFT_BETTER})
         assert env.A[1][WIN, LEFT, LEFT_BETTER] == pytest.approx(0.2 if k in (2, 3) else 0.8)
         assert not env.step(LEFT)[2] and env.step(0)[2]  # the machine, then the end state, which ends the trial
-    report = example.main(["--studies", "bandit-hint-learning", "--subjects", "2", "--trials", "6", "--chunk", "2"])[
-        "bandit-hint-learning"]
-    assert not report.failures
-    assert all(np.isfinite(L).all() and L.shape == (2, 2) for L in report.log_evidence)
+    report = _tiny_study(example, "bandit-hint-learning")
     assert list(report.truth[0]) == ["lr", "forgetting"] and list(report.truth[1]) == ["gamma"]
 
 
@@ -231,10 +239,7 @@ def test_bandit_hint_prior_study_shifts_the_context_prior_and_learns_d_from_smoo
         agent.learn()
     counts = agent.model.pD[1] - example.HINT_PRIOR_D_COUNT  # what 20 trials at lr 1 added
     assert counts.sum() == pytest.approx(20.0) and counts[0] > 3 * counts[1]
-    report = example.main(["--studies", "bandit-hint-prior", "--subjects", "2", "--trials", "6", "--chunk", "2"])[
-        "bandit-hint-prior"]
-    assert not report.failures
-    assert all(np.isfinite(L).all() and L.shape == (2, 2) for L in report.log_evidence)
+    _tiny_study(example, "bandit-hint-prior")
 
 
 def test_laplace_screened_start_enters_a_far_better_mode():
