@@ -4,17 +4,23 @@
     python benchmarks/mountaincar_checks.py timing    # CPU and wall time of one plan and one model update
     python benchmarks/mountaincar_checks.py heuristic # a hand-written policy's mean return, for scale
     python benchmarks/mountaincar_checks.py ablation SEED EPISODES [persistence=0] [warm_start=0] [updates=4]
+    python benchmarks/mountaincar_checks.py starts "W1.npz" "W0.npz"  # first flags of two agents over paired seeds
 
 ``heuristic`` scores pushing in the direction of the velocity (at rest: left when right of -0.5), held 1 and 5
 steps, over 200 starts; ``random`` shows how often chance alone reaches the flag with an action repeat; ``timing``
 measures the example's ``PlannerSettings`` on an untrained model (the cost does not depend on the weights);
 ``ablation`` runs the example's planner agent (``run_planner``, the same draws) for one seed with some of its
 settings changed: ``persistence`` and ``warm_start`` of the ``CrossEntropyShooting``, ``updates`` of the
-``ModelLearning``, ``weight`` (w).
+``ModelLearning``, ``weight`` (w); ``starts`` reads the example's ``--save`` files (globs; the first for one agent,
+the second for the other) and compares the two agents' starts on the seeds both ran: per seed the first episode that
+reached the flag (an episode's return above -200; one that ends at the flag on step 200 scores -200 and is missed)
+and the mean return of the first episodes, the seeds on which an agent never reached the flag, and two-sided exact
+tests of the difference (McNemar's on the paired seeds, Fisher's on the two counts).
 """
 
 from __future__ import annotations
 
+import glob
 import importlib.util
 import pathlib
 import sys
@@ -91,6 +97,68 @@ def ablation(seed: str, episodes: str, *changes: str) -> None:
     print("returns", " ".join(f"{x:g}" for x in R))
 
 
+def _returns(pattern: str) -> tuple[str, dict[int, np.ndarray]]:
+    """The one agent's returns per seed in the ``--save`` files matching ``pattern``."""
+    runs: dict[str, dict[int, np.ndarray]] = {}
+    for f in sorted(glob.glob(pattern)):
+        with np.load(f, allow_pickle=False) as z:
+            for key in z.files:
+                name, seed = key.rsplit("|", 1)
+                runs.setdefault(name, {})[int(seed)] = z[key]
+    if len(runs) != 1:
+        raise SystemExit(f"{pattern}: expected the runs of one agent, found {sorted(runs) or 'none'}")
+    return next(iter(runs.items()))
+
+
+def compare_starts(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> dict:
+    """Two agents' starts on the seeds both ran (with equally many episodes): per seed the first episode that
+    reached the flag (0: never) and the mean return; the seeds where only one agent never reached it, and the
+    two-sided exact p-values of McNemar's test (binomial on those discordant seeds) and Fisher's (the two counts of
+    seeds that never reached it, as unpaired samples)."""
+    from scipy.stats import binomtest, fisher_exact
+
+    seeds = sorted(set(a) & set(b))
+    n = min(min(len(a[s]), len(b[s])) for s in seeds)
+    first = {k: np.array([int(np.argmax(r[s][:n] > -200)) + 1 if (r[s][:n] > -200).any() else 0 for s in seeds])
+             for k, r in (("a", a), ("b", b))}
+    mean = {k: np.array([r[s][:n].mean() for s in seeds]) for k, r in (("a", a), ("b", b))}
+    never_a, never_b = first["a"] == 0, first["b"] == 0
+    only_a, only_b = int((never_a & ~never_b).sum()), int((never_b & ~never_a).sum())
+    mcnemar = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    fisher = fisher_exact([[int(never_a.sum()), len(seeds) - int(never_a.sum())],
+                           [int(never_b.sum()), len(seeds) - int(never_b.sum())]])[1]
+    return dict(seeds=seeds, episodes=n, first_a=first["a"], first_b=first["b"], mean_a=mean["a"],
+                mean_b=mean["b"], never_a=int(never_a.sum()), never_b=int(never_b.sum()), only_a=only_a,
+                only_b=only_b, mcnemar=float(mcnemar), fisher=float(fisher))
+
+
+def starts(pattern_a: str, pattern_b: str) -> None:
+    (name_a, a), (name_b, b) = _returns(pattern_a), _returns(pattern_b)
+    c = compare_starts(a, b)
+    n, seeds = c["episodes"], c["seeds"]
+    print(f"{len(seeds)} seeds ({seeds[0]}-{seeds[-1]}), episodes 1-{n}; first flag (0: never), mean return")
+    for i, s in enumerate(seeds):
+        print(f"  seed {s:3d}: {name_a} {c['first_a'][i]:2d} {c['mean_a'][i]:7.1f} | "
+              f"{name_b} {c['first_b'][i]:2d} {c['mean_b'][i]:7.1f}")
+    for name, k in ((name_a, "a"), (name_b, "b")):
+        f, never = c[f"first_{k}"], c[f"never_{k}"]
+        reached = f[f > 0]
+        print(f"{name}: never reached the flag in {n} episodes on {never} of {len(seeds)} seeds"
+              f"{' (' + ', '.join(str(s) for s, x in zip(seeds, f, strict=True) if x == 0) + ')' if never else ''}; "
+              f"first flag (episode: seeds) "
+              f"{', '.join(f'{e}: {int((reached == e).sum())}' for e in np.unique(reached))}; "
+              f"median first flag (never = later than any) "
+              f"{np.median(np.where(f > 0, f, np.inf)):g}; mean return of episodes 1-{n}: median "
+              f"{np.median(c[f'mean_{k}']):.1f}, mean {c[f'mean_{k}'].mean():.1f}")
+    d = c["mean_a"] - c["mean_b"]
+    print(f"never reached by {name_a} only: {c['only_a']} seeds, by {name_b} only: {c['only_b']} seeds; "
+          f"two-sided exact McNemar p = {c['mcnemar']:.3g}, Fisher p = {c['fisher']:.3g}")
+    both = (c["first_a"] > 0) & (c["first_b"] > 0)
+    print(f"mean return of episodes 1-{n}, {name_a} minus {name_b}: median {np.median(d):+.1f} over all seeds, "
+          f"{np.median(d[both]):+.1f} over the {int(both.sum())} seeds where both reached the flag "
+          f"(mean {d[both].mean():+.1f}, {name_a} higher on {int((d[both] > 0).sum())})")
+
+
 def timing(n: int = 40) -> None:
     torch.set_num_threads(1)
     s = _example().PlannerSettings()
@@ -115,5 +183,6 @@ def timing(n: int = 40) -> None:
 
 
 if __name__ == "__main__":
-    checks = {"random": random_actions, "timing": timing, "ablation": ablation, "heuristic": heuristic}
+    checks = {"random": random_actions, "timing": timing, "ablation": ablation, "heuristic": heuristic,
+              "starts": starts}
     checks[sys.argv[1] if len(sys.argv) > 1 else "timing"](*sys.argv[2:])
