@@ -4,7 +4,7 @@ The tabular core: a POMDP generative model (A, B, C, D, E), fixed-point state in
 expected free energy, the policy posterior and action selection, and an ``Agent`` that runs the cycle.
 """
 
-from . import actions, checks, envs, io, labels, planning, strategies, utils  # noqa: I001  (subpackages; aif.plotting on demand: matplotlib)
+from . import actions, checks, envs, io, labels, maps, planning, strategies, utils  # noqa: I001  (subpackages; aif.plotting on demand: matplotlib)
 from .actions import ActionFactors
 from .agent import Agent, Learning, Selection
 from .checks import check_model
@@ -53,7 +53,7 @@ __all__ = [
     "MarginalMessagePassing", "VariationalMessagePassing", "infer_sequence", "infer_trial", "SequenceTrace",
     "neuronal_responses", "SPM_TERMS", "SPM_EFE",
     "SequenceOptions", "sequence_expected_free_energy", "sequence_policy_posterior", "policy_average",
-    "rollout", "Trajectory", "Carry", "default_policy_search", "envs", "planning", "io", "utils",
+    "rollout", "Trajectory", "Carry", "default_policy_search", "envs", "maps", "planning", "io", "utils",
     "save_model", "load_model", "save_agent", "load_agent", "FormatError",
     "Hierarchy", "Link", "LowerTrial",
 ]

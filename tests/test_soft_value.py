@@ -341,3 +341,23 @@ def test_time_varying_preferences_keep_their_last_column():
     model = model.replace(C=[C])
     R = joint_rewards(model, 3)
     np.testing.assert_allclose(R, (model.A[0].T @ C[:, [0, 1, 1]]).T, atol=1e-14)
+
+
+def test_successor_indices_give_the_dense_forms_values():
+    # deterministic dynamics as successor indices (S, U): the same Q, V and policy as the dense one-hot B
+    rng = np.random.default_rng(11)
+    S, U, T = 6, 3, 5
+    succ = rng.integers(S, size=(S, U))
+    B = np.zeros((S, S, U))
+    B[succ, np.arange(S)[:, None], np.arange(U)[None]] = 1.0
+    r = rng.normal(size=(S, U))
+    prior = rng.dirichlet(np.ones(U))
+    for mode in ("exact", "variational"):
+        dense = soft_value_iteration(B, r, T, mode, action_prior=prior, terminal=rng.normal(size=S))
+        sparse = soft_value_iteration(succ, r, T, mode, action_prior=prior, terminal=dense.V[T])
+        for a, b in ((dense.Q, sparse.Q), (dense.V, sparse.V), (dense.policy, sparse.policy)):
+            np.testing.assert_allclose(a, b, atol=1e-12)
+    # an integer dense array of 0s and 1s is still read as the dense form
+    np.testing.assert_allclose(soft_value_iteration(B.astype(int), r, T).Q, soft_value_iteration(B, r, T).Q)
+    with pytest.raises(ModelError, match=r"successor indices must lie in \[0, 6\)"):
+        soft_value_iteration(np.where(succ == 0, S, succ), r, T)

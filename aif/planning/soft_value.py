@@ -76,7 +76,10 @@ def soft_value_iteration(B: np.ndarray, r: np.ndarray, horizon: int, mode: str =
     """Finite-horizon soft value iteration (the backward pass of control as inference).
 
     Args:
-        B: ``(S, S, U)``, ``B[s', s, a] = p(s' | s, a)``; columns sum to one.
+        B: ``(S, S, U)``, ``B[s', s, a] = p(s' | s, a)``; columns sum to one. Or deterministic dynamics as
+            successor indices: an integer array ``(S, U)``, ``B[s, a] = s'`` (the one-hot columns of the dense
+            form without its ``S^2 U`` entries: state spaces of thousands, such as poses on a map); both modes
+            are then the same, ``Q = r + V(s')``.
         r: rewards (log-likelihoods of optimality): ``(S,)`` for ``r(s)``, ``(S, U)`` for ``r(s, a)``, or
             ``(T, S, U)`` for time-varying ``r_t(s, a)``; received at steps ``t = 0 .. T-1``; finite.
         horizon: T >= 1, the number of actions.
@@ -89,8 +92,12 @@ def soft_value_iteration(B: np.ndarray, r: np.ndarray, horizon: int, mode: str =
     Returns:
         ``SoftValues(Q (T, S, U), V (T + 1, S), policy (T, S, U))``.
     """
-    B = check_transitions(as_numbers(B, "B", ModelError))
-    S, _, U = B.shape
+    successors = _successors(B)
+    if successors is None:
+        B = check_transitions(as_numbers(B, "B", ModelError))
+        S, _, U = B.shape
+    else:
+        S, U = successors.shape
     T = check_integer(horizon, "horizon")
     check_choice(mode, "mode", MODES)
     r = _rewards(r, T, S, U)
@@ -100,7 +107,9 @@ def soft_value_iteration(B: np.ndarray, r: np.ndarray, horizon: int, mode: str =
     V = np.empty((T + 1, S))
     V[T] = V_next
     for t in range(T - 1, -1, -1):
-        if mode == "exact":
+        if successors is not None:
+            backup = V_next[successors]
+        elif mode == "exact":
             # ln sum_s' B[s', s, a] exp V(s'), with zero entries of B weighted out rather than logged
             backup = logsumexp(np.broadcast_to(V_next[:, None, None], B.shape), axis=0, b=B)
         else:
@@ -127,8 +136,12 @@ def state_marginals(B: np.ndarray, policy: np.ndarray, initial: np.ndarray) -> n
     Returns:
         ``(T + 1, S)``, ``mu[t] = p(s_t)``.
     """
-    B = check_transitions(as_numbers(B, "B", ModelError))
-    S, _, U = B.shape
+    successors = _successors(B)
+    if successors is None:
+        B = check_transitions(as_numbers(B, "B", ModelError))
+        S, _, U = B.shape
+    else:
+        S, U = successors.shape
     policy = as_numbers(policy, "policy", ParameterError)
     if policy.ndim != 3 or policy.shape[1:] != (S, U):
         raise ParameterError(f"policy has shape {policy.shape}, expected (T, {S}, {U}) (time, state, action)")
@@ -150,8 +163,12 @@ def forward_messages(B: np.ndarray, r: np.ndarray, horizon: int, initial: np.nda
     Returns:
         ``(T + 1, S)`` log forward messages (``-inf`` where a state is unreachable).
     """
-    B = check_transitions(as_numbers(B, "B", ModelError))
-    S, _, U = B.shape
+    successors = _successors(B)
+    if successors is None:
+        B = check_transitions(as_numbers(B, "B", ModelError))
+        S, _, U = B.shape
+    else:
+        S, U = successors.shape
     T = check_integer(horizon, "horizon")
     r = _rewards(r, T, S, U)
     prior = np.exp(_log_action_prior(action_prior, S, U))
@@ -284,6 +301,15 @@ def _letters(n, block=0):
     if n > 16:
         raise ModelError(f"joint planning supports at most 16 factors, the model has {n}")
     return base[16 * block : 16 * block + n]
+
+
+def _successors(B):
+    # deterministic dynamics given as successor indices (S, U), or None for a dense (S, S, U) array
+    if not (isinstance(B, np.ndarray) and np.issubdtype(B.dtype, np.integer) and B.ndim == 2):
+        return None  # an integer (S, S, U) array of 0s and 1s is the dense form
+    if B.size and (B.min() < 0 or B.max() >= B.shape[0]):
+        raise ModelError(f"B as successor indices must lie in [0, {B.shape[0]}), got {B.min()} .. {B.max()}")
+    return B
 
 
 def _rewards(r, T, S, U):
