@@ -23,6 +23,11 @@ Agents (``--agents``):
 - ``dqn``: DQN (``TDLearning(hard_min=True)``, epsilon-greedy) on the encoded view itself, no memory.
 
 - ``random``: uniform actions (the floor).
+- ``map-efe``: no network and no learning across episodes: ``aif.maps.GridMap``, the belief over the layout (the pose
+  by path integration from the agent's own actions, each cell's type as seen, a Dirichlet prior over unseen cells),
+  and ``aif.maps.MapPlanner``, soft value iteration over the poses where a plan ends by looking (the expected
+  information gain of the view about the map, weight ``--epistemic``) or by entering the goal (a preference of 100
+  nats). ``--epistemic 0`` is the same agent without the epistemic term. Left, right and forward only (not DoorKey).
 
 Options of the actor-critic (defaults: the Empty-8x8 runs'; the DoorKey-5x5 runs' in benchmarks/results/minigrid.md):
 ``--alpha`` and ``--target-entropy`` (0: a fixed entropy weight), ``--alpha-lr``, ``--floor`` (actions drawn from the
@@ -61,6 +66,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import aif_deep  # noqa: E402
+from aif.maps import GridMap, MapPlanner  # noqa: E402
 from aif_deep import online  # noqa: E402
 from aif_deep.actor_critic import EntropyWeight, SoftActorCritic  # noqa: E402
 from aif_deep.neural import Bernoulli, unimix  # noqa: E402
@@ -110,6 +116,7 @@ class Settings:
         epsilon: DQN's exploration.
         success_return: the least return of a successful episode (``None``: ``SUCCESS_RETURN``'s for the task).
         window, target: the success-rate window and the rate that counts as reached.
+        epistemic, map_horizon: ``map-efe``'s weight of the information gain and its planning horizon in steps.
     """
 
     env: str = "MiniGrid-Empty-8x8-v0"
@@ -139,6 +146,8 @@ class Settings:
     success_return: float | None = None
     window: int = 20
     target: float = 0.9
+    epistemic: float = 1.0
+    map_horizon: int = 40
 
 
 QUICK = Settings(episodes=2, warmup=1, classes=4, deter=16, hidden=32, wm_steps=3, wm_length=8, q_hidden=32,
@@ -219,6 +228,37 @@ def random_episodes(env: gym.Env, n: int, num_actions: int, rng: np.random.Gener
     return [buffer], goal, returns
 
 
+class MapAgent:
+    """``map-efe``: the loop's agent interface over ``aif.maps``. The encoder writes each view into ``grid``
+    (``observe``); ``step`` plans from the pose and returns the first action."""
+
+    td = None
+
+    def __init__(self, s: Settings, rng: np.random.Generator) -> None:
+        self.planner, self.rng = MapPlanner(horizon=s.map_horizon, epistemic=s.epistemic), rng
+        self.plan_s = 0.0
+
+    def observe(self, obs: dict, a: int | None = None) -> None:
+        if a is None:
+            side = max(obs["world_size"])
+            self.grid = GridMap(extent=2 * (side + 7) - 3)  # any start in a world of that side (GridMap.extent)
+            self.grid.reset(obs["image"])
+        else:
+            self.grid.step(a, obs["image"])
+
+    def reset(self) -> None:
+        pass
+
+    def step(self, x, reward=None, terminated=False) -> list[int]:
+        t = time.process_time()
+        action = self.planner.plan(self.grid, self.rng).action
+        self.plan_s += time.process_time() - t
+        return [action]
+
+    def infer_states(self, *args, **kwargs) -> None:
+        pass
+
+
 class Filter:
     """The frozen RSSM's belief along an episode: ``reset(pixels)`` and ``step(action, pixels)`` return the feature
     vector ``[h, E_q onehot z]`` (float32) after each observation."""
@@ -274,6 +314,13 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
 
         agent = learner(s, s.deter + s.latents * s.classes + PIXELS * with_view, num_actions,
                         agent_name.split("-")[-1], seed, belief_info_gain(rssm, PIXELS * with_view))
+    elif agent_name == "map-efe":
+        if num_actions != 3:
+            raise SystemExit(f"map-efe acts with left, right and forward only; {s.env} needs {num_actions} actions")
+        agent = MapAgent(s, rng)
+
+        def encoder(obs, a=None):  # the world's side only sizes the map (the agent never sees where it is)
+            agent.observe({**obs, "world_size": (env.unwrapped.width, env.unwrapped.height)}, a)
     else:
         encoder = lambda obs, a=None: torch.from_numpy(encode(obs["image"])).float()  # noqa: E731
         agent = learner(s, PIXELS, num_actions, "dqn", seed)
@@ -344,6 +391,7 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
             "blocks": [float(b.mean()) for b in np.array_split(success, max(1, len(success) // 50))],
             "reached": None if not len(reached) else int(reached[0]) + s.window, "success_return": success_return,
             "wall_s": time.perf_counter() - start, "world_model_s": wm_time, "world_model": wm,
+            "plan_cpu_s": getattr(agent, "plan_s", None) if agent_name != "random" else None,
             "info_gain": s.info_gain, "gain_per_episode": gains, "gain_events": gain_events, "behaviour": behaviour}
 
 
@@ -351,7 +399,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default=Settings.env)
     p.add_argument("--agents", nargs="+", default=["rssm-sac", "dqn"],
-                   choices=["rssm-sac", "rssm-dqn", "view-rssm-sac", "view-rssm-dqn", "dqn", "random"])
+                   choices=["rssm-sac", "rssm-dqn", "view-rssm-sac", "view-rssm-dqn", "dqn", "random", "map-efe"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--episodes", type=int, default=None)
     p.add_argument("--online", action="store_true", help="train the RSSM online as the agent acts (ONLINE)")
@@ -370,6 +418,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--discount", type=float, default=None, help="the critics' discount (TDLearning.discount)")
     p.add_argument("--n-step", type=int, default=None, help="the critics' n-step TD targets (TDLearning.n_step)")
     p.add_argument("--twin", action="store_true", help="twin critic heads (TDLearning.twin)")
+    p.add_argument("--epistemic", type=float, default=None, metavar="W",
+                   help="map-efe: the weight of the expected information gain (Settings.epistemic; 0: none)")
+    p.add_argument("--map-horizon", type=int, default=None, help="map-efe: the planning horizon (Settings.map_horizon)")
     p.add_argument("--quick", action="store_true", help="a few episodes with small networks (the tests' setting)")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--json", default=None, help="write every run's per-episode returns and measures to this file")
@@ -385,7 +436,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         s = replace(s, target_entropy=args.target_entropy or None)
     if args.free_nats is not None:
         s = replace(s, elbo=replace(s.elbo, free_nats=FreeNats(args.free_nats) if args.free_nats else None))
-    for name in ("alpha", "alpha_lr", "floor"):
+    for name in ("alpha", "alpha_lr", "floor", "epistemic", "map_horizon"):
         if getattr(args, name) is not None:
             s = replace(s, **{name: getattr(args, name)})
     if args.online:  # the online fit trains by the same ELBO as the warm-up's

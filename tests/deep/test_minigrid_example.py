@@ -145,3 +145,15 @@ def test_doorkey_command_options_reach_the_settings(example, tmp_path):
     assert len(r["behaviour"]) == len(r["returns"]) - example.QUICK.warmup
     assert all(len(b["actions"]) == 6 and sum(b["actions"]) > 0 and isinstance(b["key"], bool) for b in r["behaviour"])
     assert len(r["gain_per_episode"]) == len(r["gain_events"]) == len(r["behaviour"])
+
+
+def test_map_efe_finds_the_goal_in_four_rooms_and_needs_its_epistemic_term(example):
+    """``map-efe`` (aif.maps) on FourRooms: with the information gain every quick episode reaches the goal; without
+    it the agent has nothing to go by until it sees the goal, and takes more steps."""
+    with_gain = example.main(["--quick", "--agents", "map-efe", "--env", "MiniGrid-FourRooms-v0", "--episodes", "3"])[0]
+    without = example.main(["--quick", "--agents", "map-efe", "--env", "MiniGrid-FourRooms-v0", "--episodes", "3",
+                            "--epistemic", "0"])[0]
+    assert with_gain["goal"] == [True] * 3 and with_gain["plan_cpu_s"] > 0
+    assert without["steps"] > with_gain["steps"]
+    with pytest.raises(SystemExit, match="left, right and forward"):
+        example.main(["--quick", "--agents", "map-efe", "--env", "MiniGrid-DoorKey-5x5-v0"])
