@@ -317,7 +317,7 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
     elif agent_name == "map-efe":
         if num_actions != 3:
             raise SystemExit(f"map-efe acts with left, right and forward only; {s.env} needs {num_actions} actions")
-        agent = MapAgent(s, rng)
+        agent = MapAgent(s, np.random.default_rng([seed, 2]))  # its ties: the episodes stay those of the other agents
 
         def encoder(obs, a=None):  # the world's side only sizes the map (the agent never sees where it is)
             agent.observe({**obs, "world_size": (env.unwrapped.width, env.unwrapped.height)}, a)
