@@ -182,3 +182,19 @@ def test_planner_finds_the_goal_in_four_rooms():
                 break
             g.step(a, obs["image"])
         assert terminated and reward > 0
+
+
+def test_fewest_steps_benchmark_is_the_shortest_path():
+    # benchmarks/minigrid_shortest.py: the floor under map-efe's steps; Empty-8x8 from (1, 1) facing +x: 11 steps
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "minigrid_shortest.py"
+    spec = importlib.util.spec_from_file_location("minigrid_shortest", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    env = gym.make("MiniGrid-Empty-8x8-v0")
+    env.reset(seed=0)
+    assert mod.fewest_steps(env) == 11
+    env.unwrapped.agent_dir = 2  # facing away: turn to +y, 5 down, turn, 5 across
+    assert mod.fewest_steps(env) == 12
