@@ -38,16 +38,20 @@ def summarise(run: dict, env: str, budget: int | None, window: int = 20, target:
             "blocks": [float(b.mean()) for b in np.array_split(success, max(1, len(success) // 50))],
             "reached": first, "steps_to_reach": None if first is None else int(steps[first - 1]),
             "last_success": float(success[-window:].mean()), "goal_rate": float(goal.mean()), "steps": int(steps[-1]),
-            "wall_s": run["wall_s"] if budget is None or budget >= len(run["returns"]) else None}
+            "wall_s": run["wall_s"] if budget is None or budget >= len(run["returns"]) else None,
+            "cpu_s": run.get("cpu_s") if budget is None or budget >= len(run["returns"]) else None}
 
 
 # The example's command-line options away from their defaults, read back from the run's settings (its repr): the
-# key in the repr, the default, the flag, and the agents it changes (the actor-critic's, every learner's, the RSSM's).
-OPTIONS = [("info_gain=", "0.0", "--info-gain", "rssm"), ("info_gain_baseline=", "0.0", "--info-gain-baseline", "rssm"),
-           (", alpha=", "0.01", "--alpha", "sac"), ("target_entropy=", "0.3", "--target-entropy", "sac"),
-           ("alpha_lr=", "0.0003", "--alpha-lr", "sac"), ("floor=", "0.0", "--floor", "sac"),
-           ("discount=", "0.99", "--discount", ""), ("n_step=", "1", "--n-step", ""), ("twin=", "False", "--twin", ""),
-           ("free_nats=FreeNats(nats=", "1.0", "--free-nats", "rssm")]
+# key in the repr, the default, the flag, and the agents it changes (names containing one of them: the actor-critic's,
+# every learner's, the RSSM's and map-sac's).
+OPTIONS = [("info_gain=", "0.0", "--info-gain", ("rssm", "map-sac")),
+           ("info_gain_baseline=", "0.0", "--info-gain-baseline", ("rssm", "map-sac")),
+           (", alpha=", "0.01", "--alpha", ("sac",)), ("target_entropy=", "0.3", "--target-entropy", ("sac",)),
+           ("alpha_lr=", "0.0003", "--alpha-lr", ("sac",)), ("floor=", "0.0", "--floor", ("sac",)),
+           ("discount=", "0.99", "--discount", ("",)), ("n_step=", "1", "--n-step", ("",)),
+           ("train_every=", "4", "--train-every", ("",)), ("twin=", "False", "--twin", ("",)),
+           ("free_nats=FreeNats(nats=", "1.0", "--free-nats", ("rssm",))]
 
 
 def options(settings: str, agent: str) -> str:
@@ -55,7 +59,7 @@ def options(settings: str, agent: str) -> str:
     its agent (every learner's for ``""``; none for random actions)."""
     out = ""
     for key, default, flag, agents in OPTIONS:
-        if agents not in agent or agent == "random":
+        if not any(a in agent for a in agents) or agent in ("random", "map-efe"):
             continue
         if key not in settings:  # an option set to None prints its field as None
             none = key.split("=")[0] + "=None"
@@ -85,11 +89,13 @@ def main(argv: list[str] | None = None) -> None:
                                                                                           r["agent"])
             rows.append((env, r))
     print("| task | agent | seed | episodes | success per 50 episodes | first episode at 0.9 (env steps) | "
-          "last 20 success | goal reached (all) | env steps | wall |")
+          "last 20 success | goal reached (all) | env steps | wall (CPU, per step) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for env, r in rows:
         reached = "not reached" if r["reached"] is None else f"{r['reached']} ({r['steps_to_reach']:,})"
         wall = "" if r["wall_s"] is None else f"{r['wall_s']:.0f} s"
+        if r["cpu_s"] is not None:  # runs that recorded their process CPU time: its total and per step
+            wall += f" ({r['cpu_s']:.0f} s, {1e3 * r['cpu_s'] / r['steps']:.1f} ms/step)"
         print(f"| {env.split('-')[1]} | `{r['agent']}` | {r['seed']} | {r['episodes']} | "
               f"{', '.join(f'{b:.2f}' for b in r['blocks'])} | {reached} | {r['last_success']:.2f} | "
               f"{r['goal_rate']:.2f} | {r['steps']:,} | {wall} |")

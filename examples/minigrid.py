@@ -28,13 +28,21 @@ Agents (``--agents``):
   and ``aif.maps.MapPlanner``, soft value iteration over the poses where a plan ends by looking (the expected
   information gain of the view about the map, weight ``--epistemic``) or by entering the goal (a preference of 100
   nats). ``--epistemic 0`` is the same agent without the epistemic term. Left, right and forward only (not DoorKey).
+- ``map-sac``: the soft actor-critic on that belief: its state is ``MapFeatures``, the ``GridMap`` as an egocentric
+  crop rotated to the heading (one-hot unseen / wall / enterable / goal, 11 x 11 cells, and the shares of each in
+  3 x 3 blocks over 27 x 27 cells), the goal's offset once seen and the information the last view gave about the
+  map (cells seen for the first time times the prior's entropy). ``--info-gain W`` puts that gain into the critic's
+  one-step EFE (``online.RealisedInfoGain`` reading the last feature); ``--hindsight K`` adds K relabelled copies of
+  each episode to the critic's replay, each with a cell the agent entered as its goal (``MapFeatures.hindsight``).
+  Left, right and forward only.
 
 Options of the actor-critic (defaults: the Empty-8x8 runs'; the DoorKey-5x5 runs' in benchmarks/results/minigrid.md):
 ``--alpha`` and ``--target-entropy`` (0: a fixed entropy weight), ``--alpha-lr``, ``--floor`` (actions drawn from the
 policy mixed with the uniform, ``online.Softmax(floor=...)``), and of both learners ``--n-step``, ``--twin``,
-``--discount``. ``--info-gain W`` adds the epistemic term ``online.RealisedInfoGain`` to the one-step EFE the critic
-learns: W times the information the RSSM's belief update realised at each step, ``belief_info_gain`` (KL[q(z | h, o) ||
-p(z | h)]), less ``--info-gain-baseline`` nats; ``--free-nats`` sets the world model's free nats.
+``--discount``, ``--train-every``. ``--info-gain W`` adds the epistemic term ``online.RealisedInfoGain`` to the one-step
+EFE the critic learns: W times the information the RSSM's belief update realised at each step, ``belief_info_gain``
+(KL[q(z | h, o) || p(z | h)]), less ``--info-gain-baseline`` nats (``map-sac``: the map's, above); ``--free-nats``
+sets the world model's free nats.
 
 An episode succeeds when its return is at least ``success_return`` (``SUCCESS_RETURN``; in Empty-8x8 0.9: the goal
 within 28 steps of 256, whose shortest path is 11 steps, return 0.961): merely reaching the goal within MiniGrid's
@@ -66,7 +74,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import aif_deep  # noqa: E402
-from aif.maps import GridMap, MapPlanner  # noqa: E402
+from aif.maps import DIRECTIONS, DOOR, ENTERABLE, GOAL, OPEN, UNSEEN, WALL, GridMap, MapPlanner  # noqa: E402
 from aif_deep import online  # noqa: E402
 from aif_deep.actor_critic import EntropyWeight, SoftActorCritic  # noqa: E402
 from aif_deep.neural import Bernoulli, unimix  # noqa: E402
@@ -117,6 +125,10 @@ class Settings:
         success_return: the least return of a successful episode (``None``: ``SUCCESS_RETURN``'s for the task).
         window, target: the success-rate window and the rate that counts as reached.
         epistemic, map_horizon: ``map-efe``'s weight of the information gain and its planning horizon in steps.
+        map_crop, map_coarse, map_block: ``map-sac``'s features (``MapFeatures``: the crop's side, the coarse crop's
+            side in blocks, the block's side in cells).
+        hindsight: ``map-sac``: cells entered in each episode relabelled as its goal, their transitions added to the
+            critic's replay after the episode (``MapFeatures.hindsight``; 0: none).
     """
 
     env: str = "MiniGrid-Empty-8x8-v0"
@@ -148,6 +160,10 @@ class Settings:
     target: float = 0.9
     epistemic: float = 1.0
     map_horizon: int = 40
+    map_crop: int = 11
+    map_coarse: int = 9
+    map_block: int = 3
+    hindsight: int = 0
 
 
 QUICK = Settings(episodes=2, warmup=1, classes=4, deter=16, hidden=32, wm_steps=3, wm_length=8, q_hidden=32,
@@ -259,6 +275,118 @@ class MapAgent:
         pass
 
 
+class MapFeatures:
+    """``map-sac``'s state: the ``GridMap`` belief over the layout as a feature vector, egocentric (rotated to the
+    heading, so "ahead" is one axis whatever the map's frame), and the information the last view gave about the map.
+
+    ``reset(image)`` and ``step(action, image)`` update the belief and return the features (float32,
+    ``num_features``):
+
+    - ``crop``: ``(4, K, K)`` one-hot channels unseen / wall (or a closed door) / enterable / goal of the K x K cells
+      around the agent (rows ahead from ``K // 2`` behind to ``K // 2`` ahead, columns left to right);
+    - ``coarse``: ``(4, Kc, Kc)`` the share of each channel in blocks of ``block x block`` cells over the
+      ``Kc * block`` cells around the agent (where the unseen and the goal lie beyond the crop);
+    - the goal, if seen: ``[1, ahead / 10, right / 10]`` of the nearest goal cell (``[0, 0, 0]`` until then);
+    - the realised information gain of the last view, nats: the cells it showed for the first time times the
+      entropy of the prior over an unseen cell's type before it (``GridMap.entropy``; a view is noiseless, so this
+      is ``KL[q(map | views so far) || q(map | views before)]``, whose expectation before the view is
+      ``GridMap.information_gain`` at the pose). The last feature, so that ``RealisedInfoGain.of`` reads it back
+      (``last_feature``) when the transition is stored.
+
+    Args:
+        world_side: the world's side, which only sizes the map (``GridMap.extent``; the agent never sees where it is).
+        crop, coarse, block: K, Kc and the block's side.
+    """
+
+    CHANNELS = 4
+
+    def __init__(self, world_side: int, crop: int = 11, coarse: int = 9, block: int = 3) -> None:
+        self.crop, self.coarse, self.block = crop, coarse, block
+        reach = max(crop, coarse * block) // 2
+        # any start in a world of that side (GridMap.extent), and the crops' cells around any pose on the map
+        self.grid = GridMap(extent=2 * (world_side + 7) - 3 + 2 * reach)
+        self.num_features = self.CHANNELS * (crop ** 2 + coarse ** 2) + 3 + 1
+        self._crop, self._coarse = self._offsets(crop), self._offsets(coarse * block)
+        self.gain = 0.0
+
+    @staticmethod
+    def _offsets(k: int) -> np.ndarray:
+        """``(4, k, k, 2)``: the map offset of egocentric cell (row ahead, column right) facing each direction."""
+        ahead, right = np.meshgrid(np.arange(k) - k // 2, np.arange(k) - k // 2, indexing="ij")
+        side = np.stack([-DIRECTIONS[:, 1], DIRECTIONS[:, 0]], -1)  # MiniGrid's right_vec
+        return (ahead[None, ..., None] * DIRECTIONS[:, None, None, :]
+                + right[None, ..., None] * side[:, None, None, :])
+
+    def reset(self, image: np.ndarray) -> torch.Tensor:
+        self.grid.reset(image)
+        self.gain = 0.0  # the first view is not an action's outcome
+        self.episode = [self.snapshot()]
+        return self.features(self.episode[-1])
+
+    def step(self, action: int, image: np.ndarray) -> torch.Tensor:
+        g = self.grid
+        known, H = int((g.types != UNSEEN).sum()), g.entropy()
+        g.step(action, image)
+        self.gain = (int((g.types != UNSEEN).sum()) - known) * H
+        self.episode.append(self.snapshot())
+        return self.features(self.episode[-1])
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int], float]:
+        """The belief now (types, door states, pose) and the last view's gain: what ``features`` reads."""
+        return self.grid.types.astype(np.int8), self.grid.states.astype(np.int8), self.grid.pose, self.gain
+
+    def features(self, snapshot: tuple, goal: tuple[int, int] | None = None) -> torch.Tensor:
+        """The features of a ``snapshot`` ``(num_features,)``; ``goal``: a map cell that stands for the goal in
+        place of the cells of type GOAL (hindsight relabelling), shown once seen."""
+        types, states, (x, y, d), gain = snapshot
+        is_goal = types == GOAL
+        if goal is not None:
+            is_goal = np.zeros_like(is_goal)
+            is_goal[goal] = types[goal] != UNSEEN
+        enter = (np.isin(types, ENTERABLE) | ((types == DOOR) & (states == OPEN))) & ~is_goal
+        c = np.stack([types == UNSEEN, (types == WALL) | ((types == DOOR) & (states != OPEN)), enter,
+                      is_goal]).astype(np.float32)  # (4, M, M) one-hot: unseen, wall or closed door, enterable, goal
+        crop = c[:, x + self._crop[d, ..., 0], y + self._crop[d, ..., 1]]  # (4, K, K)
+        k, b = self.coarse, self.block
+        wide = c[:, x + self._coarse[d, ..., 0], y + self._coarse[d, ..., 1]]  # (4, Kc b, Kc b)
+        coarse = wide.reshape(self.CHANNELS, k, b, k, b).mean((2, 4))  # (4, Kc, Kc)
+        vector = np.zeros(3, np.float32)
+        cells = np.argwhere(is_goal)
+        if len(cells):
+            dx, dy = (cells - [x, y]).T
+            i = np.argmin(np.abs(dx) + np.abs(dy))
+            fwd, side = DIRECTIONS[d], np.array([-DIRECTIONS[d, 1], DIRECTIONS[d, 0]])
+            vector[:] = 1.0, (dx[i] * fwd[0] + dy[i] * fwd[1]) / 10, (dx[i] * side[0] + dy[i] * side[1]) / 10
+        return torch.from_numpy(np.concatenate([crop.reshape(-1), coarse.reshape(-1), vector,
+                                                np.array([gain], np.float32)]))
+
+    def hindsight(self, actions: list[int], count: int, max_steps: int, rng: np.random.Generator) -> list[tuple]:
+        """Transitions ``(x, a, r, x', terminated)`` of the episode so far relabelled with ``count`` cells it
+        entered as the goal (drawn among the cells entered, not the start's or a goal's): each replays the episode
+        up to the first step into its cell, with MiniGrid's reward for the goal there, ``1 - 0.9 steps / max_steps``,
+        and the episode's end (Andrychowicz et al. 2017, hindsight experience replay; the map's relabelled latent
+        goal). ``actions``: the episode's, one per step after the first snapshot."""
+        first: dict[tuple[int, int], int] = {}
+        for t, (types, _, (x, y, _), _) in enumerate(self.episode[1:]):
+            if (x, y) != self.episode[0][2][:2] and types[x, y] != GOAL:
+                first.setdefault((x, y), t)
+        cells = list(first)
+        out = []
+        for i in rng.choice(len(cells), size=min(count, len(cells)), replace=False):
+            goal, T = cells[i], first[cells[i]]
+            xs = [self.features(snap, goal) for snap in self.episode[:T + 2]]
+            for t in range(T + 1):
+                reward = 1.0 - 0.9 * (t + 1) / max_steps if t == T else 0.0
+                out.append((xs[t], actions[t], reward, xs[t + 1], t == T))
+        return out
+
+
+def last_feature(x: torch.Tensor) -> torch.Tensor:
+    """``RealisedInfoGain.of`` for ``MapFeatures``: the gain each state's view realised, its last feature.
+    ``(B, num_features) -> (B,)``."""
+    return x[:, -1]
+
+
 class Filter:
     """The frozen RSSM's belief along an episode: ``reset(pixels)`` and ``step(action, pixels)`` return the feature
     vector ``[h, E_q onehot z]`` (float32) after each observation."""
@@ -288,7 +416,7 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
     env = make_env(s)
     num_actions = ACTIONS.get(s.env, 3)
     rng = np.random.default_rng(seed)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     goal, returns, steps, wm, wm_online_s, gains, gain_events, behaviour = [], [], 0, None, 0.0, [], [], []
     if agent_name == "random":
         buffers, goal, returns = random_episodes(env, s.episodes, num_actions, rng)
@@ -321,6 +449,16 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
 
         def encoder(obs, a=None):  # the world's side only sizes the map (the agent never sees where it is)
             agent.observe({**obs, "world_size": (env.unwrapped.width, env.unwrapped.height)}, a)
+    elif agent_name == "map-sac":
+        if num_actions != 3:
+            raise SystemExit(f"map-sac acts with left, right and forward only; {s.env} needs {num_actions} actions")
+        maps = MapFeatures(max(env.unwrapped.width, env.unwrapped.height), s.map_crop, s.map_coarse, s.map_block)
+
+        def encoder(obs, a=None):
+            return maps.reset(obs["image"]) if a is None else maps.step(a, obs["image"])
+
+        agent = learner(s, maps.num_features, num_actions, "sac", seed, last_feature)
+        her_rng = np.random.default_rng([seed, 2])  # the relabelled goals (the episodes' seeds stay the same)
     else:
         encoder = lambda obs, a=None: torch.from_numpy(encode(obs["image"])).float()  # noqa: E731
         agent = learner(s, PIXELS, num_actions, "dqn", seed)
@@ -334,12 +472,15 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
         doors = [o for o in u.grid.grid if o is not None and o.type == "door"]
         cells, key, opened, counts = {tuple(u.agent_pos)}, False, False, np.zeros(num_actions, int)
         t_key = t_door = None
-        x, reward, terminated, done, total = encoder(obs), None, False, False, 0.0
+        x, reward, terminated, done, total, map_gain, map_actions = encoder(obs), None, False, False, 0.0, 0.0, []
         episode: tuple[list, list, list] = ([encode(obs["image"])], [], [])  # pixels, actions, rewards
         while not done:
             a = int(agent.step(x, reward=reward, terminated=terminated)[0])
             obs, reward, terminated, truncated, _ = env.step(a)
             x = encoder(obs, a)
+            if agent_name == "map-sac":
+                map_gain += maps.gain
+                map_actions.append(a)
             steps += 1
             total += float(reward)
             done = terminated or truncated
@@ -363,16 +504,24 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
             gains.append(float(stored.mean()))
             gain_events.append({"max": float(stored.max()), "key": None if t_key is None else float(stored[t_key]),
                                 "door": None if t_door is None else float(stored[t_door])})
+        if agent_name == "map-sac" and s.hindsight:  # after the episode's own gains were read from the replay
+            for transition in maps.hindsight(map_actions, s.hindsight, env.unwrapped.max_steps, her_rng):
+                agent.td.observe(*transition)
         if online_fit:
             buffers[0].add([np.stack(episode[0])], np.array(episode[1]), np.array(episode[2]))
         goal.append(bool(terminated))
         returns.append(total)
         behaviour.append({"cells": len(cells), "key": key, "door_open": opened, "actions": counts.tolist()})
+        if agent_name == "map-sac":  # the information the episode's views gave about the map (whatever its weight)
+            behaviour[-1].update(map_gain=map_gain, map_cells=int((maps.grid.types != UNSEEN).sum()),
+                                 goal_seen=bool((maps.grid.types == GOAL).any()))
         if progress:
             sac = "" if not hasattr(agent.td, "alpha") else (f", alpha {agent.td.alpha:.3g}, policy entropy "
                                                             f"{agent.td.last_entropy:.2f}")
             gain = f", gain/step {gains[-1]:.2f}" if gains else ""
             did = f", key {key:d}, door {opened:d}" if doors else ""
+            did += (f", map gain {map_gain:.1f} nats, goal seen {behaviour[-1]['goal_seen']:d}"
+                    if agent_name == "map-sac" else "")
             print(f"{agent_name} seed {seed} ep {len(goal)}: return {total:.2f}, mean of the last {s.window} "
                   f"{np.mean(returns[-s.window:]):.2f}{sac}{gain}, {len(cells)} cells{did}, actions "
                   f"{counts.tolist()}", flush=True)
@@ -390,8 +539,10 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
             "mean_return": float(np.mean(returns[last])),
             "blocks": [float(b.mean()) for b in np.array_split(success, max(1, len(success) // 50))],
             "reached": None if not len(reached) else int(reached[0]) + s.window, "success_return": success_return,
-            "wall_s": time.perf_counter() - start, "world_model_s": wm_time, "world_model": wm,
+            "wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu, "world_model_s": wm_time,
+            "world_model": wm,
             "plan_cpu_s": getattr(agent, "plan_s", None) if agent_name != "random" else None,
+            "transitions": None if getattr(agent, "td", None) is None else agent.td.steps,  # stored in the replay
             "info_gain": s.info_gain, "gain_per_episode": gains, "gain_events": gain_events, "behaviour": behaviour}
 
 
@@ -399,12 +550,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default=Settings.env)
     p.add_argument("--agents", nargs="+", default=["rssm-sac", "dqn"],
-                   choices=["rssm-sac", "rssm-dqn", "view-rssm-sac", "view-rssm-dqn", "dqn", "random", "map-efe"])
+                   choices=["rssm-sac", "rssm-dqn", "view-rssm-sac", "view-rssm-dqn", "dqn", "random", "map-efe",
+                            "map-sac"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--episodes", type=int, default=None)
     p.add_argument("--online", action="store_true", help="train the RSSM online as the agent acts (ONLINE)")
     p.add_argument("--info-gain", type=float, default=0.0, metavar="W",
-                   help="weight of the realised information gain in the critic's one-step EFE (rssm-* agents)")
+                   help="weight of the realised information gain in the critic's one-step EFE (rssm-*, map-sac)")
     p.add_argument("--info-gain-baseline", type=float, default=0.0, metavar="NATS",
                    help="nats subtracted from each step's information gain (RealisedInfoGain.baseline)")
     p.add_argument("--alpha", type=float, default=None, help="the actor's (initial) entropy weight (Settings.alpha)")
@@ -418,9 +570,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--discount", type=float, default=None, help="the critics' discount (TDLearning.discount)")
     p.add_argument("--n-step", type=int, default=None, help="the critics' n-step TD targets (TDLearning.n_step)")
     p.add_argument("--twin", action="store_true", help="twin critic heads (TDLearning.twin)")
+    p.add_argument("--train-every", type=int, default=None,
+                   help="environment steps per update of the critics (TDLearning.train_every)")
     p.add_argument("--epistemic", type=float, default=None, metavar="W",
                    help="map-efe: the weight of the expected information gain (Settings.epistemic; 0: none)")
     p.add_argument("--map-horizon", type=int, default=None, help="map-efe: the planning horizon (Settings.map_horizon)")
+    p.add_argument("--hindsight", type=int, default=None, metavar="K",
+                   help="map-sac: K cells entered per episode relabelled as the goal (Settings.hindsight)")
     p.add_argument("--quick", action="store_true", help="a few episodes with small networks (the tests' setting)")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--json", default=None, help="write every run's per-episode returns and measures to this file")
@@ -431,12 +587,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         s = replace(s, episodes=args.episodes)
     s = replace(s, info_gain=args.info_gain, info_gain_baseline=args.info_gain_baseline,
                 td=replace(s.td, twin=args.twin or s.td.twin, n_step=args.n_step or s.td.n_step,
-                           discount=args.discount or s.td.discount))
+                           discount=args.discount or s.td.discount,
+                           train_every=args.train_every or s.td.train_every))
     if args.target_entropy is not None:
         s = replace(s, target_entropy=args.target_entropy or None)
     if args.free_nats is not None:
         s = replace(s, elbo=replace(s.elbo, free_nats=FreeNats(args.free_nats) if args.free_nats else None))
-    for name in ("alpha", "alpha_lr", "floor", "epistemic", "map_horizon"):
+    for name in ("alpha", "alpha_lr", "floor", "epistemic", "map_horizon", "hindsight"):
         if getattr(args, name) is not None:
             s = replace(s, **{name: getattr(args, name)})
     if args.online:  # the online fit trains by the same ELBO as the warm-up's

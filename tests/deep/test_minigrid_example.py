@@ -157,3 +157,134 @@ def test_map_efe_finds_the_goal_in_four_rooms_and_needs_its_epistemic_term(examp
     assert without["steps"] > with_gain["steps"]
     with pytest.raises(SystemExit, match="left, right and forward"):
         example.main(["--quick", "--agents", "map-efe", "--env", "MiniGrid-DoorKey-5x5-v0"])
+
+
+def _goal_of(u) -> tuple[int, int]:
+    return next((i, j) for i in range(u.width) for j in range(u.height)
+                if u.grid.get(i, j) is not None and u.grid.get(i, j).type == "goal")
+
+
+def test_map_features_are_the_egocentric_map_and_the_views_gain(example):
+    """map-sac's state on FourRooms: the crop is one-hot per cell and rotated to the heading (the cell ahead is the
+    world's cell in front of the agent, wall or floor), the coarse crop holds shares, the goal vector points at the
+    goal in the agent's frame once the map holds it, and the last feature is the cells the view showed first times
+    the prior's entropy before it: turning round in place gains on the first three turns (new sides) and nothing on
+    the fourth."""
+    import gymnasium as gym
+
+    from aif.maps import UNSEEN
+
+    env = gym.make("MiniGrid-FourRooms-v0")
+    rng = np.random.default_rng(1)
+    f = example.MapFeatures(19)
+    K, Kc, C = f.crop, f.coarse, f.CHANNELS
+    assert f.num_features == C * (K * K + Kc * Kc) + 4
+    goal_checked = 0
+    for episode, seed in enumerate((10, 11, 23)):  # (23: the goal in the first view)
+        obs, _ = env.reset(seed=seed)
+        u = env.unwrapped
+        x = f.reset(obs["image"])
+        assert float(x[-1]) == 0.0
+        gains = []
+        for a in [0, 0, 0, 0] if episode == 0 else []:  # a full turn in place
+            known, H = int((f.grid.types != UNSEEN).sum()), f.grid.entropy()
+            obs, *_ = env.step(a)
+            x = f.step(a, obs["image"])
+            assert float(x[-1]) == pytest.approx((int((f.grid.types != UNSEEN).sum()) - known) * H)
+            gains.append(float(example.last_feature(x[None])[0]))
+        if gains:
+            assert min(gains[:3]) > 0 and gains[3] == 0.0
+        for _ in range(60):
+            crop = x[:C * K * K].reshape(C, K, K)
+            coarse = x[C * K * K:C * (K * K + Kc * Kc)].reshape(C, Kc, Kc)
+            torch.testing.assert_close(crop.sum(0), torch.ones(K, K))
+            torch.testing.assert_close(coarse.sum(0), torch.ones(Kc, Kc))
+            # rows ahead, columns right: the cells in front of the agent and to its right (both always in view)
+            for (i, j), cell in (((K // 2 + 1, K // 2), u.front_pos),
+                                 ((K // 2, K // 2 + 1), u.agent_pos + u.right_vec)):
+                obj = u.grid.get(*cell)
+                assert int(crop[:, i, j].argmax()) == {None: 2, "wall": 1, "goal": 3}[None if obj is None else obj.type]
+            gx, gy = _goal_of(u)
+            seen, fwd, right = (float(v) for v in x[-4:-1])
+            if seen:  # the world offset to the goal in the agent's frame (MiniGrid's dir_vec, right_vec)
+                dx, dy = gx - u.agent_pos[0], gy - u.agent_pos[1]
+                assert fwd == pytest.approx((dx * u.dir_vec[0] + dy * u.dir_vec[1]) / 10)
+                assert right == pytest.approx((dx * u.right_vec[0] + dy * u.right_vec[1]) / 10)
+                goal_checked += 1
+            a = int(rng.integers(3))
+            obs, _, terminated, truncated, _ = env.step(a)
+            if terminated or truncated:
+                break
+            x = f.step(a, obs["image"])
+            assert float(x[-1]) >= 0.0
+    assert goal_checked > 0
+
+
+def test_map_sac_quick_run_learns_on_the_map_belief_with_the_views_gain(example):
+    """--quick map-sac on FourRooms: with --info-gain W the critic's RealisedInfoGain stores each step's gain, read
+    from the features (last_feature), so its mean per step times the episode's steps is the information the
+    episode's views gave about the map (recorded whatever W); without it no gain is stored, the map's still is;
+    --hindsight K adds relabelled transitions to the replay."""
+    from aif_deep.online import RealisedInfoGain
+
+    args = ["--quick", "--agents", "map-sac", "--env", "MiniGrid-FourRooms-v0", "--episodes", "3", "--alpha", "0.01",
+            "--target-entropy", "0", "--n-step", "3", "--twin", "--floor", "0.05"]
+    with_gain = example.main(args + ["--info-gain", "0.05", "--hindsight", "2"])[0]
+    assert len(with_gain["returns"]) == 3 and with_gain["cpu_s"] > 0 and with_gain["world_model"] is None
+    assert with_gain["transitions"] > with_gain["steps"]  # the relabelled episodes too
+    for g, b in zip(with_gain["gain_per_episode"], with_gain["behaviour"], strict=True):
+        assert b["map_gain"] > 0 and b["map_cells"] > 0 and isinstance(b["goal_seen"], bool)
+        assert g * sum(b["actions"]) == pytest.approx(b["map_gain"], rel=1e-4)
+    assert len(with_gain["gain_per_episode"]) == 3
+    without = example.main(args + ["--info-gain", "0"])[0]
+    assert without["gain_per_episode"] == [] and all(b["map_gain"] > 0 for b in without["behaviour"])
+    assert without["transitions"] == without["steps"]
+    s = replace_settings(example, info_gain=0.05)
+    f = example.MapFeatures(19)
+    agent = example.learner(s, f.num_features, 3, "sac", 0, example.last_feature)
+    term = next(t for t in agent.efe_terms if isinstance(t, RealisedInfoGain))
+    assert term.weight == 0.05 and term.of is example.last_feature
+    with pytest.raises(SystemExit, match="left, right and forward"):
+        example.main(["--quick", "--agents", "map-sac", "--env", "MiniGrid-DoorKey-5x5-v0"])
+
+
+def replace_settings(example, **changes):
+    from dataclasses import replace
+
+    return replace(example.QUICK, **changes)
+
+
+def test_map_hindsight_relabels_cells_entered_as_the_goal(example):
+    """MapFeatures.hindsight replays the episode up to the first step into a cell it entered, with that cell as the
+    goal: MiniGrid's goal reward and the episode's end there and nowhere before, the goal vector pointing at it once
+    seen (on it at the end: [1, 0, 0]), one goal cell at most in the crop; the transitions follow one another."""
+    import gymnasium as gym
+
+    env = gym.make("MiniGrid-FourRooms-v0")
+    obs, _ = env.reset(seed=3)
+    f = example.MapFeatures(19)
+    f.reset(obs["image"])
+    rng, actions = np.random.default_rng(0), []
+    for _ in range(40):
+        a = int(rng.choice(3, p=[0.2, 0.2, 0.6]))
+        obs, _, terminated, truncated, _ = env.step(a)
+        f.step(a, obs["image"])
+        actions.append(a)
+        if terminated:
+            break
+    out = f.hindsight(actions, 3, 100, np.random.default_rng(1))
+    ends = [i for i, tr in enumerate(out) if tr[4]]
+    assert len(ends) == 3 and ends[-1] == len(out) - 1
+    K, C = f.crop, f.CHANNELS
+    start = 0
+    for end in ends:
+        episode = out[start:end + 1]
+        assert all(r == 0.0 for _, _, r, _, _ in episode[:-1]) and episode[-1][2] == pytest.approx(
+            1.0 - 0.9 * len(episode) / 100)
+        assert [a for _, a, _, _, _ in episode] == actions[:len(episode)]
+        for (_, _, _, x1, _), (x, _, _, _, _) in zip(episode[:-1], episode[1:], strict=True):
+            assert torch.equal(x1, x)
+        last = episode[-1][3]
+        torch.testing.assert_close(last[-4:-1], torch.tensor([1.0, 0.0, 0.0]))
+        assert all(float(tr[0][:C * K * K].reshape(C, K, K)[3].sum()) <= 1.0 for tr in episode)
+        start = end + 1
