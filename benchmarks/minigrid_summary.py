@@ -51,7 +51,8 @@ OPTIONS = [("info_gain=", "0.0", "--info-gain", ("rssm", "map-sac")),
            ("alpha_lr=", "0.0003", "--alpha-lr", ("sac",)), ("floor=", "0.0", "--floor", ("sac",)),
            ("discount=", "0.99", "--discount", ("",)), ("n_step=", "1", "--n-step", ("",)),
            ("train_every=", "4", "--train-every", ("",)), ("twin=", "False", "--twin", ("",)),
-           ("free_nats=FreeNats(nats=", "1.0", "--free-nats", ("rssm",))]
+           ("free_nats=FreeNats(nats=", "1.0", "--free-nats", ("rssm",)),
+           ("hindsight=", "0", "--hindsight", ("map-sac",))]
 
 
 def options(settings: str, agent: str) -> str:
