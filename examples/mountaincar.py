@@ -27,6 +27,7 @@ same units for position and velocity.
     python examples/mountaincar.py --agent shooting         # the model-based planner, w = 0 and DQN
     python examples/mountaincar.py --agent actor-critic     # the actor-critic as the active-inference agent
     python examples/mountaincar.py --quick                  # seconds; what the tests run
+    python examples/mountaincar.py --agent shooting --horizon 10   # plans of 10 model steps instead of 25
 
 Prints, per agent and seed, the first episode in which the car reached the flag and the first episode at which the
 100-episode mean return reached -110 ("not reached" otherwise), with the medians over seeds (an unreached run
@@ -317,6 +318,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--solve", type=float, default=-110.0, help="window-episode mean return that counts as solved")
     p.add_argument("--window", type=int, default=100)
     p.add_argument("--weight", type=float, default=None, help="epistemic weight w (default: the settings')")
+    p.add_argument("--horizon", type=int, default=None,
+                   help="the planner's horizon in model steps (default: the settings' 25; a shorter one puts the "
+                        "flag out of the plans' view from the valley)")
     p.add_argument("--only", nargs="+", default=None, help="run only these agents (names as printed)")
     p.add_argument("--save", default=None, help="write each run's returns to this .npz file")
     p.add_argument("--plot", nargs=2, default=None, metavar=("OUT", "GLOB"),
@@ -341,6 +345,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                                                                train_every=4))
         ps = replace(ps, ensemble_size=2, model_hidden=16, learning=replace(ps.learning, learning_starts=4),
                      planner=replace(ps.planner, horizon=5, samples=16, elites=4, iterations=1))
+    if args.horizon is not None:
+        ps = replace(ps, planner=replace(ps.planner, horizon=args.horizon))
     agents: dict = planner_baselines(ps, s) if args.agent == "shooting" else baselines(s)
     if args.only:
         agents = {k: v for k, v in agents.items() if k in args.only}

@@ -251,3 +251,23 @@ def test_mountaincar_example_runs_the_planner_quick(capsys):
     assert "flag first reached" in text and "s per episode" in text
     assert [r["name"] for r in results] == ["active inference (CEM)", "CEM without information gain", "DQN"]
     assert all(len(r["returns"]) == 2 and (r["returns"] < 0).all() and r["steps"] > 0 for r in results)
+
+
+def test_mountaincar_horizon_option_reaches_the_planner(monkeypatch, capsys):
+    mc = _mountaincar()
+    seen = []
+
+    def fake(name, s, seed, episodes, *args):
+        seen.append((name, s.planner.horizon, s.planner.samples, s.epistemic_weight))
+        return dict(name=name, seed=seed, returns=np.full(episodes, -200.0), flag=None, solved=None, reached=0,
+                    steps=200 * episodes, seconds=1.0)
+
+    monkeypatch.setattr(mc, "run_planner", fake)
+    mc.main(["--agent", "shooting", "--only", "active inference (CEM)", "CEM without information gain",
+             "--horizon", "7", "--seeds", "1", "--episodes", "2", "--no-progress"])
+    assert seen == [("active inference (CEM)", 7, 128, 1.0), ("CEM without information gain", 7, 128, 0.0)]
+    seen.clear()
+    mc.main(["--agent", "shooting", "--only", "CEM without information gain", "--seeds", "1", "--episodes", "2",
+             "--no-progress"])
+    assert seen == [("CEM without information gain", 25, 128, 0.0)]  # the default is the settings'
+    capsys.readouterr()
