@@ -4,6 +4,8 @@
 - ``plot_efe_terms``: the expected free energy of each policy split into its terms (stacked bars).
 - ``plot_grid_path``: the agent's path on a grid, with walls and landmarks.
 - ``plot_tmaze_summary``: where the agent went and what it got over many T-maze trials.
+- ``plot_grid_maps``: what an agent with a map (``aif.maps``) knew of the layout at a few moments, where it went,
+  and where its plan wanted it (the latent goal).
 
 The functions take arrays (most often fields of an ``aif.rollout.Trajectory``), not agents or
 environments, so they work for any model. Save with ``fig.savefig(path)``; in scripts and tests without a
@@ -171,6 +173,60 @@ def plot_grid_path(cells: Sequence[tuple[int, int]], shape: tuple[int, int], wal
                zorder=5, label="start")
     ax.set_title(f"{title} ({len(path) - 1} moves)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def plot_grid_maps(types: Sequence[ArrayLike], poses: Sequence[tuple[int, int, int]],
+                   goals: Sequence[ArrayLike | None] | None = None, paths: Sequence[ArrayLike] | None = None,
+                   titles: Sequence[str] | None = None) -> Figure:
+    """Snapshots of an ``aif.maps.GridMap`` belief, one panel each, cropped to the cells seen in any of them.
+
+    Args:
+        types: per snapshot, the map's cell types ``(M, M)`` (``GridMap.types``: 0 unseen, 2 wall, 8 goal, ...),
+            indexed ``[x, y]`` (x drawn to the right, y down).
+        poses: per snapshot, the agent's ``(x, y, d)`` (``GridMap.pose``), drawn as a triangle pointing its way.
+        goals: per snapshot, ``None`` or the latent goal over cells ``(M, M)``, a distribution (e.g. ``p*(s) ∝
+            exp V(s)`` of ``MapPlan.value`` summed over headings), shaded over the map.
+        paths: per snapshot, the cells visited so far ``(n, 2)``.
+        titles: a title per panel.
+    """
+    n = len(check_sequence(types, "types", ParameterError))
+    if len(poses) != n or any(len(x) != n for x in (goals, paths, titles) if x is not None):
+        raise ParameterError(f"types, poses, goals, paths and titles must have one entry per snapshot ({n})")
+    maps = [np.asarray(t) for t in types]
+    if n == 0 or any(m.ndim != 2 or m.shape != maps[0].shape or not np.issubdtype(m.dtype, np.integer) for m in maps):
+        raise ParameterError("types must hold at least one integer (M, M) map, all of one shape")
+    seen = np.argwhere(np.any([m != 0 for m in maps], 0))
+    seen = seen if len(seen) else np.array([[0, 0], np.array(maps[0].shape) - 1])  # nothing seen: the whole map
+    (x0, y0), (x1, y1) = seen.min(0) - 1, seen.max(0) + 2
+    x0, y0 = max(x0, 0), max(y0, 0)
+    fig = _figure(3.2 * n + 0.6, 3.6)
+    axes = np.atleast_1d(fig.subplots(1, n))
+    # unseen, empty/floor, wall, goal, other objects
+    palette = ListedColormap(["#bdbdbd", "#ffffff", "#3a3a3a", "#2ca02c", "#9467bd"])
+    kind = np.zeros(11, int)
+    kind[[1, 3]], kind[2], kind[8], kind[[4, 5, 6, 7, 9]] = 1, 2, 3, 4
+    arrows = {0: ">", 1: "v", 2: "<", 3: "^"}
+    for k, ax in enumerate(axes):
+        crop = maps[k][x0:x1, y0:y1]
+        ax.imshow(kind[np.clip(crop, 0, 10)].T, cmap=palette, vmin=0, vmax=4, origin="upper")
+        if goals is not None and goals[k] is not None:
+            g = as_numbers(goals[k], f"goals[{k}]", ParameterError)
+            if g.shape != maps[0].shape or not np.isfinite(g).all() or (g < 0).any():
+                raise ParameterError(f"goals[{k}] must be non-negative finite weights of shape {maps[0].shape}")
+            g = g[x0:x1, y0:y1]
+            shade = np.ma.masked_less(g / max(g.max(), 1e-300), 0.02)
+            ax.imshow(shade.T, cmap="Oranges", alpha=0.75, vmin=0, vmax=1, origin="upper")
+        if paths is not None and np.size(paths[k]):
+            path = np.asarray(paths[k], float).reshape(-1, 2)
+            ax.plot(path[:, 0] - x0, path[:, 1] - y0, "-", color="tab:blue", lw=1.5)
+        x, y, d = poses[k]
+        ax.scatter([x - x0], [y - y0], marker=arrows[int(d) % 4], s=90, color="tab:red", edgecolor="black",
+                   zorder=3)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(titles[k], fontsize=9)
     return fig
 
 

@@ -296,6 +296,34 @@ def test_plot_grid_path():
     assert "2 moves" in ax.get_title()
 
 
+def test_plot_grid_maps():
+    # two snapshots of a 9 x 9 map: a seen room with a goal, the agent facing down, a latent goal on one cell
+    types = np.zeros((9, 9), dtype=int)
+    types[2:6, 2:6] = 2
+    types[3:5, 3:5] = 1
+    later = types.copy()
+    later[4, 4] = 8
+    goal = np.zeros((9, 9))
+    goal[4, 4] = 1.0
+    fig = plotting.plot_grid_maps([types, later], [(3, 3, 1), (4, 3, 1)], goals=[None, goal],
+                                  paths=[[(3, 3)], [(3, 3), (4, 3)]], titles=["start", "later"])
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    first, second = fig.axes
+    # cropped to the seen cells plus a border: x 1..6, y 1..6; drawn transposed (y down the rows)
+    kinds = first.images[0].get_array()
+    assert kinds.shape == (6, 6) and kinds[2, 2] == 1 and kinds[1, 1] == 2 and kinds[0, 0] == 0
+    assert second.images[0].get_array()[3, 3] == 3 and len(second.images) == 2  # the goal, and the shading
+    np.testing.assert_allclose(second.lines[0].get_xdata(), [2, 3])
+    assert first.get_title() == "start"
+    assert plotting.plot_grid_maps([np.zeros((5, 5), int)], [(2, 2, 0)]).axes[0].images[0].get_array().shape == (5, 5)
+    with pytest.raises(ParameterError, match="one entry per snapshot"):
+        plotting.plot_grid_maps([types], [(3, 3, 1), (3, 3, 0)])
+    with pytest.raises(ParameterError, match="integer"):
+        plotting.plot_grid_maps([types.astype(float)], [(3, 3, 1)])
+    with pytest.raises(ParameterError, match="goals"):
+        plotting.plot_grid_maps([types], [(3, 3, 1)], goals=[-goal])
+
+
 def test_summarize_and_plot_tmaze():
     locations = np.array([[0, 3, 1, 1], [0, 3, 1, 1], [0, 2, 2, 2], [0, 0, 0, 0]])
     conditions = np.array([0, 1, 1, 0])
