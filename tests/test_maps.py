@@ -184,17 +184,32 @@ def test_planner_finds_the_goal_in_four_rooms():
         assert terminated and reward > 0
 
 
-def test_fewest_steps_benchmark_is_the_shortest_path():
-    # benchmarks/minigrid_shortest.py: the floor under map-efe's steps; Empty-8x8 from (1, 1) facing +x: 11 steps
+def _benchmark(name):
     import importlib.util
     import pathlib
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "minigrid_shortest.py"
-    spec = importlib.util.spec_from_file_location("minigrid_shortest", path)
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_fewest_steps_benchmark_is_the_shortest_path():
+    # benchmarks/minigrid_shortest.py: the floor under map-efe's steps; Empty-8x8 from (1, 1) facing +x: 11 steps
+    mod = _benchmark("minigrid_shortest")
     env = gym.make("MiniGrid-Empty-8x8-v0")
     env.reset(seed=0)
     assert mod.fewest_steps(env) == 11
     env.unwrapped.agent_dir = 2  # facing away: turn to +y, 5 down, turn, 5 across
     assert mod.fewest_steps(env) == 12
+
+
+def test_map_figure_episode_records_each_step():
+    # benchmarks/minigrid_map_figure.py: the episode it draws, step by step
+    steps = _benchmark("minigrid_map_figure").episode("MiniGrid-Empty-5x5-v0", 0)
+    assert steps[-1]["reward"] > 0 and len(steps) < 20
+    for t, s in enumerate(steps):
+        assert len(s["path"]) == t + 1 and s["goal"].sum() == pytest.approx(1.0)
+    x, y, _ = steps[-1]["pose"]
+    assert steps[-1]["goal"][x, y] > 0.2  # the latent goal sits at the pose that enters the goal next
