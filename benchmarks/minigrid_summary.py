@@ -44,15 +44,17 @@ def summarise(run: dict, env: str, budget: int | None, window: int = 20, target:
 
 # The example's command-line options away from their defaults, read back from the run's settings (its repr): the
 # key in the repr, the default, the flag, and the agents it changes (names containing one of them: the actor-critic's,
-# every learner's, the RSSM's and map-sac's).
+# every learner's, the RSSM's, map-sac's, map-efe's).
 OPTIONS = [("info_gain=", "0.0", "--info-gain", ("rssm", "map-sac")),
            ("info_gain_baseline=", "0.0", "--info-gain-baseline", ("rssm", "map-sac")),
+           ("reward_preference=", "10.0", "--reward-preference", ("dqn", "sac")),
            (", alpha=", "0.01", "--alpha", ("sac",)), ("target_entropy=", "0.3", "--target-entropy", ("sac",)),
            ("alpha_lr=", "0.0003", "--alpha-lr", ("sac",)), ("floor=", "0.0", "--floor", ("sac",)),
-           ("discount=", "0.99", "--discount", ("",)), ("n_step=", "1", "--n-step", ("",)),
-           ("train_every=", "4", "--train-every", ("",)), ("twin=", "False", "--twin", ("",)),
+           ("discount=", "0.99", "--discount", ("dqn", "sac")), ("n_step=", "1", "--n-step", ("dqn", "sac")),
+           ("train_every=", "4", "--train-every", ("dqn", "sac")), ("twin=", "False", "--twin", ("dqn", "sac")),
            ("free_nats=FreeNats(nats=", "1.0", "--free-nats", ("rssm",)),
-           ("hindsight=", "0", "--hindsight", ("map-sac",))]
+           ("hindsight=", "0", "--hindsight", ("map-sac",)), ("epistemic=", "1.0", "--epistemic", ("map-efe",)),
+           ("map_horizon=", "40", "--map-horizon", ("map-efe",)), ("map_crop=", "11", "--map-crop", ("map-sac",))]
 
 
 def options(settings: str, agent: str) -> str:
@@ -60,7 +62,7 @@ def options(settings: str, agent: str) -> str:
     its agent (every learner's for ``""``; none for random actions)."""
     out = ""
     for key, default, flag, agents in OPTIONS:
-        if not any(a in agent for a in agents) or agent in ("random", "map-efe"):
+        if not any(a in agent for a in agents) or agent == "random":
             continue
         if key not in settings:  # an option set to None prints its field as None
             none = key.split("=")[0] + "=None"

@@ -301,6 +301,9 @@ class MapFeatures:
     CHANNELS = 4
 
     def __init__(self, world_side: int, crop: int = 11, coarse: int = 9, block: int = 3) -> None:
+        if crop % 2 == 0 or coarse % 2 == 0 or min(crop, coarse, block) < 1:
+            raise ValueError(f"the crops' sides must be odd (the agent's cell at their centre) and the block's >= 1, "
+                             f"got crop={crop}, coarse={coarse}, block={block}")
         self.crop, self.coarse, self.block = crop, coarse, block
         reach = max(crop, coarse * block) // 2
         # any start in a world of that side (GridMap.extent), and the crops' cells around any pose on the map
@@ -575,6 +578,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--epistemic", type=float, default=None, metavar="W",
                    help="map-efe: the weight of the expected information gain (Settings.epistemic; 0: none)")
     p.add_argument("--map-horizon", type=int, default=None, help="map-efe: the planning horizon (Settings.map_horizon)")
+    p.add_argument("--reward-preference", type=float, default=None,
+                   help="nats of log-preference per unit of reward (Settings.reward_preference)")
+    p.add_argument("--map-crop", type=int, default=None, help="map-sac: the crop's side in cells (Settings.map_crop)")
     p.add_argument("--hindsight", type=int, default=None, metavar="K",
                    help="map-sac: K cells entered per episode relabelled as the goal (Settings.hindsight)")
     p.add_argument("--quick", action="store_true", help="a few episodes with small networks (the tests' setting)")
@@ -593,7 +599,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         s = replace(s, target_entropy=args.target_entropy or None)
     if args.free_nats is not None:
         s = replace(s, elbo=replace(s.elbo, free_nats=FreeNats(args.free_nats) if args.free_nats else None))
-    for name in ("alpha", "alpha_lr", "floor", "epistemic", "map_horizon", "hindsight"):
+    for name in ("alpha", "alpha_lr", "floor", "epistemic", "map_horizon", "hindsight", "map_crop",
+                 "reward_preference"):
         if getattr(args, name) is not None:
             s = replace(s, **{name: getattr(args, name)})
     if args.online:  # the online fit trains by the same ELBO as the warm-up's

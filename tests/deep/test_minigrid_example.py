@@ -218,6 +218,8 @@ def test_map_features_are_the_egocentric_map_and_the_views_gain(example):
             x = f.step(a, obs["image"])
             assert float(x[-1]) >= 0.0
     assert goal_checked > 0
+    with pytest.raises(ValueError, match="odd"):
+        example.MapFeatures(19, crop=10)
 
 
 def test_map_sac_quick_run_learns_on_the_map_belief_with_the_views_gain(example):
