@@ -6,7 +6,7 @@ an agent's first N episodes depends on how many follow); optionally a figure of 
 Steps per episode come from the returns: MiniGrid's reward for the goal is 1 - 0.9 * steps / max_steps, and an
 episode without it lasts max_steps.
 
-    python benchmarks/minigrid_summary.py RUN.json ... [--budget N] [--figure out.png]
+    python benchmarks/minigrid_summary.py RUN.json ... [--budget N] [--budget-for TASK=N ...] [--figure out.png]
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="+")
     p.add_argument("--budget", type=int, default=None, help="count only each run's first BUDGET episodes")
+    p.add_argument("--budget-for", nargs="*", default=[], metavar="TASK=N",
+                   help="another budget for the runs of one task (e.g. MiniGrid-FourRooms-v0=400)")
     p.add_argument("--figure", default=None)
     args = p.parse_args(argv)
     rows = []
@@ -86,8 +88,9 @@ def main(argv: list[str] | None = None) -> None:
             data = json.load(f)
         env = data["settings"].split("env='")[1].split("'")[0]
         online = "wm_online=OnlineFit(" in data["settings"]  # an RSSM trained online (--online)
+        budgets = dict(b.split("=") for b in args.budget_for)
         for run in data["runs"]:
-            r = summarise(run, env, args.budget)
+            r = summarise(run, env, int(budgets[env]) if env in budgets else args.budget)
             r["agent"] += (" --online" if online and "rssm" in r["agent"] else "") + options(data["settings"],
                                                                                           r["agent"])
             rows.append((env, r))

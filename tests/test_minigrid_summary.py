@@ -32,3 +32,8 @@ def test_map_sac_runs_are_labelled_and_timed(tmp_path, capsys):
     assert "`map-sac --info-gain 0.1 --target-entropy 0 --floor 0.05 --n-step 3 --twin --hindsight 4`" in row
     # 18 of the last 20 at episode 38, after 2,000 + 180 steps; 2.2 s of CPU over 2,200 steps
     assert "| 38 (2,180) |" in row and "| 2,200 | 10 s (2 s, 1.0 ms/step) |" in row
+    # a task's own budget overrides --budget: the first 20 episodes alone never reach 0.9
+    _summary().main([str(path), "--budget", "20"])
+    assert "| 20 | 0.00 | not reached |" in capsys.readouterr().out
+    _summary().main([str(path), "--budget", "20", "--budget-for", "MiniGrid-FourRooms-v0=40"])
+    assert "| 38 (2,180) |" in capsys.readouterr().out
