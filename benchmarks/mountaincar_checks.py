@@ -14,8 +14,9 @@ settings changed: ``persistence`` and ``warm_start`` of the ``CrossEntropyShooti
 ``ModelLearning``, ``weight`` (w); ``starts`` reads the example's ``--save`` files (globs; the first for one agent,
 the second for the other) and compares the two agents' starts on the seeds both ran: per seed the first episode that
 reached the flag (an episode's return above -200; one that ends at the flag on step 200 scores -200 and is missed)
-and the mean return of the first episodes, the seeds on which an agent never reached the flag, and two-sided exact
-tests of the difference (McNemar's on the paired seeds, Fisher's on the two counts).
+and the mean return of the first episodes, the seeds on which an agent never reached the flag (with a 95% exact
+Clopper-Pearson interval of the rate), two-sided exact tests of the difference (McNemar's on the paired seeds,
+Fisher's on the two counts) and a two-sided Wilcoxon signed-rank test of the paired mean returns.
 """
 
 from __future__ import annotations
@@ -114,8 +115,9 @@ def compare_starts(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> dict:
     """Two agents' starts on the seeds both ran (with equally many episodes): per seed the first episode that
     reached the flag (0: never) and the mean return; the seeds where only one agent never reached it, and the
     two-sided exact p-values of McNemar's test (binomial on those discordant seeds) and Fisher's (the two counts of
-    seeds that never reached it, as unpaired samples)."""
-    from scipy.stats import binomtest, fisher_exact
+    seeds that never reached it, as unpaired samples), the 95% Clopper-Pearson interval of each agent's rate of
+    seeds that never reached it, and the two-sided Wilcoxon signed-rank p of the paired mean returns."""
+    from scipy.stats import binomtest, fisher_exact, wilcoxon
 
     seeds = sorted(set(a) & set(b))
     n = min(min(len(a[s]), len(b[s])) for s in seeds)
@@ -127,9 +129,14 @@ def compare_starts(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> dict:
     mcnemar = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
     fisher = fisher_exact([[int(never_a.sum()), len(seeds) - int(never_a.sum())],
                            [int(never_b.sum()), len(seeds) - int(never_b.sum())]])[1]
+    ci = {k: tuple(binomtest(int(v.sum()), len(seeds)).proportion_ci(method="exact"))
+          for k, v in (("a", never_a), ("b", never_b))}
+    d = mean["a"] - mean["b"]
+    signed_rank = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
     return dict(seeds=seeds, episodes=n, first_a=first["a"], first_b=first["b"], mean_a=mean["a"],
                 mean_b=mean["b"], never_a=int(never_a.sum()), never_b=int(never_b.sum()), only_a=only_a,
-                only_b=only_b, mcnemar=float(mcnemar), fisher=float(fisher))
+                only_b=only_b, mcnemar=float(mcnemar), fisher=float(fisher), ci_a=ci["a"], ci_b=ci["b"],
+                wilcoxon=signed_rank)
 
 
 def starts(pattern_a: str, pattern_b: str) -> None:
@@ -143,8 +150,10 @@ def starts(pattern_a: str, pattern_b: str) -> None:
     for name, k in ((name_a, "a"), (name_b, "b")):
         f, never = c[f"first_{k}"], c[f"never_{k}"]
         reached = f[f > 0]
+        lo, hi = c[f"ci_{k}"]
         print(f"{name}: never reached the flag in {n} episodes on {never} of {len(seeds)} seeds"
-              f"{' (' + ', '.join(str(s) for s, x in zip(seeds, f, strict=True) if x == 0) + ')' if never else ''}; "
+              f"{' (' + ', '.join(str(s) for s, x in zip(seeds, f, strict=True) if x == 0) + ')' if never else ''}, "
+              f"95% interval of the rate {lo:.3f}-{hi:.3f}; "
               f"first flag (episode: seeds) "
               f"{', '.join(f'{e}: {int((reached == e).sum())}' for e in np.unique(reached))}; "
               f"median first flag (never = later than any) "
@@ -156,7 +165,8 @@ def starts(pattern_a: str, pattern_b: str) -> None:
     both = (c["first_a"] > 0) & (c["first_b"] > 0)
     print(f"mean return of episodes 1-{n}, {name_a} minus {name_b}: median {np.median(d):+.1f} over all seeds, "
           f"{np.median(d[both]):+.1f} over the {int(both.sum())} seeds where both reached the flag "
-          f"(mean {d[both].mean():+.1f}, {name_a} higher on {int((d[both] > 0).sum())})")
+          f"(mean {d[both].mean():+.1f}, {name_a} higher on {int((d[both] > 0).sum())}); Wilcoxon signed-rank p over "
+          f"all seeds {c['wilcoxon']:.3g}")
 
 
 def timing(n: int = 40) -> None:

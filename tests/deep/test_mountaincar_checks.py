@@ -45,6 +45,9 @@ def test_starts_counts_the_seeds_that_never_reach_the_flag_and_tests_them():
     assert c["mcnemar"] == pytest.approx(2 * 0.5 ** 7)  # all 7 discordant seeds one way
     assert c["fisher"] == pytest.approx(2 * 792 / 346104)  # 0 of 12 against 7: 2 C(12, 7) / C(24, 7), symmetric
     assert c["mean_a"][0] == pytest.approx((-200 - 9 * 120) / 10) and c["mean_b"][1] == -200.0
+    assert c["ci_a"][0] == 0.0 and c["ci_a"][1] == pytest.approx(1 - 0.025 ** (1 / 12))  # Clopper-Pearson, 0 of 12
+    assert c["ci_b"][0] < 7 / 12 < c["ci_b"][1]
+    assert c["wilcoxon"] < 0.05  # a higher on the 8 seeds that differ, equal on the 4 others
     # the same counts both ways round give no evidence; only the shared seeds and episodes count
     c = checks.compare_starts(_runs([0, 2, 2]), _runs([2, 0, 2, 2], episodes=12))
     assert (c["seeds"], c["episodes"], c["only_a"], c["only_b"]) == ([0, 1, 2], 10, 1, 1)
