@@ -20,6 +20,9 @@ map's hidden states. ``P(visible)`` runs MiniGrid's sweeps with probabilities: a
 probability 0 or 1, an unseen one with the prior probability that it is transparent, and two ways for sight to reach
 a cell combine as independent (``1 - (1 - p)(1 - q)``); on a fully seen map it is MiniGrid's mask exactly.
 
+With ``interact`` the planner also picks up keys and opens doors (MiniGrid's DoorKey and MultiRoom): whether a key
+is held joins the pose in its state space, and a door opened is a door the plan walks into.
+
 ``MapPlanner`` scores where to go by soft value iteration (``aif.planning.soft_value_iteration``, control as
 inference) over the poses, with the expected free energy of each step as its negative reward: the information gain
 of the pose reached (weight ``epistemic``) plus the log-preference for the cell entered (``preferences``: e.g. the
@@ -47,8 +50,8 @@ OPEN, CLOSED, LOCKED = range(3)
 NUM_TYPES = 11
 ENTERABLE = (EMPTY, FLOOR, GOAL, LAVA)  # can_overlap, and an open door
 OPAQUE = (WALL,)  # see_behind is False, and a closed or locked door
-LEFT, RIGHT, FORWARD = 0, 1, 2
-LOOK = 3  # the planner's pseudo-action: end the plan and take the view's information gain
+LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE = range(6)  # MiniGrid's actions
+LOOK = -1  # the planner's own last action: end the plan and take the view's information gain
 DIRECTIONS = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]])  # MiniGrid's DIR_TO_VEC
 
 
@@ -76,6 +79,7 @@ class GridMap:
     Attributes:
         types: ``(M, M)`` int, each cell's type (``UNSEEN`` until seen); ``states``: the door states.
         pose: ``(x, y, d)``.
+        carrying: the type of what the agent holds (its own view cell shows it), ``UNSEEN`` (0) for nothing.
         counts: the Dirichlet counts of the prior over an unseen cell's type (``prior_counts`` plus cells seen).
     """
 
@@ -86,6 +90,7 @@ class GridMap:
     states: np.ndarray = field(init=False, repr=False)
     counts: np.ndarray = field(init=False, repr=False)
     pose: tuple[int, int, int] = field(init=False)
+    carrying: int = field(init=False, default=UNSEEN)
 
     def __post_init__(self) -> None:
         if int(self.view_size) != self.view_size or self.view_size < 3 or self.view_size % 2 == 0:
@@ -111,6 +116,7 @@ class GridMap:
         self.states = np.zeros((M, M), dtype=np.int64)
         self.counts = self._prior.copy()
         self.pose = (M // 2, M // 2, 0)
+        self.carrying = UNSEEN
         if image is not None:
             self.observe(image)
 
@@ -140,6 +146,8 @@ class GridMap:
             raise ObservationError(f"image types must lie in [0, {NUM_TYPES}), got {image[..., 0].min()} .. "
                                    f"{image[..., 0].max()}")
         x, y, d = self.pose
+        held = int(image[V // 2, V - 1, 0])
+        self.carrying = UNSEEN if held == EMPTY else held
         seen = image[..., 0] != UNSEEN
         seen[V // 2, V - 1] = False
         cx, cy = x + self._offsets[d, ..., 0], y + self._offsets[d, ..., 1]
@@ -213,10 +221,11 @@ class GridMap:
 
 @dataclass(frozen=True)
 class MapPlan:
-    """One plan of ``MapPlanner``: ``action`` (the one taken), ``q`` ``(3,)`` the soft Q-values of left, right and
-    forward at the current pose (nats), ``gain`` the expected information gain at each reachable pose (``(P,)``
-    over ``poses``, ``(P, 3)`` x, y, d), ``value`` ``(P,)`` the soft values V_0 there (``ln p*(s)`` up to a
-    constant: the latent goal)."""
+    """One plan of ``MapPlanner``: ``action`` (the one taken), ``q`` the soft Q-values of MiniGrid's actions at the
+    current state (nats; ``(3,)`` left, right, forward, or ``(6,)`` with pick up, drop and toggle when the planner
+    interacts: drop is never planned, -inf), ``gain`` the expected information gain of the view from each planned
+    pose (``(P,)`` over ``poses``, ``(P, 3)`` x, y, d), ``value`` ``(P,)`` the soft values V_0 there in the current
+    holding (``ln p*(s)`` up to a constant: the latent goal)."""
 
     action: int
     q: np.ndarray
@@ -225,22 +234,33 @@ class MapPlan:
     value: np.ndarray
 
 
+FORBIDDEN = -1e3  # the reward of an interaction that does nothing (so that no tie ever picks it)
+
+
 @dataclass(frozen=True)
 class MapPlanner:
     """Where to go on a ``GridMap``: soft value iteration over the seen poses with the expected free energy of each
     step as its negative reward.
 
-    ``r(s, a) = epistemic * IG(s') + preferences[type of the cell entered]``, ``s'`` the pose reached by action a
-    (left, right, forward) under the map as seen (unseen cells cannot be entered: plans end at the frontier); the
-    types in ``terminal`` end the episode when entered (no reward after them). Actions: ``argmax_a Q_0(s, a)``
-    at ``precision = inf``, else sampled from ``softmax(precision * Q_0)``; ties broken at random.
+    The states are the poses on seen cells the agent can stand on (with ``interact``: doors too, and whether it
+    holds a key), plus an absorbing end. The actions are MiniGrid's left, right and forward (with ``interact``: pick
+    up a key ahead, toggle a door ahead: open it if closed, or locked and a key is held, which the plan takes as
+    entering it), and the planner's ``look``, which ends a plan with the expected information gain of the view from
+    that pose (weight ``epistemic``). Entering a cell earns ``preferences[type]``; the types in ``terminal`` end the
+    plan when entered. Unseen cells cannot be entered, so plans end at the frontier by looking. The prior over the
+    actions is uniform, so each step costs ln(number of actions) nats: a far view must be worth the walk. The action
+    taken is ``argmax_a Q_0(s, a)`` at ``precision = inf`` (ties broken at random), else drawn from
+    ``softmax(precision * Q_0)``.
 
     Args:
-        horizon: steps of soft value iteration (each a turn or a step).
+        horizon: steps of soft value iteration (each a turn, a step or an interaction).
         epistemic: the weight of the information gain (0: a purely goal-directed agent).
-        preferences: nats for entering a cell of each type (MiniGrid's goal: ``{GOAL: 10}``).
+        preferences: nats for entering a cell of each type; the goal's must outweigh ``epistemic`` times the most a
+            view can tell (``V^2 H[prior]``, about 54 nats for V = 7 and three equally likely types) for the agent to
+            stop exploring once it sees the goal.
         terminal: the types whose entry ends the episode.
         precision: of the action choice over the soft Q-values.
+        interact: plan with pick up and toggle too (MiniGrid's six actions: DoorKey, MultiRoom).
     """
 
     horizon: int = 40
@@ -248,6 +268,7 @@ class MapPlanner:
     preferences: Mapping[int, float] = field(default_factory=lambda: {GOAL: 100.0, LAVA: -100.0})
     terminal: Sequence[int] = (GOAL, LAVA)
     precision: float = np.inf
+    interact: bool = False
 
     def __post_init__(self) -> None:
         if int(self.horizon) != self.horizon or self.horizon < 1:
@@ -261,35 +282,60 @@ class MapPlanner:
             raise ParameterError(f"preferences and terminal name cell types in 1 .. {NUM_TYPES - 1}, got {bad}")
 
     def plan(self, belief: GridMap, rng: np.random.Generator) -> MapPlan:
-        """Plan from ``belief.pose`` (the poses on seen, enterable cells; the current one always among them)."""
+        """Plan from ``belief.pose`` and what it carries."""
         x0, y0, d0 = belief.pose
-        cells = np.argwhere(belief.enterable(*np.indices(belief.types.shape)))
-        cells = np.unique(np.vstack([cells, [[x0, y0]]]), axis=0)
+        types, states = belief.types, belief.states
+        # with interactions, doors (entered by toggling them) and keys (whose cells are free once a key is held)
+        stand = belief.enterable(*np.indices(types.shape)) | (self.interact & np.isin(types, (DOOR, KEY)))
+        cells = np.unique(np.vstack([np.argwhere(stand), [[x0, y0]]]), axis=0)
         P = 4 * len(cells)
         xs, ys, ds = np.repeat(cells[:, 0], 4), np.repeat(cells[:, 1], 4), np.tile(np.arange(4), len(cells))
-        index = np.full(belief.types.shape + (4,), -1)
+        index = np.full(types.shape + (4,), -1)
         index[xs, ys, ds] = np.arange(P)
         fx = np.clip(xs + DIRECTIONS[ds, 0], 0, belief.extent - 1)
         fy = np.clip(ys + DIRECTIONS[ds, 1], 0, belief.extent - 1)
-        ahead = np.where((fx - xs) ** 2 + (fy - ys) ** 2 == 1, index[fx, fy, ds], -1)  # -1: off the map
-        end = P  # the absorbing state after a look or a terminal cell: every action stays, no reward
-        terminal = np.isin(belief.types[fx, fy], list(self.terminal)) & (ahead >= 0)
-        succ = np.stack([index[xs, ys, (ds - 1) % 4], index[xs, ys, (ds + 1) % 4],
-                         np.where(terminal, end, np.where(ahead >= 0, ahead, np.arange(P))), np.full(P, end)], 1)
-        succ = np.vstack([succ, np.full((1, 4), end)])
+        on_map = (fx - xs) ** 2 + (fy - ys) ** 2 == 1
+        ahead = np.where(on_map, index[fx, fy, ds], -1)
+        enter = on_map & belief.enterable(fx, fy)
+        ends = enter & np.isin(types[fx, fy], list(self.terminal))
         gain = belief.information_gain(xs, ys, ds)
         pref = np.zeros(NUM_TYPES)
         for k, v in self.preferences.items():
             pref[int(k)] = v
-        r = np.zeros((P + 1, 4))
-        r[:P, FORWARD] = np.where(ahead >= 0, pref[belief.types[fx, fy]], 0.0)
-        r[:P, LOOK] = self.epistemic * gain
-        values = soft_value_iteration(succ, r, int(self.horizon), action_prior=np.full(4, 0.25))
-        q = values.Q[0, index[x0, y0, d0], :3]
+
+        holds = (0, 1) if self.interact else (0,)
+        n = len(holds) * P
+        end, stay = n, np.arange(P)
+        columns = [LEFT, RIGHT, FORWARD] + ([PICKUP, TOGGLE] if self.interact else []) + [LOOK]
+        succ = np.empty((n + 1, len(columns)), dtype=np.int64)
+        r = np.zeros((n + 1, len(columns)))
+        for h in holds:
+            rows = slice(h * P, (h + 1) * P)
+            succ[rows, 0] = h * P + index[xs, ys, (ds - 1) % 4]
+            succ[rows, 1] = h * P + index[xs, ys, (ds + 1) % 4]
+            free = enter | (on_map & (types[fx, fy] == KEY) & (h == 1))  # the key picked up: its cell is free
+            succ[rows, 2] = np.where(ends, end, h * P + np.where(free, ahead, stay))
+            r[rows, 2] = np.where(enter, pref[types[fx, fy]], 0.0)
+            if self.interact:
+                key = on_map & (types[fx, fy] == KEY) & (h == 0)
+                succ[rows, 3] = np.where(key, P + stay, h * P + stay)
+                r[rows, 3] = np.where(key, 0.0, FORBIDDEN)
+                door = on_map & (types[fx, fy] == DOOR) & ((states[fx, fy] == CLOSED) |
+                                                          ((states[fx, fy] == LOCKED) & (h == 1)))
+                succ[rows, 4] = h * P + np.where(door, ahead, stay)
+                r[rows, 4] = np.where(door, 0.0, FORBIDDEN)
+            succ[rows, -1] = end
+            r[rows, -1] = self.epistemic * gain
+        succ[end] = end
+        values = soft_value_iteration(succ, r, int(self.horizon),
+                                      action_prior=np.full(len(columns), 1 / len(columns)))
+        h0 = int(self.interact and belief.carrying == KEY)
+        q_plan = values.Q[0, h0 * P + index[x0, y0, d0], :-1]
+        q = np.full(6 if self.interact else 3, -np.inf)
+        q[columns[:-1]] = q_plan
         if np.isinf(self.precision):
-            best = np.flatnonzero(q >= q.max() - 1e-9)
-            action = int(rng.choice(best))
+            action = int(rng.choice(np.flatnonzero(q >= q.max() - 1e-9)))
         else:
-            z = self.precision * (q - q.max())
-            action = int(rng.choice(3, p=np.exp(z) / np.exp(z).sum()))
-        return MapPlan(action, q, np.stack([xs, ys, ds], 1), gain, values.V[0, :P])
+            z = np.exp(self.precision * (q - q.max()))
+            action = int(rng.choice(len(q), p=z / z.sum()))
+        return MapPlan(action, q, np.stack([xs, ys, ds], 1), gain, values.V[0, h0 * P:(h0 + 1) * P])

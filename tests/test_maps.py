@@ -7,11 +7,16 @@ import pytest
 from aif.errors import ObservationError, ParameterError
 from aif.maps import (
     DIRECTIONS,
+    DOOR,
     EMPTY,
     FORWARD,
     GOAL,
+    KEY,
     LEFT,
+    LOCKED,
+    PICKUP,
     RIGHT,
+    TOGGLE,
     UNSEEN,
     WALL,
     GridMap,
@@ -99,6 +104,31 @@ def test_planner_walks_to_the_unseen_and_then_to_the_goal():
     assert {tuple(p) for p in best} == {(c - 4, c, 2), (c - 6, c, 0)}
 
 
+def test_interacting_planner_fetches_the_key_and_opens_the_door():
+    # a corridor along +x: the agent at c, a key at c + 2, a locked door at c + 4, the unseen beyond it
+    rng = np.random.default_rng(0)
+    g = GridMap(extent=21)
+    c = g.extent // 2
+    g.types[:] = WALL
+    g.types[c - 1:c + 4, c] = EMPTY
+    g.types[c + 2, c], g.types[c + 4, c], g.states[c + 4, c] = KEY, DOOR, LOCKED
+    g.types[c + 5:, c - 3:c + 4] = UNSEEN
+    turn_only = MapPlanner().plan(g, rng)  # without interactions nothing can be learned here
+    np.testing.assert_allclose(turn_only.q, turn_only.q[0])
+    planner = MapPlanner(interact=True)
+    plan = planner.plan(g, rng)
+    assert plan.q.shape == (6,) and plan.q[4] == -np.inf and plan.action == FORWARD
+    g.pose = (c + 1, c, 0)  # facing the key
+    assert planner.plan(g, rng).action == PICKUP
+    g.types[c + 2, c], g.carrying = EMPTY, KEY
+    assert planner.plan(g, rng).action == FORWARD
+    g.pose = (c + 3, c, 0)  # facing the door, the key held
+    plan = planner.plan(g, rng)
+    assert plan.action == TOGGLE and plan.q[TOGGLE] > plan.q[[LEFT, RIGHT, FORWARD]].max()
+    g.carrying = UNSEEN  # without the key the door stays shut: toggling is never planned
+    assert planner.plan(g, rng).q[TOGGLE] < -100
+
+
 def test_bad_inputs():
     with pytest.raises(ParameterError, match="view_size"):
         GridMap(view_size=6)
@@ -165,6 +195,26 @@ def test_path_integration_and_occlusion_match_minigrid():
         known.types[:] = world
         p = known.visibility(np.array([x]), np.array([y]), np.array([d]))[0]
         np.testing.assert_array_equal(p, obs["image"][..., 0] != UNSEEN)
+
+
+def test_interacting_planner_solves_door_key():
+    env = gym.make("MiniGrid-DoorKey-5x5-v0")
+    rng = np.random.default_rng(0)
+    planner = MapPlanner(interact=True)
+    for seed in range(3):
+        obs, _ = env.reset(seed=200 + seed)
+        g = GridMap()
+        g.reset(obs["image"])
+        held = False
+        for _ in range(100):
+            a = planner.plan(g, rng).action
+            obs, reward, terminated, truncated, _ = env.step(a)
+            if terminated or truncated:
+                break
+            g.step(a, obs["image"])
+            held |= g.carrying == KEY
+            assert (g.carrying == KEY) == (env.unwrapped.carrying is not None)
+        assert terminated and reward > 0 and held
 
 
 def test_planner_finds_the_goal_in_four_rooms():
