@@ -263,3 +263,10 @@ def test_map_figure_episode_records_each_step():
         assert len(s["path"]) == t + 1 and s["goal"].sum() == pytest.approx(1.0)
     x, y, _ = steps[-1]["pose"]
     assert steps[-1]["goal"][x, y] > 0.2  # the latent goal sits at the pose that enters the goal next
+
+
+def test_map_sweep_runs_a_task_with_and_without_the_epistemic_term():
+    sweep = _benchmark("minigrid_map_sweep")
+    r = sweep.run("MiniGrid-DoorKey-5x5-v0", 2, 0, 1.0, interact=True)
+    assert r["goal"] == [True, True] and all(s < 40 for s in r["steps"]) and r["cpu_s"] > 0
+    assert sweep.TASKS["MiniGrid-DoorKey-5x5-v0"] and not sweep.TASKS["MiniGrid-FourRooms-v0"]
