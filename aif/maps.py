@@ -261,6 +261,10 @@ class MapPlanner:
         terminal: the types whose entry ends the episode.
         precision: of the action choice over the soft Q-values.
         interact: plan with pick up and toggle too (MiniGrid's six actions: DoorKey, MultiRoom).
+        gamma: the precision of the expected free energy against the prior over actions (as the policy precision of
+            ``q(pi) ∝ E(pi) exp(-gamma G(pi))``): the rewards are scaled by it, so a step costs ``ln(actions) / gamma``
+            nats of information or preference, and a view ``IG`` nats away is worth a walk of up to ``gamma IG /
+            ln(actions)`` steps.
     """
 
     horizon: int = 40
@@ -269,8 +273,11 @@ class MapPlanner:
     terminal: Sequence[int] = (GOAL, LAVA)
     precision: float = np.inf
     interact: bool = False
+    gamma: float = 1.0
 
     def __post_init__(self) -> None:
+        if not (np.isfinite(self.gamma) and self.gamma > 0):
+            raise ParameterError(f"gamma must be a finite precision > 0, got {self.gamma}")
         if int(self.horizon) != self.horizon or self.horizon < 1:
             raise ParameterError(f"horizon must be an integer >= 1, got {self.horizon}")
         if not np.isfinite(self.epistemic) or self.epistemic < 0:
@@ -327,7 +334,7 @@ class MapPlanner:
             succ[rows, -1] = end
             r[rows, -1] = self.epistemic * gain
         succ[end] = end
-        values = soft_value_iteration(succ, r, int(self.horizon),
+        values = soft_value_iteration(succ, np.where(r > FORBIDDEN, self.gamma * r, r), int(self.horizon),
                                       action_prior=np.full(len(columns), 1 / len(columns)))
         h0 = int(self.interact and belief.carrying == KEY)
         q_plan = values.Q[0, h0 * P + index[x0, y0, d0], :-1]

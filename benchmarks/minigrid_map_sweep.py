@@ -4,7 +4,8 @@ information gain) on MiniGrid tasks nobody here wrote, with and without its epis
 Nothing is learned: every episode starts with an empty map, so the first episode is as good as the last. Per task:
 the share of episodes that reach the goal, the mean steps and return, CPU per step; with ``--ablate`` the same
 episodes without the information gain (``epistemic = 0``: it heads for the goal once seen, and until then every
-action scores the same). The tasks with keys and doors are planned with ``MapPlanner(interact=True)``.
+action scores the same). The tasks with keys and doors are planned with ``MapPlanner(interact=True)``; every task with
+one precision ``--gamma``.
 
     python benchmarks/minigrid_map_sweep.py --episodes 50 --ablate --json sweep.json
 
@@ -43,12 +44,12 @@ TASKS = {
 }
 
 
-def run(task: str, episodes: int, seed: int, epistemic: float, interact: bool) -> dict:
+def run(task: str, episodes: int, seed: int, epistemic: float, interact: bool, gamma: float = 2.0) -> dict:
     """``episodes`` episodes of the map agent on ``task``: per episode whether it reached the goal (a positive
     return; lava ends an episode with none), its steps and return, and the CPU time of the whole run."""
     env = gym.make(task)
     rng, ties = np.random.default_rng(seed), np.random.default_rng([seed, 2])
-    planner = MapPlanner(epistemic=epistemic, interact=interact)
+    planner = MapPlanner(epistemic=epistemic, interact=interact, gamma=gamma)
     goal, steps, returns = [], [], []
     cpu = time.process_time()
     for _ in range(episodes):
@@ -67,8 +68,8 @@ def run(task: str, episodes: int, seed: int, epistemic: float, interact: bool) -
         steps.append(n)
         returns.append(total)
     cpu = time.process_time() - cpu
-    return {"task": task, "epistemic": epistemic, "interact": interact, "seed": seed, "goal": goal, "steps": steps,
-            "returns": returns, "cpu_s": cpu, "max_steps": int(env.unwrapped.max_steps)}
+    return {"task": task, "epistemic": epistemic, "interact": interact, "gamma": gamma, "seed": seed, "goal": goal,
+            "steps": steps, "returns": returns, "cpu_s": cpu, "max_steps": int(env.unwrapped.max_steps)}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -76,13 +77,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--tasks", nargs="+", default=list(TASKS), help="MiniGrid task ids (default: the list above)")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gamma", type=float, default=2.0,
+                   help="MapPlanner.gamma for every task (2: a step costs ln(actions) / 2 nats; DoorKey-16x16's key "
+                        "and door lie beyond what gamma = 1 walks to)")
     p.add_argument("--ablate", action="store_true", help="also run each task with epistemic = 0")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     results = []
     for task in args.tasks:
         for w in (1.0, 0.0) if args.ablate else (1.0,):
-            r = run(task, args.episodes, args.seed, w, TASKS.get(task, True))
+            r = run(task, args.episodes, args.seed, w, TASKS.get(task, True), args.gamma)
             results.append(r)
             n = sum(r["steps"])
             print(f"{task} epistemic {w:g}: goal {np.mean(r['goal']):.2f} of {args.episodes}, steps mean "

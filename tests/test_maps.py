@@ -129,6 +129,19 @@ def test_interacting_planner_fetches_the_key_and_opens_the_door():
     assert planner.plan(g, rng).q[TOGGLE] < -100
 
 
+def test_gamma_sets_how_far_a_view_is_worth_walking():
+    # a corridor of 40 cells with the unseen at its end (a view of ~43 nats): at gamma = 1 a step costs ln 4 nats and
+    # the walk (55 nats) costs more than the view tells, at gamma = 2 it costs half
+    g = GridMap(extent=101)
+    c = g.extent // 2
+    g.types[:] = WALL
+    g.types[c:c + 40, c] = EMPTY
+    g.types[c + 40:, c - 3:c + 4] = UNSEEN
+    rng = np.random.default_rng(0)
+    near, far = (MapPlanner(gamma=gm, horizon=60).plan(g, rng).q for gm in (1.0, 2.0))
+    assert near[FORWARD] - near[[LEFT, RIGHT]].max() < 0.1 < 1.0 < far[FORWARD] - far[[LEFT, RIGHT]].max()
+
+
 def test_bad_inputs():
     with pytest.raises(ParameterError, match="view_size"):
         GridMap(view_size=6)
@@ -146,7 +159,7 @@ def test_bad_inputs():
     with pytest.raises(ObservationError, match="beyond the map"):
         GridMap(extent=9).observe(np.ones((7, 7, 3), dtype=int))
     for bad in (dict(horizon=0), dict(epistemic=-1.0), dict(precision=0.0), dict(preferences={0: 1.0}),
-                dict(terminal=(11,))):
+                dict(terminal=(11,)), dict(gamma=0.0), dict(gamma=np.inf)):
         with pytest.raises(ParameterError):
             MapPlanner(**bad)
 
