@@ -136,12 +136,8 @@ def state_marginals(B: np.ndarray, policy: np.ndarray, initial: np.ndarray) -> n
     Returns:
         ``(T + 1, S)``, ``mu[t] = p(s_t)``.
     """
-    successors = _successors(B)
-    if successors is None:
-        B = check_transitions(as_numbers(B, "B", ModelError))
-        S, _, U = B.shape
-    else:
-        S, U = successors.shape
+    B = check_transitions(as_numbers(B, "B", ModelError))
+    S, _, U = B.shape
     policy = as_numbers(policy, "policy", ParameterError)
     if policy.ndim != 3 or policy.shape[1:] != (S, U):
         raise ParameterError(f"policy has shape {policy.shape}, expected (T, {S}, {U}) (time, state, action)")
@@ -163,12 +159,8 @@ def forward_messages(B: np.ndarray, r: np.ndarray, horizon: int, initial: np.nda
     Returns:
         ``(T + 1, S)`` log forward messages (``-inf`` where a state is unreachable).
     """
-    successors = _successors(B)
-    if successors is None:
-        B = check_transitions(as_numbers(B, "B", ModelError))
-        S, _, U = B.shape
-    else:
-        S, U = successors.shape
+    B = check_transitions(as_numbers(B, "B", ModelError))
+    S, _, U = B.shape
     T = check_integer(horizon, "horizon")
     r = _rewards(r, T, S, U)
     prior = np.exp(_log_action_prior(action_prior, S, U))
