@@ -4,16 +4,17 @@
     python benchmarks/mountaincar_checks.py timing    # CPU and wall time of one plan and one model update
     python benchmarks/mountaincar_checks.py heuristic # a hand-written policy's mean return, for scale
     python benchmarks/mountaincar_checks.py ablation SEED EPISODES [persistence=0] [warm_start=0] [updates=4]
-    python benchmarks/mountaincar_checks.py starts "W1.npz" "W0.npz"  # first flags of two agents over paired seeds
+    python benchmarks/mountaincar_checks.py starts "W1*.log" "W0*.log"  # first flags of two agents over paired seeds
 
 ``heuristic`` scores pushing in the direction of the velocity (at rest: left when right of -0.5), held 1 and 5
 steps, over 200 starts; ``random`` shows how often chance alone reaches the flag with an action repeat; ``timing``
 measures the example's ``PlannerSettings`` on an untrained model (the cost does not depend on the weights);
 ``ablation`` runs the example's planner agent (``run_planner``, the same draws) for one seed with some of its
 settings changed: ``persistence`` and ``warm_start`` of the ``CrossEntropyShooting``, ``updates`` of the
-``ModelLearning``, ``weight`` (w); ``starts`` reads the example's ``--save`` files (globs; the first for one agent,
-the second for the other) and compares the two agents' starts on the seeds both ran: per seed the first episode that
-reached the flag (an episode's return above -200; one that ends at the flag on step 200 scores -200 and is missed)
+``ModelLearning``, ``weight`` (w); ``starts`` reads the example's ``--save`` files or logs (globs; the first for one
+agent, the second for the other) and compares the two agents' starts on the seeds both ran: per seed the first
+episode that reached the flag (from ``--save`` files: an episode's return above -200, which misses a flag reached on the
+episode's last step, scored -200; from the example's ``--log-episodes`` output, ``*.log``: as the run counted it)
 and the mean return of the first episodes, the seeds on which an agent never reached the flag (with a 95% exact
 Clopper-Pearson interval of the rate), two-sided exact tests of the difference (McNemar's on the paired seeds,
 Fisher's on the two counts) and a two-sided Wilcoxon signed-rank test of the paired mean returns.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import pathlib
+import re
 import sys
 import time
 from dataclasses import replace
@@ -98,22 +100,40 @@ def ablation(seed: str, episodes: str, *changes: str) -> None:
     print("returns", " ".join(f"{x:g}" for x in R))
 
 
-def _returns(pattern: str) -> tuple[str, dict[int, np.ndarray]]:
-    """The one agent's returns per seed in the ``--save`` files matching ``pattern``."""
+def _returns(pattern: str) -> tuple[str, dict[int, np.ndarray], dict[int, int] | None]:
+    """The one agent's returns per seed in the files matching ``pattern``: the example's ``--save`` files, or its
+    output with ``--log-episodes`` (``*.log``), which also gives each run's first flag as the run counted it (from
+    ``terminated``, so also a flag on the episode's last step)."""
     runs: dict[str, dict[int, np.ndarray]] = {}
+    flags: dict[int, int] | None = None
     for f in sorted(glob.glob(pattern)):
+        if f.endswith(".log"):
+            flags = {} if flags is None else flags
+            text = pathlib.Path(f).read_text()
+            for name, seed, ep, ret in re.findall(r"^ {4}(.+) seed (\d+) episode (\d+): return (-?[\d.]+)", text, re.M):
+                r = runs.setdefault(name, {}).setdefault(int(seed), np.zeros(0))
+                assert len(r) == int(ep) - 1, f"{f}: seed {seed} episode {ep} out of order"
+                runs[name][int(seed)] = np.append(r, float(ret))
+            for seed, ep in re.findall(r"done: .+ seed (\d+): flag first reached in episode (\d+|not reached)", text):
+                flags[int(seed)] = 0 if ep == "not reached" else int(ep)
+            continue
         with np.load(f, allow_pickle=False) as z:
             for key in z.files:
                 name, seed = key.rsplit("|", 1)
                 runs.setdefault(name, {})[int(seed)] = z[key]
     if len(runs) != 1:
         raise SystemExit(f"{pattern}: expected the runs of one agent, found {sorted(runs) or 'none'}")
-    return next(iter(runs.items()))
+    name, returns = next(iter(runs.items()))
+    if flags is not None and set(flags) != set(returns):
+        raise SystemExit(f"{pattern}: the runs of seeds {sorted(set(returns) - set(flags))} did not finish")
+    return name, returns, flags
 
 
-def compare_starts(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> dict:
+def compare_starts(a: dict[int, np.ndarray], b: dict[int, np.ndarray], flags_a: dict[int, int] | None = None,
+                   flags_b: dict[int, int] | None = None) -> dict:
     """Two agents' starts on the seeds both ran (with equally many episodes): per seed the first episode that
-    reached the flag (0: never) and the mean return; the seeds where only one agent never reached it, and the
+    reached the flag (0: never; from ``flags_*`` where given, else the first return above -200) and the mean return;
+    the seeds where only one agent never reached it, and the
     two-sided exact p-values of McNemar's test (binomial on those discordant seeds) and Fisher's (the two counts of
     seeds that never reached it, as unpaired samples), the 95% Clopper-Pearson interval of each agent's rate of
     seeds that never reached it, and the two-sided Wilcoxon signed-rank p of the paired mean returns."""
@@ -121,8 +141,9 @@ def compare_starts(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> dict:
 
     seeds = sorted(set(a) & set(b))
     n = min(min(len(a[s]), len(b[s])) for s in seeds)
-    first = {k: np.array([int(np.argmax(r[s][:n] > -200)) + 1 if (r[s][:n] > -200).any() else 0 for s in seeds])
-             for k, r in (("a", a), ("b", b))}
+    first = {k: np.array([(fl[s] if fl[s] <= n else 0) if fl is not None else
+                          int(np.argmax(r[s][:n] > -200)) + 1 if (r[s][:n] > -200).any() else 0 for s in seeds])
+             for k, r, fl in (("a", a, flags_a), ("b", b, flags_b))}
     mean = {k: np.array([r[s][:n].mean() for s in seeds]) for k, r in (("a", a), ("b", b))}
     never_a, never_b = first["a"] == 0, first["b"] == 0
     only_a, only_b = int((never_a & ~never_b).sum()), int((never_b & ~never_a).sum())
@@ -140,8 +161,8 @@ def compare_starts(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> dict:
 
 
 def starts(pattern_a: str, pattern_b: str) -> None:
-    (name_a, a), (name_b, b) = _returns(pattern_a), _returns(pattern_b)
-    c = compare_starts(a, b)
+    (name_a, a, flags_a), (name_b, b, flags_b) = _returns(pattern_a), _returns(pattern_b)
+    c = compare_starts(a, b, flags_a, flags_b)
     n, seeds = c["episodes"], c["seeds"]
     print(f"{len(seeds)} seeds ({seeds[0]}-{seeds[-1]}), episodes 1-{n}; first flag (0: never), mean return")
     for i, s in enumerate(seeds):

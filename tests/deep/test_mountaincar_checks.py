@@ -65,3 +65,24 @@ def test_starts_reads_save_files(tmp_path, capsys):
     assert "McNemar p = 0.5" in out
     with pytest.raises(SystemExit, match="one agent"):
         checks.starts(str(tmp_path / "*.npz"), str(tmp_path / "w0*.npz"))
+
+
+def test_starts_reads_logs_with_the_flags_the_runs_counted(tmp_path, capsys):
+    """A flag on an episode's last step scores -200: the log's count of it is used, not the returns."""
+    checks = _checks()
+    lines = {"A": [(0, [-200, -200, -150], 2), (1, [-200, -120, -110], 2)],
+             "B": [(0, [-200, -130, -120], 2), (1, [-200, -200, -200], None)]}
+    for name, runs in lines.items():
+        text = ""
+        for seed, returns, flag in runs:
+            text += "".join(f"    {name} seed {seed} episode {e + 1}: return {r}, highest position 0.1, planned "
+                            f"epistemic value 0.000 per model step, model loss 0.1, 3 s\n"
+                            for e, r in enumerate(returns))
+            text += f"  done: {name} seed {seed}: flag first reached in episode {flag or 'not reached'} and in ...\n"
+        (tmp_path / f"{name}.log").write_text(text)
+    name, returns, flags = checks._returns(str(tmp_path / "A.log"))
+    assert name == "A" and flags == {0: 2, 1: 2} and returns[0].tolist() == [-200, -200, -150]
+    checks.starts(str(tmp_path / "A.log"), str(tmp_path / "B.log"))
+    out = capsys.readouterr().out
+    assert "seed   0: A  2  -183.3 | B  2  -150.0" in out  # seed 0 of A: episode 2 reached the flag on step 200
+    assert "B: never reached the flag in 3 episodes on 1 of 2 seeds (1)" in out
