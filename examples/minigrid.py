@@ -27,7 +27,8 @@ Agents (``--agents``):
   by path integration from the agent's own actions, each cell's type as seen, a Dirichlet prior over unseen cells),
   and ``aif.maps.MapPlanner``, soft value iteration over the poses where a plan ends by looking (the expected
   information gain of the view about the map, weight ``--epistemic``) or by entering the goal (a preference of 100
-  nats). ``--epistemic 0`` is the same agent without the epistemic term. Left, right and forward only (not DoorKey).
+  nats). ``--epistemic 0`` is the same agent without the epistemic term. On DoorKey it plans with pick up and toggle
+  too (``MapPlanner(interact=True)``).
 - ``map-sac``: the soft actor-critic on that belief: its state is ``MapFeatures``, the ``GridMap`` as an egocentric
   crop rotated to the heading (one-hot unseen / wall / enterable / goal, 11 x 11 cells, and the shares of each in
   3 x 3 blocks over 27 x 27 cells), the goal's offset once seen and the information the last view gave about the
@@ -250,8 +251,9 @@ class MapAgent:
 
     td = None
 
-    def __init__(self, s: Settings, rng: np.random.Generator) -> None:
-        self.planner, self.rng = MapPlanner(horizon=s.map_horizon, epistemic=s.epistemic), rng
+    def __init__(self, s: Settings, rng: np.random.Generator, interact: bool = False) -> None:
+        self.planner = MapPlanner(horizon=s.map_horizon, epistemic=s.epistemic, interact=interact)
+        self.rng = rng
         self.plan_s = 0.0
 
     def observe(self, obs: dict, a: int | None = None) -> None:
@@ -445,10 +447,9 @@ def run(agent_name: str, s: Settings, seed: int, progress: bool = False) -> dict
 
         agent = learner(s, s.deter + s.latents * s.classes + PIXELS * with_view, num_actions,
                         agent_name.split("-")[-1], seed, belief_info_gain(rssm, PIXELS * with_view))
-    elif agent_name == "map-efe":
-        if num_actions != 3:
-            raise SystemExit(f"map-efe acts with left, right and forward only; {s.env} needs {num_actions} actions")
-        agent = MapAgent(s, np.random.default_rng([seed, 2]))  # its ties: the episodes stay those of the other agents
+    elif agent_name == "map-efe":  # with six actions (DoorKey) it plans with pick up and toggle too
+        agent = MapAgent(s, np.random.default_rng([seed, 2]), interact=num_actions == 6)  # its own ties: the
+        # episodes stay those the other agents meet with the same seed
 
         def encoder(obs, a=None):  # the world's side only sizes the map (the agent never sees where it is)
             agent.observe({**obs, "world_size": (env.unwrapped.width, env.unwrapped.height)}, a)
