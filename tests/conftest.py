@@ -41,3 +41,23 @@ def compiled_kernel():
     yield fast
     fast._kernels = saved[0]
     fast._state.update(saved[1])
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Import a script of the repository (an example or a benchmark, which are not packages) by its path from the
+    repository's root: ``load_script("benchmarks/minigrid_shortest.py")``; registered in ``sys.modules`` (as
+    dataclasses look their module up) as ``<folder>_<stem>``, which shadows no package (examples/minigrid.py is
+    ``examples_minigrid``, not ``minigrid``)."""
+    import importlib.util
+    import sys
+
+    def load(relative: str):
+        path = REPO / relative
+        spec = importlib.util.spec_from_file_location(f"{path.parent.name}_{path.stem}", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

@@ -245,20 +245,9 @@ def test_planner_finds_the_goal_in_four_rooms():
     assert all(_play("MiniGrid-FourRooms-v0", 100 + seed, MapPlanner(), rng) for seed in range(3))
 
 
-def _benchmark(name):
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_fewest_steps_benchmark_is_the_shortest_path():
+def test_fewest_steps_benchmark_is_the_shortest_path(load_script):
     # benchmarks/minigrid_shortest.py: the floor under map-efe's steps; Empty-8x8 from (1, 1) facing +x: 11 steps
-    mod = _benchmark("minigrid_shortest")
+    mod = load_script("benchmarks/minigrid_shortest.py")
     env = gym.make("MiniGrid-Empty-8x8-v0")
     env.reset(seed=0)
     assert mod.fewest_steps(env) == 11
@@ -266,9 +255,9 @@ def test_fewest_steps_benchmark_is_the_shortest_path():
     assert mod.fewest_steps(env) == 12
 
 
-def test_map_figure_episode_records_each_step():
+def test_map_figure_episode_records_each_step(load_script):
     # benchmarks/minigrid_map_figure.py: the episode it draws, step by step
-    steps = _benchmark("minigrid_map_figure").episode("MiniGrid-Empty-5x5-v0", 0)
+    steps = load_script("benchmarks/minigrid_map_figure.py").episode("MiniGrid-Empty-5x5-v0", 0)
     assert steps[-1]["reward"] > 0 and len(steps) < 20
     for t, s in enumerate(steps):
         assert len(s["path"]) == t + 1 and s["goal"].sum() == pytest.approx(1.0)
@@ -276,8 +265,8 @@ def test_map_figure_episode_records_each_step():
     assert steps[-1]["goal"][x, y] > 0.2  # the latent goal sits at the pose that enters the goal next
 
 
-def test_map_sweep_runs_a_task_with_and_without_the_epistemic_term():
-    sweep = _benchmark("minigrid_map_sweep")
+def test_map_sweep_runs_a_task_with_and_without_the_epistemic_term(load_script):
+    sweep = load_script("benchmarks/minigrid_map_sweep.py")
     r = sweep.run("MiniGrid-DoorKey-5x5-v0", 2, 0, 1.0, interact=True)
     assert r["goal"] == [True, True] and all(s < 40 for s in r["steps"]) and r["cpu_s"] > 0
     assert sweep.TASKS["MiniGrid-DoorKey-5x5-v0"] and not sweep.TASKS["MiniGrid-FourRooms-v0"]

@@ -1,10 +1,6 @@
 """benchmarks/mountaincar_checks.py's ``starts``: the first flags of two agents over paired seeds and the exact tests
 cited by benchmarks/results/mountaincar.md."""
 
-import importlib.util
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
@@ -12,15 +8,10 @@ pytest.importorskip("torch")
 pytest.importorskip("gymnasium")
 pytest.importorskip("scipy")
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-
-def _checks():
-    spec = importlib.util.spec_from_file_location("mountaincar_checks", ROOT / "benchmarks" / "mountaincar_checks.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+@pytest.fixture
+def checks(load_script):
+    return load_script("benchmarks/mountaincar_checks.py")
 
 
 def _runs(firsts: list[int], episodes: int = 10) -> dict[int, np.ndarray]:
@@ -34,8 +25,7 @@ def _runs(firsts: list[int], episodes: int = 10) -> dict[int, np.ndarray]:
     return runs
 
 
-def test_starts_counts_the_seeds_that_never_reach_the_flag_and_tests_them():
-    checks = _checks()
+def test_starts_counts_the_seeds_that_never_reach_the_flag_and_tests_them(checks):
     a = _runs([2] * 12)
     b = _runs([2, 0, 3, 0, 2, 0, 2, 0, 0, 2, 0, 0])  # 7 of 12 never reach it
     c = checks.compare_starts(a, b)
@@ -54,8 +44,7 @@ def test_starts_counts_the_seeds_that_never_reach_the_flag_and_tests_them():
     assert c["mcnemar"] == pytest.approx(1.0) and c["fisher"] == pytest.approx(1.0)
 
 
-def test_starts_reads_save_files(tmp_path, capsys):
-    checks = _checks()
+def test_starts_reads_save_files(tmp_path, capsys, checks):
     np.savez(tmp_path / "w1.npz", **{f"A|{s}": r for s, r in _runs([2, 2, 4]).items()})
     np.savez(tmp_path / "w0.npz", **{f"B|{s}": r for s, r in _runs([2, 0, 0]).items()})
     checks.starts(str(tmp_path / "w1*.npz"), str(tmp_path / "w0*.npz"))
@@ -67,9 +56,8 @@ def test_starts_reads_save_files(tmp_path, capsys):
         checks.starts(str(tmp_path / "*.npz"), str(tmp_path / "w0*.npz"))
 
 
-def test_starts_reads_logs_with_the_flags_the_runs_counted(tmp_path, capsys):
+def test_starts_reads_logs_with_the_flags_the_runs_counted(tmp_path, capsys, checks):
     """A flag on an episode's last step scores -200: the log's count of it is used, not the returns."""
-    checks = _checks()
     lines = {"A": [(0, [-200, -200, -150], 2), (1, [-200, -120, -110], 2)],
              "B": [(0, [-200, -130, -120], 2), (1, [-200, -200, -200], None)]}
     for name, runs in lines.items():
