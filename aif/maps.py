@@ -30,13 +30,15 @@ goal). Its soft values define the latent goal ``p*(s) ∝ exp V(s)`` of ``aif.pl
 preferred cell is seen, then that cell. Kaplan & Friston (2018, "Planning and navigation as active inference")
 explore a maze in the same way; here the map is the hidden state and its size need not be known.
 
+``play(env, planner, rng)`` runs one episode of this agent on a MiniGrid environment.
+
 Coordinates are MiniGrid's: ``[x, y]`` with x to the right and y down; direction 0 faces +x, 1 +y, 2 -x, 3 -y; a view
 cell ``(i, j)`` lies ``V - 1 - j`` cells ahead and ``i - V // 2`` cells to the right of the agent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -346,3 +348,36 @@ class MapPlanner:
             z = np.exp(self.precision * (q - q.max()))
             action = int(rng.choice(len(q), p=z / z.sum()))
         return MapPlan(action, q, np.stack([xs, ys, ds], 1), gain, values.V[0, h0 * P:(h0 + 1) * P])
+
+
+@dataclass(frozen=True)
+class Episode:
+    """What ``play`` returns: ``reached`` (the episode ended with a positive return: MiniGrid's goal), ``steps``
+    and ``total`` (the return)."""
+
+    reached: bool
+    steps: int
+    total: float
+
+
+def play(env, planner: MapPlanner, rng: np.random.Generator, seed: int | None = None,
+         on_step: Callable[[GridMap, MapPlan], None] | None = None) -> Episode:
+    """One episode of the map agent on a MiniGrid environment (Gymnasium API; ``obs["image"]`` the egocentric view,
+    MiniGrid's action numbers): ``env.reset(seed=seed)``, a fresh ``GridMap`` sized for any start in the world
+    (``GridMap.extent`` from ``env.unwrapped``'s width, height and view size), then plan, act and see until the
+    episode ends. ``on_step(belief, plan)`` is called before each action (what the agent knew and planned)."""
+    obs, _ = env.reset(seed=seed)
+    u = env.unwrapped
+    view = int(getattr(u, "agent_view_size", 7))
+    belief = GridMap(extent=2 * (max(u.width, u.height) + view) - 3, view_size=view)
+    belief.reset(obs["image"])
+    steps, total, done = 0, 0.0, False
+    while not done:
+        plan = planner.plan(belief, rng)
+        if on_step is not None:
+            on_step(belief, plan)
+        obs, reward, terminated, truncated, _ = env.step(plan.action)
+        steps, total, done = steps + 1, total + float(reward), terminated or truncated
+        if not done:
+            belief.step(plan.action, obs["image"])
+    return Episode(bool(terminated) and total > 0, steps, total)

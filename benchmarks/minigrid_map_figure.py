@@ -18,30 +18,23 @@ import matplotlib  # noqa: E402
 import minigrid  # noqa: E402, F401  (registers the environments)
 import numpy as np  # noqa: E402
 
-from aif.maps import GridMap, MapPlanner  # noqa: E402
+from aif.maps import MapPlanner, play  # noqa: E402
 from aif.plotting import plot_grid_maps  # noqa: E402
 
 
 def episode(env_name: str, seed: int, epistemic: float = 1.0) -> list[dict]:
     """Every step of one episode: the map's types, the pose, the path and the latent goal over cells."""
-    env = gym.make(env_name)
-    obs, _ = env.reset(seed=seed)
-    u = env.unwrapped
-    grid = GridMap(extent=2 * (max(u.width, u.height) + 7) - 3)
-    grid.reset(obs["image"])
-    planner, rng = MapPlanner(epistemic=epistemic), np.random.default_rng(seed)
-    steps, path, done = [], [grid.pose[:2]], False
-    while not done:
-        plan = planner.plan(grid, rng)
-        goal = np.zeros(grid.types.shape)
+    steps: list[dict] = []
+    path: list[tuple[int, int]] = []
+
+    def record(belief, plan):
+        path.append(belief.pose[:2])
+        goal = np.zeros(belief.types.shape)
         np.add.at(goal, (plan.poses[:, 0], plan.poses[:, 1]), np.exp(plan.value - plan.value.max()))
-        steps.append({"types": grid.types.copy(), "pose": grid.pose, "path": list(path), "goal": goal / goal.sum()})
-        obs, reward, terminated, truncated, _ = env.step(plan.action)
-        done = terminated or truncated
-        if not done:
-            grid.step(plan.action, obs["image"])
-            path.append(grid.pose[:2])
-    steps[-1]["reward"] = float(reward)
+        steps.append({"types": belief.types.copy(), "pose": belief.pose, "path": list(path), "goal": goal / goal.sum()})
+
+    result = play(gym.make(env_name), MapPlanner(epistemic=epistemic), np.random.default_rng(seed), seed, record)
+    steps[-1]["reward"] = result.total
     return steps
 
 

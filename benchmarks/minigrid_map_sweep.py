@@ -27,7 +27,7 @@ import gymnasium as gym  # noqa: E402
 import minigrid  # noqa: E402, F401  (registers the environments)
 import numpy as np  # noqa: E402
 
-from aif.maps import GridMap, MapPlanner  # noqa: E402
+from aif.maps import MapPlanner, play  # noqa: E402
 
 # task -> whether the plan needs pick up and toggle
 TASKS = {
@@ -50,23 +50,9 @@ def run(task: str, episodes: int, seed: int, epistemic: float, interact: bool, g
     env = gym.make(task)
     rng, ties = np.random.default_rng(seed), np.random.default_rng([seed, 2])
     planner = MapPlanner(epistemic=epistemic, interact=interact, gamma=gamma)
-    goal, steps, returns = [], [], []
     cpu = time.process_time()
-    for _ in range(episodes):
-        obs, _ = env.reset(seed=int(rng.integers(2**31 - 1)))
-        u = env.unwrapped
-        belief = GridMap(extent=2 * (max(u.width, u.height) + u.agent_view_size) - 3)  # any start (GridMap.extent)
-        belief.reset(obs["image"])
-        done, n, total = False, 0, 0.0
-        while not done:
-            action = planner.plan(belief, ties).action
-            obs, reward, terminated, truncated, _ = env.step(action)
-            n, total, done = n + 1, total + float(reward), terminated or truncated
-            if not done:
-                belief.step(action, obs["image"])
-        goal.append(total > 0)
-        steps.append(n)
-        returns.append(total)
+    played = [play(env, planner, ties, seed=int(rng.integers(2**31 - 1))) for _ in range(episodes)]
+    goal, steps, returns = ([getattr(e, k) for e in played] for k in ("reached", "steps", "total"))
     cpu = time.process_time() - cpu
     return {"task": task, "epistemic": epistemic, "interact": interact, "gamma": gamma, "seed": seed, "goal": goal,
             "steps": steps, "returns": returns, "cpu_s": cpu, "max_steps": int(env.unwrapped.max_steps)}

@@ -21,6 +21,7 @@ from aif.maps import (
     WALL,
     GridMap,
     MapPlanner,
+    play,
     view_offsets,
 )
 
@@ -210,39 +211,24 @@ def test_path_integration_and_occlusion_match_minigrid():
         np.testing.assert_array_equal(p, obs["image"][..., 0] != UNSEEN)
 
 
-def _play(task: str, seed: int, planner: MapPlanner, rng, each_step=None):
-    # one episode of the map agent; each_step(grid, env) after every step that did not end it
-    env = gym.make(task)
-    obs, _ = env.reset(seed=seed)
-    g = GridMap()
-    g.reset(obs["image"])
-    for _ in range(100):
-        a = planner.plan(g, rng).action
-        obs, reward, terminated, truncated, _ = env.step(a)
-        if terminated or truncated:
-            return terminated and reward > 0
-        g.step(a, obs["image"])
-        if each_step is not None:
-            each_step(g, env)
-    return False
-
-
 def test_interacting_planner_solves_door_key():
+    env = gym.make("MiniGrid-DoorKey-5x5-v0")
     rng = np.random.default_rng(0)
     held = []
 
-    def carrying(g, env):  # what the map says it holds is what MiniGrid says
+    def carrying(g, plan):  # what the map says it holds is what MiniGrid says
         assert (g.carrying == KEY) == (env.unwrapped.carrying is not None)
         held.append(g.carrying == KEY)
 
     for seed in range(3):
         held.clear()
-        assert _play("MiniGrid-DoorKey-5x5-v0", 200 + seed, MapPlanner(interact=True), rng, carrying) and any(held)
+        episode = play(env, MapPlanner(interact=True), rng, 200 + seed, carrying)
+        assert episode.reached and episode.total > 0 and episode.steps == len(held) and any(held)
 
 
 def test_planner_finds_the_goal_in_four_rooms():
-    rng = np.random.default_rng(0)
-    assert all(_play("MiniGrid-FourRooms-v0", 100 + seed, MapPlanner(), rng) for seed in range(3))
+    env, rng = gym.make("MiniGrid-FourRooms-v0"), np.random.default_rng(0)
+    assert all(play(env, MapPlanner(), rng, 100 + seed).reached for seed in range(3))
 
 
 def test_fewest_steps_benchmark_is_the_shortest_path(load_script):
