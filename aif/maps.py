@@ -57,13 +57,37 @@ LOOK = -1  # the planner's own last action: end the plan and take the view's inf
 DIRECTIONS = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]])  # MiniGrid's DIR_TO_VEC
 
 
+RIGHT_OF = np.stack([-DIRECTIONS[:, 1], DIRECTIONS[:, 0]], -1)  # MiniGrid's right_vec of each direction
+
+
+def egocentric_offsets(ahead: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``(4, *shape, 2)``: the map offset ``(dx, dy)`` of cells ``ahead`` cells in front of the agent and ``right``
+    cells to its right (integer arrays of one shape), when facing each direction."""
+    ahead, right = np.asarray(ahead)[None, ..., None], np.asarray(right)[None, ..., None]
+    index = (slice(None),) + (None,) * (ahead.ndim - 2)
+    return ahead * DIRECTIONS[index] + right * RIGHT_OF[index]
+
+
 def view_offsets(view_size: int) -> np.ndarray:
     """``(4, V, V, 2)``: the map offset ``(dx, dy)`` from the agent of view cell ``(i, j)`` when facing ``d``."""
     i, j = np.meshgrid(np.arange(view_size), np.arange(view_size), indexing="ij")
-    ahead, right = view_size - 1 - j, i - view_size // 2
-    fwd = DIRECTIONS[:, None, None, :]
-    side = np.stack([-DIRECTIONS[:, 1], DIRECTIONS[:, 0]], -1)[:, None, None, :]  # MiniGrid's right_vec
-    return ahead[None, ..., None] * fwd + right[None, ..., None] * side
+    return egocentric_offsets(view_size - 1 - j, i - view_size // 2)
+
+
+def extent_for(world_side: int, view_size: int = 7) -> int:
+    """The least ``GridMap.extent`` for any start in a world of side N: ``2 (N + V) - 3`` (the view reaches ``V - 1``
+    cells past the world's edge)."""
+    return 2 * (int(world_side) + int(view_size)) - 3
+
+
+def enterable(types: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """Whether cells of these types and door states can be stepped into (MiniGrid's ``can_overlap``; unseen: no)."""
+    return np.isin(types, ENTERABLE) | ((types == DOOR) & (states == OPEN))
+
+
+def opaque(types: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """Whether cells of these types and door states block sight (MiniGrid's ``see_behind`` False)."""
+    return np.isin(types, OPAQUE) | ((types == DOOR) & (states != OPEN))
 
 
 @dataclass
@@ -165,15 +189,14 @@ class GridMap:
 
     def enterable(self, x, y) -> np.ndarray:
         """Whether the agent can step into cell ``(x, y)`` as far as it has seen (unseen: no)."""
-        t, s = self.types[x, y], self.states[x, y]
-        return np.isin(t, ENTERABLE) | ((t == DOOR) & (s == OPEN))
+        return enterable(self.types[x, y], self.states[x, y])
 
     def transparency(self) -> np.ndarray:
         """``(M, M)``: the probability that sight passes each cell (seen: 0 or 1; unseen: the prior's)."""
         p = self.counts / self.counts.sum()
         t = 1.0 - (p[WALL] + p[DOOR])
         out = np.where(self.types == UNSEEN, t, 1.0)
-        out[np.isin(self.types, OPAQUE) | ((self.types == DOOR) & (self.states != OPEN))] = 0.0
+        out[opaque(self.types, self.states)] = 0.0
         return out
 
     def entropy(self) -> float:
@@ -369,7 +392,7 @@ def play(env, planner: MapPlanner, rng: np.random.Generator, seed: int | None = 
     obs, _ = env.reset(seed=seed)
     u = env.unwrapped
     view = int(getattr(u, "agent_view_size", 7))
-    belief = GridMap(extent=2 * (max(u.width, u.height) + view) - 3, view_size=view)
+    belief = GridMap(extent=extent_for(max(u.width, u.height), view), view_size=view)
     belief.reset(obs["image"])
     steps, total, done = 0, 0.0, False
     while not done:

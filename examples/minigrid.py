@@ -75,7 +75,18 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import aif_deep  # noqa: E402
-from aif.maps import DIRECTIONS, DOOR, ENTERABLE, GOAL, OPEN, UNSEEN, WALL, GridMap, MapPlanner  # noqa: E402
+from aif.maps import (  # noqa: E402
+    DIRECTIONS,
+    GOAL,
+    RIGHT_OF,
+    UNSEEN,
+    GridMap,
+    MapPlanner,
+    egocentric_offsets,
+    enterable,
+    extent_for,
+    opaque,
+)
 from aif_deep import online  # noqa: E402
 from aif_deep.actor_critic import EntropyWeight, SoftActorCritic  # noqa: E402
 from aif_deep.neural import Bernoulli, unimix  # noqa: E402
@@ -258,8 +269,7 @@ class MapAgent:
 
     def observe(self, obs: dict, a: int | None = None) -> None:
         if a is None:
-            side = max(obs["world_size"])
-            self.grid = GridMap(extent=2 * (side + 7) - 3)  # any start in a world of that side (GridMap.extent)
+            self.grid = GridMap(extent=extent_for(max(obs["world_size"])))  # any start in a world of that side
             self.grid.reset(obs["image"])
         else:
             self.grid.step(a, obs["image"])
@@ -309,7 +319,7 @@ class MapFeatures:
         self.crop, self.coarse, self.block = crop, coarse, block
         reach = max(crop, coarse * block) // 2
         # any start in a world of that side (GridMap.extent), and the crops' cells around any pose on the map
-        self.grid = GridMap(extent=2 * (world_side + 7) - 3 + 2 * reach)
+        self.grid = GridMap(extent=extent_for(world_side) + 2 * reach)
         self.num_features = self.CHANNELS * (crop ** 2 + coarse ** 2) + 3 + 1
         self._crop, self._coarse = self._offsets(crop), self._offsets(coarse * block)
         self.gain = 0.0
@@ -317,10 +327,7 @@ class MapFeatures:
     @staticmethod
     def _offsets(k: int) -> np.ndarray:
         """``(4, k, k, 2)``: the map offset of egocentric cell (row ahead, column right) facing each direction."""
-        ahead, right = np.meshgrid(np.arange(k) - k // 2, np.arange(k) - k // 2, indexing="ij")
-        side = np.stack([-DIRECTIONS[:, 1], DIRECTIONS[:, 0]], -1)  # MiniGrid's right_vec
-        return (ahead[None, ..., None] * DIRECTIONS[:, None, None, :]
-                + right[None, ..., None] * side[:, None, None, :])
+        return egocentric_offsets(*np.meshgrid(np.arange(k) - k // 2, np.arange(k) - k // 2, indexing="ij"))
 
     def reset(self, image: np.ndarray) -> torch.Tensor:
         self.grid.reset(image)
@@ -348,8 +355,8 @@ class MapFeatures:
         if goal is not None:
             is_goal = np.zeros_like(is_goal)
             is_goal[goal] = types[goal] != UNSEEN
-        enter = (np.isin(types, ENTERABLE) | ((types == DOOR) & (states == OPEN))) & ~is_goal
-        c = np.stack([types == UNSEEN, (types == WALL) | ((types == DOOR) & (states != OPEN)), enter,
+        enter = enterable(types, states) & ~is_goal
+        c = np.stack([types == UNSEEN, opaque(types, states), enter,
                       is_goal]).astype(np.float32)  # (4, M, M) one-hot: unseen, wall or closed door, enterable, goal
         crop = c[:, x + self._crop[d, ..., 0], y + self._crop[d, ..., 1]]  # (4, K, K)
         k, b = self.coarse, self.block
@@ -360,7 +367,7 @@ class MapFeatures:
         if len(cells):
             dx, dy = (cells - [x, y]).T
             i = np.argmin(np.abs(dx) + np.abs(dy))
-            fwd, side = DIRECTIONS[d], np.array([-DIRECTIONS[d, 1], DIRECTIONS[d, 0]])
+            fwd, side = DIRECTIONS[d], RIGHT_OF[d]
             vector[:] = 1.0, (dx[i] * fwd[0] + dy[i] * fwd[1]) / 10, (dx[i] * side[0] + dy[i] * side[1]) / 10
         return torch.from_numpy(np.concatenate([crop.reshape(-1), coarse.reshape(-1), vector,
                                                 np.array([gain], np.float32)]))
